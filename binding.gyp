@@ -1,0 +1,23 @@
+{
+  "targets": [
+    {
+      "target_name": "coldstart",
+      "sources": [
+        "native/src/addon.cc",
+        "native/src/cuda_api.cc",
+        "native/src/probe.cc",
+        "native/src/loader.cc",
+        "native/src/fileio.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-ldl", "-lpthread"],
+      "conditions": [
+        ["OS=='mac'", { "xcode_settings": { "GCC_ENABLE_CPP_EXCEPTIONS": "YES", "CLANG_CXX_LIBRARY": "libc++" } }]
+      ]
+    }
+  ]
+}

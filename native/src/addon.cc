@@ -1,0 +1,18 @@
+// Module entry: each part of the addon registers its own functions.
+#include <napi.h>
+
+namespace coldstart {
+void InitProbe(Napi::Env env, Napi::Object exports);   // probe.cc   — cuda-init phase, doctor
+void InitLoader(Napi::Env env, Napi::Object exports);  // loader.cc  — gpu-load engine
+void InitFileIO(Napi::Env env, Napi::Object exports);  // fileio.cc  — byte moving for convert
+}  // namespace coldstart
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  coldstart::InitProbe(env, exports);
+  coldstart::InitLoader(env, exports);
+  coldstart::InitFileIO(env, exports);
+  return exports;
+}
+
+NODE_API_MODULE(coldstart, Init)

@@ -1,0 +1,50 @@
+import type { Command } from 'commander';
+import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
+import { loadConfig } from '../core/config.js';
+import { parseBudgetSpec, type Budgets } from '../core/budgets.js';
+import type { EmitOptions } from '../core/emit.js';
+
+/** Everything a command gets: the (injectable) process, its output channel and the global flags. */
+export interface Context {
+  proc: ProcessLike;
+  out: Output;
+  global: GlobalOptions;
+  cwd: string;
+  env: Record<string, string | undefined>;
+  /** Aborted on SIGINT/SIGTERM. */
+  signal: AbortSignal;
+}
+
+export function makeContext(proc: ProcessLike, global: GlobalOptions, signal: AbortSignal): Context {
+  return { proc, out: new Output(proc, global), global, cwd: proc.cwd(), env: proc.env, signal };
+}
+
+/** The flags every phase-reporting command shares: budgets, config and export files (CI use). */
+export function addReportOptions(cmd: Command): Command {
+  return cmd
+    .option('--budget <spec>', 'fail (exit 1) when a phase exceeds its limit, e.g. total=20s,gpu-load=8s (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--config <file>', 'config file (default: coldstart.config.json, searched upward from the working directory)')
+    .option('--export-json <file>', 'also write the JSON report to a file')
+    .option('--export-markdown <file>', 'also write a Markdown report to a file')
+    .option('--junit <file>', 'also write JUnit XML (one testcase per budgeted phase)');
+}
+
+export interface ReportFlags {
+  budget?: string[];
+  config?: string;
+  exportJson?: string;
+  exportMarkdown?: string;
+  junit?: string;
+}
+
+/** Budgets from coldstart.config.json, overridden key by key by --budget flags. */
+export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
+  const cfg = loadConfig(ctx.cwd, flags.config);
+  const merged: Budgets = { ...cfg.budgets };
+  for (const spec of flags.budget ?? []) Object.assign(merged, parseBudgetSpec(spec));
+  return merged;
+}
+
+export function emitOptions(ctx: Context, flags: ReportFlags): EmitOptions {
+  return { budgets: resolveBudgets(ctx, flags), exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
+}

@@ -1,0 +1,128 @@
+import { ColdstartError } from './errors.js';
+import { PHASES } from './phases.js';
+import { formatDuration } from './format.js';
+
+/** A budget key is a phase name or `total`. */
+export const BUDGET_KEYS = [...PHASES, 'total'] as const;
+export type BudgetKey = (typeof BUDGET_KEYS)[number];
+export type Budgets = Partial<Record<BudgetKey, number>>;
+
+const UNIT_SECONDS: Record<string, number> = { ms: 1e-3, s: 1, sec: 1, m: 60, min: 60, h: 3600 };
+
+/** Parses `500ms`, `20s`, `1.5m`, `2m30s`, `1h`. A bare number is refused: units are required on the command line. */
+export function parseDuration(text: string, where = '--budget'): number {
+  const s = text.trim();
+  const re = /(\d+(?:\.\d+)?|\.\d+)\s*(ms|sec|min|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(s)) !== null) {
+    total += Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  if (s.length === 0 || matched !== s.length || !Number.isFinite(total)) {
+    throw new ColdstartError('BAD_BUDGET', `${where}: "${text}" is not a duration`, {
+      hint: 'Write a number with a unit: 500ms, 20s, 1.5m, 2m30s.',
+    });
+  }
+  if (total <= 0) throw new ColdstartError('BAD_BUDGET', `${where}: "${text}" must be greater than zero`);
+  return total;
+}
+
+function checkKey(key: string, where: string): BudgetKey {
+  if ((BUDGET_KEYS as readonly string[]).includes(key)) return key as BudgetKey;
+  throw new ColdstartError('BAD_BUDGET', `${where}: unknown phase "${key}"`, { hint: `Budget keys are: ${BUDGET_KEYS.join(', ')}.` });
+}
+
+/** Parses `total=20s,gpu-load=8s` (several --budget flags may be merged by the caller). */
+export function parseBudgetSpec(spec: string, where = '--budget'): Budgets {
+  const out: Budgets = {};
+  for (const part of spec.split(',')) {
+    const item = part.trim();
+    if (!item) continue;
+    const eq = item.indexOf('=');
+    if (eq <= 0) {
+      throw new ColdstartError('BAD_BUDGET', `${where}: "${item}" is not PHASE=DURATION`, { hint: 'Example: --budget total=20s,gpu-load=8s' });
+    }
+    const key = checkKey(item.slice(0, eq).trim(), where);
+    out[key] = parseDuration(item.slice(eq + 1), `${where} ${key}`);
+  }
+  if (Object.keys(out).length === 0) {
+    throw new ColdstartError('BAD_BUDGET', `${where}: empty budget`, { hint: 'Example: --budget total=20s,gpu-load=8s' });
+  }
+  return out;
+}
+
+/** Budgets from a config file: values are duration strings or numbers of seconds. */
+export function budgetsFromConfig(obj: unknown, where: string): Budgets {
+  if (obj === undefined) return {};
+  if (obj === null || typeof obj !== 'object' || Array.isArray(obj)) {
+    throw new ColdstartError('BAD_CONFIG', `${where}: "budgets" must be an object like {"total": "20s"}`);
+  }
+  const out: Budgets = {};
+  for (const [k, v] of Object.entries(obj)) {
+    const key = checkKey(k, where);
+    if (typeof v === 'number' && Number.isFinite(v) && v > 0) out[key] = v;
+    else if (typeof v === 'string') out[key] = parseDuration(v, `${where} budgets.${k}`);
+    else throw new ColdstartError('BAD_CONFIG', `${where}: budgets.${k} must be a duration like "8s" or a number of seconds`);
+  }
+  return out;
+}
+
+export type BudgetStatus = 'ok' | 'exceeded' | 'unmeasured' | 'failed';
+
+export interface BudgetResult {
+  phase: BudgetKey;
+  limit: number;
+  measured: number | null;
+  status: BudgetStatus;
+  /** measured − limit, seconds; positive when exceeded. */
+  over: number | null;
+  message: string;
+}
+
+export interface Measured {
+  seconds: number | null;
+  status: 'ok' | 'skipped' | 'failed' | 'estimated';
+}
+
+/** Compares measured phases to budgets. A skipped phase with a budget is `unmeasured` (warned, not failed). */
+export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<BudgetKey, Measured>>): BudgetResult[] {
+  const results: BudgetResult[] = [];
+  for (const key of BUDGET_KEYS) {
+    const limit = budgets[key];
+    if (limit === undefined) continue;
+    const m = measured[key];
+    if (!m || m.status === 'skipped' || m.seconds === null) {
+      const failed = m?.status === 'failed';
+      results.push({
+        phase: key,
+        limit,
+        measured: null,
+        status: failed ? 'failed' : 'unmeasured',
+        over: null,
+        message: failed
+          ? `budget ${key}=${formatDuration(limit)}: phase failed, so the budget cannot be met`
+          : `budget ${key}=${formatDuration(limit)}: phase was not measured (skipped), budget not checked`,
+      });
+      continue;
+    }
+    const over = m.seconds - limit;
+    const exceeded = over > 0;
+    results.push({
+      phase: key,
+      limit,
+      measured: m.seconds,
+      status: exceeded ? 'exceeded' : 'ok',
+      over,
+      message: exceeded
+        ? `budget exceeded: ${key} took ${formatDuration(m.seconds)}, limit ${formatDuration(limit)} (+${formatDuration(over)}, +${((over / limit) * 100).toFixed(1)}%)`
+        : `budget met: ${key} took ${formatDuration(m.seconds)}, limit ${formatDuration(limit)} (${formatDuration(-over)} to spare)`,
+    });
+  }
+  return results;
+}
+
+export function budgetsFailed(results: readonly BudgetResult[]): boolean {
+  return results.some((r) => r.status === 'exceeded' || r.status === 'failed');
+}

@@ -1,0 +1,149 @@
+import { ColdstartError, isColdstartError } from './errors.js';
+
+/** What the CLI needs of a process; tests pass a fake one and run the CLI in-process. */
+export interface WritableLike {
+  write(chunk: string): unknown;
+  isTTY?: boolean;
+  columns?: number;
+}
+export interface ProcessLike {
+  argv: string[];
+  env: Record<string, string | undefined>;
+  cwd(): string;
+  stdout: WritableLike;
+  stderr: WritableLike;
+  exitCode?: number | string | undefined;
+  on?(event: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
+  off?(event: 'SIGINT' | 'SIGTERM', listener: () => void): unknown;
+}
+
+export interface GlobalOptions {
+  json: boolean;
+  quiet: boolean;
+  color: boolean;
+  debug: boolean;
+}
+
+export interface Spinner {
+  update(text: string): void;
+  succeed(text?: string): void;
+  fail(text?: string): void;
+  stop(): void;
+}
+
+const NOOP_SPINNER: Spinner = { update() {}, succeed() {}, fail() {}, stop() {} };
+
+/** ANSI styling that turns itself off: --no-color, NO_COLOR, a non-TTY stdout or TERM=dumb. */
+export interface Style {
+  bold(s: string): string;
+  dim(s: string): string;
+  red(s: string): string;
+  green(s: string): string;
+  yellow(s: string): string;
+  cyan(s: string): string;
+}
+function makeStyle(on: boolean): Style {
+  const w = (a: number, b: number) => (s: string) => (on ? `\u001b[${a}m${s}\u001b[${b}m` : s);
+  return { bold: w(1, 22), dim: w(2, 22), red: w(31, 39), green: w(32, 39), yellow: w(33, 39), cyan: w(36, 39) };
+}
+
+export function colorEnabled(proc: ProcessLike, flag: boolean): boolean {
+  if (!flag) return false;
+  const env = proc.env;
+  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  if (env.TERM === 'dumb') return false;
+  return proc.stdout.isTTY === true;
+}
+
+/**
+ * The only way commands print. Human text → stdout (nothing in --json mode; nothing but results in --quiet);
+ * warnings and errors → stderr; spinners → stderr, only on a TTY and never in CI; --json → exactly one document.
+ */
+export class Output {
+  readonly style: Style;
+  private jsonWritten = false;
+
+  constructor(
+    readonly proc: ProcessLike,
+    readonly opts: GlobalOptions,
+  ) {
+    this.style = makeStyle(colorEnabled(proc, opts.color));
+  }
+
+  get json(): boolean {
+    return this.opts.json;
+  }
+
+  /** True when a spinner or a redrawn progress line may be shown. */
+  get interactive(): boolean {
+    const env = this.proc.env;
+    return this.proc.stderr.isTTY === true && !this.opts.quiet && !this.opts.json && !env.CI && env.TERM !== 'dumb';
+  }
+
+  /** Main human output (tables, results). Suppressed in --json mode. */
+  print(text = ''): void {
+    if (this.opts.json) return;
+    this.proc.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** Secondary human output (hints, progress lines). Suppressed by --quiet and --json. */
+  info(text: string): void {
+    if (this.opts.quiet || this.opts.json) return;
+    this.proc.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  /** Plain periodic progress for non-TTY runs, on stderr; suppressed by --quiet. */
+  progressLine(text: string): void {
+    if (this.opts.quiet) return;
+    this.proc.stderr.write(`${text}\n`);
+  }
+
+  warn(text: string): void {
+    if (this.opts.quiet) return;
+    this.proc.stderr.write(`${this.style.yellow('warning:')} ${text}\n`);
+  }
+
+  debug(text: string): void {
+    if (this.opts.debug) this.proc.stderr.write(`${this.style.dim(`debug: ${text}`)}\n`);
+  }
+
+  /** Writes the single JSON document of this run. A second call is a programming error. */
+  writeJson(doc: unknown): void {
+    if (this.jsonWritten) throw new ColdstartError('INTERNAL', 'a second JSON document was about to be written');
+    this.jsonWritten = true;
+    this.proc.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+  }
+
+  get jsonDone(): boolean {
+    return this.jsonWritten;
+  }
+
+  /** One line naming what went wrong, then what to do; the stack only with --debug. */
+  error(err: unknown): void {
+    const e = isColdstartError(err) ? err : null;
+    const msg = e ? e.message : err instanceof Error ? err.message : String(err);
+    this.proc.stderr.write(`${this.style.red('coldstart: error:')} ${msg}\n`);
+    if (e?.hint) this.proc.stderr.write(`  ${e.hint}\n`);
+    if (this.opts.debug && err instanceof Error && err.stack) this.proc.stderr.write(`${err.stack}\n`);
+    if (this.opts.json && !this.jsonWritten) {
+      const body = e ? e.toJSON() : { code: 'INTERNAL', message: msg, exitCode: 3 };
+      this.writeJson({ schema: 'coldstart/error@1', error: body });
+    }
+  }
+
+  /** A spinner on stderr when interactive; a no-op otherwise (CI logs stay clean). ora is loaded lazily. */
+  async spinner(text: string): Promise<Spinner> {
+    if (!this.interactive) return NOOP_SPINNER;
+    const { default: ora } = await import('ora');
+    const s = ora({ text, stream: this.proc.stderr as NodeJS.WritableStream, color: 'cyan', isEnabled: true }).start();
+    return {
+      update: (t) => {
+        s.text = t;
+      },
+      succeed: (t) => void s.succeed(t),
+      fail: (t) => void s.fail(t),
+      stop: () => void s.stop(),
+    };
+  }
+}

@@ -1,0 +1,125 @@
+import { ColdstartError, isColdstartError } from './errors.js';
+import { Stopwatch } from './clock.js';
+
+/** The five phases of a cold start, in the order they happen. */
+export const PHASES = ['container', 'cuda-init', 'download', 'gpu-load', 'warmup'] as const;
+export type PhaseName = (typeof PHASES)[number];
+
+export function isPhaseName(s: string): s is PhaseName {
+  return (PHASES as readonly string[]).includes(s);
+}
+
+/**
+ * ok: measured. skipped: not measured, `reason` says why (never a silent zero). failed: it ran and broke.
+ * estimated: predicted from measured rates, no bytes moved.
+ */
+export type PhaseStatus = 'ok' | 'skipped' | 'failed' | 'estimated';
+
+export type MetricValue = number | string | boolean | null;
+
+export interface StepResult {
+  name: string;
+  seconds: number;
+  note?: string;
+  metrics?: Record<string, MetricValue>;
+}
+
+export interface PhaseResult {
+  name: string;
+  status: PhaseStatus;
+  /** Seconds for ok/estimated phases; null when skipped or failed before a time could be taken. */
+  seconds: number | null;
+  reason?: string;
+  note?: string;
+  error?: { code: string; message: string };
+  steps: StepResult[];
+  metrics: Record<string, MetricValue>;
+}
+
+class SkipSignal {
+  constructor(readonly reason: string) {}
+}
+
+/** Handed to a phase body: sub-steps, metrics, notes, skipping, and externally measured times. */
+export class PhaseHandle {
+  readonly steps: StepResult[] = [];
+  readonly metrics: Record<string, MetricValue> = {};
+  note?: string;
+  /** Set when the time was measured by someone else (native probe, /proc, a child process). */
+  measuredSeconds?: number;
+  estimated = false;
+
+  async step<T>(name: string, fn: () => Promise<T> | T): Promise<T> {
+    const sw = new Stopwatch();
+    const value = await fn();
+    this.steps.push({ name, seconds: sw.elapsed() });
+    return value;
+  }
+
+  /** Records a sub-step whose time was measured elsewhere (e.g. inside the native addon). */
+  addStep(name: string, seconds: number, note?: string, metrics?: Record<string, MetricValue>): void {
+    this.steps.push({ name, seconds, ...(note ? { note } : {}), ...(metrics ? { metrics } : {}) });
+  }
+
+  metric(key: string, value: MetricValue): void {
+    this.metrics[key] = value;
+  }
+
+  setSeconds(seconds: number): void {
+    this.measuredSeconds = seconds;
+  }
+
+  skip(reason: string): never {
+    throw new SkipSignal(reason);
+  }
+}
+
+/**
+ * Measures one phase with the monotonic clock. Never throws: failures come back as `status: failed`
+ * with the error's code and message (the original error is attached as `cause` for callers that rethrow).
+ */
+export async function runPhase(name: string, body: (h: PhaseHandle) => Promise<void> | void): Promise<PhaseResult & { cause?: unknown }> {
+  const h = new PhaseHandle();
+  const sw = new Stopwatch();
+  try {
+    await body(h);
+    const elapsed = sw.elapsed();
+    return {
+      name,
+      status: h.estimated ? 'estimated' : 'ok',
+      seconds: h.measuredSeconds ?? elapsed,
+      ...(h.note ? { note: h.note } : {}),
+      steps: h.steps,
+      metrics: h.metrics,
+    };
+  } catch (e) {
+    if (e instanceof SkipSignal) {
+      return { name, status: 'skipped', seconds: null, reason: e.reason, ...(h.note ? { note: h.note } : {}), steps: h.steps, metrics: h.metrics };
+    }
+    const err = isColdstartError(e) ? e : new ColdstartError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
+    return {
+      name,
+      status: 'failed',
+      seconds: null,
+      error: { code: err.code, message: err.message },
+      steps: h.steps,
+      metrics: h.metrics,
+      cause: e,
+    };
+  }
+}
+
+export function skippedPhase(name: string, reason: string): PhaseResult {
+  return { name, status: 'skipped', seconds: null, reason, steps: [], metrics: {} };
+}
+
+/** Sum of the measured (or estimated) phases; skipped and failed phases add nothing and are listed as such. */
+export function totalSeconds(phases: readonly PhaseResult[]): number {
+  return phases.reduce((a, p) => a + (p.seconds ?? 0), 0);
+}
+
+/** Strips the non-serialisable `cause` before a phase goes into a report. */
+export function publicPhase(p: PhaseResult & { cause?: unknown }): PhaseResult {
+  const { cause: _cause, ...rest } = p;
+  return rest;
+}

@@ -1,0 +1,28 @@
+import { appendFileSync } from 'node:fs';
+import type { Report } from '../report.js';
+import type { ProcessLike } from '../output.js';
+import { renderMarkdown } from './markdown.js';
+
+/** Escapes a workflow-command message (GitHub's own rules: %, CR, LF). */
+function escapeData(s: string): string {
+  return s.replace(/%/g, '%25').replace(/\r/g, '%0D').replace(/\n/g, '%0A');
+}
+
+/** `::error` lines for failed budgets, to stdout, only when GITHUB_ACTIONS=true. */
+export function githubAnnotations(report: Report): string[] {
+  return report.budgets
+    .filter((b) => b.status === 'exceeded' || b.status === 'failed')
+    .map((b) => `::error title=coldstart budget ${b.phase}::${escapeData(b.message)}`);
+}
+
+/**
+ * Under GitHub Actions: annotations and the Markdown table appended to $GITHUB_STEP_SUMMARY. Annotations go to
+ * stdout, or to stderr in --json mode so stdout stays exactly one JSON document (the runner reads both).
+ */
+export function emitGitHub(report: Report, proc: ProcessLike, json: boolean): void {
+  if (proc.env.GITHUB_ACTIONS !== 'true') return;
+  const stream = json ? proc.stderr : proc.stdout;
+  for (const line of githubAnnotations(report)) stream.write(`${line}\n`);
+  const summary = proc.env.GITHUB_STEP_SUMMARY;
+  if (summary) appendFileSync(summary, renderMarkdown(report));
+}

@@ -1,0 +1,51 @@
+import { execa } from 'execa';
+
+type Env = Record<string, string | undefined>;
+
+export interface PythonInfo {
+  found: boolean;
+  executable?: string;
+  version?: string;
+  reason?: string;
+  /** Package → version, or null when not importable. */
+  packages: Record<string, string | null>;
+}
+
+export const PEER_PACKAGES = ['torch', 'safetensors', 'transformers', 'huggingface_hub', 'onnxruntime', 'onnx'] as const;
+
+/** The Python interpreter coldstart uses for framework paths: $COLDSTART_PYTHON, else python3, else python. */
+export function pythonCandidates(env: Env): string[] {
+  return env.COLDSTART_PYTHON ? [env.COLDSTART_PYTHON] : ['python3', 'python'];
+}
+
+const PROBE = `
+import importlib, json, sys
+out = {"version": sys.version.split()[0], "executable": sys.executable, "packages": {}}
+for name in sys.argv[1:]:
+    try:
+        from importlib.metadata import version
+        importlib.util.find_spec(name) or (_ for _ in ()).throw(ImportError(name))
+        out["packages"][name] = version(name.replace("_", "-"))
+    except Exception:
+        out["packages"][name] = None
+print(json.dumps(out))
+`;
+
+/** Finds Python and the versions of the peer packages (found by metadata, without importing torch). */
+export async function probePython(env: Env, packages: readonly string[] = PEER_PACKAGES, timeoutMs = 20_000): Promise<PythonInfo> {
+  let lastReason = 'no python3 or python on PATH';
+  for (const exe of pythonCandidates(env)) {
+    try {
+      const r = await execa(exe, ['-c', PROBE, ...packages], { env, extendEnv: false, timeout: timeoutMs, reject: false });
+      if (r.exitCode !== 0) {
+        lastReason = `${exe} exited with ${r.exitCode}: ${String(r.stderr).split('\n').filter(Boolean).pop() ?? ''}`;
+        continue;
+      }
+      const j = JSON.parse(String(r.stdout)) as { version: string; executable: string; packages: Record<string, string | null> };
+      return { found: true, executable: j.executable, version: j.version, packages: j.packages };
+    } catch (e) {
+      lastReason = `${exe}: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+  return { found: false, reason: lastReason, packages: Object.fromEntries(packages.map((p) => [p, null])) };
+}

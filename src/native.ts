@@ -1,0 +1,116 @@
+/**
+ * The one typed boundary between TypeScript and the C++ addon (native/). Everything the addon exports is
+ * declared here; nothing else imports the .node file. If the addon is missing or fails to load, `loadNative()`
+ * says why and what to do, and commands that do not need it keep working.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { ColdstartError } from './core/errors.js';
+
+// ---------------------------------------------------------------------------------------------- probe (cuda-init)
+export interface PcieLink {
+  currentGen: number;
+  maxGen: number;
+  /** The GPU's own maximum generation (the link may train lower than this on an older slot). */
+  gpuMaxGen?: number;
+  currentWidth: number;
+  maxWidth: number;
+}
+
+export interface CudaDevice {
+  index: number;
+  name: string;
+  totalMemory: number;
+  freeMemory?: number;
+  pciBusId: string;
+  computeCapability: string;
+  multiprocessors: number;
+  /** Primary-context creation time on this device, seconds. */
+  contextSeconds?: number;
+  contextError?: string;
+  pcie?: PcieLink;
+  pcieError?: string;
+}
+
+export interface CudaProbeResult {
+  available: boolean;
+  reason?: string;
+  /** Where it stopped when unavailable: dlopen, cuInit or enumerate. */
+  stage?: 'dlopen' | 'cuInit' | 'enumerate';
+  /** e.g. 13000 for CUDA 13.0. */
+  driverVersion?: number;
+  /** Seconds: cuInit, device enumeration, primary-context creation (summed over probed devices). */
+  timings: { init: number; enumerate: number; context: number };
+  devices: CudaDevice[];
+  nvml: { available: boolean; reason?: string; driverVersion?: string };
+}
+
+export interface CudaProbeOptions {
+  /** Device indexes (after CUDA_VISIBLE_DEVICES) to create a primary context on; default all. */
+  devices?: number[];
+  /** Create (and release) the primary context to time it; default true. */
+  context?: boolean;
+}
+
+// ---------------------------------------------------------------------------------------------- the addon's exports
+export interface NativeAddon {
+  abiVersion: number;
+  cudaProbe(options?: CudaProbeOptions): Promise<CudaProbeResult>;
+}
+
+export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string; fixes: string[] };
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+let cached: NativeLoad | undefined;
+
+/** Loads build/Release/coldstart.node once. Never throws. `COLDSTART_NATIVE_PATH` overrides the location. */
+export function loadNative(): NativeLoad {
+  if (cached) return cached;
+  const candidates = [process.env.COLDSTART_NATIVE_PATH, join(root, 'build', 'Release', 'coldstart.node'), join(root, 'build', 'Debug', 'coldstart.node')].filter(
+    (p): p is string => !!p,
+  );
+  const path = candidates.find((p) => existsSync(p));
+  if (!path) {
+    cached = {
+      ok: false,
+      reason: 'the native addon is not built (build/Release/coldstart.node is missing)',
+      fixes: [
+        'run `npm rebuild coldstart` (or `npm run build:native` in a checkout)',
+        'make sure a C++ toolchain is installed: g++, make and python3 (Debian/Ubuntu: apt-get install build-essential python3)',
+        'if COLDSTART_SKIP_NATIVE=1 was set at install time, unset it and reinstall',
+      ],
+    };
+    return cached;
+  }
+  try {
+    const req = createRequire(import.meta.url);
+    const addon = req(path) as NativeAddon;
+    cached = { ok: true, addon, path };
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0]!;
+    cached = {
+      ok: false,
+      reason: `the native addon at ${path} failed to load: ${msg}`,
+      fixes: [
+        'rebuild it for this Node.js version: `npm rebuild coldstart`',
+        msg.includes('GLIBC') ? 'it was built on a newer system than this one; rebuild it here' : 'check that the file is not truncated or built for another platform',
+      ],
+    };
+  }
+  return cached;
+}
+
+/** The addon, or a NATIVE_UNAVAILABLE error that lists the fixes (for commands that cannot do without it). */
+export function requireNative(feature: string): NativeAddon {
+  const n = loadNative();
+  if (n.ok) return n.addon;
+  throw new ColdstartError('NATIVE_UNAVAILABLE', `${feature} needs the native addon, but ${n.reason}`, { hint: `To fix: ${n.fixes.join('; or ')}.` });
+}
+
+/** For tests: forget the cached load result. */
+export function resetNativeForTests(): void {
+  cached = undefined;
+}
