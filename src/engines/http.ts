@@ -99,7 +99,7 @@ class Client {
   }
 
   private signalFor(timeoutMs: number): AbortSignal {
-    const t = AbortSignal.timeout(Math.max(1, Math.min(timeoutMs, this.remainingMs())));
+    const t = AbortSignal.timeout(Math.max(1, Math.ceil(Math.min(timeoutMs, this.remainingMs()))));
     return this.signal ? AbortSignal.any([t, this.signal]) : t;
   }
 
@@ -309,6 +309,7 @@ async function waitReady(c: Client, o: HttpWarmupOptions): Promise<{ api: HttpAp
   let unrecognisedRounds = 0;
   type NotReady = Exclude<ProbeState, { state: 'ready' }>;
   let last: NotReady[] = [];
+  let informative: NotReady[] = [];
   const seen = new Set<string>();
   for (;;) {
     attempts++;
@@ -342,9 +343,11 @@ async function waitReady(c: Client, o: HttpWarmupOptions): Promise<{ api: HttpAp
       });
     }
     const remaining = c.remainingMs() / 1000;
+    // A round cut short by the deadline says only "timeout": name what the last full round saw instead.
+    if (remaining > 0 || !last.some((s) => s.state === 'timeout')) informative = last;
     if (remaining <= 0) {
-      const why = last.map((s) => s.detail).join('; ');
-      throw new ColdstartError('TIMEOUT', `${c.base.origin}: not ready after ${o.timeoutSeconds} s (last: ${why})`, { hint: 'Raise --timeout if the model needs longer to load.' });
+      const why = (informative.length > 0 ? informative : last).map((s) => s.detail).join('; ');
+      throw new ColdstartError('TIMEOUT', `${c.base.origin}: not ready after ${secs(o.timeoutSeconds)} (last: ${why})`, { hint: 'Raise --timeout if the model needs longer to load.' });
     }
     o.progress?.(`waiting for ${c.base.origin}: ${first.detail} (retry in ${Math.min(delay, remaining).toFixed(1)} s)`);
     await sleep(Math.min(delay, remaining) * 1000, o.signal);
@@ -534,7 +537,7 @@ async function send(c: Client, p: Plan, o: HttpWarmupOptions): Promise<{ sample:
       r = current.stream ? await c.stream(current.path, current.body, current.tokenLine, timeoutMs) : { ...(await c.call('POST', current.path, current.body, timeoutMs)), ttft: null, streamed: false };
     } catch (e) {
       if (e instanceof RequestFailed) {
-        if (e.failure.kind === 'timeout') throw new ColdstartError('TIMEOUT', `${c.base.origin}: ${e.failure.detail} (deadline ${o.timeoutSeconds} s)`, { hint: 'Raise --timeout if the first request needs longer.' });
+        if (e.failure.kind === 'timeout') throw new ColdstartError('TIMEOUT', `${c.base.origin}: ${e.failure.detail} (deadline ${secs(o.timeoutSeconds)})`, { hint: 'Raise --timeout if the first request needs longer.' });
         throw new ColdstartError('NETWORK', `${c.base.origin}: ${e.failure.detail} during a warmup request`, { hint: 'The server went away while warming up: check its logs.' });
       }
       throw e;
@@ -546,7 +549,7 @@ async function send(c: Client, p: Plan, o: HttpWarmupOptions): Promise<{ sample:
     }
     if (LOADING.has(r.status)) {
       retries++;
-      if (c.remainingMs() <= 0) throw new ColdstartError('TIMEOUT', `${c.base.origin}: ${what} still answered ${r.status} after ${o.timeoutSeconds} s`);
+      if (c.remainingMs() <= 0) throw new ColdstartError('TIMEOUT', `${c.base.origin}: ${what} still answered ${r.status} after ${secs(o.timeoutSeconds)}`);
       await sleep(Math.min(delay * 1000, c.remainingMs()), o.signal);
       delay = Math.min(delay * 1.6, 2);
       continue;
@@ -611,4 +614,8 @@ export async function warmupHttp(o: HttpWarmupOptions): Promise<HttpWarmup> {
       notes: first.sample.streamed || p0.stream === false ? [] : ['streaming not available on this endpoint: no time to first token'],
     },
   };
+}
+
+function secs(s: number): string {
+  return `${Number(s.toFixed(3))} s`;
 }
