@@ -79,7 +79,7 @@ describe('warmup model.onnx (onnxruntime-node, CPU)', () => {
     const cacheDir = join(tmp, `cache-${f}`);
     const cold = await runWarmup({ model: fx(f), runs: 3, cacheDir, env });
     expect(cold.backend).toBe('onnx');
-    expect(cold.steps.map((s) => s.name)).toEqual(['session-create', 'first-run']);
+    expect(cold.steps.map((s) => s.name)).toEqual(['ort-init', 'session-create', 'first-run']);
     expect(cold.steady?.n).toBe(3);
     expect(cold.details.provider).toBe('cpu');
     const c1 = cold.details.cache as { hit: boolean; written: string; verified: boolean };
@@ -96,7 +96,7 @@ describe('warmup model.onnx (onnxruntime-node, CPU)', () => {
     const c2 = warm.details.cache as { hit: boolean; file: string };
     expect(c2.hit).toBe(true);
     expect(c2.file).toBe(c1.written);
-    expect(warm.steps[0]!.note).toContain('cached');
+    expect(warm.steps[1]!.note).toContain('cached');
     expect(warm.cached!.coldSessionSeconds).toBe(cold.cached!.coldSessionSeconds); // recorded with the entry
     expect(warm.details.coldMeasured).toBe('recorded');
     expect(warm.details.outputs).toEqual(cold.details.outputs);
@@ -153,15 +153,15 @@ describe('warmup model.onnx (onnxruntime-node, CPU)', () => {
     writeFileSync(f, 'x');
     const r = await runWarmup({ model: fx('mlp.onnx'), runs: 0, cacheDir: join(f, 'sub'), env });
     expect((r.details.notes as string[]).join(' ')).toMatch(/optimised graph not cached: .*not a directory/);
-    expect(r.steps[0]!.name).toBe('session-create');
+    expect(r.steps[1]!.name).toBe('session-create');
   });
 
   it('recordWarmupPhase: the phase costs session + first run; steps and metrics carried', async () => {
     const r = await runWarmup({ model: fx('mlp.onnx'), runs: 2, cache: false, env });
     const p = await runPhase('warmup', (h) => recordWarmupPhase(h, r));
     expect(p.status).toBe('ok');
-    expect(p.seconds).toBeCloseTo(r.steps[0]!.seconds + r.steps[1]!.seconds, 9);
-    expect(p.steps.map((s) => s.name)).toEqual(['session-create', 'first-run']);
+    expect(p.seconds).toBeCloseTo(r.steps[0]!.seconds + r.steps[1]!.seconds + r.steps[2]!.seconds, 9);
+    expect(p.steps.map((s) => s.name)).toEqual(['ort-init', 'session-create', 'first-run']);
     expect(p.metrics.firstSeconds).toBe(r.firstSeconds);
     expect(p.metrics.steadyRuns).toBe(2);
   });
