@@ -1,9 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runWarmup } from '../src/engines/warmup.js';
 import { parseServerUrl } from '../src/engines/http.js';
-import { isColdstartError } from '../src/core/errors.js';
 import { runCli } from './helpers/cli.js';
-import { freePort, startBlackHole, startFake, type FakeServer } from './helpers/fake-servers.js';
+import { failureOf, freePort, startBlackHole, startFake, type FakeServer } from './helpers/fake-servers.js';
 
 const env = { PATH: process.env.PATH };
 const open: Array<{ close(): Promise<void> }> = [];
@@ -14,15 +13,6 @@ async function fake(...a: Parameters<typeof startFake>): Promise<FakeServer> {
   const s = await startFake(...a);
   open.push(s);
   return s;
-}
-async function failure(p: Promise<unknown>): Promise<{ code: string; exit: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isColdstartError(e)) return { code: e.code, exit: e.exitCode, message: e.message };
-    throw e;
-  }
-  throw new Error('expected a failure');
 }
 
 describe('warmup --url: API detection and measurement', () => {
@@ -98,10 +88,10 @@ describe('warmup --url: API detection and measurement', () => {
 
   it('KServe v2 without a listing needs the model name, and an unknown name is refused (exit 2)', async () => {
     const s = await fake({ api: 'kserve', models: ['m1'] });
-    const noName = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 5 }));
+    const noName = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 5 }));
     expect(noName).toMatchObject({ code: 'USAGE', exit: 2 });
     expect(noName.message).toContain('name the model');
-    const bad = await failure(runWarmup({ url: s.url, model: 'm2', env, timeoutSeconds: 5 }));
+    const bad = await failureOf(runWarmup({ url: s.url, model: 'm2', env, timeoutSeconds: 5 }));
     expect(bad).toMatchObject({ code: 'NOT_FOUND', exit: 2 });
     const ok = await runWarmup({ url: s.url, model: 'm1', runs: 0, env, timeoutSeconds: 5 });
     expect(ok.details.model).toBe('m1');
@@ -113,7 +103,7 @@ describe('warmup --url: failures are one clear line with the right exit code, ne
   it('nothing listening: exit 3 NETWORK at once without --wait', async () => {
     const port = await freePort();
     const t = Date.now();
-    const f = await failure(runWarmup({ url: `http://127.0.0.1:${port}`, env, timeoutSeconds: 30 }));
+    const f = await failureOf(runWarmup({ url: `http://127.0.0.1:${port}`, env, timeoutSeconds: 30 }));
     expect(f).toMatchObject({ code: 'NETWORK', exit: 3 });
     expect(f.message).toContain('connection refused');
     expect(Date.now() - t).toBeLessThan(5000);
@@ -131,7 +121,7 @@ describe('warmup --url: failures are one clear line with the right exit code, ne
   it('--wait with a server that never becomes ready: TIMEOUT (exit 3) at the deadline, naming the last state', async () => {
     const s = await fake({ api: 'openai', loadingMs: 60_000 });
     const t = Date.now();
-    const f = await failure(runWarmup({ url: s.url, wait: true, env, timeoutSeconds: 1.2 }));
+    const f = await failureOf(runWarmup({ url: s.url, wait: true, env, timeoutSeconds: 1.2 }));
     expect(f).toMatchObject({ code: 'TIMEOUT', exit: 3 });
     expect(f.message).toMatch(/not ready after 1\.2 s .*503/);
     expect(Date.now() - t).toBeLessThan(4000);
@@ -141,21 +131,21 @@ describe('warmup --url: failures are one clear line with the right exit code, ne
     const s = await startBlackHole();
     open.push(s);
     const t = Date.now();
-    const f = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 1 }));
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 1 }));
     expect(f.code).toBe('TIMEOUT');
     expect(Date.now() - t).toBeLessThan(4000);
   });
 
   it('an HTML page is not an inference API: BAD_RESPONSE (exit 3) quoting what came back', async () => {
     const s = await fake({ api: 'html' });
-    const f = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
     expect(f).toMatchObject({ code: 'BAD_RESPONSE', exit: 3 });
     expect(f.message).toContain('It works!');
   });
 
   it('404 everywhere: UNSUPPORTED (exit 2) listing what was tried', async () => {
     const s = await fake({ api: 'nothing' });
-    const f = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
     expect(f).toMatchObject({ code: 'UNSUPPORTED', exit: 2 });
     expect(f.message).toContain('/v1/models answered 404');
     expect(f.message).toContain('/api/tags answered 404');
@@ -163,34 +153,34 @@ describe('warmup --url: failures are one clear line with the right exit code, ne
 
   it('500 on inference: BAD_RESPONSE with the server message', async () => {
     const s = await fake({ api: 'openai', inferStatus: 500 });
-    const f = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
     expect(f).toMatchObject({ code: 'BAD_RESPONSE', exit: 3 });
     expect(f.message).toContain('boom 500');
   });
 
   it('garbage in the stream: BAD_RESPONSE', async () => {
     const s = await fake({ api: 'openai', streamGarbage: ['data: <<<not json>>>', ''] });
-    const f = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
     expect(f.code).toBe('BAD_RESPONSE');
     expect(f.message).toContain('non-JSON event');
   });
 
   it('non-JSON body from TGI /generate: BAD_RESPONSE', async () => {
     const s = await fake({ api: 'tgi', inferGarbage: 'oops' });
-    const f = await failure(runWarmup({ url: s.url, api: 'tgi', env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, api: 'tgi', env, timeoutSeconds: 10 }));
     expect(f.code).toBe('BAD_RESPONSE');
   });
 
   it('a model the server does not serve: NOT_FOUND (exit 2) listing the served ones', async () => {
     const s = await fake({ api: 'openai', models: ['a', 'b'] });
-    const f = await failure(runWarmup({ url: s.url, model: 'c', env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, model: 'c', env, timeoutSeconds: 10 }));
     expect(f).toMatchObject({ code: 'NOT_FOUND', exit: 2 });
     expect(f.message).toContain('a, b');
   });
 
   it('credentials: 401 → PERMISSION with a --header hint; with the header it works', async () => {
     const s = await fake({ api: 'openai', token: 'sekrit' });
-    const f = await failure(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
     expect(f.code).toBe('PERMISSION');
     const r = await runWarmup({ url: s.url, runs: 0, env, timeoutSeconds: 10, headers: { Authorization: 'Bearer sekrit' } });
     expect(r.details.api).toBe('openai');

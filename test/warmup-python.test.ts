@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runWarmup } from '../src/engines/warmup.js';
-import { isColdstartError } from '../src/core/errors.js';
 import { peerPython, runPython } from './helpers/python.js';
-import { freePort } from './helpers/fake-servers.js';
+import { failureOf, freePort } from './helpers/fake-servers.js';
 import { runCli } from './helpers/cli.js';
 
 const py = peerPython();
@@ -19,15 +18,6 @@ let ts: string;
 let pt2: string;
 let env: Record<string, string | undefined>;
 
-async function failure(p: Promise<unknown>): Promise<{ code: string; exit: number; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isColdstartError(e)) return { code: e.code, exit: e.exitCode, message: e.message };
-    throw e;
-  }
-  throw new Error('expected a failure');
-}
 
 describe.skipIf(!py)('Python peers: --framework and a real OpenAI-compatible server', () => {
   beforeAll(() => {
@@ -66,7 +56,7 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
   });
 
   it('--framework torch: TorchScript needs --shape; a torch.export program brings its example inputs', async () => {
-    const noShape = await failure(runWarmup({ model: ts, framework: 'torch', env, timeoutSeconds: 120 }));
+    const noShape = await failureOf(runWarmup({ model: ts, framework: 'torch', env, timeoutSeconds: 120 }));
     expect(noShape).toMatchObject({ code: 'BAD_FLAG', exit: 2 });
     expect(noShape.message).toContain('--shape');
     const a = await runWarmup({ model: ts, framework: 'torch', runs: 1, shapes: { x: [3, 64] }, env, timeoutSeconds: 120 });
@@ -76,7 +66,7 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
   });
 
   it('clear refusals: no Python, no torch, not a model dir, corrupt weights, timeout', async () => {
-    const none = await failure(runWarmup({ model: gpt2, framework: 'transformers', env: { ...env, COLDSTART_PYTHON: join(tmp, 'no-such-python') } }));
+    const none = await failureOf(runWarmup({ model: gpt2, framework: 'transformers', env: { ...env, COLDSTART_PYTHON: join(tmp, 'no-such-python') } }));
     expect(none).toMatchObject({ code: 'MISSING_DEPENDENCY', exit: 3 });
     expect(none.message).toContain('no Python interpreter found');
 
@@ -84,23 +74,23 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
     const bare = join(tmp, 'bare-python');
     writeFileSync(bare, `#!/bin/sh\nexec ${JSON.stringify(py)} -S "$@"\n`);
     chmodSync(bare, 0o755);
-    const noTorch = await failure(runWarmup({ model: gpt2, framework: 'transformers', env: { ...env, COLDSTART_PYTHON: bare }, timeoutSeconds: 60 }));
+    const noTorch = await failureOf(runWarmup({ model: gpt2, framework: 'transformers', env: { ...env, COLDSTART_PYTHON: bare }, timeoutSeconds: 60 }));
     expect(noTorch).toMatchObject({ code: 'MISSING_DEPENDENCY', exit: 3 });
     expect(noTorch.message).toMatch(/cannot import torch/);
 
     const plain = join(tmp, 'plain-dir');
     mkdirSync(plain);
-    expect(await failure(runWarmup({ model: plain, framework: 'transformers', env }))).toMatchObject({ code: 'BAD_INPUT', exit: 2 });
+    expect(await failureOf(runWarmup({ model: plain, framework: 'transformers', env }))).toMatchObject({ code: 'BAD_INPUT', exit: 2 });
 
     const broken = join(tmp, 'broken');
     mkdirSync(broken);
     runPython(py!, 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])', [join(gpt2, 'config.json'), join(broken, 'config.json')]);
     writeFileSync(join(broken, 'model.safetensors'), Buffer.alloc(64, 0x41));
-    const bad = await failure(runWarmup({ model: broken, framework: 'transformers', env, timeoutSeconds: 120 }));
+    const bad = await failureOf(runWarmup({ model: broken, framework: 'transformers', env, timeoutSeconds: 120 }));
     expect(bad).toMatchObject({ code: 'BAD_INPUT', exit: 2 });
     expect(bad.message).toMatch(/transformers could not load or run it: \w+/);
 
-    const slow = await failure(runWarmup({ model: gpt2, framework: 'transformers', env, timeoutSeconds: 0.3 }));
+    const slow = await failureOf(runWarmup({ model: gpt2, framework: 'transformers', env, timeoutSeconds: 0.3 }));
     expect(slow).toMatchObject({ code: 'TIMEOUT', exit: 3 });
   });
 

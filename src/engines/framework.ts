@@ -5,9 +5,10 @@
  * Offline by construction (HF_HUB_OFFLINE=1) and never trust_remote_code: the model directory's own Python
  * code is not executed.
  */
-import { existsSync, statSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { ColdstartError } from '../core/errors.js';
+import { statInput } from './onnx-file.js';
 import { summarize, type Stats } from '../core/stats.js';
 import { runPythonSnippet, pythonCandidates } from './python.js';
 import type { Shapes } from './dummy.js';
@@ -129,12 +130,7 @@ except BaseException as e:
 /** transformers: a directory with config.json. torch: a TorchScript file (.pt/.pth) or a torch.export program (.pt2), or a directory holding one. */
 export function resolveFrameworkModel(framework: Framework, model: string, cwd = process.cwd()): string {
   const p = resolve(cwd, model);
-  let st;
-  try {
-    st = statSync(p);
-  } catch (e) {
-    throw fromSystemError(e, model, 'read');
-  }
+  const st = statInput(p, model);
   if (framework === 'transformers') {
     if (!st.isDirectory() || !existsSync(join(p, 'config.json'))) {
       throw new ColdstartError('BAD_INPUT', `${model}: --framework transformers needs a model directory with config.json (as save_pretrained writes)`);

@@ -148,17 +148,8 @@ class Client {
       }
       const decoder = new TextDecoder();
       let buf = '';
-      let total = 0;
       let all = '';
-      const reader = res.body.getReader();
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        total += value.byteLength;
-        if (total > MAX_BODY) {
-          await reader.cancel();
-          throw new ColdstartError('BAD_RESPONSE', `${what}: streamed more than ${MAX_BODY} bytes for a few-token request; not an inference server?`);
-        }
+      await pump(res.body, what, (value) => {
         buf += decoder.decode(value, { stream: true });
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
@@ -167,7 +158,7 @@ class Client {
           if (all.length < 4096) all += `${line}\n`;
           if (line.trim() && onLine(line) && ttft === null) ttft = sw.elapsed();
         }
-      }
+      });
       buf += decoder.decode();
       if (buf.trim()) {
         all += buf;
@@ -189,20 +180,25 @@ async function readBounded(res: Response, what: string): Promise<string> {
     throw new ColdstartError('BAD_RESPONSE', `${what}: answered with ${len} bytes; not an inference API?`);
   }
   if (!res.body) return '';
-  const reader = res.body.getReader();
   const chunks: Uint8Array[] = [];
+  await pump(res.body, what, (c) => chunks.push(c));
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Reads a body chunk by chunk, refusing more than MAX_BODY bytes (a few-token request never needs that). */
+async function pump(body: ReadableStream<Uint8Array>, what: string, onChunk: (c: Uint8Array) => void): Promise<void> {
+  const reader = body.getReader();
   let total = 0;
   for (;;) {
     const { value, done } = await reader.read();
-    if (done) break;
+    if (done) return;
     total += value.byteLength;
     if (total > MAX_BODY) {
       await reader.cancel();
-      throw new ColdstartError('BAD_RESPONSE', `${what}: answered with more than ${MAX_BODY} bytes; not an inference API?`);
+      throw new ColdstartError('BAD_RESPONSE', `${what}: answered with more than ${MAX_BODY} bytes for a few-token request; not an inference API?`);
     }
-    chunks.push(value);
+    onChunk(value);
   }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function parseJson(text: string): unknown {

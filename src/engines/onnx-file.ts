@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync, fstatSync, createReadStream } from 'node:fs';
+import { closeSync, openSync, readSync, fstatSync, createReadStream, statSync, type Stats as FileStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 
@@ -165,4 +165,13 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
     throw fromSystemError(e, path, 'read');
   }
   return h.digest('hex');
+}
+
+/** stat() of a user-given model path, errors mapped (ENOENT → NOT_FOUND naming the path as given). */
+export function statInput(path: string, shown: string): FileStats {
+  try {
+    return statSync(path);
+  } catch (e) {
+    throw fromSystemError(e, shown, 'read');
+  }
 }

@@ -12,7 +12,7 @@ import { ColdstartError, fromSystemError, isColdstartError } from '../core/error
 import { Stopwatch } from '../core/clock.js';
 import { summarize, type Stats } from '../core/stats.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../core/atomic.js';
-import { readOnnxHeader, sha256File, type OnnxHeader } from './onnx-file.js';
+import { readOnnxHeader, sha256File, statInput, type OnnxHeader } from './onnx-file.js';
 import { fillFloats, intFill, resolveShape, toHalf, type Shapes } from './dummy.js';
 
 type Env = Record<string, string | undefined>;
@@ -334,12 +334,7 @@ function writable(dir: string): string | null {
 /** Resolves `model`: an .onnx/.ort file, or a directory holding exactly one (model.onnx preferred). */
 export function resolveOnnxPath(model: string, cwd = process.cwd()): string {
   const p = resolve(cwd, model);
-  let st;
-  try {
-    st = statSync(p);
-  } catch (e) {
-    throw fromSystemError(e, model, 'read');
-  }
+  const st = statInput(p, model);
   if (!st.isDirectory()) return p;
   const files = readdirSync(p).filter((f) => /\.(onnx|ort)$/i.test(f));
   const preferred = files.find((f) => f === 'model.onnx') ?? (files.length === 1 ? files[0] : undefined);

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isColdstartError } from '../../src/core/errors.js';
 
 export type FakeApi = 'openai' | 'openai-chat' | 'tgi' | 'kserve' | 'triton' | 'ollama' | 'html' | 'nothing';
 
@@ -264,4 +265,15 @@ export async function startBlackHole(): Promise<{ url: string; close(): Promise<
         server.close(() => resolve());
       }),
   };
+}
+
+/** Awaits a promise that must reject with a ColdstartError; returns its code, exit code and message. */
+export async function failureOf(p: Promise<unknown>): Promise<{ code: string; exit: number; message: string }> {
+  try {
+    await p;
+  } catch (e) {
+    if (isColdstartError(e)) return { code: e.code, exit: e.exitCode, message: e.message };
+    throw e;
+  }
+  throw new Error('expected a ColdstartError, got success');
 }
