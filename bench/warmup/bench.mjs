@@ -10,7 +10,7 @@
  * Python peers are there) a 12-layer transformer made by bench/warmup/make_bench_model.py into a temp dir.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { cpus, tmpdir, totalmem, release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -128,5 +128,9 @@ ${rows2.join('\n')}
 
 Numbers are from a small shared CPU box; the ratios (same run, same machine) are what to read, not the absolute times.
 `;
-writeFileSync(outFile, md);
+// Device results (GPU machine, recorded by hand from test/device/) live below this marker and are kept.
+const MARK = '<!-- kept: device results -->';
+const old = existsSync(outFile) ? readFileSync(outFile, 'utf8') : '';
+const kept = old.includes(MARK) ? `\n${old.slice(old.indexOf(MARK))}` : '';
+writeFileSync(outFile, md + kept);
 process.stdout.write(md);

@@ -14,7 +14,7 @@ trap 'rm -rf "$work"' EXIT
 import sys, torch
 from transformers import GPT2Config, GPT2LMHeadModel
 torch.manual_seed(0)
-GPT2LMHeadModel(GPT2Config(vocab_size=256, n_positions=128, n_embd=32, n_layer=2, n_head=2)).save_pretrained(f"{sys.argv[1]}/tiny")
+GPT2LMHeadModel(GPT2Config(vocab_size=256, n_positions=128, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)).save_pretrained(f"{sys.argv[1]}/tiny")
 GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12)).save_pretrained(f"{sys.argv[1]}/gpt2-124m")
 PY
 code="$(cat "$snippet")"
