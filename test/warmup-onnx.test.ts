@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -212,5 +212,19 @@ describe('warmup model.onnx refusals (one line, exit 2/3)', () => {
     expect(human.stdout).toMatch(/session create {2}cold .* · cached graph .* faster/);
     expect(human.stdout).toMatch(/first vs steady {2}first .* steady .* 5 runs/);
     expect(human.stdout).toContain('cache  hit:');
+  });
+});
+
+describe('warmup CLI paths', () => {
+  it('model and --cache-dir are relative to the working directory', async () => {
+    const cwd = join(tmp, 'cwd');
+    rmSync(cwd, { recursive: true, force: true });
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, 'm.onnx'), readFileSync(fx('mlp.onnx')));
+    const r = await runCli(['--json', 'warmup', 'm.onnx', '--cache-dir', 'c', '--runs', '0'], { env, cwd });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.target.target).toBe(join(cwd, 'm.onnx'));
+    expect(doc.details.details.cache.written.startsWith(join(cwd, 'c'))).toBe(true);
   });
 });

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { resolve } from 'node:path';
 import type { Runner } from '../cli.js';
 import { addReportOptions, emitOptions, type Context, type ReportFlags } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
@@ -149,12 +150,13 @@ export function registerWarmup(program: Command, run: Runner): void {
       let result: WarmupResult;
       try {
         result = await runWarmup({
-          model,
+          // Paths are relative to the command's working directory (the server-side model name is not a path).
+          model: model && !flags.url ? resolve(ctx.cwd, model) : model,
           url: flags.url,
           framework,
           runs,
           shapes,
-          cacheDir: flags.cacheDir,
+          cacheDir: flags.cacheDir ? resolve(ctx.cwd, flags.cacheDir) : undefined,
           cache: flags.cache,
           compare: flags.compare,
           provider,

@@ -175,7 +175,12 @@ export async function warmupFramework(o: FrameworkWarmupOptions): Promise<Framew
   if (err) {
     if (err.kind === 'no-gpu') throw new ColdstartError('NO_GPU', `--device cuda: ${String(err.message)}`);
     if (err.kind === 'no-inputs') throw new ColdstartError('BAD_FLAG', `--framework torch: ${String(err.message)}`);
-    throw new ColdstartError('BAD_INPUT', `${o.model}: ${o.framework} could not load or run it: ${String(err.type)}: ${String(err.message)}`);
+    throw new ColdstartError('BAD_INPUT', `${o.model}: ${o.framework} could not load or run it: ${String(err.type)}: ${String(err.message)}`, {
+      hint:
+        o.framework === 'torch'
+          ? '--framework torch loads TorchScript (torch.jit.save) or torch.export (.pt2) files; pickled checkpoints are not executed — use --framework transformers for a model directory.'
+          : 'The directory must load with from_pretrained(local_files_only=True) and without trust_remote_code.',
+    });
   }
   const imp = ev('import');
   const res = ev('result');
