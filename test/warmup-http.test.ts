@@ -151,6 +151,13 @@ describe('warmup --url: failures are one clear line with the right exit code, ne
     expect(f.message).toContain('/api/tags answered 404');
   });
 
+  it('500 on the model listing: BAD_RESPONSE (exit 3) quoting the server error, not "unsupported"', async () => {
+    const s = await fake({ api: 'broken' });
+    const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));
+    expect(f).toMatchObject({ code: 'BAD_RESPONSE', exit: 3 });
+    expect(f.message).toContain('GET /v1/models answered 500 "CUDA error: an illegal memory access was encountered"');
+  });
+
   it('500 on inference: BAD_RESPONSE with the server message', async () => {
     const s = await fake({ api: 'openai', inferStatus: 500 });
     const f = await failureOf(runWarmup({ url: s.url, env, timeoutSeconds: 10 }));

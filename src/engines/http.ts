@@ -226,7 +226,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 // ------------------------------------------------------------------------------------------------ detection
 type ProbeState =
   | { state: 'ready'; api: HttpApi; info: Record<string, unknown> }
-  | { state: 'loading' | 'absent' | 'garbage' | 'auth'; api: HttpApi; detail: string }
+  | { state: 'loading' | 'absent' | 'garbage' | 'error' | 'auth'; api: HttpApi; detail: string }
   | { state: Failure['kind']; api: HttpApi; detail: string };
 
 const LOADING = new Set([502, 503, 504, 425, 429]);
@@ -243,6 +243,7 @@ function classify(api: HttpApi, path: string, r: Reply, ok: (j: unknown, r: Repl
     if (v) return { state: 'ready', api, info: v };
     return { state: 'garbage', api, detail: `${where} answered ${r.status} with ${j === undefined ? 'non-JSON' : 'unexpected JSON'} ${snippet(r.text)}` };
   }
+  if (r.status >= 500) return { state: 'error', api, detail: `${where} answered ${r.status} ${errorText(r)}` };
   return { state: 'absent', api, detail: `${where} answered ${r.status} ${errorText(r)}` };
 }
 
@@ -329,9 +330,9 @@ async function waitReady(c: Client, o: HttpWarmupOptions): Promise<{ api: HttpAp
       });
     }
     if (last.some((s) => s.state === 'loading')) unrecognisedRounds = 0;
-    else if (last.every((s) => s.state === 'absent' || s.state === 'garbage')) unrecognisedRounds++;
+    else if (last.every((s) => s.state === 'absent' || s.state === 'garbage' || s.state === 'error')) unrecognisedRounds++;
     if (unrecognisedRounds >= 3) {
-      const garbage = last.find((s) => s.state === 'garbage');
+      const garbage = last.find((s) => s.state === 'garbage' || s.state === 'error');
       const tried = last.map((s) => s.detail).join('; ');
       if (garbage) throw new ColdstartError('BAD_RESPONSE', `${c.base.origin}: not a recognised inference API (${tried})`, { hint: 'Check --url, or force the API with --api openai|tgi|kserve|ollama.' });
       throw new ColdstartError('UNSUPPORTED', `${c.base.origin}: no known inference API answered (${tried})`, {

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { isColdstartError } from '../../src/core/errors.js';
 
-export type FakeApi = 'openai' | 'openai-chat' | 'tgi' | 'kserve' | 'triton' | 'ollama' | 'html' | 'nothing';
+export type FakeApi = 'openai' | 'openai-chat' | 'tgi' | 'kserve' | 'triton' | 'ollama' | 'html' | 'nothing' | 'broken';
 
 export interface FakeOptions {
   api: FakeApi;
@@ -213,6 +213,10 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
         return res.end('<html><body>It works!</body></html>');
       }
       case 'nothing':
+        return json(res, 404, { error: 'not found' });
+      case 'broken':
+        // An OpenAI-style server whose model listing crashes.
+        if (path === '/v1/models') return json(res, 500, { error: { message: 'CUDA error: an illegal memory access was encountered' } });
         return json(res, 404, { error: 'not found' });
     }
   };
