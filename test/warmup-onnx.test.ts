@@ -121,15 +121,23 @@ describe('warmup model.onnx (onnxruntime-node, CPU)', () => {
     expect(r.steady).toBeUndefined();
   });
 
-  it('a corrupt cache entry is rebuilt, not trusted', async () => {
+  it('a tampered cache entry is rebuilt, not trusted (sha256 checked on every hit)', async () => {
     const cacheDir = join(tmp, 'cache-corrupt');
     const a = await runWarmup({ model: fx('mlp.onnx'), runs: 0, cacheDir, env });
     const file = (a.details.cache as { written: string }).written;
-    const size = statSync(file).size;
-    writeFileSync(file, Buffer.alloc(size, 7)); // same size, garbage bytes
+    // One flipped bit inside a weight: ORT would load it happily and compute something else.
+    const bytes = readFileSync(file);
+    bytes[bytes.length - 100] ^= 0x01;
+    writeFileSync(file, bytes);
     const b = await runWarmup({ model: fx('mlp.onnx'), runs: 0, cacheDir, env });
-    expect((b.details.notes as string[]).join(' ')).toMatch(/did not load .*rebuilt/);
+    expect((b.details.notes as string[]).join(' ')).toMatch(/rejected \(sha256 .* differs .*\); rebuilt it/);
     expect((b.details.cache as { verified: boolean }).verified).toBe(true);
+    const c = await runWarmup({ model: fx('mlp.onnx'), runs: 0, cacheDir, env });
+    expect((c.details.cache as { hit: boolean }).hit).toBe(true);
+    // Same-size garbage is rejected the same way.
+    writeFileSync(file, Buffer.alloc(statSync(file).size, 7));
+    const d = await runWarmup({ model: fx('mlp.onnx'), runs: 0, cacheDir, env });
+    expect((d.details.notes as string[]).join(' ')).toMatch(/rejected/);
     expect(readOnnxHeader(file).producerName).not.toBeNull();
   });
 

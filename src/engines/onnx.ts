@@ -419,6 +419,11 @@ export async function warmupOnnx(o: OnnxWarmupOptions): Promise<OnnxWarmup> {
       const file = join(entryDir, meta.optimized.file);
       progress(`loading cached optimised graph ${file}`);
       try {
+        // The bytes must be the ones that were verified when the entry was written.
+        const tv = new Stopwatch();
+        const got = await sha256File(file, o.signal);
+        cacheInfo.verifySeconds = tv.elapsed();
+        if (got !== meta.optimized.sha256) throw new Error(`sha256 ${got.slice(0, 12)}… differs from the recorded ${meta.optimized.sha256.slice(0, 12)}…`);
         const r = await create(file, { graphOptimizationLevel: 'disabled' });
         session = r.session;
         sessionSeconds = r.seconds;
@@ -426,7 +431,7 @@ export async function warmupOnnx(o: OnnxWarmupOptions): Promise<OnnxWarmup> {
         steps.push({ name: 'session-create', seconds: r.seconds, note: `cached optimised graph (${provider})` });
       } catch (e) {
         if (isColdstartError(e) && e.code === 'NO_GPU') throw e;
-        notes.push(`cached graph ${file} did not load (${(e as Error).message}); rebuilt it`);
+        notes.push(`cached graph ${file} rejected (${(e as Error).message}); rebuilt it`);
         rmSync(entryDir, { recursive: true, force: true });
         meta = null;
       }
