@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   // 3: the environment failed us
   ENV: ExitCode.ENV,
   NETWORK: ExitCode.ENV,
+  /** A server answered, but with an error or something that is not its API (garbage, wrong shape). */
+  BAD_RESPONSE: ExitCode.ENV,
   TIMEOUT: ExitCode.ENV,
   DISK_FULL: ExitCode.ENV,
   PERMISSION: ExitCode.ENV,

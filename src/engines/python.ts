@@ -49,3 +49,58 @@ export async function probePython(env: Env, packages: readonly string[] = PEER_P
   }
   return { found: false, reason: lastReason, packages: Object.fromEntries(packages.map((p) => [p, null])) };
 }
+
+export interface SnippetResult {
+  /** The interpreter that ran it (as named, e.g. python3 or $COLDSTART_PYTHON). */
+  executable: string;
+  exitCode: number | undefined;
+  timedOut: boolean;
+  /** Lines of stdout that parsed as JSON objects (the snippet's events), in order. */
+  events: Array<Record<string, unknown>>;
+  stderr: string;
+}
+
+/**
+ * Runs a Python snippet with the first interpreter that exists ($COLDSTART_PYTHON, else python3, python).
+ * The snippet reports by printing one JSON object per line. `undefined` when no interpreter was found.
+ * Bounded by `timeoutMs`; `signal` (Ctrl-C) terminates it, then SIGKILL after 2 s.
+ */
+export async function runPythonSnippet(
+  env: Env,
+  code: string,
+  args: readonly string[],
+  opts: { timeoutMs: number; signal?: AbortSignal; extraEnv?: Record<string, string> },
+): Promise<SnippetResult | { executable: undefined; tried: string[]; reason: string }> {
+  const tried: string[] = [];
+  let reason = 'no python3 or python on PATH';
+  for (const exe of pythonCandidates(env)) {
+    tried.push(exe);
+    const r = await execa(exe, ['-c', code, ...args], {
+      env: { ...env, PYTHONUNBUFFERED: '1', ...opts.extraEnv },
+      extendEnv: false,
+      timeout: opts.timeoutMs,
+      cancelSignal: opts.signal,
+      forceKillAfterDelay: 2000,
+      reject: false,
+      stdin: 'ignore',
+      maxBuffer: 16 << 20,
+    });
+    if ((r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined && !r.timedOut && !r.isCanceled)) {
+      reason = `${exe}: ${String(r.message ?? '').split('\n')[0]}`;
+      continue;
+    }
+    const events: Array<Record<string, unknown>> = [];
+    for (const line of String(r.stdout ?? '').split('\n')) {
+      const t = line.trim();
+      if (!t.startsWith('{')) continue;
+      try {
+        const j = JSON.parse(t) as unknown;
+        if (j && typeof j === 'object' && !Array.isArray(j)) events.push(j as Record<string, unknown>);
+      } catch {
+        /* a print from the model's code, not ours */
+      }
+    }
+    return { executable: exe, exitCode: r.exitCode, timedOut: !!r.timedOut, events, stderr: String(r.stderr ?? '') };
+  }
+  return { executable: undefined, tried, reason };
+}
