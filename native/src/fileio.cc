@@ -76,9 +76,10 @@ inline uint16_t FloatToHalf(float f) {
   const uint32_t nonsign = exp_bits + mantissa_bits;
   return static_cast<uint16_t>((sign >> 16) | (shl1_w > 0xFF000000u ? 0x7E00u : nonsign));
 }
-// bfloat16: round to nearest even, NaN -> 0x7FC0 (c10::detail::round_to_nearest_even).
+// bfloat16: round to nearest even. NaN -> 0xFFFF, as torch's vectorised CPU conversion (at::vec
+// cvtfp32_bf16, the path tensor.to(torch.bfloat16) takes) writes it; the scalar c10 path would give 0x7FC0.
 inline uint16_t FloatToBF16(float f) {
-  if (std::isnan(f)) return 0x7FC0;
+  if (std::isnan(f)) return 0xFFFF;
   const uint32_t u = F32Bits(f);
   const uint32_t bias = ((u >> 16) & 1u) + 0x7FFFu;
   return static_cast<uint16_t>((u + bias) >> 16);
