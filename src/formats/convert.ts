@@ -446,7 +446,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         fd = -1;
       } catch (e) {
         if (fd >= 0) closeSync(fd);
-        throw fromSystemError(e, f.tmp, 'write');
+        throw fromSystemError(e, f.final, 'write');
       }
       const ops = opsFor(f, inputs.files.length);
       const batches = batchOps(ops, Math.max(64 << 20, Math.ceil(totalBytes / 200)));
@@ -512,7 +512,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         trackTemp(tmp);
         cleanup.push(tmp);
       }
-      writeSmall(tmp, doc, fsyncOut);
+      writeSmall(tmp, indexPath, doc, fsyncOut);
       files.push({ final: indexPath, tmp, tensors: [], header: Buffer.alloc(0), offsets: [], dataSize: 0 });
     }
     const carried: string[] = [];
@@ -634,7 +634,7 @@ function fsyncPath(p: string): void {
   }
 }
 
-function writeSmall(path: string, data: string, doFsync: boolean): void {
+function writeSmall(path: string, shownAs: string, data: string, doFsync: boolean): void {
   let fd = -1;
   try {
     fd = openSync(path, 'wx', 0o644);
@@ -645,7 +645,7 @@ function writeSmall(path: string, data: string, doFsync: boolean): void {
     closeSync(fd);
   } catch (e) {
     if (fd >= 0) closeSync(fd);
-    throw fromSystemError(e, path, 'write');
+    throw fromSystemError(e, shownAs, 'write');
   }
 }
 
