@@ -84,6 +84,8 @@ export interface FileJob {
   /** Reserve this many bytes of `output` first (fallocate), so a full disk fails before any copying. */
   preallocate?: number;
   fsync?: boolean;
+  /** Start writeback every 64 MiB (sync_file_range) so a final fsync has little left to do. */
+  writeback?: boolean;
   /** Gather/convert buffer size (default 8 MiB). */
   chunkBytes?: number;
 }

@@ -120,6 +120,29 @@ describe.skipIf(!py)('convert ↔ torch / safetensors (interop)', () => {
     expect(cases.find((c) => c.name === 'views.pt')!.dropped).toEqual({ 'lm_head.weight': 'embed.weight' });
   }, 180_000);
 
+  it('multi-page strided views (page cache, long runs, expands) equal torch, also with --dtype', async () => {
+    const src = join(work, 'big-views.pt');
+    runPython(
+      py!,
+      String.raw`
+import sys, torch
+torch.manual_seed(3)
+w = torch.randn(700, 1500)
+x = torch.randn(40, 50, 60)
+sd = {"t": w.t(), "rows": w[100:650], "cols": w[:, 7:1400:3], "perm": x.permute(2, 0, 1), "perm2": x.permute(1, 2, 0)[5:45],
+      "exp": torch.randn(3000, 1).expand(3000, 40), "half_t": w.half().t()[::2], "tail": w.reshape(-1)[-33333:]}
+torch.save(sd, sys.argv[1])`,
+      [src],
+    );
+    const cases: Case[] = [];
+    for (const d of [null, 'bf16', 'f16']) {
+      const r = await convert(`big-views-${d}`, src, d ? ['--dtype', d] : []);
+      cases.push({ name: `big-views ${d}`, inputs: [src], outputs: r.outputs, dropped: r.dropped, ...(d ? { dtype: d.toUpperCase() } : {}) });
+    }
+    const res = JSON.parse(runPython(py!, COMPARE, [JSON.stringify(cases)])) as Array<{ tensors: number }>;
+    expect(res.map((x) => x.tensors)).toEqual([8, 8, 8]);
+  }, 120_000);
+
   it('tiny Llama / GPT-2 / BERT (.bin, sharded): drop-in directories give the same logits with transformers', async () => {
     const models = ['tiny-llama', 'tiny-gpt2', 'tiny-bert', 'tiny-gpt2-sharded'];
     const pairs: Array<[string, string, string]> = [];

@@ -12,7 +12,7 @@ import { convertCheckpoint, dedupeAliases, parseSize } from '../src/formats/conv
 import { readHeader } from '../src/formats/safetensors.js';
 import { ColdstartError } from '../src/core/errors.js';
 import type { NativeAddon } from '../src/native.js';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { peerPython, runPython } from './helpers/python.js';
 
 const FIX = fileURLToPath(new URL('../fixtures/torch/', import.meta.url));
@@ -365,6 +365,40 @@ const isRoot = process.getuid?.() === 0;
 function runAs(uid: number, args: string[], cwd?: string) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', uid, gid: uid, cwd: cwd ?? '/tmp', env: { PATH: process.env.PATH } });
 }
+
+describe('--verify', () => {
+  it('a byte changed after writing is caught: VERIFY_MISMATCH (exit 1), output not kept', async () => {
+    const { requireNative } = await import('../src/native.js');
+    const real = requireNative('test');
+    const d = fresh('verify-mismatch');
+    const corrupting: NativeAddon = {
+      ...real,
+      fileioRun: async (job) => {
+        const r = await real.fileioRun(job);
+        if (job.mode === 'write') {
+          // flip one byte of the last tensor, as a bad disk or a racing writer would
+          const op = job.ops[job.ops.length - 1]!;
+          const fd = openSync(job.output, 'r+');
+          const b = Buffer.alloc(1);
+          readSync(fd, b, 0, 1, op.dst);
+          b[0] = b[0]! ^ 0xff;
+          writeSync(fd, b, 0, 1, op.dst);
+          closeSync(fd);
+        }
+        return r;
+      },
+    };
+    const err = await convertCheckpoint({ input: good('views.pt'), output: join(d, 'v.safetensors'), verify: true, native: corrupting }).catch((e) => e);
+    expect(err).toBeInstanceOf(ColdstartError);
+    expect(err.code).toBe('VERIFY_MISMATCH');
+    expect(err.exitCode).toBe(1);
+    expect(err.message).toMatch(/verification failed: 1 tensor\(s\) differ from the source/);
+    expect(readdirSync(d)).toEqual([]);
+    // and without the corruption the same run verifies
+    const ok = await convertCheckpoint({ input: good('views.pt'), output: join(d, 'v.safetensors'), verify: true });
+    expect(ok.verified).toBe(true);
+  });
+});
 
 describe('environment failures leave nothing behind', () => {
   it('missing input: exit 2, one line', async () => {

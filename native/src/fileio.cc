@@ -2,15 +2,15 @@
 // the main thread (a Baton):
 //   - contiguous, same dtype, native byte order: copy_file_range (in-kernel, no user-space buffer), falling back
 //     to large pread/pwrite when the kernel or filesystem cannot;
-//   - anything else (strided/transposed/expanded views, offsets, big-endian data, dtype conversion): the source
-//     storage is mmap'd read-only and gathered in 8 MiB output chunks, byteswapped and converted, then pwritten;
-//     pages are dropped from the mapping after each chunk so resident memory stays bounded;
+//   - anything else (strided/transposed/expanded views, offsets, big-endian data, dtype conversion): gathered in
+//     8 MiB output chunks — long runs by pread straight from the file, strided elements through a 128 MiB
+//     set-associative cache of 4 KiB source pages — byteswapped and converted, then pwritten; resident memory
+//     stays bounded by the buffers whatever the tensor size or layout;
 //   - verify mode materialises each tensor the same way and compares it with the bytes in the output file.
 // Every bound (storage within the file, view within the storage, output within its range) is re-checked here.
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -143,6 +143,7 @@ struct Fd {
 struct RunBaton : Baton {
   bool verify = false;
   bool doFsync = false;
+  bool writeback = false;
   uint64_t preallocate = 0;
   size_t chunk = 8u << 20;
   std::string output;
@@ -238,7 +239,7 @@ struct RunBaton : Baton {
   void Written(uint64_t n, uint64_t endOff) {
     bytes += static_cast<double>(n);
     sinceSync += n;
-    if (sinceSync >= (64u << 20)) {
+    if (writeback && sinceSync >= (64u << 20)) {
       sync_file_range(out.fd, static_cast<off_t>(syncFrom), static_cast<off_t>(endOff - syncFrom), SYNC_FILE_RANGE_WRITE);
       syncFrom = endOff;
       sinceSync = 0;
@@ -305,21 +306,65 @@ struct RunBaton : Baton {
     return true;
   }
 
+  // A small set-associative cache of 4 KiB source pages (relative to the storage start, so an element never
+  // straddles two pages). Strided views (transposes, steps, expands) read each page about once per pass while
+  // resident memory stays at the cache size, unlike mmap, whose fault-around maps whole 64 KiB windows.
+  static constexpr uint64_t kPage = 4096;
+  static constexpr size_t kWays = 8, kSets = 4096;  // 32768 pages = 128 MiB at most, allocated on first use
+  std::unique_ptr<uint8_t[]> cache;
+  std::vector<uint64_t> tags;  // storage-relative page index + 1 (0 = empty)
+  std::vector<uint8_t> victim;
+  int cacheSrc = -1;
+  uint64_t cacheBase = 0;
+
+  void ResetCache(int src, uint64_t base) {
+    if (!cache) {
+      cache.reset(new uint8_t[kWays * kSets * kPage]);
+      tags.assign(kWays * kSets, 0);
+      victim.assign(kSets, 0);
+    } else {
+      std::fill(tags.begin(), tags.end(), 0);
+    }
+    cacheSrc = src;
+    cacheBase = base;
+  }
+  // Returns a pointer to the page holding storage byte `off`, reading it on a miss.
+  const uint8_t* Page(uint64_t pageIdx, uint64_t storageBytes) {
+    const size_t set = static_cast<size_t>((pageIdx * 0x9E3779B97F4A7C15ull) >> 52) & (kSets - 1);
+    uint64_t* t = &tags[set * kWays];
+    for (size_t w = 0; w < kWays; w++)
+      if (t[w] == pageIdx + 1) return cache.get() + (set * kWays + w) * kPage;
+    const size_t w = victim[set]++ % kWays;
+    uint8_t* dst = cache.get() + (set * kWays + w) * kPage;
+    const uint64_t start = pageIdx * kPage;
+    const size_t n = static_cast<size_t>(storageBytes - start < kPage ? storageBytes - start : kPage);
+    if (!ReadAll(srcFds[cacheSrc].fd, dst, n, cacheBase + start, sources[cacheSrc])) return nullptr;
+    t[w] = pageIdx + 1;
+    return dst;
+  }
+  // Copies `bytes` storage bytes starting at `off` into `d` (long runs straight from the file).
+  bool CopyRun(uint8_t* d, uint64_t off, size_t bytes, uint64_t storageBytes) {
+    if (bytes >= (64u << 10)) return ReadAll(srcFds[cacheSrc].fd, d, bytes, cacheBase + off, sources[cacheSrc]);
+    while (bytes > 0) {
+      const uint64_t pg = off / kPage, within = off % kPage;
+      const uint8_t* p = Page(pg, storageBytes);
+      if (!p) return false;
+      const size_t n = static_cast<size_t>(kPage - within < bytes ? kPage - within : bytes);
+      memcpy(d, p + within, n);
+      d += n; off += n; bytes -= n;
+    }
+    return true;
+  }
+
   bool Gather(int index, const Op& op, uint64_t numel, bool contiguous) {
     const size_t se = SizeOf(op.srcDt), de = SizeOf(op.dstDt);
-    const int sfd = srcFds[op.src].fd;
-    // Map the storage read-only (page-aligned).
-    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-    const uint64_t mapStart = op.srcOffset / page * page;
-    const uint64_t mapLen = op.srcOffset + op.srcBytes - mapStart;
-    void* m = mmap(nullptr, mapLen, PROT_READ, MAP_PRIVATE, sfd, static_cast<off_t>(mapStart));
-    if (m == MAP_FAILED) return SysFail("map", sources[op.src]);
-    struct Unmap { void* p; size_t n; ~Unmap() { munmap(p, n); } } unmap{m, mapLen};
-    madvise(m, mapLen, contiguous ? MADV_SEQUENTIAL : MADV_RANDOM);
-    const uint8_t* base = static_cast<const uint8_t*>(m) + (op.srcOffset - mapStart);
-
+    ResetCache(op.src, op.srcOffset);
     std::vector<int64_t> shape = op.shape, strides = op.strides;
     if (shape.empty()) { shape.push_back(1); strides.push_back(1); }
+    if (contiguous) {  // one run: read it in chunks straight from the file
+      shape.assign(1, static_cast<int64_t>(numel));
+      strides.assign(1, 1);
+    }
     const size_t nd = shape.size();
     std::vector<int64_t> idx(nd, 0);
     int64_t cur = op.storageOffset;  // element index into the storage
@@ -337,12 +382,27 @@ struct RunBaton : Baton {
         size_t run = static_cast<size_t>(innerLen - idx[nd - 1]);
         if (run > n - filled) run = n - filled;
         if (innerStride == 1) {
-          memcpy(g + filled * se, base + static_cast<uint64_t>(cur) * se, run * se);
-        } else {
-          const uint8_t* s = base + static_cast<uint64_t>(cur) * se;
+          if (!CopyRun(g + filled * se, static_cast<uint64_t>(cur) * se, run * se, op.srcBytes)) return false;
+        } else if (innerStride == 0) {
+          uint8_t e[8];
+          if (!CopyRun(e, static_cast<uint64_t>(cur) * se, se, op.srcBytes)) return false;
           uint8_t* d = g + filled * se;
+          for (size_t k = 0; k < run; k++, d += se) memcpy(d, e, se);
+        } else {
+          uint8_t* d = g + filled * se;
+          uint64_t off = static_cast<uint64_t>(cur) * se;
           const uint64_t step = static_cast<uint64_t>(innerStride) * se;
-          for (size_t k = 0; k < run; k++, d += se, s += step) memcpy(d, s, se);
+          uint64_t lastPg = UINT64_MAX;
+          const uint8_t* p = nullptr;
+          for (size_t k = 0; k < run; k++, d += se, off += step) {
+            const uint64_t pg = off / kPage;
+            if (pg != lastPg) {
+              p = Page(pg, op.srcBytes);
+              if (!p) return false;
+              lastPg = pg;
+            }
+            memcpy(d, p + off % kPage, se);
+          }
         }
         filled += run;
         // advance the odometer by `run` along the innermost dimension
@@ -375,7 +435,6 @@ struct RunBaton : Baton {
       }
       dst += nbytes;
       done += n;
-      madvise(m, mapLen, MADV_DONTNEED);  // keep resident memory bounded whatever the tensor size
     }
     return true;
   }
@@ -414,6 +473,7 @@ Napi::Value FileioRun(const Napi::CallbackInfo& info) {
   std::unique_ptr<RunBaton> guard(b);
   b->verify = job.Has("mode") && job.Get("mode").IsString() && job.Get("mode").As<Napi::String>().Utf8Value() == "verify";
   b->doFsync = OptBool(job, "fsync", false);
+  b->writeback = OptBool(job, "writeback", false);
   b->preallocate = static_cast<uint64_t>(OptNumber(job, "preallocate", 0));
   double ch = OptNumber(job, "chunkBytes", 8 << 20);
   if (ch >= 4096 && ch <= (256 << 20)) b->chunk = static_cast<size_t>(ch) / 8 * 8;

@@ -461,6 +461,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
             ops: batches[b]!.ops,
             preallocate: b === 0 ? f.header.length + f.dataSize : 0,
             fsync: fsyncOut && b === batches.length - 1,
+            writeback: fsyncOut,
           });
         } catch (e) {
           throw nativeFailure(e, f.final);
