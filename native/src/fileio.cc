@@ -187,6 +187,10 @@ struct RunBaton : Baton {
         return;
       }
     }
+    // writeback hints start where this job's writes start (jobs of one file arrive in order)
+    syncFrom = UINT64_MAX;
+    for (const Op& op : ops) syncFrom = op.dst < syncFrom ? op.dst : syncFrom;
+    if (syncFrom == UINT64_MAX) syncFrom = 0;
     gbuf.reset(new uint8_t[chunk]);
     obuf.reset(new uint8_t[chunk * 2]);
     if (verify) vbuf.reset(new uint8_t[chunk * 2]);

@@ -449,7 +449,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
         throw fromSystemError(e, f.final, 'write');
       }
       const ops = opsFor(f, inputs.files.length);
-      const batches = batchOps(ops, Math.max(64 << 20, Math.ceil(totalBytes / 200)));
+      const batches = batchOps(ops, Math.max(256 << 20, Math.ceil(totalBytes / 100)));
       for (let b = 0; b < batches.length; b++) {
         throwIfAborted(options.signal);
         let r;
