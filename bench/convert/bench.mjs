@@ -3,7 +3,7 @@
 // bytes (the floor) and the Python path (torch.load(weights_only=True) + safetensors.torch.save_file), in one run,
 // interleaved, page cache warm for every contender. Writes bench/convert/RESULTS.md.
 //
-//   node bench/convert/bench.mjs [--size-gib 1.1] [--reps 3] [--dir /tmp]
+//   node bench/convert/bench.mjs [--sizes 1.1,4] [--reps 3] [--dir /tmp] [--write]
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpus, totalmem, release } from 'node:os';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -16,11 +16,13 @@ const arg = (k, d) => {
   const i = process.argv.indexOf(k);
   return i > 0 ? process.argv[i + 1] : d;
 };
-const sizeGiB = Number(arg('--size-gib', '1.1'));
+const sizes = arg('--sizes', arg('--size-gib', '1.1')).split(',').map(Number);
 const reps = Number(arg('--reps', '3'));
 const work = mkdtempSync(join(arg('--dir', '/tmp'), 'coldstart-bench-convert-'));
 const py = execFileSync(join(root, 'scripts', 'pyenv.sh'), { encoding: 'utf8' }).trim();
 const input = join(work, 'pytorch_model.bin');
+const sections = [];
+for (const sizeGiB of sizes) {
 
 // A Llama-shaped state dict in bf16 (embedding, per-layer attention + MLP, norms, tied lm_head) of ~sizeGiB.
 const make = `
@@ -111,6 +113,8 @@ const fsType = execFileSync('stat', ['-f', '-c', '%T', work], { encoding: 'utf8'
 const lines = [
   '# bench/convert results',
   '',
+  `## ${sizeGiB} GiB checkpoint`,
+  '',
   `Machine: ${cpus().length} cores (${cpu}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, no GPU, Linux ${release()}, ${fsType} at ${dirname(work)}.`,
   `Date: ${date}. Input: a Llama-shaped bf16 \`pytorch_model.bin\` written by torch.save, ${(inBytes / 2 ** 30).toFixed(2)} GiB, tied lm_head.`,
   `Load average at start: ${execFileSync('cat', ['/proc/loadavg'], { encoding: 'utf8' }).trim()} (the machine is shared with other jobs).`,
@@ -128,10 +132,13 @@ const lines = [
   '',
   'Times are whole processes (start to exit). "data-phase throughput" is coldstart\'s own write step from its --json report (tensor bytes / write seconds, no process start-up); the CLI currently spends ~0.25 s starting (0.12 s of it importing execa through doctor/engines), which matters at 1 GiB and vanishes at model sizes where conversion matters.',
   '',
-  'Reproduce: `npm run build && npm run build:native && node bench/convert/bench.mjs [--size-gib 1.1] [--reps 3] [--dir /tmp]`.',
+  'Reproduce: `npm run build && npm run build:native && node bench/convert/bench.mjs --sizes 1.1,4 --reps 3 --write` (RESULTS.md is rewritten).',
   '',
 ];
-const text = lines.join('\n');
+sections.push(sections.length === 0 ? lines.join('\n') : lines.slice(2).join('\n'));
+rmSync(input, { force: true });
+}
+const text = sections.join('\n');
 if (process.argv.includes('--write')) writeFileSync(join(here, 'RESULTS.md'), text);
 console.log(text);
 rmSync(work, { recursive: true, force: true });
