@@ -268,6 +268,17 @@ describe('coldstart convert', () => {
     expect(Object.keys(idx.weight_map).sort()).toEqual(names.sort());
   });
 
+  it('an --output inside the input directory does not copy itself, and the input is untouched', async () => {
+    const d = fresh('inside');
+    for (const f of readdirSync(join(FIX, 'models', 'tiny-bert'))) copyFileSync(join(FIX, 'models', 'tiny-bert', f), join(d, f));
+    const before = readdirSync(d).sort();
+    const r = await runCli(['convert', d, '-o', join(d, 'st')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(readdirSync(join(d, 'st')).sort()).toEqual(['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json']);
+    expect(readdirSync(d).sort()).toEqual([...before, 'st'].sort());
+    expect(r.stdout).toContain('cls.predictions.decoder.weight → bert.embeddings.word_embeddings.weight');
+  });
+
   it('shows a progress bar on a TTY only', async () => {
     const d = fresh('tty');
     const r = await runCli(['convert', good('views.pt'), '-o', join(d, 'a.safetensors')], { tty: true });

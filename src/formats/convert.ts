@@ -660,6 +660,8 @@ function carryFiles(src: string, dst: string, weights: Set<string>, carried: str
       continue;
     }
     const full = join(src, r);
+    // never copy the output into itself (an --output inside the input directory)
+    if (resolve(full) === resolve(dst) || resolve(full) === resolve(dst).replace(/\/\.([^/]+)\.coldstart-[^/]+\.tmp$/, '/$1')) continue;
     const l = lstatSync(full);
     let st;
     try {
