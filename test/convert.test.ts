@@ -84,42 +84,68 @@ describe('pickle interpreter', () => {
 });
 
 // ------------------------------------------------------------------------------------------------ zip
-/** A minimal stored-zip writer for crafting broken archives. */
-function makeZip(entries: Array<{ name: string; data: Buffer }>, tweak: { overlapSecond?: boolean; lieLocalName?: boolean } = {}): Buffer {
+/** A minimal stored-zip writer for crafting broken archives (optionally in ZIP64 form throughout). */
+function makeZip(entries: Array<{ name: string; data: Buffer }>, tweak: { overlapSecond?: boolean; lieLocalName?: boolean; zip64?: boolean } = {}): Buffer {
+  const z64 = !!tweak.zip64;
   const locals: Buffer[] = [];
   const central: Buffer[] = [];
   let off = 0;
   const offsets: number[] = [];
+  const u64 = (v: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(v));
+    return b;
+  };
   for (const e of entries) {
     const name = Buffer.from(e.name);
+    const extra = z64 ? Buffer.concat([Buffer.from([1, 0, 16, 0]), u64(e.data.length), u64(e.data.length)]) : Buffer.alloc(0);
     const lh = Buffer.alloc(30);
     lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt32LE(e.data.length, 18);
-    lh.writeUInt32LE(e.data.length, 22);
+    lh.writeUInt32LE(z64 ? 0xffffffff : e.data.length, 18);
+    lh.writeUInt32LE(z64 ? 0xffffffff : e.data.length, 22);
     lh.writeUInt16LE(name.length, 26);
+    lh.writeUInt16LE(extra.length, 28);
     const lname = tweak.lieLocalName ? Buffer.from(e.name.replace(/.$/, 'X')) : name;
     offsets.push(off);
-    locals.push(lh, lname, e.data);
-    off += 30 + name.length + e.data.length;
+    locals.push(lh, lname, extra, e.data);
+    off += 30 + name.length + extra.length + e.data.length;
   }
   entries.forEach((e, i) => {
     const name = Buffer.from(e.name);
+    const lho = tweak.overlapSecond && i === 1 ? offsets[0]! : offsets[i]!;
+    const extra = z64 ? Buffer.concat([Buffer.from([1, 0, 24, 0]), u64(e.data.length), u64(e.data.length), u64(lho)]) : Buffer.alloc(0);
     const ch = Buffer.alloc(46);
     ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt32LE(e.data.length, 20);
-    ch.writeUInt32LE(e.data.length, 24);
+    ch.writeUInt32LE(z64 ? 0xffffffff : e.data.length, 20);
+    ch.writeUInt32LE(z64 ? 0xffffffff : e.data.length, 24);
     ch.writeUInt16LE(name.length, 28);
-    ch.writeUInt32LE(tweak.overlapSecond && i === 1 ? offsets[0]! : offsets[i]!, 42);
-    central.push(ch, name);
+    ch.writeUInt16LE(extra.length, 30);
+    ch.writeUInt32LE(z64 ? 0xffffffff : lho, 42);
+    central.push(ch, name, extra);
   });
   const cd = Buffer.concat(central);
+  const tail: Buffer[] = [];
+  if (z64) {
+    const rec = Buffer.alloc(56);
+    rec.writeUInt32LE(0x06064b50, 0);
+    rec.writeBigUInt64LE(44n, 4);
+    rec.writeBigUInt64LE(BigInt(entries.length), 24);
+    rec.writeBigUInt64LE(BigInt(entries.length), 32);
+    rec.writeBigUInt64LE(BigInt(cd.length), 40);
+    rec.writeBigUInt64LE(BigInt(off), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(off + cd.length), 8);
+    loc.writeUInt32LE(1, 16);
+    tail.push(rec, loc);
+  }
   const eocd = Buffer.alloc(22);
   eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(entries.length, 8);
-  eocd.writeUInt16LE(entries.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(off, 16);
-  return Buffer.concat([...locals, cd, eocd]);
+  eocd.writeUInt16LE(z64 ? 0xffff : entries.length, 8);
+  eocd.writeUInt16LE(z64 ? 0xffff : entries.length, 10);
+  eocd.writeUInt32LE(z64 ? 0xffffffff : cd.length, 12);
+  eocd.writeUInt32LE(z64 ? 0xffffffff : off, 16);
+  return Buffer.concat([...locals, cd, ...tail, eocd]);
 }
 
 function zipOf(buf: Buffer) {
@@ -140,6 +166,13 @@ describe('zip reader', () => {
     const z = zipOf(makeZip([a, b]))!;
     expect([...z.entries.keys()]).toEqual(['archive/data.pkl', 'archive/data/0']);
     expect(z.entries.get('archive/data/0')!.dataOffset).toBe(30 + 16 + 3 + 30 + 14);
+  });
+  it('reads ZIP64 end records and extra fields (sizes and offsets all 0xFFFFFFFF)', () => {
+    const z = zipOf(makeZip([a, b], { zip64: true }))!;
+    const e = z.entries.get('archive/data/0')!;
+    expect(e.size).toBe(4);
+    expect(e.dataOffset).toBe(30 + 16 + 20 + 3 + 30 + 14 + 20);
+    expect(() => zipOf(makeZip([a, b], { zip64: true, overlapSecond: true }))).toThrow(/overlaps/);
   });
   it('refuses overlapping entries, lying local headers and traversal', () => {
     expect(() => zipOf(makeZip([a, b], { overlapSecond: true }))).toThrow(/overlaps/);
