@@ -3,8 +3,9 @@
 //   - contiguous, same dtype, native byte order: copy_file_range (in-kernel, no user-space buffer), falling back
 //     to large pread/pwrite when the kernel or filesystem cannot;
 //   - anything else (strided/transposed/expanded views, offsets, big-endian data, dtype conversion): gathered in
-//     8 MiB output chunks — long runs by pread straight from the file, strided elements through a 128 MiB
-//     set-associative cache of 4 KiB source pages — byteswapped and converted, then pwritten; resident memory
+//     8 MiB output chunks — long runs by pread straight from the file, transposed layouts column by column,
+//     other strided elements through a 128 MiB set-associative cache of 4 KiB source pages — byteswapped and
+//     converted, then pwritten; resident memory
 //     stays bounded by the buffers whatever the tensor size or layout;
 //   - verify mode materialises each tensor the same way and compares it with the bytes in the output file.
 // Every bound (storage within the file, view within the storage, output within its range) is re-checked here.
@@ -374,7 +375,13 @@ struct RunBaton : Baton {
     int64_t cur = op.storageOffset;  // element index into the storage
     const int64_t innerStride = strides[nd - 1];
     const int64_t innerLen = shape[nd - 1];
-    const size_t perChunk = chunk / (se > de ? se : de);
+    size_t perChunk = chunk / (se > de ? se : de);
+    // Transposed layouts (the next-to-last dimension is the contiguous one): fill the chunk column by column so
+    // each source read is a run of consecutive rows instead of one element per page lookup.
+    const bool tiled = nd >= 2 && strides[nd - 2] == 1 && innerStride > 1 && static_cast<size_t>(innerLen) <= perChunk / 2;
+    if (tiled) perChunk = perChunk / static_cast<size_t>(innerLen) * static_cast<size_t>(innerLen);
+    std::vector<int64_t> rowStart;
+    std::vector<uint8_t> tmp;
     uint64_t done = 0;
     uint64_t dst = op.dst;
     const bool convert = op.srcDt != op.dstDt;
@@ -382,6 +389,36 @@ struct RunBaton : Baton {
       size_t n = static_cast<size_t>(numel - done < perChunk ? numel - done : perChunk);
       uint8_t* g = gbuf.get();
       size_t filled = 0;
+      if (tiled) {
+        // n is a whole number of rows; note where each row starts in the storage, advancing the odometer
+        const size_t rows = n / static_cast<size_t>(innerLen);
+        rowStart.resize(rows);
+        for (size_t r = 0; r < rows; r++) {
+          rowStart[r] = cur;
+          cur -= idx[nd - 1] * innerStride;  // idx[nd-1] is 0 at row starts
+          idx[nd - 1] = 0;
+          for (size_t dim = nd - 1; dim > 0; dim--) {
+            idx[dim - 1]++;
+            cur += strides[dim - 1];
+            if (idx[dim - 1] < shape[dim - 1] || dim - 1 == 0) break;
+            cur -= shape[dim - 1] * strides[dim - 1];
+            idx[dim - 1] = 0;
+          }
+        }
+        for (size_t r0 = 0; r0 < rows;) {
+          size_t k = 1;  // rows r0..r0+k-1 are consecutive in the storage
+          while (r0 + k < rows && rowStart[r0 + k] == rowStart[r0] + static_cast<int64_t>(k)) k++;
+          tmp.resize(k * se);
+          for (int64_t j = 0; j < innerLen; j++) {
+            if (!CopyRun(tmp.data(), static_cast<uint64_t>(rowStart[r0] + j * innerStride) * se, k * se, op.srcBytes)) return false;
+            uint8_t* d = g + (r0 * static_cast<size_t>(innerLen) + static_cast<size_t>(j)) * se;
+            const size_t rowBytes = static_cast<size_t>(innerLen) * se;
+            for (size_t t = 0; t < k; t++, d += rowBytes) memcpy(d, tmp.data() + t * se, se);
+          }
+          r0 += k;
+        }
+        filled = n;
+      }
       while (filled < n) {
         size_t run = static_cast<size_t>(innerLen - idx[nd - 1]);
         if (run > n - filled) run = n - filled;
