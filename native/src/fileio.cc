@@ -5,8 +5,7 @@
 //   - anything else (strided/transposed/expanded views, offsets, big-endian data, dtype conversion): gathered in
 //     8 MiB output chunks — long runs by pread straight from the file, transposed layouts column by column,
 //     other strided elements through a 128 MiB set-associative cache of 4 KiB source pages — byteswapped and
-//     converted, then pwritten; resident memory
-//     stays bounded by the buffers whatever the tensor size or layout;
+//     converted, then pwritten; resident memory stays bounded by the buffers whatever the tensor size or layout;
 //   - verify mode materialises each tensor the same way and compares it with the bytes in the output file.
 // Every bound (storage within the file, view within the storage, output within its range) is re-checked here.
 #include <errno.h>
