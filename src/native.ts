@@ -54,10 +54,57 @@ export interface CudaProbeOptions {
   context?: boolean;
 }
 
+// ---------------------------------------------------------------------------------------------- convert (fileio.cc)
+/** One tensor to materialise: a view of a storage in a source file, written (or compared) at `dst`. */
+export interface FileOp {
+  /** Index into `FileJob.sources`. */
+  src: number;
+  /** Absolute offset of the storage's first byte in the source file, and the storage's length in bytes. */
+  srcOffset: number;
+  srcBytes: number;
+  /** Absolute offset in the output file. */
+  dst: number;
+  /** safetensors dtype names; they differ only for F16/BF16/F32/F64 → F16/BF16/F32 conversion. */
+  srcDtype: string;
+  dstDtype: string;
+  /** Elements; strides may be 0 (expanded) or describe any permutation. */
+  shape: number[];
+  strides: number[];
+  storageOffset: number;
+  /** Swap each element's bytes (big-endian checkpoint). */
+  byteswap: boolean;
+}
+
+export interface FileJob {
+  /** write: pwrite/copy_file_range into `output` (which must exist). verify: compare `output` with the sources. */
+  mode: 'write' | 'verify';
+  output: string;
+  sources: string[];
+  ops: FileOp[];
+  /** Reserve this many bytes of `output` first (fallocate), so a full disk fails before any copying. */
+  preallocate?: number;
+  fsync?: boolean;
+  /** Start writeback every 64 MiB (sync_file_range) so a final fsync has little left to do. */
+  writeback?: boolean;
+  /** Gather/convert buffer size (default 8 MiB). */
+  chunkBytes?: number;
+}
+
+export interface FileJobResult {
+  /** Bytes written (write) or compared (verify). */
+  bytes: number;
+  seconds: number;
+  copyFileRange: boolean;
+  /** Indexes of ops whose bytes differ (verify mode). */
+  mismatches: number[];
+}
+
 // ---------------------------------------------------------------------------------------------- the addon's exports
 export interface NativeAddon {
   abiVersion: number;
   cudaProbe(options?: CudaProbeOptions): Promise<CudaProbeResult>;
+  /** convert: runs the byte moving off the main thread; rejects with `code` = errno name (ENOSPC, EACCES…) or CORRUPT. */
+  fileioRun(job: FileJob): Promise<FileJobResult>;
 }
 
 export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string; fixes: string[] };

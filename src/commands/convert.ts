@@ -1,9 +1,80 @@
 import type { Command } from 'commander';
 import type { Runner } from '../cli.js';
-import { notYet } from './pending.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags } from './context.js';
+import { invalidArg } from '../core/errors.js';
+import { newReport, summarizeRuns } from '../core/report.js';
+import { emitReport } from '../core/emit.js';
+import type { PhaseResult } from '../core/phases.js';
+import { formatBytes, formatDuration, formatRate } from '../core/format.js';
+import { nowSeconds } from '../core/clock.js';
+import { convertCheckpoint, parseSize, type ConvertResult, type TargetDtype } from '../formats/convert.js';
+import { relative, resolve } from 'node:path';
+
+interface ConvertFlags extends ReportFlags {
+  output?: string;
+  dtype?: string;
+  shardSize?: string;
+  key?: string;
+  verify?: boolean;
+  force?: boolean;
+  fsync?: boolean;
+}
+
+const DTYPES: Record<string, TargetDtype> = { f16: 'F16', fp16: 'F16', float16: 'F16', bf16: 'BF16', bfloat16: 'BF16', f32: 'F32', fp32: 'F32', float32: 'F32' };
+
+/** A redrawn bar on a TTY; plain lines every 5 s otherwise (nothing for quick runs). */
+function progress(ctx: Context): { update(done: number, total: number): void; end(): void } {
+  const t0 = nowSeconds();
+  let lastLine = t0;
+  let drawn = false;
+  const tty = ctx.out.interactive;
+  return {
+    update(done, total) {
+      const now = nowSeconds();
+      const rate = now > t0 ? done / (now - t0) : 0;
+      const frac = total > 0 ? done / total : 1;
+      if (tty) {
+        const width = 30;
+        const fill = Math.round(frac * width);
+        ctx.out.proc.stderr.write(`\r\u001b[2Kconverting [${'#'.repeat(fill)}${'.'.repeat(width - fill)}] ${(frac * 100).toFixed(0).padStart(3)}%  ${formatBytes(done)} / ${formatBytes(total)}  ${formatRate(rate)}`);
+        drawn = true;
+      } else if (now - lastLine >= 5 && done < total) {
+        lastLine = now;
+        ctx.out.progressLine(`converting: ${(frac * 100).toFixed(0)}% (${formatBytes(done)} of ${formatBytes(total)}, ${formatRate(rate)})`);
+      }
+    },
+    end() {
+      if (drawn) ctx.out.proc.stderr.write('\r\u001b[2K');
+    },
+  };
+}
+
+function human(r: ConvertResult, ctx: Context): string {
+  const s = ctx.out.style;
+  const rel = (p: string) => {
+    const x = relative(ctx.cwd, p);
+    return x && !x.startsWith('..') ? x : p;
+  };
+  const lines: string[] = [];
+  const nfiles = r.files.length;
+  lines.push(
+    `${s.green('converted')} ${rel(r.input)} → ${rel(r.output)}: ${r.tensors} tensors, ${formatBytes(r.bytes)} in ${nfiles} file${nfiles === 1 ? '' : 's'}${r.key ? ` (weights from key "${r.key}")` : ''}${r.verified ? `, ${s.green('verified')}` : ''}`,
+  );
+  const t = r.seconds;
+  lines.push(
+    `  read ${formatDuration(t.read)} · write ${formatDuration(t.write)} (${formatRate(r.throughputBytesPerSecond)}${r.copyFileRange ? ', copy_file_range' : ''})${t.verify !== null ? ` · verify ${formatDuration(t.verify)}` : ''} · total ${formatDuration(t.total)}`,
+  );
+  if (r.dtype) lines.push(`  ${r.convertedDtype} floating tensor(s) converted to ${r.dtype}`);
+  if (r.byteorder === 'big') lines.push('  big-endian checkpoint: data byteswapped to little-endian');
+  const dropped = Object.entries(r.droppedAliases);
+  if (dropped.length) lines.push(`  shared tensors written once: ${dropped.map(([a, b]) => `${a} → ${b}`).join(', ')} (recorded in __metadata__)`);
+  if (nfiles > 1) for (const f of r.files) lines.push(`  ${rel(f.path)}  ${f.tensors} tensors, ${formatBytes(f.bytes)}`);
+  if (r.carried.length) lines.push(`  carried over: ${r.carried.join(', ')}`);
+  return lines.join('\n');
+}
 
 export function registerConvert(program: Command, run: Runner): void {
-  program
+  const cmd = program
     .command('convert')
     .description('convert PyTorch .bin/.pt checkpoints to safetensors, safely (nothing is executed) and streaming')
     .argument('<input>', 'checkpoint file or Hugging Face model directory')
@@ -12,5 +83,52 @@ export function registerConvert(program: Command, run: Runner): void {
     .option('--shard-size <size>', 'maximum shard size, e.g. 5GB')
     .option('--key <key>', 'which entry of a wrapping checkpoint holds the weights')
     .option('--verify', 're-read the output and compare every tensor with the source')
-    .action(run(async () => notYet('coldstart convert', 'issue #3')));
+    .option('--force', 'overwrite an existing output')
+    .option('--no-fsync', 'do not fsync outputs before renaming them into place (faster, less durable)');
+  addReportOptions(cmd).action(
+    run(async (ctx, input: string, flags: ConvertFlags) => {
+      const dtype = flags.dtype === undefined ? undefined : DTYPES[flags.dtype.toLowerCase()];
+      if (flags.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'f16, bf16 or f32', flags.dtype);
+      const shardSize = flags.shardSize === undefined ? undefined : parseSize(flags.shardSize);
+      const emit = emitOptions(ctx, flags);
+      const bar = progress(ctx);
+      const warnings: string[] = [];
+      let result: ConvertResult;
+      try {
+        result = await convertCheckpoint({
+          input: resolve(ctx.cwd, input),
+          output: flags.output === undefined ? undefined : flags.output.endsWith('/') ? `${resolve(ctx.cwd, flags.output)}/` : resolve(ctx.cwd, flags.output),
+          dtype,
+          shardSize,
+          key: flags.key,
+          verify: !!flags.verify,
+          force: !!flags.force,
+          fsync: flags.fsync !== false,
+          signal: ctx.signal,
+          onProgress: (d, t) => bar.update(d, t),
+          warn: (m) => warnings.push(m),
+        });
+      } finally {
+        bar.end();
+      }
+      const phase = (name: string, seconds: number | null, note?: string, metrics: PhaseResult['metrics'] = {}): PhaseResult =>
+        seconds === null
+          ? { name, status: 'skipped', seconds: null, reason: 'not requested (--verify)', steps: [], metrics }
+          : { name, status: 'ok', seconds, ...(note ? { note } : {}), steps: [], metrics };
+      const phases = [
+        phase('read', result.seconds.read, `${result.sources.length} checkpoint file(s), structure only`),
+        phase('write', result.seconds.write, `${formatBytes(result.bytes)} at ${formatRate(result.throughputBytesPerSecond)}`, { bytes: result.bytes, throughputBytesPerSecond: result.throughputBytesPerSecond }),
+        phase('verify', result.seconds.verify),
+      ];
+      const report = newReport('convert');
+      const sum = summarizeRuns([phases]);
+      report.phases = sum.phases;
+      report.total = sum.total;
+      report.target = { input: result.input, output: result.output };
+      report.warnings.push(...warnings);
+      const { schema: _schema, ...details } = result;
+      report.details = details;
+      return emitReport(ctx.out, report, ctx.cwd, { ...emit, human: () => human(result, ctx) });
+    }),
+  );
 }

@@ -1,0 +1,686 @@
+/**
+ * PyTorch checkpoint → safetensors, streaming and byte-exact. The plan (which tensors, which aliases are dropped,
+ * where each tensor's bytes go) is made here from `openTorchCheckpoint` descriptors; the bytes are moved by the
+ * native addon (fileio.cc) with copy_file_range or a bounded gather. Output is written under temporary names,
+ * optionally verified, and renamed into place only when complete.
+ */
+import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
+import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
+import { Stopwatch } from '../core/clock.js';
+import { requireNative, type FileOp, type NativeAddon } from '../native.js';
+import { buildHeader, readHeader } from './safetensors.js';
+import { DTYPE_SIZES, type Dtype } from './dtypes.js';
+import { openTorchCheckpoint, type TensorDescriptor, type TorchCheckpoint } from './torch.js';
+
+export type TargetDtype = 'F16' | 'BF16' | 'F32';
+
+export interface ConvertOptions {
+  /** A torch.save file or a Hugging Face model directory. */
+  input: string;
+  /** Output file (file input) or directory (directory input); defaults beside the input. */
+  output?: string;
+  /** Convert floating tensors (F16/BF16/F32/F64) to this dtype on the way. */
+  dtype?: TargetDtype;
+  /** Maximum bytes per output file; tensors larger than this get a file of their own. */
+  shardSize?: number;
+  /** Wrapping checkpoints: which (dotted) key holds the weights. */
+  key?: string;
+  /** Re-read the output and compare every tensor with the source before renaming it into place. */
+  verify?: boolean;
+  /** Overwrite an existing output. */
+  force?: boolean;
+  /** Names to drop first when tensors are tied (default: the usual LM-head/decoder names). */
+  tiedNames?: readonly string[];
+  onProgress?(doneBytes: number, totalBytes: number): void;
+  signal?: AbortSignal;
+  /** Non-fatal notes (duplicated overlapping views, skipped files). */
+  warn?(message: string): void;
+  /** fsync outputs before renaming (default true). */
+  fsync?: boolean;
+  /** Tests: use this addon instead of loading the real one. */
+  native?: NativeAddon;
+}
+
+export interface ConvertedFile {
+  path: string;
+  tensors: number;
+  /** File size: header + data. */
+  bytes: number;
+}
+
+export interface ConvertResult {
+  schema: 'coldstart/convert@1';
+  input: string;
+  inputKind: 'file' | 'directory';
+  output: string;
+  sources: string[];
+  /** Wrapping key the weights came from ('' for a plain state dict). */
+  key: string;
+  format: 'zip' | 'legacy' | 'mixed';
+  byteorder: 'little' | 'big' | 'mixed';
+  files: ConvertedFile[];
+  /** Index file written when the output is sharded. */
+  index: string | null;
+  carried: string[];
+  tensors: number;
+  /** Tensor data bytes written (excluding headers). */
+  bytes: number;
+  /** Bytes of the source checkpoints. */
+  sourceBytes: number;
+  /** removed name → kept name, as recorded in `__metadata__`. */
+  droppedAliases: Record<string, string>;
+  /** Tensors whose dtype --dtype changed. */
+  convertedDtype: number;
+  dtype: TargetDtype | null;
+  verified: boolean;
+  copyFileRange: boolean;
+  seconds: { read: number; write: number; verify: number | null; total: number };
+  /** Data bytes per second of the write step. */
+  throughputBytesPerSecond: number;
+}
+
+/** Tied-weights names (like transformers' `_tied_weights_keys`): these are the ones dropped in favour of the embedding. */
+export const DEFAULT_TIED_NAMES: readonly string[] = [
+  'lm_head.weight',
+  'cls.predictions.decoder.weight',
+  'cls.predictions.decoder.bias',
+  'lm_head.decoder.weight',
+  'lm_head.decoder.bias',
+  'embed_out.weight',
+  'output_projection.weight',
+  'proj_out.weight',
+  'model.decoder.output_projection.weight',
+];
+
+const WEIGHT_EXT = new Set(['.bin', '.pt', '.pth', '.ckpt']);
+
+// ------------------------------------------------------------------------------------------------ sizes
+
+/** Parses `5GB` (10^9), `5GiB` (2^30), `500MB`, `100KiB`, `123` (bytes). */
+export function parseSize(text: string, flag = '--shard-size'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?b?|b)?\s*$/i.exec(text);
+  if (!m) throw new ColdstartError('BAD_FLAG', `${flag}: expected a size like 5GB, 500MiB or 1000000, got ${JSON.stringify(text)}`);
+  const pow = { k: 1, m: 2, g: 3, t: 4 }[(m[2] ?? '').toLowerCase() as 'k'] ?? 0;
+  const base = m[3] ? 1024 : 1000;
+  const v = Math.floor(Number(m[1]) * base ** pow);
+  if (!Number.isSafeInteger(v) || v <= 0) throw new ColdstartError('BAD_FLAG', `${flag}: expected a size greater than zero, got ${JSON.stringify(text)}`);
+  return v;
+}
+
+// ------------------------------------------------------------------------------------------------ inputs
+
+interface InputSet {
+  kind: 'file' | 'directory';
+  dir: string;
+  files: string[];
+  /** Weight files and their index, not carried over to a directory output. */
+  weightFiles: Set<string>;
+  /** Names the index expects in each shard (sharded input only). */
+  indexMap?: Map<string, string>;
+}
+
+function resolveInput(input: string): InputSet {
+  let st;
+  try {
+    st = statSync(input);
+  } catch (e) {
+    throw fromSystemError(e, input, 'read');
+  }
+  if (st.isFile()) return { kind: 'file', dir: dirname(input), files: [input], weightFiles: new Set([basename(input)]) };
+  if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${input}: not a regular file or directory`);
+  let names: string[];
+  try {
+    names = readdirSync(input);
+  } catch (e) {
+    throw fromSystemError(e, input, 'list');
+  }
+  const indexName = names.find((n) => n === 'pytorch_model.bin.index.json');
+  if (indexName) {
+    const ipath = join(input, indexName);
+    let idx: { weight_map?: Record<string, unknown> };
+    try {
+      idx = JSON.parse(readFileSync(ipath, 'utf8'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code) throw fromSystemError(e, ipath, 'read');
+      throw new ColdstartError('CORRUPT_FILE', `${ipath}: not valid JSON (${(e as Error).message})`);
+    }
+    const wm = idx?.weight_map;
+    if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new ColdstartError('CORRUPT_FILE', `${ipath}: has no weight_map object`);
+    const map = new Map<string, string>();
+    const shards: string[] = [];
+    for (const [k, v] of Object.entries(wm)) {
+      if (typeof v !== 'string' || v !== basename(v) || v === '..' || v === '.' || v.includes('\\')) {
+        throw new ColdstartError('HOSTILE_FILE', `${ipath}: refused: weight_map entry for "${k}" names ${JSON.stringify(v)}, not a file in this directory`);
+      }
+      map.set(k, v);
+      if (!shards.includes(v)) shards.push(v);
+    }
+    if (shards.length === 0) throw new ColdstartError('CORRUPT_FILE', `${ipath}: weight_map is empty`);
+    for (const s of shards) if (!existsSync(join(input, s))) throw new ColdstartError('NOT_FOUND', `${join(input, s)}: shard listed in ${indexName} is missing`, { hint: 'Download the complete model.' });
+    shards.sort();
+    return { kind: 'directory', dir: input, files: shards.map((s) => join(input, s)), weightFiles: new Set([indexName, ...shards]), indexMap: map };
+  }
+  if (names.includes('pytorch_model.bin')) return { kind: 'directory', dir: input, files: [join(input, 'pytorch_model.bin')], weightFiles: new Set(['pytorch_model.bin']) };
+  const shardLike = names.filter((n) => /^pytorch_model-\d+-of-\d+\.bin$/.test(n));
+  if (shardLike.length) throw new ColdstartError('CORRUPT_FILE', `${input}: sharded pytorch_model-*.bin files without pytorch_model.bin.index.json`, { hint: 'Download the index file too.' });
+  const candidates = names.filter((n) => WEIGHT_EXT.has(extname(n)) && !/^(training_args|optimizer|scheduler|rng_state)/.test(n));
+  if (candidates.length === 1) return { kind: 'directory', dir: input, files: [join(input, candidates[0]!)], weightFiles: new Set(candidates) };
+  if (names.some((n) => n.endsWith('.safetensors'))) throw new ColdstartError('BAD_INPUT', `${input}: already holds safetensors weights and no pytorch_model.bin; nothing to convert`);
+  if (candidates.length > 1) throw new ColdstartError('AMBIGUOUS', `${input}: several checkpoint files (${candidates.join(', ')}) and no index`, { hint: 'Pass the file to convert directly.' });
+  throw new ColdstartError('NOT_FOUND', `${input}: no pytorch_model.bin, sharded index or checkpoint file in this directory`);
+}
+
+// ------------------------------------------------------------------------------------------------ planning
+
+interface PlannedTensor {
+  name: string;
+  source: number;
+  t: TensorDescriptor;
+  outDtype: Dtype;
+  outBytes: number;
+}
+
+/** Byte range of the storage a view touches. */
+function extent(t: TensorDescriptor): [number, number] {
+  const es = DTYPE_SIZES[t.dtype];
+  if (t.numel === 0) return [t.storageOffset * es, t.storageOffset * es];
+  let last = t.storageOffset;
+  for (let i = 0; i < t.shape.length; i++) last += (t.shape[i]! - 1) * t.strides[i]!;
+  return [t.storageOffset * es, (last + 1) * es];
+}
+
+function sameView(a: TensorDescriptor, b: TensorDescriptor): boolean {
+  return a.dtype === b.dtype && a.storageOffset === b.storageOffset && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i]) && a.strides.every((d, i) => d === b.strides[i] || b.shape[i] === 1);
+}
+
+/**
+ * Shared tensors, like Hugging Face's converter: tensors in one storage whose byte ranges overlap form a group;
+ * identical views are aliases — one name is kept (not a tied-weights name if possible, then the first in sort
+ * order) and the others are recorded as removed → kept. Overlapping views that differ are written separately.
+ */
+export function dedupeAliases(
+  entries: Array<{ name: string; source: number; t: TensorDescriptor }>,
+  tied: readonly string[] = DEFAULT_TIED_NAMES,
+): { kept: Array<{ name: string; source: number; t: TensorDescriptor }>; dropped: Record<string, string>; overlapping: string[][] } {
+  const tiedSet = new Set(tied);
+  const byStorage = new Map<string, typeof entries>();
+  for (const e of entries) {
+    const k = `${e.source}\u0000${e.t.storageKey}`;
+    const list = byStorage.get(k);
+    if (list) list.push(e);
+    else byStorage.set(k, [e]);
+  }
+  const drop = new Set<string>();
+  const dropped: Record<string, string> = {};
+  const overlapping: string[][] = [];
+  for (const list of byStorage.values()) {
+    if (list.length < 2) continue;
+    const ranged = list.filter((e) => e.t.numel > 0).map((e) => ({ e, r: extent(e.t) })).sort((a, b) => a.r[0] - b.r[0] || a.r[1] - b.r[1]);
+    // union overlapping intervals into groups
+    let group: typeof ranged = [];
+    let end = -1;
+    const flush = () => {
+      if (group.length > 1) {
+        // within a group, identical views are aliases of each other
+        const classes: Array<typeof ranged> = [];
+        for (const g of group) {
+          const c = classes.find((cl) => sameView(cl[0]!.e.t, g.e.t));
+          if (c) c.push(g);
+          else classes.push([g]);
+        }
+        for (const cl of classes) {
+          if (cl.length < 2) continue;
+          const names = cl.map((g) => g.e.name).sort();
+          const keep = names.find((n) => !tiedSet.has(n)) ?? names[0]!;
+          for (const n of names) if (n !== keep) {
+            drop.add(n);
+            dropped[n] = keep;
+          }
+        }
+        if (classes.length > 1) overlapping.push(classes.map((cl) => cl.map((g) => g.e.name).sort()[0]!));
+      }
+      group = [];
+    };
+    for (const x of ranged) {
+      if (x.r[0] >= end) flush();
+      group.push(x);
+      end = Math.max(end, x.r[1]);
+    }
+    flush();
+  }
+  return { kept: entries.filter((e) => !drop.has(e.name)), dropped, overlapping };
+}
+
+function outDtypeFor(d: Dtype, target?: TargetDtype): Dtype {
+  if (!target) return d;
+  return d === 'F16' || d === 'BF16' || d === 'F32' || d === 'F64' ? target : d;
+}
+
+function shardName(stem: string, i: number, n: number): string {
+  return `${stem}-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+}
+
+// ------------------------------------------------------------------------------------------------ writing
+
+function nativeFailure(err: unknown, path: string): ColdstartError {
+  if (err instanceof ColdstartError) return err;
+  const e = err as { code?: string; message?: string };
+  if (e?.code === 'CORRUPT') return new ColdstartError('CORRUPT_FILE', e.message ?? String(err), { hint: 'The checkpoint is truncated or changed while converting; nothing was left behind.' });
+  if (e?.code && /^E[A-Z]+$/.test(e.code)) return fromSystemError({ code: e.code, message: e.message }, path, 'write');
+  return new ColdstartError('INTERNAL', `${path}: ${e?.message ?? String(err)}`, { cause: err });
+}
+
+interface OutFile {
+  final: string;
+  tmp: string;
+  tensors: PlannedTensor[];
+  header: Buffer;
+  offsets: Array<[number, number]>;
+  dataSize: number;
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) throw signal.reason instanceof ColdstartError ? signal.reason : new ColdstartError('INTERRUPTED', 'interrupted');
+}
+
+/** Converts a checkpoint file or model directory; see ConvertOptions. Leaves nothing behind on failure. */
+export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
+  const total = new Stopwatch();
+  const warn = options.warn ?? (() => {});
+  const input = resolve(options.input);
+  const inputs = resolveInput(input);
+  const native = options.native ?? requireNative('coldstart convert');
+
+  // ---- read: structure only
+  const readSw = new Stopwatch();
+  const cps: TorchCheckpoint[] = [];
+  for (const f of inputs.files) {
+    throwIfAborted(options.signal);
+    cps.push(openTorchCheckpoint(f, { key: options.key }));
+  }
+  const entries: Array<{ name: string; source: number; t: TensorDescriptor }> = [];
+  const seen = new Map<string, number>();
+  cps.forEach((cp, i) => {
+    for (const t of cp.tensors) {
+      if (seen.has(t.name)) throw new ColdstartError('CORRUPT_FILE', `tensor "${t.name}" appears in both ${basename(inputs.files[seen.get(t.name)!]!)} and ${basename(inputs.files[i]!)}`);
+      if (t.name === '__metadata__') throw new ColdstartError('UNSUPPORTED', `${inputs.files[i]}: a tensor is named "__metadata__", which safetensors reserves`);
+      seen.set(t.name, i);
+      entries.push({ name: t.name, source: i, t });
+    }
+  });
+  if (inputs.indexMap) {
+    for (const [name, file] of inputs.indexMap) {
+      const at = seen.get(name);
+      if (at === undefined) throw new ColdstartError('CORRUPT_FILE', `pytorch_model.bin.index.json lists "${name}" in ${file} but no shard holds it`);
+      if (basename(inputs.files[at]!) !== file) throw new ColdstartError('CORRUPT_FILE', `pytorch_model.bin.index.json puts "${name}" in ${file} but it is in ${basename(inputs.files[at]!)}`);
+    }
+    for (const name of seen.keys()) if (!inputs.indexMap.has(name)) warn(`tensor "${name}" is not listed in pytorch_model.bin.index.json; converted anyway`);
+  }
+  const { kept, dropped, overlapping } = dedupeAliases(entries, options.tiedNames);
+  for (const g of overlapping) warn(`tensors ${g.join(', ')} overlap in one storage but are different views; each is written separately`);
+  const planned: PlannedTensor[] = kept.map((e) => {
+    const outDtype = outDtypeFor(e.t.dtype, options.dtype);
+    return { name: e.name, source: e.source, t: e.t, outDtype, outBytes: e.t.numel * DTYPE_SIZES[outDtype] };
+  });
+  // Largest element size first keeps every tensor aligned (as the reference writer does); then source order
+  // keeps reads sequential.
+  planned.sort(
+    (a, b) =>
+      DTYPE_SIZES[b.outDtype] - DTYPE_SIZES[a.outDtype] ||
+      a.source - b.source ||
+      a.t.storage.offset + a.t.storageOffset * DTYPE_SIZES[a.t.dtype] - (b.t.storage.offset + b.t.storageOffset * DTYPE_SIZES[b.t.dtype]) ||
+      (a.name < b.name ? -1 : 1),
+  );
+  const convertedDtype = planned.filter((p) => p.outDtype !== p.t.dtype).length;
+  const readSeconds = readSw.elapsed();
+
+  // ---- output layout
+  let outDir: string;
+  let stem: string;
+  let finalTarget: string;
+  let tmpDir: string | null = null;
+  if (inputs.kind === 'directory') {
+    finalTarget = resolve(options.output ?? `${input.replace(/\/+$/, '')}-safetensors`);
+    if (finalTarget === input) throw new ColdstartError('BAD_FLAG', `--output: must differ from the input directory ${input}`, { hint: 'The input is never modified; choose a new directory.' });
+    outDir = finalTarget;
+    stem = 'model';
+  } else {
+    let out = options.output ? resolve(options.output) : '';
+    const srcBase = basename(input);
+    const defaultName = /^pytorch_model\.bin$/.test(srcBase) ? 'model.safetensors' : `${srcBase.replace(/\.(bin|pt|pth|ckpt)$/i, '')}.safetensors`;
+    if (!out) out = join(dirname(input), defaultName);
+    else if (options.output!.endsWith('/') || (existsSync(out) && statSync(out).isDirectory())) out = join(out, defaultName);
+    finalTarget = out;
+    outDir = dirname(out);
+    stem = basename(out).replace(/\.safetensors$/, '');
+  }
+  const shardSize = options.shardSize ?? (inputs.kind === 'directory' ? 5_000_000_000 : undefined);
+  const shards: PlannedTensor[][] = [];
+  if (shardSize === undefined) shards.push(planned);
+  else {
+    let cur: PlannedTensor[] = [];
+    let size = 0;
+    for (const p of planned) {
+      if (cur.length > 0 && size + p.outBytes > shardSize) {
+        shards.push(cur);
+        cur = [];
+        size = 0;
+      }
+      cur.push(p);
+      size += p.outBytes;
+    }
+    shards.push(cur);
+  }
+  const sharded = shards.length > 1;
+  const metadata: Record<string, string> = { format: 'pt' };
+  for (const [k, v] of Object.entries(dropped)) metadata[k] = v;
+
+  // Existing outputs are refused unless --force.
+  const finalNames = sharded ? [...shards.map((_, i) => shardName(stem, i, shards.length)), `${stem}.safetensors.index.json`] : [basename(finalTarget)];
+  if (inputs.kind === 'directory') {
+    if (existsSync(finalTarget) && !options.force) throw fromSystemError({ code: 'EEXIST' }, finalTarget, 'write');
+  } else {
+    for (const n of finalNames) {
+      const p = join(outDir, sharded ? n : basename(finalTarget));
+      if (resolve(p) === input) throw new ColdstartError('BAD_FLAG', `--output: would overwrite the input ${input}`);
+      if (existsSync(p) && !options.force) throw fromSystemError({ code: 'EEXIST' }, p, 'write');
+    }
+  }
+  try {
+    mkdirSync(inputs.kind === 'directory' ? dirname(finalTarget) : outDir, { recursive: true });
+  } catch (e) {
+    throw fromSystemError(e, outDir, 'create');
+  }
+  const files: OutFile[] = [];
+  const writeDir = (() => {
+    if (inputs.kind !== 'directory') return outDir;
+    tmpDir = tempPathFor(finalTarget);
+    trackTemp(tmpDir);
+    try {
+      mkdirSync(tmpDir);
+    } catch (e) {
+      untrackTemp(tmpDir);
+      throw fromSystemError(e, dirname(finalTarget), 'write');
+    }
+    return tmpDir;
+  })();
+  const cleanup: string[] = [];
+  const fsyncOut = options.fsync !== false;
+  try {
+    for (let i = 0; i < shards.length; i++) {
+      const name = sharded ? shardName(stem, i, shards.length) : inputs.kind === 'directory' ? 'model.safetensors' : basename(finalTarget);
+      const final = join(inputs.kind === 'directory' ? finalTarget : outDir, name);
+      const tmp = inputs.kind === 'directory' ? join(writeDir, name) : tempPathFor(final);
+      let built;
+      try {
+        built = buildHeader(
+          shards[i]!.map((p) => ({ name: p.name, dtype: p.outDtype, shape: p.t.shape })),
+          metadata,
+        );
+      } catch (e) {
+        throw new ColdstartError('UNSUPPORTED', `cannot write the safetensors header: ${(e as Error).message}`);
+      }
+      files.push({ final, tmp, tensors: shards[i]!, header: built.bytes, offsets: built.offsets, dataSize: built.dataSize });
+    }
+
+    // ---- write
+    const writeSw = new Stopwatch();
+    const totalBytes = files.reduce((a, f) => a + f.dataSize, 0);
+    let done = 0;
+    let usedCfr = false;
+    options.onProgress?.(0, totalBytes);
+    for (const f of files) {
+      throwIfAborted(options.signal);
+      if (inputs.kind !== 'directory') {
+        trackTemp(f.tmp);
+        cleanup.push(f.tmp);
+      }
+      let fd = -1;
+      try {
+        fd = openSync(f.tmp, 'wx', 0o644);
+        let off = 0;
+        while (off < f.header.length) off += writeSync(fd, f.header, off, f.header.length - off);
+        closeSync(fd);
+        fd = -1;
+      } catch (e) {
+        if (fd >= 0) closeSync(fd);
+        throw fromSystemError(e, f.final, 'write');
+      }
+      const ops = opsFor(f, inputs.files.length);
+      const batches = batchOps(ops, Math.max(256 << 20, Math.ceil(totalBytes / 100)));
+      for (let b = 0; b < batches.length; b++) {
+        throwIfAborted(options.signal);
+        let r;
+        try {
+          r = await native.fileioRun({
+            mode: 'write',
+            output: f.tmp,
+            sources: inputs.files,
+            ops: batches[b]!.ops,
+            preallocate: b === 0 ? f.header.length + f.dataSize : 0,
+            fsync: fsyncOut && b === batches.length - 1,
+            writeback: fsyncOut,
+          });
+        } catch (e) {
+          throw nativeFailure(e, f.final);
+        }
+        usedCfr ||= r.copyFileRange;
+        done += batches[b]!.bytes;
+        options.onProgress?.(done, totalBytes);
+      }
+      if (batches.length === 0 && fsyncOut) fsyncPath(f.tmp);
+    }
+    const writeSeconds = writeSw.elapsed();
+
+    // ---- verify: the header must parse and describe exactly the plan; every tensor's bytes must match
+    let verifySeconds: number | null = null;
+    if (options.verify) {
+      const vsw = new Stopwatch();
+      for (const f of files) {
+        throwIfAborted(options.signal);
+        verifyHeader(f);
+        const ops = opsFor(f, inputs.files.length);
+        for (const batch of batchOps(ops, 256 << 20)) {
+          let r;
+          try {
+            r = await native.fileioRun({ mode: 'verify', output: f.tmp, sources: inputs.files, ops: batch.ops });
+          } catch (e) {
+            throw nativeFailure(e, f.final);
+          }
+          if (r.mismatches.length > 0) {
+            const bad = r.mismatches.map((i) => batch.names[i]).slice(0, 5);
+            throw new ColdstartError('VERIFY_MISMATCH', `${f.final}: verification failed: ${r.mismatches.length} tensor(s) differ from the source (${bad.join(', ')})`, {
+              hint: 'The output was not kept. Check the disk and memory of this machine, then convert again.',
+            });
+          }
+        }
+      }
+      verifySeconds = vsw.elapsed();
+    }
+
+    // ---- index, carried files, rename into place
+    let indexPath: string | null = null;
+    if (sharded) {
+      const weightMap: Record<string, string> = {};
+      for (const f of files) for (const p of f.tensors) weightMap[p.name] = basename(f.final);
+      const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      const doc = `${JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: sorted }, null, 2)}\n`;
+      indexPath = join(inputs.kind === 'directory' ? finalTarget : outDir, `${stem}.safetensors.index.json`);
+      const tmp = inputs.kind === 'directory' ? join(writeDir, basename(indexPath)) : tempPathFor(indexPath);
+      if (inputs.kind !== 'directory') {
+        trackTemp(tmp);
+        cleanup.push(tmp);
+      }
+      writeSmall(tmp, indexPath, doc, fsyncOut);
+      files.push({ final: indexPath, tmp, tensors: [], header: Buffer.alloc(0), offsets: [], dataSize: 0 });
+    }
+    const carried: string[] = [];
+    if (inputs.kind === 'directory') {
+      carryFiles(input, writeDir, inputs.weightFiles, carried, warn);
+      if (existsSync(finalTarget)) rmSync(finalTarget, { recursive: true, force: true });
+      try {
+        renameSync(writeDir, finalTarget);
+      } catch (e) {
+        throw fromSystemError(e, finalTarget, 'write');
+      }
+      untrackTemp(writeDir);
+      tmpDir = null;
+    } else {
+      for (const f of files) {
+        try {
+          renameSync(f.tmp, f.final);
+        } catch (e) {
+          throw fromSystemError(e, f.final, 'write');
+        }
+        untrackTemp(f.tmp);
+      }
+      cleanup.length = 0;
+    }
+    const dataFiles = files.filter((f) => f.final !== indexPath);
+    const bytes = dataFiles.reduce((a, f) => a + f.dataSize, 0);
+    const sourceBytes = inputs.files.reduce((a, f) => a + statSync(f).size, 0);
+    const formats = new Set(cps.map((c) => c.format));
+    const orders = new Set(cps.map((c) => c.byteorder));
+    return {
+      schema: 'coldstart/convert@1',
+      input,
+      inputKind: inputs.kind,
+      output: inputs.kind === 'directory' ? finalTarget : sharded ? indexPath! : finalTarget,
+      sources: inputs.files,
+      key: cps[0]?.key ?? '',
+      format: formats.size === 1 ? [...formats][0]! : 'mixed',
+      byteorder: orders.size === 1 ? [...orders][0]! : 'mixed',
+      files: dataFiles.map((f) => ({ path: f.final, tensors: f.tensors.length, bytes: f.header.length + f.dataSize })),
+      index: indexPath,
+      carried,
+      tensors: planned.length,
+      bytes,
+      sourceBytes,
+      droppedAliases: dropped,
+      convertedDtype,
+      dtype: options.dtype ?? null,
+      verified: !!options.verify,
+      copyFileRange: usedCfr,
+      seconds: { read: readSeconds, write: writeSeconds, verify: verifySeconds, total: total.elapsed() },
+      throughputBytesPerSecond: writeSeconds > 0 ? bytes / writeSeconds : 0,
+    };
+  } finally {
+    for (const p of cleanup) {
+      rmSync(p, { force: true });
+      untrackTemp(p);
+    }
+    if (tmpDir) {
+      rmSync(tmpDir, { recursive: true, force: true });
+      untrackTemp(tmpDir);
+    }
+  }
+}
+
+function opsFor(f: OutFile, _nsources: number): Array<{ op: FileOp; name: string; bytes: number }> {
+  return f.tensors.map((p, i) => ({
+    name: p.name,
+    bytes: p.outBytes,
+    op: {
+      src: p.source,
+      srcOffset: p.t.storage.offset,
+      srcBytes: p.t.storage.nbytes,
+      dst: f.header.length + f.offsets[i]![0],
+      srcDtype: p.t.dtype,
+      dstDtype: p.outDtype,
+      shape: p.t.shape,
+      strides: p.t.strides,
+      storageOffset: p.t.storageOffset,
+      byteswap: p.t.storage.bigEndian && DTYPE_SIZES[p.t.dtype] > 1,
+    },
+  }));
+}
+
+function batchOps(ops: Array<{ op: FileOp; name: string; bytes: number }>, limit: number): Array<{ ops: FileOp[]; names: string[]; bytes: number }> {
+  const out: Array<{ ops: FileOp[]; names: string[]; bytes: number }> = [];
+  let cur = { ops: [] as FileOp[], names: [] as string[], bytes: 0 };
+  for (const o of ops) {
+    if (cur.ops.length > 0 && cur.bytes + o.bytes > limit) {
+      out.push(cur);
+      cur = { ops: [], names: [], bytes: 0 };
+    }
+    cur.ops.push(o.op);
+    cur.names.push(o.name);
+    cur.bytes += o.bytes;
+  }
+  if (cur.ops.length > 0) out.push(cur);
+  return out;
+}
+
+function verifyHeader(f: OutFile): void {
+  const h = readHeader(f.tmp);
+  const byName = new Map(h.tensors.map((t) => [t.name, t]));
+  if (h.tensors.length !== f.tensors.length) throw new ColdstartError('VERIFY_MISMATCH', `${f.final}: verification failed: header lists ${h.tensors.length} tensors, expected ${f.tensors.length}`);
+  f.tensors.forEach((p, i) => {
+    const t = byName.get(p.name);
+    const [b, e] = f.offsets[i]!;
+    if (!t || t.dtype !== p.outDtype || t.begin !== b || t.end !== e || t.shape.length !== p.t.shape.length || t.shape.some((d, k) => d !== p.t.shape[k])) {
+      throw new ColdstartError('VERIFY_MISMATCH', `${f.final}: verification failed: header entry for "${p.name}" differs from the plan`);
+    }
+  });
+}
+
+function fsyncPath(p: string): void {
+  const fd = openSync(p, 'r+');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function writeSmall(path: string, shownAs: string, data: string, doFsync: boolean): void {
+  let fd = -1;
+  try {
+    fd = openSync(path, 'wx', 0o644);
+    const b = Buffer.from(data);
+    let off = 0;
+    while (off < b.length) off += writeSync(fd, b, off, b.length - off);
+    if (doFsync) fsyncSync(fd);
+    closeSync(fd);
+  } catch (e) {
+    if (fd >= 0) closeSync(fd);
+    throw fromSystemError(e, shownAs, 'write');
+  }
+}
+
+/** Copies configs, tokenizer and other non-weight files (following HF-cache symlinks to their blobs). */
+function carryFiles(src: string, dst: string, weights: Set<string>, carried: string[], warn: (m: string) => void, rel = '', depth = 0): void {
+  if (depth > 4) return;
+  for (const name of readdirSync(join(src, rel)).sort()) {
+    const r = rel ? `${rel}/${name}` : name;
+    if (depth === 0 && (weights.has(name) || name === '.git' || name === '.cache' || name.endsWith('.safetensors') || name === 'model.safetensors.index.json')) {
+      if (name.endsWith('.safetensors') || name === 'model.safetensors.index.json') warn(`${join(src, r)}: existing safetensors file not carried over (replaced by the converted weights)`);
+      continue;
+    }
+    const full = join(src, r);
+    // never copy the output into itself (an --output inside the input directory)
+    if (resolve(full) === resolve(dst) || resolve(full) === resolve(dst).replace(/\/\.([^/]+)\.coldstart-[^/]+\.tmp$/, '/$1')) continue;
+    const l = lstatSync(full);
+    let st;
+    try {
+      st = statSync(full);
+    } catch {
+      warn(`${full}: broken symlink, not carried over`);
+      continue;
+    }
+    if (st.isDirectory()) {
+      if (l.isSymbolicLink()) continue;
+      mkdirSync(join(dst, r), { recursive: true });
+      carryFiles(src, dst, weights, carried, warn, r, depth + 1);
+    } else if (st.isFile()) {
+      try {
+        copyFileSync(full, join(dst, r));
+      } catch (e) {
+        throw fromSystemError(e, join(dst, r), 'write');
+      }
+      carried.push(r);
+    }
+  }
+}
