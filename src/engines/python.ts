@@ -1,4 +1,3 @@
-import { execa } from 'execa';
 
 type Env = Record<string, string | undefined>;
 
@@ -36,6 +35,7 @@ export async function probePython(env: Env, packages: readonly string[] = PEER_P
   let lastReason = 'no python3 or python on PATH';
   for (const exe of pythonCandidates(env)) {
     try {
+      const { execa } = await import('execa');
       const r = await execa(exe, ['-c', PROBE, ...packages], { env, extendEnv: false, timeout: timeoutMs, reject: false });
       if (r.exitCode !== 0) {
         lastReason = `${exe} exited with ${r.exitCode}: ${String(r.stderr).split('\n').filter(Boolean).pop() ?? ''}`;
@@ -75,6 +75,7 @@ export async function runPythonSnippet(
   let reason = 'no python3 or python on PATH';
   for (const exe of pythonCandidates(env)) {
     tried.push(exe);
+    const { execa } = await import('execa');
     const r = await execa(exe, ['-c', code, ...args], {
       env: { ...env, PYTHONUNBUFFERED: '1', ...opts.extraEnv },
       extendEnv: false,
