@@ -86,6 +86,8 @@ export interface NativeLoadOptions {
   buffers: number;
   streams?: number;
   direct?: boolean;
+  /** Pinned ring: cuMemHostAlloc (alloc, default) or huge-page malloc + cuMemHostRegister (register). */
+  ring?: 'alloc' | 'register';
   /** cancel[0] != 0 stops the load (memory is released, the promise rejects with code INTERRUPTED). */
   cancel?: Int32Array;
   /** progress[0] is kept at the number of bytes loaded so far. */

@@ -231,7 +231,7 @@ describe('runGpuLoad (host path)', () => {
     expect(r.limits!.readBytesPerSecond).toBeGreaterThan(0);
     expect(r.limits!.h2dBytesPerSecond).toBeUndefined();
     expect(r.efficiency).toBeCloseTo(r.bytesPerSecond / r.limits!.readBytesPerSecond!, 6);
-    expect(r.config).toMatchObject({ chunkBytes: 8192, threads: 3, buffers: 6, sink: 'memory' });
+    expect(r.config).toMatchObject({ chunkBytes: 8192, threads: 3, buffers: 5, sink: 'memory' });
     expect(progress.at(-1)).toBe(total);
   });
 

@@ -72,21 +72,22 @@ if (sweep) {
   const settings =
     sweep === 'warm'
       ? [
-          ...[1, 2, 4, 8].map((c) => ({ chunkBytes: c * M, threads: 8, buffers: 16 })),
-          ...[4, 12, 16].map((t) => ({ chunkBytes: 4 * M, threads: t, buffers: 2 * t })),
           { chunkBytes: 4 * M, threads: 8, buffers: 10 },
-          { chunkBytes: 4 * M, threads: 8, buffers: 32 },
-          { chunkBytes: 4 * M, threads: 8, buffers: 16, streams: 1 },
-          { chunkBytes: 4 * M, threads: 8, buffers: 16, streams: 8 },
-          { chunkBytes: 2 * M, threads: 16, buffers: 32 },
-          { chunkBytes: 16 * M, threads: 8, buffers: 16 },
+          { chunkBytes: 4 * M, threads: 8, buffers: 10, ring: 'register' },
+          { chunkBytes: 2 * M, threads: 8, buffers: 10 },
+          { chunkBytes: 2 * M, threads: 8, buffers: 10, ring: 'register' },
+          { chunkBytes: 8 * M, threads: 8, buffers: 10, ring: 'register' },
+          { chunkBytes: 4 * M, threads: 8, buffers: 16, ring: 'register' },
+          { chunkBytes: 4 * M, threads: 12, buffers: 14, ring: 'register' },
+          { chunkBytes: 4 * M, threads: 6, buffers: 8 },
+          { chunkBytes: 4 * M, threads: 8, buffers: 10 },
+          { chunkBytes: 4 * M, threads: 8, buffers: 10, ring: 'register' },
         ]
       : [
-          { chunkBytes: 4 * M, threads: 8, buffers: 16, direct: false },
-          { chunkBytes: 4 * M, threads: 8, buffers: 16, direct: true },
-          { chunkBytes: 4 * M, threads: 16, buffers: 32, direct: true },
-          { chunkBytes: 16 * M, threads: 8, buffers: 16, direct: true },
+          { chunkBytes: 4 * M, threads: 8, buffers: 10, direct: true },
+          { chunkBytes: 4 * M, threads: 8, buffers: 10, direct: true, ring: 'register' },
           { chunkBytes: 16 * M, threads: 16, buffers: 32, direct: true },
+          { chunkBytes: 16 * M, threads: 16, buffers: 32, direct: true, ring: 'register' },
         ];
   let best;
   for (const s of settings) {

@@ -119,6 +119,7 @@ enum class Sink { Device, Memory, Discard };
 
 struct Buf {
   char* p = nullptr;
+  bool registered = false;  // malloc'd + cuMemHostRegister'ed (ring "register") rather than cuMemHostAlloc'ed
   CUevent evStart = nullptr, evEnd = nullptr;
   bool pending = false;
   uint32_t file = 0;
@@ -160,7 +161,7 @@ struct LoadBaton : Baton {
   std::vector<Sample> samples;
   uint64_t chunkBytes = 16 << 20;
   int threads = 8, buffers = 16, streams = 4;
-  bool direct = false, returnHost = false, testCorrupt = false;
+  bool direct = false, returnHost = false, testCorrupt = false, registerRing = false;
   volatile int32_t* cancel = nullptr;
   volatile double* progress = nullptr;
   Napi::ObjectReference cancelRef, progressRef;
@@ -243,10 +244,30 @@ bool LoadBaton::AllocBuf(Job& job, Buf& x) {
   const CudaApi& cu = Cuda();
   if (job.pinned) {
     void* p = nullptr;
-    CUresult r = cu.cuMemHostAlloc(&p, chunkBytes, CU_MEMHOSTALLOC_PORTABLE);
-    if (r != 0) {
-      job.Fail("ENV", "cuMemHostAlloc of a " + std::to_string(chunkBytes) + "-byte pinned buffer failed: " + CuErrorText(r));
-      return false;
+    CUresult r;
+    if (registerRing) {
+      // Transparent huge pages, faulted in, then pinned: fewer pages for the driver to pin and map.
+      const size_t huge = 2 << 20;
+      size_t n = (chunkBytes + huge - 1) / huge * huge;
+      if (posix_memalign(&p, huge, n) != 0) {
+        job.Fail("ENV", "could not allocate a " + std::to_string(n) + "-byte read buffer");
+        return false;
+      }
+      madvise(p, n, MADV_HUGEPAGE);
+      memset(p, 0, n);
+      r = cu.cuMemHostRegister(p, n, CU_MEMHOSTREGISTER_PORTABLE);
+      if (r != 0) {
+        free(p);
+        job.Fail("ENV", "cuMemHostRegister of a " + std::to_string(n) + "-byte buffer failed: " + CuErrorText(r));
+        return false;
+      }
+      x.registered = true;
+    } else {
+      r = cu.cuMemHostAlloc(&p, chunkBytes, CU_MEMHOSTALLOC_PORTABLE);
+      if (r != 0) {
+        job.Fail("ENV", "cuMemHostAlloc of a " + std::to_string(chunkBytes) + "-byte pinned buffer failed: " + CuErrorText(r));
+        return false;
+      }
     }
     x.p = static_cast<char*>(p);
     r = cu.cuEventCreate(&x.evStart, CU_EVENT_DEFAULT);
@@ -396,8 +417,14 @@ void LoadBaton::RunJob(Job& job) {
         if (x.evStart) cu.cuEventDestroy(x.evStart);
         if (x.evEnd) cu.cuEventDestroy(x.evEnd);
         if (x.p) {
-          if (pinned) cu.cuMemFreeHost(x.p);
-          else free(x.p);
+          if (x.registered) {
+            cu.cuMemHostUnregister(x.p);
+            free(x.p);
+          } else if (pinned) {
+            cu.cuMemFreeHost(x.p);
+          } else {
+            free(x.p);
+          }
         }
       }
       if (ref) cu.cuEventDestroy(ref);
@@ -798,6 +825,9 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
   if (b->threads < 1 || b->threads > 256 || b->buffers < 1 || b->buffers > 4096 || b->streams < 1 || b->streams > 64)
     throw ArgError(env, "gpuLoad", "threads/buffers/streams", "1..256, 1..4096, 1..64");
   b->direct = OptBool(o, "direct", false);
+  std::string ring = o.Has("ring") && o.Get("ring").IsString() ? o.Get("ring").As<Napi::String>().Utf8Value() : "alloc";
+  if (ring != "alloc" && ring != "register") throw ArgError(env, "gpuLoad", "options.ring", "alloc or register");
+  b->registerRing = ring == "register";
   b->returnHost = OptBool(o, "returnHost", false);
   b->testCorrupt = OptBool(o, "testCorrupt", false);
 

@@ -28,6 +28,8 @@ export interface GpuLoadOptions {
   limits?: boolean;
   signal?: AbortSignal;
   onProgress?: (done: number, total: number) => void;
+  /** How the pinned ring is made: cuMemHostAlloc ('alloc') or huge-page memory + cuMemHostRegister ('register'). */
+  ring?: 'alloc' | 'register';
   /** CUDA streams per device (default 4). */
   streams?: number;
   /** Load into host memory even when a GPU is present. */
@@ -69,7 +71,7 @@ export interface GpuLoadResult {
   efficiency: number | null;
   verify?: { checked: number; mismatches: number; checkedBytes: number; firstMismatch?: string };
   /** The settings the load ran with. */
-  config: { chunkBytes: number; threads: number; buffers: number; streams: number; direct: boolean; sink: 'device' | 'memory' | 'discard' };
+  config: { chunkBytes: number; threads: number; buffers: number; streams: number; direct: boolean; ring: 'alloc' | 'register'; sink: 'device' | 'memory' | 'discard' };
   notes: string[];
 }
 
@@ -77,8 +79,9 @@ export interface GpuLoadResult {
 export const DEFAULTS = {
   chunkBytes: 4 << 20,
   threads: Math.max(2, Math.min(8, availableParallelism())),
-  buffers: 0, // 0: 2 × threads
+  buffers: 0, // 0: threads + 2
   streams: 4,
+  ring: 'alloc' as 'alloc' | 'register',
   limitBytes: 16 * 2 ** 30,
   /** A cold read limit costs a disk read: measured over the first 4 GiB only. */
   coldLimitBytes: 4 * 2 ** 30,
@@ -321,7 +324,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   }
 
   const threads = opts.threads ?? DEFAULTS.threads;
-  const buffers = opts.buffers ?? (DEFAULTS.buffers || 2 * threads);
+  const buffers = opts.buffers ?? (DEFAULTS.buffers || threads + 2);
   const streams = opts.streams ?? DEFAULTS.streams;
   const chunkBytes = opts.chunkBytes ?? DEFAULTS.chunkBytes;
 
@@ -343,7 +346,8 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   // Unless told, read with O_DIRECT when the weights are not in the page cache (one copy less on the way from
   // the disk), through the page cache when they are.
   const direct = opts.direct ?? (cacheMode === 'cold' || (cacheMode === 'as-is' && !(initial >= 0.5)));
-  const base = { mode: mode.mode, files, plan, chunkBytes, threads, buffers, streams, direct } satisfies Partial<NativeLoadOptions>;
+  const ring = opts.ring ?? DEFAULTS.ring;
+  const base = { mode: mode.mode, files, plan, chunkBytes, threads, buffers, streams, direct, ring } satisfies Partial<NativeLoadOptions>;
   const evict = async (): Promise<number> => {
     const after = await callNative(() => addon.pageCache({ paths, action: 'evict' }), 'page cache');
     const failedNote = after.find((e) => e.note)?.note;
@@ -478,7 +482,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     ...(limits ? { limits } : {}),
     efficiency,
     ...(r.verify ? { verify: { checked: r.verify.checked, mismatches: r.verify.mismatches, checkedBytes: r.verify.checkedBytes, ...(r.verify.firstMismatch ? { firstMismatch: r.verify.firstMismatch } : {}) } } : {}),
-    config: { chunkBytes, threads, buffers, streams, direct, sink },
+    config: { chunkBytes, threads, buffers, streams, direct, ring, sink },
     notes,
   };
   if (opts.verify && sink === 'discard') notes.push('verify skipped: nothing was kept to compare');

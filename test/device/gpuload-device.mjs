@@ -115,6 +115,11 @@ if (benchDir) {
     assert(r.verify.mismatches === 0, JSON.stringify(r.verify));
     return `${(r.bytesPerSecond / 1e9).toFixed(2)} GB/s, direct=${r.files.map((f) => f.direct).join(',')}, notes: ${r.notes.join('; ') || 'none'}`;
   });
+  await check('huge-page registered ring (ring: register), warm, verified', async () => {
+    const r = await runGpuLoad({ files, cache: 'warm', ring: 'register', verify: true });
+    assert(r.verify.mismatches === 0 && r.config.ring === 'register', JSON.stringify(r.verify));
+    return `${(r.bytesPerSecond / 1e9).toFixed(2)} GB/s, ring ${r.ringSeconds.toFixed(3)} s (summed over threads)`;
+  });
   if (count > 1) {
     await check(`files spread over ${count} GPUs, verified`, async () => {
       const devices = [...Array(count).keys()];
