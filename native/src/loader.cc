@@ -161,7 +161,8 @@ struct LoadBaton : Baton {
   std::vector<Sample> samples;
   uint64_t chunkBytes = 16 << 20;
   int threads = 8, buffers = 16, streams = 4;
-  bool direct = false, returnHost = false, testCorrupt = false, registerRing = false;
+  bool direct = false, returnHost = false, testCorrupt = false;
+  std::atomic<bool> registerRing{false};
   volatile int32_t* cancel = nullptr;
   volatile double* progress = nullptr;
   Napi::ObjectReference cancelRef, progressRef;
@@ -256,13 +257,16 @@ bool LoadBaton::AllocBuf(Job& job, Buf& x) {
       madvise(p, n, MADV_HUGEPAGE);
       memset(p, 0, n);
       r = cu.cuMemHostRegister(p, n, CU_MEMHOSTREGISTER_PORTABLE);
-      if (r != 0) {
+      if (r == 0) {
+        x.registered = true;
+      } else {
         free(p);
-        job.Fail("ENV", "cuMemHostRegister of a " + std::to_string(n) + "-byte buffer failed: " + CuErrorText(r));
-        return false;
+        p = nullptr;
+        registerRing = false;  // this platform cannot register host memory: use cuMemHostAlloc from now on
+        Note("cuMemHostRegister failed (" + CuErrorText(r) + "); the ring was allocated with cuMemHostAlloc");
       }
-      x.registered = true;
-    } else {
+    }
+    if (!p) {
       r = cu.cuMemHostAlloc(&p, chunkBytes, CU_MEMHOSTALLOC_PORTABLE);
       if (r != 0) {
         job.Fail("ENV", "cuMemHostAlloc of a " + std::to_string(chunkBytes) + "-byte pinned buffer failed: " + CuErrorText(r));

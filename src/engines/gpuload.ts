@@ -75,13 +75,18 @@ export interface GpuLoadResult {
   notes: string[];
 }
 
-/** Measured on an H100 (bench/gpu-load/RESULTS.md): see docs/gpu-load.md for the sweep. */
+/**
+ * Defaults from the sweeps on an H200 (bench/gpu-load/RESULTS.md, 2026-11-27): 8 MiB chunks, 8 reader threads,
+ * threads + 2 ring buffers of huge-page memory pinned with cuMemHostRegister (pinning cuMemHostAlloc memory cost
+ * 3-4× more and sits on the critical path of the first reads), 4 streams (1-8 made no difference), O_DIRECT only
+ * when the files are not in the page cache.
+ */
 export const DEFAULTS = {
-  chunkBytes: 4 << 20,
+  chunkBytes: 8 << 20,
   threads: Math.max(2, Math.min(8, availableParallelism())),
   buffers: 0, // 0: threads + 2
   streams: 4,
-  ring: 'alloc' as 'alloc' | 'register',
+  ring: 'register' as 'alloc' | 'register',
   limitBytes: 16 * 2 ** 30,
   /** A cold read limit costs a disk read: measured over the first 4 GiB only. */
   coldLimitBytes: 4 * 2 ** 30,
