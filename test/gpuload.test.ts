@@ -232,6 +232,10 @@ describe('runGpuLoad (host path)', () => {
     expect(r.limits!.h2dBytesPerSecond).toBeUndefined();
     expect(r.efficiency).toBeCloseTo(r.bytesPerSecond / r.limits!.readBytesPerSecond!, 6);
     expect(r.config).toMatchObject({ chunkBytes: 8192, threads: 3, buffers: 5, sink: 'memory' });
+    expect(r.devices).toEqual([expect.objectContaining({ index: -1, name: 'host memory', bytes: total })]);
+    expect(r.readSeconds).toBeGreaterThan(0);
+    expect(r.overlapFraction).toBeGreaterThanOrEqual(0);
+    expect(r.overlapFraction).toBeLessThanOrEqual(1);
     expect(progress.at(-1)).toBe(total);
   });
 

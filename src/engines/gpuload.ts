@@ -59,6 +59,7 @@ export interface GpuLoadResult {
   ringSeconds: number;
   cache: { requested: CacheMode; residentFractionBefore: number; residentFractionInitial?: number; note?: string };
   files: Array<{ path: string; bytes: number; seconds: number; device: number | null; tensors: number; direct: boolean }>;
+  /** One entry per card (index -1, name 'host memory', in host mode). */
   devices: Array<{ index: number; name?: string; bytes: number; seconds: number; bytesPerSecond: number; h2dBytesPerSecond?: number }>;
   limits?: {
     h2dBytesPerSecond?: number;
@@ -362,7 +363,11 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   const warm = async (): Promise<void> => {
     await callNative(() => addon.gpuLoad({ ...base, mode: 'host', sink: 'discard', threads: Math.max(threads, 4), buffers: Math.max(buffers, 8) }), 'warming the page cache');
   };
+  const checkAbort = (): void => {
+    if (opts.signal?.aborted) throw new ColdstartError('INTERRUPTED', 'gpu-load: cancelled');
+  };
   const prepareCache = async (): Promise<void> => {
+    checkAbort();
     if (cacheMode === 'cold') await evict();
     else if (cacheMode === 'warm') await warm();
   };
@@ -412,6 +417,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     }
   }
   await prepareCache();
+  checkAbort();
   const before = residentFraction(await callNative(() => addon.pageCache({ paths, action: 'query' }), 'page cache'));
   let cacheNote: string | undefined;
   if (cacheMode === 'cold' && before > 0.02) {
@@ -478,7 +484,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     })),
     devices: r.devices.map((d) => ({
       index: d.index,
-      ...(d.name ? { name: d.name } : {}),
+      ...(d.name ? { name: d.name } : mode.mode === 'host' ? { name: 'host memory' } : {}),
       bytes: d.bytes,
       seconds: d.seconds,
       bytesPerSecond: d.seconds > 0 ? d.bytes / d.seconds : 0,
