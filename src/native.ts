@@ -107,6 +107,102 @@ export interface NativeAddon {
   fileioRun(job: FileJob): Promise<FileJobResult>;
 }
 
+// ---------------------------------------------------------------------------------------------- loader (gpu-load, issue 4)
+// Declared as a second `NativeAddon` interface: TypeScript merges it with the one above.
+
+/** One file's byte range to load (absolute offsets: the safetensors data section) and its CUDA ordinal. */
+export interface NativeLoadFile {
+  path: string;
+  begin: number;
+  end: number;
+  device?: number;
+}
+
+export interface NativeLoadOptions {
+  /** 'gpu' (needs the driver) or 'host' (plain aligned host buffers, no CUDA at all). */
+  mode: 'gpu' | 'host';
+  /** device: into GPU memory; memory: into host memory; discard: read only (read-bandwidth limits, cache warming). */
+  sink?: 'device' | 'memory' | 'discard';
+  files: NativeLoadFile[];
+  /** 6 numbers per chunk: file index, readOffset, readLength, skip, copyLength, destOffset (see planChunks). */
+  plan: Float64Array;
+  /** 3 numbers per verify sample: file index, offset (relative to the file's begin), length. */
+  samples?: Float64Array;
+  chunkBytes: number;
+  threads: number;
+  buffers: number;
+  streams?: number;
+  direct?: boolean;
+  /** Pinned ring: cuMemHostAlloc (alloc, default) or huge-page malloc + cuMemHostRegister (register). */
+  ring?: 'alloc' | 'register';
+  /** cancel[0] != 0 stops the load (memory is released, the promise rejects with code INTERRUPTED). */
+  cancel?: Int32Array;
+  /** progress[0] is kept at the number of bytes loaded so far. */
+  progress?: Float64Array;
+  /** Tests: return each file's loaded bytes (sink memory only). */
+  returnHost?: boolean;
+  /** Tests: flip one loaded byte so verification must report a mismatch. */
+  testCorrupt?: boolean;
+}
+
+export interface NativeLoadResult {
+  mode: 'gpu' | 'host';
+  bytes: number;
+  /** Wall time of the whole load: ring and destination allocation, reads, copies, final synchronisation. */
+  seconds: number;
+  setupSeconds: number;
+  /** Time at least one read was in progress (union over threads). */
+  readSeconds: number;
+  /** Time at least one copy was in flight (GPU event timeline, or memcpy time in host mode). */
+  copySeconds: number;
+  /** Time reads and copies were both in progress. */
+  overlapSeconds: number;
+  /** Sum of every chunk's read time over all threads. */
+  readThreadSeconds: number;
+  devices: Array<{
+    index: number;
+    name?: string;
+    bytes: number;
+    seconds: number;
+    /** Before the first read: destination allocation, streams, events. */
+    setupSeconds: number;
+    /** Destination allocation (cuMemAlloc per file, or host memory). */
+    allocSeconds: number;
+    /** Ring allocation, summed over the reader threads that did it lazily (overlaps the reads). */
+    ringSeconds: number;
+    readSeconds: number;
+    copySeconds: number;
+  }>;
+  files: Array<{ bytes: number; seconds: number; direct: boolean; data?: Buffer }>;
+  verify?: { checked: number; checkedBytes: number; mismatches: number; firstMismatch?: string };
+  notes: string[];
+}
+
+export interface PageCacheEntry {
+  path: string;
+  bytes: number;
+  /** null when mincore could not tell. */
+  residentBytes: number | null;
+  note?: string;
+}
+
+export interface TransferLimitsResult {
+  device: number;
+  name: string;
+  bytes: number;
+  h2dBytesPerSecond: number;
+  d2hBytesPerSecond: number;
+}
+
+export interface NativeAddon {
+  gpuLoad(options: NativeLoadOptions): Promise<NativeLoadResult>;
+  /** query: resident bytes (mincore); evict: fdatasync + posix_fadvise(DONTNEED), then query. */
+  pageCache(options: { paths: string[]; action: 'query' | 'evict' }): Promise<PageCacheEntry[]>;
+  transferLimits(options?: { device?: number; bytes?: number; iterations?: number }): Promise<TransferLimitsResult>;
+  deviceMemInfo(device: number): Promise<{ free: number; total: number }>;
+}
+// ---------------------------------------------------------------------------------------------- end of loader section
+
 export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string; fixes: string[] };
 
 const here = dirname(fileURLToPath(import.meta.url));

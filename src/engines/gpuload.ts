@@ -1,0 +1,548 @@
+/**
+ * The gpu-load engine: every tensor of a set of safetensors files into GPU memory at the hardware's limit, timed,
+ * through the native loader (native/src/loader.cc). Headers are validated here first (readHeader), so a missing,
+ * truncated or lying file is refused with exit 2 before a byte is read or allocated. With no CUDA driver the same
+ * engine loads into host memory and the result says so (`mode: 'host'`).
+ */
+import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { availableParallelism, freemem } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { ColdstartError, ERROR_CODES, fromSystemError, invalidArg, type ErrorCode } from '../core/errors.js';
+import { formatRate, formatPercent } from '../core/format.js';
+import type { PhaseHandle } from '../core/phases.js';
+import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
+import { requireNative, type NativeAddon, type NativeLoadOptions, type NativeLoadResult } from '../native.js';
+
+export type CacheMode = 'cold' | 'warm' | 'as-is';
+
+export interface GpuLoadOptions {
+  files: string[];
+  /** CUDA ordinals (after CUDA_VISIBLE_DEVICES); files are spread over them. Default [0]. */
+  devices?: number[];
+  cache?: CacheMode;
+  verify?: boolean;
+  chunkBytes?: number;
+  threads?: number;
+  buffers?: number;
+  direct?: boolean;
+  limits?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+  /** How the pinned ring is made: cuMemHostAlloc ('alloc') or huge-page memory + cuMemHostRegister ('register'). */
+  ring?: 'alloc' | 'register';
+  /** CUDA streams per device (default 4). */
+  streams?: number;
+  /** Load into host memory even when a GPU is present. */
+  host?: boolean;
+  /** Read-bandwidth limit is measured over at most this many bytes (default 16 GiB warm, 4 GiB cold). */
+  limitBytes?: number;
+}
+
+export interface GpuLoadResult {
+  mode: 'gpu' | 'host';
+  hostReason?: string;
+  bytes: number;
+  /** Wall time of the load: pinned ring and destination allocation, reads, copies, final synchronisation. */
+  seconds: number;
+  bytesPerSecond: number;
+  /** Time at least one read was running (union over reader threads). */
+  readSeconds: number;
+  /** Time at least one host→device copy was in flight (memcpy time in host mode). */
+  copySeconds: number;
+  /** Share of the copy time during which reads were running too. */
+  overlapFraction: number;
+  /** Before the first read (destination allocation, streams), inside `seconds`. */
+  setupSeconds: number;
+  /** Destination allocation (the slowest device's), inside setupSeconds. */
+  allocSeconds: number;
+  /** Pinned ring allocation summed over reader threads; done lazily, it overlaps the reads. */
+  ringSeconds: number;
+  cache: { requested: CacheMode; residentFractionBefore: number; residentFractionInitial?: number; note?: string };
+  files: Array<{ path: string; bytes: number; seconds: number; device: number | null; tensors: number; direct: boolean }>;
+  /** One entry per card (index -1, name 'host memory', in host mode). */
+  devices: Array<{ index: number; name?: string; bytes: number; seconds: number; bytesPerSecond: number; h2dBytesPerSecond?: number }>;
+  limits?: {
+    h2dBytesPerSecond?: number;
+    d2hBytesPerSecond?: number;
+    readBytesPerSecond?: number;
+    /** Page-cache state the read limit was measured in, and over how many bytes. */
+    readCache?: CacheMode;
+    readBytes?: number;
+  };
+  efficiency: number | null;
+  verify?: { checked: number; mismatches: number; checkedBytes: number; firstMismatch?: string };
+  /** The settings the load ran with. */
+  config: { chunkBytes: number; threads: number; buffers: number; streams: number; direct: boolean; ring: 'alloc' | 'register'; sink: 'device' | 'memory' | 'discard' };
+  notes: string[];
+}
+
+/**
+ * Defaults from the sweeps on an H200 (bench/gpu-load/RESULTS.md, 2026-11-27): 8 MiB chunks, 8 reader threads,
+ * threads + 2 ring buffers of huge-page memory pinned with cuMemHostRegister (pinning cuMemHostAlloc memory cost
+ * 3-4× more and sits on the critical path of the first reads), 4 streams (1-8 made no difference), O_DIRECT only
+ * when the files are not in the page cache.
+ */
+export const DEFAULTS = {
+  chunkBytes: 8 << 20,
+  threads: Math.max(2, Math.min(8, availableParallelism())),
+  buffers: 0, // 0: threads + 2
+  streams: 4,
+  ring: 'register' as 'alloc' | 'register',
+  limitBytes: 16 * 2 ** 30,
+  /** A cold read limit costs a disk read: measured over the first 4 GiB only. */
+  coldLimitBytes: 4 * 2 ** 30,
+} as const;
+
+const ALIGN = 4096;
+const MIB = 1 << 20;
+
+// ------------------------------------------------------------------------------------------------ inputs
+/**
+ * A safetensors file, a directory (its *.safetensors.index.json, else model*.safetensors, else *.safetensors),
+ * or a *.safetensors.index.json (its weight_map's shards). Returns absolute paths, sorted; refuses shard names
+ * that leave the index's directory.
+ */
+export function resolveSafetensorsInputs(pathOrDir: string): string[] {
+  const p = resolve(pathOrDir);
+  let st;
+  try {
+    st = statSync(p);
+  } catch (e) {
+    throw fromSystemError(e, pathOrDir, 'read');
+  }
+  if (st.isDirectory()) {
+    const names = readdirSync(p).sort();
+    const indexes = names.filter((n) => n.endsWith('.safetensors.index.json'));
+    const preferred = indexes.includes('model.safetensors.index.json') ? ['model.safetensors.index.json'] : indexes;
+    if (preferred.length > 1) {
+      throw new ColdstartError('AMBIGUOUS', `${pathOrDir}: several safetensors indexes (${preferred.join(', ')})`, { hint: 'Pass the index file you mean.' });
+    }
+    if (preferred.length === 1) return shardsOfIndex(join(p, preferred[0]!));
+    const all = names.filter((n) => n.endsWith('.safetensors') && statSync(join(p, n)).isFile());
+    const model = all.filter((n) => n.startsWith('model'));
+    const chosen = model.length > 0 ? model : all;
+    if (chosen.length === 0) throw new ColdstartError('NOT_FOUND', `${pathOrDir}: no .safetensors files in this directory`, { hint: 'Convert .bin weights with `coldstart convert` first.' });
+    return chosen.map((n) => join(p, n));
+  }
+  if (p.endsWith('.safetensors.index.json')) return shardsOfIndex(p);
+  if (p.endsWith('.safetensors')) return [p];
+  throw new ColdstartError('BAD_INPUT', `${pathOrDir}: expected a .safetensors file, a *.safetensors.index.json or a directory`);
+}
+
+function shardsOfIndex(indexPath: string): string[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(indexPath, 'utf8'));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code) throw fromSystemError(e, indexPath, 'read');
+    throw new ColdstartError('CORRUPT_FILE', `${indexPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const map = (raw as { weight_map?: unknown } | null)?.weight_map;
+  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: no "weight_map" object`);
+  const dir = dirname(indexPath);
+  const shards = new Set<string>();
+  for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
+    if (typeof file !== 'string' || file === '') throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map["${tensor}"] is not a file name`);
+    if (isAbsolute(file) || file.split(/[\\/]/).includes('..')) {
+      throw new ColdstartError('HOSTILE_FILE', `${indexPath}: weight_map["${tensor}"] points outside the model directory (${JSON.stringify(file)})`, {
+        hint: 'Shard names must be relative paths inside the directory of the index.',
+      });
+    }
+    shards.add(file);
+  }
+  if (shards.size === 0) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map is empty`);
+  return [...shards].sort().map((f) => join(dir, f));
+}
+
+// ------------------------------------------------------------------------------------------------ planning
+export interface PlanFile {
+  /** Absolute byte range to load. */
+  begin: number;
+  end: number;
+}
+
+/** Numbers per chunk in a plan: file, readOffset, readLength, skip, copyLength, destOffset. */
+export const PLAN_STRIDE = 6;
+
+/**
+ * Splits each file's range into chunks on chunkBytes-aligned file offsets. Reads start and end 4096-aligned (so the
+ * same plan works with O_DIRECT) and never exceed chunkBytes; `skip` is where the wanted bytes start in the read,
+ * `dest` where they go in the file's destination. Chunks tile every range exactly, in file order.
+ */
+export function planChunks(files: readonly PlanFile[], chunkBytes: number): Float64Array {
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < ALIGN || chunkBytes % ALIGN !== 0) throw invalidArg('--chunk-bytes', 'a multiple of 4096', chunkBytes);
+  let n = 0;
+  for (const f of files) if (f.end > f.begin) n += Math.ceil(f.end / chunkBytes) - Math.floor(f.begin / chunkBytes);
+  const plan = new Float64Array(n * PLAN_STRIDE);
+  let i = 0;
+  files.forEach((f, fi) => {
+    if (f.end <= f.begin) return;
+    for (let k = Math.floor(f.begin / chunkBytes); k * chunkBytes < f.end; k++) {
+      const s = Math.max(f.begin, k * chunkBytes);
+      const e = Math.min(f.end, (k + 1) * chunkBytes);
+      const readOff = Math.floor(s / ALIGN) * ALIGN;
+      const readEnd = Math.min(Math.ceil(e / ALIGN) * ALIGN, (k + 1) * chunkBytes);
+      plan.set([fi, readOff, readEnd - readOff, s - readOff, e - s, s - f.begin], i);
+      i += PLAN_STRIDE;
+    }
+  });
+  return plan;
+}
+
+/** The chunks of a plan as objects (tests, debugging). */
+export function planEntries(plan: Float64Array): Array<{ file: number; readOffset: number; readLength: number; skip: number; copyLength: number; dest: number }> {
+  const out = [];
+  for (let i = 0; i < plan.length; i += PLAN_STRIDE) {
+    out.push({ file: plan[i]!, readOffset: plan[i + 1]!, readLength: plan[i + 2]!, skip: plan[i + 3]!, copyLength: plan[i + 4]!, dest: plan[i + 5]! });
+  }
+  return out;
+}
+
+/**
+ * Verification samples, 3 numbers each (file, offset relative to the data section, length): every tensor's first,
+ * middle and last `sampleBytes` (the whole tensor when it is small).
+ */
+export function planSamples(headers: readonly SafetensorsHeader[], sampleBytes = 4096): Float64Array {
+  const out: number[] = [];
+  headers.forEach((h, fi) => {
+    for (const t of h.tensors) {
+      const size = t.end - t.begin;
+      if (size === 0) continue;
+      if (size <= 3 * sampleBytes) {
+        out.push(fi, t.begin, size);
+        continue;
+      }
+      const mid = t.begin + Math.floor((size - sampleBytes) / 2 / 8) * 8;
+      out.push(fi, t.begin, sampleBytes, fi, mid, sampleBytes, fi, t.end - sampleBytes, sampleBytes);
+    }
+  });
+  return Float64Array.from(out);
+}
+
+/** Spreads files over devices, largest first onto the least-loaded device (tensor-parallel shards stay whole). */
+export function assignDevices(sizes: readonly number[], devices: readonly number[]): number[] {
+  const load = new Map(devices.map((d) => [d, 0]));
+  const out = new Array<number>(sizes.length).fill(devices[0]!);
+  const order = sizes.map((s, i) => [s, i] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  for (const [size, i] of order) {
+    let best = devices[0]!;
+    for (const d of devices) if (load.get(d)! < load.get(best)!) best = d;
+    out[i] = best;
+    load.set(best, load.get(best)! + size);
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------------ running
+function fromNative(e: unknown, what: string): ColdstartError {
+  if (e instanceof ColdstartError) return e;
+  const err = e as Error & { code?: string };
+  const code = (err.code && err.code in ERROR_CODES ? err.code : 'INTERNAL') as ErrorCode;
+  const hints: Partial<Record<ErrorCode, string>> = {
+    GPU_OOM: 'Free GPU memory (other processes?), spread the files over more cards (--devices 0,1) or load a smaller dtype.',
+    CORRUPT_FILE: 'The file changed while it was being loaded; load it again once it is complete.',
+    NO_GPU: 'Check `coldstart doctor`: the driver or the device is not usable.',
+  };
+  return new ColdstartError(code, `${what}: ${err.message}`, { cause: e, hint: hints[code] });
+}
+
+async function callNative<T>(p: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await p();
+  } catch (e) {
+    throw fromNative(e, what);
+  }
+}
+
+function checkCount(flag: string, v: number | undefined, min: number, max: number): void {
+  if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > max)) throw invalidArg(flag, `an integer from ${min} to ${max}`, v);
+}
+
+function residentFraction(entries: Array<{ bytes: number; residentBytes: number | null }>): number {
+  const total = entries.reduce((a, e) => a + e.bytes, 0);
+  if (total === 0) return 1;
+  const known = entries.filter((e) => e.residentBytes !== null);
+  if (known.length === 0) return Number.NaN;
+  return known.reduce((a, e) => a + (e.residentBytes ?? 0), 0) / total;
+}
+
+interface Prepared {
+  paths: string[];
+  headers: SafetensorsHeader[];
+  bytes: number;
+}
+
+/** Validates every input before anything is read or allocated (exit 2 on the first bad file). */
+export function prepareFiles(paths: readonly string[]): Prepared {
+  if (paths.length === 0) throw new ColdstartError('BAD_INPUT', 'gpu-load: no files to load');
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const p of paths) {
+    let real: string;
+    try {
+      real = realpathSync(p);
+    } catch (e) {
+      throw fromSystemError(e, p, 'read');
+    }
+    if (seen.has(real)) continue;
+    seen.add(real);
+    out.push(p);
+  }
+  const headers = out.map((p) => readHeader(p));
+  return { paths: out, headers, bytes: headers.reduce((a, h) => a + h.dataSize, 0) };
+}
+
+async function detectMode(addon: NativeAddon, opts: GpuLoadOptions): Promise<{ mode: 'gpu' | 'host'; reason?: string; short?: string; count: number }> {
+  if (opts.host) return { mode: 'host', reason: 'host mode was requested', short: 'host mode requested', count: 0 };
+  const probe = await addon.cudaProbe({ context: false });
+  if (probe.available) return { mode: 'gpu', count: probe.devices.length };
+  const short = probe.stage === 'dlopen' ? 'no CUDA driver' : probe.stage === 'cuInit' ? 'CUDA driver failed to initialise' : 'no CUDA device';
+  return { mode: 'host', reason: probe.reason ?? short, short, count: 0 };
+}
+
+/** Loads every tensor of `opts.files` (validated first) and returns the timing breakdown. */
+export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
+  checkCount('--threads', opts.threads, 1, 256);
+  checkCount('--buffers', opts.buffers, 1, 4096);
+  checkCount('--streams', opts.streams, 1, 64);
+  if (opts.chunkBytes !== undefined && (!Number.isSafeInteger(opts.chunkBytes) || opts.chunkBytes < ALIGN || opts.chunkBytes % ALIGN !== 0 || opts.chunkBytes > 1024 * MIB)) {
+    throw invalidArg('--chunk-bytes', 'a multiple of 4096 up to 1 GiB', opts.chunkBytes);
+  }
+  const cacheMode: CacheMode = opts.cache ?? 'as-is';
+  if (!['cold', 'warm', 'as-is'].includes(cacheMode)) throw invalidArg('--cache', 'cold, warm or as-is', cacheMode);
+  const devicesAsked = opts.devices ?? [0];
+  if (devicesAsked.length === 0 || devicesAsked.some((d) => !Number.isSafeInteger(d) || d < 0) || new Set(devicesAsked).size !== devicesAsked.length) {
+    throw invalidArg('--devices', 'distinct device indexes like 0,1', devicesAsked.join(','));
+  }
+
+  // 1. Every header is validated before anything else happens.
+  const prep = prepareFiles(opts.files);
+  const addon = requireNative('gpu-load');
+  if (opts.signal?.aborted) throw new ColdstartError('INTERRUPTED', 'gpu-load: cancelled before it started');
+
+  const mode = await detectMode(addon, opts);
+  const notes: string[] = [];
+  if (mode.mode === 'gpu') {
+    const missing = devicesAsked.filter((d) => d >= mode.count);
+    if (missing.length) throw invalidArg('--devices', `device indexes below ${mode.count} (the GPUs this process sees)`, devicesAsked.join(','));
+  } else if (opts.devices && opts.devices.length > 0) {
+    notes.push(`--devices ${opts.devices.join(',')} ignored: ${mode.short}`);
+  }
+
+  const threads = opts.threads ?? DEFAULTS.threads;
+  const buffers = opts.buffers ?? (DEFAULTS.buffers || threads + 2);
+  const streams = opts.streams ?? DEFAULTS.streams;
+  const chunkBytes = opts.chunkBytes ?? DEFAULTS.chunkBytes;
+
+  const ranges = prep.headers.map((h) => ({ begin: h.dataOffset, end: h.dataOffset + h.dataSize }));
+  const sizes = prep.headers.map((h) => h.dataSize);
+  const devOf = mode.mode === 'gpu' ? assignDevices(sizes, devicesAsked) : sizes.map(() => -1);
+  const files = prep.paths.map((path, i) => ({ path, begin: ranges[i]!.begin, end: ranges[i]!.end, device: devOf[i]! }));
+  const plan = planChunks(ranges, chunkBytes);
+
+  let sink: 'device' | 'memory' | 'discard' = 'device';
+  if (mode.mode === 'host') {
+    // Host memory stands in for the card; when the checkpoint does not fit, measure the read alone.
+    sink = prep.bytes <= 0.5 * freemem() ? 'memory' : 'discard';
+    if (sink === 'discard') notes.push('host memory is too small to hold the weights: the read alone was measured and nothing could be verified');
+  }
+  // 2. Page-cache state.
+  const paths = prep.paths;
+  const initial = residentFraction(await callNative(() => addon.pageCache({ paths, action: 'query' }), 'page cache'));
+  // Unless told, read with O_DIRECT when the weights are not in the page cache (one copy less on the way from
+  // the disk), through the page cache when they are.
+  const direct = opts.direct ?? (cacheMode === 'cold' || (cacheMode === 'as-is' && !(initial >= 0.5)));
+  const ring = opts.ring ?? DEFAULTS.ring;
+  const base = { mode: mode.mode, files, plan, chunkBytes, threads, buffers, streams, direct, ring } satisfies Partial<NativeLoadOptions>;
+  const evict = async (): Promise<number> => {
+    const after = await callNative(() => addon.pageCache({ paths, action: 'evict' }), 'page cache');
+    const failedNote = after.find((e) => e.note)?.note;
+    if (failedNote && !notes.includes(failedNote)) notes.push(failedNote);
+    return residentFraction(after);
+  };
+  const warm = async (): Promise<void> => {
+    await callNative(() => addon.gpuLoad({ ...base, mode: 'host', sink: 'discard', threads: Math.max(threads, 4), buffers: Math.max(buffers, 8) }), 'warming the page cache');
+  };
+  const checkAbort = (): void => {
+    if (opts.signal?.aborted) throw new ColdstartError('INTERRUPTED', 'gpu-load: cancelled');
+  };
+  const prepareCache = async (): Promise<void> => {
+    checkAbort();
+    if (cacheMode === 'cold') await evict();
+    else if (cacheMode === 'warm') await warm();
+  };
+
+  // 3. Limits, measured in the same page-cache state the load will see.
+  let limits: GpuLoadResult['limits'];
+  const perDeviceH2d = new Map<number, number>();
+  if (opts.limits) {
+    limits = {};
+    await prepareCache();
+    let limitPlan = plan;
+    const cap = opts.limitBytes ?? (cacheMode === 'cold' ? DEFAULTS.coldLimitBytes : DEFAULTS.limitBytes);
+    let readBytes = 0;
+    for (let i = 0; i < plan.length; i += PLAN_STRIDE) {
+      readBytes += plan[i + 4]!;
+      if (readBytes >= cap) {
+        limitPlan = plan.subarray(0, i + PLAN_STRIDE);
+        break;
+      }
+    }
+    // Raw read bandwidth into the same kind of ring: bytes over the time from the first read to the last (the
+    // allocation before it is the loader's overhead, not the disk's). Warm reads are cheap and noisy: best of two.
+    let best = 0;
+    for (let k = 0; k < (cacheMode === 'cold' ? 1 : 2); k++) {
+      const rd = await callNative(
+        () => addon.gpuLoad({ ...base, plan: limitPlan, sink: 'discard', threads: Math.max(threads, 8), buffers: Math.max(buffers, 16) }),
+        'read-bandwidth limit',
+      );
+      const t = rd.seconds - rd.setupSeconds;
+      if (t > 0) best = Math.max(best, rd.bytes / t);
+      limits.readBytes = rd.bytes;
+    }
+    limits.readBytesPerSecond = best;
+    limits.readCache = cacheMode;
+    if (mode.mode === 'gpu') {
+      let h2d = 0;
+      let d2h = 0;
+      for (const d of [...new Set(devOf)]) {
+        const t = await callNative(() => addon.transferLimits({ device: d }), `transfer limits of GPU ${d}`);
+        perDeviceH2d.set(d, t.h2dBytesPerSecond);
+        h2d += t.h2dBytesPerSecond;
+        d2h += t.d2hBytesPerSecond;
+      }
+      // Several cards load in parallel, each over its own link: the aggregate limit is the sum.
+      limits.h2dBytesPerSecond = h2d;
+      limits.d2hBytesPerSecond = d2h;
+    }
+  }
+  await prepareCache();
+  checkAbort();
+  const before = residentFraction(await callNative(() => addon.pageCache({ paths, action: 'query' }), 'page cache'));
+  let cacheNote: string | undefined;
+  if (cacheMode === 'cold' && before > 0.02) {
+    cacheNote = `${formatPercent(before)} of the weights stayed in the page cache after posix_fadvise(DONTNEED) (mapped by another process, or a filesystem that keeps them)`;
+  } else if (cacheMode === 'warm' && before < 0.98) {
+    cacheNote = `only ${formatPercent(before)} of the weights fit in the page cache`;
+  } else if (cacheMode === 'as-is' && opts.limits) {
+    cacheNote = 'measuring the read limit first read the files, so the load found them warmer than before';
+  }
+
+  // 4. The load.
+  const cancel = new Int32Array(new SharedArrayBuffer(4));
+  const progress = new Float64Array(1);
+  const onAbort = (): void => void (cancel[0] = 1);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  if (opts.signal?.aborted) onAbort();
+  const timer = opts.onProgress ? setInterval(() => opts.onProgress!(progress[0]!, prep.bytes), 200) : undefined;
+  let r: NativeLoadResult;
+  try {
+    r = await callNative(
+      () =>
+        addon.gpuLoad({
+          ...base,
+          sink,
+          cancel,
+          progress,
+          ...(opts.verify ? { samples: planSamples(prep.headers) } : {}),
+        }),
+      'gpu-load',
+    );
+  } finally {
+    if (timer) clearInterval(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  opts.onProgress?.(r.bytes, prep.bytes);
+  for (const n of r.notes) notes.push(n);
+
+  const bytesPerSecond = r.seconds > 0 ? r.bytes / r.seconds : 0;
+  let efficiency: number | null = null;
+  if (limits?.readBytesPerSecond) {
+    const floor = Math.min(limits.readBytesPerSecond, limits.h2dBytesPerSecond ?? Number.POSITIVE_INFINITY);
+    efficiency = floor > 0 ? bytesPerSecond / floor : null;
+  }
+  const result: GpuLoadResult = {
+    mode: mode.mode,
+    ...(mode.reason ? { hostReason: mode.reason } : {}),
+    bytes: r.bytes,
+    seconds: r.seconds,
+    bytesPerSecond,
+    readSeconds: r.readSeconds,
+    copySeconds: r.copySeconds,
+    overlapFraction: r.copySeconds > 0 ? Math.min(1, r.overlapSeconds / r.copySeconds) : 0,
+    setupSeconds: r.setupSeconds,
+    allocSeconds: Math.max(0, ...r.devices.map((d) => d.allocSeconds)),
+    ringSeconds: r.devices.reduce((a, d) => a + d.ringSeconds, 0),
+    cache: { requested: cacheMode, residentFractionBefore: before, residentFractionInitial: initial, ...(cacheNote ? { note: cacheNote } : {}) },
+    files: prep.paths.map((path, i) => ({
+      path,
+      bytes: r.files[i]!.bytes,
+      seconds: r.files[i]!.seconds,
+      device: mode.mode === 'gpu' ? devOf[i]! : null,
+      tensors: prep.headers[i]!.tensors.length,
+      direct: r.files[i]!.direct,
+    })),
+    devices: r.devices.map((d) => ({
+      index: d.index,
+      ...(d.name ? { name: d.name } : mode.mode === 'host' ? { name: 'host memory' } : {}),
+      bytes: d.bytes,
+      seconds: d.seconds,
+      bytesPerSecond: d.seconds > 0 ? d.bytes / d.seconds : 0,
+      ...(perDeviceH2d.has(d.index) ? { h2dBytesPerSecond: perDeviceH2d.get(d.index)! } : {}),
+    })),
+    ...(limits ? { limits } : {}),
+    efficiency,
+    ...(r.verify ? { verify: { checked: r.verify.checked, mismatches: r.verify.mismatches, checkedBytes: r.verify.checkedBytes, ...(r.verify.firstMismatch ? { firstMismatch: r.verify.firstMismatch } : {}) } } : {}),
+    config: { chunkBytes, threads, buffers, streams, direct, ring, sink },
+    notes,
+  };
+  if (opts.verify && sink === 'discard') notes.push('verify skipped: nothing was kept to compare');
+  if (result.verify && result.verify.mismatches > 0) {
+    throw new ColdstartError(
+      'VERIFY_MISMATCH',
+      `gpu-load: ${result.verify.mismatches} of ${result.verify.checked} sampled ranges on the ${mode.mode === 'gpu' ? 'GPU' : 'host'} differ from the file (first: ${result.verify.firstMismatch})`,
+      { hint: 'The loaded bytes are not the file bytes: check the hardware (ECC errors in nvidia-smi) and report it.', details: { result } },
+    );
+  }
+  return result;
+}
+
+// ------------------------------------------------------------------------------------------------ reporting
+/** Fills a gpu-load phase: steps read/copy, metrics; in host mode calls h.skip('<why>; host read measured: X GB/s') after recording metrics. */
+export function recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void {
+  const device = r.mode === 'gpu' ? r.devices.map((d) => `GPU ${d.index}${d.name ? ` (${d.name})` : ''}`).join(', ') : 'host memory';
+  h.addStep('read', r.readSeconds, r.files.some((f) => f.direct) ? 'O_DIRECT' : 'page cache / buffered', { threads: r.config.threads, chunkBytes: r.config.chunkBytes });
+  h.addStep('copy', r.copySeconds, r.mode === 'gpu' ? 'cuMemcpyHtoDAsync from pinned buffers' : 'memcpy into host memory', { streams: r.config.streams, buffers: r.config.buffers });
+  h.metric('mode', r.mode);
+  h.metric('target', device);
+  h.metric('bytes', r.bytes);
+  h.metric('files', r.files.length);
+  h.metric('bytesPerSecond', r.bytesPerSecond);
+  h.metric('overlapFraction', r.overlapFraction);
+  h.metric('setupSeconds', r.setupSeconds);
+  h.metric('cache', r.cache.requested);
+  h.metric('residentFractionBefore', Number.isFinite(r.cache.residentFractionBefore) ? r.cache.residentFractionBefore : null);
+  if (r.limits?.readBytesPerSecond !== undefined) h.metric('readLimitBytesPerSecond', r.limits.readBytesPerSecond);
+  if (r.limits?.h2dBytesPerSecond !== undefined) h.metric('h2dBytesPerSecond', r.limits.h2dBytesPerSecond);
+  if (r.limits?.d2hBytesPerSecond !== undefined) h.metric('d2hBytesPerSecond', r.limits.d2hBytesPerSecond);
+  h.metric('efficiency', r.efficiency);
+  if (r.verify) {
+    h.metric('verifyChecked', r.verify.checked);
+    h.metric('verifyMismatches', r.verify.mismatches);
+  }
+  if (r.devices.length > 1) for (const d of r.devices) h.metric(`device${d.index}BytesPerSecond`, d.bytesPerSecond);
+  const notes = [...(r.cache.note ? [r.cache.note] : []), ...r.notes];
+  if (notes.length) h.note = notes.join('; ');
+  h.setSeconds(r.seconds);
+  if (r.mode === 'host') {
+    const why = r.hostReason?.startsWith('libcuda') ? 'no CUDA driver' : r.hostReason === 'host mode was requested' ? 'host mode requested' : (r.hostReason ?? 'no CUDA driver');
+    h.skip(`${why}; host read measured: ${formatRate(r.bytesPerSecond)}`);
+  }
+}
+
+/** One line for humans: "9.8 GiB in 0.41 s = 25.6 GB/s on GPU 0 (NVIDIA H100), efficiency 0.93". */
+export function describeGpuLoad(r: GpuLoadResult): string {
+  const where = r.mode === 'gpu' ? r.devices.map((d) => `GPU ${d.index}`).join('+') : 'host memory';
+  const eff = r.efficiency === null ? '' : `, efficiency ${r.efficiency.toFixed(2)}`;
+  return `${basename(r.files[0]?.path ?? '')}${r.files.length > 1 ? ` (+${r.files.length - 1} files)` : ''}: ${formatRate(r.bytesPerSecond)} into ${where}${eff}`;
+}
