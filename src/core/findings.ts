@@ -160,5 +160,10 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
     const month = inp.gpuPricePerHour * HOURS_PER_MONTH;
     out.push({ id: 'warm-instance', savesSeconds: inp.total, message: `keep one warm instance: avoids the ${formatDuration(inp.total)} cold start; costs $${month.toFixed(0)}/month at $${inp.gpuPricePerHour}/h` });
   }
-  return out.sort((a, b) => (b.savesSeconds ?? -1) - (a.savesSeconds ?? -1));
+  // A finding must be worth acting on: at least 50 ms and 2% of the cold start.
+  const floor = Math.max(MIN_SAVING_SECONDS, MIN_SAVING_FRACTION * inp.total);
+  return out.filter((f) => f.savesSeconds === null || f.savesSeconds >= floor).sort((a, b) => (b.savesSeconds ?? -1) - (a.savesSeconds ?? -1));
 }
+
+export const MIN_SAVING_SECONDS = 0.05;
+export const MIN_SAVING_FRACTION = 0.02;

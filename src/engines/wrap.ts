@@ -64,6 +64,8 @@ export interface Stage {
   end: number;
   /** Duration the engine printed, when it printed one. */
   reportedSeconds?: number;
+  /** Seconds counted for this stage: its span minus the nested stages inside it. */
+  ownSeconds?: number;
 }
 
 /**
@@ -101,16 +103,23 @@ export function stagesFromLog(lines: readonly LogLine[], readyAt: number, rules:
     const next = sortedStarts.find((t) => t > o.t) ?? readyAt;
     raw.push({ engine: o.rule.engine, stage: `${o.rule.stage} (no end line)`, phase: o.rule.phase, start: o.t, end: next });
   }
-  raw.sort((a, b) => a.start - b.start || b.end - a.end);
-  const stages: Stage[] = [];
-  let cursor = 0;
-  for (const s of raw) {
-    const start = Math.max(s.start, cursor);
-    const end = Math.min(s.end, readyAt);
-    if (end <= start) continue;
-    stages.push({ ...s, start, end });
-    cursor = end;
+  // Nested stages (vLLM's "init engine … took" contains compile and graph capture): each elementary time
+  // segment goes to the shortest stage that covers it, so every second is counted once and the outer
+  // stage keeps only its own remainder.
+  const clipped = raw.map((x) => ({ ...x, start: Math.max(0, x.start), end: Math.min(x.end, readyAt) })).filter((x) => x.end > x.start);
+  const bounds = [...new Set(clipped.flatMap((x) => [x.start, x.end]))].sort((a, b) => a - b);
+  const own = new Map<Stage, number>();
+  for (let i = 0; i + 1 < bounds.length; i++) {
+    const a = bounds[i]!;
+    const b = bounds[i + 1]!;
+    let best: Stage | null = null;
+    for (const x of clipped) if (x.start <= a && x.end >= b && (!best || x.end - x.start < best.end - best.start)) best = x;
+    if (best) own.set(best, (own.get(best) ?? 0) + (b - a));
   }
+  const stages: Stage[] = clipped
+    .filter((x) => (own.get(x) ?? 0) > 0)
+    .map((x) => ({ ...x, ownSeconds: own.get(x)! }))
+    .sort((a, b) => a.start - b.start);
   return { engine, stages };
 }
 
@@ -281,7 +290,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
       }
     }
     const { engine, stages } = stagesFromLog(lines, readySeconds);
-    const explained = stages.reduce((a, s) => a + (s.end - s.start), 0);
+    const explained = stages.reduce((a, s) => a + (s.ownSeconds ?? s.end - s.start), 0);
     const stop = await stopGroup(child, opts.stopTimeoutSeconds ?? 10);
     return { command: opts.command, pid: child.pid!, readySeconds, readyBy, firstCompletion: first, engine, stages, unexplainedSeconds: Math.max(0, readySeconds - explained), stop, logTail: tail() };
   } finally {

@@ -1,5 +1,5 @@
 /** `coldstart profile`: the five phases (or a wrapped server), statistics, what-if rows, findings, exports. */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Context } from '../context.js';
 import { emitOptions, type ReportFlags } from '../context.js';
@@ -16,7 +16,7 @@ import { runWrapped, type WrapResult } from '../../engines/wrap.js';
 import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, type SyntheticFormat } from '../../formats/synthetic.js';
 import { measureRates, predictDownloadSeconds, predictLoadSeconds, describeLoadModel, type Rates } from '../../core/estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts, type WhatIfRow } from '../../core/findings.js';
-import { hfEndpoint, hfToken } from '../../hub/env.js';
+import { hfEndpoint, hfOffline, hfToken, hubCacheDir } from '../../hub/env.js';
 import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, fileSizeList, type GpuLoadResult } from './engines.js';
 import { resolveTarget, weightFilesIn, describeFiles, bytesPerParam, type Target } from './target.js';
 import { FRAMEWORKS, timeFramework, type Framework, type FrameworkResult } from './framework.js';
@@ -129,28 +129,47 @@ async function cudaInitPhase(s: Shared): Promise<PhaseResult & { cause?: unknown
   });
 }
 
+/** The snapshot dir of `repo` in the HF cache when it holds weight files (used only without the download engine). */
+function cachedSnapshotDir(repo: string, revision: string, env: Record<string, string | undefined>): string | null {
+  const base = join(hubCacheDir(env), `models--${repo.replace('/', '--')}`);
+  let commit = revision;
+  try {
+    commit = readFileSync(join(base, 'refs', revision), 'utf8').trim();
+  } catch {
+    /* a commit hash, or not cached */
+  }
+  const dir = join(base, 'snapshots', commit);
+  return existsSync(dir) && weightFilesIn(dir).files.length > 0 ? dir : null;
+}
+
 const WEIGHT_GLOBS_ST = ['*.safetensors', '*.json', 'tokenizer*', '*.model', '*.txt'];
 const WEIGHT_GLOBS_BIN = ['*.bin', '*.json', 'tokenizer*', '*.model', '*.txt'];
 
 async function downloadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown }> {
   return runPhase('download', async (h: PhaseHandle) => {
     const t = s.target;
-    if (t.synthetic) h.skip(`synthetic checkpoint in ${t.dir}: nothing to download${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}`);
+    if (t.synthetic) h.skip(`synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}: nothing to download${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}`);
     if (t.kind === 'dir' || t.kind === 'file') h.skip('local files: nothing to download');
     const eng = await loadDownload();
-    if (!eng.ok) h.skip(`${eng.reason} (Hub download)`);
     const env = s.ctx.env;
     const revision = s.flags.revision ?? 'main';
     const repo = t.repo!;
-    const sizes = fileSizeList(await eng.mod.repoFileSizes({ repo, revision, env }));
-    const hasSt = sizes.some((f) => f.path.endsWith('.safetensors') && !f.path.includes('/'));
-    const include = hasSt ? WEIGHT_GLOBS_ST : WEIGHT_GLOBS_BIN;
-    const weights = sizes.filter((f) => !f.path.includes('/') && (hasSt ? f.path.endsWith('.safetensors') : /\.bin$/.test(f.path)));
-    const weightBytes = weights.reduce((a, f) => a + f.bytes, 0);
-    t.format = hasSt ? 'safetensors' : 'bin';
-    t.bytes = t.bytes ?? weightBytes;
-    if (!s.flags.download || s.flags.estimate) {
-      const cached = eng.mod.findCachedSnapshot(repo, revision, env);
+    const noBytes = !s.flags.download || s.flags.estimate;
+    if (!eng.ok && !(noBytes && t.bytes)) h.skip(`${eng.reason} (Hub download)`);
+    let include: string[] | undefined;
+    let weightBytes = t.bytes ?? 0;
+    if (eng.ok) {
+      const sizes = fileSizeList(await eng.mod.repoFileSizes({ repo, revision, env }));
+      const hasSt = sizes.some((f) => f.path.endsWith('.safetensors') && !f.path.includes('/'));
+      include = hasSt ? WEIGHT_GLOBS_ST : WEIGHT_GLOBS_BIN;
+      const weights = sizes.filter((f) => !f.path.includes('/') && (hasSt ? f.path.endsWith('.safetensors') : /\.bin$/.test(f.path)));
+      weightBytes = weights.reduce((a, f) => a + f.bytes, 0);
+      t.format = hasSt ? 'safetensors' : 'bin';
+      t.bytes = weightBytes;
+    }
+    if (noBytes) {
+      // Move no weight bytes: zero when cached, else file sizes over the measured rate to the endpoint.
+      const cached = eng.ok ? eng.mod.findCachedSnapshot(repo, revision, env) : cachedSnapshotDir(repo, revision, env);
       if (cached) {
         h.note = `cached at ${cached}`;
         h.metric('cacheDir', cached);
@@ -158,15 +177,15 @@ async function downloadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown
         h.setSeconds(0);
         return;
       }
-      const url = `${hfEndpoint(env)}/${repo}/resolve/${revision}/config.json`;
-      if (!s.rates?.networkBytesPerSecond) h.skip(`--no-download: no network rate to ${hfEndpoint(env)} was measured; ${formatBytes(weightBytes)} would be fetched`);
-      const pred = predictDownloadSeconds(s.rates, weightBytes)!;
+      const pred = s.rates ? predictDownloadSeconds(s.rates, weightBytes) : null;
+      if (pred === null) h.skip(`not cached; no network rate to ${hfEndpoint(env)} could be measured, so the ${formatBytes(weightBytes)} download is not predicted`);
       h.estimated = true;
-      h.note = `${formatBytes(weightBytes)} at ${formatRate(s.rates.networkBytesPerSecond)} (timed on ${url})`;
+      h.note = `not cached: ${formatBytes(weightBytes)} at ${formatRate(s.rates!.networkBytesPerSecond!)} (measured on ${hfEndpoint(env)})`;
       h.metric('bytes', weightBytes);
       h.setSeconds(pred);
       return;
     }
+    if (!eng.ok) h.skip(eng.reason);
     const r = await eng.mod.downloadRepo({ repo, revision, include, env, signal: s.ctx.signal });
     eng.mod.recordDownloadPhase(h, r);
     s.downloaded = { bytes: r.bytesDownloaded, fromCache: r.fromCache, snapshotDir: r.snapshotDir };
@@ -374,10 +393,11 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
         gl.ok && s.cuda?.available
           ? async (file) => (await gl.mod.runGpuLoad({ files: [file], devices: s.devices?.slice(0, 1), cache: 'warm', limits: true, signal: ctx.signal })).limits?.h2dBytesPerSecond ?? null
           : undefined,
-      network: repo && ctx.env.HF_HUB_OFFLINE !== '1' ? { url: `${hfEndpoint(ctx.env)}/${repo}/resolve/${flags.revision ?? 'main'}/tokenizer.json`, headers: token ? { authorization: `Bearer ${token}` } : {} } : null,
+      network: repo && !hfOffline(ctx.env) ? { url: `${hfEndpoint(ctx.env)}/${repo}/resolve/${flags.revision ?? 'main'}/tokenizer.json`, headers: token ? { authorization: `Bearer ${token}` } : {} } : null,
     });
     s.rates = r.rates;
     s.assumptions.push(...r.assumptions);
+    if (repo && hfOffline(ctx.env)) s.assumptions.push('network: HF_HUB_OFFLINE is set, so no rate to the Hub was measured and downloads are not predicted');
     s.outside.rates = sw.elapsed();
   };
 
@@ -391,15 +411,24 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     for (const name of ['download', 'gpu-load', 'warmup'] as const) rest.push(only && !only.has(name) ? skippedPhase(name, 'not selected (--only)') : await PHASE_BODIES[name]!(s));
     measured.push([c, ci, ...rest]);
   } else {
+    // --no-download needs the network rate before the download phase; otherwise rates come after the runs,
+    // so the probe file cannot disturb the measured (cold) page cache.
+    const probeFirst = !flags.download;
+    if (probeFirst) await probe();
     for (let i = 0; i < warmup + runs; i++) {
       const phases = await oneRun(s);
       if (i >= warmup) measured.push(phases);
       if (runs + warmup > 1) ctx.out.progressLine(`run ${i + 1}/${warmup + runs}${i < warmup ? ' (warmup, not counted)' : ''}: ${formatDuration(phases.reduce((a, p) => a + (p.seconds ?? 0), 0))}`);
     }
-    await probe();
+    if (!probeFirst) await probe();
   }
 
   const sum = summarizeRuns(measured.map((r) => r.map(publicPhase)));
+  // A failed phase keeps its error in the table; what to do about it (the setting to change) goes to warnings.
+  for (const p of measured[measured.length - 1] ?? []) {
+    const c = (p as { cause?: unknown }).cause;
+    if (p.status === 'failed' && isColdstartError(c) && c.hint) report.warnings.push(`${p.name}: ${c.hint}`);
+  }
   report.phases = sum.phases;
   report.total = sum.total;
   report.warnings.push(...sum.warnings);
@@ -473,9 +502,9 @@ function wrapPhases(r: WrapResult): PhaseResult[] {
     phases.push({
       name,
       status: 'ok',
-      seconds: st.reduce((a, x) => a + (x.end - x.start), 0),
+      seconds: st.reduce((a, x) => a + (x.ownSeconds ?? x.end - x.start), 0),
       note: `from ${r.engine} log lines`,
-      steps: st.map((x) => ({ name: x.stage, seconds: x.end - x.start, note: `${formatDuration(x.start)} → ${formatDuration(x.end)} after start${x.reportedSeconds !== undefined ? `; engine reported ${formatDuration(x.reportedSeconds)}` : ''}` })),
+      steps: st.map((x) => ({ name: x.stage, seconds: x.ownSeconds ?? x.end - x.start, note: `${formatDuration(x.start)} → ${formatDuration(x.end)} after start${x.reportedSeconds !== undefined ? `; engine reported ${formatDuration(x.reportedSeconds)}` : ''}` })),
       metrics: {},
     });
   }
@@ -524,7 +553,8 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
   report.target = { name: command.join(' '), kind: 'server', command, engine: last!.engine };
   const inputs = { phases: report.phases, total: report.total.seconds, rates: null, model: null, framework: null, gpuPricePerHour: flags.gpuPrice ? posNum('--gpu-price', flags.gpuPrice) : null };
   const rows = whatIfRows(inputs);
-  report.findings = computeFindings(inputs, rows);
+  // The server's own warmup runs before ready; the first request's cost is the first-completion row.
+  report.findings = computeFindings(inputs, rows).filter((f) => f.id !== 'warmup');
   const un = report.phases.find((p) => p.name === 'unexplained');
   if (un?.seconds && report.total.seconds > 0 && un.seconds / report.total.seconds > 0.3) {
     report.findings.push({ id: 'unexplained', savesSeconds: null, message: `${formatDuration(un.seconds)} of the start-up is not explained by the server's log lines: run with --debug to see the timed log, or profile the pieces (coldstart profile MODEL)` });

@@ -102,7 +102,8 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   if (spec && (spec.alias === 'demo' || opts.synthetic || !existsSync(local))) {
     const dtype = parseDtype(opts.dtype, spec.dtype);
     const synthetic = spec.alias === 'demo' || !!opts.synthetic;
-    const format = synthetic ? (opts.format ?? 'safetensors') : null;
+    // Every repo in the alias table publishes safetensors; the download phase confirms it from the file list.
+    const format = synthetic ? (opts.format ?? 'safetensors') : 'safetensors';
     const plan = planSynthetic(spec, format ?? 'safetensors', dtype);
     return {
       name,
