@@ -154,6 +154,11 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** A timer that never keeps the process alive (used for timeouts raced against an exit). */
+function deadline(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms).unref());
+}
+
 async function httpOk(url: string, timeoutMs = 2000): Promise<boolean> {
   try {
     const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
@@ -207,13 +212,13 @@ async function stopGroup(child: ChildProcess, timeoutSeconds: number): Promise<{
     }
   };
   kill('SIGTERM');
-  const done = await Promise.race([exited.then(() => true), sleep(timeoutSeconds * 1000).then(() => false)]);
+  const done = await Promise.race([exited.then(() => true), deadline(timeoutSeconds * 1000).then(() => false)]);
   if (done) {
     kill('SIGKILL'); // stragglers in the group that ignored SIGTERM after the leader left
     return { signal: 'SIGTERM', seconds: sw.elapsed() };
   }
   kill('SIGKILL');
-  await Promise.race([exited, sleep(5000)]);
+  await Promise.race([exited, deadline(5000)]);
   return { signal: 'SIGKILL', seconds: sw.elapsed() };
 }
 
