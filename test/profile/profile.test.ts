@@ -116,6 +116,28 @@ describe('synthetic checkpoints', () => {
   });
 });
 
+describe.skipIf(!py)('--framework', () => {
+  it('times the real Python path next to the floor (safetensors, transformers)', async () => {
+    for (const fw of ['safetensors', 'transformers']) {
+      const r = await runCli(['profile', '--framework', fw, '--json', '--only', 'gpu-load'], { env: { ...env, COLDSTART_PYTHON: py! } });
+      expect(r.code, r.stderr).toBe(0);
+      const d = json(r).details.framework;
+      expect(d).toMatchObject({ framework: fw, device: 'cpu', bytes: parameterCount(findModel('demo')!) * 2, cache: 'cold' });
+      expect(d.loadSeconds).toBeGreaterThan(0);
+      expect(d.importSeconds).toBeGreaterThan(0);
+    }
+    const human = await runCli(['profile', '--framework', 'torch', '--only', 'gpu-load'], { env: { ...env, COLDSTART_PYTHON: py! } });
+    expect(human.stdout).toMatch(/your stack \(torch on cpu\) takes [\d.]+ m?s to load .*; this machine can do [\d.]+ m?s \(host read/);
+  });
+
+  it('a missing framework package is an environment error (exit 3) that names the interpreter', async () => {
+    const r = await runCli(['profile', '--framework', 'torch', '--only', 'gpu-load'], { env: { ...env, COLDSTART_PYTHON: 'python3', PYTHONPATH: '' } });
+    if (r.code === 0) return; // the system python has torch: nothing to refuse
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/--framework torch: .*(ModuleNotFoundError|No module named)/);
+  });
+});
+
 describe('--estimate', () => {
   let server: Server;
   let endpoint = '';
