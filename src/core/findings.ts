@@ -94,7 +94,7 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
     ] as const) {
       const b = (params * bits) / 8;
       const t = scale({ bytes: b, format: 'safetensors' });
-      if (t !== null) rows.push({ id, scenario: `${id === 'quant-8bit' ? '8-bit' : '4-bit'} weights (${formatBytes(b)}, ${bits} bits/weight incl. scales)`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+      if (t !== null) rows.push({ id, scenario: `${id === 'quant-8bit' ? '8-bit' : '4-bit'} safetensors (${formatBytes(b)}, ${bits} bits/weight incl. scales)`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
     }
     const otherCache = m.cache === 'cold' ? 'warm' : 'cold';
     const c = scale({ cache: otherCache });
