@@ -41,6 +41,8 @@ export interface FindingsInput {
   /** Framework path time (--framework) next to the floor. */
   framework?: { name: string; seconds: number } | null;
   gpuPricePerHour?: number | null;
+  /** Host RAM: weights larger than it cannot stay in the page cache. */
+  hostMemoryBytes?: number;
 }
 
 /** Quantised sizes in bits per weight including scales: int8 per-channel ≈ 8.06, 4-bit group-128 with fp16 scale+zero ≈ 4.25. */
@@ -98,7 +100,8 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
     }
     const otherCache = m.cache === 'cold' ? 'warm' : 'cold';
     const c = scale({ cache: otherCache });
-    if (c !== null && r?.diskReadBytesPerSecond) {
+    const fitsInRam = inp.hostMemoryBytes === undefined || m.bytes < inp.hostMemoryBytes * 0.8;
+    if (c !== null && r?.diskReadBytesPerSecond && (otherCache === 'cold' || fitsInRam)) {
       rows.push({ id: `page-cache-${otherCache}`, scenario: otherCache === 'warm' ? 'weights already in the page cache' : 'weights not in the page cache (fresh node)', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: c, basis });
     }
   }

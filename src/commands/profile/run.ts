@@ -1,5 +1,6 @@
 /** `coldstart profile`: the five phases (or a wrapped server), statistics, what-if rows, findings, exports. */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import type { Context } from '../context.js';
 import { emitOptions, type ReportFlags } from '../context.js';
@@ -313,6 +314,7 @@ function modelFacts(s: Shared, source: ModelFacts['source']): ModelFacts | null 
 
 // ---------------------------------------------------------------------------------------------- main
 export async function profileCommand(ctx: Context, modelArg: string | undefined, wrapCommand: string[], flags: ProfileFlags): Promise<number> {
+  const startupSeconds = performance.now() / 1000;
   const wall = new Stopwatch();
   const runs = posInt('--runs', flags.runs, 1);
   const warmup = posInt('--warmup', flags.warmup, 0);
@@ -450,7 +452,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   const facts = modelFacts(s, source);
   const glPhase = report.phases.find((p) => p.name === 'gpu-load');
   const floor = glPhase?.status === 'ok' && glPhase.seconds !== null ? { s: glPhase.seconds, label: 'native gpu-load floor' } : typeof glPhase?.metrics.hostReadSeconds === 'number' ? { s: glPhase.metrics.hostReadSeconds, label: 'host read of the same files; no GPU floor measured' } : null;
-  const inputs = { phases: report.phases, total: report.total.seconds, rates: s.rates, model: facts, framework: fw ? { name: fw.framework, seconds: fw.loadSeconds } : null, gpuPricePerHour: gpuPrice };
+  const inputs = { phases: report.phases, total: report.total.seconds, rates: s.rates, model: facts, framework: fw ? { name: fw.framework, seconds: fw.loadSeconds } : null, gpuPricePerHour: gpuPrice, hostMemoryBytes: report.host.memoryBytes };
   const rows = whatIfRows(inputs);
   report.findings = computeFindings(inputs, rows);
   report.target = {
@@ -467,6 +469,9 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     parameters: target.parameters,
   };
   const wallSeconds = wall.elapsed();
+  // Node's own start-up (process start → this command) is outside the phases unless the container phase counted it.
+  const ctr = report.phases.find((p) => p.name === 'container');
+  if (!(ctr?.status === 'ok' && ctr.metrics.source === 'proc')) s.outside.nodeStartup = startupSeconds;
   report.details = {
     mode: flags.estimate ? 'estimate' : 'measure',
     cache: s.cache,
