@@ -236,6 +236,15 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
   });
   let spawnError: Error | null = null;
   child.on('error', (e) => (spawnError = e));
+  // Ctrl-C exits coldstart at once (cli.ts): never leave the server's process group behind.
+  const onExit = () => {
+    try {
+      if (child.pid) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  };
+  process.once('exit', onExit);
   let exitInfo: string | null = null;
   child.on('exit', (code, sig) => (exitInfo = sig ? `killed by ${sig}` : `exited with ${code}`));
   let logReady: number | null = null;
@@ -300,5 +309,6 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
     return { command: opts.command, pid: child.pid!, readySeconds, readyBy, firstCompletion: first, engine, stages, unexplainedSeconds: Math.max(0, readySeconds - explained), stop, logTail: tail() };
   } finally {
     if (child.exitCode === null && child.signalCode === null && child.pid) await stopGroup(child, opts.stopTimeoutSeconds ?? 10);
+    process.removeListener('exit', onExit);
   }
 }

@@ -3,6 +3,7 @@
 // delays between them, then serves /health, /v1/models and /v1/completions on 127.0.0.1:PORT.
 // Usage: fake-vllm.mjs PORT [--ignore-sigterm] [--die-early]
 import { createServer } from 'node:http';
+import { writeFileSync } from 'node:fs';
 
 const port = Number(process.argv[2]);
 const ignoreTerm = process.argv.includes('--ignore-sigterm');
@@ -11,6 +12,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const ts = () => new Date().toISOString().slice(5, 19).replace('T', ' ');
 const log = (m) => process.stderr.write(`INFO ${ts()} [fake_vllm.py:1] ${m}\n`);
 
+if (process.env.FAKE_VLLM_PIDFILE) writeFileSync(process.env.FAKE_VLLM_PIDFILE, String(process.pid));
 if (ignoreTerm) process.on('SIGTERM', () => log('SIGTERM ignored'));
 else process.on('SIGTERM', () => { log('Shutting down'); process.exit(0); });
 

@@ -126,8 +126,18 @@ function disabled(name: string): boolean {
   return (process.env.COLDSTART_DISABLE_ENGINES ?? '').split(',').includes(name);
 }
 
-async function load<T>(name: string, importer: () => Promise<unknown>, spec: string): Promise<Loaded<T>> {
+type EngineName = 'gpuload' | 'download' | 'warmup';
+const overrides = new Map<EngineName, unknown>();
+
+/** For tests: use these module objects instead of importing the engines (like resetNativeForTests). */
+export function overrideEnginesForTests(mods: Partial<Record<EngineName, unknown>> | null): void {
+  overrides.clear();
+  for (const [k, v] of Object.entries(mods ?? {})) overrides.set(k as EngineName, v);
+}
+
+async function load<T>(name: EngineName, importer: () => Promise<unknown>, spec: string): Promise<Loaded<T>> {
   if (disabled(name)) return { ok: false, reason: ENGINE_MISSING };
+  if (overrides.has(name)) return { ok: true, mod: overrides.get(name) as T };
   try {
     return { ok: true, mod: (await importer()) as T };
   } catch (e) {

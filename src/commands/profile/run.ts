@@ -442,9 +442,17 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
 
   // Framework path next to the floor.
   let fw: FrameworkResult | null = null;
+  let fwSkipped: string | null = null;
   if (flags.framework && !flags.estimate && target.files.length > 0) {
     const sw = new Stopwatch();
-    fw = await timeFramework(flags.framework as Framework, target.dir ?? dirname(target.files[0]!), target.files, s.cache, ctx.env, ctx.signal);
+    try {
+      fw = await timeFramework(flags.framework as Framework, target.dir ?? dirname(target.files[0]!), target.files, s.cache, ctx.env, ctx.signal);
+    } catch (e) {
+      // The framework path is timed "when present": a missing Python package is a warning, not a failed profile.
+      if (!isColdstartError(e) || e.code !== 'MISSING_DEPENDENCY') throw e;
+      report.warnings.push(`${e.message}${e.hint ? ` (${e.hint})` : ''}`);
+      fwSkipped = e.message;
+    }
     s.outside.framework = sw.elapsed();
   }
 
@@ -478,7 +486,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     rates: s.rates,
     assumptions: flags.estimate ? [...describeLoadModel(s.rates ?? ({} as Rates)), ...s.assumptions] : s.assumptions,
     whatIf: rows,
-    framework: fw,
+    framework: fw ?? (fwSkipped ? { skipped: fwSkipped } : null),
     gpuLoad: s.gpuLoad,
     wall: { seconds: wallSeconds, phasesSeconds: measured.reduce((a, r) => a + r.reduce((b, p) => b + (p.status === 'ok' ? (p.seconds ?? 0) : 0), 0), 0), outside: s.outside },
   };
