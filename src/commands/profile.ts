@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { Runner } from '../cli.js';
 import { addReportOptions } from './context.js';
+import { ColdstartError } from '../core/errors.js';
 import { profileCommand, splitWrap, type ProfileFlags } from './profile/run.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -42,10 +43,10 @@ export function registerProfile(program: Command, run: Runner): void {
       const cmd = args[args.length - 1] as Command;
       const flags = cmd.opts() as ProfileFlags;
       const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
-      if (!command.length && cmd.args.length > 1) {
-        const { ColdstartError } = await import('../core/errors.js');
-        throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
-      }
+      const wrapping = ctx.proc.argv.includes('--');
+      if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
+      if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
+      if (!wrapping && (flags.readyUrl || flags.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
       return profileCommand(ctx, model, command, flags);
     }),
   );

@@ -14,8 +14,9 @@ import { formatBytes, formatRate } from './format.js';
 import { buildHeader } from '../formats/safetensors.js';
 
 export interface Rates {
-  /** Sequential read bypassing the page cache (O_DIRECT), bytes/s. */
+  /** Sequential read bypassing the page cache, bytes/s: the loader's own cold read when present, else O_DIRECT dd. */
   diskReadBytesPerSecond: number | null;
+  diskSource: 'loader' | 'dd' | null;
   /** Sequential read of a file resident in the page cache, bytes/s. */
   pageCacheBytesPerSecond: number | null;
   /** Host memory copy, bytes/s. */
@@ -36,8 +37,8 @@ export interface RateProbeOptions {
   signal?: AbortSignal;
   /** Link bandwidth from NVML (bytes/s per direction), when a GPU is present. */
   pcieBytesPerSecond?: number | null;
-  /** Measures pinned H2D on the probe file (the GPU loader with limits); null when unavailable. */
-  loaderH2d?: (probeFile: string) => Promise<number | null>;
+  /** The GPU loader's own limits measured on the probe file (cold cache): H2D and read rates. */
+  loaderLimits?: (probeFile: string) => Promise<{ h2dBytesPerSecond?: number; readBytesPerSecond?: number } | null>;
   /** A URL of a non-weight file and its headers, to time the network without moving weight bytes. */
   network?: { url: string; headers?: Record<string, string>; maxBytes?: number } | null;
 }
@@ -104,6 +105,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
   trackTemp(probe);
   const rates: Rates = {
     diskReadBytesPerSecond: null,
+    diskSource: null,
     pageCacheBytesPerSecond: null,
     memcpyBytesPerSecond: null,
     h2dBytesPerSecond: null,
@@ -144,8 +146,10 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     const t = new Stopwatch();
     const dd = await execa('dd', [`if=${probe}`, 'of=/dev/null', 'bs=16M', 'iflag=direct'], { reject: false, timeout: 120_000, cancelSignal: opts.signal });
     const ddSeconds = t.elapsed();
-    if (dd.exitCode === 0) rates.diskReadBytesPerSecond = size / ddSeconds;
-    else assumptions.push(`disk: O_DIRECT reads are not possible on ${opts.dir} (${String(dd.stderr).split('\n')[0] || 'dd failed'}); cold reads are assumed to run at the page-cache rate, which flatters cold loads`);
+    if (dd.exitCode === 0) {
+      rates.diskReadBytesPerSecond = size / ddSeconds;
+      rates.diskSource = 'dd';
+    } else assumptions.push(`disk: O_DIRECT reads are not possible on ${opts.dir} (${String(dd.stderr).split('\n')[0] || 'dd failed'}); cold reads are assumed to run at the page-cache rate, which flatters cold loads`);
     // Memory copy (the extra host copy a .bin load pays).
     const a = Buffer.allocUnsafe(64 << 20);
     const b = Buffer.allocUnsafe(64 << 20);
@@ -159,9 +163,15 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     }
     rates.memcpyBytesPerSecond = a.length / mbest;
     // Host → device.
-    const loaderRate = opts.loaderH2d ? await opts.loaderH2d(probe).catch(() => null) : null;
-    if (loaderRate) {
-      rates.h2dBytesPerSecond = loaderRate;
+    // The loader's own limits, when it is present: its cold read (threads, O_DIRECT, queue depth) beats a
+    // single dd stream on NVMe, and its H2D is the real pinned-copy rate.
+    const lim = opts.loaderLimits ? await opts.loaderLimits(probe).catch(() => null) : null;
+    if (lim?.readBytesPerSecond) {
+      rates.diskReadBytesPerSecond = lim.readBytesPerSecond;
+      rates.diskSource = 'loader';
+    }
+    if (lim?.h2dBytesPerSecond) {
+      rates.h2dBytesPerSecond = lim.h2dBytesPerSecond;
       rates.h2dSource = 'loader';
     } else if (opts.pcieBytesPerSecond) {
       rates.h2dBytesPerSecond = opts.pcieBytesPerSecond * PCIE_PRACTICAL_FRACTION;
@@ -223,7 +233,7 @@ export function predictDownloadSeconds(r: Rates, bytes: number): number | null {
 export function describeLoadModel(r: Rates): string[] {
   const out: string[] = [];
   out.push(
-    `gpu-load (safetensors) = bytes / min(read, host→device): read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} from page cache; host→device ${formatRate(r.h2dBytesPerSecond ?? NaN)}${r.h2dSource ? ` (${r.h2dSource})` : ''}`,
+    `gpu-load (safetensors) = bytes / min(read, host→device): read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold${r.diskSource ? ` (${r.diskSource === 'loader' ? 'the loader on the probe' : 'O_DIRECT dd'})` : ''}, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} from page cache; host→device ${formatRate(r.h2dBytesPerSecond ?? NaN)}${r.h2dSource ? ` (${r.h2dSource})` : ''}`,
   );
   out.push(`gpu-load (.bin) = bytes/read + bytes/memcpy (${formatRate(r.memcpyBytesPerSecond ?? NaN)}) + bytes/(${PAGEABLE_FRACTION}×host→device, pageable)`);
   if (r.networkBytesPerSecond) out.push(`download = bytes / ${formatRate(r.networkBytesPerSecond)} + ${((r.networkLatencySeconds ?? 0) * 1000).toFixed(0)} ms first-byte latency`);

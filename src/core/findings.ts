@@ -43,6 +43,8 @@ export interface FindingsInput {
   gpuPricePerHour?: number | null;
   /** Host RAM: weights larger than it cannot stay in the page cache. */
   hostMemoryBytes?: number;
+  /** gpu-load measured again with a warm page cache (the loader, right after the cold runs). */
+  warmLoadSeconds?: number | null;
 }
 
 /** Quantised sizes in bits per weight including scales: int8 per-channel ≈ 8.06, 4-bit group-128 with fp16 scale+zero ≈ 4.25. */
@@ -101,7 +103,9 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
     const otherCache = m.cache === 'cold' ? 'warm' : 'cold';
     const c = scale({ cache: otherCache });
     const fitsInRam = inp.hostMemoryBytes === undefined || m.bytes < inp.hostMemoryBytes * 0.8;
-    if (c !== null && r?.diskReadBytesPerSecond && (otherCache === 'cold' || fitsInRam)) {
+    if (otherCache === 'warm' && inp.warmLoadSeconds != null && load.measured === 'gpu-load') {
+      rows.push({ id: 'page-cache-warm', scenario: 'weights already in the page cache', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: inp.warmLoadSeconds, basis: 'measured: the loader again, warm page cache' });
+    } else if (c !== null && r?.diskReadBytesPerSecond && (otherCache === 'cold' || fitsInRam)) {
       rows.push({ id: `page-cache-${otherCache}`, scenario: otherCache === 'warm' ? 'weights already in the page cache' : 'weights not in the page cache (fresh node)', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: c, basis });
     }
   }

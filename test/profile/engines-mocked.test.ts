@@ -47,7 +47,7 @@ const gpuload = {
     return {
       mode: 'gpu',
       bytes: 10_000_000,
-      seconds: probe ? 0.01 : 0.5,
+      seconds: probe ? 0.01 : o.cache === 'warm' ? 0.2 : 0.5,
       bytesPerSecond: 2e7,
       readSeconds: 0.4,
       copySeconds: 0.2,
@@ -122,7 +122,11 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(calls.gpuload[1]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: [0] } });
     // The rate probe goes through the loader too (its own H2D limit), after the measured run.
     expect((calls.gpuload[2] as { run: { files: string[] } }).run.files[0]).toMatch(/rate-probe/);
-    expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader' });
+    // Then the same files with a warm page cache: a measured what-if row, not a prediction.
+    expect(calls.gpuload[4]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
+    expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader again, warm page cache' });
+    expect(doc.details.wall.outside.warmLoad).toBeGreaterThanOrEqual(0);
+    expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 3e9, diskSource: 'loader' });
     expect(calls.warmup).toEqual([{ url: 'http://127.0.0.1:9/v1', model: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors') }]);
     expect(doc.findings.map((f: { id: string }) => f.id)).toContain('warmup');
     expect(doc.total.seconds).toBeCloseTo(0.38 + 0.5 + 1.5, 9);
@@ -150,7 +154,8 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(gl.status).toBe('estimated');
     // The Hub's file list (the stand-in's 10 MB model.safetensors) wins over the alias table's 16 GB.
     expect(doc.target.bytes).toBe(10_003_032);
-    expect(gl.seconds).toBeCloseTo(10_003_032 / Math.min(rates.diskReadBytesPerSecond ?? rates.pageCacheBytesPerSecond, 50e9), 9);
+    expect(rates.diskSource).toBe('loader');
+    expect(gl.seconds).toBeCloseTo(10_003_032 / Math.min(3e9, 50e9), 9);
     expect(doc.phases.find((p: { name: string }) => p.name === 'download')).toMatchObject({ status: 'skipped' });
     expect(doc.phases.find((p: { name: string }) => p.name === 'cuda-init').status).toBe('ok');
   });

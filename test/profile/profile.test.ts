@@ -76,7 +76,7 @@ describe('coldstart profile (demo)', () => {
   });
 
   it('refuses bad input with exit 2 and one clear line', async () => {
-    for (const args of [['profile', 'no-such-model-xyz'], ['profile', 'org/repo', '--synthetic'], ['profile', '--format', 'gguf'], ['profile', '--only', 'gpu-lod'], ['profile', '--runs', '0'], ['profile', '--cache', 'lukewarm']]) {
+    for (const args of [['profile', 'no-such-model-xyz'], ['profile', 'org/repo', '--synthetic'], ['profile', '--format', 'gguf'], ['profile', '--only', 'gpu-lod'], ['profile', '--runs', '0'], ['profile', '--cache', 'lukewarm'], ['profile', 'demo', 'extra'], ['profile', '--ready-url', 'http://x/'], ['profile', '--ready-url', 'http://x/', '--'], ['profile', '--gpu-price', 'free']]) {
       const r = await runCli(args, { env });
       expect(r.code, args.join(' ')).toBe(2);
       expect(r.stderr.split('\n')[0]).toMatch(/coldstart: error: /);

@@ -111,6 +111,7 @@ describe('engines adapter', () => {
 describe('load model, what-if rows and findings', () => {
   const rates: Rates = {
     diskReadBytesPerSecond: 2e9,
+    diskSource: 'dd',
     pageCacheBytesPerSecond: 10e9,
     memcpyBytesPerSecond: 8e9,
     h2dBytesPerSecond: 25e9,
