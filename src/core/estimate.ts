@@ -7,7 +7,6 @@
 import { closeSync, openSync, readSync, rmSync, writeSync, fsyncSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { Stopwatch } from './clock.js';
 import { tempPathFor, trackTemp, untrackTemp } from './atomic.js';
 import { formatBytes, formatRate } from './format.js';
@@ -144,6 +143,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     rates.pageCacheBytesPerSecond = size / best;
     // Disk: O_DIRECT through dd (aligned buffers, no page cache). Not every filesystem allows it.
     const t = new Stopwatch();
+    const { execa } = await import('execa');
     const dd = await execa('dd', [`if=${probe}`, 'of=/dev/null', 'bs=16M', 'iflag=direct'], { reject: false, timeout: 120_000, cancelSignal: opts.signal });
     const ddSeconds = t.elapsed();
     if (dd.exitCode === 0) {

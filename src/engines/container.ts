@@ -8,7 +8,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { execa } from 'execa';
 import { ColdstartError } from '../core/errors.js';
 import { containerRuntime } from '../core/system.js';
 import { Stopwatch } from '../core/clock.js';
@@ -91,6 +90,7 @@ export interface ContainerStartOptions {
 export async function pickRuntime(env: Env, wanted?: RuntimeName): Promise<{ runtime: RuntimeName } | { runtime: null; reason: string }> {
   const reasons: string[] = [];
   for (const rt of wanted ? [wanted] : (['podman', 'docker'] as const)) {
+    const { execa } = await import('execa');
     const r = await execa(rt, ['version', '--format', rt === 'docker' ? '{{.Server.Version}}' : '{{.Client.Version}}'], { env, extendEnv: false, reject: false, timeout: 15_000 });
     if (r.exitCode === 0) return { runtime: rt };
     const msg = (r as { code?: string }).code === 'ENOENT' || /ENOENT/.test(String(r.message ?? '')) ? 'not installed' : lastLine(String(r.stderr)) || `exit ${r.exitCode}`;
@@ -127,6 +127,7 @@ export function diagnoseRunFailure(runtime: RuntimeName, stderr: string, env: En
 
 async function imagePresent(runtime: RuntimeName, image: string, env: Env): Promise<boolean> {
   const args = runtime === 'podman' ? ['image', 'exists', image] : ['image', 'inspect', '--format', '{{.Id}}', image];
+  const { execa } = await import('execa');
   const r = await execa(runtime, args, { env, extendEnv: false, reject: false, timeout: 30_000 });
   if (r.exitCode === 0) return true;
   const hint = diagnoseRunFailure(runtime, String(r.stderr), env);
@@ -149,6 +150,7 @@ export async function timeContainerStart(opts: ContainerStartOptions): Promise<C
   let pullSeconds: number | null = null;
   if (!present) {
     sw = new Stopwatch();
+    const { execa } = await import('execa');
     const r = await execa(runtime, ['pull', opts.image], { env: opts.env, extendEnv: false, reject: false, timeout, cancelSignal: opts.signal });
     pullSeconds = sw.elapsed();
     if (r.exitCode !== 0) {
@@ -160,6 +162,7 @@ export async function timeContainerStart(opts: ContainerStartOptions): Promise<C
   }
   const command = ['run', '--rm', '--pull', 'never', ...(opts.runArgs ?? []), opts.image, ...(opts.cmd?.length ? opts.cmd : ['true'])];
   sw = new Stopwatch();
+  const { execa } = await import('execa');
   const r = await execa(runtime, command, { env: opts.env, extendEnv: false, reject: false, timeout, cancelSignal: opts.signal });
   const runSeconds = sw.elapsed();
   if (r.timedOut) throw new ColdstartError('TIMEOUT', `${runtime} run of ${opts.image} did not finish within ${opts.timeoutSeconds ?? 600} s`);

@@ -84,8 +84,9 @@ const download = {
 };
 
 const warmup = {
-  runWarmup: async (o: { url?: string; model?: string }) => {
-    calls.warmup.push({ url: o.url, model: o.model });
+  runWarmup: async (o: { url?: string; model?: string; framework?: string; runs?: number }) => {
+    if (o.url && o.framework) throw new Error('url and framework exclude each other');
+    calls.warmup.push({ url: o.url, model: o.model, ...(o.framework ? { framework: o.framework } : {}) });
     return { backend: 'http', target: o.url ?? '', steps: [{ name: 'first request', seconds: 1.5 }], firstSeconds: 1.5, details: {} };
   },
   recordWarmupPhase: (h: PhaseHandle, r: { firstSeconds: number }) => h.setSeconds(r.firstSeconds),
@@ -127,9 +128,18 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader again, warm page cache' });
     expect(doc.details.wall.outside.warmLoad).toBeGreaterThanOrEqual(0);
     expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 3e9, diskSource: 'loader' });
-    expect(calls.warmup).toEqual([{ url: 'http://127.0.0.1:9/v1', model: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors') }]);
+    // A server URL is warmed as a server: no local model path is sent as its model name.
+    expect(calls.warmup).toEqual([{ url: 'http://127.0.0.1:9/v1', model: undefined }]);
     expect(doc.findings.map((f: { id: string }) => f.id)).toContain('warmup');
     expect(doc.total.seconds).toBeCloseTo(0.38 + 0.5 + 1.5, 9);
+  });
+
+  it('--framework warms the transformers model directory through the warmup engine', async () => {
+    calls.warmup = [];
+    const r = await runCli(['profile', '--framework', 'safetensors', '--only', 'warmup', '--json'], { env: { ...env, COLDSTART_PYTHON: 'python3' } });
+    const doc = JSON.parse(r.stdout);
+    expect(doc.phases.find((p: { name: string }) => p.name === 'warmup')).toMatchObject({ status: 'ok', seconds: 1.5 });
+    expect(calls.warmup).toEqual([{ url: undefined, model: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors'), framework: 'transformers' }]);
   });
 
   it('a Hub repo: sizes → download of the weight files only → load from the snapshot', async () => {

@@ -98,7 +98,8 @@ export interface WarmupResult {
 export interface WarmupOptions {
   model?: string;
   url?: string;
-  framework?: string;
+  /** The warmup engine runs torch or transformers models; `url` and `framework` exclude each other. */
+  framework?: 'torch' | 'transformers';
   runs?: number;
   shapes?: unknown;
   cacheDir?: string;

@@ -3,7 +3,6 @@
  * interpreter src/engines/python.ts finds), next to the native floor. Runs in a child process; the numbers
  * come from Python's own perf_counter, split into import, device init and load.
  */
-import { execa } from 'execa';
 import { ColdstartError } from '../../core/errors.js';
 import { pythonCandidates } from '../../engines/python.js';
 
@@ -80,6 +79,7 @@ export async function timeFramework(fw: Framework, modelDir: string, files: read
   if (fw === 'transformers' && !modelDir) throw new ColdstartError('BAD_INPUT', '--framework transformers needs a model directory with config.json');
   let lastErr = 'no python3 or python on PATH';
   for (const py of pythonCandidates(env)) {
+    const { execa } = await import('execa');
     const r = await execa(py, ['-c', SCRIPT, fw, modelDir, cache, ...files], { env, extendEnv: false, reject: false, timeout: 3_600_000, cancelSignal: signal });
     if (r.exitCode === 0) {
       const j = JSON.parse(String(r.stdout).trim().split('\n').pop()!) as { python: string; device: string; import: number; deviceInit: number; load: number; bytes: number };

@@ -18,7 +18,7 @@ import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, type SyntheticF
 import { measureRates, predictDownloadSeconds, predictLoadSeconds, describeLoadModel, type Rates } from '../../core/estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts, type WhatIfRow } from '../../core/findings.js';
 import { hfEndpoint, hfOffline, hfToken, hubCacheDir } from '../../hub/env.js';
-import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, fileSizeList, type GpuLoadResult } from './engines.js';
+import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, fileSizeList, type GpuLoadResult, type WarmupOptions } from './engines.js';
 import { resolveTarget, weightFilesIn, describeFiles, bytesPerParam, type Target } from './target.js';
 import { FRAMEWORKS, timeFramework, type Framework, type FrameworkResult } from './framework.js';
 
@@ -240,17 +240,25 @@ async function warmupPhase(s: Shared): Promise<PhaseResult & { cause?: unknown }
   return runPhase('warmup', async (h: PhaseHandle) => {
     if (s.flags.estimate) h.skip('not predictable from rates (kernel compile and graph capture depend on the model code): run without --estimate');
     const t = s.target;
-    const hasOnnx = !!t.dir && existsSync(t.dir) && readdirSync(t.dir).some((n) => n.endsWith('.onnx'));
-    if (!s.flags.url && !s.flags.framework && !hasOnnx) h.skip('nothing to warm up: no ONNX model, no --framework and no --url of a running server');
+    const onnx = t.dir && existsSync(t.dir) ? readdirSync(t.dir).filter((n) => n.endsWith('.onnx')).sort()[0] : undefined;
+    const hfDir = t.dir && existsSync(join(t.dir, 'config.json')) ? t.dir : undefined;
+    // What the model has: a running server (--url), a transformers model (config.json) for --framework, or ONNX.
+    const fwWarm = s.flags.framework ? (hfDir ? 'transformers' : null) : null;
+    if (!s.flags.url && !fwWarm && !onnx) {
+      h.skip(
+        s.flags.framework && !hfDir
+          ? `--framework ${s.flags.framework}: a forward pass needs a transformers model directory (config.json); none here`
+          : 'nothing to warm up: no ONNX model, no --framework and no --url of a running server',
+      );
+    }
     const eng = await loadWarmup();
     if (!eng.ok) h.skip(eng.reason);
-    const r = await eng.mod.runWarmup({
-      model: t.dir ?? (t.files[0] ? dirname(t.files[0]) : undefined),
-      url: s.flags.url,
-      framework: s.flags.framework,
-      env: s.ctx.env,
-      signal: s.ctx.signal,
-    });
+    const opts: WarmupOptions = s.flags.url
+      ? { url: s.flags.url, runs: 0, env: s.ctx.env, signal: s.ctx.signal }
+      : fwWarm
+        ? { model: hfDir, framework: fwWarm, runs: 0, env: s.ctx.env, signal: s.ctx.signal }
+        : { model: join(t.dir!, onnx!), runs: 0, env: s.ctx.env, signal: s.ctx.signal };
+    const r = await eng.mod.runWarmup(opts);
     eng.mod.recordWarmupPhase(h, r);
   });
 }
