@@ -9,6 +9,7 @@ import { runPhase, skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseRes
 import { newReport, summarizeRuns, type Report } from '../../core/report.js';
 import { emitReport } from '../../core/emit.js';
 import { Stopwatch } from '../../core/clock.js';
+import { parseCount, repeatRuns } from '../../core/repeat.js';
 import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
 import { pcieBandwidth } from '../../core/pcie.js';
 import { loadNative, type CudaProbeResult } from '../../native.js';
@@ -325,8 +326,8 @@ function modelFacts(s: Shared, source: ModelFacts['source']): ModelFacts | null 
 export async function profileCommand(ctx: Context, modelArg: string | undefined, wrapCommand: string[], flags: ProfileFlags): Promise<number> {
   const startupSeconds = performance.now() / 1000;
   const wall = new Stopwatch();
-  const runs = posInt('--runs', flags.runs, 1);
-  const warmup = posInt('--warmup', flags.warmup, 0);
+  const runs = parseCount('--runs', flags.runs, 1);
+  const warmup = parseCount('--warmup', flags.warmup, 0);
   const only = flags.only ? new Set(flags.only.split(',').map((x) => x.trim()).filter(Boolean)) : null;
   for (const p of only ?? []) if (!isPhaseName(p)) throw invalidArg('--only', `phases from ${PHASES.join(', ')}`, p);
   if (flags.format && flags.format !== 'safetensors' && flags.format !== 'bin') throw invalidArg('--format', 'safetensors or bin', flags.format);
@@ -427,11 +428,10 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     // so the probe file cannot disturb the measured (cold) page cache.
     const probeFirst = !flags.download;
     if (probeFirst) await probe();
-    for (let i = 0; i < warmup + runs; i++) {
-      const phases = await oneRun(s);
-      if (i >= warmup) measured.push(phases);
-      if (runs + warmup > 1) ctx.out.progressLine(`run ${i + 1}/${warmup + runs}${i < warmup ? ' (warmup, not counted)' : ''}: ${formatDuration(phases.reduce((a, p) => a + (p.seconds ?? 0), 0))}`);
-    }
+    const onRun = ({ index, warmup: w, phases }: { index: number; warmup: boolean; phases: readonly PhaseResult[] }) => {
+      if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ${formatDuration(phases.reduce((a, p) => a + (p.seconds ?? 0), 0))}`);
+    };
+    measured.push(...(await repeatRuns({ runs, warmup, signal: ctx.signal, onRun }, () => oneRun(s))));
     if (!probeFirst) await probe();
     // The same load with a warm page cache, measured (outside the phases: it is not part of a cold start).
     const gl = await loadGpuLoad();
@@ -557,10 +557,12 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
   }
   const readyTimeout = posNum('--ready-timeout', flags.readyTimeout);
   const stopTimeout = posNum('--stop-timeout', flags.stopTimeout);
-  const measured: PhaseResult[][] = [];
   let last: WrapResult | null = null;
-  for (let i = 0; i < warmup + runs; i++) {
-    const r = await runWrapped({
+  const onRun = ({ index, warmup: w }: { index: number; warmup: boolean }) => {
+    if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(last!.readySeconds)}`);
+  };
+  const measured = await repeatRuns({ runs, warmup, signal: ctx.signal, onRun }, async () => {
+    last = await runWrapped({
       command,
       readyUrl: flags.readyUrl,
       readyLog,
@@ -572,10 +574,8 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
       signal: ctx.signal,
       onLine: ctx.global.debug ? (l) => ctx.out.debug(`[server ${l.t.toFixed(2)}s] ${l.text}`) : undefined,
     });
-    last = r;
-    if (i >= warmup) measured.push(wrapPhases(r));
-    if (runs + warmup > 1) ctx.out.progressLine(`run ${i + 1}/${warmup + runs}${i < warmup ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(r.readySeconds)}`);
-  }
+    return wrapPhases(last);
+  });
   const report = newReport('profile');
   const sum = summarizeRuns(measured);
   report.phases = sum.phases;
