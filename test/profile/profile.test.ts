@@ -109,6 +109,22 @@ describe('synthetic checkpoints', () => {
     if (py) expect(validateWithSchema(doc)).toEqual([]);
   });
 
+  it('Ctrl-C while writing a synthetic checkpoint leaves nothing behind', async () => {
+    const { spawn } = await import('node:child_process');
+    const root = join(tmp.dir, 'int-cache');
+    const bin = join(FAKE_VLLM, '..', '..', '..', 'bin', 'coldstart.js');
+    const cs = spawn(process.execPath, [bin, 'profile', 'tinyllama-1.1b', '--synthetic'], { env: { ...process.env, ...env, COLDSTART_CACHE: root }, stdio: 'ignore' });
+    const synth = join(root, 'synthetic');
+    const tmpDirs = () => (existsSync(synth) ? readdirSync(synth) : []);
+    for (let i = 0; i < 200 && tmpDirs().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(tmpDirs()[0]).toMatch(/^\.tinyllama-1\.1b-bf16-safetensors\.coldstart-\d+-[0-9a-f]+\.tmp$/);
+    await new Promise((r) => setTimeout(r, 300));
+    cs.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => cs.on('exit', (c) => r(c)));
+    expect(code).toBe(3);
+    expect(tmpDirs()).toEqual([]);
+  });
+
   it('--synthetic fp32 doubles the bytes', async () => {
     const doc = json(await runCli(['profile', 'demo', '--synthetic', '--dtype', 'fp32', '--json', '--only', 'gpu-load'], { env }));
     expect(doc.target).toMatchObject({ dtype: 'F32', bytes: parameterCount(findModel('demo')!) * 4 });
@@ -313,6 +329,21 @@ describe('wrap mode, budgets and exports', () => {
     };
     for (let i = 0; i < 40 && !['gone', 'Z', 'X'].includes(state()!); i++) await new Promise((r) => setTimeout(r, 50));
     expect(['gone', 'Z', 'X']).toContain(state());
+  });
+
+  it('budgets from coldstart.config.json (found upward from the working directory) gate too', async () => {
+    const port = await freePort();
+    const proj = join(tmp.dir, 'proj');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(proj, 'sub'), { recursive: true });
+    writeFileSync(join(proj, 'coldstart.config.json'), JSON.stringify({ budgets: { total: '1ms', 'gpu-load': 60 } }));
+    const r = await runCli(['profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--json', '--', process.execPath, FAKE_VLLM, String(port)], { env, cwd: join(proj, 'sub') });
+    expect(r.code).toBe(1);
+    const doc = json(r);
+    expect(doc.budgets.map((b) => [b.phase, b.status])).toEqual([
+      ['gpu-load', 'ok'],
+      ['total', 'exceeded'],
+    ]);
   });
 
   it('--runs N --warmup M gives statistics over the measured runs only', async () => {

@@ -154,3 +154,25 @@ describe('load model, what-if rows and findings', () => {
     expect(computeFindings(inp)).toEqual([]);
   });
 });
+
+describe('bounded memory', () => {
+  it('streams a 2.1 GB tensor (llama3-70b embeddings) through the torch writer in chunk-sized memory', async () => {
+    const { openSync, closeSync } = await import('node:fs');
+    const { writeTorchCheckpoint } = await import('../../src/formats/torch-writer.js');
+    const { tensorsFor, findModel } = await import('../../src/hub/models.js');
+    const embed = tensorsFor(findModel('llama3-70b')!).slice(0, 1);
+    expect(embed[0]).toMatchObject({ name: 'model.embed_tokens.weight', shape: [128256, 8192] });
+    const before = process.resourceUsage().maxRSS * 1024;
+    const fd = openSync('/dev/null', 'w');
+    let seen = 0;
+    try {
+      const size = await writeTorchCheckpoint(fd, embed, (_i, chunk) => void (seen += chunk.length), { chunkBytes: 8 << 20 });
+      expect(size).toBeGreaterThan(128256 * 8192 * 2);
+    } finally {
+      closeSync(fd);
+    }
+    expect(seen).toBe(128256 * 8192 * 2);
+    const grew = process.resourceUsage().maxRSS * 1024 - before;
+    expect(grew).toBeLessThan(64 << 20);
+  }, 120_000);
+});
