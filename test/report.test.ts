@@ -76,5 +76,12 @@ describe('coldstart report merge', () => {
     const notJson = join(tmp.dir, 'x.json');
     writeFileSync(notJson, '{');
     expect((await runCli(['report', 'merge', notJson], { env })).code).toBe(2);
+    const est = join(tmp.dir, 'est.json');
+    const doc = JSON.parse(readFileSync(files[0]!, 'utf8'));
+    doc.details.mode = 'estimate';
+    writeFileSync(est, JSON.stringify(doc));
+    const e = await runCli(['report', 'merge', files[0]!, est], { env });
+    expect(e.code).toBe(2);
+    expect(e.stderr).toContain('--estimate report');
   });
 });

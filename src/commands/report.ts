@@ -42,6 +42,9 @@ function readInput(cwd: string, file: string): Input {
   if (!doc || typeof doc !== 'object' || doc.schema !== 'coldstart/profile@1' || !Array.isArray(doc.phases)) {
     throw new ColdstartError('BAD_INPUT', `${path}: not a coldstart profile report (schema ${JSON.stringify((doc as { schema?: unknown })?.schema ?? null)}, expected "coldstart/profile@1")`);
   }
+  if ((doc.details as { mode?: string } | undefined)?.mode === 'estimate') {
+    throw new ColdstartError('BAD_INPUT', `${path}: an --estimate report (predictions, not measurements) cannot be merged with measured runs`, { hint: 'Merge reports of measured runs only.' });
+  }
   const samples =
     doc.runs?.samples && doc.runs.samples.length > 0
       ? doc.runs.samples.map((s) => ({ total: s.total, phases: s.phases }))

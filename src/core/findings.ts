@@ -20,6 +20,8 @@ export interface WhatIfRow {
 export interface ModelFacts {
   /** What the user would run, e.g. `llama3-8b`. */
   name: string;
+  /** Where the weights are on disk (what `coldstart convert` takes), when local. */
+  path?: string | null;
   bytes: number;
   format: 'safetensors' | 'bin';
   /** Bytes per parameter of the current dtype (2 for bf16/fp16, 4 for fp32). */
@@ -130,7 +132,7 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   const row = (id: string) => rows.find((r) => r.id === id);
   const conv = row('format-safetensors');
   if (m?.format === 'bin' && conv && conv.toSeconds < conv.fromSeconds) {
-    out.push({ id: 'convert-bin', savesSeconds: conv.fromSeconds - conv.toSeconds, message: `weights are .bin (pickle): converting to safetensors — expected gpu-load ${formatDuration(conv.fromSeconds)} → ${formatDuration(conv.toSeconds)}`, command: `coldstart convert ${m.name}` });
+    out.push({ id: 'convert-bin', savesSeconds: conv.fromSeconds - conv.toSeconds, message: `weights are .bin (pickle): converting to safetensors — expected gpu-load ${formatDuration(conv.fromSeconds)} → ${formatDuration(conv.toSeconds)}`, command: `coldstart convert ${m.path ?? m.name}` });
   }
   const cached = row('cached');
   if (cached && m) out.push({ id: 'not-cached', savesSeconds: cached.fromSeconds, message: `weights were not cached: pre-caching saves the ${formatDuration(cached.fromSeconds)} download`, command: `coldstart cache ${m.name}` });

@@ -311,6 +311,7 @@ function modelFacts(s: Shared, source: ModelFacts['source']): ModelFacts | null 
   const repoBytes = t.spec ? planSynthetic(t.spec, 'safetensors').bytes : null;
   return {
     name: t.kind === 'file' || t.kind === 'dir' ? (t.dir ?? t.files[0] ?? t.name) : t.name,
+    path: t.dir ?? t.files[0] ?? null,
     bytes: t.bytes,
     format: t.format,
     bytesPerParam: bytesPerParam(t.dtype),
