@@ -85,7 +85,12 @@ describe('coldstart profile (demo)', () => {
 
   it('profiles a local directory and a single weights file', async () => {
     const dir = join(cache, 'synthetic', 'demo-bf16-safetensors');
+    const { statSync } = await import('node:fs');
+    const before = { names: readdirSync(dir), mtime: statSync(dir).mtimeMs };
     const d = json(await runCli(['profile', dir, '--json', '--only', 'gpu-load,download'], { env }));
+    // The input directory is never written to, not even by the rate probe.
+    expect({ names: readdirSync(dir), mtime: statSync(dir).mtimeMs }).toEqual(before);
+    expect(d.details.rates.probeDir).toBe(cache);
     expect(d.target).toMatchObject({ kind: 'dir', format: 'safetensors', dtype: 'BF16' });
     expect(d.phases.find((p) => p.name === 'download')!.reason).toBe('local files: nothing to download');
     const f = json(await runCli(['profile', join(dir, 'model.safetensors'), '--json', '--only', 'gpu-load'], { env }));

@@ -1,10 +1,11 @@
 /** `coldstart profile`: the five phases (or a wrapped server), statistics, what-if rows, findings, exports. */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { dirname, join } from 'node:path';
 import type { Context } from '../context.js';
 import { emitOptions, type ReportFlags } from '../context.js';
-import { ColdstartError, ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../../core/errors.js';
+import { ERROR_CODES, ExitCode, fromSystemError, invalidArg, isColdstartError, type ErrorCode } from '../../core/errors.js';
+import { diskInfo } from '../../core/system.js';
 import { runPhase, skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult, type PhaseHandle } from '../../core/phases.js';
 import { newReport, summarizeRuns, type Report } from '../../core/report.js';
 import { emitReport } from '../../core/emit.js';
@@ -384,13 +385,23 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     if (m.created) ctx.out.info(`wrote synthetic ${target.spec!.alias} (${formatBytes(m.bytes)}, ${target.format}) to ${m.dir} in ${formatDuration(m.seconds)} (not part of the profile)`);
   }
 
-  // Rates: always for --estimate; otherwise measured only when what-if rows need them and the model is small or local.
+  // Rates for --estimate, --no-download and the what-if rows. The probe file goes to coldstart's own cache (next
+  // to synthetic weights); a user's model directory is never written to, even temporarily.
   const probe = async () => {
     if (s.only && !s.only.has('gpu-load') && !s.only.has('download')) return;
     const sw = new Stopwatch();
-    const dir = target.dir ?? (target.files[0] ? dirname(target.files[0]) : coldstartCacheDir(ctx.env));
-    const { mkdirSync } = await import('node:fs');
-    mkdirSync(dir, { recursive: true });
+    const dir = target.synthetic && target.dir ? target.dir : coldstartCacheDir(ctx.env);
+    try {
+      mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw fromSystemError(e, dir, 'create');
+    }
+    const weightsAt = target.dir ?? (target.files[0] ? dirname(target.files[0]) : null);
+    if (weightsAt && !target.synthetic) {
+      const a = diskInfo(dir);
+      const b = diskInfo(weightsAt);
+      if (a.mount !== b.mount) s.assumptions.push(`disk rates were measured on ${a.mount} (${a.fsType ?? '?'}) but the weights are on ${b.mount} (${b.fsType ?? '?'}): set COLDSTART_CACHE to a directory on the weights' filesystem for a like-for-like probe`);
+    }
     const dev = s.cuda?.devices?.[0];
     const link = dev?.pcie ? pcieBandwidth(dev.pcie.maxGen, dev.pcie.maxWidth) : null;
     const gl = await loadGpuLoad();
