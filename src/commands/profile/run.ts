@@ -220,11 +220,12 @@ async function gpuLoadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown 
     if (t.files.length === 0) h.skip('no weight files to load (the download phase did not provide them)');
     const eng = await loadGpuLoad();
     const gpu = !!s.cuda?.available;
-    if (eng.ok && gpu && t.format === 'safetensors') {
+    if (eng.ok && t.format === 'safetensors') {
+      // The loader engine decides GPU or host mode itself (and says why in host mode).
       const files = t.dir ? eng.mod.resolveSafetensorsInputs(t.dir) : t.files;
       const r = await eng.mod.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
       eng.mod.recordGpuLoadPhase(h, r);
-      s.gpuLoad = r;
+      if (r.mode === 'gpu') s.gpuLoad = r;
       return;
     }
     const why = !gpu
