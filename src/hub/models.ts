@@ -87,3 +87,70 @@ export function resolveRepoId(aliasOrRepo: string): { repo: string; alias?: stri
   if (/^[\w.-]+\/[\w.-]+$/.test(aliasOrRepo) && !aliasOrRepo.includes('..')) return { repo: aliasOrRepo };
   return undefined;
 }
+
+export interface TensorSpec {
+  name: string;
+  shape: number[];
+  dtype: Dtype;
+}
+
+/**
+ * Every tensor of the real architecture, in the order `save_pretrained` visits the module tree:
+ * embeddings, each decoder layer (attention q/k/v/o with Qwen2's q/k/v biases, the gated MLP, both norms),
+ * the final norm and an untied `lm_head`. Shapes are [out, in] as nn.Linear stores them.
+ */
+export function tensorsFor(spec: ModelSpec, dtype: Dtype = spec.dtype): TensorSpec[] {
+  const a = spec.architecture;
+  const H = a.hiddenSize;
+  const headDim = H / a.heads;
+  if (!Number.isInteger(headDim)) throw new RangeError(`${spec.alias}: hidden size ${H} is not divisible by ${a.heads} heads`);
+  const kv = a.kvHeads * headDim;
+  const out: TensorSpec[] = [{ name: 'model.embed_tokens.weight', shape: [a.vocabSize, H], dtype }];
+  for (let i = 0; i < a.layers; i++) {
+    const p = `model.layers.${i}`;
+    out.push({ name: `${p}.self_attn.q_proj.weight`, shape: [H, H], dtype });
+    if (a.attentionBias) out.push({ name: `${p}.self_attn.q_proj.bias`, shape: [H], dtype });
+    out.push({ name: `${p}.self_attn.k_proj.weight`, shape: [kv, H], dtype });
+    if (a.attentionBias) out.push({ name: `${p}.self_attn.k_proj.bias`, shape: [kv], dtype });
+    out.push({ name: `${p}.self_attn.v_proj.weight`, shape: [kv, H], dtype });
+    if (a.attentionBias) out.push({ name: `${p}.self_attn.v_proj.bias`, shape: [kv], dtype });
+    out.push({ name: `${p}.self_attn.o_proj.weight`, shape: [H, H], dtype });
+    out.push({ name: `${p}.mlp.gate_proj.weight`, shape: [a.intermediateSize, H], dtype });
+    out.push({ name: `${p}.mlp.up_proj.weight`, shape: [a.intermediateSize, H], dtype });
+    out.push({ name: `${p}.mlp.down_proj.weight`, shape: [H, a.intermediateSize], dtype });
+    out.push({ name: `${p}.input_layernorm.weight`, shape: [H], dtype });
+    out.push({ name: `${p}.post_attention_layernorm.weight`, shape: [H], dtype });
+  }
+  out.push({ name: 'model.norm.weight', shape: [H], dtype });
+  if (!a.tieWordEmbeddings) out.push({ name: 'lm_head.weight', shape: [a.vocabSize, H], dtype });
+  return out;
+}
+
+/** Number of parameters of the architecture (sum over `tensorsFor`). */
+export function parameterCount(spec: ModelSpec): number {
+  return tensorsFor(spec).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
+}
+
+/** A transformers-compatible config.json for the architecture (written next to synthetic checkpoints). */
+export function hfConfig(spec: ModelSpec, dtype: Dtype = spec.dtype): Record<string, unknown> {
+  const a = spec.architecture;
+  const torchDtype = ({ BF16: 'bfloat16', F16: 'float16', F32: 'float32' } as Record<string, string>)[dtype] ?? 'bfloat16';
+  const arch = a.family === 'qwen2' ? 'Qwen2ForCausalLM' : a.family === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM';
+  return {
+    architectures: [arch],
+    model_type: a.family,
+    hidden_size: a.hiddenSize,
+    intermediate_size: a.intermediateSize,
+    num_hidden_layers: a.layers,
+    num_attention_heads: a.heads,
+    num_key_value_heads: a.kvHeads,
+    vocab_size: a.vocabSize,
+    max_position_embeddings: 4096,
+    rms_norm_eps: 1e-5,
+    hidden_act: 'silu',
+    tie_word_embeddings: a.tieWordEmbeddings,
+    ...(a.family === 'llama' ? { attention_bias: false, rope_theta: 500000.0 } : {}),
+    torch_dtype: torchDtype,
+    _coldstart_synthetic: spec.alias,
+  };
+}

@@ -1,0 +1,149 @@
+/** What `coldstart profile [model]` profiles: an alias, a Hub repo id, a local directory or file, or the demo. */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve, basename } from 'node:path';
+import { ColdstartError } from '../../core/errors.js';
+import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../../hub/models.js';
+import { readHeader } from '../../formats/safetensors.js';
+import { DTYPE_SIZES, isDtype, type Dtype } from '../../formats/dtypes.js';
+import { planSynthetic, type SyntheticFormat } from '../../formats/synthetic.js';
+
+export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
+
+export interface Target {
+  /** What the user typed (or `demo`). */
+  name: string;
+  kind: TargetKind;
+  spec?: ModelSpec;
+  repo?: string;
+  synthetic: boolean;
+  dir: string | null;
+  files: string[];
+  format: SyntheticFormat | null;
+  dtype: Dtype | null;
+  /** Weight bytes (tensor data), null until known. */
+  bytes: number | null;
+  parameters: number | null;
+}
+
+const WEIGHT_EXT = /\.(safetensors|bin|pt|pth)$/;
+
+/** Weight files of a local directory: top-level safetensors, else torch .bin/.pt/.pth. */
+export function weightFilesIn(dir: string): { files: string[]; format: SyntheticFormat | null } {
+  const names = readdirSync(dir).sort();
+  const st = names.filter((n) => n.endsWith('.safetensors')).map((n) => join(dir, n));
+  if (st.length) return { files: st, format: 'safetensors' };
+  const bin = names.filter((n) => /\.(bin|pt|pth)$/.test(n) && !n.startsWith('training_args')).map((n) => join(dir, n));
+  return { files: bin, format: bin.length ? 'bin' : null };
+}
+
+/** dtype (most bytes) and tensor bytes of safetensors files, from their headers only. */
+export function describeSafetensors(files: readonly string[]): { dtype: Dtype | null; bytes: number; parameters: number } {
+  const byDtype = new Map<Dtype, number>();
+  let bytes = 0;
+  let parameters = 0;
+  for (const f of files) {
+    const h = readHeader(f);
+    for (const t of h.tensors) {
+      const b = t.end - t.begin;
+      bytes += b;
+      parameters += b / DTYPE_SIZES[t.dtype];
+      byDtype.set(t.dtype, (byDtype.get(t.dtype) ?? 0) + b);
+    }
+  }
+  const dtype = [...byDtype.entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+  return { dtype, bytes, parameters };
+}
+
+function dtypeFromConfig(dir: string): Dtype | null {
+  try {
+    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { torch_dtype?: string; dtype?: string };
+    const d = c.torch_dtype ?? c.dtype;
+    return ({ bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as Record<string, Dtype>)[d ?? ''] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Fills format/dtype/bytes for local weight files. */
+export function describeFiles(t: Target): void {
+  if (t.files.length === 0) return;
+  const fileBytes = t.files.reduce((a, f) => a + statSync(f).size, 0);
+  if (t.format === 'safetensors') {
+    const d = describeSafetensors(t.files);
+    t.dtype = d.dtype;
+    t.bytes = d.bytes;
+    t.parameters = d.parameters;
+  } else {
+    t.dtype = t.dtype ?? (t.dir ? dtypeFromConfig(t.dir) : null);
+    t.bytes = fileBytes;
+    t.parameters = t.dtype ? Math.round(fileBytes / DTYPE_SIZES[t.dtype]) : null;
+  }
+}
+
+export interface TargetOptions {
+  synthetic?: boolean;
+  format?: SyntheticFormat;
+  dtype?: string;
+}
+
+export function parseDtype(s: string | undefined, fallback: Dtype): Dtype {
+  if (!s) return fallback;
+  const m = ({ bf16: 'BF16', bfloat16: 'BF16', fp16: 'F16', f16: 'F16', float16: 'F16', fp32: 'F32', f32: 'F32', float32: 'F32' } as Record<string, Dtype>)[s.toLowerCase()];
+  if (m) return m;
+  if (isDtype(s.toUpperCase())) return s.toUpperCase() as Dtype;
+  throw new ColdstartError('BAD_FLAG', `--dtype: expected bf16, fp16 or fp32, got ${JSON.stringify(s)}`);
+}
+
+/** Resolves the model argument; files of synthetic/remote targets are filled in later (prepare, download). */
+export function resolveTarget(arg: string | undefined, cwd: string, opts: TargetOptions): Target {
+  const name = arg ?? 'demo';
+  const spec = findModel(name);
+  const local = resolve(cwd, name);
+  if (spec && (spec.alias === 'demo' || opts.synthetic || !existsSync(local))) {
+    const dtype = parseDtype(opts.dtype, spec.dtype);
+    const synthetic = spec.alias === 'demo' || !!opts.synthetic;
+    // Every repo in the alias table publishes safetensors; the download phase confirms it from the file list.
+    const format = synthetic ? (opts.format ?? 'safetensors') : 'safetensors';
+    const plan = planSynthetic(spec, format ?? 'safetensors', dtype);
+    return {
+      name,
+      kind: spec.alias === 'demo' ? 'demo' : 'alias',
+      spec,
+      repo: spec.repo,
+      synthetic,
+      dir: null,
+      files: [],
+      format,
+      dtype,
+      bytes: plan.bytes,
+      parameters: plan.parameters,
+    };
+  }
+  if (opts.synthetic) {
+    throw new ColdstartError('UNKNOWN_MODEL', `--synthetic needs a model alias, got ${JSON.stringify(name)}`, { hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.` });
+  }
+  if (existsSync(local)) {
+    const st = statSync(local);
+    if (st.isDirectory()) {
+      const { files, format } = weightFilesIn(local);
+      if (files.length === 0) throw new ColdstartError('NOT_FOUND', `${local}: no weight files (*.safetensors, *.bin, *.pt) in this directory`, { hint: 'Point at the directory holding the checkpoint, or at one weights file.' });
+      const t: Target = { name, kind: 'dir', synthetic: false, dir: local, files, format, dtype: null, bytes: null, parameters: null };
+      describeFiles(t);
+      return t;
+    }
+    if (!WEIGHT_EXT.test(local)) throw new ColdstartError('UNSUPPORTED', `${local}: not a weights file (expected .safetensors, .bin, .pt or .pth)`);
+    const format: SyntheticFormat = local.endsWith('.safetensors') ? 'safetensors' : 'bin';
+    const t: Target = { name: basename(local), kind: 'file', synthetic: false, dir: null, files: [local], format, dtype: null, bytes: null, parameters: null };
+    describeFiles(t);
+    return t;
+  }
+  const repo = resolveRepoId(name);
+  if (repo) return { name, kind: 'repo', repo: repo.repo, synthetic: false, dir: null, files: [], format: null, dtype: null, bytes: null, parameters: null };
+  throw new ColdstartError('UNKNOWN_MODEL', `unknown model ${JSON.stringify(name)}: not an alias, a Hub repo id (org/name), a directory or a weights file`, {
+    hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.`,
+  });
+}
+
+export function bytesPerParam(dtype: Dtype | null): number {
+  return dtype ? DTYPE_SIZES[dtype] : 2;
+}

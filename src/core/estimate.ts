@@ -1,0 +1,241 @@
+/**
+ * Rates measured on this machine without moving weight bytes (a probe file for disk and page cache, a
+ * buffer copy for memory, the PCIe link or the loader's own limit for host→device, a small non-weight file
+ * for the network) and a load-time model built on them. `--estimate` predicts phases from it; the what-if
+ * rows and findings scale measured phases by its ratios. Every assumption is returned as text to print.
+ */
+import { closeSync, openSync, readSync, rmSync, writeSync, fsyncSync, statSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
+import { join } from 'node:path';
+import { Stopwatch } from './clock.js';
+import { tempPathFor, trackTemp, untrackTemp } from './atomic.js';
+import { formatBytes, formatRate } from './format.js';
+import { buildHeader } from '../formats/safetensors.js';
+
+export interface Rates {
+  /** Sequential read bypassing the page cache, bytes/s: the loader's own cold read when present, else O_DIRECT dd. */
+  diskReadBytesPerSecond: number | null;
+  diskSource: 'loader' | 'dd' | null;
+  /** Sequential read of a file resident in the page cache, bytes/s. */
+  pageCacheBytesPerSecond: number | null;
+  /** Host memory copy, bytes/s. */
+  memcpyBytesPerSecond: number | null;
+  /** Pinned host→device copy, bytes/s, and where the number came from. */
+  h2dBytesPerSecond: number | null;
+  h2dSource: 'loader' | 'pcie-link' | null;
+  /** Download rate to the Hub endpoint and its first-byte latency. */
+  networkBytesPerSecond: number | null;
+  networkLatencySeconds: number | null;
+  probeBytes: number;
+  probeDir: string;
+}
+
+export interface RateProbeOptions {
+  dir: string;
+  probeBytes?: number;
+  signal?: AbortSignal;
+  /** Link bandwidth from NVML (bytes/s per direction), when a GPU is present. */
+  pcieBytesPerSecond?: number | null;
+  /** The GPU loader's own limits measured on the probe file (cold cache): H2D and read rates. */
+  loaderLimits?: (probeFile: string) => Promise<{ h2dBytesPerSecond?: number; readBytesPerSecond?: number } | null>;
+  /** A URL of a non-weight file and its headers, to time the network without moving weight bytes. */
+  network?: { url: string; headers?: Record<string, string>; maxBytes?: number } | null;
+}
+
+/** Practical pinned H2D as a fraction of the raw link rate (TLP/DLLP overhead), used only without a loader measurement. */
+export const PCIE_PRACTICAL_FRACTION = 0.8;
+
+function readAll(path: string, chunk = 16 << 20): number {
+  const fd = openSync(path, 'r');
+  const buf = Buffer.allocUnsafe(chunk);
+  let n = 0;
+  try {
+    for (;;) {
+      const r = readSync(fd, buf, 0, buf.length, n);
+      if (r === 0) break;
+      n += r;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return n;
+}
+
+/** Times GET of a small non-weight file: first-byte latency and the rate after it. */
+export async function measureNetwork(url: string, headers: Record<string, string> = {}, maxBytes = 32 << 20, signal?: AbortSignal): Promise<{ bytesPerSecond: number; latencySeconds: number; bytes: number }> {
+  const sw = new Stopwatch();
+  const ac = new AbortController();
+  const onAbort = () => ac.abort();
+  signal?.addEventListener('abort', onAbort);
+  const timer = setTimeout(() => ac.abort(), 30_000);
+  try {
+    const res = await fetch(url, { headers, signal: ac.signal, redirect: 'follow' });
+    const latency = sw.elapsed();
+    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+    const t1 = new Stopwatch();
+    let bytes = 0;
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      bytes += value.byteLength;
+      if (bytes >= maxBytes) {
+        await reader.cancel();
+        break;
+      }
+    }
+    const t = t1.elapsed();
+    return { bytesPerSecond: bytes / Math.max(t, 1e-6), latencySeconds: latency, bytes };
+  } finally {
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * Measures the rates. The probe file is a valid one-tensor safetensors file (so a loader can time H2D on
+ * it), written to a temp name in `dir` and always removed.
+ */
+export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rates; assumptions: string[]; seconds: number }> {
+  const sw = new Stopwatch();
+  const assumptions: string[] = [];
+  const probeBytes = opts.probeBytes ?? 256 << 20;
+  const probe = tempPathFor(join(opts.dir, 'coldstart-rate-probe.safetensors'));
+  trackTemp(probe);
+  const rates: Rates = {
+    diskReadBytesPerSecond: null,
+    diskSource: null,
+    pageCacheBytesPerSecond: null,
+    memcpyBytesPerSecond: null,
+    h2dBytesPerSecond: null,
+    h2dSource: null,
+    networkBytesPerSecond: null,
+    networkLatencySeconds: null,
+    probeBytes,
+    probeDir: opts.dir,
+  };
+  try {
+    // Write the probe (random bytes: no compression or dedup can flatter the numbers).
+    const { bytes: header } = buildHeader([{ name: 'probe', dtype: 'U8', shape: [probeBytes] }]);
+    const fd = openSync(probe, 'wx', 0o600);
+    try {
+      writeSync(fd, header, 0, header.length, 0);
+      const buf = Buffer.allocUnsafe(Math.min(16 << 20, probeBytes));
+      for (let done = 0; done < probeBytes; ) {
+        opts.signal?.throwIfAborted();
+        const n = Math.min(buf.length, probeBytes - done);
+        randomFillSync(buf, 0, n);
+        writeSync(fd, buf, 0, n, header.length + done);
+        done += n;
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const size = statSync(probe).size;
+    // Page cache: the file was just written, so its pages are resident. Best of two reads.
+    let best = Infinity;
+    for (let i = 0; i < 2; i++) {
+      const t = new Stopwatch();
+      readAll(probe);
+      best = Math.min(best, t.elapsed());
+    }
+    rates.pageCacheBytesPerSecond = size / best;
+    // Disk: O_DIRECT through dd (aligned buffers, no page cache). Not every filesystem allows it.
+    const t = new Stopwatch();
+    const { execa } = await import('execa');
+    const dd = await execa('dd', [`if=${probe}`, 'of=/dev/null', 'bs=16M', 'iflag=direct'], { reject: false, timeout: 120_000, cancelSignal: opts.signal });
+    const ddSeconds = t.elapsed();
+    if (dd.exitCode === 0) {
+      rates.diskReadBytesPerSecond = size / ddSeconds;
+      rates.diskSource = 'dd';
+    } else assumptions.push(`disk: O_DIRECT reads are not possible on ${opts.dir} (${String(dd.stderr).split('\n')[0] || 'dd failed'}); cold reads are assumed to run at the page-cache rate, which flatters cold loads`);
+    // Memory copy (the extra host copy a .bin load pays).
+    const a = Buffer.allocUnsafe(64 << 20);
+    const b = Buffer.allocUnsafe(64 << 20);
+    a.fill(1);
+    b.fill(2);
+    let mbest = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const m = new Stopwatch();
+      a.copy(b);
+      mbest = Math.min(mbest, m.elapsed());
+    }
+    rates.memcpyBytesPerSecond = a.length / mbest;
+    // Host → device.
+    // The loader's own limits, when it is present: its cold read (threads, O_DIRECT, queue depth) beats a
+    // single dd stream on NVMe, and its H2D is the real pinned-copy rate.
+    const lim = opts.loaderLimits ? await opts.loaderLimits(probe).catch(() => null) : null;
+    if (lim?.readBytesPerSecond) {
+      rates.diskReadBytesPerSecond = lim.readBytesPerSecond;
+      rates.diskSource = 'loader';
+    }
+    if (lim?.h2dBytesPerSecond) {
+      rates.h2dBytesPerSecond = lim.h2dBytesPerSecond;
+      rates.h2dSource = 'loader';
+    } else if (opts.pcieBytesPerSecond) {
+      rates.h2dBytesPerSecond = opts.pcieBytesPerSecond * PCIE_PRACTICAL_FRACTION;
+      rates.h2dSource = 'pcie-link';
+      assumptions.push(`host→device: ${Math.round(PCIE_PRACTICAL_FRACTION * 100)}% of the PCIe link's raw ${formatRate(opts.pcieBytesPerSecond)} (no loader measurement)`);
+    } else {
+      assumptions.push('host→device: no GPU measured; loads are predicted as host reads only');
+    }
+  } finally {
+    rmSync(probe, { force: true });
+    untrackTemp(probe);
+  }
+  if (opts.network) {
+    try {
+      const n = await measureNetwork(opts.network.url, opts.network.headers, opts.network.maxBytes, opts.signal);
+      rates.networkBytesPerSecond = n.bytesPerSecond;
+      rates.networkLatencySeconds = n.latencySeconds;
+      if (n.bytes < 4 << 20) assumptions.push(`network: rate from a ${formatBytes(n.bytes)} file; small files understate sustained throughput`);
+    } catch (e) {
+      assumptions.push(`network: could not time ${opts.network.url} (${(e as Error).message}); download not predicted`);
+    }
+  }
+  assumptions.push(`rates from a ${formatBytes(probeBytes)} probe file in ${opts.dir}`);
+  return { rates, assumptions, seconds: sw.elapsed() };
+}
+
+// ---------------------------------------------------------------------------------------------- load model
+export type CacheState = 'cold' | 'warm';
+
+export interface LoadModelInput {
+  bytes: number;
+  format: 'safetensors' | 'bin';
+  cache: CacheState;
+  gpu: boolean;
+}
+
+/** The fraction of pinned H2D a pageable copy gets (torch `.to('cuda')` from ordinary memory). */
+export const PAGEABLE_FRACTION = 0.5;
+
+/**
+ * Predicted gpu-load seconds. safetensors: read and copy overlap, so the slower of read and H2D wins.
+ * .bin: torch.load reads each storage into fresh memory (read + one host copy), then a pageable copy to the
+ * GPU, one after the other. Returns null when a needed rate is missing.
+ */
+export function predictLoadSeconds(r: Rates, m: LoadModelInput): number | null {
+  const read = m.cache === 'warm' ? r.pageCacheBytesPerSecond : (r.diskReadBytesPerSecond ?? r.pageCacheBytesPerSecond);
+  if (!read) return null;
+  const h2d = m.gpu ? r.h2dBytesPerSecond : null;
+  if (m.format === 'safetensors') return m.bytes / (h2d ? Math.min(read, h2d) : read);
+  const copy = r.memcpyBytesPerSecond ?? read;
+  return m.bytes / read + m.bytes / copy + (h2d ? m.bytes / (h2d * PAGEABLE_FRACTION) : 0);
+}
+
+export function predictDownloadSeconds(r: Rates, bytes: number): number | null {
+  if (!r.networkBytesPerSecond) return null;
+  return bytes / r.networkBytesPerSecond + (r.networkLatencySeconds ?? 0);
+}
+
+export function describeLoadModel(r: Rates): string[] {
+  const out: string[] = [];
+  out.push(
+    `gpu-load (safetensors) = bytes / min(read, host→device): read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold${r.diskSource ? ` (${r.diskSource === 'loader' ? 'the loader on the probe' : 'O_DIRECT dd'})` : ''}, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} from page cache; host→device ${formatRate(r.h2dBytesPerSecond ?? NaN)}${r.h2dSource ? ` (${r.h2dSource})` : ''}`,
+  );
+  out.push(`gpu-load (.bin) = bytes/read + bytes/memcpy (${formatRate(r.memcpyBytesPerSecond ?? NaN)}) + bytes/(${PAGEABLE_FRACTION}×host→device, pageable)`);
+  if (r.networkBytesPerSecond) out.push(`download = bytes / ${formatRate(r.networkBytesPerSecond)} + ${((r.networkLatencySeconds ?? 0) * 1000).toFixed(0)} ms first-byte latency`);
+  return out;
+}

@@ -1,0 +1,178 @@
+/**
+ * What-if rows and ranked findings, computed from the measured phases and the measured rates (never canned
+ * text): each row scales a measured (or estimated) phase by the ratio the load model predicts for the
+ * alternative, and each finding is the saving of one row, ranked by seconds saved.
+ */
+import type { Finding, PhaseSummary } from './report.js';
+import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
+import { formatDuration, formatBytes } from './format.js';
+
+export interface WhatIfRow {
+  id: string;
+  scenario: string;
+  phase: string;
+  /** The current time of the phase (measured or estimated), seconds. */
+  fromSeconds: number;
+  toSeconds: number;
+  basis: string;
+}
+
+export interface ModelFacts {
+  /** What the user would run, e.g. `llama3-8b`. */
+  name: string;
+  /** Where the weights are on disk (what `coldstart convert` takes), when local. */
+  path?: string | null;
+  bytes: number;
+  format: 'safetensors' | 'bin';
+  /** Bytes per parameter of the current dtype (2 for bf16/fp16, 4 for fp32). */
+  bytesPerParam: number;
+  dtype: string;
+  /** Download state: cached (nothing fetched), downloaded (bytes fetched), local (no Hub repo). */
+  source: 'cached' | 'downloaded' | 'local' | 'synthetic';
+  /** Bytes a download of the real model would move (synthetic/local: the Hub repo's size when known). */
+  repoBytes?: number | null;
+  gpu: boolean;
+  cache: 'cold' | 'warm';
+}
+
+export interface FindingsInput {
+  phases: readonly PhaseSummary[];
+  total: number;
+  rates: Rates | null;
+  model: ModelFacts | null;
+  /** Framework path time (--framework) next to the floor. */
+  framework?: { name: string; seconds: number } | null;
+  gpuPricePerHour?: number | null;
+  /** Host RAM: weights larger than it cannot stay in the page cache. */
+  hostMemoryBytes?: number;
+  /** gpu-load measured again with a warm page cache (the loader, right after the cold runs). */
+  warmLoadSeconds?: number | null;
+}
+
+/** Quantised sizes in bits per weight including scales: int8 per-channel ≈ 8.06, 4-bit group-128 with fp16 scale+zero ≈ 4.25. */
+export const BITS_8 = 8.06;
+export const BITS_4 = 4.25;
+export const HOURS_PER_MONTH = 730;
+
+function phaseSeconds(phases: readonly PhaseSummary[], name: string): number | null {
+  const p = phases.find((q) => q.name === name);
+  return p && (p.status === 'ok' || p.status === 'estimated') && p.seconds !== null ? p.seconds : null;
+}
+
+/** gpu-load time the phase would have (host read when the phase was skipped with a host measurement). */
+function loadBasis(phases: readonly PhaseSummary[]): { seconds: number; measured: string } | null {
+  const s = phaseSeconds(phases, 'gpu-load');
+  if (s !== null) return { seconds: s, measured: 'gpu-load' };
+  const p = phases.find((q) => q.name === 'gpu-load');
+  const host = p?.metrics.hostReadSeconds;
+  if (typeof host === 'number') return { seconds: host, measured: 'host read' };
+  return null;
+}
+
+export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
+  const rows: WhatIfRow[] = [];
+  const m = inp.model;
+  const r = inp.rates;
+  const load = loadBasis(inp.phases);
+  if (m && load) {
+    const cur = r ? predictLoadSeconds(r, { bytes: m.bytes, format: m.format, cache: m.cache, gpu: m.gpu }) : null;
+    const scale = (alt: { bytes?: number; format?: 'safetensors' | 'bin'; cache?: 'cold' | 'warm' }): number | null => {
+      if (!r || !cur) return null;
+      const p = predictLoadSeconds(r, { bytes: alt.bytes ?? m.bytes, format: alt.format ?? m.format, cache: alt.cache ?? m.cache, gpu: m.gpu });
+      return p === null ? null : load.seconds * (p / cur);
+    };
+    const basis = `${load.measured} ${formatDuration(load.seconds)} × load-model ratio`;
+    const other = m.format === 'bin' ? 'safetensors' : 'bin';
+    const f = scale({ format: other });
+    if (f !== null) rows.push({ id: `format-${other}`, scenario: m.format === 'bin' ? 'safetensors instead of .bin' : '.bin instead of safetensors', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: f, basis });
+    const per = m.bytesPerParam;
+    const params = m.bytes / per;
+    if (per === 2) {
+      const t = scale({ bytes: params * 4 });
+      if (t !== null) rows.push({ id: 'dtype-fp32', scenario: `fp32 instead of ${m.dtype.toLowerCase()} (${formatBytes(params * 4)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+    } else if (per === 4) {
+      const t = scale({ bytes: params * 2 });
+      if (t !== null) rows.push({ id: 'dtype-bf16', scenario: `bf16 instead of fp32 (${formatBytes(params * 2)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+    }
+    for (const [bits, id] of [
+      [BITS_8, 'quant-8bit'],
+      [BITS_4, 'quant-4bit'],
+    ] as const) {
+      const b = (params * bits) / 8;
+      const t = scale({ bytes: b, format: 'safetensors' });
+      if (t !== null) rows.push({ id, scenario: `${id === 'quant-8bit' ? '8-bit' : '4-bit'} safetensors (${formatBytes(b)}, ${bits} bits/weight incl. scales)`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+    }
+    const otherCache = m.cache === 'cold' ? 'warm' : 'cold';
+    const c = scale({ cache: otherCache });
+    const fitsInRam = inp.hostMemoryBytes === undefined || m.bytes < inp.hostMemoryBytes * 0.8;
+    if (otherCache === 'warm' && inp.warmLoadSeconds != null && load.measured === 'gpu-load') {
+      rows.push({ id: 'page-cache-warm', scenario: 'weights already in the page cache', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: inp.warmLoadSeconds, basis: 'measured: the loader again, warm page cache' });
+    } else if (c !== null && r?.diskReadBytesPerSecond && (otherCache === 'cold' || fitsInRam)) {
+      rows.push({ id: `page-cache-${otherCache}`, scenario: otherCache === 'warm' ? 'weights already in the page cache' : 'weights not in the page cache (fresh node)', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: c, basis });
+    }
+  }
+  // Cached vs not.
+  const dl = phaseSeconds(inp.phases, 'download');
+  if (m && r) {
+    const bytes = m.repoBytes ?? m.bytes;
+    const pred = predictDownloadSeconds(r, bytes);
+    if (m.source === 'downloaded' && dl !== null && dl > 0) rows.push({ id: 'cached', scenario: 'weights pre-cached (coldstart cache)', phase: 'download', fromSeconds: dl, toSeconds: 0, basis: 'measured download' });
+    else if ((m.source === 'cached' || m.source === 'synthetic' || m.source === 'local') && pred !== null)
+      rows.push({ id: 'not-cached', scenario: `not cached: download ${formatBytes(bytes)}`, phase: 'download', fromSeconds: dl ?? 0, toSeconds: pred, basis: 'measured network rate' });
+  }
+  // Warm instance vs cold.
+  if (inp.total > 0) rows.push({ id: 'warm-instance', scenario: 'a warm instance already running', phase: 'total', fromSeconds: inp.total, toSeconds: 0, basis: 'no cold start at all' });
+  return rows;
+}
+
+/** Ranked recommendations: each is the saving of a measured row; largest saving first. */
+export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] = whatIfRows(inp)): Finding[] {
+  const out: Finding[] = [];
+  const m = inp.model;
+  const row = (id: string) => rows.find((r) => r.id === id);
+  const conv = row('format-safetensors');
+  if (m?.format === 'bin' && conv && conv.toSeconds < conv.fromSeconds) {
+    out.push({ id: 'convert-bin', savesSeconds: conv.fromSeconds - conv.toSeconds, message: `weights are .bin (pickle): converting to safetensors — expected gpu-load ${formatDuration(conv.fromSeconds)} → ${formatDuration(conv.toSeconds)}`, command: `coldstart convert ${m.path ?? m.name}` });
+  }
+  const cached = row('cached');
+  if (cached && m) out.push({ id: 'not-cached', savesSeconds: cached.fromSeconds, message: `weights were not cached: pre-caching saves the ${formatDuration(cached.fromSeconds)} download`, command: `coldstart cache ${m.name}` });
+  const fp = row('dtype-bf16');
+  if (fp && fp.toSeconds < fp.fromSeconds) out.push({ id: 'dtype-bf16', savesSeconds: fp.fromSeconds - fp.toSeconds, message: `weights are fp32: bf16 halves the bytes — gpu-load ${formatDuration(fp.fromSeconds)} → ${formatDuration(fp.toSeconds)}` });
+  const q4 = row('quant-4bit');
+  if (q4 && q4.toSeconds < q4.fromSeconds) {
+    out.push({ id: 'quant-4bit', savesSeconds: q4.fromSeconds - q4.toSeconds, message: `4-bit weights would cut gpu-load to ~${Math.round((q4.toSeconds / q4.fromSeconds) * 100)}% (${formatDuration(q4.fromSeconds)} → ${formatDuration(q4.toSeconds)}), if the accuracy loss is acceptable` });
+  }
+  const warm = inp.phases.find((p) => p.name === 'warmup');
+  if (warm && warm.status === 'ok' && warm.seconds !== null && warm.seconds > 0.05) {
+    out.push({ id: 'warmup', savesSeconds: warm.seconds, message: `no warmup before traffic: the first request pays ${formatDuration(warm.seconds)}`, command: m ? `coldstart warmup ${m.name}` : 'coldstart warmup' });
+  }
+  if (inp.framework && inp.framework.seconds > 0) {
+    const floor = loadBasis(inp.phases);
+    if (floor && inp.framework.seconds > floor.seconds * 1.5) {
+      out.push({ id: 'framework-overhead', savesSeconds: inp.framework.seconds - floor.seconds, message: `your stack (${inp.framework.name}) takes ${formatDuration(inp.framework.seconds)}; this machine can do ${formatDuration(floor.seconds)} (${floor.measured})` });
+    }
+  }
+  const r = inp.rates;
+  const gl = phaseSeconds(inp.phases, 'gpu-load');
+  if (r?.diskReadBytesPerSecond && r.h2dBytesPerSecond && gl !== null && m?.cache === 'cold' && r.diskReadBytesPerSecond < r.h2dBytesPerSecond * 0.5) {
+    const warmRow = row('page-cache-warm');
+    if (warmRow && warmRow.toSeconds < warmRow.fromSeconds) {
+      out.push({ id: 'disk-bound', savesSeconds: warmRow.fromSeconds - warmRow.toSeconds, message: `gpu-load is disk-bound (${(r.diskReadBytesPerSecond / 1e9).toFixed(2)} GB/s read vs ${(r.h2dBytesPerSecond / 1e9).toFixed(1)} GB/s to the GPU): faster local NVMe or a warm page cache gives ${formatDuration(warmRow.fromSeconds)} → ${formatDuration(warmRow.toSeconds)}` });
+    }
+  }
+  const ci = inp.phases.find((p) => p.name === 'cuda-init');
+  const cuInit = ci?.steps.find((s) => s.name === 'cuInit')?.seconds;
+  if (typeof cuInit === 'number' && cuInit > 1) {
+    out.push({ id: 'cuda-persistence', savesSeconds: null, message: `cuInit alone takes ${formatDuration(cuInit)}: driver persistence (nvidia-smi -pm 1 or nvidia-persistenced) usually removes most of it`, command: 'nvidia-smi -pm 1' });
+  }
+  if (inp.gpuPricePerHour && inp.total > 0) {
+    const month = inp.gpuPricePerHour * HOURS_PER_MONTH;
+    out.push({ id: 'warm-instance', savesSeconds: inp.total, message: `keep one warm instance: avoids the ${formatDuration(inp.total)} cold start; costs $${month.toFixed(0)}/month at $${inp.gpuPricePerHour}/h` });
+  }
+  // A finding must be worth acting on: at least 50 ms and 2% of the cold start.
+  const floor = Math.max(MIN_SAVING_SECONDS, MIN_SAVING_FRACTION * inp.total);
+  return out.filter((f) => f.savesSeconds === null || f.savesSeconds >= floor).sort((a, b) => (b.savesSeconds ?? -1) - (a.savesSeconds ?? -1));
+}
+
+export const MIN_SAVING_SECONDS = 0.05;
+export const MIN_SAVING_FRACTION = 0.02;

@@ -1,0 +1,392 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { runCli } from '../helpers/cli.js';
+import { peerPython } from '../helpers/python.js';
+import { FAKE_VLLM, freePort, parseJUnit, tempDir, validateWithSchema } from './helpers.js';
+import { tensorsFor, findModel, parameterCount, MODELS } from '../../src/hub/models.js';
+import { planSynthetic } from '../../src/formats/synthetic.js';
+import type { Report } from '../../src/core/report.js';
+
+const py = peerPython();
+const tmp = tempDir();
+const cache = join(tmp.dir, 'cache');
+const env = { COLDSTART_CACHE: cache, HF_HUB_OFFLINE: '1', COLDSTART_PROBE_BYTES: String(4 << 20), HF_HOME: join(tmp.dir, 'hf') };
+afterAll(() => tmp.done());
+
+function json(r: { stdout: string }): Report & { exitCode: number; details: Record<string, any> } {
+  return JSON.parse(r.stdout);
+}
+
+describe('model table', () => {
+  it('lists every tensor of the real architectures (parameter counts match the published models)', () => {
+    expect(parameterCount(findModel('llama3-8b')!)).toBe(8_030_261_248);
+    expect(parameterCount(findModel('llama3-70b')!)).toBe(70_553_706_496);
+    expect(parameterCount(findModel('mistral-7b')!)).toBe(7_241_732_096);
+    expect(parameterCount(findModel('qwen2.5-7b')!)).toBe(7_615_616_512);
+    expect(parameterCount(findModel('tinyllama-1.1b')!)).toBe(1_100_048_384);
+  });
+
+  it('includes Qwen2 q/k/v biases and an untied lm_head', () => {
+    const t = tensorsFor(findModel('qwen2.5-7b')!);
+    const names = new Set(t.map((x) => x.name));
+    expect(names.has('model.layers.0.self_attn.q_proj.bias')).toBe(true);
+    expect(names.has('model.layers.27.self_attn.v_proj.bias')).toBe(true);
+    expect(names.has('model.layers.0.self_attn.o_proj.bias')).toBe(false);
+    expect(t.find((x) => x.name === 'model.layers.0.self_attn.k_proj.weight')!.shape).toEqual([512, 3584]);
+    expect(t.find((x) => x.name === 'lm_head.weight')!.shape).toEqual([152064, 3584]);
+    expect(tensorsFor(findModel('llama3-8b')!).some((x) => x.name.endsWith('.bias'))).toBe(false);
+  });
+
+  it('shards like save_pretrained (5 GB) with HF file names', () => {
+    const p = planSynthetic(findModel('llama3-8b')!, 'safetensors');
+    expect(p.shards.map((s) => s.file)).toEqual(['model-00001-of-00004.safetensors', 'model-00002-of-00004.safetensors', 'model-00003-of-00004.safetensors', 'model-00004-of-00004.safetensors']);
+    expect(p.shards.every((s) => s.bytes <= 5e9)).toBe(true);
+    expect(p.bytes).toBe(8_030_261_248 * 2);
+    const b = planSynthetic(findModel('llama3-8b')!, 'bin', 'F32');
+    expect(b.shards[0]!.file).toMatch(/^pytorch_model-00001-of-000\d\d\.bin$/);
+    expect(b.bytes).toBe(8_030_261_248 * 4);
+  });
+});
+
+describe('coldstart profile (demo)', () => {
+  it('runs offline with no argument, writes the demo once, and explains every skipped phase', async () => {
+    const r = await runCli(['profile'], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('wrote synthetic demo');
+    for (const p of ['container', 'cuda-init', 'download', 'gpu-load', 'warmup']) expect(r.stdout).toContain(p);
+    const again = await runCli(['profile', '--json'], { env });
+    expect(again.code).toBe(0);
+    expect(again.stdout).not.toContain('wrote synthetic');
+    const doc = json(again);
+    expect(doc.schema).toBe('coldstart/profile@1');
+    expect(doc.target).toMatchObject({ kind: 'demo', alias: 'demo', format: 'safetensors', dtype: 'BF16', bytes: parameterCount(findModel('demo')!) * 2 });
+    for (const p of doc.phases) {
+      if (p.status === 'skipped') expect(p.reason && p.reason.length).toBeGreaterThan(5);
+    }
+    // gpu-load is measured by whichever loader this build has (the engine, or the host-read stand-in).
+    const gl = doc.phases.find((p) => p.name === 'gpu-load')!;
+    expect(['ok', 'skipped']).toContain(gl.status);
+    expect(doc.details.wall.seconds).toBeGreaterThan(0);
+    // The temp directory of the atomic write is gone.
+    expect(readdirSync(join(cache, 'synthetic')).filter((n) => n.includes('.tmp'))).toEqual([]);
+    if (py) expect(validateWithSchema(doc)).toEqual([]);
+  });
+
+  it('without the GPU loader engine and without a GPU, times a host read and says so', async () => {
+    process.env.COLDSTART_DISABLE_ENGINES = 'gpuload';
+    try {
+      const doc = json(await runCli(['profile', '--json', '--only', 'cuda-init,gpu-load'], { env }));
+      const gl = doc.phases.find((p) => p.name === 'gpu-load')!;
+      expect(gl.status).toBe('skipped');
+      expect(gl.reason).toMatch(/^(no CUDA driver|native addon unavailable).*; host read measured: [\d.]+ [GMk]B\/s$/);
+      // Every byte of the file: header + tensor data.
+      const { statSync } = await import('node:fs');
+      expect(gl.metrics.hostReadBytes).toBe(statSync((doc.target!.files as string[])[0]!).size);
+      expect(gl.metrics.hostReadBytes as number).toBeGreaterThan(doc.target!.bytes as number);
+      expect(gl.seconds).toBeNull();
+    } finally {
+      delete process.env.COLDSTART_DISABLE_ENGINES;
+    }
+  });
+
+  it('refuses bad input with exit 2 and one clear line', async () => {
+    for (const args of [['profile', 'no-such-model-xyz'], ['profile', 'org/repo', '--synthetic'], ['profile', '--format', 'gguf'], ['profile', '--only', 'gpu-lod'], ['profile', '--runs', '0'], ['profile', '--cache', 'lukewarm'], ['profile', 'demo', 'extra'], ['profile', '--ready-url', 'http://x/'], ['profile', '--ready-url', 'http://x/', '--'], ['profile', '--gpu-price', 'free']]) {
+      const r = await runCli(args, { env });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n')[0]).toMatch(/coldstart: error: /);
+    }
+  });
+
+  it('profiles a local directory and a single weights file', async () => {
+    const dir = join(cache, 'synthetic', 'demo-bf16-safetensors');
+    const { statSync } = await import('node:fs');
+    const before = { names: readdirSync(dir), mtime: statSync(dir).mtimeMs };
+    const d = json(await runCli(['profile', dir, '--json', '--only', 'gpu-load,download'], { env }));
+    // The input directory is never written to, not even by the rate probe.
+    expect({ names: readdirSync(dir), mtime: statSync(dir).mtimeMs }).toEqual(before);
+    expect(d.details.rates.probeDir).toBe(cache);
+    expect(d.target).toMatchObject({ kind: 'dir', format: 'safetensors', dtype: 'BF16' });
+    expect(d.phases.find((p) => p.name === 'download')!.reason).toBe('local files: nothing to download');
+    const f = json(await runCli(['profile', join(dir, 'model.safetensors'), '--json', '--only', 'gpu-load'], { env }));
+    expect(f.target).toMatchObject({ kind: 'file', bytes: d.target!.bytes });
+  });
+});
+
+describe('synthetic checkpoints', () => {
+  it('writes a .bin demo (torch zip) and reports .bin findings from measured rates', async () => {
+    const r = await runCli(['profile', 'demo', '--synthetic', '--format', 'bin', '--json'], { env });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.target).toMatchObject({ format: 'bin' });
+    expect(doc.target!.files as string[]).toEqual([join(cache, 'synthetic', 'demo-bf16-bin', 'pytorch_model.bin')]);
+    const gl = doc.phases.find((p) => p.name === 'gpu-load')!;
+    expect(gl.reason).toMatch(/weights are \.bin|no CUDA driver|native addon/);
+    const rows = doc.details.whatIf as Array<{ id: string; fromSeconds: number; toSeconds: number }>;
+    expect(rows.map((x) => x.id)).toEqual(expect.arrayContaining(['format-safetensors', 'dtype-fp32', 'quant-8bit', 'quant-4bit']));
+    const q4 = rows.find((x) => x.id === 'quant-4bit')!;
+    expect(q4.toSeconds).toBeLessThan(q4.fromSeconds);
+    if (py) expect(validateWithSchema(doc)).toEqual([]);
+  });
+
+  it('Ctrl-C while writing a synthetic checkpoint leaves nothing behind', async () => {
+    const { spawn } = await import('node:child_process');
+    const root = join(tmp.dir, 'int-cache');
+    const bin = join(FAKE_VLLM, '..', '..', '..', 'bin', 'coldstart.js');
+    const cs = spawn(process.execPath, [bin, 'profile', 'tinyllama-1.1b', '--synthetic'], { env: { ...process.env, ...env, COLDSTART_CACHE: root }, stdio: 'ignore' });
+    const synth = join(root, 'synthetic');
+    const tmpDirs = () => (existsSync(synth) ? readdirSync(synth) : []);
+    for (let i = 0; i < 200 && tmpDirs().length === 0; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(tmpDirs()[0]).toMatch(/^\.tinyllama-1\.1b-bf16-safetensors\.coldstart-\d+-[0-9a-f]+\.tmp$/);
+    await new Promise((r) => setTimeout(r, 300));
+    cs.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => cs.on('exit', (c) => r(c)));
+    expect(code).toBe(3);
+    expect(tmpDirs()).toEqual([]);
+  });
+
+  it('--synthetic fp32 doubles the bytes', async () => {
+    const doc = json(await runCli(['profile', 'demo', '--synthetic', '--dtype', 'fp32', '--json', '--only', 'gpu-load'], { env }));
+    expect(doc.target).toMatchObject({ dtype: 'F32', bytes: parameterCount(findModel('demo')!) * 4 });
+    expect(existsSync(join(cache, 'synthetic', 'demo-f32-safetensors', 'config.json'))).toBe(true);
+  });
+});
+
+describe.skipIf(!py)('--framework', () => {
+  it('times the real Python path next to the floor (safetensors, transformers)', async () => {
+    for (const fw of ['safetensors', 'transformers']) {
+      const r = await runCli(['profile', '--framework', fw, '--json', '--only', 'gpu-load'], { env: { ...env, COLDSTART_PYTHON: py! } });
+      expect(r.code, r.stderr).toBe(0);
+      const d = json(r).details.framework;
+      expect(d).toMatchObject({ framework: fw, device: 'cpu', bytes: parameterCount(findModel('demo')!) * 2, cache: 'cold' });
+      expect(d.loadSeconds).toBeGreaterThan(0);
+      expect(d.importSeconds).toBeGreaterThan(0);
+    }
+    const human = await runCli(['profile', '--framework', 'torch', '--only', 'gpu-load'], { env: { ...env, COLDSTART_PYTHON: py! } });
+    expect(human.stdout).toMatch(/your stack \(torch on cpu\) takes [\d.]+ m?s to load .*; this machine can do [\d.]+ m?s \(host read/);
+  });
+
+  it('a framework missing from the Python is a warning naming the interpreter; the profile still completes', async () => {
+    const { mkdtempSync, writeFileSync, chmodSync } = await import('node:fs');
+    // A python3 without torch: the system one, run with -I and an empty path for site-packages.
+    const bin = mkdtempSync(join(tmp.dir, 'py-'));
+    const shim = join(bin, 'python-no-torch');
+    writeFileSync(shim, `#!/bin/sh\nexec python3 -I -S "$@"\n`);
+    chmodSync(shim, 0o755);
+    const r = await runCli(['profile', '--framework', 'torch', '--only', 'gpu-load', '--json'], { env: { ...env, COLDSTART_PYTHON: shim } });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.details.framework.skipped).toMatch(/--framework torch: .*No module named 'torch'/);
+    expect(r.stderr).toContain('python-no-torch');
+  });
+});
+
+describe('--estimate', () => {
+  let server: Server;
+  let endpoint = '';
+  let hits: string[] = [];
+  beforeAll(async () => {
+    const body = randomBytes(6 << 20);
+    server = createServer((req, res) => {
+      hits.push(req.url ?? '');
+      if (req.url?.endsWith('/tokenizer.json')) return res.end(body);
+      res.statusCode = 404;
+      res.end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(() => server.close());
+
+  it('predicts download and gpu-load from measured rates without moving weight bytes', async () => {
+    hits = [];
+    const estCache = join(tmp.dir, 'est-cache');
+    const r = await runCli(['profile', 'llama3-8b', '--estimate', '--json', '--gpu-price', '2.5'], { env: { ...env, COLDSTART_CACHE: estCache, HF_HUB_OFFLINE: '', HF_ENDPOINT: endpoint } });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.details.mode).toBe('estimate');
+    const dl = doc.phases.find((p) => p.name === 'download')!;
+    const gl = doc.phases.find((p) => p.name === 'gpu-load')!;
+    expect(dl.status).toBe('estimated');
+    expect(gl.status).toBe('estimated');
+    const rates = doc.details.rates;
+    // download = bytes / measured network rate + latency: the prediction follows from the printed rate.
+    expect(dl.seconds!).toBeCloseTo(8_030_261_248 * 2 / rates.networkBytesPerSecond + rates.networkLatencySeconds, 3);
+    expect(gl.seconds!).toBeGreaterThan(0);
+    expect(hits).toEqual(['/meta-llama/Meta-Llama-3-8B/resolve/main/tokenizer.json']);
+    // No weights were written or fetched: no synthetic dir, only the (removed) probe.
+    expect(existsSync(join(estCache, 'synthetic'))).toBe(false);
+    expect(readdirSync(estCache)).toEqual([]);
+    expect((doc.details.assumptions as string[]).join('\n')).toMatch(/probe file/);
+    const warm = doc.findings.find((f) => f.id === 'warm-instance')!;
+    expect(warm.message).toContain(`$${(2.5 * 730).toFixed(0)}/month`);
+    if (py) expect(validateWithSchema(doc)).toEqual([]);
+    const human = await runCli(['profile', 'llama3-8b', '--estimate'], { env: { ...env, COLDSTART_CACHE: estCache } });
+    expect(human.stdout).toContain('assumptions');
+    expect(human.stdout).toContain('HF_HUB_OFFLINE is set');
+  });
+
+  it('treats a cached snapshot as a zero download with its location', async () => {
+    const hf = join(tmp.dir, 'hf-cached');
+    const snap = join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'snapshots', 'abc123');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(snap, { recursive: true });
+    mkdirSync(join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'refs'), { recursive: true });
+    writeFileSync(join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'refs', 'main'), 'abc123');
+    writeFileSync(join(snap, 'model.safetensors'), '');
+    const doc = json(await runCli(['profile', 'llama3-8b', '--estimate', '--json', '--only', 'download'], { env: { ...env, HF_HOME: hf } }));
+    const dl = doc.phases.find((p) => p.name === 'download')!;
+    expect(dl.status).toBe('ok');
+    expect(dl.seconds).toBe(0);
+    expect(dl.note).toContain(snap);
+  });
+});
+
+describe('wrap mode, budgets and exports', () => {
+  it('times a vLLM-like server phase by phase, exports validated JSON, Markdown and JUnit; budgets pass (0) and fail (1)', async () => {
+    const port = await freePort();
+    const out = join(tmp.dir, 'exports');
+    const base = ['profile', '--ready-url', `http://127.0.0.1:${port}/health`];
+    const pass = await runCli([...base, '--budget', 'total=60s,gpu-load=30s', '--export-json', join(out, 'pass.json'), '--junit', join(out, 'pass.xml'), '--export-markdown', join(out, 'pass.md'), '--', process.execPath, FAKE_VLLM, String(port)], { env });
+    expect(pass.code, pass.stderr).toBe(0);
+    expect(pass.stdout).toMatch(/server vllm: ready after/);
+    const doc = JSON.parse(readFileSync(join(out, 'pass.json'), 'utf8')) as Report;
+    const byName = Object.fromEntries(doc.phases.map((p) => [p.name, p]));
+    // The fake server sleeps 300 ms loading weights, 200 ms compiling, 150 ms capturing graphs, 200 ms before any known line.
+    expect(byName['gpu-load']!.seconds!).toBeGreaterThan(0.25);
+    expect(byName['warmup']!.steps.map((s) => s.name)).toEqual(expect.arrayContaining(['torch.compile', 'CUDA graph capture']));
+    expect(byName['warmup']!.seconds!).toBeGreaterThan(0.3);
+    expect(byName['unexplained']!.seconds!).toBeGreaterThan(0.15);
+    expect(byName['first-completion']!.seconds!).toBeGreaterThan(0.1);
+    const ready = (doc.details as { readySeconds: number }).readySeconds;
+    const explained = byName['gpu-load']!.seconds! + byName['warmup']!.seconds! + byName['unexplained']!.seconds!;
+    expect(explained).toBeCloseTo(ready, 6);
+    expect(readFileSync(join(out, 'pass.md'), 'utf8')).toMatch(/\| gpu-load \| [\d.]+ ms \|/);
+    const jp = py ? parseJUnit(join(out, 'pass.xml')) : null;
+    if (jp) {
+      expect(jp.tests).toBe(2);
+      expect(jp.failures).toBe(0);
+    }
+    if (py) expect(validateWithSchema(doc)).toEqual([]);
+
+    const summary = join(out, 'summary.md');
+    const fail = await runCli([...base, '--budget', 'gpu-load=10ms', '--json', '--junit', join(out, 'fail.xml'), '--', process.execPath, FAKE_VLLM, String(port)], {
+      env: { ...env, GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary },
+    });
+    expect(fail.code).toBe(1);
+    const fdoc = json(fail);
+    expect(fdoc.exitCode).toBe(1);
+    expect(fdoc.budgets[0]).toMatchObject({ phase: 'gpu-load', status: 'exceeded' });
+    expect(fail.stderr).toMatch(/::error title=coldstart budget gpu-load::budget exceeded: gpu-load took/);
+    expect(readFileSync(summary, 'utf8')).toContain('❌ exceeded by');
+    if (py) {
+      const jf = parseJUnit(join(out, 'fail.xml'));
+      expect(jf.failures).toBe(1);
+      expect(jf.cases[0]!.failure).toMatch(/budget exceeded: gpu-load/);
+      expect(validateWithSchema(fdoc)).toEqual([]);
+    }
+  });
+
+  it('--ready-log, --no-completion, and a server that dies before ready (exit 3, last lines shown)', async () => {
+    const port = await freePort();
+    const r = await runCli(['profile', '--ready-log', 'Application startup complete', '--no-completion', '--json', '--', process.execPath, FAKE_VLLM, String(port)], { env });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.details.readyBy).toBe('log');
+    expect(doc.phases.find((p) => p.name === 'first-completion')).toMatchObject({ status: 'skipped', reason: 'disabled with --no-completion' });
+    const dead = await runCli(['profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, FAKE_VLLM, String(port), '--die-early'], { env });
+    expect(dead.code).toBe(3);
+    expect(dead.stderr).toMatch(/exited with 1 before it was ready/);
+    expect(dead.stderr).toContain('CUDA out of memory');
+  });
+
+  it('stops a server that ignores SIGTERM with SIGKILL after --stop-timeout', async () => {
+    const port = await freePort();
+    const r = await runCli(['profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--stop-timeout', '0.5', '--json', '--', process.execPath, FAKE_VLLM, String(port), '--ignore-sigterm'], { env });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.details.stop.signal).toBe('SIGKILL');
+    expect(doc.details.stop.seconds).toBeGreaterThanOrEqual(0.5);
+    // The port is free again: the process group is gone.
+    const { createServer: net } = await import('node:net');
+    await new Promise<void>((resolve, reject) => {
+      const s = net().once('error', reject).listen(port, '127.0.0.1', () => s.close(() => resolve()));
+    });
+  });
+
+  it('Ctrl-C during wrap mode leaves no server process behind', async () => {
+    const { spawn } = await import('node:child_process');
+    const port = await freePort();
+    const pidFile = join(tmp.dir, 'server.pid');
+    const bin = join(FAKE_VLLM, '..', '..', '..', 'bin', 'coldstart.js');
+    const cs = spawn(process.execPath, [bin, 'profile', '--ready-log', 'never matches', '--', process.execPath, FAKE_VLLM, String(port), '--ignore-sigterm'], {
+      env: { ...process.env, ...env, FAKE_VLLM_PIDFILE: pidFile },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    cs.stderr.on('data', (d) => (err += d));
+    for (let i = 0; i < 100 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 50));
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    // Wait until the server is up and silent (a server still logging would die of EPIPE on its own).
+    for (let i = 0; i < 100; i++) {
+      const up = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.ok, () => false);
+      if (up) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    expect(() => process.kill(pid, 0)).not.toThrow();
+    cs.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => cs.on('exit', (c) => r(c)));
+    expect(code).toBe(3);
+    expect(err).toContain('interrupted (SIGINT)');
+    // Gone, or a zombie waiting for this container's init to reap it: either way no longer running.
+    const state = () => {
+      try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[0];
+      } catch {
+        return 'gone';
+      }
+    };
+    for (let i = 0; i < 40 && !['gone', 'Z', 'X'].includes(state()!); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(['gone', 'Z', 'X']).toContain(state());
+  });
+
+  it('budgets from coldstart.config.json (found upward from the working directory) gate too', async () => {
+    const port = await freePort();
+    const proj = join(tmp.dir, 'proj');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(join(proj, 'sub'), { recursive: true });
+    writeFileSync(join(proj, 'coldstart.config.json'), JSON.stringify({ budgets: { total: '1ms', 'gpu-load': 60 } }));
+    const r = await runCli(['profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--json', '--', process.execPath, FAKE_VLLM, String(port)], { env, cwd: join(proj, 'sub') });
+    expect(r.code).toBe(1);
+    const doc = json(r);
+    expect(doc.budgets.map((b) => [b.phase, b.status])).toEqual([
+      ['gpu-load', 'ok'],
+      ['total', 'exceeded'],
+    ]);
+  });
+
+  it('--runs N --warmup M gives statistics over the measured runs only', async () => {
+    const port = await freePort();
+    const r = await runCli(['profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--runs', '2', '--warmup', '1', '--json', '--', process.execPath, FAKE_VLLM, String(port)], { env });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    expect(doc.runs).toMatchObject({ count: 2, warmup: 1 });
+    expect(doc.runs!.samples).toHaveLength(2);
+    expect(doc.total.stats!.n).toBe(2);
+    expect(doc.total.seconds).toBeCloseTo((doc.runs!.samples![0]!.total + doc.runs!.samples![1]!.total) / 2, 9);
+    expect(r.stderr).toMatch(/run 1\/3 \(warmup, not counted\)/);
+  });
+});
+
+describe('every alias', () => {
+  it('has a repo, a description and consistent head dimensions', () => {
+    for (const m of MODELS) {
+      expect(m.repo).toMatch(/^[\w.-]+\/[\w.-]+$/);
+      expect(m.architecture.hiddenSize % m.architecture.heads).toBe(0);
+      expect(m.architecture.heads % m.architecture.kvHeads).toBe(0);
+    }
+  });
+});
