@@ -535,6 +535,10 @@ export function recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void {
   if (notes.length) h.note = notes.join('; ');
   h.setSeconds(r.seconds);
   if (r.mode === 'host') {
+    // The same metric names as any host-read measurement, so consumers (profile's floor line) need no special case.
+    h.metric('hostReadBytes', r.bytes);
+    h.metric('hostReadSeconds', r.seconds);
+    h.metric('hostReadBytesPerSecond', r.bytesPerSecond);
     const why = r.hostReason?.startsWith('libcuda') ? 'no CUDA driver' : r.hostReason === 'host mode was requested' ? 'host mode requested' : (r.hostReason ?? 'no CUDA driver');
     h.skip(`${why}; host read measured: ${formatRate(r.bytesPerSecond)}`);
   }

@@ -33,6 +33,8 @@ export function renderHuman(report: Report, style: Style, width = 100): string {
   const table = new Table({
     head: ['phase', 'time', 'share', 'status', 'note'].map((h) => style.bold(h)),
     style: { head: [], border: [] },
+    // No rule between rows: one line per phase or step keeps the table compact in terminals and CI logs.
+    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
     colWidths: [null, null, null, null, noteWidth] as unknown as number[],
     wordWrap: true,
   });
