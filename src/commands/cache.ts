@@ -295,14 +295,18 @@ export function registerCache(program: Command, run: Runner): void {
     .command('ls')
     .description('list cached repos: revisions, sizes, complete or not, partial downloads')
     .action(run(async (ctx) => runLs(ctx)));
+  // The parent `cache` command parses --revision/--local-dir/--concurrency wherever they appear (commander
+  // options are not positional here), so the subcommands read them from the merged options.
   cache
     .command('verify')
-    .description('re-hash cached files against the Hub hashes (sha256 / git sha1); exit 1 on mismatch')
+    .description('re-hash cached files against the Hub hashes (sha256 / git sha1); exit 1 on mismatch. Takes --revision, --local-dir, --concurrency')
     .argument('<repo>', 'Hub repo id or alias')
-    .option('--revision <rev>', 'branch, tag or commit in the cache', 'main')
-    .option('--local-dir <dir>', 'verify a --local-dir download instead of the HF cache')
-    .option('--concurrency <n>', 'files hashed in parallel', '4')
-    .action(run(async (ctx, arg: string, flags: { revision?: string; localDir?: string; concurrency: string }) => runVerify(ctx, arg, flags)));
+    .action(
+      run(async (ctx, arg: string, _o: unknown, cmd: Command) => {
+        const o = cmd.optsWithGlobals() as { revision?: string; localDir?: string; concurrency?: string };
+        return runVerify(ctx, arg, { revision: o.revision, localDir: o.localDir, concurrency: o.concurrency ?? '4' });
+      }),
+    );
   cache
     .command('rm')
     .description('remove a cached repo (all its revisions and partial downloads)')
