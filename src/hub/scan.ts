@@ -125,7 +125,8 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
     try {
       const st = lstatSync(join(dir, 'blobs', b));
       if (!st.isFile()) continue;
-      if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length), bytes: st.size });
+      // `<etag>.incomplete` (coldstart, huggingface_hub < 1.x) or `<etag>.<8 hex>.incomplete` (huggingface_hub ≥ 1.x).
+      if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length).replace(/\.[0-9a-f]{8}$/, ''), bytes: st.size });
       else sizeBytes += st.size;
     } catch {
       /* vanished */

@@ -92,12 +92,17 @@ export class HubServer {
   async start(): Promise<this> {
     this.hub = http.createServer((q, s) => this.handle(q, s, false));
     this.cdn = http.createServer((q, s) => this.handle(q, s, true));
-    for (const srv of [this.hub, this.cdn]) {
+    // The "CDN" is another loopback host (127.0.0.2, all of 127/8 is loopback on Linux): clients follow
+    // redirects within the Hub's host but must not send credentials to, or read file metadata from, the CDN.
+    for (const [srv, host] of [
+      [this.hub, '127.0.0.1'],
+      [this.cdn, '127.0.0.2'],
+    ] as const) {
       srv.keepAliveTimeout = 30_000;
-      await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+      await new Promise<void>((r) => srv.listen(0, host, r));
     }
     this.endpoint = `http://127.0.0.1:${(this.hub.address() as AddressInfo).port}`;
-    this.cdnOrigin = `http://127.0.0.1:${(this.cdn.address() as AddressInfo).port}`;
+    this.cdnOrigin = `http://127.0.0.2:${(this.cdn.address() as AddressInfo).port}`;
     return this;
   }
 
