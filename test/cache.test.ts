@@ -14,7 +14,7 @@ let tmp: string;
 let cacheDir: string;
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-const shard1 = randomBytes(700_000);
+const shard1 = randomBytes(1_500_000); // ≥ 1 MiB: hashed and written on a worker thread
 const shard2 = randomBytes(300_000);
 const bin = randomBytes(50_000);
 const config = Buffer.from(JSON.stringify({ model_type: 'llama', hidden_size: 8 }));
@@ -209,15 +209,16 @@ describe('resume, retries, corruption, locking', () => {
   });
 
   it('corrupted bytes are rejected: exit 2, nothing enters the cache, no partial kept', async () => {
-    hub.faults.corrupt = (p) => p === 'model-00002-of-00002.safetensors';
+    hub.faults.corrupt = (p) => p.endsWith('.safetensors'); // one file hashed on a worker thread, one inline
     const r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
     expect(r.code).toBe(2);
     const err = JSON.parse(r.stdout).error;
     expect(err.code).toBe('CORRUPT_FILE');
     expect(err.message).toMatch(/sha256 [0-9a-f]{64} does not match the Hub's/);
     const blobs = readdirSync(join(storage(), 'blobs'));
-    expect(blobs.some((b) => b.startsWith(sha256(shard2)))).toBe(false);
+    expect(blobs.some((b) => b.startsWith(sha256(shard2)) || b.startsWith(sha256(shard1)))).toBe(false);
     expect(existsSync(join(storage(), 'snapshots', commit, 'model-00002-of-00002.safetensors'))).toBe(false);
+    expect(existsSync(join(storage(), 'snapshots', commit, 'model-00001-of-00002.safetensors'))).toBe(false);
   });
 
   it('a regular (non-LFS) file is checked against its git blob sha1', async () => {

@@ -40,6 +40,7 @@ import {
   writeTreeCache,
 } from './layout.js';
 import { acquireLock } from './lock.js';
+import { WorkerSink, sinkParallelism } from './sink.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -213,6 +214,58 @@ interface FileJob {
  * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
  * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
  */
+/** Where a file's bytes go: hashed and appended to the `.incomplete` file, in order. */
+interface Sink {
+  open(hashExisting: number): Promise<void>;
+  reset(): void;
+  write(bufs: Buffer[], bytes: number): Promise<void>;
+  digest(): Promise<string>;
+  /** Waits until no write is pending, so the descriptor can be closed. */
+  close(): Promise<void>;
+}
+
+/** Small files: hash on the event loop, write through the libuv pool (one write in flight). */
+class InlineSink implements Sink {
+  private h: Hash;
+  private inflight: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+    private readonly file: RepoFile,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.h = newHasher(file);
+  }
+  async open(hashExisting: number): Promise<void> {
+    await hashPrefix(this.h, this.path, hashExisting, this.signal);
+  }
+  reset(): void {
+    this.h = newHasher(this.file);
+  }
+  async write(bufs: Buffer[]): Promise<void> {
+    for (const b of bufs) this.h.update(b);
+    await this.inflight;
+    this.inflight = writevAll(this.fd, bufs).catch((e) => {
+      throw fromSystemError(e, this.path, 'write');
+    });
+  }
+  async digest(): Promise<string> {
+    await this.inflight;
+    return this.h.digest('hex');
+  }
+  async close(): Promise<void> {
+    await this.inflight.catch(() => {});
+  }
+}
+
+/** Files from this size on are hashed and written on worker threads. */
+const WORKER_SINK_MIN_BYTES = 1 << 20;
+
+/**
+ * Streams `job.url` into `job.incomplete`, resuming from its current length with HTTP Range, retrying
+ * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
+ * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
+ */
 async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, onBytes: (n: number) => void, resumed: (from: number) => void): Promise<void> {
   const size = sizeOf(job.file);
   const expected = etagOf(job.file);
@@ -223,14 +276,20 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
   } catch (e) {
     throw fromSystemError(e, job.incomplete, 'write');
   }
+  let sink: Sink | null = null;
   try {
     let offset = fstatSync(fd).size;
-    let h = newHasher(job.file);
     if (offset > size) {
       ftruncateSync(fd, 0);
       offset = 0;
-    } else if (offset > 0) {
-      await hashPrefix(h, job.incomplete, offset, opts.signal);
+    }
+    sink =
+      size >= WORKER_SINK_MIN_BYTES
+        ? new WorkerSink(fd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', job.file.lfs ? undefined : `blob ${job.file.size}\0`, sinkParallelism(opts.concurrency ?? 8))
+        : new InlineSink(fd, job.incomplete, job.file, opts.signal);
+    const s = sink;
+    await s.open(offset);
+    if (offset > 0) {
       resumed(offset);
       opts.onEvent?.({ type: 'resume', file: job.display, fromByte: offset });
       onBytes(offset);
@@ -245,7 +304,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
           ftruncateSync(fd, 0);
           onBytes(-offset);
           offset = 0;
-          h = newHasher(job.file);
+          s.reset();
           if (status === 416) {
             res.resume();
             throw new TransientError('HTTP 416 on resume; restarting the file from byte 0');
@@ -272,11 +331,8 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
     );
 
     async function fetchBody(res: import('node:http').IncomingMessage): Promise<void> {
-      const status = res.statusCode ?? 0;
-      if (status !== 200 && status !== 206) throw hubErrorFor(res, { repo, path: job.file.path, hasToken: !!c.token });
       let batch: Buffer[] = [];
       let batchBytes = 0;
-      let inflight: Promise<void> = Promise.resolve();
       const flush = async () => {
         if (!batchBytes) return;
         const bufs = batch;
@@ -284,12 +340,8 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         batch = [];
         batchBytes = 0;
         if (offset + n > size) throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the ${size} bytes the Hub lists; nothing was cached`);
-        for (const b of bufs) h.update(b);
-        await inflight;
         offset += n;
-        inflight = writevAll(fd, bufs).catch((e) => {
-          throw fromSystemError(e, job.incomplete, 'write');
-        });
+        await s.write(bufs, n);
         onBytes(n);
       };
       try {
@@ -300,17 +352,17 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         }
       } catch (e) {
         await flush();
-        await inflight;
         if (opts.signal?.aborted) throw e;
         throw e instanceof ColdstartError ? e : networkError(e, job.url);
       }
       await flush();
-      await inflight;
       if (offset < size) throw new TransientError(`${job.display}: connection closed at byte ${offset} of ${size}`);
     }
 
-    const got = h.digest('hex');
+    const got = await s.digest();
     if (got !== expected) {
+      await s.close();
+      sink = null;
       closeSync(fd);
       fd = -1;
       rmSync(job.incomplete, { force: true });
@@ -322,6 +374,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       });
     }
   } finally {
+    await sink?.close();
     if (fd >= 0) closeSync(fd);
   }
 }
