@@ -3,6 +3,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
 import { HubServer, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
 import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes } from '../src/hub/download.js';
@@ -164,6 +166,26 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).error.code).toBe('UNSUPPORTED');
     expect(findCachedSnapshot('org/binonly', 'main', env())).not.toBeNull();
+  });
+});
+
+describe('bin/coldstart.js as a child process', () => {
+  it('exits on its own once the download is done (worker threads and keep-alive sockets do not hold it)', async () => {
+    const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+    const t0 = performance.now();
+    const { code, out } = await new Promise<{ code: number | null; out: string }>((res) => {
+      const p = spawn(process.execPath, [bin, '--json', 'cache', 'org/tiny'], { env: { ...process.env, ...env() } });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      const kill = setTimeout(() => p.kill('SIGKILL'), 20_000);
+      p.on('close', (c) => {
+        clearTimeout(kill);
+        res({ code: c, out });
+      });
+    });
+    expect(code).toBe(0);
+    expect(JSON.parse(out).bytesDownloaded).toBe(JSON.parse(out).bytesTotal);
+    expect(performance.now() - t0).toBeLessThan(15_000);
   });
 });
 

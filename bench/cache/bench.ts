@@ -74,7 +74,7 @@ try {
   process.stderr.write(`generated ${SHARDS} × ${SHARD_MIB} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   // 2. The Hub server in its own process (so clients never share its event loop).
-  const build = '/tmp/coldstart-bench-cache-build';
+  const build = '/tmp/cs-bench-cache-build';
   server = spawn(process.execPath, [join(build, 'bench/cache/server.js'), join(tmp, 'manifest.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((r) => createInterface({ input: server!.stdout! }).once('line', r));
   const { endpoint, commit } = JSON.parse(line) as { endpoint: string; commit: string };

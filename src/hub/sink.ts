@@ -69,7 +69,6 @@ class SinkWorker {
   load = 0;
   private waiters = new Map<number, Slot>();
   constructor() {
-    this.worker.unref();
     this.worker.on('message', (m: { id: number; op: string; hex?: string; code?: string; message?: string }) => {
       const w = this.waiters.get(m.id);
       if (!w) return;
@@ -86,6 +85,14 @@ class SinkWorker {
         o?.resolve(m.hex);
       }
     });
+    // Unref after the listener is attached (attaching re-refs the port); busy workers are ref'd in `use`.
+    this.worker.unref();
+  }
+  use(): void {
+    if (this.load++ === 0) this.worker.ref();
+  }
+  release(): void {
+    if (--this.load === 0) this.worker.unref();
   }
   register(id: number): Slot {
     const w: Slot = { acks: [], once: new Map() };
@@ -129,7 +136,7 @@ export class WorkerSink {
     maxWorkers: number,
   ) {
     this.w = pickWorker(maxWorkers);
-    this.w.load++;
+    this.w.use();
     this.slot = this.w.register(this.id);
     this.algo = algo;
     this.prefix = prefix;
@@ -203,7 +210,7 @@ export class WorkerSink {
     this.w.worker.postMessage({ id: this.id, op: 'drop' });
     await done;
     this.w.unregister(this.id);
-    this.w.load--;
+    this.w.release();
   }
 }
 
