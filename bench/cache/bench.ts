@@ -21,7 +21,7 @@ const CONCURRENCY = arg('concurrency', 8);
 // Run from the repository root (run.sh does): the built CLI and scripts/pyenv.sh are found from there.
 const repoRoot = process.cwd();
 const REPO = 'bench/big-model';
-const py = spawnSync(join(repoRoot, 'scripts/pyenv.sh'), { encoding: 'utf8' }).stdout.trim();
+const py = process.env.COLDSTART_PYTHON || spawnSync(join(repoRoot, 'scripts/pyenv.sh'), { encoding: 'utf8' }).stdout.trim();
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number; out: string; err: string; seconds: number }> {
   return new Promise((res) => {
@@ -74,7 +74,7 @@ try {
   process.stderr.write(`generated ${SHARDS} × ${SHARD_MIB} MiB in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 
   // 2. The Hub server in its own process (so clients never share its event loop).
-  const build = '/tmp/cs-bench-cache-build';
+  const build = join(repoRoot, '.dev/bench-build');
   server = spawn(process.execPath, [join(build, 'bench/cache/server.js'), join(tmp, 'manifest.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((r) => createInterface({ input: server!.stdout! }).once('line', r));
   const { endpoint, commit } = JSON.parse(line) as { endpoint: string; commit: string };
@@ -121,6 +121,7 @@ try {
     date: new Date().toISOString(),
     cpus: cpus().length,
     cpu: cpus()[0]?.model,
+    python: spawnSync(py, ['-c', 'import huggingface_hub, sys; print(sys.version.split()[0], huggingface_hub.__version__)'], { encoding: 'utf8' }).stdout.trim(),
     node: process.version,
     repoBytes: totalBytes,
     shards: SHARDS,

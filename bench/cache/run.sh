@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 npx tsc -p tsconfig.json
 npx tsc -p bench/cache/tsconfig.json
-exec node /tmp/cs-bench-cache-build/bench/cache/bench.js "$@"
+exec node .dev/bench-build/bench/cache/bench.js "$@"
