@@ -115,7 +115,13 @@ try {
     rmSync(pyCache, { recursive: true, force: true });
     process.stderr.write(`run ${r + 1}/${RUNS}: ${Object.entries(results).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(2)} GB/s`).join(', ')}\n`);
   }
-  const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  const median = (v: number[]) => {
+    const x = [...v].sort((a, b) => a - b);
+    const k = Math.floor(x.length / 2);
+    return x.length % 2 ? x[k] : (x[k - 1] + x[k]) / 2;
+  };
+  // Ratios are taken per run (the contestants of one run ran back to back), then the median over runs.
+  const perRun = (a: string, b: string) => results[a].map((v, i) => v / results[b][i]);
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
   const summary = {
     date: new Date().toISOString(),
@@ -129,9 +135,10 @@ try {
     concurrency: CONCURRENCY,
     gbPerSecond: results,
     medianGBps: m,
-    coldstartVsPython: m.coldstart / m.python,
-    coldstartVsLoopback: m.coldstart / m.loopback,
-    coldstartVsLoopbackToDisk: m.coldstart / m.loopbackToDisk,
+    ratiosPerRun: { coldstartVsPython: perRun('coldstart', 'python'), coldstartVsLoopback: perRun('coldstart', 'loopback'), coldstartVsLoopbackToDisk: perRun('coldstart', 'loopbackToDisk') },
+    coldstartVsPython: median(perRun('coldstart', 'python')),
+    coldstartVsLoopback: median(perRun('coldstart', 'loopback')),
+    coldstartVsLoopbackToDisk: median(perRun('coldstart', 'loopbackToDisk')),
   };
   process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
 } finally {

@@ -40,6 +40,7 @@ import {
   writeTreeCache,
 } from './layout.js';
 import { acquireLock } from './lock.js';
+import { walkFiles } from './scan.js';
 import { WorkerSink, sinkParallelism } from './sink.js';
 
 type Env = Record<string, string | undefined>;
@@ -150,21 +151,9 @@ function offlineMiss(repo: string, revision: string): ColdstartError {
   });
 }
 
-/** Repo-relative paths of every file in a snapshot folder (symlinks counted as files). */
-export function listSnapshot(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  let names: import('node:fs').Dirent[];
-  try {
-    names = readdirSync(join(dir, prefix), { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const d of names) {
-    const rel = prefix ? `${prefix}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...listSnapshot(dir, rel));
-    else out.push(rel);
-  }
-  return out.sort();
+/** Repo-relative paths of every file in a snapshot folder (symlinks counted as files), sorted. */
+export function listSnapshot(dir: string): string[] {
+  return walkFiles(dir).sort();
 }
 
 /** Incremental content hash matching the blob name: sha256 (LFS) or git's `blob <size>\0` sha1 (regular). */

@@ -69,7 +69,8 @@ export interface RepoScan {
   refs: Record<string, string>;
 }
 
-function walkFiles(dir: string, prefix = ''): string[] {
+/** Relative paths (with `/`) of every non-directory entry below `dir`; symlinks are not followed. */
+export function walkFiles(dir: string, prefix = ''): string[] {
   const out: string[] = [];
   let entries: import('node:fs').Dirent[];
   try {
