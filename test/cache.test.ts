@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, lstatSync, mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, lstatSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
-import { HubServer, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
+import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
 import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes } from '../src/hub/download.js';
 import { runPhase } from '../src/core/phases.js';
 import { globToRegExp } from '../src/hub/layout.js';
@@ -248,6 +248,32 @@ describe('resume, retries, corruption, locking', () => {
     const r = await runCli(['cache', 'org/tiny', '--include', 'config.json'], { env: env() });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/git blob sha1 .* does not match/);
+  });
+
+  it('disk full: exit 3 DISK_FULL with one line, on the worker-thread and the inline write path', async () => {
+    // /dev/full fails every write with ENOSPC; a symlink at the .incomplete name routes the blob's writes there.
+    for (const [file, content] of [
+      ['model-00001-of-00002.safetensors', shard1],
+      ['model-00002-of-00002.safetensors', shard2],
+    ] as const) {
+      rmSync(cacheDir, { recursive: true, force: true });
+      mkdirSync(join(storage(), 'blobs'), { recursive: true });
+      symlinkSync('/dev/full', join(storage(), 'blobs', `${sha256(content)}.incomplete`));
+      const r = await runCli(['--json', 'cache', 'org/tiny', '--include', file], { env: env() });
+      expect(r.code).toBe(3);
+      expect(JSON.parse(r.stdout).error.code).toBe('DISK_FULL');
+      expect(r.stderr.split('\n')[0]).toMatch(/no space left on device/);
+      expect(existsSync(join(storage(), 'blobs', sha256(content)))).toBe(false);
+      expect(existsSync(join(storage(), 'snapshots', commit, file))).toBe(false);
+    }
+  });
+
+  it('refuses up front when the files cannot fit in the free space (nothing downloaded)', async () => {
+    hub.addRepo('org/huge', [servedFile('config.json', config), diskFile('model.safetensors', '/nonexistent', 2 ** 52, 'a'.repeat(64))]);
+    const r = await runCli(['cache', 'org/huge'], { env: env() });
+    expect(r.code).toBe(3);
+    expect(r.stderr.split('\n')[0]).toMatch(/4\.00 PiB still to download but only .* free; nothing was downloaded/);
+    expect(fileGets()).toEqual([]);
   });
 
   it('retries 503 answers with backoff', async () => {

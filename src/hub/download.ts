@@ -10,7 +10,7 @@
  * is three endpoints, so this is a small node:http client (src/hub/http.ts).
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, existsSync, ftruncateSync, mkdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, writev } from 'node:fs';
+import { createReadStream, existsSync, ftruncateSync, mkdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
@@ -429,6 +429,10 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   }
 
   const bytesTotal = selected.reduce((a, f) => a + sizeOf(f), 0);
+  checkFreeSpace(local ?? storage, selected, (f) => {
+    if (local) return existsSync(join(local, ...f.path.split('/'))) ? statSync(join(local, ...f.path.split('/'))).size === sizeOf(f) : false;
+    return existsSync(pointerPath(storage, commit, f.path)) || existsSync(blobPath(storage, etagOf(f)));
+  }, (f) => (local ? localDirPaths(local, f.path).incomplete(etagOf(f)) : `${blobPath(storage, etagOf(f))}.incomplete`));
   let bytesDone = 0;
   let bytesDownloaded = 0;
   let lastReport = 0;
@@ -537,6 +541,38 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     offline: false,
     resumed,
   };
+}
+
+/**
+ * Fails before the first byte when the files still to fetch cannot fit (partials counted as progress), rather
+ * than after filling the disk. Filesystems that do not report free space are not checked.
+ */
+function checkFreeSpace(dir: string, files: RepoFile[], have: (f: RepoFile) => boolean, partial: (f: RepoFile) => string): void {
+  let need = 0;
+  for (const f of files) {
+    if (have(f)) continue;
+    let part = 0;
+    try {
+      part = statSync(partial(f)).size;
+    } catch {
+      /* none */
+    }
+    need += Math.max(0, sizeOf(f) - part);
+  }
+  if (need === 0) return;
+  let free: number;
+  try {
+    const st = statfsSync(dir);
+    free = st.bavail * st.bsize;
+  } catch {
+    return;
+  }
+  if (free < need) {
+    throw new ColdstartError('DISK_FULL', `${dir}: ${formatBytes(need)} still to download but only ${formatBytes(free)} free; nothing was downloaded`, {
+      hint: 'Free some space, or point HF_HUB_CACHE / --local-dir at a larger volume.',
+      details: { needBytes: need, freeBytes: free },
+    });
+  }
 }
 
 async function takeLock(path: string, file: string, opts: DownloadOptions) {
