@@ -40,7 +40,11 @@ function repoArg(arg: string): { repo: string; alias?: string } {
 
 /** Progress: a redrawn line (spinner) on a TTY, plain lines every 5 s otherwise; rate over the last ~3 s. */
 async function progress(ctx: Context, label: string) {
-  const spin = await ctx.out.spinner(`${label}: resolving…`);
+  // A pty that reports 0 columns (e.g. under `script` without a size) sends ora's line clearing into an
+  // endless loop: redraw only where the width is known, plain lines otherwise.
+  const cols = ctx.proc.stderr.columns;
+  const redraw = ctx.out.interactive && (cols === undefined || cols > 0);
+  const spin = redraw ? await ctx.out.spinner(`${label}: resolving…`) : { update() {}, stop() {}, succeed() {}, fail() {} };
   const samples: Array<[number, number]> = [];
   let lastLine = 0;
   let files = 0;
@@ -60,7 +64,7 @@ async function progress(ctx: Context, label: string) {
       const eta = rate > 0 ? formatDuration(left / rate) : '—';
       const pct = p.bytesTotal ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 100;
       const text = `${label}: ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${pct}%) · ${formatRate(rate)} · ETA ${eta}`;
-      if (ctx.out.interactive) spin.update(text);
+      if (redraw) spin.update(text);
       else if (t - lastLine >= 5000 || (lastLine === 0 && t - t0 > 1000)) {
         lastLine = t;
         ctx.out.progressLine(text);
