@@ -38,6 +38,7 @@ beforeAll(async () => {
   hub = await startHubServer();
   const files = readdirSync(fixture).map((n) => servedFile(n, readFileSync(join(fixture, n))));
   commit = hub.addRepo(REPO, files);
+  hub.addRepo(`${REPO}-with-bin`, [...files, servedFile('pytorch_model.bin', readFileSync(join(fixture, 'model.safetensors')))]);
 });
 afterAll(async () => {
   await hub.stop();
@@ -76,6 +77,29 @@ print(json.dumps({"snap": snap, "cfg": cfg_path, "hidden": cfg.hidden_size, "sam
     expect(res.cfg).toBe(join(doc.snapshotDir, 'config.json'));
     expect(res.hidden).toBe(16);
     expect(res.same).toBe(true);
+  });
+
+  it('with the default .bin skip, offline snapshot_download needs allow_patterns (huggingface_hub reads our tree listing)', async () => {
+    const cache = join(tmp, 'hub');
+    const r = await runCli(['cache', `${REPO}-with-bin`], { env: { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cache } });
+    expect(r.code).toBe(0);
+    const out = await python(
+      `
+import json
+from huggingface_hub import snapshot_download
+try:
+    snapshot_download(${JSON.stringify(`${REPO}-with-bin`)}, local_files_only=True)
+    plain = "ok"
+except Exception as e:
+    plain = type(e).__name__
+p = snapshot_download(${JSON.stringify(`${REPO}-with-bin`)}, local_files_only=True, allow_patterns=["*.safetensors", "*.json"])
+print(json.dumps({"plain": plain, "patterns": p}))
+`,
+      { HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1' },
+    );
+    const res = JSON.parse(out.trim().split('\n').pop()!);
+    expect(res.plain).toBe('IncompleteSnapshotError');
+    expect(res.patterns).toContain('snapshots');
   });
 
   it('coldstart reuses a cache huggingface_hub wrote, downloading nothing', async () => {
