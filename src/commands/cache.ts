@@ -94,13 +94,21 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
   } catch {
     mod = null;
   }
-  const fn = mod?.convertDirectoryToSafetensors;
+  // convertCheckpoint (src/formats/convert.ts, another area) converts a model directory; the snapshot's
+  // symlinked .bin files are read through the links and the safetensors written next to them.
+  const fn = mod?.convertCheckpoint;
   if (typeof fn !== 'function') {
     throw new ColdstartError('UNSUPPORTED', '--to-safetensors: the .bin → safetensors converter (src/formats/convert.ts) is not part of this build; the download itself is complete and cached', {
       hint: 'Run `coldstart convert` on the snapshot folder when it is available, or drop --to-safetensors.',
     });
   }
-  await (fn as (dir: string, o: { signal: AbortSignal }) => Promise<unknown>)(r.snapshotDir, { signal: ctx.signal });
+  await (fn as (o: { input: string; output: string; verify: boolean; signal: AbortSignal; warn: (m: string) => void }) => Promise<unknown>)({
+    input: r.snapshotDir,
+    output: r.snapshotDir,
+    verify: true,
+    signal: ctx.signal,
+    warn: (m) => ctx.out.warn(m),
+  });
   return { converted: true, reason: 'converted .bin weights to safetensors in place' };
 }
 
