@@ -1,15 +1,327 @@
 import type { Command } from 'commander';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { Runner } from '../cli.js';
-import { notYet } from './pending.js';
+import type { Context } from './context.js';
+import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
+import { formatBytes, formatDuration, formatRate } from '../core/format.js';
+import { publicPhase, runPhase } from '../core/phases.js';
+import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
+import { resolveRepoId } from '../hub/models.js';
+import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
+import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
+import { repoFolderName } from '../hub/layout.js';
+import { verifyCached, verifyLocalDir } from '../hub/verify.js';
+
+const SCHEMA = 'coldstart/cache@1';
+
+interface CacheFlags {
+  revision?: string;
+  localDir?: string;
+  include?: string[];
+  exclude?: string[];
+  allFiles?: boolean;
+  concurrency: string;
+  retries: string;
+  toSafetensors?: boolean;
+}
+
+function intFlag(flag: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalidArg(flag, `an integer from ${min} to ${max}`, v);
+  return n;
+}
+
+function repoArg(arg: string): { repo: string; alias?: string } {
+  const r = resolveRepoId(arg);
+  if (!r) throw new ColdstartError('UNKNOWN_MODEL', `unknown model ${JSON.stringify(arg)}: not an alias and not an org/name repo id`, { hint: 'Use a Hub repo id such as meta-llama/Meta-Llama-3-8B, or an alias such as llama3-8b.' });
+  return r;
+}
+
+/** Progress: a redrawn line (spinner) on a TTY, plain lines every 5 s otherwise; rate over the last ~3 s. */
+async function progress(ctx: Context, label: string) {
+  // A pty that reports 0 columns (e.g. under `script` without a size) sends ora's line clearing into an
+  // endless loop: redraw only where the width is known, plain lines otherwise.
+  const cols = ctx.proc.stderr.columns;
+  const redraw = ctx.out.interactive && (cols === undefined || cols > 0);
+  const spin = redraw ? await ctx.out.spinner(`${label}: resolving…`) : { update() {}, stop() {}, succeed() {}, fail() {} };
+  const samples: Array<[number, number]> = [];
+  let lastLine = 0;
+  let files = 0;
+  const t0 = performance.now();
+  return {
+    spin,
+    fileDone() {
+      files++;
+    },
+    update(p: { bytesDone: number; bytesTotal: number }) {
+      const t = performance.now();
+      samples.push([t, p.bytesDone]);
+      while (samples.length > 2 && t - samples[0][0] > 3000) samples.shift();
+      const [t1, b1] = samples[0];
+      const rate = t > t1 ? ((p.bytesDone - b1) / (t - t1)) * 1000 : 0;
+      const left = p.bytesTotal - p.bytesDone;
+      const eta = rate > 0 ? formatDuration(left / rate) : '—';
+      const pct = p.bytesTotal ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 100;
+      const text = `${label}: ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${pct}%) · ${formatRate(rate)} · ETA ${eta}`;
+      if (redraw) spin.update(text);
+      else if (t - lastLine >= 5000 || (lastLine === 0 && t - t0 > 1000)) {
+        lastLine = t;
+        ctx.out.progressLine(text);
+      }
+    },
+    event(e: DownloadEvent) {
+      if (e.type === 'retry') ctx.out.warn(`${e.file}: ${e.reason}; retry ${e.attempt} in ${formatDuration(e.waitSeconds)}`);
+      else if (e.type === 'resume') ctx.out.progressLine(`${e.file}: resuming at ${formatBytes(e.fromByte)} (HTTP Range)`);
+      else if (e.type === 'waiting-lock') ctx.out.progressLine(`${e.file}: another process is downloading it; waiting for its lock`);
+      else if (e.type === 'rejected') ctx.out.warn(`${e.file}: ${e.reason}; bytes discarded`);
+    },
+  };
+}
+
+async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult): Promise<{ converted: boolean; reason: string } | undefined> {
+  const names = r.files.map((f) => f.path);
+  const binOnly = !names.some((p) => p.endsWith('.safetensors')) && names.some((p) => /\.(bin|pt|pth)$/.test(p));
+  if (!flags.toSafetensors) {
+    if (binOnly) ctx.out.info(`note: ${r.repo} has only pickle (.bin) weights; --to-safetensors (or \`coldstart convert\`) cuts gpu-load and never runs pickle code`);
+    return undefined;
+  }
+  if (!binOnly) return { converted: false, reason: 'the repo already has safetensors weights (or no .bin weights)' };
+  const spec = '../formats/convert.js';
+  let mod: Record<string, unknown> | null = null;
+  try {
+    mod = (await import(spec)) as Record<string, unknown>;
+  } catch {
+    mod = null;
+  }
+  // convertCheckpoint (src/formats/convert.ts, another area) converts a model directory; the snapshot's
+  // symlinked .bin files are read through the links and the safetensors written next to them.
+  const fn = mod?.convertCheckpoint;
+  if (typeof fn !== 'function') {
+    throw new ColdstartError('UNSUPPORTED', '--to-safetensors: the .bin → safetensors converter (src/formats/convert.ts) is not part of this build; the download itself is complete and cached', {
+      hint: 'Run `coldstart convert` on the snapshot folder when it is available, or drop --to-safetensors.',
+    });
+  }
+  await (fn as (o: { input: string; output: string; verify: boolean; signal: AbortSignal; warn: (m: string) => void }) => Promise<unknown>)({
+    input: r.snapshotDir,
+    output: r.snapshotDir,
+    verify: true,
+    signal: ctx.signal,
+    warn: (m) => ctx.out.warn(m),
+  });
+  return { converted: true, reason: 'converted .bin weights to safetensors in place' };
+}
+
+async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promise<number> {
+  const { repo, alias } = repoArg(arg);
+  const concurrency = intFlag('--concurrency', flags.concurrency, 1, 64);
+  const retries = intFlag('--retries', flags.retries, 0, 20);
+  const label = alias ? `${alias} (${repo})` : repo;
+  const prog = await progress(ctx, label);
+  let result: DownloadResult | undefined;
+  const phase = await runPhase('download', async (h) => {
+    result = await downloadRepo({
+      repo,
+      revision: flags.revision,
+      include: flags.include,
+      exclude: flags.exclude,
+      defaultExcludes: flags.allFiles ? false : undefined,
+      localDir: flags.localDir ? resolve(ctx.cwd, flags.localDir) : undefined,
+      concurrency,
+      retries,
+      env: ctx.env,
+      signal: ctx.signal,
+      onProgress: (p) => prog.update(p),
+      onEvent: (e) => prog.event(e),
+    });
+    recordDownloadPhase(h, result);
+  });
+  prog.spin.stop();
+  if (phase.status === 'failed' || !result) throw phase.cause ?? new ColdstartError('INTERNAL', 'download failed');
+  const r = result;
+  const conversion = await convertIfAsked(ctx, flags, r);
+  if (ctx.out.json) {
+    ctx.out.writeJson({
+      schema: SCHEMA,
+      action: 'download',
+      repo: r.repo,
+      alias: alias ?? null,
+      revision: r.revision,
+      commit: r.commit,
+      mode: r.mode,
+      endpoint: hfEndpoint(ctx.env),
+      cacheDir: r.cacheDir,
+      snapshotDir: r.snapshotDir,
+      offline: r.offline ?? false,
+      fromCache: r.fromCache,
+      bytesTotal: r.bytesTotal,
+      bytesDownloaded: r.bytesDownloaded,
+      seconds: r.seconds,
+      bytesPerSecond: r.bytesPerSecond,
+      concurrency,
+      files: r.files,
+      excluded: r.excluded ?? [],
+      defaultExcludes: r.defaultExcludes ?? null,
+      resumed: r.resumed ?? [],
+      conversion: conversion ?? null,
+      phase: publicPhase(phase),
+    });
+    return ExitCode.OK;
+  }
+  const s = ctx.out.style;
+  const cachedN = r.files.filter((f) => f.cached).length;
+  ctx.out.print(`${s.green('cached')} ${label} @ ${r.revision} (commit ${r.commit.slice(0, 12)}) → ${r.snapshotDir}`);
+  if (r.offline) ctx.out.print(`  HF_HUB_OFFLINE: nothing downloaded; ${r.files.length} file(s), ${formatBytes(r.bytesTotal)} found in the cache`);
+  else if (r.bytesDownloaded === 0) ctx.out.print(`  ${r.files.length} file(s), ${formatBytes(r.bytesTotal)}: all already cached, nothing downloaded (${formatDuration(r.seconds)})`);
+  else
+    ctx.out.print(
+      `  ${r.files.length} file(s), ${formatBytes(r.bytesTotal)}: downloaded ${formatBytes(r.bytesDownloaded)} in ${formatDuration(r.seconds)} (${formatRate(r.bytesPerSecond)}, ${concurrency} parallel)${cachedN ? `; ${cachedN} already cached` : ''}`,
+    );
+  for (const x of r.resumed ?? []) ctx.out.info(`  resumed ${x.path} from ${formatBytes(x.fromByte)}`);
+  if (r.defaultExcludes && r.excluded?.length) {
+    const bytes = r.excluded.reduce((a, f) => a + f.bytes, 0);
+    ctx.out.info(`  skipped ${r.excluded.length} file(s), ${formatBytes(bytes)}: duplicate weight formats (${r.defaultExcludes.join(' ')}) next to safetensors; --all-files fetches them`);
+  } else if (r.excluded?.length) ctx.out.info(`  ${r.excluded.length} file(s) left out by --include/--exclude`);
+  if (conversion) ctx.out.info(`  --to-safetensors: ${conversion.reason}`);
+  if (!ctx.global.quiet) {
+    const w = Math.max(...r.files.map((f) => f.path.length));
+    for (const f of r.files) ctx.out.info(`    ${f.path.padEnd(w)}  ${formatBytes(f.bytes).padStart(10)}  ${f.cached ? s.dim('cached') : formatDuration(f.seconds)}`);
+  }
+  return ExitCode.OK;
+}
+
+function runLs(ctx: Context): number {
+  const dir = hubCacheDir(ctx.env);
+  const repos = scanHubCacheRepos(dir);
+  if (ctx.out.json) {
+    ctx.out.writeJson({ schema: SCHEMA, action: 'ls', cacheDir: dir, exists: existsSync(dir), sizeBytes: repos.reduce((a, r) => a + r.sizeBytes, 0), repos });
+    return ExitCode.OK;
+  }
+  if (!repos.length) {
+    ctx.out.print(`no cached repos in ${dir}${existsSync(dir) ? '' : ' (does not exist yet)'}`);
+    return ExitCode.OK;
+  }
+  const s = ctx.out.style;
+  ctx.out.print(s.bold(`${dir}: ${repos.length} repo(s), ${formatBytes(repos.reduce((a, r) => a + r.sizeBytes, 0))}`));
+  for (const r of repos) {
+    const part = r.incomplete.length ? s.yellow(`, ${r.incomplete.length} partial download(s) ${formatBytes(r.incomplete.reduce((a, b) => a + b.bytes, 0))} (resumable)`) : '';
+    ctx.out.print(`${s.cyan(r.repo)}  ${formatBytes(r.sizeBytes)}${part}`);
+    for (const sn of r.snapshots) {
+      const state = sn.broken.length
+        ? s.red(`broken: ${sn.broken.length} file(s) without blob`)
+        : sn.missing === null
+          ? 'complete? (no tree listing cached)'
+          : sn.missing.length
+            ? s.yellow(`${sn.missing.length} file(s) of the commit not cached`)
+            : s.green('complete');
+      ctx.out.print(`  ${sn.commit.slice(0, 12)} ${sn.refs.length ? `(${sn.refs.join(', ')}) ` : ''}${sn.files} file(s), ${formatBytes(sn.bytes)}: ${state}`);
+    }
+  }
+  return ExitCode.OK;
+}
+
+async function runVerify(ctx: Context, arg: string, flags: { revision?: string; localDir?: string; concurrency: string }): Promise<number> {
+  const { repo } = repoArg(arg);
+  const concurrency = intFlag('--concurrency', flags.concurrency, 1, 64);
+  const spin = await ctx.out.spinner(`verifying ${repo}…`);
+  const v = flags.localDir
+    ? await verifyLocalDir(resolve(ctx.cwd, flags.localDir), repo, { concurrency, signal: ctx.signal })
+    : await verifyCached(hubCacheDir(ctx.env), repo, flags.revision, { concurrency, signal: ctx.signal });
+  spin.stop();
+  const bad = v.files.filter((f) => f.status === 'mismatch' || f.status === 'missing-blob');
+  if (ctx.out.json) ctx.out.writeJson({ schema: SCHEMA, action: 'verify', ...v });
+  else {
+    const s = ctx.out.style;
+    for (const f of v.files) {
+      const mark = f.status === 'ok' ? s.green('ok') : f.status === 'unverifiable' ? s.yellow('unverifiable (no hash known)') : s.red(f.status === 'mismatch' ? `MISMATCH: ${f.algorithm} ${f.got}, expected ${f.expected}` : 'MISSING BLOB');
+      ctx.out.info(`  ${f.path}  ${formatBytes(f.bytes)}  ${mark}`);
+    }
+    if (v.notFetched.length) ctx.out.info(`  ${v.notFetched.length} file(s) of the commit were never fetched (filtered out): ${v.notFetched.slice(0, 5).join(', ')}${v.notFetched.length > 5 ? ', …' : ''}`);
+    ctx.out.print(
+      v.ok
+        ? `${s.green('verified')} ${repo} @ ${v.commit.slice(0, 12)}: ${v.files.length} file(s), ${formatBytes(v.bytes)} re-hashed in ${formatDuration(v.seconds)}, all match`
+        : `${s.red('MISMATCH')} ${repo} @ ${v.commit.slice(0, 12)}: ${bad.length} of ${v.files.length} file(s) do not match the Hub's hashes (${bad.map((f) => f.path).join(', ')})`,
+    );
+  }
+  if (!v.ok) {
+    if (!ctx.out.json) ctx.out.info(`  Fix: \`coldstart cache rm ${repo}\` then \`coldstart cache ${repo}\` to fetch clean copies.`);
+    return ExitCode.BUDGET;
+  }
+  return ExitCode.OK;
+}
+
+function liveLocks(lockDir: string): string[] {
+  try {
+    return readdirSync(lockDir).filter((n) => n.endsWith('.coldstart.lock'));
+  } catch {
+    return [];
+  }
+}
+
+function runRm(ctx: Context, arg: string): number {
+  const { repo } = repoArg(arg);
+  validateRepoId(repo);
+  const dir = hubCacheDir(ctx.env);
+  const folder = repoFolderName(repo);
+  const scan = scanRepo(dir, folder);
+  if (!scan || !existsSync(scan.dir)) throw new ColdstartError('NOT_FOUND', `${repo} is not in the cache at ${dir}`, { hint: 'Run `coldstart cache ls` to see what is cached.' });
+  const lockDir = join(dir, '.locks', folder);
+  const locks = liveLocks(lockDir);
+  if (locks.length) {
+    throw new ColdstartError('AMBIGUOUS', `${repo}: a coldstart download holds ${locks.length} lock(s) on it (${lockDir}); not removing it under a running download`, {
+      hint: 'Wait for it to finish or stop it; a lock whose process died is cleared by the next `coldstart cache` run.',
+    });
+  }
+  const freed = scan.sizeBytes + scan.incomplete.reduce((a, b) => a + b.bytes, 0);
+  // Rename first so a half-finished removal never looks like a usable (but incomplete) snapshot.
+  const doomed = join(dir, `.${folder}.coldstart-rm-${process.pid}`);
+  renameSync(scan.dir, doomed);
+  rmSync(doomed, { recursive: true, force: true });
+  rmSync(lockDir, { recursive: true, force: true });
+  if (ctx.out.json) ctx.out.writeJson({ schema: SCHEMA, action: 'rm', repo, cacheDir: dir, removed: scan.dir, bytesFreed: freed, snapshots: scan.snapshots.map((s) => s.commit) });
+  else ctx.out.print(`removed ${repo}: ${scan.snapshots.length} snapshot(s), ${formatBytes(freed)} freed (${scan.dir})`);
+  return ExitCode.OK;
+}
 
 export function registerCache(program: Command, run: Runner): void {
-  program
+  const cache = program
     .command('cache')
     .description('pre-cache a model into the Hugging Face cache or a --local-dir so a cold start downloads nothing')
-    .argument('<repo>', 'Hub repo id or alias')
+    .argument('<repo>', 'Hub repo id (org/name) or alias (llama3-8b…); or one of: ls, verify <repo>, rm <repo>')
     .option('--revision <rev>', 'branch, tag or commit', 'main')
-    .option('--local-dir <dir>', 'write plain files into DIR instead of the HF cache')
-    .option('--include <glob...>', 'only files matching these globs')
-    .option('--exclude <glob...>', 'skip files matching these globs')
-    .action(run(async () => notYet('coldstart cache', 'issue #5')));
+    .option('--local-dir <dir>', 'write plain files into DIR (with .cache/huggingface bookkeeping) instead of the HF cache')
+    .option('--include <glob...>', 'only files matching these globs (fnmatch, like allow_patterns)')
+    .option('--exclude <glob...>', 'skip files matching these globs (like ignore_patterns)')
+    .option('--all-files', 'also fetch .bin/.pt/.h5/… weights that duplicate safetensors (skipped by default)')
+    .option('--concurrency <n>', 'files downloaded in parallel', '8')
+    .option('--retries <n>', 'retries per request on transient errors (exponential backoff)', '5')
+    .option('--to-safetensors', 'convert .bin-only repos to safetensors after the download')
+    .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
+    .action(
+      run(async (ctx, arg: string, flags: CacheFlags) => {
+        if (hfOffline(ctx.env)) ctx.out.info('HF_HUB_OFFLINE is set: reading the cache only');
+        return runDownload(ctx, arg, flags);
+      }),
+    );
+  cache
+    .command('ls')
+    .description('list cached repos: revisions, sizes, complete or not, partial downloads')
+    .action(run(async (ctx) => runLs(ctx)));
+  // The parent `cache` command parses --revision/--local-dir/--concurrency wherever they appear (commander
+  // options are not positional here), so the subcommands read them from the merged options.
+  cache
+    .command('verify')
+    .description('re-hash cached files against the Hub hashes (sha256 / git sha1); exit 1 on mismatch. Takes --revision, --local-dir, --concurrency')
+    .argument('<repo>', 'Hub repo id or alias')
+    .action(
+      run(async (ctx, arg: string, _o: unknown, cmd: Command) => {
+        const o = cmd.optsWithGlobals() as { revision?: string; localDir?: string; concurrency?: string };
+        return runVerify(ctx, arg, { revision: o.revision, localDir: o.localDir, concurrency: o.concurrency ?? '4' });
+      }),
+    );
+  cache
+    .command('rm')
+    .description('remove a cached repo (all its revisions and partial downloads)')
+    .argument('<repo>', 'Hub repo id or alias')
+    .action(run(async (ctx, arg: string) => runRm(ctx, arg)));
 }

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readdirSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CacheScan {
@@ -41,4 +41,144 @@ export function scanHubCache(dir: string): CacheScan {
     sizeBytes += dirSize(join(dir, name, 'blobs'));
   }
   return { dir, exists: true, repos, sizeBytes };
+}
+
+/** One cached revision (snapshot) of a repo, as `coldstart cache ls` shows it. */
+export interface SnapshotScan {
+  commit: string;
+  /** Branch/tag names in refs/ that point at this commit. */
+  refs: string[];
+  files: number;
+  /** Sum of the sizes of the files the snapshot links to (shared blobs counted per snapshot). */
+  bytes: number;
+  /** Files listed in the cached tree listing (trees/<commit>.json) but absent here; null without a listing. */
+  missing: string[] | null;
+  /** Snapshot entries whose blob is gone (dangling symlink). */
+  broken: string[];
+}
+
+export interface RepoScan {
+  repo: string;
+  type: 'model' | 'dataset' | 'space';
+  dir: string;
+  /** Blob bytes on disk (each blob once), `.incomplete` partials excluded. */
+  sizeBytes: number;
+  /** Partial downloads (`blobs/*.incomplete`) and their bytes: resumable. */
+  incomplete: Array<{ blob: string; bytes: number }>;
+  snapshots: SnapshotScan[];
+  refs: Record<string, string>;
+}
+
+/** Relative paths (with `/`) of every non-directory entry below `dir`; symlinks are not followed. */
+export function walkFiles(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = readdirSync(join(dir, prefix), { withFileTypes: true });
+  } catch {
+    return out;
+  }
+  for (const d of entries) {
+    const rel = prefix ? `${prefix}/${d.name}` : d.name;
+    if (d.isDirectory()) out.push(...walkFiles(dir, rel));
+    else out.push(rel);
+  }
+  return out;
+}
+
+function readRefs(repoDir: string): Record<string, string> {
+  const refs: Record<string, string> = {};
+  for (const name of walkFiles(join(repoDir, 'refs'))) {
+    try {
+      refs[name] = readFileSync(join(repoDir, 'refs', name), 'utf8').trim();
+    } catch {
+      /* vanished */
+    }
+  }
+  return refs;
+}
+
+/** Every file path listed in `trees/<commit>.json` (huggingface_hub ≥ 1.x tree cache), or null. */
+export function treeListing(repoDir: string, commit: string): string[] | null {
+  try {
+    const data = JSON.parse(readFileSync(join(repoDir, 'trees', `${commit}.json`), 'utf8')) as { format_version?: number; files?: Record<string, unknown> };
+    return data.format_version === 1 && data.files ? Object.keys(data.files) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Details of one `models--org--name` folder: snapshots, refs, sizes, partial and broken entries. */
+export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
+  const m = /^(models|datasets|spaces)--(.+)$/.exec(folder);
+  if (!m) return null;
+  const dir = join(cacheDir, folder);
+  const type = m[1].slice(0, -1) as RepoScan['type'];
+  const incomplete: RepoScan['incomplete'] = [];
+  let sizeBytes = 0;
+  let blobs: string[] = [];
+  try {
+    blobs = readdirSync(join(dir, 'blobs'));
+  } catch {
+    /* none yet */
+  }
+  for (const b of blobs) {
+    try {
+      const st = lstatSync(join(dir, 'blobs', b));
+      if (!st.isFile()) continue;
+      // `<etag>.incomplete` (coldstart, huggingface_hub < 1.x) or `<etag>.<8 hex>.incomplete` (huggingface_hub ≥ 1.x).
+      if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length).replace(/\.[0-9a-f]{8}$/, ''), bytes: st.size });
+      else sizeBytes += st.size;
+    } catch {
+      /* vanished */
+    }
+  }
+  const refs = readRefs(dir);
+  const snapshots: SnapshotScan[] = [];
+  let commits: string[] = [];
+  try {
+    commits = readdirSync(join(dir, 'snapshots'));
+  } catch {
+    /* none */
+  }
+  for (const commit of commits.sort()) {
+    const snapDir = join(dir, 'snapshots', commit);
+    const present = walkFiles(snapDir);
+    let bytes = 0;
+    const broken: string[] = [];
+    for (const p of present) {
+      try {
+        bytes += statSync(join(snapDir, p)).size;
+      } catch {
+        broken.push(p);
+      }
+    }
+    const listed = treeListing(dir, commit);
+    const have = new Set(present);
+    snapshots.push({
+      commit,
+      refs: Object.entries(refs)
+        .filter(([, c]) => c === commit)
+        .map(([r]) => r),
+      files: present.length - broken.length,
+      bytes,
+      missing: listed ? listed.filter((p) => !have.has(p)) : null,
+      broken,
+    });
+  }
+  return { repo: m[2].split('--').join('/'), type, dir, sizeBytes, incomplete, snapshots, refs };
+}
+
+/** Every repo folder of a cache directory, detailed (for `coldstart cache ls`). */
+export function scanHubCacheRepos(dir: string): RepoScan[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .sort()
+    .map((n) => scanRepo(dir, n))
+    .filter((r): r is RepoScan => r !== null);
 }

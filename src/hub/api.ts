@@ -1,0 +1,92 @@
+/** The few Hub API calls `cache` needs: revision → commit sha, and the recursive tree listing (paginated). */
+import { ColdstartError } from '../core/errors.js';
+import { hfEndpoint, hfToken } from './env.js';
+import { hubErrorFor, hubRequest, readBody, withRetries } from './http.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface RepoFile {
+  path: string;
+  size: number;
+  /** git blob sha1 (the etag of a regular file). */
+  oid: string;
+  lfs?: { oid: string; size: number };
+}
+
+export interface HubClient {
+  endpoint: string;
+  token?: string;
+  signal?: AbortSignal;
+  retries: number;
+  retryBaseMs: number;
+  timeoutMs: number;
+}
+
+export function hubClient(env: Env, extra: Partial<HubClient> = {}): HubClient {
+  return { endpoint: hfEndpoint(env), token: hfToken(env), retries: 5, retryBaseMs: 500, timeoutMs: 30_000, ...extra };
+}
+
+export const COMMIT_RE = /^[0-9a-f]{40}$/;
+
+function enc(rev: string): string {
+  return encodeURIComponent(rev);
+}
+export function encodePath(p: string): string {
+  return p.split('/').map(encodeURIComponent).join('/');
+}
+
+async function getJson(c: HubClient, url: string, ctx: { repo: string; revision?: string }): Promise<{ body: unknown; link?: string }> {
+  return withRetries(
+    async () => {
+      const res = await hubRequest(url, { token: c.token, signal: c.signal, timeoutMs: c.timeoutMs, headers: { accept: 'application/json' } });
+      if ((res.statusCode ?? 0) >= 300) throw hubErrorFor(res, { ...ctx, hasToken: !!c.token });
+      const text = await readBody(res);
+      try {
+        return { body: JSON.parse(text), link: res.headers.link as string | undefined };
+      } catch {
+        throw new ColdstartError('BAD_INPUT', `${url}: the Hub answered with invalid JSON`, { hint: 'Check HF_ENDPOINT points at a Hugging Face Hub (or compatible mirror).' });
+      }
+    },
+    { retries: c.retries, baseMs: c.retryBaseMs, signal: c.signal },
+  );
+}
+
+/** `GET /api/models/{repo}/revision/{rev}`: the commit sha a branch/tag resolves to (and gated/private flags). */
+export async function modelInfo(c: HubClient, repo: string, revision: string): Promise<{ sha: string; gated: unknown; private: boolean }> {
+  const { body } = await getJson(c, `${c.endpoint}/api/models/${repo}/revision/${enc(revision)}`, { repo, revision });
+  const b = body as { sha?: unknown; gated?: unknown; private?: unknown };
+  if (typeof b?.sha !== 'string' || !COMMIT_RE.test(b.sha)) {
+    throw new ColdstartError('BAD_INPUT', `${repo}@${revision}: the Hub's model info has no commit sha`, { hint: 'Check HF_ENDPOINT points at a Hugging Face Hub (or compatible mirror).' });
+  }
+  return { sha: b.sha, gated: b.gated ?? false, private: b.private === true };
+}
+
+function nextLink(link: string | undefined): string | undefined {
+  if (!link) return undefined;
+  for (const part of link.split(',')) {
+    const m = /<([^>]+)>\s*;\s*rel="?next"?/.exec(part);
+    if (m) return m[1];
+  }
+  return undefined;
+}
+
+/** Every file of the repo at `commit` (recursive tree listing, following `Link: rel="next"` pages). */
+export async function listTree(c: HubClient, repo: string, commit: string): Promise<RepoFile[]> {
+  const files: RepoFile[] = [];
+  let url: string | undefined = `${c.endpoint}/api/models/${repo}/tree/${enc(commit)}?recursive=true&expand=false`;
+  for (let pages = 0; url; pages++) {
+    if (pages > 10_000) throw new ColdstartError('BAD_INPUT', `${repo}: tree listing does not end`);
+    const { body, link } = await getJson(c, url, { repo, revision: commit });
+    if (!Array.isArray(body)) throw new ColdstartError('BAD_INPUT', `${repo}: the Hub's tree listing is not a list`);
+    for (const e of body as Array<Record<string, unknown>>) {
+      if (e.type !== 'file') continue;
+      const lfs = e.lfs as { oid?: unknown; size?: unknown } | undefined;
+      const f: RepoFile = { path: String(e.path), size: Number(e.size), oid: String(e.oid) };
+      if (lfs && typeof lfs.oid === 'string') f.lfs = { oid: lfs.oid, size: Number(lfs.size ?? e.size) };
+      files.push(f);
+    }
+    const next = nextLink(link);
+    url = next ? new URL(next, c.endpoint).toString() : undefined;
+  }
+  return files;
+}

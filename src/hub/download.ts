@@ -1,0 +1,657 @@
+/**
+ * Downloads a Hub repo into the huggingface_hub cache layout (or a --local-dir) with parallel files,
+ * HTTP Range resume from `.incomplete` blobs, retries with backoff, and a sha256 (LFS) / git-sha1 (regular
+ * file) check of every byte before a file enters the cache. `profile` uses the same code for its
+ * `download` phase (downloadRepo + recordDownloadPhase).
+ *
+ * Why not @huggingface/hub: its `downloadFileToCacheDir` (2.x) re-downloads from byte 0 (no Range resume of
+ * `.incomplete`), checks no hash, takes no lock, writes no `refs/`, resolves the snapshot per file and logs
+ * to console; a fetch/web-stream body also costs throughput at loopback rates. The Hub protocol needed here
+ * is three endpoints, so this is a small node:http client (src/hub/http.ts).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream, existsSync, ftruncateSync, mkdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { trackTemp, untrackTemp } from '../core/atomic.js';
+import type { PhaseHandle } from '../core/phases.js';
+import { formatBytes, formatRate } from '../core/format.js';
+import { hubCacheDir, hfOffline } from './env.js';
+import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, type HubClient, type RepoFile } from './api.js';
+import { TransientError, hubErrorFor, hubRequest, networkError, withRetries } from './http.js';
+import {
+  DUPLICATE_WEIGHT_GLOBS,
+  blobPath,
+  ensureCachedirTag,
+  etagOf,
+  filterPaths,
+  linkPointer,
+  localDirPaths,
+  pointerPath,
+  readLocalMetadata,
+  readRef,
+  readTreeCache,
+  repoFolderName,
+  sizeOf,
+  storageFolder,
+  validateRelativeFilename,
+  writeLocalMetadata,
+  writeRef,
+  writeTreeCache,
+} from './layout.js';
+import { acquireLock } from './lock.js';
+import { walkFiles } from './scan.js';
+import { WorkerSink, sinkParallelism } from './sink.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface DownloadResult {
+  repo: string;
+  revision: string;
+  commit: string;
+  cacheDir: string;
+  snapshotDir: string;
+  files: Array<{ path: string; bytes: number; seconds: number; cached: boolean }>;
+  bytesDownloaded: number;
+  bytesTotal: number;
+  seconds: number;
+  bytesPerSecond: number;
+  fromCache: boolean;
+  /** 'cache' (HF cache layout) or 'local-dir'. */
+  mode?: 'cache' | 'local-dir';
+  /** Files of the repo not fetched (filters or the default .bin skip), with their sizes. */
+  excluded?: Array<{ path: string; bytes: number }>;
+  /** Set when the default skip of duplicate weight formats applied (safetensors present). */
+  defaultExcludes?: string[];
+  /** HF_HUB_OFFLINE: only the cache was read. */
+  offline?: boolean;
+  /** Files continued from an `.incomplete` prefix, and from which byte. */
+  resumed?: Array<{ path: string; fromByte: number }>;
+}
+
+export type DownloadEvent =
+  | { type: 'retry'; file: string; attempt: number; waitSeconds: number; reason: string }
+  | { type: 'resume'; file: string; fromByte: number }
+  | { type: 'waiting-lock'; file: string }
+  | { type: 'rejected'; file: string; reason: string };
+
+export interface DownloadOptions {
+  repo: string;
+  revision?: string;
+  include?: string[];
+  exclude?: string[];
+  localDir?: string;
+  concurrency?: number;
+  env: Env;
+  signal?: AbortSignal;
+  onProgress?: (p: { bytesDone: number; bytesTotal: number; file?: string }) => void;
+  /** Transient-failure retries per request (default 5) and the first backoff (default 500 ms, doubling). */
+  retries?: number;
+  retryBaseMs?: number;
+  /** Socket idle timeout (default 30 s). */
+  timeoutMs?: number;
+  /** Skip .bin/.pt/… weights when safetensors exist (default: true unless include/exclude given). */
+  defaultExcludes?: boolean;
+  onEvent?: (e: DownloadEvent) => void;
+}
+
+const now = () => performance.now() / 1000;
+
+/** The lists this run fetches: explicit globs, else everything minus duplicate weight formats when safetensors exist. */
+export function selectFiles(all: RepoFile[], o: Pick<DownloadOptions, 'include' | 'exclude' | 'defaultExcludes'>): { selected: RepoFile[]; defaultExcludes?: string[] } {
+  const explicit = !!(o.include?.length || o.exclude?.length);
+  const useDefault = o.defaultExcludes ?? !explicit;
+  const hasSafetensors = all.some((f) => f.path.endsWith('.safetensors'));
+  if (useDefault && hasSafetensors) {
+    const selected = filterPaths(all, o.include, [...(o.exclude ?? []), ...DUPLICATE_WEIGHT_GLOBS]);
+    const skipped = all.length - filterPaths(all, o.include, o.exclude).length;
+    return { selected, ...(selected.length + skipped < all.length ? { defaultExcludes: DUPLICATE_WEIGHT_GLOBS } : {}) };
+  }
+  return { selected: filterPaths(all, o.include, o.exclude) };
+}
+
+/** The commit a revision resolves to in the cache (refs/<rev>, or the sha itself), or null. */
+function cachedCommit(storage: string, revision: string): string | null {
+  if (COMMIT_RE.test(revision)) return existsSync(join(storage, 'snapshots', revision)) ? revision : null;
+  return readRef(storage, revision);
+}
+
+/** The snapshot folder of a cached revision (default main), or null when nothing is cached for it. */
+export function findCachedSnapshot(repo: string, revision: string | undefined, env: Env): string | null {
+  const storage = storageFolder(hubCacheDir(env), repo);
+  const commit = cachedCommit(storage, revision ?? 'main');
+  if (!commit) return null;
+  const dir = join(storage, 'snapshots', commit);
+  try {
+    return readdirSync(dir).length > 0 ? dir : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Files and sizes of the repo at a revision: metadata calls only, no weight bytes (offline: from the cache). */
+export async function repoFileSizes(opts: { repo: string; revision?: string; env: Env; signal?: AbortSignal }): Promise<Array<{ path: string; bytes: number }>> {
+  const revision = opts.revision ?? 'main';
+  if (hfOffline(opts.env)) {
+    const storage = storageFolder(hubCacheDir(opts.env), opts.repo);
+    const commit = cachedCommit(storage, revision);
+    if (!commit) throw offlineMiss(opts.repo, revision);
+    const tree = readTreeCache(storage, commit);
+    if (tree) return tree.map((f) => ({ path: f.path, bytes: sizeOf(f) }));
+    return listSnapshot(join(storage, 'snapshots', commit)).map((p) => ({ path: p, bytes: statSync(join(storage, 'snapshots', commit, p)).size }));
+  }
+  const c = hubClient(opts.env, { signal: opts.signal });
+  const commit = COMMIT_RE.test(revision) ? revision : (await modelInfo(c, opts.repo, revision)).sha;
+  return (await listTree(c, opts.repo, commit)).map((f) => ({ path: f.path, bytes: sizeOf(f) }));
+}
+
+function offlineMiss(repo: string, revision: string): ColdstartError {
+  return new ColdstartError('OFFLINE', `HF_HUB_OFFLINE is set and ${repo}@${revision} is not in the cache`, {
+    hint: 'Run `coldstart cache` for it with network access first, or unset HF_HUB_OFFLINE.',
+  });
+}
+
+/** Repo-relative paths of every file in a snapshot folder (symlinks counted as files), sorted. */
+export function listSnapshot(dir: string): string[] {
+  return walkFiles(dir).sort();
+}
+
+/** Incremental content hash matching the blob name: sha256 (LFS) or git's `blob <size>\0` sha1 (regular). */
+function newHasher(f: RepoFile): Hash {
+  if (f.lfs) return createHash('sha256');
+  const h = createHash('sha1');
+  h.update(`blob ${f.size}\0`);
+  return h;
+}
+
+async function hashPrefix(h: Hash, path: string, bytes: number, signal?: AbortSignal): Promise<void> {
+  if (bytes === 0) return;
+  const rs = createReadStream(path, { start: 0, end: bytes - 1, highWaterMark: 4 << 20, signal });
+  for await (const c of rs) h.update(c as Buffer);
+}
+
+function writevAll(fd: number, bufs: Buffer[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    writev(fd, bufs, (err, n) => {
+      if (err) return reject(err);
+      const total = bufs.reduce((a, b) => a + b.length, 0);
+      if (n === total) return resolve();
+      // Short write: continue with what is left.
+      let skip = n;
+      const rest: Buffer[] = [];
+      for (const b of bufs) {
+        if (skip >= b.length) skip -= b.length;
+        else {
+          rest.push(skip ? b.subarray(skip) : b);
+          skip = 0;
+        }
+      }
+      writevAll(fd, rest).then(resolve, reject);
+    });
+  });
+}
+
+interface FileJob {
+  file: RepoFile;
+  url: string;
+  incomplete: string;
+  display: string;
+}
+
+/**
+ * Streams `job.url` into `job.incomplete`, resuming from its current length with HTTP Range, retrying
+ * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
+ * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
+ */
+/** Where a file's bytes go: hashed and appended to the `.incomplete` file, in order. */
+interface Sink {
+  open(hashExisting: number): Promise<void>;
+  reset(): void;
+  write(bufs: Buffer[], bytes: number): Promise<void>;
+  digest(): Promise<string>;
+  /** Waits until no write is pending, so the descriptor can be closed. */
+  close(): Promise<void>;
+}
+
+/** Small files: hash on the event loop, write through the libuv pool (one write in flight). */
+class InlineSink implements Sink {
+  private h: Hash;
+  private inflight: Promise<void> = Promise.resolve();
+  constructor(
+    private readonly fd: number,
+    private readonly path: string,
+    private readonly file: RepoFile,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.h = newHasher(file);
+  }
+  async open(hashExisting: number): Promise<void> {
+    await hashPrefix(this.h, this.path, hashExisting, this.signal);
+  }
+  reset(): void {
+    this.h = newHasher(this.file);
+  }
+  async write(bufs: Buffer[]): Promise<void> {
+    for (const b of bufs) this.h.update(b);
+    await this.inflight;
+    this.inflight = writevAll(this.fd, bufs).catch((e) => {
+      throw fromSystemError(e, this.path, 'write');
+    });
+  }
+  async digest(): Promise<string> {
+    await this.inflight;
+    return this.h.digest('hex');
+  }
+  async close(): Promise<void> {
+    await this.inflight.catch(() => {});
+  }
+}
+
+/** Files from this size on are hashed and written on worker threads. */
+const WORKER_SINK_MIN_BYTES = 1 << 20;
+
+/**
+ * Streams `job.url` into `job.incomplete`, resuming from its current length with HTTP Range, retrying
+ * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
+ * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
+ */
+async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, onBytes: (n: number) => void, resumed: (from: number) => void): Promise<void> {
+  const size = sizeOf(job.file);
+  const expected = etagOf(job.file);
+  mkdirSync(dirname(job.incomplete), { recursive: true });
+  let fd = -1;
+  try {
+    fd = openSync(job.incomplete, 'a+');
+  } catch (e) {
+    throw fromSystemError(e, job.incomplete, 'write');
+  }
+  let sink: Sink | null = null;
+  try {
+    let offset = fstatSync(fd).size;
+    if (offset > size) {
+      ftruncateSync(fd, 0);
+      offset = 0;
+    }
+    sink =
+      size >= WORKER_SINK_MIN_BYTES
+        ? new WorkerSink(fd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', job.file.lfs ? undefined : `blob ${job.file.size}\0`, sinkParallelism(opts.concurrency ?? 8))
+        : new InlineSink(fd, job.incomplete, job.file, opts.signal);
+    const s = sink;
+    await s.open(offset);
+    if (offset > 0) {
+      resumed(offset);
+      opts.onEvent?.({ type: 'resume', file: job.display, fromByte: offset });
+      onBytes(offset);
+    }
+    await withRetries(
+      async () => {
+        if (offset >= size) return;
+        const res = await hubRequest(job.url, { token: c.token, signal: c.signal, timeoutMs: c.timeoutMs, headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
+        const status = res.statusCode ?? 0;
+        if (status === 416 || (status === 200 && offset > 0)) {
+          // The server will not resume this file: start it over (a 200 already carries the whole body).
+          ftruncateSync(fd, 0);
+          onBytes(-offset);
+          offset = 0;
+          s.reset();
+          if (status === 416) {
+            res.resume();
+            throw new TransientError('HTTP 416 on resume; restarting the file from byte 0');
+          }
+          return fetchBody(res);
+        }
+        if (status !== 200 && status !== 206) throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
+        if (status === 206) {
+          const cr = String(res.headers['content-range'] ?? '');
+          const m = /^bytes (\d+)-/.exec(cr);
+          if (!m || Number(m[1]) !== offset) {
+            res.resume();
+            throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${offset}- with ${JSON.stringify(cr)}`);
+          }
+        }
+        return fetchBody(res);
+      },
+      {
+        retries: c.retries,
+        baseMs: c.retryBaseMs,
+        signal: opts.signal,
+        onRetry: (e, attempt, wait) => opts.onEvent?.({ type: 'retry', file: job.display, attempt, waitSeconds: wait / 1000, reason: e.message }),
+      },
+    );
+
+    async function fetchBody(res: import('node:http').IncomingMessage): Promise<void> {
+      let batch: Buffer[] = [];
+      let batchBytes = 0;
+      const flush = async () => {
+        if (!batchBytes) return;
+        const bufs = batch;
+        const n = batchBytes;
+        batch = [];
+        batchBytes = 0;
+        if (offset + n > size) throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the ${size} bytes the Hub lists; nothing was cached`);
+        offset += n;
+        await s.write(bufs, n);
+        onBytes(n);
+      };
+      try {
+        for await (const chunk of res) {
+          batch.push(chunk as Buffer);
+          batchBytes += (chunk as Buffer).length;
+          if (batchBytes >= 1 << 20) await flush();
+        }
+      } catch (e) {
+        await flush();
+        if (opts.signal?.aborted) throw e;
+        throw e instanceof ColdstartError ? e : networkError(e, job.url);
+      }
+      await flush();
+      if (offset < size) throw new TransientError(`${job.display}: connection closed at byte ${offset} of ${size}`);
+    }
+
+    const got = await s.digest();
+    if (got !== expected) {
+      await s.close();
+      sink = null;
+      closeSync(fd);
+      fd = -1;
+      rmSync(job.incomplete, { force: true });
+      const algo = job.file.lfs ? 'sha256' : 'git blob sha1';
+      opts.onEvent?.({ type: 'rejected', file: job.display, reason: `${algo} mismatch` });
+      throw new ColdstartError('CORRUPT_FILE', `${job.display}: ${algo} ${got} does not match the Hub's ${expected}; the bytes were discarded and nothing was cached`, {
+        hint: 'Run again (a mirror or proxy may have served bad bytes); if it persists, check HF_ENDPOINT.',
+        details: { file: job.file.path, expected, got },
+      });
+    }
+  } finally {
+    await sink?.close();
+    if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is rethrown. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed: unknown = null;
+  const worker = async () => {
+    while (failed === null && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (e) {
+        if (failed === null) failed = e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
+  if (failed !== null) throw failed;
+}
+
+export function validateRepoId(repo: string): void {
+  if (!/^[\w.-]+\/[\w.-]+$/.test(repo) || repo.includes('..')) throw new ColdstartError('UNKNOWN_MODEL', `not a Hub repo id: ${JSON.stringify(repo)}`, { hint: 'Use org/name or an alias from `coldstart profile --help`.' });
+}
+
+export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResult> {
+  validateRepoId(opts.repo);
+  const revision = opts.revision ?? 'main';
+  const cacheDir = hubCacheDir(opts.env);
+  const storage = storageFolder(cacheDir, opts.repo);
+  const t0 = now();
+  if (hfOffline(opts.env)) return offlineResult(opts, revision, cacheDir, storage, t0);
+
+  const c = hubClient(opts.env, { signal: opts.signal, ...(opts.retries !== undefined ? { retries: opts.retries } : {}), ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
+  const commit = COMMIT_RE.test(revision) ? revision : (await modelInfo(c, opts.repo, revision)).sha;
+  const all = readTreeCache(opts.localDir ? join(opts.localDir, '.cache', 'huggingface') : storage, commit) ?? (await listTree(c, opts.repo, commit));
+  for (const f of all) validateRelativeFilename(f.path);
+  const { selected, defaultExcludes } = selectFiles(all, opts);
+  const selectedSet = new Set(selected.map((f) => f.path));
+  const excluded = all.filter((f) => !selectedSet.has(f.path)).map((f) => ({ path: f.path, bytes: sizeOf(f) }));
+  if (selected.length === 0) {
+    throw new ColdstartError('BAD_FLAG', `${opts.repo}@${revision}: no file matches the --include/--exclude globs (${all.length} file(s) in the repo)`, { hint: 'Globs use fnmatch rules on repo paths, e.g. --include "*.safetensors" "*.json".' });
+  }
+
+  const local = opts.localDir;
+  let snapshotDir: string;
+  try {
+    if (local) {
+      mkdirSync(local, { recursive: true });
+      writeTreeCache(join(local, '.cache', 'huggingface'), commit, all);
+      snapshotDir = local;
+    } else {
+      ensureCachedirTag(cacheDir);
+      mkdirSync(join(storage, 'blobs'), { recursive: true });
+      writeTreeCache(storage, commit, all);
+      writeRef(storage, revision, commit);
+      snapshotDir = join(storage, 'snapshots', commit);
+      mkdirSync(snapshotDir, { recursive: true });
+    }
+  } catch (e) {
+    throw fromSystemError(e, local ?? storage, 'write');
+  }
+
+  const bytesTotal = selected.reduce((a, f) => a + sizeOf(f), 0);
+  checkFreeSpace(local ?? storage, selected, (f) => {
+    if (local) return existsSync(join(local, ...f.path.split('/'))) ? statSync(join(local, ...f.path.split('/'))).size === sizeOf(f) : false;
+    return existsSync(pointerPath(storage, commit, f.path)) || existsSync(blobPath(storage, etagOf(f)));
+  }, (f) => (local ? localDirPaths(local, f.path).incomplete(etagOf(f)) : `${blobPath(storage, etagOf(f))}.incomplete`));
+  let bytesDone = 0;
+  let bytesDownloaded = 0;
+  let lastReport = 0;
+  const report = (file?: string, force = false) => {
+    if (!opts.onProgress) return;
+    const t = performance.now();
+    if (!force && t - lastReport < 100) return;
+    lastReport = t;
+    opts.onProgress({ bytesDone, bytesTotal, file });
+  };
+  const files: DownloadResult['files'] = [];
+  const resumed: NonNullable<DownloadResult['resumed']> = [];
+  const order = [...selected].sort((a, b) => sizeOf(b) - sizeOf(a));
+  const lockDir = join(cacheDir, '.locks', repoFolderName(opts.repo));
+
+  await pool(order, Math.max(1, opts.concurrency ?? 8), async (f) => {
+    const start = now();
+    const etag = etagOf(f);
+    const bytes = sizeOf(f);
+    const done = (cached: boolean) => {
+      files.push({ path: f.path, bytes, seconds: now() - start, cached });
+      if (cached) bytesDone += bytes;
+      report(f.path, true);
+    };
+    const url = `${c.endpoint}/${opts.repo}/resolve/${commit}/${encodePath(f.path)}`;
+    const onBytes = (n: number) => {
+      bytesDone += n;
+      bytesDownloaded += n;
+      report(f.path);
+    };
+    if (local) {
+      const p = localDirPaths(local, f.path);
+      const meta = readLocalMetadata(p);
+      if (meta?.etag === etag && existsSync(p.file) && statSync(p.file).size === bytes) {
+        if (meta.commit !== commit) writeLocalMetadata(p, commit, etag);
+        return done(true);
+      }
+      if (!meta && existsSync(p.file) && statSync(p.file).size === bytes && (await fileMatches(p.file, f, opts.signal))) {
+        writeLocalMetadata(p, commit, etag);
+        return done(true);
+      }
+      const lock = await takeLock(p.lock, f.path, opts);
+      try {
+        const job: FileJob = { file: f, url, incomplete: p.incomplete(etag), display: f.path };
+        await fetchVerified(c, opts.repo, job, opts, onBytes, (from) => {
+          bytesDownloaded -= from;
+          resumed.push({ path: f.path, fromByte: from });
+        });
+        mkdirSync(dirname(p.file), { recursive: true });
+        renameSync(job.incomplete, p.file);
+        writeLocalMetadata(p, commit, etag);
+      } catch (e) {
+        throw fromSystemError(e, p.file, 'write');
+      } finally {
+        lock.release();
+      }
+      return done(false);
+    }
+    const pointer = pointerPath(storage, commit, f.path);
+    if (existsSync(pointer)) return done(true);
+    const blob = blobPath(storage, etag);
+    if (existsSync(blob)) {
+      linkPointer(blob, pointer);
+      return done(true);
+    }
+    const lock = await takeLock(join(lockDir, `${etag}.coldstart.lock`), f.path, opts);
+    try {
+      if (existsSync(blob)) {
+        // Another run finished it while we waited for the lock.
+        if (!existsSync(pointer)) linkPointer(blob, pointer);
+        return done(true);
+      }
+      const job: FileJob = { file: f, url, incomplete: `${blob}.incomplete`, display: f.path };
+      await fetchVerified(c, opts.repo, job, opts, onBytes, (from) => {
+        bytesDownloaded -= from;
+        resumed.push({ path: f.path, fromByte: from });
+      });
+      renameSync(job.incomplete, blob);
+      linkPointer(blob, pointer);
+    } catch (e) {
+      throw fromSystemError(e, blob, 'write');
+    } finally {
+      lock.release();
+    }
+    done(false);
+  });
+  report(undefined, true);
+
+  const seconds = now() - t0;
+  files.sort((a, b) => (a.path < b.path ? -1 : 1));
+  return {
+    repo: opts.repo,
+    revision,
+    commit,
+    cacheDir,
+    snapshotDir,
+    files,
+    bytesDownloaded,
+    bytesTotal,
+    seconds,
+    bytesPerSecond: bytesDownloaded > 0 ? bytesDownloaded / seconds : 0,
+    fromCache: bytesDownloaded === 0 && files.every((f) => f.cached),
+    mode: local ? 'local-dir' : 'cache',
+    excluded,
+    ...(defaultExcludes ? { defaultExcludes } : {}),
+    offline: false,
+    resumed,
+  };
+}
+
+/**
+ * Fails before the first byte when the files still to fetch cannot fit (partials counted as progress), rather
+ * than after filling the disk. Filesystems that do not report free space are not checked.
+ */
+function checkFreeSpace(dir: string, files: RepoFile[], have: (f: RepoFile) => boolean, partial: (f: RepoFile) => string): void {
+  let need = 0;
+  for (const f of files) {
+    if (have(f)) continue;
+    let part = 0;
+    try {
+      part = statSync(partial(f)).size;
+    } catch {
+      /* none */
+    }
+    need += Math.max(0, sizeOf(f) - part);
+  }
+  if (need === 0) return;
+  let free: number;
+  try {
+    const st = statfsSync(dir);
+    free = st.bavail * st.bsize;
+  } catch {
+    return;
+  }
+  if (free < need) {
+    throw new ColdstartError('DISK_FULL', `${dir}: ${formatBytes(need)} still to download but only ${formatBytes(free)} free; nothing was downloaded`, {
+      hint: 'Free some space, or point HF_HUB_CACHE / --local-dir at a larger volume.',
+      details: { needBytes: need, freeBytes: free },
+    });
+  }
+}
+
+async function takeLock(path: string, file: string, opts: DownloadOptions) {
+  const lock = await acquireLock(path, { signal: opts.signal, onWait: () => opts.onEvent?.({ type: 'waiting-lock', file }) });
+  trackTemp(path);
+  return {
+    release() {
+      lock.release();
+      untrackTemp(path);
+    },
+  };
+}
+
+async function fileMatches(path: string, f: RepoFile, signal?: AbortSignal): Promise<boolean> {
+  const h = newHasher(f);
+  await hashPrefix(h, path, sizeOf(f), signal);
+  return h.digest('hex') === etagOf(f);
+}
+
+function offlineResult(opts: DownloadOptions, revision: string, cacheDir: string, storage: string, t0: number): DownloadResult {
+  let commit: string | null;
+  let dir: string;
+  let all: RepoFile[] | null;
+  if (opts.localDir) {
+    const hfDir = join(opts.localDir, '.cache', 'huggingface');
+    commit = COMMIT_RE.test(revision) ? revision : null;
+    if (!commit) {
+      const trees = existsSync(join(hfDir, 'trees')) ? readdirSync(join(hfDir, 'trees')).filter((n) => n.endsWith('.json')) : [];
+      commit = trees.length === 1 ? trees[0].slice(0, -5) : null;
+    }
+    dir = opts.localDir;
+    all = commit ? readTreeCache(hfDir, commit) : null;
+    if (!all || !existsSync(dir)) throw offlineMiss(opts.repo, revision);
+  } else {
+    commit = cachedCommit(storage, revision);
+    if (!commit) throw offlineMiss(opts.repo, revision);
+    dir = join(storage, 'snapshots', commit);
+    all = readTreeCache(storage, commit);
+  }
+  const present = new Set(listSnapshot(dir).filter((p) => !p.startsWith('.cache/')));
+  const listing = all ?? [...present].map((p) => ({ path: p, size: statSync(join(dir, p)).size, oid: '' }));
+  const { selected, defaultExcludes } = selectFiles(listing, opts);
+  const missing = selected.filter((f) => !present.has(f.path));
+  if (missing.length) {
+    throw new ColdstartError('OFFLINE', `HF_HUB_OFFLINE is set and ${missing.length} file(s) of ${opts.repo}@${revision} are not cached (${missing.slice(0, 3).map((f) => f.path).join(', ')}${missing.length > 3 ? ', …' : ''})`, {
+      hint: 'Run `coldstart cache` with network access to complete it, or unset HF_HUB_OFFLINE.',
+    });
+  }
+  const sel = new Set(selected.map((f) => f.path));
+  const files = selected.map((f) => ({ path: f.path, bytes: sizeOf(f), seconds: 0, cached: true }));
+  return {
+    repo: opts.repo,
+    revision,
+    commit: commit!,
+    cacheDir,
+    snapshotDir: dir,
+    files,
+    bytesDownloaded: 0,
+    bytesTotal: files.reduce((a, f) => a + f.bytes, 0),
+    seconds: now() - t0,
+    bytesPerSecond: 0,
+    fromCache: true,
+    mode: opts.localDir ? 'local-dir' : 'cache',
+    excluded: listing.filter((f) => !sel.has(f.path)).map((f) => ({ path: f.path, bytes: sizeOf(f) })),
+    ...(defaultExcludes ? { defaultExcludes } : {}),
+    offline: true,
+    resumed: [],
+  };
+}
+
+/** The download phase as profile and cache report it: one step per file, bytes/rate metrics, a note when cached. */
+export function recordDownloadPhase(h: PhaseHandle, r: DownloadResult): void {
+  for (const f of r.files) h.addStep(f.path, f.seconds, f.cached ? 'cached' : undefined, { bytes: f.bytes });
+  h.metric('files', r.files.length);
+  h.metric('bytesTotal', r.bytesTotal);
+  h.metric('bytesDownloaded', r.bytesDownloaded);
+  h.metric('bytesPerSecond', r.bytesDownloaded > 0 ? r.bytesPerSecond : null);
+  h.metric('commit', r.commit);
+  h.setSeconds(r.seconds);
+  if (r.bytesDownloaded === 0) h.note = `cached at ${r.snapshotDir} (${formatBytes(r.bytesTotal)}, nothing downloaded)`;
+  else h.note = `${formatBytes(r.bytesDownloaded)} at ${formatRate(r.bytesPerSecond)}`;
+}

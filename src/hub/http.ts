@@ -1,0 +1,201 @@
+/**
+ * A small Hub HTTP client over node:http/https (no fetch/web streams: raw Node streams keep the download
+ * path at loopback speed). Follows redirects itself (dropping Authorization on a cross-origin hop, as
+ * requests/httpx do for the CDN), maps the Hub's X-Error-Code answers to ColdstartErrors, and tells
+ * transient failures (reset, timeout, 5xx, 429) from permanent ones so callers can retry with backoff.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import { ColdstartError } from '../core/errors.js';
+
+export interface HubHttpOptions {
+  method?: 'GET' | 'HEAD' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+  token?: string;
+  signal?: AbortSignal;
+  /** Socket idle timeout; an idle connection past it is a transient failure. */
+  timeoutMs?: number;
+  maxRedirects?: number;
+  /** Do not follow redirects (HEAD on resolve, like huggingface_hub, reads the CDN answer's headers). */
+  noRedirect?: boolean;
+}
+
+/** A failure worth retrying (connection reset/dropped, timeout, 5xx, 429). */
+export class TransientError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'TransientError';
+  }
+}
+
+const agents = { http: new http.Agent({ keepAlive: true, maxSockets: 64 }), https: new https.Agent({ keepAlive: true, maxSockets: 64 }) };
+
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNABORTED', 'EAI_AGAIN', 'ENETRESET', 'UND_ERR_SOCKET', 'ERR_STREAM_PREMATURE_CLOSE']);
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+
+export function isTransient(e: unknown): boolean {
+  return e instanceof TransientError;
+}
+
+/** Maps a socket-level error to a transient error or a NETWORK ColdstartError naming the endpoint. */
+export function networkError(err: unknown, url: string): Error {
+  if (err instanceof ColdstartError || err instanceof TransientError) return err;
+  const code = (err as NodeJS.ErrnoException)?.code ?? '';
+  const host = safeOrigin(url);
+  if (TRANSIENT_CODES.has(code)) return new TransientError(`${host}: ${code}`);
+  if (UNREACHABLE_CODES.has(code) || code === 'EAI_AGAIN') {
+    return new ColdstartError('NETWORK', `cannot reach ${host} (${code})`, {
+      cause: err,
+      hint: 'Check the network or HF_ENDPOINT; with the model already cached, set HF_HUB_OFFLINE=1.',
+    });
+  }
+  return new TransientError(`${host}: ${(err as Error)?.message ?? String(err)}`);
+}
+
+function safeOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * One request; resolves with the final response (body unread) after following redirects.
+ * Non-2xx answers are NOT thrown here: callers pass them to `hubErrorFor`.
+ */
+export function hubRequest(url: string, opts: HubHttpOptions = {}): Promise<http.IncomingMessage> {
+  return requestHop(url, opts, opts.maxRedirects ?? 5, new URL(url).origin);
+}
+
+function requestHop(url: string, opts: HubHttpOptions, redirectsLeft: number, firstOrigin: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    if (opts.signal?.aborted) return reject(abortError(opts.signal));
+    const u = new URL(url);
+    const mod = u.protocol === 'https:' ? https : http;
+    const headers: Record<string, string> = { 'user-agent': 'coldstart', 'accept-encoding': 'identity', ...opts.headers };
+    // Credentials never leave the Hub's origin (the CDN gets a signed URL instead).
+    if (opts.token && u.origin === firstOrigin) headers.authorization = `Bearer ${opts.token}`;
+    if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
+    const req = mod.request(u, { method: opts.method ?? 'GET', headers, agent: u.protocol === 'https:' ? agents.https : agents.http, signal: opts.signal }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location && !opts.noRedirect) {
+        res.resume();
+        if (redirectsLeft <= 0) return reject(new ColdstartError('NETWORK', `${safeOrigin(url)}: too many redirects`));
+        const next = new URL(res.headers.location, u).toString();
+        const method = status === 303 ? 'GET' : opts.method;
+        requestHop(next, { ...opts, method, body: status === 303 ? undefined : opts.body }, redirectsLeft - 1, firstOrigin).then(resolve, reject);
+        return;
+      }
+      resolve(res);
+    });
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+    req.on('error', (e) => reject(opts.signal?.aborted ? abortError(opts.signal) : networkError(e, url)));
+    req.end(opts.body);
+  });
+}
+
+export function abortError(signal: AbortSignal): Error {
+  const r = signal.reason;
+  return r instanceof Error ? r : new ColdstartError('INTERRUPTED', 'interrupted');
+}
+
+/** Reads a (small) response body as text. */
+export async function readBody(res: http.IncomingMessage, limit = 64 << 20): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of res) {
+    n += (c as Buffer).length;
+    if (n > limit) throw new ColdstartError('BAD_INPUT', `Hub answer larger than ${limit} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+export interface HubErrorContext {
+  repo: string;
+  revision?: string;
+  path?: string;
+  hasToken: boolean;
+}
+
+/**
+ * The error for a non-2xx Hub answer, keyed on X-Error-Code as huggingface_hub does
+ * (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo); transient for 5xx/429.
+ */
+export function hubErrorFor(res: http.IncomingMessage, ctx: HubErrorContext): Error {
+  const status = res.statusCode ?? 0;
+  const code = String(res.headers['x-error-code'] ?? '');
+  const serverMsg = String(res.headers['x-error-message'] ?? '').slice(0, 200);
+  res.resume();
+  const tokenHint = 'Set HF_TOKEN (or run `huggingface-cli login`) with a token that can read it.';
+  if (code === 'GatedRepo') {
+    return new ColdstartError('GATED', `${ctx.repo} is gated${ctx.hasToken ? ' and your token has no access to it' : ' and no Hugging Face token is set'}`, {
+      hint: ctx.hasToken ? `Accept the model's terms on its Hub page with the account that owns the token.` : tokenHint,
+      details: { status, errorCode: code },
+    });
+  }
+  if (code === 'RepoNotFound' || (status === 401 && !code)) {
+    return new ColdstartError('REPO_NOT_FOUND', `repository ${ctx.repo} not found${status === 401 ? ' (or private/gated and not visible without a token)' : ''}`, {
+      hint: ctx.hasToken ? 'Check the repo id (org/name) or the alias (`coldstart cache ls` lists what is cached).' : `Check the repo id; if it is private or gated: ${tokenHint}`,
+      details: { status, errorCode: code || null },
+    });
+  }
+  if (code === 'RevisionNotFound') {
+    return new ColdstartError('REVISION_NOT_FOUND', `revision ${JSON.stringify(ctx.revision ?? 'main')} not found in ${ctx.repo}`, {
+      hint: 'Pass an existing branch, tag or 40-character commit sha to --revision.',
+      details: { status, errorCode: code },
+    });
+  }
+  if (code === 'EntryNotFound' || (status === 404 && ctx.path)) {
+    return new ColdstartError('ENTRY_NOT_FOUND', `${ctx.repo}: file ${JSON.stringify(ctx.path ?? '?')} not found at ${ctx.revision ?? 'main'}`, {
+      details: { status, errorCode: code || null },
+    });
+  }
+  if (status === 429 || status >= 500) {
+    const ra = Number(res.headers['retry-after']);
+    return new TransientError(`HTTP ${status}${serverMsg ? `: ${serverMsg}` : ''}`, Number.isFinite(ra) ? ra * 1000 : undefined);
+  }
+  if (status === 401 || status === 403) {
+    return new ColdstartError('PERMISSION', `${ctx.repo}: access denied (HTTP ${status})${serverMsg ? `: ${serverMsg}` : ''}`, { hint: tokenHint });
+  }
+  if (status === 404) return new ColdstartError('REPO_NOT_FOUND', `repository ${ctx.repo} not found (HTTP 404)`, { hint: 'Check the repo id (org/name).' });
+  return new ColdstartError('NETWORK', `${ctx.repo}: unexpected HTTP ${status} from the Hub${serverMsg ? `: ${serverMsg}` : ''}`);
+}
+
+/** Sleeps `ms` unless aborted first. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortError(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Runs `fn` with exponential backoff on transient errors: base, 2×base, 4×base … capped at 10 s. */
+export async function withRetries<T>(fn: (attempt: number) => Promise<T>, opts: { retries: number; baseMs: number; signal?: AbortSignal; onRetry?: (e: Error, attempt: number, waitMs: number) => void }): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fn(attempt);
+    } catch (e) {
+      if (!(e instanceof TransientError) || attempt >= opts.retries) {
+        if (e instanceof TransientError) throw new ColdstartError('NETWORK', `${e.message} (gave up after ${attempt + 1} attempt(s))`, { cause: e, hint: 'Run the same command again: finished files are kept and partial ones resume.' });
+        throw e;
+      }
+      const wait = e.retryAfterMs ?? Math.min(10_000, opts.baseMs * 2 ** attempt);
+      opts.onRetry?.(e, attempt + 1, wait);
+      await sleep(wait, opts.signal);
+    }
+  }
+}

@@ -1,0 +1,234 @@
+/**
+ * The on-disk layout huggingface_hub (1.x) uses, reproduced byte for byte so Python, transformers and vLLM
+ * read what coldstart writes (and coldstart reuses what they wrote):
+ *
+ *   $HF_HUB_CACHE/models--org--name/blobs/<etag>            (sha256 for LFS files, git blob sha1 otherwise)
+ *   $HF_HUB_CACHE/models--org--name/blobs/<etag>.incomplete  (partial download; resumed with HTTP Range)
+ *   $HF_HUB_CACHE/models--org--name/snapshots/<commit>/<path> → ../../blobs/<etag>  (relative symlink)
+ *   $HF_HUB_CACHE/models--org--name/refs/<revision>          (commit sha, no newline)
+ *   $HF_HUB_CACHE/models--org--name/trees/<commit>.json      (tree listing cache, format_version 1)
+ *   $HF_HUB_CACHE/CACHEDIR.TAG
+ *   <local-dir>/.cache/huggingface/download/<path>.metadata  (commit\netag\ntimestamp\n)
+ */
+import { createHash } from 'node:crypto';
+import { constants, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { ColdstartError } from '../core/errors.js';
+import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
+import type { RepoFile } from './api.js';
+
+export function repoFolderName(repo: string, type: 'model' | 'dataset' | 'space' = 'model'): string {
+  return [`${type}s`, ...repo.split('/')].join('--');
+}
+
+export function storageFolder(cacheDir: string, repo: string): string {
+  return join(cacheDir, repoFolderName(repo));
+}
+
+/** Repo-relative paths from a listing may not escape the target dir (huggingface_hub refuses the same). */
+export function validateRelativeFilename(p: string): void {
+  const parts = p.replace(/\\/g, '/').split('/');
+  if (!p || parts.includes('..') || p.startsWith('/') || /^[a-zA-Z]:/.test(p) || parts.some((s) => /^[a-zA-Z]:/.test(s)) || p.includes('\0')) {
+    throw new ColdstartError('HOSTILE_FILE', `refusing repo file name ${JSON.stringify(p)}: absolute, drive or '..' paths could write outside the target directory`);
+  }
+}
+
+/** The etag huggingface_hub names the blob after: the LFS sha256, else the git blob sha1. */
+export function etagOf(f: RepoFile): string {
+  return f.lfs ? f.lfs.oid : f.oid;
+}
+export function sizeOf(f: RepoFile): number {
+  return f.lfs ? f.lfs.size : f.size;
+}
+
+export function blobPath(storage: string, etag: string): string {
+  return join(storage, 'blobs', etag);
+}
+export function pointerPath(storage: string, commit: string, path: string): string {
+  return join(storage, 'snapshots', commit, ...path.split('/'));
+}
+
+export function readRef(storage: string, revision: string): string | null {
+  const p = join(storage, 'refs', ...revision.split('/'));
+  try {
+    const s = readFileSync(p, 'utf8').trim();
+    return /^[0-9a-f]{40}$/.test(s) ? s : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `refs/<revision>` holds the commit (Python writes it without a trailing newline), only for non-sha revisions. */
+export function writeRef(storage: string, revision: string, commit: string): void {
+  if (revision === commit) return;
+  const p = join(storage, 'refs', ...revision.split('/'));
+  if (readRef(storage, revision) === commit) return;
+  writeFileAtomic(p, commit);
+}
+
+const CACHEDIR_TAG =
+  'Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by huggingface_hub.\n# For information about cache directory tags, see:\n#\thttps://bford.info/cachedir/\n';
+
+export function ensureCachedirTag(dir: string): void {
+  const p = join(dir, 'CACHEDIR.TAG');
+  if (existsSync(p)) return;
+  try {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(p, CACHEDIR_TAG, { flag: 'wx' });
+  } catch {
+    /* another writer won, or read-only: like Python, not an error */
+  }
+}
+
+export interface TreeEntry {
+  size: number;
+  blob_id: string;
+  lfs_sha256?: string;
+  lfs_size?: number;
+}
+
+/** `<folder>/trees/<commit>.json`, the listing cache huggingface_hub ≥ 1.x reads to tell a complete snapshot. */
+export function writeTreeCache(folder: string, commit: string, files: RepoFile[]): void {
+  const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const out: Record<string, TreeEntry> = {};
+  for (const f of sorted) out[f.path] = { size: f.size, blob_id: f.oid, ...(f.lfs ? { lfs_sha256: f.lfs.oid, lfs_size: f.lfs.size } : {}) };
+  writeFileAtomic(join(folder, 'trees', `${commit}.json`), JSON.stringify({ format_version: 1, files: out }, null, 1));
+}
+
+export function readTreeCache(folder: string, commit: string): RepoFile[] | null {
+  try {
+    const data = JSON.parse(readFileSync(join(folder, 'trees', `${commit}.json`), 'utf8')) as { format_version?: number; files?: Record<string, TreeEntry> };
+    if (data.format_version !== 1 || !data.files) return null;
+    return Object.entries(data.files).map(([path, e]) => ({
+      path,
+      size: e.size,
+      oid: e.blob_id,
+      ...(e.lfs_sha256 ? { lfs: { oid: e.lfs_sha256, size: e.lfs_size ?? e.size } } : {}),
+    }));
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Puts `pointer` in place as a relative symlink to `blob` (as huggingface_hub does); where symlinks fail
+ * (Windows without developer mode, some network filesystems) a hard link, else a copy. Atomic: temp name + rename.
+ */
+export function linkPointer(blob: string, pointer: string): 'symlink' | 'hardlink' | 'copy' {
+  mkdirSync(dirname(pointer), { recursive: true });
+  const tmp = tempPathFor(pointer);
+  const rel = relative(dirname(pointer), blob);
+  const attempts: Array<['symlink' | 'hardlink' | 'copy', () => void]> = [
+    ['symlink', () => symlinkSync(rel, tmp)],
+    ['hardlink', () => linkSync(blob, tmp)],
+    ['copy', () => copyFileSync(blob, tmp, constants.COPYFILE_FICLONE)],
+  ];
+  let last: unknown;
+  for (const [kind, make] of attempts) {
+    try {
+      make();
+      renameSync(tmp, pointer);
+      return kind;
+    } catch (e) {
+      last = e;
+      rmSync(tmp, { force: true });
+      if ((e as NodeJS.ErrnoException).code === 'ENOSPC') break;
+    }
+  }
+  throw last;
+}
+
+/** Python's `_short_hash`: urlsafe base64 of the sha1 of a name (used for local-dir `.incomplete` names). */
+export function shortHash(name: string): string {
+  return createHash('sha1').update(name).digest('base64').replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+export interface LocalDirPaths {
+  file: string;
+  metadata: string;
+  lock: string;
+  incomplete(etag: string): string;
+}
+
+export function huggingfaceDir(localDir: string): string {
+  const d = join(localDir, '.cache', 'huggingface');
+  mkdirSync(d, { recursive: true });
+  ensureCachedirTag(d);
+  const gi = join(d, '.gitignore');
+  if (!existsSync(gi)) {
+    try {
+      writeFileSync(gi, '*', { flag: 'wx' });
+    } catch {
+      /* raced */
+    }
+  }
+  return d;
+}
+
+export function localDirPaths(localDir: string, path: string): LocalDirPaths {
+  validateRelativeFilename(path);
+  const parts = path.split('/');
+  const file = join(localDir, ...parts);
+  const metadata = join(huggingfaceDir(localDir), 'download', ...parts) + '.metadata';
+  return {
+    file,
+    metadata,
+    lock: metadata.replace(/\.metadata$/, '.coldstart.lock'),
+    incomplete: (etag) => join(dirname(metadata), `${shortHash(basename(metadata))}.${etag}.incomplete`),
+  };
+}
+
+export function readLocalMetadata(p: LocalDirPaths): { commit: string; etag: string; timestamp: number } | null {
+  try {
+    const [commit, etag, ts] = readFileSync(p.metadata, 'utf8').split('\n');
+    const timestamp = Number(ts);
+    if (!commit || !etag || !Number.isFinite(timestamp)) return null;
+    return { commit: commit.trim(), etag: etag.trim(), timestamp };
+  } catch {
+    return null;
+  }
+}
+
+/** Same three lines huggingface_hub writes: commit, etag, time.time() as a float. */
+export function writeLocalMetadata(p: LocalDirPaths, commit: string, etag: string): void {
+  const t = Date.now() / 1000;
+  writeFileAtomic(p.metadata, `${commit}\n${etag}\n${t.toFixed(6)}\n`);
+}
+
+/**
+ * fnmatch semantics as huggingface_hub's `filter_repo_objects` uses them: `*` matches across `/`,
+ * `?` one character, `[...]` a class; a pattern ending in `/` matches everything below that folder.
+ */
+export function globToRegExp(glob: string): RegExp {
+  const g = glob.endsWith('/') ? `${glob}*` : glob;
+  let re = '';
+  for (let i = 0; i < g.length; i++) {
+    const ch = g[i];
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else if (ch === '[') {
+      const j = g.indexOf(']', i + 2);
+      if (j < 0) re += '\\[';
+      else {
+        let body = g.slice(i + 1, j).replace(/\\/g, '\\\\');
+        if (body.startsWith('!')) body = `^${body.slice(1)}`;
+        re += `[${body}]`;
+        i = j;
+      }
+    } else re += ch.replace(/[.+^${}()|\\\]]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 's');
+}
+
+export function filterPaths<T extends { path: string }>(items: T[], include?: string[], exclude?: string[]): T[] {
+  const inc = include?.length ? include.map(globToRegExp) : null;
+  const exc = exclude?.length ? exclude.map(globToRegExp) : [];
+  return items.filter((f) => (!inc || inc.some((r) => r.test(f.path))) && !exc.some((r) => r.test(f.path)));
+}
+
+/** Weight formats that duplicate safetensors; skipped by default when the repo has safetensors. */
+export const DUPLICATE_WEIGHT_GLOBS = ['*.bin', '*.pt', '*.pth', '*.ckpt', '*.h5', '*.msgpack', '*.ot'];
+
+export function toPosix(p: string): string {
+  return sep === '/' ? p : p.split(sep).join('/');
+}

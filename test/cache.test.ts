@@ -1,0 +1,398 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync, lstatSync, mkdirSync, statSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createHash, randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { runCli } from './helpers/cli.js';
+import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
+import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes } from '../src/hub/download.js';
+import { runPhase } from '../src/core/phases.js';
+import { globToRegExp } from '../src/hub/layout.js';
+
+let hub: HubServer;
+let tmp: string;
+let cacheDir: string;
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+const shard1 = randomBytes(1_500_000); // ≥ 1 MiB: hashed and written on a worker thread
+const shard2 = randomBytes(300_000);
+const bin = randomBytes(50_000);
+const config = Buffer.from(JSON.stringify({ model_type: 'llama', hidden_size: 8 }));
+const files: ServedFile[] = [
+  servedFile('config.json', config),
+  servedFile('model-00001-of-00002.safetensors', shard1),
+  servedFile('model-00002-of-00002.safetensors', shard2),
+  servedFile('model.safetensors.index.json', Buffer.from('{"weight_map":{}}')),
+  servedFile('pytorch_model.bin', bin),
+  servedFile('tokenizer/tokenizer.json', Buffer.from('{"version":"1.0"}')),
+  servedFile('README.md', Buffer.from('# tiny\n')),
+];
+let commit: string;
+
+function env(extra: Record<string, string> = {}): Record<string, string> {
+  return { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cacheDir, HF_HOME: join(tmp, 'hfhome'), ...extra };
+}
+const storage = () => join(cacheDir, 'models--org--tiny');
+const fileGets = () => hub.requests((r) => r.method === 'GET' && (r.host === 'cdn' || r.url.includes('/resolve/')));
+
+beforeAll(async () => {
+  hub = await startHubServer();
+  hub.pageSize = 3; // force tree pagination
+  commit = hub.addRepo('org/tiny', files, { tags: ['v1'] });
+  hub.addRepo('org/gated', [servedFile('config.json', config), servedFile('model.safetensors', randomBytes(1000))], { gated: true });
+  hub.addRepo('org/binonly', [servedFile('config.json', config), servedFile('pytorch_model.bin', bin)]);
+  hub.addRepo('org/evil', [servedFile('../../escape.txt', Buffer.from('x'))]);
+});
+afterAll(async () => {
+  await hub.stop();
+});
+beforeEach(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'coldstart-cache-'));
+  cacheDir = join(tmp, 'hub');
+  hub.log.length = 0;
+  hub.faults = {};
+  return () => rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('coldstart cache <repo> (HF cache layout)', () => {
+  it('writes blobs/<etag>, relative snapshot symlinks, refs/main, the tree listing; skips .bin next to safetensors', async () => {
+    const r = await runCli(['cache', 'org/tiny'], { env: env() });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`commit ${commit.slice(0, 12)}`);
+    expect(r.stdout).toMatch(/skipped 1 file\(s\).*duplicate weight formats/);
+    const s = storage();
+    expect(readFileSync(join(s, 'refs', 'main'), 'utf8')).toBe(commit); // no newline, like Python
+    for (const f of files.filter((x) => x.path !== 'pytorch_model.bin')) {
+      const etag = f.lfs ? f.sha256 : f.oid;
+      const pointer = join(s, 'snapshots', commit, ...f.path.split('/'));
+      expect(lstatSync(pointer).isSymbolicLink()).toBe(true);
+      const depth = f.path.split('/').length - 1;
+      expect(readlinkSync(pointer)).toBe(`${'../'.repeat(depth + 2)}blobs/${etag}`);
+      expect(readFileSync(pointer).equals(f.content!)).toBe(true);
+    }
+    expect(existsSync(join(s, 'snapshots', commit, 'pytorch_model.bin'))).toBe(false);
+    const tree = JSON.parse(readFileSync(join(s, 'trees', `${commit}.json`), 'utf8'));
+    expect(tree.format_version).toBe(1);
+    expect(Object.keys(tree.files)).toHaveLength(files.length);
+    expect(tree.files['model-00001-of-00002.safetensors']).toMatchObject({ lfs_sha256: sha256(shard1), lfs_size: shard1.length });
+    expect(existsSync(join(cacheDir, 'CACHEDIR.TAG'))).toBe(true);
+    expect(readdirSync(join(s, 'blobs')).filter((n) => n.includes('incomplete'))).toEqual([]);
+    // Tree listing was paginated (page size 3).
+    expect(hub.requests((q) => q.url.includes('/tree/') && q.url.includes('cursor=')).length).toBeGreaterThan(0);
+    // Credentials never go to the CDN origin.
+    expect(hub.requests((q) => q.host === 'cdn' && !!q.auth)).toEqual([]);
+  });
+
+  it('a second run downloads nothing and says so', async () => {
+    await runCli(['cache', 'org/tiny'], { env: env() });
+    hub.log.length = 0;
+    const r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.schema).toBe('coldstart/cache@1');
+    expect(doc).toMatchObject({ action: 'download', repo: 'org/tiny', commit, fromCache: true, bytesDownloaded: 0, mode: 'cache' });
+    expect(doc.excluded).toEqual([{ path: 'pytorch_model.bin', bytes: bin.length }]);
+    expect(doc.phase.name).toBe('download');
+    expect(doc.phase.note).toMatch(/^cached at /);
+    expect(fileGets()).toEqual([]);
+  });
+
+  it('--include/--exclude use fnmatch globs; --all-files fetches the .bin too', async () => {
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--include', '*.json'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).files.map((f: { path: string }) => f.path)).toEqual(['config.json', 'model.safetensors.index.json', 'tokenizer/tokenizer.json']);
+    r = await runCli(['--json', 'cache', 'org/tiny', '--exclude', '*.safetensors', 'tokenizer/'], { env: env() });
+    expect(JSON.parse(r.stdout).files.map((f: { path: string }) => f.path)).toEqual(['README.md', 'config.json', 'model.safetensors.index.json', 'pytorch_model.bin']);
+    r = await runCli(['--json', 'cache', 'org/tiny', '--all-files'], { env: env() });
+    expect(JSON.parse(r.stdout).files).toHaveLength(files.length);
+    r = await runCli(['cache', 'org/tiny', '--include', '*.gguf'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('no file matches');
+  });
+
+  it('resolves tags and commit shas; bad revision, unknown repo, gated without token fail with one line and the right exit code', async () => {
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--revision', 'v1', '--include', 'config.json'], { env: env() });
+    expect(JSON.parse(r.stdout).commit).toBe(commit);
+    expect(readFileSync(join(storage(), 'refs', 'v1'), 'utf8')).toBe(commit);
+    r = await runCli(['--json', 'cache', 'org/tiny', '--revision', commit, '--include', 'README.md'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).commit).toBe(commit);
+    r = await runCli(['cache', 'org/tiny', '--revision', 'nope'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/revision "nope" not found in org\/tiny/);
+    r = await runCli(['cache', 'org/missing'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/repository org\/missing not found/);
+    r = await runCli(['cache', 'not a repo'], { env: env() });
+    expect(r.code).toBe(2);
+    r = await runCli(['--json', 'cache', 'org/gated'], { env: env() });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.code).toBe('GATED');
+    expect(r.stderr).toContain('no Hugging Face token is set');
+    expect(existsSync(join(cacheDir, 'models--org--gated', 'blobs'))).toBe(false);
+  });
+
+  it('gated repos work with HF_TOKEN or $HF_HOME/token', async () => {
+    let r = await runCli(['cache', 'org/gated'], { env: env({ HF_TOKEN: hub.token }) });
+    expect(r.code).toBe(0);
+    rmSync(cacheDir, { recursive: true });
+    mkdirSync(join(tmp, 'hfhome'), { recursive: true });
+    writeFileSync(join(tmp, 'hfhome', 'token'), `${hub.token}\n`);
+    r = await runCli(['cache', 'org/gated'], { env: env() });
+    expect(r.code).toBe(0);
+    r = await runCli(['cache', 'org/gated'], { env: env({ HF_TOKEN: 'hf_wrong' }) });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('your token has no access');
+  });
+
+  it('no network: exit 3 with one clear line', async () => {
+    const r = await runCli(['cache', 'org/tiny', '--retries', '0'], { env: env({ HF_ENDPOINT: 'http://127.0.0.1:9' }) });
+    expect(r.code).toBe(3);
+    expect(r.stderr.split('\n')[0]).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\)/);
+  });
+
+  it('refuses a repo whose listing names a path outside the snapshot', async () => {
+    const r = await runCli(['cache', 'org/evil'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('refusing repo file name');
+    expect(existsSync(join(tmp, 'escape.txt'))).toBe(false);
+  });
+
+  it('--to-safetensors on a .bin-only repo without the converter: clear UNSUPPORTED, download kept', async () => {
+    const r = await runCli(['--json', 'cache', 'org/binonly', '--to-safetensors'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('UNSUPPORTED');
+    expect(findCachedSnapshot('org/binonly', 'main', env())).not.toBeNull();
+  });
+});
+
+describe('bin/coldstart.js as a child process', () => {
+  it('exits on its own once the download is done (worker threads and keep-alive sockets do not hold it)', async () => {
+    const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+    const t0 = performance.now();
+    const { code, out } = await new Promise<{ code: number | null; out: string }>((res) => {
+      const p = spawn(process.execPath, [bin, '--json', 'cache', 'org/tiny'], { env: { ...process.env, ...env() } });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      const kill = setTimeout(() => p.kill('SIGKILL'), 20_000);
+      p.on('close', (c) => {
+        clearTimeout(kill);
+        res({ code: c, out });
+      });
+    });
+    expect(code).toBe(0);
+    expect(JSON.parse(out).bytesDownloaded).toBe(JSON.parse(out).bytesTotal);
+    expect(performance.now() - t0).toBeLessThan(15_000);
+  });
+});
+
+describe('resume, retries, corruption, locking', () => {
+  it('a dropped connection mid-file is resumed with HTTP Range and the result is byte-exact', async () => {
+    hub.faults.drop = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 250_000, times: 1 };
+    const events: string[] = [];
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), retryBaseMs: 10, onEvent: (e) => events.push(e.type) });
+    expect(events).toContain('retry');
+    const ranges = hub.requests((q) => q.host === 'cdn' && !!q.range).map((q) => q.range);
+    expect(ranges.length).toBe(1);
+    expect(Number(/bytes=(\d+)-/.exec(ranges[0]!)![1])).toBeGreaterThan(0);
+    expect(readFileSync(join(r.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    expect(r.bytesDownloaded).toBe(r.bytesTotal);
+  });
+
+  it('an interrupted run leaves only a resumable .incomplete blob; the next run continues from it', async () => {
+    hub.faults.drop = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 400_000, times: 1 };
+    let r = await runCli(['cache', 'org/tiny', '--retries', '0', '--concurrency', '1'], { env: env() });
+    expect(r.code).toBe(3);
+    expect(r.stderr.split('\n')[0]).toMatch(/gave up after 1 attempt/);
+    const partial = join(storage(), 'blobs', `${sha256(shard1)}.incomplete`);
+    expect(statSync(partial).size).toBe(400_000);
+    expect(existsSync(join(storage(), 'blobs', sha256(shard1)))).toBe(false);
+    expect(existsSync(join(storage(), 'snapshots', commit, 'model-00001-of-00002.safetensors'))).toBe(false);
+    const ls = await runCli(['--json', 'cache', 'ls'], { env: env() });
+    expect(JSON.parse(ls.stdout).repos[0].incomplete).toEqual([{ blob: sha256(shard1), bytes: 400_000 }]);
+    hub.log.length = 0;
+    r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.resumed).toEqual([{ path: 'model-00001-of-00002.safetensors', fromByte: 400_000 }]);
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=400000-')).toHaveLength(1);
+    expect(readFileSync(join(doc.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    expect(existsSync(partial)).toBe(false);
+  });
+
+  it('a server that ignores Range restarts the file and still ends byte-exact', async () => {
+    hub.faults.drop = { match: (p) => p === 'model-00002-of-00002.safetensors', afterBytes: 100_000, times: 1 };
+    hub.faults.ignoreRange = true;
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), retryBaseMs: 10 });
+    expect(readFileSync(join(r.snapshotDir, 'model-00002-of-00002.safetensors')).equals(shard2)).toBe(true);
+  });
+
+  it('corrupted bytes are rejected: exit 2, nothing enters the cache, no partial kept', async () => {
+    hub.faults.corrupt = (p) => p.endsWith('.safetensors'); // one file hashed on a worker thread, one inline
+    const r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(2);
+    const err = JSON.parse(r.stdout).error;
+    expect(err.code).toBe('CORRUPT_FILE');
+    expect(err.message).toMatch(/sha256 [0-9a-f]{64} does not match the Hub's/);
+    const blobs = readdirSync(join(storage(), 'blobs'));
+    expect(blobs.some((b) => b.startsWith(sha256(shard2)) || b.startsWith(sha256(shard1)))).toBe(false);
+    expect(existsSync(join(storage(), 'snapshots', commit, 'model-00002-of-00002.safetensors'))).toBe(false);
+    expect(existsSync(join(storage(), 'snapshots', commit, 'model-00001-of-00002.safetensors'))).toBe(false);
+  });
+
+  it('a regular (non-LFS) file is checked against its git blob sha1', async () => {
+    hub.faults.corrupt = (p) => p === 'config.json';
+    const r = await runCli(['cache', 'org/tiny', '--include', 'config.json'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/git blob sha1 .* does not match/);
+  });
+
+  it('disk full: exit 3 DISK_FULL with one line, on the worker-thread and the inline write path', async () => {
+    // /dev/full fails every write with ENOSPC; a symlink at the .incomplete name routes the blob's writes there.
+    for (const [file, content] of [
+      ['model-00001-of-00002.safetensors', shard1],
+      ['model-00002-of-00002.safetensors', shard2],
+    ] as const) {
+      rmSync(cacheDir, { recursive: true, force: true });
+      mkdirSync(join(storage(), 'blobs'), { recursive: true });
+      symlinkSync('/dev/full', join(storage(), 'blobs', `${sha256(content)}.incomplete`));
+      const r = await runCli(['--json', 'cache', 'org/tiny', '--include', file], { env: env() });
+      expect(r.code).toBe(3);
+      expect(JSON.parse(r.stdout).error.code).toBe('DISK_FULL');
+      expect(r.stderr.split('\n')[0]).toMatch(/no space left on device/);
+      expect(existsSync(join(storage(), 'blobs', sha256(content)))).toBe(false);
+      expect(existsSync(join(storage(), 'snapshots', commit, file))).toBe(false);
+    }
+  });
+
+  it('refuses up front when the files cannot fit in the free space (nothing downloaded)', async () => {
+    hub.addRepo('org/huge', [servedFile('config.json', config), diskFile('model.safetensors', '/nonexistent', 2 ** 52, 'a'.repeat(64))]);
+    const r = await runCli(['cache', 'org/huge'], { env: env() });
+    expect(r.code).toBe(3);
+    expect(r.stderr.split('\n')[0]).toMatch(/4\.00 PiB still to download but only .* free; nothing was downloaded/);
+    expect(fileGets()).toEqual([]);
+  });
+
+  it('retries 503 answers with backoff', async () => {
+    hub.faults.unavailable = 2;
+    const events: string[] = [];
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), retryBaseMs: 5, concurrency: 1, onEvent: (e) => events.push(e.type) });
+    expect(events.filter((e) => e === 'retry')).toHaveLength(2);
+    expect(r.files.every((f) => !f.cached)).toBe(true);
+  });
+
+  it('two concurrent runs on the same model do not corrupt anything', async () => {
+    const [a, b] = await Promise.all([downloadRepo({ repo: 'org/tiny', env: env(), concurrency: 4 }), downloadRepo({ repo: 'org/tiny', env: env(), concurrency: 4 })]);
+    expect(a.snapshotDir).toBe(b.snapshotDir);
+    expect(readFileSync(join(a.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    expect(readFileSync(join(a.snapshotDir, 'model-00002-of-00002.safetensors')).equals(shard2)).toBe(true);
+    // Each blob was fetched once: the second run waited on the lock and reused it.
+    expect(a.bytesDownloaded + b.bytesDownloaded).toBe(a.bytesTotal);
+    expect(readdirSync(join(cacheDir, '.locks', 'models--org--tiny'))).toEqual([]);
+    const v = await runCli(['cache', 'verify', 'org/tiny'], { env: env() });
+    expect(v.code).toBe(0);
+  });
+
+  it('a stale lock left by a dead process is taken over', async () => {
+    const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
+    mkdirSync(lockDir, { recursive: true });
+    writeFileSync(join(lockDir, `${sha256(shard1)}.coldstart.lock`), `999999999@${(await import('node:os')).hostname()}\n`);
+    const r = await runCli(['cache', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+  });
+});
+
+describe('offline, local-dir, ls/verify/rm, API for profile', () => {
+  it('HF_HUB_OFFLINE: reports what is cached and makes no request; exit 3 when missing', async () => {
+    let r = await runCli(['cache', 'org/tiny'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/HF_HUB_OFFLINE is set and org\/tiny@main is not in the cache/);
+    await runCli(['cache', 'org/tiny'], { env: env() });
+    hub.log.length = 0;
+    r = await runCli(['--json', 'cache', 'org/tiny'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ offline: true, fromCache: true, commit, bytesDownloaded: 0 });
+    expect(hub.log).toEqual([]);
+    r = await runCli(['cache', 'org/tiny', '--all-files'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('pytorch_model.bin');
+  });
+
+  it('--local-dir writes plain files with the .cache/huggingface/download metadata Python uses, and reuses them', async () => {
+    const dir = join(tmp, 'local');
+    let r = await runCli(['cache', 'org/tiny', '--local-dir', dir], { env: env() });
+    expect(r.code).toBe(0);
+    expect(lstatSync(join(dir, 'model-00001-of-00002.safetensors')).isFile()).toBe(true);
+    expect(readFileSync(join(dir, 'tokenizer', 'tokenizer.json')).equals(files[5].content!)).toBe(true);
+    const meta = readFileSync(join(dir, '.cache', 'huggingface', 'download', 'model-00001-of-00002.safetensors.metadata'), 'utf8').split('\n');
+    expect(meta[0]).toBe(commit);
+    expect(meta[1]).toBe(sha256(shard1));
+    expect(Number(meta[2])).toBeGreaterThan(1e9);
+    expect(readFileSync(join(dir, '.cache', 'huggingface', '.gitignore'), 'utf8')).toBe('*');
+    expect(existsSync(join(cacheDir, 'models--org--tiny', 'blobs'))).toBe(false);
+    hub.log.length = 0;
+    r = await runCli(['--json', 'cache', 'org/tiny', '--local-dir', dir], { env: env() });
+    expect(JSON.parse(r.stdout).bytesDownloaded).toBe(0);
+    expect(fileGets()).toEqual([]);
+    const v = await runCli(['cache', 'verify', 'org/tiny', '--local-dir', dir], { env: env() });
+    expect(v.code).toBe(0);
+    writeFileSync(join(dir, 'config.json'), '{"tampered":1}');
+    const v2 = await runCli(['cache', 'verify', 'org/tiny', '--local-dir', dir], { env: env() });
+    expect(v2.code).toBe(1);
+  });
+
+  it('ls, verify (exit 1 on a tampered blob) and rm', async () => {
+    await runCli(['cache', 'org/tiny'], { env: env() });
+    let r = await runCli(['cache', 'ls'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('org/tiny');
+    expect(r.stdout).toMatch(/\(main, v1\)|\(v1, main\)|\(main\)/);
+    expect(r.stdout).toContain('1 file(s) of the commit not cached');
+    r = await runCli(['--json', 'cache', 'verify', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ schema: 'coldstart/cache@1', action: 'verify', ok: true, notFetched: ['pytorch_model.bin'] });
+    expect(doc.files.map((f: { algorithm: string }) => f.algorithm).sort()).toContain('git-sha1');
+    const blob = join(storage(), 'blobs', sha256(shard2));
+    const bad = Buffer.from(shard2);
+    bad[10] ^= 1;
+    writeFileSync(blob, bad);
+    r = await runCli(['cache', 'verify', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/MISMATCH org\/tiny .*model-00002-of-00002\.safetensors/);
+    r = await runCli(['cache', 'rm', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(existsSync(storage())).toBe(false);
+    r = await runCli(['cache', 'rm', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(2);
+  });
+
+  it('repoFileSizes lists sizes without weight bytes; findCachedSnapshot; recordDownloadPhase', async () => {
+    const sizes = await repoFileSizes({ repo: 'org/tiny', env: env() });
+    expect(sizes.find((s) => s.path === 'model-00001-of-00002.safetensors')?.bytes).toBe(shard1.length);
+    expect(fileGets()).toEqual([]);
+    expect(findCachedSnapshot('org/tiny', undefined, env())).toBeNull();
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), include: ['*.safetensors'] });
+    expect(findCachedSnapshot('org/tiny', 'main', env())).toBe(r.snapshotDir);
+    expect(findCachedSnapshot('org/tiny', commit, env())).toBe(r.snapshotDir);
+    const phase = await runPhase('download', (h) => recordDownloadPhase(h, r));
+    expect(phase.steps.map((s) => s.name)).toEqual(['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']);
+    expect(phase.metrics.bytesDownloaded).toBe(shard1.length + shard2.length);
+    expect(phase.seconds).toBe(r.seconds);
+    const again = await downloadRepo({ repo: 'org/tiny', env: env(), include: ['*.safetensors'] });
+    const p2 = await runPhase('download', (h) => recordDownloadPhase(h, again));
+    expect(p2.note).toMatch(/^cached at .*snapshots/);
+    const offline = await repoFileSizes({ repo: 'org/tiny', env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(offline).toHaveLength(files.length);
+  });
+
+  it('glob rules follow fnmatch', () => {
+    expect(globToRegExp('*.json').test('tokenizer/tokenizer.json')).toBe(true);
+    expect(globToRegExp('model-0000?-of-*.safetensors').test('model-00001-of-00002.safetensors')).toBe(true);
+    expect(globToRegExp('[!p]*').test('pytorch_model.bin')).toBe(false);
+    expect(globToRegExp('original/').test('original/consolidated.00.pth')).toBe(true);
+  });
+});
