@@ -40,10 +40,8 @@ function repoArg(arg: string): { repo: string; alias?: string } {
 
 /** Progress: a redrawn line (spinner) on a TTY, plain lines every 5 s otherwise; rate over the last ~3 s. */
 async function progress(ctx: Context, label: string) {
-  // A pty that reports 0 columns (e.g. under `script` without a size) sends ora's line clearing into an
-  // endless loop: redraw only where the width is known, plain lines otherwise.
-  const cols = ctx.proc.stderr.columns;
-  const redraw = ctx.out.interactive && (cols === undefined || cols > 0);
+  // Output.interactive is false on a pty that reports 0 columns (ora would redraw forever there).
+  const redraw = ctx.out.interactive;
   const spin = redraw ? await ctx.out.spinner(`${label}: resolving…`) : { update() {}, stop() {}, succeed() {}, fail() {} };
   const samples: Array<[number, number]> = [];
   let lastLine = 0;

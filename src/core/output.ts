@@ -78,7 +78,9 @@ export class Output {
   /** True when a spinner or a redrawn progress line may be shown. */
   get interactive(): boolean {
     const env = this.proc.env;
-    return this.proc.stderr.isTTY === true && !this.opts.quiet && !this.opts.json && !env.CI && env.TERM !== 'dumb';
+    // A terminal that reports 0 columns (seen under `script`) makes ora redraw forever: treat it as non-interactive.
+    const cols = this.proc.stderr.columns;
+    return this.proc.stderr.isTTY === true && (cols === undefined || cols > 0) && !this.opts.quiet && !this.opts.json && !env.CI && env.TERM !== 'dumb';
   }
 
   /** Main human output (tables, results). Suppressed in --json mode. */

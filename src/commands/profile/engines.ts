@@ -72,7 +72,7 @@ export interface DownloadOptions {
   concurrency?: number;
   env: Env;
   signal?: AbortSignal;
-  onProgress?: (done: number, total: number) => void;
+  onProgress?: (p: { bytesDone: number; bytesTotal: number; file?: string }) => void;
 }
 export interface RepoFileSize {
   path: string;
