@@ -161,11 +161,32 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     expect(existsSync(join(tmp, 'escape.txt'))).toBe(false);
   });
 
-  it('--to-safetensors on a .bin-only repo without the converter: clear UNSUPPORTED, download kept', async () => {
+  it('--to-safetensors converts a .bin-only repo in its snapshot (real torch .bin), verified, no staging left', async () => {
+    const dir = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama/', import.meta.url));
+    hub.addRepo('org/realbin', readdirSync(dir).map((f) => servedFile(f, readFileSync(join(dir, f)))));
+    const r = await runCli(['--json', 'cache', 'org/realbin', '--to-safetensors'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    const snap = findCachedSnapshot('org/realbin', 'main', env())!;
+    const names = readdirSync(snap);
+    expect(names).toContain('model.safetensors');
+    expect(names).toContain('pytorch_model.bin');
+    const { readHeader } = await import('../src/formats/safetensors.js');
+    const { openTorchCheckpoint } = await import('../src/formats/torch.js');
+    const st = readHeader(join(snap, 'model.safetensors'));
+    const pt = openTorchCheckpoint(join(snap, 'pytorch_model.bin'));
+    // Tied aliases are dropped by the converter; every kept tensor exists in the source.
+    expect(st.tensors.length).toBeGreaterThan(0);
+    for (const t of st.tensors) expect(pt.tensors.map((x) => x.name)).toContain(t.name);
+    expect(readdirSync(join(snap, '..')).filter((f) => f.includes('coldstart-convert'))).toEqual([]);
+  });
+
+  it('--to-safetensors on a .bin that is not a checkpoint: exit 2, the download kept, nothing half-written', async () => {
     const r = await runCli(['--json', 'cache', 'org/binonly', '--to-safetensors'], { env: env() });
     expect(r.code).toBe(2);
-    expect(JSON.parse(r.stdout).error.code).toBe('UNSUPPORTED');
-    expect(findCachedSnapshot('org/binonly', 'main', env())).not.toBeNull();
+    expect(JSON.parse(r.stdout).error.code).toBe('CORRUPT_FILE');
+    const snap = findCachedSnapshot('org/binonly', 'main', env())!;
+    expect(readdirSync(snap).sort()).toEqual(['config.json', 'pytorch_model.bin']);
+    expect(readdirSync(join(snap, '..')).filter((f) => f.includes('coldstart-convert'))).toEqual([]);
   });
 });
 

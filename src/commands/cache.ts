@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import type { Runner } from '../cli.js';
 import type { Context } from './context.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
+import { trackTemp, untrackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
@@ -100,13 +101,26 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
       hint: 'Run `coldstart convert` on the snapshot folder when it is available, or drop --to-safetensors.',
     });
   }
-  await (fn as (o: { input: string; output: string; verify: boolean; signal: AbortSignal; warn: (m: string) => void }) => Promise<unknown>)({
-    input: r.snapshotDir,
-    output: r.snapshotDir,
-    verify: true,
-    signal: ctx.signal,
-    warn: (m) => ctx.out.warn(m),
-  });
+  // The converter refuses to write into its input, so it writes a drop-in directory beside the snapshot (same
+  // filesystem) and only the new weight files (shards + index) are renamed into the snapshot; the rest is dropped.
+  const staging = join(r.snapshotDir, '..', `.${r.commit}.coldstart-convert-${process.pid}`);
+  trackTemp(staging);
+  try {
+    await (fn as (o: { input: string; output: string; verify: boolean; signal: AbortSignal; warn: (m: string) => void }) => Promise<unknown>)({
+      input: r.snapshotDir,
+      output: staging,
+      verify: true,
+      signal: ctx.signal,
+      warn: (m) => ctx.out.warn(m),
+    });
+    const made = readdirSync(staging).filter((f) => f.endsWith('.safetensors') || f === 'model.safetensors.index.json');
+    // Shards first, the index last: a reader that sees the index finds every shard it names.
+    made.sort((a, b) => Number(a.endsWith('.json')) - Number(b.endsWith('.json')));
+    for (const f of made) renameSync(join(staging, f), join(r.snapshotDir, f));
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+    untrackTemp(staging);
+  }
   return { converted: true, reason: 'converted .bin weights to safetensors in place' };
 }
 

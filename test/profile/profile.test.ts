@@ -215,7 +215,11 @@ describe('--estimate', () => {
     // download = bytes / measured network rate + latency: the prediction follows from the printed rate.
     expect(dl.seconds!).toBeCloseTo(8_030_261_248 * 2 / rates.networkBytesPerSecond + rates.networkLatencySeconds, 3);
     expect(gl.seconds!).toBeGreaterThan(0);
-    expect(hits).toEqual(['/meta-llama/Meta-Llama-3-8B/resolve/main/tokenizer.json']);
+    // Metadata only: the rate probe (tokenizer.json) and the Hub's file list; never a weight file.
+    expect(hits.filter((h) => !h.startsWith('/api/'))).toEqual(['/meta-llama/Meta-Llama-3-8B/resolve/main/tokenizer.json']);
+    expect(hits.some((h) => /\.(safetensors|bin)$/.test(h))).toBe(false);
+    // This fake Hub has no file list (404), so the size comes from the model table, and the estimate says so.
+    expect((doc.details.assumptions as string[]).join('\n')).toMatch(/download size: the Hub's file list was not available/);
     // No weights were written or fetched: no synthetic dir, only the (removed) probe.
     expect(existsSync(join(estCache, 'synthetic'))).toBe(false);
     expect(readdirSync(estCache)).toEqual([]);
@@ -230,11 +234,12 @@ describe('--estimate', () => {
 
   it('treats a cached snapshot as a zero download with its location', async () => {
     const hf = join(tmp.dir, 'hf-cached');
-    const snap = join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'snapshots', 'abc123');
+    const sha = 'abc123'.padEnd(40, '0');
+    const snap = join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'snapshots', sha);
     const { mkdirSync } = await import('node:fs');
     mkdirSync(snap, { recursive: true });
     mkdirSync(join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'refs'), { recursive: true });
-    writeFileSync(join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'refs', 'main'), 'abc123');
+    writeFileSync(join(hf, 'hub', 'models--meta-llama--Meta-Llama-3-8B', 'refs', 'main'), sha);
     writeFileSync(join(snap, 'model.safetensors'), '');
     const doc = json(await runCli(['profile', 'llama3-8b', '--estimate', '--json', '--only', 'download'], { env: { ...env, HF_HOME: hf } }));
     const dl = doc.phases.find((p) => p.name === 'download')!;

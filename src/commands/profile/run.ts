@@ -20,7 +20,7 @@ import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, type SyntheticF
 import { measureRates, predictDownloadSeconds, predictLoadSeconds, describeLoadModel, type Rates } from '../../core/estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts, type WhatIfRow } from '../../core/findings.js';
 import { hfEndpoint, hfOffline, hfToken, hubCacheDir } from '../../hub/env.js';
-import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, fileSizeList, type GpuLoadResult, type WarmupOptions } from './engines.js';
+import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, fileSizeList, type GpuLoadResult, type WarmupOptions, type RepoFileSize } from './engines.js';
 import { resolveTarget, weightFilesIn, describeFiles, bytesPerParam, type Target } from './target.js';
 import { FRAMEWORKS, timeFramework, type Framework, type FrameworkResult } from './framework.js';
 
@@ -162,17 +162,9 @@ async function downloadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown
     if (!eng.ok && !(noBytes && t.bytes)) h.skip(`${eng.reason} (Hub download)`);
     let include: string[] | undefined;
     let weightBytes = t.bytes ?? 0;
-    if (eng.ok) {
-      const sizes = fileSizeList(await eng.mod.repoFileSizes({ repo, revision, env }));
-      const hasSt = sizes.some((f) => f.path.endsWith('.safetensors') && !f.path.includes('/'));
-      include = hasSt ? WEIGHT_GLOBS_ST : WEIGHT_GLOBS_BIN;
-      const weights = sizes.filter((f) => !f.path.includes('/') && (hasSt ? f.path.endsWith('.safetensors') : /\.bin$/.test(f.path)));
-      weightBytes = weights.reduce((a, f) => a + f.bytes, 0);
-      t.format = hasSt ? 'safetensors' : 'bin';
-      t.bytes = weightBytes;
-    }
     if (noBytes) {
-      // Move no weight bytes: zero when cached, else file sizes over the measured rate to the endpoint.
+      // Move no weight bytes: zero when cached (checked first: it needs no network), else file sizes over the
+      // measured rate to the endpoint.
       const cached = eng.ok ? eng.mod.findCachedSnapshot(repo, revision, env) : cachedSnapshotDir(repo, revision, env);
       if (cached) {
         h.note = `cached at ${cached}`;
@@ -181,6 +173,26 @@ async function downloadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown
         h.setSeconds(0);
         return;
       }
+    }
+    if (eng.ok) {
+      let sizes: RepoFileSize[] | null = null;
+      try {
+        sizes = fileSizeList(await eng.mod.repoFileSizes({ repo, revision, env }));
+      } catch (e) {
+        // An estimate can do without the Hub's file list when the model table knows the weights' size.
+        if (!(noBytes && t.bytes)) throw e;
+        s.assumptions.push(`download size: the Hub's file list was not available (${(e as Error).message}); using the model table's ${formatBytes(t.bytes)} (parameters × dtype)`);
+      }
+      if (sizes) {
+        const hasSt = sizes.some((f) => f.path.endsWith('.safetensors') && !f.path.includes('/'));
+        include = hasSt ? WEIGHT_GLOBS_ST : WEIGHT_GLOBS_BIN;
+        const weights = sizes.filter((f) => !f.path.includes('/') && (hasSt ? f.path.endsWith('.safetensors') : /\.bin$/.test(f.path)));
+        weightBytes = weights.reduce((a, f) => a + f.bytes, 0);
+        t.format = hasSt ? 'safetensors' : 'bin';
+        t.bytes = weightBytes;
+      }
+    }
+    if (noBytes) {
       const pred = s.rates ? predictDownloadSeconds(s.rates, weightBytes) : null;
       if (pred === null) h.skip(`not cached; no network rate to ${hfEndpoint(env)} could be measured, so the ${formatBytes(weightBytes)} download is not predicted`);
       h.estimated = true;
