@@ -105,10 +105,15 @@ export interface NativeAddon {
   cudaProbe(options?: CudaProbeOptions): Promise<CudaProbeResult>;
   /** convert: runs the byte moving off the main thread; rejects with `code` = errno name (ENOSPC, EACCES…) or CORRUPT. */
   fileioRun(job: FileJob): Promise<FileJobResult>;
+  /** gpu-load: pinned-ring loader (types below). */
+  gpuLoad(options: NativeLoadOptions): Promise<NativeLoadResult>;
+  /** query: resident bytes (mincore); evict: fdatasync + posix_fadvise(DONTNEED), then query. */
+  pageCache(options: { paths: string[]; action: 'query' | 'evict' }): Promise<PageCacheEntry[]>;
+  transferLimits(options?: { device?: number; bytes?: number; iterations?: number }): Promise<TransferLimitsResult>;
+  deviceMemInfo(device: number): Promise<{ free: number; total: number }>;
 }
 
 // ---------------------------------------------------------------------------------------------- loader (gpu-load, issue 4)
-// Declared as a second `NativeAddon` interface: TypeScript merges it with the one above.
 
 /** One file's byte range to load (absolute offsets: the safetensors data section) and its CUDA ordinal. */
 export interface NativeLoadFile {
@@ -194,13 +199,6 @@ export interface TransferLimitsResult {
   d2hBytesPerSecond: number;
 }
 
-export interface NativeAddon {
-  gpuLoad(options: NativeLoadOptions): Promise<NativeLoadResult>;
-  /** query: resident bytes (mincore); evict: fdatasync + posix_fadvise(DONTNEED), then query. */
-  pageCache(options: { paths: string[]; action: 'query' | 'evict' }): Promise<PageCacheEntry[]>;
-  transferLimits(options?: { device?: number; bytes?: number; iterations?: number }): Promise<TransferLimitsResult>;
-  deviceMemInfo(device: number): Promise<{ free: number; total: number }>;
-}
 // ---------------------------------------------------------------------------------------------- end of loader section
 
 export type NativeLoad = { ok: true; addon: NativeAddon; path: string } | { ok: false; reason: string; fixes: string[] };
