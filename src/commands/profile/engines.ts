@@ -1,8 +1,7 @@
 /**
  * The one adapter between `coldstart profile` and the engines built in other parts (GPU loader, Hub
  * download, warmup). They are imported lazily; when a build does not carry one, its phase is skipped with
- * the reason "engine not available in this build" instead of failing. The types below are the engines'
- * contracts as `profile` uses them.
+ * the reason "engine not available in this build" instead of failing.
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { ColdstartError } from '../../core/errors.js';
@@ -11,105 +10,16 @@ import type { Stats } from '../../core/stats.js';
 import { Stopwatch } from '../../core/clock.js';
 import { formatRate } from '../../core/format.js';
 
-type Env = Record<string, string | undefined>;
-
-// ---------------------------------------------------------------------------------------------- gpu-load
-export interface GpuLoadResult {
-  mode: 'gpu' | 'host';
-  hostReason?: string;
-  bytes: number;
-  seconds: number;
-  bytesPerSecond: number;
-  readSeconds: number;
-  copySeconds: number;
-  overlapFraction: number;
-  cache: { requested: string; residentFractionBefore: number | null; note?: string };
-  files: Array<{ path: string; bytes: number; seconds: number; device: number }>;
-  devices: Array<{ index: number; name?: string; bytes: number; seconds: number; bytesPerSecond: number }>;
-  limits?: { h2dBytesPerSecond?: number; d2hBytesPerSecond?: number; readBytesPerSecond?: number };
-  efficiency: number | null;
-  verify?: { checked: number; mismatches: number };
-}
-export interface GpuLoadOptions {
-  files: string[];
-  devices?: number[];
-  cache?: 'cold' | 'warm' | 'as-is';
-  verify?: boolean;
-  chunkBytes?: number;
-  threads?: number;
-  buffers?: number;
-  direct?: boolean;
-  limits?: boolean;
-  signal?: AbortSignal;
-  onProgress?: (done: number, total: number) => void;
-}
-interface GpuLoadModule {
-  resolveSafetensorsInputs(pathOrDir: string): string[];
-  runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult>;
-  recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void;
-}
-
-// ---------------------------------------------------------------------------------------------- download
-export interface DownloadResult {
-  repo: string;
-  revision: string;
-  commit: string;
-  cacheDir: string;
-  snapshotDir: string;
-  files: Array<{ path: string; bytes: number; seconds: number; cached: boolean }>;
-  bytesDownloaded: number;
-  bytesTotal: number;
-  seconds: number;
-  bytesPerSecond: number;
-  fromCache: boolean;
-}
-export interface DownloadOptions {
-  repo: string;
-  revision?: string;
-  include?: string[];
-  exclude?: string[];
-  localDir?: string;
-  concurrency?: number;
-  env: Env;
-  signal?: AbortSignal;
-  onProgress?: (p: { bytesDone: number; bytesTotal: number; file?: string }) => void;
-}
+// The engines' own types (type-only imports: nothing is loaded until an engine is used).
+export type { GpuLoadOptions, GpuLoadResult } from '../../engines/gpuload.js';
+export type { DownloadOptions, DownloadResult } from '../../hub/download.js';
+export type { WarmupOptions, WarmupResult } from '../../engines/warmup.js';
+type GpuLoadModule = typeof import('../../engines/gpuload.js');
+type DownloadModule = typeof import('../../hub/download.js');
+type WarmupModule = typeof import('../../engines/warmup.js');
 export interface RepoFileSize {
   path: string;
   bytes: number;
-}
-interface DownloadModule {
-  downloadRepo(opts: DownloadOptions): Promise<DownloadResult>;
-  repoFileSizes(opts: { repo: string; revision?: string; env: Env }): Promise<RepoFileSize[] | { files: RepoFileSize[] }>;
-  findCachedSnapshot(repo: string, revision: string, env: Env): string | null;
-  recordDownloadPhase(h: PhaseHandle, r: DownloadResult): void;
-}
-
-// ---------------------------------------------------------------------------------------------- warmup
-export interface WarmupResult {
-  backend: string;
-  target: string;
-  steps: Array<{ name: string; seconds: number; note?: string }>;
-  firstSeconds: number;
-  steady?: Stats;
-  cached?: Record<string, unknown>;
-  details: Record<string, unknown>;
-}
-export interface WarmupOptions {
-  model?: string;
-  url?: string;
-  /** The warmup engine runs torch or transformers models; `url` and `framework` exclude each other. */
-  framework?: 'torch' | 'transformers';
-  runs?: number;
-  shapes?: unknown;
-  cacheDir?: string;
-  timeoutSeconds?: number;
-  env: Env;
-  signal?: AbortSignal;
-}
-interface WarmupModule {
-  runWarmup(opts: WarmupOptions): Promise<WarmupResult>;
-  recordWarmupPhase(h: PhaseHandle, r: WarmupResult): void;
 }
 
 // ---------------------------------------------------------------------------------------------- loading
@@ -153,10 +63,6 @@ export const loadGpuLoad = () => load<GpuLoadModule>('gpuload', () => import(/* 
 export const loadDownload = () => load<DownloadModule>('download', () => import(/* @vite-ignore */ '../../hub/download.js' as string), 'hub/download.js');
 export const loadWarmup = () => load<WarmupModule>('warmup', () => import(/* @vite-ignore */ '../../engines/warmup.js' as string), 'engines/warmup.js');
 
-/** repoFileSizes may return the list or an object holding it; normalise. */
-export function fileSizeList(r: RepoFileSize[] | { files: RepoFileSize[] }): RepoFileSize[] {
-  return Array.isArray(r) ? r : r.files;
-}
 
 // ---------------------------------------------------------------------------------------------- host fallback
 export interface HostReadResult {

@@ -20,7 +20,7 @@ import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, type SyntheticF
 import { measureRates, predictDownloadSeconds, predictLoadSeconds, describeLoadModel, type Rates } from '../../core/estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts, type WhatIfRow } from '../../core/findings.js';
 import { hfEndpoint, hfOffline, hfToken, hubCacheDir } from '../../hub/env.js';
-import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, fileSizeList, type GpuLoadResult, type WarmupOptions, type RepoFileSize } from './engines.js';
+import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead, skipWithHostRead, type GpuLoadResult, type WarmupOptions, type RepoFileSize } from './engines.js';
 import { resolveTarget, weightFilesIn, describeFiles, bytesPerParam, type Target } from './target.js';
 import { FRAMEWORKS, timeFramework, type Framework, type FrameworkResult } from './framework.js';
 
@@ -177,7 +177,7 @@ async function downloadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown
     if (eng.ok) {
       let sizes: RepoFileSize[] | null = null;
       try {
-        sizes = fileSizeList(await eng.mod.repoFileSizes({ repo, revision, env }));
+        sizes = await eng.mod.repoFileSizes({ repo, revision, env });
       } catch (e) {
         // An estimate can do without the Hub's file list when the model table knows the weights' size.
         if (!(noBytes && t.bytes)) throw e;
