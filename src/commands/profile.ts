@@ -23,6 +23,7 @@ export function registerProfile(program: Command, run: Runner): void {
       .option('--estimate', 'predict every phase from measured rates; move no weight bytes')
       .option('--cache <mode>', 'page cache for gpu-load: cold (drop the files first), warm or as-is', 'cold')
       .option('--devices <list>', 'GPU indexes to use, e.g. 0,1 (after CUDA_VISIBLE_DEVICES)')
+      .option('--verify', 'gpu-load: copy a sample of every tensor back and compare it with the file (exit 1 on a mismatch)')
       .option('--no-download', 'do not download: estimate the download from Hub file sizes and a measured rate')
       .option('--revision <rev>', 'Hub revision (branch, tag or commit)')
       .option('--framework <name>', 'also time your framework path through Python: torch, safetensors or transformers')

@@ -36,6 +36,7 @@ export interface ProfileFlags extends ReportFlags {
   containerRuntime?: string;
   containerArg?: string[];
   devices?: string;
+  verify?: boolean;
   cache: string;
   download: boolean;
   revision?: string;
@@ -236,7 +237,7 @@ async function gpuLoadPhase(s: Shared): Promise<PhaseResult & { cause?: unknown 
       // The loader engine decides GPU or host mode itself (and says why in host mode).
       const files = t.dir ? eng.mod.resolveSafetensorsInputs(t.dir) : t.files;
       const sw = new Stopwatch();
-      const r = await eng.mod.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
+      const r = await eng.mod.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, verify: !!s.flags.verify, signal: s.ctx.signal });
       // The phase is the load itself; measuring the limits, evicting/warming the page cache and checking headers
       // happen in the same call but are not part of a cold start: they are accounted outside the phases.
       s.outside.gpuLoadSetup = (s.outside.gpuLoadSetup ?? 0) + Math.max(0, sw.elapsed() - r.seconds);
