@@ -1,6 +1,7 @@
-import { closeSync, openSync, readSync, fstatSync, createReadStream, statSync, type Stats as FileStats } from 'node:fs';
+import { closeSync, createReadStream, statSync, type Stats as FileStats } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { openInput, readUpTo } from '../core/files.js';
 
 /**
  * What a top-level walk of an ONNX ModelProto tells before onnxruntime sees the file: enough to refuse
@@ -21,17 +22,6 @@ export interface OnnxHeader {
 const MAX_SMALL_FIELD = 1 << 20;
 /** ModelProto's field numbers (onnx.proto3): anything else at the top level means this is not an ONNX model. */
 const MODEL_FIELDS = new Set([1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25, 26]);
-
-function readAt(fd: number, pos: number, len: number): Buffer {
-  const buf = Buffer.alloc(len);
-  let got = 0;
-  while (got < len) {
-    const n = readSync(fd, buf, got, len - got, pos + got);
-    if (n === 0) break;
-    got += n;
-  }
-  return got === len ? buf : buf.subarray(0, got);
-}
 
 /** Decodes a base-128 varint from `buf` at `off`; null if it runs off the end or is longer than 10 bytes. */
 export function readVarint(buf: Uint8Array, off: number): { value: number; next: number } | null {
@@ -80,20 +70,12 @@ function parseOpset(buf: Buffer): { domain: string; version: number } {
  * empty, is not a protobuf message, or is truncated (a field claims more bytes than remain).
  */
 export function readOnnxHeader(path: string): OnnxHeader {
-  let fd: number;
+  const { fd, size } = openInput(path, 'is a directory, expected an .onnx file');
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw fromSystemError(e, path, 'read');
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${path}: is a directory, expected an .onnx file`);
-    const size = st.size;
     const notOnnx = (why: string) =>
       new ColdstartError('CORRUPT_FILE', `${path}: not an ONNX model (${why})`, { hint: 'Pass an .onnx file written by an exporter (torch.onnx.export, tf2onnx, optimum…).' });
     if (size === 0) throw notOnnx('empty file');
-    const head = readAt(fd, 0, Math.min(size, 16));
+    const head = readUpTo(fd, 0, Math.min(size, 16));
     // ORT's own flatbuffer format: 4-byte root offset, then the file identifier "ORTM".
     if (head.length >= 8 && head.subarray(4, 8).toString('latin1') === 'ORTM') {
       return { format: 'ort', irVersion: null, producerName: null, producerVersion: null, opsets: {}, sizeBytes: size };
@@ -103,7 +85,7 @@ export function readOnnxHeader(path: string): OnnxHeader {
     let fields = 0;
     let sawGraph = false;
     while (pos < size) {
-      const win = readAt(fd, pos, Math.min(24, size - pos));
+      const win = readUpTo(fd, pos, Math.min(24, size - pos));
       const tag = readVarint(win, 0);
       const at = `at byte ${pos}`;
       if (!tag) throw !sawGraph && out.irVersion === null ? notOnnx('no protobuf field at the start') : new ColdstartError('CORRUPT_FILE', `${path}: truncated ONNX model (field header cut off ${at} of ${size})`);
@@ -135,7 +117,7 @@ export function readOnnxHeader(path: string): OnnxHeader {
         }
         if (field === 7) sawGraph = true;
         if ((field === 2 || field === 3 || field === 8) && l.value <= MAX_SMALL_FIELD) {
-          const body = readAt(fd, start, l.value);
+          const body = readUpTo(fd, start, l.value);
           if (field === 2) out.producerName = body.toString('utf8');
           else if (field === 3) out.producerVersion = body.toString('utf8');
           else {

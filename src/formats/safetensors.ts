@@ -2,8 +2,9 @@
  * safetensors headers: strict parsing (every hostile case refused before a byte of data is trusted) and exact
  * building (8-byte little-endian length, JSON padded with spaces to a multiple of 8, `__metadata__` strings only).
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { closeSync } from 'node:fs';
+import { ColdstartError } from '../core/errors.js';
+import { openInput, readUpTo } from '../core/files.js';
 import { DTYPE_SIZES, isDtype, type Dtype } from './dtypes.js';
 
 /** Larger headers are refused (the reference implementation's limit is 100 MB too). */
@@ -95,28 +96,15 @@ export function parseHeader(headerJson: Buffer, where: string, fileSize?: number
 
 /** Reads and validates the header of a safetensors file without reading its data. */
 export function readHeader(path: string): SafetensorsHeader {
-  let fd: number;
+  const { fd, size } = openInput(path, 'is a directory, expected a .safetensors file');
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw fromSystemError(e, path, 'read');
-  }
-  try {
-    const size = fstatSync(fd).size;
     if (size < 8) throw bad(path, `file has ${size} bytes, fewer than the 8-byte header length`);
-    const lenBuf = Buffer.alloc(8);
-    readSync(fd, lenBuf, 0, 8, 0);
-    const len = lenBuf.readBigUInt64LE(0);
+    const len = readUpTo(fd, 0, 8).readBigUInt64LE(0);
     if (len > BigInt(MAX_HEADER_BYTES)) throw bad(path, `header length ${len} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
     const n = Number(len);
     if (8 + n > size) throw bad(path, `header length ${n} runs past the end of the ${size}-byte file`);
-    const hdr = Buffer.alloc(n);
-    let got = 0;
-    while (got < n) {
-      const r = readSync(fd, hdr, got, n - got, 8 + got);
-      if (r === 0) break;
-      got += r;
-    }
+    const hdr = readUpTo(fd, 8, n);
+    if (hdr.length < n) throw bad(path, `the file shrank while its header was read`);
     return parseHeader(hdr, path, size);
   } finally {
     closeSync(fd);

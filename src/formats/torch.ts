@@ -4,8 +4,9 @@
  * (name, dtype, shape, strides, storage offset, storage) with every structural fact checked; no tensor data is
  * read. The allowlist of globals is modelled on torch's weights_only unpickler and evaluated symbolically.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { closeSync } from 'node:fs';
+import { ColdstartError } from '../core/errors.js';
+import { openInput } from '../core/files.js';
 import { DTYPE_SIZES, type Dtype } from './dtypes.js';
 import { PickleTruncated, PyDict, PyGlobal, PyObject, PySet, PyTuple, unpickle, type PyValue } from './pickle.js';
 import { looksLikeZip, openZip, readAt, readEntry, type ZipArchive } from './zip.js';
@@ -364,16 +365,8 @@ const MAX_PICKLE_BYTES = 512 << 20;
 
 /** Reads a checkpoint's structure (no tensor data) and selects the weights; every fact is validated. */
 export function openTorchCheckpoint(path: string, options: OpenOptions = {}): TorchCheckpoint {
-  let fd: number;
+  const { fd, size } = openInput(path, 'is a directory; pass the directory itself as <input> to convert a model directory');
   try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw fromSystemError(e, path, 'read');
-  }
-  try {
-    const st = fstatSync(fd);
-    if (st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${path}: is a directory; pass the directory itself as <input> to convert a model directory`);
-    const size = st.size;
     if (size === 0) throw new ColdstartError('CORRUPT_FILE', `${path}: the file is empty (0 bytes), not a PyTorch checkpoint`, { hint: 'Re-download it; an interrupted download often leaves an empty file.' });
     const head = readAt(fd, 0, Math.min(size, 512), path);
     const zip = openZip(fd, size, path);
