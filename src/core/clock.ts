@@ -1,3 +1,5 @@
+import { ColdstartError } from './errors.js';
+
 /** Monotonic time in seconds (process.hrtime), never the wall clock. */
 export function nowSeconds(): number {
   return Number(process.hrtime.bigint()) / 1e9;
@@ -15,4 +17,26 @@ export async function timed<T>(fn: () => Promise<T> | T): Promise<{ value: T; se
   const sw = new Stopwatch();
   const value = await fn();
   return { value, seconds: sw.elapsed() };
+}
+
+/** The error an aborted operation rejects with: the signal's reason when it is an Error, else INTERRUPTED. */
+export function abortReason(signal: AbortSignal): Error {
+  const r = signal.reason;
+  return r instanceof Error ? r : new ColdstartError('INTERRUPTED', 'interrupted');
+}
+
+/** Sleeps `ms` unless the signal aborts first (then rejects with abortReason). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(abortReason(signal));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(abortReason(signal!));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }

@@ -4,6 +4,7 @@
  * sends dummy requests — streamed where the API streams, so time to first token is measured too.
  * Node's global fetch only; every request has a timeout and every wait ends at the deadline.
  */
+import { sleep } from '../core/clock.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { Stopwatch, nowSeconds } from '../core/clock.js';
 import { summarize, type Stats } from '../core/stats.js';
@@ -352,19 +353,6 @@ async function waitReady(c: Client, o: HttpWarmupOptions): Promise<{ api: HttpAp
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason ?? new ColdstartError('INTERRUPTED', 'interrupted'));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 // ------------------------------------------------------------------------------------------------ dummy requests
 interface Plan {

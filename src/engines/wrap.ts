@@ -4,6 +4,7 @@
  * explains is reported as `unexplained`, never spread over the phases. The server runs in its own process
  * group and is stopped (SIGTERM, then SIGKILL after a timeout) whatever happens.
  */
+import { sleep } from '../core/clock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ColdstartError } from '../core/errors.js';
 import { Stopwatch } from '../core/clock.js';
@@ -150,9 +151,6 @@ export interface WrapResult {
   logTail: string[];
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
 
 /** A timer that never keeps the process alive (used for timeouts raced against an exit). */
 function deadline(ms: number): Promise<void> {

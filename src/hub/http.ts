@@ -4,6 +4,7 @@
  * requests/httpx do for the CDN), maps the Hub's X-Error-Code answers to ColdstartErrors, and tells
  * transient failures (reset, timeout, 5xx, 429) from permanent ones so callers can retry with backoff.
  */
+import { abortReason, sleep } from '../core/clock.js';
 import http from 'node:http';
 import https from 'node:https';
 import { ColdstartError } from '../core/errors.js';
@@ -74,7 +75,7 @@ export function hubRequest(url: string, opts: HubHttpOptions = {}): Promise<http
 
 function requestHop(url: string, opts: HubHttpOptions, redirectsLeft: number, firstOrigin: string): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
-    if (opts.signal?.aborted) return reject(abortError(opts.signal));
+    if (opts.signal?.aborted) return reject(abortReason(opts.signal));
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
     const headers: Record<string, string> = { 'user-agent': 'coldstart', 'accept-encoding': 'identity', ...opts.headers };
@@ -94,14 +95,9 @@ function requestHop(url: string, opts: HubHttpOptions, redirectsLeft: number, fi
       resolve(res);
     });
     req.setTimeout(opts.timeoutMs ?? 30_000, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-    req.on('error', (e) => reject(opts.signal?.aborted ? abortError(opts.signal) : networkError(e, url)));
+    req.on('error', (e) => reject(opts.signal?.aborted ? abortReason(opts.signal) : networkError(e, url)));
     req.end(opts.body);
   });
-}
-
-export function abortError(signal: AbortSignal): Error {
-  const r = signal.reason;
-  return r instanceof Error ? r : new ColdstartError('INTERRUPTED', 'interrupted');
 }
 
 /** Reads a (small) response body as text. */
@@ -165,22 +161,6 @@ export function hubErrorFor(res: http.IncomingMessage, ctx: HubErrorContext): Er
   }
   if (status === 404) return new ColdstartError('REPO_NOT_FOUND', `repository ${ctx.repo} not found (HTTP 404)`, { hint: 'Check the repo id (org/name).' });
   return new ColdstartError('NETWORK', `${ctx.repo}: unexpected HTTP ${status} from the Hub${serverMsg ? `: ${serverMsg}` : ''}`);
-}
-
-/** Sleeps `ms` unless aborted first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(abortError(signal));
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(abortError(signal!));
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Runs `fn` with exponential backoff on transient errors: base, 2×base, 4×base … capped at 10 s. */

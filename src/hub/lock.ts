@@ -8,7 +8,7 @@ import { closeSync, openSync, readFileSync, rmSync, writeSync, mkdirSync } from 
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { fromSystemError } from '../core/errors.js';
-import { sleep } from './http.js';
+import { sleep } from '../core/clock.js';
 
 function alive(pid: number): boolean {
   try {
