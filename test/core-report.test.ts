@@ -154,6 +154,21 @@ describe('reporters', () => {
     expect(x).toContain('<skipped message="not measured"/>');
   });
 
+  it('junit: a real JUnit parser (junit2json) reads it with the same counts and messages', async () => {
+    const { parse } = await import('junit2json');
+    const r = sampleReport();
+    r.budgets = [
+      { phase: 'gpu-load', limit: 8, measured: 9.5, status: 'exceeded', over: 1.5, message: 'gpu-load took 9.50 s > 8 s & <more>' },
+      { phase: 'total', limit: 20, measured: 9.75, status: 'ok', over: -10.25, message: 'ok' },
+    ];
+    const j = (await parse(renderJUnit(r))) as { tests: number; failures: number; testsuite: Array<{ testcase: Array<{ name: string; time: number; failure?: Array<{ message: string }> }> }> };
+    expect(j).toMatchObject({ tests: 2, failures: 1 });
+    const [gl, total] = j.testsuite[0]!.testcase;
+    expect(gl!.failure![0]!.message).toBe('gpu-load took 9.50 s > 8 s & <more>');
+    expect(gl!.time).toBe(9.5);
+    expect(total!.failure).toBeUndefined();
+  });
+
   it('github annotations escape newlines and percent signs', () => {
     const r = sampleReport();
     r.budgets = [{ phase: 'total', limit: 1, measured: 2, status: 'exceeded', over: 1, message: '100%\nover' }];

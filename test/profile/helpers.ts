@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,31 +48,34 @@ print(json.dumps([f"{'/'.join(map(str, e.path))}: {e.message}" for e in errs]))`
   }
 }
 
-/** Parses JUnit XML with python's xml.etree and checks the JUnit structure (testsuites > testsuite > testcase). */
-export function parseJUnit(path: string, py = peerPython()): { tests: number; failures: number; skipped: number; cases: Array<{ name: string; failure: string | null; skipped: boolean; time: number }> } {
-  if (!py) throw new Error('no peer python');
-  const out = runPython(
-    py,
-    `import json, sys
-import xml.etree.ElementTree as ET
-root = ET.parse(sys.argv[1]).getroot()
-assert root.tag == "testsuites", root.tag
-suites = root.findall("testsuite")
-assert len(suites) >= 1
-for s in suites:
-    for a in ("name", "tests", "failures", "errors", "time"):
-        assert a in s.attrib, a
-    n = len(s.findall("testcase"))
-    assert int(s.get("tests")) == n, (s.get("tests"), n)
-    assert int(s.get("failures")) == len(s.findall("testcase/failure"))
-    float(s.get("time"))
-cases = []
-for c in root.iter("testcase"):
-    assert "name" in c.attrib and "classname" in c.attrib
-    f = c.find("failure")
-    cases.append({"name": c.get("name"), "failure": f.get("message") if f is not None else None, "skipped": c.find("skipped") is not None, "time": float(c.get("time"))})
-print(json.dumps({"tests": sum(int(s.get("tests")) for s in suites), "failures": sum(int(s.get("failures")) for s in suites), "skipped": sum(int(s.get("skipped") or 0) for s in suites), "cases": cases}))`,
-    [path],
-  );
-  return JSON.parse(out);
+/**
+ * Parses JUnit XML with junit2json (a JUnit parser from npm that nobody here wrote) and checks the JUnit structure:
+ * testsuites > testsuite > testcase, and each suite's counts equal its test cases.
+ */
+export async function parseJUnit(path: string): Promise<{ tests: number; failures: number; skipped: number; cases: Array<{ name: string; failure: string | null; skipped: boolean; time: number }> }> {
+  const { parse } = await import('junit2json');
+  const root = (await parse(readFileSync(path, 'utf8'))) as {
+    tests?: number;
+    testsuite?: Array<{ name?: string; tests?: number; failures?: number; skipped?: number; errors?: number; time?: number; testcase?: Array<{ name?: string; classname?: string; time?: number; failure?: Array<{ message?: string }>; skipped?: unknown[] }> }>;
+  };
+  const suites = root.testsuite ?? [];
+  if (suites.length < 1) throw new Error('JUnit: no <testsuite>');
+  const cases: Array<{ name: string; failure: string | null; skipped: boolean; time: number }> = [];
+  let tests = 0;
+  let failures = 0;
+  let skipped = 0;
+  for (const s of suites) {
+    for (const a of ['name', 'tests', 'failures', 'errors', 'time'] as const) if (s[a] === undefined) throw new Error(`JUnit: <testsuite> without ${a}`);
+    const tc = s.testcase ?? [];
+    if (s.tests !== tc.length) throw new Error(`JUnit: tests=${s.tests} but ${tc.length} <testcase>`);
+    if (s.failures !== tc.filter((c) => c.failure).length) throw new Error('JUnit: failures count does not match');
+    for (const c of tc) {
+      if (c.name === undefined || c.classname === undefined) throw new Error('JUnit: <testcase> without name/classname');
+      cases.push({ name: c.name, failure: c.failure?.[0]?.message ?? null, skipped: !!c.skipped, time: Number(c.time ?? 0) });
+    }
+    tests += s.tests ?? 0;
+    failures += s.failures ?? 0;
+    skipped += s.skipped ?? 0;
+  }
+  return { tests, failures, skipped, cases };
 }

@@ -269,11 +269,9 @@ describe('wrap mode, budgets and exports', () => {
     const explained = byName['gpu-load']!.seconds! + byName['warmup']!.seconds! + byName['unexplained']!.seconds!;
     expect(explained).toBeCloseTo(ready, 6);
     expect(readFileSync(join(out, 'pass.md'), 'utf8')).toMatch(/\| gpu-load \| [\d.]+ ms \|/);
-    const jp = py ? parseJUnit(join(out, 'pass.xml')) : null;
-    if (jp) {
-      expect(jp.tests).toBe(2);
-      expect(jp.failures).toBe(0);
-    }
+    const jp = await parseJUnit(join(out, 'pass.xml'));
+    expect(jp.tests).toBe(2);
+    expect(jp.failures).toBe(0);
     if (py) expect(validateWithSchema(doc)).toEqual([]);
 
     const summary = join(out, 'summary.md');
@@ -286,12 +284,10 @@ describe('wrap mode, budgets and exports', () => {
     expect(fdoc.budgets[0]).toMatchObject({ phase: 'gpu-load', status: 'exceeded' });
     expect(fail.stderr).toMatch(/::error title=coldstart budget gpu-load::budget exceeded: gpu-load took/);
     expect(readFileSync(summary, 'utf8')).toContain('❌ exceeded by');
-    if (py) {
-      const jf = parseJUnit(join(out, 'fail.xml'));
-      expect(jf.failures).toBe(1);
-      expect(jf.cases[0]!.failure).toMatch(/budget exceeded: gpu-load/);
-      expect(validateWithSchema(fdoc)).toEqual([]);
-    }
+    const jf = await parseJUnit(join(out, 'fail.xml'));
+    expect(jf.failures).toBe(1);
+    expect(jf.cases[0]!.failure).toMatch(/budget exceeded: gpu-load/);
+    if (py) expect(validateWithSchema(fdoc)).toEqual([]);
   });
 
   it('--ready-log, --no-completion, and a server that dies before ready (exit 3, last lines shown)', async () => {
