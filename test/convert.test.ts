@@ -279,6 +279,18 @@ describe('coldstart convert', () => {
     expect(readHeader(out).tensors).toHaveLength(11);
   });
 
+  it('an output path with a file in the way: one clear line naming it (exit 2), nothing written', async () => {
+    const d = fresh('in-the-way');
+    const file = join(d, 'not-a-dir');
+    writeFileSync(file, 'x');
+    for (const input of [good('views.pt'), join(FIX, 'models', 'tiny-llama')]) {
+      const r = await runCli(['convert', input, '-o', join(file, 'out')]);
+      expect(r.code).toBe(2);
+      expect(r.stderr.split('\n')[0]).toBe(`coldstart: error: --output: ${file} cannot be a directory: a file is in the way`);
+      expect(readdirSync(d)).toEqual(['not-a-dir']);
+    }
+  });
+
   it('writes sharded output with an index whose weight_map and total_size match the shards', async () => {
     const d = fresh('sharded');
     const r = await runCli(['--json', 'convert', join(FIX, 'models', 'tiny-llama'), '-o', join(d, 'm'), '--shard-size', '40KB']);

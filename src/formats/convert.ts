@@ -388,10 +388,16 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       if (existsSync(p) && !options.force) throw fromSystemError({ code: 'EEXIST' }, p, 'write');
     }
   }
+  const parent = inputs.kind === 'directory' ? dirname(finalTarget) : outDir;
   try {
-    mkdirSync(inputs.kind === 'directory' ? dirname(finalTarget) : outDir, { recursive: true });
+    mkdirSync(parent, { recursive: true });
   } catch (e) {
-    throw fromSystemError(e, outDir, 'create');
+    // mkdir -p fails with EEXIST/ENOTDIR when a component of the path is a file: say that, not "already exists".
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new ColdstartError('BAD_FLAG', `--output: ${parent} cannot be a directory: a file is in the way`, { hint: 'Choose another --output.' });
+    }
+    throw fromSystemError(e, parent, 'create');
   }
   const files: OutFile[] = [];
   const writeDir = (() => {
