@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
-import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes } from '../src/hub/download.js';
+import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/hub/download.js';
+import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
 import { globToRegExp } from '../src/hub/layout.js';
 
@@ -242,6 +243,45 @@ describe('resume, retries, corruption, locking', () => {
     expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=400000-')).toHaveLength(1);
     expect(readFileSync(join(doc.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
     expect(existsSync(partial)).toBe(false);
+  });
+
+  it('Ctrl-C mid-file on the worker path leaves only a resumable .incomplete (lock released); the next run resumes', async () => {
+    const shard = 'model-00001-of-00002.safetensors'; // ≥ 1 MiB: fetched, hashed and written on a worker thread
+    hub.faults.stall = { match: (p) => p === shard, afterBytes: 600_000, times: 1 };
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const run = downloadRepo({
+      repo: 'org/tiny',
+      env: env(),
+      include: [shard],
+      signal: ac.signal,
+      // Progress comes from the worker while the body is still open; abort once it has the stalled prefix.
+      onProgress: (p) => {
+        seen.push(p.bytesDone);
+        if (p.bytesDone >= 600_000) ac.abort(new ColdstartError('INTERRUPTED', 'interrupted by SIGINT'));
+      },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    expect(seen.some((b) => b > 0 && b < shard1.length)).toBe(true);
+    const blobs = join(storage(), 'blobs');
+    expect(readdirSync(blobs)).toEqual([`${sha256(shard1)}.incomplete`]);
+    expect(statSync(join(blobs, `${sha256(shard1)}.incomplete`)).size).toBe(600_000);
+    expect(readdirSync(join(cacheDir, '.locks', 'models--org--tiny'))).toEqual([]);
+    hub.log.length = 0;
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), include: [shard] });
+    expect(r.resumed).toEqual([{ path: shard, fromByte: 600_000 }]);
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=600000-')).toHaveLength(1);
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+  });
+
+  it('a stalled body on the worker path times out, is retried from the byte reached, and ends byte-exact', async () => {
+    hub.faults.stall = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 700_000, times: 1 };
+    const events: DownloadEvent[] = [];
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), timeoutMs: 300, retryBaseMs: 10, onEvent: (e) => events.push(e) });
+    expect(events.find((e) => e.type === 'retry')).toMatchObject({ file: 'model-00001-of-00002.safetensors', reason: expect.stringMatching(/ETIMEDOUT/) });
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=700000-')).toHaveLength(1);
+    expect(readFileSync(join(r.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    expect(r.bytesDownloaded).toBe(r.bytesTotal);
   });
 
   it('a server that ignores Range restarts the file and still ends byte-exact', async () => {
