@@ -291,6 +291,31 @@ describe('resume, retries, corruption, locking', () => {
     expect(readFileSync(join(r.snapshotDir, 'model-00002-of-00002.safetensors')).equals(shard2)).toBe(true);
   });
 
+  it('worker path: a 503 is retried, a server that ignores Range restarts the file, the result is byte-exact', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    hub.faults.unavailable = 1;
+    hub.faults.drop = { match: (p) => p === shard, afterBytes: 250_000, times: 1 };
+    hub.faults.ignoreRange = true;
+    const events: DownloadEvent[] = [];
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), include: [shard], retryBaseMs: 5, onEvent: (e) => events.push(e) });
+    const retries = events.filter((e) => e.type === 'retry');
+    expect(retries.map((e) => (e as { reason: string }).reason)).toEqual([expect.stringMatching(/HTTP 503/), expect.stringMatching(/connection closed at byte 250000|ECONNRESET|aborted/)]);
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=250000-')).toHaveLength(1);
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(r.bytesDownloaded).toBe(r.bytesTotal);
+  });
+
+  it('worker path: the token goes to the Hub, never to the CDN it redirects to', async () => {
+    const big = randomBytes(1_200_000);
+    hub.addRepo('org/gated-big', [servedFile('config.json', config), servedFile('model.safetensors', big)], { gated: true });
+    const r = await downloadRepo({ repo: 'org/gated-big', env: env({ HF_TOKEN: hub.token }) });
+    expect(readFileSync(join(r.snapshotDir, 'model.safetensors')).equals(big)).toBe(true);
+    const gets = hub.requests((q) => q.method === 'GET' && q.url.includes('model.safetensors'));
+    expect(gets.filter((q) => q.host === 'hub').every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);
+    expect(gets.filter((q) => q.host === 'cdn').length).toBeGreaterThan(0);
+    expect(gets.filter((q) => q.host === 'cdn').every((q) => q.auth === undefined)).toBe(true);
+  });
+
   it('corrupted bytes are rejected: exit 2, nothing enters the cache, no partial kept', async () => {
     hub.faults.corrupt = (p) => p.endsWith('.safetensors'); // one file hashed on a worker thread, one inline
     const r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
