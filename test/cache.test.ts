@@ -7,7 +7,8 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
-import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes } from '../src/hub/download.js';
+import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/hub/download.js';
+import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
 import { globToRegExp } from '../src/hub/layout.js';
 
@@ -244,11 +245,75 @@ describe('resume, retries, corruption, locking', () => {
     expect(existsSync(partial)).toBe(false);
   });
 
+  it('Ctrl-C mid-file on the worker path leaves only a resumable .incomplete (lock released); the next run resumes', async () => {
+    const shard = 'model-00001-of-00002.safetensors'; // ≥ 1 MiB: fetched, hashed and written on a worker thread
+    hub.faults.stall = { match: (p) => p === shard, afterBytes: 600_000, times: 1 };
+    const ac = new AbortController();
+    const seen: number[] = [];
+    const run = downloadRepo({
+      repo: 'org/tiny',
+      env: env(),
+      include: [shard],
+      signal: ac.signal,
+      // Progress comes from the worker while the body is still open; abort once it has the stalled prefix.
+      onProgress: (p) => {
+        seen.push(p.bytesDone);
+        if (p.bytesDone >= 600_000) ac.abort(new ColdstartError('INTERRUPTED', 'interrupted by SIGINT'));
+      },
+    });
+    await expect(run).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    expect(seen.some((b) => b > 0 && b < shard1.length)).toBe(true);
+    const blobs = join(storage(), 'blobs');
+    expect(readdirSync(blobs)).toEqual([`${sha256(shard1)}.incomplete`]);
+    expect(statSync(join(blobs, `${sha256(shard1)}.incomplete`)).size).toBe(600_000);
+    expect(readdirSync(join(cacheDir, '.locks', 'models--org--tiny'))).toEqual([]);
+    hub.log.length = 0;
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), include: [shard] });
+    expect(r.resumed).toEqual([{ path: shard, fromByte: 600_000 }]);
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=600000-')).toHaveLength(1);
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+  });
+
+  it('a stalled body on the worker path times out, is retried from the byte reached, and ends byte-exact', async () => {
+    hub.faults.stall = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 700_000, times: 1 };
+    const events: DownloadEvent[] = [];
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), timeoutMs: 300, retryBaseMs: 10, onEvent: (e) => events.push(e) });
+    expect(events.find((e) => e.type === 'retry')).toMatchObject({ file: 'model-00001-of-00002.safetensors', reason: expect.stringMatching(/ETIMEDOUT/) });
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=700000-')).toHaveLength(1);
+    expect(readFileSync(join(r.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    expect(r.bytesDownloaded).toBe(r.bytesTotal);
+  });
+
   it('a server that ignores Range restarts the file and still ends byte-exact', async () => {
     hub.faults.drop = { match: (p) => p === 'model-00002-of-00002.safetensors', afterBytes: 100_000, times: 1 };
     hub.faults.ignoreRange = true;
     const r = await downloadRepo({ repo: 'org/tiny', env: env(), retryBaseMs: 10 });
     expect(readFileSync(join(r.snapshotDir, 'model-00002-of-00002.safetensors')).equals(shard2)).toBe(true);
+  });
+
+  it('worker path: a 503 is retried, a server that ignores Range restarts the file, the result is byte-exact', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    hub.faults.unavailable = 1;
+    hub.faults.drop = { match: (p) => p === shard, afterBytes: 250_000, times: 1 };
+    hub.faults.ignoreRange = true;
+    const events: DownloadEvent[] = [];
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(), include: [shard], retryBaseMs: 5, onEvent: (e) => events.push(e) });
+    const retries = events.filter((e) => e.type === 'retry');
+    expect(retries.map((e) => (e as { reason: string }).reason)).toEqual([expect.stringMatching(/HTTP 503/), expect.stringMatching(/connection closed at byte 250000|ECONNRESET|aborted/)]);
+    expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=250000-')).toHaveLength(1);
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(r.bytesDownloaded).toBe(r.bytesTotal);
+  });
+
+  it('worker path: the token goes to the Hub, never to the CDN it redirects to', async () => {
+    const big = randomBytes(1_200_000);
+    hub.addRepo('org/gated-big', [servedFile('config.json', config), servedFile('model.safetensors', big)], { gated: true });
+    const r = await downloadRepo({ repo: 'org/gated-big', env: env({ HF_TOKEN: hub.token }) });
+    expect(readFileSync(join(r.snapshotDir, 'model.safetensors')).equals(big)).toBe(true);
+    const gets = hub.requests((q) => q.method === 'GET' && q.url.includes('model.safetensors'));
+    expect(gets.filter((q) => q.host === 'hub').every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);
+    expect(gets.filter((q) => q.host === 'cdn').length).toBeGreaterThan(0);
+    expect(gets.filter((q) => q.host === 'cdn').every((q) => q.auth === undefined)).toBe(true);
   });
 
   it('corrupted bytes are rejected: exit 2, nothing enters the cache, no partial kept', async () => {

@@ -41,7 +41,8 @@ import {
 } from './layout.js';
 import { acquireLock } from './lock.js';
 import { walkFiles } from './scan.js';
-import { WorkerSink, sinkParallelism } from './sink.js';
+import { WorkerFetch, sinkParallelism, type FetchOutcome } from './sink.js';
+import { abortReason } from '../core/clock.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -207,7 +208,7 @@ interface FileJob {
 interface Sink {
   open(hashExisting: number): Promise<void>;
   reset(): void;
-  write(bufs: Buffer[], bytes: number): Promise<void>;
+  write(bufs: Buffer[]): Promise<void>;
   digest(): Promise<string>;
   /** Waits until no write is pending, so the descriptor can be closed. */
   close(): Promise<void>;
@@ -247,7 +248,7 @@ class InlineSink implements Sink {
   }
 }
 
-/** Files from this size on are hashed and written on worker threads. */
+/** Files from this size on are fetched, hashed and written on worker threads (src/hub/sink.ts). */
 const WORKER_SINK_MIN_BYTES = 1 << 20;
 
 /**
@@ -265,18 +266,17 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
   } catch (e) {
     throw fromSystemError(e, job.incomplete, 'write');
   }
-  let sink: Sink | null = null;
+  let sink: { digest(): Promise<string>; close(): Promise<void> } | null = null;
   try {
     let offset = fstatSync(fd).size;
     if (offset > size) {
       ftruncateSync(fd, 0);
       offset = 0;
     }
-    sink =
-      size >= WORKER_SINK_MIN_BYTES
-        ? new WorkerSink(fd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', job.file.lfs ? undefined : `blob ${job.file.size}\0`, sinkParallelism(opts.concurrency ?? 8))
-        : new InlineSink(fd, job.incomplete, job.file, opts.signal);
-    const s = sink;
+    const wf = size >= WORKER_SINK_MIN_BYTES ? new WorkerFetch(fd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', job.file.lfs ? undefined : `blob ${job.file.size}\0`, sinkParallelism(opts.concurrency ?? 8)) : null;
+    const inline = wf ? null : new InlineSink(fd, job.incomplete, job.file, opts.signal);
+    const s = (wf ?? inline)!;
+    sink = s;
     await s.open(offset);
     if (offset > 0) {
       resumed(offset);
@@ -286,6 +286,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
     await withRetries(
       async () => {
         if (offset >= size) return;
+        if (wf) return workerAttempt(wf);
         const res = await hubRequest(job.url, { token: c.token, signal: c.signal, timeoutMs: c.timeoutMs, headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
         const status = res.statusCode ?? 0;
         if (status === 416 || (status === 200 && offset > 0)) {
@@ -293,12 +294,12 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
           ftruncateSync(fd, 0);
           onBytes(-offset);
           offset = 0;
-          s.reset();
+          inline!.reset();
           if (status === 416) {
             res.resume();
             throw new TransientError('HTTP 416 on resume; restarting the file from byte 0');
           }
-          return fetchBody(res);
+          return fetchBody(inline!, res);
         }
         if (status !== 200 && status !== 206) throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
         if (status === 206) {
@@ -309,7 +310,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
             throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${offset}- with ${JSON.stringify(cr)}`);
           }
         }
-        return fetchBody(res);
+        return fetchBody(inline!, res);
       },
       {
         retries: c.retries,
@@ -319,7 +320,50 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       },
     );
 
-    async function fetchBody(res: import('node:http').IncomingMessage): Promise<void> {
+    /**
+     * One attempt on the worker: it makes the request and handles the 416 / 200-on-resume restart itself; its
+     * byte offset is the progress (a restart shows as a negative step), and how it ended becomes the error the
+     * inline path would throw (transient ones are retried from the byte reached).
+     */
+    async function workerAttempt(w: WorkerFetch): Promise<void> {
+      let reported = offset;
+      const progress = (o: number) => {
+        if (o !== reported) onBytes(o - reported);
+        reported = o;
+      };
+      const r = await w.fetch({ url: job.url, token: c.token, timeoutMs: c.timeoutMs, size }, progress, opts.signal);
+      offset = r.offset;
+      progress(r.offset);
+      if (opts.signal?.aborted && r.kind !== 'ok') throw abortReason(opts.signal);
+      switch (r.kind) {
+        case 'ok':
+          if (r.offset >= size) return;
+          throw new TransientError(`${job.display}: connection closed at byte ${r.offset} of ${size}`);
+        case 'short':
+          throw new TransientError(`${job.display}: connection closed at byte ${r.offset} of ${size}`);
+        case 'aborted':
+          throw new ColdstartError('INTERRUPTED', 'interrupted');
+        case '416':
+          throw new TransientError('HTTP 416 on resume; restarting the file from byte 0');
+        case 'net':
+          throw networkError(Object.assign(new Error(r.message), { code: r.code }), r.url);
+        case 'fs':
+          throw fromSystemError(Object.assign(new Error(r.message), { code: r.code }), job.incomplete, 'write');
+        case 'status': {
+          // hubErrorFor reads only the status and the headers the worker passed on (the body was discarded).
+          const res = { statusCode: r.status, headers: r.headers, resume() {} } as unknown as import('node:http').IncomingMessage;
+          throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
+        }
+        case 'range':
+          throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${offset}- with ${JSON.stringify(r.contentRange)}`);
+        case 'toolong':
+          throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the ${size} bytes the Hub lists; nothing was cached`);
+        case 'redirects':
+          throw new ColdstartError('NETWORK', `${new URL(r.url).origin}: too many redirects`);
+      }
+    }
+
+    async function fetchBody(s: InlineSink, res: import('node:http').IncomingMessage): Promise<void> {
       let batch: Buffer[] = [];
       let batchBytes = 0;
       const flush = async () => {
@@ -330,7 +374,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         batchBytes = 0;
         if (offset + n > size) throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the ${size} bytes the Hub lists; nothing was cached`);
         offset += n;
-        await s.write(bufs, n);
+        await s.write(bufs);
         onBytes(n);
       };
       try {
@@ -348,9 +392,10 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       if (offset < size) throw new TransientError(`${job.display}: connection closed at byte ${offset} of ${size}`);
     }
 
-    const got = await s.digest();
+    const done = sink as { digest(): Promise<string>; close(): Promise<void> } | null;
+    const got = await done!.digest();
     if (got !== expected) {
-      await s.close();
+      await done!.close();
       sink = null;
       closeSync(fd);
       fd = -1;

@@ -40,6 +40,8 @@ interface Repo {
 export interface Faults {
   /** Destroy the socket after this many body bytes of a matching file, `times` times. */
   drop?: { match: (path: string) => boolean; afterBytes: number; times: number };
+  /** Send this many body bytes of a matching file, then nothing more (the socket stays open), `times` times. */
+  stall?: { match: (path: string) => boolean; afterBytes: number; times: number };
   /** Flip one byte in the middle of a matching file's body (every time). */
   corrupt?: (path: string) => boolean;
   /** Answer 503 this many times before serving file bytes. */
@@ -284,6 +286,8 @@ export class HubServer {
     if (req.method === 'HEAD') return void res.end();
     const drop = this.faults.drop && this.faults.drop.times > 0 && this.faults.drop.match(f.path) ? this.faults.drop : null;
     if (drop) drop.times--;
+    const stall = this.faults.stall && this.faults.stall.times > 0 && this.faults.stall.match(f.path) ? this.faults.stall : null;
+    if (stall) stall.times--;
     const corrupt = this.faults.corrupt?.(f.path) ? Math.floor(f.size / 2) : -1;
     let sent = 0;
     const src = f.content ? [f.content.subarray(start, end + 1)] : createReadStream(f.diskPath!, { start, end, highWaterMark: 1 << 20 });
@@ -302,6 +306,12 @@ export class HubServer {
           // Let the bytes reach the client, then cut the connection mid-body.
           setTimeout(() => res.socket?.destroy(), 20);
           return;
+        }
+        if (stall && sent + chunk.length > stall.afterBytes) {
+          const keep = Math.max(0, stall.afterBytes - sent);
+          if (keep) res.write(chunk.subarray(0, keep));
+          this.bytesServed += keep;
+          return; // never ends: the client must time out or give up
         }
         sent += chunk.length;
         this.bytesServed += chunk.length;
