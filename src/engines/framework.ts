@@ -9,7 +9,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { statInput } from './onnx-file.js';
-import { summarize, type Stats } from '../core/stats.js';
+import { summarize } from '../core/stats.js';
+import type { BackendWarmup } from './backend.js';
 import { runPythonSnippet, pythonCandidates } from './python.js';
 import type { Shapes } from './dummy.js';
 
@@ -30,13 +31,7 @@ export interface FrameworkWarmupOptions {
   progress?: (text: string) => void;
 }
 
-export interface FrameworkWarmup {
-  steps: Array<{ name: string; seconds: number; note?: string }>;
-  firstSeconds: number;
-  startupSeconds: number;
-  steady?: Stats;
-  details: Record<string, unknown>;
-}
+export type FrameworkWarmup = BackendWarmup;
 
 /** The snippet. argv: framework, model path, runs, max_new_tokens, shapes JSON, device. */
 export const FRAMEWORK_SNIPPET = String.raw`

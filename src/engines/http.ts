@@ -7,7 +7,8 @@
 import { sleep } from '../core/clock.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { Stopwatch, nowSeconds } from '../core/clock.js';
-import { summarize, type Stats } from '../core/stats.js';
+import { summarize } from '../core/stats.js';
+import type { BackendWarmup } from './backend.js';
 import { resolveShape, fillFloats, intFill, type Shapes } from './dummy.js';
 
 export const HTTP_APIS = ['openai', 'tgi', 'kserve', 'ollama'] as const;
@@ -30,13 +31,7 @@ export interface HttpWarmupOptions {
   progress?: (text: string) => void;
 }
 
-export interface HttpWarmup {
-  steps: Array<{ name: string; seconds: number; note?: string }>;
-  firstSeconds: number;
-  startupSeconds: number;
-  steady?: Stats;
-  details: Record<string, unknown>;
-}
+export type HttpWarmup = BackendWarmup;
 
 const MAX_BODY = 16 << 20;
 const PROMPT = 'Hello';

@@ -10,7 +10,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ColdstartError, fromSystemError, isColdstartError } from '../core/errors.js';
 import { Stopwatch } from '../core/clock.js';
-import { summarize, type Stats } from '../core/stats.js';
+import { summarize } from '../core/stats.js';
+import type { BackendWarmup } from './backend.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../core/atomic.js';
 import { readOnnxHeader, sha256File, statInput, type OnnxHeader } from './onnx-file.js';
 import { fillFloats, intFill, resolveShape, toHalf, type Shapes } from './dummy.js';
@@ -127,13 +128,8 @@ export interface OnnxInputInfo {
   source: string;
 }
 
-export interface OnnxWarmup {
-  steps: Array<{ name: string; seconds: number; note?: string }>;
-  firstSeconds: number;
-  startupSeconds: number;
-  steady?: Stats;
+export interface OnnxWarmup extends BackendWarmup {
   cached?: { coldSessionSeconds: number; cachedSessionSeconds: number; coldMeasured: 'this-run' | 'recorded'; recordedAt?: string };
-  details: Record<string, unknown>;
 }
 
 interface CacheMeta {

@@ -437,7 +437,7 @@ function openZipCheckpoint(fd: number, zip: ZipArchive, path: string, options: O
   const pkl = readEntry(fd, zip.entries.get(pkls[0]!)!, path, MAX_PICKLE_BYTES);
   const { value, end } = unpickle(pkl, { where: path, resolveGlobal: resolver(state), persistentLoad: persistentLoader(state, false) });
   if (end !== pkl.length) throw new ColdstartError('CORRUPT_FILE', `${path}: ${pkl.length - end} stray bytes after the pickle in data.pkl`);
-  return finish(path, 'zip', byteorder, prefix, value, storages, options);
+  return finish(path, 'zip', byteorder, prefix, value, options);
 }
 
 const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
@@ -510,7 +510,7 @@ function parseLegacy(fd: number, buf: Buffer, size: number, path: string, option
   }
   if (infos.size !== keyList.length) throw new ColdstartError('CORRUPT_FILE', `${path}: a storage used by a tensor is missing from the storage table`);
   if (pos !== size) throw new ColdstartError('CORRUPT_FILE', `${path}: ${size - pos} unexpected bytes after the last storage`);
-  return finish(path, 'legacy', byteorder, '', main.value, infos, options);
+  return finish(path, 'legacy', byteorder, '', main.value, options);
 }
 
 // ------------------------------------------------------------------------------------------------ selecting the weights
@@ -553,7 +553,7 @@ function lookup(root: PyValue, key: string): PyValue | undefined {
 
 const PREFERRED_KEYS = ['state_dict', 'model_state_dict', 'model', 'module', 'net', 'weights'];
 
-function finish(path: string, format: 'zip' | 'legacy', byteorder: 'little' | 'big', prefix: string, root: PyValue, storages: Map<string, StorageInfo>, options: OpenOptions): TorchCheckpoint {
+function finish(path: string, format: 'zip' | 'legacy', byteorder: 'little' | 'big', prefix: string, root: PyValue, options: OpenOptions): TorchCheckpoint {
   let key = '';
   let dict: PyDict;
   const topKeys = root instanceof PyDict ? [...root.map.keys()].filter((k): k is string => typeof k === 'string') : [];

@@ -41,7 +41,7 @@ import {
 } from './layout.js';
 import { acquireLock } from './lock.js';
 import { walkFiles } from './scan.js';
-import { WorkerFetch, sinkParallelism, type FetchOutcome } from './sink.js';
+import { WorkerFetch, sinkParallelism } from './sink.js';
 import { abortReason } from '../core/clock.js';
 
 type Env = Record<string, string | undefined>;

@@ -6,7 +6,6 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { ColdstartError } from '../../core/errors.js';
 import type { PhaseHandle } from '../../core/phases.js';
-import type { Stats } from '../../core/stats.js';
 import { Stopwatch } from '../../core/clock.js';
 import { formatRate } from '../../core/format.js';
 
