@@ -3,16 +3,13 @@ import { ColdstartError, ExitCode, isColdstartError } from './core/errors.js';
 import { Output, type GlobalOptions, type ProcessLike } from './core/output.js';
 import { cleanupTemps } from './core/atomic.js';
 import { version } from './core/version.js';
-import { makeContext, type Context } from './commands/context.js';
+import { makeContext, type Runner } from './commands/context.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerProfile } from './commands/profile.js';
 import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerWarmup } from './commands/warmup.js';
 import { registerReport } from './commands/report.js';
-
-/** Wraps a command body: builds the context from global flags, turns thrown errors into exit codes. */
-export type Runner = <A extends unknown[]>(body: (ctx: Context, ...args: A) => Promise<number>) => (...args: unknown[]) => Promise<void>;
 
 export function buildProgram(proc: ProcessLike, setExit: (code: number) => void, signal: AbortSignal): Command {
   const program = new Command();

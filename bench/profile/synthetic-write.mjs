@@ -6,7 +6,7 @@ import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from '
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import { ensureSyntheticModel, planSynthetic } from '../../dist/formats/synthetic.js';
-import { findModel } from '../../dist/hub/models.js';
+import { findModel } from '../../dist/models/table.js';
 
 const alias = process.argv[2] ?? 'tinyllama-1.1b';
 const base = mkdtempSync(join(process.argv[3] ?? '/tmp', 'cs-bench-'));

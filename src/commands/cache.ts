@@ -1,14 +1,14 @@
 import type { Command } from 'commander';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Runner } from '../cli.js';
-import type { Context } from './context.js';
+import { intFlag } from '../core/flags.js';
+import type { Context, Runner } from './context.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
-import { resolveRepoId } from '../hub/models.js';
+import { resolveRepoId } from '../models/table.js';
 import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
 import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
 import { repoFolderName } from '../hub/layout.js';
@@ -25,12 +25,6 @@ interface CacheFlags {
   concurrency: string;
   retries: string;
   toSafetensors?: boolean;
-}
-
-function intFlag(flag: string, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalidArg(flag, `an integer from ${min} to ${max}`, v);
-  return n;
 }
 
 function repoArg(arg: string): { repo: string; alias?: string } {

@@ -15,6 +15,9 @@ export interface Context {
   signal: AbortSignal;
 }
 
+/** Wraps a command body: builds the context from global flags, turns thrown errors into exit codes (src/cli.ts). */
+export type Runner = <A extends unknown[]>(body: (ctx: Context, ...args: A) => Promise<number>) => (...args: unknown[]) => Promise<void>;
+
 export function makeContext(proc: ProcessLike, global: GlobalOptions, signal: AbortSignal): Context {
   return { proc, out: new Output(proc, global), global, cwd: proc.cwd(), env: proc.env, signal };
 }

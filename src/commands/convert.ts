@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import type { Runner } from '../cli.js';
-import { addReportOptions, emitOptions, type Context, type ReportFlags } from './context.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { invalidArg } from '../core/errors.js';
 import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport } from '../core/emit.js';

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import type { Runner } from '../cli.js';
-import type { Context } from './context.js';
+import type { Context, Runner } from './context.js';
 import { loadNative, type CudaProbeResult } from '../native.js';
 import { version } from '../core/version.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';

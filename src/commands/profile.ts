@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import type { Runner } from '../cli.js';
-import { addReportOptions } from './context.js';
+import { addReportOptions, type Runner } from './context.js';
 import { ColdstartError } from '../core/errors.js';
 import { profileCommand, splitWrap, type ProfileFlags } from './profile/run.js';
 

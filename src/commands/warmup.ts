@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import type { Runner } from '../cli.js';
-import { addReportOptions, emitOptions, type Context, type ReportFlags } from './context.js';
+import { intFlag } from '../core/flags.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { runPhase, publicPhase } from '../core/phases.js';
 import { newReport, summarizeRuns } from '../core/report.js';
@@ -123,10 +123,8 @@ export function registerWarmup(program: Command, run: Runner): void {
       .option('--device <d>', 'framework: auto, cpu or cuda', 'auto'),
   ).action(
     run(async (ctx: Context, model: string | undefined, flags: WarmupFlags) => {
-      const runs = Number(flags.runs);
-      if (!Number.isInteger(runs) || runs < 0 || runs > 100_000) throw invalidArg('--runs', 'a whole number from 0 to 100000', flags.runs);
-      const maxTokens = Number(flags.maxTokens ?? 8);
-      if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 4096) throw invalidArg('--max-tokens', 'a whole number from 1 to 4096', flags.maxTokens);
+      const runs = intFlag('--runs', flags.runs, 0, 100_000);
+      const maxTokens = intFlag('--max-tokens', flags.maxTokens ?? '8', 1, 4096);
       const framework = flags.framework === undefined ? undefined : oneOf('--framework', flags.framework, ['torch', 'transformers'] as const);
       const provider = oneOf('--provider', flags.provider, ['auto', 'cpu', 'cuda'] as const);
       const device = oneOf('--device', flags.device, ['auto', 'cpu', 'cuda'] as const);

@@ -1,3 +1,4 @@
+import { intFlag } from './flags.js';
 import type { PhaseResult } from './phases.js';
 import { ColdstartError } from './errors.js';
 
@@ -12,11 +13,7 @@ export interface RepeatOptions {
 
 /** Parses a --runs / --warmup value: a whole number within [min, max]. */
 export function parseCount(flag: string, value: string | number, min: number, max = 10_000): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) {
-    throw new ColdstartError('BAD_FLAG', `${flag}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(String(value))}`);
-  }
-  return n;
+  return intFlag(flag, value, min, max);
 }
 
 /**

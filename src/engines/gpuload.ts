@@ -1,3 +1,4 @@
+import { intFlag } from '../core/flags.js';
 /**
  * The gpu-load engine: every tensor of a set of safetensors files into GPU memory at the hardware's limit, timed,
  * through the native loader (native/src/loader.cc). Headers are validated here first (readHeader), so a missing,
@@ -255,7 +256,7 @@ async function callNative<T>(p: () => Promise<T>, what: string): Promise<T> {
 }
 
 function checkCount(flag: string, v: number | undefined, min: number, max: number): void {
-  if (v !== undefined && (!Number.isSafeInteger(v) || v < min || v > max)) throw invalidArg(flag, `an integer from ${min} to ${max}`, v);
+  if (v !== undefined) intFlag(flag, v, min, max);
 }
 
 function residentFraction(entries: Array<{ bytes: number; residentBytes: number | null }>): number {

@@ -1,3 +1,4 @@
+import { intFlag } from '../core/flags.js';
 /**
  * The warmup engine's public face: one call for the three back-ends (ONNX in process, HTTP servers, Python
  * frameworks) and one way to put the result into a phase. `coldstart warmup` and `coldstart profile` use these.
@@ -60,8 +61,7 @@ export function defaultTimeout(wait: boolean | undefined): number {
 }
 
 export async function runWarmup(opts: WarmupOptions): Promise<WarmupResult> {
-  const runs = opts.runs ?? DEFAULT_RUNS;
-  if (!Number.isInteger(runs) || runs < 0) throw new ColdstartError('BAD_FLAG', `--runs: expected a whole number ≥ 0, got ${JSON.stringify(runs)}`);
+  const runs = intFlag('--runs', opts.runs ?? DEFAULT_RUNS, 0);
   const timeoutSeconds = opts.timeoutSeconds ?? defaultTimeout(opts.wait);
   const shapes = opts.shapes ?? {};
   if (opts.url && opts.framework) throw new ColdstartError('USAGE', '--url and --framework cannot be combined: warm a server, or load a model in Python');

@@ -1,6 +1,6 @@
 /**
  * Shape-accurate synthetic checkpoints: every tensor name, shape and dtype of a model's real architecture
- * (src/hub/models.ts `tensorsFor`), random bytes, sharded like `save_pretrained` (5 GB shards with an index),
+ * (src/models/table.ts `tensorsFor`), random bytes, sharded like `save_pretrained` (5 GB shards with an index),
  * in safetensors or the torch zip `.bin` format, plus a transformers config.json. Written streaming (memory
  * bounded by the chunk size, even for 70B shapes) into a temporary directory that is renamed into place only
  * when every shard is complete, so a cache directory never holds a half-written model.
@@ -15,7 +15,8 @@ import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { buildHeader } from './safetensors.js';
 import { writeTorchCheckpoint } from './torch-writer.js';
 import { DTYPE_SIZES, type Dtype } from './dtypes.js';
-import { hfConfig, tensorsFor, type ModelSpec, type TensorSpec } from '../hub/models.js';
+import { hfConfig, tensorsFor, type ModelSpec, type TensorSpec } from '../models/table.js';
+import { Stopwatch } from '../core/clock.js';
 
 const fillRandom = promisify(randomFill) as unknown as (buf: Buffer) => Promise<Buffer>;
 
@@ -155,8 +156,8 @@ function weightFiles(dir: string, format: SyntheticFormat): string[] {
 export async function ensureSyntheticModel(spec: ModelSpec, format: SyntheticFormat, cacheRoot: string, dtype: Dtype = spec.dtype, opts: EnsureOptions = {}): Promise<SyntheticModel> {
   const plan = planSynthetic(spec, format, dtype, opts.shardBytes);
   const dir = syntheticDir(cacheRoot, plan);
-  const t0 = process.hrtime.bigint();
-  const seconds = () => Number(process.hrtime.bigint() - t0) / 1e9;
+  const sw = new Stopwatch();
+  const seconds = () => sw.elapsed();
   if (existsSync(join(dir, 'config.json'))) {
     return { dir, files: weightFiles(dir, format), bytes: plan.bytes, parameters: plan.parameters, format, dtype, created: false, seconds: seconds() };
   }

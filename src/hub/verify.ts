@@ -10,6 +10,7 @@ import { ColdstartError } from '../core/errors.js';
 import { listSnapshot } from './download.js';
 import { localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
 import type { RepoFile } from './api.js';
+import { nowSeconds } from '../core/clock.js';
 
 export interface VerifiedFile {
   path: string;
@@ -75,7 +76,7 @@ async function checkOne(path: string, abs: string, etag: string | null, entry: R
 
 /** Verifies the cached snapshot of `repo` at `revision` (default main; a sha or a ref). */
 export async function verifyCached(cacheDir: string, repo: string, revision: string | undefined, opts: { concurrency?: number; signal?: AbortSignal } = {}): Promise<VerifyResult> {
-  const t0 = performance.now();
+  const t0 = nowSeconds();
   const storage = storageFolder(cacheDir, repo);
   if (!existsSync(storage)) throw new ColdstartError('NOT_FOUND', `${repo} is not in the cache at ${cacheDir}`, { hint: 'Run `coldstart cache ls` to see what is cached.' });
   const rev = revision ?? 'main';
@@ -107,7 +108,7 @@ export async function verifyCached(cacheDir: string, repo: string, revision: str
 
 /** Verifies a --local-dir against its `.cache/huggingface/download/*.metadata` etags (and tree listing). */
 export async function verifyLocalDir(localDir: string, repo: string, opts: { concurrency?: number; signal?: AbortSignal } = {}): Promise<VerifyResult> {
-  const t0 = performance.now();
+  const t0 = nowSeconds();
   const hfDir = join(localDir, '.cache', 'huggingface');
   if (!existsSync(hfDir)) throw new ColdstartError('NOT_FOUND', `${localDir}: no .cache/huggingface bookkeeping (not written by coldstart or huggingface_hub)`);
   const metas = listSnapshot(join(hfDir, 'download')).filter((p) => p.endsWith('.metadata'));
@@ -127,5 +128,5 @@ export async function verifyLocalDir(localDir: string, repo: string, opts: { con
 
 function finish(repo: string, commit: string, dir: string, files: VerifiedFile[], notFetched: string[], t0: number): VerifyResult {
   const ok = files.every((f) => f.status === 'ok' || f.status === 'unverifiable');
-  return { repo, commit, dir, files, notFetched, ok, bytes: files.reduce((a, f) => a + f.bytes, 0), seconds: (performance.now() - t0) / 1000 };
+  return { repo, commit, dir, files, notFetched, ok, bytes: files.reduce((a, f) => a + f.bytes, 0), seconds: nowSeconds() - t0 };
 }

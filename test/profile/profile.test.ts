@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { peerPython } from '../helpers/python.js';
 import { FAKE_VLLM, freePort, parseJUnit, tempDir, validateWithSchema } from './helpers.js';
-import { tensorsFor, findModel, parameterCount, MODELS } from '../../src/hub/models.js';
+import { tensorsFor, findModel, parameterCount, MODELS } from '../../src/models/table.js';
 import { planSynthetic } from '../../src/formats/synthetic.js';
 import type { Report } from '../../src/core/report.js';
 

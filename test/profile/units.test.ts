@@ -159,7 +159,7 @@ describe('bounded memory', () => {
   it('streams a 2.1 GB tensor (llama3-70b embeddings) through the torch writer in chunk-sized memory', async () => {
     const { openSync, closeSync } = await import('node:fs');
     const { writeTorchCheckpoint } = await import('../../src/formats/torch-writer.js');
-    const { tensorsFor, findModel } = await import('../../src/hub/models.js');
+    const { tensorsFor, findModel } = await import('../../src/models/table.js');
     const embed = tensorsFor(findModel('llama3-70b')!).slice(0, 1);
     expect(embed[0]).toMatchObject({ name: 'model.embed_tokens.weight', shape: [128256, 8192] });
     const before = process.resourceUsage().maxRSS * 1024;

@@ -11,6 +11,7 @@ import { newReport, summarizeRuns, type Report } from '../../core/report.js';
 import { emitReport } from '../../core/emit.js';
 import { Stopwatch } from '../../core/clock.js';
 import { parseCount, repeatRuns } from '../../core/repeat.js';
+import { intFlag } from '../../core/flags.js';
 import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
 import { pcieBandwidth } from '../../core/pcie.js';
 import { loadNative, type CudaProbeResult } from '../../native.js';
@@ -52,11 +53,6 @@ export interface ProfileFlags extends ReportFlags {
   probeBytes?: string;
 }
 
-function posInt(flag: string, v: string, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw invalidArg(flag, `an integer ≥ ${min}`, v);
-  return n;
-}
 function posNum(flag: string, v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw invalidArg(flag, 'a positive number', v);
@@ -354,8 +350,8 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   if (!['cold', 'warm', 'as-is'].includes(flags.cache)) throw invalidArg('--cache', 'cold, warm or as-is', flags.cache);
   if (flags.framework && !(FRAMEWORKS as readonly string[]).includes(flags.framework)) throw invalidArg('--framework', FRAMEWORKS.join(', '), flags.framework);
   const gpuPrice = flags.gpuPrice !== undefined ? posNum('--gpu-price', flags.gpuPrice) : null;
-  const devices = flags.devices ? flags.devices.split(',').map((d) => posInt('--devices', d.trim(), 0)) : undefined;
-  const probeBytes = flags.probeBytes ? posInt('--probe-bytes', flags.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined;
+  const devices = flags.devices ? flags.devices.split(',').map((d) => intFlag('--devices', d.trim(), 0)) : undefined;
+  const probeBytes = flags.probeBytes ? intFlag('--probe-bytes', flags.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined;
   const opts = emitOptions(ctx, flags);
 
   if (wrapCommand.length > 0) return wrapMode(ctx, wrapCommand, flags, runs, warmup, opts, wall);

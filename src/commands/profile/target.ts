@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve, basename } from 'node:path';
 import { ColdstartError } from '../../core/errors.js';
-import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../../hub/models.js';
+import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../../models/table.js';
 import { readHeader } from '../../formats/safetensors.js';
 import { DTYPE_SIZES, isDtype, type Dtype } from '../../formats/dtypes.js';
 import { planSynthetic, type SyntheticFormat } from '../../formats/synthetic.js';
