@@ -10,6 +10,7 @@ import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerWarmup } from './commands/warmup.js';
 import { registerReport } from './commands/report.js';
+import { registerSnapshot } from './commands/snapshot.js';
 
 /** Wraps a command body: builds the context from global flags, turns thrown errors into exit codes. */
 export type Runner = <A extends unknown[]>(body: (ctx: Context, ...args: A) => Promise<number>) => (...args: unknown[]) => Promise<void>;
@@ -46,7 +47,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
       }
     };
 
-  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerDoctor, registerReport]) register(program, run);
+  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerDoctor, registerReport, registerSnapshot]) register(program, run);
   return program;
 }
 
