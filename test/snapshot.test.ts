@@ -203,6 +203,18 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     }
   });
 
+  it('doctor finds CRIU, runs criu check and says what GPU snapshots need', async () => {
+    const r = await runCli(['doctor', '--json'], { env });
+    expect(r.code).toBe(0);
+    const sn = JSON.parse(r.stdout).snapshot;
+    expect(sn.criu).toMatchObject({ found: true, path: criu, check: 'ok' });
+    expect(sn.criu.version).toMatch(/^\d+\.\d+/);
+    expect(sn.root).toBe(true);
+    if (!sn.checkpointApi.available) expect(sn.fixes.join('\n')).toMatch(/NVIDIA driver 570 or newer/);
+    const missing = await runCli(['doctor', '--json'], { env: { COLDSTART_CRIU: join(tmp, 'no-such-criu') } });
+    expect(JSON.parse(missing.stdout).snapshot.fixes.join('\n')).toMatch(/no-such-criu not found; install it \(scripts\/ci-criu\.sh/);
+  });
+
   it('refuses a directory that is not an image (exit 2)', async () => {
     const r = await runCli(['restore', tmp], { env });
     expect(r.code).toBe(2);

@@ -285,6 +285,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
   let gpuPids: number[] = [];
   let gpuLocked: number[] = [];
   const notes: string[] = [];
+  let onExit: (() => void) | undefined;
   try {
     const total = new Stopwatch();
     const logFd = openSync(logPath, 'w');
@@ -296,6 +297,10 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
     const spawnError = new Promise<never>((_, rej) => child!.once('error', (e) => rej(new ColdstartError('NOT_FOUND', `snapshot: cannot start ${command[0]}: ${e.message}`))));
     spawnError.catch(() => undefined);
     const rootPid = child.pid;
+    // Interrupted (SIGINT/SIGTERM end the CLI with process.exit): never leave the detached server behind.
+    const started = child;
+    onExit = () => killTree(pids.length ? pids : started.pid !== undefined ? [started.pid] : []);
+    process.once('exit', onExit);
     if (rootPid === undefined) await spawnError;
     const readySeconds = await Promise.race([waitReady({ readyUrl: flags.readyUrl, readyLog, log: logPath, child, pid: rootPid!, timeoutS, signal: ctx.signal }), spawnError]);
     ctx.out.progressLine(`snapshot: ready after ${formatDuration(readySeconds)}`);
@@ -375,6 +380,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
     if (existsSync(output)) rmSync(output, { recursive: true, force: true });
     renameSync(tmp, output);
     untrackTemp(tmp);
+    if (onExit) process.off('exit', onExit);
 
     const report = newReport('snapshot');
     report.target = { image: output, command, pids, gpuPids, ports: ports.map((p) => `${p.address}:${p.port}`) };
@@ -409,6 +415,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
       await native?.cudaCheckpoint({ pid, action: 'unlock' }).catch(() => undefined);
     }
     if (child?.pid !== undefined) killTree(pids.length ? pids : [child.pid]);
+    if (onExit) process.off('exit', onExit);
     rmSync(tmp, { recursive: true, force: true });
     untrackTemp(tmp);
     throw e;
@@ -509,7 +516,7 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
       copyFileSync(join(image, LOG_COPY), m.log);
     }
     const rsw = new Stopwatch();
-    const pid = await criuRestore(criu, image, work, ctx.env);
+    const pid = await criuRestore(criu, image, work, ctx.env, timeoutS * 1000);
     times['criu-restore'] = rsw.elapsed();
     if (m.gpuPids.length) {
       if (!native) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
@@ -530,6 +537,7 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
       first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };
     }
     const restoredTotal = total.elapsed();
+    rmSync(work, { recursive: true, force: true });
     const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
 
     const report = newReport('restore');
@@ -571,8 +579,10 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
           `${(coldTotal / restoredTotal).toFixed(1)}× faster than the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
         ].join('\n'),
     });
-  } finally {
-    rmSync(work, { recursive: true, force: true });
+  } catch (e) {
+    // The work dir stays only when something failed: the error names its restore.log.
+    if (!(e instanceof ColdstartError) || !/criu restore/.test(e.message)) rmSync(work, { recursive: true, force: true });
+    throw e;
   }
 }
 
@@ -697,3 +707,44 @@ export function registerSnapshot(program: Command, run: Runner): void {
 }
 
 
+
+// ---------------------------------------------------------------------------------------------- doctor
+
+export interface SnapshotDoctor {
+  criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
+  checkpointApi: { available: boolean; reason?: string };
+  root: boolean;
+  /** Each missing piece with its fix; empty when snapshot/restore (and park for GPU processes) work here. */
+  fixes: string[];
+}
+
+/** What `coldstart doctor` shows for snapshot: CRIU and its version, `criu check`, the driver's checkpoint API, root. */
+export async function snapshotDoctor(env: Record<string, string | undefined>, native: NativeAddon | null): Promise<SnapshotDoctor> {
+  const { findCriu, runCapture } = await import('../engines/criu.js');
+  const root = process.getuid?.() === 0;
+  const fixes: string[] = [];
+  const f = await findCriu(env);
+  let check = 'not run';
+  if (f.ok) {
+    if (root) {
+      const r = await runCapture(f.criu.path, ['check'], { timeoutMs: 30_000, env });
+      check = r.code === 0 ? 'ok' : `failed: ${(r.stderr + r.stdout).split('\n').filter((l) => /Error|fail/i.test(l))[0] ?? `exit ${r.code}`}`;
+      if (r.code !== 0) fixes.push('`criu check` fails: this kernel lacks a feature CRIU needs (see its output)');
+    } else check = 'not run: needs root';
+    const [maj, min] = f.criu.version.split('.').map(Number);
+    if ((maj ?? 0) < 4 || ((maj ?? 0) === 4 && (min ?? 0) < 2)) fixes.push(`CRIU ${f.criu.version} cannot dump TCP sockets on Linux 6.16+: install 4.2 or newer (scripts/ci-criu.sh)`);
+  } else fixes.push(`CRIU: ${f.reason}; install it (scripts/ci-criu.sh fetches Debian forky's criu 4.2) and set COLDSTART_CRIU`);
+  if (!root) fixes.push('snapshot/restore/park need root (CRIU and the driver act on other processes)');
+  let checkpointApi: SnapshotDoctor['checkpointApi'] = { available: false, reason: 'native addon unavailable' };
+  if (native) {
+    try {
+      await native.cudaCheckpoint({ pid: process.pid, action: 'state' });
+      checkpointApi = { available: true };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      checkpointApi = code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API' ? { available: false, reason: (e as Error).message } : { available: true };
+    }
+  }
+  if (!checkpointApi.available) fixes.push(`GPU servers (snapshot of CUDA processes, park/unpark) need an NVIDIA driver 570 or newer: ${checkpointApi.reason ?? 'not available'}`);
+  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, root, fixes };
+}

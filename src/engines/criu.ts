@@ -29,7 +29,18 @@ export function runCapture(cmd: string, args: string[], opts: { timeoutMs?: numb
       resolve({ code: null, stdout, stderr, error: (e as Error).message });
       return;
     }
-    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    // On timeout the program and everything it started die (a stuck `criu restore` leaves half-restored tasks).
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          for (const p of child.pid !== undefined ? processTree(child.pid).reverse() : []) {
+            try {
+              process.kill(p, 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        }, opts.timeoutMs)
+      : undefined;
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (e) => {
@@ -66,15 +77,16 @@ export async function requireCriu(env: Env): Promise<CriuInfo> {
 const COMMON = ['--tcp-close', '--file-locks', '--ext-unix-sk'];
 
 /** `criu dump` of the tree rooted at `pid` into `dir`; the tree is killed when the dump succeeds. */
-export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env): Promise<void> {
-  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env });
+export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env, timeoutMs = 1_800_000): Promise<void> {
+  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env, timeoutMs });
   if (r.code !== 0) throw criuFailure('dump', join(dir, 'dump.log'), r.stderr);
 }
 
 /** `criu restore --restore-detached` from `dir`; the work dir (logs, pidfile) is kept out of the image. */
-export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env): Promise<number> {
+export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000): Promise<number> {
   const pidfile = join(workDir, 'restored.pid');
-  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], { env });
+  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], { env, timeoutMs });
+  if (r.code === null && !r.error) throw new ColdstartError('TIMEOUT', `criu restore did not finish within ${timeoutMs / 1000} s; it and the tasks it started were killed`, { hint: `Log: ${join(workDir, 'restore.log')}` });
   if (r.code !== 0) throw criuFailure('restore', join(workDir, 'restore.log'), r.stderr);
   return Number(readFileSync(pidfile, 'utf8').trim());
 }
