@@ -3,15 +3,17 @@
 #   export COLDSTART_CRIU=<path>
 # on stdout (progress on stderr), so:  eval "$(scripts/ci-criu.sh)"
 #
-# Debian bookworm's criu is 3.17 and fails on newer kernels' vDSO, so this fetches Debian trixie's criu 4.x and
-# its library closure with `apt-get download` (a private apt state under the prefix: the system's sources and
-# package database are never touched), unpacks the .debs with `dpkg -x` into a private root and writes a
-# wrapper that runs trixie's criu through trixie's own loader:
+# Debian bookworm's criu is 3.17 and fails on newer kernels' vDSO; trixie's 4.1.1 cannot dump TCP sockets on
+# Linux 6.16+ (criu#2705: SO_PASSCRED/SO_PASSSEC now fail on inet sockets). So this fetches Debian forky's criu
+# (4.2.x) and its library closure with `apt-get download` (a private apt state under the prefix: the system's
+# sources and package database are never touched), unpacks the .debs with `dpkg -x` (or a Python ar/tar reader
+# where dpkg is missing) into a private root and writes a wrapper that runs that criu through that libc's loader:
 #   <root>/usr/lib64/ld-linux-x86-64.so.2 --library-path <root libs> <root>/usr/sbin/criu "$@"
 # Offline (the GPU machine): point COLDSTART_CRIU_DEBS at a folder of those .debs (`scripts/ci-criu.sh --download DIR`
 # fills one here). Idempotent: a working wrapper is reused at once. Needs root to dump/restore, not to install.
 #   COLDSTART_CRIU_PREFIX  install prefix (default /opt/coldstart-criu)
-#   COLDSTART_CRIU_DEBS    folder of trixie .debs to use instead of the network
+#   COLDSTART_CRIU_DEBS    folder of .debs to use instead of the network
+#   COLDSTART_CRIU_SUITE   Debian suite to fetch from (default forky)
 set -euo pipefail
 log() { echo "ci-criu: $*" >&2; }
 prefix="${COLDSTART_CRIU_PREFIX:-/opt/coldstart-criu}"
@@ -72,7 +74,27 @@ fi
 
 tmp="$(mktemp -d "$prefix/.root.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-for d in "$debs"/*.deb; do dpkg -x "$d" "$tmp"; done
+unpack() { # $1: .deb, $2: destination
+  if command -v dpkg >/dev/null; then dpkg -x "$1" "$2"; return; fi
+  python3 - "$1" "$2" <<'PY'
+import io, sys, tarfile
+data = open(sys.argv[1], "rb").read()
+assert data[:8] == b"!<arch>\n", "not a .deb (ar) file"
+off = 8
+while off + 60 <= len(data):
+    name = data[off:off + 16].decode().strip().rstrip("/")
+    size = int(data[off + 48:off + 58].decode().strip())
+    body = data[off + 60:off + 60 + size]
+    if name.startswith("data.tar"):
+        with tarfile.open(fileobj=io.BytesIO(body)) as t:
+            t.extractall(sys.argv[2], filter="tar") if hasattr(tarfile, "data_filter") else t.extractall(sys.argv[2])
+        break
+    off += 60 + size + (size & 1)
+else:
+    sys.exit("no data.tar member in " + sys.argv[1])
+PY
+}
+for d in "$debs"/*.deb; do unpack "$d" "$tmp"; done
 loader=""
 for c in usr/lib64/ld-linux-x86-64.so.2 lib64/ld-linux-x86-64.so.2 usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2; do
   if [ -e "$tmp/$c" ]; then loader="$c"; break; fi
@@ -86,7 +108,7 @@ trap - EXIT
 root="$prefix/root"
 cat >"$wrapper.tmp" <<WRAP
 #!/bin/sh
-# trixie's criu through trixie's loader (written by scripts/ci-criu.sh)
+# Debian's criu through its own libc's loader (written by scripts/ci-criu.sh)
 exec "$root/$loader" --library-path "$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu" "$root/$bin" "\$@"
 WRAP
 chmod 755 "$wrapper.tmp"
