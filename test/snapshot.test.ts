@@ -147,6 +147,17 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     }
   });
 
+  it('a restore that never gets ready stops what it restored (all or nothing, exit 3)', async () => {
+    const never = await freePort();
+    const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+    const r = await runCli(['restore', image, '--ready-url', `http://127.0.0.1:${never}/health`, '--timeout', '1'], { env });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/not ready within 1 s/);
+    for (let i = 0; i < 200 && existsSync(`/proc/${m.rootPid}`); i++) await new Promise((r2) => setTimeout(r2, 25));
+    expect(existsSync(`/proc/${m.rootPid}`)).toBe(false);
+    expect(await listening(port)).toBe(false);
+  });
+
   it('restores: the server answers on its port with its counter intact, compared with the cold start', async () => {
     const r = await runCli(['restore', image, '--json'], { env });
     expect(r.code, r.stderr).toBe(0);

@@ -510,6 +510,7 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
   const total = new Stopwatch();
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
+  let restoredPid: number | undefined;
   try {
     if (m.log) {
       mkdirSync(dirname(m.log), { recursive: true });
@@ -517,6 +518,7 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
     }
     const rsw = new Stopwatch();
     const pid = await criuRestore(criu, image, work, ctx.env, timeoutS * 1000);
+    restoredPid = pid;
     times['criu-restore'] = rsw.elapsed();
     if (m.gpuPids.length) {
       if (!native) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
@@ -580,6 +582,8 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
         ].join('\n'),
     });
   } catch (e) {
+    // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped.
+    if (restoredPid !== undefined) killTree(processTree(restoredPid));
     // The work dir stays only when something failed: the error names its restore.log.
     if (!(e instanceof ColdstartError) || !/criu restore/.test(e.message)) rmSync(work, { recursive: true, force: true });
     throw e;
