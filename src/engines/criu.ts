@@ -157,7 +157,7 @@ function socketInodes(pid: number): Set<string> {
   return s;
 }
 
-function hexAddr(hex: string, family: 4 | 6): string {
+export function hexAddr(hex: string, family: 4 | 6): string {
   if (family === 4) {
     const n = parseInt(hex, 16);
     return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255].join('.');
@@ -167,8 +167,22 @@ function hexAddr(hex: string, family: 4 | 6): string {
   const bytes: string[] = [];
   for (const w of words) for (let i = 3; i >= 0; i--) bytes.push(w.slice(i * 2, i * 2 + 2));
   const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(String(parseInt(bytes[i]! + bytes[i + 1]!, 16).toString(16)));
-  return groups.join(':').replace(/\b(?:0:)+0\b|^0:(?:0:)+/, '::').replace(/:{3,}/, '::');
+  for (let i = 0; i < 16; i += 2) groups.push(parseInt(bytes[i]! + bytes[i + 1]!, 16).toString(16));
+  // RFC 5952: the longest run (≥ 2) of zero groups becomes "::".
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (bestLen < 2) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
 /** TCP ports in LISTEN state held by any process of `pids` (from /proc/net/tcp{,6} by socket inode). */
