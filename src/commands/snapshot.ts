@@ -232,7 +232,7 @@ const fmt = (s: number | null | undefined) => (s === null || s === undefined ? '
 function table(rows: Array<[string, string, string]>, head: [string, string, string]): string {
   const all = [head, ...rows];
   const w = [0, 1, 2].map((i) => Math.max(...all.map((r) => r[i]!.length)));
-  return all.map((r, k) => `  ${r[0]!.padEnd(w[0]!)}  ${r[1]!.padStart(w[1]!)}  ${r[2]!.padStart(w[2]!)}${k === 0 ? '' : ''}`).join('\n');
+  return all.map((r) => `  ${r[0]!.padEnd(w[0]!)}  ${r[1]!.padStart(w[1]!)}  ${r[2]!.padStart(w[2]!)}`).join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------- snapshot
