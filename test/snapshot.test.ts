@@ -169,6 +169,9 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(doc.details.cold.totalSeconds).toBe(m.cold.totalSeconds);
     const phases = Object.fromEntries(doc.phases.map((p: { name: string }) => [p.name, p]));
     expect(phases['criu-restore'].seconds).toBeGreaterThan(0);
+    // Just written and verified: the image sits in the page cache (mincore through the native addon).
+    expect(doc.details.imageResidentBytes).toBeGreaterThan(0);
+    expect(doc.details.imageResidentBytes).toBeLessThanOrEqual(m.imageBytes + 4096 * m.files.length);
     expect(phases['gpu-restore']).toMatchObject({ status: 'skipped', seconds: null });
     expect(phases['gpu-restore'].reason).toMatch(/^not measured/);
     // The restore repeated the warmup request: count 1 at snapshot time, 2 now, the next answer is 3.

@@ -507,6 +507,12 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
   }
 
   // ---- restore
+  // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
+  let resident: number | null = null;
+  if (native) {
+    const pc = await native.pageCache({ paths: m.files.map((f) => join(image, f.name)), action: 'query' }).catch(() => null);
+    if (pc && pc.every((e) => e.residentBytes !== null)) resident = pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0);
+  }
   const total = new Stopwatch();
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
@@ -560,13 +566,15 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
       restored: { criuRestoreSeconds: times['criu-restore'], gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
       speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
       imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
+      /** Image bytes in the page cache before the restore (mincore); null: not measured. */
+      imageResidentBytes: resident,
     };
     if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
     return emitReport(ctx.out, report, ctx.cwd, {
       ...emitOptions(ctx, flags),
       human: () =>
         [
-          `restored \`${m.command.join(' ')}\` from ${image} as pid ${pid} (${formatBytes(m.imageBytes)})`,
+          `restored \`${m.command.join(' ')}\` from ${image} as pid ${pid} (${formatBytes(m.imageBytes)}, ${resident === null ? 'page-cache residency not measured' : `${Math.round((100 * resident) / Math.max(1, m.imageBytes))}% in the page cache before`})`,
           table(
             [
               ['start (spawn → ready)', fmt(m.cold.readySeconds), '—'],

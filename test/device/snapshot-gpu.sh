@@ -78,6 +78,7 @@ run_mode() {
   [ -n "$rpid" ] && pids+=("$rpid")
   if [ $rc -ne 0 ]; then say "FAIL: restore $mode exited $rc"; fail=1; return 1; fi
   say "restored: $(jget "$OUT/restore-$mode.json" "{k: (round(v,3) if isinstance(v,float) else v) for k,v in d['details']['restored'].items() if k!='firstRequest'}") first request $(jget "$OUT/restore-$mode.json" "round(d['details']['restored']['firstRequest']['seconds'],3)") s"
+  say "image bytes in the page cache before the restore: $(jget "$OUT/restore-$mode.json" "d['details']['imageResidentBytes']") of $(jget "$OUT/restore-$mode.json" "d['details']['imageBytes']")"
   say "speedup (cold total / restored total): $(jget "$OUT/restore-$mode.json" "round(d['details']['speedup'],2)")x"
   local same
   same=$(jget "$OUT/restore-$mode.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
