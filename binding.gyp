@@ -7,7 +7,8 @@
         "native/src/cuda_api.cc",
         "native/src/probe.cc",
         "native/src/loader.cc",
-        "native/src/fileio.cc"
+        "native/src/fileio.cc",
+        "native/src/checkpoint.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

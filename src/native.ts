@@ -255,3 +255,34 @@ export function requireNative(feature: string): NativeAddon {
 export function resetNativeForTests(): void {
   cached = undefined;
 }
+
+// ---------------------------------------------------------------------------------------------- snapshot (checkpoint.cc, issue 16)
+/** CUDA process state as cuCheckpointProcessGetState reports it. */
+export type CudaProcessState = 'running' | 'locked' | 'checkpointed' | 'failed' | 'unknown';
+
+export interface CudaCheckpointResult {
+  pid: number;
+  action: string;
+  /** Wall time of the driver call, seconds. */
+  seconds: number;
+  /** State after the call (read back with cuCheckpointProcessGetState when it answers). */
+  state?: CudaProcessState;
+  restoreThreadId?: number;
+}
+
+export interface GpuMemoryResult {
+  available: boolean;
+  reason?: string;
+  driverVersion?: string;
+  devices: Array<{ index: number; name: string; uuid: string; totalBytes: number; freeBytes: number; usedBytes: number }>;
+}
+
+export interface NativeAddon {
+  /**
+   * One cuCheckpointProcess* call on another process. Rejects with `code` NO_DRIVER (no libcuda / cuInit failed),
+   * NO_CHECKPOINT_API (driver < 570) or the CUDA error name (e.g. CUDA_ERROR_NOT_INITIALIZED: the pid holds no context).
+   */
+  cudaCheckpoint(options: { pid: number; action: 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock' | 'restoreThread'; timeoutMs?: number }): Promise<CudaCheckpointResult>;
+  /** GPU memory per device from NVML (never creates a CUDA context). */
+  gpuMemory(): Promise<GpuMemoryResult>;
+}

@@ -5,6 +5,7 @@ namespace coldstart {
 void InitProbe(Napi::Env env, Napi::Object exports);   // probe.cc   — cuda-init phase, doctor
 void InitLoader(Napi::Env env, Napi::Object exports);  // loader.cc  — gpu-load engine
 void InitFileIO(Napi::Env env, Napi::Object exports);  // fileio.cc  — byte moving for convert
+void InitCheckpoint(Napi::Env env, Napi::Object exports);  // checkpoint.cc — snapshot/restore/park (cuCheckpointProcess*)
 }  // namespace coldstart
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -12,6 +13,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   coldstart::InitProbe(env, exports);
   coldstart::InitLoader(env, exports);
   coldstart::InitFileIO(env, exports);
+  coldstart::InitCheckpoint(env, exports);
   return exports;
 }
 

@@ -64,6 +64,12 @@ CudaApi LoadCuda() {
   ok &= Sym(lib, "cuEventSynchronize", a.cuEventSynchronize, err);
   ok &= Sym(lib, "cuEventQuery", a.cuEventQuery, err);
   ok &= Sym(lib, "cuEventElapsedTime", a.cuEventElapsedTime, err);
+  Sym(lib, "cuCheckpointProcessGetRestoreThreadId", a.cuCheckpointProcessGetRestoreThreadId, err, false);
+  Sym(lib, "cuCheckpointProcessGetState", a.cuCheckpointProcessGetState, err, false);
+  Sym(lib, "cuCheckpointProcessLock", a.cuCheckpointProcessLock, err, false);
+  Sym(lib, "cuCheckpointProcessCheckpoint", a.cuCheckpointProcessCheckpoint, err, false);
+  Sym(lib, "cuCheckpointProcessRestore", a.cuCheckpointProcessRestore, err, false);
+  Sym(lib, "cuCheckpointProcessUnlock", a.cuCheckpointProcessUnlock, err, false);
   a.loaded = ok;
   return a;
 }
@@ -88,6 +94,11 @@ NvmlApi LoadNvml() {
   Sym(lib, "nvmlDeviceGetGpuMaxPcieLinkGeneration", a.nvmlDeviceGetGpuMaxPcieLinkGeneration, err, false);
   ok &= Sym(lib, "nvmlDeviceGetCurrPcieLinkWidth", a.nvmlDeviceGetCurrPcieLinkWidth, err);
   ok &= Sym(lib, "nvmlDeviceGetMaxPcieLinkWidth", a.nvmlDeviceGetMaxPcieLinkWidth, err);
+  Sym(lib, "nvmlDeviceGetCount_v2", a.nvmlDeviceGetCount, err, false);
+  Sym(lib, "nvmlDeviceGetHandleByIndex_v2", a.nvmlDeviceGetHandleByIndex, err, false);
+  Sym(lib, "nvmlDeviceGetMemoryInfo", a.nvmlDeviceGetMemoryInfo, err, false);
+  Sym(lib, "nvmlDeviceGetName", a.nvmlDeviceGetName, err, false);
+  Sym(lib, "nvmlDeviceGetUUID", a.nvmlDeviceGetUUID, err, false);
   a.loaded = ok;
   return a;
 }

@@ -70,6 +70,14 @@ struct CudaApi {
   CUresult (*cuEventSynchronize)(CUevent) = nullptr;
   CUresult (*cuEventQuery)(CUevent) = nullptr;
   CUresult (*cuEventElapsedTime)(float*, CUevent, CUevent) = nullptr;
+  // Process checkpoint API (driver >= 570 / CUDA 12.8; optional: null on older drivers). checkpoint.cc.
+  // The args structs are opaque 64-byte blocks here; the lock args start with `unsigned timeoutMs`.
+  CUresult (*cuCheckpointProcessGetRestoreThreadId)(int, int*) = nullptr;
+  CUresult (*cuCheckpointProcessGetState)(int, int*) = nullptr;
+  CUresult (*cuCheckpointProcessLock)(int, void*) = nullptr;
+  CUresult (*cuCheckpointProcessCheckpoint)(int, void*) = nullptr;
+  CUresult (*cuCheckpointProcessRestore)(int, void*) = nullptr;
+  CUresult (*cuCheckpointProcessUnlock)(int, void*) = nullptr;
 };
 
 typedef struct nvmlDevice_st* nvmlDevice_t;
@@ -88,6 +96,12 @@ struct NvmlApi {
   nvmlReturn_t (*nvmlDeviceGetGpuMaxPcieLinkGeneration)(nvmlDevice_t, unsigned*) = nullptr;
   nvmlReturn_t (*nvmlDeviceGetCurrPcieLinkWidth)(nvmlDevice_t, unsigned*) = nullptr;
   nvmlReturn_t (*nvmlDeviceGetMaxPcieLinkWidth)(nvmlDevice_t, unsigned*) = nullptr;
+  // GPU memory in use (snapshot park/unpark; optional). nvmlMemory_t is {total, free, used} as u64.
+  nvmlReturn_t (*nvmlDeviceGetCount)(unsigned*) = nullptr;
+  nvmlReturn_t (*nvmlDeviceGetHandleByIndex)(unsigned, nvmlDevice_t*) = nullptr;
+  nvmlReturn_t (*nvmlDeviceGetMemoryInfo)(nvmlDevice_t, unsigned long long*) = nullptr;
+  nvmlReturn_t (*nvmlDeviceGetName)(nvmlDevice_t, char*, unsigned) = nullptr;
+  nvmlReturn_t (*nvmlDeviceGetUUID)(nvmlDevice_t, char*, unsigned) = nullptr;
 };
 
 // Loaded once (thread-safe); never unloaded. The returned reference is valid for the process lifetime.

@@ -9,6 +9,7 @@ import { hubCacheDir, hfEndpoint, hfOffline, hfToken } from '../hub/env.js';
 import { scanHubCache, type CacheScan } from '../hub/scan.js';
 import { probePython, type PythonInfo } from '../engines/python.js';
 import { ExitCode } from '../core/errors.js';
+import { snapshotDoctor, type SnapshotDoctor } from './snapshot.js';
 
 export interface DoctorReport {
   schema: 'coldstart/doctor@1';
@@ -29,6 +30,7 @@ export interface DoctorReport {
   python: PythonInfo;
   container: string | null;
   environment: Record<string, string | null>;
+  snapshot: SnapshotDoctor;
 }
 
 async function gather(ctx: Context): Promise<DoctorReport> {
@@ -80,6 +82,7 @@ async function gather(ctx: Context): Promise<DoctorReport> {
     python: await pythonP,
     container: containerRuntime(),
     environment: Object.fromEntries(['CUDA_VISIBLE_DEVICES', 'HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE'].map((k) => [k, env[k] ?? null])),
+    snapshot: await snapshotDoctor(env, native.ok ? native.addon : null),
   };
 }
 
@@ -118,6 +121,12 @@ function render(r: DoctorReport, ctx: Context): string {
     rows.push(['python', `${p.version} (${p.executable}): ${pk}`]);
   } else rows.push(['python', bad(`not found: ${p.reason}`)]);
   rows.push(['container', r.container ?? 'none detected']);
+  const sn = r.snapshot;
+  rows.push([
+    'snapshot',
+    `CRIU ${sn.criu.found ? `${sn.criu.version} (${sn.criu.path}), criu check ${sn.criu.check}` : bad(sn.criu.reason ?? 'not found')}; CUDA checkpoint API ${sn.checkpointApi.available ? 'available' : bad(sn.checkpointApi.reason ?? 'not available')}; ${sn.root ? 'root' : bad('not root')}`,
+  ]);
+  for (const f of sn.fixes) rows.push(['', bad(`to fix: ${f}`)]);
   const w = Math.max(...rows.map(([k]) => k.length));
   return [s.bold(`coldstart ${r.tool.version} doctor`), ...rows.map(([k, v]) => `${s.cyan(k.padEnd(w))}  ${v}`)].join('\n');
 }

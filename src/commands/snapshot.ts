@@ -1,0 +1,762 @@
+/**
+ * `coldstart snapshot` / `restore` / `park` / `unpark`: skip the cold start. snapshot starts a server, waits
+ * until it is ready and warmed, checkpoints the CUDA state of every process of it that holds a context
+ * (cuCheckpointProcessLock + Checkpoint: GPU memory to host memory), CRIU-dumps the process tree into an image
+ * directory written atomically, with a manifest (machine fingerprint, files with sizes and hashes, ports,
+ * the cold start measured on the way). restore refuses, before touching anything, an image from another
+ * machine, a damaged image, ports or pids in use, too little memory; otherwise CRIU-restores, driver-restores
+ * and unlocks each GPU process, waits until ready, sends the first request and reports restored vs cold.
+ * park / unpark are the GPU-only half in place: free the GPU of a running process, and bring it back.
+ */
+import type { Command } from 'commander';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, fstatSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import type { Runner } from '../cli.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags } from './context.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
+import { Stopwatch, sleep } from '../core/clock.js';
+import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
+import { emitReport } from '../core/emit.js';
+import { newReport, type Report, type PhaseSummary } from '../core/report.js';
+import { diskInfo } from '../core/system.js';
+import { formatBytes, formatDuration } from '../core/format.js';
+import { loadNative, type NativeAddon, type GpuMemoryResult } from '../native.js';
+import {
+  criuDump,
+  criuRestore,
+  hashFile,
+  kernelRelease,
+  listImageFiles,
+  listeningPorts,
+  memAvailableBytes,
+  pidAlive,
+  portInUse,
+  processTree,
+  requireCriu,
+  treeMemoryBytes,
+  type CriuInfo,
+  type ImageFile,
+  type ListeningPort,
+} from '../engines/criu.js';
+
+export const MANIFEST = 'manifest.json';
+export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@1';
+const LOG_COPY = 'server.log';
+
+// ---------------------------------------------------------------------------------------------- manifest
+
+export interface Fingerprint {
+  arch: string;
+  kernel: string;
+  criu: string;
+  /** null: no CUDA driver on the snapshot machine (a CPU-only image). */
+  gpu: null | { driver: string | null; cuda: number | null; devices: Array<{ index: number; name: string; uuid: string }> };
+}
+
+export interface Manifest {
+  schema: typeof MANIFEST_SCHEMA;
+  createdAt: string;
+  tool: string;
+  command: string[];
+  cwd: string;
+  /** Server stdout/stderr; put back from the image's copy before restoring (CRIU reopens it by path). */
+  log: string | null;
+  readyUrl: string | null;
+  warmup: null | { url: string; method: 'GET' | 'POST'; body: string | null; status: number; bodySha256: string };
+  rootPid: number;
+  pids: number[];
+  /** Pids that held a CUDA context and were checkpointed before the dump. */
+  gpuPids: number[];
+  ports: ListeningPort[];
+  fingerprint: Fingerprint;
+  /** The cold start measured while taking the snapshot, seconds (null: not measured, see `coldNotes`). */
+  cold: { readySeconds: number; firstRequestSeconds: number | null; totalSeconds: number; notes: string[] };
+  snapshotSeconds: Record<string, number>;
+  imageBytes: number;
+  memoryEstimateBytes: number;
+  files: ImageFile[];
+}
+
+function fingerprintDiff(a: Fingerprint, b: Fingerprint): string[] {
+  const out: string[] = [];
+  if (a.arch !== b.arch) out.push(`architecture ${a.arch} here, ${b.arch} in the image`);
+  if (a.kernel !== b.kernel) out.push(`kernel ${a.kernel} here, ${b.kernel} in the image`);
+  if (a.criu.split('.').slice(0, 2).join('.') !== b.criu.split('.').slice(0, 2).join('.')) out.push(`CRIU ${a.criu} here, ${b.criu} in the image`);
+  if (b.gpu) {
+    if (!a.gpu) out.push('the image holds GPU state but this machine has no CUDA driver');
+    else {
+      if (a.gpu.driver !== b.gpu.driver) out.push(`NVIDIA driver ${a.gpu.driver ?? 'unknown'} here, ${b.gpu.driver ?? 'unknown'} in the image`);
+      const names = (f: Fingerprint) => f.gpu!.devices.map((d) => d.name).join(', ');
+      if (names(a) !== names(b)) out.push(`GPUs [${names(a)}] here, [${names(b)}] in the image`);
+    }
+  }
+  return out;
+}
+
+async function machineFingerprint(criu: CriuInfo, native: NativeAddon | null): Promise<Fingerprint> {
+  let gpu: Fingerprint['gpu'] = null;
+  if (native) {
+    const mem = await native.gpuMemory().catch(() => null);
+    if (mem?.available && mem.devices.length) {
+      const probe = await native.cudaProbe({ context: false }).catch(() => null);
+      gpu = { driver: mem.driverVersion ?? null, cuda: probe?.driverVersion ?? null, devices: mem.devices.map((d) => ({ index: d.index, name: d.name, uuid: d.uuid })) };
+    }
+  }
+  return { arch: process.arch, kernel: kernelRelease(), criu: criu.version, gpu };
+}
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+function parseSeconds(flag: string, v: string): number {
+  const n = Number(v.replace(/s$/, ''));
+  if (!Number.isFinite(n) || n <= 0) throw invalidArg(flag, 'a positive number of seconds', v);
+  return n;
+}
+
+function sha256(b: Buffer | string): string {
+  return createHash('sha256').update(b).digest('hex');
+}
+
+async function httpReady(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2000), headers: { connection: 'close' } });
+    await r.arrayBuffer();
+    return r.ok;
+  } catch {
+    return false;
+  }
+}
+
+interface WarmupRequest {
+  url: string;
+  method: 'GET' | 'POST';
+  body: string | null;
+}
+
+async function sendRequest(w: WarmupRequest, timeoutMs: number): Promise<{ seconds: number; status: number; body: Buffer }> {
+  const sw = new Stopwatch();
+  const r = await fetch(w.url, {
+    method: w.method,
+    headers: { connection: 'close', ...(w.body !== null ? { 'content-type': 'application/json' } : {}) },
+    body: w.body ?? undefined,
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const body = Buffer.from(await r.arrayBuffer());
+  return { seconds: sw.elapsed(), status: r.status, body };
+}
+
+function readTail(path: string, max = 4096): string {
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const n = Math.min(size, max);
+      const b = Buffer.alloc(n);
+      readSync(fd, b, 0, n, size - n);
+      return b.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+}
+
+/** Waits for the ready URL (2xx) or a log line; fails early when the server exits. */
+async function waitReady(o: { readyUrl?: string; readyLog?: RegExp; log: string; child?: ChildProcess; pid: number; timeoutS: number; signal: AbortSignal }): Promise<number> {
+  const sw = new Stopwatch();
+  let exited: number | null | undefined;
+  o.child?.once('exit', (code) => (exited = code));
+  while (sw.elapsed() < o.timeoutS) {
+    if (o.signal.aborted) throw new ColdstartError('INTERRUPTED', 'interrupted while waiting for the server');
+    if (exited !== undefined || (!o.child && !pidAlive(o.pid))) {
+      throw new ColdstartError('ENV', `the server exited (code ${exited ?? 'unknown'}) before it was ready`, { hint: `Its output: ${o.log}\n${readTail(o.log, 1500)}` });
+    }
+    if (o.readyUrl && (await httpReady(o.readyUrl))) return sw.elapsed();
+    if (o.readyLog && o.readyLog.test(readTail(o.log, 1 << 16))) return sw.elapsed();
+    await sleep(25);
+  }
+  throw new ColdstartError('TIMEOUT', `the server was not ready within ${o.timeoutS} s`, { hint: `Raise --timeout, or check --ready-url/--ready-log. Its output: ${o.log}` });
+}
+
+function killTree(pids: readonly number[]): void {
+  for (const p of [...pids].reverse()) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+/** Every process of the tree that holds a CUDA context (cuCheckpointProcessGetState answers `running`). */
+async function cudaProcesses(native: NativeAddon | null, pids: readonly number[]): Promise<{ pids: number[]; note?: string }> {
+  if (!native) return { pids: [], note: 'native addon unavailable: GPU state not checked' };
+  const out: number[] = [];
+  for (const pid of pids) {
+    try {
+      const s = await native.cudaCheckpoint({ pid, action: 'state' });
+      if (s.state === 'running') out.push(pid);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API') return { pids: [], note: (e as Error).message };
+      // Any other answer (e.g. CUDA_ERROR_NOT_INITIALIZED / NOT_FOUND): this process holds no context.
+    }
+  }
+  return { pids: out };
+}
+
+function nativeOrNull(): NativeAddon | null {
+  const n = loadNative();
+  return n.ok ? n.addon : null;
+}
+
+function phase(name: string, seconds: number | null, note?: string, reason?: string): PhaseSummary {
+  return {
+    name,
+    status: seconds === null ? 'skipped' : 'ok',
+    seconds,
+    ...(reason ? { reason } : {}),
+    ...(note ? { note } : {}),
+    steps: [],
+    metrics: {},
+    share: null,
+  };
+}
+
+const fmt = (s: number | null | undefined) => (s === null || s === undefined ? '—' : formatDuration(s));
+
+function table(rows: Array<[string, string, string]>, head: [string, string, string]): string {
+  const all = [head, ...rows];
+  const w = [0, 1, 2].map((i) => Math.max(...all.map((r) => r[i]!.length)));
+  return all.map((r) => `  ${r[0]!.padEnd(w[0]!)}  ${r[1]!.padStart(w[1]!)}  ${r[2]!.padStart(w[2]!)}`).join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------- snapshot
+
+interface SnapshotFlags extends ReportFlags {
+  output: string;
+  readyUrl?: string;
+  readyLog?: string;
+  warmup?: string;
+  warmupData?: string;
+  timeout: string;
+  lockTimeout: string;
+  force?: boolean;
+}
+
+async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): Promise<number> {
+  if (!command.length) throw new ColdstartError('USAGE', 'snapshot: no server command', { hint: 'Usage: coldstart snapshot -o IMAGE --ready-url URL -- <server command>' });
+  if (!flags.readyUrl && !flags.readyLog) throw new ColdstartError('USAGE', 'snapshot: give --ready-url or --ready-log so coldstart knows when the server is ready');
+  const timeoutS = parseSeconds('--timeout', flags.timeout);
+  const lockTimeoutS = parseSeconds('--lock-timeout', flags.lockTimeout);
+  let readyLog: RegExp | undefined;
+  if (flags.readyLog) {
+    try {
+      readyLog = new RegExp(flags.readyLog);
+    } catch {
+      throw invalidArg('--ready-log', 'a regular expression', flags.readyLog);
+    }
+  }
+  const warm: WarmupRequest | null = flags.warmup ? { url: flags.warmup, method: flags.warmupData ? 'POST' : 'GET', body: flags.warmupData ?? null } : null;
+  if (warm) {
+    try {
+      new URL(warm.url);
+    } catch {
+      throw invalidArg('--warmup', 'an http:// URL', warm.url);
+    }
+  }
+  const output = resolve(ctx.cwd, flags.output);
+  if (existsSync(output) && !flags.force) throw new ColdstartError('OUTPUT_EXISTS', `${output}: already exists`, { hint: 'Pass --force to replace it, or choose another -o.' });
+  if (process.getuid?.() !== 0) throw new ColdstartError('PERMISSION', 'snapshot needs root: CRIU dumps processes through ptrace and /proc (run as root)');
+  const criu = await requireCriu(ctx.env);
+  const native = nativeOrNull();
+  mkdirSync(dirname(output), { recursive: true });
+  const logPath = `${output}.log`;
+
+  const tmp = tempPathFor(output);
+  trackTemp(tmp);
+  const phases: Record<string, number> = {};
+  let child: ChildProcess | undefined;
+  let pids: number[] = [];
+  let gpuPids: number[] = [];
+  let gpuLocked: number[] = [];
+  const notes: string[] = [];
+  let onExit: (() => void) | undefined;
+  try {
+    const total = new Stopwatch();
+    const logFd = openSync(logPath, 'w');
+    try {
+      child = spawn(command[0]!, command.slice(1), { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, stdio: ['ignore', logFd, logFd], detached: true });
+    } finally {
+      closeSync(logFd);
+    }
+    const spawnError = new Promise<never>((_, rej) => child!.once('error', (e) => rej(new ColdstartError('NOT_FOUND', `snapshot: cannot start ${command[0]}: ${e.message}`))));
+    spawnError.catch(() => undefined);
+    const rootPid = child.pid;
+    // Interrupted (SIGINT/SIGTERM end the CLI with process.exit): never leave the detached server behind.
+    const started = child;
+    onExit = () => killTree(pids.length ? pids : started.pid !== undefined ? [started.pid] : []);
+    process.once('exit', onExit);
+    if (rootPid === undefined) await spawnError;
+    const readySeconds = await Promise.race([waitReady({ readyUrl: flags.readyUrl, readyLog, log: logPath, child, pid: rootPid!, timeoutS, signal: ctx.signal }), spawnError]);
+    ctx.out.progressLine(`snapshot: ready after ${formatDuration(readySeconds)}`);
+    let warmup: Manifest['warmup'] = null;
+    let firstRequestSeconds: number | null = null;
+    if (warm) {
+      const r = await sendRequest(warm, timeoutS * 1000);
+      firstRequestSeconds = r.seconds;
+      if (r.status >= 400) throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${warm.method} ${warm.url} answered HTTP ${r.status}`, { hint: r.body.toString('utf8').slice(0, 300) });
+      warmup = { ...warm, status: r.status, bodySha256: sha256(r.body) };
+    } else notes.push('no --warmup request: the first request was not measured');
+    const coldTotal = total.elapsed();
+
+    pids = processTree(rootPid!);
+    const ports = listeningPorts(pids);
+    const gpu = await cudaProcesses(native, pids);
+    gpuPids = gpu.pids;
+    if (gpu.note) notes.push(`GPU state not checked (CPU-only snapshot): ${gpu.note}`);
+    const memBefore = treeMemoryBytes(pids);
+    const disk = diskInfo(dirname(output));
+    if (disk.freeBytes !== null && disk.freeBytes < memBefore) {
+      throw new ColdstartError('DISK_FULL', `snapshot: ${dirname(output)} has ${formatBytes(disk.freeBytes)} free, the image needs about ${formatBytes(memBefore)} (the server's resident memory)`, {
+        hint: 'Free space there or choose another -o on a larger volume; nothing was written.',
+        details: { freeBytes: disk.freeBytes, estimateBytes: memBefore },
+      });
+    }
+    // GPU: lock every CUDA process first (no new work), then move each one's GPU memory to host memory.
+    const gsw = new Stopwatch();
+    for (const pid of gpuPids) {
+      await native!.cudaCheckpoint({ pid, action: 'lock', timeoutMs: Math.round(lockTimeoutS * 1000) });
+      gpuLocked.push(pid);
+    }
+    if (gpuPids.length) phases['gpu-lock'] = gsw.elapsed();
+    const csw = new Stopwatch();
+    for (const pid of gpuPids) await native!.cudaCheckpoint({ pid, action: 'checkpoint' });
+    if (gpuPids.length) phases['gpu-checkpoint'] = csw.elapsed();
+    const estimate = treeMemoryBytes(pids) + 16 * 1024 * 1024;
+    const disk2 = diskInfo(dirname(output));
+    if (disk2.freeBytes !== null && disk2.freeBytes < estimate) {
+      throw new ColdstartError('DISK_FULL', `snapshot: ${dirname(output)} has ${formatBytes(disk2.freeBytes)} free, the image needs about ${formatBytes(estimate)} (resident memory with GPU memory moved to host)`, {
+        hint: 'Free space there or choose another -o on a larger volume; nothing was written.',
+        details: { freeBytes: disk2.freeBytes, estimateBytes: estimate },
+      });
+    }
+    mkdirSync(tmp);
+    const dsw = new Stopwatch();
+    await criuDump(criu, rootPid!, tmp, ctx.env);
+    phases['criu-dump'] = dsw.elapsed();
+    gpuLocked = [];
+    // CRIU killed the tree; reap our child so its pid is free for a restore.
+    if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child!.once('exit', r));
+    copyFileSync(logPath, join(tmp, LOG_COPY));
+    const hsw = new Stopwatch();
+    const files = listImageFiles(tmp);
+    phases['hash'] = hsw.elapsed();
+    const manifest: Manifest = {
+      schema: MANIFEST_SCHEMA,
+      createdAt: new Date().toISOString(),
+      tool: 'coldstart',
+      command,
+      cwd: ctx.cwd,
+      log: logPath,
+      readyUrl: flags.readyUrl ?? null,
+      warmup,
+      rootPid: rootPid!,
+      pids,
+      gpuPids,
+      ports,
+      fingerprint: await machineFingerprint(criu, native),
+      cold: { readySeconds, firstRequestSeconds, totalSeconds: coldTotal, notes },
+      snapshotSeconds: phases,
+      imageBytes: files.reduce((a, f) => a + f.bytes, 0),
+      memoryEstimateBytes: estimate,
+      files,
+    };
+    writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
+    renameSync(tmp, output);
+    untrackTemp(tmp);
+    if (onExit) process.off('exit', onExit);
+
+    const report = newReport('snapshot');
+    report.target = { image: output, command, pids, gpuPids, ports: ports.map((p) => `${p.address}:${p.port}`) };
+    report.phases = [
+      phase('ready', readySeconds, 'cold start: spawn → ready'),
+      phase('first-request', firstRequestSeconds, undefined, firstRequestSeconds === null ? 'not measured: no --warmup request' : undefined),
+      ...Object.entries(phases).map(([k, v]) => phase(k, v)),
+    ];
+    report.total = { seconds: total.elapsed() };
+    report.warnings.push(...notes);
+    report.details = { image: output, imageBytes: manifest.imageBytes, files: files.length, fingerprint: manifest.fingerprint, cold: manifest.cold, snapshotSeconds: phases };
+    return emitReport(ctx.out, report, ctx.cwd, {
+      ...emitOptions(ctx, flags),
+      human: () =>
+        [
+          `snapshot of \`${command.join(' ')}\` → ${output} (${formatBytes(manifest.imageBytes)}, ${files.length} files)`,
+          table(
+            [
+              ['ready (spawn → ready)', fmt(readySeconds), ''],
+              ['first request', fmt(firstRequestSeconds), ''],
+              ...Object.entries(phases).map(([k, v]) => [k, '', fmt(v)] as [string, string, string]),
+            ],
+            ['', 'cold start', 'snapshot'],
+          ),
+          `restore with: coldstart restore ${output}`,
+        ].join('\n'),
+    });
+  } catch (e) {
+    // Give the GPU back to a process we locked/checkpointed, then stop everything we started.
+    for (const pid of gpuLocked) {
+      await native?.cudaCheckpoint({ pid, action: 'restore' }).catch(() => undefined);
+      await native?.cudaCheckpoint({ pid, action: 'unlock' }).catch(() => undefined);
+    }
+    if (child?.pid !== undefined) killTree(pids.length ? pids : [child.pid]);
+    if (onExit) process.off('exit', onExit);
+    rmSync(tmp, { recursive: true, force: true });
+    untrackTemp(tmp);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- restore
+
+export function readManifest(image: string): Manifest {
+  const path = join(image, MANIFEST);
+  let m: Manifest;
+  try {
+    m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'has no manifest.json' : 'has an unreadable manifest.json';
+    throw new ColdstartError(existsSync(image) ? 'CORRUPT_FILE' : 'NOT_FOUND', `${image}: ${existsSync(image) ? why : 'no such image directory'}`, {
+      hint: 'Give a directory written by `coldstart snapshot` (a failed or interrupted snapshot leaves none).',
+    });
+  }
+  if (m?.schema !== MANIFEST_SCHEMA || !Array.isArray(m.files) || !Array.isArray(m.pids) || !m.fingerprint) {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: not a ${MANIFEST_SCHEMA} manifest`, { hint: 'Take the snapshot again with this version of coldstart.' });
+  }
+  return m;
+}
+
+/** Sizes and hashes of every file the manifest lists; no extra files but CRIU's own statistics. */
+export function verifyImage(image: string, m: Manifest): string[] {
+  const bad: string[] = [];
+  for (const f of m.files) {
+    const p = join(image, f.name);
+    let size: number;
+    try {
+      size = statSync(p).size;
+    } catch {
+      bad.push(`${f.name} is missing`);
+      continue;
+    }
+    if (size !== f.bytes) {
+      bad.push(`${f.name} is ${size} bytes, the manifest says ${f.bytes}`);
+      continue;
+    }
+    const h = hashFile(p);
+    if (h.sha256 !== f.sha256) bad.push(`${f.name} has sha256 ${h.sha256.slice(0, 12)}…, the manifest says ${f.sha256.slice(0, 12)}…`);
+  }
+  return bad;
+}
+
+interface RestoreFlags extends ReportFlags {
+  timeout: string;
+  readyUrl?: string;
+  firstRequest: boolean;
+}
+
+async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Promise<number> {
+  const image = resolve(ctx.cwd, imageArg);
+  const timeoutS = parseSeconds('--timeout', flags.timeout);
+  const m = readManifest(image);
+  const criu = await requireCriu(ctx.env);
+  const native = nativeOrNull();
+  // ---- refusals: nothing has been touched yet
+  const here = await machineFingerprint(criu, native);
+  const diff = fingerprintDiff(here, m.fingerprint);
+  if (diff.length) {
+    throw new ColdstartError('UNSUPPORTED', `${image}: taken on a different machine: ${diff.join('; ')}`, {
+      hint: 'A process image only restores where the kernel, CRIU and GPU driver match; take the snapshot on this machine.',
+      details: { here, image: m.fingerprint },
+    });
+  }
+  const bad = verifyImage(image, m);
+  if (bad.length) throw new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, { hint: 'Take the snapshot again; nothing was restored.', details: { problems: bad } });
+  if (process.getuid?.() !== 0) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
+  const busyPids = m.pids.filter(pidAlive);
+  if (busyPids.length) {
+    throw new ColdstartError('ENV', `${image}: pid${busyPids.length > 1 ? 's' : ''} ${busyPids.join(', ')} already in use on this machine (the server restores with its original pids)`, {
+      hint: 'Stop the process using it (an earlier restore of this image?) and try again.',
+    });
+  }
+  const busyPorts: string[] = [];
+  for (const p of m.ports) if (await portInUse(p.port, p.address)) busyPorts.push(`${p.address}:${p.port}`);
+  if (busyPorts.length) throw new ColdstartError('ENV', `${image}: port${busyPorts.length > 1 ? 's' : ''} ${busyPorts.join(', ')} already in use`, { hint: 'Stop whatever listens there (an earlier restore of this image?) and try again.' });
+  const avail = memAvailableBytes();
+  if (avail !== null && avail < m.imageBytes) {
+    throw new ColdstartError('ENV', `${image}: the image needs ${formatBytes(m.imageBytes)} of memory, ${formatBytes(avail)} is available`, { hint: 'Free memory (or stop other servers) and try again.' });
+  }
+  if (m.log) {
+    const logSize = m.files.find((f) => f.name === LOG_COPY)?.bytes ?? 0;
+    const d = diskInfo(dirname(m.log));
+    if (d.freeBytes !== null && d.freeBytes < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(m.log)}: ${formatBytes(d.freeBytes)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
+  }
+
+  // ---- restore
+  // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
+  let resident: number | null = null;
+  if (native) {
+    const pc = await native.pageCache({ paths: m.files.map((f) => join(image, f.name)), action: 'query' }).catch(() => null);
+    if (pc && pc.every((e) => e.residentBytes !== null)) resident = pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0);
+  }
+  const total = new Stopwatch();
+  const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
+  const times: Record<string, number> = {};
+  let restoredPid: number | undefined;
+  try {
+    if (m.log) {
+      mkdirSync(dirname(m.log), { recursive: true });
+      copyFileSync(join(image, LOG_COPY), m.log);
+    }
+    const rsw = new Stopwatch();
+    const pid = await criuRestore(criu, image, work, ctx.env, timeoutS * 1000);
+    restoredPid = pid;
+    times['criu-restore'] = rsw.elapsed();
+    if (m.gpuPids.length) {
+      if (!native) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
+      const g = new Stopwatch();
+      for (const p of m.gpuPids) await native.cudaCheckpoint({ pid: p, action: 'restore' });
+      times['gpu-restore'] = g.elapsed();
+      const u = new Stopwatch();
+      for (const p of m.gpuPids) await native.cudaCheckpoint({ pid: p, action: 'unlock' });
+      times['gpu-unlock'] = u.elapsed();
+    }
+    const readyUrl = flags.readyUrl ?? m.readyUrl ?? undefined;
+    let readySeconds: number | null = null;
+    if (readyUrl) readySeconds = await waitReady({ readyUrl, log: m.log ?? '/dev/null', pid, timeoutS, signal: ctx.signal });
+    let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
+    if (m.warmup && flags.firstRequest) {
+      const r = await sendRequest(m.warmup, timeoutS * 1000);
+      const h = sha256(r.body);
+      first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };
+    }
+    const restoredTotal = total.elapsed();
+    rmSync(work, { recursive: true, force: true });
+    const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
+
+    const report = newReport('restore');
+    report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
+    report.phases = [
+      phase('criu-restore', times['criu-restore']!),
+      phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
+      phase('ready', readySeconds, 'after the restore, until the ready URL answered', readySeconds === null ? 'not measured: no ready URL' : undefined),
+      phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
+    ];
+    report.total = { seconds: restoredTotal };
+    const coldTotal = m.cold.totalSeconds;
+    report.details = {
+      image,
+      pid,
+      imageBytes: m.imageBytes,
+      cold: m.cold,
+      restored: { criuRestoreSeconds: times['criu-restore'], gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
+      speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
+      imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
+      /** Image bytes in the page cache before the restore (mincore); null: not measured. */
+      imageResidentBytes: resident,
+    };
+    if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
+    return emitReport(ctx.out, report, ctx.cwd, {
+      ...emitOptions(ctx, flags),
+      human: () =>
+        [
+          `restored \`${m.command.join(' ')}\` from ${image} as pid ${pid} (${formatBytes(m.imageBytes)}, ${resident === null ? 'page-cache residency not measured' : `${Math.round((100 * resident) / Math.max(1, m.imageBytes))}% in the page cache before`})`,
+          table(
+            [
+              ['start (spawn → ready)', fmt(m.cold.readySeconds), '—'],
+              ['  criu restore', '—', fmt(times['criu-restore'])],
+              ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
+              ['  ready', '—', fmt(readySeconds)],
+              ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],
+              ['total', fmt(coldTotal), fmt(restoredTotal)],
+            ],
+            ['', 'cold', 'restored'],
+          ),
+          `${(coldTotal / restoredTotal).toFixed(1)}× faster than the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
+        ].join('\n'),
+    });
+  } catch (e) {
+    // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped.
+    if (restoredPid !== undefined) killTree(processTree(restoredPid));
+    // The work dir stays only when something failed: the error names its restore.log.
+    if (!(e instanceof ColdstartError) || !/criu restore/.test(e.message)) rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- park / unpark
+
+function requireCheckpointNative(): NativeAddon {
+  const n = loadNative();
+  if (!n.ok) throw new ColdstartError('NATIVE_UNAVAILABLE', `not available: ${n.reason}`, { hint: `To fix: ${n.fixes.join('; or ')}.` });
+  return n.addon;
+}
+
+function checkpointError(e: unknown, pid: number): ColdstartError {
+  const code = (e as { code?: string }).code ?? '';
+  const msg = (e as Error).message;
+  if (code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API') return new ColdstartError('NO_GPU', msg, { hint: 'park/unpark need an NVIDIA driver 570 or newer on this machine.' });
+  if (!pidAlive(pid)) return new ColdstartError('NOT_FOUND', `pid ${pid}: no such process`);
+  return new ColdstartError('ENV', msg, { hint: code === 'CUDA_ERROR_NOT_INITIALIZED' || code === 'CUDA_ERROR_NOT_FOUND' ? `pid ${pid} holds no CUDA context.` : 'Run as root (or as the process owner).' });
+}
+
+function usedBytes(m: GpuMemoryResult | null): number | null {
+  return m?.available ? m.devices.reduce((a, d) => a + d.usedBytes, 0) : null;
+}
+
+async function parkOrUnpark(ctx: Context, which: 'park' | 'unpark', pidArg: string, flags: { lockTimeout: string }): Promise<number> {
+  const pid = Number(pidArg);
+  if (!Number.isInteger(pid) || pid <= 0) throw invalidArg('PID', 'a process id', pidArg);
+  const native = requireCheckpointNative();
+  const lockTimeoutS = parseSeconds('--lock-timeout', flags.lockTimeout);
+  let state;
+  try {
+    state = await native.cudaCheckpoint({ pid, action: 'state' });
+  } catch (e) {
+    throw checkpointError(e, pid);
+  }
+  const want = which === 'park' ? 'running' : 'checkpointed';
+  if (state.state !== want) throw new ColdstartError('BAD_INPUT', `pid ${pid}: its CUDA state is ${state.state}, ${which} needs ${want}`, { hint: which === 'park' ? 'It is already parked: use `coldstart unpark`.' : 'It is not parked: use `coldstart park` first.' });
+  const before = await native.gpuMemory().catch(() => null);
+  const times: Record<string, number> = {};
+  const sw = new Stopwatch();
+  try {
+    if (which === 'park') {
+      times['gpu-lock'] = (await native.cudaCheckpoint({ pid, action: 'lock', timeoutMs: Math.round(lockTimeoutS * 1000) })).seconds;
+      try {
+        times['gpu-checkpoint'] = (await native.cudaCheckpoint({ pid, action: 'checkpoint' })).seconds;
+      } catch (e) {
+        await native.cudaCheckpoint({ pid, action: 'unlock' }).catch(() => undefined);
+        throw e;
+      }
+    } else {
+      times['gpu-restore'] = (await native.cudaCheckpoint({ pid, action: 'restore' })).seconds;
+      times['gpu-unlock'] = (await native.cudaCheckpoint({ pid, action: 'unlock' })).seconds;
+    }
+  } catch (e) {
+    throw checkpointError(e, pid);
+  }
+  const total = sw.elapsed();
+  const after = await native.gpuMemory().catch(() => null);
+  const ub = usedBytes(before);
+  const ua = usedBytes(after);
+  const report: Report = newReport(which);
+  report.target = { pid };
+  report.phases = Object.entries(times).map(([k, v]) => phase(k, v));
+  report.total = { seconds: total };
+  report.details = {
+    pid,
+    stateBefore: state.state,
+    stateAfter: which === 'park' ? 'checkpointed' : 'running',
+    gpuMemoryUsedBefore: ub,
+    gpuMemoryUsedAfter: ua,
+    gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
+  };
+  return emitReport(ctx.out, report, ctx.cwd, {
+    human: () =>
+      [
+        `${which === 'park' ? 'parked' : 'unparked'} pid ${pid} in ${formatDuration(total)} (${Object.entries(times).map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})`,
+        ub === null ? `GPU memory: not measured (${before?.reason ?? 'NVML unavailable'})` : `GPU memory in use: ${formatBytes(ub)} → ${ua === null ? 'not measured' : formatBytes(ua)}`,
+      ].join('\n'),
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- registration
+
+export function registerSnapshot(program: Command, run: Runner): void {
+  addReportOptions(
+    program
+      .command('snapshot')
+      .description('start a server, wait until ready and warmed, checkpoint its GPU state and CRIU-dump it into an image directory')
+      .requiredOption('-o, --output <dir>', 'image directory to write (atomically)')
+      .option('--ready-url <url>', 'ready when this URL answers 2xx')
+      .option('--ready-log <regex>', "ready when the server's output matches")
+      .option('--warmup <url>', 'send this request after ready (timed as the first request; repeated and compared on restore)')
+      .option('--warmup-data <json>', 'POST this JSON body with --warmup (default: GET)')
+      .option('--timeout <seconds>', 'give up waiting for the server after this long', '600')
+      .option('--lock-timeout <seconds>', 'wait this long for in-flight GPU work when locking CUDA', '30')
+      .option('--force', 'replace an existing image directory')
+      .argument('<command...>', 'the server command (after --)'),
+  ).action(run((ctx, command: string[], flags: SnapshotFlags) => snapshot(ctx, command, flags)));
+
+  addReportOptions(
+    program
+      .command('restore')
+      .description('restore a snapshot image (CRIU, then CUDA restore + unlock), wait until ready and compare with the cold start')
+      .argument('<image>', 'image directory written by `coldstart snapshot`')
+      .option('--ready-url <url>', 'override the ready URL recorded in the image')
+      .option('--timeout <seconds>', 'give up waiting for readiness after this long', '300')
+      .option('--no-first-request', 'do not repeat the warmup request after the restore'),
+  ).action(run((ctx, image: string, flags: RestoreFlags) => restore(ctx, image, flags)));
+
+  program
+    .command('park')
+    .description("free a running CUDA process's GPU: lock and checkpoint its GPU memory into host memory (the process stays)")
+    .argument('<pid>', 'process id')
+    .option('--lock-timeout <seconds>', 'wait this long for in-flight GPU work', '30')
+    .action(run((ctx, pid: string, flags: { lockTimeout: string }) => parkOrUnpark(ctx, 'park', pid, flags)));
+
+  program
+    .command('unpark')
+    .description('bring a parked process back onto the GPU: restore its GPU memory and unlock it')
+    .argument('<pid>', 'process id')
+    .option('--lock-timeout <seconds>', 'unused; accepted for symmetry with park', '30')
+    .action(run((ctx, pid: string, flags: { lockTimeout: string }) => parkOrUnpark(ctx, 'unpark', pid, flags)));
+}
+
+
+
+// ---------------------------------------------------------------------------------------------- doctor
+
+export interface SnapshotDoctor {
+  criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
+  checkpointApi: { available: boolean; reason?: string };
+  root: boolean;
+  /** Each missing piece with its fix; empty when snapshot/restore (and park for GPU processes) work here. */
+  fixes: string[];
+}
+
+/** What `coldstart doctor` shows for snapshot: CRIU and its version, `criu check`, the driver's checkpoint API, root. */
+export async function snapshotDoctor(env: Record<string, string | undefined>, native: NativeAddon | null): Promise<SnapshotDoctor> {
+  const { findCriu, runCapture } = await import('../engines/criu.js');
+  const root = process.getuid?.() === 0;
+  const fixes: string[] = [];
+  const f = await findCriu(env);
+  let check = 'not run';
+  if (f.ok) {
+    if (root) {
+      const r = await runCapture(f.criu.path, ['check'], { timeoutMs: 30_000, env });
+      check = r.code === 0 ? 'ok' : `failed: ${(r.stderr + r.stdout).split('\n').filter((l) => /Error|fail/i.test(l))[0] ?? `exit ${r.code}`}`;
+      if (r.code !== 0) fixes.push('`criu check` fails: this kernel lacks a feature CRIU needs (see its output)');
+    } else check = 'not run: needs root';
+    const [maj, min] = f.criu.version.split('.').map(Number);
+    if ((maj ?? 0) < 4 || ((maj ?? 0) === 4 && (min ?? 0) < 2)) fixes.push(`CRIU ${f.criu.version} cannot dump TCP sockets on Linux 6.16+: install 4.2 or newer (scripts/ci-criu.sh)`);
+  } else fixes.push(`CRIU: ${f.reason}; install it (scripts/ci-criu.sh fetches Debian forky's criu 4.2) and set COLDSTART_CRIU`);
+  if (!root) fixes.push('snapshot/restore/park need root (CRIU and the driver act on other processes)');
+  let checkpointApi: SnapshotDoctor['checkpointApi'] = { available: false, reason: 'native addon unavailable' };
+  if (native) {
+    try {
+      await native.cudaCheckpoint({ pid: process.pid, action: 'state' });
+      checkpointApi = { available: true };
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      checkpointApi = code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API' ? { available: false, reason: (e as Error).message } : { available: true };
+    }
+  }
+  if (!checkpointApi.available) fixes.push(`GPU servers (snapshot of CUDA processes, park/unpark) need an NVIDIA driver 570 or newer: ${checkpointApi.reason ?? 'not available'}`);
+  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, root, fixes };
+}

@@ -1,0 +1,320 @@
+/**
+ * Everything that talks to CRIU (through its documented command line) and reads /proc for `snapshot` /
+ * `restore`: finding a usable criu, the process tree of a server, its listening ports, its memory size, the
+ * image's file list with sizes and sampled hashes. No CUDA here: the driver calls live in the native addon.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, fstatSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { ColdstartError } from '../core/errors.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface CriuInfo {
+  path: string;
+  version: string;
+}
+
+/** Runs a program, collects its output; never throws for a non-zero exit. */
+export function runCapture(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Env } = {}): Promise<{ code: number | null; stdout: string; stderr: string; error?: string }> {
+  return new Promise((resolve) => {
+    let stdout = '';
+    let stderr = '';
+    let child;
+    try {
+      child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
+    } catch (e) {
+      resolve({ code: null, stdout, stderr, error: (e as Error).message });
+      return;
+    }
+    // On timeout the program and everything it started die (a stuck `criu restore` leaves half-restored tasks).
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          for (const p of child.pid !== undefined ? processTree(child.pid).reverse() : []) {
+            try {
+              process.kill(p, 'SIGKILL');
+            } catch {
+              /* gone */
+            }
+          }
+        }, opts.timeoutMs)
+      : undefined;
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (e) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code: null, stdout, stderr, error: e.message });
+    });
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** `COLDSTART_CRIU`, else `criu` on PATH; null (with why) when neither runs. */
+export async function findCriu(env: Env): Promise<{ ok: true; criu: CriuInfo } | { ok: false; reason: string }> {
+  const path = env.COLDSTART_CRIU || 'criu';
+  const r = await runCapture(path, ['--version'], { timeoutMs: 10_000, env });
+  if (r.code !== 0) {
+    return { ok: false, reason: r.error?.includes('ENOENT') ? `${path} not found` : `${path} --version failed: ${(r.error ?? r.stderr).trim().split('\n')[0] ?? ''}` };
+  }
+  const m = /Version:\s*(\S+)/.exec(r.stdout);
+  return { ok: true, criu: { path, version: m?.[1] ?? r.stdout.trim().split('\n')[0] ?? 'unknown' } };
+}
+
+export async function requireCriu(env: Env): Promise<CriuInfo> {
+  const f = await findCriu(env);
+  if (f.ok) return f.criu;
+  throw new ColdstartError('MISSING_DEPENDENCY', `CRIU is needed to snapshot and restore processes, but ${f.reason}`, {
+    hint: 'Install CRIU 4.2 or newer (Debian: `scripts/ci-criu.sh` fetches Debian forky\'s criu) and set COLDSTART_CRIU to it, or put criu on PATH.',
+  });
+}
+
+/** Common flags: TCP connections are restored closed (clients reconnect), file locks kept, unix sockets to outside allowed. */
+const COMMON = ['--tcp-close', '--file-locks', '--ext-unix-sk'];
+
+/** `criu dump` of the tree rooted at `pid` into `dir`; the tree is killed when the dump succeeds. */
+export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env, timeoutMs = 1_800_000): Promise<void> {
+  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env, timeoutMs });
+  if (r.code !== 0) throw criuFailure('dump', join(dir, 'dump.log'), r.stderr);
+}
+
+/** `criu restore --restore-detached` from `dir`; the work dir (logs, pidfile) is kept out of the image. */
+export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000): Promise<number> {
+  const pidfile = join(workDir, 'restored.pid');
+  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], { env, timeoutMs });
+  if (r.code === null && !r.error) throw new ColdstartError('TIMEOUT', `criu restore did not finish within ${timeoutMs / 1000} s; it and the tasks it started were killed`, { hint: `Log: ${join(workDir, 'restore.log')}` });
+  if (r.code !== 0) throw criuFailure('restore', join(workDir, 'restore.log'), r.stderr);
+  return Number(readFileSync(pidfile, 'utf8').trim());
+}
+
+function criuFailure(what: string, log: string, stderr: string): ColdstartError {
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(log, 'utf8').split('\n').filter((l) => /Error|FAIL/.test(l));
+  } catch {
+    lines = stderr.split('\n').filter(Boolean);
+  }
+  const first = lines.find((l) => /Error \(/.test(l)) ?? lines[0] ?? 'no log';
+  return new ColdstartError('ENV', `criu ${what} failed: ${first.replace(/^\(\s*[\d.]+\)\s*/, '').trim()}`, {
+    hint: `Full log: ${log}. \`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
+    details: { log, errors: lines.slice(0, 10) },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- /proc
+
+/** The pid and every descendant (children before grandchildren), from /proc/<pid>/task/<tid>/children. */
+export function processTree(root: number): number[] {
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift()!;
+    out.push(p);
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/)) if (c) queue.push(Number(c));
+      } catch {
+        /* the thread exited */
+      }
+    }
+  }
+  return out;
+}
+
+export interface ListeningPort {
+  port: number;
+  address: string;
+  family: 4 | 6;
+  pid: number;
+}
+
+function socketInodes(pid: number): Set<string> {
+  const s = new Set<string>();
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return s;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) s.add(m[1]!);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return s;
+}
+
+export function hexAddr(hex: string, family: 4 | 6): string {
+  if (family === 4) {
+    const n = parseInt(hex, 16);
+    return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255].join('.');
+  }
+  // Four little-endian 32-bit words.
+  const words = hex.match(/.{8}/g) ?? [];
+  const bytes: string[] = [];
+  for (const w of words) for (let i = 3; i >= 0; i--) bytes.push(w.slice(i * 2, i * 2 + 2));
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(parseInt(bytes[i]! + bytes[i + 1]!, 16).toString(16));
+  // RFC 5952: the longest run (≥ 2) of zero groups becomes "::".
+  let best = -1;
+  let bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== '0') {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === '0') j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (bestLen < 2) return groups.join(':');
+  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
+}
+
+/** TCP ports in LISTEN state held by any process of `pids` (from /proc/net/tcp{,6} by socket inode). */
+export function listeningPorts(pids: readonly number[]): ListeningPort[] {
+  const owner = new Map<string, number>();
+  for (const p of pids) for (const i of socketInodes(p)) owner.set(i, p);
+  const out: ListeningPort[] = [];
+  for (const [file, family] of [['/proc/net/tcp', 4], ['/proc/net/tcp6', 6]] as const) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== '0A') continue;
+      const pid = owner.get(f[9]!);
+      if (pid === undefined) continue;
+      const [addr, port] = f[1]!.split(':');
+      out.push({ port: parseInt(port!, 16), address: hexAddr(addr!, family), family, pid });
+    }
+  }
+  return out.sort((a, b) => a.port - b.port);
+}
+
+/** Resident plus swapped bytes of the tree: an upper bound for the CRIU image's page data. */
+export function treeMemoryBytes(pids: readonly number[]): number {
+  let total = 0;
+  for (const p of pids) {
+    try {
+      const t = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      for (const key of ['Rss', 'Swap']) {
+        const m = new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(t);
+        if (m) total += Number(m[1]) * 1024;
+      }
+    } catch {
+      try {
+        const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+        if (m) total += Number(m[1]) * 1024;
+      } catch {
+        /* exited */
+      }
+    }
+  }
+  return total;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when something on this machine already listens on (address, port): binding it fails with EADDRINUSE. */
+export function portInUse(port: number, address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'EADDRINUSE'));
+    srv.listen({ port, host: address === '0.0.0.0' || address === '::' ? undefined : address, exclusive: true }, () => srv.close(() => resolve(false)));
+  });
+}
+
+export function kernelRelease(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+export function memAvailableBytes(): number | null {
+  try {
+    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
+    return m ? Number(m[1]) * 1024 : null;
+  } catch {
+    return null;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- image files
+
+export interface ImageFile {
+  name: string;
+  bytes: number;
+  /** sha256 of the whole file (files up to 64 MiB) or of its first and last MiB (larger ones: `sampled`). */
+  sha256: string;
+  sampled: boolean;
+}
+
+const FULL_HASH_LIMIT = 64 * 1024 * 1024;
+const SAMPLE = 1024 * 1024;
+
+export function hashFile(path: string, full = false): { bytes: number; sha256: string; sampled: boolean } {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(SAMPLE);
+    const readRange = (start: number, end: number) => {
+      let off = start;
+      while (off < end) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, end - off), off);
+        if (n <= 0) throw new ColdstartError('CORRUPT_FILE', `${path}: shorter than its size while hashing`);
+        h.update(buf.subarray(0, n));
+        off += n;
+      }
+    };
+    const sampled = !full && size > FULL_HASH_LIMIT;
+    if (sampled) {
+      readRange(0, SAMPLE);
+      readRange(size - SAMPLE, size);
+    } else readRange(0, size);
+    return { bytes: size, sha256: h.digest('hex'), sampled };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Files CRIU itself may add to an image directory after the dump (restore statistics); never verified. */
+export const VOLATILE_IMAGE_FILES = /^stats-(dump|restore)$/;
+
+export function listImageFiles(dir: string, exclude: readonly string[] = []): ImageFile[] {
+  const out: ImageFile[] = [];
+  for (const name of readdirSync(dir).sort()) {
+    if (exclude.includes(name) || VOLATILE_IMAGE_FILES.test(name)) continue;
+    const st = statSync(join(dir, name));
+    if (!st.isFile()) continue;
+    out.push({ name, ...hashFile(join(dir, name)) });
+  }
+  return out;
+}
