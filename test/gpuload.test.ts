@@ -222,6 +222,7 @@ describe('runGpuLoad (host path)', () => {
     const total = allFiles.reduce((a, f) => a + readHeader(f).dataSize, 0);
     expect(r.mode).toBe('host');
     expect(r.hostReason).toBe('host mode was requested');
+    expect(r.hostCause).toBe('requested');
     expect(r.bytes).toBe(total);
     expect(r.bytesPerSecond).toBeCloseTo(r.bytes / r.seconds, 3);
     expect(r.files.map((f) => [f.bytes, f.device])).toEqual(allFiles.map((f) => [readHeader(f).dataSize, null]));
@@ -245,6 +246,7 @@ describe('runGpuLoad (host path)', () => {
     const r = await runGpuLoad({ files: [single], devices: [1] });
     expect(r.mode).toBe('host');
     expect(r.hostReason).toBe(probe.reason);
+    expect(r.hostCause).toBe(probe.stage === 'dlopen' ? 'no-driver' : probe.stage === 'cuInit' ? 'driver-init' : 'no-device');
     expect(r.notes.join(' ')).toContain('--devices 1 ignored');
   });
 
@@ -259,7 +261,7 @@ describe('runGpuLoad (host path)', () => {
 
   it('records an ok phase with the load time for a GPU result', async () => {
     const r = await runGpuLoad({ files: shards, host: true });
-    const gpu: GpuLoadResult = { ...r, mode: 'gpu', hostReason: undefined, devices: [{ index: 0, name: 'Test GPU', bytes: r.bytes, seconds: 2, bytesPerSecond: r.bytes / 2 }], seconds: 2, efficiency: 0.93 };
+    const gpu: GpuLoadResult = { ...r, mode: 'gpu', hostReason: undefined, hostCause: undefined, devices: [{ index: 0, name: 'Test GPU', bytes: r.bytes, seconds: 2, bytesPerSecond: r.bytes / 2 }], seconds: 2, efficiency: 0.93 };
     const phase = await runPhase('gpu-load', (h) => recordGpuLoadPhase(h, gpu));
     expect(phase.status).toBe('ok');
     expect(phase.seconds).toBe(2);
