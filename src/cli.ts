@@ -10,6 +10,7 @@ import { registerCache } from './commands/cache.js';
 import { registerConvert } from './commands/convert.js';
 import { registerWarmup } from './commands/warmup.js';
 import { registerReport } from './commands/report.js';
+import { registerPrefetch } from './commands/prefetch.js';
 
 export function buildProgram(proc: ProcessLike, setExit: (code: number) => void, signal: AbortSignal): Command {
   const program = new Command();
@@ -43,7 +44,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
       }
     };
 
-  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerDoctor, registerReport]) register(program, run);
+  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerDoctor, registerReport, registerPrefetch]) register(program, run);
   return program;
 }
 
