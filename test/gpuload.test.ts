@@ -397,3 +397,34 @@ describe('refused input: nothing is loaded', () => {
     expect((await rejects(runGpuLoad({ files: [], host: true }))).exitCode).toBe(2);
   });
 });
+
+describe('copy path option (issue 15)', () => {
+  it('an unknown path is a usage error (exit 2); mapped without a GPU runs the ring path and says so', async () => {
+    const e = await rejects(runGpuLoad({ files: shards, host: true, path: 'zero-copy' as never }));
+    expect(e.code).toBe('BAD_FLAG');
+    expect(e.exitCode).toBe(2);
+    const r = await runGpuLoad({ files: shards, host: true, path: 'mapped', verify: true });
+    expect(r.config.path).toBe('ring');
+    expect(r.notes).toContain('path mapped needs a GPU (host mode requested): the ring path was used');
+    expect(r.verify).toMatchObject({ mismatches: 0 });
+  });
+
+  it('the native layer refuses mapped in host mode and with a non-device sink (BAD_ARG)', () => {
+    const files = shards.map((p) => {
+      const h = readHeader(p);
+      return { path: p, begin: h.dataOffset, end: h.dataOffset + h.dataSize };
+    });
+    const plan = planChunks(files, 4096);
+    for (const o of [{ mode: 'host' as const, sink: 'memory' as const }, { mode: 'gpu' as const, sink: 'discard' as const }]) {
+      let err: (Error & { code?: string }) | undefined;
+      try {
+        void addon.gpuLoad({ ...o, files, plan, chunkBytes: 4096, threads: 1, buffers: 1, path: 'mapped' });
+      } catch (x) {
+        err = x as Error & { code?: string };
+      }
+      // options are checked before the driver is looked at: a refusal before any work, with or without a GPU
+      expect(err?.code).toBe('BAD_ARG');
+      expect(err?.message).toMatch(/options\.path/);
+    }
+  });
+});

@@ -329,6 +329,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   } else if (opts.devices && opts.devices.length > 0) {
     notes.push(`--devices ${opts.devices.join(',')} ignored: ${mode.short}`);
   }
+  if (mode.mode === 'host' && copyPath === 'mapped') notes.push(`path mapped needs a GPU (${mode.short}): the ring path was used`);
 
   const threads = opts.threads ?? DEFAULTS.threads;
   const buffers = opts.buffers ?? (DEFAULTS.buffers || threads + 2);
