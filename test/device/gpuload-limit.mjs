@@ -3,6 +3,7 @@
 //   node test/device/gpuload-limit.mjs write ROOT                 → writes the synthetic Llama 3 8B (bf16) under ROOT, prints {dir, files, bytes}
 //   node test/device/gpuload-limit.mjs evict DIR                  → drops DIR's files from the page cache, prints {residentFraction}
 //   node test/device/gpuload-limit.mjs load DIR LABEL ROUND JSON  → one runGpuLoad with the options in JSON, prints one result line
+//   node test/device/gpuload-limit.mjs checks DIR                 → mapped-path release checks (GPU), prints one line
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { readdirSync } from 'node:fs';
@@ -64,6 +65,48 @@ if (cmd === 'write') {
     console.log(JSON.stringify({ what: 'coldstart', label, round: Number(round), cache: opts.cache, error: `${e.code ?? 'ERROR'}: ${e.message}` }));
     process.exitCode = 1;
   }
+} else if (cmd === 'checks') {
+  // The mapped path releases what it pins and allocates: free device memory is the same before and after a
+  // verified load and after a load cancelled midway (registrations undone, device memory freed).
+  const { runGpuLoad, resolveSafetensorsInputs } = await dist('engines/gpuload.js');
+  const { requireNative } = await dist('native.js');
+  const addon = requireNative('checks');
+  const files = resolveSafetensorsInputs(args[0]);
+  const out = { what: 'mapped-checks', checks: [] };
+  const check = async (name, fn) => {
+    try {
+      out.checks.push({ name, ok: true, info: await fn() });
+    } catch (e) {
+      out.checks.push({ name, ok: false, info: `${e.code ?? ''} ${e.message}` });
+    }
+  };
+  await check('mapped: verified, device memory released', async () => {
+    const before = (await addon.deviceMemInfo(0)).free;
+    const r = await runGpuLoad({ files, cache: 'warm', verify: true, path: 'mapped', chunkBytes: 64 << 20 });
+    const after = (await addon.deviceMemInfo(0)).free;
+    if (r.config.path !== 'mapped') throw new Error(`ran ${r.config.path}`);
+    if (r.verify.mismatches !== 0) throw new Error(JSON.stringify(r.verify));
+    if (Math.abs(before - after) > 64 << 20) throw new Error(`free ${before} → ${after}`);
+    return `${(r.bytesPerSecond / 1e9).toFixed(1)} GB/s, register ${r.registerSeconds?.toFixed(3)} s summed`;
+  });
+  await check('mapped: cancelled midway → INTERRUPTED, device memory released', async () => {
+    const before = (await addon.deviceMemInfo(0)).free;
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 30);
+    let err;
+    try {
+      await runGpuLoad({ files, cache: 'as-is', path: 'mapped', chunkBytes: 16 << 20, signal: ac.signal });
+    } catch (e) {
+      err = e;
+    }
+    const after = (await addon.deviceMemInfo(0)).free;
+    if (err?.code !== 'INTERRUPTED') throw new Error(`expected INTERRUPTED, got ${err?.code ?? 'success'}`);
+    if (Math.abs(before - after) > 64 << 20) throw new Error(`free ${before} → ${after}`);
+    return 'released';
+  });
+  out.failures = out.checks.filter((c) => !c.ok).length;
+  console.log(JSON.stringify(out));
+  process.exitCode = out.failures ? 1 : 0;
 } else {
   console.error('usage: gpuload-limit.mjs write ROOT | evict DIR | load DIR LABEL ROUND JSON');
   process.exit(2);

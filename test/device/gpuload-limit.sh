@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device proof for issue 15 (one GPU; ~7 minutes, hard-capped by BUDGET_S, default 450 s of measuring after setup).
+# Device proof for issue 15 (one GPU; ~7 minutes, hard-capped by BUDGET_S, default 420 s of measuring after setup).
 #
 #   OUT=/tmp/out NODE=.dev/node bash test/device/gpuload-limit.sh
 #
@@ -22,7 +22,7 @@ NODE="${NODE:-node}"
 command -v "$NODE" >/dev/null || { [ -x .dev/node ] && NODE=$PWD/.dev/node; }
 PY="${COLDSTART_PYTHON:-python3}"
 ROOT="${CKPT_ROOT:-/tmp/cs-limit}"
-BUDGET_S="${BUDGET_S:-450}"
+BUDGET_S="${BUDGET_S:-420}"
 R="$OUT/results.jsonl"
 : >"$R"
 H=test/device/gpuload-limit.mjs
@@ -46,7 +46,15 @@ fi
 # fastsafetensors from source (nogds), built in the background while the checkpoint is written.
 FST=/tmp/fst-site
 ( if [ -d .dev/fastsafetensors-src ]; then
-    $PY -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target "$FST" .dev/fastsafetensors-src && echo BUILD_OK
+    echo "fastsafetensors source commit $(cat .dev/fastsafetensors-src/COMMIT 2>/dev/null)"
+    # pybind11 is a build dependency; the image has it, the wheel next to the source is the fallback.
+    if ! $PY -c 'import pybind11' 2>/dev/null && ls .dev/fastsafetensors-src/_wheels/pybind11-*.whl >/dev/null 2>&1; then
+      $PY -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/fst-build-deps .dev/fastsafetensors-src/_wheels/pybind11-*.whl
+      export PYTHONPATH=/tmp/fst-build-deps${PYTHONPATH:+:$PYTHONPATH}
+    fi
+    # build a copy: the carried source stays clean
+    rm -rf /tmp/fst-src && cp -r .dev/fastsafetensors-src /tmp/fst-src && rm -rf /tmp/fst-src/_wheels
+    $PY -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target "$FST" /tmp/fst-src && echo BUILD_OK
   else echo "not measured: .dev/fastsafetensors-src missing"; fi ) >"$OUT/fst-build.txt" 2>&1 &
 BUILD=$!
 
@@ -85,6 +93,11 @@ peer() { # what round cache [prefetch]
   unset CS_LAUNCH_EPOCH
 }
 evict_or_warm() { if [ "$1" = cold ]; then evict; else warm; fi; }
+
+log "device checks: RAII after the native rework (existing gpuload-device.mjs + mapped-path checks)"
+"$NODE" test/device/gpuload-device.mjs "$DIR" 2>&1 | tee /tmp/cs-devchecks.txt | tail -12
+tail -1 /tmp/cs-devchecks.txt | grep '^{' | $PY -c 'import json,sys;d=json.load(sys.stdin);d["what"]="device-checks";print(json.dumps(d))' >>"$R" || note "device checks did not finish (see log.txt)"
+"$NODE" $H checks "$DIR" | tee -a "$R"
 
 LIMITS='"limits":true,"verify":true'
 for round in 1 2; do
@@ -153,6 +166,8 @@ for stack in ("safetensors", "transformers"):
         summary["prefetch"][stack] = "not measured"
 summary["prefetchStrategies"] = [r for r in rows if r.get("what") == "prefetch"]
 summary["errors"] = errors
+summary["checks"] = [r for r in rows if r.get("what") in ("device-checks", "mapped-checks")]
+checkFailures = sum(r.get("failures", 0) for r in summary["checks"])
 mm = sum((e or {}).get("verifyMismatches", 0) for l in summary["loaders"].values() for e in l.values() if e)
 summary["verifyMismatches"] = mm
 def f(x, d=2): return "not measured" if x is None else f"{x:.{d}f}"
@@ -176,11 +191,15 @@ for k, v in summary["prefetch"].items():
 md += ["", "prefetch alone, cold, per strategy:", ""] + [f"- {r['strategy']}: {f(r['seconds'])} s, {f(r['rate']/1e9)} GB/s, residency {r['residency']}" for r in summary["prefetchStrategies"]]
 if errors: md += ["", "errors:", ""] + [f"- {r.get('label', r.get('what'))} round {r.get('round')}: {r['error']}" for r in errors]
 if summary["notes"]: md += ["", "notes:", ""] + [f"- {n}" for n in summary["notes"]]
+md += ["", "device checks: " + ", ".join(f"{r['what']}: {r.get('failures')} failed" for r in summary["checks"]) if summary["checks"] else "device checks: not measured"]
+for r in summary["checks"]:
+    for c in r.get("checks", []):
+        md.append(f"- {'PASS' if c['ok'] else 'FAIL'} {c['name']}: {c['info']}")
 md += ["", f"verify mismatches: {mm}"]
 json.dump(summary, open(out + "/summary.json", "w"), indent=2)
 open(out + "/summary.md", "w").write("\n".join(md) + "\n")
 print("\n".join(md))
-sys.exit(0 if (mm == 0 and not errors and not summary["notes"]) else 1)
+sys.exit(0 if (mm == 0 and not errors and not summary["notes"] and checkFailures == 0 and summary["checks"]) else 1)
 PYEOF
 rc=$?
 log "done in $(( $(date +%s) - T0 )) s, exit $rc"
