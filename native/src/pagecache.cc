@@ -254,7 +254,7 @@ struct PrefetchBaton : Baton {
       } else if (now - lastGrowth > 0.5) {
         break;  // the kernel stopped: read the rest
       }
-      usleep(5000);
+      usleep(20000);
     }
     HostMem buf;
     void* p = nullptr;
