@@ -254,6 +254,9 @@ export const NATIVE_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
   UNSUPPORTED: 'ENV',
   INTERRUPTED: 'INTERRUPTED',
   NATIVE: 'INTERNAL',
+  // checkpoint.cc (issue 16): no libcuda / cuInit failed; a driver without the cuCheckpoint* API (< 570)
+  NO_DRIVER: 'NO_GPU',
+  NO_CHECKPOINT_API: 'NO_GPU',
   // fileio.cc: errno names
   ENOENT: 'NOT_FOUND',
   ENOTDIR: 'NOT_FOUND',

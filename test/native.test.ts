@@ -198,6 +198,8 @@ describe('one error vocabulary (nativeError)', () => {
       ENOSPC: ['DISK_FULL', 3],
       EACCES: ['PERMISSION', 3],
       ENOENT: ['NOT_FOUND', 2],
+      NO_DRIVER: ['NO_GPU', 3],
+      NO_CHECKPOINT_API: ['NO_GPU', 3],
     };
     for (const [native, [code, exit]] of Object.entries(want)) {
       const e = nativeError(Object.assign(new Error('x'), { code: native }), 'op');
