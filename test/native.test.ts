@@ -225,3 +225,62 @@ describe('one error vocabulary (nativeError)', () => {
     expect(c.code).toBe('NOT_FOUND');
   });
 });
+
+describe('plan validation agrees with an exact oracle (seeded, bounded)', () => {
+  it('native accepts a random chunk exactly when the BigInt oracle does', async () => {
+    const addon = requireNative('test');
+    const dir = mkdtempSync(join(tmpdir(), 'cs-native-fuzz-'));
+    try {
+      const file = join(dir, 'f.bin');
+      writeFileSync(file, Buffer.alloc(3 * 4096, 1));
+      let seed = 0x15;
+      const rnd = (n: number): number => {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        return seed % n;
+      };
+      const edges = [0, 1, 100, 4095, 4096, 4196, 8192, 12288, 2 ** 53 - 1, 2 ** 53, -1, Number.NaN, 0.5, 4096.5, 1e300, Number.POSITIVE_INFINITY];
+      const pick = (extra: number[]): number => (rnd(3) === 0 ? extra[rnd(extra.length)]! : edges[rnd(edges.length)]!);
+      const safe = (x: number): boolean => Number.isSafeInteger(x) && x >= 0;
+      const iterations = Number(process.env.COLDSTART_FUZZ_ITERATIONS ?? 400);
+      let accepted = 0;
+      let refused = 0;
+      for (let i = 0; i < iterations; i++) {
+        const begin = [0, 100, 4096][rnd(3)]!;
+        const end = begin + [0, 1, 4096, 8192][rnd(4)]!;
+        const related = [begin, end, end - begin, begin % 4096, begin - (begin % 4096), 4096 - (begin % 4096)];
+        // a valid chunk (as planChunks would cut it), then 0-2 of its numbers replaced by edge values
+        const skip = begin % 4096;
+        const copy = Math.min(end - begin, 8192 - skip);
+        const c = [0, begin - skip, Math.min(8192, Math.ceil((skip + copy) / 4096) * 4096), skip, copy, 0];
+        for (let m = rnd(3); m > 0; m--) {
+          const k = rnd(6);
+          c[k] = k === 0 ? pick([1, -1, 0]) : pick(related);
+        }
+        let want = c.every(safe) && c[0] === 0;
+        if (want) {
+          const [, ro, rl, sk, cl, de] = c.map((x) => BigInt(x));
+          want = rl! <= 8192n && sk! + cl! <= rl! && de! + cl! <= BigInt(end - begin) && ro! + sk! === BigInt(begin) + de!;
+        }
+        const cancel = new Int32Array(new SharedArrayBuffer(4));
+        cancel[0] = 1; // an accepted plan stops before reading: the test is about the checks
+        let got: boolean;
+        try {
+          const p = addon.gpuLoad({ mode: 'host', sink: 'memory', files: [{ path: file, begin, end }], plan: Float64Array.from(c), chunkBytes: 8192, threads: 1, buffers: 1, cancel });
+          got = true;
+          await p.catch(() => undefined);
+        } catch (e) {
+          expect((e as { code?: string }).code).toBe('BAD_ARG');
+          got = false;
+        }
+        expect([i, c, got]).toEqual([i, c, want]);
+        if (got) accepted++;
+        else refused++;
+      }
+      // the generator must exercise both sides
+      expect(accepted).toBeGreaterThan(5);
+      expect(refused).toBeGreaterThan(50);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
