@@ -23,8 +23,24 @@ async function evict(paths: string[]): Promise<number> {
   return q.reduce((a, e) => a + (e.residentBytes ?? Number.NaN), 0) / q.reduce((a, e) => a + e.bytes, 0);
 }
 
-beforeAll(() => {
-  tmp = mkdtempSync(join(tmpdir(), 'cs-prefetch-'));
+/**
+ * A scratch directory whose filesystem honours posix_fadvise(DONTNEED) (the eviction these tests rely on): the
+ * system temp dir, else one under the repository (tmpfs /tmp in some CI images keeps every page resident).
+ */
+async function evictableDir(): Promise<string> {
+  const repo = fileURLToPath(new URL('..', import.meta.url));
+  for (const parent of [tmpdir(), repo]) {
+    const d = mkdtempSync(join(parent, parent === repo ? '.cs-prefetch-' : 'cs-prefetch-'));
+    const probe = join(d, 'probe');
+    writeFileSync(probe, Buffer.alloc(1 << 20, 1));
+    if ((await evict([probe])) < 0.05) return d;
+    rmSync(d, { recursive: true, force: true });
+  }
+  throw new Error('no filesystem here honours posix_fadvise(DONTNEED) (tmpfs?): the prefetch tests cannot make a cold cache');
+}
+
+beforeAll(async () => {
+  tmp = await evictableDir();
   const dir = join(tmp, 'model');
   mkdirSync(dir);
   files = [];
