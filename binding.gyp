@@ -7,6 +7,8 @@
         "native/src/cuda_api.cc",
         "native/src/probe.cc",
         "native/src/loader.cc",
+        "native/src/pagecache.cc",
+        "native/src/limits.cc",
         "native/src/fileio.cc",
         "native/src/checkpoint.cc"
       ],

@@ -11,6 +11,7 @@ import { registerConvert } from './commands/convert.js';
 import { registerWarmup } from './commands/warmup.js';
 import { registerReport } from './commands/report.js';
 import { registerSnapshot } from './commands/snapshot.js';
+import { registerPrefetch } from './commands/prefetch.js';
 
 export function buildProgram(proc: ProcessLike, setExit: (code: number) => void, signal: AbortSignal): Command {
   const program = new Command();
@@ -44,7 +45,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
       }
     };
 
-  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerDoctor, registerReport, registerSnapshot]) register(program, run);
+  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerPrefetch, registerDoctor, registerReport, registerSnapshot]) register(program, run);
   return program;
 }
 

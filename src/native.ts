@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { ColdstartError } from './core/errors.js';
+import { ColdstartError, type ErrorCode } from './core/errors.js';
 
 // ---------------------------------------------------------------------------------------------- probe (cuda-init)
 export interface PcieLink {
@@ -109,6 +109,8 @@ export interface NativeAddon {
   gpuLoad(options: NativeLoadOptions): Promise<NativeLoadResult>;
   /** query: resident bytes (mincore); evict: fdatasync + posix_fadvise(DONTNEED), then query. */
   pageCache(options: { paths: string[]; action: 'query' | 'evict' }): Promise<PageCacheEntry[]>;
+  /** Reads whole files into the page cache in parallel (prefetch, issue 15). */
+  prefetch(options: NativePrefetchOptions): Promise<NativePrefetchResult>;
   transferLimits(options?: { device?: number; bytes?: number; iterations?: number }): Promise<TransferLimitsResult>;
   deviceMemInfo(device: number): Promise<{ free: number; total: number }>;
 }
@@ -140,10 +142,15 @@ export interface NativeLoadOptions {
   direct?: boolean;
   /** Pinned ring: cuMemHostAlloc (alloc, default) or huge-page malloc + cuMemHostRegister (register). */
   ring?: 'alloc' | 'register';
-  /** cancel[0] != 0 stops the load (memory is released, the promise rejects with code INTERRUPTED). */
+  /**
+   * ring: pread into pinned buffers, then DMA (the default). mapped: mmap the files, pin each chunk of the
+   * page cache in place with cuMemHostRegister(READ_ONLY) and DMA from it (gpu mode, sink device only).
+   */
+  path?: 'ring' | 'mapped';
+  /** cancel[0] != 0 stops the load (memory is released, the promise rejects with code INTERRUPTED). On a SharedArrayBuffer. */
   cancel?: Int32Array;
-  /** progress[0] is kept at the number of bytes loaded so far. */
-  progress?: Float64Array;
+  /** The workers add each chunk's bytes to progress[0] atomically; allocate it on a SharedArrayBuffer and read it with Atomics.load. */
+  progress?: BigUint64Array;
   /** Tests: return each file's loaded bytes (sink memory only). */
   returnHost?: boolean;
   /** Tests: flip one loaded byte so verification must report a mismatch. */
@@ -152,6 +159,7 @@ export interface NativeLoadOptions {
 
 export interface NativeLoadResult {
   mode: 'gpu' | 'host';
+  path: 'ring' | 'mapped';
   bytes: number;
   /** Wall time of the whole load: ring and destination allocation, reads, copies, final synchronisation. */
   seconds: number;
@@ -175,6 +183,8 @@ export interface NativeLoadResult {
     allocSeconds: number;
     /** Ring allocation, summed over the reader threads that did it lazily (overlaps the reads). */
     ringSeconds: number;
+    /** Path mapped: cuMemHostRegister time summed over the workers (it faults the page-cache pages in). */
+    registerSeconds: number;
     readSeconds: number;
     copySeconds: number;
   }>;
@@ -197,6 +207,110 @@ export interface TransferLimitsResult {
   bytes: number;
   h2dBytesPerSecond: number;
   d2hBytesPerSecond: number;
+  /** cuMemHostRegister of already-faulted memory of the same size: bytes pinned per second (absent if it failed). */
+  registerBytesPerSecond?: number;
+}
+
+export interface NativePrefetchOptions {
+  paths: string[];
+  /** pread into a reused buffer (default), readahead(2), or posix_fadvise(WILLNEED) + wait on mincore. */
+  strategy?: 'pread' | 'readahead' | 'fadvise';
+  threads?: number;
+  chunkBytes?: number;
+  /** Bytes read (or found resident) so far, added to atomically: a BigUint64Array on a SharedArrayBuffer. */
+  progress?: BigUint64Array;
+  cancel?: Int32Array;
+}
+
+export interface NativePrefetchResult {
+  strategy: 'pread' | 'readahead' | 'fadvise';
+  bytes: number;
+  /** From the first read to every byte resident. */
+  seconds: number;
+  /** Until the last read/hint was issued (readahead/fadvise return before the data is in). */
+  issueSeconds: number;
+  /** readahead/fadvise: bytes the kernel left out and that were read with pread afterwards. */
+  fallbackBytes: number;
+  threads: number;
+  files: Array<{ path: string; bytes: number; seconds: number }>;
+}
+
+// ---------------------------------------------------------------------------------------------- errors
+/**
+ * The addon's one error vocabulary (native/src/common.h `Err`, plus the errno names fileio.cc reports) and the
+ * ColdstartError code each becomes. Every native rejection or thrown argument error carries one of these as
+ * `code`; nothing decides on message text.
+ */
+export const NATIVE_ERROR_CODES: Readonly<Record<string, ErrorCode>> = {
+  BAD_ARG: 'BAD_INPUT',
+  NOT_FOUND: 'NOT_FOUND',
+  CORRUPT_FILE: 'CORRUPT_FILE',
+  CORRUPT: 'CORRUPT_FILE',
+  PERMISSION: 'PERMISSION',
+  DISK_FULL: 'DISK_FULL',
+  ENV: 'ENV',
+  NO_GPU: 'NO_GPU',
+  GPU_OOM: 'GPU_OOM',
+  UNSUPPORTED: 'ENV',
+  INTERRUPTED: 'INTERRUPTED',
+  NATIVE: 'INTERNAL',
+  // checkpoint.cc (issue 16): no libcuda / cuInit failed; a driver without the cuCheckpoint* API (< 570)
+  NO_DRIVER: 'NO_GPU',
+  NO_CHECKPOINT_API: 'NO_GPU',
+  // fileio.cc: errno names
+  ENOENT: 'NOT_FOUND',
+  ENOTDIR: 'NOT_FOUND',
+  EACCES: 'PERMISSION',
+  EPERM: 'PERMISSION',
+  EROFS: 'PERMISSION',
+  ENOSPC: 'DISK_FULL',
+  EDQUOT: 'DISK_FULL',
+  EFBIG: 'DISK_FULL',
+  EINVAL: 'BAD_INPUT',
+};
+
+const NATIVE_HINTS: Partial<Record<ErrorCode, string>> = {
+  BAD_INPUT: 'A value handed to the native layer was refused (NaN, negative, fractional, above 2^53 or overflowing); this is a bug in the caller, please report it.',
+  GPU_OOM: 'Free GPU memory (other processes?), spread the files over more cards (--devices 0,1) or load a smaller dtype.',
+  CORRUPT_FILE: 'The file changed while it was being read; read it again once it is complete.',
+  NO_GPU: 'Check `coldstart doctor`: the driver or the device is not usable.',
+  DISK_FULL: 'Free space on the target filesystem and run it again.',
+  PERMISSION: 'Check the file permissions.',
+};
+
+/**
+ * The one mapping from a native error to a ColdstartError: `what` prefixes the message; the native code is kept
+ * in `details.nativeCode` (e.g. UNSUPPORTED, for callers that fall back to another path on it).
+ */
+export function nativeError(e: unknown, what: string): ColdstartError {
+  if (e instanceof ColdstartError) return e;
+  const err = e as (Error & { code?: unknown }) | undefined;
+  const nativeCode = typeof err?.code === 'string' ? err.code : undefined;
+  const code: ErrorCode = (nativeCode && NATIVE_ERROR_CODES[nativeCode]) || 'INTERNAL';
+  const message = err?.message ?? String(e);
+  return new ColdstartError(code, `${what}: ${message}`, { cause: e, hint: NATIVE_HINTS[code], ...(nativeCode ? { details: { nativeCode } } : {}) });
+}
+
+/** Runs a native call (its synchronous argument checks and its promise alike) and maps any failure with nativeError. */
+export async function callNative<T>(p: () => Promise<T>, what: string): Promise<T> {
+  try {
+    return await p();
+  } catch (e) {
+    throw nativeError(e, what);
+  }
+}
+
+/** The native code behind a ColdstartError made by nativeError (undefined otherwise). */
+export function nativeCodeOf(e: unknown): string | undefined {
+  return e instanceof ColdstartError && typeof e.details?.nativeCode === 'string' ? e.details.nativeCode : undefined;
+}
+
+/** A progress counter the native workers add to atomically: read it with readProgress(). */
+export function sharedProgress(): BigUint64Array {
+  return new BigUint64Array(new SharedArrayBuffer(8));
+}
+export function readProgress(a: BigUint64Array): number {
+  return Number(Atomics.load(a, 0));
 }
 
 // ---------------------------------------------------------------------------------------------- end of loader section

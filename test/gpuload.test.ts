@@ -222,6 +222,7 @@ describe('runGpuLoad (host path)', () => {
     const total = allFiles.reduce((a, f) => a + readHeader(f).dataSize, 0);
     expect(r.mode).toBe('host');
     expect(r.hostReason).toBe('host mode was requested');
+    expect(r.hostCause).toBe('requested');
     expect(r.bytes).toBe(total);
     expect(r.bytesPerSecond).toBeCloseTo(r.bytes / r.seconds, 3);
     expect(r.files.map((f) => [f.bytes, f.device])).toEqual(allFiles.map((f) => [readHeader(f).dataSize, null]));
@@ -245,6 +246,7 @@ describe('runGpuLoad (host path)', () => {
     const r = await runGpuLoad({ files: [single], devices: [1] });
     expect(r.mode).toBe('host');
     expect(r.hostReason).toBe(probe.reason);
+    expect(r.hostCause).toBe(probe.stage === 'dlopen' ? 'no-driver' : probe.stage === 'cuInit' ? 'driver-init' : 'no-device');
     expect(r.notes.join(' ')).toContain('--devices 1 ignored');
   });
 
@@ -259,7 +261,7 @@ describe('runGpuLoad (host path)', () => {
 
   it('records an ok phase with the load time for a GPU result', async () => {
     const r = await runGpuLoad({ files: shards, host: true });
-    const gpu: GpuLoadResult = { ...r, mode: 'gpu', hostReason: undefined, devices: [{ index: 0, name: 'Test GPU', bytes: r.bytes, seconds: 2, bytesPerSecond: r.bytes / 2 }], seconds: 2, efficiency: 0.93 };
+    const gpu: GpuLoadResult = { ...r, mode: 'gpu', hostReason: undefined, hostCause: undefined, devices: [{ index: 0, name: 'Test GPU', bytes: r.bytes, seconds: 2, bytesPerSecond: r.bytes / 2 }], seconds: 2, efficiency: 0.93 };
     const phase = await runPhase('gpu-load', (h) => recordGpuLoadPhase(h, gpu));
     expect(phase.status).toBe('ok');
     expect(phase.seconds).toBe(2);
@@ -393,5 +395,36 @@ describe('refused input: nothing is loaded', () => {
       expect(e.message).toContain(flag);
     }
     expect((await rejects(runGpuLoad({ files: [], host: true }))).exitCode).toBe(2);
+  });
+});
+
+describe('copy path option (issue 15)', () => {
+  it('an unknown path is a usage error (exit 2); mapped without a GPU runs the ring path and says so', async () => {
+    const e = await rejects(runGpuLoad({ files: shards, host: true, path: 'zero-copy' as never }));
+    expect(e.code).toBe('BAD_FLAG');
+    expect(e.exitCode).toBe(2);
+    const r = await runGpuLoad({ files: shards, host: true, path: 'mapped', verify: true });
+    expect(r.config.path).toBe('ring');
+    expect(r.notes).toContain('path mapped needs a GPU (host mode requested): the ring path was used');
+    expect(r.verify).toMatchObject({ mismatches: 0 });
+  });
+
+  it('the native layer refuses mapped in host mode and with a non-device sink (BAD_ARG)', () => {
+    const files = shards.map((p) => {
+      const h = readHeader(p);
+      return { path: p, begin: h.dataOffset, end: h.dataOffset + h.dataSize };
+    });
+    const plan = planChunks(files, 4096);
+    for (const o of [{ mode: 'host' as const, sink: 'memory' as const }, { mode: 'gpu' as const, sink: 'discard' as const }]) {
+      let err: (Error & { code?: string }) | undefined;
+      try {
+        void addon.gpuLoad({ ...o, files, plan, chunkBytes: 4096, threads: 1, buffers: 1, path: 'mapped' });
+      } catch (x) {
+        err = x as Error & { code?: string };
+      }
+      // options are checked before the driver is looked at: a refusal before any work, with or without a GPU
+      expect(err?.code).toBe('BAD_ARG');
+      expect(err?.message).toMatch(/options\.path/);
+    }
   });
 });

@@ -1,10 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadNative, requireNative } from '../src/native.js';
+import { callNative, loadNative, nativeCodeOf, nativeError, NATIVE_ERROR_CODES, readProgress, requireNative, sharedProgress, type NativeAddon } from '../src/native.js';
+import { ColdstartError, ERROR_CODES } from '../src/core/errors.js';
 
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
 const hasDriver = (() => {
@@ -62,5 +63,224 @@ describe('missing or broken addon', () => {
     expect(doc.addon.reason).toContain(`the native addon at ${bogus} failed to load`);
     expect(doc.addon.fixes[0]).toContain('npm rebuild coldstart');
     expect(doc.cuda).toMatchObject({ available: false, skipped: true });
+  });
+});
+
+// ------------------------------------------------------------------------------------------------ issue 15
+// Every number from JS is validated before it becomes a uint64_t, on the main thread, before the baton is queued:
+// a refused call throws synchronously (nothing was opened, allocated or read) with code BAD_ARG, which
+// nativeError maps to BAD_INPUT, exit 2.
+describe('native validation (host mode, no GPU needed)', () => {
+  const addon = (): NativeAddon => requireNative('test');
+  let dir: string;
+  let file: string;
+  const SIZE = 64 << 10;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'cs-native-val-'));
+    file = join(dir, 'w.bin');
+    writeFileSync(file, Buffer.alloc(SIZE, 3));
+    return () => rmSync(dir, { recursive: true, force: true });
+  });
+  const okPlan = () => new Float64Array([0, 0, 4096, 0, 4096, 0]);
+  const base = () => ({ mode: 'host' as const, sink: 'memory' as const, files: [{ path: file, begin: 0, end: 4096 }], plan: okPlan(), chunkBytes: 4096, threads: 1, buffers: 1 });
+
+  /** Calls fn, expects a synchronous throw with code BAD_ARG, and returns the mapped ColdstartError. */
+  function refused(fn: () => unknown, what: RegExp): ColdstartError {
+    let thrown: unknown;
+    try {
+      const p = fn();
+      if (p instanceof Promise) p.catch(() => {});
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown, 'expected a synchronous refusal').toBeDefined();
+    expect((thrown as { code?: string }).code).toBe('BAD_ARG');
+    expect((thrown as Error).message).toMatch(what);
+    const mapped = nativeError(thrown, 'test');
+    expect(mapped.code).toBe('BAD_INPUT');
+    expect(mapped.exitCode).toBe(2);
+    return mapped;
+  }
+
+  it('the valid baseline loads (so the refusals below are about the one bad number)', async () => {
+    const r = await addon().gpuLoad({ ...base(), returnHost: true });
+    expect(r.bytes).toBe(4096);
+    expect(r.files[0]!.data!.equals(Buffer.alloc(4096, 3))).toBe(true);
+  });
+
+  const bad: Array<[string, number]> = [
+    ['NaN', Number.NaN],
+    ['negative', -4096],
+    ['fraction', 4096.5],
+    ['2^53', 2 ** 53],
+    ['huge', 2 ** 64],
+    ['Infinity', Number.POSITIVE_INFINITY],
+  ];
+  for (const [name, v] of bad) {
+    it(`file ranges: ${name} is refused`, () => {
+      refused(() => addon().gpuLoad({ ...base(), files: [{ path: file, begin: v, end: 4096 }] }), /options\.files\[0\]\.begin expected a whole number/);
+      refused(() => addon().gpuLoad({ ...base(), files: [{ path: file, begin: 0, end: v }] }), /options\.files\[0\]\.end expected a whole number/);
+    });
+    it(`plans: ${name} in any of the six numbers is refused`, () => {
+      for (let k = 0; k < 6; k++) {
+        const plan = okPlan();
+        plan[k] = v;
+        refused(() => addon().gpuLoad({ ...base(), plan }), /options\.plan\[0\]/);
+      }
+    });
+    it(`sizes and counts: ${name} is refused`, () => {
+      refused(() => addon().gpuLoad({ ...base(), chunkBytes: v }), /options\.chunkBytes/);
+      refused(() => addon().gpuLoad({ ...base(), threads: v }), /options\.threads/);
+      refused(() => addon().gpuLoad({ ...base(), buffers: v }), /options\.buffers/);
+      refused(() => addon().transferLimits({ bytes: v }), /transferLimits: options\.bytes/);
+      refused(() => addon().transferLimits({ device: v }), /transferLimits: options\.device/);
+      refused(() => addon().prefetch({ paths: [file], threads: v }), /prefetch: options\.threads/);
+      refused(() => addon().prefetch({ paths: [file], chunkBytes: v }), /prefetch: options\.chunkBytes/);
+      refused(() => addon().gpuLoad({ ...base(), samples: new Float64Array([0, 0, v]) }), /options\.samples\[0\]/);
+    });
+  }
+
+  it('plans that reach past their file or the ring, or would allocate without bound, are refused', () => {
+    const near = 2 ** 53 - 1;
+    // a chunk whose end passes the file's range, with values near 2^53
+    refused(
+      () => addon().gpuLoad({ ...base(), files: [{ path: file, begin: 0, end: near }], plan: new Float64Array([0, near - 4095, 4096, 0, 8192, near - 4095]) }),
+      /options\.plan\[0\] expected a chunk inside its file/,
+    );
+    // copy longer than the read, read longer than a ring buffer, source and destination that disagree
+    refused(() => addon().gpuLoad({ ...base(), plan: new Float64Array([0, 0, 4096, 1, 4096, 1]) }), /chunk inside/);
+    refused(() => addon().gpuLoad({ ...base(), plan: new Float64Array([0, 0, 8192, 0, 4096, 0]) }), /chunk inside/);
+    refused(() => addon().gpuLoad({ ...base(), plan: new Float64Array([0, 4096, 4096, 0, 4096, 0]) }), /chunk inside/);
+    // a file index that does not exist
+    refused(() => addon().gpuLoad({ ...base(), plan: new Float64Array([1, 0, 4096, 0, 4096, 0]) }), /plan\[0\]\.file/);
+    // 4096 buffers of 1 GiB: a 4 TiB ring
+    refused(() => addon().gpuLoad({ ...base(), chunkBytes: 2 ** 30, buffers: 4096 }), /at most 64 GiB of ring/);
+    // a verify sample that would allocate 2^52 bytes twice
+    refused(() => addon().gpuLoad({ ...base(), files: [{ path: file, begin: 0, end: 2 ** 52 }], samples: new Float64Array([0, 0, 2 ** 52]) }), /at most 64 MiB/);
+    // the mapped path needs a GPU and a device sink
+    refused(() => addon().gpuLoad({ ...base(), path: 'mapped' }), /options\.path/);
+    // progress must be the shared, atomic kind
+    refused(() => addon().gpuLoad({ ...base(), progress: new Float64Array(1) as never }), /BigUint64Array/);
+  });
+
+  it('a valid plan for a file shorter than it claims fails at open, before any allocation, as CORRUPT_FILE (exit 2)', async () => {
+    const e = await callNative(() => addon().gpuLoad({ ...base(), files: [{ path: file, begin: 0, end: 2 ** 52 }], plan: new Float64Array([0, 0, 4096, 0, 4096, 0]) }), 'load').catch((x) => x);
+    expect(e).toBeInstanceOf(ColdstartError);
+    expect(e.code).toBe('CORRUPT_FILE');
+    expect(e.exitCode).toBe(2);
+  });
+
+  it('progress is added to atomically in a shared BigUint64Array and ends at the bytes loaded', async () => {
+    const progress = sharedProgress();
+    expect(progress.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const plan = new Float64Array(16 * 6);
+    for (let i = 0; i < 16; i++) plan.set([0, i * 4096, 4096, 0, 4096, i * 4096], i * 6);
+    const r = await addon().gpuLoad({ ...base(), files: [{ path: file, begin: 0, end: SIZE }], plan, threads: 4, buffers: 4, progress });
+    expect(r.bytes).toBe(SIZE);
+    expect(readProgress(progress)).toBe(SIZE);
+  });
+});
+
+describe('one error vocabulary (nativeError)', () => {
+  it('maps every native code to a ColdstartError code with the DESIGN.md exit code', () => {
+    const want: Record<string, [string, number]> = {
+      BAD_ARG: ['BAD_INPUT', 2],
+      NOT_FOUND: ['NOT_FOUND', 2],
+      CORRUPT_FILE: ['CORRUPT_FILE', 2],
+      CORRUPT: ['CORRUPT_FILE', 2],
+      PERMISSION: ['PERMISSION', 3],
+      DISK_FULL: ['DISK_FULL', 3],
+      NO_GPU: ['NO_GPU', 3],
+      GPU_OOM: ['GPU_OOM', 3],
+      UNSUPPORTED: ['ENV', 3],
+      INTERRUPTED: ['INTERRUPTED', 3],
+      NATIVE: ['INTERNAL', 3],
+      ENOSPC: ['DISK_FULL', 3],
+      EACCES: ['PERMISSION', 3],
+      ENOENT: ['NOT_FOUND', 2],
+      NO_DRIVER: ['NO_GPU', 3],
+      NO_CHECKPOINT_API: ['NO_GPU', 3],
+    };
+    for (const [native, [code, exit]] of Object.entries(want)) {
+      const e = nativeError(Object.assign(new Error('x'), { code: native }), 'op');
+      expect([native, e.code, e.exitCode]).toEqual([native, code, exit]);
+      expect(nativeCodeOf(e)).toBe(native);
+    }
+    // every entry of the table is a real ColdstartError code
+    for (const code of Object.values(NATIVE_ERROR_CODES)) expect(ERROR_CODES).toHaveProperty(code);
+    // an unknown code is INTERNAL, never silently something else
+    expect(nativeError(Object.assign(new Error('x'), { code: 'WHAT' }), 'op').code).toBe('INTERNAL');
+  });
+
+  it('a missing file is NOT_FOUND from both the loader and the page-cache control', async () => {
+    const missing = join(tmpdir(), `cs-missing-${process.pid}.bin`);
+    const a = await callNative(() => requireNative('t').pageCache({ paths: [missing], action: 'query' }), 'q').catch((x) => x);
+    expect(a.code).toBe('NOT_FOUND');
+    const b = await callNative(() => requireNative('t').prefetch({ paths: [missing] }), 'p').catch((x) => x);
+    expect(b.code).toBe('NOT_FOUND');
+    const c = await callNative(
+      () => requireNative('t').gpuLoad({ mode: 'host', sink: 'memory', files: [{ path: missing, begin: 0, end: 0 }], plan: new Float64Array(0), chunkBytes: 4096, threads: 1, buffers: 1 }),
+      'l',
+    ).catch((x) => x);
+    expect(c.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('plan validation agrees with an exact oracle (seeded, bounded)', () => {
+  it('native accepts a random chunk exactly when the BigInt oracle does', async () => {
+    const addon = requireNative('test');
+    const dir = mkdtempSync(join(tmpdir(), 'cs-native-fuzz-'));
+    try {
+      const file = join(dir, 'f.bin');
+      writeFileSync(file, Buffer.alloc(3 * 4096, 1));
+      let seed = 0x15;
+      const rnd = (n: number): number => {
+        seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+        return seed % n;
+      };
+      const edges = [0, 1, 100, 4095, 4096, 4196, 8192, 12288, 2 ** 53 - 1, 2 ** 53, -1, Number.NaN, 0.5, 4096.5, 1e300, Number.POSITIVE_INFINITY];
+      const pick = (extra: number[]): number => (rnd(3) === 0 ? extra[rnd(extra.length)]! : edges[rnd(edges.length)]!);
+      const safe = (x: number): boolean => Number.isSafeInteger(x) && x >= 0;
+      const iterations = Number(process.env.COLDSTART_FUZZ_ITERATIONS ?? 400);
+      let accepted = 0;
+      let refused = 0;
+      for (let i = 0; i < iterations; i++) {
+        const begin = [0, 100, 4096][rnd(3)]!;
+        const end = begin + [0, 1, 4096, 8192][rnd(4)]!;
+        const related = [begin, end, end - begin, begin % 4096, begin - (begin % 4096), 4096 - (begin % 4096)];
+        // a valid chunk (as planChunks would cut it), then 0-2 of its numbers replaced by edge values
+        const skip = begin % 4096;
+        const copy = Math.min(end - begin, 8192 - skip);
+        const c = [0, begin - skip, Math.min(8192, Math.ceil((skip + copy) / 4096) * 4096), skip, copy, 0];
+        for (let m = rnd(3); m > 0; m--) {
+          const k = rnd(6);
+          c[k] = k === 0 ? pick([1, -1, 0]) : pick(related);
+        }
+        let want = c.every(safe) && c[0] === 0;
+        if (want) {
+          const [, ro, rl, sk, cl, de] = c.map((x) => BigInt(x));
+          want = rl! <= 8192n && sk! + cl! <= rl! && de! + cl! <= BigInt(end - begin) && ro! + sk! === BigInt(begin) + de!;
+        }
+        const cancel = new Int32Array(new SharedArrayBuffer(4));
+        cancel[0] = 1; // an accepted plan stops before reading: the test is about the checks
+        let got: boolean;
+        try {
+          const p = addon.gpuLoad({ mode: 'host', sink: 'memory', files: [{ path: file, begin, end }], plan: Float64Array.from(c), chunkBytes: 8192, threads: 1, buffers: 1, cancel });
+          got = true;
+          await p.catch(() => undefined);
+        } catch (e) {
+          expect((e as { code?: string }).code).toBe('BAD_ARG');
+          got = false;
+        }
+        expect([i, c, got]).toEqual([i, c, want]);
+        if (got) accepted++;
+        else refused++;
+      }
+      // the generator must exercise both sides
+      expect(accepted).toBeGreaterThan(5);
+      expect(refused).toBeGreaterThan(50);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,17 +2,65 @@
 #pragma once
 #include <napi.h>
 
+#include <cerrno>
+#include <cstdint>
+#include <new>
 #include <string>
 #include <utility>
 
+#include "checked.h"
+
 namespace coldstart {
+
+// The addon's one error vocabulary. Every rejection and every thrown argument error carries one of these as
+// its `code`; src/native.ts maps them (and fileio's errno names, which mean the same things) to ColdstartError
+// codes in one function, nativeError(). Decisions are made on the code, never on message text.
+enum class Err {
+  BadArg,       // an argument from JS was refused (type, NaN, negative, fraction, > 2^53, overflowing plan) → exit 2
+  NotFound,     // a file does not exist → exit 2
+  CorruptFile,  // a file is shorter than its header says, or changed while read → exit 2
+  Permission,   // EACCES/EPERM → exit 3
+  DiskFull,     // ENOSPC/EDQUOT → exit 3
+  Env,          // any other system or driver failure → exit 3
+  NoGpu,        // no driver, cuInit failed, no such device, no context → exit 3
+  GpuOom,       // not enough device memory → exit 3
+  Unsupported,  // this platform/driver cannot do what was asked (e.g. read-only host registration) → exit 3
+  Interrupted,  // cancelled through the cancel array → exit 3
+  Native,       // an unexpected C++ exception → exit 3
+};
+
+inline const char* ErrName(Err e) {
+  switch (e) {
+    case Err::BadArg: return "BAD_ARG";
+    case Err::NotFound: return "NOT_FOUND";
+    case Err::CorruptFile: return "CORRUPT_FILE";
+    case Err::Permission: return "PERMISSION";
+    case Err::DiskFull: return "DISK_FULL";
+    case Err::Env: return "ENV";
+    case Err::NoGpu: return "NO_GPU";
+    case Err::GpuOom: return "GPU_OOM";
+    case Err::Unsupported: return "UNSUPPORTED";
+    case Err::Interrupted: return "INTERRUPTED";
+    case Err::Native: return "NATIVE";
+  }
+  return "NATIVE";
+}
+
+inline Err ErrFromErrno(int e) {
+  switch (e) {
+    case ENOENT: case ENOTDIR: return Err::NotFound;
+    case EACCES: case EPERM: return Err::Permission;
+    case ENOSPC: case EDQUOT: return Err::DiskFull;
+    default: return Err::Env;
+  }
+}
 
 // Every blocking native call is a baton: a plain C++ struct whose Run() executes off the main thread
 // (no N-API calls allowed there) and whose ToJS() builds the result on the main thread. Errors are set as
 // `error` (+ a stable `code`) and become a rejected promise carrying both.
 struct Baton {
   std::string error;
-  std::string code = "NATIVE";
+  std::string code = ErrName(Err::Native);
   virtual ~Baton() = default;
   virtual void Run() = 0;
   virtual Napi::Value ToJS(Napi::Env env) = 0;
@@ -20,6 +68,7 @@ struct Baton {
     code = std::move(c);
     error = std::move(msg);
   }
+  void Fail(Err c, std::string msg) { Fail(ErrName(c), std::move(msg)); }
 };
 
 template <typename B>
@@ -30,8 +79,10 @@ class BatonWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       baton_->Run();
+    } catch (const std::bad_alloc&) {
+      baton_->Fail(Err::Env, "out of host memory");
     } catch (const std::exception& e) {
-      baton_->Fail("NATIVE", e.what());
+      baton_->Fail(Err::Native, e.what());
     }
     if (!baton_->error.empty()) SetError(baton_->error);
   }
@@ -61,9 +112,46 @@ Napi::Value Queue(Napi::Env env, B* baton) {
   return p;
 }
 
-// Argument errors all read alike: "<fn>: <what> expected <type>".
+// Argument errors all read alike: "<fn>: <what> expected <type>", and carry code BAD_ARG.
 inline Napi::TypeError ArgError(Napi::Env env, const char* fn, const char* what, const char* expected) {
-  return Napi::TypeError::New(env, std::string(fn) + ": " + what + " expected " + expected);
+  Napi::TypeError e = Napi::TypeError::New(env, std::string(fn) + ": " + what + " expected " + expected);
+  e.Set("code", Napi::String::New(env, ErrName(Err::BadArg)));
+  return e;
+}
+inline Napi::TypeError ArgError(Napi::Env env, const char* fn, const std::string& what, const char* expected) {
+  return ArgError(env, fn, what.c_str(), expected);
+}
+
+// A JS number that must be a whole number in [0, 2^53): NaN, negatives, fractions and larger values are
+// refused with BAD_ARG before they can become a size or an offset.
+inline uint64_t ArgU64(Napi::Env env, const char* fn, const std::string& what, const Napi::Value& v) {
+  uint64_t out = 0;
+  if (!v.IsNumber() || !DoubleToU64(v.As<Napi::Number>().DoubleValue(), &out))
+    throw ArgError(env, fn, what, "a whole number of bytes from 0 to 2^53-1");
+  return out;
+}
+inline uint64_t ArgU64(Napi::Env env, const char* fn, const std::string& what, double d) {
+  uint64_t out = 0;
+  if (!DoubleToU64(d, &out)) throw ArgError(env, fn, what, "a whole number of bytes from 0 to 2^53-1");
+  return out;
+}
+// A whole number in [lo, hi]; `range` reads like "1..256".
+inline int64_t ArgInt(Napi::Env env, const char* fn, const std::string& what, const Napi::Value& v, int64_t lo, int64_t hi) {
+  int64_t out = 0;
+  if (!v.IsNumber() || !DoubleToInt(v.As<Napi::Number>().DoubleValue(), lo, hi, &out)) {
+    std::string range = "a whole number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    throw ArgError(env, fn, what, range.c_str());
+  }
+  return out;
+}
+// Optional members: absent or undefined → the default; present with a wrong type or value → BAD_ARG.
+inline uint64_t OptU64(Napi::Env env, const char* fn, const Napi::Object& o, const char* key, uint64_t dflt) {
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return dflt;
+  return ArgU64(env, fn, std::string("options.") + key, o.Get(key));
+}
+inline int64_t OptInt(Napi::Env env, const char* fn, const Napi::Object& o, const char* key, int64_t dflt, int64_t lo, int64_t hi) {
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return dflt;
+  return ArgInt(env, fn, std::string("options.") + key, o.Get(key), lo, hi);
 }
 
 inline bool OptBool(const Napi::Object& o, const char* key, bool dflt) {

@@ -7,6 +7,7 @@
 
 #include "common.h"
 #include "cuda_api.h"
+#include "handles.h"
 
 namespace coldstart {
 
@@ -105,12 +106,10 @@ struct ProbeBaton : Baton {
       bool wanted = only.empty();
       for (int k : only) wanted |= (k == d.index);
       if (!wanted) continue;
-      CUdevice dev;
-      cu.cuDeviceGet(&dev, d.index);
       double c0 = MonotonicSeconds();
-      CUcontext ctx = nullptr;
-      CUresult rr = cu.cuDevicePrimaryCtxRetain(&ctx, dev);
-      if (rr == 0) rr = cu.cuCtxSetCurrent(ctx);
+      PrimaryCtx ctx;  // released at the end of this iteration (handles.h)
+      CUresult rr = ctx.Retain(d.index);
+      if (rr == 0) rr = ctx.Current();
       size_t freeB = 0, totalB = 0;
       // The first call that needs the context finishes its creation; count it in.
       if (rr == 0) rr = cu.cuMemGetInfo(&freeB, &totalB);
@@ -121,10 +120,6 @@ struct ProbeBaton : Baton {
         tContext += dt;
       } else {
         d.contextError = "primary context creation failed: " + CuErrorText(rr);
-      }
-      if (ctx) {
-        cu.cuCtxSetCurrent(nullptr);
-        cu.cuDevicePrimaryCtxRelease(dev);
       }
     }
   }

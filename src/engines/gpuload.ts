@@ -8,11 +8,11 @@ import { intFlag } from '../core/flags.js';
 import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { ColdstartError, ERROR_CODES, fromSystemError, invalidArg, type ErrorCode } from '../core/errors.js';
+import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
 import { formatRate, formatPercent } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
-import { requireNative, type NativeAddon, type NativeLoadOptions, type NativeLoadResult } from '../native.js';
+import { callNative, readProgress, requireNative, sharedProgress, type NativeAddon, type NativeLoadOptions, type NativeLoadResult } from '../native.js';
 
 export type CacheMode = 'cold' | 'warm' | 'as-is';
 
@@ -37,10 +37,26 @@ export interface GpuLoadOptions {
   host?: boolean;
   /** Read-bandwidth limit is measured over at most this many bytes (default 16 GiB warm, 4 GiB cold). */
   limitBytes?: number;
+  /**
+   * Copy path: 'ring' (pread into pinned buffers, then DMA; the default) or 'mapped' (DMA straight from the page
+   * cache, pinned in place with cuMemHostRegister READ_ONLY; GPU only, meant for a warm cache).
+   */
+  path?: 'ring' | 'mapped';
 }
+
+/** Why a load ran in host memory, as a stable value (decisions key on this, never on the driver's message). */
+export type HostCause = 'requested' | 'no-driver' | 'driver-init' | 'no-device';
+const HOST_CAUSE_TEXT: Record<HostCause, string> = {
+  requested: 'host mode requested',
+  'no-driver': 'no CUDA driver',
+  'driver-init': 'CUDA driver failed to initialise',
+  'no-device': 'no CUDA device',
+};
 
 export interface GpuLoadResult {
   mode: 'gpu' | 'host';
+  /** Host mode: why, as a stable value, and the probe's own words. */
+  hostCause?: HostCause;
   hostReason?: string;
   bytes: number;
   /** Wall time of the load: pinned ring and destination allocation, reads, copies, final synchronisation. */
@@ -73,7 +89,9 @@ export interface GpuLoadResult {
   efficiency: number | null;
   verify?: { checked: number; mismatches: number; checkedBytes: number; firstMismatch?: string };
   /** The settings the load ran with. */
-  config: { chunkBytes: number; threads: number; buffers: number; streams: number; direct: boolean; ring: 'alloc' | 'register'; sink: 'device' | 'memory' | 'discard' };
+  config: { chunkBytes: number; threads: number; buffers: number; streams: number; direct: boolean; ring: 'alloc' | 'register'; sink: 'device' | 'memory' | 'discard'; path: 'ring' | 'mapped' };
+  /** Path mapped: cuMemHostRegister time summed over workers. */
+  registerSeconds?: number;
   notes: string[];
 }
 
@@ -235,26 +253,6 @@ export function assignDevices(sizes: readonly number[], devices: readonly number
 }
 
 // ------------------------------------------------------------------------------------------------ running
-function fromNative(e: unknown, what: string): ColdstartError {
-  if (e instanceof ColdstartError) return e;
-  const err = e as Error & { code?: string };
-  const code = (err.code && err.code in ERROR_CODES ? err.code : 'INTERNAL') as ErrorCode;
-  const hints: Partial<Record<ErrorCode, string>> = {
-    GPU_OOM: 'Free GPU memory (other processes?), spread the files over more cards (--devices 0,1) or load a smaller dtype.',
-    CORRUPT_FILE: 'The file changed while it was being loaded; load it again once it is complete.',
-    NO_GPU: 'Check `coldstart doctor`: the driver or the device is not usable.',
-  };
-  return new ColdstartError(code, `${what}: ${err.message}`, { cause: e, hint: hints[code] });
-}
-
-async function callNative<T>(p: () => Promise<T>, what: string): Promise<T> {
-  try {
-    return await p();
-  } catch (e) {
-    throw fromNative(e, what);
-  }
-}
-
 function checkCount(flag: string, v: number | undefined, min: number, max: number): void {
   if (v !== undefined) intFlag(flag, v, min, max);
 }
@@ -293,12 +291,12 @@ export function prepareFiles(paths: readonly string[]): Prepared {
   return { paths: out, headers, bytes: headers.reduce((a, h) => a + h.dataSize, 0) };
 }
 
-async function detectMode(addon: NativeAddon, opts: GpuLoadOptions): Promise<{ mode: 'gpu' | 'host'; reason?: string; short?: string; count: number }> {
-  if (opts.host) return { mode: 'host', reason: 'host mode was requested', short: 'host mode requested', count: 0 };
+async function detectMode(addon: NativeAddon, opts: GpuLoadOptions): Promise<{ mode: 'gpu' | 'host'; reason?: string; cause?: HostCause; short?: string; count: number }> {
+  if (opts.host) return { mode: 'host', reason: 'host mode was requested', cause: 'requested', short: HOST_CAUSE_TEXT.requested, count: 0 };
   const probe = await addon.cudaProbe({ context: false });
   if (probe.available) return { mode: 'gpu', count: probe.devices.length };
-  const short = probe.stage === 'dlopen' ? 'no CUDA driver' : probe.stage === 'cuInit' ? 'CUDA driver failed to initialise' : 'no CUDA device';
-  return { mode: 'host', reason: probe.reason ?? short, short, count: 0 };
+  const cause: HostCause = probe.stage === 'dlopen' ? 'no-driver' : probe.stage === 'cuInit' ? 'driver-init' : 'no-device';
+  return { mode: 'host', reason: probe.reason ?? HOST_CAUSE_TEXT[cause], cause, short: HOST_CAUSE_TEXT[cause], count: 0 };
 }
 
 /** Loads every tensor of `opts.files` (validated first) and returns the timing breakdown. */
@@ -309,6 +307,8 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   if (opts.chunkBytes !== undefined && (!Number.isSafeInteger(opts.chunkBytes) || opts.chunkBytes < ALIGN || opts.chunkBytes % ALIGN !== 0 || opts.chunkBytes > 1024 * MIB)) {
     throw invalidArg('--chunk-bytes', 'a multiple of 4096 up to 1 GiB', opts.chunkBytes);
   }
+  const copyPath = opts.path ?? 'ring';
+  if (copyPath !== 'ring' && copyPath !== 'mapped') throw invalidArg('--path', 'ring or mapped', copyPath);
   const cacheMode: CacheMode = opts.cache ?? 'as-is';
   if (!['cold', 'warm', 'as-is'].includes(cacheMode)) throw invalidArg('--cache', 'cold, warm or as-is', cacheMode);
   const devicesAsked = opts.devices ?? [0];
@@ -329,6 +329,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   } else if (opts.devices && opts.devices.length > 0) {
     notes.push(`--devices ${opts.devices.join(',')} ignored: ${mode.short}`);
   }
+  if (mode.mode === 'host' && copyPath === 'mapped') notes.push(`path mapped needs a GPU (${mode.short}): the ring path was used`);
 
   const threads = opts.threads ?? DEFAULTS.threads;
   const buffers = opts.buffers ?? (DEFAULTS.buffers || threads + 2);
@@ -431,11 +432,11 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
 
   // 4. The load.
   const cancel = new Int32Array(new SharedArrayBuffer(4));
-  const progress = new Float64Array(1);
+  const progress = sharedProgress();
   const onAbort = (): void => void (cancel[0] = 1);
   opts.signal?.addEventListener('abort', onAbort, { once: true });
   if (opts.signal?.aborted) onAbort();
-  const timer = opts.onProgress ? setInterval(() => opts.onProgress!(progress[0]!, prep.bytes), 200) : undefined;
+  const timer = opts.onProgress ? setInterval(() => opts.onProgress!(readProgress(progress), prep.bytes), 200) : undefined;
   let r: NativeLoadResult;
   try {
     r = await callNative(
@@ -445,6 +446,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
           sink,
           cancel,
           progress,
+          ...(mode.mode === 'gpu' && sink === 'device' && copyPath === 'mapped' ? { path: 'mapped' as const } : {}),
           ...(opts.verify ? { samples: planSamples(prep.headers) } : {}),
         }),
       'gpu-load',
@@ -464,6 +466,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   }
   const result: GpuLoadResult = {
     mode: mode.mode,
+    ...(mode.cause ? { hostCause: mode.cause } : {}),
     ...(mode.reason ? { hostReason: mode.reason } : {}),
     bytes: r.bytes,
     seconds: r.seconds,
@@ -494,7 +497,8 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     ...(limits ? { limits } : {}),
     efficiency,
     ...(r.verify ? { verify: { checked: r.verify.checked, mismatches: r.verify.mismatches, checkedBytes: r.verify.checkedBytes, ...(r.verify.firstMismatch ? { firstMismatch: r.verify.firstMismatch } : {}) } } : {}),
-    config: { chunkBytes, threads, buffers, streams, direct, ring, sink },
+    config: { chunkBytes, threads, buffers, streams, direct, ring, sink, path: r.path ?? 'ring' },
+    ...(r.path === 'mapped' ? { registerSeconds: r.devices.reduce((a, d) => a + (d.registerSeconds ?? 0), 0) } : {}),
     notes,
   };
   if (opts.verify && sink === 'discard') notes.push('verify skipped: nothing was kept to compare');
@@ -540,7 +544,7 @@ export function recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void {
     h.metric('hostReadBytes', r.bytes);
     h.metric('hostReadSeconds', r.seconds);
     h.metric('hostReadBytesPerSecond', r.bytesPerSecond);
-    const why = r.hostReason?.startsWith('libcuda') ? 'no CUDA driver' : r.hostReason === 'host mode was requested' ? 'host mode requested' : (r.hostReason ?? 'no CUDA driver');
+    const why = r.hostCause ? HOST_CAUSE_TEXT[r.hostCause] : 'no CUDA driver';
     h.skip(`${why}; host read measured: ${formatRate(r.bytesPerSecond)}`);
   }
 }

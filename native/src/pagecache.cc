@@ -1,0 +1,377 @@
+// Page-cache control (issues 4, 15): what part of a file is resident (mincore), eviction (posix_fadvise
+// DONTNEED, the control the gpu-load --cache cold measurement and the prefetch tests use), and prefetch: reading
+// files into the page cache in parallel at the disk's rate, so that any stack that opens them later reads memory.
+//
+// Prefetch strategies (options.strategy):
+//   pread      each worker reads 8 MiB chunks into one reused buffer (the data lands in the page cache on the way)
+//   readahead  readahead(2) per chunk: the kernel reads without copying to user space
+//   fadvise    posix_fadvise(WILLNEED) per chunk: asynchronous; then wait until mincore reports the files resident
+// readahead and fadvise may stop short (memory pressure, readahead limits); completion is checked with mincore and
+// any chunk still missing is read with pread, so every strategy ends with the bytes resident when memory allows.
+//
+// Exports: pageCache({paths, action}), prefetch({paths, strategy, threads, chunkBytes, progress, cancel}).
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "checked.h"
+#include "common.h"
+#include "handles.h"
+
+namespace coldstart {
+namespace {
+
+std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::to_string(e) + ")"; }
+
+uint64_t PageSize() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
+
+// Resident bytes of [0, size) of fd (mincore over a temporary read-only mapping); false when it cannot tell.
+// `vec` receives one byte per page when given.
+bool Resident(int fd, uint64_t size, uint64_t* resident, std::vector<unsigned char>* vecOut = nullptr) {
+  *resident = 0;
+  if (size == 0) return true;
+  if (!FitsOffT(size)) return errno = EFBIG, false;
+  Mapping m;
+  if (!m.Map(fd, static_cast<size_t>(size))) return false;
+  const uint64_t ps = PageSize();
+  uint64_t pages = 0;
+  if (!RoundUpU64(size, ps, &pages)) return errno = EFBIG, false;
+  pages /= ps;
+  std::vector<unsigned char> vec(pages);
+  if (mincore(m.data(), m.size(), vec.data()) != 0) return false;
+  uint64_t n = 0;
+  for (unsigned char c : vec) n += c & 1;
+  *resident = std::min<uint64_t>(size, n * ps);
+  if (vecOut) *vecOut = std::move(vec);
+  return true;
+}
+
+std::vector<std::string> Paths(Napi::Env env, const char* fn, const Napi::Object& o) {
+  if (!o.Get("paths").IsArray()) throw ArgError(env, fn, "options.paths", "an array of strings");
+  Napi::Array a = o.Get("paths").As<Napi::Array>();
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    if (!a.Get(i).IsString()) throw ArgError(env, fn, "options.paths[]", "a string");
+    out.push_back(a.Get(i).As<Napi::String>().Utf8Value());
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------------------------------- query / evict
+struct CacheBaton : Baton {
+  std::vector<std::string> paths;
+  std::string action;  // query | evict
+  struct R {
+    double bytes = 0, resident = 0;
+    std::string note;
+  };
+  std::vector<R> out;
+
+  void Run() override {
+    for (const std::string& p : paths) {
+      R r;
+      Fd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!fd) {
+        int e = errno;
+        return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
+      }
+      struct stat st;
+      if (fstat(fd.get(), &st) != 0) {
+        int e = errno;
+        return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
+      }
+      r.bytes = static_cast<double>(st.st_size);
+      if (action == "evict") {
+        // Dirty pages cannot be dropped: write them back first (this does not change the file's contents).
+        fdatasync(fd.get());
+        int e = posix_fadvise(fd.get(), 0, 0, POSIX_FADV_DONTNEED);
+        if (e != 0) r.note = "posix_fadvise(DONTNEED) failed: " + Errno(e);
+      }
+      uint64_t res = 0;
+      if (!Resident(fd.get(), static_cast<uint64_t>(st.st_size), &res)) {
+        r.resident = -1;
+        if (r.note.empty()) r.note = "mincore is not available for this file: " + Errno(errno);
+      } else {
+        r.resident = static_cast<double>(res);
+      }
+      out.push_back(r);
+    }
+  }
+  Napi::Value ToJS(Napi::Env env) override {
+    Napi::Array a = Napi::Array::New(env, out.size());
+    for (size_t i = 0; i < out.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("path", paths[i]);
+      o.Set("bytes", out[i].bytes);
+      if (out[i].resident >= 0) o.Set("residentBytes", out[i].resident);
+      else o.Set("residentBytes", env.Null());
+      if (!out[i].note.empty()) o.Set("note", out[i].note);
+      a.Set(i, o);
+    }
+    return a;
+  }
+};
+
+Napi::Value PageCache(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw ArgError(env, "pageCache", "options", "{paths, action}");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::unique_ptr<CacheBaton> b(new CacheBaton());
+  b->action = o.Get("action").IsString() ? o.Get("action").As<Napi::String>().Utf8Value() : "query";
+  if (b->action != "query" && b->action != "evict") throw ArgError(env, "pageCache", "options.action", "query or evict");
+  b->paths = Paths(env, "pageCache", o);
+  return Queue(env, b.release());
+}
+
+// ------------------------------------------------------------------------------------------- prefetch
+enum class Strategy { Pread, Readahead, Fadvise };
+
+struct PrefetchBaton : Baton {
+  std::vector<std::string> paths;
+  Strategy strategy = Strategy::Pread;
+  int threads = 8;
+  uint64_t chunkBytes = 8 << 20;
+  int32_t* cancel = nullptr;
+  uint64_t* progress = nullptr;
+  Napi::ObjectReference cancelRef, progressRef;
+
+  struct File {
+    Fd fd;
+    uint64_t size = 0;
+    double firstStart = -1, lastEnd = 0;
+    std::mutex mu;
+  };
+  std::vector<std::unique_ptr<File>> files;
+  struct Piece {
+    uint32_t file;
+    uint64_t off, len;
+  };
+  std::vector<Piece> pieces;
+  double seconds = 0, issueSeconds = 0;
+  uint64_t bytes = 0, fallbackBytes = 0;
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  std::vector<std::string> notes;
+
+  bool Cancelled() const { return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) != 0; }
+  void Progress(uint64_t n) {
+    if (progress) __atomic_add_fetch(progress, n, __ATOMIC_RELAXED);
+  }
+  void FailOnce(Err c, const std::string& m) {
+    std::lock_guard<std::mutex> g(mu);
+    if (error.empty()) Fail(c, m);
+    failed = true;
+  }
+
+  // Reads [off, off+len) of file f through the page cache into buf (reused).
+  bool ReadPiece(uint32_t fi, uint64_t off, uint64_t len, char* buf) {
+    File& f = *files[fi];
+    uint64_t got = 0;
+    while (got < len) {
+      uint64_t want = std::min<uint64_t>(len - got, chunkBytes);
+      ssize_t r = pread(f.fd.get(), buf, want, static_cast<off_t>(off + got));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        FailOnce(ErrFromErrno(e), paths[fi] + ": read failed at byte " + std::to_string(off + got) + ": " + Errno(e));
+        return false;
+      }
+      if (r == 0) break;  // the file shrank: read what is there
+      got += static_cast<uint64_t>(r);
+    }
+    return true;
+  }
+
+  void Worker(std::atomic<size_t>& next) {
+    HostMem buf;
+    if (strategy == Strategy::Pread) {
+      void* p = nullptr;
+      if (posix_memalign(&p, 4096, chunkBytes) != 0) return FailOnce(Err::Env, "could not allocate a read buffer");
+      buf.reset(static_cast<char*>(p));
+    }
+    while (!failed.load(std::memory_order_relaxed)) {
+      if (Cancelled()) return FailOnce(Err::Interrupted, "prefetch was cancelled");
+      size_t i = next.fetch_add(1);
+      if (i >= pieces.size()) break;
+      const Piece& pc = pieces[i];
+      File& f = *files[pc.file];
+      double ta = MonotonicSeconds();
+      if (strategy == Strategy::Pread) {
+        if (!ReadPiece(pc.file, pc.off, pc.len, buf.get())) return;
+      } else if (strategy == Strategy::Readahead) {
+        if (readahead(f.fd.get(), static_cast<off64_t>(pc.off), pc.len) != 0) {
+          int e = errno;
+          return FailOnce(ErrFromErrno(e), paths[pc.file] + ": readahead failed: " + Errno(e));
+        }
+      } else {
+        int e = posix_fadvise(f.fd.get(), static_cast<off_t>(pc.off), static_cast<off_t>(pc.len), POSIX_FADV_WILLNEED);
+        if (e != 0) return FailOnce(ErrFromErrno(e), paths[pc.file] + ": posix_fadvise(WILLNEED) failed: " + Errno(e));
+      }
+      double tb = MonotonicSeconds();
+      {
+        std::lock_guard<std::mutex> g(f.mu);
+        if (f.firstStart < 0 || ta < f.firstStart) f.firstStart = ta;
+        f.lastEnd = std::max(f.lastEnd, tb);
+      }
+      if (strategy == Strategy::Pread) Progress(pc.len);
+    }
+  }
+
+  // readahead/fadvise: wait until mincore says the files are resident; pieces still missing after the kernel
+  // stops making progress are read with pread (counted in fallbackBytes).
+  void Complete() {
+    const uint64_t ps = PageSize();
+    uint64_t lastTotal = 0;
+    double lastGrowth = MonotonicSeconds();
+    std::vector<uint64_t> resident(files.size(), 0);
+    for (;;) {
+      if (Cancelled()) return FailOnce(Err::Interrupted, "prefetch was cancelled");
+      uint64_t total = 0, want = 0;
+      for (size_t i = 0; i < files.size(); i++) {
+        uint64_t r = 0;
+        if (!Resident(files[i]->fd.get(), files[i]->size, &r)) r = files[i]->size;  // cannot tell: trust the kernel
+        total += r;
+        want += files[i]->size;
+        if (r > resident[i]) Progress(r - resident[i]);
+        resident[i] = r;
+      }
+      if (total >= want) return;
+      double now = MonotonicSeconds();
+      if (total > lastTotal) {
+        lastTotal = total;
+        lastGrowth = now;
+      } else if (now - lastGrowth > 0.5) {
+        break;  // the kernel stopped: read the rest
+      }
+      usleep(20000);
+    }
+    HostMem buf;
+    void* p = nullptr;
+    if (posix_memalign(&p, 4096, chunkBytes) != 0) return FailOnce(Err::Env, "could not allocate a read buffer");
+    buf.reset(static_cast<char*>(p));
+    for (uint32_t i = 0; i < files.size(); i++) {
+      std::vector<unsigned char> vec;
+      uint64_t r = 0;
+      if (!Resident(files[i]->fd.get(), files[i]->size, &r, &vec)) continue;
+      for (uint64_t pg = 0; pg < vec.size();) {
+        if (vec[pg] & 1) {
+          pg++;
+          continue;
+        }
+        uint64_t end = pg;
+        while (end < vec.size() && !(vec[end] & 1) && (end - pg) * ps < chunkBytes) end++;
+        uint64_t off = pg * ps, len = std::min(files[i]->size, end * ps) - off;
+        if (!ReadPiece(i, off, len, buf.get())) return;
+        fallbackBytes += len;
+        Progress(len);
+        pg = end;
+      }
+    }
+  }
+
+  void Run() override {
+    for (const std::string& p : paths) {
+      auto f = std::make_unique<File>();
+      f->fd.reset(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      if (!f->fd) {
+        int e = errno;
+        return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
+      }
+      struct stat st;
+      if (fstat(f->fd.get(), &st) != 0 || st.st_size < 0) {
+        int e = errno;
+        return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
+      }
+      f->size = static_cast<uint64_t>(st.st_size);
+      if (!AddU64(bytes, f->size, &bytes)) return Fail(Err::BadArg, "file sizes overflow");
+      // Tell the kernel the whole file will be read in order: a larger readahead window for pread.
+      if (strategy == Strategy::Pread) posix_fadvise(f->fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
+      for (uint64_t off = 0; off < f->size; off += chunkBytes) {
+        pieces.push_back({static_cast<uint32_t>(files.size()), off, std::min(chunkBytes, f->size - off)});
+      }
+      files.push_back(std::move(f));
+    }
+    double t0 = MonotonicSeconds();
+    std::atomic<size_t> next{0};
+    int n = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, pieces.size()))));
+    std::vector<std::thread> ts;
+    for (int i = 0; i < n; i++) ts.emplace_back([this, &next] { Worker(next); });
+    for (auto& t : ts) t.join();
+    issueSeconds = MonotonicSeconds() - t0;
+    if (!failed && strategy != Strategy::Pread) Complete();
+    seconds = MonotonicSeconds() - t0;
+  }
+
+  Napi::Value ToJS(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("strategy", strategy == Strategy::Pread ? "pread" : strategy == Strategy::Readahead ? "readahead" : "fadvise");
+    o.Set("bytes", static_cast<double>(bytes));
+    o.Set("seconds", seconds);
+    o.Set("issueSeconds", issueSeconds);
+    o.Set("fallbackBytes", static_cast<double>(fallbackBytes));
+    o.Set("threads", threads);
+    Napi::Array a = Napi::Array::New(env, files.size());
+    for (size_t i = 0; i < files.size(); i++) {
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("path", paths[i]);
+      x.Set("bytes", static_cast<double>(files[i]->size));
+      x.Set("seconds", files[i]->firstStart < 0 ? 0.0 : files[i]->lastEnd - files[i]->firstStart);
+      a.Set(i, x);
+    }
+    o.Set("files", a);
+    return o;
+  }
+};
+
+Napi::Value Prefetch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "prefetch";
+  if (info.Length() < 1 || !info[0].IsObject()) throw ArgError(env, fn, "options", "{paths, strategy, threads, chunkBytes}");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::unique_ptr<PrefetchBaton> b(new PrefetchBaton());
+  b->paths = Paths(env, fn, o);
+  std::string s = o.Has("strategy") && !o.Get("strategy").IsUndefined() ? (o.Get("strategy").IsString() ? o.Get("strategy").As<Napi::String>().Utf8Value() : "?") : "pread";
+  if (s == "pread") b->strategy = Strategy::Pread;
+  else if (s == "readahead") b->strategy = Strategy::Readahead;
+  else if (s == "fadvise") b->strategy = Strategy::Fadvise;
+  else throw ArgError(env, fn, "options.strategy", "pread, readahead or fadvise");
+  b->threads = static_cast<int>(OptInt(env, fn, o, "threads", 8, 1, 256));
+  b->chunkBytes = OptU64(env, fn, o, "chunkBytes", 8 << 20);
+  if (b->chunkBytes < 4096 || b->chunkBytes % 4096 != 0 || b->chunkBytes > (1ull << 30))
+    throw ArgError(env, fn, "options.chunkBytes", "a multiple of 4096 up to 1 GiB");
+  if (o.Has("cancel") && !o.Get("cancel").IsUndefined()) {
+    Napi::Value v = o.Get("cancel");
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || v.As<Napi::Int32Array>().ElementLength() < 1)
+      throw ArgError(env, fn, "options.cancel", "an Int32Array on a SharedArrayBuffer");
+    b->cancel = v.As<Napi::Int32Array>().Data();
+    b->cancelRef = Napi::Persistent(v.As<Napi::Object>());
+  }
+  if (o.Has("progress") && !o.Get("progress").IsUndefined()) {
+    Napi::Value v = o.Get("progress");
+    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array || v.As<Napi::BigUint64Array>().ElementLength() < 1)
+      throw ArgError(env, fn, "options.progress", "a BigUint64Array on a SharedArrayBuffer (read it with Atomics.load)");
+    b->progress = v.As<Napi::BigUint64Array>().Data();
+    b->progressRef = Napi::Persistent(v.As<Napi::Object>());
+  }
+  return Queue(env, b.release());
+}
+
+}  // namespace
+
+void InitPageCache(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageCache", Napi::Function::New(env, PageCache, "pageCache"));
+  exports.Set("prefetch", Napi::Function::New(env, Prefetch, "prefetch"));
+}
+
+}  // namespace coldstart

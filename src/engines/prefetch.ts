@@ -1,0 +1,193 @@
+/**
+ * prefetch (issue 15): read a model's weight files into the page cache in parallel, at the disk's rate, so that
+ * whatever opens them next — transformers, vLLM, TGI, llama.cpp, coldstart's own loader — reads memory.
+ * Designed to start beside the server at container start: `coldstart prefetch DIR --quiet & exec server`; the
+ * disk reads then overlap the interpreter start and framework imports instead of following them.
+ *
+ * The bytes are read by native/src/pagecache.cc (pread into a reused buffer by default; readahead(2) or
+ * posix_fadvise(WILLNEED) on request) and residency is measured before and after with mincore.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
+import { formatDuration, formatPercent } from '../core/format.js';
+import { findCachedSnapshot } from '../hub/download.js';
+import { resolveRepoId } from '../models/table.js';
+import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
+import { resolveSafetensorsInputs } from './gpuload.js';
+
+export const PREFETCH_SCHEMA = 'coldstart/prefetch@1';
+export type PrefetchStrategy = 'pread' | 'readahead' | 'fadvise';
+export const PREFETCH_STRATEGIES: readonly PrefetchStrategy[] = ['pread', 'readahead', 'fadvise'];
+
+/**
+ * readahead(2) with 8 workers: on the 2-core dev host (virtio ext4, 800 MB cold, 2 interleaved rounds,
+ * bench/gpu-load/prefetch-host.md) it read at 0.94-0.98 GB/s against 0.37-0.58 GB/s for pread into a buffer
+ * (which spends CPU copying to user space) and 0.86-1.22 GB/s for fadvise(WILLNEED); test/device/gpuload-limit.sh
+ * re-measures all three on the GPU host.
+ */
+export const PREFETCH_DEFAULTS = { strategy: 'readahead' as PrefetchStrategy, threads: 8, chunkBytes: 8 << 20 };
+
+/** Weight files other than safetensors that stacks read whole (pickles, GGUF, ONNX and its external data). */
+const OTHER_WEIGHTS = [/\.bin$/, /\.pt$/, /\.pth$/, /\.gguf$/, /\.onnx$/, /\.onnx_data$/, /\.onnx\.data$/];
+
+/**
+ * The weight files of `target`: a file, a directory (its safetensors — through the index when there is one —
+ * else its .bin/.pt/.gguf/.onnx files), or a model alias / Hub repo id already in the HF cache.
+ */
+export function resolvePrefetchFiles(target: string, env: Record<string, string | undefined>, revision?: string): { files: string[]; source: 'path' | 'hf-cache'; dir?: string } {
+  const p = resolve(target);
+  if (existsSync(p)) {
+    const st = statSync(p);
+    if (st.isFile()) return { files: [p], source: 'path' };
+    return { files: weightsInDir(p, target), source: 'path', dir: p };
+  }
+  const id = resolveRepoId(target);
+  if (!id) throw fromSystemError(Object.assign(new Error('no such file or directory'), { code: 'ENOENT' }), target, 'read');
+  const snap = findCachedSnapshot(id.repo, revision, env);
+  if (!snap) {
+    throw new ColdstartError('NOT_FOUND', `${target}: ${id.repo}${revision ? `@${revision}` : ''} is not in the Hugging Face cache and is not a path`, {
+      hint: `Download it first (\`coldstart cache ${target}\`), or pass the directory that holds the weights.`,
+    });
+  }
+  return { files: weightsInDir(snap, target), source: 'hf-cache', dir: snap };
+}
+
+function weightsInDir(dir: string, shown: string): string[] {
+  const names = readdirSync(dir);
+  if (names.some((n) => n.endsWith('.safetensors') || n.endsWith('.safetensors.index.json'))) return resolveSafetensorsInputs(dir);
+  const other = names.filter((n) => OTHER_WEIGHTS.some((re) => re.test(n)) && statSync(join(dir, n)).isFile()).sort();
+  if (other.length === 0) {
+    throw new ColdstartError('NOT_FOUND', `${shown}: no weight files here (.safetensors, .bin, .pt, .gguf, .onnx)`, { hint: 'Pass the directory that holds the model weights, or one weight file.' });
+  }
+  return other.map((n) => join(dir, n));
+}
+
+export interface PrefetchOptions {
+  files: string[];
+  strategy?: PrefetchStrategy;
+  threads?: number;
+  chunkBytes?: number;
+  /** Drop the files from the page cache first (benchmarks and tests; fdatasync + posix_fadvise DONTNEED). */
+  evictFirst?: boolean;
+  signal?: AbortSignal;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface PrefetchResult {
+  schema: typeof PREFETCH_SCHEMA;
+  strategy: PrefetchStrategy;
+  threads: number;
+  bytes: number;
+  seconds: number;
+  /** bytes / seconds: the whole set, including bytes that were already resident. */
+  bytesPerSecond: number;
+  /** Bytes that were not resident before, read per second: the disk rate prefetch ran at. */
+  coldBytesPerSecond: number | null;
+  residency: { before: number | null; after: number | null };
+  /** readahead/fadvise: bytes the kernel left out and that were read with pread afterwards. */
+  fallbackBytes: number;
+  files: Array<{ path: string; bytes: number; residentBefore: number | null; residentAfter: number | null }>;
+  notes: string[];
+}
+
+function fraction(entries: PageCacheEntry[]): number | null {
+  const total = entries.reduce((a, e) => a + e.bytes, 0);
+  if (entries.some((e) => e.residentBytes === null)) return null;
+  return total === 0 ? 1 : entries.reduce((a, e) => a + (e.residentBytes ?? 0), 0) / total;
+}
+
+/** Reads every file into the page cache and reports residency before/after (mincore). */
+export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult> {
+  const strategy = opts.strategy ?? PREFETCH_DEFAULTS.strategy;
+  if (!PREFETCH_STRATEGIES.includes(strategy)) throw invalidArg('--strategy', PREFETCH_STRATEGIES.join(', '), strategy);
+  const threads = opts.threads ?? PREFETCH_DEFAULTS.threads;
+  if (!Number.isSafeInteger(threads) || threads < 1 || threads > 256) throw invalidArg('--threads', 'a whole number from 1 to 256', threads);
+  const chunkBytes = opts.chunkBytes ?? PREFETCH_DEFAULTS.chunkBytes;
+  if (opts.files.length === 0) throw new ColdstartError('BAD_INPUT', 'prefetch: no files to read');
+  const paths = [...new Set(opts.files)];
+  const addon = requireNative('prefetch');
+  const notes: string[] = [];
+  if (opts.evictFirst) {
+    const ev = await callNative(() => addon.pageCache({ paths, action: 'evict' }), 'prefetch: evicting');
+    for (const e of ev) if (e.note && !notes.includes(e.note)) notes.push(e.note);
+  }
+  const before = await callNative(() => addon.pageCache({ paths, action: 'query' }), 'prefetch: page cache');
+  if (opts.signal?.aborted) throw new ColdstartError('INTERRUPTED', 'prefetch: cancelled before it started');
+  const cancel = new Int32Array(new SharedArrayBuffer(4));
+  const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const progress = sharedProgress();
+  const total = before.reduce((a, e) => a + e.bytes, 0);
+  const timer = opts.onProgress ? setInterval(() => opts.onProgress!(Math.min(total, readProgress(progress)), total), 200) : undefined;
+  let r: NativePrefetchResult;
+  try {
+    r = await callNative(() => addon.prefetch({ paths, strategy, threads, chunkBytes, progress, cancel }), 'prefetch');
+  } finally {
+    if (timer) clearInterval(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+  }
+  opts.onProgress?.(total, total);
+  const after = await callNative(() => addon.pageCache({ paths, action: 'query' }), 'prefetch: page cache');
+  const fb = fraction(before);
+  const fa = fraction(after);
+  if (fa === null) notes.push('mincore could not report residency for some files');
+  else if (fa < 0.98) notes.push(`only ${formatPercent(fa)} of the weights stayed in the page cache after reading them (not enough free memory, or a cgroup memory limit)`);
+  if (r.fallbackBytes > 0) notes.push(`${strategy} left ${formatPercent(r.fallbackBytes / Math.max(1, r.bytes))} of the bytes unread; they were read with pread`);
+  const notResident = before.reduce((a, e) => a + (e.residentBytes === null ? e.bytes : e.bytes - e.residentBytes), 0);
+  return {
+    schema: PREFETCH_SCHEMA,
+    strategy,
+    threads,
+    bytes: r.bytes,
+    seconds: r.seconds,
+    bytesPerSecond: r.seconds > 0 ? r.bytes / r.seconds : 0,
+    coldBytesPerSecond: r.seconds > 0 && notResident > 0 ? notResident / r.seconds : null,
+    residency: { before: fb, after: fa },
+    fallbackBytes: r.fallbackBytes,
+    files: paths.map((path, i) => ({ path, bytes: before[i]!.bytes, residentBefore: before[i]!.residentBytes, residentAfter: after[i]!.residentBytes })),
+    notes,
+  };
+}
+
+// ------------------------------------------------------------------------------------------------ profile's finding
+export interface PrefetchSavingInput {
+  /** Fraction of the weights resident in the page cache when the stack started loading them (mincore). */
+  residentFractionBefore: number | null;
+  /** The stack's load time as measured (cold or partly cold). */
+  coldLoadSeconds: number;
+  /** The same load from a warm cache (measured in the same run), or null when it was not measured. */
+  warmLoadSeconds: number | null;
+  /** Seconds between process start and the first weight read (imports, cuda-init): the head start prefetch gets. */
+  headStartSeconds: number | null;
+}
+
+export interface PrefetchSaving {
+  /** Seconds prefetch saves: min(cold − warm, head start); null when it cannot be said (with `reason`). */
+  seconds: number | null;
+  /** cold − warm: what a fully warm cache would save. */
+  upToSeconds: number | null;
+  reason?: string;
+}
+
+/**
+ * What `coldstart prefetch` started beside the stack would save: the load from a warm cache instead of a cold one,
+ * as far as the prefetch can finish during the stack's head start (imports, cuda-init). For profile's findings.
+ */
+export function estimatePrefetchSaving(i: PrefetchSavingInput): PrefetchSaving {
+  if (i.residentFractionBefore !== null && i.residentFractionBefore >= 0.9) return { seconds: 0, upToSeconds: 0, reason: 'the weights were already in the page cache' };
+  if (i.warmLoadSeconds === null) return { seconds: null, upToSeconds: null, reason: 'not measured: no warm load to compare with' };
+  const upTo = Math.max(0, i.coldLoadSeconds - i.warmLoadSeconds);
+  if (i.headStartSeconds === null) return { seconds: upTo, upToSeconds: upTo, reason: 'head start not measured: assumes the prefetch finishes before the load starts' };
+  return { seconds: Math.min(upTo, Math.max(0, i.headStartSeconds)), upToSeconds: upTo };
+}
+
+/** One finding line, or null when prefetch would not help. */
+export function prefetchFinding(target: string, i: PrefetchSavingInput): string | null {
+  const s = estimatePrefetchSaving(i);
+  if (s.seconds === null || s.seconds < 0.05 || s.upToSeconds === null) return null;
+  const cold = i.residentFractionBefore === null ? 'cold' : `cold (${formatPercent(i.residentFractionBefore)} in the page cache)`;
+  return `weights were read ${cold}: \`coldstart prefetch ${target} &\` at container start saves ${formatDuration(s.seconds)}${
+    s.upToSeconds > s.seconds + 0.05 ? ` (up to ${formatDuration(s.upToSeconds)} with a longer head start)` : ''
+  } (load ${formatDuration(i.coldLoadSeconds)} cold, ${formatDuration(i.warmLoadSeconds!)} warm)`;
+}
