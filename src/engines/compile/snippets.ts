@@ -149,7 +149,7 @@ try:
         samples = [clock(step)[1] for _ in range(runs)]
     c = {"fxgraphHit": int(counters["inductor"].get("fxgraph_cache_hit", 0)), "fxgraphMiss": int(counters["inductor"].get("fxgraph_cache_miss", 0)),
          "autogradHit": int(counters["aot_autograd"].get("autograd_cache_hit", 0)), "autogradMiss": int(counters["aot_autograd"].get("autograd_cache_miss", 0)),
-         "graphs": int(counters["stats"].get("unique_graphs", 0))}
+         "graphs": int(counters["stats"].get("unique_graphs", 0)), "cudagraphSkips": int(counters["inductor"].get("cudagraph_skips", 0))}
     saved = None
     if phase == "cold" and artifacts and hasattr(torch.compiler, "save_cache_artifacts"):
         r = torch.compiler.save_cache_artifacts()

@@ -68,7 +68,7 @@ export interface CompileRun {
   outputSha256: string;
   outputShape: number[];
   /** Inductor's own view: FX-graph and AOTAutograd cache hits/misses in that process. */
-  counters: { fxgraphHit: number; fxgraphMiss: number; autogradHit: number; autogradMiss: number; graphs: number };
+  counters: { fxgraphHit: number; fxgraphMiss: number; autogradHit: number; autogradMiss: number; graphs: number; cudagraphSkips: number };
   info: Record<string, unknown>;
 }
 
