@@ -82,6 +82,8 @@ def check(cond, what):
     global ok
     print(("ok: " if cond else "FAIL: ") + what)
     ok = ok and cond
+if not a["outputsIdentical"]:
+    print(f"outputs differ: cold {cold['outputSummary']}, cached {cached['outputSummary']}")
 check(a["status"] in ("not-cached", "missed"), "run 1 found no entry and compiled cold")
 check(a["outputsIdentical"] is True and b["cached"]["outputSha256"] == cold["outputSha256"], "first forward output identical: cold, cached, run 2")
 check(cached["inductorCache"]["fxgraphMiss"] == 0 and cached["inductorCache"]["fxgraphHit"] >= 1, "the cached start hit Inductor's FX-graph cache (no recompile)")

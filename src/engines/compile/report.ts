@@ -14,6 +14,7 @@ function runJson(r: CompileRun | undefined) {
     steady: r.steady ?? null,
     outputSha256: r.outputSha256,
     outputShape: r.outputShape,
+    outputSummary: r.outputSummary,
     inductorCache: r.counters,
   };
 }

@@ -144,8 +144,11 @@ try:
     with torch.inference_mode():
         out, first = clock(step)
         # The first output, hashed before any later call can reuse its (CUDA-graph-owned) memory.
-        digest = hashlib.sha256(out.detach().float().cpu().contiguous().numpy().tobytes()).hexdigest()
+        flat = out.detach().float().cpu().contiguous()
+        digest = hashlib.sha256(flat.numpy().tobytes()).hexdigest()
         shape = list(out.shape)
+        # For diagnosis when two digests differ: how far apart, not only that they are.
+        summary = {"sum": float(flat.sum()), "absMax": float(flat.abs().max()) if flat.numel() else 0.0, "first": [float(v) for v in flat.reshape(-1)[:4]]}
         samples = [clock(step)[1] for _ in range(runs)]
     c = {"fxgraphHit": int(counters["inductor"].get("fxgraph_cache_hit", 0)), "fxgraphMiss": int(counters["inductor"].get("fxgraph_cache_miss", 0)),
          "autogradHit": int(counters["aot_autograd"].get("autograd_cache_hit", 0)), "autogradMiss": int(counters["aot_autograd"].get("autograd_cache_miss", 0)),
@@ -158,7 +161,7 @@ try:
             with open(artifacts, "wb") as f:
                 f.write(blob)
             saved = {"bytes": len(blob), "keys": {k: list(v) for k, v in getattr(cinfo, "artifacts", {}).items()}}
-    emit(event="result", load=load, first=first, samples=samples, device=device, outputSha256=digest, outputShape=shape,
+    emit(event="result", load=load, first=first, samples=samples, device=device, outputSha256=digest, outputShape=shape, outputSummary=summary,
          counters=c, savedArtifacts=saved, loadedArtifacts=loaded_artifacts,
          cuda=(torch.cuda.get_device_name(0) if device == "cuda" else None), **info)
 except SystemExit:

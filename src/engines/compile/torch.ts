@@ -67,6 +67,8 @@ export interface CompileRun {
   steady?: Stats;
   outputSha256: string;
   outputShape: number[];
+  /** sum, max |x| and the first values of the first output (to see how far apart two differing digests are). */
+  outputSummary: { sum: number; absMax: number; first: number[] };
   /** Inductor's own view: FX-graph and AOTAutograd cache hits/misses in that process. */
   counters: { fxgraphHit: number; fxgraphMiss: number; autogradHit: number; autogradMiss: number; graphs: number; cudagraphSkips: number };
   info: Record<string, unknown>;
@@ -251,7 +253,7 @@ async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached'
   const samples = (res.samples as number[]).map(Number);
   const la = res.loadedArtifacts as { seconds: number } | null;
   const first = Number(res.first);
-  const { event: _e, load: _l, first: _f, samples: _s, outputSha256, outputShape, counters, savedArtifacts: _sa, loadedArtifacts: _la, ...info } = res;
+  const { event: _e, load: _l, first: _f, samples: _s, outputSha256, outputShape, outputSummary, counters, savedArtifacts: _sa, loadedArtifacts: _la, ...info } = res;
   return {
     phase,
     importSeconds: Number(imp.seconds),
@@ -262,6 +264,7 @@ async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached'
     ...(samples.length ? { steady: summarize(samples) } : {}),
     outputSha256: String(outputSha256),
     outputShape: outputShape as number[],
+    outputSummary: outputSummary as CompileRun['outputSummary'],
     counters: counters as CompileRun['counters'],
     info: { ...info, savedArtifacts: res.savedArtifacts ?? null },
   };
