@@ -167,3 +167,29 @@ describe('compileCacheStatus', () => {
     expect(existsSync(join(dest, 'manifest.json'))).toBe(false);
   });
 });
+
+describe('human lines', () => {
+  it('show the cache state, cold vs cached with the ratio, identical outputs and Inductor hits', async () => {
+    const { compileLines } = await import('../src/engines/compile/report.js');
+    const run = (s: number, sha: string, hit: number, miss: number) => ({
+      importSeconds: 1, loadSeconds: 1, firstForwardSeconds: s, loadArtifactsSeconds: null, compileSeconds: s, steady: null,
+      outputSha256: sha, outputShape: [1, 128, 128256], outputSummary: { sum: 0, absMax: 0, first: [] },
+      inductorCache: { fxgraphHit: hit, fxgraphMiss: miss, autogradHit: hit, autogradMiss: miss, graphs: 1, cudagraphSkips: 0 },
+    });
+    const id = (x: string) => x;
+    const lines = compileLines(
+      {
+        fingerprint: H100, key: 'k', persistDir: '/p', status: 'missed', statusSummary: 'missed because torch 2.11.0+cu130 → 2.12.0+cu130 (nearest: torch-compile-x)',
+        missReasons: ['torch 2.11.0+cu130 → 2.12.0+cu130'], entry: { dir: '/p/torch-compile-k', key: 'k', bytes: 20 << 20, files: 120, written: true },
+        cold: run(43.4, 'a'.repeat(64), 0, 1), cached: run(8.07, 'a'.repeat(64), 1, 0), ratio: 43.4 / 8.07, outputsIdentical: true, cacheArtifactsApi: true,
+      },
+      { bold: id, dim: id },
+    );
+    expect(lines[0]).toBe('compile  torch 2.11.0+cu130, triton 3.5.0; mode reduce-overhead; NVIDIA H100 80GB HBM3 (cc 9.0, driver 580.65.06, CUDA 13.0)');
+    expect(lines[1]).toBe('cache  missed because torch 2.11.0+cu130 → 2.12.0+cu130 (nearest: torch-compile-x)');
+    expect(lines[2]).toMatch(/^cold vs cached {2}cold 43\.4 s · from the persisted cache 8\.07 s \(fresh processes\) → 5\.4× faster, saves 35\.3 s$/);
+    expect(lines[3]).toMatch(/^output {2}first forward identical/);
+    expect(lines[4]).toBe('inductor  FX-graph cache 1 hit / 0 miss · AOTAutograd 1 hit / 0 miss');
+    expect(lines[5]).toBe('persisted  /p/torch-compile-k (20.0 MiB, 120 files, written now)');
+  });
+});
