@@ -7,6 +7,7 @@ import { makeContext, type Runner } from './commands/context.js';
 import { registerDoctor } from './commands/doctor.js';
 import { registerProfile } from './commands/profile.js';
 import { registerCache } from './commands/cache.js';
+import { registerCacheArtifacts } from './commands/artifacts.js';
 import { registerConvert } from './commands/convert.js';
 import { registerWarmup } from './commands/warmup.js';
 import { registerReport } from './commands/report.js';
@@ -45,7 +46,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
       }
     };
 
-  for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerPrefetch, registerDoctor, registerReport, registerSnapshot]) register(program, run);
+  for (const register of [registerProfile, registerCache, registerCacheArtifacts, registerConvert, registerWarmup, registerPrefetch, registerDoctor, registerReport, registerSnapshot]) register(program, run);
   return program;
 }
 

@@ -13,6 +13,8 @@ import { nowSeconds } from '../core/clock.js';
 import { parseShapeFlags } from '../engines/dummy.js';
 import { HTTP_APIS, type HttpApi } from '../engines/http.js';
 import type { WarmupResult } from '../engines/warmup.js';
+import { COMPILE_MODES, type CompileMode } from '../engines/compile/torch.js';
+import { compileWarmupResult, compileLines } from '../engines/compile/report.js';
 
 interface WarmupFlags extends ReportFlags {
   url?: string;
@@ -29,6 +31,9 @@ interface WarmupFlags extends ReportFlags {
   header?: string[];
   maxTokens?: string;
   device: string;
+  compile?: boolean;
+  mode: string;
+  persist?: string;
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -94,7 +99,8 @@ function extraLines(r: WarmupResult, ctx: Context): string[] {
     const st = d.steadyTtft as { mean: number; stddev: number; min: number; max: number; n: number } | null;
     if (typeof d.firstTtftSeconds === 'number') lines.push(`${s.bold('ttft')}  first request ${formatDuration(d.firstTtftSeconds)}${st ? ` · steady ${statsLine(st)}` : ''}`);
   }
-  if (r.backend === 'framework') {
+  if (r.backend === 'framework' && d.compile) lines.push(...compileLines(d.compile as Parameters<typeof compileLines>[0], s));
+  else if (r.backend === 'framework') {
     lines.push(`${s.bold('python')}  ${String(d.python)}: torch ${String(d.torch)}${d.transformers ? `, transformers ${String(d.transformers)}` : ''}; ${String(d.class)} on ${String(d.device)}`);
   }
   for (const n of (d.notes as string[] | undefined) ?? []) lines.push(s.dim(`note: ${n}`));
@@ -113,14 +119,17 @@ export function registerWarmup(program: Command, run: Runner): void {
       .option('--shape <name=dims>', 'input shape (input_ids=1x128) or symbolic dimension (sequence=128); repeatable', collect)
       .option('--cache-dir <dir>', 'where optimised ONNX graphs are cached (default $XDG_CACHE_HOME/coldstart/ort)')
       .option('--no-cache', 'ONNX: neither read nor write the optimised-graph cache')
-      .option('--compare', 'ONNX: on a cache hit, also measure cold session creation in this run')
+      .option('--compare', 'ONNX / --compile: on a cache hit, also measure the cold path (session creation / compile) in this run')
       .option('--provider <ep>', 'ONNX execution provider: auto, cpu or cuda', 'auto')
       .option('--wait', 'HTTP: block until the server is up and warm (start-up gate: exit 0 when warm, 3 on timeout)')
       .option('--timeout <duration>', 'deadline for readiness + requests or the Python process (default 120s; 600s with --wait)')
       .option('--api <name>', `HTTP: skip detection (${HTTP_APIS.join(', ')})`)
       .option('--header <h>', "HTTP: extra request header, e.g. 'Authorization: Bearer TOKEN'; repeatable", collect)
       .option('--max-tokens <n>', 'tokens to generate per dummy request (HTTP, transformers)', '8')
-      .option('--device <d>', 'framework: auto, cpu or cuda', 'auto'),
+      .option('--device <d>', 'framework: auto, cpu or cuda', 'auto')
+      .option('--compile', 'framework torch/transformers: run the first forward under torch.compile (Inductor)')
+      .option('--mode <mode>', `--compile: ${COMPILE_MODES.join(', ')}`, 'default')
+      .option('--persist <dir>', '--compile: keep Inductor/Triton caches and torch cache artefacts in DIR, fingerprinted; time cold vs from the cache, each in a fresh process'),
   ).action(
     run(async (ctx: Context, model: string | undefined, flags: WarmupFlags) => {
       const runs = intFlag('--runs', flags.runs, 0, 100_000);
@@ -134,6 +143,10 @@ export function registerWarmup(program: Command, run: Runner): void {
       const eo = emitOptions(ctx, flags);
       const shapes = parseShapeFlags(flags.shape ?? []);
       const timeoutSeconds = parseTimeout(flags.timeout);
+      const mode = oneOf<CompileMode>('--mode', flags.mode, COMPILE_MODES);
+      if (!flags.compile && (flags.persist !== undefined || flags.mode !== 'default')) throw new ColdstartError('USAGE', `${flags.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
+      if (flags.compile && !framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');
+      if (flags.compile && flags.url) throw new ColdstartError('USAGE', '--compile and --url cannot be combined: a server compiles with its own settings (see `coldstart cache artifacts ls`)');
 
       const spin = await ctx.out.spinner('warming up…');
       let lastLine = 0;
@@ -147,7 +160,24 @@ export function registerWarmup(program: Command, run: Runner): void {
       const { runWarmup, recordWarmupPhase } = await import('../engines/warmup.js');
       let result: WarmupResult;
       try {
-        result = await runWarmup({
+        if (flags.compile) {
+          const { warmupCompile } = await import('../engines/compile/torch.js');
+          const cw = await warmupCompile({
+            model: resolve(ctx.cwd, model!),
+            mode,
+            device,
+            shapes,
+            runs,
+            persistDir: flags.persist !== undefined ? resolve(ctx.cwd, flags.persist) : undefined,
+            compare: flags.compare,
+            timeoutSeconds: timeoutSeconds ?? 600,
+            env: ctx.env,
+            signal: ctx.signal,
+            progress,
+          });
+          result = compileWarmupResult(resolve(ctx.cwd, model!), cw);
+        } else {
+          result = await runWarmup({
           // Paths are relative to the command's working directory (the server-side model name is not a path).
           model: model && !flags.url ? resolve(ctx.cwd, model) : model,
           url: flags.url,
@@ -168,6 +198,7 @@ export function registerWarmup(program: Command, run: Runner): void {
           signal: ctx.signal,
           progress,
         });
+        }
       } finally {
         spin.stop();
       }
