@@ -28,6 +28,11 @@ export const SGLANG: EngineSpec = {
       versions: '2025 "Load weight end. type=…"; 2026 "Load weight end. elapsed=N s, …"', cite: `${SRC} model_runner.py; fixtures sglang/2026-*`,
     },
     {
+      id: 'sglang.kv-alloc', engine: 'sglang', stage: 'KV cache / memory pool', phase: 'warmup', kind: 'end', fromPrevious: true,
+      re: /(?:KV|Mamba) Cache is allocated/,
+      versions: '>=0.4.5', cite: `${SRC} python/sglang/srt/mem_cache/memory_pool.py "KV Cache is allocated. #tokens: …"; fixtures sglang/2026-*; public log sgl-project/sglang#4826`,
+    },
+    {
       id: 'sglang.kv-pool', engine: 'sglang', stage: 'KV cache / memory pool', phase: 'warmup', kind: 'end', fromPrevious: true,
       re: /Memory pool end/,
       versions: '>=0.4', cite: `${SRC} model_runner.py "Memory pool end. avail mem=%.2f GB"; fixture sglang/2026-08-*`,
