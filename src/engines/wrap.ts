@@ -42,6 +42,8 @@ export interface WrapOptions {
   readyPollMs?: number;
   /** Replay harness only: the log is played `1/reportedScale` times faster, so printed durations are scaled. */
   reportedScale?: number;
+  /** Keep every timestamped line in the result (`lines`); the replay harness and bench use it. */
+  keepLines?: boolean;
 }
 
 export interface StopReport {
@@ -75,6 +77,8 @@ export interface WrapResult {
   engineNote?: string;
   /** Timestamped log lines up to ready (first 40 and last 40) for an unrecognised engine or --debug. */
   timeline: Array<{ t: number; text: string }>;
+  /** Every line with its time (only with `keepLines`). */
+  lines?: LogLine[];
 }
 
 /** A timer that never keeps the process alive (used for timeouts raced against an exit). */
@@ -306,6 +310,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
       logTail: tail(),
       ...(engine === null ? { engineNote: onlyCustom ? 'engine not recognised; stages come from --stage rules only' : NOT_RECOGNISED(before.length) } : {}),
       timeline,
+      ...(opts.keepLines ? { lines } : {}),
     };
   } finally {
     if (!stopReport) await stopOnce();

@@ -45,7 +45,7 @@ export const SGLANG: EngineSpec = {
     },
     {
       id: 'sglang.graphs.end', engine: 'sglang', stage: 'CUDA graph capture{1}', phase: 'compile', kind: 'end',
-      re: /Capture ((?:[a-z]+ ){0,2})(?:cuda|CUDA|npu) graph end\.(?: Time elapsed: ([\d.]+) ?s| elapsed=([\d.]+) ?s)?/, variantGroup: 1, secondsGroup: 2,
+      re: /Capture ((?:[a-z]+ ){0,2})(?:cuda|CUDA|npu) graph end\.(?:(?: Time elapsed:| elapsed=) ?([\d.]+) ?s)?/, variantGroup: 1, secondsGroup: 2,
       versions: '2025 "… end. Time elapsed: N s"; 2026 "… end. elapsed=N s"', cite: `${SRC} cuda_graph_runner.py, eagle_worker.py; fixtures sglang/2025-11-*, 2026-*`,
     },
     {
