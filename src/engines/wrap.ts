@@ -249,7 +249,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
   attach(shim.stdout!, 'stdout');
   attach(shim.stderr!, 'stderr');
   const tail = () => raw.slice(-8).map((l) => l.text);
-  const exitText = () => (state.exit ? (state.exit.signal ? `was killed by ${state.exit.signal}` : `exited with code ${state.exit.code}`) : null);
+  const exitText = () => (state.exit ? (state.exit.signal ? `killed by ${state.exit.signal}` : `exited with ${state.exit.code}`) : null);
   let stopReport: StopReport | null = null;
   const stopOnce = async () => (stopReport ??= await stopTree(shim, state, stopped, stopTimeout));
   try {

@@ -633,6 +633,6 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
     whatIf: rows,
     wall: { seconds: wall.elapsed() },
   };
-  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [...(last!.engineNote ? [last!.engineNote, ...last!.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []), `server ${last!.engine ?? '(engine not recognised)'}${last!.engineVersion ? ` ${last!.engineVersion}` : ''}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}`] });
+  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [...(last!.engineNote ? [last!.engineNote, ...last!.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []), `server ${last!.engine ?? '(engine not recognised)'}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}${last!.engineVersion ? `; ${last!.engine} ${last!.engineVersion}` : ''}`] });
 }
 
