@@ -104,3 +104,26 @@ describe('a long line without a newline', () => {
     expect(texts.some((t) => /^done writing 32 MiB in \d+ ms$/.test(t))).toBe(true);
   });
 });
+
+describe('an engine that is not recognised', () => {
+  it('says so, keeps the timed lines, and --stage (parsed by the profile command) splits it', async () => {
+    const { runCli } = await import('./helpers/cli.js');
+    const p = port++;
+    const pidfile = join(tmp, 'unknown.pids');
+    const plain = await runCli(['profile', '--ready-url', `http://127.0.0.1:${p}/health`, '--no-completion', '--', process.execPath, here('tree-server.mjs'), String(p), pidfile], {});
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(plain.stdout).toMatch(/engine not recognised/);
+    expect(plain.stdout).toMatch(/--stage 'name=REGEX'/);
+    expect(plain.stdout).toMatch(/\d\.\d{3} s {2}listening/);
+    const q = port++;
+    const staged = await runCli(['profile', '--ready-url', `http://127.0.0.1:${q}/health`, '--no-completion', '--json', '--stage', 'server up:gpu-load=^listening$', '--', process.execPath, here('tree-server.mjs'), String(q), join(tmp, 'unknown2.pids')], {});
+    expect(staged.code, staged.stderr).toBe(0);
+    const doc = JSON.parse(staged.stdout) as { phases: Array<{ name: string; status: string; steps: Array<{ name: string }> }> };
+    const gpu = doc.phases.find((x) => x.name === 'gpu-load')!;
+    expect(gpu.status).toBe('ok');
+    expect(gpu.steps.map((s) => s.name)).toEqual(['server up']);
+    const bad = await runCli(['profile', '--ready-url', `http://127.0.0.1:${q}/health`, '--stage', 'oops', '--', process.execPath, '-e', '0'], {});
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/--stage: expected 'name=REGEX'/);
+  });
+});

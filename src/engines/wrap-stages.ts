@@ -123,6 +123,8 @@ export function stagesFromLog(lines: readonly LogLine[], readyAt: number, extraR
       if (reported !== undefined) add(key, { start: ev.t - reported * reportedScale, end: ev.t, reported, rules: new Set([rule.id]) });
       else if (o) add(key, { start: o.t, end: ev.t, rules: new Set([o.rule.id, rule.id]) });
       else if (rule.fromPrevious && prevT !== null) add(key, { start: prevT, end: ev.t, rules: new Set([rule.id]), note: 'starts at the previous matched line' });
+      // a --stage rule's first line: the stage runs from the server's start
+      else if (rule.fromPrevious && rule.engine === 'custom') add(key, { start: 0, end: ev.t, rules: new Set([rule.id]), note: 'starts at process start' });
     }
     // Lines matched by several rules (e.g. "Uvicorn running" ends one stage and begins another) share a time.
     const next = events[i + 1];

@@ -16,7 +16,7 @@ const PHASES = new Set(['download', 'gpu-load', 'compile', 'warmup']);
 
 /**
  * `--stage 'name=REGEX'` or `--stage 'name:phase=REGEX'`: a line matching REGEX ends stage `name`, which starts
- * at the previous matched line; a capture group holding a number is the duration the server printed (seconds).
+ * at the previous matched line (the server's start for the first one); a capture group holding a number is the duration the server printed (seconds).
  */
 export function parseStageFlag(spec: string): LogRule {
   const m = /^([^=:]+?)(?::([a-z-]+))?=(.+)$/s.exec(spec);
