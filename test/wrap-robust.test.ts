@@ -76,6 +76,16 @@ describe('stopping the server tree', () => {
     expect(r.stop.survivors).toEqual([]);
   });
 
+  it.skipIf(!hasProc)('a double-forked daemon (re-parented before any scan) is stopped: the watchdog is a child subreaper', async () => {
+    const p = port++;
+    const pidfile = join(tmp, 'tree4.pids');
+    const r = await runWrapped({ command: [process.execPath, here('tree-server.mjs'), String(p), pidfile, '--double-fork'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, stopTimeoutSeconds: 2, env: process.env, cwd: tmp });
+    const [server, grandchild] = await pidsFrom(pidfile);
+    expect(r.stop.subreaper).toBe(true);
+    expect(await gone([server!, grandchild!], 3000)).toEqual([]);
+    expect(r.stop.survivors).toEqual([]);
+  });
+
   it.skipIf(!hasProc)('if coldstart is killed with SIGKILL, the watchdog stops the server and its setsid grandchild', async () => {
     const p = port++;
     const pidfile = join(tmp, 'tree3.pids');

@@ -12,8 +12,10 @@
  * born during shutdown are caught too), sends SIGKILL to what is left, and reports on fd 3 which signal each
  * process really needed. If the server exits on its own, its leftover descendants are stopped the same way.
  *
- * What is not guaranteed: a descendant that is born and re-parented away (double fork + exit of its parent)
- * between two scans is unknown to the shim; it is stopped only if it stayed in the server's process group.
+ * When python3 is on PATH (Linux), wrap.ts starts the shim through it to set PR_SET_CHILD_SUBREAPER (kept
+ * across execve): a descendant that double-forks then re-parents to the shim instead of init and is always
+ * found. Without python3, a descendant born and re-parented away (double fork + exit of its parent) between
+ * two scans is unknown to the shim; it is stopped only if it stayed in the server's process group.
  * The shim itself can be killed with SIGKILL by something else (the OOM killer); then only the server's
  * process group is stopped (by coldstart's fallback), not escaped descendants.
  */

@@ -10,6 +10,8 @@
  */
 import { sleep, Stopwatch } from '../core/clock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { delimiter, join as joinPath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ColdstartError } from '../core/errors.js';
 import { LineSplitter } from './log-lines.js';
@@ -58,6 +60,8 @@ export interface StopReport {
   survivors: number[];
   /** How the tree was stopped: by the watchdog shim, or by coldstart's process-group fallback. */
   by: 'shim' | 'group-fallback';
+  /** Whether the watchdog was a child subreaper (orphaned descendants re-parent to it, so none escape). */
+  subreaper: boolean;
 }
 
 export interface WrapResult {
@@ -127,7 +131,30 @@ export async function firstCompletion(base: string, explicit?: string, timeoutMs
   return { seconds: t.elapsed(), url, status };
 }
 
+/**
+ * Makes the watchdog a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across execve): a descendant that
+ * double-forks re-parents to the watchdog instead of init, so the /proc scan always finds it. Node cannot call
+ * prctl, so a python3 found on PATH sets it and execs node; without python3 the watchdog runs unchanged.
+ */
+const SUBREAPER_EXEC = "import ctypes, os, sys\ntry:\n    ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0\nexcept Exception:\n    ok = False\ntry:\n    os.write(3, (('{\"event\":\"subreaper\",\"ok\":%s}' % ('true' if ok else 'false')) + '\\n').encode())\nexcept OSError:\n    pass\nos.execv(sys.argv[1], sys.argv[1:])\n";
+
+function findOnPath(name: string, env: Env): string | null {
+  if (process.platform !== 'linux') return null;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = joinPath(dir, name);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
 interface ShimState {
+  subreaper: boolean;
   serverPid: number | null;
   serverSpawnHr: bigint | null;
   exit: { code: number | null; signal: string | null } | null;
@@ -153,6 +180,7 @@ function readStatus(stream: Readable, state: ShimState, onStopped: () => void): 
       } else if (o.event === 'exit') state.exit = { code: (o.code as number | null) ?? null, signal: (o.signal as string | null) ?? null };
       else if (o.event === 'error') state.spawnError = String(o.message);
       else if (o.event === 'pids') state.pids = o.pids as number[];
+      else if (o.event === 'subreaper') state.subreaper = o.ok === true;
       else if (o.event === 'stopped') {
         state.stopped = { signal: o.signal as 'SIGTERM' | 'SIGKILL', seconds: o.seconds as number, pids: o.pids as number[], sigkilled: o.sigkilled as number[], survivors: o.survivors as number[] };
         onStopped();
@@ -180,7 +208,7 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
   const ok = await Promise.race([stopped.then(() => true), shimExited.then(() => state.stopped !== null), deadline((timeoutSeconds + 5) * 1000).then(() => false)]);
   if (ok && state.stopped) {
     const s = state.stopped;
-    return { signal: s.signal, seconds: s.seconds, processes: s.pids.length, sigkilled: s.sigkilled, survivors: s.survivors, by: 'shim' };
+    return { signal: s.signal, seconds: s.seconds, processes: s.pids.length, sigkilled: s.sigkilled, survivors: s.survivors, by: 'shim', subreaper: state.subreaper };
   }
   // The shim did not report (killed, or no node): kill its group and every pid it told us about.
   const pids = [...new Set([...(state.serverPid ? [state.serverPid] : []), ...state.pids])];
@@ -199,7 +227,7 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
     }
   }
   await Promise.race([shimExited, deadline(2000)]);
-  return { signal: 'SIGKILL', seconds: sw.elapsed(), processes: pids.length, sigkilled: pids, survivors: pids.filter(pidAlive), by: 'group-fallback' };
+  return { signal: 'SIGKILL', seconds: sw.elapsed(), processes: pids.length, sigkilled: pids, survivors: pids.filter(pidAlive), by: 'group-fallback', subreaper: state.subreaper };
 }
 
 const NOT_RECOGNISED = (n: number) =>
@@ -214,13 +242,16 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
   const raw: Raw[] = [];
   const sw = new Stopwatch();
   const shimStartHr = process.hrtime.bigint();
-  const shim = spawn(process.execPath, ['-e', SHIM_SOURCE, '--', String(stopTimeout), ...opts.command], {
+  const shimArgs = ['-e', SHIM_SOURCE, '--', String(stopTimeout), ...opts.command];
+  const python = opts.env.COLDSTART_NO_SUBREAPER ? null : findOnPath('python3', opts.env);
+  const [exe, args] = python ? [python, ['-c', SUBREAPER_EXEC, process.execPath, ...shimArgs]] : [process.execPath, shimArgs];
+  const shim = spawn(exe, args, {
     cwd: opts.cwd,
     env: { ...opts.env, PYTHONUNBUFFERED: '1' } as NodeJS.ProcessEnv,
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
   });
-  const state: ShimState = { serverPid: null, serverSpawnHr: null, exit: null, spawnError: null, pids: [], stopped: null };
+  const state: ShimState = { subreaper: false, serverPid: null, serverSpawnHr: null, exit: null, spawnError: null, pids: [], stopped: null };
   let onStopped: () => void = () => undefined;
   const stopped = new Promise<void>((r) => (onStopped = r));
   readStatus(shim.stdio[3] as Readable, state, () => onStopped());
