@@ -37,7 +37,8 @@ export function registerProfile(program: Command, run: Runner): void {
       .option('--ready-timeout <s>', 'wrap mode: seconds to wait for ready', '600')
       .option('--completion-url <url>', 'wrap mode: endpoint for the first completion (default: /v1/completions, else /generate)')
       .option('--no-completion', 'wrap mode: do not send a first completion')
-      .option('--stop-timeout <s>', 'wrap mode: seconds between SIGTERM and SIGKILL when stopping the server', '10'),
+      .option('--stop-timeout <s>', 'wrap mode: seconds between SIGTERM and SIGKILL when stopping the server', '10')
+      .option('--stage <name=regex>', "wrap mode: a log line that ends a stage, 'name[:phase]=REGEX' (a (number) group is its printed duration; repeatable)", collect),
   ).action(
     run(async (ctx, ...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;

@@ -1,128 +1,30 @@
 /**
  * Wrap mode: start a real inference server, time process start → ready → first completion, and split the
- * start-up into phases from the server's own log lines (vLLM, TGI, SGLang, llama.cpp). Whatever no log line
- * explains is reported as `unexplained`, never spread over the phases. The server runs in its own process
- * group and is stopped (SIGTERM, then SIGKILL after a timeout) whatever happens.
+ * start-up into stages from the server's own log lines (rules as data in ./server-rules/: vLLM, SGLang, TGI,
+ * llama.cpp, plus --stage rules). Whatever no log line explains is reported as `unexplained`, never spread over
+ * the phases; an engine that is not recognised says so and keeps the raw timeline.
+ *
+ * The server is started through a watchdog shim (./wrap-shim.ts) that stops the whole process tree — setsid
+ * children included — when coldstart closes its stdin or dies, even by SIGKILL, and reports which signal was
+ * really needed.
  */
-import { sleep } from '../core/clock.js';
+import { sleep, Stopwatch } from '../core/clock.js';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
+import { delimiter, join as joinPath } from 'node:path';
+import type { Readable } from 'node:stream';
 import { ColdstartError } from '../core/errors.js';
-import { Stopwatch } from '../core/clock.js';
+import { LineSplitter } from './log-lines.js';
+import { SHIM_SOURCE } from './wrap-shim.js';
+import { stagesFromLog, type LogLine, type Stage } from './wrap-stages.js';
+import { ALL_RULES, type EngineName, type LogRule, type WrapPhase } from './server-rules/index.js';
+
+export { stagesFromLog, phaseSeconds, detectEngine, type LogLine, type Stage } from './wrap-stages.js';
+export { parseStageFlag, WRAP_PHASES, ENGINES, type EngineName, type LogRule, type WrapPhase } from './server-rules/index.js';
+/** Every engine rule (data in ./server-rules/); kept for callers of the old single table. */
+export const LOG_RULES: readonly LogRule[] = ALL_RULES;
 
 type Env = Record<string, string | undefined>;
-
-export type EngineName = 'vllm' | 'tgi' | 'sglang' | 'llama.cpp';
-export type WrapPhase = 'download' | 'gpu-load' | 'warmup';
-
-export interface LogRule {
-  engine: EngineName;
-  re: RegExp;
-  stage: string;
-  phase: WrapPhase;
-  kind: 'begin' | 'end';
-  /** Capture group holding the duration the engine itself reports (seconds). */
-  secondsGroup?: number;
-}
-
-/** Log lines of the known engines; `end` rules with a reported duration also give the stage's start. */
-export const LOG_RULES: readonly LogRule[] = [
-  // vLLM
-  { engine: 'vllm', re: /Starting to load model/, stage: 'weight loading', phase: 'gpu-load', kind: 'begin' },
-  { engine: 'vllm', re: /Model loading took [\d.]+ ?GiB and ([\d.]+) ?s/, stage: 'weight loading', phase: 'gpu-load', kind: 'end', secondsGroup: 1 },
-  { engine: 'vllm', re: /torch\.compile takes ([\d.]+) ?s in total/, stage: 'torch.compile', phase: 'warmup', kind: 'end', secondsGroup: 1 },
-  { engine: 'vllm', re: /Graph capturing finished in ([\d.]+) secs?/, stage: 'CUDA graph capture', phase: 'warmup', kind: 'end', secondsGroup: 1 },
-  { engine: 'vllm', re: /init engine \(profile, create kv cache, warmup model\) took ([\d.]+) seconds/, stage: 'engine init (profile, KV cache, warmup)', phase: 'warmup', kind: 'end', secondsGroup: 1 },
-  // TGI
-  { engine: 'tgi', re: /Starting download process/, stage: 'download', phase: 'download', kind: 'begin' },
-  { engine: 'tgi', re: /Successfully downloaded weights/, stage: 'download', phase: 'download', kind: 'end' },
-  { engine: 'tgi', re: /Starting shard/, stage: 'weight loading', phase: 'gpu-load', kind: 'begin' },
-  { engine: 'tgi', re: /Shard ready in ([\d.]+)s/, stage: 'weight loading', phase: 'gpu-load', kind: 'end', secondsGroup: 1 },
-  { engine: 'tgi', re: /Warming up model/, stage: 'warmup', phase: 'warmup', kind: 'begin' },
-  { engine: 'tgi', re: /Setting max batch total tokens/, stage: 'warmup', phase: 'warmup', kind: 'end' },
-  // SGLang
-  { engine: 'sglang', re: /Load weight begin/, stage: 'weight loading', phase: 'gpu-load', kind: 'begin' },
-  { engine: 'sglang', re: /Load weight end/, stage: 'weight loading', phase: 'gpu-load', kind: 'end' },
-  { engine: 'sglang', re: /Capture cuda graph begin/, stage: 'CUDA graph capture', phase: 'warmup', kind: 'begin' },
-  { engine: 'sglang', re: /Capture cuda graph end\.(?: Time elapsed: ([\d.]+) ?s)?/, stage: 'CUDA graph capture', phase: 'warmup', kind: 'end', secondsGroup: 1 },
-  // llama.cpp server
-  { engine: 'llama.cpp', re: /llama_model_loader: loaded meta data/, stage: 'weight loading', phase: 'gpu-load', kind: 'begin' },
-  { engine: 'llama.cpp', re: /llama_(?:init_from_model|new_context_with_model):/, stage: 'weight loading', phase: 'gpu-load', kind: 'end' },
-  { engine: 'llama.cpp', re: /warming up the model/, stage: 'warmup', phase: 'warmup', kind: 'begin' },
-  { engine: 'llama.cpp', re: /main: model loaded/, stage: 'warmup', phase: 'warmup', kind: 'end' },
-];
-
-export interface LogLine {
-  t: number;
-  stream: 'stdout' | 'stderr';
-  text: string;
-}
-
-export interface Stage {
-  engine: EngineName;
-  stage: string;
-  phase: WrapPhase;
-  start: number;
-  end: number;
-  /** Duration the engine printed, when it printed one. */
-  reportedSeconds?: number;
-  /** Seconds counted for this stage: its span minus the nested stages inside it. */
-  ownSeconds?: number;
-}
-
-/**
- * Turns timestamped log lines into non-overlapping stages up to `readyAt`: begin/end pairs; an end with a
- * reported duration and no begin starts that long before it; a begin with no end runs to the next stage or
- * ready. Overlaps are clipped so that every second is counted once.
- */
-export function stagesFromLog(lines: readonly LogLine[], readyAt: number, rules: readonly LogRule[] = LOG_RULES): { engine: EngineName | null; stages: Stage[] } {
-  type Open = { rule: LogRule; t: number };
-  const open = new Map<string, Open>();
-  const raw: Stage[] = [];
-  let engine: EngineName | null = null;
-  for (const l of lines) {
-    if (l.t > readyAt) break;
-    for (const rule of rules) {
-      const m = rule.re.exec(l.text);
-      if (!m) continue;
-      engine ??= rule.engine;
-      if (rule.engine !== engine) continue;
-      const key = `${rule.stage}`;
-      if (rule.kind === 'begin') {
-        if (!open.has(key)) open.set(key, { rule, t: l.t });
-      } else {
-        const reported = rule.secondsGroup && m[rule.secondsGroup] ? Number(m[rule.secondsGroup]) : undefined;
-        const o = open.get(key);
-        open.delete(key);
-        const start = o ? o.t : reported !== undefined ? Math.max(0, l.t - reported) : null;
-        if (start !== null) raw.push({ engine: rule.engine, stage: rule.stage, phase: rule.phase, start, end: l.t, ...(reported !== undefined ? { reportedSeconds: reported } : {}) });
-      }
-      break;
-    }
-  }
-  const sortedStarts = [...raw.map((s) => s.start), readyAt].sort((a, b) => a - b);
-  for (const o of open.values()) {
-    const next = sortedStarts.find((t) => t > o.t) ?? readyAt;
-    raw.push({ engine: o.rule.engine, stage: `${o.rule.stage} (no end line)`, phase: o.rule.phase, start: o.t, end: next });
-  }
-  // Nested stages (vLLM's "init engine … took" contains compile and graph capture): each elementary time
-  // segment goes to the shortest stage that covers it, so every second is counted once and the outer
-  // stage keeps only its own remainder.
-  const clipped = raw.map((x) => ({ ...x, start: Math.max(0, x.start), end: Math.min(x.end, readyAt) })).filter((x) => x.end > x.start);
-  const bounds = [...new Set(clipped.flatMap((x) => [x.start, x.end]))].sort((a, b) => a - b);
-  const own = new Map<Stage, number>();
-  for (let i = 0; i + 1 < bounds.length; i++) {
-    const a = bounds[i]!;
-    const b = bounds[i + 1]!;
-    let best: Stage | null = null;
-    for (const x of clipped) if (x.start <= a && x.end >= b && (!best || x.end - x.start < best.end - best.start)) best = x;
-    if (best) own.set(best, (own.get(best) ?? 0) + (b - a));
-  }
-  const stages: Stage[] = clipped
-    .filter((x) => (own.get(x) ?? 0) > 0)
-    .map((x) => ({ ...x, ownSeconds: own.get(x)! }))
-    .sort((a, b) => a.start - b.start);
-  return { engine, stages };
-}
 
 export interface WrapOptions {
   command: string[];
@@ -132,10 +34,34 @@ export interface WrapOptions {
   completionUrl?: string | false;
   readyTimeoutSeconds?: number;
   stopTimeoutSeconds?: number;
+  /** Extra stage rules from `--stage 'name=REGEX'` (parseStageFlag). */
+  stageRules?: readonly LogRule[];
   env: Env;
   cwd: string;
   signal?: AbortSignal;
   onLine?: (l: LogLine) => void;
+  /** How often the ready URL is polled (ms; default 50). */
+  readyPollMs?: number;
+  /** Replay harness only: the log is played `1/reportedScale` times faster, so printed durations are scaled. */
+  reportedScale?: number;
+  /** Keep every timestamped line in the result (`lines`); the replay harness and bench use it. */
+  keepLines?: boolean;
+}
+
+export interface StopReport {
+  /** The signal the slowest process really needed. */
+  signal: 'SIGTERM' | 'SIGKILL';
+  seconds: number;
+  /** Processes signalled (server and every descendant seen, setsid children included). */
+  processes: number;
+  /** Pids that ignored SIGTERM for the whole --stop-timeout and were killed with SIGKILL. */
+  sigkilled: number[];
+  /** Pids still alive after SIGKILL (should be empty; non-empty is reported, never hidden). */
+  survivors: number[];
+  /** How the tree was stopped: by the watchdog shim, or by coldstart's process-group fallback. */
+  by: 'shim' | 'group-fallback';
+  /** Whether the watchdog was a child subreaper (orphaned descendants re-parent to it, so none escape). */
+  subreaper: boolean;
 }
 
 export interface WrapResult {
@@ -145,12 +71,19 @@ export interface WrapResult {
   readyBy: 'url' | 'log';
   firstCompletion: { seconds: number; url: string; status: number } | { skipped: string };
   engine: EngineName | null;
+  /** The version the engine printed, when it printed one. */
+  engineVersion: string | null;
   stages: Stage[];
   unexplainedSeconds: number;
-  stop: { signal: 'SIGTERM' | 'SIGKILL'; seconds: number };
+  stop: StopReport;
   logTail: string[];
+  /** When no engine was recognised: why, and what to do (`--stage`). */
+  engineNote?: string;
+  /** Timestamped log lines up to ready (first 40 and last 40) for an unrecognised engine or --debug. */
+  timeline: Array<{ t: number; text: string }>;
+  /** Every line with its time (only with `keepLines`). */
+  lines?: LogLine[];
 }
-
 
 /** A timer that never keeps the process alive (used for timeouts raced against an exit). */
 function deadline(ms: number): Promise<void> {
@@ -198,115 +131,219 @@ export async function firstCompletion(base: string, explicit?: string, timeoutMs
   return { seconds: t.elapsed(), url, status };
 }
 
-async function stopGroup(child: ChildProcess, timeoutSeconds: number): Promise<{ signal: 'SIGTERM' | 'SIGKILL'; seconds: number }> {
-  const sw = new Stopwatch();
-  const pid = child.pid!;
-  const exited = new Promise<void>((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.once('exit', () => r())));
-  const kill = (sig: NodeJS.Signals) => {
+/**
+ * Makes the watchdog a child subreaper (prctl PR_SET_CHILD_SUBREAPER, kept across execve): a descendant that
+ * double-forks re-parents to the watchdog instead of init, so the /proc scan always finds it. Node cannot call
+ * prctl, so a python3 found on PATH sets it and execs node; without python3 the watchdog runs unchanged.
+ */
+const SUBREAPER_EXEC = "import ctypes, os, sys\ntry:\n    ok = ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0\nexcept Exception:\n    ok = False\ntry:\n    os.write(3, (('{\"event\":\"subreaper\",\"ok\":%s}' % ('true' if ok else 'false')) + '\\n').encode())\nexcept OSError:\n    pass\nos.execv(sys.argv[1], sys.argv[1:])\n";
+
+function findOnPath(name: string, env: Env): string | null {
+  if (process.platform !== 'linux') return null;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = joinPath(dir, name);
     try {
-      process.kill(-pid, sig);
+      accessSync(p, fsConstants.X_OK);
+      return p;
     } catch {
-      /* group gone */
+      /* next */
     }
-  };
-  kill('SIGTERM');
-  const done = await Promise.race([exited.then(() => true), deadline(timeoutSeconds * 1000).then(() => false)]);
-  if (done) {
-    kill('SIGKILL'); // stragglers in the group that ignored SIGTERM after the leader left
-    return { signal: 'SIGTERM', seconds: sw.elapsed() };
   }
-  kill('SIGKILL');
-  await Promise.race([exited, deadline(5000)]);
-  return { signal: 'SIGKILL', seconds: sw.elapsed() };
+  return null;
 }
 
-/** Starts the server, waits for ready, sends one completion, stops the process group. */
+interface ShimState {
+  subreaper: boolean;
+  serverPid: number | null;
+  serverSpawnHr: bigint | null;
+  exit: { code: number | null; signal: string | null } | null;
+  spawnError: string | null;
+  pids: number[];
+  stopped: { signal: 'SIGTERM' | 'SIGKILL'; seconds: number; pids: number[]; sigkilled: number[]; survivors: number[] } | null;
+}
+
+function readStatus(stream: Readable, state: ShimState, onStopped: () => void): void {
+  const split = new LineSplitter(1 << 20);
+  stream.setEncoding('utf8');
+  stream.on('data', (d: string) => {
+    for (const line of split.push(d)) {
+      let o: Record<string, unknown>;
+      try {
+        o = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if (o.event === 'spawned') {
+        state.serverPid = o.pid as number;
+        state.serverSpawnHr = BigInt(o.hr as string);
+      } else if (o.event === 'exit') state.exit = { code: (o.code as number | null) ?? null, signal: (o.signal as string | null) ?? null };
+      else if (o.event === 'error') state.spawnError = String(o.message);
+      else if (o.event === 'pids') state.pids = o.pids as number[];
+      else if (o.event === 'subreaper') state.subreaper = o.ok === true;
+      else if (o.event === 'stopped') {
+        state.stopped = { signal: o.signal as 'SIGTERM' | 'SIGKILL', seconds: o.seconds as number, pids: o.pids as number[], sigkilled: o.sigkilled as number[], survivors: o.survivors as number[] };
+        onStopped();
+      }
+    }
+  });
+  stream.on('error', () => undefined);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Closes the shim's stdin (its signal to stop the tree) and waits for its report; falls back to the group. */
+async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<void>, timeoutSeconds: number): Promise<StopReport> {
+  const sw = new Stopwatch();
+  const shimExited = new Promise<void>((r) => (shim.exitCode !== null || shim.signalCode !== null ? r() : shim.once('exit', () => r())));
+  shim.stdin?.end();
+  shim.stdin?.destroy();
+  const ok = await Promise.race([stopped.then(() => true), shimExited.then(() => state.stopped !== null), deadline((timeoutSeconds + 5) * 1000).then(() => false)]);
+  if (ok && state.stopped) {
+    const s = state.stopped;
+    return { signal: s.signal, seconds: s.seconds, processes: s.pids.length, sigkilled: s.sigkilled, survivors: s.survivors, by: 'shim', subreaper: state.subreaper };
+  }
+  // The shim did not report (killed, or no node): kill its group and every pid it told us about.
+  const pids = [...new Set([...(state.serverPid ? [state.serverPid] : []), ...state.pids])];
+  for (const g of [shim.pid, state.serverPid]) {
+    try {
+      if (g) process.kill(-g, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  for (const p of pids) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  await Promise.race([shimExited, deadline(2000)]);
+  return { signal: 'SIGKILL', seconds: sw.elapsed(), processes: pids.length, sigkilled: pids, survivors: pids.filter(pidAlive), by: 'group-fallback', subreaper: state.subreaper };
+}
+
+const NOT_RECOGNISED = (n: number) =>
+  `engine not recognised: none of the ${n} log lines before ready matched vLLM, SGLang, TGI or llama.cpp wording, so the whole start-up is "unexplained". The timeline below shows when each line came; add stages from the command line with --stage 'name=REGEX' (the line that ends the stage; a (number) group is the duration it prints), e.g. --stage 'weights:gpu-load=Loaded weights in ([\\d.]+)s'`;
+
+/** Starts the server (through the watchdog shim), waits for ready, sends one completion, stops the tree. */
 export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
   if (opts.command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
   if (!opts.readyUrl && !opts.readyLog) throw new ColdstartError('USAGE', 'wrap mode needs --ready-url URL or --ready-log REGEX to know when the server is ready');
-  const lines: LogLine[] = [];
+  const stopTimeout = opts.stopTimeoutSeconds ?? 10;
+  type Raw = { hr: bigint; stream: 'stdout' | 'stderr'; text: string };
+  const raw: Raw[] = [];
   const sw = new Stopwatch();
-  const child = spawn(opts.command[0]!, opts.command.slice(1), {
+  const shimStartHr = process.hrtime.bigint();
+  const shimArgs = ['-e', SHIM_SOURCE, '--', String(stopTimeout), ...opts.command];
+  const python = opts.env.COLDSTART_NO_SUBREAPER ? null : findOnPath('python3', opts.env);
+  const [exe, args] = python ? [python, ['-c', SUBREAPER_EXEC, process.execPath, ...shimArgs]] : [process.execPath, shimArgs];
+  const shim = spawn(exe, args, {
     cwd: opts.cwd,
     env: { ...opts.env, PYTHONUNBUFFERED: '1' } as NodeJS.ProcessEnv,
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe'],
   });
-  let spawnError: Error | null = null;
-  child.on('error', (e) => (spawnError = e));
-  // Ctrl-C exits coldstart at once (cli.ts): never leave the server's process group behind.
-  const onExit = () => {
-    try {
-      if (child.pid) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  };
-  process.once('exit', onExit);
-  let exitInfo: string | null = null;
-  child.on('exit', (code, sig) => (exitInfo = sig ? `killed by ${sig}` : `exited with ${code}`));
-  let logReady: number | null = null;
-  const attach = (stream: NodeJS.ReadableStream, name: 'stdout' | 'stderr') => {
-    let buf = '';
+  const state: ShimState = { subreaper: false, serverPid: null, serverSpawnHr: null, exit: null, spawnError: null, pids: [], stopped: null };
+  let onStopped: () => void = () => undefined;
+  const stopped = new Promise<void>((r) => (onStopped = r));
+  readStatus(shim.stdio[3] as Readable, state, () => onStopped());
+  let shimError: Error | null = null;
+  shim.on('error', (e) => (shimError = e));
+  let shimExit: string | null = null;
+  shim.on('exit', (code, sig) => (shimExit = sig ? `killed by ${sig}` : `exited with ${code}`));
+  const base = () => state.serverSpawnHr ?? shimStartHr;
+  const tOf = (hr: bigint) => Number(hr - base()) / 1e9;
+  let logReadyHr: bigint | null = null;
+  const attach = (stream: Readable, name: 'stdout' | 'stderr') => {
+    const split = new LineSplitter();
     stream.setEncoding('utf8');
-    stream.on('data', (d: string) => {
-      const t = sw.elapsed();
-      buf += d;
-      let i: number;
-      while ((i = buf.indexOf('\n')) >= 0) {
-        const text = buf.slice(0, i).replace(/\r$/, '');
-        buf = buf.slice(i + 1);
-        const l = { t, stream: name, text };
-        lines.push(l);
-        if (lines.length > 20000) lines.splice(0, 1000);
-        opts.onLine?.(l);
-        if (logReady === null && opts.readyLog?.test(text)) logReady = t;
+    const take = (texts: string[]) => {
+      const hr = process.hrtime.bigint();
+      for (const text of texts) {
+        raw.push({ hr, stream: name, text });
+        if (raw.length > 20000) raw.splice(0, 1000);
+        opts.onLine?.({ t: tOf(hr), stream: name, text });
+        if (logReadyHr === null && opts.readyLog?.test(text)) logReadyHr = hr;
       }
-    });
+    };
+    stream.on('data', (d: string) => take(split.push(d)));
+    stream.on('end', () => take(split.flush()));
   };
-  attach(child.stdout!, 'stdout');
-  attach(child.stderr!, 'stderr');
-  const tail = () => lines.slice(-8).map((l) => l.text);
+  attach(shim.stdout!, 'stdout');
+  attach(shim.stderr!, 'stderr');
+  const tail = () => raw.slice(-8).map((l) => l.text);
+  const exitText = () => (state.exit ? (state.exit.signal ? `killed by ${state.exit.signal}` : `exited with ${state.exit.code}`) : null);
+  let stopReport: StopReport | null = null;
+  const stopOnce = async () => (stopReport ??= await stopTree(shim, state, stopped, stopTimeout));
   try {
-    const deadline = (opts.readyTimeoutSeconds ?? 600) + 0;
-    let readySeconds: number | null = null;
+    const limit = opts.readyTimeoutSeconds ?? 600;
+    let readyHr: bigint | null = null;
     let readyBy: 'url' | 'log' = 'log';
-    while (readySeconds === null) {
+    while (readyHr === null) {
       opts.signal?.throwIfAborted();
-      if (spawnError) throw new ColdstartError('NOT_FOUND', `wrap mode: cannot start ${opts.command[0]}: ${(spawnError as Error).message}`, { hint: 'Check the command after --.' });
-      if (logReady !== null) {
-        readySeconds = logReady;
+      const spawnFail = state.spawnError ?? (shimError as Error | null)?.message ?? null;
+      if (spawnFail) throw new ColdstartError('NOT_FOUND', `wrap mode: cannot start ${opts.command[0]}: ${spawnFail}`, { hint: 'Check the command after --.' });
+      if (logReadyHr !== null) {
+        readyHr = logReadyHr;
         readyBy = 'log';
         break;
       }
-      if (exitInfo) throw new ColdstartError('ENV', `wrap mode: the server ${exitInfo} before it was ready`, { hint: `Last lines: ${tail().join(' | ') || '(no output)'}` });
-      if (opts.readyUrl && (await httpOk(opts.readyUrl))) {
-        readySeconds = sw.elapsed();
+      const ended = exitText() ?? (shimExit && !state.serverPid ? `could not be started (watchdog ${shimExit})` : null);
+      if (ended) throw new ColdstartError('ENV', `wrap mode: the server ${ended} before it was ready`, { hint: `Last lines: ${tail().join(' | ') || '(no output)'}` });
+      if (opts.readyUrl && state.serverPid !== null && (await httpOk(opts.readyUrl))) {
+        readyHr = process.hrtime.bigint();
         readyBy = 'url';
         break;
       }
-      if (sw.elapsed() > deadline) throw new ColdstartError('TIMEOUT', `wrap mode: the server was not ready within ${deadline} s`, { hint: `Raise --ready-timeout, or check --ready-url/--ready-log. Last lines: ${tail().join(' | ')}` });
-      await sleep(opts.readyUrl ? 50 : 20);
+      if (sw.elapsed() > limit) throw new ColdstartError('TIMEOUT', `wrap mode: the server was not ready within ${limit} s`, { hint: `Raise --ready-timeout, or check --ready-url/--ready-log. Last lines: ${tail().join(' | ')}` });
+      await sleep(opts.readyUrl ? (opts.readyPollMs ?? 50) : 20);
     }
+    const readySeconds = tOf(readyHr);
     let first: WrapResult['firstCompletion'];
     if (opts.completionUrl === false) first = { skipped: 'disabled with --no-completion' };
     else if (!opts.completionUrl && !opts.readyUrl) first = { skipped: 'no --ready-url or --completion-url to send a request to' };
     else {
-      const base = opts.readyUrl ? new URL(opts.readyUrl).origin : new URL(opts.completionUrl as string).origin;
+      const origin = opts.readyUrl ? new URL(opts.readyUrl).origin : new URL(opts.completionUrl as string).origin;
       try {
-        const c = await firstCompletion(base, opts.completionUrl || undefined);
+        const c = await firstCompletion(origin, opts.completionUrl || undefined);
         if (c.status >= 400) throw new Error(`HTTP ${c.status} from ${c.url}`);
         first = c;
       } catch (e) {
         throw new ColdstartError('ENV', `wrap mode: the first completion failed: ${(e as Error).message}`, { hint: 'Pass --completion-url for servers without /v1/completions or /generate, or --no-completion.' });
       }
     }
-    const { engine, stages } = stagesFromLog(lines, readySeconds);
+    const lines: LogLine[] = raw.map((l) => ({ t: tOf(l.hr), stream: l.stream, text: l.text }));
+    const { engine, version, stages } = stagesFromLog(lines, readySeconds, opts.stageRules ?? [], opts.reportedScale ?? 1);
     const explained = stages.reduce((a, s) => a + (s.ownSeconds ?? s.end - s.start), 0);
-    const stop = await stopGroup(child, opts.stopTimeoutSeconds ?? 10);
-    return { command: opts.command, pid: child.pid!, readySeconds, readyBy, firstCompletion: first, engine, stages, unexplainedSeconds: Math.max(0, readySeconds - explained), stop, logTail: tail() };
+    const stop = await stopOnce();
+    const before = lines.filter((l) => l.t <= readySeconds);
+    const timeline = (before.length > 80 ? [...before.slice(0, 40), ...before.slice(-40)] : before).map((l) => ({ t: l.t, text: l.text }));
+    const onlyCustom = engine === null && stages.length > 0;
+    return {
+      command: opts.command,
+      pid: state.serverPid ?? shim.pid!,
+      readySeconds,
+      readyBy,
+      firstCompletion: first,
+      engine,
+      engineVersion: version,
+      stages,
+      unexplainedSeconds: Math.max(0, readySeconds - explained),
+      stop,
+      logTail: tail(),
+      ...(engine === null ? { engineNote: onlyCustom ? 'engine not recognised; stages come from --stage rules only' : NOT_RECOGNISED(before.length) } : {}),
+      timeline,
+      ...(opts.keepLines ? { lines } : {}),
+    };
   } finally {
-    if (child.exitCode === null && child.signalCode === null && child.pid) await stopGroup(child, opts.stopTimeoutSeconds ?? 10);
-    process.removeListener('exit', onExit);
+    if (!stopReport) await stopOnce();
   }
 }

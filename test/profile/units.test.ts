@@ -1,7 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stagesFromLog, type LogLine } from '../../src/engines/wrap.js';
 import { measureInsideContainer, procStartTicks, diagnoseRunFailure } from '../../src/engines/container.js';
 import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead } from '../../src/commands/profile/engines.js';
 import { splitWrap } from '../../src/commands/profile/run.js';
@@ -13,50 +12,7 @@ import { tempDir } from './helpers.js';
 const tmp = tempDir('cs-units-');
 afterAll(() => tmp.done());
 
-const L = (t: number, text: string): LogLine => ({ t, stream: 'stderr', text });
-
-describe('log-line phases of known engines', () => {
-  it('TGI: download, shard loading (reported duration) and warmup', () => {
-    const { engine, stages } = stagesFromLog(
-      [
-        L(0.1, 'INFO text_generation_launcher: Args { model_id: "x" }'),
-        L(0.5, 'INFO download: text_generation_launcher: Starting download process.'),
-        L(3.5, 'INFO download: text_generation_launcher: Successfully downloaded weights for x'),
-        L(3.6, 'INFO shard-manager: text_generation_launcher: Starting shard rank=0'),
-        L(9.6, 'INFO shard-manager: text_generation_launcher: Shard ready in 6.0s rank=0'),
-        L(9.7, 'INFO text_generation_router: Warming up model'),
-        L(11.2, 'INFO text_generation_router: Setting max batch total tokens to 100000'),
-        L(11.3, 'INFO text_generation_router: Connected'),
-      ],
-      11.3,
-    );
-    expect(engine).toBe('tgi');
-    expect(stages.map((s) => [s.phase, s.stage, +(s.ownSeconds ?? 0).toFixed(3)])).toEqual([
-      ['download', 'download', 3],
-      ['gpu-load', 'weight loading', 6],
-      ['warmup', 'warmup', 1.5],
-    ]);
-  });
-
-  it('SGLang: weight load and CUDA graph capture; llama.cpp: load and warmup; a begin with no end runs to ready', () => {
-    const sg = stagesFromLog([L(1, '[2025] Load weight begin. avail mem=78.5 GB'), L(4, '[2025] Load weight end. type=LlamaForCausalLM, dtype=torch.bfloat16'), L(4.5, 'Capture cuda graph begin. This can take up to several minutes.'), L(9.5, 'Capture cuda graph end. Time elapsed: 5.00 s')], 10);
-    expect(sg.engine).toBe('sglang');
-    expect(sg.stages.map((s) => [s.phase, s.ownSeconds])).toEqual([
-      ['gpu-load', 3],
-      ['warmup', 5],
-    ]);
-    const ll = stagesFromLog([L(0.2, 'llama_model_loader: loaded meta data with 30 key-value pairs'), L(2.2, 'llama_init_from_model: n_ctx = 4096'), L(2.4, 'srv load_model: warming up the model with an empty run')], 3);
-    expect(ll.engine).toBe('llama.cpp');
-    expect(ll.stages.map((s) => [s.stage, +(s.ownSeconds ?? 0).toFixed(3)])).toEqual([
-      ['weight loading', 2],
-      ['warmup (no end line)', 0.6],
-    ]);
-  });
-
-  it('unknown output explains nothing', () => {
-    expect(stagesFromLog([L(1, 'hello'), L(2, 'listening')], 2)).toEqual({ engine: null, stages: [] });
-  });
-});
+// The log-line stage tests moved to test/wrap-stages.test.ts (rules as data, issue #13).
 
 describe('container phase from /proc', () => {
   it('reads start ticks (field 22, process names with spaces and parentheses) and measures init → process', () => {

@@ -16,7 +16,7 @@ import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
 import { pcieBandwidth } from '../../core/pcie.js';
 import { loadNative, type CudaProbeResult } from '../../native.js';
 import { measureInsideContainer, recordInsideContainer, timeContainerStart, recordContainerStart, MAX_INIT_AGE_SECONDS, type RuntimeName } from '../../engines/container.js';
-import { runWrapped, type WrapResult } from '../../engines/wrap.js';
+import { parseStageFlag, runWrapped, WRAP_PHASES, type WrapResult } from '../../engines/wrap.js';
 import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, type SyntheticFormat } from '../../formats/synthetic.js';
 import { measureRates, predictDownloadSeconds, predictLoadSeconds, describeLoadModel, type Rates } from '../../core/estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts, type WhatIfRow } from '../../core/findings.js';
@@ -49,6 +49,7 @@ export interface ProfileFlags extends ReportFlags {
   completionUrl?: string;
   completion: boolean;
   stopTimeout: string;
+  stage?: string[];
   gpuPrice?: string;
   probeBytes?: string;
 }
@@ -551,17 +552,17 @@ function wrapPhases(r: WrapResult): PhaseResult[] {
   const phases: PhaseResult[] = [];
   phases.push(skippedPhase('container', 'wrap mode: the server was started as a process on this host'));
   phases.push(skippedPhase('cuda-init', 'wrap mode: inside the server process, not separable from its logs'));
-  for (const name of ['download', 'gpu-load', 'warmup'] as const) {
+  for (const name of WRAP_PHASES) {
     const st = r.stages.filter((x) => x.phase === name);
     if (st.length === 0) {
-      phases.push(skippedPhase(name, r.engine ? `no ${r.engine} log line for this phase` : 'no known engine log lines (vLLM, TGI, SGLang, llama.cpp)'));
+      phases.push(skippedPhase(name, r.engine ? `no ${r.engine} log line for this phase` : r.engineNote ?? 'no known engine log lines (vLLM, TGI, SGLang, llama.cpp)'));
       continue;
     }
     phases.push({
       name,
       status: 'ok',
       seconds: st.reduce((a, x) => a + (x.ownSeconds ?? x.end - x.start), 0),
-      note: `from ${r.engine} log lines`,
+      note: `from ${r.engine ?? '--stage'} log lines`,
       steps: st.map((x) => ({ name: x.stage, seconds: x.ownSeconds ?? x.end - x.start, note: `${formatDuration(x.start)} → ${formatDuration(x.end)} after start${x.reportedSeconds !== undefined ? `; engine reported ${formatDuration(x.reportedSeconds)}` : ''}` })),
       metrics: {},
     });
@@ -583,6 +584,7 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
   }
   const readyTimeout = posNum('--ready-timeout', flags.readyTimeout);
   const stopTimeout = posNum('--stop-timeout', flags.stopTimeout);
+  const stageRules = (flags.stage ?? []).map(parseStageFlag);
   let last: WrapResult | null = null;
   const onRun = ({ index, warmup: w }: { index: number; warmup: boolean }) => {
     if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(last!.readySeconds)}`);
@@ -595,6 +597,7 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
       completionUrl: flags.completion === false ? false : flags.completionUrl,
       readyTimeoutSeconds: readyTimeout,
       stopTimeoutSeconds: stopTimeout,
+      stageRules,
       env: ctx.env,
       cwd: ctx.cwd,
       signal: ctx.signal,
@@ -626,6 +629,6 @@ async function wrapMode(ctx: Context, command: string[], flags: ProfileFlags, ru
     whatIf: rows,
     wall: { seconds: wall.elapsed() },
   };
-  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [`server ${last!.engine ?? '(engine not recognised)'}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}`] });
+  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [...(last!.engineNote ? [last!.engineNote, ...last!.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []), `server ${last!.engine ?? '(engine not recognised)'}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}${last!.engineVersion ? `; ${last!.engine} ${last!.engineVersion}` : ''}`] });
 }
 

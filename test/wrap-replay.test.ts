@@ -1,0 +1,143 @@
+/**
+ * The real-log corpus (fixtures/server-logs) replayed behind a loopback server with its own inter-line timing
+ * (compressed), read by wrap mode exactly as a live server would be, and compared per phase with the split
+ * that the log's own timestamps give (test/fixtures-servers/log-time.mjs + the .expect anchors — computed
+ * without coldstart's rules).
+ *
+ * Allowed error per phase (in the log's seconds): 5 % of the true value, plus two ticks of the log's clock
+ * (vLLM and SGLang print whole seconds, so a stage's true length is only known to ±1 s at each end), plus the
+ * replay's own timing noise converted back to log seconds (how late the replay wrote its latest line, the
+ * ready-URL poll interval, 10 ms for the loopback listen): see `allowance`.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { readdirSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../src/engines/wrap.js';
+import { isColdstartError } from '../src/core/errors.js';
+// @ts-expect-error plain ESM helper without types
+import { expectedSplit, timedLines } from './fixtures-servers/log-time.mjs';
+
+const ROOT = fileURLToPath(new URL('../fixtures/server-logs/', import.meta.url));
+const REPLAY = fileURLToPath(new URL('./fixtures-servers/replay-server.mjs', import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'cs-replay-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+type Expected = { phases: Record<string, number>; unexplained: number; total: number; tick: number; meta: Record<string, string> };
+const logs = readdirSync(ROOT).flatMap((e) => readdirSync(join(ROOT, e)).filter((f) => f.endsWith('.log')).map((f) => join(ROOT, e, f)));
+const name = (p: string) => p.slice(ROOT.length);
+
+let port = 19300 + (process.pid % 400);
+const POLL_MS = 10;
+
+/**
+ * The replay's own timing noise, in wall seconds: the largest distance of any line's arrival (as wrap mode
+ * timestamped it) from where the log's clock puts it, plus the ready-URL poll interval and 10 ms for the
+ * replay's listen. It covers the replay writing late and the reader (this process) reading late alike.
+ */
+function replayNoise(lines: LogLine[], logTimes: number[], scale: number): number {
+  const a0 = lines[0]!.t;
+  let worst = 0;
+  for (let i = 0; i < lines.length && i < logTimes.length; i++) worst = Math.max(worst, Math.abs(lines[i]!.t - a0 - logTimes[i]! * scale));
+  return worst + POLL_MS / 1000 + 0.01;
+}
+
+/** Measured seconds per compared phase (groups like compile+warmup summed), in the log's seconds. */
+export function measuredPhases(lines: LogLine[], readyAt: number, scale: number): { phases: Record<string, number>; unexplained: number; stages: string[] } {
+  const first = lines[0]?.t ?? 0;
+  const shifted = lines.map((l) => ({ ...l, t: l.t - first }));
+  const { stages } = stagesFromLog(shifted, readyAt - first, [], scale);
+  const ps = phaseSeconds(stages);
+  const explained = Object.values(ps).reduce((a, b) => a + b, 0);
+  const phases = Object.fromEntries(Object.entries(ps).map(([k, v]) => [k, v / scale]));
+  return { phases, unexplained: (readyAt - first - explained) / scale, stages: stages.map((s) => s.stage) };
+}
+
+export function compare(exp: Expected, got: { phases: Record<string, number>; unexplained: number }, noiseLogSeconds: number) {
+  const groups = Object.keys(exp.phases);
+  const keys = new Set(['download', 'gpu-load', 'compile', 'warmup']);
+  const rows: Array<{ phase: string; truth: number; measured: number; err: number; allowed: number }> = [];
+  // A phase has two ends, each of which may be off by one tick of the log's clock and by the replay noise.
+  const allowance = (truth: number) => 0.05 * truth + 2 * exp.tick + 2 * noiseLogSeconds;
+  for (const g of groups) {
+    const parts = g.split('+');
+    parts.forEach((p) => keys.delete(p));
+    const m = parts.reduce((a, p) => a + (got.phases[p] ?? 0), 0);
+    rows.push({ phase: g, truth: exp.phases[g]!, measured: m, err: Math.abs(m - exp.phases[g]!), allowed: allowance(exp.phases[g]!) });
+  }
+  for (const k of keys) rows.push({ phase: k, truth: 0, measured: got.phases[k] ?? 0, err: Math.abs(got.phases[k] ?? 0), allowed: allowance(0) });
+  rows.push({ phase: 'unexplained', truth: exp.unexplained, measured: got.unexplained, err: Math.abs(got.unexplained - exp.unexplained), allowed: allowance(exp.unexplained) });
+  return rows;
+}
+
+async function replay(log: string, exp: Expected) {
+  const wall = Math.min(3, Math.max(1.2, exp.total * 0.02));
+  const scale = wall / Math.max(exp.total, 1);
+  const stats = join(tmp, `${name(log).replace(/\W/g, '_')}.json`);
+  const p = port++;
+  const r = await runWrapped({
+    command: [process.execPath, REPLAY, log, String(p), String(scale)],
+    readyUrl: `http://127.0.0.1:${p}/health`,
+    completionUrl: false,
+    readyPollMs: POLL_MS,
+    readyTimeoutSeconds: wall + 20,
+    stopTimeoutSeconds: 2,
+    reportedScale: scale,
+    keepLines: true,
+    env: { ...process.env, REPLAY_STATS_FILE: stats },
+    cwd: tmp,
+  });
+  const logTimes = (timedLines(readFileSync(log, 'utf8')) as Array<{ t: number }>).map((l) => l.t);
+  const noise = replayNoise(r.lines!, logTimes, scale) / scale;
+  const late = existsSync(stats) ? (JSON.parse(readFileSync(stats, 'utf8')) as { maxLateMs: number }).maxLateMs : null;
+  return { r, scale, noise, late };
+}
+
+describe('real start-up logs replayed behind a loopback server', () => {
+  const ready = logs.filter((l) => existsSync(l.replace(/\.log$/, '.expect')) && !(expectedSplit(l) as Expected).meta.stuck);
+  it('the corpus has at least 3 logs per engine, each with its .source', () => {
+    for (const e of ['vllm', 'sglang', 'tgi', 'llama.cpp']) expect(logs.filter((l) => name(l).startsWith(`${e}/`)).length).toBeGreaterThanOrEqual(3);
+    for (const l of logs) {
+      const src = readFileSync(l.replace(/\.log$/, '.source'), 'utf8');
+      expect(src).toMatch(/^engine: /m);
+      expect(src).toMatch(/^source: /m);
+      expect(src).toMatch(/^trimmed: /m);
+    }
+  });
+
+  for (const log of ready) {
+    it(`${name(log)}: every phase (unexplained included) within 5 % of the log's own timestamps`, async () => {
+      const exp = expectedSplit(log) as Expected;
+      const { r, scale, noise } = await replay(log, exp);
+      const engine = name(log).split('/')[0];
+      expect(r.engine).toBe(engine);
+      // Unexplained is compared up to the server's last line (the log's "ready"); the ready-URL poll's own
+      // latency after it is a separate number (the table reports it), not a share of the start-up split.
+      const lastLine = r.lines!.at(-1)!.t;
+      expect(r.readySeconds).toBeGreaterThanOrEqual(lastLine);
+      const got = measuredPhases(r.lines!, lastLine, scale);
+      const rows = compare(exp, got, noise);
+      const bad = rows.filter((x) => x.err > x.allowed);
+      expect(bad, `${name(log)} (scale ${scale.toFixed(5)}, noise ${noise.toFixed(2)} s): ${JSON.stringify(rows.map((x) => ({ ...x, truth: +x.truth.toFixed(2), measured: +x.measured.toFixed(2), allowed: +x.allowed.toFixed(2) })))}`).toEqual([]);
+      const required = (exp.meta.require ?? '').split(';').map((x) => x.trim()).filter(Boolean);
+      for (const st of required) expect(got.stages, `${name(log)}: stage "${st}"`).toContain(st);
+      expect(r.stop.survivors).toEqual([]);
+    });
+  }
+
+  it('a stuck start (TGI shard never ready) times out with its last lines, and its open stage says what bounded it', async () => {
+    const log = logs.find((l) => name(l).startsWith('tgi/0.x-stuck'))!;
+    const exp = expectedSplit(log) as Expected;
+    expect(exp.meta.stuck).toBeTruthy();
+    const p = port++;
+    const scale = 0.5 / exp.total;
+    const err = await runWrapped({ command: [process.execPath, REPLAY, log, String(p), String(scale), '--never-ready'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, readyTimeoutSeconds: 1.5, stopTimeoutSeconds: 2, env: process.env, cwd: tmp }).catch((e: unknown) => e);
+    expect(isColdstartError(err) && err.code).toBe('TIMEOUT');
+    expect((err as { hint?: string }).hint).toMatch(/Waiting for shard 0 to be ready/);
+    const lines = (timedLines(readFileSync(log, 'utf8')) as Array<{ line: string; t: number }>).map((l) => ({ t: l.t, stream: 'stderr' as const, text: l.line }));
+    const { engine, stages } = stagesFromLog(lines, exp.total);
+    expect(engine).toBe('tgi');
+    expect(stages.map((s) => s.stage)).toContain('shard start (weight loading) (no end line, bounded by ready)');
+  });
+});
