@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadNative, requireNative } from '../src/native.js';
+import { planChunks } from '../src/engines/gpuload.js';
 
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
 const hasDriver = (() => {
@@ -37,10 +38,38 @@ describe('native addon', () => {
     }
   });
 
-  it('cudaProbe runs off the main thread (returns a promise at once)', () => {
-    const p = requireNative('test').cudaProbe({ context: false });
-    expect(p).toBeInstanceOf(Promise);
-    return p;
+  it('a long native op runs off the main thread: timers tick mid-load, and a timer can cancel it', async () => {
+    // A 64 GiB sparse file read through the host loader: seconds of work that is never finished before we stop it.
+    const dir = mkdtempSync(join(tmpdir(), 'cs-native-'));
+    try {
+      const path = join(dir, 'sparse.bin');
+      const size = 64 * 2 ** 30;
+      const fd = openSync(path, 'w');
+      ftruncateSync(fd, size);
+      closeSync(fd);
+      const files = [{ path, begin: 0, end: size }];
+      const progress = new Float64Array(new SharedArrayBuffer(8));
+      const cancel = new Int32Array(new SharedArrayBuffer(4));
+      const seen: number[] = [];
+      let ticks = 0;
+      const load = requireNative('test').gpuLoad({ mode: 'host', sink: 'discard', files, plan: planChunks(files, 1 << 20), chunkBytes: 1 << 20, threads: 1, buffers: 2, direct: false, progress, cancel });
+      // If the addon blocked the main thread, this timer could only run after the load had settled.
+      const timer = setInterval(() => {
+        ticks++;
+        seen.push(progress[0]!);
+        if (progress[0]! > 0) cancel[0] = 1;
+      }, 5);
+      try {
+        await expect(load).rejects.toMatchObject({ code: 'INTERRUPTED' });
+      } finally {
+        clearInterval(timer);
+      }
+      expect(ticks).toBeGreaterThanOrEqual(1);
+      // The JS callback saw the native threads part-way: some bytes loaded, far from all of them.
+      expect(seen.some((b) => b > 0 && b < size)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('argument errors read alike', () => {
