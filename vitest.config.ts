@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -7,6 +8,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Most test time is spent waiting on child processes (Python peers, the CLI, fake servers), not on this CPU:
+    // one more worker than cores overlaps those waits (vitest's default, cores - 1, runs files one by one on 2 cores).
+    maxWorkers: Math.min(availableParallelism() + 1, 8),
     // Finds the Python peers once; fails the run without them unless COLDSTART_SKIP_PEERS=1.
     globalSetup: ['test/helpers/peers-setup.ts'],
     reporters: ['default', './test/helpers/skip-count-reporter.ts'],
