@@ -51,16 +51,20 @@ else
   # torch's CPU wheels live on their own index.
   pip_args+=(--extra-index-url https://download.pytorch.org/whl/cpu)
 fi
-# One progress line per package (pip's own output, filtered), with the elapsed time.
+# Progress: pip's own milestones (filtered), with the elapsed time, and a heartbeat through the long silent unpack.
+( while sleep 15; do say "[$((SECONDS - t0))s] still installing…"; done ) >/dev/null &
+beat=$!
+trap 'kill "$beat" 2>/dev/null || true' EXIT
 if ! "$venv/bin/python" -m pip install "${pip_args[@]}" -r "$lock" 2>&1 |
   while IFS= read -r line; do
     case "$line" in
-      Collecting* | Installing* | Successfully* | ERROR* | error*) say "[$((SECONDS - t0))s] $line" ;;
+      Collecting* | Processing* | Installing* | Successfully* | ERROR* | error*) say "[$((SECONDS - t0))s] $line" ;;
     esac
   done; then
   say "pip install failed (see the ERROR lines above); the venv stays incomplete and is rebuilt next time"
   exit 1
 fi
+kill "$beat" 2>/dev/null || true
 "$venv/bin/python" -c "import torch, safetensors, transformers, huggingface_hub, onnx, onnxruntime" >&2
 touch "$stamp"
 say "ready in $((SECONDS - t0))s"
