@@ -28,7 +28,7 @@ done < <(grep -v '^\s*#' "$req" | sed '/^\s*$/d')
 
 # A venv that already holds exactly the lock (built before the lock existed) is kept.
 if [ -x "$venv/bin/python" ] &&
-  diff -q <(grep -v '^#' "$lock" | norm | sort) <("$venv/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | norm | sort) >/dev/null; then
+  diff -q <(grep -v '^#' "$lock" | norm | sort) <("$venv/bin/python" -m pip freeze --all --disable-pip-version-check 2>/dev/null | grep -v '^pip==' | norm | sort) >/dev/null; then
   rm -f "$venv"/.coldstart-lock-*
   touch "$stamp"
   echo "$venv/bin/python"
