@@ -220,7 +220,8 @@ export function loadNative(): NativeLoad {
     try {
       path = (req('node-gyp-build') as { path(dir: string): string }).path(root);
     } catch {
-      path = undefined;
+      // No build and no fitting prebuild (or node-gyp-build itself missing from an old install): a source build, if any.
+      path = [join(root, 'build', 'Release', 'coldstart.node')].find((p) => existsSync(p));
     }
   }
   if (!path) {
