@@ -31,6 +31,8 @@ function readBinding(file = path.join(root, 'binding.gyp')) {
   return {
     name: t.target_name,
     sources: t.sources,
+    // Plain include paths (relative to binding.gyp); `<!(...)` command expansions are node-gyp's and skipped here.
+    includes: (t.include_dirs || []).filter((d) => typeof d === 'string' && !d.startsWith('<')).map((d) => path.resolve(path.dirname(file), d)),
     defines: t.defines || [],
     cflags: (t.cflags_cc || []).filter((f) => !/^-O/.test(f)),
     libraries: t.libraries || [],
@@ -57,7 +59,7 @@ function run(cmd, args, opts = {}) {
  */
 async function compile({ out, cxx = process.env.CXX || 'c++', strip = null, portable = false, jobs = os.cpus().length, log = console.error } = {}) {
   const b = readBinding();
-  const includes = [require('node-api-headers').include_dir, require('node-addon-api').include_dir];
+  const includes = [...b.includes, require('node-api-headers').include_dir, require('node-addon-api').include_dir];
   const objDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coldstart-addon-'));
   try {
     const common = [

@@ -45,7 +45,6 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
     };
 
   for (const register of [registerProfile, registerCache, registerConvert, registerWarmup, registerDoctor, registerReport]) register(program, run);
-  showUsageAfterErrors(program);
   return program;
 }
 
@@ -60,6 +59,7 @@ function showUsageAfterErrors(cmd: Command, path: string[] = []): void {
 export async function run(proc: ProcessLike, signal: AbortSignal = new AbortController().signal): Promise<number> {
   let code: number = ExitCode.OK;
   const program = buildProgram(proc, (c) => (code = c), signal);
+  showUsageAfterErrors(program);
   try {
     await program.parseAsync(proc.argv.slice(2), { from: 'user' });
   } catch (e) {
