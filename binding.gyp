@@ -1,3 +1,4 @@
+# Keep this file JSON (plus whole-line # comments): scripts/native-build.cjs reads the sources list from it too.
 {
   "targets": [
     {

@@ -1,23 +1,59 @@
 #!/usr/bin/env node
-// Builds the optional native addon at install time. coldstart works without it (doctor says why),
-// so a failed build prints what to do and lets the install succeed.
+// The package's install script. The package ships prebuilt addons (prebuilds/<platform>-<arch>/, N-API, one per
+// platform for every Node >= 20); when one fits this machine and loads, nothing is compiled. Otherwise the addon is
+// compiled from source into build/Release against the node-api-headers package (scripts/native-build.cjs: a C++
+// compiler is all it needs; no network, no nodedir). coldstart works without the addon (doctor says why), so a
+// failed build prints what to do and lets the install succeed.
+//
+//   COLDSTART_SKIP_NATIVE=1        never compile (a shipped prebuild is still used)
+//   COLDSTART_BUILD_FROM_SOURCE=1  compile even when a prebuild fits (also: npm --build-from-source)
 'use strict';
-const { spawnSync } = require('node:child_process');
 const path = require('node:path');
+const { compile, root } = require('./native-build.cjs');
 
-if (process.env.COLDSTART_SKIP_NATIVE === '1') {
-  console.warn('coldstart: COLDSTART_SKIP_NATIVE=1, native addon not built');
-  process.exit(0);
+function prebuildThatLoads() {
+  let file;
+  try {
+    file = require('node-gyp-build').path(root);
+  } catch {
+    return null;
+  }
+  if (!file.startsWith(path.join(root, 'prebuilds') + path.sep)) return null; // a build/ from an earlier source build
+  try {
+    require(file);
+    return file;
+  } catch (e) {
+    console.warn(`coldstart: the shipped prebuild ${path.relative(root, file)} does not load here (${String(e.message).split('\n')[0]}); building from source`);
+    return null;
+  }
 }
-const npmNodeGyp = process.env.npm_config_node_gyp;
-const cmd = npmNodeGyp ? process.execPath : 'node-gyp';
-const args = npmNodeGyp ? [npmNodeGyp, 'rebuild'] : ['rebuild'];
-const r = spawnSync(cmd, args, { stdio: 'inherit', cwd: path.join(__dirname, '..') });
-if (r.status !== 0) {
+
+async function main() {
+  const fromSource = process.env.COLDSTART_BUILD_FROM_SOURCE === '1' || process.env.npm_config_build_from_source === 'true';
+  if (!fromSource) {
+    const pre = prebuildThatLoads();
+    if (pre) {
+      console.error(`coldstart: using the prebuilt addon ${path.relative(root, pre)}`);
+      return;
+    }
+  }
+  if (process.env.COLDSTART_SKIP_NATIVE === '1') {
+    console.warn('coldstart: COLDSTART_SKIP_NATIVE=1 and no prebuilt addon fits this machine; native addon not built');
+    return;
+  }
+  console.error(`coldstart: building the native addon from source (${process.platform}-${process.arch})`);
+  const r = await compile({ out: path.join(root, 'build', 'Release', 'coldstart.node') });
+  if (r.ok) {
+    console.error('coldstart: built build/Release/coldstart.node');
+    return;
+  }
   console.warn(
-    'coldstart: the native addon did not build; GPU probing, GPU loads and fast conversion are unavailable.\n' +
-      '  To fix: install a C++ toolchain (g++, make, python3), then run `npm rebuild coldstart`.\n' +
+    `coldstart: the native addon did not build (${r.reason}); GPU probing, GPU loads and fast conversion are unavailable.\n` +
+      '  To fix: install a C++ compiler (Debian/Ubuntu: apt-get install g++), then run `npm rebuild coldstart`.\n' +
       '  Everything else works without it; `coldstart doctor` shows the state.',
   );
 }
-process.exit(0);
+
+main().catch((e) => {
+  console.warn(`coldstart: native addon setup failed: ${e.message}`);
+});

@@ -24,11 +24,12 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
     .option('-q, --quiet', 'print results only: no progress, hints or warnings')
     .option('--no-color', 'disable colours (NO_COLOR is honoured too)')
     .option('--debug', 'show stack traces and internal details')
-    .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .configureOutput({
       writeOut: (s) => void proc.stdout.write(s),
       writeErr: (s) => void proc.stderr.write(s),
+      // Commander's own errors ("error: missing required argument…") read like every other coldstart error.
+      outputError: (s, write) => write(s.replace(/^error: /, 'coldstart: ')),
     });
 
   const run: Runner =
@@ -50,15 +51,25 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
   return program;
 }
 
+/** After a usage error, every command prints its own usage line (prefixed, like every error line) and where to read more. */
+function showUsageAfterErrors(cmd: Command, path: string[] = []): void {
+  const name = [...path, cmd.name()].join(' ');
+  cmd.showHelpAfterError(`coldstart: usage: ${name} ${cmd.usage()}\ncoldstart: see \`${name} --help\``);
+  for (const sub of cmd.commands) showUsageAfterErrors(sub, [...path, cmd.name()]);
+}
+
 /** Runs the CLI with an injected process (tests pass a fake one); resolves to the exit code. */
 export async function run(proc: ProcessLike, signal: AbortSignal = new AbortController().signal): Promise<number> {
   let code: number = ExitCode.OK;
   const program = buildProgram(proc, (c) => (code = c), signal);
+  showUsageAfterErrors(program);
   try {
     await program.parseAsync(proc.argv.slice(2), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return ExitCode.OK;
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return ExitCode.OK;
+      // A command group run without its subcommand (`coldstart`, `coldstart report`) printed its help to stderr: usage.
+      if (e.code === 'commander.help') return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
       return ExitCode.USAGE;
     }
     const out = new Output(proc, { json: proc.argv.includes('--json'), quiet: false, color: false, debug: proc.argv.includes('--debug') });
@@ -68,16 +79,35 @@ export async function run(proc: ProcessLike, signal: AbortSignal = new AbortCont
   return code;
 }
 
+/** Exit status of a process ended by a signal, as a shell reports it: 128 + the signal number. */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGPIPE: 141 } as const;
+
 /** Entry point used by bin/coldstart.js with the real process. */
 export async function main(proc: NodeJS.Process): Promise<void> {
   const ac = new AbortController();
-  const onSignal = (sig: string) => () => {
+  const onSignal = (sig: 'SIGINT' | 'SIGTERM') => () => {
     ac.abort(new ColdstartError('INTERRUPTED', `interrupted by ${sig}`));
-    cleanupTemps();
-    proc.stderr.write(`coldstart: interrupted (${sig}); partial output removed\n`);
-    proc.exit(ExitCode.ENV);
+    const removed = cleanupTemps();
+    writeQuietly(proc.stderr, `coldstart: interrupted (${sig})${removed ? `; partial output removed (${removed} temporary file${removed === 1 ? '' : 's'})` : ''}\n`);
+    proc.exit(SIGNAL_EXIT[sig]);
   };
   proc.once('SIGINT', onSignal('SIGINT'));
   proc.once('SIGTERM', onSignal('SIGTERM'));
+  // The reader went away (`coldstart … | head -1`): stop quietly, as a Unix tool killed by SIGPIPE does.
+  const onStreamError = (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    cleanupTemps();
+    proc.exit(SIGNAL_EXIT.SIGPIPE);
+  };
+  proc.stdout.on('error', onStreamError);
+  proc.stderr.on('error', onStreamError);
   proc.exitCode = await run(proc as unknown as ProcessLike, ac.signal);
+}
+
+function writeQuietly(stream: NodeJS.WriteStream, s: string): void {
+  try {
+    stream.write(s);
+  } catch {
+    // stderr already closed: nothing more to say.
+  }
 }

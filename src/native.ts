@@ -321,27 +321,36 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
 let cached: NativeLoad | undefined;
 
-/** Loads build/Release/coldstart.node once. Never throws. `COLDSTART_NATIVE_PATH` overrides the location. */
+/**
+ * Loads the addon once. Never throws. `COLDSTART_NATIVE_PATH` overrides the location; otherwise node-gyp-build picks
+ * build/Release (a source build) or the shipped prebuild for this platform (prebuilds/<platform>-<arch>/).
+ */
 export function loadNative(): NativeLoad {
   if (cached) return cached;
-  const candidates = [process.env.COLDSTART_NATIVE_PATH, join(root, 'build', 'Release', 'coldstart.node'), join(root, 'build', 'Debug', 'coldstart.node')].filter(
-    (p): p is string => !!p,
-  );
-  const path = candidates.find((p) => existsSync(p));
+  const req = createRequire(import.meta.url);
+  let path = process.env.COLDSTART_NATIVE_PATH;
+  if (path && !existsSync(path)) path = undefined;
+  if (!path) {
+    try {
+      path = (req('node-gyp-build') as { path(dir: string): string }).path(root);
+    } catch {
+      // No build and no fitting prebuild (or node-gyp-build itself missing from an old install): a source build, if any.
+      path = [join(root, 'build', 'Release', 'coldstart.node')].find((p) => existsSync(p));
+    }
+  }
   if (!path) {
     cached = {
       ok: false,
-      reason: 'the native addon is not built (build/Release/coldstart.node is missing)',
+      reason: `the native addon is not built and no prebuilt one fits ${process.platform}-${process.arch} (build/Release/coldstart.node and prebuilds/ are missing)`,
       fixes: [
         'run `npm rebuild coldstart` (or `npm run build:native` in a checkout)',
-        'make sure a C++ toolchain is installed: g++, make and python3 (Debian/Ubuntu: apt-get install build-essential python3)',
+        'make sure a C++ compiler is installed (Debian/Ubuntu: apt-get install g++)',
         'if COLDSTART_SKIP_NATIVE=1 was set at install time, unset it and reinstall',
       ],
     };
     return cached;
   }
   try {
-    const req = createRequire(import.meta.url);
     const addon = req(path) as NativeAddon;
     cached = { ok: true, addon, path };
   } catch (e) {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
+import { runCli, firstErrorLine } from './helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
 import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/hub/download.js';
 import { ColdstartError } from '../src/core/errors.js';
@@ -152,7 +152,7 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
   it('no network: exit 3 with one clear line', async () => {
     const r = await runCli(['cache', 'org/tiny', '--retries', '0'], { env: env({ HF_ENDPOINT: 'http://127.0.0.1:9' }) });
     expect(r.code).toBe(3);
-    expect(r.stderr.split('\n')[0]).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\)/);
+    expect(firstErrorLine(r.stderr)).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\)/);
   });
 
   it('refuses a repo whose listing names a path outside the snapshot', async () => {
@@ -228,7 +228,7 @@ describe('resume, retries, corruption, locking', () => {
     hub.faults.drop = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 400_000, times: 1 };
     let r = await runCli(['cache', 'org/tiny', '--retries', '0', '--concurrency', '1'], { env: env() });
     expect(r.code).toBe(3);
-    expect(r.stderr.split('\n')[0]).toMatch(/gave up after 1 attempt/);
+    expect(firstErrorLine(r.stderr)).toMatch(/gave up after 1 attempt/);
     const partial = join(storage(), 'blobs', `${sha256(shard1)}.incomplete`);
     expect(statSync(partial).size).toBe(400_000);
     expect(existsSync(join(storage(), 'blobs', sha256(shard1)))).toBe(false);
@@ -348,7 +348,7 @@ describe('resume, retries, corruption, locking', () => {
       const r = await runCli(['--json', 'cache', 'org/tiny', '--include', file], { env: env() });
       expect(r.code).toBe(3);
       expect(JSON.parse(r.stdout).error.code).toBe('DISK_FULL');
-      expect(r.stderr.split('\n')[0]).toMatch(/no space left on device/);
+      expect(firstErrorLine(r.stderr)).toMatch(/no space left on device/);
       expect(existsSync(join(storage(), 'blobs', sha256(content)))).toBe(false);
       expect(existsSync(join(storage(), 'snapshots', commit, file))).toBe(false);
     }
@@ -358,7 +358,7 @@ describe('resume, retries, corruption, locking', () => {
     hub.addRepo('org/huge', [servedFile('config.json', config), diskFile('model.safetensors', '/nonexistent', 2 ** 52, 'a'.repeat(64))]);
     const r = await runCli(['cache', 'org/huge'], { env: env() });
     expect(r.code).toBe(3);
-    expect(r.stderr.split('\n')[0]).toMatch(/4\.00 PiB still to download but only .* free; nothing was downloaded/);
+    expect(firstErrorLine(r.stderr)).toMatch(/4\.00 PiB still to download but only .* free; nothing was downloaded/);
     expect(fileGets()).toEqual([]);
   });
 

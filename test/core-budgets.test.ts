@@ -31,6 +31,7 @@ describe('parseDuration', () => {
   it('names the flag and gives an example in the error', () => {
     try {
       parseDuration('20', '--budget total');
+      expect.unreachable();
     } catch (e) {
       expect((e as ColdstartError).message).toBe('--budget total: "20" is not a duration');
       expect((e as ColdstartError).hint).toContain('20s');

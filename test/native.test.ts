@@ -8,6 +8,9 @@ import { callNative, loadNative, nativeCodeOf, nativeError, NATIVE_ERROR_CODES, 
 import { ColdstartError, ERROR_CODES } from '../src/core/errors.js';
 
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+// (separate from the imports above so that merges with other branches touching them stay clean)
+import { closeSync, ftruncateSync, openSync, rmSync as removeTree } from 'node:fs';
+import { planChunks } from '../src/engines/gpuload.js';
 const hasDriver = (() => {
   try {
     return execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).includes('libcuda.so.1');
@@ -38,10 +41,39 @@ describe('native addon', () => {
     }
   });
 
-  it('cudaProbe runs off the main thread (returns a promise at once)', () => {
-    const p = requireNative('test').cudaProbe({ context: false });
-    expect(p).toBeInstanceOf(Promise);
-    return p;
+  it('a long native op runs off the main thread: timers keep ticking, and a timer can cancel it', async () => {
+    // A 64 GiB sparse file read through the host loader: seconds of work, never finished before we stop it.
+    const dir = mkdtempSync(join(tmpdir(), 'cs-native-'));
+    try {
+      const path = join(dir, 'sparse.bin');
+      const size = 64 * 2 ** 30;
+      const fd = openSync(path, 'w');
+      ftruncateSync(fd, size);
+      closeSync(fd);
+      const files = [{ path, begin: 0, end: size }];
+      const cancel = new Int32Array(new SharedArrayBuffer(4));
+      let ticks = 0;
+      let settled = false;
+      const load = requireNative('test').gpuLoad({ mode: 'host', sink: 'discard', files, plan: planChunks(files, 1 << 20), chunkBytes: 1 << 20, threads: 1, buffers: 2, direct: false, cancel });
+      void load.then(
+        () => (settled = true),
+        () => (settled = true),
+      );
+      // If the addon blocked the main thread, this timer could only run after the load had finished (resolved), and
+      // the cancel it sets would come too late to make the load reject.
+      const timer = setInterval(() => {
+        if (!settled) ticks++;
+        if (ticks === 3) Atomics.store(cancel, 0, 1);
+      }, 5);
+      try {
+        await expect(load).rejects.toMatchObject({ code: 'INTERRUPTED' });
+      } finally {
+        clearInterval(timer);
+      }
+      expect(ticks).toBeGreaterThanOrEqual(3);
+    } finally {
+      removeTree(dir, { recursive: true, force: true });
+    }
   });
 
   it('argument errors read alike', () => {

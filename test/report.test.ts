@@ -50,7 +50,7 @@ describe('coldstart report merge', () => {
     expect(container.metrics.skippedRuns).toBe(3);
     const totals = samples.map((s) => s.total).sort((a, b) => a - b);
     expect(doc.total.seconds).toBe(quantile(totals, 0.9));
-    if (py) expect(validateWithSchema(doc)).toEqual([]);
+    expect(validateWithSchema(doc)).toEqual([]);
   });
 
   it('prints the fleet table and gates budgets on p90 (exit 1), with JUnit', async () => {

@@ -27,9 +27,11 @@ export function untrackTemp(path: string): void {
   pending.delete(path);
 }
 /** Removes every tracked temporary path now (used by signal handlers before exiting). */
-export function cleanupTemps(): void {
+export function cleanupTemps(): number {
+  const n = pending.size;
   for (const p of pending) rmSync(p, { force: true, recursive: true });
   pending.clear();
+  return n;
 }
 
 /** Writes `data` to `target` atomically: temp file in the same dir, fsync, rename. */

@@ -21,3 +21,11 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
   const code = await run(proc);
   return { code, stdout, stderr };
 }
+
+/**
+ * The first error line of a run's stderr (lines that start with `coldstart:`), skipping the progress lines a slow
+ * run prints before it (a download that takes over a second reports its progress on a non-TTY stderr too).
+ */
+export function firstErrorLine(stderr: string): string {
+  return stderr.split('\n').find((l) => l.startsWith('coldstart:')) ?? '';
+}

@@ -1,25 +1,17 @@
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { inject } from 'vitest';
+import { findPeerPython } from './find-python.js';
 import { spawnSync } from 'node:child_process';
 
+export { findPeerPython };
+
 /**
- * The Python with the interop peers (torch, safetensors, transformers, huggingface_hub, onnx, onnxruntime):
- * $COLDSTART_PYTHON, else the venv scripts/pyenv.sh makes. CI sets COLDSTART_REQUIRE_PEERS=1, and then a
- * missing peer fails the suite instead of skipping the interop tests.
+ * The peers' Python for this run, as found once by the globalSetup. null only under COLDSTART_SKIP_PEERS=1 (the
+ * tests that need it then skip, and are counted at the end of the run).
  */
 export function peerPython(): string | null {
-  const candidates = [process.env.COLDSTART_PYTHON, join(process.env.COLDSTART_VENV ?? join(homedir(), '.cache', 'coldstart-venv'), 'bin', 'python')].filter(
-    (p): p is string => !!p,
-  );
-  for (const p of candidates) {
-    if (existsSync(p)) {
-      const r = spawnSync(p, ['-c', 'import torch, safetensors, transformers, huggingface_hub, onnx, onnxruntime'], { encoding: 'utf8' });
-      if (r.status === 0) return p;
-    }
-  }
-  if (process.env.COLDSTART_REQUIRE_PEERS === '1') throw new Error('COLDSTART_REQUIRE_PEERS=1 but no Python with the peers was found; run scripts/pyenv.sh');
-  return null;
+  const py = inject('peerPython');
+  if (py === undefined) return findPeerPython(); // a file run without the config's globalSetup
+  return py;
 }
 
 /** Runs a Python snippet with the peers; throws with its stderr on failure. */

@@ -1,9 +1,13 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peerPython, runPython } from '../helpers/python.js';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormatsPlugin from 'ajv-formats';
+
+// ajv-formats is CommonJS: its default export arrives wrapped under ESM.
+const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as typeof addFormatsPlugin;
 
 export const FAKE_VLLM = fileURLToPath(new URL('../fixtures-servers/fake-vllm.mjs', import.meta.url));
 export const SCHEMA = fileURLToPath(new URL('../../docs/schema/profile.schema.json', import.meta.url));
@@ -24,28 +28,17 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Validates a JSON document against docs/schema/profile.schema.json with python's jsonschema (Draft 2020-12). */
-export function validateWithSchema(doc: unknown, py = peerPython()): string[] {
-  if (!py) throw new Error('no peer python');
-  const dir = mkdtempSync(join(tmpdir(), 'cs-schema-'));
-  try {
-    const f = join(dir, 'doc.json');
-    writeFileSync(f, JSON.stringify(doc));
-    const out = runPython(
-      py,
-      `import json, sys
-from jsonschema import Draft202012Validator, FormatChecker
-schema = json.load(open(sys.argv[1]))
-Draft202012Validator.check_schema(schema)
-doc = json.load(open(sys.argv[2]))
-errs = sorted(Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(doc), key=lambda e: list(e.path))
-print(json.dumps([f"{'/'.join(map(str, e.path))}: {e.message}" for e in errs]))`,
-      [SCHEMA, f],
-    );
-    return JSON.parse(out) as string[];
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+/**
+ * Validates a JSON document against docs/schema/profile.schema.json with Ajv (Draft 2020-12, formats checked by
+ * ajv-formats): a validator nobody here wrote, with no Python needed, so the schema checks always run.
+ */
+const ajv = new Ajv2020({ allErrors: true, strict: false });
+addFormats(ajv);
+let validateProfile: ValidateFunction | undefined;
+export function validateWithSchema(doc: unknown): string[] {
+  validateProfile ??= ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')) as object);
+  if (validateProfile(doc)) return [];
+  return (validateProfile.errors ?? []).map((e) => `${e.instancePath}: ${e.message ?? e.keyword}`).sort();
 }
 
 /**

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The package as users get it: `npm pack` (prepack builds dist/ and the prebuilt addons), install the tarball into an
+# empty prefix with a fresh HOME (no ~/.npmrc, so no nodedir; an empty npm cache) and with the addon's source build
+# disabled (COLDSTART_SKIP_NATIVE=1, and no C++ compiler: CXX=false), then run the installed `coldstart`:
+# --help, doctor (the loaded addon must be the shipped prebuild, byte for byte), profile (demo) and a convert.
+# Exits non-zero on the first failure. Needs the npm registry (the tarball's dependencies) and nothing else.
+#
+#   scripts/test-pack.sh            KEEP=1 keeps the temp dir for a look
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/coldstart-pack.XXXXXX")"
+[ "${KEEP:-}" = 1 ] || trap 'rm -rf "$tmp"' EXIT
+fail() { echo "test-pack: FAIL: $*" >&2; exit 1; }
+step() { echo "== test-pack: $*" >&2; }
+
+case "$(uname -m)" in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) fail "unsupported machine $(uname -m)" ;; esac
+# The host arch always; arm64 too when the cross compiler is here (prebuild.cjs fails rather than skip one named).
+if [ -z "${COLDSTART_PREBUILD_ARCHES:-}" ]; then
+  COLDSTART_PREBUILD_ARCHES="$arch"
+  [ "$arch" = x64 ] && command -v aarch64-linux-gnu-g++ >/dev/null && COLDSTART_PREBUILD_ARCHES="x64 arm64"
+fi
+export COLDSTART_PREBUILD_ARCHES
+
+step "npm pack (prepack: tsc + prebuilds for $COLDSTART_PREBUILD_ARCHES)"
+(cd "$repo" && npm pack --silent --pack-destination "$tmp" >"$tmp/pack.out")
+tgz="$tmp/$(tail -n 1 "$tmp/pack.out")"
+[ -f "$tgz" ] || fail "npm pack did not write a tarball ($(cat "$tmp/pack.out"))"
+listing="$(tar -tzf "$tgz")"
+for f in package/bin/coldstart.js package/dist/cli.js package/dist/index.js package/dist/index.d.ts \
+  package/scripts/build-addon.cjs package/scripts/native-build.cjs package/binding.gyp \
+  "package/prebuilds/linux-$arch/coldstart.napi.glibc.node"; do
+  grep -qx "$f" <<<"$listing" || fail "the tarball lacks $f"
+done
+if grep -q '^package/build/' <<<"$listing"; then fail "the tarball ships build/ (a local source build)"; fi
+echo "tarball: $(basename "$tgz") $(stat -c %s "$tgz") bytes, $(wc -l <<<"$listing") files" >&2
+
+step "npm i -g into an empty prefix, fresh HOME, no compiler, source build disabled"
+mkdir -p "$tmp/home" "$tmp/prefix"
+(
+  cd "$tmp"
+  env -u npm_config_nodedir -u NPM_CONFIG_NODEDIR -u COLDSTART_PYTHON \
+    HOME="$tmp/home" npm_config_cache="$tmp/home/.npm" npm_config_update_notifier=false \
+    COLDSTART_SKIP_NATIVE=1 CXX=false CC=false ONNXRUNTIME_NODE_INSTALL=skip \
+    npm i -g --no-audit --no-fund --prefix "$tmp/prefix" "$tgz"
+) >"$tmp/install.log" 2>&1 || { cat "$tmp/install.log" >&2; fail "npm i -g failed"; }
+if grep -q "Unknown .*config" "$tmp/install.log"; then cat "$tmp/install.log" >&2; fail "npm warned about an unknown config"; fi
+pkg="$tmp/prefix/lib/node_modules/coldstart"
+bin="$tmp/prefix/bin/coldstart"
+[ -x "$bin" ] || fail "no $bin after install"
+[ -e "$pkg/build" ] && fail "the install compiled the addon although a prebuild fits ($pkg/build exists)"
+
+run() { env -u COLDSTART_NATIVE_PATH -u COLDSTART_PYTHON HOME="$tmp/home" "$bin" "$@"; }
+
+step "coldstart --help"
+run --help | grep -q '^Usage: coldstart' || fail "--help"
+
+step "coldstart doctor --json: the loaded addon is the shipped prebuild"
+run doctor --json >"$tmp/doctor.json" || [ $? -eq 3 ] || fail "doctor exited $?"
+loaded="$(node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!d.addon||!d.addon.loaded){console.error(JSON.stringify(d.addon));process.exit(1)} console.log(d.addon.path)' "$tmp/doctor.json")" ||
+  fail "doctor: the addon did not load from the installed package"
+want="$pkg/prebuilds/linux-$arch/coldstart.napi.glibc.node"
+[ "$(realpath "$loaded")" = "$(realpath "$want")" ] || fail "doctor loaded $loaded, not the shipped $want"
+[ "$(sha256sum <"$loaded")" = "$(sha256sum <"$repo/prebuilds/linux-$arch/coldstart.napi.glibc.node")" ] ||
+  fail "the installed prebuild differs from the one this checkout built"
+echo "addon: $loaded" >&2
+
+step "coldstart profile (the built-in demo)"
+run profile --json >"$tmp/profile.json" || fail "profile (demo) exited $?"
+node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(!d.schema) process.exit(1)' "$tmp/profile.json" ||
+  fail "profile --json did not print one JSON document with a schema"
+
+step "coldstart convert (native copy path) with --verify"
+run convert "$repo/fixtures/torch/good/views.pt" -o "$tmp/views.safetensors" --dtype bf16 --verify >"$tmp/convert.out" 2>&1 ||
+  { cat "$tmp/convert.out" >&2; fail "convert exited non-zero"; }
+[ -s "$tmp/views.safetensors" ] || fail "convert wrote no output"
+
+step "the library entry (main/types)"
+(cd "$tmp/prefix/lib" && node --input-type=module -e "
+  const c = await import('coldstart');
+  for (const f of ['runGpuLoad','convertCheckpoint','downloadRepo','readHeader']) if (typeof c[f] !== 'function') { console.error('missing export', f); process.exit(1); }
+  const h = c.readHeader(process.argv[1]);
+  if (!Object.keys(h.tensors ?? h).length) process.exit(1);
+" "$tmp/views.safetensors") || fail "import('coldstart') or readHeader failed"
+
+echo "test-pack: OK (installed from $(basename "$tgz"); addon = shipped prebuild linux-$arch)" >&2

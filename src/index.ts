@@ -1,0 +1,19 @@
+/**
+ * coldstart as a typed library (the package's `main`/`types`): the engines the CLI's commands are built on.
+ * Expected failures are thrown as a `ColdstartError` whose `code` maps to the CLI's exit codes (`ExitCode`).
+ *
+ *   import { readHeader, convertCheckpoint } from 'coldstart';
+ */
+export { runGpuLoad } from './engines/gpuload.js';
+export type { CacheMode, GpuLoadOptions, GpuLoadResult } from './engines/gpuload.js';
+export { convertCheckpoint } from './formats/convert.js';
+export type { ConvertOptions, ConvertResult, ConvertedFile, TargetDtype } from './formats/convert.js';
+export { downloadRepo } from './hub/download.js';
+export type { DownloadOptions, DownloadResult, DownloadEvent } from './hub/download.js';
+export { readHeader } from './formats/safetensors.js';
+export type { SafetensorsHeader, TensorEntry } from './formats/safetensors.js';
+export { ColdstartError, ExitCode } from './core/errors.js';
+export type { ErrorCode, ExitCodeValue } from './core/errors.js';
+export { loadNative } from './native.js';
+export type { NativeLoad } from './native.js';
+export { version } from './core/version.js';
