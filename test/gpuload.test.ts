@@ -435,3 +435,18 @@ describe('copy path option (issue 15)', () => {
     }
   });
 });
+
+describe('limits the load itself beats', () => {
+  it('become the load rate, keep the probe and say so, so efficiency cannot exceed 1', async () => {
+    const { raiseBeatenLimits } = await import('../src/engines/gpuload.js');
+    const limits = { readBytesPerSecond: 1.8e9, h2dBytesPerSecond: 55e9 };
+    const notes: string[] = [];
+    raiseBeatenLimits(limits, 2.1e9, notes);
+    expect(limits).toEqual({ readBytesPerSecond: 2.1e9, h2dBytesPerSecond: 55e9, probedBytesPerSecond: { read: 1.8e9 } });
+    expect(notes).toEqual(["the read probe measured 1.80 GB/s but the load itself moved 2.10 GB/s: the limit is the load's own rate"]);
+    const untouched = { readBytesPerSecond: 42e9, h2dBytesPerSecond: 55e9 };
+    raiseBeatenLimits(untouched, 36e9, notes);
+    expect(untouched).toEqual({ readBytesPerSecond: 42e9, h2dBytesPerSecond: 55e9 });
+    expect(notes).toHaveLength(1);
+  });
+});
