@@ -18,6 +18,7 @@ interface ConvertFlags extends ReportFlags {
   verify?: boolean;
   force?: boolean;
   fsync?: boolean;
+  allowAmplification?: boolean;
 }
 
 const DTYPES: Record<string, TargetDtype> = { f16: 'F16', fp16: 'F16', float16: 'F16', bf16: 'BF16', bfloat16: 'BF16', f32: 'F32', fp32: 'F32', float32: 'F32' };
@@ -84,7 +85,8 @@ export function registerConvert(program: Command, run: Runner): void {
     .option('--key <key>', 'which entry of a wrapping checkpoint holds the weights')
     .option('--verify', 're-read the output and compare every tensor with the source')
     .option('--force', 'overwrite an existing output')
-    .option('--no-fsync', 'do not fsync outputs before renaming them into place (faster, less durable)');
+    .option('--no-fsync', 'do not fsync outputs before renaming them into place (faster, less durable)')
+    .option('--allow-amplification', 'write tensors even when stride-0/overlapping views expand them past 2x the stored bytes');
   addReportOptions(cmd).action(
     run(async (ctx, input: string, flags: ConvertFlags) => {
       const dtype = flags.dtype === undefined ? undefined : DTYPES[flags.dtype.toLowerCase()];
@@ -104,6 +106,7 @@ export function registerConvert(program: Command, run: Runner): void {
           verify: !!flags.verify,
           force: !!flags.force,
           fsync: flags.fsync !== false,
+          allowAmplification: !!flags.allowAmplification,
           signal: ctx.signal,
           onProgress: (d, t) => bar.update(d, t),
           warn: (m) => warnings.push(m),

@@ -39,6 +39,11 @@ export interface ConvertOptions {
   warn?(message: string): void;
   /** fsync outputs before renaming (default true). */
   fsync?: boolean;
+  /**
+   * Write even when the tensors would expand to more than AMPLIFICATION_LIMIT × the bytes of the storages they
+   * view (stride-0 or overlapping views: a 605-byte file could otherwise write 1 GiB).
+   */
+  allowAmplification?: boolean;
   /** Tests: use this addon instead of loading the real one. */
   native?: NativeAddon;
 }
@@ -93,6 +98,32 @@ export const DEFAULT_TIED_NAMES: readonly string[] = [
   'proj_out.weight',
   'model.decoder.output_projection.weight',
 ];
+
+/**
+ * Output bytes (at the source dtypes) may be at most this multiple of the bytes of the distinct storages the
+ * tensors view, plus AMPLIFICATION_SLACK; more is refused before anything is written unless allowAmplification.
+ * Real checkpoints stay at ≤ 1× (every byte viewed once) or slightly above (overlapping-but-different views).
+ */
+export const AMPLIFICATION_LIMIT = 2;
+const AMPLIFICATION_SLACK = 1 << 20;
+
+/** Refuses a plan whose outputs expand far beyond the storages they view (stride-0 / overlapping-view bombs). */
+export function checkAmplification(tensors: readonly TensorDescriptor[], where: string, allow = false): { outBytes: number; storageBytes: number } {
+  const storages = new Map<string, number>();
+  let outBytes = 0;
+  for (const t of tensors) {
+    storages.set(`${t.storage.file}\0${t.storage.key}`, t.storage.nbytes);
+    outBytes += t.nbytes;
+  }
+  let storageBytes = 0;
+  for (const n of storages.values()) storageBytes += n;
+  if (!allow && outBytes > AMPLIFICATION_LIMIT * storageBytes + AMPLIFICATION_SLACK) {
+    throw new ColdstartError('HOSTILE_FILE', `${where}: refused: the tensors would write ${outBytes} bytes from ${storageBytes} bytes of storage (${(outBytes / Math.max(1, storageBytes)).toFixed(1)}×, limit ${AMPLIFICATION_LIMIT}×: stride-0 or overlapping views); nothing was written`, {
+      hint: 'If the expanded views are intended, pass --allow-amplification.',
+    });
+  }
+  return { outBytes, storageBytes };
+}
 
 const WEIGHT_EXT = new Set(['.bin', '.pt', '.pth', '.ckpt']);
 
@@ -319,6 +350,11 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     for (const name of seen.keys()) if (!inputs.indexMap.has(name)) warn(`tensor "${name}" is not listed in pytorch_model.bin.index.json; converted anyway`);
   }
   const { kept, dropped, overlapping } = dedupeAliases(entries, options.tiedNames);
+  checkAmplification(
+    kept.map((e) => e.t),
+    input,
+    options.allowAmplification,
+  );
   for (const g of overlapping) warn(`tensors ${g.join(', ')} overlap in one storage but are different views; each is written separately`);
   const planned: PlannedTensor[] = kept.map((e) => {
     const outDtype = outDtypeFor(e.t.dtype, options.dtype);
