@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Runner } from '../cli.js';
 import { addReportOptions, emitOptions, type Context, type ReportFlags } from './context.js';
-import { invalidArg } from '../core/errors.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
 import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport } from '../core/emit.js';
 import type { PhaseResult } from '../core/phases.js';
@@ -19,6 +19,16 @@ interface ConvertFlags extends ReportFlags {
   force?: boolean;
   fsync?: boolean;
   allowAmplification?: boolean;
+}
+
+/**
+ * convert's refusals are one line (issue #11): the hint joins the message after "; " instead of a second line
+ * (the JSON error document keeps the same text).
+ */
+function oneLine(e: unknown): unknown {
+  if (!(e instanceof ColdstartError) || !e.hint) return e;
+  const msg = `${e.message}; ${e.hint.replace(/\.$/, '')}`;
+  return new ColdstartError(e.code, msg, { cause: e, details: e.details });
 }
 
 const DTYPES: Record<string, TargetDtype> = { f16: 'F16', fp16: 'F16', float16: 'F16', bf16: 'BF16', bfloat16: 'BF16', f32: 'F32', fp32: 'F32', float32: 'F32' };
@@ -111,6 +121,8 @@ export function registerConvert(program: Command, run: Runner): void {
           onProgress: (d, t) => bar.update(d, t),
           warn: (m) => warnings.push(m),
         });
+      } catch (e) {
+        throw oneLine(e);
       } finally {
         bar.end();
       }

@@ -392,7 +392,8 @@ function persistentLoader(st: LoadState, legacy: boolean) {
 
 // ------------------------------------------------------------------------------------------------ opening
 
-const MAX_PICKLE_BYTES = 512 << 20;
+/** data.pkl / legacy pickles: real ones are ~150 bytes per tensor (8 MiB for 54 000 tensors); 64 MiB bounds memory. */
+const MAX_PICKLE_BYTES = 64 << 20;
 
 /** Reads a checkpoint's structure (no tensor data) and selects the weights; every fact is validated. */
 export function openTorchCheckpoint(path: string, options: OpenOptions = {}): TorchCheckpoint {

@@ -6,6 +6,7 @@
  */
 import { readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { ColdstartError } from '../core/errors.js';
 
 export interface ZipEntry {
@@ -238,17 +239,3 @@ export function readEntry(fd: number, e: ZipEntry, where: string, maxBytes: numb
   return data;
 }
 
-let table: Uint32Array | undefined;
-export function crc32(b: Uint8Array): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) {
-      let c = i;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[i] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
