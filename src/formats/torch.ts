@@ -304,13 +304,29 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
     arity('_rebuild_tensor', a, 4, 4);
     return rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!);
   });
+  // requires_grad: torch assigns it (`tensor.requires_grad = …`), which takes only a bool, and only floating
+  // tensors may require gradients.
+  const grad = <T extends PyValue>(t: T, rg: PyValue, fn: string): T => {
+    if (typeof rg !== 'boolean') throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: requires_grad is not a bool; torch would refuse it too`);
+    if (rg && t instanceof TensorValue && !/^(float|double|half|bfloat16|float(16|32|64)|complex.*|cfloat|cdouble|chalf|float8.*)$/.test(t.torchDtype)) {
+      throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: a ${t.torchDtype} tensor cannot require gradients; torch would refuse it too`);
+    }
+    return t;
+  };
+  // metadata, when truthy, goes to torch._C._set_tensor_metadata, which asserts a dict
+  const meta = (m: PyValue | undefined, fn: string) => {
+    const truthy = !(m === undefined || m === null || m === false || m === 0 || m === '' || (m instanceof PyDict && m.map.size === 0) || (m instanceof PyTuple && m.items.length === 0) || (Array.isArray(m) && m.length === 0));
+    if (truthy && !(m instanceof PyDict)) throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: tensor metadata is not a dict; torch would refuse it too`);
+  };
   add('torch._utils._rebuild_tensor_v2', (a) => {
     arity('_rebuild_tensor_v2', a, 6, 7);
-    return rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!);
+    meta(a[6], '_rebuild_tensor_v2');
+    return grad(rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!), a[4]!, '_rebuild_tensor_v2');
   });
   add('torch._utils._rebuild_tensor_v3', (a) => {
     arity('_rebuild_tensor_v3', a, 7, 8);
-    return rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!, dtypeName(a[6]!, w));
+    meta(a[7], '_rebuild_tensor_v3');
+    return grad(rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!, dtypeName(a[6]!, w)), a[4]!, '_rebuild_tensor_v3');
   });
   const paramOf = (a: PyValue[]) => {
     const t = a[0];
@@ -319,11 +335,11 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
   };
   add('torch._utils._rebuild_parameter', (a) => {
     arity('_rebuild_parameter', a, 3, 3);
-    return paramOf(a);
+    return grad(paramOf(a), a[1]!, '_rebuild_parameter');
   });
   add('torch._utils._rebuild_parameter_with_state', (a) => {
     arity('_rebuild_parameter_with_state', a, 4, 4);
-    return paramOf(a);
+    return grad(paramOf(a), a[1]!, '_rebuild_parameter_with_state');
   });
   // NEWOBJ Parameter: torch.nn.Parameter(data=None, requires_grad=True)
   const newParam = (a: PyValue[]) => {
@@ -415,6 +431,15 @@ export function openTorchCheckpoint(path: string, options: OpenOptions = {}): To
       throw new ColdstartError('UNSUPPORTED', `${path}: a tar-format checkpoint from torch < 0.4 is not supported`, { hint: 'Load it with an old torch in trusted Python and re-save it with torch.save.' });
     }
     if (head[0] === 0x80) return openLegacyCheckpoint(fd, size, path, options);
+    // torch reads anything that is not a zip as a legacy pickle, even one without a PROTO opcode: so do we,
+    // keeping a refusal by name (a hostile global) and calling anything else "not a checkpoint"
+    if (head.length >= 8 && !(head.subarray(0, 8).toString('latin1').startsWith('\u0093NUMPY') || head.subarray(0, 7).toString('latin1') === 'version') && !(head.length >= 9 && head.readBigUInt64LE(0) < BigInt(size) && head[8] === 0x7b)) {
+      try {
+        return openLegacyCheckpoint(fd, size, path, options);
+      } catch (e) {
+        if (e instanceof ColdstartError && (e.code === 'HOSTILE_FILE' || e.code === 'AMBIGUOUS' || e.code === 'BAD_INPUT' || e.code === 'BAD_FLAG')) throw e;
+      }
+    }
     if (head.subarray(0, 8).toString('latin1').startsWith('\u0093NUMPY') || head.subarray(0, 7).toString('latin1') === 'version') {
       throw new ColdstartError('UNSUPPORTED', `${path}: not a torch.save checkpoint (numpy or git-lfs pointer file?)`, { hint: 'If it is a git-lfs pointer, fetch the real file (git lfs pull).' });
     }

@@ -9,6 +9,8 @@ import { inflateRawSync } from 'node:zlib';
 import { crc32 } from './crc32.js';
 import { ColdstartError } from '../core/errors.js';
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 export interface ZipEntry {
   name: string;
   /** 0 stored, 8 deflate (only small metadata entries may be compressed). */
@@ -81,6 +83,8 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
   if (eocdAbs >= 20) {
     const loc = readAt(fd, eocdAbs - 20, 20, where);
     if (loc.readUInt32LE(0) === 0x07064b50) {
+      // miniz (torch's reader) refuses a locator that counts more or fewer than one disk in total
+      if (loc.readUInt32LE(16) !== 1) throw bad(where, 'multi-disk archives are not supported (ZIP64 locator)');
       const recClaimed = Number(loc.readBigUInt64LE(8));
       // The record sits just before the locator; its claimed offset may be shifted by leading bytes.
       const recAbs = eocdAbs - 20 - 56;
@@ -123,8 +127,13 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
     const end = p + 46 + nameLen + extraLen + commentLen;
     if (end > cd.length) throw bad(where, `central directory entry ${i} runs past the directory`);
     const nameBytes = cd.subarray(p + 46, p + 46 + nameLen);
-    const name = nameBytes.toString('utf8');
-    if (flags & 0x1) throw bad(where, `entry "${name}" is encrypted`);
+    let name: string;
+    try {
+      name = strictUtf8.decode(nameBytes); // torch decodes record names as strict UTF-8
+    } catch {
+      throw bad(where, `central directory entry ${i} has a name that is not valid UTF-8`);
+    }
+    if (flags & 0x2041) throw bad(where, `entry "${name}" is encrypted (or its local header is masked)`);
     // ZIP64 extra field: the 0xFFFFFFFF fields follow in order usize, csize, lho.
     const extra = cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen);
     let q = 0;
@@ -163,6 +172,7 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
     const lh = readAt(fd, e.headerOffset, 30, where);
     if (lh.readUInt32LE(0) !== 0x04034b50) throw bad(where, `local header of "${e.name}" is missing`);
     const lflags = lh.readUInt16LE(6);
+    if (lflags & 0x41) throw bad(where, `entry "${e.name}" is encrypted (local header)`);
     const lmethod = lh.readUInt16LE(8);
     let lcsize = lh.readUInt32LE(18);
     let lusize = lh.readUInt32LE(22);
