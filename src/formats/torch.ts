@@ -394,7 +394,8 @@ function resolver(st: LoadState) {
 function persistentLoader(st: LoadState, legacy: boolean) {
   return (pid: PyValue): PyValue => {
     const items = pid instanceof PyTuple ? pid.items : null;
-    if (!items || items[0] !== 'storage' || items.length < 5 || items.length > 6) {
+    // torch unpacks exactly 5 fields (zip) or 6 (legacy: + view metadata)
+    if (!items || items[0] !== 'storage' || items.length !== (legacy ? 6 : 5)) {
       throw new ColdstartError('CORRUPT_FILE', `${st.where}: unexpected persistent id (expected a torch storage reference)`);
     }
     const [, type, key, location, numel, view] = items;

@@ -133,7 +133,7 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
     } catch {
       throw bad(where, `central directory entry ${i} has a name that is not valid UTF-8`);
     }
-    if (flags & 0x2041) throw bad(where, `entry "${name}" is encrypted (or its local header is masked)`);
+    if (flags & 0x2061) throw bad(where, `entry "${name}" is encrypted, patch data or has a masked local header (flags 0x${flags.toString(16)}), which torch's reader refuses`);
     // ZIP64 extra field: the 0xFFFFFFFF fields follow in order usize, csize, lho.
     const extra = cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen);
     let q = 0;
@@ -172,7 +172,7 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
     const lh = readAt(fd, e.headerOffset, 30, where);
     if (lh.readUInt32LE(0) !== 0x04034b50) throw bad(where, `local header of "${e.name}" is missing`);
     const lflags = lh.readUInt16LE(6);
-    if (lflags & 0x41) throw bad(where, `entry "${e.name}" is encrypted (local header)`);
+    if (lflags & 0x61) throw bad(where, `entry "${e.name}" is encrypted or patch data (local header flags 0x${lflags.toString(16)})`);
     const lmethod = lh.readUInt16LE(8);
     let lcsize = lh.readUInt32LE(18);
     let lusize = lh.readUInt32LE(22);

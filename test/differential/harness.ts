@@ -55,6 +55,10 @@ export const STRICTER: Array<{ re: RegExp; why: string }> = [
   { re: /missing from the storage table/, why: 'legacy storage referenced but not in the storage table (torch returns uninitialised memory for it)' },
   { re: /storage location is not a string/, why: 'storage locations must be strings (torch.load without map_location needs one)' },
   { re: /legacy sys_info record is not a dict/, why: 'legacy sys_info must be a dict (it carries the byte order)' },
+  { re: /is referenced with two different types or sizes/, why: 'one storage referenced with two types or sizes (torch keeps the first)' },
+  { re: /pickle protocol \d+ is newer than this reader/, why: 'PROTO > 5 (torch only warns)' },
+  { re: /declares \d+ elements in the pickle but \d+ in its record/, why: 'legacy storage count disagrees between pickle and record (torch trusts the record)' },
+  { re: /storage reference without a storage class/, why: 'a storage reference must name a storage class' },
   { re: /is not a plain identifier/, why: 'storage keys must be plain identifiers (no path characters)' },
   { re: /TorchScript archive/, why: 'TorchScript archives (torch.jit.load territory)' },
 ];
@@ -141,7 +145,7 @@ export function compare(c: Verdict, t: Verdict): Comparison {
   if (c.verdict === 'refused') {
     // the widened reference is torch's full unpickler, whose find_class maps any "*Storage" name to a storage
     // type whatever its module; weights_only (and coldstart) refuse such globals
-    if (t.widened && /is not on the weights allowlist/.test(c.error ?? '')) return r('documented', 'widened reference only: torch\'s full unpickler accepts any module for *Storage names');
+    if (t.widened && /is not on the weights allowlist|storage reference without a storage class/.test(c.error ?? '')) return r('documented', 'widened reference only: torch\'s full unpickler accepts any module for *Storage names');
     const s = STRICTER.find((x) => x.re.test(c.error ?? ''));
     return s ? r('documented', s.why) : r('disagree', `coldstart refuses what torch loads: ${c.error}`);
   }
