@@ -26,10 +26,7 @@ const ORACLE_SKIP = new Set(['04_empty_dict_bomb.pt', '04_memo_dict_bomb.pt', '0
  * Disagreements the fuzzer found that are committed (differential/found/) but not yet resolved: the corpus test
  * requires exactly these, so fixing one (or a new one appearing) fails until this list is updated.
  */
-const KNOWN_OPEN: Record<string, string> = {
-  'differential/found/zip_1c59a43156c8.pt': 'a zip-structure byte edit miniz calls "invalid header or archive is corrupted"; coldstart converts (not yet explained)',
-  'differential/found/insert_7f22b7412c88.pt': 'coldstart refuses a GLOBAL it prints as collections.OrderedDict that torch resolves (not yet explained)',
-};
+const KNOWN_OPEN: Record<string, string> = {};
 const py = peerPython();
 let work: string;
 let oracle: Oracle;

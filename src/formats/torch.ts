@@ -8,7 +8,7 @@ import { closeSync } from 'node:fs';
 import { ColdstartError } from '../core/errors.js';
 import { openInput } from '../core/files.js';
 import { DTYPE_SIZES, type Dtype } from './dtypes.js';
-import { PickleTruncated, PyDict, PyGlobal, PyObject, PySet, PyTuple, unpickle, type PyValue } from './pickle.js';
+import { PickleTruncated, PyDict, PyFloat, PyGlobal, PyObject, PySet, PyTuple, unpickle, type PyValue } from './pickle.js';
 import { looksLikeZip, openZip, readAt, readEntry, type ZipArchive } from './zip.js';
 
 // ------------------------------------------------------------------------------------------------ dtypes
@@ -229,6 +229,17 @@ function rebuildTensor(where: string, storage: PyValue, offset: PyValue, size: P
   return t;
 }
 
+/** Python truthiness of a decoded value (for torch's `if metadata:`). */
+function pyTruthy(m: PyValue | undefined): boolean {
+  if (m === undefined || m === null || m === false || m === 0 || m === 0n || m === '') return false;
+  if (m instanceof PyFloat) return m.value !== 0 && !Number.isNaN(m.value) ? true : Number.isNaN(m.value);
+  if (m instanceof PyDict) return m.map.size > 0;
+  if (m instanceof PyTuple) return m.items.length > 0;
+  if (m instanceof PySet) return m.items.length > 0;
+  if (Array.isArray(m) || m instanceof Uint8Array) return m.length > 0;
+  return true;
+}
+
 function refused(what: string, todo: string) {
   return () => new RefusedTensor(what, todo);
 }
@@ -315,8 +326,7 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
   };
   // metadata, when truthy, goes to torch._C._set_tensor_metadata, which asserts a dict
   const meta = (m: PyValue | undefined, fn: string) => {
-    const truthy = !(m === undefined || m === null || m === false || m === 0 || m === '' || (m instanceof PyDict && m.map.size === 0) || (m instanceof PyTuple && m.items.length === 0) || (Array.isArray(m) && m.length === 0));
-    if (truthy && !(m instanceof PyDict)) throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: tensor metadata is not a dict; torch would refuse it too`);
+    if (pyTruthy(m) && !(m instanceof PyDict)) throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: tensor metadata is not a dict; torch would refuse it too`);
   };
   add('torch._utils._rebuild_tensor_v2', (a) => {
     arity('_rebuild_tensor_v2', a, 6, 7);
@@ -525,7 +535,14 @@ function openLegacyCheckpoint(fd: number, size: number, path: string, options: O
 }
 
 function parseLegacy(fd: number, buf: Buffer, size: number, path: string, options: OpenOptions): TorchCheckpoint {
-  const plain = { where: path, resolveGlobal: (m: string, n: string): PyGlobal => refuseGlobal(path, m, n) };
+  // torch reads these small pickles with the same weights_only allowlist as the main one (no storages here)
+  const noStorage: LoadState = {
+    where: path,
+    storageFor() {
+      throw new ColdstartError('CORRUPT_FILE', `${path}: a storage reference outside the legacy checkpoint's main pickle`);
+    },
+  };
+  const plain = { where: path, resolveGlobal: resolver(noStorage), build: builder(path) };
   const magic = unpickle(buf, plain, 0);
   const mv = magic.value;
   if (!(typeof mv === 'bigint' && mv === LEGACY_MAGIC)) throw new ColdstartError('CORRUPT_FILE', `${path}: a pickle, but not a torch.save checkpoint (magic number missing)`, { hint: 'Pass a file written by torch.save.' });

@@ -91,6 +91,8 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
       if (recAbs < 0) throw bad(where, 'ZIP64 locator without a ZIP64 end record');
       const rec = readAt(fd, recAbs, 56, where);
       if (rec.readUInt32LE(0) !== 0x06064b50) throw bad(where, 'ZIP64 end record signature missing');
+      // its size field counts the bytes after itself: at least 44, as miniz requires
+      if (rec.readBigUInt64LE(4) < 44n) throw bad(where, 'ZIP64 end record declares a size below its 44-byte minimum');
       if (recClaimed > recAbs) throw bad(where, 'ZIP64 end record offset points past its position');
       diskNo = rec.readUInt32LE(16);
       cdDisk = rec.readUInt32LE(20);
