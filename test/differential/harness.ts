@@ -51,7 +51,7 @@ export const STRICTER: Array<{ re: RegExp; why: string }> = [
   { re: /malformed pickle framing/, why: 'pickle frames enforced as CPython\'s pure-Python unpickler does (the C one ignores them)' },
   { re: /several entries hold tensors|no dict of tensors found/, why: 'the weights are not a single dict of tensors (torch returns some other object)' },
   { re: /NEWOBJ on torch\.Tensor/, why: 'NEWOBJ on torch.Tensor (the legacy constructor: torch.save never writes it)' },
-  { re: /CRC|data descriptor|local header|overlaps|names a different file|is compressed|encrypt|general-purpose flag|data\.pkl records|two entries named|ZIP64 end record|invalid zip archive|central directory|contains a backslash|path traversal|absolute path|stray bytes|unexpected bytes after/, why: 'zip / layout checks stricter than miniz (CRC, header agreement, overlaps, trailing data)' },
+  { re: /CRC|data descriptor|local header|overlaps|names a different file|is compressed|encrypt|general-purpose flag|data\.pkl records|two entries named|ZIP64 end record|invalid zip archive|central directory|contains a backslash|contains a NUL|path traversal|absolute path|stray bytes|unexpected bytes after/, why: 'zip / layout checks stricter than miniz (CRC, header agreement, overlaps, trailing data)' },
   { re: /missing from the storage table/, why: 'legacy storage referenced but not in the storage table (torch returns uninitialised memory for it)' },
   { re: /storage location is not a string/, why: 'storage locations must be strings (torch.load without map_location needs one)' },
   { re: /legacy sys_info record is not a dict/, why: 'legacy sys_info must be a dict (it carries the byte order)' },
