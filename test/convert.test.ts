@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
 import { runCli } from './helpers/cli.js';
-import { PyDict, PyGlobal, PyTuple, unpickle } from '../src/formats/pickle.js';
+import { PyDict, PyFloat, PyGlobal, PyTuple, unpickle } from '../src/formats/pickle.js';
 import { openZip } from '../src/formats/zip.js';
 import { openTorchCheckpoint } from '../src/formats/torch.js';
 import { convertCheckpoint, dedupeAliases, parseSize } from '../src/formats/convert.js';
@@ -53,14 +53,14 @@ describe('pickle interpreter', () => {
     expect(end).toBe(py.length);
     const d = value as PyDict;
     expect(d.map.get('a')).toEqual([1, -2, 300, 70000, 2n ** 70n]);
-    expect((d.map.get('b') as PyTuple).items).toEqual([1.5, 'x']);
+    expect((d.map.get('b') as PyTuple).items).toEqual([new PyFloat(1.5), 'x']);
     expect(Array.from(d.map.get('c') as Uint8Array)).toEqual([0, 1]);
   });
 
   it('reads protocol 0 text opcodes and protocol 4 frames/memoize', () => {
     // pickle.dumps([1, 'ab', 2.5, None, True], protocol=0)
     const p0 = Buffer.from("(lp0\nI1\naVab\np1\naF2.5\naNaI01\na.", 'latin1');
-    expect(unpickle(p0, opts).value).toEqual([1, 'ab', 2.5, null, true]);
+    expect(unpickle(p0, opts).value).toEqual([1, 'ab', new PyFloat(2.5), null, true]);
     // pickle.dumps({'k': [1, 2]}, protocol=4)
     const p4 = Buffer.from('80049510000000000000007d948c016b945d94284b014b0265732e', 'hex');
     const v = unpickle(p4, opts).value as PyDict;
@@ -286,7 +286,7 @@ describe('coldstart convert', () => {
     for (const input of [good('views.pt'), join(FIX, 'models', 'tiny-llama')]) {
       const r = await runCli(['convert', input, '-o', join(file, 'out')]);
       expect(r.code).toBe(2);
-      expect(r.stderr.split('\n')[0]).toBe(`coldstart: error: --output: ${file} cannot be a directory: a file is in the way`);
+      expect(r.stderr).toBe(`coldstart: error: --output: ${file} cannot be a directory: a file is in the way; Choose another --output\n`);
       expect(readdirSync(d)).toEqual(['not-a-dir']);
     }
   });
@@ -370,6 +370,8 @@ describe('hostile and unsupported checkpoints', () => {
     'billion_laughs.pt': /no dict of tensors/,
     'empty.bin': /empty \(0 bytes\)/,
     'not_a_checkpoint.bin': /not a PyTorch checkpoint/,
+    // a zip behind a stub: torch decides the format from byte 0 (not PK\x03\x04) and reads a pickle, so do we
+    'leading_bytes.pt': /not a PyTorch checkpoint/,
   };
   for (const f of Object.keys(expectations)) {
     it(`${f}: refused with exit 2 and one clear line, nothing run, nothing written`, async () => {
@@ -380,19 +382,19 @@ describe('hostile and unsupported checkpoints', () => {
       const lines = r.stderr.trim().split('\n');
       expect(lines[0]).toMatch(/^coldstart: error: /);
       expect(lines[0]).toMatch(expectations[f]!);
-      expect(lines.length).toBeLessThanOrEqual(2);
+      expect(lines).toHaveLength(1);
       expect(readdirSync(d)).toEqual([]);
       expect(pwned()).toEqual(before);
     });
   }
 
   const refused: Record<string, RegExp> = {
-    'torchscript.pt': /TorchScript.*\n.*torch\.jit\.load/,
-    'whole_module.pt': /torch\.nn\.modules\.linear\.Linear.*\n.*state_dict/,
-    'quantized.pt': /"q" is a quantized tensor.*\n.*dequantize/,
-    'sparse.pt': /sparse tensor.*\n.*to_dense/,
-    'nested_tensor.pt': /nested tensor.*\n.*unbind/,
-    'complex.pt': /complex64.*\n.*view_as_real/,
+    'torchscript.pt': /TorchScript.*; .*torch\.jit\.load/,
+    'whole_module.pt': /torch\.nn\.modules\.linear\.Linear.*; .*state_dict/,
+    'quantized.pt': /"q" is a quantized tensor.*; .*dequantize/,
+    'sparse.pt': /sparse tensor.*; .*to_dense/,
+    'nested_tensor.pt': /nested tensor.*; .*unbind/,
+    'complex.pt': /complex64.*; .*view_as_real/,
   };
   for (const f of Object.keys(refused)) {
     it(`${f}: refused with what to do instead`, async () => {

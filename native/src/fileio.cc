@@ -201,28 +201,46 @@ struct RunBaton : Baton {
     seconds = MonotonicSeconds() - t0;
   }
 
+  // Every product and sum is overflow-checked: the values come from JS (already validated as non-negative safe
+  // integers by ArgU64/ArgI64 below), but a hostile checkpoint chooses them.
   bool Check(const Op& op, uint64_t& spanBytes, uint64_t& numel) {
     size_t se = SizeOf(op.srcDt), de = SizeOf(op.dstDt);
-    if (op.src < 0 || static_cast<size_t>(op.src) >= sources.size() || se == 0 || de == 0 || op.shape.size() != op.strides.size()) {
+    if (op.src < 0 || static_cast<size_t>(op.src) >= sources.size() || se == 0 || de == 0 || op.shape.size() != op.strides.size() || op.storageOffset < 0) {
       Fail("EINVAL", "fileioRun: malformed operation");
       return false;
     }
-    if (op.srcOffset + op.srcBytes > srcSizes[op.src]) {
+    uint64_t storageEnd = 0;
+    if (__builtin_add_overflow(op.srcOffset, op.srcBytes, &storageEnd) || storageEnd > srcSizes[op.src]) {
       Fail("CORRUPT", sources[op.src] + ": storage runs past the end of the file (truncated or changed during conversion?)");
       return false;
     }
     numel = 1;
     int64_t last = op.storageOffset;
+    bool overflow = false;
     for (size_t i = 0; i < op.shape.size(); i++) {
       if (op.shape[i] < 0 || op.strides[i] < 0) { Fail("EINVAL", "fileioRun: negative size or stride"); return false; }
-      numel *= static_cast<uint64_t>(op.shape[i]);
-      if (op.shape[i] > 0) last += (op.shape[i] - 1) * op.strides[i];
+      overflow |= __builtin_mul_overflow(numel, static_cast<uint64_t>(op.shape[i]), &numel);
+      if (op.shape[i] > 0) {
+        int64_t step = 0;
+        overflow |= __builtin_mul_overflow(op.shape[i] - 1, op.strides[i], &step);
+        overflow |= __builtin_add_overflow(last, step, &last);
+      }
     }
-    if (numel > 0 && static_cast<uint64_t>(last + 1) * se > op.srcBytes) {
+    uint64_t reach = 0;
+    if (!overflow && numel > 0) {
+      overflow |= __builtin_add_overflow(static_cast<uint64_t>(last), uint64_t{1}, &reach);
+      overflow |= __builtin_mul_overflow(reach, static_cast<uint64_t>(se), &reach);
+    }
+    if (overflow || (numel > 0 && reach > op.srcBytes)) {
       Fail("CORRUPT", sources[op.src] + ": tensor view reaches past its storage");
       return false;
     }
-    spanBytes = numel * de;
+    uint64_t dstEnd = 0;
+    if (__builtin_mul_overflow(numel, static_cast<uint64_t>(de), &spanBytes) || __builtin_add_overflow(op.dst, spanBytes, &dstEnd) ||
+        (preallocate > 0 && dstEnd > preallocate)) {
+      Fail("EINVAL", "fileioRun: an operation writes past the end of its output");
+      return false;
+    }
     return true;
   }
 
@@ -491,7 +509,26 @@ struct RunBaton : Baton {
   }
 };
 
-int64_t IntOf(Napi::Value v) { return static_cast<int64_t>(v.As<Napi::Number>().DoubleValue()); }
+// Doubles from JS become integers only when they are finite, integral and within ±2^53 (and ≥ 0 for the
+// unsigned ones): NaN, Infinity, 1.5 or -1 would otherwise wrap or be undefined behaviour in the cast.
+constexpr double kMaxSafe = 9007199254740991.0;
+bool SafeInt(double d) { return std::isfinite(d) && std::floor(d) == d && d >= -kMaxSafe && d <= kMaxSafe; }
+
+int64_t IntOf(Napi::Env env, Napi::Value v, const char* what) {
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!SafeInt(d)) throw ArgError(env, "fileioRun", what, "safe integers");
+  return static_cast<int64_t>(d);
+}
+uint64_t ArgU64(Napi::Env env, const Napi::Object& o, const char* key, double dflt) {
+  double d = OptNumber(o, key, dflt);
+  if (!SafeInt(d) || d < 0) throw ArgError(env, "fileioRun", key, "a non-negative safe integer");
+  return static_cast<uint64_t>(d);
+}
+int64_t ArgI64(Napi::Env env, const Napi::Object& o, const char* key, double dflt) {
+  double d = OptNumber(o, key, dflt);
+  if (!SafeInt(d)) throw ArgError(env, "fileioRun", key, "a safe integer");
+  return static_cast<int64_t>(d);
+}
 
 std::vector<int64_t> IntArray(Napi::Env env, Napi::Value v, const char* what) {
   if (!v.IsArray()) throw ArgError(env, "fileioRun", what, "an array of numbers");
@@ -500,7 +537,7 @@ std::vector<int64_t> IntArray(Napi::Env env, Napi::Value v, const char* what) {
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Value x = a.Get(i);
     if (!x.IsNumber()) throw ArgError(env, "fileioRun", what, "an array of numbers");
-    out[i] = IntOf(x);
+    out[i] = IntOf(env, x, what);
   }
   return out;
 }
@@ -514,9 +551,9 @@ Napi::Value FileioRun(const Napi::CallbackInfo& info) {
   b->verify = job.Has("mode") && job.Get("mode").IsString() && job.Get("mode").As<Napi::String>().Utf8Value() == "verify";
   b->doFsync = OptBool(job, "fsync", false);
   b->writeback = OptBool(job, "writeback", false);
-  b->preallocate = static_cast<uint64_t>(OptNumber(job, "preallocate", 0));
+  b->preallocate = ArgU64(env, job, "preallocate", 0);
   double ch = OptNumber(job, "chunkBytes", 8 << 20);
-  if (ch >= 4096 && ch <= (256 << 20)) b->chunk = static_cast<size_t>(ch) / 8 * 8;
+  if (SafeInt(ch) && ch >= 4096 && ch <= (256 << 20)) b->chunk = static_cast<size_t>(ch) / 8 * 8;
   if (!job.Get("output").IsString()) throw ArgError(env, "fileioRun", "output", "a path");
   b->output = job.Get("output").As<Napi::String>().Utf8Value();
   if (!job.Get("sources").IsArray()) throw ArgError(env, "fileioRun", "sources", "an array of paths");
@@ -531,11 +568,14 @@ Napi::Value FileioRun(const Napi::CallbackInfo& info) {
     if (!ops.Get(i).IsObject()) throw ArgError(env, "fileioRun", "ops[i]", "an object");
     Napi::Object o = ops.Get(i).As<Napi::Object>();
     Op op;
-    op.src = static_cast<int>(OptNumber(o, "src", -1));
-    op.srcOffset = static_cast<uint64_t>(OptNumber(o, "srcOffset", 0));
-    op.srcBytes = static_cast<uint64_t>(OptNumber(o, "srcBytes", 0));
-    op.dst = static_cast<uint64_t>(OptNumber(o, "dst", 0));
-    op.storageOffset = static_cast<int64_t>(OptNumber(o, "storageOffset", 0));
+    int64_t src = ArgI64(env, o, "src", -1);
+    if (src < 0 || src > INT32_MAX) throw ArgError(env, "fileioRun", "src", "a source index");
+    op.src = static_cast<int>(src);
+    op.srcOffset = ArgU64(env, o, "srcOffset", 0);
+    op.srcBytes = ArgU64(env, o, "srcBytes", 0);
+    op.dst = ArgU64(env, o, "dst", 0);
+    op.storageOffset = ArgI64(env, o, "storageOffset", 0);
+    if (op.storageOffset < 0) throw ArgError(env, "fileioRun", "storageOffset", "a non-negative safe integer");
     op.byteswap = OptBool(o, "byteswap", false);
     op.srcDt = ParseDT(o.Get("srcDtype").IsString() ? o.Get("srcDtype").As<Napi::String>().Utf8Value() : "");
     op.dstDt = ParseDT(o.Get("dstDtype").IsString() ? o.Get("dstDtype").As<Napi::String>().Utf8Value() : "");

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
-import { invalidArg } from '../core/errors.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
 import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport } from '../core/emit.js';
 import type { PhaseResult } from '../core/phases.js';
@@ -17,6 +17,17 @@ interface ConvertFlags extends ReportFlags {
   verify?: boolean;
   force?: boolean;
   fsync?: boolean;
+  allowAmplification?: boolean;
+}
+
+/**
+ * convert's refusals are one line (issue #11): the hint joins the message after "; " instead of a second line
+ * (the JSON error document keeps the same text).
+ */
+function oneLine(e: unknown): unknown {
+  if (!(e instanceof ColdstartError) || !e.hint) return e;
+  const msg = `${e.message}; ${e.hint.replace(/\.$/, '')}`;
+  return new ColdstartError(e.code, msg, { cause: e, details: e.details });
 }
 
 const DTYPES: Record<string, TargetDtype> = { f16: 'F16', fp16: 'F16', float16: 'F16', bf16: 'BF16', bfloat16: 'BF16', f32: 'F32', fp32: 'F32', float32: 'F32' };
@@ -83,7 +94,8 @@ export function registerConvert(program: Command, run: Runner): void {
     .option('--key <key>', 'which entry of a wrapping checkpoint holds the weights')
     .option('--verify', 're-read the output and compare every tensor with the source')
     .option('--force', 'overwrite an existing output')
-    .option('--no-fsync', 'do not fsync outputs before renaming them into place (faster, less durable)');
+    .option('--no-fsync', 'do not fsync outputs before renaming them into place (faster, less durable)')
+    .option('--allow-amplification', 'write tensors even when stride-0/overlapping views expand them past 2x the stored bytes');
   addReportOptions(cmd).action(
     run(async (ctx, input: string, flags: ConvertFlags) => {
       const dtype = flags.dtype === undefined ? undefined : DTYPES[flags.dtype.toLowerCase()];
@@ -103,10 +115,13 @@ export function registerConvert(program: Command, run: Runner): void {
           verify: !!flags.verify,
           force: !!flags.force,
           fsync: flags.fsync !== false,
+          allowAmplification: !!flags.allowAmplification,
           signal: ctx.signal,
           onProgress: (d, t) => bar.update(d, t),
           warn: (m) => warnings.push(m),
         });
+      } catch (e) {
+        throw oneLine(e);
       } finally {
         bar.end();
       }

@@ -1,20 +1,32 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { ColdstartError, fromSystemError } from './errors.js';
+
+function notRegular(path: string, st: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): ColdstartError {
+  const what = st.isFIFO() ? 'a FIFO (named pipe)' : st.isSocket() ? 'a socket' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : 'not a regular file';
+  return new ColdstartError('BAD_INPUT', `${path}: is ${what}, not a regular file; refused before opening it`, { hint: 'Pass the real file (a pipe or device would block or never end).' });
+}
 
 /**
  * Opens an input file read-only (system errors mapped with their hint) and refuses a directory with
- * `${path}: ${ifDirectory}`. Returns the descriptor and size; the caller closes it (closeInput).
+ * `${path}: ${ifDirectory}`, and anything that is not a regular file (FIFO, socket, device) before opening it —
+ * open() on a FIFO blocks the whole process, signals included. O_NONBLOCK closes the stat→open race (a FIFO
+ * swapped in opens at once and is refused by fstat). Returns the descriptor and size; the caller closes it.
  */
 export function openInput(path: string, ifDirectory: string): { fd: number; size: number } {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    const pre = statSync(path);
+    if (pre.isDirectory()) throw new ColdstartError('BAD_INPUT', `${path}: ${ifDirectory}`);
+    if (!pre.isFile()) throw notRegular(path, pre);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
+    if (e instanceof ColdstartError) throw e;
     throw fromSystemError(e, path, 'read');
   }
   try {
     const st = fstatSync(fd);
     if (st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${path}: ${ifDirectory}`);
+    if (!st.isFile()) throw notRegular(path, st);
     return { fd, size: st.size };
   } catch (e) {
     closeSync(fd);

@@ -39,6 +39,11 @@ export interface ConvertOptions {
   warn?(message: string): void;
   /** fsync outputs before renaming (default true). */
   fsync?: boolean;
+  /**
+   * Write even when the tensors would expand to more than AMPLIFICATION_LIMIT × the bytes of the storages they
+   * view (stride-0 or overlapping views: a 605-byte file could otherwise write 1 GiB).
+   */
+  allowAmplification?: boolean;
   /** Tests: use this addon instead of loading the real one. */
   native?: NativeAddon;
 }
@@ -93,6 +98,32 @@ export const DEFAULT_TIED_NAMES: readonly string[] = [
   'proj_out.weight',
   'model.decoder.output_projection.weight',
 ];
+
+/**
+ * Output bytes (at the source dtypes) may be at most this multiple of the bytes of the distinct storages the
+ * tensors view, plus AMPLIFICATION_SLACK; more is refused before anything is written unless allowAmplification.
+ * Real checkpoints stay at ≤ 1× (every byte viewed once) or slightly above (overlapping-but-different views).
+ */
+export const AMPLIFICATION_LIMIT = 2;
+const AMPLIFICATION_SLACK = 1 << 20;
+
+/** Refuses a plan whose outputs expand far beyond the storages they view (stride-0 / overlapping-view bombs). */
+export function checkAmplification(tensors: readonly TensorDescriptor[], where: string, allow = false): { outBytes: number; storageBytes: number } {
+  const storages = new Map<string, number>();
+  let outBytes = 0;
+  for (const t of tensors) {
+    storages.set(`${t.storage.file}\0${t.storage.key}`, t.storage.nbytes);
+    outBytes += t.nbytes;
+  }
+  let storageBytes = 0;
+  for (const n of storages.values()) storageBytes += n;
+  if (!allow && outBytes > AMPLIFICATION_LIMIT * storageBytes + AMPLIFICATION_SLACK) {
+    throw new ColdstartError('HOSTILE_FILE', `${where}: refused: the tensors would write ${outBytes} bytes from ${storageBytes} bytes of storage (${(outBytes / Math.max(1, storageBytes)).toFixed(1)}×, limit ${AMPLIFICATION_LIMIT}×: stride-0 or overlapping views); nothing was written`, {
+      hint: 'If the expanded views are intended, pass --allow-amplification.',
+    });
+  }
+  return { outBytes, storageBytes };
+}
 
 const WEIGHT_EXT = new Set(['.bin', '.pt', '.pth', '.ckpt']);
 
@@ -174,7 +205,7 @@ function resolveInput(input: string): InputSet {
 
 // ------------------------------------------------------------------------------------------------ planning
 
-interface PlannedTensor {
+export interface PlannedTensor {
   name: string;
   source: number;
   t: TensorDescriptor;
@@ -286,42 +317,74 @@ function throwIfAborted(signal?: AbortSignal): void {
 }
 
 /** Converts a checkpoint file or model directory; see ConvertOptions. Leaves nothing behind on failure. */
-export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
-  const total = new Stopwatch();
-  const warn = options.warn ?? (() => {});
-  const input = resolve(options.input);
-  const inputs = resolveInput(input);
-  const native = options.native ?? requireNative('coldstart convert');
+// ------------------------------------------------------------------------------------------------ the plan
 
-  // ---- read: structure only
-  const readSw = new Stopwatch();
-  const cps: TorchCheckpoint[] = [];
-  for (const f of inputs.files) {
-    throwIfAborted(options.signal);
-    cps.push(openTorchCheckpoint(f, { key: options.key }));
-  }
+export interface PlanInput {
+  /** The resolved input (file or directory) and what resolveInput found in it. */
+  input: string;
+  kind: 'file' | 'directory';
+  files: string[];
+  indexMap?: Map<string, string>;
+  /** openTorchCheckpoint of each file, in order. */
+  checkpoints: TorchCheckpoint[];
+  dtype?: TargetDtype;
+  tiedNames?: readonly string[];
+  shardSize?: number;
+  output?: string;
+  /** Whether `output` names an existing directory (the one fact of the file system the plan needs). */
+  outputIsDirectory: boolean;
+  allowAmplification?: boolean;
+}
+
+export interface ConversionPlan {
+  /** Kept tensors in output order, with their output dtype and size. */
+  planned: PlannedTensor[];
+  /** removed name → kept name (aliases written once). */
+  dropped: Record<string, string>;
+  warnings: string[];
+  convertedDtype: number;
+  finalTarget: string;
+  outDir: string;
+  stem: string;
+  shards: PlannedTensor[][];
+  sharded: boolean;
+  metadata: Record<string, string>;
+}
+
+/**
+ * What a conversion will write, decided without touching the disk (pure, like the loader's chunk plan): names
+ * checked across shards and against the index, aliases deduplicated, the amplification limit applied, tensors
+ * ordered and converted, the output layout (file/dir, stem, shards) and `__metadata__`.
+ */
+export function planConversion(plan: PlanInput): ConversionPlan {
+  const warnings: string[] = [];
   const entries: Array<{ name: string; source: number; t: TensorDescriptor }> = [];
   const seen = new Map<string, number>();
-  cps.forEach((cp, i) => {
+  plan.checkpoints.forEach((cp, i) => {
     for (const t of cp.tensors) {
-      if (seen.has(t.name)) throw new ColdstartError('CORRUPT_FILE', `tensor "${t.name}" appears in both ${basename(inputs.files[seen.get(t.name)!]!)} and ${basename(inputs.files[i]!)}`);
-      if (t.name === '__metadata__') throw new ColdstartError('UNSUPPORTED', `${inputs.files[i]}: a tensor is named "__metadata__", which safetensors reserves`);
+      if (seen.has(t.name)) throw new ColdstartError('CORRUPT_FILE', `tensor "${t.name}" appears in both ${basename(plan.files[seen.get(t.name)!]!)} and ${basename(plan.files[i]!)}`);
+      if (t.name === '__metadata__') throw new ColdstartError('UNSUPPORTED', `${plan.files[i]}: a tensor is named "__metadata__", which safetensors reserves`);
       seen.set(t.name, i);
       entries.push({ name: t.name, source: i, t });
     }
   });
-  if (inputs.indexMap) {
-    for (const [name, file] of inputs.indexMap) {
+  if (plan.indexMap) {
+    for (const [name, file] of plan.indexMap) {
       const at = seen.get(name);
       if (at === undefined) throw new ColdstartError('CORRUPT_FILE', `pytorch_model.bin.index.json lists "${name}" in ${file} but no shard holds it`);
-      if (basename(inputs.files[at]!) !== file) throw new ColdstartError('CORRUPT_FILE', `pytorch_model.bin.index.json puts "${name}" in ${file} but it is in ${basename(inputs.files[at]!)}`);
+      if (basename(plan.files[at]!) !== file) throw new ColdstartError('CORRUPT_FILE', `pytorch_model.bin.index.json puts "${name}" in ${file} but it is in ${basename(plan.files[at]!)}`);
     }
-    for (const name of seen.keys()) if (!inputs.indexMap.has(name)) warn(`tensor "${name}" is not listed in pytorch_model.bin.index.json; converted anyway`);
+    for (const name of seen.keys()) if (!plan.indexMap.has(name)) warnings.push(`tensor "${name}" is not listed in pytorch_model.bin.index.json; converted anyway`);
   }
-  const { kept, dropped, overlapping } = dedupeAliases(entries, options.tiedNames);
-  for (const g of overlapping) warn(`tensors ${g.join(', ')} overlap in one storage but are different views; each is written separately`);
+  const { kept, dropped, overlapping } = dedupeAliases(entries, plan.tiedNames);
+  checkAmplification(
+    kept.map((e) => e.t),
+    plan.input,
+    plan.allowAmplification,
+  );
+  for (const g of overlapping) warnings.push(`tensors ${g.join(', ')} overlap in one storage but are different views; each is written separately`);
   const planned: PlannedTensor[] = kept.map((e) => {
-    const outDtype = outDtypeFor(e.t.dtype, options.dtype);
+    const outDtype = outDtypeFor(e.t.dtype, plan.dtype);
     return { name: e.name, source: e.source, t: e.t, outDtype, outBytes: e.t.numel * DTYPE_SIZES[outDtype] };
   });
   // Largest element size first keeps every tensor aligned (as the reference writer does); then source order
@@ -334,29 +397,27 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       (a.name < b.name ? -1 : 1),
   );
   const convertedDtype = planned.filter((p) => p.outDtype !== p.t.dtype).length;
-  const readSeconds = readSw.elapsed();
 
   // ---- output layout
   let outDir: string;
   let stem: string;
   let finalTarget: string;
-  let tmpDir: string | null = null;
-  if (inputs.kind === 'directory') {
-    finalTarget = resolve(options.output ?? `${input.replace(/\/+$/, '')}-safetensors`);
-    if (finalTarget === input) throw new ColdstartError('BAD_FLAG', `--output: must differ from the input directory ${input}`, { hint: 'The input is never modified; choose a new directory.' });
+  if (plan.kind === 'directory') {
+    finalTarget = resolve(plan.output ?? `${plan.input.replace(/\/+$/, '')}-safetensors`);
+    if (finalTarget === plan.input) throw new ColdstartError('BAD_FLAG', `--output: must differ from the input directory ${plan.input}`, { hint: 'The input is never modified; choose a new directory.' });
     outDir = finalTarget;
     stem = 'model';
   } else {
-    let out = options.output ? resolve(options.output) : '';
-    const srcBase = basename(input);
+    let out = plan.output ? resolve(plan.output) : '';
+    const srcBase = basename(plan.input);
     const defaultName = /^pytorch_model\.bin$/.test(srcBase) ? 'model.safetensors' : `${srcBase.replace(/\.(bin|pt|pth|ckpt)$/i, '')}.safetensors`;
-    if (!out) out = join(dirname(input), defaultName);
-    else if (options.output!.endsWith('/') || (existsSync(out) && statSync(out).isDirectory())) out = join(out, defaultName);
+    if (!out) out = join(dirname(plan.input), defaultName);
+    else if (plan.output!.endsWith('/') || plan.outputIsDirectory) out = join(out, defaultName);
     finalTarget = out;
     outDir = dirname(out);
     stem = basename(out).replace(/\.safetensors$/, '');
   }
-  const shardSize = options.shardSize ?? (inputs.kind === 'directory' ? 5_000_000_000 : undefined);
+  const shardSize = plan.shardSize ?? (plan.kind === 'directory' ? 5_000_000_000 : undefined);
   const shards: PlannedTensor[][] = [];
   if (shardSize === undefined) shards.push(planned);
   else {
@@ -376,6 +437,42 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const sharded = shards.length > 1;
   const metadata: Record<string, string> = { format: 'pt' };
   for (const [k, v] of Object.entries(dropped)) metadata[k] = v;
+
+  return { planned, dropped, warnings, convertedDtype, finalTarget, outDir, stem, shards, sharded, metadata };
+}
+
+export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
+  const total = new Stopwatch();
+  const warn = options.warn ?? (() => {});
+  const input = resolve(options.input);
+  const inputs = resolveInput(input);
+  const native = options.native ?? requireNative('coldstart convert');
+
+  // ---- read: structure only
+  const readSw = new Stopwatch();
+  const cps: TorchCheckpoint[] = [];
+  for (const f of inputs.files) {
+    throwIfAborted(options.signal);
+    cps.push(openTorchCheckpoint(f, { key: options.key }));
+  }
+  const readSeconds = readSw.elapsed();
+  const outArg = options.output ? resolve(options.output) : '';
+  const plan = planConversion({
+    input,
+    kind: inputs.kind,
+    files: inputs.files,
+    indexMap: inputs.indexMap,
+    checkpoints: cps,
+    dtype: options.dtype,
+    tiedNames: options.tiedNames,
+    shardSize: options.shardSize,
+    output: options.output,
+    outputIsDirectory: !!outArg && existsSync(outArg) && statSync(outArg).isDirectory(),
+    allowAmplification: options.allowAmplification,
+  });
+  for (const w of plan.warnings) warn(w);
+  const { planned, dropped, convertedDtype, finalTarget, outDir, stem, shards, sharded, metadata } = plan;
+  let tmpDir: string | null = null;
 
   // Existing outputs are refused unless --force.
   const finalNames = sharded ? [...shards.map((_, i) => shardName(stem, i, shards.length)), `${stem}.safetensors.index.json`] : [basename(finalTarget)];

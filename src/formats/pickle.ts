@@ -29,6 +29,8 @@ export class PyGlobal {
     readonly name: string,
     /** Symbolic evaluation of a call; absent for values that are not callable (dtypes, storage classes). */
     readonly call?: (args: PyValue[], ctx: CallContext) => PyValue,
+    /** NEWOBJ (`cls.__new__(cls, *args)`): absent = NEWOBJ refused, as torch's weights_only loader does for non-classes. */
+    readonly construct?: (args: PyValue[], ctx: CallContext) => PyValue,
   ) {}
   get qualname(): string {
     return `${this.module}.${this.name}`;
@@ -42,8 +44,12 @@ export class PyObject {
     public state?: PyValue,
   ) {}
 }
+/** A Python float: kept apart from ints so that `0.0` is never taken for the integer 0 (torch refuses floats as sizes/offsets). */
+export class PyFloat {
+  constructor(readonly value: number) {}
+}
 /** The value of a persistent id after `persistentLoad` (torch storages). */
-export type PyValue = null | boolean | number | bigint | string | Uint8Array | PyValue[] | PyTuple | PyDict | PySet | PyGlobal | PyObject | { readonly symbolic: string };
+export type PyValue = null | boolean | number | bigint | PyFloat | string | Uint8Array | PyValue[] | PyTuple | PyDict | PySet | PyGlobal | PyObject | { readonly symbolic: string };
 
 export interface CallContext {
   /** Where the pickle came from, for messages. */
@@ -61,9 +67,23 @@ export interface UnpickleOptions {
   maxMemo?: number;
   maxDepth?: number;
   maxStringBytes?: number;
+  /** Estimated bytes of objects and references the pickle makes us create (cumulative, never freed). */
+  maxObjectBytes?: number;
+  /** Called on BUILD for a value that is not a container the reader knows (e.g. a tensor); absent = refused. */
+  build?(obj: PyValue, state: PyValue): void;
 }
 
-export const PICKLE_LIMITS = { maxOps: 50_000_000, maxMemo: 10_000_000, maxDepth: 1000, maxStringBytes: 64 << 20 };
+/**
+ * Limits. `maxObjectBytes` is what keeps memory bounded: every object the pickle creates and every reference it
+ * stores is charged an estimate of its V8 size (a dict ~200 B, a tuple ~80 B + 8 per item…), cumulatively, so
+ * 25 M EMPTY_DICTs or 10 M memoised dicts stop after ~1 M objects instead of growing the heap to gigabytes.
+ * A real checkpoint costs ~1.2 KiB per tensor (measured: 20 000 tensors charge 23.5 MiB), so 64 MiB allows
+ * ~54 000 tensors in one pickle file (sharded checkpoints hold a few thousand per file).
+ */
+export const PICKLE_LIMITS = { maxOps: 50_000_000, maxMemo: 10_000_000, maxDepth: 1000, maxStringBytes: 64 << 20, maxObjectBytes: 64 << 20 };
+
+/** Estimated V8 costs charged against maxObjectBytes. */
+const COST = { ref: 8, dict: 200, list: 80, tuple: 64, set: 120, object: 96, string: 40, bytes: 96 };
 
 /** Thrown when the pickle runs past the end of the buffer (callers may retry with a larger window). */
 export class PickleTruncated extends ColdstartError {
@@ -73,6 +93,45 @@ export class PickleTruncated extends ColdstartError {
 }
 
 const MARK = Symbol('mark');
+/** Largest frame a reader would buffer (CPython reads a whole frame at once). */
+const MAX_FRAME = 1 << 30;
+
+function hostileFrame(where: string, what: string): ColdstartError {
+  return new ColdstartError('HOSTILE_FILE', `${where}: refused: malformed pickle framing: ${what} (frame tricks hide opcodes from scanners); nothing was executed`);
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * UTF-8 as CPython's unpickler decodes it ("surrogatepass"): invalid bytes are refused (torch raises
+ * UnicodeDecodeError); encoded lone surrogates (ED A0..BF xx) are decoded to lone UTF-16 surrogates, which callers
+ * that need well-formed text (tensor names) refuse.
+ */
+export function decodeUtf8(b: Uint8Array, where: string): string {
+  try {
+    return strictUtf8.decode(b);
+  } catch {
+    let out = '';
+    let start = 0;
+    for (let i = 0; i + 2 < b.length + 0; i++) {
+      if (b[i] === 0xed && b[i + 1]! >= 0xa0 && b[i + 1]! <= 0xbf && (b[i + 2]! & 0xc0) === 0x80) {
+        try {
+          out += strictUtf8.decode(b.subarray(start, i));
+        } catch {
+          break;
+        }
+        out += String.fromCharCode(0xd000 | ((b[i + 1]! & 0x3f) << 6) | (b[i + 2]! & 0x3f));
+        i += 2;
+        start = i + 1;
+      }
+    }
+    try {
+      if (start > 0) return out + strictUtf8.decode(b.subarray(start));
+    } catch {
+      /* fall through */
+    }
+    throw corrupt(where, 'a string is not valid UTF-8');
+  }
+}
 type StackItem = PyValue | typeof MARK;
 
 function corrupt(where: string, what: string): ColdstartError {
@@ -95,6 +154,16 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
   const maxMemo = opts.maxMemo ?? PICKLE_LIMITS.maxMemo;
   const maxDepth = opts.maxDepth ?? PICKLE_LIMITS.maxDepth;
   const maxStr = opts.maxStringBytes ?? PICKLE_LIMITS.maxStringBytes;
+  const maxObj = opts.maxObjectBytes ?? PICKLE_LIMITS.maxObjectBytes;
+  let objBytes = 0;
+  /** Charges `n` estimated bytes; refuses the pickle past maxObjectBytes. */
+  const charge = (n: number) => {
+    objBytes += n;
+    if (objBytes > maxObj) throw limitHit(where, `${Math.round(maxObj / 1048576)} MiB object-memory`);
+  };
+  // FRAME (protocol 4+): like CPython's pure-Python unpickler, no opcode may straddle the end of a frame and a new
+  // frame may only start where the previous one ends. frameEnd < 0: not inside a frame.
+  let frameEnd = -1;
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const ctx: CallContext = { where };
   let pos = offset;
@@ -104,6 +173,10 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
   let ops = 0;
 
   const need = (n: number) => {
+    if (frameEnd >= 0) {
+      if (pos >= frameEnd) frameEnd = -1;
+      else if (pos + n > frameEnd) throw hostileFrame(where, `an opcode at byte ${pos} runs past the end of its frame (byte ${frameEnd})`);
+    }
     if (pos + n > buf.length) throw new PickleTruncated(where);
   };
   const u8 = () => {
@@ -144,7 +217,9 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
   };
   const line = () => {
     const start = pos;
+    const inFrame = frameEnd >= 0 && pos < frameEnd ? frameEnd : -1;
     while (true) {
+      if (inFrame >= 0 && pos >= inFrame) throw hostileFrame(where, `a text line at byte ${start} runs past the end of its frame (byte ${inFrame})`);
       need(1);
       if (buf[pos] === 0x0a) break;
       pos++;
@@ -154,7 +229,14 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
     pos++;
     return s;
   };
-  const utf8 = (b: Uint8Array) => Buffer.from(b).toString('utf8');
+  const utf8 = (b: Uint8Array) => {
+    charge(COST.string + b.length);
+    return decodeUtf8(b, where);
+  };
+  const bin = (b: Uint8Array) => {
+    charge(COST.bytes + b.length);
+    return Uint8Array.from(b);
+  };
   const pop = (): PyValue => {
     if (stack.length === 0) throw corrupt(where, `stack underflow at byte ${pos - 1}`);
     const v = stack.pop()!;
@@ -175,10 +257,12 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
     return items;
   };
   const push = (v: PyValue) => {
+    charge(COST.ref);
     stack.push(v);
   };
   const memoPut = (k: number, v: PyValue) => {
     if (!memo.has(k) && memo.size >= maxMemo) throw limitHit(where, `${maxMemo}-entry memo`);
+    charge(COST.ref * 4);
     memo.set(k, v);
   };
   const memoGet = (k: number) => {
@@ -189,6 +273,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
   const call = (fn: PyValue, args: PyValue[], how: string): PyValue => {
     if (!(fn instanceof PyGlobal)) throw corrupt(where, `${how} applied to a non-callable`);
     if (!fn.call) throw new ColdstartError('HOSTILE_FILE', `${where}: refused: the pickle calls ${fn.qualname}, which is not callable here; nothing was executed`);
+    charge(COST.object + COST.ref * args.length);
     return fn.call(args, ctx);
   };
   const toInt = (v: PyValue, what: string): number => {
@@ -206,9 +291,11 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
   const setItems = (d: PyValue, items: PyValue[]) => {
     if (!(d instanceof PyDict)) throw corrupt(where, 'SETITEM(S) on a non-dict');
     if (items.length % 2) throw corrupt(where, 'odd number of items for SETITEMS');
+    charge(COST.ref * 2 * items.length);
     for (let i = 0; i < items.length; i += 2) d.map.set(items[i], items[i + 1]!);
   };
   const appendItems = (l: PyValue, items: PyValue[]) => {
+    charge(COST.ref * items.length);
     if (Array.isArray(l)) l.push(...items);
     else if (l instanceof PySet && !l.frozen) l.items.push(...items);
     else throw corrupt(where, 'APPEND(S)/ADDITEMS on a non-list');
@@ -224,9 +311,22 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         if (p > 5) throw new ColdstartError('UNSUPPORTED', `${where}: pickle protocol ${p} is newer than this reader understands (0–5)`);
         break;
       }
-      case 0x95: // FRAME: a length hint only
-        u64();
+      case 0x95: {
+        // FRAME: the next n bytes are one frame; every opcode must lie wholly inside it
+        // (its 8-byte length is read through the current frame, as CPython does, which must then be exhausted)
+        const at = pos - 1;
+        need(8);
+        const n = dv.getBigUint64(pos, true);
+        pos += 8;
+        if (frameEnd >= 0 && pos < frameEnd) throw hostileFrame(where, `a new FRAME at byte ${at} starts before the current frame ends (byte ${frameEnd})`);
+        frameEnd = -1;
+        if (n > BigInt(buf.length - pos)) {
+          if (n > BigInt(MAX_FRAME)) throw hostileFrame(where, `FRAME at byte ${pos - 9} declares ${n} bytes`);
+          throw new PickleTruncated(where);
+        }
+        if (n > 0n) frameEnd = pos + Number(n);
         break;
+      }
       case 0x2e: // STOP
         return { value: pop(), end: pos };
       case 0x28: // MARK
@@ -298,12 +398,14 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         const s = line();
         const f = Number(s);
         if (Number.isNaN(f) && !/nan/i.test(s)) throw corrupt(where, `bad FLOAT ${JSON.stringify(s)}`);
-        push(f);
+        charge(COST.object);
+        push(new PyFloat(f));
         break;
       }
       case 0x47: // BINFLOAT (big-endian double)
         need(8);
-        push(dv.getFloat64(pos, false));
+        charge(COST.object);
+        push(new PyFloat(dv.getFloat64(pos, false)));
         pos += 8;
         break;
       case 0x53: {
@@ -318,13 +420,14 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         // BINSTRING (py2 str): latin1
         const n = i32();
         if (n < 0) throw corrupt(where, 'negative BINSTRING length');
-        push(Buffer.from(bytes(n)).toString('latin1'));
+        push(utf8(bytes(n)));
         break;
       }
-      case 0x55: // SHORT_BINSTRING
-        push(Buffer.from(bytes(u8())).toString('latin1'));
+      case 0x55: // SHORT_BINSTRING: torch.load decodes py2 str with encoding="utf-8", strict
+        push(utf8(bytes(u8())));
         break;
       case 0x56: // UNICODE (raw-unicode-escape line)
+        charge(COST.string);
         push(line().replace(/\\u([0-9a-fA-F]{4})/g, (_m, h: string) => String.fromCharCode(parseInt(h, 16))));
         break;
       case 0x58: // BINUNICODE
@@ -337,21 +440,22 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         push(utf8(bytes(u64())));
         break;
       case 0x42: // BINBYTES
-        push(Uint8Array.from(bytes(u32())));
+        push(bin(bytes(u32())));
         break;
       case 0x43: // SHORT_BINBYTES
-        push(Uint8Array.from(bytes(u8())));
+        push(bin(bytes(u8())));
         break;
       case 0x8e: // BINBYTES8
-        push(Uint8Array.from(bytes(u64())));
+        push(bin(bytes(u64())));
         break;
       case 0x96: // BYTEARRAY8
-        push(Uint8Array.from(bytes(u64())));
+        push(bin(bytes(u64())));
         break;
       case 0x97: // NEXT_BUFFER
       case 0x98: // READONLY_BUFFER
         throw new ColdstartError('UNSUPPORTED', `${where}: the pickle uses out-of-band buffers (protocol 5 PickleBuffer), which torch checkpoints never contain`);
       case 0x5d: // EMPTY_LIST
+        charge(COST.list);
         push([]);
         break;
       case 0x61: {
@@ -366,21 +470,33 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         appendItems(top(), items);
         break;
       }
-      case 0x6c: // LIST
-        push(popMark());
+      case 0x6c: {
+        // LIST
+        const items = popMark();
+        charge(COST.list + COST.ref * items.length);
+        push(items);
+        break;
+      }
         break;
       case 0x29: // EMPTY_TUPLE
+        charge(COST.tuple);
         push(new PyTuple([]));
         break;
-      case 0x74: // TUPLE
-        push(new PyTuple(popMark()));
+      case 0x74: {
+        // TUPLE
+        const items = popMark();
+        charge(COST.tuple + COST.ref * items.length);
+        push(new PyTuple(items));
         break;
+      }
       case 0x85: // TUPLE1
+        charge(COST.tuple + COST.ref);
         push(new PyTuple([pop()]));
         break;
       case 0x86: {
         const b = pop();
         const a = pop();
+        charge(COST.tuple + COST.ref * 2);
         push(new PyTuple([a, b]));
         break;
       }
@@ -388,14 +504,17 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         const c = pop();
         const b = pop();
         const a = pop();
+        charge(COST.tuple + COST.ref * 3);
         push(new PyTuple([a, b, c]));
         break;
       }
       case 0x7d: // EMPTY_DICT
+        charge(COST.dict);
         push(new PyDict());
         break;
       case 0x64: {
         // DICT
+        charge(COST.dict);
         const d = new PyDict();
         setItems(d, popMark());
         push(d);
@@ -415,6 +534,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         break;
       }
       case 0x8f: // EMPTY_SET
+        charge(COST.set);
         push(new PySet());
         break;
       case 0x90: {
@@ -425,6 +545,7 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
       }
       case 0x91: {
         // FROZENSET
+        charge(COST.set);
         const s = new PySet(true);
         s.items.push(...popMark());
         push(s);
@@ -445,21 +566,10 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         push(globalOf(module, name));
         break;
       }
-      case 0x69: {
-        // INST: module, name lines, args from MARK; resolved like GLOBAL (so refused by name) then called
-        const module = line();
-        const name = line();
-        const g = globalOf(module, name);
-        push(call(g, popMark(), 'INST'));
-        break;
-      }
-      case 0x6f: {
-        // OBJ: MARK cls args…
-        const items = popMark();
-        if (items.length === 0) throw corrupt(where, 'OBJ without a class');
-        push(call(items[0]!, items.slice(1), 'OBJ'));
-        break;
-      }
+      case 0x69: // INST
+      case 0x6f: // OBJ
+      case 0x92: // NEWOBJ_EX
+        throw new ColdstartError('HOSTILE_FILE', `${where}: refused: the pickle uses ${op === 0x69 ? 'INST' : op === 0x6f ? 'OBJ' : 'NEWOBJ_EX'} at byte ${pos - 1}, an object-construction opcode that torch.save never writes and torch's weights_only loader refuses; nothing was executed`);
       case 0x52: {
         // REDUCE
         const args = pop();
@@ -473,28 +583,20 @@ export function unpickle(buf: Uint8Array, opts: UnpickleOptions, offset = 0): { 
         const args = pop();
         const cls = pop();
         if (!(args instanceof PyTuple)) throw corrupt(where, 'NEWOBJ arguments are not a tuple');
-        push(call(cls, args.items, 'NEWOBJ'));
-        break;
-      }
-      case 0x92: {
-        // NEWOBJ_EX
-        const kwargs = pop();
-        const args = pop();
-        const cls = pop();
-        if (!(args instanceof PyTuple) || !(kwargs instanceof PyDict)) throw corrupt(where, 'NEWOBJ_EX with bad arguments');
-        if (kwargs.map.size > 0) throw new ColdstartError('UNSUPPORTED', `${where}: keyword-argument object construction (NEWOBJ_EX) is not used by weight checkpoints`);
-        push(call(cls, args.items, 'NEWOBJ_EX'));
+        if (!(cls instanceof PyGlobal)) throw corrupt(where, 'NEWOBJ applied to a non-class');
+        if (!cls.construct) throw new ColdstartError('HOSTILE_FILE', `${where}: refused: NEWOBJ on ${cls.qualname}, which is not a class torch's weights_only loader constructs; nothing was executed`);
+        charge(COST.object + COST.ref * args.items.length);
+        push(cls.construct(args.items, ctx));
         break;
       }
       case 0x62: {
-        // BUILD: only symbolic objects, dicts and tensors accept state; state is kept, never executed
+        // BUILD: as torch's weights_only loader: state on an OrderedDict/Counter is kept (never interpreted);
+        // anything else goes to opts.build (tensors) or is refused (plain dicts, sets, opaque objects).
         const state = pop();
         const obj = top();
-        if (obj instanceof PyDict) obj.state = state;
-        else if (obj instanceof PyObject) obj.state = state;
-        else if (obj !== null && typeof obj === 'object' && 'symbolic' in obj) {
-          /* tensors: BUILD carries python attributes (e.g. _backward_hooks); not part of the data */
-        } else throw new ColdstartError('HOSTILE_FILE', `${where}: refused: BUILD on a value that cannot take state; nothing was executed`);
+        if (obj instanceof PyDict && obj.kind !== 'dict') obj.state = state;
+        else if (opts.build) opts.build(obj, state);
+        else throw new ColdstartError('HOSTILE_FILE', `${where}: refused: BUILD at byte ${pos - 1} on a value that cannot take state; nothing was executed`);
         break;
       }
       case 0x70: // PUT

@@ -9,7 +9,7 @@
  * chunks; each record's CRC-32 is patched into its local header after the data is written.
  */
 import { writeSync, write as fsWrite } from 'node:fs';
-import * as zlib from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { randomBytes } from 'node:crypto';
 import { ColdstartError } from '../core/errors.js';
 import { DTYPE_SIZES, type Dtype } from './dtypes.js';
@@ -136,16 +136,6 @@ interface CentralEntry {
   offset: number;
 }
 
-function crc32(buf: Uint8Array, prev = 0): number {
-  const fn = (zlib as unknown as { crc32?: (d: Uint8Array, v?: number) => number }).crc32;
-  if (fn) return fn(buf, prev);
-  let c = ~prev >>> 0;
-  for (let i = 0; i < buf.length; i++) {
-    c ^= buf[i]!;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
-  }
-  return ~c >>> 0;
-}
 
 function writeAt(fd: number, buf: Buffer, pos: number): void {
   let off = 0;

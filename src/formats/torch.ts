@@ -8,7 +8,7 @@ import { closeSync } from 'node:fs';
 import { ColdstartError } from '../core/errors.js';
 import { openInput } from '../core/files.js';
 import { DTYPE_SIZES, type Dtype } from './dtypes.js';
-import { PickleTruncated, PyDict, PyGlobal, PyObject, PySet, PyTuple, unpickle, type PyValue } from './pickle.js';
+import { PickleTruncated, PyDict, PyFloat, PyGlobal, PyObject, PySet, PyTuple, unpickle, type PyValue } from './pickle.js';
 import { looksLikeZip, openZip, readAt, readEntry, type ZipArchive } from './zip.js';
 
 // ------------------------------------------------------------------------------------------------ dtypes
@@ -229,6 +229,17 @@ function rebuildTensor(where: string, storage: PyValue, offset: PyValue, size: P
   return t;
 }
 
+/** Python truthiness of a decoded value (for torch's `if metadata:`). */
+function pyTruthy(m: PyValue | undefined): boolean {
+  if (m === undefined || m === null || m === false || m === 0 || m === 0n || m === '') return false;
+  if (m instanceof PyFloat) return m.value !== 0 && !Number.isNaN(m.value) ? true : Number.isNaN(m.value);
+  if (m instanceof PyDict) return m.map.size > 0;
+  if (m instanceof PyTuple) return m.items.length > 0;
+  if (m instanceof PySet) return m.items.length > 0;
+  if (Array.isArray(m) || m instanceof Uint8Array) return m.length > 0;
+  return true;
+}
+
 function refused(what: string, todo: string) {
   return () => new RefusedTensor(what, todo);
 }
@@ -236,9 +247,13 @@ function refused(what: string, todo: string) {
 function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
   const w = st.where;
   const g = new Map<string, PyGlobal>();
-  const add = (q: string, call?: (args: PyValue[]) => PyValue) => {
+  /** `construct`: NEWOBJ, i.e. `cls.__new__(cls, *args)` (dict/set subclasses ignore the arguments). */
+  const add = (q: string, call?: (args: PyValue[]) => PyValue, construct?: (args: PyValue[]) => PyValue) => {
     const i = q.lastIndexOf('.');
-    g.set(q, new PyGlobal(q.slice(0, i), q.slice(i + 1), call));
+    g.set(q, new PyGlobal(q.slice(0, i), q.slice(i + 1), call, construct));
+  };
+  const arity = (fn: string, a: PyValue[], min: number, max: number) => {
+    if (a.length < min || a.length > max) throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn} called with ${a.length} arguments (takes ${min === max ? min : `${min}–${max}`}); torch would refuse it too`);
   };
   const dictFrom = (kind: 'OrderedDict' | 'Counter') => (args: PyValue[]) => {
     const d = new PyDict(kind);
@@ -254,8 +269,8 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
     } else throw new ColdstartError('CORRUPT_FILE', `${w}: ${kind} built from an unexpected value`);
     return d;
   };
-  add('collections.OrderedDict', dictFrom('OrderedDict'));
-  add('collections.Counter', dictFrom('Counter'));
+  add('collections.OrderedDict', dictFrom('OrderedDict'), () => new PyDict('OrderedDict'));
+  add('collections.Counter', dictFrom('Counter'), () => new PyDict('Counter'));
   const setFrom = (frozen: boolean) => (args: PyValue[]) => {
     const s = new PySet(frozen);
     const src = args[0];
@@ -264,7 +279,7 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
     else if (src !== undefined) throw new ColdstartError('CORRUPT_FILE', `${w}: set built from an unexpected value`);
     return s;
   };
-  add('builtins.set', setFrom(false));
+  add('builtins.set', setFrom(false), () => new PySet(false));
   add('builtins.frozenset', setFrom(true));
   add('builtins.bytearray', (args) => {
     const a = args[0];
@@ -273,19 +288,18 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
     if (typeof a === 'string') return Uint8Array.from(Buffer.from(a, 'latin1'));
     throw new ColdstartError('CORRUPT_FILE', `${w}: bytearray built from an unexpected value`);
   });
-  add('builtins.complex', (args) => new PyObject('complex', args));
+  add('builtins.complex', (args) => new PyObject('complex', args), (args) => new PyObject('complex', args));
   add('_codecs.encode', (args) => {
     const [s, enc] = args;
     if (typeof s !== 'string' || (enc !== 'latin1' && enc !== 'latin-1' && enc !== undefined)) throw new ColdstartError('CORRUPT_FILE', `${w}: _codecs.encode with unexpected arguments`);
     return Uint8Array.from(Buffer.from(s, 'latin1'));
   });
-  add('torch.Size', (args) => new PyTuple(intTuple(args[0] ?? new PyTuple([]), w, 'torch.Size')));
-  add('torch.device', (args) => new PyObject('torch.device', args));
+  const size = (args: PyValue[]) => new PyTuple(intTuple(args[0] ?? new PyTuple([]), w, 'torch.Size'));
+  add('torch.Size', size, size);
+  add('torch.device', (args) => new PyObject('torch.device', args), (args) => new PyObject('torch.device', args));
   add('torch.serialization._get_layout', (args) => new PyObject('torch.layout', args));
   add('torch.Tensor');
   add('torch._tensor.Tensor');
-  add('torch.nn.parameter.Parameter');
-  add('torch.nn.Parameter');
   for (const name of [...Object.keys(TORCH_TO_ST), ...Object.keys(TORCH_OTHER_SIZES)]) add(`torch.${name}`);
   for (const q of ['per_tensor_affine', 'per_tensor_symmetric', 'per_channel_affine', 'per_channel_symmetric', 'per_channel_affine_float_qparams']) add(`torch.${q}`);
   for (const cls of Object.keys(STORAGE_CLASSES)) {
@@ -296,23 +310,56 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
   add('torch.storage.TypedStorage');
   add('torch.storage._LegacyStorage');
 
-  add('torch._utils._rebuild_tensor', (a) => rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!));
-  add('torch._utils._rebuild_tensor_v2', (a) => {
-    if (a.length < 4) throw new ColdstartError('CORRUPT_FILE', `${w}: _rebuild_tensor_v2 with ${a.length} arguments`);
+  // Argument counts as the Python signatures take them (torch raises TypeError otherwise).
+  add('torch._utils._rebuild_tensor', (a) => {
+    arity('_rebuild_tensor', a, 4, 4);
     return rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!);
   });
-  add('torch._utils._rebuild_tensor_v3', (a) => {
-    if (a.length < 7) throw new ColdstartError('CORRUPT_FILE', `${w}: _rebuild_tensor_v3 with ${a.length} arguments`);
-    return rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!, dtypeName(a[6]!, w));
+  // requires_grad: torch assigns it (`tensor.requires_grad = …`), which takes only a bool, and only floating
+  // tensors may require gradients.
+  const grad = <T extends PyValue>(t: T, rg: PyValue, fn: string): T => {
+    if (typeof rg !== 'boolean') throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: requires_grad is not a bool; torch would refuse it too`);
+    if (rg && t instanceof TensorValue && !/^(float|double|half|bfloat16|float(16|32|64)|complex.*|cfloat|cdouble|chalf|float8.*)$/.test(t.torchDtype)) {
+      throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: a ${t.torchDtype} tensor cannot require gradients; torch would refuse it too`);
+    }
+    return t;
+  };
+  // metadata, when truthy, goes to torch._C._set_tensor_metadata, which asserts a dict
+  const meta = (m: PyValue | undefined, fn: string) => {
+    if (pyTruthy(m) && !(m instanceof PyDict)) throw new ColdstartError('CORRUPT_FILE', `${w}: ${fn}: tensor metadata is not a dict; torch would refuse it too`);
+  };
+  add('torch._utils._rebuild_tensor_v2', (a) => {
+    arity('_rebuild_tensor_v2', a, 6, 7);
+    meta(a[6], '_rebuild_tensor_v2');
+    return grad(rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!), a[4]!, '_rebuild_tensor_v2');
   });
-  const param = (a: PyValue[]) => {
+  add('torch._utils._rebuild_tensor_v3', (a) => {
+    arity('_rebuild_tensor_v3', a, 7, 8);
+    meta(a[7], '_rebuild_tensor_v3');
+    return grad(rebuildTensor(w, a[0]!, a[1]!, a[2]!, a[3]!, dtypeName(a[6]!, w)), a[4]!, '_rebuild_tensor_v3');
+  });
+  const paramOf = (a: PyValue[]) => {
     const t = a[0];
     if (!(t instanceof TensorValue) && !(t instanceof RefusedTensor)) throw new ColdstartError('CORRUPT_FILE', `${w}: a Parameter wraps something that is not a tensor`);
     return t;
   };
-  add('torch._utils._rebuild_parameter', param);
-  add('torch._utils._rebuild_parameter_with_state', param);
+  add('torch._utils._rebuild_parameter', (a) => {
+    arity('_rebuild_parameter', a, 3, 3);
+    return grad(paramOf(a), a[1]!, '_rebuild_parameter');
+  });
+  add('torch._utils._rebuild_parameter_with_state', (a) => {
+    arity('_rebuild_parameter_with_state', a, 4, 4);
+    return grad(paramOf(a), a[1]!, '_rebuild_parameter_with_state');
+  });
+  // NEWOBJ Parameter: torch.nn.Parameter(data=None, requires_grad=True)
+  const newParam = (a: PyValue[]) => {
+    arity('Parameter', a, 1, 2);
+    return paramOf(a);
+  };
+  add('torch.nn.parameter.Parameter', undefined, newParam);
+  add('torch.nn.Parameter', undefined, newParam);
   add('torch._tensor._rebuild_from_type_v2', (a) => {
+    arity('_rebuild_from_type_v2', a, 4, 4);
     const [fn, newType, args] = a;
     if (!(fn instanceof PyGlobal) || !fn.call || !(args instanceof PyTuple)) throw new ColdstartError('CORRUPT_FILE', `${w}: _rebuild_from_type_v2 with unexpected arguments`);
     if (!(newType instanceof PyGlobal) || !/^(torch\.Tensor|torch\._tensor\.Tensor|torch\.nn\.parameter\.Parameter|torch\.nn\.Parameter)$/.test(newType.qualname)) {
@@ -334,6 +381,16 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
   return g;
 }
 
+/** BUILD on anything but an OrderedDict/Counter (handled by the unpickler). */
+function builder(where: string) {
+  return (obj: PyValue): void => {
+    if (obj instanceof TensorValue || obj instanceof RefusedTensor) {
+      throw new ColdstartError('HOSTILE_FILE', `${where}: refused: BUILD (__setstate__) applied to a tensor, which torch.save never writes and which torch's loader would turn into set_() on other data; nothing was executed`);
+    }
+    throw new ColdstartError('HOSTILE_FILE', `${where}: refused: BUILD on a value that cannot take state (torch's weights_only loader refuses it too); nothing was executed`);
+  };
+}
+
 function resolver(st: LoadState) {
   const allow = makeAllowlist(st);
   return (module: string, name: string): PyGlobal => {
@@ -347,7 +404,8 @@ function resolver(st: LoadState) {
 function persistentLoader(st: LoadState, legacy: boolean) {
   return (pid: PyValue): PyValue => {
     const items = pid instanceof PyTuple ? pid.items : null;
-    if (!items || items[0] !== 'storage' || items.length < 5 || items.length > 6) {
+    // torch unpacks exactly 5 fields (zip) or 6 (legacy: + view metadata)
+    if (!items || items[0] !== 'storage' || items.length !== (legacy ? 6 : 5)) {
       throw new ColdstartError('CORRUPT_FILE', `${st.where}: unexpected persistent id (expected a torch storage reference)`);
     }
     const [, type, key, location, numel, view] = items;
@@ -361,7 +419,8 @@ function persistentLoader(st: LoadState, legacy: boolean) {
 
 // ------------------------------------------------------------------------------------------------ opening
 
-const MAX_PICKLE_BYTES = 512 << 20;
+/** data.pkl / legacy pickles: real ones are ~150 bytes per tensor (8 MiB for 54 000 tensors); 64 MiB bounds memory. */
+const MAX_PICKLE_BYTES = 64 << 20;
 
 /** Reads a checkpoint's structure (no tensor data) and selects the weights; every fact is validated. */
 export function openTorchCheckpoint(path: string, options: OpenOptions = {}): TorchCheckpoint {
@@ -369,17 +428,33 @@ export function openTorchCheckpoint(path: string, options: OpenOptions = {}): To
   try {
     if (size === 0) throw new ColdstartError('CORRUPT_FILE', `${path}: the file is empty (0 bytes), not a PyTorch checkpoint`, { hint: 'Re-download it; an interrupted download often leaves an empty file.' });
     const head = readAt(fd, 0, Math.min(size, 512), path);
-    const zip = openZip(fd, size, path);
-    if (zip) return openZipCheckpoint(fd, zip, path, options);
-    if (looksLikeZip(head)) throw new ColdstartError('CORRUPT_FILE', `${path}: a zip checkpoint without its central directory (truncated?)`, { hint: 'The file is incomplete; re-download or re-save it.' });
+    // The format is decided exactly as torch.load decides it (serialization._is_zipfile): a zip iff the file starts
+    // with a local-file header; anything else is read as a legacy pickle. So a pickle with a zip appended is a
+    // pickle (and refused for its trailing bytes), and a zip is only a zip from byte 0.
+    if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) {
+      const zip = openZip(fd, size, path);
+      if (!zip) throw new ColdstartError('CORRUPT_FILE', `${path}: a zip checkpoint without its central directory (truncated?)`, { hint: 'The file is incomplete; re-download or re-save it.' });
+      if (zip.prefixBytes !== 0) throw new ColdstartError('HOSTILE_FILE', `${path}: refused: the zip directory places the archive ${zip.prefixBytes} bytes into the file, behind another zip header at byte 0 (two archives in one file); nothing was executed`);
+      return openZipCheckpoint(fd, zip, path, options);
+    }
+    if (looksLikeZip(head)) throw new ColdstartError('CORRUPT_FILE', `${path}: an empty zip archive, not a torch.save checkpoint`, { hint: 'Pass a file written by torch.save.' });
     if (head.length > 262 && head.subarray(257, 262).toString('latin1') === 'ustar') {
       throw new ColdstartError('UNSUPPORTED', `${path}: a tar-format checkpoint from torch < 0.4 is not supported`, { hint: 'Load it with an old torch in trusted Python and re-save it with torch.save.' });
     }
     if (head[0] === 0x80) return openLegacyCheckpoint(fd, size, path, options);
+    // torch reads anything that is not a zip as a legacy pickle, even one without a PROTO opcode: so do we,
+    // keeping a refusal by name (a hostile global) and calling anything else "not a checkpoint"
+    if (head.length >= 8 && !(head.subarray(0, 8).toString('latin1').startsWith('\u0093NUMPY') || head.subarray(0, 7).toString('latin1') === 'version') && !(head.length >= 9 && head.readBigUInt64LE(0) < BigInt(size) && head[8] === 0x7b)) {
+      try {
+        return openLegacyCheckpoint(fd, size, path, options);
+      } catch (e) {
+        if (e instanceof ColdstartError && (e.code === 'HOSTILE_FILE' || e.code === 'AMBIGUOUS' || e.code === 'BAD_INPUT' || e.code === 'BAD_FLAG')) throw e;
+      }
+    }
     if (head.subarray(0, 8).toString('latin1').startsWith('\u0093NUMPY') || head.subarray(0, 7).toString('latin1') === 'version') {
       throw new ColdstartError('UNSUPPORTED', `${path}: not a torch.save checkpoint (numpy or git-lfs pointer file?)`, { hint: 'If it is a git-lfs pointer, fetch the real file (git lfs pull).' });
     }
-    if (head.subarray(0, 8).readBigUInt64LE(0) < BigInt(size) && head.length >= 9 && head[8] === 0x7b) {
+    if (head.length >= 9 && head.readBigUInt64LE(0) < BigInt(size) && head[8] === 0x7b) {
       throw new ColdstartError('BAD_INPUT', `${path}: this is already a safetensors file; nothing to convert`);
     }
     throw new ColdstartError('CORRUPT_FILE', `${path}: not a PyTorch checkpoint (neither a torch zip archive nor a legacy pickle)`, { hint: 'Pass a file written by torch.save (.bin, .pt, .pth, .ckpt).' });
@@ -435,7 +510,7 @@ function openZipCheckpoint(fd: number, zip: ZipArchive, path: string, options: O
     },
   };
   const pkl = readEntry(fd, zip.entries.get(pkls[0]!)!, path, MAX_PICKLE_BYTES);
-  const { value, end } = unpickle(pkl, { where: path, resolveGlobal: resolver(state), persistentLoad: persistentLoader(state, false) });
+  const { value, end } = unpickle(pkl, { where: path, resolveGlobal: resolver(state), persistentLoad: persistentLoader(state, false), build: builder(path) });
   if (end !== pkl.length) throw new ColdstartError('CORRUPT_FILE', `${path}: ${pkl.length - end} stray bytes after the pickle in data.pkl`);
   return finish(path, 'zip', byteorder, prefix, value, options);
 }
@@ -460,7 +535,14 @@ function openLegacyCheckpoint(fd: number, size: number, path: string, options: O
 }
 
 function parseLegacy(fd: number, buf: Buffer, size: number, path: string, options: OpenOptions): TorchCheckpoint {
-  const plain = { where: path, resolveGlobal: (m: string, n: string): PyGlobal => refuseGlobal(path, m, n) };
+  // torch reads these small pickles with the same weights_only allowlist as the main one (no storages here)
+  const noStorage: LoadState = {
+    where: path,
+    storageFor() {
+      throw new ColdstartError('CORRUPT_FILE', `${path}: a storage reference outside the legacy checkpoint's main pickle`);
+    },
+  };
+  const plain = { where: path, resolveGlobal: resolver(noStorage), build: builder(path) };
   const magic = unpickle(buf, plain, 0);
   const mv = magic.value;
   if (!(typeof mv === 'bigint' && mv === LEGACY_MAGIC)) throw new ColdstartError('CORRUPT_FILE', `${path}: a pickle, but not a torch.save checkpoint (magic number missing)`, { hint: 'Pass a file written by torch.save.' });
@@ -490,7 +572,7 @@ function parseLegacy(fd: number, buf: Buffer, size: number, path: string, option
       return info;
     },
   };
-  const main = unpickle(buf, { where: path, resolveGlobal: resolver(state), persistentLoad: persistentLoader(state, true) }, sys.end);
+  const main = unpickle(buf, { where: path, resolveGlobal: resolver(state), persistentLoad: persistentLoader(state, true), build: builder(path) }, sys.end);
   const keys = unpickle(buf, plain, main.end);
   if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) throw new ColdstartError('CORRUPT_FILE', `${path}: legacy storage key list is damaged`);
   const keyList = keys.value as string[];
@@ -509,7 +591,11 @@ function parseLegacy(fd: number, buf: Buffer, size: number, path: string, option
     if (pos > size) throw new ColdstartError('CORRUPT_FILE', `${path}: storage ${key} runs past the end of the file (truncated?)`, { hint: 'The file is incomplete; re-download it.' });
   }
   if (infos.size !== keyList.length) throw new ColdstartError('CORRUPT_FILE', `${path}: a storage used by a tensor is missing from the storage table`);
-  if (pos !== size) throw new ColdstartError('CORRUPT_FILE', `${path}: ${size - pos} unexpected bytes after the last storage`);
+  if (pos !== size) {
+    const tail = readAt(fd, pos, Math.min(size - pos, 4), path);
+    if (looksLikeZip(tail)) throw new ColdstartError('HOSTILE_FILE', `${path}: refused: a legacy torch pickle with a zip archive appended at byte ${pos} (two formats in one file: torch.load would run the pickle, zip readers see the archive); nothing was executed`);
+    throw new ColdstartError('CORRUPT_FILE', `${path}: ${size - pos} unexpected bytes after the last storage`);
+  }
   return finish(path, 'legacy', byteorder, '', main.value, options);
 }
 
@@ -587,6 +673,9 @@ function finish(path: string, format: 'zip' | 'legacy', byteorder: 'little' | 'b
   const tensors: TensorDescriptor[] = [];
   for (const [name, v] of dict.map) {
     const n = name as string;
+    if (!isWellFormed(n)) {
+      throw new ColdstartError('UNSUPPORTED', `${path}: tensor name ${JSON.stringify(n)} holds a lone UTF-16 surrogate, which a safetensors header (UTF-8 JSON) cannot hold`, { hint: 'Rename the tensor in trusted Python and re-save.' });
+    }
     if (v instanceof RefusedTensor) {
       throw new ColdstartError('UNSUPPORTED', `${path}: tensor "${n}" ${v.what}`, { hint: `To convert, ${v.todo}.` });
     }
@@ -595,6 +684,10 @@ function finish(path: string, format: 'zip' | 'legacy', byteorder: 'little' | 'b
   const used = new Map<string, StorageInfo>();
   for (const t of tensors) used.set(t.storageKey, t.storage);
   return { path, format, byteorder, prefix, key, tensors, storages: used, otherKeys: key ? topKeys.filter((k) => k !== key.split('.')[0]) : [] };
+}
+
+function isWellFormed(s: string): boolean {
+  return !/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(s);
 }
 
 function describe(path: string, name: string, t: TensorValue): TensorDescriptor {

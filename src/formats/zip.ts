@@ -6,7 +6,10 @@
  */
 import { readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
+import { crc32 } from './crc32.js';
 import { ColdstartError } from '../core/errors.js';
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
 
 export interface ZipEntry {
   name: string;
@@ -80,12 +83,16 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
   if (eocdAbs >= 20) {
     const loc = readAt(fd, eocdAbs - 20, 20, where);
     if (loc.readUInt32LE(0) === 0x07064b50) {
+      // miniz (torch's reader) refuses a locator that counts more or fewer than one disk in total
+      if (loc.readUInt32LE(16) !== 1) throw bad(where, 'multi-disk archives are not supported (ZIP64 locator)');
       const recClaimed = Number(loc.readBigUInt64LE(8));
       // The record sits just before the locator; its claimed offset may be shifted by leading bytes.
       const recAbs = eocdAbs - 20 - 56;
       if (recAbs < 0) throw bad(where, 'ZIP64 locator without a ZIP64 end record');
       const rec = readAt(fd, recAbs, 56, where);
       if (rec.readUInt32LE(0) !== 0x06064b50) throw bad(where, 'ZIP64 end record signature missing');
+      // its size field counts the bytes after itself: at least 44, as miniz requires
+      if (rec.readBigUInt64LE(4) < 44n) throw bad(where, 'ZIP64 end record declares a size below its 44-byte minimum');
       if (recClaimed > recAbs) throw bad(where, 'ZIP64 end record offset points past its position');
       diskNo = rec.readUInt32LE(16);
       cdDisk = rec.readUInt32LE(20);
@@ -122,8 +129,13 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
     const end = p + 46 + nameLen + extraLen + commentLen;
     if (end > cd.length) throw bad(where, `central directory entry ${i} runs past the directory`);
     const nameBytes = cd.subarray(p + 46, p + 46 + nameLen);
-    const name = nameBytes.toString('utf8');
-    if (flags & 0x1) throw bad(where, `entry "${name}" is encrypted`);
+    let name: string;
+    try {
+      name = strictUtf8.decode(nameBytes); // torch decodes record names as strict UTF-8
+    } catch {
+      throw bad(where, `central directory entry ${i} has a name that is not valid UTF-8`);
+    }
+    if (flags & 0x2061) throw bad(where, `entry "${name}" is encrypted, patch data or has a masked local header (flags 0x${flags.toString(16)}), which torch's reader refuses`);
     // ZIP64 extra field: the 0xFFFFFFFF fields follow in order usize, csize, lho.
     const extra = cd.subarray(p + 46 + nameLen, p + 46 + nameLen + extraLen);
     let q = 0;
@@ -162,6 +174,7 @@ export function openZip(fd: number, fileSize: number, where: string): ZipArchive
     const lh = readAt(fd, e.headerOffset, 30, where);
     if (lh.readUInt32LE(0) !== 0x04034b50) throw bad(where, `local header of "${e.name}" is missing`);
     const lflags = lh.readUInt16LE(6);
+    if (lflags & 0x61) throw bad(where, `entry "${e.name}" is encrypted or patch data (local header flags 0x${lflags.toString(16)})`);
     const lmethod = lh.readUInt16LE(8);
     let lcsize = lh.readUInt32LE(18);
     let lusize = lh.readUInt32LE(22);
@@ -238,17 +251,3 @@ export function readEntry(fd: number, e: ZipEntry, where: string, maxBytes: numb
   return data;
 }
 
-let table: Uint32Array | undefined;
-export function crc32(b: Uint8Array): number {
-  if (!table) {
-    table = new Uint32Array(256);
-    for (let i = 0; i < 256; i++) {
-      let c = i;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      table[i] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < b.length; i++) c = table[(c ^ b[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
