@@ -233,6 +233,9 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
 const NOT_RECOGNISED = (n: number) =>
   `engine not recognised: none of the ${n} log lines before ready matched vLLM, SGLang, TGI or llama.cpp wording, so the whole start-up is "unexplained". The timeline below shows when each line came; add stages from the command line with --stage 'name=REGEX' (the line that ends the stage; a (number) group is the duration it prints), e.g. --stage 'weights:gpu-load=Loaded weights in ([\\d.]+)s'`;
 
+/** How late (s) a log line may arrive after a ready seen on the URL and still count as printed before it. */
+export const LATE_LINE_GRACE_S = 0.25;
+
 /** Starts the server (through the watchdog shim), waits for ready, sends one completion, stops the tree. */
 export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
   if (opts.command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
@@ -320,7 +323,14 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
         throw new ColdstartError('ENV', `wrap mode: the first completion failed: ${(e as Error).message}`, { hint: 'Pass --completion-url for servers without /v1/completions or /generate, or --no-completion.' });
       }
     }
-    const lines: LogLine[] = raw.map((l) => ({ t: tOf(l.hr), stream: l.stream, text: l.text }));
+    // A line the server printed just before it answered can reach us after the answer (it passes through the
+    // watchdog's pipe, and a loaded machine delays it): one that arrives within LATE_LINE_GRACE_S of a ready
+    // seen on the URL is counted at ready instead of being dropped from the split.
+    const lines: LogLine[] = raw.map((l) => {
+      const t = tOf(l.hr);
+      const late = readyBy === 'url' && t > readySeconds && t - readySeconds <= LATE_LINE_GRACE_S;
+      return { t: late ? readySeconds : t, stream: l.stream, text: l.text };
+    });
     const { engine, version, stages } = stagesFromLog(lines, readySeconds, opts.stageRules ?? [], opts.reportedScale ?? 1);
     const explained = stages.reduce((a, s) => a + (s.ownSeconds ?? s.end - s.start), 0);
     const stop = await stopOnce();
