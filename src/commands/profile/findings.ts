@@ -173,7 +173,7 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   if (typeof cuInit === 'number' && cuInit > 1) {
     out.push({ id: 'cuda-persistence', savesSeconds: null, message: `cuInit alone takes ${formatDuration(cuInit)}: driver persistence (nvidia-smi -pm 1 or nvidia-persistenced) usually removes most of it`, command: 'nvidia-smi -pm 1' });
   }
-  if (inp.total !== null && inp.total > 0) {
+  if (inp.total !== null && inp.total >= WARM_POOL_MIN_SECONDS) {
     // The warm pool is a trade-off, not a saving to rank: what N idle instances cost against the start they avoid.
     const n = inp.warmInstances ?? 1;
     if (inp.gpuPricePerHour) {
@@ -190,3 +190,5 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
 
 export const MIN_SAVING_SECONDS = 0.05;
 export const MIN_SAVING_FRACTION = 0.02;
+/** A cold start shorter than this is not worth a warm pool. */
+export const WARM_POOL_MIN_SECONDS = 1;
