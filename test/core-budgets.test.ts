@@ -101,10 +101,20 @@ describe('evaluateBudgets', () => {
     expect(budgetsFailed(r)).toBe(false);
     expect(r[0]!.message).toContain('budget met');
   });
-  it('marks skipped phases unmeasured (warn, not fail) and failed phases as failures', () => {
-    const r = evaluateBudgets({ 'cuda-init': 2, warmup: 3 }, { 'cuda-init': { seconds: null, status: 'skipped' }, warmup: { seconds: null, status: 'failed' } });
+  it('fails closed: a budget on a phase that was not measured fails, naming why, unless --allow-unmeasured', () => {
+    const m = { 'cuda-init': { seconds: null, status: 'skipped' as const, reason: 'no CUDA driver' }, warmup: { seconds: null, status: 'failed' as const } };
+    const r = evaluateBudgets({ 'cuda-init': 2, warmup: 3 }, m);
     expect(r.find((x) => x.phase === 'cuda-init')!.status).toBe('unmeasured');
+    expect(r.find((x) => x.phase === 'cuda-init')!.message).toContain('not measured: no CUDA driver');
     expect(r.find((x) => x.phase === 'warmup')!.status).toBe('failed');
     expect(budgetsFailed(r)).toBe(true);
+    expect(budgetsFailed(evaluateBudgets({ 'cuda-init': 2 }, m))).toBe(true);
+    const allowed = evaluateBudgets({ 'cuda-init': 2 }, m, { allowUnmeasured: true });
+    expect(allowed[0]!.allowed).toBe(true);
+    expect(budgetsFailed(allowed)).toBe(false);
+    // A phase that failed is never excused by --allow-unmeasured.
+    expect(budgetsFailed(evaluateBudgets({ warmup: 3 }, m, { allowUnmeasured: true }))).toBe(true);
+    // A budget on a phase this profile does not have at all is unmeasured too.
+    expect(budgetsFailed(evaluateBudgets({ compile: 3 }, {}))).toBe(true);
   });
 });

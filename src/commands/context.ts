@@ -26,6 +26,7 @@ export function makeContext(proc: ProcessLike, global: GlobalOptions, signal: Ab
 export function addReportOptions(cmd: Command): Command {
   return cmd
     .option('--budget <spec>', 'fail (exit 1) when a phase exceeds its limit, e.g. total=20s,gpu-load=8s (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--allow-unmeasured', 'a budget on a phase that was not measured passes with a warning (default: it fails, exit 1)')
     .option('--config <file>', 'config file (default: coldstart.config.json, searched upward from the working directory)')
     .option('--export-json <file>', 'also write the JSON report to a file')
     .option('--export-markdown <file>', 'also write a Markdown report to a file')
@@ -34,6 +35,7 @@ export function addReportOptions(cmd: Command): Command {
 
 export interface ReportFlags {
   budget?: string[];
+  allowUnmeasured?: boolean;
   config?: string;
   exportJson?: string;
   exportMarkdown?: string;
@@ -49,5 +51,5 @@ export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
 }
 
 export function emitOptions(ctx: Context, flags: ReportFlags): EmitOptions {
-  return { budgets: resolveBudgets(ctx, flags), exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
+  return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
 }

@@ -2,10 +2,12 @@ import type { Command } from 'commander';
 import { addReportOptions, type Runner } from './context.js';
 import { ColdstartError } from '../core/errors.js';
 import { profileCommand, splitWrap, type ProfileFlags } from './profile/run.js';
+import { defaultEngines, type Engines } from './profile/engines.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-export function registerProfile(program: Command, run: Runner): void {
+/** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
+export function registerProfile(program: Command, run: Runner, engines: Engines = defaultEngines): void {
   addReportOptions(
     program
       .command('profile')
@@ -25,13 +27,15 @@ export function registerProfile(program: Command, run: Runner): void {
       .option('--verify', 'gpu-load: copy a sample of every tensor back and compare it with the file (exit 1 on a mismatch)')
       .option('--no-download', 'do not download: estimate the download from Hub file sizes and a measured rate')
       .option('--revision <rev>', 'Hub revision (branch, tag or commit)')
-      .option('--framework <name>', 'also time your framework path through Python: torch, safetensors or transformers')
+      .option('--framework <name>', 'profile your stack: torch, safetensors or transformers in its own Python process, the floor beside each step')
       .option('--url <url>', 'warm up a running inference server at this URL')
       .option('--image <image>', 'time a container start of this image with podman/docker run --rm (pull when absent)')
       .option('--container-runtime <rt>', 'podman or docker (default: the first that works)')
+      .option('--since <time>', 'when the start was scheduled (RFC 3339 or Unix epoch seconds, e.g. the pod\'s creationTimestamp): adds scheduled → started')
       .option('--container-arg <arg>', 'extra argument for `run`, e.g. --container-arg=--runtime=runc (repeatable)', collect)
-      .option('--gpu-price <usd>', 'GPU price per hour, for the warm-instance cost finding')
-      .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 32–256 MiB)')
+      .option('--gpu-price <usd>', 'GPU price per hour, for the warm-pool trade-off')
+      .option('--warm-instances <n>', 'warm instances the warm-pool trade-off prices', '1')
+      .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 64 MiB–1 GiB)')
       .option('--ready-url <url>', 'wrap mode: the server is ready when this URL answers 2xx')
       .option('--ready-log <regex>', 'wrap mode: the server is ready when a log line matches')
       .option('--ready-timeout <s>', 'wrap mode: seconds to wait for ready', '600')
@@ -48,7 +52,7 @@ export function registerProfile(program: Command, run: Runner): void {
       if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
       if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
       if (!wrapping && (flags.readyUrl || flags.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
-      return profileCommand(ctx, model, command, flags);
+      return profileCommand(ctx, model, command, flags, engines);
     }),
   );
 }

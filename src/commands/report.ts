@@ -21,7 +21,7 @@ interface Input {
   file: string;
   host: string;
   createdAt: string;
-  samples: Array<{ total: number; phases: Record<string, number | null> }>;
+  samples: Array<{ total: number | null; phases: Record<string, number | null> }>;
 }
 
 function readInput(cwd: string, file: string): Input {
@@ -113,7 +113,7 @@ export async function mergeCommand(ctx: Context, files: string[], flags: ReportF
       ...(p.stats ? { stats: p.stats } : {}),
     }),
   );
-  report.total = { seconds: merged.total.p90 ?? 0, ...(merged.total.stats ? { stats: merged.total.stats } : {}) };
+  report.total = { seconds: merged.total.p90, complete: merged.total.p90 !== null, ...(merged.total.stats ? { stats: merged.total.stats } : {}) };
   const machines = new Set(inputs.map((i) => i.host)).size;
   report.target = { name: `${inputs.length} report(s)`, inputs: inputs.map((i) => ({ file: i.file, host: i.host, createdAt: i.createdAt, runs: i.samples.length })) };
   report.details = { statistic: 'p90', machines, phases: merged.phases, total: merged.total };

@@ -79,31 +79,45 @@ export interface BudgetResult {
   /** measured − limit, seconds; positive when exceeded. */
   over: number | null;
   message: string;
+  /** An unmeasured budget accepted by --allow-unmeasured. */
+  allowed?: boolean;
 }
 
 export interface Measured {
   seconds: number | null;
   status: 'ok' | 'skipped' | 'failed' | 'estimated';
+  /** Why it was not measured (a skipped phase's reason, an incomplete total's missing phases). */
+  reason?: string;
 }
 
-/** Compares measured phases to budgets. A skipped phase with a budget is `unmeasured` (warned, not failed). */
-export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<BudgetKey, Measured>>): BudgetResult[] {
+export interface BudgetOptions {
+  /** A budget on a phase that was not measured passes (with a warning) instead of failing. */
+  allowUnmeasured?: boolean;
+}
+
+/**
+ * Compares measured phases to budgets. Fail closed: a budget on a phase that was not measured (skipped, or a
+ * total that is incomplete) is `unmeasured` and fails, unless `allowUnmeasured` is set (then `allowed: true`).
+ */
+export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<BudgetKey, Measured>>, opts: BudgetOptions = {}): BudgetResult[] {
   const results: BudgetResult[] = [];
   for (const key of BUDGET_KEYS) {
     const limit = budgets[key];
     if (limit === undefined) continue;
     const m = measured[key];
-    if (!m || m.status === 'skipped' || m.seconds === null) {
+    if (!m || m.status === 'skipped' || m.status === 'failed' || m.seconds === null) {
       const failed = m?.status === 'failed';
+      const why = m?.reason ?? (m ? 'skipped' : 'no such phase in this profile');
       results.push({
         phase: key,
         limit,
         measured: null,
         status: failed ? 'failed' : 'unmeasured',
         over: null,
+        ...(!failed && opts.allowUnmeasured ? { allowed: true } : {}),
         message: failed
           ? `budget ${key}=${formatDuration(limit)}: phase failed, so the budget cannot be met`
-          : `budget ${key}=${formatDuration(limit)}: phase was not measured (skipped), budget not checked`,
+          : `budget ${key}=${formatDuration(limit)}: not measured: ${why}${opts.allowUnmeasured ? ' (allowed by --allow-unmeasured)' : ' (fails closed; pass --allow-unmeasured to accept)'}`,
       });
       continue;
     }
@@ -123,6 +137,11 @@ export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<Budge
   return results;
 }
 
+/** True when CI should fail: a budget exceeded, a phase failed, or a budget not measured (unless allowed). */
 export function budgetsFailed(results: readonly BudgetResult[]): boolean {
-  return results.some((r) => r.status === 'exceeded' || r.status === 'failed');
+  return results.some((r) => budgetFails(r));
+}
+
+export function budgetFails(r: BudgetResult): boolean {
+  return r.status === 'exceeded' || r.status === 'failed' || (r.status === 'unmeasured' && !r.allowed);
 }

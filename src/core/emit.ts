@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Report } from './report.js';
 import { measuredForBudgets } from './report.js';
-import { evaluateBudgets, budgetsFailed, type Budgets } from './budgets.js';
+import { evaluateBudgets, budgetsFailed, budgetFails, type Budgets } from './budgets.js';
 import { ExitCode, type ExitCodeValue } from './errors.js';
 import type { Output } from './output.js';
 import { renderHuman } from './reporters/human.js';
@@ -12,6 +12,8 @@ import { writeFileAtomic } from './atomic.js';
 
 export interface EmitOptions {
   budgets?: Budgets;
+  /** A budget on an unmeasured phase passes with a warning instead of failing (--allow-unmeasured). */
+  allowUnmeasured?: boolean;
   exportJson?: string;
   exportMarkdown?: string;
   junit?: string;
@@ -26,8 +28,8 @@ export interface EmitOptions {
  * writes exports atomically, emits GitHub annotations/summary, and returns the exit code.
  */
 export function emitReport(out: Output, report: Report, cwd: string, opts: EmitOptions = {}): ExitCodeValue {
-  if (opts.budgets && Object.keys(opts.budgets).length > 0) report.budgets = evaluateBudgets(opts.budgets, measuredForBudgets(report));
-  for (const b of report.budgets) if (b.status === 'unmeasured') report.warnings.push(b.message);
+  if (opts.budgets && Object.keys(opts.budgets).length > 0) report.budgets = evaluateBudgets(opts.budgets, measuredForBudgets(report), { allowUnmeasured: opts.allowUnmeasured });
+  for (const b of report.budgets) if (b.status === 'unmeasured' && b.allowed) report.warnings.push(b.message);
 
   if (opts.exportJson) writeFileAtomic(resolve(cwd, opts.exportJson), `${JSON.stringify(report, null, 2)}\n`);
   if (opts.exportMarkdown) writeFileAtomic(resolve(cwd, opts.exportMarkdown), renderMarkdown(report));
@@ -42,7 +44,7 @@ export function emitReport(out: Output, report: Report, cwd: string, opts: EmitO
     for (const l of opts.extraHuman ?? []) out.print(l);
   }
   // In --json mode the table is not printed, so the budget verdicts still reach a human on stderr.
-  if (out.json) for (const b of report.budgets) if (b.status === 'exceeded' || b.status === 'failed') out.proc.stderr.write(`${b.message}\n`);
+  if (out.json) for (const b of report.budgets) if (budgetFails(b)) out.proc.stderr.write(`${b.message}\n`);
   for (const w of report.warnings) out.warn(w);
   emitGitHub(report, out.proc, out.json);
   return failed ? ExitCode.BUDGET : ExitCode.OK;

@@ -1,8 +1,8 @@
 import { ColdstartError, isColdstartError } from './errors.js';
 import { Stopwatch } from './clock.js';
 
-/** The five phases of a cold start, in the order they happen. */
-export const PHASES = ['container', 'cuda-init', 'download', 'gpu-load', 'warmup'] as const;
+/** The phases of a cold start (DESIGN.md), in the order they happen. `compile` is filled by warmup --compile (#17). */
+export const PHASES = ['container', 'imports', 'cuda-init', 'download', 'gpu-load', 'compile', 'warmup'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
 export function isPhaseName(s: string): s is PhaseName {
@@ -34,10 +34,17 @@ export interface PhaseResult {
   error?: { code: string; message: string };
   steps: StepResult[];
   metrics: Record<string, MetricValue>;
+  /** Skipped because the phase does not apply here (nothing to download, not in a container): not a missing phase. */
+  notApplicable?: boolean;
+  /** The floor for the same step (coldstart's native probes/loader), seconds; never added to a total. */
+  floor?: { seconds: number; source: string } | null;
 }
 
 class SkipSignal {
-  constructor(readonly reason: string) {}
+  constructor(
+    readonly reason: string,
+    readonly notApplicable = false,
+  ) {}
 }
 
 /** Handed to a phase body: sub-steps, metrics, notes, skipping, and externally measured times. */
@@ -72,6 +79,11 @@ export class PhaseHandle {
   skip(reason: string): never {
     throw new SkipSignal(reason);
   }
+
+  /** Skips a phase that does not apply (not counted as missing from the total). */
+  notApplicable(reason: string): never {
+    throw new SkipSignal(reason, true);
+  }
 }
 
 /**
@@ -94,7 +106,7 @@ export async function runPhase(name: string, body: (h: PhaseHandle) => Promise<v
     };
   } catch (e) {
     if (e instanceof SkipSignal) {
-      return { name, status: 'skipped', seconds: null, reason: e.reason, ...(h.note ? { note: h.note } : {}), steps: h.steps, metrics: h.metrics };
+      return { name, status: 'skipped', seconds: null, reason: e.reason, ...(e.notApplicable ? { notApplicable: true } : {}), ...(h.note ? { note: h.note } : {}), steps: h.steps, metrics: h.metrics };
     }
     const err = isColdstartError(e) ? e : new ColdstartError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
     return {
@@ -109,8 +121,13 @@ export async function runPhase(name: string, body: (h: PhaseHandle) => Promise<v
   }
 }
 
-export function skippedPhase(name: string, reason: string): PhaseResult {
-  return { name, status: 'skipped', seconds: null, reason, steps: [], metrics: {} };
+export function skippedPhase(name: string, reason: string, notApplicable = false): PhaseResult {
+  return { name, status: 'skipped', seconds: null, reason, steps: [], metrics: {}, ...(notApplicable ? { notApplicable: true } : {}) };
+}
+
+/** Phases that apply but were not measured (skipped or failed): a total without them is incomplete. */
+export function missingPhases(phases: readonly PhaseResult[]): string[] {
+  return phases.filter((p) => (p.status === 'skipped' || p.status === 'failed') && !p.notApplicable).map((p) => p.name);
 }
 
 /** Sum of the measured (or estimated) phases; skipped and failed phases add nothing and are listed as such. */

@@ -1,5 +1,5 @@
 import { hostname, cpus, totalmem, platform, release, arch } from 'node:os';
-import type { PhaseResult, MetricValue } from './phases.js';
+import { missingPhases, type PhaseResult, type MetricValue } from './phases.js';
 import { summarize, outliers, type Stats } from './stats.js';
 import type { BudgetResult, Measured, BudgetKey } from './budgets.js';
 import { version } from './version.js';
@@ -30,6 +30,22 @@ export interface HostInfo {
   memoryBytes: number;
 }
 
+/**
+ * The total. `seconds` is null when a phase that applies was not measured (`complete: false`, `missing` names
+ * them): an incomplete total is never shown as a number that looks like a whole cold start.
+ */
+export interface Total {
+  seconds: number | null;
+  complete?: boolean;
+  missing?: string[];
+  /** Sum of the phases that were measured (the known part of an incomplete total). */
+  measuredSeconds?: number;
+  /** The measured wall clock of what was profiled, and the part of it no phase explains. */
+  wallSeconds?: number;
+  unexplainedSeconds?: number;
+  stats?: Stats;
+}
+
 export interface Report {
   /** e.g. `coldstart/profile@1`. */
   schema: string;
@@ -40,7 +56,7 @@ export interface Report {
   target?: Record<string, unknown>;
   runs?: { count: number; warmup: number; samples?: Array<{ index: number; total: number; phases: Record<string, number | null> }> };
   phases: PhaseSummary[];
-  total: { seconds: number; stats?: Stats };
+  total: Total;
   budgets: BudgetResult[];
   findings: Finding[];
   warnings: string[];
@@ -68,7 +84,7 @@ export function newReport(command: string, schema = `coldstart/${command}@1`): R
     createdAt: new Date().toISOString(),
     host: hostInfo(),
     phases: [],
-    total: { seconds: 0 },
+    total: { seconds: null, complete: false, missing: [] },
     budgets: [],
     findings: [],
     warnings: [],
@@ -79,8 +95,8 @@ export function newReport(command: string, schema = `coldstart/${command}@1`): R
  * Folds the measured runs (warmup runs already excluded) into phase summaries: the last run's detail,
  * the mean as `seconds`, statistics when there are several runs, shares of the total, and outlier warnings.
  */
-export function summarizeRuns(runs: ReadonlyArray<readonly PhaseResult[]>): { phases: PhaseSummary[]; total: { seconds: number; stats?: Stats }; warnings: string[] } {
-  if (runs.length === 0) return { phases: [], total: { seconds: 0 }, warnings: [] };
+export function summarizeRuns(runs: ReadonlyArray<readonly PhaseResult[]>): { phases: PhaseSummary[]; total: Total; warnings: string[] } {
+  if (runs.length === 0) return { phases: [], total: { seconds: null, complete: false, missing: ['(no runs)'] }, warnings: [] };
   const last = runs[runs.length - 1]!;
   const warnings: string[] = [];
   const phases: PhaseSummary[] = last.map((p) => {
@@ -101,13 +117,18 @@ export function summarizeRuns(runs: ReadonlyArray<readonly PhaseResult[]>): { ph
   const totalStats = summarize(totals);
   const total = totalStats.mean;
   for (const p of phases) p.share = p.seconds !== null && total > 0 ? p.seconds / total : null;
-  return { phases, total: runs.length > 1 ? { seconds: total, stats: totalStats } : { seconds: total }, warnings };
+  const missing = missingPhases(last);
+  if (missing.length > 0) return { phases, total: { seconds: null, complete: false, missing, measuredSeconds: total }, warnings };
+  return { phases, total: runs.length > 1 ? { seconds: total, complete: true, stats: totalStats } : { seconds: total, complete: true }, warnings };
 }
 
 /** The measured values budgets are checked against: each phase and the total. */
 export function measuredForBudgets(report: Pick<Report, 'phases' | 'total'>): Partial<Record<BudgetKey, Measured>> {
-  const m: Partial<Record<BudgetKey, Measured>> = { total: { seconds: report.total.seconds, status: 'ok' } };
-  for (const p of report.phases) (m as Record<string, Measured>)[p.name] = { seconds: p.seconds, status: p.status };
+  const t = report.total;
+  const m: Partial<Record<BudgetKey, Measured>> = {
+    total: t.seconds === null || t.complete === false ? { seconds: null, status: 'skipped', reason: `the total is incomplete (missing: ${(t.missing ?? []).join(', ') || 'unknown'})` } : { seconds: t.seconds, status: 'ok' },
+  };
+  for (const p of report.phases) (m as Record<string, Measured>)[p.name] = { seconds: p.seconds, status: p.status, ...(p.reason ? { reason: p.reason } : p.error ? { reason: p.error.message } : {}) };
   return m;
 }
 

@@ -32,33 +32,163 @@ export function procStartTicks(pid: number | 'self', procRoot = '/proc'): number
   }
 }
 
+/** pid, parent pid, command name and start time (seconds since boot) of a process, from /proc/<pid>/stat. */
+export interface ProcStat {
+  pid: number;
+  ppid: number;
+  comm: string;
+  startSeconds: number;
+}
+
+export function readProcStat(pid: number | 'self', procRoot = '/proc'): ProcStat | null {
+  try {
+    const s = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+    const open = s.indexOf('(');
+    const close = s.lastIndexOf(')');
+    const rest = s.slice(close + 2).split(' ');
+    const v = { pid: Number(s.slice(0, open).trim()), ppid: Number(rest[4 - 3]), comm: s.slice(open + 1, close), startSeconds: Number(rest[22 - 3]) / CLK_TCK };
+    return Number.isFinite(v.pid) && Number.isFinite(v.ppid) && Number.isFinite(v.startSeconds) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Seconds since boot now (/proc/uptime), the clock /proc/<pid>/stat start times are on. */
+export function uptimeSeconds(procRoot = '/proc'): number | null {
+  try {
+    const v = Number(readFileSync(`${procRoot}/uptime`, 'utf8').split(' ')[0]);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Minimal inits a container entrypoint uses to run one program directly (PID 1 forks it and waits). */
+export const DIRECT_INITS = ['tini', 'tini-static', 'dumb-init', 'docker-init', 'catatonit', 'podman-init'];
+/** A machine's init: PID 1 is this outside any PID namespace; its start is boot, never a container start. */
+const MACHINE_INITS = ['systemd', 'init', 'launchd', 'upstart', 'openrc-init', 'runit', 'busybox'];
+
 export interface InsideContainer {
   runtime: string;
-  /** PID 1 start → coldstart's process start (from /proc). */
-  initToProcessSeconds: number;
+  pid1: { comm: string; startSeconds: number };
+  self: { pid: number; ppid: number; parentComm: string | null; startSeconds: number };
+  /** True when PID 1 → coldstart is the entrypoint's own time (coldstart is PID 1, or a minimal init started it). */
+  counted: boolean;
+  /** PID 1 start → coldstart's process start (exec when coldstart is PID 1); null when not counted. */
+  entrypointSeconds: number | null;
+  /** Why it is (or is not) counted. */
+  why: string;
   /** coldstart's process start → now (Node start-up and module loading), from the process clock. */
   processToNowSeconds: number;
 }
 
-/** Inside a container: the time since its init started, from /proc; null outside a container. */
-export function measureInsideContainer(procRoot = '/proc', runtime: string | null = containerRuntime()): InsideContainer | null {
-  if (!runtime) return null;
-  const init = procStartTicks(1, procRoot);
-  const self = procStartTicks('self', procRoot);
-  if (init === null || self === null) return null;
-  return { runtime, initToProcessSeconds: Math.max(0, (self - init) / CLK_TCK), processToNowSeconds: performance.now() / 1000 };
+/**
+ * Inside a container (or any fresh PID namespace): what can be known about the start from /proc. PID 1 →
+ * coldstart counts only when coldstart is what the entrypoint runs directly — coldstart is PID 1 (exec form, or a
+ * shell that exec'd it: the time before the exec is the entrypoint's), or PID 1 is a minimal init (tini,
+ * dumb-init…) whose child is coldstart. A shell or anything else in between may have done other work first
+ * (sleep, installs), so that time is not counted. A machine's init (systemd) is never a container start.
+ * Returns null outside a container.
+ */
+export function measureInsideContainer(procRoot = '/proc', runtime: string | null = containerRuntime(), nowProcessSeconds = performance.now() / 1000): InsideContainer | null {
+  const p1 = readProcStat(1, procRoot);
+  const me = readProcStat('self', procRoot);
+  const up = uptimeSeconds(procRoot);
+  if (!p1 || !me || up === null) return null;
+  if (!runtime) {
+    // A fresh PID namespace without runtime markers (unshare, bubblewrap, a bare runc): PID 1 is not a machine init.
+    if (MACHINE_INITS.includes(p1.comm)) return null;
+    runtime = 'pid namespace';
+  }
+  const parent = me.ppid > 0 ? readProcStat(me.ppid, procRoot) : null;
+  const base = { runtime, pid1: { comm: p1.comm, startSeconds: p1.startSeconds }, self: { pid: me.pid, ppid: me.ppid, parentComm: parent?.comm ?? null, startSeconds: me.startSeconds }, processToNowSeconds: nowProcessSeconds };
+  if (MACHINE_INITS.includes(p1.comm) && me.pid !== 1) {
+    return { ...base, counted: false, entrypointSeconds: null, why: `PID 1 is ${p1.comm} (a machine's init): its start is boot, not a container start` };
+  }
+  if (me.pid === 1) {
+    // coldstart is PID 1: exec form, or an entrypoint script that exec'd it. /proc keeps the fork time across exec,
+    // so the time before Node started is what the entrypoint did before the exec.
+    const nodeStart = up - nowProcessSeconds;
+    return { ...base, counted: true, entrypointSeconds: Math.max(0, nodeStart - p1.startSeconds), why: 'coldstart is PID 1 (the entrypoint, or exec\'d by it): PID 1 start → exec of coldstart' };
+  }
+  if (me.ppid === 1 && DIRECT_INITS.includes(p1.comm)) {
+    return { ...base, counted: true, entrypointSeconds: Math.max(0, me.startSeconds - p1.startSeconds), why: `PID 1 is ${p1.comm}, which started coldstart directly` };
+  }
+  const via = me.ppid === 1 ? `PID 1 (${p1.comm})` : `${parent?.comm ?? `pid ${me.ppid}`} (not PID 1 ${p1.comm})`;
+  return {
+    ...base,
+    counted: false,
+    entrypointSeconds: null,
+    why: `coldstart was started by ${via}, which may have run other work first: PID 1 → coldstart is not the container's start`,
+  };
 }
 
 /** Longer than this between PID 1 and coldstart: not a cold start (a long-running container or VM). */
 export const MAX_INIT_AGE_SECONDS = 300;
 
 export function recordInsideContainer(h: PhaseHandle, c: InsideContainer): void {
-  h.addStep('init (PID 1) → coldstart process', c.initToProcessSeconds, 'from /proc/1/stat and /proc/self/stat');
-  h.addStep('coldstart process → profile start', c.processToNowSeconds, 'Node start-up and module loading');
   h.metric('runtime', c.runtime);
   h.metric('source', 'proc');
-  h.note = `inside ${c.runtime}: container init start → coldstart start (from /proc)`;
-  h.setSeconds(c.initToProcessSeconds + c.processToNowSeconds);
+  h.metric('pid1', c.pid1.comm);
+  if (!c.counted || c.entrypointSeconds === null) {
+    h.notApplicable(`inside ${c.runtime}: the runtime's own work (pull, unpack, namespaces) happens before PID 1 and is invisible from inside; ${c.why}. Pass --since TIME (e.g. the pod's creation time) for scheduled → started`);
+  }
+  if (c.entrypointSeconds > MAX_INIT_AGE_SECONDS) {
+    h.notApplicable(`inside ${c.runtime}: PID 1 started ${formatDuration(c.entrypointSeconds)} before coldstart: not a cold start (pass --since TIME, or time a start with --image)`);
+  }
+  h.addStep('entrypoint before coldstart', c.entrypointSeconds, `${c.why} (from /proc)`);
+  h.addStep('coldstart process → profile start', c.processToNowSeconds, "coldstart's own Node start-up and module loading");
+  h.note = `inside ${c.runtime}: entrypoint before coldstart (the runtime's work before PID 1 is not visible; --since adds it)`;
+  h.setSeconds(c.entrypointSeconds + c.processToNowSeconds);
+}
+
+// ------------------------------------------------------------------------------------------------ --since
+/** Parses --since: RFC 3339 (2026-11-28T07:00:00Z, offsets allowed) or Unix epoch seconds (fractions allowed). Returns epoch seconds. */
+export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000): number {
+  const s = text.trim();
+  let t: number;
+  if (/^\d+(\.\d+)?$/.test(s)) t = Number(s);
+  else if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/.test(s)) t = Date.parse(s.replace(' ', 'T')) / 1000;
+  else t = NaN;
+  if (!Number.isFinite(t)) {
+    throw new ColdstartError('BAD_FLAG', `--since: ${JSON.stringify(text)} is not an RFC 3339 time (2026-11-28T07:00:00Z) or Unix epoch seconds`, { hint: "In Kubernetes: the pod's metadata.creationTimestamp (Downward API or kubectl get pod -o jsonpath='{.metadata.creationTimestamp}')." });
+  }
+  if (t > nowEpochSeconds + 1) throw new ColdstartError('BAD_FLAG', `--since: ${text} is ${formatDuration(t - nowEpochSeconds)} in the future`, { hint: 'Check the clock of the machine that wrote the time, or pass the time the pod was created.' });
+  return t;
+}
+
+export interface SinceInterval {
+  since: number;
+  /** t0 → coldstart's process start (Node start), seconds. */
+  scheduledToStartedSeconds: number;
+  /** coldstart's process start → now. */
+  processToNowSeconds: number;
+  /** t0 → PID 1 start and PID 1 → coldstart, when inside a container. */
+  toPid1Seconds: number | null;
+}
+
+/** The interval from an external t0 (--since) to coldstart's start, split at PID 1's start when inside a container. */
+export function sinceInterval(since: number, inside: InsideContainer | null, nowEpochMs = performance.timeOrigin + performance.now(), nowProcessSeconds = performance.now() / 1000, procRoot = '/proc'): SinceInterval {
+  const processStartEpoch = nowEpochMs / 1000 - nowProcessSeconds;
+  let toPid1: number | null = null;
+  const up = uptimeSeconds(procRoot);
+  if (inside && up !== null) {
+    const pid1Epoch = nowEpochMs / 1000 - (up - inside.pid1.startSeconds);
+    if (pid1Epoch >= since && pid1Epoch <= processStartEpoch) toPid1 = pid1Epoch - since;
+  }
+  return { since, scheduledToStartedSeconds: Math.max(0, processStartEpoch - since), processToNowSeconds: nowProcessSeconds, toPid1Seconds: toPid1 };
+}
+
+export function recordSince(h: PhaseHandle, r: SinceInterval, text: string): void {
+  h.metric('source', 'since');
+  h.metric('since', text);
+  if (r.toPid1Seconds !== null) {
+    h.addStep('scheduled → PID 1 started', r.toPid1Seconds, 'pull, unpack, create (the runtime, before the entrypoint)');
+    h.addStep('PID 1 → coldstart started', r.scheduledToStartedSeconds - r.toPid1Seconds, 'the entrypoint before coldstart');
+  } else h.addStep('scheduled → started', r.scheduledToStartedSeconds, `--since ${text} → coldstart's process start`);
+  h.addStep('coldstart process → profile start', r.processToNowSeconds, "coldstart's own Node start-up and module loading");
+  h.note = `scheduled → started from --since ${text}`;
+  h.setSeconds(r.scheduledToStartedSeconds + r.processToNowSeconds);
 }
 
 // ------------------------------------------------------------------------------------------------ --image

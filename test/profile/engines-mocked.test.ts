@@ -4,37 +4,36 @@
  * that keep their contracts: checks
  * what profile passes to them and how their results become phases, what-if rows and findings.
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cpSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from './helpers.js';
+import { tempDir, runProfileWith } from './helpers.js';
 import type { PhaseHandle } from '../../src/core/phases.js';
-import { overrideEnginesForTests } from '../../src/commands/profile/engines.js';
+import { withEngines, type Engines } from '../../src/commands/profile/engines.js';
 
-const calls: Record<string, unknown[]> = { gpuload: [], download: [], warmup: [] };
+const calls: Record<string, unknown[]> = { gpuload: [], download: [], warmup: [], pageCache: [], python: [] };
 const tmp = tempDir('cs-mock-');
 const snapshot = join(tmp.dir, 'hub', 'snap');
 
-vi.mock('../../src/native.js', () => ({
-  loadNative: () => ({
-    ok: true,
-    path: '/fake/coldstart.node',
-    addon: {
-      abiVersion: 1,
-      cudaProbe: async (o: { devices?: number[] }) => ({
-        available: true,
-        driverVersion: 13000,
-        timings: { init: 0.25, enumerate: 0.01, context: 0.12 },
-        devices: (o.devices ?? [0]).map((i) => ({ index: i, name: 'NVIDIA H100 80GB HBM3', totalMemory: 85e9, pciBusId: '0000:1b:00.0', computeCapability: '9.0', multiprocessors: 132, contextSeconds: 0.12, pcie: { currentGen: 5, maxGen: 5, currentWidth: 16, maxWidth: 16 } })),
-        nvml: { available: true },
-      }),
+const fakeNative = () => ({
+  ok: true as const,
+  path: '/fake/coldstart.node',
+  addon: {
+    abiVersion: 1,
+    cudaProbe: async (o: { devices?: number[] }) => ({
+      available: true,
+      driverVersion: 13000,
+      timings: { init: 0.25, enumerate: 0.01, context: 0.12 },
+      devices: (o.devices ?? [0]).map((i) => ({ index: i, name: 'NVIDIA H100 80GB HBM3', totalMemory: 85e9, pciBusId: '0000:1b:00.0', computeCapability: '9.0', multiprocessors: 132, contextSeconds: 0.12, pcie: { currentGen: 5, maxGen: 5, currentWidth: 16, maxWidth: 16 } })),
+      nvml: { available: true },
+    }),
+    pageCache: async (o: { paths: string[]; action: string }) => {
+      calls.pageCache.push({ action: o.action, files: o.paths.map((f) => f.split('/').pop()) });
+      return o.paths.map((path) => ({ path, resident: 0, pages: 1 }));
     },
-  }),
-  requireNative: () => {
-    throw new Error('not used');
   },
-}));
+});
 
 const gpuload = {
   resolveSafetensorsInputs: (p: string) => {
@@ -53,7 +52,9 @@ const gpuload = {
       copySeconds: 0.2,
       overlapFraction: 0.2,
       cache: { requested: o.cache ?? 'as-is', residentFractionBefore: 0 },
-      files: [],
+      files: o.files.map((path) => ({ path, bytes: 10_000_000, seconds: 0.5, device: 0, tensors: 1, direct: true })),
+      config: { chunkBytes: 8 << 20, threads: 8, buffers: 10, streams: 4, direct: true, ring: 'register', sink: 'device' },
+      notes: [],
       devices: [{ index: 0, bytes: 10_000_000, seconds: 0.5, bytesPerSecond: 2e7 }],
       limits: { h2dBytesPerSecond: 50e9, readBytesPerSecond: 3e9 },
       efficiency: 0.8,
@@ -92,25 +93,49 @@ const warmup = {
   recordWarmupPhase: (h: PhaseHandle, r: { firstSeconds: number }) => h.setSeconds(r.firstSeconds),
 };
 
+// The stack's own process, standing in for Python: events at fixed offsets from the spawn, then the process ends.
+const python = {
+  runPythonSnippet: async (_env: unknown, _code: string, args: readonly string[]) => {
+    calls.python.push({ args: args.slice(0, 1) });
+    const t0 = Date.now() / 1000;
+    await new Promise((r) => setTimeout(r, 620));
+    const ev = (name: string, at: number, extra: Record<string, unknown> = {}) => ({ ev: name, t: t0 + at, ...extra });
+    return {
+      executable: 'python3',
+      exitCode: 0,
+      timedOut: false,
+      stderr: '',
+      events: [
+        ev('start', 0.005),
+        ev('imports', 0.105, { steps: [['import torch', 0.07], ['import transformers', 0.03]] }),
+        ev('cuda', 0.155),
+        ev('load', 0.455, { bytes: 10_000_000, call: "from_pretrained(dir, device_map='cuda')", device: 'cuda' }),
+        ev('first', 0.555),
+        ev('steady', 0.6, { seconds: 0.04 }),
+        ev('end', 0.605, { python: '/usr/bin/python3' }),
+      ],
+    };
+  },
+};
+
+const engines: Engines = withEngines({ native: fakeNative as unknown as Engines['native'], gpuLoad: gpuload as unknown as Engines['gpuLoad'], download: download as unknown as Engines['download'], warmup: warmup as unknown as Engines['warmup'], python: python as unknown as Engines['python'] });
+const runCliM = (args: string[], o: { env?: Record<string, string | undefined> }) => runProfileWith(engines, args.slice(1), o);
+
 const env = { COLDSTART_CACHE: join(tmp.dir, 'cache'), HF_HUB_OFFLINE: '1', COLDSTART_PROBE_BYTES: String(2 << 20), HF_HOME: join(tmp.dir, 'hf') };
 beforeAll(async () => {
-  overrideEnginesForTests({ gpuload, download, warmup });
   // A real demo checkpoint to stand in for the downloaded snapshot.
   const r = await runCli(['profile', '--only', 'cuda-init', '-q'], { env });
   expect(r.code).toBe(0);
   mkdirSync(snapshot, { recursive: true });
   cpSync(join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors'), snapshot, { recursive: true });
 });
-afterAll(() => {
-  overrideEnginesForTests(null);
-  tmp.done();
-});
+afterAll(() => tmp.done());
 
 describe('profile with the engines present (stand-ins) on a GPU machine', () => {
   it('cuda-init from the probe, gpu-load from the loader (cold cache), warmup from --url, rates from the loader', async () => {
     calls.gpuload = [];
     calls.warmup = [];
-    const r = await runCli(['profile', '--url', 'http://127.0.0.1:9/v1', '--json', '--devices', '0'], { env });
+    const r = await runCliM(['profile', '--url', 'http://127.0.0.1:9/v1', '--json', '--devices', '0'], { env });
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     const ph = Object.fromEntries(doc.phases.map((p: { name: string }) => [p.name, p]));
@@ -121,31 +146,59 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(ph['warmup']).toMatchObject({ status: 'ok', seconds: 1.5 });
     expect(calls.gpuload[0]).toEqual({ resolve: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors') });
     expect(calls.gpuload[1]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: [0] } });
-    // The rate probe goes through the loader too (its own H2D limit), after the measured run.
-    expect((calls.gpuload[2] as { run: { files: string[] } }).run.files[0]).toMatch(/rate-probe/);
+    // The rate probes go through the loader too (its own threads; warm and cold, three each), after the measured run.
+    const probes = calls.gpuload.slice(2, 8) as Array<{ run: { files: string[]; cache: string } }>;
+    expect(probes.every((p) => /rate-probe/.test(p.run.files[0]!))).toBe(true);
+    expect(probes.map((p) => p.run.cache)).toEqual(['warm', 'cold', 'warm', 'cold', 'warm', 'cold']);
     // Then the same files with a warm page cache: a measured what-if row, not a prediction.
-    expect(calls.gpuload[4]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
+    expect(calls.gpuload[8]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
     expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader again, warm page cache' });
     expect(doc.details.wall.outside.warmLoad).toBeGreaterThanOrEqual(0);
-    expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 3e9, diskSource: 'loader' });
+    expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 1e9, diskSource: 'loader', pageCacheBytesPerSecond: 1e9, probes: 3, threads: 8 });
+    expect(doc.details.rates.diskSigma).toBe(0);
     // A server URL is warmed as a server: no local model path is sent as its model name.
     expect(calls.warmup).toEqual([{ url: 'http://127.0.0.1:9/v1', model: undefined }]);
     expect(doc.findings.map((f: { id: string }) => f.id)).toContain('warmup');
-    expect(doc.total.seconds).toBeCloseTo(0.38 + 0.5 + 1.5, 9);
+    // The total is the measured wall clock of the floor run: its phases plus what no phase explains.
+    expect(doc.total.complete).toBe(true);
+    expect(doc.total.seconds).toBeCloseTo(0.38 + 0.5 + 1.5 + doc.total.unexplainedSeconds, 9);
+    expect(doc.total.unexplainedSeconds).toBeLessThan(0.5);
   });
 
-  it('--framework warms the transformers model directory through the warmup engine', async () => {
-    calls.warmup = [];
-    const r = await runCli(['profile', '--framework', 'safetensors', '--only', 'warmup', '--json'], { env: { ...env, COLDSTART_PYTHON: 'python3' } });
+  it('--framework: the stack\'s own process gives yours, the loader gives the floor and is never added to the total', async () => {
+    calls.gpuload = [];
+    calls.pageCache = [];
+    calls.python = [];
+    const r = await runCliM(['profile', '--framework', 'transformers', '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
-    expect(doc.phases.find((p: { name: string }) => p.name === 'warmup')).toMatchObject({ status: 'ok', seconds: 1.5 });
-    expect(calls.warmup).toEqual([{ url: undefined, model: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors'), framework: 'transformers' }]);
+    const ph = Object.fromEntries(doc.phases.map((p: { name: string }) => [p.name, p]));
+    expect(doc.details.mode).toBe('stack');
+    // yours, from the stack's events (offsets from its spawn)
+    expect(ph.imports.seconds).toBeCloseTo(0.105, 2);
+    expect(ph.imports.steps.map((x: { name: string }) => x.name)).toEqual(['interpreter start', 'import torch', 'import transformers']);
+    expect(ph['cuda-init'].seconds).toBeCloseTo(0.05, 2);
+    expect(ph['cuda-init'].floor).toEqual({ seconds: 0.38, source: 'native cuInit + primary context' });
+    expect(ph['gpu-load'].seconds).toBeCloseTo(0.3, 2);
+    expect(ph['gpu-load'].floor.seconds).toBe(0.5);
+    expect(ph.warmup.seconds).toBeCloseTo(0.1, 2);
+    expect(ph.warmup.metrics.steadyForwardSeconds).toBe(0.04);
+    // The loader ran first on the same files with the same (cold) cache; the page cache was dropped before the stack.
+    expect(calls.gpuload[1]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: undefined } });
+    expect(calls.pageCache).toEqual([{ action: 'evict', files: ['model.safetensors'] }]);
+    // total = the stack's wall clock (spawn → first forward + unexplained), without the loader's 0.5 s.
+    expect(doc.total.complete).toBe(true);
+    expect(doc.total.seconds).toBeCloseTo(0.555 + doc.total.unexplainedSeconds, 2);
+    expect(doc.total.unexplainedSeconds).toBeLessThan(0.2);
+    expect(doc.total.seconds).toBeLessThan(0.555 + 0.2);
+    // No phase row holds the loader's time; the steady forward (after the cold start) is not in the total either.
+    expect(doc.phases.map((p: { name: string }) => p.name)).toEqual(['container', 'download', 'imports', 'cuda-init', 'gpu-load', 'warmup', 'unexplained']);
   });
 
   it('a Hub repo: sizes → download of the weight files only → load from the snapshot', async () => {
     calls.download = [];
     calls.gpuload = [];
-    const r = await runCli(['profile', 'someorg/somemodel', '--json'], { env });
+    const r = await runCliM(['profile', 'someorg/somemodel', '--json'], { env });
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     expect(calls.download).toEqual([{ sizes: 'someorg/somemodel' }, { download: 'someorg/somemodel', include: ['*.safetensors', '*.json', 'tokenizer*', '*.model', '*.txt'] }]);
@@ -156,7 +209,7 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
   });
 
   it('--estimate on a GPU machine: sizes from the Hub listing, H2D from the loader, gpu-load = bytes / min(disk, H2D)', async () => {
-    const r = await runCli(['profile', 'llama3-8b', '--estimate', '--json'], { env });
+    const r = await runCliM(['profile', 'llama3-8b', '--estimate', '--json'], { env });
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout);
     const gl = doc.phases.find((p: { name: string }) => p.name === 'gpu-load');
@@ -165,7 +218,11 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     // The Hub's file list (the stand-in's 10 MB model.safetensors) wins over the alias table's 16 GB.
     expect(doc.target.bytes).toBe(10_003_032);
     expect(rates.diskSource).toBe('loader');
-    expect(gl.seconds).toBeCloseTo(10_003_032 / Math.min(3e9, 50e9), 9);
+    expect(gl.seconds).toBeCloseTo(10_003_032 / Math.min(1e9, 50e9), 9);
+    expect(gl.note).toMatch(/± /);
+    // Warmup cannot be predicted: the estimate's total says incomplete instead of leaving it out silently.
+    expect(doc.total).toMatchObject({ seconds: null, complete: false });
+    expect(doc.total.missing).toContain('warmup');
     expect(doc.phases.find((p: { name: string }) => p.name === 'download')).toMatchObject({ status: 'skipped' });
     expect(doc.phases.find((p: { name: string }) => p.name === 'cuda-init').status).toBe('ok');
   });

@@ -1,11 +1,11 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { measureInsideContainer, procStartTicks, diagnoseRunFailure } from '../../src/engines/container.js';
-import { ENGINE_MISSING, loadDownload, loadGpuLoad, loadWarmup, hostRead } from '../../src/commands/profile/engines.js';
+import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/engines/container.js';
+import { hostRead } from '../../src/commands/profile/engines.js';
 import { splitWrap } from '../../src/commands/profile/run.js';
-import { predictLoadSeconds, type Rates } from '../../src/core/estimate.js';
-import { computeFindings, whatIfRows } from '../../src/core/findings.js';
+import { predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/commands/profile/estimate.js';
+import { computeFindings, whatIfRows } from '../../src/commands/profile/findings.js';
 import type { PhaseSummary } from '../../src/core/report.js';
 import { tempDir } from './helpers.js';
 
@@ -15,21 +15,68 @@ afterAll(() => tmp.done());
 // The log-line stage tests moved to test/wrap-stages.test.ts (rules as data, issue #13).
 
 describe('container phase from /proc', () => {
-  it('reads start ticks (field 22, process names with spaces and parentheses) and measures init → process', () => {
-    const root = join(tmp.dir, 'proc');
-    const stat = (pid: string, name: string, start: number) => {
-      mkdirSync(join(root, pid), { recursive: true });
-      const fields = ['S', ...Array.from({ length: 18 }, (_, i) => String(i)), String(start), '0'];
-      writeFileSync(join(root, pid, 'stat'), `${pid === 'self' ? 77 : 1} (${name}) ${fields.join(' ')}\n`);
-    };
-    stat('1', 'tini (init) x', 1000);
-    stat('self', 'node', 1234);
+  // A fake /proc: pid, comm, ppid, start ticks (USER_HZ 100); /proc/uptime in seconds.
+  const fakeProc = (name: string, procs: Array<{ pid: number | 'self'; realPid?: number; comm: string; ppid: number; start: number }>, uptime: number) => {
+    const root = join(tmp.dir, name);
+    for (const p of procs) {
+      mkdirSync(join(root, String(p.pid)), { recursive: true });
+      const fields = ['S', String(p.ppid), ...Array.from({ length: 17 }, (_, i) => String(i)), String(p.start), '0'];
+      writeFileSync(join(root, String(p.pid), 'stat'), `${p.realPid ?? p.pid} (${p.comm}) ${fields.join(' ')}\n`);
+    }
+    writeFileSync(join(root, 'uptime'), `${uptime} 1.0\n`);
+    return root;
+  };
+
+  it('reads start ticks (field 22, process names with spaces and parentheses)', () => {
+    const root = fakeProc('p0', [{ pid: 1, comm: 'tini (init) x', ppid: 0, start: 1000 }, { pid: 'self', realPid: 77, comm: 'node', ppid: 1, start: 1234 }], 20);
     expect(procStartTicks(1, root)).toBe(1000);
-    const m = measureInsideContainer(root, 'kubepods')!;
-    expect(m.runtime).toBe('kubepods');
-    expect(m.initToProcessSeconds).toBeCloseTo(2.34, 9);
-    expect(m.processToNowSeconds).toBeGreaterThan(0);
-    expect(measureInsideContainer(root, null)).toBeNull();
+  });
+
+  it('counts PID 1 → coldstart only when a minimal init started coldstart directly', () => {
+    const root = fakeProc('p1', [{ pid: 1, comm: 'tini', ppid: 0, start: 1000 }, { pid: 'self', realPid: 7, comm: 'node', ppid: 1, start: 1234 }], 20);
+    const m = measureInsideContainer(root, 'kubepods', 0.5)!;
+    expect(m.counted).toBe(true);
+    expect(m.entrypointSeconds).toBeCloseTo(2.34, 9);
+  });
+
+  it('does not count what a shell PID 1 (or a shell between) did before coldstart', () => {
+    // sh -c 'sleep 30; coldstart …': PID 1 is the shell, started 30 s before coldstart.
+    const direct = fakeProc('p2', [{ pid: 1, comm: 'sh', ppid: 0, start: 1000 }, { pid: 'self', realPid: 9, comm: 'node', ppid: 1, start: 4000 }], 45);
+    const a = measureInsideContainer(direct, 'docker', 0.5)!;
+    expect(a.counted).toBe(false);
+    expect(a.entrypointSeconds).toBeNull();
+    expect(a.why).toMatch(/sh/);
+    const via = fakeProc('p3', [{ pid: 1, comm: 'tini', ppid: 0, start: 1000 }, { pid: 5, comm: 'bash', ppid: 1, start: 1001 }, { pid: 'self', realPid: 9, comm: 'node', ppid: 5, start: 4000 }], 45);
+    expect(measureInsideContainer(via, 'docker', 0.5)!.counted).toBe(false);
+  });
+
+  it('coldstart as PID 1 (exec): the entrypoint time is PID 1 start → the exec, from uptime minus the process clock', () => {
+    // PID 1 forked at 10.00 s after boot; Node (exec'd into PID 1) has run 0.5 s; uptime now 13.5 s → exec at 13.0 s.
+    const root = fakeProc('p4', [{ pid: 1, comm: 'node', ppid: 0, start: 1000 }, { pid: 'self', realPid: 1, comm: 'node', ppid: 0, start: 1000 }], 13.5);
+    const m = measureInsideContainer(root, 'docker', 0.5)!;
+    expect(m.counted).toBe(true);
+    expect(m.entrypointSeconds).toBeCloseTo(3.0, 6);
+  });
+
+  it("never counts a machine's uptime: PID 1 systemd outside a container is no container", () => {
+    const root = fakeProc('p5', [{ pid: 1, comm: 'systemd', ppid: 0, start: 10 }, { pid: 'self', realPid: 4242, comm: 'node', ppid: 4000, start: 900000 }], 9100);
+    expect(measureInsideContainer(root, null, 0.5)).toBeNull();
+    expect(measureInsideContainer(root, 'docker', 0.5)!.counted).toBe(false);
+    // A fresh PID namespace without runtime markers (unshare) is recognised by its PID 1.
+    const ns = fakeProc('p6', [{ pid: 1, comm: 'sh', ppid: 0, start: 100 }, { pid: 'self', realPid: 3, comm: 'node', ppid: 1, start: 300 }], 5);
+    expect(measureInsideContainer(ns, null, 0.5)!.runtime).toBe('pid namespace');
+  });
+
+  it('--since takes RFC 3339 or epoch seconds and refuses anything else with one clear line', () => {
+    expect(parseSince('2026-11-28T07:00:00Z', 1.9e9)).toBe(Date.UTC(2026, 10, 28, 7) / 1000);
+    expect(parseSince('2026-11-28T08:00:00.500+01:00', 1.9e9)).toBe(Date.UTC(2026, 10, 28, 7) / 1000 + 0.5);
+    expect(parseSince('1764313200.25', 1.9e9)).toBe(1764313200.25);
+    for (const bad of ['yesterday', '2026-11-28', '12:00', '-5', '']) expect(() => parseSince(bad, 1.9e9)).toThrow(/--since: .* is not an RFC 3339 time/);
+    expect(() => parseSince('2000000000', 1.9e9)).toThrow(/in the future/);
+    // t0 10 s before the process started; the process has run 0.4 s.
+    const r = sinceInterval(1000, null, 1_010_400, 0.4);
+    expect(r.scheduledToStartedSeconds).toBeCloseTo(10, 9);
+    expect(r.processToNowSeconds).toBe(0.4);
   });
 
   it('names the setting to change for known runtime failures, and nothing for unknown ones', () => {
@@ -41,15 +88,6 @@ describe('container phase from /proc', () => {
 });
 
 describe('engines adapter', () => {
-  it('turns an engine absent from the build into a skip reason, never a crash', async () => {
-    process.env.COLDSTART_DISABLE_ENGINES = 'gpuload,download,warmup';
-    try {
-      for (const l of [loadGpuLoad, loadDownload, loadWarmup]) expect(await l()).toEqual({ ok: false, reason: ENGINE_MISSING });
-    } finally {
-      delete process.env.COLDSTART_DISABLE_ENGINES;
-    }
-  });
-
   it('host read fallback reads every byte', () => {
     const f = join(tmp.dir, 'w.bin');
     writeFileSync(f, Buffer.alloc(3_000_001, 7));
@@ -99,10 +137,45 @@ describe('load model, what-if rows and findings', () => {
     // Scaled from the measured 12 s by the model's ratio 1.6 / 4.88.
     expect(conv.toSeconds).toBeCloseTo((12 * 1.6) / 4.88, 6);
     const f = computeFindings(inp, rows);
-    expect(f.map((x) => x.id)).toEqual(['warm-instance', 'not-cached', 'quant-4bit', 'convert-bin', 'warmup']);
+    // The warm pool is a trade-off (no saving to rank): last, with its monthly cost and the seconds it saves.
+    expect(f.map((x) => x.id)).toEqual(['not-cached', 'quant-4bit', 'convert-bin', 'warmup', 'warm-instance']);
+    expect(f.find((x) => x.id === 'warm-instance')!.savesSeconds).toBeNull();
+    expect(f.find((x) => x.id === 'warm-instance')!.message).toContain('saves 56.6 s on each scale-up');
+    expect(rows.some((r) => r.toSeconds === 0 && r.phase === 'total')).toBe(false);
     expect(f.find((x) => x.id === 'not-cached')!.command).toBe('coldstart cache llama3-8b');
     expect(f.find((x) => x.id === 'warm-instance')!.message).toContain('$1460/month at $2/h');
     expect(f.find((x) => x.id === 'warmup')!.message).toContain('4.20 s');
+  });
+
+  it('suggests nothing that needs a GPU on a machine without one; no finding from an incomplete total', () => {
+    const phases = [phase('gpu-load', null, { metrics: { hostReadSeconds: 12 } }), phase('warmup', null)];
+    const inp = { phases, total: null, rates, gpuPricePerHour: 2, model: { name: 'llama3-8b', bytes: 16e9, format: 'safetensors' as const, bytesPerParam: 4, dtype: 'F32', source: 'local' as const, gpu: false, cache: 'cold' as const } };
+    const rows = whatIfRows(inp);
+    expect(rows.find((r) => r.id === 'quant-4bit')).toBeTruthy();
+    const ids = computeFindings(inp, rows).map((f) => f.id);
+    expect(ids).not.toContain('quant-4bit');
+    expect(ids).not.toContain('dtype-bf16');
+    expect(ids).not.toContain('warm-instance');
+  });
+
+  it('yours vs floor and cold vs warm read become findings with the seconds they save and the command', () => {
+    const phases = [phase('gpu-load', 9, { floor: { seconds: 3, source: 'native loader, cold page cache' } }), phase('warmup', 1)];
+    const inp = { phases, total: 10, rates, coldWarmRead: { coldSeconds: 3, warmSeconds: 0.5 }, model: { name: 'llama3-8b', bytes: 16e9, format: 'safetensors' as const, bytesPerParam: 2, dtype: 'BF16', source: 'local' as const, gpu: true, cache: 'cold' as const } };
+    const f = computeFindings(inp);
+    expect(f.find((x) => x.id === 'floor-gpu-load')!.savesSeconds).toBeCloseTo(6, 9);
+    expect(f.find((x) => x.id === 'floor-gpu-load')!.message).toContain('efficiency 0.33');
+    const pf = f.find((x) => x.id === 'prefetch')!;
+    expect(pf.savesSeconds).toBeCloseTo(2.5, 9);
+    expect(pf.command).toBe('coldstart prefetch llama3-8b');
+  });
+
+  it('an estimate carries the spread of its probes, not false precision', () => {
+    const r2 = { ...rates, diskSigma: 0.2e9, pageCacheSigma: null };
+    const p = predictLoadSeconds(r2, { bytes: 16e9, format: 'safetensors', cache: 'cold', gpu: true })!;
+    expect(predictLoadSigma(r2, { bytes: 16e9, format: 'safetensors', cache: 'cold', gpu: true }, p)).toBeCloseTo(0.8, 9);
+    expect(formatWithSigma(p, 0.8)).toBe('8.00 s ± 800 ms');
+    expect(predictLoadSigma(r2, { bytes: 16e9, format: 'safetensors', cache: 'warm', gpu: true }, 1.6)).toBeNull();
+    expect(formatWithSigma(1.6, null)).toMatch(/uncertainty unknown/);
   });
 
   it('drops findings too small to act on', () => {

@@ -1,67 +1,58 @@
 /**
- * The one adapter between `coldstart profile` and the engines built in other parts (GPU loader, Hub
- * download, warmup). They are imported lazily; when a build does not carry one, its phase is skipped with
- * the reason "engine not available in this build" instead of failing.
+ * The engines `coldstart profile` drives, passed in as one object of functions (src/commands/profile.ts gives
+ * the real ones; tests swap any of them): the native probe, the GPU loader, the Hub download, the warmup
+ * back-ends, Python and the container timers.
  */
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { ColdstartError } from '../../core/errors.js';
 import type { PhaseHandle } from '../../core/phases.js';
 import { Stopwatch } from '../../core/clock.js';
 import { formatRate } from '../../core/format.js';
+import { loadNative } from '../../native.js';
+import { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase } from '../../engines/gpuload.js';
+import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../../hub/download.js';
+import { runWarmup, recordWarmupPhase } from '../../engines/warmup.js';
+import { runPythonSnippet } from '../../engines/python.js';
+import { measureInsideContainer, timeContainerStart } from '../../engines/container.js';
+import { runWrapped } from '../../engines/wrap.js';
 
-// The engines' own types (type-only imports: nothing is loaded until an engine is used).
 export type { GpuLoadOptions, GpuLoadResult } from '../../engines/gpuload.js';
 export type { DownloadOptions, DownloadResult } from '../../hub/download.js';
 export type { WarmupOptions, WarmupResult } from '../../engines/warmup.js';
-type GpuLoadModule = typeof import('../../engines/gpuload.js');
-type DownloadModule = typeof import('../../hub/download.js');
-type WarmupModule = typeof import('../../engines/warmup.js');
 export interface RepoFileSize {
   path: string;
   bytes: number;
 }
 
-// ---------------------------------------------------------------------------------------------- loading
-export const ENGINE_MISSING = 'engine not available in this build';
-
-export type Loaded<T> = { ok: true; mod: T } | { ok: false; reason: string };
-
-function isModuleNotFound(e: unknown, spec: string): boolean {
-  const err = e as NodeJS.ErrnoException;
-  return err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes(spec.replace(/^\.\.\//, '').replace(/^\.\.\//, ''));
+export interface Engines {
+  native: typeof loadNative;
+  gpuLoad: { runGpuLoad: typeof runGpuLoad; resolveSafetensorsInputs: typeof resolveSafetensorsInputs; recordGpuLoadPhase: typeof recordGpuLoadPhase };
+  download: { downloadRepo: typeof downloadRepo; repoFileSizes: typeof repoFileSizes; findCachedSnapshot: typeof findCachedSnapshot; recordDownloadPhase: typeof recordDownloadPhase };
+  warmup: { runWarmup: typeof runWarmup; recordWarmupPhase: typeof recordWarmupPhase };
+  python: { runPythonSnippet: typeof runPythonSnippet };
+  container: { measureInsideContainer: typeof measureInsideContainer; timeContainerStart: typeof timeContainerStart };
+  wrap: { runWrapped: typeof runWrapped };
 }
 
-/** Test hook: names of engines to treat as absent (COLDSTART_DISABLE_ENGINES=gpuload,download,warmup). */
-function disabled(name: string): boolean {
-  return (process.env.COLDSTART_DISABLE_ENGINES ?? '').split(',').includes(name);
-}
+export const defaultEngines: Engines = {
+  native: loadNative,
+  gpuLoad: { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase },
+  download: { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase },
+  warmup: { runWarmup, recordWarmupPhase },
+  python: { runPythonSnippet },
+  container: { measureInsideContainer, timeContainerStart },
+  wrap: { runWrapped },
+};
 
-type EngineName = 'gpuload' | 'download' | 'warmup';
-const overrides = new Map<EngineName, unknown>();
-
-/** For tests: use these module objects instead of importing the engines (like resetNativeForTests). */
-export function overrideEnginesForTests(mods: Partial<Record<EngineName, unknown>> | null): void {
-  overrides.clear();
-  for (const [k, v] of Object.entries(mods ?? {})) overrides.set(k as EngineName, v);
-}
-
-async function load<T>(name: EngineName, importer: () => Promise<unknown>, spec: string): Promise<Loaded<T>> {
-  if (disabled(name)) return { ok: false, reason: ENGINE_MISSING };
-  if (overrides.has(name)) return { ok: true, mod: overrides.get(name) as T };
-  try {
-    return { ok: true, mod: (await importer()) as T };
-  } catch (e) {
-    // Only the engine module itself being absent is a skip; a broken engine is a real failure.
-    if (isModuleNotFound(e, spec)) return { ok: false, reason: ENGINE_MISSING };
-    throw e;
+/** The default engines with some replaced (tests). */
+export function withEngines(over: { [K in keyof Engines]?: Partial<Engines[K]> | Engines[K] }): Engines {
+  const out = { ...defaultEngines } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(over)) {
+    const d = (defaultEngines as unknown as Record<string, unknown>)[k];
+    out[k] = typeof v === 'function' ? v : { ...(d as object), ...(v as object) };
   }
+  return out as unknown as Engines;
 }
-
-// Each import names a literal path so bundlers and tsc see it; the file may not exist in this build.
-export const loadGpuLoad = () => load<GpuLoadModule>('gpuload', () => import(/* @vite-ignore */ '../../engines/gpuload.js' as string), 'engines/gpuload.js');
-export const loadDownload = () => load<DownloadModule>('download', () => import(/* @vite-ignore */ '../../hub/download.js' as string), 'hub/download.js');
-export const loadWarmup = () => load<WarmupModule>('warmup', () => import(/* @vite-ignore */ '../../engines/warmup.js' as string), 'engines/warmup.js');
-
 
 // ---------------------------------------------------------------------------------------------- host fallback
 export interface HostReadResult {
@@ -72,8 +63,8 @@ export interface HostReadResult {
 }
 
 /**
- * Minimal stand-in used only when the GPU loader engine is absent: reads the weight files with large
- * sequential reads (whatever the page cache holds) and times it. The real engine replaces it.
+ * A plain host read of the weight files with large sequential reads (whatever the page cache holds), timed:
+ * the floor for files the native loader does not read (.bin).
  */
 export function hostRead(files: readonly string[], chunkBytes = 16 << 20, signal?: AbortSignal): HostReadResult {
   const buf = Buffer.allocUnsafe(chunkBytes);

@@ -2,6 +2,7 @@ import { appendFileSync } from 'node:fs';
 import type { Report } from '../report.js';
 import type { ProcessLike } from '../output.js';
 import { renderMarkdown } from './markdown.js';
+import { budgetFails } from '../budgets.js';
 
 /** Escapes a workflow-command message (GitHub's own rules: %, CR, LF). */
 function escapeData(s: string): string {
@@ -11,7 +12,7 @@ function escapeData(s: string): string {
 /** `::error` lines for failed budgets, to stdout, only when GITHUB_ACTIONS=true. */
 export function githubAnnotations(report: Report): string[] {
   return report.budgets
-    .filter((b) => b.status === 'exceeded' || b.status === 'failed')
+    .filter((b) => budgetFails(b))
     .map((b) => `::error title=coldstart budget ${b.phase}::${escapeData(b.message)}`);
 }
 

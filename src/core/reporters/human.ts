@@ -26,6 +26,13 @@ export function statsLine(st: { mean: number; stddev: number; min: number; max: 
   return `${formatDuration(st.mean)} ± ${formatDuration(st.stddev)}  (${formatDuration(st.min)} … ${formatDuration(st.max)}, ${st.n} runs)`;
 }
 
+/** The total as text: a time (± σ over runs), or "incomplete" with the known part, never a bare 0 s. */
+export function totalText(report: Pick<Report, 'total'>): string {
+  const t = report.total;
+  if (t.seconds === null) return t.measuredSeconds ? `incomplete (≥ ${formatDuration(t.measuredSeconds)})` : 'incomplete';
+  return t.stats ? `${formatDuration(t.seconds)} ± ${formatDuration(t.stats.stddev)}` : formatDuration(t.seconds);
+}
+
 /** The phase table (phase, time, share of total, status, note) with sub-steps indented beneath their phase. */
 export function renderHuman(report: Report, style: Style, width = 100): string {
   const lines: string[] = [];
@@ -46,11 +53,11 @@ export function renderHuman(report: Report, style: Style, width = 100): string {
     }
   }
   const tot = report.total;
-  table.push([style.bold('total'), style.bold(tot.stats ? `${formatDuration(tot.seconds)} ± ${formatDuration(tot.stats.stddev)}` : formatDuration(tot.seconds)), '', '', '']);
+  table.push([style.bold('total'), style.bold(totalText(report)), '', '', tot.seconds === null ? `not measured: ${(tot.missing ?? []).join(', ')}` : '']);
   lines.push(table.toString());
   if (tot.stats) lines.push(`total: ${statsLine(tot.stats)}`);
   for (const b of report.budgets) {
-    const mark = b.status === 'ok' ? style.green('✓') : b.status === 'unmeasured' ? style.yellow('?') : style.red('✗');
+    const mark = b.status === 'ok' ? style.green('✓') : b.status === 'unmeasured' && b.allowed ? style.yellow('?') : style.red('✗');
     lines.push(`${mark} ${b.message}`);
   }
   if (report.findings.length > 0) {

@@ -1,4 +1,5 @@
 import type { Report } from '../report.js';
+import { budgetFails } from '../budgets.js';
 
 function xml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!)
@@ -9,9 +10,9 @@ function xml(s: string): string {
 /** JUnit XML: one <testcase> per budgeted phase; exceeded → <failure>, unmeasured → <skipped>. */
 export function renderJUnit(report: Report): string {
   const cases = report.budgets;
-  const failures = cases.filter((b) => b.status === 'exceeded' || b.status === 'failed').length;
-  const skipped = cases.filter((b) => b.status === 'unmeasured').length;
-  const time = report.total.seconds.toFixed(6);
+  const failures = cases.filter((b) => budgetFails(b)).length;
+  const skipped = cases.filter((b) => b.status === 'unmeasured' && b.allowed).length;
+  const time = (report.total.seconds ?? report.total.measuredSeconds ?? 0).toFixed(6);
   const suite = `coldstart.${report.command}`;
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
   out.push(`<testsuites name="coldstart" tests="${cases.length}" failures="${failures}" errors="0" skipped="${skipped}" time="${time}">`);
@@ -19,8 +20,8 @@ export function renderJUnit(report: Report): string {
   for (const b of cases) {
     const t = (b.measured ?? 0).toFixed(6);
     out.push(`    <testcase classname="${xml(suite)}" name="budget ${xml(b.phase)} &lt;= ${b.limit}s" time="${t}">`);
-    if (b.status === 'exceeded' || b.status === 'failed') out.push(`      <failure message="${xml(b.message)}" type="BudgetExceeded">${xml(b.message)}</failure>`);
-    if (b.status === 'unmeasured') out.push(`      <skipped message="${xml(b.message)}"/>`);
+    if (budgetFails(b)) out.push(`      <failure message="${xml(b.message)}" type="${b.status === 'unmeasured' ? 'NotMeasured' : 'BudgetExceeded'}">${xml(b.message)}</failure>`);
+    else if (b.status === 'unmeasured') out.push(`      <skipped message="${xml(b.message)}"/>`);
     out.push('    </testcase>');
   }
   out.push('  </testsuite>', '</testsuites>', '');

@@ -1,5 +1,6 @@
 import type { Report } from '../report.js';
 import { formatDuration, formatPercent } from '../format.js';
+import { totalText } from './human.js';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 
@@ -14,11 +15,11 @@ export function renderMarkdown(report: Report): string {
     const note = p.status === 'skipped' ? (p.reason ?? '') : p.status === 'failed' ? (p.error?.message ?? '') : (p.note ?? '');
     out.push(`| ${p.name} | ${time} | ${p.share === null ? '' : formatPercent(p.share)} | ${p.status} | ${esc(note)} |`);
   }
-  out.push(`| **total** | **${formatDuration(report.total.seconds)}** | | | |`);
+  out.push(`| **total** | **${totalText(report)}** | | | |`);
   if (report.budgets.length > 0) {
     out.push('', '| budget | limit | measured | result |', '|---|---:|---:|---|');
     for (const b of report.budgets) {
-      const icon = b.status === 'ok' ? '✅ met' : b.status === 'unmeasured' ? '⚠️ not measured' : b.status === 'failed' ? '❌ phase failed' : `❌ exceeded by ${formatDuration(b.over ?? 0)}`;
+      const icon = b.status === 'ok' ? '✅ met' : b.status === 'unmeasured' ? (b.allowed ? '⚠️ not measured (allowed)' : '❌ not measured') : b.status === 'failed' ? '❌ phase failed' : `❌ exceeded by ${formatDuration(b.over ?? 0)}`;
       out.push(`| ${b.phase} | ${formatDuration(b.limit)} | ${b.measured === null ? '—' : formatDuration(b.measured)} | ${icon} |`);
     }
   }

@@ -7,10 +7,10 @@
 import { closeSync, openSync, readSync, rmSync, writeSync, fsyncSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
-import { Stopwatch } from './clock.js';
-import { tempPathFor, trackTemp, untrackTemp } from './atomic.js';
-import { formatBytes, formatRate } from './format.js';
-import { buildHeader } from '../formats/safetensors.js';
+import { Stopwatch } from '../../core/clock.js';
+import { tempPathFor, trackTemp, untrackTemp } from '../../core/atomic.js';
+import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
+import { buildHeader } from '../../formats/safetensors.js';
 
 export interface Rates {
   /** Sequential read bypassing the page cache, bytes/s: the loader's own cold read when present, else O_DIRECT dd. */
@@ -28,6 +28,20 @@ export interface Rates {
   networkLatencySeconds: number | null;
   probeBytes: number;
   probeDir: string;
+  /** Standard deviation of the probes (bytes/s) and how many there were; null for a single probe. */
+  diskSigma?: number | null;
+  pageCacheSigma?: number | null;
+  probes?: number;
+  /** Reader threads of the probe reads (the loader's own count when the loader measured them). */
+  threads?: number | null;
+}
+
+/** One run of the native loader on the probe file: what `measureRates` needs from it. */
+export interface LoaderProbe {
+  bytes: number;
+  seconds: number;
+  threads: number;
+  h2dBytesPerSecond?: number;
 }
 
 export interface RateProbeOptions {
@@ -38,6 +52,13 @@ export interface RateProbeOptions {
   pcieBytesPerSecond?: number | null;
   /** The GPU loader's own limits measured on the probe file (cold cache): H2D and read rates. */
   loaderLimits?: (probeFile: string) => Promise<{ h2dBytesPerSecond?: number; readBytesPerSecond?: number } | null>;
+  /**
+   * Runs the native loader on the probe file with a cold or warm page cache (its own threads, chunks, O_DIRECT):
+   * the read rates then come from the same code path, thread count and span as the load they predict.
+   */
+  loaderRun?: (probeFile: string, cache: 'cold' | 'warm') => Promise<LoaderProbe>;
+  /** Probe runs per cache state (default 3): their spread is the estimate's uncertainty. */
+  samples?: number;
   /** A URL of a non-weight file and its headers, to time the network without moving weight bytes. */
   network?: { url: string; headers?: Record<string, string>; maxBytes?: number } | null;
 }
@@ -133,23 +154,65 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
       closeSync(fd);
     }
     const size = statSync(probe).size;
-    // Page cache: the file was just written, so its pages are resident. Best of two reads.
-    let best = Infinity;
-    for (let i = 0; i < 2; i++) {
-      const t = new Stopwatch();
-      readAll(probe);
-      best = Math.min(best, t.elapsed());
+    const k = Math.max(1, opts.samples ?? 3);
+    const meanSd = (xs: number[]) => {
+      const m = xs.reduce((a, b) => a + b, 0) / xs.length;
+      return { m, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : null };
+    };
+    let loaderDone = false;
+    if (opts.loaderRun) {
+      try {
+        const warm: number[] = [];
+        const cold: number[] = [];
+        for (let i = 0; i < k; i++) {
+          opts.signal?.throwIfAborted();
+          const w = await opts.loaderRun(probe, 'warm');
+          warm.push(w.bytes / w.seconds);
+          rates.threads = w.threads;
+          const c = await opts.loaderRun(probe, 'cold');
+          cold.push(c.bytes / c.seconds);
+          if (c.h2dBytesPerSecond) {
+            rates.h2dBytesPerSecond = c.h2dBytesPerSecond;
+            rates.h2dSource = 'loader';
+          }
+        }
+        const w = meanSd(warm);
+        const c = meanSd(cold);
+        rates.pageCacheBytesPerSecond = w.m;
+        rates.pageCacheSigma = w.sd;
+        rates.diskReadBytesPerSecond = c.m;
+        rates.diskSigma = c.sd;
+        rates.diskSource = 'loader';
+        rates.probes = k;
+        loaderDone = true;
+      } catch (e) {
+        if (opts.signal?.aborted) throw e;
+        assumptions.push(`the native loader could not read the probe (${(e as Error).message}); rates from plain reads`);
+      }
     }
-    rates.pageCacheBytesPerSecond = size / best;
-    // Disk: O_DIRECT through dd (aligned buffers, no page cache). Not every filesystem allows it.
-    const t = new Stopwatch();
-    const { execa } = await import('execa');
-    const dd = await execa('dd', [`if=${probe}`, 'of=/dev/null', 'bs=16M', 'iflag=direct'], { reject: false, timeout: 120_000, cancelSignal: opts.signal });
-    const ddSeconds = t.elapsed();
-    if (dd.exitCode === 0) {
-      rates.diskReadBytesPerSecond = size / ddSeconds;
-      rates.diskSource = 'dd';
-    } else assumptions.push(`disk: O_DIRECT reads are not possible on ${opts.dir} (${String(dd.stderr).split('\n')[0] || 'dd failed'}); cold reads are assumed to run at the page-cache rate, which flatters cold loads`);
+    if (!loaderDone) {
+      // Page cache: the file was just written, so its pages are resident.
+      const xs: number[] = [];
+      for (let i = 0; i < k; i++) {
+        const t = new Stopwatch();
+        readAll(probe);
+        xs.push(size / t.elapsed());
+      }
+      const w = meanSd(xs);
+      rates.pageCacheBytesPerSecond = w.m;
+      rates.pageCacheSigma = w.sd;
+      rates.probes = k;
+      rates.threads = 1;
+      // Disk: O_DIRECT through dd (aligned buffers, no page cache). Not every filesystem allows it.
+      const t = new Stopwatch();
+      const { execa } = await import('execa');
+      const dd = await execa('dd', [`if=${probe}`, 'of=/dev/null', 'bs=16M', 'iflag=direct'], { reject: false, timeout: 120_000, cancelSignal: opts.signal });
+      const ddSeconds = t.elapsed();
+      if (dd.exitCode === 0) {
+        rates.diskReadBytesPerSecond = size / ddSeconds;
+        rates.diskSource = 'dd';
+      } else assumptions.push(`disk: O_DIRECT reads are not possible on ${opts.dir} (${String(dd.stderr).split('\n')[0] || 'dd failed'}); cold reads are assumed to run at the page-cache rate, which flatters cold loads`);
+    }
     // Memory copy (the extra host copy a .bin load pays).
     const a = Buffer.allocUnsafe(64 << 20);
     const b = Buffer.allocUnsafe(64 << 20);
@@ -165,12 +228,14 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     // Host → device.
     // The loader's own limits, when it is present: its cold read (threads, O_DIRECT, queue depth) beats a
     // single dd stream on NVMe, and its H2D is the real pinned-copy rate.
-    const lim = opts.loaderLimits ? await opts.loaderLimits(probe).catch(() => null) : null;
+    const lim = !loaderDone && opts.loaderLimits ? await opts.loaderLimits(probe).catch(() => null) : null;
     if (lim?.readBytesPerSecond) {
       rates.diskReadBytesPerSecond = lim.readBytesPerSecond;
       rates.diskSource = 'loader';
     }
-    if (lim?.h2dBytesPerSecond) {
+    if (rates.h2dSource === 'loader') {
+      /* measured by the loader runs above */
+    } else if (lim?.h2dBytesPerSecond) {
       rates.h2dBytesPerSecond = lim.h2dBytesPerSecond;
       rates.h2dSource = 'loader';
     } else if (opts.pcieBytesPerSecond) {
@@ -194,7 +259,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
       assumptions.push(`network: could not time ${opts.network.url} (${(e as Error).message}); download not predicted`);
     }
   }
-  assumptions.push(`rates from a ${formatBytes(probeBytes)} probe file in ${opts.dir}`);
+  assumptions.push(`rates from ${rates.probes ?? 1} run(s) per cache state on a ${formatBytes(probeBytes)} probe file in ${opts.dir}${rates.diskSource === 'loader' ? ` read by the native loader (${rates.threads} threads, as the load)` : ''}`);
   return { rates, assumptions, seconds: sw.elapsed() };
 }
 
@@ -223,6 +288,20 @@ export function predictLoadSeconds(r: Rates, m: LoadModelInput): number | null {
   if (m.format === 'safetensors') return m.bytes / (h2d ? Math.min(read, h2d) : read);
   const copy = r.memcpyBytesPerSecond ?? read;
   return m.bytes / read + m.bytes / copy + (h2d ? m.bytes / (h2d * PAGEABLE_FRACTION) : 0);
+}
+
+/** One standard deviation of a prediction, from the spread of the probes of the rate it used (null: one probe). */
+export function predictLoadSigma(r: Rates, m: LoadModelInput, predicted: number): number | null {
+  const rate = m.cache === 'warm' ? r.pageCacheBytesPerSecond : r.diskReadBytesPerSecond;
+  const sd = m.cache === 'warm' ? r.pageCacheSigma : r.diskSigma;
+  if (!rate || sd === null || sd === undefined) return null;
+  return predicted * (sd / rate);
+}
+
+/** "2.7 s ± 0.3 s": a prediction with its uncertainty, at the precision the uncertainty allows. */
+export function formatWithSigma(seconds: number, sigma: number | null): string {
+  if (sigma === null) return `${formatDuration(seconds)} (one probe: uncertainty unknown)`;
+  return `${formatDuration(seconds)} ± ${formatDuration(Math.max(sigma, seconds * 0.01))}`;
 }
 
 export function predictDownloadSeconds(r: Rates, bytes: number): number | null {

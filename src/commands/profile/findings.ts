@@ -3,9 +3,9 @@
  * text): each row scales a measured (or estimated) phase by the ratio the load model predicts for the
  * alternative, and each finding is the saving of one row, ranked by seconds saved.
  */
-import type { Finding, PhaseSummary } from './report.js';
+import type { Finding, PhaseSummary } from '../../core/report.js';
 import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
-import { formatDuration, formatBytes } from './format.js';
+import { formatDuration, formatBytes } from '../../core/format.js';
 
 export interface WhatIfRow {
   id: string;
@@ -37,12 +37,15 @@ export interface ModelFacts {
 
 export interface FindingsInput {
   phases: readonly PhaseSummary[];
-  total: number;
+  /** The measured total; null when incomplete (no finding is computed from it then). */
+  total: number | null;
   rates: Rates | null;
   model: ModelFacts | null;
-  /** Framework path time (--framework) next to the floor. */
-  framework?: { name: string; seconds: number } | null;
   gpuPricePerHour?: number | null;
+  /** Warm instances the warm-pool trade-off prices (--warm-instances, default 1). */
+  warmInstances?: number;
+  /** The native loader measured with a cold and a warm page cache in this run (the prefetch hook). */
+  coldWarmRead?: { coldSeconds: number; warmSeconds: number } | null;
   /** Host RAM: weights larger than it cannot stay in the page cache. */
   hostMemoryBytes?: number;
   /** gpu-load measured again with a warm page cache (the loader, right after the cold runs). */
@@ -120,8 +123,6 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
     else if ((m.source === 'cached' || m.source === 'synthetic' || m.source === 'local') && pred !== null)
       rows.push({ id: 'not-cached', scenario: `not cached: download ${formatBytes(bytes)}`, phase: 'download', fromSeconds: dl ?? 0, toSeconds: pred, basis: 'measured network rate' });
   }
-  // Warm instance vs cold.
-  if (inp.total > 0) rows.push({ id: 'warm-instance', scenario: 'a warm instance already running', phase: 'total', fromSeconds: inp.total, toSeconds: 0, basis: 'no cold start at all' });
   return rows;
 }
 
@@ -137,20 +138,27 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   const cached = row('cached');
   if (cached && m) out.push({ id: 'not-cached', savesSeconds: cached.fromSeconds, message: `weights were not cached: pre-caching saves the ${formatDuration(cached.fromSeconds)} download`, command: `coldstart cache ${m.name}` });
   const fp = row('dtype-bf16');
-  if (fp && fp.toSeconds < fp.fromSeconds) out.push({ id: 'dtype-bf16', savesSeconds: fp.fromSeconds - fp.toSeconds, message: `weights are fp32: bf16 halves the bytes — gpu-load ${formatDuration(fp.fromSeconds)} → ${formatDuration(fp.toSeconds)}` });
+  if (fp && m?.gpu && fp.toSeconds < fp.fromSeconds) out.push({ id: 'dtype-bf16', savesSeconds: fp.fromSeconds - fp.toSeconds, message: `weights are fp32: bf16 halves the bytes — gpu-load ${formatDuration(fp.fromSeconds)} → ${formatDuration(fp.toSeconds)}` });
   const q4 = row('quant-4bit');
-  if (q4 && q4.toSeconds < q4.fromSeconds) {
+  // Smaller weights change what the GPU holds: suggested only where a GPU load was measured.
+  if (q4 && m?.gpu && q4.toSeconds < q4.fromSeconds) {
     out.push({ id: 'quant-4bit', savesSeconds: q4.fromSeconds - q4.toSeconds, message: `4-bit weights would cut gpu-load to ~${Math.round((q4.toSeconds / q4.fromSeconds) * 100)}% (${formatDuration(q4.fromSeconds)} → ${formatDuration(q4.toSeconds)}), if the accuracy loss is acceptable` });
   }
   const warm = inp.phases.find((p) => p.name === 'warmup');
   if (warm && warm.status === 'ok' && warm.seconds !== null && warm.seconds > 0.05) {
     out.push({ id: 'warmup', savesSeconds: warm.seconds, message: `no warmup before traffic: the first request pays ${formatDuration(warm.seconds)}`, command: m ? `coldstart warmup ${m.name}` : 'coldstart warmup' });
   }
-  if (inp.framework && inp.framework.seconds > 0) {
-    const floor = loadBasis(inp.phases);
-    if (floor && inp.framework.seconds > floor.seconds * 1.5) {
-      out.push({ id: 'framework-overhead', savesSeconds: inp.framework.seconds - floor.seconds, message: `your stack (${inp.framework.name}) takes ${formatDuration(inp.framework.seconds)}; this machine can do ${formatDuration(floor.seconds)} (${floor.measured})` });
+  // Yours vs floor: a step of the stack that takes much longer than this machine allows for the same bytes.
+  for (const p of inp.phases) {
+    if (p.status !== 'ok' || p.seconds === null || !p.floor || p.floor.seconds <= 0) continue;
+    if (p.seconds > p.floor.seconds * 1.5) {
+      out.push({ id: `floor-${p.name}`, savesSeconds: p.seconds - p.floor.seconds, message: `${p.name}: your stack takes ${formatDuration(p.seconds)}; this machine does the same step in ${formatDuration(p.floor.seconds)} (${p.floor.source}; efficiency ${(p.floor.seconds / p.seconds).toPrecision(2)})` });
     }
+  }
+  // Weights read cold: measured cold vs warm read of the same files by the loader (prefetch overlaps the read with start-up).
+  const cw = inp.coldWarmRead;
+  if (cw && m?.cache === 'cold' && cw.coldSeconds > cw.warmSeconds) {
+    out.push({ id: 'prefetch', savesSeconds: cw.coldSeconds - cw.warmSeconds, message: `weights were read cold: the loader took ${formatDuration(cw.coldSeconds)} cold and ${formatDuration(cw.warmSeconds)} from the page cache (both measured); prefetching them during start-up saves up to ${formatDuration(cw.coldSeconds - cw.warmSeconds)}`, command: `coldstart prefetch ${m.name}` });
   }
   const r = inp.rates;
   const gl = phaseSeconds(inp.phases, 'gpu-load');
@@ -165,14 +173,22 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   if (typeof cuInit === 'number' && cuInit > 1) {
     out.push({ id: 'cuda-persistence', savesSeconds: null, message: `cuInit alone takes ${formatDuration(cuInit)}: driver persistence (nvidia-smi -pm 1 or nvidia-persistenced) usually removes most of it`, command: 'nvidia-smi -pm 1' });
   }
-  if (inp.gpuPricePerHour && inp.total > 0) {
-    const month = inp.gpuPricePerHour * HOURS_PER_MONTH;
-    out.push({ id: 'warm-instance', savesSeconds: inp.total, message: `keep one warm instance: avoids the ${formatDuration(inp.total)} cold start; costs $${month.toFixed(0)}/month at $${inp.gpuPricePerHour}/h` });
+  if (inp.total !== null && inp.total >= WARM_POOL_MIN_SECONDS) {
+    // The warm pool is a trade-off, not a saving to rank: what N idle instances cost against the start they avoid.
+    const n = inp.warmInstances ?? 1;
+    if (inp.gpuPricePerHour) {
+      const month = inp.gpuPricePerHour * HOURS_PER_MONTH * n;
+      out.push({ id: 'warm-instance', savesSeconds: null, message: `warm pool: keeping ${n} warm instance(s) costs $${month.toFixed(0)}/month at $${inp.gpuPricePerHour}/h per GPU and saves ${formatDuration(inp.total)} on each scale-up they absorb (up to ${n} at once)` });
+    } else {
+      out.push({ id: 'warm-instance', savesSeconds: null, message: `warm pool: each warm instance saves ${formatDuration(inp.total)} per scale-up it absorbs; pass --gpu-price USD_PER_HOUR to see what keeping them costs per month` });
+    }
   }
   // A finding must be worth acting on: at least 50 ms and 2% of the cold start.
-  const floor = Math.max(MIN_SAVING_SECONDS, MIN_SAVING_FRACTION * inp.total);
+  const floor = Math.max(MIN_SAVING_SECONDS, MIN_SAVING_FRACTION * (inp.total ?? 0));
   return out.filter((f) => f.savesSeconds === null || f.savesSeconds >= floor).sort((a, b) => (b.savesSeconds ?? -1) - (a.savesSeconds ?? -1));
 }
 
 export const MIN_SAVING_SECONDS = 0.05;
 export const MIN_SAVING_FRACTION = 0.02;
+/** A cold start shorter than this is not worth a warm pool. */
+export const WARM_POOL_MIN_SECONDS = 1;

@@ -1,0 +1,60 @@
+/** Human lines beside the phase table: yours vs floor, what-if rows; and the model facts findings use. */
+import type { Context } from '../context.js';
+import type { PhaseSummary } from '../../core/report.js';
+import { formatDuration } from '../../core/format.js';
+import { planSynthetic } from '../../formats/synthetic.js';
+import type { ModelFacts, WhatIfRow } from './findings.js';
+import { bytesPerParam } from './target.js';
+import type { State } from './state.js';
+
+/** floor / yours at two significant figures (never a bare 0.00). */
+export function efficiencyText(e: number): string {
+  return e >= 0.995 ? e.toFixed(2) : e.toPrecision(2);
+}
+
+/** Two columns for every step that has a floor: yours, floor, efficiency = floor / yours. */
+export function yoursFloorLines(phases: readonly PhaseSummary[], ctx: Context): string[] {
+  const rows = phases.filter((p) => p.name !== 'unexplained' && (p.status === 'ok' || p.status === 'estimated' || p.floor));
+  if (!rows.some((p) => p.floor)) return [];
+  const st = ctx.out.style;
+  const w = Math.max(...rows.map((p) => p.name.length));
+  const out = ['', st.bold(`${'step'.padEnd(w)}  ${'yours'.padStart(9)}  ${'floor'.padStart(9)}  efficiency  floor measured by`)];
+  for (const p of rows) {
+    const yours = p.seconds === null ? '—' : formatDuration(p.seconds);
+    const floor = p.floor ? formatDuration(p.floor.seconds) : '—';
+    const eff = p.floor && p.seconds ? efficiencyText(p.floor.seconds / p.seconds) : '';
+    out.push(`${p.name.padEnd(w)}  ${yours.padStart(9)}  ${floor.padStart(9)}  ${eff.padStart(10)}  ${p.floor?.source ?? ''}`);
+  }
+  return out;
+}
+
+export function whatIfLines(rows: readonly WhatIfRow[], ctx: Context): string[] {
+  if (rows.length === 0) return [];
+  const s = ctx.out.style;
+  const w = Math.max(...rows.map((r) => r.scenario.length));
+  const out = ['', s.bold('what if')];
+  for (const r of rows) {
+    const pct = r.fromSeconds > 0 ? ` (${r.toSeconds >= r.fromSeconds ? '+' : ''}${(((r.toSeconds - r.fromSeconds) / r.fromSeconds) * 100).toFixed(0)}%)` : '';
+    out.push(`  ${r.scenario.padEnd(w)}  ${r.phase.padEnd(8)} ${formatDuration(r.fromSeconds).padStart(9)} → ${formatDuration(r.toSeconds).padStart(9)}${pct}`);
+  }
+  return out;
+}
+
+export function modelFacts(s: State, source: ModelFacts['source']): ModelFacts | null {
+  const t = s.target;
+  if (!t.bytes || !t.format) return null;
+  const repoBytes = t.spec ? planSynthetic(t.spec, 'safetensors').bytes : null;
+  return {
+    name: t.kind === 'file' || t.kind === 'dir' ? (t.dir ?? t.files[0] ?? t.name) : t.name,
+    path: t.dir ?? t.files[0] ?? null,
+    bytes: t.bytes,
+    format: t.format,
+    bytesPerParam: bytesPerParam(t.dtype),
+    dtype: t.dtype ?? 'unknown',
+    source,
+    repoBytes,
+    gpu: !!s.cuda?.available,
+    cache: s.cache === 'warm' ? 'warm' : 'cold',
+  };
+}
+

@@ -1,0 +1,87 @@
+/**
+ * Framework mode: the phases of the user's stack (imports, cuda-init, gpu-load, warmup) from its own process,
+ * each with the floor for the same step beside it (the native CUDA probe, the native loader on the same files in
+ * the same page-cache state). The floor runs before the stack and is never added to the total.
+ */
+import { dirname } from 'node:path';
+import { ColdstartError } from '../../core/errors.js';
+import { skippedPhase, type PhaseResult } from '../../core/phases.js';
+import { Stopwatch } from '../../core/clock.js';
+import { formatBytes, formatDuration } from '../../core/format.js';
+import { hostRead } from './engines.js';
+import { clampEfficiency } from './phases.js';
+import { timeStack, type Framework, type StackTimes } from './framework.js';
+import type { State } from './state.js';
+
+/** Puts the weights in the page-cache state asked for, outside any timed phase. */
+async function prepareCache(s: State, files: readonly string[]): Promise<string | null> {
+  if (s.cache === 'warm') {
+    hostRead(files, 16 << 20, s.ctx.signal);
+    return null;
+  }
+  if (s.cache !== 'cold') return null;
+  const n = s.engines.native();
+  if (!n.ok) return `the page cache could not be dropped (native addon unavailable: ${n.reason}); the stack read the files as the cache held them`;
+  const after = await n.addon.pageCache({ paths: [...files], action: 'evict' });
+  const note = after.find((e) => e.note)?.note;
+  return note ?? null;
+}
+
+function ok(name: string, seconds: number, note: string, extra: Partial<PhaseResult> = {}): PhaseResult {
+  return { name, status: 'ok', seconds, note, steps: [], metrics: {}, ...extra };
+}
+
+export interface StackOutcome {
+  rows: PhaseResult[];
+  times: StackTimes | null;
+  /** Seconds of the stack's cold start no phase explains. */
+  unexplainedSeconds: number;
+  /** The stack's measured wall clock (spawn → end of the first forward), seconds. */
+  wallSeconds: number | null;
+}
+
+export async function stackPhases(s: State, fw: Framework): Promise<StackOutcome> {
+  const t = s.target;
+  if (t.files.length === 0) throw new ColdstartError('NOT_FOUND', `--framework ${fw}: no weight files to load`);
+  // 1. The floor of the load: the native loader on the same files, same page-cache state (not counted).
+  if (t.format === 'safetensors') {
+    const files = t.dir ? s.engines.gpuLoad.resolveSafetensorsInputs(t.dir) : t.files;
+    const sw = new Stopwatch();
+    const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
+    clampEfficiency(r);
+    s.floorLoad = r;
+    if (r.mode === 'gpu') s.gpuLoad = r;
+    s.outside.floorLoad = sw.elapsed();
+  }
+  // 2. The stack, from a page cache in the state asked for.
+  const cacheNote = await prepareCache(s, t.files);
+  const times = await timeStack(s.engines, fw, t.dir ?? dirname(t.files[0]!), t.files, s.cache, s.ctx.env, s.ctx.signal);
+  const rows: PhaseResult[] = [];
+  rows.push(
+    ok('imports', times.importSeconds, `python process start → imports done (${times.python})`, {
+      steps: [{ name: 'interpreter start', seconds: times.interpreterSeconds, note: 'spawn → first line of the script' }, ...times.importSteps],
+      floor: null,
+    }),
+  );
+  const cudaFloor = s.cuda?.available ? s.cuda.timings.init + s.cuda.timings.enumerate + s.cuda.timings.context : null;
+  if (times.cudaInitSeconds === null) rows.push(skippedPhase('cuda-init', times.deviceReason ?? 'no CUDA device'));
+  else rows.push(ok('cuda-init', times.cudaInitSeconds, "torch.zeros(1, device='cuda') + synchronize", { floor: cudaFloor !== null ? { seconds: cudaFloor, source: 'native cuInit + primary context' } : null }));
+  const fl = s.floorLoad;
+  const floorLoad = fl ? { seconds: fl.seconds, source: fl.mode === 'gpu' ? `native loader, ${s.cache} page cache` : `native loader into host memory (no GPU), ${s.cache} page cache` } : null;
+  rows.push(
+    ok('gpu-load', times.loadSeconds, `${times.loadCall}: ${formatBytes(times.bytes)} on ${times.device}, ${s.cache} page cache${cacheNote ? ` (${cacheNote})` : ''}`, {
+      floor: floorLoad,
+      metrics: { bytes: times.bytes, device: times.device, ...(fl ? { floorEfficiency: fl.efficiency } : {}) },
+    }),
+  );
+  // compile: warmup --compile (#17) adds its row here when the stack compiles; no row otherwise.
+  if (times.firstForwardSeconds === null) rows.push(skippedPhase('warmup', times.forwardSkipped ?? 'no forward pass'));
+  else
+    rows.push(
+      ok('warmup', times.firstForwardSeconds, `first generate (${times.device})`, {
+        metrics: { firstForwardSeconds: times.firstForwardSeconds, steadyForwardSeconds: times.steadyForwardSeconds },
+        steps: [{ name: 'first generate', seconds: times.firstForwardSeconds, note: times.steadyForwardSeconds !== null ? `a steady generate takes ${formatDuration(times.steadyForwardSeconds)} (not part of the cold start)` : undefined }],
+      }),
+    );
+  return { rows, times, unexplainedSeconds: times.unexplainedSeconds, wallSeconds: times.coldStartSeconds + times.unexplainedSeconds };
+}
