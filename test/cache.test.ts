@@ -302,7 +302,72 @@ describe('resume, retries, corruption, locking', () => {
     expect(retries.map((e) => (e as { reason: string }).reason)).toEqual([expect.stringMatching(/HTTP 503/), expect.stringMatching(/connection closed at byte 250000|ECONNRESET|aborted/)]);
     expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=250000-')).toHaveLength(1);
     expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
-    expect(r.bytesDownloaded).toBe(r.bytesTotal);
+    // Exact accounting: 250 000 bytes of the dropped attempt, then the whole file again (the server ignored Range).
+    expect(r.bytesWire).toBe(250_000 + shard1.length);
+    expect(r.bytesDownloaded).toBe(r.bytesWire);
+    expect(r.bytesRefetched).toBe(250_000);
+    expect(r.bytesResumed).toBe(0);
+  });
+
+  it('accounting across runs: a parked partial resumed by a server that answers 416 / 200 counts every wire byte', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    for (const fault of ['200', '416'] as const) {
+      rmSync(cacheDir, { recursive: true, force: true });
+      hub.faults = { drop: { match: (p) => p === shard, afterBytes: 400_000, times: 1 } };
+      const first = await runCli(['--json', 'cache', 'org/tiny', '--include', shard, '--retries', '0'], { env: env() });
+      expect(first.code).toBe(3);
+      expect(JSON.parse(first.stdout).error.message).toContain(shard); // the final network error names the file
+      const parked = join(storage(), 'blobs', `${sha256(shard1)}.incomplete`);
+      const have = statSync(parked).size;
+      expect(have).toBeGreaterThan(0);
+      hub.faults = fault === '200' ? { ignoreRange: true } : {};
+      if (fault === '416') writeFileSync(parked, Buffer.concat([readFileSync(parked), Buffer.alloc(shard1.length)])); // longer than the file: truncated to 0
+      const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env() });
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.bytesWire).toBe(shard1.length);
+      expect(j.bytesDownloaded).toBe(shard1.length);
+      expect(j.bytesResumed).toBe(0);
+      if (fault === '200') expect(j.bytesRefetched).toBe(have);
+      expect(readFileSync(join(j.snapshotDir, shard)).equals(shard1)).toBe(true);
+      expect(readdirSync(join(storage(), 'blobs')).filter((n) => n.includes('incomplete'))).toEqual([]);
+    }
+  });
+
+  it('a resumed partial counts as resumed, not as downloaded', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    hub.faults = { drop: { match: (p) => p === shard, afterBytes: 400_000, times: 1 } };
+    expect((await runCli(['cache', 'org/tiny', '--include', shard, '--retries', '0'], { env: env() })).code).toBe(3);
+    const have = statSync(join(storage(), 'blobs', `${sha256(shard1)}.incomplete`)).size;
+    hub.faults = {};
+    const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env() });
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ bytesResumed: have, bytesWire: shard1.length - have, bytesRefetched: 0, bytesDownloaded: shard1.length - have });
+  });
+
+  it('a truncated blob is not "already cached" online, nor complete offline', async () => {
+    await downloadRepo({ repo: 'org/tiny', env: env() });
+    const blob = join(storage(), 'blobs', sha256(shard2));
+    writeFileSync(blob, shard2.subarray(0, 1000));
+    let r = await runCli(['--json', 'cache', 'org/tiny'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.message).toMatch(/model-00002-of-00002.safetensors \(1000 of 300000 bytes\)/);
+    rmSync(join(storage(), 'blobs', files[0].oid), { force: true }); // config.json: a regular file, named by its git sha1
+    r = await runCli(['--json', 'cache', 'org/tiny'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(JSON.parse(r.stdout).error.message).toMatch(/2 file\(s\).*missing or incomplete/);
+    r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).bytesWire).toBe(shard2.length + config.length);
+    expect(readFileSync(blob).equals(shard2)).toBe(true);
+  });
+
+  it('a file that fails before its first byte leaves no empty .incomplete', async () => {
+    hub.faults = { drop: { match: (p) => p === 'model-00002-of-00002.safetensors', afterBytes: 0, times: 5 } };
+    const r = await runCli(['cache', 'org/tiny', '--retries', '0', '--concurrency', '1'], { env: env() });
+    expect(r.code).toBe(3);
+    const left = readdirSync(join(storage(), 'blobs')).filter((n) => n.includes('incomplete'));
+    for (const n of left) expect(statSync(join(storage(), 'blobs', n)).size).toBeGreaterThan(0);
+    expect(left.filter((n) => n.startsWith(sha256(shard2)))).toEqual([]);
   });
 
   it('worker path: the token goes to the Hub, never to the CDN it redirects to', async () => {
@@ -385,9 +450,48 @@ describe('resume, retries, corruption, locking', () => {
   it('a stale lock left by a dead process is taken over', async () => {
     const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
     mkdirSync(lockDir, { recursive: true });
-    writeFileSync(join(lockDir, `${sha256(shard1)}.coldstart.lock`), `999999999@${(await import('node:os')).hostname()}\n`);
-    const r = await runCli(['cache', 'org/tiny'], { env: env() });
+    const { hostname } = await import('node:os');
+    const { pidNamespace } = await import('../src/hub/lock.js');
+    const lock = join(lockDir, `${sha256(shard1)}.coldstart.lock`);
+    // Same host, same PID namespace, pid gone: stale at once (fresh heartbeat or not).
+    writeFileSync(lock, JSON.stringify({ v: 1, host: hostname(), pidns: pidNamespace(), pid: 999_999_999, start: '1', token: 'x', created: '' }));
+    let t = performance.now();
+    let r = await runCli(['cache', 'org/tiny'], { env: env() });
     expect(r.code).toBe(0);
+    expect(performance.now() - t).toBeLessThan(10_000);
+    expect(existsSync(lock)).toBe(false);
+    // Another host (or PID namespace): its pid means nothing here; stale only once its heartbeat is older than the bound.
+    rmSync(storage(), { recursive: true, force: true });
+    writeFileSync(lock, JSON.stringify({ v: 1, host: 'other-host', pidns: '1', pid: process.pid, start: '1', token: 'x', created: '' }));
+    t = performance.now();
+    r = await runCli(['cache', 'org/tiny'], { env: env({ COLDSTART_LOCK_STALE_SECONDS: '1' }) });
+    expect(r.code).toBe(0);
+    expect(performance.now() - t).toBeGreaterThan(900); // it waited for the heartbeat to age
+    expect(readFileSync(join(storage(), 'blobs', sha256(shard1))).equals(shard1)).toBe(true);
+  });
+
+  it('a live lock of another host is waited for while its heartbeat is fresh', async () => {
+    const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
+    mkdirSync(lockDir, { recursive: true });
+    const lock = join(lockDir, `${sha256(shard1)}.coldstart.lock`);
+    writeFileSync(lock, JSON.stringify({ v: 1, host: 'other-host', pidns: '1', pid: 1, start: '1', token: 'x', created: '' }));
+    const { utimesSync } = await import('node:fs');
+    const beat2 = setInterval(() => {
+      const d = new Date();
+      try {
+        utimesSync(lock, d, d);
+      } catch {
+        /* removed */
+      }
+    }, 100);
+    const events: string[] = [];
+    const p = downloadRepo({ repo: 'org/tiny', env: env({ COLDSTART_LOCK_STALE_SECONDS: '1' }), onEvent: (e) => events.push(e.type) });
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(events).toContain('waiting-lock');
+    expect(existsSync(join(storage(), 'blobs', sha256(shard1)))).toBe(false);
+    clearInterval(beat2); // the other host dies: its heartbeat stops
+    const r = await p;
+    expect(readFileSync(join(r.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
   });
 });
 

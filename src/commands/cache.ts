@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
+import { nowSeconds } from '../core/clock.js';
 import type { Context, Runner } from './context.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
@@ -39,16 +40,16 @@ async function progress(ctx: Context, label: string) {
   const redraw = ctx.out.interactive;
   const spin = redraw ? await ctx.out.spinner(`${label}: resolving…`) : { update() {}, stop() {}, succeed() {}, fail() {} };
   const samples: Array<[number, number]> = [];
-  let lastLine = 0;
+  let lastLine = -1; // none printed yet
   let files = 0;
-  const t0 = performance.now();
+  const t0 = nowSeconds() * 1000;
   return {
     spin,
     fileDone() {
       files++;
     },
     update(p: { bytesDone: number; bytesTotal: number }) {
-      const t = performance.now();
+      const t = nowSeconds() * 1000;
       samples.push([t, p.bytesDone]);
       while (samples.length > 2 && t - samples[0][0] > 3000) samples.shift();
       const [t1, b1] = samples[0];
@@ -58,7 +59,7 @@ async function progress(ctx: Context, label: string) {
       const pct = p.bytesTotal ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 100;
       const text = `${label}: ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${pct}%) · ${formatRate(rate)} · ETA ${eta}`;
       if (redraw) spin.update(text);
-      else if (t - lastLine >= 5000 || (lastLine === 0 && t - t0 > 1000)) {
+      else if (lastLine >= 0 ? t - lastLine >= 5000 : t - t0 > 1000) {
         lastLine = t;
         ctx.out.progressLine(text);
       }
@@ -162,6 +163,9 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       fromCache: r.fromCache,
       bytesTotal: r.bytesTotal,
       bytesDownloaded: r.bytesDownloaded,
+      bytesWire: r.bytesWire ?? r.bytesDownloaded,
+      bytesResumed: r.bytesResumed ?? 0,
+      bytesRefetched: r.bytesRefetched ?? 0,
       seconds: r.seconds,
       bytesPerSecond: r.bytesPerSecond,
       concurrency,
@@ -184,6 +188,8 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       `  ${r.files.length} file(s), ${formatBytes(r.bytesTotal)}: downloaded ${formatBytes(r.bytesDownloaded)} in ${formatDuration(r.seconds)} (${formatRate(r.bytesPerSecond)}, ${concurrency} parallel)${cachedN ? `; ${cachedN} already cached` : ''}`,
     );
   for (const x of r.resumed ?? []) ctx.out.info(`  resumed ${x.path} from ${formatBytes(x.fromByte)}`);
+  if (r.bytesResumed || r.bytesRefetched)
+    ctx.out.info(`  bytes: ${formatBytes(r.bytesWire ?? r.bytesDownloaded)} over the network, ${formatBytes(r.bytesResumed ?? 0)} kept from partial downloads${r.bytesRefetched ? `, ${formatBytes(r.bytesRefetched)} fetched twice (the server refused to resume)` : ''}`);
   if (r.defaultExcludes && r.excluded?.length) {
     const bytes = r.excluded.reduce((a, f) => a + f.bytes, 0);
     ctx.out.info(`  skipped ${r.excluded.length} file(s), ${formatBytes(bytes)}: duplicate weight formats (${r.defaultExcludes.join(' ')}) next to safetensors; --all-files fetches them`);

@@ -116,6 +116,8 @@ function request(f, m, url, redirectsLeft, firstOrigin) {
       try { fs.ftruncateSync(f.fd, 0); } catch (e) { res.resume(); return finish(f, { kind: 'fs', code: e.code, message: e.message }); }
       f.offset = 0;
       f.h = newHash(f.m);
+      // Tell the main thread at once: bytes it counted as resumed are being fetched again (exact accounting).
+      post(f, { op: 'progress', offset: 0 });
       if (status === 416) { res.resume(); return finish(f, { kind: '416' }); }
     } else if (status !== 200 && status !== 206) {
       res.resume();
