@@ -534,6 +534,24 @@ describe('offline, local-dir, ls/verify/rm, API for profile', () => {
     expect(v2.code).toBe(1);
   });
 
+  it('cache rm: refuses under a live lock (naming its owner), removes a lock whose owner is dead and says so', async () => {
+    await downloadRepo({ repo: 'org/tiny', env: env() });
+    const { hostname } = await import('node:os');
+    const { pidNamespace } = await import('../src/hub/lock.js');
+    const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
+    mkdirSync(lockDir, { recursive: true });
+    const lock = join(lockDir, 'x.coldstart.lock');
+    writeFileSync(lock, JSON.stringify({ v: 1, host: 'pod-b', pidns: '1', pid: 42, start: '1', token: 't', created: '' }));
+    let r = await runCli(['cache', 'rm', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/held by pid 42 on pod-b/);
+    writeFileSync(lock, JSON.stringify({ v: 1, host: hostname(), pidns: pidNamespace(), pid: 999_999_999, start: '1', token: 't', created: '' }));
+    r = await runCli(['cache', 'rm', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/removing a stale lock: pid 999999999 .*process 999999999 on this host is gone/);
+    expect(existsSync(storage())).toBe(false);
+  });
+
   it('ls, verify (exit 1 on a tampered blob) and rm', async () => {
     await runCli(['cache', 'org/tiny'], { env: env() });
     let r = await runCli(['cache', 'ls'], { env: env() });

@@ -14,6 +14,7 @@ import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
 import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
 import { repoFolderName } from '../hub/layout.js';
 import { verifyCached, verifyLocalDir } from '../hub/verify.js';
+import { breakLock, inspectLock, staleSeconds, type LockState } from '../hub/lock.js';
 
 const SCHEMA = 'coldstart/cache@1';
 
@@ -144,7 +145,12 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
     recordDownloadPhase(h, result);
   });
   prog.spin.stop();
-  if (phase.status === 'failed' || !result) throw phase.cause ?? new ColdstartError('INTERNAL', 'download failed');
+  if (phase.status === 'failed' || !result) {
+    const cause = phase.cause ?? new ColdstartError('INTERNAL', 'download failed');
+    if (cause instanceof ColdstartError && cause.code === 'INTERRUPTED' && !ctx.out.json)
+      ctx.out.warn(`${label}: interrupted; partial downloads are kept in the cache (blobs/*.incomplete) and the same command resumes them`);
+    throw cause;
+  }
   const r = result;
   const conversion = await convertIfAsked(ctx, flags, r);
   if (ctx.out.json) {
@@ -262,12 +268,15 @@ async function runVerify(ctx: Context, arg: string, flags: { revision?: string; 
   return ExitCode.OK;
 }
 
-function liveLocks(lockDir: string): string[] {
+/** The coldstart locks in a repo's lock folder, each with what its owner looks like now (lock.ts inspectLock). */
+function repoLocks(lockDir: string): Array<{ path: string; state: LockState }> {
+  let names: string[];
   try {
-    return readdirSync(lockDir).filter((n) => n.endsWith('.coldstart.lock'));
+    names = readdirSync(lockDir).filter((n) => n.endsWith('.coldstart.lock'));
   } catch {
     return [];
   }
+  return names.map((n) => ({ path: join(lockDir, n), state: inspectLock(join(lockDir, n)) }));
 }
 
 function runRm(ctx: Context, arg: string): number {
@@ -278,11 +287,18 @@ function runRm(ctx: Context, arg: string): number {
   const scan = scanRepo(dir, folder);
   if (!scan || !existsSync(scan.dir)) throw new ColdstartError('NOT_FOUND', `${repo} is not in the cache at ${dir}`, { hint: 'Run `coldstart cache ls` to see what is cached.' });
   const lockDir = join(dir, '.locks', folder);
-  const locks = liveLocks(lockDir);
-  if (locks.length) {
-    throw new ColdstartError('AMBIGUOUS', `${repo}: a coldstart download holds ${locks.length} lock(s) on it (${lockDir}); not removing it under a running download`, {
-      hint: 'Wait for it to finish or stop it; a lock whose process died is cleared by the next `coldstart cache` run.',
+  const locks = repoLocks(lockDir);
+  const live = locks.filter((l) => l.state.state === 'live');
+  if (live.length) {
+    const why = live[0].state.state === 'live' ? live[0].state.why : '';
+    throw new ColdstartError('AMBIGUOUS', `${repo}: a running coldstart download holds ${live.length} lock(s) on it (${why}); not removing it under a running download`, {
+      hint: `Wait for it to finish or stop it. A lock is stale once its heartbeat is older than ${staleSeconds(ctx.env)} s (COLDSTART_LOCK_STALE_SECONDS), whatever host wrote it; \`cache rm\` then removes it.`,
     });
+  }
+  for (const l of locks) {
+    if (l.state.state !== 'stale') continue;
+    ctx.out.info(`removing a stale lock: ${l.state.owner ? `pid ${l.state.owner.pid} on ${l.state.owner.host}` : 'unknown owner'}, ${l.state.why}`);
+    breakLock(l.path);
   }
   const freed = scan.sizeBytes + scan.incomplete.reduce((a, b) => a + b.bytes, 0);
   // Rename first so a half-finished removal never looks like a usable (but incomplete) snapshot.

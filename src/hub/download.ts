@@ -10,7 +10,7 @@
  * is three endpoints, so this is a small node:http client (src/hub/http.ts).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, existsSync, ftruncateSync, linkSync, mkdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
+import { createReadStream, existsSync, ftruncateSync, linkSync, mkdirSync, rmdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
@@ -498,7 +498,8 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
         snapshotDir = join(storage, 'snapshots', commit);
         mkdirSync(snapshotDir, { recursive: true });
       }
-    } catch (e) {
+    } catch (e0) {
+      const e = trueMkdirError(e0, local ?? storage);
       const err = fromSystemError(e, local ?? storage, 'write');
       if (err.code !== 'PERMISSION') throw err;
       throw new ColdstartError('PERMISSION', err.message, {
@@ -691,6 +692,23 @@ function checkFreeSpace(dir: string, files: RepoFile[], have: (f: RepoFile) => b
 function namingFile(e: unknown, path: string): unknown {
   if (!(e instanceof ColdstartError) || e.code === 'INTERRUPTED' || e.message.includes(path)) return e;
   return new ColdstartError(e.code, `${path}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: e.details } : {}) });
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT on a read-only filesystem (and for some permission failures); the
+ * real cause comes from creating the first missing level by itself.
+ */
+function trueMkdirError(e: unknown, target: string): unknown {
+  if ((e as NodeJS.ErrnoException)?.code !== 'ENOENT') return e;
+  let dir = target;
+  while (!existsSync(dirname(dir)) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    mkdirSync(dir);
+    rmdirSync(dir);
+  } catch (e2) {
+    if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') return e2;
+  }
+  return e;
 }
 
 /** True when `path` (followed through symlinks) is a file of exactly `bytes` bytes. */
