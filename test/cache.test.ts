@@ -45,6 +45,8 @@ beforeAll(async () => {
   hub.addRepo('org/gated', [servedFile('config.json', config), servedFile('model.safetensors', randomBytes(1000))], { gated: true });
   hub.addRepo('org/binonly', [servedFile('config.json', config), servedFile('pytorch_model.bin', bin)]);
   hub.addRepo('org/evil', [servedFile('../../escape.txt', Buffer.from('x'))]);
+  hub.addRepo('gpt2', [servedFile('config.json', config), servedFile('model.safetensors', shard2)]);
+  hub.addRepo('datasets/org/data', [servedFile('data/train.parquet', bin, true), servedFile('README.md', Buffer.from('# data\n'))]);
 });
 afterAll(async () => {
   await hub.stop();
@@ -492,6 +494,68 @@ describe('resume, retries, corruption, locking', () => {
     clearInterval(beat2); // the other host dies: its heartbeat stops
     const r = await p;
     expect(readFileSync(join(r.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+  });
+});
+
+describe('`hf download` parity', () => {
+  it('positional FILENAMES (and dir/), single-segment ids, --repo-type dataset: same cache folders as huggingface_hub', async () => {
+    let r = await runCli(['--json', 'cache', 'org/tiny', 'config.json', 'tokenizer/', '--include', '*.safetensors'], { env: env() });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.files.map((f: { path: string }) => f.path).sort()).toEqual(['config.json', 'tokenizer/tokenizer.json']);
+    expect(r.stderr).toMatch(/ignoring --include\/--exclude/);
+    r = await runCli(['--json', 'cache', 'org/tiny', 'nope.json'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.message).toMatch(/no file "nope.json"/);
+    r = await runCli(['--json', 'cache', 'gpt2'], { env: env() });
+    expect(r.code, r.stdout).toBe(0);
+    expect(readFileSync(join(cacheDir, 'models--gpt2', 'snapshots', JSON.parse(r.stdout).commit, 'model.safetensors')).equals(shard2)).toBe(true);
+    r = await runCli(['--json', 'cache', 'org/data', '--repo-type', 'dataset'], { env: env() });
+    expect(r.code, r.stdout).toBe(0);
+    expect(readFileSync(join(cacheDir, 'datasets--org--data', 'snapshots', JSON.parse(r.stdout).commit, 'data', 'train.parquet')).equals(bin)).toBe(true);
+    r = await runCli(['cache', 'org/data', '--repo-type', 'model'], { env: env() });
+    expect(r.code).toBe(2); // no such model
+    r = await runCli(['cache', 'org/data', '--repo-type', 'dataset-ish'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--repo-type/);
+  });
+
+  it('--dry-run lists what would be fetched and its size, writes nothing, fetches no file bytes', async () => {
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--dry-run'], { env: env() });
+    expect(r.code).toBe(0);
+    let j = JSON.parse(r.stdout);
+    expect(j.action).toBe('dry-run');
+    expect(j.filesToDownload).toBe(6);
+    expect(j.bytesToDownload).toBe(files.filter((f) => f.path !== 'pytorch_model.bin').reduce((a, f) => a + f.size, 0));
+    expect(existsSync(cacheDir)).toBe(false);
+    expect(fileGets()).toEqual([]);
+    await runCli(['cache', 'org/tiny', 'config.json'], { env: env() });
+    r = await runCli(['cache', 'org/tiny', '--dry-run'], { env: env() });
+    expect(r.stdout).toMatch(/\[dry-run\] Will download 5 files \(out of 6\) totalling/);
+    expect(r.stdout).toMatch(/config\.json\s+-\n/);
+    r = await runCli(['--json', 'cache', 'org/tiny', '--dry-run', '--force-download'], { env: env() });
+    j = JSON.parse(r.stdout);
+    expect(j.filesToDownload).toBe(6);
+  });
+
+  it('--force-download fetches again and replaces the blob; --cache-dir and --token override the environment', async () => {
+    const other = join(tmp, 'other-cache');
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--cache-dir', other], { env: env() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).cacheDir).toBe(other);
+    expect(existsSync(cacheDir)).toBe(false);
+    hub.log.length = 0;
+    r = await runCli(['--json', 'cache', 'org/tiny', '--cache-dir', other, '--force-download'], { env: env() });
+    const j = JSON.parse(r.stdout);
+    expect(j.bytesWire).toBe(j.bytesTotal);
+    expect(fileGets().length).toBe(8); // 6 files: 4 regular GETs + 2 LFS files × (resolve redirect + CDN GET)
+    expect(readFileSync(join(j.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    r = await runCli(['cache', 'org/tiny', '--cache-dir', other, '--local-dir', join(tmp, 'l')], { env: env() });
+    expect(r.code).toBe(2);
+    r = await runCli(['--json', 'cache', 'org/gated'], { env: env() });
+    expect(r.code).not.toBe(0);
+    r = await runCli(['--json', 'cache', 'org/gated', '--token', hub.token], { env: env() });
+    expect(r.code, r.stdout).toBe(0);
   });
 });
 

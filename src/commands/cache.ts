@@ -9,6 +9,7 @@ import { trackTemp, untrackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
+import type { RepoType } from '../hub/api.js';
 import { resolveRepoId } from '../models/table.js';
 import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
 import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
@@ -27,10 +28,15 @@ interface CacheFlags {
   concurrency: string;
   retries: string;
   toSafetensors?: boolean;
+  repoType?: string;
+  token?: string;
+  cacheDir?: string;
+  forceDownload?: boolean;
+  dryRun?: boolean;
 }
 
 function repoArg(arg: string): { repo: string; alias?: string } {
-  const r = resolveRepoId(arg);
+  const r = resolveRepoId(arg) ?? (/^[\w.-]+$/.test(arg) && !/^[.-]|[.-]$|\.\./.test(arg) ? { repo: arg } : undefined); // gpt2: a one-segment repo id
   if (!r) throw new ColdstartError('UNKNOWN_MODEL', `unknown model ${JSON.stringify(arg)}: not an alias and not an org/name repo id`, { hint: 'Use a Hub repo id such as meta-llama/Meta-Llama-3-8B, or an alias such as llama3-8b.' });
   return r;
 }
@@ -120,8 +126,30 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
   return { converted: true, reason: 'converted .bin weights to safetensors in place' };
 }
 
-async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promise<number> {
+/** `hf download` flags that change where and as whom: --cache-dir and --token override HF_HUB_CACHE / HF_TOKEN. */
+function hfEnv(ctx: Context, flags: CacheFlags): Record<string, string | undefined> {
+  if (flags.cacheDir !== undefined && flags.localDir !== undefined) {
+    throw new ColdstartError('BAD_FLAG', '--cache-dir and --local-dir cannot be used together (as in `hf download`)', { hint: 'Use --cache-dir (or HF_HUB_CACHE) for the shared cache, or --local-dir for plain files in one folder.' });
+  }
+  if (flags.token !== undefined && !flags.token.trim()) throw invalidArg('--token', 'a Hub access token', flags.token);
+  return {
+    ...ctx.env,
+    ...(flags.cacheDir !== undefined ? { HF_HUB_CACHE: resolve(ctx.cwd, flags.cacheDir) } : {}),
+    ...(flags.token !== undefined ? { HF_TOKEN: flags.token } : {}),
+  };
+}
+
+function repoTypeFlag(v: string | undefined): RepoType {
+  const t = v ?? 'model';
+  if (t !== 'model' && t !== 'dataset' && t !== 'space') throw invalidArg('--repo-type', 'one of model, dataset, space', v);
+  return t;
+}
+
+async function runDownload(ctx: Context, arg: string, filenames: string[], flags: CacheFlags): Promise<number> {
   const { repo, alias } = repoArg(arg);
+  const repoType = repoTypeFlag(flags.repoType);
+  const env = hfEnv(ctx, flags);
+  if (filenames.length && (flags.include?.length || flags.exclude?.length)) ctx.out.warn('ignoring --include/--exclude: file names were given (as `hf download` does)');
   const concurrency = intFlag('--concurrency', flags.concurrency, 1, 64);
   const retries = intFlag('--retries', flags.retries, 0, 20);
   const label = alias ? `${alias} (${repo})` : repo;
@@ -137,7 +165,11 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       localDir: flags.localDir ? resolve(ctx.cwd, flags.localDir) : undefined,
       concurrency,
       retries,
-      env: ctx.env,
+      env,
+      repoType,
+      ...(filenames.length ? { filenames } : {}),
+      forceDownload: !!flags.forceDownload,
+      dryRun: !!flags.dryRun,
       signal: ctx.signal,
       onProgress: (p) => prog.update(p),
       onEvent: (e) => prog.event(e),
@@ -152,6 +184,7 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
     throw cause;
   }
   const r = result;
+  if (r.dryRun) return printDryRun(ctx, r, r.dryRun, alias);
   const conversion = await convertIfAsked(ctx, flags, r);
   if (ctx.out.json) {
     ctx.out.writeJson({
@@ -162,7 +195,8 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       revision: r.revision,
       commit: r.commit,
       mode: r.mode,
-      endpoint: hfEndpoint(ctx.env),
+      endpoint: hfEndpoint(env),
+      repoType,
       cacheDir: r.cacheDir,
       snapshotDir: r.snapshotDir,
       offline: r.offline ?? false,
@@ -205,6 +239,21 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
     const w = Math.max(...r.files.map((f) => f.path.length));
     for (const f of r.files) ctx.out.info(`    ${f.path.padEnd(w)}  ${formatBytes(f.bytes).padStart(10)}  ${f.cached ? s.dim('cached') : formatDuration(f.seconds)}`);
   }
+  return ExitCode.OK;
+}
+
+/** `--dry-run`: what `hf download --dry-run` prints — how many files would be fetched, their size, a table. */
+function printDryRun(ctx: Context, r: DownloadResult, plan: NonNullable<DownloadResult['dryRun']>, alias: string | undefined): number {
+  const will = plan.filter((f) => f.willDownload);
+  const bytes = will.reduce((a, f) => a + f.bytes, 0);
+  if (ctx.out.json) {
+    ctx.out.writeJson({ schema: SCHEMA, action: 'dry-run', repo: r.repo, alias: alias ?? null, revision: r.revision, commit: r.commit, mode: r.mode, cacheDir: r.cacheDir, snapshotDir: r.snapshotDir, filesToDownload: will.length, bytesToDownload: bytes, bytesTotal: r.bytesTotal, files: plan, excluded: r.excluded ?? [] });
+    return ExitCode.OK;
+  }
+  ctx.out.print(`[dry-run] Will download ${will.length} files (out of ${plan.length}) totalling ${formatBytes(bytes)}.`);
+  const w = Math.max(4, ...plan.map((f) => f.path.length));
+  ctx.out.print(`  ${'file'.padEnd(w)}  size`);
+  for (const f of plan) ctx.out.print(`  ${f.path.padEnd(w)}  ${f.willDownload ? formatBytes(f.bytes) : '-'}`);
   return ExitCode.OK;
 }
 
@@ -311,11 +360,16 @@ function runRm(ctx: Context, arg: string): number {
   return ExitCode.OK;
 }
 
-export function registerCache(program: Command, run: Runner): void {
+/**
+ * Registers `coldstart cache` and its subcommands (ls, verify, rm) and returns the `cache` Command, so another
+ * module can add a subcommand to it (e.g. `registerCacheArtifacts(registerCache(program, run), run)`).
+ */
+export function registerCache(program: Command, run: Runner): Command {
   const cache = program
     .command('cache')
     .description('pre-cache a model into the Hugging Face cache or a --local-dir so a cold start downloads nothing')
-    .argument('<repo>', 'Hub repo id (org/name) or alias (llama3-8b…); or one of: ls, verify <repo>, rm <repo>')
+    .argument('<repo>', 'Hub repo id (org/name, or one segment like gpt2) or alias (llama3-8b…); or one of: ls, verify <repo>, rm <repo>')
+    .argument('[filenames...]', 'only these files (like `hf download REPO FILENAMES`; `dir/` = everything under dir)')
     .option('--revision <rev>', 'branch, tag or commit', 'main')
     .option('--local-dir <dir>', 'write plain files into DIR (with .cache/huggingface bookkeeping) instead of the HF cache')
     .option('--include <glob...>', 'only files matching these globs (fnmatch, like allow_patterns)')
@@ -324,11 +378,16 @@ export function registerCache(program: Command, run: Runner): void {
     .option('--concurrency <n>', 'files downloaded in parallel', '8')
     .option('--retries <n>', 'retries per request on transient errors (exponential backoff)', '5')
     .option('--to-safetensors', 'convert .bin-only repos to safetensors after the download')
+    .option('--repo-type <type>', 'model, dataset or space (as huggingface_hub)', 'model')
+    .option('--token <token>', 'Hub access token (overrides HF_TOKEN and the token file)')
+    .option('--cache-dir <dir>', 'the Hugging Face cache to use (overrides HF_HUB_CACHE)')
+    .option('--force-download', 'fetch again even when cached; the fresh verified blob replaces the old one')
+    .option('--dry-run', 'print what would be fetched and its size; download and write nothing')
     .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
     .action(
-      run(async (ctx, arg: string, flags: CacheFlags) => {
+      run(async (ctx, arg: string, filenames: string[], flags: CacheFlags) => {
         if (hfOffline(ctx.env)) ctx.out.info('HF_HUB_OFFLINE is set: reading the cache only');
-        return runDownload(ctx, arg, flags);
+        return runDownload(ctx, arg, filenames ?? [], flags);
       }),
     );
   cache
@@ -352,4 +411,5 @@ export function registerCache(program: Command, run: Runner): void {
     .description('remove a cached repo (all its revisions and partial downloads)')
     .argument('<repo>', 'Hub repo id or alias')
     .action(run(async (ctx, arg: string) => runRm(ctx, arg)));
+  return cache;
 }

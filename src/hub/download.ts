@@ -17,7 +17,7 @@ import { trackTemp, untrackTemp } from '../core/atomic.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { formatBytes, formatRate } from '../core/format.js';
 import { hubCacheDir, hfOffline } from './env.js';
-import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, type HubClient, type RepoFile } from './api.js';
+import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, repoUrl, type HubClient, type RepoFile, type RepoType } from './api.js';
 import { TransientError, hubErrorFor, hubRequest, networkError, withRetries } from './http.js';
 import {
   DUPLICATE_WEIGHT_GLOBS,
@@ -66,6 +66,8 @@ export interface DownloadResult {
   defaultExcludes?: string[];
   /** HF_HUB_OFFLINE: only the cache was read. */
   offline?: boolean;
+  /** --dry-run: every selected file and whether this run would fetch it (nothing was written). */
+  dryRun?: Array<{ path: string; bytes: number; willDownload: boolean }>;
   /** Files continued from an `.incomplete` prefix, and from which byte. */
   resumed?: Array<{ path: string; fromByte: number }>;
   /**
@@ -102,12 +104,29 @@ export interface DownloadOptions {
   /** Skip .bin/.pt/… weights when safetensors exist (default: true unless include/exclude given). */
   defaultExcludes?: boolean;
   onEvent?: (e: DownloadEvent) => void;
+  /** huggingface_hub's repo_type (default model): API path, resolve URL and cache folder (`datasets--org--name`). */
+  repoType?: RepoType;
+  /**
+   * `hf download REPO FILENAMES…`: these files only (a name ending in `/` means everything under it); like
+   * huggingface_hub they replace --include/--exclude and the default skip. A name not in the repo is an error.
+   */
+  filenames?: string[];
+  /** Fetch again even when cached (huggingface_hub force_download); the fresh verified blob replaces the old one. */
+  forceDownload?: boolean;
+  /** Resolve and list only: what would be fetched and its size; nothing written, no file bytes requested. */
+  dryRun?: boolean;
 }
 
 const now = nowSeconds;
 
 /** The lists this run fetches: explicit globs, else everything minus duplicate weight formats when safetensors exist. */
-export function selectFiles(all: RepoFile[], o: Pick<DownloadOptions, 'include' | 'exclude' | 'defaultExcludes'>): { selected: RepoFile[]; defaultExcludes?: string[] } {
+export function selectFiles(all: RepoFile[], o: Pick<DownloadOptions, 'include' | 'exclude' | 'defaultExcludes' | 'filenames'>): { selected: RepoFile[]; defaultExcludes?: string[] } {
+  if (o.filenames?.length) {
+    // huggingface_hub's `hf download REPO NAMES…`: exact names, and `dir/` for everything under dir.
+    const names = new Set(o.filenames.filter((n) => !n.endsWith('/')));
+    const dirs = o.filenames.filter((n) => n.endsWith('/'));
+    return { selected: all.filter((f) => names.has(f.path) || dirs.some((d) => f.path.startsWith(d))) };
+  }
   const explicit = !!(o.include?.length || o.exclude?.length);
   const useDefault = o.defaultExcludes ?? !explicit;
   const hasSafetensors = all.some((f) => f.path.endsWith('.safetensors'));
@@ -452,23 +471,30 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
 }
 
 export function validateRepoId(repo: string): void {
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo) || repo.includes('..')) throw new ColdstartError('UNKNOWN_MODEL', `not a Hub repo id: ${JSON.stringify(repo)}`, { hint: 'Use org/name or an alias from `coldstart profile --help`.' });
+  // One segment (gpt2, bert-base-uncased: the Hub's legacy canonical repos) or org/name, as huggingface_hub accepts.
+  if (!/^[\w.-]+(\/[\w.-]+)?$/.test(repo) || repo.includes('..') || /^[.-]|[.-]$/.test(repo)) throw new ColdstartError('UNKNOWN_MODEL', `not a Hub repo id: ${JSON.stringify(repo)}`, { hint: 'Use org/name (or a one-segment id such as gpt2) or an alias from `coldstart profile --help`.' });
 }
 
 export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResult> {
   validateRepoId(opts.repo);
   const revision = opts.revision ?? 'main';
   const cacheDir = hubCacheDir(opts.env);
-  const storage = storageFolder(cacheDir, opts.repo);
+  const repoType = opts.repoType ?? 'model';
+  const storage = storageFolder(cacheDir, opts.repo, repoType);
   const t0 = now();
   if (hfOffline(opts.env)) return offlineResult(opts, revision, cacheDir, storage, t0);
 
   const c = hubClient(opts.env, { signal: opts.signal, ...(opts.retries !== undefined ? { retries: opts.retries } : {}), ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
-  const commit = COMMIT_RE.test(revision) ? revision : (await modelInfo(c, opts.repo, revision)).sha;
+  const commit = COMMIT_RE.test(revision) ? revision : (await modelInfo(c, opts.repo, revision, repoType)).sha;
   const cachedTree = readTreeCache(opts.localDir ? join(opts.localDir, '.cache', 'huggingface') : storage, commit);
-  const all = cachedTree ?? (await listTree(c, opts.repo, commit));
+  const all = cachedTree ?? (await listTree(c, opts.repo, commit, repoType));
   for (const f of all) validateRelativeFilename(f.path);
   const { selected, defaultExcludes } = selectFiles(all, opts);
+  if (opts.filenames?.length) {
+    const known = new Set(all.map((f) => f.path));
+    const absent = opts.filenames.filter((n) => !n.endsWith('/') && !known.has(n));
+    if (absent.length) throw new ColdstartError('ENTRY_NOT_FOUND', `${opts.repo}@${revision}: no file ${absent.map((n) => JSON.stringify(n)).join(', ')} in the repo (${all.length} file(s))`, { hint: 'Check the name (paths are relative to the repo root), or use --include with a glob.' });
+  }
   const selectedSet = new Set(selected.map((f) => f.path));
   const excluded = all.filter((f) => !selectedSet.has(f.path)).map((f) => ({ path: f.path, bytes: sizeOf(f) }));
   if (selected.length === 0) {
@@ -479,11 +505,42 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   // A complete cache (every selected file present at its size, the ref and the tree listing in place) needs
   // no write at all: it works on a read-only mount, like huggingface_hub.
   const complete =
+    !opts.forceDownload &&
     !local &&
     !!cachedTree &&
     (revision === commit || readRef(storage, revision) === commit) &&
     selected.every((f) => sizeIs(pointerPath(storage, commit, f.path), sizeOf(f)));
   let snapshotDir: string = local ?? join(storage, 'snapshots', commit);
+  if (opts.dryRun) {
+    const have = (f: RepoFile) => {
+      if (opts.forceDownload) return false;
+      if (local) return sizeIs(join(local, ...f.path.split('/')), sizeOf(f)) && readLocalMetadata(localDirPaths(local, f.path))?.etag === etagOf(f);
+      return sizeIs(blobPath(storage, etagOf(f)), sizeOf(f));
+    };
+    const plan = selected.map((f) => ({ path: f.path, bytes: sizeOf(f), willDownload: !have(f) })).sort((a, b) => (a.path < b.path ? -1 : 1));
+    const bytesTotal = plan.reduce((a, f) => a + f.bytes, 0);
+    return {
+      repo: opts.repo,
+      revision,
+      commit,
+      cacheDir,
+      snapshotDir,
+      files: plan.map((f) => ({ path: f.path, bytes: f.bytes, seconds: 0, cached: !f.willDownload })),
+      bytesDownloaded: 0,
+      bytesTotal,
+      seconds: now() - t0,
+      bytesPerSecond: 0,
+      fromCache: plan.every((f) => !f.willDownload),
+      mode: local ? 'local-dir' : 'cache',
+      excluded,
+      ...(defaultExcludes ? { defaultExcludes } : {}),
+      offline: false,
+      dryRun: plan,
+      bytesWire: 0,
+      bytesResumed: 0,
+      bytesRefetched: 0,
+    };
+  }
   if (!complete) {
     try {
       if (local) {
@@ -527,7 +584,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   const files: DownloadResult['files'] = [];
   const resumed: NonNullable<DownloadResult['resumed']> = [];
   const order = [...selected].sort((a, b) => sizeOf(b) - sizeOf(a));
-  const lockDir = join(cacheDir, '.locks', repoFolderName(opts.repo));
+  const lockDir = join(cacheDir, '.locks', repoFolderName(opts.repo, repoType));
 
   let bytesWire = 0;
   let bytesResumed = 0;
@@ -569,15 +626,16 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       if (cached) bytesDone += bytes;
       report(f.path, true);
     };
-    const url = `${c.endpoint}/${opts.repo}/resolve/${commit}/${encodePath(f.path)}`;
+    const url = `${repoUrl(c.endpoint, opts.repo, repoType)}/resolve/${commit}/${encodePath(f.path)}`;
+    const force = !!opts.forceDownload;
     if (local) {
       const p = localDirPaths(local, f.path);
       const meta = readLocalMetadata(p);
-      if (meta?.etag === etag && sizeIs(p.file, bytes)) {
+      if (!force && meta?.etag === etag && sizeIs(p.file, bytes)) {
         if (meta.commit !== commit) writeLocalMetadata(p, commit, etag);
         return done(true);
       }
-      if (!meta && sizeIs(p.file, bytes) && (await fileMatches(p.file, f, opts.signal))) {
+      if (!force && !meta && sizeIs(p.file, bytes) && (await fileMatches(p.file, f, opts.signal))) {
         writeLocalMetadata(p, commit, etag);
         return done(true);
       }
@@ -602,7 +660,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     const pointer = pointerPath(storage, commit, f.path);
     const blob = blobPath(storage, etag);
     // A pointer or blob of the wrong size (truncated by hand, a full disk) is not "already cached".
-    if (sizeIs(blob, bytes)) {
+    if (!force && sizeIs(blob, bytes)) {
       if (!sizeIs(pointer, bytes)) linkPointer(blob, pointer);
       return done(true);
     }
@@ -610,7 +668,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     const parked = `${blob}.incomplete`;
     const own = ownPartial(parked);
     try {
-      if (sizeIs(blob, bytes)) {
+      if (!force && sizeIs(blob, bytes)) {
         // Another run finished it while we waited for the lock.
         if (!sizeIs(pointer, bytes)) linkPointer(blob, pointer);
         return done(true);
@@ -618,7 +676,8 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       if (existsSync(blob)) discardBadBlob(blob);
       adoptPartial(parked, own, staleAfter);
       await fetchInto(f, url, own);
-      const won = commitBlob(own, blob, bytes);
+      // --force-download replaces the blob with the fresh verified bytes (rename is atomic); otherwise never overwrite.
+      const won = force ? (renameSync(own, blob), true) : commitBlob(own, blob, bytes);
       linkPointer(blob, pointer);
       if (!won) opts.onEvent?.({ type: 'rejected', file: f.path, reason: 'another process cached a verified copy first; ours was dropped' });
     } catch (e) {
