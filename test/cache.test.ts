@@ -276,6 +276,34 @@ describe('resume, retries, corruption, locking', () => {
     expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
   });
 
+  it('SIGINT to the CLI process (it exits at once): the partial is parked for resume, no lock left; the next run resumes', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    hub.faults.stall = { match: (p) => p === shard, afterBytes: 600_000, times: 1 };
+    const binPath = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+    const p = spawn(process.execPath, [binPath, 'cache', 'org/tiny', '--include', shard], { env: { ...process.env, ...env() } });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    const blobs = join(storage(), 'blobs');
+    const t0 = Date.now();
+    // Wait until the stalled prefix is on disk (the worker writes it once the body pauses... or at the end of the attempt).
+    while (Date.now() - t0 < 10_000 && !(hub.requests((q) => q.host === 'cdn').length > 0 && existsSync(blobs) && readdirSync(blobs).some((n) => n.includes('.cs-')))) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    p.kill('SIGINT');
+    const code = await new Promise<number | null>((res) => p.on('close', res));
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/interrupted/);
+    const left = readdirSync(blobs);
+    expect(left.filter((n) => n.includes('.cs-'))).toEqual([]); // parked, not left under the process's own name
+    if (left.length) expect(left).toEqual([`${sha256(shard1)}.incomplete`]);
+    expect(readdirSync(join(cacheDir, '.locks', 'models--org--tiny')).filter((n) => n.endsWith('.lock'))).toEqual([]);
+    hub.faults = {};
+    const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env() });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.bytesResumed + j.bytesWire).toBe(shard1.length);
+    expect(readFileSync(join(j.snapshotDir, shard)).equals(shard1)).toBe(true);
+  });
+
   it('a stalled body on the worker path times out, is retried from the byte reached, and ends byte-exact', async () => {
     hub.faults.stall = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 700_000, times: 1 };
     const events: DownloadEvent[] = [];

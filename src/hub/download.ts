@@ -642,6 +642,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       const lock = await takeLock(p.lock, f.path, opts);
       const parked = p.incomplete(etag);
       const own = ownPartial(parked);
+      trackPartial(own, parked);
       try {
         adoptPartial(parked, own, staleAfter);
         await fetchInto(f, url, own);
@@ -653,6 +654,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
         parkPartial(own, parked);
         throw fromSystemError(e, p.file, 'write');
       } finally {
+        untrackPartial(own);
         lock.release();
       }
       return done(false);
@@ -667,6 +669,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     const lock = await takeLock(join(lockDir, `${etag}.coldstart.lock`), f.path, opts);
     const parked = `${blob}.incomplete`;
     const own = ownPartial(parked);
+    trackPartial(own, parked);
     try {
       if (!force && sizeIs(blob, bytes)) {
         // Another run finished it while we waited for the lock.
@@ -684,6 +687,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       parkPartial(own, parked);
       throw fromSystemError(e, blob, 'write');
     } finally {
+      untrackPartial(own);
       lock.release();
     }
     done(false);
@@ -783,6 +787,26 @@ function sizeIs(path: string, bytes: number): boolean {
 /** This process's own partial file for a blob: no other process ever opens it for writing. */
 function ownPartial(parked: string): string {
   return `${parked.slice(0, -'.incomplete'.length)}.cs-${process.pid}-${randomBytes(4).toString('hex')}.incomplete`;
+}
+
+/**
+ * Own partials in flight. Ctrl-C makes the CLI exit at once (src/cli.ts), before the download's own error path
+ * runs, so an 'exit' hook parks them for the next run to resume (synchronous calls only, as 'exit' requires).
+ */
+const inFlight = new Map<string, string>();
+let exitHook = false;
+function trackPartial(own: string, parked: string): void {
+  inFlight.set(own, parked);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const [o, p] of inFlight) parkPartial(o, p);
+      inFlight.clear();
+    });
+  }
+}
+function untrackPartial(own: string): void {
+  inFlight.delete(own);
 }
 
 /**
