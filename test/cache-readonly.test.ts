@@ -78,6 +78,22 @@ describe(`read-only caches (${ROOT ? 'read-only bind mount' : 'chmod a-w'})`, ()
     }
   });
 
+  it('a complete --local-dir on a read-only mount: exit 0 online, nothing written', async () => {
+    const dir = join(tmp, 'local');
+    const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: join(tmp, 'unused'), HF_HOME: join(tmp, 'home') };
+    expect((await runCli(['cache', 'org/ro', '--local-dir', dir], { env })).code).toBe(0);
+    const before = snapshot(dir);
+    const undo = readOnly(dir);
+    try {
+      const r = await runCli(['--json', 'cache', 'org/ro', '--local-dir', dir], { env });
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ fromCache: true, bytesDownloaded: 0 });
+      expect(snapshot(dir)).toEqual(before);
+    } finally {
+      undo();
+    }
+  });
+
   it('an empty read-only cache: exit 3, the cause is read-only / permission', async () => {
     const cache = join(tmp, 'empty');
     mkdirSync(cache, { recursive: true });

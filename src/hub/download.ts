@@ -545,7 +545,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     try {
       if (local) {
         mkdirSync(local, { recursive: true });
-        writeTreeCache(join(local, '.cache', 'huggingface'), commit, all);
+        if (!cachedTree) writeTreeCache(join(local, '.cache', 'huggingface'), commit, all);
         snapshotDir = local;
       } else {
         ensureCachedirTag(cacheDir);
