@@ -308,6 +308,27 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       ftruncateSync(fd, 0);
       offset = 0;
     }
+    if (offset === 0 && size >= 2 * partMinBytes(opts.env)) {
+      // A big file from byte 0: parallel Range parts on the workers, then the hash in file order.
+      if (await fetchParts(c, repo, job, opts, acct, size)) {
+        const h = newHasher(job.file);
+        await hashPrefix(h, job.incomplete, size, opts.signal);
+        const got = h.digest('hex');
+        if (got !== expected) {
+          closeSync(fd);
+          fd = -1;
+          rmSync(job.incomplete, { force: true });
+          const algo = job.file.lfs ? 'sha256' : 'git blob sha1';
+          opts.onEvent?.({ type: 'rejected', file: job.display, reason: `${algo} mismatch` });
+          throw new ColdstartError('CORRUPT_FILE', `${job.display}: ${algo} ${got} does not match the Hub's ${expected}; the bytes were discarded and nothing was cached`, {
+            hint: 'Run again (a mirror or proxy may have served bad bytes); if it persists, check HF_ENDPOINT.',
+            details: { file: job.file.path, expected, got },
+          });
+        }
+        return;
+      }
+      // The server does not serve ranges: one stream from byte 0 (the parts' bytes were discarded).
+    }
     const wf = size >= WORKER_SINK_MIN_BYTES ? new WorkerFetch(fd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', job.file.lfs ? undefined : `blob ${job.file.size}\0`, sinkParallelism(opts.concurrency ?? 8)) : null;
     const inline = wf ? null : new InlineSink(fd, job.incomplete, job.file, opts.signal);
     const s = (wf ?? inline)!;
@@ -449,6 +470,121 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
   } finally {
     await sink?.close();
     if (fd >= 0) closeSync(fd);
+  }
+}
+
+/** Files of at least twice this size (COLDSTART_PART_MIN_BYTES, default 64 MiB) are fetched in Range parts. */
+function partMinBytes(env: Env): number {
+  const n = Number(env.COLDSTART_PART_MIN_BYTES);
+  return Number.isSafeInteger(n) && n >= 1 << 16 ? n : 64 << 20;
+}
+const MAX_PARTS = 4;
+
+/**
+ * Fetches `job` (from byte 0) as up to MAX_PARTS parallel Range parts, each on a worker writing at its own
+ * position through a non-append descriptor, each retried from the byte it reached. Returns true when every
+ * byte is on disk (the caller hashes the file in order), false when the server does not serve ranges (the
+ * file is emptied; the caller streams it whole). On a failure the file is cut to its contiguous prefix, so
+ * what is parked for resume is exactly the bytes [0, n).
+ */
+async function fetchParts(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, acct: Accounting, size: number): Promise<boolean> {
+  const k = Math.min(MAX_PARTS, Math.floor(size / partMinBytes(opts.env)));
+  const partLen = Math.ceil(size / k);
+  let pfd: number;
+  try {
+    pfd = openSync(job.incomplete, 'r+');
+  } catch (e) {
+    throw fromSystemError(e, job.incomplete, 'write');
+  }
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(opts.signal!.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const parts = Array.from({ length: k }, (_, i) => ({ base: i * partLen, len: Math.min(partLen, size - i * partLen), offset: 0 }));
+  let norange = false;
+  try {
+    const results = await Promise.allSettled(
+      parts.map(async (p) => {
+        const wf = new WorkerFetch(pfd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', undefined, sinkParallelism(opts.concurrency ?? 8));
+        try {
+          await wf.open(0);
+          await withRetries(
+            async () => {
+              if (p.offset >= p.len) return;
+              let reported = p.offset;
+              const progress = (o: number) => {
+                if (o > reported) {
+                  acct.wire(o - reported);
+                  acct.progress(o - reported);
+                }
+                reported = Math.max(reported, o);
+              };
+              const r = await wf.fetch({ url: job.url, token: c.token, timeoutMs: c.timeoutMs, size: p.len, base: p.base }, progress, ac.signal);
+              progress(r.offset);
+              p.offset = r.offset;
+              if (ac.signal.aborted && r.kind !== 'ok') throw abortReason(ac.signal);
+              switch (r.kind) {
+                case 'ok':
+                  if (r.offset >= p.len) return;
+                  throw new TransientError(`${job.display}: part at byte ${p.base}: connection closed at byte ${p.base + r.offset}`);
+                case 'short':
+                  throw new TransientError(`${job.display}: part at byte ${p.base}: connection closed at byte ${p.base + r.offset}`);
+                case 'norange':
+                  norange = true;
+                  ac.abort(new ColdstartError('INTERRUPTED', 'no Range support'));
+                  throw new ColdstartError('INTERRUPTED', 'no Range support');
+                case 'aborted':
+                  throw abortReason(ac.signal);
+                case 'net':
+                  throw networkError(Object.assign(new Error(r.message), { code: r.code }), r.url);
+                case 'fs':
+                  throw fromSystemError(Object.assign(new Error(r.message), { code: r.code }), job.incomplete, 'write');
+                case 'status': {
+                  const res = { statusCode: r.status, headers: r.headers, resume() {} } as unknown as import('node:http').IncomingMessage;
+                  throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
+                }
+                case 'range':
+                  throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${p.base + p.offset}-${p.base + p.len - 1} with ${JSON.stringify(r.contentRange)}`);
+                case 'toolong':
+                  throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the part's ${p.len} bytes; nothing was cached`);
+                case 'redirects':
+                  throw new ColdstartError('NETWORK', `${new URL(r.url).origin}: too many redirects`);
+                default:
+                  throw new ColdstartError('INTERNAL', `${job.display}: unexpected worker outcome ${r.kind}`);
+              }
+            },
+            {
+              retries: c.retries,
+              baseMs: c.retryBaseMs,
+              signal: ac.signal,
+              onRetry: (e, attempt, wait) => opts.onEvent?.({ type: 'retry', file: job.display, attempt, waitSeconds: wait / 1000, reason: e.message }),
+            },
+          );
+        } finally {
+          await wf.close();
+        }
+      }),
+    );
+    if (norange && !opts.signal?.aborted) {
+      const got = parts.reduce((a, p) => a + p.offset, 0);
+      ftruncateSync(pfd, 0);
+      acct.progress(-got);
+      acct.discarded(got);
+      return false;
+    }
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      let prefix = 0;
+      for (const p of parts) {
+        prefix += p.offset;
+        if (p.offset < p.len) break;
+      }
+      ftruncateSync(pfd, prefix);
+      throw opts.signal?.aborted ? abortReason(opts.signal) : failed.reason;
+    }
+    return true;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    closeSync(pfd);
   }
 }
 

@@ -28,7 +28,7 @@ function workerUrl(): URL {
 
 /** How one worker-side attempt at a file ended; `offset` is the byte reached (bytes written, hashed). */
 export type FetchOutcome = { offset: number } & (
-  | { kind: 'ok' | 'short' | '416' | 'toolong' | 'aborted' }
+  | { kind: 'ok' | 'short' | '416' | 'toolong' | 'aborted' | 'norange' }
   | { kind: 'net'; code?: string; message: string; url: string }
   | { kind: 'fs'; code?: string; message: string }
   | { kind: 'status'; status: number; headers: Record<string, string | undefined> }
@@ -43,6 +43,8 @@ export interface FetchRequest {
   /** The file's size: bytes past it end the attempt as `toolong`. */
   size: number;
   maxRedirects?: number;
+  /** A Range part starting at this byte of the file (see worker.ts); `size` is then the part's length. */
+  base?: number;
 }
 
 interface Waiter {

@@ -43,6 +43,12 @@ interface FetchMsg {
   size: number;
   maxRedirects: number;
   progressMs: number;
+  /**
+   * A Range part: the bytes [base, base + size) of the file, written at their position (pwrite; the fd must not
+   * be O_APPEND) and not hashed here (the caller hashes the whole file in order). Any answer but a 206 at the
+   * requested byte ends the attempt as `norange`. Absent: the classic whole-file stream, appended and hashed.
+   */
+  base?: number;
 }
 type InMsg = OpenMsg | FetchMsg | { id: number; op: 'abort' | 'digest' | 'drop' };
 type Outcome = { kind: string; [k: string]: unknown };
@@ -65,6 +71,8 @@ interface FileState {
   res: http.IncomingMessage | null;
   paused: boolean;
   timer: NodeJS.Timeout | null;
+  /** Range part: where its next buffer goes in the file (null: append). */
+  wpos: number | null;
 }
 
 const files = new Map<number, FileState>();
@@ -78,10 +86,10 @@ function post(f: FileState, msg: Record<string, unknown>): void {
   port.postMessage({ id: f.id, ...msg });
 }
 
-function writeAll(fd: number, buf: Buffer, len: number): Promise<void> {
+function writeAll(fd: number, buf: Buffer, len: number, pos: number | null): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (off: number) =>
-      fs.write(fd, buf, off, Math.min(SYSCALL_BYTES, len - off), null, (err, n) => {
+      fs.write(fd, buf, off, Math.min(SYSCALL_BYTES, len - off), pos === null ? null : pos + off, (err, n) => {
         if (err) return reject(err);
         if (off + n < len) return step(off + n);
         resolve();
@@ -99,7 +107,7 @@ function take(f: FileState): Buffer {
 function seal(f: FileState): void {
   if (!f.cur || !f.curLen) return;
   const b = f.curLen === f.cur.length ? f.cur : f.cur.subarray(0, f.curLen);
-  f.h.update(b);
+  if (f.wpos === null) f.h.update(b);
   f.queue.push({ buf: f.cur, len: f.curLen });
   f.cur = null;
   f.curLen = 0;
@@ -108,7 +116,9 @@ function seal(f: FileState): void {
 function kick(f: FileState): void {
   if (f.writing || !f.queue.length || f.writeErr) return;
   const w = f.queue.shift()!;
-  f.writing = writeAll(f.fd, w.buf, w.len).then(
+  const pos = f.wpos;
+  if (f.wpos !== null) f.wpos += w.len;
+  f.writing = writeAll(f.fd, w.buf, w.len, pos).then(
     () => {
       f.writing = null;
       if (f.free.length < BUFFERS) f.free.push(w.buf);
@@ -162,7 +172,10 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
     return finish(f, { kind: 'net', code: 'EINVAL', message: (e as Error).message, url });
   }
   const mod = u.protocol === 'https:' ? https : http;
-  const headers = hopHeaders(u, firstOrigin, m.token, f.offset > 0 ? { range: `bytes=${f.offset}-` } : {});
+  const part = m.base !== undefined;
+  const start = (m.base ?? 0) + f.offset;
+  const range: Record<string, string> = part ? { range: `bytes=${start}-${(m.base ?? 0) + m.size - 1}` } : f.offset > 0 ? { range: `bytes=${f.offset}-` } : {};
+  const headers = hopHeaders(u, firstOrigin, m.token, range);
   const req = mod.request(u, { method: 'GET', headers, agent: agents[u.protocol === 'https:' ? 'https:' : 'http:'] }, (res) => {
     if (f.fin) return res.resume();
     const status = res.statusCode ?? 0;
@@ -171,6 +184,11 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
       res.resume();
       if (redirectsLeft <= 0) return finish(f, { kind: 'redirects', url });
       return request(f, m, next, redirectsLeft - 1, firstOrigin);
+    }
+    if (part && (status === 200 || status === 416)) {
+      // The server does not serve ranges: the caller falls back to one stream.
+      res.resume();
+      return finish(f, { kind: 'norange' });
     }
     if (status === 416 || (status === 200 && f.offset > 0)) {
       // The server will not resume this file: start it over (a 200 already carries the whole body).
@@ -195,7 +213,7 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
     } else if (status === 206) {
       const cr = String(res.headers['content-range'] ?? '');
       const mm = /^bytes (\d+)-/.exec(cr);
-      if (!mm || Number(mm[1]) !== f.offset) {
+      if (!mm || Number(mm[1]) !== start) {
         res.resume();
         return finish(f, { kind: 'range', contentRange: cr });
       }
@@ -246,13 +264,14 @@ port.on('message', (m: InMsg) => {
           pos += n;
         }
       }
-      files.set(m.id, { id: m.id, fd: m.fd, h, open: m, m: null, offset: m.hashExisting, fin: true, free: [], cur: null, curLen: 0, queue: [], writing: null, writeErr: null, req: null, res: null, paused: false, timer: null });
+      files.set(m.id, { id: m.id, fd: m.fd, h, open: m, m: null, offset: m.hashExisting, fin: true, free: [], cur: null, curLen: 0, queue: [], writing: null, writeErr: null, req: null, res: null, paused: false, timer: null, wpos: null });
       port.postMessage({ id: m.id, op: 'opened' });
     } else if (m.op === 'fetch') {
       if (!f) throw Object.assign(new Error('fetch before open'), { code: 'EINVAL' });
       f.fin = false;
       f.paused = false;
       f.m = m;
+      f.wpos = m.base !== undefined ? m.base + f.offset : null;
       f.timer = setInterval(() => post(f, { op: 'progress', offset: f.offset }), m.progressMs);
       request(f, m, m.url, m.maxRedirects, new URL(m.url).origin);
     } else if (m.op === 'abort') {
