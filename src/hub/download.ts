@@ -12,6 +12,7 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, ftruncateSync, linkSync, mkdirSync, rmdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
 import type { PhaseHandle } from '../core/phases.js';
@@ -473,10 +474,15 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
   }
 }
 
-/** Files of at least twice this size (COLDSTART_PART_MIN_BYTES, default 64 MiB) are fetched in Range parts. */
+/**
+ * Files of at least twice this size (COLDSTART_PART_MIN_BYTES, default 64 MiB) are fetched in Range parts —
+ * by default only where there are ≥ 4 cores to run them (on 2 cores the parts and the in-order re-read cost
+ * more than one stream per file: bench/cache/RESULTS.md); setting the variable enables them anywhere.
+ */
 function partMinBytes(env: Env): number {
   const n = Number(env.COLDSTART_PART_MIN_BYTES);
-  return Number.isSafeInteger(n) && n >= 1 << 16 ? n : 64 << 20;
+  if (Number.isSafeInteger(n) && n >= 1 << 16) return n;
+  return availableParallelism() >= 4 ? 64 << 20 : Number.POSITIVE_INFINITY;
 }
 const MAX_PARTS = 4;
 
