@@ -45,6 +45,8 @@ beforeAll(async () => {
   hub.addRepo('org/gated', [servedFile('config.json', config), servedFile('model.safetensors', randomBytes(1000))], { gated: true });
   hub.addRepo('org/binonly', [servedFile('config.json', config), servedFile('pytorch_model.bin', bin)]);
   hub.addRepo('org/evil', [servedFile('../../escape.txt', Buffer.from('x'))]);
+  hub.addRepo('gpt2', [servedFile('config.json', config), servedFile('model.safetensors', shard2)]);
+  hub.addRepo('datasets/org/data', [servedFile('data/train.parquet', bin, true), servedFile('README.md', Buffer.from('# data\n'))]);
 });
 afterAll(async () => {
   await hub.stop();
@@ -274,6 +276,34 @@ describe('resume, retries, corruption, locking', () => {
     expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
   });
 
+  it('SIGINT to the CLI process (it exits at once): the partial is parked for resume, no lock left; the next run resumes', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    hub.faults.stall = { match: (p) => p === shard, afterBytes: 600_000, times: 1 };
+    const binPath = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+    const p = spawn(process.execPath, [binPath, 'cache', 'org/tiny', '--include', shard], { env: { ...process.env, ...env() } });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    const blobs = join(storage(), 'blobs');
+    const t0 = Date.now();
+    // Wait until the stalled prefix is on disk (the worker writes it once the body pauses... or at the end of the attempt).
+    while (Date.now() - t0 < 10_000 && !(hub.requests((q) => q.host === 'cdn').length > 0 && existsSync(blobs) && readdirSync(blobs).some((n) => n.includes('.cs-')))) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 300));
+    p.kill('SIGINT');
+    const code = await new Promise<number | null>((res) => p.on('close', res));
+    expect(code).not.toBe(0);
+    expect(err).toMatch(/interrupted/);
+    const left = readdirSync(blobs);
+    expect(left.filter((n) => n.includes('.cs-'))).toEqual([]); // parked, not left under the process's own name
+    if (left.length) expect(left).toEqual([`${sha256(shard1)}.incomplete`]);
+    expect(readdirSync(join(cacheDir, '.locks', 'models--org--tiny')).filter((n) => n.endsWith('.lock'))).toEqual([]);
+    hub.faults = {};
+    const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env() });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.bytesResumed + j.bytesWire).toBe(shard1.length);
+    expect(readFileSync(join(j.snapshotDir, shard)).equals(shard1)).toBe(true);
+  });
+
   it('a stalled body on the worker path times out, is retried from the byte reached, and ends byte-exact', async () => {
     hub.faults.stall = { match: (p) => p === 'model-00001-of-00002.safetensors', afterBytes: 700_000, times: 1 };
     const events: DownloadEvent[] = [];
@@ -302,7 +332,72 @@ describe('resume, retries, corruption, locking', () => {
     expect(retries.map((e) => (e as { reason: string }).reason)).toEqual([expect.stringMatching(/HTTP 503/), expect.stringMatching(/connection closed at byte 250000|ECONNRESET|aborted/)]);
     expect(hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=250000-')).toHaveLength(1);
     expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
-    expect(r.bytesDownloaded).toBe(r.bytesTotal);
+    // Exact accounting: 250 000 bytes of the dropped attempt, then the whole file again (the server ignored Range).
+    expect(r.bytesWire).toBe(250_000 + shard1.length);
+    expect(r.bytesDownloaded).toBe(r.bytesWire);
+    expect(r.bytesRefetched).toBe(250_000);
+    expect(r.bytesResumed).toBe(0);
+  });
+
+  it('accounting across runs: a parked partial resumed by a server that answers 416 / 200 counts every wire byte', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    for (const fault of ['200', '416'] as const) {
+      rmSync(cacheDir, { recursive: true, force: true });
+      hub.faults = { drop: { match: (p) => p === shard, afterBytes: 400_000, times: 1 } };
+      const first = await runCli(['--json', 'cache', 'org/tiny', '--include', shard, '--retries', '0'], { env: env() });
+      expect(first.code).toBe(3);
+      expect(JSON.parse(first.stdout).error.message).toContain(shard); // the final network error names the file
+      const parked = join(storage(), 'blobs', `${sha256(shard1)}.incomplete`);
+      const have = statSync(parked).size;
+      expect(have).toBeGreaterThan(0);
+      hub.faults = fault === '200' ? { ignoreRange: true } : {};
+      if (fault === '416') writeFileSync(parked, Buffer.concat([readFileSync(parked), Buffer.alloc(shard1.length)])); // longer than the file: truncated to 0
+      const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env() });
+      expect(r.code).toBe(0);
+      const j = JSON.parse(r.stdout);
+      expect(j.bytesWire).toBe(shard1.length);
+      expect(j.bytesDownloaded).toBe(shard1.length);
+      expect(j.bytesResumed).toBe(0);
+      if (fault === '200') expect(j.bytesRefetched).toBe(have);
+      expect(readFileSync(join(j.snapshotDir, shard)).equals(shard1)).toBe(true);
+      expect(readdirSync(join(storage(), 'blobs')).filter((n) => n.includes('incomplete'))).toEqual([]);
+    }
+  });
+
+  it('a resumed partial counts as resumed, not as downloaded', async () => {
+    const shard = 'model-00001-of-00002.safetensors';
+    hub.faults = { drop: { match: (p) => p === shard, afterBytes: 400_000, times: 1 } };
+    expect((await runCli(['cache', 'org/tiny', '--include', shard, '--retries', '0'], { env: env() })).code).toBe(3);
+    const have = statSync(join(storage(), 'blobs', `${sha256(shard1)}.incomplete`)).size;
+    hub.faults = {};
+    const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env() });
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ bytesResumed: have, bytesWire: shard1.length - have, bytesRefetched: 0, bytesDownloaded: shard1.length - have });
+  });
+
+  it('a truncated blob is not "already cached" online, nor complete offline', async () => {
+    await downloadRepo({ repo: 'org/tiny', env: env() });
+    const blob = join(storage(), 'blobs', sha256(shard2));
+    writeFileSync(blob, shard2.subarray(0, 1000));
+    let r = await runCli(['--json', 'cache', 'org/tiny'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.message).toMatch(/model-00002-of-00002.safetensors \(1000 of 300000 bytes\)/);
+    rmSync(join(storage(), 'blobs', files[0].oid), { force: true }); // config.json: a regular file, named by its git sha1
+    r = await runCli(['--json', 'cache', 'org/tiny'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(JSON.parse(r.stdout).error.message).toMatch(/2 file\(s\).*missing or incomplete/);
+    r = await runCli(['--json', 'cache', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).bytesWire).toBe(shard2.length + config.length);
+    expect(readFileSync(blob).equals(shard2)).toBe(true);
+  });
+
+  it('a file that fails before its first byte leaves no empty .incomplete', async () => {
+    hub.faults = { drop: { match: (p) => p === 'model-00002-of-00002.safetensors', afterBytes: 0, times: 5 } };
+    const r = await runCli(['cache', 'org/tiny', '--retries', '0', '--concurrency', '1'], { env: env() });
+    expect(r.code).toBe(3);
+    const left = readdirSync(join(storage(), 'blobs')).filter((n) => n.includes('incomplete'));
+    for (const n of left) expect(statSync(join(storage(), 'blobs', n)).size).toBeGreaterThan(0);
+    expect(left.filter((n) => n.startsWith(sha256(shard2)))).toEqual([]);
   });
 
   it('worker path: the token goes to the Hub, never to the CDN it redirects to', async () => {
@@ -385,9 +480,159 @@ describe('resume, retries, corruption, locking', () => {
   it('a stale lock left by a dead process is taken over', async () => {
     const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
     mkdirSync(lockDir, { recursive: true });
-    writeFileSync(join(lockDir, `${sha256(shard1)}.coldstart.lock`), `999999999@${(await import('node:os')).hostname()}\n`);
-    const r = await runCli(['cache', 'org/tiny'], { env: env() });
+    const { hostname } = await import('node:os');
+    const { pidNamespace } = await import('../src/hub/lock.js');
+    const lock = join(lockDir, `${sha256(shard1)}.coldstart.lock`);
+    // Same host, same PID namespace, pid gone: stale at once (fresh heartbeat or not).
+    writeFileSync(lock, JSON.stringify({ v: 1, host: hostname(), pidns: pidNamespace(), pid: 999_999_999, start: '1', token: 'x', created: '' }));
+    let t = performance.now();
+    let r = await runCli(['cache', 'org/tiny'], { env: env() });
     expect(r.code).toBe(0);
+    expect(performance.now() - t).toBeLessThan(10_000);
+    expect(existsSync(lock)).toBe(false);
+    // Another host (or PID namespace): its pid means nothing here; stale only once its heartbeat is older than the bound.
+    rmSync(storage(), { recursive: true, force: true });
+    writeFileSync(lock, JSON.stringify({ v: 1, host: 'other-host', pidns: '1', pid: process.pid, start: '1', token: 'x', created: '' }));
+    t = performance.now();
+    r = await runCli(['cache', 'org/tiny'], { env: env({ COLDSTART_LOCK_STALE_SECONDS: '1' }) });
+    expect(r.code).toBe(0);
+    expect(performance.now() - t).toBeGreaterThan(900); // it waited for the heartbeat to age
+    expect(readFileSync(join(storage(), 'blobs', sha256(shard1))).equals(shard1)).toBe(true);
+  });
+
+  it('a live lock of another host is waited for while its heartbeat is fresh', async () => {
+    const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
+    mkdirSync(lockDir, { recursive: true });
+    const lock = join(lockDir, `${sha256(shard1)}.coldstart.lock`);
+    writeFileSync(lock, JSON.stringify({ v: 1, host: 'other-host', pidns: '1', pid: 1, start: '1', token: 'x', created: '' }));
+    const { utimesSync } = await import('node:fs');
+    const beat2 = setInterval(() => {
+      const d = new Date();
+      try {
+        utimesSync(lock, d, d);
+      } catch {
+        /* removed */
+      }
+    }, 100);
+    const events: string[] = [];
+    const p = downloadRepo({ repo: 'org/tiny', env: env({ COLDSTART_LOCK_STALE_SECONDS: '1' }), onEvent: (e) => events.push(e.type) });
+    await new Promise((res) => setTimeout(res, 2500));
+    expect(events).toContain('waiting-lock');
+    expect(existsSync(join(storage(), 'blobs', sha256(shard1)))).toBe(false);
+    clearInterval(beat2); // the other host dies: its heartbeat stops
+    const r = await p;
+    expect(readFileSync(join(r.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+  });
+});
+
+describe('parallel Range parts (COLDSTART_PART_MIN_BYTES lowered for the test)', () => {
+  const parts = { COLDSTART_PART_MIN_BYTES: String(300_000) }; // shard1 (1.5 MB) → 4 parts of 375 000 bytes
+  const shard = 'model-00001-of-00002.safetensors';
+
+  it('a big file is fetched as parallel Range parts, hashed in order, byte-exact; accounting exact', async () => {
+    const r = await downloadRepo({ repo: 'org/tiny', env: env(parts), include: [shard] });
+    const ranges = hub.requests((q) => q.host === 'cdn' && !!q.range).map((q) => q.range).sort();
+    expect(ranges).toEqual(['bytes=0-374999', 'bytes=1125000-1499999', 'bytes=375000-749999', 'bytes=750000-1124999']);
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(r.bytesWire).toBe(shard1.length);
+    expect(readdirSync(join(storage(), 'blobs'))).toEqual([sha256(shard1)]);
+  });
+
+  it('a dropped part is retried from its byte; a server without Range falls back to one stream; corrupt bytes are rejected', async () => {
+    hub.faults.drop = { match: (p) => p === shard, afterBytes: 100_000, times: 1 };
+    let r = await downloadRepo({ repo: 'org/tiny', env: env(parts), include: [shard], retryBaseMs: 5 });
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(r.bytesWire).toBe(shard1.length);
+    rmSync(cacheDir, { recursive: true, force: true });
+    hub.log.length = 0;
+    hub.faults = { ignoreRange: true };
+    r = await downloadRepo({ repo: 'org/tiny', env: env(parts), include: [shard], retryBaseMs: 5 });
+    expect(readFileSync(join(r.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(hub.requests((q) => q.host === 'cdn' && !q.range).length).toBeGreaterThan(0);
+    rmSync(cacheDir, { recursive: true, force: true });
+    hub.faults = { corrupt: (p) => p === shard };
+    await expect(downloadRepo({ repo: 'org/tiny', env: env(parts), include: [shard], retryBaseMs: 5 })).rejects.toMatchObject({ code: 'CORRUPT_FILE' });
+    expect(existsSync(join(storage(), 'blobs', sha256(shard1)))).toBe(false);
+    expect(readdirSync(join(storage(), 'blobs')).filter((n) => n.includes('incomplete'))).toEqual([]);
+  });
+
+  it('a failed part run parks exactly its contiguous prefix; the next run resumes it byte-exact', async () => {
+    hub.faults.drop = { match: (p) => p === shard, afterBytes: 100_000, times: 8 };
+    const r1 = await runCli(['cache', 'org/tiny', '--include', shard, '--retries', '0'], { env: env(parts) });
+    expect(r1.code).toBe(3);
+    const parked = join(storage(), 'blobs', `${sha256(shard1)}.incomplete`);
+    if (existsSync(parked)) {
+      const have = readFileSync(parked);
+      expect(shard1.subarray(0, have.length).equals(have)).toBe(true); // a true prefix, no holes
+    }
+    hub.faults = {};
+    const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env(parts) });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(readFileSync(join(j.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(j.bytesResumed + j.bytesWire).toBe(shard1.length);
+  });
+});
+
+describe('`hf download` parity', () => {
+  it('positional FILENAMES (and dir/), single-segment ids, --repo-type dataset: same cache folders as huggingface_hub', async () => {
+    let r = await runCli(['--json', 'cache', 'org/tiny', 'config.json', 'tokenizer/', '--include', '*.safetensors'], { env: env() });
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.files.map((f: { path: string }) => f.path).sort()).toEqual(['config.json', 'tokenizer/tokenizer.json']);
+    expect(r.stderr).toMatch(/ignoring --include\/--exclude/);
+    r = await runCli(['--json', 'cache', 'org/tiny', 'nope.json'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.message).toMatch(/no file "nope.json"/);
+    r = await runCli(['--json', 'cache', 'gpt2'], { env: env() });
+    expect(r.code, r.stdout).toBe(0);
+    expect(readFileSync(join(cacheDir, 'models--gpt2', 'snapshots', JSON.parse(r.stdout).commit, 'model.safetensors')).equals(shard2)).toBe(true);
+    r = await runCli(['--json', 'cache', 'org/data', '--repo-type', 'dataset'], { env: env() });
+    expect(r.code, r.stdout).toBe(0);
+    expect(readFileSync(join(cacheDir, 'datasets--org--data', 'snapshots', JSON.parse(r.stdout).commit, 'data', 'train.parquet')).equals(bin)).toBe(true);
+    r = await runCli(['cache', 'org/data', '--repo-type', 'model'], { env: env() });
+    expect(r.code).toBe(2); // no such model
+    r = await runCli(['cache', 'org/data', '--repo-type', 'dataset-ish'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--repo-type/);
+  });
+
+  it('--dry-run lists what would be fetched and its size, writes nothing, fetches no file bytes', async () => {
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--dry-run'], { env: env() });
+    expect(r.code).toBe(0);
+    let j = JSON.parse(r.stdout);
+    expect(j.action).toBe('dry-run');
+    expect(j.filesToDownload).toBe(6);
+    expect(j.bytesToDownload).toBe(files.filter((f) => f.path !== 'pytorch_model.bin').reduce((a, f) => a + f.size, 0));
+    expect(existsSync(cacheDir)).toBe(false);
+    expect(fileGets()).toEqual([]);
+    await runCli(['cache', 'org/tiny', 'config.json'], { env: env() });
+    r = await runCli(['cache', 'org/tiny', '--dry-run'], { env: env() });
+    expect(r.stdout).toMatch(/\[dry-run\] Will download 5 files \(out of 6\) totalling/);
+    expect(r.stdout).toMatch(/config\.json\s+-\n/);
+    r = await runCli(['--json', 'cache', 'org/tiny', '--dry-run', '--force-download'], { env: env() });
+    j = JSON.parse(r.stdout);
+    expect(j.filesToDownload).toBe(6);
+  });
+
+  it('--force-download fetches again and replaces the blob; --cache-dir and --token override the environment', async () => {
+    const other = join(tmp, 'other-cache');
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--cache-dir', other], { env: env() });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).cacheDir).toBe(other);
+    expect(existsSync(cacheDir)).toBe(false);
+    hub.log.length = 0;
+    r = await runCli(['--json', 'cache', 'org/tiny', '--cache-dir', other, '--force-download'], { env: env() });
+    const j = JSON.parse(r.stdout);
+    expect(j.bytesWire).toBe(j.bytesTotal);
+    expect(fileGets().length).toBe(8); // 6 files: 4 regular GETs + 2 LFS files × (resolve redirect + CDN GET)
+    expect(readFileSync(join(j.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
+    r = await runCli(['cache', 'org/tiny', '--cache-dir', other, '--local-dir', join(tmp, 'l')], { env: env() });
+    expect(r.code).toBe(2);
+    r = await runCli(['--json', 'cache', 'org/gated'], { env: env() });
+    expect(r.code).not.toBe(0);
+    r = await runCli(['--json', 'cache', 'org/gated', '--token', hub.token], { env: env() });
+    expect(r.code, r.stdout).toBe(0);
   });
 });
 
@@ -428,6 +673,24 @@ describe('offline, local-dir, ls/verify/rm, API for profile', () => {
     writeFileSync(join(dir, 'config.json'), '{"tampered":1}');
     const v2 = await runCli(['cache', 'verify', 'org/tiny', '--local-dir', dir], { env: env() });
     expect(v2.code).toBe(1);
+  });
+
+  it('cache rm: refuses under a live lock (naming its owner), removes a lock whose owner is dead and says so', async () => {
+    await downloadRepo({ repo: 'org/tiny', env: env() });
+    const { hostname } = await import('node:os');
+    const { pidNamespace } = await import('../src/hub/lock.js');
+    const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
+    mkdirSync(lockDir, { recursive: true });
+    const lock = join(lockDir, 'x.coldstart.lock');
+    writeFileSync(lock, JSON.stringify({ v: 1, host: 'pod-b', pidns: '1', pid: 42, start: '1', token: 't', created: '' }));
+    let r = await runCli(['cache', 'rm', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/held by pid 42 on pod-b/);
+    writeFileSync(lock, JSON.stringify({ v: 1, host: hostname(), pidns: pidNamespace(), pid: 999_999_999, start: '1', token: 't', created: '' }));
+    r = await runCli(['cache', 'rm', 'org/tiny'], { env: env() });
+    expect(r.code).toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/removing a stale lock: pid 999999999 .*process 999999999 on this host is gone/);
+    expect(existsSync(storage())).toBe(false);
   });
 
   it('ls, verify (exit 1 on a tampered blob) and rm', async () => {

@@ -5,9 +5,9 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
 const arg = (name: string, def: number) => {
@@ -79,7 +79,8 @@ try {
   const line = await new Promise<string>((r) => createInterface({ input: server!.stdout! }).once('line', r));
   const { endpoint, commit } = JSON.parse(line) as { endpoint: string; commit: string };
 
-  const results: Record<string, number[]> = { loopback: [], loopbackToDisk: [], coldstart: [], coldstartWall: [], python: [], pythonWall: [] };
+  let hfMissing: string | null = null;
+  const results: Record<string, number[]> = { loopback: [], loopbackToDisk: [], coldstart: [], coldstartWall: [], python: [], pythonWall: [], hfCliWall: [] };
   const rate = (s: number) => totalBytes / s / 1e9;
   for (let r = 0; r < RUNS; r++) {
     // Loopback limit: curl fetches every shard in parallel through the same resolve → CDN redirect, to /dev/null.
@@ -113,6 +114,16 @@ try {
     results.python.push(rate(Number(secs)));
     results.pythonWall.push(rate(p.seconds));
     rmSync(pyCache, { recursive: true, force: true });
+
+    // The `hf download` CLI of the same huggingface_hub (next to the interpreter), wall time of the process.
+    const hfCache = join(tmp, 'hf-cache');
+    const hfBin = process.env.COLDSTART_HF_CLI || join(dirname(py), 'hf');
+    if (existsSync(hfBin)) {
+      const hf = await run(hfBin, ['download', REPO, '--cache-dir', hfCache, '--max-workers', String(CONCURRENCY)], { HF_ENDPOINT: endpoint, HF_HUB_DISABLE_PROGRESS_BARS: '1', HF_HUB_DISABLE_TELEMETRY: '1' });
+      if (hf.code !== 0) throw new Error(`hf download failed: ${hf.err}`);
+      results.hfCliWall.push(rate(hf.seconds));
+    } else hfMissing = `not measured: no hf CLI at ${hfBin} (set COLDSTART_HF_CLI)`;
+    rmSync(hfCache, { recursive: true, force: true });
     process.stderr.write(`run ${r + 1}/${RUNS}: ${Object.entries(results).map(([k, v]) => `${k} ${v[v.length - 1].toFixed(2)} GB/s`).join(', ')}\n`);
   }
   const median = (v: number[]) => {
@@ -135,8 +146,9 @@ try {
     concurrency: CONCURRENCY,
     gbPerSecond: results,
     medianGBps: m,
-    ratiosPerRun: { coldstartVsPython: perRun('coldstart', 'python'), coldstartVsLoopback: perRun('coldstart', 'loopback'), coldstartVsLoopbackToDisk: perRun('coldstart', 'loopbackToDisk') },
+    ratiosPerRun: { coldstartWallVsHfCliWall: perRun('coldstartWall', 'hfCliWall'), coldstartVsPython: perRun('coldstart', 'python'), coldstartVsLoopback: perRun('coldstart', 'loopback'), coldstartVsLoopbackToDisk: perRun('coldstart', 'loopbackToDisk') },
     coldstartVsPython: median(perRun('coldstart', 'python')),
+    coldstartWallVsHfCliWall: hfMissing ?? median(perRun('coldstartWall', 'hfCliWall')),
     coldstartVsLoopback: median(perRun('coldstart', 'loopback')),
     coldstartVsLoopbackToDisk: median(perRun('coldstart', 'loopbackToDisk')),
   };

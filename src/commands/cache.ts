@@ -2,17 +2,20 @@ import type { Command } from 'commander';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
+import { nowSeconds } from '../core/clock.js';
 import type { Context, Runner } from './context.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
+import type { RepoType } from '../hub/api.js';
 import { resolveRepoId } from '../models/table.js';
 import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
 import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
 import { repoFolderName } from '../hub/layout.js';
 import { verifyCached, verifyLocalDir } from '../hub/verify.js';
+import { breakLock, inspectLock, staleSeconds, type LockState } from '../hub/lock.js';
 
 const SCHEMA = 'coldstart/cache@1';
 
@@ -25,10 +28,15 @@ interface CacheFlags {
   concurrency: string;
   retries: string;
   toSafetensors?: boolean;
+  repoType?: string;
+  token?: string;
+  cacheDir?: string;
+  forceDownload?: boolean;
+  dryRun?: boolean;
 }
 
 function repoArg(arg: string): { repo: string; alias?: string } {
-  const r = resolveRepoId(arg);
+  const r = resolveRepoId(arg) ?? (/^[\w.-]+$/.test(arg) && !/^[.-]|[.-]$|\.\./.test(arg) ? { repo: arg } : undefined); // gpt2: a one-segment repo id
   if (!r) throw new ColdstartError('UNKNOWN_MODEL', `unknown model ${JSON.stringify(arg)}: not an alias and not an org/name repo id`, { hint: 'Use a Hub repo id such as meta-llama/Meta-Llama-3-8B, or an alias such as llama3-8b.' });
   return r;
 }
@@ -39,16 +47,16 @@ async function progress(ctx: Context, label: string) {
   const redraw = ctx.out.interactive;
   const spin = redraw ? await ctx.out.spinner(`${label}: resolving…`) : { update() {}, stop() {}, succeed() {}, fail() {} };
   const samples: Array<[number, number]> = [];
-  let lastLine = 0;
+  let lastLine = -1; // none printed yet
   let files = 0;
-  const t0 = performance.now();
+  const t0 = nowSeconds() * 1000;
   return {
     spin,
     fileDone() {
       files++;
     },
     update(p: { bytesDone: number; bytesTotal: number }) {
-      const t = performance.now();
+      const t = nowSeconds() * 1000;
       samples.push([t, p.bytesDone]);
       while (samples.length > 2 && t - samples[0][0] > 3000) samples.shift();
       const [t1, b1] = samples[0];
@@ -58,7 +66,7 @@ async function progress(ctx: Context, label: string) {
       const pct = p.bytesTotal ? Math.floor((p.bytesDone / p.bytesTotal) * 100) : 100;
       const text = `${label}: ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)} (${pct}%) · ${formatRate(rate)} · ETA ${eta}`;
       if (redraw) spin.update(text);
-      else if (t - lastLine >= 5000 || (lastLine === 0 && t - t0 > 1000)) {
+      else if (lastLine >= 0 ? t - lastLine >= 5000 : t - t0 > 1000) {
         lastLine = t;
         ctx.out.progressLine(text);
       }
@@ -118,8 +126,30 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
   return { converted: true, reason: 'converted .bin weights to safetensors in place' };
 }
 
-async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promise<number> {
+/** `hf download` flags that change where and as whom: --cache-dir and --token override HF_HUB_CACHE / HF_TOKEN. */
+function hfEnv(ctx: Context, flags: CacheFlags): Record<string, string | undefined> {
+  if (flags.cacheDir !== undefined && flags.localDir !== undefined) {
+    throw new ColdstartError('BAD_FLAG', '--cache-dir and --local-dir cannot be used together (as in `hf download`)', { hint: 'Use --cache-dir (or HF_HUB_CACHE) for the shared cache, or --local-dir for plain files in one folder.' });
+  }
+  if (flags.token !== undefined && !flags.token.trim()) throw invalidArg('--token', 'a Hub access token', flags.token);
+  return {
+    ...ctx.env,
+    ...(flags.cacheDir !== undefined ? { HF_HUB_CACHE: resolve(ctx.cwd, flags.cacheDir) } : {}),
+    ...(flags.token !== undefined ? { HF_TOKEN: flags.token } : {}),
+  };
+}
+
+function repoTypeFlag(v: string | undefined): RepoType {
+  const t = v ?? 'model';
+  if (t !== 'model' && t !== 'dataset' && t !== 'space') throw invalidArg('--repo-type', 'one of model, dataset, space', v);
+  return t;
+}
+
+async function runDownload(ctx: Context, arg: string, filenames: string[], flags: CacheFlags): Promise<number> {
   const { repo, alias } = repoArg(arg);
+  const repoType = repoTypeFlag(flags.repoType);
+  const env = hfEnv(ctx, flags);
+  if (filenames.length && (flags.include?.length || flags.exclude?.length)) ctx.out.warn('ignoring --include/--exclude: file names were given (as `hf download` does)');
   const concurrency = intFlag('--concurrency', flags.concurrency, 1, 64);
   const retries = intFlag('--retries', flags.retries, 0, 20);
   const label = alias ? `${alias} (${repo})` : repo;
@@ -135,7 +165,11 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       localDir: flags.localDir ? resolve(ctx.cwd, flags.localDir) : undefined,
       concurrency,
       retries,
-      env: ctx.env,
+      env,
+      repoType,
+      ...(filenames.length ? { filenames } : {}),
+      forceDownload: !!flags.forceDownload,
+      dryRun: !!flags.dryRun,
       signal: ctx.signal,
       onProgress: (p) => prog.update(p),
       onEvent: (e) => prog.event(e),
@@ -143,8 +177,14 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
     recordDownloadPhase(h, result);
   });
   prog.spin.stop();
-  if (phase.status === 'failed' || !result) throw phase.cause ?? new ColdstartError('INTERNAL', 'download failed');
+  if (phase.status === 'failed' || !result) {
+    const cause = phase.cause ?? new ColdstartError('INTERNAL', 'download failed');
+    if (cause instanceof ColdstartError && cause.code === 'INTERRUPTED' && !ctx.out.json)
+      ctx.out.warn(`${label}: interrupted; partial downloads are kept in the cache (blobs/*.incomplete) and the same command resumes them`);
+    throw cause;
+  }
   const r = result;
+  if (r.dryRun) return printDryRun(ctx, r, r.dryRun, alias);
   const conversion = await convertIfAsked(ctx, flags, r);
   if (ctx.out.json) {
     ctx.out.writeJson({
@@ -155,13 +195,17 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       revision: r.revision,
       commit: r.commit,
       mode: r.mode,
-      endpoint: hfEndpoint(ctx.env),
+      endpoint: hfEndpoint(env),
+      repoType,
       cacheDir: r.cacheDir,
       snapshotDir: r.snapshotDir,
       offline: r.offline ?? false,
       fromCache: r.fromCache,
       bytesTotal: r.bytesTotal,
       bytesDownloaded: r.bytesDownloaded,
+      bytesWire: r.bytesWire ?? r.bytesDownloaded,
+      bytesResumed: r.bytesResumed ?? 0,
+      bytesRefetched: r.bytesRefetched ?? 0,
       seconds: r.seconds,
       bytesPerSecond: r.bytesPerSecond,
       concurrency,
@@ -184,6 +228,8 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
       `  ${r.files.length} file(s), ${formatBytes(r.bytesTotal)}: downloaded ${formatBytes(r.bytesDownloaded)} in ${formatDuration(r.seconds)} (${formatRate(r.bytesPerSecond)}, ${concurrency} parallel)${cachedN ? `; ${cachedN} already cached` : ''}`,
     );
   for (const x of r.resumed ?? []) ctx.out.info(`  resumed ${x.path} from ${formatBytes(x.fromByte)}`);
+  if (r.bytesResumed || r.bytesRefetched)
+    ctx.out.info(`  bytes: ${formatBytes(r.bytesWire ?? r.bytesDownloaded)} over the network, ${formatBytes(r.bytesResumed ?? 0)} kept from partial downloads${r.bytesRefetched ? `, ${formatBytes(r.bytesRefetched)} fetched twice (the server refused to resume)` : ''}`);
   if (r.defaultExcludes && r.excluded?.length) {
     const bytes = r.excluded.reduce((a, f) => a + f.bytes, 0);
     ctx.out.info(`  skipped ${r.excluded.length} file(s), ${formatBytes(bytes)}: duplicate weight formats (${r.defaultExcludes.join(' ')}) next to safetensors; --all-files fetches them`);
@@ -193,6 +239,21 @@ async function runDownload(ctx: Context, arg: string, flags: CacheFlags): Promis
     const w = Math.max(...r.files.map((f) => f.path.length));
     for (const f of r.files) ctx.out.info(`    ${f.path.padEnd(w)}  ${formatBytes(f.bytes).padStart(10)}  ${f.cached ? s.dim('cached') : formatDuration(f.seconds)}`);
   }
+  return ExitCode.OK;
+}
+
+/** `--dry-run`: what `hf download --dry-run` prints — how many files would be fetched, their size, a table. */
+function printDryRun(ctx: Context, r: DownloadResult, plan: NonNullable<DownloadResult['dryRun']>, alias: string | undefined): number {
+  const will = plan.filter((f) => f.willDownload);
+  const bytes = will.reduce((a, f) => a + f.bytes, 0);
+  if (ctx.out.json) {
+    ctx.out.writeJson({ schema: SCHEMA, action: 'dry-run', repo: r.repo, alias: alias ?? null, revision: r.revision, commit: r.commit, mode: r.mode, cacheDir: r.cacheDir, snapshotDir: r.snapshotDir, filesToDownload: will.length, bytesToDownload: bytes, bytesTotal: r.bytesTotal, files: plan, excluded: r.excluded ?? [] });
+    return ExitCode.OK;
+  }
+  ctx.out.print(`[dry-run] Will download ${will.length} files (out of ${plan.length}) totalling ${formatBytes(bytes)}.`);
+  const w = Math.max(4, ...plan.map((f) => f.path.length));
+  ctx.out.print(`  ${'file'.padEnd(w)}  size`);
+  for (const f of plan) ctx.out.print(`  ${f.path.padEnd(w)}  ${f.willDownload ? formatBytes(f.bytes) : '-'}`);
   return ExitCode.OK;
 }
 
@@ -256,12 +317,15 @@ async function runVerify(ctx: Context, arg: string, flags: { revision?: string; 
   return ExitCode.OK;
 }
 
-function liveLocks(lockDir: string): string[] {
+/** The coldstart locks in a repo's lock folder, each with what its owner looks like now (lock.ts inspectLock). */
+function repoLocks(lockDir: string): Array<{ path: string; state: LockState }> {
+  let names: string[];
   try {
-    return readdirSync(lockDir).filter((n) => n.endsWith('.coldstart.lock'));
+    names = readdirSync(lockDir).filter((n) => n.endsWith('.coldstart.lock'));
   } catch {
     return [];
   }
+  return names.map((n) => ({ path: join(lockDir, n), state: inspectLock(join(lockDir, n)) }));
 }
 
 function runRm(ctx: Context, arg: string): number {
@@ -272,11 +336,18 @@ function runRm(ctx: Context, arg: string): number {
   const scan = scanRepo(dir, folder);
   if (!scan || !existsSync(scan.dir)) throw new ColdstartError('NOT_FOUND', `${repo} is not in the cache at ${dir}`, { hint: 'Run `coldstart cache ls` to see what is cached.' });
   const lockDir = join(dir, '.locks', folder);
-  const locks = liveLocks(lockDir);
-  if (locks.length) {
-    throw new ColdstartError('AMBIGUOUS', `${repo}: a coldstart download holds ${locks.length} lock(s) on it (${lockDir}); not removing it under a running download`, {
-      hint: 'Wait for it to finish or stop it; a lock whose process died is cleared by the next `coldstart cache` run.',
+  const locks = repoLocks(lockDir);
+  const live = locks.filter((l) => l.state.state === 'live');
+  if (live.length) {
+    const why = live[0].state.state === 'live' ? live[0].state.why : '';
+    throw new ColdstartError('AMBIGUOUS', `${repo}: a running coldstart download holds ${live.length} lock(s) on it (${why}); not removing it under a running download`, {
+      hint: `Wait for it to finish or stop it. A lock is stale once its heartbeat is older than ${staleSeconds(ctx.env)} s (COLDSTART_LOCK_STALE_SECONDS), whatever host wrote it; \`cache rm\` then removes it.`,
     });
+  }
+  for (const l of locks) {
+    if (l.state.state !== 'stale') continue;
+    ctx.out.info(`removing a stale lock: ${l.state.owner ? `pid ${l.state.owner.pid} on ${l.state.owner.host}` : 'unknown owner'}, ${l.state.why}`);
+    breakLock(l.path);
   }
   const freed = scan.sizeBytes + scan.incomplete.reduce((a, b) => a + b.bytes, 0);
   // Rename first so a half-finished removal never looks like a usable (but incomplete) snapshot.
@@ -289,11 +360,16 @@ function runRm(ctx: Context, arg: string): number {
   return ExitCode.OK;
 }
 
-export function registerCache(program: Command, run: Runner): void {
+/**
+ * Registers `coldstart cache` and its subcommands (ls, verify, rm) and returns the `cache` Command, so another
+ * module can add a subcommand to it (e.g. `registerCacheArtifacts(registerCache(program, run), run)`).
+ */
+export function registerCache(program: Command, run: Runner): Command {
   const cache = program
     .command('cache')
     .description('pre-cache a model into the Hugging Face cache or a --local-dir so a cold start downloads nothing')
-    .argument('<repo>', 'Hub repo id (org/name) or alias (llama3-8b…); or one of: ls, verify <repo>, rm <repo>')
+    .argument('<repo>', 'Hub repo id (org/name, or one segment like gpt2) or alias (llama3-8b…); or one of: ls, verify <repo>, rm <repo>')
+    .argument('[filenames...]', 'only these files (like `hf download REPO FILENAMES`; `dir/` = everything under dir)')
     .option('--revision <rev>', 'branch, tag or commit', 'main')
     .option('--local-dir <dir>', 'write plain files into DIR (with .cache/huggingface bookkeeping) instead of the HF cache')
     .option('--include <glob...>', 'only files matching these globs (fnmatch, like allow_patterns)')
@@ -302,11 +378,16 @@ export function registerCache(program: Command, run: Runner): void {
     .option('--concurrency <n>', 'files downloaded in parallel', '8')
     .option('--retries <n>', 'retries per request on transient errors (exponential backoff)', '5')
     .option('--to-safetensors', 'convert .bin-only repos to safetensors after the download')
+    .option('--repo-type <type>', 'model, dataset or space (as huggingface_hub)', 'model')
+    .option('--token <token>', 'Hub access token (overrides HF_TOKEN and the token file)')
+    .option('--cache-dir <dir>', 'the Hugging Face cache to use (overrides HF_HUB_CACHE)')
+    .option('--force-download', 'fetch again even when cached; the fresh verified blob replaces the old one')
+    .option('--dry-run', 'print what would be fetched and its size; download and write nothing')
     .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
     .action(
-      run(async (ctx, arg: string, flags: CacheFlags) => {
+      run(async (ctx, arg: string, filenames: string[], flags: CacheFlags) => {
         if (hfOffline(ctx.env)) ctx.out.info('HF_HUB_OFFLINE is set: reading the cache only');
-        return runDownload(ctx, arg, flags);
+        return runDownload(ctx, arg, filenames ?? [], flags);
       }),
     );
   cache
@@ -330,4 +411,5 @@ export function registerCache(program: Command, run: Runner): void {
     .description('remove a cached repo (all its revisions and partial downloads)')
     .argument('<repo>', 'Hub repo id or alias')
     .action(run(async (ctx, arg: string) => runRm(ctx, arg)));
+  return cache;
 }

@@ -26,6 +26,14 @@ export function hubClient(env: Env, extra: Partial<HubClient> = {}): HubClient {
   return { endpoint: hfEndpoint(env), token: hfToken(env), retries: 5, retryBaseMs: 500, timeoutMs: 30_000, ...extra };
 }
 
+/** huggingface_hub's repo types: the API path (`/api/{type}s/`), the resolve prefix and the cache folder differ. */
+export type RepoType = 'model' | 'dataset' | 'space';
+
+/** `{endpoint}/{repo}` for models, `{endpoint}/datasets/{repo}` and `{endpoint}/spaces/{repo}` otherwise (huggingface_hub's hf_hub_url). */
+export function repoUrl(endpoint: string, repo: string, repoType: RepoType = 'model'): string {
+  return repoType === 'model' ? `${endpoint}/${repo}` : `${endpoint}/${repoType}s/${repo}`;
+}
+
 export const COMMIT_RE = /^[0-9a-f]{40}$/;
 
 function enc(rev: string): string {
@@ -52,8 +60,8 @@ async function getJson(c: HubClient, url: string, ctx: { repo: string; revision?
 }
 
 /** `GET /api/models/{repo}/revision/{rev}`: the commit sha a branch/tag resolves to (and gated/private flags). */
-export async function modelInfo(c: HubClient, repo: string, revision: string): Promise<{ sha: string; gated: unknown; private: boolean }> {
-  const { body } = await getJson(c, `${c.endpoint}/api/models/${repo}/revision/${enc(revision)}`, { repo, revision });
+export async function modelInfo(c: HubClient, repo: string, revision: string, repoType: RepoType = 'model'): Promise<{ sha: string; gated: unknown; private: boolean }> {
+  const { body } = await getJson(c, `${c.endpoint}/api/${repoType}s/${repo}/revision/${enc(revision)}`, { repo, revision });
   const b = body as { sha?: unknown; gated?: unknown; private?: unknown };
   if (typeof b?.sha !== 'string' || !COMMIT_RE.test(b.sha)) {
     throw new ColdstartError('BAD_INPUT', `${repo}@${revision}: the Hub's model info has no commit sha`, { hint: 'Check HF_ENDPOINT points at a Hugging Face Hub (or compatible mirror).' });
@@ -71,9 +79,9 @@ function nextLink(link: string | undefined): string | undefined {
 }
 
 /** Every file of the repo at `commit` (recursive tree listing, following `Link: rel="next"` pages). */
-export async function listTree(c: HubClient, repo: string, commit: string): Promise<RepoFile[]> {
+export async function listTree(c: HubClient, repo: string, commit: string, repoType: RepoType = 'model'): Promise<RepoFile[]> {
   const files: RepoFile[] = [];
-  let url: string | undefined = `${c.endpoint}/api/models/${repo}/tree/${enc(commit)}?recursive=true&expand=false`;
+  let url: string | undefined = `${c.endpoint}/api/${repoType}s/${repo}/tree/${enc(commit)}?recursive=true&expand=false`;
   for (let pages = 0; url; pages++) {
     if (pages > 10_000) throw new ColdstartError('BAD_INPUT', `${repo}: tree listing does not end`);
     const { body, link } = await getJson(c, url, { repo, revision: commit });

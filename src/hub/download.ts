@@ -9,15 +9,16 @@
  * to console; a fetch/web-stream body also costs throughput at loopback rates. The Hub protocol needed here
  * is three endpoints, so this is a small node:http client (src/hub/http.ts).
  */
-import { createHash, type Hash } from 'node:crypto';
-import { createReadStream, existsSync, ftruncateSync, mkdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createHash, randomBytes, type Hash } from 'node:crypto';
+import { createReadStream, existsSync, ftruncateSync, linkSync, mkdirSync, rmdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { formatBytes, formatRate } from '../core/format.js';
 import { hubCacheDir, hfOffline } from './env.js';
-import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, type HubClient, type RepoFile } from './api.js';
+import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, repoUrl, type HubClient, type RepoFile, type RepoType } from './api.js';
 import { TransientError, hubErrorFor, hubRequest, networkError, withRetries } from './http.js';
 import {
   DUPLICATE_WEIGHT_GLOBS,
@@ -39,10 +40,10 @@ import {
   writeRef,
   writeTreeCache,
 } from './layout.js';
-import { acquireLock } from './lock.js';
+import { acquireLock, staleSeconds } from './lock.js';
 import { walkFiles } from './scan.js';
 import { WorkerFetch, sinkParallelism } from './sink.js';
-import { abortReason } from '../core/clock.js';
+import { abortReason, nowSeconds } from '../core/clock.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -66,8 +67,18 @@ export interface DownloadResult {
   defaultExcludes?: string[];
   /** HF_HUB_OFFLINE: only the cache was read. */
   offline?: boolean;
+  /** --dry-run: every selected file and whether this run would fetch it (nothing was written). */
+  dryRun?: Array<{ path: string; bytes: number; willDownload: boolean }>;
   /** Files continued from an `.incomplete` prefix, and from which byte. */
   resumed?: Array<{ path: string; fromByte: number }>;
+  /**
+   * Exact byte accounting. bytesWire: body bytes that came over the network (every attempt). bytesResumed:
+   * bytes taken from partial files and kept. bytesRefetched: bytes fetched again, i.e. a resumed prefix that
+   * a server refusing Range (416, or 200 with the whole body) made us throw away. bytesDownloaded === bytesWire.
+   */
+  bytesWire?: number;
+  bytesResumed?: number;
+  bytesRefetched?: number;
 }
 
 export type DownloadEvent =
@@ -94,12 +105,29 @@ export interface DownloadOptions {
   /** Skip .bin/.pt/… weights when safetensors exist (default: true unless include/exclude given). */
   defaultExcludes?: boolean;
   onEvent?: (e: DownloadEvent) => void;
+  /** huggingface_hub's repo_type (default model): API path, resolve URL and cache folder (`datasets--org--name`). */
+  repoType?: RepoType;
+  /**
+   * `hf download REPO FILENAMES…`: these files only (a name ending in `/` means everything under it); like
+   * huggingface_hub they replace --include/--exclude and the default skip. A name not in the repo is an error.
+   */
+  filenames?: string[];
+  /** Fetch again even when cached (huggingface_hub force_download); the fresh verified blob replaces the old one. */
+  forceDownload?: boolean;
+  /** Resolve and list only: what would be fetched and its size; nothing written, no file bytes requested. */
+  dryRun?: boolean;
 }
 
-const now = () => performance.now() / 1000;
+const now = nowSeconds;
 
 /** The lists this run fetches: explicit globs, else everything minus duplicate weight formats when safetensors exist. */
-export function selectFiles(all: RepoFile[], o: Pick<DownloadOptions, 'include' | 'exclude' | 'defaultExcludes'>): { selected: RepoFile[]; defaultExcludes?: string[] } {
+export function selectFiles(all: RepoFile[], o: Pick<DownloadOptions, 'include' | 'exclude' | 'defaultExcludes' | 'filenames'>): { selected: RepoFile[]; defaultExcludes?: string[] } {
+  if (o.filenames?.length) {
+    // huggingface_hub's `hf download REPO NAMES…`: exact names, and `dir/` for everything under dir.
+    const names = new Set(o.filenames.filter((n) => !n.endsWith('/')));
+    const dirs = o.filenames.filter((n) => n.endsWith('/'));
+    return { selected: all.filter((f) => names.has(f.path) || dirs.some((d) => f.path.startsWith(d))) };
+  }
   const explicit = !!(o.include?.length || o.exclude?.length);
   const useDefault = o.defaultExcludes ?? !explicit;
   const hasSafetensors = all.some((f) => f.path.endsWith('.safetensors'));
@@ -256,7 +284,15 @@ const WORKER_SINK_MIN_BYTES = 1 << 20;
  * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
  * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
  */
-async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, onBytes: (n: number) => void, resumed: (from: number) => void): Promise<void> {
+/** Where fetchVerified reports bytes: progress (may step back on a restart), wire bytes, a resumed prefix, a discarded prefix. */
+interface Accounting {
+  progress(n: number): void;
+  wire(n: number): void;
+  resumed(fromByte: number): void;
+  discarded(n: number): void;
+}
+
+async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, acct: Accounting): Promise<void> {
   const size = sizeOf(job.file);
   const expected = etagOf(job.file);
   mkdirSync(dirname(job.incomplete), { recursive: true });
@@ -273,15 +309,36 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       ftruncateSync(fd, 0);
       offset = 0;
     }
+    if (offset === 0 && size >= 2 * partMinBytes(opts.env)) {
+      // A big file from byte 0: parallel Range parts on the workers, then the hash in file order.
+      if (await fetchParts(c, repo, job, opts, acct, size)) {
+        const h = newHasher(job.file);
+        await hashPrefix(h, job.incomplete, size, opts.signal);
+        const got = h.digest('hex');
+        if (got !== expected) {
+          closeSync(fd);
+          fd = -1;
+          rmSync(job.incomplete, { force: true });
+          const algo = job.file.lfs ? 'sha256' : 'git blob sha1';
+          opts.onEvent?.({ type: 'rejected', file: job.display, reason: `${algo} mismatch` });
+          throw new ColdstartError('CORRUPT_FILE', `${job.display}: ${algo} ${got} does not match the Hub's ${expected}; the bytes were discarded and nothing was cached`, {
+            hint: 'Run again (a mirror or proxy may have served bad bytes); if it persists, check HF_ENDPOINT.',
+            details: { file: job.file.path, expected, got },
+          });
+        }
+        return;
+      }
+      // The server does not serve ranges: one stream from byte 0 (the parts' bytes were discarded).
+    }
     const wf = size >= WORKER_SINK_MIN_BYTES ? new WorkerFetch(fd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', job.file.lfs ? undefined : `blob ${job.file.size}\0`, sinkParallelism(opts.concurrency ?? 8)) : null;
     const inline = wf ? null : new InlineSink(fd, job.incomplete, job.file, opts.signal);
     const s = (wf ?? inline)!;
     sink = s;
     await s.open(offset);
     if (offset > 0) {
-      resumed(offset);
+      acct.resumed(offset);
       opts.onEvent?.({ type: 'resume', file: job.display, fromByte: offset });
-      onBytes(offset);
+      acct.progress(offset);
     }
     await withRetries(
       async () => {
@@ -292,7 +349,8 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         if (status === 416 || (status === 200 && offset > 0)) {
           // The server will not resume this file: start it over (a 200 already carries the whole body).
           ftruncateSync(fd, 0);
-          onBytes(-offset);
+          acct.progress(-offset);
+          acct.discarded(offset);
           offset = 0;
           inline!.reset();
           if (status === 416) {
@@ -328,7 +386,9 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
     async function workerAttempt(w: WorkerFetch): Promise<void> {
       let reported = offset;
       const progress = (o: number) => {
-        if (o !== reported) onBytes(o - reported);
+        if (o > reported) acct.wire(o - reported);
+        else if (o < reported) acct.discarded(reported - o); // the worker restarted the file (416 / 200)
+        if (o !== reported) acct.progress(o - reported);
         reported = o;
       };
       const r = await w.fetch({ url: job.url, token: c.token, timeoutMs: c.timeoutMs, size }, progress, opts.signal);
@@ -375,7 +435,8 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         if (offset + n > size) throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the ${size} bytes the Hub lists; nothing was cached`);
         offset += n;
         await s.write(bufs);
-        onBytes(n);
+        acct.wire(n);
+        acct.progress(n);
       };
       try {
         for await (const chunk of res) {
@@ -413,6 +474,126 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
   }
 }
 
+/**
+ * Files of at least twice this size (COLDSTART_PART_MIN_BYTES, default 64 MiB) are fetched in Range parts —
+ * by default only where there are ≥ 4 cores to run them (on 2 cores the parts and the in-order re-read cost
+ * more than one stream per file: bench/cache/RESULTS.md); setting the variable enables them anywhere.
+ */
+function partMinBytes(env: Env): number {
+  const n = Number(env.COLDSTART_PART_MIN_BYTES);
+  if (Number.isSafeInteger(n) && n >= 1 << 16) return n;
+  return availableParallelism() >= 4 ? 64 << 20 : Number.POSITIVE_INFINITY;
+}
+const MAX_PARTS = 4;
+
+/**
+ * Fetches `job` (from byte 0) as up to MAX_PARTS parallel Range parts, each on a worker writing at its own
+ * position through a non-append descriptor, each retried from the byte it reached. Returns true when every
+ * byte is on disk (the caller hashes the file in order), false when the server does not serve ranges (the
+ * file is emptied; the caller streams it whole). On a failure the file is cut to its contiguous prefix, so
+ * what is parked for resume is exactly the bytes [0, n).
+ */
+async function fetchParts(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, acct: Accounting, size: number): Promise<boolean> {
+  const k = Math.min(MAX_PARTS, Math.floor(size / partMinBytes(opts.env)));
+  const partLen = Math.ceil(size / k);
+  let pfd: number;
+  try {
+    pfd = openSync(job.incomplete, 'r+');
+  } catch (e) {
+    throw fromSystemError(e, job.incomplete, 'write');
+  }
+  const ac = new AbortController();
+  const onAbort = () => ac.abort(opts.signal!.reason);
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const parts = Array.from({ length: k }, (_, i) => ({ base: i * partLen, len: Math.min(partLen, size - i * partLen), offset: 0 }));
+  let norange = false;
+  try {
+    const results = await Promise.allSettled(
+      parts.map(async (p) => {
+        const wf = new WorkerFetch(pfd, job.incomplete, job.file.lfs ? 'sha256' : 'sha1', undefined, sinkParallelism(opts.concurrency ?? 8));
+        try {
+          await wf.open(0);
+          await withRetries(
+            async () => {
+              if (p.offset >= p.len) return;
+              let reported = p.offset;
+              const progress = (o: number) => {
+                if (o > reported) {
+                  acct.wire(o - reported);
+                  acct.progress(o - reported);
+                }
+                reported = Math.max(reported, o);
+              };
+              const r = await wf.fetch({ url: job.url, token: c.token, timeoutMs: c.timeoutMs, size: p.len, base: p.base }, progress, ac.signal);
+              progress(r.offset);
+              p.offset = r.offset;
+              if (ac.signal.aborted && r.kind !== 'ok') throw abortReason(ac.signal);
+              switch (r.kind) {
+                case 'ok':
+                  if (r.offset >= p.len) return;
+                  throw new TransientError(`${job.display}: part at byte ${p.base}: connection closed at byte ${p.base + r.offset}`);
+                case 'short':
+                  throw new TransientError(`${job.display}: part at byte ${p.base}: connection closed at byte ${p.base + r.offset}`);
+                case 'norange':
+                  norange = true;
+                  ac.abort(new ColdstartError('INTERRUPTED', 'no Range support'));
+                  throw new ColdstartError('INTERRUPTED', 'no Range support');
+                case 'aborted':
+                  throw abortReason(ac.signal);
+                case 'net':
+                  throw networkError(Object.assign(new Error(r.message), { code: r.code }), r.url);
+                case 'fs':
+                  throw fromSystemError(Object.assign(new Error(r.message), { code: r.code }), job.incomplete, 'write');
+                case 'status': {
+                  const res = { statusCode: r.status, headers: r.headers, resume() {} } as unknown as import('node:http').IncomingMessage;
+                  throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
+                }
+                case 'range':
+                  throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${p.base + p.offset}-${p.base + p.len - 1} with ${JSON.stringify(r.contentRange)}`);
+                case 'toolong':
+                  throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the part's ${p.len} bytes; nothing was cached`);
+                case 'redirects':
+                  throw new ColdstartError('NETWORK', `${new URL(r.url).origin}: too many redirects`);
+                default:
+                  throw new ColdstartError('INTERNAL', `${job.display}: unexpected worker outcome ${r.kind}`);
+              }
+            },
+            {
+              retries: c.retries,
+              baseMs: c.retryBaseMs,
+              signal: ac.signal,
+              onRetry: (e, attempt, wait) => opts.onEvent?.({ type: 'retry', file: job.display, attempt, waitSeconds: wait / 1000, reason: e.message }),
+            },
+          );
+        } finally {
+          await wf.close();
+        }
+      }),
+    );
+    if (norange && !opts.signal?.aborted) {
+      const got = parts.reduce((a, p) => a + p.offset, 0);
+      ftruncateSync(pfd, 0);
+      acct.progress(-got);
+      acct.discarded(got);
+      return false;
+    }
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      let prefix = 0;
+      for (const p of parts) {
+        prefix += p.offset;
+        if (p.offset < p.len) break;
+      }
+      ftruncateSync(pfd, prefix);
+      throw opts.signal?.aborted ? abortReason(opts.signal) : failed.reason;
+    }
+    return true;
+  } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
+    closeSync(pfd);
+  }
+}
+
 /** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is rethrown. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
@@ -432,22 +613,30 @@ async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): P
 }
 
 export function validateRepoId(repo: string): void {
-  if (!/^[\w.-]+\/[\w.-]+$/.test(repo) || repo.includes('..')) throw new ColdstartError('UNKNOWN_MODEL', `not a Hub repo id: ${JSON.stringify(repo)}`, { hint: 'Use org/name or an alias from `coldstart profile --help`.' });
+  // One segment (gpt2, bert-base-uncased: the Hub's legacy canonical repos) or org/name, as huggingface_hub accepts.
+  if (!/^[\w.-]+(\/[\w.-]+)?$/.test(repo) || repo.includes('..') || /^[.-]|[.-]$/.test(repo)) throw new ColdstartError('UNKNOWN_MODEL', `not a Hub repo id: ${JSON.stringify(repo)}`, { hint: 'Use org/name (or a one-segment id such as gpt2) or an alias from `coldstart profile --help`.' });
 }
 
 export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResult> {
   validateRepoId(opts.repo);
   const revision = opts.revision ?? 'main';
   const cacheDir = hubCacheDir(opts.env);
-  const storage = storageFolder(cacheDir, opts.repo);
+  const repoType = opts.repoType ?? 'model';
+  const storage = storageFolder(cacheDir, opts.repo, repoType);
   const t0 = now();
   if (hfOffline(opts.env)) return offlineResult(opts, revision, cacheDir, storage, t0);
 
   const c = hubClient(opts.env, { signal: opts.signal, ...(opts.retries !== undefined ? { retries: opts.retries } : {}), ...(opts.retryBaseMs !== undefined ? { retryBaseMs: opts.retryBaseMs } : {}), ...(opts.timeoutMs ? { timeoutMs: opts.timeoutMs } : {}) });
-  const commit = COMMIT_RE.test(revision) ? revision : (await modelInfo(c, opts.repo, revision)).sha;
-  const all = readTreeCache(opts.localDir ? join(opts.localDir, '.cache', 'huggingface') : storage, commit) ?? (await listTree(c, opts.repo, commit));
+  const commit = COMMIT_RE.test(revision) ? revision : (await modelInfo(c, opts.repo, revision, repoType)).sha;
+  const cachedTree = readTreeCache(opts.localDir ? join(opts.localDir, '.cache', 'huggingface') : storage, commit);
+  const all = cachedTree ?? (await listTree(c, opts.repo, commit, repoType));
   for (const f of all) validateRelativeFilename(f.path);
   const { selected, defaultExcludes } = selectFiles(all, opts);
+  if (opts.filenames?.length) {
+    const known = new Set(all.map((f) => f.path));
+    const absent = opts.filenames.filter((n) => !n.endsWith('/') && !known.has(n));
+    if (absent.length) throw new ColdstartError('ENTRY_NOT_FOUND', `${opts.repo}@${revision}: no file ${absent.map((n) => JSON.stringify(n)).join(', ')} in the repo (${all.length} file(s))`, { hint: 'Check the name (paths are relative to the repo root), or use --include with a glob.' });
+  }
   const selectedSet = new Set(selected.map((f) => f.path));
   const excluded = all.filter((f) => !selectedSet.has(f.path)).map((f) => ({ path: f.path, bytes: sizeOf(f) }));
   if (selected.length === 0) {
@@ -455,22 +644,68 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   }
 
   const local = opts.localDir;
-  let snapshotDir: string;
-  try {
-    if (local) {
-      mkdirSync(local, { recursive: true });
-      writeTreeCache(join(local, '.cache', 'huggingface'), commit, all);
-      snapshotDir = local;
-    } else {
-      ensureCachedirTag(cacheDir);
-      mkdirSync(join(storage, 'blobs'), { recursive: true });
-      writeTreeCache(storage, commit, all);
-      writeRef(storage, revision, commit);
-      snapshotDir = join(storage, 'snapshots', commit);
-      mkdirSync(snapshotDir, { recursive: true });
+  // A complete cache (every selected file present at its size, the ref and the tree listing in place) needs
+  // no write at all: it works on a read-only mount, like huggingface_hub.
+  const complete =
+    !opts.forceDownload &&
+    !local &&
+    !!cachedTree &&
+    (revision === commit || readRef(storage, revision) === commit) &&
+    selected.every((f) => sizeIs(pointerPath(storage, commit, f.path), sizeOf(f)));
+  let snapshotDir: string = local ?? join(storage, 'snapshots', commit);
+  if (opts.dryRun) {
+    const have = (f: RepoFile) => {
+      if (opts.forceDownload) return false;
+      if (local) return sizeIs(join(local, ...f.path.split('/')), sizeOf(f)) && readLocalMetadata(localDirPaths(local, f.path))?.etag === etagOf(f);
+      return sizeIs(blobPath(storage, etagOf(f)), sizeOf(f));
+    };
+    const plan = selected.map((f) => ({ path: f.path, bytes: sizeOf(f), willDownload: !have(f) })).sort((a, b) => (a.path < b.path ? -1 : 1));
+    const bytesTotal = plan.reduce((a, f) => a + f.bytes, 0);
+    return {
+      repo: opts.repo,
+      revision,
+      commit,
+      cacheDir,
+      snapshotDir,
+      files: plan.map((f) => ({ path: f.path, bytes: f.bytes, seconds: 0, cached: !f.willDownload })),
+      bytesDownloaded: 0,
+      bytesTotal,
+      seconds: now() - t0,
+      bytesPerSecond: 0,
+      fromCache: plan.every((f) => !f.willDownload),
+      mode: local ? 'local-dir' : 'cache',
+      excluded,
+      ...(defaultExcludes ? { defaultExcludes } : {}),
+      offline: false,
+      dryRun: plan,
+      bytesWire: 0,
+      bytesResumed: 0,
+      bytesRefetched: 0,
+    };
+  }
+  if (!complete) {
+    try {
+      if (local) {
+        mkdirSync(local, { recursive: true });
+        if (!cachedTree) writeTreeCache(join(local, '.cache', 'huggingface'), commit, all);
+        snapshotDir = local;
+      } else {
+        ensureCachedirTag(cacheDir);
+        mkdirSync(join(storage, 'blobs'), { recursive: true });
+        if (!cachedTree) writeTreeCache(storage, commit, all);
+        writeRef(storage, revision, commit);
+        snapshotDir = join(storage, 'snapshots', commit);
+        mkdirSync(snapshotDir, { recursive: true });
+      }
+    } catch (e0) {
+      const e = trueMkdirError(e0, local ?? storage);
+      const err = fromSystemError(e, local ?? storage, 'write');
+      if (err.code !== 'PERMISSION') throw err;
+      throw new ColdstartError('PERMISSION', err.message, {
+        cause: e,
+        hint: `The cache at ${cacheDir} is not writable (read-only mount or permissions) and ${opts.repo}@${revision} is not complete in it; point HF_HUB_CACHE at a writable directory, or fill it where it is writable.`,
+      });
     }
-  } catch (e) {
-    throw fromSystemError(e, local ?? storage, 'write');
   }
 
   const bytesTotal = selected.reduce((a, f) => a + sizeOf(f), 0);
@@ -483,7 +718,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   let lastReport = 0;
   const report = (file?: string, force = false) => {
     if (!opts.onProgress) return;
-    const t = performance.now();
+    const t = now() * 1000;
     if (!force && t - lastReport < 100) return;
     lastReport = t;
     opts.onProgress({ bytesDone, bytesTotal, file });
@@ -491,9 +726,40 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   const files: DownloadResult['files'] = [];
   const resumed: NonNullable<DownloadResult['resumed']> = [];
   const order = [...selected].sort((a, b) => sizeOf(b) - sizeOf(a));
-  const lockDir = join(cacheDir, '.locks', repoFolderName(opts.repo));
+  const lockDir = join(cacheDir, '.locks', repoFolderName(opts.repo, repoType));
 
-  await pool(order, Math.max(1, opts.concurrency ?? 8), async (f) => {
+  let bytesWire = 0;
+  let bytesResumed = 0;
+  let bytesRefetched = 0;
+  const staleAfter = staleSeconds(opts.env);
+  const fetchInto = async (f: RepoFile, url: string, own: string) => {
+    const job: FileJob = { file: f, url, incomplete: own, display: f.path };
+    let fileResumed = 0;
+    await fetchVerified(c, opts.repo, job, opts, {
+      progress(n) {
+        bytesDone += n;
+        report(f.path);
+      },
+      wire(n) {
+        bytesWire += n;
+      },
+      resumed(from) {
+        fileResumed += from;
+        bytesResumed += from;
+        resumed.push({ path: f.path, fromByte: from });
+      },
+      discarded(n) {
+        // Bytes thrown away are fetched again: from a resumed partial, or from an earlier attempt of this run.
+        const fromPartial = Math.min(n, fileResumed);
+        fileResumed -= fromPartial;
+        bytesResumed -= fromPartial;
+        bytesRefetched += n;
+      },
+    });
+  };
+
+  await pool(order, Math.max(1, opts.concurrency ?? 8), (f) => oneFile(f).catch((e) => Promise.reject(namingFile(e, f.path))));
+  async function oneFile(f: RepoFile): Promise<void> {
     const start = now();
     const etag = etagOf(f);
     const bytes = sizeOf(f);
@@ -502,68 +768,72 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       if (cached) bytesDone += bytes;
       report(f.path, true);
     };
-    const url = `${c.endpoint}/${opts.repo}/resolve/${commit}/${encodePath(f.path)}`;
-    const onBytes = (n: number) => {
-      bytesDone += n;
-      bytesDownloaded += n;
-      report(f.path);
-    };
+    const url = `${repoUrl(c.endpoint, opts.repo, repoType)}/resolve/${commit}/${encodePath(f.path)}`;
+    const force = !!opts.forceDownload;
     if (local) {
       const p = localDirPaths(local, f.path);
       const meta = readLocalMetadata(p);
-      if (meta?.etag === etag && existsSync(p.file) && statSync(p.file).size === bytes) {
+      if (!force && meta?.etag === etag && sizeIs(p.file, bytes)) {
         if (meta.commit !== commit) writeLocalMetadata(p, commit, etag);
         return done(true);
       }
-      if (!meta && existsSync(p.file) && statSync(p.file).size === bytes && (await fileMatches(p.file, f, opts.signal))) {
+      if (!force && !meta && sizeIs(p.file, bytes) && (await fileMatches(p.file, f, opts.signal))) {
         writeLocalMetadata(p, commit, etag);
         return done(true);
       }
       const lock = await takeLock(p.lock, f.path, opts);
+      const parked = p.incomplete(etag);
+      const own = ownPartial(parked);
+      trackPartial(own, parked);
       try {
-        const job: FileJob = { file: f, url, incomplete: p.incomplete(etag), display: f.path };
-        await fetchVerified(c, opts.repo, job, opts, onBytes, (from) => {
-          bytesDownloaded -= from;
-          resumed.push({ path: f.path, fromByte: from });
-        });
+        adoptPartial(parked, own, staleAfter);
+        await fetchInto(f, url, own);
         mkdirSync(dirname(p.file), { recursive: true });
-        renameSync(job.incomplete, p.file);
+        // In a --local-dir the file is replaced (that is what the user asked for); the bytes are verified.
+        renameSync(own, p.file);
         writeLocalMetadata(p, commit, etag);
       } catch (e) {
+        parkPartial(own, parked);
         throw fromSystemError(e, p.file, 'write');
       } finally {
+        untrackPartial(own);
         lock.release();
       }
       return done(false);
     }
     const pointer = pointerPath(storage, commit, f.path);
-    if (existsSync(pointer)) return done(true);
     const blob = blobPath(storage, etag);
-    if (existsSync(blob)) {
-      linkPointer(blob, pointer);
+    // A pointer or blob of the wrong size (truncated by hand, a full disk) is not "already cached".
+    if (!force && sizeIs(blob, bytes)) {
+      if (!sizeIs(pointer, bytes)) linkPointer(blob, pointer);
       return done(true);
     }
     const lock = await takeLock(join(lockDir, `${etag}.coldstart.lock`), f.path, opts);
+    const parked = `${blob}.incomplete`;
+    const own = ownPartial(parked);
+    trackPartial(own, parked);
     try {
-      if (existsSync(blob)) {
+      if (!force && sizeIs(blob, bytes)) {
         // Another run finished it while we waited for the lock.
-        if (!existsSync(pointer)) linkPointer(blob, pointer);
+        if (!sizeIs(pointer, bytes)) linkPointer(blob, pointer);
         return done(true);
       }
-      const job: FileJob = { file: f, url, incomplete: `${blob}.incomplete`, display: f.path };
-      await fetchVerified(c, opts.repo, job, opts, onBytes, (from) => {
-        bytesDownloaded -= from;
-        resumed.push({ path: f.path, fromByte: from });
-      });
-      renameSync(job.incomplete, blob);
+      if (existsSync(blob)) discardBadBlob(blob);
+      adoptPartial(parked, own, staleAfter);
+      await fetchInto(f, url, own);
+      // --force-download replaces the blob with the fresh verified bytes (rename is atomic); otherwise never overwrite.
+      const won = force ? (renameSync(own, blob), true) : commitBlob(own, blob, bytes);
       linkPointer(blob, pointer);
+      if (!won) opts.onEvent?.({ type: 'rejected', file: f.path, reason: 'another process cached a verified copy first; ours was dropped' });
     } catch (e) {
+      parkPartial(own, parked);
       throw fromSystemError(e, blob, 'write');
     } finally {
+      untrackPartial(own);
       lock.release();
     }
     done(false);
-  });
+  }
   report(undefined, true);
 
   const seconds = now() - t0;
@@ -575,11 +845,14 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     cacheDir,
     snapshotDir,
     files,
-    bytesDownloaded,
+    bytesDownloaded: bytesWire,
     bytesTotal,
     seconds,
-    bytesPerSecond: bytesDownloaded > 0 ? bytesDownloaded / seconds : 0,
-    fromCache: bytesDownloaded === 0 && files.every((f) => f.cached),
+    bytesPerSecond: bytesWire > 0 ? bytesWire / seconds : 0,
+    fromCache: bytesWire === 0 && files.every((f) => f.cached),
+    bytesWire,
+    bytesResumed,
+    bytesRefetched,
     mode: local ? 'local-dir' : 'cache',
     excluded,
     ...(defaultExcludes ? { defaultExcludes } : {}),
@@ -620,8 +893,177 @@ function checkFreeSpace(dir: string, files: RepoFile[], have: (f: RepoFile) => b
   }
 }
 
+/** The error a file's download ended with, its message starting with the repo path when it does not name it yet. */
+function namingFile(e: unknown, path: string): unknown {
+  if (!(e instanceof ColdstartError) || e.code === 'INTERRUPTED' || e.message.includes(path)) return e;
+  return new ColdstartError(e.code, `${path}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: e.details } : {}) });
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT on a read-only filesystem (and for some permission failures); the
+ * real cause comes from creating the first missing level by itself.
+ */
+function trueMkdirError(e: unknown, target: string): unknown {
+  if ((e as NodeJS.ErrnoException)?.code !== 'ENOENT') return e;
+  let dir = target;
+  while (!existsSync(dirname(dir)) && dirname(dir) !== dir) dir = dirname(dir);
+  try {
+    mkdirSync(dir);
+    rmdirSync(dir);
+  } catch (e2) {
+    if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') return e2;
+  }
+  return e;
+}
+
+/** True when `path` (followed through symlinks) is a file of exactly `bytes` bytes. */
+function sizeIs(path: string, bytes: number): boolean {
+  try {
+    const st = statSync(path);
+    return st.isFile() && st.size === bytes;
+  } catch {
+    return false;
+  }
+}
+
+/** This process's own partial file for a blob: no other process ever opens it for writing. */
+function ownPartial(parked: string): string {
+  return `${parked.slice(0, -'.incomplete'.length)}.cs-${process.pid}-${randomBytes(4).toString('hex')}.incomplete`;
+}
+
+/**
+ * Own partials in flight. Ctrl-C makes the CLI exit at once (src/cli.ts), before the download's own error path
+ * runs, so an 'exit' hook parks them for the next run to resume (synchronous calls only, as 'exit' requires).
+ */
+const inFlight = new Map<string, string>();
+let exitHook = false;
+function trackPartial(own: string, parked: string): void {
+  inFlight.set(own, parked);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const [o, p] of inFlight) parkPartial(o, p);
+      inFlight.clear();
+    });
+  }
+}
+function untrackPartial(own: string): void {
+  inFlight.delete(own);
+}
+
+/**
+ * Resume: takes over the parked partial (`<etag>.incomplete`) — or one a killed coldstart left under its own
+ * name, once idle longer than the lock bound — by renaming it to our own name. rename() is atomic: of two
+ * contenders exactly one gets it, the other starts from byte 0. huggingface_hub ≥ 1.x writes its own
+ * `<etag>.<8 hex>.incomplete` files, which are never touched here.
+ */
+function adoptPartial(parked: string, own: string, staleAfter: number): void {
+  const dir = dirname(parked);
+  const stem = basename(parked).slice(0, -'.incomplete'.length);
+  const cands: Array<{ path: string; size: number; mine: boolean }> = [];
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const isParked = n === `${stem}.incomplete`;
+    const isAbandoned = n.startsWith(`${stem}.cs-`) && n.endsWith('.incomplete');
+    if (!isParked && !isAbandoned) continue;
+    try {
+      const st = statSync(join(dir, n));
+      if (isAbandoned && Date.now() - st.mtimeMs < staleAfter * 1000) continue; // maybe still being written
+      cands.push({ path: join(dir, n), size: st.size, mine: isParked });
+    } catch {
+      /* gone */
+    }
+  }
+  cands.sort((a, b) => b.size - a.size);
+  let adopted = false;
+  for (const cnd of cands) {
+    if (!adopted) {
+      try {
+        renameSync(cnd.path, own);
+        adopted = true;
+        continue;
+      } catch {
+        continue;
+      }
+    }
+    rmSync(cnd.path, { force: true }); // abandoned and smaller than the one adopted
+  }
+}
+
+/**
+ * After a failure or Ctrl-C: our partial becomes the parked `<etag>.incomplete` for the next run to resume,
+ * without overwriting a larger one; an empty partial is removed (nothing to resume).
+ */
+function parkPartial(own: string, parked: string): void {
+  let size: number;
+  try {
+    size = statSync(own).size;
+  } catch {
+    return;
+  }
+  try {
+    if (size === 0) return rmSync(own, { force: true });
+    try {
+      linkSync(own, parked);
+      rmSync(own, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (statSync(parked).size < size) renameSync(own, parked);
+      else rmSync(own, { force: true });
+    }
+  } catch {
+    /* best effort: the own-named partial stays, and is adopted once idle */
+  }
+}
+
+/**
+ * Puts a verified partial in place as the blob without ever overwriting one: link() fails with EEXIST when
+ * another process got there first (its blob is verified too, so ours is dropped). Where hard links are not
+ * supported, check-then-rename (the same bytes either way). Returns whether ours became the blob.
+ */
+function commitBlob(own: string, blob: string, bytes: number): boolean {
+  try {
+    linkSync(own, blob);
+    rmSync(own, { force: true });
+    return true;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && sizeIs(blob, bytes)) {
+      rmSync(own, { force: true });
+      return false;
+    }
+    if (code === 'EEXIST') {
+      discardBadBlob(blob);
+      return commitBlob(own, blob, bytes);
+    }
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EMLINK') throw e;
+    if (sizeIs(blob, bytes)) {
+      rmSync(own, { force: true });
+      return false;
+    }
+    renameSync(own, blob);
+    return true;
+  }
+}
+
+/** A blob of the wrong size is moved aside (one mover wins) and removed, so a verified one can take its name. */
+function discardBadBlob(blob: string): void {
+  const aside = `${blob}.${randomBytes(4).toString('hex')}.bad`;
+  try {
+    renameSync(blob, aside);
+    rmSync(aside, { force: true });
+  } catch {
+    /* another process moved it */
+  }
+}
+
 async function takeLock(path: string, file: string, opts: DownloadOptions) {
-  const lock = await acquireLock(path, { signal: opts.signal, onWait: () => opts.onEvent?.({ type: 'waiting-lock', file }) });
+  const lock = await acquireLock(path, { signal: opts.signal, env: opts.env, onWait: () => opts.onEvent?.({ type: 'waiting-lock', file }) });
   trackTemp(path);
   return {
     release() {
@@ -658,11 +1100,23 @@ function offlineResult(opts: DownloadOptions, revision: string, cacheDir: string
     all = readTreeCache(storage, commit);
   }
   const present = new Set(listSnapshot(dir).filter((p) => !p.startsWith('.cache/')));
-  const listing = all ?? [...present].map((p) => ({ path: p, size: statSync(join(dir, p)).size, oid: '' }));
+  const sizeOnDisk = (p: string) => {
+    try {
+      return statSync(join(dir, ...p.split('/'))).size; // through the symlink: a dangling one throws
+    } catch {
+      return -1;
+    }
+  };
+  const listing = all ?? [...present].map((p) => ({ path: p, size: Math.max(0, sizeOnDisk(p)), oid: '' }));
   const { selected, defaultExcludes } = selectFiles(listing, opts);
-  const missing = selected.filter((f) => !present.has(f.path));
+  // Complete means every selected file is there (its blob too) at the size the listing says; hashes: `cache verify`.
+  const missing = selected.filter((f) => !present.has(f.path) || sizeOnDisk(f.path) !== sizeOf(f));
   if (missing.length) {
-    throw new ColdstartError('OFFLINE', `HF_HUB_OFFLINE is set and ${missing.length} file(s) of ${opts.repo}@${revision} are not cached (${missing.slice(0, 3).map((f) => f.path).join(', ')}${missing.length > 3 ? ', …' : ''})`, {
+    const what = (f: RepoFile) => {
+      const n = sizeOnDisk(f.path);
+      return n < 0 ? f.path : `${f.path} (${n} of ${sizeOf(f)} bytes)`;
+    };
+    throw new ColdstartError('OFFLINE', `HF_HUB_OFFLINE is set and ${missing.length} file(s) of ${opts.repo}@${revision} are missing or incomplete in the cache (${missing.slice(0, 3).map(what).join(', ')}${missing.length > 3 ? ', …' : ''})`, {
       hint: 'Run `coldstart cache` with network access to complete it, or unset HF_HUB_OFFLINE.',
     });
   }

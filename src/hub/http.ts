@@ -4,6 +4,7 @@
  * requests/httpx do for the CDN), maps the Hub's X-Error-Code answers to ColdstartErrors, and tells
  * transient failures (reset, timeout, 5xx, 429) from permanent ones so callers can retry with backoff.
  */
+import { hopHeaders, redirectTarget } from './hop.js';
 import { abortReason, sleep } from '../core/clock.js';
 import http from 'node:http';
 import https from 'node:https';
@@ -78,16 +79,15 @@ function requestHop(url: string, opts: HubHttpOptions, redirectsLeft: number, fi
     if (opts.signal?.aborted) return reject(abortReason(opts.signal));
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
-    const headers: Record<string, string> = { 'user-agent': 'coldstart', 'accept-encoding': 'identity', ...opts.headers };
-    // Credentials never leave the Hub's origin (the CDN gets a signed URL instead).
-    if (opts.token && u.origin === firstOrigin) headers.authorization = `Bearer ${opts.token}`;
+    // Credentials never leave the Hub's origin (the CDN gets a signed URL instead): hop.ts, shared with the worker.
+    const headers = hopHeaders(u, firstOrigin, opts.token, opts.headers);
     if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
     const req = mod.request(u, { method: opts.method ?? 'GET', headers, agent: u.protocol === 'https:' ? agents.https : agents.http, signal: opts.signal }, (res) => {
       const status = res.statusCode ?? 0;
-      if (status >= 300 && status < 400 && res.headers.location && !opts.noRedirect) {
+      const next = opts.noRedirect ? null : redirectTarget(status, res.headers, u);
+      if (next) {
         res.resume();
         if (redirectsLeft <= 0) return reject(new ColdstartError('NETWORK', `${safeOrigin(url)}: too many redirects`));
-        const next = new URL(res.headers.location, u).toString();
         const method = status === 303 ? 'GET' : opts.method;
         requestHop(next, { ...opts, method, body: status === 303 ? undefined : opts.body }, redirectsLeft - 1, firstOrigin).then(resolve, reject);
         return;

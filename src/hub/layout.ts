@@ -21,8 +21,8 @@ export function repoFolderName(repo: string, type: 'model' | 'dataset' | 'space'
   return [`${type}s`, ...repo.split('/')].join('--');
 }
 
-export function storageFolder(cacheDir: string, repo: string): string {
-  return join(cacheDir, repoFolderName(repo));
+export function storageFolder(cacheDir: string, repo: string, type: 'model' | 'dataset' | 'space' = 'model'): string {
+  return join(cacheDir, repoFolderName(repo, type));
 }
 
 /** Repo-relative paths from a listing may not escape the target dir (huggingface_hub refuses the same). */

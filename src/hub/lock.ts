@@ -1,14 +1,59 @@
 /**
- * A per-blob lock between coldstart processes: an exclusively created file holding `pid@host`. A lock whose
- * owner process is gone (same host, pid not alive) is stale and taken over, so a killed run never wedges
- * the next one. Python's huggingface_hub locks with flock on `.locks/<repo>/<etag>.lock`; Node has no
- * flock, so ours is a sibling file (`<etag>.coldstart.lock`) and never touches Python's lock file.
+ * A per-blob lock between coldstart processes. It only avoids duplicate work: the cache stays correct without
+ * it (each process writes its own partial file and a blob enters the cache only verified, by a link that
+ * never overwrites one; see download.ts), so a lock that is wrongly broken costs bandwidth, never bytes.
+ *
+ * - Created atomically with its content: a temp file holding the owner's identity is written, then
+ *   link()ed to the lock name (EEXIST: held). No reader ever sees an empty or half-written lock.
+ * - The identity: host, PID-namespace inode (/proc/self/ns/pid), pid, process start time (/proc/self/stat
+ *   field 22), and a random token that says "mine" on release.
+ * - A heartbeat: the owner refreshes the lock's mtime every HEARTBEAT while alive. A lock is stale when its
+ *   heartbeat is older than the bound (COLDSTART_LOCK_STALE_SECONDS, default 30 s), whatever host or PID
+ *   namespace wrote it. Same host and same PID namespace and the pid is gone (or reused: start time
+ *   differs) is stale at once. A lock from another PID namespace with the same hostname (containers of one
+ *   pod, `unshare -p`) is never judged by pid: its pid means nothing here.
+ * - Breaking a stale lock renames it to a unique name first (one breaker wins), then removes it.
+ *
+ * Python's huggingface_hub locks with flock on `.locks/<repo>/<etag>.lock`; Node has no flock, so ours is
+ * a sibling file (`<etag>.coldstart.lock`) and never touches Python's lock file.
  */
-import { closeSync, openSync, readFileSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
 import { fromSystemError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
+
+export interface LockOwner {
+  v: 1;
+  host: string;
+  /** Inode of /proc/self/ns/pid ("pid:[4026531836]" → "4026531836"), or null where /proc is absent. */
+  pidns: string | null;
+  pid: number;
+  /** /proc/<pid>/stat starttime (clock ticks since boot), or null. */
+  start: string | null;
+  token: string;
+  created: string;
+}
+
+export function pidNamespace(): string | null {
+  try {
+    return /\[(\d+)\]/.exec(readlinkSync('/proc/self/ns/pid'))?.[1] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/** Field 22 of /proc/<pid>/stat (after the parenthesised comm, which may contain spaces). */
+export function processStart(pid: number | 'self'): string | null {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return rest[19] ?? null; // fields 3.. → index 0 is field 3; field 22 is index 19
+  } catch {
+    return null;
+  }
+}
 
 function alive(pid: number): boolean {
   try {
@@ -19,48 +64,123 @@ function alive(pid: number): boolean {
   }
 }
 
-function stale(path: string): boolean {
+export function staleSeconds(env: Record<string, string | undefined> = process.env): number {
+  const n = Number(env.COLDSTART_LOCK_STALE_SECONDS);
+  return Number.isFinite(n) && n > 0 ? n : 30;
+}
+
+export function readOwner(path: string): LockOwner | null {
   try {
-    const [pidS, host] = readFileSync(path, 'utf8').trim().split('@');
-    const pid = Number(pidS);
-    if (!Number.isInteger(pid) || pid <= 0) return true;
-    return host === hostname() && !alive(pid);
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+    const o = JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
+    return o && o.v === 1 && typeof o.pid === 'number' ? o : null;
+  } catch {
+    return null;
   }
+}
+
+export type LockState =
+  | { state: 'free' }
+  | { state: 'live'; owner: LockOwner | null; heartbeatAge: number; why: string }
+  | { state: 'stale'; owner: LockOwner | null; heartbeatAge: number; why: string };
+
+/** What a lock file says about its owner: live, stale (with why), or free. */
+export function inspectLock(path: string, staleAfter = staleSeconds()): LockState {
+  let mtimeMs: number;
+  try {
+    mtimeMs = statSync(path).mtimeMs;
+  } catch {
+    return { state: 'free' };
+  }
+  const age = Math.max(0, (Date.now() - mtimeMs) / 1000);
+  const owner = readOwner(path);
+  if (age > staleAfter) return { state: 'stale', owner, heartbeatAge: age, why: `no heartbeat for ${Math.round(age)} s (bound ${staleAfter} s)` };
+  if (owner && owner.host === hostname() && owner.pidns !== null && owner.pidns === pidNamespace()) {
+    if (!alive(owner.pid)) return { state: 'stale', owner, heartbeatAge: age, why: `process ${owner.pid} on this host is gone` };
+    const st = processStart(owner.pid);
+    if (owner.start && st && st !== owner.start) return { state: 'stale', owner, heartbeatAge: age, why: `process ${owner.pid} on this host is gone (its pid was reused)` };
+  }
+  return { state: 'live', owner, heartbeatAge: age, why: owner ? `held by pid ${owner.pid} on ${owner.host}${owner.pidns && owner.pidns !== pidNamespace() ? ` (PID namespace ${owner.pidns})` : ''}, heartbeat ${age.toFixed(1)} s ago` : `heartbeat ${age.toFixed(1)} s ago` };
+}
+
+/** Removes a stale lock: rename to a unique name (one breaker wins the rename), then delete. */
+export function breakLock(path: string): void {
+  const doomed = `${path}.${randomBytes(4).toString('hex')}.broken`;
+  try {
+    renameSync(path, doomed);
+  } catch {
+    return;
+  }
+  rmSync(doomed, { force: true });
 }
 
 export interface Lock {
   release(): void;
 }
 
-/** Acquires `path`, polling while another live process holds it; `onWait` is told once that we wait. */
-export async function acquireLock(path: string, opts: { signal?: AbortSignal; onWait?: () => void; pollMs?: number } = {}): Promise<Lock> {
+/**
+ * Acquires `path`, polling while another live process holds it; `onWait` is told once that we wait. The
+ * returned lock refreshes its heartbeat until released.
+ */
+export async function acquireLock(path: string, opts: { signal?: AbortSignal; onWait?: () => void; pollMs?: number; env?: Record<string, string | undefined> } = {}): Promise<Lock> {
   mkdirSync(dirname(path), { recursive: true });
-  let told = false;
-  for (;;) {
+  const staleAfter = staleSeconds(opts.env);
+  const token = randomBytes(12).toString('hex');
+  const owner: LockOwner = { v: 1, host: hostname(), pidns: pidNamespace(), pid: process.pid, start: processStart('self'), token, created: new Date().toISOString() };
+  const tmp = `${path}.${token}.tmp`;
+  try {
+    const fd = openSync(tmp, 'wx', 0o644);
     try {
-      const fd = openSync(path, 'wx', 0o644);
-      writeSync(fd, `${process.pid}@${hostname()}\n`);
+      writeSync(fd, `${JSON.stringify(owner)}\n`);
+    } finally {
       closeSync(fd);
-      let held = true;
-      return {
-        release() {
-          if (held) rmSync(path, { force: true });
-          held = false;
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e, path, 'lock');
     }
-    if (stale(path)) {
-      rmSync(path, { force: true });
-      continue;
-    }
-    if (!told) {
-      opts.onWait?.();
-      told = true;
-    }
-    await sleep(opts.pollMs ?? 200, opts.signal);
+  } catch (e) {
+    throw fromSystemError(e, tmp, 'lock');
   }
+  let told = false;
+  try {
+    for (;;) {
+      try {
+        linkSync(tmp, path);
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw fromSystemError(e, path, 'lock');
+      }
+      if (inspectLock(path, staleAfter).state === 'stale') {
+        breakLock(path);
+        continue;
+      }
+      if (!told) {
+        opts.onWait?.();
+        told = true;
+      }
+      await sleep(opts.pollMs ?? 200, opts.signal);
+    }
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+  const mine = () => readOwner(path)?.token === token;
+  const beat = setInterval(
+    () => {
+      try {
+        if (mine()) {
+          const t = new Date();
+          utimesSync(path, t, t);
+        }
+      } catch {
+        /* gone: the next holder's problem, never ours */
+      }
+    },
+    Math.max(50, (staleAfter * 1000) / 4),
+  );
+  beat.unref();
+  let held = true;
+  return {
+    release() {
+      if (!held) return;
+      held = false;
+      clearInterval(beat);
+      if (mine()) rmSync(path, { force: true });
+    },
+  };
 }

@@ -5,193 +5,30 @@
  * several files use several cores. The main thread only orchestrates: it assigns files, turns the worker's
  * outcome of each attempt into retries/backoff or errors, and reports progress (the worker posts its byte
  * offset every ~100 ms).
- * The worker source is a string (eval) so it runs the same from dist/ and from the TypeScript sources under test.
+ * The worker is the compiled TypeScript module src/hub/worker.ts (dist/hub/worker.js, loaded by URL); it
+ * shares the redirect/credential rule with http.ts through hop.ts.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { fromSystemError } from '../core/errors.js';
 
-const WORKER_SRC = `
-const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const http = require('node:http');
-const https = require('node:https');
-const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
-// Each write(2) is 1023 KiB, so it never covers an aligned 1 MiB range of the file: a write that does makes
-// the page cache allocate a large folio (up to 2 MiB), and on the VMs measured (Linux 6.18, Firecracker) that
-// multiplies the kernel's copy time: 2 GiB with 4 MiB writes took 5.2 s of sys CPU, with 4095 KiB or 1023 KiB
-// ones 0.5 s; in a whole download 4 MiB writes cost 4.9-6.2 s of sys CPU, 1023 KiB ones 1.7-1.9 s.
-const SYSCALL_BYTES = 1023 << 10;
-const WRITE_BYTES = 4 * SYSCALL_BYTES;
-const BUFFERS = 3;
-const files = new Map();
-function newHash(m) { const h = crypto.createHash(m.algo); if (m.prefix) h.update(m.prefix); return h; }
-function post(f, msg) { parentPort.postMessage(Object.assign({ id: f.id }, msg)); }
-
-function writeAll(fd, buf, len) {
-  return new Promise((resolve, reject) => {
-    const step = (off) => fs.write(fd, buf, off, Math.min(SYSCALL_BYTES, len - off), null, (err, n) => {
-      if (err) return reject(err);
-      if (off + n < len) return step(off + n);
-      resolve();
-    });
-    step(0);
-  });
+/**
+ * The compiled worker module. From dist/ it sits next to this file; under vitest (this file is the .ts
+ * source) the compiled one in dist/hub is used, so the tests run the code that ships (build first: `npx tsc`).
+ */
+function workerUrl(): URL {
+  const here = new URL('./worker.js', import.meta.url);
+  if (!import.meta.url.endsWith('.ts')) return here;
+  const built = new URL('../../dist/hub/worker.js', import.meta.url);
+  if (!existsSync(built)) throw new Error(`${fileURLToPath(built)} is missing: build with \`npx tsc -p tsconfig.json\` first (the download worker runs compiled)`);
+  return built;
 }
-
-// Bytes are copied from the socket's chunks into a few reused WRITE_BYTES buffers (fresh 64 KiB chunks held
-// until a big write would cost page faults), hashed a buffer at a time, and written one at a time, in order;
-// the socket is paused while no buffer is free (backpressure).
-function take(f) {
-  return f.free.pop() || Buffer.allocUnsafeSlow(WRITE_BYTES);
-}
-function seal(f) {
-  if (!f.cur || !f.curLen) return;
-  const b = f.curLen === f.cur.length ? f.cur : f.cur.subarray(0, f.curLen);
-  f.h.update(b);
-  f.queue.push({ buf: f.cur, len: f.curLen });
-  f.cur = null;
-  f.curLen = 0;
-  kick(f);
-}
-function kick(f) {
-  if (f.writing || !f.queue.length || f.writeErr) return;
-  const w = f.queue.shift();
-  f.writing = writeAll(f.fd, w.buf, w.len).then(() => {
-    f.writing = null;
-    if (f.free.length < BUFFERS) f.free.push(w.buf);
-    if (f.paused && f.res && !f.fin) { f.paused = false; f.res.resume(); }
-    kick(f);
-  }, (e) => {
-    f.writing = null;
-    f.writeErr = e;
-    f.queue = [];
-    finish(f, { kind: 'fs' });
-  });
-}
-
-async function drain(f) {
-  if (!f.writeErr) seal(f);
-  for (;;) {
-    if (f.writeErr) throw f.writeErr;
-    if (f.writing) { await f.writing; continue; }
-    if (!f.queue.length) return;
-    kick(f);
-  }
-}
-
-// Ends one attempt: stops the request (unless it completed), writes every byte already hashed, then reports.
-function finish(f, msg) {
-  if (f.fin) return;
-  f.fin = true;
-  clearInterval(f.timer);
-  if (msg.kind !== 'ok' && f.req) f.req.destroy();
-  f.req = null;
-  f.res = null;
-  drain(f).then(
-    () => post(f, Object.assign({ op: 'fetched', offset: f.offset }, msg)),
-    (e) => post(f, { op: 'fetched', offset: f.offset, kind: 'fs', code: e.code, message: e.message }),
-  );
-}
-
-function request(f, m, url, redirectsLeft, firstOrigin) {
-  let u;
-  try { u = new URL(url); } catch (e) { return finish(f, { kind: 'net', code: 'EINVAL', message: e.message, url }); }
-  const mod = u.protocol === 'https:' ? https : http;
-  const headers = { 'user-agent': 'coldstart', 'accept-encoding': 'identity' };
-  if (f.offset > 0) headers.range = 'bytes=' + f.offset + '-';
-  // Credentials never leave the Hub's origin (the CDN gets a signed URL instead).
-  if (m.token && u.origin === firstOrigin) headers.authorization = 'Bearer ' + m.token;
-  const req = mod.request(u, { method: 'GET', headers, agent: agents[u.protocol] }, (res) => {
-    if (f.fin) return res.resume();
-    const status = res.statusCode || 0;
-    if (status >= 300 && status < 400 && res.headers.location) {
-      res.resume();
-      if (redirectsLeft <= 0) return finish(f, { kind: 'redirects', url });
-      return request(f, m, new URL(res.headers.location, u).toString(), redirectsLeft - 1, firstOrigin);
-    }
-    if (status === 416 || (status === 200 && f.offset > 0)) {
-      // The server will not resume this file: start it over (a 200 already carries the whole body).
-      try { fs.ftruncateSync(f.fd, 0); } catch (e) { res.resume(); return finish(f, { kind: 'fs', code: e.code, message: e.message }); }
-      f.offset = 0;
-      f.h = newHash(f.m);
-      if (status === 416) { res.resume(); return finish(f, { kind: '416' }); }
-    } else if (status !== 200 && status !== 206) {
-      res.resume();
-      const h = res.headers;
-      return finish(f, { kind: 'status', status, headers: { 'x-error-code': h['x-error-code'], 'x-error-message': h['x-error-message'], 'retry-after': h['retry-after'] } });
-    } else if (status === 206) {
-      const cr = String(res.headers['content-range'] || '');
-      const mm = /^bytes (\\d+)-/.exec(cr);
-      if (!mm || Number(mm[1]) !== f.offset) { res.resume(); return finish(f, { kind: 'range', contentRange: cr }); }
-    }
-    f.res = res;
-    res.on('data', (c) => {
-      if (f.fin) return;
-      if (f.offset + c.length > m.size) return finish(f, { kind: 'toolong' });
-      f.offset += c.length;
-      let off = 0;
-      while (off < c.length) {
-        if (!f.cur) { f.cur = take(f); f.curLen = 0; }
-        const n = c.copy(f.cur, f.curLen, off);
-        f.curLen += n;
-        off += n;
-        if (f.curLen === f.cur.length) seal(f);
-      }
-      if (!f.free.length && !f.paused && f.queue.length) { f.paused = true; res.pause(); }
-    });
-    res.on('end', () => finish(f, { kind: f.offset < m.size ? 'short' : 'ok' }));
-    res.on('error', (e) => finish(f, { kind: 'net', code: e.code, message: e.message, url }));
-    res.on('close', () => finish(f, { kind: 'short' }));
-  });
-  f.req = req;
-  req.setTimeout(m.timeoutMs, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
-  req.on('error', (e) => finish(f, { kind: 'net', code: e.code, message: e.message, url }));
-  req.end();
-}
-
-parentPort.on('message', (m) => {
-  const f = files.get(m.id);
-  try {
-    if (m.op === 'open') {
-      const h = newHash(m);
-      if (m.hashExisting > 0) {
-        const buf = Buffer.allocUnsafe(Math.min(8 << 20, m.hashExisting));
-        let pos = 0;
-        while (pos < m.hashExisting) {
-          const n = fs.readSync(m.fd, buf, 0, Math.min(buf.length, m.hashExisting - pos), pos);
-          if (n <= 0) throw Object.assign(new Error('short read while hashing the partial file'), { code: 'EIO' });
-          h.update(n === buf.length ? buf : buf.subarray(0, n));
-          pos += n;
-        }
-      }
-      files.set(m.id, { id: m.id, fd: m.fd, h, m, offset: m.hashExisting, fin: true, free: [], cur: null, curLen: 0, queue: [], writing: null, writeErr: null, req: null, res: null, paused: false, timer: null });
-      parentPort.postMessage({ id: m.id, op: 'opened' });
-    } else if (m.op === 'fetch') {
-      f.fin = false;
-      f.paused = false;
-      f.timer = setInterval(() => post(f, { op: 'progress', offset: f.offset }), m.progressMs);
-      request(f, m, m.url, m.maxRedirects, new URL(m.url).origin);
-    } else if (m.op === 'abort') {
-      if (f && !f.fin) finish(f, { kind: 'aborted' });
-    } else if (m.op === 'digest') {
-      files.delete(m.id);
-      parentPort.postMessage({ id: m.id, op: 'digest', hex: f.h.digest('hex') });
-    } else if (m.op === 'drop') {
-      files.delete(m.id);
-      parentPort.postMessage({ id: m.id, op: 'drop' });
-    }
-  } catch (e) {
-    if (m.op === 'fetch' && f) return finish(f, { kind: 'net', code: e.code, message: e.message, url: m.url });
-    parentPort.postMessage({ id: m.id, op: 'error', code: e.code, message: e.message });
-  }
-});
-`;
 
 /** How one worker-side attempt at a file ended; `offset` is the byte reached (bytes written, hashed). */
 export type FetchOutcome = { offset: number } & (
-  | { kind: 'ok' | 'short' | '416' | 'toolong' | 'aborted' }
+  | { kind: 'ok' | 'short' | '416' | 'toolong' | 'aborted' | 'norange' }
   | { kind: 'net'; code?: string; message: string; url: string }
   | { kind: 'fs'; code?: string; message: string }
   | { kind: 'status'; status: number; headers: Record<string, string | undefined> }
@@ -206,6 +43,8 @@ export interface FetchRequest {
   /** The file's size: bytes past it end the attempt as `toolong`. */
   size: number;
   maxRedirects?: number;
+  /** A Range part starting at this byte of the file (see worker.ts); `size` is then the part's length. */
+  base?: number;
 }
 
 interface Waiter {
@@ -222,7 +61,7 @@ interface Slot {
 type WorkerMsg = { id: number; op: string; hex?: string; code?: string; message?: string; offset?: number };
 
 class SinkWorker {
-  readonly worker = new Worker(WORKER_SRC, { eval: true });
+  readonly worker = new Worker(workerUrl());
   load = 0;
   private waiters = new Map<number, Slot>();
   constructor() {

@@ -141,9 +141,11 @@ export class HubServer {
     const url = new URL(req.url ?? '/', 'http://x');
     this.log.push({ method: req.method ?? 'GET', url: req.url ?? '', range: req.headers.range, auth: req.headers.authorization, host: isCdn ? 'cdn' : 'hub' });
     if (isCdn) return this.serveCdn(req, res, url);
-    let m = /^\/api\/models\/([^/]+\/[^/]+)(?:\/(revision|tree|paths-info)\/([^/]+)(\/.*)?)?$/.exec(url.pathname);
+    // Repo ids of one segment (gpt2) or two (org/name); datasets and spaces are stored as `datasets/<id>`, `spaces/<id>`.
+    let m = /^\/api\/(models|datasets|spaces)\/([^/]+(?:\/[^/]+)?)(?:\/(revision|tree|paths-info)\/([^/]+)(\/.*)?)?$/.exec(url.pathname);
     if (m) {
-      const [, id, kind, revEnc, sub] = m;
+      const [, type, bare, kind, revEnc, sub] = m;
+      const id = type === 'models' ? bare : `${type}/${bare}`;
       const found = this.lookup(req, res, id, kind ? decodeURIComponent(revEnc) : 'main');
       if (!found) return;
       const { repo, commit, files } = found;
@@ -155,9 +157,10 @@ export class HubServer {
       if (kind === 'tree') return this.tree(res, url, repo.id, revEnc, commit, files, sub ? decodeURIComponent(sub.slice(1)) : '');
       if (kind === 'paths-info' && req.method === 'POST') return this.pathsInfo(req, res, files);
     }
-    m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
+    m = /^\/(?:(datasets|spaces)\/)?([^/]+(?:\/[^/]+)?)\/resolve\/([^/]+)\/(.+)$/.exec(url.pathname);
     if (m) {
-      const [, id, revEnc, pathEnc] = m;
+      const [, type, bare, revEnc, pathEnc] = m;
+      const id = type ? `${type}/${bare}` : bare;
       const found = this.lookup(req, res, id, decodeURIComponent(revEnc));
       if (!found) return;
       const path = pathEnc.split('/').map(decodeURIComponent).join('/');

@@ -1,0 +1,291 @@
+/**
+ * The download worker (loaded by sink.ts from dist/hub/worker.js): one big file's HTTP GET (Range offset,
+ * redirects, token — by hop.ts's rule, shared with http.ts — idle timeout), its hash and its writes run here,
+ * so several files use several cores. Protocol (every message carries the file's `id`):
+ *   main → worker: open {fd, algo, prefix, hashExisting} | fetch {url, token, timeoutMs, size, maxRedirects,
+ *                  progressMs} | abort | digest | drop
+ *   worker → main: opened | progress {offset} | fetched {offset, kind, …} (FetchOutcome) | digest {hex} |
+ *                  drop | error {code, message}
+ */
+import { parentPort } from 'node:worker_threads';
+import fs from 'node:fs';
+import crypto, { type Hash } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import { hopHeaders, redirectTarget } from './hop.js';
+
+if (!parentPort) throw new Error('src/hub/worker.ts runs only as a worker thread (sink.ts starts it)');
+const port = parentPort;
+
+const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
+// Each write(2) is 1023 KiB, so it never covers an aligned 1 MiB range of the file: a write that does makes
+// the page cache allocate a large folio (up to 2 MiB), and on the VMs measured (Linux 6.18, Firecracker) that
+// multiplies the kernel's copy time: 2 GiB with 4 MiB writes took 5.2 s of sys CPU, with 4095 KiB or 1023 KiB
+// ones 0.5 s; in a whole download 4 MiB writes cost 4.9-6.2 s of sys CPU, 1023 KiB ones 1.7-1.9 s.
+const SYSCALL_BYTES = 1023 << 10;
+const WRITE_BYTES = 4 * SYSCALL_BYTES;
+const BUFFERS = 3;
+
+interface OpenMsg {
+  id: number;
+  op: 'open';
+  fd: number;
+  algo: 'sha256' | 'sha1';
+  prefix?: string;
+  hashExisting: number;
+}
+interface FetchMsg {
+  id: number;
+  op: 'fetch';
+  url: string;
+  token?: string;
+  timeoutMs: number;
+  size: number;
+  maxRedirects: number;
+  progressMs: number;
+  /**
+   * A Range part: the bytes [base, base + size) of the file, written at their position (pwrite; the fd must not
+   * be O_APPEND) and not hashed here (the caller hashes the whole file in order). Any answer but a 206 at the
+   * requested byte ends the attempt as `norange`. Absent: the classic whole-file stream, appended and hashed.
+   */
+  base?: number;
+}
+type InMsg = OpenMsg | FetchMsg | { id: number; op: 'abort' | 'digest' | 'drop' };
+type Outcome = { kind: string; [k: string]: unknown };
+
+interface FileState {
+  id: number;
+  fd: number;
+  h: Hash;
+  open: OpenMsg;
+  m: FetchMsg | null;
+  offset: number;
+  fin: boolean;
+  free: Buffer[];
+  cur: Buffer | null;
+  curLen: number;
+  queue: Array<{ buf: Buffer; len: number }>;
+  writing: Promise<void> | null;
+  writeErr: NodeJS.ErrnoException | null;
+  req: http.ClientRequest | null;
+  res: http.IncomingMessage | null;
+  paused: boolean;
+  timer: NodeJS.Timeout | null;
+  /** Range part: where its next buffer goes in the file (null: append). */
+  wpos: number | null;
+}
+
+const files = new Map<number, FileState>();
+
+function newHash(m: OpenMsg): Hash {
+  const h = crypto.createHash(m.algo);
+  if (m.prefix) h.update(m.prefix);
+  return h;
+}
+function post(f: FileState, msg: Record<string, unknown>): void {
+  port.postMessage({ id: f.id, ...msg });
+}
+
+function writeAll(fd: number, buf: Buffer, len: number, pos: number | null): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (off: number) =>
+      fs.write(fd, buf, off, Math.min(SYSCALL_BYTES, len - off), pos === null ? null : pos + off, (err, n) => {
+        if (err) return reject(err);
+        if (off + n < len) return step(off + n);
+        resolve();
+      });
+    step(0);
+  });
+}
+
+// Bytes are copied from the socket's chunks into a few reused WRITE_BYTES buffers (fresh 64 KiB chunks held
+// until a big write would cost page faults), hashed a buffer at a time, and written one at a time, in order;
+// the socket is paused while no buffer is free (backpressure).
+function take(f: FileState): Buffer {
+  return f.free.pop() ?? Buffer.allocUnsafeSlow(WRITE_BYTES);
+}
+function seal(f: FileState): void {
+  if (!f.cur || !f.curLen) return;
+  const b = f.curLen === f.cur.length ? f.cur : f.cur.subarray(0, f.curLen);
+  if (f.wpos === null) f.h.update(b);
+  f.queue.push({ buf: f.cur, len: f.curLen });
+  f.cur = null;
+  f.curLen = 0;
+  kick(f);
+}
+function kick(f: FileState): void {
+  if (f.writing || !f.queue.length || f.writeErr) return;
+  const w = f.queue.shift()!;
+  const pos = f.wpos;
+  if (f.wpos !== null) f.wpos += w.len;
+  f.writing = writeAll(f.fd, w.buf, w.len, pos).then(
+    () => {
+      f.writing = null;
+      if (f.free.length < BUFFERS) f.free.push(w.buf);
+      if (f.paused && f.res && !f.fin) {
+        f.paused = false;
+        f.res.resume();
+      }
+      kick(f);
+    },
+    (e: NodeJS.ErrnoException) => {
+      f.writing = null;
+      f.writeErr = e;
+      f.queue = [];
+      finish(f, { kind: 'fs' });
+    },
+  );
+}
+
+async function drain(f: FileState): Promise<void> {
+  if (!f.writeErr) seal(f);
+  for (;;) {
+    if (f.writeErr) throw f.writeErr;
+    if (f.writing) {
+      await f.writing;
+      continue;
+    }
+    if (!f.queue.length) return;
+    kick(f);
+  }
+}
+
+// Ends one attempt: stops the request (unless it completed), writes every byte already hashed, then reports.
+function finish(f: FileState, msg: Outcome): void {
+  if (f.fin) return;
+  f.fin = true;
+  if (f.timer) clearInterval(f.timer);
+  if (msg.kind !== 'ok' && f.req) f.req.destroy();
+  f.req = null;
+  f.res = null;
+  drain(f).then(
+    () => post(f, { op: 'fetched', offset: f.offset, ...msg }),
+    (e: NodeJS.ErrnoException) => post(f, { op: 'fetched', offset: f.offset, kind: 'fs', code: e.code, message: e.message }),
+  );
+}
+
+function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, firstOrigin: string): void {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch (e) {
+    return finish(f, { kind: 'net', code: 'EINVAL', message: (e as Error).message, url });
+  }
+  const mod = u.protocol === 'https:' ? https : http;
+  const part = m.base !== undefined;
+  const start = (m.base ?? 0) + f.offset;
+  const range: Record<string, string> = part ? { range: `bytes=${start}-${(m.base ?? 0) + m.size - 1}` } : f.offset > 0 ? { range: `bytes=${f.offset}-` } : {};
+  const headers = hopHeaders(u, firstOrigin, m.token, range);
+  const req = mod.request(u, { method: 'GET', headers, agent: agents[u.protocol === 'https:' ? 'https:' : 'http:'] }, (res) => {
+    if (f.fin) return res.resume();
+    const status = res.statusCode ?? 0;
+    const next = redirectTarget(status, res.headers, u);
+    if (next) {
+      res.resume();
+      if (redirectsLeft <= 0) return finish(f, { kind: 'redirects', url });
+      return request(f, m, next, redirectsLeft - 1, firstOrigin);
+    }
+    if (part && (status === 200 || status === 416)) {
+      // The server does not serve ranges: the caller falls back to one stream.
+      res.resume();
+      return finish(f, { kind: 'norange' });
+    }
+    if (status === 416 || (status === 200 && f.offset > 0)) {
+      // The server will not resume this file: start it over (a 200 already carries the whole body).
+      try {
+        fs.ftruncateSync(f.fd, 0);
+      } catch (e) {
+        res.resume();
+        return finish(f, { kind: 'fs', code: (e as NodeJS.ErrnoException).code, message: (e as Error).message });
+      }
+      f.offset = 0;
+      f.h = newHash(f.open);
+      // Tell the main thread at once: bytes it counted as resumed are being fetched again (exact accounting).
+      post(f, { op: 'progress', offset: 0 });
+      if (status === 416) {
+        res.resume();
+        return finish(f, { kind: '416' });
+      }
+    } else if (status !== 200 && status !== 206) {
+      res.resume();
+      const h = res.headers;
+      return finish(f, { kind: 'status', status, headers: { 'x-error-code': h['x-error-code'], 'x-error-message': h['x-error-message'], 'retry-after': h['retry-after'] } });
+    } else if (status === 206) {
+      const cr = String(res.headers['content-range'] ?? '');
+      const mm = /^bytes (\d+)-/.exec(cr);
+      if (!mm || Number(mm[1]) !== start) {
+        res.resume();
+        return finish(f, { kind: 'range', contentRange: cr });
+      }
+    }
+    f.res = res;
+    res.on('data', (c: Buffer) => {
+      if (f.fin) return;
+      if (f.offset + c.length > m.size) return finish(f, { kind: 'toolong' });
+      f.offset += c.length;
+      let off = 0;
+      while (off < c.length) {
+        if (!f.cur) {
+          f.cur = take(f);
+          f.curLen = 0;
+        }
+        const n = c.copy(f.cur, f.curLen, off);
+        f.curLen += n;
+        off += n;
+        if (f.curLen === f.cur.length) seal(f);
+      }
+      if (!f.free.length && !f.paused && f.queue.length) {
+        f.paused = true;
+        res.pause();
+      }
+    });
+    res.on('end', () => finish(f, { kind: f.offset < m.size ? 'short' : 'ok' }));
+    res.on('error', (e: NodeJS.ErrnoException) => finish(f, { kind: 'net', code: e.code, message: e.message, url }));
+    res.on('close', () => finish(f, { kind: 'short' }));
+  });
+  f.req = req;
+  req.setTimeout(m.timeoutMs, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+  req.on('error', (e: NodeJS.ErrnoException) => finish(f, { kind: 'net', code: e.code, message: e.message, url }));
+  req.end();
+}
+
+port.on('message', (m: InMsg) => {
+  const f = files.get(m.id);
+  try {
+    if (m.op === 'open') {
+      const h = newHash(m);
+      if (m.hashExisting > 0) {
+        const buf = Buffer.allocUnsafe(Math.min(8 << 20, m.hashExisting));
+        let pos = 0;
+        while (pos < m.hashExisting) {
+          const n = fs.readSync(m.fd, buf, 0, Math.min(buf.length, m.hashExisting - pos), pos);
+          if (n <= 0) throw Object.assign(new Error('short read while hashing the partial file'), { code: 'EIO' });
+          h.update(n === buf.length ? buf : buf.subarray(0, n));
+          pos += n;
+        }
+      }
+      files.set(m.id, { id: m.id, fd: m.fd, h, open: m, m: null, offset: m.hashExisting, fin: true, free: [], cur: null, curLen: 0, queue: [], writing: null, writeErr: null, req: null, res: null, paused: false, timer: null, wpos: null });
+      port.postMessage({ id: m.id, op: 'opened' });
+    } else if (m.op === 'fetch') {
+      if (!f) throw Object.assign(new Error('fetch before open'), { code: 'EINVAL' });
+      f.fin = false;
+      f.paused = false;
+      f.m = m;
+      f.wpos = m.base !== undefined ? m.base + f.offset : null;
+      f.timer = setInterval(() => post(f, { op: 'progress', offset: f.offset }), m.progressMs);
+      request(f, m, m.url, m.maxRedirects, new URL(m.url).origin);
+    } else if (m.op === 'abort') {
+      if (f && !f.fin) finish(f, { kind: 'aborted' });
+    } else if (m.op === 'digest') {
+      files.delete(m.id);
+      port.postMessage({ id: m.id, op: 'digest', hex: f!.h.digest('hex') });
+    } else if (m.op === 'drop') {
+      files.delete(m.id);
+      port.postMessage({ id: m.id, op: 'drop' });
+    }
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (m.op === 'fetch' && f) return finish(f, { kind: 'net', code: err.code, message: err.message, url: m.url });
+    port.postMessage({ id: m.id, op: 'error', code: err.code, message: err.message });
+  }
+});
