@@ -72,7 +72,10 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
     loaderRun: s.engines.native().ok
       ? async (file, cache) => {
           const r = await s.engines.gpuLoad.runGpuLoad({ files: [file], devices: s.devices?.slice(0, 1), cache, limits: cache === 'cold' && !!s.cuda?.available, signal: ctx.signal });
-          return { bytes: r.bytes, seconds: r.seconds, threads: r.config?.threads ?? 0, ...(r.limits?.h2dBytesPerSecond ? { h2dBytesPerSecond: r.limits.h2dBytesPerSecond } : {}) };
+          const threads = r.config?.threads ?? 0;
+          // Fixed per load: before the first read, and each reader's share of pinning its ring (lazy, on the critical path).
+          const fixedSeconds = (r.setupSeconds ?? 0) + (threads > 0 ? (r.ringSeconds ?? 0) / threads : 0);
+          return { bytes: r.bytes, seconds: r.seconds, threads, fixedSeconds, ...(r.limits?.h2dBytesPerSecond ? { h2dBytesPerSecond: r.limits.h2dBytesPerSecond } : {}) };
         }
       : undefined,
     network: repo && !hfOffline(ctx.env) ? { url: `${hfEndpoint(ctx.env)}/${repo}/resolve/${flags.revision ?? 'main'}/tokenizer.json`, headers: token ? { authorization: `Bearer ${token}` } : {} } : null,

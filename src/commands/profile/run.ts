@@ -81,10 +81,9 @@ async function floorRun(s: State): Promise<PhaseResult[]> {
 /** One stack run: container and download as in the floor profile, then the stack's own process. */
 async function stackRun(s: State, fw: Framework, last: { times: StackTimes | null }): Promise<PhaseResult[]> {
   const out: PhaseResult[] = [await phase(s, 'container', containerPhase)];
-  // The native CUDA probe is the floor of cuda-init (its row comes from the stack).
-  await cudaInitPhase(s);
   out.push(await phase(s, 'download', downloadPhase));
-  const r = await stackPhases(s, fw);
+  // The native CUDA probe is the floor of cuda-init (its row comes from the stack); it runs after the stack.
+  const r = await stackPhases(s, fw, cudaInitPhase);
   last.times = r.times;
   out.push(...r.rows);
   out.push(unexplainedRow(r.unexplainedSeconds, 'process spawn and exit, pipes: the stack wall clock (Node) minus its events'));
