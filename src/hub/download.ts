@@ -12,7 +12,6 @@
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, ftruncateSync, linkSync, mkdirSync, rmdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { availableParallelism } from 'node:os';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { trackTemp, untrackTemp } from '../core/atomic.js';
 import type { PhaseHandle } from '../core/phases.js';
@@ -475,14 +474,16 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
 }
 
 /**
- * Files of at least twice this size (COLDSTART_PART_MIN_BYTES, default 64 MiB) are fetched in Range parts —
- * by default only where there are ≥ 4 cores to run them (on 2 cores the parts and the in-order re-read cost
- * more than one stream per file: bench/cache/RESULTS.md); setting the variable enables them anywhere.
+ * Files of at least twice COLDSTART_PART_MIN_BYTES are fetched in Range parts, only when that variable is set.
+ * Off by default: the parts finish before the in-order hash re-reads the file, where one stream per file hashes
+ * as it writes, and parts were slower on both machines measured — 2-core VM 1.24× vs 1.41× Python
+ * (bench/cache/RESULTS.md), 16-core H200 host 0.66 GB/s with parts where the single-stream path had reached
+ * 2.12 GB/s (BENCHMARKS.md, 2026-11-28).
  */
 function partMinBytes(env: Env): number {
   const n = Number(env.COLDSTART_PART_MIN_BYTES);
   if (Number.isSafeInteger(n) && n >= 1 << 16) return n;
-  return availableParallelism() >= 4 ? 64 << 20 : Number.POSITIVE_INFINITY;
+  return Number.POSITIVE_INFINITY;
 }
 const MAX_PARTS = 4;
 
