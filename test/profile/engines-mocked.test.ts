@@ -152,7 +152,7 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(probes.map((p) => p.run.cache)).toEqual(['warm', 'cold', 'warm', 'cold', 'warm', 'cold']);
     // Then the same files with a warm page cache: a measured what-if row, not a prediction.
     expect(calls.gpuload[8]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
-    expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader again, warm page cache' });
+    expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader cold, then again with a warm page cache' });
     expect(doc.details.wall.outside.warmLoad).toBeGreaterThanOrEqual(0);
     expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 1e9, diskSource: 'loader', pageCacheBytesPerSecond: 1e9, probes: 3, threads: 8 });
     expect(doc.details.rates.diskSigma).toBe(0);
