@@ -74,7 +74,10 @@ describe('summarizeRuns', () => {
     const gl = s.phases.find((p) => p.name === 'gpu-load')!;
     expect(gl.stats!.n).toBe(6);
     expect(gl.seconds).toBeCloseTo(1.5, 12);
-    expect(s.total.seconds).toBeCloseTo(2, 12);
+    // warmup was not measured: the total is incomplete, never a number that looks like a whole cold start.
+    expect(s.total.seconds).toBeNull();
+    expect(s.total).toMatchObject({ complete: false, missing: ['warmup'] });
+    expect(s.total.measuredSeconds).toBeCloseTo(2, 12);
     expect(gl.share! + s.phases[0]!.share!).toBeCloseTo(1, 12);
     expect(s.phases[2]!.share).toBeNull();
     expect(s.warnings.some((w) => w.startsWith('gpu-load: 1 statistical outlier'))).toBe(true);
@@ -97,7 +100,7 @@ describe('reporters', () => {
     expect(text).toMatch(/cuda-init\s*│\s*250 ms\s*│\s*2.6%\s*│\s*ok/);
     expect(text).toContain('└ cuInit');
     expect(text).toMatch(/warmup\s*│\s*—\s*│\s*│\s*skipped\s*│\s*no <engine>/);
-    expect(text).toMatch(/total\s*│\s*9\.75 s/);
+    expect(text).toMatch(/total\s*│\s*incomplete \(≥ 9\.75 s\)\s*│\s*│\s*│\s*not measured: warmup/);
   });
 
   it('emitReport: budgets, exit 1 on overrun, exports written atomically, GitHub annotations and summary', () => {
@@ -111,7 +114,9 @@ describe('reporters', () => {
     expect(code).toBe(1);
     expect(proc.out()).toContain('✗ budget exceeded: gpu-load took 9.50 s, limit 8.00 s (+1.50 s, +18.8%)');
     expect(proc.out()).toContain('::error title=coldstart budget gpu-load::budget exceeded: gpu-load took 9.50 s');
-    expect(proc.err()).toContain('warning: budget warmup=1.00 s: phase was not measured');
+    // Fail closed: a budget on a phase (or a total) that was not measured is a failure that says why.
+    expect(proc.out()).toContain('✗ budget warmup=1.00 s: not measured: no <engine> & "x" (fails closed; pass --allow-unmeasured to accept)');
+    expect(proc.out()).toContain('✗ budget total=20.0 s: not measured: the total is incomplete (missing: warmup)');
     const json = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8'));
     expect(json.schema).toBe('coldstart/profile@1');
     expect(json.budgets).toHaveLength(3);
@@ -123,7 +128,7 @@ describe('reporters', () => {
   it('emitReport --json: exactly one JSON document on stdout, annotations to stderr', () => {
     const proc = fakeProc({ GITHUB_ACTIONS: 'true' });
     const out = new Output(proc, { json: true, quiet: false, color: false, debug: false });
-    const code = emitReport(out, sampleReport(), process.cwd(), { budgets: { total: 100 } });
+    const code = emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100 } });
     expect(code).toBe(0);
     const doc = JSON.parse(proc.out());
     expect(doc.schema).toBe('coldstart/profile@1');
@@ -148,10 +153,13 @@ describe('reporters', () => {
       { phase: 'warmup', limit: 1, measured: null, status: 'unmeasured', over: null, message: 'not measured' },
     ];
     const x = renderJUnit(r);
-    expect(x).toMatch(/<testsuite name="coldstart.profile" tests="3" failures="1" errors="0" skipped="1"/);
+    // An unmeasured budget fails closed (a failure, not a skip) unless --allow-unmeasured accepted it.
+    expect(x).toMatch(/<testsuite name="coldstart.profile" tests="3" failures="2" errors="0" skipped="0"/);
     expect((x.match(/<testcase /g) ?? []).length).toBe(3);
     expect(x).toContain('&amp; &quot;more&quot;');
-    expect(x).toContain('<skipped message="not measured"/>');
+    expect(x).toMatch(/<failure message="not measured"/);
+    r.budgets[2] = { ...r.budgets[2]!, allowed: true } as (typeof r.budgets)[number];
+    expect(renderJUnit(r)).toMatch(/tests="3" failures="1" errors="0" skipped="1"/);
   });
 
   it('junit: a real JUnit parser (junit2json) reads it with the same counts and messages', async () => {

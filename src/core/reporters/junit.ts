@@ -7,7 +7,7 @@ function xml(s: string): string {
     .replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f]/g, '');
 }
 
-/** JUnit XML: one <testcase> per budgeted phase; exceeded → <failure>, unmeasured → <skipped>. */
+/** JUnit XML: one <testcase> per budgeted phase; exceeded or unmeasured → <failure> (fail closed), unmeasured but allowed (--allow-unmeasured) → <skipped>. */
 export function renderJUnit(report: Report): string {
   const cases = report.budgets;
   const failures = cases.filter((b) => budgetFails(b)).length;
