@@ -97,6 +97,24 @@ describe('SGLang 2025 and 2026 wording, EAGLE draft graphs, its own warm-up', ()
   });
 });
 
+describe('lines that arrive in one read', () => {
+  it('a stage whose begin and end came in the same chunk is kept at 0 s, not dropped', () => {
+    const r = stagesFromLog(
+      [
+        L(1, '[2026-10-10 11:59:00] Load weight begin. avail mem=70 GB'),
+        L(4, '[2026-10-10 11:59:41] Load weight end. type=X, dtype=torch.bfloat16, avail mem=20 GB'),
+        L(5, '[2026-10-10 11:59:51] Capture target decode CUDA graph end. elapsed=1.00 s, mem usage=0.79 GB, avail mem=10.39 GB.'),
+        L(5, '[2026-10-10 11:59:52] INFO:     Uvicorn running on http://0.0.0.0:30000 (Press CTRL+C to quit)'),
+        L(6, '[2026-10-10 12:00:13] The server is fired up and ready to roll!'),
+      ],
+      6,
+    );
+    const http = r.stages.find((x) => x.stage === 'HTTP server start');
+    expect(http).toMatchObject({ start: 5, end: 5, ownSeconds: 0 });
+    expect(r.stages.map((x) => x.stage)).toContain('server warm-up request');
+  });
+});
+
 describe('TGI plain and --json-output', () => {
   it('"Starting check and download process" (2.1+) is the download; JSON lines read like plain ones', () => {
     const plain = stagesFromLog(

@@ -173,8 +173,10 @@ export function stagesFromLog(lines: readonly LogLine[], readyAt: number, extraR
     if (best) own.set(best, (own.get(best) ?? 0) + (b - a));
   }
   const stages = spans
-    .filter((x) => (own.get(x) ?? 0) > 0)
-    .map((x) => ({ ...x, ownSeconds: own.get(x)! }))
+    // A stage whose begin and end lines reached us in the same read (a loaded machine batches pipe data) took
+    // less than we can resolve: it is kept at 0 s rather than dropped. Stages covered by shorter ones own nothing.
+    .filter((x) => (own.get(x) ?? 0) > 0 || x.end === x.start)
+    .map((x) => ({ ...x, ownSeconds: own.get(x) ?? 0 }))
     .sort((a, b) => a.start - b.start);
   return { engine, version, stages };
 }

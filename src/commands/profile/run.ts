@@ -48,7 +48,7 @@ function selected(s: State, name: string): boolean {
 }
 
 async function phase(s: State, name: string, body: Body): Promise<PhaseResult & { cause?: unknown; elapsed: number }> {
-  if (!selected(s, name)) return { ...skippedPhase(name, 'not selected (--only)'), elapsed: 0 };
+  if (!selected(s, name)) return { ...skippedPhase(name, 'not selected (--only): the total covers the selected phases', true), elapsed: 0 };
   const sw = new Stopwatch();
   const p = await body(s);
   if (p.status === 'failed' && isColdstartError(p.cause) && p.cause.exitCode === ExitCode.USAGE) throw p.cause;
