@@ -19,7 +19,8 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 const shard1 = randomBytes(1_500_000); // ≥ 1 MiB: hashed and written on a worker thread
 const shard2 = randomBytes(300_000);
-const bin = randomBytes(50_000);
+// Not a checkpoint, deterministically: random bytes are sometimes a pickle that names a global (HOSTILE_FILE, also exit 2).
+const bin = Buffer.alloc(50_000, 0);
 const config = Buffer.from(JSON.stringify({ model_type: 'llama', hidden_size: 8 }));
 const files: ServedFile[] = [
   servedFile('config.json', config),
