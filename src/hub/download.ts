@@ -41,7 +41,7 @@ import {
 } from './layout.js';
 import { acquireLock, staleSeconds } from './lock.js';
 import { walkFiles } from './scan.js';
-import { WorkerFetch, sinkParallelism } from './sink.js';
+import { WorkerFetch, sinkParallelism, type FetchOutcome } from './sink.js';
 import { abortReason, nowSeconds } from '../core/clock.js';
 
 type Env = Record<string, string | undefined>;
@@ -405,20 +405,14 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         case '416':
           throw new TransientError('HTTP 416 on resume; restarting the file from byte 0');
         case 'net':
-          throw networkError(Object.assign(new Error(r.message), { code: r.code }), r.url);
         case 'fs':
-          throw fromSystemError(Object.assign(new Error(r.message), { code: r.code }), job.incomplete, 'write');
-        case 'status': {
-          // hubErrorFor reads only the status and the headers the worker passed on (the body was discarded).
-          const res = { statusCode: r.status, headers: r.headers, resume() {} } as unknown as import('node:http').IncomingMessage;
-          throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
-        }
+        case 'status':
+        case 'redirects':
+          throw workerFailure(r, job, repo, !!c.token);
         case 'range':
           throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${offset}- with ${JSON.stringify(r.contentRange)}`);
         case 'toolong':
           throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the ${size} bytes the Hub lists; nothing was cached`);
-        case 'redirects':
-          throw new ColdstartError('NETWORK', `${new URL(r.url).origin}: too many redirects`);
       }
     }
 
@@ -494,6 +488,23 @@ const MAX_PARTS = 4;
  * file is emptied; the caller streams it whole). On a failure the file is cut to its contiguous prefix, so
  * what is parked for resume is exactly the bytes [0, n).
  */
+/** The error for a worker outcome that means the same for a whole file and for a Range part of it. */
+function workerFailure(r: Extract<FetchOutcome, { kind: 'net' | 'fs' | 'status' | 'redirects' }>, job: FileJob, repo: string, hasToken: boolean): Error {
+  switch (r.kind) {
+    case 'net':
+      return networkError(Object.assign(new Error(r.message), { code: r.code }), r.url);
+    case 'fs':
+      return fromSystemError(Object.assign(new Error(r.message), { code: r.code }), job.incomplete, 'write');
+    case 'status': {
+      // hubErrorFor reads only the status and the headers the worker passed on (the body was discarded).
+      const res = { statusCode: r.status, headers: r.headers, resume() {} } as unknown as import('node:http').IncomingMessage;
+      return hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken });
+    }
+    case 'redirects':
+      return new ColdstartError('NETWORK', `${new URL(r.url).origin}: too many redirects`);
+  }
+}
+
 async function fetchParts(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, acct: Accounting, size: number): Promise<boolean> {
   const k = Math.min(MAX_PARTS, Math.floor(size / partMinBytes(opts.env)));
   const partLen = Math.ceil(size / k);
@@ -542,19 +553,14 @@ async function fetchParts(c: HubClient, repo: string, job: FileJob, opts: Downlo
                 case 'aborted':
                   throw abortReason(ac.signal);
                 case 'net':
-                  throw networkError(Object.assign(new Error(r.message), { code: r.code }), r.url);
                 case 'fs':
-                  throw fromSystemError(Object.assign(new Error(r.message), { code: r.code }), job.incomplete, 'write');
-                case 'status': {
-                  const res = { statusCode: r.status, headers: r.headers, resume() {} } as unknown as import('node:http').IncomingMessage;
-                  throw hubErrorFor(res, { repo, revision: undefined, path: job.file.path, hasToken: !!c.token });
-                }
+                case 'status':
+                case 'redirects':
+                  throw workerFailure(r, job, repo, !!c.token);
                 case 'range':
                   throw new ColdstartError('BAD_INPUT', `${job.display}: server answered Range bytes=${p.base + p.offset}-${p.base + p.len - 1} with ${JSON.stringify(r.contentRange)}`);
                 case 'toolong':
                   throw new ColdstartError('CORRUPT_FILE', `${job.display}: the server sent more than the part's ${p.len} bytes; nothing was cached`);
-                case 'redirects':
-                  throw new ColdstartError('NETWORK', `${new URL(r.url).origin}: too many redirects`);
                 default:
                   throw new ColdstartError('INTERNAL', `${job.display}: unexpected worker outcome ${r.kind}`);
               }
