@@ -197,15 +197,9 @@ function pythonFailure(r: Awaited<ReturnType<typeof runPythonSnippet>>, what: st
 }
 
 /** The current fingerprint for compiling `model` with these options (one short Python process). */
-export async function probeCompileFingerprint(o: {
-  model: string;
-  mode: CompileMode;
-  device: 'auto' | 'cpu' | 'cuda';
-  shapes: Record<string, number[]>;
-  env: Env;
-  timeoutSeconds?: number;
-  signal?: AbortSignal;
-}): Promise<{ fingerprint: Fingerprint; hasCacheArtifacts: boolean; python: string }> {
+export async function probeCompileFingerprint(
+  o: Pick<CompileOptions, 'model' | 'mode' | 'device' | 'shapes' | 'env'> & { timeoutSeconds?: number; signal?: AbortSignal },
+): Promise<{ fingerprint: Fingerprint; hasCacheArtifacts: boolean; python: string }> {
   const path = resolveCompileModel(o.model);
   const timeout = o.timeoutSeconds ?? 120;
   const r = await runPythonSnippet(o.env, PROBE_SNIPPET, [o.device], { timeoutMs: timeout * 1000, signal: o.signal });
