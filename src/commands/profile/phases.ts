@@ -154,7 +154,6 @@ export async function gpuLoadPhase(s: State): Promise<PhaseResult & { cause?: un
       // The phase is the load itself; measuring the limits, evicting/warming the page cache and checking headers
       // happen in the same call but are not part of a cold start: they are accounted outside the phases.
       s.outside.gpuLoadSetup = (s.outside.gpuLoadSetup ?? 0) + Math.max(0, sw.elapsed() - r.seconds);
-      clampEfficiency(r);
       s.floorLoad = r;
       if (r.mode === 'gpu') s.gpuLoad = r;
       eng.recordGpuLoadPhase(h, r);
@@ -164,20 +163,6 @@ export async function gpuLoadPhase(s: State): Promise<PhaseResult & { cause?: un
     h.metric('bytes', r.bytes);
     skipWithHostRead(h, r, 'weights are .bin (pickle): the native loader reads safetensors only (see --framework torch and the convert finding)');
   });
-}
-
-/**
- * The loader can never beat its own limit: when the read limit (measured over the first GiB of the files) comes
- * out below the rate the load itself reached, the load's own rate is the limit and the efficiency is 1.
- */
-export function clampEfficiency(r: GpuLoadResult): void {
-  if (r.efficiency === null || r.efficiency <= 1 || !r.limits?.readBytesPerSecond) return;
-  const was = r.limits.readBytesPerSecond;
-  const h2d = r.limits.h2dBytesPerSecond ?? Infinity;
-  if (r.bytesPerSecond <= h2d) r.limits.readBytesPerSecond = r.bytesPerSecond;
-  else r.limits.h2dBytesPerSecond = r.bytesPerSecond;
-  r.efficiency = 1;
-  r.notes.push(`the read limit measured first (${formatRate(was)}) was below the load itself (${formatRate(r.bytesPerSecond)}): the load's own rate is taken as the limit`);
 }
 
 export async function warmupPhase(s: State): Promise<PhaseResult & { cause?: unknown }> {

@@ -9,7 +9,6 @@ import { skippedPhase, type PhaseResult } from '../../core/phases.js';
 import { Stopwatch } from '../../core/clock.js';
 import { formatBytes, formatDuration } from '../../core/format.js';
 import { hostRead } from './engines.js';
-import { clampEfficiency } from './phases.js';
 import { timeStack, type Framework, type StackTimes } from './framework.js';
 import type { State } from './state.js';
 
@@ -55,7 +54,6 @@ export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s:
     const files = t.dir ? s.engines.gpuLoad.resolveSafetensorsInputs(t.dir) : t.files;
     const sw = new Stopwatch();
     const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
-    clampEfficiency(r);
     s.floorLoad = r;
     if (r.mode === 'gpu') s.gpuLoad = r;
     s.outside.floorLoad = sw.elapsed();
