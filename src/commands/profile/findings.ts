@@ -6,6 +6,7 @@
 import type { Finding, PhaseSummary } from '../../core/report.js';
 import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
 import { formatDuration, formatBytes } from '../../core/format.js';
+import { estimatePrefetchSaving } from '../../engines/prefetch.js';
 
 export interface WhatIfRow {
   id: string;
@@ -159,9 +160,11 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
     }
   }
   // Weights read cold: measured cold vs warm read of the same files by the loader (prefetch overlaps the read with start-up).
+  // The saving is the prefetch engine's own rule (estimatePrefetchSaving); no head start is measured here, so it is "up to".
   const cw = inp.coldWarmRead;
-  if (cw && m?.cache === 'cold' && cw.coldSeconds > cw.warmSeconds) {
-    out.push({ id: 'prefetch', savesSeconds: cw.coldSeconds - cw.warmSeconds, message: `weights were read cold: the loader took ${formatDuration(cw.coldSeconds)} cold and ${formatDuration(cw.warmSeconds)} from the page cache (both measured); prefetching them during start-up saves up to ${formatDuration(cw.coldSeconds - cw.warmSeconds)}`, command: `coldstart prefetch ${m.name}` });
+  const pf = cw && m?.cache === 'cold' ? estimatePrefetchSaving({ residentFractionBefore: null, coldLoadSeconds: cw.coldSeconds, warmLoadSeconds: cw.warmSeconds, headStartSeconds: null }) : null;
+  if (cw && m && pf?.upToSeconds) {
+    out.push({ id: 'prefetch', savesSeconds: pf.upToSeconds, message: `weights were read cold: the loader took ${formatDuration(cw.coldSeconds)} cold and ${formatDuration(cw.warmSeconds)} from the page cache (both measured); prefetching them during start-up saves up to ${formatDuration(pf.upToSeconds)}`, command: `coldstart prefetch ${m.name}` });
   }
   const r = inp.rates;
   const gl = phaseSeconds(inp.phases, 'gpu-load');
