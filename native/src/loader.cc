@@ -198,6 +198,18 @@ struct LoadBaton : Baton {
   std::mutex notesMu;
 
   bool Cancelled() const { return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) != 0; }
+  // The next chunk for a worker (ring reader or mapped copier) into ci; false when the plan is done, another
+  // worker failed, or the load was cancelled (then the job fails with Interrupted and the others stop too).
+  bool ClaimChunk(Job& job, std::atomic<size_t>& next, size_t& ci) {
+    if (failed.load(std::memory_order_relaxed)) return false;
+    if (Cancelled()) {
+      job.Fail(Err::Interrupted, "the load was cancelled");
+      failed = true;
+      return false;
+    }
+    ci = next.fetch_add(1);
+    return ci < job.chunks.size();
+  }
   void Note(const std::string& n) {
     std::lock_guard<std::mutex> g(notesMu);
     if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
@@ -330,14 +342,7 @@ void LoadBaton::Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, 
     }
     b.pending = false;
   };
-  while (!failed.load(std::memory_order_relaxed)) {
-    if (Cancelled()) {
-      job.Fail(Err::Interrupted, "the load was cancelled");
-      failed = true;
-      break;
-    }
-    size_t ci = next.fetch_add(1);
-    if (ci >= job.chunks.size()) break;
+  for (size_t ci; ClaimChunk(job, next, ci);) {
     const Chunk& c = job.chunks[ci];
     int bi;
     {
@@ -429,14 +434,7 @@ void LoadBaton::MappedWorker(Job& job, const PrimaryCtx& ctx, std::atomic<size_t
     }
     q.pop_front();
   };
-  while (!failed.load(std::memory_order_relaxed)) {
-    if (Cancelled()) {
-      job.Fail(Err::Interrupted, "the load was cancelled");
-      failed = true;
-      break;
-    }
-    size_t ci = next.fetch_add(1);
-    if (ci >= job.chunks.size()) break;
+  for (size_t ci; ClaimChunk(job, next, ci);) {
     const Chunk& c = job.chunks[ci];
     FileSpec& f = *files[c.file];
     if (c.copyLen == 0) continue;
