@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/engines/container.js';
 import { hostRead } from '../../src/commands/profile/engines.js';
 import { splitWrap } from '../../src/commands/profile/run.js';
-import { predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/commands/profile/estimate.js';
+import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/commands/profile/estimate.js';
 import { computeFindings, whatIfRows } from '../../src/commands/profile/findings.js';
 import type { PhaseSummary } from '../../src/core/report.js';
 import { tempDir } from './helpers.js';
@@ -176,6 +176,35 @@ describe('load model, what-if rows and findings', () => {
     expect(formatWithSigma(p, 0.8)).toBe('8.00 s ± 800 ms');
     expect(predictLoadSigma(r2, { bytes: 16e9, format: 'safetensors', cache: 'warm', gpu: true }, 1.6)).toBeNull();
     expect(formatWithSigma(1.6, null)).toMatch(/uncertainty unknown/);
+  });
+
+  it('the warm probe fits the fixed cost and the rate from two spans (hard links to one probe file)', async () => {
+    // A loader whose every load costs 30 ms before its first byte and then streams at 45 GB/s; it splits off only
+    // 5 ms of that itself (the H200 case of 2026-11-28: one-span probes said 26 GB/s and predicted 16 GB at 0.63 s).
+    const seen: string[][] = [];
+    const inodes = new Set<number>();
+    const { statSync } = await import('node:fs');
+    const loaderRun = async (files: string[], cache: 'cold' | 'warm') => {
+      seen.push(files);
+      for (const f of files) inodes.add(statSync(f).ino);
+      const bytes = files.reduce((a, f) => a + statSync(f).size, 0);
+      return { bytes, seconds: 0.03 + bytes / (cache === 'warm' ? 45e9 : 1.7e9), threads: 16, fixedSeconds: 0.005 };
+    };
+    const dir = join(tmp.dir, 'span');
+    mkdirSync(dir, { recursive: true });
+    const { rates } = await measureRates({ dir, probeBytes: 8 << 20, warmSpanBytes: 64 << 20, loaderRun, samples: 2 });
+    const warmLong = seen.find((f) => f.length > 1)!;
+    expect(warmLong).toHaveLength(8);
+    expect(new Set(warmLong).size).toBe(8);
+    expect(inodes.size).toBe(1);
+    expect(rates.warmSpanBytes).toBe(8 * (8 << 20));
+    expect(rates.pageCacheBytesPerSecond! / 45e9).toBeCloseTo(1, 6);
+    expect(rates.loaderFixedSeconds!).toBeCloseTo(0.03, 6);
+    expect(predictLoadSeconds(rates, { bytes: 16e9, format: 'safetensors', cache: 'warm', gpu: false })).toBeCloseTo(0.03 + 16e9 / 45e9, 6);
+    // Cold is one span (a second link would be warm); nothing is left behind.
+    expect(seen.filter((f) => f.length === 1)).toHaveLength(4);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(dir)).toEqual([]);
   });
 
   it('drops findings too small to act on', () => {

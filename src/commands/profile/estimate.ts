@@ -4,7 +4,7 @@
  * for the network) and a load-time model built on them. `--estimate` predicts phases from it; the what-if
  * rows and findings scale measured phases by its ratios. Every assumption is returned as text to print.
  */
-import { closeSync, openSync, readSync, rmSync, writeSync, fsyncSync, statSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readSync, rmSync, writeSync, fsyncSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import { Stopwatch } from '../../core/clock.js';
@@ -35,12 +35,16 @@ export interface Rates {
   /** Reader threads of the probe reads (the loader's own count when the loader measured them). */
   threads?: number | null;
   /**
-   * The loader's fixed cost per load (destination allocation, streams, each reader's share of the pinned ring),
-   * measured on the warm probe. Rates above exclude it; a prediction adds it once. On a fast page cache a 1 GiB
-   * probe is ~25 ms of streaming and about as much fixed cost: folding the two into one rate predicted a 16 GB warm
-   * load at 0.75 s where the loader took 0.35 s (H200, 2026-11-28).
+   * The loader's fixed cost per load (destination allocation, streams, pinning its ring), measured on the warm
+   * probe. Rates above exclude it; a prediction adds it once. On a fast page cache a 1 GiB probe is ~25 ms of
+   * streaming and about as much fixed cost: folding the two into one rate predicted a 16 GB warm load at 0.75 s
+   * where the loader took 0.36 s (H200, 2026-11-28). The loader's own split of its time (setup + ring) still left
+   * ~20 ms unaccounted (0.63 s predicted), so the warm probe is now two loads of different spans and the fixed cost
+   * and the rate are their intercept and slope (`warmSpan`).
    */
   loaderFixedSeconds?: number | null;
+  /** Bytes the warm rate was measured over: the probe read `warmSpan` times in one load (hard links to one file). */
+  warmSpanBytes?: number | null;
 }
 
 /** One run of the native loader on the probe file: what `measureRates` needs from it. */
@@ -48,7 +52,7 @@ export interface LoaderProbe {
   bytes: number;
   seconds: number;
   threads: number;
-  /** Fixed cost inside `seconds` (see Rates.loaderFixedSeconds); 0 when unknown. */
+  /** Fixed cost inside `seconds` as the loader splits it (set-up, ring); used when no two-span fit is possible. */
   fixedSeconds?: number;
   h2dBytesPerSecond?: number;
 }
@@ -62,10 +66,17 @@ export interface RateProbeOptions {
   /** The GPU loader's own limits measured on the probe file (cold cache): H2D and read rates. */
   loaderLimits?: (probeFile: string) => Promise<{ h2dBytesPerSecond?: number; readBytesPerSecond?: number } | null>;
   /**
-   * Runs the native loader on the probe file with a cold or warm page cache (its own threads, chunks, O_DIRECT):
-   * the read rates then come from the same code path, thread count and span as the load they predict.
+   * Runs the native loader on the probe files with a cold or warm page cache (its own threads, chunks, O_DIRECT):
+   * the read rates then come from the same code path, thread count and span as the load they predict. Warm runs
+   * may get several hard links to the one probe file (one load over a longer span, no more disk).
    */
-  loaderRun?: (probeFile: string, cache: 'cold' | 'warm') => Promise<LoaderProbe>;
+  loaderRun?: (probeFiles: string[], cache: 'cold' | 'warm') => Promise<LoaderProbe>;
+  /**
+   * How many bytes the warm probe should span (default: the probe itself). Above the probe's size the warm probe
+   * loads the probe once and then N times in one load (N = span / probe, at most 16), and takes the rate from the
+   * difference: a short load is dominated by the loader's fixed cost, a long one by its rate.
+   */
+  warmSpanBytes?: number;
   /** Probe runs per cache state (default 3): their spread is the estimate's uncertainty. */
   samples?: number;
   /** A URL of a non-weight file and its headers, to time the network without moving weight bytes. */
@@ -169,8 +180,23 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
       return { m, sd: xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - m) ** 2, 0) / (xs.length - 1)) : null };
     };
     let loaderDone = false;
+    const links: string[] = [];
     if (opts.loaderRun) {
       try {
+        // The long warm span: hard links to the probe (the loader loads each path; the page cache holds one copy).
+        const n = Math.max(1, Math.min(16, Math.floor((opts.warmSpanBytes ?? 0) / probeBytes)));
+        for (let i = 1; i < n; i++) {
+          const l = `${probe}.${i}`;
+          try {
+            trackTemp(l);
+            linkSync(probe, l);
+            links.push(l);
+          } catch (e) {
+            untrackTemp(l);
+            assumptions.push(`page cache: the warm probe spans one ${formatBytes(probeBytes)} file (hard links are not possible in ${opts.dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); the loader's fixed cost is its own estimate`);
+            break;
+          }
+        }
         const warm: number[] = [];
         const cold: number[] = [];
         const fixed: number[] = [];
@@ -178,11 +204,20 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
         const streaming = (r: LoaderProbe) => Math.max(r.seconds - (r.fixedSeconds ?? 0), r.seconds / 2);
         for (let i = 0; i < k; i++) {
           opts.signal?.throwIfAborted();
-          const w = await opts.loaderRun(probe, 'warm');
-          warm.push(w.bytes / streaming(w));
-          fixed.push(w.seconds - streaming(w));
+          const w = await opts.loaderRun([probe], 'warm');
           rates.threads = w.threads;
-          const c = await opts.loaderRun(probe, 'cold');
+          const long = links.length > 0 ? await opts.loaderRun([probe, ...links], 'warm') : null;
+          // Two spans: slope = rate, intercept = fixed cost. A long load no slower than the short one is noise; then
+          // the loader's own split is used for this sample.
+          if (long && long.seconds > w.seconds && long.bytes > w.bytes) {
+            const rate = (long.bytes - w.bytes) / (long.seconds - w.seconds);
+            warm.push(rate);
+            fixed.push(Math.max(0, w.seconds - w.bytes / rate));
+          } else {
+            warm.push(w.bytes / streaming(w));
+            fixed.push(w.seconds - streaming(w));
+          }
+          const c = await opts.loaderRun([probe], 'cold');
           cold.push(c.bytes / streaming(c));
           if (c.h2dBytesPerSecond) {
             rates.h2dBytesPerSecond = c.h2dBytesPerSecond;
@@ -194,6 +229,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
         rates.pageCacheBytesPerSecond = w.m;
         rates.pageCacheSigma = w.sd;
         rates.loaderFixedSeconds = fixed.reduce((a, b) => a + b, 0) / fixed.length;
+        rates.warmSpanBytes = (links.length + 1) * probeBytes;
         rates.diskReadBytesPerSecond = c.m;
         rates.diskSigma = c.sd;
         rates.diskSource = 'loader';
@@ -202,6 +238,11 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
       } catch (e) {
         if (opts.signal?.aborted) throw e;
         assumptions.push(`the native loader could not read the probe (${(e as Error).message}); rates from plain reads`);
+      } finally {
+        for (const l of links) {
+          rmSync(l, { force: true });
+          untrackTemp(l);
+        }
       }
     }
     if (!loaderDone) {
@@ -273,7 +314,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
       assumptions.push(`network: could not time ${opts.network.url} (${(e as Error).message}); download not predicted`);
     }
   }
-  assumptions.push(`rates from ${rates.probes ?? 1} run(s) per cache state on a ${formatBytes(probeBytes)} probe file in ${opts.dir}${rates.diskSource === 'loader' ? ` read by the native loader (${rates.threads} threads, as the load)` : ''}`);
+  assumptions.push(`rates from ${rates.probes ?? 1} run(s) per cache state on a ${formatBytes(probeBytes)} probe file in ${opts.dir}${rates.diskSource === 'loader' ? ` read by the native loader (${rates.threads} threads, as the load)` : ''}${rates.warmSpanBytes && rates.warmSpanBytes > probeBytes ? `; page cache over ${formatBytes(probeBytes)} and ${formatBytes(rates.warmSpanBytes)} loads (rate from the difference, the rest is the loader's fixed cost)` : ''}`);
   return { rates, assumptions, seconds: sw.elapsed() };
 }
 

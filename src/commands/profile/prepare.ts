@@ -63,15 +63,17 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
   const repo = target.repo && target.kind !== 'demo' ? target.repo : null;
   const token = hfToken(ctx.env);
   // Probe size follows the model, within 64 MiB–1 GiB: long enough for the loader's threads to reach their rate.
+  // The warm probe also spans up to the model's size (at most 8 GiB) through hard links: one disk write of 1 GiB.
   const size = probeBytes ?? Math.min(1 << 30, Math.max(64 << 20, target.bytes ?? 0));
   const r = await measureRates({
     dir,
     probeBytes: size,
+    warmSpanBytes: Math.min(8 << 30, target.bytes ?? 0),
     signal: ctx.signal,
     pcieBytesPerSecond: link,
     loaderRun: s.engines.native().ok
-      ? async (file, cache) => {
-          const r = await s.engines.gpuLoad.runGpuLoad({ files: [file], devices: s.devices?.slice(0, 1), cache, limits: cache === 'cold' && !!s.cuda?.available, signal: ctx.signal });
+      ? async (files, cache) => {
+          const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices?.slice(0, 1), cache, limits: cache === 'cold' && !!s.cuda?.available, signal: ctx.signal });
           const threads = r.config?.threads ?? 0;
           // Fixed per load: before the first read, and each reader's share of pinning its ring (lazy, on the critical path).
           const fixedSeconds = (r.setupSeconds ?? 0) + (threads > 0 ? (r.ringSeconds ?? 0) / threads : 0);
