@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { tempDir, runProfileWith } from './helpers.js';
 import type { PhaseHandle } from '../../src/core/phases.js';
+import { recordWarmupPhase } from '../../src/engines/warmup.js';
+import { summarize } from '../../src/core/stats.js';
 import { withEngines, type Engines } from '../../src/commands/profile/engines.js';
 
 const calls: Record<string, unknown[]> = { gpuload: [], download: [], warmup: [], pageCache: [], python: [] };
@@ -88,9 +90,11 @@ const warmup = {
   runWarmup: async (o: { url?: string; model?: string; framework?: string; runs?: number }) => {
     if (o.url && o.framework) throw new Error('url and framework exclude each other');
     calls.warmup.push({ url: o.url, model: o.model, ...(o.framework ? { framework: o.framework } : {}) });
-    return { backend: 'http', target: o.url ?? '', steps: [{ name: 'first request', seconds: 1.5 }], firstSeconds: 1.5, details: {} };
+    // The first request, then the warmed ones asked for (the warmup finding's "a warmed one takes").
+    const steady = o.runs ? { steady: summarize(Array.from({ length: o.runs }, () => 0.1)) } : {};
+    return { backend: 'http', target: o.url ?? '', steps: [{ name: 'first request', seconds: 1.5 }], firstSeconds: 1.5, ...steady, details: { startupSeconds: 1.5 } };
   },
-  recordWarmupPhase: (h: PhaseHandle, r: { firstSeconds: number }) => h.setSeconds(r.firstSeconds),
+  recordWarmupPhase,
 };
 
 // The stack's own process, standing in for Python: events at fixed offsets from the spawn, then the process ends.

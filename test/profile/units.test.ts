@@ -124,7 +124,7 @@ describe('load model, what-if rows and findings', () => {
   });
 
   it('ranks findings by measured savings: convert a .bin, pre-cache, warm up, 4-bit, warm instance at a price', () => {
-    const phases = [phase('container', null), phase('cuda-init', 0.4, { steps: [{ name: 'cuInit', seconds: 0.3 }] }), phase('download', 40), phase('gpu-load', 12), phase('warmup', 4.2)];
+    const phases = [phase('container', null), phase('cuda-init', 0.4, { steps: [{ name: 'cuInit', seconds: 0.3 }] }), phase('download', 40), phase('gpu-load', 12), phase('warmup', 4.2, { metrics: { firstForwardSeconds: 4.2, steadyForwardSeconds: 0.5 } })];
     const inp = {
       phases,
       total: 56.6,
@@ -144,7 +144,20 @@ describe('load model, what-if rows and findings', () => {
     expect(rows.some((r) => r.toSeconds === 0 && r.phase === 'total')).toBe(false);
     expect(f.find((x) => x.id === 'not-cached')!.command).toBe('coldstart cache llama3-8b');
     expect(f.find((x) => x.id === 'warm-instance')!.message).toContain('$1460/month at $2/h');
-    expect(f.find((x) => x.id === 'warmup')!.message).toContain('4.20 s');
+    expect(f.find((x) => x.id === 'warmup')!.message).toContain('the first request takes 4.20 s; a warmed one takes 500 ms');
+    expect(f.find((x) => x.id === 'warmup')!.savesSeconds).toBeCloseTo(3.7, 9);
+  });
+
+  it('the warmup finding saves the first request over a warmed one, never the start-up every instance pays', () => {
+    // ONNX: the phase is session creation (5 s) + first run (1 s); a warmed run takes 200 ms.
+    const onnx = [phase('gpu-load', 1), phase('warmup', 6, { metrics: { backend: 'onnx', firstSeconds: 1, steadyMeanSeconds: 0.2 } })];
+    const f = computeFindings({ phases: onnx, total: 7, rates: null, model: null });
+    expect(f.find((x) => x.id === 'warmup')!.savesSeconds).toBeCloseTo(0.8, 9);
+    // No steady request timed: at most the first request, and it says so.
+    const noSteady = [phase('warmup', 6, { metrics: { firstSeconds: 1 } })];
+    expect(computeFindings({ phases: noSteady, total: 7, rates: null, model: null }).find((x) => x.id === 'warmup')!.message).toMatch(/at most/);
+    // A phase with no first-request metric proposes nothing (its seconds are not a first request).
+    expect(computeFindings({ phases: [phase('warmup', 6)], total: 7, rates: null, model: null }).find((x) => x.id === 'warmup')).toBeUndefined();
   });
 
   it('suggests nothing that needs a GPU on a machine without one; no finding from an incomplete total', () => {

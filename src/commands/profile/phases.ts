@@ -173,8 +173,12 @@ export async function warmupPhase(s: State): Promise<PhaseResult & { cause?: unk
     // Without a stack there is no first request to time: an ONNX model (onnxruntime) or a running server (--url) is one.
     if (!s.flags.url && !onnx) h.skip('no stack: pass --framework transformers|torch|safetensors, --url of a running server, or wrap your server (profile -- CMD)');
     const eng = s.engines.warmup;
-    const opts: WarmupOptions = s.flags.url ? { url: s.flags.url, runs: 0, env: s.ctx.env, signal: s.ctx.signal } : { model: join(t.dir!, onnx!), runs: 0, env: s.ctx.env, signal: s.ctx.signal };
+    // Two requests after the first: what a warmed request takes, so the warmup finding can say what warming saves.
+    // They are not part of the cold start: their time is accounted outside the phases.
+    const steadyRuns = 2;
+    const opts: WarmupOptions = s.flags.url ? { url: s.flags.url, runs: steadyRuns, env: s.ctx.env, signal: s.ctx.signal } : { model: join(t.dir!, onnx!), runs: steadyRuns, env: s.ctx.env, signal: s.ctx.signal };
     const r = await eng.runWarmup(opts);
+    if (r.steady) s.outside.steadyRequests = (s.outside.steadyRequests ?? 0) + r.steady.n * r.steady.mean;
     eng.recordWarmupPhase(h, r);
   });
 }
