@@ -290,6 +290,44 @@ describe('wrap mode, budgets and exports', () => {
     expect(validateWithSchema(fdoc)).toEqual([]);
   });
 
+  it('wrap mode puts the floor beside the weights-loading stage: the weights\' bytes ÷ rates measured after the server stopped', async () => {
+    const { buildHeader } = await import('../../src/formats/safetensors.js');
+    const dir = join(tmp.dir, 'wrap-weights');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dir, { recursive: true });
+    const { bytes: header } = buildHeader([{ name: 'w', dtype: 'U8', shape: [16 << 20] }]);
+    writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([header, randomBytes(16 << 20)]));
+    const port = await freePort();
+    const args = ['--ready-log', 'Application startup complete', '--no-completion', '--json'];
+    // Found in the server's own command line (`vllm serve DIR`): the script and the port are not weights.
+    const r = await runCli(['profile', ...args, '--', process.execPath, FAKE_VLLM, String(port), dir], { env });
+    expect(r.code).toBe(0);
+    const doc = json(r);
+    const load = doc.phases.find((p) => p.name === 'gpu-load')!;
+    expect(load.status).toBe('ok');
+    expect(load.floor!.seconds).toBeGreaterThan(0);
+    expect(load.floor!.source).toMatch(/^16\.0 MiB ÷ measured rates \(\d+% in the page cache at start; read .+ cold, .+ warm, no GPU: host read only\)$/);
+    const fl = doc.details.floor as { weights: { from: string; bytes: number }; residentFraction: number; rates: { pageCacheBytesPerSecond: number } };
+    expect(fl.weights).toMatchObject({ from: dir, bytes: (16 << 20) + header.length });
+    expect(fl.residentFraction).toBeGreaterThanOrEqual(0);
+    expect(fl.residentFraction).toBeLessThanOrEqual(1);
+    // bytes ÷ rates: with the file just written (resident), the floor is the warm prediction.
+    expect(fl.rates.pageCacheBytesPerSecond).toBeGreaterThan(0);
+    expect(validateWithSchema(doc)).toEqual([]);
+    // Named before --, and shown beside yours in the human table.
+    const h = await runCli(['profile', dir, '--ready-log', 'Application startup complete', '--no-completion', '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
+    expect(h.code).toBe(0);
+    expect(h.stdout).toMatch(/gpu-load\s+[\d.]+ m?s\s+[\d.]+ [mµ]?s\s+[\d.]+\s+16\.0 MiB ÷ measured rates/);
+    // No weights anywhere: said, not guessed.
+    const none = await runCli(['profile', ...args, '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
+    expect(json(none).details.floor).toMatchObject({ measured: false, reason: expect.stringMatching(/no weights found in the server command/) });
+    expect(json(none).phases.find((p) => p.name === 'gpu-load')!.floor).toBeUndefined();
+    // A MODEL that does not exist is the user's error, before the server is started.
+    const bad = await runCli(['profile', join(tmp.dir, 'nope'), '--ready-log', 'x', '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/nope/);
+  }, 60_000);
+
   it('--ready-log, --no-completion, and a server that dies before ready (exit 3, last lines shown)', async () => {
     const port = await freePort();
     const r = await runCli(['profile', '--ready-log', 'Application startup complete', '--no-completion', '--json', '--', process.execPath, FAKE_VLLM, String(port)], { env });

@@ -113,7 +113,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   const probeBytes = flags.probeBytes ? intFlag('--probe-bytes', flags.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined;
   const opts = emitOptions(ctx, flags);
 
-  if (wrapCommand.length > 0) return wrapMode(ctx, engines, wrapCommand, flags, runs, warmup, opts, wall);
+  if (wrapCommand.length > 0) return wrapMode(ctx, engines, modelArg, wrapCommand, flags, runs, warmup, probeBytes, opts, wall);
 
   const target = resolveTarget(modelArg, ctx.cwd, { synthetic: flags.synthetic, format: flags.format as SyntheticFormat | undefined, dtype: flags.dtype });
   const report: Report = newReport('profile');

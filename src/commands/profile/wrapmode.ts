@@ -7,11 +7,19 @@ import { emitReport, type EmitOptions } from '../../core/emit.js';
 import type { Stopwatch } from '../../core/clock.js';
 import { repeatRuns } from '../../core/repeat.js';
 import { intFlag } from '../../core/flags.js';
-import { formatDuration } from '../../core/format.js';
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { formatBytes, formatDuration, formatPercent, formatRate } from '../../core/format.js';
+import type { PhaseSummary } from '../../core/report.js';
+import { resolvePrefetchFiles } from '../../engines/prefetch.js';
+import { resolveRepoId } from '../../models/table.js';
 import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../../engines/wrap.js';
 import { whatIfRows, computeFindings } from './findings.js';
+import { predictLoadSeconds } from './estimate.js';
+import { probe } from './prepare.js';
+import { yoursFloorLines } from './render.js';
 import type { Engines } from './engines.js';
-import type { ProfileFlags } from './state.js';
+import type { ProfileFlags, State } from './state.js';
 
 export function posNum(flag: string, v: string): number {
   const n = Number(v);
@@ -45,7 +53,106 @@ function wrapPhases(r: WrapResult): PhaseResult[] {
   return phases;
 }
 
-export async function wrapMode(ctx: Context, engines: Engines, command: string[], flags: ProfileFlags, runs: number, warmup: number, opts: EmitOptions, wall: Stopwatch): Promise<number> {
+/** The weights a wrapped server loads, for the floor beside its weights-loading stage. */
+export interface WrapWeights {
+  files: string[];
+  bytes: number;
+  /** safetensors and .bin as the load model has them; GGUF and ONNX are read whole, like safetensors. */
+  format: 'safetensors' | 'bin' | 'other';
+  /** MODEL before `--`, or the argument of the command it was found in. */
+  from: string;
+}
+
+const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|gguf|onnx)$/;
+
+function weightsOf(target: string, shown: string, env: Record<string, string | undefined>, revision?: string): WrapWeights {
+  const r = resolvePrefetchFiles(target, env, revision);
+  const bytes = r.files.reduce((a, f) => a + statSync(f).size, 0);
+  const format = r.files.every((f) => f.endsWith('.safetensors')) ? 'safetensors' : r.files.every((f) => /\.(bin|pt|pth)$/.test(f)) ? 'bin' : 'other';
+  return { files: r.files, bytes, format, from: shown };
+}
+
+/**
+ * MODEL given before `--` (its errors are the user's to see), else the first argument of the server command that
+ * names a local weights file or directory, or a Hub repo id in the HF cache (`vllm serve ./llama`,
+ * `--model=org/name`, `llama-server -m x.gguf`). Null with the reason when none is found.
+ */
+export function wrapWeights(modelArg: string | undefined, command: readonly string[], cwd: string, env: Record<string, string | undefined>, revision?: string): WrapWeights | { reason: string } {
+  if (modelArg) return weightsOf(resolve(cwd, modelArg), modelArg, env, revision);
+  for (const a of command.slice(1)) {
+    const c = a.startsWith('-') ? (a.includes('=') ? a.slice(a.indexOf('=') + 1) : '') : a;
+    if (!c) continue;
+    const p = resolve(cwd, c);
+    try {
+      if (existsSync(p)) {
+        if (statSync(p).isFile() && !WEIGHT_FILE.test(p)) continue;
+        return weightsOf(p, c, env, revision);
+      }
+      if (resolveRepoId(c)) return weightsOf(c, c, env, revision);
+    } catch {
+      /* not weights (a directory without any, a repo not in the cache): the next argument */
+    }
+  }
+  return { reason: 'no weights found in the server command: name them before -- (coldstart profile MODEL_DIR -- CMD) for the floor beside the weights-loading stage' };
+}
+
+/** Fraction of the weights resident in the page cache (mincore), null when it cannot be told. */
+async function residency(engines: Engines, files: readonly string[]): Promise<number | null> {
+  const n = engines.native();
+  if (!n.ok) return null;
+  try {
+    const e = await n.addon.pageCache({ paths: [...files], action: 'query' });
+    if (e.some((x) => x.residentBytes === null)) return null;
+    const total = e.reduce((a, x) => a + x.bytes, 0);
+    return total === 0 ? 1 : e.reduce((a, x) => a + (x.residentBytes ?? 0), 0) / total;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The floor of the weights-loading stage: the weights' bytes ÷ the rates the native loader measures on a probe
+ * (after the server stopped, so nothing it does disturbs the server's cold start), cold and warm mixed by the
+ * fraction the page cache held before the server started.
+ */
+async function wrapFloor(ctx: Context, engines: Engines, flags: ProfileFlags, w: WrapWeights, resident: number | null, probeBytes: number | undefined): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: State['rates']; assumptions: string[] } | { reason: string }> {
+  const n = engines.native();
+  if (!n.ok) return { reason: `not measured: the native addon is unavailable (${n.reason})` };
+  const cuda = await n.addon.cudaProbe({ context: false }).catch(() => null);
+  const s: State = {
+    ctx,
+    flags,
+    engines,
+    target: { name: w.from, kind: w.files.length === 1 ? 'file' : 'dir', synthetic: false, dir: null, files: w.files, format: w.format === 'bin' ? 'bin' : 'safetensors', dtype: null, bytes: w.bytes, parameters: null },
+    only: null,
+    cache: 'as-is',
+    cuda,
+    cudaReason: null,
+    rates: null,
+    assumptions: [],
+    gpuLoad: null,
+    floorLoad: null,
+    gpuLoadWarm: null,
+    downloaded: null,
+    outside: {},
+  };
+  await probe(s, probeBytes);
+  if (!s.rates) return { reason: 'not measured: the rate probe gave no rates' };
+  const gpu = !!cuda?.available;
+  const format = w.format === 'bin' ? 'bin' : 'safetensors';
+  const cold = predictLoadSeconds(s.rates, { bytes: w.bytes, format, cache: 'cold', gpu });
+  const warm = predictLoadSeconds(s.rates, { bytes: w.bytes, format, cache: 'warm', gpu });
+  if (cold === null || warm === null) return { reason: 'not measured: no read rate could be measured' };
+  const f = resident ?? 0;
+  const seconds = f * warm + (1 - f) * cold;
+  const r = s.rates;
+  const cache = resident === null ? 'page cache state unknown (counted cold)' : `${formatPercent(f)} in the page cache at start`;
+  const source = `${formatBytes(w.bytes)} ÷ measured rates (${cache}; read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} warm${gpu && r.h2dBytesPerSecond ? `, host→device ${formatRate(r.h2dBytesPerSecond)}` : ', no GPU: host read only'})`;
+  const assumptions = [...s.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}`];
+  return { floor: { seconds, source }, rates: r, assumptions };
+}
+
+export async function wrapMode(ctx: Context, engines: Engines, modelArg: string | undefined, command: string[], flags: ProfileFlags, runs: number, warmup: number, probeBytes: number | undefined, opts: EmitOptions, wall: Stopwatch): Promise<number> {
   let readyLog: RegExp | undefined;
   if (flags.readyLog) {
     try {
@@ -57,11 +164,14 @@ export async function wrapMode(ctx: Context, engines: Engines, command: string[]
   const readyTimeout = posNum('--ready-timeout', flags.readyTimeout);
   const stopTimeout = posNum('--stop-timeout', flags.stopTimeout);
   const stageRules = (flags.stage ?? []).map(parseStageFlag);
+  const weights = wrapWeights(modelArg, command, ctx.cwd, ctx.env, flags.revision);
+  const resident: Array<number | null> = [];
   let last: WrapResult | null = null;
   const onRun = ({ index, warmup: w }: { index: number; warmup: boolean }) => {
     if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(last!.readySeconds)}`);
   };
   const measured = await repeatRuns({ runs, warmup, signal: ctx.signal, onRun }, async () => {
+    if ('files' in weights) resident.push(await residency(engines, weights.files));
     last = await engines.wrap.runWrapped({
       command,
       readyUrl: flags.readyUrl,
@@ -84,6 +194,12 @@ export async function wrapMode(ctx: Context, engines: Engines, command: string[]
   report.warnings.push(...sum.warnings);
   report.runs = { count: runs, warmup, samples: measured.map((r, index) => ({ index, total: r.reduce((a, p) => a + (p.seconds ?? 0), 0), phases: Object.fromEntries(r.map((p) => [p.name, p.seconds])) })) };
   report.target = { name: command.join(' '), kind: 'server', command, engine: last!.engine };
+  // The floor beside the weights-loading stage, measured after the server has stopped.
+  const fr = resident.slice(-runs);
+  const meanResident = fr.length && fr.every((x) => x !== null) ? (fr as number[]).reduce((a, b) => a + b, 0) / fr.length : null;
+  const floor = 'files' in weights ? await wrapFloor(ctx, engines, flags, weights, meanResident, probeBytes) : weights;
+  const load = report.phases.find((p) => p.name === 'gpu-load');
+  if (load && 'floor' in floor) load.floor = floor.floor;
   const inputs = { phases: report.phases, total: report.total.seconds, rates: null, model: null, gpuPricePerHour: flags.gpuPrice ? posNum('--gpu-price', flags.gpuPrice) : null, warmInstances: flags.warmInstances ? intFlag('--warm-instances', flags.warmInstances, 1) : 1 };
   const rows = whatIfRows(inputs);
   // The server's own warmup runs before ready; the first request's cost is the first-completion row.
@@ -99,8 +215,10 @@ export async function wrapMode(ctx: Context, engines: Engines, command: string[]
     stages: last!.stages,
     stop: last!.stop,
     whatIf: rows,
+    floor: 'floor' in floor ? { ...floor.floor, weights: { from: (weights as WrapWeights).from, files: (weights as WrapWeights).files, bytes: (weights as WrapWeights).bytes }, residentFraction: meanResident, rates: floor.rates, assumptions: floor.assumptions } : { measured: false, reason: floor.reason },
     wall: { seconds: wall.elapsed(), serverSeconds: last!.readySeconds + ('seconds' in last!.firstCompletion ? last!.firstCompletion.seconds : 0) },
   };
-  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [...(last!.engineNote ? [last!.engineNote, ...last!.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []), `server ${last!.engine ?? '(engine not recognised)'}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}${last!.engineVersion ? `; ${last!.engine} ${last!.engineVersion}` : ''}`] });
+  const floorLines = 'floor' in floor ? yoursFloorLines(report.phases, ctx) : ['', `floor of gpu-load: ${floor.reason}`];
+  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [...floorLines, ...(last!.engineNote ? [last!.engineNote, ...last!.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []), `server ${last!.engine ?? '(engine not recognised)'}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}${last!.engineVersion ? `; ${last!.engine} ${last!.engineVersion}` : ''}`] });
 }
 
