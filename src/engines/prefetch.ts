@@ -181,13 +181,3 @@ export function estimatePrefetchSaving(i: PrefetchSavingInput): PrefetchSaving {
   if (i.headStartSeconds === null) return { seconds: upTo, upToSeconds: upTo, reason: 'head start not measured: assumes the prefetch finishes before the load starts' };
   return { seconds: Math.min(upTo, Math.max(0, i.headStartSeconds)), upToSeconds: upTo };
 }
-
-/** One finding line, or null when prefetch would not help. */
-export function prefetchFinding(target: string, i: PrefetchSavingInput): string | null {
-  const s = estimatePrefetchSaving(i);
-  if (s.seconds === null || s.seconds < 0.05 || s.upToSeconds === null) return null;
-  const cold = i.residentFractionBefore === null ? 'cold' : `cold (${formatPercent(i.residentFractionBefore)} in the page cache)`;
-  return `weights were read ${cold}: \`coldstart prefetch ${target} &\` at container start saves ${formatDuration(s.seconds)}${
-    s.upToSeconds > s.seconds + 0.05 ? ` (up to ${formatDuration(s.upToSeconds)} with a longer head start)` : ''
-  } (load ${formatDuration(i.coldLoadSeconds)} cold, ${formatDuration(i.warmLoadSeconds!)} warm)`;
-}
