@@ -10,7 +10,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
-import { formatDuration, formatPercent } from '../core/format.js';
+import { formatPercent } from '../core/format.js';
 import { findCachedSnapshot } from '../hub/download.js';
 import { resolveRepoId } from '../models/table.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
