@@ -68,7 +68,7 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
   const r = await measureRates({
     dir,
     probeBytes: size,
-    warmSpanBytes: Math.min(8 << 30, target.bytes ?? 0),
+    warmSpanBytes: Math.min(8 * 2 ** 30, target.bytes ?? 0),
     signal: ctx.signal,
     pcieBytesPerSecond: link,
     loaderRun: s.engines.native().ok
