@@ -136,6 +136,17 @@ beforeAll(async () => {
 afterAll(() => tmp.done());
 
 describe('profile with the engines present (stand-ins) on a GPU machine', () => {
+  it('the warm probe spans the model up to 8 GiB (hard links to the probe: 16 × 64 MiB for llama3-8b)', async () => {
+    calls.gpuload = [];
+    const r = await runCliM(['profile', 'llama3-8b', '--synthetic', '--estimate', '--probe-bytes', String(64 << 20), '--json'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const runs = (calls.gpuload as Array<{ run?: { files: string[]; cache: string } }>).filter((c) => c.run).map((c) => c.run!);
+    const long = runs.filter((x) => x.cache === 'warm' && x.files.length > 1);
+    expect(long).toHaveLength(3);
+    expect(long[0]!.files).toHaveLength(16);
+    expect(JSON.parse(r.stdout).details.rates.warmSpanBytes).toBe(16 * (64 << 20));
+  });
+
   it('cuda-init from the probe, gpu-load from the loader (cold cache), warmup from --url, rates from the loader', async () => {
     calls.gpuload = [];
     calls.warmup = [];
@@ -150,12 +161,13 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(ph['warmup']).toMatchObject({ status: 'ok', seconds: 1.5 });
     expect(calls.gpuload[0]).toEqual({ resolve: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors') });
     expect(calls.gpuload[1]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: [0] } });
-    // The rate probes go through the loader too (its own threads; warm and cold, three each), after the measured run.
-    const probes = calls.gpuload.slice(2, 8) as Array<{ run: { files: string[]; cache: string } }>;
+    // The rate probes go through the loader too (its own threads), after the measured run: three rounds of warm over
+    // the probe, warm over the model's span (hard links to the probe), cold.
+    const probes = calls.gpuload.slice(2, 11) as Array<{ run: { files: string[]; cache: string } }>;
     expect(probes.every((p) => /rate-probe/.test(p.run.files[0]!))).toBe(true);
-    expect(probes.map((p) => p.run.cache)).toEqual(['warm', 'cold', 'warm', 'cold', 'warm', 'cold']);
+    expect(probes.map((p) => `${p.run.cache}×${p.run.files.length}`)).toEqual(Array(3).fill(['warm×1', `warm×${doc.details.rates.warmSpanBytes / (2 << 20)}`, 'cold×1']).flat());
     // Then the same files with a warm page cache: a measured what-if row, not a prediction.
-    expect(calls.gpuload[8]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
+    expect(calls.gpuload[11]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
     expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader cold, then again with a warm page cache' });
     expect(doc.details.wall.outside.warmLoad).toBeGreaterThanOrEqual(0);
     expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 1e9, diskSource: 'loader', pageCacheBytesPerSecond: 1e9, probes: 3, threads: 8 });
