@@ -322,6 +322,7 @@ describe('wrap mode, budgets and exports', () => {
     const none = await runCli(['profile', ...args, '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
     expect(json(none).details.floor).toMatchObject({ measured: false, reason: expect.stringMatching(/no weights found in the server command/) });
     expect(json(none).phases.find((p) => p.name === 'gpu-load')!.floor).toBeUndefined();
+    expect(validateWithSchema(json(none))).toEqual([]);
     // A MODEL that does not exist is the user's error, before the server is started.
     const bad = await runCli(['profile', join(tmp.dir, 'nope'), '--ready-log', 'x', '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
     expect(bad.code).toBe(2);
