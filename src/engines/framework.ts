@@ -11,7 +11,7 @@ import { ColdstartError } from '../core/errors.js';
 import { statInput } from './onnx-file.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
-import { runPythonSnippet, pythonCandidates } from './python.js';
+import { runPythonSnippet, pythonCandidates, SYNC_CLOCK_PY } from './python.js';
 import type { Shapes } from './dummy.js';
 
 type Env = Record<string, string | undefined>;
@@ -54,11 +54,7 @@ emit(event="import", seconds=time.perf_counter() - T0, torch=torch.__version__,
 if want == "cuda" and not torch.cuda.is_available():
     emit(event="error", kind="no-gpu", message="torch sees no CUDA device (torch.cuda.is_available() is False)"); sys.exit(5)
 device = "cuda" if (want == "cuda" or (want == "auto" and torch.cuda.is_available())) else "cpu"
-def sync():
-    if device == "cuda":
-        torch.cuda.synchronize()
-def clock(fn):
-    sync(); t = time.perf_counter(); out = fn(); sync(); return out, time.perf_counter() - t
+${SYNC_CLOCK_PY}
 try:
     if kind == "transformers":
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM

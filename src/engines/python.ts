@@ -50,6 +50,18 @@ export async function probePython(env: Env, packages: readonly string[] = PEER_P
   return { found: false, reason: lastReason, packages: Object.fromEntries(packages.map((p) => [p, null])) };
 }
 
+/**
+ * Python for the generated snippets (framework warmup, compile): `sync()` waits for the GPU when the snippet's
+ * `device` is cuda, `clock(fn)` times `fn` between two syncs. Needs `torch`, `time` and `device` in scope.
+ */
+export const SYNC_CLOCK_PY = String.raw`
+def sync():
+    if device == "cuda":
+        torch.cuda.synchronize()
+def clock(fn):
+    sync(); t = time.perf_counter(); out = fn(); sync(); return out, time.perf_counter() - t
+`;
+
 export interface SnippetResult {
   /** The interpreter that ran it (as named, e.g. python3 or $COLDSTART_PYTHON). */
   executable: string;

@@ -3,6 +3,7 @@
  * line. The fingerprint is computed by the same function in the probe and in the compile run, so the run can
  * prove it compiled for the fingerprint its artefact is filed under.
  */
+import { SYNC_CLOCK_PY } from '../python.js';
 
 const FINGERPRINT_PY = String.raw`
 def fingerprint(torch, want):
@@ -89,11 +90,7 @@ if want == "cuda" and not torch.cuda.is_available():
 fp = fingerprint(torch, want)
 emit(event="fingerprint", fingerprint=fp)
 device = fp["device"]
-def sync():
-    if device == "cuda":
-        torch.cuda.synchronize()
-def clock(fn):
-    sync(); t = time.perf_counter(); out = fn(); sync(); return out, time.perf_counter() - t
+${SYNC_CLOCK_PY}
 try:
     if is_dir:
         from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
