@@ -323,6 +323,11 @@ describe('wrap mode, budgets and exports', () => {
     expect(json(none).details.floor).toMatchObject({ measured: false, reason: expect.stringMatching(/no weights found in the server command/) });
     expect(json(none).phases.find((p) => p.name === 'gpu-load')!.floor).toBeUndefined();
     expect(validateWithSchema(json(none))).toEqual([]);
+    // A probe that cannot run (coldstart's cache under a regular file) leaves the server's numbers alone: not measured.
+    const blocked = await runCli(['profile', dir, ...args, '--', process.execPath, FAKE_VLLM, String(await freePort())], { env: { ...env, COLDSTART_CACHE: join(dir, 'model.safetensors', 'cache') } });
+    expect(blocked.code).toBe(0);
+    expect(json(blocked).details.floor).toMatchObject({ measured: false, reason: expect.stringMatching(/^not measured: the rate probe failed \(.*model\.safetensors.*\)$/) });
+    expect(json(blocked).phases.find((p) => p.name === 'gpu-load')!.status).toBe('ok');
     // A MODEL that does not exist is the user's error, before the server is started.
     const bad = await runCli(['profile', join(tmp.dir, 'nope'), '--ready-log', 'x', '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
     expect(bad.code).toBe(2);

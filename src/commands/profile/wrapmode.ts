@@ -136,7 +136,13 @@ async function wrapFloor(ctx: Context, engines: Engines, flags: ProfileFlags, w:
     downloaded: null,
     outside: {},
   };
-  await probe(s, probeBytes);
+  try {
+    await probe(s, probeBytes);
+  } catch (e) {
+    // The floor is beside the server's numbers, never in their way: a probe that cannot run is "not measured".
+    if (ctx.signal?.aborted) throw e;
+    return { reason: `not measured: the rate probe failed (${(e as Error).message.split('\n')[0]})` };
+  }
   if (!s.rates) return { reason: 'not measured: the rate probe gave no rates' };
   const gpu = !!cuda?.available;
   const format = w.format === 'bin' ? 'bin' : 'safetensors';
