@@ -1,4 +1,6 @@
 /** Wrap mode (`profile -- <server command>`): the server's own phases from its logs; unexplained time shown as such. */
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Context } from '../context.js';
 import { invalidArg } from '../../core/errors.js';
 import { skippedPhase, type PhaseResult } from '../../core/phases.js';
@@ -7,8 +9,6 @@ import { emitReport, type EmitOptions } from '../../core/emit.js';
 import type { Stopwatch } from '../../core/clock.js';
 import { repeatRuns } from '../../core/repeat.js';
 import { intFlag } from '../../core/flags.js';
-import { existsSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../../core/format.js';
 import type { PhaseSummary } from '../../core/report.js';
 import { resolvePrefetchFiles } from '../../engines/prefetch.js';
