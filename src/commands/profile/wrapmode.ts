@@ -1,4 +1,7 @@
-/** Wrap mode (`profile -- <server command>`): the server's own phases from its logs; unexplained time shown as such. */
+/**
+ * Wrap mode (`profile [MODEL] -- <server command>`): the server's own phases from its logs, unexplained time shown as
+ * such, and the floor beside its weights-loading stage (the weights' bytes ÷ rates measured after it stopped).
+ */
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Context } from '../context.js';
