@@ -213,6 +213,8 @@ describe('load model, what-if rows and findings', () => {
     expect(rates.warmSpanBytes).toBe(8 * (8 << 20));
     expect(rates.pageCacheBytesPerSecond! / 45e9).toBeCloseTo(1, 6);
     expect(rates.loaderFixedSeconds!).toBeCloseTo(0.03, 6);
+    // The cold probe pays the same fixed cost: taken out, its rate is the disk's (1.7 GB/s), not 1.7 GB/s diluted.
+    expect(rates.diskReadBytesPerSecond! / 1.7e9).toBeCloseTo(1, 6);
     expect(predictLoadSeconds(rates, { bytes: 16e9, format: 'safetensors', cache: 'warm', gpu: false })).toBeCloseTo(0.03 + 16e9 / 45e9, 6);
     // Cold is one span (a second link would be warm); nothing is left behind.
     expect(seen.filter((f) => f.length === 1)).toHaveLength(4);

@@ -209,16 +209,19 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
           const long = links.length > 0 ? await opts.loaderRun([probe, ...links], 'warm') : null;
           // Two spans: slope = rate, intercept = fixed cost. A long load no slower than the short one is noise; then
           // the loader's own split is used for this sample.
+          let fit: number | null = null;
           if (long && long.seconds > w.seconds && long.bytes > w.bytes) {
             const rate = (long.bytes - w.bytes) / (long.seconds - w.seconds);
             warm.push(rate);
-            fixed.push(Math.max(0, w.seconds - w.bytes / rate));
+            fit = Math.max(0, w.seconds - w.bytes / rate);
+            fixed.push(fit);
           } else {
             warm.push(w.bytes / streaming(w));
             fixed.push(w.seconds - streaming(w));
           }
+          // The cold load pays the same fixed cost (same code path, same allocation): its rate is what is left.
           const c = await opts.loaderRun([probe], 'cold');
-          cold.push(c.bytes / streaming(c));
+          cold.push(c.bytes / (fit !== null ? Math.max(c.seconds - fit, c.seconds / 2) : streaming(c)));
           if (c.h2dBytesPerSecond) {
             rates.h2dBytesPerSecond = c.h2dBytesPerSecond;
             rates.h2dSource = 'loader';
