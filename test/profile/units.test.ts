@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/engines/container.js';
 import { hostRead } from '../../src/commands/profile/engines.js';
 import { splitWrap } from '../../src/commands/profile/run.js';
+import { wrapWeights } from '../../src/commands/profile/wrapmode.js';
 import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/commands/profile/estimate.js';
 import { computeFindings, whatIfRows } from '../../src/commands/profile/findings.js';
 import type { PhaseSummary } from '../../src/core/report.js';
@@ -248,4 +249,28 @@ describe('bounded memory', () => {
     const grew = process.resourceUsage().maxRSS * 1024 - before;
     expect(grew).toBeLessThan(64 << 20);
   }, 120_000);
+});
+
+describe("wrap mode: the server's weights, for the floor beside its weights loading", () => {
+  it('finds them in the command line: a local .gguf after -m, --model=org/name in the HF cache; skips the script and ports', () => {
+    const root = join(tmp.dir, 'wrap-weights');
+    mkdirSync(root, { recursive: true });
+    writeFileSync(join(root, 'server.py'), 'print(1)\n');
+    writeFileSync(join(root, 'tiny.gguf'), Buffer.alloc(4096, 1));
+    const gguf = wrapWeights(undefined, ['llama-server', '--port', '8080', '-m', 'tiny.gguf'], root, {});
+    expect(gguf).toMatchObject({ from: 'tiny.gguf', bytes: 4096, format: 'other', files: [join(root, 'tiny.gguf')] });
+    // A repo in the HF cache (HF_HOME/hub/models--org--name/{refs/main,snapshots/<commit>/…}).
+    const hf = join(root, 'hf');
+    const commit = 'a'.repeat(40);
+    const snap = join(hf, 'hub', 'models--org--name', 'snapshots', commit);
+    mkdirSync(snap, { recursive: true });
+    mkdirSync(join(hf, 'hub', 'models--org--name', 'refs'), { recursive: true });
+    writeFileSync(join(hf, 'hub', 'models--org--name', 'refs', 'main'), commit);
+    writeFileSync(join(snap, 'pytorch_model.bin'), Buffer.alloc(1000, 2));
+    const repo = wrapWeights(undefined, ['python3', 'server.py', '--port=8000', '--model=org/name'], root, { HF_HOME: hf });
+    expect(repo).toMatchObject({ from: 'org/name', bytes: 1000, format: 'bin' });
+    // Nothing that names weights: the reason, not a guess.
+    const none = wrapWeights(undefined, ['python3', 'server.py', '--port', '8000', 'other/repo'], root, { HF_HOME: hf });
+    expect(none).toEqual({ reason: expect.stringMatching(/^no weights found in the server command/) });
+  });
 });
