@@ -149,6 +149,22 @@ describe('load model, what-if rows and findings', () => {
     expect(f.find((x) => x.id === 'warmup')!.savesSeconds).toBeCloseTo(3.7, 9);
   });
 
+  it('a warm span that cannot be loaded falls back to one span, says so, and keeps the loader rates', async () => {
+    const loaderRun = async (files: string[], cache: 'cold' | 'warm') => {
+      if (files.length > 1) throw new Error('CUDA_ERROR_OUT_OF_MEMORY');
+      return { bytes: 8 << 20, seconds: 0.0001 + (8 << 20) / (cache === 'warm' ? 20e9 : 1e9), threads: 4, fixedSeconds: 0.0001 };
+    };
+    const dir = join(tmp.dir, 'span-oom');
+    mkdirSync(dir, { recursive: true });
+    const r = await measureRates({ dir, probeBytes: 8 << 20, warmSpanBytes: 64 << 20, loaderRun, samples: 2 });
+    expect(r.rates.diskSource).toBe('loader');
+    expect(r.rates.warmSpanBytes).toBe(8 << 20);
+    expect(r.rates.pageCacheBytesPerSecond! / 20e9).toBeCloseTo(1, 6);
+    expect(r.assumptions.some((a) => /warm span could not be loaded \(CUDA_ERROR_OUT_OF_MEMORY\); one 8\.00 MiB span was used/.test(a))).toBe(true);
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   it('the warmup finding saves the first request over a warmed one, never the start-up every instance pays', () => {
     // ONNX: the phase is session creation (5 s) + first run (1 s); a warmed run takes 200 ms.
     const onnx = [phase('gpu-load', 1), phase('warmup', 6, { metrics: { backend: 'onnx', firstSeconds: 1, steadyMeanSeconds: 0.2 } })];

@@ -206,7 +206,20 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
           opts.signal?.throwIfAborted();
           const w = await opts.loaderRun([probe], 'warm');
           rates.threads = w.threads;
-          const long = links.length > 0 ? await opts.loaderRun([probe, ...links], 'warm') : null;
+          let long: LoaderProbe | null = null;
+          if (links.length > 0) {
+            try {
+              long = await opts.loaderRun([probe, ...links], 'warm');
+            } catch (e) {
+              // The long span did not fit (device memory, a limit): one span, and the loader's own split of its time.
+              if (opts.signal?.aborted) throw e;
+              assumptions.push(`page cache: the ${formatBytes((links.length + 1) * probeBytes)} warm span could not be loaded (${(e as Error).message.split('\n')[0]}); one ${formatBytes(probeBytes)} span was used`);
+              for (const l of links.splice(0)) {
+                rmSync(l, { force: true });
+                untrackTemp(l);
+              }
+            }
+          }
           // Two spans: slope = rate, intercept = fixed cost. A long load no slower than the short one is noise; then
           // the loader's own split is used for this sample.
           let fit: number | null = null;
