@@ -35,6 +35,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       .option('--container-arg <arg>', 'extra argument for `run`, e.g. --container-arg=--runtime=runc (repeatable)', collect)
       .option('--gpu-price <usd>', 'GPU price per hour, for the warm-pool trade-off')
       .option('--warm-instances <n>', 'warm instances the warm-pool trade-off prices', '1')
+      .option('--no-floor', 'with --framework or a wrapped server: your numbers only; skip the floor (native probe, loader, rate probe) that runs after your stack')
       .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 64 MiB–1 GiB)')
       .option('--ready-url <url>', 'wrap mode: the server is ready when this URL answers 2xx')
       .option('--ready-log <regex>', 'wrap mode: the server is ready when a log line matches')

@@ -164,6 +164,24 @@ describe.skipIf(!py)('--framework', () => {
     expect(human.stdout).toMatch(/gpu-load +[\d.]+ m?s +[\d.]+ m?s +[01]\.\d\d +native loader into host memory \(no GPU\), cold page cache/);
   });
 
+  it('--no-floor: your stack only (no native probe, loader or rate probe after it); refused without a stack', async () => {
+    const r = await runCli(['profile', '--framework', 'safetensors', '--no-floor', '--json'], { env: { ...env, COLDSTART_PYTHON: py! } });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = json(r);
+    const load = doc.phases.find((p) => p.name === 'gpu-load')!;
+    expect(load.status).toBe('ok');
+    expect(load.floor ?? null).toBeNull();
+    expect(doc.details.floor).toEqual({ measured: false, reason: 'not measured: --no-floor' });
+    expect(doc.details.floorLoad).toBeNull();
+    expect(doc.details.rates).toBeNull();
+    // Not complete here for other reasons (CPU: no cuda-init; a state dict has no forward), never for the floor.
+    expect(doc.total.missing).toEqual(['cuda-init', 'warmup']);
+    expect(validateWithSchema(doc)).toEqual([]);
+    const floorMode = await runCli(['profile', '--no-floor'], { env });
+    expect(floorMode.code).toBe(2);
+    expect(floorMode.stderr).toMatch(/--no-floor needs --framework or a wrapped server/);
+  });
+
   it('a framework missing from the Python fails with exit 3 naming the interpreter', async () => {
     const { mkdtempSync, writeFileSync, chmodSync } = await import('node:fs');
     // A python3 without torch: the system one, run with -I and an empty path for site-packages.
@@ -323,6 +341,9 @@ describe('wrap mode, budgets and exports', () => {
     expect(json(none).details.floor).toMatchObject({ measured: false, reason: expect.stringMatching(/no weights found in the server command/) });
     expect(json(none).phases.find((p) => p.name === 'gpu-load')!.floor).toBeUndefined();
     expect(validateWithSchema(json(none))).toEqual([]);
+    // --no-floor: nothing probed after the server, and said so.
+    const nf = await runCli(['profile', dir, ...args, '--no-floor', '--', process.execPath, FAKE_VLLM, String(await freePort())], { env });
+    expect(json(nf).details.floor).toEqual({ measured: false, reason: 'not measured: --no-floor' });
     // A probe that cannot run (coldstart's cache under a regular file) leaves the server's numbers alone: not measured.
     const blocked = await runCli(['profile', dir, ...args, '--', process.execPath, FAKE_VLLM, String(await freePort())], { env: { ...env, COLDSTART_CACHE: join(dir, 'model.safetensors', 'cache') } });
     expect(blocked.code).toBe(0);

@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import type { Context } from '../context.js';
 import { emitOptions } from '../context.js';
-import { ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../../core/errors.js';
+import { ColdstartError, ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../../core/errors.js';
 import { skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult } from '../../core/phases.js';
 import { newReport, summarizeRuns, type Report } from '../../core/report.js';
 import { emitReport } from '../../core/emit.js';
@@ -113,6 +113,10 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   const probeBytes = flags.probeBytes ? intFlag('--probe-bytes', flags.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined;
   const opts = emitOptions(ctx, flags);
 
+  // The floor is what floor mode and --estimate measure; skipping it only makes sense beside a stack.
+  if (flags.floor === false && wrapCommand.length === 0 && (!flags.framework || flags.estimate)) {
+    throw new ColdstartError('USAGE', '--no-floor needs --framework or a wrapped server (profile -- CMD): without a stack the floor is the profile', { hint: 'Drop --no-floor, or add --framework transformers|torch|safetensors.' });
+  }
   if (wrapCommand.length > 0) return wrapMode(ctx, engines, modelArg, wrapCommand, flags, runs, warmup, probeBytes, opts, wall);
 
   const target = resolveTarget(modelArg, ctx.cwd, { synthetic: flags.synthetic, format: flags.format as SyntheticFormat | undefined, dtype: flags.dtype });
@@ -134,7 +138,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
       if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ${formatDuration(phases.reduce((a, p) => a + (p.seconds ?? 0), 0))}`);
     };
     measured.push(...(await repeatRuns({ runs, warmup, signal: ctx.signal, onRun }, () => (fw ? stackRun(s, fw, last) : floorRun(s)))));
-    if (!probeFirst) await probe(s, probeBytes);
+    if (!probeFirst && flags.floor !== false) await probe(s, probeBytes);
     // The same load with a warm page cache, measured by the loader (outside the phases: not part of a cold start).
     const fl = s.floorLoad;
     if (fl && s.cache === 'cold' && (target.bytes ?? Infinity) < report.host.memoryBytes * 0.8) {
@@ -194,6 +198,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     assumptions: mode === 'estimate' ? [...describeLoadModel(s.rates ?? ({} as Rates)), ...s.assumptions] : s.assumptions,
     whatIf: rows,
     stack: last.times,
+    ...(flags.floor === false ? { floor: { measured: false, reason: 'not measured: --no-floor' } } : {}),
     gpuLoad: s.gpuLoad,
     floorLoad: s.floorLoad,
     gpuLoadWarm: s.gpuLoadWarm,
@@ -202,6 +207,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
 
   const extra: string[] = [String(report.details.label)];
   extra.push(...yoursFloorLines(report.phases, ctx));
+  if (flags.floor === false) extra.push('', 'floor: not measured (--no-floor): your stack\'s numbers only');
   extra.push(...whatIfLines(rows, ctx));
   if (mode === 'estimate' && !ctx.out.opts.quiet) extra.push('', ctx.out.style.bold('assumptions'), ...(report.details.assumptions as string[]).map((a) => `  - ${a}`));
   const code = emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: extra });

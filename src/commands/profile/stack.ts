@@ -48,9 +48,10 @@ export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s:
   const cacheNote = await prepareCache(s, t.files);
   const times = await timeStack(s.engines, fw, t.dir ?? dirname(t.files[0]!), t.files, s.cache, s.ctx.env, s.ctx.signal);
   // 2. The floors, after the stack has exited (never added to the total): the native CUDA probe, then the native
-  //    loader on the same files in the same page-cache state (it evicts or warms them itself).
-  await measureCudaFloor(s);
-  if (t.format === 'safetensors') {
+  //    loader on the same files in the same page-cache state (it evicts or warms them itself). --no-floor: none.
+  const floors = s.flags.floor !== false;
+  if (floors) await measureCudaFloor(s);
+  if (floors && t.format === 'safetensors') {
     const files = t.dir ? s.engines.gpuLoad.resolveSafetensorsInputs(t.dir) : t.files;
     const sw = new Stopwatch();
     const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });

@@ -21,6 +21,8 @@ export interface ProfileFlags extends ReportFlags {
   verify?: boolean;
   cache: string;
   download: boolean;
+  /** false with --no-floor (stack and wrap modes): no floor measurements after the stack. */
+  floor: boolean;
   revision?: string;
   framework?: string;
   url?: string;

@@ -173,7 +173,7 @@ export async function wrapMode(ctx: Context, engines: Engines, modelArg: string 
   const readyTimeout = posNum('--ready-timeout', flags.readyTimeout);
   const stopTimeout = posNum('--stop-timeout', flags.stopTimeout);
   const stageRules = (flags.stage ?? []).map(parseStageFlag);
-  const weights = wrapWeights(modelArg, command, ctx.cwd, ctx.env, flags.revision);
+  const weights = flags.floor === false ? { reason: 'not measured: --no-floor' } : wrapWeights(modelArg, command, ctx.cwd, ctx.env, flags.revision);
   const resident: Array<number | null> = [];
   let last: WrapResult | null = null;
   const onRun = ({ index, warmup: w }: { index: number; warmup: boolean }) => {
