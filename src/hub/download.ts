@@ -226,11 +226,6 @@ interface FileJob {
   display: string;
 }
 
-/**
- * Streams `job.url` into `job.incomplete`, resuming from its current length with HTTP Range, retrying
- * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
- * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
- */
 /** Where a file's bytes go: hashed and appended to the `.incomplete` file, in order. */
 interface Sink {
   open(hashExisting: number): Promise<void>;
@@ -278,11 +273,6 @@ class InlineSink implements Sink {
 /** Files from this size on are fetched, hashed and written on worker threads (src/hub/sink.ts). */
 const WORKER_SINK_MIN_BYTES = 1 << 20;
 
-/**
- * Streams `job.url` into `job.incomplete`, resuming from its current length with HTTP Range, retrying
- * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
- * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
- */
 /** Where fetchVerified reports bytes: progress (may step back on a restart), wire bytes, a resumed prefix, a discarded prefix. */
 interface Accounting {
   progress(n: number): void;
@@ -291,6 +281,25 @@ interface Accounting {
   discarded(n: number): void;
 }
 
+/**
+ * A file whose bytes do not hash to the Hub's value: its partial is deleted (resuming from wrong bytes is
+ * pointless), the rejection reported, and the CORRUPT_FILE error returned for the caller to throw.
+ */
+function hashMismatch(job: FileJob, opts: DownloadOptions, expected: string, got: string): ColdstartError {
+  rmSync(job.incomplete, { force: true });
+  const algo = job.file.lfs ? 'sha256' : 'git blob sha1';
+  opts.onEvent?.({ type: 'rejected', file: job.display, reason: `${algo} mismatch` });
+  return new ColdstartError('CORRUPT_FILE', `${job.display}: ${algo} ${got} does not match the Hub's ${expected}; the bytes were discarded and nothing was cached`, {
+    hint: 'Run again (a mirror or proxy may have served bad bytes); if it persists, check HF_ENDPOINT.',
+    details: { file: job.file.path, expected, got },
+  });
+}
+
+/**
+ * Streams `job.url` into `job.incomplete`, resuming from its current length with HTTP Range, retrying
+ * transient failures from the byte reached, and checks size and hash. On a hash mismatch the partial file
+ * is deleted (its bytes are wrong, resuming from them is pointless) and CORRUPT_FILE thrown.
+ */
 async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, acct: Accounting): Promise<void> {
   const size = sizeOf(job.file);
   const expected = etagOf(job.file);
@@ -317,13 +326,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         if (got !== expected) {
           closeSync(fd);
           fd = -1;
-          rmSync(job.incomplete, { force: true });
-          const algo = job.file.lfs ? 'sha256' : 'git blob sha1';
-          opts.onEvent?.({ type: 'rejected', file: job.display, reason: `${algo} mismatch` });
-          throw new ColdstartError('CORRUPT_FILE', `${job.display}: ${algo} ${got} does not match the Hub's ${expected}; the bytes were discarded and nothing was cached`, {
-            hint: 'Run again (a mirror or proxy may have served bad bytes); if it persists, check HF_ENDPOINT.',
-            details: { file: job.file.path, expected, got },
-          });
+          throw hashMismatch(job, opts, expected, got);
         }
         return;
       }
@@ -453,13 +456,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       sink = null;
       closeSync(fd);
       fd = -1;
-      rmSync(job.incomplete, { force: true });
-      const algo = job.file.lfs ? 'sha256' : 'git blob sha1';
-      opts.onEvent?.({ type: 'rejected', file: job.display, reason: `${algo} mismatch` });
-      throw new ColdstartError('CORRUPT_FILE', `${job.display}: ${algo} ${got} does not match the Hub's ${expected}; the bytes were discarded and nothing was cached`, {
-        hint: 'Run again (a mirror or proxy may have served bad bytes); if it persists, check HF_ENDPOINT.',
-        details: { file: job.file.path, expected, got },
-      });
+      throw hashMismatch(job, opts, expected, got);
     }
   } finally {
     await sink?.close();
