@@ -91,7 +91,8 @@ export interface PrefetchResult {
   notes: string[];
 }
 
-function fraction(entries: PageCacheEntry[]): number | null {
+/** Fraction of the files' bytes resident in the page cache (mincore); null when any file's residency is unknown. */
+export function pageCacheFraction(entries: readonly PageCacheEntry[]): number | null {
   const total = entries.reduce((a, e) => a + e.bytes, 0);
   if (entries.some((e) => e.residentBytes === null)) return null;
   return total === 0 ? 1 : entries.reduce((a, e) => a + (e.residentBytes ?? 0), 0) / total;
@@ -129,8 +130,8 @@ export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult
   }
   opts.onProgress?.(total, total);
   const after = await callNative(() => addon.pageCache({ paths, action: 'query' }), 'prefetch: page cache');
-  const fb = fraction(before);
-  const fa = fraction(after);
+  const fb = pageCacheFraction(before);
+  const fa = pageCacheFraction(after);
   if (fa === null) notes.push('mincore could not report residency for some files');
   else if (fa < 0.98) notes.push(`only ${formatPercent(fa)} of the weights stayed in the page cache after reading them (not enough free memory, or a cgroup memory limit)`);
   if (r.fallbackBytes > 0) notes.push(`${strategy} left ${formatPercent(r.fallbackBytes / Math.max(1, r.bytes))} of the bytes unread; they were read with pread`);

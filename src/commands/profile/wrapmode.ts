@@ -14,7 +14,7 @@ import { repeatRuns } from '../../core/repeat.js';
 import { intFlag } from '../../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../../core/format.js';
 import type { PhaseSummary } from '../../core/report.js';
-import { resolvePrefetchFiles } from '../../engines/prefetch.js';
+import { pageCacheFraction, resolvePrefetchFiles } from '../../engines/prefetch.js';
 import { resolveRepoId } from '../../models/table.js';
 import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../../engines/wrap.js';
 import { whatIfRows, computeFindings } from './findings.js';
@@ -104,10 +104,7 @@ async function residency(engines: Engines, files: readonly string[]): Promise<nu
   const n = engines.native();
   if (!n.ok) return null;
   try {
-    const e = await n.addon.pageCache({ paths: [...files], action: 'query' });
-    if (e.some((x) => x.residentBytes === null)) return null;
-    const total = e.reduce((a, x) => a + x.bytes, 0);
-    return total === 0 ? 1 : e.reduce((a, x) => a + (x.residentBytes ?? 0), 0) / total;
+    return pageCacheFraction(await n.addon.pageCache({ paths: [...files], action: 'query' }));
   } catch {
     return null;
   }
