@@ -181,6 +181,12 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     };
     let loaderDone = false;
     const links: string[] = [];
+    const dropLinks = () => {
+      for (const l of links.splice(0)) {
+        rmSync(l, { force: true });
+        untrackTemp(l);
+      }
+    };
     if (opts.loaderRun) {
       try {
         // The long warm span: hard links to the probe (the loader loads each path; the page cache holds one copy).
@@ -214,10 +220,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
               // The long span did not fit (device memory, a limit): one span, and the loader's own split of its time.
               if (opts.signal?.aborted) throw e;
               assumptions.push(`page cache: the ${formatBytes((links.length + 1) * probeBytes)} warm span could not be loaded (${(e as Error).message.split('\n')[0]}); one ${formatBytes(probeBytes)} span was used`);
-              for (const l of links.splice(0)) {
-                rmSync(l, { force: true });
-                untrackTemp(l);
-              }
+              dropLinks();
             }
           }
           // Two spans: slope = rate, intercept = fixed cost. A long load no slower than the short one is noise; then
@@ -255,10 +258,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
         if (opts.signal?.aborted) throw e;
         assumptions.push(`the native loader could not read the probe (${(e as Error).message}); rates from plain reads`);
       } finally {
-        for (const l of links) {
-          rmSync(l, { force: true });
-          untrackTemp(l);
-        }
+        dropLinks();
       }
     }
     if (!loaderDone) {
