@@ -14,6 +14,8 @@
 #   4. `profile MODEL --synthetic --estimate --cache C --json` for the estimate.
 # PAIRS=N (CACHES="warm cold"): only N interleaved stack/plain pairs per cache state, for the steps whose
 # process-to-process spread on the machine is near the 10 % bound (imports, first generate).
+# One batch cannot settle ±10 % on those (on the H200 single batches swung ±10-18 %); pool batches with
+# bench/profile/pool-truth.py DIR… (mean, σ, difference in standard errors per step).
 # A second pass (when the first took under PASS2_IF_UNDER_S, default 330 s) runs 2 and 1 again, plain first, so
 # neither side always goes first; the step checks compare the means of both passes.
 # Checks: each "yours" step within 10 % of the plain-Python step; the floor column within 10 % of the loader run
