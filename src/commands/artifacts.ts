@@ -5,12 +5,12 @@
  * Attached to the `cache` command by registerCacheArtifacts (src/cli.ts wires it after registerCache).
  */
 import type { Command } from 'commander';
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Runner, Context } from './context.js';
 import { ColdstartError, ExitCode, fromSystemError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
-import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
+import { tempPathFor, trackTemp, removeTemp } from '../core/atomic.js';
 import { checkArtifact, defaultArtifactRoots, scanArtifacts, type Artifact } from '../engines/compile/adopt.js';
 
 const SCHEMA = 'coldstart/cache-artifacts@1';
@@ -86,8 +86,7 @@ async function runRm(ctx: Context, target: string): Promise<number> {
     throw fromSystemError(e, p, 'remove');
   }
   trackTemp(doomed);
-  rmSync(doomed, { recursive: true, force: true });
-  untrackTemp(doomed);
+  removeTemp(doomed);
   if (ctx.out.json) ctx.out.writeJson({ schema: SCHEMA, action: 'rm', removed: a });
   else ctx.out.print(`removed ${a.engine} artefact ${a.path} (${formatBytes(a.bytes)} freed)`);
   return ExitCode.OK;

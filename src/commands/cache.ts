@@ -5,7 +5,7 @@ import { intFlag } from '../core/flags.js';
 import { nowSeconds } from '../core/clock.js';
 import type { Context, Runner } from './context.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
-import { trackTemp, untrackTemp } from '../core/atomic.js';
+import { trackTemp, removeTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
@@ -120,8 +120,7 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
     made.sort((a, b) => Number(a.endsWith('.json')) - Number(b.endsWith('.json')));
     for (const f of made) renameSync(join(staging, f), join(r.snapshotDir, f));
   } finally {
-    rmSync(staging, { recursive: true, force: true });
-    untrackTemp(staging);
+    removeTemp(staging);
   }
   return { converted: true, reason: 'converted .bin weights to safetensors in place' };
 }

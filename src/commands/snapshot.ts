@@ -17,7 +17,7 @@ import { dirname, join, resolve } from 'node:path';
 import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { Stopwatch, sleep } from '../core/clock.js';
-import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
+import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { emitReport } from '../core/emit.js';
 import { newReport, type Report, type PhaseSummary } from '../core/report.js';
 import { diskInfo } from '../core/system.js';
@@ -415,8 +415,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
     }
     if (child?.pid !== undefined) killTree(pids.length ? pids : [child.pid]);
     if (onExit) process.off('exit', onExit);
-    rmSync(tmp, { recursive: true, force: true });
-    untrackTemp(tmp);
+    removeTemp(tmp);
     throw e;
   }
 }

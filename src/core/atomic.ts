@@ -26,6 +26,11 @@ export function trackTemp(path: string): void {
 export function untrackTemp(path: string): void {
   pending.delete(path);
 }
+/** Removes a tracked temporary path (file or directory) and stops tracking it. */
+export function removeTemp(path: string): void {
+  rmSync(path, { recursive: true, force: true });
+  pending.delete(path);
+}
 /** Removes every tracked temporary path now (used by signal handlers before exiting). */
 export function cleanupTemps(): number {
   const n = pending.size;
@@ -36,7 +41,11 @@ export function cleanupTemps(): number {
 
 /** Writes `data` to `target` atomically: temp file in the same dir, fsync, rename. */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(target), { recursive: true });
+  try {
+    mkdirSync(dirname(target), { recursive: true });
+  } catch (e) {
+    throw fromSystemError(e, dirname(target), 'write');
+  }
   const tmp = tempPathFor(target);
   trackTemp(tmp);
   let fd = -1;

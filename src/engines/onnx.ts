@@ -12,7 +12,7 @@ import { ColdstartError, fromSystemError, isColdstartError } from '../core/error
 import { Stopwatch } from '../core/clock.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
-import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../core/atomic.js';
+import { tempPathFor, trackTemp, removeTemp, untrackTemp, writeFileAtomic } from '../core/atomic.js';
 import { readOnnxHeader, sha256File, statInput, type OnnxHeader } from './onnx-file.js';
 import { fillFloats, intFill, resolveShape, toHalf, type Shapes } from './dummy.js';
 
@@ -452,8 +452,7 @@ export async function warmupOnnx(o: OnnxWarmupOptions): Promise<OnnxWarmup> {
           cacheInfo.entry = entryDir;
           cacheInfo.key = key;
           if (tmp) {
-            rmSync(tmp, { force: true });
-            untrackTemp(tmp);
+            removeTemp(tmp);
             mkdirSync(entryDir, { recursive: true });
             tmp = tempPathFor(join(entryDir, 'model.optimized.onnx'));
             trackTemp(tmp);
@@ -526,8 +525,7 @@ export async function warmupOnnx(o: OnnxWarmupOptions): Promise<OnnxWarmup> {
         Object.assign(cacheInfo, { hit: false, written: null, verified: false, reason: (e as Error).message });
       } finally {
         if (tmp) {
-          rmSync(tmp, { force: true });
-          untrackTemp(tmp);
+          removeTemp(tmp);
         }
       }
     } else if (fromCache && meta) {

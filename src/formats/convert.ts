@@ -7,7 +7,7 @@
 import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
-import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
+import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
 import { buildHeader, readHeader } from './safetensors.js';
@@ -671,12 +671,10 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     };
   } finally {
     for (const p of cleanup) {
-      rmSync(p, { force: true });
-      untrackTemp(p);
+      removeTemp(p);
     }
     if (tmpDir) {
-      rmSync(tmpDir, { recursive: true, force: true });
-      untrackTemp(tmpDir);
+      removeTemp(tmpDir);
     }
   }
 }

@@ -4,11 +4,11 @@
  * for the network) and a load-time model built on them. `--estimate` predicts phases from it; the what-if
  * rows and findings scale measured phases by its ratios. Every assumption is returned as text to print.
  */
-import { closeSync, linkSync, openSync, readSync, rmSync, writeSync, fsyncSync, statSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readSync, writeSync, fsyncSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
 import { Stopwatch } from '../../core/clock.js';
-import { tempPathFor, trackTemp, untrackTemp } from '../../core/atomic.js';
+import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
 import { buildHeader } from '../../formats/safetensors.js';
 
@@ -183,8 +183,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     const links: string[] = [];
     const dropLinks = () => {
       for (const l of links.splice(0)) {
-        rmSync(l, { force: true });
-        untrackTemp(l);
+        removeTemp(l);
       }
     };
     if (opts.loaderRun) {
@@ -317,8 +316,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
       assumptions.push('host→device: no GPU measured; loads are predicted as host reads only');
     }
   } finally {
-    rmSync(probe, { force: true });
-    untrackTemp(probe);
+    removeTemp(probe);
   }
   if (opts.network) {
     try {
