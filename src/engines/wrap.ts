@@ -17,7 +17,7 @@ import { ColdstartError } from '../core/errors.js';
 import { LineSplitter } from './log-lines.js';
 import { SHIM_SOURCE } from './wrap-shim.js';
 import { stagesFromLog, type LogLine, type Stage } from './wrap-stages.js';
-import { ALL_RULES, type EngineName, type LogRule, type WrapPhase } from './server-rules/index.js';
+import { ALL_RULES, type EngineName, type LogRule } from './server-rules/index.js';
 
 export { stagesFromLog, phaseSeconds, detectEngine, type LogLine, type Stage } from './wrap-stages.js';
 export { parseStageFlag, WRAP_PHASES, ENGINES, type EngineName, type LogRule, type WrapPhase } from './server-rules/index.js';

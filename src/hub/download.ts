@@ -718,7 +718,6 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
     return existsSync(pointerPath(storage, commit, f.path)) || existsSync(blobPath(storage, etagOf(f)));
   }, (f) => (local ? localDirPaths(local, f.path).incomplete(etagOf(f)) : `${blobPath(storage, etagOf(f))}.incomplete`));
   let bytesDone = 0;
-  let bytesDownloaded = 0;
   let lastReport = 0;
   const report = (file?: string, force = false) => {
     if (!opts.onProgress) return;

@@ -12,7 +12,7 @@ import { formatBytes, formatRate } from '../../core/format.js';
 import { recordInsideContainer, recordContainerStart, parseSince, sinceInterval, recordSince, type RuntimeName } from '../../engines/container.js';
 import { hfEndpoint } from '../../hub/env.js';
 import { predictDownloadSeconds, predictLoadSeconds, predictLoadSigma, formatWithSigma } from './estimate.js';
-import { hostRead, skipWithHostRead, type GpuLoadResult, type WarmupOptions, type RepoFileSize } from './engines.js';
+import { hostRead, skipWithHostRead, type WarmupOptions, type RepoFileSize } from './engines.js';
 import { weightFilesIn, describeFiles } from './target.js';
 import type { State } from './state.js';
 
