@@ -240,6 +240,18 @@ describe('runGpuLoad (host path)', () => {
     expect(progress.at(-1)).toBe(total);
   });
 
+  it("hostSink 'discard' reads the same bytes without keeping them, and says nothing was verified", async () => {
+    const r = await runGpuLoad({ files: allFiles, host: true, verify: true, hostSink: 'discard', chunkBytes: 8192, threads: 2 });
+    expect(r.mode).toBe('host');
+    expect(r.config.sink).toBe('discard');
+    expect(r.bytes).toBe(allFiles.reduce((a, f) => a + readHeader(f).dataSize, 0));
+    expect(r.notes.join('\n')).toMatch(/discarded .*nothing was verified/);
+    expect(r.notes.join('\n')).toMatch(/verify skipped/);
+    // 'memory' (and the default) keep them when they fit.
+    const m = await runGpuLoad({ files: allFiles, host: true, hostSink: 'memory', chunkBytes: 8192, threads: 2 });
+    expect(m.config.sink).toBe('memory');
+  });
+
   it('without a driver it falls back to host mode with the driver error as the reason', async () => {
     const real = await addon.cudaProbe({ context: false });
     // On a GPU machine, stand in for one without a driver (the probe's own dlopen-failure result): the fallback is

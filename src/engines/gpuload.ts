@@ -42,6 +42,12 @@ export interface GpuLoadOptions {
    * cache, pinned in place with cuMemHostRegister READ_ONLY; GPU only, meant for a warm cache).
    */
   path?: 'ring' | 'mapped';
+  /**
+   * Host mode only: where the bytes go. Default: host memory when the weights fit in half of the free memory, else
+   * discarded (the read alone). Probes that stand in for a larger load pass the sink that load will use, so both
+   * pay the same copy; 'memory' that does not fit falls back to 'discard' with a note.
+   */
+  hostSink?: 'memory' | 'discard';
 }
 
 /** Why a load ran in host memory, as a stable value (decisions key on this, never on the driver's message). */
@@ -369,8 +375,10 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   let sink: 'device' | 'memory' | 'discard' = 'device';
   if (mode.mode === 'host') {
     // Host memory stands in for the card; when the checkpoint does not fit, measure the read alone.
-    sink = prep.bytes <= 0.5 * freemem() ? 'memory' : 'discard';
-    if (sink === 'discard') notes.push('host memory is too small to hold the weights: the read alone was measured and nothing could be verified');
+    const fits = prep.bytes <= 0.5 * freemem();
+    sink = opts.hostSink === 'discard' || !fits ? 'discard' : 'memory';
+    if (!fits) notes.push('host memory is too small to hold the weights: the read alone was measured and nothing could be verified');
+    else if (sink === 'discard') notes.push('the bytes read were discarded (as the load this stands in for does): nothing was verified');
   }
   // 2. Page-cache state.
   const paths = prep.paths;

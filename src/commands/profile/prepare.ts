@@ -1,5 +1,6 @@
 /** Outside the phases: the synthetic checkpoint and the rate probes. */
 import { mkdirSync } from 'node:fs';
+import { freemem } from 'node:os';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../../core/errors.js';
 import { diskInfo } from '../../core/system.js';
@@ -65,6 +66,9 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
   // Probe size follows the model, within 64 MiB–1 GiB: long enough for the loader's threads to reach their rate.
   // The warm probe also spans up to the model's size (at most 8 GiB) through hard links: one disk write of 1 GiB.
   const size = probeBytes ?? Math.min(1 << 30, Math.max(64 << 20, target.bytes ?? 0));
+  // Without a GPU the loader keeps the bytes in host memory when they fit, else discards them: the probes use the
+  // sink the model's own load will, so the short and long spans (and the prediction) pay the same copy.
+  const hostSink: 'memory' | 'discard' = (target.bytes ?? 0) <= 0.5 * freemem() ? 'memory' : 'discard';
   const r = await measureRates({
     dir,
     probeBytes: size,
@@ -73,7 +77,7 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
     pcieBytesPerSecond: link,
     loaderRun: s.engines.native().ok
       ? async (files, cache) => {
-          const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices?.slice(0, 1), cache, limits: cache === 'cold' && !!s.cuda?.available, signal: ctx.signal });
+          const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices?.slice(0, 1), cache, limits: cache === 'cold' && !!s.cuda?.available, hostSink, signal: ctx.signal });
           const threads = r.config?.threads ?? 0;
           // Fixed per load: before the first read, and each reader's share of pinning its ring (lazy, on the critical path).
           const fixedSeconds = (r.setupSeconds ?? 0) + (threads > 0 ? (r.ringSeconds ?? 0) / threads : 0);
