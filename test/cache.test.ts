@@ -11,6 +11,7 @@ import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, t
 import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
 import { globToRegExp } from '../src/hub/layout.js';
+import { registerCache, defaultCacheEngines, type CacheEngines } from '../src/commands/cache.js';
 
 let hub: HubServer;
 let tmp: string;
@@ -192,7 +193,66 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     expect(readdirSync(snap).sort()).toEqual(['config.json', 'pytorch_model.bin']);
     expect(readdirSync(join(snap, '..')).filter((f) => f.includes('coldstart-convert'))).toEqual([]);
   });
+
+  it('--to-safetensors with the converter swapped in (CacheEngines): a conversion cut off after writing a shard leaves the snapshot as downloaded', async () => {
+    const dir = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama/', import.meta.url));
+    hub.addRepo('org/cutbin', readdirSync(dir).map((f) => servedFile(f, readFileSync(join(dir, f)))));
+    const seen: Array<{ input: string; output?: string; verify?: boolean }> = [];
+    const r = await runCacheWith(
+      {
+        ...defaultCacheEngines,
+        convertCheckpoint: async (o) => {
+          seen.push({ input: o.input, output: o.output, verify: o.verify });
+          mkdirSync(o.output!, { recursive: true });
+          writeFileSync(join(o.output!, 'model-00001-of-00002.safetensors'), 'partial');
+          throw new ColdstartError('INTERRUPTED', 'interrupted (simulated by the test)');
+        },
+      },
+      ['org/cutbin', '--to-safetensors'],
+      env(),
+    );
+    expect(r.code).toBe(3);
+    expect(r.stderr).toContain('interrupted (simulated by the test)');
+    const snap = findCachedSnapshot('org/cutbin', 'main', env())!;
+    expect(seen).toEqual([{ input: snap, output: expect.stringContaining('coldstart-convert'), verify: true }]);
+    expect(readdirSync(snap).sort()).toEqual(readdirSync(dir).sort());
+    expect(readdirSync(join(snap, '..')).filter((f) => f.includes('coldstart-convert'))).toEqual([]);
+  });
 });
+
+/** `coldstart cache ARGS` in this process with the engines given (the CLI wiring, without a child process). */
+async function runCacheWith(engines: CacheEngines, args: string[], envVars: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { Command } = await import('commander');
+  const { makeContext } = await import('../src/commands/context.js');
+  const { isColdstartError, ExitCode } = await import('../src/core/errors.js');
+  let stdout = '';
+  let stderr = '';
+  const proc = {
+    argv: ['node', 'coldstart', 'cache', ...args],
+    env: { PATH: process.env.PATH, ...envVars },
+    cwd: () => process.cwd(),
+    stdout: { write: (t: string) => ((stdout += t), true), isTTY: false, columns: 120 },
+    stderr: { write: (t: string) => ((stderr += t), true), isTTY: false },
+  };
+  let code: number = ExitCode.OK;
+  const program = new Command().option('--json').exitOverride();
+  registerCache(
+    program,
+    (body) =>
+      async (...a: unknown[]) => {
+        const ctx = makeContext(proc, { json: false, quiet: true, color: false, debug: false }, new AbortController().signal);
+        try {
+          code = await body(ctx, ...(a as never));
+        } catch (e) {
+          ctx.out.error(e);
+          code = isColdstartError(e) ? e.exitCode : ExitCode.ENV;
+        }
+      },
+    engines,
+  );
+  await program.parseAsync(['cache', ...args], { from: 'user' });
+  return { code, stdout, stderr };
+}
 
 describe('bin/coldstart.js as a child process', () => {
   it('exits on its own once the download is done (worker threads and keep-alive sockets do not hold it)', async () => {

@@ -15,9 +15,17 @@ import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
 import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
 import { repoFolderName } from '../hub/layout.js';
 import { verifyCached, verifyLocalDir } from '../hub/verify.js';
+import { convertCheckpoint } from '../formats/convert.js';
 import { breakLock, inspectLock, staleSeconds, type LockState } from '../hub/lock.js';
 
 const SCHEMA = 'coldstart/cache@1';
+
+/** The engines `cache` drives, passed in so tests can swap them: the Hub download and the .bin converter. */
+export interface CacheEngines {
+  downloadRepo: typeof downloadRepo;
+  convertCheckpoint: typeof convertCheckpoint;
+}
+export const defaultCacheEngines: CacheEngines = { downloadRepo, convertCheckpoint };
 
 interface CacheFlags {
   revision?: string;
@@ -80,7 +88,7 @@ async function progress(ctx: Context, label: string) {
   };
 }
 
-async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult): Promise<{ converted: boolean; reason: string } | undefined> {
+async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult, convert: CacheEngines['convertCheckpoint']): Promise<{ converted: boolean; reason: string } | undefined> {
   const names = r.files.map((f) => f.path);
   const binOnly = !names.some((p) => p.endsWith('.safetensors')) && names.some((p) => /\.(bin|pt|pth)$/.test(p));
   if (!flags.toSafetensors) {
@@ -88,27 +96,13 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
     return undefined;
   }
   if (!binOnly) return { converted: false, reason: 'the repo already has safetensors weights (or no .bin weights)' };
-  const spec = '../formats/convert.js';
-  let mod: Record<string, unknown> | null = null;
-  try {
-    mod = (await import(spec)) as Record<string, unknown>;
-  } catch {
-    mod = null;
-  }
-  // convertCheckpoint (src/formats/convert.ts, another area) converts a model directory; the snapshot's
-  // symlinked .bin files are read through the links and the safetensors written next to them.
-  const fn = mod?.convertCheckpoint;
-  if (typeof fn !== 'function') {
-    throw new ColdstartError('UNSUPPORTED', '--to-safetensors: the .bin → safetensors converter (src/formats/convert.ts) is not part of this build; the download itself is complete and cached', {
-      hint: 'Run `coldstart convert` on the snapshot folder when it is available, or drop --to-safetensors.',
-    });
-  }
   // The converter refuses to write into its input, so it writes a drop-in directory beside the snapshot (same
   // filesystem) and only the new weight files (shards + index) are renamed into the snapshot; the rest is dropped.
   const staging = join(r.snapshotDir, '..', `.${r.commit}.coldstart-convert-${process.pid}`);
   trackTemp(staging);
   try {
-    await (fn as (o: { input: string; output: string; verify: boolean; signal: AbortSignal; warn: (m: string) => void }) => Promise<unknown>)({
+    // The snapshot's symlinked .bin files are read through the links.
+    await convert({
       input: r.snapshotDir,
       output: staging,
       verify: true,
@@ -144,7 +138,7 @@ function repoTypeFlag(v: string | undefined): RepoType {
   return t;
 }
 
-async function runDownload(ctx: Context, arg: string, filenames: string[], flags: CacheFlags): Promise<number> {
+async function runDownload(ctx: Context, arg: string, filenames: string[], flags: CacheFlags, engines: CacheEngines): Promise<number> {
   const { repo, alias } = repoArg(arg);
   const repoType = repoTypeFlag(flags.repoType);
   const env = hfEnv(ctx, flags);
@@ -155,7 +149,7 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
   const prog = await progress(ctx, label);
   let result: DownloadResult | undefined;
   const phase = await runPhase('download', async (h) => {
-    result = await downloadRepo({
+    result = await engines.downloadRepo({
       repo,
       revision: flags.revision,
       include: flags.include,
@@ -184,7 +178,7 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
   }
   const r = result;
   if (r.dryRun) return printDryRun(ctx, r, r.dryRun, alias);
-  const conversion = await convertIfAsked(ctx, flags, r);
+  const conversion = await convertIfAsked(ctx, flags, r, engines.convertCheckpoint);
   if (ctx.out.json) {
     ctx.out.writeJson({
       schema: SCHEMA,
@@ -363,7 +357,7 @@ function runRm(ctx: Context, arg: string): number {
  * Registers `coldstart cache` and its subcommands (ls, verify, rm) and returns the `cache` Command, so another
  * module can add a subcommand to it (e.g. `registerCacheArtifacts(registerCache(program, run), run)`).
  */
-export function registerCache(program: Command, run: Runner): Command {
+export function registerCache(program: Command, run: Runner, engines: CacheEngines = defaultCacheEngines): Command {
   const cache = program
     .command('cache')
     .description('pre-cache a model into the Hugging Face cache or a --local-dir so a cold start downloads nothing')
@@ -386,7 +380,7 @@ export function registerCache(program: Command, run: Runner): Command {
     .action(
       run(async (ctx, arg: string, filenames: string[], flags: CacheFlags) => {
         if (hfOffline(ctx.env)) ctx.out.info('HF_HUB_OFFLINE is set: reading the cache only');
-        return runDownload(ctx, arg, filenames ?? [], flags);
+        return runDownload(ctx, arg, filenames ?? [], flags, engines);
       }),
     );
   cache
