@@ -9,13 +9,11 @@ import { cpus, totalmem, release } from 'node:os';
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cliArgs } from '../lib/args.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
-const arg = (k, d) => {
-  const i = process.argv.indexOf(k);
-  return i > 0 ? process.argv[i + 1] : d;
-};
+const { opt: arg, flag } = cliArgs();
 const sizes = arg('--sizes', arg('--size-gib', '1.1')).split(',').map(Number);
 const reps = Number(arg('--reps', '3'));
 const work = mkdtempSync(join(arg('--dir', '/tmp'), 'coldstart-bench-convert-'));
@@ -139,7 +137,7 @@ sections.push(sections.length === 0 ? lines.join('\n') : lines.slice(2).join('\n
 rmSync(input, { force: true });
 }
 const text = sections.join('\n');
-if (process.argv.includes('--write')) writeFileSync(join(here, 'RESULTS.md'), text);
+if (flag('--write')) writeFileSync(join(here, 'RESULTS.md'), text);
 console.log(text);
 rmSync(work, { recursive: true, force: true });
 if (existsSync(work)) console.error(`could not remove ${work}`);

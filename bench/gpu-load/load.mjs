@@ -5,18 +5,14 @@
 //   node bench/gpu-load/load.mjs PATH --sweep warm|cold     (one JSON line per setting, best last)
 // Prints one JSON line per run: {label, cache, seconds, bytesPerSecond, efficiency, ...}.
 import { fileURLToPath } from 'node:url';
+import { cliArgs } from '../lib/args.mjs';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { runGpuLoad, resolveSafetensorsInputs } = await import(join(root, 'dist', 'engines', 'gpuload.js'));
 
-const args = process.argv.slice(2);
+const { args, opt, flag } = cliArgs();
 const path = args.find((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--') && !['--direct', '--limits', '--verify', '--host'].includes(args[i - 1])));
-const opt = (k, d) => {
-  const i = args.indexOf(k);
-  return i >= 0 ? args[i + 1] : d;
-};
-const flag = (k) => args.includes(k);
 const size = (s) => {
   const m = /^(\d+)([KMG]?)$/i.exec(s);
   if (!m) throw new Error(`bad size ${s}`);

@@ -12,13 +12,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem, release } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cliArgs } from '../lib/args.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const args = process.argv.slice(2);
-const opt = (name, def) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : def;
-};
+const { opt } = cliArgs();
 const reps = Number(opt('--reps', '2'));
 const outFile = resolve(root, opt('--out', 'bench/warmup/COMPILE.md'));
 const models = ['fixtures/torch/models/tiny-llama', 'fixtures/torch/models/tiny-gpt2'];
