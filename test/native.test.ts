@@ -195,6 +195,19 @@ describe('native validation (host mode, no GPU needed)', () => {
     refused(() => addon().gpuLoad({ ...base(), progress: new Float64Array(1) as never }), /BigUint64Array/);
   });
 
+  it('cancel and progress are checked alike by gpuLoad and prefetch: the shared kind, at least one element', () => {
+    const callers: Array<[string, (o: object) => unknown]> = [
+      ['gpuLoad', (o) => addon().gpuLoad({ ...base(), ...o })],
+      ['prefetch', (o) => addon().prefetch({ paths: [file], ...o })],
+    ];
+    for (const [fn, call] of callers) {
+      refused(() => call({ cancel: new Float64Array(1) }), new RegExp(`${fn}: options\\.cancel expected an Int32Array`));
+      refused(() => call({ cancel: new Int32Array(new SharedArrayBuffer(0)) }), new RegExp(`${fn}: options\\.cancel expected at least one element`));
+      refused(() => call({ progress: new Int32Array(1) }), new RegExp(`${fn}: options\\.progress expected a BigUint64Array`));
+      refused(() => call({ progress: new BigUint64Array(new SharedArrayBuffer(0)) }), new RegExp(`${fn}: options\\.progress expected at least one element`));
+    }
+  });
+
   it('a valid plan for a file shorter than it claims fails at open, before any allocation, as CORRUPT_FILE (exit 2)', async () => {
     const e = await callNative(() => addon().gpuLoad({ ...base(), files: [{ path: file, begin: 0, end: 2 ** 52 }], plan: new Float64Array([0, 0, 4096, 0, 4096, 0]) }), 'load').catch((x) => x);
     expect(e).toBeInstanceOf(ColdstartError);

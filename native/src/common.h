@@ -154,6 +154,36 @@ inline int64_t OptInt(Napi::Env env, const char* fn, const Napi::Object& o, cons
   return ArgInt(env, fn, std::string("options.") + key, o.Get(key), lo, hi);
 }
 
+// A typed array member, or false when absent; the wrong kind of array is refused.
+template <typename T>
+bool OptTyped(Napi::Env env, const char* fn, const Napi::Object& o, const char* key, napi_typedarray_type type, const char* expected, T* out) {
+  if (!o.Has(key) || o.Get(key).IsUndefined()) return false;
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) throw ArgError(env, fn, std::string("options.") + key, expected);
+  *out = v.As<T>();
+  return true;
+}
+
+// options.cancel (an Int32Array) and options.progress (a BigUint64Array): memory shared with JS through a
+// SharedArrayBuffer, read and added to atomically by the workers and held by a reference for the baton's life.
+// Absent: left null. The wrong kind of array, or an empty one: BAD_ARG. The baton has `int32_t* cancel`,
+// `uint64_t* progress` and `Napi::ObjectReference cancelRef, progressRef`.
+template <typename B>
+void OptSharedFlags(Napi::Env env, const char* fn, const Napi::Object& o, B* b) {
+  Napi::Int32Array cancel;
+  if (OptTyped(env, fn, o, "cancel", napi_int32_array, "an Int32Array on a SharedArrayBuffer", &cancel)) {
+    if (cancel.ElementLength() < 1) throw ArgError(env, fn, "options.cancel", "at least one element");
+    b->cancel = cancel.Data();
+    b->cancelRef = Napi::Persistent(cancel.As<Napi::Object>());
+  }
+  Napi::BigUint64Array progress;
+  if (OptTyped(env, fn, o, "progress", napi_biguint64_array, "a BigUint64Array on a SharedArrayBuffer (read it with Atomics.load)", &progress)) {
+    if (progress.ElementLength() < 1) throw ArgError(env, fn, "options.progress", "at least one element");
+    b->progress = progress.Data();
+    b->progressRef = Napi::Persistent(progress.As<Napi::Object>());
+  }
+}
+
 inline bool OptBool(const Napi::Object& o, const char* key, bool dflt) {
   if (!o.Has(key)) return dflt;
   Napi::Value v = o.Get(key);

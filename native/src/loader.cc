@@ -854,16 +854,6 @@ std::string OptString(const Napi::Object& o, const char* key, const char* dflt) 
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string("\x01");  // never a valid choice
 }
 
-// A typed array member, or null when absent; the wrong kind of array is refused.
-template <typename T>
-bool OptTyped(Napi::Env env, const Napi::Object& o, const char* key, napi_typedarray_type type, const char* expected, T* out) {
-  if (!o.Has(key) || o.Get(key).IsUndefined()) return false;
-  Napi::Value v = o.Get(key);
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) throw ArgError(env, "gpuLoad", std::string("options.") + key, expected);
-  *out = v.As<T>();
-  return true;
-}
-
 // Everything from JS is checked here, on the main thread, before the baton runs: nothing is opened or
 // allocated for a load whose options would be refused.
 Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
@@ -920,7 +910,7 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
   }
   // plan: Float64Array of 6 numbers per chunk: file, readOff, readLen, skip, copyLen, dest.
   Napi::Float64Array plan;
-  if (!OptTyped(env, o, "plan", napi_float64_array, "a Float64Array", &plan)) throw ArgError(env, fn, "options.plan", "a Float64Array");
+  if (!OptTyped(env, fn, o, "plan", napi_float64_array, "a Float64Array", &plan)) throw ArgError(env, fn, "options.plan", "a Float64Array");
   if (plan.ElementLength() % 6 != 0) throw ArgError(env, fn, "options.plan", "6 numbers per chunk");
   for (size_t i = 0; i < plan.ElementLength(); i += 6) {
     const std::string at = "options.plan[" + std::to_string(i / 6) + "]";
@@ -938,7 +928,7 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
     b->chunks.push_back(c);
   }
   Napi::Float64Array s;
-  if (OptTyped(env, o, "samples", napi_float64_array, "a Float64Array", &s)) {
+  if (OptTyped(env, fn, o, "samples", napi_float64_array, "a Float64Array", &s)) {
     if (s.ElementLength() % 3 != 0) throw ArgError(env, fn, "options.samples", "3 numbers per sample");
     for (size_t i = 0; i < s.ElementLength(); i += 3) {
       const std::string at = "options.samples[" + std::to_string(i / 3) + "]";
@@ -951,18 +941,7 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
       b->samples.push_back(x);
     }
   }
-  Napi::Int32Array cancel;
-  if (OptTyped(env, o, "cancel", napi_int32_array, "an Int32Array on a SharedArrayBuffer", &cancel)) {
-    if (cancel.ElementLength() < 1) throw ArgError(env, fn, "options.cancel", "at least one element");
-    b->cancel = cancel.Data();
-    b->cancelRef = Napi::Persistent(cancel.As<Napi::Object>());
-  }
-  Napi::BigUint64Array progress;
-  if (OptTyped(env, o, "progress", napi_biguint64_array, "a BigUint64Array on a SharedArrayBuffer (read it with Atomics.load)", &progress)) {
-    if (progress.ElementLength() < 1) throw ArgError(env, fn, "options.progress", "at least one element");
-    b->progress = progress.Data();
-    b->progressRef = Napi::Persistent(progress.As<Napi::Object>());
-  }
+  OptSharedFlags(env, fn, o, b.get());
   if (b->gpu && !Cuda().loaded) {
     Napi::Error e = Napi::Error::New(env, "gpuLoad: no CUDA driver: " + Cuda().loadError);
     e.Set("code", Napi::String::New(env, ErrName(Err::NoGpu)));

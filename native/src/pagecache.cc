@@ -350,20 +350,7 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   b->chunkBytes = OptU64(env, fn, o, "chunkBytes", 8 << 20);
   if (b->chunkBytes < 4096 || b->chunkBytes % 4096 != 0 || b->chunkBytes > (1ull << 30))
     throw ArgError(env, fn, "options.chunkBytes", "a multiple of 4096 up to 1 GiB");
-  if (o.Has("cancel") && !o.Get("cancel").IsUndefined()) {
-    Napi::Value v = o.Get("cancel");
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array || v.As<Napi::Int32Array>().ElementLength() < 1)
-      throw ArgError(env, fn, "options.cancel", "an Int32Array on a SharedArrayBuffer");
-    b->cancel = v.As<Napi::Int32Array>().Data();
-    b->cancelRef = Napi::Persistent(v.As<Napi::Object>());
-  }
-  if (o.Has("progress") && !o.Get("progress").IsUndefined()) {
-    Napi::Value v = o.Get("progress");
-    if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_biguint64_array || v.As<Napi::BigUint64Array>().ElementLength() < 1)
-      throw ArgError(env, fn, "options.progress", "a BigUint64Array on a SharedArrayBuffer (read it with Atomics.load)");
-    b->progress = v.As<Napi::BigUint64Array>().Data();
-    b->progressRef = Napi::Persistent(v.As<Napi::Object>());
-  }
+  OptSharedFlags(env, fn, o, b.get());
   return Queue(env, b.release());
 }
 
