@@ -5,13 +5,13 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli, firstErrorLine } from './helpers/cli.js';
+import { runCli, runCommandWith, firstErrorLine } from './helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
 import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/hub/download.js';
 import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
 import { globToRegExp } from '../src/hub/layout.js';
-import { registerCache, defaultCacheEngines, type CacheEngines } from '../src/commands/cache.js';
+import { registerCache, defaultCacheEngines } from '../src/commands/cache.js';
 
 let hub: HubServer;
 let tmp: string;
@@ -198,7 +198,8 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     const dir = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama/', import.meta.url));
     hub.addRepo('org/cutbin', readdirSync(dir).map((f) => servedFile(f, readFileSync(join(dir, f)))));
     const seen: Array<{ input: string; output?: string; verify?: boolean }> = [];
-    const r = await runCacheWith(
+    const r = await runCommandWith(
+      registerCache,
       {
         ...defaultCacheEngines,
         convertCheckpoint: async (o) => {
@@ -208,8 +209,9 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
           throw new ColdstartError('INTERRUPTED', 'interrupted (simulated by the test)');
         },
       },
+      'cache',
       ['org/cutbin', '--to-safetensors'],
-      env(),
+      { env: env() },
     );
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('interrupted (simulated by the test)');
@@ -219,40 +221,6 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     expect(readdirSync(join(snap, '..')).filter((f) => f.includes('coldstart-convert'))).toEqual([]);
   });
 });
-
-/** `coldstart cache ARGS` in this process with the engines given (the CLI wiring, without a child process). */
-async function runCacheWith(engines: CacheEngines, args: string[], envVars: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { Command } = await import('commander');
-  const { makeContext } = await import('../src/commands/context.js');
-  const { isColdstartError, ExitCode } = await import('../src/core/errors.js');
-  let stdout = '';
-  let stderr = '';
-  const proc = {
-    argv: ['node', 'coldstart', 'cache', ...args],
-    env: { PATH: process.env.PATH, ...envVars },
-    cwd: () => process.cwd(),
-    stdout: { write: (t: string) => ((stdout += t), true), isTTY: false, columns: 120 },
-    stderr: { write: (t: string) => ((stderr += t), true), isTTY: false },
-  };
-  let code: number = ExitCode.OK;
-  const program = new Command().option('--json').exitOverride();
-  registerCache(
-    program,
-    (body) =>
-      async (...a: unknown[]) => {
-        const ctx = makeContext(proc, { json: false, quiet: true, color: false, debug: false }, new AbortController().signal);
-        try {
-          code = await body(ctx, ...(a as never));
-        } catch (e) {
-          ctx.out.error(e);
-          code = isColdstartError(e) ? e.exitCode : ExitCode.ENV;
-        }
-      },
-    engines,
-  );
-  await program.parseAsync(['cache', ...args], { from: 'user' });
-  return { code, stdout, stderr };
-}
 
 describe('bin/coldstart.js as a child process', () => {
   it('exits on its own once the download is done (worker threads and keep-alive sockets do not hold it)', async () => {

@@ -1,4 +1,7 @@
+import { Command } from 'commander';
 import { run } from '../../src/cli.js';
+import { makeContext, type Runner } from '../../src/commands/context.js';
+import { ExitCode, isColdstartError } from '../../src/core/errors.js';
 import type { ProcessLike } from '../../src/core/output.js';
 
 export interface CliResult {
@@ -19,6 +22,48 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
     stderr: { write: (s: string) => ((stderr += s), true), isTTY: opts.tty ?? false },
   };
   const code = await run(proc);
+  return { code, stdout, stderr };
+}
+
+/**
+ * Runs one command in-process with the engines given: the command's register function (registerProfile,
+ * registerCache, …) with the same commander wiring and runner as src/cli.ts, and the engines passed in.
+ */
+export async function runCommandWith<E>(
+  register: (program: Command, run: Runner, engines: E) => unknown,
+  engines: E,
+  command: string,
+  args: string[],
+  opts: { env?: Record<string, string | undefined> } = {},
+): Promise<CliResult> {
+  let stdout = '';
+  let stderr = '';
+  const proc: ProcessLike = {
+    argv: ['node', 'coldstart', command, ...args],
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
+    cwd: () => process.cwd(),
+    stdout: { write: (s: string) => ((stdout += s), true), isTTY: false, columns: 120 },
+    stderr: { write: (s: string) => ((stderr += s), true), isTTY: false },
+  };
+  let code: number = ExitCode.OK;
+  const program = new Command().option('--json').exitOverride();
+  register(
+    program,
+    (body) =>
+      async (...a: unknown[]) => {
+        const cmd = a[a.length - 1] as Command;
+        const g = cmd.optsWithGlobals() as { json?: boolean };
+        const ctx = makeContext(proc, { json: !!g.json, quiet: false, color: false, debug: false }, new AbortController().signal);
+        try {
+          code = await body(ctx, ...(a as never));
+        } catch (e) {
+          ctx.out.error(e);
+          code = isColdstartError(e) ? e.exitCode : ExitCode.ENV;
+        }
+      },
+    engines,
+  );
+  await program.parseAsync([command, ...args], { from: 'user' });
   return { code, stdout, stderr };
 }
 

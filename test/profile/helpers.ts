@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsPlugin from 'ajv-formats';
+import { runCommandWith, type CliResult } from '../helpers/cli.js';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under ESM.
 const addFormats = ((addFormatsPlugin as unknown as { default?: typeof addFormatsPlugin }).default ?? addFormatsPlugin) as typeof addFormatsPlugin;
@@ -77,38 +78,7 @@ export async function parseJUnit(path: string): Promise<{ tests: number; failure
  * Runs `coldstart profile ARGS` in-process with the given engines (stand-ins for the GPU loader, download,
  * warmup, Python, native probe): the same commander wiring and runner as src/cli.ts, with engines passed in.
  */
-export async function runProfileWith(engines: import('../../src/commands/profile/engines.js').Engines, args: string[], opts: { env?: Record<string, string | undefined> } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  const { Command } = await import('commander');
+export async function runProfileWith(engines: import('../../src/commands/profile/engines.js').Engines, args: string[], opts: { env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
   const { registerProfile } = await import('../../src/commands/profile.js');
-  const { makeContext } = await import('../../src/commands/context.js');
-  const { isColdstartError, ExitCode } = await import('../../src/core/errors.js');
-  let stdout = '';
-  let stderr = '';
-  const proc = {
-    argv: ['node', 'coldstart', 'profile', ...args],
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
-    cwd: () => process.cwd(),
-    stdout: { write: (s: string) => ((stdout += s), true), isTTY: false, columns: 120 },
-    stderr: { write: (s: string) => ((stderr += s), true), isTTY: false },
-  };
-  let code: number = ExitCode.OK;
-  const program = new Command().option('--json').exitOverride();
-  registerProfile(
-    program,
-    (body) =>
-      async (...a: unknown[]) => {
-        const cmd = a[a.length - 1] as import('commander').Command;
-        const g = cmd.optsWithGlobals() as { json?: boolean };
-        const ctx = makeContext(proc, { json: !!g.json, quiet: false, color: false, debug: false }, new AbortController().signal);
-        try {
-          code = await body(ctx, ...(a as never));
-        } catch (e) {
-          ctx.out.error(e);
-          code = isColdstartError(e) ? e.exitCode : ExitCode.ENV;
-        }
-      },
-    engines,
-  );
-  await program.parseAsync(['profile', ...args], { from: 'user' });
-  return { code, stdout, stderr };
+  return runCommandWith(registerProfile, engines, 'profile', args, opts);
 }
