@@ -50,6 +50,11 @@ export interface GpuLoadOptions {
   hostSink?: 'memory' | 'discard';
 }
 
+/** Host mode's default sink for a load of `bytes`: host memory when it fits in half the free memory, else discard. */
+export function hostSinkFor(bytes: number): 'memory' | 'discard' {
+  return bytes <= 0.5 * freemem() ? 'memory' : 'discard';
+}
+
 /** Why a load ran in host memory, as a stable value (decisions key on this, never on the driver's message). */
 export type HostCause = 'requested' | 'no-driver' | 'driver-init' | 'no-device';
 const HOST_CAUSE_TEXT: Record<HostCause, string> = {
@@ -375,7 +380,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   let sink: 'device' | 'memory' | 'discard' = 'device';
   if (mode.mode === 'host') {
     // Host memory stands in for the card; when the checkpoint does not fit, measure the read alone.
-    const fits = prep.bytes <= 0.5 * freemem();
+    const fits = hostSinkFor(prep.bytes) === 'memory';
     sink = opts.hostSink === 'discard' || !fits ? 'discard' : 'memory';
     if (!fits) notes.push('host memory is too small to hold the weights: the read alone was measured and nothing could be verified');
     else if (sink === 'discard') notes.push('the bytes read were discarded (as the load this stands in for does): nothing was verified');

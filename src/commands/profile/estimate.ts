@@ -182,9 +182,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
     let loaderDone = false;
     const links: string[] = [];
     const dropLinks = () => {
-      for (const l of links.splice(0)) {
-        removeTemp(l);
-      }
+      for (const l of links.splice(0)) removeTemp(l);
     };
     if (opts.loaderRun) {
       try {

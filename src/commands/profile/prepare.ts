@@ -1,6 +1,5 @@
 /** Outside the phases: the synthetic checkpoint and the rate probes. */
 import { mkdirSync } from 'node:fs';
-import { freemem } from 'node:os';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../../core/errors.js';
 import { diskInfo } from '../../core/system.js';
@@ -10,6 +9,7 @@ import { pcieBandwidth } from '../../core/pcie.js';
 import { ensureSyntheticModel, coldstartCacheDir } from '../../formats/synthetic.js';
 import { hfEndpoint, hfOffline, hfToken } from '../../hub/env.js';
 import { measureRates } from './estimate.js';
+import { hostSinkFor } from '../../engines/gpuload.js';
 import type { State } from './state.js';
 
 /** Writes the demo / synthetic checkpoint (outside the phases: it is not part of a cold start). */
@@ -68,7 +68,7 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
   const size = probeBytes ?? Math.min(1 << 30, Math.max(64 << 20, target.bytes ?? 0));
   // Without a GPU the loader keeps the bytes in host memory when they fit, else discards them: the probes use the
   // sink the model's own load will, so the short and long spans (and the prediction) pay the same copy.
-  const hostSink: 'memory' | 'discard' = (target.bytes ?? 0) <= 0.5 * freemem() ? 'memory' : 'discard';
+  const hostSink = hostSinkFor(target.bytes ?? 0);
   const r = await measureRates({
     dir,
     probeBytes: size,
