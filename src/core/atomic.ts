@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fromSystemError } from './errors.js';
+import { makeDirs } from './paths.js';
 
 /** Temporary paths still open, removed on SIGINT/SIGTERM/exit so an interrupted run leaves nothing behind. */
 const pending = new Set<string>();
@@ -41,11 +42,7 @@ export function cleanupTemps(): number {
 
 /** Writes `data` to `target` atomically: temp file in the same dir, fsync, rename. */
 export function writeFileAtomic(target: string, data: string | Uint8Array): void {
-  try {
-    mkdirSync(dirname(target), { recursive: true });
-  } catch (e) {
-    throw fromSystemError(e, dirname(target), 'write');
-  }
+  makeDirs(dirname(target));
   const tmp = tempPathFor(target);
   trackTemp(tmp);
   let fd = -1;

@@ -105,6 +105,10 @@ export function fromSystemError(err: unknown, path: string, action = 'access'): 
       return new ColdstartError('BAD_INPUT', `${path}: is a directory, expected a file`, { cause: err });
     case 'ENOTDIR':
       return new ColdstartError('BAD_INPUT', `${path}: a parent of this path is not a directory`, { cause: err });
+    case 'ELOOP':
+      return new ColdstartError('BAD_INPUT', `${path}: too many levels of symbolic links (a symlink loop)`, { cause: err, hint: 'Point at the real file or folder.' });
+    case 'ENAMETOOLONG':
+      return new ColdstartError('BAD_INPUT', `${path}: file name too long`, { cause: err });
     case 'EACCES':
     case 'EPERM':
       return new ColdstartError('PERMISSION', `${path}: permission denied (${action})`, { cause: err, hint: 'Check the file mode and owner, or choose another location.' });

@@ -49,3 +49,32 @@ export function readUpTo(fd: number, pos: number, len: number): Buffer {
   }
   return got === len ? buf : buf.subarray(0, got);
 }
+
+/** The most an input we read whole (a report, a config, an index, a manifest) may be: past it, it is refused unread. */
+export const SMALL_INPUT_MAX = 64 << 20;
+
+/**
+ * The one reader of a small untrusted file read whole: regular files only (a FIFO or device is refused before it
+ * could block), opened non-blocking, its size checked against `maxBytes` before a byte is read, so `/dev/zero` or
+ * a 20 GB file named as a report never fills memory. `what` names the file in the message ("report", "config").
+ */
+export function readInputFile(path: string, what: string, maxBytes = SMALL_INPUT_MAX): Buffer {
+  const { fd, size } = openInput(path, `is a directory, expected a ${what} file`);
+  try {
+    if (size > maxBytes) {
+      throw new ColdstartError('BAD_INPUT', `${path}: ${what} is ${size} bytes, more than the ${maxBytes}-byte limit; refused unread`, { hint: `Pass the ${what} file itself; a file this large is not one.` });
+    }
+    const buf = readUpTo(fd, 0, size);
+    // The file grew while we read it: read no further than the size we checked.
+    return buf;
+  } catch (e) {
+    throw e instanceof ColdstartError ? e : fromSystemError(e, path, 'read');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `readInputFile` as UTF-8 text. */
+export function readInputText(path: string, what: string, maxBytes = SMALL_INPUT_MAX): string {
+  return readInputFile(path, what, maxBytes).toString('utf8');
+}
