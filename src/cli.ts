@@ -1,7 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ColdstartError, ExitCode, isColdstartError } from './core/errors.js';
 import { Output, type GlobalOptions, type ProcessLike } from './core/output.js';
-import { cleanupTemps } from './core/atomic.js';
+import { settleInterrupted } from './core/atomic.js';
 import { version } from './core/version.js';
 import { makeContext, type Runner } from './commands/context.js';
 import { registerDoctor } from './commands/doctor.js';
@@ -87,8 +87,8 @@ export async function main(proc: NodeJS.Process): Promise<void> {
   const ac = new AbortController();
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => () => {
     ac.abort(new ColdstartError('INTERRUPTED', `interrupted by ${sig}`));
-    const removed = cleanupTemps();
-    writeQuietly(proc.stderr, `coldstart: interrupted (${sig})${removed ? `; partial output removed (${removed} temporary file${removed === 1 ? '' : 's'})` : ''}\n`);
+    const { removed, kept } = settleInterrupted();
+    writeQuietly(proc.stderr, `coldstart: interrupted (${sig})${interruptedDetail(removed, kept)}\n`);
     proc.exit(SIGNAL_EXIT[sig]);
   };
   proc.once('SIGINT', onSignal('SIGINT'));
@@ -96,12 +96,18 @@ export async function main(proc: NodeJS.Process): Promise<void> {
   // The reader went away (`coldstart … | head -1`): stop quietly, as a Unix tool killed by SIGPIPE does.
   const onStreamError = (e: NodeJS.ErrnoException) => {
     if (e.code !== 'EPIPE') throw e;
-    cleanupTemps();
+    settleInterrupted();
     proc.exit(SIGNAL_EXIT.SIGPIPE);
   };
   proc.stdout.on('error', onStreamError);
   proc.stderr.on('error', onStreamError);
   proc.exitCode = await run(proc as unknown as ProcessLike, ac.signal);
+}
+
+/** What an interrupted run left, truthfully: temporaries removed, partial downloads kept for the next run to resume. */
+function interruptedDetail(removed: number, kept: number): string {
+  const s = (n: number) => (n === 1 ? '' : 's');
+  return `${removed ? `; partial output removed (${removed} temporary file${s(removed)})` : ''}${kept ? `; ${kept} partial download${s(kept)} kept for resume (the same command continues from ${kept === 1 ? 'it' : 'them'})` : ''}`;
 }
 
 function writeQuietly(stream: NodeJS.WriteStream, s: string): void {

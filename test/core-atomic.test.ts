@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ColdstartError } from '../src/core/errors.js';
-import { cleanupTemps, removeTemp, tempPathFor, trackTemp, writeFileAtomic } from '../src/core/atomic.js';
+import { cleanupTemps, removeTemp, settleInterrupted, tempPathFor, trackResumable, trackTemp, untrackResumable, writeFileAtomic } from '../src/core/atomic.js';
 
 describe('core/atomic', () => {
   it('writeFileAtomic replaces the target and leaves no temporary file beside it', () => {
@@ -56,5 +56,27 @@ describe('core/atomic', () => {
     writeFileSync(p, 'partial');
     expect(cleanupTemps()).toBe(1);
     expect(existsSync(p)).toBe(false);
+  });
+
+  it('settleInterrupted removes temporaries and keeps resumable partials, counting each (the interruption message)', () => {
+    const d = mkdtempSync(join(tmpdir(), 'cs-atomic-'));
+    const tmp = tempPathFor(join(d, 'x'));
+    trackTemp(tmp);
+    writeFileSync(tmp, 'half');
+    const own = join(d, 'blob.cs-1.incomplete');
+    writeFileSync(own, 'resumable');
+    trackResumable(own, () => {
+      writeFileSync(join(d, 'blob.incomplete'), readFileSync(own));
+      return true;
+    });
+    const empty = join(d, 'other.cs-1.incomplete');
+    trackResumable(empty, () => false); // nothing worth keeping
+    const done = join(d, 'done.cs-1.incomplete');
+    trackResumable(done, () => true);
+    untrackResumable(done); // finished before the signal: not settled
+    expect(settleInterrupted()).toEqual({ removed: 1, kept: 1 });
+    expect(existsSync(tmp)).toBe(false);
+    expect(readFileSync(join(d, 'blob.incomplete'), 'utf8')).toBe('resumable');
+    expect(settleInterrupted()).toEqual({ removed: 0, kept: 0 });
   });
 });

@@ -6,12 +6,14 @@ import { makeDirs } from './paths.js';
 
 /** Temporary paths still open, removed on SIGINT/SIGTERM/exit so an interrupted run leaves nothing behind. */
 const pending = new Set<string>();
+/** Partial work kept on purpose for the next run to resume, each with the synchronous step that puts it in place. */
+const resumable = new Map<string, () => boolean>();
 let hooked = false;
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', () => {
-    for (const p of pending) rmSync(p, { force: true, recursive: true });
+    settleInterrupted();
   });
 }
 
@@ -38,6 +40,37 @@ export function cleanupTemps(): number {
   for (const p of pending) rmSync(p, { force: true, recursive: true });
   pending.clear();
   return n;
+}
+
+/**
+ * Tracks partial work an interrupted run keeps on purpose (a download's partial blob, resumed by the next run):
+ * on SIGINT/SIGTERM/EPIPE and at exit, `keep()` runs synchronously to put it where the next run looks, and
+ * returns whether anything was kept (an empty partial is removed instead).
+ */
+export function trackResumable(path: string, keep: () => boolean): void {
+  hookExit();
+  resumable.set(path, keep);
+}
+export function untrackResumable(path: string): void {
+  resumable.delete(path);
+}
+
+/**
+ * Settles an interrupted run before it exits: tracked temporaries are removed, tracked resumable partials are
+ * kept for the next run. Returns how many of each, so the interruption message says what really happened.
+ */
+export function settleInterrupted(): { removed: number; kept: number } {
+  const removed = cleanupTemps();
+  let kept = 0;
+  for (const [path, keep] of [...resumable]) {
+    resumable.delete(path);
+    try {
+      if (keep()) kept++;
+    } catch {
+      /* best effort: whatever was not put in place is found by the next run (or shown by `cache ls`) */
+    }
+  }
+  return { removed, kept };
 }
 
 /** Writes `data` to `target` atomically: temp file in the same dir, fsync, rename. */
