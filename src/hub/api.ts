@@ -1,7 +1,8 @@
 /** The few Hub API calls `cache` needs: revision → commit sha, and the recursive tree listing (paginated). */
 import { ColdstartError } from '../core/errors.js';
-import { hfEndpoint, hfToken } from './env.js';
+import { hfEndpoint, hfTimeoutMs, hfToken } from './env.js';
 import { hubErrorFor, hubRequest, readBody, withRetries } from './http.js';
+import { tokenOriginOf } from './hop.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -19,11 +20,22 @@ export interface HubClient {
   signal?: AbortSignal;
   retries: number;
   retryBaseMs: number;
+  /** Connect and idle deadline of each file transfer hop (HF_HUB_DOWNLOAD_TIMEOUT, default 30 s). */
   timeoutMs: number;
+  /** Connect and idle deadline of each API call (HF_HUB_ETAG_TIMEOUT, default 30 s); the whole call is bounded by 4× it. */
+  apiTimeoutMs: number;
 }
 
 export function hubClient(env: Env, extra: Partial<HubClient> = {}): HubClient {
-  return { endpoint: hfEndpoint(env), token: hfToken(env), retries: 5, retryBaseMs: 500, timeoutMs: 30_000, ...extra };
+  return {
+    endpoint: hfEndpoint(env),
+    token: hfToken(env),
+    retries: 5,
+    retryBaseMs: 500,
+    timeoutMs: hfTimeoutMs(env, 'HF_HUB_DOWNLOAD_TIMEOUT', 30_000),
+    apiTimeoutMs: hfTimeoutMs(env, 'HF_HUB_ETAG_TIMEOUT', 30_000),
+    ...extra,
+  };
 }
 
 /** huggingface_hub's repo types: the API path (`/api/{type}s/`), the resolve prefix and the cache folder differ. */
@@ -46,9 +58,9 @@ export function encodePath(p: string): string {
 async function getJson(c: HubClient, url: string, ctx: { repo: string; revision?: string }): Promise<{ body: unknown; link?: string }> {
   return withRetries(
     async () => {
-      const res = await hubRequest(url, { token: c.token, signal: c.signal, timeoutMs: c.timeoutMs, headers: { accept: 'application/json' } });
+      const res = await hubRequest(url, { endpoint: c.endpoint, token: c.token, signal: c.signal, timeoutMs: c.apiTimeoutMs, totalMs: 4 * c.apiTimeoutMs, headers: { accept: 'application/json' } });
       if ((res.statusCode ?? 0) >= 300) throw hubErrorFor(res, { ...ctx, hasToken: !!c.token });
-      const text = await readBody(res);
+      const text = await readBody(res, url, c.signal);
       try {
         return { body: JSON.parse(text), link: res.headers.link as string | undefined };
       } catch {
@@ -78,7 +90,31 @@ function nextLink(link: string | undefined): string | undefined {
   return undefined;
 }
 
-/** Every file of the repo at `commit` (recursive tree listing, following `Link: rel="next"` pages). */
+/**
+ * The next page of a listing, resolved against the page that named it. Only a link on the endpoint's own origin
+ * is followed: the listing is what every byte is verified against, and the token goes nowhere else, so a link to
+ * another origin (another host, an http:// downgrade) is refused rather than followed with or without the token.
+ */
+function nextPage(link: string | undefined, page: string, c: HubClient, repo: string): string | undefined {
+  const next = nextLink(link);
+  if (next === undefined) return undefined;
+  let u: URL;
+  try {
+    u = new URL(next, page);
+  } catch {
+    throw new ColdstartError('HOSTILE_FILE', `${repo}: the Hub's tree listing names a next page that is not a URL: ${JSON.stringify(next.slice(0, 200))}`, { hint: 'Check HF_ENDPOINT points at a Hugging Face Hub (or compatible mirror).' });
+  }
+  const own = tokenOriginOf(c.endpoint);
+  if (u.origin !== own) {
+    throw new ColdstartError('HOSTILE_FILE', `${repo}: the Hub's tree listing sends its next page to ${u.origin}, not to the endpoint ${own}; refused (nothing was fetched from it, no token sent)`, {
+      hint: 'A listing is followed only on HF_ENDPOINT\'s own origin; if this is your mirror, fix the public URL it writes in its Link headers.',
+      details: { endpoint: own, next: u.origin },
+    });
+  }
+  return u.toString();
+}
+
+/** Every file of the repo at `commit` (recursive tree listing, following `Link: rel="next"` pages on the endpoint). */
 export async function listTree(c: HubClient, repo: string, commit: string, repoType: RepoType = 'model'): Promise<RepoFile[]> {
   const files: RepoFile[] = [];
   let url: string | undefined = `${c.endpoint}/api/${repoType}s/${repo}/tree/${enc(commit)}?recursive=true&expand=false`;
@@ -93,8 +129,7 @@ export async function listTree(c: HubClient, repo: string, commit: string, repoT
       if (lfs && typeof lfs.oid === 'string') f.lfs = { oid: lfs.oid, size: Number(lfs.size ?? e.size) };
       files.push(f);
     }
-    const next = nextLink(link);
-    url = next ? new URL(next, c.endpoint).toString() : undefined;
+    url = nextPage(link, url, c, repo);
   }
   return files;
 }

@@ -18,7 +18,7 @@ import type { PhaseHandle } from '../core/phases.js';
 import { formatBytes, formatRate } from '../core/format.js';
 import { hubCacheDir, hfOffline } from './env.js';
 import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, repoUrl, type HubClient, type RepoFile, type RepoType } from './api.js';
-import { TransientError, hubErrorFor, hubRequest, networkError, withRetries } from './http.js';
+import { TransientError, bodyError, hubErrorFor, hubRequest, networkError, withRetries } from './http.js';
 import {
   DUPLICATE_WEIGHT_GLOBS,
   blobPath,
@@ -346,7 +346,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
       async () => {
         if (offset >= size) return;
         if (wf) return workerAttempt(wf);
-        const res = await hubRequest(job.url, { token: c.token, signal: c.signal, timeoutMs: c.timeoutMs, headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
+        const res = await hubRequest(job.url, { endpoint: c.endpoint, token: c.token, signal: c.signal, timeoutMs: c.timeoutMs, headers: offset > 0 ? { range: `bytes=${offset}-` } : {} });
         const status = res.statusCode ?? 0;
         if (status === 416 || (status === 200 && offset > 0)) {
           // The server will not resume this file: start it over (a 200 already carries the whole body).
@@ -393,7 +393,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         if (o !== reported) acct.progress(o - reported);
         reported = o;
       };
-      const r = await w.fetch({ url: job.url, token: c.token, timeoutMs: c.timeoutMs, size }, progress, opts.signal);
+      const r = await w.fetch({ url: job.url, endpoint: c.endpoint, token: c.token, timeoutMs: c.timeoutMs, size }, progress, opts.signal);
       offset = r.offset;
       progress(r.offset);
       if (opts.signal?.aborted && r.kind !== 'ok') throw abortReason(opts.signal);
@@ -442,8 +442,7 @@ async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: Dow
         }
       } catch (e) {
         await flush();
-        if (opts.signal?.aborted) throw e;
-        throw e instanceof ColdstartError ? e : networkError(e, job.url);
+        throw bodyError(e, res, job.url, opts.signal);
       }
       await flush();
       if (offset < size) throw new TransientError(`${job.display}: connection closed at byte ${offset} of ${size}`);
@@ -533,7 +532,7 @@ async function fetchParts(c: HubClient, repo: string, job: FileJob, opts: Downlo
                 }
                 reported = Math.max(reported, o);
               };
-              const r = await wf.fetch({ url: job.url, token: c.token, timeoutMs: c.timeoutMs, size: p.len, base: p.base }, progress, ac.signal);
+              const r = await wf.fetch({ url: job.url, endpoint: c.endpoint, token: c.token, timeoutMs: c.timeoutMs, size: p.len, base: p.base }, progress, ac.signal);
               progress(r.offset);
               p.offset = r.offset;
               if (ac.signal.aborted && r.kind !== 'ok') throw abortReason(ac.signal);

@@ -1,6 +1,8 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { ColdstartError } from '../core/errors.js';
+import { readInputText } from '../core/files.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -30,8 +32,23 @@ export function hfToken(env: Env): string | undefined {
   if (t) return t;
   const path = env.HF_TOKEN_PATH || join(hfHome(env), 'token');
   if (existsSync(path)) {
-    const s = readFileSync(path, 'utf8').trim();
+    // A token is a few dozen bytes: a FIFO or a huge file there is refused, never read (core/files.ts).
+    const s = readInputText(path, 'Hugging Face token', 64 << 10).trim();
     if (s) return s;
   }
   return undefined;
+}
+
+/**
+ * huggingface_hub's HF_HUB_DOWNLOAD_TIMEOUT (file transfers) and HF_HUB_ETAG_TIMEOUT (metadata calls), in
+ * seconds, as milliseconds; `fallbackMs` when unset. Each is the connect and the idle deadline of every request.
+ */
+export function hfTimeoutMs(env: Env, name: 'HF_HUB_DOWNLOAD_TIMEOUT' | 'HF_HUB_ETAG_TIMEOUT', fallbackMs: number): number {
+  const v = env[name]?.trim();
+  if (!v) return fallbackMs;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 86_400) {
+    throw new ColdstartError('BAD_CONFIG', `${name}: expected a number of seconds (0 < n ≤ 86400), got ${JSON.stringify(v)}`, { hint: `Set ${name} to seconds, e.g. ${name}=30, or unset it.` });
+  }
+  return Math.round(n * 1000);
 }

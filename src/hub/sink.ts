@@ -1,7 +1,7 @@
 /**
  * Big files are fetched, hashed and written entirely on worker threads. At loopback/datacenter rates one event
  * loop cannot read every socket, hash (sha256 ≈1.7 GB/s per core) and write, so each big file's HTTP GET (Range
- * offset, redirects, token, idle timeout), its hash and its writes (through ~4 MiB buffers) run on one worker;
+ * offset, redirects, token, connect and idle deadlines), its hash and its writes (through ~4 MiB buffers) run on one worker;
  * several files use several cores. The main thread only orchestrates: it assigns files, turns the worker's
  * outcome of each attempt into retries/backoff or errors, and reports progress (the worker posts its byte
  * offset every ~100 ms).
@@ -38,6 +38,8 @@ export type FetchOutcome = { offset: number } & (
 
 export interface FetchRequest {
   url: string;
+  /** The Hub endpoint: the token goes only to its origin, on every hop (hop.ts). */
+  endpoint: string;
   token?: string;
   timeoutMs: number;
   /** The file's size: bytes past it end the attempt as `toolong`. */

@@ -1,8 +1,8 @@
 /**
  * The download worker (loaded by sink.ts from dist/hub/worker.js): one big file's HTTP GET (Range offset,
- * redirects, token — by hop.ts's rule, shared with http.ts — idle timeout), its hash and its writes run here,
+ * redirects, token and deadlines — by hop.ts's rules, shared with http.ts), its hash and its writes run here,
  * so several files use several cores. Protocol (every message carries the file's `id`):
- *   main → worker: open {fd, algo, prefix, hashExisting} | fetch {url, token, timeoutMs, size, maxRedirects,
+ *   main → worker: open {fd, algo, prefix, hashExisting} | fetch {url, endpoint, token, timeoutMs, size, maxRedirects,
  *                  progressMs} | abort | digest | drop
  *   worker → main: opened | progress {offset} | fetched {offset, kind, …} (FetchOutcome) | digest {hex} |
  *                  drop | error {code, message}
@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import crypto, { type Hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { hopHeaders, redirectTarget } from './hop.js';
+import { armDeadlines, hopHeaders, hopTimeout, redirectTarget, tokenOriginOf } from './hop.js';
 
 if (!parentPort) throw new Error('src/hub/worker.ts runs only as a worker thread (sink.ts starts it)');
 const port = parentPort;
@@ -38,7 +38,10 @@ interface FetchMsg {
   id: number;
   op: 'fetch';
   url: string;
+  /** The Hub endpoint: the token goes only to its origin. */
+  endpoint: string;
   token?: string;
+  /** Connect and idle deadline of each hop. */
   timeoutMs: number;
   size: number;
   maxRedirects: number;
@@ -164,7 +167,7 @@ function finish(f: FileState, msg: Outcome): void {
   );
 }
 
-function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, firstOrigin: string): void {
+function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, tokenOrigin: string): void {
   let u: URL;
   try {
     u = new URL(url);
@@ -175,7 +178,7 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
   const part = m.base !== undefined;
   const start = (m.base ?? 0) + f.offset;
   const range: Record<string, string> = part ? { range: `bytes=${start}-${(m.base ?? 0) + m.size - 1}` } : f.offset > 0 ? { range: `bytes=${f.offset}-` } : {};
-  const headers = hopHeaders(u, firstOrigin, m.token, range);
+  const headers = hopHeaders(u, tokenOrigin, m.token, range);
   const req = mod.request(u, { method: 'GET', headers, agent: agents[u.protocol === 'https:' ? 'https:' : 'http:'] }, (res) => {
     if (f.fin) return res.resume();
     const status = res.statusCode ?? 0;
@@ -183,7 +186,7 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
     if (next) {
       res.resume();
       if (redirectsLeft <= 0) return finish(f, { kind: 'redirects', url });
-      return request(f, m, next, redirectsLeft - 1, firstOrigin);
+      return request(f, m, next, redirectsLeft - 1, tokenOrigin);
     }
     if (part && (status === 200 || status === 416)) {
       // The server does not serve ranges: the caller falls back to one stream.
@@ -240,11 +243,16 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
       }
     });
     res.on('end', () => finish(f, { kind: f.offset < m.size ? 'short' : 'ok' }));
-    res.on('error', (e: NodeJS.ErrnoException) => finish(f, { kind: 'net', code: e.code, message: e.message, url }));
-    res.on('close', () => finish(f, { kind: 'short' }));
+    // A deadline that cut the body surfaces as a reset or close of the response: report it as the timeout it was.
+    const cut = (): Outcome | undefined => {
+      const t = hopTimeout(req);
+      return t ? { kind: 'net', code: 'ETIMEDOUT', message: `no data within ${t.ms / 1000} s`, url } : undefined;
+    };
+    res.on('error', (e: NodeJS.ErrnoException) => finish(f, cut() ?? { kind: 'net', code: e.code, message: e.message, url }));
+    res.on('close', () => finish(f, cut() ?? { kind: 'short' }));
   });
   f.req = req;
-  req.setTimeout(m.timeoutMs, () => req.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+  armDeadlines(req, { connectMs: m.timeoutMs, idleMs: m.timeoutMs });
   req.on('error', (e: NodeJS.ErrnoException) => finish(f, { kind: 'net', code: e.code, message: e.message, url }));
   req.end();
 }
@@ -273,7 +281,7 @@ port.on('message', (m: InMsg) => {
       f.m = m;
       f.wpos = m.base !== undefined ? m.base + f.offset : null;
       f.timer = setInterval(() => post(f, { op: 'progress', offset: f.offset }), m.progressMs);
-      request(f, m, m.url, m.maxRedirects, new URL(m.url).origin);
+      request(f, m, m.url, m.maxRedirects, tokenOriginOf(m.endpoint));
     } else if (m.op === 'abort') {
       if (f && !f.fin) finish(f, { kind: 'aborted' });
     } else if (m.op === 'digest') {
