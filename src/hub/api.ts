@@ -1,5 +1,6 @@
 /** The few Hub API calls `cache` needs: revision → commit sha, and the recursive tree listing (paginated). */
 import { ColdstartError } from '../core/errors.js';
+import { GIT_OID_RE, SHA256_RE, checkHashName } from '../core/paths.js';
 import { hfEndpoint, hfTimeoutMs, hfToken } from './env.js';
 import { hubErrorFor, hubRequest, readBody, withRetries } from './http.js';
 import { tokenOriginOf } from './hop.js';
@@ -114,6 +115,51 @@ function nextPage(link: string | undefined, page: string, c: HubClient, repo: st
   return u.toString();
 }
 
+/** A hash field that names a file in the cache: checkHashName's hex rule, and the one length its algorithm has. */
+export function hashField(v: unknown, re: typeof GIT_OID_RE | typeof SHA256_RE, what: string): string {
+  const h = checkHashName(v, what);
+  const want = re === SHA256_RE ? 64 : 40;
+  if (h.length !== want) throw new ColdstartError('HOSTILE_FILE', `${what}: ${h} has ${h.length} hex digits, not ${want}`, { hint: 'A hash from the Hub names a file in the cache; nothing was written.' });
+  return h;
+}
+
+/**
+ * One entry of a tree listing, checked where it enters: a non-empty path, a whole non-negative size, a 40-hex
+ * git blob oid and (LFS) a 64-hex sha256 — the hashes name files in the cache, so anything else is refused.
+ */
+function repoFile(e: Record<string, unknown>, repo: string): RepoFile {
+  const what = `${repo}: the Hub's tree listing`;
+  const path = e.path;
+  if (typeof path !== 'string' || path === '') throw new ColdstartError('HOSTILE_FILE', `${what} has a file without a path`);
+  const size = (v: unknown, field: string) => {
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ColdstartError('HOSTILE_FILE', `${what}: ${JSON.stringify(path)} has ${field} ${JSON.stringify(v)}, not a byte count`);
+    return v;
+  };
+  const f: RepoFile = { path, size: size(e.size, 'size'), oid: hashField(e.oid, GIT_OID_RE, `${what}: the oid of ${JSON.stringify(path)}`) };
+  const lfs = e.lfs as { oid?: unknown; size?: unknown } | undefined | null;
+  if (lfs !== undefined && lfs !== null) {
+    f.lfs = { oid: hashField(lfs.oid, SHA256_RE, `${what}: the lfs.oid of ${JSON.stringify(path)}`), size: size(lfs.size ?? e.size, 'lfs.size') };
+  }
+  return f;
+}
+
+/**
+ * A listing's paths as a set of files: no path twice, and no file that is also a folder of another file
+ * (`a` and `a/b`), which would make one entry write through or over another.
+ */
+export function checkListingShape(files: RepoFile[], what: string): void {
+  const paths = new Set<string>();
+  for (const f of files) {
+    if (paths.has(f.path)) throw new ColdstartError('HOSTILE_FILE', `${what} names ${JSON.stringify(f.path)} twice`);
+    paths.add(f.path);
+  }
+  for (const f of files) {
+    for (let i = f.path.indexOf('/'); i > 0; i = f.path.indexOf('/', i + 1)) {
+      if (paths.has(f.path.slice(0, i))) throw new ColdstartError('HOSTILE_FILE', `${what} names ${JSON.stringify(f.path.slice(0, i))} both as a file and as the folder of ${JSON.stringify(f.path)}`);
+    }
+  }
+}
+
 /** Every file of the repo at `commit` (recursive tree listing, following `Link: rel="next"` pages on the endpoint). */
 export async function listTree(c: HubClient, repo: string, commit: string, repoType: RepoType = 'model'): Promise<RepoFile[]> {
   const files: RepoFile[] = [];
@@ -123,13 +169,11 @@ export async function listTree(c: HubClient, repo: string, commit: string, repoT
     const { body, link } = await getJson(c, url, { repo, revision: commit });
     if (!Array.isArray(body)) throw new ColdstartError('BAD_INPUT', `${repo}: the Hub's tree listing is not a list`);
     for (const e of body as Array<Record<string, unknown>>) {
-      if (e.type !== 'file') continue;
-      const lfs = e.lfs as { oid?: unknown; size?: unknown } | undefined;
-      const f: RepoFile = { path: String(e.path), size: Number(e.size), oid: String(e.oid) };
-      if (lfs && typeof lfs.oid === 'string') f.lfs = { oid: lfs.oid, size: Number(lfs.size ?? e.size) };
-      files.push(f);
+      if (e?.type !== 'file') continue;
+      files.push(repoFile(e, repo));
     }
     url = nextPage(link, url, c, repo);
   }
+  checkListingShape(files, `${repo}: the Hub's tree listing`);
   return files;
 }

@@ -10,10 +10,11 @@
  * is three endpoints, so this is a small node:http client (src/hub/http.ts).
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
-import { createReadStream, existsSync, ftruncateSync, linkSync, mkdirSync, rmdirSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
+import { createReadStream, existsSync, ftruncateSync, linkSync, openSync, closeSync, fstatSync, readdirSync, renameSync, rmSync, statSync, statfsSync, writev } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
-import { trackTemp, untrackTemp } from '../core/atomic.js';
+import { trackResumable, untrackResumable } from '../core/atomic.js';
+import { GIT_OID_RE, makeDirs, safeJoin } from '../core/paths.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { formatBytes, formatRate } from '../core/format.js';
 import { hubCacheDir, hfOffline } from './env.js';
@@ -22,6 +23,7 @@ import { TransientError, bodyError, hubErrorFor, hubRequest, networkError, withR
 import {
   DUPLICATE_WEIGHT_GLOBS,
   blobPath,
+  checkRevision,
   ensureCachedirTag,
   etagOf,
   filterPaths,
@@ -147,7 +149,7 @@ function cachedCommit(storage: string, revision: string): string | null {
 /** The snapshot folder of a cached revision (default main), or null when nothing is cached for it. */
 export function findCachedSnapshot(repo: string, revision: string | undefined, env: Env): string | null {
   const storage = storageFolder(hubCacheDir(env), repo);
-  const commit = cachedCommit(storage, revision ?? 'main');
+  const commit = cachedCommit(storage, checkRevision(revision ?? 'main'));
   if (!commit) return null;
   const dir = join(storage, 'snapshots', commit);
   try {
@@ -159,7 +161,7 @@ export function findCachedSnapshot(repo: string, revision: string | undefined, e
 
 /** Files and sizes of the repo at a revision: metadata calls only, no weight bytes (offline: from the cache). */
 export async function repoFileSizes(opts: { repo: string; revision?: string; env: Env; signal?: AbortSignal }): Promise<Array<{ path: string; bytes: number }>> {
-  const revision = opts.revision ?? 'main';
+  const revision = checkRevision(opts.revision ?? 'main');
   if (hfOffline(opts.env)) {
     const storage = storageFolder(hubCacheDir(opts.env), opts.repo);
     const commit = cachedCommit(storage, revision);
@@ -303,7 +305,7 @@ function hashMismatch(job: FileJob, opts: DownloadOptions, expected: string, got
 async function fetchVerified(c: HubClient, repo: string, job: FileJob, opts: DownloadOptions, acct: Accounting): Promise<void> {
   const size = sizeOf(job.file);
   const expected = etagOf(job.file);
-  mkdirSync(dirname(job.incomplete), { recursive: true });
+  makeDirs(dirname(job.incomplete));
   let fd = -1;
   try {
     fd = openSync(job.incomplete, 'a+');
@@ -622,7 +624,7 @@ export function validateRepoId(repo: string): void {
 
 export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResult> {
   validateRepoId(opts.repo);
-  const revision = opts.revision ?? 'main';
+  const revision = checkRevision(opts.revision ?? 'main');
   const cacheDir = hubCacheDir(opts.env);
   const repoType = opts.repoType ?? 'model';
   const storage = storageFolder(cacheDir, opts.repo, repoType);
@@ -659,7 +661,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   if (opts.dryRun) {
     const have = (f: RepoFile) => {
       if (opts.forceDownload) return false;
-      if (local) return sizeIs(join(local, ...f.path.split('/')), sizeOf(f)) && readLocalMetadata(localDirPaths(local, f.path))?.etag === etagOf(f);
+      if (local) return sizeIs(safeJoin(local, f.path, 'a repo file name'), sizeOf(f)) && readLocalMetadata(localDirPaths(local, f.path))?.etag === etagOf(f);
       return sizeIs(blobPath(storage, etagOf(f)), sizeOf(f));
     };
     const plan = selected.map((f) => ({ path: f.path, bytes: sizeOf(f), willDownload: !have(f) })).sort((a, b) => (a.path < b.path ? -1 : 1));
@@ -689,19 +691,19 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
   if (!complete) {
     try {
       if (local) {
-        mkdirSync(local, { recursive: true });
+        makeDirs(local);
         if (!cachedTree) writeTreeCache(join(local, '.cache', 'huggingface'), commit, all);
         snapshotDir = local;
       } else {
         ensureCachedirTag(cacheDir);
-        mkdirSync(join(storage, 'blobs'), { recursive: true });
+        makeDirs(join(storage, 'blobs'));
         if (!cachedTree) writeTreeCache(storage, commit, all);
         writeRef(storage, revision, commit);
         snapshotDir = join(storage, 'snapshots', commit);
-        mkdirSync(snapshotDir, { recursive: true });
+        makeDirs(snapshotDir);
       }
-    } catch (e0) {
-      const e = trueMkdirError(e0, local ?? storage);
+    } catch (e) {
+      // makeDirs creates one level at a time, so the error is the real cause (EROFS, EACCES, procfs), not ENOENT.
       const err = fromSystemError(e, local ?? storage, 'write');
       if (err.code !== 'PERMISSION') throw err;
       throw new ColdstartError('PERMISSION', err.message, {
@@ -713,7 +715,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
 
   const bytesTotal = selected.reduce((a, f) => a + sizeOf(f), 0);
   checkFreeSpace(local ?? storage, selected, (f) => {
-    if (local) return existsSync(join(local, ...f.path.split('/'))) ? statSync(join(local, ...f.path.split('/'))).size === sizeOf(f) : false;
+    if (local) return sizeIs(safeJoin(local, f.path, 'a repo file name'), sizeOf(f));
     return existsSync(pointerPath(storage, commit, f.path)) || existsSync(blobPath(storage, etagOf(f)));
   }, (f) => (local ? localDirPaths(local, f.path).incomplete(etagOf(f)) : `${blobPath(storage, etagOf(f))}.incomplete`));
   let bytesDone = 0;
@@ -790,7 +792,7 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       try {
         adoptPartial(parked, own, staleAfter);
         await fetchInto(f, url, own);
-        mkdirSync(dirname(p.file), { recursive: true });
+        makeDirs(dirname(p.file));
         // In a --local-dir the file is replaced (that is what the user asked for); the bytes are verified.
         renameSync(own, p.file);
         writeLocalMetadata(p, commit, etag);
@@ -810,7 +812,8 @@ export async function downloadRepo(opts: DownloadOptions): Promise<DownloadResul
       if (!sizeIs(pointer, bytes)) linkPointer(blob, pointer);
       return done(true);
     }
-    const lock = await takeLock(join(lockDir, `${etag}.coldstart.lock`), f.path, opts);
+    // `blob` is built from a checked hash (blobPath), so the lock and the partial beside it stay in their folders.
+    const lock = await takeLock(join(lockDir, `${basename(blob)}.coldstart.lock`), f.path, opts);
     const parked = `${blob}.incomplete`;
     const own = ownPartial(parked);
     trackPartial(own, parked);
@@ -901,23 +904,6 @@ function namingFile(e: unknown, path: string): unknown {
   return new ColdstartError(e.code, `${path}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: e.details } : {}) });
 }
 
-/**
- * Node's recursive mkdir reports ENOENT on a read-only filesystem (and for some permission failures); the
- * real cause comes from creating the first missing level by itself.
- */
-function trueMkdirError(e: unknown, target: string): unknown {
-  if ((e as NodeJS.ErrnoException)?.code !== 'ENOENT') return e;
-  let dir = target;
-  while (!existsSync(dirname(dir)) && dirname(dir) !== dir) dir = dirname(dir);
-  try {
-    mkdirSync(dir);
-    rmdirSync(dir);
-  } catch (e2) {
-    if ((e2 as NodeJS.ErrnoException).code !== 'EEXIST') return e2;
-  }
-  return e;
-}
-
 /** True when `path` (followed through symlinks) is a file of exactly `bytes` bytes. */
 function sizeIs(path: string, bytes: number): boolean {
   try {
@@ -935,22 +921,14 @@ function ownPartial(parked: string): string {
 
 /**
  * Own partials in flight. Ctrl-C makes the CLI exit at once (src/cli.ts), before the download's own error path
- * runs, so an 'exit' hook parks them for the next run to resume (synchronous calls only, as 'exit' requires).
+ * runs, so each is tracked as resumable (core/atomic.ts): the signal handler (or the 'exit' hook) parks it for
+ * the next run, synchronously, and the interruption message counts it as kept for resume.
  */
-const inFlight = new Map<string, string>();
-let exitHook = false;
 function trackPartial(own: string, parked: string): void {
-  inFlight.set(own, parked);
-  if (!exitHook) {
-    exitHook = true;
-    process.once('exit', () => {
-      for (const [o, p] of inFlight) parkPartial(o, p);
-      inFlight.clear();
-    });
-  }
+  trackResumable(own, () => parkPartial(own, parked));
 }
 function untrackPartial(own: string): void {
-  inFlight.delete(own);
+  untrackResumable(own);
 }
 
 /**
@@ -1001,15 +979,18 @@ function adoptPartial(parked: string, own: string, staleAfter: number): void {
  * After a failure or Ctrl-C: our partial becomes the parked `<etag>.incomplete` for the next run to resume,
  * without overwriting a larger one; an empty partial is removed (nothing to resume).
  */
-function parkPartial(own: string, parked: string): void {
+function parkPartial(own: string, parked: string): boolean {
   let size: number;
   try {
     size = statSync(own).size;
   } catch {
-    return;
+    return false;
   }
   try {
-    if (size === 0) return rmSync(own, { force: true });
+    if (size === 0) {
+      rmSync(own, { force: true });
+      return false;
+    }
     try {
       linkSync(own, parked);
       rmSync(own, { force: true });
@@ -1021,6 +1002,7 @@ function parkPartial(own: string, parked: string): void {
   } catch {
     /* best effort: the own-named partial stays, and is adopted once idle */
   }
+  return true;
 }
 
 /**
@@ -1065,14 +1047,8 @@ function discardBadBlob(blob: string): void {
 }
 
 async function takeLock(path: string, file: string, opts: DownloadOptions) {
-  const lock = await acquireLock(path, { signal: opts.signal, env: opts.env, onWait: () => opts.onEvent?.({ type: 'waiting-lock', file }) });
-  trackTemp(path);
-  return {
-    release() {
-      lock.release();
-      untrackTemp(path);
-    },
-  };
+  // Released by its holder, or by lock.ts's exit hook when Ctrl-C ends the process first.
+  return acquireLock(path, { signal: opts.signal, env: opts.env, onWait: () => opts.onEvent?.({ type: 'waiting-lock', file }) });
 }
 
 async function fileMatches(path: string, f: RepoFile, signal?: AbortSignal): Promise<boolean> {
@@ -1090,7 +1066,7 @@ function offlineResult(opts: DownloadOptions, revision: string, cacheDir: string
     commit = COMMIT_RE.test(revision) ? revision : null;
     if (!commit) {
       const trees = existsSync(join(hfDir, 'trees')) ? readdirSync(join(hfDir, 'trees')).filter((n) => n.endsWith('.json')) : [];
-      commit = trees.length === 1 ? trees[0].slice(0, -5) : null;
+      commit = trees.length === 1 && GIT_OID_RE.test(trees[0].slice(0, -5)) ? trees[0].slice(0, -5) : null;
     }
     dir = opts.localDir;
     all = commit ? readTreeCache(hfDir, commit) : null;
@@ -1104,7 +1080,7 @@ function offlineResult(opts: DownloadOptions, revision: string, cacheDir: string
   const present = new Set(listSnapshot(dir).filter((p) => !p.startsWith('.cache/')));
   const sizeOnDisk = (p: string) => {
     try {
-      return statSync(join(dir, ...p.split('/'))).size; // through the symlink: a dangling one throws
+      return statSync(safeJoin(dir, p, 'a repo file name')).size; // through the symlink: a dangling one throws
     } catch {
       return -1;
     }

@@ -11,11 +11,13 @@
  *   <local-dir>/.cache/huggingface/download/<path>.metadata  (commit\netag\ntimestamp\n)
  */
 import { createHash } from 'node:crypto';
-import { constants, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, linkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
-import { ColdstartError } from '../core/errors.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
 import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
-import type { RepoFile } from './api.js';
+import { GIT_OID_RE, SHA256_RE, makeDirs, safeJoin } from '../core/paths.js';
+import { readInputText } from '../core/files.js';
+import { checkListingShape, hashField, type RepoFile } from './api.js';
 
 export function repoFolderName(repo: string, type: 'model' | 'dataset' | 'space' = 'model'): string {
   return [`${type}s`, ...repo.split('/')].join('--');
@@ -25,12 +27,36 @@ export function storageFolder(cacheDir: string, repo: string, type: 'model' | 'd
   return join(cacheDir, repoFolderName(repo, type));
 }
 
-/** Repo-relative paths from a listing may not escape the target dir (huggingface_hub refuses the same). */
+/**
+ * Repo-relative paths from a listing may not escape the target dir: huggingface_hub's `_validate_relative_filename`
+ * (no `..` segment under `/` or `\\`, no absolute, drive or UNC path, checked under POSIX and Windows rules) and
+ * core/paths.ts safeJoin's (no NUL, backslash, empty or `.` component). Paths are then built with safeJoin.
+ */
 export function validateRelativeFilename(p: string): void {
   const parts = p.replace(/\\/g, '/').split('/');
   if (!p || parts.includes('..') || p.startsWith('/') || /^[a-zA-Z]:/.test(p) || parts.some((s) => /^[a-zA-Z]:/.test(s)) || p.includes('\0')) {
-    throw new ColdstartError('HOSTILE_FILE', `refusing repo file name ${JSON.stringify(p)}: absolute, drive or '..' paths could write outside the target directory`);
+    throw new ColdstartError('HOSTILE_FILE', `refusing repo file name ${JSON.stringify(p)}: absolute, drive or '..' paths could write outside the target directory`, {
+      hint: 'A name from the Hub may only name something inside the snapshot; nothing was written.',
+    });
   }
+  safeJoin('/', p, 'a repo file name');
+}
+
+/**
+ * A revision as git and the Hub accept it (git check-ref-format, one level allowed): a branch, tag, `refs/pr/1`
+ * or a commit. Refused with BAD_FLAG naming --revision: empty, a NUL or control character, space, `~ ^ : ? * [ \\`,
+ * `..`, `@{`, a leading/trailing or doubled `/`, a component starting with `.` or ending in `.lock`, a trailing
+ * `.`, or `@` alone. Such a revision can never leave `refs/` when it names a file there.
+ */
+export function checkRevision(rev: unknown): string {
+  const bad = (why: string) => invalidArg('--revision', `a branch, tag or commit sha (${why})`, rev, 'Pass a branch (main), a tag (v1.0), a pull-request ref (refs/pr/1) or a 40-character commit sha.');
+  if (typeof rev !== 'string' || rev === '') throw bad('not empty');
+  if (rev.length > 255) throw bad('at most 255 characters');
+  if (/[\x00-\x20\x7f~^:?*[\\]/.test(rev)) throw bad('no space, control character or any of ~ ^ : ? * [ \\');
+  if (rev.includes('..') || rev.includes('@{') || rev === '@') throw bad('no "..", no "@{", not "@"');
+  if (rev.startsWith('/') || rev.endsWith('/') || rev.includes('//') || rev.endsWith('.')) throw bad('no leading, trailing or doubled "/", no trailing "."');
+  if (rev.split('/').some((c) => c.startsWith('.') || c.endsWith('.lock'))) throw bad('no component starting with "." or ending in ".lock"');
+  return rev;
 }
 
 /** The etag huggingface_hub names the blob after: the LFS sha256, else the git blob sha1. */
@@ -41,18 +67,24 @@ export function sizeOf(f: RepoFile): number {
   return f.lfs ? f.lfs.size : f.size;
 }
 
+/** `blobs/<etag>`: the etag must be a 40- or 64-digit hex hash (core/paths.ts checkHashName), so it stays in blobs/. */
 export function blobPath(storage: string, etag: string): string {
-  return join(storage, 'blobs', etag);
+  return safeJoin(join(storage, 'blobs'), hashField(etag, etag.length === 64 ? SHA256_RE : GIT_OID_RE, 'a blob name'), 'a blob name');
 }
+/** `snapshots/<commit>/<path>`: the commit a 40-hex sha, the repo path joined with safeJoin. */
 export function pointerPath(storage: string, commit: string, path: string): string {
-  return join(storage, 'snapshots', commit, ...path.split('/'));
+  return safeJoin(join(storage, 'snapshots', hashField(commit, GIT_OID_RE, 'a snapshot commit')), path, 'a repo file name');
+}
+/** `refs/<revision>` (a revision checked by checkRevision, joined with safeJoin). */
+function refPath(storage: string, revision: string): string {
+  return safeJoin(join(storage, 'refs'), checkRevision(revision), 'a revision');
 }
 
 export function readRef(storage: string, revision: string): string | null {
-  const p = join(storage, 'refs', ...revision.split('/'));
+  const p = refPath(storage, revision);
   try {
-    const s = readFileSync(p, 'utf8').trim();
-    return /^[0-9a-f]{40}$/.test(s) ? s : null;
+    const s = readInputText(p, 'ref', 4096).trim();
+    return GIT_OID_RE.test(s) ? s : null;
   } catch {
     return null;
   }
@@ -61,9 +93,9 @@ export function readRef(storage: string, revision: string): string | null {
 /** `refs/<revision>` holds the commit (Python writes it without a trailing newline), only for non-sha revisions. */
 export function writeRef(storage: string, revision: string, commit: string): void {
   if (revision === commit) return;
-  const p = join(storage, 'refs', ...revision.split('/'));
+  const p = refPath(storage, revision);
   if (readRef(storage, revision) === commit) return;
-  writeFileAtomic(p, commit);
+  writeFileAtomic(p, hashField(commit, GIT_OID_RE, 'a commit sha'));
 }
 
 const CACHEDIR_TAG =
@@ -73,10 +105,10 @@ export function ensureCachedirTag(dir: string): void {
   const p = join(dir, 'CACHEDIR.TAG');
   if (existsSync(p)) return;
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir); // fails at once on procfs/sysfs, where Node's recursive mkdir spins forever
     writeFileSync(p, CACHEDIR_TAG, { flag: 'wx' });
   } catch {
-    /* another writer won, or read-only: like Python, not an error */
+    /* another writer won, or read-only: like Python, not an error (the first real write says why) */
   }
 }
 
@@ -92,19 +124,35 @@ export function writeTreeCache(folder: string, commit: string, files: RepoFile[]
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const out: Record<string, TreeEntry> = {};
   for (const f of sorted) out[f.path] = { size: f.size, blob_id: f.oid, ...(f.lfs ? { lfs_sha256: f.lfs.oid, lfs_size: f.lfs.size } : {}) };
-  writeFileAtomic(join(folder, 'trees', `${commit}.json`), JSON.stringify({ format_version: 1, files: out }, null, 1));
+  writeFileAtomic(treePath(folder, commit), JSON.stringify({ format_version: 1, files: out }, null, 1));
 }
 
+function treePath(folder: string, commit: string): string {
+  return join(folder, 'trees', `${hashField(commit, GIT_OID_RE, 'a tree listing commit')}.json`);
+}
+
+/**
+ * The cached listing, or null when there is none or it does not hold up (then the Hub is asked again and the file
+ * rewritten): every entry is checked as the Hub's own answer is (api.ts) — its path stays in the snapshot, its
+ * hashes are 40/64 hex, its sizes whole — since another process (or tenant of a shared cache) may have written it.
+ */
 export function readTreeCache(folder: string, commit: string): RepoFile[] | null {
   try {
-    const data = JSON.parse(readFileSync(join(folder, 'trees', `${commit}.json`), 'utf8')) as { format_version?: number; files?: Record<string, TreeEntry> };
-    if (data.format_version !== 1 || !data.files) return null;
-    return Object.entries(data.files).map(([path, e]) => ({
-      path,
-      size: e.size,
-      oid: e.blob_id,
-      ...(e.lfs_sha256 ? { lfs: { oid: e.lfs_sha256, size: e.lfs_size ?? e.size } } : {}),
-    }));
+    const data = JSON.parse(readInputText(treePath(folder, commit), 'tree listing')) as { format_version?: number; files?: Record<string, TreeEntry> };
+    if (data.format_version !== 1 || !data.files || typeof data.files !== 'object') return null;
+    const whole = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+    const files = Object.entries(data.files).map(([path, e]) => {
+      validateRelativeFilename(path);
+      if (!whole(e?.size) || (e.lfs_size !== undefined && !whole(e.lfs_size))) throw new Error('bad size');
+      return {
+        path,
+        size: e.size,
+        oid: hashField(e.blob_id, GIT_OID_RE, 'blob_id'),
+        ...(e.lfs_sha256 !== undefined ? { lfs: { oid: hashField(e.lfs_sha256, SHA256_RE, 'lfs_sha256'), size: e.lfs_size ?? e.size } } : {}),
+      };
+    });
+    checkListingShape(files, 'the tree listing cache');
+    return files;
   } catch {
     return null;
   }
@@ -115,7 +163,7 @@ export function readTreeCache(folder: string, commit: string): RepoFile[] | null
  * (Windows without developer mode, some network filesystems) a hard link, else a copy. Atomic: temp name + rename.
  */
 export function linkPointer(blob: string, pointer: string): 'symlink' | 'hardlink' | 'copy' {
-  mkdirSync(dirname(pointer), { recursive: true });
+  makeDirs(dirname(pointer));
   const tmp = tempPathFor(pointer);
   const rel = relative(dirname(pointer), blob);
   const attempts: Array<['symlink' | 'hardlink' | 'copy', () => void]> = [
@@ -152,7 +200,7 @@ export interface LocalDirPaths {
 
 export function huggingfaceDir(localDir: string): string {
   const d = join(localDir, '.cache', 'huggingface');
-  mkdirSync(d, { recursive: true });
+  makeDirs(d);
   ensureCachedirTag(d);
   const gi = join(d, '.gitignore');
   if (!existsSync(gi)) {
@@ -165,22 +213,22 @@ export function huggingfaceDir(localDir: string): string {
   return d;
 }
 
+/** Where a repo file and its bookkeeping go in a --local-dir: every path built with safeJoin from the repo path. */
 export function localDirPaths(localDir: string, path: string): LocalDirPaths {
   validateRelativeFilename(path);
-  const parts = path.split('/');
-  const file = join(localDir, ...parts);
-  const metadata = join(huggingfaceDir(localDir), 'download', ...parts) + '.metadata';
+  const file = safeJoin(localDir, path, 'a repo file name');
+  const metadata = safeJoin(join(huggingfaceDir(localDir), 'download'), `${path}.metadata`, 'a repo file name');
   return {
     file,
     metadata,
     lock: metadata.replace(/\.metadata$/, '.coldstart.lock'),
-    incomplete: (etag) => join(dirname(metadata), `${shortHash(basename(metadata))}.${etag}.incomplete`),
+    incomplete: (etag) => join(dirname(metadata), `${shortHash(basename(metadata))}.${hashField(etag, etag.length === 64 ? SHA256_RE : GIT_OID_RE, 'an etag')}.incomplete`),
   };
 }
 
 export function readLocalMetadata(p: LocalDirPaths): { commit: string; etag: string; timestamp: number } | null {
   try {
-    const [commit, etag, ts] = readFileSync(p.metadata, 'utf8').split('\n');
+    const [commit, etag, ts] = readInputText(p.metadata, 'download metadata', 4096).split('\n');
     const timestamp = Number(ts);
     if (!commit || !etag || !Number.isFinite(timestamp)) return null;
     return { commit: commit.trim(), etag: etag.trim(), timestamp };

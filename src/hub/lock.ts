@@ -17,12 +17,14 @@
  * Python's huggingface_hub locks with flock on `.locks/<repo>/<etag>.lock`; Node has no flock, so ours is
  * a sibling file (`<etag>.coldstart.lock`) and never touches Python's lock file.
  */
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { fromSystemError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
+import { makeDirs } from '../core/paths.js';
+import { readInputText } from '../core/files.js';
 
 export interface LockOwner {
   v: 1;
@@ -71,7 +73,8 @@ export function staleSeconds(env: Record<string, string | undefined> = process.e
 
 export function readOwner(path: string): LockOwner | null {
   try {
-    const o = JSON.parse(readFileSync(path, 'utf8')) as LockOwner;
+    // Regular files only, size-capped: a FIFO planted as a lock in a shared cache is refused, never blocks.
+    const o = JSON.parse(readInputText(path, 'lock', 64 << 10)) as LockOwner;
     return o && o.v === 1 && typeof o.pid === 'number' ? o : null;
   } catch {
     return null;
@@ -117,12 +120,24 @@ export interface Lock {
   release(): void;
 }
 
+/** Locks this process holds, released when it exits (a Ctrl-C exits at once, before any `finally` runs). */
+const held = new Set<Lock>();
+let exitHook = false;
+function holdUntilExit(lock: Lock): void {
+  held.add(lock);
+  if (exitHook) return;
+  exitHook = true;
+  process.once('exit', () => {
+    for (const l of [...held]) l.release();
+  });
+}
+
 /**
  * Acquires `path`, polling while another live process holds it; `onWait` is told once that we wait. The
  * returned lock refreshes its heartbeat until released.
  */
 export async function acquireLock(path: string, opts: { signal?: AbortSignal; onWait?: () => void; pollMs?: number; env?: Record<string, string | undefined> } = {}): Promise<Lock> {
-  mkdirSync(dirname(path), { recursive: true });
+  makeDirs(dirname(path));
   const staleAfter = staleSeconds(opts.env);
   const token = randomBytes(12).toString('hex');
   const owner: LockOwner = { v: 1, host: hostname(), pidns: pidNamespace(), pid: process.pid, start: processStart('self'), token, created: new Date().toISOString() };
@@ -174,13 +189,16 @@ export async function acquireLock(path: string, opts: { signal?: AbortSignal; on
     Math.max(50, (staleAfter * 1000) / 4),
   );
   beat.unref();
-  let held = true;
-  return {
+  let holding = true;
+  const lock: Lock = {
     release() {
-      if (!held) return;
-      held = false;
+      if (!holding) return;
+      holding = false;
+      held.delete(lock);
       clearInterval(beat);
       if (mine()) rmSync(path, { force: true });
     },
   };
+  holdUntilExit(lock);
+  return lock;
 }

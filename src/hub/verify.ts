@@ -8,7 +8,7 @@ import { createReadStream, existsSync, readlinkSync, realpathSync, statSync } fr
 import { basename, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { listSnapshot } from './download.js';
-import { localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
+import { checkRevision, localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
 import type { RepoFile } from './api.js';
 import { nowSeconds } from '../core/clock.js';
 
@@ -79,7 +79,7 @@ export async function verifyCached(cacheDir: string, repo: string, revision: str
   const t0 = nowSeconds();
   const storage = storageFolder(cacheDir, repo);
   if (!existsSync(storage)) throw new ColdstartError('NOT_FOUND', `${repo} is not in the cache at ${cacheDir}`, { hint: 'Run `coldstart cache ls` to see what is cached.' });
-  const rev = revision ?? 'main';
+  const rev = checkRevision(revision ?? 'main');
   const commit = /^[0-9a-f]{40}$/.test(rev) ? rev : readRef(storage, rev);
   const dir = commit ? join(storage, 'snapshots', commit) : '';
   if (!commit || !existsSync(dir)) throw new ColdstartError('NOT_FOUND', `${repo}: revision ${JSON.stringify(rev)} is not cached`, { hint: 'Pass --revision with a cached branch or commit (`coldstart cache ls` lists them).' });
