@@ -120,7 +120,15 @@ async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult
 }
 
 /** `hf download` flags that change where and as whom: --cache-dir and --token override HF_HUB_CACHE / HF_TOKEN. */
+/** A folder flag that was given must name a folder: `--local-dir ''` is refused, never read as "not given". */
+function dirFlag(flag: string, v: string | undefined): string | undefined {
+  if (v !== undefined && !v.trim()) throw invalidArg(flag, 'a folder path', v, `Pass a folder, e.g. ${flag} ./models/llama, or leave ${flag} out.`);
+  return v;
+}
+
 function hfEnv(ctx: Context, flags: CacheFlags): Record<string, string | undefined> {
+  dirFlag('--local-dir', flags.localDir);
+  dirFlag('--cache-dir', flags.cacheDir);
   if (flags.cacheDir !== undefined && flags.localDir !== undefined) {
     throw new ColdstartError('BAD_FLAG', '--cache-dir and --local-dir cannot be used together (as in `hf download`)', { hint: 'Use --cache-dir (or HF_HUB_CACHE) for the shared cache, or --local-dir for plain files in one folder.' });
   }
@@ -155,7 +163,7 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
       include: flags.include,
       exclude: flags.exclude,
       defaultExcludes: flags.allFiles ? false : undefined,
-      localDir: flags.localDir ? resolve(ctx.cwd, flags.localDir) : undefined,
+      localDir: flags.localDir !== undefined ? resolve(ctx.cwd, flags.localDir) : undefined,
       concurrency,
       retries,
       env,
@@ -173,7 +181,7 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
   if (phase.status === 'failed' || !result) {
     const cause = phase.cause ?? new ColdstartError('INTERNAL', 'download failed');
     if (cause instanceof ColdstartError && cause.code === 'INTERRUPTED' && !ctx.out.json)
-      ctx.out.warn(`${label}: interrupted; partial downloads are kept in the cache (blobs/*.incomplete) and the same command resumes them`);
+      ctx.out.warn(`${label}: interrupted; partial downloads are kept for resume (${flags.localDir !== undefined ? '.cache/huggingface/download/*.incomplete in the --local-dir' : 'blobs/*.incomplete in the cache'}) and the same command continues them`);
     throw cause;
   }
   const r = result;
@@ -283,9 +291,10 @@ function runLs(ctx: Context): number {
 async function runVerify(ctx: Context, arg: string, flags: { revision?: string; localDir?: string; concurrency: string }): Promise<number> {
   const { repo } = repoArg(arg);
   const concurrency = intFlag('--concurrency', flags.concurrency, 1, 64);
+  const localDir = dirFlag('--local-dir', flags.localDir);
   const spin = await ctx.out.spinner(`verifying ${repo}…`);
-  const v = flags.localDir
-    ? await verifyLocalDir(resolve(ctx.cwd, flags.localDir), repo, { concurrency, signal: ctx.signal })
+  const v = localDir !== undefined
+    ? await verifyLocalDir(resolve(ctx.cwd, localDir), repo, { concurrency, signal: ctx.signal })
     : await verifyCached(hubCacheDir(ctx.env), repo, flags.revision, { concurrency, signal: ctx.signal });
   spin.stop();
   const bad = v.files.filter((f) => f.status === 'mismatch' || f.status === 'missing-blob');
