@@ -11,7 +11,10 @@
  *   GET  {cdn}/lfs/{sha256}?sig=…                   the bytes, with Range/206, Accept-Ranges, ETag
  *
  * Errors carry X-Error-Code (RepoNotFound, RevisionNotFound, EntryNotFound, GatedRepo) and X-Error-Message.
- * Faults for tests: drop the connection after N bytes of a file, serve corrupted bytes, answer 503.
+ * Faults for tests: drop the connection after N bytes of a file, serve corrupted bytes, answer 503; and a hostile
+ * Hub: rewrite the tree listing (oids, paths), point its next-page link elsewhere, answer a sha for any revision,
+ * accept a request and never answer it. `startRecorder()` is a second loopback origin ("another host") that
+ * records every request it gets, to prove no credential reaches it.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -48,6 +51,14 @@ export interface Faults {
   unavailable?: number;
   /** Ignore Range headers (answer 200 with the whole body). */
   ignoreRange?: boolean;
+  /** Accept a matching request and never answer it (no status line, the socket stays open). */
+  hang?: (r: { url: string; host: 'hub' | 'cdn'; method: string }) => boolean;
+  /** Rewrite each page of a tree listing before it is sent (a hostile listing: oids, sizes, paths). */
+  treeEntries?: (entries: Array<Record<string, unknown>>) => Array<Record<string, unknown>>;
+  /** Rewrite (or add, when `always`) the tree listing's `Link: <…>; rel="next"` URL. */
+  nextLink?: { to: (next: string | null) => string; always?: boolean };
+  /** Resolve any revision the repo does not have to its main branch's commit (a Hub that answers a sha for anything). */
+  anyRevision?: boolean;
 }
 
 export interface RequestLog {
@@ -140,6 +151,7 @@ export class HubServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse, isCdn: boolean): void {
     const url = new URL(req.url ?? '/', 'http://x');
     this.log.push({ method: req.method ?? 'GET', url: req.url ?? '', range: req.headers.range, auth: req.headers.authorization, host: isCdn ? 'cdn' : 'hub' });
+    if (this.faults.hang?.({ url: req.url ?? '', host: isCdn ? 'cdn' : 'hub', method: req.method ?? 'GET' })) return; // accepted, never answered
     if (isCdn) return this.serveCdn(req, res, url);
     // Repo ids of one segment (gpt2) or two (org/name); datasets and spaces are stored as `datasets/<id>`, `spaces/<id>`.
     let m = /^\/api\/(models|datasets|spaces)\/([^/]+(?:\/[^/]+)?)(?:\/(revision|tree|paths-info)\/([^/]+)(\/.*)?)?$/.exec(url.pathname);
@@ -194,7 +206,7 @@ export class HubServer {
       this.err(res, 401, 'GatedRepo', `Access to model ${id} is restricted. You must have access to it and be authenticated to access it.`);
       return null;
     }
-    const commit = repo.commits.has(rev) ? rev : repo.refs.get(rev);
+    const commit = repo.commits.has(rev) ? rev : (repo.refs.get(rev) ?? (this.faults.anyRevision ? repo.refs.get('main') : undefined));
     if (!commit) {
       this.err(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
       return null;
@@ -225,13 +237,18 @@ export class HubServer {
       if (recursive || parts.length === 1) entries.push(this.entry(f));
     }
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
-    const page = entries.slice(cursor, cursor + this.pageSize);
+    let page = entries.slice(cursor, cursor + this.pageSize);
+    if (this.faults.treeEntries) page = this.faults.treeEntries(page);
     const headers: Record<string, string> = { 'content-type': 'application/json' };
+    let nextUrl: string | null = null;
     if (cursor + this.pageSize < entries.length) {
       const next = new URL(url.toString().replace('http://x', this.endpoint));
       next.searchParams.set('cursor', String(cursor + this.pageSize));
-      headers.link = `<${next.toString()}>; rel="next"`;
+      nextUrl = next.toString();
     }
+    const nl = this.faults.nextLink;
+    if (nl && (nextUrl || nl.always)) nextUrl = nl.to(nextUrl);
+    if (nextUrl) headers.link = `<${nextUrl}>; rel="next"`;
     void id;
     void revEnc;
     res.writeHead(200, headers);
@@ -328,4 +345,33 @@ export class HubServer {
 
 export async function startHubServer(): Promise<HubServer> {
   return new HubServer().start();
+}
+
+/** What a recorder saw: every request, with its Authorization header (if any). */
+export interface Recorder {
+  origin: string;
+  log: Array<{ method: string; url: string; auth?: string; cookie?: string }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * "Another host": a loopback server on its own origin (127.0.0.3 by default) that records every request and
+ * answers `body` (JSON) with 200, so a client that wrongly follows a hostile link there gets an answer too.
+ */
+export async function startRecorder(host = '127.0.0.3', body: unknown = []): Promise<Recorder> {
+  const log: Recorder['log'] = [];
+  const srv = http.createServer((q, s) => {
+    log.push({ method: q.method ?? 'GET', url: q.url ?? '', auth: q.headers.authorization, cookie: q.headers.cookie });
+    s.writeHead(200, { 'content-type': 'application/json' });
+    s.end(JSON.stringify(body));
+  });
+  await new Promise<void>((r) => srv.listen(0, host, r));
+  return {
+    origin: `http://${host}:${(srv.address() as AddressInfo).port}`,
+    log,
+    async stop() {
+      srv.closeAllConnections();
+      await new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
 }
