@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
 import { HubServer, servedFile, startHubServer, startRecorder, type Recorder } from './helpers/hub-server.js';
@@ -195,6 +195,25 @@ describe('case 1: hash fields and repo paths from the Hub never leave the cache'
     expect(readFileSync(join(doc.snapshotDir, 'model.safetensors')).equals(weights)).toBe(true);
     expect(JSON.parse(readFileSync(join(storage, 'trees', `${tinyCommit}.json`), 'utf8')).files['model.safetensors'].lfs_sha256).toBe(sha256(weights));
     v.untouched();
+  });
+});
+
+describe('special files planted in a shared cache never block it', () => {
+  it('a FIFO as refs/main, as the tree listing and as a blob lock: cache and cache ls end (exit 0) and the run is right', async () => {
+    const storage = join(cacheDir, 'models--org--tiny');
+    mkdirSync(join(storage, 'refs'), { recursive: true });
+    mkdirSync(join(storage, 'trees'), { recursive: true });
+    mkdirSync(join(storage, 'snapshots', tinyCommit), { recursive: true });
+    mkdirSync(join(cacheDir, '.locks', 'models--org--tiny'), { recursive: true });
+    const fifos = [join(storage, 'refs', 'main'), join(storage, 'trees', `${tinyCommit}.json`), join(cacheDir, '.locks', 'models--org--tiny', `${sha256(weights)}.coldstart.lock`)];
+    for (const f of fifos) expect(spawnSync('mkfifo', [f]).status).toBe(0);
+    const ls = await spawnCli(['--json', 'cache', 'ls'], env(), { killAfterMs: 20_000 });
+    expect(ls.code).toBe(0);
+    const r = await spawnCli(['--json', 'cache', 'org/tiny'], env({ COLDSTART_LOCK_STALE_SECONDS: '1' }), { killAfterMs: 20_000 });
+    expect(r.code).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(readFileSync(join(doc.snapshotDir, 'model.safetensors')).equals(weights)).toBe(true);
+    expect(readFileSync(join(storage, 'refs', 'main'), 'utf8')).toBe(tinyCommit);
   });
 });
 

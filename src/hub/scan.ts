@@ -1,5 +1,6 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { readInputText } from '../core/files.js';
 
 export interface CacheScan {
   dir: string;
@@ -90,9 +91,10 @@ function readRefs(repoDir: string): Record<string, string> {
   const refs: Record<string, string> = {};
   for (const name of walkFiles(join(repoDir, 'refs'))) {
     try {
-      refs[name] = readFileSync(join(repoDir, 'refs', name), 'utf8').trim();
+      // Regular files only, size-capped: a FIFO or a huge file planted in a shared cache never blocks `cache ls`.
+      refs[name] = readInputText(join(repoDir, 'refs', name), 'ref', 4096).trim();
     } catch {
-      /* vanished */
+      /* vanished, or not a ref */
     }
   }
   return refs;
@@ -101,7 +103,7 @@ function readRefs(repoDir: string): Record<string, string> {
 /** Every file path listed in `trees/<commit>.json` (huggingface_hub ≥ 1.x tree cache), or null. */
 export function treeListing(repoDir: string, commit: string): string[] | null {
   try {
-    const data = JSON.parse(readFileSync(join(repoDir, 'trees', `${commit}.json`), 'utf8')) as { format_version?: number; files?: Record<string, unknown> };
+    const data = JSON.parse(readInputText(join(repoDir, 'trees', `${commit}.json`), 'tree listing')) as { format_version?: number; files?: Record<string, unknown> };
     return data.format_version === 1 && data.files ? Object.keys(data.files) : null;
   } catch {
     return null;
