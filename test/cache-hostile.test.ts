@@ -249,6 +249,18 @@ describe('case 2: one token rule — credentials only to the endpoint origin', (
   });
 });
 
+describe('case 2 elsewhere: profile times the network through the same Hub client', () => {
+  it('the rate probe of a Hub file sends the token to the Hub only, never to the CDN it is redirected to', async () => {
+    const { measureNetwork } = await import('../src/commands/profile/estimate.js');
+    const { hubClient } = await import('../src/hub/api.js');
+    const n = await measureNetwork(hubClient(env()), `${hub.endpoint}/org/big/resolve/main/model.safetensors`);
+    expect(n.bytes).toBe(big.length);
+    expect(hub.requests((q) => q.host === 'hub').every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);
+    expect(hub.requests((q) => q.host === 'cdn').length).toBeGreaterThan(0);
+    expect(hub.requests((q) => q.host === 'cdn').every((q) => q.auth === undefined)).toBe(true);
+  });
+});
+
 describe('case 3: --revision is a git ref, and refs/ is written inside the cache only', () => {
   it.each(['../../../victim', '../../x', '/abs/ref', 'a/../../b', 'x\\y', 'x\0y', 'refs//x', '.hidden', 'x.lock', 'a b', 'x:y', 'main@{1}', ''])(
     '--revision %j: exit 2 BAD_FLAG naming the flag, before any request; nothing written outside',

@@ -11,6 +11,8 @@ import { Stopwatch } from '../../core/clock.js';
 import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
 import { buildHeader } from '../../formats/safetensors.js';
+import { hubRequest, bodyError } from '../../hub/http.js';
+import type { HubClient } from '../../hub/api.js';
 
 export interface Rates {
   /** Sequential read bypassing the page cache, bytes/s: the loader's own cold read when present, else O_DIRECT dd. */
@@ -79,8 +81,8 @@ export interface RateProbeOptions {
   warmSpanBytes?: number;
   /** Probe runs per cache state (default 3): their spread is the estimate's uncertainty. */
   samples?: number;
-  /** A URL of a non-weight file and its headers, to time the network without moving weight bytes. */
-  network?: { url: string; headers?: Record<string, string>; maxBytes?: number } | null;
+  /** A URL of a non-weight file on the Hub and the client to fetch it with, to time the network without moving weight bytes. */
+  network?: { client: HubClient; url: string; maxBytes?: number } | null;
 }
 
 /** Practical pinned H2D as a fraction of the raw link rate (TLP/DLLP overhead), used only without a loader measurement. */
@@ -103,34 +105,33 @@ function readAll(path: string, chunk = 16 << 20): number {
 }
 
 /** Times GET of a small non-weight file: first-byte latency and the rate after it. */
-export async function measureNetwork(url: string, headers: Record<string, string> = {}, maxBytes = 32 << 20, signal?: AbortSignal): Promise<{ bytesPerSecond: number; latencySeconds: number; bytes: number }> {
+/**
+ * Times one small file from the Hub (latency to the first byte, then the rate over at most `maxBytes`) through the
+ * Hub client, so the one token rule (credentials only on the endpoint's origin, every hop) and its deadlines hold.
+ */
+export async function measureNetwork(client: HubClient, url: string, maxBytes = 32 << 20): Promise<{ bytesPerSecond: number; latencySeconds: number; bytes: number }> {
   const sw = new Stopwatch();
-  const ac = new AbortController();
-  const onAbort = () => ac.abort();
-  signal?.addEventListener('abort', onAbort);
-  const timer = setTimeout(() => ac.abort(), 30_000);
-  try {
-    const res = await fetch(url, { headers, signal: ac.signal, redirect: 'follow' });
-    const latency = sw.elapsed();
-    if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
-    const t1 = new Stopwatch();
-    let bytes = 0;
-    const reader = res.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      bytes += value.byteLength;
-      if (bytes >= maxBytes) {
-        await reader.cancel();
-        break;
-      }
-    }
-    const t = t1.elapsed();
-    return { bytesPerSecond: bytes / Math.max(t, 1e-6), latencySeconds: latency, bytes };
-  } finally {
-    clearTimeout(timer);
-    signal?.removeEventListener('abort', onAbort);
+  const res = await hubRequest(url, { endpoint: client.endpoint, token: client.token, signal: client.signal, timeoutMs: client.apiTimeoutMs });
+  const latency = sw.elapsed();
+  const status = res.statusCode ?? 0;
+  if (status >= 300) {
+    res.resume();
+    throw new Error(`HTTP ${status}`);
   }
+  const t1 = new Stopwatch();
+  let bytes = 0;
+  try {
+    for await (const c of res) {
+      bytes += (c as Buffer).length;
+      if (bytes >= maxBytes) break;
+    }
+  } catch (e) {
+    throw bodyError(e, res, url, client.signal);
+  } finally {
+    res.destroy();
+  }
+  const t = t1.elapsed();
+  return { bytesPerSecond: bytes / Math.max(t, 1e-6), latencySeconds: latency, bytes };
 }
 
 /**
@@ -318,7 +319,7 @@ export async function measureRates(opts: RateProbeOptions): Promise<{ rates: Rat
   }
   if (opts.network) {
     try {
-      const n = await measureNetwork(opts.network.url, opts.network.headers, opts.network.maxBytes, opts.signal);
+      const n = await measureNetwork(opts.network.client, opts.network.url, opts.network.maxBytes);
       rates.networkBytesPerSecond = n.bytesPerSecond;
       rates.networkLatencySeconds = n.latencySeconds;
       if (n.bytes < 4 << 20) assumptions.push(`network: rate from a ${formatBytes(n.bytes)} file; small files understate sustained throughput`);

@@ -7,7 +7,8 @@ import { Stopwatch } from '../../core/clock.js';
 import { formatBytes, formatDuration } from '../../core/format.js';
 import { pcieBandwidth } from '../../core/pcie.js';
 import { ensureSyntheticModel, coldstartCacheDir } from '../../formats/synthetic.js';
-import { hfEndpoint, hfOffline, hfToken } from '../../hub/env.js';
+import { hfEndpoint, hfOffline } from '../../hub/env.js';
+import { hubClient, repoUrl } from '../../hub/api.js';
 import { measureRates } from './estimate.js';
 import { hostSinkFor } from '../../engines/gpuload.js';
 import type { State } from './state.js';
@@ -62,7 +63,6 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
   const dev = s.cuda?.devices?.[0];
   const link = dev?.pcie ? pcieBandwidth(dev.pcie.maxGen, dev.pcie.maxWidth) : null;
   const repo = target.repo && target.kind !== 'demo' ? target.repo : null;
-  const token = hfToken(ctx.env);
   // Probe size follows the model, within 64 MiB–1 GiB: long enough for the loader's threads to reach their rate.
   // The warm probe also spans up to the model's size (at most 8 GiB) through hard links: one disk write of 1 GiB.
   const size = probeBytes ?? Math.min(1 << 30, Math.max(64 << 20, target.bytes ?? 0));
@@ -84,7 +84,7 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
           return { bytes: r.bytes, seconds: r.seconds, threads, fixedSeconds, ...(r.limits?.h2dBytesPerSecond ? { h2dBytesPerSecond: r.limits.h2dBytesPerSecond } : {}) };
         }
       : undefined,
-    network: repo && !hfOffline(ctx.env) ? { url: `${hfEndpoint(ctx.env)}/${repo}/resolve/${flags.revision ?? 'main'}/tokenizer.json`, headers: token ? { authorization: `Bearer ${token}` } : {} } : null,
+    network: repo && !hfOffline(ctx.env) ? { client: hubClient(ctx.env, { signal: ctx.signal }), url: `${repoUrl(hfEndpoint(ctx.env), repo)}/resolve/${encodeURIComponent(flags.revision ?? 'main')}/tokenizer.json` } : null,
   });
   s.rates = r.rates;
   s.assumptions.push(...r.assumptions);
