@@ -265,7 +265,7 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     rmSync(`${moved}.log`);
   });
 
-  it('a failed dump leaves nothing that looks complete, and the server is stopped', async () => {
+  it("a failed dump leaves nothing that looks complete, keeps CRIU's log beside it, and the server is stopped", async () => {
     const fake = join(tmp, 'criu-fails.sh');
     writeFileSync(fake, `#!/bin/sh\nif [ "$1" = --version ]; then exec "${criu}" --version; fi\nwhile [ "$1" != -D ]; do shift; done\necho partial > "$2/pages-1.img"\necho 'Error (criu/cr-dump.c:1): Dumping FAILED.' > "$2/dump.log"\nexit 1\n`);
     chmodSync(fake, 0o755);
@@ -274,6 +274,9 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     const r = await runCli(['snapshot', '-o', out, '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, server, String(p2)], { env: { COLDSTART_CRIU: fake } });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('criu dump failed: Error (criu/cr-dump.c:1): Dumping FAILED.');
+    // The hint names CRIU's log where it survives the removal of the temporary image (IMAGE.dump.log).
+    expect(r.stderr).toContain(`Full log: ${out}.dump.log`);
+    expect(readFileSync(`${out}.dump.log`, 'utf8')).toContain('Dumping FAILED');
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(tmp).filter((f) => f.startsWith('.failed'))).toEqual([]);
     for (let i = 0; i < 40 && (await listening(p2)); i++) await new Promise((r2) => setTimeout(r2, 25));

@@ -382,7 +382,8 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
     }
     mkdirSync(tmp);
     const dsw = new Stopwatch();
-    await criuDump(criu, rootPid!, tmp, ctx.env);
+    // A failed dump keeps CRIU's log beside the image-to-be (IMAGE.dump.log): the temp dir is removed below.
+    await criuDump(criu, rootPid!, tmp, ctx.env, { keepLogAt: `${output}.dump.log` });
     phases['criu-dump'] = dsw.elapsed();
     gpuLocked = [];
     // CRIU killed the tree; reap our child so its pid is free for a restore.

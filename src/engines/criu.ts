@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, readFileSync, readSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
@@ -80,10 +80,24 @@ export async function requireCriu(env: Env): Promise<CriuInfo> {
 /** Common flags: TCP connections are restored closed (clients reconnect), file locks kept, unix sockets to outside allowed. */
 const COMMON = ['--tcp-close', '--file-locks', '--ext-unix-sk'];
 
-/** `criu dump` of the tree rooted at `pid` into `dir`; the tree is killed when the dump succeeds. */
-export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env, timeoutMs = 1_800_000): Promise<void> {
-  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env, timeoutMs });
-  if (r.code !== 0) throw criuFailure('dump', join(dir, 'dump.log'), r.stderr);
+/**
+ * `criu dump` of the tree rooted at `pid` into `dir`; the tree is killed when the dump succeeds. `keepLogAt`: where
+ * CRIU's dump.log is moved when the dump fails, so the error names a log that outlives `dir` (which the caller
+ * removes); it must be on the same filesystem as `dir` (a rename).
+ */
+export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env, opts: { timeoutMs?: number; keepLogAt?: string } = {}): Promise<void> {
+  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env, timeoutMs: opts.timeoutMs ?? 1_800_000 });
+  if (r.code === 0) return;
+  let log: string | null = join(dir, 'dump.log');
+  if (opts.keepLogAt) {
+    try {
+      renameSync(log, opts.keepLogAt);
+      log = opts.keepLogAt;
+    } catch {
+      log = null; // CRIU wrote none (it did not start), or it cannot be kept: quote stderr, name no file
+    }
+  }
+  throw criuFailure('dump', log, r.stderr);
 }
 
 /**
@@ -105,17 +119,20 @@ export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, 
   return Number(readFileSync(pidfile, 'utf8').trim());
 }
 
-function criuFailure(what: string, log: string, stderr: string): ColdstartError {
+/** A failed dump/restore: the first CRIU error line in the message; the hint names `log` only when it exists. */
+function criuFailure(what: string, log: string | null, stderr: string): ColdstartError {
   let lines: string[] = [];
   try {
+    if (log === null) throw new Error('no log');
     lines = readFileSync(log, 'utf8').split('\n').filter((l) => /Error|FAIL/.test(l));
   } catch {
     lines = stderr.split('\n').filter(Boolean);
   }
   const first = lines.find((l) => /Error \(/.test(l)) ?? lines[0] ?? 'no log';
+  const kept = log !== null && existsSync(log) ? log : null;
   return new ColdstartError('ENV', `criu ${what} failed: ${first.replace(/^\(\s*[\d.]+\)\s*/, '').trim()}`, {
-    hint: `Full log: ${log}. \`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
-    details: { log, errors: lines.slice(0, 10) },
+    hint: `${kept ? `Full log: ${kept}. ` : ''}\`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
+    details: { log: kept, errors: lines.slice(0, 10) },
   });
 }
 
