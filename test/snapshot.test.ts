@@ -318,6 +318,26 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(r.stderr).toContain('has no manifest.json');
   });
 
+  it('fails at once (exit 3) for an image folder on procfs, starting no server', async () => {
+    const p4 = await freePort();
+    const r = await runCli(['snapshot', '--json', '-o', '/proc/self/sub/img', '--ready-url', `http://127.0.0.1:${p4}/health`, '--', process.execPath, server, String(p4)], { env });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.code).toBe('PERMISSION');
+    expect(await listening(p4)).toBe(false);
+  });
+
+  it('--force replaces an earlier image (and nothing beside it)', async () => {
+    const before = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+    const victim = makeVictim(join(tmp, 'beside.txt'));
+    const p5 = await freePort();
+    const r = await runCli(['snapshot', '--json', '-o', image, '--force', '--ready-url', `http://127.0.0.1:${p5}/health`, '--', process.execPath, server, String(p5)], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const after = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+    expect(after.rootPid).not.toBe(before.rootPid);
+    expect(after.ports[0].port).toBe(p5);
+    expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
+    victim.check();
+  });
 });
 
 describe('restore validates the whole manifest before touching anything (no CRIU needed)', () => {
@@ -430,10 +450,54 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     await refused('BAD_INPUT');
   });
 
+  it('refuses a --ready-url that is not http(s) before reading the image (exit 2)', async () => {
+    write(craft());
+    const r = await runCli(['restore', image, '--json', '--ready-url', 'file:///etc/passwd'], { env: noCriu });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('BAD_FLAG');
+  });
+
   it('refuses a manifest that is not JSON (exit 2)', async () => {
     craft();
     writeFileSync(join(image, 'manifest.json'), '{"schema": "coldstart/snapshot-image@1",');
     await refused('CORRUPT_FILE');
+  });
+});
+
+describe('snapshot refuses outputs it must not write before starting anything (no CRIU needed)', () => {
+  it('--force does not replace a folder that is not an image (exit 2), its files untouched', async () => {
+    const root = join(tmp, 'force');
+    const notImage = join(root, 'project');
+    mkdirSync(notImage, { recursive: true });
+    const victim = makeVictim(join(notImage, 'victim.txt'));
+    const before = treeState(root);
+    const r = await runCli(['snapshot', '--json', '-o', notImage, '--force', '--ready-url', 'http://127.0.0.1:9/health', '--', 'true'], { env: { COLDSTART_CRIU: criu } });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('OUTPUT_EXISTS');
+    victim.check();
+    expect(treeState(root)).toEqual(before);
+  });
+
+  it('refuses when IMAGE.log is a symbolic link (exit 2), the link target untouched', async () => {
+    const root = join(tmp, 'loglink');
+    mkdirSync(root, { recursive: true });
+    const victim = makeVictim(join(root, 'victim.txt'));
+    symlinkSync(join(root, 'victim.txt'), join(root, 'img.log'));
+    const before = treeState(root);
+    const r = await runCli(['snapshot', '--json', '-o', join(root, 'img'), '--ready-url', 'http://127.0.0.1:9/health', '--', 'true'], { env: { COLDSTART_CRIU: criu } });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('BAD_INPUT');
+    victim.check();
+    expect(treeState(root)).toEqual(before);
+  });
+
+  it('refuses a --warmup or --ready-url that is not http(s) (exit 2)', async () => {
+    for (const flags of [['--ready-url', 'file:///etc/passwd'], ['--ready-url', 'http://127.0.0.1:9/h', '--warmup', 'ftp://x/']]) {
+      const r = await runCli(['snapshot', '--json', '-o', join(tmp, 'never'), ...flags, '--', 'true']);
+      expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout).error.code).toBe('BAD_FLAG');
+    }
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
   });
 });
 
@@ -452,6 +516,18 @@ describe('park / unpark', () => {
     const r = await runCli(['park', 'abc']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('PID: expected a process id');
+    for (const bad of ['0', '-5', '1e3', '99999999999']) expect((await runCli(['park', bad])).code).toBe(2);
+  });
+  it('says "no such process" (exit 2) for a pid that does not exist, before any driver check', async () => {
+    let pid = 999999;
+    while (existsSync(`/proc/${pid}`)) pid++;
+    for (const cmd of ['park', 'unpark']) {
+      const r = await runCli([cmd, String(pid), '--json']);
+      expect(r.code).toBe(2);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.error.code).toBe('NOT_FOUND');
+      expect(doc.error.message).toBe(`pid ${pid}: no such process`);
+    }
   });
 });
 

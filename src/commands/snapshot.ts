@@ -11,14 +11,14 @@
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, fstatSync, type Stats } from 'node:fs';
+import { closeSync, constants, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, fstatSync, type Stats } from 'node:fs';
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
 import { readInputText } from '../core/files.js';
-import { safeJoin } from '../core/paths.js';
+import { makeDirs, safeJoin } from '../core/paths.js';
 import { Stopwatch, sleep } from '../core/clock.js';
 import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { emitReport } from '../core/emit.js';
@@ -177,9 +177,69 @@ function statOrNull(path: string, link = false): Stats | null {
 }
 const lstatOrNull = (path: string) => statOrNull(path, true);
 
+/** An http(s) URL given on the command line, else BAD_FLAG (exit 2). */
+function httpUrlFlag(flag: string, v: string): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    /* below */
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw invalidArg(flag, 'an http:// or https:// URL', v);
+  return v;
+}
+
 /** Where the server's stdout/stderr go: IMAGE.log beside the image, for snapshot and for restore alike. */
 function serverLogPath(image: string): string {
   return `${image}.log`;
+}
+
+function symlinkedLog(path: string): ColdstartError {
+  return new ColdstartError('BAD_INPUT', `${path}: a symbolic link; snapshot writes the server's log there and does not follow links`, { hint: 'Remove the link or choose another -o (nothing was touched).' });
+}
+
+/** Creates (truncates) the server's log for writing; a symbolic link there is refused, never followed. */
+function createServerLog(path: string): number {
+  try {
+    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    throw (e as NodeJS.ErrnoException).code === 'ELOOP' ? symlinkedLog(path) : fromSystemError(e, path, "create the server's log");
+  }
+}
+
+/**
+ * `--force` replaces only an image: `output` must be a directory (not a link) holding a coldstart image manifest,
+ * else OUTPUT_EXISTS — snapshot never removes a folder it did not write.
+ */
+function checkReplaceableImage(output: string): void {
+  const refuse = (why: string) =>
+    new ColdstartError('OUTPUT_EXISTS', `${output}: ${why}; --force only replaces an image written by \`coldstart snapshot\``, { hint: 'Choose another -o (nothing was touched).' });
+  const st = lstatOrNull(output);
+  if (!st) return;
+  if (!st.isDirectory()) throw refuse(st.isSymbolicLink() ? 'is a symbolic link' : 'is not a directory');
+  let schema: unknown;
+  try {
+    schema = (JSON.parse(readInputText(join(output, MANIFEST), 'image manifest', MANIFEST_MAX_BYTES)) as { schema?: unknown } | null)?.schema;
+  } catch {
+    schema = undefined;
+  }
+  if (schema !== MANIFEST_SCHEMA) throw refuse(`holds no ${MANIFEST_SCHEMA} manifest`);
+}
+
+/** Puts the finished image `tmp` at `output`, replacing an earlier image there (checked again, moved aside, removed). */
+function replaceImage(tmp: string, output: string): void {
+  if (!lstatOrNull(output)) {
+    renameSync(tmp, output);
+    untrackTemp(tmp);
+    return;
+  }
+  checkReplaceableImage(output);
+  const old = tempPathFor(output);
+  trackTemp(old);
+  renameSync(output, old);
+  renameSync(tmp, output);
+  untrackTemp(tmp);
+  removeTemp(old);
 }
 
 /**
@@ -296,21 +356,19 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
       throw invalidArg('--ready-log', 'a regular expression', flags.readyLog);
     }
   }
-  const warm: WarmupRequest | null = flags.warmup ? { url: flags.warmup, method: flags.warmupData ? 'POST' : 'GET', body: flags.warmupData ?? null } : null;
-  if (warm) {
-    try {
-      new URL(warm.url);
-    } catch {
-      throw invalidArg('--warmup', 'an http:// URL', warm.url);
-    }
-  }
+  if (flags.readyUrl) httpUrlFlag('--ready-url', flags.readyUrl);
+  const warm: WarmupRequest | null = flags.warmup ? { url: httpUrlFlag('--warmup', flags.warmup), method: flags.warmupData ? 'POST' : 'GET', body: flags.warmupData ?? null } : null;
   const output = resolve(ctx.cwd, flags.output);
-  if (existsSync(output) && !flags.force) throw new ColdstartError('OUTPUT_EXISTS', `${output}: already exists`, { hint: 'Pass --force to replace it, or choose another -o.' });
+  if (lstatOrNull(output)) {
+    if (!flags.force) throw new ColdstartError('OUTPUT_EXISTS', `${output}: already exists`, { hint: 'Pass --force to replace it, or choose another -o.' });
+    checkReplaceableImage(output);
+  }
+  const logPath = serverLogPath(output);
+  if (lstatOrNull(logPath)?.isSymbolicLink()) throw symlinkedLog(logPath);
   if (process.getuid?.() !== 0) throw new ColdstartError('PERMISSION', 'snapshot needs root: CRIU dumps processes through ptrace and /proc (run as root)');
   const criu = await requireCriu(ctx.env);
   const native = nativeOrNull();
-  mkdirSync(dirname(output), { recursive: true });
-  const logPath = serverLogPath(output);
+  makeDirs(dirname(output));
 
   const tmp = tempPathFor(output);
   trackTemp(tmp);
@@ -323,7 +381,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
   let onExit: (() => void) | undefined;
   try {
     const total = new Stopwatch();
-    const logFd = openSync(logPath, 'w');
+    const logFd = createServerLog(logPath);
     try {
       child = spawn(command[0]!, command.slice(1), { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, stdio: ['ignore', logFd, logFd], detached: true });
     } finally {
@@ -413,9 +471,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
       files,
     };
     writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
-    renameSync(tmp, output);
-    untrackTemp(tmp);
+    replaceImage(tmp, output);
     if (onExit) process.off('exit', onExit);
 
     const report = newReport('snapshot');
@@ -660,6 +716,7 @@ interface RestoreFlags extends ReportFlags {
 async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Promise<number> {
   const image = resolve(ctx.cwd, imageArg);
   const timeoutS = parseSeconds('--timeout', flags.timeout);
+  if (flags.readyUrl) httpUrlFlag('--ready-url', flags.readyUrl);
   // ---- refusals: nothing has been touched yet; the manifest is validated whole before any of it is used
   const m = readManifest(image);
   const criu = await requireCriu(ctx.env);
@@ -802,11 +859,15 @@ function requireCheckpointNative(): NativeAddon {
   return n.addon;
 }
 
+function noSuchProcess(pid: number): ColdstartError {
+  return new ColdstartError('NOT_FOUND', `pid ${pid}: no such process`, { hint: 'Give the pid of a running process (e.g. from `nvidia-smi` or `pgrep`).' });
+}
+
 function checkpointError(e: unknown, pid: number): ColdstartError {
   const code = (e as { code?: string }).code ?? '';
   const msg = (e as Error).message;
+  if (!pidAlive(pid)) return noSuchProcess(pid);
   if (code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API') return new ColdstartError('NO_GPU', msg, { hint: 'park/unpark need an NVIDIA driver 570 or newer on this machine.' });
-  if (!pidAlive(pid)) return new ColdstartError('NOT_FOUND', `pid ${pid}: no such process`);
   return new ColdstartError('ENV', msg, { hint: code === 'CUDA_ERROR_NOT_INITIALIZED' || code === 'CUDA_ERROR_NOT_FOUND' ? `pid ${pid} holds no CUDA context.` : 'Run as root (or as the process owner).' });
 }
 
@@ -815,10 +876,12 @@ function usedBytes(m: GpuMemoryResult | null): number | null {
 }
 
 async function parkOrUnpark(ctx: Context, which: 'park' | 'unpark', pidArg: string, flags: { lockTimeout: string }): Promise<number> {
-  const pid = Number(pidArg);
-  if (!Number.isInteger(pid) || pid <= 0) throw invalidArg('PID', 'a process id', pidArg);
-  const native = requireCheckpointNative();
+  // Usage first (2), then whether the process exists (2), then what this machine lacks (3).
+  const pid = /^\d+$/.test(pidArg) ? Number(pidArg) : NaN;
+  if (!Number.isSafeInteger(pid) || pid < 1 || pid > PID_MAX) throw invalidArg('PID', `a process id (1 to ${PID_MAX})`, pidArg);
   const lockTimeoutS = parseSeconds('--lock-timeout', flags.lockTimeout);
+  if (!pidAlive(pid)) throw noSuchProcess(pid);
+  const native = requireCheckpointNative();
   let state;
   try {
     state = await native.cudaCheckpoint({ pid, action: 'state' });
