@@ -323,6 +323,10 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     const r = await runCli(['snapshot', '--json', '-o', '/proc/self/sub/img', '--ready-url', `http://127.0.0.1:${p4}/health`, '--', process.execPath, server, String(p4)], { env });
     expect(r.code).toBe(3);
     expect(JSON.parse(r.stdout).error.code).toBe('PERMISSION');
+    // Directly in /proc/self (the folder exists, no file can be made there): exit 3 too, not "no such file" (2).
+    const r2 = await runCli(['snapshot', '--json', '-o', '/proc/self/img', '--ready-url', `http://127.0.0.1:${p4}/health`, '--', process.execPath, server, String(p4)], { env });
+    expect(r2.code).toBe(3);
+    expect(JSON.parse(r2.stdout).error.code).toBe('PERMISSION');
     expect(await listening(p4)).toBe(false);
   });
 

@@ -203,7 +203,11 @@ function createServerLog(path: string): number {
   try {
     return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
   } catch (e) {
-    throw (e as NodeJS.ErrnoException).code === 'ELOOP' ? symlinkedLog(path) : fromSystemError(e, path, "create the server's log");
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw symlinkedLog(path);
+    // Its folder exists (made above), yet the file cannot be: procfs/sysfs refuse new files with ENOENT.
+    if (code === 'ENOENT') throw new ColdstartError('PERMISSION', `${path}: cannot be created: its folder refuses new files`, { cause: e, hint: 'Write the image to a folder on a real filesystem (-o).' });
+    throw fromSystemError(e, path, "create the server's log");
   }
 }
 
