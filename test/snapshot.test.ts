@@ -6,7 +6,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -52,6 +53,34 @@ function snapshotTree(dir: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const f of readdirSync(dir)) out[f] = statSync(join(dir, f)).mtimeMs;
   return out;
+}
+
+/** Every path under `root` (links not followed) with its size and mtime: equal before and after = nothing touched. */
+function treeState(root: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (d: string) => {
+    for (const f of readdirSync(d)) {
+      const p = join(d, f);
+      const st = lstatSync(p);
+      out[p] = `${st.isSymbolicLink() ? 'link' : st.isDirectory() ? 'dir' : 'file'}:${st.size}:${st.mtimeMs}`;
+      if (st.isDirectory()) walk(p);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** A file outside every image, with an old mtime, whose bytes and mtime must never change. */
+function makeVictim(path: string): { check: () => void } {
+  writeFileSync(path, 'precious bytes\n');
+  utimesSync(path, new Date('2020-01-01T00:00:00Z'), new Date('2020-01-01T00:00:00Z'));
+  const mtime = statSync(path).mtimeMs;
+  return {
+    check: () => {
+      expect(readFileSync(path, 'utf8')).toBe('precious bytes\n');
+      expect(statSync(path).mtimeMs).toBe(mtime);
+    },
+  };
 }
 
 const ready = criuReady();
@@ -135,6 +164,20 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     rmSync(join(tmp, 'other-kernel'), { recursive: true });
   });
 
+  it('refuses an image file that is a symbolic link out of the image (exit 2), not reading through it', async () => {
+    const linked = join(tmp, 'linked');
+    cpSync(image, linked, { recursive: true });
+    const victim = makeVictim(join(tmp, 'victim-link.txt'));
+    rmSync(join(linked, 'inventory.img'));
+    symlinkSync(join(tmp, 'victim-link.txt'), join(linked, 'inventory.img'));
+    const r = await runCli(['restore', linked, '--json'], { env });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('HOSTILE_FILE');
+    victim.check();
+    expect(await listening(port)).toBe(false);
+    rmSync(linked, { recursive: true });
+  });
+
   it('refuses while its port is in use (exit 3) and leaves the listener alone', async () => {
     const holder: Server = createServer((s) => s.end());
     await new Promise<void>((r) => holder.listen(port, '127.0.0.1', r));
@@ -185,7 +228,44 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     await killAndWait(doc.details.pid);
   });
 
-  it('a failed dump leaves nothing that looks complete, and the server is stopped', async () => {
+  it("restore writes the server's output to IMAGE.log only, never to the manifest's log path; a moved image restores", async () => {
+    const moved = join(tmp, 'moved');
+    cpSync(image, moved, { recursive: true });
+    const recorded = `${image}.log`; // the path CRIU has on record for the server's stdout/stderr
+    const before = { bytes: readFileSync(recorded), mtime: statSync(recorded).mtimeMs };
+    const mf = join(moved, 'manifest.json');
+    const m = JSON.parse(readFileSync(mf, 'utf8'));
+    expect(m.log).toBe(recorded);
+    // The manifest as written, in a moved image: the restored server writes to moved.log, the recorded path untouched.
+    const r = await runCli(['restore', moved, '--json', '--no-first-request'], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const pid = JSON.parse(r.stdout).details.pid;
+    restored.push(pid);
+    expect(readlinkSync(`/proc/${pid}/fd/1`)).toBe(`${moved}.log`);
+    expect(readFileSync(`${moved}.log`, 'utf8')).toBe(readFileSync(join(moved, 'server.log'), 'utf8'));
+    await killAndWait(pid);
+    expect(readFileSync(recorded)).toEqual(before.bytes);
+    expect(statSync(recorded).mtimeMs).toBe(before.mtime);
+    // A manifest whose log names another file: that file is never opened, written or created.
+    const victim = makeVictim(join(tmp, 'victim.log'));
+    m.log = join(tmp, 'victim.log');
+    writeFileSync(mf, JSON.stringify(m));
+    const absent = join(tmp, 'not-here', 'created.log');
+    const r2 = await runCli(['restore', moved, '--json', '--no-first-request'], { env });
+    expect(r2.code, r2.stderr).toBe(0);
+    await killAndWait(JSON.parse(r2.stdout).details.pid);
+    victim.check();
+    m.log = absent;
+    writeFileSync(mf, JSON.stringify(m));
+    const r3 = await runCli(['restore', moved, '--json', '--no-first-request'], { env });
+    expect(r3.code, r3.stderr).toBe(0);
+    await killAndWait(JSON.parse(r3.stdout).details.pid);
+    expect(existsSync(join(tmp, 'not-here'))).toBe(false);
+    rmSync(moved, { recursive: true });
+    rmSync(`${moved}.log`);
+  });
+
+  it("a failed dump leaves nothing that looks complete, keeps CRIU's log beside it, and the server is stopped", async () => {
     const fake = join(tmp, 'criu-fails.sh');
     writeFileSync(fake, `#!/bin/sh\nif [ "$1" = --version ]; then exec "${criu}" --version; fi\nwhile [ "$1" != -D ]; do shift; done\necho partial > "$2/pages-1.img"\necho 'Error (criu/cr-dump.c:1): Dumping FAILED.' > "$2/dump.log"\nexit 1\n`);
     chmodSync(fake, 0o755);
@@ -194,6 +274,9 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     const r = await runCli(['snapshot', '-o', out, '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, server, String(p2)], { env: { COLDSTART_CRIU: fake } });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('criu dump failed: Error (criu/cr-dump.c:1): Dumping FAILED.');
+    // The hint names CRIU's log where it survives the removal of the temporary image (IMAGE.dump.log).
+    expect(r.stderr).toContain(`Full log: ${out}.dump.log`);
+    expect(readFileSync(`${out}.dump.log`, 'utf8')).toContain('Dumping FAILED');
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(tmp).filter((f) => f.startsWith('.failed'))).toEqual([]);
     for (let i = 0; i < 40 && (await listening(p2)); i++) await new Promise((r2) => setTimeout(r2, 25));
@@ -234,6 +317,192 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('has no manifest.json');
   });
+
+  it('fails at once (exit 3) for an image folder on procfs, starting no server', async () => {
+    const p4 = await freePort();
+    const r = await runCli(['snapshot', '--json', '-o', '/proc/self/sub/img', '--ready-url', `http://127.0.0.1:${p4}/health`, '--', process.execPath, server, String(p4)], { env });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.code).toBe('PERMISSION');
+    // Directly in /proc/self (the folder exists, no file can be made there): exit 3 too, not "no such file" (2).
+    const r2 = await runCli(['snapshot', '--json', '-o', '/proc/self/img', '--ready-url', `http://127.0.0.1:${p4}/health`, '--', process.execPath, server, String(p4)], { env });
+    expect(r2.code).toBe(3);
+    expect(JSON.parse(r2.stdout).error.code).toBe('PERMISSION');
+    expect(await listening(p4)).toBe(false);
+  });
+
+  it('--force replaces an earlier image (and nothing beside it)', async () => {
+    const before = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+    const victim = makeVictim(join(tmp, 'beside.txt'));
+    const p5 = await freePort();
+    const r = await runCli(['snapshot', '--json', '-o', image, '--force', '--ready-url', `http://127.0.0.1:${p5}/health`, '--', process.execPath, server, String(p5)], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const after = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+    expect(after.rootPid).not.toBe(before.rootPid);
+    expect(after.ports[0].port).toBe(p5);
+    expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
+    victim.check();
+  });
+});
+
+describe('restore validates the whole manifest before touching anything (no CRIU needed)', () => {
+  const root = join(tmp, 'hostile');
+  const image = join(root, 'img');
+  // No CRIU on purpose: a manifest that passes validation ends at "CRIU missing" (exit 3), so each exit 2 below
+  // comes from the one field that was made hostile.
+  const noCriu = { COLDSTART_CRIU: join(tmp, 'no-such-criu') };
+  const sha = (b: string) => createHash('sha256').update(b).digest('hex');
+
+  /** A crafted image folder with a well-formed manifest (as snapshot writes it); returns the manifest object. */
+  function craft(): Record<string, any> {
+    rmSync(root, { recursive: true, force: true });
+    mkdirSync(image, { recursive: true });
+    const files = [];
+    for (const [name, body] of [['inventory.img', 'inventory'], ['pages-1.img', 'p'.repeat(4096)], ['server.log', 'listening\n']] as const) {
+      writeFileSync(join(image, name), body);
+      files.push({ name, bytes: body.length, sha256: sha(body), sampled: false });
+    }
+    return {
+      schema: 'coldstart/snapshot-image@1',
+      createdAt: '2025-01-01T00:00:00.000Z',
+      tool: 'coldstart',
+      command: ['node', 'server.mjs'],
+      cwd: root,
+      log: `${image}.log`,
+      readyUrl: 'http://127.0.0.1:9/health',
+      warmup: { url: 'http://127.0.0.1:9/count', method: 'GET', body: null, status: 200, bodySha256: sha('') },
+      rootPid: 4_000_000,
+      pids: [4_000_000, 4_000_001],
+      gpuPids: [],
+      ports: [{ port: 9, address: '127.0.0.1', family: 4, pid: 4_000_000 }],
+      fingerprint: { arch: process.arch, kernel: 'k', criu: '4.2.1', gpu: null },
+      cold: { readySeconds: 1, firstRequestSeconds: 0.1, totalSeconds: 1.1, notes: [] },
+      snapshotSeconds: { 'criu-dump': 0.2 },
+      imageBytes: files.reduce((a, f) => a + f.bytes, 0),
+      memoryEstimateBytes: 1 << 20,
+      files,
+    };
+  }
+  const write = (m: unknown) => writeFileSync(join(image, 'manifest.json'), JSON.stringify(m, null, 2));
+
+  async function refused(expectCode: string, field?: string): Promise<void> {
+    const victim = makeVictim(join(root, 'victim.txt'));
+    const before = treeState(root);
+    const r = await runCli(['restore', image, '--json'], { env: noCriu });
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.schema).toBe('coldstart/error@1');
+    expect(doc.error.code).toBe(expectCode);
+    if (field) expect(doc.error.message).toContain(`manifest.json: ${field}`);
+    expect(doc.error.message).not.toContain('precious');
+    victim.check();
+    // Nothing created, changed or removed anywhere under the folder that holds the image and the victim.
+    expect(treeState(root)).toEqual(before);
+  }
+
+  it('passes a well-formed manifest on to the next check (CRIU missing: exit 3), touching nothing', async () => {
+    write(craft());
+    const before = treeState(root);
+    const r = await runCli(['restore', image, '--json'], { env: noCriu });
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout).error.code).toBe('MISSING_DEPENDENCY');
+    expect(treeState(root)).toEqual(before);
+  });
+
+  const cases: Array<[string, (m: Record<string, any>) => void, string, string?]> = [
+    ['files[].name "../victim.txt" (would be read outside the image)', (m) => (m.files[0].name = '../victim.txt'), 'HOSTILE_FILE', 'files[0].name'],
+    ['files[].name an absolute path', (m) => (m.files[0].name = join(root, 'victim.txt')), 'HOSTILE_FILE', 'files[0].name'],
+    ['files[].name in a subfolder', (m) => (m.files[1].name = 'sub/pages-1.img'), 'HOSTILE_FILE', 'files[1].name'],
+    ['files[].name not a string', (m) => (m.files[0].name = { path: '/etc/passwd' }), 'CORRUPT_FILE', 'files[0].name'],
+    ['files[].name listed twice', (m) => (m.files[1].name = m.files[0].name), 'CORRUPT_FILE', 'files[1].name'],
+    ['files[].bytes a string', (m) => (m.files[0].bytes = '9'), 'CORRUPT_FILE', 'files[0].bytes'],
+    ['files[].sha256 not a hash', (m) => (m.files[0].sha256 = '../../x'), 'CORRUPT_FILE', 'files[0].sha256'],
+    ['files not an array', (m) => (m.files = 'pages-1.img'), 'CORRUPT_FILE', 'files'],
+    ['imageBytes not the sum of the files', (m) => (m.imageBytes += 1), 'CORRUPT_FILE', 'imageBytes'],
+    ['log a number (was a raw "path" argument error, exit 3)', (m) => (m.log = 42), 'CORRUPT_FILE', 'log'],
+    ['log a relative path with ".."', (m) => (m.log = '../../victim.txt'), 'HOSTILE_FILE', 'log'],
+    ['log with ".." inside an absolute path', (m) => (m.log = `${root}/x/../victim.txt`), 'HOSTILE_FILE', 'log'],
+    ['pids holding a path', (m) => (m.pids = ['../../etc']), 'CORRUPT_FILE', 'pids[0]'],
+    ['pids holding a negative number', (m) => (m.pids = [4_000_000, -1]), 'CORRUPT_FILE', 'pids[1]'],
+    ['rootPid not whole', (m) => (m.rootPid = 1.5), 'CORRUPT_FILE', 'rootPid'],
+    ['rootPid not among pids', (m) => (m.rootPid = 4_000_002), 'CORRUPT_FILE', 'pids'],
+    ['gpuPids not among pids', (m) => (m.gpuPids = [1]), 'CORRUPT_FILE', 'gpuPids[0]'],
+    ['ports[].port out of range', (m) => (m.ports[0].port = 70000), 'CORRUPT_FILE', 'ports[0].port'],
+    ['ports[].address not an address', (m) => (m.ports[0].address = 'evil.example'), 'CORRUPT_FILE', 'ports[0].address'],
+    ['warmup.url not http(s)', (m) => (m.warmup.url = 'file:///etc/shadow'), 'CORRUPT_FILE', 'warmup.url'],
+    ['readyUrl not a URL', (m) => (m.readyUrl = 7), 'CORRUPT_FILE', 'readyUrl'],
+    ['fingerprint.gpu.devices not an array', (m) => (m.fingerprint.gpu = { driver: '570', cuda: 12080, devices: {} }), 'CORRUPT_FILE', 'fingerprint.gpu.devices'],
+    ['cold.totalSeconds negative', (m) => (m.cold.totalSeconds = -1), 'CORRUPT_FILE', 'cold.totalSeconds'],
+    ['the schema of something else', (m) => (m.schema = 'coldstart/other@1'), 'CORRUPT_FILE'],
+  ];
+  it.each(cases)('refuses %s: exit 2, nothing outside the image touched', async (_name, mutate, code, field) => {
+    const m = craft();
+    mutate(m);
+    write(m);
+    await refused(code, field);
+  });
+
+  it('refuses a manifest that is a FIFO at once (exit 2) instead of blocking on it', async () => {
+    craft();
+    expect(spawnSync('mkfifo', [join(image, 'manifest.json')]).status).toBe(0);
+    await refused('BAD_INPUT');
+  });
+
+  it('refuses a manifest over the size cap unread (exit 2)', async () => {
+    craft();
+    writeFileSync(join(image, 'manifest.json'), '{');
+    truncateSync(join(image, 'manifest.json'), 64 << 20); // sparse: no disk used
+    await refused('BAD_INPUT');
+  });
+
+  it('refuses a --ready-url that is not http(s) before reading the image (exit 2)', async () => {
+    write(craft());
+    const r = await runCli(['restore', image, '--json', '--ready-url', 'file:///etc/passwd'], { env: noCriu });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('BAD_FLAG');
+  });
+
+  it('refuses a manifest that is not JSON (exit 2)', async () => {
+    craft();
+    writeFileSync(join(image, 'manifest.json'), '{"schema": "coldstart/snapshot-image@1",');
+    await refused('CORRUPT_FILE');
+  });
+});
+
+describe('snapshot refuses outputs it must not write before starting anything (no CRIU needed)', () => {
+  it('--force does not replace a folder that is not an image (exit 2), its files untouched', async () => {
+    const root = join(tmp, 'force');
+    const notImage = join(root, 'project');
+    mkdirSync(notImage, { recursive: true });
+    const victim = makeVictim(join(notImage, 'victim.txt'));
+    const before = treeState(root);
+    const r = await runCli(['snapshot', '--json', '-o', notImage, '--force', '--ready-url', 'http://127.0.0.1:9/health', '--', 'true'], { env: { COLDSTART_CRIU: criu } });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('OUTPUT_EXISTS');
+    victim.check();
+    expect(treeState(root)).toEqual(before);
+  });
+
+  it('refuses when IMAGE.log is a symbolic link (exit 2), the link target untouched', async () => {
+    const root = join(tmp, 'loglink');
+    mkdirSync(root, { recursive: true });
+    const victim = makeVictim(join(root, 'victim.txt'));
+    symlinkSync(join(root, 'victim.txt'), join(root, 'img.log'));
+    const before = treeState(root);
+    const r = await runCli(['snapshot', '--json', '-o', join(root, 'img'), '--ready-url', 'http://127.0.0.1:9/health', '--', 'true'], { env: { COLDSTART_CRIU: criu } });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('BAD_INPUT');
+    victim.check();
+    expect(treeState(root)).toEqual(before);
+  });
+
+  it('refuses a --warmup or --ready-url that is not http(s) (exit 2)', async () => {
+    for (const flags of [['--ready-url', 'file:///etc/passwd'], ['--ready-url', 'http://127.0.0.1:9/h', '--warmup', 'ftp://x/']]) {
+      const r = await runCli(['snapshot', '--json', '-o', join(tmp, 'never'), ...flags, '--', 'true']);
+      expect(r.code).toBe(2);
+      expect(JSON.parse(r.stdout).error.code).toBe('BAD_FLAG');
+    }
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
+  });
 });
 
 describe('park / unpark', () => {
@@ -251,6 +520,18 @@ describe('park / unpark', () => {
     const r = await runCli(['park', 'abc']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('PID: expected a process id');
+    for (const bad of ['0', '-5', '1e3', '99999999999']) expect((await runCli(['park', bad])).code).toBe(2);
+  });
+  it('says "no such process" (exit 2) for a pid that does not exist, before any driver check', async () => {
+    let pid = 999999;
+    while (existsSync(`/proc/${pid}`)) pid++;
+    for (const cmd of ['park', 'unpark']) {
+      const r = await runCli([cmd, String(pid), '--json']);
+      expect(r.code).toBe(2);
+      const doc = JSON.parse(r.stdout);
+      expect(doc.error.code).toBe('NOT_FOUND');
+      expect(doc.error.message).toBe(`pid ${pid}: no such process`);
+    }
   });
 });
 

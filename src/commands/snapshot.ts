@@ -11,11 +11,14 @@
 import type { Command } from 'commander';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, fstatSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, lstatSync, mkdirSync, mkdtempSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync, fstatSync, type Stats } from 'node:fs';
+import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
-import { ColdstartError, invalidArg } from '../core/errors.js';
+import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
+import { readInputText } from '../core/files.js';
+import { makeDirs, safeJoin } from '../core/paths.js';
 import { Stopwatch, sleep } from '../core/clock.js';
 import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { emitReport } from '../core/emit.js';
@@ -164,6 +167,103 @@ function readTail(path: string, max = 4096): string {
   }
 }
 
+/** stat/lstat of a path that may be absent: null then; other failures (ENOTDIR, ELOOP, EACCES) as ColdstartErrors. */
+function statOrNull(path: string, link = false): Stats | null {
+  try {
+    return (link ? lstatSync : statSync)(path, { throwIfNoEntry: false }) ?? null;
+  } catch (e) {
+    throw fromSystemError(e, path, 'look at');
+  }
+}
+const lstatOrNull = (path: string) => statOrNull(path, true);
+
+/** An http(s) URL given on the command line, else BAD_FLAG (exit 2). */
+function httpUrlFlag(flag: string, v: string): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    /* below */
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw invalidArg(flag, 'an http:// or https:// URL', v);
+  return v;
+}
+
+/** Where the server's stdout/stderr go: IMAGE.log beside the image, for snapshot and for restore alike. */
+function serverLogPath(image: string): string {
+  return `${image}.log`;
+}
+
+function symlinkedLog(path: string): ColdstartError {
+  return new ColdstartError('BAD_INPUT', `${path}: a symbolic link; snapshot writes the server's log there and does not follow links`, { hint: 'Remove the link or choose another -o (nothing was touched).' });
+}
+
+/** Creates (truncates) the server's log for writing; a symbolic link there is refused, never followed. */
+function createServerLog(path: string): number {
+  try {
+    return openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ELOOP') throw symlinkedLog(path);
+    // Its folder exists (made above), yet the file cannot be: procfs/sysfs refuse new files with ENOENT.
+    if (code === 'ENOENT') throw new ColdstartError('PERMISSION', `${path}: cannot be created: its folder refuses new files`, { cause: e, hint: 'Write the image to a folder on a real filesystem (-o).' });
+    throw fromSystemError(e, path, "create the server's log");
+  }
+}
+
+/**
+ * `--force` replaces only an image: `output` must be a directory (not a link) holding a coldstart image manifest,
+ * else OUTPUT_EXISTS — snapshot never removes a folder it did not write.
+ */
+function checkReplaceableImage(output: string): void {
+  const refuse = (why: string) =>
+    new ColdstartError('OUTPUT_EXISTS', `${output}: ${why}; --force only replaces an image written by \`coldstart snapshot\``, { hint: 'Choose another -o (nothing was touched).' });
+  const st = lstatOrNull(output);
+  if (!st) return;
+  if (!st.isDirectory()) throw refuse(st.isSymbolicLink() ? 'is a symbolic link' : 'is not a directory');
+  let schema: unknown;
+  try {
+    schema = (JSON.parse(readInputText(join(output, MANIFEST), 'image manifest', MANIFEST_MAX_BYTES)) as { schema?: unknown } | null)?.schema;
+  } catch {
+    schema = undefined;
+  }
+  if (schema !== MANIFEST_SCHEMA) throw refuse(`holds no ${MANIFEST_SCHEMA} manifest`);
+}
+
+/** Puts the finished image `tmp` at `output`, replacing an earlier image there (checked again, moved aside, removed). */
+function replaceImage(tmp: string, output: string): void {
+  if (!lstatOrNull(output)) {
+    renameSync(tmp, output);
+    untrackTemp(tmp);
+    return;
+  }
+  checkReplaceableImage(output);
+  const old = tempPathFor(output);
+  trackTemp(old);
+  renameSync(output, old);
+  renameSync(tmp, output);
+  untrackTemp(tmp);
+  removeTemp(old);
+}
+
+/**
+ * The image's copy of the server's log put back at `dst` (IMAGE.log: a temp copy renamed into place, so a link
+ * there is replaced, not followed), opened for appending; the caller closes the descriptor.
+ */
+function putLogBack(src: string, dst: string): number {
+  const t = tempPathFor(dst);
+  trackTemp(t);
+  try {
+    copyFileSync(src, t, constants.COPYFILE_EXCL);
+    renameSync(t, dst);
+    untrackTemp(t);
+    return openSync(dst, constants.O_WRONLY | constants.O_APPEND | constants.O_NOFOLLOW);
+  } catch (e) {
+    removeTemp(t);
+    throw fromSystemError(e, dst, "put the server's log back");
+  }
+}
+
 /** Waits for the ready URL (2xx) or a log line; fails early when the server exits. */
 async function waitReady(o: { readyUrl?: string; readyLog?: RegExp; log: string; child?: ChildProcess; pid: number; timeoutS: number; signal: AbortSignal }): Promise<number> {
   const sw = new Stopwatch();
@@ -260,21 +360,19 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
       throw invalidArg('--ready-log', 'a regular expression', flags.readyLog);
     }
   }
-  const warm: WarmupRequest | null = flags.warmup ? { url: flags.warmup, method: flags.warmupData ? 'POST' : 'GET', body: flags.warmupData ?? null } : null;
-  if (warm) {
-    try {
-      new URL(warm.url);
-    } catch {
-      throw invalidArg('--warmup', 'an http:// URL', warm.url);
-    }
-  }
+  if (flags.readyUrl) httpUrlFlag('--ready-url', flags.readyUrl);
+  const warm: WarmupRequest | null = flags.warmup ? { url: httpUrlFlag('--warmup', flags.warmup), method: flags.warmupData ? 'POST' : 'GET', body: flags.warmupData ?? null } : null;
   const output = resolve(ctx.cwd, flags.output);
-  if (existsSync(output) && !flags.force) throw new ColdstartError('OUTPUT_EXISTS', `${output}: already exists`, { hint: 'Pass --force to replace it, or choose another -o.' });
+  if (lstatOrNull(output)) {
+    if (!flags.force) throw new ColdstartError('OUTPUT_EXISTS', `${output}: already exists`, { hint: 'Pass --force to replace it, or choose another -o.' });
+    checkReplaceableImage(output);
+  }
+  const logPath = serverLogPath(output);
+  if (lstatOrNull(logPath)?.isSymbolicLink()) throw symlinkedLog(logPath);
   if (process.getuid?.() !== 0) throw new ColdstartError('PERMISSION', 'snapshot needs root: CRIU dumps processes through ptrace and /proc (run as root)');
   const criu = await requireCriu(ctx.env);
   const native = nativeOrNull();
-  mkdirSync(dirname(output), { recursive: true });
-  const logPath = `${output}.log`;
+  makeDirs(dirname(output));
 
   const tmp = tempPathFor(output);
   trackTemp(tmp);
@@ -287,7 +385,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
   let onExit: (() => void) | undefined;
   try {
     const total = new Stopwatch();
-    const logFd = openSync(logPath, 'w');
+    const logFd = createServerLog(logPath);
     try {
       child = spawn(command[0]!, command.slice(1), { cwd: ctx.cwd, env: ctx.env as NodeJS.ProcessEnv, stdio: ['ignore', logFd, logFd], detached: true });
     } finally {
@@ -346,7 +444,8 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
     }
     mkdirSync(tmp);
     const dsw = new Stopwatch();
-    await criuDump(criu, rootPid!, tmp, ctx.env);
+    // A failed dump keeps CRIU's log beside the image-to-be (IMAGE.dump.log): the temp dir is removed below.
+    await criuDump(criu, rootPid!, tmp, ctx.env, { keepLogAt: `${output}.dump.log` });
     phases['criu-dump'] = dsw.elapsed();
     gpuLocked = [];
     // CRIU killed the tree; reap our child so its pid is free for a restore.
@@ -376,9 +475,7 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
       files,
     };
     writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
-    if (existsSync(output)) rmSync(output, { recursive: true, force: true });
-    renameSync(tmp, output);
-    untrackTemp(tmp);
+    replaceImage(tmp, output);
     if (onExit) process.off('exit', onExit);
 
     const report = newReport('snapshot');
@@ -422,37 +519,190 @@ async function snapshot(ctx: Context, command: string[], flags: SnapshotFlags): 
 
 // ---------------------------------------------------------------------------------------------- restore
 
-export function readManifest(image: string): Manifest {
-  const path = join(image, MANIFEST);
-  let m: Manifest;
-  try {
-    m = JSON.parse(readFileSync(path, 'utf8')) as Manifest;
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'has no manifest.json' : 'has an unreadable manifest.json';
-    throw new ColdstartError(existsSync(image) ? 'CORRUPT_FILE' : 'NOT_FOUND', `${image}: ${existsSync(image) ? why : 'no such image directory'}`, {
-      hint: 'Give a directory written by `coldstart snapshot` (a failed or interrupted snapshot leaves none).',
-    });
-  }
-  if (m?.schema !== MANIFEST_SCHEMA || !Array.isArray(m.files) || !Array.isArray(m.pids) || !m.fingerprint) {
-    throw new ColdstartError('CORRUPT_FILE', `${path}: not a ${MANIFEST_SCHEMA} manifest`, { hint: 'Take the snapshot again with this version of coldstart.' });
-  }
-  return m;
+/** The most a manifest may be (a few KiB in practice: one line per image file); past it, it is refused unread. */
+const MANIFEST_MAX_BYTES = 16 << 20;
+/** Linux's PID_MAX_LIMIT: no pid is larger. */
+const PID_MAX = 1 << 22;
+
+function shown(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v);
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
 }
 
-/** Sizes and hashes of every file the manifest lists; no extra files but CRIU's own statistics. */
+/**
+ * Field checks for one manifest: each throws CORRUPT_FILE (exit 2) naming the manifest and the field
+ * (`…/manifest.json: pids[2]: expected a process id (1 to 4194304), got -1`).
+ */
+function manifestFields(path: string) {
+  const fail = (field: string, expected: string, got: unknown): never => {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: ${field}: expected ${expected}, got ${shown(got)}`, { hint: 'Take the snapshot again with this version of coldstart; nothing was touched.', details: { field } });
+  };
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const f = {
+    fail,
+    obj: (v: unknown, field: string): Record<string, unknown> => (isObj(v) ? v : fail(field, 'an object', v)),
+    arr: (v: unknown, field: string, min = 0): unknown[] => (Array.isArray(v) && v.length >= min ? v : fail(field, min ? `an array of at least ${min}` : 'an array', v)),
+    str: (v: unknown, field: string): string => (typeof v === 'string' && !v.includes('\0') ? v : fail(field, 'a string', v)),
+    strOrNull: (v: unknown, field: string): string | null => (v === null ? null : f.str(v, field)),
+    int: (v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number =>
+      Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max ? (v as number) : fail(field, `a whole number from ${min} to ${max}`, v),
+    seconds: (v: unknown, field: string): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(field, 'a number of seconds ≥ 0', v)),
+    pid: (v: unknown, field: string): number => (Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= PID_MAX ? (v as number) : fail(field, `a process id (1 to ${PID_MAX})`, v)),
+    oneOf: <T extends string | number>(v: unknown, field: string, values: readonly T[]): T => (values.includes(v as T) ? (v as T) : fail(field, `one of ${values.join(', ')}`, v)),
+    url: (v: unknown, field: string): string => {
+      const s = f.str(v, field);
+      let u: URL | undefined;
+      try {
+        u = new URL(s);
+      } catch {
+        /* below */
+      }
+      return u && (u.protocol === 'http:' || u.protocol === 'https:') ? s : fail(field, 'an http:// or https:// URL', v);
+    },
+    sha256: (v: unknown, field: string): string => (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : fail(field, 'a sha256 (64 lowercase hex digits)', v)),
+  };
+  return f;
+}
+
+/**
+ * The one check of a manifest read from an image, before anything is done with it: every field's type and range
+ * (CORRUPT_FILE), every file name a plain file of the image folder itself (safeJoin, no `/`: HOSTILE_FILE), the
+ * server's log path absolute and normal (it is only ever CRIU's name for that file, never opened: HOSTILE_FILE
+ * otherwise), pids whole and in range, the GPU pids and port owners among them, ports and addresses real.
+ */
+export function validateManifest(raw: unknown, path: string, image: string): Manifest {
+  const f = manifestFields(path);
+  const m = f.obj(raw, 'the manifest');
+  if (m.schema !== MANIFEST_SCHEMA) {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: not a ${MANIFEST_SCHEMA} manifest (schema ${shown(m.schema)})`, { hint: 'Take the snapshot again with this version of coldstart.' });
+  }
+  f.str(m.createdAt, 'createdAt');
+  f.str(m.tool, 'tool');
+  f.arr(m.command, 'command', 1).forEach((a, i) => f.str(a, `command[${i}]`));
+  f.str(m.cwd, 'cwd');
+  if (m.log !== null) {
+    const log = f.str(m.log, 'log');
+    if (!isAbsolute(log) || normalize(log) !== log || log.endsWith('/')) {
+      throw new ColdstartError('HOSTILE_FILE', `${path}: log: refused ${shown(log)}: the server's log path must be absolute and normal (no ".." or empty components)`, {
+        hint: 'An image written by `coldstart snapshot` records the absolute path of its log; nothing was touched.',
+        details: { field: 'log' },
+      });
+    }
+  }
+  if (m.readyUrl !== null) f.url(m.readyUrl, 'readyUrl');
+  if (m.warmup !== null) {
+    const w = f.obj(m.warmup, 'warmup');
+    f.url(w.url, 'warmup.url');
+    f.oneOf(w.method, 'warmup.method', ['GET', 'POST'] as const);
+    f.strOrNull(w.body, 'warmup.body');
+    f.int(w.status, 'warmup.status', 100, 599);
+    f.sha256(w.bodySha256, 'warmup.bodySha256');
+  }
+  const rootPid = f.pid(m.rootPid, 'rootPid');
+  const pids = f.arr(m.pids, 'pids', 1).map((p, i) => f.pid(p, `pids[${i}]`));
+  if (new Set(pids).size !== pids.length) f.fail('pids', 'distinct process ids', m.pids);
+  if (!pids.includes(rootPid)) f.fail('pids', `a list holding rootPid ${rootPid}`, m.pids);
+  f.arr(m.gpuPids, 'gpuPids').forEach((p, i) => {
+    if (!pids.includes(f.pid(p, `gpuPids[${i}]`))) f.fail(`gpuPids[${i}]`, 'one of pids', p);
+  });
+  f.arr(m.ports, 'ports').forEach((p, i) => {
+    const o = f.obj(p, `ports[${i}]`);
+    f.int(o.port, `ports[${i}].port`, 1, 65535);
+    const family = f.oneOf(o.family, `ports[${i}].family`, [4, 6] as const);
+    if (isIP(f.str(o.address, `ports[${i}].address`)) !== family) f.fail(`ports[${i}].address`, `an IPv${family} address`, o.address);
+    if (!pids.includes(f.pid(o.pid, `ports[${i}].pid`))) f.fail(`ports[${i}].pid`, 'one of pids', o.pid);
+  });
+  const fp = f.obj(m.fingerprint, 'fingerprint');
+  for (const k of ['arch', 'kernel', 'criu'] as const) f.str(fp[k], `fingerprint.${k}`);
+  if (fp.gpu !== null) {
+    const g = f.obj(fp.gpu, 'fingerprint.gpu');
+    f.strOrNull(g.driver, 'fingerprint.gpu.driver');
+    if (g.cuda !== null) f.int(g.cuda, 'fingerprint.gpu.cuda', 0);
+    f.arr(g.devices, 'fingerprint.gpu.devices').forEach((d, i) => {
+      const o = f.obj(d, `fingerprint.gpu.devices[${i}]`);
+      f.int(o.index, `fingerprint.gpu.devices[${i}].index`, 0, 1023);
+      f.str(o.name, `fingerprint.gpu.devices[${i}].name`);
+      f.str(o.uuid, `fingerprint.gpu.devices[${i}].uuid`);
+    });
+  }
+  const cold = f.obj(m.cold, 'cold');
+  f.seconds(cold.readySeconds, 'cold.readySeconds');
+  if (cold.firstRequestSeconds !== null) f.seconds(cold.firstRequestSeconds, 'cold.firstRequestSeconds');
+  f.seconds(cold.totalSeconds, 'cold.totalSeconds');
+  f.arr(cold.notes, 'cold.notes').forEach((n, i) => f.str(n, `cold.notes[${i}]`));
+  for (const [k, v] of Object.entries(f.obj(m.snapshotSeconds, 'snapshotSeconds'))) f.seconds(v, `snapshotSeconds.${k}`);
+  f.int(m.memoryEstimateBytes, 'memoryEstimateBytes', 0);
+  const names = new Set<string>();
+  let sum = 0;
+  f.arr(m.files, 'files', 1).forEach((e, i) => {
+    const o = f.obj(e, `files[${i}]`);
+    const name = f.str(o.name, `files[${i}].name`);
+    imageFile(image, name, `${path}: files[${i}].name`);
+    if (names.has(name)) f.fail(`files[${i}].name`, 'a name listed once', name);
+    names.add(name);
+    sum += f.int(o.bytes, `files[${i}].bytes`, 0);
+    f.sha256(o.sha256, `files[${i}].sha256`);
+    if (typeof o.sampled !== 'boolean') f.fail(`files[${i}].sampled`, 'true or false', o.sampled);
+  });
+  if (m.log !== null && !names.has(LOG_COPY)) f.fail('files', `a list holding ${LOG_COPY} (the server's log)`, m.files);
+  if (f.int(m.imageBytes, 'imageBytes', 0) !== sum) f.fail('imageBytes', `the sum of files[].bytes (${sum})`, m.imageBytes);
+  return m as unknown as Manifest;
+}
+
+/**
+ * `image/name` for a file name from the manifest: a plain file of the image folder itself (safeJoin's rule, and no
+ * `/`: CRIU's images are flat, and a subfolder could be a link out of it), else HOSTILE_FILE.
+ */
+function imageFile(image: string, name: string, what: string): string {
+  const p = safeJoin(image, name, what);
+  if (name.includes('/')) {
+    throw new ColdstartError('HOSTILE_FILE', `${what}: refused the name ${shown(name)}: an image holds files only at its top level`, { hint: 'Take the snapshot again; nothing was touched.' });
+  }
+  return p;
+}
+
+/** Reads and validates `image/manifest.json` (the one untrusted-file reader: regular file only, size-capped). */
+export function readManifest(image: string): Manifest {
+  const st = statOrNull(image);
+  if (!st) throw new ColdstartError('NOT_FOUND', `${image}: no such image directory`, { hint: 'Give a directory written by `coldstart snapshot`.' });
+  if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${image}: not a directory; an image is the directory \`coldstart snapshot -o\` wrote`);
+  const path = join(image, MANIFEST);
+  let text: string;
+  try {
+    text = readInputText(path, 'image manifest', MANIFEST_MAX_BYTES);
+  } catch (e) {
+    if (e instanceof ColdstartError && e.code === 'NOT_FOUND') {
+      throw new ColdstartError('CORRUPT_FILE', `${image}: has no manifest.json`, { hint: 'Give a directory written by `coldstart snapshot` (a failed or interrupted snapshot leaves none).' });
+    }
+    throw e;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: not JSON (${(e as Error).message})`, { hint: 'Take the snapshot again; nothing was touched.' });
+  }
+  return validateManifest(raw, path, image);
+}
+
+/**
+ * Sizes and hashes of every file the manifest lists (names already validated); each must be a regular file of the
+ * image folder itself — a symbolic link or special file there is refused (HOSTILE_FILE) before it is opened.
+ */
 export function verifyImage(image: string, m: Manifest): string[] {
   const bad: string[] = [];
   for (const f of m.files) {
-    const p = join(image, f.name);
-    let size: number;
-    try {
-      size = statSync(p).size;
-    } catch {
+    const p = imageFile(image, f.name, `${image}: manifest files[].name`);
+    const st = lstatOrNull(p);
+    if (!st) {
       bad.push(`${f.name} is missing`);
       continue;
     }
-    if (size !== f.bytes) {
-      bad.push(`${f.name} is ${size} bytes, the manifest says ${f.bytes}`);
+    if (!st.isFile()) {
+      throw new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
+    }
+    if (st.size !== f.bytes) {
+      bad.push(`${f.name} is ${st.size} bytes, the manifest says ${f.bytes}`);
       continue;
     }
     const h = hashFile(p);
@@ -470,10 +720,11 @@ interface RestoreFlags extends ReportFlags {
 async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Promise<number> {
   const image = resolve(ctx.cwd, imageArg);
   const timeoutS = parseSeconds('--timeout', flags.timeout);
+  if (flags.readyUrl) httpUrlFlag('--ready-url', flags.readyUrl);
+  // ---- refusals: nothing has been touched yet; the manifest is validated whole before any of it is used
   const m = readManifest(image);
   const criu = await requireCriu(ctx.env);
   const native = nativeOrNull();
-  // ---- refusals: nothing has been touched yet
   const here = await machineFingerprint(criu, native);
   const diff = fingerprintDiff(here, m.fingerprint);
   if (diff.length) {
@@ -498,17 +749,21 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
   if (avail !== null && avail < m.imageBytes) {
     throw new ColdstartError('ENV', `${image}: the image needs ${formatBytes(m.imageBytes)} of memory, ${formatBytes(avail)} is available`, { hint: 'Free memory (or stop other servers) and try again.' });
   }
-  if (m.log) {
-    const logSize = m.files.find((f) => f.name === LOG_COPY)?.bytes ?? 0;
-    const d = diskInfo(dirname(m.log));
-    if (d.freeBytes !== null && d.freeBytes < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(m.log)}: ${formatBytes(d.freeBytes)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
+  // The restored server writes its output to IMAGE.log (the path snapshot used), never to the manifest's path.
+  const log = m.log === null ? null : serverLogPath(image);
+  if (log) {
+    const st = lstatOrNull(log);
+    if (st && !st.isFile() && !st.isSymbolicLink()) throw new ColdstartError('BAD_INPUT', `${log}: not a regular file; restore puts the server's log there`, { hint: 'Move it away and try again; nothing was touched.' });
+    const logSize = m.files.find((f) => f.name === LOG_COPY)!.bytes;
+    const d = diskInfo(dirname(log));
+    if (d.freeBytes !== null && d.freeBytes < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(log)}: ${formatBytes(d.freeBytes)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
   }
 
   // ---- restore
   // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
   let resident: number | null = null;
   if (native) {
-    const pc = await native.pageCache({ paths: m.files.map((f) => join(image, f.name)), action: 'query' }).catch(() => null);
+    const pc = await native.pageCache({ paths: m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`)), action: 'query' }).catch(() => null);
     if (pc && pc.every((e) => e.residentBytes !== null)) resident = pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0);
   }
   const total = new Stopwatch();
@@ -516,12 +771,16 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
   const times: Record<string, number> = {};
   let restoredPid: number | undefined;
   try {
-    if (m.log) {
-      mkdirSync(dirname(m.log), { recursive: true });
-      copyFileSync(join(image, LOG_COPY), m.log);
-    }
+    // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
+    // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
+    const logFd = log ? putLogBack(imageFile(image, LOG_COPY, image), log) : undefined;
     const rsw = new Stopwatch();
-    const pid = await criuRestore(criu, image, work, ctx.env, timeoutS * 1000);
+    let pid: number;
+    try {
+      pid = await criuRestore(criu, image, work, ctx.env, timeoutS * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
     restoredPid = pid;
     times['criu-restore'] = rsw.elapsed();
     if (m.gpuPids.length) {
@@ -535,7 +794,7 @@ async function restore(ctx: Context, imageArg: string, flags: RestoreFlags): Pro
     }
     const readyUrl = flags.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
-    if (readyUrl) readySeconds = await waitReady({ readyUrl, log: m.log ?? '/dev/null', pid, timeoutS, signal: ctx.signal });
+    if (readyUrl) readySeconds = await waitReady({ readyUrl, log: log ?? '/dev/null', pid, timeoutS, signal: ctx.signal });
     let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
     if (m.warmup && flags.firstRequest) {
       const r = await sendRequest(m.warmup, timeoutS * 1000);
@@ -604,11 +863,15 @@ function requireCheckpointNative(): NativeAddon {
   return n.addon;
 }
 
+function noSuchProcess(pid: number): ColdstartError {
+  return new ColdstartError('NOT_FOUND', `pid ${pid}: no such process`, { hint: 'Give the pid of a running process (e.g. from `nvidia-smi` or `pgrep`).' });
+}
+
 function checkpointError(e: unknown, pid: number): ColdstartError {
   const code = (e as { code?: string }).code ?? '';
   const msg = (e as Error).message;
+  if (!pidAlive(pid)) return noSuchProcess(pid);
   if (code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API') return new ColdstartError('NO_GPU', msg, { hint: 'park/unpark need an NVIDIA driver 570 or newer on this machine.' });
-  if (!pidAlive(pid)) return new ColdstartError('NOT_FOUND', `pid ${pid}: no such process`);
   return new ColdstartError('ENV', msg, { hint: code === 'CUDA_ERROR_NOT_INITIALIZED' || code === 'CUDA_ERROR_NOT_FOUND' ? `pid ${pid} holds no CUDA context.` : 'Run as root (or as the process owner).' });
 }
 
@@ -617,10 +880,12 @@ function usedBytes(m: GpuMemoryResult | null): number | null {
 }
 
 async function parkOrUnpark(ctx: Context, which: 'park' | 'unpark', pidArg: string, flags: { lockTimeout: string }): Promise<number> {
-  const pid = Number(pidArg);
-  if (!Number.isInteger(pid) || pid <= 0) throw invalidArg('PID', 'a process id', pidArg);
-  const native = requireCheckpointNative();
+  // Usage first (2), then whether the process exists (2), then what this machine lacks (3).
+  const pid = /^\d+$/.test(pidArg) ? Number(pidArg) : NaN;
+  if (!Number.isSafeInteger(pid) || pid < 1 || pid > PID_MAX) throw invalidArg('PID', `a process id (1 to ${PID_MAX})`, pidArg);
   const lockTimeoutS = parseSeconds('--lock-timeout', flags.lockTimeout);
+  if (!pidAlive(pid)) throw noSuchProcess(pid);
+  const native = requireCheckpointNative();
   let state;
   try {
     state = await native.cudaCheckpoint({ pid, action: 'state' });

@@ -5,10 +5,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, readdirSync, readlinkSync, statSync, fstatSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
+import { openInput } from '../core/files.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -17,14 +18,17 @@ export interface CriuInfo {
   version: string;
 }
 
-/** Runs a program, collects its output; never throws for a non-zero exit. */
-export function runCapture(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Env } = {}): Promise<{ code: number | null; stdout: string; stderr: string; error?: string }> {
+/**
+ * Runs a program, collects its output; never throws for a non-zero exit. `fds`: open descriptors handed to the
+ * program as its fds 3, 4, …
+ */
+export function runCapture(cmd: string, args: string[], opts: { timeoutMs?: number; env?: Env; fds?: number[] } = {}): Promise<{ code: number | null; stdout: string; stderr: string; error?: string }> {
   return new Promise((resolve) => {
     let stdout = '';
     let stderr = '';
     let child;
     try {
-      child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
+      child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe', ...(opts.fds ?? [])], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
     } catch (e) {
       resolve({ code: null, stdout, stderr, error: (e as Error).message });
       return;
@@ -41,8 +45,8 @@ export function runCapture(cmd: string, args: string[], opts: { timeoutMs?: numb
           }
         }, opts.timeoutMs)
       : undefined;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (e) => {
       if (timer) clearTimeout(timer);
       resolve({ code: null, stdout, stderr, error: e.message });
@@ -76,32 +80,59 @@ export async function requireCriu(env: Env): Promise<CriuInfo> {
 /** Common flags: TCP connections are restored closed (clients reconnect), file locks kept, unix sockets to outside allowed. */
 const COMMON = ['--tcp-close', '--file-locks', '--ext-unix-sk'];
 
-/** `criu dump` of the tree rooted at `pid` into `dir`; the tree is killed when the dump succeeds. */
-export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env, timeoutMs = 1_800_000): Promise<void> {
-  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env, timeoutMs });
-  if (r.code !== 0) throw criuFailure('dump', join(dir, 'dump.log'), r.stderr);
+/**
+ * `criu dump` of the tree rooted at `pid` into `dir`; the tree is killed when the dump succeeds. `keepLogAt`: where
+ * CRIU's dump.log is moved when the dump fails, so the error names a log that outlives `dir` (which the caller
+ * removes); it must be on the same filesystem as `dir` (a rename).
+ */
+export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: Env, opts: { timeoutMs?: number; keepLogAt?: string } = {}): Promise<void> {
+  const r = await runCapture(criu.path, ['dump', '-t', String(pid), '-D', dir, ...COMMON, '-v2', '-o', 'dump.log'], { env, timeoutMs: opts.timeoutMs ?? 1_800_000 });
+  if (r.code === 0) return;
+  let log: string | null = join(dir, 'dump.log');
+  if (opts.keepLogAt) {
+    try {
+      renameSync(log, opts.keepLogAt);
+      log = opts.keepLogAt;
+    } catch {
+      log = null; // CRIU wrote none (it did not start), or it cannot be kept: quote stderr, name no file
+    }
+  }
+  throw criuFailure('dump', log, r.stderr);
 }
 
-/** `criu restore --restore-detached` from `dir`; the work dir (logs, pidfile) is kept out of the image. */
-export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000): Promise<number> {
+/**
+ * `criu restore --restore-detached` from `dir`; the work dir (logs, pidfile) is kept out of the image.
+ * `inherit`: an open file that replaces the file the image had open at `inherit.path` (the server's log), through
+ * CRIU's `--inherit-fd`, so the restored tasks write there and nothing is opened at the image's recorded path.
+ */
+export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000, inherit?: { fd: number; path: string }): Promise<number> {
   const pidfile = join(workDir, 'restored.pid');
-  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], { env, timeoutMs });
+  // CRIU names a regular file by its path without the leading slash; the fd is the child's fd 3.
+  const inheritArgs = inherit ? ['--inherit-fd', `fd[3]:${inherit.path.replace(/^\/+/, '')}`] : [];
+  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, ...inheritArgs, '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], {
+    env,
+    timeoutMs,
+    fds: inherit ? [inherit.fd] : [],
+  });
   if (r.code === null && !r.error) throw new ColdstartError('TIMEOUT', `criu restore did not finish within ${timeoutMs / 1000} s; it and the tasks it started were killed`, { hint: `Log: ${join(workDir, 'restore.log')}` });
   if (r.code !== 0) throw criuFailure('restore', join(workDir, 'restore.log'), r.stderr);
   return Number(readFileSync(pidfile, 'utf8').trim());
 }
 
-function criuFailure(what: string, log: string, stderr: string): ColdstartError {
+/** A failed dump/restore: the first CRIU error line in the message; the hint names `log` only when it exists. */
+function criuFailure(what: string, log: string | null, stderr: string): ColdstartError {
   let lines: string[] = [];
   try {
+    if (log === null) throw new Error('no log');
     lines = readFileSync(log, 'utf8').split('\n').filter((l) => /Error|FAIL/.test(l));
   } catch {
     lines = stderr.split('\n').filter(Boolean);
   }
   const first = lines.find((l) => /Error \(/.test(l)) ?? lines[0] ?? 'no log';
+  const kept = log !== null && existsSync(log) ? log : null;
   return new ColdstartError('ENV', `criu ${what} failed: ${first.replace(/^\(\s*[\d.]+\)\s*/, '').trim()}`, {
-    hint: `Full log: ${log}. \`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
-    details: { log, errors: lines.slice(0, 10) },
+    hint: `${kept ? `Full log: ${kept}. ` : ''}\`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
+    details: { log: kept, errors: lines.slice(0, 10) },
   });
 }
 
@@ -279,10 +310,10 @@ export interface ImageFile {
 const FULL_HASH_LIMIT = 64 * 1024 * 1024;
 const SAMPLE = 1024 * 1024;
 
+/** sha256 of an image file; regular files only (opened non-blocking: a FIFO put in an image never blocks). */
 export function hashFile(path: string, full = false): { bytes: number; sha256: string; sampled: boolean } {
-  const fd = openSync(path, 'r');
+  const { fd, size } = openInput(path, 'is a directory, expected an image file');
   try {
-    const size = fstatSync(fd).size;
     const h = createHash('sha256');
     const buf = Buffer.allocUnsafe(SAMPLE);
     const readRange = (start: number, end: number) => {
