@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { loadConfig } from '../core/config.js';
 import { parseBudgetSpec, type Budgets } from '../core/budgets.js';
-import type { EmitOptions } from '../core/emit.js';
+import { checkExports, type EmitOptions } from '../core/emit.js';
 
 /** Everything a command gets: the (injectable) process, its output channel and the global flags. */
 export interface Context {
@@ -50,6 +50,11 @@ export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
   return merged;
 }
 
-export function emitOptions(ctx: Context, flags: ReportFlags): EmitOptions {
+/**
+ * The report options of a run. The export paths go through the output guard here, before the run does its work
+ * (`inputs`: the command's input paths, which an export may not replace).
+ */
+export function emitOptions(ctx: Context, flags: ReportFlags, inputs: readonly string[] = []): EmitOptions {
+  checkExports(ctx.cwd, flags, inputs);
   return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
 }
