@@ -161,6 +161,24 @@ describe('case 1: an output above, inside or over the input, and --force', () =>
   });
 });
 
+describe('case 1: report merge never exports over one of its inputs', () => {
+  it('report merge r.json --export-json r.json: exit 2 (BAD_FLAG), r.json unchanged', async () => {
+    const d = fresh('merge');
+    const st = join(d, 'w.safetensors');
+    const h = Buffer.from('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    writeFileSync(st, Buffer.concat([len, h, Buffer.alloc(4)]));
+    const p = await runCli(['profile', st, '--export-json', join(d, 'r.json'), '-q'], { env: { COLDSTART_CACHE: d } });
+    expect(p.code, p.stderr).toBe(0);
+    const before = tree(d);
+    const r = await runCli(['--json', 'report', 'merge', join(d, 'r.json'), '--export-json', join(d, 'r.json')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(json(r.stdout).error!.code).toBe('BAD_FLAG');
+    expect(tree(d)).toEqual(before);
+  }, 60_000);
+});
+
 describe('case 2: links in a model folder', () => {
   function secretModel(name: string, link: (secret: string, dir: string) => string): { dir: string; secret: string; root: string } {
     const root = fresh(name);
