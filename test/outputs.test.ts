@@ -161,14 +161,18 @@ describe('case 1: an output above, inside or over the input, and --force', () =>
   });
 });
 
-describe('case 1: report merge never exports over one of its inputs', () => {
-  it('report merge r.json --export-json r.json: exit 2 (BAD_FLAG), r.json unchanged', async () => {
+describe('case 1: an export never replaces an input', () => {
+  it('profile w.safetensors --export-json w.safetensors and report merge r.json --export-json r.json: exit 2 (BAD_FLAG), inputs unchanged', async () => {
     const d = fresh('merge');
     const st = join(d, 'w.safetensors');
     const h = Buffer.from('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
     const len = Buffer.alloc(8);
     len.writeBigUInt64LE(BigInt(h.length));
     writeFileSync(st, Buffer.concat([len, h, Buffer.alloc(4)]));
+    const over = await runCli(['--json', 'profile', st, '--export-json', st], { env: { COLDSTART_CACHE: d } });
+    expect(over.code, over.stderr).toBe(2);
+    expect(json(over.stdout).error!.code).toBe('BAD_FLAG');
+    expect(readHeader(st).tensors).toHaveLength(1); // the weights were not replaced by a report
     const p = await runCli(['profile', st, '--export-json', join(d, 'r.json'), '-q'], { env: { COLDSTART_CACHE: d } });
     expect(p.code, p.stderr).toBe(0);
     const before = tree(d);

@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { loadConfig } from '../core/config.js';
@@ -48,6 +50,11 @@ export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
   const merged: Budgets = { ...cfg.budgets };
   for (const spec of flags.budget ?? []) Object.assign(merged, parseBudgetSpec(spec));
   return merged;
+}
+
+/** The command-line arguments that name an existing local file or folder (not a Hub id), resolved: a run's inputs. */
+export function localInputs(ctx: Context, ...args: Array<string | undefined>): string[] {
+  return args.filter((a): a is string => !!a).map((a) => resolve(ctx.cwd, a)).filter((p) => existsSync(p));
 }
 
 /**
