@@ -409,6 +409,11 @@ describe('case 6: an export on a full disk', () => {
       expect(doc).toMatchObject({ schema: 'coldstart/convert@1', exitCode: 3, exportErrors: [{ code: 'DISK_FULL' }] });
       expect(j.stderr).toMatch(/no space left on device/);
       expect(readdirSync(mnt)).toEqual(['filler']); // no half-written export, no temp
+      // the GitHub step summary on that disk: the same
+      const g = await runCli(['convert', good('views.pt'), '-o', join(d, 'g.safetensors')], { env: { GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: join(mnt, 'summary.md') } });
+      expect(g.code).toBe(3);
+      expect(g.stdout).toMatch(/^converted /);
+      expect(g.stderr).toMatch(/summary\.md: no space left on device/);
     } finally {
       spawnSync('umount', [mnt]);
     }

@@ -7,7 +7,7 @@ import type { Output } from './output.js';
 import { renderHuman } from './reporters/human.js';
 import { renderMarkdown } from './reporters/markdown.js';
 import { renderJUnit } from './reporters/junit.js';
-import { emitGitHub } from './reporters/github.js';
+import { appendStepSummary, emitGitHub } from './reporters/github.js';
 import { sweepLeftovers, writeFileAtomic } from './atomic.js';
 import { formatBytes } from './format.js';
 import { guardOutput } from './outputs.js';
@@ -89,6 +89,11 @@ export function emitReport(out: Output, report: Report, cwd: string, opts: EmitO
     } catch (e) {
       exportErrors.push(fromSystemError(e, abs, 'write'));
     }
+  }
+  try {
+    appendStepSummary(report, out.proc);
+  } catch (e) {
+    exportErrors.push(fromSystemError(e, out.proc.env.GITHUB_STEP_SUMMARY ?? '$GITHUB_STEP_SUMMARY', 'append to'));
   }
 
   const failed = budgetsFailed(report.budgets);
