@@ -4,7 +4,7 @@
  * native addon (fileio.cc) with copy_file_range or a bounded gather. Output is written under temporary names,
  * optionally verified, and renamed into place only when complete.
  */
-import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, statSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { sweepLeftovers, tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
@@ -895,7 +895,9 @@ function carryFiles(src: string, dst: string, weights: Set<string>, roots: reado
       } catch (e) {
         throw fromSystemError(e, join(dst, r), 'write');
       }
+      const n = carried.length;
       carryFiles(src, dst, weights, roots, carried, warn, r, depth + 1);
+      if (carried.length === n) rmdirSync(join(dst, r)); // nothing carried from it: no empty folder in the output
     } else if (st.isFile()) {
       copySideFile(full, join(dst, r));
       carried.push(r);
