@@ -266,6 +266,18 @@ describe('case 2: links in a model folder', () => {
     const c = await runCli(['convert', snap, '-o', join(root, 'from-cache')]);
     expect(c.code, c.stderr).toBe(0);
     expect(readdirSync(join(root, 'from-cache')).sort()).toEqual(['.coldstart-output.json', 'config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json']);
+    // a sub-folder of a snapshot (diffusers' unet/ and the like) links three levels up
+    const sub = join(snap, 'unet');
+    mkdirSync(sub);
+    for (const f of readdirSync(model('tiny-llama'))) symlinkSync(`../${readlinkSync(join(snap, f))}`, join(sub, f));
+    const u = await runCli(['convert', sub, '-o', join(root, 'from-cache-unet')]);
+    expect(u.code, u.stderr).toBe(0);
+    // but not out of the repo folder
+    symlinkSync('../../../../shadow-ish', join(sub, 'extra.json'));
+    writeFileSync(join(root, 'hub', 'shadow-ish'), 'TOPSECRET');
+    const x = await runCli(['--json', 'convert', sub, '-o', join(root, 'from-cache-x')]);
+    expect(x.code).toBe(2);
+    expect(json(x.stdout).error!.code).toBe('HOSTILE_FILE');
   });
 });
 

@@ -4,16 +4,16 @@
  * `../../blobs/<hash>` inside its repo folder; a link anywhere else (`tokenizer.json -> /etc/shadow`) is refused.
  */
 import { realpathSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { ColdstartError, fromSystemError } from './errors.js';
 import { isInside } from './paths.js';
 
-/** A Hub cache snapshot folder: `<cache>/{models,datasets,spaces}--<id>/snapshots/<revision>`. */
-const HF_SNAPSHOT = /\/(?:models|datasets|spaces)--[^/]+\/snapshots\/[^/]+$/;
+/** A Hub cache snapshot folder or a folder inside one: `<repo>/snapshots/<revision>[/sub]`, `<repo>` = `…/models--<id>`. */
+const HF_SNAPSHOT = /^(.*\/(?:models|datasets|spaces)--[^/]+)\/snapshots\/[^/]+(?:\/.*)?$/;
 
 /**
  * The folders links in the model folder `folder` may resolve into: the folder itself (its real path) and, for a
- * Hub cache snapshot, its repo folder (`models--org--name/`, holding `blobs/`).
+ * Hub cache snapshot or a sub-folder of one (a diffusers `unet/`), its repo folder (`models--org--name/`, holding
+ * `blobs/`).
  */
 export function modelLinkRoots(folder: string): string[] {
   let real: string;
@@ -22,7 +22,8 @@ export function modelLinkRoots(folder: string): string[] {
   } catch (e) {
     throw fromSystemError(e, folder, 'read');
   }
-  return HF_SNAPSHOT.test(real) ? [real, dirname(dirname(real))] : [real];
+  const m = HF_SNAPSHOT.exec(real);
+  return m ? [real, m[1]!] : [real];
 }
 
 /**
