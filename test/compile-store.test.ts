@@ -166,6 +166,34 @@ describe('compileCacheStatus', () => {
     expect(readFileSync(join(dest, 'triton/K/kern.cubin'), 'utf8')).toBe('cubin');
     expect(existsSync(join(dest, 'manifest.json'))).toBe(false);
   });
+
+  it('replaces only its own entry: a folder of the same name without a manifest is refused and kept (issue 22)', () => {
+    const { dir } = persist(H100);
+    persist(H100); // its own earlier entry: replaced
+    expect(readdirSync(tmp).filter((n) => n.startsWith('.'))).toEqual([]);
+    rmSync(dir, { recursive: true });
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'victim'), 'mine');
+    let err: unknown;
+    try {
+      persist(H100);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ColdstartError);
+    expect((err as ColdstartError).code).toBe('OUTPUT_EXISTS');
+    expect(readFileSync(join(dir, 'victim'), 'utf8')).toBe('mine');
+  });
+
+  it('a --persist folder on procfs fails at once (exit 3), no spinning mkdir', () => {
+    let err: unknown;
+    try {
+      makeStaging('/proc/self/sub/persist', 'staging');
+    } catch (e) {
+      err = e;
+    }
+    expect((err as ColdstartError).exitCode).toBe(3);
+  });
 });
 
 describe('human lines', () => {

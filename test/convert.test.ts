@@ -266,7 +266,7 @@ describe('coldstart convert', () => {
     expect(doc.exitCode).toBe(0);
   });
 
-  it('refuses an existing output without --force and replaces it with --force', async () => {
+  it('refuses an existing output without --force; --force replaces only its own earlier output (issue 22)', async () => {
     const d = fresh('exists');
     const out = join(d, 'x.safetensors');
     writeFileSync(out, 'old');
@@ -274,6 +274,13 @@ describe('coldstart convert', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/already exists/);
     expect(readFileSync(out, 'utf8')).toBe('old');
+    // a file that is not a safetensors file is not coldstart's output: --force refuses it too
+    const notOurs = await runCli(['--json', 'convert', good('views.pt'), '-o', out, '--force']);
+    expect(notOurs.code).toBe(2);
+    expect(JSON.parse(notOurs.stdout).error).toMatchObject({ code: 'OUTPUT_EXISTS' });
+    expect(readFileSync(out, 'utf8')).toBe('old');
+    rmSync(out);
+    expect((await runCli(['convert', good('every_dtype.pt'), '-o', out])).code).toBe(0);
     const f = await runCli(['convert', good('views.pt'), '-o', out, '--force']);
     expect(f.code, f.stderr).toBe(0);
     expect(readHeader(out).tensors).toHaveLength(11);
@@ -313,14 +320,22 @@ describe('coldstart convert', () => {
     expect(Object.keys(idx.weight_map).sort()).toEqual(names.sort());
   });
 
-  it('an --output inside the input directory does not copy itself, and the input is untouched', async () => {
+  it('an --output inside the input directory is refused (exit 2), and the input is untouched (issue 22)', async () => {
     const d = fresh('inside');
     for (const f of readdirSync(join(FIX, 'models', 'tiny-bert'))) copyFileSync(join(FIX, 'models', 'tiny-bert', f), join(d, f));
     const before = readdirSync(d).sort();
-    const r = await runCli(['convert', d, '-o', join(d, 'st')]);
+    const r = await runCli(['--json', 'convert', d, '-o', join(d, 'st')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'BAD_FLAG' });
+    expect(r.stderr).toMatch(/is inside the input/);
+    expect(readdirSync(d).sort()).toEqual(before);
+  });
+
+  it('writes shared tensors once and says so (tiny-bert: the decoder is tied to the embeddings)', async () => {
+    const d = fresh('tied');
+    const r = await runCli(['convert', join(FIX, 'models', 'tiny-bert'), '-o', join(d, 'st')]);
     expect(r.code, r.stderr).toBe(0);
-    expect(readdirSync(join(d, 'st')).sort()).toEqual(['config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json']);
-    expect(readdirSync(d).sort()).toEqual([...before, 'st'].sort());
+    expect(readdirSync(join(d, 'st')).sort()).toEqual(['.coldstart-output.json', 'config.json', 'model.safetensors', 'special_tokens_map.json', 'tokenizer_config.json']);
     expect(r.stdout).toContain('cls.predictions.decoder.weight → bert.embeddings.word_embeddings.weight');
   });
 

@@ -1,8 +1,10 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { loadConfig } from '../core/config.js';
 import { parseBudgetSpec, type Budgets } from '../core/budgets.js';
-import type { EmitOptions } from '../core/emit.js';
+import { checkExports, type EmitOptions } from '../core/emit.js';
 
 /** Everything a command gets: the (injectable) process, its output channel and the global flags. */
 export interface Context {
@@ -50,6 +52,16 @@ export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
   return merged;
 }
 
-export function emitOptions(ctx: Context, flags: ReportFlags): EmitOptions {
+/** The command-line arguments that name an existing local file or folder (not a Hub id), resolved: a run's inputs. */
+export function localInputs(ctx: Context, ...args: Array<string | undefined>): string[] {
+  return args.filter((a): a is string => !!a).map((a) => resolve(ctx.cwd, a)).filter((p) => existsSync(p));
+}
+
+/**
+ * The report options of a run. The export paths go through the output guard here, before the run does its work
+ * (`inputs`: the command's input paths, which an export may not replace).
+ */
+export function emitOptions(ctx: Context, flags: ReportFlags, inputs: readonly string[] = []): EmitOptions {
+  checkExports(ctx.cwd, flags, inputs);
   return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
 }

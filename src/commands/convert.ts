@@ -101,7 +101,7 @@ export function registerConvert(program: Command, run: Runner): void {
       const dtype = flags.dtype === undefined ? undefined : DTYPES[flags.dtype.toLowerCase()];
       if (flags.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'f16, bf16 or f32', flags.dtype);
       const shardSize = flags.shardSize === undefined ? undefined : parseSize(flags.shardSize);
-      const emit = emitOptions(ctx, flags);
+      const emit = emitOptions(ctx, flags, [resolve(ctx.cwd, input)]);
       const bar = progress(ctx);
       const warnings: string[] = [];
       let result: ConvertResult;

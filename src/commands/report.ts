@@ -117,7 +117,7 @@ export async function mergeCommand(ctx: Context, files: string[], flags: ReportF
   const machines = new Set(inputs.map((i) => i.host)).size;
   report.target = { name: `${inputs.length} report(s)`, inputs: inputs.map((i) => ({ file: i.file, host: i.host, createdAt: i.createdAt, runs: i.samples.length })) };
   report.details = { statistic: 'p90', machines, phases: merged.phases, total: merged.total };
-  return emitReport(ctx.out, report, ctx.cwd, { ...emitOptions(ctx, flags), human: (r) => render(r, merged, ctx, inputs.length, machines) });
+  return emitReport(ctx.out, report, ctx.cwd, { ...emitOptions(ctx, flags, files.map((f) => resolve(ctx.cwd, f))), human: (r) => render(r, merged, ctx, inputs.length, machines) });
 }
 
 export function registerReport(program: Command, run: Runner): void {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
-import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
+import { addReportOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { runPhase, publicPhase } from '../core/phases.js';
 import { newReport, summarizeRuns } from '../core/report.js';
@@ -140,7 +140,7 @@ export function registerWarmup(program: Command, run: Runner): void {
       const api = flags.api === undefined ? undefined : oneOf<HttpApi>('--api', flags.api, HTTP_APIS);
       if (flags.wait && !flags.url) throw new ColdstartError('USAGE', '--wait is for --url (waiting for a server to come up)');
       if (!model && !flags.url) throw new ColdstartError('USAGE', 'nothing to warm up: pass an ONNX model, a model with --framework, or --url http://host:port', { hint: 'Examples: coldstart warmup model.onnx · coldstart warmup --url http://127.0.0.1:8000 --wait' });
-      const eo = emitOptions(ctx, flags);
+      const eo = emitOptions(ctx, flags, localInputs(ctx, model));
       const shapes = parseShapeFlags(flags.shape ?? []);
       const timeoutSeconds = parseTimeout(flags.timeout);
       const mode = oneOf<CompileMode>('--mode', flags.mode, COMPILE_MODES);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fromSystemError } from './errors.js';
 import { makeDirs } from './paths.js';
 
@@ -20,6 +20,81 @@ function hookExit(): void {
 /** A temp name in the same directory as `target` (so the final rename is atomic on one filesystem). */
 export function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.coldstart-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** The names tempPathFor makes: `.<name>.coldstart-<pid>-<8 hex>.tmp`. */
+const TEMP_NAME = /^\.(.+)\.coldstart-(\d+)-[0-9a-f]{8}\.tmp$/;
+
+/**
+ * How long a leftover temp must have been left unmodified (its newest file) before another run removes it: a live
+ * run in another PID namespace (a pod, another host on NFS) that shares the folder keeps writing into its temp, so
+ * an idle hour means it is dead. Correctness never depends on this: a run whose temp was taken fails its rename
+ * and leaves nothing half-written.
+ */
+export const LEFTOVER_IDLE_SECONDS = 3600;
+
+/** Whether `pid` is a live process on this host (EPERM: alive, someone else's). */
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // our own temps are in `pending`; another with our pid is a dead incarnation's
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The newest mtime (ms) in a leftover, walking at most `budget` entries, and its size in bytes. */
+function newestAndSize(path: string): { newest: number; bytes: number } {
+  let newest = 0;
+  let bytes = 0;
+  let budget = 10_000;
+  const walk = (p: string, depth: number) => {
+    if (budget-- <= 0) return;
+    const st = lstatSync(p, { throwIfNoEntry: false });
+    if (!st) return;
+    newest = Math.max(newest, st.mtimeMs);
+    if (st.isFile()) bytes += st.size;
+    if (st.isDirectory() && depth < 8) for (const n of readdirSync(p)) walk(join(p, n), depth + 1);
+  };
+  walk(path, 0);
+  return { newest, bytes };
+}
+
+/**
+ * Removes what killed runs left in `dir`: temps named by tempPathFor whose run is
+ * not alive on this host, owned by this user, plain files or real folders (never a link), and unmodified for
+ * LEFTOVER_IDLE_SECONDS. Returns what was removed, for the caller to say once.
+ */
+export function sweepLeftovers(dir: string, now = Date.now()): { removed: string[]; bytes: number } {
+  const removed: string[] = [];
+  let bytes = 0;
+  const abs = resolve(dir);
+  let names: string[];
+  try {
+    names = readdirSync(abs);
+  } catch {
+    return { removed, bytes };
+  }
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m) continue;
+    const p = join(abs, name);
+    try {
+      const st = lstatSync(p);
+      if (!(st.isFile() || st.isDirectory()) || pending.has(p)) continue;
+      if (typeof process.getuid === 'function' && st.uid !== process.getuid()) continue;
+      if (pidAlive(Number(m[2]))) continue;
+      const t = newestAndSize(p);
+      if (now - t.newest < LEFTOVER_IDLE_SECONDS * 1000) continue;
+      rmSync(p, { recursive: st.isDirectory(), force: true });
+      removed.push(name);
+      bytes += t.bytes;
+    } catch {
+      // gone meanwhile, or not ours to read: leave it
+    }
+  }
+  return { removed, bytes };
 }
 
 export function trackTemp(path: string): void {

@@ -1,14 +1,16 @@
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Report } from './report.js';
 import { measuredForBudgets } from './report.js';
 import { evaluateBudgets, budgetsFailed, budgetFails, type Budgets } from './budgets.js';
-import { ExitCode, type ExitCodeValue } from './errors.js';
+import { ColdstartError, ExitCode, fromSystemError, invalidArg, type ExitCodeValue } from './errors.js';
 import type { Output } from './output.js';
 import { renderHuman } from './reporters/human.js';
 import { renderMarkdown } from './reporters/markdown.js';
 import { renderJUnit } from './reporters/junit.js';
-import { emitGitHub } from './reporters/github.js';
-import { writeFileAtomic } from './atomic.js';
+import { appendStepSummary, emitGitHub } from './reporters/github.js';
+import { sweepLeftovers, writeFileAtomic } from './atomic.js';
+import { formatBytes } from './format.js';
+import { guardOutput } from './outputs.js';
 
 export interface EmitOptions {
   budgets?: Budgets;
@@ -21,23 +23,83 @@ export interface EmitOptions {
   extraHuman?: string[];
   /** Human rendering override for commands whose output is not a phase table. */
   human?: (report: Report) => string;
+  /** Tests: how an export file is written (default writeFileAtomic). */
+  writeFile?: (path: string, data: string) => void;
+}
+
+type ExportFlags = Pick<EmitOptions, 'exportJson' | 'exportMarkdown' | 'junit'>;
+
+function exportList(opts: ExportFlags): Array<[flag: string, path: string, kind: 'json' | 'markdown' | 'junit']> {
+  const all: Array<[string, string | undefined, 'json' | 'markdown' | 'junit']> = [
+    ['--export-json', opts.exportJson, 'json'],
+    ['--export-markdown', opts.exportMarkdown, 'markdown'],
+    ['--junit', opts.junit, 'junit'],
+  ];
+  return all.filter((e): e is [string, string, 'json' | 'markdown' | 'junit'] => e[1] !== undefined);
+}
+
+/** An export file replaces only a regular file (a report written before); never a folder, device, FIFO or link. */
+const exportReplaceable = (_: string, st: { isFile(): boolean }) => (st.isFile() ? null : 'is not a regular file');
+
+/**
+ * The output guard for a run's export files, applied before the run does its work (so a bad path costs nothing):
+ * each path non-empty, given once, not a link, not one of `inputs` (nor inside or above one), and replacing only
+ * a regular file. Refusals are usage errors (exit 2).
+ */
+export function checkExports(cwd: string, opts: ExportFlags, inputs: readonly string[] = []): void {
+  const seen = new Map<string, string>();
+  for (const [flag, p] of exportList(opts)) {
+    if (p.trim() === '') throw invalidArg(flag, 'a file path', p);
+    const abs = resolve(cwd, p);
+    const other = seen.get(abs);
+    if (other) throw new ColdstartError('BAD_FLAG', `${flag}: ${abs} is also the ${other} file`, { hint: 'Give each export its own file.' });
+    seen.set(abs, flag);
+    guardOutput(abs, inputs, { flag, force: true, isOwn: exportReplaceable });
+  }
 }
 
 /**
- * The last step of every command: checks budgets, prints the report (human or the one JSON document),
- * writes exports atomically, emits GitHub annotations/summary, and returns the exit code.
+ * The last step of every command: checks budgets, writes exports atomically, prints the report (human or the one
+ * JSON document), emits GitHub annotations/summary, and returns the exit code. A failed export (a full disk, a
+ * path refused by the output guard) never loses the measurement: the report is printed all the same — the JSON
+ * document with `exportErrors` and the export's exit code —, then the failure is reported on stderr, and the
+ * run exits with the export's code (3 for the disk).
  */
 export function emitReport(out: Output, report: Report, cwd: string, opts: EmitOptions = {}): ExitCodeValue {
   if (opts.budgets && Object.keys(opts.budgets).length > 0) report.budgets = evaluateBudgets(opts.budgets, measuredForBudgets(report), { allowUnmeasured: opts.allowUnmeasured });
   for (const b of report.budgets) if (b.status === 'unmeasured' && b.allowed) report.warnings.push(b.message);
 
-  if (opts.exportJson) writeFileAtomic(resolve(cwd, opts.exportJson), `${JSON.stringify(report, null, 2)}\n`);
-  if (opts.exportMarkdown) writeFileAtomic(resolve(cwd, opts.exportMarkdown), renderMarkdown(report));
-  if (opts.junit) writeFileAtomic(resolve(cwd, opts.junit), renderJUnit(report));
+  const exportErrors: ColdstartError[] = [];
+  const exports = exportList(opts).flatMap(([flag, p, kind]) => {
+    const abs = resolve(cwd, p);
+    try {
+      guardOutput(abs, [], { flag, force: true, isOwn: exportReplaceable });
+    } catch (e) {
+      exportErrors.push(fromSystemError(e, abs, 'write'));
+      return [];
+    }
+    const left = sweepLeftovers(dirname(abs));
+    if (left.removed.length) report.warnings.push(`removed ${left.removed.length} leftover(s) of interrupted coldstart runs in ${dirname(abs)} (${formatBytes(left.bytes)}): ${left.removed.join(', ')}`);
+    return [{ abs, kind }];
+  });
+  const write = opts.writeFile ?? writeFileAtomic;
+  for (const { abs, kind } of exports) {
+    try {
+      write(abs, kind === 'json' ? `${JSON.stringify(report, null, 2)}\n` : kind === 'markdown' ? renderMarkdown(report) : renderJUnit(report));
+    } catch (e) {
+      exportErrors.push(fromSystemError(e, abs, 'write'));
+    }
+  }
+  try {
+    appendStepSummary(report, out.proc);
+  } catch (e) {
+    exportErrors.push(fromSystemError(e, out.proc.env.GITHUB_STEP_SUMMARY ?? '$GITHUB_STEP_SUMMARY', 'append to'));
+  }
 
   const failed = budgetsFailed(report.budgets);
+  const code: ExitCodeValue = exportErrors[0]?.exitCode ?? (failed ? ExitCode.BUDGET : ExitCode.OK);
   if (out.json) {
-    out.writeJson({ ...report, exitCode: failed ? ExitCode.BUDGET : ExitCode.OK });
+    out.writeJson({ ...report, exitCode: code, ...(exportErrors.length ? { exportErrors: exportErrors.map((e) => e.toJSON()) } : {}) });
   } else {
     const cols = out.proc.stdout.columns ?? 100;
     out.print(opts.human ? opts.human(report) : renderHuman(report, out.style, cols));
@@ -47,5 +109,7 @@ export function emitReport(out: Output, report: Report, cwd: string, opts: EmitO
   if (out.json) for (const b of report.budgets) if (budgetFails(b)) out.proc.stderr.write(`${b.message}\n`);
   for (const w of report.warnings) out.warn(w);
   emitGitHub(report, out.proc, out.json);
-  return failed ? ExitCode.BUDGET : ExitCode.OK;
+  // After the report: the measurement is never lost to an export that failed.
+  for (const e of exportErrors) out.error(e);
+  return code;
 }

@@ -4,11 +4,12 @@
  * ORT version + options + host, verified (it loads and gives the same outputs), then reused.
  */
 import { createRequire } from 'node:module';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, accessSync, constants, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, statSync, accessSync, constants, readdirSync } from 'node:fs';
 import { cpus, homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ColdstartError, fromSystemError, isColdstartError } from '../core/errors.js';
+import { makeDirs } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
@@ -319,7 +320,7 @@ function readMeta(path: string, keyHash: string): CacheMeta | null {
 
 function writable(dir: string): string | null {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     accessSync(dir, constants.W_OK);
     return null;
   } catch (e) {
@@ -453,7 +454,7 @@ export async function warmupOnnx(o: OnnxWarmupOptions): Promise<OnnxWarmup> {
           cacheInfo.key = key;
           if (tmp) {
             removeTemp(tmp);
-            mkdirSync(entryDir, { recursive: true });
+            makeDirs(entryDir);
             tmp = tempPathFor(join(entryDir, 'model.optimized.onnx'));
             trackTemp(tmp);
           }

@@ -4,10 +4,15 @@
  * native addon (fileio.cc) with copy_file_range or a bounded gather. Output is written under temporary names,
  * optionally verified, and renamed into place only when complete.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
-import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
+import { sweepLeftovers, tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
+import { openInput, readInputText } from '../core/files.js';
+import { formatBytes } from '../core/format.js';
+import { followModelLink, modelLinkRoots } from '../core/links.js';
+import { guardOutput, markOwnedFolder, ownedFolder, removeOwnedFolder, OWNED_MARKER } from '../core/outputs.js';
+import { makeDirs } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
 import { buildHeader, readHeader } from './safetensors.js';
@@ -150,6 +155,8 @@ interface InputSet {
   weightFiles: Set<string>;
   /** Names the index expects in each shard (sharded input only). */
   indexMap?: Map<string, string>;
+  /** Where the folder's symlinks may point (modelLinkRoots); directory input only. */
+  linkRoots: string[];
 }
 
 function resolveInput(input: string): InputSet {
@@ -159,7 +166,7 @@ function resolveInput(input: string): InputSet {
   } catch (e) {
     throw fromSystemError(e, input, 'read');
   }
-  if (st.isFile()) return { kind: 'file', dir: dirname(input), files: [input], weightFiles: new Set([basename(input)]) };
+  if (st.isFile()) return { kind: 'file', dir: dirname(input), files: [input], weightFiles: new Set([basename(input)]), linkRoots: [] };
   if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${input}: not a regular file or directory`);
   let names: string[];
   try {
@@ -167,14 +174,21 @@ function resolveInput(input: string): InputSet {
   } catch (e) {
     throw fromSystemError(e, input, 'list');
   }
+  // Every file read from the folder goes through its link rule: a link out of the model is refused by name.
+  const roots = modelLinkRoots(input);
+  const inFolder = (name: string) => {
+    const p = join(input, name);
+    followModelLink(p, roots);
+    return p;
+  };
   const indexName = names.find((n) => n === 'pytorch_model.bin.index.json');
   if (indexName) {
-    const ipath = join(input, indexName);
+    const ipath = inFolder(indexName);
+    const text = readInputText(ipath, 'index');
     let idx: { weight_map?: Record<string, unknown> };
     try {
-      idx = JSON.parse(readFileSync(ipath, 'utf8'));
+      idx = JSON.parse(text);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code) throw fromSystemError(e, ipath, 'read');
       throw new ColdstartError('CORRUPT_FILE', `${ipath}: not valid JSON (${(e as Error).message})`);
     }
     const wm = idx?.weight_map;
@@ -189,15 +203,18 @@ function resolveInput(input: string): InputSet {
       if (!shards.includes(v)) shards.push(v);
     }
     if (shards.length === 0) throw new ColdstartError('CORRUPT_FILE', `${ipath}: weight_map is empty`);
-    for (const s of shards) if (!existsSync(join(input, s))) throw new ColdstartError('NOT_FOUND', `${join(input, s)}: shard listed in ${indexName} is missing`, { hint: 'Download the complete model.' });
+    for (const s of shards) {
+      if (!existsSync(join(input, s))) throw new ColdstartError('NOT_FOUND', `${join(input, s)}: shard listed in ${indexName} is missing`, { hint: 'Download the complete model.' });
+      inFolder(s);
+    }
     shards.sort();
-    return { kind: 'directory', dir: input, files: shards.map((s) => join(input, s)), weightFiles: new Set([indexName, ...shards]), indexMap: map };
+    return { kind: 'directory', dir: input, files: shards.map((s) => join(input, s)), weightFiles: new Set([indexName, ...shards]), indexMap: map, linkRoots: roots };
   }
-  if (names.includes('pytorch_model.bin')) return { kind: 'directory', dir: input, files: [join(input, 'pytorch_model.bin')], weightFiles: new Set(['pytorch_model.bin']) };
+  if (names.includes('pytorch_model.bin')) return { kind: 'directory', dir: input, files: [inFolder('pytorch_model.bin')], weightFiles: new Set(['pytorch_model.bin']), linkRoots: roots };
   const shardLike = names.filter((n) => /^pytorch_model-\d+-of-\d+\.bin$/.test(n));
   if (shardLike.length) throw new ColdstartError('CORRUPT_FILE', `${input}: sharded pytorch_model-*.bin files without pytorch_model.bin.index.json`, { hint: 'Download the index file too.' });
   const candidates = names.filter((n) => WEIGHT_EXT.has(extname(n)) && !/^(training_args|optimizer|scheduler|rng_state)/.test(n));
-  if (candidates.length === 1) return { kind: 'directory', dir: input, files: [join(input, candidates[0]!)], weightFiles: new Set(candidates) };
+  if (candidates.length === 1) return { kind: 'directory', dir: input, files: [inFolder(candidates[0]!)], weightFiles: new Set(candidates), linkRoots: roots };
   if (names.some((n) => n.endsWith('.safetensors'))) throw new ColdstartError('BAD_INPUT', `${input}: already holds safetensors weights and no pytorch_model.bin; nothing to convert`);
   if (candidates.length > 1) throw new ColdstartError('AMBIGUOUS', `${input}: several checkpoint files (${candidates.join(', ')}) and no index`, { hint: 'Pass the file to convert directly.' });
   throw new ColdstartError('NOT_FOUND', `${input}: no pytorch_model.bin, sharded index or checkpoint file in this directory`);
@@ -474,28 +491,35 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
   const { planned, dropped, convertedDtype, finalTarget, outDir, stem, shards, sharded, metadata } = plan;
   let tmpDir: string | null = null;
 
-  // Existing outputs are refused unless --force.
+  // The output guard: never the input, inside it or above it, never a link; an existing output only with --force,
+  // and then only coldstart's own earlier output (a marked folder holding only what it wrote, or a safetensors file).
   const finalNames = sharded ? [...shards.map((_, i) => shardName(stem, i, shards.length)), `${stem}.safetensors.index.json`] : [basename(finalTarget)];
+  const force = !!options.force;
+  let replacing: string[] | null = null;
   if (inputs.kind === 'directory') {
-    if (existsSync(finalTarget) && !options.force) throw fromSystemError({ code: 'EEXIST' }, finalTarget, 'write');
+    const isOwn = (p: string, st: Stats): string | null => {
+      if (!st.isDirectory()) return 'is not a folder';
+      const own = ownedFolder(p, 'convert');
+      if (typeof own === 'string') return own;
+      replacing = own.files;
+      return null;
+    };
+    guardOutput(finalTarget, [input], { flag: '--output', force, isOwn });
   } else {
-    for (const n of finalNames) {
-      const p = join(outDir, sharded ? n : basename(finalTarget));
-      if (resolve(p) === input) throw new ColdstartError('BAD_FLAG', `--output: would overwrite the input ${input}`);
-      if (existsSync(p) && !options.force) throw fromSystemError({ code: 'EEXIST' }, p, 'write');
-    }
+    for (const n of finalNames) guardOutput(join(outDir, n), [input], { flag: '--output', force, isOwn: ownConvertFile });
   }
   const parent = inputs.kind === 'directory' ? dirname(finalTarget) : outDir;
   try {
-    mkdirSync(parent, { recursive: true });
+    makeDirs(parent);
   } catch (e) {
-    // mkdir -p fails with EEXIST/ENOTDIR when a component of the path is a file: say that, not "already exists".
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST' || code === 'ENOTDIR') {
+    // a component of the path is a file: say that, not "already exists"
+    if (e instanceof ColdstartError && e.code === 'BAD_INPUT') {
       throw new ColdstartError('BAD_FLAG', `--output: ${parent} cannot be a directory: a file is in the way`, { hint: 'Choose another --output.' });
     }
-    throw fromSystemError(e, parent, 'create');
+    throw e;
   }
+  const left = sweepLeftovers(parent);
+  if (left.removed.length) warn(`removed ${left.removed.length} leftover(s) of interrupted coldstart runs in ${parent} (${formatBytes(left.bytes)}): ${left.removed.join(', ')}`);
   const files: OutFile[] = [];
   const writeDir = (() => {
     if (inputs.kind !== 'directory') return outDir;
@@ -621,13 +645,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     }
     const carried: string[] = [];
     if (inputs.kind === 'directory') {
-      carryFiles(input, writeDir, inputs.weightFiles, carried, warn);
-      if (existsSync(finalTarget)) rmSync(finalTarget, { recursive: true, force: true });
-      try {
-        renameSync(writeDir, finalTarget);
-      } catch (e) {
-        throw fromSystemError(e, finalTarget, 'write');
-      }
+      carryFiles(input, writeDir, inputs.weightFiles, inputs.linkRoots, carried, warn);
+      markOwnedFolder(writeDir, 'convert', [...files.map((f) => basename(f.final)), ...carried]);
+      replaceFolder(writeDir, finalTarget, replacing, warn);
       untrackTemp(writeDir);
       tmpDir = null;
     } else {
@@ -751,19 +771,116 @@ function writeSmall(path: string, shownAs: string, data: string, doFsync: boolea
   }
 }
 
-/** Copies configs, tokenizer and other non-weight files (following HF-cache symlinks to their blobs). */
-function carryFiles(src: string, dst: string, weights: Set<string>, carried: string[], warn: (m: string) => void, rel = '', depth = 0): void {
+/**
+ * Puts the finished folder `fresh` at `target`. With `replacing` (the files of coldstart's own earlier output there,
+ * as ownedFolder listed them), the old folder is renamed aside first, then the new one into place, then exactly the
+ * listed files are removed from the old one — never recursively; if something else appeared in it meanwhile, it is
+ * kept under a visible name and a warning says where.
+ */
+function replaceFolder(fresh: string, target: string, replacing: string[] | null, warn: (m: string) => void): void {
+  if (!replacing) {
+    try {
+      renameSync(fresh, target);
+    } catch (e) {
+      throw fromSystemError(e, target, 'write');
+    }
+    return;
+  }
+  const aside = tempPathFor(target);
+  try {
+    renameSync(target, aside);
+  } catch (e) {
+    throw fromSystemError(e, target, 'replace');
+  }
+  try {
+    renameSync(fresh, target);
+  } catch (e) {
+    try {
+      renameSync(aside, target);
+    } catch {
+      // the earlier output stays at `aside`, named in the error below
+    }
+    throw fromSystemError(e, target, 'write');
+  }
+  if (!removeOwnedFolder(aside, replacing)) {
+    const kept = `${target}.replaced-${process.pid}`;
+    try {
+      renameSync(aside, kept);
+      warn(`${kept}: the earlier output folder held files coldstart did not write; they were kept there`);
+    } catch {
+      warn(`${aside}: the earlier output folder held files coldstart did not write; they were kept there`);
+    }
+  }
+}
+
+/** Whether an existing file at a convert output path is coldstart's own earlier output (a safetensors file or index). */
+function ownConvertFile(p: string, st: Stats): string | null {
+  if (!st.isFile()) return 'is not a regular file';
+  if (p.endsWith('.safetensors.index.json')) {
+    try {
+      const doc = JSON.parse(readInputText(p, 'index'));
+      return doc && typeof doc.weight_map === 'object' ? null : 'is not a safetensors index';
+    } catch {
+      return 'is not a safetensors index';
+    }
+  }
+  try {
+    readHeader(p);
+    return null;
+  } catch {
+    return 'is not a safetensors file';
+  }
+}
+
+/**
+ * Copies one side file (config, tokenizer) opened as an untrusted input (regular files only, non-blocking), into a
+ * new file of mode 0644 (less the umask): never the source's mode, so no setuid/setgid/executable bits travel.
+ */
+function copySideFile(src: string, dst: string): void {
+  const { fd: inFd } = openInput(src, 'is a directory, expected a file');
+  let outFd = -1;
+  try {
+    outFd = openSync(dst, 'wx', 0o644);
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = readSync(inFd, buf, 0, buf.length, null);
+      if (n === 0) break;
+      let off = 0;
+      while (off < n) off += writeSync(outFd, buf, off, n - off);
+    }
+  } catch (e) {
+    throw fromSystemError(e, dst, 'write');
+  } finally {
+    closeSync(inFd);
+    if (outFd >= 0) closeSync(outFd);
+  }
+}
+
+/**
+ * Copies configs, tokenizer and other non-weight files. Links are followed only where they stay in the model
+ * (the folder itself, or its Hub cache repo's blobs: `roots`); any other link is refused naming it.
+ */
+function carryFiles(src: string, dst: string, weights: Set<string>, roots: readonly string[], carried: string[], warn: (m: string) => void, rel = '', depth = 0): void {
   if (depth > 4) return;
   for (const name of readdirSync(join(src, rel)).sort()) {
     const r = rel ? `${rel}/${name}` : name;
-    if (depth === 0 && (weights.has(name) || name === '.git' || name === '.cache' || name.endsWith('.safetensors') || name === 'model.safetensors.index.json')) {
+    if (depth === 0 && (weights.has(name) || name === '.git' || name === '.cache' || name === OWNED_MARKER || name.endsWith('.safetensors') || name === 'model.safetensors.index.json')) {
       if (name.endsWith('.safetensors') || name === 'model.safetensors.index.json') warn(`${join(src, r)}: existing safetensors file not carried over (replaced by the converted weights)`);
       continue;
     }
     const full = join(src, r);
-    // never copy the output into itself (an --output inside the input directory)
-    if (resolve(full) === resolve(dst) || resolve(full) === resolve(dst).replace(/\/\.([^/]+)\.coldstart-[^/]+\.tmp$/, '/$1')) continue;
     const l = lstatSync(full);
+    if (l.isSymbolicLink()) {
+      try {
+        followModelLink(full, roots);
+      } catch (e) {
+        if (e instanceof ColdstartError && e.code === 'NOT_FOUND') {
+          warn(`${full}: broken symlink, not carried over`);
+          continue;
+        }
+        throw e;
+      }
+    }
     let st;
     try {
       st = statSync(full);
@@ -773,14 +890,16 @@ function carryFiles(src: string, dst: string, weights: Set<string>, carried: str
     }
     if (st.isDirectory()) {
       if (l.isSymbolicLink()) continue;
-      mkdirSync(join(dst, r), { recursive: true });
-      carryFiles(src, dst, weights, carried, warn, r, depth + 1);
-    } else if (st.isFile()) {
       try {
-        copyFileSync(full, join(dst, r));
+        mkdirSync(join(dst, r));
       } catch (e) {
         throw fromSystemError(e, join(dst, r), 'write');
       }
+      const n = carried.length;
+      carryFiles(src, dst, weights, roots, carried, warn, r, depth + 1);
+      if (carried.length === n) rmdirSync(join(dst, r)); // nothing carried from it: no empty folder in the output
+    } else if (st.isFile()) {
+      copySideFile(full, join(dst, r));
       carried.push(r);
     }
   }

@@ -11,6 +11,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { makeDirs } from '../core/paths.js';
 import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { buildHeader } from './safetensors.js';
 import { writeTorchCheckpoint } from './torch-writer.js';
@@ -163,7 +164,7 @@ export async function ensureSyntheticModel(spec: ModelSpec, format: SyntheticFor
   }
   const parent = join(cacheRoot, 'synthetic');
   try {
-    mkdirSync(parent, { recursive: true });
+    makeDirs(parent);
   } catch (e) {
     throw fromSystemError(e, parent, 'create');
   }

@@ -1,7 +1,7 @@
 /** Outside the phases: the synthetic checkpoint and the rate probes. */
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../../core/errors.js';
+import { makeDirs } from '../../core/paths.js';
 import { diskInfo } from '../../core/system.js';
 import { Stopwatch } from '../../core/clock.js';
 import { formatBytes, formatDuration } from '../../core/format.js';
@@ -50,7 +50,7 @@ export async function probe(s: State, probeBytes: number | undefined): Promise<v
   const sw = new Stopwatch();
   const dir = target.synthetic && target.dir ? target.dir : coldstartCacheDir(ctx.env);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
   } catch (e) {
     throw fromSystemError(e, dir, 'create');
   }

@@ -8,7 +8,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { Context } from '../context.js';
-import { emitOptions } from '../context.js';
+import { emitOptions, localInputs } from '../context.js';
 import { ColdstartError, ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../../core/errors.js';
 import { skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult } from '../../core/phases.js';
 import { newReport, summarizeRuns, type Report } from '../../core/report.js';
@@ -111,7 +111,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   const warmInstances = flags.warmInstances !== undefined ? intFlag('--warm-instances', flags.warmInstances, 1) : 1;
   const devices = flags.devices ? flags.devices.split(',').map((d) => intFlag('--devices', d.trim(), 0)) : undefined;
   const probeBytes = flags.probeBytes ? intFlag('--probe-bytes', flags.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined;
-  const opts = emitOptions(ctx, flags);
+  const opts = emitOptions(ctx, flags, localInputs(ctx, modelArg));
 
   // The floor is what floor mode and --estimate measure; skipping it only makes sense beside a stack.
   if (flags.floor === false && wrapCommand.length === 0 && (!flags.framework || flags.estimate)) {

@@ -17,13 +17,22 @@ export function githubAnnotations(report: Report): string[] {
 }
 
 /**
- * Under GitHub Actions: annotations and the Markdown table appended to $GITHUB_STEP_SUMMARY. Annotations go to
- * stdout, or to stderr in --json mode so stdout stays exactly one JSON document (the runner reads both).
+ * Under GitHub Actions: the budget annotations. They go to stdout, or to stderr in --json mode so stdout stays
+ * exactly one JSON document (the runner reads both).
  */
 export function emitGitHub(report: Report, proc: ProcessLike, json: boolean): void {
   if (proc.env.GITHUB_ACTIONS !== 'true') return;
   const stream = json ? proc.stderr : proc.stdout;
   for (const line of githubAnnotations(report)) stream.write(`${line}\n`);
+}
+
+/**
+ * Under GitHub Actions: the Markdown table appended to $GITHUB_STEP_SUMMARY (written with the exports, before the
+ * report is printed, so a failure there is reported like a failed export). Returns the path written, if any.
+ */
+export function appendStepSummary(report: Report, proc: ProcessLike): string | null {
   const summary = proc.env.GITHUB_STEP_SUMMARY;
-  if (summary) appendFileSync(summary, renderMarkdown(report));
+  if (proc.env.GITHUB_ACTIONS !== 'true' || !summary) return null;
+  appendFileSync(summary, renderMarkdown(report));
+  return summary;
 }

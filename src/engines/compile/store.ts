@@ -18,6 +18,7 @@ import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, re
 import { join, relative, sep } from 'node:path';
 import { ColdstartError, fromSystemError } from '../../core/errors.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../../core/atomic.js';
+import { makeDirs } from '../../core/paths.js';
 
 export const MANIFEST_SCHEMA = 'coldstart/compile-artifact@1';
 export const MANIFEST_FILE = 'manifest.json';
@@ -302,6 +303,11 @@ export function commitEntry(
   const final = join(persistDir, entryName(key));
   try {
     if (existsSync(final)) {
+      // only coldstart's own entry (it has a manifest) is replaced; a folder of the user's that happens to bear
+      // the name is not removed
+      if (!existsSync(join(final, MANIFEST_FILE))) {
+        throw new ColdstartError('OUTPUT_EXISTS', `${final}: already exists and is not a coldstart compile-cache entry (no ${MANIFEST_FILE}); not replaced`, { hint: 'Move it away or choose another --persist folder.' });
+      }
       const old = tempPathFor(final);
       renameSync(final, old);
       renameSync(stagingDir, final);
@@ -315,11 +321,7 @@ export function commitEntry(
 
 /** A fresh staging dir inside the persist dir (same filesystem, so commitEntry's rename is atomic); removed on exit unless committed. */
 export function makeStaging(persistDir: string, label: string): string {
-  try {
-    mkdirSync(persistDir, { recursive: true });
-  } catch (e) {
-    throw fromSystemError(e, persistDir, 'write');
-  }
+  makeDirs(persistDir);
   const dir = tempPathFor(join(persistDir, label));
   mkdirSync(dir);
   trackTemp(dir);
