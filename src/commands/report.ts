@@ -2,13 +2,13 @@
  * `coldstart report merge *.json`: the fleet view. Folds `coldstart/profile@1` reports from many machines
  * (every measured run of each) into p50/p90/max per phase. Budgets gate on the fleet's p90.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import Table from 'cli-table3';
 import type { Context, Runner } from './context.js';
 import { addReportOptions, emitOptions, type ReportFlags } from './context.js';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { ColdstartError } from '../core/errors.js';
+import { readInputText } from '../core/files.js';
 import { PHASES } from '../core/phases.js';
 import { newReport, type PhaseSummary, type Report } from '../core/report.js';
 import { summarize, quantile, type Stats } from '../core/stats.js';
@@ -26,12 +26,8 @@ interface Input {
 
 function readInput(cwd: string, file: string): Input {
   const path = resolve(cwd, file);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw fromSystemError(e, path, 'read');
-  }
+  // Regular files only, size-capped before reading: /dev/zero or a FIFO given as a report is refused at once.
+  const text = readInputText(path, 'report');
   let doc: Report;
   try {
     doc = JSON.parse(text) as Report;
