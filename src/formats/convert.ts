@@ -4,9 +4,10 @@
  * native addon (fileio.cc) with copy_file_range or a bounded gather. Output is written under temporary names,
  * optionally verified, and renamed into place only when complete.
  */
-import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { readInputText } from '../core/files.js';
 import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
@@ -171,10 +172,11 @@ function resolveInput(input: string): InputSet {
   if (indexName) {
     const ipath = join(input, indexName);
     let idx: { weight_map?: Record<string, unknown> };
+    // Regular file, size-capped before reading: a FIFO or /dev/zero named like an index is refused, never read.
+    const text = readInputText(ipath, 'checkpoint index');
     try {
-      idx = JSON.parse(readFileSync(ipath, 'utf8'));
+      idx = JSON.parse(text);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code) throw fromSystemError(e, ipath, 'read');
       throw new ColdstartError('CORRUPT_FILE', `${ipath}: not valid JSON (${(e as Error).message})`);
     }
     const wm = idx?.weight_map;
