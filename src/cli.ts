@@ -146,6 +146,9 @@ export async function main(proc: NodeJS.Process): Promise<void> {
   proc.stdout.on('error', onStreamError);
   proc.stderr.on('error', onStreamError);
   proc.exitCode = await run(io, ac.signal);
+  // The run is over: a handle something left open (a server's half-read response, a child's pipe) must not hold
+  // the process. The timer is unref'd, so a clean run exits at once as always; a held one ends 2 s later.
+  setTimeout(() => proc.exit(), 2000).unref();
 }
 
 function writeQuietly(stream: NodeJS.WriteStream, s: string): void {
