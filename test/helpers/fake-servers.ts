@@ -30,6 +30,8 @@ export interface FakeOptions {
   firstInferMs?: number;
   /** Models listed (default ["tiny"]). */
   models?: string[];
+  /** A stream sends this many tokens, then neither another byte nor its end (a server stuck mid-answer). */
+  stallAfterTokens?: number;
 }
 
 export interface FakeServer {
@@ -102,6 +104,7 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
       }
       await sleep(o.firstTokenMs ?? 0);
       for (let i = 0; i < tokens.length; i++) {
+        if (i === o.stallAfterTokens) return new Promise<void>(() => {}); // until close() drops the connection
         if (i > 0) await sleep(o.tokenMs ?? 0);
         res.write(`data: ${JSON.stringify(event(tokens[i]!, i))}\n\n`);
       }
