@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
+import { callNative, requireNative } from '../src/native.js';
 import { startBlackHole, startFake } from './helpers/fake-servers.js';
 
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
@@ -136,6 +137,41 @@ describe('case 1: small untrusted files are read by the one reader (regular, non
     expect(r.signal).toBeNull();
     expect(r.code).toBe(2);
     expect(doc(r.stdout).error).toMatchObject({ code: 'BAD_INPUT', exitCode: 2 });
+  });
+
+  it('a FIFO among the shards an index names, or named pytorch_model.bin, is refused without blocking (exit 2)', async () => {
+    const dir = join(tmp, 'shard-fifo');
+    mkdirSync(dir);
+    shard(join(dir, 'a.safetensors'), 'a');
+    fifo(join(dir, 'b.safetensors'));
+    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: 'a.safetensors', b: 'b.safetensors' } }));
+    const bin = join(tmp, 'bin-fifo');
+    mkdirSync(bin);
+    fifo(join(bin, 'pytorch_model.bin'));
+    writeFileSync(join(bin, 'config.json'), '{"torch_dtype": "float16"}');
+    for (const args of [
+      ['prefetch', dir, '--json'],
+      ['profile', dir, '--only', 'gpu-load', '--json'],
+      ['profile', bin, '--only', 'gpu-load', '--json'],
+    ]) {
+      const r = await runChild(args, { deadlineMs: 30_000 });
+      expect(r.signal, args.join(' ')).toBeNull();
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(doc(r.stdout).error!.message).toContain('not a regular file');
+    }
+  });
+
+  it('the native layer refuses a FIFO itself (non-blocking open): pageCache and prefetch reject, never block', async () => {
+    const f = fifo(join(tmp, 'native.fifo'));
+    const addon = requireNative('test');
+    const deadline = <T,>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('blocked')), 10_000))]);
+    for (const call of [() => addon.pageCache({ paths: [f], action: 'query' }), () => addon.prefetch({ paths: [f] })]) {
+      const e = await deadline(callNative(call, 'fifo')).then(
+        () => null,
+        (x: unknown) => x,
+      );
+      expect(e).toMatchObject({ code: 'CORRUPT_FILE' });
+    }
   });
 });
 

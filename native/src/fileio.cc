@@ -177,10 +177,11 @@ struct RunBaton : Baton {
     // Every source is checked one descriptor at a time (a checkpoint of 10,000 shards must not hold 10,000).
     srcSizes.resize(sources.size());
     for (size_t i = 0; i < sources.size(); i++) {
-      Fd fd(open(sources[i].c_str(), O_RDONLY | O_CLOEXEC));
+      Fd fd(OpenToCheck(sources[i].c_str()));
       if (!fd) { SysFail("open", sources[i]); return; }
       struct stat st;
       if (fstat(fd.get(), &st) != 0) { SysFail("stat", sources[i]); return; }
+      if (!IsRegularFile(st)) { Fail("CORRUPT", sources[i] + ": not a regular file (changed since it was read?)"); return; }
       srcSizes[i] = static_cast<uint64_t>(st.st_size);
     }
     srcFds.reset(new FdPool(sources, O_RDONLY, kOpenSources, AdviseSequential));

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -96,9 +97,10 @@ using Event = Owned<CUevent, DestroyEvent>;
 // threads than `cap`) does it go over, by those leases: the bound is max(cap, leases held), never the file count.
 class FdPool {
  public:
-  // `flags` are open(2) flags (O_CLOEXEC is added); `onOpen` runs on each descriptor it opens (an fadvise hint).
+  // `flags` are open(2) flags; O_CLOEXEC and O_NONBLOCK are added (a FIFO swapped in for a checked file is never
+  // waited on: its reads fail instead). `onOpen` runs on each descriptor it opens (an fadvise hint).
   FdPool(std::vector<std::string> paths, int flags, size_t cap, void (*onOpen)(int) = nullptr)
-      : paths_(std::move(paths)), entries_(paths_.size()), flags_(flags | O_CLOEXEC), cap_(cap < 1 ? 1 : cap), onOpen_(onOpen) {}
+      : paths_(std::move(paths)), entries_(paths_.size()), flags_(flags | O_CLOEXEC | O_NONBLOCK), cap_(cap < 1 ? 1 : cap), onOpen_(onOpen) {}
   FdPool(const FdPool&) = delete;
   FdPool& operator=(const FdPool&) = delete;
 
@@ -157,6 +159,11 @@ class FdPool {
   uint64_t tick_ = 0;
   size_t peak_ = 0;
 };
+
+// Opens `path` read-only to check it: non-blocking, so a FIFO or device cannot hold the caller; -1 and errno on
+// failure. Callers fstat it and refuse anything that is not a regular file (IsRegularFile).
+inline int OpenToCheck(const char* path) { return ::open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); }
+inline bool IsRegularFile(const struct stat& st) { return S_ISREG(st.st_mode); }
 
 // One use of a pooled descriptor: acquired on construction, released on destruction.
 class FdLease {

@@ -690,13 +690,14 @@ void LoadBaton::Run() {
   std::vector<std::string> paths;
   for (auto& fp : files) {
     FileSpec& f = *fp;
-    Fd fd(open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
+    Fd fd(OpenToCheck(f.path.c_str()));
     if (!fd) {
       int e = errno;
       return Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e));
     }
     struct stat st;
-    if (fstat(fd.get(), &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < f.end) {
+    if (fstat(fd.get(), &st) != 0 || !IsRegularFile(st)) return Fail(Err::CorruptFile, f.path + ": not a regular file (changed since it was validated?)");
+    if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < f.end) {
       return Fail(Err::CorruptFile, f.path + ": the file is shorter than its header says (changed since it was validated?)");
     }
     if (path == CopyPath::Mapped && !f.map.Map(fd.get(), static_cast<size_t>(st.st_size))) {

@@ -86,7 +86,7 @@ struct CacheBaton : Baton {
   void Run() override {
     for (const std::string& p : paths) {
       R r;
-      Fd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      Fd fd(OpenToCheck(p.c_str()));
       if (!fd) {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
@@ -96,6 +96,7 @@ struct CacheBaton : Baton {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
       }
+      if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       r.bytes = static_cast<double>(st.st_size);
       if (action == "evict") {
         // Dirty pages cannot be dropped: write them back first (this does not change the file's contents).
@@ -300,7 +301,7 @@ struct PrefetchBaton : Baton {
     // Every file is checked first, one descriptor at a time; the workers open them again through the pool.
     for (const std::string& p : paths) {
       auto f = std::make_unique<File>();
-      Fd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      Fd fd(OpenToCheck(p.c_str()));
       if (!fd) {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
@@ -310,6 +311,7 @@ struct PrefetchBaton : Baton {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
       }
+      if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       f->size = static_cast<uint64_t>(st.st_size);
       if (!AddU64(bytes, f->size, &bytes)) return Fail(Err::BadArg, "file sizes overflow");
       for (uint64_t off = 0; off < f->size; off += chunkBytes) {

@@ -42,7 +42,8 @@ export function resolvePrefetchFiles(target: string, env: Record<string, string 
   if (pathEntryExists(p)) {
     const st = statInput(p);
     if (st.isFile()) return { files: [p], source: 'path' };
-    return { files: weightsInDir(p, target), source: 'path', dir: p };
+    if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${target}: not a regular file or a folder (a FIFO or device is never read)`, { hint: 'Pass a weights file or the folder that holds them.' });
+    return { files: regularOnly(weightsInDir(p, target)), source: 'path', dir: p };
   }
   const id = resolveRepoId(target);
   if (!id) throw fromSystemError(Object.assign(new Error('no such file or directory'), { code: 'ENOENT' }), target, 'read');
@@ -52,7 +53,15 @@ export function resolvePrefetchFiles(target: string, env: Record<string, string 
       hint: `Download it first (\`coldstart cache ${target}\`), or pass the directory that holds the weights.`,
     });
   }
-  return { files: weightsInDir(snap, target), source: 'hf-cache', dir: snap };
+  return { files: regularOnly(weightsInDir(snap, target)), source: 'hf-cache', dir: snap };
+}
+
+/** Every file must be a regular one: a shard an index names that is a FIFO or device is refused (exit 2), never opened. */
+function regularOnly(files: string[]): string[] {
+  for (const f of files) {
+    if (!statInput(f).isFile()) throw new ColdstartError('BAD_INPUT', `${f}: not a regular file (a FIFO or device is never read)`, { hint: 'Replace it with the real weights file.' });
+  }
+  return files;
 }
 
 function weightsInDir(dir: string, shown: string): string[] {
