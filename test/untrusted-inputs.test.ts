@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -224,6 +225,31 @@ describe('case 2: one deadline per network wait', () => {
     } finally {
       for (const c of sockets) c.destroy();
       await new Promise<void>((r) => hole.close(() => r()));
+    }
+  });
+});
+
+describe('warmup --url: the --header values never leave the server\'s origin', () => {
+  it('a redirect to another origin is followed without them (undici would forward X-Api-Key)', async () => {
+    const other = await startFake({ api: 'openai' });
+    const hop = createHttpServer((req, res) => {
+      res.writeHead(307, { location: `${other.url.replace('127.0.0.1', 'localhost')}${req.url}` });
+      res.end();
+    });
+    await new Promise<void>((r) => hop.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(hop.address() as AddressInfo).port}`;
+      const r = await runCli(['warmup', '--url', url, '--header', 'X-Api-Key: sekrit-key', '--header', 'Authorization: Bearer sekrit-token', '--runs', '1', '--timeout', '20s', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(other.log.length).toBeGreaterThan(1);
+      for (const h of other.headers) {
+        expect(h['x-api-key']).toBeUndefined();
+        expect(h.authorization).toBeUndefined();
+      }
+    } finally {
+      hop.closeAllConnections();
+      await new Promise<void>((r) => hop.close(() => r()));
+      await other.close();
     }
   });
 });

@@ -121,14 +121,39 @@ class Client {
     };
   }
 
-  private init(method: string, body: unknown, signal: AbortSignal): RequestInit {
-    return {
-      method,
-      headers: { accept: 'application/json, text/event-stream', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...this.headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal,
-      redirect: 'follow',
-    };
+  /**
+   * fetch with redirects followed here, not by undici: the --header values (API keys, tokens) go only to the
+   * server's own origin — undici drops Authorization on a cross-origin redirect but forwards every other header
+   * (X-Api-Key…). A hop to another origin is still followed, without them; 303 (and 301/302 of a POST) becomes a GET.
+   */
+  private async fetchHere(path: string, method: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    let url = new URL(this.url(path));
+    let m = method;
+    let payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let hop = 0; ; hop++) {
+      const own = url.origin === this.base.origin;
+      const res = await untilAborted(
+        fetch(url, {
+          method: m,
+          headers: { accept: 'application/json, text/event-stream', ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...(own ? this.headers : {}) },
+          body: payload,
+          signal,
+          redirect: 'manual',
+        }),
+        signal,
+      );
+      const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+      if (!location) return res;
+      await res.body?.cancel().catch(() => {});
+      if (hop >= 5) throw new ColdstartError('BAD_RESPONSE', `${this.base.origin}: ${method} ${path}: more than 5 redirects`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new ColdstartError('BAD_RESPONSE', `${this.base.origin}: ${method} ${path}: redirected to ${next.protocol} URL`);
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && m === 'POST')) {
+        m = 'GET';
+        payload = undefined;
+      }
+      url = next;
+    }
   }
 
   /** One request, body read in full (bounded). Network failures throw RequestFailed; HTTP errors come back as replies. */
@@ -138,7 +163,7 @@ class Client {
     const sw = new Stopwatch();
     const g = this.guard(timeoutMs);
     try {
-      const res = await untilAborted(fetch(this.url(path), this.init(method, body, g.signal)), g.signal);
+      const res = await this.fetchHere(path, method, body, g.signal);
       const text = await readBounded(res, what, g.signal);
       return { status: res.status, contentType: res.headers.get('content-type') ?? '', text, seconds: sw.elapsed() };
     } catch (e) {
@@ -161,7 +186,7 @@ class Client {
     let ttft: number | null = null;
     const g = this.guard(timeoutMs);
     try {
-      const res = await untilAborted(fetch(this.url(path), this.init('POST', body, g.signal)), g.signal);
+      const res = await this.fetchHere(path, 'POST', body, g.signal);
       const contentType = res.headers.get('content-type') ?? '';
       const streamed = res.ok && /text\/event-stream|application\/x-ndjson|application\/jsonl/.test(contentType);
       if (!streamed || !res.body) {

@@ -39,6 +39,8 @@ export interface FakeServer {
   port: number;
   /** Every request as "METHOD /path". */
   log: string[];
+  /** Every request's headers, in the order of `log`. */
+  headers: IncomingMessage['headers'][];
   bodies: unknown[];
   close(): Promise<void>;
 }
@@ -66,6 +68,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
   const started = Date.now();
   const log: string[] = [];
+  const headers: IncomingMessage['headers'][] = [];
   const bodies: unknown[] = [];
   const tokens = o.tokens ?? ['Hel', 'lo', ' wor', 'ld'];
   const models = o.models ?? ['tiny'];
@@ -75,6 +78,7 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
     log.push(`${method} ${path}`);
+    headers.push(req.headers);
     const body = method === 'POST' ? await readBody(req) : undefined;
     if (body !== undefined) bodies.push(body);
     if (o.token && req.headers.authorization !== `Bearer ${o.token}`) return json(res, 401, { error: { message: 'invalid api key' } });
@@ -239,6 +243,7 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
     url: `http://127.0.0.1:${p}`,
     port: p,
     log,
+    headers,
     bodies,
     close: () =>
       new Promise<void>((resolve) => {
