@@ -176,6 +176,23 @@ describe('case 1: small untrusted files are read by the one reader (regular, non
   });
 });
 
+describe('report merge: a malformed report is refused naming the field (exit 2), never a TypeError (exit 3)', () => {
+  it.each([
+    ['no total', { schema: 'coldstart/profile@1', phases: [] }, 'total'],
+    ['a null phase', { schema: 'coldstart/profile@1', phases: [null], total: { seconds: 1 } }, 'phases[0]'],
+    ['samples of the wrong type', { schema: 'coldstart/profile@1', phases: [], total: { seconds: 1 }, runs: { samples: [null] } }, 'runs.samples[0]'],
+    ['seconds as a string', { schema: 'coldstart/profile@1', phases: [{ name: 'gpu-load', status: 'ok', seconds: '2' }], total: { seconds: 1 } }, 'phases[0]'],
+  ])('%s', async (_what, body, field) => {
+    const f = join(tmp, `malformed-${field.replace(/\W/g, '')}.json`);
+    writeFileSync(f, JSON.stringify(body));
+    const r = await runCli(['report', 'merge', f, '--json']);
+    expect(r.code).toBe(2);
+    const e = doc(r.stdout).error!;
+    expect(e.code).toBe('BAD_INPUT');
+    expect(e.message).toContain(`${f}: ${field} is not`);
+  });
+});
+
 describe('case 2: one deadline per network wait', () => {
   it('warmup --url at a server that accepts and never answers ends at --timeout (exit 3, TIMEOUT), not at 306 s', async () => {
     const hole = await startBlackHole();

@@ -40,11 +40,32 @@ function readInput(cwd: string, file: string): Input {
   if ((doc.details as { mode?: string } | undefined)?.mode === 'estimate') {
     throw new ColdstartError('BAD_INPUT', `${path}: an --estimate report (predictions, not measurements) cannot be merged with measured runs`, { hint: 'Merge reports of measured runs only.' });
   }
+  checkShape(doc, path);
   const samples =
     doc.runs?.samples && doc.runs.samples.length > 0
       ? doc.runs.samples.map((s) => ({ total: s.total, phases: s.phases }))
       : [{ total: doc.total.seconds, phases: Object.fromEntries(doc.phases.map((p) => [p.name, p.status === 'ok' || p.status === 'estimated' ? p.seconds : null])) }];
-  return { file: path, host: doc.host?.hostname ?? 'unknown', createdAt: doc.createdAt, samples };
+  return { file: path, host: typeof doc.host?.hostname === 'string' ? doc.host.hostname : 'unknown', createdAt: String(doc.createdAt ?? ''), samples };
+}
+
+/** The fields merge reads, checked: a malformed report is refused naming the field (exit 2), never a TypeError (exit 3). */
+function checkShape(doc: Report, path: string): void {
+  const bad = (field: string, want: string) =>
+    new ColdstartError('BAD_INPUT', `${path}: ${field} is not ${want}`, { hint: 'Pass files written by `coldstart profile --json` or --export-json, unedited.' });
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const seconds = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isFinite(v));
+  if (!isObj(doc.total) || !seconds(doc.total.seconds)) throw bad('total', 'an object with seconds (a number or null)');
+  doc.phases.forEach((p, i) => {
+    if (!isObj(p) || typeof p.name !== 'string' || !seconds(p.seconds)) throw bad(`phases[${i}]`, 'a phase with a name and seconds');
+  });
+  const runs: unknown = doc.runs;
+  if (runs === undefined) return;
+  if (!isObj(runs)) throw bad('runs', 'an object');
+  if (runs.samples === undefined) return;
+  if (!Array.isArray(runs.samples)) throw bad('runs.samples', 'an array');
+  runs.samples.forEach((s: unknown, i: number) => {
+    if (!isObj(s) || !seconds(s.total) || !isObj(s.phases) || !Object.values(s.phases).every(seconds)) throw bad(`runs.samples[${i}]`, 'a run with total and phases (numbers or null)');
+  });
 }
 
 export interface MergedPhase {

@@ -102,7 +102,8 @@ class Client {
   private guard(timeoutMs: number): RequestGuard {
     const ac = new AbortController();
     let timedOut = false;
-    const ms = Math.max(1, Math.ceil(Math.min(timeoutMs, this.remainingMs())));
+    // setTimeout fires at once past 2^31-1 ms: a --timeout of years waits 24.8 days per request instead.
+    const ms = Math.max(1, Math.ceil(Math.min(timeoutMs, this.remainingMs(), 2 ** 31 - 1)));
     const timer = setTimeout(() => {
       timedOut = true;
       ac.abort(new DOMException('the request reached its deadline', 'TimeoutError'));
