@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from './helpers/cli.js';
 import { callNative, requireNative } from '../src/native.js';
+import { writeTorchCheckpoint } from '../src/formats/torch-writer.js';
 import { startBlackHole, startFake } from './helpers/fake-servers.js';
 
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
@@ -296,6 +297,26 @@ describe('case 3: bounded open files', () => {
     expect(gl.metrics.files).toBe(N);
     expect(gl.metrics.bytes).toBe(N * 8);
   }, 200_000);
+
+  it('convert of a checkpoint in 2,000 .bin shards under ulimit -n 128: every tensor converted, exit 0', async () => {
+    const src = join(tmp, 'bin-shards');
+    mkdirSync(src);
+    const M = 2000;
+    const map: Record<string, string> = {};
+    for (let i = 0; i < M; i++) {
+      const f = `pytorch_model-${String(i + 1).padStart(5, '0')}-of-${M}.bin`;
+      const fd = openSync(join(src, f), 'w');
+      await writeTorchCheckpoint(fd, [{ name: `w${i}`, dtype: 'F32', shape: [2] }], (_i, chunk) => void chunk.fill(1));
+      closeSync(fd);
+      map[`w${i}`] = f;
+    }
+    writeFileSync(join(src, 'pytorch_model.bin.index.json'), JSON.stringify({ metadata: {}, weight_map: map }));
+    const r = await runChild(['convert', src, '-o', join(tmp, 'bin-shards-out'), '--json'], { shell: 'ulimit -n 128', deadlineMs: 120_000 });
+    expect(r.signal).toBeNull();
+    expect(r.stderr).not.toMatch(/too many open files|EMFILE/i);
+    expect(r.code).toBe(0);
+    expect((doc(r.stdout).details as { tensors: number }).tensors).toBe(2000);
+  }, 150_000);
 
   it('prefetch of the same folder under ulimit -n 128: every file read, exit 0', async () => {
     const r = await runChild(['prefetch', dir, '--strategy', 'pread', '--json'], { shell: 'ulimit -n 128', deadlineMs: 120_000 });
