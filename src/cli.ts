@@ -58,22 +58,44 @@ function showUsageAfterErrors(cmd: Command, path: string[] = []): void {
   for (const sub of cmd.commands) showUsageAfterErrors(sub, [...path, cmd.name()]);
 }
 
+/**
+ * Whether a global flag is on the command line before commander has parsed it (a usage error stops the parse):
+ * coldstart's own arguments only, up to `--` (what follows is a wrapped server's command line).
+ */
+function hasGlobalFlag(argv: readonly string[], flag: '--json' | '--debug'): boolean {
+  const own = argv.slice(2);
+  const end = own.indexOf('--');
+  return (end < 0 ? own : own.slice(0, end)).includes(flag);
+}
+
 /** Runs the CLI with an injected process (tests pass a fake one); resolves to the exit code. */
 export async function run(proc: ProcessLike, signal: AbortSignal = new AbortController().signal): Promise<number> {
   let code: number = ExitCode.OK;
   const program = buildProgram(proc, (c) => (code = c), signal);
   showUsageAfterErrors(program);
+  let jsonDone = false;
+  const out = () => new Output(proc, { json: hasGlobalFlag(proc.argv, '--json') && !jsonDone, quiet: false, color: false, debug: hasGlobalFlag(proc.argv, '--debug') });
+  program.hook('preAction', () => {
+    // From here on a command runs: its runner prints the error document itself.
+    jsonDone = true;
+  });
   try {
     await program.parseAsync(proc.argv.slice(2), { from: 'user' });
   } catch (e) {
     if (e instanceof CommanderError) {
       if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return ExitCode.OK;
       // A command group run without its subcommand (`coldstart`, `coldstart report`) printed its help to stderr: usage.
-      if (e.code === 'commander.help') return e.exitCode === 0 ? ExitCode.OK : ExitCode.USAGE;
+      if (e.code === 'commander.help' && e.exitCode === 0) return ExitCode.OK;
+      // Commander printed its line and the usage to stderr; in --json mode stdout still gets its one document.
+      if (hasGlobalFlag(proc.argv, '--json') && !jsonDone) {
+        const message = e.code === 'commander.help' ? 'a subcommand is required (see --help)' : e.message.replace(/^error: /, '');
+        const reason = e.code === 'commander.help' ? 'missingSubcommand' : e.code.replace(/^commander\./, '');
+        const err = new ColdstartError('USAGE', message, { hint: 'The usage line is on stderr; --help shows every option.', details: { reason } });
+        out().writeJson({ schema: 'coldstart/error@1', error: err.toJSON() });
+      }
       return ExitCode.USAGE;
     }
-    const out = new Output(proc, { json: proc.argv.includes('--json'), quiet: false, color: false, debug: proc.argv.includes('--debug') });
-    out.error(e instanceof ColdstartError ? e : new ColdstartError('INTERNAL', (e as Error)?.message ?? String(e), { cause: e }));
+    out().error(e instanceof ColdstartError ? e : new ColdstartError('INTERNAL', (e as Error)?.message ?? String(e), { cause: e }));
     return isColdstartError(e) ? e.exitCode : ExitCode.ENV;
   }
   return code;
@@ -85,10 +107,32 @@ const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143, SIGPIPE: 141 } as const;
 /** Entry point used by bin/coldstart.js with the real process. */
 export async function main(proc: NodeJS.Process): Promise<void> {
   const ac = new AbortController();
+  // Whether anything reached stdout: in --json mode a run ended by a signal before its document still prints one.
+  let stdoutUsed = false;
+  const io: ProcessLike = {
+    argv: proc.argv,
+    env: proc.env,
+    cwd: () => proc.cwd(),
+    stdout: {
+      write: (s: string) => ((stdoutUsed = true), proc.stdout.write(s)),
+      get isTTY() {
+        return proc.stdout.isTTY;
+      },
+      get columns() {
+        return proc.stdout.columns;
+      },
+    },
+    stderr: proc.stderr,
+  };
   const onSignal = (sig: 'SIGINT' | 'SIGTERM') => () => {
     ac.abort(new ColdstartError('INTERRUPTED', `interrupted by ${sig}`));
     const { removed, kept } = settleInterrupted();
     writeQuietly(proc.stderr, `coldstart: interrupted (${sig})${interruptedDetail(removed, kept)}\n`);
+    if (hasGlobalFlag(proc.argv, '--json') && !stdoutUsed) {
+      // The exit status is the shell's 128 + signal, not INTERRUPTED's own 3.
+      const error = { ...new ColdstartError('INTERRUPTED', `interrupted by ${sig}`, { details: { signal: sig } }).toJSON(), exitCode: SIGNAL_EXIT[sig] };
+      writeQuietly(proc.stdout, `${JSON.stringify({ schema: 'coldstart/error@1', error }, null, 2)}\n`);
+    }
     proc.exit(SIGNAL_EXIT[sig]);
   };
   proc.once('SIGINT', onSignal('SIGINT'));
@@ -101,7 +145,10 @@ export async function main(proc: NodeJS.Process): Promise<void> {
   };
   proc.stdout.on('error', onStreamError);
   proc.stderr.on('error', onStreamError);
-  proc.exitCode = await run(proc as unknown as ProcessLike, ac.signal);
+  proc.exitCode = await run(io, ac.signal);
+  // The run is over: a handle something left open (a server's half-read response, a child's pipe) must not hold
+  // the process. The timer is unref'd, so a clean run exits at once as always; a held one ends 2 s later.
+  setTimeout(() => proc.exit(), 2000).unref();
 }
 
 /** What an interrupted run left, truthfully: temporaries removed, partial downloads kept for the next run to resume. */

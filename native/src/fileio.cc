@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common.h"
+#include "handles.h"
 
 namespace coldstart {
 namespace {
@@ -135,10 +136,14 @@ std::string ErrnoName(int e) {
   }
 }
 
-struct Fd {
+struct OutFd {
   int fd = -1;
-  ~Fd() { if (fd >= 0) close(fd); }
+  ~OutFd() { if (fd >= 0) close(fd); }
 };
+
+constexpr size_t kOpenSources = 8;  // source descriptors open at once per job, however many source files
+
+void AdviseSequential(int fd) { posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
 struct RunBaton : Baton {
   bool verify = false;
@@ -154,9 +159,9 @@ struct RunBaton : Baton {
   bool usedCopyFileRange = false;
   std::vector<int> mismatches;
 
-  std::vector<Fd> srcFds;
+  std::unique_ptr<FdPool> srcFds;  // sources are opened when an operation reads them, a bounded number at once
   std::vector<uint64_t> srcSizes;
-  Fd out;
+  OutFd out;
   std::unique_ptr<uint8_t[]> gbuf, obuf, vbuf;
   uint64_t sinceSync = 0, syncFrom = 0;
   bool cfrBroken = false;
@@ -169,16 +174,17 @@ struct RunBaton : Baton {
 
   void Run() override {
     double t0 = MonotonicSeconds();
-    srcFds.resize(sources.size());
+    // Every source is checked one descriptor at a time (a checkpoint of 10,000 shards must not hold 10,000).
     srcSizes.resize(sources.size());
     for (size_t i = 0; i < sources.size(); i++) {
-      srcFds[i].fd = open(sources[i].c_str(), O_RDONLY | O_CLOEXEC);
-      if (srcFds[i].fd < 0) { SysFail("open", sources[i]); return; }
+      Fd fd(OpenToCheck(sources[i].c_str()));
+      if (!fd) { SysFail("open", sources[i]); return; }
       struct stat st;
-      if (fstat(srcFds[i].fd, &st) != 0) { SysFail("stat", sources[i]); return; }
+      if (fstat(fd.get(), &st) != 0) { SysFail("stat", sources[i]); return; }
+      if (!IsRegularFile(st)) { Fail("CORRUPT", sources[i] + ": not a regular file (changed since it was read?)"); return; }
       srcSizes[i] = static_cast<uint64_t>(st.st_size);
-      posix_fadvise(srcFds[i].fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     }
+    srcFds.reset(new FdPool(sources, O_RDONLY, kOpenSources, AdviseSequential));
     out.fd = open(output.c_str(), (verify ? O_RDONLY : O_WRONLY) | O_CLOEXEC);
     if (out.fd < 0) { SysFail("open", output); return; }
     if (!verify && preallocate > 0) {
@@ -297,8 +303,17 @@ struct RunBaton : Baton {
     return Gather(index, op, numel, contiguous);
   }
 
+  // A pooled descriptor of source src; a failed open fails the job with its errno.
+  bool OpenSource(int src, const FdLease& lease) {
+    if (lease) return true;
+    errno = lease.error();
+    return SysFail("open", sources[src]);
+  }
+
   bool CopyRange(int src, uint64_t from, uint64_t to, uint64_t n) {
-    int sfd = srcFds[src].fd;
+    FdLease lease(*srcFds, static_cast<size_t>(src));
+    if (!OpenSource(src, lease)) return false;
+    int sfd = lease.get();
     loff_t in = static_cast<loff_t>(from), o = static_cast<loff_t>(to);
     uint64_t left = n;
     while (left > 0 && !cfrBroken) {
@@ -360,13 +375,17 @@ struct RunBaton : Baton {
     uint8_t* dst = cache.get() + (set * kWays + w) * kPage;
     const uint64_t start = pageIdx * kPage;
     const size_t n = static_cast<size_t>(storageBytes - start < kPage ? storageBytes - start : kPage);
-    if (!ReadAll(srcFds[cacheSrc].fd, dst, n, cacheBase + start, sources[cacheSrc])) return nullptr;
+    FdLease lease(*srcFds, static_cast<size_t>(cacheSrc));
+    if (!OpenSource(cacheSrc, lease) || !ReadAll(lease.get(), dst, n, cacheBase + start, sources[cacheSrc])) return nullptr;
     t[w] = pageIdx + 1;
     return dst;
   }
   // Copies `bytes` storage bytes starting at `off` into `d` (long runs straight from the file).
   bool CopyRun(uint8_t* d, uint64_t off, size_t bytes, uint64_t storageBytes) {
-    if (bytes >= (64u << 10)) return ReadAll(srcFds[cacheSrc].fd, d, bytes, cacheBase + off, sources[cacheSrc]);
+    if (bytes >= (64u << 10)) {
+      FdLease lease(*srcFds, static_cast<size_t>(cacheSrc));
+      return OpenSource(cacheSrc, lease) && ReadAll(lease.get(), d, bytes, cacheBase + off, sources[cacheSrc]);
+    }
     while (bytes > 0) {
       const uint64_t pg = off / kPage, within = off % kPage;
       const uint8_t* p = Page(pg, storageBytes);

@@ -58,6 +58,7 @@ constexpr uint64_t kDevMargin = 64ull << 20;  // left free on the card besides t
 constexpr uint64_t kMaxChunk = 1ull << 30;    // one ring buffer
 constexpr uint64_t kMaxRing = 64ull << 30;    // buffers × chunkBytes
 constexpr uint64_t kMaxSample = 64ull << 20;  // one verify sample (it is allocated twice)
+constexpr size_t kOpenFiles = 32;             // descriptors open at once per pool (buffered, O_DIRECT), any file count
 
 std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::to_string(e) + ")"; }
 
@@ -114,10 +115,9 @@ struct FileSpec {
   std::string path;
   uint64_t begin = 0, end = 0;  // absolute byte range to load
   int device = -1;              // CUDA ordinal, -1 in host mode
-  // runtime
-  Fd fd, fdDirect;
+  // runtime: descriptors come from the baton's pools (fds, fdsDirect), opened when a chunk of the file is read
   std::atomic<bool> directOk{false};
-  Mapping map;             // path "mapped"
+  Mapping map;             // path "mapped" (the descriptor is closed once the file is mapped)
   CUdeviceptr dptr = 0;    // owned by RunJob's DeviceMem (freed on the job's thread, in its context)
   HostMem host;            // sink "memory"
   uint64_t size() const { return end - begin; }
@@ -180,11 +180,13 @@ struct LoadBaton : Baton {
   Sink sink = Sink::Device;
   CopyPath path = CopyPath::Ring;
   std::vector<std::unique_ptr<FileSpec>> files;
+  std::unique_ptr<FdPool> fds, fdsDirect;  // at most kOpenFiles each open at a time, however many files
   std::vector<Chunk> chunks;
   std::vector<Sample> samples;
   uint64_t chunkBytes = 16 << 20;
   int threads = 8, buffers = 16, streams = 4;
   bool direct = false, returnHost = false, testCorrupt = false;
+  std::atomic<uint32_t> directRefused{0};  // files read through the page cache after O_DIRECT was refused
   std::atomic<bool> registerRing{false};
   int32_t* cancel = nullptr;     // SharedArrayBuffer memory, read atomically
   uint64_t* progress = nullptr;  // SharedArrayBuffer memory, added to atomically
@@ -214,6 +216,11 @@ struct LoadBaton : Baton {
     std::lock_guard<std::mutex> g(notesMu);
     if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
   }
+  // One note for the first file whose O_DIRECT open or read was refused (a filesystem refuses it for all of
+  // them), counted; Run() adds how many files it was in all.
+  void DirectRefused(const std::string& path, const std::string& why) {
+    if (directRefused.fetch_add(1) == 0) Note("O_DIRECT is not supported for " + path + " (" + why + "); it was read through the page cache");
+  }
   void AddDone(uint64_t n) {
     if (progress) __atomic_add_fetch(progress, n, __ATOMIC_RELAXED);
   }
@@ -234,7 +241,18 @@ bool LoadBaton::ReadChunk(const Chunk& c, char* dst, Job& job) {
   FileSpec& f = *files[c.file];
   const uint64_t need = c.skip + c.copyLen;  // ≤ readLen ≤ chunkBytes (checked at parse)
   bool useDirect = direct && f.directOk.load();
-  int fd = useDirect ? f.fdDirect.get() : f.fd.get();
+  FdLease lease(useDirect ? *fdsDirect : *fds, c.file);
+  if (!lease) {
+    int e = lease.error();
+    if (useDirect) {
+      f.directOk = false;
+      DirectRefused(f.path, Errno(e));
+      return ReadChunk(c, dst, job);
+    }
+    job.Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e));
+    return false;
+  }
+  int fd = lease.get();
   uint64_t off = useDirect ? c.readOff : c.readOff + c.skip;
   uint64_t len = useDirect ? c.readLen : c.copyLen;
   char* p = useDirect ? dst : dst + c.skip;
@@ -246,7 +264,7 @@ bool LoadBaton::ReadChunk(const Chunk& c, char* dst, Job& job) {
       if (useDirect && errno == EINVAL) {
         // The filesystem accepted O_DIRECT at open but not for this read: fall back to the page cache.
         f.directOk = false;
-        Note("O_DIRECT reads were refused (EINVAL) for " + f.path + "; it was read through the page cache");
+        DirectRefused(f.path, "EINVAL on read");
         return ReadChunk(c, dst, job);
       }
       int e = errno;
@@ -627,9 +645,15 @@ void LoadBaton::Verify(Job& job) {
     if (sink == Sink::Discard) continue;
     want.resize(s.length);
     have.resize(s.length);
+    FdLease lease(*fds, s.file);
+    if (!lease) {
+      int e = lease.error();
+      job.Fail(ErrFromErrno(e), f.path + ": cannot open for verification: " + Errno(e));
+      return;
+    }
     uint64_t got = 0;
     while (got < s.length) {
-      ssize_t r = pread(f.fd.get(), want.data() + got, s.length - got, static_cast<off_t>(f.begin + s.offset + got));
+      ssize_t r = pread(lease.get(), want.data() + got, s.length - got, static_cast<off_t>(f.begin + s.offset + got));
       if (r < 0 && errno == EINTR) continue;
       if (r <= 0) {
         job.Fail(Err::CorruptFile, f.path + ": could not re-read bytes for verification at " + std::to_string(f.begin + s.offset + got));
@@ -661,28 +685,30 @@ void LoadBaton::Verify(Job& job) {
 
 void LoadBaton::Run() {
   const CudaApi& cu = Cuda();
-  // Open every file (and, when asked, an O_DIRECT descriptor or a mapping) before anything is allocated.
+  // Check every file (and, when asked, map it) before anything is allocated, one descriptor at a time: the
+  // reads open them again through the pools, a bounded number at once (never one descriptor per shard).
+  std::vector<std::string> paths;
   for (auto& fp : files) {
     FileSpec& f = *fp;
-    f.fd.reset(open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!f.fd) {
+    Fd fd(OpenToCheck(f.path.c_str()));
+    if (!fd) {
       int e = errno;
       return Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e));
     }
     struct stat st;
-    if (fstat(f.fd.get(), &st) != 0 || st.st_size < 0 || static_cast<uint64_t>(st.st_size) < f.end) {
+    if (fstat(fd.get(), &st) != 0 || !IsRegularFile(st)) return Fail(Err::CorruptFile, f.path + ": not a regular file (changed since it was validated?)");
+    if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < f.end) {
       return Fail(Err::CorruptFile, f.path + ": the file is shorter than its header says (changed since it was validated?)");
     }
-    if (path == CopyPath::Mapped && !f.map.Map(f.fd.get(), static_cast<size_t>(st.st_size))) {
+    if (path == CopyPath::Mapped && !f.map.Map(fd.get(), static_cast<size_t>(st.st_size))) {
       int e = errno;
       return Fail(ErrFromErrno(e), f.path + ": mmap failed: " + Errno(e));
     }
-    if (direct && path == CopyPath::Ring) {
-      f.fdDirect.reset(open(f.path.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECT));
-      if (f.fdDirect) f.directOk = true;
-      else Note("O_DIRECT is not supported for " + f.path + " (" + Errno(errno) + "); it was read through the page cache");
-    }
+    f.directOk = direct && path == CopyPath::Ring;  // until an O_DIRECT open or read of it is refused
+    paths.push_back(f.path);
   }
+  fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles));
+  if (direct && path == CopyPath::Ring) fdsDirect.reset(new FdPool(paths, O_RDONLY | O_DIRECT, kOpenFiles));
   // Group files and chunks per device: each file (so each byte) goes to exactly one card and is read once.
   if (!gpu)
     for (auto& f : files) f->device = -1;
@@ -749,6 +775,7 @@ void LoadBaton::Run() {
     for (auto& t : ts) t.join();
   }
   seconds = MonotonicSeconds() - t0;
+  if (directRefused.load() > 1) Note("O_DIRECT was refused for " + std::to_string(directRefused.load()) + " files in all; they were read through the page cache");
   for (auto& jp : jobs) {
     if (!jp->error.empty()) {
       // Prefer a real cause over the cancellations it triggered in sibling jobs.

@@ -36,6 +36,11 @@ std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::t
 
 uint64_t PageSize() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
 
+constexpr size_t kOpenFiles = 32;  // prefetch's descriptors open at once, however many files
+
+// Tell the kernel a file will be read whole and in order: a larger readahead window for pread.
+void AdviseSequential(int fd) { posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
+
 // Resident bytes of [0, size) of fd (mincore over a temporary read-only mapping); false when it cannot tell.
 // `vec` receives one byte per page when given.
 bool Resident(int fd, uint64_t size, uint64_t* resident, std::vector<unsigned char>* vecOut = nullptr) {
@@ -81,7 +86,7 @@ struct CacheBaton : Baton {
   void Run() override {
     for (const std::string& p : paths) {
       R r;
-      Fd fd(open(p.c_str(), O_RDONLY | O_CLOEXEC));
+      Fd fd(OpenToCheck(p.c_str()));
       if (!fd) {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
@@ -91,6 +96,7 @@ struct CacheBaton : Baton {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
       }
+      if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       r.bytes = static_cast<double>(st.st_size);
       if (action == "evict") {
         // Dirty pages cannot be dropped: write them back first (this does not change the file's contents).
@@ -147,12 +153,12 @@ struct PrefetchBaton : Baton {
   Napi::ObjectReference cancelRef, progressRef;
 
   struct File {
-    Fd fd;
     uint64_t size = 0;
     double firstStart = -1, lastEnd = 0;
     std::mutex mu;
   };
   std::vector<std::unique_ptr<File>> files;
+  std::unique_ptr<FdPool> fds;  // at most kOpenFiles open at a time, opened when a piece of the file is read
   struct Piece {
     uint32_t file;
     uint64_t off, len;
@@ -174,13 +180,19 @@ struct PrefetchBaton : Baton {
     failed = true;
   }
 
-  // Reads [off, off+len) of file f through the page cache into buf (reused).
-  bool ReadPiece(uint32_t fi, uint64_t off, uint64_t len, char* buf) {
-    File& f = *files[fi];
+  // A pooled descriptor of file fi; a failed open fails the prefetch.
+  bool Open(uint32_t fi, const FdLease& lease) {
+    if (lease) return true;
+    FailOnce(ErrFromErrno(lease.error()), paths[fi] + ": cannot open: " + Errno(lease.error()));
+    return false;
+  }
+
+  // Reads [off, off+len) of file fi (open as fd) through the page cache into buf (reused).
+  bool ReadPiece(uint32_t fi, int fd, uint64_t off, uint64_t len, char* buf) {
     uint64_t got = 0;
     while (got < len) {
       uint64_t want = std::min<uint64_t>(len - got, chunkBytes);
-      ssize_t r = pread(f.fd.get(), buf, want, static_cast<off_t>(off + got));
+      ssize_t r = pread(fd, buf, want, static_cast<off_t>(off + got));
       if (r < 0) {
         if (errno == EINTR) continue;
         int e = errno;
@@ -207,15 +219,17 @@ struct PrefetchBaton : Baton {
       const Piece& pc = pieces[i];
       File& f = *files[pc.file];
       double ta = MonotonicSeconds();
+      FdLease lease(*fds, pc.file);
+      if (!Open(pc.file, lease)) return;
       if (strategy == Strategy::Pread) {
-        if (!ReadPiece(pc.file, pc.off, pc.len, buf.get())) return;
+        if (!ReadPiece(pc.file, lease.get(), pc.off, pc.len, buf.get())) return;
       } else if (strategy == Strategy::Readahead) {
-        if (readahead(f.fd.get(), static_cast<off64_t>(pc.off), pc.len) != 0) {
+        if (readahead(lease.get(), static_cast<off64_t>(pc.off), pc.len) != 0) {
           int e = errno;
           return FailOnce(ErrFromErrno(e), paths[pc.file] + ": readahead failed: " + Errno(e));
         }
       } else {
-        int e = posix_fadvise(f.fd.get(), static_cast<off_t>(pc.off), static_cast<off_t>(pc.len), POSIX_FADV_WILLNEED);
+        int e = posix_fadvise(lease.get(), static_cast<off_t>(pc.off), static_cast<off_t>(pc.len), POSIX_FADV_WILLNEED);
         if (e != 0) return FailOnce(ErrFromErrno(e), paths[pc.file] + ": posix_fadvise(WILLNEED) failed: " + Errno(e));
       }
       double tb = MonotonicSeconds();
@@ -240,7 +254,8 @@ struct PrefetchBaton : Baton {
       uint64_t total = 0, want = 0;
       for (size_t i = 0; i < files.size(); i++) {
         uint64_t r = 0;
-        if (!Resident(files[i]->fd.get(), files[i]->size, &r)) r = files[i]->size;  // cannot tell: trust the kernel
+        FdLease lease(*fds, i);
+        if (!lease || !Resident(lease.get(), files[i]->size, &r)) r = files[i]->size;  // cannot tell: trust the kernel
         total += r;
         want += files[i]->size;
         if (r > resident[i]) Progress(r - resident[i]);
@@ -263,7 +278,9 @@ struct PrefetchBaton : Baton {
     for (uint32_t i = 0; i < files.size(); i++) {
       std::vector<unsigned char> vec;
       uint64_t r = 0;
-      if (!Resident(files[i]->fd.get(), files[i]->size, &r, &vec)) continue;
+      FdLease lease(*fds, i);
+      if (!Open(i, lease)) return;
+      if (!Resident(lease.get(), files[i]->size, &r, &vec)) continue;
       for (uint64_t pg = 0; pg < vec.size();) {
         if (vec[pg] & 1) {
           pg++;
@@ -272,7 +289,7 @@ struct PrefetchBaton : Baton {
         uint64_t end = pg;
         while (end < vec.size() && !(vec[end] & 1) && (end - pg) * ps < chunkBytes) end++;
         uint64_t off = pg * ps, len = std::min(files[i]->size, end * ps) - off;
-        if (!ReadPiece(i, off, len, buf.get())) return;
+        if (!ReadPiece(i, lease.get(), off, len, buf.get())) return;
         fallbackBytes += len;
         Progress(len);
         pg = end;
@@ -281,27 +298,28 @@ struct PrefetchBaton : Baton {
   }
 
   void Run() override {
+    // Every file is checked first, one descriptor at a time; the workers open them again through the pool.
     for (const std::string& p : paths) {
       auto f = std::make_unique<File>();
-      f->fd.reset(open(p.c_str(), O_RDONLY | O_CLOEXEC));
-      if (!f->fd) {
+      Fd fd(OpenToCheck(p.c_str()));
+      if (!fd) {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
       }
       struct stat st;
-      if (fstat(f->fd.get(), &st) != 0 || st.st_size < 0) {
+      if (fstat(fd.get(), &st) != 0 || st.st_size < 0) {
         int e = errno;
         return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
       }
+      if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       f->size = static_cast<uint64_t>(st.st_size);
       if (!AddU64(bytes, f->size, &bytes)) return Fail(Err::BadArg, "file sizes overflow");
-      // Tell the kernel the whole file will be read in order: a larger readahead window for pread.
-      if (strategy == Strategy::Pread) posix_fadvise(f->fd.get(), 0, 0, POSIX_FADV_SEQUENTIAL);
       for (uint64_t off = 0; off < f->size; off += chunkBytes) {
         pieces.push_back({static_cast<uint32_t>(files.size()), off, std::min(chunkBytes, f->size - off)});
       }
       files.push_back(std::move(f));
     }
+    fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles, strategy == Strategy::Pread ? AdviseSequential : nullptr));
     double t0 = MonotonicSeconds();
     std::atomic<size_t> next{0};
     int n = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, pieces.size()))));

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { loadConfig } from '../core/config.js';
-import { parseBudgetSpec, type Budgets } from '../core/budgets.js';
+import { parseBudgetFlags, type Budgets } from '../core/budgets.js';
 import { checkExports, type EmitOptions } from '../core/emit.js';
 
 /** Everything a command gets: the (injectable) process, its output channel and the global flags. */
@@ -44,12 +44,11 @@ export interface ReportFlags {
   junit?: string;
 }
 
-/** Budgets from coldstart.config.json, overridden key by key by --budget flags. */
+/** Budgets from coldstart.config.json, overridden key by key by the --budget flags (each phase at most once in them). */
 export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
+  const fromFlags = parseBudgetFlags(flags.budget ?? []);
   const cfg = loadConfig(ctx.cwd, flags.config);
-  const merged: Budgets = { ...cfg.budgets };
-  for (const spec of flags.budget ?? []) Object.assign(merged, parseBudgetSpec(spec));
-  return merged;
+  return { ...cfg.budgets, ...fromFlags };
 }
 
 /** The command-line arguments that name an existing local file or folder (not a Hub id), resolved: a run's inputs. */

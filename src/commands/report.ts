@@ -2,13 +2,13 @@
  * `coldstart report merge *.json`: the fleet view. Folds `coldstart/profile@1` reports from many machines
  * (every measured run of each) into p50/p90/max per phase. Budgets gate on the fleet's p90.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import Table from 'cli-table3';
 import type { Context, Runner } from './context.js';
 import { addReportOptions, emitOptions, type ReportFlags } from './context.js';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { ColdstartError } from '../core/errors.js';
+import { readInputText } from '../core/files.js';
 import { PHASES } from '../core/phases.js';
 import { newReport, type PhaseSummary, type Report } from '../core/report.js';
 import { summarize, quantile, type Stats } from '../core/stats.js';
@@ -26,12 +26,8 @@ interface Input {
 
 function readInput(cwd: string, file: string): Input {
   const path = resolve(cwd, file);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw fromSystemError(e, path, 'read');
-  }
+  // Regular files only, size-capped before reading: /dev/zero or a FIFO given as a report is refused at once.
+  const text = readInputText(path, 'report');
   let doc: Report;
   try {
     doc = JSON.parse(text) as Report;
@@ -44,11 +40,32 @@ function readInput(cwd: string, file: string): Input {
   if ((doc.details as { mode?: string } | undefined)?.mode === 'estimate') {
     throw new ColdstartError('BAD_INPUT', `${path}: an --estimate report (predictions, not measurements) cannot be merged with measured runs`, { hint: 'Merge reports of measured runs only.' });
   }
+  checkShape(doc, path);
   const samples =
     doc.runs?.samples && doc.runs.samples.length > 0
       ? doc.runs.samples.map((s) => ({ total: s.total, phases: s.phases }))
       : [{ total: doc.total.seconds, phases: Object.fromEntries(doc.phases.map((p) => [p.name, p.status === 'ok' || p.status === 'estimated' ? p.seconds : null])) }];
-  return { file: path, host: doc.host?.hostname ?? 'unknown', createdAt: doc.createdAt, samples };
+  return { file: path, host: typeof doc.host?.hostname === 'string' ? doc.host.hostname : 'unknown', createdAt: String(doc.createdAt ?? ''), samples };
+}
+
+/** The fields merge reads, checked: a malformed report is refused naming the field (exit 2), never a TypeError (exit 3). */
+function checkShape(doc: Report, path: string): void {
+  const bad = (field: string, want: string) =>
+    new ColdstartError('BAD_INPUT', `${path}: ${field} is not ${want}`, { hint: 'Pass files written by `coldstart profile --json` or --export-json, unedited.' });
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const seconds = (v: unknown) => v === null || v === undefined || (typeof v === 'number' && Number.isFinite(v));
+  if (!isObj(doc.total) || !seconds(doc.total.seconds)) throw bad('total', 'an object with seconds (a number or null)');
+  doc.phases.forEach((p, i) => {
+    if (!isObj(p) || typeof p.name !== 'string' || !seconds(p.seconds)) throw bad(`phases[${i}]`, 'a phase with a name and seconds');
+  });
+  const runs: unknown = doc.runs;
+  if (runs === undefined) return;
+  if (!isObj(runs)) throw bad('runs', 'an object');
+  if (runs.samples === undefined) return;
+  if (!Array.isArray(runs.samples)) throw bad('runs.samples', 'an array');
+  runs.samples.forEach((s: unknown, i: number) => {
+    if (!isObj(s) || !seconds(s.total) || !isObj(s.phases) || !Object.values(s.phases).every(seconds)) throw bad(`runs.samples[${i}]`, 'a run with total and phases (numbers or null)');
+  });
 }
 
 export interface MergedPhase {

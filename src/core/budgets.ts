@@ -45,10 +45,33 @@ export function parseBudgetSpec(spec: string, where = '--budget'): Budgets {
       throw new ColdstartError('BAD_BUDGET', `${where}: "${item}" is not PHASE=DURATION`, { hint: 'Example: --budget total=20s,gpu-load=8s' });
     }
     const key = checkKey(item.slice(0, eq).trim(), where);
+    if (out[key] !== undefined) throw twice(key, where);
     out[key] = parseDuration(item.slice(eq + 1), `${where} ${key}`);
   }
   if (Object.keys(out).length === 0) {
     throw new ColdstartError('BAD_BUDGET', `${where}: empty budget`, { hint: 'Example: --budget total=20s,gpu-load=8s' });
+  }
+  return out;
+}
+
+function twice(key: BudgetKey, where: string): ColdstartError {
+  return new ColdstartError('BAD_BUDGET', `${where}: phase "${key}" has two budgets`, {
+    hint: 'Give each phase one limit (--budget total=20s,gpu-load=8s); a --budget overrides the config file\'s value for its phase.',
+  });
+}
+
+/**
+ * Every `--budget` flag of one command line, merged: a phase named twice — in one spec or across repeated flags —
+ * is a usage error (BAD_BUDGET, exit 2) instead of the last one silently winning. Overriding the config file's
+ * value for a phase is the caller's documented merge, not a repeat.
+ */
+export function parseBudgetFlags(specs: readonly string[], where = '--budget'): Budgets {
+  const out: Budgets = {};
+  for (const spec of specs) {
+    for (const [key, seconds] of Object.entries(parseBudgetSpec(spec, where)) as Array<[BudgetKey, number]>) {
+      if (out[key] !== undefined) throw twice(key, where);
+      out[key] = seconds;
+    }
   }
   return out;
 }

@@ -1,9 +1,13 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { ColdstartError } from './errors.js';
+import { ColdstartError, fromSystemError } from './errors.js';
+import { readInputText } from './files.js';
 import { budgetsFromConfig, type Budgets } from './budgets.js';
 
 export const CONFIG_FILE = 'coldstart.config.json';
+
+/** A config is a few lines of JSON: anything larger is refused before it is read. */
+export const CONFIG_MAX_BYTES = 1 << 20;
 
 export interface ColdstartConfig {
   path: string | null;
@@ -11,12 +15,22 @@ export interface ColdstartConfig {
   raw: Record<string, unknown>;
 }
 
-/** Finds coldstart.config.json by walking up from `cwd` to the filesystem root. */
+/**
+ * Finds coldstart.config.json by walking up from `cwd` to the filesystem root. Any entry of that name counts
+ * (a FIFO, a folder, a dangling or looping symlink too): loadConfig then refuses it by name instead of skipping
+ * it silently or blocking on it. A folder that cannot be searched is passed over, as before.
+ */
 export function findConfig(cwd: string): string | null {
   let dir = resolve(cwd);
   for (;;) {
     const p = join(dir, CONFIG_FILE);
-    if (existsSync(p)) return p;
+    let found = false;
+    try {
+      found = lstatSync(p, { throwIfNoEntry: false }) !== undefined;
+    } catch {
+      // EACCES on a parent: nothing to see there.
+    }
+    if (found) return p;
     const up = dirname(dir);
     if (up === dir) return null;
     dir = up;
@@ -28,9 +42,17 @@ export function loadConfig(cwd: string, explicitPath?: string): ColdstartConfig 
   if (!path) return { path: null, budgets: {}, raw: {} };
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    // Regular files only, size-capped before reading: `--config /dev/zero` or a FIFO named
+    // coldstart.config.json in a parent folder is refused at once instead of filling memory or blocking.
+    text = readInputText(path, 'config', CONFIG_MAX_BYTES);
   } catch (e) {
-    throw new ColdstartError('BAD_CONFIG', `${path}: cannot read config (${(e as Error).message})`);
+    const err = fromSystemError(e, path, 'read');
+    if (err.exitCode !== 2) throw err;
+    const how = explicitPath ? 'the --config file' : `found by walking up from ${resolve(cwd)}`;
+    throw new ColdstartError('BAD_CONFIG', `${err.message} (${how})`, {
+      cause: e,
+      hint: explicitPath ? 'Pass a coldstart.config.json that is a regular JSON file.' : `Replace or remove ${path}, or pass --config FILE.`,
+    });
   }
   let raw: unknown;
   try {

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
 import { ColdstartError, fromSystemError } from './errors.js';
 
 function notRegular(path: string, st: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): ColdstartError {
@@ -77,4 +77,38 @@ export function readInputFile(path: string, what: string, maxBytes = SMALL_INPUT
 /** `readInputFile` as UTF-8 text. */
 export function readInputText(path: string, what: string, maxBytes = SMALL_INPUT_MAX): string {
   return readInputFile(path, what, maxBytes).toString('utf8');
+}
+
+/**
+ * Whether anything is at `path` — a file, a folder, a FIFO, or a symlink even when it dangles or loops (lstat):
+ * the test for "the user named a path" before a name is taken for something else (a Hub repo id, no config), so
+ * that a broken path is refused naming it rather than silently reinterpreted. A missing path or one under a
+ * non-folder is `false`; a parent loop or an over-long name is refused (BAD_INPUT, exit 2).
+ */
+export function pathEntryExists(path: string): boolean {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EACCES') return false;
+    throw fromSystemError(e, path, 'read');
+  }
+}
+
+/** stat() of an input path, following symlinks; a loop, dangling link or unreadable parent is a ColdstartError naming it. */
+export function statInput(path: string): Stats {
+  try {
+    return statSync(path);
+  } catch (e) {
+    throw fromSystemError(e, path, 'read');
+  }
+}
+
+/** The names in an input folder, sorted; system errors (EACCES, ELOOP, ENOTDIR) as ColdstartErrors naming `shown`. */
+export function listInputDir(dir: string, shown = dir): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch (e) {
+    throw fromSystemError(e, shown, 'list');
+  }
 }

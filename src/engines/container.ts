@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { ColdstartError } from '../core/errors.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
 import { containerRuntime } from '../core/system.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatDuration } from '../core/format.js';
@@ -143,17 +143,36 @@ export function recordInsideContainer(h: PhaseHandle, c: InsideContainer): void 
 }
 
 // ------------------------------------------------------------------------------------------------ --since
-/** Parses --since: RFC 3339 (2026-11-28T07:00:00Z, offsets allowed) or Unix epoch seconds (fractions allowed). Returns epoch seconds. */
-export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000): number {
+/** A span for a --since message: days past two days (a 56-year span in minutes reads as noise). */
+function ago(seconds: number): string {
+  return seconds > 2 * 86400 ? `${Math.round(seconds / 86400)} days` : formatDuration(seconds);
+}
+
+/** When this machine booted, as epoch seconds (now − /proc/uptime); null when /proc/uptime cannot be read. */
+export function bootEpochSeconds(nowEpochSeconds = Date.now() / 1000, procRoot = '/proc'): number | null {
+  const up = uptimeSeconds(procRoot);
+  return up === null ? null : nowEpochSeconds - up;
+}
+
+/**
+ * Parses --since: RFC 3339 (2026-11-28T07:00:00Z, offsets allowed) or Unix epoch seconds (fractions allowed).
+ * Returns epoch seconds. A time that cannot be the start of this run is refused (BAD_FLAG, exit 2): unparseable,
+ * in the future, or before this machine booted (`--since 0` would make a 56-year container phase).
+ */
+export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000, bootEpoch: number | null = bootEpochSeconds(nowEpochSeconds)): number {
   const s = text.trim();
   let t: number;
   if (/^\d+(\.\d+)?$/.test(s)) t = Number(s);
   else if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/.test(s)) t = Date.parse(s.replace(' ', 'T')) / 1000;
   else t = NaN;
-  if (!Number.isFinite(t)) {
-    throw new ColdstartError('BAD_FLAG', `--since: ${JSON.stringify(text)} is not an RFC 3339 time (2026-11-28T07:00:00Z) or Unix epoch seconds`, { hint: "In Kubernetes: the pod's metadata.creationTimestamp (Downward API or kubectl get pod -o jsonpath='{.metadata.creationTimestamp}')." });
+  const hint = "In Kubernetes: the pod's metadata.creationTimestamp (Downward API or kubectl get pod -o jsonpath='{.metadata.creationTimestamp}').";
+  const window = bootEpoch === null ? 'before now' : `between this machine's boot (${new Date(bootEpoch * 1000).toISOString()}) and now`;
+  const accepted = `an RFC 3339 time (2026-11-28T07:00:00Z) or Unix epoch seconds, ${window}`;
+  if (!Number.isFinite(t)) throw invalidArg('--since', accepted, text, hint);
+  if (t > nowEpochSeconds + 1) throw invalidArg('--since', accepted, text, `That is ${ago(t - nowEpochSeconds)} in the future: check the clock of the machine that wrote the time (epoch milliseconds are not seconds).`);
+  if (bootEpoch !== null && t < bootEpoch) {
+    throw invalidArg('--since', accepted, text, `That is ${ago(bootEpoch - t)} before this machine booted, so it cannot be when this start was scheduled. ${hint}`);
   }
-  if (t > nowEpochSeconds + 1) throw new ColdstartError('BAD_FLAG', `--since: ${text} is ${formatDuration(t - nowEpochSeconds)} in the future`, { hint: 'Check the clock of the machine that wrote the time, or pass the time the pod was created.' });
   return t;
 }
 

@@ -5,10 +5,12 @@ import { intFlag } from '../core/flags.js';
  * truncated or lying file is refused with exit 2 before a byte is read or allocated. With no CUDA driver the same
  * engine loads into host memory and the result says so (`mode: 'host'`).
  */
-import { readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
+import { listInputDir, readInputText, statInput } from '../core/files.js';
+import { safeJoin } from '../core/paths.js';
 import { formatRate, formatPercent } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
@@ -141,21 +143,16 @@ const MIB = 1 << 20;
  */
 export function resolveSafetensorsInputs(pathOrDir: string): string[] {
   const p = resolve(pathOrDir);
-  let st;
-  try {
-    st = statSync(p);
-  } catch (e) {
-    throw fromSystemError(e, pathOrDir, 'read');
-  }
+  const st = statInput(p);
   if (st.isDirectory()) {
-    const names = readdirSync(p).sort();
+    const names = listInputDir(p, pathOrDir);
     const indexes = names.filter((n) => n.endsWith('.safetensors.index.json'));
     const preferred = indexes.includes('model.safetensors.index.json') ? ['model.safetensors.index.json'] : indexes;
     if (preferred.length > 1) {
       throw new ColdstartError('AMBIGUOUS', `${pathOrDir}: several safetensors indexes (${preferred.join(', ')})`, { hint: 'Pass the index file you mean.' });
     }
     if (preferred.length === 1) return shardsOfIndex(join(p, preferred[0]!));
-    const all = names.filter((n) => n.endsWith('.safetensors') && statSync(join(p, n)).isFile());
+    const all = names.filter((n) => n.endsWith('.safetensors') && statInput(join(p, n)).isFile());
     const model = all.filter((n) => n.startsWith('model'));
     const chosen = model.length > 0 ? model : all;
     if (chosen.length === 0) throw new ColdstartError('NOT_FOUND', `${pathOrDir}: no .safetensors files in this directory`, { hint: 'Convert .bin weights with `coldstart convert` first.' });
@@ -167,11 +164,12 @@ export function resolveSafetensorsInputs(pathOrDir: string): string[] {
 }
 
 function shardsOfIndex(indexPath: string): string[] {
+  // Regular file, size-capped before it is read: a FIFO or /dev/zero named *.safetensors.index.json never blocks.
+  const text = readInputText(indexPath, 'safetensors index');
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(indexPath, 'utf8'));
+    raw = JSON.parse(text);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code) throw fromSystemError(e, indexPath, 'read');
     throw new ColdstartError('CORRUPT_FILE', `${indexPath}: not valid JSON (${(e as Error).message})`);
   }
   const map = (raw as { weight_map?: unknown } | null)?.weight_map;
@@ -180,11 +178,8 @@ function shardsOfIndex(indexPath: string): string[] {
   const shards = new Set<string>();
   for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
     if (typeof file !== 'string' || file === '') throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map["${tensor}"] is not a file name`);
-    if (isAbsolute(file) || file.split(/[\\/]/).includes('..')) {
-      throw new ColdstartError('HOSTILE_FILE', `${indexPath}: weight_map["${tensor}"] points outside the model directory (${JSON.stringify(file)})`, {
-        hint: 'Shard names must be relative paths inside the directory of the index.',
-      });
-    }
+    // A shard name never leaves the index's folder (HOSTILE_FILE, exit 2).
+    safeJoin(dir, file, `${indexPath}: weight_map["${tensor}"]`);
     shards.add(file);
   }
   if (shards.size === 0) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map is empty`);

@@ -67,9 +67,9 @@ class RequestFailed extends Error {
   }
 }
 
-function describeFetchError(e: unknown, what: string): Failure {
+function describeFetchError(e: unknown, what: string, timedOut = false): Failure {
   const err = e as Error & { cause?: { code?: string; message?: string } };
-  if (err?.name === 'TimeoutError') return { kind: 'timeout', detail: `${what}: no answer before the timeout` };
+  if (timedOut || err?.name === 'TimeoutError') return { kind: 'timeout', detail: `${what}: no answer before the timeout` };
   const code = err?.cause?.code ?? (err as NodeJS.ErrnoException)?.code;
   if (code === 'ECONNREFUSED') return { kind: 'refused', detail: `${what}: connection refused` };
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return { kind: 'refused', detail: `${what}: connection reset (${code})` };
@@ -94,19 +94,67 @@ class Client {
     return Math.max(0, (this.deadline - nowSeconds()) * 1000);
   }
 
-  private signalFor(timeoutMs: number): AbortSignal {
-    const t = AbortSignal.timeout(Math.max(1, Math.ceil(Math.min(timeoutMs, this.remainingMs()))));
-    return this.signal ? AbortSignal.any([t, this.signal]) : t;
+  /**
+   * The one deadline of one request — connect, headers and every body read: min(timeoutMs, the warmup's deadline),
+   * or the run's abort signal, whichever comes first. Its own timer and controller (no AbortSignal.any, whose
+   * composite can lose its timeout), cleared by done().
+   */
+  private guard(timeoutMs: number): RequestGuard {
+    const ac = new AbortController();
+    let timedOut = false;
+    // setTimeout fires at once past 2^31-1 ms: a --timeout of years waits 24.8 days per request instead.
+    const ms = Math.max(1, Math.ceil(Math.min(timeoutMs, this.remainingMs(), 2 ** 31 - 1)));
+    const timer = setTimeout(() => {
+      timedOut = true;
+      ac.abort(new DOMException('the request reached its deadline', 'TimeoutError'));
+    }, ms);
+    const parent = this.signal;
+    const onAbort = (): void => ac.abort(parent?.reason);
+    if (parent?.aborted) onAbort();
+    else parent?.addEventListener('abort', onAbort, { once: true });
+    return {
+      signal: ac.signal,
+      timedOut: () => timedOut,
+      done: () => {
+        clearTimeout(timer);
+        parent?.removeEventListener('abort', onAbort);
+      },
+    };
   }
 
-  private init(method: string, body: unknown, timeoutMs: number): RequestInit {
-    return {
-      method,
-      headers: { accept: 'application/json, text/event-stream', ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...this.headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: this.signalFor(timeoutMs),
-      redirect: 'follow',
-    };
+  /**
+   * fetch with redirects followed here, not by undici: the --header values (API keys, tokens) go only to the
+   * server's own origin — undici drops Authorization on a cross-origin redirect but forwards every other header
+   * (X-Api-Key…). A hop to another origin is still followed, without them; 303 (and 301/302 of a POST) becomes a GET.
+   */
+  private async fetchHere(path: string, method: string, body: unknown, signal: AbortSignal): Promise<Response> {
+    let url = new URL(this.url(path));
+    let m = method;
+    let payload = body === undefined ? undefined : JSON.stringify(body);
+    for (let hop = 0; ; hop++) {
+      const own = url.origin === this.base.origin;
+      const res = await untilAborted(
+        fetch(url, {
+          method: m,
+          headers: { accept: 'application/json, text/event-stream', ...(payload !== undefined ? { 'content-type': 'application/json' } : {}), ...(own ? this.headers : {}) },
+          body: payload,
+          signal,
+          redirect: 'manual',
+        }),
+        signal,
+      );
+      const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+      if (!location) return res;
+      await res.body?.cancel().catch(() => {});
+      if (hop >= 5) throw new ColdstartError('BAD_RESPONSE', `${this.base.origin}: ${method} ${path}: more than 5 redirects`);
+      const next = new URL(location, url);
+      if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new ColdstartError('BAD_RESPONSE', `${this.base.origin}: ${method} ${path}: redirected to ${next.protocol} URL`);
+      if (res.status === 303 || ((res.status === 301 || res.status === 302) && m === 'POST')) {
+        m = 'GET';
+        payload = undefined;
+      }
+      url = next;
+    }
   }
 
   /** One request, body read in full (bounded). Network failures throw RequestFailed; HTTP errors come back as replies. */
@@ -114,14 +162,17 @@ class Client {
     this.signal?.throwIfAborted();
     const what = `${method} ${path}`;
     const sw = new Stopwatch();
+    const g = this.guard(timeoutMs);
     try {
-      const res = await fetch(this.url(path), this.init(method, body, timeoutMs));
-      const text = await readBounded(res, what);
+      const res = await this.fetchHere(path, method, body, g.signal);
+      const text = await readBounded(res, what, g.signal);
       return { status: res.status, contentType: res.headers.get('content-type') ?? '', text, seconds: sw.elapsed() };
     } catch (e) {
       if (e instanceof ColdstartError) throw e;
       this.signal?.throwIfAborted();
-      throw new RequestFailed(describeFetchError(e, what));
+      throw new RequestFailed(describeFetchError(e, what, g.timedOut()));
+    } finally {
+      g.done();
     }
   }
 
@@ -134,18 +185,19 @@ class Client {
     const what = `POST ${path}`;
     const sw = new Stopwatch();
     let ttft: number | null = null;
+    const g = this.guard(timeoutMs);
     try {
-      const res = await fetch(this.url(path), this.init('POST', body, timeoutMs));
+      const res = await this.fetchHere(path, 'POST', body, g.signal);
       const contentType = res.headers.get('content-type') ?? '';
       const streamed = res.ok && /text\/event-stream|application\/x-ndjson|application\/jsonl/.test(contentType);
       if (!streamed || !res.body) {
-        const text = await readBounded(res, what);
+        const text = await readBounded(res, what, g.signal);
         return { status: res.status, contentType, text, seconds: sw.elapsed(), ttft: null, streamed: false };
       }
       const decoder = new TextDecoder();
       let buf = '';
       let all = '';
-      await pump(res.body, what, (value) => {
+      await pump(res.body, what, g.signal, (value) => {
         buf += decoder.decode(value, { stream: true });
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
@@ -164,36 +216,74 @@ class Client {
     } catch (e) {
       if (e instanceof ColdstartError) throw e;
       this.signal?.throwIfAborted();
-      throw new RequestFailed(describeFetchError(e, what));
+      throw new RequestFailed(describeFetchError(e, what, g.timedOut()));
+    } finally {
+      g.done();
     }
   }
 }
 
-async function readBounded(res: Response, what: string): Promise<string> {
+interface RequestGuard {
+  signal: AbortSignal;
+  timedOut(): boolean;
+  done(): void;
+}
+
+/** `p`, or the abort reason as soon as `signal` aborts: no await outlives the request's deadline. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+async function readBounded(res: Response, what: string, signal: AbortSignal): Promise<string> {
   const len = Number(res.headers.get('content-length') ?? NaN);
   if (len > MAX_BODY) {
-    await res.body?.cancel();
+    await res.body?.cancel().catch(() => {});
     throw new ColdstartError('BAD_RESPONSE', `${what}: answered with ${len} bytes; not an inference API?`);
   }
   if (!res.body) return '';
   const chunks: Uint8Array[] = [];
-  await pump(res.body, what, (c) => chunks.push(c));
+  await pump(res.body, what, signal, (c) => chunks.push(c));
   return Buffer.concat(chunks).toString('utf8');
 }
 
-/** Reads a body chunk by chunk, refusing more than MAX_BODY bytes (a few-token request never needs that). */
-async function pump(body: ReadableStream<Uint8Array>, what: string, onChunk: (c: Uint8Array) => void): Promise<void> {
+/**
+ * Reads a body chunk by chunk under the request's deadline, refusing more than MAX_BODY bytes (a few-token request
+ * never needs that). However it ends — done, too large, deadline, abort — a body not read to its end is cancelled,
+ * so its connection is closed instead of kept open for undici's 300 s body timeout (which held the process).
+ */
+async function pump(body: ReadableStream<Uint8Array>, what: string, signal: AbortSignal, onChunk: (c: Uint8Array) => void): Promise<void> {
   const reader = body.getReader();
   let total = 0;
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    total += value.byteLength;
-    if (total > MAX_BODY) {
-      await reader.cancel();
-      throw new ColdstartError('BAD_RESPONSE', `${what}: answered with more than ${MAX_BODY} bytes for a few-token request; not an inference API?`);
+  let finished = false;
+  try {
+    for (;;) {
+      const { value, done } = await untilAborted(reader.read(), signal);
+      if (done) {
+        finished = true;
+        return;
+      }
+      total += value.byteLength;
+      if (total > MAX_BODY) {
+        throw new ColdstartError('BAD_RESPONSE', `${what}: answered with more than ${MAX_BODY} bytes for a few-token request; not an inference API?`);
+      }
+      onChunk(value);
     }
-    onChunk(value);
+  } finally {
+    if (!finished) reader.cancel().catch(() => {});
   }
 }
 

@@ -4,12 +4,13 @@
  * ORT version + options + host, verified (it loads and gives the same outputs), then reused.
  */
 import { createRequire } from 'node:module';
-import { existsSync, readFileSync, renameSync, rmSync, statSync, accessSync, constants, readdirSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync, accessSync, constants, readdirSync } from 'node:fs';
 import { cpus, homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ColdstartError, fromSystemError, isColdstartError } from '../core/errors.js';
-import { makeDirs } from '../core/paths.js';
+import { readInputText } from '../core/files.js';
+import { makeDirs, safeJoin } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
@@ -308,9 +309,9 @@ function cacheKey(sha: string, ortVersion: string, provider: string): { key: Rec
 
 function readMeta(path: string, keyHash: string): CacheMeta | null {
   try {
-    const m = JSON.parse(readFileSync(path, 'utf8')) as CacheMeta;
+    const m = JSON.parse(readInputText(path, 'ONNX cache meta', 1 << 20)) as CacheMeta;
     if (m.format !== 1 || m.keyHash !== keyHash) return null;
-    const f = join(dirname(path), m.optimized.file);
+    const f = safeJoin(dirname(path), m.optimized.file, `${path}: optimized.file`);
     if (!existsSync(f) || statSync(f).size !== m.optimized.bytes) return null;
     return m;
   } catch {

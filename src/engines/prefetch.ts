@@ -7,10 +7,10 @@
  * The bytes are read by native/src/pagecache.cc (pread into a reused buffer by default; readahead(2) or
  * posix_fadvise(WILLNEED) on request) and residency is measured before and after with mincore.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
 import { formatPercent } from '../core/format.js';
+import { listInputDir, pathEntryExists, statInput } from '../core/files.js';
 import { findCachedSnapshot } from '../hub/download.js';
 import { resolveRepoId } from '../models/table.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
@@ -37,10 +37,13 @@ const OTHER_WEIGHTS = [/\.bin$/, /\.pt$/, /\.pth$/, /\.gguf$/, /\.onnx$/, /\.onn
  */
 export function resolvePrefetchFiles(target: string, env: Record<string, string | undefined>, revision?: string): { files: string[]; source: 'path' | 'hf-cache'; dir?: string } {
   const p = resolve(target);
-  if (existsSync(p)) {
-    const st = statSync(p);
+  // Anything at that path is the target: a symlink loop or dangling link is refused naming it (exit 2), not
+  // mistaken for a Hub repo id.
+  if (pathEntryExists(p)) {
+    const st = statInput(p);
     if (st.isFile()) return { files: [p], source: 'path' };
-    return { files: weightsInDir(p, target), source: 'path', dir: p };
+    if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${target}: not a regular file or a folder (a FIFO or device is never read)`, { hint: 'Pass a weights file or the folder that holds them.' });
+    return { files: regularOnly(weightsInDir(p, target)), source: 'path', dir: p };
   }
   const id = resolveRepoId(target);
   if (!id) throw fromSystemError(Object.assign(new Error('no such file or directory'), { code: 'ENOENT' }), target, 'read');
@@ -50,13 +53,21 @@ export function resolvePrefetchFiles(target: string, env: Record<string, string 
       hint: `Download it first (\`coldstart cache ${target}\`), or pass the directory that holds the weights.`,
     });
   }
-  return { files: weightsInDir(snap, target), source: 'hf-cache', dir: snap };
+  return { files: regularOnly(weightsInDir(snap, target)), source: 'hf-cache', dir: snap };
+}
+
+/** Every file must be a regular one: a shard an index names that is a FIFO or device is refused (exit 2), never opened. */
+function regularOnly(files: string[]): string[] {
+  for (const f of files) {
+    if (!statInput(f).isFile()) throw new ColdstartError('BAD_INPUT', `${f}: not a regular file (a FIFO or device is never read)`, { hint: 'Replace it with the real weights file.' });
+  }
+  return files;
 }
 
 function weightsInDir(dir: string, shown: string): string[] {
-  const names = readdirSync(dir);
+  const names = listInputDir(dir, shown);
   if (names.some((n) => n.endsWith('.safetensors') || n.endsWith('.safetensors.index.json'))) return resolveSafetensorsInputs(dir);
-  const other = names.filter((n) => OTHER_WEIGHTS.some((re) => re.test(n)) && statSync(join(dir, n)).isFile()).sort();
+  const other = names.filter((n) => OTHER_WEIGHTS.some((re) => re.test(n)) && statInput(join(dir, n)).isFile()).sort();
   if (other.length === 0) {
     throw new ColdstartError('NOT_FOUND', `${shown}: no weight files here (.safetensors, .bin, .pt, .gguf, .onnx)`, { hint: 'Pass the directory that holds the model weights, or one weight file.' });
   }

@@ -184,8 +184,9 @@ function resolveInput(input: string): InputSet {
   const indexName = names.find((n) => n === 'pytorch_model.bin.index.json');
   if (indexName) {
     const ipath = inFolder(indexName);
-    const text = readInputText(ipath, 'index');
     let idx: { weight_map?: Record<string, unknown> };
+    // Regular file, size-capped before reading: a FIFO or /dev/zero named like an index is refused, never read.
+    const text = readInputText(ipath, 'checkpoint index');
     try {
       idx = JSON.parse(text);
     } catch (e) {

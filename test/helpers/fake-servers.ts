@@ -30,6 +30,8 @@ export interface FakeOptions {
   firstInferMs?: number;
   /** Models listed (default ["tiny"]). */
   models?: string[];
+  /** A stream sends this many tokens, then neither another byte nor its end (a server stuck mid-answer). */
+  stallAfterTokens?: number;
 }
 
 export interface FakeServer {
@@ -37,6 +39,8 @@ export interface FakeServer {
   port: number;
   /** Every request as "METHOD /path". */
   log: string[];
+  /** Every request's headers, in the order of `log`. */
+  headers: IncomingMessage['headers'][];
   bodies: unknown[];
   close(): Promise<void>;
 }
@@ -64,6 +68,7 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
 export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
   const started = Date.now();
   const log: string[] = [];
+  const headers: IncomingMessage['headers'][] = [];
   const bodies: unknown[] = [];
   const tokens = o.tokens ?? ['Hel', 'lo', ' wor', 'ld'];
   const models = o.models ?? ['tiny'];
@@ -73,6 +78,7 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
     const path = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
     log.push(`${method} ${path}`);
+    headers.push(req.headers);
     const body = method === 'POST' ? await readBody(req) : undefined;
     if (body !== undefined) bodies.push(body);
     if (o.token && req.headers.authorization !== `Bearer ${o.token}`) return json(res, 401, { error: { message: 'invalid api key' } });
@@ -102,6 +108,7 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
       }
       await sleep(o.firstTokenMs ?? 0);
       for (let i = 0; i < tokens.length; i++) {
+        if (i === o.stallAfterTokens) return new Promise<void>(() => {}); // until close() drops the connection
         if (i > 0) await sleep(o.tokenMs ?? 0);
         res.write(`data: ${JSON.stringify(event(tokens[i]!, i))}\n\n`);
       }
@@ -236,6 +243,7 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
     url: `http://127.0.0.1:${p}`,
     port: p,
     log,
+    headers,
     bodies,
     close: () =>
       new Promise<void>((resolve) => {

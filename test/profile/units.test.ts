@@ -8,6 +8,7 @@ import { wrapWeights } from '../../src/commands/profile/wrapmode.js';
 import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/commands/profile/estimate.js';
 import { computeFindings, whatIfRows } from '../../src/commands/profile/findings.js';
 import type { PhaseSummary } from '../../src/core/report.js';
+import type { ColdstartError } from '../../src/core/errors.js';
 import { tempDir } from './helpers.js';
 
 const tmp = tempDir('cs-units-');
@@ -69,11 +70,23 @@ describe('container phase from /proc', () => {
   });
 
   it('--since takes RFC 3339 or epoch seconds and refuses anything else with one clear line', () => {
-    expect(parseSince('2026-11-28T07:00:00Z', 1.9e9)).toBe(Date.UTC(2026, 10, 28, 7) / 1000);
-    expect(parseSince('2026-11-28T08:00:00.500+01:00', 1.9e9)).toBe(Date.UTC(2026, 10, 28, 7) / 1000 + 0.5);
-    expect(parseSince('1764313200.25', 1.9e9)).toBe(1764313200.25);
-    for (const bad of ['yesterday', '2026-11-28', '12:00', '-5', '']) expect(() => parseSince(bad, 1.9e9)).toThrow(/--since: .* is not an RFC 3339 time/);
-    expect(() => parseSince('2000000000', 1.9e9)).toThrow(/in the future/);
+    const boot = 1.7e9; // the machine booted in 2023
+    expect(parseSince('2026-11-28T07:00:00Z', 1.9e9, boot)).toBe(Date.UTC(2026, 10, 28, 7) / 1000);
+    expect(parseSince('2026-11-28T08:00:00.500+01:00', 1.9e9, boot)).toBe(Date.UTC(2026, 10, 28, 7) / 1000 + 0.5);
+    expect(parseSince('1764313200.25', 1.9e9, boot)).toBe(1764313200.25);
+    const refused = (v: string) => {
+      try {
+        parseSince(v, 1.9e9, boot);
+      } catch (e) {
+        return [(e as ColdstartError).code, (e as ColdstartError).exitCode, (e as ColdstartError).message.startsWith('--since: expected an RFC 3339 time')];
+      }
+      return 'accepted';
+    };
+    for (const bad of ['yesterday', '2026-11-28', '12:00', '-5', '']) expect(refused(bad)).toEqual(['BAD_FLAG', 2, true]);
+    expect(refused('2000000000')).toEqual(['BAD_FLAG', 2, true]); // in the future
+    expect(refused('0')).toEqual(['BAD_FLAG', 2, true]); // before the machine booted: not a 56-year container phase
+    expect(refused('1699999999')).toEqual(['BAD_FLAG', 2, true]);
+    expect(parseSince('1700000001', 1.9e9, boot)).toBe(1700000001);
     // t0 10 s before the process started; the process has run 0.4 s.
     const r = sinceInterval(1000, null, 1_010_400, 0.4);
     expect(r.scheduledToStartedSeconds).toBeCloseTo(10, 9);

@@ -3,8 +3,8 @@
  * the real ones; tests swap any of them): the native probe, the GPU loader, the Hub download, the warmup
  * back-ends, Python and the container timers.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { ColdstartError } from '../../core/errors.js';
+import { closeSync, readSync } from 'node:fs';
+import { openInput } from '../../core/files.js';
 import type { PhaseHandle } from '../../core/phases.js';
 import { Stopwatch } from '../../core/clock.js';
 import { formatRate } from '../../core/format.js';
@@ -73,15 +73,10 @@ export function hostRead(files: readonly string[], chunkBytes = 16 << 20, signal
   let bytes = 0;
   for (const path of files) {
     const sw = new Stopwatch();
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch (e) {
-      throw new ColdstartError('NOT_FOUND', `${path}: cannot open weights file (${(e as Error).message})`);
-    }
+    // Regular files only, opened non-blocking: a FIFO or device named like a weights file is refused, never read.
+    const { fd, size } = openInput(path, 'is a directory, expected a weights file');
     let n = 0;
     try {
-      const size = statSync(path).size;
       while (n < size) {
         signal?.throwIfAborted();
         const r = readSync(fd, buf, 0, Math.min(chunkBytes, size - n), n);

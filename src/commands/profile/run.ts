@@ -24,6 +24,7 @@ import { defaultEngines, type Engines } from './engines.js';
 import { resolveTarget } from './target.js';
 import { FRAMEWORKS, type Framework, type StackTimes } from './framework.js';
 import { containerPhase, cudaInitPhase, downloadPhase, gpuLoadPhase, warmupPhase } from './phases.js';
+import { parseSince } from '../../engines/container.js';
 import { stackPhases } from './stack.js';
 import { prepare, probe } from './prepare.js';
 import { wrapMode, posNum } from './wrapmode.js';
@@ -111,6 +112,8 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   const warmInstances = flags.warmInstances !== undefined ? intFlag('--warm-instances', flags.warmInstances, 1) : 1;
   const devices = flags.devices ? flags.devices.split(',').map((d) => intFlag('--devices', d.trim(), 0)) : undefined;
   const probeBytes = flags.probeBytes ? intFlag('--probe-bytes', flags.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined;
+  // Checked before anything runs: a bad --since is a usage error (exit 2), not a failed container phase.
+  if (flags.since !== undefined) parseSince(flags.since);
   const opts = emitOptions(ctx, flags, localInputs(ctx, modelArg));
 
   // The floor is what floor mode and --estimate measure; skipping it only makes sense beside a stack.

@@ -1,7 +1,7 @@
 /** What `coldstart profile [model]` profiles: an alias, a Hub repo id, a local directory or file, or the demo. */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve, basename } from 'node:path';
 import { ColdstartError } from '../../core/errors.js';
+import { listInputDir, pathEntryExists, readInputText, statInput } from '../../core/files.js';
 import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../../models/table.js';
 import { readHeader } from '../../formats/safetensors.js';
 import { DTYPE_SIZES, isDtype, type Dtype } from '../../formats/dtypes.js';
@@ -29,7 +29,7 @@ const WEIGHT_EXT = /\.(safetensors|bin|pt|pth)$/;
 
 /** Weight files of a local directory: top-level safetensors, else torch .bin/.pt/.pth. */
 export function weightFilesIn(dir: string): { files: string[]; format: SyntheticFormat | null } {
-  const names = readdirSync(dir).sort();
+  const names = listInputDir(dir);
   const st = names.filter((n) => n.endsWith('.safetensors')).map((n) => join(dir, n));
   if (st.length) return { files: st, format: 'safetensors' };
   const bin = names.filter((n) => /\.(bin|pt|pth)$/.test(n) && !n.startsWith('training_args')).map((n) => join(dir, n));
@@ -56,7 +56,8 @@ export function describeSafetensors(files: readonly string[]): { dtype: Dtype | 
 
 function dtypeFromConfig(dir: string): Dtype | null {
   try {
-    const c = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { torch_dtype?: string; dtype?: string };
+    // Regular file, size-capped: a FIFO or a huge config.json is ignored here, never read or blocked on.
+    const c = JSON.parse(readInputText(join(dir, 'config.json'), 'model config', 1 << 20)) as { torch_dtype?: string; dtype?: string };
     const d = c.torch_dtype ?? c.dtype;
     return ({ bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as Record<string, Dtype>)[d ?? ''] ?? null;
   } catch {
@@ -67,7 +68,7 @@ function dtypeFromConfig(dir: string): Dtype | null {
 /** Fills format/dtype/bytes for local weight files. */
 export function describeFiles(t: Target): void {
   if (t.files.length === 0) return;
-  const fileBytes = t.files.reduce((a, f) => a + statSync(f).size, 0);
+  const fileBytes = t.files.reduce((a, f) => a + statInput(f).size, 0);
   if (t.format === 'safetensors') {
     const d = describeSafetensors(t.files);
     t.dtype = d.dtype;
@@ -99,7 +100,7 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   const name = arg ?? 'demo';
   const spec = findModel(name);
   const local = resolve(cwd, name);
-  if (spec && (spec.alias === 'demo' || opts.synthetic || !existsSync(local))) {
+  if (spec && (spec.alias === 'demo' || opts.synthetic || !pathEntryExists(local))) {
     const dtype = parseDtype(opts.dtype, spec.dtype);
     const synthetic = spec.alias === 'demo' || !!opts.synthetic;
     // Every repo in the alias table publishes safetensors; the download phase confirms it from the file list.
@@ -122,8 +123,10 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   if (opts.synthetic) {
     throw new ColdstartError('UNKNOWN_MODEL', `--synthetic needs a model alias, got ${JSON.stringify(name)}`, { hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.` });
   }
-  if (existsSync(local)) {
-    const st = statSync(local);
+  // Anything at that path is the model: a symlink loop or a dangling link is refused naming it (exit 2), never
+  // taken for a Hub repo id.
+  if (pathEntryExists(local)) {
+    const st = statInput(local);
     if (st.isDirectory()) {
       const { files, format } = weightFilesIn(local);
       if (files.length === 0) throw new ColdstartError('NOT_FOUND', `${local}: no weight files (*.safetensors, *.bin, *.pt) in this directory`, { hint: 'Point at the directory holding the checkpoint, or at one weights file.' });

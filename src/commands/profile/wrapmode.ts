@@ -12,6 +12,7 @@ import { emitReport, type EmitOptions } from '../../core/emit.js';
 import type { Stopwatch } from '../../core/clock.js';
 import { repeatRuns } from '../../core/repeat.js';
 import { intFlag } from '../../core/flags.js';
+import { statInput } from '../../core/files.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../../core/format.js';
 import type { PhaseSummary } from '../../core/report.js';
 import { pageCacheFraction, resolvePrefetchFiles } from '../../engines/prefetch.js';
@@ -70,7 +71,7 @@ const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|gguf|onnx)$/;
 
 function weightsOf(target: string, shown: string, env: Record<string, string | undefined>, revision?: string): WrapWeights {
   const r = resolvePrefetchFiles(target, env, revision);
-  const bytes = r.files.reduce((a, f) => a + statSync(f).size, 0);
+  const bytes = r.files.reduce((a, f) => a + statInput(f).size, 0);
   const format = r.files.every((f) => f.endsWith('.safetensors')) ? 'safetensors' : r.files.every((f) => /\.(bin|pt|pth)$/.test(f)) ? 'bin' : 'other';
   return { files: r.files, bytes, format, from: shown };
 }

@@ -14,10 +14,11 @@
  *  tensorrt       *.engine / *.plan engine files; timing caches (model.cache — trtllm-build's default — *.timing.cache)
  *  onnxruntime    coldstart's ORT cache: <sha16>-<key>/meta.json + the optimised graph it names
  */
-import { existsSync, lstatSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { listEntries, sha256File, verifyEntry, walkFiles } from './store.js';
+import { readInputText } from '../../core/files.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -56,7 +57,7 @@ function sizeOf(p: string): { bytes: number; files: number } {
 
 function readJson(p: string): Record<string, unknown> | null {
   try {
-    const j = JSON.parse(readFileSync(p, 'utf8')) as unknown;
+    const j = JSON.parse(readInputText(p, 'compile-cache metadata', 16 << 20)) as unknown;
     return j && typeof j === 'object' && !Array.isArray(j) ? (j as Record<string, unknown>) : null;
   } catch {
     return null;
@@ -286,7 +287,13 @@ export function checkArtifact(a: Artifact): ArtifactCheck {
         for (const pre of pres) {
           const f = join(a.path, r, pre, 'vllm_compile_cache.py');
           if (!existsSync(f)) continue;
-          const text = readFileSync(f, 'utf8').trim();
+          let text: string;
+          try {
+            text = readInputText(f, 'vLLM compile cache', 64 << 20).trim();
+          } catch (e) {
+            problems.push(`${r}/${pre}/vllm_compile_cache.py: ${(e as Error).message}`);
+            continue;
+          }
           if (!text.startsWith('{') || !text.endsWith('}')) problems.push(`${r}/${pre}/vllm_compile_cache.py: not a Python dict literal (truncated?)`);
         }
       }

@@ -14,9 +14,10 @@
  * a corrupted or tampered artefact is refused, never handed to the engine.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { ColdstartError, fromSystemError } from '../../core/errors.js';
+import { openInput, readInputText } from '../../core/files.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../../core/atomic.js';
 import { makeDirs } from '../../core/paths.js';
 
@@ -116,11 +117,18 @@ export interface StoredEntry {
 
 function readManifest(dir: string): Manifest {
   const p = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    // Regular file, size-capped before reading: a FIFO or a huge manifest.json is refused, never blocked on.
+    text = readInputText(p, 'compile-cache manifest', 16 << 20);
+  } catch (e) {
+    throw new Error(existsSync(p) ? `manifest.json cannot be read (${(e as Error).message})` : 'no manifest.json');
+  }
   let j: unknown;
   try {
-    j = JSON.parse(readFileSync(p, 'utf8'));
+    j = JSON.parse(text);
   } catch (e) {
-    throw new Error(existsSync(p) ? `manifest.json is not valid JSON (${(e as Error).message.split('\n')[0]})` : 'no manifest.json');
+    throw new Error(`manifest.json is not valid JSON (${(e as Error).message.split('\n')[0]})`);
   }
   const m = j as Partial<Manifest>;
   if (!m || typeof m !== 'object' || m.schema !== MANIFEST_SCHEMA) throw new Error(`manifest.json is not ${MANIFEST_SCHEMA}`);
@@ -155,7 +163,8 @@ export function listEntries(persistDir: string): StoredEntry[] {
 
 export function sha256File(path: string): string {
   const h = createHash('sha256');
-  const fd = openSync(path, 'r');
+  // Regular files only, opened non-blocking: a FIFO in a cache entry is refused instead of hanging the hash.
+  const { fd } = openInput(path, 'is a directory, expected a file');
   try {
     const buf = Buffer.allocUnsafe(1 << 20);
     for (;;) {

@@ -11,10 +11,11 @@
  *     `compare`, a cold run in empty caches too.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, openSync, readSync, closeSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, openSync, readSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ColdstartError } from '../../core/errors.js';
+import { readInputFile, readInputText } from '../../core/files.js';
 import { summarize, type Stats } from '../../core/stats.js';
 import { version as toolVersion } from '../../core/version.js';
 import { runPythonSnippet, pythonCandidates } from '../python.js';
@@ -95,8 +96,9 @@ export function modelHash(path: string): string {
   const addFile = (p: string, name: string) => {
     const st = statSync(p);
     h.update(`${name}\0${st.size}\0`);
-    if (name.endsWith('.json') || st.size <= 64 << 20) {
-      h.update(readFileSync(p));
+    if (st.size <= 64 << 20) {
+      // Regular file, size-capped: a FIFO (size 0) is refused instead of blocking the hash.
+      h.update(readInputFile(p, 'model file', 64 << 20));
     } else if (name.endsWith('.safetensors')) {
       // The header (shapes, dtypes, offsets) is what compiled code depends on; hashing GBs of weights is not.
       const fd = openSync(p, 'r');
@@ -139,7 +141,7 @@ export function modelHash(path: string): string {
 function modelDtype(path: string): string {
   if (path.endsWith('.pt2')) return 'from program';
   try {
-    const cfg = JSON.parse(readFileSync(join(path, 'config.json'), 'utf8')) as { torch_dtype?: string; dtype?: string };
+    const cfg = JSON.parse(readInputText(join(path, 'config.json'), 'model config', 1 << 20)) as { torch_dtype?: string; dtype?: string };
     return cfg.torch_dtype ?? cfg.dtype ?? 'float32';
   } catch {
     return 'float32';
