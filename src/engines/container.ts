@@ -148,31 +148,29 @@ function ago(seconds: number): string {
   return seconds > 2 * 86400 ? `${Math.round(seconds / 86400)} days` : formatDuration(seconds);
 }
 
-/** When this machine booted, as epoch seconds (now − /proc/uptime); null when /proc/uptime cannot be read. */
-export function bootEpochSeconds(nowEpochSeconds = Date.now() / 1000, procRoot = '/proc'): number | null {
-  const up = uptimeSeconds(procRoot);
-  return up === null ? null : nowEpochSeconds - up;
-}
+/**
+ * The oldest `--since` accepted: a day before now. A pod may be created before its node booted (a scale-up: the
+ * scheduler waits for a new node), so the machine's boot is no bound; `--since 0` (1970) or a stale timestamp from
+ * another run is.
+ */
+export const SINCE_MAX_AGE_SECONDS = 24 * 3600;
 
 /**
  * Parses --since: RFC 3339 (2026-11-28T07:00:00Z, offsets allowed) or Unix epoch seconds (fractions allowed).
  * Returns epoch seconds. A time that cannot be the start of this run is refused (BAD_FLAG, exit 2): unparseable,
- * in the future, or before this machine booted (`--since 0` would make a 56-year container phase).
+ * in the future, or more than a day old (`--since 0` would make a 56-year container phase).
  */
-export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000, bootEpoch: number | null = bootEpochSeconds(nowEpochSeconds)): number {
+export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000): number {
   const s = text.trim();
   let t: number;
   if (/^\d+(\.\d+)?$/.test(s)) t = Number(s);
   else if (/^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:?\d{2})$/.test(s)) t = Date.parse(s.replace(' ', 'T')) / 1000;
   else t = NaN;
   const hint = "In Kubernetes: the pod's metadata.creationTimestamp (Downward API or kubectl get pod -o jsonpath='{.metadata.creationTimestamp}').";
-  const window = bootEpoch === null ? 'before now' : `between this machine's boot (${new Date(bootEpoch * 1000).toISOString()}) and now`;
-  const accepted = `an RFC 3339 time (2026-11-28T07:00:00Z) or Unix epoch seconds, ${window}`;
+  const accepted = 'an RFC 3339 time (2026-11-28T07:00:00Z) or Unix epoch seconds, within the last 24 hours';
   if (!Number.isFinite(t)) throw invalidArg('--since', accepted, text, hint);
   if (t > nowEpochSeconds + 1) throw invalidArg('--since', accepted, text, `That is ${ago(t - nowEpochSeconds)} in the future: check the clock of the machine that wrote the time (epoch milliseconds are not seconds).`);
-  if (bootEpoch !== null && t < bootEpoch) {
-    throw invalidArg('--since', accepted, text, `That is ${ago(bootEpoch - t)} before this machine booted, so it cannot be when this start was scheduled. ${hint}`);
-  }
+  if (t < nowEpochSeconds - SINCE_MAX_AGE_SECONDS) throw invalidArg('--since', accepted, text, `That is ${ago(nowEpochSeconds - t)} ago, so it cannot be when this start was scheduled. ${hint}`);
   return t;
 }
 

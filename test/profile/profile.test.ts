@@ -160,8 +160,9 @@ describe.skipIf(!py)('--framework', () => {
     }
     const human = await runCli(['profile', '--framework', 'torch', '--only', 'gpu-load'], { env: { ...env, COLDSTART_PYTHON: py! } });
     expect(human.stdout).toContain('your stack: torch in its own Python process, the floor beside each step');
-    // yours and the floor side by side, efficiency = floor / yours, and who measured the floor.
-    expect(human.stdout).toMatch(/gpu-load +[\d.]+ m?s +[\d.]+ m?s +[01]\.\d\d +native loader into host memory \(no GPU\), cold page cache/);
+    // yours and the floor side by side, efficiency = floor / yours, and who measured the floor. The value is not
+    // asserted: on a tiny model on a loaded 2-core machine the cold floor can take longer than the stack's read.
+    expect(human.stdout).toMatch(/gpu-load +[\d.]+ m?s +[\d.]+ m?s +\d+\.\d\d +native loader into host memory \(no GPU\), cold page cache/);
   });
 
   it('--no-floor: your stack only (no native probe, loader or rate probe after it); refused without a stack', async () => {
