@@ -4,10 +4,10 @@
  *
  *   import { readHeader, convertCheckpoint } from 'coldstart';
  */
-export { runGpuLoad } from './engines/gpuload.js';
-export type { CacheMode, GpuLoadOptions, GpuLoadResult } from './engines/gpuload.js';
-export { convertCheckpoint } from './formats/convert.js';
-export type { ConvertOptions, ConvertResult, ConvertedFile, TargetDtype } from './formats/convert.js';
+export { runGpuLoad } from './load/gpu-load.js';
+export type { CacheMode, GpuLoadOptions, GpuLoadResult } from './load/gpu-load.js';
+export { convertCheckpoint } from './convert/convert.js';
+export type { ConvertOptions, ConvertResult, ConvertedFile, TargetDtype } from './convert/convert.js';
 export { downloadRepo } from './hub/download.js';
 export type { DownloadOptions, DownloadResult, DownloadEvent } from './hub/download.js';
 export { readHeader } from './formats/safetensors.js';

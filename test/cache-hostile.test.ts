@@ -251,7 +251,7 @@ describe('case 2: one token rule — credentials only to the endpoint origin', (
 
 describe('case 2 elsewhere: profile times the network through the same Hub client', () => {
   it('the rate probe of a Hub file sends the token to the Hub only, never to the CDN it is redirected to', async () => {
-    const { measureNetwork } = await import('../src/commands/profile/estimate.js');
+    const { measureNetwork } = await import('../src/profile/estimate.js');
     const { hubClient } = await import('../src/hub/api.js');
     const n = await measureNetwork(hubClient(env()), `${hub.endpoint}/org/big/resolve/main/model.safetensors`);
     expect(n.bytes).toBe(big.length);

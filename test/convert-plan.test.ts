@@ -4,7 +4,7 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openTorchCheckpoint } from '../src/formats/torch.js';
-import { planConversion } from '../src/formats/convert.js';
+import { planConversion } from '../src/convert/convert.js';
 
 const FIX = fileURLToPath(new URL('../fixtures/torch/', import.meta.url));
 const views = join(FIX, 'good', 'views.pt');

@@ -8,7 +8,7 @@ import { runCli } from './helpers/cli.js';
 import { PyDict, PyFloat, PyGlobal, PyTuple, unpickle } from '../src/formats/pickle.js';
 import { openZip } from '../src/formats/zip.js';
 import { openTorchCheckpoint } from '../src/formats/torch.js';
-import { convertCheckpoint, dedupeAliases, parseSize } from '../src/formats/convert.js';
+import { convertCheckpoint, dedupeAliases, parseSize } from '../src/convert/convert.js';
 import { readHeader } from '../src/formats/safetensors.js';
 import { ColdstartError } from '../src/core/errors.js';
 import type { NativeAddon } from '../src/native.js';

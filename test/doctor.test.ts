@@ -3,7 +3,7 @@ import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from './helpers/cli.js';
-import { pcieBandwidth, formatDriverVersion } from '../src/core/pcie.js';
+import { pcieBandwidth, formatDriverVersion } from '../src/platform/pcie.js';
 
 describe('coldstart doctor', () => {
   it('--json: one document with node, addon, cuda, disks, HF cache, python', async () => {

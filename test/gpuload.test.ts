@@ -14,7 +14,7 @@ import {
   resolveSafetensorsInputs,
   runGpuLoad,
   type GpuLoadResult,
-} from '../src/engines/gpuload.js';
+} from '../src/load/gpu-load.js';
 import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
 import { buildHeader, readHeader } from '../src/formats/safetensors.js';
@@ -450,7 +450,7 @@ describe('copy path option (issue 15)', () => {
 
 describe('limits the load itself beats', () => {
   it('become the load rate, keep the probe and say so, so efficiency cannot exceed 1', async () => {
-    const { raiseBeatenLimits } = await import('../src/engines/gpuload.js');
+    const { raiseBeatenLimits } = await import('../src/load/gpu-load.js');
     const limits = { readBytesPerSecond: 1.8e9, h2dBytesPerSecond: 55e9 };
     const notes: string[] = [];
     raiseBeatenLimits(limits, 2.1e9, notes);

@@ -10,7 +10,7 @@ import { ColdstartError, ERROR_CODES } from '../src/core/errors.js';
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
 // (separate from the imports above so that merges with other branches touching them stay clean)
 import { closeSync, ftruncateSync, openSync, rmSync as removeTree } from 'node:fs';
-import { planChunks } from '../src/engines/gpuload.js';
+import { planChunks } from '../src/load/gpu-load.js';
 const hasDriver = (() => {
   try {
     return execFileSync('ldconfig', ['-p'], { encoding: 'utf8' }).includes('libcuda.so.1');

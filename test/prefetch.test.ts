@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { estimatePrefetchSaving, resolvePrefetchFiles, runPrefetch, PREFETCH_STRATEGIES } from '../src/engines/prefetch.js';
+import { estimatePrefetchSaving, resolvePrefetchFiles, runPrefetch, PREFETCH_STRATEGIES } from '../src/load/prefetch.js';
 import { requireNative } from '../src/native.js';
 import { buildHeader } from '../src/formats/safetensors.js';
 

@@ -537,7 +537,7 @@ describe('park / unpark', () => {
 
 describe('/proc readers for snapshot (no CRIU needed)', () => {
   it('finds the listening ports of a process by socket inode, IPv4 and IPv6, and not others', async () => {
-    const { listeningPorts, hexAddr } = await import('../src/engines/criu.js');
+    const { listeningPorts, hexAddr } = await import('../src/snapshot/criu.js');
     const s4 = createServer();
     const s6 = createServer();
     await new Promise<void>((r) => s4.listen(0, '127.0.0.1', r));
@@ -558,7 +558,7 @@ describe('/proc readers for snapshot (no CRIU needed)', () => {
   });
 
   it('walks the process tree of a real child and sizes its memory', async () => {
-    const { processTree, treeMemoryBytes } = await import('../src/engines/criu.js');
+    const { processTree, treeMemoryBytes } = await import('../src/snapshot/criu.js');
     const { spawn } = await import('node:child_process');
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
     try {

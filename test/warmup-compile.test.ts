@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { peerPython } from './helpers/python.js';
 import { runCli } from './helpers/cli.js';
-import { probeCompileFingerprint } from '../src/engines/compile/torch.js';
-import { compileCacheStatus, entryName, fingerprintKey, normalizeFingerprint } from '../src/engines/compile/store.js';
+import { probeCompileFingerprint } from '../src/warmup/compile/torch.js';
+import { compileCacheStatus, entryName, fingerprintKey, normalizeFingerprint } from '../src/warmup/compile/store.js';
 
 const py = peerPython();
 const model = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama', import.meta.url));

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runWarmup } from '../src/engines/warmup.js';
+import { runWarmup } from '../src/warmup/warmup.js';
 import { peerPython, runPython } from './helpers/python.js';
 import { failureOf, freePort } from './helpers/fake-servers.js';
 import { runCli } from './helpers/cli.js';

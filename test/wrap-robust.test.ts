@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped } from '../src/engines/wrap.js';
-import { SHIM_SOURCE } from '../src/engines/wrap-shim.js';
+import { runWrapped } from '../src/server/lifecycle.js';
+import { SHIM_SOURCE } from '../src/server/shim.js';
 
 const here = (f: string) => fileURLToPath(new URL(`./fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-robust-'));

@@ -1,12 +1,12 @@
 /**
- * The stage rules (src/engines/server-rules) on single lines whose wording is copied from real logs (the
+ * The stage rules (src/server/rules) on single lines whose wording is copied from real logs (the
  * fixtures in fixtures/server-logs and the public logs cited in each rule); times are made up here — the
  * replay test (wrap-replay.test.ts) checks real timing.
  */
 import { describe, expect, it } from 'vitest';
-import { stagesFromLog, phaseSeconds, parseStageFlag, detectEngine, type LogLine } from '../src/engines/wrap.js';
-import { LineSplitter, normalizeLine } from '../src/engines/log-lines.js';
-import { ALL_RULES } from '../src/engines/server-rules/index.js';
+import { stagesFromLog, phaseSeconds, parseStageFlag, detectEngine, type LogLine } from '../src/server/lifecycle.js';
+import { LineSplitter, normalizeLine } from '../src/server/log-lines.js';
+import { ALL_RULES } from '../src/server/rules/index.js';
 import { isColdstartError } from '../src/core/errors.js';
 
 const L = (t: number, text: string): LogLine => ({ t, stream: 'stderr', text });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Drives coldstart's gpu-load engine directly (dist/engines/gpuload.js), for experiments and the benchmark.
+// Drives coldstart's gpu-load engine directly (dist/load/gpu-load.js), for experiments and the benchmark.
 //   node bench/gpu-load/load.mjs PATH [--cache cold|warm|as-is] [--chunk 16M] [--threads N] [--buffers N]
 //        [--streams N] [--direct] [--limits] [--verify] [--repeat N] [--host] [--devices 0,1] [--label X]
 //   node bench/gpu-load/load.mjs PATH --sweep warm|cold     (one JSON line per setting, best last)

@@ -21,7 +21,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const { opt } = cliArgs();
 const reps = Number(opt('--reps', '15'));
 const outFile = resolve(root, opt('--out', 'bench/warmup/RESULTS.md'));
-const { runWarmup } = await import(join(root, 'dist/engines/warmup.js'));
+const { runWarmup } = await import(join(root, 'dist/warmup/warmup.js'));
 const { summarize } = await import(join(root, 'dist/core/stats.js'));
 const { formatDuration: fd } = await import(join(root, 'dist/core/format.js'));
 

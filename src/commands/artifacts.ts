@@ -7,11 +7,11 @@
 import type { Command } from 'commander';
 import { existsSync, renameSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { Runner, Context } from './context.js';
+import type { Runner, Context } from '../cli/context.js';
 import { ColdstartError, ExitCode, fromSystemError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { tempPathFor, trackTemp, removeTemp } from '../core/atomic.js';
-import { checkArtifact, defaultArtifactRoots, scanArtifacts, type Artifact } from '../engines/compile/adopt.js';
+import { checkArtifact, defaultArtifactRoots, scanArtifacts, type Artifact } from '../warmup/compile/adopt.js';
 
 const SCHEMA = 'coldstart/cache-artifacts@1';
 

@@ -3,7 +3,7 @@ import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
 import { nowSeconds } from '../core/clock.js';
-import type { Context, Runner } from './context.js';
+import type { Context, Runner } from '../cli/context.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { trackTemp, removeTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
@@ -15,7 +15,7 @@ import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
 import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
 import { repoFolderName } from '../hub/layout.js';
 import { verifyCached, verifyLocalDir } from '../hub/verify.js';
-import { convertCheckpoint } from '../formats/convert.js';
+import { convertCheckpoint } from '../convert/convert.js';
 import { breakLock, inspectLock, staleSeconds, type LockState } from '../hub/lock.js';
 
 const SCHEMA = 'coldstart/cache@1';

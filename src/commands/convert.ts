@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport } from '../core/emit.js';
 import type { PhaseResult } from '../core/phases.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { nowSeconds } from '../core/clock.js';
-import { convertCheckpoint, parseSize, type ConvertResult, type TargetDtype } from '../formats/convert.js';
+import { convertCheckpoint, parseSize, type ConvertResult, type TargetDtype } from '../convert/convert.js';
 import { relative, resolve } from 'node:path';
 
 interface ConvertFlags extends ReportFlags {

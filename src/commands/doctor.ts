@@ -1,13 +1,13 @@
 import type { Command } from 'commander';
-import type { Context, Runner } from './context.js';
+import type { Context, Runner } from '../cli/context.js';
 import { loadNative, type CudaProbeResult } from '../native.js';
 import { version } from '../core/version.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
-import { pcieBandwidth, formatDriverVersion } from '../core/pcie.js';
-import { diskInfo, containerRuntime, type DiskInfo } from '../core/system.js';
+import { pcieBandwidth, formatDriverVersion } from '../platform/pcie.js';
+import { diskInfo, containerRuntime, type DiskInfo } from '../platform/system.js';
 import { hubCacheDir, hfEndpoint, hfOffline, hfToken } from '../hub/env.js';
 import { scanHubCache, type CacheScan } from '../hub/scan.js';
-import { probePython, type PythonInfo } from '../engines/python.js';
+import { probePython, type PythonInfo } from '../python/runner.js';
 import { ExitCode } from '../core/errors.js';
 import { snapshotDoctor, type SnapshotDoctor } from './snapshot.js';
 

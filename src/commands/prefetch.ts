@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import type { Context, Runner } from './context.js';
+import type { Context, Runner } from '../cli/context.js';
 import { intFlag } from '../core/flags.js';
 import { invalidArg } from '../core/errors.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
-import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, resolvePrefetchFiles, runPrefetch, type PrefetchResult, type PrefetchStrategy } from '../engines/prefetch.js';
+import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, resolvePrefetchFiles, runPrefetch, type PrefetchResult, type PrefetchStrategy } from '../load/prefetch.js';
 
 interface PrefetchFlags {
   strategy: string;

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { addReportOptions, type Runner } from './context.js';
+import { addReportOptions, type Runner } from '../cli/context.js';
 import { ColdstartError } from '../core/errors.js';
-import { profileCommand, splitWrap, type ProfileFlags } from './profile/run.js';
-import { defaultEngines, type Engines } from './profile/engines.js';
+import { profileCommand, splitWrap, type ProfileFlags } from '../profile/run.js';
+import { defaultEngines, type Engines } from '../profile/engines.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 

@@ -15,7 +15,7 @@ import { closeSync, constants, copyFileSync, lstatSync, mkdirSync, mkdtempSync, 
 import { isIP } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
-import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
 import { readInputText } from '../core/files.js';
 import { makeDirs, safeJoin } from '../core/paths.js';
@@ -23,7 +23,7 @@ import { Stopwatch, sleep } from '../core/clock.js';
 import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { emitReport } from '../core/emit.js';
 import { newReport, type Report, type PhaseSummary } from '../core/report.js';
-import { diskInfo } from '../core/system.js';
+import { diskInfo } from '../platform/system.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { loadNative, type NativeAddon, type GpuMemoryResult } from '../native.js';
 import {
@@ -42,7 +42,7 @@ import {
   type CriuInfo,
   type ImageFile,
   type ListeningPort,
-} from '../engines/criu.js';
+} from '../snapshot/criu.js';
 
 export const MANIFEST = 'manifest.json';
 export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@1';
@@ -995,7 +995,7 @@ export interface SnapshotDoctor {
 
 /** What `coldstart doctor` shows for snapshot: CRIU and its version, `criu check`, the driver's checkpoint API, root. */
 export async function snapshotDoctor(env: Record<string, string | undefined>, native: NativeAddon | null): Promise<SnapshotDoctor> {
-  const { findCriu, runCapture } = await import('../engines/criu.js');
+  const { findCriu, runCapture } = await import('../snapshot/criu.js');
   const root = process.getuid?.() === 0;
   const fixes: string[] = [];
   const f = await findCriu(env);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
-import { addReportOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
+import { addReportOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { runPhase, publicPhase } from '../core/phases.js';
 import { newReport, summarizeRuns } from '../core/report.js';
@@ -10,11 +10,11 @@ import { parseDuration } from '../core/budgets.js';
 import { formatDuration } from '../core/format.js';
 import { statsLine } from '../core/reporters/human.js';
 import { nowSeconds } from '../core/clock.js';
-import { parseShapeFlags } from '../engines/dummy.js';
-import { HTTP_APIS, type HttpApi } from '../engines/http.js';
-import type { WarmupResult } from '../engines/warmup.js';
-import { COMPILE_MODES, type CompileMode } from '../engines/compile/torch.js';
-import { compileWarmupResult, compileLines } from '../engines/compile/report.js';
+import { parseShapeFlags } from '../warmup/dummy.js';
+import { HTTP_APIS, type HttpApi } from '../warmup/http.js';
+import type { WarmupResult } from '../warmup/warmup.js';
+import { COMPILE_MODES, type CompileMode } from '../warmup/compile/torch.js';
+import { compileWarmupResult, compileLines } from '../warmup/compile/report.js';
 
 interface WarmupFlags extends ReportFlags {
   url?: string;
@@ -157,11 +157,11 @@ export function registerWarmup(program: Command, run: Runner): void {
           ctx.out.progressLine(text);
         }
       };
-      const { runWarmup, recordWarmupPhase } = await import('../engines/warmup.js');
+      const { runWarmup, recordWarmupPhase } = await import('../warmup/warmup.js');
       let result: WarmupResult;
       try {
         if (flags.compile) {
-          const { warmupCompile } = await import('../engines/compile/torch.js');
+          const { warmupCompile } = await import('../warmup/compile/torch.js');
           const cw = await warmupCompile({
             model: resolve(ctx.cwd, model!),
             mode,

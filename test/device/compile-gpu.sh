@@ -25,7 +25,7 @@ say() { echo "$*" | tee -a "$summary"; }
 skip() { say "SKIPPED: $*"; exit 3; }
 
 command -v "$NODE" >/dev/null 2>&1 || [ -x "$NODE" ] || skip "no node binary ($NODE); set NODE=.dev/node"
-[ -f dist/cli.js ] || skip "dist/ is not built (npx tsc -p tsconfig.json)"
+[ -f dist/cli/main.js ] || skip "dist/ is not built (npx tsc -p tsconfig.json)"
 "$PY" -c 'import torch, transformers, safetensors' 2>/dev/null || skip "$PY cannot import torch, transformers and safetensors"
 [ "$DEV" = cpu ] || "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' || skip "torch sees no CUDA device"
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true

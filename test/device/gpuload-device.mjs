@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { runGpuLoad, resolveSafetensorsInputs, planChunks, planSamples, prepareFiles } = await import(join(root, 'dist/engines/gpuload.js'));
+const { runGpuLoad, resolveSafetensorsInputs, planChunks, planSamples, prepareFiles } = await import(join(root, 'dist/load/gpu-load.js'));
 const { requireNative } = await import(join(root, 'dist/native.js'));
 const { buildHeader } = await import(join(root, 'dist/formats/safetensors.js'));
 const addon = requireNative('device test');

@@ -27,7 +27,7 @@ if (cmd === 'write') {
   console.log(JSON.stringify({ what: 'evict', residentFraction: total ? res / total : 1, notes: r.filter((e) => e.note).map((e) => e.note) }));
 } else if (cmd === 'load') {
   const [dir, label, round, json] = args;
-  const { runGpuLoad, resolveSafetensorsInputs } = await dist('engines/gpuload.js');
+  const { runGpuLoad, resolveSafetensorsInputs } = await dist('load/gpu-load.js');
   const opts = JSON.parse(json || '{}');
   const t0 = Date.now() / 1000;
   try {
@@ -68,7 +68,7 @@ if (cmd === 'write') {
 } else if (cmd === 'checks') {
   // The mapped path releases what it pins and allocates: free device memory is the same before and after a
   // verified load and after a load cancelled midway (registrations undone, device memory freed).
-  const { runGpuLoad, resolveSafetensorsInputs } = await dist('engines/gpuload.js');
+  const { runGpuLoad, resolveSafetensorsInputs } = await dist('load/gpu-load.js');
   const { requireNative } = await dist('native.js');
   const addon = requireNative('checks');
   const files = resolveSafetensorsInputs(args[0]);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check for `coldstart warmup --framework transformers --device cuda` (the Python side; the device machine
 # has no node). Run on a GPU machine from the repo root after extracting the exact snippet coldstart runs:
-#   node -e "import('./dist/engines/framework.js').then(m => process.stdout.write(m.FRAMEWORK_SNIPPET))" > .dev/warmup_snippet.py
+#   node -e "import('./dist/warmup/framework.js').then(m => process.stdout.write(m.FRAMEWORK_SNIPPET))" > .dev/warmup_snippet.py
 #   bash test/device/warmup-framework-cuda.sh [.dev/warmup_snippet.py]
 # It makes a tiny GPT-2 (random weights) and a ~125M-parameter GPT-2-sized one, runs the snippet on cuda and
 # on cpu, and checks the events: import / load / first-forward / steady, device "cuda", a named GPU.

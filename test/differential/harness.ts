@@ -16,7 +16,7 @@ import { closeSync, mkdirSync, openSync, readSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ColdstartError } from '../../src/core/errors.js';
-import { convertCheckpoint } from '../../src/formats/convert.js';
+import { convertCheckpoint } from '../../src/convert/convert.js';
 import { readHeader } from '../../src/formats/safetensors.js';
 
 export interface TensorFacts {

@@ -1,4 +1,4 @@
-// The log's own clock, read independently of coldstart's rules (src/engines/server-rules): each engine's
+// The log's own clock, read independently of coldstart's rules (src/server/rules): each engine's
 // timestamp format → seconds, and the expected split of a fixture log from its `.expect` anchors.
 // Used by the replay server (to play lines at their real, compressed, times) and by the replay test and
 // bench/wrap/table.mjs (the truth the measured split is compared with).

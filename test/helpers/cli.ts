@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import { run } from '../../src/cli.js';
-import { makeContext, type Runner } from '../../src/commands/context.js';
+import { run } from '../../src/cli/main.js';
+import { makeContext, type Runner } from '../../src/cli/context.js';
 import { ExitCode, isColdstartError } from '../../src/core/errors.js';
 import type { ProcessLike } from '../../src/core/output.js';
 
@@ -27,7 +27,7 @@ export async function runCli(args: string[], opts: { env?: Record<string, string
 
 /**
  * Runs one command in-process with the engines given: the command's register function (registerProfile,
- * registerCache, …) with the same commander wiring and runner as src/cli.ts, and the engines passed in.
+ * registerCache, …) with the same commander wiring and runner as src/cli/main.ts, and the engines passed in.
  */
 export async function runCommandWith<E>(
   register: (program: Command, run: Runner, engines: E) => unknown,

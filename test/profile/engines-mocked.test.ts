@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { tempDir, runProfileWith } from './helpers.js';
 import type { PhaseHandle } from '../../src/core/phases.js';
-import { recordWarmupPhase } from '../../src/engines/warmup.js';
+import { recordWarmupPhase } from '../../src/warmup/warmup.js';
 import { summarize } from '../../src/core/stats.js';
-import { withEngines, type Engines } from '../../src/commands/profile/engines.js';
+import { withEngines, type Engines } from '../../src/profile/engines.js';
 
 const calls: Record<string, unknown[]> = { gpuload: [], download: [], warmup: [], pageCache: [], python: [] };
 const tmp = tempDir('cs-mock-');

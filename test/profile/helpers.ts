@@ -76,9 +76,9 @@ export async function parseJUnit(path: string): Promise<{ tests: number; failure
 
 /**
  * Runs `coldstart profile ARGS` in-process with the given engines (stand-ins for the GPU loader, download,
- * warmup, Python, native probe): the same commander wiring and runner as src/cli.ts, with engines passed in.
+ * warmup, Python, native probe): the same commander wiring and runner as src/cli/main.ts, with engines passed in.
  */
-export async function runProfileWith(engines: import('../../src/commands/profile/engines.js').Engines, args: string[], opts: { env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
+export async function runProfileWith(engines: import('../../src/profile/engines.js').Engines, args: string[], opts: { env?: Record<string, string | undefined> } = {}): Promise<CliResult> {
   const { registerProfile } = await import('../../src/commands/profile.js');
   return runCommandWith(registerProfile, engines, 'profile', args, opts);
 }

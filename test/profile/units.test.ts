@@ -1,12 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/engines/container.js';
-import { hostRead } from '../../src/commands/profile/engines.js';
-import { splitWrap } from '../../src/commands/profile/run.js';
-import { wrapWeights } from '../../src/commands/profile/wrapmode.js';
-import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/commands/profile/estimate.js';
-import { computeFindings, whatIfRows } from '../../src/commands/profile/findings.js';
+import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
+import { hostRead } from '../../src/profile/engines.js';
+import { splitWrap } from '../../src/profile/run.js';
+import { wrapWeights } from '../../src/profile/wrapmode.js';
+import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/profile/estimate.js';
+import { computeFindings, whatIfRows } from '../../src/profile/findings.js';
 import type { PhaseSummary } from '../../src/core/report.js';
 import type { ColdstartError } from '../../src/core/errors.js';
 import { tempDir } from './helpers.js';

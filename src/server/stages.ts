@@ -10,7 +10,7 @@
  * - Nested stages (vLLM's "init engine … took" holds compile and graph capture): each time segment goes to
  *   the shortest stage covering it, so every second is counted once and the outer stage keeps its remainder.
  */
-import { ENGINES, type EngineName, type LogRule, type WrapPhase } from './server-rules/index.js';
+import { ENGINES, type EngineName, type LogRule, type WrapPhase } from './rules/index.js';
 import { normalizeLine } from './log-lines.js';
 
 export interface LogLine {

@@ -6,7 +6,7 @@
  * rows are contiguous and the process wall clock measured by Node checks them.
  */
 import { performance } from 'node:perf_hooks';
-import { ColdstartError } from '../../core/errors.js';
+import { ColdstartError } from '../core/errors.js';
 import type { Engines } from './engines.js';
 
 export const FRAMEWORKS = ['torch', 'safetensors', 'transformers'] as const;

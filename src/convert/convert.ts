@@ -15,9 +15,9 @@ import { guardOutput, markOwnedFolder, ownedFolder, removeOwnedFolder, OWNED_MAR
 import { makeDirs } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
-import { buildHeader, readHeader } from './safetensors.js';
-import { DTYPE_SIZES, type Dtype } from './dtypes.js';
-import { openTorchCheckpoint, type TensorDescriptor, type TorchCheckpoint } from './torch.js';
+import { buildHeader, readHeader } from '../formats/safetensors.js';
+import { DTYPE_SIZES, type Dtype } from '../formats/dtypes.js';
+import { openTorchCheckpoint, type TensorDescriptor, type TorchCheckpoint } from '../formats/torch.js';
 
 export type TargetDtype = 'F16' | 'BF16' | 'F32';
 

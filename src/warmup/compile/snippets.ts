@@ -3,7 +3,7 @@
  * line. The fingerprint is computed by the same function in the probe and in the compile run, so the run can
  * prove it compiled for the fingerprint its artefact is filed under.
  */
-import { SYNC_CLOCK_PY } from '../python.js';
+import { SYNC_CLOCK_PY } from '../../python/runner.js';
 
 const FINGERPRINT_PY = String.raw`
 def fingerprint(torch, want):

@@ -18,7 +18,7 @@ import { ColdstartError } from '../../core/errors.js';
 import { readInputFile, readInputText } from '../../core/files.js';
 import { summarize, type Stats } from '../../core/stats.js';
 import { version as toolVersion } from '../../core/version.js';
-import { runPythonSnippet, pythonCandidates } from '../python.js';
+import { runPythonSnippet, pythonCandidates } from '../../python/runner.js';
 import { COMPILE_SNIPPET, PROBE_SNIPPET } from './snippets.js';
 import {
   commitEntry,

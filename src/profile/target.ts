@@ -1,11 +1,11 @@
 /** What `coldstart profile [model]` profiles: an alias, a Hub repo id, a local directory or file, or the demo. */
 import { join, resolve, basename } from 'node:path';
-import { ColdstartError } from '../../core/errors.js';
-import { listInputDir, pathEntryExists, readInputText, statInput } from '../../core/files.js';
-import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../../models/table.js';
-import { readHeader } from '../../formats/safetensors.js';
-import { DTYPE_SIZES, isDtype, type Dtype } from '../../formats/dtypes.js';
-import { planSynthetic, type SyntheticFormat } from '../../formats/synthetic.js';
+import { ColdstartError } from '../core/errors.js';
+import { listInputDir, pathEntryExists, readInputText, statInput } from '../core/files.js';
+import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/table.js';
+import { readHeader } from '../formats/safetensors.js';
+import { DTYPE_SIZES, isDtype, type Dtype } from '../formats/dtypes.js';
+import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
 

@@ -3,10 +3,10 @@
  * text): each row scales a measured (or estimated) phase by the ratio the load model predicts for the
  * alternative, and each finding is the saving of one row, ranked by seconds saved.
  */
-import type { Finding, PhaseSummary } from '../../core/report.js';
+import type { Finding, PhaseSummary } from '../core/report.js';
 import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
-import { formatDuration, formatBytes } from '../../core/format.js';
-import { estimatePrefetchSaving } from '../../engines/prefetch.js';
+import { formatDuration, formatBytes } from '../core/format.js';
+import { estimatePrefetchSaving } from '../load/prefetch.js';
 
 export interface WhatIfRow {
   id: string;

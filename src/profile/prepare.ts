@@ -1,16 +1,16 @@
 /** Outside the phases: the synthetic checkpoint and the rate probes. */
 import { dirname } from 'node:path';
-import { fromSystemError } from '../../core/errors.js';
-import { makeDirs } from '../../core/paths.js';
-import { diskInfo } from '../../core/system.js';
-import { Stopwatch } from '../../core/clock.js';
-import { formatBytes, formatDuration } from '../../core/format.js';
-import { pcieBandwidth } from '../../core/pcie.js';
-import { ensureSyntheticModel, coldstartCacheDir } from '../../formats/synthetic.js';
-import { hfEndpoint, hfOffline } from '../../hub/env.js';
-import { hubClient, repoUrl } from '../../hub/api.js';
+import { fromSystemError } from '../core/errors.js';
+import { makeDirs } from '../core/paths.js';
+import { diskInfo } from '../platform/system.js';
+import { Stopwatch } from '../core/clock.js';
+import { formatBytes, formatDuration } from '../core/format.js';
+import { pcieBandwidth } from '../platform/pcie.js';
+import { ensureSyntheticModel, coldstartCacheDir } from '../formats/synthetic.js';
+import { hfEndpoint, hfOffline } from '../hub/env.js';
+import { hubClient, repoUrl } from '../hub/api.js';
 import { measureRates } from './estimate.js';
-import { hostSinkFor } from '../../engines/gpuload.js';
+import { hostSinkFor } from '../load/gpu-load.js';
 import type { State } from './state.js';
 
 /** Writes the demo / synthetic checkpoint (outside the phases: it is not part of a cold start). */

@@ -1,18 +1,18 @@
 import { Command, CommanderError } from 'commander';
-import { ColdstartError, ExitCode, isColdstartError } from './core/errors.js';
-import { Output, type GlobalOptions, type ProcessLike } from './core/output.js';
-import { settleInterrupted } from './core/atomic.js';
-import { version } from './core/version.js';
-import { makeContext, type Runner } from './commands/context.js';
-import { registerDoctor } from './commands/doctor.js';
-import { registerProfile } from './commands/profile.js';
-import { registerCache } from './commands/cache.js';
-import { registerCacheArtifacts } from './commands/artifacts.js';
-import { registerConvert } from './commands/convert.js';
-import { registerWarmup } from './commands/warmup.js';
-import { registerReport } from './commands/report.js';
-import { registerSnapshot } from './commands/snapshot.js';
-import { registerPrefetch } from './commands/prefetch.js';
+import { ColdstartError, ExitCode, isColdstartError } from '../core/errors.js';
+import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
+import { settleInterrupted } from '../core/atomic.js';
+import { version } from '../core/version.js';
+import { makeContext, type Runner } from './context.js';
+import { registerDoctor } from '../commands/doctor.js';
+import { registerProfile } from '../commands/profile.js';
+import { registerCache } from '../commands/cache.js';
+import { registerCacheArtifacts } from '../commands/artifacts.js';
+import { registerConvert } from '../commands/convert.js';
+import { registerWarmup } from '../commands/warmup.js';
+import { registerReport } from '../commands/report.js';
+import { registerSnapshot } from '../commands/snapshot.js';
+import { registerPrefetch } from '../commands/prefetch.js';
 
 export function buildProgram(proc: ProcessLike, setExit: (code: number) => void, signal: AbortSignal): Command {
   const program = new Command();

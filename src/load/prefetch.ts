@@ -14,7 +14,7 @@ import { listInputDir, pathEntryExists, statInput } from '../core/files.js';
 import { findCachedSnapshot } from '../hub/download.js';
 import { resolveRepoId } from '../models/table.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { resolveSafetensorsInputs } from './gpuload.js';
+import { resolveSafetensorsInputs } from './gpu-load.js';
 
 export const PREFETCH_SCHEMA = 'coldstart/prefetch@1';
 export type PrefetchStrategy = 'pread' | 'readahead' | 'fadvise';

@@ -7,12 +7,12 @@
 import { closeSync, linkSync, openSync, readSync, writeSync, fsyncSync, statSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
-import { Stopwatch } from '../../core/clock.js';
-import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../../core/atomic.js';
-import { formatBytes, formatDuration, formatRate } from '../../core/format.js';
-import { buildHeader } from '../../formats/safetensors.js';
-import { hubRequest, bodyError } from '../../hub/http.js';
-import type { HubClient } from '../../hub/api.js';
+import { Stopwatch } from '../core/clock.js';
+import { tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
+import { formatBytes, formatDuration, formatRate } from '../core/format.js';
+import { buildHeader } from '../formats/safetensors.js';
+import { hubRequest, bodyError } from '../hub/http.js';
+import type { HubClient } from '../hub/api.js';
 
 export interface Rates {
   /** Sequential read bypassing the page cache, bytes/s: the loader's own cold read when present, else O_DIRECT dd. */

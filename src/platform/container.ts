@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ColdstartError, invalidArg } from '../core/errors.js';
-import { containerRuntime } from '../core/system.js';
+import { containerRuntime } from './system.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatDuration } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';

@@ -7,24 +7,24 @@
  * applies was not measured.
  */
 import { performance } from 'node:perf_hooks';
-import type { Context } from '../context.js';
-import { emitOptions, localInputs } from '../context.js';
-import { ColdstartError, ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../../core/errors.js';
-import { skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult } from '../../core/phases.js';
-import { newReport, summarizeRuns, type Report } from '../../core/report.js';
-import { emitReport } from '../../core/emit.js';
-import { Stopwatch } from '../../core/clock.js';
-import { parseCount, repeatRuns } from '../../core/repeat.js';
-import { intFlag } from '../../core/flags.js';
-import { formatDuration } from '../../core/format.js';
-import { type SyntheticFormat } from '../../formats/synthetic.js';
+import type { Context } from '../cli/context.js';
+import { emitOptions, localInputs } from '../cli/context.js';
+import { ColdstartError, ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../core/errors.js';
+import { skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult } from '../core/phases.js';
+import { newReport, summarizeRuns, type Report } from '../core/report.js';
+import { emitReport } from '../core/emit.js';
+import { Stopwatch } from '../core/clock.js';
+import { parseCount, repeatRuns } from '../core/repeat.js';
+import { intFlag } from '../core/flags.js';
+import { formatDuration } from '../core/format.js';
+import { type SyntheticFormat } from '../formats/synthetic.js';
 import { describeLoadModel, type Rates } from './estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts } from './findings.js';
 import { defaultEngines, type Engines } from './engines.js';
 import { resolveTarget } from './target.js';
 import { FRAMEWORKS, type Framework, type StackTimes } from './framework.js';
 import { containerPhase, cudaInitPhase, downloadPhase, gpuLoadPhase, warmupPhase } from './phases.js';
-import { parseSince } from '../../engines/container.js';
+import { parseSince } from '../platform/container.js';
 import { stackPhases } from './stack.js';
 import { prepare, probe } from './prepare.js';
 import { wrapMode, posNum } from './wrapmode.js';

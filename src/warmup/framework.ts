@@ -11,7 +11,7 @@ import { ColdstartError } from '../core/errors.js';
 import { statInput } from './onnx-file.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
-import { runPythonSnippet, pythonCandidates, SYNC_CLOCK_PY } from './python.js';
+import { runPythonSnippet, pythonCandidates, SYNC_CLOCK_PY } from '../python/runner.js';
 import type { Shapes } from './dummy.js';
 
 type Env = Record<string, string | undefined>;

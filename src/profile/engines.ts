@@ -4,21 +4,21 @@
  * back-ends, Python and the container timers.
  */
 import { closeSync, readSync } from 'node:fs';
-import { openInput } from '../../core/files.js';
-import type { PhaseHandle } from '../../core/phases.js';
-import { Stopwatch } from '../../core/clock.js';
-import { formatRate } from '../../core/format.js';
-import { loadNative } from '../../native.js';
-import { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase } from '../../engines/gpuload.js';
-import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../../hub/download.js';
-import { runWarmup, recordWarmupPhase } from '../../engines/warmup.js';
-import { runPythonSnippet } from '../../engines/python.js';
-import { measureInsideContainer, timeContainerStart } from '../../engines/container.js';
-import { runWrapped } from '../../engines/wrap.js';
+import { openInput } from '../core/files.js';
+import type { PhaseHandle } from '../core/phases.js';
+import { Stopwatch } from '../core/clock.js';
+import { formatRate } from '../core/format.js';
+import { loadNative } from '../native.js';
+import { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase } from '../load/gpu-load.js';
+import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../hub/download.js';
+import { runWarmup, recordWarmupPhase } from '../warmup/warmup.js';
+import { runPythonSnippet } from '../python/runner.js';
+import { measureInsideContainer, timeContainerStart } from '../platform/container.js';
+import { runWrapped } from '../server/lifecycle.js';
 
-export type { GpuLoadOptions, GpuLoadResult } from '../../engines/gpuload.js';
-export type { DownloadOptions, DownloadResult } from '../../hub/download.js';
-export type { WarmupOptions, WarmupResult } from '../../engines/warmup.js';
+export type { GpuLoadOptions, GpuLoadResult } from '../load/gpu-load.js';
+export type { DownloadOptions, DownloadResult } from '../hub/download.js';
+export type { WarmupOptions, WarmupResult } from '../warmup/warmup.js';
 export interface RepoFileSize {
   path: string;
   bytes: number;

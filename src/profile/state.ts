@@ -1,6 +1,6 @@
 /** What one `coldstart profile` run shares between its phase modules: flags, target, engines and measured facts. */
-import type { Context, ReportFlags } from '../context.js';
-import type { CudaProbeResult } from '../../native.js';
+import type { Context, ReportFlags } from '../cli/context.js';
+import type { CudaProbeResult } from '../native.js';
 import type { Engines, GpuLoadResult } from './engines.js';
 import type { Rates } from './estimate.js';
 import type { Target } from './target.js';

@@ -5,12 +5,12 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { invalidArg } from '../../core/errors.js';
-import { runPhase, type PhaseResult, type PhaseHandle } from '../../core/phases.js';
-import { Stopwatch } from '../../core/clock.js';
-import { formatBytes, formatRate } from '../../core/format.js';
-import { recordInsideContainer, recordContainerStart, parseSince, sinceInterval, recordSince, type RuntimeName } from '../../engines/container.js';
-import { hfEndpoint } from '../../hub/env.js';
+import { invalidArg } from '../core/errors.js';
+import { runPhase, type PhaseResult, type PhaseHandle } from '../core/phases.js';
+import { Stopwatch } from '../core/clock.js';
+import { formatBytes, formatRate } from '../core/format.js';
+import { recordInsideContainer, recordContainerStart, parseSince, sinceInterval, recordSince, type RuntimeName } from '../platform/container.js';
+import { hfEndpoint } from '../hub/env.js';
 import { predictDownloadSeconds, predictLoadSeconds, predictLoadSigma, formatWithSigma } from './estimate.js';
 import { hostRead, skipWithHostRead, type WarmupOptions, type RepoFileSize } from './engines.js';
 import { weightFilesIn, describeFiles } from './target.js';

@@ -1,8 +1,8 @@
 /** Human lines beside the phase table: yours vs floor, what-if rows; and the model facts findings use. */
-import type { Context } from '../context.js';
-import type { PhaseSummary } from '../../core/report.js';
-import { formatDuration } from '../../core/format.js';
-import { planSynthetic } from '../../formats/synthetic.js';
+import type { Context } from '../cli/context.js';
+import type { PhaseSummary } from '../core/report.js';
+import { formatDuration } from '../core/format.js';
+import { planSynthetic } from '../formats/synthetic.js';
 import type { ModelFacts, WhatIfRow } from './findings.js';
 import { bytesPerParam } from './target.js';
 import type { State } from './state.js';

@@ -15,12 +15,12 @@ import { delimiter, join as joinPath } from 'node:path';
 import type { Readable } from 'node:stream';
 import { ColdstartError } from '../core/errors.js';
 import { LineSplitter } from './log-lines.js';
-import { SHIM_SOURCE } from './wrap-shim.js';
-import { stagesFromLog, type LogLine, type Stage } from './wrap-stages.js';
-import { ALL_RULES, type EngineName, type LogRule } from './server-rules/index.js';
+import { SHIM_SOURCE } from './shim.js';
+import { stagesFromLog, type LogLine, type Stage } from './stages.js';
+import { ALL_RULES, type EngineName, type LogRule } from './rules/index.js';
 
-export { stagesFromLog, phaseSeconds, detectEngine, type LogLine, type Stage } from './wrap-stages.js';
-export { parseStageFlag, WRAP_PHASES, ENGINES, type EngineName, type LogRule, type WrapPhase } from './server-rules/index.js';
+export { stagesFromLog, phaseSeconds, detectEngine, type LogLine, type Stage } from './stages.js';
+export { parseStageFlag, WRAP_PHASES, ENGINES, type EngineName, type LogRule, type WrapPhase } from './rules/index.js';
 /** Every engine rule (data in ./server-rules/); kept for callers of the old single table. */
 export const LOG_RULES: readonly LogRule[] = ALL_RULES;
 

@@ -4,10 +4,10 @@
  * the same page-cache state). The floor runs after the stack has exited and is never added to the total.
  */
 import { dirname } from 'node:path';
-import { ColdstartError } from '../../core/errors.js';
-import { skippedPhase, type PhaseResult } from '../../core/phases.js';
-import { Stopwatch } from '../../core/clock.js';
-import { formatBytes, formatDuration } from '../../core/format.js';
+import { ColdstartError } from '../core/errors.js';
+import { skippedPhase, type PhaseResult } from '../core/phases.js';
+import { Stopwatch } from '../core/clock.js';
+import { formatBytes, formatDuration } from '../core/format.js';
 import { hostRead } from './engines.js';
 import { timeStack, type Framework, type StackTimes } from './framework.js';
 import type { State } from './state.js';
