@@ -1,9 +1,9 @@
-/** src/hub/lock.ts: atomic creation with content, identity, heartbeat, staleness rules, mutual exclusion. */
+/** src/cache/lock.ts: atomic creation with content, identity, heartbeat, staleness rules, mutual exclusion. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, inspectLock, pidNamespace, processStart, readOwner } from '../src/hub/lock.js';
+import { acquireLock, inspectLock, pidNamespace, processStart, readOwner } from '../src/cache/lock.js';
 
 let dir: string;
 beforeEach(() => {

@@ -7,10 +7,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCli, runCommandWith, firstErrorLine } from './helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
-import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/hub/download.js';
+import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/cache/download.js';
 import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
-import { globToRegExp } from '../src/hub/layout.js';
+import { globToRegExp } from '../src/cache/layout.js';
 import { registerCache, defaultCacheEngines } from '../src/commands/cache.js';
 
 let hub: HubServer;
@@ -510,7 +510,7 @@ describe('resume, retries, corruption, locking', () => {
     const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
     mkdirSync(lockDir, { recursive: true });
     const { hostname } = await import('node:os');
-    const { pidNamespace } = await import('../src/hub/lock.js');
+    const { pidNamespace } = await import('../src/cache/lock.js');
     const lock = join(lockDir, `${sha256(shard1)}.coldstart.lock`);
     // Same host, same PID namespace, pid gone: stale at once (fresh heartbeat or not).
     writeFileSync(lock, JSON.stringify({ v: 1, host: hostname(), pidns: pidNamespace(), pid: 999_999_999, start: '1', token: 'x', created: '' }));
@@ -707,7 +707,7 @@ describe('offline, local-dir, ls/verify/rm, API for profile', () => {
   it('cache rm: refuses under a live lock (naming its owner), removes a lock whose owner is dead and says so', async () => {
     await downloadRepo({ repo: 'org/tiny', env: env() });
     const { hostname } = await import('node:os');
-    const { pidNamespace } = await import('../src/hub/lock.js');
+    const { pidNamespace } = await import('../src/cache/lock.js');
     const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
     mkdirSync(lockDir, { recursive: true });
     const lock = join(lockDir, 'x.coldstart.lock');

@@ -11,12 +11,12 @@ import { publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
 import type { RepoType } from '../hub/api.js';
 import { resolveRepoId } from '../models/table.js';
-import { scanHubCacheRepos, scanRepo } from '../hub/scan.js';
-import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../hub/download.js';
-import { repoFolderName } from '../hub/layout.js';
-import { verifyCached, verifyLocalDir } from '../hub/verify.js';
+import { scanHubCacheRepos, scanRepo } from '../cache/scan.js';
+import { downloadRepo, recordDownloadPhase, validateRepoId, type DownloadEvent, type DownloadResult } from '../cache/download.js';
+import { repoFolderName } from '../cache/layout.js';
+import { verifyCached, verifyLocalDir } from '../cache/verify.js';
 import { convertCheckpoint } from '../convert/convert.js';
-import { breakLock, inspectLock, staleSeconds, type LockState } from '../hub/lock.js';
+import { breakLock, inspectLock, staleSeconds, type LockState } from '../cache/lock.js';
 
 const SCHEMA = 'coldstart/cache@1';
 

@@ -6,7 +6,7 @@ import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { pcieBandwidth, formatDriverVersion } from '../platform/pcie.js';
 import { diskInfo, containerRuntime, type DiskInfo } from '../platform/system.js';
 import { hubCacheDir, hfEndpoint, hfOffline, hfToken } from '../hub/env.js';
-import { scanHubCache, type CacheScan } from '../hub/scan.js';
+import { scanHubCache, type CacheScan } from '../cache/scan.js';
 import { probePython, type PythonInfo } from '../python/runner.js';
 import { ExitCode } from '../core/errors.js';
 import { snapshotDoctor, type SnapshotDoctor } from './snapshot.js';

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
 import { formatPercent } from '../core/format.js';
 import { listInputDir, pathEntryExists, statInput } from '../core/files.js';
-import { findCachedSnapshot } from '../hub/download.js';
+import { findCachedSnapshot } from '../cache/download.js';
 import { resolveRepoId } from '../models/table.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
 import { resolveSafetensorsInputs } from './gpu-load.js';

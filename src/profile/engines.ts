@@ -10,14 +10,14 @@ import { Stopwatch } from '../core/clock.js';
 import { formatRate } from '../core/format.js';
 import { loadNative } from '../native.js';
 import { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase } from '../load/gpu-load.js';
-import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../hub/download.js';
+import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../cache/download.js';
 import { runWarmup, recordWarmupPhase } from '../warmup/warmup.js';
 import { runPythonSnippet } from '../python/runner.js';
 import { measureInsideContainer, timeContainerStart } from '../platform/container.js';
 import { runWrapped } from '../server/lifecycle.js';
 
 export type { GpuLoadOptions, GpuLoadResult } from '../load/gpu-load.js';
-export type { DownloadOptions, DownloadResult } from '../hub/download.js';
+export type { DownloadOptions, DownloadResult } from '../cache/download.js';
 export type { WarmupOptions, WarmupResult } from '../warmup/warmup.js';
 export interface RepoFileSize {
   path: string;

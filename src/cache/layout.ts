@@ -17,7 +17,7 @@ import { ColdstartError, invalidArg } from '../core/errors.js';
 import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
 import { GIT_OID_RE, SHA256_RE, makeDirs, safeJoin } from '../core/paths.js';
 import { readInputText } from '../core/files.js';
-import { checkListingShape, hashField, type RepoFile } from './api.js';
+import { checkListingShape, hashField, type RepoFile } from '../hub/api.js';
 
 export function repoFolderName(repo: string, type: 'model' | 'dataset' | 'space' = 'model'): string {
   return [`${type}s`, ...repo.split('/')].join('--');

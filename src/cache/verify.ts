@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { listSnapshot } from './download.js';
 import { checkRevision, localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
-import type { RepoFile } from './api.js';
+import type { RepoFile } from '../hub/api.js';
 import { nowSeconds } from '../core/clock.js';
 
 export interface VerifiedFile {

@@ -17,9 +17,9 @@ import { trackResumable, untrackResumable } from '../core/atomic.js';
 import { GIT_OID_RE, makeDirs, safeJoin } from '../core/paths.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { formatBytes, formatRate } from '../core/format.js';
-import { hubCacheDir, hfOffline } from './env.js';
-import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, repoUrl, type HubClient, type RepoFile, type RepoType } from './api.js';
-import { TransientError, bodyError, hubErrorFor, hubRequest, networkError, withRetries } from './http.js';
+import { hubCacheDir, hfOffline } from '../hub/env.js';
+import { COMMIT_RE, encodePath, hubClient, listTree, modelInfo, repoUrl, type HubClient, type RepoFile, type RepoType } from '../hub/api.js';
+import { TransientError, bodyError, hubErrorFor, hubRequest, networkError, withRetries } from '../hub/http.js';
 import {
   DUPLICATE_WEIGHT_GLOBS,
   blobPath,
