@@ -91,16 +91,9 @@ class HF:
         return int(getattr(self.config, "vocab_size", 0) or 100)
 
 
-def is_causal(config, architectures):
-    """A causal LM (generate) by its architectures; without any, by its model type."""
-    if architectures:
-        return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures)
-    try:
-        from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-
-        return getattr(config, "model_type", None) in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-    except Exception:
-        return False
+def is_causal(architectures):
+    """A causal LM (it generates) when its config names a ...ForCausalLM or ...LMHeadModel architecture."""
+    return any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in architectures)
 
 
 def load_hf(path, device):
@@ -114,7 +107,7 @@ def load_hf(path, device):
 
     config = AutoConfig.from_pretrained(path, local_files_only=True)
     architectures = list(getattr(config, "architectures", None) or [])
-    causal = is_causal(config, architectures)
+    causal = is_causal(architectures)
     cls = AutoModelForCausalLM if causal else AutoModel
     kw = {"config": config, "local_files_only": True, "torch_dtype": "auto"}
     mapped = device == "cuda"
