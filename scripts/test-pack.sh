@@ -2,7 +2,8 @@
 # The package as users get it: `npm pack` (prepack builds dist/ and the prebuilt addons), install the tarball into an
 # empty prefix with a fresh HOME (no ~/.npmrc, so no nodedir; an empty npm cache) and with the addon's source build
 # disabled (COLDSTART_SKIP_NATIVE=1, and no C++ compiler: CXX=false), then run the installed `coldstart`:
-# --help, doctor (the loaded addon must be the shipped prebuild, byte for byte), profile (demo) and a convert.
+# --help, doctor (the loaded addon must be the shipped prebuild, byte for byte; its Python package probe runs the
+# shipped dist/python/packages.py), profile (demo) and a convert.
 # Exits non-zero on the first failure. Needs the npm registry (the tarball's dependencies) and nothing else.
 #
 #   scripts/test-pack.sh            KEEP=1 keeps the temp dir for a look
@@ -31,7 +32,12 @@ for f in package/bin/coldstart.js package/dist/cli/main.js package/dist/index.js
   "package/prebuilds/linux-$arch/coldstart.napi.glibc.node"; do
   grep -qx "$f" <<<"$listing" || fail "the tarball lacks $f"
 done
+# The Python coldstart runs (src/python/*.py, copied into dist/ by scripts/copy-assets.cjs), without bytecode caches.
+for f in common stack framework compile compile_probe packages; do
+  grep -qx "package/dist/python/$f.py" <<<"$listing" || fail "the tarball lacks dist/python/$f.py (scripts/copy-assets.cjs)"
+done
 if grep -q '^package/build/' <<<"$listing"; then fail "the tarball ships build/ (a local source build)"; fi
+if grep -q '__pycache__' <<<"$listing"; then fail "the tarball ships a __pycache__"; fi
 echo "tarball: $(basename "$tgz") $(stat -c %s "$tgz") bytes, $(wc -l <<<"$listing") files" >&2
 
 step "npm i -g into an empty prefix, fresh HOME, no compiler, source build disabled"
@@ -63,6 +69,20 @@ want="$pkg/prebuilds/linux-$arch/coldstart.napi.glibc.node"
 [ "$(sha256sum <"$loaded")" = "$(sha256sum <"$repo/prebuilds/linux-$arch/coldstart.napi.glibc.node")" ] ||
   fail "the installed prebuild differs from the one this checkout built"
 echo "addon: $loaded" >&2
+
+step "doctor ran the package probe from the installed package (dist/python/packages.py, through the runner)"
+command -v python3 >/dev/null || fail "no python3 on PATH for the package probe"
+node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); const p=d.python||{};
+  if(!p.found||!p.version||!p.packages||!("torch" in p.packages)){console.error(JSON.stringify(p));process.exit(1)}' "$tmp/doctor.json" ||
+  fail "doctor: the installed package did not run its Python package probe"
+
+if [ -n "${COLDSTART_PYTHON:-}" ]; then
+  step "warmup --framework transformers with the peers' Python (the shipped framework.py and common.py's load_hf)"
+  env -u COLDSTART_NATIVE_PATH HOME="$tmp/home" COLDSTART_PYTHON="$COLDSTART_PYTHON" "$bin" warmup "$repo/fixtures/torch/models/tiny-llama" \
+    --framework transformers --runs 1 --max-tokens 2 --json >"$tmp/warmup.json" 2>"$tmp/warmup.err" || { cat "$tmp/warmup.err" >&2; fail "warmup --framework exited $?"; }
+  node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(d.details?.details?.class!=="LlamaModel") process.exit(1)' "$tmp/warmup.json" ||
+    fail "warmup --framework did not report the loaded model"
+fi
 
 step "coldstart profile (the built-in demo)"
 run profile --json >"$tmp/profile.json" || fail "profile (demo) exited $?"

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 out = sys.argv[1]
 layers = int(sys.argv[2]) if len(sys.argv) > 2 else 16
 os.makedirs(out, exist_ok=True)
-H, I, KV, V = 4096, 14336, 1024, 128256
+H, FF, KV, V = 4096, 14336, 1024, 128256  # hidden, MLP (intermediate), KV heads x head dim, vocab
 dev = "cuda" if torch.cuda.is_available() else "cpu"
 g = torch.Generator(device=dev).manual_seed(0)
 
@@ -31,9 +31,9 @@ for i in range(layers):
     s[p + "self_attn.k_proj.weight"] = rnd(KV, H)
     s[p + "self_attn.v_proj.weight"] = rnd(KV, H)
     s[p + "self_attn.o_proj.weight"] = rnd(H, H)
-    s[p + "mlp.gate_proj.weight"] = rnd(I, H)
-    s[p + "mlp.up_proj.weight"] = rnd(I, H)
-    s[p + "mlp.down_proj.weight"] = rnd(H, I)
+    s[p + "mlp.gate_proj.weight"] = rnd(FF, H)
+    s[p + "mlp.up_proj.weight"] = rnd(FF, H)
+    s[p + "mlp.down_proj.weight"] = rnd(H, FF)
     s[p + "input_layernorm.weight"] = rnd(H)
     s[p + "post_attention_layernorm.weight"] = rnd(H)
 shards[1]["model.norm.weight"] = rnd(H)

@@ -2,7 +2,12 @@
 """Pools the stack/plain pairs of test/device/profile-truth.sh runs (issue #10): mean, σ, difference and its size
 in standard errors per step and cache state. Usage: bench/profile/pool-truth.py DIR [DIR …] (each holding
 stack-C-N.json and plain-C-N.json)."""
-import glob, json, math, os, statistics as st, sys
+import glob
+import json
+import math
+import os
+import statistics as st
+import sys
 
 PAIRS = [("imports", "import"), ("cuda-init", "cudaInit"), ("gpu-load", "load"), ("warmup", "firstForward")]
 dirs = sys.argv[1:] or ["."]
@@ -17,4 +22,6 @@ for c in ("cold", "warm"):
         my, mq = st.mean(ys), st.mean(qs)
         se = math.sqrt(st.variance(ys) / len(ys) + st.variance(qs) / len(qs))
         ok = abs(my - mq) <= max(0.1 * mq, 0.05)
-        print(f"| {c} | {p} | {my:.3f} ± {st.stdev(ys):.3f} (n={len(ys)}) | {mq:.3f} ± {st.stdev(qs):.3f} (n={len(qs)}) | {100 * (my - mq) / mq:+.1f} % | {(my - mq) / se:+.2f} | {'pass' if ok else '**miss**'} |")
+        yours = f"{my:.3f} ± {st.stdev(ys):.3f} (n={len(ys)})"
+        plain = f"{mq:.3f} ± {st.stdev(qs):.3f} (n={len(qs)})"
+        print(f"| {c} | {p} | {yours} | {plain} | {100 * (my - mq) / mq:+.1f} % | {(my - mq) / se:+.2f} | {'pass' if ok else '**miss**'} |")

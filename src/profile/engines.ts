@@ -12,7 +12,7 @@ import { loadNative } from '../native.js';
 import { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase } from '../load/gpu-load.js';
 import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../cache/download.js';
 import { runWarmup, recordWarmupPhase } from '../warmup/warmup.js';
-import { runPythonSnippet } from '../python/runner.js';
+import { runScript } from '../python/runner.js';
 import { measureInsideContainer, timeContainerStart } from '../platform/container.js';
 import { runWrapped } from '../server/lifecycle.js';
 
@@ -29,7 +29,7 @@ export interface Engines {
   gpuLoad: { runGpuLoad: typeof runGpuLoad; resolveSafetensorsInputs: typeof resolveSafetensorsInputs; recordGpuLoadPhase: typeof recordGpuLoadPhase };
   download: { downloadRepo: typeof downloadRepo; repoFileSizes: typeof repoFileSizes; findCachedSnapshot: typeof findCachedSnapshot; recordDownloadPhase: typeof recordDownloadPhase };
   warmup: { runWarmup: typeof runWarmup; recordWarmupPhase: typeof recordWarmupPhase };
-  python: { runPythonSnippet: typeof runPythonSnippet };
+  python: { runScript: typeof runScript };
   container: { measureInsideContainer: typeof measureInsideContainer; timeContainerStart: typeof timeContainerStart };
   wrap: { runWrapped: typeof runWrapped };
 }
@@ -39,7 +39,7 @@ export const defaultEngines: Engines = {
   gpuLoad: { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase },
   download: { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase },
   warmup: { runWarmup, recordWarmupPhase },
-  python: { runPythonSnippet },
+  python: { runScript },
   container: { measureInsideContainer, timeContainerStart },
   wrap: { runWrapped },
 };

@@ -68,7 +68,7 @@ export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s:
   );
   const cudaFloor = s.cuda?.available ? s.cuda.timings.init + s.cuda.timings.enumerate + s.cuda.timings.context : null;
   if (times.cudaInitSeconds === null) rows.push(skippedPhase('cuda-init', times.deviceReason ?? 'no CUDA device'));
-  else rows.push(ok('cuda-init', times.cudaInitSeconds, "torch.zeros(1, device='cuda') + synchronize", { floor: cudaFloor !== null ? { seconds: cudaFloor, source: 'native cuInit + primary context' } : null }));
+  else rows.push(ok('cuda-init', times.cudaInitSeconds, times.cudaCall ?? 'the stack\'s CUDA init', { floor: cudaFloor !== null ? { seconds: cudaFloor, source: 'native cuInit + primary context' } : null }));
   const fl = s.floorLoad;
   const floorLoad = fl ? { seconds: fl.seconds, source: fl.mode === 'gpu' ? `native loader, ${s.cache} page cache` : `native loader into host memory (no GPU), ${s.cache} page cache` } : null;
   rows.push(

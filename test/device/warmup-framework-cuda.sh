@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # GPU check for `coldstart warmup --framework transformers --device cuda` (the Python side; the device machine
-# has no node). Run on a GPU machine from the repo root after extracting the exact snippet coldstart runs:
-#   node -e "import('./dist/warmup/framework.js').then(m => process.stdout.write(m.FRAMEWORK_SNIPPET))" > .dev/warmup_snippet.py
-#   bash test/device/warmup-framework-cuda.sh [.dev/warmup_snippet.py]
-# It makes a tiny GPT-2 (random weights) and a ~125M-parameter GPT-2-sized one, runs the snippet on cuda and
+# has no node). Run on a GPU machine from the repo root; it runs the very script coldstart ships and runs,
+# src/python/framework.py (with common.py beside it):
+#   bash test/device/warmup-framework-cuda.sh [src/python/framework.py]
+# It makes a tiny GPT-2 (random weights) and a ~125M-parameter GPT-2-sized one, runs the script on cuda and
 # on cpu, and checks the events: import / load / first-forward / steady, device "cuda", a named GPU.
 set -euo pipefail
-snippet="${1:-.dev/warmup_snippet.py}"
+script="${1:-src/python/framework.py}"
 py="${COLDSTART_PYTHON:-python3}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -17,10 +17,9 @@ torch.manual_seed(0)
 GPT2LMHeadModel(GPT2Config(vocab_size=256, n_positions=128, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)).save_pretrained(f"{sys.argv[1]}/tiny")
 GPT2LMHeadModel(GPT2Config(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12)).save_pretrained(f"{sys.argv[1]}/gpt2-124m")
 PY
-code="$(cat "$snippet")"
 for model in tiny gpt2-124m; do
   for dev in cuda cpu; do
-    out="$("$py" -c "$code" transformers "$work/$model" 5 8 '{}' "$dev")"
+    out="$("$py" "$script" transformers "$work/$model" 5 8 '{}' "$dev")"
     echo "== $model on $dev"
     echo "$out"
     "$py" - "$dev" "$out" <<'PY'

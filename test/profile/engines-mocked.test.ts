@@ -99,11 +99,11 @@ const warmup = {
 
 // The stack's own process, standing in for Python: events at fixed offsets from the spawn, then the process ends.
 const python = {
-  runPythonSnippet: async (_env: unknown, _code: string, args: readonly string[]) => {
+  runScript: async (_env: unknown, _script: string, args: readonly string[]) => {
     calls.python.push({ args: args.slice(0, 1) });
     const t0 = Date.now() / 1000;
     await new Promise((r) => setTimeout(r, 620));
-    const ev = (name: string, at: number, extra: Record<string, unknown> = {}) => ({ ev: name, t: t0 + at, ...extra });
+    const ev = (name: string, at: number, extra: Record<string, unknown> = {}) => ({ event: name, t: t0 + at, ...extra });
     return {
       executable: 'python3',
       exitCode: 0,
@@ -112,8 +112,8 @@ const python = {
       events: [
         ev('start', 0.005),
         ev('imports', 0.105, { steps: [['import torch', 0.07], ['import transformers', 0.03]] }),
-        ev('cuda', 0.155),
-        ev('load', 0.455, { bytes: 10_000_000, call: "from_pretrained(dir, device_map='cuda')", device: 'cuda' }),
+        ev('cuda', 0.155, { call: "torch.zeros(1, device='cuda') + synchronize" }),
+        ev('load', 0.455, { bytes: 10_000_000, call: "from_pretrained(dir, device_map='cuda')", device: 'cuda', dtype: 'bfloat16' }),
         ev('first', 0.555),
         ev('steady', 0.6, { seconds: 0.04 }),
         ev('end', 0.605, { python: '/usr/bin/python3' }),

@@ -44,7 +44,7 @@ export function compileWarmupResult(target: string, cw: CompileWarmup): WarmupRe
   const run = (cw.cached ?? cw.cold)!;
   const info = run.info;
   const steps = [
-    { name: 'import', seconds: run.importSeconds, note: 'import torch, transformers' },
+    { name: 'import', seconds: run.importSeconds, note: run.importNote },
     { name: 'load', seconds: run.loadSeconds, note: `${String(info.class)} → ${String(cw.fingerprint.device)}` },
     ...(run.loadArtifactsSeconds !== null ? [{ name: 'load-artifacts', seconds: run.loadArtifactsSeconds, note: 'torch.compiler.load_cache_artifacts' }] : []),
     { name: 'first-forward', seconds: run.firstSeconds, note: `torch.compile ${String(cw.fingerprint.mode)}, ${run.phase === 'cached' ? 'from the persisted cache' : 'cold'}` },

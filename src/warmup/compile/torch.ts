@@ -18,8 +18,7 @@ import { ColdstartError } from '../../core/errors.js';
 import { readInputFile, readInputText } from '../../core/files.js';
 import { summarize, type Stats } from '../../core/stats.js';
 import { version as toolVersion } from '../../core/version.js';
-import { runPythonSnippet, pythonCandidates } from '../../python/runner.js';
-import { COMPILE_SNIPPET, PROBE_SNIPPET } from './snippets.js';
+import { eventOf, runScript, pythonCandidates, scriptFailure, type ScriptRun } from '../../python/runner.js';
 import {
   commitEntry,
   compileCacheStatus,
@@ -58,6 +57,8 @@ export interface CompileOptions {
 export interface CompileRun {
   phase: 'cold' | 'cached';
   importSeconds: number;
+  /** What the import step imported, as the script reports it. */
+  importNote: string;
   loadSeconds: number;
   /** First forward under torch.compile: tracing, Inductor codegen/compile or cache lookups, (CUDA-graph) warm-up. */
   firstSeconds: number;
@@ -175,27 +176,12 @@ export function resolveCompileModel(model: string): string {
   return p;
 }
 
-function pythonFailure(r: Awaited<ReturnType<typeof runPythonSnippet>>, what: string, timeoutSeconds: number): never {
-  if (r.executable === undefined) {
-    throw new ColdstartError('MISSING_DEPENDENCY', `no Python interpreter found for --compile (tried ${r.tried.join(', ')}: ${r.reason})`, {
-      hint: 'Install Python 3 with torch (and transformers), or point COLDSTART_PYTHON at an interpreter that has them.',
-    });
-  }
-  if (r.timedOut) throw new ColdstartError('TIMEOUT', `--compile: the ${what} did not finish within ${timeoutSeconds} s`, { hint: 'Raise --timeout: a cold compile of a large model takes minutes.' });
-  const missing = r.events.find((e) => e.event === 'missing');
-  if (missing) {
-    throw new ColdstartError('MISSING_DEPENDENCY', `${r.executable} cannot import ${String(missing.package)} (${String(missing.error)})`, {
-      hint: `pip install ${String(missing.package)} into that interpreter, or set COLDSTART_PYTHON to one that has it.`,
-    });
-  }
-  const err = r.events.find((e) => e.event === 'error');
-  if (err) {
-    if (err.kind === 'no-gpu') throw new ColdstartError('NO_GPU', `--device cuda: ${String(err.message)}`);
-    if (err.kind === 'unsupported') throw new ColdstartError('UNSUPPORTED', `--compile: ${String(err.message)}`);
-    throw new ColdstartError('BAD_INPUT', `--compile (${what}): ${String(err.type)}: ${String(err.message)}`);
-  }
-  const tail = r.stderr.trim().split('\n').filter(Boolean).pop() ?? '';
-  throw new ColdstartError('ENV', `${r.executable} exited with ${r.exitCode ?? 'a signal'} during the ${what} before reporting a result${tail ? `: ${tail.slice(0, 300)}` : ''}`);
+/** Why a compile script did not report its result: its own error events first, then the ones every script shares. */
+function compileFailure(r: ScriptRun, what: string, timeoutSeconds: number): ColdstartError {
+  const err = r.timedOut ? undefined : eventOf(r, 'error');
+  if (err?.kind === 'unsupported') return new ColdstartError('UNSUPPORTED', `--compile: ${String(err.message)}`);
+  if (err?.kind === 'run') return new ColdstartError('BAD_INPUT', `--compile (${what}): ${String(err.type)}: ${String(err.message)}`);
+  return scriptFailure(r, `--compile (${what})`, { seconds: timeoutSeconds, hint: 'Raise --timeout: a cold compile of a large model takes minutes.' });
 }
 
 /** The current fingerprint for compiling `model` with these options (one short Python process). */
@@ -204,10 +190,10 @@ export async function probeCompileFingerprint(
 ): Promise<{ fingerprint: Fingerprint; hasCacheArtifacts: boolean; python: string }> {
   const path = resolveCompileModel(o.model);
   const timeout = o.timeoutSeconds ?? 120;
-  const r = await runPythonSnippet(o.env, PROBE_SNIPPET, [o.device], { timeoutMs: timeout * 1000, signal: o.signal });
+  const r = await runScript(o.env, 'compile_probe.py', [o.device], { what: '--compile', timeoutMs: timeout * 1000, signal: o.signal });
   o.signal?.throwIfAborted();
-  const ev = r.executable !== undefined ? r.events.find((e) => e.event === 'fingerprint') : undefined;
-  if (r.executable === undefined || !ev || r.exitCode !== 0) pythonFailure(r, 'fingerprint probe', timeout);
+  const ev = eventOf(r, 'fingerprint');
+  if (!ev || r.exitCode !== 0) throw compileFailure(r, 'fingerprint probe', timeout);
   const fp = ev.fingerprint as Record<string, unknown>;
   return {
     fingerprint: normalizeFingerprint({ ...fp, model: modelHash(path), dtype: modelDtype(path), 'input shape': inputShape(path, o.shapes), backend: 'inductor', mode: o.mode, dynamic: 'false' }),
@@ -219,7 +205,8 @@ export async function probeCompileFingerprint(
 async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached', cacheRoot: string, expected: Fingerprint): Promise<CompileRun> {
   o.progress?.(`${phase === 'cold' ? 'compiling cold (empty caches)' : 'compiling from the persisted cache'} in a fresh Python process`);
   const artifacts = join(cacheRoot, 'artifacts.bin');
-  const r = await runPythonSnippet(o.env, COMPILE_SNIPPET, [path, o.mode, o.device, JSON.stringify(o.shapes), String(o.runs), phase, artifacts], {
+  const r = await runScript(o.env, 'compile.py', [path, o.mode, o.device, JSON.stringify(o.shapes), String(o.runs), phase, artifacts], {
+    what: '--compile',
     timeoutMs: o.timeoutSeconds * 1000,
     signal: o.signal,
     extraEnv: {
@@ -237,11 +224,10 @@ async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached'
     },
   });
   o.signal?.throwIfAborted();
-  const ev = (n: string) => (r.executable !== undefined ? r.events.find((e) => e.event === n) : undefined);
-  const imp = ev('import');
-  const res = ev('result');
-  const fpEv = ev('fingerprint');
-  if (r.executable === undefined || !imp || !res || !fpEv || r.exitCode !== 0) pythonFailure(r, `${phase} compile run`, o.timeoutSeconds);
+  const imp = eventOf(r, 'import');
+  const res = eventOf(r, 'result');
+  const fpEv = eventOf(r, 'fingerprint');
+  if (!imp || !res || !fpEv || r.exitCode !== 0) throw compileFailure(r, `${phase} compile run`, o.timeoutSeconds);
   // The run must have compiled for exactly the fingerprint its artefact is filed under.
   const got = normalizeFingerprint({ ...expected, ...(fpEv.fingerprint as Record<string, unknown>) });
   const d = diffFingerprints(expected, got);
@@ -253,6 +239,7 @@ async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached'
   return {
     phase,
     importSeconds: Number(imp.seconds),
+    importNote: String(imp.what ?? 'imports'),
     loadSeconds: Number(res.load),
     firstSeconds: first,
     loadArtifactsSeconds: la ? Number(la.seconds) : null,
