@@ -87,6 +87,11 @@ export function walkFiles(dir: string, prefix = ''): string[] {
   return out;
 }
 
+/** Repo-relative paths of every file in a snapshot folder (symlinks counted as files), sorted. */
+export function listSnapshot(dir: string): string[] {
+  return walkFiles(dir).sort();
+}
+
 function readRefs(repoDir: string): Record<string, string> {
   const refs: Record<string, string> = {};
   for (const name of walkFiles(join(repoDir, 'refs'))) {

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { listSnapshot } from './download.js';
+import { listSnapshot } from './scan.js';
 import { checkRevision, localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
 import type { RepoFile } from '../hub/api.js';
 import { nowSeconds } from '../core/clock.js';
