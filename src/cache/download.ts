@@ -219,7 +219,7 @@ function namingFile(e: unknown, path: string): unknown {
 }
 
 /** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is rethrown. */
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+export async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   let failed: unknown = null;
   const worker = async () => {

@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInputText } from '../core/files.js';
+import { readTreeCache } from './layout.js';
 
 export interface CacheScan {
   dir: string;
@@ -105,16 +106,6 @@ function readRefs(repoDir: string): Record<string, string> {
   return refs;
 }
 
-/** Every file path listed in `trees/<commit>.json` (huggingface_hub ≥ 1.x tree cache), or null. */
-export function treeListing(repoDir: string, commit: string): string[] | null {
-  try {
-    const data = JSON.parse(readInputText(join(repoDir, 'trees', `${commit}.json`), 'tree listing')) as { format_version?: number; files?: Record<string, unknown> };
-    return data.format_version === 1 && data.files ? Object.keys(data.files) : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Details of one `models--org--name` folder: snapshots, refs, sizes, partial and broken entries. */
 export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
   const m = /^(models|datasets|spaces)--(.+)$/.exec(folder);
@@ -160,7 +151,7 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
         broken.push(p);
       }
     }
-    const listed = treeListing(dir, commit);
+    const listed = readTreeCache(dir, commit)?.map((f) => f.path) ?? null;
     const have = new Set(present);
     snapshots.push({
       commit,
@@ -188,4 +179,10 @@ export function scanHubCacheRepos(dir: string): RepoScan[] {
     .sort()
     .map((n) => scanRepo(dir, n))
     .filter((r): r is RepoScan => r !== null);
+}
+
+/** `coldstart cache ls`: every repo of the cache at `dir`, and the bytes they hold. */
+export function listCache(dir: string): { cacheDir: string; exists: boolean; sizeBytes: number; repos: RepoScan[] } {
+  const repos = scanHubCacheRepos(dir);
+  return { cacheDir: dir, exists: existsSync(dir), sizeBytes: repos.reduce((a, r) => a + r.sizeBytes, 0), repos };
 }

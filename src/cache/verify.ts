@@ -8,6 +8,7 @@ import { createReadStream, existsSync, readlinkSync, realpathSync, statSync } fr
 import { basename, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { listSnapshot } from './scan.js';
+import { pool } from './download.js';
 import { checkRevision, localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
 import type { RepoFile } from '../hub/api.js';
 import { nowSeconds } from '../core/clock.js';
@@ -47,16 +48,15 @@ function expectation(etag: string | null, entry: RepoFile | undefined): { expect
   return { expected: null, algorithm: null };
 }
 
+/** `fn` over `items` with at most `n` in flight, the results in the items' order. */
 async function poolMap<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(n, items.length)) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]);
-      }
-    }),
+  await pool(
+    items.map((item, i) => ({ item, i })),
+    n,
+    async ({ item, i }) => {
+      out[i] = await fn(item);
+    },
   );
   return out;
 }
@@ -129,4 +129,10 @@ export async function verifyLocalDir(localDir: string, repo: string, opts: { con
 function finish(repo: string, commit: string, dir: string, files: VerifiedFile[], notFetched: string[], t0: number): VerifyResult {
   const ok = files.every((f) => f.status === 'ok' || f.status === 'unverifiable');
   return { repo, commit, dir, files, notFetched, ok, bytes: files.reduce((a, f) => a + f.bytes, 0), seconds: nowSeconds() - t0 };
+}
+
+/** `coldstart cache verify`: a --local-dir against its metadata, else the cached snapshot of the revision. */
+export function verifyRepo(o: { repo: string; revision?: string; localDir?: string; cacheDir: string; concurrency: number; signal?: AbortSignal }): Promise<VerifyResult> {
+  const opts = { concurrency: o.concurrency, signal: o.signal };
+  return o.localDir !== undefined ? verifyLocalDir(o.localDir, o.repo, opts) : verifyCached(o.cacheDir, o.repo, o.revision, opts);
 }
