@@ -5,11 +5,12 @@
  */
 import { createHash, randomBytes, type Hash } from 'node:crypto';
 import { createReadStream, existsSync, linkSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { makeDirs } from '../core/paths.js';
 import type { RepoFile } from '../hub/api.js';
 import {
+  blobsFolder,
   ensureCachedirTag,
   ensureLocalBookkeeping,
   etagOf,
@@ -24,12 +25,15 @@ import {
 } from './layout.js';
 import type { DownloadPlan } from './plan.js';
 
-/** Incremental content hash matching the blob name: sha256 (LFS) or git's `blob <size>\0` sha1 (regular). */
+/** Incremental content hash matching a blob name: sha256 (LFS), or git's sha1 of `blob <size>\0` + the bytes. */
+export function blobHasher(algorithm: 'sha256' | 'git-sha1', size: number): Hash {
+  if (algorithm === 'sha256') return createHash('sha256');
+  return createHash('sha1').update(`blob ${size}\0`);
+}
+
+/** The hasher of a repo file: sha256 for an LFS file, the git blob sha1 of a regular one. */
 export function newHasher(f: RepoFile): Hash {
-  if (f.lfs) return createHash('sha256');
-  const h = createHash('sha1');
-  h.update(`blob ${f.size}\0`);
-  return h;
+  return blobHasher(f.lfs ? 'sha256' : 'git-sha1', f.size);
 }
 
 /** Feeds the first `bytes` bytes of `path` into `h` (a resumed prefix, or a whole file). */
@@ -74,7 +78,7 @@ export function prepareTarget(p: DownloadPlan): void {
       return;
     }
     ensureCachedirTag(p.cacheDir);
-    makeDirs(join(p.storage, 'blobs'));
+    makeDirs(blobsFolder(p.storage));
     if (!p.listingCached) writeTreeCache(p.storage, p.commit, p.all);
     writeRef(p.storage, p.revision, p.commit);
     makeDirs(p.snapshotDir);

@@ -34,7 +34,7 @@ import { checkFreeSpace, downloadTarget, dryRunResult, isCached, needsNoWrite, p
 import type { DownloadOptions, DownloadResult } from './types.js';
 
 export type { DownloadEvent, DownloadOptions, DownloadResult } from './types.js';
-export { findCachedSnapshot, repoFileSizes, selectFiles } from './plan.js';
+export { findCachedSnapshot, repoFileSizes } from './plan.js';
 
 export function validateRepoId(repo: string): void {
   // One segment (gpt2, bert-base-uncased: the Hub's legacy canonical repos) or org/name, as huggingface_hub accepts.

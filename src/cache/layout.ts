@@ -69,9 +69,13 @@ export function sizeOf(f: RepoFile): number {
   return f.lfs ? f.lfs.size : f.size;
 }
 
+/** `blobs/`: the verified files of a repo, each named after its hash. */
+export function blobsFolder(storage: string): string {
+  return join(storage, 'blobs');
+}
 /** `blobs/<etag>`: the etag must be a 40- or 64-digit hex hash (core/paths.ts checkHashName), so it stays in blobs/. */
 export function blobPath(storage: string, etag: string): string {
-  return safeJoin(join(storage, 'blobs'), hashField(etag, etag.length === 64 ? SHA256_RE : GIT_OID_RE, 'a blob name'), 'a blob name');
+  return safeJoin(blobsFolder(storage), hashField(etag, etag.length === 64 ? SHA256_RE : GIT_OID_RE, 'a blob name'), 'a blob name');
 }
 /** `snapshots/<commit>/<path>`: the commit a 40-hex sha, the repo path joined with safeJoin. */
 export function pointerPath(storage: string, commit: string, path: string): string {
@@ -146,8 +150,12 @@ export function writeTreeCache(folder: string, commit: string, files: RepoFile[]
   writeFileAtomic(treePath(folder, commit), JSON.stringify({ format_version: 1, files: out }, null, 1));
 }
 
+/** `<folder>/trees/`: the cached tree listings, one `<commit>.json` each. */
+export function treesFolder(folder: string): string {
+  return join(folder, 'trees');
+}
 function treePath(folder: string, commit: string): string {
-  return join(folder, 'trees', `${hashField(commit, GIT_OID_RE, 'a tree listing commit')}.json`);
+  return join(treesFolder(folder), `${hashField(commit, GIT_OID_RE, 'a tree listing commit')}.json`);
 }
 
 /**

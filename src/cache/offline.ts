@@ -4,11 +4,10 @@
  * be there at its size, or the run fails OFFLINE naming what is missing. Hashes are `cache verify`'s job.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { GIT_OID_RE, safeJoin } from '../core/paths.js';
 import type { RepoFile } from '../hub/api.js';
-import { cachedCommit, localBookkeeping, readTreeCache, sizeOf, snapshotFolder } from './layout.js';
+import { cachedCommit, localBookkeeping, readTreeCache, sizeOf, snapshotFolder, treesFolder } from './layout.js';
 import { choose, offlineMiss, type DownloadPlan, type DownloadTarget } from './plan.js';
 import { listSnapshot } from './scan.js';
 import type { DownloadOptions } from './types.js';
@@ -22,7 +21,7 @@ interface OnDisk {
 
 /** A --local-dir: the commit is the revision when it is a sha, else the folder's only tree listing. */
 function inLocalDir(localDir: string, revision: string): OnDisk | null {
-  const trees = join(localBookkeeping(localDir), 'trees');
+  const trees = treesFolder(localBookkeeping(localDir));
   let commit: string | null = GIT_OID_RE.test(revision) ? revision : null;
   if (!commit) {
     const names = existsSync(trees) ? readdirSync(trees).filter((n) => n.endsWith('.json')) : [];

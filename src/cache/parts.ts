@@ -11,8 +11,7 @@ import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { withRetries } from '../hub/http.js';
 import { outcomeError, retrying, type Accounting, type FetchDeps, type FileJob } from './outcome.js';
 import { WorkerFetch, sinkParallelism } from './sink.js';
-
-type Env = Record<string, string | undefined>;
+import type { Env } from './types.js';
 
 const MAX_PARTS = 4;
 

@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInputText } from '../core/files.js';
-import { readTreeCache } from './layout.js';
+import { blobsFolder, readTreeCache } from './layout.js';
 
 export interface CacheScan {
   dir: string;
@@ -40,7 +40,7 @@ export function scanHubCache(dir: string): CacheScan {
   for (const name of readdirSync(dir)) {
     if (!/^(models|datasets|spaces)--/.test(name)) continue;
     repos++;
-    sizeBytes += dirSize(join(dir, name, 'blobs'));
+    sizeBytes += dirSize(blobsFolder(join(dir, name)));
   }
   return { dir, exists: true, repos, sizeBytes };
 }
@@ -116,13 +116,13 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
   let sizeBytes = 0;
   let blobs: string[] = [];
   try {
-    blobs = readdirSync(join(dir, 'blobs'));
+    blobs = readdirSync(blobsFolder(dir));
   } catch {
     /* none yet */
   }
   for (const b of blobs) {
     try {
-      const st = lstatSync(join(dir, 'blobs', b));
+      const st = lstatSync(join(blobsFolder(dir), b));
       if (!st.isFile()) continue;
       // `<etag>.incomplete` (parked by coldstart, huggingface_hub < 1.x), `<etag>.<8 hex>.incomplete` (huggingface_hub ≥ 1.x) or `<etag>.cs-<pid>-<8 hex>.incomplete` (coldstart, in flight or killed).
       if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length).replace(/\.(?:cs-\d+-)?[0-9a-f]{8}$/, ''), bytes: st.size });
