@@ -9,7 +9,7 @@
  *   commit.ts    the folders, listing and ref first; per file the hash check, the blob linked without overwriting
  *                one, the snapshot pointer (or the --local-dir file and its metadata)
  *   partials.ts  each run's own `.incomplete` file: adopted from the parked one, parked again on a failure or Ctrl-C
- *   fetch.ts     one file's bytes: streamed or on a worker (sink.ts), Range resume, retries, parts (parts.ts); how
+ *   fetch.ts     one file's bytes: streamed or on a worker (hub/sink.ts), Range resume, retries, parts (parts.ts); how
  *                each attempt ended becomes an error in one place (outcome.ts)
  *
  * Why not @huggingface/hub: its `downloadFileToCacheDir` (2.x) re-downloads from byte 0 (no Range resume of
@@ -19,6 +19,7 @@
  */
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { nowSeconds } from '../core/clock.js';
+import { pool } from '../core/pool.js';
 import { formatBytes, formatRate } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { hfOffline } from '../hub/env.js';
@@ -216,24 +217,6 @@ class DownloadRun {
 function namingFile(e: unknown, path: string): unknown {
   if (!(e instanceof ColdstartError) || e.code === 'INTERRUPTED' || e.message.includes(path)) return e;
   return new ColdstartError(e.code, `${path}: ${e.message}`, { cause: e, ...(e.hint ? { hint: e.hint } : {}), ...(e.details ? { details: e.details } : {}) });
-}
-
-/** Runs `fn` over `items` with at most `n` in flight; the first failure stops new work and is rethrown. */
-export async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  let failed: unknown = null;
-  const worker = async () => {
-    while (failed === null && next < items.length) {
-      const item = items[next++];
-      try {
-        await fn(item);
-      } catch (e) {
-        if (failed === null) failed = e;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(n, items.length)) }, worker));
-  if (failed !== null) throw failed;
 }
 
 /** The download phase as profile and cache report it: one step per file, bytes/rate metrics, a note when cached. */

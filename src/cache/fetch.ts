@@ -1,6 +1,6 @@
 /**
  * One file's bytes into its partial, verified: streamed on the event loop (small files) or on a worker thread
- * (from 1 MiB, sink.ts), resumed from the partial's length with HTTP Range, retried from the byte reached, and —
+ * (from 1 MiB, hub/sink.ts), resumed from the partial's length with HTTP Range, retried from the byte reached, and —
  * when COLDSTART_PART_MIN_BYTES asks for it — fetched as parallel Range parts (parts.ts). Each attempt ends as a
  * FetchOutcome that outcomeError (outcome.ts) turns into what happens next; the hash of every byte is checked last.
  */
@@ -16,9 +16,9 @@ import { hashMismatch, hashPrefix, newHasher } from './commit.js';
 import { etagOf, sizeOf } from './layout.js';
 import { errorHeaders, outcomeError, retrying, type Accounting, type FetchDeps, type FetchOutcome, type FileJob } from './outcome.js';
 import { fetchParts, partMinBytes } from './parts.js';
-import { WorkerFetch, sinkParallelism } from './sink.js';
+import { WorkerFetch, sinkParallelism } from '../hub/sink.js';
 
-/** Files from this size on are fetched, hashed and written on worker threads (sink.ts). */
+/** Files from this size on are fetched, hashed and written on worker threads (hub/sink.ts). */
 const WORKER_SINK_MIN_BYTES = 1 << 20;
 
 /**

@@ -1,17 +1,17 @@
 /**
  * How one attempt at a file's bytes ended, and the one map from that to what happens next. Every path — a small
  * file streamed on the event loop, a big one on a worker thread, a Range part — ends an attempt as a FetchOutcome
- * (sink.ts), and `outcomeError` alone decides: done, retry from the byte reached (TransientError), or fail.
+ * (hub/sink.ts), and `outcomeError` alone decides: done, retry from the byte reached (TransientError), or fail.
  */
 import type { IncomingMessage } from 'node:http';
 import { abortReason } from '../core/clock.js';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import type { HubClient, RepoFile } from '../hub/api.js';
 import { TransientError, hubErrorFor, networkError } from '../hub/http.js';
-import type { FetchOutcome } from './sink.js';
+import type { FetchOutcome } from '../hub/sink.js';
 import type { DownloadOptions } from './types.js';
 
-export type { FetchOutcome } from './sink.js';
+export type { FetchOutcome } from '../hub/sink.js';
 
 /** One file to fetch into its partial: `display` names it in messages. */
 export interface FileJob {

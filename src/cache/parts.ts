@@ -10,7 +10,7 @@ import { abortReason } from '../core/clock.js';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { withRetries } from '../hub/http.js';
 import { outcomeError, retrying, type Accounting, type FetchDeps, type FileJob } from './outcome.js';
-import { WorkerFetch, sinkParallelism } from './sink.js';
+import { WorkerFetch, sinkParallelism } from '../hub/sink.js';
 import type { Env } from './types.js';
 
 const MAX_PARTS = 4;

@@ -7,7 +7,7 @@ import { existsSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { listSnapshot } from './scan.js';
-import { pool } from './download.js';
+import { poolMap } from '../core/pool.js';
 import { blobHasher, hashPrefix } from './commit.js';
 import { cachedCommit, checkRevision, localBookkeeping, localDirPaths, readLocalMetadata, readTreeCache, snapshotFolder, storageFolder } from './layout.js';
 import type { RepoFile } from '../hub/api.js';
@@ -45,19 +45,6 @@ function expectation(etag: string | null, entry: RepoFile | undefined): { expect
   if (etag && /^[0-9a-f]{64}$/.test(etag)) return { expected: etag, algorithm: 'sha256' };
   if (etag && /^[0-9a-f]{40}$/.test(etag)) return { expected: etag, algorithm: 'git-sha1' };
   return { expected: null, algorithm: null };
-}
-
-/** `fn` over `items` with at most `n` in flight, the results in the items' order. */
-async function poolMap<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  await pool(
-    items.map((item, i) => ({ item, i })),
-    n,
-    async ({ item, i }) => {
-      out[i] = await fn(item);
-    },
-  );
-  return out;
 }
 
 async function checkOne(path: string, abs: string, etag: string | null, entry: RepoFile | undefined, signal?: AbortSignal): Promise<VerifiedFile> {
