@@ -135,7 +135,7 @@ export function isCached(p: DownloadPlan, f: RepoFile): boolean {
 }
 
 /** Where a partial download of `f` is parked between runs. */
-export function parkedPartialOf(p: DownloadPlan, f: RepoFile): string {
+function parkedPartialOf(p: DownloadPlan, f: RepoFile): string {
   return p.localDir ? localDirPaths(p.localDir, f.path).incomplete(etagOf(f)) : parkedPartialPath(blobPath(p.storage, etagOf(f)));
 }
 
