@@ -343,7 +343,7 @@ describe('case 5: Ctrl-C says what really happened to the partial download', () 
 
 describe('case 6: a cache or --local-dir on procfs fails at once (exit 3), never spins', () => {
   it.each([
-    ['--local-dir /proc/self', ['--local-dir', '/proc/self'], {}],
+    ['--local-dir /proc/1', ['--local-dir', '/proc/1'], {}],
     ['--local-dir /proc/self/sub/x', ['--local-dir', '/proc/self/sub/x'], {}],
     ['HF_HUB_CACHE=/proc/self/hf', [], { HF_HUB_CACHE: '/proc/self/hf' }],
   ])('%s: exit 3 PERMISSION within 20 s', async (_what, args, extra) => {

@@ -12,6 +12,9 @@ import { ColdstartError } from '../src/core/errors.js';
 import { runPhase } from '../src/core/phases.js';
 import { globToRegExp } from '../src/cache/layout.js';
 import { registerCache, defaultCacheEngines } from '../src/commands/cache.js';
+import { outcomeError, type FetchOutcome } from '../src/cache/outcome.js';
+import { TransientError } from '../src/hub/http.js';
+import type { HubClient } from '../src/hub/api.js';
 
 let hub: HubServer;
 let tmp: string;
@@ -219,6 +222,66 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     expect(seen).toEqual([{ input: snap, output: expect.stringContaining('coldstart-convert'), verify: true }]);
     expect(readdirSync(snap).sort()).toEqual(readdirSync(dir).sort());
     expect(readdirSync(join(snap, '..')).filter((f) => f.includes('coldstart-convert'))).toEqual([]);
+  });
+});
+
+describe('progress goes through Output: a redrawn line on a TTY only', () => {
+  it('a TTY gets `label: done / total (pct%) · rate · ETA`, cleared at the end; --json, --quiet, CI and a pipe get none', async () => {
+    let r = await runCli(['cache', 'org/tiny'], { env: env(), tty: true });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('\r\u001b[2Korg/tiny: resolving…');
+    expect(r.stderr).toMatch(/\r\u001b\[2Korg\/tiny: \S+ \S+ \/ \S+ \S+ \(100%\) · .+ · ETA /);
+    expect(r.stderr.endsWith('\r\u001b[2K')).toBe(true);
+    const quiet: Array<[string[], Record<string, string>, boolean]> = [
+      [['--json', 'cache', 'org/tiny'], {}, true],
+      [['--quiet', 'cache', 'org/tiny'], {}, true],
+      [['cache', 'org/tiny'], { CI: 'true' }, true],
+      [['cache', 'org/tiny'], {}, false],
+    ];
+    for (const [args, extra, tty] of quiet) {
+      rmSync(cacheDir, { recursive: true, force: true });
+      r = await runCli(args, { env: env(extra), tty });
+      expect(r.code, args.join(' ')).toBe(0);
+      expect(r.stderr, args.join(' ')).toBe('');
+    }
+  });
+});
+
+describe('one outcome → error map (src/cache/outcome.ts)', () => {
+  const file = { path: 'w.bin', size: 10, oid: 'a'.repeat(40) };
+  const job = { file, url: 'http://127.0.0.1:9/w.bin', partial: '/nonexistent/w.bin.incomplete', display: 'w.bin' };
+  const d = { c: { endpoint: 'http://127.0.0.1:9', retries: 0, retryBaseMs: 1, timeoutMs: 1000 } as HubClient, repo: 'org/x', opts: { env: {} } };
+  const whole = { job, base: 0, length: 10, from: 0, part: false };
+  const part = { job, base: 100, length: 20, from: 0, part: true };
+  const kind = (e: Error | null) => (e === null ? null : e instanceof TransientError ? 'transient' : (e as ColdstartError).code);
+  it.each<[string, FetchOutcome, typeof whole, string | null, RegExp?]>([
+    ['every byte', { kind: 'ok', offset: 10 }, whole, null],
+    ['ended early', { kind: 'ok', offset: 5 }, whole, 'transient', /connection closed at byte 5 of 10/],
+    ['cut', { kind: 'short', offset: 7 }, whole, 'transient', /connection closed at byte 7 of 10/],
+    ['a part cut', { kind: 'short', offset: 5 }, part, 'transient', /connection closed at byte 105 of 120/],
+    ['416 on resume', { kind: '416', offset: 0 }, whole, 'transient', /416/],
+    ['503', { kind: 'status', status: 503, headers: {}, offset: 0 }, whole, 'transient', /HTTP 503/],
+    ['404', { kind: 'status', status: 404, headers: {}, offset: 0 }, whole, 'ENTRY_NOT_FOUND', /w\.bin/],
+    ['gated', { kind: 'status', status: 403, headers: { 'x-error-code': 'GatedRepo' }, offset: 0 }, whole, 'GATED'],
+    ['refused', { kind: 'net', code: 'ECONNREFUSED', message: 'x', url: job.url, offset: 0 }, whole, 'NETWORK'],
+    ['reset', { kind: 'net', code: 'ECONNRESET', message: 'x', url: job.url, offset: 3 }, whole, 'transient'],
+    ['disk full', { kind: 'fs', code: 'ENOSPC', message: 'x', offset: 3 }, whole, 'DISK_FULL'],
+    ['redirect loop', { kind: 'redirects', url: job.url, offset: 0 }, whole, 'NETWORK', /too many redirects/],
+    ['bad Content-Range', { kind: 'range', contentRange: 'bytes 0-9/10', offset: 0 }, { ...whole, from: 4 }, 'BAD_INPUT', /bytes=4- with "bytes 0-9\/10"/],
+    ['bad part Content-Range', { kind: 'range', contentRange: 'bytes 0-9/10', offset: 0 }, part, 'BAD_INPUT', /bytes=100-119 with/],
+    ['too long', { kind: 'toolong', offset: 10 }, whole, 'CORRUPT_FILE'],
+    ['aborted', { kind: 'aborted', offset: 3 }, whole, 'INTERRUPTED'],
+  ])('%s', (_what, r, asked, want, message) => {
+    const e = outcomeError(r, asked, d);
+    expect(kind(e)).toBe(want);
+    if (message) expect(e?.message).toMatch(message);
+  });
+  it('an attempt that ends while the run is stopped is the stop, whatever its kind', () => {
+    const ac = new AbortController();
+    ac.abort(new ColdstartError('INTERRUPTED', 'stopped by the test'));
+    for (const r of [{ kind: 'short', offset: 1 }, { kind: 'net', code: 'ECONNRESET', message: 'x', url: job.url, offset: 1 }] as FetchOutcome[]) {
+      expect(outcomeError(r, { ...whole, signal: ac.signal }, d)?.message).toBe('stopped by the test');
+    }
   });
 });
 
@@ -644,6 +707,41 @@ describe('`hf download` parity', () => {
     expect(j.filesToDownload).toBe(6);
   });
 
+  it('--dry-run --local-dir writes nothing: no folder, no .cache/huggingface bookkeeping, no file bytes', async () => {
+    const dir = join(tmp, 'plan');
+    let r = await runCli(['--json', 'cache', 'org/tiny', '--dry-run', '--local-dir', dir], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ action: 'dry-run', mode: 'local-dir', filesToDownload: 6 });
+    expect(existsSync(dir)).toBe(false);
+    mkdirSync(dir);
+    r = await runCli(['cache', 'org/tiny', '--dry-run', '--local-dir', dir], { env: env() });
+    expect(r.code).toBe(0);
+    expect(readdirSync(dir)).toEqual([]);
+    expect(fileGets()).toEqual([]);
+  });
+
+  it('--local-dir goes through the output guard: a symlink, the HF cache, a folder inside or above it, a file: exit 2, no request', async () => {
+    mkdirSync(join(tmp, 'real'));
+    symlinkSync(join(tmp, 'real'), join(tmp, 'link'));
+    writeFileSync(join(tmp, 'a-file'), 'x');
+    mkdirSync(join(cacheDir, 'models--org--tiny', 'snapshots'), { recursive: true });
+    const cases: Array<[string, string]> = [
+      [join(tmp, 'link'), 'BAD_FLAG'],
+      [cacheDir, 'BAD_FLAG'],
+      [join(cacheDir, 'models--org--tiny', 'snapshots'), 'BAD_FLAG'],
+      [tmp, 'BAD_FLAG'], // above the cache (tmp/hub)
+      [join(tmp, 'a-file'), 'OUTPUT_EXISTS'],
+    ];
+    for (const [dir, code] of cases) {
+      const r = await runCli(['--json', 'cache', 'org/tiny', '--local-dir', dir], { env: env() });
+      expect(r.code, dir).toBe(2);
+      expect(JSON.parse(r.stdout).error.code, dir).toBe(code);
+    }
+    expect(readdirSync(join(tmp, 'real'))).toEqual([]);
+    expect(readFileSync(join(tmp, 'a-file'), 'utf8')).toBe('x');
+    expect(hub.log).toEqual([]);
+  });
+
   it('--force-download fetches again and replaces the blob; --cache-dir and --token override the environment', async () => {
     const other = join(tmp, 'other-cache');
     let r = await runCli(['--json', 'cache', 'org/tiny', '--cache-dir', other], { env: env() });
@@ -679,6 +777,13 @@ describe('offline, local-dir, ls/verify/rm, API for profile', () => {
     r = await runCli(['cache', 'org/tiny', '--all-files'], { env: env({ HF_HUB_OFFLINE: '1' }) });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('pytorch_model.bin');
+    // Offline answers the plan's questions as online does: a name not in the listing, globs that match nothing.
+    r = await runCli(['--json', 'cache', 'org/tiny', 'nope.json'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('ENTRY_NOT_FOUND');
+    r = await runCli(['--json', 'cache', 'org/tiny', '--include', '*.gguf'], { env: env({ HF_HUB_OFFLINE: '1' }) });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('BAD_FLAG');
   });
 
   it('--local-dir writes plain files with the .cache/huggingface/download metadata Python uses, and reuses them', async () => {

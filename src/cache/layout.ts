@@ -8,16 +8,18 @@
  *   $HF_HUB_CACHE/models--org--name/refs/<revision>          (commit sha, no newline)
  *   $HF_HUB_CACHE/models--org--name/trees/<commit>.json      (tree listing cache, format_version 1)
  *   $HF_HUB_CACHE/CACHEDIR.TAG
+ *   $HF_HUB_CACHE/.locks/models--org--name/<etag>.coldstart.lock  (coldstart's lock on one blob)
  *   <local-dir>/.cache/huggingface/download/<path>.metadata  (commit\netag\ntimestamp\n)
+ *   <local-dir>/.cache/huggingface/trees/<commit>.json       (coldstart: the listing, for offline runs)
  */
 import { createHash } from 'node:crypto';
-import { constants, copyFileSync, existsSync, linkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, copyFileSync, existsSync, linkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
 import { GIT_OID_RE, SHA256_RE, makeDirs, safeJoin } from '../core/paths.js';
 import { readInputText } from '../core/files.js';
-import { checkListingShape, hashField, type RepoFile } from '../hub/api.js';
+import { checkListingShape, hashField, type RepoFile, type RepoType } from '../hub/api.js';
 
 export function repoFolderName(repo: string, type: 'model' | 'dataset' | 'space' = 'model'): string {
   return [`${type}s`, ...repo.split('/')].join('--');
@@ -67,14 +69,35 @@ export function sizeOf(f: RepoFile): number {
   return f.lfs ? f.lfs.size : f.size;
 }
 
+/** `blobs/`: the verified files of a repo, each named after its hash. */
+export function blobsFolder(storage: string): string {
+  return join(storage, 'blobs');
+}
 /** `blobs/<etag>`: the etag must be a 40- or 64-digit hex hash (core/paths.ts checkHashName), so it stays in blobs/. */
 export function blobPath(storage: string, etag: string): string {
-  return safeJoin(join(storage, 'blobs'), hashField(etag, etag.length === 64 ? SHA256_RE : GIT_OID_RE, 'a blob name'), 'a blob name');
+  return safeJoin(blobsFolder(storage), hashField(etag, etag.length === 64 ? SHA256_RE : GIT_OID_RE, 'a blob name'), 'a blob name');
 }
 /** `snapshots/<commit>/<path>`: the commit a 40-hex sha, the repo path joined with safeJoin. */
 export function pointerPath(storage: string, commit: string, path: string): string {
-  return safeJoin(join(storage, 'snapshots', hashField(commit, GIT_OID_RE, 'a snapshot commit')), path, 'a repo file name');
+  return safeJoin(snapshotFolder(storage, commit), path, 'a repo file name');
 }
+/** `snapshots/<commit>`: the folder a revision's files are linked in. */
+export function snapshotFolder(storage: string, commit: string): string {
+  return join(storage, 'snapshots', hashField(commit, GIT_OID_RE, 'a snapshot commit'));
+}
+/** `blobs/<etag>.incomplete`: a blob's parked partial download, resumed by the next run (huggingface_hub < 1.x's name). */
+export function parkedPartialPath(blob: string): string {
+  return `${blob}.incomplete`;
+}
+/** `$HF_HUB_CACHE/.locks/<repo folder>/<etag>.coldstart.lock`: coldstart's lock on one blob (beside huggingface_hub's `.lock`). */
+export function blobLockPath(cacheDir: string, repo: string, type: RepoType, blob: string): string {
+  return join(cacheDir, '.locks', repoFolderName(repo, type), `${basename(blob)}.coldstart.lock`);
+}
+/** `$HF_HUB_CACHE/.locks/<repo folder>`: where the locks of one repo live. */
+export function repoLockFolder(cacheDir: string, repo: string, type: RepoType = 'model'): string {
+  return join(cacheDir, '.locks', repoFolderName(repo, type));
+}
+
 /** `refs/<revision>` (a revision checked by checkRevision, joined with safeJoin). */
 function refPath(storage: string, revision: string): string {
   return safeJoin(join(storage, 'refs'), checkRevision(revision), 'a revision');
@@ -127,8 +150,12 @@ export function writeTreeCache(folder: string, commit: string, files: RepoFile[]
   writeFileAtomic(treePath(folder, commit), JSON.stringify({ format_version: 1, files: out }, null, 1));
 }
 
+/** `<folder>/trees/`: the cached tree listings, one `<commit>.json` each. */
+export function treesFolder(folder: string): string {
+  return join(folder, 'trees');
+}
 function treePath(folder: string, commit: string): string {
-  return join(folder, 'trees', `${hashField(commit, GIT_OID_RE, 'a tree listing commit')}.json`);
+  return join(treesFolder(folder), `${hashField(commit, GIT_OID_RE, 'a tree listing commit')}.json`);
 }
 
 /**
@@ -198,8 +225,17 @@ export interface LocalDirPaths {
   incomplete(etag: string): string;
 }
 
-export function huggingfaceDir(localDir: string): string {
-  const d = join(localDir, '.cache', 'huggingface');
+/** `<local-dir>/.cache/huggingface`: the bookkeeping folder of a --local-dir (tree listings, download metadata). */
+export function localBookkeeping(localDir: string): string {
+  return join(localDir, '.cache', 'huggingface');
+}
+
+/**
+ * Makes the bookkeeping folder of a --local-dir as huggingface_hub does (a `.gitignore` of `*` and a CACHEDIR.TAG,
+ * so git and backups leave it alone). Called only by a run that writes into the folder.
+ */
+export function ensureLocalBookkeeping(localDir: string): string {
+  const d = localBookkeeping(localDir);
   makeDirs(d);
   ensureCachedirTag(d);
   const gi = join(d, '.gitignore');
@@ -213,11 +249,14 @@ export function huggingfaceDir(localDir: string): string {
   return d;
 }
 
-/** Where a repo file and its bookkeeping go in a --local-dir: every path built with safeJoin from the repo path. */
+/**
+ * Where a repo file and its bookkeeping go in a --local-dir: every path built with safeJoin from the repo path.
+ * Pure: nothing is created (a --dry-run and `cache verify --local-dir` write nothing).
+ */
 export function localDirPaths(localDir: string, path: string): LocalDirPaths {
   validateRelativeFilename(path);
   const file = safeJoin(localDir, path, 'a repo file name');
-  const metadata = safeJoin(join(huggingfaceDir(localDir), 'download'), `${path}.metadata`, 'a repo file name');
+  const metadata = safeJoin(join(localBookkeeping(localDir), 'download'), `${path}.metadata`, 'a repo file name');
   return {
     file,
     metadata,
@@ -274,9 +313,25 @@ export function filterPaths<T extends { path: string }>(items: T[], include?: st
   return items.filter((f) => (!inc || inc.some((r) => r.test(f.path))) && !exc.some((r) => r.test(f.path)));
 }
 
-/** Weight formats that duplicate safetensors; skipped by default when the repo has safetensors. */
-export const DUPLICATE_WEIGHT_GLOBS = ['*.bin', '*.pt', '*.pth', '*.ckpt', '*.h5', '*.msgpack', '*.ot'];
-
 export function toPosix(p: string): string {
   return sep === '/' ? p : p.split(sep).join('/');
+}
+
+/**
+ * True when `path` (followed through symlinks) is a regular file of exactly `bytes` bytes: a blob, pointer or
+ * local file counts as cached only at the size the listing gives (one truncated by hand or a full disk does not).
+ */
+export function fileOfSize(path: string, bytes: number): boolean {
+  try {
+    const st = statSync(path);
+    return st.isFile() && st.size === bytes;
+  } catch {
+    return false;
+  }
+}
+
+/** The commit a revision resolves to in the cache (`refs/<rev>`, or the sha itself when its snapshot exists), or null. */
+export function cachedCommit(storage: string, revision: string): string | null {
+  if (GIT_OID_RE.test(revision)) return existsSync(join(storage, 'snapshots', revision)) ? revision : null;
+  return readRef(storage, revision);
 }

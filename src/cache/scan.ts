@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInputText } from '../core/files.js';
+import { blobsFolder, readTreeCache } from './layout.js';
 
 export interface CacheScan {
   dir: string;
@@ -39,7 +40,7 @@ export function scanHubCache(dir: string): CacheScan {
   for (const name of readdirSync(dir)) {
     if (!/^(models|datasets|spaces)--/.test(name)) continue;
     repos++;
-    sizeBytes += dirSize(join(dir, name, 'blobs'));
+    sizeBytes += dirSize(blobsFolder(join(dir, name)));
   }
   return { dir, exists: true, repos, sizeBytes };
 }
@@ -87,6 +88,11 @@ export function walkFiles(dir: string, prefix = ''): string[] {
   return out;
 }
 
+/** Repo-relative paths of every file in a snapshot folder (symlinks counted as files), sorted. */
+export function listSnapshot(dir: string): string[] {
+  return walkFiles(dir).sort();
+}
+
 function readRefs(repoDir: string): Record<string, string> {
   const refs: Record<string, string> = {};
   for (const name of walkFiles(join(repoDir, 'refs'))) {
@@ -100,16 +106,6 @@ function readRefs(repoDir: string): Record<string, string> {
   return refs;
 }
 
-/** Every file path listed in `trees/<commit>.json` (huggingface_hub ≥ 1.x tree cache), or null. */
-export function treeListing(repoDir: string, commit: string): string[] | null {
-  try {
-    const data = JSON.parse(readInputText(join(repoDir, 'trees', `${commit}.json`), 'tree listing')) as { format_version?: number; files?: Record<string, unknown> };
-    return data.format_version === 1 && data.files ? Object.keys(data.files) : null;
-  } catch {
-    return null;
-  }
-}
-
 /** Details of one `models--org--name` folder: snapshots, refs, sizes, partial and broken entries. */
 export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
   const m = /^(models|datasets|spaces)--(.+)$/.exec(folder);
@@ -120,13 +116,13 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
   let sizeBytes = 0;
   let blobs: string[] = [];
   try {
-    blobs = readdirSync(join(dir, 'blobs'));
+    blobs = readdirSync(blobsFolder(dir));
   } catch {
     /* none yet */
   }
   for (const b of blobs) {
     try {
-      const st = lstatSync(join(dir, 'blobs', b));
+      const st = lstatSync(join(blobsFolder(dir), b));
       if (!st.isFile()) continue;
       // `<etag>.incomplete` (parked by coldstart, huggingface_hub < 1.x), `<etag>.<8 hex>.incomplete` (huggingface_hub ≥ 1.x) or `<etag>.cs-<pid>-<8 hex>.incomplete` (coldstart, in flight or killed).
       if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length).replace(/\.(?:cs-\d+-)?[0-9a-f]{8}$/, ''), bytes: st.size });
@@ -155,7 +151,7 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
         broken.push(p);
       }
     }
-    const listed = treeListing(dir, commit);
+    const listed = readTreeCache(dir, commit)?.map((f) => f.path) ?? null;
     const have = new Set(present);
     snapshots.push({
       commit,
@@ -183,4 +179,10 @@ export function scanHubCacheRepos(dir: string): RepoScan[] {
     .sort()
     .map((n) => scanRepo(dir, n))
     .filter((r): r is RepoScan => r !== null);
+}
+
+/** `coldstart cache ls`: every repo of the cache at `dir`, and the bytes they hold. */
+export function listCache(dir: string): { cacheDir: string; exists: boolean; sizeBytes: number; repos: RepoScan[] } {
+  const repos = scanHubCacheRepos(dir);
+  return { cacheDir: dir, exists: existsSync(dir), sizeBytes: repos.reduce((a, r) => a + r.sizeBytes, 0), repos };
 }

@@ -3,12 +3,13 @@
  * manifest: 64 hex = the LFS sha256, 40 hex = the git blob sha1 of the content; the tree listing cache
  * (trees/<commit>.json), when present, is checked too. In a --local-dir the `.metadata` etags are used.
  */
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { listSnapshot } from './download.js';
-import { checkRevision, localDirPaths, readLocalMetadata, readRef, readTreeCache, storageFolder } from './layout.js';
+import { listSnapshot } from './scan.js';
+import { poolMap } from '../core/pool.js';
+import { blobHasher, hashPrefix } from './commit.js';
+import { cachedCommit, checkRevision, localBookkeeping, localDirPaths, readLocalMetadata, readTreeCache, snapshotFolder, storageFolder } from './layout.js';
 import type { RepoFile } from '../hub/api.js';
 import { nowSeconds } from '../core/clock.js';
 
@@ -34,9 +35,8 @@ export interface VerifyResult {
 }
 
 async function hashFile(path: string, algorithm: 'sha256' | 'git-sha1', size: number, signal?: AbortSignal): Promise<string> {
-  const h = createHash(algorithm === 'sha256' ? 'sha256' : 'sha1');
-  if (algorithm === 'git-sha1') h.update(`blob ${size}\0`);
-  for await (const c of createReadStream(path, { highWaterMark: 4 << 20, signal })) h.update(c as Buffer);
+  const h = blobHasher(algorithm, size);
+  await hashPrefix(h, path, size, signal);
   return h.digest('hex');
 }
 
@@ -45,20 +45,6 @@ function expectation(etag: string | null, entry: RepoFile | undefined): { expect
   if (etag && /^[0-9a-f]{64}$/.test(etag)) return { expected: etag, algorithm: 'sha256' };
   if (etag && /^[0-9a-f]{40}$/.test(etag)) return { expected: etag, algorithm: 'git-sha1' };
   return { expected: null, algorithm: null };
-}
-
-async function poolMap<T, R>(items: T[], n: number, fn: (t: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(n, items.length)) }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        out[i] = await fn(items[i]);
-      }
-    }),
-  );
-  return out;
 }
 
 async function checkOne(path: string, abs: string, etag: string | null, entry: RepoFile | undefined, signal?: AbortSignal): Promise<VerifiedFile> {
@@ -80,8 +66,8 @@ export async function verifyCached(cacheDir: string, repo: string, revision: str
   const storage = storageFolder(cacheDir, repo);
   if (!existsSync(storage)) throw new ColdstartError('NOT_FOUND', `${repo} is not in the cache at ${cacheDir}`, { hint: 'Run `coldstart cache ls` to see what is cached.' });
   const rev = checkRevision(revision ?? 'main');
-  const commit = /^[0-9a-f]{40}$/.test(rev) ? rev : readRef(storage, rev);
-  const dir = commit ? join(storage, 'snapshots', commit) : '';
+  const commit = cachedCommit(storage, rev);
+  const dir = commit ? snapshotFolder(storage, commit) : '';
   if (!commit || !existsSync(dir)) throw new ColdstartError('NOT_FOUND', `${repo}: revision ${JSON.stringify(rev)} is not cached`, { hint: 'Pass --revision with a cached branch or commit (`coldstart cache ls` lists them).' });
   const tree = readTreeCache(storage, commit);
   const byPath = new Map((tree ?? []).map((f) => [f.path, f]));
@@ -109,7 +95,7 @@ export async function verifyCached(cacheDir: string, repo: string, revision: str
 /** Verifies a --local-dir against its `.cache/huggingface/download/*.metadata` etags (and tree listing). */
 export async function verifyLocalDir(localDir: string, repo: string, opts: { concurrency?: number; signal?: AbortSignal } = {}): Promise<VerifyResult> {
   const t0 = nowSeconds();
-  const hfDir = join(localDir, '.cache', 'huggingface');
+  const hfDir = localBookkeeping(localDir);
   if (!existsSync(hfDir)) throw new ColdstartError('NOT_FOUND', `${localDir}: no .cache/huggingface bookkeeping (not written by coldstart or huggingface_hub)`);
   const metas = listSnapshot(join(hfDir, 'download')).filter((p) => p.endsWith('.metadata'));
   const paths = metas.map((m) => m.slice(0, -'.metadata'.length));
@@ -129,4 +115,10 @@ export async function verifyLocalDir(localDir: string, repo: string, opts: { con
 function finish(repo: string, commit: string, dir: string, files: VerifiedFile[], notFetched: string[], t0: number): VerifyResult {
   const ok = files.every((f) => f.status === 'ok' || f.status === 'unverifiable');
   return { repo, commit, dir, files, notFetched, ok, bytes: files.reduce((a, f) => a + f.bytes, 0), seconds: nowSeconds() - t0 };
+}
+
+/** `coldstart cache verify`: a --local-dir against its metadata, else the cached snapshot of the revision. */
+export function verifyRepo(o: { repo: string; revision?: string; localDir?: string; cacheDir: string; concurrency: number; signal?: AbortSignal }): Promise<VerifyResult> {
+  const opts = { concurrency: o.concurrency, signal: o.signal };
+  return o.localDir !== undefined ? verifyLocalDir(o.localDir, o.repo, opts) : verifyCached(o.cacheDir, o.repo, o.revision, opts);
 }

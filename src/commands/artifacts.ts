@@ -2,34 +2,16 @@
  * `coldstart cache artifacts ls|verify|rm`: the compile/JIT caches on a (persistent) volume — coldstart's own
  * fingerprinted torch.compile entries and the caches vLLM, Triton, Inductor, FlashInfer, DeepGEMM, TensorRT(-LLM)
  * and ONNX Runtime leave — where each lives, how big, what key it was built for; verified; pruned.
- * Attached to the `cache` command by registerCacheArtifacts (src/cli.ts wires it after registerCache).
+ * Attached to the `cache` command by registerCacheArtifacts (src/cli/main.ts wires it after registerCache).
  */
 import type { Command } from 'commander';
-import { existsSync, renameSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import type { Runner, Context } from '../cli/context.js';
-import { ColdstartError, ExitCode, fromSystemError } from '../core/errors.js';
+import { ExitCode } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
-import { tempPathFor, trackTemp, removeTemp } from '../core/atomic.js';
-import { checkArtifact, defaultArtifactRoots, scanArtifacts, type Artifact } from '../warmup/compile/adopt.js';
+import { defaultArtifactRoots } from '../warmup/compile/adopt.js';
+import { artifactRoots, listArtifacts, removeArtifact, verifyArtifacts } from '../warmup/compile/artifacts.js';
 
 const SCHEMA = 'coldstart/cache-artifacts@1';
-
-function roots(ctx: Context, dirs: string[]): { roots: string[]; explicit: boolean } {
-  if (dirs.length) {
-    const r = dirs.map((d) => resolve(ctx.cwd, d));
-    for (const [i, d] of r.entries()) if (!existsSync(d)) throw new ColdstartError('NOT_FOUND', `${dirs[i]}: no such file or directory`);
-    return { roots: r, explicit: true };
-  }
-  return { roots: defaultArtifactRoots(ctx.env).filter((d) => existsSync(d)), explicit: false };
-}
-
-function scanAll(rs: string[]): Artifact[] {
-  const seen = new Set<string>();
-  const out: Artifact[] = [];
-  for (const r of rs) for (const a of scanArtifacts(r)) if (!seen.has(a.path)) (seen.add(a.path), out.push(a));
-  return out;
-}
 
 function table(ctx: Context, rows: string[][]): void {
   const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
@@ -37,26 +19,27 @@ function table(ctx: Context, rows: string[][]): void {
 }
 
 async function runLs(ctx: Context, dirs: string[]): Promise<number> {
-  const { roots: rs, explicit } = roots(ctx, dirs);
-  const arts = scanAll(rs);
+  const { roots, explicit } = artifactRoots(dirs, ctx.cwd, ctx.env);
+  const arts = listArtifacts(roots);
+  const totalBytes = arts.reduce((a, x) => a + x.bytes, 0);
   if (ctx.out.json) {
-    ctx.out.writeJson({ schema: SCHEMA, action: 'ls', roots: rs, artifacts: arts, totalBytes: arts.reduce((a, x) => a + x.bytes, 0) });
+    ctx.out.writeJson({ schema: SCHEMA, action: 'ls', roots, artifacts: arts, totalBytes });
     return ExitCode.OK;
   }
   if (!arts.length) {
-    ctx.out.print(explicit ? `no compile artefacts under ${rs.join(', ')}` : `no compile artefacts in the default locations (${defaultArtifactRoots(ctx.env).join(', ')})`);
+    ctx.out.print(explicit ? `no compile artefacts under ${roots.join(', ')}` : `no compile artefacts in the default locations (${defaultArtifactRoots(ctx.env).join(', ')})`);
     return ExitCode.OK;
   }
   table(ctx, [['engine', 'size', 'key', 'path', 'built for'], ...arts.map((a) => [a.engine, formatBytes(a.bytes), a.key, a.path, a.builtFor])]);
-  ctx.out.print(`${arts.length} artefact(s), ${formatBytes(arts.reduce((a, x) => a + x.bytes, 0))}`);
+  ctx.out.print(`${arts.length} artefact(s), ${formatBytes(totalBytes)}`);
   return ExitCode.OK;
 }
 
 async function runVerify(ctx: Context, dirs: string[]): Promise<number> {
-  const { roots: rs } = roots(ctx, dirs);
-  const results = scanAll(rs).map((a) => ({ ...a, check: checkArtifact(a) }));
+  const { roots } = artifactRoots(dirs, ctx.cwd, ctx.env);
+  const results = verifyArtifacts(roots);
   const bad = results.filter((r) => r.check.ok === false);
-  if (ctx.out.json) ctx.out.writeJson({ schema: SCHEMA, action: 'verify', roots: rs, artifacts: results, failed: bad.length });
+  if (ctx.out.json) ctx.out.writeJson({ schema: SCHEMA, action: 'verify', roots, artifacts: results, failed: bad.length });
   else {
     for (const r of results) {
       const state = r.check.ok === true ? 'ok' : r.check.ok === false ? 'FAILED' : 'not checkable';
@@ -69,24 +52,7 @@ async function runVerify(ctx: Context, dirs: string[]): Promise<number> {
 }
 
 async function runRm(ctx: Context, target: string): Promise<number> {
-  const p = resolve(ctx.cwd, target);
-  if (!existsSync(p)) throw new ColdstartError('NOT_FOUND', `${target}: no such file or directory`);
-  // Only something `ls` lists as one artefact is removed: found by scanning its parent.
-  const a = scanArtifacts(dirname(p), 3).find((x) => x.path === p) ?? scanArtifacts(p, 0).find((x) => x.path === p);
-  if (!a) {
-    throw new ColdstartError('BAD_INPUT', `${target} is not a compile artefact coldstart recognises; nothing removed`, {
-      hint: 'Pass a path exactly as `coldstart cache artifacts ls` prints it.',
-    });
-  }
-  // Rename first (atomic: a concurrent reader sees the whole artefact or none), then delete.
-  const doomed = tempPathFor(p);
-  try {
-    renameSync(p, doomed);
-  } catch (e) {
-    throw fromSystemError(e, p, 'remove');
-  }
-  trackTemp(doomed);
-  removeTemp(doomed);
+  const a = removeArtifact(target, ctx.cwd);
   if (ctx.out.json) ctx.out.writeJson({ schema: SCHEMA, action: 'rm', removed: a });
   else ctx.out.print(`removed ${a.engine} artefact ${a.path} (${formatBytes(a.bytes)} freed)`);
   return ExitCode.OK;

@@ -1,4 +1,6 @@
 import { ColdstartError, isColdstartError } from './errors.js';
+import { nowSeconds } from './clock.js';
+import { formatBytes, formatDuration, formatRate } from './format.js';
 
 /** What the CLI needs of a process; tests pass a fake one and run the CLI in-process. */
 export interface WritableLike {
@@ -33,6 +35,15 @@ export interface Spinner {
 
 const NOOP_SPINNER: Spinner = { update() {}, succeed() {}, fail() {}, stop() {} };
 
+/** A long step's progress line: bytes done of a total, with rate and ETA. */
+export interface Progress {
+  update(done: number, total: number): void;
+  /** Clears the line. */
+  end(): void;
+}
+
+const NOOP_PROGRESS: Progress = { update() {}, end() {} };
+
 /** ANSI styling that turns itself off: --no-color, NO_COLOR, a non-TTY stdout or TERM=dumb. */
 export interface Style {
   bold(s: string): string;
@@ -63,6 +74,8 @@ export function colorEnabled(proc: ProcessLike, flag: boolean): boolean {
 export class Output {
   readonly style: Style;
   private jsonWritten = false;
+  /** The progress line drawn on stderr now, if any: other output clears it first and draws it again after. */
+  private bar: string | null = null;
 
   constructor(
     readonly proc: ProcessLike,
@@ -86,24 +99,24 @@ export class Output {
   /** Main human output (tables, results). Suppressed in --json mode. */
   print(text = ''): void {
     if (this.opts.json) return;
-    this.proc.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    this.say(this.proc.stdout, text.endsWith('\n') ? text : `${text}\n`);
   }
 
   /** Secondary human output (hints, progress lines). Suppressed by --quiet and --json. */
   info(text: string): void {
     if (this.opts.quiet || this.opts.json) return;
-    this.proc.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    this.say(this.proc.stdout, text.endsWith('\n') ? text : `${text}\n`);
   }
 
   /** Plain periodic progress for non-TTY runs, on stderr; suppressed by --quiet. */
   progressLine(text: string): void {
     if (this.opts.quiet) return;
-    this.proc.stderr.write(`${text}\n`);
+    this.say(this.proc.stderr, `${text}\n`);
   }
 
   warn(text: string): void {
     if (this.opts.quiet) return;
-    this.proc.stderr.write(`${this.style.yellow('warning:')} ${text}\n`);
+    this.say(this.proc.stderr, `${this.style.yellow('warning:')} ${text}\n`);
   }
 
   debug(text: string): void {
@@ -125,6 +138,7 @@ export class Output {
   error(err: unknown): void {
     const e = isColdstartError(err) ? err : null;
     const msg = e ? e.message : err instanceof Error ? err.message : String(err);
+    this.draw(null); // an error ends the step a progress line was drawn for
     this.proc.stderr.write(`${this.style.red('coldstart: error:')} ${msg}\n`);
     if (e?.hint) this.proc.stderr.write(`  ${e.hint}\n`);
     if (this.opts.debug && err instanceof Error && err.stack) this.proc.stderr.write(`${err.stack}\n`);
@@ -147,5 +161,44 @@ export class Output {
       fail: (t) => void s.fail(t),
       stop: () => void s.stop(),
     };
+  }
+
+  /**
+   * A redrawn line on stderr — `label: 1.2 GiB / 4.0 GiB (30%) · 410 MiB/s · ETA 7 s`, the rate over the last ~3 s,
+   * redrawn at most every 100 ms — only when interactive (a TTY; never with --json, --quiet or in CI); else nothing.
+   */
+  progress(label: string, first = 'starting…'): Progress {
+    if (!this.interactive) return NOOP_PROGRESS;
+    const samples: Array<[number, number]> = [];
+    let drawnAt = 0;
+    this.draw(`${label}: ${first}`);
+    return {
+      update: (done, total) => {
+        const t = nowSeconds();
+        samples.push([t, done]);
+        while (samples.length > 2 && t - samples[0][0] > 3) samples.shift();
+        if (t - drawnAt < 0.1 && done < total) return;
+        drawnAt = t;
+        const [t1, d1] = samples[0];
+        const rate = t > t1 ? (done - d1) / (t - t1) : 0;
+        const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
+        this.draw(`${label}: ${formatBytes(done)} / ${formatBytes(total)} (${pct}%) · ${formatRate(rate)} · ETA ${rate > 0 ? formatDuration((total - done) / rate) : '—'}`);
+      },
+      end: () => this.draw(null),
+    };
+  }
+
+  private draw(text: string | null): void {
+    if (text === null && this.bar === null) return;
+    this.bar = text;
+    this.proc.stderr.write(`\r\u001b[2K${text ?? ''}`);
+  }
+
+  /** Writes a line, clearing the progress line first and drawing it again after. */
+  private say(stream: WritableLike, text: string): void {
+    const bar = this.bar;
+    if (bar !== null) this.proc.stderr.write('\r\u001b[2K');
+    stream.write(text);
+    if (bar !== null) this.proc.stderr.write(bar);
   }
 }

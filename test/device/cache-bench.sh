@@ -14,7 +14,7 @@ PY=${COLDSTART_PYTHON:-$(command -v python3)}
 MIB=${COLDSTART_BENCH_SHARD_MIB:-512}
 fail() { echo "{\"schema\":\"coldstart/bench-cache@1\",\"measured\":false,\"why\":\"not measured: $1\"}" > "$OUT/cache-bench.json"; echo "not measured: $1" >&2; exit 3; }
 [ -f .dev/bench-build/bench/cache/bench.js ] || fail ".dev/bench-build/bench/cache/bench.js missing (build it with npx tsc -p bench/cache/tsconfig.json and carry .dev/bench-build)"
-[ -f dist/cache/worker.js ] || fail "dist/cache/worker.js missing (carry dist/)"
+[ -f dist/hub/worker.js ] || fail "dist/hub/worker.js missing (carry dist/)"
 "$NODE" -v >/dev/null 2>&1 || fail "no node at $NODE"
 "$PY" -c 'import huggingface_hub' 2>/dev/null || fail "$PY has no huggingface_hub"
 command -v curl >/dev/null || fail "no curl"

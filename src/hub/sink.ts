@@ -5,7 +5,7 @@
  * several files use several cores. The main thread only orchestrates: it assigns files, turns the worker's
  * outcome of each attempt into retries/backoff or errors, and reports progress (the worker posts its byte
  * offset every ~100 ms).
- * The worker is the compiled TypeScript module src/cache/worker.ts (dist/cache/worker.js, loaded by URL); it
+ * The worker is the compiled TypeScript module src/hub/worker.ts (dist/hub/worker.js, loaded by URL); it
  * shares the redirect/credential rule with http.ts through hop.ts.
  */
 import { Worker } from 'node:worker_threads';
@@ -21,7 +21,7 @@ import { fromSystemError } from '../core/errors.js';
 function workerUrl(): URL {
   const here = new URL('./worker.js', import.meta.url);
   if (!import.meta.url.endsWith('.ts')) return here;
-  const built = new URL('../../dist/cache/worker.js', import.meta.url);
+  const built = new URL('../../dist/hub/worker.js', import.meta.url);
   if (!existsSync(built)) throw new Error(`${fileURLToPath(built)} is missing: build with \`npx tsc -p tsconfig.json\` first (the download worker runs compiled)`);
   return built;
 }

@@ -1,5 +1,5 @@
 /**
- * The download worker (loaded by sink.ts from dist/cache/worker.js): one big file's HTTP GET (Range offset,
+ * The download worker (loaded by sink.ts from dist/hub/worker.js): one big file's HTTP GET (Range offset,
  * redirects, token and deadlines — by hop.ts's rules, shared with http.ts), its hash and its writes run here,
  * so several files use several cores. Protocol (every message carries the file's `id`):
  *   main → worker: open {fd, algo, prefix, hashExisting} | fetch {url, endpoint, token, timeoutMs, size, maxRedirects,
@@ -12,9 +12,9 @@ import fs from 'node:fs';
 import crypto, { type Hash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { armDeadlines, hopHeaders, hopTimeout, redirectTarget, tokenOriginOf } from '../hub/hop.js';
+import { armDeadlines, hopHeaders, hopTimeout, redirectTarget, tokenOriginOf } from './hop.js';
 
-if (!parentPort) throw new Error('src/cache/worker.ts runs only as a worker thread (sink.ts starts it)');
+if (!parentPort) throw new Error('src/hub/worker.ts runs only as a worker thread (sink.ts starts it)');
 const port = parentPort;
 
 const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };

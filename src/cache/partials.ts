@@ -1,0 +1,112 @@
+/**
+ * The incomplete files of a download. Each run writes its own partial (`<etag>.cs-<pid>-<8 hex>.incomplete`), so no
+ * two processes ever write one file; between runs a partial is parked as `<etag>.incomplete` (huggingface_hub < 1.x's
+ * name) for the next run to adopt and resume with HTTP Range. huggingface_hub ≥ 1.x writes its own
+ * `<etag>.<8 hex>.incomplete` files, which are never touched here.
+ */
+import { randomBytes } from 'node:crypto';
+import { linkSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { trackResumable, untrackResumable } from '../core/atomic.js';
+
+const SUFFIX = '.incomplete';
+
+/** This process's own partial for a parked name: no other process ever opens it for writing. */
+function ownPartial(parked: string): string {
+  return `${parked.slice(0, -SUFFIX.length)}.cs-${process.pid}-${randomBytes(4).toString('hex')}${SUFFIX}`;
+}
+
+/**
+ * Runs `work` on this process's own partial for `parked`, adopted first from the parked one (or an abandoned one)
+ * when there is one. On a failure — and on Ctrl-C, which ends the CLI before this error path runs (the partial is
+ * tracked as resumable, core/atomic.ts) — the partial is parked for the next run.
+ */
+export async function withPartial<T>(parked: string, staleAfterSeconds: number, work: (own: string) => Promise<T>): Promise<T> {
+  const own = ownPartial(parked);
+  trackResumable(own, () => parkPartial(own, parked));
+  try {
+    adoptPartial(parked, own, staleAfterSeconds);
+    return await work(own);
+  } catch (e) {
+    parkPartial(own, parked);
+    throw e;
+  } finally {
+    untrackResumable(own);
+  }
+}
+
+/** A partial in `dir` that may be adopted: the parked one, or one a killed coldstart left under its own name. */
+function candidates(parked: string, staleAfterSeconds: number): Array<{ path: string; size: number }> {
+  const dir = dirname(parked);
+  const stem = basename(parked).slice(0, -SUFFIX.length);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: Array<{ path: string; size: number }> = [];
+  for (const n of names) {
+    const isParked = n === `${stem}${SUFFIX}`;
+    const isAbandoned = n.startsWith(`${stem}.cs-`) && n.endsWith(SUFFIX);
+    if (!isParked && !isAbandoned) continue;
+    try {
+      const st = statSync(join(dir, n));
+      if (isAbandoned && Date.now() - st.mtimeMs < staleAfterSeconds * 1000) continue; // maybe still being written
+      out.push({ path: join(dir, n), size: st.size });
+    } catch {
+      /* gone */
+    }
+  }
+  return out.sort((a, b) => b.size - a.size);
+}
+
+/**
+ * Resume: takes over the largest candidate by renaming it to our own name. rename() is atomic: of two contenders
+ * exactly one gets it, the other starts from byte 0. Smaller abandoned candidates are removed.
+ */
+function adoptPartial(parked: string, own: string, staleAfterSeconds: number): void {
+  let adopted = false;
+  for (const c of candidates(parked, staleAfterSeconds)) {
+    if (adopted) {
+      rmSync(c.path, { force: true });
+      continue;
+    }
+    try {
+      renameSync(c.path, own);
+      adopted = true;
+    } catch {
+      /* another process took it */
+    }
+  }
+}
+
+/**
+ * Our partial becomes the parked one for the next run, without replacing a larger one; an empty partial is removed
+ * (nothing to resume). Returns whether anything was kept.
+ */
+function parkPartial(own: string, parked: string): boolean {
+  let size: number;
+  try {
+    size = statSync(own).size;
+  } catch {
+    return false;
+  }
+  try {
+    if (size === 0) {
+      rmSync(own, { force: true });
+      return false;
+    }
+    try {
+      linkSync(own, parked);
+      rmSync(own, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      if (statSync(parked).size < size) renameSync(own, parked);
+      else rmSync(own, { force: true });
+    }
+  } catch {
+    /* best effort: the own-named partial stays, and is adopted once idle */
+  }
+  return true;
+}
