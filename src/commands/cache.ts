@@ -3,11 +3,14 @@ import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
 import { nowSeconds } from '../core/clock.js';
-import type { Context, Runner } from '../cli/context.js';
+import { addBudgetOptions, budgetFlags, type BudgetFlagValues, type Context, type Runner } from '../cli/context.js';
+import { judgeBudgets, tellVerdict, verdictExitCode, type BudgetFlags } from '../core/emit.js';
+import type { BudgetResult } from '../core/budgets.js';
+import { Stopwatch } from '../core/clock.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { trackTemp, removeTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
-import { publicPhase, runPhase } from '../core/phases.js';
+import { measurementOf, publicPhase, runPhase } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
 import type { RepoType } from '../hub/api.js';
 import { resolveRepoId } from '../models/table.js';
@@ -27,7 +30,7 @@ export interface CacheEngines {
 }
 export const defaultCacheEngines: CacheEngines = { downloadRepo, convertCheckpoint };
 
-interface CacheFlags {
+interface CacheFlags extends BudgetFlagValues {
   revision?: string;
   localDir?: string;
   include?: string[];
@@ -153,6 +156,7 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
   if (filenames.length && (flags.include?.length || flags.exclude?.length)) ctx.out.warn('ignoring --include/--exclude: file names were given (as `hf download` does)');
   const concurrency = intFlag('--concurrency', flags.concurrency, 1, 64);
   const retries = intFlag('--retries', flags.retries, 0, 20);
+  const budgets = budgetFlags(flags);
   const label = alias ? `${alias} (${repo})` : repo;
   const prog = await progress(ctx, label);
   let result: DownloadResult | undefined;
@@ -185,8 +189,15 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
     throw cause;
   }
   const r = result;
-  if (r.dryRun) return printDryRun(ctx, r, r.dryRun, alias);
+  if (r.dryRun) {
+    // --dry-run measures nothing: a budget on it fails closed like any budget on what was not measured.
+    const verdict = judgeBudgets(budgets, { download: { state: 'left-out', reason: '--dry-run downloads nothing' }, total: { state: 'not-measured', reason: '--dry-run downloads nothing' } });
+    return printDryRun(ctx, r, r.dryRun, alias, verdict);
+  }
+  const csw = new Stopwatch();
   const conversion = await convertIfAsked(ctx, flags, r, engines.convertCheckpoint);
+  const verdict = cacheVerdict(budgets, phase, conversion ? csw.elapsed() : 0);
+  const code = verdictExitCode(verdict);
   if (ctx.out.json) {
     ctx.out.writeJson({
       schema: SCHEMA,
@@ -216,8 +227,11 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
       resumed: r.resumed ?? [],
       conversion: conversion ?? null,
       phase: publicPhase(phase),
+      budgets: verdict,
+      exitCode: code,
     });
-    return ExitCode.OK;
+    tellVerdict(ctx.out, verdict);
+    return code;
   }
   const s = ctx.out.style;
   const cachedN = r.files.filter((f) => f.cached).length;
@@ -240,22 +254,34 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
     const w = Math.max(...r.files.map((f) => f.path.length));
     for (const f of r.files) ctx.out.info(`    ${f.path.padEnd(w)}  ${formatBytes(f.bytes).padStart(10)}  ${f.cached ? s.dim('cached') : formatDuration(f.seconds)}`);
   }
-  return ExitCode.OK;
+  tellVerdict(ctx.out, verdict);
+  return code;
+}
+
+/**
+ * cache's budgets: `download` is the download phase (measured, 0 s included when everything was cached) and `total`
+ * the whole run, the download plus the --to-safetensors conversion when one ran.
+ */
+function cacheVerdict(budgets: BudgetFlags, phase: Parameters<typeof measurementOf>[0], conversionSeconds: number): BudgetResult[] {
+  const download = measurementOf(phase);
+  return judgeBudgets(budgets, { download, total: download.state === 'measured' ? { state: 'measured', seconds: download.seconds + conversionSeconds } : download });
 }
 
 /** `--dry-run`: what `hf download --dry-run` prints — how many files would be fetched, their size, a table. */
-function printDryRun(ctx: Context, r: DownloadResult, plan: NonNullable<DownloadResult['dryRun']>, alias: string | undefined): number {
+function printDryRun(ctx: Context, r: DownloadResult, plan: NonNullable<DownloadResult['dryRun']>, alias: string | undefined, verdict: BudgetResult[]): number {
   const will = plan.filter((f) => f.willDownload);
   const bytes = will.reduce((a, f) => a + f.bytes, 0);
+  const code = verdictExitCode(verdict);
   if (ctx.out.json) {
-    ctx.out.writeJson({ schema: SCHEMA, action: 'dry-run', repo: r.repo, alias: alias ?? null, revision: r.revision, commit: r.commit, mode: r.mode, cacheDir: r.cacheDir, snapshotDir: r.snapshotDir, filesToDownload: will.length, bytesToDownload: bytes, bytesTotal: r.bytesTotal, files: plan, excluded: r.excluded ?? [] });
-    return ExitCode.OK;
+    ctx.out.writeJson({ schema: SCHEMA, action: 'dry-run', repo: r.repo, alias: alias ?? null, revision: r.revision, commit: r.commit, mode: r.mode, cacheDir: r.cacheDir, snapshotDir: r.snapshotDir, filesToDownload: will.length, bytesToDownload: bytes, bytesTotal: r.bytesTotal, files: plan, excluded: r.excluded ?? [], budgets: verdict, exitCode: code });
+  } else {
+    ctx.out.print(`[dry-run] Will download ${will.length} files (out of ${plan.length}) totalling ${formatBytes(bytes)}.`);
+    const w = Math.max(4, ...plan.map((f) => f.path.length));
+    ctx.out.print(`  ${'file'.padEnd(w)}  size`);
+    for (const f of plan) ctx.out.print(`  ${f.path.padEnd(w)}  ${f.willDownload ? formatBytes(f.bytes) : '-'}`);
   }
-  ctx.out.print(`[dry-run] Will download ${will.length} files (out of ${plan.length}) totalling ${formatBytes(bytes)}.`);
-  const w = Math.max(4, ...plan.map((f) => f.path.length));
-  ctx.out.print(`  ${'file'.padEnd(w)}  size`);
-  for (const f of plan) ctx.out.print(`  ${f.path.padEnd(w)}  ${f.willDownload ? formatBytes(f.bytes) : '-'}`);
-  return ExitCode.OK;
+  tellVerdict(ctx.out, verdict);
+  return code;
 }
 
 function runLs(ctx: Context): number {
@@ -384,7 +410,8 @@ export function registerCache(program: Command, run: Runner, engines: CacheEngin
     .option('--token <token>', 'Hub access token (overrides HF_TOKEN and the token file)')
     .option('--cache-dir <dir>', 'the Hugging Face cache to use (overrides HF_HUB_CACHE)')
     .option('--force-download', 'fetch again even when cached; the fresh verified blob replaces the old one')
-    .option('--dry-run', 'print what would be fetched and its size; download and write nothing')
+    .option('--dry-run', 'print what would be fetched and its size; download and write nothing');
+  addBudgetOptions(cache)
     .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
     .action(
       run(async (ctx, arg: string, filenames: string[], flags: CacheFlags) => {
