@@ -2,15 +2,14 @@ import type { Command } from 'commander';
 import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { intFlag } from '../core/flags.js';
-import { nowSeconds } from '../core/clock.js';
+import { nowSeconds, Stopwatch } from '../core/clock.js';
 import { addBudgetOptions, budgetFlags, type BudgetFlagValues, type Context, type Runner } from '../cli/context.js';
 import { judgeBudgets, tellVerdict, verdictExitCode, type BudgetFlags } from '../core/emit.js';
 import type { BudgetResult } from '../core/budgets.js';
-import { Stopwatch } from '../core/clock.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { trackTemp, removeTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
-import { measurementOf, publicPhase, runPhase } from '../core/phases.js';
+import { measurementOf, publicPhase, runPhase, type PhaseResult } from '../core/phases.js';
 import { hubCacheDir, hfEndpoint, hfOffline } from '../hub/env.js';
 import type { RepoType } from '../hub/api.js';
 import { resolveRepoId } from '../models/table.js';
@@ -262,7 +261,7 @@ async function runDownload(ctx: Context, arg: string, filenames: string[], flags
  * cache's budgets: `download` is the download phase (measured, 0 s included when everything was cached) and `total`
  * the whole run, the download plus the --to-safetensors conversion when one ran.
  */
-function cacheVerdict(budgets: BudgetFlags, phase: Parameters<typeof measurementOf>[0], conversionSeconds: number): BudgetResult[] {
+function cacheVerdict(budgets: BudgetFlags, phase: PhaseResult, conversionSeconds: number): BudgetResult[] {
   const download = measurementOf(phase);
   return judgeBudgets(budgets, { download, total: download.state === 'measured' ? { state: 'measured', seconds: download.seconds + conversionSeconds } : download });
 }

@@ -95,7 +95,7 @@ export function tellVerdict(out: Output, budgets: readonly BudgetResult[]): void
  * reported on stderr, and the run exits with the export's code (3 for the disk).
  */
 export function emitReport(out: Output, report: Report, cwd: string, opts: EmitOptions = {}): ExitCodeValue {
-  if (opts.budgets && Object.keys(opts.budgets).length > 0) report.budgets = judgeBudgets(opts, opts.measurements ?? measurementsOf(report));
+  report.budgets = judgeBudgets(opts, opts.measurements ?? measurementsOf(report));
   for (const b of report.budgets) if (b.status === 'unmeasured' && b.allowed) report.warnings.push(b.message);
 
   const exportErrors: ColdstartError[] = [];

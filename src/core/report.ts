@@ -32,8 +32,8 @@ export interface HostInfo {
 
 /**
  * The total. `seconds` is null when a phase that applies was not measured (`complete: false`, `missing` names
- * them): an incomplete total is never shown as a number that looks like a whole cold start. Phases left out (by
- * choice, or not applying here) are outside it and listed in `leftOut`, never in `missing`.
+ * them): an incomplete total is never shown as a number that looks like a whole cold start. Phases left out of the
+ * sum (by choice, or not applying here) are listed in `leftOut`, never in `missing`.
  */
 export interface Total {
   seconds: number | null;

@@ -34,13 +34,6 @@ export function totalText(report: Pick<Report, 'total'>): string {
   return t.stats ? `${formatDuration(t.seconds)} ± ${formatDuration(t.stats.stddev)}` : formatDuration(t.seconds);
 }
 
-/** What the total row says beside its time: what it lacks, or what it leaves out. */
-function totalNote(report: Pick<Report, 'total'>): string {
-  const t = report.total;
-  if (t.seconds === null) return `not measured: ${(t.missing ?? []).join(', ')}`;
-  return t.leftOut?.length ? `without ${t.leftOut.join(', ')} (left out)` : '';
-}
-
 /**
  * THE verdict in human output, one line per budget in the evaluator's words, for every command (printed by
  * core/emit.ts after the command's own output): ✓ met, ✗ exceeded / failed / not measured, ? not measured but
@@ -70,7 +63,7 @@ export function renderHuman(report: Report, style: Style, width = 100): string {
     }
   }
   const tot = report.total;
-  table.push([style.bold('total'), style.bold(totalText(report)), '', '', totalNote(report)]);
+  table.push([style.bold('total'), style.bold(totalText(report)), '', '', tot.seconds === null ? `not measured: ${(tot.missing ?? []).join(', ')}` : '']);
   lines.push(table.toString());
   if (tot.stats) lines.push(`total: ${statsLine(tot.stats)}`);
   if (report.findings.length > 0) {
