@@ -261,9 +261,28 @@ describe('coldstart convert', () => {
     expect(doc.details.bytes).toBeGreaterThan(0);
     expect(typeof doc.details.seconds.write).toBe('number');
     expect(doc.details.throughputBytesPerSecond).toBeGreaterThan(0);
-    expect(doc.phases.map((p: { name: string }) => p.name)).toEqual(['read', 'write', 'verify']);
-    expect(doc.phases[2]).toMatchObject({ status: 'skipped' });
+    expect(doc.phases.map((p: { name: string }) => p.name)).toEqual(['read', 'write', 'verify', 'unexplained']);
+    // Without --verify the check is left out by choice: outside the total, which is the conversion's wall clock.
+    expect(doc.phases[2]).toMatchObject({ status: 'skipped', notApplicable: true });
+    expect(doc.total).toMatchObject({ complete: true, leftOut: ['verify'] });
+    expect(doc.total.seconds).toBeCloseTo(doc.details.seconds.total, 9);
     expect(doc.exitCode).toBe(0);
+  });
+
+  it('--budget total: met without --verify (the check left out is outside the total), and the verdict is printed', async () => {
+    const d = fresh('budget');
+    const r = await runCli(['convert', good('views.pt'), '-o', join(d, 'a.safetensors'), '--budget', 'total=120s']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^✓ budget met: total took .*, limit 2 min 0 s/m);
+    const j = await runCli(['--json', 'convert', good('views.pt'), '-o', join(d, 'b.safetensors'), '--budget', 'total=120s', '--verify']);
+    expect(j.code, j.stderr).toBe(0);
+    const doc = JSON.parse(j.stdout);
+    expect(doc.budgets).toEqual([expect.objectContaining({ phase: 'total', status: 'ok', measured: doc.total.seconds })]);
+    expect(doc.total.leftOut).toBeUndefined();
+    // Exceeded, and a budget on a phase convert does not measure: exit 1, each verdict printed.
+    const bad = await runCli(['convert', good('views.pt'), '-o', join(d, 'c.safetensors'), '--budget', 'total=1ms,gpu-load=1s']);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toMatch(/^✗ budget gpu-load=1\.00 s: not measured: this run has no gpu-load phase/m);
   });
 
   it('refuses an existing output without --force; --force replaces only its own earlier output (issue 22)', async () => {

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPhase, PhaseHandle, totalSeconds, publicPhase } from '../src/core/phases.js';
-import { newReport, summarizeRuns } from '../src/core/report.js';
+import { runPhase, PhaseHandle, publicPhase, skippedPhase } from '../src/core/phases.js';
+import { newReport, runTotal, summarizeRuns } from '../src/core/report.js';
 import { emitReport } from '../src/core/emit.js';
 import { Output, type ProcessLike } from '../src/core/output.js';
 import { renderHuman } from '../src/core/reporters/human.js';
@@ -63,7 +63,8 @@ describe('runPhase', () => {
       h.setSeconds(0.5);
     });
     expect(p.seconds).toBe(0.5);
-    expect(totalSeconds([p, phase('x', null)])).toBe(0.5);
+    expect(runTotal([p, phase('x', 1, { status: 'skipped', seconds: null, reason: 'left out', notApplicable: true })])).toBe(0.5);
+    expect(runTotal([p, phase('x', null, { reason: 'no driver' })])).toBeNull();
   });
 });
 
@@ -81,6 +82,21 @@ describe('summarizeRuns', () => {
     expect(gl.share! + s.phases[0]!.share!).toBeCloseTo(1, 12);
     expect(s.phases[2]!.share).toBeNull();
     expect(s.warnings.some((w) => w.startsWith('gpu-load: 1 statistical outlier'))).toBe(true);
+    // One sample per run, each with its own total: null for a run that was not measured whole, never a sum of the rest.
+    expect(s.samples).toHaveLength(6);
+    expect(s.samples.every((x) => x.total === null)).toBe(true);
+    expect(s.samples[5]!.phases).toEqual({ 'cuda-init': 0.5, 'gpu-load': 4, warmup: null });
+  });
+  it('a phase left out by choice is outside the total, never missing from it', () => {
+    const s = summarizeRuns([[phase('read', 1), phase('write', 2), skippedPhase('verify', 'not requested (--verify)', true)]]);
+    expect(s.total).toMatchObject({ seconds: 3, complete: true, leftOut: ['verify'] });
+    expect(s.total.missing).toBeUndefined();
+    expect(s.samples[0]!.total).toBe(3);
+  });
+  it('the total is complete only when every run is: one incomplete run makes it null, complete runs keep their sample totals', () => {
+    const s = summarizeRuns([[phase('gpu-load', 1)], [phase('gpu-load', null, { status: 'failed', error: { code: 'TIMEOUT', message: 'x' } })], [phase('gpu-load', 3)]]);
+    expect(s.total).toMatchObject({ seconds: null, complete: false, missing: ['gpu-load'] });
+    expect(s.samples.map((x) => x.total)).toEqual([1, null, 3]);
   });
 });
 
@@ -137,6 +153,26 @@ describe('reporters', () => {
     expect(doc.phases[2].seconds).toBeNull();
   });
 
+  it('emitReport: a command with its own human output still prints the verdict, after it, in the same words', () => {
+    const proc = fakeProc();
+    const out = new Output(proc, { json: false, quiet: false, color: false, debug: false });
+    const code = emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100, warmup: 1 }, human: () => 'converted x → y', extraHuman: ['  detail'] });
+    expect(code).toBe(1);
+    expect(proc.out().split('\n').filter(Boolean)).toEqual([
+      'converted x → y',
+      '  detail',
+      '✓ budget met: gpu-load took 9.50 s, limit 1 min 40 s (1 min 31 s to spare)',
+      '✗ budget warmup=1.00 s: not measured: no <engine> & "x" (fails closed; pass --allow-unmeasured to accept)',
+    ]);
+  });
+
+  it('emitReport: an exit code the run already has (a phase that broke) is the one returned and the one in the document', () => {
+    const proc = fakeProc();
+    const out = new Output(proc, { json: true, quiet: false, color: false, debug: false });
+    expect(emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100 }, exitCode: 3 })).toBe(3);
+    expect(JSON.parse(proc.out()).exitCode).toBe(3);
+  });
+
   it('markdown escapes pipes and lists budgets', () => {
     const r = sampleReport();
     r.budgets = [{ phase: 'total', limit: 5, measured: 9.75, status: 'exceeded', over: 4.75, message: 'x' }];
@@ -180,7 +216,7 @@ describe('reporters', () => {
   it('github annotations escape newlines and percent signs', () => {
     const r = sampleReport();
     r.budgets = [{ phase: 'total', limit: 1, measured: 2, status: 'exceeded', over: 1, message: '100%\nover' }];
-    expect(githubAnnotations(r)).toEqual(['::error title=coldstart budget total::100%25%0Aover']);
+    expect(githubAnnotations(r.budgets)).toEqual(['::error title=coldstart budget total::100%25%0Aover']);
   });
 });
 

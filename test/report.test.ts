@@ -61,8 +61,43 @@ describe('coldstart report merge', () => {
     expect(ok.stdout).toMatch(/│ gpu-load\s+│ 3\s+│ 2\s+│/);
     const bad = await runCli(['report', 'merge', ...files, '--budget', 'warmup=1ms', '--junit', xml], { env });
     expect(bad.code).toBe(1);
-    expect(bad.stdout).toMatch(/budget exceeded: warmup took .* \(p90 across the fleet\)/);
+    expect(bad.stdout).toMatch(/^✗ budget exceeded: warmup took .* \(p90 across the fleet: 3 run\(s\) on 2 machine\(s\)\)/m);
     expect((await parseJUnit(xml)).failures).toBe(1);
+  });
+
+  it('merges only measured totals: over incomplete reports a total budget is not measured (exit 1), never a 0 s that passes', async () => {
+    // The same report twice as an incomplete run: as this version writes it (samples[].total null) and as earlier
+    // versions did (the sum of the measured phases, 0 here, beside total.seconds null).
+    const base = JSON.parse(readFileSync(files[1]!, 'utf8'));
+    const incomplete = (name: string, sampleTotal: number | null) => {
+      const doc = structuredClone(base);
+      doc.total = { seconds: null, complete: false, missing: ['gpu-load'], measuredSeconds: 0 };
+      doc.runs.samples = doc.runs.samples.map((x: { total: number }) => ({ ...x, total: sampleTotal }));
+      const f = join(tmp.dir, name);
+      writeFileSync(f, JSON.stringify(doc));
+      return f;
+    };
+    const now = incomplete('incomplete-now.json', null);
+    const before = incomplete('incomplete-before.json', 0);
+    for (const args of [[now], [before], [now, before]]) {
+      const r = await runCli(['report', 'merge', ...args, '--budget', 'total=1ms'], { env });
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(r.stdout).toMatch(/^✗ budget total=1\.00 ms: not measured: no run's total was measured/m);
+      expect(r.stdout).not.toMatch(/budget met/);
+      const j = JSON.parse((await runCli(['report', 'merge', ...args, '--budget', 'total=1ms', '--json'], { env })).stdout);
+      expect(j.total).toMatchObject({ seconds: null, complete: false });
+      expect(j.details.total).toMatchObject({ runs: 0, skippedRuns: args.length, p90: null });
+      expect(j.budgets[0]).toMatchObject({ phase: 'total', status: 'unmeasured', measured: null });
+      expect(j.exitCode).toBe(1);
+      expect(validateWithSchema(j)).toEqual([]);
+    }
+    expect((await runCli(['report', 'merge', now, before, '--budget', 'total=1ms', '--allow-unmeasured'], { env })).code).toBe(0);
+    // Measured and incomplete reports together: the fleet's total is the p90 of the measured runs, and says how many were not measured.
+    const mixed = JSON.parse((await runCli(['report', 'merge', files[0]!, now, '--budget', 'total=1h', '--json'], { env })).stdout);
+    expect(mixed.exitCode).toBe(0);
+    expect(mixed.details.total).toMatchObject({ runs: 2, skippedRuns: 1 });
+    expect(mixed.budgets[0].message).toMatch(/\(p90 across the fleet: 2 run\(s\) on 1 machine\(s\); 1 run\(s\) not measured\)/);
+    expect(mixed.warnings).toContain("total: 1 of 3 run(s) not measured (incomplete reports); the fleet's total is over the 2 measured run(s)");
   });
 
   it('refuses files that are not profile reports (exit 2)', async () => {

@@ -6,6 +6,7 @@
 import { readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
+import { Stopwatch } from '../core/clock.js';
 import { removeTemp, trackTemp } from '../core/atomic.js';
 import { guardOutput } from '../core/outputs.js';
 import { runPhase, type PhaseResult } from '../core/phases.js';
@@ -61,6 +62,8 @@ export interface CacheRun {
   /** The repo has only pickle (.bin) weights: --to-safetensors would convert them. */
   pickleOnly: boolean;
   conversion?: { converted: boolean; reason: string };
+  /** Seconds the --to-safetensors conversion took, when one ran (part of the run's total). */
+  conversionSeconds?: number;
 }
 
 export async function cacheRepo(req: CacheRequest, engines: CacheEngines, hooks: CacheHooks): Promise<CacheRun> {
@@ -73,8 +76,9 @@ export async function cacheRepo(req: CacheRequest, engines: CacheEngines, hooks:
   const pickleOnly = pickleWeightsOnly(result.files.map((f) => f.path));
   if (result.dryRun || !req.toSafetensors) return { request: req, result, phase, pickleOnly };
   if (!pickleOnly) return { request: req, result, phase, pickleOnly, conversion: { converted: false, reason: 'the repo already has safetensors weights (or no .bin weights)' } };
+  const sw = new Stopwatch();
   await convertInPlace(result, engines.convertCheckpoint, hooks);
-  return { request: req, result, phase, pickleOnly, conversion: { converted: true, reason: 'converted .bin weights to safetensors in place' } };
+  return { request: req, result, phase, pickleOnly, conversion: { converted: true, reason: 'converted .bin weights to safetensors in place' }, conversionSeconds: sw.elapsed() };
 }
 
 /**

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { loadConfig } from '../core/config.js';
 import { parseBudgetFlags, type Budgets } from '../core/budgets.js';
-import { checkExports, type EmitOptions } from '../core/emit.js';
+import { checkExports, type BudgetFlags, type EmitOptions } from '../core/emit.js';
 
 /** Everything a command gets: the (injectable) process, its output channel and the global flags. */
 export interface Context {
@@ -24,20 +24,28 @@ export function makeContext(proc: ProcessLike, global: GlobalOptions, signal: Ab
   return { proc, out: new Output(proc, global), global, cwd: proc.cwd(), env: proc.env, signal };
 }
 
-/** The flags every phase-reporting command shares: budgets, config and export files (CI use). */
-export function addReportOptions(cmd: Command): Command {
+/** The budget flags: `--budget` (repeatable) and `--allow-unmeasured`. */
+export function addBudgetOptions(cmd: Command): Command {
   return cmd
     .option('--budget <spec>', 'fail (exit 1) when a phase exceeds its limit, e.g. total=20s,gpu-load=8s (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
-    .option('--allow-unmeasured', 'a budget on a phase that was not measured passes with a warning (default: it fails, exit 1)')
+    .option('--allow-unmeasured', 'a budget on a phase that was not measured passes with a warning (default: it fails, exit 1)');
+}
+
+/** The flags every phase-reporting command shares: budgets, config and export files (CI use). */
+export function addReportOptions(cmd: Command): Command {
+  return addBudgetOptions(cmd)
     .option('--config <file>', 'config file (default: coldstart.config.json, searched upward from the working directory)')
     .option('--export-json <file>', 'also write the JSON report to a file')
     .option('--export-markdown <file>', 'also write a Markdown report to a file')
     .option('--junit <file>', 'also write JUnit XML (one testcase per budgeted phase)');
 }
 
-export interface ReportFlags {
+export interface BudgetFlagValues {
   budget?: string[];
   allowUnmeasured?: boolean;
+}
+
+export interface ReportFlags extends BudgetFlagValues {
   config?: string;
   exportJson?: string;
   exportMarkdown?: string;
@@ -63,4 +71,9 @@ export function localInputs(ctx: Context, ...args: Array<string | undefined>): s
 export function emitOptions(ctx: Context, flags: ReportFlags, inputs: readonly string[] = []): EmitOptions {
   checkExports(ctx.cwd, flags, inputs);
   return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
+}
+
+/** The budgets of a command that takes only the budget flags (no config file, no exports: `cache`). */
+export function budgetFlags(flags: BudgetFlagValues): BudgetFlags {
+  return { budgets: parseBudgetFlags(flags.budget ?? []), allowUnmeasured: !!flags.allowUnmeasured };
 }

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import type { Context, Runner } from '../cli/context.js';
+import { addBudgetOptions, budgetFlags, type BudgetFlagValues, type Context, type Runner } from '../cli/context.js';
+import { judgeBudgets, tellVerdict, verdictExitCode, type BudgetFlags } from '../core/emit.js';
+import type { BudgetResult } from '../core/budgets.js';
+import { measurementOf } from '../core/phases.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { intFlag } from '../core/flags.js';
 import { hubCacheDir, hfOffline } from '../hub/env.js';
@@ -18,7 +21,7 @@ export type { CacheEngines } from '../cache/run.js';
 export const defaultCacheEngines: CacheEngines = { downloadRepo, convertCheckpoint };
 
 /** The flags as commander gives them (strings); parseCache turns them into a CacheRequest. */
-type CacheFlags = { revision?: string; localDir?: string; include?: string[]; exclude?: string[]; allFiles?: boolean; concurrency: string; retries: string; toSafetensors?: boolean } & {
+type CacheFlags = BudgetFlagValues & { revision?: string; localDir?: string; include?: string[]; exclude?: string[]; allFiles?: boolean; concurrency: string; retries: string; toSafetensors?: boolean } & {
   repoType?: string; token?: string; cacheDir?: string; forceDownload?: boolean; dryRun?: boolean;
 };
 
@@ -54,7 +57,7 @@ function report(ctx: Context, doc: Record<string, unknown>, lines: Line[]): void
   for (const l of lines) (l.detail ? ctx.out.info(l.text) : ctx.out.print(l.text));
 }
 
-async function runDownload(ctx: Context, req: CacheRequest, engines: CacheEngines): Promise<number> {
+async function runDownload(ctx: Context, req: CacheRequest, budgets: BudgetFlags, engines: CacheEngines): Promise<number> {
   const label = cacheLabel(req.download.repo, req.alias);
   const bar = ctx.out.progress(label, 'resolving…');
   const onEvent = (e: DownloadEvent) => ((l) => ctx.out[l.level](l.text))(eventLine(e));
@@ -67,8 +70,22 @@ async function runDownload(ctx: Context, req: CacheRequest, engines: CacheEngine
   } finally {
     bar.end();
   }
-  report(ctx, downloadDoc(run), downloadLines(run, ctx.out.style));
-  return ExitCode.OK;
+  const verdict = cacheVerdict(budgets, run);
+  const code = verdictExitCode(verdict);
+  report(ctx, { ...downloadDoc(run), budgets: verdict, exitCode: code }, downloadLines(run, ctx.out.style));
+  tellVerdict(ctx.out, verdict);
+  return code;
+}
+
+/**
+ * cache's budgets: `download` is the download phase (measured, 0 s included when everything was cached) and `total`
+ * the whole run, the download plus the --to-safetensors conversion when one ran. `--dry-run` measures nothing: a
+ * budget on it fails closed like any budget on what was not measured.
+ */
+function cacheVerdict(budgets: BudgetFlags, run: CacheRun): BudgetResult[] {
+  if (run.result.dryRun) return judgeBudgets(budgets, { download: { state: 'left-out', reason: '--dry-run downloads nothing' }, total: { state: 'not-measured', reason: '--dry-run downloads nothing' } });
+  const download = measurementOf(run.phase);
+  return judgeBudgets(budgets, { download, total: download.state === 'measured' ? { state: 'measured', seconds: download.seconds + (run.conversionSeconds ?? 0) } : download });
 }
 
 /**
@@ -93,12 +110,13 @@ export function registerCache(program: Command, run: Runner, engines: CacheEngin
     .option('--token <token>', 'Hub access token (overrides HF_TOKEN and the token file)')
     .option('--cache-dir <dir>', 'the Hugging Face cache to use (overrides HF_HUB_CACHE)')
     .option('--force-download', 'fetch again even when cached; the fresh verified blob replaces the old one')
-    .option('--dry-run', 'print what would be fetched and its size; download and write nothing')
+    .option('--dry-run', 'print what would be fetched and its size; download and write nothing');
+  addBudgetOptions(cache)
     .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
     .action(
       run(async (ctx, arg: string, filenames: string[], flags: CacheFlags) => {
         if (hfOffline(ctx.env)) ctx.out.info('HF_HUB_OFFLINE is set: reading the cache only');
-        return runDownload(ctx, parseCache(ctx, arg, filenames ?? [], flags), engines);
+        return runDownload(ctx, parseCache(ctx, arg, filenames ?? [], flags), budgetFlags(flags), engines);
       }),
     );
   cache

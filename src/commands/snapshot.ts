@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
+import { durationFlag } from '../core/flags.js';
 import { readInputText } from '../core/files.js';
 import { makeDirs, safeJoin } from '../core/paths.js';
 import { Stopwatch, sleep } from '../core/clock.js';
@@ -112,10 +113,9 @@ async function machineFingerprint(criu: CriuInfo, native: NativeAddon | null): P
 
 // ---------------------------------------------------------------------------------------------- helpers
 
+/** --timeout / --lock-timeout: seconds (`30`) or a duration (`30s`, `5m`), the one parser in core/flags.ts. */
 function parseSeconds(flag: string, v: string): number {
-  const n = Number(v.replace(/s$/, ''));
-  if (!Number.isFinite(n) || n <= 0) throw invalidArg(flag, 'a positive number of seconds', v);
-  return n;
+  return durationFlag(flag, v, { bareSeconds: true });
 }
 
 function sha256(b: Buffer | string): string {

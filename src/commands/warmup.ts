@@ -1,12 +1,11 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { intFlag } from '../core/flags.js';
+import { durationFlag, intFlag } from '../core/flags.js';
 import { addReportOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { runPhase, publicPhase } from '../core/phases.js';
 import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport } from '../core/emit.js';
-import { parseDuration } from '../core/budgets.js';
 import { formatDuration } from '../core/format.js';
 import { statsLine } from '../core/reporters/human.js';
 import { nowSeconds } from '../core/clock.js';
@@ -37,16 +36,6 @@ interface WarmupFlags extends ReportFlags {
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-function parseTimeout(text: string | undefined): number | undefined {
-  if (text === undefined) return undefined;
-  if (/^\d+(\.\d+)?$/.test(text.trim())) {
-    const n = Number(text);
-    if (n > 0) return n;
-    throw invalidArg('--timeout', 'a duration greater than zero like 90s or 5m', text);
-  }
-  return parseDuration(text, '--timeout');
-}
 
 function parseHeaders(specs: readonly string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
@@ -142,7 +131,7 @@ export function registerWarmup(program: Command, run: Runner): void {
       if (!model && !flags.url) throw new ColdstartError('USAGE', 'nothing to warm up: pass an ONNX model, a model with --framework, or --url http://host:port', { hint: 'Examples: coldstart warmup model.onnx · coldstart warmup --url http://127.0.0.1:8000 --wait' });
       const eo = emitOptions(ctx, flags, localInputs(ctx, model));
       const shapes = parseShapeFlags(flags.shape ?? []);
-      const timeoutSeconds = parseTimeout(flags.timeout);
+      const timeoutSeconds = flags.timeout === undefined ? undefined : durationFlag('--timeout', flags.timeout, { bareSeconds: true });
       const mode = oneOf<CompileMode>('--mode', flags.mode, COMPILE_MODES);
       if (!flags.compile && (flags.persist !== undefined || flags.mode !== 'default')) throw new ColdstartError('USAGE', `${flags.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
       if (flags.compile && !framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');

@@ -1,32 +1,16 @@
 import { ColdstartError } from './errors.js';
-import { PHASES } from './phases.js';
+import { PHASES, type Measurement } from './phases.js';
 import { formatDuration } from './format.js';
+import { durationFlag } from './flags.js';
 
 /** A budget key is a phase name or `total`. */
 export const BUDGET_KEYS = [...PHASES, 'total'] as const;
 export type BudgetKey = (typeof BUDGET_KEYS)[number];
 export type Budgets = Partial<Record<BudgetKey, number>>;
 
-const UNIT_SECONDS: Record<string, number> = { ms: 1e-3, s: 1, sec: 1, m: 60, min: 60, h: 3600 };
-
-/** Parses `500ms`, `20s`, `1.5m`, `2m30s`, `1h`. A bare number is refused: units are required on the command line. */
-export function parseDuration(text: string, where = '--budget'): number {
-  const s = text.trim();
-  const re = /(\d+(?:\.\d+)?|\.\d+)\s*(ms|sec|min|s|m|h)/gy;
-  let total = 0;
-  let matched = 0;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(s)) !== null) {
-    total += Number(m[1]) * UNIT_SECONDS[m[2]!]!;
-    matched = re.lastIndex;
-  }
-  if (s.length === 0 || matched !== s.length || !Number.isFinite(total)) {
-    throw new ColdstartError('BAD_BUDGET', `${where}: "${text}" is not a duration`, {
-      hint: 'Write a number with a unit: 500ms, 20s, 1.5m, 2m30s.',
-    });
-  }
-  if (total <= 0) throw new ColdstartError('BAD_BUDGET', `${where}: "${text}" must be greater than zero`);
-  return total;
+/** A budget's limit: a duration with its unit (`500ms`, `20s`, `1.5m`, `2m30s`, `1h`), the one parser in core/flags.ts. */
+function parseLimit(text: string, where: string): number {
+  return durationFlag(where, text, { code: 'BAD_BUDGET' });
 }
 
 function checkKey(key: string, where: string): BudgetKey {
@@ -46,7 +30,7 @@ export function parseBudgetSpec(spec: string, where = '--budget'): Budgets {
     }
     const key = checkKey(item.slice(0, eq).trim(), where);
     if (out[key] !== undefined) throw twice(key, where);
-    out[key] = parseDuration(item.slice(eq + 1), `${where} ${key}`);
+    out[key] = parseLimit(item.slice(eq + 1), `${where} ${key}`);
   }
   if (Object.keys(out).length === 0) {
     throw new ColdstartError('BAD_BUDGET', `${where}: empty budget`, { hint: 'Example: --budget total=20s,gpu-load=8s' });
@@ -86,7 +70,7 @@ export function budgetsFromConfig(obj: unknown, where: string): Budgets {
   for (const [k, v] of Object.entries(obj)) {
     const key = checkKey(k, where);
     if (typeof v === 'number' && Number.isFinite(v) && v > 0) out[key] = v;
-    else if (typeof v === 'string') out[key] = parseDuration(v, `${where} budgets.${k}`);
+    else if (typeof v === 'string') out[key] = parseLimit(v, `${where} budgets.${k}`);
     else throw new ColdstartError('BAD_CONFIG', `${where}: budgets.${k} must be a duration like "8s" or a number of seconds`);
   }
   return out;
@@ -106,12 +90,11 @@ export interface BudgetResult {
   allowed?: boolean;
 }
 
-export interface Measured {
-  seconds: number | null;
-  status: 'ok' | 'skipped' | 'failed' | 'estimated';
-  /** Why it was not measured (a skipped phase's reason, an incomplete total's missing phases). */
-  reason?: string;
-}
+/**
+ * What a budget is judged against: a phase's or the total's measurement, with `basis` saying what the number is
+ * when it is not one run's time (report merge: "p90 across the fleet: 6 runs on 2 machines").
+ */
+export type Judged = Measurement & { basis?: string };
 
 export interface BudgetOptions {
   /** A budget on a phase that was not measured passes (with a warning) instead of failing. */
@@ -119,18 +102,24 @@ export interface BudgetOptions {
 }
 
 /**
- * Compares measured phases to budgets. Fail closed: a budget on a phase that was not measured (skipped, or a
- * total that is incomplete) is `unmeasured` and fails, unless `allowUnmeasured` is set (then `allowed: true`).
+ * THE evaluator: every verdict of every command comes from here. Per budget:
+ * - measured (0 included) → `ok` or `exceeded`;
+ * - not measured, or left out (a budget on a phase that did not run is never met by choice) → `unmeasured`, which
+ *   fails closed unless `allowUnmeasured` (then `allowed: true`); a budget on a phase this run does not have at all
+ *   is the same;
+ * - a phase that failed → `failed`, never excused.
+ * Left-out phases matter to the total (outside it, never missing), not here.
  */
-export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<BudgetKey, Measured>>, opts: BudgetOptions = {}): BudgetResult[] {
+export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<BudgetKey, Judged>>, opts: BudgetOptions = {}): BudgetResult[] {
   const results: BudgetResult[] = [];
   for (const key of BUDGET_KEYS) {
     const limit = budgets[key];
     if (limit === undefined) continue;
-    const m = measured[key];
-    if (!m || m.status === 'skipped' || m.status === 'failed' || m.seconds === null) {
-      const failed = m?.status === 'failed';
-      const why = m?.reason ?? (m ? 'skipped' : 'no such phase in this profile');
+    const m: Judged = measured[key] ?? { state: 'not-measured', reason: `this run has no ${key} phase` };
+    const head = `budget ${key}=${formatDuration(limit)}`;
+    if (m.state !== 'measured') {
+      const failed = m.state === 'not-measured' && m.failed === true;
+      const why = m.state === 'left-out' ? `left out: ${m.reason}` : m.reason;
       results.push({
         phase: key,
         limit,
@@ -139,13 +128,14 @@ export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<Budge
         over: null,
         ...(!failed && opts.allowUnmeasured ? { allowed: true } : {}),
         message: failed
-          ? `budget ${key}=${formatDuration(limit)}: phase failed, so the budget cannot be met`
-          : `budget ${key}=${formatDuration(limit)}: not measured: ${why}${opts.allowUnmeasured ? ' (allowed by --allow-unmeasured)' : ' (fails closed; pass --allow-unmeasured to accept)'}`,
+          ? `${head}: not measured: ${why}, so the budget cannot be met`
+          : `${head}: not measured: ${why}${opts.allowUnmeasured ? ' (allowed by --allow-unmeasured)' : ' (fails closed; pass --allow-unmeasured to accept)'}`,
       });
       continue;
     }
     const over = m.seconds - limit;
     const exceeded = over > 0;
+    const took = `${key} took ${formatDuration(m.seconds)}${m.basis ? ` (${m.basis})` : ''}`;
     results.push({
       phase: key,
       limit,
@@ -153,8 +143,8 @@ export function evaluateBudgets(budgets: Budgets, measured: Partial<Record<Budge
       status: exceeded ? 'exceeded' : 'ok',
       over,
       message: exceeded
-        ? `budget exceeded: ${key} took ${formatDuration(m.seconds)}, limit ${formatDuration(limit)} (+${formatDuration(over)}, +${((over / limit) * 100).toFixed(1)}%)`
-        : `budget met: ${key} took ${formatDuration(m.seconds)}, limit ${formatDuration(limit)} (${formatDuration(-over)} to spare)`,
+        ? `budget exceeded: ${took}, limit ${formatDuration(limit)} (+${formatDuration(over)}, +${((over / limit) * 100).toFixed(1)}%)`
+        : `budget met: ${took}, limit ${formatDuration(limit)} (${formatDuration(-over)} to spare)`,
     });
   }
   return results;

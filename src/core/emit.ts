@@ -1,10 +1,10 @@
 import { dirname, resolve } from 'node:path';
 import type { Report } from './report.js';
-import { measuredForBudgets } from './report.js';
-import { evaluateBudgets, budgetsFailed, budgetFails, type Budgets } from './budgets.js';
+import { measurementsOf } from './report.js';
+import { evaluateBudgets, budgetsFailed, budgetFails, type BudgetKey, type BudgetResult, type Budgets, type Judged } from './budgets.js';
 import { ColdstartError, ExitCode, fromSystemError, invalidArg, type ExitCodeValue } from './errors.js';
 import type { Output } from './output.js';
-import { renderHuman } from './reporters/human.js';
+import { renderHuman, verdictLines } from './reporters/human.js';
 import { renderMarkdown } from './reporters/markdown.js';
 import { renderJUnit } from './reporters/junit.js';
 import { appendStepSummary, emitGitHub } from './reporters/github.js';
@@ -12,10 +12,18 @@ import { sweepLeftovers, writeFileAtomic } from './atomic.js';
 import { formatBytes } from './format.js';
 import { guardOutput } from './outputs.js';
 
-export interface EmitOptions {
+/** The budgets of a run: `--budget` (and the config file's), and --allow-unmeasured. */
+export interface BudgetFlags {
   budgets?: Budgets;
   /** A budget on an unmeasured phase passes with a warning instead of failing (--allow-unmeasured). */
   allowUnmeasured?: boolean;
+}
+
+export interface EmitOptions extends BudgetFlags {
+  /** What budgets are judged against when not the report's own phases and total (report merge: the fleet's p90). */
+  measurements?: Partial<Record<BudgetKey, Judged>>;
+  /** The exit code the run already has (a phase that broke): the one returned, and the document's, is never lower. */
+  exitCode?: ExitCodeValue;
   exportJson?: string;
   exportMarkdown?: string;
   junit?: string;
@@ -58,15 +66,36 @@ export function checkExports(cwd: string, opts: ExportFlags, inputs: readonly st
   }
 }
 
+/** A run's budgets judged by the one evaluator (core/budgets.ts); no budgets, no verdicts. */
+export function judgeBudgets(flags: BudgetFlags, measurements: Partial<Record<BudgetKey, Judged>>): BudgetResult[] {
+  return flags.budgets && Object.keys(flags.budgets).length > 0 ? evaluateBudgets(flags.budgets, measurements, { allowUnmeasured: flags.allowUnmeasured }) : [];
+}
+
+/** The exit code of a verdict: 1 when a budget fails (exceeded, failed, not measured and not allowed), else 0. */
+export function verdictExitCode(budgets: readonly BudgetResult[]): ExitCodeValue {
+  return budgetsFailed(budgets) ? ExitCode.BUDGET : ExitCode.OK;
+}
+
 /**
- * The last step of every command: checks budgets, writes exports atomically, prints the report (human or the one
- * JSON document), emits GitHub annotations/summary, and returns the exit code. A failed export (a full disk, a
- * path refused by the output guard) never loses the measurement: the report is printed all the same — the JSON
- * document with `exportErrors` and the export's exit code —, then the failure is reported on stderr, and the
- * run exits with the export's code (3 for the disk).
+ * Tells the verdict, after the command's own output, the same way for every command: human output gets one line
+ * per budget (reporters/human.ts verdictLines); in --json mode the document carries `budgets` and `exitCode`, and
+ * the failing lines still reach a human on stderr; under GitHub Actions each failure is also an annotation.
+ */
+export function tellVerdict(out: Output, budgets: readonly BudgetResult[]): void {
+  if (!out.json) for (const l of verdictLines(budgets, out.style)) out.print(l);
+  else for (const b of budgets) if (budgetFails(b)) out.proc.stderr.write(`${b.message}\n`);
+  emitGitHub(budgets, out.proc, out.json);
+}
+
+/**
+ * The last step of every command that reports phases: judges budgets, writes exports atomically, prints the report
+ * (human, then the verdict; or the one JSON document), emits GitHub annotations/summary, and returns the exit code.
+ * A failed export (a full disk, a path refused by the output guard) never loses the measurement: the report is
+ * printed all the same — the JSON document with `exportErrors` and the export's exit code —, then the failure is
+ * reported on stderr, and the run exits with the export's code (3 for the disk).
  */
 export function emitReport(out: Output, report: Report, cwd: string, opts: EmitOptions = {}): ExitCodeValue {
-  if (opts.budgets && Object.keys(opts.budgets).length > 0) report.budgets = evaluateBudgets(opts.budgets, measuredForBudgets(report), { allowUnmeasured: opts.allowUnmeasured });
+  report.budgets = judgeBudgets(opts, opts.measurements ?? measurementsOf(report));
   for (const b of report.budgets) if (b.status === 'unmeasured' && b.allowed) report.warnings.push(b.message);
 
   const exportErrors: ColdstartError[] = [];
@@ -96,8 +125,7 @@ export function emitReport(out: Output, report: Report, cwd: string, opts: EmitO
     exportErrors.push(fromSystemError(e, out.proc.env.GITHUB_STEP_SUMMARY ?? '$GITHUB_STEP_SUMMARY', 'append to'));
   }
 
-  const failed = budgetsFailed(report.budgets);
-  const code: ExitCodeValue = exportErrors[0]?.exitCode ?? (failed ? ExitCode.BUDGET : ExitCode.OK);
+  const code = Math.max(exportErrors[0]?.exitCode ?? verdictExitCode(report.budgets), opts.exitCode ?? ExitCode.OK) as ExitCodeValue;
   if (out.json) {
     out.writeJson({ ...report, exitCode: code, ...(exportErrors.length ? { exportErrors: exportErrors.map((e) => e.toJSON()) } : {}) });
   } else {
@@ -105,10 +133,8 @@ export function emitReport(out: Output, report: Report, cwd: string, opts: EmitO
     out.print(opts.human ? opts.human(report) : renderHuman(report, out.style, cols));
     for (const l of opts.extraHuman ?? []) out.print(l);
   }
-  // In --json mode the table is not printed, so the budget verdicts still reach a human on stderr.
-  if (out.json) for (const b of report.budgets) if (budgetFails(b)) out.proc.stderr.write(`${b.message}\n`);
+  tellVerdict(out, report.budgets);
   for (const w of report.warnings) out.warn(w);
-  emitGitHub(report, out.proc, out.json);
   // After the report: the measurement is never lost to an export that failed.
   for (const e of exportErrors) out.error(e);
   return code;

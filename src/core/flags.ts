@@ -1,4 +1,4 @@
-import { invalidArg } from './errors.js';
+import { ColdstartError, invalidArg } from './errors.js';
 
 /**
  * The one validator for whole-number flags (--runs, --concurrency, --devices, …): a string from the command
@@ -12,4 +12,35 @@ export function intFlag(flag: string, value: string | number, min: number, max =
     throw invalidArg(flag, `a whole number ${range}`, value);
   }
   return n;
+}
+
+const UNIT_SECONDS: Record<string, number> = { ms: 1e-3, s: 1, sec: 1, m: 60, min: 60, h: 3600 };
+const DURATION_PART = /(\d+(?:\.\d+)?|\.\d+)\s*(ms|sec|min|s|m|h)/gy;
+
+/**
+ * The one duration parser, for --budget (and config budgets) and every timeout flag: `500ms`, `20s`, `1.5m`,
+ * `2m30s`, `1h`; with `bareSeconds` (timeouts) a plain number is seconds too (`--timeout 30`), while a budget needs
+ * its unit. Finite and greater than zero, else `code` (BAD_FLAG; BAD_BUDGET for budgets), exit 2, naming `flag`.
+ */
+export function durationFlag(flag: string, value: string, opts: { bareSeconds?: boolean; code?: 'BAD_FLAG' | 'BAD_BUDGET' } = {}): number {
+  const code = opts.code ?? 'BAD_FLAG';
+  const s = value.trim();
+  let seconds = 0;
+  if (opts.bareSeconds && /^(\d+(\.\d+)?|\.\d+)$/.test(s)) seconds = Number(s);
+  else {
+    const re = new RegExp(DURATION_PART);
+    let matched = 0;
+    let m: RegExpExecArray | null;
+    while ((m = re.exec(s)) !== null) {
+      seconds += Number(m[1]) * UNIT_SECONDS[m[2]!]!;
+      matched = re.lastIndex;
+    }
+    if (s.length === 0 || matched !== s.length || !Number.isFinite(seconds)) {
+      throw new ColdstartError(code, `${flag}: "${value}" is not a duration`, {
+        hint: `Write a number with a unit: 500ms, 20s, 1.5m, 2m30s${opts.bareSeconds ? ', or a number of seconds' : ''}.`,
+      });
+    }
+  }
+  if (!(seconds > 0) || !Number.isFinite(seconds)) throw new ColdstartError(code, `${flag}: "${value}" must be greater than zero`);
+  return seconds;
 }

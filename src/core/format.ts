@@ -1,14 +1,20 @@
-/** Human formatting of durations, sizes and rates. JSON never uses these: seconds and bytes as numbers. */
+/**
+ * Human formatting of durations, one format everywhere: 12 µs, 3.4 ms, 250 ms, 1.25 s, 12.3 s, 2 min 5 s,
+ * 1 h 0 min. A value never rounds up into a form its unit does not use ("60.0 s", "1 min 60 s"): it moves up a
+ * unit instead. JSON never uses these: seconds and bytes as numbers.
+ */
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '—';
   const a = Math.abs(seconds);
+  const sign = seconds < 0 ? '-' : '';
   if (a === 0) return '0 s';
-  if (a < 1e-3) return `${(seconds * 1e6).toFixed(0)} µs`;
-  if (a < 1) return `${(seconds * 1e3).toFixed(a < 0.01 ? 2 : a < 0.1 ? 1 : 0)} ms`;
-  if (a < 60) return `${seconds.toFixed(a < 10 ? 2 : 1)} s`;
-  const m = Math.floor(a / 60);
-  const s = a - m * 60;
-  return `${seconds < 0 ? '-' : ''}${m} min ${s.toFixed(0)} s`;
+  if (a < 0.0009995) return `${sign}${(a * 1e6).toFixed(0)} µs`;
+  if (a < 0.9995) return `${sign}${(a * 1e3).toFixed(a < 0.00995 ? 2 : a < 0.0995 ? 1 : 0)} ms`;
+  if (a < 59.95) return `${sign}${a.toFixed(a < 9.995 ? 2 : 1)} s`;
+  const whole = Math.round(a);
+  if (whole < 3600) return `${sign}${Math.floor(whole / 60)} min ${whole % 60} s`;
+  const minutes = Math.round(a / 60);
+  return `${sign}${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];

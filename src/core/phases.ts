@@ -34,7 +34,10 @@ export interface PhaseResult {
   error?: { code: string; message: string };
   steps: StepResult[];
   metrics: Record<string, MetricValue>;
-  /** Skipped because the phase does not apply here (nothing to download, not in a container): not a missing phase. */
+  /**
+   * Left out: by choice (`--only`, convert without `--verify`) or because the phase does not apply here (local files:
+   * nothing to download; not in a container). Outside the total, never missing from it (`measurementOf`).
+   */
   notApplicable?: boolean;
   /** The floor for the same step (coldstart's native probes/loader), seconds; never added to a total. */
   floor?: { seconds: number; source: string } | null;
@@ -121,18 +124,39 @@ export async function runPhase(name: string, body: (h: PhaseHandle) => Promise<v
   }
 }
 
-export function skippedPhase(name: string, reason: string, notApplicable = false): PhaseResult {
-  return { name, status: 'skipped', seconds: null, reason, steps: [], metrics: {}, ...(notApplicable ? { notApplicable: true } : {}) };
+/** A phase that was not run: not measured (`reason` says why), or left out (`leftOut`: by choice or not applying here). */
+export function skippedPhase(name: string, reason: string, leftOut = false): PhaseResult {
+  return { name, status: 'skipped', seconds: null, reason, steps: [], metrics: {}, ...(leftOut ? { notApplicable: true } : {}) };
+}
+
+/**
+ * The three answers to "was it measured?", from which every total and every budget verdict is decided:
+ * - measured: seconds (0 included: nothing to download, measured as such); an estimate counts as its number;
+ * - not measured: why (`failed` when the phase ran and broke): a total without it is incomplete, a budget on it
+ *   fails closed;
+ * - left out: by choice (`--only`, no `--verify`) or not applying here: outside the total, never missing from it.
+ */
+export type Measurement =
+  | { state: 'measured'; seconds: number }
+  | { state: 'not-measured'; reason: string; failed?: true }
+  | { state: 'left-out'; reason: string };
+
+/** The one place a phase's status becomes one of the three states. */
+export function measurementOf(p: PhaseResult): Measurement {
+  if ((p.status === 'ok' || p.status === 'estimated') && p.seconds !== null) return { state: 'measured', seconds: p.seconds };
+  if (p.status === 'failed') return { state: 'not-measured', reason: p.error ? `the phase failed (${p.error.code}: ${p.error.message})` : 'the phase failed', failed: true };
+  const reason = p.reason ?? 'no reason recorded';
+  return p.notApplicable ? { state: 'left-out', reason } : { state: 'not-measured', reason };
 }
 
 /** Phases that apply but were not measured (skipped or failed): a total without them is incomplete. */
 export function missingPhases(phases: readonly PhaseResult[]): string[] {
-  return phases.filter((p) => (p.status === 'skipped' || p.status === 'failed') && !p.notApplicable).map((p) => p.name);
+  return phases.filter((p) => measurementOf(p).state === 'not-measured').map((p) => p.name);
 }
 
-/** Sum of the measured (or estimated) phases; skipped and failed phases add nothing and are listed as such. */
-export function totalSeconds(phases: readonly PhaseResult[]): number {
-  return phases.reduce((a, p) => a + (p.seconds ?? 0), 0);
+/** Phases left out (by choice or not applying here): outside the total, never missing from it. */
+export function leftOutPhases(phases: readonly PhaseResult[]): string[] {
+  return phases.filter((p) => measurementOf(p).state === 'left-out').map((p) => p.name);
 }
 
 /** Strips the non-serialisable `cause` before a phase goes into a report. */

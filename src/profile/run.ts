@@ -10,8 +10,8 @@ import { performance } from 'node:perf_hooks';
 import type { Context } from '../cli/context.js';
 import { emitOptions, localInputs } from '../cli/context.js';
 import { ColdstartError, ERROR_CODES, ExitCode, invalidArg, isColdstartError, type ErrorCode } from '../core/errors.js';
-import { skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult } from '../core/phases.js';
-import { newReport, summarizeRuns, type Report } from '../core/report.js';
+import { missingPhases, skippedPhase, publicPhase, PHASES, isPhaseName, type PhaseResult } from '../core/phases.js';
+import { newReport, runTotal, summarizeRuns, type Report } from '../core/report.js';
 import { emitReport } from '../core/emit.js';
 import { Stopwatch } from '../core/clock.js';
 import { parseCount, repeatRuns } from '../core/repeat.js';
@@ -138,7 +138,8 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
     const probeFirst = !flags.download;
     if (probeFirst) await probe(s, probeBytes);
     const onRun = ({ index, warmup: w, phases }: { index: number; warmup: boolean; phases: readonly PhaseResult[] }) => {
-      if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ${formatDuration(phases.reduce((a, p) => a + (p.seconds ?? 0), 0))}`);
+      const t = runTotal(phases);
+      if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ${t === null ? `incomplete (${missingPhases(phases).join(', ')} not measured)` : formatDuration(t)}`);
     };
     measured.push(...(await repeatRuns({ runs, warmup, signal: ctx.signal, onRun }, () => (fw ? stackRun(s, fw, last) : floorRun(s)))));
     if (!probeFirst && flags.floor !== false) await probe(s, probeBytes);
@@ -159,11 +160,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   report.phases = sum.phases;
   report.total = { ...sum.total, ...(mode === 'estimate' ? {} : { wallSeconds: sum.total.seconds ?? undefined, unexplainedSeconds: report.phases.find((p) => p.name === 'unexplained')?.seconds ?? undefined }) };
   report.warnings.push(...sum.warnings);
-  report.runs = {
-    count: measured.length,
-    warmup: mode === 'estimate' ? 0 : warmup,
-    samples: measured.map((r, index) => ({ index, total: r.reduce((a, p) => a + (p.seconds ?? 0), 0), phases: Object.fromEntries(r.map((p) => [p.name, p.seconds])) })),
-  };
+  report.runs = { count: measured.length, warmup: mode === 'estimate' ? 0 : warmup, samples: sum.samples };
 
   const source: ModelFacts['source'] = target.synthetic ? 'synthetic' : target.kind === 'dir' || target.kind === 'file' ? 'local' : s.downloaded && !s.downloaded.fromCache && s.downloaded.bytes > 0 ? 'downloaded' : 'cached';
   const facts = modelFacts(s, source);
@@ -213,11 +210,11 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
   if (flags.floor === false) extra.push('', 'floor: not measured (--no-floor): your stack\'s numbers only');
   extra.push(...whatIfLines(rows, ctx));
   if (mode === 'estimate' && !ctx.out.opts.quiet) extra.push('', ctx.out.style.bold('assumptions'), ...(report.details.assumptions as string[]).map((a) => `  - ${a}`));
-  const code = emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: extra });
-  // A phase that broke (pull failure, runtime refused, …) is reported in the table and decides the exit code.
+  // A phase that broke (pull failure, runtime refused, …) is reported in the table and decides the exit code (the
+  // JSON document's exitCode too).
   const failed = report.phases.find((p) => p.status === 'failed');
-  if (failed?.error) return Math.max(code, ERROR_CODES[failed.error.code as ErrorCode] ?? ExitCode.ENV);
-  return code;
+  const broke = failed?.error ? (ERROR_CODES[failed.error.code as ErrorCode] ?? ExitCode.ENV) : undefined;
+  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: extra, exitCode: broke });
 }
 
 function stripElapsed(p: PhaseResult & { elapsed?: number }): PhaseResult & { cause?: unknown } {

@@ -11,7 +11,7 @@ import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport, type EmitOptions } from '../core/emit.js';
 import type { Stopwatch } from '../core/clock.js';
 import { repeatRuns } from '../core/repeat.js';
-import { intFlag } from '../core/flags.js';
+import { durationFlag, intFlag } from '../core/flags.js';
 import { statInput } from '../core/files.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import type { PhaseSummary } from '../core/report.js';
@@ -31,7 +31,8 @@ export function posNum(flag: string, v: string): number {
   return n;
 }
 
-function wrapPhases(r: WrapResult): PhaseResult[] {
+/** The phases of one wrapped run; `noCompletion`: --no-completion left the first request out by choice (outside the total). */
+function wrapPhases(r: WrapResult, noCompletion: boolean): PhaseResult[] {
   const phases: PhaseResult[] = [];
   phases.push(skippedPhase('container', 'wrap mode: the server was started as a process on this host', true));
   phases.push(skippedPhase('cuda-init', 'wrap mode: inside the server process, not separable from its logs (counted in unexplained)', true));
@@ -53,7 +54,7 @@ function wrapPhases(r: WrapResult): PhaseResult[] {
   }
   phases.push({ name: 'unexplained', status: 'ok', seconds: r.unexplainedSeconds, note: 'start → ready not covered by any known log line (imports, process start, engine set-up)', steps: [], metrics: {} });
   if ('seconds' in r.firstCompletion) phases.push({ name: 'first-completion', status: 'ok', seconds: r.firstCompletion.seconds, note: `POST ${r.firstCompletion.url}`, steps: [], metrics: { status: r.firstCompletion.status } });
-  else phases.push(skippedPhase('first-completion', r.firstCompletion.skipped));
+  else phases.push(skippedPhase('first-completion', r.firstCompletion.skipped, noCompletion));
   return phases;
 }
 
@@ -168,8 +169,8 @@ export async function wrapMode(ctx: Context, engines: Engines, modelArg: string 
       throw invalidArg('--ready-log', 'a regular expression', flags.readyLog, (e as Error).message);
     }
   }
-  const readyTimeout = posNum('--ready-timeout', flags.readyTimeout);
-  const stopTimeout = posNum('--stop-timeout', flags.stopTimeout);
+  const readyTimeout = durationFlag('--ready-timeout', flags.readyTimeout, { bareSeconds: true });
+  const stopTimeout = durationFlag('--stop-timeout', flags.stopTimeout, { bareSeconds: true });
   const stageRules = (flags.stage ?? []).map(parseStageFlag);
   const weights = flags.floor === false ? { reason: 'not measured: --no-floor' } : wrapWeights(modelArg, command, ctx.cwd, ctx.env, flags.revision);
   const resident: Array<number | null> = [];
@@ -192,14 +193,14 @@ export async function wrapMode(ctx: Context, engines: Engines, modelArg: string 
       signal: ctx.signal,
       onLine: ctx.global.debug ? (l) => ctx.out.debug(`[server ${l.t.toFixed(2)}s] ${l.text}`) : undefined,
     });
-    return wrapPhases(last);
+    return wrapPhases(last, flags.completion === false);
   });
   const report = newReport('profile');
   const sum = summarizeRuns(measured);
   report.phases = sum.phases;
   report.total = sum.total;
   report.warnings.push(...sum.warnings);
-  report.runs = { count: runs, warmup, samples: measured.map((r, index) => ({ index, total: r.reduce((a, p) => a + (p.seconds ?? 0), 0), phases: Object.fromEntries(r.map((p) => [p.name, p.seconds])) })) };
+  report.runs = { count: runs, warmup, samples: sum.samples };
   report.target = { name: command.join(' '), kind: 'server', command, engine: last!.engine };
   // The floor beside the weights-loading stage, measured after the server has stopped.
   const fr = resident.slice(-runs);

@@ -362,7 +362,10 @@ describe('wrap mode, budgets and exports', () => {
     expect(r.code).toBe(0);
     const doc = json(r);
     expect(doc.details.readyBy).toBe('log');
-    expect(doc.phases.find((p) => p.name === 'first-completion')).toMatchObject({ status: 'skipped', reason: 'disabled with --no-completion' });
+    expect(doc.phases.find((p) => p.name === 'first-completion')).toMatchObject({ status: 'skipped', reason: 'disabled with --no-completion', notApplicable: true });
+    // Left out by choice: outside the total, which is measured (start → ready), never incomplete for it.
+    expect(doc.total).toMatchObject({ complete: true, leftOut: expect.arrayContaining(['first-completion']) });
+    expect(doc.total.seconds).toEqual(expect.any(Number));
     const dead = await runCli(['profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, FAKE_VLLM, String(port), '--die-early'], { env });
     expect(dead.code).toBe(3);
     expect(dead.stderr).toMatch(/exited with 1 before it was ready/);
@@ -443,7 +446,7 @@ describe('wrap mode, budgets and exports', () => {
     expect(doc.runs).toMatchObject({ count: 2, warmup: 1 });
     expect(doc.runs!.samples).toHaveLength(2);
     expect(doc.total.stats!.n).toBe(2);
-    expect(doc.total.seconds).toBeCloseTo((doc.runs!.samples![0]!.total + doc.runs!.samples![1]!.total) / 2, 9);
+    expect(doc.total.seconds).toBeCloseTo((doc.runs!.samples![0]!.total! + doc.runs!.samples![1]!.total!) / 2, 9);
     expect(r.stderr).toMatch(/run 1\/3 \(warmup, not counted\)/);
   });
 });

@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.js';
-import { tempDir } from './helpers.js';
+import { tempDir, validateWithSchema } from './helpers.js';
 import { buildHeader } from '../../src/formats/safetensors.js';
 
 const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
@@ -19,7 +19,7 @@ const tmp = tempDir('cs-truth-');
 afterAll(() => tmp.done());
 const env = { COLDSTART_CACHE: join(tmp.dir, 'cache'), HF_HUB_OFFLINE: '1', HF_HOME: join(tmp.dir, 'hf') };
 
-type Doc = { total: { seconds: number | null; complete: boolean; missing: string[] }; phases: Array<{ name: string; status: string; seconds: number | null; reason?: string; steps: Array<{ name: string; seconds: number }>; metrics: Record<string, unknown> }>; budgets: Array<{ phase: string; status: string; message: string }>; details: Record<string, unknown> };
+type Doc = { total: { seconds: number | null; complete: boolean; missing: string[]; leftOut?: string[] }; runs: { samples: Array<{ index: number; total: number | null }> }; phases: Array<{ name: string; status: string; seconds: number | null; reason?: string; steps: Array<{ name: string; seconds: number }>; metrics: Record<string, unknown> }>; budgets: Array<{ phase: string; status: string; message: string }>; details: Record<string, unknown> };
 
 describe('totals and budgets on a machine without a GPU', () => {
   it('the demo prints no 0 s total: the total is incomplete and names the missing phases', async () => {
@@ -35,8 +35,21 @@ describe('totals and budgets on a machine without a GPU', () => {
     expect(doc.total.seconds).toBeNull();
     expect(doc.total.complete).toBe(false);
     expect(doc.total.missing).toEqual(expect.arrayContaining(['cuda-init', 'gpu-load', 'warmup']));
-    // Nothing that was not measured is a number.
+    // Nothing that was not measured is a number: not a phase, not the total, not a run's total.
     for (const p of doc.phases) if (p.status === 'skipped') expect(p.seconds).toBeNull();
+    expect(doc.runs.samples).toEqual([expect.objectContaining({ index: 0, total: null })]);
+    expect(validateWithSchema(doc)).toEqual([]);
+  });
+
+  it('--runs 2: each run\'s sample total is null, and its progress line says incomplete, never a 0 s sum of nothing', async () => {
+    const j = await runCli(['profile', '--json', '--runs', '2', '--only', 'gpu-load,warmup'], { env });
+    const doc = JSON.parse(j.stdout) as Doc;
+    expect(doc.runs.samples.map((x) => x.total)).toEqual([null, null]);
+    expect(doc.total).toMatchObject({ seconds: null, complete: false, missing: ['gpu-load', 'warmup'] });
+    // Left out by --only: outside the total, never missing from it.
+    expect(doc.total.leftOut).toEqual(expect.arrayContaining(['container', 'cuda-init', 'download']));
+    expect(j.stderr).toMatch(/run 1\/2: incomplete \(gpu-load, warmup not measured\)/);
+    expect(j.stderr).not.toMatch(/run \d\/2: 0 s/);
   });
 
   it('a budget on an unmeasured phase exits 1 with "not measured: <reason>"; 0 with --allow-unmeasured', async () => {

@@ -2,7 +2,7 @@ import { appendFileSync } from 'node:fs';
 import type { Report } from '../report.js';
 import type { ProcessLike } from '../output.js';
 import { renderMarkdown } from './markdown.js';
-import { budgetFails } from '../budgets.js';
+import { budgetFails, type BudgetResult } from '../budgets.js';
 
 /** Escapes a workflow-command message (GitHub's own rules: %, CR, LF). */
 function escapeData(s: string): string {
@@ -10,8 +10,8 @@ function escapeData(s: string): string {
 }
 
 /** `::error` lines for failed budgets, to stdout, only when GITHUB_ACTIONS=true. */
-export function githubAnnotations(report: Report): string[] {
-  return report.budgets
+export function githubAnnotations(budgets: readonly BudgetResult[]): string[] {
+  return budgets
     .filter((b) => budgetFails(b))
     .map((b) => `::error title=coldstart budget ${b.phase}::${escapeData(b.message)}`);
 }
@@ -20,10 +20,10 @@ export function githubAnnotations(report: Report): string[] {
  * Under GitHub Actions: the budget annotations. They go to stdout, or to stderr in --json mode so stdout stays
  * exactly one JSON document (the runner reads both).
  */
-export function emitGitHub(report: Report, proc: ProcessLike, json: boolean): void {
+export function emitGitHub(budgets: readonly BudgetResult[], proc: ProcessLike, json: boolean): void {
   if (proc.env.GITHUB_ACTIONS !== 'true') return;
   const stream = json ? proc.stderr : proc.stdout;
-  for (const line of githubAnnotations(report)) stream.write(`${line}\n`);
+  for (const line of githubAnnotations(budgets)) stream.write(`${line}\n`);
 }
 
 /**

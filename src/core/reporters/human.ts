@@ -1,5 +1,6 @@
 import Table from 'cli-table3';
 import type { Report, PhaseSummary } from '../report.js';
+import type { BudgetResult } from '../budgets.js';
 import type { Style } from '../output.js';
 import { formatDuration, formatPercent } from '../format.js';
 
@@ -33,6 +34,15 @@ export function totalText(report: Pick<Report, 'total'>): string {
   return t.stats ? `${formatDuration(t.seconds)} ± ${formatDuration(t.stats.stddev)}` : formatDuration(t.seconds);
 }
 
+/**
+ * THE verdict in human output, one line per budget in the evaluator's words, for every command (printed by
+ * core/emit.ts after the command's own output): ✓ met, ✗ exceeded / failed / not measured, ? not measured but
+ * accepted by --allow-unmeasured.
+ */
+export function verdictLines(budgets: readonly BudgetResult[], style: Style): string[] {
+  return budgets.map((b) => `${b.status === 'ok' ? style.green('✓') : b.status === 'unmeasured' && b.allowed ? style.yellow('?') : style.red('✗')} ${b.message}`);
+}
+
 /** The phase table (phase, time, share of total, status, note) with sub-steps indented beneath their phase. */
 export function renderHuman(report: Report, style: Style, width = 100): string {
   const lines: string[] = [];
@@ -56,10 +66,6 @@ export function renderHuman(report: Report, style: Style, width = 100): string {
   table.push([style.bold('total'), style.bold(totalText(report)), '', '', tot.seconds === null ? `not measured: ${(tot.missing ?? []).join(', ')}` : '']);
   lines.push(table.toString());
   if (tot.stats) lines.push(`total: ${statsLine(tot.stats)}`);
-  for (const b of report.budgets) {
-    const mark = b.status === 'ok' ? style.green('✓') : b.status === 'unmeasured' && b.allowed ? style.yellow('?') : style.red('✗');
-    lines.push(`${mark} ${b.message}`);
-  }
   if (report.findings.length > 0) {
     lines.push('', style.bold('findings'));
     report.findings.forEach((f, i) => lines.push(`${i + 1}. ${f.message}${f.command ? style.dim(`  → ${f.command}`) : ''}`));
