@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { loadConfig } from '../core/config.js';
 import { parseBudgetFlags, type Budgets } from '../core/budgets.js';
+import { telemetryHook, type TelemetryFlags } from '../telemetry/index.js';
 import { checkExports, type BudgetFlags, type EmitOptions } from '../core/emit.js';
 
 /** Everything a command gets: the (injectable) process, its output channel and the global flags. */
@@ -45,11 +46,18 @@ export interface BudgetFlagValues {
   allowUnmeasured?: boolean;
 }
 
-export interface ReportFlags extends BudgetFlagValues {
+export interface ReportFlags extends BudgetFlagValues, TelemetryFlags {
   config?: string;
   exportJson?: string;
   exportMarkdown?: string;
   junit?: string;
+}
+
+/** `--otlp [URL]` and `--prometheus FILE` (profile, warmup, restore, optimize): where the finished report also goes. */
+export function addTelemetryOptions(cmd: Command): Command {
+  return cmd
+    .option('--otlp [url]', 'also send the run as an OpenTelemetry trace over OTLP/HTTP (default: OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318)')
+    .option('--prometheus <file>', 'also write the run in the node-exporter textfile format (histograms per phase, floors as gauges)');
 }
 
 /** Budgets from coldstart.config.json, overridden key by key by the --budget flags (each phase at most once in them). */
@@ -70,7 +78,8 @@ export function localInputs(ctx: Context, ...args: Array<string | undefined>): s
  */
 export function emitOptions(ctx: Context, flags: ReportFlags, inputs: readonly string[] = []): EmitOptions {
   checkExports(ctx.cwd, flags, inputs);
-  return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit };
+  const telemetry = telemetryHook(flags, ctx.env, ctx.cwd);
+  return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit, ...(telemetry ? { telemetry } : {}) };
 }
 
 /** The budgets of a command that takes only the budget flags (no config file, no exports: `cache`). */

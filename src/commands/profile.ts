@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addReportOptions, type Runner } from '../cli/context.js';
+import { addReportOptions, addTelemetryOptions, type Runner } from '../cli/context.js';
 import { ColdstartError } from '../core/errors.js';
 import { profileCommand, splitWrap, type ProfileFlags } from '../profile/run.js';
 import { defaultEngines, type Engines } from '../profile/engines.js';
@@ -8,7 +8,7 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
 export function registerProfile(program: Command, run: Runner, engines: Engines = defaultEngines): void {
-  addReportOptions(
+  addTelemetryOptions(addReportOptions(
     program
       .command('profile')
       .description('profile a cold start phase by phase (default model: the built-in demo)')
@@ -44,7 +44,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       .option('--no-completion', 'wrap mode: do not send a first completion')
       .option('--stop-timeout <s>', 'wrap mode: seconds between SIGTERM and SIGKILL when stopping the server', '10')
       .option('--stage <name=regex>', "wrap mode: a log line that ends a stage, 'name[:phase]=REGEX' (a (number) group is its printed duration; repeatable)", collect),
-  ).action(
+  )).action(
     run(async (ctx, ...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
       const flags = cmd.opts() as ProfileFlags;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { durationFlag, intFlag } from '../core/flags.js';
-import { addReportOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { addReportOptions, addTelemetryOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { runPhase, publicPhase } from '../core/phases.js';
 import { newReport, summarizeRuns } from '../core/report.js';
@@ -97,7 +97,7 @@ function extraLines(r: WarmupResult, ctx: Context): string[] {
 }
 
 export function registerWarmup(program: Command, run: Runner): void {
-  addReportOptions(
+  addTelemetryOptions(addReportOptions(
     program
       .command('warmup')
       .description('absorb first-inference cost before traffic (ONNX, HTTP servers, Python frameworks) and cache what can be cached')
@@ -119,7 +119,7 @@ export function registerWarmup(program: Command, run: Runner): void {
       .option('--compile', 'framework torch/transformers: run the first forward under torch.compile (Inductor)')
       .option('--mode <mode>', `--compile: ${COMPILE_MODES.join(', ')}`, 'default')
       .option('--persist <dir>', '--compile: keep Inductor/Triton caches and torch cache artefacts in DIR, fingerprinted; time cold vs from the cache, each in a fresh process'),
-  ).action(
+  )).action(
     run(async (ctx: Context, model: string | undefined, flags: WarmupFlags) => {
       const runs = intFlag('--runs', flags.runs, 0, 100_000);
       const maxTokens = intFlag('--max-tokens', flags.maxTokens ?? '8', 1, 4096);

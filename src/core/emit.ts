@@ -33,6 +33,11 @@ export interface EmitOptions extends BudgetFlags {
   human?: (report: Report) => string;
   /** Tests: how an export file is written (default writeFileAtomic). */
   writeFile?: (path: string, data: string) => void;
+  /**
+   * Sends the finished report elsewhere (telemetry: OTLP, a Prometheus textfile) after it is printed; resolves to
+   * warnings. It never changes the verdict or the exit code.
+   */
+  telemetry?: (report: Report) => Promise<string[]>;
 }
 
 type ExportFlags = Pick<EmitOptions, 'exportJson' | 'exportMarkdown' | 'junit'>;
@@ -54,9 +59,10 @@ const exportReplaceable = (_: string, st: { isFile(): boolean }) => (st.isFile()
  * each path non-empty, given once, not a link, not one of `inputs` (nor inside or above one), and replacing only
  * a regular file. Refusals are usage errors (exit 2).
  */
-export function checkExports(cwd: string, opts: ExportFlags, inputs: readonly string[] = []): void {
+export function checkExports(cwd: string, opts: ExportFlags & { prometheus?: string }, inputs: readonly string[] = []): void {
   const seen = new Map<string, string>();
-  for (const [flag, p] of exportList(opts)) {
+  const paths: Array<[string, string]> = [...exportList(opts).map(([flag, p]): [string, string] => [flag, p]), ...(opts.prometheus !== undefined ? [['--prometheus', opts.prometheus] as [string, string]] : [])];
+  for (const [flag, p] of paths) {
     if (p.trim() === '') throw invalidArg(flag, 'a file path', p);
     const abs = resolve(cwd, p);
     const other = seen.get(abs);
@@ -89,12 +95,13 @@ export function tellVerdict(out: Output, budgets: readonly BudgetResult[]): void
 
 /**
  * The last step of every command that reports phases: judges budgets, writes exports atomically, prints the report
- * (human, then the verdict; or the one JSON document), emits GitHub annotations/summary, and returns the exit code.
+ * (human, then the verdict; or the one JSON document), emits GitHub annotations/summary, then sends telemetry (a
+ * failure there is one warning, never another exit code), and returns the exit code.
  * A failed export (a full disk, a path refused by the output guard) never loses the measurement: the report is
  * printed all the same — the JSON document with `exportErrors` and the export's exit code —, then the failure is
  * reported on stderr, and the run exits with the export's code (3 for the disk).
  */
-export function emitReport(out: Output, report: Report, cwd: string, opts: EmitOptions = {}): ExitCodeValue {
+export async function emitReport(out: Output, report: Report, cwd: string, opts: EmitOptions = {}): Promise<ExitCodeValue> {
   report.budgets = judgeBudgets(opts, opts.measurements ?? measurementsOf(report));
   for (const b of report.budgets) if (b.status === 'unmeasured' && b.allowed) report.warnings.push(b.message);
 
@@ -137,5 +144,6 @@ export function emitReport(out: Output, report: Report, cwd: string, opts: EmitO
   for (const w of report.warnings) out.warn(w);
   // After the report: the measurement is never lost to an export that failed.
   for (const e of exportErrors) out.error(e);
+  for (const w of opts.telemetry ? await opts.telemetry(report).catch((e: Error) => [`telemetry: ${e.message}`]) : []) out.warn(w);
   return code;
 }
