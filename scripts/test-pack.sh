@@ -27,7 +27,7 @@ step "npm pack (prepack: tsc + prebuilds for $COLDSTART_PREBUILD_ARCHES)"
 tgz="$tmp/$(tail -n 1 "$tmp/pack.out")"
 [ -f "$tgz" ] || fail "npm pack did not write a tarball ($(cat "$tmp/pack.out"))"
 listing="$(tar -tzf "$tgz")"
-for f in package/bin/coldstart.js package/dist/cli/main.js package/dist/index.js package/dist/index.d.ts \
+for f in package/LICENSE package/scripts/ci-criu.sh package/bin/coldstart.js package/dist/cli/main.js package/dist/index.js package/dist/index.d.ts \
   package/scripts/build-addon.cjs package/scripts/native-build.cjs package/binding.gyp \
   "package/prebuilds/linux-$arch/coldstart.napi.glibc.node"; do
   grep -qx "$f" <<<"$listing" || fail "the tarball lacks $f"
@@ -35,6 +35,13 @@ done
 # The Python coldstart runs (src/python/*.py, copied into dist/ by scripts/copy-assets.cjs), without bytecode caches.
 for f in common stack framework compile compile_probe packages; do
   grep -qx "package/dist/python/$f.py" <<<"$listing" || fail "the tarball lacks dist/python/$f.py (scripts/copy-assets.cjs)"
+done
+# What the package names, it carries: every docs/ link of the README, every script a message names.
+for link in $(grep -o '](docs/[^)#]*' "$repo/README.md" | sed 's/^](//' | sort -u); do
+  grep -qx "package/$link" <<<"$listing" || fail "the README links $link, which the tarball lacks (package.json files)"
+done
+for s in $(grep -rhoE 'scripts/[A-Za-z0-9_.-]+\.(sh|cjs|py)' "$repo/dist" --include=*.js | sort -u); do
+  grep -qx "package/$s" <<<"$listing" || fail "a message names $s, which the tarball lacks (package.json files)"
 done
 if grep -q '^package/build/' <<<"$listing"; then fail "the tarball ships build/ (a local source build)"; fi
 if grep -q '__pycache__' <<<"$listing"; then fail "the tarball ships a __pycache__"; fi

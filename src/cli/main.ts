@@ -25,11 +25,16 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
     .option('--no-color', 'disable colours (NO_COLOR is honoured too)')
     .option('--debug', 'show stack traces and internal details')
     .exitOverride()
+    // Descriptions wrap even beside a long usage column on an 80-column terminal (commander's default needs 40).
+    .configureHelp({ minWidthToWrap: 24 })
     .configureOutput({
       writeOut: (s) => void proc.stdout.write(s),
       writeErr: (s) => void proc.stderr.write(s),
       // Commander's own errors ("error: missing required argument…") read like every other coldstart error.
       outputError: (s, write) => write(s.replace(/^error: /, 'coldstart: ')),
+      // Help wraps at the terminal's width, else $COLUMNS, else 100 (a pipe or CI log): never 190-column lines.
+      getOutHelpWidth: () => helpWidth(proc),
+      getErrHelpWidth: () => helpWidth(proc),
     });
 
   const run: Runner =
@@ -49,6 +54,12 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
 
   for (const register of [registerProfile, registerCache, registerCacheArtifacts, registerConvert, registerWarmup, registerPrefetch, registerDoctor, registerReport, registerSnapshot]) register(program, run);
   return program;
+}
+
+/** The width help text wraps at: the terminal's, else $COLUMNS, else 100; at least 80 (narrower, a usage column leaves no room to wrap). */
+function helpWidth(proc: ProcessLike): number {
+  const cols = proc.stdout.columns || Number(proc.env.COLUMNS) || 100;
+  return Math.max(80, Math.min(cols, 200));
 }
 
 /** After a usage error, every command prints its own usage line (prefixed, like every error line) and where to read more. */

@@ -112,7 +112,7 @@ export function registerCache(program: Command, run: Runner, engines: CacheEngin
     .option('--force-download', 'fetch again even when cached; the fresh verified blob replaces the old one')
     .option('--dry-run', 'print what would be fetched and its size; download and write nothing');
   addBudgetOptions(cache)
-    .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE, HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
+    .addHelpText('after', '\nEnvironment: HF_ENDPOINT, HF_TOKEN (or $HF_HOME/token), HF_HOME / HF_HUB_CACHE,\n  HF_HUB_OFFLINE=1 (report what is cached, download nothing).')
     .action(
       run(async (ctx, arg: string, filenames: string[], flags: CacheFlags) => {
         if (hfOffline(ctx.env)) ctx.out.info('HF_HUB_OFFLINE is set: reading the cache only');

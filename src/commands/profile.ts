@@ -12,7 +12,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
     program
       .command('profile')
       .description('profile a cold start phase by phase (default model: the built-in demo)')
-      .usage('[options] [model]\n       coldstart profile [options] [model] --ready-url URL -- <server command…>')
+      .usage('[options] [model]\n       coldstart profile [options] [model] --ready-url URL -- <server…>')
       .argument('[model]', 'alias (llama3-8b…), Hub repo id, local model directory or weights file (default: demo)')
       .allowExcessArguments(true)
       .option('--runs <n>', 'measured runs', '1')
