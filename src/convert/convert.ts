@@ -16,10 +16,16 @@ import { makeDirs } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
 import { buildHeader, readHeader } from '../formats/safetensors.js';
-import { DTYPE_SIZES, type Dtype } from '../formats/dtypes.js';
+import { CASTABLE_FLOAT_DTYPES, DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
 import { openTorchCheckpoint, type TensorDescriptor, type TorchCheckpoint } from '../formats/torch.js';
 
 export type TargetDtype = 'F16' | 'BF16' | 'F32';
+
+/** The TargetDtype any of its names means (f16, fp16, half, bfloat16, BF16, float32…), or null. */
+export function targetDtype(name: string): TargetDtype | null {
+  const d = parseDtypeName(name);
+  return d === 'F16' || d === 'BF16' || d === 'F32' ? d : null;
+}
 
 export interface ConvertOptions {
   /** A torch.save file or a Hugging Face model directory. */
@@ -304,7 +310,7 @@ export function dedupeAliases(
 
 function outDtypeFor(d: Dtype, target?: TargetDtype): Dtype {
   if (!target) return d;
-  return d === 'F16' || d === 'BF16' || d === 'F32' || d === 'F64' ? target : d;
+  return CASTABLE_FLOAT_DTYPES.has(d) ? target : d;
 }
 
 function shardName(stem: string, i: number, n: number): string {

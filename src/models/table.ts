@@ -3,7 +3,7 @@
  * with the Hub repo id and the architecture dimensions needed to build shape-accurate synthetic checkpoints
  * and estimates. Dimensions are the published config.json values of each repo.
  */
-import type { Dtype } from '../formats/dtypes.js';
+import { TORCH_DTYPE_NAMES, type Dtype } from '../formats/dtypes.js';
 
 export interface Architecture {
   family: 'llama' | 'mistral' | 'qwen2';
@@ -134,7 +134,6 @@ export function parameterCount(spec: ModelSpec): number {
 /** A transformers-compatible config.json for the architecture (written next to synthetic checkpoints). */
 export function hfConfig(spec: ModelSpec, dtype: Dtype = spec.dtype): Record<string, unknown> {
   const a = spec.architecture;
-  const torchDtype = ({ BF16: 'bfloat16', F16: 'float16', F32: 'float32' } as Record<string, string>)[dtype] ?? 'bfloat16';
   const arch = a.family === 'qwen2' ? 'Qwen2ForCausalLM' : a.family === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM';
   return {
     architectures: [arch],
@@ -150,7 +149,7 @@ export function hfConfig(spec: ModelSpec, dtype: Dtype = spec.dtype): Record<str
     hidden_act: 'silu',
     tie_word_embeddings: a.tieWordEmbeddings,
     ...(a.family === 'llama' ? { attention_bias: false, rope_theta: 500000.0 } : {}),
-    torch_dtype: torchDtype,
+    torch_dtype: TORCH_DTYPE_NAMES[dtype],
     _coldstart_synthetic: spec.alias,
   };
 }

@@ -4,7 +4,7 @@ import { ColdstartError } from '../core/errors.js';
 import { listInputDir, pathEntryExists, readInputText, statInput } from '../core/files.js';
 import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/table.js';
 import { readHeader } from '../formats/safetensors.js';
-import { DTYPE_SIZES, isDtype, type Dtype } from '../formats/dtypes.js';
+import { DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
 import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
@@ -58,8 +58,7 @@ function dtypeFromConfig(dir: string): Dtype | null {
   try {
     // Regular file, size-capped: a FIFO or a huge config.json is ignored here, never read or blocked on.
     const c = JSON.parse(readInputText(join(dir, 'config.json'), 'model config', 1 << 20)) as { torch_dtype?: string; dtype?: string };
-    const d = c.torch_dtype ?? c.dtype;
-    return ({ bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as Record<string, Dtype>)[d ?? ''] ?? null;
+    return parseDtypeName(c.torch_dtype ?? c.dtype);
   } catch {
     return null;
   }
@@ -89,9 +88,8 @@ export interface TargetOptions {
 
 export function parseDtype(s: string | undefined, fallback: Dtype): Dtype {
   if (!s) return fallback;
-  const m = ({ bf16: 'BF16', bfloat16: 'BF16', fp16: 'F16', f16: 'F16', float16: 'F16', fp32: 'F32', f32: 'F32', float32: 'F32' } as Record<string, Dtype>)[s.toLowerCase()];
+  const m = parseDtypeName(s);
   if (m) return m;
-  if (isDtype(s.toUpperCase())) return s.toUpperCase() as Dtype;
   throw new ColdstartError('BAD_FLAG', `--dtype: expected bf16, fp16 or fp32, got ${JSON.stringify(s)}`);
 }
 
