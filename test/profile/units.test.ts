@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
+import { measureInsideContainer, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
+import { procStartTicks } from '../../src/platform/procfs.js';
 import { hostRead } from '../../src/profile/engines.js';
 import { splitWrap } from '../../src/profile/run.js';
 import { wrapWeights } from '../../src/profile/wrapmode.js';
