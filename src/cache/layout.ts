@@ -274,8 +274,8 @@ export function filterPaths<T extends { path: string }>(items: T[], include?: st
   return items.filter((f) => (!inc || inc.some((r) => r.test(f.path))) && !exc.some((r) => r.test(f.path)));
 }
 
-/** Weight formats that duplicate safetensors; skipped by default when the repo has safetensors. */
-export const DUPLICATE_WEIGHT_GLOBS = ['*.bin', '*.pt', '*.pth', '*.ckpt', '*.h5', '*.msgpack', '*.ot'];
+/** Weight formats that duplicate safetensors: the rule on weight names lives in formats/weights.ts (re-exported for download.ts). */
+export { DUPLICATE_WEIGHT_GLOBS } from '../formats/weights.js';
 
 export function toPosix(p: string): string {
   return sep === '/' ? p : p.split(sep).join('/');

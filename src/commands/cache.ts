@@ -17,6 +17,7 @@ import { repoFolderName } from '../cache/layout.js';
 import { verifyCached, verifyLocalDir } from '../cache/verify.js';
 import { convertCheckpoint } from '../convert/convert.js';
 import { breakLock, inspectLock, staleSeconds, type LockState } from '../cache/lock.js';
+import { selectWeightNames } from '../formats/weights.js';
 
 const SCHEMA = 'coldstart/cache@1';
 
@@ -89,8 +90,8 @@ async function progress(ctx: Context, label: string) {
 }
 
 async function convertIfAsked(ctx: Context, flags: CacheFlags, r: DownloadResult, convert: CacheEngines['convertCheckpoint']): Promise<{ converted: boolean; reason: string } | undefined> {
-  const names = r.files.map((f) => f.path);
-  const binOnly = !names.some((p) => p.endsWith('.safetensors')) && names.some((p) => /\.(bin|pt|pth)$/.test(p));
+  // The weights a load would read (formats/weights.ts): pickles only when no safetensors are beside them.
+  const binOnly = selectWeightNames(r.files.map((f) => f.path).filter((p) => !p.includes('/'))).format === 'bin';
   if (!flags.toSafetensors) {
     if (binOnly) ctx.out.info(`note: ${r.repo} has only pickle (.bin) weights; --to-safetensors (or \`coldstart convert\`) cuts gpu-load and never runs pickle code`);
     return undefined;

@@ -5,7 +5,7 @@
  * optionally verified, and renamed into place only when complete.
  */
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, writeSync, type Stats } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { sweepLeftovers, tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { openInput, readInputText } from '../core/files.js';
@@ -17,6 +17,7 @@ import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
 import { buildHeader, readHeader } from '../formats/safetensors.js';
 import { CASTABLE_FLOAT_DTYPES, DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
+import { WEIGHT_INDEX_NAMES, notWeightsReason, parseWeightIndex, weightFormatOf } from '../formats/weights.js';
 import { openTorchCheckpoint, type TensorDescriptor, type TorchCheckpoint } from '../formats/torch.js';
 
 export type TargetDtype = 'F16' | 'BF16' | 'F32';
@@ -136,8 +137,6 @@ export function checkAmplification(tensors: readonly TensorDescriptor[], where: 
   return { outBytes, storageBytes };
 }
 
-const WEIGHT_EXT = new Set(['.bin', '.pt', '.pth', '.ckpt']);
-
 // ------------------------------------------------------------------------------------------------ sizes
 
 /** Parses `5GB` (10^9), `5GiB` (2^30), `500MB`, `100KiB`, `123` (bytes). */
@@ -187,40 +186,27 @@ function resolveInput(input: string): InputSet {
     followModelLink(p, roots);
     return p;
   };
-  const indexName = names.find((n) => n === 'pytorch_model.bin.index.json');
+  const indexName = names.find((n) => n === WEIGHT_INDEX_NAMES.bin);
   if (indexName) {
     const ipath = inFolder(indexName);
-    let idx: { weight_map?: Record<string, unknown> };
     // Regular file, size-capped before reading: a FIFO or /dev/zero named like an index is refused, never read.
-    const text = readInputText(ipath, 'checkpoint index');
-    try {
-      idx = JSON.parse(text);
-    } catch (e) {
-      throw new ColdstartError('CORRUPT_FILE', `${ipath}: not valid JSON (${(e as Error).message})`);
-    }
-    const wm = idx?.weight_map;
-    if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new ColdstartError('CORRUPT_FILE', `${ipath}: has no weight_map object`);
-    const map = new Map<string, string>();
-    const shards: string[] = [];
-    for (const [k, v] of Object.entries(wm)) {
-      if (typeof v !== 'string' || v !== basename(v) || v === '..' || v === '.' || v.includes('\\')) {
+    const { weightMap: map, shards } = parseWeightIndex(readInputText(ipath, 'checkpoint index'), ipath);
+    for (const [k, v] of map) {
+      // Convert's rule is stricter than a loader's: every shard is a file of this very folder (no sub-folders).
+      if (v !== basename(v) || v === '..' || v === '.' || v.includes('\\')) {
         throw new ColdstartError('HOSTILE_FILE', `${ipath}: refused: weight_map entry for "${k}" names ${JSON.stringify(v)}, not a file in this directory`);
       }
-      map.set(k, v);
-      if (!shards.includes(v)) shards.push(v);
     }
-    if (shards.length === 0) throw new ColdstartError('CORRUPT_FILE', `${ipath}: weight_map is empty`);
     for (const s of shards) {
       if (!existsSync(join(input, s))) throw new ColdstartError('NOT_FOUND', `${join(input, s)}: shard listed in ${indexName} is missing`, { hint: 'Download the complete model.' });
       inFolder(s);
     }
-    shards.sort();
     return { kind: 'directory', dir: input, files: shards.map((s) => join(input, s)), weightFiles: new Set([indexName, ...shards]), indexMap: map, linkRoots: roots };
   }
   if (names.includes('pytorch_model.bin')) return { kind: 'directory', dir: input, files: [inFolder('pytorch_model.bin')], weightFiles: new Set(['pytorch_model.bin']), linkRoots: roots };
   const shardLike = names.filter((n) => /^pytorch_model-\d+-of-\d+\.bin$/.test(n));
   if (shardLike.length) throw new ColdstartError('CORRUPT_FILE', `${input}: sharded pytorch_model-*.bin files without pytorch_model.bin.index.json`, { hint: 'Download the index file too.' });
-  const candidates = names.filter((n) => WEIGHT_EXT.has(extname(n)) && !/^(training_args|optimizer|scheduler|rng_state)/.test(n));
+  const candidates = names.filter((n) => weightFormatOf(n) === 'bin' && !notWeightsReason(n));
   if (candidates.length === 1) return { kind: 'directory', dir: input, files: [inFolder(candidates[0]!)], weightFiles: new Set(candidates), linkRoots: roots };
   if (names.some((n) => n.endsWith('.safetensors'))) throw new ColdstartError('BAD_INPUT', `${input}: already holds safetensors weights and no pytorch_model.bin; nothing to convert`);
   if (candidates.length > 1) throw new ColdstartError('AMBIGUOUS', `${input}: several checkpoint files (${candidates.join(', ')}) and no index`, { hint: 'Pass the file to convert directly.' });

@@ -16,6 +16,7 @@ import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { buildHeader } from './safetensors.js';
 import { writeTorchCheckpoint } from './torch-writer.js';
 import { DTYPE_SIZES, type Dtype } from './dtypes.js';
+import { selectWeightNames } from './weights.js';
 import { hfConfig, tensorsFor, type ModelSpec, type TensorSpec } from '../models/table.js';
 import { Stopwatch } from '../core/clock.js';
 
@@ -141,13 +142,9 @@ async function writeBinShard(path: string, shard: ShardPlan, chunkBytes: number,
   }
 }
 
-/** Lists the weight files of a finished synthetic model directory. */
+/** The weight files of a finished synthetic model directory, by the one rule on weight names (formats/weights.ts). */
 function weightFiles(dir: string, format: SyntheticFormat): string[] {
-  const ext = format === 'safetensors' ? '.safetensors' : '.bin';
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(ext))
-    .sort()
-    .map((f) => join(dir, f));
+  return selectWeightNames(readdirSync(dir), [format]).names.map((n) => join(dir, n));
 }
 
 /**

@@ -7,10 +7,8 @@ import { intFlag } from '../core/flags.js';
  */
 import { realpathSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
-import { listInputDir, readInputText, statInput } from '../core/files.js';
-import { safeJoin } from '../core/paths.js';
 import { formatRate, formatPercent } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
@@ -134,57 +132,6 @@ export const DEFAULTS = {
 
 const ALIGN = 4096;
 const MIB = 1 << 20;
-
-// ------------------------------------------------------------------------------------------------ inputs
-/**
- * A safetensors file, a directory (its *.safetensors.index.json, else model*.safetensors, else *.safetensors),
- * or a *.safetensors.index.json (its weight_map's shards). Returns absolute paths, sorted; refuses shard names
- * that leave the index's directory.
- */
-export function resolveSafetensorsInputs(pathOrDir: string): string[] {
-  const p = resolve(pathOrDir);
-  const st = statInput(p);
-  if (st.isDirectory()) {
-    const names = listInputDir(p, pathOrDir);
-    const indexes = names.filter((n) => n.endsWith('.safetensors.index.json'));
-    const preferred = indexes.includes('model.safetensors.index.json') ? ['model.safetensors.index.json'] : indexes;
-    if (preferred.length > 1) {
-      throw new ColdstartError('AMBIGUOUS', `${pathOrDir}: several safetensors indexes (${preferred.join(', ')})`, { hint: 'Pass the index file you mean.' });
-    }
-    if (preferred.length === 1) return shardsOfIndex(join(p, preferred[0]!));
-    const all = names.filter((n) => n.endsWith('.safetensors') && statInput(join(p, n)).isFile());
-    const model = all.filter((n) => n.startsWith('model'));
-    const chosen = model.length > 0 ? model : all;
-    if (chosen.length === 0) throw new ColdstartError('NOT_FOUND', `${pathOrDir}: no .safetensors files in this directory`, { hint: 'Convert .bin weights with `coldstart convert` first.' });
-    return chosen.map((n) => join(p, n));
-  }
-  if (p.endsWith('.safetensors.index.json')) return shardsOfIndex(p);
-  if (p.endsWith('.safetensors')) return [p];
-  throw new ColdstartError('BAD_INPUT', `${pathOrDir}: expected a .safetensors file, a *.safetensors.index.json or a directory`);
-}
-
-function shardsOfIndex(indexPath: string): string[] {
-  // Regular file, size-capped before it is read: a FIFO or /dev/zero named *.safetensors.index.json never blocks.
-  const text = readInputText(indexPath, 'safetensors index');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ColdstartError('CORRUPT_FILE', `${indexPath}: not valid JSON (${(e as Error).message})`);
-  }
-  const map = (raw as { weight_map?: unknown } | null)?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: no "weight_map" object`);
-  const dir = dirname(indexPath);
-  const shards = new Set<string>();
-  for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || file === '') throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map["${tensor}"] is not a file name`);
-    // A shard name never leaves the index's folder (HOSTILE_FILE, exit 2).
-    safeJoin(dir, file, `${indexPath}: weight_map["${tensor}"]`);
-    shards.add(file);
-  }
-  if (shards.size === 0) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map is empty`);
-  return [...shards].sort().map((f) => join(dir, f));
-}
 
 // ------------------------------------------------------------------------------------------------ planning
 export interface PlanFile {

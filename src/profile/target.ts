@@ -1,7 +1,8 @@
 /** What `coldstart profile [model]` profiles: an alias, a Hub repo id, a local directory or file, or the demo. */
 import { join, resolve, basename } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { listInputDir, pathEntryExists, readInputText, statInput } from '../core/files.js';
+import { pathEntryExists, readInputText, statInput } from '../core/files.js';
+import { describeSkipped, weightsAt } from '../load/weights.js';
 import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/table.js';
 import { readHeader } from '../formats/safetensors.js';
 import { DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
@@ -23,17 +24,17 @@ export interface Target {
   /** Weight bytes (tensor data), null until known. */
   bytes: number | null;
   parameters: number | null;
+  /** What the weight resolver left out beside the files and why (describeSkipped), when anything. */
+  skipped?: string | null;
 }
 
-const WEIGHT_EXT = /\.(safetensors|bin|pt|pth)$/;
+/** The weight formats profile's floor reads: safetensors through the native loader, torch pickles by a host read. */
+export const PROFILE_FORMATS: readonly SyntheticFormat[] = ['safetensors', 'bin'];
 
-/** Weight files of a local directory: top-level safetensors, else torch .bin/.pt/.pth. */
-export function weightFilesIn(dir: string): { files: string[]; format: SyntheticFormat | null } {
-  const names = listInputDir(dir);
-  const st = names.filter((n) => n.endsWith('.safetensors')).map((n) => join(dir, n));
-  if (st.length) return { files: st, format: 'safetensors' };
-  const bin = names.filter((n) => /\.(bin|pt|pth)$/.test(n) && !n.startsWith('training_args')).map((n) => join(dir, n));
-  return { files: bin, format: bin.length ? 'bin' : null };
+/** The local weights of a folder or file, by the one resolver (src/load/weights.ts), as profile's target fields. */
+export function localWeights(path: string, shown?: string): Pick<Target, 'dir' | 'files' | 'format' | 'skipped'> {
+  const w = weightsAt(path, { formats: PROFILE_FORMATS, shown });
+  return { dir: w.dir, files: w.files, format: w.format as SyntheticFormat, skipped: describeSkipped(w) };
 }
 
 /** dtype (most bytes) and tensor bytes of safetensors files, from their headers only. */
@@ -124,17 +125,9 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   // Anything at that path is the model: a symlink loop or a dangling link is refused naming it (exit 2), never
   // taken for a Hub repo id.
   if (pathEntryExists(local)) {
-    const st = statInput(local);
-    if (st.isDirectory()) {
-      const { files, format } = weightFilesIn(local);
-      if (files.length === 0) throw new ColdstartError('NOT_FOUND', `${local}: no weight files (*.safetensors, *.bin, *.pt) in this directory`, { hint: 'Point at the directory holding the checkpoint, or at one weights file.' });
-      const t: Target = { name, kind: 'dir', synthetic: false, dir: local, files, format, dtype: null, bytes: null, parameters: null };
-      describeFiles(t);
-      return t;
-    }
-    if (!WEIGHT_EXT.test(local)) throw new ColdstartError('UNSUPPORTED', `${local}: not a weights file (expected .safetensors, .bin, .pt or .pth)`);
-    const format: SyntheticFormat = local.endsWith('.safetensors') ? 'safetensors' : 'bin';
-    const t: Target = { name: basename(local), kind: 'file', synthetic: false, dir: null, files: [local], format, dtype: null, bytes: null, parameters: null };
+    const w = localWeights(local, local);
+    const kind = statInput(local).isDirectory() ? 'dir' : 'file';
+    const t: Target = { name: kind === 'dir' ? name : basename(local), kind, synthetic: false, ...w, dtype: null, bytes: null, parameters: null };
     describeFiles(t);
     return t;
   }
