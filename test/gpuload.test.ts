@@ -228,7 +228,7 @@ describe('runGpuLoad (host path)', () => {
     expect(r.mode).toBe('host');
     expect(r.hostReason).toBe(probe.reason);
     expect(r.hostCause).toBe(probe.stage === 'dlopen' ? 'no-driver' : probe.stage === 'cuInit' ? 'driver-init' : 'no-device');
-    expect(r.notes.join(' ')).toContain('--devices 1 ignored');
+    expect(r.notes.join(' ')).toContain('device(s) 1 ignored');
   });
 
   it('records a skipped gpu-load phase with metrics and the host read rate', async () => {
@@ -360,21 +360,25 @@ describe('refused input: nothing is loaded', () => {
     expect(spies.cache).not.toHaveBeenCalled();
   });
 
-  it('bad options are usage errors (exit 2)', async () => {
+  it('bad options are usage errors (exit 2) named as the library names them (chunkBytes), never by a CLI flag', async () => {
     const bad: Array<[Record<string, unknown>, string]> = [
-      [{ threads: 0 }, '--threads'],
-      [{ buffers: 1.5 }, '--buffers'],
-      [{ chunkBytes: 1000 }, '--chunk-bytes'],
-      [{ cache: 'hot' }, '--cache'],
-      [{ devices: [-1] }, '--devices'],
-      [{ devices: [0, 0] }, '--devices'],
+      [{ threads: 0 }, 'threads'],
+      [{ buffers: 1.5 }, 'buffers'],
+      [{ chunkBytes: 1000 }, 'chunkBytes'],
+      [{ cache: 'hot' }, 'cache'],
+      [{ devices: [-1] }, 'devices'],
+      [{ devices: [0, 0] }, 'devices'],
+      [{ path: 'zero-copy' }, 'path'],
     ];
-    for (const [o, flag] of bad) {
+    for (const [o, option] of bad) {
       const e = await rejects(runGpuLoad({ files: [single], host: true, ...o }));
       expect(e.code).toBe('BAD_FLAG');
       expect(e.exitCode).toBe(2);
-      expect(e.message).toContain(flag);
+      expect(e.details).toEqual({ option });
+      expect(e.message.startsWith(`${option}: expected `)).toBe(true);
+      expect(e.message).not.toContain('--');
     }
+    expect(() => planChunks([{ begin: 0, end: 10 }], 1000)).toThrow(/^chunkBytes: expected a multiple of 4096/);
     expect((await rejects(runGpuLoad({ files: [], host: true }))).exitCode).toBe(2);
   });
 });

@@ -108,6 +108,7 @@ export function registerConvert(program: Command, run: Runner): void {
         result = await convertCheckpoint({
           input: resolve(ctx.cwd, input),
           output: flags.output === undefined ? undefined : flags.output.endsWith('/') ? `${resolve(ctx.cwd, flags.output)}/` : resolve(ctx.cwd, flags.output),
+          outputName: '--output',
           dtype,
           shardSize,
           key: flags.key,

@@ -5,6 +5,7 @@ import { invalidArg } from '../core/errors.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, runPrefetch, type PrefetchResult, type PrefetchStrategy } from '../load/prefetch.js';
 import { describeSkipped, resolveWeights } from '../load/weights.js';
+import { withFlagNames } from '../cli/flag-names.js';
 
 interface PrefetchFlags {
   strategy: string;
@@ -58,7 +59,8 @@ async function prefetchCommand(ctx: Context, target: string, flags: PrefetchFlag
   const b = bar(ctx);
   let r: PrefetchResult;
   try {
-    r = await runPrefetch({ files: w.files, strategy: flags.strategy as PrefetchStrategy, threads, evictFirst: !!flags.evict, signal: ctx.signal, onProgress: (d, t) => b.update(d, t) });
+    const opts = { files: w.files, strategy: flags.strategy as PrefetchStrategy, threads, evictFirst: !!flags.evict, signal: ctx.signal, onProgress: (d: number, t: number) => b.update(d, t) };
+    r = await withFlagNames({ strategy: '--strategy', threads: '--threads' }, () => runPrefetch(opts));
   } finally {
     b.end();
   }

@@ -6,7 +6,8 @@
  */
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { ColdstartError, fromSystemError, invalidOption } from '../core/errors.js';
+import { intOption } from '../core/flags.js';
 import { sweepLeftovers, tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { openInput, readInputText } from '../core/files.js';
 import { formatBytes } from '../core/format.js';
@@ -33,6 +34,8 @@ export interface ConvertOptions {
   input: string;
   /** Output file (file input) or directory (directory input); defaults beside the input. */
   output?: string;
+  /** How refusals of the output path name it (default `output`; the CLI passes its flag, `--output`). */
+  outputName?: string;
   /** Convert floating tensors (F16/BF16/F32/F64) to this dtype on the way. */
   dtype?: TargetDtype;
   /** Maximum bytes per output file; tensors larger than this get a file of their own. */
@@ -452,6 +455,10 @@ export function planConversion(plan: PlanInput): ConversionPlan {
 }
 
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
+  // Options a library caller passes are checked by their own names (the CLI has parsed its flags already).
+  if (options.dtype !== undefined && targetDtype(options.dtype) !== options.dtype) throw invalidOption('dtype', 'F16, BF16 or F32', options.dtype);
+  if (options.shardSize !== undefined) intOption('shardSize', options.shardSize, 1);
+  const outputName = options.outputName ?? 'output';
   const total = new Stopwatch();
   const warn = options.warn ?? (() => {});
   const input = resolve(options.input);
@@ -497,9 +504,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       replacing = own.files;
       return null;
     };
-    guardOutput(finalTarget, [input], { flag: '--output', force, isOwn });
+    guardOutput(finalTarget, [input], { flag: outputName, force, isOwn });
   } else {
-    for (const n of finalNames) guardOutput(join(outDir, n), [input], { flag: '--output', force, isOwn: ownConvertFile });
+    for (const n of finalNames) guardOutput(join(outDir, n), [input], { flag: outputName, force, isOwn: ownConvertFile });
   }
   const parent = inputs.kind === 'directory' ? dirname(finalTarget) : outDir;
   try {

@@ -7,7 +7,8 @@
  * The bytes are read by native/src/pagecache.cc (pread into a reused buffer by default; readahead(2) or
  * posix_fadvise(WILLNEED) on request) and residency is measured before and after with mincore.
  */
-import { ColdstartError, invalidArg } from '../core/errors.js';
+import { ColdstartError, invalidOption } from '../core/errors.js';
+import { intOption } from '../core/flags.js';
 import { formatPercent } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
 
@@ -61,9 +62,9 @@ export function pageCacheFraction(entries: readonly PageCacheEntry[]): number | 
 /** Reads every file into the page cache and reports residency before/after (mincore). */
 export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult> {
   const strategy = opts.strategy ?? PREFETCH_DEFAULTS.strategy;
-  if (!PREFETCH_STRATEGIES.includes(strategy)) throw invalidArg('--strategy', PREFETCH_STRATEGIES.join(', '), strategy);
+  if (!PREFETCH_STRATEGIES.includes(strategy)) throw invalidOption('strategy', PREFETCH_STRATEGIES.join(', '), strategy);
   const threads = opts.threads ?? PREFETCH_DEFAULTS.threads;
-  if (!Number.isSafeInteger(threads) || threads < 1 || threads > 256) throw invalidArg('--threads', 'a whole number from 1 to 256', threads);
+  intOption('threads', threads, 1, 256);
   const chunkBytes = opts.chunkBytes ?? PREFETCH_DEFAULTS.chunkBytes;
   if (opts.files.length === 0) throw new ColdstartError('BAD_INPUT', 'prefetch: no files to read');
   const paths = [...new Set(opts.files)];
