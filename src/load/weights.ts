@@ -49,6 +49,8 @@ const extensions = (formats: readonly WeightFormat[]) => formats.flatMap((f) => 
 
 function hintFor(formats: readonly WeightFormat[], skipped: WeightFiles['skipped']): string {
   if (!formats.includes('bin') && skipped.some((s) => weightFormatOf(s.path) === 'bin')) return 'Convert .bin weights with `coldstart convert` first.';
+  const other = skipped.find((s) => { const f = weightFormatOf(s.path); return f !== null && !formats.includes(f); });
+  if (other) return `${other.path} is ${weightFormatOf(other.path)}, which is not read here (${formats.join(', ')}); \`coldstart prefetch\` and wrap mode (\`coldstart profile DIR -- SERVER\`) read every format.`;
   return 'Pass the folder that holds the model weights, or one weight file.';
 }
 
