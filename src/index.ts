@@ -6,6 +6,8 @@
  */
 export { runGpuLoad } from './load/gpu-load.js';
 export type { CacheMode, GpuLoadOptions, GpuLoadResult } from './load/gpu-load.js';
+export { resolveWeights, weightsAt } from './load/weights.js';
+export type { ResolveWeightsOptions, WeightFiles, WeightFormat, WeightsAtOptions } from './load/weights.js';
 export { convertCheckpoint } from './convert/convert.js';
 export type { ConvertOptions, ConvertResult, ConvertedFile, TargetDtype } from './convert/convert.js';
 export { downloadRepo } from './cache/download.js';

@@ -15,11 +15,11 @@ import {
   normalizeFingerprint,
   releaseStaging,
   verifyEntry,
-  type Fingerprint,
+  type CompileFingerprint,
 } from '../src/warmup/compile/store.js';
 import { ColdstartError } from '../src/core/errors.js';
 
-const H100: Fingerprint = normalizeFingerprint({
+const H100: CompileFingerprint = normalizeFingerprint({
   gpu: 'NVIDIA H100 80GB HBM3',
   'compute capability': '9.0',
   driver: '580.65.06',
@@ -44,7 +44,7 @@ beforeEach(() => {
 afterEach(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** An entry as a cold run leaves it: cache dirs with files, then commitEntry. */
-function persist(fp: Fingerprint, files: Record<string, string> = { 'inductor/ab/cabc.so': 'ELF…kernel', 'inductor/fxgraph/xy/fxy/entry': 'graph', 'triton/K/kern.cubin': 'cubin', 'artifacts.bin': 'mega' }) {
+function persist(fp: CompileFingerprint, files: Record<string, string> = { 'inductor/ab/cabc.so': 'ELF…kernel', 'inductor/fxgraph/xy/fxy/entry': 'graph', 'triton/K/kern.cubin': 'cubin', 'artifacts.bin': 'mega' }) {
   const staging = makeStaging(tmp, 'staging');
   for (const [p, text] of Object.entries(files)) {
     mkdirSync(join(staging, p, '..'), { recursive: true });

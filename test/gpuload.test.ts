@@ -11,7 +11,6 @@ import {
   planSamples,
   prepareFiles,
   recordGpuLoadPhase,
-  resolveSafetensorsInputs,
   runGpuLoad,
   type GpuLoadResult,
 } from '../src/load/gpu-load.js';
@@ -54,44 +53,7 @@ function dataOf(path: string): Buffer {
   return readFileSync(path).subarray(h.dataOffset, h.dataOffset + h.dataSize);
 }
 
-describe('resolveSafetensorsInputs', () => {
-  it('a directory with an index resolves to its shards, sorted', () => {
-    expect(resolveSafetensorsInputs(sharded)).toEqual(shards);
-    expect(resolveSafetensorsInputs(join(sharded, 'model.safetensors.index.json'))).toEqual(shards);
-  });
-
-  it('a file is itself; a directory without an index gives model*.safetensors, else every *.safetensors', () => {
-    expect(resolveSafetensorsInputs(single)).toEqual([single]);
-    const d = join(tmp, 'noindex');
-    mkdirSync(d);
-    copyFileSync(single, join(d, 'weights.safetensors'));
-    expect(resolveSafetensorsInputs(d)).toEqual([join(d, 'weights.safetensors')]);
-    copyFileSync(single, join(d, 'model.safetensors'));
-    expect(resolveSafetensorsInputs(d)).toEqual([join(d, 'model.safetensors')]);
-  });
-
-  it('refuses missing paths, empty directories, other files and indexes that point outside their directory (exit 2)', () => {
-    const codes = (f: () => unknown): [string, number] => {
-      try {
-        f();
-      } catch (e) {
-        return [(e as ColdstartError).code, (e as ColdstartError).exitCode];
-      }
-      throw new Error('expected a throw');
-    };
-    expect(codes(() => resolveSafetensorsInputs(join(tmp, 'nope')))).toEqual(['NOT_FOUND', 2]);
-    const empty = join(tmp, 'empty');
-    mkdirSync(empty);
-    expect(codes(() => resolveSafetensorsInputs(empty))).toEqual(['NOT_FOUND', 2]);
-    expect(codes(() => resolveSafetensorsInputs(join(fx, 'make_fixtures.py')))).toEqual(['BAD_INPUT', 2]);
-    const hostile = join(tmp, 'hostile');
-    mkdirSync(hostile);
-    writeFileSync(join(hostile, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { a: '../../etc/passwd.safetensors' } }));
-    expect(codes(() => resolveSafetensorsInputs(hostile))).toEqual(['HOSTILE_FILE', 2]);
-    writeFileSync(join(hostile, 'model.safetensors.index.json'), '{"weight_map": 3}');
-    expect(codes(() => resolveSafetensorsInputs(hostile))).toEqual(['CORRUPT_FILE', 2]);
-  });
-});
+// Which files are the weights (index, model*.safetensors, refusals): test/load/weights.test.ts.
 
 describe('planChunks (the chunk/ring plan)', () => {
   const cases: Array<[number, number, number]> = [
@@ -266,7 +228,7 @@ describe('runGpuLoad (host path)', () => {
     expect(r.mode).toBe('host');
     expect(r.hostReason).toBe(probe.reason);
     expect(r.hostCause).toBe(probe.stage === 'dlopen' ? 'no-driver' : probe.stage === 'cuInit' ? 'driver-init' : 'no-device');
-    expect(r.notes.join(' ')).toContain('--devices 1 ignored');
+    expect(r.notes.join(' ')).toContain('device(s) 1 ignored');
   });
 
   it('records a skipped gpu-load phase with metrics and the host read rate', async () => {
@@ -398,21 +360,25 @@ describe('refused input: nothing is loaded', () => {
     expect(spies.cache).not.toHaveBeenCalled();
   });
 
-  it('bad options are usage errors (exit 2)', async () => {
+  it('bad options are usage errors (exit 2) named as the library names them (chunkBytes), never by a CLI flag', async () => {
     const bad: Array<[Record<string, unknown>, string]> = [
-      [{ threads: 0 }, '--threads'],
-      [{ buffers: 1.5 }, '--buffers'],
-      [{ chunkBytes: 1000 }, '--chunk-bytes'],
-      [{ cache: 'hot' }, '--cache'],
-      [{ devices: [-1] }, '--devices'],
-      [{ devices: [0, 0] }, '--devices'],
+      [{ threads: 0 }, 'threads'],
+      [{ buffers: 1.5 }, 'buffers'],
+      [{ chunkBytes: 1000 }, 'chunkBytes'],
+      [{ cache: 'hot' }, 'cache'],
+      [{ devices: [-1] }, 'devices'],
+      [{ devices: [0, 0] }, 'devices'],
+      [{ path: 'zero-copy' }, 'path'],
     ];
-    for (const [o, flag] of bad) {
+    for (const [o, option] of bad) {
       const e = await rejects(runGpuLoad({ files: [single], host: true, ...o }));
       expect(e.code).toBe('BAD_FLAG');
       expect(e.exitCode).toBe(2);
-      expect(e.message).toContain(flag);
+      expect(e.details).toEqual({ option });
+      expect(e.message.startsWith(`${option}: expected `)).toBe(true);
+      expect(e.message).not.toContain('--');
     }
+    expect(() => planChunks([{ begin: 0, end: 10 }], 1000)).toThrow(/^chunkBytes: expected a multiple of 4096/);
     expect((await rejects(runGpuLoad({ files: [], host: true }))).exitCode).toBe(2);
   });
 });

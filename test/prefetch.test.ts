@@ -4,7 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { estimatePrefetchSaving, resolvePrefetchFiles, runPrefetch, PREFETCH_STRATEGIES } from '../src/load/prefetch.js';
+import { estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../src/load/prefetch.js';
+import { resolveWeights } from '../src/load/weights.js';
 import { requireNative } from '../src/native.js';
 import { buildHeader } from '../src/formats/safetensors.js';
 
@@ -91,25 +92,29 @@ describe('prefetch on a host: residency before/after by mincore', () => {
   });
 });
 
-describe('prefetch inputs', () => {
-  it('a directory gives its safetensors; a file gives itself; other weights are found too', () => {
-    expect(resolvePrefetchFiles(join(tmp, 'model'), {}).files).toEqual(files);
-    expect(resolvePrefetchFiles(files[0]!, {}).files).toEqual([files[0]]);
+describe('prefetch inputs (the one weight resolver, src/load/weights.ts)', () => {
+  const prefetchInputs = (target: string, env: Record<string, string | undefined> = {}) => resolveWeights(target, { env, anyFile: true });
+
+  it('a directory gives its safetensors; a file gives itself; other weights are found too', async () => {
+    expect((await prefetchInputs(join(tmp, 'model'))).files).toEqual(files);
+    expect((await prefetchInputs(files[0]!)).files).toEqual([files[0]]);
     const gg = join(tmp, 'gguf');
     mkdirSync(gg);
     writeFileSync(join(gg, 'llama.Q4.gguf'), 'x');
     writeFileSync(join(gg, 'README.md'), 'x');
-    expect(resolvePrefetchFiles(gg, {}).files).toEqual([join(gg, 'llama.Q4.gguf')]);
+    expect((await prefetchInputs(gg)).files).toEqual([join(gg, 'llama.Q4.gguf')]);
+    // Any file named is read as it is.
+    expect((await prefetchInputs(join(gg, 'README.md'))).files).toEqual([join(gg, 'README.md')]);
   });
 
-  it('a model id resolves through the HF cache layout', () => {
+  it('a model id resolves through the HF cache layout', async () => {
     const hub = join(tmp, 'hub');
     const snap = join(hub, 'models--org--tiny', 'snapshots', 'a'.repeat(40));
     mkdirSync(snap, { recursive: true });
     mkdirSync(join(hub, 'models--org--tiny', 'refs'));
     writeFileSync(join(hub, 'models--org--tiny', 'refs', 'main'), 'a'.repeat(40));
     symlinkSync(files[0]!, join(snap, 'model.safetensors'));
-    const r = resolvePrefetchFiles('org/tiny', { HF_HUB_CACHE: hub });
+    const r = await prefetchInputs('org/tiny', { HF_HUB_CACHE: hub });
     expect(r.source).toBe('hf-cache');
     expect(r.files).toEqual([join(snap, 'model.safetensors')]);
   });
@@ -130,6 +135,18 @@ describe('prefetch inputs', () => {
     const missing = spawnSync(process.execPath, [bin, 'prefetch', 'no-such-org/no-such-model'], { encoding: 'utf8', env: { ...process.env, HF_HUB_CACHE: join(tmp, 'empty-hub') } });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/not in the Hugging Face cache/);
+  });
+
+  it('CLI: `prefetch demo` reads the built-in demo (its synthetic checkpoint, written first when absent, like profile)', () => {
+    const env = { ...process.env, COLDSTART_CACHE: join(tmp, 'cs-cache'), HF_HUB_CACHE: join(tmp, 'empty-hub') };
+    for (let i = 0; i < 2; i++) {
+      const r = spawnSync(process.execPath, [bin, 'prefetch', 'demo', '--json'], { encoding: 'utf8', env, cwd: tmp });
+      expect(r.status, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc).toMatchObject({ schema: 'coldstart/prefetch@1', target: 'demo', source: 'synthetic', skipped: [] });
+      expect(doc.files.map((f: { path: string }) => f.path)).toEqual([join(tmp, 'cs-cache', 'synthetic', 'demo-bf16-safetensors', 'model.safetensors')]);
+      expect(doc.residency.after).toBeGreaterThan(0.98);
+    }
   });
 });
 

@@ -9,7 +9,8 @@ import { cliArgs } from '../lib/args.mjs';
 import { dirname, join } from 'node:path';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { runGpuLoad, resolveSafetensorsInputs } = await import(join(root, 'dist', 'engines', 'gpuload.js'));
+const { runGpuLoad } = await import(join(root, 'dist', 'load', 'gpu-load.js'));
+const { weightsAt } = await import(join(root, 'dist', 'load', 'weights.js'));
 
 const { args, opt, flag } = cliArgs();
 const path = args.find((a, i) => !a.startsWith('--') && !(i > 0 && args[i - 1].startsWith('--') && !['--direct', '--limits', '--verify', '--host'].includes(args[i - 1])));
@@ -18,7 +19,7 @@ const size = (s) => {
   if (!m) throw new Error(`bad size ${s}`);
   return Number(m[1]) * { '': 1, K: 1024, M: 1 << 20, G: 1 << 30 }[m[2].toUpperCase()];
 };
-const files = resolveSafetensorsInputs(path);
+const files = weightsAt(path, { formats: ['safetensors'] }).files;
 
 function summary(label, r) {
   return {

@@ -17,7 +17,7 @@
  * Python's huggingface_hub locks with flock on `.locks/<repo>/<etag>.lock`; Node has no flock, so ours is
  * a sibling file (`<etag>.coldstart.lock`) and never touches Python's lock file.
  */
-import { closeSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readlinkSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -25,6 +25,7 @@ import { fromSystemError } from '../core/errors.js';
 import { sleep } from '../core/clock.js';
 import { makeDirs } from '../core/paths.js';
 import { readInputText } from '../core/files.js';
+import { procStartTicks } from '../platform/procfs.js';
 
 export interface LockOwner {
   v: 1;
@@ -46,15 +47,10 @@ export function pidNamespace(): string | null {
   }
 }
 
-/** Field 22 of /proc/<pid>/stat (after the parenthesised comm, which may contain spaces). */
+/** A process's start time (field 22 of /proc/<pid>/stat) as the lock file records it, or null. */
 export function processStart(pid: number | 'self'): string | null {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return rest[19] ?? null; // fields 3.. → index 0 is field 3; field 22 is index 19
-  } catch {
-    return null;
-  }
+  const t = procStartTicks(pid);
+  return t === null ? null : String(t);
 }
 
 function alive(pid: number): boolean {

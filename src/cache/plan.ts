@@ -30,22 +30,23 @@ import {
   validateRelativeFilename,
 } from './layout.js';
 import { listSnapshot } from './scan.js';
+import { DUPLICATE_WEIGHT_GLOBS, selectWeightNames } from '../formats/weights.js';
 import type { DownloadOptions, DownloadResult, Env } from './types.js';
 
-/** Weight formats that duplicate safetensors. */
-const DUPLICATE_WEIGHT_GLOBS = ['*.bin', '*.pt', '*.pth', '*.ckpt', '*.h5', '*.msgpack', '*.ot'];
-
 /**
- * The download's one answer to "which files are duplicate weights": the globs skipped by default, and only when
- * the repo has safetensors (null otherwise). The weight-file resolver (src/load/weights.ts) swaps in here.
+ * The download's one answer to "which files are duplicate weights": the globs skipped by default (the rule on
+ * weight names, formats/weights.ts), and only when the repo has safetensors (null otherwise).
  */
 export function duplicateWeightGlobs(paths: readonly string[]): string[] | null {
   return paths.some((p) => p.endsWith('.safetensors')) ? DUPLICATE_WEIGHT_GLOBS : null;
 }
 
-/** Whether a repo's weights are pickle only (.bin/.pt/.pth, no safetensors): what `--to-safetensors` converts. */
+/**
+ * Whether a repo's weights are pickle only: the weights a load would read (formats/weights.ts, top-level files) are
+ * .bin/.pt/.pth/.ckpt, no safetensors beside them — what `--to-safetensors` converts.
+ */
 export function pickleWeightsOnly(paths: readonly string[]): boolean {
-  return duplicateWeightGlobs(paths) === null && paths.some((p) => /\.(bin|pt|pth)$/.test(p));
+  return selectWeightNames(paths.filter((p) => !p.includes('/'))).format === 'bin';
 }
 
 /** The lists this run fetches: explicit names or globs, else everything minus duplicate weight formats. */

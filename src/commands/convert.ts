@@ -6,7 +6,7 @@ import { emitReport } from '../core/emit.js';
 import { skippedPhase, type PhaseResult } from '../core/phases.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { nowSeconds } from '../core/clock.js';
-import { convertCheckpoint, parseSize, type ConvertResult, type TargetDtype } from '../convert/convert.js';
+import { convertCheckpoint, parseSize, targetDtype, type ConvertResult } from '../convert/convert.js';
 import { relative, resolve } from 'node:path';
 
 interface ConvertFlags extends ReportFlags {
@@ -30,7 +30,6 @@ function oneLine(e: unknown): unknown {
   return new ColdstartError(e.code, msg, { cause: e, details: e.details });
 }
 
-const DTYPES: Record<string, TargetDtype> = { f16: 'F16', fp16: 'F16', float16: 'F16', bf16: 'BF16', bfloat16: 'BF16', f32: 'F32', fp32: 'F32', float32: 'F32' };
 
 /** A redrawn bar on a TTY; plain lines every 5 s otherwise (nothing for quick runs). */
 function progress(ctx: Context): { update(done: number, total: number): void; end(): void } {
@@ -98,7 +97,7 @@ export function registerConvert(program: Command, run: Runner): void {
     .option('--allow-amplification', 'write tensors even when stride-0/overlapping views expand them past 2x the stored bytes');
   addReportOptions(cmd).action(
     run(async (ctx, input: string, flags: ConvertFlags) => {
-      const dtype = flags.dtype === undefined ? undefined : DTYPES[flags.dtype.toLowerCase()];
+      const dtype = flags.dtype === undefined ? undefined : targetDtype(flags.dtype) ?? undefined;
       if (flags.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'f16, bf16 or f32', flags.dtype);
       const shardSize = flags.shardSize === undefined ? undefined : parseSize(flags.shardSize);
       const emit = emitOptions(ctx, flags, [resolve(ctx.cwd, input)]);
@@ -109,6 +108,7 @@ export function registerConvert(program: Command, run: Runner): void {
         result = await convertCheckpoint({
           input: resolve(ctx.cwd, input),
           output: flags.output === undefined ? undefined : flags.output.endsWith('/') ? `${resolve(ctx.cwd, flags.output)}/` : resolve(ctx.cwd, flags.output),
+          outputName: '--output',
           dtype,
           shardSize,
           key: flags.key,

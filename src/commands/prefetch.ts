@@ -3,7 +3,9 @@ import type { Context, Runner } from '../cli/context.js';
 import { intFlag } from '../core/flags.js';
 import { invalidArg } from '../core/errors.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
-import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, resolvePrefetchFiles, runPrefetch, type PrefetchResult, type PrefetchStrategy } from '../load/prefetch.js';
+import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, runPrefetch, type PrefetchResult, type PrefetchStrategy } from '../load/prefetch.js';
+import { describeSkipped, resolveWeights } from '../load/weights.js';
+import { withFlagNames } from '../cli/flag-names.js';
 
 interface PrefetchFlags {
   strategy: string;
@@ -51,15 +53,19 @@ function human(r: PrefetchResult): string {
 async function prefetchCommand(ctx: Context, target: string, flags: PrefetchFlags): Promise<number> {
   if (!(PREFETCH_STRATEGIES as readonly string[]).includes(flags.strategy)) throw invalidArg('--strategy', PREFETCH_STRATEGIES.join(', '), flags.strategy);
   const threads = intFlag('--threads', flags.threads, 1, 256);
-  const { files } = resolvePrefetchFiles(target, ctx.env, flags.revision);
+  // Any file named is read as it is; a folder, the demo or a cached repo gives its weights (the one resolver).
+  const w = await resolveWeights(target, { env: ctx.env, cwd: ctx.cwd, revision: flags.revision, anyFile: true, signal: ctx.signal });
+  const skipped = describeSkipped(w);
   const b = bar(ctx);
   let r: PrefetchResult;
   try {
-    r = await runPrefetch({ files, strategy: flags.strategy as PrefetchStrategy, threads, evictFirst: !!flags.evict, signal: ctx.signal, onProgress: (d, t) => b.update(d, t) });
+    const opts = { files: w.files, strategy: flags.strategy as PrefetchStrategy, threads, evictFirst: !!flags.evict, signal: ctx.signal, onProgress: (d: number, t: number) => b.update(d, t) };
+    r = await withFlagNames({ strategy: '--strategy', threads: '--threads' }, () => runPrefetch(opts));
   } finally {
     b.end();
   }
-  if (ctx.out.json) ctx.out.writeJson({ ...r, target });
+  if (skipped) r.notes.push(skipped);
+  if (ctx.out.json) ctx.out.writeJson({ ...r, target, source: w.source, skipped: w.skipped });
   else ctx.out.print(human(r));
   return 0;
 }
@@ -69,7 +75,7 @@ export function registerPrefetch(program: Command, run: Runner): void {
   program
     .command('prefetch')
     .description("read a model's weight files into the page cache in parallel, at the disk's rate (start it beside your server: `coldstart prefetch DIR & exec server`)")
-    .argument('<model|dir>', 'a weights file, a directory, or a model alias / Hub repo id in the HF cache')
+    .argument('<model|dir>', 'a weights file, a directory, the built-in demo, or a model alias / Hub repo id in the HF cache')
     .option('--strategy <s>', `how to fill the page cache: ${PREFETCH_STRATEGIES.join(', ')}`, PREFETCH_DEFAULTS.strategy)
     .option('--threads <n>', 'parallel readers', String(PREFETCH_DEFAULTS.threads))
     .option('--revision <rev>', 'Hub revision (a model id in the HF cache)')

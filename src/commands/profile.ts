@@ -2,9 +2,16 @@ import type { Command } from 'commander';
 import { addReportOptions, addTelemetryOptions, type Runner } from '../cli/context.js';
 import { ColdstartError } from '../core/errors.js';
 import { profileCommand, splitWrap, type ProfileFlags } from '../profile/run.js';
+import { withFlagNames } from '../cli/flag-names.js';
 import { defaultEngines, type Engines } from '../profile/engines.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+/**
+ * Engine options profile's flags set (the loader's devices and page-cache mode): a refusal names the flag. A usage
+ * error inside a phase is rethrown by profile (run.ts), so it reaches this wrapper.
+ */
+const FLAG_NAMES = { devices: '--devices', cache: '--cache' };
 
 /** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
 export function registerProfile(program: Command, run: Runner, engines: Engines = defaultEngines): void {
@@ -53,7 +60,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
       if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
       if (!wrapping && (flags.readyUrl || flags.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
-      return profileCommand(ctx, model, command, flags, engines);
+      return withFlagNames(FLAG_NAMES, () => profileCommand(ctx, model, command, flags, engines));
     }),
   );
 }

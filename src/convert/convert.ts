@@ -5,8 +5,9 @@
  * optionally verified, and renamed into place only when complete.
  */
 import { closeSync, existsSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmdirSync, statSync, writeSync, type Stats } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { basename, dirname, join, resolve } from 'node:path';
+import { ColdstartError, fromSystemError, invalidOption } from '../core/errors.js';
+import { intOption } from '../core/flags.js';
 import { sweepLeftovers, tempPathFor, trackTemp, removeTemp, untrackTemp } from '../core/atomic.js';
 import { openInput, readInputText } from '../core/files.js';
 import { formatBytes } from '../core/format.js';
@@ -16,16 +17,25 @@ import { makeDirs } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { requireNative, type FileOp, type NativeAddon } from '../native.js';
 import { buildHeader, readHeader } from '../formats/safetensors.js';
-import { DTYPE_SIZES, type Dtype } from '../formats/dtypes.js';
+import { CASTABLE_FLOAT_DTYPES, DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
+import { WEIGHT_INDEX_NAMES, notWeightsReason, parseWeightIndex, weightFormatOf } from '../formats/weights.js';
 import { openTorchCheckpoint, type TensorDescriptor, type TorchCheckpoint } from '../formats/torch.js';
 
 export type TargetDtype = 'F16' | 'BF16' | 'F32';
+
+/** The TargetDtype any of its names means (f16, fp16, half, bfloat16, BF16, float32…), or null. */
+export function targetDtype(name: string): TargetDtype | null {
+  const d = parseDtypeName(name);
+  return d === 'F16' || d === 'BF16' || d === 'F32' ? d : null;
+}
 
 export interface ConvertOptions {
   /** A torch.save file or a Hugging Face model directory. */
   input: string;
   /** Output file (file input) or directory (directory input); defaults beside the input. */
   output?: string;
+  /** How refusals of the output path name it (default `output`; the CLI passes its flag, `--output`). */
+  outputName?: string;
   /** Convert floating tensors (F16/BF16/F32/F64) to this dtype on the way. */
   dtype?: TargetDtype;
   /** Maximum bytes per output file; tensors larger than this get a file of their own. */
@@ -130,8 +140,6 @@ export function checkAmplification(tensors: readonly TensorDescriptor[], where: 
   return { outBytes, storageBytes };
 }
 
-const WEIGHT_EXT = new Set(['.bin', '.pt', '.pth', '.ckpt']);
-
 // ------------------------------------------------------------------------------------------------ sizes
 
 /** Parses `5GB` (10^9), `5GiB` (2^30), `500MB`, `100KiB`, `123` (bytes). */
@@ -181,40 +189,27 @@ function resolveInput(input: string): InputSet {
     followModelLink(p, roots);
     return p;
   };
-  const indexName = names.find((n) => n === 'pytorch_model.bin.index.json');
+  const indexName = names.find((n) => n === WEIGHT_INDEX_NAMES.bin);
   if (indexName) {
     const ipath = inFolder(indexName);
-    let idx: { weight_map?: Record<string, unknown> };
     // Regular file, size-capped before reading: a FIFO or /dev/zero named like an index is refused, never read.
-    const text = readInputText(ipath, 'checkpoint index');
-    try {
-      idx = JSON.parse(text);
-    } catch (e) {
-      throw new ColdstartError('CORRUPT_FILE', `${ipath}: not valid JSON (${(e as Error).message})`);
-    }
-    const wm = idx?.weight_map;
-    if (!wm || typeof wm !== 'object' || Array.isArray(wm)) throw new ColdstartError('CORRUPT_FILE', `${ipath}: has no weight_map object`);
-    const map = new Map<string, string>();
-    const shards: string[] = [];
-    for (const [k, v] of Object.entries(wm)) {
-      if (typeof v !== 'string' || v !== basename(v) || v === '..' || v === '.' || v.includes('\\')) {
+    const { weightMap: map, shards } = parseWeightIndex(readInputText(ipath, 'checkpoint index'), ipath);
+    for (const [k, v] of map) {
+      // Convert's rule is stricter than a loader's: every shard is a file of this very folder (no sub-folders).
+      if (v !== basename(v) || v === '..' || v === '.' || v.includes('\\')) {
         throw new ColdstartError('HOSTILE_FILE', `${ipath}: refused: weight_map entry for "${k}" names ${JSON.stringify(v)}, not a file in this directory`);
       }
-      map.set(k, v);
-      if (!shards.includes(v)) shards.push(v);
     }
-    if (shards.length === 0) throw new ColdstartError('CORRUPT_FILE', `${ipath}: weight_map is empty`);
     for (const s of shards) {
       if (!existsSync(join(input, s))) throw new ColdstartError('NOT_FOUND', `${join(input, s)}: shard listed in ${indexName} is missing`, { hint: 'Download the complete model.' });
       inFolder(s);
     }
-    shards.sort();
     return { kind: 'directory', dir: input, files: shards.map((s) => join(input, s)), weightFiles: new Set([indexName, ...shards]), indexMap: map, linkRoots: roots };
   }
   if (names.includes('pytorch_model.bin')) return { kind: 'directory', dir: input, files: [inFolder('pytorch_model.bin')], weightFiles: new Set(['pytorch_model.bin']), linkRoots: roots };
   const shardLike = names.filter((n) => /^pytorch_model-\d+-of-\d+\.bin$/.test(n));
   if (shardLike.length) throw new ColdstartError('CORRUPT_FILE', `${input}: sharded pytorch_model-*.bin files without pytorch_model.bin.index.json`, { hint: 'Download the index file too.' });
-  const candidates = names.filter((n) => WEIGHT_EXT.has(extname(n)) && !/^(training_args|optimizer|scheduler|rng_state)/.test(n));
+  const candidates = names.filter((n) => weightFormatOf(n) === 'bin' && !notWeightsReason(n));
   if (candidates.length === 1) return { kind: 'directory', dir: input, files: [inFolder(candidates[0]!)], weightFiles: new Set(candidates), linkRoots: roots };
   if (names.some((n) => n.endsWith('.safetensors'))) throw new ColdstartError('BAD_INPUT', `${input}: already holds safetensors weights and no pytorch_model.bin; nothing to convert`);
   if (candidates.length > 1) throw new ColdstartError('AMBIGUOUS', `${input}: several checkpoint files (${candidates.join(', ')}) and no index`, { hint: 'Pass the file to convert directly.' });
@@ -304,7 +299,7 @@ export function dedupeAliases(
 
 function outDtypeFor(d: Dtype, target?: TargetDtype): Dtype {
   if (!target) return d;
-  return d === 'F16' || d === 'BF16' || d === 'F32' || d === 'F64' ? target : d;
+  return CASTABLE_FLOAT_DTYPES.has(d) ? target : d;
 }
 
 function shardName(stem: string, i: number, n: number): string {
@@ -460,6 +455,10 @@ export function planConversion(plan: PlanInput): ConversionPlan {
 }
 
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
+  // Options a library caller passes are checked by their own names (the CLI has parsed its flags already).
+  if (options.dtype !== undefined && targetDtype(options.dtype) !== options.dtype) throw invalidOption('dtype', 'F16, BF16 or F32', options.dtype);
+  if (options.shardSize !== undefined) intOption('shardSize', options.shardSize, 1);
+  const outputName = options.outputName ?? 'output';
   const total = new Stopwatch();
   const warn = options.warn ?? (() => {});
   const input = resolve(options.input);
@@ -505,9 +504,9 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       replacing = own.files;
       return null;
     };
-    guardOutput(finalTarget, [input], { flag: '--output', force, isOwn });
+    guardOutput(finalTarget, [input], { flag: outputName, force, isOwn });
   } else {
-    for (const n of finalNames) guardOutput(join(outDir, n), [input], { flag: '--output', force, isOwn: ownConvertFile });
+    for (const n of finalNames) guardOutput(join(outDir, n), [input], { flag: outputName, force, isOwn: ownConvertFile });
   }
   const parent = inputs.kind === 'directory' ? dirname(finalTarget) : outDir;
   try {

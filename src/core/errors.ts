@@ -91,6 +91,16 @@ export function invalidArg(flag: string, expected: string, got: unknown, hint?: 
 }
 
 /**
+ * An engine's refusal of one of its own options, named as its API names it (`chunkBytes: expected …`), never by a
+ * CLI flag: library callers (src/index.ts) pass options, not flags. `details.option` lets a command reword it with
+ * its flag (src/cli/flag-names.ts: `--chunk-bytes: expected …`).
+ */
+export function invalidOption(option: string, expected: string, got: unknown, hint?: string): ColdstartError {
+  const e = invalidArg(option, expected, got, hint);
+  return new ColdstartError(e.code, e.message, { hint, details: { option } });
+}
+
+/**
  * Maps a Node system error (ENOENT, EACCES, ENOSPC, …) on `path` to a ColdstartError with the right
  * exit code and an actionable hint. Anything unknown becomes ENV with the original message.
  */

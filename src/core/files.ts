@@ -104,6 +104,13 @@ export function statInput(path: string): Stats {
   }
 }
 
+/** stat() of an input that must be a regular file (symlinks followed): a FIFO, socket or device is refused unopened (BAD_INPUT). */
+export function statRegularFile(path: string): Stats {
+  const st = statInput(path);
+  if (!st.isFile()) throw st.isDirectory() ? new ColdstartError('BAD_INPUT', `${path}: is a directory, expected a file`) : notRegular(path, st);
+  return st;
+}
+
 /** The names in an input folder, sorted; system errors (EACCES, ELOOP, ENOTDIR) as ColdstartErrors naming `shown`. */
 export function listInputDir(dir: string, shown = dir): string[] {
   try {

@@ -1,4 +1,4 @@
-import { ColdstartError, invalidArg } from './errors.js';
+import { ColdstartError, invalidArg, invalidOption } from './errors.js';
 
 /**
  * The one validator for whole-number flags (--runs, --concurrency, --devices, …): a string from the command
@@ -6,10 +6,19 @@ import { ColdstartError, invalidArg } from './errors.js';
  * shared wording "<flag>: expected a whole number from <min> to <max>, got <value>".
  */
 export function intFlag(flag: string, value: string | number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  return checkInt(flag, value, min, max, invalidArg);
+}
+
+/** `intFlag` for an engine's option (`threads: expected …`, named as the API names it; see invalidOption). */
+export function intOption(option: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  return checkInt(option, value, min, max, invalidOption);
+}
+
+function checkInt(name: string, value: string | number, min: number, max: number, refuse: (name: string, expected: string, got: unknown) => Error): number {
   const n = typeof value === 'number' ? value : value.trim() === '' ? NaN : Number(value);
   if (!Number.isSafeInteger(n) || n < min || n > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `≥ ${min}` : `from ${min} to ${max}`;
-    throw invalidArg(flag, `a whole number ${range}`, value);
+    throw refuse(name, `a whole number ${range}`, value);
   }
   return n;
 }

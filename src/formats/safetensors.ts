@@ -5,7 +5,7 @@
 import { closeSync } from 'node:fs';
 import { ColdstartError } from '../core/errors.js';
 import { openInput, readUpTo } from '../core/files.js';
-import { DTYPE_SIZES, isDtype, type Dtype } from './dtypes.js';
+import { DTYPE_SIZES, SAFETENSORS_DTYPE_NAMES, isDtype, type Dtype } from './dtypes.js';
 
 /** Larger headers are refused (the reference implementation's limit is 100 MB too). */
 export const MAX_HEADER_BYTES = 100_000_000;
@@ -201,8 +201,6 @@ function usize(v: JsonValue | undefined): bigint | null {
   return n <= U64_MAX ? n : null;
 }
 
-/** Dtype names the reference reader knows; those of them coldstart does not load are refused by name. */
-const REFERENCE_DTYPES = new Set(['BOOL', 'F4', 'F6_E2M3', 'F6_E3M2', 'U8', 'I8', 'F8_E5M2', 'F8_E4M3', 'F8_E8M0', 'F8_E4M3FNUZ', 'F8_E5M2FNUZ', 'I16', 'U16', 'F16', 'BF16', 'I32', 'U32', 'F32', 'C64', 'F64', 'I64', 'U64']);
 
 /**
  * Parses and validates a header. `fileSize` (when known) is checked against the data the header claims:
@@ -249,7 +247,7 @@ export function parseHeader(headerJson: Buffer, where: string, fileSize?: number
       fields.set(k, fv);
     }
     const dt = fields.get('dtype');
-    if (dt?.t !== 'string' || !REFERENCE_DTYPES.has(dt.v)) throw bad(where, `tensor "${name}" has unsupported dtype ${dt?.t === 'string' ? JSON.stringify(dt.v) : 'that is not a string'}`);
+    if (dt?.t !== 'string' || !SAFETENSORS_DTYPE_NAMES.has(dt.v)) throw bad(where, `tensor "${name}" has unsupported dtype ${dt?.t === 'string' ? JSON.stringify(dt.v) : 'that is not a string'}`);
     const sh = fields.get('shape');
     if (sh?.t !== 'array') throw bad(where, `tensor "${name}" has an invalid shape`);
     const dims = sh.items.map(usize);

@@ -15,8 +15,9 @@ import { makeDirs } from '../core/paths.js';
 import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { buildHeader } from './safetensors.js';
 import { writeTorchCheckpoint } from './torch-writer.js';
-import { DTYPE_SIZES, type Dtype } from './dtypes.js';
-import { hfConfig, tensorsFor, type ModelSpec, type TensorSpec } from '../models/table.js';
+import { DTYPE_SIZES, TORCH_DTYPE_NAMES, type Dtype } from './dtypes.js';
+import { selectWeightNames } from './weights.js';
+import { tensorsFor, type ModelSpec, type TensorSpec } from '../models/table.js';
 import { Stopwatch } from '../core/clock.js';
 
 const fillRandom = promisify(randomFill) as unknown as (buf: Buffer) => Promise<Buffer>;
@@ -45,6 +46,29 @@ export interface SyntheticPlan {
 
 function tensorBytes(t: TensorSpec): number {
   return t.shape.reduce((a, b) => a * b, 1) * DTYPE_SIZES[t.dtype];
+}
+
+/** A transformers-compatible config.json for the architecture (written next to a synthetic checkpoint). */
+export function hfConfig(spec: ModelSpec, dtype: Dtype = spec.dtype): Record<string, unknown> {
+  const a = spec.architecture;
+  const arch = a.family === 'qwen2' ? 'Qwen2ForCausalLM' : a.family === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM';
+  return {
+    architectures: [arch],
+    model_type: a.family,
+    hidden_size: a.hiddenSize,
+    intermediate_size: a.intermediateSize,
+    num_hidden_layers: a.layers,
+    num_attention_heads: a.heads,
+    num_key_value_heads: a.kvHeads,
+    vocab_size: a.vocabSize,
+    max_position_embeddings: 4096,
+    rms_norm_eps: 1e-5,
+    hidden_act: 'silu',
+    tie_word_embeddings: a.tieWordEmbeddings,
+    ...(a.family === 'llama' ? { attention_bias: false, rope_theta: 500000.0 } : {}),
+    torch_dtype: TORCH_DTYPE_NAMES[dtype],
+    _coldstart_synthetic: spec.alias,
+  };
 }
 
 /** Splits the tensors into shards in order, like transformers' `shard_checkpoint`. */
@@ -141,13 +165,9 @@ async function writeBinShard(path: string, shard: ShardPlan, chunkBytes: number,
   }
 }
 
-/** Lists the weight files of a finished synthetic model directory. */
+/** The weight files of a finished synthetic model directory, by the one rule on weight names (formats/weights.ts). */
 function weightFiles(dir: string, format: SyntheticFormat): string[] {
-  const ext = format === 'safetensors' ? '.safetensors' : '.bin';
-  return readdirSync(dir)
-    .filter((f) => f.endsWith(ext))
-    .sort()
-    .map((f) => join(dir, f));
+  return selectWeightNames(readdirSync(dir), [format]).names.map((n) => join(dir, n));
 }
 
 /**

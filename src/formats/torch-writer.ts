@@ -12,21 +12,7 @@ import { writeSync, write as fsWrite } from 'node:fs';
 import { crc32 } from './crc32.js';
 import { randomBytes } from 'node:crypto';
 import { ColdstartError } from '../core/errors.js';
-import { DTYPE_SIZES, type Dtype } from './dtypes.js';
-
-/** torch storage class for each dtype torch.load accepts (float8 types are left out on purpose). */
-export const TORCH_STORAGE: Partial<Record<Dtype, string>> = {
-  BF16: 'BFloat16Storage',
-  F16: 'HalfStorage',
-  F32: 'FloatStorage',
-  F64: 'DoubleStorage',
-  I64: 'LongStorage',
-  I32: 'IntStorage',
-  I16: 'ShortStorage',
-  I8: 'CharStorage',
-  U8: 'ByteStorage',
-  BOOL: 'BoolStorage',
-};
+import { DTYPE_SIZES, TORCH_STORAGE_OF, type Dtype } from './dtypes.js';
 
 export interface TorchTensor {
   name: string;
@@ -98,7 +84,7 @@ export function buildStateDictPickle(tensors: readonly TorchTensor[]): Buffer {
     p.op(0x28); // MARK
     tensors.slice(start, start + 1000).forEach((t, j) => {
       const key = start + j;
-      const storage = TORCH_STORAGE[t.dtype];
+      const storage = TORCH_STORAGE_OF[t.dtype];
       if (!storage) throw new ColdstartError('UNSUPPORTED', `tensor "${t.name}": dtype ${t.dtype} cannot be written to a torch checkpoint`);
       const numel = t.shape.reduce((a, b) => a * b, 1);
       const stride: number[] = [];

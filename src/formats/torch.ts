@@ -7,90 +7,9 @@
 import { closeSync } from 'node:fs';
 import { ColdstartError } from '../core/errors.js';
 import { openInput } from '../core/files.js';
-import { DTYPE_SIZES, type Dtype } from './dtypes.js';
+import { DTYPE_SIZES, TORCH_OTHER_SIZES, TORCH_STORAGE_CLASSES, TORCH_TO_DTYPE, torchElementSize, type Dtype } from './dtypes.js';
 import { PickleTruncated, PyDict, PyFloat, PyGlobal, PyObject, PySet, PyTuple, unpickle, type PyValue } from './pickle.js';
 import { looksLikeZip, openZip, readAt, readEntry, type ZipArchive } from './zip.js';
-
-// ------------------------------------------------------------------------------------------------ dtypes
-
-/** torch dtype name → safetensors dtype (only those safetensors can hold). */
-const TORCH_TO_ST: Record<string, Dtype> = {
-  float32: 'F32',
-  float: 'F32',
-  float64: 'F64',
-  double: 'F64',
-  float16: 'F16',
-  half: 'F16',
-  bfloat16: 'BF16',
-  int64: 'I64',
-  long: 'I64',
-  int32: 'I32',
-  int: 'I32',
-  int16: 'I16',
-  short: 'I16',
-  int8: 'I8',
-  uint8: 'U8',
-  bool: 'BOOL',
-  float8_e4m3fn: 'F8_E4M3',
-  float8_e5m2: 'F8_E5M2',
-  uint16: 'U16',
-  uint32: 'U32',
-  uint64: 'U64',
-};
-/** torch dtypes that exist but safetensors cannot hold, and element sizes where known (for size checks). */
-const TORCH_OTHER_SIZES: Record<string, number> = {
-  complex64: 8,
-  cfloat: 8,
-  complex128: 16,
-  cdouble: 16,
-  complex32: 4,
-  chalf: 4,
-  quint8: 1,
-  qint8: 1,
-  qint32: 4,
-  quint4x2: 1,
-  quint2x4: 1,
-  float8_e4m3fnuz: 1,
-  float8_e5m2fnuz: 1,
-  float8_e8m0fnu: 1,
-  float4_e2m1fn_x2: 1,
-  bits1x8: 1,
-  bits2x4: 1,
-  bits4x2: 1,
-  bits8: 1,
-  bits16: 2,
-};
-for (let i = 1; i < 8; i++) {
-  TORCH_OTHER_SIZES[`uint${i}`] = 1;
-  TORCH_OTHER_SIZES[`int${i}`] = 1;
-}
-
-/** Legacy typed storage classes → torch dtype name. */
-const STORAGE_CLASSES: Record<string, string> = {
-  FloatStorage: 'float32',
-  DoubleStorage: 'float64',
-  HalfStorage: 'float16',
-  BFloat16Storage: 'bfloat16',
-  LongStorage: 'int64',
-  IntStorage: 'int32',
-  ShortStorage: 'int16',
-  CharStorage: 'int8',
-  ByteStorage: 'uint8',
-  BoolStorage: 'bool',
-  ComplexFloatStorage: 'complex64',
-  ComplexDoubleStorage: 'complex128',
-  QUInt8Storage: 'quint8',
-  QInt8Storage: 'qint8',
-  QInt32Storage: 'qint32',
-  QUInt4x2Storage: 'quint4x2',
-  QUInt2x4Storage: 'quint2x4',
-  UntypedStorage: 'uint8',
-};
-
-function torchElementSize(name: string): number | undefined {
-  const st = TORCH_TO_ST[name];
-  return st ? DTYPE_SIZES[st] : TORCH_OTHER_SIZES[name];
-}
 
 // ------------------------------------------------------------------------------------------------ public types
 
@@ -209,7 +128,7 @@ function intTuple(v: PyValue, where: string, what: string): number[] {
 }
 
 function dtypeName(v: PyValue, where: string): string {
-  if (v instanceof PyGlobal && v.module === 'torch' && (TORCH_TO_ST[v.name] || TORCH_OTHER_SIZES[v.name])) return v.name;
+  if (v instanceof PyGlobal && v.module === 'torch' && (TORCH_TO_DTYPE[v.name] || TORCH_OTHER_SIZES[v.name])) return v.name;
   throw new ColdstartError('CORRUPT_FILE', `${where}: tensor dtype argument is not a torch dtype`);
 }
 
@@ -218,7 +137,7 @@ function rebuildTensor(where: string, storage: PyValue, offset: PyValue, size: P
   const info = storage.info;
   const dt = torchDtype ?? info.torchDtype;
   const t = new TensorValue(info, dt, int(offset, where, 'storage offset'), intTuple(size, where, 'tensor size'), intTuple(stride, where, 'tensor stride'));
-  if (!TORCH_TO_ST[dt]) {
+  if (!TORCH_TO_DTYPE[dt]) {
     const todo = dt.startsWith('q')
       ? 'dequantize it in trusted Python (t.dequantize()) and re-save, or keep the quantized checkpoint format'
       : dt.startsWith('complex') || dt === 'cfloat' || dt === 'cdouble' || dt === 'chalf'
@@ -300,9 +219,9 @@ function makeAllowlist(st: LoadState): Map<string, PyGlobal> {
   add('torch.serialization._get_layout', (args) => new PyObject('torch.layout', args));
   add('torch.Tensor');
   add('torch._tensor.Tensor');
-  for (const name of [...Object.keys(TORCH_TO_ST), ...Object.keys(TORCH_OTHER_SIZES)]) add(`torch.${name}`);
+  for (const name of [...Object.keys(TORCH_TO_DTYPE), ...Object.keys(TORCH_OTHER_SIZES)]) add(`torch.${name}`);
   for (const q of ['per_tensor_affine', 'per_tensor_symmetric', 'per_channel_affine', 'per_channel_symmetric', 'per_channel_affine_float_qparams']) add(`torch.${q}`);
-  for (const cls of Object.keys(STORAGE_CLASSES)) {
+  for (const cls of Object.keys(TORCH_STORAGE_CLASSES)) {
     add(`torch.${cls}`);
     add(`torch.cuda.${cls}`);
   }
@@ -409,7 +328,7 @@ function persistentLoader(st: LoadState, legacy: boolean) {
       throw new ColdstartError('CORRUPT_FILE', `${st.where}: unexpected persistent id (expected a torch storage reference)`);
     }
     const [, type, key, location, numel, view] = items;
-    if (!(type instanceof PyGlobal) || !(type.name in STORAGE_CLASSES)) throw new ColdstartError('CORRUPT_FILE', `${st.where}: storage reference without a storage class`);
+    if (!(type instanceof PyGlobal) || !(type.name in TORCH_STORAGE_CLASSES)) throw new ColdstartError('CORRUPT_FILE', `${st.where}: storage reference without a storage class`);
     if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(key) || key === '.' || key === '..') throw new ColdstartError('HOSTILE_FILE', `${st.where}: refused: storage key ${JSON.stringify(key)} is not a plain identifier`);
     if (typeof location !== 'string') throw new ColdstartError('CORRUPT_FILE', `${st.where}: storage location is not a string`);
     if (!legacy && view !== undefined) throw new ColdstartError('CORRUPT_FILE', `${st.where}: storage reference has an unexpected sixth field`);
@@ -488,7 +407,7 @@ function openZipCheckpoint(fd: number, zip: ZipArchive, path: string, options: O
   const state: LoadState = {
     where: path,
     storageFor(type, key, numel) {
-      const torchDtype = STORAGE_CLASSES[type.name]!;
+      const torchDtype = TORCH_STORAGE_CLASSES[type.name]!;
       const esize = torchElementSize(torchDtype)!;
       const prev = storages.get(key);
       if (prev) {
@@ -558,7 +477,7 @@ function parseLegacy(fd: number, buf: Buffer, size: number, path: string, option
     where: path,
     storageFor(type, key, numel, view) {
       if (view !== null) throw new ColdstartError('UNSUPPORTED', `${path}: legacy storage views (torch < 1.0) are not supported`, { hint: 'Re-save the checkpoint with a current torch.save.' });
-      const torchDtype = STORAGE_CLASSES[type.name]!;
+      const torchDtype = TORCH_STORAGE_CLASSES[type.name]!;
       const prev = referenced.get(key);
       if (prev && (prev.torchDtype !== torchDtype || prev.numel !== numel)) throw new ColdstartError('CORRUPT_FILE', `${path}: storage ${key} is referenced with two different types or sizes`);
       referenced.set(key, { torchDtype, numel });
@@ -691,7 +610,7 @@ function isWellFormed(s: string): boolean {
 }
 
 function describe(path: string, name: string, t: TensorValue): TensorDescriptor {
-  const dtype = TORCH_TO_ST[t.torchDtype]!;
+  const dtype = TORCH_TO_DTYPE[t.torchDtype]!;
   const esize = DTYPE_SIZES[dtype];
   const s = t.storage;
   const shape = t.size;

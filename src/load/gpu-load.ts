@@ -1,4 +1,4 @@
-import { intFlag } from '../core/flags.js';
+import { intOption } from '../core/flags.js';
 /**
  * The gpu-load engine: every tensor of a set of safetensors files into GPU memory at the hardware's limit, timed,
  * through the native loader (native/src/loader.cc). Headers are validated here first (readHeader), so a missing,
@@ -7,10 +7,8 @@ import { intFlag } from '../core/flags.js';
  */
 import { realpathSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
-import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
-import { listInputDir, readInputText, statInput } from '../core/files.js';
-import { safeJoin } from '../core/paths.js';
+import { basename } from 'node:path';
+import { ColdstartError, fromSystemError, invalidOption } from '../core/errors.js';
 import { formatRate, formatPercent } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
@@ -135,57 +133,6 @@ export const DEFAULTS = {
 const ALIGN = 4096;
 const MIB = 1 << 20;
 
-// ------------------------------------------------------------------------------------------------ inputs
-/**
- * A safetensors file, a directory (its *.safetensors.index.json, else model*.safetensors, else *.safetensors),
- * or a *.safetensors.index.json (its weight_map's shards). Returns absolute paths, sorted; refuses shard names
- * that leave the index's directory.
- */
-export function resolveSafetensorsInputs(pathOrDir: string): string[] {
-  const p = resolve(pathOrDir);
-  const st = statInput(p);
-  if (st.isDirectory()) {
-    const names = listInputDir(p, pathOrDir);
-    const indexes = names.filter((n) => n.endsWith('.safetensors.index.json'));
-    const preferred = indexes.includes('model.safetensors.index.json') ? ['model.safetensors.index.json'] : indexes;
-    if (preferred.length > 1) {
-      throw new ColdstartError('AMBIGUOUS', `${pathOrDir}: several safetensors indexes (${preferred.join(', ')})`, { hint: 'Pass the index file you mean.' });
-    }
-    if (preferred.length === 1) return shardsOfIndex(join(p, preferred[0]!));
-    const all = names.filter((n) => n.endsWith('.safetensors') && statInput(join(p, n)).isFile());
-    const model = all.filter((n) => n.startsWith('model'));
-    const chosen = model.length > 0 ? model : all;
-    if (chosen.length === 0) throw new ColdstartError('NOT_FOUND', `${pathOrDir}: no .safetensors files in this directory`, { hint: 'Convert .bin weights with `coldstart convert` first.' });
-    return chosen.map((n) => join(p, n));
-  }
-  if (p.endsWith('.safetensors.index.json')) return shardsOfIndex(p);
-  if (p.endsWith('.safetensors')) return [p];
-  throw new ColdstartError('BAD_INPUT', `${pathOrDir}: expected a .safetensors file, a *.safetensors.index.json or a directory`);
-}
-
-function shardsOfIndex(indexPath: string): string[] {
-  // Regular file, size-capped before it is read: a FIFO or /dev/zero named *.safetensors.index.json never blocks.
-  const text = readInputText(indexPath, 'safetensors index');
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ColdstartError('CORRUPT_FILE', `${indexPath}: not valid JSON (${(e as Error).message})`);
-  }
-  const map = (raw as { weight_map?: unknown } | null)?.weight_map;
-  if (!map || typeof map !== 'object' || Array.isArray(map)) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: no "weight_map" object`);
-  const dir = dirname(indexPath);
-  const shards = new Set<string>();
-  for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
-    if (typeof file !== 'string' || file === '') throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map["${tensor}"] is not a file name`);
-    // A shard name never leaves the index's folder (HOSTILE_FILE, exit 2).
-    safeJoin(dir, file, `${indexPath}: weight_map["${tensor}"]`);
-    shards.add(file);
-  }
-  if (shards.size === 0) throw new ColdstartError('CORRUPT_FILE', `${indexPath}: weight_map is empty`);
-  return [...shards].sort().map((f) => join(dir, f));
-}
-
 // ------------------------------------------------------------------------------------------------ planning
 export interface PlanFile {
   /** Absolute byte range to load. */
@@ -202,7 +149,7 @@ export const PLAN_STRIDE = 6;
  * `dest` where they go in the file's destination. Chunks tile every range exactly, in file order.
  */
 export function planChunks(files: readonly PlanFile[], chunkBytes: number): Float64Array {
-  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < ALIGN || chunkBytes % ALIGN !== 0) throw invalidArg('--chunk-bytes', 'a multiple of 4096', chunkBytes);
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes < ALIGN || chunkBytes % ALIGN !== 0) throw invalidOption('chunkBytes', 'a multiple of 4096', chunkBytes);
   let n = 0;
   for (const f of files) if (f.end > f.begin) n += Math.ceil(f.end / chunkBytes) - Math.floor(f.begin / chunkBytes);
   const plan = new Float64Array(n * PLAN_STRIDE);
@@ -283,8 +230,8 @@ export function raiseBeatenLimits(limits: NonNullable<GpuLoadResult['limits']>, 
   }
 }
 
-function checkCount(flag: string, v: number | undefined, min: number, max: number): void {
-  if (v !== undefined) intFlag(flag, v, min, max);
+function checkCount(option: string, v: number | undefined, min: number, max: number): void {
+  if (v !== undefined) intOption(option, v, min, max);
 }
 
 function residentFraction(entries: Array<{ bytes: number; residentBytes: number | null }>): number {
@@ -331,19 +278,19 @@ async function detectMode(addon: NativeAddon, opts: GpuLoadOptions): Promise<{ m
 
 /** Loads every tensor of `opts.files` (validated first) and returns the timing breakdown. */
 export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
-  checkCount('--threads', opts.threads, 1, 256);
-  checkCount('--buffers', opts.buffers, 1, 4096);
-  checkCount('--streams', opts.streams, 1, 64);
+  checkCount('threads', opts.threads, 1, 256);
+  checkCount('buffers', opts.buffers, 1, 4096);
+  checkCount('streams', opts.streams, 1, 64);
   if (opts.chunkBytes !== undefined && (!Number.isSafeInteger(opts.chunkBytes) || opts.chunkBytes < ALIGN || opts.chunkBytes % ALIGN !== 0 || opts.chunkBytes > 1024 * MIB)) {
-    throw invalidArg('--chunk-bytes', 'a multiple of 4096 up to 1 GiB', opts.chunkBytes);
+    throw invalidOption('chunkBytes', 'a multiple of 4096 up to 1 GiB', opts.chunkBytes);
   }
   const copyPath = opts.path ?? 'ring';
-  if (copyPath !== 'ring' && copyPath !== 'mapped') throw invalidArg('--path', 'ring or mapped', copyPath);
+  if (copyPath !== 'ring' && copyPath !== 'mapped') throw invalidOption('path', 'ring or mapped', copyPath);
   const cacheMode: CacheMode = opts.cache ?? 'as-is';
-  if (!['cold', 'warm', 'as-is'].includes(cacheMode)) throw invalidArg('--cache', 'cold, warm or as-is', cacheMode);
+  if (!['cold', 'warm', 'as-is'].includes(cacheMode)) throw invalidOption('cache', 'cold, warm or as-is', cacheMode);
   const devicesAsked = opts.devices ?? [0];
   if (devicesAsked.length === 0 || devicesAsked.some((d) => !Number.isSafeInteger(d) || d < 0) || new Set(devicesAsked).size !== devicesAsked.length) {
-    throw invalidArg('--devices', 'distinct device indexes like 0,1', devicesAsked.join(','));
+    throw invalidOption('devices', 'distinct device indexes like 0,1', devicesAsked.join(','));
   }
 
   // 1. Every header is validated before anything else happens.
@@ -355,9 +302,9 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   const notes: string[] = [];
   if (mode.mode === 'gpu') {
     const missing = devicesAsked.filter((d) => d >= mode.count);
-    if (missing.length) throw invalidArg('--devices', `device indexes below ${mode.count} (the GPUs this process sees)`, devicesAsked.join(','));
+    if (missing.length) throw invalidOption('devices', `device indexes below ${mode.count} (the GPUs this process sees)`, devicesAsked.join(','));
   } else if (opts.devices && opts.devices.length > 0) {
-    notes.push(`--devices ${opts.devices.join(',')} ignored: ${mode.short}`);
+    notes.push(`device(s) ${opts.devices.join(',')} ignored: ${mode.short}`);
   }
   if (mode.mode === 'host' && copyPath === 'mapped') notes.push(`path mapped needs a GPU (${mode.short}): the ring path was used`);
 

@@ -7,14 +7,10 @@
  * The bytes are read by native/src/pagecache.cc (pread into a reused buffer by default; readahead(2) or
  * posix_fadvise(WILLNEED) on request) and residency is measured before and after with mincore.
  */
-import { join, resolve } from 'node:path';
-import { ColdstartError, fromSystemError, invalidArg } from '../core/errors.js';
+import { ColdstartError, invalidOption } from '../core/errors.js';
+import { intOption } from '../core/flags.js';
 import { formatPercent } from '../core/format.js';
-import { listInputDir, pathEntryExists, statInput } from '../core/files.js';
-import { findCachedSnapshot } from '../cache/download.js';
-import { resolveRepoId } from '../models/table.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { resolveSafetensorsInputs } from './gpu-load.js';
 
 export const PREFETCH_SCHEMA = 'coldstart/prefetch@1';
 export type PrefetchStrategy = 'pread' | 'readahead' | 'fadvise';
@@ -27,52 +23,6 @@ export const PREFETCH_STRATEGIES: readonly PrefetchStrategy[] = ['pread', 'reada
  * re-measures all three on the GPU host.
  */
 export const PREFETCH_DEFAULTS = { strategy: 'readahead' as PrefetchStrategy, threads: 8, chunkBytes: 8 << 20 };
-
-/** Weight files other than safetensors that stacks read whole (pickles, GGUF, ONNX and its external data). */
-const OTHER_WEIGHTS = [/\.bin$/, /\.pt$/, /\.pth$/, /\.gguf$/, /\.onnx$/, /\.onnx_data$/, /\.onnx\.data$/];
-
-/**
- * The weight files of `target`: a file, a directory (its safetensors — through the index when there is one —
- * else its .bin/.pt/.gguf/.onnx files), or a model alias / Hub repo id already in the HF cache.
- */
-export function resolvePrefetchFiles(target: string, env: Record<string, string | undefined>, revision?: string): { files: string[]; source: 'path' | 'hf-cache'; dir?: string } {
-  const p = resolve(target);
-  // Anything at that path is the target: a symlink loop or dangling link is refused naming it (exit 2), not
-  // mistaken for a Hub repo id.
-  if (pathEntryExists(p)) {
-    const st = statInput(p);
-    if (st.isFile()) return { files: [p], source: 'path' };
-    if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${target}: not a regular file or a folder (a FIFO or device is never read)`, { hint: 'Pass a weights file or the folder that holds them.' });
-    return { files: regularOnly(weightsInDir(p, target)), source: 'path', dir: p };
-  }
-  const id = resolveRepoId(target);
-  if (!id) throw fromSystemError(Object.assign(new Error('no such file or directory'), { code: 'ENOENT' }), target, 'read');
-  const snap = findCachedSnapshot(id.repo, revision, env);
-  if (!snap) {
-    throw new ColdstartError('NOT_FOUND', `${target}: ${id.repo}${revision ? `@${revision}` : ''} is not in the Hugging Face cache and is not a path`, {
-      hint: `Download it first (\`coldstart cache ${target}\`), or pass the directory that holds the weights.`,
-    });
-  }
-  return { files: regularOnly(weightsInDir(snap, target)), source: 'hf-cache', dir: snap };
-}
-
-/** Every file must be a regular one: a shard an index names that is a FIFO or device is refused (exit 2), never opened. */
-function regularOnly(files: string[]): string[] {
-  for (const f of files) {
-    if (!statInput(f).isFile()) throw new ColdstartError('BAD_INPUT', `${f}: not a regular file (a FIFO or device is never read)`, { hint: 'Replace it with the real weights file.' });
-  }
-  return files;
-}
-
-function weightsInDir(dir: string, shown: string): string[] {
-  const names = listInputDir(dir, shown);
-  if (names.some((n) => n.endsWith('.safetensors') || n.endsWith('.safetensors.index.json'))) return resolveSafetensorsInputs(dir);
-  const other = names.filter((n) => OTHER_WEIGHTS.some((re) => re.test(n)) && statInput(join(dir, n)).isFile()).sort();
-  if (other.length === 0) {
-    throw new ColdstartError('NOT_FOUND', `${shown}: no weight files here (.safetensors, .bin, .pt, .gguf, .onnx)`, { hint: 'Pass the directory that holds the model weights, or one weight file.' });
-  }
-  return other.map((n) => join(dir, n));
-}
 
 export interface PrefetchOptions {
   files: string[];
@@ -112,9 +62,9 @@ export function pageCacheFraction(entries: readonly PageCacheEntry[]): number | 
 /** Reads every file into the page cache and reports residency before/after (mincore). */
 export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult> {
   const strategy = opts.strategy ?? PREFETCH_DEFAULTS.strategy;
-  if (!PREFETCH_STRATEGIES.includes(strategy)) throw invalidArg('--strategy', PREFETCH_STRATEGIES.join(', '), strategy);
+  if (!PREFETCH_STRATEGIES.includes(strategy)) throw invalidOption('strategy', PREFETCH_STRATEGIES.join(', '), strategy);
   const threads = opts.threads ?? PREFETCH_DEFAULTS.threads;
-  if (!Number.isSafeInteger(threads) || threads < 1 || threads > 256) throw invalidArg('--threads', 'a whole number from 1 to 256', threads);
+  intOption('threads', threads, 1, 256);
   const chunkBytes = opts.chunkBytes ?? PREFETCH_DEFAULTS.chunkBytes;
   if (opts.files.length === 0) throw new ColdstartError('BAD_INPUT', 'prefetch: no files to read');
   const paths = [...new Set(opts.files)];

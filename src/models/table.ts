@@ -130,27 +130,3 @@ export function tensorsFor(spec: ModelSpec, dtype: Dtype = spec.dtype): TensorSp
 export function parameterCount(spec: ModelSpec): number {
   return tensorsFor(spec).reduce((n, t) => n + t.shape.reduce((a, b) => a * b, 1), 0);
 }
-
-/** A transformers-compatible config.json for the architecture (written next to synthetic checkpoints). */
-export function hfConfig(spec: ModelSpec, dtype: Dtype = spec.dtype): Record<string, unknown> {
-  const a = spec.architecture;
-  const torchDtype = ({ BF16: 'bfloat16', F16: 'float16', F32: 'float32' } as Record<string, string>)[dtype] ?? 'bfloat16';
-  const arch = a.family === 'qwen2' ? 'Qwen2ForCausalLM' : a.family === 'mistral' ? 'MistralForCausalLM' : 'LlamaForCausalLM';
-  return {
-    architectures: [arch],
-    model_type: a.family,
-    hidden_size: a.hiddenSize,
-    intermediate_size: a.intermediateSize,
-    num_hidden_layers: a.layers,
-    num_attention_heads: a.heads,
-    num_key_value_heads: a.kvHeads,
-    vocab_size: a.vocabSize,
-    max_position_embeddings: 4096,
-    rms_norm_eps: 1e-5,
-    hidden_act: 'silu',
-    tie_word_embeddings: a.tieWordEmbeddings,
-    ...(a.family === 'llama' ? { attention_bias: false, rope_theta: 500000.0 } : {}),
-    torch_dtype: torchDtype,
-    _coldstart_synthetic: spec.alias,
-  };
-}

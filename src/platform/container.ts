@@ -6,62 +6,15 @@
  * layout, no daemon) are reported with the setting to change; a missing image that cannot be pulled is a
  * pull failure, never a "slow start".
  */
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { containerRuntime } from './system.js';
+import { readProcStat, uptimeSeconds } from './procfs.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatDuration } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 
 type Env = Record<string, string | undefined>;
-
-/** USER_HZ: the unit of /proc/<pid>/stat start times; 100 on every mainstream Linux architecture. */
-const CLK_TCK = 100;
-
-/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat). */
-export function procStartTicks(pid: number | 'self', procRoot = '/proc'): number | null {
-  try {
-    const s = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    // rest[0] is field 3 (state); starttime is field 22.
-    const v = Number(rest[22 - 3]);
-    return Number.isFinite(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-/** pid, parent pid, command name and start time (seconds since boot) of a process, from /proc/<pid>/stat. */
-export interface ProcStat {
-  pid: number;
-  ppid: number;
-  comm: string;
-  startSeconds: number;
-}
-
-export function readProcStat(pid: number | 'self', procRoot = '/proc'): ProcStat | null {
-  try {
-    const s = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
-    const open = s.indexOf('(');
-    const close = s.lastIndexOf(')');
-    const rest = s.slice(close + 2).split(' ');
-    const v = { pid: Number(s.slice(0, open).trim()), ppid: Number(rest[4 - 3]), comm: s.slice(open + 1, close), startSeconds: Number(rest[22 - 3]) / CLK_TCK };
-    return Number.isFinite(v.pid) && Number.isFinite(v.ppid) && Number.isFinite(v.startSeconds) ? v : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Seconds since boot now (/proc/uptime), the clock /proc/<pid>/stat start times are on. */
-export function uptimeSeconds(procRoot = '/proc'): number | null {
-  try {
-    const v = Number(readFileSync(`${procRoot}/uptime`, 'utf8').split(' ')[0]);
-    return Number.isFinite(v) ? v : null;
-  } catch {
-    return null;
-  }
-}
 
 /** Minimal inits a container entrypoint uses to run one program directly (PID 1 forks it and waits). */
 export const DIRECT_INITS = ['tini', 'tini-static', 'dumb-init', 'docker-init', 'catatonit', 'podman-init'];

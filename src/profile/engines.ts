@@ -9,7 +9,7 @@ import type { PhaseHandle } from '../core/phases.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatRate } from '../core/format.js';
 import { loadNative } from '../native.js';
-import { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase } from '../load/gpu-load.js';
+import { runGpuLoad, recordGpuLoadPhase } from '../load/gpu-load.js';
 import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../cache/download.js';
 import { runWarmup, recordWarmupPhase } from '../warmup/warmup.js';
 import { runScript } from '../python/runner.js';
@@ -26,7 +26,7 @@ export interface RepoFileSize {
 
 export interface Engines {
   native: typeof loadNative;
-  gpuLoad: { runGpuLoad: typeof runGpuLoad; resolveSafetensorsInputs: typeof resolveSafetensorsInputs; recordGpuLoadPhase: typeof recordGpuLoadPhase };
+  gpuLoad: { runGpuLoad: typeof runGpuLoad; recordGpuLoadPhase: typeof recordGpuLoadPhase };
   download: { downloadRepo: typeof downloadRepo; repoFileSizes: typeof repoFileSizes; findCachedSnapshot: typeof findCachedSnapshot; recordDownloadPhase: typeof recordDownloadPhase };
   warmup: { runWarmup: typeof runWarmup; recordWarmupPhase: typeof recordWarmupPhase };
   python: { runScript: typeof runScript };
@@ -36,7 +36,7 @@ export interface Engines {
 
 export const defaultEngines: Engines = {
   native: loadNative,
-  gpuLoad: { runGpuLoad, resolveSafetensorsInputs, recordGpuLoadPhase },
+  gpuLoad: { runGpuLoad, recordGpuLoadPhase },
   download: { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase },
   warmup: { runWarmup, recordWarmupPhase },
   python: { runScript },

@@ -7,6 +7,7 @@ import type { Finding, PhaseSummary } from '../core/report.js';
 import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
 import { formatDuration, formatBytes } from '../core/format.js';
 import { estimatePrefetchSaving } from '../load/prefetch.js';
+import { DTYPE_SIZES } from '../formats/dtypes.js';
 
 export interface WhatIfRow {
   id: string;
@@ -107,12 +108,13 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
     if (f !== null) rows.push({ id: `format-${other}`, scenario: m.format === 'bin' ? 'safetensors instead of .bin' : '.bin instead of safetensors', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: f, basis });
     const per = m.bytesPerParam;
     const params = m.bytes / per;
-    if (per === 2) {
-      const t = scale({ bytes: params * 4 });
-      if (t !== null) rows.push({ id: 'dtype-fp32', scenario: `fp32 instead of ${m.dtype.toLowerCase()} (${formatBytes(params * 4)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
-    } else if (per === 4) {
-      const t = scale({ bytes: params * 2 });
-      if (t !== null) rows.push({ id: 'dtype-bf16', scenario: `bf16 instead of fp32 (${formatBytes(params * 2)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+    const [half, full] = [DTYPE_SIZES.BF16, DTYPE_SIZES.F32];
+    if (per === half) {
+      const t = scale({ bytes: params * full });
+      if (t !== null) rows.push({ id: 'dtype-fp32', scenario: `fp32 instead of ${m.dtype.toLowerCase()} (${formatBytes(params * full)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+    } else if (per === full) {
+      const t = scale({ bytes: params * half });
+      if (t !== null) rows.push({ id: 'dtype-bf16', scenario: `bf16 instead of fp32 (${formatBytes(params * half)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
     }
     for (const [bits, id] of [
       [BITS_8, 'quant-8bit'],

@@ -13,7 +13,8 @@ import { recordInsideContainer, recordContainerStart, parseSince, sinceInterval,
 import { hfEndpoint } from '../hub/env.js';
 import { predictDownloadSeconds, predictLoadSeconds, predictLoadSigma, formatWithSigma } from './estimate.js';
 import { hostRead, skipWithHostRead, type WarmupOptions, type RepoFileSize } from './engines.js';
-import { weightFilesIn, describeFiles } from './target.js';
+import { localWeights, describeFiles, PROFILE_FORMATS } from './target.js';
+import { selectWeightNames, weightGlobs } from '../formats/weights.js';
 import type { State } from './state.js';
 
 export async function containerPhase(s: State): Promise<PhaseResult & { cause?: unknown }> {
@@ -61,9 +62,6 @@ export async function cudaInitPhase(s: State): Promise<PhaseResult & { cause?: u
   });
 }
 
-const WEIGHT_GLOBS_ST = ['*.safetensors', '*.json', 'tokenizer*', '*.model', '*.txt'];
-const WEIGHT_GLOBS_BIN = ['*.bin', '*.json', 'tokenizer*', '*.model', '*.txt'];
-
 export async function downloadPhase(s: State): Promise<PhaseResult & { cause?: unknown }> {
   return runPhase('download', async (h: PhaseHandle) => {
     const t = s.target;
@@ -98,11 +96,13 @@ export async function downloadPhase(s: State): Promise<PhaseResult & { cause?: u
         s.assumptions.push(`download size: the Hub's file list was not available (${(e as Error).message}); using the model table's ${formatBytes(t.bytes)} (parameters × dtype)`);
       }
       if (sizes) {
-        const hasSt = sizes.some((f) => f.path.endsWith('.safetensors') && !f.path.includes('/'));
-        include = hasSt ? WEIGHT_GLOBS_ST : WEIGHT_GLOBS_BIN;
-        const weights = sizes.filter((f) => !f.path.includes('/') && (hasSt ? f.path.endsWith('.safetensors') : /\.bin$/.test(f.path)));
-        weightBytes = weights.reduce((a, f) => a + f.bytes, 0);
-        t.format = hasSt ? 'safetensors' : 'bin';
+        // The Hub's file list through the same rule on names as a local folder (top level; no index read yet).
+        const top = sizes.filter((f) => !f.path.includes('/'));
+        const sel = selectWeightNames(top.map((f) => f.path), PROFILE_FORMATS);
+        const chosen = new Set(sel.names);
+        include = weightGlobs(sel);
+        weightBytes = top.filter((f) => chosen.has(f.path)).reduce((a, f) => a + f.bytes, 0);
+        t.format = sel.format as typeof t.format;
         t.bytes = weightBytes;
       }
     }
@@ -119,10 +119,9 @@ export async function downloadPhase(s: State): Promise<PhaseResult & { cause?: u
     eng.mod.recordDownloadPhase(h, r);
     s.downloaded = { bytes: r.bytesDownloaded, fromCache: r.fromCache, snapshotDir: r.snapshotDir };
     if (r.fromCache) h.note = h.note ?? `cached at ${r.snapshotDir}`;
-    const local = weightFilesIn(r.snapshotDir);
-    t.dir = r.snapshotDir;
-    t.files = local.files;
-    t.format = local.format;
+    const local = localWeights(r.snapshotDir);
+    Object.assign(t, local);
+    if (local.skipped) s.assumptions.push(`weights: ${local.skipped}`);
     describeFiles(t);
   });
 }
@@ -148,9 +147,8 @@ export async function gpuLoadPhase(s: State): Promise<PhaseResult & { cause?: un
     const eng = s.engines.gpuLoad;
     if (t.format === 'safetensors') {
       // The loader decides GPU or host mode itself (and says why in host mode).
-      const files = t.dir ? eng.resolveSafetensorsInputs(t.dir) : t.files;
       const sw = new Stopwatch();
-      const r = await eng.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, verify: !!s.flags.verify, signal: s.ctx.signal });
+      const r = await eng.runGpuLoad({ files: t.files, devices: s.devices, cache: s.cache, limits: true, verify: !!s.flags.verify, signal: s.ctx.signal });
       // The phase is the load itself; measuring the limits, evicting/warming the page cache and checking headers
       // happen in the same call but are not part of a cold start: they are accounted outside the phases.
       s.outside.gpuLoadSetup = (s.outside.gpuLoadSetup ?? 0) + Math.max(0, sw.elapsed() - r.seconds);

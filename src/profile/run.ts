@@ -124,7 +124,7 @@ export async function profileCommand(ctx: Context, modelArg: string | undefined,
 
   const target = resolveTarget(modelArg, ctx.cwd, { synthetic: flags.synthetic, format: flags.format as SyntheticFormat | undefined, dtype: flags.dtype });
   const report: Report = newReport('profile');
-  const s: State = { ctx, flags, engines, target, only, cache: flags.cache as State['cache'], devices, cuda: null, cudaReason: null, rates: null, assumptions: [], gpuLoad: null, floorLoad: null, gpuLoadWarm: null, downloaded: null, outside: {} };
+  const s: State = { ctx, flags, engines, target, only, cache: flags.cache as State['cache'], devices, cuda: null, cudaReason: null, rates: null, assumptions: target.skipped ? [`weights: ${target.skipped}`] : [], gpuLoad: null, floorLoad: null, gpuLoadWarm: null, downloaded: null, outside: {} };
   await prepare(s);
 
   const fw = flags.framework && !flags.estimate ? (flags.framework as Framework) : null;

@@ -52,9 +52,8 @@ export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s:
   const floors = s.flags.floor !== false;
   if (floors) await measureCudaFloor(s);
   if (floors && t.format === 'safetensors') {
-    const files = t.dir ? s.engines.gpuLoad.resolveSafetensorsInputs(t.dir) : t.files;
     const sw = new Stopwatch();
-    const r = await s.engines.gpuLoad.runGpuLoad({ files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
+    const r = await s.engines.gpuLoad.runGpuLoad({ files: t.files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
     s.floorLoad = r;
     if (r.mode === 'gpu') s.gpuLoad = r;
     s.outside.floorLoad = sw.elapsed();

@@ -1,10 +1,11 @@
 /** What `coldstart profile [model]` profiles: an alias, a Hub repo id, a local directory or file, or the demo. */
 import { join, resolve, basename } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { listInputDir, pathEntryExists, readInputText, statInput } from '../core/files.js';
+import { pathEntryExists, readInputText, statInput } from '../core/files.js';
+import { describeSkipped, weightsAt } from '../load/weights.js';
 import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/table.js';
 import { readHeader } from '../formats/safetensors.js';
-import { DTYPE_SIZES, isDtype, type Dtype } from '../formats/dtypes.js';
+import { DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
 import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
@@ -23,17 +24,17 @@ export interface Target {
   /** Weight bytes (tensor data), null until known. */
   bytes: number | null;
   parameters: number | null;
+  /** What the weight resolver left out beside the files and why (describeSkipped), when anything. */
+  skipped?: string | null;
 }
 
-const WEIGHT_EXT = /\.(safetensors|bin|pt|pth)$/;
+/** The weight formats profile's floor reads: safetensors through the native loader, torch pickles by a host read. */
+export const PROFILE_FORMATS: readonly SyntheticFormat[] = ['safetensors', 'bin'];
 
-/** Weight files of a local directory: top-level safetensors, else torch .bin/.pt/.pth. */
-export function weightFilesIn(dir: string): { files: string[]; format: SyntheticFormat | null } {
-  const names = listInputDir(dir);
-  const st = names.filter((n) => n.endsWith('.safetensors')).map((n) => join(dir, n));
-  if (st.length) return { files: st, format: 'safetensors' };
-  const bin = names.filter((n) => /\.(bin|pt|pth)$/.test(n) && !n.startsWith('training_args')).map((n) => join(dir, n));
-  return { files: bin, format: bin.length ? 'bin' : null };
+/** The local weights of a folder or file, by the one resolver (src/load/weights.ts), as profile's target fields. */
+export function localWeights(path: string, shown?: string): Pick<Target, 'dir' | 'files' | 'format' | 'skipped'> {
+  const w = weightsAt(path, { formats: PROFILE_FORMATS, shown });
+  return { dir: w.dir, files: w.files, format: w.format as SyntheticFormat, skipped: describeSkipped(w) };
 }
 
 /** dtype (most bytes) and tensor bytes of safetensors files, from their headers only. */
@@ -58,8 +59,7 @@ function dtypeFromConfig(dir: string): Dtype | null {
   try {
     // Regular file, size-capped: a FIFO or a huge config.json is ignored here, never read or blocked on.
     const c = JSON.parse(readInputText(join(dir, 'config.json'), 'model config', 1 << 20)) as { torch_dtype?: string; dtype?: string };
-    const d = c.torch_dtype ?? c.dtype;
-    return ({ bfloat16: 'BF16', float16: 'F16', float32: 'F32' } as Record<string, Dtype>)[d ?? ''] ?? null;
+    return parseDtypeName(c.torch_dtype ?? c.dtype);
   } catch {
     return null;
   }
@@ -89,9 +89,8 @@ export interface TargetOptions {
 
 export function parseDtype(s: string | undefined, fallback: Dtype): Dtype {
   if (!s) return fallback;
-  const m = ({ bf16: 'BF16', bfloat16: 'BF16', fp16: 'F16', f16: 'F16', float16: 'F16', fp32: 'F32', f32: 'F32', float32: 'F32' } as Record<string, Dtype>)[s.toLowerCase()];
+  const m = parseDtypeName(s);
   if (m) return m;
-  if (isDtype(s.toUpperCase())) return s.toUpperCase() as Dtype;
   throw new ColdstartError('BAD_FLAG', `--dtype: expected bf16, fp16 or fp32, got ${JSON.stringify(s)}`);
 }
 
@@ -126,17 +125,9 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   // Anything at that path is the model: a symlink loop or a dangling link is refused naming it (exit 2), never
   // taken for a Hub repo id.
   if (pathEntryExists(local)) {
-    const st = statInput(local);
-    if (st.isDirectory()) {
-      const { files, format } = weightFilesIn(local);
-      if (files.length === 0) throw new ColdstartError('NOT_FOUND', `${local}: no weight files (*.safetensors, *.bin, *.pt) in this directory`, { hint: 'Point at the directory holding the checkpoint, or at one weights file.' });
-      const t: Target = { name, kind: 'dir', synthetic: false, dir: local, files, format, dtype: null, bytes: null, parameters: null };
-      describeFiles(t);
-      return t;
-    }
-    if (!WEIGHT_EXT.test(local)) throw new ColdstartError('UNSUPPORTED', `${local}: not a weights file (expected .safetensors, .bin, .pt or .pth)`);
-    const format: SyntheticFormat = local.endsWith('.safetensors') ? 'safetensors' : 'bin';
-    const t: Target = { name: basename(local), kind: 'file', synthetic: false, dir: null, files: [local], format, dtype: null, bytes: null, parameters: null };
+    const w = localWeights(local, local);
+    const kind = statInput(local).isDirectory() ? 'dir' : 'file';
+    const t: Target = { name: kind === 'dir' ? name : basename(local), kind, synthetic: false, ...w, dtype: null, bytes: null, parameters: null };
     describeFiles(t);
     return t;
   }

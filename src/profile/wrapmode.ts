@@ -2,7 +2,6 @@
  * Wrap mode (`profile [MODEL] -- <server command>`): the server's own phases from its logs, unexplained time shown as
  * such, and the floor beside its weights-loading stage (the weights' bytes ÷ rates measured after it stopped).
  */
-import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Context } from '../cli/context.js';
 import { invalidArg } from '../core/errors.js';
@@ -12,10 +11,12 @@ import { emitReport, type EmitOptions } from '../core/emit.js';
 import type { Stopwatch } from '../core/clock.js';
 import { repeatRuns } from '../core/repeat.js';
 import { durationFlag, intFlag } from '../core/flags.js';
-import { statInput } from '../core/files.js';
+import { pathEntryExists, statInput } from '../core/files.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import type { PhaseSummary } from '../core/report.js';
-import { pageCacheFraction, resolvePrefetchFiles } from '../load/prefetch.js';
+import { pageCacheFraction } from '../load/prefetch.js';
+import { describeSkipped, resolveWeights } from '../load/weights.js';
+import { indexFormatOf, weightFormatOf } from '../formats/weights.js';
 import { resolveRepoId } from '../models/table.js';
 import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../server/lifecycle.js';
 import { whatIfRows, computeFindings } from './findings.js';
@@ -66,15 +67,15 @@ export interface WrapWeights {
   format: 'safetensors' | 'bin' | 'other';
   /** MODEL before `--`, or the argument of the command it was found in. */
   from: string;
+  /** What the resolver left out and why (describeSkipped), or null. */
+  skipped: string | null;
 }
 
-const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|gguf|onnx)$/;
-
-function weightsOf(target: string, shown: string, env: Record<string, string | undefined>, revision?: string): WrapWeights {
-  const r = resolvePrefetchFiles(target, env, revision);
-  const bytes = r.files.reduce((a, f) => a + statInput(f).size, 0);
-  const format = r.files.every((f) => f.endsWith('.safetensors')) ? 'safetensors' : r.files.every((f) => /\.(bin|pt|pth)$/.test(f)) ? 'bin' : 'other';
-  return { files: r.files, bytes, format, from: shown };
+async function weightsOf(target: string, shown: string, ctx: Pick<Context, 'cwd' | 'env' | 'signal'>, revision: string | undefined, writeSynthetic: boolean): Promise<WrapWeights> {
+  // The same resolver as floor mode (and prefetch): the same folder gives the same files in both modes.
+  const w = await resolveWeights(target, { env: ctx.env, cwd: ctx.cwd, revision, shown, writeSynthetic, signal: ctx.signal });
+  const format = w.format === 'safetensors' || w.format === 'bin' ? w.format : 'other';
+  return { files: w.files, bytes: w.bytes, format, from: shown, skipped: describeSkipped(w) };
 }
 
 /**
@@ -82,18 +83,19 @@ function weightsOf(target: string, shown: string, env: Record<string, string | u
  * names a local weights file or directory, or a Hub repo id in the HF cache (`vllm serve ./llama`,
  * `--model=org/name`, `llama-server -m x.gguf`). Null with the reason when none is found.
  */
-export function wrapWeights(modelArg: string | undefined, command: readonly string[], cwd: string, env: Record<string, string | undefined>, revision?: string): WrapWeights | { reason: string } {
-  if (modelArg) return weightsOf(resolve(cwd, modelArg), modelArg, env, revision);
+export async function wrapWeights(modelArg: string | undefined, command: readonly string[], ctx: Pick<Context, 'cwd' | 'env' | 'signal'>, revision?: string): Promise<WrapWeights | { reason: string }> {
+  if (modelArg) return weightsOf(modelArg, modelArg, ctx, revision, true);
   for (const a of command.slice(1)) {
     const c = a.startsWith('-') ? (a.includes('=') ? a.slice(a.indexOf('=') + 1) : '') : a;
     if (!c) continue;
-    const p = resolve(cwd, c);
     try {
-      if (existsSync(p)) {
-        if (statSync(p).isFile() && !WEIGHT_FILE.test(p)) continue;
-        return weightsOf(p, c, env, revision);
-      }
-      if (resolveRepoId(c)) return weightsOf(c, c, env, revision);
+      const p = resolve(ctx.cwd, c);
+      if (pathEntryExists(p)) {
+        // A file that is not weights (a chat template, a config) is some other argument.
+        if (statInput(p).isFile() && !weightFormatOf(p) && !indexFormatOf(p)) continue;
+      } else if (!resolveRepoId(c)) continue;
+      // Scanning never writes the demo's synthetic checkpoint: a server command does not load it.
+      return await weightsOf(c, c, ctx, revision, false);
     } catch {
       /* not weights (a directory without any, a repo not in the cache): the next argument */
     }
@@ -156,7 +158,7 @@ async function wrapFloor(ctx: Context, engines: Engines, flags: ProfileFlags, w:
   const r = s.rates;
   const cache = resident === null ? 'page cache state unknown (counted cold)' : `${formatPercent(f)} in the page cache at start`;
   const source = `${formatBytes(w.bytes)} ÷ measured rates (${cache}; read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} warm${gpu && r.h2dBytesPerSecond ? `, host→device ${formatRate(r.h2dBytesPerSecond)}` : ', no GPU: host read only'})`;
-  const assumptions = [...s.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}`];
+  const assumptions = [...s.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}${w.skipped ? `; ${w.skipped}` : ''}`];
   return { floor: { seconds, source }, rates: r, assumptions };
 }
 
@@ -172,7 +174,7 @@ export async function wrapMode(ctx: Context, engines: Engines, modelArg: string 
   const readyTimeout = durationFlag('--ready-timeout', flags.readyTimeout, { bareSeconds: true });
   const stopTimeout = durationFlag('--stop-timeout', flags.stopTimeout, { bareSeconds: true });
   const stageRules = (flags.stage ?? []).map(parseStageFlag);
-  const weights = flags.floor === false ? { reason: 'not measured: --no-floor' } : wrapWeights(modelArg, command, ctx.cwd, ctx.env, flags.revision);
+  const weights = flags.floor === false ? { reason: 'not measured: --no-floor' } : await wrapWeights(modelArg, command, ctx, flags.revision);
   const resident: Array<number | null> = [];
   let last: WrapResult | null = null;
   const onRun = ({ index, warmup: w }: { index: number; warmup: boolean }) => {

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { openInput } from '../core/files.js';
+import { processTree } from '../platform/procfs.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -138,29 +139,8 @@ function criuFailure(what: string, log: string | null, stderr: string): Coldstar
 
 // ---------------------------------------------------------------------------------------------- /proc
 
-/** The pid and every descendant (children before grandchildren), from /proc/<pid>/task/<tid>/children. */
-export function processTree(root: number): number[] {
-  const out: number[] = [];
-  const queue = [root];
-  while (queue.length) {
-    const p = queue.shift()!;
-    out.push(p);
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${p}/task`);
-    } catch {
-      continue;
-    }
-    for (const t of tasks) {
-      try {
-        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/)) if (c) queue.push(Number(c));
-      } catch {
-        /* the thread exited */
-      }
-    }
-  }
-  return out;
-}
+// The process tree is platform/procfs.ts's, re-exported for the snapshot code that imports it from here.
+export { processTree };
 
 export interface ListeningPort {
   port: number;

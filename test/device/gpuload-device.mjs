@@ -9,7 +9,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const { runGpuLoad, resolveSafetensorsInputs, planChunks, planSamples, prepareFiles } = await import(join(root, 'dist/load/gpu-load.js'));
+const { runGpuLoad, planChunks, planSamples, prepareFiles } = await import(join(root, 'dist/load/gpu-load.js'));
+const { weightsAt } = await import(join(root, 'dist/load/weights.js'));
+const safetensorsIn = (p) => weightsAt(p, { formats: ['safetensors'] }).files;
 const { requireNative } = await import(join(root, 'dist/native.js'));
 const { buildHeader } = await import(join(root, 'dist/formats/safetensors.js'));
 const addon = requireNative('device test');
@@ -31,7 +33,7 @@ const assert = (c, m) => {
   if (!c) throw new Error(m);
 };
 const GiB = 2 ** 30;
-const fixtures = [...resolveSafetensorsInputs(join(root, 'fixtures/gpuload/sharded')), join(root, 'fixtures/gpuload/single.safetensors')];
+const fixtures = [...safetensorsIn(join(root, 'fixtures/gpuload/sharded')), join(root, 'fixtures/gpuload/single.safetensors')];
 const probe = await addon.cudaProbe({ context: false });
 assert(probe.available, `no GPU: ${probe.reason}`);
 const count = probe.devices.length;
@@ -79,7 +81,7 @@ await check('more than the card has free is refused before anything is allocated
 });
 
 if (benchDir) {
-  const files = resolveSafetensorsInputs(benchDir);
+  const files = safetensorsIn(benchDir);
   await check('device memory is released after a load (free before == after)', async () => {
     const before = (await addon.deviceMemInfo(0)).free;
     const r = await runGpuLoad({ files, cache: 'warm' });

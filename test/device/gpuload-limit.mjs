@@ -27,11 +27,12 @@ if (cmd === 'write') {
   console.log(JSON.stringify({ what: 'evict', residentFraction: total ? res / total : 1, notes: r.filter((e) => e.note).map((e) => e.note) }));
 } else if (cmd === 'load') {
   const [dir, label, round, json] = args;
-  const { runGpuLoad, resolveSafetensorsInputs } = await dist('load/gpu-load.js');
+  const { runGpuLoad } = await dist('load/gpu-load.js');
+  const { weightsAt } = await dist('load/weights.js');
   const opts = JSON.parse(json || '{}');
   const t0 = Date.now() / 1000;
   try {
-    const r = await runGpuLoad({ files: resolveSafetensorsInputs(dir), ...opts });
+    const r = await runGpuLoad({ files: weightsAt(dir, { formats: ['safetensors'] }).files, ...opts });
     const limitH2d = r.limits?.h2dBytesPerSecond ?? null;
     const limitRead = r.limits?.readBytesPerSecond ?? null;
     console.log(
@@ -68,10 +69,11 @@ if (cmd === 'write') {
 } else if (cmd === 'checks') {
   // The mapped path releases what it pins and allocates: free device memory is the same before and after a
   // verified load and after a load cancelled midway (registrations undone, device memory freed).
-  const { runGpuLoad, resolveSafetensorsInputs } = await dist('load/gpu-load.js');
+  const { runGpuLoad } = await dist('load/gpu-load.js');
+  const { weightsAt } = await dist('load/weights.js');
   const { requireNative } = await dist('native.js');
   const addon = requireNative('checks');
-  const files = resolveSafetensorsInputs(args[0]);
+  const files = weightsAt(args[0], { formats: ['safetensors'] }).files;
   const out = { what: 'mapped-checks', checks: [] };
   const check = async (name, fn) => {
     try {

@@ -38,10 +38,6 @@ const fakeNative = () => ({
 });
 
 const gpuload = {
-  resolveSafetensorsInputs: (p: string) => {
-    calls.gpuload.push({ resolve: p });
-    return [join(p, 'model.safetensors')];
-  },
   runGpuLoad: async (o: { files: string[]; cache?: string; limits?: boolean; devices?: number[] }) => {
     calls.gpuload.push({ run: { files: o.files.map((f) => f.split('/').pop()), cache: o.cache, limits: o.limits, devices: o.devices } });
     const probe = o.files[0]!.includes('rate-probe');
@@ -159,15 +155,16 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(ph['cuda-init'].steps.map((s: { name: string }) => s.name)).toEqual(['cuInit', 'enumerate', 'primary context gpu0']);
     expect(ph['gpu-load']).toMatchObject({ status: 'ok', seconds: 0.5 });
     expect(ph['warmup']).toMatchObject({ status: 'ok', seconds: 1.5 });
-    expect(calls.gpuload[0]).toEqual({ resolve: join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors') });
-    expect(calls.gpuload[1]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: [0] } });
+    // The weights come from the one resolver (the target's files); the loader gets them as they are.
+    expect(doc.target.files).toEqual([join(env.COLDSTART_CACHE, 'synthetic', 'demo-bf16-safetensors', 'model.safetensors')]);
+    expect(calls.gpuload[0]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: [0] } });
     // The rate probes go through the loader too (its own threads), after the measured run: three rounds of warm over
     // the probe, warm over the model's span (hard links to the probe), cold.
-    const probes = calls.gpuload.slice(2, 11) as Array<{ run: { files: string[]; cache: string } }>;
+    const probes = calls.gpuload.slice(1, 10) as Array<{ run: { files: string[]; cache: string } }>;
     expect(probes.every((p) => /rate-probe/.test(p.run.files[0]!))).toBe(true);
     expect(probes.map((p) => `${p.run.cache}×${p.run.files.length}`)).toEqual(Array(3).fill(['warm×1', `warm×${doc.details.rates.warmSpanBytes / (2 << 20)}`, 'cold×1']).flat());
     // Then the same files with a warm page cache: a measured what-if row, not a prediction.
-    expect(calls.gpuload[11]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
+    expect(calls.gpuload[10]).toEqual({ run: { files: ['model.safetensors'], cache: 'warm', limits: false, devices: [0] } });
     expect(doc.details.whatIf.find((w: { id: string }) => w.id === 'page-cache-warm')).toMatchObject({ fromSeconds: 0.5, toSeconds: 0.2, basis: 'measured: the loader cold, then again with a warm page cache' });
     expect(doc.details.wall.outside.warmLoad).toBeGreaterThanOrEqual(0);
     expect(doc.details.rates).toMatchObject({ h2dBytesPerSecond: 50e9, h2dSource: 'loader', diskReadBytesPerSecond: 1e9, diskSource: 'loader', pageCacheBytesPerSecond: 1e9, probes: 3, threads: 8 });
@@ -200,7 +197,7 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(ph.warmup.seconds).toBeCloseTo(0.1, 2);
     expect(ph.warmup.metrics.steadyForwardSeconds).toBe(0.04);
     // The loader ran first on the same files with the same (cold) cache; the page cache was dropped before the stack.
-    expect(calls.gpuload[1]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: undefined } });
+    expect(calls.gpuload[0]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: undefined } });
     expect(calls.pageCache).toEqual([{ action: 'evict', files: ['model.safetensors'] }]);
     // total = the stack's wall clock (spawn → first forward + unexplained), without the loader's 0.5 s.
     expect(doc.total.complete).toBe(true);
@@ -220,7 +217,8 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(calls.download).toEqual([{ sizes: 'someorg/somemodel' }, { download: 'someorg/somemodel', include: ['*.safetensors', '*.json', 'tokenizer*', '*.model', '*.txt'] }]);
     expect(doc.target).toMatchObject({ kind: 'repo', dir: snapshot, format: 'safetensors', dtype: 'BF16' });
     expect(doc.phases.find((p: { name: string }) => p.name === 'download')).toMatchObject({ status: 'ok', seconds: 2 });
-    expect(calls.gpuload[0]).toEqual({ resolve: snapshot });
+    expect(doc.target.files).toEqual([join(snapshot, 'model.safetensors')]);
+    expect(calls.gpuload[0]).toEqual({ run: { files: ['model.safetensors'], cache: 'cold', limits: true, devices: undefined } });
     expect(doc.findings.find((f: { id: string }) => f.id === 'not-cached')).toMatchObject({ savesSeconds: 2, command: 'coldstart cache someorg/somemodel' });
   });
 

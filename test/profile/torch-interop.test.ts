@@ -10,7 +10,8 @@ import { peerPython, runPython } from '../helpers/python.js';
 import { tempDir } from './helpers.js';
 import { writeTorchCheckpoint, type TorchTensor } from '../../src/formats/torch-writer.js';
 import { ensureSyntheticModel } from '../../src/formats/synthetic.js';
-import { findModel, hfConfig, MODELS, tensorsFor } from '../../src/models/table.js';
+import { findModel, MODELS, tensorsFor } from '../../src/models/table.js';
+import { hfConfig } from '../../src/formats/synthetic.js';
 
 const py = peerPython();
 const tmp = tempDir('cs-torch-');

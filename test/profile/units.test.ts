@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { measureInsideContainer, procStartTicks, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
+import { measureInsideContainer, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
+import { procStartTicks } from '../../src/platform/procfs.js';
 import { hostRead } from '../../src/profile/engines.js';
 import { splitWrap } from '../../src/profile/run.js';
 import { wrapWeights } from '../../src/profile/wrapmode.js';
@@ -282,12 +283,12 @@ describe('bounded memory', () => {
 });
 
 describe("wrap mode: the server's weights, for the floor beside its weights loading", () => {
-  it('finds them in the command line: a local .gguf after -m, --model=org/name in the HF cache; skips the script and ports', () => {
+  it('finds them in the command line: a local .gguf after -m, --model=org/name in the HF cache; skips the script and ports', async () => {
     const root = join(tmp.dir, 'wrap-weights');
     mkdirSync(root, { recursive: true });
     writeFileSync(join(root, 'server.py'), 'print(1)\n');
     writeFileSync(join(root, 'tiny.gguf'), Buffer.alloc(4096, 1));
-    const gguf = wrapWeights(undefined, ['llama-server', '--port', '8080', '-m', 'tiny.gguf'], root, {});
+    const gguf = await wrapWeights(undefined, ['llama-server', '--port', '8080', '-m', 'tiny.gguf'], { cwd: root, env: {} });
     expect(gguf).toMatchObject({ from: 'tiny.gguf', bytes: 4096, format: 'other', files: [join(root, 'tiny.gguf')] });
     // A repo in the HF cache (HF_HOME/hub/models--org--name/{refs/main,snapshots/<commit>/…}).
     const hf = join(root, 'hf');
@@ -297,10 +298,10 @@ describe("wrap mode: the server's weights, for the floor beside its weights load
     mkdirSync(join(hf, 'hub', 'models--org--name', 'refs'), { recursive: true });
     writeFileSync(join(hf, 'hub', 'models--org--name', 'refs', 'main'), commit);
     writeFileSync(join(snap, 'pytorch_model.bin'), Buffer.alloc(1000, 2));
-    const repo = wrapWeights(undefined, ['python3', 'server.py', '--port=8000', '--model=org/name'], root, { HF_HOME: hf });
+    const repo = await wrapWeights(undefined, ['python3', 'server.py', '--port=8000', '--model=org/name'], { cwd: root, env: { HF_HOME: hf } });
     expect(repo).toMatchObject({ from: 'org/name', bytes: 1000, format: 'bin' });
     // Nothing that names weights: the reason, not a guess.
-    const none = wrapWeights(undefined, ['python3', 'server.py', '--port', '8000', 'other/repo'], root, { HF_HOME: hf });
+    const none = await wrapWeights(undefined, ['python3', 'server.py', '--port', '8000', 'other/repo'], { cwd: root, env: { HF_HOME: hf } });
     expect(none).toEqual({ reason: expect.stringMatching(/^no weights found in the server command/) });
   });
 });

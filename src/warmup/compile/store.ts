@@ -46,8 +46,8 @@ export const FINGERPRINT_COMPONENTS = [
   'mode',
   'dynamic',
 ] as const;
-export type FingerprintComponent = (typeof FINGERPRINT_COMPONENTS)[number];
-export type Fingerprint = Record<FingerprintComponent, string | null>;
+export type CompileFingerprintComponent = (typeof FINGERPRINT_COMPONENTS)[number];
+export type CompileFingerprint = Record<CompileFingerprintComponent, string | null>;
 
 export interface ManifestFile {
   path: string;
@@ -60,7 +60,7 @@ export interface Manifest {
   kind: 'torch-compile';
   key: string;
   createdAt: string;
-  fingerprint: Fingerprint;
+  fingerprint: CompileFingerprint;
   /** The engine's own cache keys (Inductor FX-graph / AOTAutograd keys from save_cache_artifacts). */
   engineKeys: Record<string, string[]>;
   /** First forward of the cold run (compile included), seconds. */
@@ -71,8 +71,8 @@ export interface Manifest {
 }
 
 /** A fingerprint with every component present (missing ones null), so keys never depend on property order. */
-export function normalizeFingerprint(fp: Partial<Record<string, unknown>>): Fingerprint {
-  const out = {} as Fingerprint;
+export function normalizeFingerprint(fp: Partial<Record<string, unknown>>): CompileFingerprint {
+  const out = {} as CompileFingerprint;
   for (const c of FINGERPRINT_COMPONENTS) {
     const v = fp[c];
     out[c] = v === undefined || v === null || v === '' ? null : String(v);
@@ -80,7 +80,7 @@ export function normalizeFingerprint(fp: Partial<Record<string, unknown>>): Fing
   return out;
 }
 
-export function fingerprintKey(fp: Fingerprint): string {
+export function fingerprintKey(fp: CompileFingerprint): string {
   const canon = JSON.stringify(FINGERPRINT_COMPONENTS.map((c) => [c, fp[c]]));
   return createHash('sha256').update(canon).digest('hex').slice(0, 16);
 }
@@ -90,17 +90,17 @@ export function entryName(key: string): string {
 }
 
 export interface Difference {
-  component: FingerprintComponent;
+  component: CompileFingerprintComponent;
   was: string | null;
   now: string | null;
 }
 
 /** Components that differ, in FINGERPRINT_COMPONENTS order. */
-export function diffFingerprints(stored: Fingerprint, current: Fingerprint): Difference[] {
+export function diffFingerprints(stored: CompileFingerprint, current: CompileFingerprint): Difference[] {
   return FINGERPRINT_COMPONENTS.filter((c) => stored[c] !== current[c]).map((c) => ({ component: c, was: stored[c], now: current[c] }));
 }
 
-const short = (c: FingerprintComponent, v: string | null) => (v === null ? 'none' : c === 'model' ? v.slice(0, 12) : v);
+const short = (c: CompileFingerprintComponent, v: string | null) => (v === null ? 'none' : c === 'model' ? v.slice(0, 12) : v);
 
 /** "torch 2.11.0 → 2.12.0", "compute capability 9.0 → 8.9", "triton none → 3.5.0". */
 export function describeDifference(d: Difference): string {
@@ -249,7 +249,7 @@ export interface CompileCacheStatus {
  *  - not-cached: nothing stored (or the dir does not exist);
  *  - refused: the matching entry is corrupted or its manifest unusable; it must not be loaded.
  */
-export function compileCacheStatus(persistDir: string, fingerprint: Fingerprint, opts: { verify?: boolean } = {}): CompileCacheStatus {
+export function compileCacheStatus(persistDir: string, fingerprint: CompileFingerprint, opts: { verify?: boolean } = {}): CompileCacheStatus {
   const fp = normalizeFingerprint(fingerprint);
   const key = fingerprintKey(fp);
   const name = entryName(key);
@@ -286,7 +286,7 @@ export function compileCacheStatus(persistDir: string, fingerprint: Fingerprint,
 export function commitEntry(
   persistDir: string,
   stagingDir: string,
-  info: { fingerprint: Fingerprint; engineKeys: Record<string, string[]>; coldSeconds: number; tool: string },
+  info: { fingerprint: CompileFingerprint; engineKeys: Record<string, string[]>; coldSeconds: number; tool: string },
 ): { dir: string; manifest: Manifest } {
   const fp = normalizeFingerprint(info.fingerprint);
   const key = fingerprintKey(fp);

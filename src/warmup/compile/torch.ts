@@ -31,7 +31,7 @@ import {
   releaseStaging,
   verifyEntry,
   type CompileCacheStatus,
-  type Fingerprint,
+  type CompileFingerprint,
 } from './store.js';
 
 type Env = Record<string, string | undefined>;
@@ -77,7 +77,7 @@ export interface CompileRun {
 }
 
 export interface CompileWarmup {
-  fingerprint: Fingerprint;
+  fingerprint: CompileFingerprint;
   hasCacheArtifacts: boolean;
   /** The cache's state before this run (what a start would have found). */
   before: CompileCacheStatus | null;
@@ -187,7 +187,7 @@ function compileFailure(r: ScriptRun, what: string, timeoutSeconds: number): Col
 /** The current fingerprint for compiling `model` with these options (one short Python process). */
 export async function probeCompileFingerprint(
   o: Pick<CompileOptions, 'model' | 'mode' | 'device' | 'shapes' | 'env'> & { timeoutSeconds?: number; signal?: AbortSignal },
-): Promise<{ fingerprint: Fingerprint; hasCacheArtifacts: boolean; python: string }> {
+): Promise<{ fingerprint: CompileFingerprint; hasCacheArtifacts: boolean; python: string }> {
   const path = resolveCompileModel(o.model);
   const timeout = o.timeoutSeconds ?? 120;
   const r = await runScript(o.env, 'compile_probe.py', [o.device], { what: '--compile', timeoutMs: timeout * 1000, signal: o.signal });
@@ -202,7 +202,7 @@ export async function probeCompileFingerprint(
   };
 }
 
-async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached', cacheRoot: string, expected: Fingerprint): Promise<CompileRun> {
+async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached', cacheRoot: string, expected: CompileFingerprint): Promise<CompileRun> {
   o.progress?.(`${phase === 'cold' ? 'compiling cold (empty caches)' : 'compiling from the persisted cache'} in a fresh Python process`);
   const artifacts = join(cacheRoot, 'artifacts.bin');
   const r = await runScript(o.env, 'compile.py', [path, o.mode, o.device, JSON.stringify(o.shapes), String(o.runs), phase, artifacts], {

@@ -1,0 +1,104 @@
+/**
+ * /proc, read once: THE `/proc/<pid>/stat` parser (pid, comm, state, parent, start time), the clock its start
+ * times are on (/proc/uptime), and process trees (a pid and its descendants). Every reader of another process's
+ * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here.
+ * (The server shim is a standalone script with its own copy: it runs without coldstart's modules.)
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** USER_HZ: the unit of /proc/<pid>/stat start times; 100 on every mainstream Linux architecture. */
+export const CLK_TCK = 100;
+
+/** The fields of /proc/<pid>/stat coldstart reads (proc(5)). */
+export interface ProcStat {
+  pid: number;
+  /** The command name (field 2) without its parentheses; it may itself hold spaces and parentheses. */
+  comm: string;
+  /** Field 3: R running, S sleeping, D disk sleep, Z zombie, T stopped, … */
+  state: string;
+  /** Field 4. */
+  ppid: number;
+  /** Field 22: start time in clock ticks since boot; the same value for the same process, so with the pid an identity. */
+  startTicks: number;
+  /** startTicks in seconds since boot (the clock of uptimeSeconds). */
+  startSeconds: number;
+}
+
+/**
+ * Parses the text of a /proc/<pid>/stat file. The comm field ends at the LAST `)` (a process may call itself
+ * `a) (b`); the fields after it are space-separated. Null when the text is not a stat line.
+ */
+export function parseProcStat(text: string): ProcStat | null {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) return null;
+  const pid = Number(text.slice(0, open).trim());
+  // rest[0] is field 3 (state); field N is rest[N - 3].
+  const rest = text.slice(close + 2).trim().split(' ');
+  const state = rest[0] ?? '';
+  const ppid = Number(rest[4 - 3]);
+  const startTicks = Number(rest[22 - 3]);
+  if (!Number.isSafeInteger(pid) || !state || !Number.isSafeInteger(ppid) || !Number.isSafeInteger(startTicks)) return null;
+  return { pid, comm: text.slice(open + 1, close), state, ppid, startTicks, startSeconds: startTicks / CLK_TCK };
+}
+
+/** /proc/<pid>/stat of a process (or `self`), or null when it is gone or unreadable. `procRoot`: a fake /proc (tests). */
+export function readProcStat(pid: number | 'self', procRoot = '/proc'): ProcStat | null {
+  let text: string;
+  try {
+    text = readFileSync(`${procRoot}/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  return parseProcStat(text);
+}
+
+/** Start time of a process in clock ticks since boot (field 22 of /proc/<pid>/stat), or null. */
+export function procStartTicks(pid: number | 'self', procRoot = '/proc'): number | null {
+  return readProcStat(pid, procRoot)?.startTicks ?? null;
+}
+
+/** Seconds since boot now (/proc/uptime), the clock /proc/<pid>/stat start times are on. */
+export function uptimeSeconds(procRoot = '/proc'): number | null {
+  try {
+    const v = Number(readFileSync(`${procRoot}/uptime`, 'utf8').split(' ')[0]);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The direct children of a process, from /proc/<pid>/task/<tid>/children (every thread's; a thread may fork). */
+export function childPids(pid: number, procRoot = '/proc'): number[] {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`${procRoot}/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const t of tasks) {
+    try {
+      for (const c of readFileSync(`${procRoot}/${pid}/task/${t}/children`, 'utf8').trim().split(/\s+/)) if (c) out.push(Number(c));
+    } catch {
+      /* the thread exited */
+    }
+  }
+  return out;
+}
+
+/** The pid and every descendant (children before grandchildren, breadth first). */
+export function processTree(root: number, procRoot = '/proc'): number[] {
+  const out: number[] = [];
+  const seen = new Set<number>();
+  const queue = [root];
+  while (queue.length) {
+    const p = queue.shift()!;
+    // A pid is listed once even if /proc changes under the walk (a pid reused while it runs).
+    if (seen.has(p)) continue;
+    seen.add(p);
+    out.push(p);
+    queue.push(...childPids(p, procRoot));
+  }
+  return out;
+}
