@@ -119,14 +119,14 @@ describe('reporters', () => {
     expect(text).toMatch(/total\s*│\s*incomplete \(≥ 9\.75 s\)\s*│\s*│\s*│\s*not measured: warmup/);
   });
 
-  it('emitReport: budgets, exit 1 on overrun, exports written atomically, GitHub annotations and summary', () => {
+  it('emitReport: budgets, exit 1 on overrun, exports written atomically, GitHub annotations and summary', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'cs-emit-'));
     const summary = join(dir, 'summary.md');
     writeFileSync(summary, '');
     const proc = fakeProc({ GITHUB_ACTIONS: 'true', GITHUB_STEP_SUMMARY: summary });
     const out = new Output(proc, { json: false, quiet: false, color: false, debug: false });
     const r = sampleReport();
-    const code = emitReport(out, r, dir, { budgets: { 'gpu-load': 8, total: 20, warmup: 1 }, exportJson: 'r.json', exportMarkdown: 'r.md', junit: 'junit.xml' });
+    const code = await emitReport(out, r, dir, { budgets: { 'gpu-load': 8, total: 20, warmup: 1 }, exportJson: 'r.json', exportMarkdown: 'r.md', junit: 'junit.xml' });
     expect(code).toBe(1);
     expect(proc.out()).toContain('✗ budget exceeded: gpu-load took 9.50 s, limit 8.00 s (+1.50 s, +18.8%)');
     expect(proc.out()).toContain('::error title=coldstart budget gpu-load::budget exceeded: gpu-load took 9.50 s');
@@ -141,10 +141,10 @@ describe('reporters', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
   });
 
-  it('emitReport --json: exactly one JSON document on stdout, annotations to stderr', () => {
+  it('emitReport --json: exactly one JSON document on stdout, annotations to stderr', async () => {
     const proc = fakeProc({ GITHUB_ACTIONS: 'true' });
     const out = new Output(proc, { json: true, quiet: false, color: false, debug: false });
-    const code = emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100 } });
+    const code = await emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100 } });
     expect(code).toBe(0);
     const doc = JSON.parse(proc.out());
     expect(doc.schema).toBe('coldstart/profile@1');
@@ -153,10 +153,10 @@ describe('reporters', () => {
     expect(doc.phases[2].seconds).toBeNull();
   });
 
-  it('emitReport: a command with its own human output still prints the verdict, after it, in the same words', () => {
+  it('emitReport: a command with its own human output still prints the verdict, after it, in the same words', async () => {
     const proc = fakeProc();
     const out = new Output(proc, { json: false, quiet: false, color: false, debug: false });
-    const code = emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100, warmup: 1 }, human: () => 'converted x → y', extraHuman: ['  detail'] });
+    const code = await emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100, warmup: 1 }, human: () => 'converted x → y', extraHuman: ['  detail'] });
     expect(code).toBe(1);
     expect(proc.out().split('\n').filter(Boolean)).toEqual([
       'converted x → y',
@@ -166,10 +166,10 @@ describe('reporters', () => {
     ]);
   });
 
-  it('emitReport: an exit code the run already has (a phase that broke) is the one returned and the one in the document', () => {
+  it('emitReport: an exit code the run already has (a phase that broke) is the one returned and the one in the document', async () => {
     const proc = fakeProc();
     const out = new Output(proc, { json: true, quiet: false, color: false, debug: false });
-    expect(emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100 }, exitCode: 3 })).toBe(3);
+    expect(await emitReport(out, sampleReport(), process.cwd(), { budgets: { 'gpu-load': 100 }, exitCode: 3 })).toBe(3);
     expect(JSON.parse(proc.out()).exitCode).toBe(3);
   });
 

@@ -563,13 +563,15 @@ describe('/proc readers for snapshot (no CRIU needed)', () => {
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
     try {
       let tree: number[] = [];
-      for (let i = 0; i < 100 && tree.length < 2; i++) {
+      const cmdline = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      // Until the forked shell has exec'd sleep (under load the fork is seen first, still the shell).
+      for (let i = 0; i < 250 && (tree.length < 2 || !cmdline(tree[1]!).includes('sleep')); i++) {
         await new Promise((r) => setTimeout(r, 20));
         tree = processTree(child.pid!);
       }
       expect(tree[0]).toBe(child.pid);
       expect(tree.length).toBe(2);
-      expect(readFileSync(`/proc/${tree[1]}/cmdline`, 'utf8')).toContain('sleep');
+      expect(cmdline(tree[1]!)).toContain('sleep');
       expect(treeMemoryBytes(tree)).toBeGreaterThan(100 * 1024);
       for (const p of tree.slice(1)) process.kill(p, 'SIGKILL');
     } finally {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveWeights, weightsAt, describeSkipped } from '../../src/load/weights.js';
 import { DUPLICATE_WEIGHT_GLOBS, notWeightsReason, selectWeightNames, weightFormatOf, weightGlobs } from '../../src/formats/weights.js';
-import { DUPLICATE_WEIGHT_GLOBS as LAYOUT_GLOBS } from '../../src/cache/layout.js';
+import { duplicateWeightGlobs } from '../../src/cache/plan.js';
 import type { ColdstartError } from '../../src/core/errors.js';
 
 const fx = (p: string) => fileURLToPath(new URL(`../../fixtures/${p}`, import.meta.url));
@@ -163,7 +163,7 @@ describe('one folder, several candidates: which are the weights, and what is ski
     expect(weightGlobs(selectWeightNames(['pytorch_model.bin', 'config.json']))).toEqual(['*.bin', '*.json', 'tokenizer*', '*.model', '*.txt']);
     expect(weightGlobs(selectWeightNames(['model.pt']))).toEqual(['*.pt', '*.json', 'tokenizer*', '*.model', '*.txt']);
     // The download's default excludes are this module's list (cache/layout re-exports it).
-    expect(LAYOUT_GLOBS).toBe(DUPLICATE_WEIGHT_GLOBS);
+    expect(duplicateWeightGlobs(['model.safetensors', 'pytorch_model.bin'])).toBe(DUPLICATE_WEIGHT_GLOBS);
     expect(weightFormatOf('x/y.onnx.data')).toBe('onnx');
     expect(weightFormatOf('tokenizer.json')).toBeNull();
     for (const n of ['training_args.bin', 'optimizer.pt', 'scheduler.pt', 'rng_state_0.pth', 'scaler.pt']) expect(notWeightsReason(n), n).not.toBeNull();

@@ -60,7 +60,8 @@ describe('the one /proc/<pid>/stat parser', () => {
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
     try {
       let tree: number[] = [];
-      for (let i = 0; i < 100 && tree.length < 2; i++) {
+      // Until the forked shell has exec'd sleep (under load the fork is seen first, still named sh).
+      for (let i = 0; i < 200 && (tree.length < 2 || readProcStat(tree[1]!)?.comm !== 'sleep'); i++) {
         await new Promise((r) => setTimeout(r, 50));
         tree = processTree(child.pid!);
       }
