@@ -14,7 +14,7 @@ import { readdirSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../src/server/lifecycle.js';
+import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../src/server/wrap.js';
 import { isColdstartError } from '../src/core/errors.js';
 // @ts-expect-error plain ESM helper without types
 import { expectedSplit, timedLines } from './fixtures-servers/log-time.mjs';

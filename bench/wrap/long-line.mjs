@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const after = await import(pathToFileURL(join(root, 'dist/server/lifecycle.js')).href);
+const after = await import(pathToFileURL(join(root, 'dist/server/wrap.js')).href);
 const base = execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: root }).toString().trim();
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-long-'));
 const oldJs = ts.transpileModule(execFileSync('git', ['show', `${base}:src/engines/wrap.ts`], { cwd: root }).toString(), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText.replaceAll("'../core/", `'${pathToFileURL(join(root, 'dist/core')).href}/`);

@@ -13,7 +13,7 @@ import ts from 'typescript';
 import { timedLines, expectedSplit } from '../../test/fixtures-servers/log-time.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const after = await import(pathToFileURL(join(root, 'dist/server/lifecycle.js')).href);
+const after = await import(pathToFileURL(join(root, 'dist/server/wrap.js')).href);
 const base = execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: root }).toString().trim();
 const oldSrc = execFileSync('git', ['show', `${base}:src/engines/wrap.ts`], { cwd: root }).toString();
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-table-'));

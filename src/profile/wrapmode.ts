@@ -17,7 +17,7 @@ import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/
 import type { PhaseSummary } from '../core/report.js';
 import { pageCacheFraction, resolvePrefetchFiles } from '../load/prefetch.js';
 import { resolveRepoId } from '../models/table.js';
-import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../server/lifecycle.js';
+import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../server/wrap.js';
 import { whatIfRows, computeFindings } from './findings.js';
 import { predictLoadSeconds } from './estimate.js';
 import { probe } from './prepare.js';
