@@ -513,7 +513,8 @@ describe('park / unpark', () => {
       expect(r.code).toBe(3);
       const doc = JSON.parse(r.stdout);
       expect(doc.error.code).toBe('NO_GPU');
-      expect(doc.error.message).toMatch(/^not available: no CUDA driver/);
+      expect(doc.error.details.nativeCode).toBe('NO_DRIVER');
+      expect(doc.error.message).toContain(`pid ${process.pid}: not available: no CUDA driver`);
     }
   });
   it('rejects a PID that is not a number (exit 2)', async () => {

@@ -7,7 +7,7 @@
  */
 import { ColdstartError } from '../core/errors.js';
 import { nowSeconds, sleep } from '../core/clock.js';
-import { Client, RequestFailed, errorText, parseJson, snippet, type Failure, type Reply } from './http.js';
+import { Client, RawJson, RequestFailed, errorText, parseJson, snippet, type Failure, type Reply } from './http.js';
 import { pollUntil } from './poll.js';
 
 export const HTTP_APIS = ['openai', 'tgi', 'kserve', 'ollama'] as const;
@@ -397,4 +397,32 @@ export async function firstCompletion(o: { base: string; endpoint?: string; time
   }
   const { sample } = await sendPlan(c, plan, opts);
   return { seconds: sample.seconds, url: c.url(sample.path), status: sample.status, api };
+}
+
+/** A request given in full on the command line (snapshot's --warmup), repeated as recorded (restore). */
+export interface RecordedRequest {
+  url: string;
+  method: 'GET' | 'POST';
+  /** JSON text, sent exactly as given; null: no body. */
+  body: string | null;
+}
+
+/**
+ * Sends a recorded request once, under `timeoutSeconds` and the abort signal, its connection closed afterwards (no
+ * idle socket of coldstart's is left in a server about to be checkpointed). Any HTTP status comes back; no answer
+ * at all is TIMEOUT or NETWORK (exit 3). The body is kept as bytes (its hash is compared after a restore).
+ */
+export async function sendRecorded(req: RecordedRequest, timeoutSeconds: number, signal?: AbortSignal): Promise<{ seconds: number; status: number; body: Buffer }> {
+  const u = new URL(req.url);
+  const c = new Client(new URL('/', u), { connection: 'close' }, nowSeconds() + timeoutSeconds, signal);
+  try {
+    const r = await c.call(req.method, `${u.pathname}${u.search}`, req.body === null ? undefined : new RawJson(req.body), timeoutSeconds * 1000);
+    return { seconds: r.seconds, status: r.status, body: r.bytes };
+  } catch (e) {
+    if (e instanceof RequestFailed) {
+      if (e.failure.kind === 'timeout') throw new ColdstartError('TIMEOUT', `${u.origin}: ${e.failure.detail} (deadline ${secs(timeoutSeconds)})`, { hint: 'Raise --timeout if the first request needs longer.' });
+      throw new ColdstartError('NETWORK', `${u.origin}: ${e.failure.detail}`, { hint: 'The server went away: check its log.' });
+    }
+    throw e;
+  }
 }

@@ -98,8 +98,6 @@ export interface ServerHandle {
   /** The last lines, for error hints. */
   tail(n?: number): string[];
   waitReady(o: ReadyOptions): Promise<Ready>;
-  /** Resolves once the server has exited (and was reaped). */
-  exited(): Promise<void>;
   /** Stops the whole tree (once; later calls get the same report). */
   stop(): Promise<StopReport>;
 }
@@ -226,20 +224,14 @@ export function startServer(opts: StartOptions): ServerHandle {
   const state: ShimState = newShimState();
   let onStopped: () => void = () => undefined;
   const stopped = new Promise<void>((r) => (onStopped = r));
-  let onExit: () => void = () => undefined;
-  const exited = new Promise<void>((r) => (onExit = r));
   readShimStatus(shim.stdio[3] as Readable, state, (event) => {
     if (event === 'stopped') onStopped();
-    if (event === 'exit') onExit();
   });
   let shimError: Error | null = null;
   shim.on('error', (e) => (shimError = e));
   shim.stdin?.on('error', () => undefined);
   let shimExit: string | null = null;
-  shim.on('exit', (code, sig) => {
-    shimExit = sig ? `killed by ${sig}` : `exited with ${code}`;
-    onExit();
-  });
+  shim.on('exit', (code, sig) => (shimExit = sig ? `killed by ${sig}` : `exited with ${code}`));
   const base = () => state.serverSpawnHr ?? shimStartHr;
   const since = (hr: bigint) => Number(hr - base()) / 1e9;
   const log = new LineLog(opts.onLine ? (l) => opts.onLine!({ t: since(l.hr), stream: l.stream, text: l.text }) : undefined);
@@ -285,7 +277,6 @@ export function startServer(opts: StartOptions): ServerHandle {
         o,
       );
     },
-    exited: () => exited,
     stop: () => (report ??= stopTree(shim, state, stopped, grace).finally(() => fileTail?.close())),
   };
   return handle;
@@ -371,9 +362,6 @@ export function adoptServer(root: number, opts: { what: string; command?: readon
         },
         o,
       ),
-    exited: async () => {
-      while (rootAlive()) await deadline(25);
-    },
     stop: () =>
       (report ??= tree.stop({ graceMs: grace * 1000 }).then((s) => ({ signal: s.signal, seconds: s.seconds, processes: s.pids.length, sigkilled: s.sigkilled, survivors: s.survivors, by: 'adopted' as const, subreaper: false }))),
   };
