@@ -8,12 +8,14 @@
 import { closeSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
+import { nowSeconds } from '../core/clock.js';
 import { makeDirs } from '../core/paths.js';
 import { removeTemp, tempPathFor, trackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
+import { pollUntil } from '../server/poll.js';
 import { createHash } from 'node:crypto';
 import { listImageFiles } from './criu.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
@@ -130,8 +132,10 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     await engines.criu.dump(criu, rootPid, tmp, o.env, { keepLogAt: `${output}.dump.log` });
     phases['criu-dump'] = dumpTime();
     gpuLocked = [];
-    // CRIU killed the tree; the watchdog reaps the server and reports (so its pid is free for a restore).
+    // CRIU killed the tree; the watchdog reaps the server and reports. A killed descendant keeps its pid as a zombie
+    // until it is reaped (by init once the watchdog is gone): wait for every pid to be free, so a restore can follow.
     await server.stop();
+    await pollUntil(async () => (pids.some((p) => host.pidAlive(p)) ? undefined : true), { deadline: nowSeconds() + 10, delayMs: { first: 10, max: 100 }, onTimeout: () => new Error('pids still taken') }).catch(() => undefined);
     copyFileSync(logPath, join(tmp, LOG_COPY));
     const hashTime = stopwatch(clock);
     const files = listImageFiles(tmp);
