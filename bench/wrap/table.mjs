@@ -2,7 +2,7 @@
 // The closing table for issue #13: every real log in fixtures/server-logs × (engine, version, stages found,
 // max error against the log's own timestamps) BEFORE (wrap.ts at the merge-base with main, transpiled on
 // the fly) and AFTER (this branch, from dist/). "direct" feeds each line at its log time; "replay" plays the
-// log behind a loopback server through runWrapped (after only). Needs `npx tsc -p tsconfig.json` first.
+// log behind a loopback server through runWrapped (after only). Needs `npm run build` first.
 // Usage: node bench/wrap/table.mjs [--no-replay]   → prints Markdown, writes bench/wrap/table.json
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
