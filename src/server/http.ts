@@ -162,14 +162,21 @@ export class Client {
 
   /** One request, body read in full (bounded). Network failures throw RequestFailed; HTTP errors come back as replies. */
   async call(method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<Reply> {
-    this.signal?.throwIfAborted();
     const what = `${method} ${path}`;
+    return this.guarded(what, timeoutMs, async (signal, sw) => {
+      const res = await this.fetchHere(path, method, body, signal);
+      const bytes = await readBounded(res, what, signal);
+      return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: bytes.toString('utf8'), bytes, seconds: sw.elapsed() };
+    });
+  }
+
+  /** Runs one request under its guard: a failure without an HTTP answer becomes RequestFailed (the abort reason when aborted). */
+  private async guarded<T>(what: string, timeoutMs: number, request: (signal: AbortSignal, sw: Stopwatch) => Promise<T>): Promise<T> {
+    this.signal?.throwIfAborted();
     const sw = new Stopwatch();
     const g = this.guard(timeoutMs);
     try {
-      const res = await this.fetchHere(path, method, body, g.signal);
-      const bytes = await readBounded(res, what, g.signal);
-      return { status: res.status, contentType: res.headers.get('content-type') ?? '', text: bytes.toString('utf8'), bytes, seconds: sw.elapsed() };
+      return await request(g.signal, sw);
     } catch (e) {
       if (e instanceof ColdstartError) throw e;
       this.signal?.throwIfAborted();
@@ -184,23 +191,20 @@ export class Client {
    * returns true for a line that carries a token; the time of the first such line is the TTFT.
    */
   async stream(path: string, body: unknown, onLine: (line: string) => boolean, timeoutMs: number): Promise<Reply & { ttft: number | null; streamed: boolean }> {
-    this.signal?.throwIfAborted();
     const what = `POST ${path}`;
-    const sw = new Stopwatch();
-    let ttft: number | null = null;
-    const g = this.guard(timeoutMs);
-    try {
-      const res = await this.fetchHere(path, 'POST', body, g.signal);
+    return this.guarded(what, timeoutMs, async (signal, sw) => {
+      let ttft: number | null = null;
+      const res = await this.fetchHere(path, 'POST', body, signal);
       const contentType = res.headers.get('content-type') ?? '';
       const streamed = res.ok && /text\/event-stream|application\/x-ndjson|application\/jsonl/.test(contentType);
       if (!streamed || !res.body) {
-        const bytes = await readBounded(res, what, g.signal);
+        const bytes = await readBounded(res, what, signal);
         return { status: res.status, contentType, text: bytes.toString('utf8'), bytes, seconds: sw.elapsed(), ttft: null, streamed: false };
       }
       const decoder = new TextDecoder();
       let buf = '';
       let all = '';
-      await pump(res.body, what, g.signal, (value) => {
+      await pump(res.body, what, signal, (value) => {
         buf += decoder.decode(value, { stream: true });
         let nl: number;
         while ((nl = buf.indexOf('\n')) >= 0) {
@@ -216,13 +220,7 @@ export class Client {
         if (onLine(buf.replace(/\r$/, '')) && ttft === null) ttft = sw.elapsed();
       }
       return { status: res.status, contentType, text: all, bytes: Buffer.from(all), seconds: sw.elapsed(), ttft, streamed: true };
-    } catch (e) {
-      if (e instanceof ColdstartError) throw e;
-      this.signal?.throwIfAborted();
-      throw new RequestFailed(describeFetchError(e, what, g.timedOut()));
-    } finally {
-      g.done();
-    }
+    });
   }
 }
 
