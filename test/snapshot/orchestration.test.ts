@@ -249,6 +249,20 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     expect(await gone(await pidsFrom(pidfile))).toEqual([]);
   });
 
+  it('--ready-log: ready when a line the server writes to IMAGE.log matches (the log file is read back as lines)', async () => {
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
+    const port = await freePort();
+    const pidfile = join(tmp, 'log.pids');
+    const out = join(tmp, 'by-log');
+    const r = await run(e, 'snapshot', ['--json', '-o', out, '--ready-log', '^listening$', '--', process.execPath, here('tree-server.mjs'), String(port), pidfile]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(m.readyUrl).toBeNull();
+    expect(m.cold.readySeconds).toBeGreaterThan(0);
+    expect(readFileSync(`${out}.log`, 'utf8')).toMatch(/^listening$/m);
+    expect(await gone(await pidsFrom(pidfile))).toEqual([]);
+  });
+
   it('a server that exits before it is ready: ENV (exit 3) naming the exit, no image', async () => {
     const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
     const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'died'), '--ready-url', 'http://127.0.0.1:9/health', '--', process.execPath, '-e', 'process.exit(7)']);
