@@ -69,7 +69,8 @@ export function watchdogCommand(graceSeconds: number, command: readonly string[]
   }
   const shimArgs = [SHIM_PATH, String(graceSeconds), ...command];
   const python = env.COLDSTART_NO_SUBREAPER ? null : findOnPath('python3', env);
-  return python ? [python, [SUBREAPER_PATH, process.execPath, ...shimArgs]] : [process.execPath, shimArgs];
+  // -I: isolated (no PYTHON* variables, no script folder or user site on sys.path): only the standard library runs.
+  return python ? [python, ['-I', SUBREAPER_PATH, process.execPath, ...shimArgs]] : [process.execPath, shimArgs];
 }
 
 /** What the watchdog has reported so far on its status pipe. */

@@ -1,6 +1,6 @@
 """Starts coldstart's server watchdog (./shim.cjs) as a child subreaper.
 
-Usage: python3 subreaper.py NODE shim.cjs GRACE CMD...
+Usage: python3 -I subreaper.py NODE shim.cjs GRACE CMD...
 
 Sets PR_SET_CHILD_SUBREAPER (prctl option 36, kept across execve) on this process, reports on fd 3 whether that
 worked ({"event":"subreaper","ok":true|false}, the shim's status protocol), then execs NODE with the rest of the
