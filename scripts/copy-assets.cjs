@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Copies the runtime files tsc does not emit (src/**/*.py: the Python coldstart runs) into dist/ at the same
+// Copies the runtime files tsc does not emit (src/**/*.py: the Python coldstart runs; src/**/*.cjs: the server
+// watchdog, a plain CommonJS script) into dist/ at the same
 // relative paths, so the package ships them beside the modules that run them (src/python/runner.ts resolves
 // `new URL('./stack.py', import.meta.url)`). Run by `npm run build`, `prepare` and `prepack`, after tsc.
 // Also removes from dist/ what would ship stale: a .py whose source is gone, and Python's __pycache__ folders.
@@ -10,7 +11,7 @@ const path = require('node:path');
 const root = path.resolve(__dirname, '..');
 const src = path.join(root, 'src');
 const dist = path.join(root, 'dist');
-const ASSET = /\.py$/;
+const ASSET = /\.(py|cjs)$/;
 
 function walk(dir, visit) {
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {

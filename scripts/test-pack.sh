@@ -28,6 +28,7 @@ tgz="$tmp/$(tail -n 1 "$tmp/pack.out")"
 [ -f "$tgz" ] || fail "npm pack did not write a tarball ($(cat "$tmp/pack.out"))"
 listing="$(tar -tzf "$tgz")"
 for f in package/LICENSE package/scripts/ci-criu.sh package/bin/coldstart.js package/dist/cli/main.js package/dist/index.js package/dist/index.d.ts \
+  package/dist/server/shim.cjs package/dist/server/subreaper.py \
   package/scripts/build-addon.cjs package/scripts/native-build.cjs package/binding.gyp \
   "package/prebuilds/linux-$arch/coldstart.napi.glibc.node"; do
   grep -qx "$f" <<<"$listing" || fail "the tarball lacks $f"

@@ -286,7 +286,8 @@ export function nativeError(e: unknown, what: string): ColdstartError {
   if (e instanceof ColdstartError) return e;
   const err = e as (Error & { code?: unknown }) | undefined;
   const nativeCode = typeof err?.code === 'string' ? err.code : undefined;
-  const code: ErrorCode = (nativeCode && NATIVE_ERROR_CODES[nativeCode]) || 'INTERNAL';
+  // checkpoint.cc rejects with the CUDA error's own name (CUDA_ERROR_NOT_INITIALIZED…): the driver failed us (exit 3).
+  const code: ErrorCode = (nativeCode && (NATIVE_ERROR_CODES[nativeCode] ?? (nativeCode.startsWith('CUDA_ERROR') ? 'ENV' : undefined))) || 'INTERNAL';
   const message = err?.message ?? String(e);
   return new ColdstartError(code, `${what}: ${message}`, { cause: e, hint: NATIVE_HINTS[code], ...(nativeCode ? { details: { nativeCode } } : {}) });
 }

@@ -283,6 +283,34 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(await listening(p2)).toBe(false);
   });
 
+  it('a server with a setsid grandchild: a failed dump stops both; a restore that never gets ready stops both restored', async () => {
+    const tree = resolve(__dirname, 'fixtures-servers/tree-server.mjs');
+    const fake = join(tmp, 'criu-fails-tree.sh');
+    writeFileSync(fake, `#!/bin/sh\nif [ "$1" = --version ]; then exec "${criu}" --version; fi\nwhile [ "$1" != -D ]; do shift; done\necho 'Error (criu/cr-dump.c:1): Dumping FAILED.' > "$2/dump.log"\nexit 1\n`);
+    chmodSync(fake, 0o755);
+    const p1 = await freePort();
+    const failedPids = join(tmp, 'tree-failed.pids');
+    const r = await runCli(['snapshot', '-o', join(tmp, 'tree-failed'), '--ready-url', `http://127.0.0.1:${p1}/health`, '--', process.execPath, tree, String(p1), failedPids], { env: { COLDSTART_CRIU: fake } });
+    expect(r.code).toBe(3);
+    const [server, grandchild] = readFileSync(failedPids, 'utf8').trim().split(' ').map(Number);
+    for (let i = 0; i < 200 && [server, grandchild].some((p) => existsSync(`/proc/${p}`)); i++) await new Promise((r2) => setTimeout(r2, 25));
+    expect([server, grandchild].filter((p) => existsSync(`/proc/${p}`))).toEqual([]);
+    // With real CRIU: both are in the image, both come back, and both are stopped when the restore fails.
+    const p2 = await freePort();
+    const img = join(tmp, 'tree-img');
+    const ok = await runCli(['snapshot', '--json', '-o', img, '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, tree, String(p2), join(tmp, 'tree-ok.pids')], { env });
+    expect(ok.code, ok.stderr).toBe(0);
+    const pids: number[] = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8')).pids;
+    expect(pids).toHaveLength(2);
+    const never = await freePort();
+    const rr = await runCli(['restore', img, '--json', '--ready-url', `http://127.0.0.1:${never}/health`, '--timeout', '1'], { env });
+    expect(rr.code).toBe(3);
+    expect(JSON.parse(rr.stdout).error.code).toBe('TIMEOUT');
+    for (let i = 0; i < 200 && pids.some((p) => existsSync(`/proc/${p}`)); i++) await new Promise((r2) => setTimeout(r2, 25));
+    expect(pids.filter((p) => existsSync(`/proc/${p}`))).toEqual([]);
+    expect(await listening(p2)).toBe(false);
+  });
+
   it('refuses to dump onto a volume too small for the image (exit 3), writing no image', async () => {
     const small = join(tmp, 'small');
     spawnSync('mkdir', ['-p', small]);
@@ -513,7 +541,8 @@ describe('park / unpark', () => {
       expect(r.code).toBe(3);
       const doc = JSON.parse(r.stdout);
       expect(doc.error.code).toBe('NO_GPU');
-      expect(doc.error.message).toMatch(/^not available: no CUDA driver/);
+      expect(doc.error.details.nativeCode).toBe('NO_DRIVER');
+      expect(doc.error.message).toContain(`pid ${process.pid}: not available: no CUDA driver`);
     }
   });
   it('rejects a PID that is not a number (exit 2)', async () => {

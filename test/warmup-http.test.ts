@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { runWarmup } from '../src/warmup/warmup.js';
-import { parseServerUrl } from '../src/warmup/http.js';
+import { parseServerUrl } from '../src/server/http.js';
 import { runCli } from './helpers/cli.js';
 import { failureOf, freePort, startBlackHole, startFake, type FakeServer } from './helpers/fake-servers.js';
 

@@ -14,7 +14,7 @@ import { readdirSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../src/server/lifecycle.js';
+import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../src/server/wrap.js';
 import { isColdstartError } from '../src/core/errors.js';
 // @ts-expect-error plain ESM helper without types
 import { expectedSplit, timedLines } from './fixtures-servers/log-time.mjs';
@@ -132,7 +132,8 @@ describe('real start-up logs replayed behind a loopback server', () => {
     expect(exp.meta.stuck).toBeTruthy();
     const p = port++;
     const scale = 0.5 / exp.total;
-    const err = await runWrapped({ command: [process.execPath, REPLAY, log, String(p), String(scale), '--never-ready'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, readyTimeoutSeconds: 1.5, stopTimeoutSeconds: 2, env: process.env, cwd: tmp }).catch((e: unknown) => e);
+    // The log plays in 0.5 s; the deadline leaves a loaded 2-core machine time to start the server at all.
+    const err = await runWrapped({ command: [process.execPath, REPLAY, log, String(p), String(scale), '--never-ready'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, readyTimeoutSeconds: 6, stopTimeoutSeconds: 2, env: process.env, cwd: tmp }).catch((e: unknown) => e);
     expect(isColdstartError(err) && err.code).toBe('TIMEOUT');
     expect((err as { hint?: string }).hint).toMatch(/Waiting for shard 0 to be ready/);
     const lines = (timedLines(readFileSync(log, 'utf8')) as Array<{ line: string; t: number }>).map((l) => ({ t: l.t, stream: 'stderr' as const, text: l.line }));

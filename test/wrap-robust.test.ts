@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped } from '../src/server/lifecycle.js';
-import { SHIM_SOURCE } from '../src/server/shim.js';
+import { runWrapped } from '../src/server/wrap.js';
+import { SHIM_PATH } from '../src/server/shim.js';
 
 const here = (f: string) => fileURLToPath(new URL(`./fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-robust-'));
@@ -89,7 +89,7 @@ describe('stopping the server tree', () => {
   it.skipIf(!hasProc)('if coldstart is killed with SIGKILL, the watchdog stops the server and its setsid grandchild', async () => {
     const p = port++;
     const pidfile = join(tmp, 'tree3.pids');
-    const cs = spawn(process.execPath, [here('fake-coldstart.mjs'), '--', process.execPath, here('tree-server.mjs'), String(p), pidfile], { env: { ...process.env, COLDSTART_SHIM_SRC: SHIM_SOURCE, GRACE: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
+    const cs = spawn(process.execPath, [here('fake-coldstart.mjs'), '--', process.execPath, here('tree-server.mjs'), String(p), pidfile], { env: { ...process.env, COLDSTART_SHIM: SHIM_PATH, GRACE: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
     let status = '';
     cs.stdout!.on('data', (d: Buffer) => (status += d.toString()));
     const [server, grandchild] = await pidsFrom(pidfile);

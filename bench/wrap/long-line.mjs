@@ -2,7 +2,7 @@
 // A server that writes one 16/32/64 MiB line without a newline (blocking writes) before it can go on and
 // answer /health: how long until wrap mode sees it ready, and how long the server's own writes were held up
 // (back-pressure), BEFORE (wrap.ts at the merge-base with main) and AFTER (dist/). Same machine, same run.
-// Usage: node bench/wrap/long-line.mjs [MB…]   (default 16 32 64). Needs `npx tsc -p tsconfig.json` first.
+// Usage: node bench/wrap/long-line.mjs [MB…]   (default 16 32 64). Needs `npm run build` first.
 import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const after = await import(pathToFileURL(join(root, 'dist/server/lifecycle.js')).href);
+const after = await import(pathToFileURL(join(root, 'dist/server/wrap.js')).href);
 const base = execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: root }).toString().trim();
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-long-'));
 const oldJs = ts.transpileModule(execFileSync('git', ['show', `${base}:src/engines/wrap.ts`], { cwd: root }).toString(), { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText.replaceAll("'../core/", `'${pathToFileURL(join(root, 'dist/core')).href}/`);

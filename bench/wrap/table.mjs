@@ -2,7 +2,7 @@
 // The closing table for issue #13: every real log in fixtures/server-logs × (engine, version, stages found,
 // max error against the log's own timestamps) BEFORE (wrap.ts at the merge-base with main, transpiled on
 // the fly) and AFTER (this branch, from dist/). "direct" feeds each line at its log time; "replay" plays the
-// log behind a loopback server through runWrapped (after only). Needs `npx tsc -p tsconfig.json` first.
+// log behind a loopback server through runWrapped (after only). Needs `npm run build` first.
 // Usage: node bench/wrap/table.mjs [--no-replay]   → prints Markdown, writes bench/wrap/table.json
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
@@ -13,7 +13,7 @@ import ts from 'typescript';
 import { timedLines, expectedSplit } from '../../test/fixtures-servers/log-time.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const after = await import(pathToFileURL(join(root, 'dist/server/lifecycle.js')).href);
+const after = await import(pathToFileURL(join(root, 'dist/server/wrap.js')).href);
 const base = execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: root }).toString().trim();
 const oldSrc = execFileSync('git', ['show', `${base}:src/engines/wrap.ts`], { cwd: root }).toString();
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-table-'));

@@ -9,7 +9,8 @@ import { hubCacheDir, hfEndpoint, hfOffline, hfToken } from '../hub/env.js';
 import { scanHubCache, type CacheScan } from '../cache/scan.js';
 import { probePython, type PythonInfo } from '../python/runner.js';
 import { ExitCode } from '../core/errors.js';
-import { snapshotDoctor, type SnapshotDoctor } from './snapshot.js';
+import { snapshotDoctor, type SnapshotDoctor } from '../snapshot/doctor.js';
+import { defaultSnapshotEngines } from '../snapshot/engines.js';
 
 export interface DoctorReport {
   schema: 'coldstart/doctor@1';
@@ -82,7 +83,7 @@ async function gather(ctx: Context): Promise<DoctorReport> {
     python: await pythonP,
     container: containerRuntime(),
     environment: Object.fromEntries(['CUDA_VISIBLE_DEVICES', 'HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE'].map((k) => [k, env[k] ?? null])),
-    snapshot: await snapshotDoctor(env, native.ok ? native.addon : null),
+    snapshot: await snapshotDoctor(env, defaultSnapshotEngines),
   };
 }
 

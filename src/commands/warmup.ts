@@ -10,7 +10,7 @@ import { formatDuration } from '../core/format.js';
 import { statsLine } from '../core/reporters/human.js';
 import { nowSeconds } from '../core/clock.js';
 import { parseShapeFlags } from '../warmup/dummy.js';
-import { HTTP_APIS, type HttpApi } from '../warmup/http.js';
+import { HTTP_APIS, type HttpApi } from '../server/api.js';
 import type { WarmupResult } from '../warmup/warmup.js';
 import { COMPILE_MODES, type CompileMode } from '../warmup/compile/torch.js';
 import { compileWarmupResult, compileLines } from '../warmup/compile/report.js';

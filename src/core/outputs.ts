@@ -64,6 +64,24 @@ export function guardOutput(output: string, inputs: readonly string[], opts: Gua
   return 'replace';
 }
 
+/**
+ * A recogniser for guardOutput's `isOwn`: a folder is coldstart's own output when it holds `file`, a JSON document
+ * whose `schema` is `schema` (a snapshot image and its manifest.json), read by the one untrusted-file reader
+ * (regular file only, at most `maxBytes`). Anything else — a link, a file, a folder without it — is not.
+ */
+export function folderWithManifest(file: string, schema: string, maxBytes: number): NonNullable<GuardOptions['isOwn']> {
+  return (path, st) => {
+    if (!st.isDirectory()) return 'is not a directory';
+    let found: unknown;
+    try {
+      found = (JSON.parse(readInputText(join(path, file), file, maxBytes)) as { schema?: unknown } | null)?.schema;
+    } catch {
+      found = undefined;
+    }
+    return found === schema ? null : `holds no ${schema} ${file}`;
+  };
+}
+
 /** The file that marks a folder as coldstart's output and lists what coldstart wrote into it. */
 export const OWNED_MARKER = '.coldstart-output.json';
 const OWNED_SCHEMA = 'coldstart/output@1';

@@ -14,7 +14,7 @@ import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } 
 import { runWarmup, recordWarmupPhase } from '../warmup/warmup.js';
 import { runScript } from '../python/runner.js';
 import { measureInsideContainer, timeContainerStart } from '../platform/container.js';
-import { runWrapped } from '../server/lifecycle.js';
+import { runWrapped } from '../server/wrap.js';
 
 export type { GpuLoadOptions, GpuLoadResult } from '../load/gpu-load.js';
 export type { DownloadOptions, DownloadResult } from '../cache/download.js';

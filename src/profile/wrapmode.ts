@@ -18,7 +18,7 @@ import { pageCacheFraction } from '../load/prefetch.js';
 import { describeSkipped, resolveWeights } from '../load/weights.js';
 import { indexFormatOf, weightFormatOf } from '../formats/weights.js';
 import { resolveRepoId } from '../models/table.js';
-import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../server/lifecycle.js';
+import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../server/wrap.js';
 import { whatIfRows, computeFindings } from './findings.js';
 import { predictLoadSeconds } from './estimate.js';
 import { probe } from './prepare.js';

@@ -1,129 +1,115 @@
 /**
- * The watchdog between coldstart and a wrapped server. coldstart starts `node -e SHIM_SOURCE -- GRACE CMD…`
- * in its own session with a pipe on stdin and a status pipe on fd 3; the shim starts the server in a new
- * session of its own (so the terminal's Ctrl-C and a kill of coldstart's group reach neither), with stdout and
- * stderr inherited (the server writes straight into coldstart's pipes: the shim copies nothing).
- *
- * Every SCAN_MS the shim walks /proc and remembers every descendant it has seen (pid + start time, so a
- * reused pid is never signalled), including children that left the server's process group or session with
- * setsid. When its stdin reaches end of file — coldstart closed it to stop the server, or coldstart died by
- * any signal including SIGKILL, since the kernel closes a dead process's pipes — it sends SIGTERM to the
- * server's group and to every remembered descendant still alive, waits GRACE seconds (rescanning, so children
- * born during shutdown are caught too), sends SIGKILL to what is left, and reports on fd 3 which signal each
- * process really needed. If the server exits on its own, its leftover descendants are stopped the same way.
- *
- * When python3 is on PATH (Linux), wrap.ts starts the shim through it to set PR_SET_CHILD_SUBREAPER (kept
- * across execve): a descendant that double-forks then re-parents to the shim instead of init and is always
- * found. Without python3, a descendant born and re-parented away (double fork + exit of its parent) between
- * two scans is unknown to the shim; it is stopped only if it stayed in the server's process group.
- * The shim itself can be killed with SIGKILL by something else (the OOM killer); then only the server's
- * process group is stopped (by coldstart's fallback), not escaped descendants.
+ * How coldstart runs its watchdog (./shim.cjs, a real file shipped beside this one in dist/server/) and reads what
+ * it reports: the command line that starts it (through ./subreaper.py when python3 is on PATH), its status
+ * protocol on fd 3, and its process-tree tracker (`Tree`), loaded as a module for trees coldstart did not start.
  */
-export const SHIM_SOURCE = String.raw`
-'use strict';
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
-const args = process.argv.slice(1); // node -e SRC -- GRACE CMD…: argv is [node, GRACE, CMD…]
-const grace = Number(args[0]) * 1000;
-const cmd = args.slice(1);
-const SCAN_MS = Number(process.env.COLDSTART_SHIM_SCAN_MS || 100);
-const status = (o) => { try { fs.writeSync(3, JSON.stringify(o) + '\n'); } catch {} };
-const hr = () => process.hrtime.bigint().toString();
-const hasProc = fs.existsSync('/proc/self/stat');
-function stat(pid) {
-  try {
-    const s = fs.readFileSync('/proc/' + pid + '/stat', 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0], ppid: Number(f[1]), start: f[19] };
-  } catch { return null; }
+import { accessSync, existsSync, constants as fsConstants } from 'node:fs';
+import { ColdstartError } from '../core/errors.js';
+import { createRequire } from 'node:module';
+import { delimiter, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { LineSplitter } from './log-lines.js';
+
+type Env = Record<string, string | undefined>;
+
+/** The watchdog's source file and the subreaper launcher, beside this module (src/server/ or dist/server/). */
+export const SHIM_PATH = fileURLToPath(new URL('./shim.cjs', import.meta.url));
+export const SUBREAPER_PATH = fileURLToPath(new URL('./subreaper.py', import.meta.url));
+
+/** What Tree.stop reports (shim.cjs). */
+export interface TreeStopped {
+  signal: 'SIGTERM' | 'SIGKILL';
+  seconds: number;
+  pids: number[];
+  sigkilled: number[];
+  survivors: number[];
 }
-const seen = new Map(); // pid -> start ticks
-function scan() {
-  if (!hasProc) return;
-  const kids = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (d.charCodeAt(0) < 48 || d.charCodeAt(0) > 57) continue;
-    const st = stat(d);
-    if (!st) continue;
-    const l = kids.get(st.ppid) || [];
-    l.push([Number(d), st.start]);
-    kids.set(st.ppid, l);
-  }
-  const q = [process.pid];
-  let added = false;
-  while (q.length) {
-    for (const [pid, start] of kids.get(q.pop()) || []) {
-      if (!seen.has(pid)) { seen.set(pid, start); added = true; }
-      q.push(pid);
+
+/** shim.cjs's process-tree tracker: every descendant of `root` ever seen, by pid and start time. */
+export interface Tree {
+  readonly root: number;
+  add(pid: number): void;
+  scan(): boolean;
+  alive(pid: number): boolean;
+  pids(): number[];
+  stop(o: { graceMs: number; group?: number; always?: number[]; settled?: () => boolean }): Promise<TreeStopped>;
+}
+
+let shimModule: { Tree: new (root: number) => Tree } | undefined;
+
+/** A tracker for the tree below `root` (the shim's own code, loaded as a module). */
+export function newTree(root: number): Tree {
+  shimModule ??= createRequire(import.meta.url)(SHIM_PATH) as { Tree: new (root: number) => Tree };
+  return new shimModule.Tree(root);
+}
+
+function findOnPath(name: string, env: Env): string | null {
+  if (process.platform !== 'linux') return null;
+  for (const dir of (env.PATH ?? '').split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      accessSync(p, fsConstants.X_OK);
+      return p;
+    } catch {
+      /* next */
     }
   }
-  if (added) status({ event: 'pids', pids: [...seen.keys()] });
+  return null;
 }
-function alive(pid) {
-  if (!hasProc) { try { process.kill(pid, 0); return true; } catch { return false; } }
-  const st = stat(pid);
-  return !!st && st.state !== 'Z' && st.state !== 'X' && st.start === seen.get(pid);
+
+/**
+ * The program and arguments that start the watchdog for `command`: `node shim.cjs GRACE CMD…`, through
+ * `python3 subreaper.py` (a child subreaper) when python3 is on PATH and COLDSTART_NO_SUBREAPER is unset.
+ */
+export function watchdogCommand(graceSeconds: number, command: readonly string[], env: Env): [string, string[]] {
+  if (!existsSync(SHIM_PATH)) {
+    throw new ColdstartError('INTERNAL', `the server watchdog ${SHIM_PATH} is missing from this installation`, { hint: 'Reinstall coldstart; in a checkout, build with `npm run build` (it copies src/server/shim.cjs and subreaper.py into dist/).' });
+  }
+  const shimArgs = [SHIM_PATH, String(graceSeconds), ...command];
+  const python = env.COLDSTART_NO_SUBREAPER ? null : findOnPath('python3', env);
+  // -I: isolated (no PYTHON* variables, no script folder or user site on sys.path): only the standard library runs.
+  return python ? [python, ['-I', SUBREAPER_PATH, process.execPath, ...shimArgs]] : [process.execPath, shimArgs];
 }
-process.on('SIGTERM', () => {});
-process.on('SIGINT', () => {});
-process.on('SIGHUP', () => {});
-let child;
-try {
-  child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'inherit', 'inherit'], detached: true });
-} catch (e) {
-  status({ event: 'error', message: String(e && e.message || e) });
-  process.exit(127);
+
+/** What the watchdog has reported so far on its status pipe. */
+export interface ShimState {
+  subreaper: boolean;
+  serverPid: number | null;
+  serverSpawnHr: bigint | null;
+  exit: { code: number | null; signal: string | null } | null;
+  spawnError: string | null;
+  pids: number[];
+  stopped: TreeStopped | null;
 }
-let exitInfo = null;
-child.on('error', (e) => { status({ event: 'error', message: e.message }); exitInfo = { code: 127, signal: null }; stop('spawn-error'); });
-if (child.pid) {
-  seen.set(child.pid, (stat(child.pid) || {}).start);
-  status({ event: 'spawned', pid: child.pid, hr: hr() });
+
+export function newShimState(): ShimState {
+  return { subreaper: false, serverPid: null, serverSpawnHr: null, exit: null, spawnError: null, pids: [], stopped: null };
 }
-const timer = setInterval(scan, SCAN_MS);
-scan();
-child.on('exit', (code, signal) => {
-  exitInfo = { code, signal };
-  status({ event: 'exit', code, signal, hr: hr() });
-  stop('server-exit');
-});
-let stopping = false;
-function signalAll(sig, list) {
-  for (const pid of list) { try { process.kill(pid, sig); } catch {} }
-}
-function stop(why) {
-  if (stopping) return;
-  stopping = true;
-  clearInterval(timer);
-  const t0 = process.hrtime.bigint();
-  scan();
-  if (child.pid) { try { process.kill(-child.pid, 'SIGTERM'); } catch {} }
-  const termed = [...seen.keys()].filter((p) => p === child.pid || alive(p));
-  signalAll('SIGTERM', termed);
-  const needKill = [];
-  const tick = () => {
-    scan();
-    const fresh = [...seen.keys()].filter((p) => alive(p) && !termed.includes(p));
-    if (fresh.length) { signalAll('SIGTERM', fresh); termed.push(...fresh); }
-    const left = termed.filter((p) => alive(p));
-    const waited = Number(process.hrtime.bigint() - t0) / 1e6;
-    if (left.length === 0 && (exitInfo || !child.pid)) return done();
-    if (waited >= grace) {
-      if (child.pid) { try { process.kill(-child.pid, 'SIGKILL'); } catch {} }
-      signalAll('SIGKILL', left);
-      needKill.push(...left);
-      return setTimeout(done, 50);
+
+/** Reads the watchdog's status lines (one JSON object each) into `state`; `on` hears each event after it is applied. */
+export function readShimStatus(stream: Readable, state: ShimState, on: (event: string) => void): void {
+  const split = new LineSplitter(1 << 20);
+  stream.setEncoding('utf8');
+  stream.on('data', (d: string) => {
+    for (const line of split.push(d)) {
+      let o: Record<string, unknown>;
+      try {
+        o = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      if (o.event === 'spawned') {
+        state.serverPid = o.pid as number;
+        state.serverSpawnHr = BigInt(o.hr as string);
+      } else if (o.event === 'exit') state.exit = { code: (o.code as number | null) ?? null, signal: (o.signal as string | null) ?? null };
+      else if (o.event === 'error') state.spawnError = String(o.message);
+      else if (o.event === 'pids') state.pids = o.pids as number[];
+      else if (o.event === 'subreaper') state.subreaper = o.ok === true;
+      else if (o.event === 'stopped') state.stopped = { signal: o.signal as 'SIGTERM' | 'SIGKILL', seconds: o.seconds as number, pids: o.pids as number[], sigkilled: o.sigkilled as number[], survivors: o.survivors as number[] };
+      on(String(o.event));
     }
-    setTimeout(tick, 25);
-  };
-  const done = () => {
-    const survivors = [...seen.keys()].filter((p) => alive(p));
-    status({ event: 'stopped', why, signal: needKill.length ? 'SIGKILL' : 'SIGTERM', seconds: Number(process.hrtime.bigint() - t0) / 1e9, pids: termed, sigkilled: needKill, survivors, exit: exitInfo });
-    process.exit(0);
-  };
-  tick();
+  });
+  stream.on('error', () => undefined);
 }
-process.stdin.on('data', () => {});
-process.stdin.on('end', () => stop('stdin-closed'));
-process.stdin.on('error', () => stop('stdin-error'));
-`;

@@ -1,5 +1,5 @@
 /**
- * From timestamped server log lines to non-overlapping stages, using the rules in ./server-rules/.
+ * From timestamped server log lines to non-overlapping stages, using the rules in ./rules/.
  *
  * - The engine is the first engine whose signature a line matches; only its rules (and --stage rules) apply.
  * - An end line with a printed duration ("took 12.0 s", "elapsed=12.0 s") starts that long before it: the
@@ -29,7 +29,7 @@ export interface Stage {
   reportedSeconds?: number;
   /** Seconds counted for this stage: its span minus the nested stages inside it. */
   ownSeconds?: number;
-  /** Ids of the rules that produced it (data in src/engines/server-rules). */
+  /** Ids of the rules that produced it (data in src/server/rules). */
   rules?: string[];
   /** How a missing end was bounded. */
   note?: string;

@@ -78,6 +78,13 @@ export async function requireCriu(env: Env): Promise<CriuInfo> {
   });
 }
 
+/** `criu check` (as root): 'ok', or the first line that says what this kernel lacks. */
+export async function criuCheck(criu: CriuInfo, env: Env): Promise<{ ok: boolean; detail: string }> {
+  const r = await runCapture(criu.path, ['check'], { timeoutMs: 30_000, env });
+  if (r.code === 0) return { ok: true, detail: 'ok' };
+  return { ok: false, detail: (r.stderr + r.stdout).split('\n').filter((l) => /Error|fail/i.test(l))[0] ?? `exit ${r.code}` };
+}
+
 /** Common flags: TCP connections are restored closed (clients reconnect), file locks kept, unix sockets to outside allowed. */
 const COMMON = ['--tcp-close', '--file-locks', '--ext-unix-sk'];
 
@@ -115,7 +122,10 @@ export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, 
     timeoutMs,
     fds: inherit ? [inherit.fd] : [],
   });
-  if (r.code === null && !r.error) throw new ColdstartError('TIMEOUT', `criu restore did not finish within ${timeoutMs / 1000} s; it and the tasks it started were killed`, { hint: `Log: ${join(workDir, 'restore.log')}` });
+  if (r.code === null && !r.error) {
+    const log = join(workDir, 'restore.log');
+    throw new ColdstartError('TIMEOUT', `criu restore did not finish within ${timeoutMs / 1000} s; it and the tasks it started were killed`, { hint: `Log: ${log}`, details: { log } });
+  }
   if (r.code !== 0) throw criuFailure('restore', join(workDir, 'restore.log'), r.stderr);
   return Number(readFileSync(pidfile, 'utf8').trim());
 }

@@ -8,7 +8,8 @@ import type { PhaseHandle } from '../core/phases.js';
 import type { Stats } from '../core/stats.js';
 import { formatDuration } from '../core/format.js';
 import { warmupOnnx, type Provider } from './onnx.js';
-import { warmupHttp, type HttpApi } from './http.js';
+import { warmupHttp } from './http.js';
+import type { HttpApi } from '../server/api.js';
 import { warmupFramework } from './framework.js';
 
 export interface WarmupResult {

@@ -1,0 +1,71 @@
+/**
+ * What snapshot, restore, park and unpark drive, as one object of functions (`registerSnapshot(program, run,
+ * engines)`): CRIU, the addon's checkpoint calls, the server lifecycle, this host's /proc and disks, and the clock.
+ * The defaults are the real ones; tests pass stand-ins so the orchestration (refusals, clean-up on failure, the
+ * steps and the report) runs without root, CRIU or a GPU.
+ */
+import { adoptServer, startServer } from '../server/lifecycle.js';
+import { nowSeconds } from '../core/clock.js';
+import { diskInfo } from '../platform/system.js';
+import { criuCheck, criuDump, criuRestore, findCriu, kernelRelease, listeningPorts, memAvailableBytes, pidAlive, portInUse, processTree, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
+import { addonNative, type SnapshotNative } from './native.js';
+
+export interface SnapshotHost {
+  /** Whether coldstart runs as root (CRIU and the driver act on other processes). */
+  isRoot(): boolean;
+  arch(): string;
+  kernelRelease(): string;
+  /** The pid and every descendant, from /proc. */
+  processTree(root: number): number[];
+  listeningPorts(pids: readonly number[]): ListeningPort[];
+  /** Resident plus swapped bytes of the processes. */
+  treeMemoryBytes(pids: readonly number[]): number;
+  pidAlive(pid: number): boolean;
+  portInUse(port: number, address: string): Promise<boolean>;
+  memAvailableBytes(): number | null;
+  /** Free bytes on the filesystem holding `path` (null: unknown). */
+  diskFreeBytes(path: string): number | null;
+}
+
+export interface SnapshotEngines {
+  criu: { find: typeof findCriu; require: typeof requireCriu; check: typeof criuCheck; dump: typeof criuDump; restore: typeof criuRestore };
+  native: SnapshotNative;
+  server: { start: typeof startServer; adopt: typeof adoptServer };
+  host: SnapshotHost;
+  /** Monotonic seconds for every duration reported, and the wall clock for the manifest's date. */
+  clock: { now(): number; date(): Date };
+}
+
+export const realHost: SnapshotHost = {
+  isRoot: () => process.getuid?.() === 0,
+  arch: () => process.arch,
+  kernelRelease,
+  processTree,
+  listeningPorts,
+  treeMemoryBytes,
+  pidAlive,
+  portInUse,
+  memAvailableBytes,
+  diskFreeBytes: (path) => diskInfo(path).freeBytes,
+};
+
+export const defaultSnapshotEngines: SnapshotEngines = {
+  criu: { find: findCriu, require: requireCriu, check: criuCheck, dump: criuDump, restore: criuRestore },
+  native: addonNative,
+  server: { start: startServer, adopt: adoptServer },
+  host: realHost,
+  clock: { now: nowSeconds, date: () => new Date() },
+};
+
+/** The default engines with some replaced (tests). */
+export function withSnapshotEngines(over: { [K in keyof SnapshotEngines]?: Partial<SnapshotEngines[K]> }): SnapshotEngines {
+  const out = { ...defaultSnapshotEngines } as Record<string, unknown>;
+  for (const [k, v] of Object.entries(over)) out[k] = { ...(defaultSnapshotEngines as unknown as Record<string, object>)[k], ...(v as object) };
+  return out as unknown as SnapshotEngines;
+}
+
+/** A stopwatch on the engines' clock. */
+export function stopwatch(clock: SnapshotEngines['clock']): () => number {
+  const t0 = clock.now();
+  return () => clock.now() - t0;
+}

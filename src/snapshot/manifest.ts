@@ -1,0 +1,272 @@
+/**
+ * A snapshot image's manifest (`IMAGE/manifest.json`): what it records, the one check of a manifest read back from
+ * an image (every field's type and range, every file name a plain file of the image folder itself), and the check
+ * of the image's files against it (sizes and hashes). Nothing is done with an image before both pass.
+ */
+import { lstatSync, statSync, type Stats } from 'node:fs';
+import { isIP } from 'node:net';
+import { isAbsolute, join, normalize } from 'node:path';
+import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { readInputText } from '../core/files.js';
+import { folderWithManifest } from '../core/outputs.js';
+import { safeJoin } from '../core/paths.js';
+import { hashFile, type ImageFile, type ListeningPort } from './criu.js';
+
+export const MANIFEST = 'manifest.json';
+export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@1';
+/** The image's copy of the server's output. */
+export const LOG_COPY = 'server.log';
+
+export interface Fingerprint {
+  arch: string;
+  kernel: string;
+  criu: string;
+  /** null: no CUDA driver on the snapshot machine (a CPU-only image). */
+  gpu: null | { driver: string | null; cuda: number | null; devices: Array<{ index: number; name: string; uuid: string }> };
+}
+
+export interface Manifest {
+  schema: typeof MANIFEST_SCHEMA;
+  createdAt: string;
+  tool: string;
+  command: string[];
+  cwd: string;
+  /** Server stdout/stderr; put back from the image's copy before restoring (CRIU reopens it by path). */
+  log: string | null;
+  readyUrl: string | null;
+  warmup: null | { url: string; method: 'GET' | 'POST'; body: string | null; status: number; bodySha256: string };
+  rootPid: number;
+  pids: number[];
+  /** Pids that held a CUDA context and were checkpointed before the dump. */
+  gpuPids: number[];
+  ports: ListeningPort[];
+  fingerprint: Fingerprint;
+  /** The cold start measured while taking the snapshot, seconds (null: not measured, see `coldNotes`). */
+  cold: { readySeconds: number; firstRequestSeconds: number | null; totalSeconds: number; notes: string[] };
+  snapshotSeconds: Record<string, number>;
+  imageBytes: number;
+  memoryEstimateBytes: number;
+  files: ImageFile[];
+}
+
+/** How this machine (`a`) differs from the one an image was taken on (`b`), in words; empty when it restores here. */
+export function fingerprintDiff(a: Fingerprint, b: Fingerprint): string[] {
+  const out: string[] = [];
+  if (a.arch !== b.arch) out.push(`architecture ${a.arch} here, ${b.arch} in the image`);
+  if (a.kernel !== b.kernel) out.push(`kernel ${a.kernel} here, ${b.kernel} in the image`);
+  if (a.criu.split('.').slice(0, 2).join('.') !== b.criu.split('.').slice(0, 2).join('.')) out.push(`CRIU ${a.criu} here, ${b.criu} in the image`);
+  if (b.gpu) {
+    if (!a.gpu) out.push('the image holds GPU state but this machine has no CUDA driver');
+    else {
+      if (a.gpu.driver !== b.gpu.driver) out.push(`NVIDIA driver ${a.gpu.driver ?? 'unknown'} here, ${b.gpu.driver ?? 'unknown'} in the image`);
+      const names = (f: Fingerprint) => f.gpu!.devices.map((d) => d.name).join(', ');
+      if (names(a) !== names(b)) out.push(`GPUs [${names(a)}] here, [${names(b)}] in the image`);
+    }
+  }
+  return out;
+}
+
+/** stat/lstat of a path that may be absent: null then; other failures (ENOTDIR, ELOOP, EACCES) as ColdstartErrors. */
+export function statOrNull(path: string, link = false): Stats | null {
+  try {
+    return (link ? lstatSync : statSync)(path, { throwIfNoEntry: false }) ?? null;
+  } catch (e) {
+    throw fromSystemError(e, path, 'look at');
+  }
+}
+export const lstatOrNull = (path: string) => statOrNull(path, true);
+
+/** The most a manifest may be (a few KiB in practice: one line per image file); past it, it is refused unread. */
+export const MANIFEST_MAX_BYTES = 16 << 20;
+/** Linux's PID_MAX_LIMIT: no pid is larger. */
+export const PID_MAX = 1 << 22;
+
+function shown(v: unknown): string {
+  const s = typeof v === 'string' ? JSON.stringify(v) : v === undefined ? 'nothing' : Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v === 'object' ? 'an object' : String(v);
+  return s.length > 80 ? `${s.slice(0, 80)}…` : s;
+}
+
+/**
+ * Field checks for one manifest: each throws CORRUPT_FILE (exit 2) naming the manifest and the field
+ * (`…/manifest.json: pids[2]: expected a process id (1 to 4194304), got -1`).
+ */
+function manifestFields(path: string) {
+  const fail = (field: string, expected: string, got: unknown): never => {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: ${field}: expected ${expected}, got ${shown(got)}`, { hint: 'Take the snapshot again with this version of coldstart; nothing was touched.', details: { field } });
+  };
+  const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const f = {
+    fail,
+    obj: (v: unknown, field: string): Record<string, unknown> => (isObj(v) ? v : fail(field, 'an object', v)),
+    arr: (v: unknown, field: string, min = 0): unknown[] => (Array.isArray(v) && v.length >= min ? v : fail(field, min ? `an array of at least ${min}` : 'an array', v)),
+    str: (v: unknown, field: string): string => (typeof v === 'string' && !v.includes('\0') ? v : fail(field, 'a string', v)),
+    strOrNull: (v: unknown, field: string): string | null => (v === null ? null : f.str(v, field)),
+    int: (v: unknown, field: string, min: number, max = Number.MAX_SAFE_INTEGER): number =>
+      Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max ? (v as number) : fail(field, `a whole number from ${min} to ${max}`, v),
+    seconds: (v: unknown, field: string): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : fail(field, 'a number of seconds ≥ 0', v)),
+    pid: (v: unknown, field: string): number => (Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= PID_MAX ? (v as number) : fail(field, `a process id (1 to ${PID_MAX})`, v)),
+    oneOf: <T extends string | number>(v: unknown, field: string, values: readonly T[]): T => (values.includes(v as T) ? (v as T) : fail(field, `one of ${values.join(', ')}`, v)),
+    url: (v: unknown, field: string): string => {
+      const s = f.str(v, field);
+      let u: URL | undefined;
+      try {
+        u = new URL(s);
+      } catch {
+        /* below */
+      }
+      return u && (u.protocol === 'http:' || u.protocol === 'https:') ? s : fail(field, 'an http:// or https:// URL', v);
+    },
+    sha256: (v: unknown, field: string): string => (typeof v === 'string' && /^[0-9a-f]{64}$/.test(v) ? v : fail(field, 'a sha256 (64 lowercase hex digits)', v)),
+  };
+  return f;
+}
+
+/**
+ * The one check of a manifest read from an image, before anything is done with it: every field's type and range
+ * (CORRUPT_FILE), every file name a plain file of the image folder itself (safeJoin, no `/`: HOSTILE_FILE), the
+ * server's log path absolute and normal (it is only ever CRIU's name for that file, never opened: HOSTILE_FILE
+ * otherwise), pids whole and in range, the GPU pids and port owners among them, ports and addresses real.
+ */
+export function validateManifest(raw: unknown, path: string, image: string): Manifest {
+  const f = manifestFields(path);
+  const m = f.obj(raw, 'the manifest');
+  if (m.schema !== MANIFEST_SCHEMA) {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: not a ${MANIFEST_SCHEMA} manifest (schema ${shown(m.schema)})`, { hint: 'Take the snapshot again with this version of coldstart.' });
+  }
+  f.str(m.createdAt, 'createdAt');
+  f.str(m.tool, 'tool');
+  f.arr(m.command, 'command', 1).forEach((a, i) => f.str(a, `command[${i}]`));
+  f.str(m.cwd, 'cwd');
+  if (m.log !== null) {
+    const log = f.str(m.log, 'log');
+    if (!isAbsolute(log) || normalize(log) !== log || log.endsWith('/')) {
+      throw new ColdstartError('HOSTILE_FILE', `${path}: log: refused ${shown(log)}: the server's log path must be absolute and normal (no ".." or empty components)`, {
+        hint: 'An image written by `coldstart snapshot` records the absolute path of its log; nothing was touched.',
+        details: { field: 'log' },
+      });
+    }
+  }
+  if (m.readyUrl !== null) f.url(m.readyUrl, 'readyUrl');
+  if (m.warmup !== null) {
+    const w = f.obj(m.warmup, 'warmup');
+    f.url(w.url, 'warmup.url');
+    f.oneOf(w.method, 'warmup.method', ['GET', 'POST'] as const);
+    f.strOrNull(w.body, 'warmup.body');
+    f.int(w.status, 'warmup.status', 100, 599);
+    f.sha256(w.bodySha256, 'warmup.bodySha256');
+  }
+  const rootPid = f.pid(m.rootPid, 'rootPid');
+  const pids = f.arr(m.pids, 'pids', 1).map((p, i) => f.pid(p, `pids[${i}]`));
+  if (new Set(pids).size !== pids.length) f.fail('pids', 'distinct process ids', m.pids);
+  if (!pids.includes(rootPid)) f.fail('pids', `a list holding rootPid ${rootPid}`, m.pids);
+  f.arr(m.gpuPids, 'gpuPids').forEach((p, i) => {
+    if (!pids.includes(f.pid(p, `gpuPids[${i}]`))) f.fail(`gpuPids[${i}]`, 'one of pids', p);
+  });
+  f.arr(m.ports, 'ports').forEach((p, i) => {
+    const o = f.obj(p, `ports[${i}]`);
+    f.int(o.port, `ports[${i}].port`, 1, 65535);
+    const family = f.oneOf(o.family, `ports[${i}].family`, [4, 6] as const);
+    if (isIP(f.str(o.address, `ports[${i}].address`)) !== family) f.fail(`ports[${i}].address`, `an IPv${family} address`, o.address);
+    if (!pids.includes(f.pid(o.pid, `ports[${i}].pid`))) f.fail(`ports[${i}].pid`, 'one of pids', o.pid);
+  });
+  const fp = f.obj(m.fingerprint, 'fingerprint');
+  for (const k of ['arch', 'kernel', 'criu'] as const) f.str(fp[k], `fingerprint.${k}`);
+  if (fp.gpu !== null) {
+    const g = f.obj(fp.gpu, 'fingerprint.gpu');
+    f.strOrNull(g.driver, 'fingerprint.gpu.driver');
+    if (g.cuda !== null) f.int(g.cuda, 'fingerprint.gpu.cuda', 0);
+    f.arr(g.devices, 'fingerprint.gpu.devices').forEach((d, i) => {
+      const o = f.obj(d, `fingerprint.gpu.devices[${i}]`);
+      f.int(o.index, `fingerprint.gpu.devices[${i}].index`, 0, 1023);
+      f.str(o.name, `fingerprint.gpu.devices[${i}].name`);
+      f.str(o.uuid, `fingerprint.gpu.devices[${i}].uuid`);
+    });
+  }
+  const cold = f.obj(m.cold, 'cold');
+  f.seconds(cold.readySeconds, 'cold.readySeconds');
+  if (cold.firstRequestSeconds !== null) f.seconds(cold.firstRequestSeconds, 'cold.firstRequestSeconds');
+  f.seconds(cold.totalSeconds, 'cold.totalSeconds');
+  f.arr(cold.notes, 'cold.notes').forEach((n, i) => f.str(n, `cold.notes[${i}]`));
+  for (const [k, v] of Object.entries(f.obj(m.snapshotSeconds, 'snapshotSeconds'))) f.seconds(v, `snapshotSeconds.${k}`);
+  f.int(m.memoryEstimateBytes, 'memoryEstimateBytes', 0);
+  const names = new Set<string>();
+  let sum = 0;
+  f.arr(m.files, 'files', 1).forEach((e, i) => {
+    const o = f.obj(e, `files[${i}]`);
+    const name = f.str(o.name, `files[${i}].name`);
+    imageFile(image, name, `${path}: files[${i}].name`);
+    if (names.has(name)) f.fail(`files[${i}].name`, 'a name listed once', name);
+    names.add(name);
+    sum += f.int(o.bytes, `files[${i}].bytes`, 0);
+    f.sha256(o.sha256, `files[${i}].sha256`);
+    if (typeof o.sampled !== 'boolean') f.fail(`files[${i}].sampled`, 'true or false', o.sampled);
+  });
+  if (m.log !== null && !names.has(LOG_COPY)) f.fail('files', `a list holding ${LOG_COPY} (the server's log)`, m.files);
+  if (f.int(m.imageBytes, 'imageBytes', 0) !== sum) f.fail('imageBytes', `the sum of files[].bytes (${sum})`, m.imageBytes);
+  return m as unknown as Manifest;
+}
+
+/**
+ * `image/name` for a file name from the manifest: a plain file of the image folder itself (safeJoin's rule, and no
+ * `/`: CRIU's images are flat, and a subfolder could be a link out of it), else HOSTILE_FILE.
+ */
+export function imageFile(image: string, name: string, what: string): string {
+  const p = safeJoin(image, name, what);
+  if (name.includes('/')) {
+    throw new ColdstartError('HOSTILE_FILE', `${what}: refused the name ${shown(name)}: an image holds files only at its top level`, { hint: 'Take the snapshot again; nothing was touched.' });
+  }
+  return p;
+}
+
+/** Reads and validates `image/manifest.json` (the one untrusted-file reader: regular file only, size-capped). */
+export function readManifest(image: string): Manifest {
+  const st = statOrNull(image);
+  if (!st) throw new ColdstartError('NOT_FOUND', `${image}: no such image directory`, { hint: 'Give a directory written by `coldstart snapshot`.' });
+  if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${image}: not a directory; an image is the directory \`coldstart snapshot -o\` wrote`);
+  const path = join(image, MANIFEST);
+  let text: string;
+  try {
+    text = readInputText(path, 'image manifest', MANIFEST_MAX_BYTES);
+  } catch (e) {
+    if (e instanceof ColdstartError && e.code === 'NOT_FOUND') {
+      throw new ColdstartError('CORRUPT_FILE', `${image}: has no manifest.json`, { hint: 'Give a directory written by `coldstart snapshot` (a failed or interrupted snapshot leaves none).' });
+    }
+    throw e;
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new ColdstartError('CORRUPT_FILE', `${path}: not JSON (${(e as Error).message})`, { hint: 'Take the snapshot again; nothing was touched.' });
+  }
+  return validateManifest(raw, path, image);
+}
+
+/**
+ * Sizes and hashes of every file the manifest lists (names already validated); each must be a regular file of the
+ * image folder itself — a symbolic link or special file there is refused (HOSTILE_FILE) before it is opened.
+ */
+export function verifyImage(image: string, m: Manifest): string[] {
+  const bad: string[] = [];
+  for (const f of m.files) {
+    const p = imageFile(image, f.name, `${image}: manifest files[].name`);
+    const st = lstatOrNull(p);
+    if (!st) {
+      bad.push(`${f.name} is missing`);
+      continue;
+    }
+    if (!st.isFile()) {
+      throw new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
+    }
+    if (st.size !== f.bytes) {
+      bad.push(`${f.name} is ${st.size} bytes, the manifest says ${f.bytes}`);
+      continue;
+    }
+    const h = hashFile(p);
+    if (h.sha256 !== f.sha256) bad.push(`${f.name} has sha256 ${h.sha256.slice(0, 12)}…, the manifest says ${f.sha256.slice(0, 12)}…`);
+  }
+  return bad;
+}
+
+/** guardOutput's recogniser for `snapshot -o`: --force replaces only a folder that holds an image manifest. */
+export const isImageFolder = folderWithManifest(MANIFEST, MANIFEST_SCHEMA, MANIFEST_MAX_BYTES);

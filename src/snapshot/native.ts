@@ -1,0 +1,95 @@
+/**
+ * Every call snapshot, restore, park and unpark make into the native addon — the driver's CUDA checkpoint API
+ * (cuCheckpointProcess*), NVML's GPU memory, the driver version, page-cache residency — each through `callNative`
+ * (src/native.ts), so every failure is a ColdstartError whose native code (`details.nativeCode`: NO_DRIVER,
+ * NO_CHECKPOINT_API, CUDA_ERROR_…) is what decisions are made on, never message text. `SnapshotNative` is the seam
+ * tests replace (src/snapshot/engines.ts).
+ */
+import { ColdstartError } from '../core/errors.js';
+import { callNative, loadNative, nativeCodeOf, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
+import type { Fingerprint } from './manifest.js';
+
+export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
+
+export interface SnapshotNative {
+  /** null when the addon is loaded; else why not and what to do. */
+  unavailable(): { reason: string; fixes: string[] } | null;
+  /** One cuCheckpointProcess* call on `pid`; rejects with a ColdstartError carrying the native code. */
+  checkpoint(pid: number, action: CheckpointAction, timeoutMs?: number): Promise<CudaCheckpointResult>;
+  /** GPU memory per device (NVML); null when it could not be asked. */
+  gpuMemory(): Promise<GpuMemoryResult | null>;
+  /** The CUDA driver API version (e.g. 12080) without creating a context; null when unknown. */
+  cudaDriverVersion(): Promise<number | null>;
+  /** Bytes of `paths` in the page cache (mincore); null when not measured. */
+  residentBytes(paths: string[]): Promise<number | null>;
+}
+
+function addon(): NativeAddon {
+  const n = loadNative();
+  if (!n.ok) throw new ColdstartError('NATIVE_UNAVAILABLE', `not available: ${n.reason}`, { hint: `To fix: ${n.fixes.join('; or ')}.` });
+  return n.addon;
+}
+
+/** The real addon. */
+export const addonNative: SnapshotNative = {
+  unavailable: () => {
+    const n = loadNative();
+    return n.ok ? null : { reason: n.reason, fixes: n.fixes };
+  },
+  checkpoint: (pid, action, timeoutMs) => callNative(() => addon().cudaCheckpoint({ pid, action, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }), `pid ${pid}`),
+  gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
+  cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
+  residentBytes: async (paths) => {
+    const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
+    return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;
+  },
+};
+
+/** The driver has no checkpoint API here (no driver at all, or one older than 570): a fact about the machine. */
+export function noCheckpointApi(e: unknown): boolean {
+  const code = nativeCodeOf(e);
+  return code === 'NO_DRIVER' || code === 'NO_CHECKPOINT_API';
+}
+
+/** The process holds no CUDA context (the driver does not know it). */
+function noContext(e: unknown): boolean {
+  const code = nativeCodeOf(e);
+  return code === 'CUDA_ERROR_NOT_INITIALIZED' || code === 'CUDA_ERROR_NOT_FOUND';
+}
+
+/** Every process of the tree that holds a CUDA context (its checkpoint state answers `running`). */
+export async function cudaProcesses(native: SnapshotNative, pids: readonly number[]): Promise<{ pids: number[]; note?: string }> {
+  const why = native.unavailable();
+  if (why) return { pids: [], note: 'native addon unavailable: GPU state not checked' };
+  const out: number[] = [];
+  for (const pid of pids) {
+    try {
+      if ((await native.checkpoint(pid, 'state')).state === 'running') out.push(pid);
+    } catch (e) {
+      if (noCheckpointApi(e)) return { pids: [], note: (e as Error).message };
+      // Any other answer (e.g. CUDA_ERROR_NOT_INITIALIZED / NOT_FOUND): this process holds no context.
+    }
+  }
+  return { pids: out };
+}
+
+/** The GPU part of a machine fingerprint: driver, CUDA version and devices; null without a usable driver. */
+export async function gpuFingerprint(native: SnapshotNative): Promise<Fingerprint['gpu']> {
+  if (native.unavailable()) return null;
+  const mem = await native.gpuMemory();
+  if (!mem?.available || !mem.devices.length) return null;
+  return { driver: mem.driverVersion ?? null, cuda: await native.cudaDriverVersion(), devices: mem.devices.map((d) => ({ index: d.index, name: d.name, uuid: d.uuid })) };
+}
+
+/** park/unpark's error for a failed checkpoint call on `pid`, decided on the native code. */
+export function checkpointFailure(e: unknown, pid: number, alive: boolean): ColdstartError {
+  if (!alive) return noSuchProcess(pid);
+  const msg = (e as Error).message;
+  if (noCheckpointApi(e)) return new ColdstartError('NO_GPU', msg, { cause: e, hint: 'park/unpark need an NVIDIA driver 570 or newer on this machine.', details: { nativeCode: nativeCodeOf(e) } });
+  return new ColdstartError('ENV', msg, { cause: e, hint: noContext(e) ? `pid ${pid} holds no CUDA context.` : 'Run as root (or as the process owner).', details: { nativeCode: nativeCodeOf(e) } });
+}
+
+export function noSuchProcess(pid: number): ColdstartError {
+  return new ColdstartError('NOT_FOUND', `pid ${pid}: no such process`, { hint: 'Give the pid of a running process (e.g. from `nvidia-smi` or `pgrep`).' });
+}
+

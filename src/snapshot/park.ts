@@ -1,0 +1,85 @@
+/**
+ * `park` / `unpark`: the GPU-only half of a snapshot, in place. park frees the GPU of a running CUDA process (lock,
+ * then checkpoint its GPU memory into host memory; the process stays); unpark brings it back (restore, unlock).
+ */
+import { ColdstartError } from '../core/errors.js';
+import { formatBytes, formatDuration } from '../core/format.js';
+import { newReport } from '../core/report.js';
+import type { GpuMemoryResult } from '../native.js';
+import { stopwatch, type SnapshotEngines } from './engines.js';
+import { checkpointFailure, noSuchProcess } from './native.js';
+import { phase, type Reported } from './report.js';
+
+export interface ParkOptions {
+  which: 'park' | 'unpark';
+  pid: number;
+  /** park: how long locking may wait for in-flight GPU work. */
+  lockTimeoutSeconds: number;
+}
+
+function usedBytes(m: GpuMemoryResult | null): number | null {
+  return m?.available ? m.devices.reduce((a, d) => a + d.usedBytes, 0) : null;
+}
+
+export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Promise<Reported> {
+  const { host, native, clock } = engines;
+  const { pid, which } = o;
+  // Whether the process exists (2) before what this machine lacks (3).
+  if (!host.pidAlive(pid)) throw noSuchProcess(pid);
+  const missing = native.unavailable();
+  if (missing) throw new ColdstartError('NATIVE_UNAVAILABLE', `not available: ${missing.reason}`, { hint: `To fix: ${missing.fixes.join('; or ')}.` });
+  const fail = (e: unknown) => checkpointFailure(e, pid, host.pidAlive(pid));
+  const state = await native.checkpoint(pid, 'state').catch((e: unknown) => {
+    throw fail(e);
+  });
+  const want = which === 'park' ? 'running' : 'checkpointed';
+  if (state.state !== want) {
+    throw new ColdstartError('BAD_INPUT', `pid ${pid}: its CUDA state is ${state.state}, ${which} needs ${want}`, {
+      hint: which === 'park' ? 'It is already parked: use `coldstart unpark`.' : 'It is not parked: use `coldstart park` first.',
+      details: { state: state.state },
+    });
+  }
+  const before = await native.gpuMemory();
+  const times: Record<string, number> = {};
+  const total = stopwatch(clock);
+  try {
+    if (which === 'park') {
+      times['gpu-lock'] = (await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000))).seconds;
+      try {
+        times['gpu-checkpoint'] = (await native.checkpoint(pid, 'checkpoint')).seconds;
+      } catch (e) {
+        await native.checkpoint(pid, 'unlock').catch(() => undefined);
+        throw e;
+      }
+    } else {
+      times['gpu-restore'] = (await native.checkpoint(pid, 'restore')).seconds;
+      times['gpu-unlock'] = (await native.checkpoint(pid, 'unlock')).seconds;
+    }
+  } catch (e) {
+    throw fail(e);
+  }
+  const seconds = total();
+  const after = await native.gpuMemory();
+  const ub = usedBytes(before);
+  const ua = usedBytes(after);
+  const report = newReport(which);
+  report.target = { pid };
+  report.phases = Object.entries(times).map(([k, v]) => phase(k, v));
+  report.total = { seconds };
+  report.details = {
+    pid,
+    stateBefore: state.state,
+    stateAfter: which === 'park' ? 'checkpointed' : 'running',
+    gpuMemoryUsedBefore: ub,
+    gpuMemoryUsedAfter: ua,
+    gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
+  };
+  return {
+    report,
+    human: () =>
+      [
+        `${which === 'park' ? 'parked' : 'unparked'} pid ${pid} in ${formatDuration(seconds)} (${Object.entries(times).map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})`,
+        ub === null ? `GPU memory: not measured (${before?.reason ?? 'NVML unavailable'})` : `GPU memory in use: ${formatBytes(ub)} → ${ua === null ? 'not measured' : formatBytes(ua)}`,
+      ].join('\n'),
+  };
+}

@@ -1,0 +1,180 @@
+/**
+ * `restore`: refuse, before touching anything, an image from another machine, a damaged image, pids or ports in
+ * use, too little memory; otherwise CRIU-restore the tree, restore and unlock each GPU process, wait until ready
+ * (the restored tree adopted by the one server lifecycle), repeat the first request and report restored vs cold.
+ * All or nothing: a tree restored but not brought back is stopped whole.
+ */
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { ColdstartError, isColdstartError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
+import { newReport } from '../core/report.js';
+import { sendRecorded } from '../server/api.js';
+import type { ServerHandle } from '../server/lifecycle.js';
+import { stopwatch, type SnapshotEngines } from './engines.js';
+import { putLogBack, serverLogPath } from './image.js';
+import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage } from './manifest.js';
+import { fmt, phase, table, type Reported } from './report.js';
+import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface RestoreOptions {
+  /** The image directory (absolute). */
+  image: string;
+  /** Overrides the ready URL recorded in the image. */
+  readyUrl?: string;
+  timeoutSeconds: number;
+  /** Repeat the recorded warmup request after the restore. */
+  firstRequest: boolean;
+  env: Env;
+  signal: AbortSignal;
+}
+
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** Whether a failure left something worth reading in the restore's work dir (CRIU's restore.log, named by the error). */
+function namesLogIn(e: unknown, dir: string): boolean {
+  const log = isColdstartError(e) ? e.details?.log : undefined;
+  return typeof log === 'string' && dirname(log) === dir;
+}
+
+export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines): Promise<Reported> {
+  const { host, native, clock } = engines;
+  const image = o.image;
+  // ---- refusals: nothing has been touched yet; the manifest is validated whole before any of it is used
+  const m = readManifest(image);
+  const criu = await engines.criu.require(o.env);
+  const here = await machineFingerprint(engines, criu.version);
+  const diff = fingerprintDiff(here, m.fingerprint);
+  if (diff.length) {
+    throw new ColdstartError('UNSUPPORTED', `${image}: taken on a different machine: ${diff.join('; ')}`, {
+      hint: 'A process image only restores where the kernel, CRIU and GPU driver match; take the snapshot on this machine.',
+      details: { here, image: m.fingerprint },
+    });
+  }
+  const bad = verifyImage(image, m);
+  if (bad.length) throw new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, { hint: 'Take the snapshot again; nothing was restored.', details: { problems: bad } });
+  if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
+  const busyPids = m.pids.filter((p) => host.pidAlive(p));
+  if (busyPids.length) {
+    throw new ColdstartError('ENV', `${image}: pid${busyPids.length > 1 ? 's' : ''} ${busyPids.join(', ')} already in use on this machine (the server restores with its original pids)`, {
+      hint: 'Stop the process using it (an earlier restore of this image?) and try again.',
+      details: { pids: busyPids },
+    });
+  }
+  const busyPorts: string[] = [];
+  for (const p of m.ports) if (await host.portInUse(p.port, p.address)) busyPorts.push(`${p.address}:${p.port}`);
+  if (busyPorts.length) throw new ColdstartError('ENV', `${image}: port${busyPorts.length > 1 ? 's' : ''} ${busyPorts.join(', ')} already in use`, { hint: 'Stop whatever listens there (an earlier restore of this image?) and try again.', details: { ports: busyPorts } });
+  const avail = host.memAvailableBytes();
+  if (avail !== null && avail < m.imageBytes) {
+    throw new ColdstartError('ENV', `${image}: the image needs ${formatBytes(m.imageBytes)} of memory, ${formatBytes(avail)} is available`, { hint: 'Free memory (or stop other servers) and try again.' });
+  }
+  // The restored server writes its output to IMAGE.log (the path snapshot used), never to the manifest's path.
+  const log = m.log === null ? null : serverLogPath(image);
+  if (log) {
+    const st = lstatOrNull(log);
+    if (st && !st.isFile() && !st.isSymbolicLink()) throw new ColdstartError('BAD_INPUT', `${log}: not a regular file; restore puts the server's log there`, { hint: 'Move it away and try again; nothing was touched.' });
+    const logSize = m.files.find((f) => f.name === LOG_COPY)!.bytes;
+    const free = host.diskFreeBytes(dirname(log));
+    if (free !== null && free < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(log)}: ${formatBytes(free)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
+  }
+
+  // ---- restore
+  // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
+  const resident = native.unavailable() ? null : await native.residentBytes(m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`)));
+  const total = stopwatch(clock);
+  const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
+  const times: Record<string, number> = {};
+  let server: ServerHandle | undefined;
+  try {
+    // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
+    // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
+    const logFd = log ? putLogBack(imageFile(image, LOG_COPY, image), log) : undefined;
+    const criuTime = stopwatch(clock);
+    let pid: number;
+    try {
+      pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! });
+    } finally {
+      if (logFd !== undefined) closeSync(logFd);
+    }
+    times['criu-restore'] = criuTime();
+    // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
+    server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
+    if (m.gpuPids.length) {
+      if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
+      const g = stopwatch(clock);
+      for (const p of m.gpuPids) await native.checkpoint(p, 'restore');
+      times['gpu-restore'] = g();
+      const u = stopwatch(clock);
+      for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
+      times['gpu-unlock'] = u();
+    }
+    const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
+    let readySeconds: number | null = null;
+    if (readyUrl) {
+      const rt = stopwatch(clock);
+      await server.waitReady({ url: readyUrl, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
+      readySeconds = rt();
+    }
+    let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
+    if (m.warmup && o.firstRequest) {
+      const r = await sendRecorded(m.warmup, o.timeoutSeconds, o.signal);
+      const h = sha256(r.body);
+      first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };
+    }
+    const restoredTotal = total();
+    rmSync(work, { recursive: true, force: true });
+    const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
+
+    const report = newReport('restore');
+    report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
+    report.phases = [
+      phase('criu-restore', times['criu-restore']!),
+      phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
+      phase('ready', readySeconds, 'after the restore, until the ready URL answered', readySeconds === null ? 'not measured: no ready URL' : undefined),
+      phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
+    ];
+    report.total = { seconds: restoredTotal };
+    const coldTotal = m.cold.totalSeconds;
+    report.details = {
+      image,
+      pid,
+      imageBytes: m.imageBytes,
+      cold: m.cold,
+      restored: { criuRestoreSeconds: times['criu-restore'], gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
+      speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
+      imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
+      /** Image bytes in the page cache before the restore (mincore); null: not measured. */
+      imageResidentBytes: resident,
+    };
+    if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
+    return {
+      report,
+      human: () =>
+        [
+          `restored \`${m.command.join(' ')}\` from ${image} as pid ${pid} (${formatBytes(m.imageBytes)}, ${resident === null ? 'page-cache residency not measured' : `${Math.round((100 * resident) / Math.max(1, m.imageBytes))}% in the page cache before`})`,
+          table(
+            [
+              ['start (spawn → ready)', fmt(m.cold.readySeconds), '—'],
+              ['  criu restore', '—', fmt(times['criu-restore'])],
+              ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
+              ['  ready', '—', fmt(readySeconds)],
+              ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],
+              ['total', fmt(coldTotal), fmt(restoredTotal)],
+            ],
+            ['', 'cold', 'restored'],
+          ),
+          `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
+        ].join('\n'),
+    };
+  } catch (e) {
+    // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.
+    await server?.stop();
+    // The work dir stays only when the failure names a log in it (CRIU's restore.log).
+    if (!namesLogIn(e, work)) rmSync(work, { recursive: true, force: true });
+    throw e;
+  }
+}

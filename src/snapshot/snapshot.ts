@@ -1,0 +1,202 @@
+/**
+ * `snapshot`: start a server through the one lifecycle (its whole tree stopped on any failure, setsid children
+ * included), wait until it is ready and warmed, checkpoint the CUDA state of every process of it that holds a
+ * context (lock, then checkpoint: GPU memory to host memory), CRIU-dump the tree into an image directory written
+ * atomically, with a manifest (machine fingerprint, files with sizes and hashes, ports, the cold start measured on
+ * the way).
+ */
+import { closeSync, copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { ColdstartError } from '../core/errors.js';
+import { nowSeconds } from '../core/clock.js';
+import { makeDirs } from '../core/paths.js';
+import { removeTemp, tempPathFor, trackTemp } from '../core/atomic.js';
+import { formatBytes, formatDuration } from '../core/format.js';
+import { newReport } from '../core/report.js';
+import { sendRecorded, type RecordedRequest } from '../server/api.js';
+import type { ServerHandle } from '../server/lifecycle.js';
+import { pollUntil } from '../server/poll.js';
+import { createHash } from 'node:crypto';
+import { listImageFiles } from './criu.js';
+import { stopwatch, type SnapshotEngines } from './engines.js';
+import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
+import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type Manifest } from './manifest.js';
+import { cudaProcesses, gpuFingerprint } from './native.js';
+import { fmt, phase, table, type Reported } from './report.js';
+
+type Env = Record<string, string | undefined>;
+
+export interface SnapshotOptions {
+  /** The server command. */
+  command: string[];
+  /** The image directory to write (absolute). */
+  output: string;
+  readyUrl?: string;
+  readyLog?: RegExp;
+  /** Sent once ready, timed as the first request, recorded for restore to repeat and compare. */
+  warmup: RecordedRequest | null;
+  timeoutSeconds: number;
+  /** How long locking CUDA may wait for in-flight GPU work. */
+  lockTimeoutSeconds: number;
+  /** Replace an earlier image at `output` (only an image). */
+  force: boolean;
+  cwd: string;
+  env: Env;
+  signal: AbortSignal;
+  progress?: (line: string) => void;
+}
+
+/** How long each process of the server gets between SIGTERM and SIGKILL when a failed snapshot stops it. */
+export const STOP_GRACE_SECONDS = 5;
+
+const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+/** This machine's fingerprint: what an image must match to restore here. */
+export async function machineFingerprint(engines: SnapshotEngines, criuVersion: string): Promise<Fingerprint> {
+  return { arch: engines.host.arch(), kernel: engines.host.kernelRelease(), criu: criuVersion, gpu: await gpuFingerprint(engines.native) };
+}
+
+function diskFull(dir: string, free: number, need: number, what: string): ColdstartError {
+  return new ColdstartError('DISK_FULL', `snapshot: ${dir} has ${formatBytes(free)} free, the image needs about ${formatBytes(need)} (${what})`, {
+    hint: 'Free space there or choose another -o on a larger volume; nothing was written.',
+    details: { freeBytes: free, estimateBytes: need },
+  });
+}
+
+export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines): Promise<Reported> {
+  const { host, native, clock } = engines;
+  if (!o.command.length) throw new ColdstartError('USAGE', 'snapshot: no server command', { hint: 'Usage: coldstart snapshot -o IMAGE --ready-url URL -- <server command>' });
+  if (!o.readyUrl && !o.readyLog) throw new ColdstartError('USAGE', 'snapshot: give --ready-url or --ready-log so coldstart knows when the server is ready');
+  // ---- refusals: nothing has been started or written yet
+  const output = o.output;
+  guardImageOutput(output, o.force);
+  const logPath = serverLogPath(output);
+  if (lstatOrNull(logPath)?.isSymbolicLink()) throw symlinkedLog(logPath);
+  if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'snapshot needs root: CRIU dumps processes through ptrace and /proc (run as root)');
+  const criu = await engines.criu.require(o.env);
+  makeDirs(dirname(output));
+
+  const tmp = tempPathFor(output);
+  trackTemp(tmp);
+  const phases: Record<string, number> = {};
+  let server: ServerHandle | undefined;
+  let gpuLocked: number[] = [];
+  const notes: string[] = [];
+  try {
+    const total = stopwatch(clock);
+    const logFd = createServerLog(logPath);
+    try {
+      server = engines.server.start({ command: o.command, cwd: o.cwd, env: o.env, what: 'snapshot', stopGraceSeconds: STOP_GRACE_SECONDS, logFile: { fd: logFd, path: logPath } });
+    } finally {
+      closeSync(logFd);
+    }
+    const ready = await server.waitReady({ url: o.readyUrl, log: o.readyLog, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
+    const readySeconds = ready.seconds;
+    o.progress?.(`snapshot: ready after ${formatDuration(readySeconds)}`);
+    let warmup: Manifest['warmup'] = null;
+    let firstRequestSeconds: number | null = null;
+    if (o.warmup) {
+      const r = await sendRecorded(o.warmup, o.timeoutSeconds, o.signal);
+      firstRequestSeconds = r.seconds;
+      if (r.status >= 400) throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${o.warmup.method} ${o.warmup.url} answered HTTP ${r.status}`, { hint: r.body.toString('utf8').slice(0, 300) });
+      warmup = { ...o.warmup, status: r.status, bodySha256: sha256(r.body) };
+    } else notes.push('no --warmup request: the first request was not measured');
+    const coldTotal = total();
+
+    const rootPid = server.pid()!;
+    const pids = host.processTree(rootPid);
+    const ports = host.listeningPorts(pids);
+    const gpu = await cudaProcesses(native, pids);
+    const gpuPids = gpu.pids;
+    if (gpu.note) notes.push(`GPU state not checked (CPU-only snapshot): ${gpu.note}`);
+    const dir = dirname(output);
+    const memBefore = host.treeMemoryBytes(pids);
+    const free = host.diskFreeBytes(dir);
+    if (free !== null && free < memBefore) throw diskFull(dir, free, memBefore, "the server's resident memory");
+    // GPU: lock every CUDA process first (no new work), then move each one's GPU memory to host memory.
+    const lockTime = stopwatch(clock);
+    for (const pid of gpuPids) {
+      await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000));
+      gpuLocked.push(pid);
+    }
+    if (gpuPids.length) phases['gpu-lock'] = lockTime();
+    const checkpointTime = stopwatch(clock);
+    for (const pid of gpuPids) await native.checkpoint(pid, 'checkpoint');
+    if (gpuPids.length) phases['gpu-checkpoint'] = checkpointTime();
+    const estimate = host.treeMemoryBytes(pids) + 16 * 1024 * 1024;
+    const free2 = host.diskFreeBytes(dir);
+    if (free2 !== null && free2 < estimate) throw diskFull(dir, free2, estimate, 'resident memory with GPU memory moved to host');
+    mkdirSync(tmp);
+    const dumpTime = stopwatch(clock);
+    // A failed dump keeps CRIU's log beside the image-to-be (IMAGE.dump.log): the temp dir is removed below.
+    await engines.criu.dump(criu, rootPid, tmp, o.env, { keepLogAt: `${output}.dump.log` });
+    phases['criu-dump'] = dumpTime();
+    gpuLocked = [];
+    // CRIU killed the tree; the watchdog reaps the server and reports. A killed descendant keeps its pid as a zombie
+    // until it is reaped (by init once the watchdog is gone): wait for every pid to be free, so a restore can follow.
+    await server.stop();
+    await pollUntil(async () => (pids.some((p) => host.pidAlive(p)) ? undefined : true), { deadline: nowSeconds() + 10, delayMs: { first: 10, max: 100 }, onTimeout: () => new Error('pids still taken') }).catch(() => undefined);
+    copyFileSync(logPath, join(tmp, LOG_COPY));
+    const hashTime = stopwatch(clock);
+    const files = listImageFiles(tmp);
+    phases['hash'] = hashTime();
+    const manifest: Manifest = {
+      schema: MANIFEST_SCHEMA,
+      createdAt: clock.date().toISOString(),
+      tool: 'coldstart',
+      command: o.command,
+      cwd: o.cwd,
+      log: logPath,
+      readyUrl: o.readyUrl ?? null,
+      warmup,
+      rootPid,
+      pids,
+      gpuPids,
+      ports,
+      fingerprint: await machineFingerprint(engines, criu.version),
+      cold: { readySeconds, firstRequestSeconds, totalSeconds: coldTotal, notes },
+      snapshotSeconds: phases,
+      imageBytes: files.reduce((a, f) => a + f.bytes, 0),
+      memoryEstimateBytes: estimate,
+      files,
+    };
+    writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+    replaceImage(tmp, output, o.force);
+
+    const report = newReport('snapshot');
+    report.target = { image: output, command: o.command, pids, gpuPids, ports: ports.map((p) => `${p.address}:${p.port}`) };
+    report.phases = [
+      phase('ready', readySeconds, 'cold start: spawn → ready'),
+      phase('first-request', firstRequestSeconds, undefined, firstRequestSeconds === null ? 'not measured: no --warmup request' : undefined),
+      ...Object.entries(phases).map(([k, v]) => phase(k, v)),
+    ];
+    report.total = { seconds: total() };
+    report.warnings.push(...notes);
+    report.details = { image: output, imageBytes: manifest.imageBytes, files: files.length, fingerprint: manifest.fingerprint, cold: manifest.cold, snapshotSeconds: phases };
+    return {
+      report,
+      human: () =>
+        [
+          `snapshot of \`${o.command.join(' ')}\` → ${output} (${formatBytes(manifest.imageBytes)}, ${files.length} files)`,
+          table(
+            [
+              ['ready (spawn → ready)', fmt(readySeconds), ''],
+              ['first request', fmt(firstRequestSeconds), ''],
+              ...Object.entries(phases).map(([k, v]) => [k, '', fmt(v)] as [string, string, string]),
+            ],
+            ['', 'cold start', 'snapshot'],
+          ),
+          `restore with: coldstart restore ${output}`,
+        ].join('\n'),
+    };
+  } catch (e) {
+    // Give the GPU back to a process we locked/checkpointed, then stop everything we started (its whole tree).
+    for (const pid of gpuLocked) {
+      await native.checkpoint(pid, 'restore').catch(() => undefined);
+      await native.checkpoint(pid, 'unlock').catch(() => undefined);
+    }
+    await server?.stop();
+    removeTemp(tmp);
+    throw e;
+  }
+}

@@ -1,0 +1,400 @@
+/**
+ * snapshot / restore / park / unpark orchestration with the SnapshotEngines seam: CRIU, the addon's checkpoint
+ * calls, the host's root check and the clock are stand-ins, the server lifecycle is the real one (real servers,
+ * the real watchdog), so refusals, clean-up after a failure (GPU given back, the whole tree stopped — a setsid
+ * grandchild included), the steps recorded and the report run without root, CRIU or a GPU.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCommandWith } from '../helpers/cli.js';
+import { freePort } from '../helpers/fake-servers.js';
+import { registerSnapshot } from '../../src/commands/snapshot.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import { nowSeconds } from '../../src/core/clock.js';
+import { processTree } from '../../src/snapshot/criu.js';
+import { withSnapshotEngines, type SnapshotEngines } from '../../src/snapshot/engines.js';
+import type { CheckpointAction, SnapshotNative } from '../../src/snapshot/native.js';
+
+const here = (f: string) => fileURLToPath(new URL(`../fixtures-servers/${f}`, import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'cs-snap-orch-'));
+const started: number[] = [];
+afterAll(() => {
+  for (const p of started) {
+    try {
+      process.kill(p, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Alive and not a zombie. */
+function alive(pid: number): boolean {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3));
+  } catch {
+    return false;
+  }
+}
+async function gone(pids: number[], ms = 5000): Promise<number[]> {
+  const until = Date.now() + ms;
+  while (Date.now() < until && pids.some(alive)) await new Promise((r) => setTimeout(r, 25));
+  return pids.filter(alive);
+}
+async function pidsFrom(file: string, ms = 10_000): Promise<[number, number]> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (existsSync(file)) {
+      const p = readFileSync(file, 'utf8').trim().split(' ').map(Number);
+      if (p.length === 2 && p.every((x) => x > 0)) return p as [number, number];
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`no pid file ${file}`);
+}
+
+type Call = { pid: number; action: CheckpointAction };
+
+/** The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. */
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string }): SnapshotNative & { calls: Call[] } {
+  const calls: Call[] = [];
+  return {
+    calls,
+    unavailable: () => null,
+    checkpoint: async (pid, action) => {
+      calls.push({ pid, action });
+      if (o.failOn?.({ pid, action })) throw new ColdstartError('ENV', `pid ${pid}: cuCheckpointProcess ${action} failed: CUDA_ERROR_ILLEGAL_STATE`, { details: { nativeCode: 'CUDA_ERROR_ILLEGAL_STATE' } });
+      if (action === 'state') {
+        if (o.state) return { pid, action, seconds: 0, state: o.state as 'running' };
+        if (!o.gpu(pid)) throw new ColdstartError('ENV', `pid ${pid}: not initialized`, { details: { nativeCode: 'CUDA_ERROR_NOT_INITIALIZED' } });
+        return { pid, action, seconds: 0.001, state: 'running' };
+      }
+      return { pid, action, seconds: 0.25 };
+    },
+    gpuMemory: async () => ({ available: true, driverVersion: '580.1', devices: [{ index: 0, name: 'Fake GPU', uuid: 'GPU-1', totalBytes: 80e9, freeBytes: 70e9, usedBytes: 10e9 }] }),
+    cudaDriverVersion: async () => 13000,
+    residentBytes: async () => null,
+  };
+}
+
+/** A clock that runs with the real one, plus what the fake CRIU "spends" (so its step's duration is known). */
+function fakeClock(): SnapshotEngines['clock'] & { spend(s: number): void } {
+  let extra = 0;
+  return { now: () => nowSeconds() + extra, date: () => new Date('2025-06-01T00:00:00Z'), spend: (s) => (extra += s) };
+}
+
+/** CRIU's dump as far as the orchestration sees it: image files written, the tree killed (CRIU kills it after a dump). */
+function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngines['criu']['dump'] {
+  return async (_criu, pid, dir) => {
+    if (fail) throw new ColdstartError('ENV', 'criu dump failed: Error (criu/cr-dump.c:1): Dumping FAILED.', { details: { log: null } });
+    writeFileSync(join(dir, 'inventory.img'), 'inventory');
+    writeFileSync(join(dir, 'pages-1.img'), 'p'.repeat(4096));
+    clock.spend(2);
+    for (const p of processTree(pid).reverse()) process.kill(p, 'SIGKILL');
+  };
+}
+
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null }): SnapshotEngines & { starts: number } {
+  const e = withSnapshotEngines({
+    criu: {
+      require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
+      dump: fakeDump(o.clock, o.dumpFails),
+      ...(o.restore ? { restore: o.restore } : {}),
+    },
+    native: o.native,
+    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}) },
+    clock: o.clock,
+  }) as SnapshotEngines & { starts: number };
+  e.starts = 0;
+  const start = e.server.start;
+  e.server = { ...e.server, start: (opts) => (e.starts++, start(opts)) };
+  return e;
+}
+
+const run = (e: SnapshotEngines, command: string, args: string[]) => runCommandWith(registerSnapshot, e, command, args);
+const json = (r: { stdout: string }) => JSON.parse(r.stdout);
+
+describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
+  it('refuses without root before starting anything (exit 3, PERMISSION)', async () => {
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), root: false });
+    const port = await freePort();
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'never'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('counter.mjs'), String(port)]);
+    expect(r.code).toBe(3);
+    expect(json(r).error.code).toBe('PERMISSION');
+    expect(e.starts).toBe(0);
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
+  });
+
+  it('refuses a bad --budget before starting anything (exit 2)', async () => {
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'never'), '--ready-url', 'http://127.0.0.1:9/health', '--budget', 'total=soon', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(json(r).error.code).toBe('BAD_BUDGET');
+    expect(e.starts).toBe(0);
+  });
+
+  const image = join(tmp, 'img');
+  let gpuPid = 0;
+
+  it('locks then checkpoints every CUDA process, dumps, writes the manifest and reports each step; the budget verdict comes from the evaluator', async () => {
+    const clock = fakeClock();
+    let first: number | null = null;
+    const native = fakeNative({ gpu: (pid) => (first ??= pid) === pid });
+    const e = engines({ native, clock });
+    const port = await freePort();
+    const pidfile = join(tmp, 'ok.pids');
+    const r = await run(e, 'snapshot', [
+      '--json',
+      '-o',
+      image,
+      '--ready-url',
+      `http://127.0.0.1:${port}/health`,
+      '--warmup',
+      `http://127.0.0.1:${port}/health`,
+      '--budget',
+      'total=1ms',
+      '--',
+      process.execPath,
+      here('tree-server.mjs'),
+      String(port),
+      pidfile,
+    ]);
+    expect(r.code, r.stderr).toBe(1);
+    const doc = json(r);
+    expect(doc.schema).toBe('coldstart/snapshot@1');
+    // The one evaluator's verdict on the measured total (≥ the 2 s the stand-in dump spent).
+    expect(doc.budgets).toEqual([expect.objectContaining({ phase: 'total', status: 'exceeded' })]);
+    expect(doc.total.seconds).toBeGreaterThanOrEqual(2);
+    const [server, grandchild] = await pidsFrom(pidfile);
+    gpuPid = server;
+    expect(doc.target.pids).toEqual(expect.arrayContaining([server, grandchild]));
+    expect(doc.target.gpuPids).toEqual([server]);
+    // Every process asked for its state; then lock, then checkpoint — of the one holding a context only.
+    const acts = native.calls.filter((c) => c.action !== 'state');
+    expect(acts).toEqual([
+      { pid: server, action: 'lock' },
+      { pid: server, action: 'checkpoint' },
+    ]);
+    expect(native.calls.filter((c) => c.action === 'state').map((c) => c.pid)).toEqual(expect.arrayContaining([server, grandchild]));
+    const phases = Object.fromEntries(doc.phases.map((p: { name: string; seconds: number | null }) => [p.name, p.seconds]));
+    expect(Object.keys(phases)).toEqual(['ready', 'first-request', 'gpu-lock', 'gpu-checkpoint', 'criu-dump', 'hash']);
+    expect(phases['criu-dump']).toBeGreaterThanOrEqual(2);
+    expect(phases['criu-dump']).toBeLessThan(60);
+    const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+    expect(m).toMatchObject({ schema: 'coldstart/snapshot-image@1', rootPid: server, gpuPids: [server], createdAt: '2025-06-01T00:00:00.000Z' });
+    expect(m.fingerprint.gpu).toEqual({ driver: '580.1', cuda: 13000, devices: [{ index: 0, name: 'Fake GPU', uuid: 'GPU-1' }] });
+    expect(m.files.map((f: { name: string }) => f.name)).toEqual(['inventory.img', 'pages-1.img', 'server.log']);
+    expect(readFileSync(join(image, 'server.log'), 'utf8')).toContain('listening');
+    expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
+    expect(await gone([server, grandchild])).toEqual([]);
+  });
+
+  it('a failed dump gives the GPU back (restore, unlock), stops the whole tree — the setsid grandchild too — and writes no image', async () => {
+    const clock = fakeClock();
+    let first: number | null = null;
+    const native = fakeNative({ gpu: (pid) => (first ??= pid) === pid });
+    const e = engines({ native, clock, dumpFails: true });
+    const port = await freePort();
+    const pidfile = join(tmp, 'fail.pids');
+    const out = join(tmp, 'failed');
+    const r = await run(e, 'snapshot', ['--json', '-o', out, '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('tree-server.mjs'), String(port), pidfile]);
+    expect(r.code).toBe(3);
+    expect(json(r).error.code).toBe('ENV');
+    const [server, grandchild] = await pidsFrom(pidfile);
+    expect(await gone([server, grandchild])).toEqual([]);
+    expect(native.calls.filter((c) => c.action !== 'state')).toEqual([
+      { pid: server, action: 'lock' },
+      { pid: server, action: 'checkpoint' },
+      { pid: server, action: 'restore' },
+      { pid: server, action: 'unlock' },
+    ]);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(tmp).filter((f) => f.startsWith('.failed'))).toEqual([]);
+  });
+
+  it('a lock that fails gives back only what was locked, then stops the tree', async () => {
+    const pids: number[] = [];
+    const native = fakeNative({ gpu: (pid) => (pids.push(pid), true), failOn: (c) => c.action === 'lock' && c.pid === pids[1] });
+    const e = engines({ native, clock: fakeClock() });
+    const port = await freePort();
+    const pidfile = join(tmp, 'lock.pids');
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'lockfail'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('tree-server.mjs'), String(port), pidfile]);
+    expect(r.code).toBe(3);
+    expect(json(r).error.details.nativeCode).toBe('CUDA_ERROR_ILLEGAL_STATE');
+    const [server, grandchild] = await pidsFrom(pidfile);
+    expect(native.calls.filter((c) => c.action !== 'state')).toEqual([
+      { pid: server, action: 'lock' },
+      { pid: grandchild, action: 'lock' },
+      { pid: server, action: 'restore' },
+      { pid: server, action: 'unlock' },
+    ]);
+    expect(await gone([server, grandchild])).toEqual([]);
+  });
+
+  it('too little disk for the image: DISK_FULL (exit 3) before anything is locked or dumped, the server stopped', async () => {
+    const native = fakeNative({ gpu: () => true });
+    const e = engines({ native, clock: fakeClock(), diskFree: 1024 });
+    const port = await freePort();
+    const pidfile = join(tmp, 'disk.pids');
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'disk'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('tree-server.mjs'), String(port), pidfile]);
+    expect(r.code).toBe(3);
+    expect(json(r).error).toMatchObject({ code: 'DISK_FULL', details: { freeBytes: 1024 } });
+    expect(native.calls.filter((c) => c.action !== 'state')).toEqual([]);
+    expect(await gone(await pidsFrom(pidfile))).toEqual([]);
+  });
+
+  it('--ready-log: ready when a line the server writes to IMAGE.log matches (the log file is read back as lines)', async () => {
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
+    const port = await freePort();
+    const pidfile = join(tmp, 'log.pids');
+    const out = join(tmp, 'by-log');
+    const r = await run(e, 'snapshot', ['--json', '-o', out, '--ready-log', '^listening$', '--', process.execPath, here('tree-server.mjs'), String(port), pidfile]);
+    expect(r.code, r.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(m.readyUrl).toBeNull();
+    expect(m.cold.readySeconds).toBeGreaterThan(0);
+    expect(readFileSync(`${out}.log`, 'utf8')).toMatch(/^listening$/m);
+    expect(await gone(await pidsFrom(pidfile))).toEqual([]);
+  });
+
+  it('a server that exits before it is ready: ENV (exit 3) naming the exit, no image', async () => {
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'died'), '--ready-url', 'http://127.0.0.1:9/health', '--', process.execPath, '-e', 'process.exit(7)']);
+    expect(r.code).toBe(3);
+    expect(json(r).error).toMatchObject({ code: 'ENV', details: { exit: 'exited with 7' } });
+    expect(existsSync(join(tmp, 'died'))).toBe(false);
+  });
+
+  describe('restore of that image', () => {
+    /** CRIU's restore as the orchestration sees it: a tree comes back (here: started anew, detached) and its pid is returned. */
+    const works: string[] = [];
+    function fakeRestore(port: number, pidfile: string): SnapshotEngines['criu']['restore'] {
+      return async (_criu, _dir, work) => {
+        works.push(work);
+        const c = spawn(process.execPath, [here('tree-server.mjs'), String(port), pidfile], { detached: true, stdio: 'ignore' });
+        c.unref();
+        const [server, grandchild] = await pidsFrom(pidfile);
+        started.push(server, grandchild);
+        return server;
+      };
+    }
+
+    it('restores GPU state (restore, then unlock, per GPU process), waits for ready and reports restored vs cold', async () => {
+      const native = fakeNative({ gpu: () => false });
+      const port = await freePort();
+      const pidfile = join(tmp, 'restored.pids');
+      const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--budget', 'total=1h']);
+      expect(r.code, r.stderr).toBe(0);
+      const doc = json(r);
+      expect(doc.schema).toBe('coldstart/restore@1');
+      expect(doc.budgets).toEqual([expect.objectContaining({ phase: 'total', status: 'ok' })]);
+      expect(native.calls.filter((c) => c.action !== 'state')).toEqual([
+        { pid: gpuPid, action: 'restore' },
+        { pid: gpuPid, action: 'unlock' },
+      ]);
+      const phases = Object.fromEntries(doc.phases.map((p: { name: string }) => [p.name, p]));
+      expect(phases['gpu-restore'].seconds).toBeGreaterThanOrEqual(0);
+      expect(phases['ready'].status).toBe('ok');
+      expect(phases['first-request']).toMatchObject({ status: 'skipped', reason: 'not measured: --no-first-request' });
+      const [server, grandchild] = await pidsFrom(pidfile);
+      expect(doc.details.pid).toBe(server);
+      // Left running: that is what a restore is for.
+      expect([alive(server), alive(grandchild)]).toEqual([true, true]);
+      process.kill(grandchild, 'SIGKILL');
+      process.kill(server, 'SIGKILL');
+    });
+
+    it('a restore that never gets ready stops the whole restored tree (a setsid grandchild too) and removes its work dir', async () => {
+      const port = await freePort();
+      const pidfile = join(tmp, 'never.pids');
+      const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${await freePort()}/health`, '--timeout', '1']);
+      expect(r.code).toBe(3);
+      expect(json(r).error.code).toBe('TIMEOUT');
+      const [server, grandchild] = await pidsFrom(pidfile);
+      expect(await gone([server, grandchild])).toEqual([]);
+      expect(existsSync(works.at(-1)!)).toBe(false);
+    });
+
+    it('a GPU restore that fails stops the restored tree too', async () => {
+      const port = await freePort();
+      const pidfile = join(tmp, 'gpufail.pids');
+      const native = fakeNative({ gpu: () => false, failOn: (c) => c.action === 'restore' });
+      const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`]);
+      expect(r.code).toBe(3);
+      expect(json(r).error.details.nativeCode).toBe('CUDA_ERROR_ILLEGAL_STATE');
+      expect(await gone(await pidsFrom(pidfile))).toEqual([]);
+    });
+
+    it('a CRIU restore that fails keeps the work dir its error names (restore.log), and only then', async () => {
+      const e = engines({
+        native: fakeNative({ gpu: () => false }),
+        clock: fakeClock(),
+        pidAlive: () => false,
+        restore: async (_c, _dir, work) => {
+          writeFileSync(join(work, 'restore.log'), 'Error (criu/cr-restore.c:1): Restoring FAILED.\n');
+          throw new ColdstartError('ENV', 'criu restore failed: Restoring FAILED.', { details: { log: join(work, 'restore.log') } });
+        },
+      });
+      const r = await run(e, 'restore', [image, '--json']);
+      expect(r.code).toBe(3);
+      const log = json(r).error.details.log as string;
+      expect(readFileSync(log, 'utf8')).toContain('Restoring FAILED');
+      rmSync(dirname(log), { recursive: true });
+    });
+
+    it('refuses, touching nothing, when a recorded pid is in use (exit 3, the pids in details) or without root', async () => {
+      const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: (p) => p === gpuPid, restore: async () => Promise.reject(new Error('must not run')) });
+      const r = await run(e, 'restore', [image, '--json']);
+      expect(r.code).toBe(3);
+      expect(json(r).error).toMatchObject({ code: 'ENV', details: { pids: [gpuPid] } });
+      const noRoot = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), root: false, restore: async () => Promise.reject(new Error('must not run')) });
+      const r2 = await run(noRoot, 'restore', [image, '--json']);
+      expect(r2.code).toBe(3);
+      expect(json(r2).error.code).toBe('PERMISSION');
+    });
+  });
+});
+
+describe('park / unpark with a stand-in driver', () => {
+  it('park locks then checkpoints and reports both steps; unpark restores then unlocks', async () => {
+    const native = fakeNative({ gpu: () => true });
+    const e = engines({ native, clock: fakeClock() });
+    const r = await run(e, 'park', [String(process.pid), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(json(r).phases.map((p: { name: string; seconds: number }) => [p.name, p.seconds])).toEqual([
+      ['gpu-lock', 0.25],
+      ['gpu-checkpoint', 0.25],
+    ]);
+    expect(native.calls.map((c) => c.action)).toEqual(['state', 'lock', 'checkpoint']);
+    const un = fakeNative({ gpu: () => true, state: 'checkpointed' });
+    const r2 = await run(engines({ native: un, clock: fakeClock() }), 'unpark', [String(process.pid), '--json']);
+    expect(r2.code, r2.stderr).toBe(0);
+    expect(un.calls.map((c) => c.action)).toEqual(['state', 'restore', 'unlock']);
+  });
+
+  it('a checkpoint that fails unlocks again and says so (exit 3, the native code kept)', async () => {
+    const native = fakeNative({ gpu: () => true, failOn: (c) => c.action === 'checkpoint' });
+    const r = await run(engines({ native, clock: fakeClock() }), 'park', [String(process.pid), '--json']);
+    expect(r.code).toBe(3);
+    expect(json(r).error).toMatchObject({ code: 'ENV', details: { nativeCode: 'CUDA_ERROR_ILLEGAL_STATE' } });
+    expect(native.calls.map((c) => c.action)).toEqual(['state', 'lock', 'checkpoint', 'unlock']);
+  });
+
+  it('park of a process already parked is refused (exit 2) before any change', async () => {
+    const native = fakeNative({ gpu: () => true, state: 'checkpointed' });
+    const r = await run(engines({ native, clock: fakeClock() }), 'park', [String(process.pid), '--json']);
+    expect(r.code).toBe(2);
+    expect(json(r).error).toMatchObject({ code: 'BAD_INPUT', details: { state: 'checkpointed' } });
+    expect(native.calls.map((c) => c.action)).toEqual(['state']);
+  });
+});
+
