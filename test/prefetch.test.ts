@@ -68,7 +68,8 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       expect(r.residency.before).toBeLessThan(0.05);
       expect(r.residency.after).toBeGreaterThan(0.98);
       expect(await resident(files)).toBeGreaterThan(0.98); // measured independently of the result
-      expect(r.files.map((f) => f.residentAfter)).toEqual(r.files.map((f) => f.bytes));
+      // Per file, measured after the read: all of it, less the few pages a loaded machine may reclaim meanwhile.
+      for (const f of r.files) expect(f.residentAfter! / f.bytes).toBeGreaterThan(0.98);
       expect(r.seconds).toBeGreaterThan(0);
       expect(r.coldBytesPerSecond).toBeGreaterThan(0);
     });

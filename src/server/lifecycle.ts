@@ -290,6 +290,9 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
   shim.stdin?.destroy();
   const ok = await Promise.race([stopped.then(() => true), shimExited.then(() => state.stopped !== null), deadline((graceSeconds + 5) * 1000).then(() => false)]);
   if (ok && state.stopped) {
+    // The report comes just before the shim exits; it (and its subreaper) may still hold the server's log open, so
+    // "stopped" waits for it too: a caller that unmounts or removes the log's folder next must not find it busy.
+    await Promise.race([shimExited, deadline(2000)]);
     const s = state.stopped;
     return { signal: s.signal, seconds: s.seconds, processes: s.pids.length, sigkilled: s.sigkilled, survivors: s.survivors, by: 'shim', subreaper: state.subreaper };
   }
