@@ -13,7 +13,8 @@ import type { CudaProbeResult } from '../native.js';
 import { recordInsideContainer, recordContainerStart, sinceInterval, recordSince } from '../platform/container.js';
 import { hfEndpoint } from '../hub/env.js';
 import { predictDownloadSeconds, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from './estimate.js';
-import { hostRead, skipWithHostRead, type GpuLoadResult, type WarmupOptions, type RepoFileSize } from './engines.js';
+import { hostRead, type HostReadResult } from '../load/host-read.js';
+import type { GpuLoadResult, WarmupOptions, RepoFileSize } from './engines.js';
 import { localWeights, describeFiles, PROFILE_FORMATS, type Target } from './target.js';
 import { selectWeightNames, weightGlobs } from '../formats/weights.js';
 import type { ModelPlan, ProfileDeps } from './plan.js';
@@ -215,4 +216,13 @@ export async function warmupPhase(plan: ModelPlan, deps: ProfileDeps, t: Target)
     eng.recordWarmupPhase(h, r);
   });
   return { phase, facts: { outside } };
+}
+
+/** Records the host read and skips the phase: no GPU bytes were moved, so no gpu-load time is claimed. */
+export function skipWithHostRead(h: PhaseHandle, r: HostReadResult, why: string): never {
+  h.addStep('host read (page cache as found)', r.seconds, `${r.files.length} file(s)`);
+  h.metric('hostReadBytes', r.bytes);
+  h.metric('hostReadSeconds', r.seconds);
+  h.metric('hostReadBytesPerSecond', r.bytesPerSecond);
+  h.skip(`${why}; host read measured: ${formatRate(r.bytesPerSecond)}`);
 }

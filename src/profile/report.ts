@@ -11,9 +11,32 @@ import type { Style } from '../core/output.js';
 import { describeLoadModel, type Rates } from './estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts } from './findings.js';
 import { modelFacts, whatIfLines, yoursFloorLines } from './render.js';
-import type { PhaseRow } from './phases.js';
+import type { CudaProbeResult } from '../native.js';
+import type { GpuLoadResult } from './engines.js';
+import type { StackTimes } from './framework.js';
+import type { RateFacts } from './prepare.js';
+import type { Downloaded, Outside, PhaseRow } from './phases.js';
 import type { ModelPlan } from './plan.js';
-import type { ExtraFacts, RunFacts } from './run.js';
+import type { Target } from './target.js';
+
+/** What the runs measured, folded run by run: the last value of each, outside time and assumptions added up. */
+export interface RunFacts {
+  /** The weights as the last run loaded them (a Hub model: its files after the download). */
+  target: Target;
+  cuda: CudaProbeResult | null;
+  downloaded: Downloaded | null;
+  /** The native loader's load of the weights in either mode (host mode without a GPU). */
+  floorLoad: GpuLoadResult | null;
+  stack: StackTimes | null;
+  outside: Outside;
+  assumptions: string[];
+}
+
+/** Rates measured outside the runs, and the loader's load again with a warm page cache. */
+export interface ExtraFacts {
+  rates: RateFacts | null;
+  gpuLoadWarm: GpuLoadResult | null;
+}
 
 /** How human lines are drawn: the output's style, and whether only results are wanted (--quiet). */
 export interface View {

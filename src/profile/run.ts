@@ -14,39 +14,18 @@ import { newReport, runTotal } from '../core/report.js';
 import { Stopwatch } from '../core/clock.js';
 import { repeatRuns } from '../core/repeat.js';
 import { formatDuration } from '../core/format.js';
-import type { CudaProbeResult } from '../native.js';
 import type { Rates } from './estimate.js';
 import type { GpuLoadResult } from './engines.js';
-import type { StackTimes } from './framework.js';
-import { containerPhase, cudaInitPhase, downloadPhase, gpuLoadPhase, warmupPhase, type Downloaded, type Outside, type PhaseRow, type Step } from './phases.js';
+import { containerPhase, cudaInitPhase, downloadPhase, gpuLoadPhase, warmupPhase, type Outside, type PhaseRow, type Step } from './phases.js';
 import { stackPhases } from './stack.js';
 import { measureProbe, probeInputsOf, writeSynthetic, type RateFacts } from './prepare.js';
 import { wrapMode } from './wrapmode.js';
-import { modelReport, type ProfileOutcome } from './report.js';
+import { modelReport, type ProfileOutcome, type RunFacts } from './report.js';
 import { needsRates, planProfile, selected, type ModelPlan, type ProfileDeps } from './plan.js';
 import type { ProfileOptions } from './options.js';
 import type { Target } from './target.js';
 
 export type { ProfileOutcome } from './report.js';
-
-/** What the runs measured, folded run by run: the last value of each, outside time and assumptions added up. */
-export interface RunFacts {
-  /** The weights as the last run loaded them (a Hub model: its files after the download). */
-  target: Target;
-  cuda: CudaProbeResult | null;
-  downloaded: Downloaded | null;
-  /** The native loader's load of the weights in either mode (host mode without a GPU). */
-  floorLoad: GpuLoadResult | null;
-  stack: StackTimes | null;
-  outside: Outside;
-  assumptions: string[];
-}
-
-/** Rates measured outside the runs, and the loader's load again with a warm page cache. */
-export interface ExtraFacts {
-  rates: RateFacts | null;
-  gpuLoadWarm: GpuLoadResult | null;
-}
 
 type Timed<F> = { phase: PhaseRow; facts?: F; elapsed: number };
 

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { measureInsideContainer, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
 import { procStartTicks } from '../../src/platform/procfs.js';
-import { hostRead } from '../../src/profile/engines.js';
+import { hostRead } from '../../src/load/host-read.js';
 import { splitWrap } from '../../src/commands/profile.js';
 import { wrapWeights } from '../../src/profile/wrapmode.js';
 import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/profile/estimate.js';
