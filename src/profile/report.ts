@@ -53,7 +53,7 @@ export interface ProfileOutcome {
 }
 
 /** The exit code of the first phase that broke, by its error's code (an environment failure when unknown). */
-export function brokenExitCode(phases: readonly { status: string; error?: { code: string } }[]): ExitCodeValue | undefined {
+function brokenExitCode(phases: readonly { status: string; error?: { code: string } }[]): ExitCodeValue | undefined {
   const failed = phases.find((p) => p.status === 'failed');
   return failed?.error ? (ERROR_CODES[failed.error.code as ErrorCode] ?? ExitCode.ENV) : undefined;
 }
