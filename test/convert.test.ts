@@ -358,13 +358,14 @@ describe('coldstart convert', () => {
     expect(r.stdout).toContain('cls.predictions.decoder.weight → bert.embeddings.word_embeddings.weight');
   });
 
-  it('shows a progress bar on a TTY only', async () => {
+  it('shows a progress line on a TTY only (Output.progress: drawn, then cleared), none in a log for a quick run', async () => {
     const d = fresh('tty');
     const r = await runCli(['convert', good('views.pt'), '-o', join(d, 'a.safetensors')], { tty: true });
     expect(r.code).toBe(0);
-    expect(r.stderr).toContain('converting [');
+    expect(r.stderr).toContain('\r\u001b[2Kconverting: ');
+    expect(r.stderr).toMatch(/\(100%\)[^\r]*\r\u001b\[2K/); // the line is cleared when the conversion ends
     const n = await runCli(['convert', good('views.pt'), '-o', join(d, 'b.safetensors')]);
-    expect(n.stderr).not.toContain('converting [');
+    expect(n.stderr).not.toContain('converting');
   });
 
   it('rejects bad flags with exit 2', async () => {

@@ -52,4 +52,23 @@ describe('Output.progress', () => {
     p.end();
     expect(io.stderr).toBe('');
   });
+
+  it('plainEverySeconds: off a TTY the same text as a plain line that often, none for a quick step, none at its end, none with --quiet', async () => {
+    const { out, io } = output({ tty: false });
+    const p = out.progress('converting', 'planning…', { plainEverySeconds: 0.5 });
+    p.update(1, 4); // at once: nothing yet
+    expect(io.stderr).toBe('');
+    await new Promise((r) => setTimeout(r, 600));
+    p.update(2, 4);
+    p.update(3, 4); // within the interval: nothing more
+    p.update(4, 4); // the end: no line
+    p.end();
+    expect(io.stderr).toMatch(/^converting: 2 B \/ 4 B \(50%\) · .+ · ETA .+\n$/);
+    expect(io.stderr).not.toContain(CLEAR);
+    const q = output({ tty: false, global: { quiet: true } });
+    const pq = q.out.progress('converting', 'planning…', { plainEverySeconds: 0.5 });
+    await new Promise((r) => setTimeout(r, 600));
+    pq.update(2, 4);
+    expect(q.io.stderr).toBe('');
+  });
 });

@@ -25,10 +25,13 @@ export function makeContext(proc: ProcessLike, global: GlobalOptions, signal: Ab
   return { proc, out: new Output(proc, global), global, cwd: proc.cwd(), env: proc.env, signal };
 }
 
+/** Commander's value parser for a repeatable flag (`--stage a --stage b`): every value, in order. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
 /** The budget flags: `--budget` (repeatable) and `--allow-unmeasured`. */
 export function addBudgetOptions(cmd: Command): Command {
   return cmd
-    .option('--budget <spec>', 'fail (exit 1) when a phase exceeds its limit, e.g. total=20s,gpu-load=8s (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--budget <spec>', 'fail (exit 1) when a phase exceeds its limit, e.g. total=20s,gpu-load=8s (repeatable)', collect)
     .option('--allow-unmeasured', 'a budget on a phase that was not measured passes with a warning (default: it fails, exit 1)');
 }
 

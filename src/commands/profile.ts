@@ -1,16 +1,103 @@
 import type { Command } from 'commander';
-import { addReportOptions, addTelemetryOptions, type Runner } from '../cli/context.js';
-import { ColdstartError } from '../core/errors.js';
-import { profileCommand, splitWrap, type ProfileFlags } from '../profile/run.js';
+import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { withFlagNames } from '../cli/flag-names.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
+import { choiceFlag, durationFlag, intFlag, intListFlag, positiveFlag } from '../core/flags.js';
+import { parseCount } from '../core/repeat.js';
+import { emitReport } from '../core/emit.js';
+import { PHASES, isPhaseName, type PhaseName } from '../core/phases.js';
+import { parseDtypeName } from '../formats/dtypes.js';
+import { parseSince } from '../platform/container.js';
+import { parseStageFlag } from '../server/wrap.js';
 import { defaultEngines, type Engines } from '../profile/engines.js';
+import { FRAMEWORKS } from '../profile/framework.js';
+import { runProfile } from '../profile/run.js';
+import type { ProfileEvents, ProfileOptions, WrapServer } from '../profile/options.js';
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
+interface ProfileFlags extends ReportFlags {
+  runs: string; warmup: string; only?: string; synthetic?: boolean; format: string; dtype?: string; estimate?: boolean;
+  image?: string; containerRuntime?: string; containerArg?: string[]; since?: string; devices?: string; verify?: boolean;
+  cache: string; download: boolean; floor: boolean; revision?: string; framework?: string; url?: string;
+  readyUrl?: string; readyLog?: string; readyTimeout: string; completionUrl?: string; completion: boolean; stopTimeout: string; stage?: string[];
+  gpuPrice?: string; warmInstances: string; probeBytes?: string;
+}
 
-/**
- * Engine options profile's flags set (the loader's devices and page-cache mode): a refusal names the flag. A usage
- * error inside a phase is rethrown by profile (run.ts), so it reaches this wrapper.
- */
+/** Splits `coldstart profile [model] -- cmd …`: what commander saw as operands, cut at the literal `--`. */
+export function splitWrap(argv: readonly string[], operands: readonly string[]): { model?: string; command: string[] } {
+  const i = argv.indexOf('--');
+  if (i < 0) return { model: operands[0], command: [] };
+  const command = argv.slice(i + 1);
+  const before = operands.slice(0, Math.max(0, operands.length - command.length));
+  return { model: before[0], command };
+}
+
+/** The server of `profile -- CMD`, its flags checked before anything starts. */
+function wrapServer(f: ProfileFlags, command: string[]): WrapServer {
+  let readyLog: RegExp | undefined;
+  try {
+    readyLog = f.readyLog ? new RegExp(f.readyLog) : undefined;
+  } catch (e) {
+    throw invalidArg('--ready-log', 'a regular expression', f.readyLog, (e as Error).message);
+  }
+  const readyTimeoutSeconds = durationFlag('--ready-timeout', f.readyTimeout, { bareSeconds: true });
+  const stopTimeoutSeconds = durationFlag('--stop-timeout', f.stopTimeout, { bareSeconds: true });
+  return { command, readyUrl: f.readyUrl, readyLog, completionUrl: f.completion === false ? false : f.completionUrl, readyTimeoutSeconds, stopTimeoutSeconds, stageRules: (f.stage ?? []).map(parseStageFlag) };
+}
+
+/** Every flag of `coldstart profile`, parsed once into typed options (a bad one exits 2 before anything runs). */
+export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
+  const f = cmd.opts() as ProfileFlags;
+  const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
+  const wrapping = ctx.proc.argv.includes('--');
+  if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
+  if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
+  if (!wrapping && (f.readyUrl || f.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
+  const only = f.only ? new Set(f.only.split(',').map((x) => x.trim()).filter(Boolean)) : null;
+  for (const p of only ?? []) if (!isPhaseName(p)) throw invalidArg('--only', `phases from ${PHASES.join(', ')}`, p);
+  const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
+  if (f.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'bf16, fp16 or fp32', f.dtype);
+  const options: ProfileOptions = {
+    model,
+    runs: parseCount('--runs', f.runs, 1),
+    warmup: parseCount('--warmup', f.warmup, 0),
+    only: only as Set<PhaseName> | null,
+    synthetic: !!f.synthetic,
+    format: choiceFlag('--format', f.format, ['safetensors', 'bin'] as const),
+    dtype,
+    estimate: !!f.estimate,
+    // A bad --since is a usage error (exit 2), not a failed container phase.
+    container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since) } },
+    devices: f.devices ? intListFlag('--devices', f.devices, 0) : undefined,
+    verify: !!f.verify,
+    cache: choiceFlag('--cache', f.cache, ['cold', 'warm', 'as-is'] as const),
+    download: f.download !== false,
+    floor: f.floor !== false,
+    revision: f.revision,
+    framework: f.framework === undefined ? undefined : choiceFlag('--framework', f.framework, FRAMEWORKS),
+    url: f.url,
+    gpuPricePerHour: f.gpuPrice === undefined ? null : positiveFlag('--gpu-price', f.gpuPrice),
+    warmInstances: intFlag('--warm-instances', f.warmInstances, 1),
+    probeBytes: f.probeBytes ? intFlag('--probe-bytes', f.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined,
+    ...(wrapping ? { wrap: wrapServer(f, command) } : {}),
+  };
+  // The floor is what floor mode and --estimate measure; skipping it only makes sense beside a stack.
+  if (!options.floor && !wrapping && (!options.framework || options.estimate)) {
+    throw new ColdstartError('USAGE', '--no-floor needs --framework or a wrapped server (profile -- CMD): without a stack the floor is the profile', { hint: 'Drop --no-floor, or add --framework transformers|torch|safetensors.' });
+  }
+  return options;
+}
+
+/** What the profile tells while it runs, shown through Output (progress on a TTY, run lines, --debug server log). */
+function events(ctx: Context): ProfileEvents {
+  return {
+    progress: (label) => ctx.out.progress(label, 'starting…', { plainEverySeconds: 5 }),
+    note: (text) => ctx.out.info(text),
+    run: (text) => ctx.out.progressLine(text),
+    ...(ctx.global.debug ? { serverLine: (t: number, text: string) => ctx.out.debug(`[server ${t.toFixed(2)}s] ${text}`) } : {}),
+  };
+}
+
+/** Engine options profile's flags set: a refusal (a usage error inside a phase is rethrown) names the flag. */
 const FLAG_NAMES = { devices: '--devices', cache: '--cache' };
 
 /** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
@@ -54,13 +141,10 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
   )).action(
     run(async (ctx, ...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
-      const flags = cmd.opts() as ProfileFlags;
-      const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
-      const wrapping = ctx.proc.argv.includes('--');
-      if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
-      if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
-      if (!wrapping && (flags.readyUrl || flags.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
-      return withFlagNames(FLAG_NAMES, () => profileCommand(ctx, model, command, flags, engines));
+      const options = profileOptions(ctx, cmd);
+      const emit = emitOptions(ctx, cmd.opts() as ProfileFlags, localInputs(ctx, options.model));
+      const out = await withFlagNames(FLAG_NAMES, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
+      return emitReport(ctx.out, out.report, ctx.cwd, { ...emit, extraHuman: out.lines({ style: ctx.out.style, quiet: ctx.out.opts.quiet }), exitCode: out.exitCode });
     }),
   );
 }

@@ -1,19 +1,14 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { durationFlag, intFlag } from '../core/flags.js';
-import { addReportOptions, addTelemetryOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { choiceFlag, durationFlag, intFlag } from '../core/flags.js';
+import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
-import { runPhase, publicPhase } from '../core/phases.js';
-import { newReport, summarizeRuns } from '../core/report.js';
 import { emitReport } from '../core/emit.js';
-import { formatDuration } from '../core/format.js';
-import { statsLine } from '../core/reporters/human.js';
 import { nowSeconds } from '../core/clock.js';
 import { parseShapeFlags } from '../warmup/dummy.js';
-import { HTTP_APIS, type HttpApi } from '../server/api.js';
-import type { WarmupResult } from '../warmup/warmup.js';
-import { COMPILE_MODES, type CompileMode } from '../warmup/compile/torch.js';
-import { compileWarmupResult, compileLines } from '../warmup/compile/report.js';
+import { HTTP_APIS } from '../server/api.js';
+import type { WarmupOptions } from '../warmup/warmup.js';
+import { COMPILE_MODES } from '../warmup/compile/torch.js';
 
 interface WarmupFlags extends ReportFlags {
   url?: string;
@@ -35,8 +30,6 @@ interface WarmupFlags extends ReportFlags {
   persist?: string;
 }
 
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
 function parseHeaders(specs: readonly string[] = []): Record<string, string> {
   const out: Record<string, string> = {};
   for (const h of specs) {
@@ -47,53 +40,35 @@ function parseHeaders(specs: readonly string[] = []): Record<string, string> {
   return out;
 }
 
-function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
-  if ((allowed as readonly string[]).includes(v)) return v as T;
-  throw invalidArg(flag, allowed.join(', '), v);
-}
-
-function opsetText(opsets: Record<string, number>): string {
-  const main = opsets[''] ?? opsets['ai.onnx'];
-  const others = Object.keys(opsets).filter((k) => k !== '' && k !== 'ai.onnx').length;
-  return `${main === undefined ? 'no ai.onnx opset' : `opset ${main}`}${others ? ` (+${others} other domain${others > 1 ? 's' : ''})` : ''}`;
-}
-
-function ratio(a: number, b: number): string {
-  return b > 0 ? `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}×` : '—';
-}
-
-/** The human lines under the phase table: first vs steady, cold vs cached, what was fed and where things went. */
-function extraLines(r: WarmupResult, ctx: Context): string[] {
-  const s = ctx.out.style;
-  const d = r.details;
-  const lines: string[] = [];
-  if (r.steady) lines.push(`${s.bold('first vs steady')}  first ${formatDuration(r.firstSeconds)} · steady ${statsLine(r.steady)} → first is ${ratio(r.firstSeconds, r.steady.mean)} steady`);
-  else lines.push(`${s.bold('first')}  ${formatDuration(r.firstSeconds)} (no steady-state runs: --runs 0)`);
-  if (r.cached) {
-    const when = d.coldMeasured === 'recorded' ? ` (cold recorded ${String(d.coldRecordedAt)}; --compare re-measures it)` : ' (both measured in this run)';
-    lines.push(
-      `${s.bold('session create')}  cold ${formatDuration(r.cached.coldSessionSeconds)} · cached graph ${formatDuration(r.cached.cachedSessionSeconds)} → ${ratio(r.cached.coldSessionSeconds, r.cached.cachedSessionSeconds)} faster, saves ${formatDuration(r.cached.coldSessionSeconds - r.cached.cachedSessionSeconds)}${when}`,
-    );
-  }
-  if (r.backend === 'onnx') {
-    const inputs = (d.inputs as Array<{ name: string; type: string; shape: number[]; source: string }>).map((i) => `${i.name} ${i.type}[${i.shape.join('x')}] (${i.source})`);
-    lines.push(`${s.bold('inputs')}  ${inputs.join(', ')}`);
-    const ort = d.ort as { version: string };
-    lines.push(`${s.bold('runtime')}  onnxruntime-node ${ort.version}, ${String(d.provider)} execution provider; ${opsetText(d.opsets as Record<string, number>)}`);
-    const c = d.cache as { enabled: boolean; hit?: boolean; written?: string | null; file?: string };
-    if (c.enabled) lines.push(`${s.bold('cache')}  ${c.hit ? `hit: ${c.file}` : c.written ? `written: ${c.written}` : 'not written'}`);
-  }
-  if (r.backend === 'http') {
-    lines.push(`${s.bold('server')}  ${String(d.api)} API at ${String(d.url)}${d.model ? `, model ${String(d.model)}` : ''}, ${String(d.endpoint)}${d.streaming ? ' (streamed)' : ''}`);
-    const st = d.steadyTtft as { mean: number; stddev: number; min: number; max: number; n: number } | null;
-    if (typeof d.firstTtftSeconds === 'number') lines.push(`${s.bold('ttft')}  first request ${formatDuration(d.firstTtftSeconds)}${st ? ` · steady ${statsLine(st)}` : ''}`);
-  }
-  if (r.backend === 'framework' && d.compile) lines.push(...compileLines(d.compile as Parameters<typeof compileLines>[0], s));
-  else if (r.backend === 'framework') {
-    lines.push(`${s.bold('python')}  ${String(d.python)}: torch ${String(d.torch)}${d.transformers ? `, transformers ${String(d.transformers)}` : ''}; ${String(d.class)} on ${String(d.device)}`);
-  }
-  for (const n of (d.notes as string[] | undefined) ?? []) lines.push(s.dim(`note: ${n}`));
-  return lines;
+/** Every flag of `coldstart warmup`, parsed once into the warmup's typed options (a bad one exits 2 before anything runs). */
+function warmupOptions(ctx: Context, model: string | undefined, f: WarmupFlags): WarmupOptions {
+  if (f.wait && !f.url) throw new ColdstartError('USAGE', '--wait is for --url (waiting for a server to come up)');
+  if (!model && !f.url) throw new ColdstartError('USAGE', 'nothing to warm up: pass an ONNX model, a model with --framework, or --url http://host:port', { hint: 'Examples: coldstart warmup model.onnx · coldstart warmup --url http://127.0.0.1:8000 --wait' });
+  if (!f.compile && (f.persist !== undefined || f.mode !== 'default')) throw new ColdstartError('USAGE', `${f.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
+  if (f.compile && !f.framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');
+  if (f.compile && f.url) throw new ColdstartError('USAGE', '--compile and --url cannot be combined: a server compiles with its own settings (see `coldstart cache artifacts ls`)');
+  const mode = choiceFlag('--mode', f.mode, COMPILE_MODES);
+  return {
+    // Paths are relative to the command's working directory (the server-side model name is not a path).
+    model: model && !f.url ? resolve(ctx.cwd, model) : model,
+    url: f.url,
+    framework: f.framework === undefined ? undefined : choiceFlag('--framework', f.framework, ['torch', 'transformers'] as const),
+    runs: intFlag('--runs', f.runs, 0, 100_000),
+    shapes: parseShapeFlags(f.shape ?? []),
+    cacheDir: f.cacheDir ? resolve(ctx.cwd, f.cacheDir) : undefined,
+    cache: f.cache,
+    compare: f.compare,
+    provider: choiceFlag('--provider', f.provider, ['auto', 'cpu', 'cuda'] as const),
+    wait: f.wait,
+    timeoutSeconds: f.timeout === undefined ? undefined : durationFlag('--timeout', f.timeout, { bareSeconds: true }),
+    api: f.api === undefined ? undefined : choiceFlag('--api', f.api, HTTP_APIS),
+    headers: parseHeaders(f.header),
+    maxTokens: intFlag('--max-tokens', f.maxTokens ?? '8', 1, 4096),
+    device: choiceFlag('--device', f.device, ['auto', 'cpu', 'cuda'] as const),
+    ...(f.compile ? { compile: { mode, persistDir: f.persist !== undefined ? resolve(ctx.cwd, f.persist) : undefined } } : {}),
+    env: ctx.env,
+    signal: ctx.signal,
+  };
 }
 
 export function registerWarmup(program: Command, run: Runner): void {
@@ -121,85 +96,22 @@ export function registerWarmup(program: Command, run: Runner): void {
       .option('--persist <dir>', '--compile: keep Inductor/Triton caches and torch cache artefacts in DIR, fingerprinted; time cold vs from the cache, each in a fresh process'),
   )).action(
     run(async (ctx: Context, model: string | undefined, flags: WarmupFlags) => {
-      const runs = intFlag('--runs', flags.runs, 0, 100_000);
-      const maxTokens = intFlag('--max-tokens', flags.maxTokens ?? '8', 1, 4096);
-      const framework = flags.framework === undefined ? undefined : oneOf('--framework', flags.framework, ['torch', 'transformers'] as const);
-      const provider = oneOf('--provider', flags.provider, ['auto', 'cpu', 'cuda'] as const);
-      const device = oneOf('--device', flags.device, ['auto', 'cpu', 'cuda'] as const);
-      const api = flags.api === undefined ? undefined : oneOf<HttpApi>('--api', flags.api, HTTP_APIS);
-      if (flags.wait && !flags.url) throw new ColdstartError('USAGE', '--wait is for --url (waiting for a server to come up)');
-      if (!model && !flags.url) throw new ColdstartError('USAGE', 'nothing to warm up: pass an ONNX model, a model with --framework, or --url http://host:port', { hint: 'Examples: coldstart warmup model.onnx · coldstart warmup --url http://127.0.0.1:8000 --wait' });
+      const opts = warmupOptions(ctx, model, flags);
       const eo = emitOptions(ctx, flags, localInputs(ctx, model));
-      const shapes = parseShapeFlags(flags.shape ?? []);
-      const timeoutSeconds = flags.timeout === undefined ? undefined : durationFlag('--timeout', flags.timeout, { bareSeconds: true });
-      const mode = oneOf<CompileMode>('--mode', flags.mode, COMPILE_MODES);
-      if (!flags.compile && (flags.persist !== undefined || flags.mode !== 'default')) throw new ColdstartError('USAGE', `${flags.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
-      if (flags.compile && !framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');
-      if (flags.compile && flags.url) throw new ColdstartError('USAGE', '--compile and --url cannot be combined: a server compiles with its own settings (see `coldstart cache artifacts ls`)');
-
+      // A spinner on a TTY; a start-up gate (--wait) in a log says how it is going every 5 s.
       const spin = await ctx.out.spinner('warming up…');
       let lastLine = 0;
       const progress = (text: string) => {
         if (ctx.out.interactive) return spin.update(text);
-        if (flags.wait && nowSeconds() - lastLine >= 5) {
+        if (opts.wait && nowSeconds() - lastLine >= 5) {
           lastLine = nowSeconds();
           ctx.out.progressLine(text);
         }
       };
-      const { runWarmup, recordWarmupPhase } = await import('../warmup/warmup.js');
-      let result: WarmupResult;
-      try {
-        if (flags.compile) {
-          const { warmupCompile } = await import('../warmup/compile/torch.js');
-          const cw = await warmupCompile({
-            model: resolve(ctx.cwd, model!),
-            mode,
-            device,
-            shapes,
-            runs,
-            persistDir: flags.persist !== undefined ? resolve(ctx.cwd, flags.persist) : undefined,
-            compare: flags.compare,
-            timeoutSeconds: timeoutSeconds ?? 600,
-            env: ctx.env,
-            signal: ctx.signal,
-            progress,
-          });
-          result = compileWarmupResult(resolve(ctx.cwd, model!), cw);
-        } else {
-          result = await runWarmup({
-          // Paths are relative to the command's working directory (the server-side model name is not a path).
-          model: model && !flags.url ? resolve(ctx.cwd, model) : model,
-          url: flags.url,
-          framework,
-          runs,
-          shapes,
-          cacheDir: flags.cacheDir ? resolve(ctx.cwd, flags.cacheDir) : undefined,
-          cache: flags.cache,
-          compare: flags.compare,
-          provider,
-          wait: flags.wait,
-          timeoutSeconds,
-          api,
-          headers: parseHeaders(flags.header),
-          maxTokens,
-          device,
-          env: ctx.env,
-          signal: ctx.signal,
-          progress,
-        });
-        }
-      } finally {
-        spin.stop();
-      }
-      const phase = await runPhase('warmup', (h) => recordWarmupPhase(h, result));
-      const report = newReport('warmup', 'coldstart/warmup@1');
-      const sum = summarizeRuns([[publicPhase(phase)]]);
-      report.phases = sum.phases;
-      report.total = sum.total;
-      report.warnings.push(...sum.warnings);
-      report.target = { backend: result.backend, target: result.target };
-      report.details = { ...result };
-      return emitReport(ctx.out, report, ctx.cwd, { ...eo, extraHuman: extraLines(result, ctx) });
+      const { runWarmup } = await import('../warmup/warmup.js');
+      const { warmupReport, warmupLines } = await import('../warmup/report.js');
+      const result = await runWarmup({ ...opts, progress }).finally(() => spin.stop());
+      return emitReport(ctx.out, await warmupReport(result), ctx.cwd, { ...eo, extraHuman: warmupLines(result, ctx.out.style) });
     }),
   );
 }

@@ -53,3 +53,26 @@ export function durationFlag(flag: string, value: string, opts: { bareSeconds?: 
   if (!(seconds > 0) || !Number.isFinite(seconds)) throw new ColdstartError(code, `${flag}: "${value}" must be greater than zero`);
   return seconds;
 }
+
+/** "a, b or c": the choices of a flag as its refusal names them. */
+export function choiceList(allowed: readonly string[]): string {
+  return allowed.length < 2 ? allowed.join('') : `${allowed.slice(0, -1).join(', ')} or ${allowed[allowed.length - 1]}`;
+}
+
+/** A flag that takes one of a few words (--cache cold|warm|as-is): the word, typed; else BAD_FLAG naming the choices. */
+export function choiceFlag<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw invalidArg(flag, choiceList(allowed), value);
+}
+
+/** A flag that takes a finite number greater than zero (--gpu-price 2.5), else BAD_FLAG. */
+export function positiveFlag(flag: string, value: string): number {
+  const n = value.trim() === '' ? NaN : Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw invalidArg(flag, 'a positive number', value);
+  return n;
+}
+
+/** A comma-separated list of whole numbers within [min, max] (--devices 0,1), each checked as intFlag does. */
+export function intListFlag(flag: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number[] {
+  return value.split(',').map((v) => intFlag(flag, v.trim(), min, max));
+}

@@ -165,24 +165,34 @@ export class Output {
 
   /**
    * A redrawn line on stderr — `label: 1.2 GiB / 4.0 GiB (30%) · 410 MiB/s · ETA 7 s`, the rate over the last ~3 s,
-   * redrawn at most every 100 ms — only when interactive (a TTY; never with --json, --quiet or in CI); else nothing.
+   * redrawn at most every 100 ms — only when interactive (a TTY; never with --json, --quiet or in CI). Elsewhere
+   * nothing, or with `plainEverySeconds` the same text as a plain progress line that often (a long step in a CI log).
    */
-  progress(label: string, first = 'starting…'): Progress {
-    if (!this.interactive) return NOOP_PROGRESS;
+  progress(label: string, first = 'starting…', opts: { plainEverySeconds?: number } = {}): Progress {
+    const every = opts.plainEverySeconds;
+    if (!this.interactive && !every) return NOOP_PROGRESS;
     const samples: Array<[number, number]> = [];
-    let drawnAt = 0;
-    this.draw(`${label}: ${first}`);
+    // A TTY draws the first update at once; plain lines start counting now.
+    let drawnAt = this.interactive ? 0 : nowSeconds();
+    if (this.interactive) this.draw(`${label}: ${first}`);
     return {
       update: (done, total) => {
         const t = nowSeconds();
         samples.push([t, done]);
         while (samples.length > 2 && t - samples[0][0] > 3) samples.shift();
-        if (t - drawnAt < 0.1 && done < total) return;
-        drawnAt = t;
         const [t1, d1] = samples[0];
         const rate = t > t1 ? (done - d1) / (t - t1) : 0;
         const pct = total > 0 ? Math.floor((done / total) * 100) : 100;
-        this.draw(`${label}: ${formatBytes(done)} / ${formatBytes(total)} (${pct}%) · ${formatRate(rate)} · ETA ${rate > 0 ? formatDuration((total - done) / rate) : '—'}`);
+        const text = () => `${label}: ${formatBytes(done)} / ${formatBytes(total)} (${pct}%) · ${formatRate(rate)} · ETA ${rate > 0 ? formatDuration((total - done) / rate) : '—'}`;
+        if (!this.interactive) {
+          // Plain lines: one every `every` seconds while the step runs (none for a quick one, none at its end).
+          if (t - drawnAt < every! || done >= total) return;
+          drawnAt = t;
+          return this.progressLine(text());
+        }
+        if (t - drawnAt < 0.1 && done < total) return;
+        drawnAt = t;
+        this.draw(text());
       },
       end: () => this.draw(null),
     };

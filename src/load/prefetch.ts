@@ -9,8 +9,9 @@
  */
 import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
-import { formatPercent } from '../core/format.js';
+import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
+import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 
 export const PREFETCH_SCHEMA = 'coldstart/prefetch@1';
 export type PrefetchStrategy = 'pread' | 'readahead' | 'fadvise';
@@ -110,6 +111,46 @@ export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult
     files: paths.map((path, i) => ({ path, bytes: before[i]!.bytes, residentBefore: before[i]!.residentBytes, residentAfter: after[i]!.residentBytes })),
     notes,
   };
+}
+
+/** What `coldstart prefetch` reports: the prefetch, what was named, where its files came from and what was left out. */
+export interface PrefetchRun extends PrefetchResult {
+  target: string;
+  source: WeightFiles['source'];
+  skipped: WeightFiles['skipped'];
+}
+
+export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
+  env: Record<string, string | undefined>;
+  /** Where a relative path is resolved (default the process's). */
+  cwd?: string;
+  /** Hub revision of a repo id in the HF cache. */
+  revision?: string;
+}
+
+/**
+ * Prefetches what a user names: any file as it is; a folder, the demo or a repo in the HF cache gives its weights
+ * (the one resolver, src/load/weights.ts); what the resolver left out is a note.
+ */
+export async function prefetchModel(target: string, opts: PrefetchModelOptions): Promise<PrefetchRun> {
+  const { env, cwd, revision, ...prefetch } = opts;
+  const w = await resolveWeights(target, { env, cwd, revision, anyFile: true, signal: opts.signal });
+  const r = await runPrefetch({ ...prefetch, files: w.files });
+  const skipped = describeSkipped(w);
+  if (skipped) r.notes.push(skipped);
+  return { ...r, target, source: w.source, skipped: w.skipped };
+}
+
+/** The human lines of a prefetch: how much at what rate, residency before and after, the notes. */
+export function prefetchText(r: PrefetchResult): string {
+  const pct = (x: number | null) => (x === null ? 'unknown' : formatPercent(x));
+  const lines = [
+    `prefetched ${r.files.length} file${r.files.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)} in ${formatDuration(r.seconds)} (${formatRate(r.bytesPerSecond)}, ${r.strategy}, ${r.threads} threads)`,
+    `page cache: ${pct(r.residency.before)} resident before, ${pct(r.residency.after)} after`,
+  ];
+  if (r.coldBytesPerSecond !== null) lines.push(`disk read rate: ${formatRate(r.coldBytesPerSecond)}`);
+  for (const n of r.notes) lines.push(`note: ${n}`);
+  return lines.join('\n');
 }
 
 // ------------------------------------------------------------------------------------------------ profile's finding

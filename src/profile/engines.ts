@@ -3,11 +3,6 @@
  * the real ones; tests swap any of them): the native probe, the GPU loader, the Hub download, the warmup
  * back-ends, Python and the container timers.
  */
-import { closeSync, readSync } from 'node:fs';
-import { openInput } from '../core/files.js';
-import type { PhaseHandle } from '../core/phases.js';
-import { Stopwatch } from '../core/clock.js';
-import { formatRate } from '../core/format.js';
 import { loadNative } from '../native.js';
 import { runGpuLoad, recordGpuLoadPhase } from '../load/gpu-load.js';
 import { downloadRepo, repoFileSizes, findCachedSnapshot, recordDownloadPhase } from '../cache/download.js';
@@ -52,52 +47,4 @@ export function withEngines(over: { [K in keyof Engines]?: Partial<Engines[K]> |
     out[k] = typeof v === 'function' ? v : { ...(d as object), ...(v as object) };
   }
   return out as unknown as Engines;
-}
-
-// ---------------------------------------------------------------------------------------------- host fallback
-export interface HostReadResult {
-  bytes: number;
-  seconds: number;
-  bytesPerSecond: number;
-  files: Array<{ path: string; bytes: number; seconds: number }>;
-}
-
-/**
- * A plain host read of the weight files with large sequential reads (whatever the page cache holds), timed:
- * the floor for files the native loader does not read (.bin).
- */
-export function hostRead(files: readonly string[], chunkBytes = 16 << 20, signal?: AbortSignal): HostReadResult {
-  const buf = Buffer.allocUnsafe(chunkBytes);
-  const out: HostReadResult['files'] = [];
-  const total = new Stopwatch();
-  let bytes = 0;
-  for (const path of files) {
-    const sw = new Stopwatch();
-    // Regular files only, opened non-blocking: a FIFO or device named like a weights file is refused, never read.
-    const { fd, size } = openInput(path, 'is a directory, expected a weights file');
-    let n = 0;
-    try {
-      while (n < size) {
-        signal?.throwIfAborted();
-        const r = readSync(fd, buf, 0, Math.min(chunkBytes, size - n), n);
-        if (r === 0) break;
-        n += r;
-      }
-    } finally {
-      closeSync(fd);
-    }
-    bytes += n;
-    out.push({ path, bytes: n, seconds: sw.elapsed() });
-  }
-  const seconds = total.elapsed();
-  return { bytes, seconds, bytesPerSecond: seconds > 0 ? bytes / seconds : 0, files: out };
-}
-
-/** Records the host read and skips the phase: no GPU bytes were moved, so no gpu-load time is claimed. */
-export function skipWithHostRead(h: PhaseHandle, r: HostReadResult, why: string): never {
-  h.addStep('host read (page cache as found)', r.seconds, `${r.files.length} file(s)`);
-  h.metric('hostReadBytes', r.bytes);
-  h.metric('hostReadSeconds', r.seconds);
-  h.metric('hostReadBytesPerSecond', r.bytesPerSecond);
-  h.skip(`${why}; host read measured: ${formatRate(r.bytesPerSecond)}`);
 }

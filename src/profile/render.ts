@@ -1,11 +1,12 @@
 /** Human lines beside the phase table: yours vs floor, what-if rows; and the model facts findings use. */
-import type { Context } from '../cli/context.js';
 import type { PhaseSummary } from '../core/report.js';
+import type { Style } from '../core/output.js';
 import { formatDuration } from '../core/format.js';
 import { planSynthetic } from '../formats/synthetic.js';
 import type { ModelFacts, WhatIfRow } from './findings.js';
-import { bytesPerParam } from './target.js';
-import type { State } from './state.js';
+import type { CudaProbeResult } from '../native.js';
+import type { CacheMode } from './options.js';
+import { bytesPerParam, type Target } from './target.js';
 
 /** floor / yours at two significant figures (never a bare 0.00). */
 export function efficiencyText(e: number): string {
@@ -13,10 +14,9 @@ export function efficiencyText(e: number): string {
 }
 
 /** Two columns for every step that has a floor: yours, floor, efficiency = floor / yours. */
-export function yoursFloorLines(phases: readonly PhaseSummary[], ctx: Context): string[] {
+export function yoursFloorLines(phases: readonly PhaseSummary[], st: Style): string[] {
   const rows = phases.filter((p) => p.name !== 'unexplained' && (p.status === 'ok' || p.status === 'estimated' || p.floor));
   if (!rows.some((p) => p.floor)) return [];
-  const st = ctx.out.style;
   const w = Math.max(...rows.map((p) => p.name.length));
   const out = ['', st.bold(`${'step'.padEnd(w)}  ${'yours'.padStart(9)}  ${'floor'.padStart(9)}  efficiency  floor measured by`)];
   for (const p of rows) {
@@ -28,9 +28,8 @@ export function yoursFloorLines(phases: readonly PhaseSummary[], ctx: Context): 
   return out;
 }
 
-export function whatIfLines(rows: readonly WhatIfRow[], ctx: Context): string[] {
+export function whatIfLines(rows: readonly WhatIfRow[], s: Style): string[] {
   if (rows.length === 0) return [];
-  const s = ctx.out.style;
   const w = Math.max(...rows.map((r) => r.scenario.length));
   const out = ['', s.bold('what if')];
   for (const r of rows) {
@@ -40,8 +39,8 @@ export function whatIfLines(rows: readonly WhatIfRow[], ctx: Context): string[] 
   return out;
 }
 
-export function modelFacts(s: State, source: ModelFacts['source']): ModelFacts | null {
-  const t = s.target;
+/** What the findings need to know about the model: its size, format and dtype, where it came from, GPU or not. */
+export function modelFacts(t: Target, cuda: CudaProbeResult | null, cache: CacheMode, source: ModelFacts['source']): ModelFacts | null {
   if (!t.bytes || !t.format) return null;
   const repoBytes = t.spec ? planSynthetic(t.spec, 'safetensors').bytes : null;
   return {
@@ -53,8 +52,8 @@ export function modelFacts(s: State, source: ModelFacts['source']): ModelFacts |
     dtype: t.dtype ?? 'unknown',
     source,
     repoBytes,
-    gpu: !!s.cuda?.available,
-    cache: s.cache === 'warm' ? 'warm' : 'cold',
+    gpu: !!cuda?.available,
+    cache: cache === 'warm' ? 'warm' : 'cold',
   };
 }
 

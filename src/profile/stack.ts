@@ -8,18 +8,23 @@ import { ColdstartError } from '../core/errors.js';
 import { skippedPhase, type PhaseResult } from '../core/phases.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatBytes, formatDuration } from '../core/format.js';
-import { hostRead } from './engines.js';
+import type { CudaProbeResult } from '../native.js';
+import { hostRead } from '../load/host-read.js';
+import type { GpuLoadResult } from './engines.js';
 import { timeStack, type Framework, type StackTimes } from './framework.js';
-import type { State } from './state.js';
+import { cudaInitPhase, type Outside } from './phases.js';
+import type { CacheMode } from './options.js';
+import type { ModelPlan, ProfileDeps } from './plan.js';
+import type { Target } from './target.js';
 
 /** Puts the weights in the page-cache state asked for, outside any timed phase. */
-async function prepareCache(s: State, files: readonly string[]): Promise<string | null> {
-  if (s.cache === 'warm') {
-    hostRead(files, 16 << 20, s.ctx.signal);
+async function prepareCache(deps: ProfileDeps, cache: CacheMode, files: readonly string[]): Promise<string | null> {
+  if (cache === 'warm') {
+    hostRead(files, 16 << 20, deps.signal);
     return null;
   }
-  if (s.cache !== 'cold') return null;
-  const n = s.engines.native();
+  if (cache !== 'cold') return null;
+  const n = deps.engines.native();
   if (!n.ok) return `the page cache could not be dropped (native addon unavailable: ${n.reason}); the stack read the files as the cache held them`;
   const after = await n.addon.pageCache({ paths: [...files], action: 'evict' });
   const note = after.find((e) => e.note)?.note;
@@ -32,31 +37,37 @@ function ok(name: string, seconds: number, note: string, extra: Partial<PhaseRes
 
 export interface StackOutcome {
   rows: PhaseResult[];
-  times: StackTimes | null;
+  times: StackTimes;
   /** Seconds of the stack's cold start no phase explains. */
   unexplainedSeconds: number;
   /** The stack's measured wall clock (spawn → end of the first forward), seconds. */
   wallSeconds: number | null;
+  /** The floors measured after the stack (null with --no-floor): the native CUDA probe and the native loader. */
+  cuda: CudaProbeResult | null;
+  load: GpuLoadResult | null;
+  outside: Outside;
 }
 
-export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s: State) => Promise<unknown>): Promise<StackOutcome> {
-  const t = s.target;
+export async function stackPhases(plan: ModelPlan & { framework: Framework }, deps: ProfileDeps, t: Target): Promise<StackOutcome> {
+  const fw = plan.framework;
+  const cache = plan.options.cache;
   if (t.files.length === 0) throw new ColdstartError('NOT_FOUND', `--framework ${fw}: no weight files to load`);
   // 1. The stack first, on a GPU this process has not touched and from a page cache in the state asked for:
   //    a CUDA context held by coldstart keeps the driver initialised and made the stack's own CUDA init look
   //    half as long (H200, 2026-11-28), and a load just before it changes what the disk and cache hold.
-  const cacheNote = await prepareCache(s, t.files);
-  const times = await timeStack(s.engines, fw, t.dir ?? dirname(t.files[0]!), t.files, s.cache, s.ctx.env, s.ctx.signal);
-  // 2. The floors, after the stack has exited (never added to the total): the native CUDA probe, then the native
-  //    loader on the same files in the same page-cache state (it evicts or warms them itself). --no-floor: none.
-  const floors = s.flags.floor !== false;
-  if (floors) await measureCudaFloor(s);
+  const cacheNote = await prepareCache(deps, cache, t.files);
+  const times = await timeStack(deps.engines, fw, t.dir ?? dirname(t.files[0]!), t.files, cache, deps.env, deps.signal);
+  // 2. The floors, after the stack has exited (never added to the total): the native CUDA probe (its row is the
+  //    stack's), then the native loader on the same files in the same page-cache state (it evicts or warms them
+  //    itself). --no-floor: none.
+  const floors = plan.options.floor;
+  const cuda = floors ? (await cudaInitPhase(plan, deps)).facts.cuda : null;
+  let fl: GpuLoadResult | null = null;
+  const outside: Outside = {};
   if (floors && t.format === 'safetensors') {
     const sw = new Stopwatch();
-    const r = await s.engines.gpuLoad.runGpuLoad({ files: t.files, devices: s.devices, cache: s.cache, limits: true, signal: s.ctx.signal });
-    s.floorLoad = r;
-    if (r.mode === 'gpu') s.gpuLoad = r;
-    s.outside.floorLoad = sw.elapsed();
+    fl = await deps.engines.gpuLoad.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, signal: deps.signal });
+    outside.floorLoad = sw.elapsed();
   }
   const rows: PhaseResult[] = [];
   rows.push(
@@ -65,13 +76,12 @@ export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s:
       floor: null,
     }),
   );
-  const cudaFloor = s.cuda?.available ? s.cuda.timings.init + s.cuda.timings.enumerate + s.cuda.timings.context : null;
+  const cudaFloor = cuda?.available ? cuda.timings.init + cuda.timings.enumerate + cuda.timings.context : null;
   if (times.cudaInitSeconds === null) rows.push(skippedPhase('cuda-init', times.deviceReason ?? 'no CUDA device'));
   else rows.push(ok('cuda-init', times.cudaInitSeconds, times.cudaCall ?? 'the stack\'s CUDA init', { floor: cudaFloor !== null ? { seconds: cudaFloor, source: 'native cuInit + primary context' } : null }));
-  const fl = s.floorLoad;
-  const floorLoad = fl ? { seconds: fl.seconds, source: fl.mode === 'gpu' ? `native loader, ${s.cache} page cache` : `native loader into host memory (no GPU), ${s.cache} page cache` } : null;
+  const floorLoad = fl ? { seconds: fl.seconds, source: fl.mode === 'gpu' ? `native loader, ${cache} page cache` : `native loader into host memory (no GPU), ${cache} page cache` } : null;
   rows.push(
-    ok('gpu-load', times.loadSeconds, `${times.loadCall}: ${formatBytes(times.bytes)} on ${times.device}, ${s.cache} page cache${cacheNote ? ` (${cacheNote})` : ''}`, {
+    ok('gpu-load', times.loadSeconds, `${times.loadCall}: ${formatBytes(times.bytes)} on ${times.device}, ${cache} page cache${cacheNote ? ` (${cacheNote})` : ''}`, {
       floor: floorLoad,
       metrics: { bytes: times.bytes, device: times.device, ...(fl ? { floorEfficiency: fl.efficiency } : {}) },
     }),
@@ -85,5 +95,5 @@ export async function stackPhases(s: State, fw: Framework, measureCudaFloor: (s:
         steps: [{ name: 'first generate', seconds: times.firstForwardSeconds, note: times.steadyForwardSeconds !== null ? `a steady generate takes ${formatDuration(times.steadyForwardSeconds)} (not part of the cold start)` : undefined }],
       }),
     );
-  return { rows, times, unexplainedSeconds: times.unexplainedSeconds, wallSeconds: times.coldStartSeconds + times.unexplainedSeconds };
+  return { rows, times, unexplainedSeconds: times.unexplainedSeconds, wallSeconds: times.coldStartSeconds + times.unexplainedSeconds, cuda, load: fl, outside };
 }

@@ -10,22 +10,26 @@ import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
 
+/**
+ * The model a profile loads. A value: a step that learns more (the synthetic checkpoint written, the Hub's file
+ * list, the download) returns a new Target.
+ */
 export interface Target {
   /** What the user typed (or `demo`). */
-  name: string;
-  kind: TargetKind;
-  spec?: ModelSpec;
-  repo?: string;
-  synthetic: boolean;
-  dir: string | null;
-  files: string[];
-  format: SyntheticFormat | null;
-  dtype: Dtype | null;
+  readonly name: string;
+  readonly kind: TargetKind;
+  readonly spec?: ModelSpec;
+  readonly repo?: string;
+  readonly synthetic: boolean;
+  readonly dir: string | null;
+  readonly files: readonly string[];
+  readonly format: SyntheticFormat | null;
+  readonly dtype: Dtype | null;
   /** Weight bytes (tensor data), null until known. */
-  bytes: number | null;
-  parameters: number | null;
+  readonly bytes: number | null;
+  readonly parameters: number | null;
   /** What the weight resolver left out beside the files and why (describeSkipped), when anything. */
-  skipped?: string | null;
+  readonly skipped?: string | null;
 }
 
 /** The weight formats profile's floor reads: safetensors through the native loader, torch pickles by a host read. */
@@ -65,33 +69,23 @@ function dtypeFromConfig(dir: string): Dtype | null {
   }
 }
 
-/** Fills format/dtype/bytes for local weight files. */
-export function describeFiles(t: Target): void {
-  if (t.files.length === 0) return;
+/** The target with format/dtype/bytes of its local weight files filled in (unchanged without files). */
+export function describeFiles(t: Target): Target {
+  if (t.files.length === 0) return t;
   const fileBytes = t.files.reduce((a, f) => a + statInput(f).size, 0);
   if (t.format === 'safetensors') {
     const d = describeSafetensors(t.files);
-    t.dtype = d.dtype;
-    t.bytes = d.bytes;
-    t.parameters = d.parameters;
-  } else {
-    t.dtype = t.dtype ?? (t.dir ? dtypeFromConfig(t.dir) : null);
-    t.bytes = fileBytes;
-    t.parameters = t.dtype ? Math.round(fileBytes / DTYPE_SIZES[t.dtype]) : null;
+    return { ...t, dtype: d.dtype, bytes: d.bytes, parameters: d.parameters };
   }
+  const dtype = t.dtype ?? (t.dir ? dtypeFromConfig(t.dir) : null);
+  return { ...t, dtype, bytes: fileBytes, parameters: dtype ? Math.round(fileBytes / DTYPE_SIZES[dtype]) : null };
 }
 
 export interface TargetOptions {
   synthetic?: boolean;
   format?: SyntheticFormat;
-  dtype?: string;
-}
-
-export function parseDtype(s: string | undefined, fallback: Dtype): Dtype {
-  if (!s) return fallback;
-  const m = parseDtypeName(s);
-  if (m) return m;
-  throw new ColdstartError('BAD_FLAG', `--dtype: expected bf16, fp16 or fp32, got ${JSON.stringify(s)}`);
+  /** The synthetic checkpoint's dtype (default: the model's). */
+  dtype?: Dtype;
 }
 
 /** Resolves the model argument; files of synthetic/remote targets are filled in later (prepare, download). */
@@ -100,7 +94,7 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   const spec = findModel(name);
   const local = resolve(cwd, name);
   if (spec && (spec.alias === 'demo' || opts.synthetic || !pathEntryExists(local))) {
-    const dtype = parseDtype(opts.dtype, spec.dtype);
+    const dtype = opts.dtype ?? spec.dtype;
     const synthetic = spec.alias === 'demo' || !!opts.synthetic;
     // Every repo in the alias table publishes safetensors; the download phase confirms it from the file list.
     const format = synthetic ? (opts.format ?? 'safetensors') : 'safetensors';
@@ -127,9 +121,7 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
   if (pathEntryExists(local)) {
     const w = localWeights(local, local);
     const kind = statInput(local).isDirectory() ? 'dir' : 'file';
-    const t: Target = { name: kind === 'dir' ? name : basename(local), kind, synthetic: false, ...w, dtype: null, bytes: null, parameters: null };
-    describeFiles(t);
-    return t;
+    return describeFiles({ name: kind === 'dir' ? name : basename(local), kind, synthetic: false, ...w, dtype: null, bytes: null, parameters: null });
   }
   const repo = resolveRepoId(name);
   if (repo) return { name, kind: 'repo', repo: repo.repo, synthetic: false, dir: null, files: [], format: null, dtype: null, bytes: null, parameters: null };

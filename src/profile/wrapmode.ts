@@ -3,14 +3,10 @@
  * such, and the floor beside its weights-loading stage (the weights' bytes ÷ rates measured after it stopped).
  */
 import { resolve } from 'node:path';
-import type { Context } from '../cli/context.js';
-import { invalidArg } from '../core/errors.js';
 import { skippedPhase, type PhaseResult } from '../core/phases.js';
 import { newReport, summarizeRuns } from '../core/report.js';
-import { emitReport, type EmitOptions } from '../core/emit.js';
 import type { Stopwatch } from '../core/clock.js';
 import { repeatRuns } from '../core/repeat.js';
-import { durationFlag, intFlag } from '../core/flags.js';
 import { pathEntryExists, statInput } from '../core/files.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import type { PhaseSummary } from '../core/report.js';
@@ -18,19 +14,17 @@ import { pageCacheFraction } from '../load/prefetch.js';
 import { describeSkipped, resolveWeights } from '../load/weights.js';
 import { indexFormatOf, weightFormatOf } from '../formats/weights.js';
 import { resolveRepoId } from '../models/table.js';
-import { parseStageFlag, WRAP_PHASES, type WrapResult } from '../server/wrap.js';
+import { WRAP_PHASES, type WrapResult } from '../server/wrap.js';
 import { whatIfRows, computeFindings } from './findings.js';
-import { predictLoadSeconds } from './estimate.js';
-import { probe } from './prepare.js';
+import { predictLoadSeconds, type Rates } from './estimate.js';
+import { measureProbe } from './prepare.js';
 import { yoursFloorLines } from './render.js';
 import type { Engines } from './engines.js';
-import type { ProfileFlags, State } from './state.js';
+import type { ProfileDeps, WrapPlan } from './plan.js';
+import type { ProfileOutcome } from './report.js';
 
-export function posNum(flag: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw invalidArg(flag, 'a positive number', v);
-  return n;
-}
+/** Where weights are looked for: the working directory, the environment (HF cache), and the run's signal. */
+type Where = Pick<ProfileDeps, 'cwd' | 'env' | 'signal'>;
 
 /** The phases of one wrapped run; `noCompletion`: --no-completion left the first request out by choice (outside the total). */
 function wrapPhases(r: WrapResult, noCompletion: boolean): PhaseResult[] {
@@ -71,7 +65,7 @@ export interface WrapWeights {
   skipped: string | null;
 }
 
-async function weightsOf(target: string, shown: string, ctx: Pick<Context, 'cwd' | 'env' | 'signal'>, revision: string | undefined, writeSynthetic: boolean): Promise<WrapWeights> {
+async function weightsOf(target: string, shown: string, ctx: Where, revision: string | undefined, writeSynthetic: boolean): Promise<WrapWeights> {
   // The same resolver as floor mode (and prefetch): the same folder gives the same files in both modes.
   const w = await resolveWeights(target, { env: ctx.env, cwd: ctx.cwd, revision, shown, writeSynthetic, signal: ctx.signal });
   const format = w.format === 'safetensors' || w.format === 'bin' ? w.format : 'other';
@@ -83,7 +77,7 @@ async function weightsOf(target: string, shown: string, ctx: Pick<Context, 'cwd'
  * names a local weights file or directory, or a Hub repo id in the HF cache (`vllm serve ./llama`,
  * `--model=org/name`, `llama-server -m x.gguf`). Null with the reason when none is found.
  */
-export async function wrapWeights(modelArg: string | undefined, command: readonly string[], ctx: Pick<Context, 'cwd' | 'env' | 'signal'>, revision?: string): Promise<WrapWeights | { reason: string }> {
+export async function wrapWeights(modelArg: string | undefined, command: readonly string[], ctx: Where, revision?: string): Promise<WrapWeights | { reason: string }> {
   if (modelArg) return weightsOf(modelArg, modelArg, ctx, revision, true);
   for (const a of command.slice(1)) {
     const c = a.startsWith('-') ? (a.includes('=') ? a.slice(a.indexOf('=') + 1) : '') : a;
@@ -119,98 +113,63 @@ async function residency(engines: Engines, files: readonly string[]): Promise<nu
  * (after the server stopped, so nothing it does disturbs the server's cold start), cold and warm mixed by the
  * fraction the page cache held before the server started.
  */
-async function wrapFloor(ctx: Context, engines: Engines, flags: ProfileFlags, w: WrapWeights, resident: number | null, probeBytes: number | undefined): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: State['rates']; assumptions: string[] } | { reason: string }> {
-  const n = engines.native();
+async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | null, probeBytes: number | undefined): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: Rates; assumptions: string[] } | { reason: string }> {
+  const n = deps.engines.native();
   if (!n.ok) return { reason: `not measured: the native addon is unavailable (${n.reason})` };
   const cuda = await n.addon.cudaProbe({ context: false }).catch(() => null);
-  const s: State = {
-    ctx,
-    flags,
-    engines,
-    target: { name: w.from, kind: w.files.length === 1 ? 'file' : 'dir', synthetic: false, dir: null, files: w.files, format: w.format === 'bin' ? 'bin' : 'safetensors', dtype: null, bytes: w.bytes, parameters: null },
-    only: null,
-    cache: 'as-is',
-    cuda,
-    cudaReason: null,
-    rates: null,
-    assumptions: [],
-    gpuLoad: null,
-    floorLoad: null,
-    gpuLoadWarm: null,
-    downloaded: null,
-    outside: {},
-  };
+  let probe: Awaited<ReturnType<typeof measureProbe>>;
   try {
-    await probe(s, probeBytes);
+    // The server's weights as they are on disk: no Hub repo (no network rate), no devices chosen.
+    probe = await measureProbe({ dir: null, files: w.files, bytes: w.bytes, synthetic: false, repo: null, cuda, probeBytes }, deps);
   } catch (e) {
     // The floor is beside the server's numbers, never in their way: a probe that cannot run is "not measured".
-    if (ctx.signal?.aborted) throw e;
+    if (deps.signal?.aborted) throw e;
     return { reason: `not measured: the rate probe failed (${(e as Error).message.split('\n')[0]})` };
   }
-  if (!s.rates) return { reason: 'not measured: the rate probe gave no rates' };
+  const r = probe.rates;
   const gpu = !!cuda?.available;
   const format = w.format === 'bin' ? 'bin' : 'safetensors';
-  const cold = predictLoadSeconds(s.rates, { bytes: w.bytes, format, cache: 'cold', gpu });
-  const warm = predictLoadSeconds(s.rates, { bytes: w.bytes, format, cache: 'warm', gpu });
+  const cold = predictLoadSeconds(r, { bytes: w.bytes, format, cache: 'cold', gpu });
+  const warm = predictLoadSeconds(r, { bytes: w.bytes, format, cache: 'warm', gpu });
   if (cold === null || warm === null) return { reason: 'not measured: no read rate could be measured' };
   const f = resident ?? 0;
   const seconds = f * warm + (1 - f) * cold;
-  const r = s.rates;
   const cache = resident === null ? 'page cache state unknown (counted cold)' : `${formatPercent(f)} in the page cache at start`;
   const source = `${formatBytes(w.bytes)} ÷ measured rates (${cache}; read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} warm${gpu && r.h2dBytesPerSecond ? `, host→device ${formatRate(r.h2dBytesPerSecond)}` : ', no GPU: host read only'})`;
-  const assumptions = [...s.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}${w.skipped ? `; ${w.skipped}` : ''}`];
+  const assumptions = [...probe.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}${w.skipped ? `; ${w.skipped}` : ''}`];
   return { floor: { seconds, source }, rates: r, assumptions };
 }
 
-export async function wrapMode(ctx: Context, engines: Engines, modelArg: string | undefined, command: string[], flags: ProfileFlags, runs: number, warmup: number, probeBytes: number | undefined, opts: EmitOptions, wall: Stopwatch): Promise<number> {
-  let readyLog: RegExp | undefined;
-  if (flags.readyLog) {
-    try {
-      readyLog = new RegExp(flags.readyLog);
-    } catch (e) {
-      throw invalidArg('--ready-log', 'a regular expression', flags.readyLog, (e as Error).message);
-    }
-  }
-  const readyTimeout = durationFlag('--ready-timeout', flags.readyTimeout, { bareSeconds: true });
-  const stopTimeout = durationFlag('--stop-timeout', flags.stopTimeout, { bareSeconds: true });
-  const stageRules = (flags.stage ?? []).map(parseStageFlag);
-  const weights = flags.floor === false ? { reason: 'not measured: --no-floor' } : await wrapWeights(modelArg, command, ctx, flags.revision);
+export async function wrapMode(plan: WrapPlan, deps: ProfileDeps, wall: Stopwatch): Promise<ProfileOutcome> {
+  const { options, server } = plan;
+  const { runs, warmup } = options;
+  const weights = !options.floor ? { reason: 'not measured: --no-floor' } : await wrapWeights(options.model, server.command, deps, options.revision);
   const resident: Array<number | null> = [];
   let last: WrapResult | null = null;
   const onRun = ({ index, warmup: w }: { index: number; warmup: boolean }) => {
-    if (runs + warmup > 1) ctx.out.progressLine(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(last!.readySeconds)}`);
+    if (runs + warmup > 1) deps.events?.run?.(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(last!.readySeconds)}`);
   };
-  const measured = await repeatRuns({ runs, warmup, signal: ctx.signal, onRun }, async () => {
-    if ('files' in weights) resident.push(await residency(engines, weights.files));
-    last = await engines.wrap.runWrapped({
-      command,
-      readyUrl: flags.readyUrl,
-      readyLog,
-      completionUrl: flags.completion === false ? false : flags.completionUrl,
-      readyTimeoutSeconds: readyTimeout,
-      stopTimeoutSeconds: stopTimeout,
-      stageRules,
-      env: ctx.env,
-      cwd: ctx.cwd,
-      signal: ctx.signal,
-      onLine: ctx.global.debug ? (l) => ctx.out.debug(`[server ${l.t.toFixed(2)}s] ${l.text}`) : undefined,
-    });
-    return wrapPhases(last, flags.completion === false);
+  const serverLine = deps.events?.serverLine;
+  const measured = await repeatRuns({ runs, warmup, signal: deps.signal, onRun }, async () => {
+    if ('files' in weights) resident.push(await residency(deps.engines, weights.files));
+    last = await deps.engines.wrap.runWrapped({ ...server, env: deps.env, cwd: deps.cwd, signal: deps.signal, onLine: serverLine ? (l) => serverLine(l.t, l.text) : undefined });
+    return wrapPhases(last, server.completionUrl === false);
   });
+  const w: WrapResult = last!;
   const report = newReport('profile');
   const sum = summarizeRuns(measured);
   report.phases = sum.phases;
   report.total = sum.total;
   report.warnings.push(...sum.warnings);
   report.runs = { count: runs, warmup, samples: sum.samples };
-  report.target = { name: command.join(' '), kind: 'server', command, engine: last!.engine };
+  report.target = { name: server.command.join(' '), kind: 'server', command: server.command, engine: w.engine };
   // The floor beside the weights-loading stage, measured after the server has stopped.
   const fr = resident.slice(-runs);
   const meanResident = fr.length && fr.every((x) => x !== null) ? (fr as number[]).reduce((a, b) => a + b, 0) / fr.length : null;
-  const floor = 'files' in weights ? await wrapFloor(ctx, engines, flags, weights, meanResident, probeBytes) : weights;
+  const floor = 'files' in weights ? await wrapFloor(deps, weights, meanResident, options.probeBytes) : weights;
   const load = report.phases.find((p) => p.name === 'gpu-load');
   if (load && 'floor' in floor) load.floor = floor.floor;
-  const inputs = { phases: report.phases, total: report.total.seconds, rates: null, model: null, gpuPricePerHour: flags.gpuPrice ? posNum('--gpu-price', flags.gpuPrice) : null, warmInstances: flags.warmInstances ? intFlag('--warm-instances', flags.warmInstances, 1) : 1 };
+  const inputs = { phases: report.phases, total: report.total.seconds, rates: null, model: null, gpuPricePerHour: options.gpuPricePerHour, warmInstances: options.warmInstances };
   const rows = whatIfRows(inputs);
   // The server's own warmup runs before ready; the first request's cost is the first-completion row.
   report.findings = computeFindings(inputs, rows).filter((f) => f.id !== 'warmup');
@@ -220,15 +179,19 @@ export async function wrapMode(ctx: Context, engines: Engines, modelArg: string 
   }
   report.details = {
     mode: 'wrap',
-    readyBy: last!.readyBy,
-    readySeconds: last!.readySeconds,
-    stages: last!.stages,
-    stop: last!.stop,
+    readyBy: w.readyBy,
+    readySeconds: w.readySeconds,
+    stages: w.stages,
+    stop: w.stop,
     whatIf: rows,
     floor: 'floor' in floor ? { ...floor.floor, weights: { from: (weights as WrapWeights).from, files: (weights as WrapWeights).files, bytes: (weights as WrapWeights).bytes }, residentFraction: meanResident, rates: floor.rates, assumptions: floor.assumptions } : { measured: false, reason: floor.reason },
-    wall: { seconds: wall.elapsed(), serverSeconds: last!.readySeconds + ('seconds' in last!.firstCompletion ? last!.firstCompletion.seconds : 0) },
+    wall: { seconds: wall.elapsed(), serverSeconds: w.readySeconds + ('seconds' in w.firstCompletion ? w.firstCompletion.seconds : 0) },
   };
-  const floorLines = 'floor' in floor ? yoursFloorLines(report.phases, ctx) : ['', `floor of gpu-load: ${floor.reason}`];
-  return emitReport(ctx.out, report, ctx.cwd, { ...opts, extraHuman: [...floorLines, ...(last!.engineNote ? [last!.engineNote, ...last!.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []), `server ${last!.engine ?? '(engine not recognised)'}: ready after ${formatDuration(last!.readySeconds)} (by ${last!.readyBy}); stopped with ${last!.stop.signal} in ${formatDuration(last!.stop.seconds)}${last!.engineVersion ? `; ${last!.engine} ${last!.engineVersion}` : ''}`] });
+  const phases = report.phases;
+  const lines = ({ style }: { style: Parameters<typeof yoursFloorLines>[1] }): string[] => [
+    ...('floor' in floor ? yoursFloorLines(phases, style) : ['', `floor of gpu-load: ${floor.reason}`]),
+    ...(w.engineNote ? [w.engineNote, ...w.timeline.map((l) => `  ${l.t.toFixed(3).padStart(9)} s  ${l.text.slice(0, 160)}`)] : []),
+    `server ${w.engine ?? '(engine not recognised)'}: ready after ${formatDuration(w.readySeconds)} (by ${w.readyBy}); stopped with ${w.stop.signal} in ${formatDuration(w.stop.seconds)}${w.engineVersion ? `; ${w.engine} ${w.engineVersion}` : ''}`,
+  ];
+  return { report, lines };
 }
-

@@ -1,31 +1,20 @@
-import { intFlag } from '../core/flags.js';
 /**
- * The warmup engine's public face: one call for the three back-ends (ONNX in process, HTTP servers, Python
- * frameworks) and one way to put the result into a phase. `coldstart warmup` and `coldstart profile` use these.
+ * The warmup engine's public face: one call for the back-ends (ONNX in process, HTTP servers, Python frameworks,
+ * torch.compile with its persisted caches) and one way to put the result into a phase. `coldstart warmup` and
+ * `coldstart profile` use these.
  */
 import { ColdstartError } from '../core/errors.js';
+import { intOption } from '../core/flags.js';
 import type { PhaseHandle } from '../core/phases.js';
-import type { Stats } from '../core/stats.js';
 import { formatDuration } from '../core/format.js';
+import type { WarmupResult } from './backend.js';
 import { warmupOnnx, type Provider } from './onnx.js';
 import { warmupHttp } from './http.js';
 import type { HttpApi } from '../server/api.js';
 import { warmupFramework } from './framework.js';
+import type { CompileMode } from './compile/torch.js';
 
-export interface WarmupResult {
-  backend: 'onnx' | 'http' | 'framework';
-  target: string;
-  /** Start-up path in order: session-create, first-run / time-to-ready, first-request, ttft / import, load, first-forward. */
-  steps: Array<{ name: string; seconds: number; note?: string }>;
-  /** The first inference (first-run / first-request / first-forward), seconds. */
-  firstSeconds: number;
-  /** Steady-state latency over the runs after the first. */
-  steady?: Stats;
-  /** ONNX only: session creation from the original model vs from the cached optimised graph. */
-  cached?: { coldSessionSeconds: number; cachedSessionSeconds: number };
-  /** Back-end specifics; always has `startupSeconds` (what a cold start pays before the first answer). */
-  details: Record<string, unknown>;
-}
+export type { WarmupResult } from './backend.js';
 
 export interface WarmupOptions {
   model?: string;
@@ -52,6 +41,8 @@ export interface WarmupOptions {
   /** HTTP and transformers: tokens to generate per request (default 8). */
   maxTokens?: number;
   device?: 'auto' | 'cpu' | 'cuda';
+  /** Python frameworks: run the first forward under torch.compile, its caches persisted (fingerprinted) in `persistDir`. */
+  compile?: { mode: CompileMode; persistDir?: string };
   progress?: (text: string) => void;
 }
 
@@ -62,9 +53,16 @@ export function defaultTimeout(wait: boolean | undefined): number {
 }
 
 export async function runWarmup(opts: WarmupOptions): Promise<WarmupResult> {
-  const runs = intFlag('--runs', opts.runs ?? DEFAULT_RUNS, 0);
-  const timeoutSeconds = opts.timeoutSeconds ?? defaultTimeout(opts.wait);
+  const runs = intOption('runs', opts.runs ?? DEFAULT_RUNS, 0);
   const shapes = opts.shapes ?? {};
+  if (opts.compile) {
+    if (!opts.model) throw new ColdstartError('USAGE', 'nothing to compile: pass a model directory (config.json) or a torch.export program (.pt2)');
+    const { warmupCompile } = await import('./compile/torch.js');
+    const { compileWarmupResult } = await import('./compile/report.js');
+    const cw = await warmupCompile({ model: opts.model, mode: opts.compile.mode, device: opts.device ?? 'auto', shapes, runs, persistDir: opts.compile.persistDir, compare: opts.compare, timeoutSeconds: opts.timeoutSeconds ?? 600, env: opts.env, signal: opts.signal, progress: opts.progress });
+    return compileWarmupResult(opts.model, cw);
+  }
+  const timeoutSeconds = opts.timeoutSeconds ?? defaultTimeout(opts.wait);
   if (opts.url && opts.framework) throw new ColdstartError('USAGE', '--url and --framework cannot be combined: warm a server, or load a model in Python');
   if (opts.url) {
     const r = await warmupHttp({

@@ -4,8 +4,8 @@
  * that keep their contracts: checks
  * what profile passes to them and how their results become phases, what-if rows and findings.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cpSync, mkdirSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { cpSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { tempDir, runProfileWith } from './helpers.js';
@@ -239,5 +239,60 @@ describe('profile with the engines present (stand-ins) on a GPU machine', () => 
     expect(doc.total.missing).toContain('warmup');
     expect(doc.phases.find((p: { name: string }) => p.name === 'download')).toMatchObject({ status: 'skipped' });
     expect(doc.phases.find((p: { name: string }) => p.name === 'cuda-init').status).toBe('ok');
+  });
+});
+
+describe('profile as a capability: options in, a report out; the plan never changes; nothing printed', () => {
+  /** Freezes an object and everything in it: a write anywhere throws (ES modules are strict). */
+  const deepFreeze = <T>(o: T): T => {
+    if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+      Object.freeze(o);
+      for (const v of Object.values(o as object)) deepFreeze(v);
+    }
+    return o;
+  };
+
+  it('runProfile on frozen options (a Hub repo downloaded, --runs 2): the report holds what the steps returned; events, never stdout/stderr', async () => {
+    const { runProfile } = await import('../../src/profile/run.js');
+    const { planProfile } = await import('../../src/profile/plan.js');
+    calls.download = [];
+    const options = deepFreeze({ model: 'someorg/somemodel', runs: 2, warmup: 0, only: null, synthetic: false, format: 'safetensors' as const, estimate: false, container: {}, verify: false, cache: 'cold' as const, download: true, floor: true, gpuPricePerHour: 2, warmInstances: 1, probeBytes: 2 << 20 });
+    const plan = deepFreeze(planProfile(options, process.cwd()));
+    const before = JSON.stringify(plan);
+    const runLines: string[] = [];
+    const written: string[] = [];
+    const spies = [vi.spyOn(process.stdout, 'write').mockImplementation((s) => (written.push(String(s)), true)), vi.spyOn(process.stderr, 'write').mockImplementation((s) => (written.push(String(s)), true))];
+    let out: Awaited<ReturnType<typeof runProfile>>;
+    try {
+      out = await runProfile(options, { engines, env, cwd: process.cwd(), events: { run: (t) => runLines.push(t) } });
+    } finally {
+      for (const s of spies) s.mockRestore();
+    }
+    expect(written).toEqual([]);
+    expect(JSON.stringify(plan)).toBe(before);
+    // The plan's target is the repo as named; the report's is what the download step returned (its files).
+    expect(plan).toMatchObject({ mode: 'floor', target: { kind: 'repo', files: [] } });
+    expect(out.report.target).toMatchObject({ kind: 'repo', dir: snapshot, files: [join(snapshot, 'model.safetensors')], format: 'safetensors' });
+    expect(calls.download.filter((c) => (c as { download?: string }).download)).toHaveLength(2);
+    expect(out.report.runs).toMatchObject({ count: 2, warmup: 0 });
+    expect(runLines).toHaveLength(2);
+    expect(runLines[0]).toMatch(/^run 1\/2: /);
+    // Time outside the cold start, added up over both runs, with the rates and the warm load after them.
+    const outside = out.report.details!.wall as { outside: Record<string, number> };
+    expect(Object.keys(outside.outside).sort()).toEqual(['gpuLoadSetup', 'rates', 'warmLoad']);
+    expect(out.lines({ style: { bold: (s) => s, dim: (s) => s, red: (s) => s, green: (s) => s, yellow: (s) => s, cyan: (s) => s }, quiet: false })[0]).toMatch(/^floor: /);
+  });
+});
+
+describe('profile flags are parsed once, before anything runs (exit 2)', () => {
+  it('a bad --gpu-price in wrap mode is refused before the server starts; a bad --container-runtime without --image; a bad --dtype for a folder', async () => {
+    const marker = join(tmp.dir, 'server-started');
+    const server = ['--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(marker)}, 'x')`];
+    for (const args of [['--gpu-price', 'free', '--ready-log', 'x', ...server], ['--container-runtime', 'rkt', '--only', 'container'], [snapshot, '--dtype', 'fp12', '--only', 'container']]) {
+      const r = await runProfileWith(engines, ['--json', ...args], { env });
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(JSON.parse(r.stdout).error.code).toBe('BAD_FLAG');
+    }
+    expect(existsSync(marker)).toBe(false);
   });
 });

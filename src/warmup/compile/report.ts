@@ -1,6 +1,7 @@
 /** How a `warmup --compile` result is shown: a WarmupResult for the phase table, and the human lines under it. */
 import { formatBytes, formatDuration } from '../../core/format.js';
-import type { WarmupResult } from '../warmup.js';
+import type { Style } from '../../core/output.js';
+import type { WarmupResult } from '../backend.js';
 import type { CompileRun, CompileWarmup } from './torch.js';
 
 function runJson(r: CompileRun | undefined) {
@@ -67,8 +68,6 @@ export function compileWarmupResult(target: string, cw: CompileWarmup): WarmupRe
     },
   };
 }
-
-type Style = { bold: (s: string) => string; dim: (s: string) => string };
 
 export function compileLines(c: CompileDetails, s: Style): string[] {
   const fp = c.fingerprint;

@@ -1,0 +1,49 @@
+/** How `coldstart doctor` reads: one row per fact, what to fix in yellow. */
+import type { Style } from '../core/output.js';
+import { formatBytes, formatDuration, formatRate } from '../core/format.js';
+import type { DoctorReport } from './doctor.js';
+
+export function doctorText(r: DoctorReport, s: Style): string {
+  const rows: Array<[string, string]> = [];
+  const bad = (t: string) => s.yellow(t);
+  rows.push(['node', `${r.node.version} (${r.node.platform} ${r.node.arch})${r.node.supported ? '' : bad(' — unsupported, need ≥ 20')}`]);
+  rows.push(['addon', r.addon.loaded ? `loaded (${r.addon.path})` : bad(`not loaded: ${r.addon.reason}. To fix: ${r.addon.fixes?.join('; or ')}`)]);
+  const c = r.cuda;
+  if (c.available && 'timings' in c) {
+    rows.push(['cuda', `driver API ${c.driverVersionText ?? '?'}${c.nvml.driverVersion ? `, driver ${c.nvml.driverVersion}` : ''}, ${c.devices.length} device(s)`]);
+    rows.push(['cuda-init', `cuInit ${formatDuration(c.timings.init)} · enumerate ${formatDuration(c.timings.enumerate)} · primary context ${formatDuration(c.timings.context)}`]);
+  } else {
+    rows.push(['cuda', bad(`not available: ${c.reason}`)]);
+  }
+  if ('nvml' in c) rows.push(['nvml', c.nvml.available ? `available${c.nvml.driverVersion ? ` (driver ${c.nvml.driverVersion})` : ''}` : bad(`not available: ${c.nvml.reason}`)]);
+  for (const g of r.gpus) {
+    const link = g.pcie
+      ? `PCIe Gen${g.pcie.maxGen} x${g.pcie.maxWidth} → ${formatRate(g.pcie.bandwidthBytesPerSecond ?? NaN)} per direction (now Gen${g.pcie.currentGen} x${g.pcie.currentWidth}; idle links train down)`
+      : 'PCIe link unknown (NVML unavailable)';
+    rows.push([`gpu ${g.index}`, `${g.name}, ${formatBytes(g.memoryBytes)}, cc ${g.computeCapability}, ${g.pciBusId}, ${link}`]);
+  }
+  for (const d of r.disks) {
+    const kind = d.rotational === null ? '' : d.rotational ? ', rotational' : ', SSD';
+    const space = d.freeBytes === null ? 'size unknown' : `${formatBytes(d.freeBytes)} free of ${formatBytes(d.totalBytes ?? NaN)}`;
+    rows.push(['disk', `${d.path} → ${d.mount ?? '?'} (${d.fsType ?? '?'}${d.device ? `, ${d.device}` : ''}${kind}): ${space}`]);
+  }
+  const h = r.hfCache;
+  rows.push(['hf cache', `${h.dir} (${h.source}): ${h.exists ? `${h.repos} repo(s), ${formatBytes(h.sizeBytes)}` : 'does not exist yet'}; endpoint ${h.endpoint}${h.offline ? ', offline' : ''}; token ${h.token ? 'set' : 'not set'}`]);
+  const p = r.python;
+  if (p.found) {
+    const pk = Object.entries(p.packages)
+      .map(([k, v]) => `${k} ${v ?? s.dim('—')}`)
+      .join(', ');
+    rows.push(['python', `${p.version} (${p.executable}): ${pk}`]);
+  } else rows.push(['python', bad(`not found: ${p.reason}`)]);
+  rows.push(['container', r.container ?? 'none detected']);
+  const sn = r.snapshot;
+  rows.push([
+    'snapshot',
+    `CRIU ${sn.criu.found ? `${sn.criu.version} (${sn.criu.path}), criu check ${sn.criu.check}` : bad(sn.criu.reason ?? 'not found')}; CUDA checkpoint API ${sn.checkpointApi.available ? 'available' : bad(sn.checkpointApi.reason ?? 'not available')}; ${sn.root ? 'root' : bad('not root')}`,
+  ]);
+  for (const f of sn.fixes) rows.push(['', bad(`to fix: ${f}`)]);
+  const w = Math.max(...rows.map(([k]) => k.length));
+  return [s.bold(`coldstart ${r.tool.version} doctor`), ...rows.map(([k, v]) => `${s.cyan(k.padEnd(w))}  ${v}`)].join('\n');
+}
+
