@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what a GPU run of the gpu-load bench needs into a git-ignored folder of the checkout that the device
 # tool sends (DEST, default /work/main/.dev/loader): dist/, the addon, package.json, the runtime node_modules the
-# CLI imports (commander, cli-table3, execa and their dependencies), fixtures, bench and device tests, and node.
+# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests, and node.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.dev/loader}
@@ -11,12 +11,16 @@ cp "$src/build/Release/coldstart.node" "$dest/build/Release/"
 cp -r "$src/fixtures/gpuload" "$dest/fixtures/"
 cp -r "$src/bench/gpu-load" "$dest/bench/"
 cp -r "$src/test/device" "$dest/test/"
-# Runtime dependencies of dist/ (production tree of commander, cli-table3, execa).
+# Runtime dependencies of dist/: the production tree of package.json's dependencies (headers for building the addon
+# left out).
 node -e '
 const fs=require("fs"),path=require("path");const nm=process.argv[1];const seen=new Set();
 function walk(n){if(seen.has(n))return;seen.add(n);const p=path.join(nm,n,"package.json");if(!fs.existsSync(p))return;
 const j=JSON.parse(fs.readFileSync(p));for(const d of Object.keys(j.dependencies||{}))walk(d);}
-for(const r of ["commander","cli-table3","execa"])walk(r);console.log([...seen].join("\n"));' "$src/node_modules" |
+const pj=JSON.parse(fs.readFileSync(path.join(nm,"..","package.json")));
+for(const r of Object.keys(pj.dependencies||{}))if(!["node-addon-api","node-api-headers"].includes(r))walk(r);console.log([...seen].join("\n"));' "$src/node_modules" |
   while read -r m; do [ -d "$src/node_modules/$m" ] && mkdir -p "$dest/node_modules/$(dirname "$m")" && cp -rL "$src/node_modules/$m" "$dest/node_modules/$m"; done
+# Source maps, type declarations and readmes are not needed to run (the device carry is capped at 64 MiB).
+find "$dest/node_modules" \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.md' \) -type f -delete
 xz -T2 -c "$(readlink -f "$(command -v node)")" >"$dest/node.xz"
 du -sh "$dest"

@@ -4,14 +4,14 @@
 #   OUT=/tmp/out NODE=.dev/node bash test/device/gpuload-limit.sh
 #
 # Needs: dist/, build/Release/coldstart.node, node_modules (carried), python3 with torch + safetensors + transformers,
-# g++ and pybind11 (to build fastsafetensors from .dev/fastsafetensors-src, exported from its GitHub snapshot).
+# optionally the peers fastsafetensors and InstantTensor importable (installed, or built beforehand into PEER_PATH).
 # In ONE run, each load in a fresh process, two interleaved rounds (warm set, cold set, warm set, cold set):
 #   coldstart ring (default threads), ring with threads = cores, mapped (cuMemHostRegister READ_ONLY of the page
 #   cache), each with --limits (pinned H2D and read limits measured in the same process) and --verify;
-#   fastsafetensors (nogds, built from source); safetensors.load_file(device="cuda"); transformers
+#   fastsafetensors (nogds) and InstantTensor (safe_open over the shard list, device 0) when importable; safetensors.load_file(device="cuda"); transformers
 #   from_pretrained(device_map="cuda"); cold: safetensors and transformers again with `coldstart prefetch DIR &`
 #   started at the same moment as the Python process (the container-start pattern); prefetch alone per strategy.
-# Writes to $OUT (flat): env.txt, log.txt, results.jsonl, summary.json, summary.md, fst-build.txt.
+# Writes to $OUT (flat): env.txt, log.txt, results.jsonl, summary.json, summary.md.
 # Exit: 0 when every measurement ran and verify saw 0 mismatches; 1 otherwise (missing pieces say "not measured").
 set -u
 cd "$(dirname "$0")/../.."
@@ -43,28 +43,18 @@ if ! nvidia-smi >/dev/null 2>&1; then
   [ "${ALLOW_NO_GPU:-0}" = 1 ] || exit 1
 fi
 
-# fastsafetensors from source (nogds), built in the background while the checkpoint is written.
-FST=/tmp/fst-site
-( if [ -d .dev/fastsafetensors-src ]; then
-    echo "fastsafetensors source commit $(cat .dev/fastsafetensors-src/COMMIT 2>/dev/null)"
-    # pybind11 is a build dependency; the image has it, the wheel next to the source is the fallback.
-    if ! $PY -c 'import pybind11' 2>/dev/null && ls .dev/fastsafetensors-src/_wheels/pybind11-*.whl >/dev/null 2>&1; then
-      $PY -m pip install -q --no-index --no-deps --no-cache-dir --target /tmp/fst-build-deps .dev/fastsafetensors-src/_wheels/pybind11-*.whl
-      export PYTHONPATH=/tmp/fst-build-deps${PYTHONPATH:+:$PYTHONPATH}
-    fi
-    # build a copy: the carried source stays clean
-    rm -rf /tmp/fst-src && cp -r .dev/fastsafetensors-src /tmp/fst-src && rm -rf /tmp/fst-src/_wheels
-    $PY -m pip install -q --no-build-isolation --no-deps --no-cache-dir --target "$FST" /tmp/fst-src && echo BUILD_OK
-  else echo "not measured: .dev/fastsafetensors-src missing"; fi ) >"$OUT/fst-build.txt" 2>&1 &
-BUILD=$!
-
+# The peers (fastsafetensors, InstantTensor) are used when importable: installed, or built beforehand from their
+# public sources into folders named by PEER_PATH (colon-separated, prepended to PYTHONPATH). This repository never
+# carries their code or a recipe that builds it.
+PEERS="${PEER_PATH:-}"
+peer_ok() { PYTHONPATH="$PEERS${PYTHONPATH:+:$PYTHONPATH}" $PY -c "import $1" >/dev/null 2>&1; }
 log "synthetic ${CS_MODEL:-llama3-8b} (shape-accurate, random bytes)"
 "$NODE" $H write "$ROOT" | tee -a "$R"
 DIR=$(tail -1 "$R" | $PY -c 'import json,sys;print(json.load(sys.stdin).get("dir",""))')
 [ -n "$DIR" ] && [ -f "$DIR/config.json" ] || { note "not measured: the synthetic checkpoint was not written"; exit 1; }
-wait $BUILD
-FST_OK=0
-grep -q BUILD_OK "$OUT/fst-build.txt" && FST_OK=1 || note "fastsafetensors not measured: build failed (fst-build.txt)"
+FST_OK=0 IT_OK=0
+peer_ok fastsafetensors && FST_OK=1 || note "fastsafetensors not measured: not importable (install it or set PEER_PATH)"
+peer_ok instanttensor && IT_OK=1 || note "instanttensor not measured: not importable (install it or set PEER_PATH)"
 TM=$(date +%s)
 
 evict() { "$NODE" $H evict "$DIR" >>"$R"; }
@@ -77,6 +67,7 @@ cs() { # label round cache json
 peer() { # what round cache [prefetch]
   local label=$1; [ -n "${4:-}" ] && label="$1+prefetch"
   [ "$1" = fastsafetensors ] && [ $FST_OK = 0 ] && return
+  [ "$1" = instanttensor ] && [ $IT_OK = 0 ] && return
   [ "$(left)" -gt 30 ] || { note "not measured: $label round $2 ($3): time budget spent"; return; }
   evict_or_warm "$3"
   local pf=""
@@ -85,7 +76,7 @@ peer() { # what round cache [prefetch]
     "$NODE" bin/coldstart.js prefetch "$DIR" --json >/tmp/cs-pf.json 2>/dev/null &
     pf=$!
   fi
-  PYTHONPATH="$FST${PYTHONPATH:+:$PYTHONPATH}" $PY $P "$1" "$DIR" "$label" "$2" "$3" | tee -a "$R"
+  PYTHONPATH="$PEERS${PYTHONPATH:+:$PYTHONPATH}" $PY $P "$1" "$DIR" "$label" "$2" "$3" | tee -a "$R"
   if [ -n "$pf" ]; then
     wait $pf
     $PY -c 'import json,sys;d=json.load(open("/tmp/cs-pf.json"));print(json.dumps({"what":"prefetch-beside","with":sys.argv[1],"round":int(sys.argv[2]),"bytes":d["bytes"],"seconds":d["seconds"],"rate":d["bytesPerSecond"],"residency":d["residency"],"strategy":d["strategy"]}))' "$1" "$2" >>"$R" 2>/dev/null
@@ -106,12 +97,14 @@ for round in 1 2; do
   cs ring-threads-$CORES "$round" warm "{\"cache\":\"warm\",$LIMITS,\"threads\":$CORES,\"buffers\":$((CORES + 2))}"
   cs mapped "$round" warm "{\"cache\":\"warm\",$LIMITS,\"path\":\"mapped\",\"chunkBytes\":67108864,\"threads\":8}"
   peer fastsafetensors "$round" warm
+  peer instanttensor "$round" warm
   peer safetensors "$round" warm
   peer transformers "$round" warm
   log "round $round: cold"
   # The cold read limit costs a disk read: measured in round 1 only.
   if [ "$round" = 1 ]; then cs ring "$round" cold "{\"cache\":\"cold\",$LIMITS}"; else cs ring "$round" cold '{"cache":"cold","verify":true}'; fi
   peer fastsafetensors "$round" cold
+  peer instanttensor "$round" cold
   peer safetensors "$round" cold
   peer safetensors "$round" cold prefetch
   peer transformers "$round" cold
@@ -136,7 +129,7 @@ def pick(what, label, cache):
 table, summary = [], {"loaders": {}, "prefetch": {}, "notes": [r["text"] for r in rows if r.get("what") == "note"]}
 errors = [r for r in rows if "error" in r]
 labels = [("coldstart", l) for l in dict.fromkeys(r["label"] for r in rows if r.get("what") == "coldstart")] + \
-         [(w, w) for w in ("fastsafetensors", "safetensors", "transformers", "safetensors+prefetch", "transformers+prefetch")]
+         [(w, w) for w in ("fastsafetensors", "instanttensor", "safetensors", "transformers", "safetensors+prefetch", "transformers+prefetch")]
 for what, label in labels:
     w = "coldstart" if what == "coldstart" else label.split("+")[0]
     ent = {}

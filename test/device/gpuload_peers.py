@@ -1,7 +1,9 @@
 """Python side of test/device/gpuload-limit.sh (issue 15): one load by one peer, in a fresh process.
   python3 gpuload_peers.py WHAT DIR LABEL ROUND CACHE
 WHAT: safetensors (safetensors.torch.load_file(device="cuda") per shard), transformers
-(AutoModelForCausalLM.from_pretrained(device_map="cuda")), fastsafetensors (SafeTensorsFileLoader, nogds).
+(AutoModelForCausalLM.from_pretrained(device_map="cuda")), fastsafetensors (SafeTensorsFileLoader, nogds),
+instanttensor (safe_open over the shard list on device 0; each tensor cloned out of its reused buffer, as its
+README requires).
 Prints one JSON line: importSeconds (launch → torch imported and the CUDA context made), loadSeconds (the load,
 synchronised), totalSeconds (launch → loaded). Launch time comes from CS_LAUNCH_EPOCH (set by the shell just
 before it started this process and, for the prefetch runs, `coldstart prefetch` beside it)."""
@@ -24,6 +26,8 @@ try:
         from fastsafetensors import SafeTensorsFileLoader, SingleGroup
     if what == "safetensors":
         from safetensors.torch import load_file
+    if what == "instanttensor":
+        from instanttensor import safe_open
     torch.zeros(1, device="cuda")
     torch.cuda.synchronize()
     t_ready = time.time()
@@ -52,6 +56,14 @@ try:
         torch.cuda.synchronize()
         n = sum(t.numel() * t.element_size() for t in sd.values())
         out["version"] = getattr(sys.modules.get("fastsafetensors"), "__version__", None)
+    elif what == "instanttensor":
+        sd = {}
+        with safe_open(files, framework="pt", device=0) as f:
+            for name, tensor in f.tensors():
+                sd[name] = tensor.clone()
+        torch.cuda.synchronize()
+        n = sum(t.numel() * t.element_size() for t in sd.values())
+        out["version"] = getattr(sys.modules.get("instanttensor"), "__version__", None)
     else:
         raise SystemExit(f"unknown peer {what}")
     t1 = time.perf_counter()
