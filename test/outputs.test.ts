@@ -183,6 +183,30 @@ describe('case 1: an export never replaces an input', () => {
   }, 60_000);
 });
 
+describe('case 1: --prometheus adds to its own textfile and replaces nothing else', () => {
+  it("a file that is not coldstart's textfile (a config) is refused before the run (exit 2), bytes and mtime kept; its own textfile is replaced run after run", async () => {
+    const d = fresh('prom');
+    const st = join(d, 'w.safetensors');
+    const h = Buffer.from('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(h.length));
+    writeFileSync(st, Buffer.concat([len, h, Buffer.alloc(4)]));
+    const victim = join(d, 'package.json');
+    writeFileSync(victim, '{"name":"mine"}\n');
+    const before = statSync(victim).mtimeMs;
+    const r = await runCli(['--json', 'profile', st, '--prometheus', victim], { env: { COLDSTART_CACHE: d } });
+    expect(r.code, r.stderr).toBe(2);
+    expect(json(r.stdout).error!.code).toBe('OUTPUT_EXISTS');
+    expect(readFileSync(victim, 'utf8')).toBe('{"name":"mine"}\n');
+    expect(statSync(victim).mtimeMs).toBe(before);
+    const prom = join(d, 'coldstart.prom');
+    writeFileSync(prom, ''); // an empty file (touched by a node-exporter set-up) is fine
+    for (let i = 0; i < 2; i++) expect((await runCli(['profile', st, '--prometheus', prom, '-q'], { env: { COLDSTART_CACHE: d } })).code).toBe(0);
+    // the second run found its own (non-empty) textfile and replaced it
+    expect(readFileSync(prom, 'utf8')).toMatch(/^coldstart_last_run_timestamp_seconds\{command="profile"\} \d+$/m);
+  }, 60_000);
+});
+
 describe('case 2: links in a model folder', () => {
   function secretModel(name: string, link: (secret: string, dir: string) => string): { dir: string; secret: string; root: string } {
     const root = fresh(name);

@@ -11,6 +11,7 @@ import { appendStepSummary, emitGitHub } from './reporters/github.js';
 import { sweepLeftovers, writeFileAtomic } from './atomic.js';
 import { formatBytes } from './format.js';
 import { guardOutput } from './outputs.js';
+import { readInputText } from './files.js';
 
 /** The budgets of a run: `--budget` (and the config file's), and --allow-unmeasured. */
 export interface BudgetFlags {
@@ -54,6 +55,23 @@ function exportList(opts: ExportFlags): Array<[flag: string, path: string, kind:
 /** An export file replaces only a regular file (a report written before); never a folder, device, FIFO or link. */
 const exportReplaceable = (_: string, st: { isFile(): boolean }) => (st.isFile() ? null : 'is not a regular file');
 
+/** What every textfile `--prometheus` writes carries (telemetry/prometheus.ts); the file is added to run after run. */
+export const PROMETHEUS_MARK = '# TYPE coldstart_';
+
+/**
+ * `--prometheus FILE` is added to run after run, so unlike an export it replaces only an empty file or an earlier
+ * textfile of coldstart's: anything else (a config, someone's metrics) is refused before the run.
+ */
+const prometheusReplaceable = (path: string, st: { isFile(): boolean; size: number }): string | null => {
+  if (!st.isFile()) return 'is not a regular file';
+  if (st.size === 0) return null;
+  try {
+    return readInputText(path, '--prometheus file', 16 << 20).includes(PROMETHEUS_MARK) ? null : "is not coldstart's Prometheus textfile";
+  } catch {
+    return "is not coldstart's Prometheus textfile";
+  }
+};
+
 /**
  * The output guard for a run's export files, applied before the run does its work (so a bad path costs nothing):
  * each path non-empty, given once, not a link, not one of `inputs` (nor inside or above one), and replacing only
@@ -68,7 +86,7 @@ export function checkExports(cwd: string, opts: ExportFlags & { prometheus?: str
     const other = seen.get(abs);
     if (other) throw new ColdstartError('BAD_FLAG', `${flag}: ${abs} is also the ${other} file`, { hint: 'Give each export its own file.' });
     seen.set(abs, flag);
-    guardOutput(abs, inputs, { flag, force: true, isOwn: exportReplaceable });
+    guardOutput(abs, inputs, { flag, force: true, isOwn: flag === '--prometheus' ? prometheusReplaceable : exportReplaceable });
   }
 }
 
