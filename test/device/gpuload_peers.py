@@ -1,7 +1,8 @@
 """Python side of test/device/gpuload-limit.sh (issue 15): one load by one peer, in a fresh process.
   python3 gpuload_peers.py WHAT DIR LABEL ROUND CACHE
 WHAT: safetensors (safetensors.torch.load_file(device="cuda") per shard), transformers
-(AutoModelForCausalLM.from_pretrained(device_map="cuda")), fastsafetensors (SafeTensorsFileLoader, nogds).
+(AutoModelForCausalLM.from_pretrained(device_map="cuda")), fastsafetensors (SafeTensorsFileLoader, nogds),
+instanttensor (its safe_open(device=0) per shard, every tensor cloned out of its reused buffer, as its README asks).
 Prints one JSON line: importSeconds (launch → torch imported and the CUDA context made), loadSeconds (the load,
 synchronised), totalSeconds (launch → loaded). Launch time comes from CS_LAUNCH_EPOCH (set by the shell just
 before it started this process and, for the prefetch runs, `coldstart prefetch` beside it)."""
@@ -24,6 +25,8 @@ try:
         from fastsafetensors import SafeTensorsFileLoader, SingleGroup
     if what == "safetensors":
         from safetensors.torch import load_file
+    if what == "instanttensor":
+        import instanttensor
     torch.zeros(1, device="cuda")
     torch.cuda.synchronize()
     t_ready = time.time()
@@ -52,6 +55,15 @@ try:
         torch.cuda.synchronize()
         n = sum(t.numel() * t.element_size() for t in sd.values())
         out["version"] = getattr(sys.modules.get("fastsafetensors"), "__version__", None)
+    elif what == "instanttensor":
+        sd = {}
+        for p in files:
+            with instanttensor.safe_open(p, framework="pt", device=0) as f:
+                for name, t in f.tensors():
+                    sd[name] = t.clone()
+        torch.cuda.synchronize()
+        n = sum(t.numel() * t.element_size() for t in sd.values())
+        out["version"] = getattr(instanttensor, "__version__", None)
     else:
         raise SystemExit(f"unknown peer {what}")
     t1 = time.perf_counter()
