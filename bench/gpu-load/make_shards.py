@@ -3,6 +3,7 @@ split into N shards in the order transformers lists the tensors, plus model.safe
 repeated random block (a loader's speed does not depend on the values; --verify compares the GPU with the file).
 No torch needed, so it is quick: the time is the disk's.
 Usage: python3 make_shards.py OUTDIR SHARDS [LAYERS]   → one JSON line {dir, shards, bytes, seconds}"""
+
 import json
 import os
 import struct

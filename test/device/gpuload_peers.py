@@ -6,6 +6,7 @@ instanttensor (its safe_open(device=0) per shard, every tensor cloned out of its
 Prints one JSON line: importSeconds (launch → torch imported and the CUDA context made), loadSeconds (the load,
 synchronised), totalSeconds (launch → loaded). Launch time comes from CS_LAUNCH_EPOCH (set by the shell just
 before it started this process and, for the prefetch runs, `coldstart prefetch` beside it)."""
+
 import glob
 import json
 import os
