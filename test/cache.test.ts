@@ -648,21 +648,28 @@ describe('parallel Range parts (COLDSTART_PART_MIN_BYTES lowered for the test)',
     expect(readdirSync(join(storage(), 'blobs')).filter((n) => n.includes('incomplete'))).toEqual([]);
   });
 
-  it('a failed part run parks exactly its contiguous prefix; the next run resumes it byte-exact', async () => {
+  it('a failed part run parks its parts with a journal (never as a prefix); the next run fetches only the missing bytes', async () => {
     hub.faults.drop = { match: (p) => p === shard, afterBytes: 100_000, times: 8 };
     const r1 = await runCli(['cache', 'org/tiny', '--include', shard, '--retries', '0'], { env: env(parts) });
     expect(r1.code).toBe(3);
-    const parked = join(storage(), 'blobs', `${sha256(shard1)}.incomplete`);
-    if (existsSync(parked)) {
-      const have = readFileSync(parked);
-      expect(shard1.subarray(0, have.length).equals(have)).toBe(true); // a true prefix, no holes
-    }
+    const blobs = join(storage(), 'blobs');
+    // A file with holes is never parked under the prefix name older tools resume from.
+    expect(existsSync(join(blobs, `${sha256(shard1)}.incomplete`))).toBe(false);
+    expect(existsSync(join(blobs, `${sha256(shard1)}.parts.incomplete`))).toBe(true);
+    expect(readdirSync(blobs).filter((n) => n.endsWith('.json'))).toHaveLength(1);
     hub.faults = {};
+    hub.log.length = 0;
     const r = await runCli(['--json', 'cache', 'org/tiny', '--include', shard], { env: env(parts) });
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(readFileSync(join(j.snapshotDir, shard)).equals(shard1)).toBe(true);
+    expect(j.bytesResumed).toBeGreaterThan(0);
     expect(j.bytesResumed + j.bytesWire).toBe(shard1.length);
+    // Every part continued past its start: no byte kept was asked for again.
+    const starts = hub.requests((q) => q.host === 'cdn' && !!q.range).map((q) => Number(/^bytes=(\d+)-/.exec(q.range!)![1]));
+    expect(starts).toHaveLength(4);
+    for (const [i, base] of [0, 375_000, 750_000, 1_125_000].entries()) expect(starts.sort((a, b) => a - b)[i]).toBeGreaterThan(base);
+    expect(readdirSync(blobs)).toEqual([sha256(shard1)]); // partial and journal gone
   });
 });
 

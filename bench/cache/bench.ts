@@ -1,12 +1,14 @@
 /**
- * Download throughput of `coldstart cache` vs Python `huggingface_hub.snapshot_download`, same local Hub
- * server, same generated multi-GiB repo, same run; plus the loopback limit (raw parallel HTTP GETs of the
- * same bytes with curl, to /dev/null). Usage: bench/cache/run.sh [--shards 4] [--shard-mib 1024] [--runs 2]
+ * Download throughput of `coldstart cache` (its default, and with 4 Range parts per file forced) vs Python
+ * `huggingface_hub.snapshot_download` and the `hf download` CLI, same local Hub server, same generated repo, same
+ * run, each in a fresh process; plus the loopback limit (parallel curl of the same bytes, to /dev/null and to
+ * disk). Usage: bench/cache/run.sh [--shards 4] [--shard-mib 1024] [--runs 2]; prints one JSON document with every
+ * sample, mean ± σ per contestant and each one's fraction of parallel curl.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, statSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -80,7 +82,7 @@ try {
   const { endpoint, commit } = JSON.parse(line) as { endpoint: string; commit: string };
 
   let hfMissing: string | null = null;
-  const results: Record<string, number[]> = { loopback: [], loopbackToDisk: [], coldstart: [], coldstartWall: [], python: [], pythonWall: [], hfCliWall: [] };
+  const results: Record<string, number[]> = { loopback: [], loopbackToDisk: [], coldstart: [], coldstartWall: [], coldstartParts: [], coldstartPartsWall: [], python: [], pythonWall: [], hfCliWall: [] };
   const rate = (s: number) => totalBytes / s / 1e9;
   for (let r = 0; r < RUNS; r++) {
     // Loopback limit: curl fetches every shard in parallel through the same resolve → CDN redirect, to /dev/null.
@@ -102,6 +104,16 @@ try {
     if (doc.bytesDownloaded !== totalBytes + manifest.small[0].text.length) throw new Error(`coldstart downloaded ${doc.bytesDownloaded} bytes`);
     results.coldstart.push(rate(doc.seconds));
     results.coldstartWall.push(rate(cs.seconds));
+    rmSync(csCache, { recursive: true, force: true });
+
+    // The same with 4 Range parts per file forced (COLDSTART_PARTS=4): 16 streams, each file hashed in order as its
+    // prefix lands (src/cache/parts.ts).
+    const csp = await run(process.execPath, [join(repoRoot, 'bin/coldstart.js'), '--json', 'cache', REPO, '--concurrency', String(CONCURRENCY)], { HF_ENDPOINT: endpoint, HF_HUB_CACHE: csCache, COLDSTART_PARTS: '4' });
+    if (csp.code !== 0) throw new Error(`coldstart (parts) failed: ${csp.err}${csp.out}`);
+    const docp = JSON.parse(csp.out) as { seconds: number; bytesDownloaded: number };
+    if (docp.bytesDownloaded !== totalBytes + manifest.small[0].text.length) throw new Error(`coldstart (parts) downloaded ${docp.bytesDownloaded} bytes`);
+    results.coldstartParts.push(rate(docp.seconds));
+    results.coldstartPartsWall.push(rate(csp.seconds));
     rmSync(csCache, { recursive: true, force: true });
 
     // Python huggingface_hub.snapshot_download (default max_workers=8), timed inside the interpreter.
@@ -134,8 +146,17 @@ try {
   // Ratios are taken per run (the contestants of one run ran back to back), then the median over runs.
   const perRun = (a: string, b: string) => results[a].map((v, i) => v / results[b][i]);
   const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]));
+  const meanSd = (v: number[]) => {
+    const m = v.reduce((x, y) => x + y, 0) / v.length;
+    return { mean: m, sd: v.length > 1 ? Math.sqrt(v.reduce((x, y) => x + (y - m) ** 2, 0) / (v.length - 1)) : 0 };
+  };
   const summary = {
     date: new Date().toISOString(),
+    loadAverage: loadavg(),
+    meanSdGBps: Object.fromEntries(Object.entries(results).filter(([, v]) => v.length).map(([k, v]) => [k, meanSd(v)])),
+    // Each contestant's rate over parallel curl's of the same run (curl → /dev/null; wall clock where that is all there is).
+    fractionOfCurl: Object.fromEntries(['coldstart', 'coldstartWall', 'coldstartParts', 'coldstartPartsWall', 'python', 'pythonWall', 'hfCliWall'].filter((k) => results[k].length).map((k) => [k, meanSd(perRun(k, 'loopback'))])),
+    fractionOfCurlToDisk: Object.fromEntries(['coldstart', 'coldstartParts', 'python'].map((k) => [k, meanSd(perRun(k, 'loopbackToDisk'))])),
     cpus: cpus().length,
     cpu: cpus()[0]?.model,
     python: spawnSync(py, ['-c', 'import huggingface_hub, sys; print(sys.version.split()[0], huggingface_hub.__version__)'], { encoding: 'utf8' }).stdout.trim(),

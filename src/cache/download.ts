@@ -9,7 +9,8 @@
  *   commit.ts    the folders, listing and ref first; per file the hash check, the blob linked without overwriting
  *                one, the snapshot pointer (or the --local-dir file and its metadata)
  *   partials.ts  each run's own `.incomplete` file: adopted from the parked one, parked again on a failure or Ctrl-C
- *   fetch.ts     one file's bytes: streamed or on a worker (hub/sink.ts), Range resume, retries, parts (parts.ts); how
+ *   fetch.ts     one file's bytes: streamed or on a worker (hub/sink.ts), Range resume, retries, parts (parts.ts, their
+ *                journal journal.ts); how
  *                each attempt ended becomes an error in one place (outcome.ts)
  *
  * Why not @huggingface/hub: its `downloadFileToCacheDir` (2.x) re-downloads from byte 0 (no Range resume of
@@ -69,6 +70,7 @@ class DownloadRun {
   private readonly resumed: NonNullable<DownloadResult['resumed']> = [];
   private readonly bytesTotal: number;
   private readonly staleAfter: number;
+  private readonly filesAtOnce: number;
   private bytesDone = 0;
   private bytesWire = 0;
   private bytesResumed = 0;
@@ -82,6 +84,8 @@ class DownloadRun {
   ) {
     this.bytesTotal = plan.selected.reduce((a, f) => a + sizeOf(f), 0);
     this.staleAfter = staleSeconds(opts.env);
+    const big = plan.selected.filter((f) => sizeOf(f) >= 1 << 20 && !isCached(plan, f)).length;
+    this.filesAtOnce = Math.max(1, Math.min(big, opts.concurrency ?? 8));
   }
 
   /** One file, cached or fetched, recorded with its time. */
@@ -157,7 +161,7 @@ class DownloadRun {
   private fetch(f: RepoFile, partial: string): Promise<void> {
     const p = this.plan;
     const url = `${repoUrl(this.c.endpoint, p.repo, p.repoType)}/resolve/${p.commit}/${encodePath(f.path)}`;
-    return fetchVerified({ c: this.c, repo: p.repo, opts: this.opts }, { file: f, url, partial, display: f.path }, this.accounting(f));
+    return fetchVerified({ c: this.c, repo: p.repo, opts: this.opts, filesAtOnce: this.filesAtOnce }, { file: f, url, partial, display: f.path }, this.accounting(f));
   }
 
   /** Exact byte accounting of one file (see DownloadResult: bytesWire, bytesResumed, bytesRefetched). */

@@ -1,7 +1,7 @@
 /**
  * One file's bytes into its partial, verified: streamed on the event loop (small files) or on a worker thread
- * (from 1 MiB, hub/sink.ts), resumed from the partial's length with HTTP Range, retried from the byte reached, and —
- * when COLDSTART_PART_MIN_BYTES asks for it — fetched as parallel Range parts (parts.ts). Each attempt ends as a
+ * (from 1 MiB, hub/sink.ts), resumed from the partial's length with HTTP Range, retried from the byte reached, or —
+ * a big file where cores allow, or a partial with a part journal — fetched as parallel Range parts (parts.ts). Each attempt ends as a
  * FetchOutcome that outcomeError (outcome.ts) turns into what happens next; the hash of every byte is checked last.
  */
 import type { Hash } from 'node:crypto';
@@ -15,7 +15,8 @@ import { bodyError, hubRequest, withRetries } from '../hub/http.js';
 import { hashMismatch, hashPrefix, newHasher } from './commit.js';
 import { etagOf, sizeOf } from './layout.js';
 import { errorHeaders, outcomeError, retrying, type Accounting, type FetchDeps, type FetchOutcome, type FileJob } from './outcome.js';
-import { fetchParts, partMinBytes } from './parts.js';
+import { fetchParts, partsFor } from './parts.js';
+import { dropJournal, readJournal } from './journal.js';
 import { WorkerFetch, sinkParallelism } from '../hub/sink.js';
 
 /** Files from this size on are fetched, hashed and written on worker threads (hub/sink.ts). */
@@ -49,17 +50,22 @@ export async function fetchVerified(d: FetchDeps, job: FileJob, acct: Accounting
 /** Every byte of the file on disk, and the hex digest of them in file order. */
 async function fetchDigest(d: FetchDeps, job: FileJob, acct: Accounting, fd: number): Promise<string> {
   const size = sizeOf(job.file);
+  // A partial with a part journal resumes its missing parts; a big file from byte 0 may come in parallel Range parts
+  // (parts.ts decides how many). A server without ranges makes fetchParts return null (the file emptied): one stream.
+  const journal = readJournal(job.partial, fd, size);
+  if (journal) {
+    const got = await fetchParts(d, job, acct, size, journal.partLen, journal.written);
+    if (got !== null) return got;
+  } else dropJournal(job.partial, fstatSync(fd).ino); // one that does not hold (or none): the file is a prefix
   let offset = fstatSync(fd).size;
   if (offset > size) {
     ftruncateSync(fd, 0);
     offset = 0;
   }
-  // A big file from byte 0 may come in parallel Range parts, then is hashed in order; a server without ranges
-  // makes fetchParts return false (the file emptied) and the file is streamed whole.
-  if (offset === 0 && size >= 2 * partMinBytes(d.opts.env) && (await fetchParts(d, job, acct, size))) {
-    const h = newHasher(job.file);
-    await hashPrefix(h, job.partial, size, d.opts.signal);
-    return h.digest('hex');
+  const k = offset === 0 && size >= WORKER_SINK_MIN_BYTES ? partsFor(size, d.opts.env, d.filesAtOnce ?? 1) : 1;
+  if (k > 1) {
+    const got = await fetchParts(d, job, acct, size, Math.ceil(size / k), null);
+    if (got !== null) return got;
   }
   const s = new FileStream(d, job, acct, fd, offset);
   try {

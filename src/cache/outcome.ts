@@ -34,6 +34,8 @@ export interface FetchDeps {
   c: HubClient;
   repo: string;
   opts: Pick<DownloadOptions, 'signal' | 'onEvent' | 'env' | 'concurrency'>;
+  /** How many big files the run fetches at once (parts.ts gives a file the cores the others leave). */
+  filesAtOnce?: number;
 }
 
 /** The bytes one attempt asked for: [base + from, base + length) of the file; `part` when a Range part. */

@@ -2,12 +2,14 @@
  * The incomplete files of a download. Each run writes its own partial (`<etag>.cs-<pid>-<8 hex>.incomplete`), so no
  * two processes ever write one file; between runs a partial is parked as `<etag>.incomplete` (huggingface_hub < 1.x's
  * name) for the next run to adopt and resume with HTTP Range. huggingface_hub ≥ 1.x writes its own
- * `<etag>.<8 hex>.incomplete` files, which are never touched here.
+ * `<etag>.<8 hex>.incomplete` files, which are never touched here. A partial fetched in Range parts has holes and a
+ * part journal (journal.ts); it is parked as `<etag>.parts.incomplete`, a name no prefix-resuming tool reads.
  */
 import { randomBytes } from 'node:crypto';
 import { linkSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { trackResumable, untrackResumable } from '../core/atomic.js';
+import { dropJournal, hasJournal, partsParkedPath } from './journal.js';
 
 const SUFFIX = '.incomplete';
 
@@ -35,7 +37,7 @@ export async function withPartial<T>(parked: string, staleAfterSeconds: number, 
   }
 }
 
-/** A partial in `dir` that may be adopted: the parked one, or one a killed coldstart left under its own name. */
+/** A partial in `dir` that may be adopted: the parked one (prefix or parts), or one a killed coldstart left under its own name. */
 function candidates(parked: string, staleAfterSeconds: number): Array<{ path: string; size: number }> {
   const dir = dirname(parked);
   const stem = basename(parked).slice(0, -SUFFIX.length);
@@ -47,7 +49,7 @@ function candidates(parked: string, staleAfterSeconds: number): Array<{ path: st
   }
   const out: Array<{ path: string; size: number }> = [];
   for (const n of names) {
-    const isParked = n === `${stem}${SUFFIX}`;
+    const isParked = n === `${stem}${SUFFIX}` || n === `${stem}.parts${SUFFIX}`;
     const isAbandoned = n.startsWith(`${stem}.cs-`) && n.endsWith(SUFFIX);
     if (!isParked && !isAbandoned) continue;
     try {
@@ -69,6 +71,7 @@ function adoptPartial(parked: string, own: string, staleAfterSeconds: number): v
   let adopted = false;
   for (const c of candidates(parked, staleAfterSeconds)) {
     if (adopted) {
+      dropJournal(c.path);
       rmSync(c.path, { force: true });
       continue;
     }
@@ -85,7 +88,7 @@ function adoptPartial(parked: string, own: string, staleAfterSeconds: number): v
  * Our partial becomes the parked one for the next run, without replacing a larger one; an empty partial is removed
  * (nothing to resume). Returns whether anything was kept.
  */
-function parkPartial(own: string, parked: string): boolean {
+function parkPartial(own: string, prefixParked: string): boolean {
   let size: number;
   try {
     size = statSync(own).size;
@@ -94,16 +97,23 @@ function parkPartial(own: string, parked: string): boolean {
   }
   try {
     if (size === 0) {
+      dropJournal(own);
       rmSync(own, { force: true });
       return false;
     }
+    const parked = hasJournal(own) ? partsParkedPath(prefixParked) : prefixParked;
     try {
       linkSync(own, parked);
       rmSync(own, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      if (statSync(parked).size < size) renameSync(own, parked);
-      else rmSync(own, { force: true });
+      if (statSync(parked).size < size) {
+        dropJournal(parked);
+        renameSync(own, parked);
+      } else {
+        dropJournal(own);
+        rmSync(own, { force: true });
+      }
     }
   } catch {
     /* best effort: the own-named partial stays, and is adopted once idle */

@@ -124,8 +124,9 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
     try {
       const st = lstatSync(join(blobsFolder(dir), b));
       if (!st.isFile()) continue;
-      // `<etag>.incomplete` (parked by coldstart, huggingface_hub < 1.x), `<etag>.<8 hex>.incomplete` (huggingface_hub ≥ 1.x) or `<etag>.cs-<pid>-<8 hex>.incomplete` (coldstart, in flight or killed).
-      if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length).replace(/\.(?:cs-\d+-)?[0-9a-f]{8}$/, ''), bytes: st.size });
+      // `<etag>.incomplete` (parked by coldstart, huggingface_hub < 1.x), `<etag>.<8 hex>.incomplete` (huggingface_hub ≥ 1.x) `<etag>.cs-<pid>-<8 hex>.incomplete` (coldstart, in flight or killed) or `<etag>.parts.incomplete` (coldstart, parked Range parts).
+      if (/\.parts-\d+\.json$/.test(b)) continue; // a part journal (journal.ts), not a blob
+      if (b.endsWith('.incomplete')) incomplete.push({ blob: b.slice(0, -'.incomplete'.length).replace(/\.(?:(?:cs-\d+-)?[0-9a-f]{8}|parts)$/, ''), bytes: st.size });
       else sizeBytes += st.size;
     } catch {
       /* vanished */

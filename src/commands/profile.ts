@@ -19,7 +19,7 @@ interface ProfileFlags extends ReportFlags {
   image?: string; containerRuntime?: string; containerArg?: string[]; since?: string; devices?: string; verify?: boolean;
   cache: string; download: boolean; floor: boolean; revision?: string; framework?: string; url?: string;
   readyUrl?: string; readyLog?: string; readyTimeout: string; completionUrl?: string; completion: boolean; stopTimeout: string; stage?: string[];
-  gpuPrice?: string; warmInstances: string; probeBytes?: string;
+  gpuPrice?: string; warmInstances: string; probeBytes?: string; direct?: boolean; buffered?: boolean;
 }
 
 /** Splits `coldstart profile [model] -- cmd …`: what commander saw as operands, cut at the literal `--`. */
@@ -52,6 +52,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
   if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
   if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
   if (!wrapping && (f.readyUrl || f.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
+  if (f.direct && f.buffered) throw new ColdstartError('USAGE', '--direct and --buffered exclude each other: pick one');
   const only = f.only ? new Set(f.only.split(',').map((x) => x.trim()).filter(Boolean)) : null;
   for (const p of only ?? []) if (!isPhaseName(p)) throw invalidArg('--only', `phases from ${PHASES.join(', ')}`, p);
   const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
@@ -70,6 +71,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
     devices: f.devices ? intListFlag('--devices', f.devices, 0) : undefined,
     verify: !!f.verify,
     cache: choiceFlag('--cache', f.cache, ['cold', 'warm', 'as-is'] as const),
+    ...(f.direct || f.buffered ? { direct: !!f.direct } : {}),
     download: f.download !== false,
     floor: f.floor !== false,
     revision: f.revision,
@@ -91,14 +93,10 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
 function events(ctx: Context): ProfileEvents {
   return {
     progress: (label) => ctx.out.progress(label, 'starting…', { plainEverySeconds: 5 }),
-    note: (text) => ctx.out.info(text),
-    run: (text) => ctx.out.progressLine(text),
+    note: (text) => ctx.out.info(text), run: (text) => ctx.out.progressLine(text),
     ...(ctx.global.debug ? { serverLine: (t: number, text: string) => ctx.out.debug(`[server ${t.toFixed(2)}s] ${text}`) } : {}),
   };
 }
-
-/** Engine options profile's flags set: a refusal (a usage error inside a phase is rethrown) names the flag. */
-const FLAG_NAMES = { devices: '--devices', cache: '--cache' };
 
 /** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
 export function registerProfile(program: Command, run: Runner, engines: Engines = defaultEngines): void {
@@ -117,6 +115,8 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       .option('--dtype <dtype>', 'synthetic checkpoint dtype: bf16, fp16 or fp32 (default: the model\'s)')
       .option('--estimate', 'predict every phase from measured rates; move no weight bytes')
       .option('--cache <mode>', 'page cache for gpu-load: cold (drop the files first), warm or as-is', 'cold')
+      .option('--direct', 'gpu-load reads with O_DIRECT and leaves the page cache as found (default for weights not in the page cache)')
+      .option('--buffered', 'gpu-load reads through the page cache and leaves the weights there for the next start')
       .option('--devices <list>', 'GPU indexes to use, e.g. 0,1 (after CUDA_VISIBLE_DEVICES)')
       .option('--verify', 'gpu-load: copy a sample of every tensor back and compare it with the file (exit 1 on a mismatch)')
       .option('--no-download', 'do not download: estimate the download from Hub file sizes and a measured rate')
@@ -143,7 +143,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       const cmd = args[args.length - 1] as Command;
       const options = profileOptions(ctx, cmd);
       const emit = emitOptions(ctx, cmd.opts() as ProfileFlags, localInputs(ctx, options.model));
-      const out = await withFlagNames(FLAG_NAMES, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
+      const out = await withFlagNames({ devices: '--devices', cache: '--cache' }, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
       return emitReport(ctx.out, out.report, ctx.cwd, { ...emit, extraHuman: out.lines({ style: ctx.out.style, quiet: ctx.out.opts.quiet }), exitCode: out.exitCode });
     }),
   );

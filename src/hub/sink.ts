@@ -26,8 +26,11 @@ function workerUrl(): URL {
   return built;
 }
 
-/** How one worker-side attempt at a file ended; `offset` is the byte reached (bytes written, hashed). */
-export type FetchOutcome = { offset: number } & (
+/**
+ * How one worker-side attempt at a file ended; `offset` is the byte reached (bytes written, hashed), `written` the
+ * bytes whose write completed (less than `offset` only when a write failed).
+ */
+export type FetchOutcome = { offset: number; written?: number } & (
   | { kind: 'ok' | 'short' | '416' | 'toolong' | 'aborted' | 'norange' }
   | { kind: 'net'; code?: string; message: string; url: string }
   | { kind: 'fs'; code?: string; message: string }
@@ -56,11 +59,11 @@ interface Waiter {
 
 interface Slot {
   once: Map<string, Waiter>;
-  onProgress?: (offset: number) => void;
+  onProgress?: (offset: number, written: number) => void;
   error?: Error;
 }
 
-type WorkerMsg = { id: number; op: string; hex?: string; code?: string; message?: string; offset?: number };
+type WorkerMsg = { id: number; op: string; hex?: string; code?: string; message?: string; offset?: number; written?: number };
 
 class SinkWorker {
   readonly worker = new Worker(workerUrl());
@@ -70,7 +73,7 @@ class SinkWorker {
     this.worker.on('message', (m: WorkerMsg) => {
       const w = this.waiters.get(m.id);
       if (!w) return;
-      if (m.op === 'progress') w.onProgress?.(m.offset!);
+      if (m.op === 'progress') w.onProgress?.(m.offset!, m.written ?? 0);
       else if (m.op === 'error') {
         const e = Object.assign(new Error(m.message), { code: m.code });
         w.error = e;
@@ -161,9 +164,10 @@ export class WorkerFetch {
   /**
    * One attempt: GET `req.url` from the byte the file has reached (Range), hashing and appending the body.
    * Resolves once the worker has written every byte it hashed (no write is in flight), however it ended.
-   * `onProgress` gets the byte offset about every `progressMs`; an abort of `signal` ends the attempt as `aborted`.
+   * `onProgress` gets the byte offset reached and the bytes written (both from the start of the file, or of the part)
+   * about every `progressMs`; an abort of `signal` ends the attempt as `aborted`.
    */
-  async fetch(req: FetchRequest, onProgress: (offset: number) => void, signal?: AbortSignal, progressMs = 100): Promise<FetchOutcome> {
+  async fetch(req: FetchRequest, onProgress: (offset: number, written: number) => void, signal?: AbortSignal, progressMs = 100): Promise<FetchOutcome> {
     this.slot.onProgress = onProgress;
     const done = this.call('fetch', 'fetched', { ...req, maxRedirects: req.maxRedirects ?? 5, progressMs });
     const onAbort = () => this.w.worker.postMessage({ id: this.id, op: 'abort' });
@@ -175,6 +179,13 @@ export class WorkerFetch {
       signal?.removeEventListener('abort', onAbort);
       this.slot.onProgress = undefined;
     }
+  }
+
+  /** Feeds the file's bytes up to `to` into the hash, read back from the file (parts: the written prefix). */
+  async hashTo(to: number): Promise<void> {
+    await this.call('hashTo', 'hashed', { to }).catch((e) => {
+      throw fromSystemError(e, this.path, 'read');
+    });
   }
 
   async digest(): Promise<string> {

@@ -3,9 +3,11 @@
  * redirects, token and deadlines — by hop.ts's rules, shared with http.ts), its hash and its writes run here,
  * so several files use several cores. Protocol (every message carries the file's `id`):
  *   main → worker: open {fd, algo, prefix, hashExisting} | fetch {url, endpoint, token, timeoutMs, size, maxRedirects,
- *                  progressMs} | abort | digest | drop
- *   worker → main: opened | progress {offset} | fetched {offset, kind, …} (FetchOutcome) | digest {hex} |
- *                  drop | error {code, message}
+ *                  progressMs, base?} | hashTo {to} | abort | digest | drop
+ *   worker → main: opened | progress {offset, written} | fetched {offset, kind, …} (FetchOutcome) | hashed {offset} |
+ *                  digest {hex} | drop | error {code, message}
+ * `hashTo` feeds the file's bytes [hashed, to) into its hash, read back from the page cache: the in-order hash of a
+ * file fetched in Range parts follows the contiguous prefix the parts have written (cache/parts.ts).
  */
 import { parentPort } from 'node:worker_threads';
 import fs from 'node:fs';
@@ -53,7 +55,7 @@ interface FetchMsg {
    */
   base?: number;
 }
-type InMsg = OpenMsg | FetchMsg | { id: number; op: 'abort' | 'digest' | 'drop' };
+type InMsg = OpenMsg | FetchMsg | { id: number; op: 'hashTo'; to: number } | { id: number; op: 'abort' | 'digest' | 'drop' };
 type Outcome = { kind: string; [k: string]: unknown };
 
 interface FileState {
@@ -76,6 +78,10 @@ interface FileState {
   timer: NodeJS.Timeout | null;
   /** Range part: where its next buffer goes in the file (null: append). */
   wpos: number | null;
+  /** Bytes of this attempt's range whose write completed (same frame as `offset`): what is on disk. */
+  written: number;
+  /** Bytes of the file fed to the hash by `hashTo` (read back). */
+  hashed: number;
 }
 
 const files = new Map<number, FileState>();
@@ -124,6 +130,7 @@ function kick(f: FileState): void {
   f.writing = writeAll(f.fd, w.buf, w.len, pos).then(
     () => {
       f.writing = null;
+      f.written += w.len;
       if (f.free.length < BUFFERS) f.free.push(w.buf);
       if (f.paused && f.res && !f.fin) {
         f.paused = false;
@@ -162,9 +169,32 @@ function finish(f: FileState, msg: Outcome): void {
   f.req = null;
   f.res = null;
   drain(f).then(
-    () => post(f, { op: 'fetched', offset: f.offset, ...msg }),
-    (e: NodeJS.ErrnoException) => post(f, { op: 'fetched', offset: f.offset, kind: 'fs', code: e.code, message: e.message }),
+    () => post(f, { op: 'fetched', offset: f.offset, written: f.written, ...msg }),
+    (e: NodeJS.ErrnoException) => post(f, { op: 'fetched', offset: f.offset, written: f.written, kind: 'fs', code: e.code, message: e.message }),
   );
+}
+
+const READBACK_BYTES = 4 << 20;
+/** Read-back buffers, one per hashTo in flight (files hashed at once on this worker), reused. */
+const spare: Buffer[] = [];
+
+/**
+ * Feeds the file's bytes [f.hashed, to) into its hash, read back (from the page cache: they were just written) in
+ * 4 MiB reads through the libuv pool, so the worker's event loop keeps serving its sockets between reads.
+ */
+async function hashTo(f: FileState, to: number): Promise<void> {
+  const buf = spare.pop() ?? Buffer.allocUnsafeSlow(READBACK_BYTES);
+  try {
+    while (f.hashed < to) {
+      if (!files.has(f.id)) return; // dropped meanwhile
+      const n = await new Promise<number>((resolve, reject) => fs.read(f.fd, buf, 0, Math.min(buf.length, to - f.hashed), f.hashed, (e, k) => (e ? reject(e) : resolve(k))));
+      if (n <= 0) throw Object.assign(new Error('short read while hashing the downloaded parts'), { code: 'EIO' });
+      f.h.update(n === buf.length ? buf : buf.subarray(0, n));
+      f.hashed += n;
+    }
+  } finally {
+    spare.push(buf);
+  }
 }
 
 function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, tokenOrigin: string): void {
@@ -202,6 +232,7 @@ function request(f: FileState, m: FetchMsg, url: string, redirectsLeft: number, 
         return finish(f, { kind: 'fs', code: (e as NodeJS.ErrnoException).code, message: (e as Error).message });
       }
       f.offset = 0;
+      f.written = 0;
       f.h = newHash(f.open);
       // Tell the main thread at once: bytes it counted as resumed are being fetched again (exact accounting).
       post(f, { op: 'progress', offset: 0 });
@@ -272,7 +303,7 @@ port.on('message', (m: InMsg) => {
           pos += n;
         }
       }
-      files.set(m.id, { id: m.id, fd: m.fd, h, open: m, m: null, offset: m.hashExisting, fin: true, free: [], cur: null, curLen: 0, queue: [], writing: null, writeErr: null, req: null, res: null, paused: false, timer: null, wpos: null });
+      files.set(m.id, { id: m.id, fd: m.fd, h, open: m, m: null, offset: m.hashExisting, fin: true, free: [], cur: null, curLen: 0, queue: [], writing: null, writeErr: null, req: null, res: null, paused: false, timer: null, wpos: null, written: m.hashExisting, hashed: m.hashExisting });
       port.postMessage({ id: m.id, op: 'opened' });
     } else if (m.op === 'fetch') {
       if (!f) throw Object.assign(new Error('fetch before open'), { code: 'EINVAL' });
@@ -280,8 +311,15 @@ port.on('message', (m: InMsg) => {
       f.paused = false;
       f.m = m;
       f.wpos = m.base !== undefined ? m.base + f.offset : null;
-      f.timer = setInterval(() => post(f, { op: 'progress', offset: f.offset }), m.progressMs);
+      f.written = f.offset; // the previous attempt reported only after its writes
+      f.timer = setInterval(() => post(f, { op: 'progress', offset: f.offset, written: f.written }), m.progressMs);
       request(f, m, m.url, m.maxRedirects, tokenOriginOf(m.endpoint));
+    } else if (m.op === 'hashTo') {
+      if (!f) throw Object.assign(new Error('hashTo before open'), { code: 'EINVAL' });
+      hashTo(f, m.to).then(
+        () => port.postMessage({ id: m.id, op: 'hashed', offset: f.hashed }),
+        (e: NodeJS.ErrnoException) => port.postMessage({ id: m.id, op: 'error', code: e.code, message: e.message }),
+      );
     } else if (m.op === 'abort') {
       if (f && !f.fin) finish(f, { kind: 'aborted' });
     } else if (m.op === 'digest') {

@@ -25,6 +25,10 @@ export interface GpuLoadOptions {
   chunkBytes?: number;
   threads?: number;
   buffers?: number;
+  /**
+   * true: O_DIRECT reads (the page cache left as found: `--direct`); false: through the page cache, left resident for
+   * the next start (`--buffered`). Default: O_DIRECT when the weights are not in the page cache.
+   */
   direct?: boolean;
   limits?: boolean;
   signal?: AbortSignal;
@@ -85,7 +89,18 @@ export interface GpuLoadResult {
   allocSeconds: number;
   /** Pinned ring allocation summed over reader threads; done lazily, it overlaps the reads. */
   ringSeconds: number;
-  cache: { requested: CacheMode; residentFractionBefore: number; residentFractionInitial?: number; note?: string };
+  cache: {
+    requested: CacheMode;
+    residentFractionBefore: number;
+    residentFractionInitial?: number;
+    /**
+     * After the load (mincore). A file that was cold as found (nothing resident but what reading its header brought
+     * in) and read with O_DIRECT is evicted again after the load, so the page cache is left as found; `--buffered`
+     * (direct: false) leaves what it read resident for the next start.
+     */
+    residentFractionAfter?: number;
+    note?: string;
+  };
   files: Array<{ path: string; bytes: number; seconds: number; device: number | null; tensors: number; direct: boolean }>;
   /** One entry per card (index -1, name 'host memory', in host mode). */
   devices: Array<{ index: number; name?: string; bytes: number; seconds: number; bytesPerSecond: number; h2dBytesPerSecond?: number }>;
@@ -234,6 +249,14 @@ function checkCount(option: string, v: number | undefined, min: number, max: num
   if (v !== undefined) intOption(option, v, min, max);
 }
 
+/**
+ * The most a cold file can have resident once its header was read (prepareFiles reads it through the page cache):
+ * the header's pages plus the kernel's readahead window around them (up to 2 MiB with the defaults).
+ */
+function headerSpan(dataOffset: number, bytes: number): number {
+  return Math.min(bytes, Math.ceil(dataOffset / ALIGN) * ALIGN + 2 * MIB);
+}
+
 function residentFraction(entries: Array<{ bytes: number; residentBytes: number | null }>): number {
   const total = entries.reduce((a, e) => a + e.bytes, 0);
   if (total === 0) return 1;
@@ -329,7 +352,9 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   }
   // 2. Page-cache state.
   const paths = prep.paths;
-  const initial = residentFraction(await callNative(() => addon.pageCache({ paths, action: 'query' }), 'page cache'));
+  const found = await callNative(() => addon.pageCache({ paths, action: 'query' }), 'page cache');
+  const initial = residentFraction(found);
+  const coldAsFound = found.map((e, i) => e.residentBytes !== null && e.residentBytes <= headerSpan(prep.headers[i]!.dataOffset, e.bytes) && (e.residentBytes === 0 || e.residentBytes < e.bytes));
   // Unless told, read with O_DIRECT when the weights are not in the page cache (one copy less on the way from
   // the disk), through the page cache when they are.
   const direct = opts.direct ?? (cacheMode === 'cold' || (cacheMode === 'as-is' && !(initial >= 0.5)));
@@ -436,6 +461,11 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   }
   opts.onProgress?.(r.bytes, prep.bytes);
   for (const n of r.notes) notes.push(n);
+  // Leave the page cache as found: a file that was cold and read with O_DIRECT holds only the pages its header read
+  // (or a buffered fallback) brought in; they go again.
+  const ours = paths.filter((_, i) => coldAsFound[i] && r.files[i]!.direct);
+  if (ours.length) await callNative(() => addon.pageCache({ paths: ours, action: 'evict' }), 'page cache');
+  const after = residentFraction(await callNative(() => addon.pageCache({ paths, action: 'query' }), 'page cache'));
 
   const bytesPerSecond = r.seconds > 0 ? r.bytes / r.seconds : 0;
   let efficiency: number | null = null;
@@ -457,7 +487,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     setupSeconds: r.setupSeconds,
     allocSeconds: Math.max(0, ...r.devices.map((d) => d.allocSeconds)),
     ringSeconds: r.devices.reduce((a, d) => a + d.ringSeconds, 0),
-    cache: { requested: cacheMode, residentFractionBefore: before, residentFractionInitial: initial, ...(cacheNote ? { note: cacheNote } : {}) },
+    cache: { requested: cacheMode, residentFractionBefore: before, residentFractionInitial: initial, ...(Number.isFinite(after) ? { residentFractionAfter: after } : {}), ...(cacheNote ? { note: cacheNote } : {}) },
     files: prep.paths.map((path, i) => ({
       path,
       bytes: r.files[i]!.bytes,

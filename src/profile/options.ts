@@ -49,6 +49,8 @@ export interface ProfileOptions {
   /** gpu-load: copy a sample of every tensor back and compare it with the file. */
   verify: boolean;
   cache: CacheMode;
+  /** gpu-load reads: true O_DIRECT (--direct), false through the page cache (--buffered); absent: by residency. */
+  direct?: boolean;
   /** false: predict the download from file sizes and a measured rate instead of downloading. */
   download: boolean;
   /** false (--no-floor, beside a stack or a wrapped server): the stack's numbers only. */

@@ -66,7 +66,7 @@ export async function stackPhases(plan: ModelPlan & { framework: Framework }, de
   const outside: Outside = {};
   if (floors && t.format === 'safetensors') {
     const sw = new Stopwatch();
-    fl = await deps.engines.gpuLoad.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, signal: deps.signal });
+    fl = await deps.engines.gpuLoad.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal });
     outside.floorLoad = sw.elapsed();
   }
   const rows: PhaseResult[] = [];
