@@ -185,7 +185,8 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   const repo = 'files' in weights ? (resolveRepoId(weights.from)?.repo ?? null) : null;
   const { dtype, source: dtypeSource } = dtypeOf(o, weights);
   step('fingerprinting the server\'s environment (Python packages, GPU)');
-  const fp = await probeServerFingerprint(server.command, cwd, env, { dtype, engine: null });
+  // An assumed dtype is not a fact about the caches: it stays out of the fingerprint.
+  const fp = await probeServerFingerprint(server.command, cwd, env, { dtype: dtypeSource.startsWith('assumed') ? null : dtype, engine: null });
   const earlier = readStoredFingerprint(o.persistDir);
   const changes = earlier.stored ? fingerprintChanges(earlier.stored, fp) : [];
   const notes: string[] = [...fp.notes];
