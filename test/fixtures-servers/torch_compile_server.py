@@ -130,7 +130,8 @@ def main():
                 return self.reply(400, {"error": "not JSON"})
             want = max(4, int(req.get("max_tokens") or 4))
             text, lps = generate(str(req.get("prompt", "")), want)
-            self.reply(200, {"object": "text_completion", "model": "tiny-compiled", "choices": [{"index": 0, "text": text, "logprobs": {"token_logprobs": lps}, "finish_reason": "length"}]})
+            choice = {"index": 0, "text": text, "logprobs": {"token_logprobs": lps}, "finish_reason": "length"}
+            self.reply(200, {"object": "text_completion", "model": "tiny-compiled", "choices": [choice]})
 
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     log("serving on http://127.0.0.1:%d (pid %d, inductor cache %s)" % (a.port, os.getpid(), os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default")))
