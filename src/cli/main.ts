@@ -13,6 +13,7 @@ import { registerWarmup } from '../commands/warmup.js';
 import { registerReport } from '../commands/report.js';
 import { registerSnapshot } from '../commands/snapshot.js';
 import { registerPrefetch } from '../commands/prefetch.js';
+import { registerOptimize } from '../commands/optimize.js';
 
 export function buildProgram(proc: ProcessLike, setExit: (code: number) => void, signal: AbortSignal): Command {
   const program = new Command();
@@ -52,7 +53,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
       }
     };
 
-  for (const register of [registerProfile, registerCache, registerCacheArtifacts, registerConvert, registerWarmup, registerPrefetch, registerDoctor, registerReport, registerSnapshot]) register(program, run);
+  for (const register of [registerProfile, registerCache, registerCacheArtifacts, registerConvert, registerWarmup, registerPrefetch, registerDoctor, registerReport, registerSnapshot, registerOptimize]) register(program, run);
   return program;
 }
 

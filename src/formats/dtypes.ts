@@ -159,3 +159,20 @@ export function parseDtypeName(s: string | null | undefined): Dtype | null {
   const upper = k.toUpperCase();
   return isDtype(upper) ? upper : null;
 }
+
+/**
+ * How far two results computed in a floating dtype may be apart and still count as the same answer: torch.testing's
+ * assert_close defaults for that dtype (|a − b| ≤ atol + rtol·|b|). `optimize` judges a compiled start's first
+ * answer against an uncompiled one's with it. float8 has no torch default: bf16's is used, and said so.
+ */
+export const DTYPE_TOLERANCE: Readonly<Partial<Record<Dtype, { rtol: number; atol: number }>>> = {
+  F64: { rtol: 1e-7, atol: 1e-7 },
+  F32: { rtol: 1.3e-6, atol: 1e-5 },
+  F16: { rtol: 1e-3, atol: 1e-5 },
+  BF16: { rtol: 1.6e-2, atol: 1e-5 },
+};
+
+/** The tolerance of a floating dtype (float8 and others: bf16's, the loosest torch default). */
+export function dtypeTolerance(d: Dtype): { rtol: number; atol: number } {
+  return DTYPE_TOLERANCE[d] ?? DTYPE_TOLERANCE.BF16!;
+}

@@ -26,8 +26,8 @@ import type { ProfileOutcome } from './report.js';
 /** Where weights are looked for: the working directory, the environment (HF cache), and the run's signal. */
 type Where = Pick<ProfileDeps, 'cwd' | 'env' | 'signal'>;
 
-/** The phases of one wrapped run; `noCompletion`: --no-completion left the first request out by choice (outside the total). */
-function wrapPhases(r: WrapResult, noCompletion: boolean): PhaseResult[] {
+/** The phases of one wrapped run (profile and optimize); `noCompletion`: --no-completion left the first request out by choice (outside the total). */
+export function wrapPhases(r: WrapResult, noCompletion: boolean): PhaseResult[] {
   const phases: PhaseResult[] = [];
   phases.push(skippedPhase('container', 'wrap mode: the server was started as a process on this host', true));
   phases.push(skippedPhase('cuda-init', 'wrap mode: inside the server process, not separable from its logs (counted in unexplained)', true));

@@ -331,7 +331,7 @@ export interface Sample {
 }
 
 /** One request of a plan: retried while the server says 503 (still loading), until the client's deadline. */
-export async function sendPlan(c: Client, p: Plan, o: Pick<ApiOptions, 'timeoutSeconds' | 'signal'>): Promise<{ sample: Sample; plan: Plan }> {
+export async function sendPlan(c: Client, p: Plan, o: Pick<ApiOptions, 'timeoutSeconds' | 'signal'>): Promise<{ sample: Sample; plan: Plan; answer: string }> {
   let current = p;
   let retries = 0;
   let delay = 0.2;
@@ -375,15 +375,16 @@ export async function sendPlan(c: Client, p: Plan, o: Pick<ApiOptions, 'timeoutS
         throw new ColdstartError('BAD_RESPONSE', `${c.base.origin}: ${what} answered ${r.status} with ${j === undefined ? 'non-JSON' : 'unexpected JSON'} ${snippet(r.text)}`);
       }
     }
-    return { sample: { seconds: r.seconds, ttft: r.ttft, streamed: r.streamed, path: current.path, status: r.status, retries }, plan: current };
+    return { sample: { seconds: r.seconds, ttft: r.ttft, streamed: r.streamed, path: current.path, status: r.status, retries }, plan: current, answer: r.text };
   }
 }
 
 /**
  * Wrap mode's first completion once the server is ready: one token, POSTed to `endpoint` when given, else to the
- * completion endpoint of the API detected at `base`. Seconds are the request's own (detection not included).
+ * completion endpoint of the API detected at `base`. Seconds are the request's own (detection not included); `answer`
+ * is the body as received (streamed: its first 4 KiB of lines), for a caller that compares two starts' answers.
  */
-export async function firstCompletion(o: { base: string; endpoint?: string; timeoutSeconds: number; signal?: AbortSignal }): Promise<{ seconds: number; url: string; status: number; api: HttpApi | null }> {
+export async function firstCompletion(o: { base: string; endpoint?: string; timeoutSeconds: number; signal?: AbortSignal }): Promise<{ seconds: number; url: string; status: number; api: HttpApi | null; answer: string }> {
   const target = new URL(o.endpoint ?? o.base);
   const c = new Client(new URL('/', target), {}, nowSeconds() + o.timeoutSeconds, o.signal);
   const opts: ApiOptions = { url: o.base, timeoutSeconds: o.timeoutSeconds, maxTokens: 1, signal: o.signal };
@@ -395,8 +396,8 @@ export async function firstCompletion(o: { base: string; endpoint?: string; time
     api = d.api;
     plan = requestPlan(d.api, d.info, opts).plan;
   }
-  const { sample } = await sendPlan(c, plan, opts);
-  return { seconds: sample.seconds, url: c.url(sample.path), status: sample.status, api };
+  const { sample, answer } = await sendPlan(c, plan, opts);
+  return { seconds: sample.seconds, url: c.url(sample.path), status: sample.status, api, answer };
 }
 
 /** A request given in full on the command line (snapshot's --warmup), repeated as recorded (restore). */

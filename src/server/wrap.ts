@@ -48,7 +48,8 @@ export interface WrapResult {
   pid: number;
   readySeconds: number;
   readyBy: 'url' | 'log';
-  firstCompletion: { seconds: number; url: string; status: number } | { skipped: string };
+  /** `answer`: the body the server sent (optimize compares two starts' answers). */
+  firstCompletion: { seconds: number; url: string; status: number; answer: string } | { skipped: string };
   engine: EngineName | null;
   /** The version the engine printed, when it printed one. */
   engineVersion: string | null;
@@ -85,7 +86,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
       const base = new URL(opts.readyUrl ?? (opts.completionUrl as string)).origin;
       try {
         const c = await firstCompletion({ base, endpoint: opts.completionUrl || undefined, timeoutSeconds: 300, signal: opts.signal });
-        first = { seconds: c.seconds, url: c.url, status: c.status };
+        first = { seconds: c.seconds, url: c.url, status: c.status, answer: c.answer };
       } catch (e) {
         if (opts.signal?.aborted) throw e;
         throw new ColdstartError('ENV', `wrap mode: the first completion failed: ${(e as Error).message}`, { hint: 'Pass --completion-url for servers without /v1/completions or /generate, or --no-completion.' });

@@ -1,0 +1,110 @@
+/**
+ * `coldstart optimize [MODEL] [--persist DIR] [--snapshot] --ready-url URL -- <server…>`: parse the flags once into
+ * OptimizeOptions, run the optimize capability (src/optimize/), report through the one emitter.
+ */
+import type { Command } from 'commander';
+import { resolve } from 'node:path';
+import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { ColdstartError, invalidArg } from '../core/errors.js';
+import { choiceFlag, durationFlag } from '../core/flags.js';
+import { emitReport } from '../core/emit.js';
+import { parseDtypeName } from '../formats/dtypes.js';
+import { parseStageFlag } from '../server/wrap.js';
+import { httpUrlFlag } from '../server/http.js';
+import { runOptimize, type SnapshotStep } from '../optimize/run.js';
+import type { OptimizeOptions } from '../optimize/options.js';
+import { splitWrap } from './profile.js';
+
+interface OptimizeFlags extends ReportFlags {
+  persist: string; readyUrl?: string; readyLog?: string; readyTimeout: string; completionUrl?: string; completion: boolean;
+  stopTimeout: string; stage?: string[]; cache: string; prefetch: boolean; dtype?: string; revision?: string; snapshot?: boolean;
+}
+
+function optimizeOptions(ctx: Context, cmd: Command): OptimizeOptions {
+  const f = cmd.opts() as OptimizeFlags;
+  const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
+  if (command.length === 0) throw new ColdstartError('USAGE', 'optimize: no server command after --', { hint: 'Example: coldstart optimize --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
+  if (!f.readyUrl && !f.readyLog) throw new ColdstartError('USAGE', 'optimize needs --ready-url URL or --ready-log REGEX to know when the server is ready');
+  let readyLog: RegExp | undefined;
+  try {
+    readyLog = f.readyLog ? new RegExp(f.readyLog) : undefined;
+  } catch (e) {
+    throw invalidArg('--ready-log', 'a regular expression', f.readyLog, (e as Error).message);
+  }
+  const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
+  if (f.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'bf16, fp16 or fp32', f.dtype);
+  return {
+    server: {
+      command,
+      readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
+      readyLog,
+      completionUrl: f.completion === false ? false : f.completionUrl,
+      readyTimeoutSeconds: durationFlag('--ready-timeout', f.readyTimeout, { bareSeconds: true }),
+      stopTimeoutSeconds: durationFlag('--stop-timeout', f.stopTimeout, { bareSeconds: true }),
+      stageRules: (f.stage ?? []).map(parseStageFlag),
+    },
+    persistDir: resolve(ctx.cwd, f.persist),
+    model,
+    revision: f.revision,
+    cache: choiceFlag('--cache', f.cache, ['cold', 'as-is'] as const),
+    prefetch: f.prefetch !== false,
+    dtype,
+    snapshot: !!f.snapshot,
+    coldstartCommand: 'coldstart',
+  };
+}
+
+/** --snapshot: the snapshot capability, loaded only when asked (CRIU checked before anything starts). */
+async function snapshotStep(): Promise<SnapshotStep> {
+  const { defaultSnapshotEngines: engines } = await import('../snapshot/engines.js');
+  const { takeSnapshot } = await import('../snapshot/snapshot.js');
+  const { restoreImage } = await import('../snapshot/restore.js');
+  return {
+    async check(env) {
+      if (!engines.host.isRoot()) throw new ColdstartError('PERMISSION', 'optimize --snapshot needs root: CRIU dumps processes through ptrace and /proc', { hint: 'Run as root, or drop --snapshot.' });
+      await engines.criu.require(env);
+    },
+    async run(o) {
+      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: null, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
+      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: false, env: o.env, signal: o.signal }, engines);
+      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, notes: [...snap.report.warnings, ...r.report.warnings] };
+    },
+  };
+}
+
+export function registerOptimize(program: Command, run: Runner): void {
+  addTelemetryOptions(addReportOptions(
+    program
+      .command('optimize')
+      .description('measure a server\'s cold start, apply the remedies that need no change to it (compile caches, prefetch, cache), prove the gain and write a recipe')
+      .usage('[options] [model] --ready-url URL -- <server…>')
+      .argument('[model]', 'the weights the server loads (local folder or Hub repo id), when its command does not name them')
+      .allowExcessArguments(true)
+      .option('--persist <dir>', 'where the compile/JIT caches, their fingerprint and the recipe go', '.coldstart/optimize')
+      .option('--ready-url <url>', 'the server is ready when this URL answers 2xx')
+      .option('--ready-log <regex>', 'the server is ready when a log line matches')
+      .option('--ready-timeout <s>', 'seconds to wait for ready, each start', '600')
+      .option('--completion-url <url>', 'endpoint for the first request (default: /v1/completions, else /generate)')
+      .option('--no-completion', 'send no first request (the answers are then not compared)')
+      .option('--stop-timeout <s>', 'seconds between SIGTERM and SIGKILL when stopping the server', '10')
+      .option('--stage <name=regex>', "a log line that ends a stage, 'name[:phase]=REGEX' (repeatable; e.g. 'compile:compile=compiled in ([\\d.]+)s')", collect)
+      .option('--cache <mode>', 'page cache for the weights before each start: cold (drop them) or as-is', 'cold')
+      .option('--no-prefetch', 'do not read the weights ahead beside the optimized start')
+      .option('--dtype <dtype>', 'the dtype answers are judged in (default: the weights\' config.json, else bf16)')
+      .option('--revision <rev>', 'Hub revision of MODEL')
+      .option('--snapshot', 'also snapshot the optimized server and time a restore (CRIU, root)'),
+  )).action(
+    run(async (ctx, ...args: unknown[]) => {
+      const cmd = args[args.length - 1] as Command;
+      const options = optimizeOptions(ctx, cmd);
+      const emit = emitOptions(ctx, cmd.opts() as OptimizeFlags, localInputs(ctx, options.model));
+      const snapshot = options.snapshot ? await snapshotStep() : undefined;
+      const events = {
+        step: (text: string) => ctx.out.progressLine(text),
+        ...(ctx.global.debug ? { serverLine: (t: number, text: string) => ctx.out.debug(`[server ${t.toFixed(2)}s] ${text}`) } : {}),
+      };
+      const out = await runOptimize(options, { env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events, ...(snapshot ? { snapshot } : {}) });
+      return emitReport(ctx.out, out.report, ctx.cwd, { ...emit, extraHuman: out.lines, exitCode: out.exitCode });
+    }),
+  );
+}
