@@ -11,6 +11,7 @@ cp "$src/build/Release/coldstart.node" "$dest/build/Release/"
 cp -r "$src/fixtures/gpuload" "$dest/fixtures/"
 cp -r "$src/bench/gpu-load" "$dest/bench/"
 cp -r "$src/test/device" "$dest/test/"
+cp -r "$src/scripts" "$dest/"
 # Runtime dependencies of dist/: the production tree of package.json's dependencies (headers for building the addon
 # left out).
 node -e '
