@@ -136,8 +136,8 @@ export async function emitReport(out: Output, report: Report, cwd: string, opts:
   if (out.json) {
     out.writeJson({ ...report, exitCode: code, ...(exportErrors.length ? { exportErrors: exportErrors.map((e) => e.toJSON()) } : {}) });
   } else {
-    const cols = out.proc.stdout.columns ?? 100;
-    out.print(opts.human ? opts.human(report) : renderHuman(report, out.style, cols));
+    const cols = out.proc.stdout.columns || Number(out.proc.env.COLUMNS) || 100;
+    out.print(opts.human ? opts.human(report) : renderHuman(report, out.style, { width: cols, verbose: !!out.opts.verbose }));
     for (const l of opts.extraHuman ?? []) out.print(l);
   }
   tellVerdict(out, report.budgets);

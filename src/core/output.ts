@@ -24,6 +24,8 @@ export interface GlobalOptions {
   quiet: boolean;
   color: boolean;
   debug: boolean;
+  /** The long form of notes (an error's own words, the full why) below the table. */
+  verbose?: boolean;
 }
 
 export interface Spinner {

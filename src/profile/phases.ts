@@ -65,7 +65,7 @@ export async function cudaInitPhase(plan: ModelPlan, deps: ProfileDeps): Promise
     const devices = plan.options.devices;
     const p = await n.addon.cudaProbe({ context: true, ...(devices ? { devices: [...devices] } : {}) });
     cuda = p;
-    if (!p.available) h.skip(`no CUDA driver (${p.stage ?? 'probe'}: ${p.reason ?? 'unavailable'})`);
+    if (!p.available) h.skip('no CUDA driver', `${p.stage ?? 'probe'}: ${p.reason ?? 'unavailable'}`);
     h.addStep('cuInit', p.timings.init, p.driverVersion ? `driver API ${Math.floor(p.driverVersion / 1000)}.${(p.driverVersion % 1000) / 10}` : undefined);
     h.addStep('enumerate', p.timings.enumerate, `${p.devices.length} device(s)`);
     for (const d of p.devices) {
@@ -91,7 +91,7 @@ export async function downloadPhase(plan: ModelPlan, deps: ProfileDeps, before: 
   let downloaded: Downloaded | null = null;
   const assumptions: string[] = [];
   const phase = await runPhase('download', async (h: PhaseHandle) => {
-    if (t.synthetic) h.notApplicable(`synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}: nothing to download${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}`);
+    if (t.synthetic) h.notApplicable(`nothing to download: synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}`);
     if (t.kind === 'dir' || t.kind === 'file') h.notApplicable('local files: nothing to download');
     const eng = deps.engines.download;
     const env = deps.env;
