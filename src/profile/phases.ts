@@ -15,7 +15,7 @@ import { hfEndpoint } from '../hub/env.js';
 import { predictDownloadSeconds, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from './estimate.js';
 import { hostRead, type HostReadResult } from '../load/host-read.js';
 import type { GpuLoadResult, WarmupOptions, RepoFileSize } from './engines.js';
-import { localWeights, describeFiles, PROFILE_FORMATS, type Target } from './target.js';
+import { localWeights, describeFiles, PROFILE_FORMATS, weightsArg, type Target } from './target.js';
 import { selectWeightNames, weightGlobs } from '../formats/weights.js';
 import type { ModelPlan, ProfileDeps } from './plan.js';
 
@@ -193,7 +193,7 @@ export async function gpuLoadPhase(plan: ModelPlan, deps: ProfileDeps, before: {
     }
     const r = hostRead(t.files, 16 << 20, deps.signal);
     h.metric('bytes', r.bytes);
-    skipWithHostRead(h, r, 'weights are .bin (pickle): the native loader reads safetensors only (see --framework torch and the convert finding)');
+    skipWithHostRead(h, r, `weights are .bin (pickle): the native loader reads safetensors only (${weightsArg(t) ? `\`coldstart convert ${weightsArg(t)}\` makes them; ` : ''}--framework torch loads .bin as it is)`);
   });
   return { phase, facts: { load, outside } };
 }

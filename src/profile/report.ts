@@ -85,7 +85,7 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
     phases: report.phases,
     total: report.total.seconds,
     rates,
-    model: modelFacts(target, facts.cuda, options.cache, source),
+    model: modelFacts(target, facts.cuda, options.cache, source, mode === 'stack' ? (plan.framework ?? undefined) : undefined),
     gpuPricePerHour: options.gpuPricePerHour,
     warmInstances: options.warmInstances,
     hostMemoryBytes: report.host.memoryBytes,

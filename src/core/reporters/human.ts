@@ -137,7 +137,18 @@ export interface HumanOptions {
 export function renderHuman(report: Report, style: Style, opts: HumanOptions | number = {}): string {
   const { width = 100, verbose = false } = typeof opts === 'number' ? { width: opts } : opts;
   const lines: string[] = [];
-  const noteWidth = Math.max(24, Math.min(70, width - 48));
+  const rows: Array<{ cells: [string, string, string, string]; note: string; detail?: string; dim?: boolean }> = [];
+  for (const p of report.phases) {
+    const time = p.seconds === null ? '—' : p.stats ? `${formatDuration(p.seconds)} ± ${formatDuration(p.stats.stddev)}` : formatDuration(p.seconds);
+    rows.push({ cells: [p.name, time, p.share === null ? '' : formatPercent(p.share), statusText(p, style)], note: noteText(p), detail: p.detail });
+    for (const st of p.steps) rows.push({ cells: [`  └ ${st.name}`, formatDuration(st.seconds), '', ''], note: st.note ?? '', dim: true });
+  }
+  const tot = report.total;
+  rows.push({ cells: [style.bold('total'), style.bold(totalText(report)), '', ''], note: tot.seconds === null ? `not measured: ${(tot.missing ?? []).join(', ')}` : '' });
+  // The note column takes what the other columns leave of the width (each padded by 2, 6 borders).
+  const visible = (x: string) => x.replace(/\u001b\[[0-9;]*m/g, '').length;
+  const others = [0, 1, 2, 3].reduce((a, i) => a + Math.max(visible(['phase', 'time', 'share', 'status'][i]), ...rows.map((r) => visible(r.cells[i]))) + 2, 6);
+  const noteWidth = Math.max(24, Math.min(70, width - others));
   const table = new Table({
     head: ['phase', 'time', 'share', 'status', 'note'].map((h) => style.bold(h)),
     style: { head: [], border: [] },
@@ -147,18 +158,13 @@ export function renderHuman(report: Report, style: Style, opts: HumanOptions | n
     // Cells are wrapped here (wrapText: a path is never cut with "…").
     wordWrap: false,
   });
-  const texts = report.phases.flatMap((p) => [noteText(p), ...p.steps.map((st) => st.note ?? '')]).filter(Boolean);
+  const texts = rows.map((r) => r.note).filter(Boolean);
   const repeated = new Set(texts.filter((t, i) => texts.indexOf(t) !== i));
   const notes = new Notes(noteWidth - 2, verbose, repeated);
-  for (const p of report.phases) {
-    const time = p.seconds === null ? '—' : p.stats ? `${formatDuration(p.seconds)} ± ${formatDuration(p.stats.stddev)}` : formatDuration(p.seconds);
-    table.push([p.name, time, p.share === null ? '' : formatPercent(p.share), statusText(p, style), notes.cell(noteText(p), p.detail)]);
-    for (const st of p.steps) {
-      table.push([style.dim(`  └ ${st.name}`), style.dim(formatDuration(st.seconds)), '', '', notes.cell(st.note ?? '').split('\n').map((l) => style.dim(l)).join('\n')]);
-    }
+  for (const r of rows) {
+    const note = notes.cell(r.note, r.detail);
+    table.push(r.dim ? [...r.cells.map((c) => (c ? style.dim(c) : c)), note.split('\n').map((l) => style.dim(l)).join('\n')] : [...r.cells, note]);
   }
-  const tot = report.total;
-  table.push([style.bold('total'), style.bold(totalText(report)), '', '', tot.seconds === null ? notes.cell(`not measured: ${(tot.missing ?? []).join(', ')}`) : '']);
   lines.push(table.toString());
   lines.push(...notes.lines(style));
   if (tot.stats) lines.push(`total: ${statsLine(tot.stats)}`);
