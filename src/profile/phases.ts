@@ -91,8 +91,13 @@ export async function downloadPhase(plan: ModelPlan, deps: ProfileDeps, before: 
   let downloaded: Downloaded | null = null;
   const assumptions: string[] = [];
   const phase = await runPhase('download', async (h: PhaseHandle) => {
-    if (t.synthetic) h.notApplicable(`nothing to download: synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}`);
-    if (t.kind === 'dir' || t.kind === 'file') h.notApplicable('local files: nothing to download');
+    // Nothing to download is a measurement (0 s, like a cached snapshot): a download budget is met, not unmeasured.
+    const nothing = t.synthetic ? `nothing to download: synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}` : t.kind === 'dir' || t.kind === 'file' ? 'local files: nothing to download' : null;
+    if (nothing) {
+      h.note = nothing;
+      h.setSeconds(0);
+      return;
+    }
     const eng = deps.engines.download;
     const env = deps.env;
     const revision = plan.options.revision ?? 'main';
