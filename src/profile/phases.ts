@@ -188,7 +188,8 @@ export async function gpuLoadPhase(plan: ModelPlan, deps: ProfileDeps, before: {
     if (t.format === 'safetensors') {
       // The loader decides GPU or host mode itself (and says why in host mode).
       const sw = new Stopwatch();
-      const r = await eng.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, verify: plan.options.verify, signal: deps.signal });
+      const bar = deps.events?.progress?.('gpu-load: the native loader');
+      const r = await eng.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, verify: plan.options.verify, signal: deps.signal, onProgress: (d, n) => bar?.update(d, n) }).finally(() => bar?.end());
       // The phase is the load itself; measuring the limits, evicting/warming the page cache and checking headers
       // happen in the same call but are not part of a cold start: they are accounted outside the phases.
       outside.gpuLoadSetup = Math.max(0, sw.elapsed() - r.seconds);
