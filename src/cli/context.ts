@@ -63,11 +63,13 @@ export function addTelemetryOptions(cmd: Command): Command {
     .option('--prometheus <file>', 'also write the run in the node-exporter textfile format (histograms per phase, floors as gauges)');
 }
 
-/** Budgets from coldstart.config.json, overridden key by key by the --budget flags (each phase at most once in them). */
-export function resolveBudgets(ctx: Context, flags: ReportFlags): Budgets {
+/** Budgets from coldstart.config.json, overridden key by key by the --budget flags (each phase at most once in them);
+ * the budgets, and the config file when any of them came from it (it is named whenever it applies budgets). */
+function budgetsAndSource(ctx: Context, flags: ReportFlags): { budgets: Budgets; from: string | null } {
   const fromFlags = parseBudgetFlags(flags.budget ?? []);
   const cfg = loadConfig(ctx.cwd, flags.config);
-  return { ...cfg.budgets, ...fromFlags };
+  const fromConfig = Object.keys(cfg.budgets).some((k) => !(k in fromFlags));
+  return { budgets: { ...cfg.budgets, ...fromFlags }, from: fromConfig ? cfg.path : null };
 }
 
 /** The command-line arguments that name an existing local file or folder (not a Hub id), resolved: a run's inputs. */
@@ -82,7 +84,8 @@ export function localInputs(ctx: Context, ...args: Array<string | undefined>): s
 export function emitOptions(ctx: Context, flags: ReportFlags, inputs: readonly string[] = []): EmitOptions {
   checkExports(ctx.cwd, flags, inputs);
   const telemetry = telemetryHook(flags, ctx.env, ctx.cwd);
-  return { budgets: resolveBudgets(ctx, flags), allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit, ...(telemetry ? { telemetry } : {}) };
+  const b = budgetsAndSource(ctx, flags);
+  return { budgets: b.budgets, budgetsFrom: b.from, allowUnmeasured: !!flags.allowUnmeasured, exportJson: flags.exportJson, exportMarkdown: flags.exportMarkdown, junit: flags.junit, ...(telemetry ? { telemetry } : {}) };
 }
 
 /** The budgets of a command that takes only the budget flags (no config file, no exports: `cache`). */

@@ -24,6 +24,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
     .option('--json', 'print exactly one JSON document to stdout')
     .option('-q, --quiet', 'print results only: no progress, hints or warnings')
     .option('--no-color', 'disable colours (NO_COLOR is honoured too)')
+    .option('--verbose', 'the long form of notes: an error\'s own words, the full why')
     .option('--debug', 'show stack traces and internal details')
     .exitOverride()
     // Descriptions wrap even beside a long usage column on an 80-column terminal (commander's default needs 40).
@@ -43,7 +44,7 @@ export function buildProgram(proc: ProcessLike, setExit: (code: number) => void,
     async (...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
       const g = cmd.optsWithGlobals() as Partial<GlobalOptions>;
-      const global: GlobalOptions = { json: !!g.json, quiet: !!g.quiet, color: g.color !== false, debug: !!g.debug };
+      const global: GlobalOptions = { json: !!g.json, quiet: !!g.quiet, color: g.color !== false, debug: !!g.debug, verbose: !!g.verbose };
       const ctx = makeContext(proc, global, signal);
       try {
         setExit(await body(ctx, ...(args as never)));

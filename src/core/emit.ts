@@ -18,6 +18,8 @@ export interface BudgetFlags {
   budgets?: Budgets;
   /** A budget on an unmeasured phase passes with a warning instead of failing (--allow-unmeasured). */
   allowUnmeasured?: boolean;
+  /** The config file some of the budgets came from (named above the verdict: a file in a parent folder applies too). */
+  budgetsFrom?: string | null;
 }
 
 export interface EmitOptions extends BudgetFlags {
@@ -105,7 +107,8 @@ export function verdictExitCode(budgets: readonly BudgetResult[]): ExitCodeValue
  * per budget (reporters/human.ts verdictLines); in --json mode the document carries `budgets` and `exitCode`, and
  * the failing lines still reach a human on stderr; under GitHub Actions each failure is also an annotation.
  */
-export function tellVerdict(out: Output, budgets: readonly BudgetResult[]): void {
+export function tellVerdict(out: Output, budgets: readonly BudgetResult[], budgetsFrom?: string | null): void {
+  if (!out.json && budgets.length > 0 && budgetsFrom) out.print(`budgets from ${budgetsFrom}`);
   if (!out.json) for (const l of verdictLines(budgets, out.style)) out.print(l);
   else for (const b of budgets) if (budgetFails(b)) out.proc.stderr.write(`${b.message}\n`);
   emitGitHub(budgets, out.proc, out.json);
@@ -154,11 +157,11 @@ export async function emitReport(out: Output, report: Report, cwd: string, opts:
   if (out.json) {
     out.writeJson({ ...report, exitCode: code, ...(exportErrors.length ? { exportErrors: exportErrors.map((e) => e.toJSON()) } : {}) });
   } else {
-    const cols = out.proc.stdout.columns ?? 100;
-    out.print(opts.human ? opts.human(report) : renderHuman(report, out.style, cols));
+    const cols = out.proc.stdout.columns || Number(out.proc.env.COLUMNS) || 100;
+    out.print(opts.human ? opts.human(report) : renderHuman(report, out.style, { width: cols, verbose: !!out.opts.verbose }));
     for (const l of opts.extraHuman ?? []) out.print(l);
   }
-  tellVerdict(out, report.budgets);
+  tellVerdict(out, report.budgets, opts.budgetsFrom);
   for (const w of report.warnings) out.warn(w);
   // After the report: the measurement is never lost to an export that failed.
   for (const e of exportErrors) out.error(e);

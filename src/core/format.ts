@@ -41,3 +41,8 @@ export function formatPercent(fraction: number): string {
   if (!Number.isFinite(fraction)) return '—';
   return `${(fraction * 100).toFixed(fraction < 0.1 ? 1 : 0)}%`;
 }
+
+/** One shell word: as it is when it needs no quoting, else single-quoted (a suggested command runs as printed). */
+export function shellArg(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
+}

@@ -24,6 +24,8 @@ export interface GlobalOptions {
   quiet: boolean;
   color: boolean;
   debug: boolean;
+  /** The long form of notes (an error's own words, the full why) below the table. */
+  verbose?: boolean;
 }
 
 export interface Spinner {
@@ -38,11 +40,13 @@ const NOOP_SPINNER: Spinner = { update() {}, succeed() {}, fail() {}, stop() {} 
 /** A long step's progress line: bytes done of a total, with rate and ETA. */
 export interface Progress {
   update(done: number, total: number): void;
+  /** What the step is doing now, when it has no bytes to count (a Python process's events, a probe). */
+  say(text: string): void;
   /** Clears the line. */
   end(): void;
 }
 
-const NOOP_PROGRESS: Progress = { update() {}, end() {} };
+const NOOP_PROGRESS: Progress = { update() {}, say() {}, end() {} };
 
 /** ANSI styling that turns itself off: --no-color, NO_COLOR, a non-TTY stdout or TERM=dumb. */
 export interface Style {
@@ -193,6 +197,14 @@ export class Output {
         if (t - drawnAt < 0.1 && done < total) return;
         drawnAt = t;
         this.draw(text());
+      },
+      say: (text) => {
+        if (this.interactive) return this.draw(`${label}: ${text}`);
+        // Plain lines: at most one every `every` seconds (a quick step prints none).
+        const t = nowSeconds();
+        if (t - drawnAt < every!) return;
+        drawnAt = t;
+        this.progressLine(`${label}: ${text}`);
       },
       end: () => this.draw(null),
     };

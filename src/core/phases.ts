@@ -30,6 +30,8 @@ export interface PhaseResult {
   /** Seconds for ok/estimated phases; null when skipped or failed before a time could be taken. */
   seconds: number | null;
   reason?: string;
+  /** The long form of the reason (an error's own words, the full why): shown below the table with --verbose. */
+  detail?: string;
   note?: string;
   error?: { code: string; message: string };
   steps: StepResult[];
@@ -47,6 +49,7 @@ class SkipSignal {
   constructor(
     readonly reason: string,
     readonly notApplicable = false,
+    readonly detail?: string,
   ) {}
 }
 
@@ -79,13 +82,14 @@ export class PhaseHandle {
     this.measuredSeconds = seconds;
   }
 
-  skip(reason: string): never {
-    throw new SkipSignal(reason);
+  /** `detail`: the long form of the reason (an error's own words), shown with --verbose. */
+  skip(reason: string, detail?: string): never {
+    throw new SkipSignal(reason, false, detail);
   }
 
   /** Skips a phase that does not apply (not counted as missing from the total). */
-  notApplicable(reason: string): never {
-    throw new SkipSignal(reason, true);
+  notApplicable(reason: string, detail?: string): never {
+    throw new SkipSignal(reason, true, detail);
   }
 }
 
@@ -109,7 +113,7 @@ export async function runPhase(name: string, body: (h: PhaseHandle) => Promise<v
     };
   } catch (e) {
     if (e instanceof SkipSignal) {
-      return { name, status: 'skipped', seconds: null, reason: e.reason, ...(e.notApplicable ? { notApplicable: true } : {}), ...(h.note ? { note: h.note } : {}), steps: h.steps, metrics: h.metrics };
+      return { name, status: 'skipped', seconds: null, reason: e.reason, ...(e.detail ? { detail: e.detail } : {}), ...(e.notApplicable ? { notApplicable: true } : {}), ...(h.note ? { note: h.note } : {}), steps: h.steps, metrics: h.metrics };
     }
     const err = isColdstartError(e) ? e : new ColdstartError('INTERNAL', e instanceof Error ? e.message : String(e), { cause: e });
     return {

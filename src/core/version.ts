@@ -1,4 +1,13 @@
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The installed package's root folder (where package.json, scripts/ and docs/ are): messages name files in it by absolute path. */
+export const PACKAGE_ROOT: string = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
+
+/** A file the package ships (scripts/ci-criu.sh …), as an absolute path a message can name. */
+export function shippedPath(rel: string): string {
+  return `${PACKAGE_ROOT}/${rel}`;
+}
 
 function readVersion(): string {
   try {

@@ -4,7 +4,12 @@
  * from platform/, native.ts, python/, hub/ and cache/; snapshot's part is passed in (it lives with snapshot).
  */
 import { loadNative, type CudaProbeResult, type NativeAddon } from '../native.js';
-import { version } from '../core/version.js';
+import { version, PACKAGE_ROOT } from '../core/version.js';
+import { loadConfig } from '../core/config.js';
+import { isColdstartError } from '../core/errors.js';
+import type { Budgets } from '../core/budgets.js';
+import { cudaProviderStatus, loadOrt, ortModuleName } from '../warmup/onnx.js';
+import { readFileSync } from 'node:fs';
 import { pcieBandwidth, formatDriverVersion } from '../platform/pcie.js';
 import { diskInfo, containerRuntime, type DiskInfo } from '../platform/system.js';
 import { hubCacheDir, hfEndpoint, hfOffline, hfToken } from '../hub/env.js';
@@ -41,10 +46,45 @@ export interface DoctorReport {
   }>;
   disks: DiskInfo[];
   hfCache: CacheScan & { source: string; endpoint: string; offline: boolean; token: boolean };
-  python: PythonInfo;
+  python: PythonInfo & { chosenBy: 'COLDSTART_PYTHON' | 'PATH' };
+  /** onnxruntime-node (an optional dependency: an install without network drops it silently). */
+  onnx: { usable: true; module: string; version: string; path: string | null; cuda: { available: boolean; reason?: string } } | { usable: false; module: string; reason: string; fix: string };
+  /** The coldstart.config.json in force from this folder (found walking up), and the budgets it sets. */
+  config: { path: string | null; budgets: Budgets; error?: string };
   container: string | null;
   environment: Record<string, string | null>;
   snapshot: SnapshotReadiness;
+}
+
+/** The exact line that puts onnxruntime-node back beside this coldstart (its package folder, its pinned range). */
+export function ortReinstallLine(): string {
+  let range = '';
+  try {
+    const pkg = JSON.parse(readFileSync(`${PACKAGE_ROOT}/package.json`, 'utf8')) as { optionalDependencies?: Record<string, string> };
+    range = pkg.optionalDependencies?.['onnxruntime-node'] ?? '';
+  } catch {
+    // no package.json beside the code: the line without a version range
+  }
+  return `npm install --prefix ${PACKAGE_ROOT} --no-save onnxruntime-node${range ? `@${range}` : ''}`;
+}
+
+async function onnxFacts(env: Env): Promise<DoctorReport['onnx']> {
+  const module = ortModuleName(env);
+  try {
+    const o = await loadOrt(env);
+    return { usable: true, module, version: o.version, path: o.path, cuda: cudaProviderStatus(o.ort, o.path) };
+  } catch (e) {
+    return { usable: false, module, reason: isColdstartError(e) ? e.message : String(e), fix: ortReinstallLine() };
+  }
+}
+
+function configFacts(cwd: string): DoctorReport['config'] {
+  try {
+    const c = loadConfig(cwd);
+    return { path: c.path, budgets: c.budgets };
+  } catch (e) {
+    return { path: null, budgets: {}, error: isColdstartError(e) ? e.message : String(e) };
+  }
 }
 
 /** Gathers the report; `cwd` is one of the disks shown (with the HF cache and the temp folder). */
@@ -93,7 +133,9 @@ export async function gatherDoctor(env: Env, cwd: string, snapshotCheck: Snapsho
       offline: hfOffline(env),
       token: hfToken(env) !== undefined,
     },
-    python: await pythonP,
+    python: { ...(await pythonP), chosenBy: env.COLDSTART_PYTHON ? 'COLDSTART_PYTHON' : 'PATH' },
+    onnx: await onnxFacts(env),
+    config: configFacts(cwd),
     container: containerRuntime(),
     environment: Object.fromEntries(['CUDA_VISIBLE_DEVICES', 'HF_HOME', 'HF_HUB_CACHE', 'HF_ENDPOINT', 'HF_HUB_OFFLINE'].map((k) => [k, env[k] ?? null])),
     snapshot: await snapshotCheck(env, native.ok ? native.addon : null),

@@ -36,6 +36,13 @@ export function doctorText(r: DoctorReport, s: Style): string {
       .join(', ');
     rows.push(['python', `${p.version} (${p.executable}): ${pk}`]);
   } else rows.push(['python', bad(`not found: ${p.reason}`)]);
+  rows.push(['', p.chosenBy === 'COLDSTART_PYTHON' ? 'chosen by COLDSTART_PYTHON (set)' : 'the first python3/python on PATH; COLDSTART_PYTHON=/path/to/python chooses another (not set)']);
+  const o = r.onnx;
+  rows.push(['onnx', o.usable ? `${o.module} ${o.version}${o.path ? ` (${o.path})` : ''}; CUDA provider ${o.cuda.available ? 'available' : `not available: ${o.cuda.reason}`}` : bad(`${o.module} not usable: ${o.reason}`)]);
+  if (!o.usable) rows.push(['', bad(`to fix: ${o.fix}`)]);
+  const cf = r.config;
+  const budgets = Object.entries(cf.budgets).map(([k, v]) => `${k}=${formatDuration(v as number)}`).join(', ');
+  rows.push(['config', cf.error ? bad(cf.error) : cf.path ? `${cf.path}${budgets ? `: budgets ${budgets}` : ': no budgets'}` : 'no coldstart.config.json here or in a parent folder']);
   rows.push(['container', r.container ?? 'none detected']);
   const sn = r.snapshot;
   rows.push([

@@ -526,8 +526,10 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
 /** Fills a gpu-load phase: steps read/copy, metrics; in host mode calls h.skip('<why>; host read measured: X GB/s') after recording metrics. */
 export function recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void {
   const device = r.mode === 'gpu' ? r.devices.map((d) => `GPU ${d.index}${d.name ? ` (${d.name})` : ''}`).join(', ') : 'host memory';
-  h.addStep('read', r.readSeconds, r.files.some((f) => f.direct) ? 'O_DIRECT' : 'page cache / buffered', { threads: r.config.threads, chunkBytes: r.config.chunkBytes });
-  h.addStep('copy', r.copySeconds, r.mode === 'gpu' ? 'cuMemcpyHtoDAsync from pinned buffers' : 'memcpy into host memory', { streams: r.config.streams, buffers: r.config.buffers });
+  h.addStep('read', r.readSeconds, `${r.files.some((f) => f.direct) ? 'O_DIRECT' : 'page cache / buffered'}${r.config.sink === 'discard' ? '; discarded after the read (not copied)' : ''}`, { threads: r.config.threads, chunkBytes: r.config.chunkBytes });
+  // Bytes discarded after the read were never copied: no copy step (never a "0 s memcpy").
+  if (r.config.sink !== 'discard') h.addStep('copy', r.copySeconds, r.mode === 'gpu' ? 'cuMemcpyHtoDAsync from pinned buffers' : 'memcpy into host memory', { streams: r.config.streams, buffers: r.config.buffers });
+  else h.metric('copy', 'discarded (not copied)');
   h.metric('mode', r.mode);
   h.metric('target', device);
   h.metric('bytes', r.bytes);

@@ -84,7 +84,7 @@ export function recordInsideContainer(h: PhaseHandle, c: InsideContainer): void 
   h.metric('source', 'proc');
   h.metric('pid1', c.pid1.comm);
   if (!c.counted || c.entrypointSeconds === null) {
-    h.notApplicable(`inside ${c.runtime}: the runtime's own work (pull, unpack, namespaces) happens before PID 1 and is invisible from inside; ${c.why}. Pass --since TIME (e.g. the pod's creation time) for scheduled → started`);
+    h.notApplicable(`inside ${c.runtime}: its start is not visible from inside; pass --since TIME (e.g. the pod's creation time) for scheduled → started`, `the runtime's own work (pull, unpack, namespaces) happens before PID 1 and is invisible from inside; ${c.why}`);
   }
   if (c.entrypointSeconds > MAX_INIT_AGE_SECONDS) {
     h.notApplicable(`inside ${c.runtime}: PID 1 started ${formatDuration(c.entrypointSeconds)} before coldstart: not a cold start (pass --since TIME, or time a start with --image)`);

@@ -22,6 +22,13 @@ export interface WhatIfRow {
 export interface ModelFacts {
   /** What the user would run, e.g. `llama3-8b`. */
   name: string;
+  /**
+   * The weights as other commands' resolver names them (target.ts weightsArg): every suggested command is built
+   * from it, so it runs as printed; null: not on disk (no prefetch/convert suggestion).
+   */
+  arg?: string | null;
+  /** `coldstart warmup …` that loads the same model the way the stack did; null: none would run (no stack). */
+  warmupCommand?: string | null;
   /** Where the weights are on disk (what `coldstart convert` takes), when local. */
   path?: string | null;
   bytes: number;
@@ -155,7 +162,7 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   const row = (id: string) => rows.find((r) => r.id === id);
   const conv = row('format-safetensors');
   if (m?.format === 'bin' && conv && conv.toSeconds < conv.fromSeconds) {
-    out.push({ id: 'convert-bin', savesSeconds: conv.fromSeconds - conv.toSeconds, message: `weights are .bin (pickle): converting to safetensors — expected gpu-load ${formatDuration(conv.fromSeconds)} → ${formatDuration(conv.toSeconds)}`, command: `coldstart convert ${m.path ?? m.name}` });
+    out.push({ id: 'convert-bin', savesSeconds: conv.fromSeconds - conv.toSeconds, message: `weights are .bin (pickle): converting to safetensors — expected gpu-load ${formatDuration(conv.fromSeconds)} → ${formatDuration(conv.toSeconds)}`, ...(m.arg ? { command: `coldstart convert ${m.arg}` } : {}) });
   }
   const cached = row('cached');
   if (cached && m) out.push({ id: 'not-cached', savesSeconds: cached.fromSeconds, message: `weights were not cached: pre-caching saves the ${formatDuration(cached.fromSeconds)} download`, command: `coldstart cache ${m.name}` });
@@ -169,7 +176,7 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   const fr = firstRequest(inp.phases);
   if (fr && fr.saves > 0.05) {
     const than = fr.steady !== null ? `; a warmed one takes ${formatDuration(fr.steady)}` : ' (no steady request was timed: the saving is at most this)';
-    out.push({ id: 'warmup', savesSeconds: fr.saves, message: `no warmup before traffic: the first request takes ${formatDuration(fr.first)}${than}. One request before taking traffic saves the first user ${formatDuration(fr.saves)}`, command: m ? `coldstart warmup ${m.name}` : 'coldstart warmup' });
+    out.push({ id: 'warmup', savesSeconds: fr.saves, message: `no warmup before traffic: the first request takes ${formatDuration(fr.first)}${than}. One request before taking traffic saves the first user ${formatDuration(fr.saves)}`, ...(m?.warmupCommand ? { command: m.warmupCommand } : {}) });
   }
   // Yours vs floor: a step of the stack that takes much longer than this machine allows for the same bytes.
   for (const p of inp.phases) {
@@ -183,7 +190,7 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   const cw = inp.coldWarmRead;
   const pf = cw && m?.cache === 'cold' ? estimatePrefetchSaving({ residentFractionBefore: null, coldLoadSeconds: cw.coldSeconds, warmLoadSeconds: cw.warmSeconds, headStartSeconds: null }) : null;
   if (cw && m && pf?.upToSeconds) {
-    out.push({ id: 'prefetch', savesSeconds: pf.upToSeconds, message: `weights were read cold: the loader took ${formatDuration(cw.coldSeconds)} cold and ${formatDuration(cw.warmSeconds)} from the page cache (both measured); prefetching them during start-up saves up to ${formatDuration(pf.upToSeconds)}`, command: `coldstart prefetch ${m.name}` });
+    out.push({ id: 'prefetch', savesSeconds: pf.upToSeconds, message: `weights were read cold: the loader took ${formatDuration(cw.coldSeconds)} cold and ${formatDuration(cw.warmSeconds)} from the page cache (both measured); prefetching them during start-up saves up to ${formatDuration(pf.upToSeconds)}`, ...(m.arg ? { command: `coldstart prefetch ${m.arg}` } : {}) });
   }
   const r = inp.rates;
   const gl = phaseSeconds(inp.phases, 'gpu-load');

@@ -53,7 +53,7 @@ function num(e: Record<string, unknown> | undefined, k: string): number | null {
 }
 
 /** Runs the stack once and turns its events into times from the spawn. */
-export async function timeStack(engines: Engines, fw: Framework, modelDir: string, files: readonly string[], cache: string, env: Record<string, string | undefined>, signal?: AbortSignal): Promise<StackTimes> {
+export async function timeStack(engines: Engines, fw: Framework, modelDir: string, files: readonly string[], cache: string, env: Record<string, string | undefined>, signal?: AbortSignal, onEvent?: (e: Record<string, unknown>) => void): Promise<StackTimes> {
   if (fw === 'transformers' && !modelDir) throw new ColdstartError('BAD_INPUT', '--framework transformers needs a model directory with config.json');
   await import('execa'); // loaded before the clock starts: the spawn is what is timed
   const spawnEpoch = (performance.timeOrigin + performance.now()) / 1000;
@@ -62,6 +62,7 @@ export async function timeStack(engines: Engines, fw: Framework, modelDir: strin
     what: `--framework ${fw}`,
     timeoutMs: STACK_TIMEOUT_S * 1000,
     signal,
+    ...(onEvent ? { onEvent } : {}),
     extraEnv: { COLDSTART_PROMPT_TOKENS: String(PROMPT_TOKENS), COLDSTART_NEW_TOKENS: String(NEW_TOKENS) },
   });
   const processWallSeconds = (performance.now() - t0) / 1000;

@@ -15,7 +15,7 @@ import { hfEndpoint } from '../hub/env.js';
 import { predictDownloadSeconds, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from './estimate.js';
 import { hostRead, type HostReadResult } from '../load/host-read.js';
 import type { GpuLoadResult, WarmupOptions, RepoFileSize } from './engines.js';
-import { localWeights, describeFiles, PROFILE_FORMATS, type Target } from './target.js';
+import { localWeights, describeFiles, PROFILE_FORMATS, weightsArg, type Target } from './target.js';
 import { selectWeightNames, weightGlobs } from '../formats/weights.js';
 import type { ModelPlan, ProfileDeps } from './plan.js';
 
@@ -65,7 +65,7 @@ export async function cudaInitPhase(plan: ModelPlan, deps: ProfileDeps): Promise
     const devices = plan.options.devices;
     const p = await n.addon.cudaProbe({ context: true, ...(devices ? { devices: [...devices] } : {}) });
     cuda = p;
-    if (!p.available) h.skip(`no CUDA driver (${p.stage ?? 'probe'}: ${p.reason ?? 'unavailable'})`);
+    if (!p.available) h.skip('no CUDA driver', `${p.stage ?? 'probe'}: ${p.reason ?? 'unavailable'}`);
     h.addStep('cuInit', p.timings.init, p.driverVersion ? `driver API ${Math.floor(p.driverVersion / 1000)}.${(p.driverVersion % 1000) / 10}` : undefined);
     h.addStep('enumerate', p.timings.enumerate, `${p.devices.length} device(s)`);
     for (const d of p.devices) {
@@ -91,8 +91,13 @@ export async function downloadPhase(plan: ModelPlan, deps: ProfileDeps, before: 
   let downloaded: Downloaded | null = null;
   const assumptions: string[] = [];
   const phase = await runPhase('download', async (h: PhaseHandle) => {
-    if (t.synthetic) h.notApplicable(`synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}: nothing to download${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}`);
-    if (t.kind === 'dir' || t.kind === 'file') h.notApplicable('local files: nothing to download');
+    // Nothing to download is a measurement (0 s, like a cached snapshot): a download budget is met, not unmeasured.
+    const nothing = t.synthetic ? `nothing to download: synthetic checkpoint${t.dir ? ` in ${t.dir}` : ''}${t.repo && t.kind !== 'demo' ? ` (see the not-cached what-if row for ${t.repo})` : ''}` : t.kind === 'dir' || t.kind === 'file' ? 'local files: nothing to download' : null;
+    if (nothing) {
+      h.note = nothing;
+      h.setSeconds(0);
+      return;
+    }
     const eng = deps.engines.download;
     const env = deps.env;
     const revision = plan.options.revision ?? 'main';
@@ -183,7 +188,8 @@ export async function gpuLoadPhase(plan: ModelPlan, deps: ProfileDeps, before: {
     if (t.format === 'safetensors') {
       // The loader decides GPU or host mode itself (and says why in host mode).
       const sw = new Stopwatch();
-      const r = await eng.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, verify: plan.options.verify, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal });
+      const bar = deps.events?.progress?.('gpu-load: the native loader');
+      const r = await eng.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, verify: plan.options.verify, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal, onProgress: (d, n) => bar?.update(d, n) }).finally(() => bar?.end());
       // The phase is the load itself; measuring the limits, evicting/warming the page cache and checking headers
       // happen in the same call but are not part of a cold start: they are accounted outside the phases.
       outside.gpuLoadSetup = Math.max(0, sw.elapsed() - r.seconds);
@@ -193,7 +199,7 @@ export async function gpuLoadPhase(plan: ModelPlan, deps: ProfileDeps, before: {
     }
     const r = hostRead(t.files, 16 << 20, deps.signal);
     h.metric('bytes', r.bytes);
-    skipWithHostRead(h, r, 'weights are .bin (pickle): the native loader reads safetensors only (see --framework torch and the convert finding)');
+    skipWithHostRead(h, r, `weights are .bin (pickle): the native loader reads safetensors only (${weightsArg(t) ? `\`coldstart convert ${weightsArg(t)}\` makes them; ` : ''}--framework torch loads .bin as it is)`);
   });
   return { phase, facts: { load, outside } };
 }

@@ -1,12 +1,14 @@
 /** Outside the phases: the synthetic checkpoint and the rate probes. Each returns what it made or measured. */
-import { dirname } from 'node:path';
+import { statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pathEntryExists } from '../core/files.js';
 import { fromSystemError } from '../core/errors.js';
 import { makeDirs } from '../core/paths.js';
 import { diskInfo } from '../platform/system.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { pcieBandwidth } from '../platform/pcie.js';
-import { ensureSyntheticModel, coldstartCacheDir } from '../formats/synthetic.js';
+import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, syntheticDir } from '../formats/synthetic.js';
 import { hfEndpoint, hfOffline } from '../hub/env.js';
 import { hubClient, repoUrl } from '../hub/api.js';
 import type { CudaProbeResult } from '../native.js';
@@ -22,13 +24,17 @@ import type { Target } from './target.js';
 export async function writeSynthetic(target: Target, deps: ProfileDeps): Promise<{ target: Target; seconds: number }> {
   const sw = new Stopwatch();
   const spec = target.spec!;
-  const bar = deps.events?.progress?.(`writing synthetic ${spec.alias}`);
+  // Already written: no "writing…" line; say which checkpoint is reused and when it was written.
+  const existing = join(syntheticDir(coldstartCacheDir(deps.env), planSynthetic(spec, target.format!, target.dtype!)), 'config.json');
+  const writtenAt = pathEntryExists(existing) ? statSync(existing).mtime : null;
+  const bar = writtenAt ? undefined : deps.events?.progress?.(`writing synthetic ${spec.alias}`);
   let m: Awaited<ReturnType<typeof ensureSyntheticModel>>;
   try {
     m = await ensureSyntheticModel(spec, target.format!, coldstartCacheDir(deps.env), target.dtype!, { signal: deps.signal, onProgress: (done, total) => bar?.update(done, total) });
   } finally {
     bar?.end();
   }
+  if (!m.created && writtenAt) deps.events?.note?.(`reusing synthetic ${spec.alias} (${formatBytes(m.bytes)}, ${target.format}) in ${m.dir} (written ${writtenAt.toISOString().slice(0, 10)})`);
   if (m.created) deps.events?.note?.(`wrote synthetic ${spec.alias} (${formatBytes(m.bytes)}, ${target.format}) to ${m.dir} in ${formatDuration(m.seconds)} (not part of the profile)`);
   return { target: { ...target, dir: m.dir, files: m.files }, seconds: sw.elapsed() };
 }
@@ -92,6 +98,8 @@ export async function measureProbe(inp: ProbeInputs, deps: ProfileDeps): Promise
   // sink the model's own load will, so the short and long spans (and the prediction) pay the same copy.
   const hostSink = hostSinkFor(inp.bytes ?? 0);
   const devices = inp.devices?.slice(0, 1);
+  const bar = deps.events?.progress?.(`measuring rates (disk, page cache${link ? ', GPU link' : ''}${repo ? ', network' : ''})`);
+  bar?.say(`${formatBytes(size)} probe file in ${dir}…`);
   const r = await measureRates({
     dir,
     probeBytes: size,
@@ -108,7 +116,7 @@ export async function measureProbe(inp: ProbeInputs, deps: ProfileDeps): Promise
         }
       : undefined,
     network: repo && !hfOffline(env) ? { client: hubClient(env, { signal }), url: `${repoUrl(hfEndpoint(env), repo)}/resolve/${encodeURIComponent(inp.revision ?? 'main')}/tokenizer.json` } : null,
-  });
+  }).finally(() => bar?.end());
   assumptions.push(...r.assumptions);
   if (repo && hfOffline(env)) assumptions.push('network: HF_HUB_OFFLINE is set, so no rate to the Hub was measured and downloads are not predicted');
   return { rates: r.rates, assumptions, seconds: sw.elapsed() };

@@ -6,7 +6,8 @@ import { planSynthetic } from '../formats/synthetic.js';
 import type { ModelFacts, WhatIfRow } from './findings.js';
 import type { CudaProbeResult } from '../native.js';
 import type { CacheMode } from './options.js';
-import { bytesPerParam, type Target } from './target.js';
+import { bytesPerParam, weightsArg, type Target } from './target.js';
+import { shellArg } from '../core/format.js';
 
 /** floor / yours at two significant figures (never a bare 0.00). */
 export function efficiencyText(e: number): string {
@@ -40,11 +41,17 @@ export function whatIfLines(rows: readonly WhatIfRow[], s: Style): string[] {
 }
 
 /** What the findings need to know about the model: its size, format and dtype, where it came from, GPU or not. */
-export function modelFacts(t: Target, cuda: CudaProbeResult | null, cache: CacheMode, source: ModelFacts['source']): ModelFacts | null {
+export function modelFacts(t: Target, cuda: CudaProbeResult | null, cache: CacheMode, source: ModelFacts['source'], framework?: string): ModelFacts | null {
   if (!t.bytes || !t.format) return null;
+  const arg = weightsArg(t);
+  // warmup --framework takes a model folder or file (not an alias): the folder the stack loaded.
+  const folder = t.dir ?? t.files[0] ?? null;
+  const warmupCommand = framework && (framework === 'torch' || framework === 'transformers') && folder ? `coldstart warmup ${t.kind === 'dir' || t.kind === 'file' ? arg : shellArg(folder)} --framework ${framework}` : null;
   const repoBytes = t.spec ? planSynthetic(t.spec, 'safetensors').bytes : null;
   return {
     name: t.kind === 'file' || t.kind === 'dir' ? (t.dir ?? t.files[0] ?? t.name) : t.name,
+    arg,
+    warmupCommand,
     path: t.dir ?? t.files[0] ?? null,
     bytes: t.bytes,
     format: t.format,

@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { ERROR_CODES, ExitCode, isColdstartError, type ErrorCode, type ExitCodeValue } from '../core/errors.js';
 import { publicPhase } from '../core/phases.js';
 import { summarizeRuns, type Report } from '../core/report.js';
+import { totalText } from '../core/reporters/human.js';
 import type { Stopwatch } from '../core/clock.js';
 import type { Style } from '../core/output.js';
 import { describeLoadModel, type Rates } from './estimate.js';
@@ -85,7 +86,7 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
     phases: report.phases,
     total: report.total.seconds,
     rates,
-    model: modelFacts(target, facts.cuda, options.cache, source),
+    model: modelFacts(target, facts.cuda, options.cache, source, mode === 'stack' ? (plan.framework ?? undefined) : undefined),
     gpuPricePerHour: options.gpuPricePerHour,
     warmInstances: options.warmInstances,
     hostMemoryBytes: report.host.memoryBytes,
@@ -124,8 +125,11 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
     wall: { seconds: wall.elapsed(), processSeconds: performance.now() / 1000, outside: facts.outside },
   };
   const phases = report.phases;
+  // The floor line gives its number: the floor profile's total (what was measured of it, when incomplete).
+  const t = report.total;
+  const shown = mode === 'floor' ? `floor: ${t.seconds !== null ? totalText(report) : `not measured (${(t.missing ?? []).join(', ')}: see the table)`} — ${label.slice('floor: '.length)}` : label;
   const lines = ({ style, quiet }: View): string[] => [
-    label,
+    shown,
     ...yoursFloorLines(phases, style),
     ...(options.floor ? [] : ['', "floor: not measured (--no-floor): your stack's numbers only"]),
     ...whatIfLines(rows, style),

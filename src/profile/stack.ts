@@ -56,7 +56,19 @@ export async function stackPhases(plan: ModelPlan & { framework: Framework }, de
   //    a CUDA context held by coldstart keeps the driver initialised and made the stack's own CUDA init look
   //    half as long (H200, 2026-11-28), and a load just before it changes what the disk and cache hold.
   const cacheNote = await prepareCache(deps, cache, t.files);
-  const times = await timeStack(deps.engines, fw, t.dir ?? dirname(t.files[0]!), t.files, cache, deps.env, deps.signal);
+  // The stack's own events as they happen: the progress line says which step it is in.
+  const bar = deps.events?.progress?.(`your stack (${fw})`);
+  bar?.say('starting python…');
+  const said: Record<string, string> = { start: 'importing…', imports: 'CUDA init…', cuda: `loading the weights${t.bytes ? ` (${formatBytes(t.bytes)})` : ''}…`, load: 'first forward…', first: 'timing a steady forward…' };
+  let times: StackTimes;
+  try {
+    times = await timeStack(deps.engines, fw, t.dir ?? dirname(t.files[0]!), t.files, cache, deps.env, deps.signal, (e) => {
+      const next = said[String(e.event)];
+      if (next) bar?.say(next);
+    });
+  } finally {
+    bar?.end();
+  }
   // 2. The floors, after the stack has exited (never added to the total): the native CUDA probe (its row is the
   //    stack's), then the native loader on the same files in the same page-cache state (it evicts or warms them
   //    itself). --no-floor: none.
@@ -66,7 +78,12 @@ export async function stackPhases(plan: ModelPlan & { framework: Framework }, de
   const outside: Outside = {};
   if (floors && t.format === 'safetensors') {
     const sw = new Stopwatch();
-    fl = await deps.engines.gpuLoad.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal });
+    const floorBar = deps.events?.progress?.('floor: the native loader on the same files');
+    try {
+      fl = await deps.engines.gpuLoad.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal, onProgress: (d, n) => floorBar?.update(d, n) });
+    } finally {
+      floorBar?.end();
+    }
     outside.floorLoad = sw.elapsed();
   }
   const rows: PhaseResult[] = [];

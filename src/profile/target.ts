@@ -7,6 +7,7 @@ import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/tabl
 import { readHeader } from '../formats/safetensors.js';
 import { DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
 import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
+import { shellArg } from '../core/format.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
 
@@ -30,6 +31,20 @@ export interface Target {
   readonly parameters: number | null;
   /** What the weight resolver left out beside the files and why (describeSkipped), when anything. */
   readonly skipped?: string | null;
+}
+
+/**
+ * The argument that names these same weights to prefetch, convert and warmup — what their resolver
+ * (src/load/weights.ts resolveWeights) maps to the same files, shell-quoted, from the directory profile ran in: the
+ * demo by name, a synthetic checkpoint by its folder (an alias would look in the HF cache), a path as typed, a
+ * Hub model by its name (its snapshot in the HF cache). null when the weights are not on disk.
+ */
+export function weightsArg(t: Target): string | null {
+  // `demo` names the safetensors demo; its .bin form (--format bin) by its folder.
+  if (t.kind === 'demo' && t.format !== 'bin') return 'demo';
+  if (t.synthetic) return t.dir ? shellArg(t.dir) : null;
+  if (t.files.length === 0) return null;
+  return shellArg(t.name);
 }
 
 /** The weight formats profile's floor reads: safetensors through the native loader, torch pickles by a host read. */

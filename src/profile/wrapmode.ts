@@ -35,7 +35,8 @@ export function wrapPhases(r: WrapResult, noCompletion: boolean): PhaseResult[] 
     const st = r.stages.filter((x) => x.phase === name);
     if (st.length === 0) {
       // The time is not lost: it is inside "unexplained" (start → ready not covered by a log line).
-      phases.push(skippedPhase(name, `${r.engine ? `no ${r.engine} log line for this phase` : r.engineNote ?? 'no known engine log lines (vLLM, TGI, SGLang, llama.cpp)'}; its time is inside unexplained`, true));
+      // The long "engine not recognised" paragraph is printed once below the table, never in each row.
+      phases.push(skippedPhase(name, `${r.engine ? `no ${r.engine} log line for this phase` : 'engine not recognised (see the timeline below the table)'}; its time is inside unexplained`, true));
       continue;
     }
     phases.push({

@@ -59,6 +59,8 @@ export interface ScriptOptions {
   extraEnv?: Record<string, string>;
   /** Names the run in the error when no interpreter is found (e.g. "--framework torch"). */
   what: string;
+  /** Each event as the script emits it (progress while it runs); the run's result holds them all as well. */
+  onEvent?: (event: Record<string, unknown>) => void;
 }
 
 function eventsOf(stdout: string): Array<Record<string, unknown>> {
@@ -79,7 +81,7 @@ function eventsOf(stdout: string): Array<Record<string, unknown>> {
 /** One interpreter, one script; 'absent' when the interpreter does not exist. */
 async function runWith(exe: string, env: Env, script: string, args: readonly string[], o: Omit<ScriptOptions, 'what'>): Promise<ScriptRun | { absent: string }> {
   const { execa } = await import('execa');
-  const r = await execa(exe, [script, ...args], {
+  const sub = execa(exe, [script, ...args], {
     env: { ...env, PYTHONUNBUFFERED: '1', ...o.extraEnv },
     extendEnv: false,
     timeout: o.timeoutMs,
@@ -89,6 +91,17 @@ async function runWith(exe: string, env: Env, script: string, args: readonly str
     stdin: 'ignore',
     maxBuffer: 16 << 20,
   });
+  if (o.onEvent) {
+    let pending = '';
+    sub.stdout?.on('data', (chunk: Buffer | string) => {
+      pending += String(chunk);
+      const cut = pending.lastIndexOf('\n');
+      if (cut < 0) return;
+      for (const e of eventsOf(pending.slice(0, cut))) o.onEvent!(e);
+      pending = pending.slice(cut + 1);
+    });
+  }
+  const r = await sub;
   if ((r as { code?: string }).code === 'ENOENT' || (r.failed && r.exitCode === undefined && !r.timedOut && !r.isCanceled)) {
     return { absent: `${exe}: ${String(r.message ?? '').split('\n')[0]}` };
   }

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { openInput } from '../core/files.js';
+import { shippedPath } from '../core/version.js';
 import { processTree } from '../platform/procfs.js';
 
 type Env = Record<string, string | undefined>;
@@ -74,7 +75,7 @@ export async function requireCriu(env: Env): Promise<CriuInfo> {
   const f = await findCriu(env);
   if (f.ok) return f.criu;
   throw new ColdstartError('MISSING_DEPENDENCY', `CRIU is needed to snapshot and restore processes, but ${f.reason}`, {
-    hint: 'Install CRIU 4.2 or newer (Debian: `scripts/ci-criu.sh` fetches Debian forky\'s criu) and set COLDSTART_CRIU to it, or put criu on PATH.',
+    hint: `Install CRIU 4.2 or newer (Debian: \`eval "$(${shippedPath('scripts/ci-criu.sh')})"\` fetches Debian forky's criu and sets COLDSTART_CRIU), or put criu on PATH.`,
   });
 }
 

@@ -1,4 +1,5 @@
 /** What `coldstart doctor` says about snapshots here: CRIU and its version, `criu check`, the driver's checkpoint API, root. */
+import { shippedPath } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
 import { noCheckpointApi } from './native.js';
 
@@ -22,8 +23,8 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
       if (!r.ok) fixes.push('`criu check` fails: this kernel lacks a feature CRIU needs (see its output)');
     } else check = 'not run: needs root';
     const [maj, min] = f.criu.version.split('.').map(Number);
-    if ((maj ?? 0) < 4 || ((maj ?? 0) === 4 && (min ?? 0) < 2)) fixes.push(`CRIU ${f.criu.version} cannot dump TCP sockets on Linux 6.16+: install 4.2 or newer (scripts/ci-criu.sh)`);
-  } else fixes.push(`CRIU: ${f.reason}; install it (scripts/ci-criu.sh fetches Debian forky's criu 4.2) and set COLDSTART_CRIU`);
+    if ((maj ?? 0) < 4 || ((maj ?? 0) === 4 && (min ?? 0) < 2)) fixes.push(`CRIU ${f.criu.version} cannot dump TCP sockets on Linux 6.16+: install 4.2 or newer (eval "$(${shippedPath('scripts/ci-criu.sh')})")`);
+  } else fixes.push(`CRIU: ${f.reason}; eval "$(${shippedPath('scripts/ci-criu.sh')})" fetches Debian forky's criu 4.2 and sets COLDSTART_CRIU`);
   if (!root) fixes.push('snapshot/restore/park need root (CRIU and the driver act on other processes)');
   let checkpointApi: SnapshotDoctor['checkpointApi'] = { available: false, reason: 'native addon unavailable' };
   if (!engines.native.unavailable()) {

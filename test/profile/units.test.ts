@@ -205,13 +205,15 @@ describe('load model, what-if rows and findings', () => {
 
   it('yours vs floor and cold vs warm read become findings with the seconds they save and the command', () => {
     const phases = [phase('gpu-load', 9, { floor: { seconds: 3, source: 'native loader, cold page cache' } }), phase('warmup', 1)];
-    const inp = { phases, total: 10, rates, coldWarmRead: { coldSeconds: 3, warmSeconds: 0.5 }, model: { name: 'llama3-8b', bytes: 16e9, format: 'safetensors' as const, bytesPerParam: 2, dtype: 'BF16', source: 'local' as const, gpu: true, cache: 'cold' as const } };
+    const inp = { phases, total: 10, rates, coldWarmRead: { coldSeconds: 3, warmSeconds: 0.5 }, model: { name: 'llama3-8b', arg: '/models/llama3-8b', bytes: 16e9, format: 'safetensors' as const, bytesPerParam: 2, dtype: 'BF16', source: 'local' as const, gpu: true, cache: 'cold' as const } };
     const f = computeFindings(inp);
     expect(f.find((x) => x.id === 'floor-gpu-load')!.savesSeconds).toBeCloseTo(6, 9);
     expect(f.find((x) => x.id === 'floor-gpu-load')!.message).toContain('efficiency 0.33');
     const pf = f.find((x) => x.id === 'prefetch')!;
     expect(pf.savesSeconds).toBeCloseTo(2.5, 9);
-    expect(pf.command).toBe('coldstart prefetch llama3-8b');
+    expect(pf.command).toBe('coldstart prefetch /models/llama3-8b');
+    // Weights not on disk under a name other commands resolve: no command rather than one that fails.
+    expect(computeFindings({ ...inp, model: { ...inp.model, arg: null } }).find((x) => x.id === 'prefetch')!.command).toBeUndefined();
   });
 
   it('an estimate carries the spread of its probes, not false precision', () => {

@@ -1,0 +1,61 @@
+/**
+ * Progress on a terminal (a pseudo-terminal from util-linux `script`): the stack's Python events as they happen,
+ * the floor's loader and the rate probes each say what runs; a synthetic checkpoint already written is reused,
+ * said once, with no "writing…" line. On a pipe none of the redrawn lines appear.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { findPeerPython } from '../helpers/find-python.js';
+
+const BIN = resolve(__dirname, '../../bin/coldstart.js');
+const home = mkdtempSync(join(tmpdir(), 'cs-progress-'));
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+const hasScript = (() => {
+  try {
+    execFileSync('script', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/** Runs coldstart on a pseudo-terminal of 100 columns; everything the terminal received. */
+function onTty(args: string[], env: Record<string, string>): Promise<{ code: number; out: string }> {
+  const line = `stty cols 100 rows 40; ${[process.execPath, BIN, ...args].map(q).join(' ')}`;
+  return new Promise((done) => {
+    execFile('script', ['-qfec', line, '/dev/null'], { cwd: home, env: { PATH: process.env.PATH, HOME: home, TERM: 'xterm', ...env }, maxBuffer: 1 << 24, timeout: 300_000 }, (err, stdout) => {
+      done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout.replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '') });
+    });
+  });
+}
+
+describe.skipIf(!hasScript)('progress on a terminal', () => {
+  it('profile demo twice: the second run reuses the checkpoint (said, with its date; no writing line); the probes and the loader say what runs', async () => {
+    const first = await onTty(['profile'], {});
+    expect(first.code, first.out).toBe(0);
+    expect(first.out).toMatch(/wrote synthetic demo/);
+    const again = await onTty(['profile'], {});
+    expect(again.code, again.out).toBe(0);
+    expect(again.out).toMatch(/reusing synthetic demo \([\d.]+ MiB, safetensors\) in \S+ \(written \d{4}-\d\d-\d\d\)/);
+    expect(again.out).not.toMatch(/writing synthetic/);
+    expect(again.out).toMatch(/measuring rates \(disk, page cache[^)]*\): [\d.]+ MiB probe file/);
+  }, 300_000);
+
+  it.skipIf(!findPeerPython())('--framework torch: the stack\'s import, load and first forward as they happen', async () => {
+    const py = findPeerPython()!;
+    const r = await onTty(['profile', '--framework', 'torch'], { COLDSTART_PYTHON: py });
+    expect(r.code, r.out).toBe(0);
+    for (const step of ['importing…', 'loading the weights', 'first forward…']) expect(r.out).toContain(`your stack (torch): ${step}`);
+  }, 300_000);
+
+  it('on a pipe: no redrawn progress lines', async () => {
+    const r = await new Promise<string>((done) => execFile(process.execPath, [BIN, 'profile'], { cwd: home, env: { PATH: process.env.PATH, HOME: home } }, (_e, stdout, stderr) => done(stdout + stderr)));
+    expect(r).not.toMatch(/measuring rates \(/);
+    expect(r).toMatch(/reusing synthetic demo/);
+  }, 300_000);
+});
