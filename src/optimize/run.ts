@@ -11,7 +11,8 @@
  *     answers compared (compare.ts), a cache that missed explained from the fingerprint;
  *  5. the recipe (recipe.ts), written atomically into DIR.
  */
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { writeFileAtomic } from '../core/atomic.js';
 import { join } from 'node:path';
 import { ColdstartError, fromSystemError, type ExitCodeValue } from '../core/errors.js';
 import { readInputText } from '../core/files.js';
@@ -73,14 +74,35 @@ export interface OptimizeOutcome {
   exitCode: ExitCodeValue;
 }
 
-/** DIR exists (or is made) as a folder this process can write; otherwise the refusal names it and the fix. */
+/** The file that makes a --persist folder optimize's own: only then are its caches set aside and its recipe replaced. */
+export const PERSIST_MARKER = '.coldstart-optimize.json';
+
+/**
+ * DIR exists (or is made) as a folder this process can write, and is optimize's own: new, empty, or marked by an
+ * earlier run (PERSIST_MARKER). A folder holding anything else (a home directory, someone's project) is refused:
+ * optimize moves `caches/` aside, deletes the earlier one and replaces `entrypoint.sh`, `coldstart.env` and
+ * `k8s.yaml` there, which must never touch files it did not write.
+ */
 export function checkPersistDir(dir: string): void {
   if (existsSync(dir) && !statSync(dir).isDirectory()) {
     throw new ColdstartError('BAD_FLAG', `--persist ${dir}: is not a folder`, { hint: 'Name a folder (it is created when missing), e.g. --persist .coldstart/optimize.' });
   }
+  let entries: string[] = [];
+  try {
+    if (existsSync(dir)) entries = readdirSync(dir);
+  } catch (e) {
+    throw fromSystemError(e, dir, 'read');
+  }
+  if (entries.length > 0 && !entries.includes(PERSIST_MARKER)) {
+    const shown = entries.slice(0, 3).join(', ') + (entries.length > 3 ? `, … (${entries.length} entries)` : '');
+    throw new ColdstartError('OUTPUT_EXISTS', `--persist ${dir}: holds files coldstart did not write (${shown})`, {
+      hint: 'optimize keeps its caches and recipe in that folder and replaces them run after run: name a new or empty folder, e.g. --persist .coldstart/optimize.',
+    });
+  }
   try {
     makeDirs(dir);
     accessSync(dir, constants.W_OK | constants.X_OK);
+    if (!entries.includes(PERSIST_MARKER)) writeFileAtomic(join(dir, PERSIST_MARKER), `${JSON.stringify({ schema: 'coldstart/optimize-dir@1', createdAt: new Date().toISOString() })}\n`);
   } catch (e) {
     const err = fromSystemError(e, dir, 'write to');
     throw new ColdstartError(err.code === 'BAD_INPUT' ? 'PERMISSION' : err.code, `--persist ${dir}: cannot write there (${err.message})`, {

@@ -7,7 +7,7 @@
  * without CRIU (exit 3 before anything starts).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.js';
@@ -132,9 +132,25 @@ describe('optimize refuses what it cannot do', () => {
     expect(existsSync(mark)).toBe(false);
   });
 
+  it("--persist naming a folder of the user's (a home, a project): exit 2 OUTPUT_EXISTS before the server starts, every file's bytes and mtime kept", async () => {
+    const mark = join(t.dir, 'started-2');
+    const home = join(t.dir, 'home');
+    mkdirSync(join(home, 'caches'), { recursive: true });
+    writeFileSync(join(home, 'caches', 'mine'), 'keep');
+    writeFileSync(join(home, 'entrypoint.sh'), '#!/bin/sh\necho mine\n');
+    const before = ['caches/mine', 'entrypoint.sh'].map((f) => [readFileSync(join(home, f), 'utf8'), statSync(join(home, f)).mtimeMs]);
+    const r = await runCli(['--json', 'optimize', '--persist', home, '--ready-url', 'http://127.0.0.1:9/health', '--', 'sh', '-c', `touch ${mark}`], { cwd: t.dir });
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('OUTPUT_EXISTS');
+    expect(['caches/mine', 'entrypoint.sh'].map((f) => [readFileSync(join(home, f), 'utf8'), statSync(join(home, f)).mtimeMs])).toEqual(before);
+    expect(readdirSync(home).sort()).toEqual(['caches', 'entrypoint.sh']);
+    expect(existsSync(mark)).toBe(false);
+  });
+
   it('a server that never becomes ready: exit 3 TIMEOUT, its tree stopped, the earlier caches put back', async () => {
     const persist = join(t.dir, 'never-dir');
     mkdirSync(join(persist, 'caches', 'inductor'), { recursive: true });
+    writeFileSync(join(persist, '.coldstart-optimize.json'), '{}\n'); // an earlier run's folder
     writeFileSync(join(persist, 'caches', 'inductor', 'earlier'), 'kept');
     const pidfile = join(t.dir, 'never.pid');
     const port = await freePort();
