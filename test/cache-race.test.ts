@@ -6,7 +6,7 @@
  * zero false successes (a process that exits 0 sees a byte-exact snapshot), no partial left over, and each
  * file fetched about once.
  *
- * COLDSTART_RACE_TRIALS (default 50) sets the number of trials; COLDSTART_REQUIRE_UNSHARE=1 (CI, as root)
+ * COLDSTART_RACE_TRIALS (default 10: every kind of trial twice; CI stress runs set more) sets the number of trials; COLDSTART_REQUIRE_UNSHARE=1 (CI, as root)
  * makes a missing `unshare` a failure instead of running the namespace trials without it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ import { HubServer, servedFile, startHubServer, type ServedFile } from './helper
 import { peerPython } from './helpers/python.js';
 
 const BIN = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
-const TRIALS = Number(process.env.COLDSTART_RACE_TRIALS ?? 50);
+const TRIALS = Number(process.env.COLDSTART_RACE_TRIALS ?? 10);
 const N = 3;
 const REPO = 'org/race';
 
