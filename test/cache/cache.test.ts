@@ -5,16 +5,16 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli, runCommandWith, firstErrorLine } from './helpers/cli.js';
-import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
-import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../src/cache/download.js';
-import { ColdstartError } from '../src/core/errors.js';
-import { runPhase } from '../src/core/phases.js';
-import { globToRegExp } from '../src/cache/layout.js';
-import { registerCache, defaultCacheEngines } from '../src/commands/cache.js';
-import { outcomeError, type FetchOutcome } from '../src/cache/outcome.js';
-import { TransientError } from '../src/hub/http.js';
-import type { HubClient } from '../src/hub/api.js';
+import { runCli, runCommandWith, firstErrorLine } from '../helpers/cli.js';
+import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from '../helpers/hub-server.js';
+import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../../src/cache/download.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import { runPhase } from '../../src/core/phases.js';
+import { globToRegExp } from '../../src/cache/layout.js';
+import { registerCache, defaultCacheEngines } from '../../src/commands/cache.js';
+import { outcomeError, type FetchOutcome } from '../../src/cache/outcome.js';
+import { TransientError } from '../../src/hub/http.js';
+import type { HubClient } from '../../src/hub/api.js';
 
 let hub: HubServer;
 let tmp: string;
@@ -170,7 +170,7 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
   });
 
   it('--to-safetensors converts a .bin-only repo in its snapshot (real torch .bin), verified, no staging left', async () => {
-    const dir = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama/', import.meta.url));
+    const dir = fileURLToPath(new URL('../../fixtures/torch/models/tiny-llama/', import.meta.url));
     hub.addRepo('org/realbin', readdirSync(dir).map((f) => servedFile(f, readFileSync(join(dir, f)))));
     const r = await runCli(['--json', 'cache', 'org/realbin', '--to-safetensors'], { env: env() });
     expect(r.code, r.stderr).toBe(0);
@@ -178,8 +178,8 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     const names = readdirSync(snap);
     expect(names).toContain('model.safetensors');
     expect(names).toContain('pytorch_model.bin');
-    const { readHeader } = await import('../src/formats/safetensors.js');
-    const { openTorchCheckpoint } = await import('../src/formats/torch.js');
+    const { readHeader } = await import('../../src/formats/safetensors.js');
+    const { openTorchCheckpoint } = await import('../../src/formats/torch.js');
     const st = readHeader(join(snap, 'model.safetensors'));
     const pt = openTorchCheckpoint(join(snap, 'pytorch_model.bin'));
     // Tied aliases are dropped by the converter; every kept tensor exists in the source.
@@ -198,7 +198,7 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
   });
 
   it('--to-safetensors with the converter swapped in (CacheEngines): a conversion cut off after writing a shard leaves the snapshot as downloaded', async () => {
-    const dir = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama/', import.meta.url));
+    const dir = fileURLToPath(new URL('../../fixtures/torch/models/tiny-llama/', import.meta.url));
     hub.addRepo('org/cutbin', readdirSync(dir).map((f) => servedFile(f, readFileSync(join(dir, f)))));
     const seen: Array<{ input: string; output?: string; verify?: boolean }> = [];
     const r = await runCommandWith(
@@ -287,7 +287,7 @@ describe('one outcome → error map (src/cache/outcome.ts)', () => {
 
 describe('bin/coldstart.js as a child process', () => {
   it('exits on its own once the download is done (worker threads and keep-alive sockets do not hold it)', async () => {
-    const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+    const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
     const t0 = performance.now();
     const { code, out } = await new Promise<{ code: number | null; out: string }>((res) => {
       const p = spawn(process.execPath, [bin, '--json', 'cache', 'org/tiny'], { env: { ...process.env, ...env() } });
@@ -371,7 +371,7 @@ describe('resume, retries, corruption, locking', () => {
   it('SIGINT to the CLI process (it exits at once): the partial is parked for resume, no lock left; the next run resumes', async () => {
     const shard = 'model-00001-of-00002.safetensors';
     hub.faults.stall = { match: (p) => p === shard, afterBytes: 600_000, times: 1 };
-    const binPath = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+    const binPath = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
     const p = spawn(process.execPath, [binPath, 'cache', 'org/tiny', '--include', shard], { env: { ...process.env, ...env() } });
     let err = '';
     p.stderr.on('data', (d) => (err += d));
@@ -573,7 +573,7 @@ describe('resume, retries, corruption, locking', () => {
     const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
     mkdirSync(lockDir, { recursive: true });
     const { hostname } = await import('node:os');
-    const { pidNamespace } = await import('../src/cache/lock.js');
+    const { pidNamespace } = await import('../../src/cache/lock.js');
     const lock = join(lockDir, `${sha256(shard1)}.coldstart.lock`);
     // Same host, same PID namespace, pid gone: stale at once (fresh heartbeat or not).
     writeFileSync(lock, JSON.stringify({ v: 1, host: hostname(), pidns: pidNamespace(), pid: 999_999_999, start: '1', token: 'x', created: '' }));
@@ -812,7 +812,7 @@ describe('offline, local-dir, ls/verify/rm, API for profile', () => {
   it('cache rm: refuses under a live lock (naming its owner), removes a lock whose owner is dead and says so', async () => {
     await downloadRepo({ repo: 'org/tiny', env: env() });
     const { hostname } = await import('node:os');
-    const { pidNamespace } = await import('../src/cache/lock.js');
+    const { pidNamespace } = await import('../../src/cache/lock.js');
     const lockDir = join(cacheDir, '.locks', 'models--org--tiny');
     mkdirSync(lockDir, { recursive: true });
     const lock = join(lockDir, 'x.coldstart.lock');

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
-import { HubServer, servedFile, startHubServer, startRecorder, type Recorder } from './helpers/hub-server.js';
-import { peerPython } from './helpers/python.js';
+import { runCli } from '../helpers/cli.js';
+import { HubServer, servedFile, startHubServer, startRecorder, type Recorder } from '../helpers/hub-server.js';
+import { peerPython } from '../helpers/python.js';
 
-const BIN = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let hub: HubServer;
@@ -251,8 +251,8 @@ describe('case 2: one token rule — credentials only to the endpoint origin', (
 
 describe('case 2 elsewhere: profile times the network through the same Hub client', () => {
   it('the rate probe of a Hub file sends the token to the Hub only, never to the CDN it is redirected to', async () => {
-    const { measureNetwork } = await import('../src/profile/estimate.js');
-    const { hubClient } = await import('../src/hub/api.js');
+    const { measureNetwork } = await import('../../src/profile/estimate.js');
+    const { hubClient } = await import('../../src/hub/api.js');
     const n = await measureNetwork(hubClient(env()), `${hub.endpoint}/org/big/resolve/main/model.safetensors`);
     expect(n.bytes).toBe(big.length);
     expect(hub.requests((q) => q.host === 'hub').every((q) => q.auth === `Bearer ${hub.token}`)).toBe(true);

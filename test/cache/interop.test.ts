@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
-import { peerPython } from './helpers/python.js';
-import { HubServer, servedFile, startHubServer } from './helpers/hub-server.js';
+import { runCli } from '../helpers/cli.js';
+import { peerPython } from '../helpers/python.js';
+import { HubServer, servedFile, startHubServer } from '../helpers/hub-server.js';
 
 const py = peerPython();
-const fixture = fileURLToPath(new URL('../fixtures/cache/tiny-llama', import.meta.url));
+const fixture = fileURLToPath(new URL('../../fixtures/cache/tiny-llama', import.meta.url));
 const REPO = 'coldstart-test/tiny-llama';
 
 /** Async (the Hub server lives in this process: a blocking spawnSync would starve it). */

@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, inspectLock, pidNamespace, processStart, readOwner } from '../src/cache/lock.js';
+import { acquireLock, inspectLock, pidNamespace, processStart, readOwner } from '../../src/cache/lock.js';
 
 let dir: string;
 beforeEach(() => {

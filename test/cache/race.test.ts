@@ -16,10 +16,10 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { HubServer, servedFile, startHubServer, type ServedFile } from './helpers/hub-server.js';
-import { peerPython } from './helpers/python.js';
+import { HubServer, servedFile, startHubServer, type ServedFile } from '../helpers/hub-server.js';
+import { peerPython } from '../helpers/python.js';
 
-const BIN = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 const TRIALS = Number(process.env.COLDSTART_RACE_TRIALS ?? 10);
 const N = 3;
 const REPO = 'org/race';

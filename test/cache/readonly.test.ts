@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { spawnSync } from 'node:child_process';
-import { runCli } from './helpers/cli.js';
-import { HubServer, servedFile, startHubServer } from './helpers/hub-server.js';
+import { runCli } from '../helpers/cli.js';
+import { HubServer, servedFile, startHubServer } from '../helpers/hub-server.js';
 
 const ROOT = process.getuid?.() === 0;
 let hub: HubServer;

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 
-const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 
 describe('CLI (in-process)', () => {
   it('lists the five commands in --help and exits 0', async () => {

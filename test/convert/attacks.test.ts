@@ -10,12 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
-import { runCli } from './helpers/cli.js';
-import { readHeader } from '../src/formats/safetensors.js';
-import { AMPLIFICATION_LIMIT } from '../src/convert/convert.js';
+import { runCli } from '../helpers/cli.js';
+import { readHeader } from '../../src/formats/safetensors.js';
+import { AMPLIFICATION_LIMIT } from '../../src/convert/convert.js';
 
-const DIR = fileURLToPath(new URL('../fixtures/torch/attacks/', import.meta.url));
-const BIN = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const DIR = fileURLToPath(new URL('../../fixtures/torch/attacks/', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 interface Expect {
   coldstart: 'ok' | number;
   torch: string;

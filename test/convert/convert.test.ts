@@ -4,19 +4,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
-import { runCli } from './helpers/cli.js';
-import { PyDict, PyFloat, PyGlobal, PyTuple, unpickle } from '../src/formats/pickle.js';
-import { openZip } from '../src/formats/zip.js';
-import { openTorchCheckpoint } from '../src/formats/torch.js';
-import { convertCheckpoint, dedupeAliases, parseSize } from '../src/convert/convert.js';
-import { readHeader } from '../src/formats/safetensors.js';
-import { ColdstartError } from '../src/core/errors.js';
-import type { NativeAddon } from '../src/native.js';
+import { runCli } from '../helpers/cli.js';
+import { PyDict, PyFloat, PyGlobal, PyTuple, unpickle } from '../../src/formats/pickle.js';
+import { openZip } from '../../src/formats/zip.js';
+import { openTorchCheckpoint } from '../../src/formats/torch.js';
+import { convertCheckpoint, dedupeAliases, parseSize } from '../../src/convert/convert.js';
+import { readHeader } from '../../src/formats/safetensors.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import type { NativeAddon } from '../../src/native.js';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { peerPython, runPython } from './helpers/python.js';
+import { peerPython, runPython } from '../helpers/python.js';
 
-const FIX = fileURLToPath(new URL('../fixtures/torch/', import.meta.url));
-const BIN = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const FIX = fileURLToPath(new URL('../../fixtures/torch/', import.meta.url));
+const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 const good = (f: string) => join(FIX, 'good', f);
 let work: string;
 
@@ -461,7 +461,7 @@ function runAs(uid: number, args: string[], cwd?: string) {
 
 describe('--verify', () => {
   it('a byte changed after writing is caught: VERIFY_MISMATCH (exit 1), output not kept', async () => {
-    const { requireNative } = await import('../src/native.js');
+    const { requireNative } = await import('../../src/native.js');
     const real = requireNative('test');
     const d = fresh('verify-mismatch');
     const corrupting: NativeAddon = {

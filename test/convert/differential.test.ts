@@ -14,11 +14,11 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peerPython } from './helpers/python.js';
-import { Oracle, coldstartVerdict, compare, type Comparison } from './differential/harness.js';
-import { mutate, rng } from './differential/mutate.js';
+import { peerPython } from '../helpers/python.js';
+import { Oracle, coldstartVerdict, compare, type Comparison } from '../differential/harness.js';
+import { mutate, rng } from '../differential/mutate.js';
 
-const FIX = fileURLToPath(new URL('../fixtures/torch/', import.meta.url));
+const FIX = fileURLToPath(new URL('../../fixtures/torch/', import.meta.url));
 const DIFF = join(FIX, 'differential');
 /** Not given to torch: it would build 25 M dicts / a 1 GiB tensor (their torch outcome is in attacks/expected.json). */
 const ORACLE_SKIP = new Set(['04_empty_dict_bomb.pt', '04_memo_dict_bomb.pt', '09_stride0_1gib.pt']);

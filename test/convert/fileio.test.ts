@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync, existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireNative, type FileOp } from '../src/native.js';
+import { requireNative, type FileOp } from '../../src/native.js';
 
 const native = requireNative('test');
 let dir: string;

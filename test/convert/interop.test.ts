@@ -8,10 +8,10 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peerPython, runPython } from './helpers/python.js';
-import { runCli } from './helpers/cli.js';
+import { peerPython, runPython } from '../helpers/python.js';
+import { runCli } from '../helpers/cli.js';
 
-const FIX = fileURLToPath(new URL('../fixtures/torch/', import.meta.url));
+const FIX = fileURLToPath(new URL('../../fixtures/torch/', import.meta.url));
 const py = peerPython();
 let work: string;
 

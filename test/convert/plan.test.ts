@@ -3,10 +3,10 @@ import { describe, expect, it } from 'vitest';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openTorchCheckpoint } from '../src/formats/torch.js';
-import { planConversion } from '../src/convert/convert.js';
+import { openTorchCheckpoint } from '../../src/formats/torch.js';
+import { planConversion } from '../../src/convert/convert.js';
 
-const FIX = fileURLToPath(new URL('../fixtures/torch/', import.meta.url));
+const FIX = fileURLToPath(new URL('../../fixtures/torch/', import.meta.url));
 const views = join(FIX, 'good', 'views.pt');
 const base = { input: views, kind: 'file' as const, files: [views], outputIsDirectory: false };
 

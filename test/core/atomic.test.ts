@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ColdstartError } from '../src/core/errors.js';
-import { cleanupTemps, removeTemp, settleInterrupted, tempPathFor, trackResumable, trackTemp, untrackResumable, writeFileAtomic } from '../src/core/atomic.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import { cleanupTemps, removeTemp, settleInterrupted, tempPathFor, trackResumable, trackTemp, untrackResumable, writeFileAtomic } from '../../src/core/atomic.js';
 
 describe('core/atomic', () => {
   it('writeFileAtomic replaces the target and leaves no temporary file beside it', () => {

@@ -16,11 +16,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { runCli, type CliResult } from './helpers/cli.js';
-import { runProfileWith } from './profile/helpers.js';
-import { startFake, freePort, type FakeServer } from './helpers/fake-servers.js';
-import { servedFile, startHubServer, type HubServer } from './helpers/hub-server.js';
-import { withEngines, type Engines } from '../src/profile/engines.js';
+import { runCli, type CliResult } from '../helpers/cli.js';
+import { runProfileWith } from '../profile/helpers.js';
+import { startFake, freePort, type FakeServer } from '../helpers/fake-servers.js';
+import { servedFile, startHubServer, type HubServer } from '../helpers/hub-server.js';
+import { withEngines, type Engines } from '../../src/profile/engines.js';
 
 interface Budget {
   phase: string;
@@ -112,7 +112,7 @@ const unmeasuredProfile = profileWith(probeMissing);
 
 // ---------------------------------------------------------------------------------------------- the others
 const cli: Run = (args) => runCli(args, { env });
-const GOOD_PT = resolve(__dirname, '../fixtures/torch/good/views.pt');
+const GOOD_PT = resolve(__dirname, '../../fixtures/torch/good/views.pt');
 let server: FakeServer;
 let hub: HubServer;
 const hubEnv = () => ({ HF_ENDPOINT: hub.endpoint, HF_HOME: join(tmp, 'hfhome') });
@@ -120,8 +120,8 @@ const cacheRun =
   (cacheDir: string): Run =>
   (args) =>
     runCli(args, { env: { ...hubEnv(), HF_HUB_CACHE: cacheDir } });
-const FAKE_CRIU = resolve(__dirname, 'fixtures-servers/fake-criu.mjs');
-const COUNTER = resolve(__dirname, 'fixtures-servers/counter.mjs');
+const FAKE_CRIU = resolve(__dirname, '../fixtures-servers/fake-criu.mjs');
+const COUNTER = resolve(__dirname, '../fixtures-servers/counter.mjs');
 const criuEnv = { COLDSTART_CRIU: FAKE_CRIU };
 const isRoot = process.getuid?.() === 0;
 const restoredPids: number[] = [];

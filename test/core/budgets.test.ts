@@ -2,12 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseBudgetSpec, parseBudgetFlags, evaluateBudgets, budgetsFailed, budgetsFromConfig } from '../src/core/budgets.js';
-import { durationFlag } from '../src/core/flags.js';
-import { formatDuration } from '../src/core/format.js';
-import { measurementOf, skippedPhase, type PhaseResult } from '../src/core/phases.js';
-import { loadConfig, findConfig } from '../src/core/config.js';
-import { ColdstartError } from '../src/core/errors.js';
+import { parseBudgetSpec, parseBudgetFlags, evaluateBudgets, budgetsFailed, budgetsFromConfig } from '../../src/core/budgets.js';
+import { durationFlag } from '../../src/core/flags.js';
+import { formatDuration } from '../../src/core/format.js';
+import { measurementOf, skippedPhase, type PhaseResult } from '../../src/core/phases.js';
+import { loadConfig, findConfig } from '../../src/core/config.js';
+import { ColdstartError } from '../../src/core/errors.js';
 
 function codeOf(fn: () => unknown): string | undefined {
   try {

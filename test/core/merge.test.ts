@@ -2,10 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli } from './helpers/cli.js';
-import { peerPython } from './helpers/python.js';
-import { FAKE_VLLM, freePort, parseJUnit, tempDir, validateWithSchema } from './profile/helpers.js';
-import { quantile } from '../src/core/stats.js';
+import { runCli } from '../helpers/cli.js';
+import { peerPython } from '../helpers/python.js';
+import { FAKE_VLLM, freePort, parseJUnit, tempDir, validateWithSchema } from '../profile/helpers.js';
+import { quantile } from '../../src/core/stats.js';
 
 const py = peerPython();
 const tmp = tempDir('cs-merge-');

@@ -1,6 +1,6 @@
 /** src/core/output.ts Output.progress: a redrawn stderr line on a TTY only; other output clears it and draws it again. */
 import { describe, expect, it } from 'vitest';
-import { Output, type GlobalOptions, type ProcessLike } from '../src/core/output.js';
+import { Output, type GlobalOptions, type ProcessLike } from '../../src/core/output.js';
 
 const CLEAR = '\r\u001b[2K';
 

@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, existsSync } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { ColdstartError } from '../src/core/errors.js';
-import { checkHashName, isInside, makeDirs, safeJoin } from '../src/core/paths.js';
-import { readInputText } from '../src/core/files.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import { checkHashName, isInside, makeDirs, safeJoin } from '../../src/core/paths.js';
+import { readInputText } from '../../src/core/files.js';
 
 function codeOf(f: () => unknown): string | undefined {
   try {

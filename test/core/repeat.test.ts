@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { repeatRuns, parseCount } from '../src/core/repeat.js';
-import { summarizeRuns } from '../src/core/report.js';
+import { repeatRuns, parseCount } from '../../src/core/repeat.js';
+import { summarizeRuns } from '../../src/core/report.js';
 
 describe('repeatRuns', () => {
   it('runs warmup runs first and keeps only measured runs', async () => {

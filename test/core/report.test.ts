@@ -2,16 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runPhase, PhaseHandle, publicPhase, skippedPhase } from '../src/core/phases.js';
-import { newReport, runTotal, summarizeRuns } from '../src/core/report.js';
-import { emitReport } from '../src/core/emit.js';
-import { Output, type ProcessLike } from '../src/core/output.js';
-import { renderHuman } from '../src/core/reporters/human.js';
-import { renderMarkdown } from '../src/core/reporters/markdown.js';
-import { renderJUnit } from '../src/core/reporters/junit.js';
-import { githubAnnotations } from '../src/core/reporters/github.js';
-import { ColdstartError } from '../src/core/errors.js';
-import type { PhaseResult } from '../src/core/phases.js';
+import { runPhase, PhaseHandle, publicPhase, skippedPhase } from '../../src/core/phases.js';
+import { newReport, runTotal, summarizeRuns } from '../../src/core/report.js';
+import { emitReport } from '../../src/core/emit.js';
+import { Output, type ProcessLike } from '../../src/core/output.js';
+import { renderHuman } from '../../src/core/reporters/human.js';
+import { renderMarkdown } from '../../src/core/reporters/markdown.js';
+import { renderJUnit } from '../../src/core/reporters/junit.js';
+import { githubAnnotations } from '../../src/core/reporters/github.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import type { PhaseResult } from '../../src/core/phases.js';
 
 function fakeProc(env: Record<string, string> = {}): ProcessLike & { out: () => string; err: () => string } {
   let o = '';
@@ -257,7 +257,7 @@ describe('Output', () => {
 
 describe('errors', () => {
   it('map system errors to exit codes with hints', async () => {
-    const { fromSystemError } = await import('../src/core/errors.js');
+    const { fromSystemError } = await import('../../src/core/errors.js');
     const mk = (code: string) => Object.assign(new Error(code), { code });
     expect(fromSystemError(mk('ENOENT'), '/x').exitCode).toBe(2);
     expect(fromSystemError(mk('EACCES'), '/x').code).toBe('PERMISSION');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { summarize, outliers, quantile } from '../src/core/stats.js';
+import { summarize, outliers, quantile } from '../../src/core/stats.js';
 
 describe('summarize', () => {
   it('computes min, median, mean ± sample σ, max, p90', () => {

@@ -12,12 +12,12 @@ import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
-import { callNative, requireNative } from '../src/native.js';
-import { writeTorchCheckpoint } from '../src/formats/torch-writer.js';
-import { startBlackHole, startFake } from './helpers/fake-servers.js';
+import { runCli } from '../helpers/cli.js';
+import { callNative, requireNative } from '../../src/native.js';
+import { writeTorchCheckpoint } from '../../src/formats/torch-writer.js';
+import { startBlackHole, startFake } from '../helpers/fake-servers.js';
 
-const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-inputs-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

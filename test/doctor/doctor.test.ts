@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runCli } from './helpers/cli.js';
-import { pcieBandwidth, formatDriverVersion } from '../src/platform/pcie.js';
+import { runCli } from '../helpers/cli.js';
+import { pcieBandwidth, formatDriverVersion } from '../../src/platform/pcie.js';
 
 describe('coldstart doctor', () => {
   it('--json: one document with node, addon, cuda, disks, HF cache, python', async () => {

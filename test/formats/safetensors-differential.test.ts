@@ -14,13 +14,13 @@ import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peerPython } from './helpers/python.js';
-import { runCli } from './helpers/cli.js';
-import { rng } from './differential/mutate.js';
-import { readHeader } from '../src/formats/safetensors.js';
-import { ColdstartError } from '../src/core/errors.js';
+import { peerPython } from '../helpers/python.js';
+import { runCli } from '../helpers/cli.js';
+import { rng } from '../differential/mutate.js';
+import { readHeader } from '../../src/formats/safetensors.js';
+import { ColdstartError } from '../../src/core/errors.js';
 
-const ORACLE = fileURLToPath(new URL('./differential/safetensors_oracle.py', import.meta.url));
+const ORACLE = fileURLToPath(new URL('../differential/safetensors_oracle.py', import.meta.url));
 const py = peerPython();
 let work: string;
 beforeAll(() => {

@@ -13,14 +13,14 @@ import {
   recordGpuLoadPhase,
   runGpuLoad,
   type GpuLoadResult,
-} from '../src/load/gpu-load.js';
-import { ColdstartError } from '../src/core/errors.js';
-import { runPhase } from '../src/core/phases.js';
-import { buildHeader, readHeader } from '../src/formats/safetensors.js';
-import { requireNative, type NativeAddon } from '../src/native.js';
-import { peerPython, runPython } from './helpers/python.js';
+} from '../../src/load/gpu-load.js';
+import { ColdstartError } from '../../src/core/errors.js';
+import { runPhase } from '../../src/core/phases.js';
+import { buildHeader, readHeader } from '../../src/formats/safetensors.js';
+import { requireNative, type NativeAddon } from '../../src/native.js';
+import { peerPython, runPython } from '../helpers/python.js';
 
-const fx = fileURLToPath(new URL('../fixtures/gpuload/', import.meta.url));
+const fx = fileURLToPath(new URL('../../fixtures/gpuload/', import.meta.url));
 const sharded = join(fx, 'sharded');
 const single = join(fx, 'single.safetensors');
 const shards = [join(sharded, 'model-00001-of-00002.safetensors'), join(sharded, 'model-00002-of-00002.safetensors')];
@@ -416,7 +416,7 @@ describe('copy path option (issue 15)', () => {
 
 describe('limits the load itself beats', () => {
   it('become the load rate, keep the probe and say so, so efficiency cannot exceed 1', async () => {
-    const { raiseBeatenLimits } = await import('../src/load/gpu-load.js');
+    const { raiseBeatenLimits } = await import('../../src/load/gpu-load.js');
     const limits = { readBytesPerSecond: 1.8e9, h2dBytesPerSecond: 55e9 };
     const notes: string[] = [];
     raiseBeatenLimits(limits, 2.1e9, notes);

@@ -4,12 +4,12 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../src/load/prefetch.js';
-import { resolveWeights } from '../src/load/weights.js';
-import { requireNative } from '../src/native.js';
-import { buildHeader } from '../src/formats/safetensors.js';
+import { estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../../src/load/prefetch.js';
+import { resolveWeights } from '../../src/load/weights.js';
+import { requireNative } from '../../src/native.js';
+import { buildHeader } from '../../src/formats/safetensors.js';
 
-const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
+const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 let tmp: string;
 let files: string[];
 const SIZE = 24 << 20;
@@ -29,7 +29,7 @@ async function evict(paths: string[]): Promise<number> {
  * system temp dir, else one under the repository (tmpfs /tmp in some CI images keeps every page resident).
  */
 async function evictableDir(): Promise<string> {
-  const repo = fileURLToPath(new URL('..', import.meta.url));
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
   for (const parent of [tmpdir(), repo]) {
     const d = mkdtempSync(join(parent, parent === repo ? '.cs-prefetch-' : 'cs-prefetch-'));
     const probe = join(d, 'probe');

@@ -15,7 +15,7 @@ import { tempDir } from './helpers.js';
 const tmp = tempDir('cs-units-');
 afterAll(() => tmp.done());
 
-// The log-line stage tests moved to test/wrap-stages.test.ts (rules as data, issue #13).
+// The log-line stage tests moved to test/server/wrap-stages.test.ts (rules as data, issue #13).
 
 describe('container phase from /proc', () => {
   // A fake /proc: pid, comm, ppid, start ticks (USER_HZ 100); /proc/uptime in seconds.

@@ -14,13 +14,13 @@ import { readdirSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../src/server/wrap.js';
-import { isColdstartError } from '../src/core/errors.js';
+import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../../src/server/wrap.js';
+import { isColdstartError } from '../../src/core/errors.js';
 // @ts-expect-error plain ESM helper without types
-import { expectedSplit, timedLines } from './fixtures-servers/log-time.mjs';
+import { expectedSplit, timedLines } from '../fixtures-servers/log-time.mjs';
 
-const ROOT = fileURLToPath(new URL('../fixtures/server-logs/', import.meta.url));
-const REPLAY = fileURLToPath(new URL('./fixtures-servers/replay-server.mjs', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../fixtures/server-logs/', import.meta.url));
+const REPLAY = fileURLToPath(new URL('../fixtures-servers/replay-server.mjs', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-replay-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

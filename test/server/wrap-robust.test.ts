@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped } from '../src/server/wrap.js';
-import { SHIM_PATH } from '../src/server/shim.js';
+import { runWrapped } from '../../src/server/wrap.js';
+import { SHIM_PATH } from '../../src/server/shim.js';
 
 const here = (f: string) => fileURLToPath(new URL(`./fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-robust-'));
@@ -117,7 +117,7 @@ describe('a long line without a newline', () => {
 
 describe('an engine that is not recognised', () => {
   it('says so, keeps the timed lines, and --stage (parsed by the profile command) splits it', async () => {
-    const { runCli } = await import('./helpers/cli.js');
+    const { runCli } = await import('../helpers/cli.js');
     const p = port++;
     const pidfile = join(tmp, 'unknown.pids');
     const plain = await runCli(['profile', '--ready-url', `http://127.0.0.1:${p}/health`, '--no-completion', '--', process.execPath, here('tree-server.mjs'), String(p), pidfile], {});

@@ -4,10 +4,10 @@
  * replay test (wrap-replay.test.ts) checks real timing.
  */
 import { describe, expect, it } from 'vitest';
-import { stagesFromLog, phaseSeconds, parseStageFlag, detectEngine, type LogLine } from '../src/server/wrap.js';
-import { LineSplitter, normalizeLine } from '../src/server/log-lines.js';
-import { ALL_RULES } from '../src/server/rules/index.js';
-import { isColdstartError } from '../src/core/errors.js';
+import { stagesFromLog, phaseSeconds, parseStageFlag, detectEngine, type LogLine } from '../../src/server/wrap.js';
+import { LineSplitter, normalizeLine } from '../../src/server/log-lines.js';
+import { ALL_RULES } from '../../src/server/rules/index.js';
+import { isColdstartError } from '../../src/core/errors.js';
 
 const L = (t: number, text: string): LogLine => ({ t, stream: 'stderr', text });
 const brief = (r: ReturnType<typeof stagesFromLog>) => r.stages.map((s) => [s.phase, s.stage, +(s.ownSeconds ?? 0).toFixed(3)]);

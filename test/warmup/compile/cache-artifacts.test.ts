@@ -7,11 +7,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCli } from './helpers/cli.js';
-import { commitEntry, makeStaging, normalizeFingerprint, releaseStaging } from '../src/warmup/compile/store.js';
-import { defaultArtifactRoots } from '../src/warmup/compile/adopt.js';
+import { runCli } from '../../helpers/cli.js';
+import { commitEntry, makeStaging, normalizeFingerprint, releaseStaging } from '../../../src/warmup/compile/store.js';
+import { defaultArtifactRoots } from '../../../src/warmup/compile/adopt.js';
 
-const fixtures = fileURLToPath(new URL('../fixtures/compile-caches', import.meta.url));
+const fixtures = fileURLToPath(new URL('../../../fixtures/compile-caches', import.meta.url));
 let tmp: string;
 let vol: string;
 beforeEach(() => {

@@ -16,8 +16,8 @@ import {
   releaseStaging,
   verifyEntry,
   type CompileFingerprint,
-} from '../src/warmup/compile/store.js';
-import { ColdstartError } from '../src/core/errors.js';
+} from '../../../src/warmup/compile/store.js';
+import { ColdstartError } from '../../../src/core/errors.js';
 
 const H100: CompileFingerprint = normalizeFingerprint({
   gpu: 'NVIDIA H100 80GB HBM3',
@@ -198,7 +198,7 @@ describe('compileCacheStatus', () => {
 
 describe('human lines', () => {
   it('show the cache state, cold vs cached with the ratio, identical outputs and Inductor hits', async () => {
-    const { compileLines } = await import('../src/warmup/compile/report.js');
+    const { compileLines } = await import('../../../src/warmup/compile/report.js');
     const run = (s: number, sha: string, hit: number, miss: number) => ({
       importSeconds: 1, loadSeconds: 1, firstForwardSeconds: s, loadArtifactsSeconds: null, compileSeconds: s, steady: null,
       outputSha256: sha, outputShape: [1, 128, 128256], outputSummary: { sum: 0, absMax: 0, first: [] },

@@ -9,13 +9,13 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peerPython } from './helpers/python.js';
-import { runCli } from './helpers/cli.js';
-import { probeCompileFingerprint } from '../src/warmup/compile/torch.js';
-import { compileCacheStatus, entryName, fingerprintKey, normalizeFingerprint } from '../src/warmup/compile/store.js';
+import { peerPython } from '../../helpers/python.js';
+import { runCli } from '../../helpers/cli.js';
+import { probeCompileFingerprint } from '../../../src/warmup/compile/torch.js';
+import { compileCacheStatus, entryName, fingerprintKey, normalizeFingerprint } from '../../../src/warmup/compile/store.js';
 
 const py = peerPython();
-const model = fileURLToPath(new URL('../fixtures/torch/models/tiny-llama', import.meta.url));
+const model = fileURLToPath(new URL('../../../fixtures/torch/models/tiny-llama', import.meta.url));
 let tmp: string;
 let store: string;
 let env: Record<string, string | undefined>;
