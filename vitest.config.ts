@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/helpers/sequencer.js';
 
 export default defineConfig({
   test: {
@@ -12,6 +13,8 @@ export default defineConfig({
     // Most test time is spent waiting on child processes (Python peers, the CLI, fake servers), not on this CPU:
     // one more worker than cores overlaps those waits (vitest's default, cores - 1, runs files one by one on 2 cores).
     maxWorkers: Math.min(availableParallelism() + 1, 8),
+    // The long files start first (a clean clone has no results cache to order them by).
+    sequence: { sequencer: LongestFirst },
     // Finds the Python peers once; fails the run without them unless COLDSTART_SKIP_PEERS=1.
     globalSetup: ['test/helpers/peers-setup.ts'],
     reporters: ['default', './test/helpers/skip-count-reporter.ts'],
