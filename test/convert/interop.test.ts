@@ -8,17 +8,21 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { peerPython, runPython } from '../helpers/python.js';
+import { peerPython, pythonWorker, type PythonWorker } from '../helpers/python.js';
 import { runCli } from '../helpers/cli.js';
 
 const FIX = fileURLToPath(new URL('../../fixtures/torch/', import.meta.url));
 const py = peerPython();
 let work: string;
+// One Python for the file: torch (and transformers) imported once, not once per check.
+let python: PythonWorker | undefined;
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'coldstart-convert-interop-'));
+  if (py) python = pythonWorker(py, { HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' });
 });
-afterAll(() => {
+afterAll(async () => {
+  await python?.close();
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -112,18 +116,17 @@ describe.skipIf(!py)('convert ↔ torch / safetensors (interop)', () => {
     const sh = await convert('views-sharded', join(FIX, 'good', 'views.pt'), ['--shard-size', '200B']);
     expect(sh.outputs.length).toBeGreaterThan(2);
     cases.push({ name: 'views --shard-size', inputs: [join(FIX, 'good', 'views.pt')], outputs: sh.outputs, dropped: sh.dropped });
-    const res = JSON.parse(runPython(py!, COMPARE, [JSON.stringify(cases)])) as Array<{ name: string; tensors: number }>;
+    const res = JSON.parse(await python!.run(COMPARE, [JSON.stringify(cases)])) as Array<{ name: string; tensors: number }>;
     expect(res.map((x) => x.name)).toEqual(cases.map((c) => c.name));
     expect(res.find((x) => x.name === 'every_dtype.pt')!.tensors).toBe(21);
     expect(res.find((x) => x.name === 'legacy.pt')!.tensors).toBe(14);
     // the tied alias was dropped and recorded, like Hugging Face's converter
     expect(cases.find((c) => c.name === 'views.pt')!.dropped).toEqual({ 'lm_head.weight': 'embed.weight' });
-  }, 180_000);
+  });
 
   it('multi-page strided views (page cache, long runs, expands) equal torch, also with --dtype', async () => {
     const src = join(work, 'big-views.pt');
-    runPython(
-      py!,
+    await python!.run(
       String.raw`
 import sys, torch
 torch.manual_seed(3)
@@ -139,9 +142,9 @@ torch.save(sd, sys.argv[1])`,
       const r = await convert(`big-views-${d}`, src, d ? ['--dtype', d] : []);
       cases.push({ name: `big-views ${d}`, inputs: [src], outputs: r.outputs, dropped: r.dropped, ...(d ? { dtype: d.toUpperCase() } : {}) });
     }
-    const res = JSON.parse(runPython(py!, COMPARE, [JSON.stringify(cases)])) as Array<{ tensors: number }>;
+    const res = JSON.parse(await python!.run(COMPARE, [JSON.stringify(cases)])) as Array<{ tensors: number }>;
     expect(res.map((x) => x.tensors)).toEqual([8, 8, 8]);
-  }, 120_000);
+  });
 
   it('tiny Llama / GPT-2 / BERT (.bin, sharded): drop-in directories give the same logits with transformers', async () => {
     const models = ['tiny-llama', 'tiny-gpt2', 'tiny-bert', 'tiny-gpt2-sharded'];
@@ -174,8 +177,8 @@ for name, a, b in json.loads(sys.argv[1]):
     out.append({"name": name, "equal": bool(torch.equal(la, lb)), "shape": list(la.shape)})
 print(json.dumps(out))
 `;
-    const res = JSON.parse(runPython(py!, code, [JSON.stringify(pairs)], { HF_HUB_OFFLINE: '1', TRANSFORMERS_VERBOSITY: 'error' })) as Array<{ name: string; equal: boolean; shape: number[] }>;
+    const res = JSON.parse(await python!.run(code, [JSON.stringify(pairs)])) as Array<{ name: string; equal: boolean; shape: number[] }>;
     expect(res).toHaveLength(4);
     for (const r of res) expect(r, r.name).toMatchObject({ equal: true });
-  }, 240_000);
+  });
 });

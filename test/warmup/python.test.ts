@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -41,7 +41,7 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
       [gpt2, ts, pt2],
     );
     env = { PATH: process.env.PATH, HOME: tmp, COLDSTART_PYTHON: py! };
-  }, 120_000);
+  });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('--framework transformers: import, load and first generate timed separately; steady runs', async () => {
@@ -84,7 +84,7 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
 
     const broken = join(tmp, 'broken');
     mkdirSync(broken);
-    runPython(py!, 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])', [join(gpt2, 'config.json'), join(broken, 'config.json')]);
+    copyFileSync(join(gpt2, 'config.json'), join(broken, 'config.json'));
     writeFileSync(join(broken, 'model.safetensors'), Buffer.alloc(64, 0x41));
     const bad = await failureOf(runWarmup({ model: broken, framework: 'transformers', env, timeoutSeconds: 120 }));
     expect(bad).toMatchObject({ code: 'BAD_INPUT', exit: 2 });
@@ -115,7 +115,7 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
     });
 
     it('coldstart warmup --url --wait: detects OpenAI API, waits through start-up, first request, TTFT, steady', async () => {
-      const r = await runCli(['--json', 'warmup', '--url', url, '--wait', '--timeout', '120s', '--runs', '3', '--max-tokens', '6'], { env });
+      const r = await runCli(['--json', 'warmup', '--url', url, '--wait', '--timeout', '300s', '--runs', '3', '--max-tokens', '6'], { env });
       expect(r.code, `${r.stderr}\n${serverLog}`).toBe(0);
       const doc = JSON.parse(r.stdout);
       const d = doc.details;
@@ -129,6 +129,6 @@ torch.export.save(torch.export.export(mlp, (torch.randn(2, 64),)), sys.argv[3])
       expect(d.steady.n).toBe(3);
       expect(d.details.steadyTtft.n).toBe(3);
       expect(serverLog).toContain('loaded GPT2LMHeadModel');
-    });
+    }, 420_000);
   });
 });

@@ -60,7 +60,7 @@ describe.skipIf(!py)('warmup --compile --persist on CPU (torch.compile, Inductor
     }
     // the phase table shows the cached start
     expect(j.details.steps.map((s: { name: string }) => s.name)).toContain('first-forward');
-  }, 240_000);
+  }, 480_000);
 
   it('a manifest made for another torch version or option set is a miss naming the change', async () => {
     const [name] = readdirSync(store).filter((n) => n.startsWith('torch-compile-'));
@@ -82,7 +82,7 @@ describe.skipIf(!py)('warmup --compile --persist on CPU (torch.compile, Inductor
     const st2 = compileCacheStatus(store, ro.fingerprint);
     expect(st2.status).toBe('missed');
     expect(st2.reasons).toEqual(['input shape 1x16 → 1x32', 'mode default → reduce-overhead']);
-  }, 120_000);
+  });
 
   it('a corrupted artefact is refused (exit 2, the file named) and nothing is loaded or rewritten', async () => {
     const [name] = readdirSync(store).filter((n) => n.startsWith('torch-compile-'));
@@ -105,7 +105,7 @@ describe.skipIf(!py)('warmup --compile --persist on CPU (torch.compile, Inductor
     // moved aside, the store is empty again (a later run would compile cold, not load it)
     renameSync(dir, join(tmp, 'quarantine'));
     expect(compileCacheStatus(store, normalizeFingerprint(m.fingerprint)).status).toBe('not-cached');
-  }, 120_000);
+  });
 
   it('refuses TorchScript and --persist without --compile with one clear line (exit 2)', async () => {
     const a = await runCli(['warmup', model, '--framework', 'torch', '--persist', store], { env });
