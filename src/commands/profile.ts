@@ -66,7 +66,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
     dtype,
     estimate: !!f.estimate,
     // A bad --since is a usage error (exit 2), not a failed container phase.
-    container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since) } },
+    container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since, undefined, '--since') } },
     devices: f.devices ? intListFlag('--devices', f.devices, 0) : undefined,
     verify: !!f.verify,
     cache: choiceFlag('--cache', f.cache, ['cold', 'warm', 'as-is'] as const),
@@ -98,7 +98,7 @@ function events(ctx: Context): ProfileEvents {
 }
 
 /** Engine options profile's flags set: a refusal (a usage error inside a phase is rethrown) names the flag. */
-const FLAG_NAMES = { devices: '--devices', cache: '--cache' };
+const FLAG_NAMES = { devices: '--devices', cache: '--cache', synthetic: '--synthetic' };
 
 /** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
 export function registerProfile(program: Command, run: Runner, engines: Engines = defaultEngines): void {

@@ -114,7 +114,7 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
     };
   }
   if (opts.synthetic) {
-    throw new ColdstartError('UNKNOWN_MODEL', `--synthetic needs a model alias, got ${JSON.stringify(name)}`, { hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.` });
+    throw new ColdstartError('UNKNOWN_MODEL', `synthetic: needs a model alias, got ${JSON.stringify(name)}`, { hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.`, details: { option: 'synthetic' } });
   }
   // Anything at that path is the model: a symlink loop or a dangling link is refused naming it (exit 2), never
   // taken for a Hub repo id.

@@ -4,11 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn, spawnSync } from 'node:child_process';
-import { runCli } from '../helpers/cli.js';
+import { jsonError, runCli } from '../helpers/cli.js';
 import { PyDict, PyFloat, PyGlobal, PyTuple, unpickle } from '../../src/formats/pickle.js';
 import { openZip } from '../../src/formats/zip.js';
 import { openTorchCheckpoint } from '../../src/formats/torch.js';
-import { convertCheckpoint, dedupeAliases, parseSize } from '../../src/convert/convert.js';
+import { convertCheckpoint, dedupeAliases } from '../../src/convert/convert.js';
+import { sizeFlag } from '../../src/core/flags.js';
 import { readHeader } from '../../src/formats/safetensors.js';
 import { ColdstartError } from '../../src/core/errors.js';
 import type { NativeAddon } from '../../src/native.js';
@@ -217,12 +218,12 @@ describe('openTorchCheckpoint', () => {
 
 describe('planning helpers', () => {
   it('parses shard sizes in decimal and binary units', () => {
-    expect(parseSize('5GB')).toBe(5e9);
-    expect(parseSize('500MiB')).toBe(500 * 2 ** 20);
-    expect(parseSize('1000')).toBe(1000);
-    expect(parseSize('2kb')).toBe(2000);
-    expect(() => parseSize('lots')).toThrow(/--shard-size: expected a size/);
-    expect(() => parseSize('0')).toThrow(/greater than zero/);
+    const size = (v: string) => sizeFlag('--shard-size', v);
+    expect(size('5GB')).toBe(5e9);
+    expect(size('500MiB')).toBe(500 * 2 ** 20);
+    expect(size('1000')).toBe(1000);
+    expect(size('2kb')).toBe(2000);
+    for (const bad of ['lots', '0']) expect(() => size(bad)).toThrow(expect.objectContaining({ code: 'BAD_FLAG', message: expect.stringMatching(/^--shard-size: /) }));
   });
   it('drops identical aliases, preferring names outside the tied list', () => {
     const cp = openTorchCheckpoint(good('views.pt'));
@@ -289,9 +290,9 @@ describe('coldstart convert', () => {
     const d = fresh('exists');
     const out = join(d, 'x.safetensors');
     writeFileSync(out, 'old');
-    const r = await runCli(['convert', good('views.pt'), '-o', out]);
+    const r = await runCli(['--json', 'convert', good('views.pt'), '-o', out]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/already exists/);
+    expect(jsonError(r).code).toBe('OUTPUT_EXISTS');
     expect(readFileSync(out, 'utf8')).toBe('old');
     // a file that is not a safetensors file is not coldstart's output: --force refuses it too
     const notOurs = await runCli(['--json', 'convert', good('views.pt'), '-o', out, '--force']);
@@ -369,12 +370,14 @@ describe('coldstart convert', () => {
   });
 
   it('rejects bad flags with exit 2', async () => {
-    expect((await runCli(['convert', good('views.pt'), '--dtype', 'int4'])).stderr).toMatch(/--dtype: expected f16, bf16 or f32, got "int4"/);
+    const dt = jsonError(await runCli(['--json', 'convert', good('views.pt'), '--dtype', 'int4']));
+    expect(dt.code).toBe('BAD_FLAG');
+    expect(dt.message.startsWith('--dtype:')).toBe(true);
     expect((await runCli(['convert', good('views.pt'), '--shard-size', 'big'])).code).toBe(2);
-    const amb = await runCli(['convert', good('ambiguous.pt'), '-o', join(work, 'amb.safetensors')]);
+    const amb = await runCli(['--json', 'convert', good('ambiguous.pt'), '-o', join(work, 'amb.safetensors')]);
     expect(amb.code).toBe(2);
-    expect(amb.stderr).toMatch(/several entries hold tensors: model, ema/);
-    expect(amb.stderr).toMatch(/--key model/);
+    expect(jsonError(amb).code).toBe('AMBIGUOUS');
+    expect(amb.stderr).toMatch(/--key model/); // the candidates, as the flag that picks one
     expect(existsSync(join(work, 'amb.safetensors'))).toBe(false);
   });
 });
@@ -495,9 +498,11 @@ describe('--verify', () => {
 
 describe('environment failures leave nothing behind', () => {
   it('missing input: exit 2, one line', async () => {
-    const r = await runCli(['convert', join(work, 'nope.bin')]);
+    const r = await runCli(['--json', 'convert', join(work, 'nope.bin')]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/nope\.bin: no such file or directory/);
+    const err = jsonError(r);
+    expect(err.code).toBe('NOT_FOUND');
+    expect(err.message).toContain('nope.bin');
   });
 
   it('simulated ENOSPC from the byte mover: exit 3, temp file removed', async () => {

@@ -77,7 +77,7 @@ describe('container phase from /proc', () => {
     expect(parseSince(String(now - 3600.25), now)).toBe(now - 3600.25);
     const refused = (v: string) => {
       try {
-        parseSince(v, now);
+        parseSince(v, now, '--since');
       } catch (e) {
         return [(e as ColdstartError).code, (e as ColdstartError).exitCode, (e as ColdstartError).message.startsWith('--since: expected an RFC 3339 time')];
       }
