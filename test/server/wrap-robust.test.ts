@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { runWrapped } from '../../src/server/wrap.js';
 import { SHIM_PATH } from '../../src/server/shim.js';
 
-const here = (f: string) => fileURLToPath(new URL(`./fixtures-servers/${f}`, import.meta.url));
+const here = (f: string) => fileURLToPath(new URL(`../fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-robust-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let port = 19800 + (process.pid % 150);

