@@ -589,7 +589,8 @@ describe('/proc readers for snapshot (no CRIU needed)', () => {
   });
 
   it('walks the process tree of a real child and sizes its memory', async () => {
-    const { processTree, treeMemoryBytes } = await import('../../src/snapshot/criu.js');
+    const { treeMemoryBytes } = await import('../../src/snapshot/criu.js');
+    const { processTree } = await import('../../src/platform/procfs.js');
     const { spawn } = await import('node:child_process');
     const child = spawn('sh', ['-c', 'sleep 30 & wait'], { stdio: 'ignore' });
     try {
