@@ -8,7 +8,7 @@ import { emitReport } from '../core/emit.js';
 import { PHASES, isPhaseName, type PhaseName } from '../core/phases.js';
 import { parseDtypeName } from '../formats/dtypes.js';
 import { parseSince } from '../platform/container.js';
-import { parseStageFlag } from '../server/wrap.js';
+import { parseStageFlag } from '../server/rules/index.js';
 import { defaultEngines, type Engines } from '../profile/engines.js';
 import { FRAMEWORKS } from '../profile/framework.js';
 import { runProfile } from '../profile/run.js';

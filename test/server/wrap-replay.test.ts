@@ -13,7 +13,8 @@ import { readdirSync, existsSync, readFileSync, mkdtempSync, rmSync } from 'node
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { runWrapped, stagesFromLog, phaseSeconds, type LogLine } from '../../src/server/wrap.js';
+import { runWrapped } from '../../src/server/wrap.js';
+import { stagesFromLog, phaseSeconds, type LogLine } from '../../src/server/stages.js';
 import { isColdstartError } from '../../src/core/errors.js';
 // @ts-expect-error plain ESM helper without types
 import { expectedSplit, timedLines } from '../fixtures-servers/log-time.mjs';

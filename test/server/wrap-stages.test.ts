@@ -4,7 +4,8 @@
  * replay test (wrap-replay.test.ts) checks real timing.
  */
 import { describe, expect, it } from 'vitest';
-import { stagesFromLog, phaseSeconds, parseStageFlag, detectEngine, type LogLine } from '../../src/server/wrap.js';
+import { stagesFromLog, phaseSeconds, detectEngine, type LogLine } from '../../src/server/stages.js';
+import { parseStageFlag } from '../../src/server/rules/index.js';
 import { LineSplitter, normalizeLine } from '../../src/server/log-lines.js';
 import { ALL_RULES } from '../../src/server/rules/index.js';
 import { isColdstartError } from '../../src/core/errors.js';
