@@ -13,11 +13,11 @@ import { promisify } from 'node:util';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { makeDirs } from '../core/paths.js';
 import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
-import { buildHeader } from './safetensors.js';
-import { writeTorchCheckpoint } from './torch-writer.js';
-import { DTYPE_SIZES, TORCH_DTYPE_NAMES, type Dtype } from './dtypes.js';
-import { selectWeightNames } from './weights.js';
-import { tensorsFor, type ModelSpec, type TensorSpec } from '../models/table.js';
+import { buildHeader } from '../formats/safetensors.js';
+import { writeTorchCheckpoint } from '../formats/torch-writer.js';
+import { DTYPE_SIZES, TORCH_DTYPE_NAMES, type Dtype } from '../formats/dtypes.js';
+import { selectWeightNames } from '../formats/weights.js';
+import { tensorsFor, type ModelSpec, type TensorSpec } from './table.js';
 import { Stopwatch } from '../core/clock.js';
 
 const fillRandom = promisify(randomFill) as unknown as (buf: Buffer) => Promise<Buffer>;

@@ -6,7 +6,7 @@ import { describeSkipped, weightsAt } from '../load/weights.js';
 import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/table.js';
 import { readHeader } from '../formats/safetensors.js';
 import { DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
-import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
+import { planSynthetic, type SyntheticFormat } from '../models/synthetic.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
 

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { peerPython, pythonWorker, type PythonWorker } from '../helpers/python.js';
 import { tempDir } from './helpers.js';
 import { writeTorchCheckpoint, type TorchTensor } from '../../src/formats/torch-writer.js';
-import { ensureSyntheticModel } from '../../src/formats/synthetic.js';
+import { ensureSyntheticModel } from '../../src/models/synthetic.js';
 import { findModel, MODELS, tensorsFor } from '../../src/models/table.js';
-import { hfConfig } from '../../src/formats/synthetic.js';
+import { hfConfig } from '../../src/models/synthetic.js';
 
 const py = peerPython();
 const tmp = tempDir('cs-torch-');
