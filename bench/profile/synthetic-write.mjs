@@ -5,7 +5,7 @@
 import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
 import { join } from 'node:path';
-import { ensureSyntheticModel, planSynthetic } from '../../dist/formats/synthetic.js';
+import { ensureSyntheticModel, planSynthetic } from '../../dist/models/synthetic.js';
 import { findModel } from '../../dist/models/table.js';
 
 const alias = process.argv[2] ?? 'tinyllama-1.1b';

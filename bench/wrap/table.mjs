@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // The closing table for issue #13: every real log in fixtures/server-logs × (engine, version, stages found,
-// max error against the log's own timestamps) BEFORE (wrap.ts at the merge-base with main, transpiled on
-// the fly) and AFTER (this branch, from dist/). "direct" feeds each line at its log time; "replay" plays the
-// log behind a loopback server through runWrapped (after only). Needs `npm run build` first.
-// Usage: node bench/wrap/table.mjs [--no-replay]   → prints Markdown, writes bench/wrap/table.json
+// max error against the log's own timestamps) for this tree (from dist/) and, with --before REV:PATH, an older
+// single-file wrap.ts (e.g. 1a2b3c4:src/engines/wrap.ts, transpiled on the fly). "direct" feeds each line at its
+// log time; "replay" plays the log behind a loopback server through runWrapped (this tree only): the live
+// accuracy that test/server/wrap-replay.test.ts leaves to this bench. Needs `npm run build` first.
+// Usage: node bench/wrap/table.mjs [--no-replay] [--before REV:PATH]   → prints Markdown, writes bench/wrap/table.json
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { join, dirname } from 'node:path';
@@ -13,13 +14,17 @@ import ts from 'typescript';
 import { timedLines, expectedSplit } from '../../test/fixtures-servers/log-time.mjs';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const after = await import(pathToFileURL(join(root, 'dist/server/wrap.js')).href);
-const base = execFileSync('git', ['merge-base', 'HEAD', 'main'], { cwd: root }).toString().trim();
-const oldSrc = execFileSync('git', ['show', `${base}:src/engines/wrap.ts`], { cwd: root }).toString();
+const after = { ...(await import(pathToFileURL(join(root, 'dist/server/wrap.js')).href)), ...(await import(pathToFileURL(join(root, 'dist/server/stages.js')).href)) };
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-table-'));
-const oldJs = ts.transpileModule(oldSrc, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText.replaceAll("'../core/", `'${pathToFileURL(join(root, 'dist/core')).href}/`);
-writeFileSync(join(tmp, 'wrap-before.mjs'), oldJs);
-const before = await import(pathToFileURL(join(tmp, 'wrap-before.mjs')).href);
+const beforeArg = process.argv.includes('--before') ? process.argv[process.argv.indexOf('--before') + 1] : null;
+let before = null;
+if (beforeArg) {
+  const oldSrc = execFileSync('git', ['show', beforeArg], { cwd: root }).toString();
+  const oldJs = ts.transpileModule(oldSrc, { compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 } }).outputText.replaceAll("'../core/", `'${pathToFileURL(join(root, 'dist/core')).href}/`);
+  writeFileSync(join(tmp, 'wrap-before.mjs'), oldJs);
+  before = await import(pathToFileURL(join(tmp, 'wrap-before.mjs')).href);
+}
+const base = beforeArg ?? null;
 
 const logsDir = join(root, 'fixtures/server-logs');
 const logs = readdirSync(logsDir).flatMap((e) => readdirSync(join(logsDir, e)).filter((f) => f.endsWith('.log')).map((f) => join(logsDir, e, f)));
@@ -62,13 +67,13 @@ for (const log of logs) {
   const exp = expectedSplit(log);
   const lines = timedLines(readFileSync(log, 'utf8')).map((l) => ({ t: l.t, stream: 'stderr', text: l.line }));
   const readyAt = lines.at(-1).t;
-  const b = before.stagesFromLog(lines, readyAt);
+  const b = before ? before.stagesFromLog(lines, readyAt) : { engine: null, stages: [] };
   const a = after.stagesFromLog(lines, readyAt);
   const row = {
     log: name,
     stuck: !!exp.meta.stuck,
     total: exp.total,
-    before: { engine: b.engine, stages: [...new Set(b.stages.map((s) => s.stage))], ...(exp.meta.stuck ? {} : errors(exp, b.stages, readyAt)) },
+    before: { engine: b.engine, stages: [...new Set(b.stages.map((s) => s.stage))], ...(exp.meta.stuck || !before ? {} : errors(exp, b.stages, readyAt)) },
     after: { engine: a.engine, version: a.version, stages: [...new Set(a.stages.map((s) => s.stage))], ...(exp.meta.stuck ? {} : errors(exp, a.stages, readyAt)) },
   };
   if (replay && !exp.meta.stuck) row.replay = await replayOne(log, exp);
@@ -77,7 +82,7 @@ for (const log of logs) {
 }
 rmSync(tmp, { recursive: true, force: true });
 writeFileSync(join(root, 'bench/wrap/table.json'), JSON.stringify({ date: new Date().toISOString(), base, cpus: cpus().length, cpu: cpus()[0]?.model, rows: out }, null, 1));
-const f = (x) => (x === undefined ? '—' : `${x.worst.phase} ${x.worst.err.toFixed(1)} s (${x.pctOfTotal.toFixed(1)} % of start)`);
+const f = (x) => (!x?.worst ? '—' : `${x.worst.phase} ${x.worst.err.toFixed(1)} s (${x.pctOfTotal.toFixed(1)} % of start)`);
 console.log('| log | total s | engine before → after (version) | stages before | stages after | max error before | max error after (direct) | after, replayed |');
 console.log('|---|---:|---|---|---|---|---|---|');
 for (const r of out) {

@@ -46,12 +46,12 @@ export function validateRelativeFilename(p: string): void {
 
 /**
  * A revision as git and the Hub accept it (git check-ref-format, one level allowed): a branch, tag, `refs/pr/1`
- * or a commit. Refused with BAD_FLAG naming --revision: empty, a NUL or control character, space, `~ ^ : ? * [ \\`,
+ * or a commit. Refused with BAD_FLAG naming `what` (the option; the cache command passes --revision): empty, a NUL or control character, space, `~ ^ : ? * [ \\`,
  * `..`, `@{`, a leading/trailing or doubled `/`, a component starting with `.` or ending in `.lock`, a trailing
  * `.`, or `@` alone. Such a revision can never leave `refs/` when it names a file there.
  */
-export function checkRevision(rev: unknown): string {
-  const bad = (why: string) => invalidArg('--revision', `a branch, tag or commit sha (${why})`, rev, 'Pass a branch (main), a tag (v1.0), a pull-request ref (refs/pr/1) or a 40-character commit sha.');
+export function checkRevision(rev: unknown, what = 'revision'): string {
+  const bad = (why: string) => invalidArg(what, `a branch, tag or commit sha (${why})`, rev, 'Pass a branch (main), a tag (v1.0), a pull-request ref (refs/pr/1) or a 40-character commit sha.');
   if (typeof rev !== 'string' || rev === '') throw bad('not empty');
   if (rev.length > 255) throw bad('at most 255 characters');
   if (/[\x00-\x20\x7f~^:?*[\\]/.test(rev)) throw bad('no space, control character or any of ~ ^ : ? * [ \\');

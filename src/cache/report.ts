@@ -1,7 +1,9 @@
 /** What `coldstart cache` shows: each subcommand's JSON document (coldstart/cache@1) and its human lines. */
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import type { Style } from '../core/output.js';
-import { publicPhase } from '../core/phases.js';
+import { measurementOf, publicPhase } from '../core/phases.js';
+import { judgeBudgets, type BudgetFlags } from '../core/emit.js';
+import type { BudgetResult } from '../core/budgets.js';
 import { hfEndpoint } from '../hub/env.js';
 import type { RemoveResult } from './remove.js';
 import type { CacheRun } from './run.js';
@@ -35,6 +37,17 @@ export function eventLine(e: DownloadEvent): { level: 'warn' | 'progressLine'; t
 /** Said when a download is interrupted: where its partial files wait for the same command. */
 export function interruptedNote(label: string, localDir: boolean): string {
   return `${label}: interrupted; partial downloads are kept for resume (${localDir ? '.cache/huggingface/download/*.incomplete in the --local-dir' : 'blobs/*.incomplete in the cache'}) and the same command continues them`;
+}
+
+/**
+ * cache's budgets: `download` is the download phase (measured, 0 s included when everything was cached) and `total`
+ * the whole run, the download plus the --to-safetensors conversion when one ran. `--dry-run` measures nothing: a
+ * budget on it fails closed like any budget on what was not measured.
+ */
+export function cacheVerdict(budgets: BudgetFlags, run: CacheRun): BudgetResult[] {
+  if (run.result.dryRun) return judgeBudgets(budgets, { download: { state: 'left-out', reason: '--dry-run downloads nothing' }, total: { state: 'not-measured', reason: '--dry-run downloads nothing' } });
+  const download = measurementOf(run.phase);
+  return judgeBudgets(budgets, { download, total: download.state === 'measured' ? { state: 'measured', seconds: download.seconds + (run.conversionSeconds ?? 0) } : download });
 }
 
 export function downloadDoc(run: CacheRun): Record<string, unknown> {

@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInputText } from '../core/files.js';
+import { walkFiles } from '../core/paths.js';
 import { blobsFolder, readTreeCache } from './layout.js';
 
 export interface CacheScan {
@@ -71,31 +72,17 @@ export interface RepoScan {
   refs: Record<string, string>;
 }
 
-/** Relative paths (with `/`) of every non-directory entry below `dir`; symlinks are not followed. */
-export function walkFiles(dir: string, prefix = ''): string[] {
-  const out: string[] = [];
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = readdirSync(join(dir, prefix), { withFileTypes: true });
-  } catch {
-    return out;
-  }
-  for (const d of entries) {
-    const rel = prefix ? `${prefix}/${d.name}` : d.name;
-    if (d.isDirectory()) out.push(...walkFiles(dir, rel));
-    else out.push(rel);
-  }
-  return out;
-}
+/** Every entry below `dir` that is not a folder (symlinks included, not followed); an unreadable folder is skipped. */
+const cacheFiles = (dir: string): string[] => walkFiles(dir, { links: true, skipUnreadable: true });
 
 /** Repo-relative paths of every file in a snapshot folder (symlinks counted as files), sorted. */
 export function listSnapshot(dir: string): string[] {
-  return walkFiles(dir).sort();
+  return cacheFiles(dir).sort();
 }
 
 function readRefs(repoDir: string): Record<string, string> {
   const refs: Record<string, string> = {};
-  for (const name of walkFiles(join(repoDir, 'refs'))) {
+  for (const name of cacheFiles(join(repoDir, 'refs'))) {
     try {
       // Regular files only, size-capped: a FIFO or a huge file planted in a shared cache never blocks `cache ls`.
       refs[name] = readInputText(join(repoDir, 'refs', name), 'ref', 4096).trim();
@@ -142,7 +129,7 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
   }
   for (const commit of commits.sort()) {
     const snapDir = join(dir, 'snapshots', commit);
-    const present = walkFiles(snapDir);
+    const present = cacheFiles(snapDir);
     let bytes = 0;
     const broken: string[] = [];
     for (const p of present) {

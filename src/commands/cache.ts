@@ -1,21 +1,20 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { addBudgetOptions, budgetFlags, type BudgetFlagValues, type Context, type Runner } from '../cli/context.js';
-import { judgeBudgets, tellVerdict, verdictExitCode, type BudgetFlags } from '../core/emit.js';
-import type { BudgetResult } from '../core/budgets.js';
-import { measurementOf } from '../core/phases.js';
+import { tellVerdict, verdictExitCode, type BudgetFlags } from '../core/emit.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
-import { intFlag } from '../core/flags.js';
+import { dirFlag, intFlag } from '../core/flags.js';
 import { hubCacheDir, hfOffline } from '../hub/env.js';
 import type { RepoType } from '../hub/api.js';
 import { convertCheckpoint } from '../convert/convert.js';
 import { downloadRepo } from '../cache/download.js';
 import { cacheRepo, cacheRepoId, guardLocalDir, type CacheEngines, type CacheRequest, type CacheRun } from '../cache/run.js';
+import { checkRevision } from '../cache/layout.js';
 import type { DownloadEvent } from '../cache/types.js';
 import { listCache } from '../cache/scan.js';
 import { verifyRepo } from '../cache/verify.js';
 import { removeRepo } from '../cache/remove.js';
-import { cacheLabel, downloadDoc, downloadLines, eventLine, interruptedNote, lsDoc, lsLines, rmDoc, rmLines, verifyDoc, verifyLines, type Line } from '../cache/report.js';
+import { cacheLabel, cacheVerdict, downloadDoc, downloadLines, eventLine, interruptedNote, lsDoc, lsLines, rmDoc, rmLines, verifyDoc, verifyLines, type Line } from '../cache/report.js';
 
 export type { CacheEngines } from '../cache/run.js';
 export const defaultCacheEngines: CacheEngines = { downloadRepo, convertCheckpoint };
@@ -24,12 +23,6 @@ export const defaultCacheEngines: CacheEngines = { downloadRepo, convertCheckpoi
 type CacheFlags = BudgetFlagValues & { revision?: string; localDir?: string; include?: string[]; exclude?: string[]; allFiles?: boolean; concurrency: string; retries: string; toSafetensors?: boolean } & {
   repoType?: string; token?: string; cacheDir?: string; forceDownload?: boolean; dryRun?: boolean;
 };
-
-/** A folder flag that was given must name a folder: `--local-dir ''` is refused, never read as "not given". */
-function dirFlag(flag: string, v: string | undefined): string | undefined {
-  if (v !== undefined && !v.trim()) throw invalidArg(flag, 'a folder path', v, `Pass a folder, e.g. ${flag} ./models/llama, or leave ${flag} out.`);
-  return v;
-}
 
 /** The flags, once, into typed options; `hf download`'s --cache-dir and --token override HF_HUB_CACHE / HF_TOKEN. */
 function parseCache(ctx: Context, arg: string, filenames: string[], f: CacheFlags): CacheRequest {
@@ -47,7 +40,8 @@ function parseCache(ctx: Context, arg: string, filenames: string[], f: CacheFlag
   const retries = intFlag('--retries', f.retries, 0, 20);
   const local = localDir !== undefined ? guardLocalDir(resolve(ctx.cwd, localDir), hubCacheDir(env)) : undefined;
   const files = { include: f.include, exclude: f.exclude, defaultExcludes: f.allFiles ? false : undefined, ...(filenames.length ? { filenames } : {}) };
-  const download = { repo, repoType, revision: f.revision, env, concurrency, retries, localDir: local, ...files, forceDownload: !!f.forceDownload, dryRun: !!f.dryRun };
+  const revision = f.revision === undefined ? undefined : checkRevision(f.revision, '--revision');
+  const download = { repo, repoType, revision, env, concurrency, retries, localDir: local, ...files, forceDownload: !!f.forceDownload, dryRun: !!f.dryRun };
   return { download, alias, toSafetensors: !!f.toSafetensors };
 }
 
@@ -75,17 +69,6 @@ async function runDownload(ctx: Context, req: CacheRequest, budgets: BudgetFlags
   report(ctx, { ...downloadDoc(run), budgets: verdict, exitCode: code }, downloadLines(run, ctx.out.style));
   tellVerdict(ctx.out, verdict);
   return code;
-}
-
-/**
- * cache's budgets: `download` is the download phase (measured, 0 s included when everything was cached) and `total`
- * the whole run, the download plus the --to-safetensors conversion when one ran. `--dry-run` measures nothing: a
- * budget on it fails closed like any budget on what was not measured.
- */
-function cacheVerdict(budgets: BudgetFlags, run: CacheRun): BudgetResult[] {
-  if (run.result.dryRun) return judgeBudgets(budgets, { download: { state: 'left-out', reason: '--dry-run downloads nothing' }, total: { state: 'not-measured', reason: '--dry-run downloads nothing' } });
-  const download = measurementOf(run.phase);
-  return judgeBudgets(budgets, { download, total: download.state === 'measured' ? { state: 'measured', seconds: download.seconds + (run.conversionSeconds ?? 0) } : download });
 }
 
 /**
@@ -142,7 +125,8 @@ export function registerCache(program: Command, run: Runner, engines: CacheEngin
         const concurrency = intFlag('--concurrency', o.concurrency ?? '4', 1, 64);
         const localDir = dirFlag('--local-dir', o.localDir);
         const spin = await ctx.out.spinner(`verifying ${repo}…`);
-        const v = await verifyRepo({ repo, revision: o.revision, localDir: localDir === undefined ? undefined : resolve(ctx.cwd, localDir), cacheDir: hubCacheDir(ctx.env), concurrency, signal: ctx.signal });
+        const revision = o.revision === undefined ? undefined : checkRevision(o.revision, '--revision');
+        const v = await verifyRepo({ repo, revision, localDir: localDir === undefined ? undefined : resolve(ctx.cwd, localDir), cacheDir: hubCacheDir(ctx.env), concurrency, signal: ctx.signal });
         spin.stop();
         report(ctx, verifyDoc(v), verifyLines(v, ctx.out.style));
         return v.ok ? ExitCode.OK : ExitCode.BUDGET;

@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { emitReport } from '../core/emit.js';
-import { convertCheckpoint, parseSize, targetDtype, type ConvertOptions } from '../convert/convert.js';
+import { sizeFlag } from '../core/flags.js';
+import { convertCheckpoint, targetDtype, type ConvertOptions } from '../convert/convert.js';
 import { convertReport, convertText } from '../convert/report.js';
 
 interface ConvertFlags extends ReportFlags {
@@ -37,7 +38,7 @@ function convertOptions(ctx: Context, input: string, f: ConvertFlags): ConvertOp
     output: f.output === undefined ? undefined : f.output.endsWith('/') ? `${resolve(ctx.cwd, f.output)}/` : resolve(ctx.cwd, f.output),
     outputName: '--output',
     dtype,
-    shardSize: f.shardSize === undefined ? undefined : parseSize(f.shardSize),
+    shardSize: f.shardSize === undefined ? undefined : sizeFlag('--shard-size', f.shardSize),
     key: f.key,
     verify: !!f.verify,
     force: !!f.force,

@@ -8,7 +8,7 @@ import { emitReport } from '../core/emit.js';
 import { PHASES, isPhaseName, type PhaseName } from '../core/phases.js';
 import { parseDtypeName } from '../formats/dtypes.js';
 import { parseSince } from '../platform/container.js';
-import { parseStageFlag } from '../server/wrap.js';
+import { parseStageFlag } from '../server/rules/index.js';
 import { defaultEngines, type Engines } from '../profile/engines.js';
 import { FRAMEWORKS } from '../profile/framework.js';
 import { runProfile } from '../profile/run.js';
@@ -67,7 +67,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
     dtype,
     estimate: !!f.estimate,
     // A bad --since is a usage error (exit 2), not a failed container phase.
-    container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since) } },
+    container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since, undefined, '--since') } },
     devices: f.devices ? intListFlag('--devices', f.devices, 0) : undefined,
     verify: !!f.verify,
     cache: choiceFlag('--cache', f.cache, ['cold', 'warm', 'as-is'] as const),

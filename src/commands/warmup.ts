@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { choiceFlag, durationFlag, intFlag } from '../core/flags.js';
+import { choiceFlag, durationFlag, httpUrlFlag, intFlag } from '../core/flags.js';
 import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { emitReport } from '../core/emit.js';
@@ -46,12 +46,13 @@ function warmupOptions(ctx: Context, model: string | undefined, f: WarmupFlags):
   if (!model && !f.url) throw new ColdstartError('USAGE', 'nothing to warm up: pass an ONNX model, a model with --framework, or --url http://host:port', { hint: 'Examples: coldstart warmup model.onnx · coldstart warmup --url http://127.0.0.1:8000 --wait' });
   if (!f.compile && (f.persist !== undefined || f.mode !== 'default')) throw new ColdstartError('USAGE', `${f.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
   if (f.compile && !f.framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');
+  if (f.url && f.framework) throw new ColdstartError('USAGE', '--url and --framework cannot be combined: warm a server, or load a model in Python');
   if (f.compile && f.url) throw new ColdstartError('USAGE', '--compile and --url cannot be combined: a server compiles with its own settings (see `coldstart cache artifacts ls`)');
   const mode = choiceFlag('--mode', f.mode, COMPILE_MODES);
   return {
     // Paths are relative to the command's working directory (the server-side model name is not a path).
     model: model && !f.url ? resolve(ctx.cwd, model) : model,
-    url: f.url,
+    url: f.url === undefined ? undefined : httpUrlFlag('--url', f.url),
     framework: f.framework === undefined ? undefined : choiceFlag('--framework', f.framework, ['torch', 'transformers'] as const),
     runs: intFlag('--runs', f.runs, 0, 100_000),
     shapes: parseShapeFlags(f.shape ?? []),

@@ -140,19 +140,6 @@ export function checkAmplification(tensors: readonly TensorDescriptor[], where: 
   return { outBytes, storageBytes };
 }
 
-// ------------------------------------------------------------------------------------------------ sizes
-
-/** Parses `5GB` (10^9), `5GiB` (2^30), `500MB`, `100KiB`, `123` (bytes). */
-export function parseSize(text: string, flag = '--shard-size'): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?b?|b)?\s*$/i.exec(text);
-  if (!m) throw new ColdstartError('BAD_FLAG', `${flag}: expected a size like 5GB, 500MiB or 1000000, got ${JSON.stringify(text)}`);
-  const pow = { k: 1, m: 2, g: 3, t: 4 }[(m[2] ?? '').toLowerCase() as 'k'] ?? 0;
-  const base = m[3] ? 1024 : 1000;
-  const v = Math.floor(Number(m[1]) * base ** pow);
-  if (!Number.isSafeInteger(v) || v <= 0) throw new ColdstartError('BAD_FLAG', `${flag}: expected a size greater than zero, got ${JSON.stringify(text)}`);
-  return v;
-}
-
 // ------------------------------------------------------------------------------------------------ inputs
 
 interface InputSet {

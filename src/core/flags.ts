@@ -65,6 +65,35 @@ export function choiceFlag<T extends string>(flag: string, value: string, allowe
   throw invalidArg(flag, choiceList(allowed), value);
 }
 
+/** A size flag (--shard-size): `5GB` (10^9), `5GiB` (2^30), `500MB`, `100KiB`, `123` (bytes); > 0, else BAD_FLAG. */
+export function sizeFlag(flag: string, text: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kmgt])(i)?b?|b)?\s*$/i.exec(text);
+  if (!m) throw invalidArg(flag, 'a size like 5GB, 500MiB or 1000000', text);
+  const pow = { k: 1, m: 2, g: 3, t: 4 }[(m[2] ?? '').toLowerCase() as 'k'] ?? 0;
+  const base = m[3] ? 1024 : 1000;
+  const v = Math.floor(Number(m[1]) * base ** pow);
+  if (!Number.isSafeInteger(v) || v <= 0) throw invalidArg(flag, 'a size greater than zero', text);
+  return v;
+}
+
+/** An http(s) URL given on the command line, kept as given; else BAD_FLAG (exit 2) naming the flag. */
+export function httpUrlFlag(flag: string, v: string): string {
+  let u: URL | undefined;
+  try {
+    u = new URL(v);
+  } catch {
+    /* below */
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw invalidArg(flag, 'an http:// or https:// URL like http://127.0.0.1:8000', v);
+  return v;
+}
+
+/** A folder flag that was given must name a folder: `--local-dir ''` is refused, never read as "not given". */
+export function dirFlag(flag: string, v: string | undefined): string | undefined {
+  if (v !== undefined && !v.trim()) throw invalidArg(flag, 'a folder path', v, `Pass a folder, e.g. ${flag} ./models/llama, or leave ${flag} out.`);
+  return v;
+}
+
 /** A flag that takes a finite number greater than zero (--gpu-price 2.5), else BAD_FLAG. */
 export function positiveFlag(flag: string, value: string): number {
   const n = value.trim() === '' ? NaN : Number(value);

@@ -3,7 +3,7 @@
  * rule that such a name never leaves its root, and the one folder-maker that fails instead of spinning on a
  * filesystem that refuses folders (procfs, sysfs).
  */
-import { mkdirSync, realpathSync, statSync, statfsSync } from 'node:fs';
+import { mkdirSync, readdirSync, realpathSync, statSync, statfsSync, type Dirent } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ColdstartError, fromSystemError } from './errors.js';
 
@@ -114,4 +114,30 @@ function pseudoFs(p: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The files under `root` as forward-slash paths relative to it, folder by folder in name order; links are never
+ * followed. `links`: also list what is neither a folder nor a regular file (symlinks: a Hugging Face snapshot is made
+ * of them); else regular files only. A missing root holds no files. A folder that cannot be read is skipped with
+ * `skipUnreadable` (a scan of a shared cache that other processes change under it), else its error is thrown.
+ */
+export function walkFiles(root: string, opts: { links?: boolean; skipUnreadable?: boolean } = {}): string[] {
+  const out: string[] = [];
+  const visit = (prefix: string): void => {
+    let entries: Dirent[];
+    try {
+      entries = readdirSync(prefix ? join(root, prefix) : root, { withFileTypes: true });
+    } catch (e) {
+      if (opts.skipUnreadable || (!prefix && (e as NodeJS.ErrnoException).code === 'ENOENT')) return;
+      throw e;
+    }
+    for (const d of entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
+      const rel = prefix ? `${prefix}/${d.name}` : d.name;
+      if (d.isDirectory()) visit(rel);
+      else if (opts.links || d.isFile()) out.push(rel);
+    }
+  };
+  visit('');
+  return out;
 }

@@ -44,7 +44,7 @@ function bad(where: string, what: string): ColdstartError {
 // numbers out of f64 range and nesting deeper than 127 refused), integers only where it wants a usize (`4.0`, `4e0`
 // and `-0` are floats to it), duplicate `__metadata__` or duplicate fields of one tensor refused, a duplicated
 // tensor name or metadata key kept last (a HashMap insert), unknown tensor fields ignored, `__metadata__: null`
-// allowed. test/safetensors-differential.test.ts holds us to it against the real reader.
+// allowed. test/formats/safetensors-differential.test.ts holds us to it against the real reader.
 
 type JsonValue =
   | { t: 'object'; entries: Array<[string, JsonValue]> }

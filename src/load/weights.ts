@@ -11,7 +11,7 @@ import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { listInputDir, pathEntryExists, readInputText, statInput, statRegularFile } from '../core/files.js';
 import { safeJoin } from '../core/paths.js';
 import { WEIGHT_EXTENSIONS, WEIGHT_FORMATS, indexFormatOf, parseWeightIndex, selectWeightNames, weightFormatOf, type WeightFormat } from '../formats/weights.js';
-import { coldstartCacheDir, ensureSyntheticModel, planSynthetic, syntheticDir } from '../formats/synthetic.js';
+import { coldstartCacheDir, ensureSyntheticModel, planSynthetic, syntheticDir } from '../models/synthetic.js';
 import { findModel, resolveRepoId } from '../models/table.js';
 import { findCachedSnapshot } from '../cache/download.js';
 

@@ -8,8 +8,7 @@ import { existsSync, lstatSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { fromSystemError } from '../core/errors.js';
-import { makeDirs } from '../core/paths.js';
-import { walkFiles } from '../warmup/compile/store.js';
+import { makeDirs, walkFiles } from '../core/paths.js';
 import type { ArtifactEngine } from '../warmup/compile/adopt.js';
 
 export interface CacheSpec {

@@ -109,11 +109,12 @@ function ago(seconds: number): string {
 export const SINCE_MAX_AGE_SECONDS = 24 * 3600;
 
 /**
- * Parses --since: RFC 3339 (2026-11-28T07:00:00Z, offsets allowed) or Unix epoch seconds (fractions allowed).
- * Returns epoch seconds. A time that cannot be the start of this run is refused (BAD_FLAG, exit 2): unparseable,
- * in the future, or more than a day old (`--since 0` would make a 56-year container phase).
+ * Parses a start time (profile's --since): RFC 3339 (2026-11-28T07:00:00Z, offsets allowed) or Unix epoch seconds
+ * (fractions allowed). Returns epoch seconds. A time that cannot be the start of this run is refused (BAD_FLAG,
+ * exit 2) naming `what` (the command passes its flag): unparseable, in the future, or more than a day old (`--since
+ * 0` would make a 56-year container phase).
  */
-export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000): number {
+export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000, what = 'since'): number {
   const s = text.trim();
   let t: number;
   if (/^\d+(\.\d+)?$/.test(s)) t = Number(s);
@@ -121,9 +122,9 @@ export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000): n
   else t = NaN;
   const hint = "In Kubernetes: the pod's metadata.creationTimestamp (Downward API or kubectl get pod -o jsonpath='{.metadata.creationTimestamp}').";
   const accepted = 'an RFC 3339 time (2026-11-28T07:00:00Z) or Unix epoch seconds, within the last 24 hours';
-  if (!Number.isFinite(t)) throw invalidArg('--since', accepted, text, hint);
-  if (t > nowEpochSeconds + 1) throw invalidArg('--since', accepted, text, `That is ${ago(t - nowEpochSeconds)} in the future: check the clock of the machine that wrote the time (epoch milliseconds are not seconds).`);
-  if (t < nowEpochSeconds - SINCE_MAX_AGE_SECONDS) throw invalidArg('--since', accepted, text, `That is ${ago(nowEpochSeconds - t)} ago, so it cannot be when this start was scheduled. ${hint}`);
+  if (!Number.isFinite(t)) throw invalidArg(what, accepted, text, hint);
+  if (t > nowEpochSeconds + 1) throw invalidArg(what, accepted, text, `That is ${ago(t - nowEpochSeconds)} in the future: check the clock of the machine that wrote the time (epoch milliseconds are not seconds).`);
+  if (t < nowEpochSeconds - SINCE_MAX_AGE_SECONDS) throw invalidArg(what, accepted, text, `That is ${ago(nowEpochSeconds - t)} ago, so it cannot be when this start was scheduled. ${hint}`);
   return t;
 }
 

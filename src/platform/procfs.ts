@@ -4,7 +4,7 @@
  * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here.
  * (The server shim is a standalone script with its own copy: it runs without coldstart's modules.)
  */
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 
 /** USER_HZ: the unit of /proc/<pid>/stat start times; 100 on every mainstream Linux architecture. */
 export const CLK_TCK = 100;
@@ -85,6 +85,11 @@ export function childPids(pid: number, procRoot = '/proc'): number[] {
     }
   }
   return out;
+}
+
+/** Whether `pid` exists on this machine (a zombie counts until it is reaped: its /proc entry stays). */
+export function pidAlive(pid: number, procRoot = '/proc'): boolean {
+  return existsSync(`${procRoot}/${pid}`);
 }
 
 /** The pid and every descendant (children before grandchildren, breadth first). */

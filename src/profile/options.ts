@@ -5,7 +5,7 @@
 import type { PhaseName } from '../core/phases.js';
 import type { Progress } from '../core/output.js';
 import type { Dtype } from '../formats/dtypes.js';
-import type { SyntheticFormat } from '../formats/synthetic.js';
+import type { SyntheticFormat } from '../models/synthetic.js';
 import type { CacheMode } from '../load/gpu-load.js';
 import type { RuntimeName } from '../platform/container.js';
 import type { WrapOptions } from '../server/wrap.js';

@@ -8,7 +8,7 @@ import { diskInfo } from '../platform/system.js';
 import { Stopwatch } from '../core/clock.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { pcieBandwidth } from '../platform/pcie.js';
-import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, syntheticDir } from '../formats/synthetic.js';
+import { ensureSyntheticModel, coldstartCacheDir, planSynthetic, syntheticDir } from '../models/synthetic.js';
 import { hfEndpoint, hfOffline } from '../hub/env.js';
 import { hubClient, repoUrl } from '../hub/api.js';
 import type { CudaProbeResult } from '../native.js';

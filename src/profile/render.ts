@@ -2,7 +2,7 @@
 import type { PhaseSummary } from '../core/report.js';
 import type { Style } from '../core/output.js';
 import { formatDuration } from '../core/format.js';
-import { planSynthetic } from '../formats/synthetic.js';
+import { planSynthetic } from '../models/synthetic.js';
 import type { ModelFacts, WhatIfRow } from './findings.js';
 import type { CudaProbeResult } from '../native.js';
 import type { CacheMode } from './options.js';

@@ -6,7 +6,7 @@ import { describeSkipped, weightsAt } from '../load/weights.js';
 import { findModel, MODELS, resolveRepoId, type ModelSpec } from '../models/table.js';
 import { readHeader } from '../formats/safetensors.js';
 import { DTYPE_SIZES, parseDtypeName, type Dtype } from '../formats/dtypes.js';
-import { planSynthetic, type SyntheticFormat } from '../formats/synthetic.js';
+import { planSynthetic, type SyntheticFormat } from '../models/synthetic.js';
 import { shellArg } from '../core/format.js';
 
 export type TargetKind = 'demo' | 'alias' | 'repo' | 'dir' | 'file';
@@ -129,7 +129,7 @@ export function resolveTarget(arg: string | undefined, cwd: string, opts: Target
     };
   }
   if (opts.synthetic) {
-    throw new ColdstartError('UNKNOWN_MODEL', `--synthetic needs a model alias, got ${JSON.stringify(name)}`, { hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.` });
+    throw new ColdstartError('UNKNOWN_MODEL', `synthetic: needs a model alias, got ${JSON.stringify(name)}`, { hint: `Aliases: ${MODELS.map((m) => m.alias).join(', ')}.`, details: { option: 'synthetic' } });
   }
   // Anything at that path is the model: a symlink loop or a dangling link is refused naming it (exit 2), never
   // taken for a Hub repo id.

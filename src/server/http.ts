@@ -4,37 +4,28 @@
  * every body read) that never outlives the caller's deadline or its abort signal, bodies read bounded and always
  * cancelled when left unread, redirects followed here so credentials stay on the server's own origin.
  */
-import { ColdstartError, invalidArg } from '../core/errors.js';
+import { ColdstartError, invalidOption } from '../core/errors.js';
 import { Stopwatch, nowSeconds } from '../core/clock.js';
 
 /** The most a server may answer to a few-token request or a readiness probe; more is not an inference API. */
 export const MAX_BODY = 16 << 20;
 
-/** Normalises a server URL: http(s) only; a trailing /v1 or / is dropped so endpoints are joined from the root. */
-export function parseServerUrl(text: string, flag = '--url'): URL {
+/**
+ * Normalises a server URL: http(s) only; a trailing /v1 or / is dropped so endpoints are joined from the root.
+ * Refused naming `option` (the caller's option; a command checks its flag first with httpUrlFlag).
+ */
+export function parseServerUrl(text: string, option = 'url'): URL {
   let u: URL;
   try {
     u = new URL(text);
   } catch {
-    throw invalidArg(flag, 'an http:// or https:// URL like http://127.0.0.1:8000', text);
+    throw invalidOption(option, 'an http:// or https:// URL like http://127.0.0.1:8000', text);
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalidArg(flag, 'an http:// or https:// URL', text);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw invalidOption(option, 'an http:// or https:// URL', text);
   u.pathname = u.pathname.replace(/\/+$/, '').replace(/\/v1$/, '') + '/';
   u.search = '';
   u.hash = '';
   return u;
-}
-
-/** An http(s) URL given on the command line, kept as given; else BAD_FLAG (exit 2) naming the flag. */
-export function httpUrlFlag(flag: string, v: string): string {
-  let u: URL | undefined;
-  try {
-    u = new URL(v);
-  } catch {
-    /* below */
-  }
-  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:')) throw invalidArg(flag, 'an http:// or https:// URL', v);
-  return v;
 }
 
 export interface Reply {

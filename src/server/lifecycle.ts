@@ -13,6 +13,7 @@ import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs
 import type { Readable } from 'node:stream';
 import { nowSeconds, Stopwatch } from '../core/clock.js';
 import { ColdstartError } from '../core/errors.js';
+import { pidAlive } from '../platform/procfs.js';
 import { urlAnswersOk } from './http.js';
 import { LineSplitter } from './log-lines.js';
 import { pollUntil } from './poll.js';
@@ -313,17 +314,9 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
     }
   }
   await Promise.race([shimExited, deadline(2000)]);
-  return { signal: 'SIGKILL', seconds: sw.elapsed(), processes: pids.length, sigkilled: pids, survivors: pids.filter(pidAlive), by: 'group-fallback', subreaper: state.subreaper };
+  return { signal: 'SIGKILL', seconds: sw.elapsed(), processes: pids.length, sigkilled: pids, survivors: pids.filter((p) => pidAlive(p)), by: 'group-fallback', subreaper: state.subreaper };
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * A running tree coldstart did not start (a restored snapshot): `root` and every descendant it has (setsid children

@@ -11,13 +11,7 @@ import { ColdstartError } from '../core/errors.js';
 import { firstCompletion } from './api.js';
 import { startServer, type StopReport } from './lifecycle.js';
 import { stagesFromLog, type LogLine, type Stage } from './stages.js';
-import { ALL_RULES, type EngineName, type LogRule } from './rules/index.js';
-
-export { stagesFromLog, phaseSeconds, detectEngine, type LogLine, type Stage } from './stages.js';
-export { parseStageFlag, WRAP_PHASES, ENGINES, type EngineName, type LogRule, type WrapPhase } from './rules/index.js';
-export type { StopReport } from './lifecycle.js';
-/** Every engine rule (data in ./rules/); kept for callers of the old single table. */
-export const LOG_RULES: readonly LogRule[] = ALL_RULES;
+import type { EngineName, LogRule } from './rules/index.js';
 
 type Env = Record<string, string | undefined>;
 

@@ -150,9 +150,6 @@ function criuFailure(what: string, log: string | null, stderr: string): Coldstar
 
 // ---------------------------------------------------------------------------------------------- /proc
 
-// The process tree is platform/procfs.ts's, re-exported for the snapshot code that imports it from here.
-export { processTree };
-
 export interface ListeningPort {
   port: number;
   address: string;
@@ -251,15 +248,6 @@ export function treeMemoryBytes(pids: readonly number[]): number {
     }
   }
   return total;
-}
-
-export function pidAlive(pid: number): boolean {
-  try {
-    statSync(`/proc/${pid}`);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** True when something on this machine already listens on (address, port): binding it fails with EADDRINUSE. */

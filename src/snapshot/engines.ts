@@ -7,7 +7,8 @@
 import { adoptServer, startServer } from '../server/lifecycle.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
-import { criuCheck, criuDump, criuRestore, findCriu, kernelRelease, listeningPorts, memAvailableBytes, pidAlive, portInUse, processTree, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
+import { pidAlive, processTree } from '../platform/procfs.js';
+import { criuCheck, criuDump, criuRestore, findCriu, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
 import { addonNative, type SnapshotNative } from './native.js';
 
 export interface SnapshotHost {

@@ -63,7 +63,7 @@ export async function runWarmup(opts: WarmupOptions): Promise<WarmupResult> {
     return compileWarmupResult(opts.model, cw);
   }
   const timeoutSeconds = opts.timeoutSeconds ?? defaultTimeout(opts.wait);
-  if (opts.url && opts.framework) throw new ColdstartError('USAGE', '--url and --framework cannot be combined: warm a server, or load a model in Python');
+  if (opts.url && opts.framework) throw new ColdstartError('USAGE', 'url and framework cannot be combined: warm a server, or load a model in Python');
   if (opts.url) {
     const r = await warmupHttp({
       url: opts.url,

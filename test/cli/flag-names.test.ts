@@ -11,7 +11,12 @@ import { asFlagError, withFlagNames } from '../../src/cli/flag-names.js';
 import { ColdstartError, invalidOption } from '../../src/core/errors.js';
 import { runPrefetch } from '../../src/load/prefetch.js';
 import { convertCheckpoint } from '../../src/convert/convert.js';
-import { runCli } from '../helpers/cli.js';
+import { parseSince } from '../../src/platform/container.js';
+import { checkRevision } from '../../src/cache/layout.js';
+import { parseServerUrl } from '../../src/server/http.js';
+import { runWarmup } from '../../src/warmup/warmup.js';
+import { planProfile } from '../../src/profile/plan.js';
+import { jsonError, runCli } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-flagnames-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -60,5 +65,42 @@ describe('option errors: the engine names its option, the command its flag', () 
     const r = await runCli(['profile', sharded, '--only', 'gpu-load', '--devices', '0,0', '--json'], { env: { COLDSTART_CACHE: join(tmp, 'cache'), HF_HUB_OFFLINE: '1', COLDSTART_PROBE_BYTES: String(4 << 20) } });
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'BAD_FLAG', message: expect.stringMatching(/^--devices: expected distinct device indexes/), details: { option: 'devices', flag: '--devices' } });
+  });
+
+  it('engines name their options, never a CLI flag: since, revision, url, url with framework, synthetic', async () => {
+    const thrown = (f: () => unknown): ColdstartError => {
+      try {
+        f();
+      } catch (e) {
+        return e as ColdstartError;
+      }
+      throw new Error('expected a refusal');
+    };
+    expect(thrown(() => parseSince('yesterday')).message).toMatch(/^since: /);
+    expect(thrown(() => checkRevision('a..b')).message).toMatch(/^revision: /);
+    expect(thrown(() => parseServerUrl('ftp://x'))).toMatchObject({ code: 'BAD_FLAG', details: { option: 'url' } });
+    expect((await caught(runWarmup({ url: 'http://127.0.0.1:9', framework: 'torch' })))).toMatchObject({ code: 'USAGE', message: expect.stringMatching(/^url and framework /) });
+    expect(thrown(() => planProfile({ model: 'org/repo', synthetic: true } as never, tmp))).toMatchObject({ code: 'UNKNOWN_MODEL', message: expect.stringMatching(/^synthetic: /), details: { option: 'synthetic' } });
+    for (const e of [thrown(() => parseSince('yesterday')), thrown(() => checkRevision('a..b'))]) expect(e.message).not.toMatch(/--/);
+  });
+
+  it('CLI: the commands name their flags for the same refusals (exit 2)', async () => {
+    const env = { COLDSTART_CACHE: join(tmp, 'cache'), HF_HUB_OFFLINE: '1', HF_HOME: join(tmp, 'hf'), HF_HUB_CACHE: join(tmp, 'hub') };
+    const cases: Array<[string[], string, string]> = [
+      [['profile', '--only', 'container', '--since', 'yesterday'], 'BAD_FLAG', '--since: '],
+      [['cache', 'org/tiny', '--revision', 'a..b'], 'BAD_FLAG', '--revision: '],
+      [['cache', 'verify', 'org/tiny', '--revision', 'a..b'], 'BAD_FLAG', '--revision: '],
+      [['warmup', '--url', 'ftp://x'], 'BAD_FLAG', '--url: '],
+      [['warmup', '--url', 'http://127.0.0.1:9', '--framework', 'torch'], 'USAGE', '--url and --framework '],
+      [['profile', 'org/repo', '--synthetic'], 'UNKNOWN_MODEL', '--synthetic: '],
+      [['convert', 'x.bin', '--shard-size', 'lots'], 'BAD_FLAG', '--shard-size: '],
+    ];
+    for (const [args, code, start] of cases) {
+      const r = await runCli(['--json', ...args], { env });
+      expect(r.code, args.join(' ')).toBe(2);
+      const e = jsonError(r);
+      expect(e.code, args.join(' ')).toBe(code);
+      expect(e.message.startsWith(start), `${args.join(' ')}: ${e.message}`).toBe(true);
+    }
   });
 });

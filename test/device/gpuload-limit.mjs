@@ -14,7 +14,7 @@ const [cmd, ...args] = process.argv.slice(2);
 const launched = Number(process.env.CS_LAUNCH_EPOCH || 0);
 
 if (cmd === 'write') {
-  const { ensureSyntheticModel } = await dist('formats/synthetic.js');
+  const { ensureSyntheticModel } = await dist('models/synthetic.js');
   const { findModel } = await dist('models/table.js');
   const m = await ensureSyntheticModel(findModel(process.env.CS_MODEL || 'llama3-8b'), 'safetensors', args[0]);
   console.log(JSON.stringify({ what: 'synthetic', dir: m.dir, files: m.files.length, bytes: m.bytes, seconds: m.seconds, created: m.created }));

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DTYPE_SIZES, TORCH_DTYPE_NAMES, TORCH_STORAGE_CLASSES, TORCH_STORAGE_OF, TORCH_TO_DTYPE, parseDtypeName, torchElementSize } from '../../src/formats/dtypes.js';
 import { targetDtype } from '../../src/convert/convert.js';
 import { findModel } from '../../src/models/table.js';
-import { hfConfig } from '../../src/formats/synthetic.js';
+import { hfConfig } from '../../src/models/synthetic.js';
 
 describe('the one dtype map', () => {
   it('reads every name users, torch and safetensors give a dtype, case-insensitively', () => {

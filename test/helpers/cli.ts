@@ -1,3 +1,4 @@
+import { expect } from 'vitest';
 import { Command } from 'commander';
 import { run } from '../../src/cli/main.js';
 import { makeContext, type Runner } from '../../src/cli/context.js';
@@ -73,4 +74,28 @@ export async function runCommandWith<E>(
  */
 export function firstErrorLine(stderr: string): string {
   return stderr.split('\n').find((l) => l.startsWith('coldstart:')) ?? '';
+}
+
+export interface ErrorDoc {
+  code: string;
+  exitCode: number;
+  message: string;
+  hint?: string;
+  details?: Record<string, unknown>;
+}
+
+/**
+ * The error a `--json` run ended with (its one `coldstart/error@1` document): the stable `code` and exit code to
+ * assert on instead of the wording, and the message where a name in it (a file, a flag) is the behaviour.
+ */
+export function jsonError(r: CliResult): ErrorDoc {
+  let doc: { schema?: string; error?: ErrorDoc };
+  try {
+    doc = JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`stdout is not one JSON document (exit ${r.code}): ${r.stdout.slice(0, 300)}\n${r.stderr.slice(0, 600)}`);
+  }
+  if (doc.schema !== 'coldstart/error@1' || !doc.error) throw new Error(`not an error document (exit ${r.code}): ${r.stdout.slice(0, 300)}`);
+  expect(doc.error.exitCode, 'the exit code the document names').toBe(r.code);
+  return doc.error;
 }

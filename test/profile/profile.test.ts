@@ -7,7 +7,7 @@ import { runCli } from '../helpers/cli.js';
 import { peerPython } from '../helpers/python.js';
 import { FAKE_VLLM, freePort, parseJUnit, tempDir, validateWithSchema } from './helpers.js';
 import { tensorsFor, findModel, parameterCount, MODELS } from '../../src/models/table.js';
-import { planSynthetic } from '../../src/formats/synthetic.js';
+import { planSynthetic } from '../../src/models/synthetic.js';
 import type { Report } from '../../src/core/report.js';
 
 const py = peerPython();

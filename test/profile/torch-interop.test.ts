@@ -3,21 +3,28 @@
  * reads our shards, transformers loads both synthetic directories, and tensorsFor matches the state dict of
  * each architecture as transformers builds it (on the meta device: no memory).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { peerPython, runPython } from '../helpers/python.js';
+import { peerPython, pythonWorker, type PythonWorker } from '../helpers/python.js';
 import { tempDir } from './helpers.js';
 import { writeTorchCheckpoint, type TorchTensor } from '../../src/formats/torch-writer.js';
-import { ensureSyntheticModel } from '../../src/formats/synthetic.js';
+import { ensureSyntheticModel } from '../../src/models/synthetic.js';
 import { findModel, MODELS, tensorsFor } from '../../src/models/table.js';
-import { hfConfig } from '../../src/formats/synthetic.js';
+import { hfConfig } from '../../src/models/synthetic.js';
 
 const py = peerPython();
 const tmp = tempDir('cs-torch-');
 afterAll(() => tmp.done());
 
 describe.skipIf(!py)('torch interop', () => {
+  // One Python for the file: torch and transformers imported once, not once per check.
+  let python: PythonWorker;
+  beforeAll(() => {
+    python = pythonWorker(py!, { TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' });
+  });
+  afterAll(() => python.close());
+
   it('torch.load(weights_only=True) reads every dtype, scalars and empty tensors with the exact bytes; zip CRCs verify', async () => {
     const tensors: TorchTensor[] = [
       { name: 'a.bf16', dtype: 'BF16', shape: [3, 5] },
@@ -38,8 +45,7 @@ describe.skipIf(!py)('torch interop', () => {
     }, { chunkBytes: 4096, archiveName: 'all' });
     closeSync(fd);
     const out = JSON.parse(
-      runPython(
-        py!,
+      (await python.run(
         `import json, sys, zipfile, torch
 assert zipfile.ZipFile(sys.argv[1]).testzip() is None
 sd = torch.load(sys.argv[1], weights_only=True)
@@ -50,7 +56,7 @@ for k, v in sd.items():
     out[k] = {"dtype": str(v.dtype), "shape": list(v.shape), "raw": raw, "same_mmap": bool(torch.equal(v, m[k]))}
 print(json.dumps(out))`,
         [path],
-      ),
+      )),
     ) as Record<string, { dtype: string; shape: number[]; raw: number[]; same_mmap: boolean }>;
     expect(Object.keys(out)).toEqual(tensors.map((t) => t.name));
     const torchDtype: Record<string, string> = { BF16: 'torch.bfloat16', F32: 'torch.float32', F16: 'torch.float16', I64: 'torch.int64', BOOL: 'torch.bool', U8: 'torch.uint8', I32: 'torch.int32' };
@@ -70,8 +76,7 @@ print(json.dumps(out))`,
     expect(st.files.length).toBe(3);
     expect(bin.files.length).toBe(3);
     const got = JSON.parse(
-      runPython(
-        py!,
+      (await python.run(
         `import json, sys, torch, transformers
 from safetensors import safe_open
 st_dir, bin_dir = sys.argv[1], sys.argv[2]
@@ -92,8 +97,7 @@ m1 = transformers.AutoModelForCausalLM.from_pretrained(st_dir)
 m2 = transformers.AutoModelForCausalLM.from_pretrained(bin_dir)
 print(json.dumps({"st": a, "bin": b, "models": [type(m1).__name__, type(m2).__name__], "dtype": str(m1.dtype)}))`,
         [st.dir, bin.dir],
-        { TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' },
-      ).trim().split('\n').pop()!,
+      )).trim().split('\n').pop()!,
     ) as { st: Record<string, [string, number[]]>; bin: Record<string, [string, number[]]>; models: string[]; dtype: string };
     const want = Object.fromEntries(tensorsFor(spec).map((t) => [t.name, ['torch.bfloat16', t.shape]]));
     expect(got.st).toEqual(want);
@@ -102,15 +106,14 @@ print(json.dumps({"st": a, "bin": b, "models": [type(m1).__name__, type(m2).__na
     expect(got.dtype).toBe('torch.bfloat16');
   });
 
-  it('tensorsFor matches the state dict transformers builds for every alias (meta device)', () => {
+  it('tensorsFor matches the state dict transformers builds for every alias (meta device)', async () => {
     const dir = join(tmp.dir, 'configs');
     for (const m of MODELS) {
       mkdirSync(join(dir, m.alias), { recursive: true });
       writeFileSync(join(dir, m.alias, 'config.json'), JSON.stringify(hfConfig(m)));
     }
     const got = JSON.parse(
-      runPython(
-        py!,
+      (await python.run(
         `import json, sys, torch, transformers
 out = {}
 for alias in sys.argv[2:]:
@@ -120,11 +123,10 @@ for alias in sys.argv[2:]:
     out[alias] = {k: list(v.shape) for k, v in model.state_dict().items()}
 print(json.dumps(out))`,
         [dir, ...MODELS.map((m) => m.alias)],
-        { TRANSFORMERS_VERBOSITY: 'error', HF_HUB_OFFLINE: '1' },
-      ).trim().split('\n').pop()!,
+      )).trim().split('\n').pop()!,
     ) as Record<string, Record<string, number[]>>;
     for (const m of MODELS) {
       expect(got[m.alias], m.alias).toEqual(Object.fromEntries(tensorsFor(m).map((t) => [t.name, t.shape])));
     }
-  }, 180_000);
+  });
 });

@@ -15,7 +15,7 @@ import { tempDir } from './helpers.js';
 const tmp = tempDir('cs-units-');
 afterAll(() => tmp.done());
 
-// The log-line stage tests moved to test/wrap-stages.test.ts (rules as data, issue #13).
+// The log-line stage tests moved to test/server/wrap-stages.test.ts (rules as data, issue #13).
 
 describe('container phase from /proc', () => {
   // A fake /proc: pid, comm, ppid, start ticks (USER_HZ 100); /proc/uptime in seconds.
@@ -77,7 +77,7 @@ describe('container phase from /proc', () => {
     expect(parseSince(String(now - 3600.25), now)).toBe(now - 3600.25);
     const refused = (v: string) => {
       try {
-        parseSince(v, now);
+        parseSince(v, now, '--since');
       } catch (e) {
         return [(e as ColdstartError).code, (e as ColdstartError).exitCode, (e as ColdstartError).message.startsWith('--since: expected an RFC 3339 time')];
       }

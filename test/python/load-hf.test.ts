@@ -39,7 +39,7 @@ GPT2LMHeadModel(cfg).to(torch.bfloat16).save_pretrained(sys.argv[1])
       [gpt2bf16],
     );
     env = { HOME: tmp, COLDSTART_PYTHON: py!, COLDSTART_CACHE: join(tmp, 'cache'), HF_HOME: join(tmp, 'hf'), HF_HUB_OFFLINE: '1', OMP_NUM_THREADS: '2' };
-  }, 120_000);
+  });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
   it('a bf16 directory is loaded as bf16 by both, through the same call', async () => {

@@ -15,7 +15,7 @@ import { freePort } from '../helpers/fake-servers.js';
 import { registerSnapshot } from '../../src/commands/snapshot.js';
 import { ColdstartError } from '../../src/core/errors.js';
 import { nowSeconds } from '../../src/core/clock.js';
-import { processTree } from '../../src/snapshot/criu.js';
+import { processTree } from '../../src/platform/procfs.js';
 import { withSnapshotEngines, type SnapshotEngines } from '../../src/snapshot/engines.js';
 import type { CheckpointAction, SnapshotNative } from '../../src/snapshot/native.js';
 

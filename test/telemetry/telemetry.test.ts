@@ -16,7 +16,8 @@ import { peerPython } from '../helpers/python.js';
 const py = peerPython();
 const DECODE = fileURLToPath(new URL('./decode.py', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-telemetry-'));
-const env = { COLDSTART_CACHE: join(tmp, 'cache'), COLDSTART_PYTHON: py ?? undefined, NO_COLOR: '1' };
+// A 4 MiB rate probe: what is checked is what the exporters send, not the probe's size.
+const env = { COLDSTART_CACHE: join(tmp, 'cache'), COLDSTART_PYTHON: py ?? undefined, NO_COLOR: '1', COLDSTART_PROBE_BYTES: String(4 << 20) };
 
 interface Received {
   url: string;

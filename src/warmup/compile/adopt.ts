@@ -17,7 +17,8 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { listEntries, sha256File, verifyEntry, walkFiles } from './store.js';
+import { listEntries, sha256File, verifyEntry } from './store.js';
+import { walkFiles } from '../../core/paths.js';
 import { readInputText } from '../../core/files.js';
 
 type Env = Record<string, string | undefined>;

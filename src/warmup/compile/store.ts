@@ -14,12 +14,12 @@
  * a corrupted or tampered artefact is refused, never handed to the engine.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, lstatSync, mkdirSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { closeSync, copyFileSync, existsSync, mkdirSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../../core/errors.js';
 import { openInput, readInputText } from '../../core/files.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../../core/atomic.js';
-import { makeDirs } from '../../core/paths.js';
+import { makeDirs, walkFiles } from '../../core/paths.js';
 
 export const MANIFEST_SCHEMA = 'coldstart/compile-artifact@1';
 export const MANIFEST_FILE = 'manifest.json';
@@ -176,21 +176,6 @@ export function sha256File(path: string): string {
     closeSync(fd);
   }
   return h.digest('hex');
-}
-
-/** Regular files under `root`, as forward-slash paths relative to it (symlinks are not followed: they are skipped). */
-export function walkFiles(root: string): string[] {
-  const out: string[] = [];
-  const visit = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = lstatSync(p);
-      if (st.isDirectory()) visit(p);
-      else if (st.isFile()) out.push(relative(root, p).split(sep).join('/'));
-    }
-  };
-  if (existsSync(root)) visit(root);
-  return out;
 }
 
 export interface VerifyResult {

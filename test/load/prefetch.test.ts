@@ -1,0 +1,163 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../../src/load/prefetch.js';
+import { resolveWeights } from '../../src/load/weights.js';
+import { requireNative } from '../../src/native.js';
+import { buildHeader } from '../../src/formats/safetensors.js';
+
+const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
+let tmp: string;
+let files: string[];
+const SIZE = 24 << 20;
+
+/** Fraction of `paths` resident in the page cache, by mincore (the addon's pageCache query). */
+async function resident(paths: string[]): Promise<number> {
+  const q = await requireNative('t').pageCache({ paths, action: 'query' });
+  return q.reduce((a, e) => a + (e.residentBytes ?? Number.NaN), 0) / q.reduce((a, e) => a + e.bytes, 0);
+}
+async function evict(paths: string[]): Promise<number> {
+  const q = await requireNative('t').pageCache({ paths, action: 'evict' });
+  return q.reduce((a, e) => a + (e.residentBytes ?? Number.NaN), 0) / q.reduce((a, e) => a + e.bytes, 0);
+}
+
+/**
+ * A scratch directory whose filesystem honours posix_fadvise(DONTNEED) (the eviction these tests rely on): the
+ * system temp dir, else one under the repository (tmpfs /tmp in some CI images keeps every page resident).
+ */
+async function evictableDir(): Promise<string> {
+  const repo = fileURLToPath(new URL('../..', import.meta.url));
+  for (const parent of [tmpdir(), repo]) {
+    const d = mkdtempSync(join(parent, parent === repo ? '.cs-prefetch-' : 'cs-prefetch-'));
+    const probe = join(d, 'probe');
+    writeFileSync(probe, Buffer.alloc(1 << 20, 1));
+    if ((await evict([probe])) < 0.05) return d;
+    rmSync(d, { recursive: true, force: true });
+  }
+  throw new Error('no filesystem here honours posix_fadvise(DONTNEED) (tmpfs?): the prefetch tests cannot make a cold cache');
+}
+
+beforeAll(async () => {
+  tmp = await evictableDir();
+  const dir = join(tmp, 'model');
+  mkdirSync(dir);
+  files = [];
+  for (let i = 0; i < 2; i++) {
+    const { bytes } = buildHeader([{ name: `w${i}`, dtype: 'U8', shape: [SIZE] }]);
+    const data = Buffer.alloc(SIZE);
+    for (let k = 0; k < SIZE; k += 4096) data.writeUInt32LE((k * 2654435761) >>> 0, k);
+    const p = join(dir, `model-0000${i + 1}-of-00002.safetensors`);
+    writeFileSync(p, Buffer.concat([bytes, data]));
+    files.push(p);
+  }
+  return () => rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('prefetch on a host: residency before/after by mincore', () => {
+  for (const strategy of PREFETCH_STRATEGIES) {
+    it(`${strategy}: evicted files end up resident`, async () => {
+      const before = await evict(files);
+      // The control must work for the test to mean anything (ext4/xfs honour DONTNEED; tmpfs does not).
+      expect(before).toBeLessThan(0.05);
+      const r = await runPrefetch({ files, strategy, threads: 4 });
+      expect(r.strategy).toBe(strategy);
+      expect(r.bytes).toBe(files.length * (SIZE + 8 + buildHeader([{ name: 'w0', dtype: 'U8', shape: [SIZE] }]).bytes.length - 8));
+      expect(r.residency.before).toBeLessThan(0.05);
+      expect(r.residency.after).toBeGreaterThan(0.98);
+      expect(await resident(files)).toBeGreaterThan(0.98); // measured independently of the result
+      // Per file, measured after the read: all of it, less the few pages a loaded machine may reclaim meanwhile.
+      for (const f of r.files) expect(f.residentAfter! / f.bytes).toBeGreaterThan(0.98);
+      expect(r.seconds).toBeGreaterThan(0);
+      expect(r.coldBytesPerSecond).toBeGreaterThan(0);
+    });
+  }
+
+  it('--evict in the engine drops the files first, and progress ends at the total', async () => {
+    await runPrefetch({ files, threads: 2 });
+    expect(await resident(files)).toBeGreaterThan(0.98);
+    const seen: number[] = [];
+    const r = await runPrefetch({ files, threads: 2, evictFirst: true, onProgress: (d) => seen.push(d) });
+    expect(r.residency.before).toBeLessThan(0.05);
+    expect(r.residency.after).toBeGreaterThan(0.98);
+    expect(seen.at(-1)).toBe(r.bytes);
+  });
+
+  it('an aborted signal stops it with INTERRUPTED (exit 3)', async () => {
+    const ac = new AbortController();
+    ac.abort();
+    const e = await runPrefetch({ files, signal: ac.signal }).catch((x) => x);
+    expect(e.code).toBe('INTERRUPTED');
+  });
+});
+
+describe('prefetch inputs (the one weight resolver, src/load/weights.ts)', () => {
+  const prefetchInputs = (target: string, env: Record<string, string | undefined> = {}) => resolveWeights(target, { env, anyFile: true });
+
+  it('a directory gives its safetensors; a file gives itself; other weights are found too', async () => {
+    expect((await prefetchInputs(join(tmp, 'model'))).files).toEqual(files);
+    expect((await prefetchInputs(files[0]!)).files).toEqual([files[0]]);
+    const gg = join(tmp, 'gguf');
+    mkdirSync(gg);
+    writeFileSync(join(gg, 'llama.Q4.gguf'), 'x');
+    writeFileSync(join(gg, 'README.md'), 'x');
+    expect((await prefetchInputs(gg)).files).toEqual([join(gg, 'llama.Q4.gguf')]);
+    // Any file named is read as it is.
+    expect((await prefetchInputs(join(gg, 'README.md'))).files).toEqual([join(gg, 'README.md')]);
+  });
+
+  it('a model id resolves through the HF cache layout', async () => {
+    const hub = join(tmp, 'hub');
+    const snap = join(hub, 'models--org--tiny', 'snapshots', 'a'.repeat(40));
+    mkdirSync(snap, { recursive: true });
+    mkdirSync(join(hub, 'models--org--tiny', 'refs'));
+    writeFileSync(join(hub, 'models--org--tiny', 'refs', 'main'), 'a'.repeat(40));
+    symlinkSync(files[0]!, join(snap, 'model.safetensors'));
+    const r = await prefetchInputs('org/tiny', { HF_HUB_CACHE: hub });
+    expect(r.source).toBe('hf-cache');
+    expect(r.files).toEqual([join(snap, 'model.safetensors')]);
+  });
+
+  it('CLI: --json is one coldstart/prefetch@1 document; bad flags and missing models exit 2', () => {
+    const ok = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), '--evict', '--json'], { encoding: 'utf8' });
+    expect(ok.status).toBe(0);
+    const doc = JSON.parse(ok.stdout);
+    expect(doc).toMatchObject({ schema: 'coldstart/prefetch@1', strategy: 'readahead' });
+    expect(doc.residency.before).toBeLessThan(0.05);
+    expect(doc.residency.after).toBeGreaterThan(0.98);
+    expect(ok.stderr).toBe(''); // no progress off a TTY
+    for (const args of [['--threads', 'NaN'], ['--threads', '-1'], ['--threads', '1.5'], ['--strategy', 'mmap']]) {
+      const r = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), ...args], { encoding: 'utf8' });
+      expect([args.join(' '), r.status]).toEqual([args.join(' '), 2]);
+      expect(r.stderr).toMatch(/--(threads|strategy)/);
+    }
+    const missing = spawnSync(process.execPath, [bin, 'prefetch', 'no-such-org/no-such-model'], { encoding: 'utf8', env: { ...process.env, HF_HUB_CACHE: join(tmp, 'empty-hub') } });
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toMatch(/not in the Hugging Face cache/);
+  });
+
+  it('CLI: `prefetch demo` reads the built-in demo (its synthetic checkpoint, written first when absent, like profile)', () => {
+    const env = { ...process.env, COLDSTART_CACHE: join(tmp, 'cs-cache'), HF_HUB_CACHE: join(tmp, 'empty-hub') };
+    for (let i = 0; i < 2; i++) {
+      const r = spawnSync(process.execPath, [bin, 'prefetch', 'demo', '--json'], { encoding: 'utf8', env, cwd: tmp });
+      expect(r.status, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(doc).toMatchObject({ schema: 'coldstart/prefetch@1', target: 'demo', source: 'synthetic', skipped: [] });
+      expect(doc.files.map((f: { path: string }) => f.path)).toEqual([join(tmp, 'cs-cache', 'synthetic', 'demo-bf16-safetensors', 'model.safetensors')]);
+      expect(doc.residency.after).toBeGreaterThan(0.98);
+    }
+  });
+});
+
+describe("profile's finding: what prefetch saves", () => {
+  it('min(cold − warm, head start); nothing when already warm; not measured without a warm load', () => {
+    expect(estimatePrefetchSaving({ residentFractionBefore: 0, coldLoadSeconds: 23.2, warmLoadSeconds: 12.5, headStartSeconds: 30 }).seconds).toBeCloseTo(10.7, 6);
+    expect(estimatePrefetchSaving({ residentFractionBefore: 0, coldLoadSeconds: 23.2, warmLoadSeconds: 12.5, headStartSeconds: 4 })).toMatchObject({ seconds: 4, upToSeconds: expect.closeTo(10.7, 6) });
+    expect(estimatePrefetchSaving({ residentFractionBefore: 0.97, coldLoadSeconds: 5, warmLoadSeconds: 4, headStartSeconds: 9 }).seconds).toBe(0);
+    const nm = estimatePrefetchSaving({ residentFractionBefore: 0, coldLoadSeconds: 5, warmLoadSeconds: null, headStartSeconds: 9 });
+    expect(nm.seconds).toBeNull();
+    expect(nm.reason).toMatch(/^not measured/);
+  });
+});
