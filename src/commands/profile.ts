@@ -143,7 +143,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       const cmd = args[args.length - 1] as Command;
       const options = profileOptions(ctx, cmd);
       const emit = emitOptions(ctx, cmd.opts() as ProfileFlags, localInputs(ctx, options.model));
-      const out = await withFlagNames({ devices: '--devices', cache: '--cache' }, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
+      const out = await withFlagNames({ devices: '--devices', cache: '--cache', synthetic: '--synthetic' }, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
       return emitReport(ctx.out, out.report, ctx.cwd, { ...emit, extraHuman: out.lines({ style: ctx.out.style, quiet: ctx.out.opts.quiet }), exitCode: out.exitCode });
     }),
   );
