@@ -3,7 +3,7 @@ import { ColdstartError, ExitCode, isColdstartError } from '../core/errors.js';
 import { Output, type GlobalOptions, type ProcessLike } from '../core/output.js';
 import { settleInterrupted } from '../core/atomic.js';
 import { version } from '../core/version.js';
-import { makeContext, type Runner } from './context.js';
+import { makeContext, type Runner } from '../commands/context.js';
 import { registerDoctor } from '../commands/doctor.js';
 import { registerProfile } from '../commands/profile.js';
 import { registerCache } from '../commands/cache.js';

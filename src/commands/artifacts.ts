@@ -5,7 +5,7 @@
  * Attached to the `cache` command by registerCacheArtifacts (src/cli/main.ts wires it after registerCache).
  */
 import type { Command } from 'commander';
-import type { Runner, Context } from '../cli/context.js';
+import type { Runner, Context } from './context.js';
 import { ExitCode } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { defaultArtifactRoots } from '../warmup/compile/adopt.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addBudgetOptions, budgetFlags, type BudgetFlagValues, type Context, type Runner } from '../cli/context.js';
+import { addBudgetOptions, budgetFlags, type BudgetFlagValues, type Context, type Runner } from './context.js';
 import { tellVerdict, verdictExitCode, type BudgetFlags } from '../core/emit.js';
 import { ColdstartError, ExitCode, invalidArg } from '../core/errors.js';
 import { dirFlag, intFlag } from '../core/flags.js';

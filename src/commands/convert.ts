@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { addReportOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { emitReport } from '../core/emit.js';
 import { sizeFlag } from '../core/flags.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { Runner } from '../cli/context.js';
+import type { Runner } from './context.js';
 import { ExitCode } from '../core/errors.js';
 import { gatherDoctor } from '../doctor/doctor.js';
 import { doctorText } from '../doctor/render.js';

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { choiceFlag, durationFlag, httpUrlFlag } from '../core/flags.js';
 import { emitReport } from '../core/emit.js';

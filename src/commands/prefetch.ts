@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { Context, Runner } from '../cli/context.js';
-import { withFlagNames } from '../cli/flag-names.js';
+import type { Context, Runner } from './context.js';
+import { withFlagNames } from './flag-names.js';
 import { choiceFlag, intFlag } from '../core/flags.js';
 import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, prefetchModel, prefetchText, type PrefetchModelOptions } from '../load/prefetch.js';
 

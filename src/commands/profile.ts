@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
-import { withFlagNames } from '../cli/flag-names.js';
+import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
+import { withFlagNames } from './flag-names.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { choiceFlag, durationFlag, intFlag, intListFlag, positiveFlag } from '../core/flags.js';
 import { parseCount } from '../core/repeat.js';

@@ -5,8 +5,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import Table from 'cli-table3';
-import type { Context, Runner } from '../cli/context.js';
-import { addReportOptions, emitOptions, type ReportFlags } from '../cli/context.js';
+import type { Context, Runner } from './context.js';
+import { addReportOptions, emitOptions, type ReportFlags } from './context.js';
 import { ColdstartError } from '../core/errors.js';
 import { mergedReport, readReport, type MergedPhase } from '../core/merge.js';
 import { emitReport } from '../core/emit.js';

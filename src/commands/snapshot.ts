@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addReportOptions, addTelemetryOptions, emitOptions, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { addReportOptions, addTelemetryOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { emitReport } from '../core/emit.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { durationFlag, httpUrlFlag } from '../core/flags.js';

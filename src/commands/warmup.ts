@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { choiceFlag, durationFlag, httpUrlFlag, intFlag } from '../core/flags.js';
-import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from '../cli/context.js';
+import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { emitReport } from '../core/emit.js';
 import { nowSeconds } from '../core/clock.js';

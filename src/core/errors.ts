@@ -93,7 +93,7 @@ export function invalidArg(flag: string, expected: string, got: unknown, hint?: 
 /**
  * An engine's refusal of one of its own options, named as its API names it (`chunkBytes: expected …`), never by a
  * CLI flag: library callers (src/index.ts) pass options, not flags. `details.option` lets a command reword it with
- * its flag (src/cli/flag-names.ts: `--chunk-bytes: expected …`).
+ * its flag (src/commands/flag-names.ts: `--chunk-bytes: expected …`).
  */
 export function invalidOption(option: string, expected: string, got: unknown, hint?: string): ColdstartError {
   const e = invalidArg(option, expected, got, hint);

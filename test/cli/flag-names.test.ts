@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { asFlagError, withFlagNames } from '../../src/cli/flag-names.js';
+import { asFlagError, withFlagNames } from '../../src/commands/flag-names.js';
 import { ColdstartError, invalidOption } from '../../src/core/errors.js';
 import { runPrefetch } from '../../src/load/prefetch.js';
 import { convertCheckpoint } from '../../src/convert/convert.js';

@@ -32,6 +32,16 @@ describe('layering', () => {
     expect(upward).toEqual([]);
   });
 
+  it('nothing imports src/cli (the program): commands keep their own helpers (commands/context.ts, flag-names.ts)', () => {
+    const upward: string[] = [];
+    for (const f of tsFiles(SRC)) {
+      const at = relative(SRC, f);
+      if (at.startsWith('cli/')) continue;
+      for (const i of importsOf(f)) if (i.startsWith('cli/')) upward.push(`${at} → ${i}`);
+    }
+    expect(upward).toEqual([]);
+  });
+
   it('engines never print: nothing under profile, warmup, load, convert or doctor writes to stdout/stderr or the console', () => {
     const printing = ['profile', 'warmup', 'load', 'convert', 'doctor']
       .flatMap((d) => tsFiles(join(SRC, d)))

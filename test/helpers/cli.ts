@@ -1,7 +1,7 @@
 import { expect } from 'vitest';
 import { Command } from 'commander';
 import { run } from '../../src/cli/main.js';
-import { makeContext, type Runner } from '../../src/cli/context.js';
+import { makeContext, type Runner } from '../../src/commands/context.js';
 import { ExitCode, isColdstartError } from '../../src/core/errors.js';
 import type { ProcessLike } from '../../src/core/output.js';
 
