@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { openInput } from '../core/files.js';
 import { processTree } from '../platform/procfs.js';
+import { criuHint, diagnoseCriuLog } from './criu-log.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -130,20 +131,23 @@ export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, 
   return Number(readFileSync(pidfile, 'utf8').trim());
 }
 
-/** A failed dump/restore: the first CRIU error line in the message; the hint names `log` only when it exists. */
+/**
+ * A failed dump/restore, explained from CRIU's own log (criu-log.ts): the line it failed on (not a harmless one
+ * logged before it), the known cause and its fix; the hint names `log` only when it exists. Without a log, stderr.
+ */
 function criuFailure(what: string, log: string | null, stderr: string): ColdstartError {
-  let lines: string[] = [];
+  let text = stderr;
   try {
-    if (log === null) throw new Error('no log');
-    lines = readFileSync(log, 'utf8').split('\n').filter((l) => /Error|FAIL/.test(l));
+    if (log !== null) text = readFileSync(log, 'utf8');
   } catch {
-    lines = stderr.split('\n').filter(Boolean);
+    /* no log: CRIU did not start; stderr it is */
   }
-  const first = lines.find((l) => /Error \(/.test(l)) ?? lines[0] ?? 'no log';
+  const d = diagnoseCriuLog(text);
+  const first = d.cause ?? stderr.split('\n').find(Boolean) ?? 'no log';
   const kept = log !== null && existsSync(log) ? log : null;
-  return new ColdstartError('ENV', `criu ${what} failed: ${first.replace(/^\(\s*[\d.]+\)\s*/, '').trim()}`, {
-    hint: `${kept ? `Full log: ${kept}. ` : ''}\`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
-    details: { log: kept, errors: lines.slice(0, 10) },
+  return new ColdstartError('ENV', `criu ${what} failed: ${first.trim()}${d.at ? ` (${d.at})` : ''}`, {
+    hint: criuHint(d, kept),
+    details: { log: kept, cause: d.rule?.id ?? null, errors: d.errors, harmless: d.harmless.map((h) => h.line) },
   });
 }
 
