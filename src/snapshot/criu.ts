@@ -1,15 +1,13 @@
 /**
  * Everything that talks to CRIU (through its documented command line) and reads /proc for `snapshot` /
  * `restore`: finding a usable criu, the process tree of a server, its listening ports, its memory size, the
- * image's file list with sizes and sampled hashes. No CUDA here: the driver calls live in the native addon.
+ * image's file list with sizes, the processes holding GPU device files. No CUDA here: the driver calls live in the native addon.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { openInput } from '../core/files.js';
 import { processTree } from '../platform/procfs.js';
 import { criuHint, diagnoseCriuLog } from './criu-log.js';
 
@@ -293,53 +291,51 @@ export function memAvailableBytes(): number | null {
 
 // ---------------------------------------------------------------------------------------------- image files
 
-export interface ImageFile {
-  name: string;
-  bytes: number;
-  /** sha256 of the whole file (files up to 64 MiB) or of its first and last MiB (larger ones: `sampled`). */
-  sha256: string;
-  sampled: boolean;
-}
-
-const FULL_HASH_LIMIT = 64 * 1024 * 1024;
-const SAMPLE = 1024 * 1024;
-
-/** sha256 of an image file; regular files only (opened non-blocking: a FIFO put in an image never blocks). */
-export function hashFile(path: string, full = false): { bytes: number; sha256: string; sampled: boolean } {
-  const { fd, size } = openInput(path, 'is a directory, expected an image file');
-  try {
-    const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(SAMPLE);
-    const readRange = (start: number, end: number) => {
-      let off = start;
-      while (off < end) {
-        const n = readSync(fd, buf, 0, Math.min(buf.length, end - off), off);
-        if (n <= 0) throw new ColdstartError('CORRUPT_FILE', `${path}: shorter than its size while hashing`);
-        h.update(buf.subarray(0, n));
-        off += n;
-      }
-    };
-    const sampled = !full && size > FULL_HASH_LIMIT;
-    if (sampled) {
-      readRange(0, SAMPLE);
-      readRange(size - SAMPLE, size);
-    } else readRange(0, size);
-    return { bytes: size, sha256: h.digest('hex'), sampled };
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Files CRIU itself may add to an image directory after the dump (restore statistics); never verified. */
 export const VOLATILE_IMAGE_FILES = /^stats-(dump|restore)$/;
 
-export function listImageFiles(dir: string, exclude: readonly string[] = []): ImageFile[] {
-  const out: ImageFile[] = [];
+/** The regular files of an image directory CRIU wrote (names sorted, with their sizes); hashing is hash.ts's. */
+export function listImageFiles(dir: string, exclude: readonly string[] = []): Array<{ name: string; bytes: number }> {
+  const out: Array<{ name: string; bytes: number }> = [];
   for (const name of readdirSync(dir).sort()) {
     if (exclude.includes(name) || VOLATILE_IMAGE_FILES.test(name)) continue;
     const st = statSync(join(dir, name));
     if (!st.isFile()) continue;
-    out.push({ name, ...hashFile(join(dir, name)) });
+    out.push({ name, bytes: st.size });
+  }
+  return out;
+}
+
+/**
+ * Processes of `pids` holding an NVIDIA device file open (/dev/nvidia*), from /proc/PID/fd: CRIU cannot save a
+ * device file, so every such process must be one whose CUDA state the driver checkpoints (it then closes them).
+ */
+export function gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; devices: string[]; command: string }> {
+  const out: Array<{ pid: number; devices: string[]; command: string }> = [];
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    const devices = new Set<string>();
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (/^\/dev\/nvidia/.test(target)) devices.add(target);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    if (!devices.size) continue;
+    let command = '';
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').slice(0, 200);
+    } catch {
+      /* exited */
+    }
+    out.push({ pid, devices: [...devices].sort(), command });
   }
   return out;
 }

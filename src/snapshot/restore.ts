@@ -11,11 +11,12 @@ import { dirname, join } from 'node:path';
 import { ColdstartError, isColdstartError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
-import { sendRecorded } from '../server/api.js';
+import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage } from './manifest.js';
+import { sendHook } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 
@@ -29,6 +30,10 @@ export interface RestoreOptions {
   timeoutSeconds: number;
   /** Repeat the recorded warmup request after the restore. */
   firstRequest: boolean;
+  /** Sent after the restore, before ready (overrides the image's recorded --after-restore); null: the image's. */
+  afterRestore: RecordedRequest | null;
+  /** Hash threads for the verification (default: the cores). */
+  verifyThreads?: number;
   env: Env;
   signal: AbortSignal;
 }
@@ -55,8 +60,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       details: { here, image: m.fingerprint },
     });
   }
-  const bad = verifyImage(image, m);
-  if (bad.length) throw new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, { hint: 'Take the snapshot again; nothing was restored.', details: { problems: bad } });
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
   const busyPids = m.pids.filter((p) => host.pidAlive(p));
   if (busyPids.length) {
@@ -80,6 +83,18 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const logSize = m.files.find((f) => f.name === LOG_COPY)!.bytes;
     const free = host.diskFreeBytes(dirname(log));
     if (free !== null && free < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(log)}: ${formatBytes(free)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
+  }
+
+  // Every byte of the image against the chunk digests taken at snapshot time, before anything is started; the read
+  // leaves the image in the page cache, where CRIU reads it next.
+  const verifyTime = stopwatch(clock);
+  const bad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal });
+  const verifySeconds = verifyTime();
+  if (bad.length) {
+    throw new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).map((b) => b.message).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, {
+      hint: 'Take the snapshot again; nothing was restored or started.',
+      details: { problems: bad },
+    });
   }
 
   // ---- restore
@@ -112,6 +127,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
       times['gpu-unlock'] = u();
     }
+    const afterRestore = o.afterRestore ?? m.afterRestore;
+    if (afterRestore) times['after-restore'] = (await sendHook(afterRestore, '--after-restore', o.timeoutSeconds, o.signal)).seconds;
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
     if (readyUrl) {
@@ -132,8 +149,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const report = newReport('restore');
     report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
     report.phases = [
+      phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests`),
       phase('criu-restore', times['criu-restore']!),
       phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
+      phase('after-restore', times['after-restore'] ?? null, afterRestore ? `${afterRestore.method} ${afterRestore.url}` : undefined, afterRestore ? undefined : 'not measured: no --after-restore hook'),
       phase('ready', readySeconds, 'after the restore, until the ready URL answered', readySeconds === null ? 'not measured: no ready URL' : undefined),
       phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
     ];
@@ -144,7 +163,11 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       pid,
       imageBytes: m.imageBytes,
       cold: m.cold,
-      restored: { criuRestoreSeconds: times['criu-restore'], gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
+      verifySeconds,
+      verifyBytesPerSecond: verifySeconds > 0 ? m.imageBytes / verifySeconds : null,
+      afterRestore,
+      kinds: m.kinds ?? 'not measured',
+      restored: { criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
       speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
       imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
       /** Image bytes in the page cache before the restore (mincore); null: not measured. */
@@ -159,8 +182,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           table(
             [
               ['start (spawn → ready)', fmt(m.cold.readySeconds), '—'],
+              ['  verify (every byte)', '—', fmt(verifySeconds)],
               ['  criu restore', '—', fmt(times['criu-restore'])],
               ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
+              ...(afterRestore ? [['  after-restore hook', '—', fmt(times['after-restore'])] as [string, string, string]] : []),
               ['  ready', '—', fmt(readySeconds)],
               ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],
               ['total', fmt(coldTotal), fmt(restoredTotal)],
@@ -168,6 +193,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
+          `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}; stop it with \`kill ${pid}\`${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),
     };
   } catch (e) {
