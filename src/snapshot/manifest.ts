@@ -319,6 +319,9 @@ export function readManifest(image: string): Manifest {
   return validateManifest(raw, path, image);
 }
 
+/** CRIU's page data (pages-N.img): copied into the restored memory as is, never parsed by CRIU. */
+export const isPageData = (name: string): boolean => /^pages-\d+\.img$/.test(name);
+
 /** One file of an image that differs from its manifest; `from`/`to`: the first differing chunk's byte range. */
 export interface ImageProblem {
   name: string;
@@ -332,9 +335,14 @@ export interface ImageProblem {
  * Every byte of every file the manifest lists, hashed in 16 MiB chunks on worker threads (hash.ts) and compared with
  * the chunk digests recorded at snapshot time; names already validated. Each must be a regular file of the image
  * folder itself — a symbolic link or special file there is refused (HOSTILE_FILE) before it is opened. The read
- * also leaves the image in the page cache, where CRIU reads it next. Returns the problems (empty: every byte matches).
+ * also leaves the image in the page cache, where CRIU reads it next. `hash`: which files to hash (default all; the
+ * sizes of all are checked). Returns the problems (empty: every byte checked matches).
  */
-export async function verifyImage(image: string, m: Manifest, opts: { threads?: number; signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<ImageProblem[]> {
+export async function verifyImage(
+  image: string,
+  m: Manifest,
+  opts: { threads?: number; signal?: AbortSignal; onBytes?: (n: number) => void; hash?: (name: string) => boolean } = {},
+): Promise<ImageProblem[]> {
   const bad: ImageProblem[] = [];
   const toHash: Array<{ f: ImageFile; path: string }> = [];
   for (const f of m.files) {
@@ -351,7 +359,7 @@ export async function verifyImage(image: string, m: Manifest, opts: { threads?: 
       bad.push({ name: f.name, problem: 'size', message: `${f.name} is ${st.size} bytes, the manifest says ${f.bytes}` });
       continue;
     }
-    toHash.push({ f, path: p });
+    if (opts.hash?.(f.name) ?? true) toHash.push({ f, path: p });
   }
   if (bad.length) return bad;
   const got = await hashFiles(

@@ -15,7 +15,7 @@ import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage } from './manifest.js';
+import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
 import { sendHook } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
@@ -39,6 +39,22 @@ export interface RestoreOptions {
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function damaged(image: string, bad: ImageProblem[], what: string): ColdstartError {
+  return new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).map((b) => b.message).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, {
+    hint: `Take the snapshot again; ${what}.`,
+    details: { problems: bad },
+  });
+}
+
+/** A signal to a restored process (gone already: nothing to do). */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
+}
 
 /** Whether a failure left something worth reading in the restore's work dir (CRIU's restore.log, named by the error). */
 function namesLogIn(e: unknown, dir: string): boolean {
@@ -85,17 +101,12 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (free !== null && free < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(log)}: ${formatBytes(free)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
   }
 
-  // Every byte of the image against the chunk digests taken at snapshot time, before anything is started; the read
-  // leaves the image in the page cache, where CRIU reads it next.
-  const verifyTime = stopwatch(clock);
-  const bad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal });
-  const verifySeconds = verifyTime();
-  if (bad.length) {
-    throw new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).map((b) => b.message).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, {
-      hint: 'Take the snapshot again; nothing was restored or started.',
-      details: { problems: bad },
-    });
-  }
+  // Everything CRIU parses (every file but the page data: process tree, mappings, descriptors — KiB to MiB) verified
+  // whole before CRIU sees it, and every file's size; the page data below, while CRIU restores.
+  const metaTime = stopwatch(clock);
+  const metaBad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal, hash: (n) => !isPageData(n) });
+  if (metaBad.length) throw damaged(image, metaBad, 'nothing was restored or started');
+  const metaSeconds = metaTime();
 
   // ---- restore
   // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
@@ -104,6 +115,18 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
   let server: ServerHandle | undefined;
+  // Every byte of the image against the chunk digests taken at snapshot time, read and hashed on worker threads while
+  // CRIU restores the tree stopped (--leave-stopped; both read the same files, so one read serves both from the page
+  // cache). The tree is resumed only once every byte matched; a damaged image's tree is killed without ever having run.
+  const verifyTime = stopwatch(clock);
+  let verifySeconds = 0;
+  const stopVerify = new AbortController();
+  const verifying = verifyImage(image, m, { threads: o.verifyThreads, signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
+    verifySeconds = metaSeconds + verifyTime();
+    return bad;
+  });
+  verifying.catch(() => undefined); // awaited below; CRIU may fail first
+  const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   try {
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
     // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
@@ -111,13 +134,19 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const criuTime = stopwatch(clock);
     let pid: number;
     try {
-      pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! });
+      pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
     } finally {
       if (logFd !== undefined) closeSync(logFd);
     }
     times['criu-restore'] = criuTime();
     // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
+    const bad = await verifying;
+    if (bad.length) {
+      for (const p of m.pids) signal(p, 'SIGKILL'); // stopped, never resumed: nothing to stop gracefully
+      throw damaged(image, bad, neverRan);
+    }
+    for (const p of m.pids) signal(p, 'SIGCONT');
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
       const g = stopwatch(clock);
@@ -149,7 +178,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const report = newReport('restore');
     report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
     report.phases = [
-      phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests`),
+      phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests, alongside criu restore (tree held stopped until it passed)`),
       phase('criu-restore', times['criu-restore']!),
       phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
       phase('after-restore', times['after-restore'] ?? null, afterRestore ? `${afterRestore.method} ${afterRestore.url}` : undefined, afterRestore ? undefined : 'not measured: no --after-restore hook'),
@@ -182,7 +211,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           table(
             [
               ['start (spawn → ready)', fmt(m.cold.readySeconds), '—'],
-              ['  verify (every byte)', '—', fmt(verifySeconds)],
+              ['  verify (every byte, alongside criu)', '—', fmt(verifySeconds)],
               ['  criu restore', '—', fmt(times['criu-restore'])],
               ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
               ...(afterRestore ? [['  after-restore hook', '—', fmt(times['after-restore'])] as [string, string, string]] : []),
@@ -197,8 +226,15 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
         ].join('\n'),
     };
   } catch (e) {
+    stopVerify.abort();
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.
     await server?.stop();
+    // CRIU failed while the verification ran: a damaged image is the better explanation when there is one.
+    const bad = isColdstartError(e) && e.code === 'CORRUPT_FILE' ? null : await verifying.catch(() => null);
+    if (bad?.length && !server) {
+      rmSync(work, { recursive: true, force: true });
+      throw damaged(image, bad, 'nothing of the server ran');
+    }
     // The work dir stays only when the failure names a log in it (CRIU's restore.log).
     if (!namesLogIn(e, work)) rmSync(work, { recursive: true, force: true });
     throw e;
