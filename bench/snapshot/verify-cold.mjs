@@ -106,7 +106,7 @@ try {
     row.coldVerified = { wall: now() - t };
     if (r.status !== 0) throw new Error(`restore failed: ${r.stdout}${r.stderr}`);
     const d = JSON.parse(r.stdout).details;
-    Object.assign(row.coldVerified, { verify: d.verifySeconds, criuRestore: d.restored.criuRestoreSeconds, total: d.restored.totalSeconds, verifyBytesPerSecond: d.verifyBytesPerSecond });
+    Object.assign(row.coldVerified, { resumed: d.restored.resumedSeconds, verify: d.verifySeconds, criuRestore: d.restored.criuRestoreSeconds, total: d.restored.totalSeconds, verifyBytesPerSecond: d.verifyBytesPerSecond });
     kill(m.pids);
     await evict(image);
     row.coldCriu = criuRestore(image);
@@ -128,7 +128,9 @@ try {
   if (shm) rmSync(shm, { recursive: true, force: true });
 }
 const best = (k, f) => Math.min(...out.rounds.map((r) => f(r[k])));
-const verified = best('coldVerified', (x) => x.verify + x.criuRestore);
+// Verified: from the start of verification until the tree is resumed (metadata verified, then the page data hashed
+// alongside criu restore); plain: criu restore alone. Both from a cold cache, both as wall time.
+const verified = best('coldVerified', (x) => x.resumed);
 const plain = best('coldCriu', (x) => x.seconds);
 out.summary = {
   coldVerifiedSeconds: verified,
@@ -144,5 +146,4 @@ out.summary = {
 };
 out.summary.met = out.summary.verifyAddsPercent <= 5;
 rmSync(work, { recursive: true, force: true });
-rmSync(`${image}.log`, { force: true });
 console.log(JSON.stringify(out, null, 2));

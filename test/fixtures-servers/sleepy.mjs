@@ -8,7 +8,7 @@ const port = Number(process.argv[2]);
 const mib = Number(process.argv[3] ?? 128);
 let buf = null;
 const build = () => {
-  buf = Buffer.alloc(mib << 20);
+  buf = Buffer.alloc(mib * 1048576);
   for (let i = 0; i < buf.length; i += 4096) buf[i] = (i >>> 12) & 0xff;
 };
 const sum = () => {
