@@ -64,8 +64,8 @@ async function snapshotStep(): Promise<SnapshotStep> {
       await engines.criu.require(env);
     },
     async run(o) {
-      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: null, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
-      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: false, env: o.env, signal: o.signal }, engines);
+      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: null, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, beforeSnapshot: null, afterRestore: null, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
+      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: false, afterRestore: null, env: o.env, signal: o.signal }, engines);
       return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, notes: [...snap.report.warnings, ...r.report.warnings] };
     },
   };

@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import { addReportOptions, addTelemetryOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { emitReport } from '../core/emit.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
-import { durationFlag, httpUrlFlag } from '../core/flags.js';
+import { choiceFlag, durationFlag, httpUrlFlag } from '../core/flags.js';
+import type { RecordedRequest } from '../server/api.js';
 import { defaultSnapshotEngines, type SnapshotEngines } from '../snapshot/engines.js';
 import { PID_MAX } from '../snapshot/manifest.js';
 import { parkOrUnpark } from '../snapshot/park.js';
@@ -24,12 +25,24 @@ interface SnapshotFlags extends ReportFlags {
   timeout: string;
   lockTimeout: string;
   force?: boolean;
+  beforeSnapshot?: string;
+  beforeSnapshotMethod: string;
+  afterRestore?: string;
+  afterRestoreMethod: string;
 }
 
 interface RestoreFlags extends ReportFlags {
   timeout: string;
   readyUrl?: string;
   firstRequest: boolean;
+  afterRestore?: string;
+  afterRestoreMethod: string;
+}
+
+/** A hook flag (--before-snapshot / --after-restore) and its method flag as a request with no body; null when not given. */
+function hookFlag(flag: string, url: string | undefined, method: string): RecordedRequest | null {
+  const m = choiceFlag(`${flag}-method`, method.toUpperCase(), ['GET', 'POST'] as const);
+  return url === undefined ? null : { url: httpUrlFlag(flag, url), method: m, body: null };
 }
 
 function regex(flag: string, v: string | undefined): RegExp | undefined {
@@ -66,6 +79,10 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--warmup-data <json>', 'POST this JSON body with --warmup (default: GET)')
       .option('--timeout <seconds>', 'give up waiting for the server after this long', '600')
       .option('--lock-timeout <seconds>', 'wait this long for in-flight GPU work when locking CUDA', '30')
+      .option('--before-snapshot <url>', 'send this request after the warmup, before the GPU lock and the dump (e.g. vLLM /sleep?level=1: what the server drops stays out of the image)')
+      .option('--before-snapshot-method <method>', 'GET or POST', 'POST')
+      .option('--after-restore <url>', 'recorded in the image: restore sends it after the restore, before ready (e.g. vLLM /wake_up)')
+      .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--force', 'replace an existing image directory')
       .argument('<command...>', 'the server command (after --)'),
   ).action(
@@ -79,6 +96,8 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         readyLog: regex('--ready-log', f.readyLog),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         warmup: f.warmup ? { url: httpUrlFlag('--warmup', f.warmup), method: f.warmupData ? ('POST' as const) : ('GET' as const), body: f.warmupData ?? null } : null,
+        beforeSnapshot: hookFlag('--before-snapshot', f.beforeSnapshot, f.beforeSnapshotMethod),
+        afterRestore: hookFlag('--after-restore', f.afterRestore, f.afterRestoreMethod),
         force: !!f.force,
         cwd: ctx.cwd,
         env: ctx.env,
@@ -96,7 +115,9 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .argument('<image>', 'image directory written by `coldstart snapshot`')
       .option('--ready-url <url>', 'override the ready URL recorded in the image')
       .option('--timeout <seconds>', 'give up waiting for readiness after this long', '300')
-      .option('--no-first-request', 'do not repeat the warmup request after the restore'),
+      .option('--no-first-request', 'do not repeat the warmup request after the restore')
+      .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded --after-restore)")
+      .option('--after-restore-method <method>', 'GET or POST', 'POST'),
   )).action(
     run((ctx, image: string, f: RestoreFlags) => {
       const o = {
@@ -104,6 +125,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         firstRequest: f.firstRequest,
+        afterRestore: hookFlag('--after-restore', f.afterRestore, f.afterRestoreMethod),
         env: ctx.env,
         signal: ctx.signal,
       };

@@ -1,17 +1,16 @@
 /**
  * Everything that talks to CRIU (through its documented command line) and reads /proc for `snapshot` /
  * `restore`: finding a usable criu, the process tree of a server, its listening ports, its memory size, the
- * image's file list with sizes and sampled hashes. No CUDA here: the driver calls live in the native addon.
+ * image's file list with sizes, the processes holding GPU device files. No CUDA here: the driver calls live in the native addon.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, readFileSync, readSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { openInput } from '../core/files.js';
 import { shippedPath } from '../core/version.js';
 import { processTree } from '../platform/procfs.js';
+import { criuHint, diagnoseCriuLog } from './criu-log.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -111,14 +110,15 @@ export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: En
 
 /**
  * `criu restore --restore-detached` from `dir`; the work dir (logs, pidfile) is kept out of the image.
+ * `leaveStopped`: the tasks stay stopped (`--leave-stopped`) until the caller sends SIGCONT (restore verifies first).
  * `inherit`: an open file that replaces the file the image had open at `inherit.path` (the server's log), through
  * CRIU's `--inherit-fd`, so the restored tasks write there and nothing is opened at the image's recorded path.
  */
-export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000, inherit?: { fd: number; path: string }): Promise<number> {
+export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000, inherit?: { fd: number; path: string }, opts: { leaveStopped?: boolean } = {}): Promise<number> {
   const pidfile = join(workDir, 'restored.pid');
   // CRIU names a regular file by its path without the leading slash; the fd is the child's fd 3.
   const inheritArgs = inherit ? ['--inherit-fd', `fd[3]:${inherit.path.replace(/^\/+/, '')}`] : [];
-  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, ...inheritArgs, '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], {
+  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, ...inheritArgs, ...(opts.leaveStopped ? ['--leave-stopped'] : []), '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], {
     env,
     timeoutMs,
     fds: inherit ? [inherit.fd] : [],
@@ -131,20 +131,23 @@ export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, 
   return Number(readFileSync(pidfile, 'utf8').trim());
 }
 
-/** A failed dump/restore: the first CRIU error line in the message; the hint names `log` only when it exists. */
+/**
+ * A failed dump/restore, explained from CRIU's own log (criu-log.ts): the line it failed on (not a harmless one
+ * logged before it), the known cause and its fix; the hint names `log` only when it exists. Without a log, stderr.
+ */
 function criuFailure(what: string, log: string | null, stderr: string): ColdstartError {
-  let lines: string[] = [];
+  let text = stderr;
   try {
-    if (log === null) throw new Error('no log');
-    lines = readFileSync(log, 'utf8').split('\n').filter((l) => /Error|FAIL/.test(l));
+    if (log !== null) text = readFileSync(log, 'utf8');
   } catch {
-    lines = stderr.split('\n').filter(Boolean);
+    /* no log: CRIU did not start; stderr it is */
   }
-  const first = lines.find((l) => /Error \(/.test(l)) ?? lines[0] ?? 'no log';
+  const d = diagnoseCriuLog(text);
+  const first = d.cause ?? stderr.split('\n').find(Boolean) ?? 'no log';
   const kept = log !== null && existsSync(log) ? log : null;
-  return new ColdstartError('ENV', `criu ${what} failed: ${first.replace(/^\(\s*[\d.]+\)\s*/, '').trim()}`, {
-    hint: `${kept ? `Full log: ${kept}. ` : ''}\`criu check\` (as root) tells what this kernel lacks; CRIU before 4.2 cannot dump TCP sockets on Linux 6.16+.`,
-    details: { log: kept, errors: lines.slice(0, 10) },
+  return new ColdstartError('ENV', `criu ${what} failed: ${first.trim()}${d.at ? ` (${d.at})` : ''}`, {
+    hint: criuHint(d, kept),
+    details: { log: kept, cause: d.rule?.id ?? null, errors: d.errors, harmless: d.harmless.map((h) => h.line) },
   });
 }
 
@@ -278,53 +281,51 @@ export function memAvailableBytes(): number | null {
 
 // ---------------------------------------------------------------------------------------------- image files
 
-export interface ImageFile {
-  name: string;
-  bytes: number;
-  /** sha256 of the whole file (files up to 64 MiB) or of its first and last MiB (larger ones: `sampled`). */
-  sha256: string;
-  sampled: boolean;
-}
-
-const FULL_HASH_LIMIT = 64 * 1024 * 1024;
-const SAMPLE = 1024 * 1024;
-
-/** sha256 of an image file; regular files only (opened non-blocking: a FIFO put in an image never blocks). */
-export function hashFile(path: string, full = false): { bytes: number; sha256: string; sampled: boolean } {
-  const { fd, size } = openInput(path, 'is a directory, expected an image file');
-  try {
-    const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(SAMPLE);
-    const readRange = (start: number, end: number) => {
-      let off = start;
-      while (off < end) {
-        const n = readSync(fd, buf, 0, Math.min(buf.length, end - off), off);
-        if (n <= 0) throw new ColdstartError('CORRUPT_FILE', `${path}: shorter than its size while hashing`);
-        h.update(buf.subarray(0, n));
-        off += n;
-      }
-    };
-    const sampled = !full && size > FULL_HASH_LIMIT;
-    if (sampled) {
-      readRange(0, SAMPLE);
-      readRange(size - SAMPLE, size);
-    } else readRange(0, size);
-    return { bytes: size, sha256: h.digest('hex'), sampled };
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Files CRIU itself may add to an image directory after the dump (restore statistics); never verified. */
 export const VOLATILE_IMAGE_FILES = /^stats-(dump|restore)$/;
 
-export function listImageFiles(dir: string, exclude: readonly string[] = []): ImageFile[] {
-  const out: ImageFile[] = [];
+/** The regular files of an image directory CRIU wrote (names sorted, with their sizes); hashing is hash.ts's. */
+export function listImageFiles(dir: string, exclude: readonly string[] = []): Array<{ name: string; bytes: number }> {
+  const out: Array<{ name: string; bytes: number }> = [];
   for (const name of readdirSync(dir).sort()) {
     if (exclude.includes(name) || VOLATILE_IMAGE_FILES.test(name)) continue;
     const st = statSync(join(dir, name));
     if (!st.isFile()) continue;
-    out.push({ name, ...hashFile(join(dir, name)) });
+    out.push({ name, bytes: st.size });
+  }
+  return out;
+}
+
+/**
+ * Processes of `pids` holding an NVIDIA device file open (/dev/nvidia*), from /proc/PID/fd: CRIU cannot save a
+ * device file, so every such process must be one whose CUDA state the driver checkpoints (it then closes them).
+ */
+export function gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; devices: string[]; command: string }> {
+  const out: Array<{ pid: number; devices: string[]; command: string }> = [];
+  for (const pid of pids) {
+    let fds: string[] = [];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    const devices = new Set<string>();
+    for (const fd of fds) {
+      try {
+        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (/^\/dev\/nvidia/.test(target)) devices.add(target);
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+    if (!devices.size) continue;
+    let command = '';
+    try {
+      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').slice(0, 200);
+    } catch {
+      /* exited */
+    }
+    out.push({ pid, devices: [...devices].sort(), command });
   }
   return out;
 }

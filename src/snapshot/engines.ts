@@ -8,7 +8,7 @@ import { adoptServer, startServer } from '../server/lifecycle.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
 import { pidAlive, processTree } from '../platform/procfs.js';
-import { criuCheck, criuDump, criuRestore, findCriu, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
+import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
 import { addonNative, type SnapshotNative } from './native.js';
 
 export interface SnapshotHost {
@@ -26,6 +26,8 @@ export interface SnapshotHost {
   memAvailableBytes(): number | null;
   /** Free bytes on the filesystem holding `path` (null: unknown). */
   diskFreeBytes(path: string): number | null;
+  /** Processes of `pids` with an NVIDIA device file open (CRIU cannot save one). */
+  gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; devices: string[]; command: string }>;
 }
 
 export interface SnapshotEngines {
@@ -48,6 +50,7 @@ export const realHost: SnapshotHost = {
   portInUse,
   memAvailableBytes,
   diskFreeBytes: (path) => diskInfo(path).freeBytes,
+  gpuDeviceHolders,
 };
 
 export const defaultSnapshotEngines: SnapshotEngines = {

@@ -10,10 +10,16 @@ import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { readInputText } from '../core/files.js';
 import { folderWithManifest } from '../core/outputs.js';
 import { safeJoin } from '../core/paths.js';
-import { hashFile, type ImageFile, type ListeningPort } from './criu.js';
+import type { ListeningPort } from './criu.js';
+import { CHUNK_BYTES, CHUNK_HASH, firstMismatch, hashFiles, rootDigest } from './hash.js';
 
 export const MANIFEST = 'manifest.json';
-export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@1';
+export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@2';
+/**
+ * The schema before every byte was hashed (@1: files over 64 MiB sampled, first and last MiB). Such an image is
+ * refused (UNSUPPORTED, take it again): a restore never trusts bytes nobody hashed. `--force` may still replace one.
+ */
+export const OLD_SCHEMAS = ['coldstart/snapshot-image@1'] as const;
 /** The image's copy of the server's output. */
 export const LOG_COPY = 'server.log';
 
@@ -23,6 +29,40 @@ export interface Fingerprint {
   criu: string;
   /** null: no CUDA driver on the snapshot machine (a CPU-only image). */
   gpu: null | { driver: string | null; cuda: number | null; devices: Array<{ index: number; name: string; uuid: string }> };
+}
+
+/** One file of the image: its size, the sha256 of each CHUNK_BYTES of it and the digest over those (hash.ts). */
+export interface ImageFile {
+  name: string;
+  bytes: number;
+  /** sha256 over the chunk digests, in order (hash.ts rootDigest). */
+  sha256: string;
+  /** sha256 of each 16 MiB chunk, in order; the last one shorter; one (of no bytes) for an empty file. */
+  chunks: string[];
+}
+
+/** A request coldstart sent to the server around the snapshot (a hook), as recorded. */
+export interface HookRecord {
+  url: string;
+  method: 'GET' | 'POST';
+  body: string | null;
+}
+
+/** Bytes of the image by what they hold (image-kinds.ts); what could not be told apart is `other`. */
+export interface ImageKinds {
+  /** Host memory that holds the GPU's state after the CUDA checkpoint: the tree's resident growth across it. */
+  gpuStateBytes: number | null;
+  /** Anonymous private memory pages (heap, stacks, malloc arenas), less gpuStateBytes. */
+  anonymousBytes: number;
+  /** Pages of file-backed mappings (private copies and shared file pages CRIU saved). */
+  fileMappedBytes: number;
+  /** Shared anonymous / shmem / SysV memory pages. */
+  sharedBytes: number;
+  /** Image files that are not page data: file contents (ghost files), descriptors, registers, metadata. */
+  filesBytes: number;
+  /** Page data no mapping in the image accounts for, or images this reader does not parse. */
+  otherBytes: number;
+  notes: string[];
 }
 
 export interface Manifest {
@@ -46,7 +86,15 @@ export interface Manifest {
   snapshotSeconds: Record<string, number>;
   imageBytes: number;
   memoryEstimateBytes: number;
+  /** How files[].chunks were taken (hash.ts CHUNK_HASH). */
+  hash: typeof CHUNK_HASH;
   files: ImageFile[];
+  /** Sent after warmup, before the GPU lock and the dump (e.g. vLLM's /sleep?level=1); null: none. */
+  beforeSnapshot: (HookRecord & { status: number; seconds: number }) | null;
+  /** Sent by restore after the restore, before ready and the first request (e.g. /wake_up); null: none. */
+  afterRestore: HookRecord | null;
+  /** The image's bytes by kind; null when it could not be read. */
+  kinds: ImageKinds | null;
 }
 
 /** How this machine (`a`) differs from the one an image was taken on (`b`), in words; empty when it restores here. */
@@ -130,6 +178,12 @@ function manifestFields(path: string) {
 export function validateManifest(raw: unknown, path: string, image: string): Manifest {
   const f = manifestFields(path);
   const m = f.obj(raw, 'the manifest');
+  if ((OLD_SCHEMAS as readonly unknown[]).includes(m.schema)) {
+    throw new ColdstartError('UNSUPPORTED', `${path}: an image from an older coldstart (${String(m.schema)}): it does not record a hash of every byte, so it is not restored`, {
+      hint: 'Take the snapshot again with this version of coldstart (`coldstart snapshot --force -o …` replaces it); nothing was touched.',
+      details: { schema: m.schema, want: MANIFEST_SCHEMA },
+    });
+  }
   if (m.schema !== MANIFEST_SCHEMA) {
     throw new ColdstartError('CORRUPT_FILE', `${path}: not a ${MANIFEST_SCHEMA} manifest (schema ${shown(m.schema)})`, { hint: 'Take the snapshot again with this version of coldstart.' });
   }
@@ -154,6 +208,25 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
     f.strOrNull(w.body, 'warmup.body');
     f.int(w.status, 'warmup.status', 100, 599);
     f.sha256(w.bodySha256, 'warmup.bodySha256');
+  }
+  const hook = (v: unknown, field: string) => {
+    const o = f.obj(v, field);
+    f.url(o.url, `${field}.url`);
+    f.oneOf(o.method, `${field}.method`, ['GET', 'POST'] as const);
+    f.strOrNull(o.body, `${field}.body`);
+    return o;
+  };
+  if (m.beforeSnapshot !== null) {
+    const o = hook(m.beforeSnapshot, 'beforeSnapshot');
+    f.int(o.status, 'beforeSnapshot.status', 100, 599);
+    f.seconds(o.seconds, 'beforeSnapshot.seconds');
+  }
+  if (m.afterRestore !== null) hook(m.afterRestore, 'afterRestore');
+  if (m.kinds !== null) {
+    const k = f.obj(m.kinds, 'kinds');
+    if (k.gpuStateBytes !== null) f.int(k.gpuStateBytes, 'kinds.gpuStateBytes', 0);
+    for (const key of ['anonymousBytes', 'fileMappedBytes', 'sharedBytes', 'filesBytes', 'otherBytes'] as const) f.int(k[key], `kinds.${key}`, 0);
+    f.arr(k.notes, 'kinds.notes').forEach((n, i) => f.str(n, `kinds.notes[${i}]`));
   }
   const rootPid = f.pid(m.rootPid, 'rootPid');
   const pids = f.arr(m.pids, 'pids', 1).map((p, i) => f.pid(p, `pids[${i}]`));
@@ -198,9 +271,13 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
     if (names.has(name)) f.fail(`files[${i}].name`, 'a name listed once', name);
     names.add(name);
     sum += f.int(o.bytes, `files[${i}].bytes`, 0);
-    f.sha256(o.sha256, `files[${i}].sha256`);
-    if (typeof o.sampled !== 'boolean') f.fail(`files[${i}].sampled`, 'true or false', o.sampled);
+    const bytes = o.bytes as number;
+    const want = Math.max(1, Math.ceil(bytes / CHUNK_BYTES));
+    const chunks = f.arr(o.chunks, `files[${i}].chunks`).map((c, k) => f.sha256(c, `files[${i}].chunks[${k}]`));
+    if (chunks.length !== want) f.fail(`files[${i}].chunks`, `${want} chunk digests for ${bytes} bytes`, `${chunks.length}`);
+    if (f.sha256(o.sha256, `files[${i}].sha256`) !== rootDigest(chunks)) f.fail(`files[${i}].sha256`, 'the digest of its chunks', o.sha256);
   });
+  f.oneOf(m.hash, 'hash', [CHUNK_HASH] as const);
   if (m.log !== null && !names.has(LOG_COPY)) f.fail('files', `a list holding ${LOG_COPY} (the server's log)`, m.files);
   if (f.int(m.imageBytes, 'imageBytes', 0) !== sum) f.fail('imageBytes', `the sum of files[].bytes (${sum})`, m.imageBytes);
   return m as unknown as Manifest;
@@ -242,31 +319,65 @@ export function readManifest(image: string): Manifest {
   return validateManifest(raw, path, image);
 }
 
+/** CRIU's page data (pages-N.img): copied into the restored memory as is, never parsed by CRIU. */
+export const isPageData = (name: string): boolean => /^pages-\d+\.img$/.test(name);
+
+/** One file of an image that differs from its manifest; `from`/`to`: the first differing chunk's byte range. */
+export interface ImageProblem {
+  name: string;
+  problem: 'missing' | 'size' | 'bytes';
+  message: string;
+  from?: number;
+  to?: number;
+}
+
 /**
- * Sizes and hashes of every file the manifest lists (names already validated); each must be a regular file of the
- * image folder itself — a symbolic link or special file there is refused (HOSTILE_FILE) before it is opened.
+ * Every byte of every file the manifest lists, hashed in 16 MiB chunks on worker threads (hash.ts) and compared with
+ * the chunk digests recorded at snapshot time; names already validated. Each must be a regular file of the image
+ * folder itself — a symbolic link or special file there is refused (HOSTILE_FILE) before it is opened. The read
+ * also leaves the image in the page cache, where CRIU reads it next. `hash`: which files to hash (default all; the
+ * sizes of all are checked). Returns the problems (empty: every byte checked matches).
  */
-export function verifyImage(image: string, m: Manifest): string[] {
-  const bad: string[] = [];
+export async function verifyImage(
+  image: string,
+  m: Manifest,
+  opts: { threads?: number; signal?: AbortSignal; onBytes?: (n: number) => void; hash?: (name: string) => boolean } = {},
+): Promise<ImageProblem[]> {
+  const bad: ImageProblem[] = [];
+  const toHash: Array<{ f: ImageFile; path: string }> = [];
   for (const f of m.files) {
     const p = imageFile(image, f.name, `${image}: manifest files[].name`);
     const st = lstatOrNull(p);
     if (!st) {
-      bad.push(`${f.name} is missing`);
+      bad.push({ name: f.name, problem: 'missing', message: `${f.name} is missing` });
       continue;
     }
     if (!st.isFile()) {
       throw new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
     }
     if (st.size !== f.bytes) {
-      bad.push(`${f.name} is ${st.size} bytes, the manifest says ${f.bytes}`);
+      bad.push({ name: f.name, problem: 'size', message: `${f.name} is ${st.size} bytes, the manifest says ${f.bytes}` });
       continue;
     }
-    const h = hashFile(p);
-    if (h.sha256 !== f.sha256) bad.push(`${f.name} has sha256 ${h.sha256.slice(0, 12)}…, the manifest says ${f.sha256.slice(0, 12)}…`);
+    if (opts.hash?.(f.name) ?? true) toHash.push({ f, path: p });
   }
+  if (bad.length) return bad;
+  const got = await hashFiles(
+    toHash.map((t) => t.path),
+    opts,
+  );
+  got.forEach((g, i) => {
+    const { f } = toHash[i]!;
+    const mm = firstMismatch(g, f);
+    if (mm) bad.push({ name: f.name, problem: 'bytes', from: mm.from, to: mm.to, message: `${f.name}: bytes ${mm.from}–${mm.to} (16 MiB chunk ${Math.floor(mm.from / CHUNK_BYTES)}) differ from the snapshot's` });
+  });
   return bad;
 }
 
 /** guardOutput's recogniser for `snapshot -o`: --force replaces only a folder that holds an image manifest. */
-export const isImageFolder = folderWithManifest(MANIFEST, MANIFEST_SCHEMA, MANIFEST_MAX_BYTES);
+const isCurrentImage = folderWithManifest(MANIFEST, MANIFEST_SCHEMA, MANIFEST_MAX_BYTES);
+const isOldImages = OLD_SCHEMAS.map((schema) => folderWithManifest(MANIFEST, schema, MANIFEST_MAX_BYTES));
+export const isImageFolder: typeof isCurrentImage = (path, st) => {
+  const why = isCurrentImage(path, st);
+  return why === null || isOldImages.some((old) => old(path, st) === null) ? null : why;
+};

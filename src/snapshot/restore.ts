@@ -6,16 +6,17 @@
  */
 import { closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ColdstartError, isColdstartError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
-import { sendRecorded } from '../server/api.js';
+import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage } from './manifest.js';
+import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
+import { sendHook } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 
@@ -29,11 +30,31 @@ export interface RestoreOptions {
   timeoutSeconds: number;
   /** Repeat the recorded warmup request after the restore. */
   firstRequest: boolean;
+  /** Sent after the restore, before ready (overrides the image's recorded --after-restore); null: the image's. */
+  afterRestore: RecordedRequest | null;
+  /** Hash threads for the verification (default: the cores). */
+  verifyThreads?: number;
   env: Env;
   signal: AbortSignal;
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+function damaged(image: string, bad: ImageProblem[], what: string): ColdstartError {
+  return new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).map((b) => b.message).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, {
+    hint: `Take the snapshot again; ${what}.`,
+    details: { problems: bad },
+  });
+}
+
+/** A signal to a restored process (gone already: nothing to do). */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone */
+  }
+}
 
 /** Whether a failure left something worth reading in the restore's work dir (CRIU's restore.log, named by the error). */
 function namesLogIn(e: unknown, dir: string): boolean {
@@ -55,8 +76,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       details: { here, image: m.fingerprint },
     });
   }
-  const bad = verifyImage(image, m);
-  if (bad.length) throw new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, { hint: 'Take the snapshot again; nothing was restored.', details: { problems: bad } });
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
   const busyPids = m.pids.filter((p) => host.pidAlive(p));
   if (busyPids.length) {
@@ -82,6 +101,15 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (free !== null && free < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(log)}: ${formatBytes(free)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
   }
 
+  // Everything CRIU parses (every file but the page data: process tree, mappings, descriptors — KiB to MiB) verified
+  // whole before CRIU sees it, and every file's size; the page data below, while CRIU restores.
+  const metaTime = stopwatch(clock);
+  const untilResumed = stopwatch(clock);
+  let resumedSeconds: number | null = null;
+  const metaBad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal, hash: (n) => !isPageData(n) });
+  if (metaBad.length) throw damaged(image, metaBad, 'nothing was restored or started');
+  const metaSeconds = metaTime();
+
   // ---- restore
   // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
   const resident = native.unavailable() ? null : await native.residentBytes(m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`)));
@@ -89,6 +117,19 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
   let server: ServerHandle | undefined;
+  // Every byte of the image against the chunk digests taken at snapshot time, read and hashed on worker threads while
+  // CRIU restores the tree stopped (--leave-stopped; both read the same files, so one read serves both from the page
+  // cache). The tree is resumed only once every byte matched; a damaged image's tree is killed without ever having run.
+  const verifyTime = stopwatch(clock);
+  let verifySeconds = 0;
+  const stopVerify = new AbortController();
+  // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
+  const verifying = verifyImage(image, m, { threads: o.verifyThreads ?? Math.max(1, availableParallelism() - 1), signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
+    verifySeconds = metaSeconds + verifyTime();
+    return bad;
+  });
+  verifying.catch(() => undefined); // awaited below; CRIU may fail first
+  const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   try {
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
     // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
@@ -96,13 +137,20 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const criuTime = stopwatch(clock);
     let pid: number;
     try {
-      pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! });
+      pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
     } finally {
       if (logFd !== undefined) closeSync(logFd);
     }
     times['criu-restore'] = criuTime();
     // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
+    const bad = await verifying;
+    if (bad.length) {
+      for (const p of m.pids) signal(p, 'SIGKILL'); // stopped, never resumed: nothing to stop gracefully
+      throw damaged(image, bad, neverRan);
+    }
+    for (const p of m.pids) signal(p, 'SIGCONT');
+    resumedSeconds = untilResumed();
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
       const g = stopwatch(clock);
@@ -112,6 +160,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
       times['gpu-unlock'] = u();
     }
+    const afterRestore = o.afterRestore ?? m.afterRestore;
+    if (afterRestore) times['after-restore'] = (await sendHook(afterRestore, '--after-restore', o.timeoutSeconds, o.signal)).seconds;
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
     if (readyUrl) {
@@ -125,15 +175,17 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const h = sha256(r.body);
       first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };
     }
-    const restoredTotal = total();
+    const restoredTotal = metaSeconds + total(); // the metadata verification came first, before the clock for the rest
     rmSync(work, { recursive: true, force: true });
     const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
 
     const report = newReport('restore');
     report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
     report.phases = [
+      phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests, alongside criu restore (tree held stopped until it passed)`),
       phase('criu-restore', times['criu-restore']!),
       phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
+      phase('after-restore', times['after-restore'] ?? null, afterRestore ? `${afterRestore.method} ${afterRestore.url}` : undefined, afterRestore ? undefined : 'not measured: no --after-restore hook'),
       phase('ready', readySeconds, 'after the restore, until the ready URL answered', readySeconds === null ? 'not measured: no ready URL' : undefined),
       phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
     ];
@@ -144,7 +196,11 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       pid,
       imageBytes: m.imageBytes,
       cold: m.cold,
-      restored: { criuRestoreSeconds: times['criu-restore'], gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
+      verifySeconds,
+      verifyBytesPerSecond: verifySeconds > 0 ? m.imageBytes / verifySeconds : null,
+      afterRestore,
+      kinds: m.kinds ?? 'not measured',
+      restored: { resumedSeconds, criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
       speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
       imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
       /** Image bytes in the page cache before the restore (mincore); null: not measured. */
@@ -159,8 +215,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           table(
             [
               ['start (spawn → ready)', fmt(m.cold.readySeconds), '—'],
+              ['  verify (every byte, alongside criu)', '—', fmt(verifySeconds)],
               ['  criu restore', '—', fmt(times['criu-restore'])],
               ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
+              ...(afterRestore ? [['  after-restore hook', '—', fmt(times['after-restore'])] as [string, string, string]] : []),
               ['  ready', '—', fmt(readySeconds)],
               ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],
               ['total', fmt(coldTotal), fmt(restoredTotal)],
@@ -168,11 +226,19 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
+          `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}; stop it with \`kill ${pid}\`${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),
     };
   } catch (e) {
+    stopVerify.abort();
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.
     await server?.stop();
+    // CRIU failed while the verification ran: a damaged image is the better explanation when there is one.
+    const bad = isColdstartError(e) && e.code === 'CORRUPT_FILE' ? null : await verifying.catch(() => null);
+    if (bad?.length && !server) {
+      rmSync(work, { recursive: true, force: true });
+      throw damaged(image, bad, 'nothing of the server ran');
+    }
     // The work dir stays only when the failure names a log in it (CRIU's restore.log).
     if (!namesLogIn(e, work)) rmSync(work, { recursive: true, force: true });
     throw e;

@@ -18,9 +18,11 @@ import type { ServerHandle } from '../server/lifecycle.js';
 import { pollUntil } from '../server/poll.js';
 import { createHash } from 'node:crypto';
 import { listImageFiles } from './criu.js';
+import { hashFiles, CHUNK_HASH } from './hash.js';
+import { imageKinds } from './image-kinds.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
-import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type Manifest } from './manifest.js';
+import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
 import { cudaProcesses, gpuFingerprint } from './native.js';
 import { fmt, phase, table, type Reported } from './report.js';
 
@@ -35,6 +37,10 @@ export interface SnapshotOptions {
   readyLog?: RegExp;
   /** Sent once ready, timed as the first request, recorded for restore to repeat and compare. */
   warmup: RecordedRequest | null;
+  /** Sent after the warmup, before the GPU lock and the dump (e.g. vLLM's /sleep?level=1): what the server drops. */
+  beforeSnapshot: RecordedRequest | null;
+  /** Recorded for restore to send after the restore, before ready (e.g. /wake_up). */
+  afterRestore: RecordedRequest | null;
   timeoutSeconds: number;
   /** How long locking CUDA may wait for in-flight GPU work. */
   lockTimeoutSeconds: number;
@@ -61,6 +67,30 @@ function diskFull(dir: string, free: number, need: number, what: string): Coldst
     hint: 'Free space there or choose another -o on a larger volume; nothing was written.',
     details: { freeBytes: free, estimateBytes: need },
   });
+}
+
+/** A hook request: sent once, its time returned; an error status or no answer fails the snapshot/restore (exit 3). */
+export async function sendHook(req: RecordedRequest, flag: string, timeoutSeconds: number, signal: AbortSignal): Promise<{ seconds: number; status: number }> {
+  const r = await sendRecorded(req, timeoutSeconds, signal);
+  if (r.status >= 400) {
+    throw new ColdstartError('BAD_RESPONSE', `${flag}: ${req.method} ${req.url} answered HTTP ${r.status}`, { hint: `${r.body.toString('utf8').slice(0, 200)}`.trim() || 'Check the server log.' });
+  }
+  return { seconds: r.seconds, status: r.status };
+}
+
+/** The image by kind, one line each (what could not be told apart is "other"). */
+export function kindLines(k: ImageKinds | null, total: number): string[] {
+  if (!k) return ['image by kind: not measured'];
+  const pct = (n: number) => (total > 0 ? ` (${Math.round((100 * n) / total)}%)` : '');
+  const rows: Array<[string, number | null]> = [
+    ['GPU state (CUDA checkpoint)', k.gpuStateBytes],
+    ['anonymous memory (heap, stacks)', k.anonymousBytes],
+    ['file-backed mappings', k.fileMappedBytes],
+    ['shared memory', k.sharedBytes],
+    ['files and process metadata', k.filesBytes],
+    ['other (not classified)', k.otherBytes],
+  ];
+  return ['image by kind:', ...rows.filter(([, v]) => v !== null && v > 0).map(([n, v]) => `  ${n.padEnd(32)} ${formatBytes(v!).padStart(10)}${pct(v!)}`), ...k.notes.map((n) => `  note: ${n}`)];
 }
 
 export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines): Promise<Reported> {
@@ -102,6 +132,12 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       warmup = { ...o.warmup, status: r.status, bodySha256: sha256(r.body) };
     } else notes.push('no --warmup request: the first request was not measured');
     const coldTotal = total();
+    let beforeSnapshot: Manifest['beforeSnapshot'] = null;
+    if (o.beforeSnapshot) {
+      const r = await sendHook(o.beforeSnapshot, '--before-snapshot', o.timeoutSeconds, o.signal);
+      phases['before-snapshot'] = r.seconds;
+      beforeSnapshot = { ...o.beforeSnapshot, status: r.status, seconds: r.seconds };
+    }
 
     const rootPid = server.pid()!;
     const pids = host.processTree(rootPid);
@@ -109,6 +145,15 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const gpu = await cudaProcesses(native, pids);
     const gpuPids = gpu.pids;
     if (gpu.note) notes.push(`GPU state not checked (CPU-only snapshot): ${gpu.note}`);
+    // CRIU cannot save a GPU device file: every process holding one must be one the driver checkpoints (it then
+    // closes them). Refused here, before anything is locked, instead of by CRIU after the GPU checkpoint.
+    const stray = host.gpuDeviceHolders(pids).filter((h) => !gpuPids.includes(h.pid));
+    if (stray.length) {
+      throw new ColdstartError('ENV', `snapshot: ${stray.length === 1 ? 'process' : 'processes'} ${stray.map((h) => `${h.pid} (${h.command.split(' ').slice(0, 3).join(' ') || '?'})`).join(', ')} of the server ${stray.length === 1 ? 'holds' : 'hold'} ${stray[0]!.devices[0]} open without a CUDA context the driver can checkpoint; CRIU cannot save device files`, {
+        hint: 'End such helpers before the snapshot (torch Inductor compile workers: TORCHINDUCTOR_COMPILE_THREADS=1, or shut them down from a --before-snapshot hook), or make them hold a real CUDA context. Nothing was locked or dumped; the server was stopped.',
+        details: { pids: stray },
+      });
+    }
     const dir = dirname(output);
     const memBefore = host.treeMemoryBytes(pids);
     const free = host.diskFreeBytes(dir);
@@ -123,7 +168,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const checkpointTime = stopwatch(clock);
     for (const pid of gpuPids) await native.checkpoint(pid, 'checkpoint');
     if (gpuPids.length) phases['gpu-checkpoint'] = checkpointTime();
-    const estimate = host.treeMemoryBytes(pids) + 16 * 1024 * 1024;
+    const memAfter = host.treeMemoryBytes(pids);
+    const estimate = memAfter + 16 * 1024 * 1024;
     const free2 = host.diskFreeBytes(dir);
     if (free2 !== null && free2 < estimate) throw diskFull(dir, free2, estimate, 'resident memory with GPU memory moved to host');
     mkdirSync(tmp);
@@ -137,9 +183,23 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     await server.stop();
     await pollUntil(async () => (pids.some((p) => host.pidAlive(p)) ? undefined : true), { deadline: nowSeconds() + 10, delayMs: { first: 10, max: 100 }, onTimeout: () => new Error('pids still taken') }).catch(() => undefined);
     copyFileSync(logPath, join(tmp, LOG_COPY));
+    // Every byte hashed in 16 MiB chunks on worker threads, just after CRIU wrote it (it is still in the page cache).
     const hashTime = stopwatch(clock);
-    const files = listImageFiles(tmp);
+    const listed = listImageFiles(tmp);
+    const digests = await hashFiles(
+      listed.map((f) => join(tmp, f.name)),
+      { signal: o.signal },
+    );
+    const files = listed.map((f, i) => ({ name: f.name, bytes: digests[i]!.bytes, sha256: digests[i]!.digest, chunks: digests[i]!.chunks }));
     phases['hash'] = hashTime();
+    const imageBytes = files.reduce((a, f) => a + f.bytes, 0);
+    let kinds: ImageKinds | null = null;
+    try {
+      kinds = imageKinds(tmp, files, gpuPids.length ? Math.max(0, memAfter - memBefore) : null);
+      if (gpuPids.length) kinds.notes.push("GPU state: the server's resident memory growth across the CUDA checkpoint");
+    } catch (e) {
+      notes.push(`image by kind not measured: ${(e as Error).message}`);
+    }
     const manifest: Manifest = {
       schema: MANIFEST_SCHEMA,
       createdAt: clock.date().toISOString(),
@@ -156,9 +216,13 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       fingerprint: await machineFingerprint(engines, criu.version),
       cold: { readySeconds, firstRequestSeconds, totalSeconds: coldTotal, notes },
       snapshotSeconds: phases,
-      imageBytes: files.reduce((a, f) => a + f.bytes, 0),
+      imageBytes,
       memoryEstimateBytes: estimate,
+      hash: CHUNK_HASH,
       files,
+      beforeSnapshot,
+      afterRestore: o.afterRestore,
+      kinds,
     };
     writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
     replaceImage(tmp, output, o.force);
@@ -172,7 +236,18 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     ];
     report.total = { seconds: total() };
     report.warnings.push(...notes);
-    report.details = { image: output, imageBytes: manifest.imageBytes, files: files.length, fingerprint: manifest.fingerprint, cold: manifest.cold, snapshotSeconds: phases };
+    report.details = {
+      image: output,
+      imageBytes,
+      files: files.length,
+      fingerprint: manifest.fingerprint,
+      cold: manifest.cold,
+      snapshotSeconds: phases,
+      hashBytesPerSecond: phases['hash']! > 0 ? imageBytes / phases['hash']! : null,
+      kinds: kinds ?? 'not measured',
+      beforeSnapshot,
+      afterRestore: o.afterRestore,
+    };
     return {
       report,
       human: () =>
@@ -186,6 +261,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
             ],
             ['', 'cold start', 'snapshot'],
           ),
+          ...kindLines(kinds, imageBytes),
           `restore with: coldstart restore ${output}`,
         ].join('\n'),
     };

@@ -1,32 +1,38 @@
 #!/usr/bin/env bash
-# Device proof for `coldstart snapshot` / `restore` / `park` / `unpark` (an NVIDIA GPU with driver >= 570, root,
-# python3 with torch + transformers; no network: CRIU comes from the .debs carried in .dev/criu-debs).
+# Device proof for `coldstart snapshot` / `restore` / `park` / `unpark` at real size (issue #26): an NVIDIA GPU with
+# driver >= 570, root, python3 with torch + transformers; no network (CRIU from carried .debs, node carried).
 #
-#   OUT=/tmp/out NODE=.dev/node test/device/snapshot-gpu.sh          # about 4-6 minutes
-#   SKIP_COMPILE=1 ...                                                 # eager only (about 2 minutes)
-#   CPU_DRY_RUN=1 SKIP_COMPILE=1 ...   # no GPU: a 2-layer CPU model through the same CRIU steps (park/unpark must
-#                                      # then answer "not available", exit 3, which the dry run checks instead)
-#
-# 1. CRIU: scripts/ci-criu.sh unpacks the carried Debian .debs into a private prefix (criu check logged);
-# 2. eager server (test/device/snapshot_server.py: synthetic 1.1B Llama, bf16, on the GPU): snapshot with a
-#    warmup request (cold start measured on the way), page cache dropped, restore: each phase timed, the first
-#    answer compared with the snapshot's (sha256 of the body);
-# 3. park / unpark of the restored server, GPU memory from NVML before/after, then the answer compared again;
-# 4. the restore's floor: image bytes over the disk read rate (cache dropped) and the page-cache rate;
-# 5. torch.compile(mode="reduce-overhead") server: cold start (compile + CUDA graph capture in the warmup) vs
-#    restore (unless SKIP_COMPILE=1).
-# Writes to $OUT (flat, <= 8 files): snapshot-eager.json restore-eager.json park.json unpark.json
-# snapshot-compile.json restore-compile.json summary.txt. Exit 0 when every step ran and every answer matched,
-# 1 when an answer differed or a step failed, 3 when the machine lacks a piece (no GPU, no torch, no CRIU).
+#   OUT=/tmp/out NODE=.dev/node test/device/snapshot-gpu.sh eager     # 8B-shaped, eager: about 4 minutes
+#   OUT=/tmp/out NODE=.dev/node test/device/snapshot-gpu.sh compile   # 8B-shaped, reduce-overhead: about 6 minutes
+#   CS_SIZE=1b ...                                   # the 1.1B shape instead (default 8b)
+#   CRIU_DEBS=DIR ...                                # a folder of CRIU .debs (default .dev/criu-debs; fill one with
+#                                                    #   scripts/ci-criu.sh --download .dev/criu-debs where there is network)
+#   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
+#                                                    #   must then answer "not available", exit 3, which is checked)
+# Each invocation (one mode; <= 9 minutes) does, timing every step and comparing the greedy answer after each:
+#   1. CRIU from the carried .debs (scripts/ci-criu.sh), `criu check` logged;
+#   2. snapshot with Inductor's defaults (no TORCHINDUCTOR_COMPILE_THREADS): cold start measured on the way; a failure
+#      is reported with coldstart's diagnosis from CRIU's log (details.cause) and the run goes on to step 5;
+#   3. restore with the image in the page cache (a warm node), then after dropping the page cache (a cold disk);
+#   4. (eager) park / unpark of the restored server, GPU memory from NVML before/after;
+#   5. snapshot with --before-snapshot /sleep (KV buffer dropped, compile workers shut down) and --after-restore
+#      /wake_up: the image by kind with and without the hooks, restore from a cold disk;
+#   6. floors measured in the same run (test/device/snapshot_floors.py): disk, page cache, memcpy, pinned H2D.
+# Writes to $OUT (flat): snapshot-MODE[-hooks].json restore-MODE-{warm,cold}[-hooks].json park.json unpark.json
+# floors-MODE.json summary-MODE.json summary.txt. Exit 0 when every step ran and every answer matched, 1 when an
+# answer differed or a step failed, 3 when the machine lacks a piece (no GPU, no torch, no CRIU).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+MODE="${1:-eager}"
+case "$MODE" in eager | compile) ;; *) echo "usage: $0 eager|compile" >&2; exit 2 ;; esac
 OUT="${OUT:-/tmp/coldstart-snapshot-gpu}"
-WORK="${WORK:-/tmp/coldstart-snapshot-work}"
+WORK="${WORK:-/var/tmp/coldstart-snapshot-work}"
 NODE="${NODE:-node}"
 PY="${COLDSTART_PYTHON:-python3}"
+export CS_SIZE="${CS_SIZE:-8b}" CS_KV_GIB="${CS_KV_GIB:-2}"
 mkdir -p "$OUT" "$WORK"
 S="$OUT/summary.txt"
-: >"$S"
+touch "$S"
 CS=("$NODE" bin/coldstart.js)
 say() { echo "$*" | tee -a "$S" >&2; }
 fail=0
@@ -37,110 +43,113 @@ cleanup() {
 }
 trap cleanup EXIT
 jget() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@" 2>/dev/null; }
+dry() { [ "${CPU_DRY_RUN:-0}" = 1 ]; }
 # The page cache is dropped only on the GPU machine (a dedicated box); the CPU dry run leaves a shared machine alone.
-drop_caches() { [ "${CPU_DRY_RUN:-0}" = 1 ] && return 0; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || say "note: could not drop the page cache"; }
+drop_caches() { dry && return 0; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || say "note: could not drop the page cache"; }
+kill_tree() { [ -f "$1" ] && for p in $(jget "$1" "' '.join(map(str, d['pids']))"); do kill -9 "$p" 2>/dev/null; done; sleep 1; }
 
-say "== coldstart snapshot device proof, $(date -u +%FT%TZ)"
-if [ "${CPU_DRY_RUN:-0}" = 1 ]; then
-  export CS_DEVICE=cpu CS_LAYERS=2 CS_HIDDEN=256
-  say "CPU dry run: small CPU model, no GPU steps"
+say "== coldstart snapshot device proof: $MODE, size $CS_SIZE, $(date -u +%FT%TZ)"
+if dry; then
+  export CS_DEVICE=cpu
   "$PY" -c "import torch, transformers" 2>>"$S" || { say "SKIP: $PY lacks torch or transformers"; exit 3; }
 else
-  if ! nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$S" 2>&1; then say "SKIP: no NVIDIA GPU/driver (nvidia-smi failed)"; exit 3; fi
-  if ! "$PY" -c "import torch, transformers; assert torch.cuda.is_available()" 2>>"$S"; then say "SKIP: $PY lacks torch with CUDA or transformers"; exit 3; fi
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader >>"$S" 2>&1 || { say "SKIP: no NVIDIA GPU/driver"; exit 3; }
+  "$PY" -c "import torch, transformers; assert torch.cuda.is_available()" 2>>"$S" || { say "SKIP: $PY lacks torch with CUDA or transformers"; exit 3; }
 fi
-"$PY" -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" >>"$S"
+"$PY" -c "import torch, transformers, os; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cpus', os.cpu_count())" >>"$S"
 [ "$(id -u)" = 0 ] || { say "SKIP: needs root (CRIU)"; exit 3; }
+command -v "$NODE" >/dev/null 2>&1 || [ -x "$NODE" ] || { say "SKIP: no node ($NODE); set NODE=.dev/node"; exit 3; }
+[ -f dist/cli/main.js ] || { say "SKIP: dist/ is not built"; exit 3; }
 
 say "== 1. CRIU"
 export COLDSTART_CRIU_PREFIX="$WORK/criu"
-if [ -d .dev/criu-debs ]; then export COLDSTART_CRIU_DEBS="${COLDSTART_CRIU_DEBS:-$PWD/.dev/criu-debs}"; fi
-if ! eval "$(scripts/ci-criu.sh 2>>"$S")"; then say "SKIP: CRIU could not be installed (carry .dev/criu-debs: scripts/ci-criu.sh --download .dev/criu-debs)"; exit 3; fi
+debs="${CRIU_DEBS:-${COLDSTART_CRIU_DEBS:-$PWD/.dev/criu-debs}}"
+[ -d "$debs" ] && export COLDSTART_CRIU_DEBS="$debs"
+if ! eval "$(scripts/ci-criu.sh 2>>"$S")"; then say "SKIP: CRIU could not be installed (carry the .debs: scripts/ci-criu.sh --download .dev/criu-debs, or CRIU_DEBS=DIR)"; exit 3; fi
 export COLDSTART_CRIU
 "$COLDSTART_CRIU" --version | head -n 1 | tee -a "$S" >&2
 "$COLDSTART_CRIU" check >>"$S" 2>&1 || say "note: criu check reported problems (above)"
+say "nofile soft/hard $(ulimit -Sn)/$(ulimit -Hn), fs.nr_open $(cat /proc/sys/fs/nr_open), CapEff $(grep CapEff /proc/self/status | cut -f2)"
 
-# snapshot MODE PORT TIMEOUT → $OUT/snapshot-MODE.json; restore → $OUT/restore-MODE.json (pid in $rpid)
-run_mode() {
-  local mode="$1" port="$2" t="$3"
-  say "== snapshot ($mode)"
-  timeout "$t" "${CS[@]}" snapshot -o "$WORK/$mode" --ready-url "http://127.0.0.1:$port/health" --warmup "http://127.0.0.1:$port/generate" \
-    --timeout "$t" --json -- "$PY" test/device/snapshot_server.py "$port" "$mode" >"$OUT/snapshot-$mode.json" 2>>"$S"
+# snapshot NAME PORT [hook flags…] → $OUT/snapshot-NAME.json, image $WORK/NAME
+snapshot() {
+  local name="$1" port="$2"
+  shift 2
+  say "== snapshot $name"
+  timeout 420 "${CS[@]}" snapshot -o "$WORK/$name" --ready-url "http://127.0.0.1:$port/health" --warmup "http://127.0.0.1:$port/generate" \
+    --timeout 400 "$@" --json -- "$PY" test/device/snapshot_server.py "$port" "$MODE" >"$OUT/snapshot-$name.json" 2>>"$S"
   local rc=$?
-  if [ $rc -ne 0 ]; then say "FAIL: snapshot $mode exited $rc; server log:"; tail -n 20 "$WORK/$mode.log" >>"$S" 2>/dev/null; fail=1; return 1; fi
-  say "cold: ready $(jget "$OUT/snapshot-$mode.json" "round(d['details']['cold']['readySeconds'],2)") s, first request $(jget "$OUT/snapshot-$mode.json" "round(d['details']['cold']['firstRequestSeconds'],2)") s; snapshot steps $(jget "$OUT/snapshot-$mode.json" "{k: round(v,2) for k,v in d['details']['snapshotSeconds'].items()}"); image $(jget "$OUT/snapshot-$mode.json" "round(d['details']['imageBytes']/2**30,2)") GiB; gpu pids $(jget "$OUT/snapshot-$mode.json" "d['target']['gpuPids']")"
-  cat "$WORK/$mode.log" >>"$S"
-  drop_caches
-  say "== restore ($mode, page cache dropped)"
-  timeout 150 "${CS[@]}" restore "$WORK/$mode" --timeout 120 --json >"$OUT/restore-$mode.json" 2>>"$S"
-  rc=$?
-  rpid=$(jget "$OUT/restore-$mode.json" "d['details']['pid']")
+  tail -n 5 "$WORK/$name.log" >>"$S" 2>/dev/null
+  if [ $rc -ne 0 ]; then
+    say "FAIL: snapshot $name exited $rc: $(jget "$OUT/snapshot-$name.json" "d['error']['message']")"
+    say "  cause: $(jget "$OUT/snapshot-$name.json" "d['error'].get('details', {}).get('cause')"); hint: $(jget "$OUT/snapshot-$name.json" "d['error'].get('hint')")"
+    [ -f "$WORK/$name.dump.log" ] && cp "$WORK/$name.dump.log" "$OUT/$name.dump.log"
+    fail=1
+    return 1
+  fi
+  say "cold: ready $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['readySeconds'],2)") s + first request $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['firstRequestSeconds'],2)") s; steps $(jget "$OUT/snapshot-$name.json" "{k: round(v,2) for k,v in d['details']['snapshotSeconds'].items()}")"
+  say "image $(jget "$OUT/snapshot-$name.json" "round(d['details']['imageBytes']/1e9,2)") GB, hashed at $(jget "$OUT/snapshot-$name.json" "round(d['details']['hashBytesPerSecond']/1e9,2)") GB/s; by kind (GB): $(jget "$OUT/snapshot-$name.json" "{k: round(v/1e9,2) for k,v in d['details']['kinds'].items() if isinstance(v,int)}")"
+}
+
+# restore NAME TAG warm|cold → $OUT/restore-NAME-TAG.json; the answer compared with the snapshot's
+restore() {
+  local name="$1" tag="$2"
+  [ "$tag" = cold ] && drop_caches
+  say "== restore $name ($tag)"
+  timeout 300 "${CS[@]}" restore "$WORK/$name" --timeout 240 --json >"$OUT/restore-$name-$tag.json" 2>>"$S"
+  local rc=$?
+  rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
   [ -n "$rpid" ] && pids+=("$rpid")
-  if [ $rc -ne 0 ]; then say "FAIL: restore $mode exited $rc"; fail=1; return 1; fi
-  say "restored: $(jget "$OUT/restore-$mode.json" "{k: (round(v,3) if isinstance(v,float) else v) for k,v in d['details']['restored'].items() if k!='firstRequest'}") first request $(jget "$OUT/restore-$mode.json" "round(d['details']['restored']['firstRequest']['seconds'],3)") s"
-  say "image bytes in the page cache before the restore: $(jget "$OUT/restore-$mode.json" "d['details']['imageResidentBytes']") of $(jget "$OUT/restore-$mode.json" "d['details']['imageBytes']")"
-  say "speedup (cold total / restored total): $(jget "$OUT/restore-$mode.json" "round(d['details']['speedup'],2)")x"
+  if [ $rc -ne 0 ]; then say "FAIL: restore $name $tag exited $rc: $(jget "$OUT/restore-$name-$tag.json" "d['error']['message']")"; fail=1; return 1; fi
+  say "restored ($(jget "$OUT/restore-$name-$tag.json" "round(100*(d['details']['imageResidentBytes'] or 0)/d['details']['imageBytes'])")% in cache before): $(jget "$OUT/restore-$name-$tag.json" "{p['name']: (round(p['seconds'],2) if p['seconds'] is not None else None) for p in d['phases']}") total $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['totalSeconds'],2)") s, resumed after $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['resumedSeconds'],2)") s, verify $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['verifyBytesPerSecond']/1e9,2)") GB/s; speedup $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['speedup'],2)")x"
   local same
-  same=$(jget "$OUT/restore-$mode.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
+  same=$(jget "$OUT/restore-$name-$tag.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
   say "first answer identical to the snapshot's: $same"
   [ "$same" = True ] || fail=1
 }
 
-answer_sha() { "$PY" -c "import urllib.request,hashlib,sys; print(hashlib.sha256(urllib.request.urlopen(sys.argv[1], timeout=120).read()).hexdigest())" "$1"; }
+# "SHA256 SECONDS" of one answer
+answer_sha() { "$PY" -c "import urllib.request,hashlib,sys,time; t=time.perf_counter(); b=urllib.request.urlopen(sys.argv[1], timeout=120).read(); print(hashlib.sha256(b).hexdigest(), round(time.perf_counter()-t,3))" "$1"; }
 
-P1=18801
-eager_ok=0
-if run_mode eager "$P1" 240; then
-  eager_ok=1
-  want=$(jget "$WORK/eager/manifest.json" "d['warmup']['bodySha256']")
-  say "== park / unpark pid $rpid"
-  timeout 120 "${CS[@]}" park "$rpid" --json >"$OUT/park.json" 2>>"$S"
-  prc=$?
-  if [ "${CPU_DRY_RUN:-0}" = 1 ]; then
-    say "park without a driver: exit $prc, $(jget "$OUT/park.json" "d['error']['message']")"
-    [ $prc = 3 ] || fail=1
-  elif [ $prc != 0 ]; then say "FAIL: park exited $prc"; fail=1; fi
-  say "park: $(jget "$OUT/park.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") GPU memory used $(jget "$OUT/park.json" "d['details']['gpuMemoryUsedBefore']") -> $(jget "$OUT/park.json" "d['details']['gpuMemoryUsedAfter']") bytes"
-  timeout 120 "${CS[@]}" unpark "$rpid" --json >"$OUT/unpark.json" 2>>"$S"
-  prc=$?
-  if [ "${CPU_DRY_RUN:-0}" = 1 ]; then [ $prc = 3 ] || fail=1; elif [ $prc != 0 ]; then say "FAIL: unpark exited $prc"; fail=1; fi
-  say "unpark: $(jget "$OUT/unpark.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") GPU memory used $(jget "$OUT/unpark.json" "d['details']['gpuMemoryUsedBefore']") -> $(jget "$OUT/unpark.json" "d['details']['gpuMemoryUsedAfter']") bytes"
-  got=$(answer_sha "http://127.0.0.1:$P1/generate" 2>>"$S")
-  say "answer after unpark identical to the snapshot's: $([ "$got" = "$want" ] && echo True || echo "False ($got vs $want)")"
-  [ "$got" = "$want" ] || fail=1
-  kill -9 "$rpid" 2>/dev/null
-  say "== restore floor: the image read back (cache dropped, then cached)"
-  CPU_DRY_RUN="${CPU_DRY_RUN:-0}" "$PY" - "$WORK/eager" "$OUT/restore-eager.json" >>"$S" 2>&1 <<'PYEOF'
-import os, sys, time, json, subprocess
-d = sys.argv[1]
-files = [os.path.join(d, f) for f in os.listdir(d) if f.startswith("pages-")]
-total = sum(os.path.getsize(f) for f in files)
-def read_all():
-    t = time.time()
-    for f in files:
-        with open(f, "rb", buffering=0) as fh:
-            while fh.read(16 << 20):
-                pass
-    return time.time() - t
-if os.environ.get("CPU_DRY_RUN") != "1":
-    subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True)
-cold = read_all(); warm = read_all()
-r = json.load(open(sys.argv[2]))
-img = r["details"]["imageBytes"]; crs = r["details"]["restored"]["criuRestoreSeconds"]
-if os.environ.get("CPU_DRY_RUN") == "1":
-    print("(dry run: the page cache was not dropped, so the 'disk' rate below is a cached read)")
-print(f"pages files {total/2**30:.2f} GiB: disk {total/cold/2**30:.2f} GiB/s, page cache {total/warm/2**30:.2f} GiB/s")
-print(f"criu restore {crs:.2f} s vs floor {img/(total/cold):.2f} s from disk (efficiency floor/yours {img/(total/cold)/crs:.2f}), {img/(total/warm):.2f} s from page cache")
-PYEOF
-fi
-
-if [ "${SKIP_COMPILE:-0}" != 1 ] && [ $eager_ok = 0 ]; then
-  say "compile run skipped: the eager snapshot/restore failed (see above); it would fail the same way"
-elif [ "${SKIP_COMPILE:-0}" != 1 ]; then
-  run_mode compile 18802 300 && kill -9 "$rpid" 2>/dev/null
-  if [ -f "$OUT/restore-compile.json" ] && [ -f "$OUT/snapshot-eager.json" ]; then
-    say "eager cold total $(jget "$OUT/restore-eager.json" "round(d['details']['cold']['totalSeconds'],2)") s vs compile cold total $(jget "$OUT/restore-compile.json" "round(d['details']['cold']['totalSeconds'],2)") s; compile restore $(jget "$OUT/restore-compile.json" "round(d['details']['restored']['totalSeconds'],2)") s (goal: >= 5x faster: $(jget "$OUT/restore-compile.json" "round(d['details']['speedup'],2)")x)"
+P=18801
+[ "$MODE" = compile ] && P=18811
+plain_ok=0
+if snapshot "$MODE" "$P"; then
+  plain_ok=1
+  restore "$MODE" warm && {
+    kill_tree "$WORK/$MODE/manifest.json"
+    restore "$MODE" cold
+  }
+  if [ "$MODE" = eager ] && [ -n "${rpid:-}" ]; then
+    want=$(jget "$WORK/$MODE/manifest.json" "d['warmup']['bodySha256']")
+    say "== park / unpark pid $rpid"
+    timeout 120 "${CS[@]}" park "$rpid" --json >"$OUT/park.json" 2>>"$S"
+    prc=$?
+    if dry; then [ $prc = 3 ] || fail=1; elif [ $prc != 0 ]; then say "FAIL: park exited $prc"; fail=1; fi
+    say "park: $(jget "$OUT/park.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") GPU memory used $(jget "$OUT/park.json" "d['details']['gpuMemoryUsedBefore']") -> $(jget "$OUT/park.json" "d['details']['gpuMemoryUsedAfter']") bytes"
+    timeout 120 "${CS[@]}" unpark "$rpid" --json >"$OUT/unpark.json" 2>>"$S"
+    prc=$?
+    if dry; then [ $prc = 3 ] || fail=1; elif [ $prc != 0 ]; then say "FAIL: unpark exited $prc"; fail=1; fi
+    say "unpark: $(jget "$OUT/unpark.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") total $(jget "$OUT/unpark.json" "round(d['total']['seconds'],3)") s"
+    read -r got secs < <(answer_sha "http://127.0.0.1:$P/generate" 2>>"$S")
+    echo "{\"firstAnswerSeconds\": ${secs:-null}, \"identical\": $([ "$got" = "$want" ] && echo true || echo false)}" >"$OUT/unpark-answer.json"
+    say "first answer after unpark in ${secs:-?} s, identical: $([ "$got" = "$want" ] && echo True || echo "False ($got vs $want)")"
+    [ "$got" = "$want" ] || fail=1
   fi
+  kill_tree "$WORK/$MODE/manifest.json"
+  say "== floors (same run)"
+  "$PY" test/device/snapshot_floors.py "$WORK/$MODE" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1 || say "note: floors not measured"
+  rm -rf "$WORK/$MODE"
 fi
-say "== done, exit $fail"
+
+H=$((P + 1))
+if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=1" --after-restore "http://127.0.0.1:$H/wake_up"; then
+  restore "$MODE-hooks" cold
+  kill_tree "$WORK/$MODE-hooks/manifest.json"
+  [ $plain_ok = 1 ] || "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1
+fi
+
+say "== summary"
+"$PY" test/device/snapshot_summary.py "$OUT" "$MODE" >>"$S" 2>&1 || say "note: no summary (see above)"
+say "== done ($MODE), exit $fail"
 exit $fail

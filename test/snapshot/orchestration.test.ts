@@ -100,7 +100,7 @@ function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngi
   };
 }
 
-function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null }): SnapshotEngines & { starts: number } {
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders'] }): SnapshotEngines & { starts: number } {
   const e = withSnapshotEngines({
     criu: {
       require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
@@ -108,7 +108,7 @@ function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock
       ...(o.restore ? { restore: o.restore } : {}),
     },
     native: o.native,
-    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}) },
+    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}) },
     clock: o.clock,
   }) as SnapshotEngines & { starts: number };
   e.starts = 0;
@@ -187,11 +187,30 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     expect(phases['criu-dump']).toBeGreaterThanOrEqual(2);
     expect(phases['criu-dump']).toBeLessThan(60);
     const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
-    expect(m).toMatchObject({ schema: 'coldstart/snapshot-image@1', rootPid: server, gpuPids: [server], createdAt: '2025-06-01T00:00:00.000Z' });
+    expect(m).toMatchObject({ schema: 'coldstart/snapshot-image@2', rootPid: server, gpuPids: [server], createdAt: '2025-06-01T00:00:00.000Z' });
     expect(m.fingerprint.gpu).toEqual({ driver: '580.1', cuda: 13000, devices: [{ index: 0, name: 'Fake GPU', uuid: 'GPU-1' }] });
     expect(m.files.map((f: { name: string }) => f.name)).toEqual(['inventory.img', 'pages-1.img', 'server.log']);
     expect(readFileSync(join(image, 'server.log'), 'utf8')).toContain('listening');
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
+    expect(await gone([server, grandchild])).toEqual([]);
+  });
+
+  it('a process of the tree holding /dev/nvidia* without a CUDA context the driver checkpoints (an Inductor compile worker): refused (exit 3) before anything is locked, the tree stopped, no image', async () => {
+    const clock = fakeClock();
+    let first: number | null = null;
+    const native = fakeNative({ gpu: (pid) => (first ??= pid) === pid });
+    const e = engines({ native, clock, deviceHolders: (pids) => pids.filter((p) => p !== first).map((pid) => ({ pid, devices: ['/dev/nvidiactl'], command: 'python -m torch._inductor.compile_worker' })) });
+    const port = await freePort();
+    const pidfile = join(tmp, 'stray.pids');
+    const out = join(tmp, 'stray-img');
+    const r = await run(e, 'snapshot', ['--json', '-o', out, '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('tree-server.mjs'), String(port), pidfile]);
+    expect(r.code).toBe(3);
+    const err = json(r).error;
+    expect(err.code).toBe('ENV');
+    const [server, grandchild] = await pidsFrom(pidfile);
+    expect(err.details.pids.map((p: { pid: number }) => p.pid)).toEqual([grandchild]);
+    expect(native.calls.filter((c) => c.action !== 'state')).toEqual([]);
+    expect(existsSync(out)).toBe(false);
     expect(await gone([server, grandchild])).toEqual([]);
   });
 

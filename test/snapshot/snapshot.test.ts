@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { rootDigest } from '../../src/snapshot/hash.js';
 
 const criu = process.env.COLDSTART_CRIU ?? 'criu';
 const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
@@ -107,7 +108,14 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(doc.schema).toBe('coldstart/snapshot@1');
     expect(doc.target.ports).toEqual([`127.0.0.1:${port}`]);
     const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
-    expect(m.schema).toBe('coldstart/snapshot-image@1');
+    expect(m.schema).toBe('coldstart/snapshot-image@2');
+    // Every byte hashed: one sha256 per 16 MiB chunk of every file, and the image by kind adding up to its bytes.
+    expect(m.hash).toBe('sha256-chunks-16MiB');
+    for (const f of m.files) expect(f.chunks).toHaveLength(Math.max(1, Math.ceil(f.bytes / (16 << 20))));
+    const k = m.kinds;
+    expect(k.anonymousBytes).toBeGreaterThan(0);
+    expect(k.anonymousBytes + k.fileMappedBytes + k.sharedBytes + k.filesBytes + k.otherBytes).toBe(m.imageBytes);
+    expect(doc.details.kinds).toEqual(k);
     expect(m.cold.readySeconds).toBeGreaterThan(0);
     expect(m.cold.firstRequestSeconds).toBeGreaterThan(0);
     expect(m.fingerprint.kernel).toBe(readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
@@ -158,7 +166,7 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     writeFileSync(inv, b);
     const r2 = await runCli(['restore', flipped], { env });
     expect(r2.code).toBe(2);
-    expect(r2.stderr).toMatch(/inventory\.img has sha256/);
+    expect(r2.stderr).toMatch(/inventory\.img: bytes 0–\d+ \(16 MiB chunk 0\) differ/);
     rmSync(bad, { recursive: true });
     rmSync(flipped, { recursive: true });
     rmSync(join(tmp, 'other-kernel'), { recursive: true });
@@ -267,13 +275,16 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
 
   it("a failed dump leaves nothing that looks complete, keeps CRIU's log beside it, and the server is stopped", async () => {
     const fake = join(tmp, 'criu-fails.sh');
-    writeFileSync(fake, `#!/bin/sh\nif [ "$1" = --version ]; then exec "${criu}" --version; fi\nwhile [ "$1" != -D ]; do shift; done\necho partial > "$2/pages-1.img"\necho 'Error (criu/cr-dump.c:1): Dumping FAILED.' > "$2/dump.log"\nexit 1\n`);
+    // CRIU's real log of a refused dump (test/fixtures-criu): the cause is the socket line, not the rlimit line before it.
+    const realLog = resolve(__dirname, '../fixtures-criu/dump-ext-unix-stream.log');
+    writeFileSync(fake, `#!/bin/sh\nif [ "$1" = --version ]; then exec "${criu}" --version; fi\nwhile [ "$1" != -D ]; do shift; done\necho partial > "$2/pages-1.img"\ncp '${realLog}' "$2/dump.log"\nexit 1\n`);
     chmodSync(fake, 0o755);
     const p2 = await freePort();
     const out = join(tmp, 'failed');
     const r = await runCli(['snapshot', '-o', out, '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, server, String(p2)], { env: { COLDSTART_CRIU: fake } });
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('criu dump failed: Error (criu/cr-dump.c:1): Dumping FAILED.');
+    expect(r.stderr).toContain("criu dump failed: unix: Can't dump half of stream unix connection");
+    expect(r.stderr).not.toMatch(/before 4\.2/);
     // The hint names CRIU's log where it survives the removal of the temporary image (IMAGE.dump.log).
     expect(r.stderr).toContain(`Full log: ${out}.dump.log`);
     expect(readFileSync(`${out}.dump.log`, 'utf8')).toContain('Dumping FAILED');
@@ -374,6 +385,84 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
   });
 });
 
+describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRIU)', () => {
+  const sleepy = resolve(__dirname, '../fixtures-servers/sleepy.mjs');
+  const snap = async (out: string, port: number, extra: string[]) =>
+    runCli(['snapshot', '--json', '-o', out, '--ready-url', `http://127.0.0.1:${port}/health`, '--warmup', `http://127.0.0.1:${port}/work`, ...extra, '--', process.execPath, '--expose-gc', sleepy, String(port), '96'], { env });
+
+  it('one flipped byte in the middle of the largest pages file: restore refused (exit 2) naming the file and chunk, the tree never resumed and gone, the image untouched', async () => {
+    const port = await freePort();
+    const img = join(tmp, 'verify-img');
+    const r = await snap(img, port, []);
+    expect(r.code, r.stderr).toBe(0);
+    const m = JSON.parse(readFileSync(join(img, 'manifest.json'), 'utf8'));
+    const pages = m.files.filter((f: { name: string }) => /^pages-\d+\.img$/.test(f.name)).sort((a: { bytes: number }, b: { bytes: number }) => b.bytes - a.bytes)[0];
+    expect(pages.bytes).toBeGreaterThan(64 << 20); // past the old 64 MiB sampling limit
+    const p = join(img, pages.name);
+    const mid = Math.floor(pages.bytes / 2);
+    const b = readFileSync(p);
+    b[mid] ^= 0x01;
+    writeFileSync(p, b);
+    const before = treeState(img);
+    const rr = await runCli(['restore', img, '--json'], { env });
+    expect(rr.code).toBe(2);
+    const err = JSON.parse(rr.stdout).error;
+    expect(err.code).toBe('CORRUPT_FILE');
+    const problem = err.details.problems[0];
+    expect(problem).toMatchObject({ name: pages.name, problem: 'bytes' });
+    expect(problem.from).toBeLessThanOrEqual(mid);
+    expect(problem.to).toBeGreaterThan(mid);
+    expect(err.message).toContain(pages.name);
+    // Killed while stopped; a killed process lingers as a zombie until init reaps it.
+    for (let i = 0; i < 400 && m.pids.some((p2: number) => existsSync(`/proc/${p2}`)); i++) await new Promise((r2) => setTimeout(r2, 25));
+    expect(m.pids.filter((p2: number) => existsSync(`/proc/${p2}`))).toEqual([]);
+    expect(await listening(port)).toBe(false);
+    expect(treeState(img)).toEqual(before);
+    // The server never ran: its output after the restore is what it wrote before the snapshot, nothing more.
+    expect(readFileSync(`${img}.log`, 'utf8')).toBe(readFileSync(join(img, 'server.log'), 'utf8'));
+    rmSync(img, { recursive: true });
+  });
+
+  it('--before-snapshot drops what the server rebuilds (the image shrinks); restore sends the recorded --after-restore before the first request, whose answer is the same', async () => {
+    const p1 = await freePort();
+    const full = join(tmp, 'hooks-full');
+    const r1 = await snap(full, p1, []);
+    expect(r1.code, r1.stderr).toBe(0);
+    const p2 = await freePort();
+    const slim = join(tmp, 'hooks-slim');
+    const r2 = await snap(slim, p2, ['--before-snapshot', `http://127.0.0.1:${p2}/sleep`, '--after-restore', `http://127.0.0.1:${p2}/wake_up`]);
+    expect(r2.code, r2.stderr).toBe(0);
+    const d1 = JSON.parse(r1.stdout).details;
+    const d2 = JSON.parse(r2.stdout).details;
+    expect(d1.imageBytes - d2.imageBytes).toBeGreaterThan(64 << 20);
+    expect(d1.kinds.anonymousBytes - d2.kinds.anonymousBytes).toBeGreaterThan(64 << 20);
+    expect(JSON.parse(r2.stdout).phases.find((p: { name: string }) => p.name === 'before-snapshot').seconds).toBeGreaterThan(0);
+    const m = JSON.parse(readFileSync(join(slim, 'manifest.json'), 'utf8'));
+    expect(m.beforeSnapshot).toMatchObject({ url: `http://127.0.0.1:${p2}/sleep`, method: 'POST', status: 200 });
+    expect(m.afterRestore).toEqual({ url: `http://127.0.0.1:${p2}/wake_up`, method: 'POST', body: null });
+    const rr = await runCli(['restore', slim], { env });
+    expect(rr.code, rr.stderr).toBe(0);
+    // Human output: the phases, and one line that says the server is left running and how to stop it.
+    expect(rr.stdout).toMatch(/after-restore hook/);
+    expect(rr.stdout).toMatch(new RegExp(`left running as pid ${m.rootPid}.*kill ${m.rootPid}`));
+    expect(rr.stdout).toMatch(/first answer identical to the snapshot's/);
+    restored.push(m.rootPid);
+    const res = await fetch(`http://127.0.0.1:${p2}/work`, { headers: { connection: 'close' } });
+    expect((await res.json()).awake).toBe(true);
+    await killAndWait(m.rootPid);
+    // A hook that fails: exit 3, the tree stopped, no image.
+    const p3 = await freePort();
+    const bad = join(tmp, 'hooks-bad');
+    const r3 = await snap(bad, p3, ['--before-snapshot', `http://127.0.0.1:${p3}/no-such-hook`]);
+    expect(r3.code).toBe(3);
+    expect(JSON.parse(r3.stdout).error.code).toBe('BAD_RESPONSE');
+    expect(existsSync(bad)).toBe(false);
+    expect(await listening(p3)).toBe(false);
+    rmSync(full, { recursive: true });
+    rmSync(slim, { recursive: true });
+  });
+});
+
 describe('restore validates the whole manifest before touching anything (no CRIU needed)', () => {
   const root = join(tmp, 'hostile');
   const image = join(root, 'img');
@@ -389,10 +478,14 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     const files = [];
     for (const [name, body] of [['inventory.img', 'inventory'], ['pages-1.img', 'p'.repeat(4096)], ['server.log', 'listening\n']] as const) {
       writeFileSync(join(image, name), body);
-      files.push({ name, bytes: body.length, sha256: sha(body), sampled: false });
+      files.push({ name, bytes: body.length, sha256: rootDigest([sha(body)]), chunks: [sha(body)] });
     }
     return {
-      schema: 'coldstart/snapshot-image@1',
+      schema: 'coldstart/snapshot-image@2',
+      hash: 'sha256-chunks-16MiB',
+      beforeSnapshot: null,
+      afterRestore: null,
+      kinds: null,
       createdAt: '2025-01-01T00:00:00.000Z',
       tool: 'coldstart',
       command: ['node', 'server.mjs'],
@@ -446,6 +539,10 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     ['files[].name listed twice', (m) => (m.files[1].name = m.files[0].name), 'CORRUPT_FILE', 'files[1].name'],
     ['files[].bytes a string', (m) => (m.files[0].bytes = '9'), 'CORRUPT_FILE', 'files[0].bytes'],
     ['files[].sha256 not a hash', (m) => (m.files[0].sha256 = '../../x'), 'CORRUPT_FILE', 'files[0].sha256'],
+    ['files[].sha256 not the digest of its chunks', (m) => (m.files[0].sha256 = m.files[1].sha256), 'CORRUPT_FILE', 'files[0].sha256'],
+    ['files[].chunks too few for its bytes', (m) => (m.files[0].chunks = []), 'CORRUPT_FILE', 'files[0].chunks'],
+    ['afterRestore.url not http(s)', (m) => (m.afterRestore = { url: 'file:///etc/shadow', method: 'POST', body: null }), 'CORRUPT_FILE', 'afterRestore.url'],
+    ['an image from an older coldstart (@1: sampled hashes)', (m) => (m.schema = 'coldstart/snapshot-image@1'), 'UNSUPPORTED'],
     ['files not an array', (m) => (m.files = 'pages-1.img'), 'CORRUPT_FILE', 'files'],
     ['imageBytes not the sum of the files', (m) => (m.imageBytes += 1), 'CORRUPT_FILE', 'imageBytes'],
     ['log a number (was a raw "path" argument error, exit 3)', (m) => (m.log = 42), 'CORRUPT_FILE', 'log'],
