@@ -31,6 +31,8 @@ export interface RestoreOptions {
   firstRequest: boolean;
   env: Env;
   signal: AbortSignal;
+  /** The step now under way (CRIU restore, GPU restore, ready…), for a redrawn progress line; never printed here. */
+  step?: (text: string) => void;
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -93,6 +95,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
     // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
     const logFd = log ? putLogBack(imageFile(image, LOG_COPY, image), log) : undefined;
+    o.step?.(`CRIU restore of ${formatBytes(m.imageBytes)} (${m.pids.length} process(es))…`);
     const criuTime = stopwatch(clock);
     let pid: number;
     try {
@@ -105,6 +108,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
+      o.step?.(`restoring GPU memory of ${m.gpuPids.length} process(es)…`);
       const g = stopwatch(clock);
       for (const p of m.gpuPids) await native.checkpoint(p, 'restore');
       times['gpu-restore'] = g();
@@ -115,12 +119,14 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
     if (readyUrl) {
+      o.step?.(`waiting until ${readyUrl} answers…`);
       const rt = stopwatch(clock);
       await server.waitReady({ url: readyUrl, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
       readySeconds = rt();
     }
     let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
     if (m.warmup && o.firstRequest) {
+      o.step?.(`repeating the first request ${m.warmup.method} ${m.warmup.url}…`);
       const r = await sendRecorded(m.warmup, o.timeoutSeconds, o.signal);
       const h = sha256(r.body);
       first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };
