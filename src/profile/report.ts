@@ -85,6 +85,7 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
   const inputs = {
     phases: report.phases,
     total: report.total.seconds,
+    partialTotal: report.total.seconds === null && report.total.measuredSeconds ? { seconds: report.total.measuredSeconds, missing: report.total.missing ?? [] } : null,
     rates,
     model: modelFacts(target, facts.cuda, options.cache, source, mode === 'stack' ? (plan.framework ?? undefined) : undefined),
     gpuPricePerHour: options.gpuPricePerHour,

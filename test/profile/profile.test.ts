@@ -240,11 +240,14 @@ describe('--estimate', () => {
     expect(existsSync(join(estCache, 'synthetic'))).toBe(false);
     expect(readdirSync(estCache)).toEqual([]);
     expect((doc.details.assumptions as string[]).join('\n')).toMatch(/probe file/);
-    // The estimate cannot predict every phase, so its total is incomplete, and no warm-pool trade-off is priced
-    // on a total nobody measured.
+    // The estimate cannot predict every phase, so its total is incomplete; the warm-pool trade-off is still priced,
+    // from the estimated part only and labelled so ("at least", which phases are missing).
     expect(doc.total.complete).toBe(false);
     expect(doc.total.seconds).toBeNull();
-    expect(doc.findings.find((f) => f.id === 'warm-instance')).toBeUndefined();
+    const pool = doc.findings.find((f) => f.id === 'warm-instance')!;
+    expect(pool.savesSeconds).toBeNull();
+    expect(pool.message).toMatch(/\$1825\/month at \$2\.5\/h/);
+    expect(pool.message).toMatch(/saves at least \d[^(]* \(the measured and estimated phases; [^)]*warmup[^)]* not measured\)/);
     expect(validateWithSchema(doc)).toEqual([]);
     const human = await runCli(['profile', 'llama3-8b', '--estimate'], { env: { ...env, COLDSTART_CACHE: estCache } });
     expect(human.stdout).toContain('assumptions');
