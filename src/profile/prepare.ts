@@ -99,7 +99,8 @@ export async function measureProbe(inp: ProbeInputs, deps: ProfileDeps): Promise
   const hostSink = hostSinkFor(inp.bytes ?? 0);
   const devices = inp.devices?.slice(0, 1);
   const bar = deps.events?.progress?.(`measuring rates (disk, page cache${link ? ', GPU link' : ''}${repo ? ', network' : ''})`);
-  bar?.say(`${formatBytes(size)} probe file in ${dir}…`);
+  bar?.say(`writing a ${formatBytes(size)} probe file in ${dir}…`);
+  let loads = 0;
   const r = await measureRates({
     dir,
     probeBytes: size,
@@ -108,6 +109,7 @@ export async function measureProbe(inp: ProbeInputs, deps: ProfileDeps): Promise
     pcieBytesPerSecond: link,
     loaderRun: engines.native().ok
       ? async (files, cache) => {
+          bar?.say(`probe load ${++loads}: ${formatBytes(size * files.length)} ${cache === 'cold' ? 'cold (from disk)' : 'from the page cache'}…`);
           const r = await engines.gpuLoad.runGpuLoad({ files, devices, cache, limits: cache === 'cold' && !!inp.cuda?.available, hostSink, signal });
           const threads = r.config?.threads ?? 0;
           // Fixed per load: before the first read, and each reader's share of pinning its ring (lazy, on the critical path).
