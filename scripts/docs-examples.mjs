@@ -113,16 +113,20 @@ export function shapeOf(kind, text) {
   if (kind === 'labels') return lines.map((l) => l.split(/\s+/)[0] + (/^gpu \d/.test(l) ? ` ${l.split(/\s+/)[1]}` : '')).filter((l) => l && !MACHINE_LABELS.test(l));
   if (kind === 'table') {
     const out = [];
+    let header = true;
     for (const l of lines) {
       if (/^[┌├└]/.test(l)) continue;
       if (l.startsWith('│')) {
         const cells = l.split('│').slice(1, -1).map((c) => c.trim());
-        if (cells[0] && !MACHINE_LABELS.test(cells[0].replace(/^└ /, ''))) out.push(out.length === 0 ? cells.join('|') : cells[0]);
+        if (header) out.push(cells.join('|'));
+        else if (cells[0] && !MACHINE_LABELS.test(cells[0].replace(/^└ /, ''))) out.push(cells[0]);
+        header = false;
         continue;
       }
       // Numbered notes below a table depend on which cells were long on this machine (a container's note).
       const w = l.trim().split(/\s+/)[0];
-      if (w && !/^\[\d+\]$/.test(w) && w !== 'notes') out.push(`~${w.replace(/[\d.]+/g, '#')}`);
+      // A warning (an outlier, a busy machine) says something about this run, not about the command's shape.
+      if (w && !/^\[\d+\]$/.test(w) && w !== 'notes' && w !== 'warning:') out.push(`~${w.replace(/[\d.]+/g, '#')}`);
     }
     return out;
   }
@@ -150,6 +154,7 @@ function main() {
         const same = committed !== null && exitOf(committed) === r.code && JSON.stringify(shapeOf(ex.shape, committed)) === JSON.stringify(shapeOf(ex.shape, r.text));
         if (!same) bad++;
         console.log(`${same ? 'ok  ' : 'DIFF'} ${ex.name} (${ex.file})`);
+        if (!same && committed !== null) console.log(`  committed: ${JSON.stringify(shapeOf(ex.shape, committed))} (exit ${exitOf(committed)})\n  now:       ${JSON.stringify(shapeOf(ex.shape, r.text))} (exit ${r.code})`);
       } else {
         writeBlock(ex, r.text);
         console.log(`wrote ${ex.name} → ${ex.file} (exit ${r.code})`);

@@ -116,6 +116,8 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
     label,
     cache: options.cache,
     rates,
+    /** The rates were kept from an earlier run on this machine, disk and kernel (ISO date-time); null: measured now. */
+    ratesReusedFrom: extra.rates?.reusedFrom ?? null,
     assumptions,
     whatIf: rows,
     stack: facts.stack,
