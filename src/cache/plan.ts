@@ -30,16 +30,8 @@ import {
   validateRelativeFilename,
 } from './layout.js';
 import { listSnapshot } from './scan.js';
-import { DUPLICATE_WEIGHT_GLOBS, selectWeightNames } from '../formats/weights.js';
+import { duplicateWeightGlobs, selectWeightNames } from '../formats/weights.js';
 import type { DownloadOptions, DownloadResult, Env } from './types.js';
-
-/**
- * The download's one answer to "which files are duplicate weights": the globs skipped by default (the rule on
- * weight names, formats/weights.ts), and only when the repo has safetensors (null otherwise).
- */
-export function duplicateWeightGlobs(paths: readonly string[]): string[] | null {
-  return paths.some((p) => p.endsWith('.safetensors')) ? DUPLICATE_WEIGHT_GLOBS : null;
-}
 
 /**
  * Whether a repo's weights are pickle only: the weights a load would read (formats/weights.ts, top-level files) are

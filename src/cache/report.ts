@@ -141,7 +141,8 @@ export function lsLines(l: Listing, s: Style): Line[] {
           : sn.missing.length
             ? s.yellow(`${sn.missing.length} file(s) of the commit not cached`)
             : s.green('complete');
-      out.push(main(`  ${sn.commit.slice(0, 12)} ${sn.refs.length ? `(${sn.refs.join(', ')}) ` : ''}${sn.files} file(s), ${formatBytes(sn.bytes)}: ${state}`));
+      const skipped = sn.skipped.length ? `; ${sn.skipped.length} skipped (duplicate weight formats next to safetensors; --all-files fetches them)` : '';
+      out.push(main(`  ${sn.commit.slice(0, 12)} ${sn.refs.length ? `(${sn.refs.join(', ')}) ` : ''}${sn.files} file(s), ${formatBytes(sn.bytes)}: ${state}${skipped}`));
     }
   }
   return out;

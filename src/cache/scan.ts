@@ -2,7 +2,8 @@ import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { readInputText } from '../core/files.js';
 import { walkFiles } from '../core/paths.js';
-import { blobsFolder, readTreeCache } from './layout.js';
+import { duplicateWeightGlobs } from '../formats/weights.js';
+import { blobsFolder, filterPaths, readTreeCache } from './layout.js';
 
 export interface CacheScan {
   dir: string;
@@ -54,8 +55,13 @@ export interface SnapshotScan {
   files: number;
   /** Sum of the sizes of the files the snapshot links to (shared blobs counted per snapshot). */
   bytes: number;
-  /** Files listed in the cached tree listing (trees/<commit>.json) but absent here; null without a listing. */
+  /**
+   * Files listed in the cached tree listing (trees/<commit>.json) but absent here, and not skipped on purpose;
+   * null without a listing.
+   */
   missing: string[] | null;
+  /** Listed files absent because a download skips them by default (duplicate weight formats next to safetensors). */
+  skipped: string[];
   /** Snapshot entries whose blob is gone (dangling symlink). */
   broken: string[];
 }
@@ -141,6 +147,9 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
     }
     const listed = readTreeCache(dir, commit)?.map((f) => f.path) ?? null;
     const have = new Set(present);
+    const absent = (listed ?? []).filter((p) => !have.has(p)).map((path) => ({ path }));
+    const dup = listed ? duplicateWeightGlobs(listed) : null;
+    const skipped = dup ? absent.filter((f) => !filterPaths([f], undefined, dup).length).map((f) => f.path) : [];
     snapshots.push({
       commit,
       refs: Object.entries(refs)
@@ -148,7 +157,8 @@ export function scanRepo(cacheDir: string, folder: string): RepoScan | null {
         .map(([r]) => r),
       files: present.length - broken.length,
       bytes,
-      missing: listed ? listed.filter((p) => !have.has(p)) : null,
+      missing: listed ? absent.map((f) => f.path).filter((p) => !skipped.includes(p)) : null,
+      skipped,
       broken,
     });
   }

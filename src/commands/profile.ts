@@ -19,7 +19,7 @@ interface ProfileFlags extends ReportFlags {
   image?: string; containerRuntime?: string; containerArg?: string[]; since?: string; devices?: string; verify?: boolean;
   cache: string; download: boolean; floor: boolean; revision?: string; framework?: string; url?: string;
   readyUrl?: string; readyLog?: string; readyTimeout: string; completionUrl?: string; completion: boolean; stopTimeout: string; stage?: string[];
-  gpuPrice?: string; warmInstances: string; probeBytes?: string; direct?: boolean; buffered?: boolean;
+  gpuPrice?: string; warmInstances: string; probeBytes?: string; remeasure?: boolean; direct?: boolean; buffered?: boolean;
 }
 
 /** Splits `coldstart profile [model] -- cmd …`: what commander saw as operands, cut at the literal `--`. */
@@ -69,7 +69,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
     // A bad --since is a usage error (exit 2), not a failed container phase.
     container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since, undefined, '--since') } },
     devices: f.devices ? intListFlag('--devices', f.devices, 0) : undefined,
-    verify: !!f.verify,
+    verify: !!f.verify, remeasure: !!f.remeasure,
     cache: choiceFlag('--cache', f.cache, ['cold', 'warm', 'as-is'] as const),
     ...(f.direct || f.buffered ? { direct: !!f.direct } : {}),
     download: f.download !== false,
@@ -130,7 +130,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       .option('--gpu-price <usd>', 'GPU price per hour, for the warm-pool trade-off')
       .option('--warm-instances <n>', 'warm instances the warm-pool trade-off prices', '1')
       .option('--no-floor', 'with --framework or a wrapped server: your numbers only; skip the floor (native probe, loader, rate probe) that runs after your stack')
-      .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 64 MiB–1 GiB)')
+      .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 64 MiB–1 GiB)').option('--remeasure', "measure the rates again (default: reuse this machine's from the last 7 days)")
       .option('--ready-url <url>', 'wrap mode: the server is ready when this URL answers 2xx')
       .option('--ready-log <regex>', 'wrap mode: the server is ready when a log line matches')
       .option('--ready-timeout <s>', 'wrap mode: seconds to wait for ready', '600')

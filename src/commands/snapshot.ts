@@ -60,11 +60,25 @@ function pidArg(v: string): number {
   return pid;
 }
 
-/** Budgets and export paths are checked before the work starts; the report goes through the one emitter. */
-async function report(ctx: Context, flags: ReportFlags | null, work: () => Promise<Reported>): Promise<number> {
+/** Budgets and export paths are checked first; the engine's steps go to one progress line (a TTY only); one emitter. */
+async function report(ctx: Context, flags: ReportFlags | null, work: (step: (text: string) => void) => Promise<Reported>, label = ''): Promise<number> {
   const opts = flags ? emitOptions(ctx, flags) : {};
-  const r = await work();
+  const p = label ? ctx.out.progress(label) : null;
+  let r: Reported;
+  try {
+    r = await work((text) => p?.say(text));
+  } finally {
+    p?.end();
+  }
   return emitReport(ctx.out, r.report, ctx.cwd, { ...opts, human: r.human });
+}
+
+/** A restore leaves the server running: one line says so, with how to stop it (and, with GPU state, to park it). */
+function leftRunning(r: Reported): Reported {
+  const pid = Number(r.report.details?.pid);
+  const gpu = (r.report.target?.gpuPids ?? []) as number[];
+  const park = gpu.length ? `, or free its GPU and keep it with \`coldstart park ${gpu[0]}\`` : '';
+  return { ...r, human: () => `${r.human()}\nthe server is left running as pid ${pid}: stop it with \`kill ${pid}\`${park}` };
 }
 
 export function registerSnapshot(program: Command, run: Runner, engines: SnapshotEngines = defaultSnapshotEngines): void {
@@ -104,7 +118,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         signal: ctx.signal,
         progress: (line: string) => ctx.out.progressLine(line),
       };
-      return report(ctx, f, () => takeSnapshot(o, engines));
+      return report(ctx, f, (step) => takeSnapshot({ ...o, step }, engines), 'snapshot');
     }),
   );
 
@@ -129,7 +143,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         env: ctx.env,
         signal: ctx.signal,
       };
-      return report(ctx, f, () => restoreImage(o, engines));
+      return report(ctx, f, async (step) => leftRunning(await restoreImage({ ...o, step }, engines)), 'restore');
     }),
   );
 

@@ -93,6 +93,8 @@ export interface ConvertResult {
   droppedAliases: Record<string, string>;
   /** Tensors whose dtype --dtype changed. */
   convertedDtype: number;
+  /** Floating tensors --dtype would cast that were already in that dtype (written as they were). */
+  keptDtype: number;
   dtype: TargetDtype | null;
   verified: boolean;
   copyFileRange: boolean;
@@ -343,6 +345,7 @@ export interface ConversionPlan {
   dropped: Record<string, string>;
   warnings: string[];
   convertedDtype: number;
+  keptDtype: number;
   finalTarget: string;
   outDir: string;
   stem: string;
@@ -397,6 +400,7 @@ export function planConversion(plan: PlanInput): ConversionPlan {
       (a.name < b.name ? -1 : 1),
   );
   const convertedDtype = planned.filter((p) => p.outDtype !== p.t.dtype).length;
+  const keptDtype = plan.dtype ? planned.filter((p) => CASTABLE_FLOAT_DTYPES.has(p.t.dtype) && p.outDtype === p.t.dtype).length : 0;
 
   // ---- output layout
   let outDir: string;
@@ -438,7 +442,7 @@ export function planConversion(plan: PlanInput): ConversionPlan {
   const metadata: Record<string, string> = { format: 'pt' };
   for (const [k, v] of Object.entries(dropped)) metadata[k] = v;
 
-  return { planned, dropped, warnings, convertedDtype, finalTarget, outDir, stem, shards, sharded, metadata };
+  return { planned, dropped, warnings, convertedDtype, keptDtype, finalTarget, outDir, stem, shards, sharded, metadata };
 }
 
 export async function convertCheckpoint(options: ConvertOptions): Promise<ConvertResult> {
@@ -475,7 +479,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
     allowAmplification: options.allowAmplification,
   });
   for (const w of plan.warnings) warn(w);
-  const { planned, dropped, convertedDtype, finalTarget, outDir, stem, shards, sharded, metadata } = plan;
+  const { planned, dropped, convertedDtype, keptDtype, finalTarget, outDir, stem, shards, sharded, metadata } = plan;
   let tmpDir: string | null = null;
 
   // The output guard: never the input, inside it or above it, never a link; an existing output only with --force,
@@ -670,6 +674,7 @@ export async function convertCheckpoint(options: ConvertOptions): Promise<Conver
       sourceBytes,
       droppedAliases: dropped,
       convertedDtype,
+      keptDtype,
       dtype: options.dtype ?? null,
       verified: !!options.verify,
       copyFileRange: usedCfr,

@@ -32,6 +32,14 @@ export function convertReport(result: ConvertResult, warnings: readonly string[]
   return report;
 }
 
+/** What --dtype did: tensors cast, and those already in that dtype kept as they were (never "0 converted"). */
+export function dtypeLine(r: Pick<ConvertResult, 'dtype' | 'convertedDtype' | 'keptDtype'>): string {
+  const d = (r.dtype ?? '').toLowerCase();
+  if (r.convertedDtype === 0) return r.keptDtype > 0 ? `all ${r.keptDtype} floating tensor(s) already ${d}: kept as is` : `no floating tensors to convert to ${d}`;
+  const cast = `${r.convertedDtype} floating tensor(s) converted to ${d}`;
+  return r.keptDtype > 0 ? `${cast}; ${r.keptDtype} already ${d}: kept as is` : cast;
+}
+
 /** What was converted, how fast, what changed on the way; paths relative to `cwd` when below it. */
 export function convertText(r: ConvertResult, cwd: string, s: Style): string {
   const rel = (p: string) => {
@@ -47,7 +55,7 @@ export function convertText(r: ConvertResult, cwd: string, s: Style): string {
   lines.push(
     `  read ${formatDuration(t.read)} · write ${formatDuration(t.write)} (${formatRate(r.throughputBytesPerSecond)}${r.copyFileRange ? ', copy_file_range' : ''})${t.verify !== null ? ` · verify ${formatDuration(t.verify)}` : ''} · total ${formatDuration(t.total)}`,
   );
-  if (r.dtype) lines.push(`  ${r.convertedDtype} floating tensor(s) converted to ${r.dtype}`);
+  if (r.dtype) lines.push(`  ${dtypeLine(r)}`);
   if (r.byteorder === 'big') lines.push('  big-endian checkpoint: data byteswapped to little-endian');
   const dropped = Object.entries(r.droppedAliases);
   if (dropped.length) lines.push(`  shared tensors written once: ${dropped.map(([a, b]) => `${a} → ${b}`).join(', ')} (recorded in __metadata__)`);

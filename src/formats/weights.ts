@@ -31,6 +31,14 @@ const CANONICAL_PREFIX: Readonly<Record<IndexedFormat, string>> = { safetensors:
  */
 export const DUPLICATE_WEIGHT_GLOBS = ['*.bin', '*.pt', '*.pth', '*.ckpt', '*.h5', '*.msgpack', '*.ot'];
 
+/**
+ * The download's one answer to "which files are duplicate weights": the globs skipped by default, and only when
+ * the repo has safetensors (null otherwise). `cache ls` counts a file they skipped as skipped, not as missing.
+ */
+export function duplicateWeightGlobs(paths: readonly string[]): string[] | null {
+  return paths.some((p) => p.endsWith('.safetensors')) ? DUPLICATE_WEIGHT_GLOBS : null;
+}
+
 /** What loading a model needs besides its weights (config, tokenizer, generation config), fetched with them. */
 export const MODEL_SIDE_GLOBS = ['*.json', 'tokenizer*', '*.model', '*.txt'];
 

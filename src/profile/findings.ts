@@ -1,7 +1,9 @@
 /**
  * What-if rows and ranked findings, computed from the measured phases and the measured rates (never canned
- * text): each row scales a measured (or estimated) phase by the ratio the load model predicts for the
- * alternative, and each finding is the saving of one row, ranked by seconds saved.
+ * text): each row scales only the part of a measured (or estimated) phase that scales with bytes — the read and
+ * copy the table shows, or for a stack the floor's load of the same bytes — by the ratio the load model predicts
+ * for the alternative, and keeps the rest (imports, model build, allocation) as it is. Each finding with a row is
+ * that row's saving (one computation feeds both), ranked by seconds saved.
  */
 import type { Finding, PhaseSummary } from '../core/report.js';
 import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
@@ -17,6 +19,10 @@ export interface WhatIfRow {
   fromSeconds: number;
   toSeconds: number;
   basis: string;
+  /** The part of fromSeconds that was scaled by bytes (the rest kept as is); absent for rows not scaled by bytes. */
+  byteSeconds?: number;
+  /** How fromSeconds and byteSeconds follow from the table's numbers (shared by every byte-scaled row). */
+  baseline?: string;
 }
 
 export interface ModelFacts {
@@ -48,6 +54,8 @@ export interface FindingsInput {
   phases: readonly PhaseSummary[];
   /** The measured total; null when incomplete (no finding is computed from it then). */
   total: number | null;
+  /** When the total is incomplete: the part that was measured (or estimated) and the phases it lacks. */
+  partialTotal?: { seconds: number; missing: readonly string[] } | null;
   rates: Rates | null;
   model: ModelFacts | null;
   gpuPricePerHour?: number | null;
@@ -71,13 +79,45 @@ function phaseSeconds(phases: readonly PhaseSummary[], name: string): number | n
   return p && (p.status === 'ok' || p.status === 'estimated') && p.seconds !== null ? p.seconds : null;
 }
 
-/** gpu-load time the phase would have (host read when the phase was skipped with a host measurement). */
-function loadBasis(phases: readonly PhaseSummary[]): { seconds: number; measured: string } | null {
-  const s = phaseSeconds(phases, 'gpu-load');
-  if (s !== null) return { seconds: s, measured: 'gpu-load' };
+/** The gpu-load time a what-if starts from, the part of it that scales with bytes, and how that part was found. */
+export interface LoadBasis {
+  /** The row's baseline: the gpu-load phase as the table shows it (the loader's read + copy in host mode). */
+  seconds: number;
+  /** The part that scales with bytes (≤ seconds); the rest stays as it is in every row. */
+  byteSeconds: number;
+  /** The load itself was measured by the phase (not a host read standing in for a skipped GPU load). */
+  measured: 'gpu-load' | 'host read';
+  basis: string;
+}
+
+/**
+ * THE byte-proportional part of gpu-load, from the numbers the table shows: the loader's read and copy steps
+ * (their overlap counted once: copy × overlapFraction), a host read's one step, or for a stack's load (which also
+ * builds the model) the floor's load of the same bytes beside it. An estimated phase is all bytes.
+ */
+export function loadBasis(phases: readonly PhaseSummary[]): LoadBasis | null {
   const p = phases.find((q) => q.name === 'gpu-load');
-  const host = p?.metrics.hostReadSeconds;
-  if (typeof host === 'number') return { seconds: host, measured: 'host read' };
+  if (!p) return null;
+  const s = phaseSeconds(phases, 'gpu-load');
+  const step = (n: string) => p.steps.find((q) => q.name === n)?.seconds ?? null;
+  const read = step('read');
+  const copy = step('copy') ?? 0;
+  const frac = typeof p.metrics.overlapFraction === 'number' && Number.isFinite(p.metrics.overlapFraction) ? Math.min(1, Math.max(0, p.metrics.overlapFraction)) : 0;
+  const overlap = copy * frac;
+  const hostStep = step('host read (page cache as found)') ?? (typeof p.metrics.hostReadSeconds === 'number' ? p.metrics.hostReadSeconds : null);
+  const loader = read !== null ? read + copy - overlap : hostStep;
+  const loaderText = read !== null ? `read ${formatDuration(read)}${copy > 0 ? ` + copy ${formatDuration(copy)}` : ''}${overlap > 0 ? ` − ${formatDuration(overlap)} overlapped` : ''}` : `host read ${formatDuration(hostStep ?? 0)}`;
+  if (s !== null) {
+    if (p.floor && p.floor.seconds > 0) {
+      const b = Math.min(s, p.floor.seconds);
+      return { seconds: s, byteSeconds: b, measured: 'gpu-load', basis: `${formatDuration(b)} of gpu-load ${formatDuration(s)} scales with bytes (the floor's load of the same bytes); the rest kept` };
+    }
+    if (loader === null || p.status === 'estimated') return { seconds: s, byteSeconds: s, measured: 'gpu-load', basis: `gpu-load ${formatDuration(s)}` };
+    const b = Math.min(s, loader);
+    return { seconds: s, byteSeconds: b, measured: 'gpu-load', basis: `${loaderText} of gpu-load ${formatDuration(s)} scales with bytes; the rest kept` };
+  }
+  // A GPU load skipped with a host measurement: the baseline is the read (+ copy) the table shows.
+  if (loader !== null && p.status === 'skipped') return { seconds: loader, byteSeconds: loader, measured: 'host read', basis: read !== null ? `${loaderText} = ${formatDuration(loader)}` : loaderText };
   return null;
 }
 
@@ -104,24 +144,26 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
   const load = loadBasis(inp.phases);
   if (m && load) {
     const cur = r ? predictLoadSeconds(r, { bytes: m.bytes, format: m.format, cache: m.cache, gpu: m.gpu }) : null;
+    // Only the byte part moves: imports, building the model and allocation are the same for any weights.
     const scale = (alt: { bytes?: number; format?: 'safetensors' | 'bin'; cache?: 'cold' | 'warm' }): number | null => {
       if (!r || !cur) return null;
       const p = predictLoadSeconds(r, { bytes: alt.bytes ?? m.bytes, format: alt.format ?? m.format, cache: alt.cache ?? m.cache, gpu: m.gpu });
-      return p === null ? null : load.seconds * (p / cur);
+      return p === null ? null : load.seconds - load.byteSeconds + load.byteSeconds * (p / cur);
     };
-    const basis = `${load.measured} ${formatDuration(load.seconds)} × load-model ratio`;
+    const basis = `${load.basis}; × load-model ratio`;
+    const push = (row: Omit<WhatIfRow, 'phase' | 'fromSeconds' | 'basis' | 'byteSeconds'>) => rows.push({ ...row, phase: 'gpu-load', fromSeconds: load.seconds, basis, byteSeconds: load.byteSeconds, baseline: load.basis });
     const other = m.format === 'bin' ? 'safetensors' : 'bin';
     const f = scale({ format: other });
-    if (f !== null) rows.push({ id: `format-${other}`, scenario: m.format === 'bin' ? 'safetensors instead of .bin' : '.bin instead of safetensors', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: f, basis });
+    if (f !== null) push({ id: `format-${other}`, scenario: m.format === 'bin' ? 'safetensors instead of .bin' : '.bin instead of safetensors', toSeconds: f });
     const per = m.bytesPerParam;
     const params = m.bytes / per;
     const [half, full] = [DTYPE_SIZES.BF16, DTYPE_SIZES.F32];
     if (per === half) {
       const t = scale({ bytes: params * full });
-      if (t !== null) rows.push({ id: 'dtype-fp32', scenario: `fp32 instead of ${m.dtype.toLowerCase()} (${formatBytes(params * full)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+      if (t !== null) push({ id: 'dtype-fp32', scenario: `fp32 instead of ${m.dtype.toLowerCase()} (${formatBytes(params * full)})`, toSeconds: t });
     } else if (per === full) {
       const t = scale({ bytes: params * half });
-      if (t !== null) rows.push({ id: 'dtype-bf16', scenario: `bf16 instead of fp32 (${formatBytes(params * half)})`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+      if (t !== null) push({ id: 'dtype-bf16', scenario: `bf16 instead of fp32 (${formatBytes(params * half)})`, toSeconds: t });
     }
     for (const [bits, id] of [
       [BITS_8, 'quant-8bit'],
@@ -129,18 +171,28 @@ export function whatIfRows(inp: FindingsInput): WhatIfRow[] {
     ] as const) {
       const b = (params * bits) / 8;
       const t = scale({ bytes: b, format: 'safetensors' });
-      if (t !== null) rows.push({ id, scenario: `${id === 'quant-8bit' ? '8-bit' : '4-bit'} safetensors (${formatBytes(b)}, ${bits} bits/weight incl. scales)`, phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: t, basis });
+      if (t !== null) push({ id, scenario: `${id === 'quant-8bit' ? '8-bit' : '4-bit'} safetensors (${formatBytes(b)}, ${bits} bits/weight incl. scales)`, toSeconds: t });
     }
     const otherCache = m.cache === 'cold' ? 'warm' : 'cold';
     const c = scale({ cache: otherCache });
     const fitsInRam = inp.hostMemoryBytes === undefined || m.bytes < inp.hostMemoryBytes * 0.8;
-    if (otherCache === 'warm' && inp.warmLoadSeconds != null && load.measured === 'gpu-load') {
-      // Both ends by the same engine: the loader cold (the floor; in a stack profile the stack's own load is not
-      // what the warm number was measured with) and the loader again with a warm page cache.
-      const from = inp.coldWarmRead?.coldSeconds ?? load.seconds;
-      rows.push({ id: 'page-cache-warm', scenario: 'weights already in the page cache (native loader, cold → warm)', phase: 'gpu-load', fromSeconds: from, toSeconds: inp.warmLoadSeconds, basis: 'measured: the loader cold, then again with a warm page cache' });
+    const cw = inp.coldWarmRead ?? (inp.warmLoadSeconds != null && load.measured === 'gpu-load' ? { coldSeconds: load.seconds, warmSeconds: inp.warmLoadSeconds } : null);
+    if (otherCache === 'warm' && cw && cw.coldSeconds > 0) {
+      // The ratio measured by one engine (the loader cold, then again with a warm page cache), applied to the byte
+      // part of the same baseline as every other row. The prefetch finding is this row's saving.
+      const ratio = Math.min(1, cw.warmSeconds / cw.coldSeconds);
+      rows.push({
+        id: 'page-cache-warm',
+        scenario: 'weights already in the page cache (measured: the loader cold → warm)',
+        phase: 'gpu-load',
+        fromSeconds: load.seconds,
+        toSeconds: load.seconds - load.byteSeconds * (1 - ratio),
+        basis: `${load.basis}; × the loader's warm/cold ratio (${formatDuration(cw.coldSeconds)} → ${formatDuration(cw.warmSeconds)}, both measured)`,
+        byteSeconds: load.byteSeconds,
+        baseline: load.basis,
+      });
     } else if (c !== null && r?.diskReadBytesPerSecond && (otherCache === 'cold' || fitsInRam)) {
-      rows.push({ id: `page-cache-${otherCache}`, scenario: otherCache === 'warm' ? 'weights already in the page cache' : 'weights not in the page cache (fresh node)', phase: 'gpu-load', fromSeconds: load.seconds, toSeconds: c, basis });
+      push({ id: `page-cache-${otherCache}`, scenario: otherCache === 'warm' ? 'weights already in the page cache' : 'weights not in the page cache (fresh node)', toSeconds: c });
     }
   }
   // Cached vs not.
@@ -187,10 +239,11 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   }
   // Weights read cold: measured cold vs warm read of the same files by the loader (prefetch overlaps the read with start-up).
   // The saving is the prefetch engine's own rule (estimatePrefetchSaving); no head start is measured here, so it is "up to".
-  const cw = inp.coldWarmRead;
-  const pf = cw && m?.cache === 'cold' ? estimatePrefetchSaving({ residentFractionBefore: null, coldLoadSeconds: cw.coldSeconds, warmLoadSeconds: cw.warmSeconds, headStartSeconds: null }) : null;
-  if (cw && m && pf?.upToSeconds) {
-    out.push({ id: 'prefetch', savesSeconds: pf.upToSeconds, message: `weights were read cold: the loader took ${formatDuration(cw.coldSeconds)} cold and ${formatDuration(cw.warmSeconds)} from the page cache (both measured); prefetching them during start-up saves up to ${formatDuration(pf.upToSeconds)}`, ...(m.arg ? { command: `coldstart prefetch ${m.arg}` } : {}) });
+  // The numbers are the page-cache-warm row's (both measured by the loader): the finding and the row agree.
+  const cwRow = inp.coldWarmRead ? row('page-cache-warm') : undefined;
+  const pf = cwRow && m?.cache === 'cold' ? estimatePrefetchSaving({ residentFractionBefore: null, coldLoadSeconds: cwRow.fromSeconds, warmLoadSeconds: cwRow.toSeconds, headStartSeconds: null }) : null;
+  if (cwRow && m && pf?.upToSeconds) {
+    out.push({ id: 'prefetch', savesSeconds: pf.upToSeconds, message: `weights were read cold: prefetching them during start-up takes gpu-load from ${formatDuration(cwRow.fromSeconds)} to ${formatDuration(cwRow.toSeconds)} (saves up to ${formatDuration(pf.upToSeconds)}; the loader measured ${formatDuration(inp.coldWarmRead!.coldSeconds)} cold, ${formatDuration(inp.coldWarmRead!.warmSeconds)} warm)`, ...(m.arg ? { command: `coldstart prefetch ${m.arg}` } : {}) });
   }
   const r = inp.rates;
   const gl = phaseSeconds(inp.phases, 'gpu-load');
@@ -205,14 +258,18 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   if (typeof cuInit === 'number' && cuInit > 1) {
     out.push({ id: 'cuda-persistence', savesSeconds: null, message: `cuInit alone takes ${formatDuration(cuInit)}: driver persistence (nvidia-smi -pm 1 or nvidia-persistenced) usually removes most of it`, command: 'nvidia-smi -pm 1' });
   }
-  if (inp.total !== null && inp.total >= WARM_POOL_MIN_SECONDS) {
+  // An incomplete total still prices the pool from what was measured (or estimated), said as "at least".
+  const pt = inp.total === null ? inp.partialTotal : null;
+  const start = inp.total ?? pt?.seconds ?? null;
+  if (start !== null && start >= WARM_POOL_MIN_SECONDS) {
     // The warm pool is a trade-off, not a saving to rank: what N idle instances cost against the start they avoid.
     const n = inp.warmInstances ?? 1;
+    const saves = pt ? `at least ${formatDuration(start)} (the measured and estimated phases; ${pt.missing.join(', ')} not measured)` : formatDuration(start);
     if (inp.gpuPricePerHour) {
       const month = inp.gpuPricePerHour * HOURS_PER_MONTH * n;
-      out.push({ id: 'warm-instance', savesSeconds: null, message: `warm pool: keeping ${n} warm instance(s) costs $${month.toFixed(0)}/month at $${inp.gpuPricePerHour}/h per GPU and saves ${formatDuration(inp.total)} on each scale-up they absorb (up to ${n} at once)` });
+      out.push({ id: 'warm-instance', savesSeconds: null, message: `warm pool: keeping ${n} warm instance(s) costs $${month.toFixed(0)}/month at $${inp.gpuPricePerHour}/h per GPU and saves ${saves} on each scale-up they absorb (up to ${n} at once)` });
     } else {
-      out.push({ id: 'warm-instance', savesSeconds: null, message: `warm pool: each warm instance saves ${formatDuration(inp.total)} per scale-up it absorbs; pass --gpu-price USD_PER_HOUR to see what keeping them costs per month` });
+      out.push({ id: 'warm-instance', savesSeconds: null, message: `warm pool: each warm instance saves ${saves} per scale-up it absorbs; pass --gpu-price USD_PER_HOUR to see what keeping them costs per month` });
     }
   }
   // A finding must be worth acting on: at least 50 ms and 2% of the cold start.

@@ -65,6 +65,8 @@ export interface ProfileOptions {
   warmInstances: number;
   /** Size of the rate-probe file; default: the model's size within 64 MiB–1 GiB. */
   probeBytes?: number;
+  /** Measure the rates again instead of reusing this machine's from the last 7 days (rates-cache.ts). */
+  remeasure?: boolean;
   /** Wrap mode (`profile [MODEL] -- CMD`): the server to profile. */
   wrap?: WrapServer;
 }

@@ -16,6 +16,7 @@ import { measureRates, type Rates } from './estimate.js';
 import { hostSinkFor } from '../load/gpu-load.js';
 import type { ProfileDeps } from './plan.js';
 import type { Target } from './target.js';
+import { findRates, isFresh, ratesCachePath, ratesKey, reusedLine, saveRates } from './rates-cache.js';
 
 /**
  * Writes the demo / synthetic checkpoint when absent (outside the phases: it is not part of a cold start) and
@@ -54,17 +55,21 @@ export interface ProbeInputs {
   devices?: readonly number[];
   /** The probe file's size; default: the model's, within 64 MiB–1 GiB. */
   probeBytes?: number;
+  /** Measure again even when rates of this machine, disk and kernel younger than 7 days are kept (--remeasure). */
+  remeasure?: boolean;
 }
 
 export interface RateFacts {
   rates: Rates;
   assumptions: string[];
   seconds: number;
+  /** When the rates were kept from an earlier run (ISO date-time): nothing was probed now. */
+  reusedFrom?: string;
 }
 
 /** The probe inputs of a model target: its weights, its Hub repo (never the demo's), the CUDA probe's result. */
-export function probeInputsOf(target: Target, cuda: CudaProbeResult | null, o: { revision?: string; devices?: readonly number[]; probeBytes?: number }): ProbeInputs {
-  return { dir: target.dir, files: target.files, bytes: target.bytes, synthetic: target.synthetic, repo: target.repo && target.kind !== 'demo' ? target.repo : null, cuda, ...o };
+export function probeInputsOf(target: Target, cuda: CudaProbeResult | null, o: { revision?: string; devices?: readonly number[]; probeBytes?: number; remeasure?: boolean }): ProbeInputs {
+  return { dir: target.dir, files: target.files, bytes: target.bytes, synthetic: target.synthetic, repo: target.repo && target.kind !== 'demo' ? target.repo : null, cuda, revision: o.revision, devices: o.devices, probeBytes: o.probeBytes, remeasure: o.remeasure };
 }
 
 /**
@@ -98,16 +103,30 @@ export async function measureProbe(inp: ProbeInputs, deps: ProfileDeps): Promise
   // sink the model's own load will, so the short and long spans (and the prediction) pay the same copy.
   const hostSink = hostSinkFor(inp.bytes ?? 0);
   const devices = inp.devices?.slice(0, 1);
+  const warmSpanBytes = Math.min(8 * 2 ** 30, inp.bytes ?? 0);
+  const network = repo && !hfOffline(env) ? hfEndpoint(env) : null;
+  // Rates of this machine, disk and kernel are kept with their date and reused for a week (rates-cache.ts).
+  const cachePath = ratesCachePath(coldstartCacheDir(env));
+  const key = ratesKey({ cuda: inp.cuda, devices, dir, probeBytes: size, warmSpanBytes, sink: engines.native().ok ? hostSink : 'dd', network });
+  const kept = findRates(cachePath, key);
+  if (kept && !inp.remeasure && isFresh(kept, new Date())) {
+    deps.events?.note?.(reusedLine(kept));
+    return { rates: kept.rates, assumptions: [...assumptions, ...kept.assumptions, reusedLine(kept)], seconds: sw.elapsed(), reusedFrom: kept.measuredAt };
+  }
+  // Said before it starts: how long the probes took last time under this key, else what they will do.
+  if (kept) deps.events?.note?.(`measuring rates again (about ${formatDuration(kept.seconds)}, as on ${kept.measuredAt.slice(0, 10)})`);
   const bar = deps.events?.progress?.(`measuring rates (disk, page cache${link ? ', GPU link' : ''}${repo ? ', network' : ''})`);
-  bar?.say(`${formatBytes(size)} probe file in ${dir}…`);
+  bar?.say(`writing a ${formatBytes(size)} probe file in ${dir}…`);
+  let loads = 0;
   const r = await measureRates({
     dir,
     probeBytes: size,
-    warmSpanBytes: Math.min(8 * 2 ** 30, inp.bytes ?? 0),
+    warmSpanBytes,
     signal,
     pcieBytesPerSecond: link,
     loaderRun: engines.native().ok
       ? async (files, cache) => {
+          bar?.say(`probe load ${++loads}: ${formatBytes(size * files.length)} ${cache === 'cold' ? 'cold (from disk)' : 'from the page cache'}…`);
           const r = await engines.gpuLoad.runGpuLoad({ files, devices, cache, limits: cache === 'cold' && !!inp.cuda?.available, hostSink, signal });
           const threads = r.config?.threads ?? 0;
           // Fixed per load: before the first read, and each reader's share of pinning its ring (lazy, on the critical path).
@@ -118,6 +137,12 @@ export async function measureProbe(inp: ProbeInputs, deps: ProfileDeps): Promise
     network: repo && !hfOffline(env) ? { client: hubClient(env, { signal }), url: `${repoUrl(hfEndpoint(env), repo)}/resolve/${encodeURIComponent(inp.revision ?? 'main')}/tokenizer.json` } : null,
   }).finally(() => bar?.end());
   assumptions.push(...r.assumptions);
+  const seconds = sw.elapsed();
+  try {
+    saveRates(cachePath, { key, measuredAt: new Date().toISOString(), rates: r.rates, assumptions: r.assumptions, seconds });
+  } catch (e) {
+    assumptions.push(`rates not kept for the next run: ${cachePath}: ${(e as Error).message.split('\n')[0]}`);
+  }
   if (repo && hfOffline(env)) assumptions.push('network: HF_HUB_OFFLINE is set, so no rate to the Hub was measured and downloads are not predicted');
-  return { rates: r.rates, assumptions, seconds: sw.elapsed() };
+  return { rates: r.rates, assumptions, seconds };
 }

@@ -37,6 +37,9 @@ export function whatIfLines(rows: readonly WhatIfRow[], s: Style): string[] {
     const pct = r.fromSeconds > 0 ? ` (${r.toSeconds >= r.fromSeconds ? '+' : ''}${(((r.toSeconds - r.fromSeconds) / r.fromSeconds) * 100).toFixed(0)}%)` : '';
     out.push(`  ${r.scenario.padEnd(w)}  ${r.phase.padEnd(8)} ${formatDuration(r.fromSeconds).padStart(9)} → ${formatDuration(r.toSeconds).padStart(9)}${pct}`);
   }
+  // Where the gpu-load baseline comes from in the table, and that only its byte part moves.
+  const base = rows.find((r) => r.baseline)?.baseline;
+  if (base) out.push(s.dim(`  gpu-load rows: ${base}${/scales with bytes/.test(base) ? '' : ', all of it scales with bytes'}`));
   return out;
 }
 

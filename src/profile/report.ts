@@ -85,6 +85,7 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
   const inputs = {
     phases: report.phases,
     total: report.total.seconds,
+    partialTotal: report.total.seconds === null && report.total.measuredSeconds ? { seconds: report.total.measuredSeconds, missing: report.total.missing ?? [] } : null,
     rates,
     model: modelFacts(target, facts.cuda, options.cache, source, mode === 'stack' ? (plan.framework ?? undefined) : undefined),
     gpuPricePerHour: options.gpuPricePerHour,
@@ -115,6 +116,8 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
     label,
     cache: options.cache,
     rates,
+    /** The rates were kept from an earlier run on this machine, disk and kernel (ISO date-time); null: measured now. */
+    ratesReusedFrom: extra.rates?.reusedFrom ?? null,
     assumptions,
     whatIf: rows,
     stack: facts.stack,

@@ -115,20 +115,20 @@ async function residency(engines: Engines, files: readonly string[]): Promise<nu
  * (after the server stopped, so nothing it does disturbs the server's cold start), cold and warm mixed by the
  * fraction the page cache held before the server started.
  */
-async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | null, probeBytes: number | undefined): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: Rates; assumptions: string[] } | { reason: string }> {
+async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | null, probe: { probeBytes?: number; remeasure?: boolean }): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: Rates; assumptions: string[] } | { reason: string }> {
   const n = deps.engines.native();
   if (!n.ok) return { reason: `not measured: the native addon is unavailable (${n.reason})` };
   const cuda = await n.addon.cudaProbe({ context: false }).catch(() => null);
-  let probe: Awaited<ReturnType<typeof measureProbe>>;
+  let measured: Awaited<ReturnType<typeof measureProbe>>;
   try {
     // The server's weights as they are on disk: no Hub repo (no network rate), no devices chosen.
-    probe = await measureProbe({ dir: null, files: w.files, bytes: w.bytes, synthetic: false, repo: null, cuda, probeBytes }, deps);
+    measured = await measureProbe({ dir: null, files: w.files, bytes: w.bytes, synthetic: false, repo: null, cuda, probeBytes: probe.probeBytes, remeasure: probe.remeasure }, deps);
   } catch (e) {
     // The floor is beside the server's numbers, never in their way: a probe that cannot run is "not measured".
     if (deps.signal?.aborted) throw e;
     return { reason: `not measured: the rate probe failed (${(e as Error).message.split('\n')[0]})` };
   }
-  const r = probe.rates;
+  const r = measured.rates;
   const gpu = !!cuda?.available;
   const format = w.format === 'bin' ? 'bin' : 'safetensors';
   const cold = predictLoadSeconds(r, { bytes: w.bytes, format, cache: 'cold', gpu });
@@ -138,7 +138,7 @@ async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | n
   const seconds = f * warm + (1 - f) * cold;
   const cache = resident === null ? 'page cache state unknown (counted cold)' : `${formatPercent(f)} in the page cache at start`;
   const source = `${formatBytes(w.bytes)} ÷ measured rates (${cache}; read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} warm${gpu && r.h2dBytesPerSecond ? `, host→device ${formatRate(r.h2dBytesPerSecond)}` : ', no GPU: host read only'})`;
-  const assumptions = [...probe.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}${w.skipped ? `; ${w.skipped}` : ''}`];
+  const assumptions = [...measured.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}${w.skipped ? `; ${w.skipped}` : ''}`];
   return { floor: { seconds, source }, rates: r, assumptions };
 }
 
@@ -168,7 +168,7 @@ export async function wrapMode(plan: WrapPlan, deps: ProfileDeps, wall: Stopwatc
   // The floor beside the weights-loading stage, measured after the server has stopped.
   const fr = resident.slice(-runs);
   const meanResident = fr.length && fr.every((x) => x !== null) ? (fr as number[]).reduce((a, b) => a + b, 0) / fr.length : null;
-  const floor = 'files' in weights ? await wrapFloor(deps, weights, meanResident, options.probeBytes) : weights;
+  const floor = 'files' in weights ? await wrapFloor(deps, weights, meanResident, options) : weights;
   const load = report.phases.find((p) => p.name === 'gpu-load');
   if (load && 'floor' in floor) load.floor = floor.floor;
   const inputs = { phases: report.phases, total: report.total.seconds, rates: null, model: null, gpuPricePerHour: options.gpuPricePerHour, warmInstances: options.warmInstances };

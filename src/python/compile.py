@@ -4,7 +4,8 @@ argv: model path, mode, device want, shapes JSON, runs, phase (cold|cached), art
 Cache dirs come from the environment (TORCHINDUCTOR_CACHE_DIR, TRITON_CACHE_DIR), set by the caller.
 cold: compiles, then writes torch.compiler.save_cache_artifacts() to the artifacts file.
 cached: loads the artifacts file with torch.compiler.load_cache_artifacts() first (timed), then compiles.
-Events (common.emit): import, fingerprint (the same function as compile_probe.py), result, or missing / error.
+Events (common.emit): import, fingerprint (the same function as compile_probe.py), stage (what runs now, for
+progress), result, or missing / error.
 """
 
 import os
@@ -54,6 +55,7 @@ def main():
     emit("fingerprint", fingerprint=fp)
     device = fp["device"]
     try:
+        emit("stage", what="loading the model")
         if is_dir:
             model, load, args, kwargs, info = hf_inputs(path, device, shapes)
         elif path.endswith(".pt2"):
@@ -86,6 +88,7 @@ def main():
                 out = out.last_hidden_state
             return out
 
+        emit("stage", what="first call (Inductor compiles" + (", or loads from the cache)" if phase == "cached" else ")"))
         with torch.inference_mode():
             out, first = clock(step, device)
             # The first output, hashed before any later call can reuse its (CUDA-graph-owned) memory.
@@ -98,6 +101,7 @@ def main():
                 "absMax": float(flat.abs().max()) if flat.numel() else 0.0,
                 "first": [float(v) for v in flat.reshape(-1)[:4]],
             }
+            emit("stage", what=f"{runs} steady call(s)")
             samples = [clock(step, device)[1] for _ in range(runs)]
         c = {
             "fxgraphHit": int(counters["inductor"].get("fxgraph_cache_hit", 0)),

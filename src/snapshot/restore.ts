@@ -36,6 +36,8 @@ export interface RestoreOptions {
   verifyThreads?: number;
   env: Env;
   signal: AbortSignal;
+  /** The step now under way (CRIU restore, GPU restore, ready…), for a redrawn progress line; never printed here. */
+  step?: (text: string) => void;
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -134,6 +136,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
     // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
     const logFd = log ? putLogBack(imageFile(image, LOG_COPY, image), log) : undefined;
+    o.step?.(`CRIU restore of ${formatBytes(m.imageBytes)} (${m.pids.length} process(es)), every byte verified meanwhile…`);
     const criuTime = stopwatch(clock);
     let pid: number;
     try {
@@ -144,6 +147,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     times['criu-restore'] = criuTime();
     // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
+    o.step?.('finishing the verification of the image (the restored tree stays stopped until every byte matches)…');
     const bad = await verifying;
     if (bad.length) {
       for (const p of m.pids) signal(p, 'SIGKILL'); // stopped, never resumed: nothing to stop gracefully
@@ -153,6 +157,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     resumedSeconds = untilResumed();
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
+      o.step?.(`restoring GPU memory of ${m.gpuPids.length} process(es)…`);
       const g = stopwatch(clock);
       for (const p of m.gpuPids) await native.checkpoint(p, 'restore');
       times['gpu-restore'] = g();
@@ -165,12 +170,14 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
     if (readyUrl) {
+      o.step?.(`waiting until ${readyUrl} answers…`);
       const rt = stopwatch(clock);
       await server.waitReady({ url: readyUrl, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
       readySeconds = rt();
     }
     let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
     if (m.warmup && o.firstRequest) {
+      o.step?.(`repeating the first request ${m.warmup.method} ${m.warmup.url}…`);
       const r = await sendRecorded(m.warmup, o.timeoutSeconds, o.signal);
       const h = sha256(r.body);
       first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };

@@ -50,6 +50,8 @@ export interface SnapshotOptions {
   env: Env;
   signal: AbortSignal;
   progress?: (line: string) => void;
+  /** The step now under way (starting, dump, hash…), for a redrawn progress line; never printed by the engine. */
+  step?: (text: string) => void;
 }
 
 /** How long each process of the server gets between SIGTERM and SIGKILL when a failed snapshot stops it. */
@@ -120,12 +122,14 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     } finally {
       closeSync(logFd);
     }
+    o.step?.(`starting the server, waiting until ${o.readyUrl ? `${o.readyUrl} answers` : 'its output matches --ready-log'}…`);
     const ready = await server.waitReady({ url: o.readyUrl, log: o.readyLog, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
     const readySeconds = ready.seconds;
     o.progress?.(`snapshot: ready after ${formatDuration(readySeconds)}`);
     let warmup: Manifest['warmup'] = null;
     let firstRequestSeconds: number | null = null;
     if (o.warmup) {
+      o.step?.(`warmup request ${o.warmup.method} ${o.warmup.url}…`);
       const r = await sendRecorded(o.warmup, o.timeoutSeconds, o.signal);
       firstRequestSeconds = r.seconds;
       if (r.status >= 400) throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${o.warmup.method} ${o.warmup.url} answered HTTP ${r.status}`, { hint: r.body.toString('utf8').slice(0, 300) });
@@ -159,12 +163,14 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const free = host.diskFreeBytes(dir);
     if (free !== null && free < memBefore) throw diskFull(dir, free, memBefore, "the server's resident memory");
     // GPU: lock every CUDA process first (no new work), then move each one's GPU memory to host memory.
+    if (gpuPids.length) o.step?.(`locking CUDA in ${gpuPids.length} process(es) (waits for in-flight GPU work)…`);
     const lockTime = stopwatch(clock);
     for (const pid of gpuPids) {
       await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000));
       gpuLocked.push(pid);
     }
     if (gpuPids.length) phases['gpu-lock'] = lockTime();
+    if (gpuPids.length) o.step?.('moving GPU memory into host memory…');
     const checkpointTime = stopwatch(clock);
     for (const pid of gpuPids) await native.checkpoint(pid, 'checkpoint');
     if (gpuPids.length) phases['gpu-checkpoint'] = checkpointTime();
@@ -173,6 +179,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const free2 = host.diskFreeBytes(dir);
     if (free2 !== null && free2 < estimate) throw diskFull(dir, free2, estimate, 'resident memory with GPU memory moved to host');
     mkdirSync(tmp);
+    o.step?.(`CRIU dump of ${pids.length} process(es), about ${formatBytes(estimate)}…`);
     const dumpTime = stopwatch(clock);
     // A failed dump keeps CRIU's log beside the image-to-be (IMAGE.dump.log): the temp dir is removed below.
     await engines.criu.dump(criu, rootPid, tmp, o.env, { keepLogAt: `${output}.dump.log` });
@@ -183,6 +190,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     await server.stop();
     await pollUntil(async () => (pids.some((p) => host.pidAlive(p)) ? undefined : true), { deadline: nowSeconds() + 10, delayMs: { first: 10, max: 100 }, onTimeout: () => new Error('pids still taken') }).catch(() => undefined);
     copyFileSync(logPath, join(tmp, LOG_COPY));
+    o.step?.('hashing the image files…');
     // Every byte hashed in 16 MiB chunks on worker threads, just after CRIU wrote it (it is still in the page cache).
     const hashTime = stopwatch(clock);
     const listed = listImageFiles(tmp);

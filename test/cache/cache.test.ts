@@ -847,7 +847,8 @@ describe('offline, local-dir, ls/verify/rm, API for profile', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('org/tiny');
     expect(r.stdout).toMatch(/\(main, v1\)|\(v1, main\)|\(main\)/);
-    expect(r.stdout).toContain('1 file(s) of the commit not cached');
+    // pytorch_model.bin was skipped on purpose (a duplicate of the safetensors): skipped, not "not cached".
+    expect(r.stdout).toMatch(/: complete; 1 skipped \(duplicate weight formats/);
     r = await runCli(['--json', 'cache', 'verify', 'org/tiny'], { env: env() });
     expect(r.code).toBe(0);
     const doc = JSON.parse(r.stdout);

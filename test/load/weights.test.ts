@@ -12,8 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveWeights, weightsAt, describeSkipped } from '../../src/load/weights.js';
-import { DUPLICATE_WEIGHT_GLOBS, notWeightsReason, selectWeightNames, weightFormatOf, weightGlobs } from '../../src/formats/weights.js';
-import { duplicateWeightGlobs } from '../../src/cache/plan.js';
+import { DUPLICATE_WEIGHT_GLOBS, duplicateWeightGlobs, notWeightsReason, selectWeightNames, weightFormatOf, weightGlobs } from '../../src/formats/weights.js';
 import type { ColdstartError } from '../../src/core/errors.js';
 
 const fx = (p: string) => fileURLToPath(new URL(`../../fixtures/${p}`, import.meta.url));

@@ -238,13 +238,17 @@ describe('--estimate', () => {
     expect((doc.details.assumptions as string[]).join('\n')).toMatch(/download size: the Hub's file list was not available/);
     // No weights were written or fetched: no synthetic dir, only the (removed) probe.
     expect(existsSync(join(estCache, 'synthetic'))).toBe(false);
-    expect(readdirSync(estCache)).toEqual([]);
+    // What stays is the rates kept for the next run (rates.json), nothing of the model.
+    expect(readdirSync(estCache)).toEqual(['rates.json']);
     expect((doc.details.assumptions as string[]).join('\n')).toMatch(/probe file/);
-    // The estimate cannot predict every phase, so its total is incomplete, and no warm-pool trade-off is priced
-    // on a total nobody measured.
+    // The estimate cannot predict every phase, so its total is incomplete; the warm-pool trade-off is still priced,
+    // from the estimated part only and labelled so ("at least", which phases are missing).
     expect(doc.total.complete).toBe(false);
     expect(doc.total.seconds).toBeNull();
-    expect(doc.findings.find((f) => f.id === 'warm-instance')).toBeUndefined();
+    const pool = doc.findings.find((f) => f.id === 'warm-instance')!;
+    expect(pool.savesSeconds).toBeNull();
+    expect(pool.message).toMatch(/\$1825\/month at \$2\.5\/h/);
+    expect(pool.message).toMatch(/saves at least \d[^(]* \(the measured and estimated phases; [^)]*warmup[^)]* not measured\)/);
     expect(validateWithSchema(doc)).toEqual([]);
     const human = await runCli(['profile', 'llama3-8b', '--estimate'], { env: { ...env, COLDSTART_CACHE: estCache } });
     expect(human.stdout).toContain('assumptions');

@@ -35,15 +35,25 @@ function onTty(args: string[], env: Record<string, string>): Promise<{ code: num
 }
 
 describe.skipIf(!hasScript)('progress on a terminal', () => {
-  it('profile demo twice: the second run reuses the checkpoint (said, with its date; no writing line); the probes and the loader say what runs', async () => {
+  it('profile demo twice: the second run reuses the checkpoint and the rates (each said, with its date; no writing line, no probes); the probes and the loader say what runs', async () => {
     const first = await onTty(['profile'], {});
     expect(first.code, first.out).toBe(0);
     expect(first.out).toMatch(/wrote synthetic demo/);
+    expect(first.out).toMatch(/measuring rates \(disk, page cache[^)]*\): writing a [\d.]+ MiB probe file/);
     const again = await onTty(['profile'], {});
     expect(again.code, again.out).toBe(0);
     expect(again.out).toMatch(/reusing synthetic demo \([\d.]+ MiB, safetensors\) in \S+ \(written \d{4}-\d\d-\d\d\)/);
     expect(again.out).not.toMatch(/writing synthetic/);
-    expect(again.out).toMatch(/measuring rates \(disk, page cache[^)]*\): [\d.]+ MiB probe file/);
+    // The rates of the first run are reused (this machine, disk and kernel): said, nothing probed.
+    expect(again.out).toMatch(/rates from \d{4}-\d\d-\d\d .*--remeasure to refresh/);
+    expect(again.out).not.toMatch(/measuring rates \(/);
+  }, 300_000);
+
+  it('--estimate: the rate probes say each load as it runs (warm from the page cache, then cold)', async () => {
+    const r = await onTty(['profile', '--estimate', '--remeasure'], {});
+    expect(r.code, r.out).toBe(0);
+    expect(r.out).toMatch(/measuring rates \([^)]*\): probe load 1: [\d.]+ MiB from the page cache…/);
+    expect(r.out).toMatch(/measuring rates \([^)]*\): probe load \d+: [\d.]+ MiB cold \(from disk\)…/);
   }, 300_000);
 
   it.skipIf(!findPeerPython())('--framework torch: the stack\'s import, load and first forward as they happen', async () => {
@@ -56,6 +66,9 @@ describe.skipIf(!hasScript)('progress on a terminal', () => {
   it('on a pipe: no redrawn progress lines', async () => {
     const r = await new Promise<string>((done) => execFile(process.execPath, [BIN, 'profile'], { cwd: home, env: { PATH: process.env.PATH, HOME: home } }, (_e, stdout, stderr) => done(stdout + stderr)));
     expect(r).not.toMatch(/measuring rates \(/);
+    const est = await new Promise<string>((done) => execFile(process.execPath, [BIN, 'profile', '--estimate', '--remeasure'], { cwd: home, env: { PATH: process.env.PATH, HOME: home } }, (_e, stdout, stderr) => done(stdout + stderr)));
+    expect(est).toMatch(/estimate: predicted from measured rates/);
+    expect(est).not.toMatch(/probe load \d/);
     expect(r).toMatch(/reusing synthetic demo/);
   }, 300_000);
 });

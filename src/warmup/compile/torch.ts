@@ -15,6 +15,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, openSync, readS
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { ColdstartError } from '../../core/errors.js';
+import { formatDuration } from '../../core/format.js';
 import { readInputFile, readInputText } from '../../core/files.js';
 import { summarize, type Stats } from '../../core/stats.js';
 import { version as toolVersion } from '../../core/version.js';
@@ -209,6 +210,11 @@ async function runOnce(o: CompileOptions, path: string, phase: 'cold' | 'cached'
     what: '--compile',
     timeoutMs: o.timeoutSeconds * 1000,
     signal: o.signal,
+    // What the run does now (import, model load, the compiling first call, steady calls), as it happens.
+    onEvent: (e) => {
+      if (e.event === 'import' && typeof e.seconds === 'number') o.progress?.(`${phase} run: ${String(e.what ?? 'import')} in ${formatDuration(e.seconds)}`);
+      else if (e.event === 'stage' && typeof e.what === 'string') o.progress?.(`${phase} run: ${e.what}…`);
+    },
     extraEnv: {
       HF_HUB_OFFLINE: '1',
       TRANSFORMERS_OFFLINE: '1',
