@@ -1,7 +1,7 @@
 /**
  * Issue 22, untrusted inputs and waits, driven through the CLI: files that are not what they claim (/dev/zero, FIFOs,
  * symlink loops) are refused before they can fill memory or block, network waits end at their deadline and promptly
- * after SIGTERM, 10,000 shards load with a bounded number of open files, and --json prints one document on every
+ * after SIGTERM, thousands of shards load with a bounded number of open files, and --json prints one document on every
  * exit path. Children run under a hard deadline: a regression fails the test instead of hanging the suite.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -274,7 +274,8 @@ describe('warmup --url: the --header values never leave the server\'s origin', (
 
 describe('case 3: bounded open files', () => {
   const dir = join(tmp, 'shards');
-  const N = 10_000;
+  // 15× the open-file limit below: an fd per shard would fail long before the end (10,000 took 42 s to no more effect).
+  const N = 2_000;
   const make = () => {
     mkdirSync(dir);
     const map: Record<string, string> = {};
@@ -286,7 +287,7 @@ describe('case 3: bounded open files', () => {
     writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: map }));
   };
 
-  it('profile of a folder of 10,000 shards under ulimit -n 128 loads every shard (no EMFILE)', async () => {
+  it('profile of a folder of 2,000 shards under ulimit -n 128 loads every shard (no EMFILE)', async () => {
     make();
     const r = await runChild(['profile', dir, '--only', 'gpu-load', '--json'], { shell: 'ulimit -n 128', deadlineMs: 180_000 });
     expect(r.signal).toBeNull();
@@ -298,10 +299,10 @@ describe('case 3: bounded open files', () => {
     expect(gl.metrics.bytes).toBe(N * 8);
   }, 200_000);
 
-  it('convert of a checkpoint in 2,000 .bin shards under ulimit -n 128: every tensor converted, exit 0', async () => {
+  it('convert of a checkpoint in 600 .bin shards under ulimit -n 128: every tensor converted, exit 0', async () => {
     const src = join(tmp, 'bin-shards');
     mkdirSync(src);
-    const M = 2000;
+    const M = 600; // ~5× the open-file limit
     const map: Record<string, string> = {};
     for (let i = 0; i < M; i++) {
       const f = `pytorch_model-${String(i + 1).padStart(5, '0')}-of-${M}.bin`;
@@ -315,7 +316,7 @@ describe('case 3: bounded open files', () => {
     expect(r.signal).toBeNull();
     expect(r.stderr).not.toMatch(/too many open files|EMFILE/i);
     expect(r.code).toBe(0);
-    expect((doc(r.stdout).details as { tensors: number }).tensors).toBe(2000);
+    expect((doc(r.stdout).details as { tensors: number }).tensors).toBe(M);
   }, 150_000);
 
   it('prefetch of the same folder under ulimit -n 128: every file read, exit 0', async () => {

@@ -12,14 +12,15 @@ export interface CliResult {
 }
 
 /** Runs the CLI in-process with a fake process (size-limit style); no TTY, no colour unless asked. */
-export async function runCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; tty?: boolean } = {}): Promise<CliResult> {
+export async function runCli(args: string[], opts: { env?: Record<string, string | undefined>; cwd?: string; tty?: boolean; columns?: number | null } = {}): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
   const proc: ProcessLike = {
     argv: ['node', 'coldstart', ...args],
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...opts.env },
     cwd: () => opts.cwd ?? process.cwd(),
-    stdout: { write: (s: string) => ((stdout += s), true), isTTY: opts.tty ?? false, columns: 120 },
+    // `columns: null`: like a real pipe, no width (then COLUMNS decides)
+    stdout: { write: (s: string) => ((stdout += s), true), isTTY: opts.tty ?? false, ...(opts.columns === null ? {} : { columns: opts.columns ?? 120 }) },
     stderr: { write: (s: string) => ((stderr += s), true), isTTY: opts.tty ?? false },
   };
   const code = await run(proc);
