@@ -84,6 +84,21 @@ node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
   if(!p.found||!p.version||!p.packages||!("torch" in p.packages)){console.error(JSON.stringify(p));process.exit(1)}' "$tmp/doctor.json" ||
   fail "doctor: the installed package did not run its Python package probe"
 
+step "doctor says what the package lacks: onnxruntime-node present (its version), then removed as an offline install drops it (the exact reinstall line)"
+node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).onnx||{};
+  if(!(o.usable===true&&o.version)&&!(o.usable===false&&/npm install --prefix /.test(o.fix||""))){console.error(JSON.stringify(o));process.exit(1)}' "$tmp/doctor.json" ||
+  fail "doctor: no onnxruntime-node fact"
+ort="$(cd "$pkg" && node -p 'require.resolve("onnxruntime-node/package.json")' 2>/dev/null | sed 's#/package.json$##')" || ort=""
+if [ -n "$ort" ] && [ -d "$ort" ]; then
+  mv "$ort" "$ort.away"
+  run doctor --json >"$tmp/doctor-noort.json" || [ $? -eq 3 ] || { mv "$ort.away" "$ort"; fail "doctor without onnxruntime-node exited $?"; }
+  mv "$ort.away" "$ort"
+  node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).onnx||{}; const pkg=process.argv[2];
+    if(o.usable!==false||!(o.fix||"").includes("npm install --prefix "+pkg)){console.error(JSON.stringify(o));process.exit(1)}' "$tmp/doctor-noort.json" "$(realpath "$pkg")" ||
+    fail "doctor without onnxruntime-node did not give the reinstall line for the installed package"
+  run doctor | grep -q '^onnx' || fail "doctor's human output has no onnx row"
+fi
+
 if [ -n "${COLDSTART_PYTHON:-}" ]; then
   step "warmup --framework transformers with the peers' Python (the shipped framework.py and common.py's load_hf)"
   env -u COLDSTART_NATIVE_PATH HOME="$tmp/home" COLDSTART_PYTHON="$COLDSTART_PYTHON" "$bin" warmup "$repo/fixtures/torch/models/tiny-llama" \
