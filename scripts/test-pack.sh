@@ -39,7 +39,8 @@ for f in common stack framework compile compile_probe packages; do
 done
 # What the package names, it carries: every docs/ link of the README, every script a message names.
 for link in $(grep -o '](docs/[^)#]*' "$repo/README.md" | sed 's/^](//' | sort -u); do
-  grep -qx "package/$link" <<<"$listing" || fail "the README links $link, which the tarball lacks (package.json files)"
+  # a file, or a folder the tarball has files in
+  grep -qx "package/$link" <<<"$listing" || grep -q "^package/${link%/}/" <<<"$listing" || fail "the README links $link, which the tarball lacks (package.json files)"
 done
 for s in $(grep -rhoE 'scripts/[A-Za-z0-9_.-]+\.(sh|cjs|py)' "$repo/dist" --include=*.js | sort -u); do
   grep -qx "package/$s" <<<"$listing" || fail "a message names $s, which the tarball lacks (package.json files)"
