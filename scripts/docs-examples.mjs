@@ -116,13 +116,14 @@ export function shapeOf(kind, text) {
     let header = true;
     let findings = false;
     for (const l of lines) {
-      // Findings depend on this run's measurements (a cold read finds prefetch, a warm one does not): their block,
-      // up to the next blank line, is not part of the command's shape.
-      if (/^findings\b/.test(l.trim())) findings = true;
-      if (findings) {
-        if (l.trim() === '') findings = false;
+      // Findings depend on this run's measurements (a cold read finds prefetch, a warm one does not): the heading
+      // and its numbered items are not part of the command's shape.
+      if (/^findings$/.test(l.trim())) {
+        findings = true;
         continue;
       }
+      if (findings && /^\d+\. /.test(l)) continue;
+      findings = false;
       if (/^[┌├└]/.test(l)) continue;
       if (l.startsWith('│')) {
         const cells = l.split('│').slice(1, -1).map((c) => c.trim());
