@@ -4,19 +4,17 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
+import { addReportOptions, addTelemetryOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
-import { choiceFlag, durationFlag, httpUrlFlag } from '../core/flags.js';
+import { choiceFlag } from '../core/flags.js';
 import { emitReport } from '../core/emit.js';
 import { parseDtypeName } from '../formats/dtypes.js';
-import { parseStageFlag } from '../server/rules/index.js';
 import { runOptimize, type SnapshotStep } from '../optimize/run.js';
 import type { OptimizeOptions } from '../optimize/options.js';
-import { splitWrap } from './profile.js';
+import { addWrapOptions, splitWrap, wrapServer, type WrapFlags } from './wrap-flags.js';
 
-interface OptimizeFlags extends ReportFlags {
-  persist: string; readyUrl?: string; readyLog?: string; readyTimeout: string; completionUrl?: string; completion: boolean;
-  stopTimeout: string; stage?: string[]; cache: string; prefetch: boolean; dtype?: string; revision?: string; snapshot?: boolean;
+interface OptimizeFlags extends ReportFlags, WrapFlags {
+  persist: string; cache: string; prefetch: boolean; dtype?: string; revision?: string; snapshot?: boolean;
 }
 
 function optimizeOptions(ctx: Context, cmd: Command): OptimizeOptions {
@@ -24,24 +22,10 @@ function optimizeOptions(ctx: Context, cmd: Command): OptimizeOptions {
   const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
   if (command.length === 0) throw new ColdstartError('USAGE', 'optimize: no server command after --', { hint: 'Example: coldstart optimize --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
   if (!f.readyUrl && !f.readyLog) throw new ColdstartError('USAGE', 'optimize needs --ready-url URL or --ready-log REGEX to know when the server is ready');
-  let readyLog: RegExp | undefined;
-  try {
-    readyLog = f.readyLog ? new RegExp(f.readyLog) : undefined;
-  } catch (e) {
-    throw invalidArg('--ready-log', 'a regular expression', f.readyLog, (e as Error).message);
-  }
   const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
   if (f.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'bf16, fp16 or fp32', f.dtype);
   return {
-    server: {
-      command,
-      readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
-      readyLog,
-      completionUrl: f.completion === false ? false : f.completionUrl,
-      readyTimeoutSeconds: durationFlag('--ready-timeout', f.readyTimeout, { bareSeconds: true }),
-      stopTimeoutSeconds: durationFlag('--stop-timeout', f.stopTimeout, { bareSeconds: true }),
-      stageRules: (f.stage ?? []).map(parseStageFlag),
-    },
+    server: wrapServer(f, command),
     persistDir: resolve(ctx.cwd, f.persist),
     model,
     revision: f.revision,
@@ -72,7 +56,7 @@ async function snapshotStep(): Promise<SnapshotStep> {
 }
 
 export function registerOptimize(program: Command, run: Runner): void {
-  addTelemetryOptions(addReportOptions(
+  addTelemetryOptions(addReportOptions(addWrapOptions(
     program
       .command('optimize')
       .description('measure a server\'s cold start, apply the remedies that need no change to it (compile caches, prefetch, cache), prove the gain and write a recipe')
@@ -80,19 +64,12 @@ export function registerOptimize(program: Command, run: Runner): void {
       .argument('[model]', 'the weights the server loads (local folder or Hub repo id), when its command does not name them')
       .allowExcessArguments(true)
       .option('--persist <dir>', 'where the compile/JIT caches, their fingerprint and the recipe go', '.coldstart/optimize')
-      .option('--ready-url <url>', 'the server is ready when this URL answers 2xx')
-      .option('--ready-log <regex>', 'the server is ready when a log line matches')
-      .option('--ready-timeout <s>', 'seconds to wait for ready, each start', '600')
-      .option('--completion-url <url>', 'endpoint for the first request (default: /v1/completions, else /generate)')
-      .option('--no-completion', 'send no first request (the answers are then not compared)')
-      .option('--stop-timeout <s>', 'seconds between SIGTERM and SIGKILL when stopping the server', '10')
-      .option('--stage <name=regex>', "a log line that ends a stage, 'name[:phase]=REGEX' (repeatable; e.g. 'compile:compile=compiled in ([\\d.]+)s')", collect)
       .option('--cache <mode>', 'page cache for the weights before each start: cold (drop them) or as-is', 'cold')
       .option('--no-prefetch', 'do not read the weights ahead beside the optimized start')
       .option('--dtype <dtype>', 'the dtype answers are judged in (default: the weights\' config.json, else bf16)')
       .option('--revision <rev>', 'Hub revision of MODEL')
       .option('--snapshot', 'also snapshot the optimized server and time a restore (CRIU, root)'),
-  )).action(
+  ))).action(
     run(async (ctx, ...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
       const options = optimizeOptions(ctx, cmd);

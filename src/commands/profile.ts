@@ -1,47 +1,24 @@
 import type { Command } from 'commander';
 import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
 import { withFlagNames } from './flag-names.js';
+import { addWrapOptions, splitWrap, wrapServer, type WrapFlags } from './wrap-flags.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
-import { choiceFlag, durationFlag, intFlag, intListFlag, positiveFlag } from '../core/flags.js';
+import { choiceFlag, intFlag, intListFlag, positiveFlag } from '../core/flags.js';
 import { parseCount } from '../core/repeat.js';
 import { emitReport } from '../core/emit.js';
 import { PHASES, isPhaseName, type PhaseName } from '../core/phases.js';
 import { parseDtypeName } from '../formats/dtypes.js';
 import { parseSince } from '../platform/container.js';
-import { parseStageFlag } from '../server/rules/index.js';
 import { defaultEngines, type Engines } from '../profile/engines.js';
 import { FRAMEWORKS } from '../profile/framework.js';
 import { runProfile } from '../profile/run.js';
-import type { ProfileEvents, ProfileOptions, WrapServer } from '../profile/options.js';
+import type { ProfileEvents, ProfileOptions } from '../profile/options.js';
 
-interface ProfileFlags extends ReportFlags {
+interface ProfileFlags extends ReportFlags, WrapFlags {
   runs: string; warmup: string; only?: string; synthetic?: boolean; format: string; dtype?: string; estimate?: boolean;
   image?: string; containerRuntime?: string; containerArg?: string[]; since?: string; devices?: string; verify?: boolean;
   cache: string; download: boolean; floor: boolean; revision?: string; framework?: string; url?: string;
-  readyUrl?: string; readyLog?: string; readyTimeout: string; completionUrl?: string; completion: boolean; stopTimeout: string; stage?: string[];
   gpuPrice?: string; warmInstances: string; probeBytes?: string; remeasure?: boolean; direct?: boolean; buffered?: boolean;
-}
-
-/** Splits `coldstart profile [model] -- cmd …`: what commander saw as operands, cut at the literal `--`. */
-export function splitWrap(argv: readonly string[], operands: readonly string[]): { model?: string; command: string[] } {
-  const i = argv.indexOf('--');
-  if (i < 0) return { model: operands[0], command: [] };
-  const command = argv.slice(i + 1);
-  const before = operands.slice(0, Math.max(0, operands.length - command.length));
-  return { model: before[0], command };
-}
-
-/** The server of `profile -- CMD`, its flags checked before anything starts. */
-function wrapServer(f: ProfileFlags, command: string[]): WrapServer {
-  let readyLog: RegExp | undefined;
-  try {
-    readyLog = f.readyLog ? new RegExp(f.readyLog) : undefined;
-  } catch (e) {
-    throw invalidArg('--ready-log', 'a regular expression', f.readyLog, (e as Error).message);
-  }
-  const readyTimeoutSeconds = durationFlag('--ready-timeout', f.readyTimeout, { bareSeconds: true });
-  const stopTimeoutSeconds = durationFlag('--stop-timeout', f.stopTimeout, { bareSeconds: true });
-  return { command, readyUrl: f.readyUrl, readyLog, completionUrl: f.completion === false ? false : f.completionUrl, readyTimeoutSeconds, stopTimeoutSeconds, stageRules: (f.stage ?? []).map(parseStageFlag) };
 }
 
 /** Every flag of `coldstart profile`, parsed once into typed options (a bad one exits 2 before anything runs). */
@@ -100,7 +77,7 @@ function events(ctx: Context): ProfileEvents {
 
 /** `engines` are the real ones by default; tests pass stand-ins (an object of functions). */
 export function registerProfile(program: Command, run: Runner, engines: Engines = defaultEngines): void {
-  addTelemetryOptions(addReportOptions(
+  addTelemetryOptions(addReportOptions(addWrapOptions(
     program
       .command('profile')
       .description('profile a cold start phase by phase (default model: the built-in demo)')
@@ -130,15 +107,10 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       .option('--gpu-price <usd>', 'GPU price per hour, for the warm-pool trade-off')
       .option('--warm-instances <n>', 'warm instances the warm-pool trade-off prices', '1')
       .option('--no-floor', 'with --framework or a wrapped server: your numbers only; skip the floor (native probe, loader, rate probe) that runs after your stack')
-      .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 64 MiB–1 GiB)').option('--remeasure', "measure the rates again (default: reuse this machine's from the last 7 days)")
-      .option('--ready-url <url>', 'wrap mode: the server is ready when this URL answers 2xx')
-      .option('--ready-log <regex>', 'wrap mode: the server is ready when a log line matches')
-      .option('--ready-timeout <s>', 'wrap mode: seconds to wait for ready', '600')
-      .option('--completion-url <url>', 'wrap mode: endpoint for the first completion (default: /v1/completions, else /generate)')
-      .option('--no-completion', 'wrap mode: do not send a first completion')
-      .option('--stop-timeout <s>', 'wrap mode: seconds between SIGTERM and SIGKILL when stopping the server', '10')
-      .option('--stage <name=regex>', "wrap mode: a log line that ends a stage, 'name[:phase]=REGEX' (a (number) group is its printed duration; repeatable)", collect),
-  )).action(
+      .option('--probe-bytes <n>', 'size of the rate-probe file (default: the model size, 64 MiB–1 GiB)')
+      .option('--remeasure', "measure the rates again (default: reuse this machine's from the last 7 days)"),
+    'wrap mode: ',
+  ))).action(
     run(async (ctx, ...args: unknown[]) => {
       const cmd = args[args.length - 1] as Command;
       const options = profileOptions(ctx, cmd);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { measureInsideContainer, diagnoseRunFailure, parseSince, sinceInterval } from '../../src/platform/container.js';
 import { procStartTicks } from '../../src/platform/procfs.js';
 import { hostRead } from '../../src/load/host-read.js';
-import { splitWrap } from '../../src/commands/profile.js';
+import { splitWrap } from '../../src/commands/wrap-flags.js';
 import { wrapWeights } from '../../src/profile/wrapmode.js';
 import { measureRates, predictLoadSeconds, predictLoadSigma, formatWithSigma, type Rates } from '../../src/profile/estimate.js';
 import { computeFindings, whatIfRows } from '../../src/profile/findings.js';

@@ -136,4 +136,16 @@ describe('an engine that is not recognised', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/--stage: expected 'name=REGEX'/);
   });
+
+  it('refuses a --ready-url that is not http(s) before the server starts, in profile as in optimize (exit 2)', async () => {
+    const started = join(tmp, 'started-notaurl');
+    const cmd = ['--', process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(started)}, 'x')`];
+    const { runCli } = await import('../helpers/cli.js');
+    for (const argv of [['profile', '--json', '--ready-url', 'notaurl', ...cmd], ['optimize', '--json', '--ready-url', 'notaurl', ...cmd]]) {
+      const r = await runCli(argv, {});
+      expect(r.code, r.stderr).toBe(2);
+      expect((JSON.parse(r.stdout) as { error: { code: string } }).error.code).toBe('BAD_FLAG');
+      expect(existsSync(started)).toBe(false);
+    }
+  });
 });
