@@ -12,6 +12,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommandWith } from '../helpers/cli.js';
 import { freePort } from '../helpers/fake-servers.js';
+import { checkTrace, decodeOtlp, startCollector } from '../helpers/otlp-collector.js';
+import { peerPython } from '../helpers/python.js';
 import { registerSnapshot } from '../../src/commands/snapshot.js';
 import { ColdstartError } from '../../src/core/errors.js';
 import { nowSeconds } from '../../src/core/clock.js';
@@ -21,6 +23,7 @@ import type { CheckpointAction, SnapshotNative } from '../../src/snapshot/native
 
 const here = (f: string) => fileURLToPath(new URL(`../fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-snap-orch-'));
+const py = peerPython();
 const started: number[] = [];
 afterAll(() => {
   for (const p of started) {
@@ -309,10 +312,15 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       const port = await freePort();
       const pidfile = join(tmp, 'restored.pids');
       const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
-      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--budget', 'total=1h']);
+      const collector = await startCollector();
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--budget', 'total=1h', '--otlp', `${collector.endpoint}/v1/traces`]);
+      await collector.close();
       expect(r.code, r.stderr).toBe(0);
       const doc = json(r);
       expect(doc.schema).toBe('coldstart/restore@1');
+      // Its trace: the restore's phases under one root, each the JSON report's seconds (decoded with opentelemetry-proto).
+      expect(collector.received).toHaveLength(1);
+      if (py) checkTrace(expect, decodeOtlp(py, collector.received[0]!.body, join(tmp, 'restore-otlp.bin')), doc, 'restore');
       expect(doc.budgets).toEqual([expect.objectContaining({ phase: 'total', status: 'ok' })]);
       expect(native.calls.filter((c) => c.action !== 'state')).toEqual([
         { pid: gpuPid, action: 'restore' },
