@@ -95,6 +95,33 @@ export function kindLines(k: ImageKinds | null, total: number): string[] {
   return ['image by kind:', ...rows.filter(([, v]) => v !== null && v > 0).map(([n, v]) => `  ${n.padEnd(32)} ${formatBytes(v!).padStart(10)}${pct(v!)}`), ...k.notes.map((n) => `  note: ${n}`)];
 }
 
+/**
+ * The environment the snapshotted server starts with. Inductor's parallel compile workers are forked helpers that
+ * hold the GPU's device files without a CUDA context the driver can checkpoint, so CRIU cannot save them. Unless
+ * the user chose a thread count, the server compiles in-process (TORCHINDUCTOR_COMPILE_THREADS=1): only the
+ * snapshot run compiles (the restored server never does), and it is said in the report's notes.
+ */
+export function snapshotServerEnv(env: Env): { env: Env; note: string | null } {
+  if (env.TORCHINDUCTOR_COMPILE_THREADS !== undefined) return { env, note: null };
+  return {
+    env: { ...env, TORCHINDUCTOR_COMPILE_THREADS: '1' },
+    note: "TORCHINDUCTOR_COMPILE_THREADS=1 set for the server: torch Inductor compiles in-process, so no compile worker holds the GPU's device files CRIU cannot save (set the variable yourself to choose otherwise)",
+  };
+}
+
+/** "16 processes (pids 800, 802, 804, … 830: python3 …/compile_worker/__main__.py)": grouped by command, short. */
+export function describeHolders(holders: Array<{ pid: number; command: string }>): string {
+  const groups = new Map<string, number[]>();
+  for (const h of holders) {
+    const words = h.command.split(' ').filter(Boolean);
+    const short = words.slice(0, 2).map((w) => (w.length > 48 && w.includes('/') ? `…/${w.split('/').slice(-2).join('/')}` : w)).join(' ') || '?';
+    groups.set(short, [...(groups.get(short) ?? []), h.pid]);
+  }
+  const pids = (list: number[]) => (list.length > 4 ? `${list.slice(0, 3).join(', ')}, … ${list[list.length - 1]}` : list.join(', '));
+  const parts = [...groups].map(([cmd, list]) => `${list.length === 1 ? 'process' : `${list.length} processes`} (${list.length === 1 ? 'pid' : 'pids'} ${pids(list)}: ${cmd})`);
+  return parts.join(' and ');
+}
+
 export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines): Promise<Reported> {
   const { host, native, clock } = engines;
   if (!o.command.length) throw new ColdstartError('USAGE', 'snapshot: no server command', { hint: 'Usage: coldstart snapshot -o IMAGE --ready-url URL -- <server command>' });
@@ -114,11 +141,13 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
   let server: ServerHandle | undefined;
   let gpuLocked: number[] = [];
   const notes: string[] = [];
+  const { env: serverEnv, note: envNote } = snapshotServerEnv(o.env);
+  if (envNote) notes.push(envNote);
   try {
     const total = stopwatch(clock);
     const logFd = createServerLog(logPath);
     try {
-      server = engines.server.start({ command: o.command, cwd: o.cwd, env: o.env, what: 'snapshot', stopGraceSeconds: STOP_GRACE_SECONDS, logFile: { fd: logFd, path: logPath } });
+      server = engines.server.start({ command: o.command, cwd: o.cwd, env: serverEnv, what: 'snapshot', stopGraceSeconds: STOP_GRACE_SECONDS, logFile: { fd: logFd, path: logPath } });
     } finally {
       closeSync(logFd);
     }
@@ -153,8 +182,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     // closes them). Refused here, before anything is locked, instead of by CRIU after the GPU checkpoint.
     const stray = host.gpuDeviceHolders(pids).filter((h) => !gpuPids.includes(h.pid));
     if (stray.length) {
-      throw new ColdstartError('ENV', `snapshot: ${stray.length === 1 ? 'process' : 'processes'} ${stray.map((h) => `${h.pid} (${h.command.split(' ').slice(0, 3).join(' ') || '?'})`).join(', ')} of the server ${stray.length === 1 ? 'holds' : 'hold'} ${stray[0]!.devices[0]} open without a CUDA context the driver can checkpoint; CRIU cannot save device files`, {
-        hint: 'End such helpers before the snapshot (torch Inductor compile workers: TORCHINDUCTOR_COMPILE_THREADS=1, or shut them down from a --before-snapshot hook), or make them hold a real CUDA context. Nothing was locked or dumped; the server was stopped.',
+      throw new ColdstartError('ENV', `snapshot: ${describeHolders(stray)} of the server ${stray.length === 1 ? 'holds' : 'hold'} ${stray[0]!.devices[0]} open without a CUDA context the driver can checkpoint; CRIU cannot save device files`, {
+        hint: `End such helpers before the snapshot (torch Inductor compile workers: leave TORCHINDUCTOR_COMPILE_THREADS unset or 1${o.env.TORCHINDUCTOR_COMPILE_THREADS ? `, not ${o.env.TORCHINDUCTOR_COMPILE_THREADS}` : ''}, or shut them down from a --before-snapshot hook), or make them hold a real CUDA context. Nothing was locked or dumped; the server was stopped.`,
         details: { pids: stray },
       });
     }

@@ -103,7 +103,7 @@ function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngi
   };
 }
 
-function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders'] }): SnapshotEngines & { starts: number } {
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders'] }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
   const e = withSnapshotEngines({
     criu: {
       require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
@@ -113,10 +113,11 @@ function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock
     native: o.native,
     host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}) },
     clock: o.clock,
-  }) as SnapshotEngines & { starts: number };
+  }) as SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> };
   e.starts = 0;
+  e.envs = [];
   const start = e.server.start;
-  e.server = { ...e.server, start: (opts) => (e.starts++, start(opts)) };
+  e.server = { ...e.server, start: (opts) => (e.starts++, e.envs.push(opts.env), start(opts)) };
   return e;
 }
 
@@ -212,9 +213,29 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     expect(err.code).toBe('ENV');
     const [server, grandchild] = await pidsFrom(pidfile);
     expect(err.details.pids.map((p: { pid: number }) => p.pid)).toEqual([grandchild]);
+    expect(err.message).toContain(`process (pid ${grandchild}: python -m)`);
     expect(native.calls.filter((c) => c.action !== 'state')).toEqual([]);
     expect(existsSync(out)).toBe(false);
     expect(await gone([server, grandchild])).toEqual([]);
+  });
+
+  it("Inductor's compile workers: the server compiles in-process unless the user chose a thread count; sixteen refused helpers read as one short line", async () => {
+    const { snapshotServerEnv, describeHolders } = await import('../../src/snapshot/snapshot.js');
+    const set = snapshotServerEnv({ PATH: '/bin' });
+    expect(set.env).toEqual({ PATH: '/bin', TORCHINDUCTOR_COMPILE_THREADS: '1' });
+    expect(set.note).toMatch(/TORCHINDUCTOR_COMPILE_THREADS=1 set for the server/);
+    expect(snapshotServerEnv({ TORCHINDUCTOR_COMPILE_THREADS: '16' })).toEqual({ env: { TORCHINDUCTOR_COMPILE_THREADS: '16' }, note: null });
+    // The lines of the H100 run (2026-12-05): 16 forked compile workers holding /dev/nvidia*.
+    const worker = '/opt/torch/.venv/bin/python3 /opt/torch/.venv/lib/python3.12/site-packages/torch/_inductor/compile_worker/__main__.py --pickler=torch._inductor.compile_worker.subproc_pool.SubprocPickler --kind=fork -';
+    const line = describeHolders(Array.from({ length: 16 }, (_, i) => ({ pid: 800 + 2 * i, command: worker })));
+    expect(line).toBe('16 processes (pids 800, 802, 804, … 830: /opt/torch/.venv/bin/python3 …/compile_worker/__main__.py)');
+    // And the server really started with it: its env as the snapshot passed it.
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
+    const port = await freePort();
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'env-img'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('tree-server.mjs'), String(port), join(tmp, 'env.pids')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(e.envs[0]!.TORCHINDUCTOR_COMPILE_THREADS).toBe(process.env.TORCHINDUCTOR_COMPILE_THREADS ?? '1');
+    if (process.env.TORCHINDUCTOR_COMPILE_THREADS === undefined) expect(json(r).warnings.join('\n')).toMatch(/TORCHINDUCTOR_COMPILE_THREADS=1 set for the server/);
   });
 
   it('a failed dump gives the GPU back (restore, unlock), stops the whole tree — the setsid grandchild too — and writes no image', async () => {
