@@ -48,9 +48,12 @@ async function snapshotStep(): Promise<SnapshotStep> {
       await engines.criu.require(env);
     },
     async run(o) {
-      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: null, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, beforeSnapshot: null, afterRestore: null, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
-      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: false, afterRestore: null, env: o.env, signal: o.signal }, engines);
-      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, notes: [...snap.report.warnings, ...r.report.warnings] };
+      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: o.firstRequest, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, beforeSnapshot: null, afterRestore: null, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
+      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: true, afterRestore: null, env: o.env, signal: o.signal }, engines);
+      // A proof, not a deployment: the restored server is stopped (the image stays for `coldstart restore`).
+      const pid = (r.report.details as { pid?: number }).pid;
+      if (pid) await engines.server.adopt(pid, { what: 'restore', command: o.command, stopGraceSeconds: 10 }).stop();
+      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, answer: r.firstAnswer, notes: [...snap.report.warnings, ...r.report.warnings] };
     },
   };
 }

@@ -28,6 +28,7 @@ import { wrapPhases, wrapWeights, type WrapWeights } from '../profile/wrapmode.j
 import { runWrapped, type WrapResult } from '../server/wrap.js';
 import { CACHE_SPECS, CACHES_DIR, cacheEnv, cacheUsage, setAsideCaches, type CacheUsage } from './caches.js';
 import { compareAnswers, type AnswerComparison } from './compare.js';
+import type { RecordedRequest } from '../server/api.js';
 import { fingerprintChanges, probeServerFingerprint, readStoredFingerprint, writeStoredFingerprint } from './fingerprint.js';
 import { buildRecipe, writeRecipe, type Recipe } from './recipe.js';
 import type { OptimizeEvents, OptimizeOptions } from './options.js';
@@ -49,7 +50,12 @@ export interface SnapshotStep {
   /** Refuses (CRIU missing, not root) before anything is started. */
   check(env: Env): Promise<void>;
   /** Snapshot the server (env with the caches) into `image`, then restore it: the restored start's phases. */
-  run(o: { command: string[]; image: string; readyUrl?: string; readyLog?: RegExp; timeoutSeconds: number; env: Env; cwd: string; signal: AbortSignal }): Promise<{ phases: Array<{ name: string; seconds: number | null }>; total: number | null; notes: string[] }>;
+  /**
+   * Snapshot the server (env with the caches) into `image` after sending it `firstRequest` (the optimized start's
+   * first completion, as sent), then restore it, repeat that request, and stop the restored server: the restored
+   * start's phases and its answer.
+   */
+  run(o: { command: string[]; image: string; readyUrl?: string; readyLog?: RegExp; firstRequest: RecordedRequest | null; timeoutSeconds: number; env: Env; cwd: string; signal: AbortSignal }): Promise<{ phases: Array<{ name: string; seconds: number | null }>; total: number | null; answer: string | null; notes: string[] }>;
 }
 
 /** A saving credited to a remedy: the phase, its seconds before and after, and who gets the credit. */
@@ -291,11 +297,14 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   let restored: Awaited<ReturnType<SnapshotStep['run']>> | null = null;
   if (o.snapshot && deps.snapshot) {
     step('snapshot: checkpointing the optimized server, then restoring it');
-    restored = await deps.snapshot.run({ command: server.command, image: join(o.persistDir, 'snapshot'), readyUrl: server.readyUrl, readyLog: server.readyLog, timeoutSeconds: server.readyTimeoutSeconds, env: runEnv, cwd, signal });
+    const fc = optimized.result.firstCompletion;
+    restored = await deps.snapshot.run({ command: server.command, image: join(o.persistDir, 'snapshot'), readyUrl: server.readyUrl, readyLog: server.readyLog, firstRequest: 'request' in fc ? fc.request : null, timeoutSeconds: server.readyTimeoutSeconds, env: runEnv, cwd, signal });
     remedies.push({ id: 'snapshot', applied: true, why: `image in ${join(o.persistDir, 'snapshot')}; restore it with coldstart restore` });
   }
   const credits = attribute(baseline.phases, optimized.phases, remedies);
   const answers = compareAnswers(answerOf(baseline.result), answerOf(optimized.result), dtype, dtypeSource);
+  // The restored server's answer to the same request, against the baseline's (the cold truth), same tolerance.
+  const restoredAnswers = restored ? compareAnswers(answerOf(baseline.result), restored.answer, dtype, dtypeSource) : null;
   const pfHelped = wantPrefetch && (credits.find((c) => c.phase === 'gpu-load')?.remedy === 'prefetch' || secondsOf(baseline.phases, 'gpu-load') === null);
 
   // ---- 5. the recipe
@@ -325,6 +334,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   report.target = { name: server.command.join(' '), kind: 'server', command: server.command, engine: optimized.result.engine };
   report.warnings.push(...notes);
   if (answers.verdict === 'differs') report.warnings.push(`the first answers differ: ${answers.detail ?? describeLargest(answers)}`);
+  if (restoredAnswers?.verdict === 'differs') report.warnings.push(`the restored server's first answer differs from the baseline's: ${restoredAnswers.detail ?? describeLargest(restoredAnswers)}`);
   for (const m of misses) report.warnings.push(m);
   report.findings = credits.filter((c) => c.saved !== null && c.saved > 0 && c.remedy !== 'none').map((c) => ({ id: c.remedy, savesSeconds: c.saved, message: `${c.phase}: ${formatDuration(c.baseline!)} → ${formatDuration(c.optimized!)} (${c.note})` }));
   const startOf = (st: Start) => ({
@@ -340,7 +350,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     persistDir: o.persistDir,
     baseline: startOf(baseline),
     optimized: startOf(optimized),
-    ...(restored ? { restored } : {}),
+    ...(restored ? { restored: { phases: restored.phases, total: restored.total, notes: restored.notes, answers: restoredAnswers } } : {}),
     saved: bt.seconds !== null && ot.seconds !== null ? bt.seconds - ot.seconds : null,
     credits,
     remedies,
@@ -351,8 +361,8 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     floor: { measured: false, reason: `not measured by optimize: run coldstart profile${o.model ? ` ${o.model}` : ''} -- ${server.command.join(' ')} for the floor beside the weights-loading stage` },
     recipe: { env: recipe.env, entrypoint: recipe.entrypoint, k8s: recipe.k8s },
   };
-  const exitCode: ExitCodeValue = answers.verdict === 'differs' ? 1 : 0;
-  return { report, lines: optimizeLines(credits, remedies, answers, recipe, bt.seconds, ot.seconds, restored), exitCode };
+  const exitCode: ExitCodeValue = answers.verdict === 'differs' || restoredAnswers?.verdict === 'differs' ? 1 : 0;
+  return { report, lines: optimizeLines(credits, remedies, answers, recipe, bt.seconds, ot.seconds, restored, restoredAnswers), exitCode };
 }
 
 const answerOf = (r: WrapResult): string | null => ('answer' in r.firstCompletion ? r.firstCompletion.answer : null);
@@ -375,17 +385,17 @@ export function cacheMisses(before: readonly CacheUsage[], after: readonly Cache
   return out;
 }
 
-function optimizeLines(credits: readonly Credit[], remedies: readonly Remedy[], answers: AnswerComparison, recipe: Recipe, bt: number | null, ot: number | null, restored: { total: number | null } | null): string[] {
+function optimizeLines(credits: readonly Credit[], remedies: readonly Remedy[], answers: AnswerComparison, recipe: Recipe, bt: number | null, ot: number | null, restored: { total: number | null } | null, restoredAnswers: AnswerComparison | null): string[] {
   const f = (s: number | null) => (s === null ? '—' : formatDuration(s));
   const rows = credits.map((c) => [c.phase, f(c.baseline), f(c.optimized), c.saved === null ? '—' : formatDuration(c.saved), c.note]);
   const head = ['phase', 'baseline', 'optimized', 'saved', ''];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const fmtRow = (r: string[]) => `  ${r[0]!.padEnd(w[0]!)}  ${r[1]!.padStart(w[1]!)}  ${r[2]!.padStart(w[2]!)}  ${r[3]!.padStart(w[3]!)}  ${r[4]}`;
-  const verdict =
-    answers.verdict === 'identical' ? 'identical'
-    : answers.verdict === 'within-tolerance' ? `within ${answers.tolerance!.dtype} tolerance (${describeLargest(answers)})`
-    : answers.verdict === 'differs' ? `DIFFER: ${answers.detail ?? describeLargest(answers)}`
-    : answers.detail ?? 'not compared';
+  const verdict = (a: AnswerComparison) =>
+    a.verdict === 'identical' ? 'identical'
+    : a.verdict === 'within-tolerance' ? `within ${a.tolerance!.dtype} tolerance (${describeLargest(a)})`
+    : a.verdict === 'differs' ? `DIFFER: ${a.detail ?? describeLargest(a)}`
+    : a.detail ?? 'not compared';
   return [
     '',
     `cold start: ${f(bt)} → ${f(ot)}${bt !== null && ot !== null ? ` (saved ${formatDuration(bt - ot)})` : ''}${restored ? `; restored from the snapshot: ${f(restored.total)}` : ''}`,
@@ -394,7 +404,8 @@ function optimizeLines(credits: readonly Credit[], remedies: readonly Remedy[], 
     '',
     'remedies:',
     ...remedies.map((r) => `  ${r.applied ? '✓' : '·'} ${r.id}: ${r.why}`),
-    `first answer: ${verdict}`,
+    `first answer: ${verdict(answers)}`,
+    ...(restoredAnswers ? [`restored server's first answer, against the baseline's: ${verdict(restoredAnswers)}`] : []),
     '',
     'recipe:',
     `  ${recipe.env.path}`,

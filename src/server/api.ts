@@ -384,7 +384,7 @@ export async function sendPlan(c: Client, p: Plan, o: Pick<ApiOptions, 'timeoutS
  * completion endpoint of the API detected at `base`. Seconds are the request's own (detection not included); `answer`
  * is the body as received (streamed: its first 4 KiB of lines), for a caller that compares two starts' answers.
  */
-export async function firstCompletion(o: { base: string; endpoint?: string; timeoutSeconds: number; signal?: AbortSignal }): Promise<{ seconds: number; url: string; status: number; api: HttpApi | null; answer: string }> {
+export async function firstCompletion(o: { base: string; endpoint?: string; timeoutSeconds: number; signal?: AbortSignal }): Promise<{ seconds: number; url: string; status: number; api: HttpApi | null; answer: string; request: RecordedRequest }> {
   const target = new URL(o.endpoint ?? o.base);
   const c = new Client(new URL('/', target), {}, nowSeconds() + o.timeoutSeconds, o.signal);
   const opts: ApiOptions = { url: o.base, timeoutSeconds: o.timeoutSeconds, maxTokens: 1, signal: o.signal };
@@ -396,8 +396,11 @@ export async function firstCompletion(o: { base: string; endpoint?: string; time
     api = d.api;
     plan = requestPlan(d.api, d.info, opts).plan;
   }
-  const { sample, answer } = await sendPlan(c, plan, opts);
-  return { seconds: sample.seconds, url: c.url(sample.path), status: sample.status, api, answer };
+  const sent = await sendPlan(c, plan, opts);
+  const { sample, answer } = sent;
+  // The request as sent (the fallback's, when the first endpoint was absent), to repeat it exactly (snapshot --warmup).
+  const request: RecordedRequest = { url: c.url(sample.path), method: 'POST', body: sent.plan.body === undefined ? null : JSON.stringify(sent.plan.body) };
+  return { seconds: sample.seconds, url: c.url(sample.path), status: sample.status, api, answer, request };
 }
 
 /** A request given in full on the command line (snapshot's --warmup), repeated as recorded (restore). */

@@ -323,6 +323,18 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
  * included, found on /proc), plus `known` pids (the tree as recorded), each remembered with its start time now. Its
  * handle waits for ready by URL and stops the tree as the watchdog would: SIGTERM, the grace period, SIGKILL.
  */
+/**
+ * Refuses to start a server whose ready URL already answers: whatever answers there (an earlier server still
+ * running, a restored one) would be timed instead of the one about to start. Checked once, before the start.
+ */
+export async function refuseReadyAlready(url: string | undefined, flag: string, signal?: AbortSignal): Promise<void> {
+  if (!url) return;
+  if (!(await urlAnswersOk(url, 1000, signal).catch(() => false))) return;
+  throw new ColdstartError('ENV', `${flag} ${url} already answers before the server was started: what answers there (an earlier server still running?) would be measured instead`, {
+    hint: 'Stop whatever serves that port, or start the server on another port, and run again.',
+  });
+}
+
 export function adoptServer(root: number, opts: { what: string; command?: readonly string[]; known?: readonly number[]; stopGraceSeconds?: number }): ServerHandle {
   const tree: Tree = newTree(root);
   tree.add(root);

@@ -8,8 +8,8 @@
  * included, even when coldstart dies by SIGKILL) and its first completion is ./api.ts's.
  */
 import { ColdstartError } from '../core/errors.js';
-import { firstCompletion } from './api.js';
-import { startServer, type StopReport } from './lifecycle.js';
+import { firstCompletion, type RecordedRequest } from './api.js';
+import { refuseReadyAlready, startServer, type StopReport } from './lifecycle.js';
 import { stagesFromLog, type LogLine, type Stage } from './stages.js';
 import type { EngineName, LogRule } from './rules/index.js';
 
@@ -43,7 +43,7 @@ export interface WrapResult {
   readySeconds: number;
   readyBy: 'url' | 'log';
   /** `answer`: the body the server sent (optimize compares two starts' answers). */
-  firstCompletion: { seconds: number; url: string; status: number; answer: string } | { skipped: string };
+  firstCompletion: { seconds: number; url: string; status: number; answer: string; request: RecordedRequest } | { skipped: string };
   engine: EngineName | null;
   /** The version the engine printed, when it printed one. */
   engineVersion: string | null;
@@ -69,6 +69,7 @@ export const LATE_LINE_GRACE_S = 0.25;
 export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
   if (opts.command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
   if (!opts.readyUrl && !opts.readyLog) throw new ColdstartError('USAGE', 'wrap mode needs --ready-url URL or --ready-log REGEX to know when the server is ready');
+  await refuseReadyAlready(opts.readyUrl, '--ready-url', opts.signal);
   const server = startServer({ command: opts.command, cwd: opts.cwd, env: opts.env, what: 'wrap mode', stopGraceSeconds: opts.stopTimeoutSeconds ?? 10, onLine: opts.onLine });
   try {
     const ready = await server.waitReady({ url: opts.readyUrl, log: opts.readyLog, timeoutSeconds: opts.readyTimeoutSeconds ?? 600, signal: opts.signal, pollMs: opts.readyPollMs, timeoutFlag: '--ready-timeout' });
@@ -80,7 +81,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
       const base = new URL(opts.readyUrl ?? (opts.completionUrl as string)).origin;
       try {
         const c = await firstCompletion({ base, endpoint: opts.completionUrl || undefined, timeoutSeconds: 300, signal: opts.signal });
-        first = { seconds: c.seconds, url: c.url, status: c.status, answer: c.answer };
+        first = { seconds: c.seconds, url: c.url, status: c.status, answer: c.answer, request: c.request };
       } catch (e) {
         if (opts.signal?.aborted) throw e;
         throw new ColdstartError('ENV', `wrap mode: the first completion failed: ${(e as Error).message}`, { hint: 'Pass --completion-url for servers without /v1/completions or /generate, or --no-completion.' });

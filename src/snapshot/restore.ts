@@ -64,7 +64,8 @@ function namesLogIn(e: unknown, dir: string): boolean {
   return typeof log === 'string' && dirname(log) === dir;
 }
 
-export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines): Promise<Reported> {
+/** The report, and the restored server's answer to the repeated first request (null: not sent), for a caller that compares it. */
+export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines): Promise<Reported & { firstAnswer: string | null }> {
   const { host, native, clock } = engines;
   const image = o.image;
   // ---- refusals: nothing has been touched yet; the manifest is validated whole before any of it is used
@@ -176,9 +177,11 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       readySeconds = rt();
     }
     let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
+    let firstAnswer: string | null = null;
     if (m.warmup && o.firstRequest) {
       o.step?.(`repeating the first request ${m.warmup.method} ${m.warmup.url}…`);
       const r = await sendRecorded(m.warmup, o.timeoutSeconds, o.signal);
+      firstAnswer = r.body.toString('utf8');
       const h = sha256(r.body);
       first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: h === m.warmup.bodySha256 };
     }
@@ -216,6 +219,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
     return {
       report,
+      firstAnswer,
       human: () =>
         [
           `restored \`${m.command.join(' ')}\` from ${image} as pid ${pid} (${formatBytes(m.imageBytes)}, ${resident === null ? 'page-cache residency not measured' : `${Math.round((100 * resident) / Math.max(1, m.imageBytes))}% in the page cache before`})`,

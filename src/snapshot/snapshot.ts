@@ -14,7 +14,7 @@ import { removeTemp, tempPathFor, trackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
-import type { ServerHandle } from '../server/lifecycle.js';
+import { refuseReadyAlready, type ServerHandle } from '../server/lifecycle.js';
 import { pollUntil } from '../server/poll.js';
 import { createHash } from 'node:crypto';
 import { listImageFiles } from './criu.js';
@@ -133,6 +133,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
   if (lstatOrNull(logPath)?.isSymbolicLink()) throw symlinkedLog(logPath);
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'snapshot needs root: CRIU dumps processes through ptrace and /proc (run as root)');
   const criu = await engines.criu.require(o.env);
+  await refuseReadyAlready(o.readyUrl, '--ready-url', o.signal);
   makeDirs(dirname(output));
 
   const tmp = tempPathFor(output);

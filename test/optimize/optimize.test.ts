@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.js';
 import { peerPython } from '../helpers/python.js';
 import { FAKE_VLLM, freePort, tempDir } from '../profile/helpers.js';
+import { criuPath, criuReady } from '../helpers/criu.js';
 
 const TORCH_SERVER = fileURLToPath(new URL('../fixtures-servers/torch_compile_server.py', import.meta.url));
 const py = peerPython();
@@ -30,6 +31,16 @@ interface Doc {
     fingerprint: { key: string; fingerprint: Record<string, string | null> };
     recipe: { env: { path: string; text: string }; entrypoint: { path: string; text: string }; k8s: { path: string; text: string } };
   };
+}
+
+/** Alive and not a zombie. */
+function running(pid: number): boolean {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]$/.test(st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3));
+  } catch {
+    return false;
+  }
 }
 
 const credit = (d: Doc, phase: string) => d.details.credits.find((c) => c.phase === phase)!;
@@ -173,4 +184,48 @@ describe('optimize refuses what it cannot do', () => {
     expect(r.stderr).toContain('coldstart: error:');
     expect(existsSync(mark)).toBe(false);
   });
+});
+
+describe.skipIf(!criuReady())('optimize --snapshot with real CRIU (the fake vLLM)', () => {
+  it('snapshots the optimized server after its first request, restores it, compares the restored answer with the baseline\'s and stops the restored server', async () => {
+    const port = await freePort();
+    const persist = join(t.dir, 'snap-vllm');
+    const pidfile = join(t.dir, 'snap-vllm.pid');
+    const r = await runCli(['--json', 'optimize', '--snapshot', '--persist', persist, '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, FAKE_VLLM, String(port), '--compile-cache'], { env: { FAKE_VLLM_COMPILE_MS: '300', FAKE_VLLM_PIDFILE: pidfile, COLDSTART_CRIU: criuPath }, cwd: t.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as Doc & { details: { restored: { total: number; phases: Array<{ name: string; seconds: number | null }>; answers: { verdict: string } } } };
+    const restored = doc.details.restored;
+    expect(restored.total).toBeGreaterThan(0);
+    // The first request was recorded at snapshot time and repeated after the restore: measured, and its answer the baseline's.
+    expect(restored.phases.find((p) => p.name === 'first-request')!.seconds).toBeGreaterThan(0);
+    expect(restored.answers.verdict).toBe('identical');
+    expect(doc.details.remedies.find((x) => x.id === 'snapshot')!.applied).toBe(true);
+    expect(existsSync(join(persist, 'snapshot', 'manifest.json'))).toBe(true);
+    // A proof, not a deployment: the restored server (the pid the image recorded) is stopped, its port free again.
+    const pid = Number(readFileSync(pidfile, 'utf8'));
+    expect(running(pid)).toBe(false); // gone, or a zombie left to an init that does not reap
+    await expect(fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(2000) })).rejects.toThrow();
+  }, 180_000);
+
+  it('a ready URL that already answers (a server left running) is refused before anything starts: exit 3, nothing measured', async () => {
+    const { createServer } = await import('node:http');
+    const squatter = createServer((_q, s) => s.end('ok'));
+    await new Promise<void>((res) => squatter.listen(0, '127.0.0.1', res));
+    const port = (squatter.address() as { port: number }).port;
+    const mark = join(t.dir, 'started-squat');
+    try {
+      for (const argv of [
+        ['--json', 'optimize', '--persist', join(t.dir, 'squat-dir'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', 'sh', '-c', `touch ${mark}`],
+        ['--json', 'profile', '--ready-url', `http://127.0.0.1:${port}/health`, '--', 'sh', '-c', `touch ${mark}`],
+        ['--json', 'snapshot', '-o', join(t.dir, 'squat-img'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', 'sh', '-c', `touch ${mark}`],
+      ]) {
+        const r = await runCli(argv, { cwd: t.dir, env: { COLDSTART_CRIU: criuPath } });
+        expect(r.code, `${argv[1]}: ${r.stderr}`).toBe(3);
+        expect(JSON.parse(r.stdout).error.message).toContain('already answers before the server was started');
+        expect(existsSync(mark)).toBe(false);
+      }
+    } finally {
+      squatter.close();
+    }
+  }, 60_000);
 });

@@ -12,16 +12,11 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { criuPath, criuReady } from '../helpers/criu.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
 
-const criu = process.env.COLDSTART_CRIU ?? 'criu';
+const criu = criuPath;
 const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
-
-function criuReady(): boolean {
-  const ok = process.getuid?.() === 0 && spawnSync(criu, ['--version']).status === 0;
-  if (!ok && process.env.COLDSTART_REQUIRE_CRIU === '1') throw new Error(`COLDSTART_REQUIRE_CRIU=1 but ${criu} does not run or we are not root: eval "$(scripts/ci-criu.sh)"`);
-  return ok;
-}
 
 async function freePort(): Promise<number> {
   const s = createServer();
