@@ -9,7 +9,7 @@ rm -rf "$dest" && mkdir -p "$dest/build/Release" "$dest/node_modules" "$dest/fix
 cp -r "$src/dist" "$src/bin" "$src/package.json" "$dest/"
 cp "$src/build/Release/coldstart.node" "$dest/build/Release/"
 cp -r "$src/fixtures/gpuload" "$dest/fixtures/"
-cp -r "$src/bench/gpu-load" "$dest/bench/"
+cp -r "$src/bench/gpu-load" "$src/bench/lib" "$dest/bench/"
 cp -r "$src/test/device" "$dest/test/"
 cp -r "$src/scripts" "$dest/"
 # Runtime dependencies of dist/: the production tree of package.json's dependencies (headers for building the addon

@@ -53,7 +53,8 @@ async function snapshotStep(): Promise<SnapshotStep> {
       // A proof, not a deployment: the restored server is stopped (the image stays for `coldstart restore`).
       const pid = (r.report.details as { pid?: number }).pid;
       if (pid) await engines.server.adopt(pid, { what: 'restore', command: o.command, stopGraceSeconds: 10 }).stop();
-      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, answer: r.firstAnswer, notes: [...snap.report.warnings, ...r.report.warnings] };
+      const d = r.report.details as { imageBytes?: number; imageResidentBytes?: number | null };
+      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, answer: r.firstAnswer, image: { bytes: d.imageBytes ?? null, residentBytesBefore: d.imageResidentBytes ?? null, kinds: (snap.report.details as { kinds?: unknown }).kinds ?? null }, notes: [...snap.report.warnings, ...r.report.warnings] };
     },
   };
 }

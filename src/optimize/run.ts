@@ -55,7 +55,7 @@ export interface SnapshotStep {
    * first completion, as sent), then restore it, repeat that request, and stop the restored server: the restored
    * start's phases and its answer.
    */
-  run(o: { command: string[]; image: string; readyUrl?: string; readyLog?: RegExp; firstRequest: RecordedRequest | null; timeoutSeconds: number; env: Env; cwd: string; signal: AbortSignal }): Promise<{ phases: Array<{ name: string; seconds: number | null }>; total: number | null; answer: string | null; notes: string[] }>;
+  run(o: { command: string[]; image: string; readyUrl?: string; readyLog?: RegExp; firstRequest: RecordedRequest | null; timeoutSeconds: number; env: Env; cwd: string; signal: AbortSignal }): Promise<{ phases: Array<{ name: string; seconds: number | null }>; total: number | null; answer: string | null; image: { bytes: number | null; residentBytesBefore: number | null; kinds: unknown }; notes: string[] }>;
 }
 
 /** A saving credited to a remedy: the phase, its seconds before and after, and who gets the credit. */
@@ -350,7 +350,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     persistDir: o.persistDir,
     baseline: startOf(baseline),
     optimized: startOf(optimized),
-    ...(restored ? { restored: { phases: restored.phases, total: restored.total, notes: restored.notes, answers: restoredAnswers } } : {}),
+    ...(restored ? { restored: { phases: restored.phases, total: restored.total, image: restored.image, notes: restored.notes, answers: restoredAnswers } } : {}),
     saved: bt.seconds !== null && ot.seconds !== null ? bt.seconds - ot.seconds : null,
     credits,
     remedies,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.js';
 import { peerPython } from '../helpers/python.js';
-import { FAKE_VLLM, freePort, tempDir } from '../profile/helpers.js';
+import { FAKE_VLLM, freePort, tempDir, validateOptimizeReport } from '../profile/helpers.js';
 import { criuPath, criuReady } from '../helpers/criu.js';
 
 const TORCH_SERVER = fileURLToPath(new URL('../fixtures-servers/torch_compile_server.py', import.meta.url));
@@ -63,6 +63,7 @@ describe('optimize: the fake vLLM server (VLLM_CACHE_ROOT)', () => {
     expect(r.code, r.stderr).toBe(0);
     doc = JSON.parse(r.stdout) as Doc;
     expect(doc.schema).toBe('coldstart/optimize@1');
+    expect(validateOptimizeReport(doc)).toEqual([]);
     const c = credit(doc, 'compile');
     expect(c.baseline!).toBeGreaterThan(1.5);
     expect(c.optimized!).toBeLessThan(c.baseline! / 2);
@@ -101,6 +102,7 @@ describe.skipIf(!py)('optimize: a real torch.compile server (Inductor on CPU)', 
     const r = await runCli(['--json', 'optimize', '--persist', persist, '--dtype', 'fp32', '--ready-url', `http://127.0.0.1:${port}/health`, ...stage, '--', py!, TORCH_SERVER, String(port), '--layers', '0'], { env, cwd: t.dir });
     expect(r.code, r.stderr).toBe(0);
     doc = JSON.parse(r.stdout) as Doc;
+    expect(validateOptimizeReport(doc)).toEqual([]);
     const c = credit(doc, 'compile');
     expect(c.optimized!).toBeLessThan(c.baseline! * 0.8);
     expect(c.remedy).toBe('compile-cache');
@@ -194,8 +196,10 @@ describe.skipIf(!criuReady())('optimize --snapshot with real CRIU (the fake vLLM
     const r = await runCli(['--json', 'optimize', '--snapshot', '--persist', persist, '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, FAKE_VLLM, String(port), '--compile-cache'], { env: { FAKE_VLLM_COMPILE_MS: '300', FAKE_VLLM_PIDFILE: pidfile, COLDSTART_CRIU: criuPath }, cwd: t.dir });
     expect(r.code, r.stderr).toBe(0);
     const doc = JSON.parse(r.stdout) as Doc & { details: { restored: { total: number; phases: Array<{ name: string; seconds: number | null }>; answers: { verdict: string } } } };
-    const restored = doc.details.restored;
+    expect(validateOptimizeReport(doc)).toEqual([]);
+    const restored = doc.details.restored as typeof doc.details.restored & { image: { bytes: number; residentBytesBefore: number | null } };
     expect(restored.total).toBeGreaterThan(0);
+    expect(restored.image.bytes).toBeGreaterThan(0);
     // The first request was recorded at snapshot time and repeated after the restore: measured, and its answer the baseline's.
     expect(restored.phases.find((p) => p.name === 'first-request')!.seconds).toBeGreaterThan(0);
     expect(restored.answers.verdict).toBe('identical');

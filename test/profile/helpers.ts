@@ -42,6 +42,18 @@ export function validateWithSchema(doc: unknown): string[] {
   return (validateProfile.errors ?? []).map((e) => `${e.instancePath}: ${e.message ?? e.keyword}`).sort();
 }
 
+export const OPTIMIZE_SCHEMA = fileURLToPath(new URL('../../docs/schema/optimize.schema.json', import.meta.url));
+let validateOptimize: ValidateFunction | undefined;
+/** The same check for docs/schema/optimize.schema.json (it reuses profile.schema.json's common fields by $ref). */
+export function validateOptimizeReport(doc: unknown): string[] {
+  if (!validateOptimize) {
+    validateProfile ??= ajv.compile(JSON.parse(readFileSync(SCHEMA, 'utf8')) as object);
+    validateOptimize = ajv.compile(JSON.parse(readFileSync(OPTIMIZE_SCHEMA, 'utf8')) as object);
+  }
+  if (validateOptimize(doc)) return [];
+  return (validateOptimize.errors ?? []).map((e) => `${e.instancePath}: ${e.message ?? e.keyword}`).sort();
+}
+
 /**
  * Parses JUnit XML with junit2json (a JUnit parser from npm that nobody here wrote) and checks the JUnit structure:
  * testsuites > testsuite > testcase, and each suite's counts equal its test cases.
