@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import type { Context, Runner } from './context.js';
 import { withFlagNames } from './flag-names.js';
 import { choiceFlag, intFlag } from '../core/flags.js';
+import { pythonCandidates } from '../python/runner.js';
 import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, prefetchModel, prefetchText, type PrefetchModelOptions } from '../load/prefetch.js';
 
 interface PrefetchFlags {
@@ -9,6 +10,8 @@ interface PrefetchFlags {
   threads: string;
   revision?: string;
   evict?: boolean;
+  /** `--stack` alone is true: the interpreter coldstart would use ($COLDSTART_PYTHON, else python3). */
+  stack?: string | boolean;
 }
 
 /** Every flag of `coldstart prefetch`, parsed once into the prefetch's typed options. */
@@ -17,6 +20,7 @@ function prefetchOptions(ctx: Context, f: PrefetchFlags): PrefetchModelOptions {
     strategy: choiceFlag('--strategy', f.strategy, PREFETCH_STRATEGIES),
     threads: intFlag('--threads', f.threads, 1, 256),
     evictFirst: !!f.evict,
+    ...(f.stack ? { stack: typeof f.stack === 'string' ? f.stack : pythonCandidates(ctx.env)[0]! } : {}),
     revision: f.revision,
     env: ctx.env,
     cwd: ctx.cwd,
@@ -43,6 +47,7 @@ export function registerPrefetch(program: Command, run: Runner): void {
     .option('--strategy <s>', `how to fill the page cache: ${PREFETCH_STRATEGIES.join(', ')}`, PREFETCH_DEFAULTS.strategy)
     .option('--threads <n>', 'parallel readers', String(PREFETCH_DEFAULTS.threads))
     .option('--revision <rev>', 'Hub revision (a model id in the HF cache)')
+    .option('--stack [python]', "first read the server's Python stack (its standard library, torch, the CUDA libraries, transformers, vLLM…) so a cold node's imports do not queue behind the weights (default interpreter: $COLDSTART_PYTHON, else python3)")
     .option('--evict', 'drop the files from the page cache first (benchmarks: measure a cold read)')
     .action(run(async (ctx, target: string, flags: PrefetchFlags) => prefetchCommand(ctx, target, flags)));
 }

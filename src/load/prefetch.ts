@@ -12,6 +12,7 @@ import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
+import { stackFiles, type StackFiles } from './stack-files.js';
 
 export const PREFETCH_SCHEMA = 'coldstart/prefetch@1';
 export type PrefetchStrategy = 'pread' | 'readahead' | 'fadvise';
@@ -113,11 +114,25 @@ export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult
   };
 }
 
+/** `--stack`: the stack's own files, read before the weights. */
+export interface StackPrefetch {
+  python: string;
+  version: string;
+  packages: StackFiles['packages'];
+  files: number;
+  bytes: number;
+  seconds: number;
+  coldBytesPerSecond: number | null;
+  residency: PrefetchResult['residency'];
+}
+
 /** What `coldstart prefetch` reports: the prefetch, what was named, where its files came from and what was left out. */
 export interface PrefetchRun extends PrefetchResult {
   target: string;
   source: WeightFiles['source'];
   skipped: WeightFiles['skipped'];
+  /** With --stack: the interpreter's standard library and packages, read first. */
+  stack?: StackPrefetch;
 }
 
 export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
@@ -126,6 +141,8 @@ export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
   cwd?: string;
   /** Hub revision of a repo id in the HF cache. */
   revision?: string;
+  /** Read this Python's standard library and inference packages first (src/load/stack-files.ts). */
+  stack?: string;
 }
 
 /**
@@ -133,18 +150,29 @@ export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
  * (the one resolver, src/load/weights.ts); what the resolver left out is a note.
  */
 export async function prefetchModel(target: string, opts: PrefetchModelOptions): Promise<PrefetchRun> {
-  const { env, cwd, revision, ...prefetch } = opts;
+  const { env, cwd, revision, stack: python, ...prefetch } = opts;
   const w = await resolveWeights(target, { env, cwd, revision, anyFile: true, signal: opts.signal });
+  // The stack first: on a cold node its imports come before any weight is read, and they must not queue behind them.
+  let stack: StackPrefetch | undefined;
+  if (python) {
+    const found = await stackFiles(python, env, opts.signal);
+    const s = await runPrefetch({ ...prefetch, evictFirst: false, files: found.files, onProgress: undefined });
+    stack = { python: found.python, version: found.version, packages: found.packages, files: found.files.length, bytes: s.bytes, seconds: s.seconds, coldBytesPerSecond: s.coldBytesPerSecond, residency: s.residency };
+  }
   const r = await runPrefetch({ ...prefetch, files: w.files });
   const skipped = describeSkipped(w);
   if (skipped) r.notes.push(skipped);
-  return { ...r, target, source: w.source, skipped: w.skipped };
+  return { ...r, target, source: w.source, skipped: w.skipped, ...(stack ? { stack } : {}) };
 }
 
 /** The human lines of a prefetch: how much at what rate, residency before and after, the notes. */
-export function prefetchText(r: PrefetchResult): string {
+export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch }): string {
   const pct = (x: number | null) => (x === null ? 'unknown' : formatPercent(x));
+  const st = r.stack;
   const lines = [
+    ...(st
+      ? [`stack first: Python ${st.version} (${st.python}), ${st.files} files of ${st.packages.map((p) => p.name).join(', ')}: ${formatBytes(st.bytes)} in ${formatDuration(st.seconds)} (${pct(st.residency.before)} → ${pct(st.residency.after)} resident)`]
+      : []),
     `prefetched ${r.files.length} file${r.files.length === 1 ? '' : 's'}, ${formatBytes(r.bytes)} in ${formatDuration(r.seconds)} (${formatRate(r.bytesPerSecond)}, ${r.strategy}, ${r.threads} threads)`,
     `page cache: ${pct(r.residency.before)} resident before, ${pct(r.residency.after)} after`,
   ];

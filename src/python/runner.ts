@@ -11,7 +11,7 @@ import { ColdstartError } from '../core/errors.js';
 type Env = Record<string, string | undefined>;
 
 /** The scripts shipped with coldstart (src/python/). */
-export type PythonScript = 'stack.py' | 'framework.py' | 'compile.py' | 'compile_probe.py' | 'packages.py';
+export type PythonScript = 'stack.py' | 'framework.py' | 'compile.py' | 'compile_probe.py' | 'packages.py' | 'stack_files.py';
 
 export interface PythonInfo {
   found: boolean;

@@ -8,6 +8,7 @@ import { estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../../
 import { resolveWeights } from '../../src/load/weights.js';
 import { requireNative } from '../../src/native.js';
 import { buildHeader } from '../../src/formats/safetensors.js';
+import { peerPython } from '../helpers/python.js';
 
 const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 let tmp: string;
@@ -159,5 +160,48 @@ describe("profile's finding: what prefetch saves", () => {
     const nm = estimatePrefetchSaving({ residentFractionBefore: 0, coldLoadSeconds: 5, warmLoadSeconds: null, headStartSeconds: 9 });
     expect(nm.seconds).toBeNull();
     expect(nm.reason).toMatch(/^not measured/);
+  });
+});
+
+describe.skipIf(!peerPython())('prefetch --stack: the Python stack first, then the weights', () => {
+  it("finds the interpreter's stdlib and packages without importing them (shared libraries first; tests and headers left out), reads them, then the weights", async () => {
+    const py = peerPython()!;
+    // A package named torch earlier on the path than the real one: what the interpreter would import is what is read.
+    const site = join(tmp, 'site');
+    const pkg = join(site, 'torch');
+    for (const d of ['lib', 'include', 'test', '__pycache__']) mkdirSync(join(pkg, d), { recursive: true });
+    writeFileSync(join(pkg, '__init__.py'), 'raise SystemExit("imported: the stack must not be imported")\n');
+    writeFileSync(join(pkg, 'lib', 'libtorch_cpu.so'), Buffer.alloc(4 << 20, 7));
+    writeFileSync(join(pkg, 'lib', 'libc10.so.2'), Buffer.alloc(1 << 20, 3));
+    writeFileSync(join(pkg, '__pycache__', '__init__.cpython-311.pyc'), Buffer.alloc(4096, 1));
+    writeFileSync(join(pkg, 'include', 'ATen.h'), 'x');
+    writeFileSync(join(pkg, 'test', 'test_x.py'), 'x');
+    const env = { ...process.env, PYTHONPATH: site };
+    const { stackFiles } = await import('../../src/load/stack-files.js');
+    const found = await stackFiles(py, env);
+    const torch = found.files.filter((f) => f.startsWith(`${pkg}/`));
+    expect(torch.map((f) => f.slice(pkg.length + 1))).toEqual(['lib/libc10.so.2', 'lib/libtorch_cpu.so', '__init__.py', '__pycache__/__init__.cpython-311.pyc']);
+    expect(found.packages[0]!.name).toBe('python'); // the standard library comes first
+    expect(found.packages.find((p) => p.name === 'torch')).toEqual({ name: 'torch', files: 4, bytes: (5 << 20) + 4096 + Buffer.byteLength('raise SystemExit("imported: the stack must not be imported")\n') });
+    expect(found.files.some((f) => f.includes('/site-packages/') && !f.startsWith(site))).toBe(found.packages.some((p) => p.name !== 'python' && p.name !== 'torch'));
+
+    // Through the CLI: the stack's files end up resident as well as the weights, and the report says what was read.
+    await evict([...torch, ...files]);
+    const r = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), '--stack', py, '--json'], { env, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout) as { stack: { files: number; bytes: number; packages: Array<{ name: string }>; residency: { after: number } }; residency: { after: number } };
+    expect(doc.stack.packages.map((p) => p.name)).toContain('torch');
+    expect(doc.stack.residency.after).toBeGreaterThan(0.9);
+    expect(await resident(torch)).toBeGreaterThan(0.98);
+    expect(doc.residency.after).toBeGreaterThan(0.98);
+    const human = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), '--stack', py], { env, encoding: 'utf8' });
+    expect(human.stdout.split('\n')[0]).toMatch(/^stack first: Python \d+\.\d+\.\d+ \(.+\), \d+ files of python, .*torch/);
+  }, 120_000);
+
+  it('an interpreter that does not exist: exit 3 naming it, nothing read', () => {
+    const r = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), '--stack', join(tmp, 'no-python'), '--json'], { encoding: 'utf8' });
+    expect(r.status).toBe(3);
+    expect(JSON.parse(r.stdout).error.code).toBe('MISSING_DEPENDENCY');
+    expect(r.stderr).toContain(join(tmp, 'no-python'));
   });
 });
