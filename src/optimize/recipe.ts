@@ -18,8 +18,6 @@ export interface RecipeInput {
   covers: string[];
   /** Weights to read ahead beside the server (when prefetch helped), as `coldstart prefetch` takes them. */
   prefetch: string | null;
-  /** The server's Python, when it is one: the prefetch reads its stack first (`--stack`). */
-  prefetchStack?: string | null;
   /** A Hub repo the server reads (the init container pre-caches it). */
   repo: string | null;
   readyUrl: string | null;
@@ -57,12 +55,7 @@ export function buildRecipe(r: RecipeInput): Recipe {
     ...header,
     'set -eu',
     `set -a; . ${shellQuote(join(r.persistDir, 'coldstart.env'))}; set +a`,
-    ...(r.prefetch
-      ? [
-          `# The weights were not in the page cache at start: read them ahead while the server imports${r.prefetchStack ? ' (its Python stack first, so its imports do not wait behind them)' : ''}.`,
-          `${[...cs, 'prefetch', r.prefetch, ...(r.prefetchStack ? ['--stack', r.prefetchStack] : [])].map(shellQuote).join(' ')} >/dev/null 2>&1 &`,
-        ]
-      : []),
+    ...(r.prefetch ? ['# The weights were not in the page cache at start: read them ahead while the server imports.', `${[...cs, 'prefetch', r.prefetch].map(shellQuote).join(' ')} >/dev/null 2>&1 &`] : []),
     `exec ${r.command.map(shellQuote).join(' ')}`,
     '',
   ].join('\n');

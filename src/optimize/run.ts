@@ -319,7 +319,6 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     env: cacheEnv(cachesRoot, usedSpecs),
     covers: usedSpecs.map((s) => `${s.engine}: ${s.what}`),
     prefetch: pfHelped ? (o.model ?? ('files' in weights ? weights.from : null)) : null,
-    prefetchStack: fp.python.executable,
     repo,
     readyUrl: server.readyUrl ?? null,
     coldstartCommand: o.coldstartCommand,

@@ -133,8 +133,5 @@ describe('the recipe', () => {
     expect(r.entrypoint.text).toContain('coldstart prefetch /models/x >/dev/null 2>&1 &');
     expect(r.k8s.text).toContain('["coldstart","cache","org/x"]');
     expect(r.k8s.text).toContain('path: "/health"');
-    // A Python server: the prefetch reads its stack first, so its imports on a cold node do not wait behind the weights.
-    const py = buildRecipe({ persistDir: '/p', command: ['python3', 'serve.py'], env, covers: ['inductor'], prefetch: '/models/x', prefetchStack: '/opt/venv/bin/python3', repo: null, readyUrl: null, coldstartCommand: 'coldstart', measured: 'm' });
-    expect(py.entrypoint.text).toContain('coldstart prefetch /models/x --stack /opt/venv/bin/python3 >/dev/null 2>&1 &');
   });
 });
