@@ -87,6 +87,18 @@ export function childPids(pid: number, procRoot = '/proc'): number[] {
   return out;
 }
 
+/** Whether any of `pids` maps a file whose path contains `needle` (/proc/PID/maps; unreadable or gone: no). */
+export function mapsFile(pids: readonly number[], needle: string, procRoot = '/proc'): boolean {
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`${procRoot}/${pid}/maps`, 'utf8').includes(needle)) return true;
+    } catch {
+      /* gone, or not ours to read */
+    }
+  }
+  return false;
+}
+
 /** Whether `pid` exists on this machine (a zombie counts until it is reaped: its /proc entry stays). */
 export function pidAlive(pid: number, procRoot = '/proc'): boolean {
   return existsSync(`${procRoot}/${pid}`);

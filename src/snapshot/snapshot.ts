@@ -15,6 +15,7 @@ import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import { refuseReadyAlready, type ServerHandle } from '../server/lifecycle.js';
+import { mapsFile } from '../platform/procfs.js';
 import { pollUntil } from '../server/poll.js';
 import { createHash } from 'node:crypto';
 import { listImageFiles } from './criu.js';
@@ -99,7 +100,8 @@ export function kindLines(k: ImageKinds | null, total: number): string[] {
  * The environment the snapshotted server starts with. Inductor's parallel compile workers are forked helpers that
  * hold the GPU's device files without a CUDA context the driver can checkpoint, so CRIU cannot save them. Unless
  * the user chose a thread count, the server compiles in-process (TORCHINDUCTOR_COMPILE_THREADS=1): only the
- * snapshot run compiles (the restored server never does), and it is said in the report's notes.
+ * snapshot run compiles (the restored server never does), and it is said in the report's notes when the server
+ * has torch loaded.
  */
 export function snapshotServerEnv(env: Env): { env: Env; note: string | null } {
   if (env.TORCHINDUCTOR_COMPILE_THREADS !== undefined) return { env, note: null };
@@ -143,7 +145,6 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
   let gpuLocked: number[] = [];
   const notes: string[] = [];
   const { env: serverEnv, note: envNote } = snapshotServerEnv(o.env);
-  if (envNote) notes.push(envNote);
   try {
     const total = stopwatch(clock);
     const logFd = createServerLog(logPath);
@@ -175,6 +176,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
 
     const rootPid = server.pid()!;
     const pids = host.processTree(rootPid);
+    // Said only where it mattered: a process of the tree has torch loaded.
+    if (envNote && mapsFile(pids, '/libtorch')) notes.push(envNote);
     const ports = host.listeningPorts(pids);
     const gpu = await cudaProcesses(native, pids);
     const gpuPids = gpu.pids;
