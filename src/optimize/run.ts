@@ -49,7 +49,6 @@ export interface OptimizeDeps {
 export interface SnapshotStep {
   /** Refuses (CRIU missing, not root) before anything is started. */
   check(env: Env): Promise<void>;
-  /** Snapshot the server (env with the caches) into `image`, then restore it: the restored start's phases. */
   /**
    * Snapshot the server (env with the caches) into `image` after sending it `firstRequest` (the optimized start's
    * first completion, as sent), then restore it, repeat that request, and stop the restored server: the restored
