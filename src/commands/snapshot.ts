@@ -7,7 +7,7 @@ import { resolve } from 'node:path';
 import { addReportOptions, addTelemetryOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
 import { emitReport } from '../core/emit.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
-import { choiceFlag, durationFlag, httpUrlFlag } from '../core/flags.js';
+import { choiceFlag, durationFlag, httpUrlFlag, regexFlag } from '../core/flags.js';
 import type { RecordedRequest } from '../server/api.js';
 import { defaultSnapshotEngines, type SnapshotEngines } from '../snapshot/engines.js';
 import { PID_MAX } from '../snapshot/manifest.js';
@@ -45,15 +45,6 @@ function hookFlag(flag: string, url: string | undefined, method: string): Record
   return url === undefined ? null : { url: httpUrlFlag(flag, url), method: m, body: null };
 }
 
-function regex(flag: string, v: string | undefined): RegExp | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return new RegExp(v);
-  } catch {
-    throw invalidArg(flag, 'a regular expression', v);
-  }
-}
-
 function pidArg(v: string): number {
   const pid = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(pid) || pid < 1 || pid > PID_MAX) throw invalidArg('PID', `a process id (1 to ${PID_MAX})`, v);
@@ -71,14 +62,6 @@ async function report(ctx: Context, flags: ReportFlags | null, work: (step: (tex
     p?.end();
   }
   return emitReport(ctx.out, r.report, ctx.cwd, { ...opts, human: r.human });
-}
-
-/** A restore leaves the server running: one line says so, with how to stop it (and, with GPU state, to park it). */
-function leftRunning(r: Reported): Reported {
-  const pid = Number(r.report.details?.pid);
-  const gpu = (r.report.target?.gpuPids ?? []) as number[];
-  const park = gpu.length ? `, or free its GPU and keep it with \`coldstart park ${gpu[0]}\`` : '';
-  return { ...r, human: () => `${r.human()}\nthe server is left running as pid ${pid}: stop it with \`kill ${pid}\`${park}` };
 }
 
 export function registerSnapshot(program: Command, run: Runner, engines: SnapshotEngines = defaultSnapshotEngines): void {
@@ -107,7 +90,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         output: resolve(ctx.cwd, f.output),
         timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
         lockTimeoutSeconds: durationFlag('--lock-timeout', f.lockTimeout, { bareSeconds: true }),
-        readyLog: regex('--ready-log', f.readyLog),
+        readyLog: regexFlag('--ready-log', f.readyLog),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         warmup: f.warmup ? { url: httpUrlFlag('--warmup', f.warmup), method: f.warmupData ? ('POST' as const) : ('GET' as const), body: f.warmupData ?? null } : null,
         beforeSnapshot: hookFlag('--before-snapshot', f.beforeSnapshot, f.beforeSnapshotMethod),
@@ -143,7 +126,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         env: ctx.env,
         signal: ctx.signal,
       };
-      return report(ctx, f, async (step) => leftRunning(await restoreImage({ ...o, step }, engines)), 'restore');
+      return report(ctx, f, (step) => restoreImage({ ...o, step }, engines), 'restore');
     }),
   );
 

@@ -4,8 +4,7 @@
  */
 import type { Command } from 'commander';
 import { collect } from './context.js';
-import { invalidArg } from '../core/errors.js';
-import { durationFlag, httpUrlFlag } from '../core/flags.js';
+import { durationFlag, httpUrlFlag, regexFlag } from '../core/flags.js';
 import { parseStageFlag } from '../server/rules/index.js';
 import type { WrapServer } from '../profile/options.js';
 
@@ -36,16 +35,10 @@ export function addWrapOptions(cmd: Command, scope = ''): Command {
 
 /** The server of `-- CMD`, its flags checked before anything starts (a bad one exits 2). */
 export function wrapServer(f: WrapFlags, command: string[]): WrapServer {
-  let readyLog: RegExp | undefined;
-  try {
-    readyLog = f.readyLog ? new RegExp(f.readyLog) : undefined;
-  } catch (e) {
-    throw invalidArg('--ready-log', 'a regular expression', f.readyLog, (e as Error).message);
-  }
   return {
     command,
     readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
-    readyLog,
+    readyLog: regexFlag('--ready-log', f.readyLog),
     completionUrl: f.completion === false ? false : f.completionUrl,
     readyTimeoutSeconds: durationFlag('--ready-timeout', f.readyTimeout, { bareSeconds: true }),
     stopTimeoutSeconds: durationFlag('--stop-timeout', f.stopTimeout, { bareSeconds: true }),

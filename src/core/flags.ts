@@ -76,6 +76,16 @@ export function sizeFlag(flag: string, text: string): number {
   return v;
 }
 
+/** A regular expression given on the command line (--ready-log); undefined when not given. */
+export function regexFlag(flag: string, v: string | undefined): RegExp | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return new RegExp(v);
+  } catch (e) {
+    throw invalidArg(flag, 'a regular expression', v, (e as Error).message);
+  }
+}
+
 /** An http(s) URL given on the command line, kept as given; else BAD_FLAG (exit 2) naming the flag. */
 export function httpUrlFlag(flag: string, v: string): string {
   let u: URL | undefined;

@@ -237,7 +237,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
-          `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}; stop it with \`kill ${pid}\`${log ? `; its output goes to ${log}` : ''}`,
+          `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),
     };
   } catch (e) {
