@@ -33,6 +33,7 @@ interface SnapshotFlags extends ReportFlags {
 
 interface RestoreFlags extends ReportFlags {
   timeout: string;
+  hugePages?: boolean;
   readyUrl?: string;
   firstRequest: boolean;
   afterRestore?: string;
@@ -113,6 +114,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--ready-url <url>', 'override the ready URL recorded in the image')
       .option('--timeout <seconds>', 'give up waiting for readiness after this long', '300')
       .option('--no-first-request', 'do not repeat the warmup request after the restore')
+      .option('--huge-pages', "set transparent huge pages to `always` (system-wide) while CRIU restores the pages, then put back the mode found: CRIU otherwise fills memory with 4 KiB page faults")
       .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded --after-restore)")
       .option('--after-restore-method <method>', 'GET or POST', 'POST'),
   )).action(
@@ -122,6 +124,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         firstRequest: f.firstRequest,
+        hugePages: !!f.hugePages,
         afterRestore: hookFlag('--after-restore', f.afterRestore, f.afterRestoreMethod),
         env: ctx.env,
         signal: ctx.signal,

@@ -103,7 +103,7 @@ function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngi
   };
 }
 
-function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders'] }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp'] }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
   const e = withSnapshotEngines({
     criu: {
       require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
@@ -111,7 +111,7 @@ function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock
       ...(o.restore ? { restore: o.restore } : {}),
     },
     native: o.native,
-    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}) },
+    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}) },
     clock: o.clock,
   }) as SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> };
   e.starts = 0;
@@ -363,6 +363,42 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       expect([alive(server), alive(grandchild)]).toEqual([true, true]);
       process.kill(grandchild, 'SIGKILL');
       process.kill(server, 'SIGKILL');
+    });
+
+    it('--huge-pages: THP is "always" while CRIU restores the pages and put back after, also when CRIU fails; without the flag it is never touched', async () => {
+      let mode: 'always' | 'madvise' | 'never' | null = 'madvise';
+      const writes: string[] = [];
+      const thp = { read: () => mode, write: (m: 'always' | 'madvise' | 'never') => void (writes.push(m), (mode = m)) };
+      const seen: Array<string | null> = [];
+      const port = await freePort();
+      const pidfile = join(tmp, 'thp.pids');
+      const during = (inner: SnapshotEngines['criu']['restore']): SnapshotEngines['criu']['restore'] => async (...a) => (seen.push(mode), inner(...a));
+      const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: during(fakeRestore(port, pidfile)), pidAlive: () => false, thp });
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--huge-pages']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(seen).toEqual(['always']);
+      expect(mode).toBe('madvise');
+      expect(json(r).details.hugePages).toEqual({ before: 'madvise', during: 'always', putBack: true });
+      for (const p of await pidsFrom(pidfile)) process.kill(p, 'SIGKILL');
+      // CRIU fails: put back all the same.
+      const failing = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: () => false, thp, restore: during(async () => { throw new ColdstartError('ENV', 'criu restore failed'); }) });
+      const f = await run(failing, 'restore', [image, '--json', '--huge-pages']);
+      expect(f.code).toBe(3);
+      expect([seen.at(-1), mode]).toEqual(['always', 'madvise']);
+      // Without the flag: read nor written.
+      writes.length = 0;
+      const plain = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: () => false, thp, restore: during(async () => { throw new ColdstartError('ENV', 'criu restore failed'); }) });
+      await run(plain, 'restore', [image, '--json']);
+      expect([writes, seen.at(-1)]).toEqual([[], 'madvise']);
+      // A kernel without THP: said, and the restore goes on.
+      mode = null;
+      const port2 = await freePort();
+      const pidfile2 = join(tmp, 'thp2.pids');
+      const none = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: fakeRestore(port2, pidfile2), pidAlive: () => false, thp });
+      const n = await run(none, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port2}/health`, '--no-first-request', '--huge-pages']);
+      expect(n.code, n.stderr).toBe(0);
+      expect(json(n).warnings.join('\n')).toMatch(/--huge-pages: this kernel has no transparent huge pages/);
+      for (const p of await pidsFrom(pidfile2)) process.kill(p, 'SIGKILL');
     });
 
     it('a restore that never gets ready stops the whole restored tree (a setsid grandchild too) and removes its work dir', async () => {
