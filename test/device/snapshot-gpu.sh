@@ -13,7 +13,8 @@
 #   1. CRIU from the carried .debs (scripts/ci-criu.sh), `criu check` logged;
 #   2. snapshot with Inductor's defaults (no TORCHINDUCTOR_COMPILE_THREADS): cold start measured on the way; a failure
 #      is reported with coldstart's diagnosis from CRIU's log (details.cause) and the run goes on to step 5;
-#   3. restore with the image in the page cache (a warm node), then after dropping the page cache (a cold disk);
+#   3. restore with the image in the page cache (a warm node), again with --huge-pages, then after dropping the
+#      page cache (a cold disk);
 #   4. (eager) park / unpark of the restored server, GPU memory from NVML before/after;
 #   5. snapshot with --before-snapshot /sleep (KV buffer dropped, compile workers shut down) and --after-restore
 #      /wake_up: the image by kind with and without the hooks, restore from a cold disk;
@@ -91,12 +92,14 @@ snapshot() {
   say "image $(jget "$OUT/snapshot-$name.json" "round(d['details']['imageBytes']/1e9,2)") GB, hashed at $(jget "$OUT/snapshot-$name.json" "round(d['details']['hashBytesPerSecond']/1e9,2)") GB/s; by kind (GB): $(jget "$OUT/snapshot-$name.json" "{k: round(v/1e9,2) for k,v in d['details']['kinds'].items() if isinstance(v,int)}")"
 }
 
-# restore NAME TAG warm|cold → $OUT/restore-NAME-TAG.json; the answer compared with the snapshot's
+# restore NAME TAG [restore flags…] → $OUT/restore-NAME-TAG.json; TAG cold drops the page cache first; the answer
+# compared with the snapshot's
 restore() {
   local name="$1" tag="$2"
-  [ "$tag" = cold ] && drop_caches
-  say "== restore $name ($tag)"
-  timeout 300 "${CS[@]}" restore "$WORK/$name" --timeout 240 --json >"$OUT/restore-$name-$tag.json" 2>>"$S"
+  shift 2
+  [ "${tag%%-*}" = cold ] && drop_caches
+  say "== restore $name ($tag) $*"
+  timeout 300 "${CS[@]}" restore "$WORK/$name" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
   [ -n "$rpid" ] && pids+=("$rpid")
@@ -118,6 +121,8 @@ if snapshot "$MODE" "$P"; then
   plain_ok=1
   restore "$MODE" warm && {
     kill_tree "$WORK/$MODE/manifest.json"
+    # The same warm restore with transparent huge pages during CRIU's page restore (2.0-2.4x on the dev VM).
+    restore "$MODE" warm-huge --huge-pages && kill_tree "$WORK/$MODE/manifest.json"
     restore "$MODE" cold
   }
   if [ "$MODE" = eager ] && [ -n "${rpid:-}" ]; then

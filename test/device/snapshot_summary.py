@@ -38,7 +38,7 @@ if ok(snap):
     kinds = d["kinds"] if isinstance(d["kinds"], dict) else {}
     gpu = kinds.get("gpuStateBytes")
     res["image"] = {"bytes": img, "kinds": kinds, "cold": d["cold"], "snapshotSeconds": d["snapshotSeconds"]}
-    for tag in ("warm", "cold"):
+    for tag in ("warm", "warm-huge", "cold"):
         r = load(f"restore-{mode}-{tag}.json")
         if not ok(r):
             res[f"restore-{tag}"] = None
@@ -47,7 +47,7 @@ if ok(snap):
         first = (rd["restored"].get("firstRequest") or {}).get("seconds")
         gpu_s = (rd["restored"].get("gpuRestoreSeconds") or 0) + (rd["restored"].get("gpuUnlockSeconds") or 0)
         h2d = rate("pinnedH2DBytesPerSecond")
-        if tag == "warm":
+        if tag.startswith("warm"):
             gpu_floor = gpu / h2d if gpu and h2d else 0
             floor = img / rate("memcpyBytesPerSecond") + gpu_floor if rate("memcpyBytesPerSecond") else None
         else:
