@@ -10,6 +10,7 @@ import { choiceFlag } from '../core/flags.js';
 import { emitReport } from '../core/emit.js';
 import { parseDtypeName } from '../formats/dtypes.js';
 import { runOptimize, type SnapshotStep } from '../optimize/run.js';
+import { defaultEngines } from '../profile/engines.js';
 import type { OptimizeOptions } from '../optimize/options.js';
 import { addWrapOptions, splitWrap, wrapServer, type WrapFlags } from './wrap-flags.js';
 
@@ -83,7 +84,7 @@ export function registerOptimize(program: Command, run: Runner): void {
         step: (text: string) => ctx.out.progressLine(text),
         ...(ctx.global.debug ? { serverLine: (t: number, text: string) => ctx.out.debug(`[server ${t.toFixed(2)}s] ${text}`) } : {}),
       };
-      const out = await runOptimize(options, { env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events, ...(snapshot ? { snapshot } : {}) });
+      const out = await runOptimize(options, { env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events, engines: defaultEngines, ...(snapshot ? { snapshot } : {}) });
       return emitReport(ctx.out, out.report, ctx.cwd, { ...emit, extraHuman: out.lines, exitCode: out.exitCode });
     }),
   );

@@ -24,7 +24,8 @@ import { hubCacheDir } from '../hub/env.js';
 import { resolveRepoId } from '../models/table.js';
 import { loadNative } from '../native.js';
 import { pageCacheFraction, runPrefetch, type PrefetchResult } from '../load/prefetch.js';
-import { wrapPhases, wrapWeights, type WrapWeights } from '../profile/wrapmode.js';
+import { wrapFloor, wrapPhases, wrapWeights, type WrapWeights } from '../profile/wrapmode.js';
+import type { Engines } from '../profile/engines.js';
 import { runWrapped, type WrapResult } from '../server/wrap.js';
 import { CACHE_SPECS, CACHES_DIR, cacheEnv, cacheUsage, setAsideCaches, type CacheUsage } from './caches.js';
 import { compareAnswers, type AnswerComparison } from './compare.js';
@@ -44,6 +45,8 @@ export interface OptimizeDeps {
   events?: OptimizeEvents;
   /** --snapshot: make an image of the optimized server and restore it (the command wires src/snapshot/). */
   snapshot?: SnapshotStep;
+  /** The profile engines whose rate probes give the floor of the weights-loading stage; absent: not measured. */
+  engines?: Engines;
 }
 
 export interface SnapshotStep {
@@ -300,6 +303,9 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     restored = await deps.snapshot.run({ command: server.command, image: join(o.persistDir, 'snapshot'), readyUrl: server.readyUrl, readyLog: server.readyLog, firstRequest: 'request' in fc ? fc.request : null, timeoutSeconds: server.readyTimeoutSeconds, env: runEnv, cwd, signal });
     remedies.push({ id: 'snapshot', applied: true, why: `image in ${join(o.persistDir, 'snapshot')}; restore it with coldstart restore` });
   }
+  // ---- the floor of the weights-loading stage, for each start's page-cache state: probed last, when no server runs
+  // and nothing after it reads the weights (the probe's cold read drops them from the page cache).
+  const floors = await startFloors(deps, weights, [baseline.residentBefore, optimized.residentBefore], step);
   const credits = attribute(baseline.phases, optimized.phases, remedies);
   const answers = compareAnswers(answerOf(baseline.result), answerOf(optimized.result), dtype, dtypeSource);
   // The restored server's answer to the same request, against the baseline's (the cold truth), same tolerance.
@@ -329,6 +335,8 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   const report = newReport('optimize');
   const s = summarizeRuns([optimized.phases]);
   report.phases = s.phases;
+  const load = report.phases.find((p) => p.name === 'gpu-load');
+  if (load && 'seconds' in floors && floors.seconds[1] !== undefined) load.floor = { seconds: floors.seconds[1], source: floors.source };
   report.total = s.total;
   report.target = { name: server.command.join(' '), kind: 'server', command: server.command, engine: optimized.result.engine };
   report.warnings.push(...notes);
@@ -357,11 +365,39 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     fingerprint: { key: stored.key, fingerprint: stored.fingerprint, packages: stored.packages, python: fp.python, changedSinceLastRun: changes },
     caches: { root: cachesRoot, filled, afterOptimized: after, misses },
     weights: 'files' in weights ? { from: weights.from, files: weights.files.length, bytes: weights.bytes, repo, verified } : { reason: weights.reason },
-    floor: { measured: false, reason: `not measured by optimize: run coldstart profile${o.model ? ` ${o.model}` : ''} -- ${server.command.join(' ')} for the floor beside the weights-loading stage` },
+    floor:
+      'seconds' in floors
+        ? { measured: true, baselineSeconds: floors.seconds[0]!, optimizedSeconds: floors.seconds[1]!, source: floors.source, rates: floors.rates, assumptions: floors.assumptions }
+        : { measured: false, reason: floors.reason },
     recipe: { env: recipe.env, entrypoint: recipe.entrypoint, k8s: recipe.k8s },
   };
   const exitCode: ExitCodeValue = answers.verdict === 'differs' || restoredAnswers?.verdict === 'differs' ? 1 : 0;
-  return { report, lines: optimizeLines(credits, remedies, answers, recipe, bt.seconds, ot.seconds, restored, restoredAnswers), exitCode };
+  const floorLine = 'seconds' in floors ? `floor of gpu-load: baseline ${formatDuration(floors.seconds[0]!)}, optimized ${formatDuration(floors.seconds[1]!)} (${floors.source})` : `floor of gpu-load: ${floors.reason}`;
+  return { report, lines: [...optimizeLines(credits, remedies, answers, recipe, bt.seconds, ot.seconds, restored, restoredAnswers), floorLine], exitCode };
+}
+
+/**
+ * The floor of gpu-load for each start (the weights' bytes ÷ the rates profile's probes measure, mixed by the
+ * fraction of them the page cache held when that start began): one probe, several page-cache states.
+ */
+async function startFloors(deps: OptimizeDeps, weights: WrapWeights | { reason: string }, resident: ReadonlyArray<number | null>, step: (s: string) => void): Promise<{ seconds: number[]; source: string; rates: unknown; assumptions: string[] } | { reason: string }> {
+  if (!('files' in weights)) return { reason: `not measured: ${weights.reason}` };
+  if (!deps.engines) return { reason: 'not measured: no rate probes wired (library use without engines)' };
+  step('floor: measuring the disk, page-cache and host→device rates on the weights');
+  const pd = { engines: deps.engines, env: deps.env, cwd: deps.cwd, signal: deps.signal };
+  const out: number[] = [];
+  let source = '';
+  let rates: unknown = null;
+  let assumptions: string[] = [];
+  for (const r of resident) {
+    const f = await wrapFloor(pd, weights, r, {});
+    if (!('floor' in f)) return { reason: f.reason };
+    out.push(f.floor.seconds);
+    source = f.floor.source;
+    rates = f.rates;
+    assumptions = f.assumptions;
+  }
+  return { seconds: out, source, rates, assumptions };
 }
 
 const answerOf = (r: WrapResult): string | null => ('answer' in r.firstCompletion ? r.firstCompletion.answer : null);

@@ -113,9 +113,9 @@ async function residency(engines: Engines, files: readonly string[]): Promise<nu
 /**
  * The floor of the weights-loading stage: the weights' bytes ÷ the rates the native loader measures on a probe
  * (after the server stopped, so nothing it does disturbs the server's cold start), cold and warm mixed by the
- * fraction the page cache held before the server started.
+ * fraction the page cache held before the server started. Optimize asks it too, for each of its starts.
  */
-async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | null, probe: { probeBytes?: number; remeasure?: boolean }): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: Rates; assumptions: string[] } | { reason: string }> {
+export async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | null, probe: { probeBytes?: number; remeasure?: boolean }): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: Rates; assumptions: string[] } | { reason: string }> {
   const n = deps.engines.native();
   if (!n.ok) return { reason: `not measured: the native addon is unavailable (${n.reason})` };
   const cuda = await n.addon.cudaProbe({ context: false }).catch(() => null);

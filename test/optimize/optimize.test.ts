@@ -80,6 +80,21 @@ describe('optimize: the fake vLLM server (VLLM_CACHE_ROOT)', () => {
     expect(doc.details.recipe.k8s.text).toContain('readinessProbe');
   }, 120_000);
 
+  it('with the weights named, the floor of gpu-load is measured for each start (profile\'s rate probes, after the starts) and sits beside the phase', async () => {
+    const p2 = await freePort();
+    const model = fileURLToPath(new URL('../../fixtures/gpuload/sharded', import.meta.url));
+    const r = await runCli(['--json', 'optimize', model, '--persist', join(t.dir, 'floor-dir'), '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, FAKE_VLLM, String(p2)], { env: { FAKE_VLLM_COMPILE_MS: '100', COLDSTART_PROBE_BYTES: String(4 << 20), COLDSTART_CACHE: join(t.dir, 'cs-cache') }, cwd: t.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout) as Doc & { details: { floor: { measured: boolean; baselineSeconds: number; optimizedSeconds: number; source: string } }; phases: Array<{ name: string; floor?: { seconds: number } }> };
+    expect(validateOptimizeReport(d)).toEqual([]);
+    expect(d.details.floor.measured).toBe(true);
+    expect(d.details.floor.baselineSeconds).toBeGreaterThan(0);
+    expect(d.details.floor.source).toMatch(/÷ measured rates/);
+    expect(d.phases.find((p) => p.name === 'gpu-load')!.floor!.seconds).toBe(d.details.floor.optimizedSeconds);
+    const human = await runCli(['optimize', model, '--persist', join(t.dir, 'floor-dir'), '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, FAKE_VLLM, String(p2)], { env: { FAKE_VLLM_COMPILE_MS: '100', COLDSTART_PROBE_BYTES: String(4 << 20), COLDSTART_CACHE: join(t.dir, 'cs-cache') }, cwd: t.dir });
+    expect(human.stdout).toMatch(/^floor of gpu-load: baseline .+, optimized .+ \(.+÷ measured rates/m);
+  }, 120_000);
+
   it('the generated entrypoint, run as printed, starts the server from the cache (compile phase as short as the optimized start\'s)', async () => {
     expect(doc).toBeDefined();
     const r = await runCli(['--json', 'profile', '--no-floor', '--ready-url', `http://127.0.0.1:${port}/health`, '--', 'sh', join(persist, 'entrypoint.sh')], { cwd: t.dir });
