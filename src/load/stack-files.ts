@@ -61,7 +61,8 @@ export async function stackFiles(python: string, env: Env, signal?: AbortSignal)
     let n = 0;
     let b = 0;
     for (const root of roots) {
-      const list = statSync(root, { throwIfNoEntry: false })?.isFile() ? [{ path: root, bytes: statSync(root).size }] : filesUnder(root);
+      const st = statSync(root, { throwIfNoEntry: false });
+      const list = st?.isFile() ? [{ path: root, bytes: st.size }] : filesUnder(root);
       for (const f of list) {
         if (seen.has(f.path)) continue;
         seen.add(f.path);

@@ -378,26 +378,15 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
 
 /**
  * The floor of gpu-load for each start (the weights' bytes ÷ the rates profile's probes measure, mixed by the
- * fraction of them the page cache held when that start began): one probe, several page-cache states.
+ * fraction of them the page cache held when that start began): one probe, one floor per page-cache state.
  */
 async function startFloors(deps: OptimizeDeps, weights: WrapWeights | { reason: string }, resident: ReadonlyArray<number | null>, step: (s: string) => void): Promise<{ seconds: number[]; source: string; rates: unknown; assumptions: string[] } | { reason: string }> {
   if (!('files' in weights)) return { reason: `not measured: ${weights.reason}` };
   if (!deps.engines) return { reason: 'not measured: no rate probes wired (library use without engines)' };
   step('floor: measuring the disk, page-cache and host→device rates on the weights');
-  const pd = { engines: deps.engines, env: deps.env, cwd: deps.cwd, signal: deps.signal };
-  const out: number[] = [];
-  let source = '';
-  let rates: unknown = null;
-  let assumptions: string[] = [];
-  for (const r of resident) {
-    const f = await wrapFloor(pd, weights, r, {});
-    if (!('floor' in f)) return { reason: f.reason };
-    out.push(f.floor.seconds);
-    source = f.floor.source;
-    rates = f.rates;
-    assumptions = f.assumptions;
-  }
-  return { seconds: out, source, rates, assumptions };
+  const f = await wrapFloor({ engines: deps.engines, env: deps.env, cwd: deps.cwd, signal: deps.signal }, weights, resident, {});
+  if (!('floors' in f)) return f;
+  return { seconds: f.floors.map((x) => x.seconds), source: f.floors.at(-1)!.source, rates: f.rates, assumptions: f.assumptions };
 }
 
 const answerOf = (r: WrapResult): string | null => ('answer' in r.firstCompletion ? r.firstCompletion.answer : null);

@@ -113,9 +113,9 @@ async function residency(engines: Engines, files: readonly string[]): Promise<nu
 /**
  * The floor of the weights-loading stage: the weights' bytes ÷ the rates the native loader measures on a probe
  * (after the server stopped, so nothing it does disturbs the server's cold start), cold and warm mixed by the
- * fraction the page cache held before the server started. Optimize asks it too, for each of its starts.
+ * fraction the page cache held before a start. One probe, one floor per start's fraction (optimize has two starts).
  */
-export async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: number | null, probe: { probeBytes?: number; remeasure?: boolean }): Promise<{ floor: NonNullable<PhaseSummary['floor']>; rates: Rates; assumptions: string[] } | { reason: string }> {
+export async function wrapFloor(deps: ProfileDeps, w: WrapWeights, residents: ReadonlyArray<number | null>, probe: { probeBytes?: number; remeasure?: boolean }): Promise<{ floors: Array<NonNullable<PhaseSummary['floor']>>; rates: Rates; assumptions: string[] } | { reason: string }> {
   const n = deps.engines.native();
   if (!n.ok) return { reason: `not measured: the native addon is unavailable (${n.reason})` };
   const cuda = await n.addon.cudaProbe({ context: false }).catch(() => null);
@@ -134,12 +134,14 @@ export async function wrapFloor(deps: ProfileDeps, w: WrapWeights, resident: num
   const cold = predictLoadSeconds(r, { bytes: w.bytes, format, cache: 'cold', gpu });
   const warm = predictLoadSeconds(r, { bytes: w.bytes, format, cache: 'warm', gpu });
   if (cold === null || warm === null) return { reason: 'not measured: no read rate could be measured' };
-  const f = resident ?? 0;
-  const seconds = f * warm + (1 - f) * cold;
-  const cache = resident === null ? 'page cache state unknown (counted cold)' : `${formatPercent(f)} in the page cache at start`;
-  const source = `${formatBytes(w.bytes)} ÷ measured rates (${cache}; read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} warm${gpu && r.h2dBytesPerSecond ? `, host→device ${formatRate(r.h2dBytesPerSecond)}` : ', no GPU: host read only'})`;
+  const rates = `read ${formatRate(r.diskReadBytesPerSecond ?? NaN)} cold, ${formatRate(r.pageCacheBytesPerSecond ?? NaN)} warm${gpu && r.h2dBytesPerSecond ? `, host→device ${formatRate(r.h2dBytesPerSecond)}` : ', no GPU: host read only'}`;
+  const floors = residents.map((resident) => {
+    const f = resident ?? 0;
+    const cache = resident === null ? 'page cache state unknown (counted cold)' : `${formatPercent(f)} in the page cache at start`;
+    return { seconds: f * warm + (1 - f) * cold, source: `${formatBytes(w.bytes)} ÷ measured rates (${cache}; ${rates})` };
+  });
   const assumptions = [...measured.assumptions, `floor of gpu-load: ${w.files.length} file(s) from ${w.from}${w.format === 'other' ? ' (GGUF/ONNX: read whole, predicted like safetensors)' : ''}${w.skipped ? `; ${w.skipped}` : ''}`];
-  return { floor: { seconds, source }, rates: r, assumptions };
+  return { floors, rates: r, assumptions };
 }
 
 export async function wrapMode(plan: WrapPlan, deps: ProfileDeps, wall: Stopwatch): Promise<ProfileOutcome> {
@@ -168,7 +170,8 @@ export async function wrapMode(plan: WrapPlan, deps: ProfileDeps, wall: Stopwatc
   // The floor beside the weights-loading stage, measured after the server has stopped.
   const fr = resident.slice(-runs);
   const meanResident = fr.length && fr.every((x) => x !== null) ? (fr as number[]).reduce((a, b) => a + b, 0) / fr.length : null;
-  const floor = 'files' in weights ? await wrapFloor(deps, weights, meanResident, options) : weights;
+  const measuredFloor = 'files' in weights ? await wrapFloor(deps, weights, [meanResident], options) : weights;
+  const floor = 'floors' in measuredFloor ? { floor: measuredFloor.floors[0]!, rates: measuredFloor.rates, assumptions: measuredFloor.assumptions } : measuredFloor;
   const load = report.phases.find((p) => p.name === 'gpu-load');
   if (load && 'floor' in floor) load.floor = floor.floor;
   const inputs = { phases: report.phases, total: report.total.seconds, rates: null, model: null, gpuPricePerHour: options.gpuPricePerHour, warmInstances: options.warmInstances };
