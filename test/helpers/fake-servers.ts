@@ -256,7 +256,10 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
 /** A port that was free a moment ago (for "server starts late" tests). */
 export async function freePort(): Promise<number> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r, reject) => {
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => r());
+  });
   const p = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return p;

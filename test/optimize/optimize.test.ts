@@ -14,6 +14,7 @@ import { runCli } from '../helpers/cli.js';
 import { peerPython } from '../helpers/python.js';
 import { FAKE_VLLM, freePort, tempDir, validateOptimizeReport } from '../profile/helpers.js';
 import { criuPath, criuReady } from '../helpers/criu.js';
+import { running } from '../helpers/procs.js';
 
 const TORCH_SERVER = fileURLToPath(new URL('../fixtures-servers/torch_compile_server.py', import.meta.url));
 const py = peerPython();
@@ -22,7 +23,7 @@ interface Credit { phase: string; baseline: number | null; optimized: number | n
 interface Doc {
   schema: string;
   exitCode: number;
-  phases: Array<{ name: string; seconds: number | null }>;
+  phases: Array<{ name: string; seconds: number | null; floor?: { seconds: number } }>;
   details: {
     credits: Credit[];
     remedies: Array<{ id: string; applied: boolean; why: string }>;
@@ -33,15 +34,6 @@ interface Doc {
   };
 }
 
-/** Alive and not a zombie. */
-function running(pid: number): boolean {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]$/.test(st.slice(st.lastIndexOf(')') + 2, st.lastIndexOf(')') + 3));
-  } catch {
-    return false;
-  }
-}
 
 const credit = (d: Doc, phase: string) => d.details.credits.find((c) => c.phase === phase)!;
 const phaseOf = (doc: { phases: Array<{ name: string; seconds: number | null }> }, name: string) => doc.phases.find((p) => p.name === name)!.seconds;
@@ -85,7 +77,7 @@ describe('optimize: the fake vLLM server (VLLM_CACHE_ROOT)', () => {
     const model = fileURLToPath(new URL('../../fixtures/gpuload/sharded', import.meta.url));
     const r = await runCli(['--json', 'optimize', model, '--persist', join(t.dir, 'floor-dir'), '--ready-url', `http://127.0.0.1:${p2}/health`, '--', process.execPath, FAKE_VLLM, String(p2)], { env: { FAKE_VLLM_COMPILE_MS: '100', COLDSTART_PROBE_BYTES: String(4 << 20), COLDSTART_CACHE: join(t.dir, 'cs-cache') }, cwd: t.dir });
     expect(r.code, r.stderr).toBe(0);
-    const d = JSON.parse(r.stdout) as Doc & { details: { floor: { measured: boolean; baselineSeconds: number; optimizedSeconds: number; source: string } }; phases: Array<{ name: string; floor?: { seconds: number } }> };
+    const d = JSON.parse(r.stdout) as Doc & { details: { floor: { measured: boolean; baselineSeconds: number; optimizedSeconds: number; source: string } } };
     expect(validateOptimizeReport(d)).toEqual([]);
     expect(d.details.floor.measured).toBe(true);
     expect(d.details.floor.baselineSeconds).toBeGreaterThan(0);

@@ -5,12 +5,13 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { runWrapped } from '../../src/server/wrap.js';
 import { SHIM_PATH } from '../../src/server/shim.js';
+import { gone, pidsFrom } from '../helpers/procs.js';
 
 const here = (f: string) => fileURLToPath(new URL(`../fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-robust-'));
@@ -18,39 +19,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 let port = 19800 + (process.pid % 150);
 const hasProc = existsSync('/proc/self/stat');
 
-/** Alive and not a zombie. */
-function alive(pid: number): boolean {
-  if (hasProc) {
-    try {
-      const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      return !/^[ZX]$/.test(s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3));
-    } catch {
-      return false;
-    }
-  }
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-async function gone(pids: number[], ms: number): Promise<number[]> {
-  const until = Date.now() + ms;
-  while (Date.now() < until && pids.some(alive)) await new Promise((r) => setTimeout(r, 25));
-  return pids.filter(alive);
-}
-async function pidsFrom(file: string, ms = 10_000): Promise<number[]> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim().split(' ').map(Number);
-      if (p.length === 2 && p.every((x) => x > 0)) return p;
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no pid file ${file}`);
-}
 
 describe('stopping the server tree', () => {
   it.skipIf(!hasProc)('a grandchild that left the group with setsid is stopped too (SIGTERM was enough)', async () => {

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommandWith } from '../helpers/cli.js';
 import { freePort } from '../helpers/fake-servers.js';
+import { gone, pidsFrom, running } from '../helpers/procs.js';
 import { checkTrace, decodeOtlp, startCollector } from '../helpers/otlp-collector.js';
 import { peerPython } from '../helpers/python.js';
 import { registerSnapshot } from '../../src/commands/snapshot.js';
@@ -36,31 +37,6 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-/** Alive and not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]$/.test(s.slice(s.lastIndexOf(')') + 2, s.lastIndexOf(')') + 3));
-  } catch {
-    return false;
-  }
-}
-async function gone(pids: number[], ms = 5000): Promise<number[]> {
-  const until = Date.now() + ms;
-  while (Date.now() < until && pids.some(alive)) await new Promise((r) => setTimeout(r, 25));
-  return pids.filter(alive);
-}
-async function pidsFrom(file: string, ms = 10_000): Promise<[number, number]> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim().split(' ').map(Number);
-      if (p.length === 2 && p.every((x) => x > 0)) return p as [number, number];
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`no pid file ${file}`);
-}
 
 type Call = { pid: number; action: CheckpointAction };
 
@@ -360,7 +336,7 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       const [server, grandchild] = await pidsFrom(pidfile);
       expect(doc.details.pid).toBe(server);
       // Left running: that is what a restore is for.
-      expect([alive(server), alive(grandchild)]).toEqual([true, true]);
+      expect([running(server), running(grandchild)]).toEqual([true, true]);
       process.kill(grandchild, 'SIGKILL');
       process.kill(server, 'SIGKILL');
     });

@@ -7,16 +7,18 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { criuPath, criuReady } from '../helpers/criu.js';
+import { freePort } from '../helpers/fake-servers.js';
+import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 
 const BIN = resolve(__dirname, '../../bin/coldstart.js');
 const SERVER = resolve(__dirname, '../fixtures-servers/counter.mjs');
-const criu = process.env.COLDSTART_CRIU ?? 'criu';
+const criu = criuPath;
 const hasScript = spawnSync('script', ['--version']).status === 0;
-const ready = hasScript && process.getuid?.() === 0 && spawnSync(criu, ['--version']).status === 0;
-if (!ready && process.env.COLDSTART_REQUIRE_CRIU === '1') throw new Error('COLDSTART_REQUIRE_CRIU=1 but CRIU, root or `script` is missing: eval "$(scripts/ci-criu.sh)"');
+const ready = criuReady() && hasScript;
+if (!ready && process.env.COLDSTART_REQUIRE_CRIU === '1') throw new Error('COLDSTART_REQUIRE_CRIU=1 but `script` (util-linux) is missing');
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-restore-tty-'));
 const image = join(tmp, 'img');
@@ -26,22 +28,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function killAndWait(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 400 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+const killAndWait = (pid: number) => killAndWaitFor(pid, 10_000);
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const env = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, TERM: 'xterm', COLDSTART_CRIU: criu });

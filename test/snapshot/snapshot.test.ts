@@ -13,18 +13,12 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { criuPath, criuReady } from '../helpers/criu.js';
+import { freePort } from '../helpers/fake-servers.js';
+import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
 
 const criu = criuPath;
 const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function listening(port: number): Promise<boolean> {
   try {
@@ -36,14 +30,7 @@ async function listening(port: number): Promise<boolean> {
   }
 }
 
-async function killAndWait(pid: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 200 && existsSync(`/proc/${pid}`); i++) await new Promise((r) => setTimeout(r, 25));
-}
+const killAndWait = (pid: number) => killAndWaitFor(pid, 5000);
 
 function snapshotTree(dir: string): Record<string, number> {
   const out: Record<string, number> = {};
