@@ -9,13 +9,11 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, u
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { runCli } from '../helpers/cli.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { runChild, runCli, type ChildRun } from '../helpers/cli.js';
 import { HubServer, servedFile, startHubServer, startRecorder, type Recorder } from '../helpers/hub-server.js';
 import { peerPython } from '../helpers/python.js';
 
-const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 let hub: HubServer;
@@ -60,30 +58,9 @@ function errorDoc(stdout: string): { code: string; exitCode: number; message: st
 
 const fileGets = () => hub.requests((r) => r.method === 'GET' && (r.host === 'cdn' || r.url.includes('/resolve/')));
 
-interface Child {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
 /** bin/coldstart.js as a child process (a hang fails the test at `killAfterMs` instead of hanging it). */
-function spawnCli(args: string[], extraEnv: Record<string, string>, opts: { killAfterMs?: number; onSpawn?: (p: ChildProcess) => void } = {}): Promise<Child> {
-  const t0 = performance.now();
-  return new Promise((res) => {
-    const p = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...extraEnv } });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const kill = setTimeout(() => p.kill('SIGKILL'), opts.killAfterMs ?? 60_000);
-    p.on('close', (code, signal) => {
-      clearTimeout(kill);
-      res({ code, signal, stdout, stderr, seconds: (performance.now() - t0) / 1000 });
-    });
-    opts.onSpawn?.(p);
-  });
+function spawnCli(args: string[], extraEnv: Record<string, string>, opts: { killAfterMs?: number; onSpawn?: (kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<ChildRun> {
+  return runChild(args, { env: extraEnv, deadlineMs: opts.killAfterMs ?? 60_000, onSpawn: opts.onSpawn });
 }
 
 async function until(cond: () => boolean, ms = 20_000): Promise<void> {
@@ -324,10 +301,10 @@ describe('case 5: Ctrl-C says what really happened to the partial download', () 
       }
     };
     const r = await spawnCli(['cache', 'org/big'], env(), {
-      onSpawn: (p) => {
+      onSpawn: (kill) => {
         void until(() => resuming() && hub.requests((q) => q.host === 'cdn' && q.range === 'bytes=400000-').length > 0).then(
-          () => setTimeout(() => p.kill('SIGINT'), 200),
-          () => p.kill('SIGINT'),
+          () => setTimeout(() => kill('SIGINT'), 200),
+          () => kill('SIGINT'),
         );
       },
     });
@@ -398,10 +375,10 @@ describe('case 7: one deadline per network wait', () => {
     hub.faults.hang = (q) => q.host === 'cdn';
     const r = await spawnCli(['cache', 'org/big'], env(), {
       killAfterMs: 40_000,
-      onSpawn: (p) => {
+      onSpawn: (kill) => {
         void until(() => hub.requests((q) => q.host === 'cdn').length > 0).then(
-          () => setTimeout(() => p.kill('SIGTERM'), 200),
-          () => p.kill('SIGTERM'),
+          () => setTimeout(() => kill('SIGTERM'), 200),
+          () => kill('SIGTERM'),
         );
       },
     });

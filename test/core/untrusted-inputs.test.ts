@@ -5,52 +5,23 @@
  * exit path. Children run under a hard deadline: a regression fails the test instead of hanging the suite.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runChild as runCliChild, type ChildRun } from '../helpers/cli.js';
 import { callNative, requireNative } from '../../src/native.js';
 import { writeTorchCheckpoint } from '../../src/formats/torch-writer.js';
 import { startBlackHole, startFake } from '../helpers/fake-servers.js';
 
-const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-inputs-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Child {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  seconds: number;
-}
-
-/**
- * Runs the built CLI as a child (through `sh -c` when `shell` wraps it, e.g. to lower `ulimit -n`), killed with
- * SIGKILL at `deadlineMs` whatever it is doing; `node` adds Node flags; `onSpawn` gets a way to signal it.
- */
-function runChild(args: string[], opts: { cwd?: string; deadlineMs?: number; shell?: string; node?: string[]; env?: Record<string, string>; onSpawn?: (kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<Child> {
-  const t0 = Date.now();
-  const script = [...(opts.node ?? []), bin, ...args];
-  const argv = opts.shell ? ['sh', ['-c', `${opts.shell} && exec "$0" "$@"`, process.execPath, ...script]] : [process.execPath, script];
-  const child = spawn(argv[0] as string, argv[1] as string[], { cwd: opts.cwd ?? tmp, env: { ...process.env, HF_HUB_OFFLINE: '1', COLDSTART_CACHE: join(tmp, 'cache'), ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  const kill = (s: NodeJS.Signals) => void child.kill(s);
-  child.stdout.on('data', (c) => (stdout += c));
-  child.stderr.on('data', (c) => (stderr += c));
-  opts.onSpawn?.(kill);
-  const timer = setTimeout(() => child.kill('SIGKILL'), opts.deadlineMs ?? 30_000);
-  return new Promise((resolve) =>
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, seconds: (Date.now() - t0) / 1000 });
-    }),
-  );
+/** runChild with this file's defaults: its temp dir, offline, its own coldstart cache. */
+function runChild(args: string[], opts: Parameters<typeof runCliChild>[1] = {}): Promise<ChildRun> {
+  return runCliChild(args, { cwd: tmp, ...opts, env: { HF_HUB_OFFLINE: '1', COLDSTART_CACHE: join(tmp, 'cache'), ...opts.env } });
 }
 
 /**

@@ -1,4 +1,6 @@
 import { expect } from 'vitest';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { run } from '../../src/cli/main.js';
 import { makeContext, type Runner } from '../../src/commands/context.js';
@@ -99,4 +101,39 @@ export function jsonError(r: CliResult): ErrorDoc {
   if (doc.schema !== 'coldstart/error@1' || !doc.error) throw new Error(`not an error document (exit ${r.code}): ${r.stdout.slice(0, 300)}`);
   expect(doc.error.exitCode, 'the exit code the document names').toBe(r.code);
   return doc.error;
+}
+
+/** How a CLI child process ended (`runChild`). */
+export interface ChildRun {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  seconds: number;
+}
+
+const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
+
+/**
+ * The built CLI (bin/coldstart.js) as a child process, for what needs a real process (signals, ulimits, hangs): through
+ * `sh -c` when `shell` wraps it (e.g. to lower `ulimit -n`), `node` adds Node flags, `env` is added to this process's,
+ * `onSpawn` gets a way to signal it, and it is killed with SIGKILL at `deadlineMs` whatever it is doing.
+ */
+export function runChild(args: string[], opts: { cwd?: string; deadlineMs?: number; shell?: string; node?: string[]; env?: Record<string, string>; onSpawn?: (kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<ChildRun> {
+  const t0 = Date.now();
+  const script = [...(opts.node ?? []), BIN, ...args];
+  const argv = opts.shell ? ['sh', ['-c', `${opts.shell} && exec "$0" "$@"`, process.execPath, ...script]] : [process.execPath, script];
+  const child = spawn(argv[0] as string, argv[1] as string[], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c) => (stdout += c));
+  child.stderr.on('data', (c) => (stderr += c));
+  opts.onSpawn?.((s) => void child.kill(s));
+  const timer = setTimeout(() => child.kill('SIGKILL'), opts.deadlineMs ?? 30_000);
+  return new Promise((resolve) =>
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, seconds: (Date.now() - t0) / 1000 });
+    }),
+  );
 }
