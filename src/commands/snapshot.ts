@@ -134,16 +134,17 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
   );
 
   for (const which of ['park', 'unpark'] as const) {
-    program
+    const cmd = program
       .command(which)
       .description(which === 'park' ? "free a running CUDA process's GPU: lock and checkpoint its GPU memory into host memory (the process stays)" : 'bring a parked process back onto the GPU: restore its GPU memory and unlock it')
       .argument('<pid>', 'process id')
-      .option('--lock-timeout <seconds>', which === 'park' ? 'wait this long for in-flight GPU work' : 'unused; accepted for symmetry with park', '30')
-      .action(
-        run((ctx, pid: string, f: { lockTimeout: string }) => {
-          const o = { which, pid: pidArg(pid), lockTimeoutSeconds: durationFlag('--lock-timeout', f.lockTimeout, { bareSeconds: true }) };
-          return report(ctx, null, () => parkOrUnpark(o, engines));
-        }),
-      );
+      .option('--lock-timeout <seconds>', which === 'park' ? 'wait this long for in-flight GPU work' : 'unused; accepted for symmetry with park', '30');
+    if (which === 'park') cmd.option('--huge-pages', 'set transparent huge pages to `always` (system-wide) while the GPU memory moves into host memory, then put back the mode found: park and the later unpark both run faster');
+    cmd.action(
+      run((ctx, pid: string, f: { lockTimeout: string; hugePages?: boolean }) => {
+        const o = { which, pid: pidArg(pid), lockTimeoutSeconds: durationFlag('--lock-timeout', f.lockTimeout, { bareSeconds: true }), hugePages: !!f.hugePages };
+        return report(ctx, null, () => parkOrUnpark(o, engines));
+      }),
+    );
   }
 }

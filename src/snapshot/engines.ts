@@ -5,7 +5,7 @@
  * steps and the report) runs without root, CRIU or a GPU.
  */
 import { adoptServer, startServer } from '../server/lifecycle.js';
-import { readThp, writeThp, type ThpMode } from '../platform/thp.js';
+import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
 import { pidAlive, processTree } from '../platform/procfs.js';
@@ -29,8 +29,8 @@ export interface SnapshotHost {
   diskFreeBytes(path: string): number | null;
   /** Processes of `pids` with an NVIDIA device file open (CRIU cannot save one). */
   gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; devices: string[]; command: string }>;
-  /** The system-wide transparent-huge-pages mode (null: no THP here), and setting it (restore --huge-pages). */
-  thp: { read(): ThpMode | null; write(mode: ThpMode): void };
+  /** The system-wide transparent-huge-pages mode (null: no THP here), and setting it (restore and park --huge-pages). */
+  thp: ThpControl;
 }
 
 export interface SnapshotEngines {

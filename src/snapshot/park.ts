@@ -6,6 +6,7 @@ import { ColdstartError } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import type { GpuMemoryResult } from '../native.js';
+import { hugePagesBack, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { checkpointFailure, noSuchProcess } from './native.js';
 import { phase, type Reported } from './report.js';
@@ -15,6 +16,12 @@ export interface ParkOptions {
   pid: number;
   /** park: how long locking may wait for in-flight GPU work. */
   lockTimeoutSeconds: number;
+  /**
+   * park: transparent huge pages `always` (system-wide) while the driver moves GPU memory into the process's host
+   * memory, then the mode found put back. The parked memory then sits in 2 MiB pages, which unpark also reads faster
+   * (H100, 22 GB: park 8.08 → 5.76 s, unpark 3.21 → 2.42 s).
+   */
+  hugePages?: boolean;
 }
 
 function usedBytes(m: GpuMemoryResult | null): number | null {
@@ -42,14 +49,18 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const before = await native.gpuMemory();
   const times: Record<string, number> = {};
   const total = stopwatch(clock);
+  let thp: HugePagesWindow | null = null;
   try {
     if (which === 'park') {
       times['gpu-lock'] = (await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000))).seconds;
+      thp = o.hugePages ? hugePagesOn(host.thp, 'parked') : null;
       try {
         times['gpu-checkpoint'] = (await native.checkpoint(pid, 'checkpoint')).seconds;
       } catch (e) {
         await native.checkpoint(pid, 'unlock').catch(() => undefined);
         throw e;
+      } finally {
+        if (thp) hugePagesBack(host.thp, thp);
       }
     } else {
       times['gpu-restore'] = (await native.checkpoint(pid, 'restore')).seconds;
@@ -73,7 +84,9 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     gpuMemoryUsedBefore: ub,
     gpuMemoryUsedAfter: ua,
     gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
+    ...(thp ? { hugePages: { before: thp.before, during: thp.during, putBack: thp.putBack } } : {}),
   };
+  if (thp?.note) report.warnings.push(thp.note);
   return {
     report,
     human: () =>

@@ -13,7 +13,7 @@ import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
-import type { ThpMode } from '../platform/thp.js';
+import { hugePagesBack, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
@@ -53,38 +53,6 @@ function damaged(image: string, bad: ImageProblem[], what: string): ColdstartErr
     hint: `Take the snapshot again; ${what}.`,
     details: { problems: bad },
   });
-}
-
-/** restore --huge-pages: the mode found, the one in force during CRIU's restore, whether the first was put back. */
-interface HugePages {
-  before: ThpMode | null;
-  during: ThpMode | null;
-  putBack: boolean;
-  note: string | null;
-}
-
-/** Sets THP to `always` for CRIU's page restore; what it did is said, never thrown (the restore goes on without). */
-function hugePagesOn(host: SnapshotEngines['host']): HugePages {
-  const before = host.thp.read();
-  if (before === null) return { before, during: null, putBack: true, note: '--huge-pages: this kernel has no transparent huge pages (no /sys/kernel/mm/transparent_hugepage/enabled): restored with 4 KiB pages' };
-  if (before === 'always') return { before, during: 'always', putBack: true, note: null };
-  try {
-    host.thp.write('always');
-    return { before, during: 'always', putBack: false, note: null };
-  } catch (e) {
-    return { before, during: before, putBack: true, note: `--huge-pages: could not set transparent huge pages to always (${(e as Error).message}): restored with the ${before} mode` };
-  }
-}
-
-/** Puts the mode found back (only when it was changed); a failure is said with the command that fixes it. */
-function hugePagesBack(host: SnapshotEngines['host'], h: HugePages): void {
-  if (h.putBack || h.before === null) return;
-  try {
-    host.thp.write(h.before);
-    h.putBack = true;
-  } catch (e) {
-    h.note = `--huge-pages: transparent huge pages are still "always" (putting back "${h.before}" failed: ${(e as Error).message}); run: echo ${h.before} > /sys/kernel/mm/transparent_hugepage/enabled`;
-  }
 }
 
 /** A signal to a restored process (gone already: nothing to do). */
@@ -158,7 +126,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
   const notes: string[] = [];
-  let hugePages: HugePages | null = null;
+  let hugePages: HugePagesWindow | null = null;
   let server: ServerHandle | undefined;
   // Every byte of the image against the chunk digests taken at snapshot time, read and hashed on worker threads while
   // CRIU restores the tree stopped (--leave-stopped; both read the same files, so one read serves both from the page
@@ -180,13 +148,13 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     o.step?.(`CRIU restore of ${formatBytes(m.imageBytes)} (${m.pids.length} process(es)), every byte verified meanwhile…`);
     const criuTime = stopwatch(clock);
     let pid: number;
-    const thp = o.hugePages ? hugePagesOn(host) : null;
+    const thp = o.hugePages ? hugePagesOn(host.thp, 'restored') : null;
     hugePages = thp;
     try {
       pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
     } finally {
       if (logFd !== undefined) closeSync(logFd);
-      if (thp) hugePagesBack(host, thp);
+      if (thp) hugePagesBack(host.thp, thp);
     }
     times['criu-restore'] = criuTime();
     if (thp?.note) notes.push(thp.note);

@@ -455,6 +455,25 @@ describe('park / unpark with a stand-in driver', () => {
     expect(native.calls.map((c) => c.action)).toEqual(['state', 'lock', 'checkpoint', 'unlock']);
   });
 
+  it('park --huge-pages: THP is "always" while the driver checkpoints, put back after, also when the checkpoint fails; unpark has no such flag', async () => {
+    let mode: 'always' | 'madvise' | 'never' | null = 'never';
+    const thp = { read: () => mode, write: (m: 'always' | 'madvise' | 'never') => void (mode = m) };
+    const seen: Array<string | null> = [];
+    const watch = (n: ReturnType<typeof fakeNative>): ReturnType<typeof fakeNative> => ({ ...n, checkpoint: async (pid, action, t) => (action === 'checkpoint' && seen.push(mode), n.checkpoint(pid, action, t)) });
+    const r = await run(engines({ native: watch(fakeNative({ gpu: () => true })), clock: fakeClock(), thp }), 'park', [String(process.pid), '--json', '--huge-pages']);
+    expect(r.code, r.stderr).toBe(0);
+    expect([seen, mode]).toEqual([['always'], 'never']);
+    expect(json(r).details.hugePages).toEqual({ before: 'never', during: 'always', putBack: true });
+    const f = await run(engines({ native: watch(fakeNative({ gpu: () => true, failOn: (c) => c.action === 'checkpoint' })), clock: fakeClock(), thp }), 'park', [String(process.pid), '--json', '--huge-pages']);
+    expect(f.code).toBe(3);
+    expect([seen.at(-1), mode]).toEqual(['always', 'never']);
+    // Without the flag nothing is read or written; unpark has no such flag (the CLI's usage error).
+    const plain = await run(engines({ native: fakeNative({ gpu: () => true }), clock: fakeClock(), thp: { read: () => { throw new Error('read'); }, write: () => { throw new Error('write'); } } }), 'park', [String(process.pid), '--json']);
+    expect(plain.code, plain.stderr).toBe(0);
+    expect(json(plain).details.hugePages).toBeUndefined();
+    await expect(run(engines({ native: fakeNative({ gpu: () => true, state: 'checkpointed' }), clock: fakeClock(), thp }), 'unpark', [String(process.pid), '--json', '--huge-pages'])).rejects.toThrow(/unknown option '--huge-pages'/);
+  });
+
   it('park of a process already parked is refused (exit 2) before any change', async () => {
     const native = fakeNative({ gpu: () => true, state: 'checkpointed' });
     const r = await run(engines({ native, clock: fakeClock() }), 'park', [String(process.pid), '--json']);
