@@ -30,7 +30,7 @@ import { runWrapped, type WrapResult } from '../server/wrap.js';
 import { CACHE_SPECS, CACHES_DIR, cacheEnv, cacheUsage, setAsideCaches, type CacheUsage } from './caches.js';
 import { compareAnswers, type AnswerComparison } from './compare.js';
 import type { RecordedRequest } from '../server/api.js';
-import { fingerprintChanges, probeServerFingerprint, readStoredFingerprint, writeStoredFingerprint } from './fingerprint.js';
+import { fingerprintChanges, probeServerFingerprint, readStoredFingerprint, serverPython, writeStoredFingerprint } from './fingerprint.js';
 import { buildRecipe, writeRecipe, type Recipe } from './recipe.js';
 import type { OptimizeEvents, OptimizeOptions } from './options.js';
 import type { PhaseResult } from '../core/phases.js';
@@ -324,6 +324,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     env: cacheEnv(cachesRoot, usedSpecs),
     covers: usedSpecs.map((s) => `${s.engine}: ${s.what}`),
     prefetch: pfHelped ? (o.model ?? ('files' in weights ? weights.from : null)) : null,
+    prefetchStack: serverPython(server.command, cwd, env),
     repo,
     readyUrl: server.readyUrl ?? null,
     coldstartCommand: o.coldstartCommand,

@@ -126,12 +126,16 @@ describe('the recipe', () => {
     expect(shellQuote('--model=/a/b')).toBe('--model=/a/b');
     expect(shellQuote("it's here")).toBe(`'it'\\''s here'`);
     const env = cacheEnv('/p/caches', CACHE_SPECS.filter((s) => s.engine === 'inductor'));
-    const r = buildRecipe({ persistDir: '/p', command: ['python3', 'serve.py', '--name', 'a b'], env, covers: ['inductor'], prefetch: '/models/x', repo: 'org/x', readyUrl: 'http://127.0.0.1:8000/health', coldstartCommand: 'coldstart', measured: 'm' });
+    const r = buildRecipe({ persistDir: '/p', command: ['python3', 'serve.py', '--name', 'a b'], env, covers: ['inductor'], prefetch: '/models/x', prefetchStack: null, repo: 'org/x', readyUrl: 'http://127.0.0.1:8000/health', coldstartCommand: 'coldstart', measured: 'm' });
     expect(r.env.text).toContain('TORCHINDUCTOR_CACHE_DIR=/p/caches/inductor');
     expect(r.env.text).not.toContain('TRITON_CACHE_DIR');
     expect(r.entrypoint.text).toContain("exec python3 serve.py --name 'a b'");
     expect(r.entrypoint.text).toContain('coldstart prefetch /models/x >/dev/null 2>&1 &');
     expect(r.k8s.text).toContain('["coldstart","cache","org/x"]');
     expect(r.k8s.text).toContain('path: "/health"');
+    // A Python server: its stack is read ahead first (on a cold node the weights alone slowed its imports).
+    const py = buildRecipe({ persistDir: '/p', command: ['/opt/venv/bin/python', 'serve.py'], env, covers: [], prefetch: '/models/x', prefetchStack: '/opt/venv/bin/python', repo: null, readyUrl: null, coldstartCommand: 'coldstart', measured: 'm' });
+    expect(py.entrypoint.text).toContain('coldstart prefetch /models/x --stack /opt/venv/bin/python >/dev/null 2>&1 &');
+    expect(py.entrypoint.text).toContain("read the server's Python stack, then the weights");
   });
 });
