@@ -303,7 +303,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
             ['', 'cold start', 'snapshot'],
           ),
           ...kindLines(kinds, imageBytes),
-          `restore with: coldstart restore ${output}`,
+          `restore with: coldstart restore ${output}  (add --huge-pages: CRIU and the GPU restore fill 2 MiB pages instead of 4 KiB, 1.6-2.1x faster at 8B; it sets THP to always for those seconds)`,
         ].join('\n'),
     };
   } catch (e) {

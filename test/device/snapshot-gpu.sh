@@ -7,15 +7,17 @@
 #   CS_SIZE=1b ...                                   # the 1.1B shape instead (default 8b)
 #   CRIU_DEBS=DIR ...                                # a folder of CRIU .debs (default .dev/criu-debs; fill one with
 #                                                    #   scripts/ci-criu.sh --download .dev/criu-debs where there is network)
+#   HOOKS_ONLY=1 HOOK_RESTORES="warm-huge cold-huge" ...   # only the hooked snapshot, restored each way listed
+#                                                    #   (warm, warm-huge, cold, cold-huge; default: cold)
 #   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
 #                                                    #   must then answer "not available", exit 3, which is checked)
 # Each invocation (one mode; <= 9 minutes) does, timing every step and comparing the greedy answer after each:
 #   1. CRIU from the carried .debs (scripts/ci-criu.sh), `criu check` logged;
 #   2. snapshot with Inductor's defaults (no TORCHINDUCTOR_COMPILE_THREADS): cold start measured on the way; a failure
 #      is reported with coldstart's diagnosis from CRIU's log (details.cause) and the run goes on to step 5;
-#   3. restore with the image in the page cache (a warm node), again with --huge-pages, then after dropping the
-#      page cache (a cold disk);
-#   4. (eager) park / unpark of the restored server, GPU memory from NVML before/after;
+#   3. restore with the image in the page cache (a warm node), then after dropping the page cache (a cold disk), each
+#      also with --huge-pages;
+#   4. (eager) park / unpark of the restored server, GPU memory from NVML before/after, then park --huge-pages / unpark;
 #   5. snapshot with --before-snapshot /sleep (KV buffer dropped, compile workers shut down) and --after-restore
 #      /wake_up: the image by kind with and without the hooks, restore from a cold disk;
 #   6. floors measured in the same run (test/device/snapshot_floors.py): disk, page cache, memcpy, pinned H2D.
@@ -112,18 +114,24 @@ restore() {
 }
 
 # "SHA256 SECONDS" of one answer
+# The server's anonymous memory and how much of it is in transparent huge pages (kB), from smaps_rollup
+ahp() { awk '/^Anonymous:|^AnonHugePages:/ {printf "%s %s kB; ", $1, $2}' "/proc/$1/smaps_rollup" 2>/dev/null; }
 answer_sha() { "$PY" -c "import urllib.request,hashlib,sys,time; t=time.perf_counter(); b=urllib.request.urlopen(sys.argv[1], timeout=120).read(); print(hashlib.sha256(b).hexdigest(), round(time.perf_counter()-t,3))" "$1"; }
 
 P=18801
 [ "$MODE" = compile ] && P=18811
 plain_ok=0
-if snapshot "$MODE" "$P"; then
+if [ "${HOOKS_ONLY:-0}" = 1 ]; then
+  say "HOOKS_ONLY=1: the plain snapshot skipped"
+elif snapshot "$MODE" "$P"; then
   plain_ok=1
   restore "$MODE" warm && {
+    say "restored: $(ahp "$rpid")"
     kill_tree "$WORK/$MODE/manifest.json"
     # The same warm restore with transparent huge pages during CRIU's page restore (2.0-2.4x on the dev VM).
-    restore "$MODE" warm-huge --huge-pages && kill_tree "$WORK/$MODE/manifest.json"
-    restore "$MODE" cold
+    restore "$MODE" warm-huge --huge-pages && say "restored with huge pages: $(ahp "$rpid")" && kill_tree "$WORK/$MODE/manifest.json"
+    restore "$MODE" cold && kill_tree "$WORK/$MODE/manifest.json"
+    restore "$MODE" cold-huge --huge-pages
   }
   if [ "$MODE" = eager ] && [ -n "${rpid:-}" ]; then
     want=$(jget "$WORK/$MODE/manifest.json" "d['warmup']['bodySha256']")
@@ -131,6 +139,7 @@ if snapshot "$MODE" "$P"; then
     timeout 120 "${CS[@]}" park "$rpid" --json >"$OUT/park.json" 2>>"$S"
     prc=$?
     if dry; then [ $prc = 3 ] || fail=1; elif [ $prc != 0 ]; then say "FAIL: park exited $prc"; fail=1; fi
+    say "parked: $(ahp "$rpid")"
     say "park: $(jget "$OUT/park.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") GPU memory used $(jget "$OUT/park.json" "d['details']['gpuMemoryUsedBefore']") -> $(jget "$OUT/park.json" "d['details']['gpuMemoryUsedAfter']") bytes"
     timeout 120 "${CS[@]}" unpark "$rpid" --json >"$OUT/unpark.json" 2>>"$S"
     prc=$?
@@ -140,6 +149,17 @@ if snapshot "$MODE" "$P"; then
     echo "{\"firstAnswerSeconds\": ${secs:-null}, \"identical\": $([ "$got" = "$want" ] && echo true || echo false)}" >"$OUT/unpark-answer.json"
     say "first answer after unpark in ${secs:-?} s, identical: $([ "$got" = "$want" ] && echo True || echo "False ($got vs $want)")"
     [ "$got" = "$want" ] || fail=1
+    # The same park / unpark with `park --huge-pages` (THP "always" while the driver moves GPU memory into the
+    # process's host memory: 2 MiB pages instead of 4 KiB faults, which unpark then also reads faster).
+    if ! dry; then
+      timeout 120 "${CS[@]}" park "$rpid" --huge-pages --json >"$OUT/park-huge.json" 2>>"$S" || { say "FAIL: park --huge-pages failed"; fail=1; }
+      say "parked (huge pages): $(ahp "$rpid")"
+      timeout 120 "${CS[@]}" unpark "$rpid" --json >"$OUT/unpark-huge.json" 2>>"$S" || { say "FAIL: unpark after park --huge-pages failed"; fail=1; }
+      say "park --huge-pages $(jget "$OUT/park-huge.json" "round(d['total']['seconds'],3)") s (THP $(jget "$OUT/park-huge.json" "d['details'].get('hugePages')")), unpark $(jget "$OUT/unpark-huge.json" "round(d['total']['seconds'],3)") s"
+      read -r got secs < <(answer_sha "http://127.0.0.1:$P/generate" 2>>"$S")
+      say "first answer after unpark (huge pages) in ${secs:-?} s, identical: $([ "$got" = "$want" ] && echo True || echo False)"
+      [ "$got" = "$want" ] || fail=1
+    fi
   fi
   kill_tree "$WORK/$MODE/manifest.json"
   say "== floors (same run)"
@@ -149,8 +169,10 @@ fi
 
 H=$((P + 1))
 if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=1" --after-restore "http://127.0.0.1:$H/wake_up"; then
-  restore "$MODE-hooks" cold
-  kill_tree "$WORK/$MODE-hooks/manifest.json"
+  for tag in ${HOOK_RESTORES:-cold}; do
+    case "$tag" in *-huge) restore "$MODE-hooks" "$tag" --huge-pages ;; *) restore "$MODE-hooks" "$tag" ;; esac
+    kill_tree "$WORK/$MODE-hooks/manifest.json"
+  done
   [ $plain_ok = 1 ] || "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1
 fi
 

@@ -38,7 +38,7 @@ if ok(snap):
     kinds = d["kinds"] if isinstance(d["kinds"], dict) else {}
     gpu = kinds.get("gpuStateBytes")
     res["image"] = {"bytes": img, "kinds": kinds, "cold": d["cold"], "snapshotSeconds": d["snapshotSeconds"]}
-    for tag in ("warm", "warm-huge", "cold"):
+    for tag in ("warm", "warm-huge", "cold", "cold-huge"):
         r = load(f"restore-{mode}-{tag}.json")
         if not ok(r):
             res[f"restore-{tag}"] = None
@@ -53,10 +53,15 @@ if ok(snap):
         else:
             floor = img / rate("diskBytesPerSecond") + gpu_s if rate("diskBytesPerSecond") else None
         total = rd["restored"]["totalSeconds"]
+        gpu_rate = gpu / gpu_s if gpu and gpu_s else None
+        pageable = rate("pageableH2DBytesPerSecond")
         res[f"restore-{tag}"] = {"totalSeconds": total, "firstRequestSeconds": first, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
                                  "floorSeconds": floor, "efficiency": floor / total if floor else None, "speedup": rd["speedup"],
                                  "identical": (rd["restored"].get("firstRequest") or {}).get("sameAsSnapshot"),
-                                 "verifyBytesPerSecond": rd.get("verifyBytesPerSecond"), "residentBefore": rd.get("imageResidentBytes")}
+                                 "verifyBytesPerSecond": rd.get("verifyBytesPerSecond"), "residentBefore": rd.get("imageResidentBytes"),
+                                 "gpuRestoreBytesPerSecond": gpu_rate,
+                                 "gpuRestoreOfPinnedH2D": gpu_rate / h2d if gpu_rate and h2d else None,
+                                 "gpuRestoreOfPageableH2D": gpu_rate / pageable if gpu_rate and pageable else None}
 park, unpark, ans = load("park.json"), load("unpark.json"), load("unpark-answer.json")
 if ok(park) and ok(unpark):
     moved = (park["details"].get("gpuMemoryUsedBefore") or 0) - (park["details"].get("gpuMemoryUsedAfter") or 0)
@@ -64,16 +69,22 @@ if ok(park) and ok(unpark):
     floor = moved / h2d if h2d and moved > 0 else None
     res["unpark"] = {"seconds": unpark["total"]["seconds"], "parkSeconds": park["total"]["seconds"], "gpuBytes": moved, "floorSeconds": floor,
                      "efficiency": floor / unpark["total"]["seconds"] if floor else None, "firstAnswer": ans}
+ph, uh = load("park-huge.json"), load("unpark-huge.json")
+if ok(ph) and ok(uh) and res.get("unpark"):
+    floor = res["unpark"]["floorSeconds"]
+    res["unpark-huge"] = {"seconds": uh["total"]["seconds"], "parkSeconds": ph["total"]["seconds"], "floorSeconds": floor,
+                          "efficiency": floor / uh["total"]["seconds"] if floor else None}
 if ok(hooks):
     hd = hooks["details"]
-    r = load(f"restore-{mode}-hooks-cold.json")
-    cold = None
-    if ok(r):
-        rr = r["details"]["restored"]
-        cold = {"totalSeconds": rr["totalSeconds"], "phases": {p["name"]: p["seconds"] for p in r["phases"]},
-                "identical": (rr.get("firstRequest") or {}).get("sameAsSnapshot")}
     shrunk = snap["details"]["imageBytes"] - hd["imageBytes"] if ok(snap) else None
-    res["hooks"] = {"imageBytes": hd["imageBytes"], "kinds": hd["kinds"], "shrunkBytes": shrunk, "restoreCold": cold}
+    res["hooks"] = {"imageBytes": hd["imageBytes"], "kinds": hd["kinds"], "shrunkBytes": shrunk, "cold": hd["cold"]}
+    for tag in ("warm", "warm-huge", "cold", "cold-huge"):
+        r = load(f"restore-{mode}-hooks-{tag}.json")
+        if ok(r):
+            rr = r["details"]["restored"]
+            key = "restoreCold" if tag == "cold" else f"restore-{tag}"
+            res["hooks"][key] = {"totalSeconds": rr["totalSeconds"], "phases": {p["name"]: p["seconds"] for p in r["phases"]},
+                                 "identical": (rr.get("firstRequest") or {}).get("sameAsSnapshot"), "speedup": r["details"]["speedup"]}
 elif hooks is not None:
     res["hooks"] = {"error": hooks.get("error")}
 if snap is not None and not ok(snap):
