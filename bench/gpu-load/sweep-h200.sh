@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Issue 25's gpu-load sweep on one H200 (16 cores, ~2 GB/s disk), from a folder staged by stage.sh; ≤ 9 min.
+# Issue 25's gpu-load sweep on one GPU host (written for the lent H200: 16 cores, ~2 GB/s disk), from a folder staged
+# by stage.sh; ≤ 9 min.
 #   OUT=/path bash bench/gpu-load/sweep-h200.sh
+#   SWEEP=small ...         # warm: only the default and 8 streams (3 repeats), leaving the time to peers and shards
+#   PEER_PATH=DIR[:DIR] ... # where the peers were built (see below)
 # Writes JSON lines under $OUT: env.txt, make.jsonl, limits.jsonl (pinned H2D and the disk's cold read rate, measured in
-# this run), warm.jsonl (threads {8,16,24,32} × chunk {8,16,32,64} MiB × streams {2,4,8} × ring {alloc,register},
+# this run), contention.jsonl (the page-cache read and the link alone and at once: contention.py), warm.jsonl (threads {8,16,24,32} × chunk {8,16,32,64} MiB × streams {2,4,8} × ring {alloc,register},
 # 2 repeats, page cache warm), cold.jsonl (the warm sweep's top 4 configs, page cache dropped, O_DIRECT, 2 repeats),
 # best.jsonl (the best warm and cold configs again with --verify), shards.jsonl (1 and 30 shards: default and best
 # config, warm and cold), peers.jsonl (safetensors, fastsafetensors, instanttensor when importable, each load in a
@@ -14,6 +17,9 @@ exec > >(tee -a "$OUT/log.txt") 2>&1
 if ! command -v node >/dev/null; then
   mkdir -p /tmp/nodebin && xz -dc node.xz >/tmp/nodebin/node && chmod +x /tmp/nodebin/node && export PATH=/tmp/nodebin:$PATH
 fi
+# PEER_PATH: folders (colon-separated) where fastsafetensors and InstantTensor were built beforehand from their public
+# sources (this repository never carries their code or a recipe that builds them).
+[ -n "${PEER_PATH:-}" ] && export PYTHONPATH="$PEER_PATH${PYTHONPATH:+:$PYTHONPATH}"
 T0=$(date +%s)
 BUDGET=${BUDGET:-520}            # seconds for the whole run (the device call's limit is 600)
 DEADLINE=$((T0 + BUDGET))
@@ -36,6 +42,14 @@ step "limits: pinned H2D and the disk's cold read rate (first 4 GiB, O_DIRECT), 
 node $S "$D/4" --cache cold --limits --repeat 1 --label limits-cold | tee -a "$OUT/limits.jsonl"
 node $S "$D/4" --cache warm --limits --repeat 1 --label limits-warm | tee -a "$OUT/limits.jsonl"
 
+step "host memory: the read and the link alone and at once (contention.py, 3 s windows, 16 readers)"
+$PY bench/gpu-load/contention.py "$(ls "$D"/4/*.safetensors | head -1)" 3 16 | tee "$OUT/contention.jsonl"
+
+if [ "${SWEEP:-full}" = small ]; then
+step "warm: the default and 8 streams × 3 (SWEEP=small; the full grid ran 2026-12-05 14:55)"
+GRID='[{},{"streams":8}]'
+node $S "$D/4" --cache warm --grid "$GRID" --repeat 3 --label sweep-warm | tee "$OUT/warm.jsonl"
+else
 step "warm sweep: 96 configs × 2"
 GRID=$(node -e '
 const M=1<<20, g=[];
@@ -43,6 +57,7 @@ for (const threads of [8,16,24,32]) for (const c of [8,16,32,64]) for (const str
   g.push({threads, chunkBytes:c*M, streams, ring});
 console.log(JSON.stringify(g))')
 node $S "$D/4" --cache warm --grid "$GRID" --repeat 2 --deadline $((DEADLINE - 260)) --label sweep-warm | tee "$OUT/warm.jsonl"
+fi
 # The top 4 configs by their best repeat.
 TOP=$(node -e '
 const fs=require("fs");const best=new Map();
