@@ -1,8 +1,8 @@
 /**
  * Download throughput of `coldstart cache` (its default, and with 4 Range parts per file forced) vs Python
  * `huggingface_hub.snapshot_download` and the `hf download` CLI, same local Hub server, same generated repo, same
- * run, each in a fresh process; plus the loopback limit (parallel curl of the same bytes, to /dev/null and to
- * disk). Usage: bench/cache/run.sh [--shards 4] [--shard-mib 1024] [--runs 2]; prints one JSON document with every
+ * run, each in a fresh process; plus the loopback limit (parallel curl of the same bytes, to /dev/null, to disk,
+ * and to disk hashed by openssl as it lands: the wire with the guarantee the cache owes). Usage: bench/cache/run.sh [--shards 4] [--shard-mib 1024] [--runs 2]; prints one JSON document with every
  * sample, mean ± σ per contestant and each one's fraction of parallel curl.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -53,7 +53,7 @@ try {
   const t0 = performance.now();
   const block = Buffer.alloc(16 << 20);
   randomFillSync(block);
-  const shards = [];
+  const shards: Array<{ path: string; diskPath: string; size: number; sha256: string }> = [];
   for (let i = 0; i < SHARDS; i++) {
     const path = `model-${String(i + 1).padStart(5, '0')}-of-${String(SHARDS).padStart(5, '0')}.safetensors`;
     const diskPath = join(tmp, 'src', path);
@@ -82,7 +82,7 @@ try {
   const { endpoint, commit } = JSON.parse(line) as { endpoint: string; commit: string };
 
   let hfMissing: string | null = null;
-  const results: Record<string, number[]> = { loopback: [], loopbackToDisk: [], coldstart: [], coldstartWall: [], coldstartParts: [], coldstartPartsWall: [], python: [], pythonWall: [], hfCliWall: [] };
+  const results: Record<string, number[]> = { loopback: [], loopbackToDisk: [], loopbackToDiskHashed: [], coldstart: [], coldstartWall: [], coldstartParts: [], coldstartPartsWall: [], python: [], pythonWall: [], hfCliWall: [] };
   const rate = (s: number) => totalBytes / s / 1e9;
   for (let r = 0; r < RUNS; r++) {
     // Loopback limit: curl fetches every shard in parallel through the same resolve → CDN redirect, to /dev/null.
@@ -94,6 +94,16 @@ try {
     t = performance.now();
     await Promise.all(urls.map((u, i) => run('curl', ['-sS', '-L', '-o', join(tmp, `raw-${i}`), u])));
     results.loopbackToDisk.push(rate((performance.now() - t) / 1000));
+    for (let i = 0; i < urls.length; i++) rmSync(join(tmp, `raw-${i}`), { force: true });
+    // Same, each stream also hashed as it lands (curl | tee FILE | openssl dgst -sha256: OpenSSL's SHA-NI/AVX code,
+    // the one Node's hash uses, where coreutils' sha256sum is several times slower): the wire with the guarantee
+    // every downloader of the cache owes (coldstart verifies every byte against the Hub's sha256).
+    t = performance.now();
+    const hashed = await Promise.all(urls.map((u, i) => run('sh', ['-c', 'curl -sS -L "$1" | tee "$2" | openssl dgst -sha256 -r', 'sh', u, join(tmp, `raw-${i}`)])));
+    results.loopbackToDiskHashed.push(rate((performance.now() - t) / 1000));
+    hashed.forEach((h, i) => {
+      if (h.out.split(/\s/)[0] !== shards[i].sha256) throw new Error(`curl | openssl dgst -sha256 of ${shards[i].path}: ${h.out.trim()} ${h.err}`);
+    });
     for (let i = 0; i < urls.length; i++) rmSync(join(tmp, `raw-${i}`), { force: true });
 
     // coldstart (child process, JSON result).
@@ -157,6 +167,8 @@ try {
     // Each contestant's rate over parallel curl's of the same run (curl → /dev/null; wall clock where that is all there is).
     fractionOfCurl: Object.fromEntries(['coldstart', 'coldstartWall', 'coldstartParts', 'coldstartPartsWall', 'python', 'pythonWall', 'hfCliWall'].filter((k) => results[k].length).map((k) => [k, meanSd(perRun(k, 'loopback'))])),
     fractionOfCurlToDisk: Object.fromEntries(['coldstart', 'coldstartParts', 'python'].map((k) => [k, meanSd(perRun(k, 'loopbackToDisk'))])),
+    // Over curl → disk with sha256sum beside it: the wire with the same integrity guarantee.
+    fractionOfCurlToDiskHashed: Object.fromEntries(['coldstart', 'coldstartParts', 'python'].map((k) => [k, meanSd(perRun(k, 'loopbackToDiskHashed'))])),
     cpus: cpus().length,
     cpu: cpus()[0]?.model,
     python: spawnSync(py, ['-c', 'import huggingface_hub, sys; print(sys.version.split()[0], huggingface_hub.__version__)'], { encoding: 'utf8' }).stdout.trim(),
