@@ -11,6 +11,8 @@ import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
+import { resolve } from 'node:path';
+import { imageFile, isImageFolder, lstatOrNull, readManifest, statOrNull } from '../snapshot/manifest.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 import { stackFiles, type StackFiles } from './stack-files.js';
 
@@ -129,7 +131,8 @@ export interface StackPrefetch {
 /** What `coldstart prefetch` reports: the prefetch, what was named, where its files came from and what was left out. */
 export interface PrefetchRun extends PrefetchResult {
   target: string;
-  source: WeightFiles['source'];
+  /** Where the files came from: the weights resolver's answer, or a snapshot image's manifest. */
+  source: WeightFiles['source'] | 'snapshot-image';
   skipped: WeightFiles['skipped'];
   /** With --stack: the interpreter's standard library and packages, read first. */
   stack?: StackPrefetch;
@@ -151,6 +154,12 @@ export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
  */
 export async function prefetchModel(target: string, opts: PrefetchModelOptions): Promise<PrefetchRun> {
   const { env, cwd, revision, stack: python, ...prefetch } = opts;
+  const image = imageFolder(target, cwd);
+  if (image) {
+    if (python) throw new ColdstartError('BAD_FLAG', `--stack: ${target} is a snapshot image, whose restore imports nothing: there is no stack to read first`, { hint: 'Drop --stack.' });
+    const r = await runPrefetch({ ...prefetch, files: imageFiles(image) });
+    return { ...r, target, source: 'snapshot-image', skipped: [] };
+  }
   const w = await resolveWeights(target, { env, cwd, revision, anyFile: true, signal: opts.signal });
   // The stack first: on a cold node its imports come before any weight is read, and they must not queue behind them.
   let stack: StackPrefetch | undefined;
@@ -163,6 +172,29 @@ export async function prefetchModel(target: string, opts: PrefetchModelOptions):
   const skipped = describeSkipped(w);
   if (skipped) r.notes.push(skipped);
   return { ...r, target, source: w.source, skipped: w.skipped, ...(stack ? { stack } : {}) };
+}
+
+/** `target` when it is a folder `coldstart snapshot` wrote (its manifest names the files), else null. */
+function imageFolder(target: string, cwd?: string): string | null {
+  const abs = resolve(cwd ?? process.cwd(), target);
+  const st = statOrNull(abs);
+  return st?.isDirectory() && isImageFolder(abs, st) === null ? abs : null;
+}
+
+/**
+ * A snapshot image's files, manifest first, as its manifest names them (validated as restore validates them: no
+ * name outside the folder; each a regular file, never followed through a link), so a node can hold an image in
+ * the page cache before it restores it (restore from the page cache: 10.0 s instead of 16.2 s for an 8B server).
+ */
+function imageFiles(image: string): string[] {
+  const m = readManifest(image);
+  const files = [imageFile(image, 'manifest.json', image), ...m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`))];
+  for (const p of files) {
+    const st = lstatOrNull(p);
+    if (!st) throw new ColdstartError('NOT_FOUND', `${p}: missing from the image`, { hint: 'Take the snapshot again.' });
+    if (!st.isFile()) throw new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was read.' });
+  }
+  return files;
 }
 
 /** The human lines of a prefetch: how much at what rate, residency before and after, the notes. */

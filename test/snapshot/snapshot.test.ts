@@ -575,6 +575,41 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     writeFileSync(join(image, 'manifest.json'), '{"schema": "coldstart/snapshot-image@1",');
     await refused('CORRUPT_FILE');
   });
+
+  it('prefetch IMAGE reads every file the manifest names into the page cache (and the manifest), nothing else', async () => {
+    write(craft());
+    makeVictim(join(root, 'victim.txt'));
+    const before = treeState(root);
+    const r = await runCli(['prefetch', image, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.source).toBe('snapshot-image');
+    expect(doc.files.map((f: { path: string }) => f.path)).toEqual(['manifest.json', 'inventory.img', 'pages-1.img', 'server.log'].map((n) => join(image, n)));
+    expect(doc.bytes).toBe(statSync(join(image, 'manifest.json')).size + 9 + 4096 + 10);
+    expect(treeState(root)).toEqual(before);
+    // --stack has nothing to read for a restore (exit 2, before anything is read).
+    const st = await runCli(['prefetch', image, '--stack', '--json']);
+    expect(st.code).toBe(2);
+    expect(JSON.parse(st.stdout).error.message).toMatch(/--stack: .* is a snapshot image/);
+  });
+
+  it('prefetch IMAGE refuses what restore refuses: a name outside the image, a page file that is a link (exit 2)', async () => {
+    const m = craft();
+    m.files[0].name = '../victim.txt';
+    write(m);
+    makeVictim(join(root, 'victim.txt'));
+    const r = await runCli(['prefetch', image, '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.code).toBe('HOSTILE_FILE');
+    write(craft());
+    makeVictim(join(root, 'victim.txt'));
+    rmSync(join(image, 'pages-1.img'));
+    symlinkSync(join(root, 'victim.txt'), join(image, 'pages-1.img'));
+    const l = await runCli(['prefetch', image, '--json']);
+    expect(l.code).toBe(2);
+    expect(JSON.parse(l.stdout).error).toMatchObject({ code: 'HOSTILE_FILE' });
+    expect(JSON.parse(l.stdout).error.message).toContain('a symbolic link');
+  });
 });
 
 describe('snapshot refuses outputs it must not write before starting anything (no CRIU needed)', () => {
