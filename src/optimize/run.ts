@@ -23,7 +23,7 @@ import { parseDtypeName, type Dtype } from '../formats/dtypes.js';
 import { hubCacheDir } from '../hub/env.js';
 import { resolveRepoId } from '../models/table.js';
 import { loadNative } from '../native.js';
-import { pageCacheFraction, runPrefetch, type PrefetchResult } from '../load/prefetch.js';
+import { pageCacheFraction, prefetchAfterStack, type PrefetchResult, type StackPrefetch } from '../load/prefetch.js';
 import { wrapFloor, wrapPhases, wrapWeights, type WrapWeights } from '../profile/wrapmode.js';
 import type { Engines } from '../profile/engines.js';
 import { runWrapped, type WrapResult } from '../server/wrap.js';
@@ -157,7 +157,7 @@ interface Start {
   phases: PhaseResult[];
   residentBefore: number | null;
   cacheDrop: string | null;
-  prefetch?: PrefetchResult | { failed: string };
+  prefetch?: (PrefetchResult & { stack?: StackPrefetch }) | { failed: string };
 }
 
 const secondsOf = (phases: readonly PhaseResult[], name: string): number | null => phases.find((p) => p.name === name)?.seconds ?? null;
@@ -224,13 +224,15 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   if (changes.length) notes.push(`the caches in ${cachesRoot} were built for another environment and would have missed (${changes.join(', ')}); they are rebuilt now`);
 
   const files = 'files' in weights ? weights.files : [];
+  // The server's Python, when it is one: the prefetched start reads its stack first, as the entrypoint will.
+  const stackPython = serverPython(server.command, cwd, env);
   const start = async (label: string, withPrefetch: boolean): Promise<Start> => {
     const cacheDrop = await dropWeights(o, weights);
     const residentBefore = await residency(files);
     step(`${label}: starting ${server.command.join(' ')}`);
     let prefetch: Start['prefetch'];
     const pf = withPrefetch
-      ? runPrefetch({ files, signal }).then(
+      ? prefetchAfterStack({ files, signal }, stackPython, env).then(
           (r) => void (prefetch = r),
           (e: Error) => void (prefetch = { failed: e.message.split('\n')[0]! }),
         )
@@ -324,7 +326,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     env: cacheEnv(cachesRoot, usedSpecs),
     covers: usedSpecs.map((s) => `${s.engine}: ${s.what}`),
     prefetch: pfHelped ? (o.model ?? ('files' in weights ? weights.from : null)) : null,
-    prefetchStack: serverPython(server.command, cwd, env),
+    prefetchStack: stackPython,
     repo,
     readyUrl: server.readyUrl ?? null,
     coldstartCommand: o.coldstartCommand,
@@ -352,7 +354,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
     stages: st.result.stages,
     engine: st.result.engine,
     pageCache: { residentBefore: st.residentBefore, dropped: st.cacheDrop === null, ...(st.cacheDrop ? { note: st.cacheDrop } : {}) },
-    ...(st.prefetch ? { prefetch: 'failed' in st.prefetch ? st.prefetch : { seconds: st.prefetch.seconds, bytes: st.prefetch.bytes, residency: st.prefetch.residency } } : {}),
+    ...(st.prefetch ? { prefetch: 'failed' in st.prefetch ? st.prefetch : { seconds: st.prefetch.seconds, bytes: st.prefetch.bytes, residency: st.prefetch.residency, ...(st.prefetch.stack ? { stack: { python: st.prefetch.stack.python, files: st.prefetch.stack.files, bytes: st.prefetch.stack.bytes, seconds: st.prefetch.stack.seconds } } : {}) } } : {}),
   });
   report.details = {
     persistDir: o.persistDir,

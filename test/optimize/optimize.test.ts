@@ -87,6 +87,22 @@ describe('optimize: the fake vLLM server (VLLM_CACHE_ROOT)', () => {
     expect(human.stdout).toMatch(/^floor of gpu-load: baseline .+, optimized .+ \(.+÷ measured rates/m);
   }, 120_000);
 
+  it.skipIf(!py)('a Python server with its weights cold: the prefetched start reads its stack first, as the entrypoint does', async () => {
+    const p3 = await freePort();
+    const model = fileURLToPath(new URL('../../fixtures/gpuload/sharded', import.meta.url));
+    // The fake vLLM behind a Python interpreter (exec'd): the server command is a Python program.
+    const cmd = [py!, '-c', 'import os, sys; os.execv(sys.argv[1], sys.argv[1:])', process.execPath, FAKE_VLLM, String(p3)];
+    const r = await runCli(['--json', 'optimize', model, '--persist', join(t.dir, 'stack-dir'), '--ready-url', `http://127.0.0.1:${p3}/health`, '--', ...cmd], { env: { FAKE_VLLM_COMPILE_MS: '100', COLDSTART_PROBE_BYTES: String(4 << 20), COLDSTART_CACHE: join(t.dir, 'cs-cache') }, cwd: t.dir });
+    expect(r.code, r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout) as Doc & { details: { optimized: { prefetch?: { stack?: { python: string; files: number; bytes: number } } } } };
+    expect(validateOptimizeReport(d)).toEqual([]);
+    const st = d.details.optimized.prefetch!.stack!;
+    expect(st.python).toMatch(/python/); // the interpreter as the stack reports it (a venv's base interpreter)
+    expect(st.files).toBeGreaterThan(100);
+    // Any prefetch line of the entrypoint reads the same stack first (buildRecipe's text: test/optimize/units).
+    for (const line of d.details.recipe.entrypoint.text.split('\n').filter((l) => / prefetch /.test(l))) expect(line).toContain(`--stack ${py}`);
+  }, 120_000);
+
   it('the generated entrypoint, run as printed, starts the server from the cache (compile phase as short as the optimized start\'s)', async () => {
     expect(doc).toBeDefined();
     const r = await runCli(['--json', 'profile', '--no-floor', '--ready-url', `http://127.0.0.1:${port}/health`, '--', 'sh', join(persist, 'entrypoint.sh')], { cwd: t.dir });
