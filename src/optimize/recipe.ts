@@ -63,7 +63,7 @@ export function buildRecipe(r: RecipeInput): Recipe {
     ...(r.prefetch
       ? [
           r.prefetchStack
-            ? "# The weights were not in the page cache at start: read the server's Python stack, then the weights, while it imports."
+            ? '# The weights were not in the page cache at start: read the Python stack of the server, then the weights, while it imports.'
             : '# The weights were not in the page cache at start: read them ahead while the server imports.',
           `${[...cs, 'prefetch', r.prefetch, ...(r.prefetchStack ? ['--stack', r.prefetchStack] : [])].map(shellQuote).join(' ')} >/dev/null 2>&1 &`,
         ]

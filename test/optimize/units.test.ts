@@ -136,6 +136,6 @@ describe('the recipe', () => {
     // A Python server: its stack is read ahead first (on a cold node the weights alone slowed its imports).
     const py = buildRecipe({ persistDir: '/p', command: ['/opt/venv/bin/python', 'serve.py'], env, covers: [], prefetch: '/models/x', prefetchStack: '/opt/venv/bin/python', repo: null, readyUrl: null, coldstartCommand: 'coldstart', measured: 'm' });
     expect(py.entrypoint.text).toContain('coldstart prefetch /models/x --stack /opt/venv/bin/python >/dev/null 2>&1 &');
-    expect(py.entrypoint.text).toContain("read the server's Python stack, then the weights");
+    expect(py.entrypoint.text).toContain('read the Python stack of the server, then the weights');
   });
 });
