@@ -50,12 +50,13 @@ async function snapshotStep(): Promise<SnapshotStep> {
     },
     async run(o) {
       const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: o.firstRequest, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, beforeSnapshot: null, afterRestore: null, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
-      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: true, afterRestore: null, env: o.env, signal: o.signal }, engines);
+      // Restored as the recipe tells the user to restore it (--huge-pages), so the proof times what they will get.
+      const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: true, afterRestore: null, hugePages: true, env: o.env, signal: o.signal }, engines);
       // A proof, not a deployment: the restored server is stopped (the image stays for `coldstart restore`).
       const pid = (r.report.details as { pid?: number }).pid;
       if (pid) await engines.server.adopt(pid, { what: 'restore', command: o.command, stopGraceSeconds: 10 }).stop();
-      const d = r.report.details as { imageBytes?: number; imageResidentBytes?: number | null };
-      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, answer: r.firstAnswer, image: { bytes: d.imageBytes ?? null, residentBytesBefore: d.imageResidentBytes ?? null, kinds: (snap.report.details as { kinds?: unknown }).kinds ?? null }, notes: [...snap.report.warnings, ...r.report.warnings] };
+      const d = r.report.details as { imageBytes?: number; imageResidentBytes?: number | null; hugePages?: unknown };
+      return { phases: r.report.phases.map((p) => ({ name: p.name, seconds: p.seconds })), total: r.report.total.seconds, answer: r.firstAnswer, image: { bytes: d.imageBytes ?? null, residentBytesBefore: d.imageResidentBytes ?? null, kinds: (snap.report.details as { kinds?: unknown }).kinds ?? null }, hugePages: d.hugePages ?? null, notes: [...snap.report.warnings, ...r.report.warnings] };
     },
   };
 }

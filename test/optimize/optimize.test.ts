@@ -223,6 +223,11 @@ describe.skipIf(!criuReady())('optimize --snapshot with real CRIU (the fake vLLM
     const restored = doc.details.restored as typeof doc.details.restored & { image: { bytes: number; residentBytesBefore: number | null } };
     expect(restored.total).toBeGreaterThan(0);
     expect(restored.image.bytes).toBeGreaterThan(0);
+    // Restored as the recipe says (--huge-pages): the window was opened and the mode found put back.
+    const thp = (restored as unknown as { hugePages: { before: string | null; putBack: boolean } | null }).hugePages;
+    expect(thp).not.toBeNull();
+    expect(thp!.putBack).toBe(true);
+    expect(doc.details.remedies.find((x) => x.id === 'snapshot')!.why).toContain('--huge-pages');
     // The first request was recorded at snapshot time and repeated after the restore: measured, and its answer the baseline's.
     expect(restored.phases.find((p) => p.name === 'first-request')!.seconds).toBeGreaterThan(0);
     expect(restored.answers.verdict).toBe('identical');
