@@ -7,12 +7,12 @@
  * The bytes are read by native/src/pagecache.cc (pread into a reused buffer by default; readahead(2) or
  * posix_fadvise(WILLNEED) on request) and residency is measured before and after with mincore.
  */
+import { resolve } from 'node:path';
 import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { resolve } from 'node:path';
-import { imageFile, isImageFolder, lstatOrNull, readManifest, statOrNull } from '../snapshot/manifest.js';
+import { MANIFEST, imageFile, isImageFolder, lstatOrNull, readManifest, statOrNull } from '../snapshot/manifest.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 import { stackFiles, type StackFiles } from './stack-files.js';
 
@@ -197,7 +197,7 @@ function imageFolder(target: string, cwd?: string): string | null {
  */
 function imageFiles(image: string): string[] {
   const m = readManifest(image);
-  const files = [imageFile(image, 'manifest.json', image), ...m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`))];
+  const files = [imageFile(image, MANIFEST, image), ...m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`))];
   for (const p of files) {
     const st = lstatOrNull(p);
     if (!st) throw new ColdstartError('NOT_FOUND', `${p}: missing from the image`, { hint: 'Take the snapshot again.' });
