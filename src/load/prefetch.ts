@@ -12,7 +12,7 @@ import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { MANIFEST, imageFile, isImageFolder, lstatOrNull, readManifest, statOrNull } from '../snapshot/manifest.js';
+import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull } from '../snapshot/manifest.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 import { stackFiles, type StackFiles } from './stack-files.js';
 
@@ -201,7 +201,7 @@ function imageFiles(image: string): string[] {
   for (const p of files) {
     const st = lstatOrNull(p);
     if (!st) throw new ColdstartError('NOT_FOUND', `${p}: missing from the image`, { hint: 'Take the snapshot again.' });
-    if (!st.isFile()) throw new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was read.' });
+    if (!st.isFile()) throw notRegularInImage(p, st);
   }
   return files;
 }

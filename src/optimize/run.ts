@@ -302,8 +302,9 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   if (o.snapshot && deps.snapshot) {
     step('snapshot: checkpointing the optimized server, then restoring it');
     const fc = optimized.result.firstCompletion;
-    restored = await deps.snapshot.run({ command: server.command, image: join(o.persistDir, 'snapshot'), readyUrl: server.readyUrl, readyLog: server.readyLog, firstRequest: 'request' in fc ? fc.request : null, timeoutSeconds: server.readyTimeoutSeconds, env: runEnv, cwd, signal });
-    remedies.push({ id: 'snapshot', applied: true, why: `image in ${join(o.persistDir, 'snapshot')}; restore it with coldstart restore ${join(o.persistDir, 'snapshot')} --huge-pages (2 MiB pages for CRIU and the GPU restore: 1.6-2.1x faster at 8B)` });
+    const image = join(o.persistDir, 'snapshot');
+    restored = await deps.snapshot.run({ command: server.command, image, readyUrl: server.readyUrl, readyLog: server.readyLog, firstRequest: 'request' in fc ? fc.request : null, timeoutSeconds: server.readyTimeoutSeconds, env: runEnv, cwd, signal });
+    remedies.push({ id: 'snapshot', applied: true, why: `image in ${image}; restore it with coldstart restore ${image} --huge-pages (2 MiB pages for CRIU and the GPU restore: 1.6-2.1x faster at 8B)` });
   }
   // ---- the floor of the weights-loading stage, for each start's page-cache state: probed last, when no server runs
   // and nothing after it reads the weights (the probe's cold read drops them from the page cache).

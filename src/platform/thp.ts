@@ -55,6 +55,11 @@ export function hugePagesOn(thp: ThpControl, what: string): HugePagesWindow {
   }
 }
 
+/** The window as a report's details give it (the note goes to the warnings). */
+export function hugePagesDetail(h: HugePagesWindow): { before: ThpMode | null; during: ThpMode | null; putBack: boolean } {
+  return { before: h.before, during: h.during, putBack: h.putBack };
+}
+
 /** Closes the window: puts the mode found back (only when it was changed); a failure is said with the command that fixes it. */
 export function hugePagesBack(thp: ThpControl, h: HugePagesWindow): void {
   if (h.putBack || h.before === null) return;

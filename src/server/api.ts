@@ -400,7 +400,7 @@ export async function firstCompletion(o: { base: string; endpoint?: string; time
   const { sample, answer } = sent;
   // The request as sent (the fallback's, when the first endpoint was absent), to repeat it exactly (snapshot --warmup).
   const request: RecordedRequest = { url: c.url(sample.path), method: 'POST', body: sent.plan.body === undefined ? null : JSON.stringify(sent.plan.body) };
-  return { seconds: sample.seconds, url: c.url(sample.path), status: sample.status, api, answer, request };
+  return { seconds: sample.seconds, url: request.url, status: sample.status, api, answer, request };
 }
 
 /** A request given in full on the command line (snapshot's --warmup), repeated as recorded (restore). */

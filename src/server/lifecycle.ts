@@ -317,12 +317,6 @@ async function stopTree(shim: ChildProcess, state: ShimState, stopped: Promise<v
   return { signal: 'SIGKILL', seconds: sw.elapsed(), processes: pids.length, sigkilled: pids, survivors: pids.filter((p) => pidAlive(p)), by: 'group-fallback', subreaper: state.subreaper };
 }
 
-
-/**
- * A running tree coldstart did not start (a restored snapshot): `root` and every descendant it has (setsid children
- * included, found on /proc), plus `known` pids (the tree as recorded), each remembered with its start time now. Its
- * handle waits for ready by URL and stops the tree as the watchdog would: SIGTERM, the grace period, SIGKILL.
- */
 /**
  * Refuses to start a server whose ready URL already answers: whatever answers there (an earlier server still
  * running, a restored one) would be timed instead of the one about to start. Checked once, before the start.
@@ -335,6 +329,11 @@ export async function refuseReadyAlready(url: string | undefined, flag: string, 
   });
 }
 
+/**
+ * A running tree coldstart did not start (a restored snapshot): `root` and every descendant it has (setsid children
+ * included, found on /proc), plus `known` pids (the tree as recorded), each remembered with its start time now. Its
+ * handle waits for ready by URL and stops the tree as the watchdog would: SIGTERM, the grace period, SIGKILL.
+ */
 export function adoptServer(root: number, opts: { what: string; command?: readonly string[]; known?: readonly number[]; stopGraceSeconds?: number }): ServerHandle {
   const tree: Tree = newTree(root);
   tree.add(root);

@@ -338,6 +338,11 @@ export interface ImageProblem {
  * also leaves the image in the page cache, where CRIU reads it next. `hash`: which files to hash (default all; the
  * sizes of all are checked). Returns the problems (empty: every byte checked matches).
  */
+/** An image file that is a link, a FIFO or a folder: refused, never followed or opened (verify, prefetch IMAGE). */
+export function notRegularInImage(p: string, st: Stats): ColdstartError {
+  return new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
+}
+
 export async function verifyImage(
   image: string,
   m: Manifest,
@@ -352,9 +357,7 @@ export async function verifyImage(
       bad.push({ name: f.name, problem: 'missing', message: `${f.name} is missing` });
       continue;
     }
-    if (!st.isFile()) {
-      throw new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
-    }
+    if (!st.isFile()) throw notRegularInImage(p, st);
     if (st.size !== f.bytes) {
       bad.push({ name: f.name, problem: 'size', message: `${f.name} is ${st.size} bytes, the manifest says ${f.bytes}` });
       continue;

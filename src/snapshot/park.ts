@@ -6,7 +6,7 @@ import { ColdstartError } from '../core/errors.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import type { GpuMemoryResult } from '../native.js';
-import { hugePagesBack, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
+import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { checkpointFailure, noSuchProcess } from './native.js';
 import { phase, type Reported } from './report.js';
@@ -84,7 +84,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     gpuMemoryUsedBefore: ub,
     gpuMemoryUsedAfter: ua,
     gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
-    ...(thp ? { hugePages: { before: thp.before, during: thp.during, putBack: thp.putBack } } : {}),
+    ...(thp ? { hugePages: hugePagesDetail(thp) } : {}),
   };
   if (thp?.note) report.warnings.push(thp.note);
   return {

@@ -13,7 +13,7 @@ import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
-import { hugePagesBack, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
+import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
@@ -148,16 +148,15 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     o.step?.(`CRIU restore of ${formatBytes(m.imageBytes)} (${m.pids.length} process(es)), every byte verified meanwhile…`);
     const criuTime = stopwatch(clock);
     let pid: number;
-    const thp = o.hugePages ? hugePagesOn(host.thp, 'restored') : null;
-    hugePages = thp;
+    hugePages = o.hugePages ? hugePagesOn(host.thp, 'restored') : null;
     try {
       pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
     } finally {
       if (logFd !== undefined) closeSync(logFd);
-      if (thp) hugePagesBack(host.thp, thp);
+      if (hugePages) hugePagesBack(host.thp, hugePages);
     }
     times['criu-restore'] = criuTime();
-    if (thp?.note) notes.push(thp.note);
+    if (hugePages?.note) notes.push(hugePages.note);
     // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
     o.step?.('finishing the verification of the image (the restored tree stays stopped until every byte matches)…');
@@ -227,7 +226,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
       /** Image bytes in the page cache before the restore (mincore); null: not measured. */
       imageResidentBytes: resident,
-      ...(hugePages ? { hugePages: { before: hugePages.before, during: hugePages.during, putBack: hugePages.putBack } } : {}),
+      ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
     };
     report.warnings.push(...notes);
     if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
