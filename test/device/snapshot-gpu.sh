@@ -9,6 +9,13 @@
 #                                                    #   scripts/ci-criu.sh --download .dev/criu-debs where there is network)
 #   HOOKS_ONLY=1 HOOK_RESTORES="warm-huge cold-huge" ...   # only the hooked snapshot, restored each way listed
 #                                                    #   (warm, warm-huge, cold, cold-huge; default: cold)
+#   PARK_HOOKS=1 HOOK_LEVEL=2 ... eager              # park / unpark a server of its own plain, --huge-pages and
+#                                                    #   with its sleep level 1 and 2 as --before-park/--after-unpark
+#   HOOK_RESTORES="cold-huge-pf" (HOOK_LEVEL=2)      # -pf: restore --prefetch WEIGHTS_DIR (read alongside)
+#   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
+#                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
+#                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
+#                                                    #   the image and /wake_up reads them back (vLLM's sleep level 2)
 #   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
 #                                                    #   must then answer "not available", exit 3, which is checked)
 # Each invocation (one mode; <= 9 minutes) does, timing every step and comparing the greedy answer after each:
@@ -18,14 +25,18 @@
 #   3. restore with the image in the page cache (a warm node), then after dropping the page cache (a cold disk), each
 #      also with --huge-pages;
 #   4. (eager) park / unpark of the restored server, GPU memory from NVML before/after, then park --huge-pages / unpark;
-#   5. snapshot with --before-snapshot /sleep (KV buffer dropped, compile workers shut down) and --after-restore
-#      /wake_up: the image by kind with and without the hooks, restore from a cold disk;
+#   5. snapshot with --before-snapshot /sleep?level=HOOK_LEVEL (KV buffer dropped, compile workers shut down; at
+#      level 2 the weights released too) and --after-restore /wake_up: the image by kind with and without the hooks,
+#      restore from a cold disk (or each way in HOOK_RESTORES);
 #   6. floors measured in the same run (test/device/snapshot_floors.py): disk, page cache, memcpy, pinned H2D.
 # Writes to $OUT (flat): snapshot-MODE[-hooks].json restore-MODE-{warm,cold}[-hooks].json park.json unpark.json
 # floors-MODE.json summary-MODE.json summary.txt. Exit 0 when every step ran and every answer matched, 1 when an
 # answer differed or a step failed, 3 when the machine lacks a piece (no GPU, no torch, no CRIU).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+# Under a subreaper (test/device/reaper.py): a killed restored server is reaped, so its pids are free for the next
+# restore of the same image even where PID 1 reaps nothing.
+if [ -z "${CS_REAPED:-}" ]; then CS_REAPED=1 exec "${COLDSTART_PYTHON:-python3}" test/device/reaper.py bash "$0" "$@"; fi
 MODE="${1:-eager}"
 case "$MODE" in eager | compile) ;; *) echo "usage: $0 eager|compile" >&2; exit 2 ;; esac
 OUT="${OUT:-/tmp/coldstart-snapshot-gpu}"
@@ -49,7 +60,20 @@ jget() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(s
 dry() { [ "${CPU_DRY_RUN:-0}" = 1 ]; }
 # The page cache is dropped only on the GPU machine (a dedicated box); the CPU dry run leaves a shared machine alone.
 drop_caches() { dry && return 0; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || say "note: could not drop the page cache"; }
-kill_tree() { [ -f "$1" ] && for p in $(jget "$1" "' '.join(map(str, d['pids']))"); do kill -9 "$p" 2>/dev/null; done; sleep 1; }
+# Kills an image's recorded pids and waits (<= 30 s) until each is gone or a zombie: a restore needs its pids free.
+kill_tree() {
+  [ -f "$1" ] || return 0
+  local ps p
+  ps=$(jget "$1" "' '.join(map(str, d['pids']))")
+  for p in $ps; do kill -9 "$p" 2>/dev/null; done
+  for _ in $(seq 60); do
+    local alive=0
+    for p in $ps; do [ -d "/proc/$p" ] && ! grep -q '^State:.*Z' "/proc/$p/status" 2>/dev/null && alive=1; done
+    [ $alive = 0 ] && break
+    sleep 0.5
+  done
+  sleep 0.5
+}
 
 say "== coldstart snapshot device proof: $MODE, size $CS_SIZE, $(date -u +%FT%TZ)"
 if dry; then
@@ -73,6 +97,19 @@ export COLDSTART_CRIU
 "$COLDSTART_CRIU" --version | head -n 1 | tee -a "$S" >&2
 "$COLDSTART_CRIU" check >>"$S" 2>&1 || say "note: criu check reported problems (above)"
 say "nofile soft/hard $(ulimit -Sn)/$(ulimit -Hn), fs.nr_open $(cat /proc/sys/fs/nr_open), CapEff $(grep CapEff /proc/self/status | cut -f2)"
+
+HOOK_LEVEL="${HOOK_LEVEL:-1}"
+if [ "$HOOK_LEVEL" = 2 ]; then
+  export CS_WEIGHTS="${WEIGHTS_DIR:-/var/tmp/coldstart-weights-$CS_SIZE}"
+  if ! ls "$CS_WEIGHTS"/*.safetensors >/dev/null 2>&1; then
+    say "== weights: seeded, written to $CS_WEIGHTS"
+    env -u CS_WEIGHTS CS_SAVE="$CS_WEIGHTS" "$PY" test/device/snapshot_server.py 0 >>"$S" 2>&1 || { say "FAIL: the weights could not be written"; exit 1; }
+    sync
+  fi
+  wbytes=$(cat "$CS_WEIGHTS"/*.safetensors | wc -c)
+  echo "{\"level\": 2, \"bytes\": $wbytes, \"files\": $(ls "$CS_WEIGHTS"/*.safetensors | wc -l)}" >"$OUT/weights.json"
+  say "weights: $wbytes bytes in $CS_WEIGHTS; every server of this run loads them from there"
+fi
 
 # snapshot NAME PORT [hook flags…] → $OUT/snapshot-NAME.json, image $WORK/NAME
 snapshot() {
@@ -167,10 +204,66 @@ elif snapshot "$MODE" "$P"; then
   rm -rf "$WORK/$MODE"
 fi
 
+# PARK_HOOKS=1 (with HOOK_LEVEL=2, eager): park / unpark of a server of its own, four ways, the answer compared after
+# each: plain, --huge-pages, and with the server's own sleep as the hooks (level 1: it moves its weights into pinned
+# host memory itself; level 2: it releases them and reads them back from the page cache on wake-up).
+if [ "${PARK_HOOKS:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
+  PP=$((P + 5))
+  say "== park with the server's hooks: a server of its own on :$PP"
+  "$PY" test/device/snapshot_server.py "$PP" "$MODE" >"$WORK/park-server.log" 2>&1 &
+  spid=$!
+  pids+=("$spid")
+  for _ in $(seq 240); do curl -sf "http://127.0.0.1:$PP/health" >/dev/null 2>&1 && break; sleep 1; done
+  read -r want secs < <(answer_sha "http://127.0.0.1:$PP/generate" 2>>"$S")
+  say "server pid $spid, first answer in ${secs:-?} s"
+  # park_cycle TAG "park flags" "unpark flags" → $OUT/park-TAG.json $OUT/unpark-TAG.json
+  park_cycle() {
+    local tag="$1"
+    # shellcheck disable=SC2086 # the flags are words
+    timeout 180 "${CS[@]}" park "$spid" $2 --json >"$OUT/park-$tag.json" 2>>"$S" || { say "FAIL: park ($tag)"; fail=1; return 1; }
+    # shellcheck disable=SC2086
+    timeout 180 "${CS[@]}" unpark "$spid" $3 --json >"$OUT/unpark-$tag.json" 2>>"$S" || { say "FAIL: unpark ($tag)"; fail=1; return 1; }
+    local got s2
+    read -r got s2 < <(answer_sha "http://127.0.0.1:$PP/generate" 2>>"$S")
+    echo "{\"firstAnswerSeconds\": ${s2:-null}, \"identical\": $([ "$got" = "$want" ] && echo true || echo false)}" >"$OUT/unpark-$tag-answer.json"
+    say "park ($tag): $(jget "$OUT/park-$tag.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") GPU $(jget "$OUT/park-$tag.json" "round(d['details']['gpuMemoryUsedBefore']/1e9,2)") -> $(jget "$OUT/park-$tag.json" "round(d['details']['gpuMemoryUsedAfter']/1e9,2)") GB; unpark $(jget "$OUT/unpark-$tag.json" "{p['name']: round(p['seconds'],3) for p in d['phases']}") total $(jget "$OUT/unpark-$tag.json" "round(d['total']['seconds'],3)") s; answer in ${s2:-?} s, identical: $([ "$got" = "$want" ] && echo True || echo False)"
+    [ "$got" = "$want" ] || fail=1
+  }
+  U="http://127.0.0.1:$PP"
+  # The wake-up's read-back rate (page cache → GPU) by reader threads
+  for tp in 4:32 8:32 16:32 4:8 8:8 16:8 4:128 8:128; do
+    curl -sf -XPOST "$U/sleep?level=2" >/dev/null && curl -sf -XPOST "$U/wake_up?threads=${tp%:*}&piece_mib=${tp#*:}" >/dev/null
+    say "wake-up with ${tp%:*} threads, ${tp#*:} MiB pieces: $(grep 'weights read back' "$WORK/park-server.log" | tail -n 1)"
+  done
+  park_cycle plain "" ""
+  park_cycle huge "--huge-pages" ""
+  park_cycle level2 "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up"
+  park_cycle level1 "--before-park $U/sleep?level=1" "--after-unpark $U/wake_up"
+  kill -9 "$spid" 2>/dev/null
+  tail -n 12 "$WORK/park-server.log" >>"$S"
+fi
+
 H=$((P + 1))
-if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=1" --after-restore "http://127.0.0.1:$H/wake_up"; then
+hooked() { snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=$HOOK_LEVEL" --after-restore "http://127.0.0.1:$H/wake_up"; }
+hooks_ok=0
+before_hooks=$fail
+if hooked; then
+  hooks_ok=1
+elif [ "$HOOK_LEVEL" = 2 ] && [ "${CS_VMM_FREE_VA:-0}" != 1 ]; then
+  # A driver whose checkpoint does not keep an address range with nothing mapped: give the range back at sleep and
+  # ask for the same one at wake (flat_weights.py), once.
+  say "note: the level-2 snapshot failed with the weights' range kept reserved; again with CS_VMM_FREE_VA=1"
+  rm -rf "${WORK:?}/$MODE-hooks"
+  export CS_VMM_FREE_VA=1
+  fail=$before_hooks
+  hooked && hooks_ok=1
+fi
+if [ $hooks_ok = 1 ]; then
   for tag in ${HOOK_RESTORES:-cold}; do
-    case "$tag" in *-huge) restore "$MODE-hooks" "$tag" --huge-pages ;; *) restore "$MODE-hooks" "$tag" ;; esac
+    flags=()
+    case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac
+    case "$tag" in *-pf) flags+=(--prefetch "$CS_WEIGHTS") ;; esac
+    restore "$MODE-hooks" "$tag" "${flags[@]}"
     kill_tree "$WORK/$MODE-hooks/manifest.json"
   done
   [ $plain_ok = 1 ] || "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1

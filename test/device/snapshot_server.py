@@ -9,11 +9,17 @@ function of the weights and the first answer after a restore can be compared byt
 vLLM-style hooks: POST /sleep drops the "KV cache" (a CS_KV_GIB GiB buffer on the device, allocated at start like
 vLLM's) and empties the caching allocator, and shuts Inductor's compile workers down (they are not needed once the
 graphs are compiled, and hold device files CRIU cannot save); POST /wake_up allocates the buffer again.
+With CS_WEIGHTS, as vLLM's levels: POST /sleep?level=1 also moves the weights into pinned host memory and releases
+theirs on the device (/wake_up copies them back), /sleep?level=2 releases the weights' memory (an image without them)
+and /wake_up reads them back from the files into the same addresses (test/device/flat_weights.py).
 
 Environment:
   CS_SIZE=1b|8b|tiny   TinyLlama-1.1B shape (default), Llama-3-8B shape (16.06 GB of bf16 weights), 2-layer toy
   CS_DEVICE=cuda|cpu   where the model lives (cpu: the script's dry run)
   CS_KV_GIB=2          the KV buffer (0: none)
+  CS_WEIGHTS=DIR       load the weights from the safetensors shards in DIR (made by CS_SAVE) instead of seeding them
+  CS_SAVE=DIR          seed the weights, write them to DIR as 4 safetensors shards, and exit (PORT is ignored)
+  CS_LOAD_THREADS=8    reader threads for CS_WEIGHTS
 compile: torch.compile(mode="reduce-overhead") with Inductor's defaults (parallel compile workers), compiled and
 captured by the first request (the snapshot's --warmup), which is the cost a restore skips.
 """
@@ -40,12 +46,46 @@ SHAPES = {
     "8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8),
 }
 cfg = LlamaConfig(**SHAPES[size], max_position_embeddings=2048, torch_dtype=torch.bfloat16)
+folder = os.environ.get("CS_WEIGHTS")
+flat = None
 torch.set_default_dtype(torch.bfloat16)  # built in bf16 directly: an 8B model never exists in fp32
-with torch.device(dev):
+with torch.device("meta" if folder else dev):
     model = LlamaForCausalLM(cfg).eval()
+if folder:
+    from flat_weights import FlatWeights
+
+    tl = time.time()
+    flat = FlatWeights(folder, dev)
+    flat.load()
+    views = flat.tensors()
+    for name, _p in list(model.named_parameters()):
+        owner, _, attr = name.rpartition(".")
+        model.get_submodule(owner)._parameters[attr] = torch.nn.Parameter(views.pop(name), requires_grad=False)
+    assert not views, f"tensors in {folder} the model does not have: {sorted(views)[:3]}"
+    rotary = model.model.rotary_emb  # its inv_freq is not in the files (a non-persistent buffer): computed again
+    model.model.rotary_emb = type(rotary)(config=cfg, device=dev)
+    assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers())), "a tensor left on meta"
+    print(f"weights read from {folder} in {time.time() - tl:.2f}s", flush=True)
 torch.set_default_dtype(torch.float32)
 weights = sum(p.numel() * p.element_size() for p in model.parameters())
 assert all(torch.isfinite(p).all() for p in model.parameters()), "non-finite weights"
+if os.environ.get("CS_SAVE"):
+    from safetensors.torch import save_file
+
+    out = os.environ["CS_SAVE"]
+    os.makedirs(out, exist_ok=True)
+    params = [(n, p.detach()) for n, p in model.named_parameters()]
+    per = -(-weights // 4)
+    shard, acc, k = {}, 0, 0
+    for i, (n, p) in enumerate(params):
+        shard[n] = p.contiguous().cpu()
+        acc += p.numel() * p.element_size()
+        if acc >= per or i == len(params) - 1:
+            k += 1
+            save_file(shard, os.path.join(out, f"model-{k:05d}.safetensors"))
+            shard, acc = {}, 0
+    print(f"saved {weights / 1e9:.2f} GB in {k} shards to {out} at {time.time() - t0:.2f}s", flush=True)
+    sys.exit(0)
 kv_bytes = int(float(os.environ.get("CS_KV_GIB", "2")) * (1 << 30))
 kv = None
 
@@ -88,9 +128,15 @@ def generate(n=16):
     return out
 
 
-def sleep():
+def sleep(level):
     global kv
     kv = None
+    if level >= 2:
+        if flat is None:
+            raise ValueError("level 2 needs CS_WEIGHTS (the weights must be readable again)")
+        flat.release()
+    elif flat is not None:
+        flat.offload()
     if dev == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
@@ -125,8 +171,20 @@ class H(BaseHTTPRequestHandler):
     def do_POST(self):
         t = time.time()
         if self.path.startswith("/sleep"):
-            sleep()
-        elif self.path == "/wake_up":
+            level = 2 if "level=2" in self.path else 1
+            try:
+                sleep(level)
+            except ValueError as e:
+                return self._send(str(e).encode(), 400)
+        elif self.path.split("?")[0] == "/wake_up":
+            if flat is not None and flat.backup is not None:
+                flat.restore_backup()
+                print(f"weights copied back from host memory: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s", flush=True)
+            elif flat is not None and not flat.resident:
+                q = dict(pair.split("=", 1) for pair in self.path.partition("?")[2].split("&") if "=" in pair)
+                # ?threads=N&piece_mib=M: the device proof's sweep
+                flat.reload(int(q["threads"]) if "threads" in q else None, int(q["piece_mib"]) << 20 if "piece_mib" in q else None)
+                print(f"weights read back: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s", flush=True)
             allocate_kv()
         else:
             return self._send(b"no such path", 404)

@@ -3,7 +3,8 @@
   python snapshot_summary.py OUT MODE      → OUT/summary-MODE.json (and printed)
 
 unpark: GPU bytes / pinned H2D; restore from the page cache: image bytes / memcpy + GPU bytes / H2D; restore from a
-cold disk: image bytes / disk rate + the GPU restore measured. Efficiency = floor / yours. Missing inputs give null
+cold disk: image bytes / disk rate + the GPU restore measured; a level-2 hooked restore adds the weights its wake-up
+reads back (weights.json) at the link's rate (page cache) or the disk's. Efficiency = floor / yours. Missing inputs give null
 with the reason, never a zero.
 """
 import json
@@ -74,16 +75,45 @@ if ok(ph) and ok(uh) and res.get("unpark"):
     floor = res["unpark"]["floorSeconds"]
     res["unpark-huge"] = {"seconds": uh["total"]["seconds"], "parkSeconds": ph["total"]["seconds"], "floorSeconds": floor,
                           "efficiency": floor / uh["total"]["seconds"] if floor else None}
+# PARK_HOOKS: each way's unpark against what it put back on the GPU (NVML after - before) at the pinned link's rate
+for tag in ("plain", "huge", "level2", "level1"):
+    pk, up, an = load(f"park-{tag}.json"), load(f"unpark-{tag}.json"), load(f"unpark-{tag}-answer.json")
+    if not (ok(pk) and ok(up)):
+        continue
+    back = (up["details"].get("gpuMemoryUsedAfter") or 0) - (up["details"].get("gpuMemoryUsedBefore") or 0)
+    h2d = rate("pinnedH2DBytesPerSecond")
+    floor = back / h2d if h2d and back > 0 else None
+    secs = up["total"]["seconds"]
+    res[f"park-{tag}"] = {"parkSeconds": pk["total"]["seconds"], "parkPhases": {p["name"]: p["seconds"] for p in pk["phases"]},
+                          "unparkSeconds": secs, "unparkPhases": {p["name"]: p["seconds"] for p in up["phases"]},
+                          "gpuBytesBack": back, "floorSeconds": floor, "efficiency": floor / secs if floor else None, "firstAnswer": an}
+weights = load("weights.json")  # HOOK_LEVEL=2: the weights the wake-up reads back from their files
 if ok(hooks):
     hd = hooks["details"]
-    shrunk = snap["details"]["imageBytes"] - hd["imageBytes"] if ok(snap) else None
-    res["hooks"] = {"imageBytes": hd["imageBytes"], "kinds": hd["kinds"], "shrunkBytes": shrunk, "cold": hd["cold"]}
-    for tag in ("warm", "warm-huge", "cold", "cold-huge"):
+    img = hd["imageBytes"]
+    hk = hd["kinds"] if isinstance(hd["kinds"], dict) else {}
+    gpu = hk.get("gpuStateBytes") or 0
+    wb = weights["bytes"] if weights else 0
+    shrunk = snap["details"]["imageBytes"] - img if ok(snap) else None
+    res["hooks"] = {"imageBytes": img, "kinds": hd["kinds"], "shrunkBytes": shrunk, "cold": hd["cold"], "weights": weights}
+    for tag in ("warm", "warm-huge", "cold", "cold-huge", "cold-pf", "cold-huge-pf"):
         r = load(f"restore-{mode}-hooks-{tag}.json")
         if ok(r):
             rr = r["details"]["restored"]
             key = "restoreCold" if tag == "cold" else f"restore-{tag}"
-            res["hooks"][key] = {"totalSeconds": rr["totalSeconds"], "phases": {p["name"]: p["seconds"] for p in r["phases"]},
+            # The floor counts the weights the wake-up reads back (level 2): from the page cache at the link's rate,
+            # from a cold disk at the disk's.
+            gpu_s = (rr.get("gpuRestoreSeconds") or 0) + (rr.get("gpuUnlockSeconds") or 0)
+            if tag.startswith("warm"):
+                m, h2d = rate("memcpyBytesPerSecond"), rate("pinnedH2DBytesPerSecond")
+                floor = img / m + (gpu + wb) / h2d if m and h2d else None
+            else:
+                d = rate("diskBytesPerSecond")
+                floor = (img + wb) / d + gpu_s if d else None
+            total = rr["totalSeconds"]
+            res["hooks"][key] = {"totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
+                                 "floorSeconds": floor, "efficiency": floor / total if floor else None,
+                                 "firstRequestSeconds": (rr.get("firstRequest") or {}).get("seconds"),
                                  "identical": (rr.get("firstRequest") or {}).get("sameAsSnapshot"), "speedup": r["details"]["speedup"]}
 elif hooks is not None:
     res["hooks"] = {"error": hooks.get("error")}
