@@ -1,18 +1,16 @@
 /**
- * `coldstart snapshot` / `restore` / `park` / `unpark`: parse the flags once into typed options, call the snapshot
- * capability (src/snapshot/) with its engines, report through the one emitter.
+ * `coldstart snapshot` / `restore` (and, through ./park.ts, `park` / `unpark`): parse the flags once into typed
+ * options, call the snapshot capability (src/snapshot/) with its engines, report through the one emitter.
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addReportOptions, addTelemetryOptions, emitOptions, type Context, type ReportFlags, type Runner } from './context.js';
-import { emitReport } from '../core/emit.js';
-import { ColdstartError, invalidArg } from '../core/errors.js';
-import { choiceFlag, durationFlag, httpUrlFlag, regexFlag } from '../core/flags.js';
-import type { RecordedRequest } from '../server/api.js';
+import { addReportOptions, addTelemetryOptions, type ReportFlags, type Runner } from './context.js';
+import { registerPark } from './park.js';
+import { hookFlag, report } from './snapshot-flags.js';
+import { ColdstartError } from '../core/errors.js';
+import { durationFlag, httpUrlFlag, regexFlag } from '../core/flags.js';
+import { resolveWeights } from '../load/weights.js';
 import { defaultSnapshotEngines, type SnapshotEngines } from '../snapshot/engines.js';
-import { PID_MAX } from '../snapshot/manifest.js';
-import { parkOrUnpark } from '../snapshot/park.js';
-import type { Reported } from '../snapshot/report.js';
 import { restoreImage } from '../snapshot/restore.js';
 import { takeSnapshot } from '../snapshot/snapshot.js';
 
@@ -38,31 +36,7 @@ interface RestoreFlags extends ReportFlags {
   firstRequest: boolean;
   afterRestore?: string;
   afterRestoreMethod: string;
-}
-
-/** A hook flag (--before-snapshot / --after-restore) and its method flag as a request with no body; null when not given. */
-function hookFlag(flag: string, url: string | undefined, method: string): RecordedRequest | null {
-  const m = choiceFlag(`${flag}-method`, method.toUpperCase(), ['GET', 'POST'] as const);
-  return url === undefined ? null : { url: httpUrlFlag(flag, url), method: m, body: null };
-}
-
-function pidArg(v: string): number {
-  const pid = /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(pid) || pid < 1 || pid > PID_MAX) throw invalidArg('PID', `a process id (1 to ${PID_MAX})`, v);
-  return pid;
-}
-
-/** Budgets and export paths are checked first; the engine's steps go to one progress line (a TTY only); one emitter. */
-async function report(ctx: Context, flags: ReportFlags | null, work: (step: (text: string) => void) => Promise<Reported>, label = ''): Promise<number> {
-  const opts = flags ? emitOptions(ctx, flags) : {};
-  const p = label ? ctx.out.progress(label) : null;
-  let r: Reported;
-  try {
-    r = await work((text) => p?.say(text));
-  } finally {
-    p?.end();
-  }
-  return emitReport(ctx.out, r.report, ctx.cwd, { ...opts, human: r.human });
+  prefetch?: string;
 }
 
 export function registerSnapshot(program: Command, run: Runner, engines: SnapshotEngines = defaultSnapshotEngines): void {
@@ -116,10 +90,16 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--no-first-request', 'do not repeat the warmup request after the restore')
       .option('--huge-pages', "set transparent huge pages to `always` (system-wide) while CRIU restores the pages, then put back the mode found: CRIU otherwise fills memory with 4 KiB page faults")
       .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded --after-restore)")
-      .option('--after-restore-method <method>', 'GET or POST', 'POST'),
+      .option('--after-restore-method <method>', 'GET or POST', 'POST')
+      .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)'),
   )).action(
-    run((ctx, image: string, f: RestoreFlags) => {
+    run(async (ctx, image: string, f: RestoreFlags) => {
+      // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
+      const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
+        throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
+      });
       const o = {
+        prefetch: w ? { target: f.prefetch!, files: w.files } : null,
         image: resolve(ctx.cwd, image),
         timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
@@ -133,18 +113,5 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
     }),
   );
 
-  for (const which of ['park', 'unpark'] as const) {
-    const cmd = program
-      .command(which)
-      .description(which === 'park' ? "free a running CUDA process's GPU: lock and checkpoint its GPU memory into host memory (the process stays)" : 'bring a parked process back onto the GPU: restore its GPU memory and unlock it')
-      .argument('<pid>', 'process id')
-      .option('--lock-timeout <seconds>', which === 'park' ? 'wait this long for in-flight GPU work' : 'unused; accepted for symmetry with park', '30');
-    if (which === 'park') cmd.option('--huge-pages', 'set transparent huge pages to `always` (system-wide) while the GPU memory moves into host memory, then put back the mode found: park and the later unpark both run faster');
-    cmd.action(
-      run((ctx, pid: string, f: { lockTimeout: string; hugePages?: boolean }) => {
-        const o = { which, pid: pidArg(pid), lockTimeoutSeconds: durationFlag('--lock-timeout', f.lockTimeout, { bareSeconds: true }), hugePages: !!f.hugePages };
-        return report(ctx, null, () => parkOrUnpark(o, engines));
-      }),
-    );
-  }
+  registerPark(program, run, engines);
 }

@@ -9,7 +9,9 @@ import type { GpuMemoryResult } from '../native.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { checkpointFailure, noSuchProcess } from './native.js';
+import type { RecordedRequest } from '../server/api.js';
 import { phase, type Reported } from './report.js';
+import { sendHook } from './snapshot.js';
 
 export interface ParkOptions {
   which: 'park' | 'unpark';
@@ -22,7 +24,17 @@ export interface ParkOptions {
    * (H100, 22 GB: park 8.08 → 5.76 s, unpark 3.21 → 2.42 s).
    */
   hugePages?: boolean;
+  /**
+   * park: sent before the GPU lock (e.g. vLLM's /sleep: what the server releases itself, the driver does not move);
+   * unpark: sent after the unlock (its /wake_up). An error status or no answer fails the command (exit 3).
+   */
+  hook?: RecordedRequest | null;
+  /** How long the hook request may take. */
+  timeoutSeconds?: number;
+  signal?: AbortSignal;
 }
+
+const HOOK_FLAG = { park: '--before-park', unpark: '--after-unpark' } as const;
 
 function usedBytes(m: GpuMemoryResult | null): number | null {
   return m?.available ? m.devices.reduce((a, d) => a + d.usedBytes, 0) : null;
@@ -50,6 +62,11 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const times: Record<string, number> = {};
   const total = stopwatch(clock);
   let thp: HugePagesWindow | null = null;
+  const hook = o.hook ?? null;
+  const send = async (name: string) => {
+    if (hook) times[name] = (await sendHook(hook, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal)).seconds;
+  };
+  if (which === 'park') await send('before-park');
   try {
     if (which === 'park') {
       times['gpu-lock'] = (await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000))).seconds;
@@ -67,7 +84,18 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
       times['gpu-unlock'] = (await native.checkpoint(pid, 'unlock')).seconds;
     }
   } catch (e) {
-    throw fail(e);
+    const err = fail(e);
+    if (!hook || which !== 'park' || !(err instanceof ColdstartError)) throw err;
+    const asleep = `The server was sent ${hook.method} ${hook.url} (--before-park) first: send it its wake-up request to serve again.`;
+    throw new ColdstartError(err.code, err.message, { hint: err.hint ? `${err.hint} ${asleep}` : asleep, details: err.details, cause: err });
+  }
+  if (which === 'unpark') {
+    try {
+      await send('after-unpark');
+    } catch (e) {
+      if (!(e instanceof ColdstartError)) throw e;
+      throw new ColdstartError(e.code, `pid ${pid} is back on the GPU, but ${e.message}`, { hint: e.hint, details: e.details, cause: e });
+    }
   }
   const seconds = total();
   const after = await native.gpuMemory();
@@ -85,6 +113,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     gpuMemoryUsedAfter: ua,
     gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
     ...(thp ? { hugePages: hugePagesDetail(thp) } : {}),
+    hook: hook ? { flag: HOOK_FLAG[which], method: hook.method, url: hook.url } : null,
   };
   if (thp?.note) report.warnings.push(thp.note);
   return {

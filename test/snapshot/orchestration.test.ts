@@ -6,6 +6,8 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -377,6 +379,46 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       for (const p of await pidsFrom(pidfile2)) process.kill(p, 'SIGKILL');
     });
 
+    it('--prefetch reads the weights into the page cache alongside the restore until the --after-restore hook answered (details.prefetch); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
+      const dir = join(tmp, 'prefetch-weights');
+      mkdirSync(dir, { recursive: true });
+      for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+        const n = 1 << 20;
+        const header = Buffer.from(JSON.stringify({ w: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }));
+        const len = Buffer.alloc(8);
+        len.writeBigUInt64LE(BigInt(header.length));
+        writeFileSync(join(dir, name), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
+      }
+      const hooks: string[] = [];
+      const hook = createServer((req, res) => (hooks.push(`${req.method} ${req.url}`), res.end('ok')));
+      await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+      const wake = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/wake_up`;
+      try {
+        const port = await freePort();
+        const pidfile = join(tmp, 'prefetch.pids');
+        const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--prefetch', dir]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(hooks).toEqual(['POST /wake_up']);
+        const p = json(r).details.prefetch;
+        expect(p).toMatchObject({ target: dir, files: 2, error: null });
+        expect(p.seconds).toBeGreaterThanOrEqual(0);
+        // Finished (two small files) or stopped by the hook's answer; either way it says which.
+        expect(p.finished ? p.bytes : null).toBe(p.finished ? 2 * ((1 << 20) + 8 + Buffer.byteLength(JSON.stringify({ w: { dtype: 'U8', shape: [1 << 20], data_offsets: [0, 1 << 20] } }))) : null);
+        for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+        // No hook in the image or on the command line: nothing would read the weights back (exit 2, CRIU never ran).
+        const never = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: () => false, restore: async () => Promise.reject(new Error('must not run')) });
+        const n = await run(never, 'restore', [image, '--json', '--prefetch', dir]);
+        expect(n.code).toBe(2);
+        expect(json(n).error.message).toMatch(/^--prefetch: .* has no --after-restore hook/);
+        const missing = await run(never, 'restore', [image, '--json', '--after-restore', wake, '--prefetch', join(tmp, 'no-such-weights')]);
+        expect(missing.code).toBe(2);
+        expect(json(missing).error.message).toMatch(/^--prefetch: /);
+      } finally {
+        hook.close();
+      }
+    });
+
     it('a restore that never gets ready stops the whole restored tree (a setsid grandchild too) and removes its work dir', async () => {
       const port = await freePort();
       const pidfile = join(tmp, 'never.pids');
@@ -472,6 +514,49 @@ describe('park / unpark with a stand-in driver', () => {
     expect(plain.code, plain.stderr).toBe(0);
     expect(json(plain).details.hugePages).toBeUndefined();
     await expect(run(engines({ native: fakeNative({ gpu: () => true, state: 'checkpointed' }), clock: fakeClock(), thp }), 'unpark', [String(process.pid), '--json', '--huge-pages'])).rejects.toThrow(/unknown option '--huge-pages'/);
+  });
+
+  it('--before-park is sent before the lock and --after-unpark after the unlock, each timed; a failing hook stops park before any lock and names the flag (exit 3)', async () => {
+    const seen: string[] = [];
+    let status = 200;
+    const srv = createServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      res.writeHead(status).end(status === 200 ? 'ok' : 'no');
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+    const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+    try {
+      const log = (n: ReturnType<typeof fakeNative>): ReturnType<typeof fakeNative> => ({ ...n, checkpoint: async (pid, action, t) => (seen.push(action), n.checkpoint(pid, action, t)) });
+      const r = await run(engines({ native: log(fakeNative({ gpu: () => true })), clock: fakeClock() }), 'park', [String(process.pid), '--json', '--before-park', `${base}/sleep?level=2`]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(seen).toEqual(['state', 'POST /sleep?level=2', 'lock', 'checkpoint']);
+      expect(json(r).phases.map((p: { name: string }) => p.name)).toEqual(['before-park', 'gpu-lock', 'gpu-checkpoint']);
+      expect(json(r).details.hook).toEqual({ flag: '--before-park', method: 'POST', url: `${base}/sleep?level=2` });
+      seen.length = 0;
+      const u = await run(engines({ native: log(fakeNative({ gpu: () => true, state: 'checkpointed' })), clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--after-unpark', `${base}/wake_up`, '--after-unpark-method', 'get']);
+      expect(u.code, u.stderr).toBe(0);
+      expect(seen).toEqual(['state', 'restore', 'unlock', 'GET /wake_up']);
+      expect(json(u).phases.map((p: { name: string }) => p.name)).toEqual(['gpu-restore', 'gpu-unlock', 'after-unpark']);
+      // A hook that answers an error: park touches nothing on the GPU; unpark says the GPU state is back.
+      status = 500;
+      seen.length = 0;
+      const f = await run(engines({ native: log(fakeNative({ gpu: () => true })), clock: fakeClock() }), 'park', [String(process.pid), '--json', '--before-park', `${base}/sleep`]);
+      expect(f.code).toBe(3);
+      expect(json(f).error.message).toMatch(/^--before-park: POST .*\/sleep answered HTTP 500/);
+      expect(seen).toEqual(['state', 'POST /sleep']);
+      const g = await run(engines({ native: fakeNative({ gpu: () => true, state: 'checkpointed' }), clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--after-unpark', `${base}/wake_up`]);
+      expect(g.code).toBe(3);
+      expect(json(g).error.message).toMatch(/is back on the GPU, but --after-unpark: POST .*\/wake_up answered HTTP 500/);
+      // A lock that fails after the hook put the server to sleep says how to wake it.
+      status = 200;
+      const h = await run(engines({ native: fakeNative({ gpu: () => true, failOn: (c) => c.action === 'lock' }), clock: fakeClock() }), 'park', [String(process.pid), '--json', '--before-park', `${base}/sleep`]);
+      expect(h.code).toBe(3);
+      expect(json(h).error.hint).toMatch(/--before-park\) first: send it its wake-up request/);
+      // A malformed hook URL is a usage error before anything is sent (exit 2).
+      expect((await run(engines({ native: fakeNative({ gpu: () => true }), clock: fakeClock() }), 'park', [String(process.pid), '--json', '--before-park', 'ftp://x/'])).code).toBe(2);
+    } finally {
+      srv.close();
+    }
   });
 
   it('park of a process already parked is refused (exit 2) before any change', async () => {
