@@ -3,6 +3,7 @@
 # by stage.sh; ≤ 9 min.
 #   OUT=/path bash bench/gpu-load/sweep-h200.sh
 #   SWEEP=small ...         # warm: only the default and 8 streams (3 repeats), leaving the time to peers and shards
+#   SWEEP=tmpfs ...         # only tmpfs → GPU (coldstart and the peers) and 30 shards warm ×2 / cold ×3
 #   PEER_PATH=DIR[:DIR] ... # where the peers were built (see below)
 # Writes JSON lines under $OUT: env.txt, make.jsonl, limits.jsonl (pinned H2D and the disk's cold read rate, measured in
 # this run), contention.jsonl (the page-cache read and the link alone and at once: contention.py), warm.jsonl (threads {8,16,24,32} × chunk {8,16,32,64} MiB × streams {2,4,8} × ring {alloc,register},
@@ -43,7 +44,34 @@ node $S "$D/4" --cache cold --limits --repeat 1 --label limits-cold | tee -a "$O
 node $S "$D/4" --cache warm --limits --repeat 1 --label limits-warm | tee -a "$OUT/limits.jsonl"
 
 step "host memory: the read and the link alone and at once (contention.py, 3 s windows, 16 readers)"
-$PY bench/gpu-load/contention.py "$(ls "$D"/4/*.safetensors | head -1)" 3 16 | tee "$OUT/contention.jsonl"
+[ "${SWEEP:-full}" = tmpfs ] || $PY bench/gpu-load/contention.py "$(ls "$D"/4/*.safetensors | head -1)" 3 16 | tee "$OUT/contention.jsonl"
+
+if [ "${SWEEP:-full}" = tmpfs ]; then
+# SWEEP=tmpfs: only the rows the other modes leave out: tmpfs → GPU for coldstart and each peer (fresh processes, the
+# 4 shards copied to /dev/shm), and the 30-shard model cold ×3 beside warm ×2 (default config), then exit.
+step "tmpfs: the 4 shards copied to /dev/shm"
+T=/dev/shm/cs-sweep-4 && rm -rf "$T" && cp -r "$D/4" "$T" && rm -rf "$D/4"
+node $S "$T" --cache warm --repeat 3 --label tmpfs-coldstart | tee "$OUT/tmpfs.jsonl"
+for peer in safetensors fastsafetensors instanttensor; do
+  if [ "$peer" != safetensors ] && ! $PY -c "import $peer" 2>/dev/null; then echo "{\"what\":\"$peer\",\"skipped\":\"not importable\"}" | tee -a "$OUT/tmpfs.jsonl"; continue; fi
+  for r in 1 2; do
+    [ "$(left)" -lt 150 ] && { skip "tmpfs $peer" tmpfs.jsonl; continue; }
+    CS_LAUNCH_EPOCH=$(date +%s.%N) timeout 120 $PY test/device/gpuload_peers.py $peer "$T" peer 1 warm | sed 's/"cache": *"warm"/"cache": "tmpfs"/' | tee -a "$OUT/tmpfs.jsonl"
+  done
+done
+rm -rf "$T"
+step "30 shards: default config, warm ×2 and cold ×3"
+$PY bench/gpu-load/make_shards.py "$D/30" 30 | tee -a "$OUT/make.jsonl"
+node $S "$D/30" --cache warm --repeat 2 --label shards-30-warm | tee -a "$OUT/shards.jsonl"
+for r in 1 2 3; do
+  [ "$(left)" -lt 20 ] && { skip "shards 30 cold $r" shards.jsonl; continue; }
+  drop
+  node $S "$D/30" --cache cold --repeat 1 --limits --label shards-30-cold | tee -a "$OUT/shards.jsonl"
+done
+rm -rf "$D"
+step "done ($(($(date +%s) - T0)) s)"
+exit 0
+fi
 
 if [ "${SWEEP:-full}" = small ]; then
 step "warm: the default and 8 streams × 3 (SWEEP=small; the full grid ran 2026-12-05 14:55)"
