@@ -55,9 +55,10 @@ export interface RestoreOptions {
 
 /**
  * How `restore --prefetch` reads: pread (one chunk in flight per thread, where readahead(2) queues far ahead), two
- * threads of 4 MiB. H100 host, 8B eager, cold disk (2.08 GB/s), 2026-12-05: prefetch with the defaults (readahead,
- * 8 threads × 8 MiB) started with CRIU slowed CRIU 3.2 → 10.7 s; started after the verification 2.5 → 9.6 s (CRIU's
- * small reads of the server's libraries queued behind it) — both restores slower than without.
+ * threads of 4 MiB. H100 hosts, 8B eager, cold disks of 1.7–2.1 GB/s, 2026-12-05: prefetch with the defaults
+ * (readahead, 8 threads × 8 MiB) started with CRIU slowed CRIU 3.2 → 10.7 s; started after the verification 2.5 →
+ * 9.6 s (CRIU's small reads of the server's libraries queued behind it) — neither restore faster than without; this
+ * way 13.06 → 11.50 s (BENCHMARKS.md, 2026-12-05 night).
  */
 const RESTORE_PREFETCH = { strategy: 'pread', threads: 2, chunkBytes: 4 << 20 } as const;
 
