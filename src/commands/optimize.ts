@@ -49,7 +49,7 @@ async function snapshotStep(): Promise<SnapshotStep> {
       await engines.criu.require(env);
     },
     async run(o) {
-      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: o.firstRequest, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, beforeSnapshot: null, afterRestore: null, force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
+      const snap = await takeSnapshot({ command: o.command, output: o.image, readyUrl: o.readyUrl, readyLog: o.readyLog, warmup: o.firstRequest, timeoutSeconds: o.timeoutSeconds, lockTimeoutSeconds: 30, beforeSnapshot: null, afterRestore: [], force: true, cwd: o.cwd, env: o.env, signal: o.signal }, engines);
       // Restored as the recipe tells the user to restore it (--huge-pages), so the proof times what they will get.
       const r = await restoreImage({ image: o.image, timeoutSeconds: o.timeoutSeconds, firstRequest: true, afterRestore: null, hugePages: true, env: o.env, signal: o.signal }, engines);
       // A proof, not a deployment: the restored server is stopped (the image stays for `coldstart restore`).

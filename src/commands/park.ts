@@ -1,7 +1,7 @@
 /** `coldstart park` / `unpark`: the GPU half of a snapshot, in place (src/snapshot/park.ts). */
 import type { Command } from 'commander';
-import type { Runner } from './context.js';
-import { hookFlag, pidArg, report } from './snapshot-flags.js';
+import { collect, type Runner } from './context.js';
+import { hookFlag, hookFlags, pidArg, report } from './snapshot-flags.js';
 import { durationFlag } from '../core/flags.js';
 import type { SnapshotEngines } from '../snapshot/engines.js';
 import { parkOrUnpark } from '../snapshot/park.js';
@@ -12,7 +12,7 @@ interface ParkFlags {
   timeout: string;
   beforePark?: string;
   beforeParkMethod: string;
-  afterUnpark?: string;
+  afterUnpark?: string[];
   afterUnparkMethod: string;
 }
 
@@ -25,24 +25,18 @@ export function registerPark(program: Command, run: Runner, engines: SnapshotEng
       .option('--lock-timeout <seconds>', which === 'park' ? 'wait this long for in-flight GPU work' : 'unused; accepted for symmetry with park', '30');
     if (which === 'park') cmd.option('--huge-pages', 'set transparent huge pages to `always` (system-wide) while the GPU memory moves into host memory, then put back the mode found: park and the later unpark both run faster');
     const hookName = which === 'park' ? '--before-park' : '--after-unpark';
-    cmd
-      .option(
-        `${hookName} <url>`,
-        which === 'park'
-          ? 'send this request before the GPU lock (e.g. vLLM /sleep?level=1 or 2: what the server releases itself is not moved by the driver)'
-          : 'send this request after the unlock (e.g. vLLM /wake_up): the server takes back what it released',
-      )
-      .option(`${hookName}-method <method>`, 'GET or POST', 'POST')
-      .option('--timeout <seconds>', `give up on the ${hookName} request after this long`, '300');
+    if (which === 'park') cmd.option(`${hookName} <url>`, 'send this request before the GPU lock (e.g. vLLM /sleep?level=1 or 2: what the server releases itself is not moved by the driver)');
+    else cmd.option(`${hookName} <url>`, 'send this request after the unlock (e.g. vLLM /wake_up): the server takes back what it released; repeatable, sent in order; a space and JSON after the URL is its body', collect);
+    cmd.option(`${hookName}-method <method>`, 'GET or POST', 'POST').option('--timeout <seconds>', `give up on each ${hookName} request after this long`, '300');
     cmd.action(
       run((ctx, pid: string, f: ParkFlags) => {
-        const hook = which === 'park' ? hookFlag(hookName, f.beforePark, f.beforeParkMethod) : hookFlag(hookName, f.afterUnpark, f.afterUnparkMethod);
+        const hooks = which === 'park' ? [hookFlag(hookName, f.beforePark, f.beforeParkMethod)].filter((h) => h !== null) : hookFlags(hookName, f.afterUnpark, f.afterUnparkMethod);
         const o = {
           which,
           pid: pidArg(pid),
           lockTimeoutSeconds: durationFlag('--lock-timeout', f.lockTimeout, { bareSeconds: true }),
           hugePages: !!f.hugePages,
-          hook,
+          hooks,
           timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
           signal: ctx.signal,
         };

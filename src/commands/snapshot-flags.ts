@@ -7,10 +7,29 @@ import type { RecordedRequest } from '../server/api.js';
 import { PID_MAX } from '../snapshot/manifest.js';
 import type { Reported } from '../snapshot/report.js';
 
-/** A hook flag (--before-snapshot / --after-restore / --before-park / --after-unpark) and its method flag as a request with no body; null when not given. */
-export function hookFlag(flag: string, url: string | undefined, method: string): RecordedRequest | null {
+/**
+ * A hook flag (--before-snapshot / --after-restore / --before-park / --after-unpark) and its method flag as a request;
+ * null when not given. The value is a URL, optionally followed by a space and a JSON body sent with it (a URL holds
+ * no unencoded space): `--after-restore 'http://127.0.0.1:8000/collective_rpc {"method": "reload_weights"}'`.
+ */
+export function hookFlag(flag: string, spec: string | undefined, method: string): RecordedRequest | null {
   const m = choiceFlag(`${flag}-method`, method.toUpperCase(), ['GET', 'POST'] as const);
-  return url === undefined ? null : { url: httpUrlFlag(flag, url), method: m, body: null };
+  if (spec === undefined) return null;
+  const [, url, body] = /^\s*(\S+)(?:\s+([\s\S]*\S))?\s*$/.exec(spec) ?? [];
+  if (url === undefined) throw invalidArg(flag, 'a URL, optionally followed by a space and a JSON body', spec);
+  if (body !== undefined) {
+    try {
+      JSON.parse(body);
+    } catch {
+      throw invalidArg(flag, 'a URL, optionally followed by a space and a JSON body (the text after the URL is not JSON)', spec);
+    }
+  }
+  return { url: httpUrlFlag(flag, url), method: m, body: body ?? null };
+}
+
+/** A repeatable hook flag (--after-restore, --after-unpark): its requests in the order given. */
+export function hookFlags(flag: string, specs: string[] | undefined, method: string): RecordedRequest[] {
+  return (specs ?? []).map((v) => hookFlag(flag, v, method)!);
 }
 
 export function pidArg(v: string): number {

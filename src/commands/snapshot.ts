@@ -4,9 +4,9 @@
  */
 import type { Command } from 'commander';
 import { resolve } from 'node:path';
-import { addReportOptions, addTelemetryOptions, type ReportFlags, type Runner } from './context.js';
+import { addReportOptions, addTelemetryOptions, collect, type ReportFlags, type Runner } from './context.js';
 import { registerPark } from './park.js';
-import { hookFlag, report } from './snapshot-flags.js';
+import { hookFlag, hookFlags, report } from './snapshot-flags.js';
 import { ColdstartError } from '../core/errors.js';
 import { durationFlag, httpUrlFlag, regexFlag } from '../core/flags.js';
 import { resolveWeights } from '../load/weights.js';
@@ -25,7 +25,7 @@ interface SnapshotFlags extends ReportFlags {
   force?: boolean;
   beforeSnapshot?: string;
   beforeSnapshotMethod: string;
-  afterRestore?: string;
+  afterRestore?: string[];
   afterRestoreMethod: string;
 }
 
@@ -34,7 +34,7 @@ interface RestoreFlags extends ReportFlags {
   hugePages?: boolean;
   readyUrl?: string;
   firstRequest: boolean;
-  afterRestore?: string;
+  afterRestore?: string[];
   afterRestoreMethod: string;
   prefetch?: string;
 }
@@ -53,7 +53,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--lock-timeout <seconds>', 'wait this long for in-flight GPU work when locking CUDA', '30')
       .option('--before-snapshot <url>', 'send this request after the warmup, before the GPU lock and the dump (e.g. vLLM /sleep?level=1: what the server drops stays out of the image)')
       .option('--before-snapshot-method <method>', 'GET or POST', 'POST')
-      .option('--after-restore <url>', 'recorded in the image: restore sends it after the restore, before ready (e.g. vLLM /wake_up)')
+      .option('--after-restore <url>', 'recorded in the image: restore sends it after the restore, before ready (e.g. vLLM /wake_up); repeatable, sent in order; a space and JSON after the URL is its body', collect)
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--force', 'replace an existing image directory')
       .argument('<command...>', 'the server command (after --)'),
@@ -69,7 +69,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         warmup: f.warmup ? { url: httpUrlFlag('--warmup', f.warmup), method: f.warmupData ? ('POST' as const) : ('GET' as const), body: f.warmupData ?? null } : null,
         beforeSnapshot: hookFlag('--before-snapshot', f.beforeSnapshot, f.beforeSnapshotMethod),
-        afterRestore: hookFlag('--after-restore', f.afterRestore, f.afterRestoreMethod),
+        afterRestore: hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
         force: !!f.force,
         cwd: ctx.cwd,
         env: ctx.env,
@@ -89,7 +89,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--timeout <seconds>', 'give up waiting for readiness after this long', '300')
       .option('--no-first-request', 'do not repeat the warmup request after the restore')
       .option('--huge-pages', "set transparent huge pages to `always` (system-wide) while CRIU restores the pages, then put back the mode found: CRIU otherwise fills memory with 4 KiB page faults")
-      .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded --after-restore)")
+      .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded ones); repeatable, as snapshot's", collect)
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)'),
   )).action(
@@ -105,7 +105,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         firstRequest: f.firstRequest,
         hugePages: !!f.hugePages,
-        afterRestore: hookFlag('--after-restore', f.afterRestore, f.afterRestoreMethod),
+        afterRestore: f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
         env: ctx.env,
         signal: ctx.signal,
       };

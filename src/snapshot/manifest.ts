@@ -41,6 +41,11 @@ export interface ImageFile {
   chunks: string[];
 }
 
+/** The image's after-restore requests in the order restore sends them. */
+export function afterRestoreRequests(m: Pick<Manifest, 'afterRestore'>): HookRecord[] {
+  return m.afterRestore === null ? [] : Array.isArray(m.afterRestore) ? m.afterRestore : [m.afterRestore];
+}
+
 /** A request coldstart sent to the server around the snapshot (a hook), as recorded. */
 export interface HookRecord {
   url: string;
@@ -91,8 +96,11 @@ export interface Manifest {
   files: ImageFile[];
   /** Sent after warmup, before the GPU lock and the dump (e.g. vLLM's /sleep?level=1); null: none. */
   beforeSnapshot: (HookRecord & { status: number; seconds: number }) | null;
-  /** Sent by restore after the restore, before ready and the first request (e.g. /wake_up); null: none. */
-  afterRestore: HookRecord | null;
+  /**
+   * Sent by restore after the restore, in order, before ready and the first request (e.g. /wake_up, then a reload of
+   * the weights); null: none. One request is written as an object (as images before lists were), more as a list.
+   */
+  afterRestore: HookRecord | HookRecord[] | null;
   /** The image's bytes by kind; null when it could not be read. */
   kinds: ImageKinds | null;
 }
@@ -221,7 +229,8 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
     f.int(o.status, 'beforeSnapshot.status', 100, 599);
     f.seconds(o.seconds, 'beforeSnapshot.seconds');
   }
-  if (m.afterRestore !== null) hook(m.afterRestore, 'afterRestore');
+  if (Array.isArray(m.afterRestore)) m.afterRestore.forEach((h, i) => hook(h, `afterRestore[${i}]`));
+  else if (m.afterRestore !== null) hook(m.afterRestore, 'afterRestore');
   if (m.kinds !== null) {
     const k = f.obj(m.kinds, 'kinds');
     if (k.gpuStateBytes !== null) f.int(k.gpuStateBytes, 'kinds.gpuStateBytes', 0);

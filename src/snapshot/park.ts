@@ -26,10 +26,11 @@ export interface ParkOptions {
   hugePages?: boolean;
   /**
    * park: sent before the GPU lock (e.g. vLLM's /sleep: what the server releases itself, the driver does not move);
-   * unpark: sent after the unlock (its /wake_up). An error status or no answer fails the command (exit 3).
+   * unpark: sent in order after the unlock (its /wake_up, then e.g. a reload of the weights). An error status or no
+   * answer fails the command (exit 3).
    */
-  hook?: RecordedRequest | null;
-  /** How long the hook request may take. */
+  hooks?: RecordedRequest[];
+  /** How long each hook request may take. */
   timeoutSeconds?: number;
   signal?: AbortSignal;
 }
@@ -62,9 +63,14 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const times: Record<string, number> = {};
   const total = stopwatch(clock);
   let thp: HugePagesWindow | null = null;
-  const hook = o.hook ?? null;
+  const hooks = o.hooks ?? [];
+  const sent: Array<{ method: string; url: string; seconds: number }> = [];
   const send = async (name: string) => {
-    if (hook) times[name] = (await sendHook(hook, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal)).seconds;
+    for (const h of hooks) {
+      const seconds = (await sendHook(h, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal)).seconds;
+      sent.push({ method: h.method, url: h.url, seconds });
+      times[name] = (times[name] ?? 0) + seconds;
+    }
   };
   if (which === 'park') await send('before-park');
   try {
@@ -85,8 +91,8 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     }
   } catch (e) {
     const err = fail(e);
-    if (!hook || which !== 'park' || !(err instanceof ColdstartError)) throw err;
-    const asleep = `The server was sent ${hook.method} ${hook.url} (--before-park) first: send it its wake-up request to serve again.`;
+    if (!hooks.length || which !== 'park' || !(err instanceof ColdstartError)) throw err;
+    const asleep = `The server was sent ${hooks.map((h) => `${h.method} ${h.url}`).join(', ')} (--before-park) first: send it its wake-up request to serve again.`;
     throw new ColdstartError(err.code, err.message, { hint: err.hint ? `${err.hint} ${asleep}` : asleep, details: err.details, cause: err });
   }
   if (which === 'unpark') {
@@ -113,7 +119,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     gpuMemoryUsedAfter: ua,
     gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
     ...(thp ? { hugePages: hugePagesDetail(thp) } : {}),
-    hook: hook ? { flag: HOOK_FLAG[which], method: hook.method, url: hook.url } : null,
+    hooks: sent.map((h) => ({ flag: HOOK_FLAG[which], ...h })),
   };
   if (thp?.note) report.warnings.push(thp.note);
   return {

@@ -17,7 +17,7 @@ import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
+import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
 import { sendHook } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
@@ -32,8 +32,8 @@ export interface RestoreOptions {
   timeoutSeconds: number;
   /** Repeat the recorded warmup request after the restore. */
   firstRequest: boolean;
-  /** Sent after the restore, before ready (overrides the image's recorded --after-restore); null: the image's. */
-  afterRestore: RecordedRequest | null;
+  /** Sent in order after the restore, before ready (replace the image's recorded --after-restore); null: the image's. */
+  afterRestore: RecordedRequest[] | null;
   /** Hash threads for the verification (default: the cores). */
   verifyThreads?: number;
   /**
@@ -113,7 +113,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const image = o.image;
   // ---- refusals: nothing has been touched yet; the manifest is validated whole before any of it is used
   const m = readManifest(image);
-  if (o.prefetch && !(o.afterRestore ?? m.afterRestore)) {
+  const afterRestore = o.afterRestore ?? afterRestoreRequests(m);
+  if (o.prefetch && afterRestore.length === 0) {
     throw new ColdstartError('BAD_FLAG', `--prefetch: ${image} has no --after-restore hook, so nothing reads ${o.prefetch.target} back after the restore`, {
       hint: 'Give the hook that reloads the weights (--after-restore URL, e.g. vLLM /wake_up after /sleep?level=2), or drop --prefetch.',
     });
@@ -247,8 +248,12 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
       times['gpu-unlock'] = u();
     }
-    const afterRestore = o.afterRestore ?? m.afterRestore;
-    if (afterRestore) times['after-restore'] = (await sendHook(afterRestore, '--after-restore', o.timeoutSeconds, o.signal)).seconds;
+    const afterRestoreSent: Array<{ method: string; url: string; seconds: number }> = [];
+    for (const h of afterRestore) {
+      const seconds = (await sendHook(h, '--after-restore', o.timeoutSeconds, o.signal)).seconds;
+      afterRestoreSent.push({ method: h.method, url: h.url, seconds });
+      times['after-restore'] = (times['after-restore'] ?? 0) + seconds;
+    }
     const prefetch = await prefetched();
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
@@ -277,7 +282,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests, alongside criu restore (tree held stopped until it passed)`),
       phase('criu-restore', times['criu-restore']!),
       phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
-      phase('after-restore', times['after-restore'] ?? null, afterRestore ? `${afterRestore.method} ${afterRestore.url}` : undefined, afterRestore ? undefined : 'not measured: no --after-restore hook'),
+      phase('after-restore', times['after-restore'] ?? null, afterRestore.length ? afterRestore.map((h) => `${h.method} ${h.url}`).join(', then ') : undefined, afterRestore.length ? undefined : 'not measured: no --after-restore hook'),
       phase('ready', readySeconds, 'after the restore, until the ready URL answered', readySeconds === null ? 'not measured: no ready URL' : undefined),
       phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
     ];
@@ -290,7 +295,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       cold: m.cold,
       verifySeconds,
       verifyBytesPerSecond: verifySeconds > 0 ? m.imageBytes / verifySeconds : null,
-      afterRestore,
+      afterRestore: afterRestoreSent,
       kinds: m.kinds ?? 'not measured',
       restored: { resumedSeconds, criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
       speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
@@ -314,7 +319,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
               ['  verify (every byte, alongside criu)', '—', fmt(verifySeconds)],
               ['  criu restore', '—', fmt(times['criu-restore'])],
               ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
-              ...(afterRestore ? [['  after-restore hook', '—', fmt(times['after-restore'])] as [string, string, string]] : []),
+              ...(afterRestore.length ? [[`  after-restore hook${afterRestore.length > 1 ? `s (${afterRestore.length})` : ''}`, '—', fmt(times['after-restore'])] as [string, string, string]] : []),
               ...(prefetch ? [[`  prefetch (alongside, until the hook answered)`, '—', fmt(prefetch.seconds)] as [string, string, string]] : []),
               ['  ready', '—', fmt(readySeconds)],
               ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],

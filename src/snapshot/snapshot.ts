@@ -41,7 +41,8 @@ export interface SnapshotOptions {
   /** Sent after the warmup, before the GPU lock and the dump (e.g. vLLM's /sleep?level=1): what the server drops. */
   beforeSnapshot: RecordedRequest | null;
   /** Recorded for restore to send after the restore, before ready (e.g. /wake_up). */
-  afterRestore: RecordedRequest | null;
+  /** Recorded in the image; restore sends them in order. */
+  afterRestore: RecordedRequest[];
   timeoutSeconds: number;
   /** How long locking CUDA may wait for in-flight GPU work. */
   lockTimeoutSeconds: number;
@@ -272,7 +273,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       hash: CHUNK_HASH,
       files,
       beforeSnapshot,
-      afterRestore: o.afterRestore,
+      afterRestore: o.afterRestore.length === 0 ? null : o.afterRestore.length === 1 ? o.afterRestore[0]! : o.afterRestore,
       kinds,
     };
     writeFileSync(join(tmp, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);

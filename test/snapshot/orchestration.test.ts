@@ -379,7 +379,7 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       for (const p of await pidsFrom(pidfile2)) process.kill(p, 'SIGKILL');
     });
 
-    it('--prefetch reads the weights into the page cache alongside the restore until the --after-restore hook answered (details.prefetch); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
+    it('--prefetch reads the weights into the page cache alongside the restore until the --after-restore hooks answered (details.prefetch; two hooks, in order, one with a JSON body); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
       const dir = join(tmp, 'prefetch-weights');
       mkdirSync(dir, { recursive: true });
       for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
@@ -390,16 +390,24 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         writeFileSync(join(dir, name), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
       }
       const hooks: string[] = [];
-      const hook = createServer((req, res) => (hooks.push(`${req.method} ${req.url}`), res.end('ok')));
+      const hook = createServer((req, res) => {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => (hooks.push(`${req.method} ${req.url}${body ? ` ${body}` : ''}`), res.end('ok')));
+      });
       await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
       const wake = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/wake_up`;
       try {
         const port = await freePort();
         const pidfile = join(tmp, 'prefetch.pids');
         const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
-        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--prefetch', dir]);
+        const reload = `${wake.replace('/wake_up', '/collective_rpc')} {"method": "reload_weights"}`;
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--after-restore', reload, '--prefetch', dir]);
         expect(r.code, r.stderr).toBe(0);
-        expect(hooks).toEqual(['POST /wake_up']);
+        // Two after-restore requests, in order, the second with its JSON body; timed together as one phase.
+        expect(hooks).toEqual(['POST /wake_up', 'POST /collective_rpc {"method": "reload_weights"}']);
+        expect(json(r).details.afterRestore.map((h: { url: string }) => new URL(h.url).pathname)).toEqual(['/wake_up', '/collective_rpc']);
+        expect(json(r).phases.find((p: { name: string }) => p.name === 'after-restore').seconds).toBeGreaterThan(0);
         const p = json(r).details.prefetch;
         expect(p).toMatchObject({ target: dir, files: 2, error: null });
         expect(p.seconds).toBeGreaterThanOrEqual(0);
@@ -520,8 +528,12 @@ describe('park / unpark with a stand-in driver', () => {
     const seen: string[] = [];
     let status = 200;
     const srv = createServer((req, res) => {
-      seen.push(`${req.method} ${req.url}`);
-      res.writeHead(status).end(status === 200 ? 'ok' : 'no');
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url}${body ? ` ${body}` : ''}`);
+        res.writeHead(status).end(status === 200 ? 'ok' : 'no');
+      });
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
     const base = `http://127.0.0.1:${(srv.address() as AddressInfo).port}`;
@@ -531,12 +543,24 @@ describe('park / unpark with a stand-in driver', () => {
       expect(r.code, r.stderr).toBe(0);
       expect(seen).toEqual(['state', 'POST /sleep?level=2', 'lock', 'checkpoint']);
       expect(json(r).phases.map((p: { name: string }) => p.name)).toEqual(['before-park', 'gpu-lock', 'gpu-checkpoint']);
-      expect(json(r).details.hook).toEqual({ flag: '--before-park', method: 'POST', url: `${base}/sleep?level=2` });
+      expect(json(r).details.hooks).toEqual([{ flag: '--before-park', method: 'POST', url: `${base}/sleep?level=2`, seconds: expect.any(Number) }]);
       seen.length = 0;
       const u = await run(engines({ native: log(fakeNative({ gpu: () => true, state: 'checkpointed' })), clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--after-unpark', `${base}/wake_up`, '--after-unpark-method', 'get']);
       expect(u.code, u.stderr).toBe(0);
       expect(seen).toEqual(['state', 'restore', 'unlock', 'GET /wake_up']);
       expect(json(u).phases.map((p: { name: string }) => p.name)).toEqual(['gpu-restore', 'gpu-unlock', 'after-unpark']);
+      // Repeatable, in order, a JSON body after the URL (vLLM's level 2: wake up, then reload the weights).
+      seen.length = 0;
+      const u2 = await run(engines({ native: fakeNative({ gpu: () => true, state: 'checkpointed' }), clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--after-unpark', `${base}/wake_up`, '--after-unpark', `${base}/collective_rpc {"method": "reload_weights"}`]);
+      expect(u2.code, u2.stderr).toBe(0);
+      expect(seen).toEqual(['POST /wake_up', 'POST /collective_rpc {"method": "reload_weights"}']);
+      expect(json(u2).details.hooks.map((h: { url: string }) => h.url)).toEqual([`${base}/wake_up`, `${base}/collective_rpc`]);
+      // Text after the URL that is not JSON: a usage error naming the flag, nothing sent (exit 2).
+      seen.length = 0;
+      const bad = await run(engines({ native: fakeNative({ gpu: () => true, state: 'checkpointed' }), clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--after-unpark', `${base}/collective_rpc {method: reload}`]);
+      expect(bad.code).toBe(2);
+      expect(json(bad).error.message).toMatch(/--after-unpark/);
+      expect(seen).toEqual([]);
       // A hook that answers an error: park touches nothing on the GPU; unpark says the GPU state is back.
       status = 500;
       seen.length = 0;

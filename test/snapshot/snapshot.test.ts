@@ -412,7 +412,8 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
     expect(r1.code, r1.stderr).toBe(0);
     const p2 = await freePort();
     const slim = join(tmp, 'hooks-slim');
-    const r2 = await snap(slim, p2, ['--before-snapshot', `http://127.0.0.1:${p2}/sleep`, '--after-restore', `http://127.0.0.1:${p2}/wake_up`]);
+    // Two after-restore requests (the second with a JSON body after its URL), recorded as a list and sent in order.
+    const r2 = await snap(slim, p2, ['--before-snapshot', `http://127.0.0.1:${p2}/sleep`, '--after-restore', `http://127.0.0.1:${p2}/wake_up`, '--after-restore', `http://127.0.0.1:${p2}/wake_up {"again": true}`]);
     expect(r2.code, r2.stderr).toBe(0);
     const d1 = JSON.parse(r1.stdout).details;
     const d2 = JSON.parse(r2.stdout).details;
@@ -421,11 +422,14 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
     expect(JSON.parse(r2.stdout).phases.find((p: { name: string }) => p.name === 'before-snapshot').seconds).toBeGreaterThan(0);
     const m = JSON.parse(readFileSync(join(slim, 'manifest.json'), 'utf8'));
     expect(m.beforeSnapshot).toMatchObject({ url: `http://127.0.0.1:${p2}/sleep`, method: 'POST', status: 200 });
-    expect(m.afterRestore).toEqual({ url: `http://127.0.0.1:${p2}/wake_up`, method: 'POST', body: null });
+    expect(m.afterRestore).toEqual([
+      { url: `http://127.0.0.1:${p2}/wake_up`, method: 'POST', body: null },
+      { url: `http://127.0.0.1:${p2}/wake_up`, method: 'POST', body: '{"again": true}' },
+    ]);
     const rr = await runCli(['restore', slim], { env });
     expect(rr.code, rr.stderr).toBe(0);
     // Human output: the phases, and one line that says the server is left running and how to stop it.
-    expect(rr.stdout).toMatch(/after-restore hook/);
+    expect(rr.stdout).toMatch(/after-restore hooks \(2\)/);
     expect(rr.stdout).toMatch(new RegExp(`left running as pid ${m.rootPid}.*kill ${m.rootPid}`));
     expect(rr.stdout).toMatch(/first answer identical to the snapshot's/);
     restored.push(m.rootPid);
@@ -524,6 +528,8 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     ['files[].sha256 not the digest of its chunks', (m) => (m.files[0].sha256 = m.files[1].sha256), 'CORRUPT_FILE', 'files[0].sha256'],
     ['files[].chunks too few for its bytes', (m) => (m.files[0].chunks = []), 'CORRUPT_FILE', 'files[0].chunks'],
     ['afterRestore.url not http(s)', (m) => (m.afterRestore = { url: 'file:///etc/shadow', method: 'POST', body: null }), 'CORRUPT_FILE', 'afterRestore.url'],
+    ['afterRestore[1].url not http(s) (a list of requests)', (m) => (m.afterRestore = [{ url: 'http://127.0.0.1:1/wake_up', method: 'POST', body: null }, { url: 'file:///etc/shadow', method: 'POST', body: '{}' }]), 'CORRUPT_FILE', 'afterRestore[1].url'],
+    ['afterRestore[0].method not GET/POST', (m) => (m.afterRestore = [{ url: 'http://127.0.0.1:1/wake_up', method: 'DELETE', body: null }]), 'CORRUPT_FILE', 'afterRestore[0].method'],
     ['an image from an older coldstart (@1: sampled hashes)', (m) => (m.schema = 'coldstart/snapshot-image@1'), 'UNSUPPORTED'],
     ['files not an array', (m) => (m.files = 'pages-1.img'), 'CORRUPT_FILE', 'files'],
     ['imageBytes not the sum of the files', (m) => (m.imageBytes += 1), 'CORRUPT_FILE', 'imageBytes'],
