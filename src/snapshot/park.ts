@@ -11,7 +11,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { checkpointFailure, noSuchProcess } from './native.js';
 import type { RecordedRequest } from '../server/api.js';
 import { phase, type Reported } from './report.js';
-import { sendHook } from './snapshot.js';
+import { sendHooks } from './snapshot.js';
 
 export interface ParkOptions {
   which: 'park' | 'unpark';
@@ -64,13 +64,11 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const total = stopwatch(clock);
   let thp: HugePagesWindow | null = null;
   const hooks = o.hooks ?? [];
-  const sent: Array<{ method: string; url: string; seconds: number }> = [];
+  const sent: Awaited<ReturnType<typeof sendHooks>>['sent'] = [];
   const send = async (name: string) => {
-    for (const h of hooks) {
-      const seconds = (await sendHook(h, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal)).seconds;
-      sent.push({ method: h.method, url: h.url, seconds });
-      times[name] = (times[name] ?? 0) + seconds;
-    }
+    const r = await sendHooks(hooks, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal);
+    sent.push(...r.sent);
+    if (r.seconds !== null) times[name] = r.seconds;
   };
   if (which === 'park') await send('before-park');
   try {

@@ -18,7 +18,7 @@ import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } fro
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
-import { sendHook } from './snapshot.js';
+import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 
@@ -248,12 +248,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
       times['gpu-unlock'] = u();
     }
-    const afterRestoreSent: Array<{ method: string; url: string; seconds: number }> = [];
-    for (const h of afterRestore) {
-      const seconds = (await sendHook(h, '--after-restore', o.timeoutSeconds, o.signal)).seconds;
-      afterRestoreSent.push({ method: h.method, url: h.url, seconds });
-      times['after-restore'] = (times['after-restore'] ?? 0) + seconds;
-    }
+    const hooks = await sendHooks(afterRestore, '--after-restore', o.timeoutSeconds, o.signal);
+    if (hooks.seconds !== null) times['after-restore'] = hooks.seconds;
     const prefetch = await prefetched();
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
@@ -295,7 +291,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       cold: m.cold,
       verifySeconds,
       verifyBytesPerSecond: verifySeconds > 0 ? m.imageBytes / verifySeconds : null,
-      afterRestore: afterRestoreSent,
+      afterRestore: hooks.sent,
       kinds: m.kinds ?? 'not measured',
       restored: { resumedSeconds, criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
       speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,

@@ -92,6 +92,13 @@ export function weightsHint(k: ImageKinds | null, total: number, beforeSnapshot:
   return `${formatBytes(k.gpuStateBytes)} of the image is GPU memory, the weights most of it: a server that can release its weights and read them back into the same addresses leaves them out (--before-snapshot URL to release, --after-restore URL to read back; restore --prefetch WEIGHTS reads them alongside: docs/snapshot.md)`;
 }
 
+/** Hook requests sent one after the other (each as sendHook); what each took, and the sum (null: none sent). */
+export async function sendHooks(reqs: readonly RecordedRequest[], flag: string, timeoutSeconds: number, signal: AbortSignal): Promise<{ seconds: number | null; sent: Array<{ method: string; url: string; seconds: number }> }> {
+  const sent: Array<{ method: string; url: string; seconds: number }> = [];
+  for (const r of reqs) sent.push({ method: r.method, url: r.url, seconds: (await sendHook(r, flag, timeoutSeconds, signal)).seconds });
+  return { seconds: sent.length ? sent.reduce((a, h) => a + h.seconds, 0) : null, sent };
+}
+
 /** The image by kind, one line each (what could not be told apart is "other"). */
 export function kindLines(k: ImageKinds | null, total: number): string[] {
   if (!k) return ['image by kind: not measured'];
