@@ -340,6 +340,11 @@ export interface ImageProblem {
   to?: number;
 }
 
+/** An image file that is a link, a FIFO or a folder: refused, never followed or opened (verify, prefetch IMAGE). */
+export function notRegularInImage(p: string, st: Stats): ColdstartError {
+  return new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
+}
+
 /**
  * Every byte of every file the manifest lists, hashed in 16 MiB chunks on worker threads (hash.ts) and compared with
  * the chunk digests recorded at snapshot time; names already validated. Each must be a regular file of the image
@@ -347,11 +352,6 @@ export interface ImageProblem {
  * also leaves the image in the page cache, where CRIU reads it next. `hash`: which files to hash (default all; the
  * sizes of all are checked). Returns the problems (empty: every byte checked matches).
  */
-/** An image file that is a link, a FIFO or a folder: refused, never followed or opened (verify, prefetch IMAGE). */
-export function notRegularInImage(p: string, st: Stats): ColdstartError {
-  return new ColdstartError('HOSTILE_FILE', `${p}: ${st.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'} in the image; an image holds only regular files`, { hint: 'Take the snapshot again; nothing was touched.' });
-}
-
 export async function verifyImage(
   image: string,
   m: Manifest,

@@ -11,7 +11,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { checkpointFailure, noSuchProcess } from './native.js';
 import type { RecordedRequest } from '../server/api.js';
 import { phase, type Reported } from './report.js';
-import { sendHooks } from './snapshot.js';
+import { sendHooks, type SentHook } from './snapshot.js';
 
 export interface ParkOptions {
   which: 'park' | 'unpark';
@@ -64,7 +64,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const total = stopwatch(clock);
   let thp: HugePagesWindow | null = null;
   const hooks = o.hooks ?? [];
-  const sent: Awaited<ReturnType<typeof sendHooks>>['sent'] = [];
+  const sent: SentHook[] = [];
   const send = async (name: string) => {
     const r = await sendHooks(hooks, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal);
     sent.push(...r.sent);

@@ -163,22 +163,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const metaSeconds = metaTime();
 
   // ---- restore
-  const stopPrefetch = new AbortController();
-  let prefetchTime = stopwatch(clock);
-  let prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null = null;
-  const prefetched = async (): Promise<PrefetchDetail | null> => {
-    if (!prefetching || !o.prefetch) return null;
-    stopPrefetch.abort();
-    // A prefetch is only a head start: one that failed is a warning, never a failed restore.
-    let failed: string | null = null;
-    const at = await prefetching.catch((e: unknown) => {
-      if (!(isColdstartError(e) && e.code === 'INTERRUPTED')) failed = e instanceof Error ? e.message : String(e);
-      return null;
-    });
-    if (failed) notes.push(`--prefetch ${o.prefetch.target} failed (the restore went on without it): ${failed}`);
-    const after = native.unavailable() ? null : await native.residentBytes(o.prefetch.files);
-    return { target: o.prefetch.target, files: o.prefetch.files.length, bytes: at?.r.bytes ?? null, seconds: at?.seconds ?? prefetchTime(), finished: at !== null, residentAfter: after, coldBytesPerSecond: at?.r.coldBytesPerSecond ?? null, error: failed };
-  };
   // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
   const resident = native.unavailable() ? null : await native.residentBytes(m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`)));
   const total = stopwatch(clock);
@@ -199,6 +183,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     return bad;
   });
   verifying.catch(() => undefined); // awaited below; CRIU may fail first
+  const stopPrefetch = new AbortController();
+  let prefetchTime = stopwatch(clock);
+  let prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null = null;
   // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
   // image's reads come first), with a shallow queue (RESTORE_PREFETCH): CRIU's own small reads of the server's
   // libraries must not wait behind it.
@@ -211,6 +198,20 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     }).then((r) => ({ r, seconds: prefetchTime() }));
     prefetching.catch(() => undefined); // awaited below (stopped when the hook answered, or on a failure)
   }
+  // Stops the prefetch (the hook has read the weights) and says how far it got.
+  const prefetched = async (): Promise<PrefetchDetail | null> => {
+    if (!prefetching || !o.prefetch) return null;
+    stopPrefetch.abort();
+    // A prefetch is only a head start: one that failed is a warning, never a failed restore.
+    let failed: string | null = null;
+    const at = await prefetching.catch((e: unknown) => {
+      if (!(isColdstartError(e) && e.code === 'INTERRUPTED')) failed = e instanceof Error ? e.message : String(e);
+      return null;
+    });
+    if (failed) notes.push(`--prefetch ${o.prefetch.target} failed (the restore went on without it): ${failed}`);
+    const after = native.unavailable() ? null : await native.residentBytes(o.prefetch.files);
+    return { target: o.prefetch.target, files: o.prefetch.files.length, bytes: at?.r.bytes ?? null, seconds: at?.seconds ?? prefetchTime(), finished: at !== null, residentAfter: after, coldBytesPerSecond: at?.r.coldBytesPerSecond ?? null, error: failed };
+  };
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   try {
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)

@@ -40,8 +40,7 @@ export interface SnapshotOptions {
   warmup: RecordedRequest | null;
   /** Sent after the warmup, before the GPU lock and the dump (e.g. vLLM's /sleep?level=1): what the server drops. */
   beforeSnapshot: RecordedRequest | null;
-  /** Recorded for restore to send after the restore, before ready (e.g. /wake_up). */
-  /** Recorded in the image; restore sends them in order. */
+  /** Recorded in the image for restore to send in order after the restore, before ready (e.g. /wake_up). */
   afterRestore: RecordedRequest[];
   timeoutSeconds: number;
   /** How long locking CUDA may wait for in-flight GPU work. */
@@ -92,9 +91,16 @@ export function weightsHint(k: ImageKinds | null, total: number, beforeSnapshot:
   return `${formatBytes(k.gpuStateBytes)} of the image is GPU memory, the weights most of it: a server that can release its weights and read them back into the same addresses leaves them out (--before-snapshot URL to release, --after-restore URL to read back; restore --prefetch WEIGHTS reads them alongside: docs/snapshot.md)`;
 }
 
+/** A hook request as sent, and what it took. */
+export interface SentHook {
+  method: string;
+  url: string;
+  seconds: number;
+}
+
 /** Hook requests sent one after the other (each as sendHook); what each took, and the sum (null: none sent). */
-export async function sendHooks(reqs: readonly RecordedRequest[], flag: string, timeoutSeconds: number, signal: AbortSignal): Promise<{ seconds: number | null; sent: Array<{ method: string; url: string; seconds: number }> }> {
-  const sent: Array<{ method: string; url: string; seconds: number }> = [];
+export async function sendHooks(reqs: readonly RecordedRequest[], flag: string, timeoutSeconds: number, signal: AbortSignal): Promise<{ seconds: number | null; sent: SentHook[] }> {
+  const sent: SentHook[] = [];
   for (const r of reqs) sent.push({ method: r.method, url: r.url, seconds: (await sendHook(r, flag, timeoutSeconds, signal)).seconds });
   return { seconds: sent.length ? sent.reduce((a, h) => a + h.seconds, 0) : null, sent };
 }
@@ -322,7 +328,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
           ),
           ...kindLines(kinds, imageBytes),
           `restore with: coldstart restore ${output}  (add --huge-pages: CRIU and the GPU restore fill 2 MiB pages instead of 4 KiB, 1.6-2.1x faster at 8B; it sets THP to always for those seconds)`,
-          ...(weightsHint(kinds, imageBytes, beforeSnapshot) ? [weightsHint(kinds, imageBytes, beforeSnapshot)!] : []),
+          ...[weightsHint(kinds, imageBytes, beforeSnapshot)].filter((line) => line !== null),
         ].join('\n'),
     };
   } catch (e) {
