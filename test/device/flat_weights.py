@@ -4,8 +4,8 @@ version of vLLM's sleep level 2 (weights discarded, reloaded on wake), so a snap
 On CUDA the buffer is CUDA virtual memory (cuMemAddressReserve + cuMemCreate/cuMemMap through libcuda, as vLLM's
 CuMemAllocator does): release() unmaps and frees the physical memory and keeps the address range reserved, so every
 tensor view and every captured CUDA graph still points at the right place once reload() has mapped new memory there
-and read the bytes back from the safetensors files. With CS_VMM_FREE_VA=1 the range is given back too and asked for
-again at the same address. On the CPU (the script's dry run) it is a private anonymous mapping whose pages release()
+and read the bytes back from the safetensors files (the driver's checkpoint keeps a reserved range with nothing mapped:
+H100, driver 580, 2026-12-05). On the CPU (the script's dry run) it is a private anonymous mapping whose pages release()
 hands back to the kernel (MADV_DONTNEED: CRIU then has nothing to dump there).
 
 The layout is each shard's data section, in file order, each starting on a 2 MiB boundary, so a reload is one
@@ -70,17 +70,11 @@ class _Vmm:
         if rc != 0:
             raise RuntimeError(f"CUDA driver {what} failed: error {rc}")
 
-    def reserve(self, size, at=0):
+    def reserve(self, size):
         p = ctypes.c_uint64()
-        rc = self.cu.cuMemAddressReserve(ctypes.byref(p), ctypes.c_size_t(size), ctypes.c_size_t(ALIGN), ctypes.c_uint64(at), ctypes.c_uint64(0))
+        rc = self.cu.cuMemAddressReserve(ctypes.byref(p), ctypes.c_size_t(size), ctypes.c_size_t(ALIGN), ctypes.c_uint64(0), ctypes.c_uint64(0))
         self._ok(rc, "cuMemAddressReserve")
-        if at and p.value != at:
-            self.cu.cuMemAddressFree(ctypes.c_uint64(p.value), ctypes.c_size_t(size))
-            raise RuntimeError(f"the weights' addresses {at:#x} are taken: the driver offered {p.value:#x}")
         return p.value
-
-    def free(self, ptr, size):
-        self._ok(self.cu.cuMemAddressFree(ctypes.c_uint64(ptr), ctypes.c_size_t(size)), "cuMemAddressFree")
 
     def map(self, ptr, size):
         h = ctypes.c_uint64()
@@ -115,9 +109,6 @@ class FlatWeights:
             self.shards.append((path, start, n, off, header))
             off = _up(off + n, ALIGN)
         self.cuda = device == "cuda"
-        # CS_VMM_FREE_VA=1: release() gives the address range back too and reload() asks for the same one again (for a
-        # driver whose checkpoint does not keep a reserved range that has nothing mapped)
-        self.free_va = os.environ.get("CS_VMM_FREE_VA") == "1"
         if self.cuda:
             self.vmm = _Vmm(torch.cuda.current_device())
             self.size = _up(max(off, 1), self.vmm.granularity)
@@ -151,8 +142,6 @@ class FlatWeights:
         if self.cuda:
             torch.cuda.synchronize()
             self.vmm.unmap(self.ptr, self.size, self.handle)
-            if self.free_va:
-                self.vmm.free(self.ptr, self.size)
         else:
             self.mm.madvise(mmap.MADV_DONTNEED)
         self.resident = False
@@ -170,26 +159,24 @@ class FlatWeights:
 
     def restore_backup(self):
         """The offloaded weights back to the same addresses (host → device at the link's rate)."""
-        if self.cuda:
-            if self.free_va:
-                self.vmm.reserve(self.size, at=self.ptr)
-            self.handle = self.vmm.map(self.ptr, self.size)
+        self._map_again()
         self.flat.copy_(self.backup, non_blocking=True)
         if self.cuda:
             torch.cuda.synchronize()
         self.backup = None
-        self.resident = True
 
     def reload(self, threads=None, piece=None):
         """New memory at the same addresses, the bytes read back from the files."""
         if self.resident:
             return
+        self._map_again()
+        self.load(threads, piece)
+
+    def _map_again(self):
+        """New device memory mapped at the reserved addresses (the CPU mapping never went away)."""
         if self.cuda:
-            if self.free_va:
-                self.vmm.reserve(self.size, at=self.ptr)
             self.handle = self.vmm.map(self.ptr, self.size)
         self.resident = True
-        self.load(threads, piece)
 
     def load(self, threads=None, piece=None):
         piece = piece or PIECE

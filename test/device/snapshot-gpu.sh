@@ -244,21 +244,7 @@ if [ "${PARK_HOOKS:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
 fi
 
 H=$((P + 1))
-hooked() { snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=$HOOK_LEVEL" --after-restore "http://127.0.0.1:$H/wake_up"; }
-hooks_ok=0
-before_hooks=$fail
-if hooked; then
-  hooks_ok=1
-elif [ "$HOOK_LEVEL" = 2 ] && [ "${CS_VMM_FREE_VA:-0}" != 1 ]; then
-  # A driver whose checkpoint does not keep an address range with nothing mapped: give the range back at sleep and
-  # ask for the same one at wake (flat_weights.py), once.
-  say "note: the level-2 snapshot failed with the weights' range kept reserved; again with CS_VMM_FREE_VA=1"
-  rm -rf "${WORK:?}/$MODE-hooks"
-  export CS_VMM_FREE_VA=1
-  fail=$before_hooks
-  hooked && hooks_ok=1
-fi
-if [ $hooks_ok = 1 ]; then
+if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=$HOOK_LEVEL" --after-restore "http://127.0.0.1:$H/wake_up"; then
   for tag in ${HOOK_RESTORES:-cold}; do
     flags=()
     case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac
