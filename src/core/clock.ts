@@ -5,6 +5,15 @@ export function nowSeconds(): number {
   return Number(process.hrtime.bigint()) / 1e9;
 }
 
+/**
+ * The wall clock in seconds since the epoch (Date.now()): only to compare with a time from outside this process (a
+ * --since timestamp, a file's mtime). Never performance.timeOrigin + performance.now(): that is the wall clock read
+ * once at Node's start plus the monotonic clock since, and drifts from the wall clock by milliseconds in a long run.
+ */
+export function epochSeconds(): number {
+  return Date.now() / 1000;
+}
+
 export class Stopwatch {
   private readonly start = nowSeconds();
   elapsed(): number {

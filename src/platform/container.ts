@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { containerRuntime } from './system.js';
 import { readProcStat, uptimeSeconds } from './procfs.js';
-import { Stopwatch } from '../core/clock.js';
+import { Stopwatch, epochSeconds } from '../core/clock.js';
 import { formatDuration } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 
@@ -114,7 +114,7 @@ export const SINCE_MAX_AGE_SECONDS = 24 * 3600;
  * exit 2) naming `what` (the command passes its flag): unparseable, in the future, or more than a day old (`--since
  * 0` would make a 56-year container phase).
  */
-export function parseSince(text: string, nowEpochSeconds = Date.now() / 1000, what = 'since'): number {
+export function parseSince(text: string, nowEpochSeconds = epochSeconds(), what = 'since'): number {
   const s = text.trim();
   let t: number;
   if (/^\d+(\.\d+)?$/.test(s)) t = Number(s);
@@ -139,7 +139,7 @@ export interface SinceInterval {
 }
 
 /** The interval from an external t0 (--since) to coldstart's start, split at PID 1's start when inside a container. */
-export function sinceInterval(since: number, inside: InsideContainer | null, nowEpochMs = performance.timeOrigin + performance.now(), nowProcessSeconds = performance.now() / 1000, procRoot = '/proc'): SinceInterval {
+export function sinceInterval(since: number, inside: InsideContainer | null, nowEpochMs = epochSeconds() * 1000, nowProcessSeconds = performance.now() / 1000, procRoot = '/proc'): SinceInterval {
   const processStartEpoch = nowEpochMs / 1000 - nowProcessSeconds;
   let toPid1: number | null = null;
   const up = uptimeSeconds(procRoot);

@@ -2,10 +2,12 @@
  * `--framework torch|safetensors|transformers`: the user's stack itself, one Python process timed from its own
  * start (src/python/stack.py, run by src/python/runner.ts): interpreter start, imports, CUDA init, the weights
  * load (from_pretrained through common.py's load_hf / load_file / torch.load), the first forward (generate) and a
- * steady one. Every event carries Python's wall clock (time.time()), anchored here at the moment Node spawned the
- * process, so the rows are contiguous and the process wall clock measured by Node checks them.
+ * steady one. Every event carries the system's monotonic clock (Python's time.monotonic(), the CLOCK_MONOTONIC that
+ * core/clock's nowSeconds reads), anchored here at the moment Node spawned the process, so the rows are contiguous
+ * and the process wall clock measured by Node checks them. Not the wall clock: Python's time.time() and Node's
+ * performance.timeOrigin + now() drift apart by milliseconds in a long run.
  */
-import { performance } from 'node:perf_hooks';
+import { nowSeconds } from '../core/clock.js';
 import { ColdstartError } from '../core/errors.js';
 import type { Engines } from './engines.js';
 import { eventOf, scriptFailure } from '../python/runner.js';
@@ -56,8 +58,7 @@ function num(e: Record<string, unknown> | undefined, k: string): number | null {
 export async function timeStack(engines: Engines, fw: Framework, modelDir: string, files: readonly string[], cache: string, env: Record<string, string | undefined>, signal?: AbortSignal, onEvent?: (e: Record<string, unknown>) => void): Promise<StackTimes> {
   if (fw === 'transformers' && !modelDir) throw new ColdstartError('BAD_INPUT', '--framework transformers needs a model directory with config.json');
   await import('execa'); // loaded before the clock starts: the spawn is what is timed
-  const spawnEpoch = (performance.timeOrigin + performance.now()) / 1000;
-  const t0 = performance.now();
+  const spawnAt = nowSeconds();
   const r = await engines.python.runScript(env, 'stack.py', [fw, modelDir, ...files], {
     what: `--framework ${fw}`,
     timeoutMs: STACK_TIMEOUT_S * 1000,
@@ -65,14 +66,14 @@ export async function timeStack(engines: Engines, fw: Framework, modelDir: strin
     ...(onEvent ? { onEvent } : {}),
     extraEnv: { COLDSTART_PROMPT_TOKENS: String(PROMPT_TOKENS), COLDSTART_NEW_TOKENS: String(NEW_TOKENS) },
   });
-  const processWallSeconds = (performance.now() - t0) / 1000;
+  const processWallSeconds = nowSeconds() - spawnAt;
   const by = (name: string) => eventOf(r, name);
   const end = by('end');
   if (r.exitCode !== 0 || !end) throw scriptFailure(r, `--framework ${fw}`, { seconds: STACK_TIMEOUT_S, hint: 'A stack that takes an hour to start is stopped: load a smaller model to profile the path.' });
   const t = (name: string) => {
     const v = num(by(name), 't');
     if (v === null) throw new ColdstartError('INTERNAL', `--framework ${fw}: the stack did not report "${name}"`);
-    return v - spawnEpoch;
+    return v - spawnAt;
   };
   const start = t('start');
   const imports = t('imports');

@@ -1,13 +1,15 @@
 """`profile --framework torch|safetensors|transformers`: the user's stack, one Python process timed from its own start.
 
 argv: framework, model directory, weight files...; env: COLDSTART_PROMPT_TOKENS, COLDSTART_NEW_TOKENS.
-Events (common.emit), each with "t", this process's wall clock (time.time()), which src/profile/framework.ts
-anchors at the moment Node spawned the process: start, imports, cuda, load, first, steady, end.
+Events (common.emit), each with "t", the system's monotonic clock (time.monotonic(): CLOCK_MONOTONIC, the clock
+Node's process.hrtime reads), which src/profile/framework.ts anchors at the moment Node spawned the process: start,
+imports, cuda, load, first, steady, end. Not the wall clock: NTP slews it, and two readings of it by two processes
+drift apart by milliseconds.
 """
 
 import time
 
-T_START = time.time()  # before anything else: "interpreter start" ends here
+T_START = time.monotonic()  # before anything else: "interpreter start" ends here
 
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -17,7 +19,7 @@ from common import dtype_name, emit, generate_step, load_hf, make_ids, need, pic
 
 
 def stamp(event, **kw):
-    emit(event, t=kw.pop("t", None) or time.time(), **kw)
+    emit(event, t=kw.pop("t", None) or time.monotonic(), **kw)
 
 
 def state_dict_size(sd):
@@ -31,16 +33,16 @@ def dtypes_of(dicts):
 def main():
     stamp("start", t=T_START)
     fw, model_dir, files = sys.argv[1], sys.argv[2], sys.argv[3:]
-    a = time.time()
+    a = time.monotonic()
     torch = need("torch")
-    b = time.time()
+    b = time.monotonic()
     steps = [["import torch", b - a]]
     if fw == "safetensors":
         load_file = need("safetensors.torch").load_file
-        steps.append(["import safetensors", time.time() - b])
+        steps.append(["import safetensors", time.monotonic() - b])
     elif fw == "transformers":
         need("transformers")
-        steps.append(["import transformers", time.time() - b])
+        steps.append(["import transformers", time.monotonic() - b])
     stamp("imports", steps=steps)
 
     dev = pick_device(torch, "auto")
@@ -81,10 +83,10 @@ def main():
             step()
             sync(dev)
             stamp("first")
-            a = time.time()
+            a = time.monotonic()
             step()
             sync(dev)
-            stamp("steady", seconds=time.time() - a)
+            stamp("steady", seconds=time.monotonic() - a)
     elif hf is not None:
         stamp("first", skipped="%s is not a causal LM: no generate to time" % type(hf.model).__name__)
     else:

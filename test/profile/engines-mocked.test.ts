@@ -12,6 +12,7 @@ import { tempDir, runProfileWith } from './helpers.js';
 import type { PhaseHandle } from '../../src/core/phases.js';
 import { recordWarmupPhase } from '../../src/warmup/warmup.js';
 import { summarize } from '../../src/core/stats.js';
+import { nowSeconds } from '../../src/core/clock.js';
 import { withEngines, type Engines } from '../../src/profile/engines.js';
 
 const calls: Record<string, unknown[]> = { gpuload: [], download: [], warmup: [], pageCache: [], python: [] };
@@ -97,7 +98,7 @@ const warmup = {
 const python = {
   runScript: async (_env: unknown, _script: string, args: readonly string[]) => {
     calls.python.push({ args: args.slice(0, 1) });
-    const t0 = Date.now() / 1000;
+    const t0 = nowSeconds(); // the clock stack.py stamps with (time.monotonic)
     await new Promise((r) => setTimeout(r, 620));
     const ev = (name: string, at: number, extra: Record<string, unknown> = {}) => ({ event: name, t: t0 + at, ...extra });
     return {
