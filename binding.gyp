@@ -8,6 +8,7 @@
         "native/src/cuda_api.cc",
         "native/src/probe.cc",
         "native/src/loader.cc",
+        "native/src/load_engine.cc",
         "native/src/pagecache.cc",
         "native/src/limits.cc",
         "native/src/fileio.cc",
@@ -22,6 +23,16 @@
       "conditions": [
         ["OS=='mac'", { "xcode_settings": { "GCC_ENABLE_CPP_EXCEPTIONS": "YES", "CLANG_CXX_LIBRARY": "libc++" } }]
       ]
+    },
+    {
+      "target_name": "coldstart_load",
+      "type": "shared_library",
+      "product_prefix": "lib",
+      "sources": ["native/src/capi.cc", "native/src/load_engine.cc", "native/src/cuda_api.cc"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags_cc": ["-std=c++17", "-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-ldl", "-lpthread"]
     }
   ]
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The package's install script. The package ships prebuilt addons (prebuilds/<platform>-<arch>/, N-API, one per
-// platform for every Node >= 20); when one fits this machine and loads, nothing is compiled. Otherwise the addon is
+// platform for every Node >= 20, with libcoldstart_load.so beside each); when one fits this machine and loads,
+// nothing is compiled. Otherwise the addon is
 // compiled from source into build/Release against the node-api-headers package (scripts/native-build.cjs: a C++
 // compiler is all it needs; no network, no nodedir). coldstart works without the addon (doctor says why), so a
 // failed build prints what to do and lets the install succeed.
@@ -9,7 +10,7 @@
 //   COLDSTART_BUILD_FROM_SOURCE=1  compile even when a prebuild fits (also: npm --build-from-source)
 'use strict';
 const path = require('node:path');
-const { compile, root } = require('./native-build.cjs');
+const { compile, outputs, root } = require('./native-build.cjs');
 
 function prebuildThatLoads() {
   let file;
@@ -42,9 +43,13 @@ async function main() {
     return;
   }
   console.error(`coldstart: building the native addon from source (${process.platform}-${process.arch})`);
-  const r = await compile({ out: path.join(root, 'build', 'Release', 'coldstart.node') });
+  const r = await compile({ out: outputs.addon });
   if (r.ok) {
     console.error('coldstart: built build/Release/coldstart.node');
+    // The C library a server's wake-up calls from Python (src/python/coldstart_load.py); the CLI never needs it.
+    const l = await compile({ out: outputs.library, target: 1 });
+    if (l.ok) console.error('coldstart: built build/Release/libcoldstart_load.so');
+    else console.warn(`coldstart: libcoldstart_load.so did not build (${l.reason}); the CLI works without it, coldstart_load.py does not`);
     return;
   }
   console.warn(

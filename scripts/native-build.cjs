@@ -13,8 +13,11 @@ const path = require('node:path');
 
 const root = path.join(__dirname, '..');
 
-/** The addon target of binding.gyp: { name, sources, defines, cflags_cc, libraries }. */
-function readBinding(file = path.join(root, 'binding.gyp')) {
+/**
+ * A target of binding.gyp (by index: 0 the addon, 1 libcoldstart_load.so, the C library servers call from Python):
+ * { name, sharedLibrary, sources, defines, cflags_cc, libraries }.
+ */
+function readBinding(file = path.join(root, 'binding.gyp'), index = 0) {
   const text = fs
     .readFileSync(file, 'utf8')
     .split('\n')
@@ -26,10 +29,11 @@ function readBinding(file = path.join(root, 'binding.gyp')) {
   } catch (e) {
     throw new Error(`${file} is not valid JSON (keep it JSON: double quotes, no trailing commas): ${e.message}`);
   }
-  const t = gyp.targets && gyp.targets[0];
-  if (!t || !Array.isArray(t.sources) || !t.sources.length) throw new Error(`${file}: targets[0].sources is missing`);
+  const t = gyp.targets && gyp.targets[index];
+  if (!t || !Array.isArray(t.sources) || !t.sources.length) throw new Error(`${file}: targets[${index}].sources is missing`);
   return {
     name: t.target_name,
+    sharedLibrary: t.type === 'shared_library',
     sources: t.sources,
     // Plain include paths (relative to binding.gyp); `<!(...)` command expansions are node-gyp's and skipped here.
     includes: (t.include_dirs || []).filter((d) => typeof d === 'string' && !d.startsWith('<')).map((d) => path.resolve(path.dirname(file), d)),
@@ -52,14 +56,18 @@ function run(cmd, args, opts = {}) {
   });
 }
 
+/** Where a source build puts each product: the addon, and the C library beside it. */
+const outputs = { addon: path.join(root, 'build', 'Release', 'coldstart.node'), library: path.join(root, 'build', 'Release', 'libcoldstart_load.so') };
+
 /**
- * Builds `out` from binding.gyp. `cxx` is the compiler (default $CXX or c++); `strip` is a strip program or null;
+ * Builds `out` from binding.gyp's target `target` (0: the addon, 1: the C library). `cxx` is the compiler (default $CXX or c++); `strip` is a strip program or null;
  * `portable` links libstdc++/libgcc statically (for prebuilds: they then need only the system glibc).
  * Resolves to { ok, reason }. Never throws for compiler failures.
  */
-async function compile({ out, cxx = process.env.CXX || 'c++', strip = null, portable = false, jobs = os.cpus().length, log = console.error } = {}) {
-  const b = readBinding();
-  const includes = [...b.includes, require('node-api-headers').include_dir, require('node-addon-api').include_dir];
+async function compile({ out, target = 0, cxx = process.env.CXX || 'c++', strip = null, portable = false, jobs = os.cpus().length, log = console.error } = {}) {
+  const b = readBinding(undefined, target);
+  // The C library includes no N-API header (native/src/base.h says why): it is built without them.
+  const includes = b.sharedLibrary ? b.includes : [...b.includes, require('node-api-headers').include_dir, require('node-addon-api').include_dir];
   const objDir = fs.mkdtempSync(path.join(os.tmpdir(), 'coldstart-addon-'));
   try {
     const common = [
@@ -73,8 +81,7 @@ async function compile({ out, cxx = process.env.CXX || 'c++', strip = null, port
       ...b.cflags,
       ...includes.map((d) => `-I${d}`),
       ...b.defines.map((d) => `-D${d}`),
-      `-DNODE_GYP_MODULE_NAME=${b.name}`,
-      '-DBUILDING_NODE_EXTENSION',
+      ...(b.sharedLibrary ? [] : [`-DNODE_GYP_MODULE_NAME=${b.name}`, '-DBUILDING_NODE_EXTENSION']),
     ];
     const queue = b.sources.map((s, i) => ({ src: path.join(root, s), obj: path.join(objDir, `${i}-${path.basename(s)}.o`) }));
     const objs = queue.map((q) => q.obj);
@@ -90,7 +97,7 @@ async function compile({ out, cxx = process.env.CXX || 'c++', strip = null, port
     if (failed) return { ok: false, reason: failed };
     fs.mkdirSync(path.dirname(out), { recursive: true });
     const tmp = `${out}.tmp-${process.pid}`;
-    const link = ['-shared', '-pthread', '-Wl,--gc-sections', '-Wl,-z,noexecstack', ...(portable ? ['-static-libstdc++', '-static-libgcc', '-Wl,--exclude-libs,ALL'] : []), '-o', tmp, ...objs, ...b.libraries];
+    const link = ['-shared', '-pthread', '-Wl,--gc-sections', '-Wl,-z,noexecstack', ...(b.sharedLibrary ? ['-Wl,--no-undefined'] : []), ...(portable ? ['-static-libstdc++', '-static-libgcc', '-Wl,--exclude-libs,ALL'] : []), '-o', tmp, ...objs, ...b.libraries];
     log(`  ${cxx} -shared -o ${path.relative(root, out)}`);
     const l = await run(cxx, link);
     if (l.code !== 0) {
@@ -111,4 +118,4 @@ async function compile({ out, cxx = process.env.CXX || 'c++', strip = null, port
   }
 }
 
-module.exports = { compile, readBinding, root };
+module.exports = { compile, readBinding, outputs, root };

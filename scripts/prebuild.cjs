@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Builds the prebuilt addons that ship in the npm package: prebuilds/linux-x64/coldstart.napi.glibc.node and
-// prebuilds/linux-arm64/coldstart.napi.glibc.node (N-API: one file serves every Node >= 20), stripped, with
+// prebuilds/linux-arm64/coldstart.napi.glibc.node, each with libcoldstart_load.so beside it (N-API: one file serves every Node >= 20), stripped, with
 // libstdc++ linked statically so they need only glibc. arm64 is cross-compiled with aarch64-linux-gnu-g++
 // (Debian: apt-get install g++-aarch64-linux-gnu). Runs in `prepack`, so the tarball always carries prebuilds of
 // the sources it ships; prebuilds/ is not in git.
@@ -37,13 +37,16 @@ async function main() {
     if (!cxx || !strip) {
       throw new Error(`no ${arch} cross compiler: ${tc.cxx} not found (Debian/Ubuntu: apt-get install g++-${arch === 'arm64' ? 'aarch64' : 'x86-64'}-linux-gnu), or set COLDSTART_PREBUILD_ARCHES=${process.arch}`);
     }
-    const out = path.join(root, 'prebuilds', `linux-${arch}`, 'coldstart.napi.glibc.node');
     console.error(`prebuild: linux-${arch} with ${cxx}`);
-    const r = await compile({ out, cxx, strip, portable: true, jobs: os.cpus().length });
-    if (!r.ok) throw new Error(`linux-${arch}: ${r.reason}`);
-    const glibc = spawnSync('objdump', ['-T', out], { encoding: 'utf8' }).stdout || '';
-    const need = [...glibc.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [+m[1], +m[2]]).sort((a, b) => b[0] - a[0] || b[1] - a[1])[0];
-    console.error(`prebuild: ${path.relative(root, out)} ${fs.statSync(out).size} bytes${need ? `, needs glibc >= ${need.join('.')}` : ''}`);
+    // The addon, and beside it the C library a server calls from Python (src/python/coldstart_load.py).
+    for (const [target, name] of [[0, 'coldstart.napi.glibc.node'], [1, 'libcoldstart_load.so']]) {
+      const out = path.join(root, 'prebuilds', `linux-${arch}`, name);
+      const r = await compile({ out, target, cxx, strip, portable: true, jobs: os.cpus().length });
+      if (!r.ok) throw new Error(`linux-${arch} ${name}: ${r.reason}`);
+      const glibc = spawnSync('objdump', ['-T', out], { encoding: 'utf8' }).stdout || '';
+      const need = [...glibc.matchAll(/GLIBC_(\d+)\.(\d+)/g)].map((m) => [+m[1], +m[2]]).sort((a, b) => b[0] - a[0] || b[1] - a[1])[0];
+      console.error(`prebuild: ${path.relative(root, out)} ${fs.statSync(out).size} bytes${need ? `, needs glibc >= ${need.join('.')}` : ''}`);
+    }
   }
 }
 

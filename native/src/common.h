@@ -8,52 +8,10 @@
 #include <string>
 #include <utility>
 
+#include "base.h"
 #include "checked.h"
 
 namespace coldstart {
-
-// The addon's one error vocabulary. Every rejection and every thrown argument error carries one of these as
-// its `code`; src/native.ts maps them (and fileio's errno names, which mean the same things) to ColdstartError
-// codes in one function, nativeError(). Decisions are made on the code, never on message text.
-enum class Err {
-  BadArg,       // an argument from JS was refused (type, NaN, negative, fraction, > 2^53, overflowing plan) → exit 2
-  NotFound,     // a file does not exist → exit 2
-  CorruptFile,  // a file is shorter than its header says, or changed while read → exit 2
-  Permission,   // EACCES/EPERM → exit 3
-  DiskFull,     // ENOSPC/EDQUOT → exit 3
-  Env,          // any other system or driver failure → exit 3
-  NoGpu,        // no driver, cuInit failed, no such device, no context → exit 3
-  GpuOom,       // not enough device memory → exit 3
-  Unsupported,  // this platform/driver cannot do what was asked (e.g. read-only host registration) → exit 3
-  Interrupted,  // cancelled through the cancel array → exit 3
-  Native,       // an unexpected C++ exception → exit 3
-};
-
-inline const char* ErrName(Err e) {
-  switch (e) {
-    case Err::BadArg: return "BAD_ARG";
-    case Err::NotFound: return "NOT_FOUND";
-    case Err::CorruptFile: return "CORRUPT_FILE";
-    case Err::Permission: return "PERMISSION";
-    case Err::DiskFull: return "DISK_FULL";
-    case Err::Env: return "ENV";
-    case Err::NoGpu: return "NO_GPU";
-    case Err::GpuOom: return "GPU_OOM";
-    case Err::Unsupported: return "UNSUPPORTED";
-    case Err::Interrupted: return "INTERRUPTED";
-    case Err::Native: return "NATIVE";
-  }
-  return "NATIVE";
-}
-
-inline Err ErrFromErrno(int e) {
-  switch (e) {
-    case ENOENT: case ENOTDIR: return Err::NotFound;
-    case EACCES: case EPERM: return Err::Permission;
-    case ENOSPC: case EDQUOT: return Err::DiskFull;
-    default: return Err::Env;
-  }
-}
 
 // Every blocking native call is a baton: a plain C++ struct whose Run() executes off the main thread
 // (no N-API calls allowed there) and whose ToJS() builds the result on the main thread. Errors are set as
@@ -194,7 +152,5 @@ inline double OptNumber(const Napi::Object& o, const char* key, double dflt) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
 }
-
-double MonotonicSeconds();
 
 }  // namespace coldstart

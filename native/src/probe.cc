@@ -11,12 +11,6 @@
 
 namespace coldstart {
 
-double MonotonicSeconds() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
 namespace {
 
 struct DeviceInfo {

@@ -1,0 +1,175 @@
+// The gpu-load engine, free of N-API: puts byte ranges of files into GPU memory (or host memory) through the
+// dlopen'd driver API, timed. The Node addon (loader.cc: gpuLoad) and the C library for servers (capi.cc:
+// libcoldstart_load.so, called from Python) both run this one engine; loader.cc's head comment describes its paths.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base.h"
+#include "checked.h"
+#include "cuda_api.h"
+#include "handles.h"
+
+namespace coldstart {
+
+constexpr uint64_t kAlign = 4096;             // O_DIRECT offset/length/address alignment
+constexpr uint64_t kDevRound = 2 << 20;       // the driver hands out device memory in 2 MiB pages
+constexpr uint64_t kDevMargin = 64ull << 20;  // left free on the card besides the allocations
+constexpr uint64_t kMaxChunk = 1ull << 30;    // one ring buffer
+constexpr uint64_t kMaxRing = 64ull << 30;    // buffers × chunkBytes
+constexpr uint64_t kMaxSample = 64ull << 20;  // one verify sample (it is allocated twice)
+constexpr size_t kOpenFiles = 32;             // descriptors open at once per pool (buffered, O_DIRECT), any file count
+
+std::string Errno(int e);
+
+struct Interval {
+  double a, b;
+  uint32_t file;
+};
+double UnionLength(std::vector<Interval> v);
+double IntersectLength(const std::vector<Interval>& x, const std::vector<Interval>& y);
+
+struct FileSpec {
+  std::string path;
+  uint64_t begin = 0, end = 0;  // absolute byte range to load
+  int device = -1;              // CUDA ordinal, -1 in host mode
+  // runtime: descriptors come from the baton's pools (fds, fdsDirect), opened when a chunk of the file is read
+  std::atomic<bool> directOk{false};
+  Mapping map;             // path "mapped" (the descriptor is closed once the file is mapped)
+  CUdeviceptr dptr = 0;    // owned by RunJob's DeviceMem (freed on the job's thread, in its context), or given
+  HostMem host;            // sink "memory", when the engine allocates it
+  char* hostDst = nullptr; // sink "memory": where the bytes go (host.get(), or given)
+  // Given destinations (the C library: a server's own tensors): the bytes go there; nothing is allocated or freed.
+  CUdeviceptr givenDptr = 0;
+  char* givenHost = nullptr;
+  bool Given() const { return givenDptr != 0 || givenHost != nullptr; }
+  uint64_t size() const { return end - begin; }
+};
+
+struct Chunk {
+  uint32_t file;
+  uint64_t readOff, readLen, skip, copyLen, dest;
+};
+
+struct Sample {
+  uint32_t file;
+  uint64_t offset, length;  // relative to the file's begin
+};
+
+enum class Sink { Device, Memory, Discard };
+enum class CopyPath { Ring, Mapped };
+
+// One ring buffer. Members are destroyed in reverse order: events, then the registration, then the memory.
+struct Buf {
+  HostMem host;       // posix_memalign'ed (host mode, or ring "register")
+  PinnedMem pinned;   // cuMemHostAlloc'ed (ring "alloc")
+  Registration reg;   // pins `host` (ring "register")
+  char* p = nullptr;  // whichever of the above holds the bytes
+  Event evStart, evEnd;
+  bool pending = false;
+  uint32_t file = 0;
+};
+
+struct LoadEngine;
+
+// One device's (or the host's) pipeline.
+struct Job {
+  LoadEngine* owner = nullptr;
+  int device = -1;
+  std::string name;
+  std::vector<uint32_t> files;
+  std::vector<Chunk> chunks;
+  // results
+  double t0 = 0, tStart = 0, t1 = 0, setupSeconds = 0, allocSeconds = 0, ringSeconds = 0, registerSeconds = 0;
+  bool pinned = false;
+  uint64_t bytes = 0;
+  std::vector<Interval> reads, copies;
+  uint64_t checked = 0, checkedBytes = 0, mismatches = 0;
+  std::string firstMismatch;
+  std::string code, error;
+  void Fail(Err c, const std::string& m) {
+    std::lock_guard<std::mutex> g(mu);
+    if (error.empty()) {
+      code = ErrName(c);
+      error = m;
+    }
+  }
+  std::mutex mu;
+};
+
+
+struct LoadEngine {
+  // the outcome: error empty when the load succeeded, else a message and ErrName's code
+  std::string error, code;
+  void Fail(Err c, const std::string& msg) {
+    code = ErrName(c);
+    error = msg;
+  }
+  // inputs (all validated by GpuLoad before the baton is queued)
+  bool gpu = false;
+  Sink sink = Sink::Device;
+  CopyPath path = CopyPath::Ring;
+  std::vector<std::unique_ptr<FileSpec>> files;
+  std::unique_ptr<FdPool> fds, fdsDirect;  // at most kOpenFiles each open at a time, however many files
+  std::vector<Chunk> chunks;
+  std::vector<Sample> samples;
+  uint64_t chunkBytes = 16 << 20;
+  int threads = 8, buffers = 16, streams = 4;
+  bool direct = false, returnHost = false, testCorrupt = false;
+  std::atomic<uint32_t> directRefused{0};  // files read through the page cache after O_DIRECT was refused
+  std::atomic<bool> registerRing{false};
+  int32_t* cancel = nullptr;     // read atomically (a SharedArrayBuffer for Node), or null
+  uint64_t* progress = nullptr;  // added to atomically (a SharedArrayBuffer for Node), or null
+  // shared state
+  std::atomic<bool> failed{false};
+  // outputs
+  std::vector<std::unique_ptr<Job>> jobs;
+  double seconds = 0;
+  std::vector<std::string> notes;
+  std::mutex notesMu;
+
+  bool Cancelled() const { return cancel && __atomic_load_n(cancel, __ATOMIC_RELAXED) != 0; }
+  // The next chunk for a worker (ring reader or mapped copier) into ci; false when the plan is done, another
+  // worker failed, or the load was cancelled (then the job fails with Interrupted and the others stop too).
+  bool ClaimChunk(Job& job, std::atomic<size_t>& next, size_t& ci) {
+    if (failed.load(std::memory_order_relaxed)) return false;
+    if (Cancelled()) {
+      job.Fail(Err::Interrupted, "the load was cancelled");
+      failed = true;
+      return false;
+    }
+    ci = next.fetch_add(1);
+    return ci < job.chunks.size();
+  }
+  void Note(const std::string& n) {
+    std::lock_guard<std::mutex> g(notesMu);
+    if (std::find(notes.begin(), notes.end(), n) == notes.end()) notes.push_back(n);
+  }
+  // One note for the first file whose O_DIRECT open or read was refused (a filesystem refuses it for all of
+  // them), counted; Run() adds how many files it was in all.
+  void DirectRefused(const std::string& path, const std::string& why) {
+    if (directRefused.fetch_add(1) == 0) Note("O_DIRECT is not supported for " + path + " (" + why + "); it was read through the page cache");
+  }
+  void AddDone(uint64_t n) {
+    if (progress) __atomic_add_fetch(progress, n, __ATOMIC_RELAXED);
+  }
+
+  void Run();
+  void RunJob(Job& job);
+  void Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, std::deque<int>& freeList, std::mutex& mu,
+              std::condition_variable& cv, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef);
+  void MappedWorker(Job& job, const PrimaryCtx& ctx, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef);
+  bool ReadChunk(const Chunk& c, char* dst, Job& job);
+  bool AllocBuf(Job& job, Buf& x);
+  void Verify(Job& job);
+};
+
+
+}  // namespace coldstart

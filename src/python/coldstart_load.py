@@ -1,0 +1,118 @@
+"""coldstart's loader, for a server's own wake-up: byte ranges of files into the server's GPU (or host) memory.
+
+A server that released its weights (vLLM's sleep level 2; the device proof's test/device/flat_weights.py) and reads
+them back when it wakes can hand the reads to the engine `coldstart profile` measures (pread into a pinned ring,
+copies on several streams: 49-50 GB/s from the page cache on an H100, BENCHMARKS.md) instead of Python threads.
+
+    import coldstart_load
+    coldstart_load.load([(path, file_offset, length, dst), ...], device=0)
+
+`dst` is a device address valid in the device's primary context (torch: `tensor.data_ptr()` of a CUDA tensor), or
+a host address with device=None. The memory behind dst is the caller's and must hold `length` bytes; coldstart
+allocates nothing there. Errors raise LoadError with `.code` (coldstart's native vocabulary: BAD_ARG, NOT_FOUND,
+CORRUPT_FILE, PERMISSION, NO_GPU, ...) and a one-line message naming the file or argument.
+
+The library is libcoldstart_load.so of the installed coldstart package (a source build's build/Release/, else the
+shipped prebuilds/linux-<arch>/), or the file COLDSTART_LOAD_LIBRARY names. `coldstart doctor` shows which.
+No third-party imports: the standard library only.
+"""
+
+import ctypes
+import os
+import platform
+
+ABI = 1
+_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # src/python or dist/python
+_ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+class LoadError(Exception):
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+class _Range(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char_p), ("offset", ctypes.c_uint64), ("length", ctypes.c_uint64), ("dst", ctypes.c_uint64)]
+
+
+class _Result(ctypes.Structure):
+    _fields_ = [
+        ("bytes", ctypes.c_uint64),
+        ("seconds", ctypes.c_double),
+        ("read_seconds", ctypes.c_double),
+        ("copy_seconds", ctypes.c_double),
+        ("code", ctypes.c_char * 32),
+        ("error", ctypes.c_char * 1024),
+    ]
+
+
+def candidates():
+    """Where the library is looked for, in order."""
+    if os.environ.get("COLDSTART_LOAD_LIBRARY"):
+        return [os.environ["COLDSTART_LOAD_LIBRARY"]]
+    arch = _ARCH.get(platform.machine().lower(), platform.machine().lower())
+    return [os.path.join(_ROOT, "build", "Release", "libcoldstart_load.so"), os.path.join(_ROOT, "prebuilds", f"linux-{arch}", "libcoldstart_load.so")]
+
+
+_lib = None
+
+
+def library():
+    """The loaded library (once per process); LoadError MISSING with what to do when none loads."""
+    global _lib
+    if _lib is not None:
+        return _lib
+    tried = []
+    for path in candidates():
+        if not os.path.isfile(path):
+            tried.append(f"{path} (not there)")
+            continue
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError as e:
+            tried.append(f"{path} ({e})")
+            continue
+        lib.cs_abi_version.restype = ctypes.c_int
+        if lib.cs_abi_version() != ABI:
+            tried.append(f"{path} (ABI {lib.cs_abi_version()}, this module needs {ABI}: a different coldstart version)")
+            continue
+        lib.cs_load.argtypes = [ctypes.POINTER(_Range), ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(_Result)]
+        lib.cs_load.restype = ctypes.c_int
+        _lib = lib  # its path: lib._name
+        return _lib
+    raise LoadError(
+        "MISSING",
+        "libcoldstart_load.so did not load: "
+        + "; ".join(tried)
+        + ". Possible solutions: `npm rebuild coldstart` (builds it from source with a C++ compiler), or set"
+        " COLDSTART_LOAD_LIBRARY to the library's path",
+    )
+
+
+def load(ranges, device=None, threads=8, chunk_bytes=16 << 20):
+    """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy).
+
+    device: a CUDA ordinal (dst are device addresses in its primary context) or None (dst are host addresses).
+    The call blocks until every byte is in place (the copies are synchronised) or raises LoadError.
+    """
+    ranges = list(ranges)
+    arr = (_Range * max(1, len(ranges)))()
+    keep = []  # the encoded paths live as long as the call
+    for i, r in enumerate(ranges):
+        if len(r) != 4:
+            raise LoadError("BAD_ARG", f"coldstart_load.load: range {i} must be (path, offset, length, dst), got {r!r}")
+        path, offset, length, dst = r
+        b = os.fsencode(path)
+        keep.append(b)
+        for name, v in (("offset", offset), ("length", length), ("dst", dst)):
+            if not isinstance(v, int) or v < 0 or v >= 1 << 64:
+                raise LoadError("BAD_ARG", f"coldstart_load.load: range {i} ({path}): {name} must be an integer in 0..2^64-1, got {v!r}")
+        arr[i] = _Range(b, offset, length, dst)
+    if device is not None and (not isinstance(device, int) or device < 0):
+        raise LoadError("BAD_ARG", f"coldstart_load.load: device must be a CUDA ordinal or None, got {device!r}")
+    out = _Result()
+    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, int(threads), int(chunk_bytes), ctypes.byref(out))
+    if rc != 0:
+        raise LoadError(out.code.decode() or "NATIVE", out.error.decode(errors="replace") or f"cs_load failed ({rc})")
+    return {"bytes": out.bytes, "seconds": out.seconds, "read_seconds": out.read_seconds, "copy_seconds": out.copy_seconds}

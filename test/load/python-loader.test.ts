@@ -1,0 +1,56 @@
+// libcoldstart_load.so through src/python/coldstart_load.py, as a server's wake-up calls it: byte ranges of
+// safetensors files (written by safetensors itself) into the caller's own tensors, compared bit for bit with
+// safetensors' loader; and every refusal (missing, truncated, FIFO, directory, overflowing numbers, no GPU, no
+// library) as a code and a one-line message naming the file or argument, with the destination untouched.
+// On the host (device=None): no GPU here; the device proof (test/device/flat_weights.py) runs the GPU path.
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { peerPython } from '../helpers/python.js';
+
+const moduleDir = fileURLToPath(new URL('../../src/python', import.meta.url));
+const script = fileURLToPath(new URL('./python_loader_check.py', import.meta.url));
+const repo = fileURLToPath(new URL('../..', import.meta.url));
+
+describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so', () => {
+  it('fills a server\'s tensors with the bytes safetensors reads, and refuses bad input with a code and the file named', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'cs-pyload-'));
+    try {
+      const env = { ...process.env };
+      delete env.COLDSTART_LOAD_LIBRARY;
+      const r = spawnSync(peerPython()!, [script, moduleDir, tmp], { encoding: 'utf8', env, timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const o = JSON.parse(r.stdout);
+      // The library of this checkout's source build.
+      expect(o.library).toBe(join(repo, 'build', 'Release', 'libcoldstart_load.so'));
+      expect(o.tensors).toBe(6);
+      expect(o.equal).toBe(6);
+      expect(o.bytes).toBe(o.expectBytes);
+      expect(o.flatEqual).toBe(true);
+      expect(o.none).toBe(0);
+      const e = o.errors as Record<string, { code: string; message: string } | null>;
+      expect(e.missing).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(join(tmp, 'nope.safetensors')) });
+      expect(e.truncated).toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/truncated\.safetensors: the file has \d+ bytes but the load reads up to byte \d+ \(truncated/) });
+      expect(e.fifo).toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/fifo: not a regular file \(a FIFO, device or folder is never loaded\)/) });
+      expect(e.directory).toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringMatching(/not a regular file/) });
+      expect(e.overflow).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/ranges\[0\] \(.*truncated\.safetensors\): offset \+ length overflows/) });
+      expect(e.dstOverflow).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/dst \+ length overflows/) });
+      expect(e.nullDst).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/dst is NULL/) });
+      expect(e.negative).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/range 0 .*offset must be an integer/) });
+      expect(e.shape).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/\(path, offset, length, dst\)/) });
+      expect(e.threads).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/threads must be 1\.\.256, got 0/) });
+      expect(e.chunk).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/chunk_bytes must be a multiple of 4096/) });
+      expect(e.device).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/device must be a CUDA ordinal or None/) });
+      if (!existsSync('/dev/nvidiactl')) expect(e.gpu).toMatchObject({ code: 'NO_GPU', message: expect.stringMatching(/no CUDA driver: .*pass device -1/) });
+      else expect(e.gpu?.code).toMatch(/^(NO_GPU|ENV)$/); // a host address is no device address
+      expect(e.library).toMatchObject({ code: 'MISSING', message: expect.stringMatching(/libnothere\.so \(not there\).*Possible solutions: `npm rebuild coldstart`/) });
+      // Nothing was written into the destination by any refused call.
+      expect(o.untouched).toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});

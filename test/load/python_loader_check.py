@@ -1,0 +1,112 @@
+"""Drives src/python/coldstart_load.py (libcoldstart_load.so) as a server's wake-up would, on the host (device=None),
+against the real safetensors as the oracle; prints one JSON document for test/load/python-loader.test.ts.
+
+argv: module dir (src/python), scratch dir.
+"""
+
+import json
+import os
+import struct
+import sys
+
+import torch
+from safetensors.torch import load_file, save_file
+
+sys.path.insert(0, sys.argv[1])
+import coldstart_load  # noqa: E402
+
+tmp = sys.argv[2]
+out = {"library": None, "tensors": 0, "equal": 0, "bytes": 0, "errors": {}}
+
+
+def header(path):
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        h = json.loads(f.read(n))
+    h.pop("__metadata__", None)
+    return 8 + n, h
+
+
+def error_of(fn):
+    try:
+        fn()
+    except coldstart_load.LoadError as e:
+        return {"code": e.code, "message": str(e)}
+    return None
+
+
+# Two shards written by safetensors itself: dtypes of 1, 2, 4 and 8 bytes, odd sizes, a tensor over many 4 KiB
+# chunks, an empty one.
+g = torch.Generator().manual_seed(7)
+shards = {
+    "a.safetensors": {
+        "embed": torch.randn(257, 131, generator=g).to(torch.bfloat16),
+        "norm": torch.randn(131, generator=g),
+        "ids": torch.arange(1001, dtype=torch.int64),
+        "empty": torch.zeros(0, 5, dtype=torch.float16),
+    },
+    "b.safetensors": {"mask": torch.rand(77, 3, generator=g) > 0.5, "w": torch.randn(64, 1000, generator=g).to(torch.float16)},
+}
+for name, tensors in shards.items():
+    save_file(tensors, os.path.join(tmp, name))
+
+# Each tensor into its own (host) tensor, as a server fills its parameters; then compared bit for bit with the oracle.
+for name in shards:
+    path = os.path.join(tmp, name)
+    start, h = header(path)
+    want = load_file(path)
+    mine = {k: torch.zeros_like(v) for k, v in want.items()}
+    ranges = [(path, start + t["data_offsets"][0], t["data_offsets"][1] - t["data_offsets"][0], mine[k].data_ptr()) for k, t in h.items()]
+    r = coldstart_load.load(ranges, device=None, threads=3, chunk_bytes=4096)
+    out["bytes"] += r["bytes"]
+    for k in want:
+        out["tensors"] += 1
+        out["equal"] += int(torch.equal(want[k].view(-1).view(torch.uint8), mine[k].view(-1).view(torch.uint8)))
+out["library"] = coldstart_load.library()._name
+out["expectBytes"] = sum(t.numel() * t.element_size() for s in shards.values() for t in s.values())
+
+# One range for a whole data section into a flat buffer (the flat_weights layout), with the default chunk size.
+path = os.path.join(tmp, "b.safetensors")
+start, _h = header(path)
+size = os.path.getsize(path) - start
+flat = torch.zeros(size, dtype=torch.uint8)
+coldstart_load.load([(path, start, size, flat.data_ptr())])
+with open(path, "rb") as f:
+    f.seek(start)
+    out["flatEqual"] = bytes(flat.numpy()) == f.read()
+out["none"] = coldstart_load.load([])["bytes"]
+
+# Refusals: a one-line error naming the file or argument, the code, and the destination untouched.
+dst = torch.zeros(4096, dtype=torch.uint8)
+p = dst.data_ptr()
+truncated = os.path.join(tmp, "truncated.safetensors")
+with open(os.path.join(tmp, "a.safetensors"), "rb") as f:
+    data = f.read()
+with open(truncated, "wb") as f:
+    f.write(data[: len(data) // 2])
+fifo = os.path.join(tmp, "fifo")
+os.mkfifo(fifo)
+cases = {
+    "missing": lambda: coldstart_load.load([(os.path.join(tmp, "nope.safetensors"), 0, 8, p)]),
+    "truncated": lambda: coldstart_load.load([(truncated, len(data) // 2 - 100, 200, p)]),
+    "fifo": lambda: coldstart_load.load([(fifo, 0, 8, p)]),
+    "directory": lambda: coldstart_load.load([(tmp, 0, 8, p)]),
+    "overflow": lambda: coldstart_load.load([(truncated, (1 << 64) - 8, 16, p)]),
+    "dstOverflow": lambda: coldstart_load.load([(truncated, 0, 16, (1 << 64) - 8)]),
+    "nullDst": lambda: coldstart_load.load([(truncated, 0, 16, 0)]),
+    "negative": lambda: coldstart_load.load([(truncated, -1, 16, p)]),
+    "shape": lambda: coldstart_load.load([(truncated, 0, 16)]),
+    "threads": lambda: coldstart_load.load([(truncated, 0, 16, p)], threads=0),
+    "chunk": lambda: coldstart_load.load([(truncated, 0, 16, p)], chunk_bytes=1000),
+    "gpu": lambda: coldstart_load.load([(truncated, 0, 16, p)], device=0),
+    "device": lambda: coldstart_load.load([(truncated, 0, 16, p)], device=-2),
+}
+for k, fn in cases.items():
+    out["errors"][k] = error_of(fn)
+out["untouched"] = int(dst.count_nonzero())
+
+# A library that is not there: MISSING, with what to do.
+coldstart_load._lib = None
+os.environ["COLDSTART_LOAD_LIBRARY"] = os.path.join(tmp, "libnothere.so")
+out["errors"]["library"] = error_of(lambda: coldstart_load.load([]))
+print(json.dumps(out))
