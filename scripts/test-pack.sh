@@ -30,11 +30,11 @@ listing="$(tar -tzf "$tgz")"
 for f in package/LICENSE package/scripts/ci-criu.sh package/bin/coldstart.js package/dist/cli/main.js package/dist/index.js package/dist/index.d.ts \
   package/dist/server/shim.cjs package/dist/server/subreaper.py \
   package/scripts/build-addon.cjs package/scripts/native-build.cjs package/binding.gyp \
-  "package/prebuilds/linux-$arch/coldstart.napi.glibc.node"; do
+  "package/prebuilds/linux-$arch/coldstart.napi.glibc.node" "package/prebuilds/linux-$arch/libcoldstart_load.so"; do
   grep -qx "$f" <<<"$listing" || fail "the tarball lacks $f"
 done
 # The Python coldstart runs (src/python/*.py, copied into dist/ by scripts/copy-assets.cjs), without bytecode caches.
-for f in common stack framework compile compile_probe packages; do
+for f in common stack framework compile compile_probe packages coldstart_load; do
   grep -qx "package/dist/python/$f.py" <<<"$listing" || fail "the tarball lacks dist/python/$f.py (scripts/copy-assets.cjs)"
 done
 # What the package names, it carries: every docs/ link of the README, every script a message names.
@@ -85,6 +85,12 @@ node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
   if(!p.found||!p.version||!p.packages||!("torch" in p.packages)){console.error(JSON.stringify(p));process.exit(1)}' "$tmp/doctor.json" ||
   fail "doctor: the installed package did not run its Python package probe"
 
+step "doctor: coldstart_load.py of the installed package loads the shipped libcoldstart_load.so (a server's wake-up)"
+node -e 'const s=(JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).python||{}).serverLoader||{};
+  if(s.library!==process.argv[2]||s.module!==process.argv[3]){console.error(JSON.stringify(s));process.exit(1)}' "$tmp/doctor.json" \
+  "$(realpath "$pkg")/prebuilds/linux-$arch/libcoldstart_load.so" "$(realpath "$pkg")/dist/python/coldstart_load.py" ||
+  fail "doctor: coldstart_load did not load the shipped prebuilds/linux-$arch/libcoldstart_load.so"
+
 step "doctor says what the package lacks: onnxruntime-node present (its version), then removed as an offline install drops it (the exact reinstall line)"
 node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).onnx||{};
   if(!(o.usable===true&&o.version)&&!(o.usable===false&&/npm install --prefix /.test(o.fix||""))){console.error(JSON.stringify(o));process.exit(1)}' "$tmp/doctor.json" ||
@@ -106,6 +112,16 @@ if [ -n "${COLDSTART_PYTHON:-}" ]; then
     --framework transformers --runs 1 --max-tokens 2 --json >"$tmp/warmup.json" 2>"$tmp/warmup.err" || { cat "$tmp/warmup.err" >&2; fail "warmup --framework exited $?"; }
   node -e 'const d=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")); if(d.details?.details?.class!=="LlamaModel") process.exit(1)' "$tmp/warmup.json" ||
     fail "warmup --framework did not report the loaded model"
+fi
+
+if [ -n "${COLDSTART_PYTHON:-}" ]; then
+  step "coldstart_load from the installed package fills tensors with the bytes safetensors reads (test/load/python_loader_check.py)"
+  mkdir -p "$tmp/pyload"
+  env -u COLDSTART_LOAD_LIBRARY "$COLDSTART_PYTHON" "$repo/test/load/python_loader_check.py" "$pkg/dist/python" "$tmp/pyload" >"$tmp/pyload.json" ||
+    fail "python_loader_check.py failed against the installed package"
+  node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
+    if(o.equal!==o.tensors||!o.tensors||!o.flatEqual||o.library!==process.argv[2]){console.error(JSON.stringify(o));process.exit(1)}' "$tmp/pyload.json" \
+    "$pkg/prebuilds/linux-$arch/libcoldstart_load.so" || fail "coldstart_load from the installed package: wrong bytes or not the shipped library"
 fi
 
 step "coldstart profile (the built-in demo)"

@@ -2,6 +2,7 @@
 import type { Style } from '../core/output.js';
 import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import type { DoctorReport } from './doctor.js';
+import { dirname } from 'node:path';
 
 export function doctorText(r: DoctorReport, s: Style): string {
   const rows: Array<[string, string]> = [];
@@ -37,6 +38,14 @@ export function doctorText(r: DoctorReport, s: Style): string {
     rows.push(['python', `${p.version} (${p.executable}): ${pk}`]);
   } else rows.push(['python', bad(`not found: ${p.reason}`)]);
   rows.push(['', p.chosenBy === 'COLDSTART_PYTHON' ? 'chosen by COLDSTART_PYTHON (set)' : 'the first python3/python on PATH; COLDSTART_PYTHON=/path/to/python chooses another (not set)']);
+  const sl = p.serverLoader;
+  if (sl)
+    rows.push([
+      'server loader',
+      sl.library
+        ? `${sl.library}, for a server's wake-up: PYTHONPATH=${dirname(sl.module)} then import coldstart_load (docs/snapshot.md)`
+        : bad(`coldstart_load (${sl.module}) finds no library: ${sl.reason}`),
+    ]);
   const o = r.onnx;
   rows.push(['onnx', o.usable ? `${o.module} ${o.version}${o.path ? ` (${o.path})` : ''}; CUDA provider ${o.cuda.available ? 'available' : `not available: ${o.cuda.reason}`}` : bad(`${o.module} not usable: ${o.reason}`)]);
   if (!o.usable) rows.push(['', bad(`to fix: ${o.fix}`)]);

@@ -1,5 +1,6 @@
-"""doctor: this interpreter and the versions of the packages named in argv, found by their metadata (nothing is
-imported, so a broken or slow torch does not stall doctor). Emits one event: python.
+"""doctor: this interpreter and the versions of the packages named in argv, found by their metadata (none of them is
+imported, so a broken or slow torch does not stall doctor), and whether coldstart_load (beside this file, standard
+library only) finds and loads libcoldstart_load.so here, as a server's wake-up would. Emits one event: python.
 """
 
 import importlib.util
@@ -20,8 +21,20 @@ def installed(name):
         return None
 
 
+def server_loader():
+    import coldstart_load
+
+    out = {"module": os.path.abspath(coldstart_load.__file__)}
+    try:
+        out["library"] = coldstart_load.library()._name
+    except coldstart_load.LoadError as e:
+        out["reason"] = str(e)
+    return out
+
+
 def main():
-    emit("python", version=sys.version.split()[0], executable=sys.executable, packages={n: installed(n) for n in sys.argv[1:]})
+    packages = {n: installed(n) for n in sys.argv[1:]}
+    emit("python", version=sys.version.split()[0], executable=sys.executable, packages=packages, serverLoader=server_loader())
 
 
 if __name__ == "__main__":

@@ -20,6 +20,11 @@ export interface PythonInfo {
   reason?: string;
   /** Package → version, or null when not importable. */
   packages: Record<string, string | null>;
+  /**
+   * coldstart_load.py (the loader a server's wake-up calls) as this Python imports it: the library it loaded
+   * (libcoldstart_load.so), or why none did.
+   */
+  serverLoader?: { module: string; library?: string; reason?: string };
 }
 
 export const PEER_PACKAGES = ['torch', 'safetensors', 'transformers', 'huggingface_hub', 'onnxruntime', 'onnx'] as const;
@@ -180,7 +185,8 @@ export async function probePython(env: Env, packages: readonly string[] = PEER_P
         lastReason = `${exe} exited with ${r.timedOut ? 'a timeout' : r.exitCode}: ${r.stderr.split('\n').filter(Boolean).pop() ?? ''}`;
         continue;
       }
-      return { found: true, executable: String(ev.executable), version: String(ev.version), packages: ev.packages as Record<string, string | null> };
+      const sl = ev.serverLoader as PythonInfo['serverLoader'];
+      return { found: true, executable: String(ev.executable), version: String(ev.version), packages: ev.packages as Record<string, string | null>, ...(sl ? { serverLoader: sl } : {}) };
     } catch (e) {
       lastReason = `${exe}: ${(e as Error).message.split('\n')[0]}`;
     }

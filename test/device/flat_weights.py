@@ -9,17 +9,23 @@ H100, driver 580, 2026-12-05). On the CPU (the script's dry run) it is a private
 hands back to the kernel (MADV_DONTNEED: CRIU then has nothing to dump there).
 
 The layout is each shard's data section, in file order, each starting on a 2 MiB boundary, so a reload is one
-sequential read per shard: threads read 32 MiB pieces into pinned staging buffers and copy them to the device on
-their own streams.
+sequential read per shard, by one of two loaders (CS_LOADER, or load()'s argument):
+  python     threads read 32 MiB pieces into pinned staging buffers and copy them to the device on their own streams
+  coldstart  coldstart's own engine through src/python/coldstart_load.py (libcoldstart_load.so): one range per shard,
+             straight into the reserved addresses
 """
 import ctypes
 import json
 import mmap
 import os
 import struct
+import sys
 import threading
 
 import torch
+
+# coldstart_load: the checkout's src/python, or the folder CS_COLDSTART_PY names (an installed package's dist/python)
+sys.path.insert(0, os.environ.get("CS_COLDSTART_PY") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "python"))
 
 ALIGN = 2 << 20
 PIECE = 32 << 20
@@ -165,12 +171,12 @@ class FlatWeights:
             torch.cuda.synchronize()
         self.backup = None
 
-    def reload(self, threads=None, piece=None):
+    def reload(self, threads=None, piece=None, loader=None):
         """New memory at the same addresses, the bytes read back from the files."""
         if self.resident:
             return
         self._map_again()
-        self.load(threads, piece)
+        self.load(threads, piece, loader)
 
     def _map_again(self):
         """New device memory mapped at the reserved addresses (the CPU mapping never went away)."""
@@ -178,7 +184,19 @@ class FlatWeights:
             self.handle = self.vmm.map(self.ptr, self.size)
         self.resident = True
 
-    def load(self, threads=None, piece=None):
+    def load(self, threads=None, piece=None, loader=None):
+        """The files' bytes into the buffer, by CS_LOADER's loader (python unless told); returns the loader's name."""
+        loader = loader or os.environ.get("CS_LOADER", "python")
+        threads = threads or int(os.environ.get("CS_LOAD_THREADS", min(8, os.cpu_count() or 1)))
+        if loader == "coldstart":
+            import coldstart_load
+
+            ranges = [(path, start, n, self.flat.data_ptr() + base) for path, start, n, base, _h in self.shards]
+            device = torch.cuda.current_device() if self.cuda else None
+            coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece or 16 << 20)
+            return loader
+        if loader != "python":
+            raise ValueError(f"CS_LOADER={loader}: python or coldstart")
         piece = piece or PIECE
         pieces = []
         for path, start, n, base, _h in self.shards:
@@ -222,7 +240,7 @@ class FlatWeights:
                 errors.append(e)
 
         try:
-            ts = [threading.Thread(target=worker) for _ in range(threads or int(os.environ.get("CS_LOAD_THREADS", min(8, os.cpu_count() or 1))))]
+            ts = [threading.Thread(target=worker) for _ in range(threads)]
             for t in ts:
                 t.start()
             for t in ts:
@@ -236,3 +254,4 @@ class FlatWeights:
             torch.cuda.synchronize()
             if hasattr(torch._C, "_host_emptyCache"):
                 torch._C._host_emptyCache()  # the pinned staging is not kept (it would be in a snapshot image)
+        return loader

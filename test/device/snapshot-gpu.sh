@@ -12,6 +12,7 @@
 #   PARK_HOOKS=1 HOOK_LEVEL=2 ... eager              # park / unpark a server of its own plain, --huge-pages and
 #                                                    #   with its sleep level 1 and 2 as --before-park/--after-unpark
 #   HOOK_RESTORES="cold-huge-pf" (HOOK_LEVEL=2)      # -pf: restore --prefetch WEIGHTS_DIR (read alongside)
+#   HOOK_RESTORES="warm-huge-cs" (HOOK_LEVEL=2)      # -cs: the wake-up reads back with coldstart_load (libcoldstart_load.so)
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
@@ -230,14 +231,17 @@ if [ "${PARK_HOOKS:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
     [ "$got" = "$want" ] || fail=1
   }
   U="http://127.0.0.1:$PP"
-  # The wake-up's read-back rate (page cache → GPU) by reader threads
-  for tp in 4:32 8:32 16:32 4:8 8:8 16:8 4:128 8:128; do
-    curl -sf -XPOST "$U/sleep?level=2" >/dev/null && curl -sf -XPOST "$U/wake_up?threads=${tp%:*}&piece_mib=${tp#*:}" >/dev/null
-    say "wake-up with ${tp%:*} threads, ${tp#*:} MiB pieces: $(grep 'weights read back' "$WORK/park-server.log" | tail -n 1)"
+  # The wake-up's read-back rate (page cache → GPU) by loader (Python threads, coldstart's engine through
+  # coldstart_load.py), reader threads and piece size
+  for ltp in python:8:32 coldstart:8:16 python:4:8 coldstart:4:16 coldstart:16:16 coldstart:8:4 coldstart:8:64 python:8:32 coldstart:8:16; do
+    IFS=: read -r l t p <<<"$ltp"
+    curl -sf -XPOST "$U/sleep?level=2" >/dev/null && curl -sf -XPOST "$U/wake_up?loader=$l&threads=$t&piece_mib=$p" >/dev/null
+    say "wake-up by $l with $t threads, $p MiB pieces: $(grep 'weights read back' "$WORK/park-server.log" | tail -n 1)"
   done
   park_cycle plain "" ""
   park_cycle huge "--huge-pages" ""
   park_cycle level2 "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up"
+  park_cycle level2-cs "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up?loader=coldstart"
   park_cycle level1 "--before-park $U/sleep?level=1" "--after-unpark $U/wake_up"
   kill -9 "$spid" 2>/dev/null
   tail -n 12 "$WORK/park-server.log" >>"$S"
@@ -248,7 +252,9 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
   for tag in ${HOOK_RESTORES:-cold}; do
     flags=()
     case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac
-    case "$tag" in *-pf) flags+=(--prefetch "$CS_WEIGHTS") ;; esac
+    case "$tag" in *-pf*) flags+=(--prefetch "$CS_WEIGHTS") ;; esac
+    # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
+    case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart") ;; esac
     restore "$MODE-hooks" "$tag" "${flags[@]}"
     kill_tree "$WORK/$MODE-hooks/manifest.json"
   done

@@ -20,6 +20,8 @@ Environment:
   CS_WEIGHTS=DIR       load the weights from the safetensors shards in DIR (made by CS_SAVE) instead of seeding them
   CS_SAVE=DIR          seed the weights, write them to DIR as 4 safetensors shards, and exit (PORT is ignored)
   CS_LOAD_THREADS=8    reader threads for CS_WEIGHTS
+  CS_LOADER=python     who reads the weights (start and wake-up): python threads, or coldstart (libcoldstart_load.so
+                       through src/python/coldstart_load.py; flat_weights.py); /wake_up?loader= chooses per request
 compile: torch.compile(mode="reduce-overhead") with Inductor's defaults (parallel compile workers), compiled and
 captured by the first request (the snapshot's --warmup), which is the cost a restore skips.
 """
@@ -56,7 +58,7 @@ if folder:
 
     tl = time.time()
     flat = FlatWeights(folder, dev)
-    flat.load()
+    by = flat.load()
     views = flat.tensors()
     for name, _p in list(model.named_parameters()):
         owner, _, attr = name.rpartition(".")
@@ -65,7 +67,7 @@ if folder:
     rotary = model.model.rotary_emb  # its inv_freq is not in the files (a non-persistent buffer): computed again
     model.model.rotary_emb = type(rotary)(config=cfg, device=dev)
     assert not any(t.is_meta for t in list(model.parameters()) + list(model.buffers())), "a tensor left on meta"
-    print(f"weights read from {folder} in {time.time() - tl:.2f}s", flush=True)
+    print(f"weights read from {folder} in {time.time() - tl:.2f}s ({by} loader)", flush=True)
 torch.set_default_dtype(torch.float32)
 weights = sum(p.numel() * p.element_size() for p in model.parameters())
 assert all(torch.isfinite(p).all() for p in model.parameters()), "non-finite weights"
@@ -182,9 +184,12 @@ class H(BaseHTTPRequestHandler):
                 print(f"weights copied back from host memory: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s", flush=True)
             elif flat is not None and not flat.resident:
                 q = dict(pair.split("=", 1) for pair in self.path.partition("?")[2].split("&") if "=" in pair)
-                # ?threads=N&piece_mib=M: the device proof's sweep
-                flat.reload(int(q["threads"]) if "threads" in q else None, int(q["piece_mib"]) << 20 if "piece_mib" in q else None)
-                print(f"weights read back: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s", flush=True)
+                # ?threads=N&piece_mib=M&loader=python|coldstart: the device proof's sweep
+                threads = int(q["threads"]) if "threads" in q else None
+                loader = q.get("loader")
+                flat.reload(threads, int(q["piece_mib"]) << 20 if "piece_mib" in q else None, loader)
+                by = loader or os.environ.get("CS_LOADER", "python")
+                print(f"weights read back: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s ({by} loader)", flush=True)
             allocate_kv()
         else:
             return self._send(b"no such path", 404)

@@ -76,7 +76,7 @@ if ok(ph) and ok(uh) and res.get("unpark"):
     res["unpark-huge"] = {"seconds": uh["total"]["seconds"], "parkSeconds": ph["total"]["seconds"], "floorSeconds": floor,
                           "efficiency": floor / uh["total"]["seconds"] if floor else None}
 # PARK_HOOKS: each way's unpark against what it put back on the GPU (NVML after - before) at the pinned link's rate
-for tag in ("plain", "huge", "level2", "level1"):
+for tag in ("plain", "huge", "level2", "level2-cs", "level1"):
     pk, up, an = load(f"park-{tag}.json"), load(f"unpark-{tag}.json"), load(f"unpark-{tag}-answer.json")
     if not (ok(pk) and ok(up)):
         continue
