@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Stages what a GPU run of the gpu-load bench needs into a git-ignored folder of the checkout that the device
 # tool sends (DEST, default /work/main/.dev/loader): dist/, the addon, package.json, the runtime node_modules the
-# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests, and node.
+# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests, node, and
+# libcoldstart_load.so (dist/python/coldstart_load.py finds it in build/Release/).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.dev/loader}
 rm -rf "$dest" && mkdir -p "$dest/build/Release" "$dest/node_modules" "$dest/fixtures" "$dest/bench" "$dest/test"
 cp -r "$src/dist" "$src/bin" "$src/package.json" "$dest/"
-cp "$src/build/Release/coldstart.node" "$dest/build/Release/"
+cp "$src/build/Release/coldstart.node" "$src/build/Release/libcoldstart_load.so" "$dest/build/Release/"
 cp -r "$src/fixtures/gpuload" "$dest/fixtures/"
 cp -r "$src/bench/gpu-load" "$src/bench/lib" "$dest/bench/"
 cp -r "$src/test/device" "$dest/test/"

@@ -65,8 +65,11 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   e.path = CopyPath::Ring;
   e.chunkBytes = chunkBytes;
   e.threads = threads;
-  e.buffers = std::max(4, 2 * threads);
+  // As gpu-load's measured defaults (src/load/gpu-load.ts DEFAULTS): threads + 2 ring buffers of huge-page memory
+  // pinned with cuMemHostRegister (cuMemHostAlloc when that fails), 4 streams.
+  e.buffers = threads + 2;
   e.streams = std::min(4, threads);
+  e.registerRing = true;
   uint64_t ring = 0;
   if (!MulU64(chunkBytes, static_cast<uint64_t>(e.buffers), &ring) || ring > kMaxRing) return Refuse(out, Err::BadArg, "cs_load: threads × chunk_bytes is more than 64 GiB of ring");
   for (uint64_t i = 0; i < n; i++) {

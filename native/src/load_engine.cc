@@ -581,12 +581,13 @@ void LoadEngine::Run() {
       held.push_back(std::move(ctx));
       if (r != 0) return Fail(Err::NoGpu, "GPU " + std::to_string(j.device) + ": could not create its context: " + CuErrorText(r));
       if (sink != Sink::Device) continue;
-      uint64_t need = kDevMargin;
+      uint64_t need = 0;
       for (uint32_t fi : j.files) {
-        if (files[fi]->Given()) continue;  // the caller's memory, already allocated
+        if (files[fi]->Given()) continue;  // the caller's memory, already allocated (a full card is no refusal then)
         uint64_t n = 0;
         if (!RoundUpU64(files[fi]->size(), kDevRound, &n) || !AddU64(need, n, &need)) return Fail(Err::BadArg, "file sizes overflow");
       }
+      if (need > 0 && !AddU64(need, kDevMargin, &need)) return Fail(Err::BadArg, "file sizes overflow");
       if (need > fr) {
         return Fail(Err::GpuOom, "GPU " + std::to_string(j.device) + " (" + j.name + ") has " + std::to_string(fr) + " bytes free but loading its " +
                                      std::to_string(j.files.size()) + " file(s) needs " + std::to_string(need) + "; nothing was allocated");

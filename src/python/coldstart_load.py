@@ -22,6 +22,10 @@ import os
 import platform
 
 ABI = 1
+# gpu-load's measured defaults (src/load/gpu-load.ts DEFAULTS; test/load/python-loader.test.ts keeps them equal):
+# 8 MiB chunks, one reader thread per available core, 2 to 16.
+CHUNK_BYTES = 8 << 20
+THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2))
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # src/python or dist/python
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -90,10 +94,11 @@ def library():
     )
 
 
-def load(ranges, device=None, threads=8, chunk_bytes=16 << 20):
+def load(ranges, device=None, threads=None, chunk_bytes=None):
     """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy).
 
     device: a CUDA ordinal (dst are device addresses in its primary context) or None (dst are host addresses).
+    threads, chunk_bytes: reader threads and bytes per read (default THREADS, CHUNK_BYTES).
     The call blocks until every byte is in place (the copies are synchronised) or raises LoadError.
     """
     ranges = list(ranges)
@@ -112,7 +117,9 @@ def load(ranges, device=None, threads=8, chunk_bytes=16 << 20):
     if device is not None and (not isinstance(device, int) or device < 0):
         raise LoadError("BAD_ARG", f"coldstart_load.load: device must be a CUDA ordinal or None, got {device!r}")
     out = _Result()
-    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, int(threads), int(chunk_bytes), ctypes.byref(out))
+    threads = THREADS if threads is None else int(threads)
+    chunk_bytes = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
+    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, threads, chunk_bytes, ctypes.byref(out))
     if rc != 0:
         raise LoadError(out.code.decode() or "NATIVE", out.error.decode(errors="replace") or f"cs_load failed ({rc})")
     return {"bytes": out.bytes, "seconds": out.seconds, "read_seconds": out.read_seconds, "copy_seconds": out.copy_seconds}

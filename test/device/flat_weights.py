@@ -14,6 +14,7 @@ sequential read per shard, by one of two loaders (CS_LOADER, or load()'s argumen
   coldstart  coldstart's own engine through src/python/coldstart_load.py (libcoldstart_load.so): one range per shard,
              straight into the reserved addresses
 """
+
 import ctypes
 import json
 import mmap
@@ -24,8 +25,11 @@ import threading
 
 import torch
 
-# coldstart_load: the checkout's src/python, or the folder CS_COLDSTART_PY names (an installed package's dist/python)
-sys.path.insert(0, os.environ.get("CS_COLDSTART_PY") or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src", "python"))
+# coldstart_load: the folder CS_COLDSTART_PY names (an installed package's dist/python), else the checkout's
+# src/python, else its dist/python (a staged device tree has only dist/)
+_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+_PY = [os.environ.get("CS_COLDSTART_PY", ""), os.path.join(_ROOT, "src", "python"), os.path.join(_ROOT, "dist", "python")]
+sys.path.insert(0, next((d for d in _PY if d and os.path.isfile(os.path.join(d, "coldstart_load.py"))), _PY[1]))
 
 ALIGN = 2 << 20
 PIECE = 32 << 20
@@ -51,8 +55,7 @@ class _Vmm:
         _fields_ = [("type", ctypes.c_int), ("id", ctypes.c_int)]
 
     class _Flags(ctypes.Structure):
-        _fields_ = [("compressionType", ctypes.c_ubyte), ("gpuDirectRDMACapable", ctypes.c_ubyte),
-                    ("usage", ctypes.c_ushort), ("reserved", ctypes.c_ubyte * 4)]
+        _fields_ = [("compressionType", ctypes.c_ubyte), ("gpuDirectRDMACapable", ctypes.c_ubyte), ("usage", ctypes.c_ushort), ("reserved", ctypes.c_ubyte * 4)]
 
     class _Prop(ctypes.Structure):
         pass
@@ -60,8 +63,13 @@ class _Vmm:
     class _Access(ctypes.Structure):
         pass
 
-    _Prop._fields_ = [("type", ctypes.c_int), ("requestedHandleTypes", ctypes.c_int), ("location", _Loc),
-                      ("win32HandleMetaData", ctypes.c_void_p), ("allocFlags", _Flags)]
+    _Prop._fields_ = [
+        ("type", ctypes.c_int),
+        ("requestedHandleTypes", ctypes.c_int),
+        ("location", _Loc),
+        ("win32HandleMetaData", ctypes.c_void_p),
+        ("allocFlags", _Flags),
+    ]
     _Access._fields_ = [("location", _Loc), ("flags", ctypes.c_int)]
 
     def __init__(self, device):
@@ -138,7 +146,7 @@ class FlatWeights:
         for _path, _start, _n, base, header in self.shards:
             for name, t in header.items():
                 a, b = t["data_offsets"]
-                out[name] = self.flat[base + a: base + b].view(DTYPES[t["dtype"]]).view(t["shape"])
+                out[name] = self.flat[base + a : base + b].view(DTYPES[t["dtype"]]).view(t["shape"])
         return out
 
     def release(self):
@@ -187,14 +195,14 @@ class FlatWeights:
     def load(self, threads=None, piece=None, loader=None):
         """The files' bytes into the buffer, by CS_LOADER's loader (python unless told); returns the loader's name."""
         loader = loader or os.environ.get("CS_LOADER", "python")
-        threads = threads or int(os.environ.get("CS_LOAD_THREADS", min(8, os.cpu_count() or 1)))
         if loader == "coldstart":
             import coldstart_load
 
             ranges = [(path, start, n, self.flat.data_ptr() + base) for path, start, n, base, _h in self.shards]
             device = torch.cuda.current_device() if self.cuda else None
-            coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece or 16 << 20)
+            coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece)  # None: its defaults
             return loader
+        threads = threads or int(os.environ.get("CS_LOAD_THREADS", min(8, os.cpu_count() or 1)))
         if loader != "python":
             raise ValueError(f"CS_LOADER={loader}: python or coldstart")
         piece = piece or PIECE
@@ -221,14 +229,14 @@ class FlatWeights:
                         break
                     path, src, dst, n = job
                     if not self.cuda:
-                        got = os.preadv(fds[path], [memoryview(self.mm)[dst: dst + n]], src)
+                        got = os.preadv(fds[path], [memoryview(self.mm)[dst : dst + n]], src)
                     else:
                         s = i % 2
                         if done[s] is not None:
                             done[s].synchronize()
                         got = os.preadv(fds[path], [memoryview(stage[s].numpy())[:n]], src)
                         with torch.cuda.stream(stream):
-                            self.flat[dst: dst + n].copy_(stage[s][:n], non_blocking=True)
+                            self.flat[dst : dst + n].copy_(stage[s][:n], non_blocking=True)
                             done[s] = torch.cuda.Event()
                             done[s].record(stream)
                     if got != n:

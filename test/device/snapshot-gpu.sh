@@ -233,7 +233,7 @@ if [ "${PARK_HOOKS:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
   U="http://127.0.0.1:$PP"
   # The wake-up's read-back rate (page cache → GPU) by loader (Python threads, coldstart's engine through
   # coldstart_load.py), reader threads and piece size
-  for ltp in python:8:32 coldstart:8:16 python:4:8 coldstart:4:16 coldstart:16:16 coldstart:8:4 coldstart:8:64 python:8:32 coldstart:8:16; do
+  for ltp in python:8:32 coldstart:16:8 python:4:8 coldstart:8:8 coldstart:16:16 coldstart:16:4 coldstart:4:8 python:8:32 coldstart:16:8; do
     IFS=: read -r l t p <<<"$ltp"
     curl -sf -XPOST "$U/sleep?level=2" >/dev/null && curl -sf -XPOST "$U/wake_up?loader=$l&threads=$t&piece_mib=$p" >/dev/null
     say "wake-up by $l with $t threads, $p MiB pieces: $(grep 'weights read back' "$WORK/park-server.log" | tail -n 1)"

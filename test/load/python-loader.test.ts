@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { peerPython } from '../helpers/python.js';
+import { DEFAULTS } from '../../src/load/gpu-load.js';
 
 const moduleDir = fileURLToPath(new URL('../../src/python', import.meta.url));
 const script = fileURLToPath(new URL('./python_loader_check.py', import.meta.url));
@@ -30,6 +31,8 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(o.equal).toBe(6);
       expect(o.bytes).toBe(o.expectBytes);
       expect(o.flatEqual).toBe(true);
+      // One answer for the loader's defaults: the module's are gpu-load's measured ones.
+      expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads });
       expect(o.none).toBe(0);
       const e = o.errors as Record<string, { code: string; message: string } | null>;
       expect(e.missing).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(join(tmp, 'nope.safetensors')) });

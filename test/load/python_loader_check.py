@@ -16,7 +16,14 @@ sys.path.insert(0, sys.argv[1])
 import coldstart_load  # noqa: E402
 
 tmp = sys.argv[2]
-out = {"library": None, "tensors": 0, "equal": 0, "bytes": 0, "errors": {}}
+out = {
+    "library": None,
+    "tensors": 0,
+    "equal": 0,
+    "bytes": 0,
+    "errors": {},
+    "defaults": {"chunkBytes": coldstart_load.CHUNK_BYTES, "threads": coldstart_load.THREADS},
+}
 
 
 def header(path):
