@@ -155,6 +155,12 @@ export interface NativeLoadOptions {
   returnHost?: boolean;
   /** Tests: flip one loaded byte so verification must report a mismatch. */
   testCorrupt?: boolean;
+  /**
+   * A tensor-parallel load (src/load/tp.ts planTp): rank → device (-1 each in host mode) and buffer size, and the
+   * copies (8 numbers each: chunk, rank, src, width, height, pitch, dst, dstPitch, grouped by chunk). Each chunk
+   * is read once; `samples` (any) asks for each copy's first row to be compared with the file.
+   */
+  tp?: { devices: number[]; bytes: number[]; ops: Float64Array };
 }
 
 export interface NativeLoadResult {
@@ -191,6 +197,8 @@ export interface NativeLoadResult {
   files: Array<{ bytes: number; seconds: number; direct: boolean; data?: Buffer }>;
   verify?: { checked: number; checkedBytes: number; mismatches: number; firstMismatch?: string };
   notes: string[];
+  /** Tensor-parallel loads: each rank's device, bytes received and finish (seconds from the first read). */
+  tp?: { ranks: Array<{ device: number; bytes: number; seconds: number; data?: Buffer }> };
 }
 
 export interface PageCacheEntry {

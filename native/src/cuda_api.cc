@@ -55,6 +55,7 @@ CudaApi LoadCuda() {
   ok &= Sym(lib, "cuMemcpyDtoH_v2", a.cuMemcpyDtoH, err);
   ok &= Sym(lib, "cuMemcpyHtoDAsync_v2", a.cuMemcpyHtoDAsync, err);
   ok &= Sym(lib, "cuMemcpyDtoHAsync_v2", a.cuMemcpyDtoHAsync, err);
+  ok &= Sym(lib, "cuMemcpy2DAsync_v2", a.cuMemcpy2DAsync, err);
   ok &= Sym(lib, "cuStreamCreate", a.cuStreamCreate, err);
   ok &= Sym(lib, "cuStreamDestroy_v2", a.cuStreamDestroy, err);
   ok &= Sym(lib, "cuStreamSynchronize", a.cuStreamSynchronize, err);

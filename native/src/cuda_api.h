@@ -34,6 +34,23 @@ enum : unsigned {
   CU_EVENT_DISABLE_TIMING = 0x2,
 };
 
+// CUDA_MEMCPY2D (cuda.h), as cuMemcpy2DAsync_v2 takes it. Memory types: 1 host, 2 device.
+struct CudaMemcpy2D {
+  size_t srcXInBytes, srcY;
+  int srcMemoryType;
+  const void* srcHost;
+  CUdeviceptr srcDevice;
+  void* srcArray;
+  size_t srcPitch;
+  size_t dstXInBytes, dstY;
+  int dstMemoryType;
+  void* dstHost;
+  CUdeviceptr dstDevice;
+  void* dstArray;
+  size_t dstPitch;
+  size_t WidthInBytes, Height;
+};
+
 struct CudaApi {
   bool loaded = false;
   std::string loadError;  // why libcuda.so.1 could not be used (dlopen/dlsym message)
@@ -62,6 +79,7 @@ struct CudaApi {
   CUresult (*cuMemcpyDtoH)(void*, CUdeviceptr, size_t) = nullptr;
   CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr, const void*, size_t, CUstream) = nullptr;
   CUresult (*cuMemcpyDtoHAsync)(void*, CUdeviceptr, size_t, CUstream) = nullptr;
+  CUresult (*cuMemcpy2DAsync)(const struct CudaMemcpy2D*, CUstream) = nullptr;  // tensor-parallel strided copies
   CUresult (*cuStreamCreate)(CUstream*, unsigned) = nullptr;
   CUresult (*cuStreamDestroy)(CUstream) = nullptr;
   CUresult (*cuStreamSynchronize)(CUstream) = nullptr;

@@ -512,33 +512,39 @@ void LoadEngine::Verify(Job& job) {
   }
 }
 
-void LoadEngine::Run() {
-  const CudaApi& cu = Cuda();
-  // Check every file (and, when asked, map it) before anything is allocated, one descriptor at a time: the
-  // reads open them again through the pools, a bounded number at once (never one descriptor per shard).
+// Checks every file (and, when asked, maps it) before anything is allocated, one descriptor at a time, and opens
+// the pools the reads use (a bounded number of descriptors at once, never one per shard). False: Fail was called.
+bool LoadEngine::CheckFiles() {
   std::vector<std::string> paths;
   for (auto& fp : files) {
     FileSpec& f = *fp;
     Fd fd(OpenToCheck(f.path.c_str()));
     if (!fd) {
       int e = errno;
-      return Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e));
+      return Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e)), false;
     }
     struct stat st;
-    if (fstat(fd.get(), &st) != 0 || !IsRegularFile(st)) return Fail(Err::CorruptFile, f.path + ": not a regular file (a FIFO, device or folder is never loaded)");
+    if (fstat(fd.get(), &st) != 0 || !IsRegularFile(st)) return Fail(Err::CorruptFile, f.path + ": not a regular file (a FIFO, device or folder is never loaded)"), false;
     if (st.st_size < 0 || static_cast<uint64_t>(st.st_size) < f.end) {
       return Fail(Err::CorruptFile, f.path + ": the file has " + std::to_string(st.st_size) + " bytes but the load reads up to byte " + std::to_string(f.end) +
-                                        " (truncated, or changed since its header was read?)");
+                                        " (truncated, or changed since its header was read?)"), false;
     }
     if (path == CopyPath::Mapped && !f.map.Map(fd.get(), static_cast<size_t>(st.st_size))) {
       int e = errno;
-      return Fail(ErrFromErrno(e), f.path + ": mmap failed: " + Errno(e));
+      return Fail(ErrFromErrno(e), f.path + ": mmap failed: " + Errno(e)), false;
     }
     f.directOk = direct && path == CopyPath::Ring;  // until an O_DIRECT open or read of it is refused
     paths.push_back(f.path);
   }
   fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles));
   if (direct && path == CopyPath::Ring) fdsDirect.reset(new FdPool(paths, O_RDONLY | O_DIRECT, kOpenFiles));
+  return true;
+}
+
+void LoadEngine::Run() {
+  const CudaApi& cu = Cuda();
+  if (!CheckFiles()) return;
+  if (!tpRanks.empty()) return RunTp();
   // Group files and chunks per device: each file (so each byte) goes to exactly one card and is read once.
   if (!gpu)
     for (auto& f : files) f->device = -1;

@@ -79,6 +79,27 @@ struct Buf {
 
 struct LoadEngine;
 
+// Tensor-parallel loads (src/load/tp.ts planTp): one copy of a strided region of a chunk to one rank's buffer.
+// src is an absolute file offset inside the chunk's wanted bytes; row i goes from src + i·pitch to dst + i·dstPitch.
+struct CopyOp {
+  uint32_t chunk, rank;
+  uint64_t src, width, height, pitch, dst, dstPitch;
+};
+
+// One rank of a tensor-parallel load: its device (-1: host memory), its buffer, its finish time.
+struct TpRank {
+  int device = -1;
+  uint64_t bytes = 0;
+  std::unique_ptr<PrimaryCtx> ctx;
+  DeviceMem dmem;
+  HostMem hmem;
+  std::vector<Stream> streams;
+  Event ref;
+  double tRef = 0;
+  double finish = 0;  // seconds from the load's start to its last copy's end
+  std::mutex mu;
+};
+
 // One device's (or the host's) pipeline.
 struct Job {
   LoadEngine* owner = nullptr;
@@ -108,8 +129,9 @@ struct Job {
 struct LoadEngine {
   // the outcome: error empty when the load succeeded, else a message and ErrName's code
   std::string error, code;
-  void Fail(Err c, const std::string& msg) {
-    code = ErrName(c);
+  void Fail(Err c, const std::string& msg) { Fail(std::string(ErrName(c)), msg); }
+  void Fail(const std::string& c, const std::string& msg) {
+    code = c;
     error = msg;
   }
   // inputs (all validated by GpuLoad before the baton is queued)
@@ -127,6 +149,12 @@ struct LoadEngine {
   std::atomic<bool> registerRing{false};
   int32_t* cancel = nullptr;     // read atomically (a SharedArrayBuffer for Node), or null
   uint64_t* progress = nullptr;  // added to atomically (a SharedArrayBuffer for Node), or null
+  // tensor-parallel (tp > 0): each chunk read once, its ops copied to every rank that needs them
+  std::vector<std::unique_ptr<TpRank>> tpRanks;
+  std::vector<CopyOp> ops;  // grouped by chunk, in chunk order
+  std::vector<size_t> opStart;  // chunk i's ops: [opStart[i], opStart[i + 1])
+  uint64_t tpChecked = 0, tpCheckedBytes = 0, tpMismatches = 0;
+  std::string tpFirstMismatch;
   // shared state
   std::atomic<bool> failed{false};
   // outputs
@@ -162,6 +190,11 @@ struct LoadEngine {
   }
 
   void Run();
+  bool CheckFiles();
+  void RunTp();
+  void TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, std::deque<int>& freeList,
+                std::mutex& mu, std::condition_variable& cv, std::atomic<size_t>& next, int thread);
+  void TpVerify(Job& job);
   void RunJob(Job& job);
   void Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, std::deque<int>& freeList, std::mutex& mu,
               std::condition_variable& cv, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef);

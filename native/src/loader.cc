@@ -156,6 +156,29 @@ Napi::Value LoadBaton::ToJS(Napi::Env env) {
   Napi::Array n = Napi::Array::New(env, notes.size());
   for (size_t i = 0; i < notes.size(); i++) n.Set(i, notes[i]);
   o.Set("notes", n);
+  if (!e.tpRanks.empty()) {
+    Napi::Object t = Napi::Object::New(env);
+    Napi::Array rs = Napi::Array::New(env, e.tpRanks.size());
+    for (size_t i = 0; i < e.tpRanks.size(); i++) {
+      const TpRank& k = *e.tpRanks[i];
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("device", k.device);
+      x.Set("bytes", static_cast<double>(k.bytes));
+      x.Set("seconds", k.finish);
+      if (returnHost && k.hmem) x.Set("data", Napi::Buffer<char>::Copy(env, k.hmem.get(), k.bytes));
+      rs.Set(i, x);
+    }
+    t.Set("ranks", rs);
+    if (!samples.empty()) {
+      Napi::Object v = Napi::Object::New(env);
+      v.Set("checked", static_cast<double>(e.tpChecked));
+      v.Set("checkedBytes", static_cast<double>(e.tpCheckedBytes));
+      v.Set("mismatches", static_cast<double>(e.tpMismatches));
+      if (!e.tpFirstMismatch.empty()) v.Set("firstMismatch", e.tpFirstMismatch);
+      o.Set("verify", v);
+    }
+    o.Set("tp", t);
+  }
   return o;
 }
 
@@ -163,6 +186,48 @@ std::string OptString(const Napi::Object& o, const char* key, const char* dflt) 
   if (!o.Has(key) || o.Get(key).IsUndefined()) return dflt;
   Napi::Value v = o.Get(key);
   return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string("\x01");  // never a valid choice
+}
+
+// options.tp (a tensor-parallel load, src/load/tp.ts): { devices: rank → device (-1 in host mode), bytes: rank →
+// buffer size, ops: Float64Array of 8 numbers per copy (chunk, rank, src, width, height, pitch, dst, dstPitch),
+// grouped by chunk in chunk order }. Every copy must read inside its chunk's wanted bytes and write inside its
+// rank's buffer; every product and sum is overflow-checked.
+void ParseTp(Napi::Env env, const char* fn, const Napi::Object& o, LoadEngine& e) {
+  if (!o.Has("tp") || o.Get("tp").IsUndefined()) return;
+  if (!o.Get("tp").IsObject()) throw ArgError(env, fn, "options.tp", "{devices, bytes, ops}");
+  Napi::Object t = o.Get("tp").As<Napi::Object>();
+  if (!t.Get("devices").IsArray() || !t.Get("bytes").IsArray()) throw ArgError(env, fn, "options.tp.devices/bytes", "arrays");
+  Napi::Array devs = t.Get("devices").As<Napi::Array>(), sizes = t.Get("bytes").As<Napi::Array>();
+  if (devs.Length() < 1 || devs.Length() > 1024 || sizes.Length() != devs.Length()) throw ArgError(env, fn, "options.tp.devices", "1 to 1024 ranks, one size each");
+  if (e.path != CopyPath::Ring || (e.gpu ? e.sink != Sink::Device : e.sink != Sink::Memory)) throw ArgError(env, fn, "options.tp", "the ring path into device (or host) memory");
+  for (uint32_t i = 0; i < devs.Length(); i++) {
+    auto k = std::make_unique<TpRank>();
+    k->device = static_cast<int>(ArgInt(env, fn, "options.tp.devices[" + std::to_string(i) + "]", devs.Get(i), e.gpu ? 0 : -1, e.gpu ? 1023 : -1));
+    k->bytes = ArgU64(env, fn, "options.tp.bytes[" + std::to_string(i) + "]", sizes.Get(i));
+    e.tpRanks.push_back(std::move(k));
+  }
+  Napi::Float64Array ops;
+  if (!OptTyped(env, fn, t, "ops", napi_float64_array, "a Float64Array", &ops) || ops.ElementLength() % 8 != 0) throw ArgError(env, fn, "options.tp.ops", "a Float64Array of 8 numbers per copy");
+  e.opStart.assign(e.chunks.size() + 1, 0);
+  for (size_t i = 0; i < ops.ElementLength(); i += 8) {
+    const std::string at = "options.tp.ops[" + std::to_string(i / 8) + "]";
+    int64_t chunk = 0, rank = 0;
+    if (!DoubleToInt(ops[i], 0, static_cast<int64_t>(e.chunks.size()) - 1, &chunk)) throw ArgError(env, fn, at + ".chunk", "a valid chunk index");
+    if (!DoubleToInt(ops[i + 1], 0, static_cast<int64_t>(e.tpRanks.size()) - 1, &rank)) throw ArgError(env, fn, at + ".rank", "a valid rank");
+    CopyOp op{static_cast<uint32_t>(chunk), static_cast<uint32_t>(rank), ArgU64(env, fn, at + ".src", ops[i + 2]), ArgU64(env, fn, at + ".width", ops[i + 3]),
+              ArgU64(env, fn, at + ".height", ops[i + 4]), ArgU64(env, fn, at + ".pitch", ops[i + 5]), ArgU64(env, fn, at + ".dst", ops[i + 6]), ArgU64(env, fn, at + ".dstPitch", ops[i + 7])};
+    if (!e.ops.empty() && op.chunk < e.ops.back().chunk) throw ArgError(env, fn, at + ".chunk", "copies grouped by chunk, in chunk order");
+    const Chunk& c = e.chunks[op.chunk];
+    uint64_t lo = 0, hi = 0, span = 0, last = 0, dspan = 0, dlast = 0;
+    const bool fits = op.width > 0 && op.height > 0 && AddU64(c.readOff, c.skip, &lo) && AddU64(lo, c.copyLen, &hi) && op.src >= lo &&
+                      MulU64(op.height - 1, op.pitch, &span) && AddU64(op.src, span, &last) && AddU64(last, op.width, &last) && last <= hi &&
+                      MulU64(op.height - 1, op.dstPitch, &dspan) && AddU64(op.dst, dspan, &dlast) && AddU64(dlast, op.width, &dlast) &&
+                      dlast <= e.tpRanks[op.rank]->bytes && (op.height == 1 || (op.pitch >= op.width && op.dstPitch >= op.width));
+    if (!fits) throw ArgError(env, fn, at, "a copy inside its chunk's bytes and its rank's buffer");
+    e.ops.push_back(op);
+    e.opStart[op.chunk + 1]++;
+  }
+  for (size_t i = 1; i < e.opStart.size(); i++) e.opStart[i] += e.opStart[i - 1];
 }
 
 // Everything from JS is checked here, on the main thread, before the baton runs: nothing is opened or
@@ -252,6 +317,7 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
       b->e.samples.push_back(x);
     }
   }
+  ParseTp(env, fn, o, b->e);
   OptSharedFlags(env, fn, o, b.get());
   if (b->e.gpu && !Cuda().loaded) {
     Napi::Error e = Napi::Error::New(env, "gpuLoad: no CUDA driver: " + Cuda().loadError);

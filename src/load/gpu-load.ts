@@ -12,6 +12,7 @@ import { ColdstartError, fromSystemError, invalidOption } from '../core/errors.j
 import { formatRate, formatPercent } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
+import { planTp, readTpConfig } from './tp.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativeAddon, type NativeLoadOptions, type NativeLoadResult } from '../native.js';
 
 export type CacheMode = 'cold' | 'warm' | 'as-is';
@@ -52,6 +53,11 @@ export interface GpuLoadOptions {
    * pay the same copy; 'memory' that does not fit falls back to 'discard' with a note.
    */
   hostSink?: 'memory' | 'discard';
+  /**
+   * Tensor-parallel degree (src/load/tp.ts): each of `tp` ranks (the GPUs in `devices`, default 0..tp-1; host
+   * buffers without a GPU) receives only its slices, and each byte of the files is read once.
+   */
+  tp?: number;
 }
 
 /** Host mode's default sink for a load of `bytes`: host memory when it fits in half the free memory, else discard. */
@@ -123,6 +129,11 @@ export interface GpuLoadResult {
   config: { chunkBytes: number; threads: number; buffers: number; streams: number; direct: boolean; ring: 'alloc' | 'register'; sink: 'device' | 'memory' | 'discard'; path: 'ring' | 'mapped' };
   /** Path mapped: cuMemHostRegister time summed over workers. */
   registerSeconds?: number;
+  /**
+   * Tensor-parallel loads: per rank its device (null: host memory), the bytes it received and when its last copy
+   * ended; the load's time is the slowest rank's. readBytes were read once; deliveredBytes is what all ranks received.
+   */
+  tp?: { degree: number; ranks: Array<{ rank: number; device: number | null; bytes: number; seconds: number; bytesPerSecond: number }>; readBytes: number; deliveredBytes: number; slowestSeconds: number };
   notes: string[];
 }
 
@@ -311,7 +322,11 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   if (copyPath !== 'ring' && copyPath !== 'mapped') throw invalidOption('path', 'ring or mapped', copyPath);
   const cacheMode: CacheMode = opts.cache ?? 'as-is';
   if (!['cold', 'warm', 'as-is'].includes(cacheMode)) throw invalidOption('cache', 'cold, warm or as-is', cacheMode);
-  const devicesAsked = opts.devices ?? [0];
+  const tp = opts.tp;
+  if (tp !== undefined && (!Number.isSafeInteger(tp) || tp < 1 || tp > 1024)) throw invalidOption('tp', 'a whole number from 1 to 1024', tp);
+  if (tp !== undefined && opts.devices && opts.devices.length !== tp) throw invalidOption('devices', `${tp} device indexes (one per tensor-parallel rank)`, opts.devices.join(','));
+  if (tp !== undefined && opts.path === 'mapped') throw invalidOption('path', 'ring for a tensor-parallel load (its copies are strided)', 'mapped');
+  const devicesAsked = opts.devices ?? (tp ? Array.from({ length: tp }, (_, i) => i) : [0]);
   if (devicesAsked.length === 0 || devicesAsked.some((d) => !Number.isSafeInteger(d) || d < 0) || new Set(devicesAsked).size !== devicesAsked.length) {
     throw invalidOption('devices', 'distinct device indexes like 0,1', devicesAsked.join(','));
   }
@@ -341,11 +356,12 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   const devOf = mode.mode === 'gpu' ? assignDevices(sizes, devicesAsked) : sizes.map(() => -1);
   const files = prep.paths.map((path, i) => ({ path, begin: ranges[i]!.begin, end: ranges[i]!.end, device: devOf[i]! }));
   const plan = planChunks(ranges, chunkBytes);
+  const tpPlan = tp ? planTp(prep.headers, prep.paths, tp, chunkBytes, prep.paths.length ? readTpConfig(prep.paths[0]!) : {}) : null;
 
   let sink: 'device' | 'memory' | 'discard' = 'device';
   if (mode.mode === 'host') {
     // Host memory stands in for the card; when the checkpoint does not fit, measure the read alone.
-    const fits = hostSinkFor(prep.bytes) === 'memory';
+    const fits = hostSinkFor(tpPlan ? tpPlan.deliveredBytes : prep.bytes) === 'memory';
     sink = opts.hostSink === 'discard' || !fits ? 'discard' : 'memory';
     if (!fits) notes.push('host memory is too small to hold the weights: the read alone was measured and nothing could be verified');
     else if (sink === 'discard') notes.push('the bytes read were discarded (as the load this stands in for does): nothing was verified');
@@ -434,7 +450,9 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     cacheNote = 'measuring the read limit first read the files, so the load found them warmer than before';
   }
 
-  // 4. The load.
+  // 4. The load. A tensor-parallel plan whose slices do not fit in host memory is measured as the read alone.
+  const tpRun = tpPlan && sink !== 'discard' ? tpPlan : null;
+  if (tpPlan && !tpRun) notes.push(`tensor-parallel ${tpPlan.tp}: the ranks' slices were not kept (the read alone was measured)`);
   const cancel = new Int32Array(new SharedArrayBuffer(4));
   const progress = sharedProgress();
   const onAbort = (): void => void (cancel[0] = 1);
@@ -452,6 +470,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
           progress,
           ...(mode.mode === 'gpu' && sink === 'device' && copyPath === 'mapped' ? { path: 'mapped' as const } : {}),
           ...(opts.verify ? { samples: planSamples(prep.headers) } : {}),
+          ...(tpRun ? { tp: { devices: mode.mode === 'gpu' ? [...devicesAsked] : tpRun.ranks.map(() => -1), bytes: tpRun.ranks.map((k) => k.bytes), ops: tpRun.ops } } : {}),
         }),
       'gpu-load',
     );
@@ -496,7 +515,7 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
       tensors: prep.headers[i]!.tensors.length,
       direct: r.files[i]!.direct,
     })),
-    devices: r.devices.map((d) => ({
+    devices: (r.tp && mode.mode === 'gpu' ? r.tp.ranks.map((k) => ({ index: k.device, name: undefined as string | undefined, bytes: k.bytes, seconds: k.seconds })) : r.devices).map((d) => ({
       index: d.index,
       ...(d.name ? { name: d.name } : mode.mode === 'host' ? { name: 'host memory' } : {}),
       bytes: d.bytes,
@@ -509,6 +528,17 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     ...(r.verify ? { verify: { checked: r.verify.checked, mismatches: r.verify.mismatches, checkedBytes: r.verify.checkedBytes, ...(r.verify.firstMismatch ? { firstMismatch: r.verify.firstMismatch } : {}) } } : {}),
     config: { chunkBytes, threads, buffers, streams, direct, ring, sink, path: r.path ?? 'ring' },
     ...(r.path === 'mapped' ? { registerSeconds: r.devices.reduce((a, d) => a + (d.registerSeconds ?? 0), 0) } : {}),
+    ...(r.tp && tpRun
+      ? {
+          tp: {
+            degree: tpRun.tp,
+            ranks: r.tp.ranks.map((k, rank) => ({ rank, device: mode.mode === 'gpu' ? k.device : null, bytes: k.bytes, seconds: k.seconds, bytesPerSecond: k.seconds > 0 ? k.bytes / k.seconds : 0 })),
+            readBytes: tpRun.readBytes,
+            deliveredBytes: tpRun.deliveredBytes,
+            slowestSeconds: Math.max(0, ...r.tp.ranks.map((k) => k.seconds)),
+          },
+        }
+      : {}),
     notes,
   };
   if (opts.verify && sink === 'discard') notes.push('verify skipped: nothing was kept to compare');
