@@ -16,7 +16,7 @@ import type { ProfileEvents, ProfileOptions } from '../profile/options.js';
 
 interface ProfileFlags extends ReportFlags, WrapFlags {
   runs: string; warmup: string; only?: string; synthetic?: boolean; format: string; dtype?: string; estimate?: boolean;
-  image?: string; containerRuntime?: string; containerArg?: string[]; since?: string; devices?: string; verify?: boolean;
+  image?: string; containerRuntime?: string; containerArg?: string[]; since?: string; devices?: string; tp?: string; verify?: boolean;
   cache: string; download: boolean; floor: boolean; revision?: string; framework?: string; url?: string;
   gpuPrice?: string; warmInstances: string; probeBytes?: string; remeasure?: boolean; direct?: boolean; buffered?: boolean;
 }
@@ -30,6 +30,9 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
   if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
   if (!wrapping && (f.readyUrl || f.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
   if (f.direct && f.buffered) throw new ColdstartError('USAGE', '--direct and --buffered exclude each other: pick one');
+  if (f.tp !== undefined && f.devices !== undefined && intListFlag('--devices', f.devices, 0).length !== intFlag('--tp', f.tp, 1)) {
+    throw new ColdstartError('USAGE', `--tp ${f.tp} needs ${f.tp} GPUs, one per rank; --devices ${f.devices} names another number`, { hint: `Give --devices ${f.tp} indexes, or leave it out (0..${Number(f.tp) - 1}).` });
+  }
   const only = f.only ? new Set(f.only.split(',').map((x) => x.trim()).filter(Boolean)) : null;
   for (const p of only ?? []) if (!isPhaseName(p)) throw invalidArg('--only', `phases from ${PHASES.join(', ')}`, p);
   const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
@@ -46,6 +49,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
     // A bad --since is a usage error (exit 2), not a failed container phase.
     container: { image: f.image, runtime: f.containerRuntime === undefined ? undefined : choiceFlag('--container-runtime', f.containerRuntime, ['podman', 'docker'] as const), runArgs: f.containerArg, since: f.since === undefined ? undefined : { text: f.since, epochSeconds: parseSince(f.since, undefined, '--since') } },
     devices: f.devices ? intListFlag('--devices', f.devices, 0) : undefined,
+    ...(f.tp !== undefined ? { tp: intFlag('--tp', f.tp, 1) } : {}),
     verify: !!f.verify, remeasure: !!f.remeasure,
     cache: choiceFlag('--cache', f.cache, ['cold', 'warm', 'as-is'] as const),
     ...(f.direct || f.buffered ? { direct: !!f.direct } : {}),
@@ -95,6 +99,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       .option('--direct', 'gpu-load reads with O_DIRECT and leaves the page cache as found (default for weights not in the page cache)')
       .option('--buffered', 'gpu-load reads through the page cache and leaves the weights there for the next start')
       .option('--devices <list>', 'GPU indexes to use, e.g. 0,1 (after CUDA_VISIBLE_DEVICES)')
+      .option('--tp <n>', 'gpu-load: tensor-parallel degree; each of N GPUs (--devices, default 0..N-1) receives only its slices, as vLLM shards the model')
       .option('--verify', 'gpu-load: copy a sample of every tensor back and compare it with the file (exit 1 on a mismatch)')
       .option('--no-download', 'do not download: estimate the download from Hub file sizes and a measured rate')
       .option('--revision <rev>', 'Hub revision (branch, tag or commit)')
@@ -115,7 +120,7 @@ export function registerProfile(program: Command, run: Runner, engines: Engines 
       const cmd = args[args.length - 1] as Command;
       const options = profileOptions(ctx, cmd);
       const emit = emitOptions(ctx, cmd.opts() as ProfileFlags, localInputs(ctx, options.model));
-      const out = await withFlagNames({ devices: '--devices', cache: '--cache', synthetic: '--synthetic' }, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
+      const out = await withFlagNames({ devices: '--devices', tp: '--tp', cache: '--cache', synthetic: '--synthetic' }, () => runProfile(options, { engines, env: ctx.env, cwd: ctx.cwd, signal: ctx.signal, events: events(ctx) }));
       return emitReport(ctx.out, out.report, ctx.cwd, { ...emit, extraHuman: out.lines({ style: ctx.out.style, quiet: ctx.out.opts.quiet }), exitCode: out.exitCode });
     }),
   );

@@ -9,7 +9,7 @@ import { realpathSync } from 'node:fs';
 import { availableParallelism, freemem } from 'node:os';
 import { basename } from 'node:path';
 import { ColdstartError, fromSystemError, invalidOption } from '../core/errors.js';
-import { formatRate, formatPercent } from '../core/format.js';
+import { formatBytes, formatDuration, formatRate, formatPercent } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
 import { planTp, readTpConfig } from './tp.js';
@@ -578,7 +578,17 @@ export function recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void {
     h.metric('verifyMismatches', r.verify.mismatches);
   }
   if (r.devices.length > 1) for (const d of r.devices) h.metric(`device${d.index}BytesPerSecond`, d.bytesPerSecond);
-  const notes = [...(r.cache.note ? [r.cache.note] : []), ...r.notes];
+  let tpNote: string | null = null;
+  if (r.tp) {
+    // Tensor-parallel: each rank's slices, read once; the load ends with the slowest rank.
+    h.metric('tp', r.tp.degree);
+    h.metric('tpDeliveredBytes', r.tp.deliveredBytes);
+    h.metric('tpSlowestSeconds', r.tp.slowestSeconds);
+    for (const k of r.tp.ranks) h.metric(`rank${k.rank}BytesPerSecond`, k.bytesPerSecond);
+    const slow = r.tp.ranks.reduce((a, k) => (k.seconds > a.seconds ? k : a), r.tp.ranks[0]!);
+    tpNote = (`tensor-parallel ${r.tp.degree}: ${formatBytes(r.tp.readBytes)} read once, ${formatBytes(r.tp.deliveredBytes)} delivered to ${r.tp.degree} ranks; slowest rank ${slow.rank}${slow.device !== null ? ` (GPU ${slow.device})` : ''} done at ${formatDuration(slow.seconds)}`);
+  }
+  const notes = [...(tpNote ? [tpNote] : []), ...(r.cache.note ? [r.cache.note] : []), ...r.notes];
   if (notes.length) h.note = notes.join('; ');
   h.setSeconds(r.seconds);
   if (r.mode === 'host') {

@@ -46,6 +46,8 @@ export interface ProfileOptions {
   container: ContainerOptions;
   /** GPU indexes for the loader and the probe (after CUDA_VISIBLE_DEVICES); all when absent. */
   devices?: readonly number[];
+  /** gpu-load: tensor-parallel degree (each of the devices receives only its slices; each byte read once). */
+  tp?: number;
   /** gpu-load: copy a sample of every tensor back and compare it with the file. */
   verify: boolean;
   cache: CacheMode;

@@ -189,7 +189,7 @@ export async function gpuLoadPhase(plan: ModelPlan, deps: ProfileDeps, before: {
       // The loader decides GPU or host mode itself (and says why in host mode).
       const sw = new Stopwatch();
       const bar = deps.events?.progress?.('gpu-load: the native loader');
-      const r = await eng.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, cache, limits: true, verify: plan.options.verify, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal, onProgress: (d, n) => bar?.update(d, n) }).finally(() => bar?.end());
+      const r = await eng.runGpuLoad({ files: [...t.files], devices: plan.options.devices ? [...plan.options.devices] : undefined, ...(plan.options.tp ? { tp: plan.options.tp } : {}), cache, limits: true, verify: plan.options.verify, ...(plan.options.direct !== undefined ? { direct: plan.options.direct } : {}), signal: deps.signal, onProgress: (d, n) => bar?.update(d, n) }).finally(() => bar?.end());
       // The phase is the load itself; measuring the limits, evicting/warming the page cache and checking headers
       // happen in the same call but are not part of a cold start: they are accounted outside the phases.
       outside.gpuLoadSetup = Math.max(0, sw.elapsed() - r.seconds);
