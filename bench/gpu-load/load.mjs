@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Drives coldstart's gpu-load engine directly (dist/load/gpu-load.js), for experiments and the benchmark.
 //   node bench/gpu-load/load.mjs PATH [--cache cold|warm|as-is] [--chunk 16M] [--threads N] [--buffers N]
-//        [--streams N] [--direct] [--limits] [--verify] [--repeat N] [--host] [--devices 0,1] [--label X]
+//        [--streams N] [--direct] [--limits] [--verify] [--repeat N] [--host] [--devices 0,1] [--tp N] [--label X]
 //   node bench/gpu-load/load.mjs PATH --sweep warm|cold     (one JSON line per setting, best last)
 // Prints one JSON line per run: {label, cache, seconds, bytesPerSecond, efficiency, ...}.
 import { fileURLToPath } from 'node:url';
@@ -43,6 +43,7 @@ function summary(label, r) {
     verify: r.verify,
     config: r.config,
     devices: r.devices.map((d) => ({ index: d.index, name: d.name, GBps: d.bytesPerSecond / 1e9 })),
+    ...(r.tp ? { tp: { ...r.tp, ranks: r.tp.ranks.map((k) => ({ ...k, GBps: k.bytesPerSecond / 1e9 })) } } : {}),
     notes: [...(r.cache.note ? [r.cache.note] : []), ...r.notes],
   };
 }
@@ -54,6 +55,7 @@ const base = {
   limits: flag('--limits'),
   host: flag('--host'),
   ...(opt('--devices') ? { devices: opt('--devices').split(',').map(Number) } : {}),
+  ...(opt('--tp') ? { tp: Number(opt('--tp')) } : {}),
   ...(opt('--chunk') ? { chunkBytes: size(opt('--chunk')) } : {}),
   ...(opt('--threads') ? { threads: Number(opt('--threads')) } : {}),
   ...(opt('--buffers') ? { buffers: Number(opt('--buffers')) } : {}),
