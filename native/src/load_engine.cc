@@ -165,8 +165,7 @@ bool LoadEngine::AllocBuf(Job& job, Buf& x) {
   return true;
 }
 
-void LoadEngine::Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, std::deque<int>& freeList, std::mutex& mu,
-                       std::condition_variable& cv, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef) {
+void LoadEngine::Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, FreeList& ring, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef) {
   const CudaApi& cu = Cuda();
   if (ctx.get()) ctx.Current();
   std::vector<Interval> reads, copies;
@@ -187,13 +186,7 @@ void LoadEngine::Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs,
   };
   for (size_t ci; ClaimChunk(job, next, ci);) {
     const Chunk& c = job.chunks[ci];
-    int bi;
-    {
-      std::unique_lock<std::mutex> lk(mu);
-      cv.wait(lk, [&] { return !freeList.empty(); });
-      bi = freeList.front();
-      freeList.pop_front();
-    }
+    const int bi = ring.Take();
     Buf& b = bufs[static_cast<size_t>(bi)];
     if (!b.p) {
       double ta = MonotonicSeconds();
@@ -201,9 +194,7 @@ void LoadEngine::Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs,
       ringSeconds += MonotonicSeconds() - ta;
       if (!ok) {
         failed = true;
-        std::lock_guard<std::mutex> lk(mu);
-        freeList.push_back(bi);
-        cv.notify_one();
+        ring.Give(bi);
         break;
       }
     }
@@ -236,16 +227,9 @@ void LoadEngine::Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs,
       }
       AddDone(c.copyLen);
     }
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      freeList.push_back(bi);
-    }
-    cv.notify_one();
+    ring.Give(bi);
   }
-  std::lock_guard<std::mutex> g(job.mu);
-  job.ringSeconds += ringSeconds;
-  job.reads.insert(job.reads.end(), reads.begin(), reads.end());
-  job.copies.insert(job.copies.end(), copies.begin(), copies.end());
+  job.Merge(ringSeconds, 0, reads, copies);
 }
 
 // Path "mapped": pin a chunk of the read-only file mapping in place (this faults its page-cache pages in: the
@@ -321,10 +305,7 @@ void LoadEngine::MappedWorker(Job& job, const PrimaryCtx& ctx, std::atomic<size_
     while (q.size() > 2) drainOne();
   }
   while (!q.empty()) drainOne();
-  std::lock_guard<std::mutex> g(job.mu);
-  job.registerSeconds += registerSeconds;
-  job.reads.insert(job.reads.end(), reads.begin(), reads.end());
-  job.copies.insert(job.copies.end(), copies.begin(), copies.end());
+  job.Merge(0, registerSeconds, reads, copies);
 }
 
 void LoadEngine::RunJob(Job& job) {
@@ -409,16 +390,13 @@ void LoadEngine::RunJob(Job& job) {
   job.tStart = MonotonicSeconds();
   job.setupSeconds = job.tStart - job.t0;
 
-  std::deque<int> freeList;
-  for (int i = 0; i < buffers; i++) freeList.push_back(i);
-  std::mutex mu;
-  std::condition_variable cv;
+  FreeList ring(buffers);
   std::atomic<size_t> next{0};
   std::vector<std::thread> ts;
   for (int t = 0; t < nThreads; t++) {
     CUstream s = pinned ? strm[static_cast<size_t>(t) % strm.size()].get() : nullptr;
     if (path == CopyPath::Mapped) ts.emplace_back([&, s] { MappedWorker(job, ctx, next, s, ref.get(), tRef); });
-    else ts.emplace_back([&, s] { Reader(job, ctx, bufs, freeList, mu, cv, next, s, ref.get(), tRef); });
+    else ts.emplace_back([&, s] { Reader(job, ctx, bufs, ring, next, s, ref.get(), tRef); });
   }
   for (auto& t : ts) t.join();
   // Copies still in flight.

@@ -79,6 +79,33 @@ struct Buf {
 
 struct LoadEngine;
 
+// The ring's free buffers: a reader takes one (waiting while all are in use) and gives it back.
+class FreeList {
+ public:
+  explicit FreeList(int n) {
+    for (int i = 0; i < n; i++) q_.push_back(i);
+  }
+  int Take() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return !q_.empty(); });
+    int i = q_.front();
+    q_.pop_front();
+    return i;
+  }
+  void Give(int i) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      q_.push_back(i);
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  std::deque<int> q_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
 // Tensor-parallel loads (src/load/tp.ts planTp): one copy of a strided region of a chunk to one rank's buffer.
 // src is an absolute file offset inside the chunk's wanted bytes; row i goes from src + i·pitch to dst + i·dstPitch.
 struct CopyOp {
@@ -115,6 +142,14 @@ struct Job {
   uint64_t checked = 0, checkedBytes = 0, mismatches = 0;
   std::string firstMismatch;
   std::string code, error;
+  // A worker's timings, added when it ends.
+  void Merge(double ring, double reg, const std::vector<Interval>& r, const std::vector<Interval>& c) {
+    std::lock_guard<std::mutex> g(mu);
+    ringSeconds += ring;
+    registerSeconds += reg;
+    reads.insert(reads.end(), r.begin(), r.end());
+    copies.insert(copies.end(), c.begin(), c.end());
+  }
   void Fail(Err c, const std::string& m) {
     std::lock_guard<std::mutex> g(mu);
     if (error.empty()) {
@@ -192,12 +227,11 @@ struct LoadEngine {
   void Run();
   bool CheckFiles();
   void RunTp();
-  void TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, std::deque<int>& freeList,
-                std::mutex& mu, std::condition_variable& cv, std::atomic<size_t>& next, int thread);
+  void TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, FreeList& ring,
+                std::atomic<size_t>& next, int thread);
   void TpVerify(Job& job);
   void RunJob(Job& job);
-  void Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, std::deque<int>& freeList, std::mutex& mu,
-              std::condition_variable& cv, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef);
+  void Reader(Job& job, const PrimaryCtx& ctx, std::vector<Buf>& bufs, FreeList& ring, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef);
   void MappedWorker(Job& job, const PrimaryCtx& ctx, std::atomic<size_t>& next, CUstream stream, CUevent ref, double tRef);
   bool ReadChunk(const Chunk& c, char* dst, Job& job);
   bool AllocBuf(Job& job, Buf& x);

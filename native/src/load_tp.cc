@@ -70,14 +70,11 @@ void LoadEngine::RunTp() {
   std::vector<std::vector<Event>> evs(bufs.size());
   std::vector<std::vector<char>> pending(bufs.size(), std::vector<char>(nr, 0));
   for (auto& e : evs) e.resize(nr);
-  std::deque<int> freeList;
-  for (int i = 0; i < buffers; i++) freeList.push_back(i);
-  std::mutex mu;
-  std::condition_variable cv;
+  FreeList ring(buffers);
   std::atomic<size_t> next{0};
   int nThreads = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, chunks.size()))));
   std::vector<std::thread> ts;
-  for (int t = 0; t < nThreads; t++) ts.emplace_back([&, t] { TpReader(job, bufs, evs, pending, freeList, mu, cv, next, t); });
+  for (int t = 0; t < nThreads; t++) ts.emplace_back([&, t] { TpReader(job, bufs, evs, pending, ring, next, t); });
   for (auto& t : ts) t.join();
   // The copies still in flight, then each rank's finish on its own clock.
   if (gpu) {
@@ -137,8 +134,8 @@ void LoadEngine::RunTp() {
   out.pinned = job.pinned;
 }
 
-void LoadEngine::TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, std::deque<int>& freeList,
-                          std::mutex& mu, std::condition_variable& cv, std::atomic<size_t>& next, int thread) {
+void LoadEngine::TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, FreeList& ring,
+                          std::atomic<size_t>& next, int thread) {
   const CudaApi& cu = Cuda();
   const size_t nr = tpRanks.size();
   std::vector<Interval> reads, copies;
@@ -148,13 +145,7 @@ void LoadEngine::TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vec
   if (gpu) tpRanks[0]->ctx->Current();
   for (size_t ci; ClaimChunk(job, next, ci);) {
     const Chunk& c = chunks[ci];
-    int bi;
-    {
-      std::unique_lock<std::mutex> lk(mu);
-      cv.wait(lk, [&] { return !freeList.empty(); });
-      bi = freeList.front();
-      freeList.pop_front();
-    }
+    const int bi = ring.Take();
     Buf& b = bufs[static_cast<size_t>(bi)];
     bool ok = true;
     if (!b.p) {
@@ -225,17 +216,13 @@ void LoadEngine::TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vec
     }
     if (ok) AddDone(c.copyLen);
     else failed = true;
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      freeList.push_back(bi);
-    }
-    cv.notify_one();
+    ring.Give(bi);
   }
-  std::lock_guard<std::mutex> g(job.mu);
-  job.ringSeconds += ringSeconds;
-  job.reads.insert(job.reads.end(), reads.begin(), reads.end());
-  job.copies.insert(job.copies.end(), copies.begin(), copies.end());
-  for (size_t i = 0; i < nr; i++) tpRanks[i]->finish = std::max(tpRanks[i]->finish, finish[i]);
+  job.Merge(ringSeconds, 0, reads, copies);
+  for (size_t i = 0; i < nr; i++) {
+    std::lock_guard<std::mutex> g(tpRanks[i]->mu);
+    tpRanks[i]->finish = std::max(tpRanks[i]->finish, finish[i]);
+  }
 }
 
 // Each copy's first row (at most 64 KiB of it) read back from its rank and compared with the file's bytes.
