@@ -125,6 +125,19 @@ struct TpRank {
   double tRef = 0;
   double finish = 0;  // seconds from the load's start to its last copy's end
   std::mutex mu;
+  TpRank() = default;
+  TpRank(const TpRank&) = delete;
+  TpRank& operator=(const TpRank&) = delete;
+  // What a failed load left on the card, released in this rank's context before the context goes (RunTp releases
+  // it itself, on its own thread, when the load ends normally).
+  ~TpRank() {
+    if (ctx && ctx->get() && (dmem || ref || !streams.empty())) {
+      ctx->Current();
+      streams.clear();
+      ref.reset();
+      dmem.reset();
+    }
+  }
 };
 
 // One device's (or the host's) pipeline.

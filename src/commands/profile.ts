@@ -67,6 +67,11 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
   if (!options.floor && !wrapping && (!options.framework || options.estimate)) {
     throw new ColdstartError('USAGE', '--no-floor needs --framework or a wrapped server (profile -- CMD): without a stack the floor is the profile', { hint: 'Drop --no-floor, or add --framework transformers|torch|safetensors.' });
   }
+  // --tp shapes coldstart's own load; a stack, a wrapped server or an estimate load (or not) the way they do.
+  if (options.tp !== undefined && (wrapping || options.framework || options.estimate)) {
+    const why = wrapping ? 'a wrapped server loads its weights itself' : options.framework ? '--framework: your stack loads the weights itself' : '--estimate moves no weight bytes';
+    throw new ColdstartError('USAGE', `--tp shapes coldstart's own load of the weights; ${why}`, { hint: 'Drop --tp, or profile the model without a stack to see the sharded load.' });
+  }
   return options;
 }
 

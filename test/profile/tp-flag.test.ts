@@ -31,6 +31,16 @@ describe('profile --tp', () => {
       expect(mismatch.code).toBe(2);
       expect(mismatch.stderr).toMatch(/--tp 2 needs 2 GPUs, one per rank; --devices 0 names another number/);
       expect(existsSync(fresh)).toBe(false); // refused before the demo was written
+      for (const [args, why] of [
+        [['--estimate'], /--estimate moves no weight bytes/],
+        [['--framework', 'torch'], /--framework: your stack loads the weights itself/],
+        [['--ready-url', 'http://127.0.0.1:9/health', '--', 'true'], /a wrapped server loads its weights itself/],
+      ] as const) {
+        const x = await runCli(['profile', '--tp', '2', ...args], { env: { ...env, COLDSTART_CACHE: fresh } });
+        expect(x.code, x.stderr).toBe(2);
+        expect(x.stderr).toMatch(why);
+      }
+      expect(existsSync(fresh)).toBe(false);
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
