@@ -113,6 +113,8 @@ export interface NativeAddon {
   prefetch(options: NativePrefetchOptions): Promise<NativePrefetchResult>;
   transferLimits(options?: { device?: number; bytes?: number; iterations?: number }): Promise<TransferLimitsResult>;
   deviceMemInfo(device: number): Promise<{ free: number; total: number }>;
+  /** Pinned H2D on all `devices` at the same moment: each card's rate and the aggregate over the wall time. */
+  concurrentH2d(options: { devices: number[]; bytes?: number; iterations?: number }): Promise<{ devices: Array<{ device: number; name: string; h2dBytesPerSecond: number }>; bytes: number; seconds: number; aggregateBytesPerSecond: number }>;
 }
 
 // ---------------------------------------------------------------------------------------------- loader (gpu-load, issue 4)

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -166,6 +166,8 @@ describe('native validation (host mode, no GPU needed)', () => {
       refused(() => addon().gpuLoad({ ...base(), buffers: v }), /options\.buffers/);
       refused(() => addon().transferLimits({ bytes: v }), /transferLimits: options\.bytes/);
       refused(() => addon().transferLimits({ device: v }), /transferLimits: options\.device/);
+      refused(() => addon().concurrentH2d({ devices: [0, v] }), /concurrentH2d: options\.devices\[1\]/);
+      refused(() => addon().concurrentH2d({ devices: [0], bytes: v }), /concurrentH2d: options\.bytes/);
       refused(() => addon().prefetch({ paths: [file], threads: v }), /prefetch: options\.threads/);
       refused(() => addon().prefetch({ paths: [file], chunkBytes: v }), /prefetch: options\.chunkBytes/);
       refused(() => addon().gpuLoad({ ...base(), samples: new Float64Array([0, 0, v]) }), /options\.samples\[0\]/);
@@ -193,6 +195,12 @@ describe('native validation (host mode, no GPU needed)', () => {
     refused(() => addon().gpuLoad({ ...base(), path: 'mapped' }), /options\.path/);
     // progress must be the shared, atomic kind
     refused(() => addon().gpuLoad({ ...base(), progress: new Float64Array(1) as never }), /BigUint64Array/);
+  });
+
+  it('concurrentH2d: 1 to 64 devices; without a driver it rejects NO_GPU (never a rate of 0)', async () => {
+    refused(() => addon().concurrentH2d({ devices: [] }), /concurrentH2d: options\.devices expected 1 to 64/);
+    refused(() => addon().concurrentH2d({} as never), /concurrentH2d: options\.devices expected an array/);
+    if (!existsSync('/dev/nvidiactl')) await expect(addon().concurrentH2d({ devices: [0, 1] })).rejects.toMatchObject({ code: 'NO_GPU' });
   });
 
   it('cancel and progress are checked alike by gpuLoad and prefetch: the shared kind, at least one element', () => {

@@ -2,11 +2,17 @@
 // PCIe ceiling the loader is held to — and the device's free memory. Also the cost of pinning: how long
 // cuMemHostRegister takes per GiB, for plain memory and for a read-only mapping of a file (the "mapped" copy path).
 //
-// Exports: transferLimits({device, bytes, iterations}), deviceMemInfo(device).
+// Exports: transferLimits({device, bytes, iterations}), deviceMemInfo(device), concurrentH2d({devices, bytes,
+// iterations}).
 #include <string.h>
 
+#include <algorithm>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "checked.h"
 #include "common.h"
@@ -120,6 +126,118 @@ Napi::Value TransferLimits(const Napi::CallbackInfo& info) {
   return Queue(env, b.release());
 }
 
+// Pinned H2D on several GPUs at the same moment (issue #29: the floor of a multi-GPU load is the links measured
+// together — a shared PCIe switch uplink or the host's memory bandwidth can hold them below the sum of each measured
+// alone). One thread per device sets up its buffers and streams, all start copying together (a barrier), and the
+// aggregate is every byte over the wall time from the first start to the last end; each device's own rate is timed
+// with its events.
+struct ConcurrentBaton : Baton {
+  std::vector<int> devices;
+  uint64_t bytes = 256ull << 20;
+  int iterations = 8;
+  std::vector<double> h2d;
+  std::vector<std::string> names;
+  double aggregate = 0, wall = 0;
+
+  void Run() override {
+    const CudaApi& cu = Cuda();
+    if (!cu.loaded) return Fail(Err::NoGpu, cu.loadError);
+    CUresult r0 = cu.cuInit(0);
+    if (r0 != 0) return Fail(Err::NoGpu, "cuInit failed: " + CuErrorText(r0));
+    const size_t n = devices.size();
+    h2d.assign(n, 0);
+    names.assign(n, "");
+    std::vector<std::string> errs(n);
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t arrived = 0;
+    double first = 1e300, last = 0;
+    auto one = [&](size_t i) {
+      PrimaryCtx ctx;  // declared first: released last
+      PinnedMem host;
+      DeviceMem d;
+      Stream s;
+      Event e0, e1;
+      CUresult r = ctx.Retain(devices[i]);
+      if (r == 0) r = ctx.Current();
+      if (r == 0) {
+        char nm[256] = {0};
+        cu.cuDeviceGetName(nm, sizeof(nm) - 1, ctx.device());
+        names[i] = nm;
+      }
+      if (r == 0 && (r = cu.cuMemHostAlloc(host.out(), bytes, CU_MEMHOSTALLOC_PORTABLE)) != 0) host.release();
+      if (r == 0) memset(host.get(), 0x5a, bytes);
+      if (r == 0 && (r = cu.cuMemAlloc(d.out(), bytes)) != 0) d.release();
+      if (r == 0 && (r = cu.cuStreamCreate(s.out(), CU_STREAM_NON_BLOCKING)) != 0) s.release();
+      if (r == 0 && (r = cu.cuEventCreate(e0.out(), CU_EVENT_DEFAULT)) != 0) e0.release();
+      if (r == 0 && (r = cu.cuEventCreate(e1.out(), CU_EVENT_DEFAULT)) != 0) e1.release();
+      if (r == 0) r = cu.cuMemcpyHtoDAsync(d.get(), host.get(), bytes, s.get());  // warm-up
+      if (r == 0) r = cu.cuStreamSynchronize(s.get());
+      {
+        // Every device arrives (ready or failed) before any starts: the copies overlap.
+        std::unique_lock<std::mutex> lk(mu);
+        if (++arrived == n) cv.notify_all();
+        else cv.wait(lk, [&] { return arrived == n; });
+      }
+      double ta = MonotonicSeconds();
+      if (r == 0) r = cu.cuEventRecord(e0.get(), s.get());
+      for (int k = 0; k < iterations && r == 0; k++) r = cu.cuMemcpyHtoDAsync(d.get(), host.get(), bytes, s.get());
+      if (r == 0) r = cu.cuEventRecord(e1.get(), s.get());
+      if (r == 0) r = cu.cuEventSynchronize(e1.get());
+      double tb = MonotonicSeconds();
+      float ms = 0;
+      if (r == 0) r = cu.cuEventElapsedTime(&ms, e0.get(), e1.get());
+      std::lock_guard<std::mutex> lk(mu);
+      if (r != 0) {
+        errs[i] = "GPU " + std::to_string(devices[i]) + ": " + CuErrorText(r);
+        return;
+      }
+      h2d[i] = ms > 0 ? static_cast<double>(bytes) * iterations / (ms * 1e-3) : 0;
+      first = std::min(first, ta);
+      last = std::max(last, tb);
+    };
+    std::vector<std::thread> ts;
+    for (size_t i = 0; i < n; i++) ts.emplace_back(one, i);
+    for (auto& t : ts) t.join();
+    for (const std::string& e : errs)
+      if (!e.empty()) return Fail(Err::Env, "concurrent H2D: " + e);
+    wall = last > first ? last - first : 0;
+    aggregate = wall > 0 ? static_cast<double>(bytes) * iterations * static_cast<double>(n) / wall : 0;
+  }
+  Napi::Value ToJS(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    Napi::Array per = Napi::Array::New(env, devices.size());
+    for (size_t i = 0; i < devices.size(); i++) {
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("device", devices[i]);
+      x.Set("name", names[i]);
+      x.Set("h2dBytesPerSecond", h2d[i]);
+      per.Set(i, x);
+    }
+    o.Set("devices", per);
+    o.Set("bytes", static_cast<double>(bytes) * iterations * static_cast<double>(devices.size()));
+    o.Set("seconds", wall);
+    o.Set("aggregateBytesPerSecond", aggregate);
+    return o;
+  }
+};
+
+Napi::Value ConcurrentH2d(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* fn = "concurrentH2d";
+  if (info.Length() < 1 || !info[0].IsObject()) throw ArgError(env, fn, "options", "an object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  std::unique_ptr<ConcurrentBaton> b(new ConcurrentBaton());
+  if (!o.Get("devices").IsArray()) throw ArgError(env, fn, "options.devices", "an array of device indexes");
+  Napi::Array a = o.Get("devices").As<Napi::Array>();
+  if (a.Length() < 1 || a.Length() > 64) throw ArgError(env, fn, "options.devices", "1 to 64 device indexes");
+  for (uint32_t i = 0; i < a.Length(); i++) b->devices.push_back(static_cast<int>(ArgInt(env, fn, "options.devices[" + std::to_string(i) + "]", a.Get(i), 0, 1023)));
+  b->bytes = OptU64(env, fn, o, "bytes", 256ull << 20);
+  b->iterations = static_cast<int>(OptInt(env, fn, o, "iterations", 8, 1, 1000));
+  if (b->bytes < 1 || b->bytes > (16ull << 30)) throw ArgError(env, fn, "options.bytes", "1 byte to 16 GiB");
+  return Queue(env, b.release());
+}
+
 struct MemInfoBaton : Baton {
   int device = 0;
   size_t fr = 0, tot = 0;
@@ -154,6 +272,7 @@ Napi::Value DeviceMemInfo(const Napi::CallbackInfo& info) {
 void InitLimits(Napi::Env env, Napi::Object exports) {
   exports.Set("transferLimits", Napi::Function::New(env, TransferLimits, "transferLimits"));
   exports.Set("deviceMemInfo", Napi::Function::New(env, DeviceMemInfo, "deviceMemInfo"));
+  exports.Set("concurrentH2d", Napi::Function::New(env, ConcurrentH2d, "concurrentH2d"));
 }
 
 }  // namespace coldstart

@@ -111,7 +111,11 @@ export interface GpuLoadResult {
   /** One entry per card (index -1, name 'host memory', in host mode). */
   devices: Array<{ index: number; name?: string; bytes: number; seconds: number; bytesPerSecond: number; h2dBytesPerSecond?: number }>;
   limits?: {
+    /** Pinned host → device; with several cards, measured on all of them at once (h2dConcurrent). */
     h2dBytesPerSecond?: number;
+    h2dConcurrent?: boolean;
+    /** Several cards: the sum of each card's H2D measured alone, beside the concurrent aggregate. */
+    h2dAloneSumBytesPerSecond?: number;
     d2hBytesPerSecond?: number;
     readBytesPerSecond?: number;
     /** Page-cache state the read limit was measured in, and over how many bytes. */
@@ -427,15 +431,24 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     if (mode.mode === 'gpu') {
       let h2d = 0;
       let d2h = 0;
-      for (const d of [...new Set(devOf)]) {
+      const cards = tp ? [...new Set(devicesAsked)] : [...new Set(devOf)];
+      for (const d of cards) {
         const t = await callNative(() => addon.transferLimits({ device: d }), `transfer limits of GPU ${d}`);
         perDeviceH2d.set(d, t.h2dBytesPerSecond);
         h2d += t.h2dBytesPerSecond;
         d2h += t.d2hBytesPerSecond;
       }
-      // Several cards load in parallel, each over its own link: the aggregate limit is the sum.
       limits.h2dBytesPerSecond = h2d;
       limits.d2hBytesPerSecond = d2h;
+      if (cards.length > 1) {
+        // Several cards load at once: their links measured together are the floor (a shared switch uplink or the
+        // host's memory bandwidth can hold them below the sum of each measured alone).
+        const c = await callNative(() => addon.concurrentH2d({ devices: cards }), `concurrent H2D on GPUs ${cards.join(',')}`);
+        for (const x of c.devices) perDeviceH2d.set(x.device, x.h2dBytesPerSecond);
+        limits.h2dAloneSumBytesPerSecond = h2d;
+        limits.h2dBytesPerSecond = c.aggregateBytesPerSecond;
+        limits.h2dConcurrent = true;
+      }
     }
   }
   await prepareCache();
@@ -492,6 +505,12 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
     raiseBeatenLimits(limits, bytesPerSecond, notes);
     const floor = Math.min(limits.readBytesPerSecond, limits.h2dBytesPerSecond ?? Number.POSITIVE_INFINITY);
     efficiency = floor > 0 ? Math.min(1, bytesPerSecond / floor) : null;
+    if (tpRun && r.tp && r.seconds > 0) {
+      // Tensor-parallel: the floor is the slower of reading every byte once and the busiest rank's link (each rank
+      // receives its own slices, replicated tensors included, over its card's concurrently measured H2D).
+      const linkSeconds = Math.max(0, ...r.tp.ranks.map((k) => (mode.mode === 'gpu' && perDeviceH2d.get(k.device) ? k.bytes / perDeviceH2d.get(k.device)! : 0)));
+      efficiency = Math.min(1, Math.max(tpRun.readBytes / limits.readBytesPerSecond, linkSeconds) / r.seconds);
+    }
   }
   const result: GpuLoadResult = {
     mode: mode.mode,
