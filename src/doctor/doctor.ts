@@ -11,6 +11,7 @@ import type { Budgets } from '../core/budgets.js';
 import { cudaProviderStatus, loadOrt, ortModuleName } from '../warmup/onnx.js';
 import { readFileSync } from 'node:fs';
 import { pcieBandwidth, formatDriverVersion } from '../platform/pcie.js';
+import { gpuPlacement, sharedSwitches, type GpuPlacement } from '../platform/topology.js';
 import { diskInfo, containerRuntime, type DiskInfo } from '../platform/system.js';
 import { hubCacheDir, hfEndpoint, hfOffline, hfToken } from '../hub/env.js';
 import { scanHubCache, type CacheScan } from '../cache/scan.js';
@@ -43,7 +44,11 @@ export interface DoctorReport {
     pciBusId: string;
     computeCapability: string;
     pcie: null | { currentGen: number; currentWidth: number; maxGen: number; maxWidth: number; bandwidthBytesPerSecond: number | null; currentBandwidthBytesPerSecond: number | null };
+    /** Its NUMA node and PCIe path from sysfs (platform/topology.ts); null when sysfs does not have it. */
+    placement: GpuPlacement | null;
   }>;
+  /** GPUs behind one PCIe switch share its uplink: their concurrent loads are bounded by it. */
+  sharedSwitches: Array<{ switch: string; gpus: number[] }>;
   disks: DiskInfo[];
   hfCache: CacheScan & { source: string; endpoint: string; offline: boolean; token: boolean };
   python: PythonInfo & { chosenBy: 'COLDSTART_PYTHON' | 'PATH' };
@@ -115,6 +120,7 @@ export async function gatherDoctor(env: Env, cwd: string, snapshotCheck: Snapsho
           currentBandwidthBytesPerSecond: pcieBandwidth(d.pcie.currentGen, d.pcie.currentWidth),
         }
       : null,
+    placement: gpuPlacement(d.pciBusId),
   }));
   const cacheDir = hubCacheDir(env);
   const diskPaths = [...new Set([cwd, cacheDir, env.TMPDIR || '/tmp'])];
@@ -125,6 +131,7 @@ export async function gatherDoctor(env: Env, cwd: string, snapshotCheck: Snapsho
     addon: native.ok ? { loaded: true, path: native.path } : { loaded: false, reason: native.reason, fixes: native.fixes },
     cuda,
     gpus,
+    sharedSwitches: sharedSwitches(gpus.map((g) => ({ index: g.index, placement: g.placement }))),
     disks: diskPaths.map(diskInfo),
     hfCache: {
       ...scanHubCache(cacheDir),

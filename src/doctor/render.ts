@@ -21,8 +21,11 @@ export function doctorText(r: DoctorReport, s: Style): string {
     const link = g.pcie
       ? `PCIe Gen${g.pcie.maxGen} x${g.pcie.maxWidth} → ${formatRate(g.pcie.bandwidthBytesPerSecond ?? NaN)} per direction (now Gen${g.pcie.currentGen} x${g.pcie.currentWidth}; idle links train down)`
       : 'PCIe link unknown (NVML unavailable)';
-    rows.push([`gpu ${g.index}`, `${g.name}, ${formatBytes(g.memoryBytes)}, cc ${g.computeCapability}, ${g.pciBusId}, ${link}`]);
+    const pl = g.placement;
+    const where = pl ? `; NUMA node ${pl.numaNode ?? '—'}, ${pl.switch ? `behind PCIe switch ${pl.switch}` : pl.bridges.length ? `on root port ${pl.bridges[0]}` : 'on the root complex'}` : '';
+    rows.push([`gpu ${g.index}`, `${g.name}, ${formatBytes(g.memoryBytes)}, cc ${g.computeCapability}, ${g.pciBusId}, ${link}${where}`]);
   }
+  for (const sw of r.sharedSwitches) rows.push(['topology', `GPUs ${sw.gpus.join(', ')} share PCIe switch ${sw.switch}: one uplink for their loads together (gpu-load measures their H2D concurrently)`]);
   for (const d of r.disks) {
     const kind = d.rotational === null ? '' : d.rotational ? ', rotational' : ', SSD';
     const space = d.freeBytes === null ? 'size unknown' : `${formatBytes(d.freeBytes)} free of ${formatBytes(d.totalBytes ?? NaN)}`;
