@@ -108,8 +108,8 @@ void LoadEngine::RunTp() {
   if (!job.error.empty()) Fail(job.code, job.error);
   else if (Cancelled()) Fail(Err::Interrupted, "the load was cancelled");
   // The ranks' device memory and streams, each freed in its own context (the load is a measurement: nothing is
-  // kept on the cards); host buffers stay for returnHost. `bufs` (the pinned ring) is freed on return with the first
-  // rank's context current.
+  // kept on the cards), then the pinned ring, then the contexts — all on this thread, which is left with none
+  // current. Host buffers stay for returnHost.
   if (gpu) {
     for (size_t i = 0; i < nr; i++) {
       TpRank& k = *tpRanks[i];
@@ -119,6 +119,8 @@ void LoadEngine::RunTp() {
       k.dmem.reset();
     }
     tpRanks[0]->ctx->Current();
+    bufs.clear();
+    for (auto& k : tpRanks) k->ctx.reset();
   }
   jobs.push_back(std::make_unique<Job>());
   Job& out = *jobs.back();
