@@ -95,7 +95,12 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
     }
   }
   if (e.gpu && !Cuda().loaded) return Refuse(out, Err::NoGpu, "cs_load: no CUDA driver: " + Cuda().loadError + " (pass device -1 to load into host memory)");
+  // The caller's thread keeps the context it had (a server's torch thread has its device's primary context
+  // current; the engine leaves none current on the threads it used).
+  CUcontext callers = nullptr;
+  if (e.gpu) Cuda().cuCtxGetCurrent(&callers);
   e.Run();
+  if (e.gpu) Cuda().cuCtxSetCurrent(callers);
   if (!e.error.empty()) return Refuse(out, e.code.c_str(), e.error);
   std::vector<Interval> reads, copies;
   for (auto& j : e.jobs) {

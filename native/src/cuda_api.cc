@@ -43,6 +43,7 @@ CudaApi LoadCuda() {
   ok &= Sym(lib, "cuDevicePrimaryCtxRetain", a.cuDevicePrimaryCtxRetain, err);
   ok &= Sym(lib, "cuDevicePrimaryCtxRelease_v2", a.cuDevicePrimaryCtxRelease, err);
   ok &= Sym(lib, "cuCtxSetCurrent", a.cuCtxSetCurrent, err);
+  ok &= Sym(lib, "cuCtxGetCurrent", a.cuCtxGetCurrent, err);
   ok &= Sym(lib, "cuCtxSynchronize", a.cuCtxSynchronize, err);
   ok &= Sym(lib, "cuMemGetInfo_v2", a.cuMemGetInfo, err);
   ok &= Sym(lib, "cuMemAlloc_v2", a.cuMemAlloc, err);
