@@ -8,7 +8,9 @@
  *   vocab       split dim 0 in vLLM's VocabParallelEmbedding partitions (vocabulary padded to 64): embed, lm_head
  *   replicated  every rank gets all of it: norms, routers, MLA's q_a/kv_a projections, rotary buffers
  * K/V projections with fewer KV heads than ranks are replicated by head (rank r gets head ⌊r·kv/tp⌋), as vLLM does;
- * the KV head count comes from the model's config.json. Block-quantised scales (`*.weight_scale_inv`) follow their
+ * the KV head count comes from the model's config.json. Fused checkpoints (Phi-3's qkv_proj, gate_up_proj) are cut
+ * per part — q, k, v; gate, up — and each rank's parts are packed one after another, as vLLM's
+ * QKVParallelLinear and MergedColumnParallelLinear load them. Block-quantised scales (`*.weight_scale_inv`) follow their
  * weight's split. A tensor no rule names, or a split that does not divide, is refused by name (BAD_INPUT, exit 2).
  *
  * Each rank's slices are packed in header order, each on a 256-byte boundary, into one buffer per rank. The copies
@@ -28,6 +30,8 @@ export type ShardKind = 'column' | 'row' | 'vocab' | 'replicated';
 /** The config.json fields a split needs (optional: without them, K/V heads must divide by the degree). */
 export interface TpModelConfig {
   numKeyValueHeads?: number;
+  /** Needed for fused qkv_proj tensors (Phi-3): where q ends and k, v begin. */
+  numAttentionHeads?: number;
 }
 
 /** Numbers per copy in `TpPlan.ops`: chunk, rank, source (absolute file offset), width, height, source pitch, destination, destination pitch. */
@@ -35,7 +39,9 @@ export const TP_OP_STRIDE = 8;
 const SLICE_ALIGN = 256;
 
 // Name → kind, first match wins; the module path before these suffixes is free (model.layers.N., language_model., …).
-const RULES: Array<[RegExp, ShardKind | 'kv']> = [
+const RULES: Array<[RegExp, ShardKind | 'kv' | 'qkv' | 'gate_up']> = [
+  [/(^|\.)qkv_proj\.(weight|bias)$/, 'qkv'],
+  [/(^|\.)gate_up_proj\.(weight|bias)$/, 'gate_up'],
   [/(^|\.)(embed_tokens|wte|tok_embeddings)\.weight$/, 'vocab'],
   [/(^|\.)lm_head\.weight$/, 'vocab'],
   [/(^|\.)(k_proj|v_proj)\.(weight|bias|weight_scale_inv)$/, 'kv'],
@@ -49,7 +55,7 @@ const RULES: Array<[RegExp, ShardKind | 'kv']> = [
 ];
 
 /** The rule for a tensor name, or null when none applies. */
-export function shardKind(name: string): ShardKind | 'kv' | null {
+export function shardKind(name: string): ShardKind | 'kv' | 'qkv' | 'gate_up' | null {
   for (const [re, kind] of RULES) if (re.test(name)) return kind;
   return null;
 }
@@ -65,6 +71,8 @@ export interface TensorShard {
   shape: number[];
   offset: number;
   bytes: number;
+  /** A fused tensor (qkv_proj, gate_up_proj): the row ranges of its parts, packed in this order. */
+  parts?: Array<[number, number]>;
 }
 
 export interface TpPlan {
@@ -107,6 +115,38 @@ function rowRange(t: TensorEntry, kind: ShardKind | 'kv', tp: number, r: number,
   if (d0 % tp !== 0) throw bad(`${file}: ${t.name}: dim 0 (${d0}) does not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides it.');
   const per = d0 / tp;
   return [r * per, (r + 1) * per];
+}
+
+/** A fused tensor's row ranges for rank r (its parts in order), or null when the tensor is not fused. */
+function fusedRows(t: TensorEntry, kind: ShardKind | 'kv' | 'qkv' | 'gate_up', tp: number, r: number, cfg: TpModelConfig, file: string): Array<[number, number]> | null {
+  const d0 = t.shape[0]!;
+  if (kind === 'gate_up') {
+    const inter = d0 / 2;
+    if (d0 % 2 !== 0 || inter % tp !== 0) throw bad(`${file}: ${t.name}: ${d0} rows do not split into gate and up over ${tp} ranks`, 'Use a tensor-parallel degree that divides the intermediate size.');
+    const per = inter / tp;
+    return [
+      [r * per, (r + 1) * per],
+      [inter + r * per, inter + (r + 1) * per],
+    ];
+  }
+  if (kind !== 'qkv') return null;
+  const h = cfg.numAttentionHeads;
+  const kv = cfg.numKeyValueHeads ?? h;
+  if (!h || !kv) throw bad(`${file}: ${t.name}: a fused qkv_proj needs num_attention_heads (and num_key_value_heads) from config.json`, 'Put the model\'s config.json beside its weights.');
+  const hd = d0 / (h + 2 * kv);
+  if (!Number.isInteger(hd) || h % tp !== 0) throw bad(`${file}: ${t.name}: ${d0} rows are not ${h} query + 2 × ${kv} KV heads that split over ${tp} ranks`, 'Check config.json, or use a degree that divides the heads.');
+  const q = (h / tp) * hd;
+  const kvRows = (base: number): [number, number] => {
+    if (kv >= tp) {
+      if (kv % tp !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides the KV heads.');
+      const per = (kv / tp) * hd;
+      return [base + r * per, base + (r + 1) * per];
+    }
+    if (tp % kv !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not replicate evenly over ${tp} ranks`, 'Use a tensor-parallel degree that is a multiple of the KV heads.');
+    const head = Math.floor((r * kv) / tp);
+    return [base + head * hd, base + (head + 1) * hd];
+  };
+  return [[r * q, (r + 1) * q], kvRows(h * hd), kvRows((h + kv) * hd)];
 }
 
 /**
@@ -159,29 +199,26 @@ export function planTp(headers: readonly SafetensorsHeader[], paths: readonly st
     for (const t of h.tensors) {
       const kind = shardKind(t.name);
       if (kind === null) {
-        throw bad(`${file}: ${t.name}: no tensor-parallel rule for this tensor`, 'coldstart shards Llama, Mistral, Qwen, Mixtral and DeepSeek layouts as vLLM does; load other models without --tp.');
+        throw bad(`${file}: ${t.name}: no tensor-parallel rule for this tensor`, 'coldstart shards Llama, Mistral, Qwen, Mixtral, Phi-3 and DeepSeek layouts as vLLM does; load other models without --tp.');
       }
       const esize = DTYPE_SIZES[t.dtype];
       const srcBase = begin + t.begin;
       for (let r = 0; r < tp; r++) {
+        // The regions of the file this rank receives, packed one after another into its buffer.
+        const regions: Array<{ src: number; width: number; height: number; pitch: number }> = [];
         let dim: 0 | 1 | null = null;
         let from = 0;
         let to = 0;
         let shape = [...t.shape];
-        let width: number;
-        let height: number;
-        let pitch: number;
-        let src = srcBase;
         const split = tp > 1 && t.shape.length > 0 && kind !== 'replicated' ? (kind === 'row' ? (t.shape.length >= 2 ? 1 : null) : 0) : null;
+        const parts = split === 0 ? fusedRows(t, kind, tp, r, cfg, file) : null;
         if (split === 0) {
-          [from, to] = rowRange(t, kind, tp, r, cfg, file);
+          const rows = parts ?? [rowRange(t, kind as ShardKind | 'kv', tp, r, cfg, file)];
           dim = 0;
+          [from, to] = [rows[0]![0], rows[rows.length - 1]![1]];
           const rowBytes = prod(t.shape.slice(1)) * esize;
-          shape = [to - from, ...t.shape.slice(1)];
-          src = srcBase + from * rowBytes;
-          width = (to - from) * rowBytes;
-          height = 1;
-          pitch = width;
+          shape = [rows.reduce((a, [x, y]) => a + y - x, 0), ...t.shape.slice(1)];
+          for (const [x, y] of rows) regions.push({ src: srcBase + x * rowBytes, width: (y - x) * rowBytes, height: 1, pitch: (y - x) * rowBytes });
         } else if (split === 1) {
           const d1 = t.shape[1]!;
           if (d1 % tp !== 0) throw bad(`${file}: ${t.name}: dim 1 (${d1}) does not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides it.');
@@ -190,22 +227,22 @@ export function planTp(headers: readonly SafetensorsHeader[], paths: readonly st
           dim = 1;
           const inner = prod(t.shape.slice(2)) * esize;
           shape = [t.shape[0]!, per, ...t.shape.slice(2)];
-          src = srcBase + from * inner;
-          width = per * inner;
-          height = t.shape[0]!;
-          pitch = d1 * inner;
+          regions.push({ src: srcBase + from * inner, width: per * inner, height: t.shape[0]!, pitch: d1 * inner });
         } else {
-          width = t.end - t.begin;
-          height = 1;
-          pitch = width;
+          regions.push({ src: srcBase, width: t.end - t.begin, height: 1, pitch: t.end - t.begin });
         }
-        const bytes = width * height;
+        const bytes = regions.reduce((a, g) => a + g.width * g.height, 0);
         const rk = ranks[r]!;
         const offset = Math.ceil(rk.bytes / SLICE_ALIGN) * SLICE_ALIGN;
-        rk.shards.push({ name: t.name, kind: kind === 'kv' ? 'column' : kind, dim, from, to, shape, offset, bytes });
+        const shownKind: ShardKind = kind === 'kv' || kind === 'qkv' || kind === 'gate_up' ? 'column' : kind;
+        rk.shards.push({ name: t.name, kind: shownKind, dim, from, to, shape, offset, bytes, ...(parts ? { parts } : {}) });
         rk.bytes = offset + bytes;
         delivered += bytes;
-        if (bytes > 0) emit(r, src, width, height, pitch, offset, width);
+        let at = offset;
+        for (const g of regions) {
+          if (g.width * g.height > 0) emit(r, g.src, g.width, g.height, g.pitch, at, g.width);
+          at += g.width * g.height;
+        }
       }
     }
     if (end <= begin) return;
@@ -219,7 +256,7 @@ export function planTp(headers: readonly SafetensorsHeader[], paths: readonly st
   return { tp, ranks, ops: Float64Array.from(ops), readBytes, deliveredBytes: delivered };
 }
 
-/** The KV head count from the config.json beside the weights (or its text_config); {} when there is none. */
+/** The attention and KV head counts from the config.json beside the weights (or its text_config); {} when none. */
 export function readTpConfig(firstFile: string): TpModelConfig {
   const path = join(dirname(firstFile), 'config.json');
   if (!existsSync(path)) return {};
@@ -231,6 +268,8 @@ export function readTpConfig(firstFile: string): TpModelConfig {
     throw bad(`${path}: not valid JSON (${(e as Error).message})`, 'Fix or remove the config.json beside the weights.');
   }
   const text = (j.text_config && typeof j.text_config === 'object' ? j.text_config : {}) as Record<string, unknown>;
-  const kv = j.num_key_value_heads ?? text.num_key_value_heads ?? j.num_attention_heads ?? text.num_attention_heads;
-  return Number.isSafeInteger(kv) && (kv as number) > 0 ? { numKeyValueHeads: kv as number } : {};
+  const heads = j.num_attention_heads ?? text.num_attention_heads;
+  const kv = j.num_key_value_heads ?? text.num_key_value_heads ?? heads;
+  const ok = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) > 0;
+  return { ...(ok(kv) ? { numKeyValueHeads: kv } : {}), ...(ok(heads) ? { numAttentionHeads: heads } : {}) };
 }

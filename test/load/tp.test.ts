@@ -34,6 +34,8 @@ describe('shardKind: the layouts vLLM shards', () => {
       ['model.layers.2.self_attn.kv_a_proj_with_mqa.weight', 'replicated'],
       ['model.layers.2.self_attn.q_norm.weight', 'replicated'],
       ['model.norm.weight', 'replicated'],
+      ['model.layers.0.self_attn.qkv_proj.weight', 'qkv'],
+      ['model.layers.0.mlp.gate_up_proj.weight', 'gate_up'],
       ['model.layers.0.mlp.frobnicator.weight', null],
     ];
     for (const [name, kind] of cases) expect(shardKind(name), name).toBe(kind);
@@ -55,7 +57,7 @@ describe.skipIf(!peerPython())('tensor-parallel loads into several host sinks, a
     it(`tp ${tp}: every rank holds exactly its slices; each byte of the files read once`, async () => {
       const prep = prepareFiles(files);
       const chunkBytes = 4096; // many chunk boundaries cut rows and tensors
-      const plan = planTp(prep.headers, prep.paths, tp, chunkBytes, { numKeyValueHeads: 2 });
+      const plan = planTp(prep.headers, prep.paths, tp, chunkBytes, { numKeyValueHeads: 2, numAttentionHeads: 8 });
       const chunks = planChunks(prep.headers.map((h) => ({ begin: h.dataOffset, end: h.dataOffset + h.dataSize })), chunkBytes);
       const addon = requireNative('test');
       const r = await addon.gpuLoad({
@@ -106,7 +108,10 @@ describe.skipIf(!peerPython())('tensor-parallel loads into several host sinks, a
 
   it('refuses what it cannot split, naming the tensor and the file', () => {
     const prep = prepareFiles(files);
-    expect(() => planTp(prep.headers, prep.paths, 3, 4096, { numKeyValueHeads: 2 })).toThrow(/model-00001-of-00002\.safetensors: model\.[a-z_.0-9]+: (dim 0 \(\d+\)|a vocabulary of \d+ .*|\d+ KV heads) do(es)? not (split|replicate evenly) over 3 ranks/);
+    // A fused qkv_proj without the head counts cannot be cut.
+    const fused = prepareFiles(files.filter((f) => f.includes('00003-of')));
+    expect(() => planTp(fused.headers, fused.paths, 2, 4096, {})).toThrow(/00003-of-00003\.safetensors: model\.layers\.3\.self_attn\.qkv_proj\.weight: a fused qkv_proj needs num_attention_heads/);
+    expect(() => planTp(prep.headers, prep.paths, 3, 4096, { numKeyValueHeads: 2, numAttentionHeads: 8 })).toThrow(/model-00001-of-00003\.safetensors: model\.[a-z_.0-9]+: (dim 0 \(\d+\)|a vocabulary of \d+ .*|\d+ KV heads) do(es)? not (split|replicate evenly) over 3 ranks/);
     expect(() => planTp(prep.headers, prep.paths, 0, 4096)).toThrow(/--tp 0: a tensor-parallel degree must be a whole number/);
     const odd = join(dir, 'odd.safetensors');
     const h = buildHeader([{ name: 'model.layers.0.mlp.frobnicator.weight', dtype: 'BF16', shape: [4, 4] }]);
@@ -118,7 +123,7 @@ describe.skipIf(!peerPython())('tensor-parallel loads into several host sinks, a
 
   it('the engine refuses a copy outside its chunk or its rank (BAD_ARG before anything runs)', () => {
     const prep = prepareFiles(files);
-    const plan = planTp(prep.headers, prep.paths, 2, 4096, { numKeyValueHeads: 2 });
+    const plan = planTp(prep.headers, prep.paths, 2, 4096, { numKeyValueHeads: 2, numAttentionHeads: 8 });
     const chunks = planChunks(prep.headers.map((h) => ({ begin: h.dataOffset, end: h.dataOffset + h.dataSize })), 4096);
     const addon = requireNative('test');
     const base = {

@@ -1,12 +1,13 @@
 """Tensor-parallel slices as vLLM's weight loaders cut them, for test/load/tp.test.ts (the oracle for src/load/tp.ts).
 
-  python tp_oracle.py write DIR     write a small Llama + Qwen3 + DeepSeek-MoE-shaped checkpoint (2 safetensors
-                                    shards, written by safetensors itself) and config.json into DIR
+  python tp_oracle.py write DIR     write a small Llama + Qwen3 + DeepSeek-MoE + Phi-3-shaped checkpoint (3
+                                    safetensors shards, written by safetensors itself) and config.json into DIR
   python tp_oracle.py slices DIR TP print {rank: {tensor: sha256 of its slice}} as JSON
 
 The cuts follow vLLM (model_executor/layers/linear.py, vocab_parallel_embedding.py): ColumnParallelLinear and
 MergedColumn narrow the output dim (0) by tp_rank * shard_size; RowParallelLinear narrows the input dim (1);
-QKVParallelLinear's K/V shard is tp_rank // num_kv_head_replicas when there are fewer KV heads than ranks;
+QKVParallelLinear's K/V shard is tp_rank // num_kv_head_replicas when there are fewer KV heads than ranks, and a
+fused qkv_proj (MergedColumn's gate_up_proj) is split into its parts, each cut, the parts concatenated in order;
 VocabParallelEmbedding pads the vocabulary to a multiple of 64 and gives each rank padded / tp rows (the last
 ones may get fewer); everything else is replicated. Written from those rules, not from src/load/tp.ts.
 """
@@ -67,27 +68,49 @@ def write(folder):
     for e in range(EXPERTS):
         q = f"{p}mlp.experts.{e}."
         b.update({q + "gate_proj.weight": r(INTER, HIDDEN), q + "up_proj.weight": r(INTER, HIDDEN), q + "down_proj.weight": r(HIDDEN, INTER)})
-    save_file(a, os.path.join(folder, "model-00001-of-00002.safetensors"))
-    save_file(b, os.path.join(folder, "model-00002-of-00002.safetensors"))
+    # Phi-3's fused projections (a layer of its own shape, in a third shard)
+    p = "model.layers.3."
+    c = {
+        p + "self_attn.qkv_proj.weight": r((HEADS + 2 * KV) * HEAD_DIM, HIDDEN),
+        p + "self_attn.o_proj.weight": r(HIDDEN, HEADS * HEAD_DIM),
+        p + "mlp.gate_up_proj.weight": r(2 * INTER, HIDDEN),
+        p + "mlp.down_proj.weight": r(HIDDEN, INTER),
+    }
+    save_file(a, os.path.join(folder, "model-00001-of-00003.safetensors"))
+    save_file(b, os.path.join(folder, "model-00002-of-00003.safetensors"))
+    save_file(c, os.path.join(folder, "model-00003-of-00003.safetensors"))
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump({"num_attention_heads": HEADS, "num_key_value_heads": KV, "hidden_size": HIDDEN, "vocab_size": VOCAB}, f)
+
+
+def kv_shard(t, tp, rank):
+    if KV < tp:
+        replicas = tp // KV
+        return t.narrow(0, (rank // replicas) * HEAD_DIM, HEAD_DIM)
+    shard = t.shape[0] // tp
+    return t.narrow(0, rank * shard, shard)
 
 
 def cut(name, t, tp, rank):
     leaf = name.rsplit(".", 2)
     mod, kind = leaf[-2], leaf[-1]
+    if mod == "qkv_proj":
+        # QKVParallelLinear loading a fused checkpoint tensor: split by q/k/v sizes, cut each, in that order.
+        q, k, v = t.split([HEADS * HEAD_DIM, KV * HEAD_DIM, KV * HEAD_DIM], 0)
+        shard = q.shape[0] // tp
+        return torch.cat([q.narrow(0, rank * shard, shard), kv_shard(k, tp, rank), kv_shard(v, tp, rank)])
+    if mod == "gate_up_proj":
+        # MergedColumnParallelLinear: gate and up halves, each cut.
+        gate, up = t.chunk(2, 0)
+        shard = gate.shape[0] // tp
+        return torch.cat([gate.narrow(0, rank * shard, shard), up.narrow(0, rank * shard, shard)])
     if mod in ("embed_tokens", "lm_head"):
         padded = -(-t.shape[0] // 64) * 64
         per = padded // tp
         start = min(t.shape[0], rank * per)
         return t.narrow(0, start, min(t.shape[0], start + per) - start)
     if mod in ("k_proj", "v_proj"):
-        if KV < tp:
-            replicas = tp // KV
-            shard = HEAD_DIM
-            return t.narrow(0, (rank // replicas) * shard, shard)
-        shard = t.shape[0] // tp
-        return t.narrow(0, rank * shard, shard)
+        return kv_shard(t, tp, rank)
     if mod in ("q_proj", "q_b_proj", "kv_b_proj", "gate_proj", "up_proj"):
         shard = t.shape[0] // tp
         return t.narrow(0, rank * shard, shard)
