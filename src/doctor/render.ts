@@ -47,7 +47,7 @@ export function doctorText(r: DoctorReport, s: Style): string {
       'server loader',
       sl.library
         ? `${sl.library}, for a server's wake-up: PYTHONPATH=${dirname(sl.module)} then import coldstart_load (docs/snapshot.md)`
-        : bad(`coldstart_load (${sl.module}) finds no library: ${sl.reason}`),
+        : `not available (only a server's wake-up that calls coldstart_load needs it): ${sl.reason}`,
     ]);
   const o = r.onnx;
   rows.push(['onnx', o.usable ? `${o.module} ${o.version}${o.path ? ` (${o.path})` : ''}; CUDA provider ${o.cuda.available ? 'available' : `not available: ${o.cuda.reason}`}` : bad(`${o.module} not usable: ${o.reason}`)]);
