@@ -26,6 +26,17 @@ describe('coldstart doctor', () => {
     expect(Array.isArray(doc.gpus)).toBe(true);
   });
 
+  it('the server loader: the library coldstart_load.py loads here, or why none does (never flagged as broken)', async () => {
+    const ok = JSON.parse((await runCli(['doctor', '--json'])).stdout);
+    expect(ok.python.serverLoader).toMatchObject({ module: expect.stringMatching(/python\/coldstart_load\.py$/), library: expect.stringMatching(/libcoldstart_load\.so$/) });
+    const env = { COLDSTART_LOAD_LIBRARY: join(tmpdir(), 'no-such-dir', 'libcoldstart_load.so') };
+    const missing = JSON.parse((await runCli(['doctor', '--json'], { env })).stdout);
+    expect(missing.python.serverLoader.library).toBeUndefined();
+    expect(missing.python.serverLoader.reason).toMatch(/no-such-dir\/libcoldstart_load\.so \(not there\)\. Possible solutions: `npm rebuild coldstart`/);
+    const text = await runCli(['doctor'], { env });
+    expect(text.stdout).toMatch(/^server loader\s+not available \(only a server's wake-up that calls coldstart_load needs it\)/m);
+  });
+
   it('human output names every section and says why CUDA is unavailable', async () => {
     const r = await runCli(['doctor']);
     expect(r.code).toBe(0);
