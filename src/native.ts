@@ -32,6 +32,8 @@ export interface CudaDevice {
   contextError?: string;
   pcie?: PcieLink;
   pcieError?: string;
+  /** NVLink links NVML reports up; absent when it reports none (a PCIe card, or no NVML). */
+  nvlinkActiveLinks?: number;
 }
 
 export interface CudaProbeResult {

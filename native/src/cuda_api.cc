@@ -101,6 +101,7 @@ NvmlApi LoadNvml() {
   Sym(lib, "nvmlDeviceGetMemoryInfo", a.nvmlDeviceGetMemoryInfo, err, false);
   Sym(lib, "nvmlDeviceGetName", a.nvmlDeviceGetName, err, false);
   Sym(lib, "nvmlDeviceGetUUID", a.nvmlDeviceGetUUID, err, false);
+  Sym(lib, "nvmlDeviceGetNvLinkState", a.nvmlDeviceGetNvLinkState, err, false);
   a.loaded = ok;
   return a;
 }

@@ -122,6 +122,8 @@ struct NvmlApi {
   nvmlReturn_t (*nvmlDeviceGetMemoryInfo)(nvmlDevice_t, unsigned long long*) = nullptr;
   nvmlReturn_t (*nvmlDeviceGetName)(nvmlDevice_t, char*, unsigned) = nullptr;
   nvmlReturn_t (*nvmlDeviceGetUUID)(nvmlDevice_t, char*, unsigned) = nullptr;
+  // NVLink state of one link (nvmlEnableState_t: 1 enabled); optional.
+  nvmlReturn_t (*nvmlDeviceGetNvLinkState)(nvmlDevice_t, unsigned, int*) = nullptr;
 };
 
 // Loaded once (thread-safe); never unloaded. The returned reference is valid for the process lifetime.

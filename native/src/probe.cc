@@ -13,6 +13,8 @@ namespace coldstart {
 
 namespace {
 
+constexpr unsigned kNvlinkMaxLinks = 18;  // NVML_NVLINK_MAX_LINKS
+
 struct DeviceInfo {
   int index = 0;
   std::string name;
@@ -23,6 +25,7 @@ struct DeviceInfo {
   double contextSeconds = -1;
   std::string contextError;
   bool pcieKnown = false;
+  int nvlinkActive = -1;  // links NVML reports active; -1 when it reports none (a PCIe card, or no NVML)
   unsigned currGen = 0, maxGen = 0, gpuMaxGen = 0, currWidth = 0, maxWidth = 0;
   std::string pcieError;
 };
@@ -148,6 +151,13 @@ struct ProbeBaton : Baton {
       if (nv.nvmlDeviceGetGpuMaxPcieLinkGeneration) nv.nvmlDeviceGetGpuMaxPcieLinkGeneration(h, &d.gpuMaxGen);
       d.pcieKnown = ok;
       if (!ok) d.pcieError = "NVML could not read the PCIe link";
+      // NVLink (optional symbol): how many of the device's links are up. A PCIe card answers NOT_SUPPORTED.
+      for (unsigned link = 0; nv.nvmlDeviceGetNvLinkState && link < kNvlinkMaxLinks; link++) {
+        int state = 0;
+        if (nv.nvmlDeviceGetNvLinkState(h, link, &state) != 0) continue;
+        if (d.nvlinkActive < 0) d.nvlinkActive = 0;
+        if (state == 1) d.nvlinkActive++;  // NVML_FEATURE_ENABLED
+      }
     }
     nv.nvmlShutdown();
   }
@@ -187,6 +197,7 @@ struct ProbeBaton : Baton {
       } else if (!d.pcieError.empty()) {
         x.Set("pcieError", d.pcieError);
       }
+      if (d.nvlinkActive >= 0) x.Set("nvlinkActiveLinks", d.nvlinkActive);
       arr.Set(i, x);
     }
     o.Set("devices", arr);

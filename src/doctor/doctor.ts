@@ -46,6 +46,8 @@ export interface DoctorReport {
     pcie: null | { currentGen: number; currentWidth: number; maxGen: number; maxWidth: number; bandwidthBytesPerSecond: number | null; currentBandwidthBytesPerSecond: number | null };
     /** Its NUMA node and PCIe path from sysfs (platform/topology.ts); null when sysfs does not have it. */
     placement: GpuPlacement | null;
+    /** NVLink links up (NVML); null when NVML reports none (a PCIe card, or no NVML). */
+    nvlinkActiveLinks: number | null;
   }>;
   /** GPUs behind one PCIe switch share its uplink: their concurrent loads are bounded by it. */
   sharedSwitches: Array<{ switch: string; gpus: number[] }>;
@@ -121,6 +123,7 @@ export async function gatherDoctor(env: Env, cwd: string, snapshotCheck: Snapsho
         }
       : null,
     placement: gpuPlacement(d.pciBusId),
+    nvlinkActiveLinks: d.nvlinkActiveLinks ?? null,
   }));
   const cacheDir = hubCacheDir(env);
   const diskPaths = [...new Set([cwd, cacheDir, env.TMPDIR || '/tmp'])];

@@ -23,7 +23,8 @@ export function doctorText(r: DoctorReport, s: Style): string {
       : 'PCIe link unknown (NVML unavailable)';
     const pl = g.placement;
     const where = pl ? `; NUMA node ${pl.numaNode ?? '—'}, ${pl.switch ? `behind PCIe switch ${pl.switch}` : pl.bridges.length ? `on root port ${pl.bridges[0]}` : 'on the root complex'}` : '';
-    rows.push([`gpu ${g.index}`, `${g.name}, ${formatBytes(g.memoryBytes)}, cc ${g.computeCapability}, ${g.pciBusId}, ${link}${where}`]);
+    const nvlink = g.nvlinkActiveLinks === null ? '' : `; NVLink: ${g.nvlinkActiveLinks} link(s) up`;
+    rows.push([`gpu ${g.index}`, `${g.name}, ${formatBytes(g.memoryBytes)}, cc ${g.computeCapability}, ${g.pciBusId}, ${link}${where}${nvlink}`]);
   }
   for (const sw of r.sharedSwitches) rows.push(['topology', `GPUs ${sw.gpus.join(', ')} share PCIe switch ${sw.switch}: one uplink for their loads together (gpu-load measures their H2D concurrently)`]);
   for (const d of r.disks) {

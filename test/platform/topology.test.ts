@@ -6,6 +6,8 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gpuPlacement, sharedSwitches, sysfsBusId } from '../../src/platform/topology.js';
+import { gatherDoctor } from '../../src/doctor/doctor.js';
+import { doctorText } from '../../src/doctor/render.js';
 
 const root = mkdtempSync(join(tmpdir(), 'cs-sysfs-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -45,5 +47,27 @@ describe('gpu placement from sysfs', () => {
     expect(gpuPlacement('0000:42:00.0', root)).toBeNull();
     expect(gpuPlacement('garbage', root)).toBeNull();
     expect(sharedSwitches([{ index: 0, placement: a }, { index: 1, placement: b }, { index: 2, placement: c }, { index: 3, placement: null }])).toEqual([{ switch: '0000:16:00.0', gpus: [0, 1] }]);
+  });
+});
+
+describe('doctor shows the topology', () => {
+  it('each GPU with its NUMA node, switch and NVLink links, and the GPUs sharing a switch', async () => {
+    const base = await gatherDoctor(process.env, process.cwd(), async () => ({ criu: { found: false, check: 'not run' }, checkpointApi: { available: false }, root: true, fixes: [] }));
+    const gpu = (index: number, busId: string, nvlink: number | null) => ({
+      index,
+      name: 'NVIDIA H100 80GB HBM3',
+      memoryBytes: 80e9,
+      pciBusId: busId,
+      computeCapability: '9.0',
+      pcie: null,
+      placement: gpuPlacement(busId, root),
+      nvlinkActiveLinks: nvlink,
+    });
+    const gpus = [gpu(0, '00000000:18:00.0', 18), gpu(1, '00000000:19:00.0', 18), gpu(2, '00000000:9A:00.0', null)];
+    const plain = { bold: (x: string) => x, dim: (x: string) => x, red: (x: string) => x, green: (x: string) => x, yellow: (x: string) => x, cyan: (x: string) => x };
+    const text = doctorText({ ...base, gpus, sharedSwitches: sharedSwitches(gpus) }, plain);
+    expect(text).toMatch(/^gpu 0 .*; NUMA node 0, behind PCIe switch 0000:16:00\.0; NVLink: 18 link\(s\) up$/m);
+    expect(text).toMatch(/^gpu 2 .*; NUMA node 1, behind PCIe switch 0000:98:00\.0$/m);
+    expect(text).toMatch(/^topology +GPUs 0, 1 share PCIe switch 0000:16:00\.0: one uplink for their loads together/m);
   });
 });
