@@ -56,7 +56,6 @@ CudaApi LoadCuda() {
   ok &= Sym(lib, "cuMemcpyDtoH_v2", a.cuMemcpyDtoH, err);
   ok &= Sym(lib, "cuMemcpyHtoDAsync_v2", a.cuMemcpyHtoDAsync, err);
   ok &= Sym(lib, "cuMemcpyDtoHAsync_v2", a.cuMemcpyDtoHAsync, err);
-  ok &= Sym(lib, "cuMemcpy2DAsync_v2", a.cuMemcpy2DAsync, err);
   ok &= Sym(lib, "cuStreamCreate", a.cuStreamCreate, err);
   ok &= Sym(lib, "cuStreamDestroy_v2", a.cuStreamDestroy, err);
   ok &= Sym(lib, "cuStreamSynchronize", a.cuStreamSynchronize, err);
@@ -66,6 +65,7 @@ CudaApi LoadCuda() {
   ok &= Sym(lib, "cuEventSynchronize", a.cuEventSynchronize, err);
   ok &= Sym(lib, "cuEventQuery", a.cuEventQuery, err);
   ok &= Sym(lib, "cuEventElapsedTime", a.cuEventElapsedTime, err);
+  Sym(lib, "cuMemcpy2DAsync_v2", a.cuMemcpy2DAsync, err, false);  // tensor-parallel loads only: refused without it
   Sym(lib, "cuCheckpointProcessGetRestoreThreadId", a.cuCheckpointProcessGetRestoreThreadId, err, false);
   Sym(lib, "cuCheckpointProcessGetState", a.cuCheckpointProcessGetState, err, false);
   Sym(lib, "cuCheckpointProcessLock", a.cuCheckpointProcessLock, err, false);

@@ -200,6 +200,11 @@ void ParseTp(Napi::Env env, const char* fn, const Napi::Object& o, LoadEngine& e
   Napi::Array devs = t.Get("devices").As<Napi::Array>(), sizes = t.Get("bytes").As<Napi::Array>();
   if (devs.Length() < 1 || devs.Length() > 1024 || sizes.Length() != devs.Length()) throw ArgError(env, fn, "options.tp.devices", "1 to 1024 ranks, one size each");
   if (e.path != CopyPath::Ring || (e.gpu ? e.sink != Sink::Device : e.sink != Sink::Memory)) throw ArgError(env, fn, "options.tp", "the ring path into device (or host) memory");
+  if (e.gpu && Cuda().loaded && !Cuda().cuMemcpy2DAsync) {
+    Napi::Error x = Napi::Error::New(env, "gpuLoad: this CUDA driver has no cuMemcpy2DAsync_v2, which tensor-parallel loads need");
+    x.Set("code", Napi::String::New(env, ErrName(Err::Unsupported)));
+    throw x;
+  }
   for (uint32_t i = 0; i < devs.Length(); i++) {
     auto k = std::make_unique<TpRank>();
     k->device = static_cast<int>(ArgInt(env, fn, "options.tp.devices[" + std::to_string(i) + "]", devs.Get(i), e.gpu ? 0 : -1, e.gpu ? 1023 : -1));
