@@ -87,6 +87,7 @@ export interface TpPlan {
 }
 
 const bad = (msg: string, hint: string) => new ColdstartError('BAD_INPUT', msg, { hint });
+const KV_HINT = 'Use a tensor-parallel degree that is a multiple of the KV heads, or divides them.';
 
 function prod(xs: readonly number[]): number {
   return xs.reduce((a, b) => a * b, 1);
@@ -102,15 +103,11 @@ function rowRange(t: TensorEntry, kind: ShardKind | 'kv', tp: number, r: number,
     const per = padded / tp;
     return [Math.min(d0, r * per), Math.min(d0, (r + 1) * per)];
   }
-  if (kind === 'kv' && cfg.numKeyValueHeads && cfg.numKeyValueHeads >= tp && cfg.numKeyValueHeads % tp !== 0) {
-    throw bad(`${file}: ${t.name}: ${cfg.numKeyValueHeads} KV heads do not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides the KV heads.');
-  }
-  if (kind === 'kv' && cfg.numKeyValueHeads && cfg.numKeyValueHeads < tp) {
-    const kv = cfg.numKeyValueHeads;
-    if (tp % kv !== 0 || d0 % kv !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not replicate evenly over ${tp} ranks`, 'Use a tensor-parallel degree that is a multiple of the KV heads, or divides them.');
-    const hd = d0 / kv;
-    const h = Math.floor((r * kv) / tp);
-    return [h * hd, (h + 1) * hd];
+  const kv = kind === 'kv' ? cfg.numKeyValueHeads : undefined;
+  if (kv && (kv < tp || kv % tp !== 0)) {
+    // Fewer KV heads than ranks (replicated by head), or a count that does not split (kvHeadRows refuses it).
+    if (kv < tp && d0 % kv !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not replicate evenly over ${tp} ranks`, KV_HINT);
+    return kvHeadRows(t, kv, d0 / kv, 0, tp, r, file);
   }
   if (d0 % tp !== 0) throw bad(`${file}: ${t.name}: dim 0 (${d0}) does not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides it.');
   const per = d0 / tp;
@@ -136,17 +133,22 @@ function fusedRows(t: TensorEntry, kind: ShardKind | 'kv' | 'qkv' | 'gate_up', t
   const hd = d0 / (h + 2 * kv);
   if (!Number.isInteger(hd) || h % tp !== 0) throw bad(`${file}: ${t.name}: ${d0} rows are not ${h} query + 2 × ${kv} KV heads that split over ${tp} ranks`, 'Check config.json, or use a degree that divides the heads.');
   const q = (h / tp) * hd;
-  const kvRows = (base: number): [number, number] => {
-    if (kv >= tp) {
-      if (kv % tp !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides the KV heads.');
-      const per = (kv / tp) * hd;
-      return [base + r * per, base + (r + 1) * per];
-    }
-    if (tp % kv !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not replicate evenly over ${tp} ranks`, 'Use a tensor-parallel degree that is a multiple of the KV heads.');
-    const head = Math.floor((r * kv) / tp);
-    return [base + head * hd, base + (head + 1) * hd];
-  };
-  return [[r * q, (r + 1) * q], kvRows(h * hd), kvRows((h + kv) * hd)];
+  return [[r * q, (r + 1) * q], kvHeadRows(t, kv, hd, h * hd, tp, r, file), kvHeadRows(t, kv, hd, (h + kv) * hd, tp, r, file)];
+}
+
+/**
+ * Rank r's rows of `kv` KV heads of `hd` rows each, starting at row `base`, as QKVParallelLinear gives them: split
+ * evenly when there are at least as many heads as ranks, else the head ⌊r·kv/tp⌋ replicated.
+ */
+function kvHeadRows(t: TensorEntry, kv: number, hd: number, base: number, tp: number, r: number, file: string): [number, number] {
+  if (kv >= tp) {
+    if (kv % tp !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not split over ${tp} ranks`, 'Use a tensor-parallel degree that divides the KV heads.');
+    const per = (kv / tp) * hd;
+    return [base + r * per, base + (r + 1) * per];
+  }
+  if (tp % kv !== 0) throw bad(`${file}: ${t.name}: ${kv} KV heads do not replicate evenly over ${tp} ranks`, KV_HINT);
+  const head = Math.floor((r * kv) / tp);
+  return [base + head * hd, base + (head + 1) * hd];
 }
 
 /**
@@ -166,8 +168,14 @@ export function planTp(headers: readonly SafetensorsHeader[], paths: readonly st
     const end = h.dataOffset + h.dataSize;
     const firstChunk = Math.floor(begin / chunkBytes);
     readBytes += h.dataSize;
-    // Copies of one file, collected per chunk so that the list comes out grouped by chunk.
+    // Copies of one file (TP_OP_STRIDE numbers each, the plan's chunk index first), collected per chunk so that the
+    // list comes out grouped by chunk.
     const perChunk = new Map<number, number[]>();
+    const push = (k: number, op: number[]) => {
+      let a = perChunk.get(k);
+      if (!a) perChunk.set(k, (a = []));
+      a.push(chunkBase + k - firstChunk, ...op);
+    };
     const emit = (rank: number, src: number, width: number, height: number, pitch: number, dst: number, dstPitch: number) => {
       // Split the strided region at chunk boundaries: runs of whole rows inside one chunk are one copy; a row that a
       // boundary cuts becomes one copy per piece.
@@ -190,11 +198,6 @@ export function planTp(headers: readonly SafetensorsHeader[], paths: readonly st
         }
         r++;
       }
-    };
-    const push = (k: number, op: number[]) => {
-      let a = perChunk.get(k);
-      if (!a) perChunk.set(k, (a = []));
-      a.push(...op);
     };
     for (const t of h.tensors) {
       const kind = shardKind(t.name);
@@ -247,10 +250,7 @@ export function planTp(headers: readonly SafetensorsHeader[], paths: readonly st
     }
     if (end <= begin) return;
     const chunksOfFile = Math.ceil(end / chunkBytes) - firstChunk;
-    for (let k = firstChunk; k < firstChunk + chunksOfFile; k++) {
-      const a = perChunk.get(k) ?? [];
-      for (let i = 0; i < a.length; i += TP_OP_STRIDE - 1) ops.push(chunkBase + k - firstChunk, ...a.slice(i, i + TP_OP_STRIDE - 1));
-    }
+    for (let k = firstChunk; k < firstChunk + chunksOfFile; k++) for (const x of perChunk.get(k) ?? []) ops.push(x);
     chunkBase += chunksOfFile;
   });
   return { tp, ranks, ops: Float64Array.from(ops), readBytes, deliveredBytes: delivered };
