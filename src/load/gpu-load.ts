@@ -111,10 +111,9 @@ export interface GpuLoadResult {
   /** One entry per card (index -1, name 'host memory', in host mode). */
   devices: Array<{ index: number; name?: string; bytes: number; seconds: number; bytesPerSecond: number; h2dBytesPerSecond?: number }>;
   limits?: {
-    /** Pinned host → device; with several cards, measured on all of them at once (h2dConcurrent). */
+    /** Pinned host → device; with several cards, measured on all of them at once (then the alone-sum is set). */
     h2dBytesPerSecond?: number;
-    h2dConcurrent?: boolean;
-    /** Several cards: the sum of each card's H2D measured alone, beside the concurrent aggregate. */
+    /** Several cards: the sum of each card's H2D measured alone, beside the concurrent aggregate above. */
     h2dAloneSumBytesPerSecond?: number;
     d2hBytesPerSecond?: number;
     readBytesPerSecond?: number;
@@ -447,7 +446,6 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
         for (const x of c.devices) perDeviceH2d.set(x.device, x.h2dBytesPerSecond);
         limits.h2dAloneSumBytesPerSecond = h2d;
         limits.h2dBytesPerSecond = c.aggregateBytesPerSecond;
-        limits.h2dConcurrent = true;
       }
     }
   }
@@ -605,7 +603,7 @@ export function recordGpuLoadPhase(h: PhaseHandle, r: GpuLoadResult): void {
     h.metric('tpSlowestSeconds', r.tp.slowestSeconds);
     for (const k of r.tp.ranks) h.metric(`rank${k.rank}BytesPerSecond`, k.bytesPerSecond);
     const slow = r.tp.ranks.reduce((a, k) => (k.seconds > a.seconds ? k : a), r.tp.ranks[0]!);
-    tpNote = (`tensor-parallel ${r.tp.degree}: ${formatBytes(r.tp.readBytes)} read once, ${formatBytes(r.tp.deliveredBytes)} delivered to ${r.tp.degree} ranks; slowest rank ${slow.rank}${slow.device !== null ? ` (GPU ${slow.device})` : ''} done at ${formatDuration(slow.seconds)}`);
+    tpNote = `tensor-parallel ${r.tp.degree}: ${formatBytes(r.tp.readBytes)} read once, ${formatBytes(r.tp.deliveredBytes)} delivered to ${r.tp.degree} ranks; slowest rank ${slow.rank}${slow.device !== null ? ` (GPU ${slow.device})` : ''} done at ${formatDuration(slow.seconds)}`;
   }
   const notes = [...(tpNote ? [tpNote] : []), ...(r.cache.note ? [r.cache.note] : []), ...r.notes];
   if (notes.length) h.note = notes.join('; ');
