@@ -15,7 +15,8 @@ namespace coldstart {
 
 void LoadEngine::RunTp() {
   const CudaApi& cu = Cuda();
-  Job job;
+  jobs.push_back(std::make_unique<Job>());  // one job: the host side's reads, for every rank
+  Job& job = *jobs.back();
   job.owner = this;
   job.device = -1;
   job.chunks = chunks;
@@ -122,18 +123,6 @@ void LoadEngine::RunTp() {
     bufs.clear();
     for (auto& k : tpRanks) k->ctx.reset();
   }
-  jobs.push_back(std::make_unique<Job>());
-  Job& out = *jobs.back();
-  out.device = -1;
-  out.t0 = job.t0;
-  out.tStart = job.tStart;
-  out.t1 = job.t1;
-  out.setupSeconds = job.setupSeconds;
-  out.ringSeconds = job.ringSeconds;
-  out.bytes = job.bytes;
-  out.reads = std::move(job.reads);
-  out.copies = std::move(job.copies);
-  out.pinned = job.pinned;
 }
 
 void LoadEngine::TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, FreeList& ring,
