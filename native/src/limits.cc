@@ -24,6 +24,65 @@ namespace {
 
 constexpr int kCudaErrorOutOfMemory = 2;
 
+// One card's side of a link measurement: its context, a pinned host buffer and a device buffer of `bytes` each, a
+// stream and two timing events. Declared in release order reversed (the context outlives everything else).
+struct LinkProbe {
+  PrimaryCtx ctx;
+  PinnedMem host;
+  DeviceMem d;
+  Stream s;
+  Event e0, e1;
+  uint64_t bytes = 0;
+  std::string name;
+
+  // The device's primary context, made current, and its name.
+  CUresult Attach(int device) {
+    CUresult r = ctx.Retain(device);
+    if (r == 0) r = ctx.Current();
+    if (r != 0) return r;
+    char nm[256] = {0};
+    Cuda().cuDeviceGetName(nm, sizeof(nm) - 1, ctx.device());
+    name = nm;
+    return 0;
+  }
+  // The buffers (the host one filled), the stream and the events; the first failure.
+  CUresult Alloc(uint64_t n) {
+    const CudaApi& cu = Cuda();
+    bytes = n;
+    CUresult r;
+    if ((r = cu.cuMemHostAlloc(host.out(), bytes, CU_MEMHOSTALLOC_PORTABLE)) != 0) return host.release(), r;
+    memset(host.get(), 0x5a, bytes);
+    if ((r = cu.cuMemAlloc(d.out(), bytes)) != 0) return d.release(), r;
+    if ((r = cu.cuStreamCreate(s.out(), CU_STREAM_NON_BLOCKING)) != 0) return s.release(), r;
+    if ((r = cu.cuEventCreate(e0.out(), CU_EVENT_DEFAULT)) != 0) return e0.release(), r;
+    if ((r = cu.cuEventCreate(e1.out(), CU_EVENT_DEFAULT)) != 0) return e1.release(), r;
+    return 0;
+  }
+  // One untimed copy (dir 0: host → device, 1: device → host), synchronised.
+  CUresult Warm(int dir) {
+    CUresult r = Copy(dir);
+    return r == 0 ? Cuda().cuStreamSynchronize(s.get()) : r;
+  }
+  // `iterations` copies back to back, timed by the events: bytes per second into *bps.
+  CUresult Time(int dir, int iterations, double* bps) {
+    const CudaApi& cu = Cuda();
+    CUresult r = cu.cuEventRecord(e0.get(), s.get());
+    for (int i = 0; i < iterations && r == 0; i++) r = Copy(dir);
+    if (r == 0) r = cu.cuEventRecord(e1.get(), s.get());
+    if (r == 0) r = cu.cuEventSynchronize(e1.get());
+    float ms = 0;
+    if (r == 0) r = cu.cuEventElapsedTime(&ms, e0.get(), e1.get());
+    if (r == 0) *bps = ms > 0 ? static_cast<double>(bytes) * iterations / (ms * 1e-3) : 0;
+    return r;
+  }
+
+ private:
+  CUresult Copy(int dir) {
+    const CudaApi& cu = Cuda();
+    return dir == 0 ? cu.cuMemcpyHtoDAsync(d.get(), host.get(), bytes, s.get()) : cu.cuMemcpyDtoHAsync(host.get(), d.get(), bytes, s.get());
+  }
+};
+
 struct LimitsBaton : Baton {
   int device = 0;
   uint64_t bytes = 256ull << 20;
@@ -36,67 +95,28 @@ struct LimitsBaton : Baton {
     if (!cu.loaded) return Fail(Err::NoGpu, cu.loadError);
     CUresult r = cu.cuInit(0);
     if (r != 0) return Fail(Err::NoGpu, "cuInit failed: " + CuErrorText(r));
-    PrimaryCtx ctx;  // declared first: released last
-    if ((r = ctx.Retain(device)) != 0) return Fail(Err::NoGpu, "GPU " + std::to_string(device) + ": " + CuErrorText(r));
-    char nm[256] = {0};
-    cu.cuDeviceGetName(nm, sizeof(nm) - 1, ctx.device());
-    name = nm;
-    ctx.Current();
-    PinnedMem host;
-    DeviceMem d;
-    Stream s;
-    Event e0, e1;
-    do {
-      if ((r = cu.cuMemHostAlloc(host.out(), bytes, CU_MEMHOSTALLOC_PORTABLE)) != 0) {
-        host.release();
-        break;
-      }
-      memset(host.get(), 0x5a, bytes);
-      if ((r = cu.cuMemAlloc(d.out(), bytes)) != 0) {
-        d.release();
-        break;
-      }
-      if ((r = cu.cuStreamCreate(s.out(), CU_STREAM_NON_BLOCKING)) != 0) {
-        s.release();
-        break;
-      }
-      if ((r = cu.cuEventCreate(e0.out(), CU_EVENT_DEFAULT)) != 0) {
-        e0.release();
-        break;
-      }
-      if ((r = cu.cuEventCreate(e1.out(), CU_EVENT_DEFAULT)) != 0) {
-        e1.release();
-        break;
-      }
-      for (int dir = 0; dir < 2 && r == 0; dir++) {
-        auto copy = [&]() {
-          return dir == 0 ? cu.cuMemcpyHtoDAsync(d.get(), host.get(), bytes, s.get()) : cu.cuMemcpyDtoHAsync(host.get(), d.get(), bytes, s.get());
-        };
-        if ((r = copy()) != 0) break;  // warm-up
-        if ((r = cu.cuStreamSynchronize(s.get())) != 0) break;
-        cu.cuEventRecord(e0.get(), s.get());
-        for (int i = 0; i < iterations && r == 0; i++) r = copy();
-        cu.cuEventRecord(e1.get(), s.get());
-        if (r == 0) r = cu.cuEventSynchronize(e1.get());
-        float ms = 0;
-        if (r == 0) r = cu.cuEventElapsedTime(&ms, e0.get(), e1.get());
-        double bps = ms > 0 ? static_cast<double>(bytes) * iterations / (ms * 1e-3) : 0;
-        (dir == 0 ? h2d : d2h) = bps;
-      }
-      if (r != 0) break;
+    LinkProbe p;
+    if ((r = p.Attach(device)) != 0) return Fail(Err::NoGpu, "GPU " + std::to_string(device) + ": " + CuErrorText(r));
+    name = p.name;
+    r = p.Alloc(bytes);
+    for (int dir = 0; dir < 2 && r == 0; dir++) {
+      r = p.Warm(dir);
+      if (r == 0) r = p.Time(dir, iterations, dir == 0 ? &h2d : &d2h);
+    }
+    if (r == 0) {
       // Registration cost of ordinary (already faulted-in) memory of the same size.
       HostMem plain;
-      void* p = nullptr;
-      if (posix_memalign(&p, 4096, bytes) == 0) {
-        plain.reset(static_cast<char*>(p));
-        memset(p, 1, bytes);
+      void* q = nullptr;
+      if (posix_memalign(&q, 4096, bytes) == 0) {
+        plain.reset(static_cast<char*>(q));
+        memset(q, 1, bytes);
         double t = MonotonicSeconds();
-        if (cu.cuMemHostRegister(p, bytes, CU_MEMHOSTREGISTER_PORTABLE) == 0) {
+        if (cu.cuMemHostRegister(q, bytes, CU_MEMHOSTREGISTER_PORTABLE) == 0) {
           registerSeconds = MonotonicSeconds() - t;
-          cu.cuMemHostUnregister(p);
+          cu.cuMemHostUnregister(q);
         }
       }
-    } while (false);
+    }
     if (r != 0) Fail(r == kCudaErrorOutOfMemory ? Err::GpuOom : Err::Env, "transfer limits on GPU " + std::to_string(device) + ": " + CuErrorText(r));
   }
   Napi::Value ToJS(Napi::Env env) override {
@@ -153,46 +173,26 @@ struct ConcurrentBaton : Baton {
     size_t arrived = 0;
     double first = 1e300, last = 0;
     auto one = [&](size_t i) {
-      PrimaryCtx ctx;  // declared first: released last
-      PinnedMem host;
-      DeviceMem d;
-      Stream s;
-      Event e0, e1;
-      CUresult r = ctx.Retain(devices[i]);
-      if (r == 0) r = ctx.Current();
-      if (r == 0) {
-        char nm[256] = {0};
-        cu.cuDeviceGetName(nm, sizeof(nm) - 1, ctx.device());
-        names[i] = nm;
-      }
-      if (r == 0 && (r = cu.cuMemHostAlloc(host.out(), bytes, CU_MEMHOSTALLOC_PORTABLE)) != 0) host.release();
-      if (r == 0) memset(host.get(), 0x5a, bytes);
-      if (r == 0 && (r = cu.cuMemAlloc(d.out(), bytes)) != 0) d.release();
-      if (r == 0 && (r = cu.cuStreamCreate(s.out(), CU_STREAM_NON_BLOCKING)) != 0) s.release();
-      if (r == 0 && (r = cu.cuEventCreate(e0.out(), CU_EVENT_DEFAULT)) != 0) e0.release();
-      if (r == 0 && (r = cu.cuEventCreate(e1.out(), CU_EVENT_DEFAULT)) != 0) e1.release();
-      if (r == 0) r = cu.cuMemcpyHtoDAsync(d.get(), host.get(), bytes, s.get());  // warm-up
-      if (r == 0) r = cu.cuStreamSynchronize(s.get());
+      LinkProbe p;
+      CUresult r = p.Attach(devices[i]);
+      names[i] = p.name;
+      if (r == 0) r = p.Alloc(bytes);
+      if (r == 0) r = p.Warm(0);
       {
         // Every device arrives (ready or failed) before any starts: the copies overlap.
         std::unique_lock<std::mutex> lk(mu);
         if (++arrived == n) cv.notify_all();
         else cv.wait(lk, [&] { return arrived == n; });
       }
-      double ta = MonotonicSeconds();
-      if (r == 0) r = cu.cuEventRecord(e0.get(), s.get());
-      for (int k = 0; k < iterations && r == 0; k++) r = cu.cuMemcpyHtoDAsync(d.get(), host.get(), bytes, s.get());
-      if (r == 0) r = cu.cuEventRecord(e1.get(), s.get());
-      if (r == 0) r = cu.cuEventSynchronize(e1.get());
+      double ta = MonotonicSeconds(), bps = 0;
+      if (r == 0) r = p.Time(0, iterations, &bps);
       double tb = MonotonicSeconds();
-      float ms = 0;
-      if (r == 0) r = cu.cuEventElapsedTime(&ms, e0.get(), e1.get());
       std::lock_guard<std::mutex> lk(mu);
       if (r != 0) {
         errs[i] = "GPU " + std::to_string(devices[i]) + ": " + CuErrorText(r);
         return;
       }
-      h2d[i] = ms > 0 ? static_cast<double>(bytes) * iterations / (ms * 1e-3) : 0;
+      h2d[i] = bps;
       first = std::min(first, ta);
       last = std::max(last, tb);
     };
