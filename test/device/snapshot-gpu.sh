@@ -17,6 +17,8 @@
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
 #                                                    #   the image and /wake_up reads them back (vLLM's sleep level 2)
+#   COLD_DISK_START=1 ...                            # the hooked snapshot's cold start from a cold disk (page cache
+#                                                    #   dropped first), the start a cold-disk restore replaces
 #   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
 #                                                    #   must then answer "not available", exit 3, which is checked)
 # Each invocation (one mode; <= 9 minutes) does, timing every step and comparing the greedy answer after each:
@@ -248,6 +250,13 @@ if [ "${PARK_HOOKS:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
 fi
 
 H=$((P + 1))
+# COLD_DISK_START=1: the hooked snapshot's cold start (which the restores are compared with) begins from a cold disk
+# — the page cache dropped, so the server reads its libraries and weights from the disk as on a fresh node.
+if [ "${COLD_DISK_START:-0}" = 1 ]; then
+  drop_caches
+  echo '{"pageCacheDropped": true}' >"$OUT/cold-start-disk.json"
+  say "cold start of the hooked snapshot from a cold disk (page cache dropped)"
+fi
 if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=$HOOK_LEVEL" --after-restore "http://127.0.0.1:$H/wake_up"; then
   for tag in ${HOOK_RESTORES:-cold}; do
     flags=()

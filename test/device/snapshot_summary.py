@@ -96,8 +96,12 @@ if ok(hooks):
     wb = weights["bytes"] if weights else 0
     shrunk = snap["details"]["imageBytes"] - img if ok(snap) else None
     res["hooks"] = {"imageBytes": img, "kinds": hd["kinds"], "shrunkBytes": shrunk, "cold": hd["cold"], "weights": weights}
-    for tag in ("warm", "warm-huge", "cold", "cold-huge", "cold-pf", "cold-huge-pf"):
-        r = load(f"restore-{mode}-hooks-{tag}.json")
+    # every way this run restored the hooked image (HOOK_RESTORES: warm, cold, -huge, -pf, -cs)
+    prefix = f"restore-{mode}-hooks-"
+    tags = sorted(f[len(prefix):-5] for f in os.listdir(out) if f.startswith(prefix) and f.endswith(".json"))
+    res["hooks"]["coldStartFromColdDisk"] = os.path.exists(os.path.join(out, "cold-start-disk.json"))
+    for tag in tags:
+        r = load(f"{prefix}{tag}.json")
         if ok(r):
             rr = r["details"]["restored"]
             key = "restoreCold" if tag == "cold" else f"restore-{tag}"
