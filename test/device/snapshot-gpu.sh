@@ -11,6 +11,7 @@
 #                                                    #   (warm, warm-huge, cold, cold-huge; default: cold)
 #   PARK_HOOKS=1 HOOK_LEVEL=2 ... eager              # park / unpark a server of its own plain, --huge-pages and
 #                                                    #   with its sleep level 1 and 2 as --before-park/--after-unpark
+#                                                    #   (PARK_WAYS="level2 level2-cs" picks; WAKE_SWEEP the wake-ups)
 #   HOOK_RESTORES="cold-huge-pf" (HOOK_LEVEL=2)      # -pf: restore --prefetch WEIGHTS_DIR (read alongside)
 #   HOOK_RESTORES="warm-huge-cs" (HOOK_LEVEL=2)      # -cs: the wake-up reads back with coldstart_load (libcoldstart_load.so)
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
@@ -235,16 +236,23 @@ if [ "${PARK_HOOKS:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
   U="http://127.0.0.1:$PP"
   # The wake-up's read-back rate (page cache → GPU) by loader (Python threads, coldstart's engine through
   # coldstart_load.py), reader threads and piece size
-  for ltp in python:8:32 coldstart:16:8 python:4:8 coldstart:8:8 coldstart:16:16 coldstart:16:4 coldstart:4:8 python:8:32 coldstart:16:8; do
+  # WAKE_SWEEP="loader:threads:piece_mib …" chooses the points
+  for ltp in ${WAKE_SWEEP:-python:8:32 coldstart:16:8 python:4:8 coldstart:8:8 coldstart:16:16 coldstart:16:4 coldstart:4:8 python:8:32 coldstart:16:8}; do
     IFS=: read -r l t p <<<"$ltp"
     curl -sf -XPOST "$U/sleep?level=2" >/dev/null && curl -sf -XPOST "$U/wake_up?loader=$l&threads=$t&piece_mib=$p" >/dev/null
     say "wake-up by $l with $t threads, $p MiB pieces: $(grep 'weights read back' "$WORK/park-server.log" | tail -n 1)"
   done
-  park_cycle plain "" ""
-  park_cycle huge "--huge-pages" ""
-  park_cycle level2 "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up"
-  park_cycle level2-cs "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up?loader=coldstart"
-  park_cycle level1 "--before-park $U/sleep?level=1" "--after-unpark $U/wake_up"
+  # PARK_WAYS chooses which (default all five)
+  for way in ${PARK_WAYS:-plain huge level2 level2-cs level1}; do
+    case "$way" in
+      plain) park_cycle plain "" "" ;;
+      huge) park_cycle huge "--huge-pages" "" ;;
+      level2) park_cycle level2 "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up" ;;
+      level2-cs) park_cycle level2-cs "--before-park $U/sleep?level=2" "--after-unpark $U/wake_up?loader=coldstart" ;;
+      level1) park_cycle level1 "--before-park $U/sleep?level=1" "--after-unpark $U/wake_up" ;;
+      *) say "FAIL: PARK_WAYS: unknown way $way"; fail=1 ;;
+    esac
+  done
   kill -9 "$spid" 2>/dev/null
   tail -n 12 "$WORK/park-server.log" >>"$S"
 fi
