@@ -2,7 +2,8 @@
 # Stages what a GPU run of the gpu-load bench needs into a git-ignored folder of the checkout that the device
 # tool sends (DEST, default /work/main/.dev/loader): dist/, the addon, package.json, the runtime node_modules the
 # CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests, node, and
-# libcoldstart_load.so (dist/python/coldstart_load.py finds it in build/Release/).
+# libcoldstart_load.so (dist/python/coldstart_load.py finds it in build/Release/), and device-run.sh at its top
+# (run the command through it there: it unpacks node and packs the outputs into one file).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.dev/loader}
@@ -25,4 +26,5 @@ for(const r of Object.keys(pj.dependencies||{}))if(!["node-addon-api","node-api-
 # Source maps, type declarations and readmes are not needed to run (the device carry is capped at 64 MiB).
 find "$dest/node_modules" \( -name '*.map' -o -name '*.d.ts' -o -name '*.d.mts' -o -name '*.md' \) -type f -delete
 xz -T2 -c "$(readlink -f "$(command -v node)")" >"$dest/node.xz"
+cp "$src/bench/gpu-load/device-run.sh" "$dest/"
 du -sh "$dest"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs "$@" on a lent GPU machine from the folder bench/gpu-load/stage.sh filled (the device tool carries it; that
+# machine has no Node): unpacks the carried node onto PATH (NODE names it), writes the host's shape, and gives the
+# command OUT=$OUT/run; everything it writes there comes back packed as $OUT/run.tgz (the device tool brings back a
+# handful of files per call, so a run's dozens of JSON files travel as one). Exits with the command's status.
+#
+#   run: cd .dev/loader && bash device-run.sh bash test/device/snapshot-gpu.sh eager
+set -uo pipefail
+cd "$(dirname "$0")"
+top="${OUT:?OUT: the output folder the device tool brings back}"
+mkdir -p /tmp/nodebin "$top/run"
+xz -dc node.xz >/tmp/nodebin/node && chmod +x /tmp/nodebin/node
+export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.current --format=csv,noheader
+  nproc
+  uname -r
+  cat /sys/kernel/mm/transparent_hugepage/enabled
+} >"$OUT/host.txt" 2>&1
+"$@" >"$OUT/stdout.txt" 2>"$OUT/stderr.txt"
+rc=$?
+echo "exit $rc" >>"$OUT/stderr.txt"
+tail -n 30 "$OUT/stderr.txt"
+tar czf "$top/run.tgz" -C "$OUT" . && rm -rf "$OUT"
+exit $rc
