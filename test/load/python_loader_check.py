@@ -6,14 +6,16 @@ argv: module dir (src/python), scratch dir.
 
 import json
 import os
-import struct
 import sys
 
 import torch
 from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, sys.argv[1])
-import coldstart_load  # noqa: E402
+import coldstart_load  # noqa: E402  (first: the module under test is argv[1]'s, whatever flat_weights adds to the path)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "device"))
+from flat_weights import read_header  # noqa: E402  (the device proof's safetensors header reader)
 
 tmp = sys.argv[2]
 out = {
@@ -24,14 +26,6 @@ out = {
     "errors": {},
     "defaults": {"chunkBytes": coldstart_load.CHUNK_BYTES, "threads": coldstart_load.THREADS},
 }
-
-
-def header(path):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        h = json.loads(f.read(n))
-    h.pop("__metadata__", None)
-    return 8 + n, h
 
 
 def error_of(fn):
@@ -60,7 +54,7 @@ for name, tensors in shards.items():
 # Each tensor into its own (host) tensor, as a server fills its parameters; then compared bit for bit with the oracle.
 for name in shards:
     path = os.path.join(tmp, name)
-    start, h = header(path)
+    start, h = read_header(path)
     want = load_file(path)
     mine = {k: torch.zeros_like(v) for k, v in want.items()}
     ranges = [(path, start + t["data_offsets"][0], t["data_offsets"][1] - t["data_offsets"][0], mine[k].data_ptr()) for k, t in h.items()]
@@ -74,7 +68,7 @@ out["expectBytes"] = sum(t.numel() * t.element_size() for s in shards.values() f
 
 # One range for a whole data section into a flat buffer (the flat_weights layout), with the default chunk size.
 path = os.path.join(tmp, "b.safetensors")
-start, _h = header(path)
+start, _h = read_header(path)
 size = os.path.getsize(path) - start
 flat = torch.zeros(size, dtype=torch.uint8)
 coldstart_load.load([(path, start, size, flat.data_ptr())])
