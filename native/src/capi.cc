@@ -56,8 +56,8 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   if (n > kMaxRanges) return Refuse(out, Err::BadArg, "cs_load: at most 1,000,000 ranges, got " + std::to_string(n));
   if (n > 0 && !ranges) return Refuse(out, Err::BadArg, "cs_load: ranges is NULL");
   if (device < -1 || device > 1023) return Refuse(out, Err::BadArg, "cs_load: device must be -1 (host) or a CUDA ordinal, got " + std::to_string(device));
-  if (threads < 1 || threads > 256) return Refuse(out, Err::BadArg, "cs_load: threads must be 1..256, got " + std::to_string(threads));
-  if (chunkBytes < kAlign || chunkBytes % kAlign != 0 || chunkBytes > kMaxChunk)
+  if (threads < 1 || threads > kMaxThreads) return Refuse(out, Err::BadArg, "cs_load: threads must be 1..256, got " + std::to_string(threads));
+  if (!ChunkBytesOk(chunkBytes))
     return Refuse(out, Err::BadArg, "cs_load: chunk_bytes must be a multiple of 4096 up to 1 GiB, got " + std::to_string(chunkBytes));
   LoadEngine e;
   e.gpu = device >= 0;
@@ -70,8 +70,7 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   e.buffers = threads + 2;
   e.streams = std::min(4, threads);
   e.registerRing = true;
-  uint64_t ring = 0;
-  if (!MulU64(chunkBytes, static_cast<uint64_t>(e.buffers), &ring) || ring > kMaxRing) return Refuse(out, Err::BadArg, "cs_load: threads × chunk_bytes is more than 64 GiB of ring");
+  if (!RingOk(chunkBytes, e.buffers)) return Refuse(out, Err::BadArg, "cs_load: threads × chunk_bytes is more than 64 GiB of ring");
   for (uint64_t i = 0; i < n; i++) {
     const cs_range& r = ranges[i];
     const std::string at = "cs_load: ranges[" + std::to_string(i) + "]";

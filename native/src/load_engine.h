@@ -26,6 +26,16 @@ constexpr uint64_t kMaxChunk = 1ull << 30;    // one ring buffer
 constexpr uint64_t kMaxRing = 64ull << 30;    // buffers × chunkBytes
 constexpr uint64_t kMaxSample = 64ull << 20;  // one verify sample (it is allocated twice)
 constexpr size_t kOpenFiles = 32;             // descriptors open at once per pool (buffered, O_DIRECT), any file count
+constexpr int kMaxThreads = 256;              // reader threads
+
+// The engine's bounds on what a caller chooses, one answer for each front-end (gpuLoad's options, cs_load's
+// arguments), which words its own refusal before anything opens: a chunk is whole 4 KiB pages up to kMaxChunk;
+// the ring (buffers × chunk) stays within kMaxRing, the product overflow-checked.
+inline bool ChunkBytesOk(uint64_t c) { return c >= kAlign && c % kAlign == 0 && c <= kMaxChunk; }
+inline bool RingOk(uint64_t chunkBytes, int buffers) {
+  uint64_t ring = 0;
+  return buffers > 0 && MulU64(chunkBytes, static_cast<uint64_t>(buffers), &ring) && ring <= kMaxRing;
+}
 
 std::string Errno(int e);
 

@@ -257,14 +257,11 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
   b->e.path = path == "mapped" ? CopyPath::Mapped : CopyPath::Ring;
   if (b->e.path == CopyPath::Mapped && (!b->e.gpu || b->e.sink != Sink::Device)) throw ArgError(env, fn, "options.path", "ring unless mode is gpu and sink device");
   b->e.chunkBytes = OptU64(env, fn, o, "chunkBytes", 16 << 20);
-  if (b->e.chunkBytes < kAlign || b->e.chunkBytes % kAlign != 0 || b->e.chunkBytes > kMaxChunk)
-    throw ArgError(env, fn, "options.chunkBytes", "a multiple of 4096 up to 1 GiB");
-  b->e.threads = static_cast<int>(OptInt(env, fn, o, "threads", 8, 1, 256));
+  if (!ChunkBytesOk(b->e.chunkBytes)) throw ArgError(env, fn, "options.chunkBytes", "a multiple of 4096 up to 1 GiB");
+  b->e.threads = static_cast<int>(OptInt(env, fn, o, "threads", 8, 1, kMaxThreads));
   b->e.buffers = static_cast<int>(OptInt(env, fn, o, "buffers", 16, 1, 4096));
   b->e.streams = static_cast<int>(OptInt(env, fn, o, "streams", 4, 1, 64));
-  uint64_t ring = 0;
-  if (!MulU64(b->e.chunkBytes, static_cast<uint64_t>(b->e.buffers), &ring) || ring > kMaxRing)
-    throw ArgError(env, fn, "options.buffers × options.chunkBytes", "at most 64 GiB of ring");
+  if (!RingOk(b->e.chunkBytes, b->e.buffers)) throw ArgError(env, fn, "options.buffers × options.chunkBytes", "at most 64 GiB of ring");
   b->e.direct = OptBool(o, "direct", false);
   std::string ringKind = OptString(o, "ring", "alloc");
   if (ringKind != "alloc" && ringKind != "register") throw ArgError(env, fn, "options.ring", "alloc or register");
