@@ -123,7 +123,7 @@ snapshot() {
   timeout 420 "${CS[@]}" snapshot -o "$WORK/$name" --ready-url "http://127.0.0.1:$port/health" --warmup "http://127.0.0.1:$port/generate" \
     --timeout 400 "$@" --json -- "$PY" test/device/snapshot_server.py "$port" "$MODE" >"$OUT/snapshot-$name.json" 2>>"$S"
   local rc=$?
-  tail -n 5 "$WORK/$name.log" >>"$S" 2>/dev/null
+  tail -n 6 "$WORK/$name.log" >>"$S" 2>/dev/null
   if [ $rc -ne 0 ]; then
     say "FAIL: snapshot $name exited $rc: $(jget "$OUT/snapshot-$name.json" "d['error']['message']")"
     say "  cause: $(jget "$OUT/snapshot-$name.json" "d['error'].get('details', {}).get('cause')"); hint: $(jget "$OUT/snapshot-$name.json" "d['error'].get('hint')")"

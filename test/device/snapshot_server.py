@@ -142,6 +142,10 @@ def sleep(level):
     if dev == "cuda":
         torch.cuda.synchronize()
         torch.cuda.empty_cache()
+        # what the GPU still holds, so the image's GPU state can be told apart: the server's tensors vs the driver's
+        free, total = torch.cuda.mem_get_info()
+        print(f"after sleep: torch allocated {torch.cuda.memory_allocated() / 1e9:.3f} GB, reserved "
+              f"{torch.cuda.memory_reserved() / 1e9:.3f} GB; device used {(total - free) / 1e9:.3f} GB", flush=True)
     try:
         from torch._inductor.async_compile import shutdown_compile_workers
 
