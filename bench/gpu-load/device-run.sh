@@ -2,7 +2,8 @@
 # Runs "$@" on a lent GPU machine from the folder bench/gpu-load/stage.sh filled (the device tool carries it; that
 # machine has no Node): unpacks the carried node onto PATH (NODE names it), writes the host's shape, and gives the
 # command OUT=$OUT/run; everything it writes there comes back packed as $OUT/run.tgz (the device tool brings back a
-# handful of files per call, so a run's dozens of JSON files travel as one). Exits with the command's status.
+# handful of files per call, so a run's dozens of JSON files travel as one; RUN_LIMIT, default 570 s, stops the
+# command in time for that). Exits with the command's status (124: stopped at RUN_LIMIT).
 #
 #   run: cd .dev/loader && bash device-run.sh bash test/device/snapshot-gpu.sh eager
 set -uo pipefail
@@ -18,7 +19,8 @@ export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
   uname -r
   cat /sys/kernel/mm/transparent_hugepage/enabled
 } >"$OUT/host.txt" 2>&1
-"$@" >"$OUT/stdout.txt" 2>"$OUT/stderr.txt"
+# under the device tool's 600 s per call: stopped at RUN_LIMIT seconds so that what it wrote is still packed
+timeout --kill-after=10 "${RUN_LIMIT:-570}" "$@" >"$OUT/stdout.txt" 2>"$OUT/stderr.txt"
 rc=$?
 echo "exit $rc" >>"$OUT/stderr.txt"
 tail -n 30 "$OUT/stderr.txt"

@@ -18,6 +18,8 @@
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
 #                                                    #   the image and /wake_up reads them back (vLLM's sleep level 2)
+#   INDUCTOR_DEFAULTS=1 ... compile                  # the servers compile with Inductor's own worker count (not
+#                                                    #   snapshot's in-process default); the sleep hook ends them
 #   COLD_DISK_START=1 ...                            # the hooked snapshot's cold start from a cold disk (page cache
 #                                                    #   dropped first), the start a cold-disk restore replaces
 #   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
@@ -101,6 +103,15 @@ export COLDSTART_CRIU
 "$COLDSTART_CRIU" --version | head -n 1 | tee -a "$S" >&2
 "$COLDSTART_CRIU" check >>"$S" 2>&1 || say "note: criu check reported problems (above)"
 say "nofile soft/hard $(ulimit -Sn)/$(ulimit -Hn), fs.nr_open $(cat /proc/sys/fs/nr_open), CapEff $(grep CapEff /proc/self/status | cut -f2)"
+
+# INDUCTOR_DEFAULTS=1 (compile): the servers run with Inductor's own worker count, written out so that snapshot
+# keeps it (it sets TORCHINDUCTOR_COMPILE_THREADS=1 only when the variable is unset): the cold start compiles as a
+# user's server does, with its parallel workers, and the hooked snapshot's /sleep shuts them down before the dump.
+if [ "$MODE" = compile ] && [ "${INDUCTOR_DEFAULTS:-0}" = 1 ]; then
+  TORCHINDUCTOR_COMPILE_THREADS=$(env -u TORCHINDUCTOR_COMPILE_THREADS "$PY" -c 'from torch._inductor import config; print(config.compile_threads)' 2>>"$S")
+  export TORCHINDUCTOR_COMPILE_THREADS
+  say "Inductor's defaults: its compile workers on this machine: $TORCHINDUCTOR_COMPILE_THREADS (TORCHINDUCTOR_COMPILE_THREADS set to that)"
+fi
 
 HOOK_LEVEL="${HOOK_LEVEL:-1}"
 if [ "$HOOK_LEVEL" = 2 ]; then
