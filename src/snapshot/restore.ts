@@ -174,32 +174,41 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   // Every byte of the image against the chunk digests taken at snapshot time, read and hashed on worker threads while
   // CRIU restores the tree stopped (--leave-stopped; both read the same files, so one read serves both from the page
   // cache). The tree is resumed only once every byte matched; a damaged image's tree is killed without ever having run.
-  const verifyTime = stopwatch(clock);
+  // Started just after CRIU is spawned: creating the workers holds this thread for tens of milliseconds (80–100 ms
+  // for 15 on the 2-core dev VM), which CRIU should not wait for.
+  let verifyTime = stopwatch(clock);
   let verifySeconds = 0;
   const stopVerify = new AbortController();
-  // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
-  const verifying = verifyImage(image, m, { threads: o.verifyThreads ?? Math.max(1, availableParallelism() - 1), signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
-    verifySeconds = metaSeconds + verifyTime();
-    return bad;
-  });
-  verifying.catch(() => undefined); // awaited below; CRIU may fail first
   const stopPrefetch = new AbortController();
   let prefetchTime = stopwatch(clock);
-  let prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null = null;
-  // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
-  // image's reads come first), with a shallow queue (RESTORE_PREFETCH): CRIU's own small reads of the server's
-  // libraries must not wait behind it.
-  if (o.prefetch) {
-    const files = o.prefetch.files;
-    prefetching = verifying.then((bad) => {
-      if (bad.length) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged');
-      prefetchTime = stopwatch(clock);
-      return runPrefetch({ ...RESTORE_PREFETCH, files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
-    }).then((r) => ({ r, seconds: prefetchTime() }));
-    prefetching.catch(() => undefined); // awaited below (stopped when the hook answered, or on a failure)
-  }
+  // What runs alongside CRIU once it is spawned (null until then): the verification, and the prefetch behind it.
+  const flight: { verifying: Promise<ImageProblem[]> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = { verifying: null, prefetching: null };
+  const startVerify = (): Promise<ImageProblem[]> => {
+    verifyTime = stopwatch(clock);
+    // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
+    const v = verifyImage(image, m, { threads: o.verifyThreads ?? Math.max(1, availableParallelism() - 1), signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
+      verifySeconds = metaSeconds + verifyTime();
+      return bad;
+    });
+    v.catch(() => undefined); // awaited below; CRIU may fail first
+    // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
+    // image's reads come first), with a shallow queue (RESTORE_PREFETCH): CRIU's own small reads of the server's
+    // libraries must not wait behind it.
+    if (o.prefetch) {
+      const files = o.prefetch.files;
+      const pf = v.then((bad) => {
+        if (bad.length) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged');
+        prefetchTime = stopwatch(clock);
+        return runPrefetch({ ...RESTORE_PREFETCH, files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
+      }).then((r) => ({ r, seconds: prefetchTime() }));
+      pf.catch(() => undefined); // awaited below (stopped when the hook answered, or on a failure)
+      flight.prefetching = pf;
+    }
+    return v;
+  };
   // Stops the prefetch (the hook has read the weights) and says how far it got.
   const prefetched = async (): Promise<PrefetchDetail | null> => {
+    const prefetching = flight.prefetching;
     if (!prefetching || !o.prefetch) return null;
     stopPrefetch.abort();
     // A prefetch is only a head start: one that failed is a warning, never a failed restore.
@@ -222,7 +231,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     let pid: number;
     hugePages = o.hugePages ? hugePagesOn(host.thp, 'restored') : null;
     try {
-      pid = await engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
+      const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
+      flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
+      pid = await restoring;
     } finally {
       if (logFd !== undefined) closeSync(logFd);
       if (hugePages) hugePagesBack(host.thp, hugePages);
@@ -232,7 +243,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
     o.step?.('finishing the verification of the image (the restored tree stays stopped until every byte matches)…');
-    const bad = await verifying;
+    const bad = await flight.verifying!;
     if (bad.length) {
       for (const p of m.pids) signal(p, 'SIGKILL'); // stopped, never resumed: nothing to stop gracefully
       throw damaged(image, bad, neverRan);
@@ -332,11 +343,11 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   } catch (e) {
     stopVerify.abort();
     stopPrefetch.abort();
-    await prefetching?.catch(() => undefined);
+    await flight.prefetching?.catch(() => undefined);
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.
     await server?.stop();
     // CRIU failed while the verification ran: a damaged image is the better explanation when there is one.
-    const bad = isColdstartError(e) && e.code === 'CORRUPT_FILE' ? null : await verifying.catch(() => null);
+    const bad = isColdstartError(e) && e.code === 'CORRUPT_FILE' ? null : await flight.verifying?.catch(() => null);
     if (bad?.length && !server) {
       rmSync(work, { recursive: true, force: true });
       throw damaged(image, bad, 'nothing of the server ran');

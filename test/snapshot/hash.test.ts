@@ -46,6 +46,27 @@ describe('snapshot/hash: every byte, chunked, on worker threads', () => {
     expect(m.to).toBeGreaterThan(mid);
   });
 
+  it("a few small files (an image's metadata) hash on the calling thread with the same digests, progress and abort", async () => {
+    const d = mkdtempSync(join(tmpdir(), 'cs-hash-'));
+    const sizes = [0, 1, 4096, 5 * 1024 * 1024 + 3];
+    const files = sizes.map((n, i) => {
+      const p = join(d, `m${i}`);
+      writeFileSync(p, randomBytes(n));
+      return p;
+    });
+    const seen: number[] = [];
+    const got = await hashFiles(files, { onBytes: (n) => seen.push(n) });
+    got.forEach((g, i) => {
+      const b = readFileSync(files[i]!);
+      expect(g.chunks).toEqual([sha(b)]);
+      expect(g.digest).toBe(rootDigest([sha(b)]));
+    });
+    expect(seen.at(-1)).toBe(sizes.reduce((a, b) => a + b, 0));
+    const stop = new AbortController();
+    stop.abort(new Error('stopped'));
+    await expect(hashFiles(files, { signal: stop.signal })).rejects.toThrow('stopped');
+  });
+
   it('refuses a FIFO without blocking', async () => {
     const d = mkdtempSync(join(tmpdir(), 'cs-hash-'));
     execFileSync('mkfifo', [join(d, 'fifo')]);
