@@ -14,6 +14,7 @@
 #                                                    #   (PARK_WAYS="level2 level2-cs" picks; WAKE_SWEEP the wake-ups)
 #   HOOK_RESTORES="cold-huge-pf" (HOOK_LEVEL=2)      # -pf: restore --prefetch WEIGHTS_DIR (read alongside)
 #   HOOK_RESTORES="warm-huge-cs" (HOOK_LEVEL=2)      # -cs: the wake-up reads back with coldstart_load (libcoldstart_load.so)
+#   HOOK_RESTORES="warm-huge-cs-shm" ...             # -shm: the image copied to /dev/shm (tmpfs) and restored from there
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
@@ -59,7 +60,7 @@ fail=0
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
-  rm -rf "$WORK"
+  rm -rf "$WORK" /dev/shm/coldstart-img-*
 }
 trap cleanup EXIT
 jget() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@" 2>/dev/null; }
@@ -149,11 +150,13 @@ snapshot() {
 # restore NAME TAG [restore flags…] → $OUT/restore-NAME-TAG.json; TAG cold drops the page cache first; the answer
 # compared with the snapshot's
 restore() {
-  local name="$1" tag="$2"
+  local name="$1" tag="$2" dir="$WORK/$1"
   shift 2
   [ "${tag%%-*}" = cold ] && drop_caches
-  say "== restore $name ($tag) $*"
-  timeout 300 "${CS[@]}" restore "$WORK/$name" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
+  # -shm: the image copied to tmpfs (/dev/shm) first and restored from there, beside the page-cache restores
+  case "$tag" in *-shm*) dir="/dev/shm/coldstart-img-$name"; [ -d "$dir" ] || cp -a "$WORK/$name" "$dir" ;; esac
+  say "== restore $name ($tag) $* from $dir"
+  timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
   [ -n "$rpid" ] && pids+=("$rpid")
