@@ -4,7 +4,14 @@
  */
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import type { HashJob } from './hash-worker.js';
+
+/** One message to a hash worker: which byte ranges of one file to hash. */
+export interface HashJob {
+  id: number;
+  path: string;
+  /** Chunks to hash: [offset, length] pairs of one file. */
+  chunks: Array<[number, number]>;
+}
 
 const READ = 4 << 20;
 let buf: Buffer | null = null; // allocated on first use, then reused by this thread

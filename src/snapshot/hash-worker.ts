@@ -3,14 +3,7 @@
  * Posts `{ id, digests }` or `{ id, error: { code, message } }`.
  */
 import { parentPort } from 'node:worker_threads';
-import { hashChunks } from './hash-chunks.js';
-
-export interface HashJob {
-  id: number;
-  path: string;
-  /** Chunks to hash: [offset, length] pairs of one file. */
-  chunks: Array<[number, number]>;
-}
+import { hashChunks, type HashJob } from './hash-chunks.js';
 
 parentPort?.on('message', (job: HashJob) => {
   try {

@@ -10,8 +10,7 @@ import { existsSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
-import type { HashJob } from './hash-worker.js';
-import { hashChunks } from './hash-chunks.js';
+import { hashChunks, type HashJob } from './hash-chunks.js';
 
 /** The chunk every digest is taken over; recorded in the manifest with the digests. */
 export const CHUNK_BYTES = 16 << 20;
