@@ -67,8 +67,14 @@ export async function hashFiles(paths: readonly string[], opts: { threads?: numb
       items.push({ file, first, job: { path: paths[file]!, chunks } });
     }
   });
-  let hashedInline = 0;
   const out: string[][] = sizes.map((size) => new Array<string>(Math.max(1, Math.ceil(size / CHUNK_BYTES))));
+  let hashed = 0;
+  // One item's digests into place, and the progress: the same for the inline path and the workers'.
+  const record = (it: (typeof items)[number], digests: readonly string[]) => {
+    digests.forEach((d, k) => (out[it.file]![it.first + k] = d));
+    hashed += it.job.chunks.reduce((a, [, len]) => a + len, 0);
+    opts.onBytes?.(hashed);
+  };
   const done = (): FileDigest[] =>
     out.map((chunks, i) => {
       // An empty file has one (empty) chunk: the digest of no bytes.
@@ -86,14 +92,12 @@ export async function hashFiles(paths: readonly string[], opts: { threads?: numb
       } catch (e) {
         throw hashError(e as NodeJS.ErrnoException, it.job.path);
       }
-      digests.forEach((d, k) => (out[it.file]![it.first + k] = d));
-      opts.onBytes?.((hashedInline += it.job.chunks.reduce((a, [, len]) => a + len, 0)));
+      record(it, digests);
     }
     return done();
   }
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), items.length));
   const workers = Array.from({ length: threads }, () => new Worker(workerUrl()));
-  let hashed = 0;
   try {
     let next = 0;
     await Promise.all(
@@ -109,9 +113,7 @@ export async function hashFiles(paths: readonly string[], opts: { threads?: numb
             w.on('message', (m: { id: number; digests?: string[]; error?: { code: string; message: string } }) => {
               const it = items[m.id]!;
               if (m.error) return reject(hashError(Object.assign(new Error(m.error.message), { code: m.error.code }), it.job.path));
-              m.digests!.forEach((d, k) => (out[it.file]![it.first + k] = d));
-              hashed += it.job.chunks.reduce((a, [, len]) => a + len, 0);
-              opts.onBytes?.(hashed);
+              record(it, m.digests!);
               send();
             });
             w.on('error', reject);

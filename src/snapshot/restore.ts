@@ -176,7 +176,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   // cache). The tree is resumed only once every byte matched; a damaged image's tree is killed without ever having run.
   // Started just after CRIU is spawned: creating the workers holds this thread for tens of milliseconds (80–100 ms
   // for 15 on the 2-core dev VM), which CRIU should not wait for.
-  let verifyTime = stopwatch(clock);
   let verifySeconds = 0;
   const stopVerify = new AbortController();
   const stopPrefetch = new AbortController();
@@ -184,7 +183,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   // What runs alongside CRIU once it is spawned (null until then): the verification, and the prefetch behind it.
   const flight: { verifying: Promise<ImageProblem[]> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = { verifying: null, prefetching: null };
   const startVerify = (): Promise<ImageProblem[]> => {
-    verifyTime = stopwatch(clock);
+    const verifyTime = stopwatch(clock);
     // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
     const v = verifyImage(image, m, { threads: o.verifyThreads ?? Math.max(1, availableParallelism() - 1), signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
       verifySeconds = metaSeconds + verifyTime();
