@@ -75,7 +75,6 @@ all_bytes = total + res["weightsBytes"]
 if drop:
     drop_caches()
     res["diskOneStreamBytesPerSecond"] = total / read_all()
-    drop_caches()
     if weights:
         # one stream over the same bytes as the parallel probe: the image-only reading above can be a burst the disk
         # does not keep up over 18 GB (2.08 vs 1.79 GB/s on one H100 host, 2026-12-05), so the floor compares rates
