@@ -410,7 +410,16 @@ export interface GpuMemoryResult {
   available: boolean;
   reason?: string;
   driverVersion?: string;
-  devices: Array<{ index: number; name: string; uuid: string; totalBytes: number; freeBytes: number; usedBytes: number }>;
+  devices: Array<{
+    index: number;
+    name: string;
+    uuid: string;
+    totalBytes: number;
+    freeBytes: number;
+    usedBytes: number;
+    /** The compute processes on it and their memory (null bytes: NVML cannot say); null: NVML gave no list. */
+    processes?: Array<{ pid: number; usedBytes: number | null }> | null;
+  }>;
 }
 
 export interface NativeAddon {
@@ -418,7 +427,13 @@ export interface NativeAddon {
    * One cuCheckpointProcess* call on another process. Rejects with `code` NO_DRIVER (no libcuda / cuInit failed),
    * NO_CHECKPOINT_API (driver < 570) or the CUDA error name (e.g. CUDA_ERROR_NOT_INITIALIZED: the pid holds no context).
    */
-  cudaCheckpoint(options: { pid: number; action: 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock' | 'restoreThread'; timeoutMs?: number }): Promise<CudaCheckpointResult>;
+  cudaCheckpoint(options: {
+    pid: number;
+    action: 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock' | 'restoreThread';
+    timeoutMs?: number;
+    /** restore only: [old, new] GPU UUIDs as 32 lowercase hex digits (src/snapshot/gpu-map.ts), at most 64. */
+    gpuPairs?: Array<[string, string]>;
+  }): Promise<CudaCheckpointResult>;
   /** GPU memory per device from NVML (never creates a CUDA context). */
   gpuMemory(): Promise<GpuMemoryResult>;
 }

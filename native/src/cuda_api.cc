@@ -101,6 +101,9 @@ NvmlApi LoadNvml() {
   Sym(lib, "nvmlDeviceGetMemoryInfo", a.nvmlDeviceGetMemoryInfo, err, false);
   Sym(lib, "nvmlDeviceGetName", a.nvmlDeviceGetName, err, false);
   Sym(lib, "nvmlDeviceGetUUID", a.nvmlDeviceGetUUID, err, false);
+  if (!Sym(lib, "nvmlDeviceGetComputeRunningProcesses_v3", a.nvmlDeviceGetComputeRunningProcesses, err, false) || !a.nvmlDeviceGetComputeRunningProcesses) {
+    Sym(lib, "nvmlDeviceGetComputeRunningProcesses_v2", a.nvmlDeviceGetComputeRunningProcesses, err, false);
+  }
   Sym(lib, "nvmlDeviceGetNvLinkState", a.nvmlDeviceGetNvLinkState, err, false);
   a.loaded = ok;
   return a;

@@ -122,6 +122,9 @@ struct NvmlApi {
   nvmlReturn_t (*nvmlDeviceGetMemoryInfo)(nvmlDevice_t, unsigned long long*) = nullptr;
   nvmlReturn_t (*nvmlDeviceGetName)(nvmlDevice_t, char*, unsigned) = nullptr;
   nvmlReturn_t (*nvmlDeviceGetUUID)(nvmlDevice_t, char*, unsigned) = nullptr;
+  // The compute processes on a device and their memory (nvmlProcessInfo_t, 24 bytes: pid, usedGpuMemory, two
+  // instance ids); _v3, else _v2 (same struct). Optional: snapshot records which GPU each server process held.
+  nvmlReturn_t (*nvmlDeviceGetComputeRunningProcesses)(nvmlDevice_t, unsigned*, void*) = nullptr;
   // NVLink state of one link (nvmlEnableState_t: 1 enabled); optional.
   nvmlReturn_t (*nvmlDeviceGetNvLinkState)(nvmlDevice_t, unsigned, int*) = nullptr;
 };

@@ -37,6 +37,7 @@ interface RestoreFlags extends ReportFlags {
   afterRestore?: string[];
   afterRestoreMethod: string;
   prefetch?: string;
+  gpus?: string;
 }
 
 export function registerSnapshot(program: Command, run: Runner, engines: SnapshotEngines = defaultSnapshotEngines): void {
@@ -91,7 +92,8 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--huge-pages', "set transparent huge pages to `always` (system-wide) while CRIU restores the pages, then put back the mode found: CRIU otherwise fills memory with 4 KiB page faults")
       .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded ones); repeatable, as snapshot's", collect)
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
-      .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)'),
+      .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)')
+      .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
       // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
@@ -105,6 +107,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         firstRequest: f.firstRequest,
         hugePages: !!f.hugePages,
+        gpus: f.gpus === undefined ? null : f.gpus.split(','),
         afterRestore: f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
         env: ctx.env,
         signal: ctx.signal,

@@ -70,6 +70,13 @@ export interface ImageKinds {
   notes: string[];
 }
 
+/** One GPU a checkpointed process held memory on at snapshot time (NVML); bytes null: NVML could not say. */
+export interface GpuUsed {
+  pid: number;
+  uuid: string;
+  bytes: number | null;
+}
+
 export interface Manifest {
   schema: typeof MANIFEST_SCHEMA;
   createdAt: string;
@@ -84,6 +91,11 @@ export interface Manifest {
   pids: number[];
   /** Pids that held a CUDA context and were checkpointed before the dump. */
   gpuPids: number[];
+  /**
+   * The GPUs each of gpuPids held memory on just before the lock (NVML), for restore's GPU plan (gpu-map.ts); null or
+   * absent (images before it): not recorded.
+   */
+  gpuUsed?: GpuUsed[] | null;
   ports: ListeningPort[];
   fingerprint: Fingerprint;
   /** The cold start measured while taking the snapshot, seconds (null: not measured, see `coldNotes`). */
@@ -113,11 +125,8 @@ export function fingerprintDiff(a: Fingerprint, b: Fingerprint): string[] {
   if (a.criu.split('.').slice(0, 2).join('.') !== b.criu.split('.').slice(0, 2).join('.')) out.push(`CRIU ${a.criu} here, ${b.criu} in the image`);
   if (b.gpu) {
     if (!a.gpu) out.push('the image holds GPU state but this machine has no CUDA driver');
-    else {
-      if (a.gpu.driver !== b.gpu.driver) out.push(`NVIDIA driver ${a.gpu.driver ?? 'unknown'} here, ${b.gpu.driver ?? 'unknown'} in the image`);
-      const names = (f: Fingerprint) => f.gpu!.devices.map((d) => d.name).join(', ');
-      if (names(a) !== names(b)) out.push(`GPUs [${names(a)}] here, [${names(b)}] in the image`);
-    }
+    // Which GPUs of this machine take the image's GPU state (same model, enough memory) is gpu-map.ts's plan.
+    else if (a.gpu.driver !== b.gpu.driver) out.push(`NVIDIA driver ${a.gpu.driver ?? 'unknown'} here, ${b.gpu.driver ?? 'unknown'} in the image`);
   }
   return out;
 }
@@ -244,6 +253,14 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
   f.arr(m.gpuPids, 'gpuPids').forEach((p, i) => {
     if (!pids.includes(f.pid(p, `gpuPids[${i}]`))) f.fail(`gpuPids[${i}]`, 'one of pids', p);
   });
+  if (m.gpuUsed !== undefined && m.gpuUsed !== null) {
+    f.arr(m.gpuUsed, 'gpuUsed').forEach((u, i) => {
+      const o = f.obj(u, `gpuUsed[${i}]`);
+      if (!(m.gpuPids as unknown[]).includes(f.pid(o.pid, `gpuUsed[${i}].pid`))) f.fail(`gpuUsed[${i}].pid`, 'one of gpuPids', o.pid);
+      f.str(o.uuid, `gpuUsed[${i}].uuid`);
+      if (o.bytes !== null) f.int(o.bytes, `gpuUsed[${i}].bytes`, 0);
+    });
+  }
   f.arr(m.ports, 'ports').forEach((p, i) => {
     const o = f.obj(p, `ports[${i}]`);
     f.int(o.port, `ports[${i}].port`, 1, 65535);

@@ -14,8 +14,11 @@ export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'un
 export interface SnapshotNative {
   /** null when the addon is loaded; else why not and what to do. */
   unavailable(): { reason: string; fixes: string[] } | null;
-  /** One cuCheckpointProcess* call on `pid`; rejects with a ColdstartError carrying the native code. */
-  checkpoint(pid: number, action: CheckpointAction, timeoutMs?: number): Promise<CudaCheckpointResult>;
+  /**
+   * One cuCheckpointProcess* call on `pid`; rejects with a ColdstartError carrying the native code. `timeoutMs`: lock's
+   * wait; `gpuPairs`: restore's GPU remapping (gpu-map.ts).
+   */
+  checkpoint(pid: number, action: CheckpointAction, o?: { timeoutMs?: number; gpuPairs?: Array<[string, string]> }): Promise<CudaCheckpointResult>;
   /** GPU memory per device (NVML); null when it could not be asked. */
   gpuMemory(): Promise<GpuMemoryResult | null>;
   /** The CUDA driver API version (e.g. 12080) without creating a context; null when unknown. */
@@ -36,7 +39,7 @@ export const addonNative: SnapshotNative = {
     const n = loadNative();
     return n.ok ? null : { reason: n.reason, fixes: n.fixes };
   },
-  checkpoint: (pid, action, timeoutMs) => callNative(() => addon().cudaCheckpoint({ pid, action, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }), `pid ${pid}`),
+  checkpoint: (pid, action, o) => callNative(() => addon().cudaCheckpoint({ pid, action, ...(o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o?.gpuPairs ? { gpuPairs: o.gpuPairs } : {}) }), `pid ${pid}`),
   gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
   residentBytes: async (paths) => {

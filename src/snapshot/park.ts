@@ -73,7 +73,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   if (which === 'park') await send('before-park');
   try {
     if (which === 'park') {
-      times['gpu-lock'] = (await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000))).seconds;
+      times['gpu-lock'] = (await native.checkpoint(pid, 'lock', { timeoutMs: Math.round(o.lockTimeoutSeconds * 1000) })).seconds;
       thp = o.hugePages ? hugePagesOn(host.thp, 'parked') : null;
       try {
         times['gpu-checkpoint'] = (await native.checkpoint(pid, 'checkpoint')).seconds;

@@ -21,6 +21,7 @@ import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, lstatOrNull
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
+import { movesText, planGpus } from './gpu-map.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -47,6 +48,11 @@ export interface RestoreOptions {
    * answered. From a cold disk the whole restore then runs near (image + weights) ÷ the disk's rate.
    */
   prefetch?: { target: string; files: string[] } | null;
+  /**
+   * The GPUs to restore onto (indexes or UUIDs of this machine's), one for each GPU the image's server used, in the
+   * image's order (gpu-map.ts); null/absent: the same GPUs where present, else free ones of the same model.
+   */
+  gpus?: string[] | null;
   env: Env;
   signal: AbortSignal;
   /** The step now under way (CRIU restore, GPU restore, ready…), for a redrawn progress line; never printed here. */
@@ -128,6 +134,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       details: { here, image: m.fingerprint },
     });
   }
+  const gpuPlan = planGpus(m, m.gpuPids.length ? await native.gpuMemory() : null, o.gpus ?? null, image);
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
   const busyPids = m.pids.filter((p) => host.pidAlive(p));
   if (busyPids.length) {
@@ -168,7 +175,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const total = stopwatch(clock);
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
-  const notes: string[] = [];
+  const notes: string[] = [...gpuPlan.notes];
   let hugePages: HugePagesWindow | null = null;
   let server: ServerHandle | undefined;
   // Every byte of the image against the chunk digests taken at snapshot time, read and hashed on worker threads while
@@ -251,9 +258,20 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     resumedSeconds = untilResumed();
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
-      o.step?.(`restoring GPU memory of ${m.gpuPids.length} process(es)…`);
       const g = stopwatch(clock);
-      for (const p of m.gpuPids) await native.checkpoint(p, 'restore');
+      const moved = movesText(gpuPlan.moves);
+      o.step?.(`restoring GPU memory of ${m.gpuPids.length} process(es)${moved ? ` (${moved})` : ''}…`);
+      for (const p of m.gpuPids) {
+        await native.checkpoint(p, 'restore', gpuPlan.pairs ? { gpuPairs: gpuPlan.pairs.get(p) ?? [] } : undefined).catch((e: unknown) => {
+          // Said where the driver was handed pairs: the part of the refusal that is ours to explain.
+          if (!gpuPlan.pairs || !isColdstartError(e)) throw e;
+          throw new ColdstartError(e.code, `${e.message} (restoring onto ${moved || 'the GPUs --gpus named'})`, {
+            cause: e,
+            details: e.details,
+            hint: 'The driver restores GPU memory only onto a GPU of the same chip with enough free memory, given a pair for every GPU the process used; the restored tree was stopped.',
+          });
+        });
+      }
       times['gpu-restore'] = g();
       const u = stopwatch(clock);
       for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
@@ -309,6 +327,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
       /** Image bytes in the page cache before the restore (mincore); null: not measured. */
       imageResidentBytes: resident,
+      /** Where each GPU of the image came back (the same one unless moved), and whether the driver was given pairs. */
+      gpus: gpuPlan.moves.length ? { moves: gpuPlan.moves, paired: gpuPlan.pairs !== null } : null,
       ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
       ...(prefetch ? { prefetch } : {}),
     };
@@ -335,6 +355,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
+          ...(movesText(gpuPlan.moves) ? [`GPU state restored onto another GPU: ${movesText(gpuPlan.moves)}`] : []),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),

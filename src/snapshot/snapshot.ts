@@ -25,6 +25,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
 import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
 import { cudaProcesses, gpuFingerprint } from './native.js';
+import { gpusUsed } from './gpu-map.js';
 import { fmt, phase, table, type Reported } from './report.js';
 
 type Env = Record<string, string | undefined>;
@@ -219,11 +220,15 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const memBefore = host.treeMemoryBytes(pids);
     const free = host.diskFreeBytes(dir);
     if (free !== null && free < memBefore) throw diskFull(dir, free, memBefore, "the server's resident memory");
+    // Which GPU each CUDA process holds memory on, read before the lock (after it, the memory has moved to the host):
+    // restore pairs each with a GPU of the same model where the same one is absent (gpu-map.ts).
+    const gpuUsed = gpuPids.length ? gpusUsed(await native.gpuMemory(), gpuPids) : null;
+    if (gpuPids.length && !gpuUsed) notes.push('which GPU each server process used was not measured (NVML listed no compute processes for them): a restore onto other GPUs pairs every GPU of this machine');
     // GPU: lock every CUDA process first (no new work), then move each one's GPU memory to host memory.
     if (gpuPids.length) o.step?.(`locking CUDA in ${gpuPids.length} process(es) (waits for in-flight GPU work)…`);
     const lockTime = stopwatch(clock);
     for (const pid of gpuPids) {
-      await native.checkpoint(pid, 'lock', Math.round(o.lockTimeoutSeconds * 1000));
+      await native.checkpoint(pid, 'lock', { timeoutMs: Math.round(o.lockTimeoutSeconds * 1000) });
       gpuLocked.push(pid);
     }
     if (gpuPids.length) phases['gpu-lock'] = lockTime();
@@ -277,6 +282,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       rootPid,
       pids,
       gpuPids,
+      gpuUsed,
       ports,
       fingerprint: await machineFingerprint(engines, criu.version),
       cold: { readySeconds, firstRequestSeconds, totalSeconds: coldTotal, notes },

@@ -15,6 +15,7 @@
 #   HOOK_RESTORES="cold-huge-pf" (HOOK_LEVEL=2)      # -pf: restore --prefetch WEIGHTS_DIR (read alongside)
 #   HOOK_RESTORES="warm-huge-cs" (HOOK_LEVEL=2)      # -cs: the wake-up reads back with coldstart_load (libcoldstart_load.so)
 #   HOOK_RESTORES="warm-huge-cs-shm" ...             # -shm: the image copied to /dev/shm (tmpfs) and restored from there
+#   HOOK_RESTORES="warm-huge-cs-gpus" ...            # -gpus: restore --gpus UUID (the driver handed the GPU pair)
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
@@ -144,6 +145,7 @@ snapshot() {
     return 1
   fi
   say "cold: ready $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['readySeconds'],2)") s + first request $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['firstRequestSeconds'],2)") s; steps $(jget "$OUT/snapshot-$name.json" "{k: round(v,2) for k,v in d['details']['snapshotSeconds'].items()}")"
+  say "GPUs the server held memory on (NVML, before the lock): $(jget "$WORK/$name/manifest.json" "d.get('gpuUsed')")"
   say "image $(jget "$OUT/snapshot-$name.json" "round(d['details']['imageBytes']/1e9,2)") GB, hashed at $(jget "$OUT/snapshot-$name.json" "round(d['details']['hashBytesPerSecond']/1e9,2)") GB/s; by kind (GB): $(jget "$OUT/snapshot-$name.json" "{k: round(v/1e9,2) for k,v in d['details']['kinds'].items() if isinstance(v,int)}")"
 }
 
@@ -286,7 +288,10 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-pf*) flags+=(--prefetch "$CS_WEIGHTS") ;; esac
     # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
     case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart") ;; esac
+    # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes
+    case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
     restore "$MODE-hooks" "$tag" "${flags[@]}"
+    case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     kill_tree "$WORK/$MODE-hooks/manifest.json"
   done
   [ $plain_ok = 1 ] || "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1

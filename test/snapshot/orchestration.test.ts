@@ -40,25 +40,45 @@ afterAll(() => {
 });
 
 
-type Call = { pid: number; action: CheckpointAction };
+type Call = { pid: number; action: CheckpointAction; gpuPairs?: Array<[string, string]> };
 
-/** The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string }): SnapshotNative & { calls: Call[] } {
+/** NVML-style GPU UUIDs (the driver's pairs take their 16 bytes). */
+const UUID_A = 'GPU-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9';
+const UUID_B = 'GPU-f9e8d7c6-b5a4-9382-7160-5f4e3d2c1b0a';
+type Device = { index: number; name: string; uuid: string; freeBytes?: number };
+
+/**
+ * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
+ * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
+ */
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[] }): SnapshotNative & { calls: Call[] } {
   const calls: Call[] = [];
+  const holders = new Set<number>();
   return {
     calls,
     unavailable: () => null,
-    checkpoint: async (pid, action) => {
-      calls.push({ pid, action });
+    checkpoint: async (pid, action, opts) => {
+      calls.push({ pid, action, ...(opts?.gpuPairs ? { gpuPairs: opts.gpuPairs } : {}) });
       if (o.failOn?.({ pid, action })) throw new ColdstartError('ENV', `pid ${pid}: cuCheckpointProcess ${action} failed: CUDA_ERROR_ILLEGAL_STATE`, { details: { nativeCode: 'CUDA_ERROR_ILLEGAL_STATE' } });
       if (action === 'state') {
         if (o.state) return { pid, action, seconds: 0, state: o.state as 'running' };
         if (!o.gpu(pid)) throw new ColdstartError('ENV', `pid ${pid}: not initialized`, { details: { nativeCode: 'CUDA_ERROR_NOT_INITIALIZED' } });
+        holders.add(pid);
         return { pid, action, seconds: 0.001, state: 'running' };
       }
       return { pid, action, seconds: 0.25 };
     },
-    gpuMemory: async () => ({ available: true, driverVersion: '580.1', devices: [{ index: 0, name: 'Fake GPU', uuid: 'GPU-1', totalBytes: 80e9, freeBytes: 70e9, usedBytes: 10e9 }] }),
+    gpuMemory: async () => ({
+      available: true,
+      driverVersion: '580.1',
+      devices: (o.devices ?? [{ index: 0, name: 'Fake GPU', uuid: UUID_A }]).map((d, i) => ({
+        ...d,
+        totalBytes: 80e9,
+        freeBytes: d.freeBytes ?? 70e9,
+        usedBytes: 10e9,
+        processes: i === 0 ? [...holders].map((pid) => ({ pid, usedBytes: 9e9 })) : [],
+      })),
+    }),
     cudaDriverVersion: async () => 13000,
     residentBytes: async () => null,
   };
@@ -170,7 +190,9 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     expect(phases['criu-dump']).toBeLessThan(60);
     const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
     expect(m).toMatchObject({ schema: 'coldstart/snapshot-image@2', rootPid: server, gpuPids: [server], createdAt: '2025-06-01T00:00:00.000Z' });
-    expect(m.fingerprint.gpu).toEqual({ driver: '580.1', cuda: 13000, devices: [{ index: 0, name: 'Fake GPU', uuid: 'GPU-1' }] });
+    expect(m.fingerprint.gpu).toEqual({ driver: '580.1', cuda: 13000, devices: [{ index: 0, name: 'Fake GPU', uuid: UUID_A }] });
+    // Which GPU the CUDA process held memory on, read before the lock: what a restore elsewhere pairs.
+    expect(m.gpuUsed).toEqual([{ pid: server, uuid: UUID_A, bytes: 9e9 }]);
     expect(m.files.map((f: { name: string }) => f.name)).toEqual(['inventory.img', 'pages-1.img', 'server.log']);
     expect(readFileSync(join(image, 'server.log'), 'utf8')).toContain('listening');
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
@@ -437,6 +459,56 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       const [server, grandchild] = await pidsFrom(pidfile);
       expect(await gone([server, grandchild])).toEqual([]);
       expect(existsSync(works.at(-1)!)).toBe(false);
+    });
+
+    it("on a node whose GPU has another UUID: restored onto a GPU of the same model, the driver given the pair; refused, touching nothing, where none of the model is left, where it has too little free memory, or for a wrong --gpus", async () => {
+      const port = await freePort();
+      const pidfile = join(tmp, 'moved.pids');
+      // Another node: GPU 0 is another model, GPU 1 the image's model with another UUID.
+      const native = fakeNative({ gpu: () => false, devices: [{ index: 0, name: 'Other GPU', uuid: 'GPU-11111111-2222-3333-4444-555555555555' }, { index: 1, name: 'Fake GPU', uuid: UUID_B }] });
+      const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(native.calls.filter((c) => c.action !== 'state')).toEqual([
+        { pid: gpuPid, action: 'restore', gpuPairs: [['0a1b2c3d4e5f60718293a4b5c6d7e8f9', 'f9e8d7c6b5a4938271605f4e3d2c1b0a']] },
+        { pid: gpuPid, action: 'unlock' },
+      ]);
+      expect(json(r).details.gpus).toEqual({ paired: true, moves: [{ from: { index: 0, name: 'Fake GPU', uuid: UUID_A }, to: { index: 1, name: 'Fake GPU', uuid: UUID_B } }] });
+      const [server, grandchild] = await pidsFrom(pidfile);
+      process.kill(grandchild, 'SIGKILL');
+      process.kill(server, 'SIGKILL');
+      await gone([server, grandchild]);
+
+      const never = async () => Promise.reject(new Error('must not run'));
+      const refused = async (devices: Device[], args: string[] = []) => {
+        const n = fakeNative({ gpu: () => false, devices });
+        const r2 = await run(engines({ native: n, clock: fakeClock(), restore: never, pidAlive: () => false }), 'restore', [image, '--json', ...args]);
+        expect(n.calls.filter((c) => c.action !== 'state')).toEqual([]);
+        return { code: r2.code, error: json(r2).error };
+      };
+      // No GPU of the model: the image's GPU named, and what is here.
+      expect(await refused([{ index: 0, name: 'Other GPU', uuid: UUID_B }])).toMatchObject({ code: 3, error: { code: 'NO_GPU', message: expect.stringMatching(/used GPU 0 \(Fake GPU, GPU-0a1b2c3d.*no Fake GPU left to restore it onto \(GPU 0 \(Other GPU/) } });
+      // The same GPU, but 5 GB free where the server held 9 GB on it.
+      expect(await refused([{ index: 0, name: 'Fake GPU', uuid: UUID_A, freeBytes: 5e9 }])).toMatchObject({ code: 3, error: { code: 'ENV', details: { freeBytes: 5e9, needBytes: 9e9 } } });
+      // --gpus: one GPU for each the image used, of this machine, of the same model.
+      expect(await refused([{ index: 0, name: 'Fake GPU', uuid: UUID_A }], ['--gpus', '0,1'])).toMatchObject({ code: 2, error: { code: 'BAD_FLAG', message: expect.stringMatching(/^--gpus: expected 1 GPU, one for each the image used/) } });
+      expect(await refused([{ index: 0, name: 'Fake GPU', uuid: UUID_A }], ['--gpus', '3'])).toMatchObject({ code: 2, error: { message: '--gpus: expected indexes (0) or UUIDs of this machine\'s GPUs, got "3"' } });
+      expect(await refused([{ index: 0, name: 'Other GPU', uuid: UUID_B }, { index: 1, name: 'Fake GPU', uuid: UUID_A }], ['--gpus', UUID_B])).toMatchObject({ code: 2, error: { code: 'UNSUPPORTED', message: expect.stringMatching(/onto GPU 0 \(Other GPU.*another model/) } });
+    });
+
+    it('--gpus naming the same GPU hands the driver the identity pair (the path a remap takes, on one GPU)', async () => {
+      const port = await freePort();
+      const pidfile = join(tmp, 'same.pids');
+      const native = fakeNative({ gpu: () => false });
+      const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+      const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--gpus', UUID_A.toUpperCase()]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(native.calls.find((c) => c.action === 'restore')).toEqual({ pid: gpuPid, action: 'restore', gpuPairs: [['0a1b2c3d4e5f60718293a4b5c6d7e8f9', '0a1b2c3d4e5f60718293a4b5c6d7e8f9']] });
+      expect(json(r).details.gpus.paired).toBe(true);
+      const [server, grandchild] = await pidsFrom(pidfile);
+      process.kill(grandchild, 'SIGKILL');
+      process.kill(server, 'SIGKILL');
+      await gone([server, grandchild]);
     });
 
     it('a GPU restore that fails stops the restored tree too', async () => {

@@ -541,6 +541,8 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     ['rootPid not whole', (m) => (m.rootPid = 1.5), 'CORRUPT_FILE', 'rootPid'],
     ['rootPid not among pids', (m) => (m.rootPid = 4_000_002), 'CORRUPT_FILE', 'pids'],
     ['gpuPids not among pids', (m) => (m.gpuPids = [1]), 'CORRUPT_FILE', 'gpuPids[0]'],
+    ['gpuUsed[].pid not among gpuPids', (m) => (m.gpuUsed = [{ pid: 4_000_003, uuid: 'GPU-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9', bytes: 1 }]), 'CORRUPT_FILE', 'gpuUsed[0].pid'],
+    ['gpuUsed[].bytes negative', (m) => ((m.gpuPids = [m.rootPid]), (m.gpuUsed = [{ pid: m.rootPid, uuid: 'GPU-x', bytes: -1 }])), 'CORRUPT_FILE', 'gpuUsed[0].bytes'],
     ['ports[].port out of range', (m) => (m.ports[0].port = 70000), 'CORRUPT_FILE', 'ports[0].port'],
     ['ports[].address not an address', (m) => (m.ports[0].address = 'evil.example'), 'CORRUPT_FILE', 'ports[0].address'],
     ['warmup.url not http(s)', (m) => (m.warmup.url = 'file:///etc/shadow'), 'CORRUPT_FILE', 'warmup.url'],
