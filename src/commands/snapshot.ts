@@ -8,10 +8,10 @@ import { addReportOptions, addTelemetryOptions, collect, type ReportFlags, type 
 import { registerPark } from './park.js';
 import { hookFlag, hookFlags, report } from './snapshot-flags.js';
 import { ColdstartError } from '../core/errors.js';
-import { durationFlag, httpUrlFlag, regexFlag } from '../core/flags.js';
+import { durationFlag, httpUrlFlag, intFlag, regexFlag } from '../core/flags.js';
 import { resolveWeights } from '../load/weights.js';
 import { defaultSnapshotEngines, type SnapshotEngines } from '../snapshot/engines.js';
-import { restoreImage } from '../snapshot/restore.js';
+import { RESTORE_PREFETCH, restoreImage } from '../snapshot/restore.js';
 import { takeSnapshot } from '../snapshot/snapshot.js';
 
 interface SnapshotFlags extends ReportFlags {
@@ -37,6 +37,7 @@ interface RestoreFlags extends ReportFlags {
   afterRestore?: string[];
   afterRestoreMethod: string;
   prefetch?: string;
+  prefetchThreads?: string;
   gpus?: string;
 }
 
@@ -93,15 +94,18 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded ones); repeatable, as snapshot's", collect)
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)')
+      .option('--prefetch-threads <n>', `readers for --prefetch (default ${RESTORE_PREFETCH.threads}; one stream can beat several on a virtual disk, many suit NVMe)`)
       .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
       // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
+      const threads = f.prefetchThreads === undefined ? undefined : intFlag('--prefetch-threads', f.prefetchThreads, 1, 64);
+      if (threads !== undefined && f.prefetch === undefined) throw new ColdstartError('BAD_FLAG', '--prefetch-threads: only with --prefetch (the weights read alongside the restore)');
       const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
         throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
       });
       const o = {
-        prefetch: w ? { target: f.prefetch!, files: w.files } : null,
+        prefetch: w ? { target: f.prefetch!, files: w.files, ...(threads ? { threads } : {}) } : null,
         image: resolve(ctx.cwd, image),
         timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),

@@ -47,7 +47,7 @@ export interface RestoreOptions {
    * alongside verify, CRIU and the GPU restore, whose reads leave the disk idle part of the time; stopped once the hook
    * answered. From a cold disk the whole restore then runs near (image + weights) ÷ the disk's rate.
    */
-  prefetch?: { target: string; files: string[] } | null;
+  prefetch?: { target: string; files: string[]; threads?: number } | null;
   /**
    * The GPUs to restore onto (indexes or UUIDs of this machine's), one for each GPU the image's server used, in the
    * image's order (gpu-map.ts); null/absent: the same GPUs where present, else free ones of the same model.
@@ -66,12 +66,14 @@ export interface RestoreOptions {
  * 9.6 s (CRIU's small reads of the server's libraries queued behind it) — neither restore faster than without; this
  * way 13.06 → 11.50 s (BENCHMARKS.md, 2026-12-05 night).
  */
-const RESTORE_PREFETCH = { strategy: 'pread', threads: 2, chunkBytes: 4 << 20 } as const;
+export const RESTORE_PREFETCH = { strategy: 'pread', threads: 2, chunkBytes: 4 << 20 } as const;
 
 /** What `restore --prefetch` read alongside the restore. */
 export interface PrefetchDetail {
   target: string;
   files: number;
+  /** Readers (pread, RESTORE_PREFETCH's chunk size). */
+  threads: number;
   /** Bytes it went through (read or found resident); null when it was stopped before the end (the hook answered first). */
   bytes: number | null;
   seconds: number;
@@ -205,7 +207,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const pf = v.then((bad) => {
         if (bad.length) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged');
         prefetchTime = stopwatch(clock);
-        return runPrefetch({ ...RESTORE_PREFETCH, files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
+        return runPrefetch({ ...RESTORE_PREFETCH, ...(o.prefetch!.threads ? { threads: o.prefetch!.threads } : {}), files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
       }).then((r) => ({ r, seconds: prefetchTime() }));
       pf.catch(() => undefined); // awaited below (stopped when the hook answered, or on a failure)
       flight.prefetching = pf;
@@ -225,7 +227,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     });
     if (failed) notes.push(`--prefetch ${o.prefetch.target} failed (the restore went on without it): ${failed}`);
     const after = native.unavailable() ? null : await native.residentBytes(o.prefetch.files);
-    return { target: o.prefetch.target, files: o.prefetch.files.length, bytes: at?.r.bytes ?? null, seconds: at?.seconds ?? prefetchTime(), finished: at !== null, residentAfter: after, coldBytesPerSecond: at?.r.coldBytesPerSecond ?? null, error: failed };
+    return { target: o.prefetch.target, files: o.prefetch.files.length, threads: o.prefetch.threads ?? RESTORE_PREFETCH.threads, bytes: at?.r.bytes ?? null, seconds: at?.seconds ?? prefetchTime(), finished: at !== null, residentAfter: after, coldBytesPerSecond: at?.r.coldBytesPerSecond ?? null, error: failed };
   };
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   try {

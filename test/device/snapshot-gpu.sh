@@ -13,6 +13,7 @@
 #                                                    #   with its sleep level 1 and 2 as --before-park/--after-unpark
 #                                                    #   (PARK_WAYS="level2 level2-cs" picks; WAKE_SWEEP the wake-ups)
 #   HOOK_RESTORES="cold-huge-pf" (HOOK_LEVEL=2)      # -pf: restore --prefetch WEIGHTS_DIR (read alongside)
+#   HOOK_RESTORES="cold-huge-pf1-cs" ...             # -pfN: that prefetch with N readers (--prefetch-threads N)
 #   HOOK_RESTORES="warm-huge-cs" (HOOK_LEVEL=2)      # -cs: the wake-up reads back with coldstart_load (libcoldstart_load.so)
 #   HOOK_RESTORES="warm-huge-cs-shm" ...             # -shm: the image copied to /dev/shm (tmpfs) and restored from there
 #   HOOK_RESTORES="warm-huge-cs-gpus" ...            # -gpus: restore --gpus UUID (the driver handed the GPU pair)
@@ -286,6 +287,9 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     flags=()
     case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac
     case "$tag" in *-pf*) flags+=(--prefetch "$CS_WEIGHTS") ;; esac
+    # -pfN: the prefetch with N readers (--prefetch-threads N); -pf: restore's default
+    pft=$(sed -n 's/.*-pf\([0-9][0-9]*\).*/\1/p' <<<"$tag")
+    [ -n "$pft" ] && flags+=(--prefetch-threads "$pft")
     # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
     case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart") ;; esac
     # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes

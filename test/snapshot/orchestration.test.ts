@@ -424,14 +424,14 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         const pidfile = join(tmp, 'prefetch.pids');
         const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
         const reload = `${wake.replace('/wake_up', '/collective_rpc')} {"method": "reload_weights"}`;
-        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--after-restore', reload, '--prefetch', dir]);
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--after-restore', reload, '--prefetch', dir, '--prefetch-threads', '1']);
         expect(r.code, r.stderr).toBe(0);
         // Two after-restore requests, in order, the second with its JSON body; timed together as one phase.
         expect(hooks).toEqual(['POST /wake_up', 'POST /collective_rpc {"method": "reload_weights"}']);
         expect(json(r).details.afterRestore.map((h: { url: string }) => new URL(h.url).pathname)).toEqual(['/wake_up', '/collective_rpc']);
         expect(json(r).phases.find((p: { name: string }) => p.name === 'after-restore').seconds).toBeGreaterThan(0);
         const p = json(r).details.prefetch;
-        expect(p).toMatchObject({ target: dir, files: 2, error: null });
+        expect(p).toMatchObject({ target: dir, files: 2, threads: 1, error: null });
         expect(p.seconds).toBeGreaterThanOrEqual(0);
         // Finished (two small files) or stopped by the hook's answer; either way it says which.
         expect(p.finished ? p.bytes : null).toBe(p.finished ? 2 * ((1 << 20) + 8 + Buffer.byteLength(JSON.stringify({ w: { dtype: 'U8', shape: [1 << 20], data_offsets: [0, 1 << 20] } }))) : null);
@@ -444,6 +444,15 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         const missing = await run(never, 'restore', [image, '--json', '--after-restore', wake, '--prefetch', join(tmp, 'no-such-weights')]);
         expect(missing.code).toBe(2);
         expect(json(missing).error.message).toMatch(/^--prefetch: /);
+        // --prefetch-threads: a whole number 1..64, and only beside --prefetch.
+        for (const [args, msg] of [
+          [['--prefetch', dir, '--after-restore', wake, '--prefetch-threads', '0'], /^--prefetch-threads: expected/],
+          [['--prefetch-threads', '2'], /^--prefetch-threads: only with --prefetch/],
+        ] as const) {
+          const b = await run(never, 'restore', [image, '--json', ...args]);
+          expect(b.code).toBe(2);
+          expect(json(b).error.message).toMatch(msg);
+        }
       } finally {
         hook.close();
       }
