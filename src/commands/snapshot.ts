@@ -98,9 +98,9 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
-      // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
       const threads = f.prefetchThreads === undefined ? undefined : intFlag('--prefetch-threads', f.prefetchThreads, 1, 64);
       if (threads !== undefined && f.prefetch === undefined) throw new ColdstartError('BAD_FLAG', '--prefetch-threads: only with --prefetch (the weights read alongside the restore)');
+      // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
       const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
         throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
       });
