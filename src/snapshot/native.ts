@@ -76,10 +76,13 @@ export async function cudaProcesses(native: SnapshotNative, pids: readonly numbe
   return { pids: out };
 }
 
-/** The GPU part of a machine fingerprint: driver, CUDA version and devices; null without a usable driver. */
-export async function gpuFingerprint(native: SnapshotNative): Promise<Fingerprint['gpu']> {
+/**
+ * The GPU part of a machine fingerprint: driver, CUDA version and devices; null without a usable driver. `reading`:
+ * an NVML reading the caller already holds (its devices are the same a second one would list); absent: read here.
+ */
+export async function gpuFingerprint(native: SnapshotNative, reading?: GpuMemoryResult | null): Promise<Fingerprint['gpu']> {
   if (native.unavailable()) return null;
-  const mem = await native.gpuMemory();
+  const mem = reading === undefined ? await native.gpuMemory() : reading;
   if (!mem?.available || !mem.devices.length) return null;
   return { driver: mem.driverVersion ?? null, cuda: await native.cudaDriverVersion(), devices: mem.devices.map((d) => ({ index: d.index, name: d.name, uuid: d.uuid })) };
 }

@@ -128,7 +128,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     });
   }
   const criu = await engines.criu.require(o.env);
-  const here = await machineFingerprint(engines, criu.version);
+  // One NVML reading for the fingerprint and the GPU plan.
+  const gpuReading = native.unavailable() ? null : await native.gpuMemory();
+  const here = await machineFingerprint(engines, criu.version, gpuReading);
   const diff = fingerprintDiff(here, m.fingerprint);
   if (diff.length) {
     throw new ColdstartError('UNSUPPORTED', `${image}: taken on a different machine: ${diff.join('; ')}`, {
@@ -136,7 +138,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       details: { here, image: m.fingerprint },
     });
   }
-  const gpuPlan = planGpus(m, m.gpuPids.length ? await native.gpuMemory() : null, o.gpus ?? null, image);
+  const gpuPlan = planGpus(m, gpuReading, o.gpus ?? null, image);
+  const movedText = movesText(gpuPlan.moves);
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
   const busyPids = m.pids.filter((p) => host.pidAlive(p));
   if (busyPids.length) {
@@ -269,13 +272,12 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
       const g = stopwatch(clock);
-      const moved = movesText(gpuPlan.moves);
-      o.step?.(`restoring GPU memory of ${m.gpuPids.length} process(es)${moved ? ` (${moved})` : ''}…`);
+      o.step?.(`restoring GPU memory of ${m.gpuPids.length} process(es)${movedText ? ` (${movedText})` : ''}…`);
       for (const p of m.gpuPids) {
         await native.checkpoint(p, 'restore', gpuPlan.pairs ? { gpuPairs: gpuPlan.pairs.get(p) ?? [] } : undefined).catch((e: unknown) => {
           // Said where the driver was handed pairs: the part of the refusal that is ours to explain.
           if (!gpuPlan.pairs || !isColdstartError(e)) throw e;
-          throw new ColdstartError(e.code, `${e.message} (restoring onto ${moved || 'the GPUs --gpus named'})`, {
+          throw new ColdstartError(e.code, `${e.message} (restoring onto ${movedText || 'the GPUs --gpus named'})`, {
             cause: e,
             details: e.details,
             hint: 'The driver restores GPU memory only onto a GPU of the same chip with enough free memory, given a pair for every GPU the process used; the restored tree was stopped.',
@@ -366,7 +368,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
-          ...(movesText(gpuPlan.moves) ? [`GPU state restored onto another GPU: ${movesText(gpuPlan.moves)}`] : []),
+          ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),

@@ -25,6 +25,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
 import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
 import { cudaProcesses, gpuFingerprint } from './native.js';
+import type { GpuMemoryResult } from '../native.js';
 import { gpusUsed } from './gpu-map.js';
 import { fmt, phase, table, type Reported } from './report.js';
 
@@ -61,9 +62,9 @@ export const STOP_GRACE_SECONDS = 5;
 
 const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
-/** This machine's fingerprint: what an image must match to restore here. */
-export async function machineFingerprint(engines: SnapshotEngines, criuVersion: string): Promise<Fingerprint> {
-  return { arch: engines.host.arch(), kernel: engines.host.kernelRelease(), criu: criuVersion, gpu: await gpuFingerprint(engines.native) };
+/** This machine's fingerprint: what an image must match to restore here (`gpuReading`: an NVML reading already made). */
+export async function machineFingerprint(engines: SnapshotEngines, criuVersion: string, gpuReading?: GpuMemoryResult | null): Promise<Fingerprint> {
+  return { arch: engines.host.arch(), kernel: engines.host.kernelRelease(), criu: criuVersion, gpu: await gpuFingerprint(engines.native, gpuReading) };
 }
 
 function diskFull(dir: string, free: number, need: number, what: string): ColdstartError {
@@ -222,7 +223,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     if (free !== null && free < memBefore) throw diskFull(dir, free, memBefore, "the server's resident memory");
     // Which GPU each CUDA process holds memory on, read before the lock (after it, the memory has moved to the host):
     // restore pairs each with a GPU of the same model where the same one is absent (gpu-map.ts).
-    const gpuUsed = gpuPids.length ? gpusUsed(await native.gpuMemory(), gpuPids) : null;
+    const gpuReading = gpuPids.length ? await native.gpuMemory() : undefined;
+    const gpuUsed = gpuReading === undefined ? null : gpusUsed(gpuReading, gpuPids);
     if (gpuPids.length && !gpuUsed) notes.push('which GPU each server process used was not measured (NVML listed no compute processes for them): a restore onto other GPUs pairs every GPU of this machine');
     // GPU: lock every CUDA process first (no new work), then move each one's GPU memory to host memory.
     if (gpuPids.length) o.step?.(`locking CUDA in ${gpuPids.length} process(es) (waits for in-flight GPU work)…`);
@@ -284,7 +286,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       gpuPids,
       gpuUsed,
       ports,
-      fingerprint: await machineFingerprint(engines, criu.version),
+      fingerprint: await machineFingerprint(engines, criu.version, gpuReading),
       cold: { readySeconds, firstRequestSeconds, totalSeconds: coldTotal, notes },
       snapshotSeconds: phases,
       imageBytes,

@@ -127,10 +127,14 @@ describe('the bytes the addon exchanges with the driver (stand-in libcuda / libn
   const src = (f: string) => fileURLToPath(new URL(`../fixtures/stub-driver/${f}`, import.meta.url));
   const dist = fileURLToPath(new URL('../../dist/native.js', import.meta.url));
 
-  /** Runs `body` (an ES module's text, `addon` in scope) in a child whose dlopen finds the stand-ins first. */
+  let built = false;
+  /** Runs `body` (an ES module's text, `addon` in scope) in a child whose dlopen finds the stand-ins (built once) first. */
   function withStubs(body: string, env: Record<string, string>): unknown {
-    execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libcuda.so.1'), src('stub_cuda.c')]);
-    execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libnvidia-ml.so.1'), src('stub_nvml.c')]);
+    if (!built) {
+      execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libcuda.so.1'), src('stub_cuda.c')]);
+      execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libnvidia-ml.so.1'), src('stub_nvml.c')]);
+      built = true;
+    }
     const script = `import { loadNative } from ${JSON.stringify(dist)}; const n = loadNative(); if (!n.ok) throw new Error(n.reason); const addon = n.addon; const out = await (async () => { ${body} })(); process.stdout.write(JSON.stringify(out));`;
     const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: dir, ...env } });
     expect(r.status, r.stderr).toBe(0);

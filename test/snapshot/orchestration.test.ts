@@ -495,6 +495,10 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       const pidfile = join(tmp, 'moved.pids');
       // Another node: GPU 0 is another model, GPU 1 the image's model with another UUID.
       const native = fakeNative({ gpu: () => false, devices: [{ index: 0, name: 'Other GPU', uuid: 'GPU-11111111-2222-3333-4444-555555555555' }, { index: 1, name: 'Fake GPU', uuid: UUID_B }] });
+      // One NVML reading serves the fingerprint and the GPU plan.
+      let readings = 0;
+      const gpuMemory = native.gpuMemory;
+      native.gpuMemory = () => (readings++, gpuMemory());
       const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
       const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request']);
       expect(r.code, r.stderr).toBe(0);
@@ -502,6 +506,7 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         { pid: gpuPid, action: 'restore', gpuPairs: [['0a1b2c3d4e5f60718293a4b5c6d7e8f9', 'f9e8d7c6b5a4938271605f4e3d2c1b0a']] },
         { pid: gpuPid, action: 'unlock' },
       ]);
+      expect(readings).toBe(1);
       expect(json(r).details.gpus).toEqual({ paired: true, moves: [{ from: { index: 0, name: 'Fake GPU', uuid: UUID_A }, to: { index: 1, name: 'Fake GPU', uuid: UUID_B } }] });
       const [server, grandchild] = await pidsFrom(pidfile);
       process.kill(grandchild, 'SIGKILL');
