@@ -38,6 +38,7 @@ interface RestoreFlags extends ReportFlags {
   afterRestoreMethod: string;
   prefetch?: string;
   prefetchThreads?: string;
+  verifyThreads?: string;
   gpus?: string;
 }
 
@@ -95,6 +96,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)')
       .option('--prefetch-threads <n>', `readers for --prefetch (default ${RESTORE_PREFETCH.threads}; one stream can beat several on a virtual disk, many suit NVMe)`)
+      .option('--verify-threads <n>', 'threads hashing the image alongside CRIU (default: one fewer than the cores; fewer leave CRIU\'s one-thread page restore a core of its own)')
       .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
@@ -104,7 +106,9 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
         throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
       });
+      const verifyThreads = f.verifyThreads === undefined ? undefined : intFlag('--verify-threads', f.verifyThreads, 1, 256);
       const o = {
+        ...(verifyThreads ? { verifyThreads } : {}),
         prefetch: w ? { target: f.prefetch!, files: w.files, ...(threads ? { threads } : {}) } : null,
         image: resolve(ctx.cwd, image),
         timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),

@@ -194,17 +194,19 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   let prefetchTime = stopwatch(clock);
   // What runs alongside CRIU once it is spawned (null until then): the verification, and the prefetch behind it.
   const flight: { verifying: Promise<ImageProblem[]> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = { verifying: null, prefetching: null };
+  // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
+  const verifyThreads = o.verifyThreads ?? Math.max(1, availableParallelism() - 1);
   const startVerify = (): Promise<ImageProblem[]> => {
     const verifyTime = stopwatch(clock);
-    // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
-    const v = verifyImage(image, m, { threads: o.verifyThreads ?? Math.max(1, availableParallelism() - 1), signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
+    const v = verifyImage(image, m, { threads: verifyThreads, signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
       verifySeconds = metaSeconds + verifyTime();
       return bad;
     });
     v.catch(() => undefined); // awaited below; CRIU may fail first
     // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
-    // image's reads come first), with a shallow queue (RESTORE_PREFETCH): CRIU's own small reads of the server's
-    // libraries must not wait behind it.
+    // image's reads come first). Not held back until CRIU is done as well: its small reads of the server's libraries
+    // go slower behind the stream (a cold CRIU 2.3-2.8 s alone beside it, 4.0 s), but the disk idling until then cost
+    // more (cold restores 11.9 s -> 14.2-14.3 s against floors of 9.3-10.4 s, H100 hosts, 2026-12-06).
     if (o.prefetch) {
       const files = o.prefetch.files;
       const pf = v.then((bad) => {
@@ -333,6 +335,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       cold: m.cold,
       verifySeconds,
       verifyBytesPerSecond: verifySeconds > 0 ? m.imageBytes / verifySeconds : null,
+      verifyThreads,
       afterRestore: hooks.sent,
       kinds: m.kinds ?? 'not measured',
       restored: { resumedSeconds, criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },

@@ -17,6 +17,8 @@
 #   HOOK_RESTORES="warm-huge-cs" (HOOK_LEVEL=2)      # -cs: the wake-up reads back with coldstart_load (libcoldstart_load.so)
 #   HOOK_RESTORES="warm-huge-cs-shm" ...             # -shm: the image copied to /dev/shm (tmpfs) and restored from there
 #   HOOK_RESTORES="warm-huge-cs-gpus" ...            # -gpus: restore --gpus UUID (the driver handed the GPU pair)
+#   HOOK_RESTORES="warm-huge-cs-vt8" ...             # -vtN: N threads verify alongside CRIU (--verify-threads N)
+#   CRIU_PROBE=1                                     # CRIU alone restores the hooked image (timed, -v4 log kept)
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
@@ -93,6 +95,7 @@ else
   "$PY" -c "import torch, transformers; assert torch.cuda.is_available()" 2>>"$S" || { say "SKIP: $PY lacks torch with CUDA or transformers"; exit 3; }
 fi
 "$PY" -c "import torch, transformers, os; print('torch', torch.__version__, 'transformers', transformers.__version__, 'cpus', os.cpu_count())" >>"$S"
+say "cpu: $(lscpu 2>/dev/null | grep -E '^(Model name|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\))' | tr -s ' ' | paste -sd';'); sha_ni: $(grep -qw sha_ni /proc/cpuinfo && echo yes || echo no); THP $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null), defrag $(cat /sys/kernel/mm/transparent_hugepage/defrag 2>/dev/null)"
 [ "$(id -u)" = 0 ] || { say "SKIP: needs root (CRIU)"; exit 3; }
 command -v "$NODE" >/dev/null 2>&1 || [ -x "$NODE" ] || { say "SKIP: no node ($NODE); set NODE=.dev/node"; exit 3; }
 [ -f dist/cli/main.js ] || { say "SKIP: dist/ is not built"; exit 3; }
@@ -137,7 +140,7 @@ snapshot() {
   timeout 420 "${CS[@]}" snapshot -o "$WORK/$name" --ready-url "http://127.0.0.1:$port/health" --warmup "http://127.0.0.1:$port/generate" \
     --timeout 400 "$@" --json -- "$PY" test/device/snapshot_server.py "$port" "$MODE" >"$OUT/snapshot-$name.json" 2>>"$S"
   local rc=$?
-  tail -n 6 "$WORK/$name.log" >>"$S" 2>/dev/null
+  tail -n 8 "$WORK/$name.log" >>"$S" 2>/dev/null
   if [ $rc -ne 0 ]; then
     say "FAIL: snapshot $name exited $rc: $(jget "$OUT/snapshot-$name.json" "d['error']['message']")"
     say "  cause: $(jget "$OUT/snapshot-$name.json" "d['error'].get('details', {}).get('cause')"); hint: $(jget "$OUT/snapshot-$name.json" "d['error'].get('hint')")"
@@ -290,6 +293,9 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     # -pfN: the prefetch with N readers (--prefetch-threads N); -pf: restore's default
     pft=$(sed -n 's/.*-pf\([0-9][0-9]*\).*/\1/p' <<<"$tag")
     [ -n "$pft" ] && flags+=(--prefetch-threads "$pft")
+    # -vtN: N threads verify the image alongside CRIU (--verify-threads N); restore's default otherwise
+    vt=$(sed -n 's/.*-vt\([0-9][0-9]*\).*/\1/p' <<<"$tag")
+    [ -n "$vt" ] && flags+=(--verify-threads "$vt")
     # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
     case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart") ;; esac
     # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes
@@ -298,6 +304,30 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     kill_tree "$WORK/$MODE-hooks/manifest.json"
   done
+  # CRIU_PROBE=1: CRIU alone restores the (page-cached) image, nothing verifying beside it, its tree killed while
+  # stopped: what CRIU's page restore takes by itself, and with -v4 its own timeline (timestamped log lines)
+  if [ "${CRIU_PROBE:-0}" = 1 ] && ! dry; then
+    mlog=$(jget "$WORK/$MODE-hooks/manifest.json" "d.get('log') or ''")
+    inh=()
+    [ -n "$mlog" ] && inh=(--inherit-fd "fd[3]:${mlog#/}") # the server's log, as restore hands it (never reopened)
+    # CRIU_PROBE_COLD=1: one more, -v4, with the page cache dropped first (what CRIU reads from the disk besides its image)
+    for v in 2 4 2 ${CRIU_PROBE_COLD:+cold}; do
+      pw=$(mktemp -d)
+      [ "$v" = cold ] && { drop_caches; v=4c; }
+      thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled)
+      echo always >/sys/kernel/mm/transparent_hugepage/enabled
+      t=$(date +%s%N)
+      "$COLDSTART_CRIU" restore -D "$WORK/$MODE-hooks" -W "$pw" --tcp-close --file-locks --ext-unix-sk "${inh[@]}" --leave-stopped \
+        --restore-detached --pidfile "$pw/pid" -v${v%c} -o restore.log >>"$S" 2>&1 3>>"$pw/server.log"
+      rc=$?
+      t=$((($(date +%s%N) - t) / 1000000))
+      echo "$thp" >/sys/kernel/mm/transparent_hugepage/enabled
+      say "criu alone (-v$v, THP always): exit $rc in $t ms"
+      [ "${v%c}" = 4 ] || [ $rc != 0 ] && cp "$pw/restore.log" "$OUT/criu-probe-restore-v$v.log"
+      kill_tree "$WORK/$MODE-hooks/manifest.json"
+      rm -rf "$pw"
+    done
+  fi
   [ $plain_ok = 1 ] || "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1
 fi
 

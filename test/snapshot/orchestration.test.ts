@@ -443,8 +443,9 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
           },
         };
         const reload = `${wake.replace('/wake_up', '/collective_rpc')} {"method": "reload_weights"}`;
-        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--after-restore', reload, '--prefetch', dir, '--prefetch-threads', '1']);
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--after-restore', reload, '--prefetch', dir, '--prefetch-threads', '1', '--verify-threads', '3']);
         expect(r.code, r.stderr).toBe(0);
+        expect(json(r).details.verifyThreads).toBe(3);
         // Two after-restore requests, in order, the second with its JSON body; timed together as one phase.
         expect(hooks).toEqual(['POST /wake_up', 'POST /collective_rpc {"method": "reload_weights"}']);
         expect(json(r).details.afterRestore.map((h: { url: string }) => new URL(h.url).pathname)).toEqual(['/wake_up', '/collective_rpc']);
@@ -468,6 +469,9 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         for (const [args, msg] of [
           [['--prefetch', dir, '--after-restore', wake, '--prefetch-threads', '0'], /^--prefetch-threads: expected/],
           [['--prefetch-threads', '2'], /^--prefetch-threads: only with --prefetch/],
+          // --verify-threads: a whole number 1..256
+          [['--verify-threads', '0'], /^--verify-threads: expected/],
+          [['--verify-threads', 'two'], /^--verify-threads: expected/],
         ] as const) {
           const b = await run(never, 'restore', [image, '--json', ...args]);
           expect(b.code).toBe(2);
