@@ -60,13 +60,14 @@ export interface RestoreOptions {
 }
 
 /**
- * How `restore --prefetch` reads: pread (one chunk in flight per thread, where readahead(2) queues far ahead), two
- * threads of 4 MiB. H100 hosts, 8B eager, cold disks of 1.7–2.1 GB/s, 2026-12-05: prefetch with the defaults
- * (readahead, 8 threads × 8 MiB) started with CRIU slowed CRIU 3.2 → 10.7 s; started after the verification 2.5 →
- * 9.6 s (CRIU's small reads of the server's libraries queued behind it) — neither restore faster than without; this
- * way 13.06 → 11.50 s (BENCHMARKS.md, 2026-12-05 night).
+ * How `restore --prefetch` reads: pread (one chunk in flight per thread, where readahead(2) queues far ahead), one
+ * sequential thread of 16 MiB, as the fastest disk probe reads (snapshot_floors.py: one stream of 16 MiB reads). H100
+ * hosts, 8B eager: readahead with 8 threads × 8 MiB started with CRIU slowed CRIU 3.2 → 10.7 s (its small reads of the
+ * server's libraries queued behind it; 2026-12-05); on 2026-12-06 one thread of 16 MiB read the weights at 1.69 GB/s
+ * where two of 16 MiB read at 1.55 GB/s in the same run (one-stream probe 1.97 GB/s); two threads of 4 MiB, the
+ * earlier default, read at 0.80–0.90 of the probe on four hosts, one of 16 MiB at 0.85–0.86 on two (BENCHMARKS.md).
  */
-export const RESTORE_PREFETCH = { strategy: 'pread', threads: 2, chunkBytes: 4 << 20 } as const;
+export const RESTORE_PREFETCH = { strategy: 'pread', threads: 1, chunkBytes: 16 << 20 } as const;
 
 /** What `restore --prefetch` read alongside the restore. */
 export interface PrefetchDetail {
@@ -204,9 +205,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     });
     v.catch(() => undefined); // awaited below; CRIU may fail first
     // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
-    // image's reads come first). Not held back until CRIU is done as well: its small reads of the server's libraries
-    // go slower behind the stream (a cold CRIU 2.3-2.8 s alone beside it, 4.0 s), but the disk idling until then cost
-    // more (cold restores 11.9 s -> 14.2-14.3 s against floors of 9.3-10.4 s, H100 hosts, 2026-12-06).
+    // image's reads come first). Not held back until CRIU is done as well: CRIU's small reads of the server's libraries
+    // go slower behind the stream (a cold CRIU took 4.0 s beside it, 2.3-2.8 s when it waited for CRIU), but the disk
+    // idle until CRIU was done cost more (cold restores 11.9 s -> 14.2-14.3 s, H100 hosts, 2026-12-06).
     if (o.prefetch) {
       const files = o.prefetch.files;
       const pf = v.then((bad) => {
