@@ -207,7 +207,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
     // image's reads come first). Not held back until CRIU is done as well: CRIU's small reads of the server's libraries
     // go slower behind the stream (a cold CRIU took 4.0 s beside it, 2.3-2.8 s when it waited for CRIU), but the disk
-    // idle until CRIU was done cost more (cold restores 11.9 s -> 14.2-14.3 s, H100 hosts, 2026-12-06).
+    // idle until CRIU was done cost more (cold restores at 1.37x their same-run floor, against 1.24-1.27x this way;
+    // H100 hosts, 2026-12-06).
     if (o.prefetch) {
       const files = o.prefetch.files;
       const pf = v.then((bad) => {
