@@ -1,7 +1,8 @@
 /**
  * /proc, read once: THE `/proc/<pid>/stat` parser (pid, comm, state, parent, start time), the clock its start
  * times are on (/proc/uptime), and process trees (a pid and its descendants). Every reader of another process's
- * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here.
+ * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here; and the
+ * CPU's feature flags (/proc/cpuinfo).
  * (The server shim is a standalone script with its own copy: it runs without coldstart's modules.)
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
@@ -22,6 +23,8 @@ export interface ProcStat {
   startTicks: number;
   /** startTicks in seconds since boot (the clock of uptimeSeconds). */
   startSeconds: number;
+  /** Field 52 (Linux 3.5+): the exit status as waitpid(2) reports it — meaningful for a zombie (state Z); null if absent. */
+  exitStatus: number | null;
 }
 
 /**
@@ -39,7 +42,20 @@ export function parseProcStat(text: string): ProcStat | null {
   const ppid = Number(rest[4 - 3]);
   const startTicks = Number(rest[22 - 3]);
   if (!Number.isSafeInteger(pid) || !state || !Number.isSafeInteger(ppid) || !Number.isSafeInteger(startTicks)) return null;
-  return { pid, comm: text.slice(open + 1, close), state, ppid, startTicks, startSeconds: startTicks / CLK_TCK };
+  const exit = rest.length >= 52 - 2 ? Number(rest[52 - 3]) : NaN;
+  return { pid, comm: text.slice(open + 1, close), state, ppid, startTicks, startSeconds: startTicks / CLK_TCK, exitStatus: Number.isSafeInteger(exit) ? exit : null };
+}
+
+/**
+ * Whether a process has ended — gone, or a zombie nobody has reaped yet — and, for a zombie, the signal that ended it
+ * (from its exit status; null when it exited by itself, is alive, or was reaped).
+ */
+export function processEnded(pid: number, procRoot = '/proc'): { ended: boolean; signal: number | null } {
+  const st = readProcStat(pid, procRoot);
+  if (st === null) return { ended: !existsSync(`${procRoot}/${pid}`), signal: null };
+  if (st.state !== 'Z') return { ended: false, signal: null };
+  const sig = st.exitStatus === null ? 0 : st.exitStatus & 0x7f;
+  return { ended: true, signal: sig === 0 ? null : sig };
 }
 
 /** /proc/<pid>/stat of a process (or `self`), or null when it is gone or unreadable. `procRoot`: a fake /proc (tests). */
@@ -97,6 +113,16 @@ export function mapsFile(pids: readonly number[], needle: string, procRoot = '/p
     }
   }
   return false;
+}
+
+/** The CPU's feature flags (the first `flags` line of /proc/cpuinfo, x86); empty where there is none or it is unreadable. */
+export function cpuFlags(procRoot = '/proc'): ReadonlySet<string> {
+  try {
+    const line = readFileSync(`${procRoot}/cpuinfo`, 'utf8').split('\n').find((l) => /^flags\s*:/.test(l));
+    return new Set(line ? line.slice(line.indexOf(':') + 1).trim().split(/\s+/) : []);
+  } catch {
+    return new Set();
+  }
 }
 
 /** Whether `pid` exists on this machine (a zombie counts until it is reaped: its /proc entry stays). */

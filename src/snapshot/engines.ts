@@ -8,7 +8,7 @@ import { adoptServer, startServer } from '../server/lifecycle.js';
 import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
-import { pidAlive, processTree } from '../platform/procfs.js';
+import { cpuFlags, pidAlive, processEnded, processTree } from '../platform/procfs.js';
 import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
 import { addonNative, type SnapshotNative } from './native.js';
 
@@ -29,6 +29,10 @@ export interface SnapshotHost {
   diskFreeBytes(path: string): number | null;
   /** Processes of `pids` with an NVIDIA device file open (CRIU cannot save one). */
   gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; devices: string[]; command: string }>;
+  /** The CPU's feature flags (/proc/cpuinfo): restore explains a server that died after it on a CPU with AMX. */
+  cpuFlags(): ReadonlySet<string>;
+  /** Whether a process ended (gone or a zombie) and the signal that ended a zombie (procfs.ts processEnded). */
+  processEnded(pid: number): { ended: boolean; signal: number | null };
   /** The system-wide transparent-huge-pages mode (null: no THP here), and setting it (restore and park --huge-pages). */
   thp: ThpControl;
 }
@@ -54,6 +58,8 @@ export const realHost: SnapshotHost = {
   memAvailableBytes,
   diskFreeBytes: (path) => diskInfo(path).freeBytes,
   gpuDeviceHolders,
+  cpuFlags: () => cpuFlags(),
+  processEnded: (pid) => processEnded(pid),
   thp: { read: () => readThp(), write: (mode) => writeThp(mode) },
 };
 

@@ -92,6 +92,34 @@ function prefetchLine(p: PrefetchDetail): string {
   return `prefetch of ${p.target} (${p.files} file(s)) alongside the restore: ${how}${p.residentAfter === null ? '' : `; ${formatBytes(p.residentAfter)} in the page cache after`}`;
 }
 
+/**
+ * A restored server that ended after it was resumed, explained where the cause is one CRIU leaves: died of SIGILL (an
+ * illegal instruction, from its zombie's exit status), or gone on a CPU with AMX (`amx_tile`). CRIU restores neither a
+ * process's AMX permission (arch_prctl ARCH_REQ_XCOMP_PERM) nor its tile state (checkpoint-restore/criu#1448), so a
+ * server that used AMX before the snapshot dies of SIGILL at its next AMX instruction — torch's CPU attention in bf16
+ * asks for AMX whatever ONEDNN_MAX_CPU_ISA says (dev VM with AMX, torch 2.13, CRIU 4.2.1, 2026-12-06). The error with
+ * that said (details.diedOf, details.amx); null when the server is alive or nothing points there.
+ */
+async function restoredServerDeath(e: ColdstartError, pid: number | null, host: SnapshotEngines['host']): Promise<ColdstartError | null> {
+  if (pid === null) return null;
+  // A reset connection can come before the process has finished exiting: up to 0.2 s for it to end.
+  let end = host.processEnded(pid);
+  for (let i = 0; i < 10 && !end.ended; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    end = host.processEnded(pid);
+  }
+  if (!end.ended) return null;
+  const amx = host.cpuFlags().has('amx_tile');
+  const sigill = end.signal === 4;
+  if (!sigill && !amx) return null;
+  const what = sigill ? `The restored server (pid ${pid}) died of SIGILL (an illegal instruction).` : `The restored server (pid ${pid}) is gone.`;
+  const why = amx
+    ? " This CPU has Intel AMX: a server that ran bf16/int8 math on the CPU before the snapshot (torch's CPU attention or matmuls) dies of SIGILL at its next AMX instruction after a CRIU restore, which does not give back the AMX permission (checkpoint-restore/criu#1448). Keep that math on the GPU or in float32 in a server you snapshot."
+    : ' It used an instruction this CPU refused: restore on a machine whose CPU has the features of the one the snapshot was taken on.';
+  const hint = `${what}${why}`;
+  return new ColdstartError(e.code, e.message, { hint: e.hint ? `${e.hint} ${hint}` : hint, details: { ...(e.details ?? {}), ...(end.signal !== null ? { diedOf: end.signal } : {}), amx }, cause: e });
+}
+
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 function damaged(image: string, bad: ImageProblem[], what: string): ColdstartError {
@@ -382,6 +410,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     stopVerify.abort();
     stopPrefetch.abort();
     await flight.prefetching?.catch(() => undefined);
+    // A restored server that died once resumed (SIGILL; Intel AMX): asked before its tree is stopped (and reaped).
+    const died = server && resumedSeconds !== null && isColdstartError(e) ? await restoredServerDeath(e, server.pid(), host) : null;
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.
     await server?.stop();
     // CRIU failed while the verification ran: a damaged image is the better explanation when there is one.
@@ -392,6 +422,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     }
     // The work dir stays only when the failure names a log in it (CRIU's restore.log).
     if (!namesLogIn(e, work)) rmSync(work, { recursive: true, force: true });
-    throw e;
+    throw died ?? e;
   }
 }

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { childPids, parseProcStat, procStartTicks, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
+import { childPids, cpuFlags, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
 import { processStart } from '../../src/cache/lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-procfs-'));
@@ -16,7 +16,7 @@ const statLine = (pid: number, comm: string, state: string, ppid: number, start:
 describe('the one /proc/<pid>/stat parser', () => {
   it('reads pid, comm, state, ppid and start time; comm ends at the last ")" (spaces and parentheses in names)', () => {
     for (const comm of ['node', 'tini (init) x', 'a) (b', ') S 1 2 3', 'with space']) {
-      expect(parseProcStat(statLine(42, comm, 'S', 7, 123456))).toEqual({ pid: 42, comm, state: 'S', ppid: 7, startTicks: 123456, startSeconds: 1234.56 });
+      expect(parseProcStat(statLine(42, comm, 'S', 7, 123456))).toEqual({ pid: 42, comm, state: 'S', ppid: 7, startTicks: 123456, startSeconds: 1234.56, exitStatus: 0 });
     }
     expect(parseProcStat(statLine(9, 'z', 'Z', 1, 5))!.state).toBe('Z');
   });
@@ -26,6 +26,39 @@ describe('the one /proc/<pid>/stat parser', () => {
     expect(readProcStat(1, join(tmp, 'nowhere'))).toBeNull();
     expect(procStartTicks(1, join(tmp, 'nowhere'))).toBeNull();
     expect(uptimeSeconds(join(tmp, 'nowhere'))).toBeNull();
+  });
+
+  it('tells an ended process (gone, or a zombie) and the signal that ended a zombie (field 52, its exit status)', async () => {
+    // A child killed by SIGILL that its parent has not reaped: a zombie whose exit status holds the signal.
+    const py = spawn('python3', ['-c', 'import os, signal, sys, time\npid = os.fork()\nif pid == 0:\n    os.kill(os.getpid(), signal.SIGILL)\nprint(pid, flush=True)\ntime.sleep(30)'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const pid = Number(await new Promise<string>((r) => py.stdout.once('data', (b: Buffer) => r(b.toString()))));
+      let end = processEnded(pid);
+      for (let i = 0; i < 100 && !end.ended; i++) await new Promise((r) => setTimeout(r, 20)), (end = processEnded(pid));
+      expect(end).toEqual({ ended: true, signal: 4 });
+      expect(readProcStat(pid)!.state).toBe('Z');
+      expect(processEnded(py.pid!)).toEqual({ ended: false, signal: null });
+    } finally {
+      py.kill('SIGKILL');
+    }
+    expect(processEnded(1 << 22, join(tmp, 'nowhere'))).toEqual({ ended: true, signal: null });
+    // A zombie that exited by itself: ended, no signal.
+    expect(parseProcStat(statLine(9, 'z', 'Z', 1, 5).replace(/ 0\n$/, ' 768\n'))!.exitStatus).toBe(768);
+    const fake = join(tmp, 'zproc');
+    mkdirSync(join(fake, '9'), { recursive: true });
+    writeFileSync(join(fake, '9', 'stat'), statLine(9, 'z', 'Z', 1, 5).replace(/ 0\n$/, ' 768\n'));
+    expect(processEnded(9, fake)).toEqual({ ended: true, signal: null });
+    writeFileSync(join(fake, '9', 'stat'), statLine(9, 'z', 'Z', 1, 5).replace(/ 0\n$/, ' 4\n'));
+    expect(processEnded(9, fake)).toEqual({ ended: true, signal: 4 });
+  });
+
+  it('reads the CPU feature flags from cpuinfo (empty where there are none)', () => {
+    const fake = join(tmp, 'cpu');
+    mkdirSync(fake, { recursive: true });
+    writeFileSync(join(fake, 'cpuinfo'), 'processor\t: 0\nmodel name\t: X\nflags\t\t: fpu sse2 avx2 amx_tile\n\nprocessor\t: 1\nflags\t\t: fpu\n');
+    expect([...cpuFlags(fake)]).toEqual(['fpu', 'sse2', 'avx2', 'amx_tile']);
+    expect(cpuFlags(join(tmp, 'nowhere')).size).toBe(0);
+    if (process.arch === 'x64') expect(cpuFlags().has('sse2')).toBe(true);
   });
 
   it('agrees with the kernel for this process and with the lock owner check', () => {

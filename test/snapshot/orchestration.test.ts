@@ -101,7 +101,7 @@ function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngi
   };
 }
 
-function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp'] }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp']; cpuFlags?: string[]; ended?: { ended: boolean; signal: number | null } }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
   const e = withSnapshotEngines({
     criu: {
       require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
@@ -109,7 +109,7 @@ function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock
       ...(o.restore ? { restore: o.restore } : {}),
     },
     native: o.native,
-    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}) },
+    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}), ...(o.cpuFlags ? { cpuFlags: () => new Set(o.cpuFlags) } : {}), ...(o.ended ? { processEnded: () => o.ended! } : {}) },
     clock: o.clock,
   }) as SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> };
   e.starts = 0;
@@ -492,6 +492,38 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       const [server, grandchild] = await pidsFrom(pidfile);
       expect(await gone([server, grandchild])).toEqual([]);
       expect(existsSync(works.at(-1)!)).toBe(false);
+    });
+
+    it('a restored server that died once resumed is explained where CRIU leaves the cause: SIGILL (its zombie\'s exit status), a CPU with AMX (no AMX permission given back); not otherwise', async () => {
+      // The restored "server" exits at once (as one that died at its next AMX instruction); its ready URL never answers.
+      const dying: SnapshotEngines['criu']['restore'] = async (_criu, _dir, work) => {
+        works.push(work);
+        const c = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 100)'], { detached: true, stdio: 'ignore' });
+        c.unref();
+        return c.pid!;
+      };
+      const cases = [
+        { flags: ['fpu', 'avx512f', 'amx_tile'], ended: { ended: true, signal: 4 }, hint: /died of SIGILL \(an illegal instruction\)\. This CPU has Intel AMX: .*\(checkpoint-restore\/criu#1448\)/, details: { diedOf: 4, amx: true } },
+        { flags: ['fpu', 'avx512f', 'amx_tile'], ended: { ended: true, signal: null }, hint: /is gone\. This CPU has Intel AMX: .* dies of SIGILL/, details: { amx: true } },
+        { flags: ['fpu', 'avx2'], ended: { ended: true, signal: 4 }, hint: /died of SIGILL .* It used an instruction this CPU refused: restore on a machine whose CPU has the features/, details: { diedOf: 4, amx: false } },
+        { flags: ['fpu', 'avx2'], ended: { ended: true, signal: null }, hint: null, details: null },
+        { flags: ['fpu', 'amx_tile'], ended: { ended: false, signal: null }, hint: null, details: null },
+      ];
+      for (const c of cases) {
+        const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: dying, pidAlive: () => false, cpuFlags: c.flags, ended: c.ended });
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${await freePort()}/health`, '--timeout', '20']);
+        expect(r.code).toBe(3);
+        const err = json(r).error;
+        expect(err.code).toBe('ENV');
+        expect(err.message).toMatch(/exited before it was ready/);
+        if (c.hint) {
+          expect(err.hint).toMatch(c.hint);
+          expect(err.details).toMatchObject(c.details!);
+        } else {
+          expect(err.hint ?? '').not.toMatch(/AMX|SIGILL/);
+          expect(err.details?.amx).toBeUndefined();
+        }
+      }
     });
 
     it("on a node whose GPU has another UUID: restored onto a GPU of the same model, the driver given the pair; refused, touching nothing, where none of the model is left, where it has too little free memory, or for a wrong --gpus", async () => {
