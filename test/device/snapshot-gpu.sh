@@ -19,6 +19,7 @@
 #   HOOK_RESTORES="warm-huge-cs-gpus" ...            # -gpus: restore --gpus UUID (the driver handed the GPU pair)
 #   HOOK_RESTORES="warm-huge-cs-vt8" ...             # -vtN: N threads verify alongside CRIU (--verify-threads N)
 #   CRIU_PROBE=1                                     # CRIU alone restores the hooked image (timed, -v4 log kept)
+#   FLOORS_FIRST=1                                   # the floors' disk probes before the hooked restores too
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
@@ -286,6 +287,11 @@ if [ "${COLD_DISK_START:-0}" = 1 ]; then
   say "cold start of the hooked snapshot from a cold disk (page cache dropped)"
 fi
 if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?level=$HOOK_LEVEL" --after-restore "http://127.0.0.1:$H/wake_up"; then
+  # FLOORS_FIRST=1: the disk probes before the restores as well as after (floors-MODE-first.json): the disk's drift
+  # over the run, told apart from the restore's own way of reading
+  if [ "${FLOORS_FIRST:-0}" = 1 ]; then
+    "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE-first.json" $(dry || echo --drop) >>"$S" 2>&1
+  fi
   for tag in ${HOOK_RESTORES:-cold}; do
     flags=()
     case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac

@@ -5,8 +5,9 @@
 Measures, on the image's own page files: the disk read rate (page cache dropped first with --drop, as root) and the
 page-cache read rate, each read by one stream as CRIU reads; then the disk rate over everything a cold restore reads —
 the page files and, with CS_WEIGHTS set (HOOK_LEVEL=2), the weights the wake-up reads back — by one stream and by 8
-threads of 8 MiB preads, as a loader reads (diskBytesPerSecond is the faster of the two over those same bytes: the
-floor is the disk's best over what the restore reads; the image-only one-stream reading is kept beside it);
+threads of 8 MiB preads, as a loader reads, and by one thread of 16 MiB preads advised sequential, as restore's
+--prefetch reads (diskBytesPerSecond is the fastest of the three over those same bytes: the floor is the disk's best
+over what the restore reads; the image-only one-stream reading is kept beside it);
 a host memory copy rate (1 GiB, torch), the pinned host-to-device copy rate (1 GiB, CUDA
 events, best of 4) and the pageable one (best of 3) when a GPU is there. Writes them as JSON (bytes per second; null: not measured, with why).
 """
@@ -36,6 +37,24 @@ def read_all(paths=None):
         with open(f, "rb", buffering=0) as fh:
             while fh.read(16 << 20):
                 pass
+    return time.perf_counter() - t
+
+
+def read_pread_seq(paths):
+    """PATHS by one thread of 16 MiB preads into one reused buffer, each file advised sequential: the way restore's
+    --prefetch reads (native/src/pagecache.cc), beside the one-stream read() above, to tell its own rate from the
+    disk's drift over the run; seconds."""
+    buf = bytearray(16 << 20)
+    t = time.perf_counter()
+    for f in paths:
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            off = 0
+            while (n := os.preadv(fd, [buf], off)) > 0:
+                off += n
+        finally:
+            os.close(fd)
     return time.perf_counter() - t
 
 
@@ -84,10 +103,13 @@ if drop:
     drop_caches()
     res["diskParallelBytesPerSecond"] = all_bytes / read_parallel(everything)
     res["diskParallelBytes"] = all_bytes
+    drop_caches()
+    res["diskPreadSeqBytesPerSecond"] = all_bytes / read_pread_seq(everything)
     res["diskBytesPerSecond"] = max(res.get("diskOneStreamAllBytesPerSecond", res["diskOneStreamBytesPerSecond"]),
-                                    res["diskParallelBytesPerSecond"])
+                                    res["diskParallelBytesPerSecond"], res["diskPreadSeqBytesPerSecond"])
 else:
     res["diskBytesPerSecond"] = res["diskOneStreamBytesPerSecond"] = res["diskParallelBytesPerSecond"] = None
+    res["diskPreadSeqBytesPerSecond"] = None
     res["notes"].append("disk rate not measured: page cache not dropped (no --drop)")
 res["pageCacheBytesPerSecond"] = total / read_all()
 res["pageCacheParallelBytesPerSecond"] = total / read_parallel(files)
