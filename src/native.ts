@@ -436,4 +436,10 @@ export interface NativeAddon {
   }): Promise<CudaCheckpointResult>;
   /** GPU memory per device from NVML (never creates a CUDA context). */
   gpuMemory(): Promise<GpuMemoryResult>;
+  /**
+   * Resumes a process CRIU left stopped with Intel AMX permission given back (native/src/amx.cc: ptrace, x86-64):
+   * `result` is arch_prctl(ARCH_REQ_XCOMP_PERM)'s return (0, or -errno). Rejects (UNSUPPORTED off x86-64, PERMISSION
+   * without ptrace rights, ENV) having sent SIGCONT or not; the caller sends it again either way.
+   */
+  resumeGrantingAmx(options: { pid: number }): Promise<{ pid: number; result: number; granted: boolean }>;
 }

@@ -6,6 +6,7 @@ void InitProbe(Napi::Env env, Napi::Object exports);   // probe.cc   — cuda-in
 void InitLoader(Napi::Env env, Napi::Object exports);  // loader.cc  — gpu-load engine
 void InitFileIO(Napi::Env env, Napi::Object exports);  // fileio.cc  — byte moving for convert
 void InitCheckpoint(Napi::Env env, Napi::Object exports);  // checkpoint.cc — snapshot/restore/park (cuCheckpointProcess*)
+void InitAmx(Napi::Env env, Napi::Object exports);         // amx.cc — restore: AMX permission back (ptrace)
 }  // namespace coldstart
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -14,6 +15,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   coldstart::InitLoader(env, exports);
   coldstart::InitFileIO(env, exports);
   coldstart::InitCheckpoint(env, exports);
+  coldstart::InitAmx(env, exports);
   return exports;
 }
 

@@ -25,6 +25,8 @@ export interface SnapshotNative {
   cudaDriverVersion(): Promise<number | null>;
   /** Bytes of `paths` in the page cache (mincore); null when not measured. */
   residentBytes(paths: string[]): Promise<number | null>;
+  /** Resumes a stopped restored process with its Intel AMX permission given back (restore.ts decides where). */
+  resumeGrantingAmx(pid: number): Promise<{ granted: boolean; result: number }>;
 }
 
 function addon(): NativeAddon {
@@ -42,6 +44,7 @@ export const addonNative: SnapshotNative = {
   checkpoint: (pid, action, o) => callNative(() => addon().cudaCheckpoint({ pid, action, ...(o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o?.gpuPairs ? { gpuPairs: o.gpuPairs } : {}) }), `pid ${pid}`),
   gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
+  resumeGrantingAmx: (pid) => callNative(() => addon().resumeGrantingAmx({ pid }), `pid ${pid}: AMX permission`),
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
     return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;

@@ -93,6 +93,26 @@ function prefetchLine(p: PrefetchDetail): string {
 }
 
 /**
+ * Resumes the restored processes (SIGCONT). On an x86-64 CPU with AMX (`amx_tile`) each is first given back the AMX
+ * permission CRIU does not restore (checkpoint-restore/criu#1448) — through native/src/amx.cc, before any of its threads
+ * runs — so a server that used AMX before the snapshot does not die of SIGILL at its next AMX instruction. -ENOSPC (a
+ * signal stack too small for AMX state) means the process never had it, and is no failure. Every process is sent
+ * SIGCONT whatever happened. null where AMX is not in play.
+ */
+async function resume(pids: readonly number[], native: SnapshotEngines['native'], host: SnapshotEngines['host']): Promise<{ granted: number[]; failed: Array<{ pid: number; error: string }> } | null> {
+  const amx = process.arch === 'x64' && host.cpuFlags().has('amx_tile') && native.unavailable() === null ? { granted: [] as number[], failed: [] as Array<{ pid: number; error: string }> } : null;
+  for (const p of pids) {
+    if (amx) {
+      const r = await native.resumeGrantingAmx(p).catch((e: unknown) => ({ granted: false, result: null, error: e instanceof Error ? e.message : String(e) }));
+      if (r.granted) amx.granted.push(p);
+      else if (r.result !== -28) amx.failed.push({ pid: p, error: 'error' in r ? r.error : `arch_prctl returned ${r.result}` });
+    }
+    signal(p, 'SIGCONT');
+  }
+  return amx;
+}
+
+/**
  * A restored server that ended after it was resumed, explained where the cause is one CRIU leaves: died of SIGILL (an
  * illegal instruction, from its zombie's exit status), or gone on a CPU with AMX (`amx_tile`). CRIU restores neither a
  * process's AMX permission (arch_prctl ARCH_REQ_XCOMP_PERM) nor its tile state (checkpoint-restore/criu#1448), so a
@@ -100,7 +120,7 @@ function prefetchLine(p: PrefetchDetail): string {
  * asks for AMX whatever ONEDNN_MAX_CPU_ISA says (dev VM with AMX, torch 2.13, CRIU 4.2.1, 2026-12-06). The error with
  * that said (details.diedOf, details.amx); null when the server is alive or nothing points there.
  */
-async function restoredServerDeath(e: ColdstartError, pid: number | null, host: SnapshotEngines['host']): Promise<ColdstartError | null> {
+async function restoredServerDeath(e: ColdstartError, pid: number | null, host: SnapshotEngines['host'], granted: readonly number[]): Promise<ColdstartError | null> {
   if (pid === null) return null;
   // A reset connection can come before the process has finished exiting: up to 0.2 s for it to end.
   let end = host.processEnded(pid);
@@ -109,12 +129,13 @@ async function restoredServerDeath(e: ColdstartError, pid: number | null, host: 
     end = host.processEnded(pid);
   }
   if (!end.ended) return null;
-  const amx = host.cpuFlags().has('amx_tile');
+  // AMX is the cause only where the permission was not given back (resume() below gives it back where it can).
+  const amx = host.cpuFlags().has('amx_tile') && !granted.includes(pid);
   const sigill = end.signal === 4;
   if (!sigill && !amx) return null;
   const what = sigill ? `The restored server (pid ${pid}) died of SIGILL (an illegal instruction).` : `The restored server (pid ${pid}) is gone.`;
   const why = amx
-    ? " This CPU has Intel AMX: a server that ran bf16/int8 math on the CPU before the snapshot (torch's CPU attention or matmuls) dies of SIGILL at its next AMX instruction after a CRIU restore, which does not give back the AMX permission (checkpoint-restore/criu#1448). Keep that math on the GPU or in float32 in a server you snapshot."
+    ? " This CPU has Intel AMX: a server that ran bf16/int8 math on the CPU before the snapshot (torch's CPU attention or matmuls) dies of SIGILL at its next AMX instruction after a CRIU restore, which does not give back the AMX permission (checkpoint-restore/criu#1448); restore gives it back through ptrace, and could not for this process (details.amx). Allow restore to ptrace the server (root with CAP_SYS_PTRACE, Yama ptrace_scope below 3), or keep that math on the GPU or in float32 in a server you snapshot."
     : ' It used an instruction this CPU refused: restore on a machine whose CPU has the features of the one the snapshot was taken on.';
   const hint = `${what}${why}`;
   return new ColdstartError(e.code, e.message, { hint: e.hint ? `${e.hint} ${hint}` : hint, details: { ...(e.details ?? {}), ...(end.signal !== null ? { diedOf: end.signal } : {}), amx }, cause: e });
@@ -199,6 +220,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const metaTime = stopwatch(clock);
   const untilResumed = stopwatch(clock);
   let resumedSeconds: number | null = null;
+  let amxGranted: number[] = [];
   const metaBad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal, hash: (n) => !isPageData(n) });
   if (metaBad.length) throw damaged(image, metaBad, 'nothing was restored or started');
   const metaSeconds = metaTime();
@@ -299,8 +321,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       for (const p of m.pids) signal(p, 'SIGKILL'); // stopped, never resumed: nothing to stop gracefully
       throw damaged(image, bad, neverRan);
     }
-    for (const p of m.pids) signal(p, 'SIGCONT');
+    const amx = await resume(m.pids, native, host);
+    amxGranted = amx?.granted ?? [];
     resumedSeconds = untilResumed();
+    if (amx?.failed.length) notes.push(`AMX permission not given back to ${amx.failed.map((f) => `pid ${f.pid} (${f.error})`).join(', ')}: a server that used Intel AMX before the snapshot dies of SIGILL at its next AMX instruction (checkpoint-restore/criu#1448)`);
     if (m.gpuPids.length) {
       if (native.unavailable()) throw new ColdstartError('NATIVE_UNAVAILABLE', 'the image holds GPU state but the native addon is unavailable');
       const g = stopwatch(clock);
@@ -377,6 +401,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       gpus: gpuPlan.moves.length ? { moves: gpuPlan.moves, paired: gpuPlan.pairs !== null } : null,
       ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
       ...(prefetch ? { prefetch } : {}),
+      /** On a CPU with Intel AMX: the processes resumed with the AMX permission given back, and those it failed for. */
+      ...(amx ? { amx } : {}),
     };
     report.warnings.push(...notes);
     if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
@@ -411,7 +437,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     stopPrefetch.abort();
     await flight.prefetching?.catch(() => undefined);
     // A restored server that died once resumed (SIGILL; Intel AMX): asked before its tree is stopped (and reaped).
-    const died = server && resumedSeconds !== null && isColdstartError(e) ? await restoredServerDeath(e, server.pid(), host) : null;
+    const died = server && resumedSeconds !== null && isColdstartError(e) ? await restoredServerDeath(e, server.pid(), host, amxGranted) : null;
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.
     await server?.stop();
     // CRIU failed while the verification ran: a damaged image is the better explanation when there is one.

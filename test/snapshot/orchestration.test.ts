@@ -51,11 +51,19 @@ type Device = { index: number; name: string; uuid: string; freeBytes?: number };
  * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
  * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
  */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[] }): SnapshotNative & { calls: Call[] } {
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error }): SnapshotNative & { calls: Call[]; amxCalls: number[] } {
   const calls: Call[] = [];
+  const amxCalls: number[] = [];
   const holders = new Set<number>();
   return {
     calls,
+    amxCalls,
+    resumeGrantingAmx: async (pid) => {
+      amxCalls.push(pid);
+      const r = o.amx ? o.amx(pid) : 0;
+      if (r instanceof Error) throw r;
+      return { granted: r === 0, result: r };
+    },
     unavailable: () => null,
     checkpoint: async (pid, action, opts) => {
       calls.push({ pid, action, ...(opts?.gpuPairs ? { gpuPairs: opts.gpuPairs } : {}) });
@@ -503,14 +511,16 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         return c.pid!;
       };
       const cases = [
-        { flags: ['fpu', 'avx512f', 'amx_tile'], ended: { ended: true, signal: 4 }, hint: /died of SIGILL \(an illegal instruction\)\. This CPU has Intel AMX: .*\(checkpoint-restore\/criu#1448\)/, details: { diedOf: 4, amx: true } },
+        { flags: ['fpu', 'avx512f', 'amx_tile'], ended: { ended: true, signal: 4 }, hint: /died of SIGILL \(an illegal instruction\)\. This CPU has Intel AMX: .*\(checkpoint-restore\/criu#1448\); restore gives it back through ptrace, and could not for this process/, details: { diedOf: 4, amx: true } },
         { flags: ['fpu', 'avx512f', 'amx_tile'], ended: { ended: true, signal: null }, hint: /is gone\. This CPU has Intel AMX: .* dies of SIGILL/, details: { amx: true } },
         { flags: ['fpu', 'avx2'], ended: { ended: true, signal: 4 }, hint: /died of SIGILL .* It used an instruction this CPU refused: restore on a machine whose CPU has the features/, details: { diedOf: 4, amx: false } },
         { flags: ['fpu', 'avx2'], ended: { ended: true, signal: null }, hint: null, details: null },
         { flags: ['fpu', 'amx_tile'], ended: { ended: false, signal: null }, hint: null, details: null },
       ];
       for (const c of cases) {
-        const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: dying, pidAlive: () => false, cpuFlags: c.flags, ended: c.ended });
+        // Where the CPU has AMX, the permission could not be given back (no ptrace rights here).
+        const native = fakeNative({ gpu: () => false, amx: () => new ColdstartError('PERMISSION', 'pid 1: AMX permission: ptrace seize: Operation not permitted') });
+        const e = engines({ native, clock: fakeClock(), restore: dying, pidAlive: () => false, cpuFlags: c.flags, ended: c.ended });
         const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${await freePort()}/health`, '--timeout', '20']);
         expect(r.code).toBe(3);
         const err = json(r).error;
@@ -523,6 +533,39 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
           expect(err.hint ?? '').not.toMatch(/AMX|SIGILL/);
           expect(err.details?.amx).toBeUndefined();
         }
+      }
+    });
+
+    it.runIf(process.arch === 'x64')('on a CPU with AMX each restored process is resumed with the AMX permission given back (details.amx), failures said; nowhere else', async () => {
+      const port = await freePort();
+      for (const [flags, amx, want] of [
+        [['fpu', 'amx_tile'], () => 0, { granted: true, failed: false }],
+        [['fpu', 'amx_tile'], () => -28, { granted: false, failed: false }], // ENOSPC: it never had AMX
+        [['fpu', 'amx_tile'], () => new ColdstartError('PERMISSION', 'pid 1: AMX permission: ptrace seize: Operation not permitted'), { granted: false, failed: true }],
+        [['fpu', 'avx2'], () => 0, null],
+      ] as const) {
+        const pidfile = join(tmp, `amx-${works.length}.pids`);
+        const native = fakeNative({ gpu: () => false, amx });
+        const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false, cpuFlags: [...flags] });
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request']);
+        expect(r.code, r.stderr).toBe(0);
+        const doc = json(r);
+        const [server, grandchild] = await pidsFrom(pidfile);
+        if (want === null) {
+          expect(native.amxCalls).toEqual([]);
+          expect(doc.details.amx).toBeUndefined();
+        } else {
+          // Every pid the image recorded, in order (each before it is resumed).
+          const pids = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')).pids as number[];
+          expect(native.amxCalls).toEqual(pids);
+          expect(doc.details.amx.granted).toEqual(want.granted ? pids : []);
+          expect(doc.details.amx.failed.map((f: { pid: number }) => f.pid)).toEqual(want.failed ? pids : []);
+          if (want.failed) expect(doc.details.amx.failed[0].error).toMatch(/ptrace seize: Operation not permitted/);
+          expect(doc.warnings.some((w: string) => /AMX permission not given back to pid .*checkpoint-restore\/criu#1448/.test(w))).toBe(want.failed);
+        }
+        process.kill(grandchild, 'SIGKILL');
+        process.kill(server, 'SIGKILL');
+        await gone([server, grandchild]);
       }
     });
 

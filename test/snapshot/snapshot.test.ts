@@ -16,6 +16,8 @@ import { criuPath, criuReady } from '../helpers/criu.js';
 import { freePort } from '../helpers/fake-servers.js';
 import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
+import { cpuFlags } from '../../src/platform/procfs.js';
+import { peerPython } from '../helpers/python.js';
 
 const criu = criuPath;
 const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
@@ -449,6 +451,33 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
   });
 });
 
+const amxPy = ready ? peerPython() : null;
+describe.skipIf(!ready || !amxPy)('a server that ran bf16 math on the CPU (Intel AMX where the CPU has it; real CRIU and torch)', () => {
+  it('restores and answers the same: on a CPU with AMX the permission CRIU does not restore is given back before it runs (details.amx)', async () => {
+    const port = await freePort();
+    const out = join(tmp, 'amx');
+    const server = resolve(__dirname, '../fixtures-servers/amx_server.py');
+    const s = await runCli(['snapshot', '--json', '-o', out, '--ready-url', `http://127.0.0.1:${port}/health`, '--warmup', `http://127.0.0.1:${port}/mm`, '--timeout', '120', '--', amxPy!, server, String(port)], { env });
+    expect(s.code, s.stderr).toBe(0);
+    const hasAmx = process.arch === 'x64' && cpuFlags().has('amx_tile');
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    const r = await runCli(['restore', out, '--json', '--timeout', '60'], { env });
+    restored.push(m.rootPid);
+    // Without the permission back, the first request after the restore killed the server (SIGILL) on an AMX CPU.
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const d = JSON.parse(r.stdout).details;
+    expect(d.restored.firstRequest.sameAsSnapshot).toBe(true);
+    const res = await fetch(`http://127.0.0.1:${port}/mm`, { headers: { connection: 'close' } });
+    const answer = await res.json();
+    // The server's own view: it used AMX before the snapshot (the answer is the snapshot's) and holds it now.
+    expect(answer.amx).toBe(hasAmx);
+    if (hasAmx) expect(d.amx).toEqual({ granted: m.pids, failed: [] });
+    else expect(d.amx).toBeUndefined();
+    await killAndWait(m.rootPid);
+    rmSync(out, { recursive: true, force: true });
+  });
+});
+
 describe('restore validates the whole manifest before touching anything (no CRIU needed)', () => {
   const root = join(tmp, 'hostile');
   const image = join(root, 'img');
@@ -756,5 +785,17 @@ describe('native checkpoint bindings', () => {
       const s = await a.cudaCheckpoint({ pid: process.pid, action: 'state' }).catch((e: { code: string }) => ({ state: e.code }));
       expect(s.state).not.toBe('running');
     }
+  });
+
+  it('resumeGrantingAmx: validates the pid; a pid that does not exist is NOT_FOUND; off x86-64 UNSUPPORTED', async () => {
+    const { loadNative } = await import('../../src/native.js');
+    const n = loadNative();
+    expect(n.ok, n.ok ? '' : n.reason).toBe(true);
+    if (!n.ok) return;
+    const a = n.addon;
+    expect(() => a.resumeGrantingAmx({ pid: 0 })).toThrow(/pid expected a whole number/);
+    expect(() => a.resumeGrantingAmx({ pid: 1.5 })).toThrow(/pid expected a whole number/);
+    expect(() => a.resumeGrantingAmx({ pid: 'x' as unknown as number })).toThrow(/pid expected a whole number/);
+    await expect(a.resumeGrantingAmx({ pid: (1 << 22) - 3 })).rejects.toMatchObject({ code: process.arch === 'x64' ? 'NOT_FOUND' : 'UNSUPPORTED' });
   });
 });
