@@ -48,14 +48,12 @@ SHAPES = {
     "1b": dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32, num_key_value_heads=4),
     "8b": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8),
 }
-DTYPE = torch.bfloat16 if dev == "cuda" else torch.float32
-cfg = LlamaConfig(**SHAPES[size], max_position_embeddings=2048, torch_dtype=DTYPE)
+cfg = LlamaConfig(**SHAPES[size], max_position_embeddings=2048, torch_dtype=torch.bfloat16)
 folder = os.environ.get("CS_WEIGHTS")
 flat = None
-# Built in bf16 directly on the GPU: an 8B model never exists in fp32. On the CPU (the dry run) in fp32: bf16 attention
-# there runs on Intel AMX where the CPU has it, and CRIU gives no AMX permission back (the restored server dies of
-# SIGILL; checkpoint-restore/criu#1448, docs/snapshot.md).
-torch.set_default_dtype(DTYPE)
+# Built in bf16 directly: an 8B model never exists in fp32. On a CPU with Intel AMX (the dry run) its bf16 attention
+# runs on AMX, whose permission CRIU does not restore: restore gives it back (native/src/amx.cc, docs/snapshot.md).
+torch.set_default_dtype(torch.bfloat16)
 with torch.device("meta" if folder else dev):
     model = LlamaForCausalLM(cfg).eval()
 if folder:
