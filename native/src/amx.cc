@@ -5,7 +5,9 @@
 // runs arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) at a `syscall` instruction of its vDSO with its registers
 // put back after (orig_rax -1 while injected, so no syscall restart happens then; the saved ones restart the call it
 // was stopped in), and every thread is detached — no thread of it runs before the permission is there. The decision
-// (which CPU, which processes) is restore.ts's; this only does the syscalls. x86-64 only.
+// (which CPU, which processes) is restore.ts's; this only does the syscalls. x86-64 only. The process must not be a
+// child that Node itself waits for (libuv's SIGCHLD handler would take its ptrace stops): CRIU's restored trees are
+// not. Cost on the dev VM: 1.3 ms for 3 threads, 4 ms for 257.
 #include <napi.h>
 
 #include <cerrno>
@@ -65,13 +67,13 @@ bool Threads(pid_t pid, std::vector<pid_t>* out) {
   return !out->empty();
 }
 
-// The next stop of `tid` (waitpid __WALL, polled for up to `ms`); false on timeout or when it is gone.
+// The next stop of `tid` (waitpid __WALL, polled every 50 µs for up to `ms`); false on timeout or when it is gone.
 bool WaitStop(pid_t tid, int ms, int* status) {
-  for (int i = 0; i <= ms; ++i) {
+  for (int i = 0; i <= ms * 20; ++i) {
     pid_t r = waitpid(tid, status, __WALL | WNOHANG);
     if (r == tid) return WIFSTOPPED(*status);
     if (r < 0 && errno != EINTR) return false;
-    usleep(1000);
+    usleep(50);
   }
   return false;
 }
