@@ -23,6 +23,12 @@ floors = load(f"floors-{mode}.json") or {}
 snap = load(f"snapshot-{mode}.json")
 hooks = load(f"snapshot-{mode}-hooks.json")
 res = {"mode": mode, "floors": floors, "notes": []}
+# FLOORS_FIRST=1: the same probes before the restores; the disk's drift over the run is the ratio of the two
+first = load(f"floors-{mode}-first.json")
+if first is not None:
+    res["floorsFirst"] = first
+    a, b = first.get("diskBytesPerSecond"), floors.get("diskBytesPerSecond")
+    res["diskDrift"] = b / a if a and b else None
 
 
 def ok(doc):
@@ -115,7 +121,12 @@ if ok(hooks):
                 d = rate("diskBytesPerSecond")
                 floor = (img + wb) / d + gpu_s if d else None
             total = rr["totalSeconds"]
-            res["hooks"][key] = {"totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
+            # the prefetch's rate against the probe that reads as it reads (one thread of 16 MiB preads): its own way
+            # of reading vs the disk's state, when the probe ran
+            pf = r["details"].get("prefetch") or {}
+            way = rate("diskPreadSeqBytesPerSecond")
+            pf_ratio = pf["coldBytesPerSecond"] / way if pf.get("coldBytesPerSecond") and way else None
+            res["hooks"][key] = {"prefetchVsPreadProbe": pf_ratio, "totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
                                  "floorSeconds": floor, "efficiency": floor / total if floor else None,
                                  "firstRequestSeconds": (rr.get("firstRequest") or {}).get("seconds"),
                                  "identical": (rr.get("firstRequest") or {}).get("sameAsSnapshot"), "speedup": r["details"]["speedup"]}
