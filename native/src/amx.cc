@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
@@ -110,7 +109,6 @@ bool VdsoSyscall(pid_t pid, unsigned long long* at) {
 
 struct AmxBaton : Baton {
   int pid = 0;
-  bool resumed = false;  // SIGCONT was sent
   long result = 0;       // arch_prctl's return (0, or -errno: -ENOSPC for a sigaltstack too small for AMX state)
 
   void Run() override {
@@ -138,7 +136,6 @@ struct AmxBaton : Baton {
     }
     // Group stop ended; every thread stays in its ptrace stop until detached.
     if (kill(p, SIGCONT) != 0) return Fail(Err::Env, "pid " + std::to_string(pid) + ": SIGCONT: " + std::strerror(errno));
-    resumed = true;
     user_regs_struct saved{};
     if (ptrace(PTRACE_GETREGS, p, nullptr, &saved) != 0) return Fail(Err::Env, "pid " + std::to_string(pid) + ": ptrace getregs: " + std::strerror(errno));
     user_regs_struct inj = saved;
@@ -176,15 +173,10 @@ Napi::Value ResumeGrantingAmx(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const char* fn = "resumeGrantingAmx";
   if (info.Length() < 1 || !info[0].IsObject()) throw ArgError(env, fn, "options", "{pid}");
-  Napi::Object o = info[0].As<Napi::Object>();
+  int64_t pid = ArgInt(env, fn, "options.pid", info[0].As<Napi::Object>().Get("pid"), 1, 1 << 22);
   auto* b = new AmxBaton();
-  std::unique_ptr<AmxBaton> guard(b);
-  Napi::Value v = o.Get("pid");
-  if (!v.IsNumber()) throw ArgError(env, fn, "options.pid", "a whole number 1..2^22");
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= 1 && d <= (1 << 22)) || d != static_cast<double>(static_cast<int>(d))) throw ArgError(env, fn, "options.pid", "a whole number 1..2^22");
-  b->pid = static_cast<int>(d);
-  return Queue(env, guard.release());
+  b->pid = static_cast<int>(pid);
+  return Queue(env, b);
 }
 
 }  // namespace

@@ -92,6 +92,9 @@ function prefetchLine(p: PrefetchDetail): string {
   return `prefetch of ${p.target} (${p.files} file(s)) alongside the restore: ${how}${p.residentAfter === null ? '' : `; ${formatBytes(p.residentAfter)} in the page cache after`}`;
 }
 
+/** This CPU has Intel AMX (only x86 CPUs list `amx_tile`; the addon's grant is x86-64 only and says so elsewhere). */
+const amxCpu = (host: SnapshotEngines['host']): boolean => host.cpuFlags().has('amx_tile');
+
 /**
  * Resumes the restored processes (SIGCONT). On an x86-64 CPU with AMX (`amx_tile`) each is first given back the AMX
  * permission CRIU does not restore (checkpoint-restore/criu#1448) — through native/src/amx.cc, before any of its threads
@@ -100,7 +103,7 @@ function prefetchLine(p: PrefetchDetail): string {
  * SIGCONT whatever happened. null where AMX is not in play.
  */
 async function resume(pids: readonly number[], native: SnapshotEngines['native'], host: SnapshotEngines['host']): Promise<{ granted: number[]; failed: Array<{ pid: number; error: string }> } | null> {
-  const amx = process.arch === 'x64' && host.cpuFlags().has('amx_tile') && native.unavailable() === null ? { granted: [] as number[], failed: [] as Array<{ pid: number; error: string }> } : null;
+  const amx = amxCpu(host) && native.unavailable() === null ? { granted: [] as number[], failed: [] as Array<{ pid: number; error: string }> } : null;
   for (const p of pids) {
     if (amx) {
       const r = await native.resumeGrantingAmx(p).catch((e: unknown) => ({ granted: false, result: null, error: e instanceof Error ? e.message : String(e) }));
@@ -130,7 +133,7 @@ async function restoredServerDeath(e: ColdstartError, pid: number | null, host: 
   }
   if (!end.ended) return null;
   // AMX is the cause only where the permission was not given back (resume() below gives it back where it can).
-  const amx = host.cpuFlags().has('amx_tile') && !granted.includes(pid);
+  const amx = amxCpu(host) && !granted.includes(pid);
   const sigill = end.signal === 4;
   if (!sigill && !amx) return null;
   const what = sigill ? `The restored server (pid ${pid}) died of SIGILL (an illegal instruction).` : `The restored server (pid ${pid}) is gone.`;
