@@ -20,6 +20,8 @@
 #   HOOK_RESTORES="warm-huge-cs-vt8" ...             # -vtN: N threads verify alongside CRIU (--verify-threads N)
 #   CRIU_PROBE=1                                     # CRIU alone restores the hooked image (timed, -v4 log kept)
 #   FLOORS_FIRST=1                                   # the floors' disk probes before the hooked restores too
+#   CACHE_CENSUS=1                                   # after each cold restore: what else the page cache holds now
+#   PREFETCH_ALONE=1                                 # `coldstart prefetch` alone over the weights from a cold disk
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
 #                                                    #   once to WEIGHTS_DIR, default /var/tmp/coldstart-weights-SIZE)
 #                                                    #   and the hooked snapshot sleeps at level 2: the weights leave
@@ -71,6 +73,20 @@ trap cleanup EXIT
 jget() { "$PY" -c "import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {'d': d}))" "$@" 2>/dev/null; }
 dry() { [ "${CPU_DRY_RUN:-0}" = 1 ]; }
 # The page cache is dropped only on the GPU machine (a dedicated box); the CPU dry run leaves a shared machine alone.
+# "READS SECTORS MS_READING" summed over the machine's whole disks (/proc/diskstats; partitions and loop devices left out)
+disk_reads() {
+  awk '$3 ~ /^(vd[a-z]+|sd[a-z]+|xvd[a-z]+|nvme[0-9]+n[0-9]+)$/ {r += $4; s += $6; m += $7} END {printf "%.0f %.0f %.0f", r, s, m}' /proc/diskstats
+}
+# JSON {bytes, largest}: the resident pages of PID's file mappings (smaps Rss of mappings of regular files), the five
+# largest files by name
+file_rss() {
+  awk '$1 ~ /^[0-9a-f]+-[0-9a-f]+$/ { f = (NF >= 6 && $6 ~ /^\// && $6 !~ /^\/dev\// && $6 !~ /^\/memfd:/) ? $6 : ""; next }
+       $1 == "Rss:" && f != "" { n = split(f, parts, "/"); by[parts[n]] += $2 * 1024; t += $2 * 1024 }
+       END { printf "{\"bytes\": %.0f, \"largest\": {", t; k = 0
+             while (k < 5) { best = ""; bv = -1; for (x in by) if (by[x] > bv) { best = x; bv = by[x] }
+                             if (best == "") break; printf "%s\"%s\": %.0f", (k ? ", " : ""), best, bv; delete by[best]; k++ }
+             printf "}}" }' "/proc/$1/smaps" 2>/dev/null
+}
 drop_caches() { dry && return 0; sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || say "note: could not drop the page cache"; }
 # Kills an image's recorded pids and waits (<= 30 s) until each is gone or a zombie: a restore needs its pids free.
 kill_tree() {
@@ -163,15 +179,30 @@ restore() {
   # -shm: the image copied to tmpfs (/dev/shm) first and restored from there, beside the page-cache restores
   case "$tag" in *-shm*) dir="/dev/shm/coldstart-img-$name"; [ -d "$dir" ] || cp -a "$WORK/$name" "$dir" ;; esac
   say "== restore $name ($tag) $* from $dir"
+  local d0
+  d0=$(disk_reads)
   timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
   [ -n "$rpid" ] && pids+=("$rpid")
+  # what the disk delivered during the restore (to its first answer) against what the restore itself reads, and the
+  # library pages the restored server has mapped by now (read from the disk on a cold node, counted in no floor)
+  local d1 fr
+  d1=$(disk_reads)
+  fr=$([ -n "$rpid" ] && file_rss "$rpid")
+  echo "{\"before\": [${d0// /, }], \"after\": [${d1// /, }], \"fileRss\": ${fr:-null}}" >"$OUT/disk-$name-$tag.json"
+  # CACHE_CENSUS=1: after a cold restore, which files besides the image and the weights are now in the page cache
+  # (test/device/pagecache_census.py over the root filesystem): what the restore read from the disk that no floor counts
+  if [ "${CACHE_CENSUS:-0}" = 1 ] && [ "${tag%%-*}" = cold ]; then
+    say "page cache after the restore, besides image and weights: $("$PY" test/device/pagecache_census.py "$OUT/census-$name-$tag.txt" --exclude "$WORK" --exclude "${CS_WEIGHTS:-/nonexistent}" / 2>&1); largest: $(head -n 8 "$OUT/census-$name-$tag.txt" | awk '{n = split($3, p, "/"); printf "%s %.0f/%.0f MB; ", p[n], $1/1e6, $2/1e6}')"
+    say "read_ahead_kb: $(for q in /sys/block/*/queue/read_ahead_kb; do printf '%s=%s ' "$(basename "$(dirname "$(dirname "$q")")")" "$(cat "$q")"; done)"
+  fi
+  say "disk during the restore: $(jget "$OUT/disk-$name-$tag.json" "(lambda a, b: f'{(b[1]-a[1])*512/1e9:.2f} GB in {b[0]-a[0]} reads ({(b[1]-a[1])*512/max(1,b[0]-a[0])/1024:.0f} KiB each), {b[2]-a[2]} ms reading')(d['before'], d['after'])"); the server's file mappings resident: $(jget "$OUT/disk-$name-$tag.json" "d['fileRss'] and (str(round(d['fileRss']['bytes']/1e9,3)) + ' GB, largest ' + str(d['fileRss']['largest']))")"
   if [ $rc -ne 0 ]; then say "FAIL: restore $name $tag exited $rc: $(jget "$OUT/restore-$name-$tag.json" "d['error']['message']")"; fail=1; return 1; fi
   say "restored ($(jget "$OUT/restore-$name-$tag.json" "round(100*(d['details']['imageResidentBytes'] or 0)/d['details']['imageBytes'])")% in cache before): $(jget "$OUT/restore-$name-$tag.json" "{p['name']: (round(p['seconds'],2) if p['seconds'] is not None else None) for p in d['phases']}") total $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['totalSeconds'],2)") s, resumed after $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['resumedSeconds'],2)") s, verify $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['verifyBytesPerSecond']/1e9,2)") GB/s; speedup $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['speedup'],2)")x"
   local same
   same=$(jget "$OUT/restore-$name-$tag.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
-  say "first answer identical to the snapshot's: $same"
+  say "first answer identical to the snapshot's: $same; library pages read ahead: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSet')")"
   [ "$same" = True ] || fail=1
 }
 
@@ -333,6 +364,15 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
       kill_tree "$WORK/$MODE-hooks/manifest.json"
       rm -rf "$pw"
     done
+  fi
+  # PREFETCH_ALONE=1 (HOOK_LEVEL=2): `coldstart prefetch` alone over the weights from a cold disk, read as restore's
+  # prefetch reads (pread, one thread), nothing beside it: its own rate against the floors' probes that follow
+  if [ "${PREFETCH_ALONE:-0}" = 1 ] && [ -n "${CS_WEIGHTS:-}" ] && ! dry; then
+    drop_caches
+    d0=$(disk_reads)
+    "${CS[@]}" prefetch "$CS_WEIGHTS" --strategy pread --threads 1 --json >"$OUT/prefetch-alone.json" 2>>"$S"
+    d1=$(disk_reads)
+    say "prefetch alone (pread, 1 thread): $(jget "$OUT/prefetch-alone.json" "{k: v for k, v in d.get('details', {}).items() if not isinstance(v, (list, dict))}"); disk $d0 -> $d1"
   fi
   [ $plain_ok = 1 ] || "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE.json" $(dry || echo --drop) >>"$S" 2>&1
 fi

@@ -28,6 +28,7 @@ captured by the first request (the snapshot's --warmup), which is the cost a res
 import ctypes
 import json
 import os
+import re
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -143,6 +144,31 @@ def _rss_anon():
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith("RssAnon:"))
 
 
+def _anon_by_mapping(top=8):
+    """Where the anonymous memory is (what CRIU writes for the host): smaps' Anonymous summed by what is mapped
+    there — a library (its written data and relocations), [heap], [stack], or an unnamed mapping by its size."""
+    groups = {}
+    name = None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                lo, hi = (int(x, 16) for x in head[0].split("-"))
+                path = head[5] if len(head) > 5 else ""
+                if path.startswith("/"):
+                    name = path.rsplit("/", 1)[-1]
+                elif path:
+                    name = path
+                else:
+                    mib = (hi - lo) >> 20
+                    name = "anon >=1 GiB" if mib >= 1024 else "anon 64 MiB-1 GiB" if mib >= 64 else (
+                        "anon 2-64 MiB" if mib >= 2 else "anon <2 MiB")
+            elif head and head[0] == "Anonymous:" and name is not None:
+                groups[name] = groups.get(name, 0) + int(head[1]) * 1024
+    best = sorted(groups.items(), key=lambda kv: -kv[1])[:top]
+    return ", ".join(f"{k} {v / 1e6:.0f} MB" for k, v in best)
+
+
 def _limits():
     """The driver's per-context reservations that scale with the GPU (the stack reservation is per resident thread)."""
     try:
@@ -176,7 +202,7 @@ def sleep(level):
               f"{torch.cuda.memory_reserved() / 1e9:.3f} GB in {len(segs)} segments (largest MiB: "
               f"{[s >> 20 for s in segs[:4]]}); device used {(total - free) / 1e9:.3f} GB; {_limits()}", flush=True)
     # what the C heap holds: malloc_trim(0) here gave back 2 MB of 0.96 GB (H100, 2026-12-06): nothing to win
-    print(f"after sleep: anonymous memory {_rss_anon() / 1e9:.3f} GB", flush=True)
+    print(f"after sleep: anonymous memory {_rss_anon() / 1e9:.3f} GB; largest: {_anon_by_mapping()}", flush=True)
     try:
         from torch._inductor.async_compile import shutdown_compile_workers
 

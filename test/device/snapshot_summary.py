@@ -126,7 +126,11 @@ if ok(hooks):
             pf = r["details"].get("prefetch") or {}
             way = rate("diskPreadSeqBytesPerSecond")
             pf_ratio = pf["coldBytesPerSecond"] / way if pf.get("coldBytesPerSecond") and way else None
-            res["hooks"][key] = {"prefetchVsPreadProbe": pf_ratio, "totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
+            # what the disk delivered during the restore (snapshot-gpu.sh disk-*.json, /proc/diskstats sectors read)
+            disk = load(f"disk-{mode}-hooks-{tag}.json") or {}
+            read = (disk["after"][1] - disk["before"][1]) * 512 if disk.get("before") and disk.get("after") else None
+            res["hooks"][key] = {"prefetchVsPreadProbe": pf_ratio, "diskReadBytes": read, "workingSet": r["details"].get("workingSet"),
+                                 "totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
                                  "floorSeconds": floor, "efficiency": floor / total if floor else None,
                                  "firstRequestSeconds": (rr.get("firstRequest") or {}).get("seconds"),
                                  "identical": (rr.get("firstRequest") or {}).get("sameAsSnapshot"), "speedup": r["details"]["speedup"]}
