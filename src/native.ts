@@ -225,6 +225,8 @@ export interface TransferLimitsResult {
 
 export interface NativePrefetchOptions {
   paths: string[];
+  /** Per path: byte offset, length, offset, length… to read instead of the whole file (parts past its end left out). */
+  ranges?: number[][];
   /** pread into a reused buffer (default), readahead(2), or posix_fadvise(WILLNEED) + wait on mincore. */
   strategy?: 'pread' | 'readahead' | 'fadvise';
   threads?: number;
@@ -244,6 +246,8 @@ export interface NativePrefetchResult {
   /** readahead/fadvise: bytes the kernel left out and that were read with pread afterwards. */
   fallbackBytes: number;
   threads: number;
+  /** With `ranges`: bytes of them in the page cache before (mincore); null: not measured. */
+  residentBeforeBytes?: number | null;
   files: Array<{ path: string; bytes: number; seconds: number }>;
 }
 

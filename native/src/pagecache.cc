@@ -9,7 +9,10 @@
 // readahead and fadvise may stop short (memory pressure, readahead limits); completion is checked with mincore and
 // any chunk still missing is read with pread, so every strategy ends with the bytes resident when memory allows.
 //
-// Exports: pageCache({paths, action}), prefetch({paths, strategy, threads, chunkBytes, progress, cancel}).
+// options.ranges (one list per path of byte offset, length, offset, length…) reads only those parts of each file:
+// restore's read of the pages a snapshot's server had mapped from its libraries (src/snapshot/working-set.ts).
+//
+// Exports: pageCache({paths, action}), prefetch({paths, ranges, strategy, threads, chunkBytes, progress, cancel}).
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -152,8 +155,12 @@ struct PrefetchBaton : Baton {
   uint64_t* progress = nullptr;
   Napi::ObjectReference cancelRef, progressRef;
 
+  // Per path: byte offset, length, offset, length… to read (options.ranges); empty when whole files are read.
+  std::vector<std::vector<uint64_t>> ranges;
+
   struct File {
-    uint64_t size = 0;
+    uint64_t size = 0, want = 0;  // want: the bytes of its spans
+    std::vector<std::pair<uint64_t, uint64_t>> spans;  // [offset, offset + length) parts read, within the file
     double firstStart = -1, lastEnd = 0;
     std::mutex mu;
   };
@@ -165,6 +172,7 @@ struct PrefetchBaton : Baton {
   };
   std::vector<Piece> pieces;
   double seconds = 0, issueSeconds = 0;
+  double residentBefore = -1;  // ranges only: bytes of them resident before (-1: not measured)
   uint64_t bytes = 0, fallbackBytes = 0;
   std::atomic<bool> failed{false};
   std::mutex mu;
@@ -242,7 +250,17 @@ struct PrefetchBaton : Baton {
     }
   }
 
-  // readahead/fadvise: wait until mincore says the files are resident; pieces still missing after the kernel
+  // Resident bytes of file i's spans, from mincore's page vector of the whole file.
+  uint64_t SpanResident(size_t i, const std::vector<unsigned char>& vec) const {
+    const uint64_t ps = PageSize();
+    uint64_t n = 0;
+    for (const auto& sp : files[i]->spans)
+      for (uint64_t pg = sp.first / ps; pg * ps < sp.second && pg < vec.size(); pg++)
+        if (vec[pg] & 1) n += std::min(sp.second, (pg + 1) * ps) - std::max(sp.first, pg * ps);
+    return n;
+  }
+
+  // readahead/fadvise: wait until mincore says the spans are resident; pieces still missing after the kernel
   // stops making progress are read with pread (counted in fallbackBytes).
   void Complete() {
     const uint64_t ps = PageSize();
@@ -254,10 +272,12 @@ struct PrefetchBaton : Baton {
       uint64_t total = 0, want = 0;
       for (size_t i = 0; i < files.size(); i++) {
         uint64_t r = 0;
+        std::vector<unsigned char> vec;
         FdLease lease(*fds, i);
-        if (!lease || !Resident(lease.get(), files[i]->size, &r)) r = files[i]->size;  // cannot tell: trust the kernel
+        if (!lease || !Resident(lease.get(), files[i]->size, &r, &vec)) r = files[i]->want;  // cannot tell: trust the kernel
+        else r = SpanResident(i, vec);
         total += r;
-        want += files[i]->size;
+        want += files[i]->want;
         if (r > resident[i]) Progress(r - resident[i]);
         resident[i] = r;
       }
@@ -281,18 +301,20 @@ struct PrefetchBaton : Baton {
       FdLease lease(*fds, i);
       if (!Open(i, lease)) return;
       if (!Resident(lease.get(), files[i]->size, &r, &vec)) continue;
-      for (uint64_t pg = 0; pg < vec.size();) {
-        if (vec[pg] & 1) {
-          pg++;
-          continue;
+      for (const auto& sp : files[i]->spans) {
+        for (uint64_t pg = sp.first / ps; pg < vec.size() && pg * ps < sp.second;) {
+          if (vec[pg] & 1) {
+            pg++;
+            continue;
+          }
+          uint64_t end = pg;
+          while (end < vec.size() && end * ps < sp.second && !(vec[end] & 1) && (end - pg) * ps < chunkBytes) end++;
+          uint64_t off = std::max(sp.first, pg * ps), len = std::min(sp.second, end * ps) - off;
+          if (!ReadPiece(i, lease.get(), off, len, buf.get())) return;
+          fallbackBytes += len;
+          Progress(len);
+          pg = end;
         }
-        uint64_t end = pg;
-        while (end < vec.size() && !(vec[end] & 1) && (end - pg) * ps < chunkBytes) end++;
-        uint64_t off = pg * ps, len = std::min(files[i]->size, end * ps) - off;
-        if (!ReadPiece(i, lease.get(), off, len, buf.get())) return;
-        fallbackBytes += len;
-        Progress(len);
-        pg = end;
       }
     }
   }
@@ -313,14 +335,43 @@ struct PrefetchBaton : Baton {
       }
       if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       f->size = static_cast<uint64_t>(st.st_size);
-      if (!AddU64(bytes, f->size, &bytes)) return Fail(Err::BadArg, "file sizes overflow");
-      for (uint64_t off = 0; off < f->size; off += chunkBytes) {
-        pieces.push_back({static_cast<uint32_t>(files.size()), off, std::min(chunkBytes, f->size - off)});
+      if (ranges.empty()) {
+        f->spans.push_back({0, f->size});
+      } else {
+        // Parts past the end are left out (the file may have shrunk since the ranges were taken).
+        const std::vector<uint64_t>& r = ranges[files.size()];
+        for (size_t k = 0; k + 1 < r.size(); k += 2) {
+          uint64_t end = 0;
+          if (!AddU64(r[k], r[k + 1], &end)) return Fail(Err::BadArg, p + ": a range overflows");
+          end = std::min(end, f->size);
+          if (r[k] < end) f->spans.push_back({r[k], end});
+        }
       }
+      for (const auto& sp : f->spans) {
+        if (!AddU64(f->want, sp.second - sp.first, &f->want)) return Fail(Err::BadArg, "range lengths overflow");
+        for (uint64_t off = sp.first; off < sp.second; off += chunkBytes) {
+          pieces.push_back({static_cast<uint32_t>(files.size()), off, std::min(chunkBytes, sp.second - off)});
+        }
+      }
+      if (!AddU64(bytes, f->want, &bytes)) return Fail(Err::BadArg, "file sizes overflow");
       files.push_back(std::move(f));
     }
     fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles, strategy == Strategy::Pread ? AdviseSequential : nullptr));
     double t0 = MonotonicSeconds();
+    // With ranges: how much of them the page cache held already (what is left is what the disk gives).
+    if (!ranges.empty()) {
+      residentBefore = 0;
+      for (size_t i = 0; i < files.size(); i++) {
+        uint64_t r = 0;
+        std::vector<unsigned char> vec;
+        FdLease lease(*fds, i);
+        if (!lease || !Resident(lease.get(), files[i]->size, &r, &vec)) {
+          residentBefore = -1;
+          break;
+        }
+        residentBefore += static_cast<double>(SpanResident(i, vec));
+      }
+    }
     std::atomic<size_t> next{0};
     int n = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, pieces.size()))));
     std::vector<std::thread> ts;
@@ -339,11 +390,15 @@ struct PrefetchBaton : Baton {
     o.Set("issueSeconds", issueSeconds);
     o.Set("fallbackBytes", static_cast<double>(fallbackBytes));
     o.Set("threads", threads);
+    if (!ranges.empty()) {
+      if (residentBefore >= 0) o.Set("residentBeforeBytes", residentBefore);
+      else o.Set("residentBeforeBytes", env.Null());
+    }
     Napi::Array a = Napi::Array::New(env, files.size());
     for (size_t i = 0; i < files.size(); i++) {
       Napi::Object x = Napi::Object::New(env);
       x.Set("path", paths[i]);
-      x.Set("bytes", static_cast<double>(files[i]->size));
+      x.Set("bytes", static_cast<double>(files[i]->want));
       x.Set("seconds", files[i]->firstStart < 0 ? 0.0 : files[i]->lastEnd - files[i]->firstStart);
       a.Set(i, x);
     }
@@ -359,6 +414,22 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   std::unique_ptr<PrefetchBaton> b(new PrefetchBaton());
   b->paths = Paths(env, fn, o);
+  if (o.Has("ranges") && !o.Get("ranges").IsUndefined()) {
+    const char* what = "an array with one array per path of byte offset, length pairs (safe integers)";
+    if (!o.Get("ranges").IsArray()) throw ArgError(env, fn, "options.ranges", what);
+    Napi::Array ra = o.Get("ranges").As<Napi::Array>();
+    if (ra.Length() != b->paths.size()) throw ArgError(env, fn, "options.ranges", what);
+    for (uint32_t i = 0; i < ra.Length(); i++) {
+      if (!ra.Get(i).IsArray()) throw ArgError(env, fn, "options.ranges[]", what);
+      Napi::Array one = ra.Get(i).As<Napi::Array>();
+      if (one.Length() % 2 != 0) throw ArgError(env, fn, "options.ranges[]", what);
+      std::vector<uint64_t> v(one.Length());
+      for (uint32_t k = 0; k < one.Length(); k++) {
+        if (!one.Get(k).IsNumber() || !DoubleToU64(one.Get(k).As<Napi::Number>().DoubleValue(), &v[k])) throw ArgError(env, fn, "options.ranges[][]", what);
+      }
+      b->ranges.push_back(std::move(v));
+    }
+  }
   std::string s = o.Has("strategy") && !o.Get("strategy").IsUndefined() ? (o.Get("strategy").IsString() ? o.Get("strategy").As<Napi::String>().Utf8Value() : "?") : "pread";
   if (s == "pread") b->strategy = Strategy::Pread;
   else if (s == "readahead") b->strategy = Strategy::Readahead;

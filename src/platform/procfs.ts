@@ -1,11 +1,11 @@
 /**
  * /proc, read once: THE `/proc/<pid>/stat` parser (pid, comm, state, parent, start time), the clock its start
  * times are on (/proc/uptime), and process trees (a pid and its descendants). Every reader of another process's
- * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here; and the
- * CPU's feature flags (/proc/cpuinfo).
+ * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here; the
+ * CPU's feature flags (/proc/cpuinfo); and which pages of its files a process has mapped (/proc/<pid>/maps + pagemap).
  * (The server shim is a standalone script with its own copy: it runs without coldstart's modules.)
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
 
 /** USER_HZ: the unit of /proc/<pid>/stat start times; 100 on every mainstream Linux architecture. */
 export const CLK_TCK = 100;
@@ -142,6 +142,83 @@ export function processTree(root: number, procRoot = '/proc'): number[] {
     seen.add(p);
     out.push(p);
     queue.push(...childPids(p, procRoot));
+  }
+  return out;
+}
+
+/** One line of /proc/<pid>/maps that maps a regular file: its address range and the file offset it starts at. */
+export interface FileMapping {
+  start: number;
+  end: number;
+  /** Byte offset in the file of `start`. */
+  offset: number;
+  path: string;
+}
+
+/**
+ * The mappings of files in a /proc/<pid>/maps text: a path that starts with `/`, not a device (/dev/…), not shared
+ * memory (/SYSV…, /memfd:…) and not deleted (`(deleted)` after the path: the name no longer reaches those pages).
+ */
+export function parseFileMappings(text: string): FileMapping[] {
+  const out: FileMapping[] = [];
+  for (const line of text.split('\n')) {
+    // start-end perms offset dev inode [path]; the path is the rest of the line and may hold spaces
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ ([0-9a-f]+) \S+ \d+ +(\/.*)$/.exec(line);
+    if (!m) continue;
+    const path = m[4]!;
+    if (path.startsWith('/dev/') || path.startsWith('/SYSV') || path.startsWith('/memfd:') || path.endsWith(' (deleted)')) continue;
+    const start = parseInt(m[1]!, 16);
+    const end = parseInt(m[2]!, 16);
+    const offset = parseInt(m[3]!, 16);
+    if (![start, end, offset].every(Number.isSafeInteger) || end <= start) continue;
+    out.push({ start, end, offset, path });
+  }
+  return out;
+}
+
+/** pagemap entries read at once (8 bytes each: 512 KiB). */
+const PAGEMAP_BATCH = 65536;
+
+/**
+ * Which pages of its files `pid` has mapped now: per file mapping, the byte offsets in the file of its present pages
+ * (bit 63 of each /proc/<pid>/pagemap entry; one entry per page of the address space), as [offset, length) runs.
+ * Reading pagemap needs the right to ptrace the process (root here). Null when maps or pagemap is unreadable.
+ */
+export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]> }> | null {
+  let maps: string;
+  let fd: number;
+  try {
+    maps = readFileSync(`${procRoot}/${pid}/maps`, 'utf8');
+    fd = openSync(`${procRoot}/${pid}/pagemap`, 'r');
+  } catch {
+    return null;
+  }
+  const out: Array<{ path: string; runs: Array<[number, number]> }> = [];
+  const buf = Buffer.alloc(PAGEMAP_BATCH * 8);
+  try {
+    for (const m of parseFileMappings(maps)) {
+      const runs: Array<[number, number]> = [];
+      const first = Math.floor(m.start / pageSize);
+      const pages = Math.ceil((m.end - m.start) / pageSize);
+      for (let done = 0; done < pages; ) {
+        const want = Math.min(PAGEMAP_BATCH, pages - done);
+        const got = Math.floor(readSync(fd, buf, 0, want * 8, (first + done) * 8) / 8);
+        if (got <= 0) break;
+        for (let i = 0; i < got; i++) {
+          if ((buf[i * 8 + 7]! & 0x80) === 0) continue; // bit 63: present in memory
+          const off = m.offset + (done + i) * pageSize;
+          const last = runs[runs.length - 1];
+          if (last && last[0] + last[1] === off) last[1] += pageSize;
+          else runs.push([off, pageSize]);
+        }
+        done += got;
+      }
+      if (runs.length) out.push({ path: m.path, runs });
+    }
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
   }
   return out;
 }

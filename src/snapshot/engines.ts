@@ -11,6 +11,7 @@ import { diskInfo } from '../platform/system.js';
 import { cpuFlags, pidAlive, processEnded, processTree } from '../platform/procfs.js';
 import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
 import { addonNative, type SnapshotNative } from './native.js';
+import { recordWorkingSet, type WorkingSet } from './working-set.js';
 
 export interface SnapshotHost {
   /** Whether coldstart runs as root (CRIU and the driver act on other processes). */
@@ -33,6 +34,8 @@ export interface SnapshotHost {
   cpuFlags(): ReadonlySet<string>;
   /** Whether a process ended (gone or a zombie) and the signal that ended a zombie (procfs.ts processEnded). */
   processEnded(pid: number): { ended: boolean; signal: number | null };
+  /** The pages of their files the processes have mapped now (working-set.ts; null: not readable). */
+  workingSet(pids: readonly number[]): WorkingSet | null;
   /** The system-wide transparent-huge-pages mode (null: no THP here), and setting it (restore and park --huge-pages). */
   thp: ThpControl;
 }
@@ -60,6 +63,7 @@ export const realHost: SnapshotHost = {
   gpuDeviceHolders,
   cpuFlags: () => cpuFlags(),
   processEnded: (pid) => processEnded(pid),
+  workingSet: (pids) => recordWorkingSet(pids),
   thp: { read: () => readThp(), write: (mode) => writeThp(mode) },
 };
 

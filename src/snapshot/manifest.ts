@@ -12,6 +12,7 @@ import { folderWithManifest } from '../core/outputs.js';
 import { safeJoin } from '../core/paths.js';
 import type { ListeningPort } from './criu.js';
 import { CHUNK_BYTES, CHUNK_HASH, firstMismatch, hashFiles, rootDigest } from './hash.js';
+import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES, type WorkingSet } from './working-set.js';
 
 export const MANIFEST = 'manifest.json';
 export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@2';
@@ -115,6 +116,11 @@ export interface Manifest {
   afterRestore: HookRecord | HookRecord[] | null;
   /** The image's bytes by kind; null when it could not be read. */
   kinds: ImageKinds | null;
+  /**
+   * The pages of its files (libraries) the server had mapped, which restore reads ahead (working-set.ts); null or
+   * absent (images before it): not recorded.
+   */
+  workingSet?: WorkingSet | null;
 }
 
 /** How this machine (`a`) differs from the one an image was taken on (`b`), in words; empty when it restores here. */
@@ -245,6 +251,32 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
     if (k.gpuStateBytes !== null) f.int(k.gpuStateBytes, 'kinds.gpuStateBytes', 0);
     for (const key of ['anonymousBytes', 'fileMappedBytes', 'sharedBytes', 'filesBytes', 'otherBytes'] as const) f.int(k[key], `kinds.${key}`, 0);
     f.arr(k.notes, 'kinds.notes').forEach((n, i) => f.str(n, `kinds.notes[${i}]`));
+  }
+  if (m.workingSet !== undefined && m.workingSet !== null) {
+    // Only ever read into the page cache, and only where the file is still the one recorded (working-set.ts).
+    const ws = f.obj(m.workingSet, 'workingSet');
+    let total = 0;
+    let ranges = 0;
+    const files = f.arr(ws.files, 'workingSet.files');
+    if (files.length > WORKING_SET_MAX_FILES) f.fail('workingSet.files', `at most ${WORKING_SET_MAX_FILES} files`, `${files.length}`);
+    files.forEach((e, i) => {
+      const o = f.obj(e, `workingSet.files[${i}]`);
+      const p = f.str(o.path, `workingSet.files[${i}].path`);
+      if (!isAbsolute(p) || normalize(p) !== p) f.fail(`workingSet.files[${i}].path`, 'an absolute, normal path', p);
+      const size = f.int(o.bytes, `workingSet.files[${i}].bytes`, 0);
+      if (typeof o.mtimeMs !== 'number' || !Number.isFinite(o.mtimeMs)) f.fail(`workingSet.files[${i}].mtimeMs`, 'a number', o.mtimeMs);
+      const r = f.arr(o.ranges, `workingSet.files[${i}].ranges`);
+      ranges += r.length / 2;
+      if (r.length % 2 !== 0 || ranges > WORKING_SET_MAX_RANGES) f.fail(`workingSet.files[${i}].ranges`, `offset, length pairs (at most ${WORKING_SET_MAX_RANGES} in all)`, `${r.length} numbers`);
+      let end = 0;
+      for (let k = 0; k < r.length; k += 2) {
+        const off = f.int(r[k], `workingSet.files[${i}].ranges[${k}]`, end, size);
+        const len = f.int(r[k + 1], `workingSet.files[${i}].ranges[${k + 1}]`, 1, size - off);
+        end = off + len;
+        total += len;
+      }
+    });
+    if (f.int(ws.bytes, 'workingSet.bytes', 0) !== total) f.fail('workingSet.bytes', `the sum of the ranges' lengths (${total})`, ws.bytes);
   }
   const rootPid = f.pid(m.rootPid, 'rootPid');
   const pids = f.arr(m.pids, 'pids', 1).map((p, i) => f.pid(p, `pids[${i}]`));

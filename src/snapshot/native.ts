@@ -27,6 +27,11 @@ export interface SnapshotNative {
   residentBytes(paths: string[]): Promise<number | null>;
   /** Resumes a stopped restored process with its Intel AMX permission given back (restore.ts decides where). */
   resumeGrantingAmx(pid: number): Promise<{ granted: boolean; result: number }>;
+  /**
+   * Reads these byte ranges of these files into the page cache (posix_fadvise WILLNEED, queued at once, then waited
+   * for): restore's read of the server's working set (working-set.ts). `residentBefore`: bytes of them already there.
+   */
+  readRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number }>;
 }
 
 function addon(): NativeAddon {
@@ -45,6 +50,17 @@ export const addonNative: SnapshotNative = {
   gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
   resumeGrantingAmx: (pid) => callNative(() => addon().resumeGrantingAmx({ pid }), `pid ${pid}: AMX permission`),
+  readRanges: async (paths, ranges, signal) => {
+    const cancel = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await callNative(() => addon().prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set');
+      return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  },
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
     return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;

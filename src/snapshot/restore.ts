@@ -22,6 +22,7 @@ import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
+import { planWorkingSet } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -69,6 +70,19 @@ export interface RestoreOptions {
  */
 export const RESTORE_PREFETCH = { strategy: 'pread', threads: 1, chunkBytes: 16 << 20 } as const;
 
+/** The server's working set of its files (working-set.ts) as restore read it ahead. */
+export interface WorkingSetDetail {
+  /** Files read, and those left out (gone, or changed since the snapshot). */
+  files: number;
+  skipped: number;
+  /** Bytes of their recorded ranges, and how many of them the page cache held before (null: not measured). */
+  bytes: number;
+  residentBefore: number | null;
+  /** From the start of the read to every range in the page cache (alongside CRIU; on no one's path). */
+  seconds: number;
+  error: string | null;
+}
+
 /** What `restore --prefetch` read alongside the restore. */
 export interface PrefetchDetail {
   target: string;
@@ -90,6 +104,12 @@ function prefetchLine(p: PrefetchDetail): string {
   const rate = p.coldBytesPerSecond === null ? '' : ` at ${formatBytes(p.coldBytesPerSecond)}/s from disk`;
   const how = p.error ? `failed after ${fmt(p.seconds)}` : p.finished ? `done in ${fmt(p.seconds)}${rate}` : `stopped after ${fmt(p.seconds)}, when the after-restore hook answered`;
   return `prefetch of ${p.target} (${p.files} file(s)) alongside the restore: ${how}${p.residentAfter === null ? '' : `; ${formatBytes(p.residentAfter)} in the page cache after`}`;
+}
+
+function workingSetLine(w: WorkingSetDetail): string {
+  const before = w.residentBefore === null ? '' : `, ${Math.round((100 * w.residentBefore) / Math.max(1, w.bytes))}% of them in the page cache before`;
+  const left = w.skipped ? `; ${w.skipped} file(s) left out (gone or changed since the snapshot)` : '';
+  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${fmt(w.seconds)}, alongside CRIU${left}`;
 }
 
 /** This CPU has Intel AMX (only x86 CPUs list `amx_tile`; the addon's grant is x86-64 only and says so elsewhere). */
@@ -297,6 +317,25 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const after = native.unavailable() ? null : await native.residentBytes(o.prefetch.files);
     return { target: o.prefetch.target, files: o.prefetch.files.length, threads: o.prefetch.threads ?? RESTORE_PREFETCH.threads, bytes: at?.r.bytes ?? null, seconds: at?.seconds ?? prefetchStoppedAfter ?? prefetchTime(), finished: at !== null, residentAfter: after, coldBytesPerSecond: at?.r.coldBytesPerSecond ?? null, error: failed };
   };
+  // The pages of its libraries the server had mapped (working-set.ts), read ahead from the moment CRIU is spawned: on a
+  // cold node they are what the resumed server faults in first, each fault otherwise reading a whole readahead window.
+  const stopWorkingSet = new AbortController();
+  const readWorkingSet = async (): Promise<WorkingSetDetail> => {
+    const t = stopwatch(clock);
+    const plan = await planWorkingSet(m.workingSet!);
+    const r = plan.paths.length ? await native.readRanges(plan.paths, plan.ranges, AbortSignal.any([o.signal, stopWorkingSet.signal])) : null;
+    return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: t(), error: null };
+  };
+  let workingSetRead: Promise<WorkingSetDetail> | null = null;
+  const workingSetDone = async (): Promise<WorkingSetDetail | null> => {
+    if (!workingSetRead) return null;
+    // A head start only: one that failed is a note, never a failed restore.
+    return workingSetRead.catch((e: unknown) => {
+      const error = e instanceof Error ? e.message : String(e);
+      notes.push(`reading the server's library pages ahead failed (the restore went on without it): ${error}`);
+      return { files: m.workingSet!.files.length, skipped: 0, bytes: m.workingSet!.bytes, residentBefore: null, seconds: 0, error };
+    });
+  };
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   try {
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
@@ -309,6 +348,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     try {
       const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
+      if (m.workingSet?.files.length && native.unavailable() === null) {
+        workingSetRead = readWorkingSet();
+        workingSetRead.catch(() => undefined); // awaited below
+      }
       pid = await restoring;
     } finally {
       if (logFd !== undefined) closeSync(logFd);
@@ -370,6 +413,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     }
     const restoredTotal = metaSeconds + total(); // the metadata verification came first, before the clock for the rest
     const prefetch = await prefetched();
+    const workingSet = await workingSetDone();
     rmSync(work, { recursive: true, force: true });
     const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
 
@@ -404,6 +448,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       gpus: gpuPlan.moves.length ? { moves: gpuPlan.moves, paired: gpuPlan.pairs !== null } : null,
       ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
       ...(prefetch ? { prefetch } : {}),
+      /** The server's library pages read ahead (the image's working set); null: the image records none. */
+      workingSet,
       /** On a CPU with Intel AMX: the processes resumed with the AMX permission given back, and those it failed for. */
       ...(amx ? { amx } : {}),
     };
@@ -430,6 +476,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
+          ...(workingSet ? [workingSetLine(workingSet)] : []),
           ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,
@@ -438,7 +485,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   } catch (e) {
     stopVerify.abort();
     stopPrefetch.abort();
+    stopWorkingSet.abort();
     await flight.prefetching?.catch(() => undefined);
+    await workingSetRead?.catch(() => undefined);
     // A restored server that died once resumed (SIGILL; Intel AMX): asked before its tree is stopped (and reaped).
     const died = server && resumedSeconds !== null && isColdstartError(e) ? await restoredServerDeath(e, server.pid(), host, amxGranted) : null;
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.

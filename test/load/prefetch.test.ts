@@ -9,37 +9,12 @@ import { resolveWeights } from '../../src/load/weights.js';
 import { requireNative } from '../../src/native.js';
 import { buildHeader } from '../../src/formats/safetensors.js';
 import { peerPython } from '../helpers/python.js';
+import { evict, evictableDir, resident, residentBytes } from '../helpers/pagecache.js';
 
 const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 let tmp: string;
 let files: string[];
 const SIZE = 24 << 20;
-
-/** Fraction of `paths` resident in the page cache, by mincore (the addon's pageCache query). */
-async function resident(paths: string[]): Promise<number> {
-  const q = await requireNative('t').pageCache({ paths, action: 'query' });
-  return q.reduce((a, e) => a + (e.residentBytes ?? Number.NaN), 0) / q.reduce((a, e) => a + e.bytes, 0);
-}
-async function evict(paths: string[]): Promise<number> {
-  const q = await requireNative('t').pageCache({ paths, action: 'evict' });
-  return q.reduce((a, e) => a + (e.residentBytes ?? Number.NaN), 0) / q.reduce((a, e) => a + e.bytes, 0);
-}
-
-/**
- * A scratch directory whose filesystem honours posix_fadvise(DONTNEED) (the eviction these tests rely on): the
- * system temp dir, else one under the repository (tmpfs /tmp in some CI images keeps every page resident).
- */
-async function evictableDir(): Promise<string> {
-  const repo = fileURLToPath(new URL('../..', import.meta.url));
-  for (const parent of [tmpdir(), repo]) {
-    const d = mkdtempSync(join(parent, parent === repo ? '.cs-prefetch-' : 'cs-prefetch-'));
-    const probe = join(d, 'probe');
-    writeFileSync(probe, Buffer.alloc(1 << 20, 1));
-    if ((await evict([probe])) < 0.05) return d;
-    rmSync(d, { recursive: true, force: true });
-  }
-  throw new Error('no filesystem here honours posix_fadvise(DONTNEED) (tmpfs?): the prefetch tests cannot make a cold cache');
-}
 
 beforeAll(async () => {
   tmp = await evictableDir();
@@ -203,5 +178,66 @@ describe.skipIf(!peerPython())('prefetch --stack: the Python stack first, then t
     expect(r.status).toBe(3);
     expect(JSON.parse(r.stdout).error.code).toBe('MISSING_DEPENDENCY');
     expect(r.stderr).toContain(join(tmp, 'no-python'));
+  });
+});
+
+describe('prefetch of byte ranges (options.ranges: restore reads a snapshot server\'s library pages ahead)', () => {
+  const MiB = 1 << 20;
+
+  for (const strategy of PREFETCH_STRATEGIES) {
+    it(`${strategy}: only the ranges are read (the rest of the file stays out of the page cache); residentBefore counts what was there`, async () => {
+      const f = files[0]!;
+      await evict([f]);
+      expect(await residentBytes(f)).toBeLessThan(MiB / 2);
+      // three ranges: a page at 0, 12 KiB at 4 MiB, 1 MiB at 16 MiB
+      const ranges = [[0, 4096, 4 * MiB, 12288, 16 * MiB, MiB]];
+      const want = 4096 + 12288 + MiB;
+      const r = await requireNative('t').prefetch({ paths: [f], ranges, strategy, threads: 2 });
+      expect(r.bytes).toBe(want);
+      expect(r.files[0]!.bytes).toBe(want);
+      expect(r.residentBeforeBytes).toBe(0);
+      const after = await residentBytes(f);
+      expect(after).toBeGreaterThanOrEqual(want);
+      // The file is 24 MiB: reading whole would make it resident; the ranges (plus at most a readahead window of the
+      // kernel's own, for pread) leave most of it out.
+      expect(after).toBeLessThan(12 * MiB);
+      // asked again, all of it is there already
+      const again = await requireNative('t').prefetch({ paths: [f], ranges, strategy, threads: 1 });
+      expect(again.residentBeforeBytes).toBe(want);
+    });
+  }
+
+  it('ranges past the end of the file are left out; without ranges there is no residentBeforeBytes', async () => {
+    const f = files[1]!;
+    await evict([f]);
+    const size = (await requireNative('t').pageCache({ paths: [f], action: 'query' }))[0]!.bytes;
+    const r = await requireNative('t').prefetch({ paths: [f], ranges: [[size - 4096, 8192, size + 4096, 4096]], strategy: 'fadvise' });
+    expect(r.bytes).toBe(4096);
+    const whole = await requireNative('t').prefetch({ paths: [f], strategy: 'fadvise' });
+    expect(whole.residentBeforeBytes).toBeUndefined();
+  });
+
+  it('malformed ranges are refused before anything is read (BAD_ARG naming options.ranges)', () => {
+    const f = files[0]!;
+    const bad: unknown[] = [
+      'x',
+      [], // one list per path
+      [[0, 4096], [0, 4096]],
+      [[0]], // offset without a length
+      [[-4096, 4096]],
+      [[0.5, 4096]],
+      [[0, 2 ** 53]],
+      [['0', 4096]],
+      ['0, 4096'],
+    ];
+    for (const ranges of bad) {
+      let err: unknown;
+      try {
+        void requireNative('t').prefetch({ paths: [f], ranges: ranges as number[][] });
+      } catch (e) {
+        err = e;
+      }
+      expect((err as Error | undefined)?.message, JSON.stringify(ranges)).toMatch(/prefetch: options\.ranges/);
+    }
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -51,13 +51,21 @@ type Device = { index: number; name: string; uuid: string; freeBytes?: number };
  * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
  * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
  */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error }): SnapshotNative & { calls: Call[]; amxCalls: number[] } {
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }> } {
   const calls: Call[] = [];
   const amxCalls: number[] = [];
+  const rangeCalls: Array<{ paths: string[]; ranges: number[][] }> = [];
   const holders = new Set<number>();
   return {
     calls,
     amxCalls,
+    rangeCalls,
+    readRanges: async (paths, ranges) => {
+      rangeCalls.push({ paths, ranges });
+      const fail = o.ranges?.();
+      if (fail) throw fail;
+      return { bytes: ranges.flatMap((r) => r.filter((_, i) => i % 2 === 1)).reduce((a, b) => a + b, 0), residentBefore: 0, seconds: 0.01, fallbackBytes: 0 };
+    },
     resumeGrantingAmx: async (pid) => {
       amxCalls.push(pid);
       const r = o.amx ? o.amx(pid) : 0;
@@ -202,6 +210,21 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     // Which GPU the CUDA process held memory on, read before the lock: what a restore elsewhere pairs.
     expect(m.gpuUsed).toEqual([{ pid: server, uuid: UUID_A, bytes: 9e9 }]);
     expect(m.files.map((f: { name: string }) => f.name)).toEqual(['inventory.img', 'pages-1.img', 'server.log']);
+    // The pages of its files the server had mapped, read from /proc before the dump: node's own binary among them,
+    // each file's ranges sorted, page-aligned and within the file as it is now.
+    const ws = m.workingSet as { files: Array<{ path: string; bytes: number; mtimeMs: number; ranges: number[] }>; bytes: number };
+    const node = ws.files.find((f) => f.path === realpathSync(process.execPath));
+    expect(node).toBeDefined();
+    expect(node!.bytes).toBe(statSync(process.execPath).size);
+    for (const f of ws.files) {
+      for (let k = 0; k < f.ranges.length; k += 2) {
+        expect(f.ranges[k]! % 4096).toBe(0);
+        expect(f.ranges[k]! + f.ranges[k + 1]!).toBeLessThanOrEqual(f.bytes);
+        if (k) expect(f.ranges[k]!).toBeGreaterThan(f.ranges[k - 2]! + f.ranges[k - 1]!);
+      }
+    }
+    expect(ws.bytes).toBe(ws.files.reduce((a, f) => a + f.ranges.filter((_, i) => i % 2 === 1).reduce((x, y) => x + y, 0), 0));
+    expect(doc.details.workingSet).toMatchObject({ files: ws.files.length, bytes: ws.bytes });
     expect(readFileSync(join(image, 'server.log'), 'utf8')).toContain('listening');
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
     expect(await gone([server, grandchild])).toEqual([]);
@@ -371,6 +394,47 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       expect([running(server), running(grandchild)]).toEqual([true, true]);
       process.kill(grandchild, 'SIGKILL');
       process.kill(server, 'SIGKILL');
+    });
+
+    it("reads the server's library pages ahead alongside CRIU (details.workingSet): files changed or gone since the snapshot left out; a failed read is a warning, never a failed restore", async () => {
+      // The image's working set, plus two files that are no longer what the server had mapped.
+      const mf = join(image, 'manifest.json');
+      const original = readFileSync(mf, 'utf8');
+      const m = JSON.parse(original);
+      const changed = join(tmp, 'changed.so');
+      writeFileSync(changed, Buffer.alloc(8192, 1));
+      const st = statSync(changed);
+      m.workingSet.files.push({ path: changed, bytes: st.size, mtimeMs: st.mtimeMs, ranges: [0, 4096] }, { path: join(tmp, 'gone.so'), bytes: 4096, mtimeMs: 1, ranges: [0, 4096] });
+      m.workingSet.bytes += 8192;
+      writeFileSync(mf, JSON.stringify(m));
+      utimesSync(changed, new Date(), new Date(Date.now() + 5000));
+      try {
+        for (const fails of [false, true]) {
+          const native = fakeNative({ gpu: () => false, ranges: () => (fails ? new ColdstartError('IO', 'working set: read failed') : null) });
+          const port = await freePort();
+          const pidfile = join(tmp, `ws-${fails}.pids`);
+          const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+          const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request']);
+          expect(r.code, r.stderr).toBe(0);
+          const doc = json(r);
+          expect(native.rangeCalls).toHaveLength(1);
+          const asked = native.rangeCalls[0]!;
+          expect(asked.paths).toContain(realpathSync(process.execPath));
+          expect(asked.paths).not.toContain(changed);
+          expect(asked.ranges[asked.paths.indexOf(realpathSync(process.execPath))]).toEqual(m.workingSet.files.find((f: { path: string }) => f.path === realpathSync(process.execPath)).ranges);
+          const want = m.workingSet.bytes - 8192;
+          if (!fails) {
+            expect(doc.details.workingSet).toMatchObject({ files: m.workingSet.files.length - 2, skipped: 2, bytes: want, residentBefore: 0, error: null });
+            expect(doc.warnings.join('\n')).not.toMatch(/library pages/);
+          } else {
+            expect(doc.details.workingSet).toMatchObject({ error: 'working set: read failed' });
+            expect(doc.warnings.join('\n')).toMatch(/reading the server's library pages ahead failed \(the restore went on without it\): working set: read failed/);
+          }
+          for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+        }
+      } finally {
+        writeFileSync(mf, original);
+      }
     });
 
     it('--huge-pages: THP is "always" while CRIU restores the pages and put back after, also when CRIU fails; without the flag it is never touched', async () => {

@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -18,6 +18,7 @@ import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
 import { cpuFlags } from '../../src/platform/procfs.js';
 import { peerPython } from '../helpers/python.js';
+import { evict, evictableDir, residentBytes } from '../helpers/pagecache.js';
 
 const criu = criuPath;
 const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
@@ -448,6 +449,52 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
     expect(await listening(p3)).toBe(false);
     rmSync(full, { recursive: true });
     rmSync(slim, { recursive: true });
+  });
+});
+
+describe.skipIf(!ready)("a server's working set of its files (real CRIU and kernel): the pages it had mapped are read ahead, and only those", () => {
+  it('snapshot records the mapped pages of a file the server maps; evicted, restore reads exactly those back (details.workingSet) and the server answers the same', async () => {
+    const dir = await evictableDir();
+    const out = join(tmp, 'working-set');
+    try {
+      const data = join(dir, 'library.bin');
+      const PAGES = 8000;
+      const body = Buffer.alloc(PAGES * 4096);
+      for (let p = 0; p < PAGES; p++) body.fill(p % 251, p * 4096, p * 4096 + 64);
+      writeFileSync(data, body);
+      const port = await freePort();
+      const fixture = resolve(__dirname, '../fixtures-servers/mapped_server.py');
+      const s = await runCli(['snapshot', '--json', '-o', out, '--ready-url', `http://127.0.0.1:${port}/health`, '--warmup', `http://127.0.0.1:${port}/sum`, '--timeout', '60', '--', 'python3', fixture, data, String(port)], { env });
+      expect(s.code, s.stderr).toBe(0);
+      expect(JSON.parse(s.stdout).details.workingSet.files).toBeGreaterThan(1); // the data file, python's own files
+      const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+      const rec = m.workingSet.files.find((f: { path: string }) => f.path === realpathSync(data)) as { bytes: number; ranges: number[] };
+      expect(rec.bytes).toBe(PAGES * 4096);
+      const has = (page: number) => rec.ranges.some((v, i) => i % 2 === 0 && v <= page * 4096 && page * 4096 < v + rec.ranges[i + 1]!);
+      // The pages it read, never the rest of the file. The kernel maps more than the page asked for: fault-around
+      // (64 KiB) and, where the page cache holds the file in large folios (ext4, Linux 6.x), the whole folio (up to
+      // 2 MiB: 6 MiB here for three folios on the dev VM, 2026-12-06).
+      expect([0, 1000, 1001, 3000, 2000, 6000].map(has)).toEqual([true, true, true, true, false, false]);
+      const recBytes = rec.ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0);
+      expect(recBytes).toBeLessThanOrEqual(3 * (2 << 20) + 4 * 128 * 1024);
+      expect(await evict([data])).toBeLessThan(0.01);
+      const r = await runCli(['restore', out, '--json', '--timeout', '60'], { env });
+      restored.push(m.rootPid);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const d = JSON.parse(r.stdout).details;
+      expect(d.restored.firstRequest.sameAsSnapshot).toBe(true);
+      expect(d.workingSet).toMatchObject({ files: m.workingSet.files.length, skipped: 0, bytes: m.workingSet.bytes, error: null });
+      // The data file's ranges were not in the page cache before (evicted); python's own files may have been.
+      expect(d.workingSet.residentBefore).toBeLessThanOrEqual(d.workingSet.bytes - recBytes);
+      // Now: the recorded ranges, and no readahead window more (the server's faults found their pages).
+      const now = await residentBytes(data);
+      expect(now).toBeGreaterThanOrEqual(recBytes);
+      expect(now).toBeLessThanOrEqual(recBytes + 64 * 1024);
+      await killAndWait(m.rootPid);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
 

@@ -1,0 +1,130 @@
+/**
+ * The server's working set of its files: which pages of its libraries (and any other file it maps) the server had in
+ * memory when the snapshot was taken, so that a restore on a cold node reads exactly those before the server asks.
+ *
+ * Why: CRIU maps the server's libraries again but reads none of their pages; the resumed server faults them in one
+ * by one, and on a cold disk each fault reads the whole readahead window around it — 8 MiB on the lent GPU hosts'
+ * virtio disks. The 8B test server maps 0.08 GB of its libraries' pages, and a cold restore read 0.93 GB of them
+ * (cuBLASLt 171 of its 542 MB, libtorch_cpu 95 MB, libtorch_cuda 76 MB, …), 0.96 GB more than image + weights in
+ * all (H100 hosts, 2026-12-06, test/device/snapshot-gpu.sh CACHE_CENSUS=1). Read ahead as these exact ranges, the
+ * faults find their pages and read nothing more.
+ *
+ * Recorded at snapshot time from /proc/<pid>/maps + pagemap (src/platform/procfs.ts), kept in the manifest
+ * (`workingSet`); at restore, a file whose size or mtime differs from the snapshot's is left out (it is not the file
+ * the server had), and the ranges go to the addon's prefetch (`ranges`), read with posix_fadvise(WILLNEED): queued at
+ * once, the server's faults wait only for pages still in flight.
+ */
+import { statSync } from 'node:fs';
+import { stat as statAsync } from 'node:fs/promises';
+import { mappedFilePages } from '../platform/procfs.js';
+
+export interface WorkingSetFile {
+  /** Absolute path, as /proc/<pid>/maps named it. */
+  path: string;
+  /** The file's size and mtime at snapshot time: a different file at the same path is not read. */
+  bytes: number;
+  mtimeMs: number;
+  /** Byte offset, length, offset, length… (page-aligned, sorted, non-overlapping, within `bytes`). */
+  ranges: number[];
+}
+
+export interface WorkingSet {
+  files: WorkingSetFile[];
+  /** Sum of the ranges' lengths. */
+  bytes: number;
+}
+
+/** Runs closer than this are read as one (a few pages more read, far fewer requests). */
+export const WORKING_SET_GAP = 128 * 1024;
+/** At most this many files and ranges in a manifest (a torch server maps a few hundred files). */
+export const WORKING_SET_MAX_FILES = 16384;
+export const WORKING_SET_MAX_RANGES = 1 << 20;
+
+type MappedPages = typeof mappedFilePages;
+type Stat = (path: string) => { isFile(): boolean; size: number; mtimeMs: number } | null;
+
+type AsyncStat = (path: string) => Promise<{ isFile(): boolean; size: number; mtimeMs: number } | null>;
+const statAsyncOrNull: AsyncStat = (path) => statAsync(path).catch(() => null);
+
+const statOrNull: Stat = (path) => {
+  try {
+    return statSync(path);
+  } catch {
+    return null;
+  }
+};
+
+/** Sorted [offset, length) runs merged where they overlap or lie within `gap` bytes of each other. */
+export function coalesce(runs: ReadonlyArray<readonly [number, number]>, gap = WORKING_SET_GAP): Array<[number, number]> {
+  const sorted = [...runs].sort((a, b) => a[0] - b[0]);
+  const out: Array<[number, number]> = [];
+  for (const [off, len] of sorted) {
+    const last = out[out.length - 1];
+    if (last && off <= last[0] + last[1] + gap) last[1] = Math.max(last[1], off + len - last[0]);
+    else out.push([off, len]);
+  }
+  return out;
+}
+
+/**
+ * The working set of `pids` now: every file they map, with the pages present in their memory, merged across the
+ * processes and coalesced. Null when no process could be read (not root, or gone).
+ */
+export function recordWorkingSet(pids: readonly number[], read: MappedPages = mappedFilePages, stat: Stat = statOrNull): WorkingSet | null {
+  const byPath = new Map<string, Array<[number, number]>>();
+  let readable = 0;
+  for (const pid of pids) {
+    const maps = read(pid);
+    if (maps === null) continue;
+    readable++;
+    for (const m of maps) {
+      const runs = byPath.get(m.path) ?? [];
+      runs.push(...m.runs);
+      byPath.set(m.path, runs);
+    }
+  }
+  if (readable === 0) return null;
+  const files: WorkingSetFile[] = [];
+  let bytes = 0;
+  for (const [path, runs] of [...byPath].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const st = stat(path);
+    if (!st?.isFile() || st.size === 0) continue;
+    const ranges: number[] = [];
+    for (const [off, len] of coalesce(runs)) {
+      const end = Math.min(off + len, st.size);
+      if (off >= end) continue;
+      ranges.push(off, end - off);
+      bytes += end - off;
+    }
+    if (ranges.length) files.push({ path, bytes: st.size, mtimeMs: st.mtimeMs, ranges });
+    if (files.length >= WORKING_SET_MAX_FILES) break;
+  }
+  return { files, bytes };
+}
+
+/** What a restore reads of a working set: the files still the same as at snapshot time, and those left out. */
+export interface WorkingSetPlan {
+  paths: string[];
+  ranges: number[][];
+  bytes: number;
+  /** Files left out, and why (gone, not a regular file, changed since the snapshot). */
+  skipped: Array<{ path: string; why: string }>;
+}
+
+export async function planWorkingSet(ws: WorkingSet, stat: AsyncStat = statAsyncOrNull): Promise<WorkingSetPlan> {
+  const plan: WorkingSetPlan = { paths: [], ranges: [], bytes: 0, skipped: [] };
+  // Asked all at once (libuv's pool): on a cold node each stat may wait for the disk, and CRIU opens the same files.
+  const sts = await Promise.all(ws.files.map((f) => stat(f.path)));
+  ws.files.forEach((f, i) => {
+    const st = sts[i];
+    if (!st) plan.skipped.push({ path: f.path, why: 'gone' });
+    else if (!st.isFile()) plan.skipped.push({ path: f.path, why: 'not a regular file' });
+    else if (st.size !== f.bytes || st.mtimeMs !== f.mtimeMs) plan.skipped.push({ path: f.path, why: 'changed since the snapshot (size or mtime)' });
+    else {
+      plan.paths.push(f.path);
+      plan.ranges.push(f.ranges);
+      for (let k = 1; k < f.ranges.length; k += 2) plan.bytes += f.ranges[k]!;
+    }
+  });
+  return plan;
+}

@@ -1,0 +1,40 @@
+"""A server that maps a data file the way a server maps its libraries (read-only, shared) and reads a few of its
+pages — for restore's working-set test (test/snapshot/snapshot.test.ts): the snapshot records those pages, restore
+reads exactly them ahead, and the restored server reads them again.
+
+  python mapped_server.py DATA PORT
+
+GET /health answers "ok"; GET /sum the sum of the first 64 bytes of pages 0, 1000, 1001 and 3000 of DATA (a file of
+at least 3001 pages), as JSON.
+"""
+
+import json
+import mmap
+import os
+import sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+PAGES = (0, 1000, 1001, 3000)
+data = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 0, prot=mmap.PROT_READ)
+data.madvise(mmap.MADV_RANDOM)  # no readaround when the server faults a page in: the test counts pages
+
+
+def total():
+    return sum(sum(data[p * 4096 : p * 4096 + 64]) for p in PAGES)
+
+
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"ok" if self.path == "/health" else json.dumps({"sum": total()}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
+total()
+HTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()

@@ -1,0 +1,227 @@
+/**
+ * The server's working set of its files (src/snapshot/working-set.ts) and the /proc readers under it
+ * (src/platform/procfs.ts parseFileMappings, mappedFilePages): checked against the kernel's own maps and pagemap of a
+ * live process that maps files in the ways a server does (a name with a space, a deleted file, memfd, /dev/zero),
+ * against a hand-written /proc, and the manifest's check of a recorded working set against hostile values.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
+import { coalesce, planWorkingSet, recordWorkingSet, WORKING_SET_GAP } from '../../src/snapshot/working-set.js';
+import { validateManifest } from '../../src/snapshot/manifest.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'cs-ws-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const PAGE = 4096;
+
+/** A process that maps 96 pages of a 128-page file from page 16 on and reads pages 16 and 56, plus a deleted file, a
+ * memfd and /dev/zero; it prints "ready" once they are mapped. */
+const CHILD = `
+import mmap, os, sys, time
+d = sys.argv[1]
+p = os.path.join(d, "lib with space.so")
+with open(p, "wb") as f:
+    f.write(os.urandom(128 * 4096))
+m = mmap.mmap(os.open(p, os.O_RDONLY), 96 * 4096, prot=mmap.PROT_READ, offset=16 * 4096)
+_ = m[0] + m[40 * 4096]
+q = os.path.join(d, "gone.so")
+with open(q, "wb") as f:
+    f.write(b"x" * 8192)
+g = mmap.mmap(os.open(q, os.O_RDONLY), 8192, prot=mmap.PROT_READ)
+_ = g[0]
+os.unlink(q)
+z = mmap.mmap(os.open("/dev/zero", os.O_RDONLY), 4096, prot=mmap.PROT_READ)
+mf = os.memfd_create("cs-memfd")
+os.ftruncate(mf, 4096)
+k = mmap.mmap(mf, 4096)
+k[0] = 1
+print("ready", flush=True)
+time.sleep(60)
+`;
+
+describe("the kernel's maps and pagemap of a live process", () => {
+  it('names the mapped regular files (a space in the name kept; deleted files, memfd, /dev/* left out) and the file offsets of their present pages', async () => {
+    const d = join(tmp, 'live');
+    mkdirSync(d);
+    const py = spawn('python3', ['-c', CHILD, d], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((r) => py.stdout.once('data', () => r()));
+      const maps = readFileSync(`/proc/${py.pid}/maps`, 'utf8');
+      expect(maps).toContain('(deleted)'); // the input holds every kind the parser must leave out
+      expect(maps).toContain('/dev/zero');
+      expect(maps).toContain('/memfd:cs-memfd');
+      const paths = parseFileMappings(maps).map((x) => x.path);
+      const lib = join(d, 'lib with space.so');
+      expect(paths).toContain(lib);
+      expect(paths.some((p) => p.includes('gone.so') || p.startsWith('/dev/') || p.startsWith('/memfd:'))).toBe(false);
+      const mine = parseFileMappings(maps).find((x) => x.path === lib)!;
+      expect(mine.offset).toBe(16 * PAGE);
+      expect(mine.end - mine.start).toBe(96 * PAGE);
+
+      const got = mappedFilePages(py.pid!)!;
+      const runs = got.filter((x) => x.path === lib).flatMap((x) => x.runs);
+      const has = (page: number) => runs.some(([off, len]) => off <= page * PAGE && page * PAGE < off + len);
+      // The two pages read are present, at their file offsets (the mapping starts at file page 16); the kernel's
+      // fault-around (64 KiB) may map neighbours, never page 90, far from both.
+      expect([has(16), has(56), has(90)]).toEqual([true, true, false]);
+      for (const [off, len] of runs) expect([off % PAGE, len % PAGE, off >= 16 * PAGE, off + len <= 112 * PAGE]).toEqual([0, 0, true, true]);
+      expect(got.some((x) => x.path.includes('gone.so'))).toBe(false);
+      // The working set of this process: that file with those pages, coalesced; the interpreter's own files too.
+      const ws = recordWorkingSet([py.pid!])!;
+      const f = ws.files.find((x) => x.path === lib)!;
+      expect(f).toMatchObject({ bytes: 128 * PAGE, mtimeMs: statSync(lib).mtimeMs });
+      expect(f.ranges.length % 2).toBe(0);
+      expect(ws.files.length).toBeGreaterThan(1);
+    } finally {
+      py.kill('SIGKILL');
+    }
+  });
+
+  it('an unreadable process (gone) gives null, never an empty working set', () => {
+    expect(mappedFilePages(1 << 22)).toBeNull();
+    expect(recordWorkingSet([1 << 22])).toBeNull();
+  });
+});
+
+describe('a hand-written /proc', () => {
+  it('reads each mapping\'s pagemap entries at its own address: bit 63 present, the file offset from the mapping\'s', () => {
+    const root = join(tmp, 'proc');
+    mkdirSync(join(root, '7'), { recursive: true });
+    // Two mappings of one file (as the loader maps a library: text and data at different offsets), an anonymous one.
+    const maps = [
+      '00400000-00404000 r-xp 00000000 fe:00 11 /opt/lib/libx.so',
+      '00404000-00405000 rw-p 00000000 00:00 0',
+      '00405000-00407000 r--p 00010000 fe:00 11 /opt/lib/libx.so',
+      '00407000-00408000 r--p 00000000 fe:00 12 /opt/lib/with space.so',
+    ].join('\n');
+    writeFileSync(join(root, '7', 'maps'), `${maps}\n`);
+    const pagemap = Buffer.alloc(0x408 * 8);
+    const present = (page: number) => pagemap.writeBigUInt64LE(1n << 63n, page * 8);
+    present(0x400); // libx page 0
+    present(0x401); // libx page 1 (a run with page 0)
+    present(0x403); // libx page 3
+    present(0x404); // anonymous: not a file
+    present(0x406); // libx at offset 0x10000 + 1 page
+    present(0x407);
+    pagemap.writeBigUInt64LE(1n << 62n, 0x402 * 8); // swapped, not present: left out
+    writeFileSync(join(root, '7', 'pagemap'), pagemap);
+    expect(mappedFilePages(7, root)).toEqual([
+      { path: '/opt/lib/libx.so', runs: [[0, 2 * PAGE], [3 * PAGE, PAGE]] },
+      { path: '/opt/lib/libx.so', runs: [[0x10000 + PAGE, PAGE]] },
+      { path: '/opt/lib/with space.so', runs: [[0, PAGE]] },
+    ]);
+    // Merged across mappings and processes, clipped to the file's size, coalesced across small gaps.
+    const ws = recordWorkingSet([7, 8], (pid) => mappedFilePages(pid, root), (p) => (p === '/opt/lib/libx.so' ? { isFile: () => true, size: 0x10000 + 1000, mtimeMs: 5 } : p === '/opt/lib/with space.so' ? { isFile: () => false, size: 4096, mtimeMs: 5 } : null))!;
+    expect(ws).toEqual({ files: [{ path: '/opt/lib/libx.so', bytes: 0x10000 + 1000, mtimeMs: 5, ranges: [0, 0x10000 + 1000] }], bytes: 0x10000 + 1000 });
+  });
+
+  it('coalesce: sorted, overlaps merged, gaps up to WORKING_SET_GAP closed, larger ones kept', () => {
+    expect(coalesce([[8192, 4096], [0, 4096], [4096, 8192]])).toEqual([[0, 12288]]);
+    expect(coalesce([[0, 4096], [4096 + WORKING_SET_GAP, 4096]])).toEqual([[0, 2 * 4096 + WORKING_SET_GAP]]);
+    expect(coalesce([[0, 4096], [4096 + WORKING_SET_GAP + 4096, 4096]])).toEqual([[0, 4096], [4096 + WORKING_SET_GAP + 4096, 4096]]);
+    expect(coalesce([[0, 65536], [4096, 4096]])).toEqual([[0, 65536]]);
+  });
+});
+
+describe('at restore: only the files still as the snapshot found them', () => {
+  it('a file changed (mtime or size), gone, or not a regular file is left out and said why', async () => {
+    const d = join(tmp, 'plan');
+    mkdirSync(d);
+    const same = join(d, 'same.so');
+    const touched = join(d, 'touched.so');
+    const grown = join(d, 'grown.so');
+    const fifo = join(d, 'fifo.so');
+    for (const f of [same, touched, grown]) writeFileSync(f, Buffer.alloc(3 * PAGE, 1));
+    const rec = (p: string) => ({ path: p, bytes: statSync(p).size, mtimeMs: statSync(p).mtimeMs, ranges: [0, PAGE, 2 * PAGE, PAGE] });
+    const files = [rec(same), rec(touched), rec(grown), { path: join(d, 'gone.so'), bytes: PAGE, mtimeMs: 1, ranges: [0, PAGE] }];
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    files.push({ path: fifo, bytes: 0, mtimeMs: statSync(fifo).mtimeMs, ranges: [] });
+    utimesSync(touched, new Date(), new Date(Date.now() + 10_000));
+    const mtime = statSync(grown).mtime;
+    writeFileSync(grown, Buffer.alloc(4 * PAGE, 1));
+    utimesSync(grown, mtime, mtime); // same mtime, another size
+    const plan = await planWorkingSet({ files, bytes: 0 });
+    expect(plan.paths).toEqual([same]);
+    expect(plan.ranges).toEqual([[0, PAGE, 2 * PAGE, PAGE]]);
+    expect(plan.bytes).toBe(2 * PAGE);
+    expect(plan.skipped).toEqual([
+      { path: touched, why: 'changed since the snapshot (size or mtime)' },
+      { path: grown, why: 'changed since the snapshot (size or mtime)' },
+      { path: join(d, 'gone.so'), why: 'gone' },
+      { path: fifo, why: 'not a regular file' },
+    ]);
+  });
+});
+
+describe("the manifest's check of a recorded working set (an image is untrusted input)", () => {
+  /** The smallest manifest validateManifest accepts, with `workingSet`. */
+  const manifest = (workingSet: unknown) => ({
+    schema: 'coldstart/snapshot-image@2',
+    createdAt: '2026-12-06T00:00:00Z',
+    tool: 'coldstart',
+    command: ['python3', 'server.py'],
+    cwd: '/srv',
+    log: null,
+    readyUrl: null,
+    warmup: null,
+    rootPid: 10,
+    pids: [10],
+    gpuPids: [],
+    ports: [],
+    fingerprint: { arch: 'x64', kernel: '6.1', criu: '4.2.1', gpu: null },
+    cold: { readySeconds: 1, firstRequestSeconds: null, totalSeconds: 1, notes: [] },
+    snapshotSeconds: {},
+    imageBytes: 0,
+    memoryEstimateBytes: 0,
+    hash: 'sha256-16MiB-chunks',
+    files: [{ name: 'inventory.img', bytes: 0, sha256: '', chunks: [''] }],
+    beforeSnapshot: null,
+    afterRestore: null,
+    kinds: null,
+    workingSet,
+  });
+  const file = (o: Record<string, unknown> = {}) => ({ path: '/usr/lib/libx.so', bytes: 10 * PAGE, mtimeMs: 1.5, ranges: [0, PAGE, 4 * PAGE, 2 * PAGE], ...o });
+
+  it('accepts a good one, null and absent; refuses every malformed field (CORRUPT_FILE naming it)', async () => {
+    const { CHUNK_HASH, rootDigest } = await import('../../src/snapshot/hash.js');
+    const { createHash } = await import('node:crypto');
+    const empty = createHash('sha256').update(Buffer.alloc(0)).digest('hex');
+    const check = (ws: unknown) => {
+      const m = manifest(ws) as Record<string, unknown>;
+      m.hash = CHUNK_HASH;
+      m.files = [{ name: 'inventory.img', bytes: 0, sha256: rootDigest([empty]), chunks: [empty] }];
+      if (ws === undefined) delete m.workingSet;
+      return () => validateManifest(m, '/img/manifest.json', '/img');
+    };
+    expect(check({ files: [file()], bytes: 3 * PAGE })).not.toThrow();
+    expect(check(null)).not.toThrow();
+    expect(check(undefined)).not.toThrow();
+    const bad: Array<[unknown, RegExp]> = [
+      ['x', /workingSet: expected an object/],
+      [{ files: [file({ path: 'lib/x.so' })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.path: expected an absolute, normal path/],
+      [{ files: [file({ path: '/usr/../etc/x' })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.path/],
+      [{ files: [file({ bytes: -1 })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.bytes/],
+      [{ files: [file({ mtimeMs: 'now' })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.mtimeMs/],
+      [{ files: [file({ ranges: [0] })], bytes: 0 }, /workingSet\.files\[0\]\.ranges: expected offset, length pairs/],
+      [{ files: [file({ ranges: [4 * PAGE, PAGE, 0, PAGE] })], bytes: 2 * PAGE }, /workingSet\.files\[0\]\.ranges\[2\]/], // not sorted
+      [{ files: [file({ ranges: [0, 2 * PAGE, PAGE, PAGE] })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.ranges\[2\]/], // overlapping
+      [{ files: [file({ ranges: [9 * PAGE, 2 * PAGE] })], bytes: 2 * PAGE }, /workingSet\.files\[0\]\.ranges\[1\]/], // past the end
+      [{ files: [file({ ranges: [0, 0] })], bytes: 0 }, /workingSet\.files\[0\]\.ranges\[1\]/], // empty range
+      [{ files: [file()], bytes: 1 }, /workingSet\.bytes: expected the sum of the ranges' lengths/],
+      [{ files: 'all', bytes: 0 }, /workingSet\.files: expected an array/],
+    ];
+    for (const [ws, msg] of bad) {
+      let err: unknown;
+      try {
+        check(ws)();
+      } catch (e) {
+        err = e;
+      }
+      expect((err as { code?: string } | undefined)?.code, JSON.stringify(ws)).toBe('CORRUPT_FILE');
+      expect((err as Error).message, JSON.stringify(ws)).toMatch(msg);
+    }
+  });
+});
