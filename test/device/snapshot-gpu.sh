@@ -20,6 +20,7 @@
 #   HOOK_RESTORES="warm-huge-cs-vt8" ...             # -vtN: N threads verify alongside CRIU (--verify-threads N)
 #   CRIU_PROBE=1                                     # CRIU alone restores the hooked image (timed, -v4 log kept)
 #   FLOORS_FIRST=1                                   # the floors' disk probes before the hooked restores too
+#   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
 #   CACHE_CENSUS=1                                   # after each cold restore: what else the page cache holds now
 #   PREFETCH_ALONE=1                                 # `coldstart prefetch` alone over the weights from a cold disk
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
@@ -179,10 +180,15 @@ restore() {
   # -shm: the image copied to tmpfs (/dev/shm) first and restored from there, beside the page-cache restores
   case "$tag" in *-shm*) dir="/dev/shm/coldstart-img-$name"; [ -d "$dir" ] || cp -a "$WORK/$name" "$dir" ;; esac
   say "== restore $name ($tag) $* from $dir"
+  # -nows: the image's working set taken out of its manifest for this restore (the server's library pages not read
+  # ahead: restore as it was before it read them), put back after
+  case "$tag" in *-nows*) cp "$dir/manifest.json" "$WORK/manifest-with-ws.json"
+    "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); m['workingSet']=None; json.dump(m, open(sys.argv[1], 'w'))" "$dir/manifest.json" ;; esac
   local d0
   d0=$(disk_reads)
   timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
+  case "$tag" in *-nows*) mv "$WORK/manifest-with-ws.json" "$dir/manifest.json" ;; esac
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
   [ -n "$rpid" ] && pids+=("$rpid")
   # what the disk delivered during the restore (to its first answer) against what the restore itself reads, and the
