@@ -12,7 +12,10 @@ import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull } from '../snapshot/manifest.js';
+import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull, type Manifest } from '../snapshot/manifest.js';
+import { addonNative } from '../snapshot/native.js';
+import { readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
+import { nowSeconds } from '../core/clock.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 import { stackFiles, type StackFiles } from './stack-files.js';
 
@@ -136,6 +139,8 @@ export interface PrefetchRun extends PrefetchResult {
   skipped: WeightFiles['skipped'];
   /** With --stack: the interpreter's standard library and packages, read first. */
   stack?: StackPrefetch;
+  /** A snapshot image: the server's library pages its manifest records, read after the image's files. */
+  workingSet?: WorkingSetDetail;
 }
 
 export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
@@ -157,8 +162,11 @@ export async function prefetchModel(target: string, opts: PrefetchModelOptions):
   const image = imageFolder(target, cwd);
   if (image) {
     if (python) throw new ColdstartError('BAD_FLAG', `--stack: ${target} is a snapshot image, whose restore imports nothing: there is no stack to read first`, { hint: 'Drop --stack.' });
-    const r = await runPrefetch({ ...prefetch, files: imageFiles(image) });
-    return { ...r, target, source: 'snapshot-image', skipped: [] };
+    const m = readManifest(image);
+    const r = await runPrefetch({ ...prefetch, files: imageFiles(image, m) });
+    // Then the pages of its libraries the server had mapped, which its restore faults in first (working-set.ts).
+    const workingSet = m.workingSet?.files.length ? await readWorkingSet(m.workingSet, addonNative.readRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
+    return { ...r, target, source: 'snapshot-image', skipped: [], ...(workingSet ? { workingSet } : {}) };
   }
   const w = await resolveWeights(target, { env, cwd, revision, anyFile: true, signal: opts.signal });
   const r = await prefetchAfterStack({ ...prefetch, files: w.files }, python, env);
@@ -195,8 +203,7 @@ function imageFolder(target: string, cwd?: string): string | null {
  * name outside the folder; each a regular file, never followed through a link), so a node can hold an image in
  * the page cache before it restores it (restore from the page cache: 10.0 s instead of 16.2 s for an 8B server).
  */
-function imageFiles(image: string): string[] {
-  const m = readManifest(image);
+function imageFiles(image: string, m: Manifest): string[] {
   const files = [imageFile(image, MANIFEST, image), ...m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`))];
   for (const p of files) {
     const st = lstatOrNull(p);
@@ -207,7 +214,7 @@ function imageFiles(image: string): string[] {
 }
 
 /** The human lines of a prefetch: how much at what rate, residency before and after, the notes. */
-export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch }): string {
+export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch; workingSet?: WorkingSetDetail }): string {
   const pct = (x: number | null) => (x === null ? 'unknown' : formatPercent(x));
   const st = r.stack;
   const lines = [
@@ -218,6 +225,7 @@ export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch }): str
     `page cache: ${pct(r.residency.before)} resident before, ${pct(r.residency.after)} after`,
   ];
   if (r.coldBytesPerSecond !== null) lines.push(`disk read rate: ${formatRate(r.coldBytesPerSecond)}`);
+  if (r.workingSet) lines.push(workingSetLine(r.workingSet, ''));
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }

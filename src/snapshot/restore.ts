@@ -22,7 +22,7 @@ import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
-import { planWorkingSet } from './working-set.js';
+import { readWorkingSet, workingSetLine, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -70,19 +70,6 @@ export interface RestoreOptions {
  */
 export const RESTORE_PREFETCH = { strategy: 'pread', threads: 1, chunkBytes: 16 << 20 } as const;
 
-/** The server's working set of its files (working-set.ts) as restore read it ahead. */
-export interface WorkingSetDetail {
-  /** Files read, and those left out (gone, or changed since the snapshot). */
-  files: number;
-  skipped: number;
-  /** Bytes of their recorded ranges, and how many of them the page cache held before (null: not measured). */
-  bytes: number;
-  residentBefore: number | null;
-  /** From the start of the read to every range in the page cache (alongside CRIU; on no one's path). */
-  seconds: number;
-  error: string | null;
-}
-
 /** What `restore --prefetch` read alongside the restore. */
 export interface PrefetchDetail {
   target: string;
@@ -104,12 +91,6 @@ function prefetchLine(p: PrefetchDetail): string {
   const rate = p.coldBytesPerSecond === null ? '' : ` at ${formatBytes(p.coldBytesPerSecond)}/s from disk`;
   const how = p.error ? `failed after ${fmt(p.seconds)}` : p.finished ? `done in ${fmt(p.seconds)}${rate}` : `stopped after ${fmt(p.seconds)}, when the after-restore hook answered`;
   return `prefetch of ${p.target} (${p.files} file(s)) alongside the restore: ${how}${p.residentAfter === null ? '' : `; ${formatBytes(p.residentAfter)} in the page cache after`}`;
-}
-
-function workingSetLine(w: WorkingSetDetail): string {
-  const before = w.residentBefore === null ? '' : `, ${Math.round((100 * w.residentBefore) / Math.max(1, w.bytes))}% of them in the page cache before`;
-  const left = w.skipped ? `; ${w.skipped} file(s) left out (gone or changed since the snapshot)` : '';
-  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${fmt(w.seconds)}, alongside CRIU${left}`;
 }
 
 /** This CPU has Intel AMX (only x86 CPUs list `amx_tile`; the addon's grant is x86-64 only and says so elsewhere). */
@@ -320,12 +301,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   // The pages of its libraries the server had mapped (working-set.ts), read ahead from the moment CRIU is spawned: on a
   // cold node they are what the resumed server faults in first, each fault otherwise reading a whole readahead window.
   const stopWorkingSet = new AbortController();
-  const readWorkingSet = async (): Promise<WorkingSetDetail> => {
-    const t = stopwatch(clock);
-    const plan = await planWorkingSet(m.workingSet!);
-    const r = plan.paths.length ? await native.readRanges(plan.paths, plan.ranges, AbortSignal.any([o.signal, stopWorkingSet.signal])) : null;
-    return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: t(), error: null };
-  };
   let workingSetRead: Promise<WorkingSetDetail> | null = null;
   const workingSetDone = async (): Promise<WorkingSetDetail | null> => {
     if (!workingSetRead) return null;
@@ -349,7 +324,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
       if (m.workingSet?.files.length && native.unavailable() === null) {
-        workingSetRead = readWorkingSet();
+        workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now());
         workingSetRead.catch(() => undefined); // awaited below
       }
       pid = await restoring;
@@ -476,7 +451,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
-          ...(workingSet ? [workingSetLine(workingSet)] : []),
+          ...(workingSet ? [workingSetLine(workingSet, ', alongside CRIU')] : []),
           ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,

@@ -16,6 +16,7 @@
  */
 import { statSync } from 'node:fs';
 import { stat as statAsync } from 'node:fs/promises';
+import { formatBytes } from '../core/format.js';
 import { mappedFilePages } from '../platform/procfs.js';
 
 export interface WorkingSetFile {
@@ -127,4 +128,35 @@ export async function planWorkingSet(ws: WorkingSet, stat: AsyncStat = statAsync
     }
   });
   return plan;
+}
+
+/** What reading a working set ahead did (restore's `details.workingSet`, `prefetch IMAGE`'s `workingSet`). */
+export interface WorkingSetDetail {
+  /** Files read, and those left out (gone, or changed since the snapshot). */
+  files: number;
+  skipped: number;
+  /** Bytes of their recorded ranges, and how many of them the page cache held before (null: not measured). */
+  bytes: number;
+  residentBefore: number | null;
+  /** From the start of the read to every range in the page cache. */
+  seconds: number;
+  error: string | null;
+}
+
+/** The addon's read of byte ranges (SnapshotNative.readRanges). */
+type ReadRanges = (paths: string[], ranges: number[][], signal: AbortSignal) => Promise<{ residentBefore: number | null }>;
+
+/** Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. */
+export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, signal: AbortSignal, now: () => number): Promise<WorkingSetDetail> {
+  const t0 = now();
+  const plan = await planWorkingSet(ws);
+  const r = plan.paths.length ? await readRanges(plan.paths, plan.ranges, signal) : null;
+  return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: now() - t0, error: null };
+}
+
+/** One line for people: what was read ahead, how much was there already, what was left out. */
+export function workingSetLine(w: WorkingSetDetail, where: string): string {
+  const before = w.residentBefore === null ? '' : `, ${Math.round((100 * w.residentBefore) / Math.max(1, w.bytes))}% of them in the page cache before`;
+  const left = w.skipped ? `; ${w.skipped} file(s) left out (gone or changed since the snapshot)` : '';
+  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${w.seconds.toFixed(2)} s${where}${left}`;
 }

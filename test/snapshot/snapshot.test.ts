@@ -677,6 +677,25 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     expect(JSON.parse(st.stdout).error.message).toMatch(/--stack: .* is a snapshot image/);
   });
 
+  it("prefetch IMAGE then reads the server's library pages its manifest records (workingSet), those still as the snapshot found them; nothing written", async () => {
+    const m = craft();
+    const lib = join(root, 'libserver.so');
+    const changed = join(root, 'libchanged.so');
+    for (const f of [lib, changed]) writeFileSync(f, Buffer.alloc(4 * 4096, 2));
+    const rec = (p: string) => ({ path: p, bytes: statSync(p).size, mtimeMs: statSync(p).mtimeMs, ranges: [0, 4096, 2 * 4096, 4096] });
+    m.workingSet = { files: [rec(lib), rec(changed)], bytes: 4 * 4096 };
+    write(m);
+    utimesSync(changed, new Date(), new Date(Date.now() + 5000));
+    const before = treeState(root);
+    const r = await runCli(['prefetch', image, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.workingSet).toMatchObject({ files: 1, skipped: 1, bytes: 2 * 4096, error: null });
+    expect(treeState(root)).toEqual(before);
+    const h = await runCli(['prefetch', image]);
+    expect(h.stdout, h.stdout).toMatch(/read ahead 8(\.00)? KiB of the server's library pages \(1 file\(s\).*; 1 file\(s\) left out \(gone or changed since the snapshot\)/);
+  });
+
   it('prefetch IMAGE refuses what restore refuses: a name outside the image, a page file that is a link (exit 2)', async () => {
     const m = craft();
     m.files[0].name = '../victim.txt';
