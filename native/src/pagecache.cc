@@ -254,6 +254,11 @@ struct PrefetchBaton : Baton {
   uint64_t SpanResident(size_t i, const std::vector<unsigned char>& vec) const {
     const uint64_t ps = PageSize();
     uint64_t n = 0;
+    const File& f = *files[i];
+    if (f.spans.size() == 1 && f.spans[0].first == 0 && f.spans[0].second == f.size) {  // the whole file
+      for (unsigned char c : vec) n += c & 1;
+      return std::min<uint64_t>(f.size, n * ps);
+    }
     for (const auto& sp : files[i]->spans)
       for (uint64_t pg = sp.first / ps; pg * ps < sp.second && pg < vec.size(); pg++)
         if (vec[pg] & 1) n += std::min(sp.second, (pg + 1) * ps) - std::max(sp.first, pg * ps);
