@@ -344,6 +344,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
             ['', 'cold start', 'snapshot'],
           ),
           ...kindLines(kinds, imageBytes),
+          ...(workingSet ? [`the server's working set: ${formatBytes(workingSet.bytes)} of the pages of ${workingSet.files.length} file(s) it maps (libraries), which restore reads ahead`] : []),
           `restore with: coldstart restore ${output}  (add --huge-pages: CRIU and the GPU restore fill 2 MiB pages instead of 4 KiB, 1.6-2.1x faster at 8B; it sets THP to always for those seconds)`,
           ...[weightsHint(kinds, imageBytes, beforeSnapshot)].filter((line) => line !== null),
         ].join('\n'),

@@ -16,7 +16,7 @@
  */
 import { statSync } from 'node:fs';
 import { stat as statAsync } from 'node:fs/promises';
-import { formatBytes } from '../core/format.js';
+import { formatBytes, formatDuration } from '../core/format.js';
 import { mappedFilePages } from '../platform/procfs.js';
 
 export interface WorkingSetFile {
@@ -158,5 +158,5 @@ export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, sig
 export function workingSetLine(w: WorkingSetDetail, where: string): string {
   const before = w.residentBefore === null ? '' : `, ${Math.round((100 * w.residentBefore) / Math.max(1, w.bytes))}% of them in the page cache before`;
   const left = w.skipped ? `; ${w.skipped} file(s) left out (gone or changed since the snapshot)` : '';
-  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${w.seconds.toFixed(2)} s${where}${left}`;
+  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${formatDuration(w.seconds)}${where}${left}`;
 }
