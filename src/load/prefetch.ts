@@ -166,6 +166,7 @@ export async function prefetchModel(target: string, opts: PrefetchModelOptions):
     const r = await runPrefetch({ ...prefetch, files: imageFiles(image, m) });
     // Then the pages of its libraries the server had mapped, which its restore faults in first (working-set.ts).
     const workingSet = m.workingSet?.files.length ? await readWorkingSet(m.workingSet, addonNative.readRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
+    if (workingSet?.error) r.notes.push(`reading the server's library pages failed: ${workingSet.error}`);
     return { ...r, target, source: 'snapshot-image', skipped: [], ...(workingSet ? { workingSet } : {}) };
   }
   const w = await resolveWeights(target, { env, cwd, revision, anyFile: true, signal: opts.signal });

@@ -305,11 +305,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const workingSetDone = async (): Promise<WorkingSetDetail | null> => {
     if (!workingSetRead) return null;
     // A head start only: one that failed is a note, never a failed restore.
-    return workingSetRead.catch((e: unknown) => {
-      const error = e instanceof Error ? e.message : String(e);
-      notes.push(`reading the server's library pages ahead failed (the restore went on without it): ${error}`);
-      return { files: m.workingSet!.files.length, skipped: 0, bytes: m.workingSet!.bytes, residentBefore: null, seconds: 0, error };
-    });
+    const w = await workingSetRead;
+    if (w.error) notes.push(`reading the server's library pages ahead failed (the restore went on without it): ${w.error}`);
+    return w;
   };
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   try {
@@ -325,7 +323,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
       if (m.workingSet?.files.length && native.unavailable() === null) {
         workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now());
-        workingSetRead.catch(() => undefined); // awaited below
       }
       pid = await restoring;
     } finally {
@@ -462,7 +459,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     stopPrefetch.abort();
     stopWorkingSet.abort();
     await flight.prefetching?.catch(() => undefined);
-    await workingSetRead?.catch(() => undefined);
+    await workingSetRead;
     // A restored server that died once resumed (SIGILL; Intel AMX): asked before its tree is stopped (and reaped).
     const died = server && resumedSeconds !== null && isColdstartError(e) ? await restoredServerDeath(e, server.pid(), host, amxGranted) : null;
     // All or nothing: a server restored but not brought back (GPU restore failed, never ready) is stopped whole.

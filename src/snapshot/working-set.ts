@@ -146,12 +146,19 @@ export interface WorkingSetDetail {
 /** The addon's read of byte ranges (SnapshotNative.readRanges). */
 type ReadRanges = (paths: string[], ranges: number[][], signal: AbortSignal) => Promise<{ residentBefore: number | null }>;
 
-/** Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. */
+/**
+ * Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. Never
+ * rejects: it is only a head start, so a failure comes back as `error` (the caller says it as a note).
+ */
 export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, signal: AbortSignal, now: () => number): Promise<WorkingSetDetail> {
   const t0 = now();
-  const plan = await planWorkingSet(ws);
-  const r = plan.paths.length ? await readRanges(plan.paths, plan.ranges, signal) : null;
-  return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: now() - t0, error: null };
+  try {
+    const plan = await planWorkingSet(ws);
+    const r = plan.paths.length ? await readRanges(plan.paths, plan.ranges, signal) : null;
+    return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: now() - t0, error: null };
+  } catch (e) {
+    return { files: ws.files.length, skipped: 0, bytes: ws.bytes, residentBefore: null, seconds: now() - t0, error: e instanceof Error ? e.message : String(e) };
+  }
 }
 
 /** One line for people: what was read ahead, how much was there already, what was left out. */
