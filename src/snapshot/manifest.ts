@@ -277,6 +277,7 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
       }
     });
     if (f.int(ws.bytes, 'workingSet.bytes', 0) !== total) f.fail('workingSet.bytes', `the sum of the ranges' lengths (${total})`, ws.bytes);
+    if (ws.leftOut !== undefined) f.int(ws.leftOut, 'workingSet.leftOut', 0);
   }
   const rootPid = f.pid(m.rootPid, 'rootPid');
   const pids = f.arr(m.pids, 'pids', 1).map((p, i) => f.pid(p, `pids[${i}]`));

@@ -27,6 +27,7 @@ import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, typ
 import { cudaProcesses, gpuFingerprint } from './native.js';
 import type { GpuMemoryResult } from '../native.js';
 import { gpusUsed } from './gpu-map.js';
+import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES } from './working-set.js';
 import { fmt, phase, table, type Reported } from './report.js';
 
 type Env = Record<string, string | undefined>;
@@ -248,6 +249,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const workingSet = host.workingSet(pids);
     const workingSetSeconds = wsTime();
     if (!workingSet) notes.push("the server's working set of its files was not recorded (/proc/PID/pagemap unreadable): restore will not read its libraries ahead");
+    else if (workingSet.leftOut) notes.push(`the server's working set leaves out ${workingSet.leftOut} of the files it maps (at most ${WORKING_SET_MAX_FILES} files and ${WORKING_SET_MAX_RANGES} ranges are recorded): restore does not read those ahead`);
     mkdirSync(tmp);
     o.step?.(`CRIU dump of ${pids.length} process(es), about ${formatBytes(estimate)}…`);
     const dumpTime = stopwatch(clock);

@@ -33,6 +33,8 @@ export interface WorkingSet {
   files: WorkingSetFile[];
   /** Sum of the ranges' lengths. */
   bytes: number;
+  /** Files left out at snapshot time past WORKING_SET_MAX_FILES / WORKING_SET_MAX_RANGES (absent: none). */
+  leftOut?: number;
 }
 
 /** Runs closer than this are read as one (a few pages more read, far fewer requests). */
@@ -87,20 +89,30 @@ export function recordWorkingSet(pids: readonly number[], read: MappedPages = ma
   if (readable === 0) return null;
   const files: WorkingSetFile[] = [];
   let bytes = 0;
+  let count = 0;
+  let leftOut = 0;
   for (const [path, runs] of [...byPath].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     const st = stat(path);
     if (!st?.isFile() || st.size === 0) continue;
     const ranges: number[] = [];
+    let sum = 0;
     for (const [off, len] of coalesce(runs)) {
       const end = Math.min(off + len, st.size);
       if (off >= end) continue;
       ranges.push(off, end - off);
-      bytes += end - off;
+      sum += end - off;
     }
-    if (ranges.length) files.push({ path, bytes: st.size, mtimeMs: st.mtimeMs, ranges });
-    if (files.length >= WORKING_SET_MAX_FILES) break;
+    if (!ranges.length) continue;
+    // Within the bounds the manifest's check holds a restore to (manifest.ts), or restore would refuse the image.
+    if (files.length >= WORKING_SET_MAX_FILES || count + ranges.length / 2 > WORKING_SET_MAX_RANGES) {
+      leftOut++;
+      continue;
+    }
+    files.push({ path, bytes: st.size, mtimeMs: st.mtimeMs, ranges });
+    bytes += sum;
+    count += ranges.length / 2;
   }
-  return { files, bytes };
+  return { files, bytes, ...(leftOut ? { leftOut } : {}) };
 }
 
 /** What a restore reads of a working set: the files still the same as at snapshot time, and those left out. */

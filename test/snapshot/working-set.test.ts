@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
-import { coalesce, planWorkingSet, recordWorkingSet, WORKING_SET_GAP } from '../../src/snapshot/working-set.js';
+import { coalesce, planWorkingSet, recordWorkingSet, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
 import { validateManifest } from '../../src/snapshot/manifest.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-ws-'));
@@ -118,6 +118,16 @@ describe('a hand-written /proc', () => {
     expect(ws).toEqual({ files: [{ path: '/opt/lib/libx.so', bytes: 0x10000 + 1000, mtimeMs: 5, ranges: [0, 0x10000 + 1000] }], bytes: 0x10000 + 1000 });
   });
 
+  it('records at most what a restore accepts (WORKING_SET_MAX_FILES): the rest counted in leftOut, never an image restore refuses', () => {
+    const many = WORKING_SET_MAX_FILES + 6;
+    const maps = Array.from({ length: many }, (_, i) => ({ path: `/lib/f${String(i).padStart(6, '0')}.so`, runs: [[0, PAGE]] as Array<[number, number]> }));
+    const ws = recordWorkingSet([1], () => maps, () => ({ isFile: () => true, size: PAGE, mtimeMs: 1 }))!;
+    expect(ws.files).toHaveLength(WORKING_SET_MAX_FILES);
+    expect(ws.leftOut).toBe(6);
+    expect(ws.bytes).toBe(WORKING_SET_MAX_FILES * PAGE);
+    expect(recordWorkingSet([1], () => maps.slice(0, 2), () => ({ isFile: () => true, size: PAGE, mtimeMs: 1 }))).not.toHaveProperty('leftOut');
+  });
+
   it('coalesce: sorted, overlaps merged, gaps up to WORKING_SET_GAP closed, larger ones kept', () => {
     expect(coalesce([[8192, 4096], [0, 4096], [4096, 8192]])).toEqual([[0, 12288]]);
     expect(coalesce([[0, 4096], [4096 + WORKING_SET_GAP, 4096]])).toEqual([[0, 2 * 4096 + WORKING_SET_GAP]]);
@@ -212,6 +222,7 @@ describe("the manifest's check of a recorded working set (an image is untrusted 
       [{ files: [file({ ranges: [0, 0] })], bytes: 0 }, /workingSet\.files\[0\]\.ranges\[1\]/], // empty range
       [{ files: [file()], bytes: 1 }, /workingSet\.bytes: expected the sum of the ranges' lengths/],
       [{ files: 'all', bytes: 0 }, /workingSet\.files: expected an array/],
+      [{ files: [file()], bytes: 3 * PAGE, leftOut: -1 }, /workingSet\.leftOut/],
     ];
     for (const [ws, msg] of bad) {
       let err: unknown;
