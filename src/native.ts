@@ -322,6 +322,22 @@ export function nativeCodeOf(e: unknown): string | undefined {
   return e instanceof ColdstartError && typeof e.details?.nativeCode === 'string' ? e.details.nativeCode : undefined;
 }
 
+/**
+ * Runs a native call with a cancel flag its workers poll (an Int32Array on a SharedArrayBuffer), set when `signal`
+ * aborts — at once if it already has — for as long as the call runs.
+ */
+export async function withNativeCancel<T>(signal: AbortSignal | undefined, run: (cancel: Int32Array) => Promise<T>): Promise<T> {
+  const cancel = new Int32Array(new SharedArrayBuffer(4));
+  const onAbort = (): void => void Atomics.store(cancel, 0, 1);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
+  try {
+    return await run(cancel);
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
 /** A progress counter the native workers add to atomically: read it with readProgress(). */
 export function sharedProgress(): BigUint64Array {
   return new BigUint64Array(new SharedArrayBuffer(8));

@@ -13,7 +13,7 @@ import { formatBytes, formatDuration, formatRate, formatPercent } from '../core/
 import type { PhaseHandle } from '../core/phases.js';
 import { readHeader, type SafetensorsHeader } from '../formats/safetensors.js';
 import { planTp, readTpConfig } from './tp.js';
-import { callNative, readProgress, requireNative, sharedProgress, type NativeAddon, type NativeLoadOptions, type NativeLoadResult } from '../native.js';
+import { callNative, readProgress, requireNative, sharedProgress, withNativeCancel, type NativeAddon, type NativeLoadOptions, type NativeLoadResult } from '../native.js';
 
 export type CacheMode = 'cold' | 'warm' | 'as-is';
 
@@ -464,30 +464,27 @@ export async function runGpuLoad(opts: GpuLoadOptions): Promise<GpuLoadResult> {
   // 4. The load. A tensor-parallel plan whose slices do not fit in host memory is measured as the read alone.
   const tpRun = tpPlan && sink !== 'discard' ? tpPlan : null;
   if (tpPlan && !tpRun) notes.push(`tensor-parallel ${tpPlan.tp}: the ranks' slices were not kept (the read alone was measured)`);
-  const cancel = new Int32Array(new SharedArrayBuffer(4));
   const progress = sharedProgress();
-  const onAbort = (): void => void (cancel[0] = 1);
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  if (opts.signal?.aborted) onAbort();
   const timer = opts.onProgress ? setInterval(() => opts.onProgress!(readProgress(progress), prep.bytes), 200) : undefined;
   let r: NativeLoadResult;
   try {
-    r = await callNative(
-      () =>
-        addon.gpuLoad({
-          ...base,
-          sink,
-          cancel,
-          progress,
-          ...(mode.mode === 'gpu' && sink === 'device' && copyPath === 'mapped' ? { path: 'mapped' as const } : {}),
-          ...(opts.verify ? { samples: planSamples(prep.headers) } : {}),
-          ...(tpRun ? { tp: { devices: mode.mode === 'gpu' ? [...devicesAsked] : tpRun.ranks.map(() => -1), bytes: tpRun.ranks.map((k) => k.bytes), ops: tpRun.ops } } : {}),
-        }),
-      'gpu-load',
+    r = await withNativeCancel(opts.signal, (cancel) =>
+      callNative(
+        () =>
+          addon.gpuLoad({
+            ...base,
+            sink,
+            cancel,
+            progress,
+            ...(mode.mode === 'gpu' && sink === 'device' && copyPath === 'mapped' ? { path: 'mapped' as const } : {}),
+            ...(opts.verify ? { samples: planSamples(prep.headers) } : {}),
+            ...(tpRun ? { tp: { devices: mode.mode === 'gpu' ? [...devicesAsked] : tpRun.ranks.map(() => -1), bytes: tpRun.ranks.map((k) => k.bytes), ops: tpRun.ops } } : {}),
+          }),
+        'gpu-load',
+      ),
     );
   } finally {
     if (timer) clearInterval(timer);
-    opts.signal?.removeEventListener('abort', onAbort);
   }
   opts.onProgress?.(r.bytes, prep.bytes);
   for (const n of r.notes) notes.push(n);

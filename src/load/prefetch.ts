@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
-import { callNative, readProgress, requireNative, sharedProgress, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
+import { callNative, readProgress, requireNative, sharedProgress, withNativeCancel, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
 import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull, type Manifest } from '../snapshot/manifest.js';
 import { addonNative } from '../snapshot/native.js';
 import { readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
@@ -83,18 +83,14 @@ export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult
   }
   const before = await callNative(() => addon.pageCache({ paths, action: 'query' }), 'prefetch: page cache');
   if (opts.signal?.aborted) throw new ColdstartError('INTERRUPTED', 'prefetch: cancelled before it started');
-  const cancel = new Int32Array(new SharedArrayBuffer(4));
-  const onAbort = (): void => void Atomics.store(cancel, 0, 1);
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
   const progress = sharedProgress();
   const total = before.reduce((a, e) => a + e.bytes, 0);
   const timer = opts.onProgress ? setInterval(() => opts.onProgress!(Math.min(total, readProgress(progress)), total), 200) : undefined;
   let r: NativePrefetchResult;
   try {
-    r = await callNative(() => addon.prefetch({ paths, strategy, threads, chunkBytes, progress, cancel }), 'prefetch');
+    r = await withNativeCancel(opts.signal, (cancel) => callNative(() => addon.prefetch({ paths, strategy, threads, chunkBytes, progress, cancel }), 'prefetch'));
   } finally {
     if (timer) clearInterval(timer);
-    opts.signal?.removeEventListener('abort', onAbort);
   }
   opts.onProgress?.(total, total);
   const after = await callNative(() => addon.pageCache({ paths, action: 'query' }), 'prefetch: page cache');

@@ -6,7 +6,7 @@
  * tests replace (src/snapshot/engines.ts).
  */
 import { ColdstartError } from '../core/errors.js';
-import { callNative, loadNative, nativeCodeOf, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
+import { callNative, loadNative, nativeCodeOf, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
 import type { Fingerprint } from './manifest.js';
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
@@ -51,15 +51,8 @@ export const addonNative: SnapshotNative = {
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
   resumeGrantingAmx: (pid) => callNative(() => addon().resumeGrantingAmx({ pid }), `pid ${pid}: AMX permission`),
   readRanges: async (paths, ranges, signal) => {
-    const cancel = new Int32Array(new SharedArrayBuffer(4));
-    const onAbort = (): void => void Atomics.store(cancel, 0, 1);
-    signal.addEventListener('abort', onAbort, { once: true });
-    try {
-      const r = await callNative(() => addon().prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set');
-      return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
-    } finally {
-      signal.removeEventListener('abort', onAbort);
-    }
+    const r = await withNativeCancel(signal, (cancel) => callNative(() => addon().prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set'));
+    return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
   },
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
