@@ -250,16 +250,14 @@ struct PrefetchBaton : Baton {
     }
   }
 
-  // Resident bytes of file i's spans, from mincore's page vector of the whole file.
-  uint64_t SpanResident(size_t i, const std::vector<unsigned char>& vec) const {
+  // Resident bytes of file i's spans, from mincore's page vector of the whole file; `whole`: what Resident counted for
+  // the whole file, which is the answer when the one span is the whole file.
+  uint64_t SpanResident(size_t i, const std::vector<unsigned char>& vec, uint64_t whole) const {
+    const File& f = *files[i];
+    if (f.spans.size() == 1 && f.spans[0].first == 0 && f.spans[0].second == f.size) return whole;
     const uint64_t ps = PageSize();
     uint64_t n = 0;
-    const File& f = *files[i];
-    if (f.spans.size() == 1 && f.spans[0].first == 0 && f.spans[0].second == f.size) {  // the whole file
-      for (unsigned char c : vec) n += c & 1;
-      return std::min<uint64_t>(f.size, n * ps);
-    }
-    for (const auto& sp : files[i]->spans)
+    for (const auto& sp : f.spans)
       for (uint64_t pg = sp.first / ps; pg * ps < sp.second && pg < vec.size(); pg++)
         if (vec[pg] & 1) n += std::min(sp.second, (pg + 1) * ps) - std::max(sp.first, pg * ps);
     return n;
@@ -280,7 +278,7 @@ struct PrefetchBaton : Baton {
         std::vector<unsigned char> vec;
         FdLease lease(*fds, i);
         if (!lease || !Resident(lease.get(), files[i]->size, &r, &vec)) r = files[i]->want;  // cannot tell: trust the kernel
-        else r = SpanResident(i, vec);
+        else r = SpanResident(i, vec, r);
         total += r;
         want += files[i]->want;
         if (r > resident[i]) Progress(r - resident[i]);
@@ -374,7 +372,7 @@ struct PrefetchBaton : Baton {
           residentBefore = -1;
           break;
         }
-        residentBefore += static_cast<double>(SpanResident(i, vec));
+        residentBefore += static_cast<double>(SpanResident(i, vec, r));
       }
     }
     std::atomic<size_t> next{0};
