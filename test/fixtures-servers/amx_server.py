@@ -11,9 +11,9 @@ GET /health answers "ok"; GET /mm a seeded bf16 matmul and attention, summed, an
 import ctypes
 import json
 import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import torch
+from fixture_http import serve
 
 torch.manual_seed(0)
 A = torch.randn(256, 256, dtype=torch.bfloat16)
@@ -29,23 +29,13 @@ def permission():
         return None
 
 
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        if self.path == "/health":
-            body = b"ok"
-        else:
-            with torch.inference_mode():
-                mm = (A @ A).float().sum().item()
-                att = torch.nn.functional.scaled_dot_product_attention(Q, Q, Q, is_causal=True).float().sum().item()
-            body = json.dumps({"mm": round(mm, 3), "attention": round(att, 3), "amx": bool((permission() or 0) & (1 << 18))}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
+def answer(path):
+    if path == "/health":
+        return b"ok"
+    with torch.inference_mode():
+        mm = (A @ A).float().sum().item()
+        att = torch.nn.functional.scaled_dot_product_attention(Q, Q, Q, is_causal=True).float().sum().item()
+    return json.dumps({"mm": round(mm, 3), "attention": round(att, 3), "amx": bool((permission() or 0) & (1 << 18))}).encode()
 
 
-HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+serve(int(sys.argv[1]), answer)

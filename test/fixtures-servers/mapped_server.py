@@ -12,7 +12,8 @@ import json
 import mmap
 import os
 import sys
-from http.server import BaseHTTPRequestHandler, HTTPServer
+
+from fixture_http import serve
 
 PAGES = (0, 1000, 1001, 3000)
 data = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 0, prot=mmap.PROT_READ)
@@ -23,18 +24,5 @@ def total():
     return sum(sum(data[p * 4096 : p * 4096 + 64]) for p in PAGES)
 
 
-class H(BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"ok" if self.path == "/health" else json.dumps({"sum": total()}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *a):
-        pass
-
-
 total()
-HTTPServer(("127.0.0.1", int(sys.argv[2])), H).serve_forever()
+serve(int(sys.argv[2]), lambda path: b"ok" if path == "/health" else json.dumps({"sum": total()}).encode())

@@ -17,6 +17,7 @@ import { freePort } from '../helpers/fake-servers.js';
 import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
 import { cpuFlags } from '../../src/platform/procfs.js';
+import { requireNative } from '../../src/native.js';
 import { peerPython } from '../helpers/python.js';
 import { evict, evictableDir, residentBytes } from '../helpers/pagecache.js';
 
@@ -830,12 +831,11 @@ describe('/proc readers for snapshot (no CRIU needed)', () => {
 });
 
 describe('native checkpoint bindings', () => {
+  /** The addon, which must load here (requireNative says why when it does not). */
+  const addon = () => requireNative('native checkpoint bindings test');
+
   it('validate their arguments and say why the driver API is unavailable', async () => {
-    const { loadNative } = await import('../../src/native.js');
-    const n = loadNative();
-    expect(n.ok, n.ok ? '' : n.reason).toBe(true);
-    if (!n.ok) return;
-    const a = n.addon;
+    const a = addon();
     expect(() => a.cudaCheckpoint({ pid: -1, action: 'state' })).toThrow(/pid expected an integer/);
     expect(() => a.cudaCheckpoint({ pid: 1.5, action: 'state' })).toThrow(/pid expected an integer/);
     expect(() => a.cudaCheckpoint({ pid: 1, action: 'lock', timeoutMs: -1 })).toThrow(/timeoutMs/);
@@ -854,11 +854,7 @@ describe('native checkpoint bindings', () => {
   });
 
   it('resumeGrantingAmx: validates the pid; a pid that does not exist is NOT_FOUND; off x86-64 UNSUPPORTED', async () => {
-    const { loadNative } = await import('../../src/native.js');
-    const n = loadNative();
-    expect(n.ok, n.ok ? '' : n.reason).toBe(true);
-    if (!n.ok) return;
-    const a = n.addon;
+    const a = addon();
     expect(() => a.resumeGrantingAmx({ pid: 0 })).toThrow(/pid expected a whole number/);
     expect(() => a.resumeGrantingAmx({ pid: 1.5 })).toThrow(/pid expected a whole number/);
     expect(() => a.resumeGrantingAmx({ pid: 'x' as unknown as number })).toThrow(/pid expected a whole number/);
