@@ -32,6 +32,7 @@ interface SnapshotFlags extends ReportFlags {
 interface RestoreFlags extends ReportFlags {
   timeout: string;
   hugePages?: boolean;
+  imageStream: boolean;
   readyUrl?: string;
   firstRequest: boolean;
   afterRestore?: string[];
@@ -97,6 +98,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)')
       .option('--prefetch-threads <n>', `readers for --prefetch (default ${RESTORE_PREFETCH.threads}; one stream can beat several on a virtual disk, many suit NVMe)`)
       .option('--verify-threads <n>', 'threads hashing the image alongside CRIU (default: one fewer than the cores; fewer leave CRIU\'s one-thread page restore a core of its own)')
+      .option('--no-image-stream', 'let the hash threads read an image that is not in the page cache themselves, in parallel (default: one stream reads it in order and they hash behind it, then the --prefetch weights; one stream beat parallel reads on the virtual disks measured, many readers may suit NVMe)')
       .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
@@ -115,6 +117,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         firstRequest: f.firstRequest,
         hugePages: !!f.hugePages,
+        imageStream: f.imageStream,
         gpus: f.gpus === undefined ? null : f.gpus.split(','),
         afterRestore: f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
         env: ctx.env,

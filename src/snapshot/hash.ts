@@ -41,12 +41,29 @@ export function rootDigest(chunks: readonly string[]): string {
   return h.digest('hex');
 }
 
+/** hashFiles' options. */
+export interface HashOptions {
+  threads?: number;
+  signal?: AbortSignal;
+  /** Called with the bytes hashed so far (for progress). */
+  onBytes?: (n: number) => void;
+  /**
+   * Hash behind a reader: how many bytes of the files, counted from the first one's start in `paths` order, have been
+   * read into the page cache by someone else (one stream, restore.ts); a chunk is handed to a worker only once it is
+   * wholly below that mark, so the workers read the page cache and never the disk beside the stream. Infinity (the
+   * reader finished or failed): hash the rest at once.
+   */
+  readBytes?: () => number;
+}
+
+/** How often an idle worker looks again whether the reader has passed its next chunk. */
+const BEHIND_POLL_MS = 2;
+
 /**
  * Hashes `paths` whole, chunk by chunk, on `threads` workers (default: the cores). Returns one digest per path, in
- * order. `onBytes` is called with the bytes hashed so far (for progress). A file that changes size while hashed,
- * or is not a regular file, fails the call (a ColdstartError naming it).
+ * order. A file that changes size while hashed, or is not a regular file, fails the call (a ColdstartError naming it).
  */
-export async function hashFiles(paths: readonly string[], opts: { threads?: number; signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<FileDigest[]> {
+export async function hashFiles(paths: readonly string[], opts: HashOptions = {}): Promise<FileDigest[]> {
   const sizes = paths.map((p) => {
     try {
       const st = statSync(p);
@@ -56,16 +73,20 @@ export async function hashFiles(paths: readonly string[], opts: { threads?: numb
       throw fromSystemError(e, p, 'hash');
     }
   });
-  // Work items: a few chunks each, so small files do not cost a message per chunk and big ones spread over workers.
-  const per = 4;
-  const items: Array<{ file: number; first: number; job: Omit<HashJob, 'id'> }> = [];
+  // Work items: a few chunks each, so small files do not cost a message per chunk and big ones spread over workers;
+  // one chunk each behind a reader, so the hash keeps close behind it. `end`: where the item ends, counted over the
+  // files one after another (the reader's order).
+  const per = opts.readBytes ? 1 : 4;
+  const items: Array<{ file: number; first: number; end: number; job: Omit<HashJob, 'id'> }> = [];
+  let before = 0;
   sizes.forEach((size, file) => {
     const n = Math.max(1, Math.ceil(size / CHUNK_BYTES));
     for (let first = 0; first < n; first += per) {
       const chunks: Array<[number, number]> = [];
       for (let c = first; c < Math.min(n, first + per); c++) chunks.push([c * CHUNK_BYTES, Math.min(CHUNK_BYTES, size - c * CHUNK_BYTES)]);
-      items.push({ file, first, job: { path: paths[file]!, chunks } });
+      items.push({ file, first, end: before + Math.min(size, (first + per) * CHUNK_BYTES), job: { path: paths[file]!, chunks } });
     }
+    before += size;
   });
   const out: string[][] = sizes.map((size) => new Array<string>(Math.max(1, Math.ceil(size / CHUNK_BYTES))));
   let hashed = 0;
@@ -98,15 +119,21 @@ export async function hashFiles(paths: readonly string[], opts: { threads?: numb
   }
   const threads = Math.max(1, Math.min(opts.threads ?? availableParallelism(), items.length));
   const workers = Array.from({ length: threads }, () => new Worker(workerUrl()));
+  let over = false; // set once the pool is torn down: a worker still waiting on the reader stops looking
   try {
     let next = 0;
     await Promise.all(
       workers.map(
         (w) =>
           new Promise<void>((resolve, reject) => {
-            const send = () => {
+            const send = (): void => {
+              if (over) return resolve();
               if (opts.signal?.aborted) return reject(opts.signal.reason);
               if (next >= items.length) return resolve();
+              if (opts.readBytes && items[next]!.end > opts.readBytes()) {
+                setTimeout(send, BEHIND_POLL_MS);
+                return;
+              }
               const id = next++;
               w.postMessage({ id, ...items[id]!.job });
             };
@@ -122,6 +149,7 @@ export async function hashFiles(paths: readonly string[], opts: { threads?: numb
       ),
     );
   } finally {
+    over = true;
     await Promise.all(workers.map((w) => w.terminate()));
   }
   return done();

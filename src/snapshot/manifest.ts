@@ -11,7 +11,7 @@ import { readInputText } from '../core/files.js';
 import { folderWithManifest } from '../core/outputs.js';
 import { safeJoin } from '../core/paths.js';
 import type { ListeningPort } from './criu.js';
-import { CHUNK_BYTES, CHUNK_HASH, firstMismatch, hashFiles, rootDigest } from './hash.js';
+import { CHUNK_BYTES, CHUNK_HASH, firstMismatch, hashFiles, rootDigest, type HashOptions } from './hash.js';
 import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES, type WorkingSet } from './working-set.js';
 
 export const MANIFEST = 'manifest.json';
@@ -405,7 +405,15 @@ export function notRegularInImage(p: string, st: Stats): ColdstartError {
 export async function verifyImage(
   image: string,
   m: Manifest,
-  opts: { threads?: number; signal?: AbortSignal; onBytes?: (n: number) => void; hash?: (name: string) => boolean } = {},
+  opts: Omit<HashOptions, 'readBytes'> & {
+    hash?: (name: string) => boolean;
+    /**
+     * Called once with the files about to be hashed, in the order they are hashed, when there are any, before
+     * verifyImage returns its promise (nothing is awaited before it): a reader started there returns its mark
+     * (HashOptions.readBytes) and the hash follows it.
+     */
+    readAhead?: (paths: string[]) => () => number;
+  } = {},
 ): Promise<ImageProblem[]> {
   const bad: ImageProblem[] = [];
   const toHash: Array<{ f: ImageFile; path: string }> = [];
@@ -424,10 +432,9 @@ export async function verifyImage(
     if (opts.hash?.(f.name) ?? true) toHash.push({ f, path: p });
   }
   if (bad.length) return bad;
-  const got = await hashFiles(
-    toHash.map((t) => t.path),
-    opts,
-  );
+  const paths = toHash.map((t) => t.path);
+  const readBytes = paths.length ? opts.readAhead?.(paths) : undefined;
+  const got = await hashFiles(paths, { threads: opts.threads, signal: opts.signal, onBytes: opts.onBytes, readBytes });
   got.forEach((g, i) => {
     const { f } = toHash[i]!;
     const mm = firstMismatch(g, f);

@@ -6,7 +6,7 @@
  * tests replace (src/snapshot/engines.ts).
  */
 import { ColdstartError } from '../core/errors.js';
-import { callNative, loadNative, nativeCodeOf, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
+import { callNative, loadNative, nativeCodeOf, readProgress, sharedProgress, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
 import type { Fingerprint } from './manifest.js';
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
@@ -32,6 +32,13 @@ export interface SnapshotNative {
    * for): restore's read of the server's working set (working-set.ts). `residentBefore`: bytes of them already there.
    */
   readRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number }>;
+  /**
+   * Reads `paths` whole into the page cache, file after file, by one thread of `chunkBytes` preads (advised
+   * sequential): restore's read of an image not in the page cache, which the verification hashes behind. `read()`: the
+   * bytes read so far, from the first file's start on (one reader: its pieces finish in order); Infinity once it has
+   * stopped, finished or not. `done`: what it read; rejects on a failure (a ColdstartError) or when `signal` aborts.
+   */
+  readInOrder(paths: string[], chunkBytes: number, signal: AbortSignal): { read: () => number; done: Promise<{ bytes: number; seconds: number }> };
 }
 
 function addon(): NativeAddon {
@@ -53,6 +60,18 @@ export const addonNative: SnapshotNative = {
   readRanges: async (paths, ranges, signal) => {
     const r = await withNativeCancel(signal, (cancel) => callNative(() => addon().prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set'));
     return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
+  },
+  readInOrder: (paths, chunkBytes, signal) => {
+    const progress = sharedProgress();
+    let stopped = false;
+    const done = withNativeCancel(signal, (cancel) => callNative(() => addon().prefetch({ paths, strategy: 'pread', threads: 1, chunkBytes, progress, cancel }), 'image read')).then(
+      (r) => ((stopped = true), { bytes: r.bytes, seconds: r.seconds }),
+      (e: unknown) => {
+        stopped = true;
+        throw e;
+      },
+    );
+    return { read: () => (stopped ? Infinity : readProgress(progress)), done };
   },
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);

@@ -39,6 +39,11 @@ export interface RestoreOptions {
   /** Hash threads for the verification (default: the cores). */
   verifyThreads?: number;
   /**
+   * How an image not in the page cache is read (IMAGE_STREAM_BELOW): true (default) by one stream, in CRIU's order,
+   * the verification hashing behind it; false: the hash threads read it themselves, in parallel.
+   */
+  imageStream?: boolean;
+  /**
    * Transparent huge pages set to `always` (system-wide) while CRIU restores the pages, then put back: CRIU fills
    * memory through 4 KiB page faults otherwise, even where the server had huge pages.
    */
@@ -69,6 +74,16 @@ export interface RestoreOptions {
  * earlier default, read at 0.80–0.90 of the probe on four hosts, one of 16 MiB at 0.85–0.86 on two (BENCHMARKS.md).
  */
 export const RESTORE_PREFETCH = { strategy: 'pread', threads: 1, chunkBytes: 16 << 20 } as const;
+
+/**
+ * An image with less than this share of its bytes in the page cache is read by one stream (RESTORE_PREFETCH's way),
+ * the verification hashing behind it, and the weights' prefetch follows the same stream: one reader from the first
+ * byte of the image to the last of the weights. The verification's own reads (15 threads, each 64 MiB at a time) made
+ * the disk serve many streams at once: on an H100 host whose disk read 2.05–2.28 GB/s by one stream and 1.74 GB/s by
+ * eight, a cold restore read image and working set at 1.4 GB/s (1.7 s to verify 1.83 GB; 2026-12-06). From the page
+ * cache the threads read faster than one stream (44 vs 8.9 GB/s there), so a resident image is left to them.
+ */
+export const IMAGE_STREAM_BELOW = 0.9;
 
 /** What `restore --prefetch` read alongside the restore. */
 export interface PrefetchDetail {
@@ -248,25 +263,58 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const stopPrefetch = new AbortController();
   let prefetchTime = stopwatch(clock);
   // What runs alongside CRIU once it is spawned (null until then): the verification, and the prefetch behind it.
-  const flight: { verifying: Promise<ImageProblem[]> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = { verifying: null, prefetching: null };
+  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = {
+    verifying: null,
+    reading: null,
+    prefetching: null,
+  };
   // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
   const verifyThreads = o.verifyThreads ?? Math.max(1, availableParallelism() - 1);
+  // A cold image is read by one stream the hash follows (IMAGE_STREAM_BELOW); `imageRead` is what it read.
+  const streamImage = o.imageStream !== false && resident !== null && resident < IMAGE_STREAM_BELOW * m.imageBytes;
+  let imageRead: { bytes: number; seconds: number } | null = null;
   const startVerify = (): Promise<ImageProblem[]> => {
     const verifyTime = stopwatch(clock);
-    const v = verifyImage(image, m, { threads: verifyThreads, signal: AbortSignal.any([o.signal, stopVerify.signal]), hash: isPageData }).then((bad) => {
+    const verifySignal = AbortSignal.any([o.signal, stopVerify.signal]);
+    let stream: Promise<unknown> | null = null; // the image's stream, once verifyImage has started it
+    const v = verifyImage(image, m, {
+      threads: verifyThreads,
+      signal: verifySignal,
+      hash: isPageData,
+      ...(streamImage
+        ? {
+            readAhead: (paths: string[]) => {
+              const r = native.readInOrder(paths, RESTORE_PREFETCH.chunkBytes, verifySignal);
+              // A head start: the hash reads what the stream did not; a failure is a note, never a failed restore.
+              stream = r.done.then(
+                (x) => (imageRead = x),
+                (e: unknown) => {
+                  if (!(isColdstartError(e) && e.code === 'INTERRUPTED')) notes.push(`reading the image by one stream failed (the verification read it instead): ${e instanceof Error ? e.message : String(e)}`);
+                },
+              );
+              flight.reading = stream;
+              return r.read;
+            },
+          }
+        : {}),
+    }).then((bad) => {
       verifySeconds = metaSeconds + verifyTime();
+      if (bad.length) stopPrefetch.abort(); // a damaged image: the weights are never needed
       return bad;
     });
     v.catch(() => undefined); // awaited below; CRIU may fail first
-    // The weights the after-restore hook will read, into the page cache once the verification has read the image (the
-    // image's reads come first). Not held back until CRIU is done as well: CRIU's small reads of the server's libraries
-    // go slower behind the stream (a cold CRIU took 4.0 s beside it, 2.3-2.8 s when it waited for CRIU), but the disk
-    // idle until CRIU was done cost more (cold restores at 1.37x their same-run floor, against 1.24-1.27x this way;
-    // H100 hosts, 2026-12-06).
+    // The weights the after-restore hook will read, into the page cache once the image has been read (the image's reads
+    // come first): behind the image's stream where there is one, else once the verification has read it. Not held back
+    // until CRIU is done as well: CRIU's small reads of the server's libraries go slower behind the stream (a cold CRIU
+    // took 4.0 s beside it, 2.3-2.8 s when it waited for CRIU), but the disk idle until CRIU was done cost more (cold
+    // restores at 1.37x their same-run floor, against 1.24-1.27x this way; H100 hosts, 2026-12-06).
     if (o.prefetch) {
       const files = o.prefetch.files;
-      const pf = v.then((bad) => {
-        if (bad.length) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged');
+      // Settled once the image is read, or as soon as the prefetch is stopped (a stream still reading then never holds
+      // the restore's end).
+      const stopped = new Promise<void>((r) => (stopPrefetch.signal.aborted ? r() : stopPrefetch.signal.addEventListener('abort', () => r(), { once: true })));
+      const pf = Promise.race([stream ?? v, stopped]).then(() => {
+        if (stopPrefetch.signal.aborted) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged or the restore failed');
         prefetchTime = stopwatch(clock);
         return runPrefetch({ ...RESTORE_PREFETCH, ...(o.prefetch!.threads ? { threads: o.prefetch!.threads } : {}), files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
       }).then((r) => ({ r, seconds: prefetchTime() }));
@@ -392,7 +440,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const report = newReport('restore');
     report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
     report.phases = [
-      phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests, alongside criu restore (tree held stopped until it passed)`),
+      phase('verify', verifySeconds, `every byte of the image (${formatBytes(m.imageBytes)}) against its snapshot-time digests, alongside criu restore (tree held stopped until it passed)${streamImage ? '; read by one stream, hashed behind it' : ''}`),
       phase('criu-restore', times['criu-restore']!),
       phase('gpu-restore', gpuSeconds, undefined, gpuSeconds === null ? 'not measured: the image holds no GPU state' : undefined),
       phase('after-restore', times['after-restore'] ?? null, afterRestore.length ? afterRestore.map((h) => `${h.method} ${h.url}`).join(', then ') : undefined, afterRestore.length ? undefined : 'not measured: no --after-restore hook'),
@@ -409,6 +457,11 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       verifySeconds,
       verifyBytesPerSecond: verifySeconds > 0 ? m.imageBytes / verifySeconds : null,
       verifyThreads,
+      /**
+       * How the image's page data was read: by one stream the hash followed (an image mostly not in the page cache,
+       * IMAGE_STREAM_BELOW), with what it read (null: it stopped early, the hash read the rest), or by the hash threads.
+       */
+      imageRead: streamImage ? { by: 'one stream', read: imageRead } : { by: 'hash threads' },
       afterRestore: hooks.sent,
       kinds: m.kinds ?? 'not measured',
       restored: { resumedSeconds, criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
@@ -459,6 +512,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     stopPrefetch.abort();
     stopWorkingSet.abort();
     await flight.prefetching?.catch(() => undefined);
+    await flight.reading?.catch(() => undefined);
     await workingSetRead;
     // A restored server that died once resumed (SIGILL; Intel AMX): asked before its tree is stopped (and reaped).
     const died = server && resumedSeconds !== null && isColdstartError(e) ? await restoredServerDeath(e, server.pid(), host, amxGranted) : null;

@@ -21,6 +21,10 @@
 #   CRIU_PROBE=1                                     # CRIU alone restores the hooked image (timed, -v4 log kept)
 #   FLOORS_FIRST=1                                   # the floors' disk probes before the hooked restores too
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
+#   HOOK_RESTORES="cold-huge-pf-cs-par" ...          # -par: a cold image read by the hash threads (--no-image-stream)
+#   HOOK_RESTORES="cold-huge-pf-cs-r1 cold-…-r2"     # -rN: nothing but a name, so one way restored twice keeps both
+#   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
+#                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
 #   CACHE_CENSUS=1                                   # after each cold restore: what else the page cache holds now
 #   PREFETCH_ALONE=1                                 # `coldstart prefetch` alone over the weights from a cold disk
 #   HOOK_LEVEL=2 ...                                 # the servers load their weights from safetensors files (written
@@ -343,9 +347,18 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart") ;; esac
     # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes
     case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
+    # -par: a cold image read by the verification's threads themselves, in parallel (restore's way before the stream)
+    case "$tag" in *-par*) flags+=(--no-image-stream) ;; esac
     restore "$MODE-hooks" "$tag" "${flags[@]}"
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
+    say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
     kill_tree "$WORK/$MODE-hooks/manifest.json"
+    # PROBE_AROUND=1: the disk's one-stream rate over the bytes a cold restore reads, measured right after this one
+    # (the disk drifts 15-20% within a call: the floor beside the restore, kept apart from the run's best)
+    if [ "${PROBE_AROUND:-0}" = 1 ] && [ "${tag%%-*}" = cold ] && ! dry; then
+      "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/probe-$MODE-hooks-$tag.json" --drop --probe-only >>"$S" 2>&1 &&
+        say "disk beside it: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream over image + weights"
+    fi
   done
   # CRIU_PROBE=1: CRIU alone restores the (page-cached) image, nothing verifying beside it, its tree killed while
   # stopped: what CRIU's page restore takes by itself, and with -v4 its own timeline (timestamped log lines)

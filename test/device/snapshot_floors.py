@@ -1,6 +1,6 @@
 """Same-run floors for test/device/snapshot-gpu.sh: what this machine allows for each way back.
 
-  python snapshot_floors.py IMAGE_DIR OUT.json [--drop]
+  python snapshot_floors.py IMAGE_DIR OUT.json [--drop] [--probe-only]
 
 Measures, on the image's own page files: the disk read rate (page cache dropped first with --drop, as root) and the
 page-cache read rate, each read by one stream as CRIU reads; then the disk rate over everything a cold restore reads —
@@ -10,6 +10,7 @@ threads of 8 MiB preads, as a loader reads, and by one thread of 16 MiB preads a
 over what the restore reads; the image-only one-stream reading is kept beside it);
 a host memory copy rate (1 GiB, torch), the pinned host-to-device copy rate (1 GiB, CUDA
 events, best of 4) and the pageable one (best of 3) when a GPU is there. Writes them as JSON (bytes per second; null: not measured, with why).
+--probe-only (with --drop): only the one-stream disk rate over the page files and CS_WEIGHTS, taken beside one restore.
 """
 import json
 import os
@@ -19,10 +20,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import torch
-
 image, out = sys.argv[1], sys.argv[2]
 drop = "--drop" in sys.argv[3:]
+probe_only = "--probe-only" in sys.argv[3:]
 files = [os.path.join(image, f) for f in sorted(os.listdir(image)) if f.startswith("pages-")]
 total = sum(os.path.getsize(f) for f in files)
 weights_dir = os.environ.get("CS_WEIGHTS")
@@ -91,6 +91,15 @@ def drop_caches():
 res = {"pagesBytes": total, "weightsBytes": sum(os.path.getsize(f) for f in weights), "notes": []}
 everything = files + weights
 all_bytes = total + res["weightsBytes"]
+if probe_only:
+    if not drop:
+        sys.exit("--probe-only needs --drop (a disk rate from a cold page cache)")
+    drop_caches()
+    res["diskOneStreamAllBytesPerSecond"] = all_bytes / read_all(everything)
+    with open(out, "w") as fh:
+        json.dump(res, fh, indent=1)
+    print(json.dumps(res))
+    sys.exit(0)
 if drop:
     drop_caches()
     res["diskOneStreamBytesPerSecond"] = total / read_all()
@@ -113,6 +122,8 @@ else:
     res["notes"].append("disk rate not measured: page cache not dropped (no --drop)")
 res["pageCacheBytesPerSecond"] = total / read_all()
 res["pageCacheParallelBytesPerSecond"] = total / read_parallel(files)
+
+import torch  # noqa: E402 (the disk probes above need none of it; --probe-only never pays for the import)
 
 n = 1 << 30
 a = torch.empty(n, dtype=torch.uint8)

@@ -129,7 +129,13 @@ if ok(hooks):
             # what the disk delivered during the restore (snapshot-gpu.sh disk-*.json, /proc/diskstats sectors read)
             disk = load(f"disk-{mode}-hooks-{tag}.json") or {}
             read = (disk["after"][1] - disk["before"][1]) * 512 if disk.get("before") and disk.get("after") else None
-            res["hooks"][key] = {"prefetchVsPreadProbe": pf_ratio, "diskReadBytes": read, "workingSet": r["details"].get("workingSet"),
+            # PROBE_AROUND=1: the floor at the one-stream rate measured right after this restore (the disk drifts)
+            probe = load(f"probe-{mode}-hooks-{tag}.json") or {}
+            beside = probe.get("diskOneStreamAllBytesPerSecond")
+            floor_beside = (img + wb) / beside + gpu_s if beside and not tag.startswith("warm") else None
+            res["hooks"][key] = {"imageRead": r["details"].get("imageRead"), "diskBesideBytesPerSecond": beside, "floorBesideSeconds": floor_beside,
+                                 "efficiencyBeside": floor_beside / total if floor_beside else None, "prefetchVsPreadProbe": pf_ratio,
+                                 "diskReadBytes": read, "workingSet": r["details"].get("workingSet"),
                                  "totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
                                  "floorSeconds": floor, "efficiency": floor / total if floor else None,
                                  "firstRequestSeconds": (rr.get("firstRequest") or {}).get("seconds"),

@@ -51,15 +51,22 @@ type Device = { index: number; name: string; uuid: string; freeBytes?: number };
  * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
  * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
  */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }> } {
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][] } {
   const calls: Call[] = [];
   const amxCalls: number[] = [];
   const rangeCalls: Array<{ paths: string[]; ranges: number[][] }> = [];
+  const streams: string[][] = [];
   const holders = new Set<number>();
   return {
     calls,
     amxCalls,
     rangeCalls,
+    streams,
+    // An image read by one stream: recorded, finished at once (a test that holds it replaces this).
+    readInOrder: (paths) => {
+      streams.push(paths);
+      return { read: () => Infinity, done: Promise.resolve({ bytes: 4096 * paths.length, seconds: 0.01 }) };
+    },
     readRanges: async (paths, ranges) => {
       rangeCalls.push({ paths, ranges });
       const fail = o.ranges?.();
@@ -548,6 +555,77 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
           const b = await run(never, 'restore', [image, '--json', ...args]);
           expect(b.code).toBe(2);
           expect(json(b).error.message).toMatch(msg);
+        }
+      } finally {
+        hook.close();
+      }
+    });
+
+    it("an image mostly not in the page cache is read by one stream the verification follows, in the manifest's order, and the --prefetch weights only behind it (details.imageRead); a failed stream is a note; a cached image, or --no-image-stream, leaves the reading to the hash threads", async () => {
+      const dir = join(tmp, 'stream-weights');
+      mkdirSync(dir, { recursive: true });
+      const n = 1 << 20;
+      const header = Buffer.from(JSON.stringify({ w: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }));
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(header.length));
+      writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
+      const hook = createServer((_req, res) => res.end('ok'));
+      await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+      const wake = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/wake_up`;
+      const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')) as { files: Array<{ name: string }>; imageBytes: number };
+      const pageData = m.files.map((f) => f.name).filter((name) => /^pages-\d+\.img$/.test(name));
+      expect(pageData.length).toBeGreaterThan(0);
+      type Stream = 'done' | 'held' | 'fails';
+      const cases: Array<{ stream: Stream; resident: number; args: string[]; streamed: boolean }> = [
+        // cold: the stream finished, the weights read behind it
+        { stream: 'done', resident: 0, args: [], streamed: true },
+        // a stream still reading when the hook answered: the weights' prefetch never started beside it
+        { stream: 'held', resident: 0, args: [], streamed: true },
+        { stream: 'fails', resident: 0, args: [], streamed: true },
+        // the image in the page cache, or --no-image-stream: the hash threads read it
+        { stream: 'done', resident: m.imageBytes, args: [], streamed: false },
+        { stream: 'done', resident: 0, args: ['--no-image-stream'], streamed: false },
+      ];
+      try {
+        for (const c of cases) {
+          const base = fakeNative({ gpu: () => false });
+          const streams: string[][] = [];
+          const native: SnapshotNative = {
+            ...base,
+            residentBytes: async (paths) => (paths.some((p) => p.startsWith(dir)) ? 0 : c.resident),
+            readInOrder: (paths) => {
+              streams.push(paths);
+              const done = c.stream === 'done' ? Promise.resolve({ bytes: 4096, seconds: 0.01 }) : c.stream === 'fails' ? Promise.reject(new ColdstartError('IO', 'image read: pages-1.img: read failed at byte 0: Input/output error')) : new Promise<never>(() => undefined);
+              return { read: () => (c.stream === 'held' ? 0 : Infinity), done };
+            },
+          };
+          const port = await freePort();
+          const pidfile = join(tmp, `stream-${c.stream}-${c.resident}-${c.args.length}.pids`);
+          const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+          const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--prefetch', dir, ...c.args]);
+          expect(r.code, r.stderr).toBe(0);
+          const doc = json(r);
+          for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+          expect(streams.map((paths) => paths.map((p) => p.slice(p.lastIndexOf('/') + 1)))).toEqual(c.streamed ? [pageData] : []);
+          const verify = doc.phases.find((p: { name: string }) => p.name === 'verify');
+          if (!c.streamed) {
+            expect(doc.details.imageRead).toEqual({ by: 'hash threads' });
+            expect(verify.note).not.toMatch(/one stream/);
+            expect(doc.details.prefetch).toMatchObject({ finished: true, error: null });
+            continue;
+          }
+          expect(verify.note).toMatch(/read by one stream, hashed behind it/);
+          if (c.stream === 'done') {
+            expect(doc.details.imageRead).toEqual({ by: 'one stream', read: { bytes: 4096, seconds: 0.01 } });
+            expect(doc.details.prefetch).toMatchObject({ finished: true, error: null });
+          } else if (c.stream === 'held') {
+            expect(doc.details.imageRead).toEqual({ by: 'one stream', read: null });
+            expect(doc.details.prefetch).toMatchObject({ finished: false, bytes: null, error: null });
+          } else {
+            expect(doc.details.imageRead).toEqual({ by: 'one stream', read: null });
+            expect(doc.warnings.join('\n')).toMatch(/reading the image by one stream failed \(the verification read it instead\): image read: pages-1\.img: read failed/);
+            expect(doc.details.prefetch).toMatchObject({ finished: true, error: null });
+          }
         }
       } finally {
         hook.close();

@@ -390,6 +390,8 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
     b[mid] ^= 0x01;
     writeFileSync(p, b);
     const before = treeState(img);
+    // Evicted first where the filesystem lets it: the damage is found behind the one stream a cold image is read by.
+    await evict(m.files.map((f: { name: string }) => join(img, f.name)));
     const rr = await runCli(['restore', img, '--json'], { env });
     expect(rr.code).toBe(2);
     const err = JSON.parse(rr.stdout).error;
@@ -454,9 +456,9 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
 });
 
 describe.skipIf(!ready)("a server's working set of its files (real CRIU and kernel): the pages it had mapped are read ahead, and only those", () => {
-  it('snapshot records the mapped pages of a file the server maps; evicted, restore reads exactly those back (details.workingSet) and the server answers the same', async () => {
+  it('snapshot records the mapped pages of a file the server maps; evicted, restore reads exactly those back (details.workingSet) and the server answers the same; the evicted image read by one stream the verification follows', async () => {
     const dir = await evictableDir();
-    const out = join(tmp, 'working-set');
+    const out = join(dir, 'working-set');
     try {
       const data = join(dir, 'library.bin');
       const PAGES = 8000;
@@ -479,12 +481,17 @@ describe.skipIf(!ready)("a server's working set of its files (real CRIU and kern
       const recBytes = rec.ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0);
       expect(recBytes).toBeLessThanOrEqual(3 * (2 << 20) + 4 * 128 * 1024);
       expect(await evict([data])).toBeLessThan(0.01);
+      const pageData = m.files.filter((f: { name: string }) => /^pages-\d+\.img$/.test(f.name));
+      expect(await evict(m.files.map((f: { name: string }) => join(out, f.name)))).toBeLessThan(0.05);
       const r = await runCli(['restore', out, '--json', '--timeout', '60'], { env });
       restored.push(m.rootPid);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       const d = JSON.parse(r.stdout).details;
       expect(d.restored.firstRequest.sameAsSnapshot).toBe(true);
       expect(d.workingSet).toMatchObject({ files: m.workingSet.files.length, skipped: 0, bytes: m.workingSet.bytes, error: null });
+      expect(d.imageResidentBytes).toBeLessThan(0.05 * m.imageBytes);
+      expect(d.imageRead).toEqual({ by: 'one stream', read: { bytes: pageData.reduce((a: number, f: { bytes: number }) => a + f.bytes, 0), seconds: expect.any(Number) } });
+      expect(JSON.parse(r.stdout).phases.find((p: { name: string }) => p.name === 'verify').note).toMatch(/read by one stream, hashed behind it/);
       // The data file's ranges were not in the page cache before (evicted); python's own files may have been.
       expect(d.workingSet.residentBefore).toBeLessThanOrEqual(d.workingSet.bytes - recBytes);
       // Now: the recorded ranges, and no readahead window more (the server's faults found their pages).
