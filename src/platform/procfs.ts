@@ -181,13 +181,10 @@ const PAGEMAP_BATCH = 65536;
 
 /**
  * Which pages of its files `pid` has mapped now: per file mapping, the byte offsets in the file of its present pages
- * (bit 63 of each /proc/<pid>/pagemap entry; one entry per page of the address space), as [offset, length) runs; and
- * `cow`, those of them that are the process's own copies (present, bit 61 "file page or shared anonymous" clear: a
- * private mapping's page written since it was mapped). CRIU dumps exactly those, and on restore writes them back
- * into the mapping, which first reads the file's page under each. Reading pagemap needs the right to ptrace the
- * process (root here). Null when maps or pagemap is unreadable.
+ * (bit 63 of each /proc/<pid>/pagemap entry; one entry per page of the address space), as [offset, length) runs.
+ * Reading pagemap needs the right to ptrace the process (root here). Null when maps or pagemap is unreadable.
  */
-export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]>; cow: Array<[number, number]> }> | null {
+export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]> }> | null {
   let maps: string;
   let fd: number;
   try {
@@ -196,17 +193,11 @@ export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096
   } catch {
     return null;
   }
-  const out: Array<{ path: string; runs: Array<[number, number]>; cow: Array<[number, number]> }> = [];
+  const out: Array<{ path: string; runs: Array<[number, number]> }> = [];
   const buf = Buffer.alloc(PAGEMAP_BATCH * 8);
-  const add = (runs: Array<[number, number]>, off: number): void => {
-    const last = runs[runs.length - 1];
-    if (last && last[0] + last[1] === off) last[1] += pageSize;
-    else runs.push([off, pageSize]);
-  };
   try {
     for (const m of parseFileMappings(maps)) {
       const runs: Array<[number, number]> = [];
-      const cow: Array<[number, number]> = [];
       const first = Math.floor(m.start / pageSize);
       const pages = Math.ceil((m.end - m.start) / pageSize);
       for (let done = 0; done < pages; ) {
@@ -214,15 +205,15 @@ export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096
         const got = Math.floor(readSync(fd, buf, 0, want * 8, (first + done) * 8) / 8);
         if (got <= 0) break;
         for (let i = 0; i < got; i++) {
-          const flags = buf[i * 8 + 7]!;
-          if ((flags & 0x80) === 0) continue; // bit 63: present in memory
+          if ((buf[i * 8 + 7]! & 0x80) === 0) continue; // bit 63: present in memory
           const off = m.offset + (done + i) * pageSize;
-          add(runs, off);
-          if ((flags & 0x20) === 0) add(cow, off); // bit 61 clear: not the file's page, the process's own copy
+          const last = runs[runs.length - 1];
+          if (last && last[0] + last[1] === off) last[1] += pageSize;
+          else runs.push([off, pageSize]);
         }
         done += got;
       }
-      if (runs.length) out.push({ path: m.path, runs, cow });
+      if (runs.length) out.push({ path: m.path, runs });
     }
   } catch {
     return null;

@@ -275,17 +275,6 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
         end = off + len;
         total += len;
       }
-      // CRIU's part, read first: the same form, counted in the same bound
-      if (o.first !== undefined) {
-        const c = f.arr(o.first, `workingSet.files[${i}].first`);
-        ranges += c.length / 2;
-        if (c.length % 2 !== 0 || ranges > WORKING_SET_MAX_RANGES) f.fail(`workingSet.files[${i}].first`, `offset, length pairs (at most ${WORKING_SET_MAX_RANGES} ranges in all)`, `${c.length} numbers`);
-        let cend = 0;
-        for (let k = 0; k < c.length; k += 2) {
-          const off = f.int(c[k], `workingSet.files[${i}].first[${k}]`, cend, size);
-          cend = off + f.int(c[k + 1], `workingSet.files[${i}].first[${k + 1}]`, 1, size - off);
-        }
-      }
     });
     if (f.int(ws.bytes, 'workingSet.bytes', 0) !== total) f.fail('workingSet.bytes', `the sum of the ranges' lengths (${total})`, ws.bytes);
     if (ws.leftOut !== undefined) f.int(ws.leftOut, 'workingSet.leftOut', 0);

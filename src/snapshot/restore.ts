@@ -263,12 +263,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const stopPrefetch = new AbortController();
   let prefetchTime = stopwatch(clock);
   // What runs alongside CRIU once it is spawned (null until then): the verification, and the prefetch behind it.
-  // `reading`: the image's stream (null: none); `read`: settled once the image has been read, by the stream or by the
-  // verification (which follows the stream, or reads the image itself: a cached or a small one).
-  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; read: Promise<unknown> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = {
+  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = {
     verifying: null,
     reading: null,
-    read: null,
     prefetching: null,
   };
   // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
@@ -306,8 +303,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       return bad;
     });
     v.catch(() => undefined); // awaited below; CRIU may fail first
-    const verified = v.catch(() => undefined);
-    flight.read = stream ? Promise.race([stream, verified]) : verified;
     // The weights the after-restore hook will read, into the page cache once the image has been read (the image's reads
     // come first): behind the image's stream where there is one, else once the verification has read it. Not held back
     // until CRIU is done as well: CRIU's small reads of the server's libraries go slower behind the stream (a cold CRIU
@@ -318,7 +313,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       // Settled once the image is read, or as soon as the prefetch is stopped (a stream still reading then never holds
       // the restore's end).
       const stopped = new Promise<void>((r) => (stopPrefetch.signal.aborted ? r() : stopPrefetch.signal.addEventListener('abort', () => r(), { once: true })));
-      const pf = Promise.race([flight.read, stopped]).then(() => {
+      const pf = Promise.race([stream ?? v, stopped]).then(() => {
         if (stopPrefetch.signal.aborted) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged or the restore failed');
         prefetchTime = stopwatch(clock);
         return runPrefetch({ ...RESTORE_PREFETCH, ...(o.prefetch!.threads ? { threads: o.prefetch!.threads } : {}), files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
@@ -375,8 +370,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
       if (m.workingSet?.files.length && native.unavailable() === null) {
-        // Behind the image's stream, where there is one: CRIU's part now, the rest once the image has been read.
-        workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), streamImage ? (flight.read ?? undefined) : undefined);
+        workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now());
       }
       pid = await restoring;
     } finally {

@@ -27,7 +27,7 @@ import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, typ
 import { cudaProcesses, gpuFingerprint } from './native.js';
 import type { GpuMemoryResult } from '../native.js';
 import { gpusUsed } from './gpu-map.js';
-import { firstBytes, WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES } from './working-set.js';
+import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES } from './working-set.js';
 import { fmt, phase, table, type Reported } from './report.js';
 
 type Env = Record<string, string | undefined>;
@@ -330,7 +330,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       beforeSnapshot,
       afterRestore: o.afterRestore,
       /** The pages of its files the server had mapped (restore reads them ahead); null: not recorded. */
-      workingSet: workingSet ? { files: workingSet.files.length, bytes: workingSet.bytes, firstBytes: firstBytes(workingSet), seconds: workingSetSeconds } : null,
+      workingSet: workingSet ? { files: workingSet.files.length, bytes: workingSet.bytes, seconds: workingSetSeconds } : null,
     };
     return {
       report,
@@ -346,7 +346,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
             ['', 'cold start', 'snapshot'],
           ),
           ...kindLines(kinds, imageBytes),
-          ...(workingSet ? [`the server's working set: ${formatBytes(workingSet.bytes)} of the pages of ${workingSet.files.length} file(s) it maps (libraries), which restore reads ahead (${formatBytes(firstBytes(workingSet))} of them, under the server's own copies of pages, while CRIU restores)`] : []),
+          ...(workingSet ? [`the server's working set: ${formatBytes(workingSet.bytes)} of the pages of ${workingSet.files.length} file(s) it maps (libraries), which restore reads ahead`] : []),
           `restore with: coldstart restore ${output}  (add --huge-pages: CRIU and the GPU restore fill 2 MiB pages instead of 4 KiB, 1.6-2.1x faster at 8B; it sets THP to always for those seconds)`,
           ...[weightsHint(kinds, imageBytes, beforeSnapshot)].filter((line) => line !== null),
         ].join('\n'),

@@ -13,12 +13,6 @@
  * (`workingSet`); at restore, a file whose size or mtime differs from the snapshot's is left out (it is not the file
  * the server had), and the ranges go to the addon's prefetch (`ranges`), read with posix_fadvise(WILLNEED): queued at
  * once, the server's faults wait only for pages still in flight.
- *
- * Two parts, read at two moments: `first`, the file pages under the server's own copies of them (a private
- * mapping's written pages: .data, .got, relocated tables), which CRIU itself faults in when it writes those copies
- * back; and the rest, which only the resumed server needs. CRIU's part (0.03 GB of 0.57 for the 8B server) is read
- * from the moment CRIU is spawned, the rest once the image has been read: read together with the image, the rest's
- * small scattered reads halved the image's stream (1.9–2.5 s for 1.83 GB against 1.0–1.3 s; H100 host, 2026-12-06).
  */
 import { statSync } from 'node:fs';
 import { stat as statAsync } from 'node:fs/promises';
@@ -33,11 +27,6 @@ export interface WorkingSetFile {
   mtimeMs: number;
   /** Byte offset, length, offset, length… (page-aligned, sorted, non-overlapping, within `bytes`). */
   ranges: number[];
-  /**
-   * Of those, the pages CRIU reads itself while it restores (the file pages under the server's own copies of them),
-   * in the same form; absent: none (or an image from before they were told apart).
-   */
-  first?: number[];
 }
 
 export interface WorkingSet {
@@ -85,17 +74,16 @@ export function coalesce(runs: ReadonlyArray<readonly [number, number]>, gap = W
  * processes and coalesced. Null when no process could be read (not root, or gone).
  */
 export function recordWorkingSet(pids: readonly number[], read: MappedPages = mappedFilePages, stat: Stat = statOrNull): WorkingSet | null {
-  const byPath = new Map<string, { runs: Array<[number, number]>; cow: Array<[number, number]> }>();
+  const byPath = new Map<string, Array<[number, number]>>();
   let readable = 0;
   for (const pid of pids) {
     const maps = read(pid);
     if (maps === null) continue;
     readable++;
     for (const m of maps) {
-      const at = byPath.get(m.path) ?? { runs: [], cow: [] };
-      at.runs.push(...m.runs);
-      at.cow.push(...m.cow);
-      byPath.set(m.path, at);
+      const runs = byPath.get(m.path) ?? [];
+      runs.push(...m.runs);
+      byPath.set(m.path, runs);
     }
   }
   if (readable === 0) return null;
@@ -103,42 +91,28 @@ export function recordWorkingSet(pids: readonly number[], read: MappedPages = ma
   let bytes = 0;
   let count = 0;
   let leftOut = 0;
-  // [offset, length) runs as the manifest's flat ranges, cut at the file's end; and their sum.
-  const flat = (runs: ReadonlyArray<readonly [number, number]>, size: number): { ranges: number[]; sum: number } => {
+  for (const [path, runs] of [...byPath].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+    const st = stat(path);
+    if (!st?.isFile() || st.size === 0) continue;
     const ranges: number[] = [];
     let sum = 0;
     for (const [off, len] of coalesce(runs)) {
-      const end = Math.min(off + len, size);
+      const end = Math.min(off + len, st.size);
       if (off >= end) continue;
       ranges.push(off, end - off);
       sum += end - off;
     }
-    return { ranges, sum };
-  };
-  for (const [path, at] of [...byPath].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-    const st = stat(path);
-    if (!st?.isFile() || st.size === 0) continue;
-    const { ranges, sum } = flat(at.runs, st.size);
     if (!ranges.length) continue;
-    const first = flat(at.cow, st.size).ranges;
     // Within the bounds the manifest's check holds a restore to (manifest.ts), or restore would refuse the image.
-    const n = (ranges.length + first.length) / 2;
-    if (files.length >= WORKING_SET_MAX_FILES || count + n > WORKING_SET_MAX_RANGES) {
+    if (files.length >= WORKING_SET_MAX_FILES || count + ranges.length / 2 > WORKING_SET_MAX_RANGES) {
       leftOut++;
       continue;
     }
-    files.push({ path, bytes: st.size, mtimeMs: st.mtimeMs, ranges, ...(first.length ? { first } : {}) });
+    files.push({ path, bytes: st.size, mtimeMs: st.mtimeMs, ranges });
     bytes += sum;
-    count += n;
+    count += ranges.length / 2;
   }
   return { files, bytes, ...(leftOut ? { leftOut } : {}) };
-}
-
-/** The bytes of CRIU's part (WorkingSetFile.first) of a working set. */
-export function firstBytes(ws: WorkingSet): number {
-  let n = 0;
-  for (const f of ws.files) for (let k = 1; k < (f.first ?? []).length; k += 2) n += f.first![k]!;
-  return n;
 }
 
 /** What a restore reads of a working set: the files still the same as at snapshot time, and those left out. */
@@ -146,15 +120,12 @@ export interface WorkingSetPlan {
   paths: string[];
   ranges: number[][];
   bytes: number;
-  /** CRIU's part of the ranges (WorkingSetFile.first), one list per path (empty: none), and its bytes. */
-  first: number[][];
-  firstBytes: number;
   /** Files left out, and why (gone, not a regular file, changed since the snapshot). */
   skipped: Array<{ path: string; why: string }>;
 }
 
 export async function planWorkingSet(ws: WorkingSet, stat: AsyncStat = statAsyncOrNull): Promise<WorkingSetPlan> {
-  const plan: WorkingSetPlan = { paths: [], ranges: [], bytes: 0, first: [], firstBytes: 0, skipped: [] };
+  const plan: WorkingSetPlan = { paths: [], ranges: [], bytes: 0, skipped: [] };
   // Asked all at once (libuv's pool): on a cold node each stat may wait for the disk, and CRIU opens the same files.
   const sts = await Promise.all(ws.files.map((f) => stat(f.path)));
   ws.files.forEach((f, i) => {
@@ -165,9 +136,7 @@ export async function planWorkingSet(ws: WorkingSet, stat: AsyncStat = statAsync
     else {
       plan.paths.push(f.path);
       plan.ranges.push(f.ranges);
-      plan.first.push(f.first ?? []);
       for (let k = 1; k < f.ranges.length; k += 2) plan.bytes += f.ranges[k]!;
-      for (let k = 1; k < (f.first ?? []).length; k += 2) plan.firstBytes += f.first![k]!;
     }
   });
   return plan;
@@ -178,19 +147,11 @@ export interface WorkingSetDetail {
   /** Files read, and those left out (gone, or changed since the snapshot). */
   files: number;
   skipped: number;
-  /**
-   * Bytes of their recorded ranges, and how many of them the page cache held before (null: not measured); read in two
-   * parts, when the rest was asked (CRIU's part among them).
-   */
+  /** Bytes of their recorded ranges, and how many of them the page cache held before (null: not measured). */
   bytes: number;
   residentBefore: number | null;
   /** From the start of the read to every range in the page cache. */
   seconds: number;
-  /**
-   * CRIU's part, read first (restore; null: read with the rest): its bytes, how many of them the page cache held
-   * before, and when it was in the page cache, from the start.
-   */
-  first: { bytes: number; residentBefore: number | null; seconds: number } | null;
   error: string | null;
 }
 
@@ -198,25 +159,17 @@ export interface WorkingSetDetail {
 type ReadRanges = (paths: string[], ranges: number[][], signal: AbortSignal) => Promise<{ residentBefore: number | null }>;
 
 /**
- * Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. With `rest`,
- * in two parts: CRIU's part at once (every file opened, so their inodes are read too), the rest once `rest` settles
- * (restore: when the image has been read). Never rejects: it is only a head start, so a failure comes back as `error`
- * (the caller says it as a note).
+ * Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. Never
+ * rejects: it is only a head start, so a failure comes back as `error` (the caller says it as a note).
  */
-export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, signal: AbortSignal, now: () => number, rest?: Promise<unknown>): Promise<WorkingSetDetail> {
+export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, signal: AbortSignal, now: () => number): Promise<WorkingSetDetail> {
   const t0 = now();
-  let first: WorkingSetDetail['first'] = null;
   try {
     const plan = await planWorkingSet(ws);
-    if (rest && plan.paths.length) {
-      const r1 = await readRanges(plan.paths, plan.first, signal);
-      first = { bytes: plan.firstBytes, residentBefore: r1.residentBefore, seconds: now() - t0 };
-      await rest.catch(() => undefined);
-    }
     const r = plan.paths.length ? await readRanges(plan.paths, plan.ranges, signal) : null;
-    return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: now() - t0, first, error: null };
+    return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: now() - t0, error: null };
   } catch (e) {
-    return { files: ws.files.length, skipped: 0, bytes: ws.bytes, residentBefore: null, seconds: now() - t0, first, error: e instanceof Error ? e.message : String(e) };
+    return { files: ws.files.length, skipped: 0, bytes: ws.bytes, residentBefore: null, seconds: now() - t0, error: e instanceof Error ? e.message : String(e) };
   }
 }
 
@@ -224,6 +177,5 @@ export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, sig
 export function workingSetLine(w: WorkingSetDetail, where: string): string {
   const before = w.residentBefore === null ? '' : `, ${Math.round((100 * w.residentBefore) / Math.max(1, w.bytes))}% of them in the page cache before`;
   const left = w.skipped ? `; ${w.skipped} file(s) left out (gone or changed since the snapshot)` : '';
-  const first = w.first ? ` (CRIU's ${formatBytes(w.first.bytes)} first, in ${formatDuration(w.first.seconds)}; the rest behind the image)` : '';
-  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${formatDuration(w.seconds)}${where}${first}${left}`;
+  return w.error ? `the server's library pages were not read ahead: ${w.error}` : `read ahead ${formatBytes(w.bytes)} of the server's library pages (${w.files} file(s)${before}) in ${formatDuration(w.seconds)}${where}${left}`;
 }

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
-import { coalesce, planWorkingSet, readWorkingSet, recordWorkingSet, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
+import { coalesce, planWorkingSet, recordWorkingSet, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
 import { validateManifest } from '../../src/snapshot/manifest.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-ws-'));
@@ -18,8 +18,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const PAGE = 4096;
 
 /** A process that maps 96 pages of a 128-page file from page 16 on and reads pages 16 and 56, plus a deleted file, a
- * memfd and /dev/zero, and a 32-page file privately, writable, writing page 5 (its own copy now) and reading page 25;
- * it prints "ready" once they are mapped. */
+ * memfd and /dev/zero; it prints "ready" once they are mapped. */
 const CHILD = `
 import mmap, os, sys, time
 d = sys.argv[1]
@@ -39,12 +38,6 @@ mf = os.memfd_create("cs-memfd")
 os.ftruncate(mf, 4096)
 k = mmap.mmap(mf, 4096)
 k[0] = 1
-w = os.path.join(d, "data.so")
-with open(w, "wb") as f:
-    f.write(os.urandom(32 * 4096))
-pw = mmap.mmap(os.open(w, os.O_RDONLY), 32 * 4096, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-pw[5 * 4096] = pw[5 * 4096] ^ 1
-_ = pw[25 * 4096]
 print("ready", flush=True)
 time.sleep(60)
 `;
@@ -76,21 +69,11 @@ describe("the kernel's maps and pagemap of a live process", () => {
       expect([has(16), has(56), has(90)]).toEqual([true, true, false]);
       for (const [off, len] of runs) expect([off % PAGE, len % PAGE, off >= 16 * PAGE, off + len <= 112 * PAGE]).toEqual([0, 0, true, true]);
       expect(got.some((x) => x.path.includes('gone.so'))).toBe(false);
-      // Read only: no page of it is the process's own copy.
-      expect(got.filter((x) => x.path === lib).flatMap((x) => x.cow)).toEqual([]);
-      // The private writable mapping: page 5, written, is its own copy (what CRIU dumps and writes back over the file's
-      // page); page 25, read, is the file's, present but not a copy.
-      const data = join(d, 'data.so');
-      const dm = got.filter((x) => x.path === data);
-      const pw = (page: number, key: 'runs' | 'cow') => dm.flatMap((x) => x[key]).some(([off, len]) => off <= page * PAGE && page * PAGE < off + len);
-      expect([pw(5, 'runs'), pw(25, 'runs'), pw(5, 'cow'), pw(25, 'cow')]).toEqual([true, true, true, false]);
       // The working set of this process: that file with those pages, coalesced; the interpreter's own files too.
       const ws = recordWorkingSet([py.pid!])!;
       const f = ws.files.find((x) => x.path === lib)!;
       expect(f).toMatchObject({ bytes: 128 * PAGE, mtimeMs: statSync(lib).mtimeMs });
       expect(f.ranges.length % 2).toBe(0);
-      expect(f).not.toHaveProperty('first');
-      expect(ws.files.find((x) => x.path === join(d, 'data.so'))!.first).toEqual([5 * PAGE, PAGE]);
       expect(ws.files.length).toBeGreaterThan(1);
     } finally {
       py.kill('SIGKILL');
@@ -116,31 +99,28 @@ describe('a hand-written /proc', () => {
     ].join('\n');
     writeFileSync(join(root, '7', 'maps'), `${maps}\n`);
     const pagemap = Buffer.alloc(0x408 * 8);
-    // present (bit 63) and the file's page (bit 61); `copy`: present, the process's own copy (bit 61 clear)
-    const present = (page: number, copy = false) => pagemap.writeBigUInt64LE((1n << 63n) | (copy ? 0n : 1n << 61n), page * 8);
+    const present = (page: number) => pagemap.writeBigUInt64LE(1n << 63n, page * 8);
     present(0x400); // libx page 0
-    present(0x401, true); // libx page 1 (a run with page 0), written since: the process's own copy
+    present(0x401); // libx page 1 (a run with page 0)
     present(0x403); // libx page 3
-    present(0x404, true); // anonymous: not a file
-    present(0x406, true); // libx at offset 0x10000 + 1 page, a copy
+    present(0x404); // anonymous: not a file
+    present(0x406); // libx at offset 0x10000 + 1 page
     present(0x407);
     pagemap.writeBigUInt64LE(1n << 62n, 0x402 * 8); // swapped, not present: left out
     writeFileSync(join(root, '7', 'pagemap'), pagemap);
     expect(mappedFilePages(7, root)).toEqual([
-      { path: '/opt/lib/libx.so', runs: [[0, 2 * PAGE], [3 * PAGE, PAGE]], cow: [[PAGE, PAGE]] },
-      { path: '/opt/lib/libx.so', runs: [[0x10000 + PAGE, PAGE]], cow: [[0x10000 + PAGE, PAGE]] },
-      { path: '/opt/lib/with space.so', runs: [[0, PAGE]], cow: [] },
+      { path: '/opt/lib/libx.so', runs: [[0, 2 * PAGE], [3 * PAGE, PAGE]] },
+      { path: '/opt/lib/libx.so', runs: [[0x10000 + PAGE, PAGE]] },
+      { path: '/opt/lib/with space.so', runs: [[0, PAGE]] },
     ]);
     // Merged across mappings and processes, clipped to the file's size, coalesced across small gaps.
     const ws = recordWorkingSet([7, 8], (pid) => mappedFilePages(pid, root), (p) => (p === '/opt/lib/libx.so' ? { isFile: () => true, size: 0x10000 + 1000, mtimeMs: 5 } : p === '/opt/lib/with space.so' ? { isFile: () => false, size: 4096, mtimeMs: 5 } : null))!;
-    // CRIU's part: the copies' pages, coalesced and clipped the same way (pages 1 and 0x10000 + 1 joined across the
-    // gap, cut at the end of the file)
-    expect(ws).toEqual({ files: [{ path: '/opt/lib/libx.so', bytes: 0x10000 + 1000, mtimeMs: 5, ranges: [0, 0x10000 + 1000], first: [PAGE, 0x10000 + 1000 - PAGE] }], bytes: 0x10000 + 1000 });
+    expect(ws).toEqual({ files: [{ path: '/opt/lib/libx.so', bytes: 0x10000 + 1000, mtimeMs: 5, ranges: [0, 0x10000 + 1000] }], bytes: 0x10000 + 1000 });
   });
 
   it('records at most what a restore accepts (WORKING_SET_MAX_FILES): the rest counted in leftOut, never an image restore refuses', () => {
     const many = WORKING_SET_MAX_FILES + 6;
-    const maps = Array.from({ length: many }, (_, i) => ({ path: `/lib/f${String(i).padStart(6, '0')}.so`, runs: [[0, PAGE]] as Array<[number, number]>, cow: [] as Array<[number, number]> }));
+    const maps = Array.from({ length: many }, (_, i) => ({ path: `/lib/f${String(i).padStart(6, '0')}.so`, runs: [[0, PAGE]] as Array<[number, number]> }));
     const ws = recordWorkingSet([1], () => maps, () => ({ isFile: () => true, size: PAGE, mtimeMs: 1 }))!;
     expect(ws.files).toHaveLength(WORKING_SET_MAX_FILES);
     expect(ws.leftOut).toBe(6);
@@ -165,7 +145,7 @@ describe('at restore: only the files still as the snapshot found them', () => {
     const grown = join(d, 'grown.so');
     const fifo = join(d, 'fifo.so');
     for (const f of [same, touched, grown]) writeFileSync(f, Buffer.alloc(3 * PAGE, 1));
-    const rec = (p: string) => ({ path: p, bytes: statSync(p).size, mtimeMs: statSync(p).mtimeMs, ranges: [0, PAGE, 2 * PAGE, PAGE], first: [2 * PAGE, PAGE] });
+    const rec = (p: string) => ({ path: p, bytes: statSync(p).size, mtimeMs: statSync(p).mtimeMs, ranges: [0, PAGE, 2 * PAGE, PAGE] });
     const files = [rec(same), rec(touched), rec(grown), { path: join(d, 'gone.so'), bytes: PAGE, mtimeMs: 1, ranges: [0, PAGE] }];
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     files.push({ path: fifo, bytes: 0, mtimeMs: statSync(fifo).mtimeMs, ranges: [] });
@@ -177,50 +157,12 @@ describe('at restore: only the files still as the snapshot found them', () => {
     expect(plan.paths).toEqual([same]);
     expect(plan.ranges).toEqual([[0, PAGE, 2 * PAGE, PAGE]]);
     expect(plan.bytes).toBe(2 * PAGE);
-    expect([plan.first, plan.firstBytes]).toEqual([[[2 * PAGE, PAGE]], PAGE]);
     expect(plan.skipped).toEqual([
       { path: touched, why: 'changed since the snapshot (size or mtime)' },
       { path: grown, why: 'changed since the snapshot (size or mtime)' },
       { path: join(d, 'gone.so'), why: 'gone' },
       { path: fifo, why: 'not a regular file' },
     ]);
-  });
-});
-
-describe('read in two parts (restore of a cold image)', () => {
-  it("CRIU's part at once, every file opened (an empty list where a file has none); the whole only once `rest` settled; one part without `rest`; a failure is the detail's error", async () => {
-    const d = join(tmp, 'two-parts');
-    mkdirSync(d);
-    const a = join(d, 'a.so');
-    const b = join(d, 'b.so');
-    for (const f of [a, b]) writeFileSync(f, Buffer.alloc(4 * PAGE, 1));
-    const rec = (p: string, first?: number[]) => ({ path: p, bytes: 4 * PAGE, mtimeMs: statSync(p).mtimeMs, ranges: [0, 2 * PAGE], ...(first ? { first } : {}) });
-    const ws = { files: [rec(a, [PAGE, PAGE]), rec(b)], bytes: 4 * PAGE };
-    const calls: Array<{ ranges: number[][]; restSettled: boolean }> = [];
-    let restSettled = false;
-    let release!: () => void;
-    const rest = new Promise<void>((r) => (release = r)).then(() => void (restSettled = true));
-    const readRanges = async (paths: string[], ranges: number[][]) => {
-      expect(paths).toEqual([a, b]);
-      calls.push({ ranges, restSettled });
-      return { residentBefore: calls.length === 1 ? 0 : PAGE };
-    };
-    let t = 0;
-    const reading = readWorkingSet(ws, readRanges, new AbortController().signal, () => (t += 1), rest);
-    await new Promise((r) => setTimeout(r, 20));
-    expect(calls).toEqual([{ ranges: [[PAGE, PAGE], []], restSettled: false }]);
-    release();
-    const w = await reading;
-    expect(calls[1]).toEqual({ ranges: [[0, 2 * PAGE], [0, 2 * PAGE]], restSettled: true });
-    expect(w).toMatchObject({ files: 2, skipped: 0, bytes: 4 * PAGE, residentBefore: PAGE, first: { bytes: PAGE, residentBefore: 0 }, error: null });
-    // Without `rest`: one read of the whole, no first part.
-    calls.length = 0;
-    const one = await readWorkingSet(ws, readRanges, new AbortController().signal, () => (t += 1));
-    expect(calls.map((c) => c.ranges)).toEqual([[[0, 2 * PAGE], [0, 2 * PAGE]]]);
-    expect(one.first).toBeNull();
-    // A failed first part: an error, never a rejection.
-    const failed = await readWorkingSet(ws, async () => Promise.reject(new Error('working set: read failed')), new AbortController().signal, () => (t += 1), Promise.resolve());
-    expect(failed).toMatchObject({ error: 'working set: read failed', first: null });
   });
 });
 
@@ -265,7 +207,6 @@ describe("the manifest's check of a recorded working set (an image is untrusted 
       return () => validateManifest(m, '/img/manifest.json', '/img');
     };
     expect(check({ files: [file()], bytes: 3 * PAGE })).not.toThrow();
-    expect(check({ files: [file({ first: [4 * PAGE, PAGE] })], bytes: 3 * PAGE })).not.toThrow();
     expect(check(null)).not.toThrow();
     expect(check(undefined)).not.toThrow();
     const bad: Array<[unknown, RegExp]> = [
@@ -282,12 +223,6 @@ describe("the manifest's check of a recorded working set (an image is untrusted 
       [{ files: [file()], bytes: 1 }, /workingSet\.bytes: expected the sum of the ranges' lengths/],
       [{ files: 'all', bytes: 0 }, /workingSet\.files: expected an array/],
       [{ files: [file()], bytes: 3 * PAGE, leftOut: -1 }, /workingSet\.leftOut/],
-      // CRIU's part: the same form as the ranges
-      [{ files: [file({ first: 'x' })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.first: expected an array/],
-      [{ files: [file({ first: [0] })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.first: expected offset, length pairs/],
-      [{ files: [file({ first: [PAGE, PAGE, 0, PAGE] })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.first\[2\]/], // not sorted
-      [{ files: [file({ first: [9 * PAGE, 2 * PAGE] })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.first\[1\]/], // past the end
-      [{ files: [file({ first: [0, 0] })], bytes: 3 * PAGE }, /workingSet\.files\[0\]\.first\[1\]/], // empty range
     ];
     for (const [ws, msg] of bad) {
       let err: unknown;
