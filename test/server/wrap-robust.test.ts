@@ -12,17 +12,17 @@ import { fileURLToPath } from 'node:url';
 import { runWrapped } from '../../src/server/wrap.js';
 import { SHIM_PATH } from '../../src/server/shim.js';
 import { gone, pidsFrom } from '../helpers/procs.js';
+import { freePort } from '../helpers/fake-servers.js';
 
 const here = (f: string) => fileURLToPath(new URL(`../fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-wrap-robust-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-let port = 19800 + (process.pid % 150);
 const hasProc = existsSync('/proc/self/stat');
 
 
 describe('stopping the server tree', () => {
   it.skipIf(!hasProc)('a grandchild that left the group with setsid is stopped too (SIGTERM was enough)', async () => {
-    const p = port++;
+    const p = await freePort();
     const pidfile = join(tmp, 'tree1.pids');
     const r = await runWrapped({ command: [process.execPath, here('tree-server.mjs'), String(p), pidfile], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, stopTimeoutSeconds: 3, env: process.env, cwd: tmp });
     const [server, grandchild] = await pidsFrom(pidfile);
@@ -34,7 +34,7 @@ describe('stopping the server tree', () => {
   });
 
   it.skipIf(!hasProc)('a grandchild that ignores SIGTERM gets SIGKILL, and the report says SIGKILL was needed, for which pid', async () => {
-    const p = port++;
+    const p = await freePort();
     const pidfile = join(tmp, 'tree2.pids');
     const r = await runWrapped({ command: [process.execPath, here('tree-server.mjs'), String(p), pidfile, '--stubborn-grandchild'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, stopTimeoutSeconds: 0.5, env: process.env, cwd: tmp });
     const [server, grandchild] = await pidsFrom(pidfile);
@@ -45,7 +45,7 @@ describe('stopping the server tree', () => {
   });
 
   it.skipIf(!hasProc)('a double-forked daemon (re-parented before any scan) is stopped: the watchdog is a child subreaper', async () => {
-    const p = port++;
+    const p = await freePort();
     const pidfile = join(tmp, 'tree4.pids');
     const r = await runWrapped({ command: [process.execPath, here('tree-server.mjs'), String(p), pidfile, '--double-fork'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, stopTimeoutSeconds: 2, env: process.env, cwd: tmp });
     const [server, grandchild] = await pidsFrom(pidfile);
@@ -55,7 +55,7 @@ describe('stopping the server tree', () => {
   });
 
   it.skipIf(!hasProc)('if coldstart is killed with SIGKILL, the watchdog stops the server and its setsid grandchild', async () => {
-    const p = port++;
+    const p = await freePort();
     const pidfile = join(tmp, 'tree3.pids');
     const cs = spawn(process.execPath, [here('fake-coldstart.mjs'), '--', process.execPath, here('tree-server.mjs'), String(p), pidfile], { env: { ...process.env, COLDSTART_SHIM: SHIM_PATH, GRACE: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
     let status = '';
@@ -72,7 +72,7 @@ describe('stopping the server tree', () => {
 
 describe('a long line without a newline', () => {
   it('32 MiB on one line: the server is never blocked, the line is kept capped, the next lines and ready still come', async () => {
-    const p = port++;
+    const p = await freePort();
     const r = await runWrapped({ command: [process.execPath, here('long-line-server.mjs'), String(p), '32'], readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, keepLines: true, readyTimeoutSeconds: 60, env: process.env, cwd: tmp });
     const texts = r.lines!.map((l) => l.text);
     const long = texts.find((t) => t.startsWith('aaaa'))!;
@@ -86,14 +86,14 @@ describe('a long line without a newline', () => {
 describe('an engine that is not recognised', () => {
   it('says so, keeps the timed lines, and --stage (parsed by the profile command) splits it', async () => {
     const { runCli } = await import('../helpers/cli.js');
-    const p = port++;
+    const p = await freePort();
     const pidfile = join(tmp, 'unknown.pids');
     const plain = await runCli(['profile', '--ready-url', `http://127.0.0.1:${p}/health`, '--no-completion', '--', process.execPath, here('tree-server.mjs'), String(p), pidfile], {});
     expect(plain.code, plain.stderr).toBe(0);
     expect(plain.stdout).toMatch(/engine not recognised/);
     expect(plain.stdout).toMatch(/--stage 'name=REGEX'/);
     expect(plain.stdout).toMatch(/\d\.\d{3} s {2}listening/);
-    const q = port++;
+    const q = await freePort();
     const staged = await runCli(['profile', '--ready-url', `http://127.0.0.1:${q}/health`, '--no-completion', '--json', '--stage', 'server up:gpu-load=^listening$', '--', process.execPath, here('tree-server.mjs'), String(q), join(tmp, 'unknown2.pids')], {});
     expect(staged.code, staged.stderr).toBe(0);
     const doc = JSON.parse(staged.stdout) as { phases: Array<{ name: string; status: string; steps: Array<{ name: string }> }> };
