@@ -79,9 +79,11 @@ export const RESTORE_PREFETCH = { strategy: 'pread', threads: 1, chunkBytes: 16 
  * An image with less than this share of its bytes in the page cache is read by one stream (RESTORE_PREFETCH's way),
  * the verification hashing behind it, and the weights' prefetch follows the same stream: one reader from the first
  * byte of the image to the last of the weights. The verification's own reads (15 threads, each 64 MiB at a time) made
- * the disk serve many streams at once: on an H100 host whose disk read 2.05–2.28 GB/s by one stream and 1.74 GB/s by
- * eight, a cold restore read image and working set at 1.4 GB/s (1.7 s to verify 1.83 GB; 2026-12-06). From the page
- * cache the threads read faster than one stream (44 vs 8.9 GB/s there), so a resident image is left to them.
+ * the disk serve many streams at once, where every lent host's disk read fastest by one (1.16–1.31× eight readers).
+ * Measured on an H200 (2026-12-06): the 1.83 GB image read in 1.34–1.58 s against 2.07–2.83 s by the threads and the
+ * weights' read started that much earlier; the restore's total did not move beyond the noise, because a cold CRIU
+ * waits on the server's libraries, not the image (docs/snapshot.md). From the page cache the threads read faster than
+ * one stream (44 vs 8.9 GB/s there), so a resident image is left to them.
  */
 export const IMAGE_STREAM_BELOW = 0.9;
 
