@@ -264,7 +264,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const stopVerify = new AbortController();
   const stopPrefetch = new AbortController();
   let prefetchTime = stopwatch(clock);
-  // What runs alongside CRIU once it is spawned (null until then): the verification, and the prefetch behind it.
+  // What runs alongside CRIU once it is spawned (null until then): the verification, the image's stream (a cold image)
+  // and the prefetch behind it.
   const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = {
     verifying: null,
     reading: null,
@@ -278,7 +279,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const startVerify = (): Promise<ImageProblem[]> => {
     const verifyTime = stopwatch(clock);
     const verifySignal = AbortSignal.any([o.signal, stopVerify.signal]);
-    let stream: Promise<unknown> | null = null; // the image's stream, once verifyImage has started it
     const v = verifyImage(image, m, {
       threads: verifyThreads,
       signal: verifySignal,
@@ -288,13 +288,12 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             readAhead: (paths: string[]) => {
               const r = native.readInOrder(paths, RESTORE_PREFETCH.chunkBytes, verifySignal);
               // A head start: the hash reads what the stream did not; a failure is a note, never a failed restore.
-              stream = r.done.then(
+              flight.reading = r.done.then(
                 (x) => (imageRead = x),
                 (e: unknown) => {
                   if (!(isColdstartError(e) && e.code === 'INTERRUPTED')) notes.push(`reading the image by one stream failed (the verification read it instead): ${e instanceof Error ? e.message : String(e)}`);
                 },
               );
-              flight.reading = stream;
               return r.read;
             },
           }
@@ -315,7 +314,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       // Settled once the image is read, or as soon as the prefetch is stopped (a stream still reading then never holds
       // the restore's end).
       const stopped = new Promise<void>((r) => (stopPrefetch.signal.aborted ? r() : stopPrefetch.signal.addEventListener('abort', () => r(), { once: true })));
-      const pf = Promise.race([stream ?? v, stopped]).then(() => {
+      // verifyImage has called readAhead (flight.reading) before it returned, where it streams the image.
+      const pf = Promise.race([flight.reading ?? v, stopped]).then(() => {
         if (stopPrefetch.signal.aborted) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged or the restore failed');
         prefetchTime = stopwatch(clock);
         return runPrefetch({ ...RESTORE_PREFETCH, ...(o.prefetch!.threads ? { threads: o.prefetch!.threads } : {}), files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
