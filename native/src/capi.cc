@@ -3,12 +3,15 @@
 // tensors at the rate `coldstart profile` measures, instead of its framework's loader. Called from Python through
 // ctypes (src/python/coldstart_load.py); no N-API and no Node here.
 //
-//   int cs_abi_version(void)                   1; bumped when a struct below changes
-//   int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, cs_result* out)
+//   int cs_abi_version(void)                   2; bumped when a struct or a signature below changes
+//   int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, int disk_streams,
+//               cs_result* out)
 //
 // Each range copies `length` bytes of `path` from byte `offset` to `dst`: a CUdeviceptr valid in `device`'s
 // primary context (the one torch and vLLM allocate in) when device >= 0, a host address when device is -1. Reads
-// go through the page cache (pread into a pinned ring, copied on several streams), chunk_bytes at a time. Returns 0
+// go through the page cache (pread into a pinned ring, copied on several streams), chunk_bytes at a time; a chunk the
+// page cache does not hold whole is read from the disk by at most disk_streams threads at once, lowest offset first
+// (0: no bound), and counted in out->cold_bytes (UINT64_MAX: residency could not be told). Returns 0
 // and fills out->bytes/seconds on success; otherwise a nonzero value with out->code (one of base.h's ErrName) and a
 // one-line out->error naming the file or argument. Every number is checked before anything is opened or allocated;
 // the memory behind dst is the caller's: nothing is allocated there or freed.
@@ -28,6 +31,8 @@ struct cs_range {
 struct cs_result {
   uint64_t bytes;
   double seconds, read_seconds, copy_seconds;
+  uint64_t cold_bytes;       // bytes not in the page cache when read (UINT64_MAX: not measured)
+  uint64_t disk_readers_max; // the most chunks read from the disk at once
   char code[32];
   char error[1024];
 };
@@ -52,11 +57,13 @@ int Refuse(cs_result* out, const char* code, const std::string& msg) {
 }
 int Refuse(cs_result* out, Err c, const std::string& msg) { return Refuse(out, ErrName(c), msg); }
 
-int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunkBytes, cs_result* out) {
+int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunkBytes, int diskStreams, cs_result* out) {
   if (n > kMaxRanges) return Refuse(out, Err::BadArg, "cs_load: at most 1,000,000 ranges, got " + std::to_string(n));
   if (n > 0 && !ranges) return Refuse(out, Err::BadArg, "cs_load: ranges is NULL");
   if (device < -1 || device > 1023) return Refuse(out, Err::BadArg, "cs_load: device must be -1 (host) or a CUDA ordinal, got " + std::to_string(device));
   if (threads < 1 || threads > kMaxThreads) return Refuse(out, Err::BadArg, "cs_load: threads must be 1..256, got " + std::to_string(threads));
+  if (diskStreams < 0 || diskStreams > kMaxThreads)
+    return Refuse(out, Err::BadArg, "cs_load: disk_streams must be 0 (no bound) or 1..256, got " + std::to_string(diskStreams));
   if (!ChunkBytesOk(chunkBytes))
     return Refuse(out, Err::BadArg, "cs_load: chunk_bytes must be a multiple of 4096 up to 1 GiB, got " + std::to_string(chunkBytes));
   LoadEngine e;
@@ -70,6 +77,7 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   e.buffers = threads + 2;
   e.streams = std::min(4, threads);
   e.registerRing = true;
+  e.diskStreams = diskStreams;
   if (!RingOk(chunkBytes, e.buffers)) return Refuse(out, Err::BadArg, "cs_load: threads × chunk_bytes is more than 64 GiB of ring");
   for (uint64_t i = 0; i < n; i++) {
     const cs_range& r = ranges[i];
@@ -110,19 +118,22 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   out->seconds = e.seconds;
   out->read_seconds = UnionLength(reads);
   out->copy_seconds = UnionLength(copies);
+  out->cold_bytes = e.coldUnknown.load() ? UINT64_MAX : e.coldBytes.load();
+  out->disk_readers_max = static_cast<uint64_t>(e.diskGate.MaxInUse());
   return 0;
 }
 
 }  // namespace
 }  // namespace coldstart
 
-extern "C" __attribute__((visibility("default"))) int cs_abi_version(void) { return 1; }
+extern "C" __attribute__((visibility("default"))) int cs_abi_version(void) { return 2; }
 
-extern "C" __attribute__((visibility("default"))) int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, cs_result* out) {
+extern "C" __attribute__((visibility("default"))) int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, int disk_streams,
+                                                              cs_result* out) {
   if (!out) return 2;
   memset(out, 0, sizeof(*out));
   try {
-    return coldstart::Load(ranges, n, device, threads, chunk_bytes, out);
+    return coldstart::Load(ranges, n, device, threads, chunk_bytes, disk_streams, out);
   } catch (const std::exception& ex) {
     return coldstart::Refuse(out, coldstart::Err::Native, std::string("cs_load: ") + ex.what());
   } catch (...) {

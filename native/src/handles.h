@@ -201,11 +201,12 @@ class Mapping {
   Mapping(const Mapping&) = delete;
   Mapping& operator=(const Mapping&) = delete;
   ~Mapping() { reset(); }
-  // false (errno set) when mmap fails; an empty file maps to nothing and succeeds.
-  bool Map(int fd, size_t n) {
+  // n bytes of fd from `off` (a multiple of the page size) read-only; false (errno set) when mmap fails; an empty
+  // range maps to nothing and succeeds.
+  bool Map(int fd, size_t n, off_t off = 0) {
     reset();
     if (n == 0) return true;
-    void* p = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, 0);
+    void* p = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd, off);
     if (p == MAP_FAILED) return false;
     p_ = static_cast<char*>(p);
     n_ = n;

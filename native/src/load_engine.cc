@@ -1,6 +1,7 @@
 // The gpu-load engine (load_engine.h): checks the files, groups them per device, and runs each device's pipeline
 // (ring or mapped, loader.cc's head comment), then verifies samples. No N-API here.
 #include "load_engine.h"
+#include "residency.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,6 +83,20 @@ bool LoadEngine::ReadChunk(const Chunk& c, char* dst, Job& job) {
   uint64_t len = useDirect ? c.readLen : c.copyLen;
   char* p = useDirect ? dst : dst + c.skip;
   uint64_t got = 0, want = useDirect ? need : c.copyLen;
+  // A buffered chunk the page cache does not hold whole comes from the disk: counted, and read through the gate
+  // (diskStreams at a time, in file order) when the load bounds its disk streams. O_DIRECT reads all go to the disk.
+  DiskGate::Pass pass;
+  if (!useDirect && len > 0) {
+    uint64_t res = 0, pages = 0;
+    if (!ResidentPages(fd, off, len, &res, &pages)) {
+      coldUnknown = true;
+    } else if (res < pages) {
+      coldBytes += std::min(len, (pages - res) * PageBytes());
+      // Unbounded (0), the gate only counts the readers at the disk at once (every one enters at once).
+      pass = diskGate.Enter(diskStreams > 0 ? diskStreams : kMaxThreads, {c.file, off});
+      if (failed.load()) return false;  // another reader failed while this one waited: read nothing more
+    }
+  }
   while (got < len) {
     ssize_t r = pread(fd, p + got, len - got, static_cast<off_t>(off + got));
     if (r < 0) {

@@ -9,7 +9,9 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "base.h"
@@ -88,6 +90,65 @@ struct Buf {
 };
 
 struct LoadEngine;
+
+// Reads of what the page cache does not hold go to the disk at most `limit` at a time, admitted lowest (file, offset)
+// first: the streams a disk reads fastest, in the file's order, instead of one per reader thread racing each other
+// (and racing a prefetch that streams the same file in order). Reads of resident chunks never wait here.
+class DiskGate {
+ public:
+  using Key = std::pair<uint32_t, uint64_t>;
+  // Held while a cold chunk is read; leaving the gate lets the next lowest waiting reader in.
+  class Pass {
+   public:
+    Pass() = default;
+    explicit Pass(DiskGate* g) : g_(g) {}
+    Pass(Pass&& o) noexcept : g_(o.g_) { o.g_ = nullptr; }
+    Pass& operator=(Pass&& o) noexcept {
+      if (this != &o) {
+        if (g_) g_->Leave();
+        g_ = o.g_;
+        o.g_ = nullptr;
+      }
+      return *this;
+    }
+    Pass(const Pass&) = delete;
+    Pass& operator=(const Pass&) = delete;
+    ~Pass() {
+      if (g_) g_->Leave();
+    }
+
+   private:
+    DiskGate* g_ = nullptr;
+  };
+  Pass Enter(int limit, Key k) {
+    std::unique_lock<std::mutex> lk(mu_);
+    waiting_.insert(k);
+    cv_.wait(lk, [&] { return inUse_ < limit && *waiting_.begin() == k; });
+    waiting_.erase(waiting_.begin());
+    inUse_++;
+    maxInUse_ = std::max(maxInUse_, inUse_);
+    lk.unlock();
+    cv_.notify_all();  // with room for more than one, the next lowest may enter too
+    return Pass(this);
+  }
+  int MaxInUse() {
+    std::lock_guard<std::mutex> g(mu_);
+    return maxInUse_;
+  }
+
+ private:
+  void Leave() {
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      inUse_--;
+    }
+    cv_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multiset<Key> waiting_;
+  int inUse_ = 0, maxInUse_ = 0;
+};
 
 // The ring's free buffers: a reader takes one (waiting while all are in use) and gives it back.
 class FreeList {
@@ -204,6 +265,12 @@ struct LoadEngine {
   int threads = 8, buffers = 16, streams = 4;
   bool direct = false, returnHost = false, testCorrupt = false;
   std::atomic<uint32_t> directRefused{0};  // files read through the page cache after O_DIRECT was refused
+  // Buffered reads of chunks the page cache does not hold whole: at most diskStreams at once (0: no bound; the gate
+  // still counts them).
+  int diskStreams = 0;
+  DiskGate diskGate;
+  std::atomic<uint64_t> coldBytes{0};      // bytes not in the page cache when their chunk was read
+  std::atomic<bool> coldUnknown{false};    // residency could not be told for some chunk (coldBytes is then a lower bound)
   std::atomic<bool> registerRing{false};
   int32_t* cancel = nullptr;     // read atomically (a SharedArrayBuffer for Node), or null
   uint64_t* progress = nullptr;  // added to atomically (a SharedArrayBuffer for Node), or null

@@ -31,36 +31,27 @@
 #include "checked.h"
 #include "common.h"
 #include "handles.h"
+#include "residency.h"
 
 namespace coldstart {
 namespace {
 
 std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::to_string(e) + ")"; }
 
-uint64_t PageSize() { return static_cast<uint64_t>(sysconf(_SC_PAGESIZE)); }
-
 constexpr size_t kOpenFiles = 32;  // prefetch's descriptors open at once, however many files
 
 // Tell the kernel a file will be read whole and in order: a larger readahead window for pread.
 void AdviseSequential(int fd) { posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
-// Resident bytes of [0, size) of fd (mincore over a temporary read-only mapping); false when it cannot tell.
+// Resident bytes of [0, size) of fd (residency.h's mincore page vector); false when it cannot tell.
 // `vec` receives one byte per page when given.
 bool Resident(int fd, uint64_t size, uint64_t* resident, std::vector<unsigned char>* vecOut = nullptr) {
   *resident = 0;
-  if (size == 0) return true;
-  if (!FitsOffT(size)) return errno = EFBIG, false;
-  Mapping m;
-  if (!m.Map(fd, static_cast<size_t>(size))) return false;
-  const uint64_t ps = PageSize();
-  uint64_t pages = 0;
-  if (!RoundUpU64(size, ps, &pages)) return errno = EFBIG, false;
-  pages /= ps;
-  std::vector<unsigned char> vec(pages);
-  if (mincore(m.data(), m.size(), vec.data()) != 0) return false;
+  std::vector<unsigned char> vec;
+  if (!PageVector(fd, 0, size, &vec)) return false;
   uint64_t n = 0;
   for (unsigned char c : vec) n += c & 1;
-  *resident = std::min<uint64_t>(size, n * ps);
+  *resident = std::min<uint64_t>(size, n * PageBytes());
   if (vecOut) *vecOut = std::move(vec);
   return true;
 }
@@ -255,7 +246,7 @@ struct PrefetchBaton : Baton {
   uint64_t SpanResident(size_t i, const std::vector<unsigned char>& vec, uint64_t whole) const {
     const File& f = *files[i];
     if (f.spans.size() == 1 && f.spans[0].first == 0 && f.spans[0].second == f.size) return whole;
-    const uint64_t ps = PageSize();
+    const uint64_t ps = PageBytes();
     uint64_t n = 0;
     for (const auto& sp : f.spans)
       for (uint64_t pg = sp.first / ps; pg * ps < sp.second && pg < vec.size(); pg++)
@@ -266,7 +257,7 @@ struct PrefetchBaton : Baton {
   // readahead/fadvise: wait until mincore says the spans are resident; pieces still missing after the kernel
   // stops making progress are read with pread (counted in fallbackBytes).
   void Complete() {
-    const uint64_t ps = PageSize();
+    const uint64_t ps = PageBytes();
     uint64_t lastTotal = 0;
     double lastGrowth = MonotonicSeconds();
     std::vector<uint64_t> resident(files.size(), 0);

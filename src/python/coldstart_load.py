@@ -21,11 +21,16 @@ import ctypes
 import os
 import platform
 
-ABI = 1
+ABI = 2
 # gpu-load's measured defaults (src/load/gpu-load.ts DEFAULTS; test/load/python-loader.test.ts keeps them equal):
 # 8 MiB chunks, one reader thread per available core, 2 to 16.
 CHUNK_BYTES = 8 << 20
 THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2))
+# What the page cache does not hold is read from the disk by one reader at a time, in file order: one stream read
+# 1.16-1.31x the rate of 8 parallel readers on every GPU host measured (BENCHMARKS.md), and a wake-up behind
+# `restore --prefetch` then follows the prefetch's stream instead of racing it with 16. 0: no bound (a local NVMe array
+# may want many); chunks already in the page cache are read by every thread either way.
+DISK_STREAMS = 1
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # src/python or dist/python
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -46,6 +51,8 @@ class _Result(ctypes.Structure):
         ("seconds", ctypes.c_double),
         ("read_seconds", ctypes.c_double),
         ("copy_seconds", ctypes.c_double),
+        ("cold_bytes", ctypes.c_uint64),
+        ("disk_readers_max", ctypes.c_uint64),
         ("code", ctypes.c_char * 32),
         ("error", ctypes.c_char * 1024),
     ]
@@ -81,7 +88,7 @@ def library():
         if lib.cs_abi_version() != ABI:
             tried.append(f"{path} (ABI {lib.cs_abi_version()}, this module needs {ABI}: a different coldstart version)")
             continue
-        lib.cs_load.argtypes = [ctypes.POINTER(_Range), ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, ctypes.POINTER(_Result)]
+        lib.cs_load.argtypes = [ctypes.POINTER(_Range), ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(_Result)]
         lib.cs_load.restype = ctypes.c_int
         _lib = lib  # its path: lib._name
         return _lib
@@ -94,11 +101,13 @@ def library():
     )
 
 
-def load(ranges, device=None, threads=None, chunk_bytes=None):
-    """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy).
+def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None):
+    """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy),
+    cold_bytes (read from the disk, not the page cache; None when residency could not be told) and disk_readers_max.
 
     device: a CUDA ordinal (dst are device addresses in its primary context) or None (dst are host addresses).
     threads, chunk_bytes: reader threads and bytes per read (default THREADS, CHUNK_BYTES).
+    disk_streams: at most this many threads read what the page cache does not hold at once (default DISK_STREAMS; 0: no bound).
     The call blocks until every byte is in place (the copies are synchronised) or raises LoadError.
     """
     ranges = list(ranges)
@@ -119,7 +128,15 @@ def load(ranges, device=None, threads=None, chunk_bytes=None):
     out = _Result()
     threads = THREADS if threads is None else int(threads)
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
-    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, threads, chunk_bytes, ctypes.byref(out))
+    disk_streams = DISK_STREAMS if disk_streams is None else int(disk_streams)
+    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, threads, chunk_bytes, disk_streams, ctypes.byref(out))
     if rc != 0:
         raise LoadError(out.code.decode() or "NATIVE", out.error.decode(errors="replace") or f"cs_load failed ({rc})")
-    return {"bytes": out.bytes, "seconds": out.seconds, "read_seconds": out.read_seconds, "copy_seconds": out.copy_seconds}
+    return {
+        "bytes": out.bytes,
+        "seconds": out.seconds,
+        "read_seconds": out.read_seconds,
+        "copy_seconds": out.copy_seconds,
+        "cold_bytes": None if out.cold_bytes == (1 << 64) - 1 else out.cold_bytes,
+        "disk_readers_max": out.disk_readers_max,
+    }

@@ -179,12 +179,12 @@ class FlatWeights:
             torch.cuda.synchronize()
         self.backup = None
 
-    def reload(self, threads=None, piece=None, loader=None):
-        """New memory at the same addresses, the bytes read back from the files."""
+    def reload(self, threads=None, piece=None, loader=None, disk_streams=None):
+        """New memory at the same addresses, the bytes read back from the files; the coldstart loader's result, if it read."""
         if self.resident:
-            return
+            return None
         self._map_again()
-        self.load(threads, piece, loader)
+        return self.load(threads, piece, loader, disk_streams)
 
     def _map_again(self):
         """New device memory mapped at the reserved addresses (the CPU mapping never went away)."""
@@ -192,16 +192,17 @@ class FlatWeights:
             self.handle = self.vmm.map(self.ptr, self.size)
         self.resident = True
 
-    def load(self, threads=None, piece=None, loader=None):
-        """The files' bytes into the buffer, by CS_LOADER's loader (python unless told); returns the loader's name."""
+    def load(self, threads=None, piece=None, loader=None, disk_streams=None):
+        """The files' bytes into the buffer, by CS_LOADER's loader (python unless told); returns coldstart_load's
+        result (bytes, seconds, cold_bytes, disk_readers_max) for the coldstart loader, None for the Python one."""
         loader = loader or os.environ.get("CS_LOADER", "python")
         if loader == "coldstart":
             import coldstart_load
 
             ranges = [(path, start, n, self.flat.data_ptr() + base) for path, start, n, base, _h in self.shards]
             device = torch.cuda.current_device() if self.cuda else None
-            coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece)  # None: its defaults
-            return loader
+            # None: its defaults
+            return coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece, disk_streams=disk_streams)
         threads = threads or int(os.environ.get("CS_LOAD_THREADS", min(8, os.cpu_count() or 1)))
         if loader != "python":
             raise ValueError(f"CS_LOADER={loader}: python or coldstart")
@@ -262,4 +263,4 @@ class FlatWeights:
             torch.cuda.synchronize()
             if hasattr(torch._C, "_host_emptyCache"):
                 torch._C._host_emptyCache()  # the pinned staging is not kept (it would be in a snapshot image)
-        return loader
+        return None

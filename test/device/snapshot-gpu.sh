@@ -23,6 +23,8 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
 #   HOOK_RESTORES="cold-huge-pf-cs-par" ...          # -par: a cold image read by the hash threads (--no-image-stream)
 #   HOOK_RESTORES="cold-huge-pf-cs-r1 cold-…-r2"     # -rN: nothing but a name, so one way restored twice keeps both
+#   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded)
+#   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
 #   CACHE_CENSUS=1                                   # after each cold restore: what else the page cache holds now
@@ -214,6 +216,24 @@ restore() {
   same=$(jget "$OUT/restore-$name-$tag.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
   say "first answer identical to the snapshot's: $same; library pages read ahead: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSet')")"
   [ "$same" = True ] || fail=1
+  # The restored server's own account of its wake-up (its log: how much of the weights came from the disk, and by
+  # how many of the loader's readers at once)
+  say "server: $(grep -a "weights read back" "$WORK/$name.log" 2>/dev/null | tail -n 1)"
+  # AFTER_ANSWERS=N: N more answers from the restored server, timed and compared: the server's own decode once warm,
+  # told apart from what the restore left it to do in its first
+  if [ "${AFTER_ANSWERS:-0}" -gt 0 ]; then
+    local port want got2 s2 times=() same2=true
+    port=$(jget "$OUT/restore-$name-$tag.json" "d['target']['ports'][0].rsplit(':', 1)[1]")
+    want=$(jget "$OUT/restore-$name-$tag.json" "d['details']['restored']['firstRequest']['bodySha256']")
+    for _ in $(seq "$AFTER_ANSWERS"); do
+      read -r got2 s2 < <(answer_sha "http://127.0.0.1:$port/generate" 2>>"$S")
+      times+=("${s2:-null}")
+      [ "$got2" = "$want" ] || same2=false
+    done
+    echo "{\"seconds\": [$(IFS=,; echo "${times[*]}")], \"identical\": $same2}" >"$OUT/answers-$name-$tag.json"
+    say "answers after the first: ${times[*]} s, identical: $same2"
+    [ "$same2" = true ] || fail=1
+  fi
 }
 
 # "SHA256 SECONDS" of one answer
@@ -344,7 +364,9 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     vt=$(sed -n 's/.*-vt\([0-9][0-9]*\).*/\1/p' <<<"$tag")
     [ -n "$vt" ] && flags+=(--verify-threads "$vt")
     # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
-    case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart") ;; esac
+    # -dsN: its disk readers at once (coldstart_load's disk_streams; 0: unbounded, as before it had the bound)
+    ds=$(sed -n 's/.*-ds\([0-9][0-9]*\).*/\1/p' <<<"$tag")
+    case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart${ds:+&disk_streams=$ds}") ;; esac
     # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes
     case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
     # -par: a cold image read by the verification's threads themselves, in parallel (restore's way before the stream)

@@ -11,18 +11,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { peerPython } from '../helpers/python.js';
 import { DEFAULTS } from '../../src/load/gpu-load.js';
+import { evictableDir } from '../helpers/pagecache.js';
 
 const moduleDir = fileURLToPath(new URL('../../src/python', import.meta.url));
 const script = fileURLToPath(new URL('./python_loader_check.py', import.meta.url));
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so', () => {
-  it('fills a server\'s tensors with the bytes safetensors reads, and refuses bad input with a code and the file named', () => {
+  it('fills a server\'s tensors with the bytes safetensors reads, reads what the page cache lacks by one disk reader at a time, and refuses bad input with a code and the file named', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'cs-pyload-'));
+    const coldDir = await evictableDir();
     try {
       const env = { ...process.env };
       delete env.COLDSTART_LOAD_LIBRARY;
-      const r = spawnSync(peerPython()!, [script, moduleDir, tmp], { encoding: 'utf8', env, timeout: 120_000 });
+      const r = spawnSync(peerPython()!, [script, moduleDir, tmp, coldDir], { encoding: 'utf8', env, timeout: 120_000 });
       expect(r.status, r.stderr).toBe(0);
       const o = JSON.parse(r.stdout);
       // The library of this checkout's source build.
@@ -32,7 +34,25 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(o.bytes).toBe(o.expectBytes);
       expect(o.flatEqual).toBe(true);
       // One answer for the loader's defaults: the module's are gpu-load's measured ones.
-      expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads });
+      expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads, diskStreams: 1 });
+      // What the page cache did not hold came from the disk through the gate: by one reader at a time (the default),
+      // at most two, or as many as the threads (unbounded, only counted); every byte right; a resident file never
+      // waits there. Readahead brings pages in ahead of the readers, so cold bytes are at most the evicted part.
+      const cold = o.cold as Record<string, { coldBytes: number | null; readersMax: number; equal: boolean }>;
+      const MiB = 1 << 20;
+      for (const [name, c] of Object.entries(cold)) expect(c.equal, name).toBe(true);
+      expect(cold.one!.coldBytes).toBeGreaterThan(0);
+      expect(cold.one!.coldBytes).toBeLessThanOrEqual(48 * MiB);
+      expect(cold.one!.readersMax).toBe(1);
+      expect(cold.two!.readersMax).toBeGreaterThanOrEqual(1);
+      expect(cold.two!.readersMax).toBeLessThanOrEqual(2);
+      expect(cold.unbounded!.coldBytes).toBeGreaterThan(0);
+      expect(cold.unbounded!.readersMax).toBeGreaterThanOrEqual(1);
+      expect(cold.unbounded!.readersMax).toBeLessThanOrEqual(4);
+      expect(cold.halfOne!.coldBytes).toBeGreaterThan(0);
+      expect(cold.halfOne!.coldBytes).toBeLessThanOrEqual(24 * MiB);
+      expect(cold.halfOne!.readersMax).toBe(1);
+      expect(cold.resident).toEqual({ coldBytes: 0, readersMax: 0, equal: true });
       expect(o.none).toBe(0);
       const e = o.errors as Record<string, { code: string; message: string } | null>;
       expect(e.missing).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(join(tmp, 'nope.safetensors')) });
@@ -46,6 +66,7 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(e.shape).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/\(path, offset, length, dst\)/) });
       expect(e.threads).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/threads must be 1\.\.256, got 0/) });
       expect(e.chunk).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/chunk_bytes must be a multiple of 4096/) });
+      expect(e.diskStreams).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/disk_streams must be 0 \(no bound\) or 1\.\.256, got -1/) });
       expect(e.device).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/device must be a CUDA ordinal or None/) });
       if (!existsSync('/dev/nvidiactl')) expect(e.gpu).toMatchObject({ code: 'NO_GPU', message: expect.stringMatching(/no CUDA driver: .*pass device -1/) });
       else expect(e.gpu?.code).toMatch(/^(NO_GPU|ENV)$/); // a host address is no device address
@@ -54,6 +75,7 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(o.untouched).toBe(0);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
+      rmSync(coldDir, { recursive: true, force: true });
     }
   });
 });

@@ -1,7 +1,8 @@
 """Drives src/python/coldstart_load.py (libcoldstart_load.so) as a server's wake-up would, on the host (device=None),
 against the real safetensors as the oracle; prints one JSON document for test/load/python-loader.test.ts.
 
-argv: module dir (src/python), scratch dir.
+argv: module dir (src/python), scratch dir, a scratch dir whose filesystem honours posix_fadvise(DONTNEED) (the cold
+reads: what the page cache does not hold, read by at most disk_streams threads at once).
 """
 
 import json
@@ -24,7 +25,8 @@ out = {
     "equal": 0,
     "bytes": 0,
     "errors": {},
-    "defaults": {"chunkBytes": coldstart_load.CHUNK_BYTES, "threads": coldstart_load.THREADS},
+    "defaults": {"chunkBytes": coldstart_load.CHUNK_BYTES, "threads": coldstart_load.THREADS, "diskStreams": coldstart_load.DISK_STREAMS},
+    "cold": {},
 }
 
 
@@ -77,6 +79,35 @@ with open(path, "rb") as f:
     out["flatEqual"] = bytes(flat.numpy()) == f.read()
 out["none"] = coldstart_load.load([])["bytes"]
 
+# Cold reads: 48 MiB of random bytes, evicted from the page cache (whole, or its second half), read back by 4 threads
+# of 1 MiB with the disk bounded to one reader (the default), two, or unbounded; every byte compared.
+cold = os.path.join(sys.argv[3], "cold.bin")
+blob = os.urandom(48 << 20)
+with open(cold, "wb") as f:
+    f.write(blob)
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def evict(off=0, length=0):
+    fd = os.open(cold, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, off, length, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def read_back(disk_streams):
+    dst = torch.zeros(len(blob), dtype=torch.uint8)
+    r = coldstart_load.load([(cold, 0, len(blob), dst.data_ptr())], threads=4, chunk_bytes=1 << 20, disk_streams=disk_streams)
+    return {"coldBytes": r["cold_bytes"], "readersMax": r["disk_readers_max"], "equal": bytes(dst.numpy()) == blob}
+
+
+for name, streams, off in (("one", None, 0), ("two", 2, 0), ("unbounded", 0, 0), ("halfOne", None, 24 << 20)):
+    evict(off)
+    out["cold"][name] = read_back(streams)
+out["cold"]["resident"] = read_back(None)  # the last read left it all in the page cache
+
 # Refusals: a one-line error naming the file or argument, the code, and the destination untouched.
 dst = torch.zeros(4096, dtype=torch.uint8)
 p = dst.data_ptr()
@@ -99,6 +130,7 @@ cases = {
     "shape": lambda: coldstart_load.load([(truncated, 0, 16)]),
     "threads": lambda: coldstart_load.load([(truncated, 0, 16, p)], threads=0),
     "chunk": lambda: coldstart_load.load([(truncated, 0, 16, p)], chunk_bytes=1000),
+    "diskStreams": lambda: coldstart_load.load([(truncated, 0, 16, p)], disk_streams=-1),
     "gpu": lambda: coldstart_load.load([(truncated, 0, 16, p)], device=0),
     "device": lambda: coldstart_load.load([(truncated, 0, 16, p)], device=-2),
 }
