@@ -143,8 +143,6 @@ struct OutFd {
 
 constexpr size_t kOpenSources = 8;  // source descriptors open at once per job, however many source files
 
-void AdviseSequential(int fd) { posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
-
 struct RunBaton : Baton {
   bool verify = false;
   bool doFsync = false;

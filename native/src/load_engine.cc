@@ -529,7 +529,8 @@ bool LoadEngine::CheckFiles() {
     f.directOk = direct && path == CopyPath::Ring;  // until an O_DIRECT open or read of it is refused
     paths.push_back(f.path);
   }
-  fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles));
+  // Buffered reads advised sequential, as the prefetch's: a cold file then reads by the same readahead window.
+  fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles, AdviseSequential));
   if (direct && path == CopyPath::Ring) fdsDirect.reset(new FdPool(paths, O_RDONLY | O_DIRECT, kOpenFiles));
   return true;
 }

@@ -40,8 +40,6 @@ std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::t
 
 constexpr size_t kOpenFiles = 32;  // prefetch's descriptors open at once, however many files
 
-// Tell the kernel a file will be read whole and in order: a larger readahead window for pread.
-void AdviseSequential(int fd) { posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL); }
 
 // Resident bytes of [0, size) of fd (residency.h's mincore page vector); false when it cannot tell.
 // `vec` receives one byte per page when given.
