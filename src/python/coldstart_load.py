@@ -26,11 +26,11 @@ ABI = 2
 # 8 MiB chunks, one reader thread per available core, 2 to 16.
 CHUNK_BYTES = 8 << 20
 THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2))
-# What the page cache does not hold is read from the disk by one reader at a time, in file order: one stream read
-# 1.16-1.31x the rate of 8 parallel readers on every GPU host measured (BENCHMARKS.md), and a wake-up behind
-# `restore --prefetch` then follows the prefetch's stream instead of racing it with 16. 0: no bound (a local NVMe array
-# may want many); chunks already in the page cache are read by every thread either way.
-DISK_STREAMS = 1
+# How many reader threads may read what the page cache does not hold at once (lowest offset first); chunks already in
+# the page cache are read by every thread either way. 0: no bound, the default: a wake-up from a cold disk read no
+# faster with 1 on the lent GPU hosts' disks (1.08-1.16x its floor with 1, 1.09-1.18x with 16; BENCHMARKS.md
+# 2026-12-06), where a local NVMe array needs many requests in flight. 1 suits a disk that reads fastest by one stream.
+DISK_STREAMS = 0
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # src/python or dist/python
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 

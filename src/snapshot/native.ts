@@ -8,6 +8,7 @@
 import { ColdstartError } from '../core/errors.js';
 import { callNative, loadNative, nativeCodeOf, readProgress, sharedProgress, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
 import type { Fingerprint } from './manifest.js';
+import { runPrefetch, type PrefetchOptions, type PrefetchResult } from '../load/prefetch.js';
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
 
@@ -39,6 +40,8 @@ export interface SnapshotNative {
    * stopped, finished or not. `done`: what it read; rejects on a failure (a ColdstartError) or when `signal` aborts.
    */
   readInOrder(paths: string[], chunkBytes: number, signal: AbortSignal): { read: () => number; done: Promise<{ bytes: number; seconds: number }> };
+  /** Reads files into the page cache (src/load/prefetch.ts runPrefetch): `restore --prefetch`'s weights. */
+  prefetch(o: PrefetchOptions): Promise<PrefetchResult>;
 }
 
 function addon(): NativeAddon {
@@ -73,6 +76,7 @@ export const addonNative: SnapshotNative = {
     );
     return { read: () => (stopped ? Infinity : readProgress(progress)), done };
   },
+  prefetch: (o) => runPrefetch(o),
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
     return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { ColdstartError, isColdstartError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
-import { runPrefetch } from '../load/prefetch.js';
+import type { PrefetchResult } from '../load/prefetch.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
@@ -50,8 +50,9 @@ export interface RestoreOptions {
   hugePages?: boolean;
   /**
    * Files (the weights an --after-restore hook reads back, e.g. vLLM's sleep level 2) read into the page cache
-   * alongside verify, CRIU and the GPU restore, whose reads leave the disk idle part of the time; stopped once the hook
-   * answered. From a cold disk the whole restore then runs near (image + weights) ÷ the disk's rate.
+   * alongside verify, CRIU and the GPU restore, whose reads leave the disk idle part of the time; stopped when the
+   * first hook is sent, from which on the server reads them itself. From a cold disk the whole restore then runs near
+   * (image + weights) ÷ the disk's rate.
    */
   prefetch?: { target: string; files: string[]; threads?: number } | null;
   /**
@@ -93,7 +94,7 @@ export interface PrefetchDetail {
   files: number;
   /** Readers (pread, RESTORE_PREFETCH's chunk size). */
   threads: number;
-  /** Bytes it went through (read or found resident); null when it was stopped before the end (the hook answered first). */
+  /** Bytes it went through (read or found resident); null when it was stopped before the end (the hook was sent first). */
   bytes: number | null;
   seconds: number;
   finished: boolean;
@@ -106,7 +107,7 @@ export interface PrefetchDetail {
 
 function prefetchLine(p: PrefetchDetail): string {
   const rate = p.coldBytesPerSecond === null ? '' : ` at ${formatBytes(p.coldBytesPerSecond)}/s from disk`;
-  const how = p.error ? `failed after ${fmt(p.seconds)}` : p.finished ? `done in ${fmt(p.seconds)}${rate}` : `stopped after ${fmt(p.seconds)}, when the after-restore hook answered`;
+  const how = p.error ? `failed after ${fmt(p.seconds)}` : p.finished ? `done in ${fmt(p.seconds)}${rate}` : `stopped after ${fmt(p.seconds)}, when the after-restore hook was sent (the server read the rest itself)`;
   return `prefetch of ${p.target} (${p.files} file(s)) alongside the restore: ${how}${p.residentAfter === null ? '' : `; ${formatBytes(p.residentAfter)} in the page cache after`}`;
 }
 
@@ -266,7 +267,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   let prefetchTime = stopwatch(clock);
   // What runs alongside CRIU once it is spawned (null until then): the verification, the image's stream (a cold image)
   // and the prefetch behind it.
-  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: Awaited<ReturnType<typeof runPrefetch>>; seconds: number }> | null } = {
+  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: PrefetchResult; seconds: number }> | null } = {
     verifying: null,
     reading: null,
     prefetching: null,
@@ -318,14 +319,14 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const pf = Promise.race([flight.reading ?? v, stopped]).then(() => {
         if (stopPrefetch.signal.aborted) throw new ColdstartError('INTERRUPTED', 'prefetch: not started, the image is damaged or the restore failed');
         prefetchTime = stopwatch(clock);
-        return runPrefetch({ ...RESTORE_PREFETCH, ...(o.prefetch!.threads ? { threads: o.prefetch!.threads } : {}), files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
+        return native.prefetch({ ...RESTORE_PREFETCH, ...(o.prefetch!.threads ? { threads: o.prefetch!.threads } : {}), files, signal: AbortSignal.any([o.signal, stopPrefetch.signal]) });
       }).then((r) => ({ r, seconds: prefetchTime() }));
-      pf.catch(() => undefined); // awaited below (stopped when the hook answered, or on a failure)
+      pf.catch(() => undefined); // awaited below (stopped when the hook was sent, or on a failure)
       flight.prefetching = pf;
     }
     return v;
   };
-  // Stops the prefetch at once (the hook has read the weights back); nothing on the restore's path waits for it.
+  // Stops the prefetch at once (the server reads the weights itself now); nothing on the restore's path waits for it.
   let prefetchStoppedAfter: number | null = null;
   const stopPrefetching = (): void => {
     if (!flight.prefetching || stopPrefetch.signal.aborted) return;
@@ -413,9 +414,13 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       for (const p of m.gpuPids) await native.checkpoint(p, 'unlock');
       times['gpu-unlock'] = u();
     }
+    // The prefetch has filled the disk's idle time until now; from here the hook's server reads the weights itself, and a
+    // prefetch still reading beside it is a second stream at the same place on the disk: stopped as the hook is sent.
+    // Cold restores, H100 host (2026-12-06): 1.06-1.08x their floor this way, 1.19-1.22x with the prefetch running
+    // until the hook answered (BENCHMARKS.md).
+    stopPrefetching();
     const hooks = await sendHooks(afterRestore, '--after-restore', o.timeoutSeconds, o.signal);
     if (hooks.seconds !== null) times['after-restore'] = hooks.seconds;
-    stopPrefetching();
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
     if (readyUrl) {
@@ -495,7 +500,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
               ['  criu restore', '—', fmt(times['criu-restore'])],
               ['  gpu restore + unlock', '—', gpuSeconds === null ? 'no GPU state' : fmt(gpuSeconds)],
               ...(afterRestore.length ? [[`  after-restore hook${afterRestore.length > 1 ? `s (${afterRestore.length})` : ''}`, '—', fmt(times['after-restore'])] as [string, string, string]] : []),
-              ...(prefetch ? [[`  prefetch (alongside, until the hook answered)`, '—', fmt(prefetch.seconds)] as [string, string, string]] : []),
+              ...(prefetch ? [[`  prefetch (alongside, until the hook was sent)`, '—', fmt(prefetch.seconds)] as [string, string, string]] : []),
               ['  ready', '—', fmt(readySeconds)],
               ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],
               ['total', fmt(coldTotal), fmt(restoredTotal)],

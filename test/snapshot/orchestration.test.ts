@@ -63,6 +63,13 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     amxCalls,
     rangeCalls,
     streams,
+    // restore --prefetch's weights: every byte "read" at once (a test that holds it replaces this); the real prefetch
+    // is test/load/prefetch.test.ts's.
+    prefetch: async (p) => {
+      const files = p.files.map((path) => ({ path, bytes: statSync(path).size, residentBefore: 0, residentAfter: statSync(path).size }));
+      const bytes = files.reduce((a, f) => a + f.bytes, 0);
+      return { schema: 'coldstart/prefetch@1', strategy: p.strategy ?? 'pread', threads: p.threads ?? 1, bytes, seconds: 0.01, bytesPerSecond: bytes / 0.01, coldBytesPerSecond: bytes / 0.01, residency: { before: 0, after: 1 }, fallbackBytes: 0, files, notes: [] };
+    },
     // An image read by one stream: recorded, finished at once (a test that holds it replaces this).
     readInOrder: (paths) => {
       streams.push(paths);
@@ -481,7 +488,7 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       for (const p of await pidsFrom(pidfile2)) process.kill(p, 'SIGKILL');
     });
 
-    it('--prefetch reads the weights into the page cache alongside the restore until the --after-restore hooks answered (details.prefetch; two hooks, in order, one with a JSON body); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
+    it('--prefetch reads the weights into the page cache alongside the restore (details.prefetch; two hooks, in order, one with a JSON body); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
       const dir = join(tmp, 'prefetch-weights');
       mkdirSync(dir, { recursive: true });
       for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
@@ -534,8 +541,8 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         expect(p).toMatchObject({ target: dir, files: 2, threads: 1, error: null, residentAfter: 2 * (1 << 20) });
         expect(events).toEqual(['resident: image', 'ready', 'resident: weights']);
         expect(p.seconds).toBeGreaterThanOrEqual(0);
-        // Finished (two small files) or stopped by the hook's answer; either way it says which.
-        expect(p.finished ? p.bytes : null).toBe(p.finished ? 2 * ((1 << 20) + 8 + Buffer.byteLength(JSON.stringify({ w: { dtype: 'U8', shape: [1 << 20], data_offsets: [0, 1 << 20] } }))) : null);
+        // Finished: every byte of the two files.
+        expect(p).toMatchObject({ finished: true, bytes: 2 * ((1 << 20) + 8 + Buffer.byteLength(JSON.stringify({ w: { dtype: 'U8', shape: [1 << 20], data_offsets: [0, 1 << 20] } }))) });
         for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
         // No hook in the image or on the command line: nothing would read the weights back (exit 2, CRIU never ran).
         const never = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: () => false, restore: async () => Promise.reject(new Error('must not run')) });
@@ -557,6 +564,49 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
           expect(b.code).toBe(2);
           expect(json(b).error.message).toMatch(msg);
         }
+      } finally {
+        hook.close();
+      }
+    });
+
+    it('a prefetch still reading is stopped as the first --after-restore hook is sent, before the server gets it (the server reads the rest itself: one stream at that place on the disk, not two); the report says so', async () => {
+      const dir = join(tmp, 'prefetch-stop-weights');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([buildHeader([{ name: 'w', dtype: 'U8', shape: [4096] }]).bytes, Buffer.alloc(4096, 7)]));
+      const events: string[] = [];
+      const hook = createServer((req, res) => (events.push(`hook ${req.url}`), res.end('ok')));
+      await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+      const wake = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/wake_up`;
+      try {
+        const base = fakeNative({ gpu: () => false });
+        // A prefetch that reads until it is stopped (a disk slower than the restore).
+        const native: SnapshotNative = {
+          ...base,
+          prefetch: (p) =>
+            new Promise((_resolve, reject) => {
+              events.push('prefetch started');
+              p.signal!.addEventListener('abort', () => (events.push('prefetch stopped'), reject(new ColdstartError('INTERRUPTED', 'prefetch was cancelled'))), { once: true });
+            }),
+        };
+        const port = await freePort();
+        const pidfile = join(tmp, 'prefetch-stop.pids');
+        const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--after-restore', `${wake}?second=1`, '--prefetch', dir]);
+        for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+        expect(r.code, r.stderr).toBe(0);
+        expect(events).toEqual(['prefetch started', 'prefetch stopped', 'hook /wake_up', 'hook /wake_up?second=1']);
+        const p = json(r).details.prefetch;
+        expect(p).toMatchObject({ target: dir, files: 1, finished: false, bytes: null, error: null });
+        expect(p.seconds).toBeGreaterThanOrEqual(0);
+        expect(json(r).warnings).toEqual([]);
+        const port2 = await freePort();
+        const pidfile2 = join(tmp, 'prefetch-stop-text.pids');
+        const e2 = engines({ native, clock: fakeClock(), restore: fakeRestore(port2, pidfile2), pidAlive: () => false });
+        const text = await run(e2, 'restore', [image, '--ready-url', `http://127.0.0.1:${port2}/health`, '--no-first-request', '--after-restore', wake, '--prefetch', dir]);
+        for (const q of await pidsFrom(pidfile2)) process.kill(q, 'SIGKILL');
+        expect(text.code, text.stderr).toBe(0);
+        expect(text.stdout).toMatch(/prefetch \(alongside, until the hook was sent\)/);
+        expect(text.stdout).toMatch(/stopped after .*, when the after-restore hook was sent \(the server read the rest itself\)/);
       } finally {
         hook.close();
       }
