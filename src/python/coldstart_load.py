@@ -26,11 +26,12 @@ ABI = 2
 # 8 MiB chunks, one reader thread per available core, 2 to 16.
 CHUNK_BYTES = 8 << 20
 THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2))
-# How many reader threads may read what the page cache does not hold at once (lowest offset first); chunks already in
-# the page cache are read by every thread either way. 0: no bound, the default: a wake-up from a cold disk read no
-# faster with 1 on the lent GPU hosts' disks (1.08-1.16x its floor with 1, 1.09-1.18x with 16; BENCHMARKS.md
-# 2026-12-06), where a local NVMe array needs many requests in flight. 1 suits a disk that reads fastest by one stream.
-DISK_STREAMS = 0
+# How many reader threads may read what the page cache does not hold at once, lowest offset first (0: no bound); chunks
+# already in the page cache are read by every thread either way. One, as restore's prefetch and its image stream read:
+# the lent GPU hosts' disks read fastest by one stream, and a wake-up from a cold disk with one reader there was faster
+# than with 16 in 6 of 7 same-machine pairs (BENCHMARKS.md 2026-12-06). A local NVMe array, which wants many requests
+# in flight, is not measured: pass disk_streams=0 (or N) there.
+DISK_STREAMS = 1
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # src/python or dist/python
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 

@@ -23,7 +23,7 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
 #   HOOK_RESTORES="cold-huge-pf-cs-par" ...          # -par: a cold image read by the hash threads (--no-image-stream)
 #   HOOK_RESTORES="cold-huge-pf-cs-r1 cold-…-r2"     # -rN: nothing but a name, so one way restored twice keeps both
-#   HOOK_RESTORES="cold-huge-pf-cs-ds1" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded, its default)
+#   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; its default 1)
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
@@ -364,7 +364,7 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     vt=$(sed -n 's/.*-vt\([0-9][0-9]*\).*/\1/p' <<<"$tag")
     [ -n "$vt" ] && flags+=(--verify-threads "$vt")
     # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
-    # -dsN: its disk readers at once (coldstart_load's disk_streams; 0: unbounded, its default)
+    # -dsN: its disk readers at once (coldstart_load's disk_streams; 0: unbounded; 1 its default)
     ds=$(sed -n 's/.*-ds\([0-9][0-9]*\).*/\1/p' <<<"$tag")
     case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart${ds:+&disk_streams=$ds}") ;; esac
     # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes

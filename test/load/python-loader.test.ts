@@ -12,13 +12,14 @@ import { fileURLToPath } from 'node:url';
 import { peerPython } from '../helpers/python.js';
 import { DEFAULTS } from '../../src/load/gpu-load.js';
 import { evictableDir } from '../helpers/pagecache.js';
+import { RESTORE_PREFETCH } from '../../src/snapshot/restore.js';
 
 const moduleDir = fileURLToPath(new URL('../../src/python', import.meta.url));
 const script = fileURLToPath(new URL('./python_loader_check.py', import.meta.url));
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
 describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so', () => {
-  it('fills a server\'s tensors with the bytes safetensors reads, bounds the readers of what the page cache lacks when asked, and refuses bad input with a code and the file named', async () => {
+  it('fills a server\'s tensors with the bytes safetensors reads, reads what the page cache lacks by one disk reader at a time, and refuses bad input with a code and the file named', async () => {
     const tmp = mkdtempSync(join(tmpdir(), 'cs-pyload-'));
     const coldDir = await evictableDir();
     try {
@@ -34,9 +35,10 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(o.bytes).toBe(o.expectBytes);
       expect(o.flatEqual).toBe(true);
       // One answer for the loader's defaults: the module's are gpu-load's measured ones.
-      expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads, diskStreams: 0 });
-      // What the page cache did not hold came from the disk through the gate: by one reader at a time, at most two,
-      // or as many as the threads (unbounded, the default: only counted); every byte right; a resident file never
+      expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads, diskStreams: RESTORE_PREFETCH.threads });
+      // What the page cache did not hold came from the disk through the gate: by one reader at a time (the default,
+      // as many as restore's prefetch), at most two, or as many as the threads (unbounded: only counted); every byte
+      // right; a resident file never
       // waits there. Readahead brings pages in ahead of the readers, so cold bytes are at most the evicted part.
       const cold = o.cold as Record<string, { coldBytes: number | null; readersMax: number; equal: boolean }>;
       const MiB = 1 << 20;
