@@ -38,23 +38,24 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads, diskStreams: RESTORE_PREFETCH.threads });
       // What the page cache did not hold came from the disk through the gate: by one reader at a time (the default,
       // as many as restore's prefetch), at most two, or as many as the threads (unbounded: only counted); every byte
-      // right; a resident file never
-      // waits there. Readahead brings pages in ahead of the readers, so cold bytes are at most the evicted part.
+      // right; a resident file never waits there. Readahead brings pages in ahead of the readers, so cold bytes are at
+      // most the evicted part.
       const cold = o.cold as Record<string, { coldBytes: number | null; readersMax: number; equal: boolean }>;
       const MiB = 1 << 20;
-      for (const [name, c] of Object.entries(cold)) expect(c.equal, name).toBe(true);
-      expect(cold.one!.coldBytes).toBeGreaterThan(0);
-      expect(cold.one!.coldBytes).toBeLessThanOrEqual(48 * MiB);
-      expect(cold.one!.readersMax).toBe(1);
-      expect(cold.two!.readersMax).toBeGreaterThanOrEqual(1);
-      expect(cold.two!.readersMax).toBeLessThanOrEqual(2);
-      expect(cold.unbounded!.coldBytes).toBeGreaterThan(0);
-      expect(cold.unbounded!.readersMax).toBeGreaterThanOrEqual(1);
-      expect(cold.unbounded!.readersMax).toBeLessThanOrEqual(4);
-      expect(cold.halfOne!.coldBytes).toBeGreaterThan(0);
-      expect(cold.halfOne!.coldBytes).toBeLessThanOrEqual(24 * MiB);
-      expect(cold.halfOne!.readersMax).toBe(1);
-      expect(cold.resident).toEqual({ coldBytes: 0, readersMax: 0, equal: true });
+      const seen = JSON.stringify(cold); // every case's numbers, in any failure's message
+      for (const [name, c] of Object.entries(cold)) expect(c.equal, `${name}: ${seen}`).toBe(true);
+      expect(cold.one!.coldBytes, seen).toBeGreaterThan(0);
+      expect(cold.one!.coldBytes, seen).toBeLessThanOrEqual(48 * MiB);
+      expect(cold.one!.readersMax, seen).toBe(1);
+      expect(cold.two!.readersMax, seen).toBeGreaterThanOrEqual(1);
+      expect(cold.two!.readersMax, seen).toBeLessThanOrEqual(2);
+      expect(cold.unbounded!.coldBytes, seen).toBeGreaterThan(0);
+      expect(cold.unbounded!.readersMax, seen).toBeGreaterThanOrEqual(1);
+      expect(cold.unbounded!.readersMax, seen).toBeLessThanOrEqual(4);
+      expect(cold.halfOne!.coldBytes, seen).toBeGreaterThan(0);
+      expect(cold.halfOne!.coldBytes, seen).toBeLessThanOrEqual(24 * MiB);
+      expect(cold.halfOne!.readersMax, seen).toBe(1);
+      expect(cold.resident, seen).toEqual({ coldBytes: 0, readersMax: 0, equal: true });
       expect(o.none).toBe(0);
       const e = o.errors as Record<string, { code: string; message: string } | null>;
       expect(e.missing).toMatchObject({ code: 'NOT_FOUND', message: expect.stringContaining(join(tmp, 'nope.safetensors')) });
