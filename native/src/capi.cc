@@ -77,6 +77,7 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   e.buffers = threads + 2;
   e.streams = std::min(4, threads);
   e.registerRing = true;
+  e.watchCold = true;
   e.diskStreams = diskStreams;
   if (!RingOk(chunkBytes, e.buffers)) return Refuse(out, Err::BadArg, "cs_load: threads × chunk_bytes is more than 64 GiB of ring");
   for (uint64_t i = 0; i < n; i++) {

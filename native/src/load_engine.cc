@@ -84,9 +84,9 @@ bool LoadEngine::ReadChunk(const Chunk& c, char* dst, Job& job) {
   char* p = useDirect ? dst : dst + c.skip;
   uint64_t got = 0, want = useDirect ? need : c.copyLen;
   // A buffered chunk the page cache does not hold whole comes from the disk: counted, and read through the gate
-  // (diskStreams at a time, in file order) when the load bounds its disk streams. O_DIRECT reads all go to the disk.
+  // (diskStreams at a time, in file order), for a load that watches its cold reads. O_DIRECT reads all go to the disk.
   DiskGate::Pass pass;
-  if (!useDirect && len > 0) {
+  if (watchCold && !useDirect && len > 0) {
     uint64_t res = 0, pages = 0;
     if (!ResidentPages(fd, off, len, &res, &pages)) {
       coldUnknown = true;

@@ -40,7 +40,6 @@ std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::t
 
 constexpr size_t kOpenFiles = 32;  // prefetch's descriptors open at once, however many files
 
-
 // Resident bytes of [0, size) of fd (residency.h's mincore page vector); false when it cannot tell.
 // `vec` receives one byte per page when given.
 bool Resident(int fd, uint64_t size, uint64_t* resident, std::vector<unsigned char>* vecOut = nullptr) {
