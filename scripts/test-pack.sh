@@ -121,8 +121,8 @@ if [ -n "${COLDSTART_PYTHON:-}" ]; then
   env -u COLDSTART_LOAD_LIBRARY "$COLDSTART_PYTHON" "$repo/test/load/python_loader_check.py" "$pkg/dist/python" "$tmp/pyload" "$tmp/pyload" >"$tmp/pyload.json" ||
     fail "python_loader_check.py failed against the installed package"
   node -e 'const o=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));
-    const cold=Object.values(o.cold||{}); if(!cold.length||cold.some((c)=>!c.equal)) o.equal=-1;
-    if(o.equal!==o.tensors||!o.tensors||!o.flatEqual||o.library!==process.argv[2]){console.error(JSON.stringify(o));process.exit(1)}' "$tmp/pyload.json" \
+    const cold=Object.values(o.cold||{}); const coldOk=cold.length>0&&cold.every((c)=>c.equal);
+    if(!coldOk||o.equal!==o.tensors||!o.tensors||!o.flatEqual||o.library!==process.argv[2]){console.error(JSON.stringify(o));process.exit(1)}' "$tmp/pyload.json" \
     "$pkg/prebuilds/linux-$arch/libcoldstart_load.so" || fail "coldstart_load from the installed package: wrong bytes or not the shipped library"
 fi
 

@@ -40,6 +40,11 @@ def _up(n, a):
     return (n + a - 1) // a * a
 
 
+def loader_name(loader=None):
+    """Who reads the weights: the loader asked for, else CS_LOADER's, else python."""
+    return loader or os.environ.get("CS_LOADER", "python")
+
+
 def read_header(path):
     with open(path, "rb") as f:
         (n,) = struct.unpack("<Q", f.read(8))
@@ -195,7 +200,7 @@ class FlatWeights:
     def load(self, threads=None, piece=None, loader=None, disk_streams=None):
         """The files' bytes into the buffer, by CS_LOADER's loader (python unless told); returns coldstart_load's
         result (bytes, seconds, cold_bytes, disk_readers_max) for the coldstart loader, None for the Python one."""
-        loader = loader or os.environ.get("CS_LOADER", "python")
+        loader = loader_name(loader)
         if loader == "coldstart":
             import coldstart_load
 

@@ -58,12 +58,12 @@ torch.set_default_dtype(torch.bfloat16)
 with torch.device("meta" if folder else dev):
     model = LlamaForCausalLM(cfg).eval()
 if folder:
-    from flat_weights import FlatWeights
+    from flat_weights import FlatWeights, loader_name
 
     tl = time.time()
     flat = FlatWeights(folder, dev)
     flat.load()
-    by = os.environ.get("CS_LOADER", "python")
+    by = loader_name()
     views = flat.tensors()
     for name, _p in list(model.named_parameters()):
         owner, _, attr = name.rpartition(".")
@@ -251,7 +251,7 @@ class H(BaseHTTPRequestHandler):
                 loader = q.get("loader")
                 ds = int(q["disk_streams"]) if "disk_streams" in q else None
                 r = flat.reload(threads, int(q["piece_mib"]) << 20 if "piece_mib" in q else None, loader, ds)
-                by = loader or os.environ.get("CS_LOADER", "python")
+                by = loader_name(loader)
                 cold = ""
                 if r and r["cold_bytes"] is not None:
                     cold = f", {r['cold_bytes'] / 1e9:.2f} GB from the disk, at most {r['disk_readers_max']} readers there at once"
