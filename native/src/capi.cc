@@ -3,15 +3,18 @@
 // tensors at the rate `coldstart profile` measures, instead of its framework's loader. Called from Python through
 // ctypes (src/python/coldstart_load.py); no N-API and no Node here.
 //
-//   int cs_abi_version(void)                   2; bumped when a struct or a signature below changes
+//   int cs_abi_version(void)                   3; bumped when a struct or a signature below changes
 //   int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, int disk_streams,
-//               cs_result* out)
+//               int cold_reads, cs_result* out)
 //
 // Each range copies `length` bytes of `path` from byte `offset` to `dst`: a CUdeviceptr valid in `device`'s
 // primary context (the one torch and vLLM allocate in) when device >= 0, a host address when device is -1. Reads
-// go through the page cache (pread into a pinned ring, copied on several streams), chunk_bytes at a time; a chunk the
-// page cache does not hold whole is read from the disk by at most disk_streams threads at once, lowest offset first
-// (0: no bound), and counted in out->cold_bytes (UINT64_MAX: residency could not be told). Returns 0
+// land in a pinned ring (copied on several streams), chunk_bytes at a time; a chunk the page cache holds whole is read
+// from it; one it does not is read from the disk by at most disk_streams threads at once, lowest offset first (0: no
+// bound), and counted in out->cold_bytes (UINT64_MAX: residency could not be told). cold_reads says how such a chunk
+// is read: 1, around the page cache (O_DIRECT, straight into the ring: the disk's full rate, the page cache left as
+// found); 0, through it (buffered: what was read stays cached). A file whose O_DIRECT reads are refused is read through
+// the page cache and counted in out->direct_refused. Returns 0
 // and fills out->bytes/seconds on success; otherwise a nonzero value with out->code (one of base.h's ErrName) and a
 // one-line out->error naming the file or argument. Every number is checked before anything is opened or allocated;
 // the memory behind dst is the caller's: nothing is allocated there or freed.
@@ -33,6 +36,7 @@ struct cs_result {
   double seconds, read_seconds, copy_seconds;
   uint64_t cold_bytes;       // bytes not in the page cache when read (UINT64_MAX: not measured)
   uint64_t disk_readers_max; // the most chunks read from the disk at once
+  uint64_t direct_refused;   // files whose cold chunks went through the page cache: O_DIRECT was refused for them
   char code[32];
   char error[1024];
 };
@@ -57,13 +61,15 @@ int Refuse(cs_result* out, const char* code, const std::string& msg) {
 }
 int Refuse(cs_result* out, Err c, const std::string& msg) { return Refuse(out, ErrName(c), msg); }
 
-int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunkBytes, int diskStreams, cs_result* out) {
+int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunkBytes, int diskStreams, int coldReads, cs_result* out) {
   if (n > kMaxRanges) return Refuse(out, Err::BadArg, "cs_load: at most 1,000,000 ranges, got " + std::to_string(n));
   if (n > 0 && !ranges) return Refuse(out, Err::BadArg, "cs_load: ranges is NULL");
   if (device < -1 || device > 1023) return Refuse(out, Err::BadArg, "cs_load: device must be -1 (host) or a CUDA ordinal, got " + std::to_string(device));
   if (threads < 1 || threads > kMaxThreads) return Refuse(out, Err::BadArg, "cs_load: threads must be 1..256, got " + std::to_string(threads));
   if (diskStreams < 0 || diskStreams > kMaxThreads)
     return Refuse(out, Err::BadArg, "cs_load: disk_streams must be 0 (no bound) or 1..256, got " + std::to_string(diskStreams));
+  if (coldReads != 0 && coldReads != 1)
+    return Refuse(out, Err::BadArg, "cs_load: cold_reads must be 1 (around the page cache, O_DIRECT) or 0 (through it), got " + std::to_string(coldReads));
   if (!ChunkBytesOk(chunkBytes))
     return Refuse(out, Err::BadArg, "cs_load: chunk_bytes must be a multiple of 4096 up to 1 GiB, got " + std::to_string(chunkBytes));
   LoadEngine e;
@@ -78,6 +84,7 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   e.streams = std::min(4, threads);
   e.registerRing = true;
   e.watchCold = true;
+  e.coldDirect = coldReads == 1;
   e.diskStreams = diskStreams;
   if (!RingOk(chunkBytes, e.buffers)) return Refuse(out, Err::BadArg, "cs_load: threads × chunk_bytes is more than 64 GiB of ring");
   for (uint64_t i = 0; i < n; i++) {
@@ -96,10 +103,17 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
     if (e.gpu) f->givenDptr = static_cast<CUdeviceptr>(r.dst);
     else f->givenHost = reinterpret_cast<char*>(static_cast<uintptr_t>(r.dst));
     e.files.push_back(std::move(f));
-    for (uint64_t o = 0; o < r.length; o += chunkBytes) {
+    // Chunks start on 4 KiB boundaries of the file (the first one skips up to the range's start), so that a chunk
+    // read around the page cache (O_DIRECT: aligned offset, length and buffer) reads the same bytes.
+    const uint64_t base = r.offset - r.offset % kAlign;
+    for (uint64_t at = base; r.length > 0; at += chunkBytes) {
       if (e.chunks.size() >= kMaxChunks) return Refuse(out, Err::BadArg, "cs_load: more than 16,777,216 chunks: raise chunk_bytes");
-      const uint64_t len = std::min(chunkBytes, r.length - o);
-      e.chunks.push_back(Chunk{static_cast<uint32_t>(i), r.offset + o, len, 0, len, o});
+      const bool last = end - at <= chunkBytes;  // at < end here; at + chunkBytes is then never computed past 2^64
+      const uint64_t from = std::max(at, r.offset), to = last ? end : at + chunkBytes;
+      const uint64_t skip = from - at, len = to - from;
+      const uint64_t readLen = std::min(chunkBytes, (skip + len + kAlign - 1) / kAlign * kAlign);
+      e.chunks.push_back(Chunk{static_cast<uint32_t>(i), at, readLen, skip, len, from - r.offset});
+      if (last) break;
     }
   }
   if (e.gpu && !Cuda().loaded) return Refuse(out, Err::NoGpu, "cs_load: no CUDA driver: " + Cuda().loadError + " (pass device -1 to load into host memory)");
@@ -121,20 +135,21 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   out->copy_seconds = UnionLength(copies);
   out->cold_bytes = e.coldUnknown.load() ? UINT64_MAX : e.coldBytes.load();
   out->disk_readers_max = static_cast<uint64_t>(e.diskGate.MaxInUse());
+  out->direct_refused = e.directRefused.load();
   return 0;
 }
 
 }  // namespace
 }  // namespace coldstart
 
-extern "C" __attribute__((visibility("default"))) int cs_abi_version(void) { return 2; }
+extern "C" __attribute__((visibility("default"))) int cs_abi_version(void) { return 3; }
 
 extern "C" __attribute__((visibility("default"))) int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, int disk_streams,
-                                                              cs_result* out) {
+                                                              int cold_reads, cs_result* out) {
   if (!out) return 2;
   memset(out, 0, sizeof(*out));
   try {
-    return coldstart::Load(ranges, n, device, threads, chunk_bytes, disk_streams, out);
+    return coldstart::Load(ranges, n, device, threads, chunk_bytes, disk_streams, cold_reads, out);
   } catch (const std::exception& ex) {
     return coldstart::Refuse(out, coldstart::Err::Native, std::string("cs_load: ") + ex.what());
   } catch (...) {

@@ -63,64 +63,79 @@ double IntersectLength(const std::vector<Interval>& x, const std::vector<Interva
   return total;
 }
 
+// pread until `want` bytes of [off, off + len) are in p, or the file ends; O_DIRECT stops at the short block of EOF.
+// Returns 0, or the errno of the failed read.
+static int PreadAll(int fd, char* p, uint64_t off, uint64_t len, uint64_t want, bool direct, uint64_t* got) {
+  *got = 0;
+  while (*got < len) {
+    ssize_t r = pread(fd, p + *got, len - *got, static_cast<off_t>(off + *got));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (r == 0) break;
+    *got += static_cast<uint64_t>(r);
+    if (direct && *got >= want && (*got % kAlign) != 0) break;  // EOF inside the last block
+  }
+  return 0;
+}
+
 bool LoadEngine::ReadChunk(const Chunk& c, char* dst, Job& job) {
   FileSpec& f = *files[c.file];
   const uint64_t need = c.skip + c.copyLen;  // ≤ readLen ≤ chunkBytes (checked at parse)
   bool useDirect = direct && f.directOk.load();
-  FdLease lease(useDirect ? *fdsDirect : *fds, c.file);
-  if (!lease) {
-    int e = lease.error();
-    if (useDirect) {
-      f.directOk = false;
-      DirectRefused(f.path, Errno(e));
-      return ReadChunk(c, dst, job);
-    }
-    job.Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e));
-    return false;
-  }
-  int fd = lease.get();
-  uint64_t off = useDirect ? c.readOff : c.readOff + c.skip;
-  uint64_t len = useDirect ? c.readLen : c.copyLen;
-  char* p = useDirect ? dst : dst + c.skip;
-  uint64_t got = 0, want = useDirect ? need : c.copyLen;
-  // A buffered chunk the page cache does not hold whole comes from the disk: counted, and read through the gate
-  // (diskStreams at a time, in file order), for a load that watches its cold reads. O_DIRECT reads all go to the disk.
+  // A load that watches its cold reads (cs_load's) asks the page cache first: a chunk it does not hold whole comes
+  // from the disk, is counted, and is read through the gate (diskStreams at a time, in file order); with coldDirect
+  // it is read around the page cache (O_DIRECT, straight into the ring). O_DIRECT loads all go to the disk.
   DiskGate::Pass pass;
-  if (watchCold && !useDirect && len > 0) {
+  if (watchCold && !useDirect && c.copyLen > 0) {
+    FdLease q(*fds, c.file);
+    if (!q) return job.Fail(ErrFromErrno(q.error()), f.path + ": cannot open: " + Errno(q.error())), false;
     uint64_t res = 0, pages = 0;
-    if (!ResidentPages(fd, off, len, &res, &pages)) {
+    if (!ResidentPages(q.get(), c.readOff + c.skip, c.copyLen, &res, &pages)) {
       coldUnknown = true;
     } else if (res < pages) {
-      coldBytes += std::min(len, (pages - res) * PageBytes());
+      coldBytes += std::min(c.copyLen, (pages - res) * PageBytes());
       // Unbounded (0), the gate only counts the readers at the disk at once (every one enters at once).
-      pass = diskGate.Enter(diskStreams > 0 ? diskStreams : kMaxThreads, {c.file, off});
+      pass = diskGate.Enter(diskStreams > 0 ? diskStreams : kMaxThreads, {c.file, c.readOff});
       if (failed.load()) return false;  // another reader failed while this one waited: read nothing more
+      useDirect = coldDirect && f.directOk.load();
     }
   }
-  while (got < len) {
-    ssize_t r = pread(fd, p + got, len - got, static_cast<off_t>(off + got));
-    if (r < 0) {
-      if (errno == EINTR) continue;
-      if (useDirect && errno == EINVAL) {
-        // The filesystem accepted O_DIRECT at open but not for this read: fall back to the page cache.
-        f.directOk = false;
-        DirectRefused(f.path, "EINVAL on read");
-        return ReadChunk(c, dst, job);
+  for (;;) {
+    FdLease lease(useDirect ? *fdsDirect : *fds, c.file);
+    if (!lease) {
+      int e = lease.error();
+      if (useDirect) {
+        if (f.directOk.exchange(false)) DirectRefused(f.path, Errno(e));  // counted once per file
+        useDirect = false;
+        continue;
       }
-      int e = errno;
+      job.Fail(ErrFromErrno(e), f.path + ": cannot open: " + Errno(e));
+      return false;
+    }
+    const uint64_t off = useDirect ? c.readOff : c.readOff + c.skip;
+    const uint64_t len = useDirect ? c.readLen : c.copyLen;
+    const uint64_t want = useDirect ? need : c.copyLen;
+    uint64_t got = 0;
+    int e = PreadAll(lease.get(), useDirect ? dst : dst + c.skip, off, len, want, useDirect, &got);
+    if (e == EINVAL && useDirect) {
+      // The filesystem accepted O_DIRECT at open but not for this read: the page cache from now on.
+      if (f.directOk.exchange(false)) DirectRefused(f.path, "EINVAL on read");
+      useDirect = false;
+      continue;
+    }
+    if (e != 0) {
       job.Fail(ErrFromErrno(e), f.path + ": read failed at byte " + std::to_string(off + got) + ": " + Errno(e));
       return false;
     }
-    if (r == 0) break;
-    got += static_cast<uint64_t>(r);
-    if (useDirect && got >= want && (got % kAlign) != 0) break;  // EOF inside the last block
+    if (got < want) {
+      job.Fail(Err::CorruptFile, f.path + ": file ended at byte " + std::to_string(off + got) + " while " + std::to_string(off + want) +
+                                     " were expected (was it truncated while loading?)");
+      return false;
+    }
+    return true;
   }
-  if (got < want) {
-    job.Fail(Err::CorruptFile, f.path + ": file ended at byte " + std::to_string(off + got) + " while " + std::to_string(off + want) +
-                                   " were expected (was it truncated while loading?)");
-    return false;
-  }
-  return true;
 }
 
 static char* AlignedAlloc(size_t n) {
@@ -526,12 +541,12 @@ bool LoadEngine::CheckFiles() {
       int e = errno;
       return Fail(ErrFromErrno(e), f.path + ": mmap failed: " + Errno(e)), false;
     }
-    f.directOk = direct && path == CopyPath::Ring;  // until an O_DIRECT open or read of it is refused
+    f.directOk = (direct || coldDirect) && path == CopyPath::Ring;  // until an O_DIRECT open or read of it is refused
     paths.push_back(f.path);
   }
   // Buffered reads advised sequential, as the prefetch's: a cold file then reads by the same readahead window.
   fds.reset(new FdPool(paths, O_RDONLY, kOpenFiles, AdviseSequential));
-  if (direct && path == CopyPath::Ring) fdsDirect.reset(new FdPool(paths, O_RDONLY | O_DIRECT, kOpenFiles));
+  if ((direct || coldDirect) && path == CopyPath::Ring) fdsDirect.reset(new FdPool(paths, O_RDONLY | O_DIRECT, kOpenFiles));
   return true;
 }
 

@@ -265,9 +265,10 @@ struct LoadEngine {
   int threads = 8, buffers = 16, streams = 4;
   bool direct = false, returnHost = false, testCorrupt = false;
   std::atomic<uint32_t> directRefused{0};  // files read through the page cache after O_DIRECT was refused
-  // Buffered reads of chunks the page cache does not hold whole, when watchCold (cs_load's loads; gpuLoad's are left
-  // as they were, unasked): counted, and at most diskStreams at once (0: no bound; the gate still counts them).
-  bool watchCold = false;
+  // Reads of chunks the page cache does not hold whole, when watchCold (cs_load's loads; gpuLoad's are left as they
+  // were, unasked): counted, at most diskStreams at once (0: no bound; the gate still counts them), and with
+  // coldDirect read around the page cache (O_DIRECT into the ring; resident chunks are still read from it).
+  bool watchCold = false, coldDirect = false;
   int diskStreams = 0;
   DiskGate diskGate;
   std::atomic<uint64_t> coldBytes{0};      // bytes not in the page cache when their chunk was read

@@ -21,17 +21,23 @@ import ctypes
 import os
 import platform
 
-ABI = 2
+ABI = 3
 # gpu-load's measured defaults (src/load/gpu-load.ts DEFAULTS; test/load/python-loader.test.ts keeps them equal):
 # 8 MiB chunks, one reader thread per available core, 2 to 16.
 CHUNK_BYTES = 8 << 20
 THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2))
-# How many reader threads may read what the page cache does not hold at once, lowest offset first (0: no bound); chunks
-# already in the page cache are read by every thread either way. One, as restore's prefetch and its image stream read:
-# the lent GPU hosts' disks read fastest by one stream, and a wake-up from a cold disk with one reader there was faster
-# than with 16 in 6 of 7 same-machine pairs (BENCHMARKS.md 2026-12-06). A local NVMe array, which wants many requests
-# in flight, is not measured: pass disk_streams=0 (or N) there.
-DISK_STREAMS = 1
+# How a chunk the page cache does not hold whole is read (chunks it holds are read from it by every thread either way):
+#   "direct"  around the page cache (O_DIRECT, straight into the pinned ring), at most 4 chunks at the disk at once:
+#             the lent GPU hosts' disks delivered the wake-up's 15.5 GB at 2.39 GB/s this way, faster than their own
+#             one-stream probe (2.21-2.29 GB/s), against 2.15 GB/s through the page cache (BENCHMARKS.md 2026-12-06).
+#             What it reads is not kept in the page cache (it is left as found).
+#   "cached"  through the page cache (buffered preads, readahead), at most 1 chunk at the disk at once, lowest offset
+#             first: what it reads stays cached, for a node that will load the same files again.
+COLD = "direct"
+# Reader threads at the disk at once for each way (0: no bound; a local NVMe array, which wants many requests in
+# flight, is not measured: pass disk_streams=0 or N there).
+DISK_STREAMS = {"direct": 4, "cached": 1}
+_COLD_READS = {"direct": 1, "cached": 0}  # cs_load's cold_reads
 _ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # src/python or dist/python
 _ARCH = {"x86_64": "x64", "amd64": "x64", "aarch64": "arm64", "arm64": "arm64"}
 
@@ -54,6 +60,7 @@ class _Result(ctypes.Structure):
         ("copy_seconds", ctypes.c_double),
         ("cold_bytes", ctypes.c_uint64),
         ("disk_readers_max", ctypes.c_uint64),
+        ("direct_refused", ctypes.c_uint64),
         ("code", ctypes.c_char * 32),
         ("error", ctypes.c_char * 1024),
     ]
@@ -89,7 +96,17 @@ def library():
         if lib.cs_abi_version() != ABI:
             tried.append(f"{path} (ABI {lib.cs_abi_version()}, this module needs {ABI}: a different coldstart version)")
             continue
-        lib.cs_load.argtypes = [ctypes.POINTER(_Range), ctypes.c_uint64, ctypes.c_int, ctypes.c_int, ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(_Result)]
+        # ranges, n, device, threads, chunk_bytes, disk_streams, cold_reads, out
+        lib.cs_load.argtypes = [
+            ctypes.POINTER(_Range),
+            ctypes.c_uint64,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_uint64,
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.POINTER(_Result),
+        ]
         lib.cs_load.restype = ctypes.c_int
         _lib = lib  # its path: lib._name
         return _lib
@@ -102,13 +119,16 @@ def library():
     )
 
 
-def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None):
+def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None, cold=None):
     """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy),
-    cold_bytes (read from the disk, not the page cache; None when residency could not be told) and disk_readers_max.
+    cold_bytes (read from the disk, not the page cache; None when residency could not be told), disk_readers_max and
+    direct_refused (files read through the page cache because their filesystem refused O_DIRECT).
 
     device: a CUDA ordinal (dst are device addresses in its primary context) or None (dst are host addresses).
     threads, chunk_bytes: reader threads and bytes per read (default THREADS, CHUNK_BYTES).
-    disk_streams: at most this many threads read what the page cache does not hold at once (default DISK_STREAMS; 0: no bound).
+    cold: how a chunk the page cache does not hold is read, "direct" (around it) or "cached" (through it); default COLD.
+    disk_streams: at most this many threads read what the page cache does not hold at once (default DISK_STREAMS[cold];
+    0: no bound).
     The call blocks until every byte is in place (the copies are synchronised) or raises LoadError.
     """
     ranges = list(ranges)
@@ -129,8 +149,11 @@ def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None)
     out = _Result()
     threads = THREADS if threads is None else int(threads)
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
-    disk_streams = DISK_STREAMS if disk_streams is None else int(disk_streams)
-    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, threads, chunk_bytes, disk_streams, ctypes.byref(out))
+    cold = COLD if cold is None else cold
+    if cold not in _COLD_READS:
+        raise LoadError("BAD_ARG", f'coldstart_load.load: cold must be "direct" or "cached", got {cold!r}')
+    disk_streams = DISK_STREAMS[cold] if disk_streams is None else int(disk_streams)
+    rc = library().cs_load(arr, len(ranges), -1 if device is None else device, threads, chunk_bytes, disk_streams, _COLD_READS[cold], ctypes.byref(out))
     if rc != 0:
         raise LoadError(out.code.decode() or "NATIVE", out.error.decode(errors="replace") or f"cs_load failed ({rc})")
     return {
@@ -140,4 +163,5 @@ def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None)
         "copy_seconds": out.copy_seconds,
         "cold_bytes": None if out.cold_bytes == (1 << 64) - 1 else out.cold_bytes,
         "disk_readers_max": out.disk_readers_max,
+        "direct_refused": out.direct_refused,
     }

@@ -2,7 +2,8 @@
 against the real safetensors as the oracle; prints one JSON document for test/load/python-loader.test.ts.
 
 argv: module dir (src/python), scratch dir, a scratch dir whose filesystem honours posix_fadvise(DONTNEED) (the cold
-reads: what the page cache does not hold, read by at most disk_streams threads at once).
+reads: what the page cache does not hold, read by at most disk_streams threads at once, around the page cache or
+through it).
 """
 
 import ctypes
@@ -27,7 +28,12 @@ out = {
     "equal": 0,
     "bytes": 0,
     "errors": {},
-    "defaults": {"chunkBytes": coldstart_load.CHUNK_BYTES, "threads": coldstart_load.THREADS, "diskStreams": coldstart_load.DISK_STREAMS},
+    "defaults": {
+        "chunkBytes": coldstart_load.CHUNK_BYTES,
+        "threads": coldstart_load.THREADS,
+        "diskStreams": coldstart_load.DISK_STREAMS,
+        "cold": coldstart_load.COLD,
+    },
     "cold": {},
 }
 
@@ -82,7 +88,8 @@ with open(path, "rb") as f:
 out["none"] = coldstart_load.load([])["bytes"]
 
 # Cold reads: 48 MiB of random bytes, evicted from the page cache (whole, or its first half), read back by 4 threads
-# of 1 MiB with the disk bounded to one reader (the default), two, or unbounded; every byte compared.
+# of 1 MiB around the page cache (O_DIRECT, the default) or through it, with the disk bounded to the default readers,
+# one, two, or unbounded; every byte compared, and the page cache's pages counted before and after each read.
 cold = os.path.join(sys.argv[3], "cold.bin")
 blob = os.urandom(48 << 20)
 with open(cold, "wb") as f:
@@ -99,10 +106,17 @@ def evict(off=0, length=0):
         os.close(fd)
 
 
-def read_back(disk_streams):
-    dst = torch.zeros(len(blob), dtype=torch.uint8)
-    r = coldstart_load.load([(cold, 0, len(blob), dst.data_ptr())], threads=4, chunk_bytes=1 << 20, disk_streams=disk_streams)
-    return {"coldBytes": r["cold_bytes"], "readersMax": r["disk_readers_max"], "equal": bytes(dst.numpy()) == blob}
+def read_back(disk_streams, mode, off=0, end=None):
+    """The file's bytes [off, end) read back by the loader, compared with what was written."""
+    end = len(blob) if end is None else end
+    dst = torch.zeros(end - off, dtype=torch.uint8)
+    r = coldstart_load.load([(cold, off, end - off, dst.data_ptr())], threads=4, chunk_bytes=1 << 20, disk_streams=disk_streams, cold=mode)
+    return {
+        "coldBytes": r["cold_bytes"],
+        "readersMax": r["disk_readers_max"],
+        "directRefused": r["direct_refused"],
+        "equal": bytes(dst.numpy()) == blob[off:end],
+    }
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -144,12 +158,27 @@ def make_resident():
 
 # Each case starts from the whole file resident, then evicts its part: the whole file, or the first half (where the
 # readers start: its first chunk is surely cold when checked; an evicted second half could be brought back by
-# readahead from the first half's reads before its chunks are checked). "resident": nothing evicted.
-for name, streams, length in (("one", None, 0), ("two", 2, 0), ("unbounded", 0, 0), ("halfOne", None, 24 << 20), ("resident", None, None)):
+# readahead from the first half's reads before its chunks are checked). "resident": nothing evicted. "unaligned": a
+# range that starts and ends inside a 4 KiB page (O_DIRECT reads whole pages: the chunks are planned on page
+# boundaries and only the range's bytes land). residentBefore/After: the file's pages in the page cache around the read.
+CASES = (
+    ("one", None, 0, None, (0, None)),
+    ("two", 2, 0, None, (0, None)),
+    ("unbounded", 0, 0, None, (0, None)),
+    ("halfOne", None, 24 << 20, None, (0, None)),
+    ("resident", None, None, None, (0, None)),
+    ("unaligned", None, 0, None, (12345, len(blob) - 777)),
+    ("cachedOne", None, 0, "cached", (0, None)),
+    ("cachedHalf", None, 24 << 20, "cached", (0, None)),
+    ("cachedUnbounded", 0, 0, "cached", (0, None)),
+)
+for name, streams, length, mode, (start, stop) in CASES:
     ready = make_resident()
     if length is not None:
         evict(0, length)
-    out["cold"][name] = {**read_back(streams), "residentFirst": ready}
+    before = resident_pages()
+    got = read_back(streams, mode, start, stop)
+    out["cold"][name] = {**got, "residentFirst": ready, "residentBefore": before, "residentAfter": resident_pages(), "pages": len(blob) // 4096}
 
 # Refusals: a one-line error naming the file or argument, the code, and the destination untouched.
 dst = torch.zeros(4096, dtype=torch.uint8)
@@ -174,6 +203,7 @@ cases = {
     "threads": lambda: coldstart_load.load([(truncated, 0, 16, p)], threads=0),
     "chunk": lambda: coldstart_load.load([(truncated, 0, 16, p)], chunk_bytes=1000),
     "diskStreams": lambda: coldstart_load.load([(truncated, 0, 16, p)], disk_streams=-1),
+    "cold": lambda: coldstart_load.load([(truncated, 0, 16, p)], cold="sideways"),
     "gpu": lambda: coldstart_load.load([(truncated, 0, 16, p)], device=0),
     "device": lambda: coldstart_load.load([(truncated, 0, 16, p)], device=-2),
 }
