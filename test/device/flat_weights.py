@@ -184,12 +184,12 @@ class FlatWeights:
             torch.cuda.synchronize()
         self.backup = None
 
-    def reload(self, threads=None, piece=None, loader=None, disk_streams=None):
+    def reload(self, threads=None, piece=None, loader=None, disk_streams=None, cold=None):
         """New memory at the same addresses, the bytes read back from the files; the coldstart loader's result, if it read."""
         if self.resident:
             return None
         self._map_again()
-        return self.load(threads, piece, loader, disk_streams)
+        return self.load(threads, piece, loader, disk_streams, cold)
 
     def _map_again(self):
         """New device memory mapped at the reserved addresses (the CPU mapping never went away)."""
@@ -197,9 +197,10 @@ class FlatWeights:
             self.handle = self.vmm.map(self.ptr, self.size)
         self.resident = True
 
-    def load(self, threads=None, piece=None, loader=None, disk_streams=None):
+    def load(self, threads=None, piece=None, loader=None, disk_streams=None, cold=None):
         """The files' bytes into the buffer, by CS_LOADER's loader (python unless told); returns coldstart_load's
-        result (bytes, seconds, cold_bytes, disk_readers_max) for the coldstart loader, None for the Python one."""
+        result (bytes, seconds, cold_bytes, disk_readers_max, direct_refused) for the coldstart loader, None for the
+        Python one."""
         loader = loader_name(loader)
         if loader == "coldstart":
             import coldstart_load
@@ -207,7 +208,7 @@ class FlatWeights:
             ranges = [(path, start, n, self.flat.data_ptr() + base) for path, start, n, base, _h in self.shards]
             device = torch.cuda.current_device() if self.cuda else None
             # None: its defaults
-            return coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece, disk_streams=disk_streams)
+            return coldstart_load.load(ranges, device=device, threads=threads, chunk_bytes=piece, disk_streams=disk_streams, cold=cold)
         threads = threads or int(os.environ.get("CS_LOAD_THREADS", min(8, os.cpu_count() or 1)))
         if loader != "python":
             raise ValueError(f"CS_LOADER={loader}: python or coldstart")

@@ -23,7 +23,8 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
 #   HOOK_RESTORES="cold-huge-pf-cs-par" ...          # -par: a cold image read by the hash threads (--no-image-stream)
 #   HOOK_RESTORES="cold-huge-pf-cs-r1 cold-…-r2"     # -rN: nothing but a name, so one way restored twice keeps both
-#   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; its default 1)
+#   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; default: its own)
+#   HOOK_RESTORES="cold-huge-pf-cs-cached" ...       # -cached: its cold reads through the page cache (default: around it, O_DIRECT)
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
@@ -366,7 +367,9 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     # -cs: the wake-up reads the weights back with coldstart's engine (coldstart_load.py), replacing the recorded hook
     # -dsN: its disk readers at once (coldstart_load's disk_streams; 0: unbounded; 1 its default)
     ds=$(sed -n 's/.*-ds\([0-9][0-9]*\).*/\1/p' <<<"$tag")
-    case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart${ds:+&disk_streams=$ds}") ;; esac
+    # -cached: the wake-up reads what the page cache lacks through it (coldstart_load's cold="cached"; default "direct")
+    cr=""; case "$tag" in *-cached*) cr=cached ;; esac
+    case "$tag" in *-cs*) flags+=(--after-restore "http://127.0.0.1:$H/wake_up?loader=coldstart${ds:+&disk_streams=$ds}${cr:+&cold=$cr}") ;; esac
     # -gpus: the GPU named by UUID (--gpus), so the driver is handed the GPU pair a restore onto another GPU takes
     case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
     # -par: a cold image read by the verification's threads themselves, in parallel (restore's way before the stream)
@@ -375,11 +378,11 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
     kill_tree "$WORK/$MODE-hooks/manifest.json"
-    # PROBE_AROUND=1: the disk's one-stream rate over the bytes a cold restore reads, measured right after this one
+    # PROBE_AROUND=1: the disk's one-stream and O_DIRECT rates over the bytes a cold restore reads, right after this one
     # (the disk drifts 15-20% within a call: the floor beside the restore, kept apart from the run's best)
     if [ "${PROBE_AROUND:-0}" = 1 ] && [ "${tag%%-*}" = cold ] && ! dry; then
       "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/probe-$MODE-hooks-$tag.json" --drop --probe-only >>"$S" 2>&1 &&
-        say "disk beside it: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream over image + weights"
+        say "disk beside it over image + weights: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d['diskDirectBytesPerSecond'] and round(d['diskDirectBytesPerSecond']/1e9,3)") GB/s by 4 O_DIRECT readers"
     fi
   done
   # CRIU_PROBE=1: CRIU alone restores the (page-cached) image, nothing verifying beside it, its tree killed while

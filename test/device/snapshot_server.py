@@ -246,15 +246,16 @@ class H(BaseHTTPRequestHandler):
                 print(f"weights copied back from host memory: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s", flush=True)
             elif flat is not None and not flat.resident:
                 q = dict(pair.split("=", 1) for pair in self.path.partition("?")[2].split("&") if "=" in pair)
-                # ?threads=N&piece_mib=M&loader=python|coldstart&disk_streams=K: the device proof's sweep
+                # ?threads=N&piece_mib=M&loader=python|coldstart&disk_streams=K&cold=direct|cached: the device proof's sweep
                 threads = int(q["threads"]) if "threads" in q else None
                 loader = q.get("loader")
                 ds = int(q["disk_streams"]) if "disk_streams" in q else None
-                r = flat.reload(threads, int(q["piece_mib"]) << 20 if "piece_mib" in q else None, loader, ds)
+                r = flat.reload(threads, int(q["piece_mib"]) << 20 if "piece_mib" in q else None, loader, ds, q.get("cold"))
                 by = loader_name(loader)
                 cold = ""
                 if r and r["cold_bytes"] is not None:
-                    cold = f", {r['cold_bytes'] / 1e9:.2f} GB from the disk, at most {r['disk_readers_max']} readers there at once"
+                    cold = (f", {r['cold_bytes'] / 1e9:.2f} GB from the disk ({q.get('cold') or 'default'} reads), at most "
+                            f"{r['disk_readers_max']} readers there at once, O_DIRECT refused for {r['direct_refused']} files")
                 print(f"weights read back: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s ({by} loader{cold})", flush=True)
             allocate_kv()
         else:

@@ -129,12 +129,25 @@ if ok(hooks):
             # what the disk delivered during the restore (snapshot-gpu.sh disk-*.json, /proc/diskstats sectors read)
             disk = load(f"disk-{mode}-hooks-{tag}.json") or {}
             read = (disk["after"][1] - disk["before"][1]) * 512 if disk.get("before") and disk.get("after") else None
-            # PROBE_AROUND=1: the floor at the one-stream rate measured right after this restore (the disk drifts)
+            # PROBE_AROUND=1: the floor at the disk's best rate measured right after this restore (one stream or
+            # O_DIRECT, whichever was faster; the disk drifts)
             probe = load(f"probe-{mode}-hooks-{tag}.json") or {}
-            beside = probe.get("diskOneStreamAllBytesPerSecond")
+            beside = probe.get("diskBytesPerSecond") or probe.get("diskOneStreamAllBytesPerSecond")
             floor_beside = (img + wb) / beside + gpu_s if beside and not tag.startswith("warm") else None
+            # The same with everything else the restore needs and no way can skip: the server's library pages it read
+            # from the disk (its working set, not in the image) and the server's own answer (AFTER_ANSWERS: the median of
+            # its answers after the first, the decode with nothing of the restore left)
+            ws = r["details"].get("workingSet") or {}
+            libs = max(0, (ws.get("bytes") or 0) - (ws.get("residentBefore") or 0))
+            after = (load(f"answers-{mode}-hooks-{tag}.json") or {}).get("seconds") or []
+            own = sorted(after)[len(after) // 2] if after else None
+            floor_all = (img + wb + libs) / beside + gpu_s + own if beside and own is not None and not tag.startswith("warm") else None
             res["hooks"][key] = {"imageRead": r["details"].get("imageRead"), "diskBesideBytesPerSecond": beside, "floorBesideSeconds": floor_beside,
                                  "efficiencyBeside": floor_beside / total if floor_beside else None, "prefetchVsPreadProbe": pf_ratio,
+                                 "diskBesideOneStreamBytesPerSecond": probe.get("diskOneStreamAllBytesPerSecond"),
+                                 "diskBesideDirectBytesPerSecond": probe.get("diskDirectBytesPerSecond"),
+                                 "libraryBytesFromDisk": libs, "serverAnswerSeconds": own, "floorBesideAllSeconds": floor_all,
+                                 "efficiencyBesideAll": floor_all / total if floor_all else None,
                                  "diskReadBytes": read, "workingSet": r["details"].get("workingSet"),
                                  "totalSeconds": total, "phases": {p["name"]: p["seconds"] for p in r["phases"]},
                                  "floorSeconds": floor, "efficiency": floor / total if floor else None,
