@@ -20,16 +20,10 @@ import json
 import mmap
 import os
 import struct
-import sys
 import threading
 
+import coldstart_py  # noqa: F401  (coldstart_load's folder first on sys.path; a staged device tree has only dist/)
 import torch
-
-# coldstart_load: the folder CS_COLDSTART_PY names (an installed package's dist/python), else the checkout's
-# src/python, else its dist/python (a staged device tree has only dist/)
-_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-_PY = [os.environ.get("CS_COLDSTART_PY", ""), os.path.join(_ROOT, "src", "python"), os.path.join(_ROOT, "dist", "python")]
-sys.path.insert(0, next((d for d in _PY if d and os.path.isfile(os.path.join(d, "coldstart_load.py"))), _PY[1]))
 
 ALIGN = 2 << 20
 PIECE = 32 << 20

@@ -378,11 +378,11 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
     kill_tree "$WORK/$MODE-hooks/manifest.json"
-    # PROBE_AROUND=1: the disk's one-stream and O_DIRECT rates over the bytes a cold restore reads, right after this one
+    # PROBE_AROUND=1: the disk's one-stream, O_DIRECT and loader rates over the bytes a cold restore reads, right after it
     # (the disk drifts 15-20% within a call: the floor beside the restore, kept apart from the run's best)
     if [ "${PROBE_AROUND:-0}" = 1 ] && [ "${tag%%-*}" = cold ] && ! dry; then
       "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/probe-$MODE-hooks-$tag.json" --drop --probe-only >>"$S" 2>&1 &&
-        say "disk beside it over image + weights: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d['diskDirectBytesPerSecond'] and round(d['diskDirectBytesPerSecond']/1e9,3)") GB/s by 4 O_DIRECT readers"
+        say "disk beside it over image + weights: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d['diskDirectBytesPerSecond'] and round(d['diskDirectBytesPerSecond']/1e9,3)") GB/s by 4 O_DIRECT readers, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d.get('diskLoaderBytesPerSecond') and round(d['diskLoaderBytesPerSecond']/1e9,3)") GB/s by coldstart_load"
     fi
   done
   # CRIU_PROBE=1: CRIU alone restores the (page-cached) image, nothing verifying beside it, its tree killed while

@@ -6,13 +6,13 @@ Measures, on the image's own page files: the disk read rate (page cache dropped 
 page-cache read rate, each read by one stream as CRIU reads; then the disk rate over everything a cold restore reads —
 the page files and, with CS_WEIGHTS set (HOOK_LEVEL=2), the weights the wake-up reads back — by one stream and by 8
 threads of 8 MiB preads, as a loader reads, by one thread of 16 MiB preads advised sequential, as restore's
---prefetch reads, and by 4 threads of 8 MiB O_DIRECT preads, as the wake-up's coldstart_load reads what the page cache
-lacks (diskBytesPerSecond is the fastest of the four over those same bytes: the floor is the disk's best over what
-the restore reads; the image-only one-stream reading is kept beside it);
+--prefetch reads, by 4 threads of 8 MiB O_DIRECT preads, and by coldstart_load itself into host memory (its defaults,
+as the wake-up reads what the page cache lacks; diskBytesPerSecond is the fastest of the five over those same bytes:
+the floor is the disk's best over what the restore reads; the image-only one-stream reading is kept beside it);
 a host memory copy rate (1 GiB, torch), the pinned host-to-device copy rate (1 GiB, CUDA
 events, best of 4) and the pageable one (best of 3) when a GPU is there. Writes them as JSON (bytes per second; null: not measured, with why).
---probe-only (with --drop): only the one-stream and the O_DIRECT disk rates over the page files and CS_WEIGHTS, taken
-beside one restore (diskBytesPerSecond: the faster).
+--probe-only (with --drop): only the one-stream, the O_DIRECT and the loader's disk rates over the page files and
+CS_WEIGHTS, taken beside one restore (diskBytesPerSecond: the fastest).
 """
 import json
 import os
@@ -119,6 +119,32 @@ def read_direct(paths, threads=4):
     return time.perf_counter() - t
 
 
+def read_loader(paths):
+    """PATHS read by coldstart_load itself with its defaults (what the page cache lacks around it, O_DIRECT, 4 readers
+    at the disk), into one reused 64 MiB host buffer: the wake-up's own way of reading a cold disk, without the GPU;
+    seconds, or None when the library does not load (its error in the notes)."""
+    import ctypes
+    import mmap
+
+    import coldstart_py  # noqa: F401  (coldstart_load's folder on sys.path)
+
+    try:
+        import coldstart_load
+
+        coldstart_load.library()
+    except Exception as e:  # noqa: BLE001 (any failure to load is a probe not taken, said why)
+        res["notes"].append(f"coldstart_load did not load, no loader probe: {e}")
+        return None
+    piece = 64 << 20
+    buf = mmap.mmap(-1, piece)
+    dst = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+    # every range lands in the same buffer: the bytes are not kept, the disk's rate is what is measured
+    ranges = [(f, o, min(piece, os.path.getsize(f) - o), dst) for f in paths for o in range(0, os.path.getsize(f), piece)]
+    t = time.perf_counter()
+    coldstart_load.load(ranges, device=None)
+    return time.perf_counter() - t
+
+
 def drop_caches():
     subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True, check=False)
 
@@ -133,7 +159,10 @@ if probe_only:
     res["diskOneStreamAllBytesPerSecond"] = all_bytes / read_all(everything)
     d = read_direct(everything)
     res["diskDirectBytesPerSecond"] = all_bytes / d if d else None
-    res["diskBytesPerSecond"] = max(res["diskOneStreamAllBytesPerSecond"], res["diskDirectBytesPerSecond"] or 0)
+    drop_caches()  # the loader reads what the page cache holds from it: nothing, for a disk rate
+    d = read_loader(everything)
+    res["diskLoaderBytesPerSecond"] = all_bytes / d if d else None
+    res["diskBytesPerSecond"] = max(res["diskOneStreamAllBytesPerSecond"], res["diskDirectBytesPerSecond"] or 0, res["diskLoaderBytesPerSecond"] or 0)
     with open(out, "w") as fh:
         json.dump(res, fh, indent=1)
     print(json.dumps(res))
@@ -150,18 +179,23 @@ if drop:
     drop_caches()
     res["diskParallelBytesPerSecond"] = all_bytes / read_parallel(everything)
     res["diskParallelBytes"] = all_bytes
+    # around the page cache (O_DIRECT): after one drop, the loader too finds nothing of it resident
     drop_caches()
-    res["diskPreadSeqBytesPerSecond"] = all_bytes / read_pread_seq(everything)
-    d = read_direct(everything)  # O_DIRECT leaves the page cache as found: nothing to drop after it
+    d = read_direct(everything)
     res["diskDirectBytesPerSecond"] = all_bytes / d if d else None
     if d is None:
         res["notes"].append("O_DIRECT refused by the filesystem: no direct probe")
+    d = read_loader(everything)
+    res["diskLoaderBytesPerSecond"] = all_bytes / d if d else None
+    # last: it leaves the files in the page cache, where the page-cache probes below read them
+    drop_caches()
+    res["diskPreadSeqBytesPerSecond"] = all_bytes / read_pread_seq(everything)
     res["diskBytesPerSecond"] = max(res.get("diskOneStreamAllBytesPerSecond", res["diskOneStreamBytesPerSecond"]),
                                     res["diskParallelBytesPerSecond"], res["diskPreadSeqBytesPerSecond"],
-                                    res["diskDirectBytesPerSecond"] or 0)
+                                    res["diskDirectBytesPerSecond"] or 0, res["diskLoaderBytesPerSecond"] or 0)
 else:
     res["diskBytesPerSecond"] = res["diskOneStreamBytesPerSecond"] = res["diskParallelBytesPerSecond"] = None
-    res["diskPreadSeqBytesPerSecond"] = res["diskDirectBytesPerSecond"] = None
+    res["diskPreadSeqBytesPerSecond"] = res["diskDirectBytesPerSecond"] = res["diskLoaderBytesPerSecond"] = None
     res["notes"].append("disk rate not measured: page cache not dropped (no --drop)")
 res["pageCacheBytesPerSecond"] = total / read_all()
 res["pageCacheParallelBytesPerSecond"] = total / read_parallel(files)

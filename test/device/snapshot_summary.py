@@ -129,8 +129,8 @@ if ok(hooks):
             # what the disk delivered during the restore (snapshot-gpu.sh disk-*.json, /proc/diskstats sectors read)
             disk = load(f"disk-{mode}-hooks-{tag}.json") or {}
             read = (disk["after"][1] - disk["before"][1]) * 512 if disk.get("before") and disk.get("after") else None
-            # PROBE_AROUND=1: the floor at the disk's best rate measured right after this restore (one stream or
-            # O_DIRECT, whichever was faster; the disk drifts)
+            # PROBE_AROUND=1: the floor at the disk's best rate measured right after this restore (one stream, O_DIRECT
+            # or coldstart_load's own way, whichever was fastest; the disk drifts)
             probe = load(f"probe-{mode}-hooks-{tag}.json") or {}
             beside = probe.get("diskBytesPerSecond") or probe.get("diskOneStreamAllBytesPerSecond")
             floor_beside = (img + wb) / beside + gpu_s if beside and not tag.startswith("warm") else None
