@@ -60,47 +60,28 @@ def read_pread_seq(paths):
     return time.perf_counter() - t
 
 
-def read_parallel(paths):
-    """THREADS threads taking PIECE-sized preads from one shared list (as a loader reads); seconds."""
-    pieces = iter([(f, o) for f in paths for o in range(0, os.path.getsize(f), PIECE)])
-    fds = {f: os.open(f, os.O_RDONLY) for f in paths}
-    lock = threading.Lock()
-
-    def worker():
-        buf = bytearray(PIECE)  # one buffer per thread, reused: no 8 MiB allocation per read
-        while True:
-            with lock:
-                p = next(pieces, None)
-            if p is None:
-                return
-            os.preadv(fds[p[0]], [buf], p[1])
-
-    t = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(THREADS) as ex:
-            for f in [ex.submit(worker) for _ in range(THREADS)]:
-                f.result()
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-    return time.perf_counter() - t
-
-
-def read_direct(paths, threads=4):
-    """PATHS around the page cache (O_DIRECT), THREADS threads taking PIECE-sized preads in file order from one shared
-    list into page-aligned buffers: the way coldstart_load reads what the page cache lacks (its default cold="direct",
-    4 readers at the disk); seconds. None when the filesystem refuses O_DIRECT."""
+def read_parallel(paths, threads=THREADS, direct=False):
+    """THREADS threads taking PIECE-sized preads in file order from one shared list (as a loader reads); seconds.
+    direct: around the page cache (O_DIRECT, into page-aligned buffers), as coldstart_load reads what the page cache
+    lacks (its default cold="direct", 4 readers at the disk); None when the filesystem refuses O_DIRECT."""
     import mmap
 
     pieces = iter([(f, o) for f in paths for o in range(0, os.path.getsize(f), PIECE)])
+    fds = {}
     try:
-        fds = {f: os.open(f, os.O_RDONLY | os.O_DIRECT) for f in paths}
+        for f in paths:
+            fds[f] = os.open(f, os.O_RDONLY | (os.O_DIRECT if direct else 0))
     except OSError:
-        return None
+        for fd in fds.values():
+            os.close(fd)
+        if direct:
+            return None
+        raise
     lock = threading.Lock()
 
     def worker():
-        buf = mmap.mmap(-1, PIECE)  # page-aligned, as O_DIRECT needs
+        # one buffer per thread, reused: no 8 MiB allocation per read (an anonymous mapping is page-aligned)
+        buf = mmap.mmap(-1, PIECE) if direct else bytearray(PIECE)
         while True:
             with lock:
                 p = next(pieces, None)
@@ -157,7 +138,7 @@ if probe_only:
         sys.exit("--probe-only needs --drop (a disk rate from a cold page cache)")
     drop_caches()
     res["diskOneStreamAllBytesPerSecond"] = all_bytes / read_all(everything)
-    d = read_direct(everything)
+    d = read_parallel(everything, 4, direct=True)
     res["diskDirectBytesPerSecond"] = all_bytes / d if d else None
     drop_caches()  # the loader reads what the page cache holds from it: nothing, for a disk rate
     d = read_loader(everything)
@@ -181,7 +162,7 @@ if drop:
     res["diskParallelBytes"] = all_bytes
     # around the page cache (O_DIRECT): after one drop, the loader too finds nothing of it resident
     drop_caches()
-    d = read_direct(everything)
+    d = read_parallel(everything, 4, direct=True)
     res["diskDirectBytesPerSecond"] = all_bytes / d if d else None
     if d is None:
         res["notes"].append("O_DIRECT refused by the filesystem: no direct probe")
