@@ -94,6 +94,9 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(e.threads).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/threads must be 1\.\.256, got 0/) });
       expect(e.chunk).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/chunk_bytes must be a multiple of 4096/) });
       expect(e.diskStreams).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/disk_streams must be 0 \(no bound\) or 1\.\.256, got -1/) });
+      // cs_load itself refuses what its one caller never passes (another ctypes caller might)
+      expect(o.errors.coldReads).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/cold_reads must be 1 \(around the page cache, O_DIRECT\) or 0 \(through it\), got 2/) });
+      expect(o.errors.coldReads.rc).not.toBe(0);
       expect(e.cold).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/cold must be "direct" or "cached", got 'sideways'/) });
       expect(e.device).toMatchObject({ code: 'BAD_ARG', message: expect.stringMatching(/device must be a CUDA ordinal or None/) });
       if (!existsSync('/dev/nvidiactl')) expect(e.gpu).toMatchObject({ code: 'NO_GPU', message: expect.stringMatching(/no CUDA driver: .*pass device -1/) });

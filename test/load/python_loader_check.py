@@ -209,6 +209,17 @@ cases = {
 }
 for k, fn in cases.items():
     out["errors"][k] = error_of(fn)
+
+
+def raw_cold_reads(value):
+    """cs_load called as another ctypes caller would, with a cold_reads value the module never passes."""
+    arr = (coldstart_load._Range * 1)(coldstart_load._Range(os.fsencode(truncated), 0, 16, p))
+    res = coldstart_load._Result()
+    rc = coldstart_load.library().cs_load(arr, 1, -1, 1, 4096, 1, value, ctypes.byref(res))
+    return {"rc": rc, "code": res.code.decode(), "message": res.error.decode()}
+
+
+out["errors"]["coldReads"] = raw_cold_reads(2)
 out["untouched"] = int(dst.count_nonzero())
 
 # A library that is not there: MISSING, with what to do.
