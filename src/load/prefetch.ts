@@ -13,8 +13,7 @@ import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, withNativeCancel, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
 import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull, type Manifest } from '../snapshot/manifest.js';
-import { addonNative } from '../snapshot/native.js';
-import { readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
+import { addonReadRanges, readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
 import { nowSeconds } from '../core/clock.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 import { stackFiles, type StackFiles } from './stack-files.js';
@@ -161,7 +160,7 @@ export async function prefetchModel(target: string, opts: PrefetchModelOptions):
     const m = readManifest(image);
     const r = await runPrefetch({ ...prefetch, files: imageFiles(image, m) });
     // Then the pages of its libraries the server had mapped, which its restore faults in first (working-set.ts).
-    const workingSet = m.workingSet?.files.length ? await readWorkingSet(m.workingSet, addonNative.readRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
+    const workingSet = m.workingSet?.files.length ? await readWorkingSet(m.workingSet, addonReadRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
     if (workingSet?.error) r.notes.push(`reading the server's library pages failed: ${workingSet.error}`);
     return { ...r, target, source: 'snapshot-image', skipped: [], ...(workingSet ? { workingSet } : {}) };
   }

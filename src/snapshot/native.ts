@@ -8,6 +8,7 @@
 import { ColdstartError } from '../core/errors.js';
 import { callNative, loadNative, nativeCodeOf, readProgress, sharedProgress, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
 import type { Fingerprint } from './manifest.js';
+import { addonReadRanges } from './working-set.js';
 import { runPrefetch, type PrefetchOptions, type PrefetchResult } from '../load/prefetch.js';
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
@@ -60,10 +61,7 @@ export const addonNative: SnapshotNative = {
   gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
   resumeGrantingAmx: (pid) => callNative(() => addon().resumeGrantingAmx({ pid }), `pid ${pid}: AMX permission`),
-  readRanges: async (paths, ranges, signal) => {
-    const r = await withNativeCancel(signal, (cancel) => callNative(() => addon().prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set'));
-    return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
-  },
+  readRanges: addonReadRanges,
   readInOrder: (paths, chunkBytes, signal) => {
     const progress = sharedProgress();
     let stopped = false;

@@ -17,6 +17,7 @@
 import { statSync } from 'node:fs';
 import { stat as statAsync } from 'node:fs/promises';
 import { formatBytes, formatDuration } from '../core/format.js';
+import { callNative, requireNative, withNativeCancel } from '../native.js';
 import { mappedFilePages } from '../platform/procfs.js';
 
 export interface WorkingSetFile {
@@ -155,8 +156,17 @@ export interface WorkingSetDetail {
   error: string | null;
 }
 
-/** The addon's read of byte ranges (SnapshotNative.readRanges). */
+/** A read of byte ranges into the page cache (SnapshotNative.readRanges; addonReadRanges is the real one). */
 type ReadRanges = (paths: string[], ranges: number[][], signal: AbortSignal) => Promise<{ residentBefore: number | null }>;
+
+/**
+ * The addon's read of these byte ranges of these files into the page cache (posix_fadvise WILLNEED, queued at once,
+ * then waited for), by restore (SnapshotNative.readRanges) and `prefetch IMAGE`. `residentBefore`: bytes already there.
+ */
+export async function addonReadRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number }> {
+  const r = await withNativeCancel(signal, (cancel) => callNative(() => requireNative('reading the working set').prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set'));
+  return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
+}
 
 /**
  * Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. Never
