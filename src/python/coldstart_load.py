@@ -28,9 +28,10 @@ CHUNK_BYTES = 8 << 20
 THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 2))
 # How a chunk the page cache does not hold whole is read (chunks it holds are read from it by every thread either way):
 #   "direct"  around the page cache (O_DIRECT, straight into the pinned ring), at most 4 chunks at the disk at once:
-#             the lent GPU hosts' disks delivered the wake-up's 15.5 GB at 2.39 GB/s this way, faster than their own
-#             one-stream probe (2.21-2.29 GB/s), against 2.15 GB/s through the page cache (BENCHMARKS.md 2026-12-06).
-#             What it reads is not kept in the page cache (it is left as found).
+#             on three lent GPU hosts the wake-up read its 15.5 GB from the disk 10-16% faster this way than through
+#             the page cache in every adjacent pair (2.02-2.46 vs 1.79-2.24 GB/s; 1 reader was slower, 16 no faster;
+#             BENCHMARKS.md 2026-12-06, hosts D1-D3). What it reads is not kept in the page cache (it is left as found),
+#             as gpu-load reads weights the page cache does not hold, by default (src/load/gpu-load.ts `direct`).
 #   "cached"  through the page cache (buffered preads, readahead), at most 1 chunk at the disk at once, lowest offset
 #             first: what it reads stays cached, for a node that will load the same files again.
 COLD = "direct"
