@@ -12,6 +12,7 @@ cp -r "$src/dist" "$src/bin" "$src/package.json" "$dest/"
 cp "$src/build/Release/coldstart.node" "$src/build/Release/libcoldstart_load.so" "$dest/build/Release/"
 cp -r "$src/fixtures/gpuload" "$dest/fixtures/"
 cp -r "$src/bench/gpu-load" "$src/bench/lib" "$dest/bench/"
+mkdir -p "$dest/bench/snapshot" && cp "$src"/bench/snapshot/*.mjs "$dest/bench/snapshot/"  # the scripts, not the raw data
 cp -r "$src/test/device" "$dest/test/"
 cp -r "$src/scripts" "$dest/"
 # Runtime dependencies of dist/: the production tree of package.json's dependencies (headers for building the addon

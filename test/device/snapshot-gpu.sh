@@ -36,6 +36,8 @@
 #                                                    #   the image and /wake_up reads them back (vLLM's sleep level 2)
 #   INDUCTOR_DEFAULTS=1 ... compile                  # the servers compile with Inductor's own worker count (not
 #                                                    #   snapshot's in-process default); the sleep hook ends them
+#   WSGAP=1 [WSGAP_ROUNDS=2] ...                     # the cold restore's first phase alone: the image's stream beside
+#                                                    #   its working set, at three coalescing gaps (wsgap-MODE.json)
 #   COLD_DISK_START=1 ...                            # the hooked snapshot's cold start from a cold disk (page cache
 #                                                    #   dropped first), the start a cold-disk restore replaces
 #   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
@@ -353,6 +355,13 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
   # over the run, told apart from the restore's own way of reading
   if [ "${FLOORS_FIRST:-0}" = 1 ]; then
     "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE-first.json" $(dry || echo --drop) >>"$S" 2>&1
+  fi
+  # WSGAP=1: a cold restore's first phase in isolation (bench/snapshot/working-set-gap.mjs): this image's stream and
+  # its working set (the server's library pages) read together, one after the other and alone, the working set
+  # coalesced at 128 KiB (restore's), 1 and 8 MiB; WSGAP_ROUNDS rounds (default 2)
+  if [ "${WSGAP:-0}" = 1 ] && ! dry; then
+    "$NODE" bench/snapshot/working-set-gap.mjs --snapshot "$WORK/$MODE-hooks" --rounds "${WSGAP_ROUNDS:-2}" --gaps 131072,1048576,8388608 >"$OUT/wsgap-$MODE.json" 2>>"$S" &&
+      say "working set beside the image's stream (median s): $(jget "$OUT/wsgap-$MODE.json" "{k: round(v['seconds'], 2) for k, v in d['table'].items()}")"
   fi
   for tag in ${HOOK_RESTORES:-cold}; do
     flags=()
