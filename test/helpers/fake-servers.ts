@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
 import { isColdstartError } from '../../src/core/errors.js';
 
 export type FakeApi = 'openai' | 'openai-chat' | 'tgi' | 'kserve' | 'triton' | 'ollama' | 'html' | 'nothing' | 'broken';
@@ -253,8 +254,47 @@ export async function startFake(o: FakeOptions, port = 0): Promise<FakeServer> {
   };
 }
 
-/** A port that was free a moment ago (for "server starts late" tests). */
+/** Whether a server can listen on 127.0.0.1:`port` right now (it is closed again at once). */
+async function canListen(port: number): Promise<boolean> {
+  const s = createServer();
+  const ok = await new Promise<boolean>((r) => {
+    s.once('error', () => r(false));
+    s.listen(port, '127.0.0.1', () => r(true));
+  });
+  if (ok) await new Promise<void>((r) => s.close(() => r()));
+  return ok;
+}
+
+/** The kernel's ephemeral ports (bind(0) and outgoing connections take theirs from here); null when unreadable. */
+function ephemeralRange(): [number, number] | null {
+  try {
+    const [lo, hi] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return lo! > 0 && hi! >= lo! ? [lo!, hi!] : null;
+  } catch {
+    return null;
+  }
+}
+
+const PORT_SLICE = 1000;
+let portsHandedOut = 0;
+
+/**
+ * A port that was free a moment ago, for a server a test starts itself (wrap mode needs the ready URL before the
+ * server listens). Taken from this vitest worker's own slice of the ports below the kernel's ephemeral range, so no
+ * other worker's freePort, no other test's listen(0) and no outgoing connection can take it between this check and
+ * the server's listen (a port from listen(0) could: a double-forked fixture once found another test's server
+ * answering its ready URL). Where the ephemeral range leaves no room for the slices, listen(0) as before.
+ */
 export async function freePort(): Promise<number> {
+  const range = ephemeralRange();
+  const pool = Math.max(1, Number(process.env.VITEST_POOL_ID) || 1);
+  const base = 10000 + ((pool - 1) % 16) * PORT_SLICE;
+  if (range && base + PORT_SLICE <= range[0]) {
+    for (let tries = 0; tries < PORT_SLICE; tries++) {
+      const p = base + (portsHandedOut++ % PORT_SLICE);
+      if (await canListen(p)) return p;
+    }
+  }
   const s = createServer();
   await new Promise<void>((r, reject) => {
     s.once('error', reject);

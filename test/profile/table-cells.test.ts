@@ -5,7 +5,6 @@
 import { describe, expect, it, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
@@ -13,6 +12,7 @@ import { renderHuman, wrapText, MAX_CELL_LINES } from '../../src/core/reporters/
 import { newReport } from '../../src/core/report.js';
 import { Output } from '../../src/core/output.js';
 import { tableRows } from '../helpers/table.js';
+import { freePort } from '../helpers/fake-servers.js';
 
 const BIN = resolve(__dirname, '../../bin/coldstart.js');
 const TREE = resolve(__dirname, '../fixtures-servers/tree-server.mjs');
@@ -27,15 +27,6 @@ async function cli(args: string[], env: Record<string, string> = {}): Promise<{ 
     const x = e as { code: number; stdout: string; stderr: string };
     return { code: x.code, stdout: x.stdout, stderr: x.stderr };
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => ok(p));
-    });
-  });
 }
 
 function expectShortCells(stdout: string): void {
