@@ -3,7 +3,8 @@
 // 16 MiB preads) while the server's working set — the pages of its libraries it had mapped — is read ahead beside it
 // (restore's readWorkingSet: posix_fadvise(WILLNEED) of each range, queued at once). On the lent GPU hosts the two
 // together ran at 1.4–1.5 GB/s where the disk reads one stream at 2.3–2.4 (BENCHMARKS.md 2026-12-06, hosts D1–D3).
-// Does coalescing the working set's runs with a larger gap (fewer, larger requests; more bytes) help?
+// Does coalescing the working set's runs with a larger gap (fewer, larger requests; more bytes) help? Does opening its
+// files from more threads (restore opens them from one; after echo 3 each open resolves its path from the disk) help?
 //
 // The working set is a real one: with --snapshot DIR, a snapshot image's own (its manifest's workingSet, recorded from
 // the server's pagemap; the stream is then the image's files, in the manifest's order); without, a Python process
@@ -14,6 +15,7 @@
 // with the working set read first and the stream after it; and each alone, once per round. Prints one JSON document.
 // Needs root (drop_caches), `npm run build` (dist/ and the addon) and, without --snapshot, the Python peers.
 //   node bench/snapshot/working-set-gap.mjs --rounds 3 [--snapshot DIR | --image-gib 1.5] [--gaps 131072,1048576,8388608]
+//     [--ws-threads 1,8]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { randomFillSync } from 'node:crypto';
@@ -26,6 +28,7 @@ const { opt } = cliArgs();
 const rounds = Number(opt('--rounds', '3'));
 const imageBytes = Math.round(Number(opt('--image-gib', '1.5')) * 2 ** 30);
 const gaps = opt('--gaps', '131072,524288,2097152,8388608').split(',').map(Number);
+const wsThreads = opt('--ws-threads', '1').split(',').map(Number);
 const snapshot = opt('--snapshot', null);
 const streamFile = opt('--stream-file', '/var/tmp/cs-wsgap-image.bin');
 const { requireNative } = await import(join(root, 'dist', 'native.js'));
@@ -96,7 +99,7 @@ const diskRead = () => {
 };
 const drop = () => spawnSync('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
 const stream = () => addon.prefetch({ paths: streamPaths, strategy: 'pread', threads: 1, chunkBytes: 16 << 20 });
-const workingSet = (p) => addon.prefetch({ paths: p.paths, ranges: p.ranges, strategy: 'fadvise', threads: 1 });
+const workingSet = (p, threads) => addon.prefetch({ paths: p.paths, ranges: p.ranges, strategy: 'fadvise', threads });
 const timed = async (f) => {
   const t = now();
   await f();
@@ -104,32 +107,34 @@ const timed = async (f) => {
 };
 
 const rows = [];
-const run = async (way, gap, fn) => {
+const run = async (way, gap, threads, fn) => {
   drop();
   const d0 = diskRead();
   const t0 = now();
   const parts = await fn();
-  rows.push({ way, gap, seconds: now() - t0, ...parts, diskBytes: diskRead() - d0 });
+  rows.push({ way, gap, threads, seconds: now() - t0, ...parts, diskBytes: diskRead() - d0 });
 };
 for (let r = 0; r < rounds; r++) {
-  await run('stream alone', null, async () => ({ streamSeconds: await timed(stream) }));
+  await run('stream alone', null, null, async () => ({ streamSeconds: await timed(stream) }));
   for (const gap of gaps) {
     const p = plan(gap);
-    await run('working set alone', gap, async () => ({ workingSetSeconds: await timed(() => workingSet(p)), workingSetBytes: p.bytes, ranges: p.count }));
-    await run('together', gap, async () => {
-      const [s, w] = await Promise.all([timed(stream), timed(() => workingSet(p))]);
-      return { streamSeconds: s, workingSetSeconds: w, workingSetBytes: p.bytes, ranges: p.count };
-    });
-    await run('working set, then the stream', gap, async () => {
-      const w = await timed(() => workingSet(p));
-      return { workingSetSeconds: w, streamSeconds: await timed(stream), workingSetBytes: p.bytes, ranges: p.count };
-    });
+    for (const t of wsThreads) {
+      await run('working set alone', gap, t, async () => ({ workingSetSeconds: await timed(() => workingSet(p, t)), workingSetBytes: p.bytes, ranges: p.count }));
+      await run('together', gap, t, async () => {
+        const [s, w] = await Promise.all([timed(stream), timed(() => workingSet(p, t))]);
+        return { streamSeconds: s, workingSetSeconds: w, workingSetBytes: p.bytes, ranges: p.count };
+      });
+      await run('working set, then the stream', gap, t, async () => {
+        const w = await timed(() => workingSet(p, t));
+        return { workingSetSeconds: w, streamSeconds: await timed(stream), workingSetBytes: p.bytes, ranges: p.count };
+      });
+    }
   }
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary = {};
 for (const row of rows) {
-  const k = row.gap === null ? row.way : `${row.way}, gap ${row.gap / 1024} KiB`;
+  const k = row.gap === null ? row.way : `${row.way}, gap ${row.gap / 1024} KiB, ${row.threads} thread(s)`;
   (summary[k] ??= []).push(row);
 }
 const table = Object.fromEntries(

@@ -358,9 +358,10 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
   fi
   # WSGAP=1: a cold restore's first phase in isolation (bench/snapshot/working-set-gap.mjs): this image's stream and
   # its working set (the server's library pages) read together, one after the other and alone, the working set
-  # coalesced at 128 KiB (restore's), 1 and 8 MiB; WSGAP_ROUNDS rounds (default 2)
+  # coalesced at 128 KiB (restore's), 1 and 8 MiB and its files opened by 1 thread (restore's) or 8; WSGAP_ROUNDS
+  # rounds (default 2)
   if [ "${WSGAP:-0}" = 1 ] && ! dry; then
-    "$NODE" bench/snapshot/working-set-gap.mjs --snapshot "$WORK/$MODE-hooks" --rounds "${WSGAP_ROUNDS:-2}" --gaps 131072,1048576,8388608 >"$OUT/wsgap-$MODE.json" 2>>"$S" &&
+    "$NODE" bench/snapshot/working-set-gap.mjs --snapshot "$WORK/$MODE-hooks" --rounds "${WSGAP_ROUNDS:-2}" --gaps 131072,1048576,8388608 --ws-threads 1,8 >"$OUT/wsgap-$MODE.json" 2>>"$S" &&
       say "working set beside the image's stream (median s): $(jget "$OUT/wsgap-$MODE.json" "{k: round(v['seconds'], 2) for k, v in d['table'].items()}")"
   fi
   for tag in ${HOOK_RESTORES:-cold}; do
