@@ -279,6 +279,30 @@ describe('one error vocabulary (nativeError)', () => {
   });
 });
 
+describe('prefetch checks its files in parallel and names the first bad one', () => {
+  it('with many threads, of a missing file, a FIFO and another missing file after good ones, the first in order is named; good files alone read', async () => {
+    const d = mkdtempSync(join(tmpdir(), 'cs-pfcheck-'));
+    try {
+      const good = Array.from({ length: 24 }, (_, i) => join(d, `good-${i}.bin`));
+      for (const g of good) writeFileSync(g, Buffer.alloc(8192, 1));
+      const fifo = join(d, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      const paths = [...good.slice(0, 12), join(d, 'missing-1.bin'), fifo, ...good.slice(12), join(d, 'missing-2.bin')];
+      for (const threads of [1, 8, 64]) {
+        const e = await callNative(() => requireNative('t').prefetch({ paths, threads }), 'p').catch((x) => x);
+        expect(e.code, `threads ${threads}`).toBe('NOT_FOUND');
+        expect(e.message, `threads ${threads}`).toContain('missing-1.bin: cannot open');
+        const f = await callNative(() => requireNative('t').prefetch({ paths: [...good, fifo, join(d, 'missing-2.bin')], threads }), 'p').catch((x) => x);
+        expect(f.message, `threads ${threads}`).toMatch(/fifo: not a regular file/);
+      }
+      const r = await callNative(() => requireNative('t').prefetch({ paths: good, ranges: good.map(() => [0, 4096]), strategy: 'fadvise', threads: 8 }), 'p');
+      expect(r.bytes).toBe(24 * 4096);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('plan validation agrees with an exact oracle (seeded, bounded)', () => {
   it('native accepts a random chunk exactly when the BigInt oracle does', async () => {
     const addon = requireNative('test');

@@ -25,6 +25,7 @@
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -310,22 +311,56 @@ struct PrefetchBaton : Baton {
     }
   }
 
+  // One file's check: opened (never waiting on a FIFO) and fstat'ed; err is the errno of what failed.
+  struct Checked {
+    uint64_t size = 0;
+    int err = 0;
+    bool opened = false, statted = false, regular = false;
+  };
+  static Checked Check(const std::string& p) {
+    Checked c;
+    Fd fd(OpenToCheck(p.c_str()));
+    if (!fd) return c.err = errno, c;
+    c.opened = true;
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0 || st.st_size < 0) return c.err = errno, c;
+    c.statted = true;
+    c.regular = IsRegularFile(st);
+    c.size = static_cast<uint64_t>(st.st_size);
+    return c;
+  }
+
   void Run() override {
-    // Every file is checked first, one descriptor at a time; the workers open them again through the pool.
-    for (const std::string& p : paths) {
+    // Every file is checked first, by up to `threads` threads at once (on a cold node each open resolves its path
+    // from the disk: a restore's working set is a few hundred library files, which one thread would look up one
+    // after another); then each check is answered in the files' order, so the first bad file is the one named. The
+    // workers open them again through the pool.
+    std::vector<Checked> checked(paths.size());
+    {
+      std::atomic<size_t> nextPath{0};
+      auto checkAll = [&] {
+        for (size_t i = nextPath.fetch_add(1); i < paths.size(); i = nextPath.fetch_add(1)) checked[i] = Check(paths[i]);
+      };
+      const int n = std::max(1, std::min<int>(threads, static_cast<int>(std::min<size_t>(paths.size(), 256))));
+      std::vector<std::thread> ts;
+      for (int k = 1; k < n; k++) {
+        try {
+          ts.emplace_back(checkAll);
+        } catch (const std::system_error&) {
+          break;  // no more threads to be had: the ones there (and this one) check the rest
+        }
+      }
+      checkAll();
+      for (auto& t : ts) t.join();
+    }
+    for (size_t i = 0; i < paths.size(); i++) {
+      const std::string& p = paths[i];
+      const Checked& c = checked[i];
       auto f = std::make_unique<File>();
-      Fd fd(OpenToCheck(p.c_str()));
-      if (!fd) {
-        int e = errno;
-        return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
-      }
-      struct stat st;
-      if (fstat(fd.get(), &st) != 0 || st.st_size < 0) {
-        int e = errno;
-        return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
-      }
-      if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
-      f->size = static_cast<uint64_t>(st.st_size);
+      if (!c.opened) return Fail(ErrFromErrno(c.err), p + ": cannot open: " + Errno(c.err));
+      if (!c.statted) return Fail(ErrFromErrno(c.err), p + ": cannot stat: " + Errno(c.err));
+      if (!c.regular) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
+      f->size = c.size;
       if (ranges.empty()) {
         f->spans.push_back({0, f->size});
       } else {
