@@ -41,6 +41,22 @@ std::string Errno(int e) { return std::string(strerror(e)) + " (errno " + std::t
 
 constexpr size_t kOpenFiles = 32;  // prefetch's descriptors open at once, however many files
 
+// fn on `n` threads at once, the calling one among them (each takes its work from a shared counter); a thread that
+// cannot be had (the process's limit) leaves its share to the others.
+template <typename Fn>
+void OnThreads(int n, const Fn& fn) {
+  std::vector<std::thread> ts;
+  for (int k = 1; k < n; k++) {
+    try {
+      ts.emplace_back(fn);
+    } catch (const std::system_error&) {
+      break;
+    }
+  }
+  fn();
+  for (auto& t : ts) t.join();
+}
+
 // Resident bytes of [0, size) of fd (residency.h's mincore page vector); false when it cannot tell.
 // `vec` receives one byte per page when given.
 bool Resident(int fd, uint64_t size, uint64_t* resident, std::vector<unsigned char>* vecOut = nullptr) {
@@ -341,17 +357,7 @@ struct PrefetchBaton : Baton {
       auto checkAll = [&] {
         for (size_t i = nextPath.fetch_add(1); i < paths.size(); i = nextPath.fetch_add(1)) checked[i] = Check(paths[i]);
       };
-      const int n = std::max(1, std::min<int>(threads, static_cast<int>(std::min<size_t>(paths.size(), 256))));
-      std::vector<std::thread> ts;
-      for (int k = 1; k < n; k++) {
-        try {
-          ts.emplace_back(checkAll);
-        } catch (const std::system_error&) {
-          break;  // no more threads to be had: the ones there (and this one) check the rest
-        }
-      }
-      checkAll();
-      for (auto& t : ts) t.join();
+      OnThreads(std::max(1, std::min<int>(threads, static_cast<int>(std::min<size_t>(paths.size(), 256)))), checkAll);
     }
     for (size_t i = 0; i < paths.size(); i++) {
       const std::string& p = paths[i];
@@ -399,10 +405,7 @@ struct PrefetchBaton : Baton {
       }
     }
     std::atomic<size_t> next{0};
-    int n = std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, pieces.size()))));
-    std::vector<std::thread> ts;
-    for (int i = 0; i < n; i++) ts.emplace_back([this, &next] { Worker(next); });
-    for (auto& t : ts) t.join();
+    OnThreads(std::max(1, std::min<int>(threads, static_cast<int>(std::max<size_t>(1, pieces.size())))), [this, &next] { Worker(next); });
     issueSeconds = MonotonicSeconds() - t0;
     if (!failed && strategy != Strategy::Pread) Complete();
     seconds = MonotonicSeconds() - t0;
