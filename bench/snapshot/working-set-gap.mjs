@@ -88,12 +88,14 @@ const plan = (gap) => {
   return { paths, ranges, bytes, count };
 };
 
+// Bytes read by the machine's whole disks, as test/device/snapshot-gpu.sh's disk_reads counts them (the same names:
+// partitions and loop/zram devices left out).
+const WHOLE_DISK = /^(vd[a-z]+|sd[a-z]+|xvd[a-z]+|nvme[0-9]+n[0-9]+)$/;
 const diskRead = () => {
-  // sectors read on the whole disks (no partitions, no loop/zram devices)
   let sectors = 0;
   for (const line of readFileSync('/proc/diskstats', 'utf8').split('\n')) {
     const f = line.trim().split(/\s+/);
-    if (f.length > 5 && /^(vd|sd|nvme\d+n)\w*$/.test(f[2]) && !/\d+p\d+$|^(vd|sd)[a-z]+\d+$/.test(f[2])) sectors += Number(f[5]);
+    if (f.length > 5 && WHOLE_DISK.test(f[2])) sectors += Number(f[5]);
   }
   return sectors * 512;
 };
