@@ -181,8 +181,9 @@ const PAGEMAP_BATCH = 65536;
 
 /**
  * Which pages of its files `pid` has mapped now: per file mapping, the byte offsets in the file of its present pages
- * (bit 63 of each /proc/<pid>/pagemap entry; one entry per page of the address space), as [offset, length) runs.
- * Reading pagemap needs the right to ptrace the process (root here). Null when maps or pagemap is unreadable.
+ * (bit 63 of each /proc/<pid>/pagemap entry; one entry per page of the address space), as [offset, length) runs — every
+ * file mapping, also one with no page present (empty runs). Reading pagemap needs the right to ptrace the process
+ * (root here). Null when maps or pagemap is unreadable.
  */
 export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]> }> | null {
   let maps: string;
@@ -213,7 +214,7 @@ export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096
         }
         done += got;
       }
-      if (runs.length) out.push({ path: m.path, runs });
+      out.push({ path: m.path, runs });
     }
   } catch {
     return null;

@@ -113,12 +113,16 @@ export async function criuDump(criu: CriuInfo, pid: number, dir: string, env: En
  * `leaveStopped`: the tasks stay stopped (`--leave-stopped`) until the caller sends SIGCONT (restore verifies first).
  * `inherit`: an open file that replaces the file the image had open at `inherit.path` (the server's log), through
  * CRIU's `--inherit-fd`, so the restored tasks write there and nothing is opened at the image's recorded path.
+ * `filesChecked`: the caller has checked every file the image maps (size and mtime as at snapshot time), so CRIU checks
+ * their sizes only (`--file-validation filesize`) instead of its default, which maps the first MiB of each mapped ELF
+ * file and reads its build-ID note, file after file on CRIU's one thread: on a cold node each is a read from the disk
+ * (a whole readahead window around it) before CRIU goes on.
  */
-export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000, inherit?: { fd: number; path: string }, opts: { leaveStopped?: boolean } = {}): Promise<number> {
+export async function criuRestore(criu: CriuInfo, dir: string, workDir: string, env: Env, timeoutMs = 600_000, inherit?: { fd: number; path: string }, opts: { leaveStopped?: boolean; filesChecked?: boolean } = {}): Promise<number> {
   const pidfile = join(workDir, 'restored.pid');
   // CRIU names a regular file by its path without the leading slash; the fd is the child's fd 3.
   const inheritArgs = inherit ? ['--inherit-fd', `fd[3]:${inherit.path.replace(/^\/+/, '')}`] : [];
-  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, ...inheritArgs, ...(opts.leaveStopped ? ['--leave-stopped'] : []), '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], {
+  const r = await runCapture(criu.path, ['restore', '-D', dir, '-W', workDir, ...COMMON, ...inheritArgs, ...(opts.leaveStopped ? ['--leave-stopped'] : []), ...(opts.filesChecked ? ['--file-validation', 'filesize'] : []), '--restore-detached', '--pidfile', pidfile, '-v2', '-o', 'restore.log'], {
     env,
     timeoutMs,
     fds: inherit ? [inherit.fd] : [],

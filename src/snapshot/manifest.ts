@@ -278,6 +278,8 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
     });
     if (f.int(ws.bytes, 'workingSet.bytes', 0) !== total) f.fail('workingSet.bytes', `the sum of the ranges' lengths (${total})`, ws.bytes);
     if (ws.leftOut !== undefined) f.int(ws.leftOut, 'workingSet.leftOut', 0);
+    // Read where present: restore then checks every file the tree mapped itself (size, mtime) instead of CRIU's build-IDs.
+    if (ws.complete !== undefined && (ws.complete !== true || ws.leftOut !== undefined)) f.fail('workingSet.complete', 'true (every mapped file listed), and no leftOut beside it', ws.complete);
   }
   const rootPid = f.pid(m.rootPid, 'rootPid');
   const pids = f.arr(m.pids, 'pids', 1).map((p, i) => f.pid(p, `pids[${i}]`));

@@ -22,7 +22,7 @@ import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
-import { readWorkingSet, workingSetLine, type WorkingSetDetail } from './working-set.js';
+import { planWorkingSet, readWorkingSet, workingSetLine, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -87,6 +87,18 @@ export const RESTORE_PREFETCH = { strategy: 'pread', threads: 1, chunkBytes: 16 
  * one stream (44 vs 8.9 GB/s there), so a resident image is left to them.
  */
 export const IMAGE_STREAM_BELOW = 0.9;
+
+/**
+ * Who checked that the files the image maps are the ones the server had: `coldstart` (every one listed, size and mtime
+ * as at snapshot time; CRIU then checks sizes only) or `criu` (its build-ID check: the image lists only some files, or
+ * `changed` of them differ). `seconds`: coldstart's stats, before CRIU starts.
+ */
+export interface FileCheckDetail {
+  by: 'coldstart' | 'criu';
+  files: number;
+  changed: number;
+  seconds: number;
+}
 
 /** What `restore --prefetch` read alongside the restore. */
 export interface PrefetchDetail {
@@ -361,6 +373,16 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     return w;
   };
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
+  // Every file the server mapped, still as the snapshot found it (size and mtime): checked here, all at once (libuv's
+  // pool), so CRIU checks sizes only and reads no ELF's build-ID (criu.ts filesChecked); the same stats plan the
+  // working set's read. An image that lists only some of its files (taken before, or past the working set's bounds),
+  // or a file changed since, is left to CRIU's own check.
+  const checkTime = stopwatch(clock);
+  const filesPlan = m.workingSet?.files.length ? await planWorkingSet(m.workingSet) : null;
+  const changed = filesPlan?.skipped ?? [];
+  const filesChecked = m.workingSet?.complete === true && filesPlan !== null && changed.length === 0;
+  const fileCheck: FileCheckDetail = { by: filesChecked ? 'coldstart' : 'criu', files: m.workingSet?.files.length ?? 0, changed: changed.length, seconds: checkTime() };
+  if (changed.length) notes.push(`${changed.length} of the files the server maps are not as the snapshot found them (${changed[0]!.path}: ${changed[0]!.why}): CRIU checks them by their ELF build-IDs, which reads each from the disk`);
   try {
     // The server's output at dump time, put back at IMAGE.log (by rename: a link there is replaced, not followed)
     // and handed to CRIU as the file the image had open at m.log, which is never opened (--inherit-fd).
@@ -370,10 +392,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     let pid: number;
     hugePages = o.hugePages ? hugePagesOn(host.thp, 'restored') : null;
     try {
-      const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true });
+      const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true, filesChecked });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
       if (m.workingSet?.files.length && native.unavailable() === null) {
-        workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now());
+        workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), filesPlan ?? undefined);
       }
       pid = await restoring;
     } finally {
@@ -482,6 +504,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       ...(prefetch ? { prefetch } : {}),
       /** The server's library pages read ahead (the image's working set); null: the image records none. */
       workingSet,
+      fileCheck,
       /** On a CPU with Intel AMX: the processes resumed with the AMX permission given back, and those it failed for. */
       ...(amx ? { amx } : {}),
     };

@@ -31,11 +31,17 @@ export interface WorkingSetFile {
 }
 
 export interface WorkingSet {
+  /** Every regular file the tree maps (one with no page in memory has no ranges: checked at restore, not read). */
   files: WorkingSetFile[];
   /** Sum of the ranges' lengths. */
   bytes: number;
   /** Files left out at snapshot time past WORKING_SET_MAX_FILES / WORKING_SET_MAX_RANGES (absent: none). */
   leftOut?: number;
+  /**
+   * true: `files` lists every regular file the tree mapped, with its size and mtime (images before it listed only the
+   * files with pages in memory). Restore then checks the files itself and spares CRIU its build-ID reads (restore.ts).
+   */
+  complete?: true;
 }
 
 /** Runs closer than this are read as one (a few pages more read, far fewer requests). */
@@ -72,7 +78,7 @@ export function coalesce(runs: ReadonlyArray<readonly [number, number]>, gap = W
 
 /**
  * The working set of `pids` now: every file they map, with the pages present in their memory, merged across the
- * processes and coalesced. Null when no process could be read (not root, or gone).
+ * processes and coalesced (a file with none has no ranges). Null when no process could be read (not root, or gone).
  */
 export function recordWorkingSet(pids: readonly number[], read: MappedPages = mappedFilePages, stat: Stat = statOrNull): WorkingSet | null {
   const byPath = new Map<string, Array<[number, number]>>();
@@ -103,7 +109,6 @@ export function recordWorkingSet(pids: readonly number[], read: MappedPages = ma
       ranges.push(off, end - off);
       sum += end - off;
     }
-    if (!ranges.length) continue;
     // Within the bounds the manifest's check holds a restore to (manifest.ts), or restore would refuse the image.
     if (files.length >= WORKING_SET_MAX_FILES || count + ranges.length / 2 > WORKING_SET_MAX_RANGES) {
       leftOut++;
@@ -113,11 +118,12 @@ export function recordWorkingSet(pids: readonly number[], read: MappedPages = ma
     bytes += sum;
     count += ranges.length / 2;
   }
-  return { files, bytes, ...(leftOut ? { leftOut } : {}) };
+  return { files, bytes, ...(leftOut ? { leftOut } : { complete: true as const }) };
 }
 
 /** What a restore reads of a working set: the files still the same as at snapshot time, and those left out. */
 export interface WorkingSetPlan {
+  /** The files to read and their ranges (those still as the snapshot found them, with pages to read). */
   paths: string[];
   ranges: number[][];
   bytes: number;
@@ -134,7 +140,7 @@ export async function planWorkingSet(ws: WorkingSet, stat: AsyncStat = statAsync
     if (!st) plan.skipped.push({ path: f.path, why: 'gone' });
     else if (!st.isFile()) plan.skipped.push({ path: f.path, why: 'not a regular file' });
     else if (st.size !== f.bytes || st.mtimeMs !== f.mtimeMs) plan.skipped.push({ path: f.path, why: 'changed since the snapshot (size or mtime)' });
-    else {
+    else if (f.ranges.length) {
       plan.paths.push(f.path);
       plan.ranges.push(f.ranges);
       for (let k = 1; k < f.ranges.length; k += 2) plan.bytes += f.ranges[k]!;
@@ -172,10 +178,10 @@ export async function addonReadRanges(paths: string[], ranges: number[][], signa
  * Reads the files of `ws` still as the snapshot found them, exactly their ranges, into the page cache. Never
  * rejects: it is only a head start, so a failure comes back as `error` (the caller says it as a note).
  */
-export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, signal: AbortSignal, now: () => number): Promise<WorkingSetDetail> {
+export async function readWorkingSet(ws: WorkingSet, readRanges: ReadRanges, signal: AbortSignal, now: () => number, planned?: WorkingSetPlan): Promise<WorkingSetDetail> {
   const t0 = now();
   try {
-    const plan = await planWorkingSet(ws);
+    const plan = planned ?? (await planWorkingSet(ws));
     const r = plan.paths.length ? await readRanges(plan.paths, plan.ranges, signal) : null;
     return { files: plan.paths.length, skipped: plan.skipped.length, bytes: plan.bytes, residentBefore: r?.residentBefore ?? null, seconds: now() - t0, error: null };
   } catch (e) {

@@ -401,20 +401,28 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     mlog=$(jget "$WORK/$MODE-hooks/manifest.json" "d.get('log') or ''")
     inh=()
     [ -n "$mlog" ] && inh=(--inherit-fd "fd[3]:${mlog#/}") # the server's log, as restore hands it (never reopened)
-    # CRIU_PROBE_COLD=1: one more, -v4, with the page cache dropped first (what CRIU reads from the disk besides its image)
-    for v in 2 4 2 ${CRIU_PROBE_COLD:+cold}; do
+    # CRIU_PROBE_COLD=1: two more, -v4, each with the page cache dropped first (what CRIU reads from the disk besides its
+    # image): with CRIU's default file validation (each mapped ELF's build-ID read from the file) and with
+    # --file-validation filesize (the files' sizes only, nothing read)
+    for v in 2 4 2 ${CRIU_PROBE_COLD:+cold coldfs}; do
       pw=$(mktemp -d)
-      [ "$v" = cold ] && { drop_caches; v=4c; }
+      fv=()
+      case "$v" in
+        cold) drop_caches; v=4c ;;
+        coldfs) drop_caches; v=4cfs; fv=(--file-validation filesize) ;;
+      esac
+      read -r _ s0 _ <<<"$(disk_reads)"
       thp=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/enabled)
       echo always >/sys/kernel/mm/transparent_hugepage/enabled
       t=$(date +%s%N)
       "$COLDSTART_CRIU" restore -D "$WORK/$MODE-hooks" -W "$pw" --tcp-close --file-locks --ext-unix-sk "${inh[@]}" --leave-stopped \
-        --restore-detached --pidfile "$pw/pid" -v${v%c} -o restore.log >>"$S" 2>&1 3>>"$pw/server.log"
+        "${fv[@]}" --restore-detached --pidfile "$pw/pid" -v${v:0:1} -o restore.log >>"$S" 2>&1 3>>"$pw/server.log"
       rc=$?
       t=$((($(date +%s%N) - t) / 1000000))
+      read -r _ s1 _ <<<"$(disk_reads)"
       echo "$thp" >/sys/kernel/mm/transparent_hugepage/enabled
-      say "criu alone (-v$v, THP always): exit $rc in $t ms"
-      [ "${v%c}" = 4 ] || [ $rc != 0 ] && cp "$pw/restore.log" "$OUT/criu-probe-restore-v$v.log"
+      say "criu alone (-v$v${fv:+ ${fv[*]}}, THP always): exit $rc in $t ms; disk read $(((s1 - s0) * 512 / 1000000)) MB"
+      [ "${v:0:1}" = 4 ] || [ $rc != 0 ] && cp "$pw/restore.log" "$OUT/criu-probe-restore-v$v.log"
       kill_tree "$WORK/$MODE-hooks/manifest.json"
       rm -rf "$pw"
     done

@@ -239,6 +239,8 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       }
     }
     expect(ws.bytes).toBe(ws.files.reduce((a, f) => a + f.ranges.filter((_, i) => i % 2 === 1).reduce((x, y) => x + y, 0), 0));
+    // Every file the tree maps is listed (restore checks them all itself, sparing CRIU its build-ID reads).
+    expect(m.workingSet.complete).toBe(true);
     expect(doc.details.workingSet).toMatchObject({ files: ws.files.length, bytes: ws.bytes });
     expect(readFileSync(join(image, 'server.log'), 'utf8')).toContain('listening');
     expect(readdirSync(tmp).filter((f) => f.includes('.tmp'))).toEqual([]);
@@ -369,9 +371,12 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
   describe('restore of that image', () => {
     /** CRIU's restore as the orchestration sees it: a tree comes back (here: started anew, detached) and its pid is returned. */
     const works: string[] = [];
+    /** What each restore asked of CRIU besides the image (leaveStopped, filesChecked). */
+    const criuOpts: Array<Parameters<SnapshotEngines['criu']['restore']>[6]> = [];
     function fakeRestore(port: number, pidfile: string): SnapshotEngines['criu']['restore'] {
-      return async (_criu, _dir, work) => {
+      return async (_criu, _dir, work, _env, _timeout, _inherit, opts) => {
         works.push(work);
+        criuOpts.push(opts);
         const c = spawn(process.execPath, [here('tree-server.mjs'), String(port), pidfile], { detached: true, stdio: 'ignore' });
         c.unref();
         const [server, grandchild] = await pidsFrom(pidfile);
@@ -391,6 +396,9 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
       expect(r.code, r.stderr).toBe(0);
       const doc = json(r);
       expect(doc.schema).toBe('coldstart/restore@1');
+      // Every mapped file as the snapshot found it: checked here, CRIU left to check sizes only.
+      expect(criuOpts.at(-1)).toEqual({ leaveStopped: true, filesChecked: true });
+      expect(doc.details.fileCheck).toMatchObject({ by: 'coldstart', changed: 0, files: JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')).workingSet.files.length });
       // Its trace: the restore's phases under one root, each the JSON report's seconds (decoded with opentelemetry-proto).
       expect(collector.received).toHaveLength(1);
       if (py) checkTrace(expect, decodeOtlp(py, collector.received[0]!.body, join(tmp, 'restore-otlp.bin')), doc, 'restore');
@@ -438,6 +446,10 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
           expect(asked.paths).not.toContain(changed);
           expect(asked.ranges[asked.paths.indexOf(realpathSync(process.execPath))]).toEqual(m.workingSet.files.find((f: { path: string }) => f.path === realpathSync(process.execPath)).ranges);
           const want = m.workingSet.bytes - 8192;
+          // Two files not as the snapshot found them: CRIU checks the files itself (build-IDs), and the report says why.
+          expect(criuOpts.at(-1)).toEqual({ leaveStopped: true, filesChecked: false });
+          expect(doc.details.fileCheck).toMatchObject({ by: 'criu', changed: 2, files: m.workingSet.files.length });
+          expect(doc.warnings.join('\n')).toContain(`2 of the files the server maps are not as the snapshot found them (${changed}: changed since the snapshot (size or mtime)): CRIU checks them by their ELF build-IDs`);
           if (!fails) {
             expect(doc.details.workingSet).toMatchObject({ files: m.workingSet.files.length - 2, skipped: 2, bytes: want, residentBefore: 0, error: null });
             expect(doc.warnings.join('\n')).not.toMatch(/library pages/);

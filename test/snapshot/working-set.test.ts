@@ -96,9 +96,10 @@ describe('a hand-written /proc', () => {
       '00404000-00405000 rw-p 00000000 00:00 0',
       '00405000-00407000 r--p 00010000 fe:00 11 /opt/lib/libx.so',
       '00407000-00408000 r--p 00000000 fe:00 12 /opt/lib/with space.so',
+      '00408000-00409000 r--p 00000000 fe:00 13 /opt/lib/cold.so',
     ].join('\n');
     writeFileSync(join(root, '7', 'maps'), `${maps}\n`);
-    const pagemap = Buffer.alloc(0x408 * 8);
+    const pagemap = Buffer.alloc(0x409 * 8);
     const present = (page: number) => pagemap.writeBigUInt64LE(1n << 63n, page * 8);
     present(0x400); // libx page 0
     present(0x401); // libx page 1 (a run with page 0)
@@ -112,10 +113,20 @@ describe('a hand-written /proc', () => {
       { path: '/opt/lib/libx.so', runs: [[0, 2 * PAGE], [3 * PAGE, PAGE]] },
       { path: '/opt/lib/libx.so', runs: [[0x10000 + PAGE, PAGE]] },
       { path: '/opt/lib/with space.so', runs: [[0, PAGE]] },
+      { path: '/opt/lib/cold.so', runs: [] }, // mapped, no page in memory: still named (restore checks every mapped file)
     ]);
-    // Merged across mappings and processes, clipped to the file's size, coalesced across small gaps.
-    const ws = recordWorkingSet([7, 8], (pid) => mappedFilePages(pid, root), (p) => (p === '/opt/lib/libx.so' ? { isFile: () => true, size: 0x10000 + 1000, mtimeMs: 5 } : p === '/opt/lib/with space.so' ? { isFile: () => false, size: 4096, mtimeMs: 5 } : null))!;
-    expect(ws).toEqual({ files: [{ path: '/opt/lib/libx.so', bytes: 0x10000 + 1000, mtimeMs: 5, ranges: [0, 0x10000 + 1000] }], bytes: 0x10000 + 1000 });
+    // Merged across mappings and processes, clipped to the file's size, coalesced across small gaps; a mapped file with
+    // no page in memory listed with no ranges; every mapped regular file listed: complete.
+    const stat = (p: string) => (p === '/opt/lib/libx.so' ? { isFile: () => true, size: 0x10000 + 1000, mtimeMs: 5 } : p === '/opt/lib/with space.so' ? { isFile: () => false, size: 4096, mtimeMs: 5 } : p === '/opt/lib/cold.so' ? { isFile: () => true, size: 4096, mtimeMs: 6 } : null);
+    const ws = recordWorkingSet([7, 8], (pid) => mappedFilePages(pid, root), stat)!;
+    expect(ws).toEqual({
+      files: [
+        { path: '/opt/lib/cold.so', bytes: 4096, mtimeMs: 6, ranges: [] },
+        { path: '/opt/lib/libx.so', bytes: 0x10000 + 1000, mtimeMs: 5, ranges: [0, 0x10000 + 1000] },
+      ],
+      bytes: 0x10000 + 1000,
+      complete: true,
+    });
   });
 
   it('records at most what a restore accepts (WORKING_SET_MAX_FILES): the rest counted in leftOut, never an image restore refuses', () => {
@@ -144,9 +155,10 @@ describe('at restore: only the files still as the snapshot found them', () => {
     const touched = join(d, 'touched.so');
     const grown = join(d, 'grown.so');
     const fifo = join(d, 'fifo.so');
-    for (const f of [same, touched, grown]) writeFileSync(f, Buffer.alloc(3 * PAGE, 1));
+    const unread = join(d, 'unread.so'); // mapped, no page in memory: checked, nothing to read
+    for (const f of [same, unread, touched, grown]) writeFileSync(f, Buffer.alloc(3 * PAGE, 1));
     const rec = (p: string) => ({ path: p, bytes: statSync(p).size, mtimeMs: statSync(p).mtimeMs, ranges: [0, PAGE, 2 * PAGE, PAGE] });
-    const files = [rec(same), rec(touched), rec(grown), { path: join(d, 'gone.so'), bytes: PAGE, mtimeMs: 1, ranges: [0, PAGE] }];
+    const files = [rec(same), { ...rec(unread), ranges: [] }, rec(touched), rec(grown), { path: join(d, 'gone.so'), bytes: PAGE, mtimeMs: 1, ranges: [0, PAGE] }];
     expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
     files.push({ path: fifo, bytes: 0, mtimeMs: statSync(fifo).mtimeMs, ranges: [] });
     utimesSync(touched, new Date(), new Date(Date.now() + 10_000));
@@ -207,6 +219,7 @@ describe("the manifest's check of a recorded working set (an image is untrusted 
       return () => validateManifest(m, '/img/manifest.json', '/img');
     };
     expect(check({ files: [file()], bytes: 3 * PAGE })).not.toThrow();
+    expect(check({ files: [file(), file({ path: '/usr/lib/liby.so', ranges: [] })], bytes: 3 * PAGE, complete: true })).not.toThrow();
     expect(check(null)).not.toThrow();
     expect(check(undefined)).not.toThrow();
     const bad: Array<[unknown, RegExp]> = [
@@ -223,6 +236,9 @@ describe("the manifest's check of a recorded working set (an image is untrusted 
       [{ files: [file()], bytes: 1 }, /workingSet\.bytes: expected the sum of the ranges' lengths/],
       [{ files: 'all', bytes: 0 }, /workingSet\.files: expected an array/],
       [{ files: [file()], bytes: 3 * PAGE, leftOut: -1 }, /workingSet\.leftOut/],
+      [{ files: [file()], bytes: 3 * PAGE, complete: 'yes' }, /workingSet\.complete/],
+      [{ files: [file()], bytes: 3 * PAGE, complete: false }, /workingSet\.complete/],
+      [{ files: [file()], bytes: 3 * PAGE, complete: true, leftOut: 2 }, /workingSet\.complete: expected true \(every mapped file listed\), and no leftOut/], // a partial list said whole
     ];
     for (const [ws, msg] of bad) {
       let err: unknown;
