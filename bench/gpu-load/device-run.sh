@@ -18,6 +18,8 @@ export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
   nproc
   uname -r
   cat /sys/kernel/mm/transparent_hugepage/enabled
+  # each disk's I/O scheduler (whether I/O priorities mean anything there) and readahead window
+  for q in /sys/block/*/queue; do echo "$q: $(cat "$q/scheduler") ra=$(cat "$q/read_ahead_kb")KiB nr=$(cat "$q/nr_requests")"; done
 } >"$OUT/host.txt" 2>&1
 # under the device tool's 600 s per call: stopped at RUN_LIMIT seconds so that what it wrote is still packed
 timeout --kill-after=10 "${RUN_LIMIT:-570}" "$@" >"$OUT/stdout.txt" 2>"$OUT/stderr.txt"

@@ -12,7 +12,7 @@ import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, withNativeCancel, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull, type Manifest } from '../snapshot/manifest.js';
+import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull, workingSetToRead, type Manifest } from '../snapshot/manifest.js';
 import { addonReadRanges, readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
 import { nowSeconds } from '../core/clock.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
@@ -159,8 +159,11 @@ export async function prefetchModel(target: string, opts: PrefetchModelOptions):
     if (python) throw new ColdstartError('BAD_FLAG', `--stack: ${target} is a snapshot image, whose restore imports nothing: there is no stack to read first`, { hint: 'Drop --stack.' });
     const m = readManifest(image);
     const r = await runPrefetch({ ...prefetch, files: imageFiles(image, m) });
-    // Then the pages of its libraries the server had mapped, which its restore faults in first (working-set.ts).
-    const workingSet = m.workingSet?.files.length ? await readWorkingSet(m.workingSet, addonReadRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
+    // Then the pages of its libraries its restore reads ahead (working-set.ts): the restored server's own where a
+    // restore kept them, else the manifest's.
+    const toRead = workingSetToRead(image, m);
+    if (toRead.note) r.notes.push(toRead.note);
+    const workingSet = toRead.ws ? await readWorkingSet(toRead.ws, addonReadRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
     if (workingSet?.error) r.notes.push(`reading the server's library pages failed: ${workingSet.error}`);
     return { ...r, target, source: 'snapshot-image', skipped: [], ...(workingSet ? { workingSet } : {}) };
   }

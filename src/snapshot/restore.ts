@@ -17,12 +17,12 @@ import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, lstatOrNull, readManifest, verifyImage, isPageData, type ImageProblem } from './manifest.js';
+import { LOG_COPY, RESTORED_WORKING_SET, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifest, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
-import { planWorkingSet, readWorkingSet, workingSetLine, type WorkingSetDetail } from './working-set.js';
+import { mergeWorkingSets, planWorkingSet, readWorkingSet, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -98,6 +98,28 @@ export interface FileCheckDetail {
   files: number;
   changed: number;
   seconds: number;
+}
+
+/** What a restore kept of the restored server's working set (null: nothing recorded, e.g. /proc unreadable). */
+export interface KeptWorkingSet {
+  path: string;
+  files: number;
+  bytes: number;
+  error: string | null;
+}
+
+/**
+ * The restored server's mapped file pages now (after its first answer), joined with what an earlier restore kept, kept
+ * in the image folder for the next restore. Never throws: a read-only image folder is a note.
+ */
+function keepWorkingSet(image: string, digest: string, kept: WorkingSet | null, now: WorkingSet | null): KeptWorkingSet | null {
+  if (!now) return null;
+  const ws = kept ? mergeWorkingSets(kept, now) : mergeWorkingSets({ files: [], bytes: 0 }, now);
+  try {
+    return { path: keepRestoredWorkingSet(image, digest, ws), files: ws.files.length, bytes: ws.bytes, error: null };
+  } catch (e) {
+    return { path: `${image}/${RESTORED_WORKING_SET}`, files: ws.files.length, bytes: ws.bytes, error: e instanceof Error ? e.message : String(e) };
+  }
 }
 
 /** What `restore --prefetch` read alongside the restore. */
@@ -377,8 +399,14 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   // pool), so CRIU checks sizes only and reads no ELF's build-ID (criu.ts filesChecked); the same stats plan the
   // working set's read. An image that lists only some of its files (taken before, or past the working set's bounds),
   // or a file changed since, is left to CRIU's own check.
+  // What is read ahead: the restored server's own working set where an earlier restore kept one (what it touched once
+  // restored), else the manifest's (all it had touched before the snapshot).
+  const toRead = workingSetToRead(image, m);
+  if (toRead.note) notes.push(toRead.note);
+  const kept = toRead.kept ? toRead.ws : null;
+  const digest = toRead.digest;
   const checkTime = stopwatch(clock);
-  const filesPlan = m.workingSet?.files.length ? await planWorkingSet(m.workingSet) : null;
+  const [filesPlan, keptPlan] = m.workingSet?.files.length ? await Promise.all([planWorkingSet(m.workingSet), kept ? planWorkingSet(kept) : null]) : [null, null];
   const changed = filesPlan?.skipped ?? [];
   const filesChecked = m.workingSet?.complete === true && filesPlan !== null && changed.length === 0;
   const fileCheck: FileCheckDetail = { by: filesChecked ? 'coldstart' : 'criu', files: m.workingSet?.files.length ?? 0, changed: changed.length, seconds: checkTime() };
@@ -395,7 +423,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true, filesChecked });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
       if (m.workingSet?.files.length && native.unavailable() === null) {
-        workingSetRead = readWorkingSet(m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), filesPlan ?? undefined);
+        workingSetRead = readWorkingSet(kept ?? m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), (keptPlan ?? filesPlan) ?? undefined);
       }
       pid = await restoring;
     } finally {
@@ -462,7 +490,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     }
     const restoredTotal = metaSeconds + total(); // the metadata verification came first, before the clock for the rest
     const prefetch = await prefetched();
-    const workingSet = await workingSetDone();
+    const readAhead = await workingSetDone();
+    const workingSet = readAhead ? { ...readAhead, source: kept ? ('restored' as const) : ('snapshot' as const) } : null;
+    const keptNow = digest ? keepWorkingSet(image, digest, kept, host.workingSet(m.pids)) : null;
+    if (keptNow?.error) notes.push(`the restored server's working set was not kept (the next restore reads the manifest's): ${keptNow.error}`);
     rmSync(work, { recursive: true, force: true });
     const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
 
@@ -502,8 +533,13 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       gpus: gpuPlan.moves.length ? { moves: gpuPlan.moves, paired: gpuPlan.pairs !== null } : null,
       ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
       ...(prefetch ? { prefetch } : {}),
-      /** The server's library pages read ahead (the image's working set); null: the image records none. */
+      /**
+       * The server's library pages read ahead; null: the image records none. `source`: the restored server's own
+       * (kept by an earlier restore) or the manifest's.
+       */
       workingSet,
+      /** What the restored server touched of its files after its first answer, kept for the next restore (merged). */
+      workingSetKept: keptNow,
       fileCheck,
       /** On a CPU with Intel AMX: the processes resumed with the AMX permission given back, and those it failed for. */
       ...(amx ? { amx } : {}),
@@ -531,7 +567,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
-          ...(workingSet ? [workingSetLine(workingSet, ', alongside CRIU')] : []),
+          ...(workingSet ? [workingSetLine(workingSet, kept ? ', those the restored server touched the last time, alongside CRIU' : ', alongside CRIU')] : []),
           ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
           `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,

@@ -94,6 +94,35 @@ export function recordWorkingSet(pids: readonly number[], read: MappedPages = ma
     }
   }
   if (readable === 0) return null;
+  return workingSetOf(byPath, stat);
+}
+
+/**
+ * Two working sets of one image as one: the restored server's kept one (`kept`) and what it touched this time (`now`),
+ * every file's ranges joined (a file changed between them keeps only `now`'s), coalesced, within the same bounds.
+ * Not `complete`: only the manifest's working set says which files the server maps (restore's file check).
+ */
+export function mergeWorkingSets(kept: WorkingSet, now: WorkingSet): WorkingSet {
+  const byPath = new Map<string, Array<[number, number]>>();
+  const meta = new Map<string, { size: number; mtimeMs: number }>();
+  const runsOf = (f: WorkingSetFile) => Array.from({ length: f.ranges.length / 2 }, (_, k) => [f.ranges[2 * k]!, f.ranges[2 * k + 1]!] as [number, number]);
+  for (const f of now.files) {
+    byPath.set(f.path, runsOf(f));
+    meta.set(f.path, { size: f.bytes, mtimeMs: f.mtimeMs });
+  }
+  for (const f of kept.files) {
+    const m = meta.get(f.path);
+    if (!m) {
+      byPath.set(f.path, runsOf(f));
+      meta.set(f.path, { size: f.bytes, mtimeMs: f.mtimeMs });
+    } else if (m.size === f.bytes && m.mtimeMs === f.mtimeMs) byPath.get(f.path)!.push(...runsOf(f));
+  }
+  const { complete: _, ...merged } = workingSetOf(byPath, (p) => ({ isFile: () => true, ...meta.get(p)! }));
+  return merged;
+}
+
+/** Each file's runs coalesced and clipped to its size (from `stat`), within WORKING_SET_MAX_FILES/_RANGES. */
+function workingSetOf(byPath: Map<string, Array<[number, number]>>, stat: Stat): WorkingSet {
   const files: WorkingSetFile[] = [];
   let bytes = 0;
   let count = 0;

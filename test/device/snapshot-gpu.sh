@@ -23,6 +23,7 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
 #   HOOK_RESTORES="cold-huge-pf-cs-par" ...          # -par: a cold image read by the hash threads (--no-image-stream)
 #   HOOK_RESTORES="cold-huge-pf-cs-r1 cold-…-r2"     # -rN: nothing but a name, so one way restored twice keeps both
+#   HOOK_RESTORES="cold-huge-pf-cs-nokept" ...       # -nokept: the working set an earlier restore kept removed first
 #   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; default: its own)
 #   HOOK_RESTORES="cold-huge-pf-cs-cached" ...       # -cached: its cold reads through the page cache (default: around it, O_DIRECT)
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
@@ -217,7 +218,7 @@ restore() {
   say "restored ($(jget "$OUT/restore-$name-$tag.json" "round(100*(d['details']['imageResidentBytes'] or 0)/d['details']['imageBytes'])")% in cache before): $(jget "$OUT/restore-$name-$tag.json" "{p['name']: (round(p['seconds'],2) if p['seconds'] is not None else None) for p in d['phases']}") total $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['totalSeconds'],2)") s, resumed after $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['resumedSeconds'],2)") s, verify $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['verifyBytesPerSecond']/1e9,2)") GB/s; speedup $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['speedup'],2)")x"
   local same
   same=$(jget "$OUT/restore-$name-$tag.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
-  say "first answer identical to the snapshot's: $same; library pages read ahead: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSet')")"
+  say "first answer identical to the snapshot's: $same; library pages read ahead: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSet')"); kept for the next: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSetKept')"); files checked: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('fileCheck')")"
   [ "$same" = True ] || fail=1
   # The restored server's own account of its wake-up (its log: how much of the weights came from the disk, and by
   # how many of the loader's readers at once)
@@ -356,14 +357,6 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
   if [ "${FLOORS_FIRST:-0}" = 1 ]; then
     "$PY" test/device/snapshot_floors.py "$WORK/$MODE-hooks" "$OUT/floors-$MODE-first.json" $(dry || echo --drop) >>"$S" 2>&1
   fi
-  # WSGAP=1: a cold restore's first phase in isolation (bench/snapshot/working-set-gap.mjs): this image's stream and
-  # its working set (the server's library pages) read together, one after the other and alone, the working set
-  # coalesced at 128 KiB (restore's), 1 and 8 MiB and its files opened by 1 thread (restore's) or 8; WSGAP_ROUNDS
-  # rounds (default 2)
-  if [ "${WSGAP:-0}" = 1 ] && ! dry; then
-    "$NODE" bench/snapshot/working-set-gap.mjs --snapshot "$WORK/$MODE-hooks" --rounds "${WSGAP_ROUNDS:-2}" --gaps 131072,1048576,8388608 --ws-threads 1,8 >"$OUT/wsgap-$MODE.json" 2>>"$S" &&
-      say "working set beside the image's stream (median s): $(jget "$OUT/wsgap-$MODE.json" "{k: round(v['seconds'], 2) for k, v in d['table'].items()}")"
-  fi
   for tag in ${HOOK_RESTORES:-cold}; do
     flags=()
     case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac
@@ -384,6 +377,8 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
     # -par: a cold image read by the verification's threads themselves, in parallel (restore's way before the stream)
     case "$tag" in *-par*) flags+=(--no-image-stream) ;; esac
+    # -nokept: without the working set an earlier restore kept (IMAGE/working-set.restored.json): the manifest's read
+    case "$tag" in *-nokept*) rm -f "$WORK/$MODE-hooks/working-set.restored.json" ;; esac
     restore "$MODE-hooks" "$tag" "${flags[@]}"
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
@@ -395,6 +390,14 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
         say "disk beside it over image + weights: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d['diskDirectBytesPerSecond'] and round(d['diskDirectBytesPerSecond']/1e9,3)") GB/s by 4 O_DIRECT readers, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d.get('diskLoaderBytesPerSecond') and round(d['diskLoaderBytesPerSecond']/1e9,3)") GB/s by coldstart_load"
     fi
   done
+  # WSGAP=1: a cold restore's first phase in isolation (bench/snapshot/working-set-gap.mjs): this image's stream and
+  # its working set (the server's library pages) read together, one after the other and alone, the working set
+  # coalesced at 128 KiB (restore's), 1 and 8 MiB and its files opened by 1 thread (restore's) or 8; WSGAP_ROUNDS
+  # rounds (default 2). After the restores: it drops the page cache, which the warm restores need holding the weights
+  if [ "${WSGAP:-0}" = 1 ] && ! dry; then
+    "$NODE" bench/snapshot/working-set-gap.mjs --snapshot "$WORK/$MODE-hooks" --rounds "${WSGAP_ROUNDS:-2}" --gaps 131072,1048576,8388608 --ws-threads 1,8 >"$OUT/wsgap-$MODE.json" 2>>"$S" &&
+      say "working set beside the image's stream (median s): $(jget "$OUT/wsgap-$MODE.json" "{k: round(v['seconds'], 2) for k, v in d['table'].items()}")"
+  fi
   # CRIU_PROBE=1: CRIU alone restores the (page-cached) image, nothing verifying beside it, its tree killed while
   # stopped: what CRIU's page restore takes by itself, and with -v4 its own timeline (timestamped log lines)
   if [ "${CRIU_PROBE:-0}" = 1 ] && ! dry; then

@@ -132,7 +132,7 @@ function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngi
   };
 }
 
-function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp']; cpuFlags?: string[]; ended?: { ended: boolean; signal: number | null } }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp']; cpuFlags?: string[]; ended?: { ended: boolean; signal: number | null }; workingSet?: SnapshotEngines['host']['workingSet'] }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
   const e = withSnapshotEngines({
     criu: {
       require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
@@ -140,7 +140,7 @@ function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock
       ...(o.restore ? { restore: o.restore } : {}),
     },
     native: o.native,
-    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}), ...(o.cpuFlags ? { cpuFlags: () => new Set(o.cpuFlags) } : {}), ...(o.ended ? { processEnded: () => o.ended! } : {}) },
+    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}), ...(o.cpuFlags ? { cpuFlags: () => new Set(o.cpuFlags) } : {}), ...(o.ended ? { processEnded: () => o.ended! } : {}), ...(o.workingSet ? { workingSet: o.workingSet } : {}) },
     clock: o.clock,
   }) as SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> };
   e.starts = 0;
@@ -461,6 +461,68 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
         }
       } finally {
         writeFileSync(mf, original);
+      }
+    });
+
+    it("keeps what the restored server touched of its files for the next restore, which reads that instead of the manifest's working set; joined each time; a bad or stale kept file is a note, never a failed restore", async () => {
+      const mf = join(image, 'manifest.json');
+      const original = readFileSync(mf, 'utf8');
+      const m = JSON.parse(original);
+      const keptPath = join(image, 'working-set.restored.json');
+      const node = realpathSync(process.execPath);
+      const st = statSync(node);
+      const touched = (ranges: number[]) => () => ({ files: [{ path: node, bytes: st.size, mtimeMs: st.mtimeMs, ranges }], bytes: ranges.filter((_, i) => i % 2).reduce((a, b) => a + b, 0), complete: true as const });
+      const restoreOnce = async (workingSet: SnapshotEngines['host']['workingSet'], name: string) => {
+        const native = fakeNative({ gpu: () => false });
+        const port = await freePort();
+        const pidfile = join(tmp, `kept-${name}.pids`);
+        const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false, workingSet });
+        const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request']);
+        for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+        expect(r.code, r.stderr).toBe(0);
+        return { doc: json(r), asked: native.rangeCalls[0]! };
+      };
+      try {
+        // 1. None kept yet: the manifest's working set is read; what the server maps after its answer is kept.
+        const first = await restoreOnce(touched([0, 4096, 1 << 20, 8192]), 'first');
+        expect(first.doc.details.workingSet).toMatchObject({ source: 'snapshot', files: m.workingSet.files.filter((f: { ranges: number[] }) => f.ranges.length).length });
+        expect(first.doc.details.workingSetKept).toEqual({ path: keptPath, files: 1, bytes: 12288, error: null });
+        const kept = JSON.parse(readFileSync(keptPath, 'utf8'));
+        expect(kept).toMatchObject({ schema: 'coldstart/restored-working-set@1', workingSet: { files: [{ path: node, ranges: [0, 4096, 1 << 20, 8192] }], bytes: 12288 } });
+        expect(kept.workingSet).not.toHaveProperty('complete'); // only the manifest says which files the server maps
+        expect(kept.manifestSha256).toMatch(/^[0-9a-f]{64}$/);
+        // 2. The next restore reads exactly the kept ranges (its file check still the manifest's), then keeps both joined.
+        const second = await restoreOnce(touched([4 << 20, 4096]), 'second');
+        expect(second.asked).toEqual({ paths: [node], ranges: [[0, 4096, 1 << 20, 8192]] });
+        expect(second.doc.details.workingSet).toMatchObject({ source: 'restored', files: 1, bytes: 12288 });
+        expect(second.doc.details.fileCheck).toMatchObject({ by: 'coldstart', files: m.workingSet.files.length });
+        expect(JSON.parse(readFileSync(keptPath, 'utf8')).workingSet.files[0].ranges).toEqual([0, 4096, 1 << 20, 8192, 4 << 20, 4096]);
+        // 3. Garbage kept there: the manifest's is read, said in one line; the next keep replaces it.
+        writeFileSync(keptPath, '{"schema": "coldstart/restored-working-set@1", "manif');
+        const third = await restoreOnce(touched([0, 4096]), 'third');
+        expect(third.doc.details.workingSet.source).toBe('snapshot');
+        expect(third.doc.warnings.join('\n')).toMatch(/the restored server's working set kept in .* was not used \(the manifest's was read instead\): .*working-set\.restored\.json: not JSON/);
+        expect(JSON.parse(readFileSync(keptPath, 'utf8')).workingSet.files[0].ranges).toEqual([0, 4096]);
+        // 4. Kept for another manifest (an image taken again at this path): not used.
+        writeFileSync(mf, `${original} `);
+        const fourth = await restoreOnce(touched([0, 4096]), 'fourth');
+        expect(fourth.doc.details.workingSet.source).toBe('snapshot');
+        expect(fourth.doc.warnings.join('\n')).toMatch(/manifestSha256: expected the sha256 of this image's manifest\.json/);
+        writeFileSync(mf, original);
+        // 5. Not writable there (a folder in its place): a note, the restore itself fine; nothing read from the folder.
+        rmSync(keptPath);
+        mkdirSync(keptPath);
+        const fifth = await restoreOnce(touched([0, 4096]), 'fifth');
+        expect(fifth.doc.details.workingSetKept).toMatchObject({ path: keptPath, error: expect.stringContaining(keptPath) });
+        expect(fifth.doc.warnings.join('\n')).toMatch(/the restored server's working set was not kept \(the next restore reads the manifest's\)/);
+        // 6. Nothing readable of the restored tree (/proc): nothing kept, nothing said.
+        rmSync(keptPath, { recursive: true });
+        const sixth = await restoreOnce(() => null, 'sixth');
+        expect(sixth.doc.details.workingSetKept).toBeNull();
+        expect(existsSync(keptPath)).toBe(false);
+      } finally {
+        writeFileSync(mf, original);
+        rmSync(keptPath, { recursive: true, force: true });
       }
     });
 

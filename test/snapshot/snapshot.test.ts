@@ -502,6 +502,22 @@ describe.skipIf(!ready)("a server's working set of its files (real CRIU and kern
       const now = await residentBytes(data);
       expect(now).toBeGreaterThanOrEqual(recBytes);
       expect(now).toBeLessThanOrEqual(recBytes + 64 * 1024);
+      // What the restored server maps now is kept in the image for the next restore: the data file's pages it read.
+      const keptPath = join(out, 'working-set.restored.json');
+      expect(d.workingSetKept).toMatchObject({ path: keptPath, error: null });
+      const kept = JSON.parse(readFileSync(keptPath, 'utf8')).workingSet;
+      const keptData = kept.files.find((f: { path: string }) => f.path === realpathSync(data)) as { ranges: number[] };
+      const keptHas = (page: number) => keptData.ranges.some((v, i) => i % 2 === 0 && v <= page * 4096 && page * 4096 < v + keptData.ranges[i + 1]!);
+      expect([0, 1000, 3000, 6000].map(keptHas)).toEqual([true, true, true, false]);
+      await killAndWait(m.rootPid);
+      // The next restore, from a cold page cache again, reads the kept pages instead of the manifest's and answers the same.
+      expect(await evict([data, ...m.files.map((f: { name: string }) => join(out, f.name))])).toBeLessThan(0.05);
+      const r2 = await runCli(['restore', out, '--json', '--timeout', '60'], { env });
+      expect(r2.code, r2.stdout + r2.stderr).toBe(0);
+      const d2 = JSON.parse(r2.stdout).details;
+      expect(d2.restored.firstRequest.sameAsSnapshot).toBe(true);
+      expect(d2.workingSet).toMatchObject({ source: 'restored', bytes: kept.bytes, skipped: 0, error: null });
+      expect(d2.fileCheck).toMatchObject({ by: 'coldstart', files: m.workingSet.files.length, changed: 0 });
       await killAndWait(m.rootPid);
     } finally {
       rmSync(dir, { recursive: true, force: true });
