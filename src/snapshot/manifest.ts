@@ -245,13 +245,7 @@ export function manifestDigest(image: string): string {
 export function readRestoredWorkingSet(image: string, digest: string): WorkingSet | null {
   const path = join(image, RESTORED_WORKING_SET);
   if (!lstatOrNull(path)) return null;
-  const text = readInputText(path, 'restored working set', MANIFEST_MAX_BYTES);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new ColdstartError('CORRUPT_FILE', `${path}: not JSON (${(e as Error).message})`, { hint: 'Remove it; the next restore keeps a new one.' });
-  }
+  const raw = jsonOf(readInputText(path, 'restored working set', MANIFEST_MAX_BYTES), path, 'Remove it; the next restore keeps a new one.');
   return validateRestoredWorkingSet(raw, path, digest);
 }
 
@@ -443,13 +437,16 @@ export function readManifest(image: string): Manifest {
     }
     throw e;
   }
-  let raw: unknown;
+  return validateManifest(jsonOf(text, path, 'Take the snapshot again; nothing was touched.'), path, image);
+}
+
+/** `text` parsed as JSON, or CORRUPT_FILE naming `path` (an image's file is untrusted input). */
+function jsonOf(text: string, path: string, hint: string): unknown {
   try {
-    raw = JSON.parse(text);
+    return JSON.parse(text);
   } catch (e) {
-    throw new ColdstartError('CORRUPT_FILE', `${path}: not JSON (${(e as Error).message})`, { hint: 'Take the snapshot again; nothing was touched.' });
+    throw new ColdstartError('CORRUPT_FILE', `${path}: not JSON (${(e as Error).message})`, { hint });
   }
-  return validateManifest(raw, path, image);
 }
 
 /** CRIU's page data (pages-N.img): copied into the restored memory as is, never parsed by CRIU. */
