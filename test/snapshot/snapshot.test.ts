@@ -722,6 +722,25 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     expect(treeState(root)).toEqual(before);
     const h = await runCli(['prefetch', image]);
     expect(h.stdout, h.stdout).toMatch(/read ahead 8(\.00)? KiB of the server's library pages \(1 file\(s\).*; 1 file\(s\) left out \(gone or changed since the snapshot\)/);
+    // Where a restore kept the restored server's working set for this manifest, prefetch reads that (restore's one answer).
+    const { createHash } = await import('node:crypto');
+    const kept = join(image, 'working-set.restored.json');
+    const digest = createHash('sha256').update(readFileSync(join(image, 'manifest.json'))).digest('hex');
+    writeFileSync(kept, JSON.stringify({ schema: 'coldstart/restored-working-set@1', manifestSha256: digest, workingSet: { files: [{ ...rec(lib), ranges: [3 * 4096, 4096] }], bytes: 4096 } }));
+    try {
+      const k = await runCli(['prefetch', image, '--json']);
+      expect(k.code, k.stderr).toBe(0);
+      expect(JSON.parse(k.stdout).workingSet).toMatchObject({ files: 1, skipped: 0, bytes: 4096, error: null });
+      // Kept for another manifest: the manifest's read, and said.
+      writeFileSync(kept, JSON.stringify({ schema: 'coldstart/restored-working-set@1', manifestSha256: '0'.repeat(64), workingSet: { files: [], bytes: 0 } }));
+      const o = await runCli(['prefetch', image, '--json']);
+      expect(o.code, o.stderr).toBe(0);
+      const od = JSON.parse(o.stdout);
+      expect(od.workingSet).toMatchObject({ files: 1, skipped: 1, bytes: 2 * 4096 });
+      expect(JSON.stringify(od)).toMatch(/working set kept in .* was not used \(the manifest's was read instead\).*manifestSha256/);
+    } finally {
+      rmSync(kept, { force: true });
+    }
   });
 
   it('prefetch IMAGE refuses what restore refuses: a name outside the image, a page file that is a link (exit 2)', async () => {
