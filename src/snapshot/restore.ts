@@ -383,8 +383,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const after = native.unavailable() ? null : await native.residentBytes(o.prefetch.files);
     return { target: o.prefetch.target, files: o.prefetch.files.length, threads: o.prefetch.threads ?? RESTORE_PREFETCH.threads, bytes: at?.r.bytes ?? null, seconds: at?.seconds ?? prefetchStoppedAfter ?? prefetchTime(), finished: at !== null, residentAfter: after, coldBytesPerSecond: at?.r.coldBytesPerSecond ?? null, error: failed };
   };
-  // The pages of its libraries the server had mapped (working-set.ts), read ahead from the moment CRIU is spawned: on a
-  // cold node they are what the resumed server faults in first, each fault otherwise reading a whole readahead window.
+  // The pages of its libraries the server had mapped (working-set.ts; the restored server's own where a restore kept
+  // them), read ahead from the moment CRIU is spawned: on a cold node they are what the resumed server faults in first,
+  // each fault otherwise reading a whole readahead window.
   const stopWorkingSet = new AbortController();
   let workingSetRead: Promise<WorkingSetDetail> | null = null;
   const workingSetDone = async (): Promise<WorkingSetDetail | null> => {

@@ -12,7 +12,9 @@
  * Recorded at snapshot time from /proc/<pid>/maps + pagemap (src/platform/procfs.ts), kept in the manifest
  * (`workingSet`); at restore, a file whose size or mtime differs from the snapshot's is left out (it is not the file
  * the server had), and the ranges go to the addon's prefetch (`ranges`), read with posix_fadvise(WILLNEED): queued at
- * once, the server's faults wait only for pages still in flight.
+ * once, the server's faults wait only for pages still in flight. After its first answer the restored server's own
+ * mapped pages (far fewer: 0.09 of 0.57 GB for the 8B server) are recorded the same way and kept beside the image
+ * (manifest.ts keepRestoredWorkingSet, joined here by mergeWorkingSets): the next restore reads those instead.
  */
 import { statSync } from 'node:fs';
 import { stat as statAsync } from 'node:fs/promises';
