@@ -236,6 +236,11 @@ function checkWorkingSet(raw: unknown, f: ReturnType<typeof manifestFields>): Wo
 export const RESTORED_WORKING_SET = 'working-set.restored.json';
 export const RESTORED_WORKING_SET_SCHEMA = 'coldstart/restored-working-set@1';
 
+/** Where restore keeps the restored server's working set of `image`. */
+export function restoredWorkingSetPath(image: string): string {
+  return join(image, RESTORED_WORKING_SET);
+}
+
 /** The sha256 of the image's manifest.json as it is now: what a kept working set belongs to. */
 export function manifestDigest(image: string): string {
   return createHash('sha256').update(readInputFile(join(image, MANIFEST), 'image manifest', MANIFEST_MAX_BYTES)).digest('hex');
@@ -243,7 +248,7 @@ export function manifestDigest(image: string): string {
 
 /** The restored server's working set kept in `image` (null: none kept); one that fails its check throws CORRUPT_FILE. */
 export function readRestoredWorkingSet(image: string, digest: string): WorkingSet | null {
-  const path = join(image, RESTORED_WORKING_SET);
+  const path = restoredWorkingSetPath(image);
   if (!lstatOrNull(path)) return null;
   const raw = jsonOf(readInputText(path, 'restored working set', MANIFEST_MAX_BYTES), path, 'Remove it; the next restore keeps a new one.');
   return validateRestoredWorkingSet(raw, path, digest);
@@ -268,7 +273,7 @@ export function workingSetToRead(image: string, m: Pick<Manifest, 'workingSet'>)
 
 /** Keeps `ws` as the restored server's working set of `image` (atomic: a reader sees the old file or the new one). */
 export function keepRestoredWorkingSet(image: string, digest: string, ws: WorkingSet): string {
-  const path = join(image, RESTORED_WORKING_SET);
+  const path = restoredWorkingSetPath(image);
   writeFileAtomic(path, `${JSON.stringify({ schema: RESTORED_WORKING_SET_SCHEMA, manifestSha256: digest, workingSet: ws })}\n`);
   return path;
 }

@@ -17,12 +17,12 @@ import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, RESTORED_WORKING_SET, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifest, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
+import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
-import { mergeWorkingSets, planWorkingSet, readWorkingSet, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
+import { mergeWorkingSets, planWorkingSet, readWorkingSet, statEachOnce, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -114,11 +114,11 @@ export interface KeptWorkingSet {
  */
 function keepWorkingSet(image: string, digest: string, kept: WorkingSet | null, now: WorkingSet | null): KeptWorkingSet | null {
   if (!now) return null;
-  const ws = kept ? mergeWorkingSets(kept, now) : mergeWorkingSets({ files: [], bytes: 0 }, now);
+  const ws = mergeWorkingSets(kept ?? { files: [], bytes: 0 }, now);
   try {
     return { path: keepRestoredWorkingSet(image, digest, ws), files: ws.files.length, bytes: ws.bytes, error: null };
   } catch (e) {
-    return { path: `${image}/${RESTORED_WORKING_SET}`, files: ws.files.length, bytes: ws.bytes, error: e instanceof Error ? e.message : String(e) };
+    return { path: restoredWorkingSetPath(image), files: ws.files.length, bytes: ws.bytes, error: e instanceof Error ? e.message : String(e) };
   }
 }
 
@@ -396,18 +396,19 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     return w;
   };
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
-  // Every file the server mapped, still as the snapshot found it (size and mtime): checked here, all at once (libuv's
-  // pool), so CRIU checks sizes only and reads no ELF's build-ID (criu.ts filesChecked); the same stats plan the
-  // working set's read. An image that lists only some of its files (taken before, or past the working set's bounds),
-  // or a file changed since, is left to CRIU's own check.
   // What is read ahead: the restored server's own working set where an earlier restore kept one (what it touched once
   // restored), else the manifest's (all it had touched before the snapshot).
   const toRead = workingSetToRead(image, m);
   if (toRead.note) notes.push(toRead.note);
   const kept = toRead.kept ? toRead.ws : null;
   const digest = toRead.digest;
+  // Every file the server mapped, still as the snapshot found it (size and mtime): checked here, all at once (libuv's
+  // pool), so CRIU checks sizes only and reads no ELF's build-ID (criu.ts filesChecked); the same stats (each path
+  // asked once) plan the working set's read. An image that lists only some of its files (taken before, or past the
+  // working set's bounds), or a file changed since, is left to CRIU's own check.
   const checkTime = stopwatch(clock);
-  const [filesPlan, keptPlan] = m.workingSet?.files.length ? await Promise.all([planWorkingSet(m.workingSet), kept ? planWorkingSet(kept) : null]) : [null, null];
+  const stat = statEachOnce();
+  const [filesPlan, keptPlan] = m.workingSet?.files.length ? await Promise.all([planWorkingSet(m.workingSet, stat), kept ? planWorkingSet(kept, stat) : null]) : [null, null];
   const changed = filesPlan?.skipped ?? [];
   const filesChecked = m.workingSet?.complete === true && filesPlan !== null && changed.length === 0;
   const fileCheck: FileCheckDetail = { by: filesChecked ? 'coldstart' : 'criu', files: m.workingSet?.files.length ?? 0, changed: changed.length, seconds: checkTime() };

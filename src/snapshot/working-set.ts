@@ -58,6 +58,16 @@ type Stat = (path: string) => { isFile(): boolean; size: number; mtimeMs: number
 type AsyncStat = (path: string) => Promise<{ isFile(): boolean; size: number; mtimeMs: number } | null>;
 const statAsyncOrNull: AsyncStat = (path) => statAsync(path).catch(() => null);
 
+/** A stat for several plans of one restore (the manifest's working set and a kept one): each path asked once. */
+export function statEachOnce(): AsyncStat {
+  const asked = new Map<string, ReturnType<AsyncStat>>();
+  return (path) => {
+    let st = asked.get(path);
+    if (!st) asked.set(path, (st = statAsyncOrNull(path)));
+    return st;
+  };
+}
+
 const statOrNull: Stat = (path) => {
   try {
     return statSync(path);

@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
-import { coalesce, planWorkingSet, recordWorkingSet, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
+import { coalesce, planWorkingSet, recordWorkingSet, statEachOnce, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
 import { validateManifest } from '../../src/snapshot/manifest.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-ws-'));
@@ -175,6 +175,23 @@ describe('at restore: only the files still as the snapshot found them', () => {
       { path: join(d, 'gone.so'), why: 'gone' },
       { path: fifo, why: 'not a regular file' },
     ]);
+  });
+});
+
+describe('one restore, two plans (the manifest\'s working set and a kept one)', () => {
+  it('statEachOnce asks each path once and answers every plan alike; a missing path is null', async () => {
+    const d = join(tmp, 'once');
+    mkdirSync(d);
+    const f = join(d, 'lib.so');
+    writeFileSync(f, Buffer.alloc(2 * PAGE, 1));
+    const stat = statEachOnce();
+    const first = stat(f);
+    expect(stat(f)).toBe(first); // the same pending stat, not a second one
+    expect((await first)!.size).toBe(2 * PAGE);
+    expect(await stat(join(d, 'gone.so'))).toBeNull();
+    const rec = { path: f, bytes: 2 * PAGE, mtimeMs: statSync(f).mtimeMs, ranges: [0, PAGE] };
+    const [a, b] = await Promise.all([planWorkingSet({ files: [rec], bytes: PAGE }, stat), planWorkingSet({ files: [{ ...rec, ranges: [PAGE, PAGE] }], bytes: PAGE }, stat)]);
+    expect([a.paths, b.paths, a.ranges, b.ranges]).toEqual([[f], [f], [[0, PAGE]], [[PAGE, PAGE]]]);
   });
 });
 
