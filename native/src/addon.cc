@@ -7,6 +7,7 @@ void InitLoader(Napi::Env env, Napi::Object exports);  // loader.cc  — gpu-loa
 void InitFileIO(Napi::Env env, Napi::Object exports);  // fileio.cc  — byte moving for convert
 void InitCheckpoint(Napi::Env env, Napi::Object exports);  // checkpoint.cc — snapshot/restore/park (cuCheckpointProcess*)
 void InitAmx(Napi::Env env, Napi::Object exports);         // amx.cc — restore: AMX permission back (ptrace)
+void InitPageOut(Napi::Env env, Napi::Object exports);     // pageout.cc — snapshot: page out a server's file pages (process_madvise)
 }  // namespace coldstart
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -16,6 +17,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   coldstart::InitFileIO(env, exports);
   coldstart::InitCheckpoint(env, exports);
   coldstart::InitAmx(env, exports);
+  coldstart::InitPageOut(env, exports);
   return exports;
 }
 

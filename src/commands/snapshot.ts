@@ -20,6 +20,7 @@ interface SnapshotFlags extends ReportFlags {
   readyLog?: string;
   warmup?: string;
   warmupData?: string;
+  workingSetWarmup: boolean;
   timeout: string;
   lockTimeout: string;
   force?: boolean;
@@ -53,6 +54,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--ready-log <regex>', "ready when the server's output matches")
       .option('--warmup <url>', 'send this request after ready (timed as the first request; repeated and compared on restore)')
       .option('--warmup-data <json>', 'POST this JSON body with --warmup (default: GET)')
+      .option('--no-working-set-warmup', "record every page of its files the server has mapped (default with --warmup: page them out and send the warmup again, so the image's working set holds what answering needs and a cold restore reads less)")
       .option('--timeout <seconds>', 'give up waiting for the server after this long', '600')
       .option('--lock-timeout <seconds>', 'wait this long for in-flight GPU work when locking CUDA', '30')
       .option('--before-snapshot <url>', 'send this request after the warmup, before the GPU lock and the dump (e.g. vLLM /sleep?level=1: what the server drops stays out of the image)')
@@ -64,6 +66,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
   ).action(
     run((ctx, command: string[], f: SnapshotFlags) => {
       if (!f.readyUrl && !f.readyLog) throw new ColdstartError('USAGE', 'snapshot: give --ready-url or --ready-log so coldstart knows when the server is ready');
+      if (f.workingSetWarmup === false && !f.warmup) throw new ColdstartError('BAD_FLAG', '--no-working-set-warmup: only with --warmup (without one the working set is every page the server has mapped)');
       const o = {
         command,
         output: resolve(ctx.cwd, f.output),
@@ -72,6 +75,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         readyLog: regexFlag('--ready-log', f.readyLog),
         readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
         warmup: f.warmup ? { url: httpUrlFlag('--warmup', f.warmup), method: f.warmupData ? ('POST' as const) : ('GET' as const), body: f.warmupData ?? null } : null,
+        workingSetWarmup: f.workingSetWarmup !== false,
         beforeSnapshot: hookFlag('--before-snapshot', f.beforeSnapshot, f.beforeSnapshotMethod),
         afterRestore: hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
         force: !!f.force,

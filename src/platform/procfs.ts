@@ -178,27 +178,28 @@ export function parseFileMappings(text: string): FileMapping[] {
 
 /** pagemap entries read at once (8 bytes each: 512 KiB). */
 const PAGEMAP_BATCH = 65536;
+/** Bits of a /proc/<pid>/pagemap entry's last byte: 63 present in memory, 61 a file page (or shared anonymous). */
+const PRESENT = 0x80;
+const FILE_PAGE = 0x20;
 
 /**
- * Which pages of its files `pid` has mapped now: per file mapping, the byte offsets in the file of its present pages
- * (bit 63 of each /proc/<pid>/pagemap entry; one entry per page of the address space), as [offset, length) runs — every
- * file mapping, also one with no page present (empty runs). Reading pagemap needs the right to ptrace the process
- * (root here). Null when maps or pagemap is unreadable.
+ * Walks /proc/<pid>/pagemap over every file mapping of /proc/<pid>/maps: `visit(mapping, page index in the mapping,
+ * last byte of the entry)` for each page present in memory. Reading pagemap needs the right to ptrace the process
+ * (root here). false when maps or pagemap is unreadable.
  */
-export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]> }> | null {
+function walkPresentFilePages(pid: number, procRoot: string, pageSize: number, visit: (m: FileMapping, page: number, flags: number) => void, onMapping: (m: FileMapping) => void = () => {}): boolean {
   let maps: string;
   let fd: number;
   try {
     maps = readFileSync(`${procRoot}/${pid}/maps`, 'utf8');
     fd = openSync(`${procRoot}/${pid}/pagemap`, 'r');
   } catch {
-    return null;
+    return false;
   }
-  const out: Array<{ path: string; runs: Array<[number, number]> }> = [];
   const buf = Buffer.alloc(PAGEMAP_BATCH * 8);
   try {
     for (const m of parseFileMappings(maps)) {
-      const runs: Array<[number, number]> = [];
+      onMapping(m);
       const first = Math.floor(m.start / pageSize);
       const pages = Math.ceil((m.end - m.start) / pageSize);
       for (let done = 0; done < pages; ) {
@@ -206,20 +207,58 @@ export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096
         const got = Math.floor(readSync(fd, buf, 0, want * 8, (first + done) * 8) / 8);
         if (got <= 0) break;
         for (let i = 0; i < got; i++) {
-          if ((buf[i * 8 + 7]! & 0x80) === 0) continue; // bit 63: present in memory
-          const off = m.offset + (done + i) * pageSize;
-          const last = runs[runs.length - 1];
-          if (last && last[0] + last[1] === off) last[1] += pageSize;
-          else runs.push([off, pageSize]);
+          const flags = buf[i * 8 + 7]!;
+          if (flags & PRESENT) visit(m, done + i, flags);
         }
         done += got;
       }
-      out.push({ path: m.path, runs });
     }
   } catch {
-    return null;
+    return false;
   } finally {
     closeSync(fd);
   }
-  return out;
+  return true;
+}
+
+/** Appends one page to [start, length) runs, growing the last run where it is adjacent. */
+function addPage(runs: Array<[number, number]>, at: number, pageSize: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last[0] + last[1] === at) last[1] += pageSize;
+  else runs.push([at, pageSize]);
+}
+
+/**
+ * Which pages of its files `pid` has mapped now: per file mapping, the byte offsets in the file of its present pages,
+ * as [offset, length) runs — every file mapping, also one with no page present (empty runs). Null when maps or
+ * pagemap is unreadable.
+ */
+export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]> }> | null {
+  const out: Array<{ path: string; runs: Array<[number, number]> }> = [];
+  const byMapping = new Map<FileMapping, Array<[number, number]>>();
+  const ok = walkPresentFilePages(
+    pid,
+    procRoot,
+    pageSize,
+    (m, page) => addPage(byMapping.get(m)!, m.offset + page * pageSize, pageSize),
+    (m) => {
+      const runs: Array<[number, number]> = [];
+      byMapping.set(m, runs);
+      out.push({ path: m.path, runs });
+    },
+  );
+  return ok ? out : null;
+}
+
+/**
+ * The address ranges of `pid`'s file mappings whose pages are file pages present in memory (not the copies a process
+ * wrote into a private mapping: those are anonymous memory), as address, length, address, length…: what snapshot
+ * pages out to learn which of them the server touches again (src/native pageOut). Null when unreadable.
+ */
+export function filePagesPresent(pid: number, procRoot = '/proc', pageSize = 4096): number[] | null {
+  const runs: Array<[number, number]> = [];
+  const ok = walkPresentFilePages(pid, procRoot, pageSize, (m, page, flags) => {
+    if (flags & FILE_PAGE) addPage(runs, m.start + page * pageSize, pageSize);
+  });
+  return ok ? runs.flat() : null;
 }

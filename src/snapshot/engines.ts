@@ -8,7 +8,7 @@ import { adoptServer, startServer } from '../server/lifecycle.js';
 import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
-import { cpuFlags, pidAlive, processEnded, processTree } from '../platform/procfs.js';
+import { cpuFlags, filePagesPresent, pidAlive, processEnded, processTree } from '../platform/procfs.js';
 import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
 import { addonNative, type SnapshotNative } from './native.js';
 import { recordWorkingSet, type WorkingSet } from './working-set.js';
@@ -34,6 +34,8 @@ export interface SnapshotHost {
   cpuFlags(): ReadonlySet<string>;
   /** Whether a process ended (gone or a zombie) and the signal that ended a zombie (procfs.ts processEnded). */
   processEnded(pid: number): { ended: boolean; signal: number | null };
+  /** Address ranges of `pid`'s file pages present in memory (procfs.ts filePagesPresent; null: not readable). */
+  filePagesPresent(pid: number): number[] | null;
   /** The pages of their files the processes have mapped now (working-set.ts; null: not readable). */
   workingSet(pids: readonly number[]): WorkingSet | null;
   /** The system-wide transparent-huge-pages mode (null: no THP here), and setting it (restore and park --huge-pages). */
@@ -63,6 +65,7 @@ export const realHost: SnapshotHost = {
   gpuDeviceHolders,
   cpuFlags: () => cpuFlags(),
   processEnded: (pid) => processEnded(pid),
+  filePagesPresent: (pid) => filePagesPresent(pid),
   workingSet: (pids) => recordWorkingSet(pids),
   thp: { read: () => readThp(), write: (mode) => writeThp(mode) },
 };

@@ -30,6 +30,11 @@ export interface SnapshotNative {
   /** Resumes a stopped restored process with its Intel AMX permission given back (restore.ts decides where). */
   resumeGrantingAmx(pid: number): Promise<{ granted: boolean; result: number }>;
   /**
+   * Pages out these address ranges of `pid` (address, length pairs): snapshot's narrowing of the working set
+   * (snapshot.ts learnWorkingSet). Rejects with a ColdstartError carrying the native code.
+   */
+  pageOut(pid: number, ranges: number[]): Promise<{ bytes: number; skipped: number; seconds: number }>;
+  /**
    * Reads these byte ranges of these files into the page cache (posix_fadvise WILLNEED, queued at once, then waited
    * for): restore's read of the server's working set (working-set.ts). `residentBefore`: bytes of them already there.
    */
@@ -61,6 +66,7 @@ export const addonNative: SnapshotNative = {
   gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
   resumeGrantingAmx: (pid) => callNative(() => addon().resumeGrantingAmx({ pid }), `pid ${pid}: AMX permission`),
+  pageOut: (pid, ranges) => callNative(() => addon().pageOut({ pid, ranges: Float64Array.from(ranges) }), `pid ${pid}: page out`),
   readRanges: addonReadRanges,
   readInOrder: (paths, chunkBytes, signal) => {
     const progress = sharedProgress();

@@ -41,6 +41,11 @@ export interface SnapshotOptions {
   readyLog?: RegExp;
   /** Sent once ready, timed as the first request, recorded for restore to repeat and compare. */
   warmup: RecordedRequest | null;
+  /**
+   * With a warmup: page out the server's file pages and send the warmup again, so that the image's working set holds
+   * what the server touches to answer, not what it touched to start (learnWorkingSet). false: --no-working-set-warmup.
+   */
+  workingSetWarmup?: boolean;
   /** Sent after the warmup, before the GPU lock and the dump (e.g. vLLM's /sleep?level=1): what the server drops. */
   beforeSnapshot: RecordedRequest | null;
   /** Recorded in the image for restore to send in order after the restore, before ready (e.g. /wake_up). */
@@ -56,6 +61,64 @@ export interface SnapshotOptions {
   progress?: (line: string) => void;
   /** The step now under way (starting, dump, hash…), for a redrawn progress line; never printed by the engine. */
   step?: (text: string) => void;
+}
+
+/** What learnWorkingSet did: the report's `details.workingSet.learned`. */
+export interface LearnedWorkingSet {
+  /** Bytes of file pages the kernel was asked to page out, over every process of the tree. */
+  pagedOutBytes: number;
+  /** Page-out plus the second warmup request (null: no second request was sent). */
+  seconds: number | null;
+  /** The second warmup's answer had the first one's sha256 (null: not sent). */
+  sameAnswer: boolean | null;
+  /** Why it was not done, or not for every process (null: done). */
+  error: string | null;
+}
+
+/**
+ * Narrows the working set the image records to what the server touches to answer: every file page the tree has
+ * present is paged out (process_madvise MADV_PAGEOUT: each clean page mapped by the server alone is unmapped, and
+ * reclaimed where the kernel can — nothing is lost, a page is mapped again at its next touch), then the warmup is sent again; the
+ * working set read just before the dump then holds the pages this answer, the --before-snapshot hook and the GPU
+ * checkpoint touched, not the libraries' start-up code and the model loader's files. Why: the 8B test server had
+ * 0.57 GB of its files' pages mapped at snapshot time and 0.08 GB after a restore and its first answer; a cold
+ * restore reads every working-set byte beside the image stream, at the sum of the two times (H100 hosts,
+ * 2026-12-06, bench/snapshot/working-set-gap.mjs). A restore that reads too few pages loses nothing: the server
+ * faults the rest in, and restore keeps what it touched for the next restore (manifest.ts keepRestoredWorkingSet).
+ * Failures (an old kernel, no CAP_SYS_NICE) are a note; the image then records every page the server had.
+ */
+async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, rootPid: number, firstAnswerSha256: string, notes: string[]): Promise<LearnedWorkingSet> {
+  const { host, native, clock } = engines;
+  const took = stopwatch(clock);
+  let pagedOutBytes = 0;
+  let error: string | null = null;
+  o.step?.("paging out the server's file pages…");
+  for (const pid of host.processTree(rootPid)) {
+    const ranges = host.filePagesPresent(pid);
+    if (ranges === null) error ??= `/proc/${pid}/pagemap unreadable`;
+    if (!ranges?.length) continue;
+    try {
+      pagedOutBytes += (await native.pageOut(pid, ranges)).bytes;
+    } catch (e) {
+      error ??= (e as Error).message;
+    }
+  }
+  if (pagedOutBytes === 0) {
+    notes.push(`the working set was not narrowed to what the server touches to answer (${error ?? 'no file page to page out'}): the image records every page of its files the server had, and a first restore reads them all`);
+    return { pagedOutBytes, seconds: null, sameAnswer: null, error };
+  }
+  if (error) notes.push(`the working set was narrowed for only some processes of the server (${error}): the others' pages are all recorded`);
+  o.step?.(`warmup request again, learning which pages the server needs to answer…`);
+  const req = o.warmup!;
+  const r = await sendRecorded(req, o.timeoutSeconds, o.signal);
+  if (r.status >= 400) {
+    throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${req.method} ${req.url} answered HTTP ${r.status} when sent again (to learn the working set)`, {
+      hint: `A server that answers a request only once: snapshot with --no-working-set-warmup. It answered: ${r.body.toString('utf8').slice(0, 300)}`,
+    });
+  }
+  const sameAnswer = sha256(r.body) === firstAnswerSha256;
+  if (!sameAnswer) notes.push(`the server answered the warmup request differently when it was sent again: restore compares its first answer with the snapshot's and will find them different (a server that samples: seed it, or answer greedily)`);
+  return { pagedOutBytes, seconds: took(), sameAnswer, error };
 }
 
 /** How long each process of the server gets between SIGTERM and SIGKILL when a failed snapshot stops it. */
@@ -194,6 +257,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       warmup = { ...o.warmup, status: r.status, bodySha256: sha256(r.body) };
     } else notes.push('no --warmup request: the first request was not measured');
     const coldTotal = total();
+    const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup.bodySha256, notes) : null;
+    if (learned?.seconds != null) phases['working-set-warmup'] = learned.seconds;
     let beforeSnapshot: Manifest['beforeSnapshot'] = null;
     if (o.beforeSnapshot) {
       const r = await sendHook(o.beforeSnapshot, '--before-snapshot', o.timeoutSeconds, o.signal);
@@ -330,7 +395,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       beforeSnapshot,
       afterRestore: o.afterRestore,
       /** The pages of its files the server had mapped (restore reads them ahead); null: not recorded. */
-      workingSet: workingSet ? { files: workingSet.files.length, bytes: workingSet.bytes, seconds: workingSetSeconds } : null,
+      workingSet: workingSet ? { files: workingSet.files.length, bytes: workingSet.bytes, seconds: workingSetSeconds, learned } : null,
     };
     return {
       report,
@@ -346,7 +411,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
             ['', 'cold start', 'snapshot'],
           ),
           ...kindLines(kinds, imageBytes),
-          ...(workingSet ? [`the server's working set: ${formatBytes(workingSet.bytes)} of the pages of ${workingSet.files.length} file(s) it maps (libraries), which restore reads ahead`] : []),
+          ...(workingSet ? [`the server's working set: ${formatBytes(workingSet.bytes)} of the pages of ${workingSet.files.length} file(s) it maps (libraries), which restore reads ahead${learned?.seconds != null ? ` (what it touched answering the warmup again after ${formatBytes(learned.pagedOutBytes)} of them were paged out)` : ''}`] : []),
           `restore with: coldstart restore ${output}  (add --huge-pages: CRIU and the GPU restore fill 2 MiB pages instead of 4 KiB, 1.6-2.1x faster at 8B; it sets THP to always for those seconds)`,
           ...[weightsHint(kinds, imageBytes, beforeSnapshot)].filter((line) => line !== null),
         ].join('\n'),

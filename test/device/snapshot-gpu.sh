@@ -178,6 +178,7 @@ snapshot() {
   fi
   say "cold: ready $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['readySeconds'],2)") s + first request $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['firstRequestSeconds'],2)") s; steps $(jget "$OUT/snapshot-$name.json" "{k: round(v,2) for k,v in d['details']['snapshotSeconds'].items()}")"
   say "GPUs the server held memory on (NVML, before the lock): $(jget "$WORK/$name/manifest.json" "d.get('gpuUsed')")"
+  say "working set recorded: $(jget "$OUT/snapshot-$name.json" "d['details'].get('workingSet')")"
   say "image $(jget "$OUT/snapshot-$name.json" "round(d['details']['imageBytes']/1e9,2)") GB, hashed at $(jget "$OUT/snapshot-$name.json" "round(d['details']['hashBytesPerSecond']/1e9,2)") GB/s; by kind (GB): $(jget "$OUT/snapshot-$name.json" "{k: round(v/1e9,2) for k,v in d['details']['kinds'].items() if isinstance(v,int)}")"
 }
 

@@ -52,8 +52,9 @@ type Device = { index: number; name: string; uuid: string; freeBytes?: number };
  * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
  * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
  */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][] } {
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null; pageOut?: (pid: number) => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][]; pageOuts: Array<{ pid: number; ranges: number[]; after: number }> } {
   const calls: Call[] = [];
+  const pageOuts: Array<{ pid: number; ranges: number[]; after: number }> = [];
   const amxCalls: number[] = [];
   const rangeCalls: Array<{ paths: string[]; ranges: number[][] }> = [];
   const streams: string[][] = [];
@@ -63,6 +64,14 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     amxCalls,
     rangeCalls,
     streams,
+    pageOuts,
+    // snapshot's narrowing of the working set: recorded with how many checkpoint calls came before it (order).
+    pageOut: async (pid, ranges) => {
+      pageOuts.push({ pid, ranges, after: calls.length });
+      const fail = o.pageOut?.(pid);
+      if (fail) throw fail;
+      return { bytes: ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0), skipped: 0, seconds: 0.001 };
+    },
     // restore --prefetch's weights: every byte "read" at once (a test that holds it replaces this); the real prefetch
     // is test/load/prefetch.test.ts's.
     prefetch: async (p) => {
@@ -216,7 +225,17 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     ]);
     expect(native.calls.filter((c) => c.action === 'state').map((c) => c.pid)).toEqual(expect.arrayContaining([server, grandchild]));
     const phases = Object.fromEntries(doc.phases.map((p: { name: string; seconds: number | null }) => [p.name, p.seconds]));
-    expect(Object.keys(phases)).toEqual(['ready', 'first-request', 'gpu-lock', 'gpu-checkpoint', 'criu-dump', 'hash']);
+    expect(Object.keys(phases)).toEqual(['ready', 'first-request', 'working-set-warmup', 'gpu-lock', 'gpu-checkpoint', 'criu-dump', 'hash']);
+    // The working set learned: every process's present file pages paged out (page-aligned address ranges read from
+    // /proc), before anything was locked; the warmup sent again, answered the same.
+    expect(native.pageOuts.map((c) => c.pid).sort()).toEqual([server, grandchild].sort());
+    for (const c of native.pageOuts) {
+      expect(c.after).toBe(0); // before the driver was asked anything
+      expect(c.ranges.length % 2).toBe(0);
+      expect(c.ranges.length).toBeGreaterThan(0);
+      expect(c.ranges.every((v) => v % 4096 === 0 && v > 0)).toBe(true);
+    }
+    expect(doc.details.workingSet.learned).toEqual({ pagedOutBytes: native.pageOuts.reduce((a, c) => a + c.ranges.filter((_, i) => i % 2 === 1).reduce((x, y) => x + y, 0), 0), seconds: expect.any(Number), sameAnswer: true, error: null });
     expect(phases['criu-dump']).toBeGreaterThanOrEqual(2);
     expect(phases['criu-dump']).toBeLessThan(60);
     const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
@@ -344,6 +363,50 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     expect(json(r).error).toMatchObject({ code: 'DISK_FULL', details: { freeBytes: 1024 } });
     expect(native.calls.filter((c) => c.action !== 'state')).toEqual([]);
     expect(await gone(await pidsFrom(pidfile))).toEqual([]);
+  });
+
+  it("the working set learned from a second warmup: a page-out the kernel refuses is a note (no second request); an answer that differs is a note; a second answer that fails stops the snapshot (exit 3, tree stopped, no image); --no-working-set-warmup records every page, refused without --warmup", async () => {
+    const snapWith = async (native: ReturnType<typeof fakeNative>, name: string, script: string, extra: string[] = []) => {
+      const port = await freePort();
+      const server = join(tmp, `${name}.mjs`);
+      writeFileSync(server, script);
+      const r = await run(engines({ native, clock: fakeClock() }), 'snapshot', ['--json', '-o', join(tmp, name), '--ready-url', `http://127.0.0.1:${port}/health`, '--warmup', `http://127.0.0.1:${port}/work`, ...extra, '--', process.execPath, server, String(port)]);
+      return { r, doc: json(r), port };
+    };
+    // /work answers its own count; it fails from the FAIL-th request on.
+    const server = (fail = 0) => `import http from 'node:http';
+let n = 0;
+http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.url === '/health') return res.end('ok'); n += 1; res.statusCode = ${fail} && n >= ${fail} ? 500 : 200; res.end(JSON.stringify({ n: ${fail} ? 1 : n })); }).listen(Number(process.argv[2]), '127.0.0.1');`;
+    // The kernel refuses (no CAP_SYS_NICE): a note; no second request; every page recorded.
+    const refused = fakeNative({ gpu: () => false, pageOut: (pid) => new ColdstartError('PERMISSION', `pid ${pid}: page out: process_madvise(MADV_PAGEOUT, pid ${pid}): Operation not permitted (errno 1)`, { details: { nativeCode: 'PERMISSION' } }) });
+    const a = await snapWith(refused, 'ws-refused', server());
+    expect(a.r.code, a.r.stderr).toBe(0);
+    expect(a.doc.details.workingSet.learned).toEqual({ pagedOutBytes: 0, seconds: null, sameAnswer: null, error: expect.stringMatching(/Operation not permitted/) });
+    expect(a.doc.warnings.join('\n')).toMatch(/working set was not narrowed .*Operation not permitted.*first restore reads them all/);
+    expect(a.doc.phases.map((p: { name: string }) => p.name)).not.toContain('working-set-warmup');
+    // A server whose second answer differs (a counter): said, the snapshot taken.
+    const b = await snapWith(fakeNative({ gpu: () => false }), 'ws-differs', server());
+    expect(b.r.code, b.r.stderr).toBe(0);
+    expect(b.doc.details.workingSet.learned).toMatchObject({ sameAnswer: false, error: null });
+    expect(b.doc.warnings.join('\n')).toMatch(/answered the warmup request differently when it was sent again/);
+    // A second answer that fails: BAD_RESPONSE naming the flag to turn it off; the tree stopped, no image.
+    const c = await snapWith(fakeNative({ gpu: () => false }), 'ws-fails', server(2));
+    expect(c.r.code).toBe(3);
+    expect(c.doc.error).toMatchObject({ code: 'BAD_RESPONSE', message: expect.stringMatching(/answered HTTP 500 when sent again/), hint: expect.stringMatching(/--no-working-set-warmup/) });
+    expect(existsSync(join(tmp, 'ws-fails'))).toBe(false);
+    expect(await fetch(`http://127.0.0.1:${c.port}/health`).then(() => true, () => false)).toBe(false);
+    // --no-working-set-warmup: nothing paged out, one warmup (the counter answered once: the dump has n = 1).
+    const off = fakeNative({ gpu: () => false });
+    const d = await snapWith(off, 'ws-off', server(), ['--no-working-set-warmup']);
+    expect(d.r.code, d.r.stderr).toBe(0);
+    expect(off.pageOuts).toEqual([]);
+    expect(d.doc.details.workingSet.learned).toBeNull();
+    // Without --warmup the flag means nothing: refused before anything starts.
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock() });
+    const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'never'), '--ready-url', 'http://127.0.0.1:9/health', '--no-working-set-warmup', '--', 'true']);
+    expect(r.code).toBe(2);
+    expect(json(r).error.message).toMatch(/--no-working-set-warmup: only with --warmup/);
+    expect(e.starts).toBe(0);
   });
 
   it('--ready-log: ready when a line the server writes to IMAGE.log matches (the log file is read back as lines)', async () => {
