@@ -9,7 +9,9 @@
  * all (H100 hosts, 2026-12-06, test/device/snapshot-gpu.sh CACHE_CENSUS=1). Read ahead as these exact ranges, the
  * faults find their pages and read nothing more.
  *
- * Recorded at snapshot time from /proc/<pid>/maps + pagemap (src/platform/procfs.ts), kept in the manifest
+ * Recorded at snapshot time from /proc/<pid>/maps + pagemap (src/platform/procfs.ts) — after snapshot.ts's
+ * learnWorkingSet paged the server's file pages out and sent the warmup again, so what answering touches (0.089 GB of
+ * the 8B server's 0.57 GB) — kept in the manifest
  * (`workingSet`); at restore, a file whose size or mtime differs from the snapshot's is left out (it is not the file
  * the server had), and the ranges go to the addon's prefetch (`ranges`), read with posix_fadvise(WILLNEED): queued at
  * once, the server's faults wait only for pages still in flight. After its first answer the restored server's own

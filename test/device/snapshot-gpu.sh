@@ -188,6 +188,9 @@ restore() {
   local name="$1" tag="$2" dir="$WORK/$1"
   shift 2
   [ "${tag%%-*}" = cold ] && drop_caches
+  # warm: a node that keeps its images resident — the image and the weights read into the page cache first, so a warm
+  # restore after a cold one (whose disk probe dropped the page cache) is a warm restore still
+  [ "${tag%%-*}" = warm ] && ! dry && cat "$dir"/* "${CS_WEIGHTS:-/dev/null}"/* >/dev/null 2>&1
   # -shm: the image copied to tmpfs (/dev/shm) first and restored from there, beside the page-cache restores
   case "$tag" in *-shm*) dir="/dev/shm/coldstart-img-$name"; [ -d "$dir" ] || cp -a "$WORK/$name" "$dir" ;; esac
   say "== restore $name ($tag) $* from $dir"
