@@ -162,6 +162,38 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
     }
   });
 
+  it('leaves a page another process maps too (the kernel pages out only what one process maps alone): a server of several processes narrows less', async () => {
+    const d = await evictableDir();
+    const lib = join(d, 'shared.so');
+    writeFileSync(lib, Buffer.alloc(256 * PAGE, 1));
+    const fd = openSync(lib, 'r');
+    fsyncSync(fd);
+    closeSync(fd);
+    const start = async () => {
+      const p = spawn('python3', ['-c', TOUCHER, lib], { stdio: ['pipe', 'pipe', 'inherit'] });
+      await new Promise<void>((r) => p.stdout.once('data', () => r()));
+      return p;
+    };
+    const [a, b] = [await start(), await start()];
+    const presentPages = (pid: number) => mappedFilePages(pid)!.filter((x) => x.path === lib).flatMap((x) => x.runs).reduce((n, [, len]) => n + len / PAGE, 0);
+    try {
+      const before = [presentPages(a.pid!), presentPages(b.pid!)];
+      expect(before[0]).toBeGreaterThan(3); // pages 0, 100, 200 (and what the kernel maps around them), page 150 copied
+      try {
+        await requireNative('test').pageOut({ pid: a.pid!, ranges: Float64Array.from(filePagesPresent(a.pid!)!) });
+      } catch (e) {
+        expect(process.getuid?.()).not.toBe(0); // as in the test above: only without CAP_SYS_NICE
+        expect(e).toMatchObject({ code: 'PERMISSION' });
+        return;
+      }
+      expect([presentPages(a.pid!), presentPages(b.pid!)]).toEqual(before);
+    } finally {
+      a.kill('SIGKILL');
+      b.kill('SIGKILL');
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('pageOut validates its arguments before any syscall; a pid that does not exist is NOT_FOUND', async () => {
     const a = requireNative('test');
     const pid = (1 << 22) - 3; // no such process: an argument that got through would be NOT_FOUND, never a page-out
