@@ -25,7 +25,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
 import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
 import { cudaProcesses, gpuFingerprint } from './native.js';
-import type { GpuMemoryResult } from '../native.js';
+import { nativeCodeOf, type GpuMemoryResult } from '../native.js';
 import { gpusUsed } from './gpu-map.js';
 import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES } from './working-set.js';
 import { fmt, phase, table, type Reported } from './report.js';
@@ -77,10 +77,11 @@ export interface LearnedWorkingSet {
 
 /**
  * Narrows the working set the image records to what the server touches to answer: every file page the tree has
- * present is paged out (process_madvise MADV_PAGEOUT: each clean page mapped by the server alone is unmapped, and
- * reclaimed where the kernel can — nothing is lost, a page is mapped again at its next touch), then the warmup is sent again; the
- * working set read just before the dump then holds the pages this answer, the --before-snapshot hook and the GPU
- * checkpoint touched, not the libraries' start-up code and the model loader's files. Why: the 8B test server had
+ * present is paged out (process_madvise MADV_PAGEOUT: each clean page mapped by one process alone is unmapped, and
+ * reclaimed where the kernel can — nothing is lost, a page is mapped again at its next touch), then the warmup is
+ * sent again; the working set read just before the dump then holds the pages this answer, the --before-snapshot hook
+ * and the GPU checkpoint touched, not the libraries' start-up code and the model loader's files (a page two
+ * processes map stays mapped, and recorded). Why: the 8B test server had
  * 0.57 GB of its files' pages mapped at snapshot time and 0.08 GB after a restore and its first answer; a cold
  * restore reads every working-set byte beside the image stream, at the sum of the two times (H100 hosts,
  * 2026-12-06, bench/snapshot/working-set-gap.mjs). A restore that reads too few pages loses nothing: the server
@@ -95,12 +96,13 @@ async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, roo
   o.step?.("paging out the server's file pages…");
   for (const pid of host.processTree(rootPid)) {
     const ranges = host.filePagesPresent(pid);
-    if (ranges === null) error ??= `/proc/${pid}/pagemap unreadable`;
+    // A process that ended since the tree was listed has nothing left to record: not an error.
+    if (ranges === null && host.pidAlive(pid)) error ??= `/proc/${pid}/pagemap unreadable`;
     if (!ranges?.length) continue;
     try {
       pagedOutBytes += (await native.pageOut(pid, ranges)).bytes;
     } catch (e) {
-      error ??= (e as Error).message;
+      if (nativeCodeOf(e) !== 'NOT_FOUND') error ??= (e as Error).message;
     }
   }
   if (pagedOutBytes === 0) {
