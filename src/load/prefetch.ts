@@ -12,7 +12,7 @@ import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, withNativeCancel, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifest, statOrNull, workingSetToRead, type Manifest } from '../snapshot/manifest.js';
+import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifestAndDigest, statOrNull, workingSetToRead, type Manifest } from '../snapshot/manifest.js';
 import { addonReadRanges, readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
 import { nowSeconds } from '../core/clock.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
@@ -157,11 +157,11 @@ export async function prefetchModel(target: string, opts: PrefetchModelOptions):
   const image = imageFolder(target, cwd);
   if (image) {
     if (python) throw new ColdstartError('BAD_FLAG', `--stack: ${target} is a snapshot image, whose restore imports nothing: there is no stack to read first`, { hint: 'Drop --stack.' });
-    const m = readManifest(image);
+    const { manifest: m, sha256 } = readManifestAndDigest(image);
     const r = await runPrefetch({ ...prefetch, files: imageFiles(image, m) });
     // Then the pages of its libraries its restore reads ahead (working-set.ts): the restored server's own where a
     // restore kept them, else the manifest's.
-    const toRead = workingSetToRead(image, m);
+    const toRead = workingSetToRead(image, m, sha256);
     if (toRead.note) r.notes.push(toRead.note);
     const workingSet = toRead.ws ? await readWorkingSet(toRead.ws, addonReadRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
     if (workingSet?.error) r.notes.push(`reading the server's library pages failed: ${workingSet.error}`);

@@ -241,11 +241,6 @@ export function restoredWorkingSetPath(image: string): string {
   return join(image, RESTORED_WORKING_SET);
 }
 
-/** The sha256 of the image's manifest.json as it is now: what a kept working set belongs to. */
-export function manifestDigest(image: string): string {
-  return createHash('sha256').update(readInputFile(join(image, MANIFEST), 'image manifest', MANIFEST_MAX_BYTES)).digest('hex');
-}
-
 /** The restored server's working set kept in `image` (null: none kept); one that fails its check throws CORRUPT_FILE. */
 export function readRestoredWorkingSet(image: string, digest: string): WorkingSet | null {
   const path = restoredWorkingSetPath(image);
@@ -256,14 +251,14 @@ export function readRestoredWorkingSet(image: string, digest: string): WorkingSe
 
 /**
  * The working set a restore of `image` reads ahead, one answer for restore and `prefetch IMAGE`: the restored server's
- * own where an earlier restore kept one for this manifest, else the manifest's. `digest`: the manifest's sha256 (null:
- * the manifest records no working set); `note`: why a kept one was not used.
+ * own where an earlier restore kept one for this manifest, else the manifest's. `manifestSha256`: readManifestAndDigest's,
+ * of the bytes validated (never a second read); `digest`: it again, or null where the manifest records no working set;
+ * `note`: why a kept one was not used.
  */
-export function workingSetToRead(image: string, m: Pick<Manifest, 'workingSet'>): { ws: WorkingSet | null; kept: boolean; digest: string | null; note: string | null } {
+export function workingSetToRead(image: string, m: Pick<Manifest, 'workingSet'>, manifestSha256: string): { ws: WorkingSet | null; kept: boolean; digest: string | null; note: string | null } {
   if (!m.workingSet?.files.length) return { ws: null, kept: false, digest: null, note: null };
-  let digest: string | null = null;
+  const digest = manifestSha256;
   try {
-    digest = manifestDigest(image);
     const kept = readRestoredWorkingSet(image, digest);
     return { ws: kept ?? m.workingSet, kept: kept !== null, digest, note: null };
   } catch (e) {
@@ -427,22 +422,26 @@ export function imageFile(image: string, name: string, what: string): string {
   return p;
 }
 
-/** Reads and validates `image/manifest.json` (the one untrusted-file reader: regular file only, size-capped). */
-export function readManifest(image: string): Manifest {
+/**
+ * Reads and validates `image/manifest.json` (the one untrusted-file reader: regular file only, size-capped), with the
+ * sha256 of the very bytes it validated: what a kept working set belongs to (workingSetToRead, keepRestoredWorkingSet).
+ */
+export function readManifestAndDigest(image: string): { manifest: Manifest; sha256: string } {
   const st = statOrNull(image);
   if (!st) throw new ColdstartError('NOT_FOUND', `${image}: no such image directory`, { hint: 'Give a directory written by `coldstart snapshot`.' });
   if (!st.isDirectory()) throw new ColdstartError('BAD_INPUT', `${image}: not a directory; an image is the directory \`coldstart snapshot -o\` wrote`);
   const path = join(image, MANIFEST);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readInputText(path, 'image manifest', MANIFEST_MAX_BYTES);
+    bytes = readInputFile(path, 'image manifest', MANIFEST_MAX_BYTES);
   } catch (e) {
     if (e instanceof ColdstartError && e.code === 'NOT_FOUND') {
       throw new ColdstartError('CORRUPT_FILE', `${image}: has no manifest.json`, { hint: 'Give a directory written by `coldstart snapshot` (a failed or interrupted snapshot leaves none).' });
     }
     throw e;
   }
-  return validateManifest(jsonOf(text, path, 'Take the snapshot again; nothing was touched.'), path, image);
+  const manifest = validateManifest(jsonOf(bytes.toString('utf8'), path, 'Take the snapshot again; nothing was touched.'), path, image);
+  return { manifest, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
 /** `text` parsed as JSON, or CORRUPT_FILE naming `path` (an image's file is untrusted input). */

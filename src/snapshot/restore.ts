@@ -17,7 +17,7 @@ import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
+import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifestAndDigest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
@@ -226,7 +226,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const { host, native, clock } = engines;
   const image = o.image;
   // ---- refusals: nothing has been touched yet; the manifest is validated whole before any of it is used
-  const m = readManifest(image);
+  const { manifest: m, sha256: manifestSha256 } = readManifestAndDigest(image);
   const afterRestore = o.afterRestore ?? afterRestoreRequests(m);
   if (o.prefetch && afterRestore.length === 0) {
     throw new ColdstartError('BAD_FLAG', `--prefetch: ${image} has no --after-restore hook, so nothing reads ${o.prefetch.target} back after the restore`, {
@@ -398,7 +398,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const neverRan = 'the restored processes were never resumed (killed while stopped): nothing of the server ran';
   // What is read ahead: the restored server's own working set where an earlier restore kept one (what it touched once
   // restored), else the manifest's (all it had touched before the snapshot).
-  const toRead = workingSetToRead(image, m);
+  const toRead = workingSetToRead(image, m, manifestSha256);
   if (toRead.note) notes.push(toRead.note);
   const kept = toRead.kept ? toRead.ws : null;
   const digest = toRead.digest;
