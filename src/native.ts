@@ -464,7 +464,8 @@ export interface NativeAddon {
   resumeGrantingAmx(options: { pid: number }): Promise<{ pid: number; result: number; granted: boolean }>;
   /**
    * Pages out these address ranges (address, length pairs, page-aligned) of another process: process_madvise(2)
-   * MADV_PAGEOUT (native/src/pageout.cc). `bytes`: advised; `skipped`: ranges unmapped by then. Rejects UNSUPPORTED
+   * MADV_PAGEOUT (native/src/pageout.cc). `bytes`: advised; `skipped`: bytes of ranges the kernel refused (unmapped
+   * by then, mlock'ed, huge pages), gone past. Rejects UNSUPPORTED
    * (kernel < 5.10), PERMISSION (no CAP_SYS_NICE or ptrace right), NOT_FOUND (no such process).
    */
   pageOut(options: { pid: number; ranges: Float64Array }): Promise<{ pid: number; bytes: number; skipped: number; seconds: number }>;

@@ -4,7 +4,8 @@
 // cache (a page also mapped elsewhere, or dirty, is left as it is). Nothing the process holds is lost: a file page is
 // mapped again, from the page cache or the disk, at its next touch. The decision (which ranges: the file pages the server has present, see
 // src/platform/procfs.ts filePagesPresent; when: between two warmup requests) is snapshot.ts's; this only makes the
-// calls. `bytes`: what the kernel advised (ranges that were unmapped by then are skipped and counted in `skipped`).
+// calls. `bytes`: what the kernel advised; `skipped`: the bytes of ranges it refused (unmapped by then, or a mapping it
+// does not page out: mlock'ed, huge pages), gone past.
 #include <napi.h>
 
 #include <algorithm>
@@ -63,14 +64,15 @@ struct PageOutBaton : Baton {
       long r = syscall(SYS_process_madvise, pidfd.get(), &ranges[i], n, MADV_PAGEOUT, 0);
       if (r < 0) {
         int e = errno;
-        // ENOMEM: the first range is no longer mapped (the process unmapped it since its pagemap was read): skip it.
-        if (e == ENOMEM) {
+        // ENOMEM: the first range is no longer mapped (the process unmapped it since its pagemap was read); EINVAL: the
+        // kernel does not page out that mapping (mlock'ed, huge-page or PFN mappings): skip it, go on with the rest.
+        if (e == ENOMEM || e == EINVAL) {
           AddU64(skipped, ranges[i].iov_len, &skipped);
           ++i;
           continue;
         }
         if ((e == EINTR || e == EAGAIN) && ++retries <= kRetries) continue;
-        const Err c = e == ENOSYS || e == EINVAL ? Err::Unsupported : e == ESRCH ? Err::NotFound : ErrFromErrno(e);
+        const Err c = e == ENOSYS ? Err::Unsupported : e == ESRCH ? Err::NotFound : ErrFromErrno(e);
         return Fail(c, "process_madvise(MADV_PAGEOUT, pid " + std::to_string(pid) + "): " + ErrnoText(e));
       }
       // It may stop early (a range not mapped past the first): go on from the range where it stopped.

@@ -92,6 +92,7 @@ async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, roo
   const { host, native, clock } = engines;
   const took = stopwatch(clock);
   let pagedOutBytes = 0;
+  let refusedBytes = 0;
   let error: string | null = null;
   o.step?.("paging out the server's file pages…");
   for (const pid of host.processTree(rootPid)) {
@@ -100,12 +101,15 @@ async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, roo
     if (ranges === null && host.pidAlive(pid)) error ??= `/proc/${pid}/pagemap unreadable`;
     if (!ranges?.length) continue;
     try {
-      pagedOutBytes += (await native.pageOut(pid, ranges)).bytes;
+      const r = await native.pageOut(pid, ranges);
+      pagedOutBytes += r.bytes;
+      refusedBytes += r.skipped;
     } catch (e) {
       if (nativeCodeOf(e) !== 'NOT_FOUND') error ??= (e as Error).message;
     }
   }
   if (pagedOutBytes === 0) {
+    error ??= refusedBytes ? `the kernel paged out none of ${formatBytes(refusedBytes)} of file pages (mlock'ed or huge-page mappings)` : null;
     notes.push(`the working set was not narrowed to what the server touches to answer (${error ?? 'no file page to page out'}): the image records every page of its files the server had, and a first restore reads them all`);
     return { pagedOutBytes, seconds: null, sameAnswer: null, error };
   }

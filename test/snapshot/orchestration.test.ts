@@ -52,7 +52,7 @@ type Device = { index: number; name: string; uuid: string; freeBytes?: number };
  * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
  * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
  */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null; pageOut?: (pid: number) => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][]; pageOuts: Array<{ pid: number; ranges: number[]; after: number }> } {
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null; pageOut?: (pid: number) => Error | 'refused' | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][]; pageOuts: Array<{ pid: number; ranges: number[]; after: number }> } {
   const calls: Call[] = [];
   const pageOuts: Array<{ pid: number; ranges: number[]; after: number }> = [];
   const amxCalls: number[] = [];
@@ -69,8 +69,10 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     pageOut: async (pid, ranges) => {
       pageOuts.push({ pid, ranges, after: calls.length });
       const fail = o.pageOut?.(pid);
+      const bytes = ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0);
+      if (fail === 'refused') return { bytes: 0, skipped: bytes, seconds: 0.001 }; // every mapping mlock'ed
       if (fail) throw fail;
-      return { bytes: ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0), skipped: 0, seconds: 0.001 };
+      return { bytes, skipped: 0, seconds: 0.001 };
     },
     // restore --prefetch's weights: every byte "read" at once (a test that holds it replaces this); the real prefetch
     // is test/load/prefetch.test.ts's.
@@ -384,6 +386,10 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
     expect(a.doc.details.workingSet.learned).toEqual({ pagedOutBytes: 0, seconds: null, sameAnswer: null, error: expect.stringMatching(/Operation not permitted/) });
     expect(a.doc.warnings.join('\n')).toMatch(/working set was not narrowed .*Operation not permitted.*first restore reads them all/);
     expect(a.doc.phases.map((p: { name: string }) => p.name)).not.toContain('working-set-warmup');
+    // A server that locked its memory: the kernel refuses every range; said so, no second request.
+    const locked = await snapWith(fakeNative({ gpu: () => false, pageOut: () => 'refused' }), 'ws-locked', server());
+    expect(locked.r.code, locked.r.stderr).toBe(0);
+    expect(locked.doc.details.workingSet.learned).toMatchObject({ pagedOutBytes: 0, seconds: null, error: expect.stringMatching(/the kernel paged out none of .* of file pages \(mlock'ed or huge-page mappings\)/) });
     // A server whose second answer differs (a counter): said, the snapshot taken.
     const b = await snapWith(fakeNative({ gpu: () => false }), 'ws-differs', server());
     expect(b.r.code, b.r.stderr).toBe(0);

@@ -194,6 +194,37 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
     }
   });
 
+  it("a process that locked its memory (mlockall): the kernel refuses every range, counted as skipped, nothing paged out and nothing failed", async () => {
+    const d = await evictableDir();
+    const lib = join(d, 'locked.so');
+    writeFileSync(lib, Buffer.alloc(64 * PAGE, 1));
+    const code = `
+import ctypes, mmap, os, sys
+m = mmap.mmap(os.open(sys.argv[1], os.O_RDONLY), 0, flags=mmap.MAP_PRIVATE, prot=mmap.PROT_READ)
+_ = m[0]
+print("ready" if ctypes.CDLL(None, use_errno=True).mlockall(1) == 0 else "nolock", flush=True)
+sys.stdin.read()
+`;
+    const py = spawn('python3', ['-c', code, lib], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const first = await new Promise<string>((r) => py.stdout.once('data', (b: Buffer) => r(b.toString().trim())));
+      expect(first).toBe(process.getuid?.() === 0 ? 'ready' : first); // root may always lock; others as RLIMIT_MEMLOCK allows
+      const ranges = filePagesPresent(py.pid!)!;
+      const total = ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0);
+      const r = await requireNative('test').pageOut({ pid: py.pid!, ranges: Float64Array.from(ranges) }).catch((e: { code: string }) => e);
+      if ('code' in r) {
+        expect(process.getuid?.()).not.toBe(0);
+        expect(r.code).toBe('PERMISSION');
+        return;
+      }
+      if (first === 'ready') expect(r).toMatchObject({ bytes: 0, skipped: total });
+      else expect(r.bytes + r.skipped).toBe(total);
+    } finally {
+      py.kill('SIGKILL');
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
   it('pageOut validates its arguments before any syscall; a pid that does not exist is NOT_FOUND', async () => {
     const a = requireNative('test');
     const pid = (1 << 22) - 3; // no such process: an argument that got through would be NOT_FOUND, never a page-out
