@@ -118,9 +118,12 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
     closeSync(fd);
     const py = spawn('python3', ['-c', TOUCHER, lib], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines: string[] = [];
+    let partial = ''; // a line may come in pieces (PYTHONUNBUFFERED=1 writes each of print's parts on its own)
     let waiting: (() => void) | null = null;
     py.stdout.setEncoding('utf8').on('data', (t: string) => {
-      lines.push(...t.split('\n').filter(Boolean));
+      const parts = (partial + t).split('\n');
+      partial = parts.pop()!;
+      lines.push(...parts.filter(Boolean));
       waiting?.();
     });
     const nextLine = async (): Promise<string> => {
