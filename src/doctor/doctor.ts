@@ -23,6 +23,8 @@ type Env = Record<string, string | undefined>;
 export interface SnapshotReadiness {
   criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
   checkpointApi: { available: boolean; reason?: string };
+  /** Whether snapshot can learn a server's working set (process_madvise); absent from a check that does not say. */
+  workingSetLearning?: { available: boolean; reason?: string };
   root: boolean;
   /** Each missing piece with its fix; empty when snapshot/restore work here. */
   fixes: string[];

@@ -262,3 +262,29 @@ export function filePagesPresent(pid: number, procRoot = '/proc', pageSize = 409
   });
   return ok ? runs.flat() : null;
 }
+
+/** Linux capability numbers coldstart asks about (include/uapi/linux/capability.h). */
+export const CAP_SYS_NICE = 23;
+
+/**
+ * Whether `pid` (default: this process) holds capability `cap` in its effective set (`CapEff:` of
+ * /proc/<pid>/status, a hex mask); null when the status cannot be read or has no such line.
+ */
+export function hasCapability(cap: number, pid: number | 'self' = 'self', procRoot = '/proc'): boolean | null {
+  let text: string;
+  try {
+    text = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
+  } catch {
+    return null;
+  }
+  const m = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(text);
+  return m ? ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n : null;
+}
+
+/** A kernel release (`6.18.44-fc-v1272-gpu`) at least `major.minor`; false when it does not start with numbers. */
+export function kernelAtLeast(release: string, major: number, minor: number): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > major || (maj === major && min >= minor);
+}

@@ -1,11 +1,17 @@
-/** What `coldstart doctor` says about snapshots here: CRIU and its version, `criu check`, the driver's checkpoint API, root. */
+/**
+ * What `coldstart doctor` says about snapshots here: CRIU and its version, `criu check`, the driver's checkpoint API,
+ * whether snapshot can learn a server's working set (process_madvise), root.
+ */
 import { shippedPath } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
 import { noCheckpointApi } from './native.js';
+import { CAP_SYS_NICE, hasCapability, kernelAtLeast } from '../platform/procfs.js';
 
 export interface SnapshotDoctor {
   criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
   checkpointApi: { available: boolean; reason?: string };
+  /** Whether snapshot can learn a server's working set here (process_madvise: Linux 5.10+, CAP_SYS_NICE). */
+  workingSetLearning: { available: boolean; reason?: string };
   root: boolean;
   /** Each missing piece with its fix; empty when snapshot/restore (and park for GPU processes) work here. */
   fixes: string[];
@@ -38,5 +44,14 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
     }
   }
   if (!checkpointApi.available) fixes.push(`GPU servers (snapshot of CUDA processes, park/unpark) need an NVIDIA driver 570 or newer: ${checkpointApi.reason ?? 'not available'}`);
-  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, root, fixes };
+  const workingSetLearning = learningHere(engines.host.kernelRelease(), hasCapability(CAP_SYS_NICE));
+  if (!workingSetLearning.available) fixes.push(`snapshot records every page of the server's files, and an image's first cold restore reads them all: ${workingSetLearning.reason}`);
+  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, workingSetLearning, root, fixes };
+}
+
+/** Whether snapshot.ts's learnWorkingSet can page out another process's pages here, and if not, why. */
+export function learningHere(kernel: string, sysNice: boolean | null): SnapshotDoctor['workingSetLearning'] {
+  if (!kernelAtLeast(kernel, 5, 10)) return { available: false, reason: `Linux ${kernel} has no process_madvise (5.10 or newer has)` };
+  if (sysNice === false) return { available: false, reason: 'coldstart lacks CAP_SYS_NICE, which process_madvise needs to page out another process (run as root, or add the capability to the container)' };
+  return sysNice === null ? { available: true, reason: 'CAP_SYS_NICE not read (/proc/self/status): assumed' } : { available: true };
 }

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { childPids, cpuFlags, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
+import { CAP_SYS_NICE, childPids, cpuFlags, hasCapability, kernelAtLeast, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
 import { processStart } from '../../src/cache/lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-procfs-'));
@@ -106,5 +106,36 @@ describe('the one /proc/<pid>/stat parser', () => {
     } finally {
       child.kill('SIGKILL');
     }
+  });
+});
+
+describe("capabilities and the kernel's release: what snapshot's working-set learning needs (process_madvise)", () => {
+  it('reads CapEff from /proc/<pid>/status: a set bit, a clear one, no line, no file; this process as the kernel says', () => {
+    const root = mkdtempSync(join(tmpdir(), 'cs-caps-'));
+    try {
+      const status = (capEff: string | null) => ['Name:\tpython3', 'Uid:\t0\t0\t0\t0', ...(capEff === null ? [] : [`CapEff:\t${capEff}`]), 'Seccomp:\t0', ''].join('\n');
+      for (const [pid, capEff] of [[1, '000001ffffffffff'], [2, '00000000a80425fb'], [3, null]] as const) {
+        mkdirSync(join(root, String(pid)));
+        writeFileSync(join(root, String(pid), 'status'), status(capEff));
+      }
+      expect(hasCapability(CAP_SYS_NICE, 1, root)).toBe(true);
+      expect(hasCapability(CAP_SYS_NICE, 2, root)).toBe(false); // Docker's default set: no CAP_SYS_NICE
+      expect(hasCapability(0, 2, root)).toBe(true); // CAP_CHOWN is in it
+      expect(hasCapability(CAP_SYS_NICE, 3, root)).toBeNull();
+      expect(hasCapability(CAP_SYS_NICE, 4, root)).toBeNull();
+      const mine = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))![1]!;
+      expect(hasCapability(CAP_SYS_NICE)).toBe(((BigInt(`0x${mine}`) >> 23n) & 1n) === 1n);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('compares kernel releases as numbers', () => {
+    expect(kernelAtLeast('6.18.44-fc-v1272-gpu', 5, 10)).toBe(true);
+    expect(kernelAtLeast('5.10.0-28-amd64', 5, 10)).toBe(true);
+    expect(kernelAtLeast('5.4.0-150-generic', 5, 10)).toBe(false);
+    expect(kernelAtLeast('5.9.16', 5, 10)).toBe(false);
+    expect(kernelAtLeast('10.0', 5, 10)).toBe(true);
+    expect(kernelAtLeast('unknown', 5, 10)).toBe(false);
   });
 });

@@ -336,6 +336,8 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(sn.criu).toMatchObject({ found: true, path: criu, check: 'ok' });
     expect(sn.criu.version).toMatch(/^\d+\.\d+/);
     expect(sn.root).toBe(true);
+    // Root on Linux 6.x: snapshot can page out the server's pages to learn its working set.
+    expect(sn.workingSetLearning).toEqual({ available: true });
     if (!sn.checkpointApi.available) expect(sn.fixes.join('\n')).toMatch(/NVIDIA driver 570 or newer/);
     const missing = await runCli(['doctor', '--json'], { env: { COLDSTART_CRIU: join(tmp, 'no-such-criu') } });
     expect(JSON.parse(missing.stdout).snapshot.fixes.join('\n')).toMatch(/no-such-criu not found; eval "\$\(\/[^)]*\/scripts\/ci-criu\.sh\)"/);

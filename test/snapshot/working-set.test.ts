@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filePagesPresent, mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
 import { requireNative } from '../../src/native.js';
+import { learningHere } from '../../src/snapshot/doctor.js';
 import { evictableDir, residentBytes } from '../helpers/pagecache.js';
 import { coalesce, planWorkingSet, recordWorkingSet, statEachOnce, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
 import { validateManifest } from '../../src/snapshot/manifest.js';
@@ -226,6 +227,13 @@ sys.stdin.read()
       py.kill('SIGKILL');
       rmSync(d, { recursive: true, force: true });
     }
+  });
+
+  it("doctor says whether snapshot can learn here, and why not: an old kernel, no CAP_SYS_NICE", () => {
+    expect(learningHere('6.18.44-fc-v1272-gpu', true)).toEqual({ available: true });
+    expect(learningHere('5.4.0-150-generic', true)).toEqual({ available: false, reason: 'Linux 5.4.0-150-generic has no process_madvise (5.10 or newer has)' });
+    expect(learningHere('6.8.0', false)).toMatchObject({ available: false, reason: expect.stringMatching(/lacks CAP_SYS_NICE/) });
+    expect(learningHere('6.8.0', null)).toMatchObject({ available: true, reason: expect.stringMatching(/not read/) });
   });
 
   it('pageOut validates its arguments before any syscall; a pid that does not exist is NOT_FOUND', async () => {
