@@ -2,9 +2,11 @@
  * The first answers of two starts side by side: identical, or — for JSON answers (an OpenAI completion with
  * logprobs, a tensor as numbers) — the largest numeric difference judged against the dtype's tolerance
  * (formats/dtypes.ts: torch.testing's defaults). Text that differs is reported as differing, never "close".
- * Fields that change from request to request (ids, timestamps) are not compared.
+ * Fields that change from request to request (ids, timestamps) are not compared (src/server/answer.ts: the same
+ * reading snapshot and restore compare their answers by).
  */
 import { dtypeTolerance, type Dtype } from '../formats/dtypes.js';
+import { VOLATILE, parseAnswer } from '../server/answer.js';
 
 export type AnswerVerdict = 'identical' | 'within-tolerance' | 'differs' | 'not-compared';
 
@@ -17,31 +19,6 @@ export interface AnswerComparison {
   tolerance: { dtype: Dtype; rtol: number; atol: number; source: string } | null;
   /** The first non-numeric difference (a token, a key), or why nothing was compared. */
   detail: string | null;
-}
-
-/** Keys whose values differ between any two requests by design. */
-const VOLATILE = /^(id|created|created_at|system_fingerprint|timestamp|time|request_id|.*_time|.*latency.*|.*_ms)$/i;
-
-/** A body as JSON: one document, or the `data:` events of a stream (an array); null when it is neither. */
-function parseAnswer(text: string): unknown {
-  const t = text.trim();
-  if (t === '') return null;
-  try {
-    return JSON.parse(t) as unknown;
-  } catch {
-    /* a stream, or text */
-  }
-  const events = t
-    .split('\n')
-    .filter((l) => l.startsWith('data:'))
-    .map((l) => l.slice(5).trim())
-    .filter((p) => p !== '' && p !== '[DONE]');
-  if (events.length === 0) return null;
-  try {
-    return events.map((e) => JSON.parse(e) as unknown);
-  } catch {
-    return null;
-  }
 }
 
 interface Walk {

@@ -89,7 +89,11 @@ export interface Manifest {
   /** Server stdout/stderr; put back from the image's copy before restoring (CRIU reopens it by path). */
   log: string | null;
   readyUrl: string | null;
-  warmup: null | { url: string; method: 'GET' | 'POST'; body: string | null; status: number; bodySha256: string };
+  /**
+   * `bodySha256`: the answer's bytes; `answerSha256` (src/server/answer.ts): the answer as compared, ids and timestamps
+   * left out — what restore compares with (images before it have only the bytes').
+   */
+  warmup: null | { url: string; method: 'GET' | 'POST'; body: string | null; status: number; bodySha256: string; answerSha256?: string };
   rootPid: number;
   pids: number[];
   /** Pids that held a CUDA context and were checkpointed before the dump. */
@@ -325,6 +329,7 @@ export function validateManifest(raw: unknown, path: string, image: string): Man
     f.strOrNull(w.body, 'warmup.body');
     f.int(w.status, 'warmup.status', 100, 599);
     f.sha256(w.bodySha256, 'warmup.bodySha256');
+    if (w.answerSha256 !== undefined) f.sha256(w.answerSha256, 'warmup.answerSha256');
   }
   const hook = (v: unknown, field: string) => {
     const o = f.obj(v, field);

@@ -14,6 +14,7 @@ import { removeTemp, tempPathFor, trackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
+import { answerSha256 } from '../server/answer.js';
 import { refuseReadyAlready, type ServerHandle } from '../server/lifecycle.js';
 import { mapsFile } from '../platform/procfs.js';
 import { pollUntil } from '../server/poll.js';
@@ -69,7 +70,7 @@ export interface LearnedWorkingSet {
   pagedOutBytes: number;
   /** Page-out plus the second warmup request (null: no second request was sent). */
   seconds: number | null;
-  /** The second warmup's answer had the first one's sha256 (null: not sent). */
+  /** The second warmup's answer was the first one's (answer.ts: ids and timestamps left out; null: not sent). */
   sameAnswer: boolean | null;
   /** Why it was not done, or not for every process (null: done). */
   error: string | null;
@@ -88,7 +89,7 @@ export interface LearnedWorkingSet {
  * faults the rest in, and restore keeps what it touched for the next restore (manifest.ts keepRestoredWorkingSet).
  * Failures (an old kernel, no CAP_SYS_NICE) are a note; the image then records every page the server had.
  */
-async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, rootPid: number, firstAnswerSha256: string, notes: string[]): Promise<LearnedWorkingSet> {
+async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, rootPid: number, firstAnswer: string, notes: string[]): Promise<LearnedWorkingSet> {
   const { host, native, clock } = engines;
   const took = stopwatch(clock);
   let pagedOutBytes = 0;
@@ -122,7 +123,7 @@ async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, roo
       hint: `A server that answers a request only once: snapshot with --no-working-set-warmup. It answered: ${r.body.toString('utf8').slice(0, 300)}`,
     });
   }
-  const sameAnswer = sha256(r.body) === firstAnswerSha256;
+  const sameAnswer = answerSha256(r.body) === firstAnswer;
   if (!sameAnswer) notes.push(`the server answered the warmup request differently when it was sent again: restore compares its first answer with the snapshot's and will find them different (a server that samples: seed it, or answer greedily)`);
   return { pagedOutBytes, seconds: took(), sameAnswer, error };
 }
@@ -260,10 +261,10 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       const r = await sendRecorded(o.warmup, o.timeoutSeconds, o.signal);
       firstRequestSeconds = r.seconds;
       if (r.status >= 400) throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${o.warmup.method} ${o.warmup.url} answered HTTP ${r.status}`, { hint: r.body.toString('utf8').slice(0, 300) });
-      warmup = { ...o.warmup, status: r.status, bodySha256: sha256(r.body) };
+      warmup = { ...o.warmup, status: r.status, bodySha256: sha256(r.body), answerSha256: answerSha256(r.body) };
     } else notes.push('no --warmup request: the first request was not measured');
     const coldTotal = total();
-    const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup.bodySha256, notes) : null;
+    const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup.answerSha256!, notes) : null;
     if (learned?.seconds != null) phases['working-set-warmup'] = learned.seconds;
     let beforeSnapshot: Manifest['beforeSnapshot'] = null;
     if (o.beforeSnapshot) {

@@ -224,6 +224,29 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     await killAndWait(doc.details.pid);
   });
 
+  it("an OpenAI-compatible server (a new id and created in every answer): its answers are identical as compared, at snapshot (sent again) and after the restore", async () => {
+    const p = await freePort();
+    const out = join(tmp, 'openai-ids');
+    const r = await runCli(['snapshot', '--json', '-o', out, '--ready-url', `http://127.0.0.1:${p}/health`, '--warmup', `http://127.0.0.1:${p}/v1/completions`, '--', process.execPath, resolve(__dirname, '../fixtures-servers/openai-ids.mjs'), String(p)], { env });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.details.workingSet.learned).toMatchObject({ sameAnswer: true });
+    expect(doc.warnings.join('\n')).not.toMatch(/differently/);
+    const m = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8'));
+    expect(m.warmup.answerSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(m.warmup.answerSha256).not.toBe(m.warmup.bodySha256);
+    const rr = await runCli(['restore', out, '--json'], { env });
+    expect(rr.code, rr.stderr).toBe(0);
+    const rd = JSON.parse(rr.stdout);
+    restored.push(rd.details.pid);
+    // Other bytes (another id), the same answer.
+    expect(rd.details.restored.firstRequest.bodySha256).not.toBe(m.warmup.bodySha256);
+    expect(rd.details.restored.firstRequest.sameAsSnapshot).toBe(true);
+    expect(rd.warnings.join('\n')).not.toMatch(/differs/);
+    await killAndWait(rd.details.pid);
+    rmSync(out, { recursive: true, force: true });
+  });
+
   it("restore writes the server's output to IMAGE.log only, never to the manifest's log path; a moved image restores", async () => {
     const moved = join(tmp, 'moved');
     cpSync(image, moved, { recursive: true });
@@ -650,6 +673,7 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     ['files[].name listed twice', (m) => (m.files[1].name = m.files[0].name), 'CORRUPT_FILE', 'files[1].name'],
     ['files[].bytes a string', (m) => (m.files[0].bytes = '9'), 'CORRUPT_FILE', 'files[0].bytes'],
     ['files[].sha256 not a hash', (m) => (m.files[0].sha256 = '../../x'), 'CORRUPT_FILE', 'files[0].sha256'],
+    ['warmup.answerSha256 not a hash', (m) => (m.warmup.answerSha256 = 'same'), 'CORRUPT_FILE', 'warmup.answerSha256'],
     ['files[].sha256 not the digest of its chunks', (m) => (m.files[0].sha256 = m.files[1].sha256), 'CORRUPT_FILE', 'files[0].sha256'],
     ['files[].chunks too few for its bytes', (m) => (m.files[0].chunks = []), 'CORRUPT_FILE', 'files[0].chunks'],
     ['afterRestore.url not http(s)', (m) => (m.afterRestore = { url: 'file:///etc/shadow', method: 'POST', body: null }), 'CORRUPT_FILE', 'afterRestore.url'],

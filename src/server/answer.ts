@@ -1,0 +1,59 @@
+/**
+ * A server's answer as coldstart compares it: what changes between any two requests by design (ids, timestamps,
+ * timings: `VOLATILE` keys, at any depth) is left out; a JSON answer — one document, or the `data:` events of a
+ * stream — is read as JSON, anything else as bytes. optimize/compare.ts judges two answers field by field with it;
+ * snapshot and restore record and compare `answerSha256` (an answer is identical when its digest is), so an
+ * OpenAI-compatible completion (`id`, `created` new each time) restores as "identical" when its text and numbers are.
+ */
+import { createHash } from 'node:crypto';
+
+/** Keys whose values differ between any two requests by design. */
+export const VOLATILE = /^(id|created|created_at|system_fingerprint|timestamp|time|request_id|.*_time|.*latency.*|.*_ms)$/i;
+
+/** A body as JSON: one document, or the `data:` events of a stream (an array); null when it is neither. */
+export function parseAnswer(text: string): unknown {
+  const t = text.trim();
+  if (t === '') return null;
+  try {
+    return JSON.parse(t) as unknown;
+  } catch {
+    /* a stream, or text */
+  }
+  const events = t
+    .split('\n')
+    .filter((l) => l.startsWith('data:'))
+    .map((l) => l.slice(5).trim())
+    .filter((p) => p !== '' && p !== '[DONE]');
+  if (events.length === 0) return null;
+  try {
+    return events.map((e) => JSON.parse(e) as unknown);
+  } catch {
+    return null;
+  }
+}
+
+/** `v` with every VOLATILE key dropped at every depth and object keys sorted: one text for equal answers. */
+function stable(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(stable);
+  if (v && typeof v === 'object') {
+    return Object.fromEntries(
+      Object.keys(v)
+        .filter((k) => !VOLATILE.test(k))
+        .sort()
+        .map((k) => [k, stable((v as Record<string, unknown>)[k])]),
+    );
+  }
+  return v;
+}
+
+/**
+ * The sha256 of an answer as compared: a JSON answer's stable form (VOLATILE keys left out, keys sorted, numbers as
+ * JavaScript reads them), prefixed `json:` before hashing so it never equals a text's; any other body's bytes.
+ */
+export function answerSha256(body: Buffer): string {
+  const json = parseAnswer(body.toString('utf8'));
+  const h = createHash('sha256');
+  if (json === null) h.update(body);
+  else h.update(`json:${JSON.stringify(stable(json))}`);
+  return h.digest('hex');
+}
