@@ -244,6 +244,15 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(rd.details.restored.firstRequest.sameAsSnapshot).toBe(true);
     expect(rd.warnings.join('\n')).not.toMatch(/differs/);
     await killAndWait(rd.details.pid);
+    // An image from before answerSha256 is compared by the bytes' sha256, as it was: another id, a different answer.
+    const { answerSha256: _, ...oldWarmup } = m.warmup;
+    writeFileSync(join(out, 'manifest.json'), JSON.stringify({ ...m, warmup: oldWarmup }, null, 2));
+    const old = await runCli(['restore', out, '--json'], { env });
+    expect(old.code, old.stderr).toBe(0);
+    const od = JSON.parse(old.stdout);
+    expect(od.details.restored.firstRequest.sameAsSnapshot).toBe(false);
+    expect(od.warnings.join('\n')).toMatch(/differs from the one recorded at snapshot time/);
+    await killAndWait(od.details.pid);
     rmSync(out, { recursive: true, force: true });
   });
 
