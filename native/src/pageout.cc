@@ -2,10 +2,10 @@
 // ranges of another process (process_madvise(2) with MADV_PAGEOUT, Linux 5.10+; needs CAP_SYS_NICE and the right to
 // ptrace it). The kernel unmaps each clean page mapped by that process alone and reclaims what it can from the page
 // cache (a page also mapped elsewhere, or dirty, is left as it is). Nothing the process holds is lost: a file page is
-// mapped again, from the page cache or the disk, at its next touch. The decision (which ranges: the file pages the server has present, see
-// src/platform/procfs.ts filePagesPresent; when: between two warmup requests) is snapshot.ts's; this only makes the
-// calls. `bytes`: what the kernel advised; `skipped`: the bytes of ranges it refused (unmapped by then, or a mapping it
-// does not page out: mlock'ed, huge pages), gone past.
+// mapped again, from the page cache or the disk, at its next touch. The decision (which ranges: the file pages the
+// server has present, src/platform/procfs.ts filePagesPresent; when: between two warmup requests) is snapshot.ts's;
+// this only makes the calls. `bytes`: what the kernel advised; `skipped`: the bytes of ranges it refused (unmapped by
+// then, or a mapping it does not page out: mlock'ed, huge pages), gone past.
 #include <napi.h>
 
 #include <algorithm>
