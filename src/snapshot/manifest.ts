@@ -255,18 +255,17 @@ export function readRestoredWorkingSet(image: string, digest: string): WorkingSe
 
 /**
  * The working set a restore of `image` reads ahead, one answer for restore and `prefetch IMAGE`: the restored server's
- * own where an earlier restore kept one for this manifest, else the manifest's. `manifestSha256`: readManifestAndDigest's,
- * of the bytes validated (never a second read); `digest`: it again, or null where the manifest records no working set;
- * `note`: why a kept one was not used.
+ * own where an earlier restore kept one for this manifest, else the manifest's; null where the manifest records none.
+ * `manifestSha256`: readManifestAndDigest's, of the bytes validated (never a second read); `note`: why a kept one was
+ * not used.
  */
-export function workingSetToRead(image: string, m: Pick<Manifest, 'workingSet'>, manifestSha256: string): { ws: WorkingSet | null; kept: boolean; digest: string | null; note: string | null } {
-  if (!m.workingSet?.files.length) return { ws: null, kept: false, digest: null, note: null };
-  const digest = manifestSha256;
+export function workingSetToRead(image: string, m: Pick<Manifest, 'workingSet'>, manifestSha256: string): { ws: WorkingSet | null; kept: boolean; note: string | null } {
+  if (!m.workingSet?.files.length) return { ws: null, kept: false, note: null };
   try {
-    const kept = readRestoredWorkingSet(image, digest);
-    return { ws: kept ?? m.workingSet, kept: kept !== null, digest, note: null };
+    const kept = readRestoredWorkingSet(image, manifestSha256);
+    return { ws: kept ?? m.workingSet, kept: kept !== null, note: null };
   } catch (e) {
-    return { ws: m.workingSet, kept: false, digest, note: `the restored server's working set kept in ${image} was not used (the manifest's was read instead): ${e instanceof Error ? e.message : String(e)}` };
+    return { ws: m.workingSet, kept: false, note: `the restored server's working set kept in ${image} was not used (the manifest's was read instead): ${e instanceof Error ? e.message : String(e)}` };
   }
 }
 

@@ -402,7 +402,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const toRead = workingSetToRead(image, m, manifestSha256);
   if (toRead.note) notes.push(toRead.note);
   const kept = toRead.kept ? toRead.ws : null;
-  const digest = toRead.digest;
   // Every file the server mapped, still as the snapshot found it (size and mtime): checked here, all at once (libuv's
   // pool), so CRIU checks sizes only and reads no ELF's build-ID (criu.ts filesChecked); the same stats (each path
   // asked once) plan the working set's read. An image that lists only some of its files (taken before, or past the
@@ -425,8 +424,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     try {
       const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true, filesChecked });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
-      if (m.workingSet?.files.length && native.unavailable() === null) {
-        workingSetRead = readWorkingSet(kept ?? m.workingSet, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), (keptPlan ?? filesPlan) ?? undefined);
+      if (toRead.ws && native.unavailable() === null) {
+        workingSetRead = readWorkingSet(toRead.ws, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), (keptPlan ?? filesPlan) ?? undefined);
       }
       pid = await restoring;
     } finally {
@@ -497,7 +496,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const prefetch = await prefetched();
     const readAhead = await workingSetDone();
     const workingSet = readAhead ? { ...readAhead, source: kept ? ('restored' as const) : ('snapshot' as const) } : null;
-    const keptNow = digest ? keepWorkingSet(image, digest, kept, host.workingSet(m.pids)) : null;
+    const keptNow = toRead.ws ? keepWorkingSet(image, manifestSha256, kept, host.workingSet(m.pids)) : null;
     if (keptNow?.error) notes.push(`the restored server's working set was not kept (the next restore reads the manifest's): ${keptNow.error}`);
     rmSync(work, { recursive: true, force: true });
     const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
