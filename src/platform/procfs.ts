@@ -183,11 +183,11 @@ const PRESENT = 0x80;
 const FILE_PAGE = 0x20;
 
 /**
- * Walks /proc/<pid>/pagemap over every file mapping of /proc/<pid>/maps: `visit(mapping, page index in the mapping,
- * last byte of the entry)` for each page present in memory. Reading pagemap needs the right to ptrace the process
- * (root here). false when maps or pagemap is unreadable.
+ * Walks /proc/<pid>/pagemap over every file mapping of /proc/<pid>/maps: `forMapping(mapping)` once per mapping, then
+ * the visitor it returns with (page index in the mapping, last byte of the entry) for each page present in memory.
+ * Reading pagemap needs the right to ptrace the process (root here). false when maps or pagemap is unreadable.
  */
-function walkPresentFilePages(pid: number, procRoot: string, pageSize: number, visit: (m: FileMapping, page: number, flags: number) => void, onMapping: (m: FileMapping) => void = () => {}): boolean {
+function walkPresentFilePages(pid: number, procRoot: string, pageSize: number, forMapping: (m: FileMapping) => (page: number, flags: number) => void): boolean {
   let maps: string;
   let fd: number;
   try {
@@ -199,7 +199,7 @@ function walkPresentFilePages(pid: number, procRoot: string, pageSize: number, v
   const buf = Buffer.alloc(PAGEMAP_BATCH * 8);
   try {
     for (const m of parseFileMappings(maps)) {
-      onMapping(m);
+      const visit = forMapping(m);
       const first = Math.floor(m.start / pageSize);
       const pages = Math.ceil((m.end - m.start) / pageSize);
       for (let done = 0; done < pages; ) {
@@ -208,7 +208,7 @@ function walkPresentFilePages(pid: number, procRoot: string, pageSize: number, v
         if (got <= 0) break;
         for (let i = 0; i < got; i++) {
           const flags = buf[i * 8 + 7]!;
-          if (flags & PRESENT) visit(m, done + i, flags);
+          if (flags & PRESENT) visit(done + i, flags);
         }
         done += got;
       }
@@ -235,18 +235,11 @@ function addPage(runs: Array<[number, number]>, at: number, pageSize: number): v
  */
 export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096): Array<{ path: string; runs: Array<[number, number]> }> | null {
   const out: Array<{ path: string; runs: Array<[number, number]> }> = [];
-  const byMapping = new Map<FileMapping, Array<[number, number]>>();
-  const ok = walkPresentFilePages(
-    pid,
-    procRoot,
-    pageSize,
-    (m, page) => addPage(byMapping.get(m)!, m.offset + page * pageSize, pageSize),
-    (m) => {
-      const runs: Array<[number, number]> = [];
-      byMapping.set(m, runs);
-      out.push({ path: m.path, runs });
-    },
-  );
+  const ok = walkPresentFilePages(pid, procRoot, pageSize, (m) => {
+    const runs: Array<[number, number]> = [];
+    out.push({ path: m.path, runs });
+    return (page) => addPage(runs, m.offset + page * pageSize, pageSize);
+  });
   return ok ? out : null;
 }
 
@@ -257,7 +250,7 @@ export function mappedFilePages(pid: number, procRoot = '/proc', pageSize = 4096
  */
 export function filePagesPresent(pid: number, procRoot = '/proc', pageSize = 4096): number[] | null {
   const runs: Array<[number, number]> = [];
-  const ok = walkPresentFilePages(pid, procRoot, pageSize, (m, page, flags) => {
+  const ok = walkPresentFilePages(pid, procRoot, pageSize, (m) => (page, flags) => {
     if (flags & FILE_PAGE) addPage(runs, m.start + page * pageSize, pageSize);
   });
   return ok ? runs.flat() : null;
