@@ -2,7 +2,7 @@
  * Page-cache helpers for tests that need a cold cache: residency by mincore and eviction (posix_fadvise DONTNEED)
  * through the addon's pageCache, and a scratch folder on a filesystem that honours the eviction.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,4 +39,15 @@ export async function evictableDir(): Promise<string> {
     rmSync(d, { recursive: true, force: true });
   }
   throw new Error('no filesystem here honours posix_fadvise(DONTNEED) (tmpfs?): the tests cannot make a cold cache');
+}
+
+/** Writes `data` to `path` and syncs it to the disk, as a library is: the kernel pages out clean pages only. */
+export function writeOnDisk(path: string, data: Buffer): void {
+  writeFileSync(path, data);
+  const fd = openSync(path, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }

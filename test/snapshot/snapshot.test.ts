@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, cpSync, existsSync, fsyncSync, openSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
+import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, chmodSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -19,7 +19,7 @@ import { rootDigest } from '../../src/snapshot/hash.js';
 import { cpuFlags } from '../../src/platform/procfs.js';
 import { requireNative } from '../../src/native.js';
 import { peerPython } from '../helpers/python.js';
-import { evict, evictableDir, residentBytes } from '../helpers/pagecache.js';
+import { evict, evictableDir, residentBytes, writeOnDisk } from '../helpers/pagecache.js';
 
 const criu = criuPath;
 const server = resolve(__dirname, '../fixtures-servers/counter.mjs');
@@ -500,10 +500,7 @@ describe.skipIf(!ready)("a server's working set of its files (real CRIU and kern
       const PAGES = 8000;
       const body = Buffer.alloc(PAGES * 4096);
       for (let p = 0; p < PAGES; p++) body.fill(p % 251, p * 4096, p * 4096 + 64);
-      writeFileSync(data, body);
-      const fd = openSync(data, 'r'); // on disk, as a library is (the kernel pages out clean pages only)
-      fsyncSync(fd);
-      closeSync(fd);
+      writeOnDisk(data, body); // as a library is: the kernel pages out clean pages only
       const port = await freePort();
       const fixture = resolve(__dirname, '../fixtures-servers/mapped_server.py');
       const s = await runCli(['snapshot', '--json', '-o', out, '--ready-url', `http://127.0.0.1:${port}/health`, '--warmup', `http://127.0.0.1:${port}/sum`, '--timeout', '60', '--', 'python3', fixture, data, String(port)], { env });

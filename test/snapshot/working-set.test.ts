@@ -6,13 +6,13 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filePagesPresent, mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
 import { requireNative } from '../../src/native.js';
 import { learningHere } from '../../src/snapshot/doctor.js';
-import { evictableDir, residentBytes } from '../helpers/pagecache.js';
+import { evictableDir, residentBytes, writeOnDisk } from '../helpers/pagecache.js';
 import { coalesce, planWorkingSet, recordWorkingSet, statEachOnce, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
 import { validateManifest } from '../../src/snapshot/manifest.js';
 
@@ -112,11 +112,7 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
     const lib = join(d, 'lib.so');
     const body = Buffer.alloc(256 * PAGE);
     for (let p = 0; p < 256; p++) body[p * PAGE] = p;
-    writeFileSync(lib, body);
-    // On disk, as a library is: the kernel pages out clean pages only (a dirty one waits for writeback).
-    const fd = openSync(lib, 'r');
-    fsyncSync(fd);
-    closeSync(fd);
+    writeOnDisk(lib, body); // the kernel pages out clean pages only (a dirty one waits for writeback)
     const py = spawn('python3', ['-c', TOUCHER, lib], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines: string[] = [];
     let partial = ''; // a line may come in pieces (PYTHONUNBUFFERED=1 writes each of print's parts on its own)
@@ -169,10 +165,7 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
   it('leaves a page another process maps too (the kernel pages out only what one process maps alone): a server of several processes narrows less', async () => {
     const d = await evictableDir();
     const lib = join(d, 'shared.so');
-    writeFileSync(lib, Buffer.alloc(256 * PAGE, 1));
-    const fd = openSync(lib, 'r');
-    fsyncSync(fd);
-    closeSync(fd);
+    writeOnDisk(lib, Buffer.alloc(256 * PAGE, 1));
     const start = async () => {
       const p = spawn('python3', ['-c', TOUCHER, lib], { stdio: ['pipe', 'pipe', 'inherit'] });
       await new Promise<void>((r) => p.stdout.once('data', () => r()));
