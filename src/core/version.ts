@@ -19,3 +19,14 @@ function readVersion(): string {
 }
 
 export const version: string = readVersion();
+
+/**
+ * Whether a dotted version (a kernel release `6.18.44-fc-v1272-gpu`, CRIU's `4.2.1`, Node's `20.11.0`) is at least
+ * `major.minor`, compared as numbers; null when it does not start with a number (a version nobody could read).
+ */
+export function versionAtLeast(text: string, major: number, minor = 0): boolean | null {
+  const m = /^v?(\d+)(?:\.(\d+))?/.exec(text.trim());
+  if (!m) return null;
+  const [maj, min] = [Number(m[1]), Number(m[2] ?? 0)];
+  return maj > major || (maj === major && min >= minor);
+}

@@ -4,7 +4,7 @@
  * from platform/, native.ts, python/, hub/ and cache/; snapshot's part is passed in (it lives with snapshot).
  */
 import { loadNative, type CudaProbeResult, type NativeAddon } from '../native.js';
-import { version, PACKAGE_ROOT } from '../core/version.js';
+import { version, versionAtLeast, PACKAGE_ROOT } from '../core/version.js';
 import { loadConfig } from '../core/config.js';
 import { isColdstartError } from '../core/errors.js';
 import type { Budgets } from '../core/budgets.js';
@@ -132,7 +132,7 @@ export async function gatherDoctor(env: Env, cwd: string, snapshotCheck: Snapsho
   return {
     schema: 'coldstart/doctor@1',
     tool: { name: 'coldstart', version },
-    node: { version: process.version, platform: process.platform, arch: process.arch, supported: Number(process.versions.node.split('.')[0]) >= 20 },
+    node: { version: process.version, platform: process.platform, arch: process.arch, supported: versionAtLeast(process.versions.node, 20) === true },
     addon: native.ok ? { loaded: true, path: native.path } : { loaded: false, reason: native.reason, fixes: native.fixes },
     cuda,
     gpus,

@@ -273,11 +273,3 @@ export function hasCapability(cap: number, pid: number | 'self' = 'self', procRo
   const m = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(text);
   return m ? ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n : null;
 }
-
-/** A kernel release (`6.18.44-fc-v1272-gpu`) at least `major.minor`; false when it does not start with numbers. */
-export function kernelAtLeast(release: string, major: number, minor: number): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  if (!m) return false;
-  const [maj, min] = [Number(m[1]), Number(m[2])];
-  return maj > major || (maj === major && min >= minor);
-}

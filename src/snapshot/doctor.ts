@@ -2,10 +2,10 @@
  * What `coldstart doctor` says about snapshots here: CRIU and its version, `criu check`, the driver's checkpoint API,
  * whether snapshot can learn a server's working set (process_madvise), root.
  */
-import { shippedPath } from '../core/version.js';
+import { shippedPath, versionAtLeast } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
 import { noCheckpointApi } from './native.js';
-import { CAP_SYS_NICE, hasCapability, kernelAtLeast } from '../platform/procfs.js';
+import { CAP_SYS_NICE, hasCapability } from '../platform/procfs.js';
 
 export interface SnapshotDoctor {
   criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
@@ -28,8 +28,10 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
       check = r.ok ? 'ok' : `failed: ${r.detail}`;
       if (!r.ok) fixes.push('`criu check` fails: this kernel lacks a feature CRIU needs (see its output)');
     } else check = 'not run: needs root';
-    const [maj, min] = f.criu.version.split('.').map(Number);
-    if ((maj ?? 0) < 4 || ((maj ?? 0) === 4 && (min ?? 0) < 2)) fixes.push(`CRIU ${f.criu.version} cannot dump TCP sockets on Linux 6.16+: install 4.2 or newer (eval "$(${shippedPath('scripts/ci-criu.sh')})")`);
+    const recent = versionAtLeast(f.criu.version, 4, 2);
+    const install = `install 4.2 or newer (eval "$(${shippedPath('scripts/ci-criu.sh')})")`;
+    if (recent === false) fixes.push(`CRIU ${f.criu.version} cannot dump TCP sockets on Linux 6.16+: ${install}`);
+    if (recent === null) fixes.push(`CRIU's version was not read ("${f.criu.version}"); 4.2 or newer is needed to dump TCP sockets on Linux 6.16+: ${install}`);
   } else fixes.push(`CRIU: ${f.reason}; eval "$(${shippedPath('scripts/ci-criu.sh')})" fetches Debian forky's criu 4.2 and sets COLDSTART_CRIU`);
   if (!root) fixes.push('snapshot/restore/park need root (CRIU and the driver act on other processes)');
   let checkpointApi: SnapshotDoctor['checkpointApi'] = { available: false, reason: 'native addon unavailable' };
@@ -51,7 +53,8 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
 
 /** Whether snapshot.ts's learnWorkingSet can page out another process's pages here, and if not, why. */
 export function learningHere(kernel: string, sysNice: boolean | null): SnapshotDoctor['workingSetLearning'] {
-  if (!kernelAtLeast(kernel, 5, 10)) return { available: false, reason: `Linux ${kernel} has no process_madvise (5.10 or newer has)` };
+  const recent = versionAtLeast(kernel, 5, 10);
+  if (recent !== true) return { available: false, reason: recent === null ? `the kernel's release "${kernel}" was not read, so process_madvise (Linux 5.10 or newer) cannot be assumed` : `Linux ${kernel} has no process_madvise (5.10 or newer has)` };
   if (sysNice === false) return { available: false, reason: 'coldstart lacks CAP_SYS_NICE, which process_madvise needs to page out another process (run as root, or add the capability to the container)' };
   return sysNice === null ? { available: true, reason: 'CAP_SYS_NICE not read (/proc/self/status): assumed' } : { available: true };
 }

@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { pcieBandwidth, formatDriverVersion } from '../../src/platform/pcie.js';
+import { versionAtLeast } from '../../src/core/version.js';
 
 describe('coldstart doctor', () => {
   it('--json: one document with node, addon, cuda, disks, HF cache, python', async () => {
@@ -37,11 +38,42 @@ describe('coldstart doctor', () => {
     expect(text.stdout).toMatch(/^server loader\s+not available \(only a server's wake-up that calls coldstart_load needs it\)/m);
   });
 
+  it("CRIU's version: one older than 4.2 gets the fix, one that could not be read is said so, never passed silently", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-criu-'));
+    const fake = (name: string, said: string): string => {
+      const p = join(dir, name);
+      writeFileSync(p, `#!/bin/sh\n[ "$1" = --version ] && { printf '%s\\n' '${said}'; exit 0; }\nexit 0\n`);
+      chmodSync(p, 0o755);
+      return p;
+    };
+    const fixes = async (criu: string): Promise<string> => JSON.parse((await runCli(['doctor', '--json'], { env: { COLDSTART_CRIU: criu } })).stdout).snapshot.fixes.join('\n');
+    expect(await fixes(fake('old', 'Version: 3.19'))).toMatch(/^CRIU 3\.19 cannot dump TCP sockets on Linux 6\.16\+: install 4\.2 or newer \(eval "\$\(\/.*\/scripts\/ci-criu\.sh\)"\)$/m);
+    expect(await fixes(fake('odd', 'criu (git build)'))).toMatch(/^CRIU's version was not read \("criu \(git build\)"\); 4\.2 or newer is needed/m);
+    const recent = await fixes(fake('new', 'Version: 4.10.1'));
+    expect(recent).not.toMatch(/TCP sockets/);
+  });
+
   it('human output names every section and says why CUDA is unavailable', async () => {
     const r = await runCli(['doctor']);
     expect(r.code).toBe(0);
     for (const k of ['node', 'addon', 'cuda', 'disk', 'hf cache', 'python', 'container']) expect(r.stdout).toMatch(new RegExp(`^${k}\\s`, 'm'));
     expect(r.stderr).toBe('');
+  });
+});
+
+describe('versions compared as numbers (kernel, CRIU, Node)', () => {
+  it('major.minor at least, whatever follows; null when no number leads', () => {
+    expect(versionAtLeast('6.18.44-fc-v1272-gpu', 5, 10)).toBe(true);
+    expect(versionAtLeast('5.10.0-28-amd64', 5, 10)).toBe(true);
+    expect(versionAtLeast('5.4.0-150-generic', 5, 10)).toBe(false);
+    expect(versionAtLeast('5.9.16', 5, 10)).toBe(false);
+    expect(versionAtLeast('10.0', 5, 10)).toBe(true);
+    expect(versionAtLeast('4.10.1', 4, 2)).toBe(true);
+    expect(versionAtLeast('3.19', 4, 2)).toBe(false);
+    expect(versionAtLeast('v20.11.0', 20)).toBe(true);
+    expect(versionAtLeast('18', 20)).toBe(false);
+    expect(versionAtLeast('unknown', 5, 10)).toBeNull();
+    expect(versionAtLeast('', 4, 2)).toBeNull();
   });
 });
 

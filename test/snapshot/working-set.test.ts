@@ -227,6 +227,7 @@ sys.stdin.read()
     expect(learningHere('5.4.0-150-generic', true)).toEqual({ available: false, reason: 'Linux 5.4.0-150-generic has no process_madvise (5.10 or newer has)' });
     expect(learningHere('6.8.0', false)).toMatchObject({ available: false, reason: expect.stringMatching(/lacks CAP_SYS_NICE/) });
     expect(learningHere('6.8.0', null)).toMatchObject({ available: true, reason: expect.stringMatching(/not read/) });
+    expect(learningHere('unknown', true)).toMatchObject({ available: false, reason: expect.stringMatching(/release "unknown" was not read/) });
   });
 
   it('pageOut validates its arguments before any syscall; a pid that does not exist is NOT_FOUND', async () => {
