@@ -116,6 +116,8 @@ export interface KeptWorkingSet {
 function keepWorkingSet(image: string, digest: string, kept: WorkingSet | null, now: WorkingSet | null): KeptWorkingSet | null {
   if (!now) return null;
   const ws = mergeWorkingSets(kept ?? { files: [], bytes: 0 }, now);
+  // Nothing new touched: the file already kept says it all (no write on each restore of a settled server).
+  if (kept && JSON.stringify(ws.files) === JSON.stringify(kept.files)) return { path: restoredWorkingSetPath(image), files: ws.files.length, bytes: ws.bytes, error: null };
   try {
     return { path: keepRestoredWorkingSet(image, digest, ws), files: ws.files.length, bytes: ws.bytes, error: null };
   } catch (e) {

@@ -566,6 +566,14 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
         expect(second.doc.details.workingSet).toMatchObject({ source: 'restored', files: 1, bytes: 12288 });
         expect(second.doc.details.fileCheck).toMatchObject({ by: 'coldstart', files: m.workingSet.files.length });
         expect(JSON.parse(readFileSync(keptPath, 'utf8')).workingSet.files[0].ranges).toEqual([0, 4096, 1 << 20, 8192, 4 << 20, 4096]);
+        // 2b. A server that touched nothing new: the kept file is left as it is (not written again), and reported.
+        const settledAt = Math.floor(Date.now() / 1000) - 60; // whole seconds: mtimeMs is a float
+        utimesSync(keptPath, settledAt, settledAt);
+        const before = readFileSync(keptPath, 'utf8');
+        const settled = await restoreOnce(touched([1 << 20, 4096]), 'settled');
+        expect(settled.doc.details.workingSetKept).toEqual({ path: keptPath, files: 1, bytes: 16384, error: null });
+        expect(Math.round(statSync(keptPath).mtimeMs)).toBe(settledAt * 1000);
+        expect(readFileSync(keptPath, 'utf8')).toBe(before);
         // 3. Garbage kept there: the manifest's is read, said in one line; the next keep replaces it.
         writeFileSync(keptPath, '{"schema": "coldstart/restored-working-set@1", "manif');
         const third = await restoreOnce(touched([0, 4096]), 'third');
