@@ -106,6 +106,23 @@ for line in sys.stdin:
     print(m[n * 4096], m[150 * 4096], flush=True)
 `;
 
+/** The bytes of address, length pairs. */
+const bytesOf = (ranges: number[]): number => ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0);
+
+/**
+ * The addon's pageOut of these ranges of `pid`, or null where the kernel refused it for want of CAP_SYS_NICE — only
+ * when not root, and the error says so (snapshot turns it into a note).
+ */
+async function pageOutUnlessRefused(pid: number, ranges: number[]): Promise<{ bytes: number; skipped: number; seconds: number } | null> {
+  try {
+    return await requireNative('test').pageOut({ pid, ranges: Float64Array.from(ranges) });
+  } catch (e) {
+    expect(process.getuid?.()).not.toBe(0);
+    expect(e).toMatchObject({ code: 'PERMISSION', message: expect.stringMatching(/process_madvise\(MADV_PAGEOUT, pid \d+\): Operation not permitted/) });
+    return null;
+  }
+}
+
 describe("snapshot's narrowing of the working set on the real kernel (process_madvise MADV_PAGEOUT)", () => {
   it("pages out a live process's file pages, and only those: none present after, its private copy kept, the pages it touches again present again", async () => {
     const d = await evictableDir();
@@ -137,16 +154,9 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
       expect([has(0), has(100), has(200), has(150), has(50)]).toEqual([true, true, true, false, false]);
       expect(present(150)).toBe(true); // pagemap has it present, just not as a file page
       const before = await residentBytes(lib);
-      let r: { bytes: number; skipped: number; seconds: number } | null = null;
-      try {
-        r = await requireNative('test').pageOut({ pid: py.pid!, ranges: Float64Array.from(ranges) });
-      } catch (e) {
-        // Without CAP_SYS_NICE the kernel refuses: the error says so (snapshot turns it into a note).
-        expect(process.getuid?.()).not.toBe(0);
-        expect(e).toMatchObject({ code: 'PERMISSION', message: expect.stringMatching(/process_madvise\(MADV_PAGEOUT, pid \d+\): Operation not permitted/) });
-        return;
-      }
-      expect(r.bytes).toBe(ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0));
+      const r = await pageOutUnlessRefused(py.pid!, ranges);
+      if (!r) return;
+      expect(r.bytes).toBe(bytesOf(ranges));
       expect(r.skipped).toBe(0);
       // Mapped by this process alone, the file's pages are unmapped from it (the kernel reclaims from the page cache
       // what it can: on the dev VM a whole 2 MiB folio the process mapped, not the small folios of this 1 MiB file).
@@ -176,13 +186,7 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
     try {
       const before = [presentPages(a.pid!), presentPages(b.pid!)];
       expect(before[0]).toBeGreaterThan(3); // pages 0, 100, 200 (and what the kernel maps around them), page 150 copied
-      try {
-        await requireNative('test').pageOut({ pid: a.pid!, ranges: Float64Array.from(filePagesPresent(a.pid!)!) });
-      } catch (e) {
-        expect(process.getuid?.()).not.toBe(0); // as in the test above: only without CAP_SYS_NICE
-        expect(e).toMatchObject({ code: 'PERMISSION' });
-        return;
-      }
+      if (!(await pageOutUnlessRefused(a.pid!, filePagesPresent(a.pid!)!))) return;
       expect([presentPages(a.pid!), presentPages(b.pid!)]).toEqual(before);
     } finally {
       a.kill('SIGKILL');
@@ -207,13 +211,9 @@ sys.stdin.read()
       const first = await new Promise<string>((r) => py.stdout.once('data', (b: Buffer) => r(b.toString().trim())));
       expect(first).toBe(process.getuid?.() === 0 ? 'ready' : first); // root may always lock; others as RLIMIT_MEMLOCK allows
       const ranges = filePagesPresent(py.pid!)!;
-      const total = ranges.filter((_, i) => i % 2 === 1).reduce((a, b) => a + b, 0);
-      const r = await requireNative('test').pageOut({ pid: py.pid!, ranges: Float64Array.from(ranges) }).catch((e: { code: string }) => e);
-      if ('code' in r) {
-        expect(process.getuid?.()).not.toBe(0);
-        expect(r.code).toBe('PERMISSION');
-        return;
-      }
+      const total = bytesOf(ranges);
+      const r = await pageOutUnlessRefused(py.pid!, ranges);
+      if (!r) return;
       if (first === 'ready') expect(r).toMatchObject({ bytes: 0, skipped: total });
       else expect(r.bytes + r.skipped).toBe(total);
     } finally {
