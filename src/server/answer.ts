@@ -57,3 +57,21 @@ export function answerSha256(body: Buffer): string {
   else h.update(`json:${JSON.stringify(stable(json))}`);
   return h.digest('hex');
 }
+
+/** What is recorded of an answer: the sha256 of its bytes, and of the answer as compared (answerSha256). */
+export interface AnswerDigests {
+  bodySha256: string;
+  answerSha256: string;
+}
+
+export function answerDigests(body: Buffer): AnswerDigests {
+  return { bodySha256: createHash('sha256').update(body).digest('hex'), answerSha256: answerSha256(body) };
+}
+
+/**
+ * Whether an answer is the one recorded: as answers compare (ids and timestamps left out) where the record has
+ * `answerSha256`; a record from before it (an image snapshot took earlier) has only the bytes' digest, compared by it.
+ */
+export function sameAnswer(recorded: { bodySha256: string; answerSha256?: string }, now: AnswerDigests): boolean {
+  return recorded.answerSha256 !== undefined ? now.answerSha256 === recorded.answerSha256 : now.bodySha256 === recorded.bodySha256;
+}

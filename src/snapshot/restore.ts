@@ -5,14 +5,13 @@
  * All or nothing: a tree restored but not brought back is stopped whole.
  */
 import { closeSync, mkdtempSync, rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ColdstartError, isColdstartError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import type { PrefetchResult } from '../load/prefetch.js';
-import { answerSha256 } from '../server/answer.js';
+import { answerDigests, sameAnswer } from '../server/answer.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
@@ -199,8 +198,6 @@ async function restoredServerDeath(e: ColdstartError, pid: number | null, host: 
   const hint = `${what}${why}`;
   return new ColdstartError(e.code, e.message, { hint: e.hint ? `${e.hint} ${hint}` : hint, details: { ...(e.details ?? {}), ...(end.signal !== null ? { diedOf: end.signal } : {}), amx }, cause: e });
 }
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 function damaged(image: string, bad: ImageProblem[], what: string): ColdstartError {
   return new ColdstartError('CORRUPT_FILE', `${image}: damaged image: ${bad.slice(0, 3).map((b) => b.message).join('; ')}${bad.length > 3 ? ` (+${bad.length - 3} more)` : ''}`, {
@@ -489,10 +486,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       o.step?.(`repeating the first request ${m.warmup.method} ${m.warmup.url}…`);
       const r = await sendRecorded(m.warmup, o.timeoutSeconds, o.signal);
       firstAnswer = r.body.toString('utf8');
-      const h = sha256(r.body);
+      const d = answerDigests(r.body);
       // As answers compare (server/answer.ts: ids and timestamps left out); an image before answerSha256, by bytes.
-      const same = m.warmup.answerSha256 !== undefined ? answerSha256(r.body) === m.warmup.answerSha256 : h === m.warmup.bodySha256;
-      first = { seconds: r.seconds, status: r.status, bodySha256: h, sameAsSnapshot: same };
+      first = { seconds: r.seconds, status: r.status, bodySha256: d.bodySha256, sameAsSnapshot: sameAnswer(m.warmup, d) };
     }
     const restoredTotal = metaSeconds + total(); // the metadata verification came first, before the clock for the rest
     const prefetch = await prefetched();

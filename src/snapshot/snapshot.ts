@@ -14,11 +14,10 @@ import { removeTemp, tempPathFor, trackTemp } from '../core/atomic.js';
 import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
-import { answerSha256 } from '../server/answer.js';
+import { answerDigests, sameAnswer } from '../server/answer.js';
 import { refuseReadyAlready, type ServerHandle } from '../server/lifecycle.js';
 import { mapsFile } from '../platform/procfs.js';
 import { pollUntil } from '../server/poll.js';
-import { createHash } from 'node:crypto';
 import { listImageFiles } from './criu.js';
 import { hashFiles, CHUNK_HASH } from './hash.js';
 import { imageKinds } from './image-kinds.js';
@@ -89,7 +88,7 @@ export interface LearnedWorkingSet {
  * faults the rest in, and restore keeps what it touched for the next restore (manifest.ts keepRestoredWorkingSet).
  * Failures (an old kernel, no CAP_SYS_NICE) are a note; the image then records every page the server had.
  */
-async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, rootPid: number, firstAnswer: string, notes: string[]): Promise<LearnedWorkingSet> {
+async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, rootPid: number, firstAnswer: NonNullable<Manifest['warmup']>, notes: string[]): Promise<LearnedWorkingSet> {
   const { host, native, clock } = engines;
   const took = stopwatch(clock);
   let pagedOutBytes = 0;
@@ -123,15 +122,13 @@ async function learnWorkingSet(o: SnapshotOptions, engines: SnapshotEngines, roo
       hint: `A server that answers a request only once: snapshot with --no-working-set-warmup. It answered: ${r.body.toString('utf8').slice(0, 300)}`,
     });
   }
-  const sameAnswer = answerSha256(r.body) === firstAnswer;
-  if (!sameAnswer) notes.push(`the server answered the warmup request differently when it was sent again: restore compares its first answer with the snapshot's and will find them different (a server that samples: seed it, or answer greedily)`);
-  return { pagedOutBytes, seconds: took(), sameAnswer, error };
+  const same = sameAnswer(firstAnswer, answerDigests(r.body));
+  if (!same) notes.push(`the server answered the warmup request differently when it was sent again: restore compares its first answer with the snapshot's and will find them different (a server that samples: seed it, or answer greedily)`);
+  return { pagedOutBytes, seconds: took(), sameAnswer: same, error };
 }
 
 /** How long each process of the server gets between SIGTERM and SIGKILL when a failed snapshot stops it. */
 export const STOP_GRACE_SECONDS = 5;
-
-const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 
 /** This machine's fingerprint: what an image must match to restore here (`gpuReading`: an NVML reading already made). */
 export async function machineFingerprint(engines: SnapshotEngines, criuVersion: string, gpuReading?: GpuMemoryResult | null): Promise<Fingerprint> {
@@ -261,10 +258,10 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       const r = await sendRecorded(o.warmup, o.timeoutSeconds, o.signal);
       firstRequestSeconds = r.seconds;
       if (r.status >= 400) throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${o.warmup.method} ${o.warmup.url} answered HTTP ${r.status}`, { hint: r.body.toString('utf8').slice(0, 300) });
-      warmup = { ...o.warmup, status: r.status, bodySha256: sha256(r.body), answerSha256: answerSha256(r.body) };
+      warmup = { ...o.warmup, status: r.status, ...answerDigests(r.body) };
     } else notes.push('no --warmup request: the first request was not measured');
     const coldTotal = total();
-    const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup.answerSha256!, notes) : null;
+    const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup, notes) : null;
     if (learned?.seconds != null) phases['working-set-warmup'] = learned.seconds;
     let beforeSnapshot: Manifest['beforeSnapshot'] = null;
     if (o.beforeSnapshot) {

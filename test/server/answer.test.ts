@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { answerSha256, parseAnswer } from '../../src/server/answer.js';
+import { answerDigests, answerSha256, parseAnswer, sameAnswer } from '../../src/server/answer.js';
 
 const completion = (id: string, created: number, text: string, extra: Record<string, unknown> = {}) =>
   Buffer.from(JSON.stringify({ id, object: 'text_completion', created, model: 'llama3-8b', choices: [{ text, index: 0, logprobs: null, finish_reason: 'length' }], usage: { prompt_tokens: 5, completion_tokens: 7, total_tokens: 12 }, ...extra }));
@@ -46,5 +46,17 @@ describe('answerSha256: an answer as compared', () => {
     expect(answerSha256(Buffer.from('tokens: 56132 67645 1879'))).not.toBe(answerSha256(text));
     expect(answerSha256(Buffer.from('{"a":1}'))).not.toBe(createHash('sha256').update('{"a":1}').digest('hex'));
     expect(answerSha256(Buffer.alloc(0))).toBe(createHash('sha256').update(Buffer.alloc(0)).digest('hex'));
+  });
+
+  it('an answer against a record: by answerSha256 where recorded, by the bytes for a record from before it', () => {
+    const a = completion('cmpl-uqkvlQyYK7bGYrRHQ0eXlWi7', 1589478378, '\n\nThis is a test');
+    const again = completion('cmpl-0000', 1589478999, '\n\nThis is a test');
+    const recorded = answerDigests(a);
+    expect(recorded).toEqual({ bodySha256: createHash('sha256').update(a).digest('hex'), answerSha256: answerSha256(a) });
+    expect(sameAnswer(recorded, answerDigests(again))).toBe(true);
+    expect(sameAnswer(recorded, answerDigests(completion('cmpl-0000', 1589478999, '\n\nThis is not a test')))).toBe(false);
+    const before = { bodySha256: recorded.bodySha256 }; // an image taken before answerSha256: only the bytes
+    expect(sameAnswer(before, answerDigests(a))).toBe(true);
+    expect(sameAnswer(before, answerDigests(again))).toBe(false);
   });
 });
