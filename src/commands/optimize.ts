@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { resolve } from 'node:path';
 import { addReportOptions, addTelemetryOptions, emitOptions, localInputs, type Context, type ReportFlags, type Runner } from './context.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
+import { requireServerCommand } from '../server/lifecycle.js';
 import { choiceFlag } from '../core/flags.js';
 import { emitReport } from '../core/emit.js';
 import { parseDtypeName } from '../formats/dtypes.js';
@@ -21,8 +22,7 @@ interface OptimizeFlags extends ReportFlags, WrapFlags {
 function optimizeOptions(ctx: Context, cmd: Command): OptimizeOptions {
   const f = cmd.opts() as OptimizeFlags;
   const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
-  if (command.length === 0) throw new ColdstartError('USAGE', 'optimize: no server command after --', { hint: 'Example: coldstart optimize --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
-  if (!f.readyUrl && !f.readyLog) throw new ColdstartError('USAGE', 'optimize needs --ready-url URL or --ready-log REGEX to know when the server is ready');
+  requireServerCommand('optimize', { command, readyUrl: f.readyUrl, readyLog: f.readyLog });
   const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
   if (f.dtype !== undefined && !dtype) throw invalidArg('--dtype', 'bf16, fp16 or fp32', f.dtype);
   return {

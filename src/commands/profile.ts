@@ -3,6 +3,7 @@ import { addReportOptions, addTelemetryOptions, collect, emitOptions, localInput
 import { withFlagNames } from './flag-names.js';
 import { addWrapOptions, splitWrap, wrapServer, type WrapFlags } from './wrap-flags.js';
 import { ColdstartError, invalidArg } from '../core/errors.js';
+import { requireServerCommand } from '../server/lifecycle.js';
 import { choiceFlag, intFlag, intListFlag, positiveFlag } from '../core/flags.js';
 import { parseCount } from '../core/repeat.js';
 import { emitReport } from '../core/emit.js';
@@ -26,7 +27,7 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
   const f = cmd.opts() as ProfileFlags;
   const { model, command } = splitWrap(ctx.proc.argv, cmd.args);
   const wrapping = ctx.proc.argv.includes('--');
-  if (wrapping && command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
+  if (wrapping) requireServerCommand('profile', { command, readyUrl: f.readyUrl, readyLog: f.readyLog });
   if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
   if (!wrapping && (f.readyUrl || f.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
   if (f.direct && f.buffered) throw new ColdstartError('USAGE', '--direct and --buffered exclude each other: pick one');

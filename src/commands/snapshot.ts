@@ -8,6 +8,7 @@ import { addReportOptions, addTelemetryOptions, collect, type ReportFlags, type 
 import { registerPark } from './park.js';
 import { hookFlag, hookFlags, report } from './snapshot-flags.js';
 import { ColdstartError } from '../core/errors.js';
+import { requireServerCommand } from '../server/lifecycle.js';
 import { durationFlag, httpUrlFlag, intFlag, regexFlag } from '../core/flags.js';
 import { resolveWeights } from '../load/weights.js';
 import { defaultSnapshotEngines, type SnapshotEngines } from '../snapshot/engines.js';
@@ -49,6 +50,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
     program
       .command('snapshot')
       .description('start a server, wait until ready and warmed, checkpoint its GPU state and CRIU-dump it into an image directory')
+      .usage('[options] -o IMAGE --ready-url URL -- <server…>')
       .requiredOption('-o, --output <dir>', 'image directory to write (atomically)')
       .option('--ready-url <url>', 'ready when this URL answers 2xx')
       .option('--ready-log <regex>', "ready when the server's output matches")
@@ -62,10 +64,10 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--after-restore <url>', 'recorded in the image: restore sends it after the restore, before ready (e.g. vLLM /wake_up); repeatable, sent in order; a space and JSON after the URL is its body', collect)
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--force', 'replace an existing image directory')
-      .argument('<command...>', 'the server command (after --)'),
+      .argument('[command...]', 'the server command (after --)'),
   ).action(
     run((ctx, command: string[], f: SnapshotFlags) => {
-      if (!f.readyUrl && !f.readyLog) throw new ColdstartError('USAGE', 'snapshot: give --ready-url or --ready-log so coldstart knows when the server is ready');
+      requireServerCommand('snapshot', { command, readyUrl: f.readyUrl, readyLog: f.readyLog });
       if (f.workingSetWarmup === false && !f.warmup) throw new ColdstartError('BAD_FLAG', '--no-working-set-warmup: only with --warmup (without one the working set is every page the server has mapped)');
       const o = {
         command,

@@ -15,6 +15,7 @@ import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:f
 import { writeFileAtomic } from '../core/atomic.js';
 import { join } from 'node:path';
 import { ColdstartError, fromSystemError, type ExitCodeValue } from '../core/errors.js';
+import { requireServerCommand } from '../server/lifecycle.js';
 import { readInputText } from '../core/files.js';
 import { formatDuration } from '../core/format.js';
 import { makeDirs } from '../core/paths.js';
@@ -198,8 +199,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
   const step = deps.events?.step ?? (() => {});
   const server = o.server;
   // ---- 1. refusals, before anything long starts
-  if (server.command.length === 0) throw new ColdstartError('USAGE', 'optimize: no server command after --', { hint: 'Example: coldstart optimize --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
-  if (!server.readyUrl && !server.readyLog) throw new ColdstartError('USAGE', 'optimize needs --ready-url URL or --ready-log REGEX to know when the server is ready');
+  requireServerCommand('optimize', server);
   checkPersistDir(o.persistDir);
   if (o.snapshot) {
     if (!deps.snapshot) throw new ColdstartError('INTERNAL', 'optimize --snapshot: no snapshot step wired');

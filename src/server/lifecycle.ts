@@ -103,6 +103,20 @@ export interface ServerHandle {
   stop(): Promise<StopReport>;
 }
 
+/** The coldstart commands that start a server from a command line after `--`. */
+export type ServerCommandName = 'profile' | 'snapshot' | 'optimize';
+
+/**
+ * The one check of what starting a server needs, with one wording for every command: a command after `--`, and a way
+ * to know when it is ready (a URL that answers 2xx or a log line). Commands call it before anything else is parsed or
+ * started; the functions they call (wrap mode, snapshot, optimize) call it again for callers that skip the CLI.
+ */
+export function requireServerCommand(name: ServerCommandName, o: { command: readonly string[]; readyUrl?: string; readyLog?: unknown }): void {
+  const hint = `Example: coldstart ${name}${name === 'snapshot' ? ' -o IMAGE' : ''} --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL`;
+  if (o.command.length === 0) throw new ColdstartError('USAGE', `${name}: no server command after --`, { hint });
+  if (!o.readyUrl && !o.readyLog) throw new ColdstartError('USAGE', `${name}: give --ready-url URL or --ready-log REGEX so coldstart knows when the server is ready`, { hint });
+}
+
 /** A timer that never keeps the process alive (used for timeouts raced against an exit). */
 function deadline(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms).unref());

@@ -9,7 +9,7 @@
  */
 import { ColdstartError } from '../core/errors.js';
 import { firstCompletion, type RecordedRequest } from './api.js';
-import { refuseReadyAlready, startServer, type StopReport } from './lifecycle.js';
+import { refuseReadyAlready, requireServerCommand, startServer, type StopReport } from './lifecycle.js';
 import { stagesFromLog, type LogLine, type Stage } from './stages.js';
 import type { EngineName, LogRule } from './rules/index.js';
 
@@ -67,8 +67,7 @@ export const LATE_LINE_GRACE_S = 0.25;
 
 /** Starts the server (through the watchdog shim), waits for ready, sends one completion, stops the tree. */
 export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
-  if (opts.command.length === 0) throw new ColdstartError('USAGE', 'wrap mode: no server command after --', { hint: 'Example: coldstart profile --ready-url http://127.0.0.1:8000/health -- vllm serve MODEL' });
-  if (!opts.readyUrl && !opts.readyLog) throw new ColdstartError('USAGE', 'wrap mode needs --ready-url URL or --ready-log REGEX to know when the server is ready');
+  requireServerCommand('profile', opts);
   await refuseReadyAlready(opts.readyUrl, '--ready-url', opts.signal);
   const server = startServer({ command: opts.command, cwd: opts.cwd, env: opts.env, what: 'wrap mode', stopGraceSeconds: opts.stopTimeoutSeconds ?? 10, onLine: opts.onLine });
   try {

@@ -15,7 +15,7 @@ import { formatBytes, formatDuration } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import { answerDigests, sameAnswer } from '../server/answer.js';
-import { refuseReadyAlready, type ServerHandle } from '../server/lifecycle.js';
+import { refuseReadyAlready, requireServerCommand, type ServerHandle } from '../server/lifecycle.js';
 import { mapsFile } from '../platform/procfs.js';
 import { pollUntil } from '../server/poll.js';
 import { listImageFiles } from './criu.js';
@@ -220,8 +220,7 @@ export function describeHolders(holders: Array<{ pid: number; command: string }>
 
 export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines): Promise<Reported> {
   const { host, native, clock } = engines;
-  if (!o.command.length) throw new ColdstartError('USAGE', 'snapshot: no server command', { hint: 'Usage: coldstart snapshot -o IMAGE --ready-url URL -- <server command>' });
-  if (!o.readyUrl && !o.readyLog) throw new ColdstartError('USAGE', 'snapshot: give --ready-url or --ready-log so coldstart knows when the server is ready');
+  requireServerCommand('snapshot', o);
   // ---- refusals: nothing has been started or written yet
   const output = o.output;
   guardImageOutput(output, o.force);
