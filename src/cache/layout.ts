@@ -19,6 +19,7 @@ import { ColdstartError, invalidArg } from '../core/errors.js';
 import { tempPathFor, writeFileAtomic } from '../core/atomic.js';
 import { GIT_OID_RE, SHA256_RE, makeDirs, safeJoin } from '../core/paths.js';
 import { readInputText } from '../core/files.js';
+import { epochSeconds } from '../core/clock.js';
 import { checkListingShape, hashField, type RepoFile, type RepoType } from '../hub/api.js';
 
 export function repoFolderName(repo: string, type: 'model' | 'dataset' | 'space' = 'model'): string {
@@ -278,7 +279,7 @@ export function readLocalMetadata(p: LocalDirPaths): { commit: string; etag: str
 
 /** Same three lines huggingface_hub writes: commit, etag, time.time() as a float. */
 export function writeLocalMetadata(p: LocalDirPaths, commit: string, etag: string): void {
-  const t = Date.now() / 1000;
+  const t = epochSeconds();
   writeFileAtomic(p.metadata, `${commit}\n${etag}\n${t.toFixed(6)}\n`);
 }
 

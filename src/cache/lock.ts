@@ -22,7 +22,7 @@ import { dirname } from 'node:path';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { fromSystemError } from '../core/errors.js';
-import { sleep } from '../core/clock.js';
+import { epochSeconds, sleep } from '../core/clock.js';
 import { makeDirs } from '../core/paths.js';
 import { readInputText } from '../core/files.js';
 import { procStartTicks } from '../platform/procfs.js';
@@ -90,7 +90,7 @@ export function inspectLock(path: string, staleAfter = staleSeconds()): LockStat
   } catch {
     return { state: 'free' };
   }
-  const age = Math.max(0, (Date.now() - mtimeMs) / 1000);
+  const age = Math.max(0, (epochSeconds() * 1000 - mtimeMs) / 1000);
   const owner = readOwner(path);
   if (age > staleAfter) return { state: 'stale', owner, heartbeatAge: age, why: `no heartbeat for ${Math.round(age)} s (bound ${staleAfter} s)` };
   if (owner && owner.host === hostname() && owner.pidns !== null && owner.pidns === pidNamespace()) {

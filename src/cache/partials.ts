@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { trackResumable, untrackResumable } from '../core/atomic.js';
+import { epochSeconds } from '../core/clock.js';
 import { dropJournal, hasJournal, partsParkedPath } from './journal.js';
 
 const SUFFIX = '.incomplete';
@@ -54,7 +55,7 @@ function candidates(parked: string, staleAfterSeconds: number): Array<{ path: st
     if (!isParked && !isAbandoned) continue;
     try {
       const st = statSync(join(dir, n));
-      if (isAbandoned && Date.now() - st.mtimeMs < staleAfterSeconds * 1000) continue; // maybe still being written
+      if (isAbandoned && epochSeconds() * 1000 - st.mtimeMs < staleAfterSeconds * 1000) continue; // maybe still being written
       out.push({ path: join(dir, n), size: st.size });
     } catch {
       /* gone */

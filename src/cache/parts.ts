@@ -14,7 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
-import { abortReason } from '../core/clock.js';
+import { abortReason, nowSeconds } from '../core/clock.js';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { withRetries } from '../hub/http.js';
 import { outcomeError, retrying, type Accounting, type FetchDeps, type FileJob } from './outcome.js';
@@ -212,7 +212,7 @@ class JournalWriter {
   }
   write(): void {
     if (this.done) return;
-    this.last = Date.now();
+    this.last = nowSeconds() * 1000;
     this.dirty = false;
     const j: PartsJournal = { size: this.size, partLen: this.partLen, written: this.parts.map((p) => p.written) };
     writeJournal(this.partial, this.ino, j);
@@ -220,7 +220,7 @@ class JournalWriter {
   /** Bytes landed: written now, or once the interval since the last write has passed. */
   maybeWrite(): void {
     this.dirty = true;
-    const wait = JOURNAL_EVERY_MS - (Date.now() - this.last);
+    const wait = JOURNAL_EVERY_MS - (nowSeconds() * 1000 - this.last);
     if (wait <= 0) return this.write();
     this.timer ??= setTimeout(() => {
       this.timer = null;

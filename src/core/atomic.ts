@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, lstatSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
+import { epochSeconds } from './clock.js';
 import { fromSystemError } from './errors.js';
 import { makeDirs } from './paths.js';
 
@@ -66,7 +67,7 @@ function newestAndSize(path: string): { newest: number; bytes: number } {
  * not alive on this host, owned by this user, plain files or real folders (never a link), and unmodified for
  * LEFTOVER_IDLE_SECONDS. Returns what was removed, for the caller to say once.
  */
-export function sweepLeftovers(dir: string, now = Date.now()): { removed: string[]; bytes: number } {
+export function sweepLeftovers(dir: string, now = epochSeconds() * 1000): { removed: string[]; bytes: number } {
   const removed: string[] = [];
   let bytes = 0;
   const abs = resolve(dir);

@@ -1,8 +1,14 @@
+import { performance } from 'node:perf_hooks';
 import { ColdstartError } from './errors.js';
+
+/** Monotonic time in nanoseconds (process.hrtime): a stamp to subtract from another, exact to the nanosecond. */
+export function monotonicNs(): bigint {
+  return process.hrtime.bigint();
+}
 
 /** Monotonic time in seconds (process.hrtime), never the wall clock. */
 export function nowSeconds(): number {
-  return Number(process.hrtime.bigint()) / 1e9;
+  return Number(monotonicNs()) / 1e9;
 }
 
 /**
@@ -12,6 +18,14 @@ export function nowSeconds(): number {
  */
 export function epochSeconds(): number {
   return Date.now() / 1000;
+}
+
+/**
+ * Seconds since this Node process started (performance.now(): monotonic, its origin at Node's start): how long
+ * coldstart itself has been running, e.g. to place its start on an outside timeline.
+ */
+export function processSeconds(): number {
+  return performance.now() / 1000;
 }
 
 export class Stopwatch {

@@ -6,11 +6,10 @@
  * layout, no daemon) are reported with the setting to change; a missing image that cannot be pulled is a
  * pull failure, never a "slow start".
  */
-import { performance } from 'node:perf_hooks';
 import { ColdstartError, invalidArg } from '../core/errors.js';
 import { containerRuntime } from './system.js';
 import { readProcStat, uptimeSeconds } from './procfs.js';
-import { Stopwatch, epochSeconds } from '../core/clock.js';
+import { Stopwatch, epochSeconds, processSeconds } from '../core/clock.js';
 import { formatDuration } from '../core/format.js';
 import type { PhaseHandle } from '../core/phases.js';
 
@@ -43,7 +42,7 @@ export interface InsideContainer {
  * (sleep, installs), so that time is not counted. A machine's init (systemd) is never a container start.
  * Returns null outside a container.
  */
-export function measureInsideContainer(procRoot = '/proc', runtime: string | null = containerRuntime(), nowProcessSeconds = performance.now() / 1000): InsideContainer | null {
+export function measureInsideContainer(procRoot = '/proc', runtime: string | null = containerRuntime(), nowProcessSeconds = processSeconds()): InsideContainer | null {
   const p1 = readProcStat(1, procRoot);
   const me = readProcStat('self', procRoot);
   const up = uptimeSeconds(procRoot);
@@ -139,7 +138,7 @@ export interface SinceInterval {
 }
 
 /** The interval from an external t0 (--since) to coldstart's start, split at PID 1's start when inside a container. */
-export function sinceInterval(since: number, inside: InsideContainer | null, nowEpochMs = epochSeconds() * 1000, nowProcessSeconds = performance.now() / 1000, procRoot = '/proc'): SinceInterval {
+export function sinceInterval(since: number, inside: InsideContainer | null, nowEpochMs = epochSeconds() * 1000, nowProcessSeconds = processSeconds(), procRoot = '/proc'): SinceInterval {
   const processStartEpoch = nowEpochMs / 1000 - nowProcessSeconds;
   let toPid1: number | null = null;
   const up = uptimeSeconds(procRoot);

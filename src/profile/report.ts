@@ -2,12 +2,11 @@
  * The end of a profile run: the measured runs and the facts the steps returned, folded into one report (phases,
  * total, findings, details) and the human lines beside its table. The command emits it (budgets, exports).
  */
-import { performance } from 'node:perf_hooks';
 import { ERROR_CODES, ExitCode, isColdstartError, type ErrorCode, type ExitCodeValue } from '../core/errors.js';
 import { publicPhase } from '../core/phases.js';
 import { summarizeRuns, type Report } from '../core/report.js';
 import { totalText } from '../core/reporters/human.js';
-import type { Stopwatch } from '../core/clock.js';
+import { processSeconds, type Stopwatch } from '../core/clock.js';
 import type { Style } from '../core/output.js';
 import { describeLoadModel, type Rates } from './estimate.js';
 import { whatIfRows, computeFindings, type ModelFacts } from './findings.js';
@@ -125,7 +124,7 @@ export function modelReport(report: Report, plan: ModelPlan, measured: readonly 
     gpuLoad,
     floorLoad: facts.floorLoad,
     gpuLoadWarm: extra.gpuLoadWarm,
-    wall: { seconds: wall.elapsed(), processSeconds: performance.now() / 1000, outside: facts.outside },
+    wall: { seconds: wall.elapsed(), processSeconds: processSeconds(), outside: facts.outside },
   };
   const phases = report.phases;
   // The floor line gives its number: the floor profile's total (what was measured of it, when incomplete).

@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { nowSeconds, Stopwatch } from '../core/clock.js';
+import { monotonicNs, nowSeconds, Stopwatch } from '../core/clock.js';
 import { ColdstartError } from '../core/errors.js';
 import { pidAlive } from '../platform/procfs.js';
 import { urlAnswersOk } from './http.js';
@@ -41,7 +41,7 @@ export interface StopReport {
 }
 
 export interface TimedLine {
-  /** process.hrtime.bigint() when the line arrived. */
+  /** monotonicNs() when the line arrived. */
   hr: bigint;
   stream: 'stdout' | 'stderr';
   text: string;
@@ -80,7 +80,7 @@ export interface ReadyOptions {
 
 export interface Ready {
   by: 'url' | 'log';
-  /** When readiness was seen (process.hrtime.bigint()): the matching line's arrival, or the URL's answer. */
+  /** When readiness was seen (monotonicNs()): the matching line's arrival, or the URL's answer. */
   hr: bigint;
   /** Seconds from the server's spawn to ready. */
   seconds: number;
@@ -144,7 +144,7 @@ async function waitUntilReady(
       if (o.url && h.running()) {
         const left = Math.max(1, (until - nowSeconds()) * 1000);
         if (await urlAnswersOk(o.url, Math.min(2000, left), o.signal)) {
-          const hr = process.hrtime.bigint();
+          const hr = monotonicNs();
           return { by: 'url', hr, seconds: h.since(hr) };
         }
       }
@@ -167,7 +167,7 @@ class LineLog {
   pattern: RegExp | undefined;
   constructor(private readonly onLine: ((l: TimedLine) => void) | undefined) {}
   take(stream: 'stdout' | 'stderr', texts: string[]): void {
-    const hr = process.hrtime.bigint();
+    const hr = monotonicNs();
     for (const text of texts) {
       const l = { hr, stream, text };
       this.raw.push(l);
@@ -227,7 +227,7 @@ class FileTail {
 export function startServer(opts: StartOptions): ServerHandle {
   if (opts.command.length === 0) throw new ColdstartError('USAGE', `${opts.what}: no server command after --`);
   const grace = opts.stopGraceSeconds ?? 10;
-  const shimStartHr = process.hrtime.bigint();
+  const shimStartHr = monotonicNs();
   const [exe, args] = watchdogCommand(grace, opts.command, opts.env);
   const out = opts.logFile?.fd ?? 'pipe';
   const shim: ChildProcess = spawn(exe, args, {
@@ -353,7 +353,7 @@ export function adoptServer(root: number, opts: { what: string; command?: readon
   tree.add(root);
   for (const p of opts.known ?? []) tree.add(p);
   tree.scan();
-  const adoptedHr = process.hrtime.bigint();
+  const adoptedHr = monotonicNs();
   const since = (hr: bigint) => Number(hr - adoptedHr) / 1e9;
   const grace = opts.stopGraceSeconds ?? 10;
   let report: Promise<StopReport> | null = null;

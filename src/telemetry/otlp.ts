@@ -7,6 +7,7 @@
  * command's verdict: it is said once, as a warning.
  */
 import { hostname, arch, type } from 'node:os';
+import { epochSeconds } from '../core/clock.js';
 import type { Report } from '../core/report.js';
 import { version } from '../core/version.js';
 import { reportSpans, type Attrs, type SpanNode } from './spans.js';
@@ -74,7 +75,7 @@ export function resourceAttributes(report: Report, env: Env): Attrs {
 export type ExportOutcome = { ok: true; spans: number; url: string } | { ok: false; url: string; reason: string };
 
 /** Sends the report's spans in one OTLP/HTTP request. Never throws: a failure comes back as `{ ok: false, reason }`. */
-export async function exportOtlp(report: Report, target: OtlpTarget, env: Env, endMs = Date.now()): Promise<ExportOutcome> {
+export async function exportOtlp(report: Report, target: OtlpTarget, env: Env, endMs = epochSeconds() * 1000): Promise<ExportOutcome> {
   try {
     const [{ TracerProvider, SimpleSpanProcessor, InMemorySpanExporter }, { OTLPTraceExporter }, { resourceFromAttributes }, api] = await Promise.all([
       import('@opentelemetry/sdk-trace'),

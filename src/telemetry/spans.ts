@@ -6,6 +6,7 @@
  * duration that says so (`coldstart.measured = false` and the reason), never a zero that looks measured.
  */
 import { measurementOf, type PhaseResult } from '../core/phases.js';
+import { epochSeconds } from '../core/clock.js';
 import type { Report } from '../core/report.js';
 
 export type AttrValue = string | number | boolean;
@@ -62,7 +63,7 @@ function phaseSpan(p: PhaseResult, startMs: number, withSteps: boolean): SpanNod
  * (`runs.samples`), one root per run, each with its phases' seconds from that run (steps only on the last run,
  * the one whose detail the report keeps); otherwise one root with the report's phases.
  */
-export function reportSpans(report: Report, rootAttrs: Attrs = {}, endMs = Date.now()): SpanNode[] {
+export function reportSpans(report: Report, rootAttrs: Attrs = {}, endMs = epochSeconds() * 1000): SpanNode[] {
   const name = `coldstart ${report.command}`;
   const samples = report.runs?.samples ?? [];
   const runs: Array<{ phases: PhaseResult[]; total: number | null; index?: number; last: boolean }> =
