@@ -4,6 +4,7 @@ import { withFlagNames } from './flag-names.js';
 import { choiceFlag, intFlag } from '../core/flags.js';
 import { pythonCandidates } from '../python/runner.js';
 import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, prefetchModel, prefetchText, type PrefetchModelOptions } from '../load/prefetch.js';
+import { imagePrefetchText, imageToPrefetch, prefetchImage } from '../snapshot/prefetch-image.js';
 
 interface PrefetchFlags {
   strategy: string;
@@ -32,7 +33,18 @@ async function prefetchCommand(ctx: Context, target: string, flags: PrefetchFlag
   const opts = prefetchOptions(ctx, flags);
   // A redrawn line on stderr, only on a TTY (never in CI logs or under --json/--quiet).
   const bar = ctx.out.progress('prefetch');
-  const r = await withFlagNames({ strategy: '--strategy', threads: '--threads' }, () => prefetchModel(target, { ...opts, onProgress: (d, t) => bar.update(d, t) })).finally(() => bar.end());
+  const onProgress = (d: number, t: number) => bar.update(d, t);
+  const flagNames = { strategy: '--strategy', threads: '--threads' };
+  // A snapshot image (its manifest names its files) is read as its restore will read it; anything else is a model.
+  const image = imageToPrefetch(target, ctx.cwd);
+  if (image) {
+    const { env: _env, cwd: _cwd, revision: _revision, ...prefetch } = opts;
+    const r = await withFlagNames(flagNames, () => prefetchImage(image, { ...prefetch, onProgress }, target)).finally(() => bar.end());
+    if (ctx.out.json) ctx.out.writeJson(r);
+    else ctx.out.print(imagePrefetchText(r));
+    return 0;
+  }
+  const r = await withFlagNames(flagNames, () => prefetchModel(target, { ...opts, onProgress })).finally(() => bar.end());
   if (ctx.out.json) ctx.out.writeJson(r);
   else ctx.out.print(prefetchText(r));
   return 0;

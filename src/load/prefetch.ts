@@ -7,14 +7,10 @@
  * The bytes are read by native/src/pagecache.cc (pread into a reused buffer by default; readahead(2) or
  * posix_fadvise(WILLNEED) on request) and residency is measured before and after with mincore.
  */
-import { resolve } from 'node:path';
 import { ColdstartError, invalidOption } from '../core/errors.js';
 import { intOption } from '../core/flags.js';
 import { formatBytes, formatDuration, formatPercent, formatRate } from '../core/format.js';
 import { callNative, readProgress, requireNative, sharedProgress, withNativeCancel, type NativePrefetchResult, type PageCacheEntry } from '../native.js';
-import { MANIFEST, imageFile, isImageFolder, lstatOrNull, notRegularInImage, readManifestAndDigest, statOrNull, workingSetToRead, type Manifest } from '../snapshot/manifest.js';
-import { addonReadRanges, readWorkingSet, workingSetLine, type WorkingSetDetail } from '../snapshot/working-set.js';
-import { nowSeconds } from '../core/clock.js';
 import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js';
 import { stackFiles, type StackFiles } from './stack-files.js';
 
@@ -126,16 +122,14 @@ export interface StackPrefetch {
   residency: PrefetchResult['residency'];
 }
 
-/** What `coldstart prefetch` reports: the prefetch, what was named, where its files came from and what was left out. */
+/** What `coldstart prefetch` reports of a model: the prefetch, what was named, where its files came from and what was left out. */
 export interface PrefetchRun extends PrefetchResult {
   target: string;
-  /** Where the files came from: the weights resolver's answer, or a snapshot image's manifest. */
-  source: WeightFiles['source'] | 'snapshot-image';
+  /** Where the files came from: the weights resolver's answer. */
+  source: WeightFiles['source'];
   skipped: WeightFiles['skipped'];
   /** With --stack: the interpreter's standard library and packages, read first. */
   stack?: StackPrefetch;
-  /** A snapshot image: the server's library pages its manifest records, read after the image's files. */
-  workingSet?: WorkingSetDetail;
 }
 
 export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
@@ -150,23 +144,11 @@ export interface PrefetchModelOptions extends Omit<PrefetchOptions, 'files'> {
 
 /**
  * Prefetches what a user names: any file as it is; a folder, the demo or a repo in the HF cache gives its weights
- * (the one resolver, src/load/weights.ts); what the resolver left out is a note.
+ * (the one resolver, src/load/weights.ts); what the resolver left out is a note. (A snapshot image is read by
+ * snapshot/prefetch-image.ts, which the command picks first.)
  */
 export async function prefetchModel(target: string, opts: PrefetchModelOptions): Promise<PrefetchRun> {
   const { env, cwd, revision, stack: python, ...prefetch } = opts;
-  const image = imageFolder(target, cwd);
-  if (image) {
-    if (python) throw new ColdstartError('BAD_FLAG', `--stack: ${target} is a snapshot image, whose restore imports nothing: there is no stack to read first`, { hint: 'Drop --stack.' });
-    const { manifest: m, sha256 } = readManifestAndDigest(image);
-    const r = await runPrefetch({ ...prefetch, files: imageFiles(image, m) });
-    // Then the pages of its libraries its restore reads ahead (working-set.ts): the restored server's own where a
-    // restore kept them, else the manifest's.
-    const toRead = workingSetToRead(image, m, sha256);
-    if (toRead.note) r.notes.push(toRead.note);
-    const workingSet = toRead.ws ? await readWorkingSet(toRead.ws, addonReadRanges, opts.signal ?? new AbortController().signal, nowSeconds) : undefined;
-    if (workingSet?.error) r.notes.push(`reading the server's library pages failed: ${workingSet.error}`);
-    return { ...r, target, source: 'snapshot-image', skipped: [], ...(workingSet ? { workingSet } : {}) };
-  }
   const w = await resolveWeights(target, { env, cwd, revision, anyFile: true, signal: opts.signal });
   const r = await prefetchAfterStack({ ...prefetch, files: w.files }, python, env);
   const skipped = describeSkipped(w);
@@ -190,30 +172,8 @@ export async function prefetchAfterStack(opts: PrefetchOptions, python: string |
   return { ...r, ...(stack ? { stack } : {}) };
 }
 
-/** `target` when it is a folder `coldstart snapshot` wrote (its manifest names the files), else null. */
-function imageFolder(target: string, cwd?: string): string | null {
-  const abs = resolve(cwd ?? process.cwd(), target);
-  const st = statOrNull(abs);
-  return st?.isDirectory() && isImageFolder(abs, st) === null ? abs : null;
-}
-
-/**
- * A snapshot image's files, manifest first, as its manifest names them (validated as restore validates them: no
- * name outside the folder; each a regular file, never followed through a link), so a node can hold an image in
- * the page cache before it restores it (restore from the page cache: 10.0 s instead of 16.2 s for an 8B server).
- */
-function imageFiles(image: string, m: Manifest): string[] {
-  const files = [imageFile(image, MANIFEST, image), ...m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`))];
-  for (const p of files) {
-    const st = lstatOrNull(p);
-    if (!st) throw new ColdstartError('NOT_FOUND', `${p}: missing from the image`, { hint: 'Take the snapshot again.' });
-    if (!st.isFile()) throw notRegularInImage(p, st);
-  }
-  return files;
-}
-
-/** The human lines of a prefetch: how much at what rate, residency before and after, the notes. */
-export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch; workingSet?: WorkingSetDetail }): string {
+/** The human lines of a prefetch: how much at what rate, residency before and after, `more` (a caller's own lines), the notes. */
+export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch }, more: readonly string[] = []): string {
   const pct = (x: number | null) => (x === null ? 'unknown' : formatPercent(x));
   const st = r.stack;
   const lines = [
@@ -224,7 +184,7 @@ export function prefetchText(r: PrefetchResult & { stack?: StackPrefetch; workin
     `page cache: ${pct(r.residency.before)} resident before, ${pct(r.residency.after)} after`,
   ];
   if (r.coldBytesPerSecond !== null) lines.push(`disk read rate: ${formatRate(r.coldBytesPerSecond)}`);
-  if (r.workingSet) lines.push(workingSetLine(r.workingSet, ''));
+  lines.push(...more);
   for (const n of r.notes) lines.push(`note: ${n}`);
   return lines.join('\n');
 }
