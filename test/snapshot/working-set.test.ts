@@ -6,11 +6,12 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filePagesPresent, mappedFilePages, parseFileMappings } from '../../src/platform/procfs.js';
-import { requireNative } from '../../src/native.js';
+import { loadNative, requireNative } from '../../src/native.js';
 import { learningHere } from '../../src/snapshot/doctor.js';
 import { evictableDir, residentBytes, writeOnDisk } from '../helpers/pagecache.js';
 import { coalesce, planWorkingSet, recordWorkingSet, statEachOnce, WORKING_SET_GAP, WORKING_SET_MAX_FILES } from '../../src/snapshot/working-set.js';
@@ -168,6 +169,26 @@ describe("snapshot's narrowing of the working set on the real kernel (process_ma
       expect([present(100), present(0), present(200), present(150)]).toEqual([true, false, false, true]);
     } finally {
       py.kill('SIGKILL');
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+
+  it('an unprivileged caller is refused: PERMISSION naming process_madvise (as nobody through setpriv where the tests run as root)', () => {
+    const n = loadNative();
+    if (!n.ok) throw new Error(n.reason);
+    const d = mkdtempSync(join(tmpdir(), 'cs-pageout-'));
+    try {
+      chmodSync(d, 0o755); // nobody reads the addon and the script from here
+      const addon = join(d, 'coldstart.node');
+      const script = join(d, 'page-out-caller.cjs');
+      copyFileSync(n.path, addon);
+      copyFileSync(fileURLToPath(new URL('../helpers/page-out-caller.cjs', import.meta.url)), script);
+      const asNobody = process.getuid?.() === 0 ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'] : [];
+      const [cmd, ...args] = [...asNobody, process.execPath, script, addon];
+      const r = spawnSync(cmd!, args, { encoding: 'utf8', timeout: 20_000 });
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 'PERMISSION', message: expect.stringMatching(/^process_madvise\(MADV_PAGEOUT, pid \d+\): Operation not permitted/) });
+    } finally {
       rmSync(d, { recursive: true, force: true });
     }
   });
