@@ -1,4 +1,7 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { closeSync, constants, fstatSync, lstatSync, openSync, read, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { promisify } from 'node:util';
+import { abortReason } from './clock.js';
 import { ColdstartError, fromSystemError } from './errors.js';
 
 function notRegular(path: string, st: { isFIFO(): boolean; isSocket(): boolean; isCharacterDevice(): boolean; isBlockDevice(): boolean }): ColdstartError {
@@ -95,12 +98,64 @@ export function pathEntryExists(path: string): boolean {
   }
 }
 
-/** stat() of an input path, following symlinks; a loop, dangling link or unreadable parent is a ColdstartError naming it. */
-export function statInput(path: string): Stats {
+/**
+ * stat() of an input path, following symlinks; a loop, dangling link or unreadable parent is a ColdstartError naming
+ * `shown` (the path as the user gave it, by default `path`).
+ */
+export function statInput(path: string, shown = path): Stats {
   try {
     return statSync(path);
   } catch (e) {
-    throw fromSystemError(e, path, 'read');
+    throw fromSystemError(e, shown, 'read');
+  }
+}
+
+const HASH_READ = 1 << 20;
+const readAsync = promisify(read);
+
+/**
+ * SHA-256 of a regular file in 1 MiB reads (bounded memory whatever its size), hex. A FIFO, socket, device or folder
+ * is refused before it is read (openInput), never waited on; `signal` stops it between reads.
+ */
+export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
+  const { fd } = openInput(path, 'is a directory, expected a file');
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(HASH_READ);
+  try {
+    for (;;) {
+      if (signal?.aborted) throw abortReason(signal);
+      let n: number;
+      try {
+        n = (await readAsync(fd, buf, 0, buf.length, null)).bytesRead;
+      } catch (e) {
+        throw fromSystemError(e, path, 'read');
+      }
+      if (n === 0) return h.digest('hex');
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** sha256File for a synchronous caller (no signal): the same checks, the same digest. */
+export function sha256FileSync(path: string): string {
+  const { fd } = openInput(path, 'is a directory, expected a file');
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(HASH_READ);
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        throw fromSystemError(e, path, 'read');
+      }
+      if (n === 0) return h.digest('hex');
+      h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
-import { statInput } from './onnx-file.js';
+import { statInput } from '../core/files.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
 import { eventOf, runScript, pythonCandidates, scriptFailure } from '../python/runner.js';

@@ -1,6 +1,5 @@
-import { closeSync, createReadStream, statSync, type Stats as FileStats } from 'node:fs';
-import { createHash } from 'node:crypto';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { closeSync } from 'node:fs';
+import { ColdstartError } from '../core/errors.js';
 import { openInput, readUpTo } from '../core/files.js';
 
 /**
@@ -138,22 +137,3 @@ export function readOnnxHeader(path: string): OnnxHeader {
   }
 }
 
-/** Streaming SHA-256 of a file (bounded memory whatever its size). */
-export async function sha256File(path: string, signal?: AbortSignal): Promise<string> {
-  const h = createHash('sha256');
-  try {
-    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) h.update(chunk as Buffer);
-  } catch (e) {
-    throw fromSystemError(e, path, 'read');
-  }
-  return h.digest('hex');
-}
-
-/** stat() of a user-given model path, errors mapped (ENOENT → NOT_FOUND naming the path as given). */
-export function statInput(path: string, shown: string): FileStats {
-  try {
-    return statSync(path);
-  } catch (e) {
-    throw fromSystemError(e, shown, 'read');
-  }
-}

@@ -9,13 +9,13 @@ import { cpus, homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ColdstartError, fromSystemError, isColdstartError } from '../core/errors.js';
-import { readInputText } from '../core/files.js';
+import { readInputText, sha256File, statInput } from '../core/files.js';
 import { makeDirs, safeJoin } from '../core/paths.js';
 import { Stopwatch } from '../core/clock.js';
 import { summarize } from '../core/stats.js';
 import type { BackendWarmup } from './backend.js';
 import { tempPathFor, trackTemp, removeTemp, untrackTemp, writeFileAtomic } from '../core/atomic.js';
-import { readOnnxHeader, sha256File, statInput, type OnnxHeader } from './onnx-file.js';
+import { readOnnxHeader, type OnnxHeader } from './onnx-file.js';
 import { fillFloats, intFill, resolveShape, toHalf, type Shapes } from './dummy.js';
 
 type Env = Record<string, string | undefined>;

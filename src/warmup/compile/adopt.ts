@@ -17,9 +17,9 @@
 import { existsSync, lstatSync, readdirSync, statSync } from 'node:fs';
 import { homedir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { listEntries, sha256File, verifyEntry } from './store.js';
+import { listEntries, verifyEntry } from './store.js';
 import { walkFiles } from '../../core/paths.js';
-import { readInputText } from '../../core/files.js';
+import { readInputText, sha256FileSync } from '../../core/files.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -279,7 +279,7 @@ export function checkArtifact(a: Artifact): ArtifactCheck {
       const opt = meta.optimized as { file?: string; sha256?: string };
       const f = join(a.path, String(opt.file ?? ''));
       if (!opt.file || !existsSync(f)) problems.push(`${String(opt.file)}: missing`);
-      else if (sha256File(f) !== opt.sha256) problems.push(`${opt.file}: sha256 differs from meta.json`);
+      else if (sha256FileSync(f) !== opt.sha256) problems.push(`${opt.file}: sha256 differs from meta.json`);
       return { ok: problems.length === 0, problems, method: 'sha256 vs meta.json' };
     }
     case 'vllm': {

@@ -14,10 +14,10 @@
  * a corrupted or tampered artefact is refused, never handed to the engine.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, copyFileSync, existsSync, mkdirSync, readdirSync, readSync, renameSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../../core/errors.js';
-import { openInput, readInputText } from '../../core/files.js';
+import { readInputText, sha256FileSync } from '../../core/files.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../../core/atomic.js';
 import { makeDirs, walkFiles } from '../../core/paths.js';
 
@@ -161,22 +161,6 @@ export function listEntries(persistDir: string): StoredEntry[] {
   return out;
 }
 
-export function sha256File(path: string): string {
-  const h = createHash('sha256');
-  // Regular files only, opened non-blocking: a FIFO in a cache entry is refused instead of hanging the hash.
-  const { fd } = openInput(path, 'is a directory, expected a file');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
 
 export interface VerifyResult {
   ok: boolean;
@@ -203,7 +187,7 @@ export function verifyEntry(dir: string, manifest: Manifest): VerifyResult {
       problems.push(`${f.path}: ${size} bytes, manifest says ${f.size}`);
       continue;
     }
-    const got = sha256File(p);
+    const got = sha256FileSync(p);
     if (got !== f.sha256) problems.push(`${f.path}: sha256 ${got.slice(0, 12)}… ≠ manifest ${f.sha256.slice(0, 12)}…`);
   }
   const listed = new Set(manifest.files.map((f) => f.path));
@@ -279,7 +263,7 @@ export function commitEntry(
     .filter((p) => p !== MANIFEST_FILE)
     .map((p) => {
       const abs = join(stagingDir, p);
-      return { path: p, size: statSync(abs).size, sha256: sha256File(abs) };
+      return { path: p, size: statSync(abs).size, sha256: sha256FileSync(abs) };
     });
   const manifest: Manifest = {
     schema: MANIFEST_SCHEMA,
@@ -341,7 +325,7 @@ export function materializeEntry(dir: string, manifest: Manifest, dest: string):
       continue;
     }
     copyFileSync(src, to);
-    const got = sha256File(to);
+    const got = sha256FileSync(to);
     if (got !== f.sha256) problems.push(`${f.path}: sha256 ${got.slice(0, 12)}… ≠ manifest ${f.sha256.slice(0, 12)}…`);
   }
   if (problems.length) throw corruptEntry(dir, problems);
