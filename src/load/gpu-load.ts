@@ -248,14 +248,13 @@ export function assignDevices(sizes: readonly number[], devices: readonly number
  * note says so: efficiency is ≤ 1 by construction instead of a "1.09" that means nothing.
  */
 export function raiseBeatenLimits(limits: NonNullable<GpuLoadResult['limits']>, bytesPerSecond: number, notes: string[]): void {
-  const gb = (v: number) => `${(v / 1e9).toFixed(2)} GB/s`;
   for (const key of ['read', 'h2d'] as const) {
     const field = key === 'read' ? 'readBytesPerSecond' : 'h2dBytesPerSecond';
     const probed = limits[field];
     if (probed === undefined || !(bytesPerSecond > probed)) continue;
     limits.probedBytesPerSecond = { ...limits.probedBytesPerSecond, [key]: probed };
     limits[field] = bytesPerSecond;
-    notes.push(`the ${key === 'read' ? 'read' : 'host→device'} probe measured ${gb(probed)} but the load itself moved ${gb(bytesPerSecond)}: the limit is the load's own rate`);
+    notes.push(`the ${key === 'read' ? 'read' : 'host→device'} probe measured ${formatRate(probed)} but the load itself moved ${formatRate(bytesPerSecond)}: the limit is the load's own rate`);
   }
 }
 

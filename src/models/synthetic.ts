@@ -11,6 +11,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { formatBytes } from '../core/format.js';
 import { makeDirs } from '../core/paths.js';
 import { tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { buildHeader } from '../formats/safetensors.js';
@@ -192,7 +193,7 @@ export async function ensureSyntheticModel(spec: ModelSpec, format: SyntheticFor
     const fs = statfsSync(parent);
     const free = fs.bavail * fs.bsize;
     if (free < plan.bytes * 1.01 + (64 << 20)) {
-      throw new ColdstartError('DISK_FULL', `${parent}: a synthetic ${spec.alias} needs ${(plan.bytes / 1e9).toFixed(1)} GB but only ${(free / 1e9).toFixed(1)} GB is free`, {
+      throw new ColdstartError('DISK_FULL', `${parent}: a synthetic ${spec.alias} needs ${formatBytes(plan.bytes)} but only ${formatBytes(free)} is free`, {
         hint: 'Free some space or point COLDSTART_CACHE at a larger volume.',
       });
     }

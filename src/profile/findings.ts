@@ -7,7 +7,7 @@
  */
 import type { Finding, PhaseSummary } from '../core/report.js';
 import { predictDownloadSeconds, predictLoadSeconds, type Rates } from './estimate.js';
-import { formatDuration, formatBytes } from '../core/format.js';
+import { formatBytes, formatDuration, formatRate } from '../core/format.js';
 import { estimatePrefetchSaving } from '../load/prefetch.js';
 import { DTYPE_SIZES } from '../formats/dtypes.js';
 
@@ -250,7 +250,7 @@ export function computeFindings(inp: FindingsInput, rows: readonly WhatIfRow[] =
   if (r?.diskReadBytesPerSecond && r.h2dBytesPerSecond && gl !== null && m?.cache === 'cold' && r.diskReadBytesPerSecond < r.h2dBytesPerSecond * 0.5) {
     const warmRow = row('page-cache-warm');
     if (warmRow && warmRow.toSeconds < warmRow.fromSeconds) {
-      out.push({ id: 'disk-bound', savesSeconds: warmRow.fromSeconds - warmRow.toSeconds, message: `gpu-load is disk-bound (${(r.diskReadBytesPerSecond / 1e9).toFixed(2)} GB/s read vs ${(r.h2dBytesPerSecond / 1e9).toFixed(1)} GB/s to the GPU): faster local NVMe or a warm page cache takes the native loader from ${formatDuration(warmRow.fromSeconds)} to ${formatDuration(warmRow.toSeconds)}` });
+      out.push({ id: 'disk-bound', savesSeconds: warmRow.fromSeconds - warmRow.toSeconds, message: `gpu-load is disk-bound (${formatRate(r.diskReadBytesPerSecond)} read vs ${formatRate(r.h2dBytesPerSecond)} to the GPU): faster local NVMe or a warm page cache takes the native loader from ${formatDuration(warmRow.fromSeconds)} to ${formatDuration(warmRow.toSeconds)}` });
     }
   }
   const ci = inp.phases.find((p) => p.name === 'cuda-init');
