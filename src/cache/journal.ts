@@ -11,9 +11,10 @@
  * removed once every part is whole (the file is then a complete prefix). Correctness never depends on it: every
  * byte is hashed against the Hub's hash before the blob is committed.
  */
-import { fstatSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { fstatSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
+import { readInputText } from '../core/files.js';
 
 export interface PartsJournal {
   size: number;
@@ -44,7 +45,8 @@ export function readJournal(partial: string, fd: number, size: number): PartsJou
   const st = fstatSync(fd);
   let j: PartsJournal;
   try {
-    j = JSON.parse(readFileSync(journalPath(partial, st.ino), 'utf8')) as PartsJournal;
+    // Through readInputText: a FIFO or device planted under the journal's name is no journal, never a wait or a flood.
+    j = JSON.parse(readInputText(journalPath(partial, st.ino), 'parts journal')) as PartsJournal;
   } catch {
     return null;
   }

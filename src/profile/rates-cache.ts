@@ -5,10 +5,10 @@
  * kernel, the probe's shape — with the date they were measured. Reused while younger than RATES_MAX_AGE_DAYS,
  * never with --remeasure, never across keys. A file that does not parse is ignored (and replaced on the next save).
  */
-import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic.js';
+import { readInputText } from '../core/files.js';
 import { diskInfo } from '../platform/system.js';
 import type { CudaProbeResult } from '../native.js';
 import type { Rates } from './estimate.js';
@@ -67,7 +67,7 @@ const sameKey = (a: RatesKey, b: RatesKey): boolean => JSON.stringify(a) === JSO
 
 function readEntries(path: string): RatesEntry[] {
   try {
-    const doc = JSON.parse(readFileSync(path, 'utf8')) as { schema?: unknown; entries?: unknown };
+    const doc = JSON.parse(readInputText(path, 'rates cache')) as { schema?: unknown; entries?: unknown };
     if (doc.schema !== SCHEMA || !Array.isArray(doc.entries)) return [];
     return doc.entries.filter((e): e is RatesEntry => !!e && typeof e === 'object' && typeof (e as RatesEntry).measuredAt === 'string' && !!(e as RatesEntry).key && !!(e as RatesEntry).rates && Array.isArray((e as RatesEntry).assumptions));
   } catch {

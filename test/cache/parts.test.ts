@@ -3,16 +3,17 @@
  * part journal (an interrupted file resumes only its missing parts), and the fall-back to one stream.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../helpers/cli.js';
 import { servedFile, startHubServer, type HubServer } from '../helpers/hub-server.js';
 import { downloadRepo } from '../../src/cache/download.js';
 import { partsFor } from '../../src/cache/parts.js';
+import { journalPath, readJournal, writeJournal } from '../../src/cache/journal.js';
 
 let hub: HubServer;
 let tmp: string;
@@ -60,6 +61,31 @@ describe('how many parts (partsFor)', () => {
     expect(partsFor(GiB, { COLDSTART_PARTS: '8' }, 64)).toBe(8);
     expect(partsFor(GiB, { COLDSTART_PART_MIN_BYTES: String(256 << 20) }, 64)).toBe(4);
     expect(partsFor(GiB, { COLDSTART_PART_MIN_BYTES: String(600 << 20) }, 1)).toBe(1);
+  });
+});
+
+describe('the part journal of a partial', () => {
+  it('is read back when it holds; a FIFO or a folder planted under its name is no journal, and never a wait', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-journal-'));
+    try {
+      const partial = join(dir, 'abc123.parts.incomplete');
+      writeFileSync(partial, Buffer.alloc(3000, 1));
+      const fd = openSync(partial, 'r');
+      try {
+        const j = { size: 10_000, partLen: 4096, written: [3000, 0, 0] };
+        const path = journalPath(partial, statSync(partial).ino);
+        execFileSync('mkfifo', [path]); // no writer ever opens it: reading it would block the process for ever
+        expect(readJournal(partial, fd, 10_000)).toBeNull();
+        rmSync(path);
+        writeJournal(partial, statSync(partial).ino, j); // written atomically over the name
+        expect(readJournal(partial, fd, 10_000)).toMatchObject(j);
+        expect(readJournal(partial, fd, 10_001)).toBeNull(); // another size: not this file's journal
+      } finally {
+        closeSync(fd);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

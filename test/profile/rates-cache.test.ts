@@ -4,6 +4,7 @@
  * refresh"); --remeasure, a stale entry or another key measure again, and a stale one says how long that took.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -39,6 +40,12 @@ describe('the rates cache', () => {
     expect(doc.entries.map((x) => x.seconds)).toEqual([3, 12.5]);
     writeFileSync(path, '{ not json');
     expect(findRates(path, k)).toBeNull();
+    // A FIFO under its name (no writer ever opens it) is an empty cache, never a wait; the next save replaces it.
+    rmSync(path);
+    execFileSync('mkfifo', [path]);
+    expect(findRates(path, k)).toBeNull();
+    saveRates(path, e);
+    expect(findRates(path, k)).toEqual(e);
   });
 });
 
