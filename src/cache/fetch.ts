@@ -6,7 +6,7 @@
  */
 import type { Hash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { closeSync, fstatSync, ftruncateSync, openSync, writev } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, writev } from 'node:fs';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../core/errors.js';
 import { makeDirs } from '../core/paths.js';
@@ -17,6 +17,7 @@ import { etagOf, sizeOf } from './layout.js';
 import { errorHeaders, outcomeError, retrying, type Accounting, type FetchDeps, type FetchOutcome, type FileJob } from './outcome.js';
 import { fetchParts, partsFor } from './parts.js';
 import { dropJournal, readJournal } from './journal.js';
+import { openOwnPartial } from './partials.js';
 import { WorkerFetch, sinkParallelism } from '../hub/sink.js';
 
 /** Files from this size on are fetched, hashed and written on worker threads (hub/sink.ts). */
@@ -28,12 +29,7 @@ const WORKER_SINK_MIN_BYTES = 1 << 20;
  */
 export async function fetchVerified(d: FetchDeps, job: FileJob, acct: Accounting): Promise<void> {
   makeDirs(dirname(job.partial));
-  let fd: number;
-  try {
-    fd = openSync(job.partial, 'a+');
-  } catch (e) {
-    throw fromSystemError(e, job.partial, 'write');
-  }
+  const fd = openOwnPartial(job.partial, true);
   let got: string;
   try {
     got = await fetchDigest(d, job, acct, fd);

@@ -6,13 +6,47 @@
  * part journal (journal.ts); it is parked as `<etag>.parts.incomplete`, a name no prefix-resuming tool reads.
  */
 import { randomBytes } from 'node:crypto';
-import { linkSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readdirSync, renameSync, rmSync, statSync, type Stats } from 'node:fs';
+import { ColdstartError, fromSystemError } from '../core/errors.js';
 import { basename, dirname, join } from 'node:path';
 import { trackResumable, untrackResumable } from '../core/atomic.js';
 import { epochSeconds } from '../core/clock.js';
 import { dropJournal, hasJournal, partsParkedPath } from './journal.js';
 
 const SUFFIX = '.incomplete';
+
+/**
+ * What sits under a partial's name, when it is a plain file (lstat: never through a symbolic link); null for anything
+ * else — a link (to a file outside the cache), a FIFO, a folder, nothing. Only such a file is adopted, resumed or
+ * counted as progress: what another process planted there is never opened, read or appended to.
+ */
+export function plainPartial(path: string): Stats | null {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() ? st : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Opens this process's own partial for writing (`create`: made when absent) — never through a link, never anything
+ * but a plain file: what a race put under the name instead is refused (HOSTILE_FILE), not written to.
+ */
+export function openOwnPartial(path: string, create: boolean): number {
+  const flags = constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK | (create ? constants.O_APPEND | constants.O_CREAT : 0);
+  let fd: number;
+  try {
+    fd = openSync(path, flags, 0o666);
+  } catch (e) {
+    throw fromSystemError(e, path, 'write');
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new ColdstartError('HOSTILE_FILE', `${path}: not a plain file; coldstart writes a download only into a file it created`, { hint: 'Remove it and run again.' });
+  }
+  return fd;
+}
 
 /** This process's own partial for a parked name: no other process ever opens it for writing. */
 function ownPartial(parked: string): string {
@@ -53,13 +87,10 @@ function candidates(parked: string, staleAfterSeconds: number): Array<{ path: st
     const isParked = n === `${stem}${SUFFIX}` || n === `${stem}.parts${SUFFIX}`;
     const isAbandoned = n.startsWith(`${stem}.cs-`) && n.endsWith(SUFFIX);
     if (!isParked && !isAbandoned) continue;
-    try {
-      const st = statSync(join(dir, n));
-      if (isAbandoned && epochSeconds() * 1000 - st.mtimeMs < staleAfterSeconds * 1000) continue; // maybe still being written
-      out.push({ path: join(dir, n), size: st.size });
-    } catch {
-      /* gone */
-    }
+    const st = plainPartial(join(dir, n));
+    if (!st) continue; // gone, or not a plain file: left where it is, never adopted
+    if (isAbandoned && epochSeconds() * 1000 - st.mtimeMs < staleAfterSeconds * 1000) continue; // maybe still being written
+    out.push({ path: join(dir, n), size: st.size });
   }
   return out.sort((a, b) => b.size - a.size);
 }
@@ -108,7 +139,8 @@ function parkPartial(own: string, prefixParked: string): boolean {
       rmSync(own, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      if (statSync(parked).size < size) {
+      const other = plainPartial(parked); // a link or FIFO planted there is replaced, never measured through
+      if (!other || other.size < size) {
         dropJournal(parked);
         renameSync(own, parked);
       } else {

@@ -13,13 +13,14 @@
  * bench/cache/RESULTS.md). COLDSTART_PART_MIN_BYTES (≥ 64 KiB) and COLDSTART_PARTS (the count; 1 = never) force it.
  */
 import { availableParallelism } from 'node:os';
-import { closeSync, fstatSync, ftruncateSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync } from 'node:fs';
 import { abortReason, nowSeconds } from '../core/clock.js';
-import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { ColdstartError } from '../core/errors.js';
 import { withRetries } from '../hub/http.js';
 import { outcomeError, retrying, type Accounting, type FetchDeps, type FileJob } from './outcome.js';
 import { WorkerFetch, sinkParallelism } from '../hub/sink.js';
 import { dropJournal, writeJournal, type PartsJournal } from './journal.js';
+import { openOwnPartial } from './partials.js';
 import type { Env } from './types.js';
 
 const MAX_PARTS = 4;
@@ -67,14 +68,8 @@ interface Part {
  */
 export async function fetchParts(d: FetchDeps, job: FileJob, acct: Accounting, size: number, partLen: number, kept: number[] | null): Promise<string | null> {
   const k = Math.ceil(size / partLen);
-  let fd: number;
-  let ino: number;
-  try {
-    fd = openSync(job.partial, 'r+');
-    ino = fstatSync(fd).ino;
-  } catch (e) {
-    throw fromSystemError(e, job.partial, 'write');
-  }
+  const fd = openOwnPartial(job.partial, false);
+  const ino = fstatSync(fd).ino;
   const parts: Part[] = Array.from({ length: k }, (_, i) => {
     const w = kept?.[i] ?? 0;
     return { base: i * partLen, len: Math.min(partLen, size - i * partLen), offset: w, written: w };

@@ -30,6 +30,7 @@ import {
   validateRelativeFilename,
 } from './layout.js';
 import { listSnapshot } from './scan.js';
+import { plainPartial } from './partials.js';
 import { duplicateWeightGlobs, selectWeightNames } from '../formats/weights.js';
 import type { DownloadOptions, DownloadResult, Env } from './types.js';
 
@@ -200,11 +201,7 @@ export function checkFreeSpace(p: DownloadPlan): void {
 }
 
 function partialBytes(path: string): number {
-  try {
-    return statSync(path).size;
-  } catch {
-    return 0;
-  }
+  return plainPartial(path)?.size ?? 0;
 }
 
 /** The snapshot folder of a cached revision (default main), or null when nothing is cached for it. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { runCli, runCommandWith, firstErrorLine, jsonError } from '../helpers/cli.js';
+import { runChild, runCli, runCommandWith, firstErrorLine, jsonError } from '../helpers/cli.js';
 import { HubServer, diskFile, servedFile, startHubServer, type ServedFile } from '../helpers/hub-server.js';
 import { downloadRepo, findCachedSnapshot, recordDownloadPhase, repoFileSizes, type DownloadEvent } from '../../src/cache/download.js';
 import { ColdstartError } from '../../src/core/errors.js';
@@ -529,19 +529,21 @@ describe('resume, retries, corruption, locking', () => {
   });
 
   it('disk full: exit 3 DISK_FULL with one line, on the worker-thread and the inline write path', async () => {
-    // /dev/full fails every write with ENOSPC; a symlink at the .incomplete name routes the blob's writes there.
+    // A real full disk: the blobs folder is a 128 KiB tmpfs, mounted in a mount namespace of the child's own (the free
+    // space check looks at the repo folder above it, so the run starts and its writes fail with ENOSPC). What the
+    // child wrote vanishes with its namespace; the folder below the mount must stay empty.
     for (const [file, content] of [
       ['model-00001-of-00002.safetensors', shard1],
       ['model-00002-of-00002.safetensors', shard2],
     ] as const) {
       rmSync(cacheDir, { recursive: true, force: true });
-      mkdirSync(join(storage(), 'blobs'), { recursive: true });
-      symlinkSync('/dev/full', join(storage(), 'blobs', `${sha256(content)}.incomplete`));
-      const r = await runCli(['--json', 'cache', 'org/tiny', '--include', file], { env: env() });
-      expect(r.code).toBe(3);
+      const blobs = join(storage(), 'blobs');
+      mkdirSync(blobs, { recursive: true });
+      const r = await runChild(['--json', 'cache', 'org/tiny', '--include', file], { prefix: ['unshare', '-m'], shell: `mount -t tmpfs -o size=128k coldstart-full ${blobs}`, env: env(), deadlineMs: 60_000 });
+      expect(r.code, r.stderr).toBe(3);
       expect(JSON.parse(r.stdout).error.code).toBe('DISK_FULL');
       expect(firstErrorLine(r.stderr)).toMatch(/no space left on device/);
-      expect(existsSync(join(storage(), 'blobs', sha256(content)))).toBe(false);
+      expect(readdirSync(blobs)).toEqual([]);
       expect(existsSync(join(storage(), 'snapshots', commit, file))).toBe(false);
     }
   });

@@ -5,7 +5,7 @@
  * ref appears outside the cache, and that no credential reaches another origin.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
@@ -191,6 +191,31 @@ describe('special files planted in a shared cache never block it', () => {
     const doc = JSON.parse(r.stdout);
     expect(readFileSync(join(doc.snapshotDir, 'model.safetensors')).equals(weights)).toBe(true);
     expect(readFileSync(join(storage, 'refs', 'main'), 'utf8')).toBe(tinyCommit);
+  });
+});
+
+describe('case 1b: what sits in the cache under a partial\'s name is adopted only when it is a plain file', () => {
+  it.each([
+    ['a symlink to a file outside the cache', '.incomplete', 'link'],
+    ['a symlink to a file outside the cache, as a parts partial', '.parts.incomplete', 'link'],
+    ['a FIFO', '.incomplete', 'fifo'],
+  ] as const)('%s at the parked name (%s) is not followed or opened: the victim keeps its bytes, the blob downloads whole', async (_what, suffix, kind) => {
+    const v = victim();
+    for (const [repo, body] of [
+      ['org/tiny', weights], // inline write path
+      ['org/big', big], // worker-thread write path
+    ] as const) {
+      const blobs = join(cacheDir, `models--${repo.replace('/', '--')}`, 'blobs');
+      mkdirSync(blobs, { recursive: true });
+      const planted = join(blobs, `${sha256(body)}${suffix}`);
+      if (kind === 'link') symlinkSync(v.path, planted);
+      else expect(spawnSync('mkfifo', [planted]).status).toBe(0);
+      const r = await spawnCli(['--json', 'cache', repo], env(), { killAfterMs: 30_000 });
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout);
+      expect(readFileSync(join(doc.snapshotDir, 'model.safetensors')).equals(body)).toBe(true);
+      v.untouched();
+    }
   });
 });
 

@@ -116,14 +116,16 @@ const BIN = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 
 /**
  * The built CLI (bin/coldstart.js) as a child process, for what needs a real process (signals, ulimits, hangs): through
- * `sh -c` when `shell` wraps it (e.g. to lower `ulimit -n`), `node` adds Node flags, `env` is added to this process's,
- * `onSpawn` gets a way to signal it, and it is killed with SIGKILL at `deadlineMs` whatever it is doing.
+ * `sh -c` when `shell` wraps it (e.g. to lower `ulimit -n`), `prefix` before all (e.g. `unshare -m`: a mount namespace
+ * of its own, where `shell` may mount), `node` adds Node flags, `env` is added to this process's, `onSpawn` gets a
+ * way to signal it, and it is killed with SIGKILL at `deadlineMs` whatever it is doing.
  */
-export function runChild(args: string[], opts: { cwd?: string; deadlineMs?: number; shell?: string; node?: string[]; env?: Record<string, string>; onSpawn?: (kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<ChildRun> {
+export function runChild(args: string[], opts: { cwd?: string; deadlineMs?: number; shell?: string; prefix?: string[]; node?: string[]; env?: Record<string, string>; onSpawn?: (kill: (s: NodeJS.Signals) => void) => void } = {}): Promise<ChildRun> {
   const t0 = Date.now();
   const script = [...(opts.node ?? []), BIN, ...args];
-  const argv = opts.shell ? ['sh', ['-c', `${opts.shell} && exec "$0" "$@"`, process.execPath, ...script]] : [process.execPath, script];
-  const child = spawn(argv[0] as string, argv[1] as string[], { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const inner = opts.shell ? ['sh', '-c', `${opts.shell} && exec "$0" "$@"`, process.execPath, ...script] : [process.execPath, ...script];
+  const [cmd, ...rest] = [...(opts.prefix ?? []), ...inner];
+  const child = spawn(cmd!, rest, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c) => (stdout += c));
