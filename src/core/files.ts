@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, lstatSync, openSync, read, readdirSync, readSync, statSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, read, readdirSync, readSync, statSync, writeSync, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { abortReason } from './clock.js';
 import { ColdstartError, fromSystemError } from './errors.js';
@@ -132,6 +132,48 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
       }
       if (n === 0) return h.digest('hex');
       h.update(buf.subarray(0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Copies the regular file `src` to a new file `dst` (created, never replaced: O_EXCL) and returns the sha256 of the
+ * bytes written — the digest is of the copy itself, so a check against it leaves no window between check and use. A
+ * FIFO, socket, device or folder at `src` is refused before it is read (openInput), never waited on.
+ */
+export function copyInputFile(src: string, dst: string): string {
+  const { fd } = openInput(src, 'is a directory, expected a file');
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(HASH_READ);
+  try {
+    let out: number;
+    try {
+      out = openSync(dst, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    } catch (e) {
+      throw fromSystemError(e, dst, 'write');
+    }
+    try {
+      for (;;) {
+        let n: number;
+        try {
+          n = readSync(fd, buf, 0, buf.length, null);
+        } catch (e) {
+          throw fromSystemError(e, src, 'read');
+        }
+        if (n === 0) return h.digest('hex');
+        h.update(buf.subarray(0, n));
+        for (let off = 0; off < n; ) {
+          try {
+            off += writeSync(out, buf, off, n - off);
+          } catch (e) {
+            throw fromSystemError(e, dst, 'write');
+          }
+        }
+      }
+    } finally {
+      closeSync(out);
     }
   } finally {
     closeSync(fd);

@@ -6,10 +6,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sha256File, sha256FileSync } from '../../src/core/files.js';
+import { copyInputFile, sha256File, sha256FileSync } from '../../src/core/files.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-files-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -45,5 +45,18 @@ describe('sha256File and sha256FileSync', () => {
     const reason = new Error('stopped by the test');
     ac.abort(reason);
     await expect(sha256File(p, ac.signal)).rejects.toBe(reason);
+  });
+
+  it('copyInputFile copies byte for byte and returns the digest of the copy; it refuses a FIFO source and never replaces a file', () => {
+    const src = join(tmp, 'src.bin');
+    const body = Buffer.alloc((1 << 20) + 777);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7) & 0xff;
+    writeFileSync(src, body);
+    const dst = join(tmp, 'dst.bin');
+    expect(copyInputFile(src, dst)).toBe(createHash('sha256').update(body).digest('hex'));
+    expect(readFileSync(dst).equals(body)).toBe(true);
+    expect(() => copyInputFile(src, dst)).toThrow(expect.objectContaining({ message: expect.stringContaining(dst) }));
+    expect(readFileSync(dst).equals(body)).toBe(true);
+    expect(() => copyInputFile(join(tmp, 'pipe'), join(tmp, 'from-pipe'))).toThrow(expect.objectContaining({ code: 'BAD_INPUT' }));
   });
 });

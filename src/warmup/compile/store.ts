@@ -14,10 +14,10 @@
  * a corrupted or tampered artefact is refused, never handed to the engine.
  */
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../../core/errors.js';
-import { readInputText, sha256FileSync } from '../../core/files.js';
+import { copyInputFile, readInputText, sha256FileSync } from '../../core/files.js';
 import { tempPathFor, trackTemp, untrackTemp, writeFileAtomic } from '../../core/atomic.js';
 import { makeDirs, walkFiles } from '../../core/paths.js';
 
@@ -311,7 +311,7 @@ export function releaseStaging(dir: string): void {
 }
 
 /**
- * Copies a verified entry's listed files into `dest`, re-hashing the copy (what the engine loads is exactly what
+ * Copies a verified entry's listed files into `dest`, hashing the bytes as they are copied (what the engine loads is exactly what
  * was verified: no window between check and use). Throws CORRUPT_FILE naming the first bad file.
  */
 export function materializeEntry(dir: string, manifest: Manifest, dest: string): void {
@@ -324,8 +324,14 @@ export function materializeEntry(dir: string, manifest: Manifest, dest: string):
       problems.push(`${f.path}: missing`);
       continue;
     }
-    copyFileSync(src, to);
-    const got = sha256FileSync(to);
+    let got: string;
+    try {
+      got = copyInputFile(src, to); // the digest of the bytes the copy holds; a FIFO swapped in is refused, not waited on
+    } catch (e) {
+      if (!(e instanceof ColdstartError) || e.exitCode !== 2) throw e;
+      problems.push(`${f.path}: ${e.message}`);
+      continue;
+    }
     if (got !== f.sha256) problems.push(`${f.path}: sha256 ${got.slice(0, 12)}… ≠ manifest ${f.sha256.slice(0, 12)}…`);
   }
   if (problems.length) throw corruptEntry(dir, problems);

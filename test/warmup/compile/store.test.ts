@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +158,20 @@ describe('compileCacheStatus', () => {
     m.files.push({ path: '../../etc/passwd', size: 1, sha256: '0' });
     writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
     expect(compileCacheStatus(tmp, H100).status).toBe('refused');
+  });
+
+  it('a FIFO swapped in for an artefact after the check is refused when copied out (CORRUPT_FILE naming it), never waited on', () => {
+    const { dir, manifest } = persist(H100);
+    rmSync(join(dir, 'triton/K/kern.cubin'));
+    execFileSync('mkfifo', [join(dir, 'triton/K/kern.cubin')]); // no writer ever opens it
+    let err: unknown;
+    try {
+      materializeEntry(dir, manifest, join(tmp, 'work-fifo'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringContaining('triton/K/kern.cubin: ') });
+    expect((err as ColdstartError).message).toContain('FIFO');
   });
 
   it('materializes a verified entry byte for byte', () => {
