@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The installed package's root folder (where package.json, scripts/ and docs/ are): messages name files in it by absolute path. */
 export const PACKAGE_ROOT: string = fileURLToPath(new URL('../../', import.meta.url)).replace(/\/$/, '');
@@ -7,6 +7,17 @@ export const PACKAGE_ROOT: string = fileURLToPath(new URL('../../', import.meta.
 /** A file the package ships (scripts/ci-criu.sh …), as an absolute path a message can name. */
 export function shippedPath(rel: string): string {
   return `${PACKAGE_ROOT}/${rel}`;
+}
+
+/**
+ * A worker module, compiled: `rel` is its path under dist/ ("hub/worker.js"). Workers always run the JavaScript the
+ * package ships — from an install that is the file beside its caller, and under vitest (src/ run as TypeScript) the
+ * build in dist/, so the tests run the code that ships; a missing build says so, naming `what`.
+ */
+export function compiledWorker(rel: string, what: string): URL {
+  const url = pathToFileURL(`${PACKAGE_ROOT}/dist/${rel}`);
+  if (!existsSync(url)) throw new Error(`${fileURLToPath(url)} is missing: build with \`npx tsc -p tsconfig.json\` first (${what} runs compiled)`);
+  return url;
 }
 
 function readVersion(): string {

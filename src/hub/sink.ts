@@ -10,21 +10,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { fromSystemError } from '../core/errors.js';
+import { compiledWorker } from '../core/version.js';
 
-/**
- * The compiled worker module. From dist/ it sits next to this file; under vitest (this file is the .ts
- * source) the compiled one in dist/hub is used, so the tests run the code that ships (build first: `npx tsc`).
- */
-function workerUrl(): URL {
-  const here = new URL('./worker.js', import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return here;
-  const built = new URL('../../dist/hub/worker.js', import.meta.url);
-  if (!existsSync(built)) throw new Error(`${fileURLToPath(built)} is missing: build with \`npx tsc -p tsconfig.json\` first (the download worker runs compiled)`);
-  return built;
-}
+const workerUrl = () => compiledWorker('hub/worker.js', 'the download worker');
 
 /**
  * How one worker-side attempt at a file ended; `offset` is the byte reached (bytes written, hashed), `written` the

@@ -6,10 +6,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { ColdstartError, fromSystemError } from '../core/errors.js';
+import { compiledWorker } from '../core/version.js';
 import { hashChunks, type HashJob } from './hash-chunks.js';
 
 /** The chunk every digest is taken over; recorded in the manifest with the digests. */
@@ -25,14 +25,7 @@ export interface FileDigest {
   chunks: string[];
 }
 
-/** The compiled worker; under vitest (this file is the .ts source) the compiled one in dist/ (build first). */
-function workerUrl(): URL {
-  const here = new URL('./hash-worker.js', import.meta.url);
-  if (!import.meta.url.endsWith('.ts')) return here;
-  const built = new URL('../../dist/snapshot/hash-worker.js', import.meta.url);
-  if (!existsSync(built)) throw new Error(`${fileURLToPath(built)} is missing: build with \`npx tsc -p tsconfig.json\` first (the hash workers run compiled)`);
-  return built;
-}
+const workerUrl = () => compiledWorker('snapshot/hash-worker.js', 'the hash workers');
 
 /** The digest of a file from its chunk digests. */
 export function rootDigest(chunks: readonly string[]): string {
