@@ -138,6 +138,21 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
   }
 }
 
+/** Reads the input `fd` (opened from `path`) to its end in 1 MiB reads, handing each to `take` (a reused buffer). */
+function eachChunkSync(fd: number, path: string, take: (b: Buffer) => void): void {
+  const buf = Buffer.allocUnsafe(HASH_READ);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      throw fromSystemError(e, path, 'read');
+    }
+    if (n === 0) return;
+    take(buf.subarray(0, n));
+  }
+}
+
 /**
  * Copies the regular file `src` to a new file `dst` (created, never replaced: O_EXCL) and returns the sha256 of the
  * bytes written — the digest is of the copy itself, so a check against it leaves no window between check and use. A
@@ -145,8 +160,6 @@ export async function sha256File(path: string, signal?: AbortSignal): Promise<st
  */
 export function copyInputFile(src: string, dst: string): string {
   const { fd } = openInput(src, 'is a directory, expected a file');
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(HASH_READ);
   try {
     let out: number;
     try {
@@ -154,24 +167,19 @@ export function copyInputFile(src: string, dst: string): string {
     } catch (e) {
       throw fromSystemError(e, dst, 'write');
     }
+    const h = createHash('sha256');
     try {
-      for (;;) {
-        let n: number;
-        try {
-          n = readSync(fd, buf, 0, buf.length, null);
-        } catch (e) {
-          throw fromSystemError(e, src, 'read');
-        }
-        if (n === 0) return h.digest('hex');
-        h.update(buf.subarray(0, n));
-        for (let off = 0; off < n; ) {
+      eachChunkSync(fd, src, (b) => {
+        h.update(b);
+        for (let off = 0; off < b.length; ) {
           try {
-            off += writeSync(out, buf, off, n - off);
+            off += writeSync(out, b, off, b.length - off);
           } catch (e) {
             throw fromSystemError(e, dst, 'write');
           }
         }
-      }
+      });
+      return h.digest('hex');
     } finally {
       closeSync(out);
     }
@@ -183,19 +191,10 @@ export function copyInputFile(src: string, dst: string): string {
 /** sha256File for a synchronous caller (no signal): the same checks, the same digest. */
 export function sha256FileSync(path: string): string {
   const { fd } = openInput(path, 'is a directory, expected a file');
-  const h = createHash('sha256');
-  const buf = Buffer.allocUnsafe(HASH_READ);
   try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        throw fromSystemError(e, path, 'read');
-      }
-      if (n === 0) return h.digest('hex');
-      h.update(buf.subarray(0, n));
-    }
+    const h = createHash('sha256');
+    eachChunkSync(fd, path, (b) => h.update(b));
+    return h.digest('hex');
   } finally {
     closeSync(fd);
   }
