@@ -3,8 +3,8 @@ import type { Context, Runner } from './context.js';
 import { withFlagNames } from './flag-names.js';
 import { choiceFlag, intFlag } from '../core/flags.js';
 import { pythonCandidates } from '../python/runner.js';
-import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, prefetchModel, prefetchText, type PrefetchModelOptions } from '../load/prefetch.js';
-import { imagePrefetchText, imageToPrefetch, prefetchImage } from '../snapshot/prefetch-image.js';
+import { PREFETCH_DEFAULTS, PREFETCH_STRATEGIES, prefetchModel, prefetchText, type PrefetchModelOptions, type PrefetchRun } from '../load/prefetch.js';
+import { imagePrefetchText, imageToPrefetch, prefetchImage, type ImagePrefetchRun } from '../snapshot/prefetch-image.js';
 
 interface PrefetchFlags {
   strategy: string;
@@ -34,19 +34,14 @@ async function prefetchCommand(ctx: Context, target: string, flags: PrefetchFlag
   // A redrawn line on stderr, only on a TTY (never in CI logs or under --json/--quiet).
   const bar = ctx.out.progress('prefetch');
   const onProgress = (d: number, t: number) => bar.update(d, t);
-  const flagNames = { strategy: '--strategy', threads: '--threads' };
   // A snapshot image (its manifest names its files) is read as its restore will read it; anything else is a model.
   const image = imageToPrefetch(target, ctx.cwd);
-  if (image) {
-    const { env: _env, cwd: _cwd, revision: _revision, ...prefetch } = opts;
-    const r = await withFlagNames(flagNames, () => prefetchImage(image, { ...prefetch, onProgress }, target)).finally(() => bar.end());
-    if (ctx.out.json) ctx.out.writeJson(r);
-    else ctx.out.print(imagePrefetchText(r));
-    return 0;
-  }
-  const r = await withFlagNames(flagNames, () => prefetchModel(target, { ...opts, onProgress })).finally(() => bar.end());
+  const { env: _env, cwd: _cwd, revision: _revision, ...reading } = opts; // what an image is read with
+  const r = await withFlagNames<PrefetchRun | ImagePrefetchRun>({ strategy: '--strategy', threads: '--threads' }, () =>
+    image ? prefetchImage(image, { ...reading, onProgress }, target) : prefetchModel(target, { ...opts, onProgress }),
+  ).finally(() => bar.end());
   if (ctx.out.json) ctx.out.writeJson(r);
-  else ctx.out.print(prefetchText(r));
+  else ctx.out.print(r.source === 'snapshot-image' ? imagePrefetchText(r) : prefetchText(r));
   return 0;
 }
 

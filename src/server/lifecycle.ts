@@ -129,7 +129,7 @@ async function waitUntilReady(
   h: { what: string; command: readonly string[]; tail(): string[]; startFailure(): string | null; ended(): string | null; logReadyHr(): bigint | null; running(): boolean; since(hr: bigint): number; logHint: string },
   o: ReadyOptions,
 ): Promise<Ready> {
-  if (!o.url && !o.log) throw new ColdstartError('USAGE', `${h.what}: give --ready-url or --ready-log so coldstart knows when the server is ready`);
+  if (!o.url && !o.log) throw new ColdstartError('USAGE', `${h.what}: give --ready-url URL or --ready-log REGEX so coldstart knows when the server is ready`);
   const limit = o.timeoutSeconds;
   const lines = () => `Last lines: ${h.tail().join(' | ') || '(no output)'}${h.logHint}`;
   const until = nowSeconds() + limit;

@@ -161,7 +161,6 @@ export function listEntries(persistDir: string): StoredEntry[] {
   return out;
 }
 
-
 export interface VerifyResult {
   ok: boolean;
   /** One line per problem: "inductor/ab/c.so: sha256 3f2a… ≠ manifest 9b1c…". */
@@ -311,8 +310,8 @@ export function releaseStaging(dir: string): void {
 }
 
 /**
- * Copies a verified entry's listed files into `dest`, hashing the bytes as they are copied (what the engine loads is exactly what
- * was verified: no window between check and use). Throws CORRUPT_FILE naming the first bad file.
+ * Copies a verified entry's listed files into `dest`, hashing the bytes as they are copied (what the engine loads is
+ * exactly what was verified: no window between check and use). Throws CORRUPT_FILE naming the first bad file.
  */
 export function materializeEntry(dir: string, manifest: Manifest, dest: string): void {
   const problems: string[] = [];
