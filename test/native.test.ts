@@ -303,6 +303,33 @@ describe('prefetch checks its files in parallel and names the first bad one', ()
   });
 });
 
+describe('prefetch does not wait for a memory filesystem', () => {
+  // A hole in a tmpfs file reads as zeros and never becomes resident: the fadvise wait saw no progress, waited out its
+  // 0.5 s and "read" the hole with pread (fallbackBytes), on every restore whose working set held such a file.
+  it.runIf(existsSync('/dev/shm'))('a sparse /dev/shm file beside a disk file: no fallback read, the disk file resident', async () => {
+    const shm = mkdtempSync('/dev/shm/cs-pfmem-');
+    const d = mkdtempSync(join(tmpdir(), 'cs-pfmem-'));
+    try {
+      const sparse = join(shm, 'sparse.bin');
+      const fd = openSync(sparse, 'w');
+      ftruncateSync(fd, 1 << 20); // 1 MiB of hole, one written page at its start
+      closeSync(fd);
+      writeFileSync(sparse, Buffer.alloc(4096, 7), { flag: 'r+' });
+      const disk = join(d, 'disk.bin');
+      writeFileSync(disk, Buffer.alloc(64 * 1024, 1));
+      const addon = requireNative('t');
+      const r = await callNative(() => addon.prefetch({ paths: [sparse, disk], ranges: [[0, 1 << 20], [0, 64 * 1024]], strategy: 'fadvise', threads: 2 }), 'p');
+      expect(r.fallbackBytes).toBe(0);
+      expect(r.residentBeforeBytes).toBeGreaterThanOrEqual(4096);
+      const q = await callNative(() => addon.pageCache({ paths: [sparse, disk], action: 'query' }), 'q');
+      expect(q[1]!.residentBytes).toBe(64 * 1024);
+    } finally {
+      removeTree(shm, { recursive: true, force: true });
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('plan validation agrees with an exact oracle (seeded, bounded)', () => {
   it('native accepts a random chunk exactly when the BigInt oracle does', async () => {
     const addon = requireNative('test');

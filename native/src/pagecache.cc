@@ -8,6 +8,9 @@
 //   fadvise    posix_fadvise(WILLNEED) per chunk: asynchronous; then wait until mincore reports the files resident
 // readahead and fadvise may stop short (memory pressure, readahead limits); completion is checked with mincore and
 // any chunk still missing is read with pread, so every strategy ends with the bytes resident when memory allows.
+// Files of a memory filesystem (tmpfs, ramfs, hugetlbfs: /dev/shm, a server's memory-backed files) are not waited
+// for: no disk is behind them, and a hole in one reads as zeros without ever becoming resident (a restore's working
+// set with a hole in a /dev/shm file waited 0.5 s for it every time, H100 host, 2026-12-06).
 //
 // options.ranges (one list per path of byte offset, length, offset, length…) reads only those parts of each file:
 // restore's read of the pages a snapshot's server had mapped from its libraries (src/snapshot/working-set.ts).
@@ -19,6 +22,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,6 +59,16 @@ void OnThreads(int n, const Fn& fn) {
   }
   fn();
   for (auto& t : ts) t.join();
+}
+
+// Whether fd's file lives on a memory filesystem (tmpfs, ramfs, hugetlbfs): its pages come from no disk, and a hole
+// in it reads as zeros without becoming resident, so mincore never reports it however often it is read.
+bool MemoryFilesystem(int fd) {
+  constexpr long kTmpfs = 0x01021994, kRamfs = 0x858458f6, kHugetlbfs = 0x958458f6;
+  struct statfs fs;
+  if (fstatfs(fd, &fs) != 0) return false;
+  const long t = static_cast<long>(fs.f_type);
+  return t == kTmpfs || t == kRamfs || t == kHugetlbfs;
 }
 
 // Resident bytes of [0, size) of fd (residency.h's mincore page vector); false when it cannot tell.
@@ -165,6 +179,7 @@ struct PrefetchBaton : Baton {
 
   struct File {
     uint64_t size = 0, want = 0;  // want: the bytes of its spans
+    bool memory = false;          // on a memory filesystem: nothing to wait for (MemoryFilesystem)
     std::vector<std::pair<uint64_t, uint64_t>> spans;  // [offset, offset + length) parts read, within the file
     double firstStart = -1, lastEnd = 0;
     std::mutex mu;
@@ -279,6 +294,7 @@ struct PrefetchBaton : Baton {
       if (Cancelled()) return FailOnce(Err::Interrupted, "prefetch was cancelled");
       uint64_t total = 0, want = 0;
       for (size_t i = 0; i < files.size(); i++) {
+        if (files[i]->memory) continue;
         uint64_t r = 0;
         std::vector<unsigned char> vec;
         FdLease lease(*fds, i);
@@ -304,6 +320,7 @@ struct PrefetchBaton : Baton {
     if (posix_memalign(&p, 4096, chunkBytes) != 0) return FailOnce(Err::Env, "could not allocate a read buffer");
     buf.reset(static_cast<char*>(p));
     for (uint32_t i = 0; i < files.size(); i++) {
+      if (files[i]->memory) continue;
       std::vector<unsigned char> vec;
       uint64_t r = 0;
       FdLease lease(*fds, i);
@@ -331,7 +348,7 @@ struct PrefetchBaton : Baton {
   struct Checked {
     uint64_t size = 0;
     int err = 0;
-    bool opened = false, statted = false, regular = false;
+    bool opened = false, statted = false, regular = false, memory = false;
   };
   static Checked Check(const std::string& p) {
     Checked c;
@@ -343,6 +360,7 @@ struct PrefetchBaton : Baton {
     c.statted = true;
     c.regular = IsRegularFile(st);
     c.size = static_cast<uint64_t>(st.st_size);
+    c.memory = MemoryFilesystem(fd.get());
     return c;
   }
 
@@ -367,6 +385,7 @@ struct PrefetchBaton : Baton {
       if (!c.statted) return Fail(ErrFromErrno(c.err), p + ": cannot stat: " + Errno(c.err));
       if (!c.regular) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       f->size = c.size;
+      f->memory = c.memory;
       if (ranges.empty()) {
         f->spans.push_back({0, f->size});
       } else {

@@ -179,6 +179,10 @@ snapshot() {
   say "cold: ready $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['readySeconds'],2)") s + first request $(jget "$OUT/snapshot-$name.json" "round(d['details']['cold']['firstRequestSeconds'],2)") s; steps $(jget "$OUT/snapshot-$name.json" "{k: round(v,2) for k,v in d['details']['snapshotSeconds'].items()}")"
   say "GPUs the server held memory on (NVML, before the lock): $(jget "$WORK/$name/manifest.json" "d.get('gpuUsed')")"
   say "working set recorded: $(jget "$OUT/snapshot-$name.json" "d['details'].get('workingSet')")"
+  # the manifest's working set kept with the results; its files on a memory filesystem (tmpfs: no disk behind them,
+  # and the prefetch no longer waits for their holes)
+  "$PY" -c "import json,sys; json.dump(json.load(open(sys.argv[1])).get('workingSet'), sys.stdout)" "$WORK/$name/manifest.json" >"$OUT/working-set-$name.json" 2>>"$S"
+  say "working-set files on a memory filesystem: $("$PY" -c "import json,sys; [print(f['path']) for f in (json.load(open(sys.argv[1])) or {}).get('files', [])]" "$OUT/working-set-$name.json" 2>/dev/null | while read -r f; do t=$(stat -f -c %T "$f" 2>/dev/null); case "$t" in tmpfs|ramfs|hugetlbfs) printf '%s (%s) ' "$f" "$t" ;; esac; done)"
   say "image $(jget "$OUT/snapshot-$name.json" "round(d['details']['imageBytes']/1e9,2)") GB, hashed at $(jget "$OUT/snapshot-$name.json" "round(d['details']['hashBytesPerSecond']/1e9,2)") GB/s; by kind (GB): $(jget "$OUT/snapshot-$name.json" "{k: round(v/1e9,2) for k,v in d['details']['kinds'].items() if isinstance(v,int)}")"
 }
 
