@@ -398,6 +398,12 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
         say "disk beside it over image + weights: $(jget "$OUT/probe-$MODE-hooks-$tag.json" "round(d['diskOneStreamAllBytesPerSecond']/1e9,3)") GB/s by one stream, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d['diskDirectBytesPerSecond'] and round(d['diskDirectBytesPerSecond']/1e9,3)") GB/s by 4 O_DIRECT readers, $(jget "$OUT/probe-$MODE-hooks-$tag.json" "d.get('diskLoaderBytesPerSecond') and round(d['diskLoaderBytesPerSecond']/1e9,3)") GB/s by coldstart_load"
     fi
   done
+  # WS_STUCK=1: which of the working set's files the page cache never holds however often they are read ahead
+  # (bench/snapshot/ws-stuck.mjs: restore's read-ahead waited 0.5 s for some pages on every restore, H100, 2026-12-06)
+  if [ "${WS_STUCK:-0}" = 1 ] && ! dry; then
+    "$NODE" bench/snapshot/ws-stuck.mjs "$WORK/$MODE-hooks" >"$OUT/ws-stuck-$MODE.json" 2>>"$S" &&
+      say "working-set files never resident: $(jget "$OUT/ws-stuck-$MODE.json" "[(s['path'], s['fs'], s['missing'], s['rangesToEof']) for s in d['stuck']]"); the whole set again: $(jget "$OUT/ws-stuck-$MODE.json" "d['wholeSetAgain']")"
+  fi
   # WSGAP=1: a cold restore's first phase in isolation (bench/snapshot/working-set-gap.mjs): this image's stream and
   # its working set (the server's library pages) read together, one after the other and alone, the working set
   # coalesced at 128 KiB (restore's), 1 and 8 MiB and its files opened by 1 thread (restore's) or 8; WSGAP_ROUNDS
