@@ -14,7 +14,7 @@
  * a corrupted or tampered artefact is refused, never handed to the engine.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ColdstartError, fromSystemError } from '../../core/errors.js';
 import { copyInputFile, readInputText, sha256FileSync } from '../../core/files.js';
@@ -171,11 +171,36 @@ export interface VerifyResult {
 }
 
 /** Re-hashes every file an entry's manifest names. */
+/**
+ * The first part of `rel` under `dir` that is a symbolic link (the file itself or a folder on the way), or null. An
+ * entry's files are read only inside it: a link planted in a shared persist folder would have the verification and
+ * the copy read a file elsewhere — with a matching digest, a file the entry does not hold.
+ */
+function linkOnTheWay(dir: string, rel: string): string | null {
+  let at = dir;
+  for (const part of rel.split('/')) {
+    at = join(at, part);
+    try {
+      if (lstatSync(at).isSymbolicLink()) return at;
+    } catch {
+      return null; // missing: said by the caller's own check
+    }
+  }
+  return null;
+}
+
+const throughLink = (rel: string, link: string): string => `${rel}: reached through a symbolic link (${link}); an entry's files are read only inside it`;
+
 export function verifyEntry(dir: string, manifest: Manifest): VerifyResult {
   const problems: string[] = [];
   let bytes = 0;
   for (const f of manifest.files) {
     const p = join(dir, f.path);
+    const link = linkOnTheWay(dir, f.path);
+    if (link) {
+      problems.push(throughLink(f.path, link));
+      continue;
+    }
     if (!existsSync(p)) {
       problems.push(`${f.path}: missing`);
       continue;
@@ -319,6 +344,11 @@ export function materializeEntry(dir: string, manifest: Manifest, dest: string):
     const src = join(dir, f.path);
     const to = join(dest, f.path);
     mkdirSync(join(to, '..'), { recursive: true });
+    const link = linkOnTheWay(dir, f.path);
+    if (link) {
+      problems.push(throughLink(f.path, link));
+      continue;
+    }
     if (!existsSync(src)) {
       problems.push(`${f.path}: missing`);
       continue;

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -172,6 +172,30 @@ describe('compileCacheStatus', () => {
     }
     expect(err).toMatchObject({ code: 'CORRUPT_FILE', message: expect.stringContaining('triton/K/kern.cubin: ') });
     expect((err as ColdstartError).message).toContain('FIFO');
+  });
+
+  it('an artefact reached through a symbolic link is refused even with matching bytes (the file, or a folder on the way); nothing outside is copied out', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'cs-outside-'));
+    try {
+      writeFileSync(join(outside, 'kern.cubin'), 'cubin'); // the very bytes the manifest lists
+      for (const [what, plant] of [
+        ['the file', (dir: string) => (rmSync(join(dir, 'triton/K/kern.cubin')), symlinkSync(join(outside, 'kern.cubin'), join(dir, 'triton/K/kern.cubin')))],
+        ['a folder', (dir: string) => (rmSync(join(dir, 'triton/K'), { recursive: true }), symlinkSync(outside, join(dir, 'triton/K')))],
+      ] as const) {
+        const { dir, manifest } = persist(H100);
+        plant(dir);
+        const v = verifyEntry(dir, manifest);
+        expect(v.ok, what).toBe(false);
+        expect(v.problems, what).toEqual([expect.stringMatching(/^triton\/K\/kern\.cubin: reached through a symbolic link \(.*triton\/K(\/kern\.cubin)?\); an entry's files are read only inside it$/)]);
+        expect(compileCacheStatus(tmp, H100, { verify: true }).status, what).toBe('refused');
+        const dest = join(tmp, `work-link-${what.replace(' ', '-')}`);
+        expect(() => materializeEntry(dir, manifest, dest), what).toThrow(expect.objectContaining({ code: 'CORRUPT_FILE', message: expect.stringContaining('symbolic link') }));
+        expect(existsSync(join(dest, 'triton/K/kern.cubin')), what).toBe(false);
+      }
+      expect(readFileSync(join(outside, 'kern.cubin'), 'utf8')).toBe('cubin');
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   it('materializes a verified entry byte for byte', () => {
