@@ -9,8 +9,8 @@
 // readahead and fadvise may stop short (memory pressure, readahead limits); completion is checked with mincore and
 // any chunk still missing is read with pread, so every strategy ends with the bytes resident when memory allows.
 // Files of a memory filesystem (tmpfs, ramfs, hugetlbfs: /dev/shm, a server's memory-backed files) are not waited
-// for: no disk is behind them, and a hole in one reads as zeros without ever becoming resident (a restore's working
-// set with a hole in a /dev/shm file waited 0.5 s for it every time, H100 host, 2026-12-06).
+// for: no disk is behind them, and a hole in one reads as zeros without ever becoming resident (the wait sat out its
+// 0.5 s of no progress for such a hole, then "read" it with pread: test/native.test.ts).
 //
 // options.ranges (one list per path of byte offset, length, offset, length…) reads only those parts of each file:
 // restore's read of the pages a snapshot's server had mapped from its libraries (src/snapshot/working-set.ts).
