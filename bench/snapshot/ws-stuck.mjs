@@ -18,7 +18,7 @@ if (!image) {
 }
 const kept = join(image, 'working-set.restored.json');
 const keptDoc = existsSync(kept) ? JSON.parse(readFileSync(kept, 'utf8')) : null;
-const ws = keptDoc?.workingSet ?? keptDoc ?? JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')).workingSet;
+const ws = keptDoc?.workingSet ?? JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')).workingSet;
 if (!ws?.files) {
   console.error(`${image}: no working set (neither ${kept} nor the manifest's)`);
   process.exit(2);
@@ -41,4 +41,4 @@ for (let i = 0; i < plan.paths.length; i++) {
   }
 }
 const all = await addonReadRanges(plan.paths, plan.ranges, signal);
-console.log(JSON.stringify({ source: keptDoc ? kept : 'manifest', files: plan.paths.length, bytes: plan.bytes, skipped: plan.skipped.length, slowestFileSeconds: slowest, wholeSetAgain: all, stuck }, null, 1));
+console.log(JSON.stringify({ source: keptDoc?.workingSet ? kept : 'manifest', files: plan.paths.length, bytes: plan.bytes, skipped: plan.skipped.length, slowestFileSeconds: slowest, wholeSetAgain: all, stuck }, null, 1));
