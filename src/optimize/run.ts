@@ -239,6 +239,7 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
       : null;
     const result = await runWrapped({ ...server, env: runEnv, cwd, signal, onLine });
     await pf;
+    if (result.readyNote && !notes.includes(`${label}: ${result.readyNote}`)) notes.push(`${label}: ${result.readyNote}`);
     step(`${label}: ready in ${formatDuration(result.readySeconds)}`);
     return { result, phases: wrapPhases(result, server.completionUrl === false), residentBefore, cacheDrop, ...(prefetch ? { prefetch } : {}) };
   };

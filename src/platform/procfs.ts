@@ -74,6 +74,15 @@ export function procStartTicks(pid: number | 'self', procRoot = '/proc'): number
   return readProcStat(pid, procRoot)?.startTicks ?? null;
 }
 
+/** A process's command line, arguments joined by spaces and cut at `max` characters; '' when it is gone or unreadable. */
+export function processCommand(pid: number, max = 200, procRoot = '/proc'): string {
+  try {
+    return readFileSync(`${procRoot}/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').slice(0, max);
+  } catch {
+    return '';
+  }
+}
+
 /** Seconds since boot now (/proc/uptime), the clock /proc/<pid>/stat start times are on. */
 export function uptimeSeconds(procRoot = '/proc'): number | null {
   try {

@@ -154,9 +154,11 @@ export async function wrapMode(plan: WrapPlan, deps: ProfileDeps, wall: Stopwatc
     if (runs + warmup > 1) deps.events?.run?.(`run ${index + 1}/${warmup + runs}${w ? ' (warmup, not counted)' : ''}: ready in ${formatDuration(last!.readySeconds)}`);
   };
   const serverLine = deps.events?.serverLine;
+  const readyNotes = new Set<string>();
   const measured = await repeatRuns({ runs, warmup, signal: deps.signal, onRun }, async () => {
     if ('files' in weights) resident.push(await residency(deps.engines, weights.files));
     last = await deps.engines.wrap.runWrapped({ ...server, env: deps.env, cwd: deps.cwd, signal: deps.signal, onLine: serverLine ? (l) => serverLine(l.t, l.text) : undefined });
+    if (last.readyNote) readyNotes.add(last.readyNote);
     return wrapPhases(last, server.completionUrl === false);
   });
   const w: WrapResult = last!;
@@ -165,6 +167,7 @@ export async function wrapMode(plan: WrapPlan, deps: ProfileDeps, wall: Stopwatc
   report.phases = sum.phases;
   report.total = sum.total;
   report.warnings.push(...sum.warnings);
+  report.warnings.push(...readyNotes);
   report.runs = { count: runs, warmup, samples: sum.samples };
   report.target = { name: server.command.join(' '), kind: 'server', command: server.command, engine: w.engine };
   // The floor beside the weights-loading stage, measured after the server has stopped.

@@ -13,7 +13,8 @@ import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs
 import type { Readable } from 'node:stream';
 import { monotonicNs, nowSeconds, Stopwatch } from '../core/clock.js';
 import { ColdstartError } from '../core/errors.js';
-import { pidAlive } from '../platform/procfs.js';
+import { pidAlive, processCommand } from '../platform/procfs.js';
+import { olderListeners } from '../platform/sockets.js';
 import { urlAnswersOk } from './http.js';
 import { LineSplitter } from './log-lines.js';
 import { pollUntil } from './poll.js';
@@ -84,6 +85,8 @@ export interface Ready {
   hr: bigint;
   /** Seconds from the server's spawn to ready. */
   seconds: number;
+  /** When the URL was answered through a process older than the server: which, and what that means for the time. */
+  note?: string;
 }
 
 export interface ServerHandle {
@@ -126,7 +129,20 @@ const MAX_LINES = 20000;
 
 /** The readiness loop both kinds of handle share: checks in order, one deadline, the abort signal. */
 async function waitUntilReady(
-  h: { what: string; command: readonly string[]; tail(): string[]; startFailure(): string | null; ended(): string | null; logReadyHr(): bigint | null; running(): boolean; since(hr: bigint): number; logHint: string },
+  h: {
+    what: string;
+    command: readonly string[];
+    tail(): string[];
+    startFailure(): string | null;
+    ended(): string | null;
+    logReadyHr(): bigint | null;
+    running(): boolean;
+    since(hr: bigint): number;
+    logHint: string;
+    /** The server's first process (null until known) and its tree as far as known: who must hold the ready URL's port. */
+    root(): number | null;
+    known(): number[];
+  },
   o: ReadyOptions,
 ): Promise<Ready> {
   if (!o.url && !o.log) throw new ColdstartError('USAGE', `${h.what}: give --ready-url URL or --ready-log REGEX so coldstart knows when the server is ready`);
@@ -145,7 +161,8 @@ async function waitUntilReady(
         const left = Math.max(1, (until - nowSeconds()) * 1000);
         if (await urlAnswersOk(o.url, Math.min(2000, left), o.signal)) {
           const hr = monotonicNs();
-          return { by: 'url', hr, seconds: h.since(hr) };
+          const note = olderAnswerNote(o.url, h.root(), h.known());
+          return { by: 'url', hr, seconds: h.since(hr), ...(note ? { note } : {}) };
         }
       }
       return undefined;
@@ -158,6 +175,21 @@ async function waitUntilReady(
         new ColdstartError('TIMEOUT', `${h.what}: the server was not ready within ${limit} s`, { hint: `Raise ${o.timeoutFlag ?? '--timeout'}, or check --ready-url/--ready-log. ${lines()}` }),
     },
   );
+}
+
+/**
+ * After the ready URL answered: what listens there, when every process holding it is older than the server (an
+ * earlier server still starting when the start check ran, which has the port now — or a proxy or port-forward
+ * started before, which is fine). Said, not refused: coldstart cannot tell the two apart. Null when the server (or
+ * something younger) holds the port, or the holder cannot be seen (another host, another user's process).
+ */
+function olderAnswerNote(url: string, root: number | null, known: number[]): string | null {
+  if (root === null) return null;
+  const older = olderListeners(url, root, known);
+  if (!older.length) return null;
+  const pid = older[0]!.pids[0]!;
+  const command = processCommand(pid, 120);
+  return `${url} was answered through pid ${pid}${command ? ` (${command})` : ''}, which was running before the server was started: unless it forwards to the server (a proxy, a port-forward), the ready time measured is that process's, not the server's`;
 }
 
 /** Collects timed lines from the server's output, and notes the first that matches a ready pattern. */
@@ -288,6 +320,8 @@ export function startServer(opts: StartOptions): ServerHandle {
           running: () => state.serverPid !== null,
           since,
           logHint: opts.logFile ? ` (all of it in ${opts.logFile.path})` : '',
+          root: () => state.serverPid,
+          known: () => [...state.pids],
         },
         o,
       );
@@ -380,6 +414,8 @@ export function adoptServer(root: number, opts: { what: string; command?: readon
           running: () => true,
           since,
           logHint: '',
+          root: () => root,
+          known: () => tree.pids(),
         },
         o,
       ),

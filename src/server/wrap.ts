@@ -42,6 +42,8 @@ export interface WrapResult {
   pid: number;
   readySeconds: number;
   readyBy: 'url' | 'log';
+  /** The ready URL was answered through a process older than the server (Ready.note). */
+  readyNote?: string;
   /** `answer`: the body the server sent (optimize compares two starts' answers). */
   firstCompletion: { seconds: number; url: string; status: number; answer: string; request: RecordedRequest } | { skipped: string };
   engine: EngineName | null;
@@ -105,6 +107,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
       pid: server.pid() ?? 0,
       readySeconds,
       readyBy: ready.by,
+      ...(ready.note ? { readyNote: ready.note } : {}),
       firstCompletion: first,
       engine,
       engineVersion: version,

@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { shippedPath } from '../core/version.js';
-import { processTree } from '../platform/procfs.js';
+import { processCommand, processTree } from '../platform/procfs.js';
 import { criuHint, diagnoseCriuLog } from './criu-log.js';
 
 type Env = Record<string, string | undefined>;
@@ -157,84 +157,6 @@ function criuFailure(what: string, log: string | null, stderr: string): Coldstar
 
 // ---------------------------------------------------------------------------------------------- /proc
 
-export interface ListeningPort {
-  port: number;
-  address: string;
-  family: 4 | 6;
-  pid: number;
-}
-
-function socketInodes(pid: number): Set<string> {
-  const s = new Set<string>();
-  let fds: string[] = [];
-  try {
-    fds = readdirSync(`/proc/${pid}/fd`);
-  } catch {
-    return s;
-  }
-  for (const fd of fds) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) s.add(m[1]!);
-    } catch {
-      /* closed meanwhile */
-    }
-  }
-  return s;
-}
-
-export function hexAddr(hex: string, family: 4 | 6): string {
-  if (family === 4) {
-    const n = parseInt(hex, 16);
-    return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, (n >>> 24) & 255].join('.');
-  }
-  // Four little-endian 32-bit words.
-  const words = hex.match(/.{8}/g) ?? [];
-  const bytes: string[] = [];
-  for (const w of words) for (let i = 3; i >= 0; i--) bytes.push(w.slice(i * 2, i * 2 + 2));
-  const groups: string[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push(parseInt(bytes[i]! + bytes[i + 1]!, 16).toString(16));
-  // RFC 5952: the longest run (≥ 2) of zero groups becomes "::".
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === '0') j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  if (bestLen < 2) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
-}
-
-/** TCP ports in LISTEN state held by any process of `pids` (from /proc/net/tcp{,6} by socket inode). */
-export function listeningPorts(pids: readonly number[]): ListeningPort[] {
-  const owner = new Map<string, number>();
-  for (const p of pids) for (const i of socketInodes(p)) owner.set(i, p);
-  const out: ListeningPort[] = [];
-  for (const [file, family] of [['/proc/net/tcp', 4], ['/proc/net/tcp6', 6]] as const) {
-    let text = '';
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f.length < 10 || f[3] !== '0A') continue;
-      const pid = owner.get(f[9]!);
-      if (pid === undefined) continue;
-      const [addr, port] = f[1]!.split(':');
-      out.push({ port: parseInt(port!, 16), address: hexAddr(addr!, family), family, pid });
-    }
-  }
-  return out.sort((a, b) => a.port - b.port);
-}
-
 /** Resident plus swapped bytes of the tree: an upper bound for the CRIU image's page data. */
 export function treeMemoryBytes(pids: readonly number[]): number {
   let total = 0;
@@ -323,13 +245,7 @@ export function gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; 
       }
     }
     if (!devices.size) continue;
-    let command = '';
-    try {
-      command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ').slice(0, 200);
-    } catch {
-      /* exited */
-    }
-    out.push({ pid, devices: [...devices].sort(), command });
+    out.push({ pid, devices: [...devices].sort(), command: processCommand(pid) });
   }
   return out;
 }

@@ -9,7 +9,8 @@ import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
 import { cpuFlags, filePagesPresent, pidAlive, processEnded, processTree } from '../platform/procfs.js';
-import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, listeningPorts, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes, type ListeningPort } from './criu.js';
+import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes } from './criu.js';
+import { listeningPorts, type ListeningPort } from '../platform/sockets.js';
 import { addonNative, type SnapshotNative } from './native.js';
 import { recordWorkingSet, type WorkingSet } from './working-set.js';
 

@@ -12,7 +12,7 @@ import { readInputFile, readInputText } from '../core/files.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { folderWithManifest } from '../core/outputs.js';
 import { safeJoin } from '../core/paths.js';
-import type { ListeningPort } from './criu.js';
+import type { ListeningPort } from '../platform/sockets.js';
 import { CHUNK_BYTES, CHUNK_HASH, firstMismatch, hashFiles, rootDigest, type HashOptions } from './hash.js';
 import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES, type WorkingSet } from './working-set.js';
 

@@ -477,8 +477,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (readyUrl) {
       o.step?.(`waiting until ${readyUrl} answers…`);
       const rt = stopwatch(clock);
-      await server.waitReady({ url: readyUrl, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
+      const ready = await server.waitReady({ url: readyUrl, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
       readySeconds = rt();
+      if (ready.note) notes.push(ready.note);
     }
     let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
     let firstAnswer: string | null = null;

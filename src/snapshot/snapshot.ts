@@ -249,6 +249,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     o.step?.(`starting the server, waiting until ${o.readyUrl ? `${o.readyUrl} answers` : 'its output matches --ready-log'}…`);
     const ready = await server.waitReady({ url: o.readyUrl, log: o.readyLog, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
     const readySeconds = ready.seconds;
+    if (ready.note) notes.push(ready.note);
     o.progress?.(`snapshot: ready after ${formatDuration(readySeconds)}`);
     let warmup: Manifest['warmup'] = null;
     let firstRequestSeconds: number | null = null;

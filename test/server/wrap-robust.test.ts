@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { createServer as createHttpServer } from 'node:http';
 import { runWrapped } from '../../src/server/wrap.js';
 import { SHIM_PATH } from '../../src/server/shim.js';
 import { gone, pidsFrom } from '../helpers/procs.js';
@@ -31,6 +32,7 @@ describe('stopping the server tree', () => {
     expect(r.stop.signal).toBe('SIGTERM');
     expect(r.stop.processes).toBeGreaterThanOrEqual(2);
     expect(r.stop.survivors).toEqual([]);
+    expect(r.readyNote).toBeUndefined(); // the server itself holds its port
   });
 
   it.skipIf(!hasProc)('a grandchild that ignores SIGTERM gets SIGKILL, and the report says SIGKILL was needed, for which pid', async () => {
@@ -114,6 +116,52 @@ describe('an engine that is not recognised', () => {
       expect(r.code, r.stderr).toBe(2);
       expect((JSON.parse(r.stdout) as { error: { code: string } }).error.code).toBe('BAD_FLAG');
       expect(existsSync(started)).toBe(false);
+    }
+  });
+});
+
+describe('what answered the ready URL', () => {
+  /** A "server" that never listens, but says when it has started (so the start check is behind us). */
+  const idle = (started: string) => [process.execPath, '-e', `require('fs').writeFileSync(${JSON.stringify(started)}, 'x'); setTimeout(() => {}, 30000)`];
+  /** This test process (older than any server it starts) takes `port` once `started` exists, as an earlier server still loading would. */
+  async function takeWhenStarted(port: number, started: string): Promise<() => void> {
+    const older = createHttpServer((_q, res) => res.end('ok'));
+    let stop = false;
+    void (async () => {
+      while (!stop && !existsSync(started)) await new Promise((r) => setTimeout(r, 20));
+      if (!stop) older.listen(port, '127.0.0.1');
+    })();
+    return () => {
+      stop = true;
+      older.close();
+    };
+  }
+
+  it.skipIf(!hasProc)('a port taken after the start check by a process older than the server is named: its ready time is not the server\'s', async () => {
+    const p = await freePort();
+    const started = join(tmp, 'started-older1');
+    const release = await takeWhenStarted(p, started);
+    try {
+      const r = await runWrapped({ command: idle(started), readyUrl: `http://127.0.0.1:${p}/health`, completionUrl: false, stopTimeoutSeconds: 2, env: process.env, cwd: tmp });
+      expect(r.readyNote).toMatch(new RegExp(`^http://127\\.0\\.0\\.1:${p}/health was answered through pid ${process.pid} \\(.*node.*\\), which was running before the server was started: unless it forwards to the server`));
+      expect(r.stop.survivors).toEqual([]);
+    } finally {
+      release();
+    }
+  });
+
+  it.skipIf(!hasProc)('profile reports it among its warnings', async () => {
+    const p = await freePort();
+    const started = join(tmp, 'started-older2');
+    const release = await takeWhenStarted(p, started);
+    try {
+      const { runCli } = await import('../helpers/cli.js');
+      const r = await runCli(['profile', '--json', '--no-completion', '--ready-url', `http://127.0.0.1:${p}/health`, '--', ...idle(started)], {});
+      expect(r.code, r.stderr).toBe(0);
+      const doc = JSON.parse(r.stdout) as { warnings: string[] };
+      expect(doc.warnings.filter((w) => w.includes(`was answered through pid ${process.pid}`))).toHaveLength(1);
+    } finally {
+      release();
     }
   });
 });

@@ -674,8 +674,9 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
             return {
               ...h,
               waitReady: async (w) => {
-                await h.waitReady(w);
+                const ready = await h.waitReady(w);
                 events.push('ready');
+                return ready;
               },
             };
           },
