@@ -133,14 +133,14 @@ export interface OlderListener {
 }
 
 /**
- * The listening sockets that could have answered `url` and that no process younger than `root` holds: each is
- * held only by processes started before the server's first process, so none of them is the server (a server's
- * processes all start after it). `known`: the server's tree as far as known, looked at first (the usual answer:
- * the server holds the port, and nothing else is read). Sockets whose holders cannot be seen (another user's
- * processes, another network namespace) are not counted: who answers there cannot be told. Empty where the URL's
- * host is not this one or /proc cannot tell.
+ * The listening sockets that could have answered `url` and that no process younger than the server holds: each is
+ * held only by processes started before `server` (its first process: pid and start time, taken when it was ready),
+ * so none of them is the server (a server's processes all start after it). `known`: the server's tree as far as
+ * known, looked at first (the usual answer: the server holds the port, and nothing else is read). Sockets whose
+ * holders cannot be seen (another user's processes, another network namespace) are not counted: who answers there
+ * cannot be told. Empty where the URL's host is not this one or /proc cannot tell.
  */
-export function olderListeners(url: string, root: number, known: readonly number[], procRoot = '/proc'): OlderListener[] {
+export function olderListeners(url: string, server: { pid: number; startTicks: number }, known: readonly number[], procRoot = '/proc'): OlderListener[] {
   let u: URL;
   try {
     u = new URL(url);
@@ -148,8 +148,9 @@ export function olderListeners(url: string, root: number, known: readonly number
     return [];
   }
   const to = localAddresses(u.hostname);
-  const rootStart = procStartTicks(root, procRoot);
-  if (!to || rootStart === null) return [];
+  if (!to) return [];
+  const root = server.pid;
+  const rootStart = server.startTicks;
   const port = Number(u.port || (u.protocol === 'https:' ? 443 : 80));
   const candidates = tcpListeners(procRoot).filter((l) => l.port === port && takes(l.address, to));
   if (!candidates.length) return [];

@@ -13,7 +13,7 @@ import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs
 import type { Readable } from 'node:stream';
 import { monotonicNs, nowSeconds, Stopwatch } from '../core/clock.js';
 import { ColdstartError } from '../core/errors.js';
-import { pidAlive, processCommand } from '../platform/procfs.js';
+import { pidAlive, processCommand, procStartTicks } from '../platform/procfs.js';
 import { olderListeners } from '../platform/sockets.js';
 import { urlAnswersOk } from './http.js';
 import { LineSplitter } from './log-lines.js';
@@ -85,8 +85,12 @@ export interface Ready {
   hr: bigint;
   /** Seconds from the server's spawn to ready. */
   seconds: number;
-  /** When the URL was answered through a process older than the server: which, and what that means for the time. */
-  note?: string;
+  /**
+   * Whether the ready URL was answered through a process older than the server: which, and what that means for the
+   * time (null: the server or something younger holds the port, or nothing can be told). It reads /proc/net/tcp (a
+   * few ms, more on a host with a large TCP table), so callers ask once the timed part is over.
+   */
+  olderAnswer(): string | null;
 }
 
 export interface ServerHandle {
@@ -154,15 +158,17 @@ async function waitUntilReady(
       const fail = h.startFailure();
       if (fail) throw new ColdstartError('NOT_FOUND', `${h.what}: cannot start ${h.command[0]}: ${fail}`, { hint: 'Check the command after --.' });
       const logHr = o.log ? h.logReadyHr() : null;
-      if (logHr !== null) return { by: 'log', hr: logHr, seconds: h.since(logHr) };
+      if (logHr !== null) return { by: 'log', hr: logHr, seconds: h.since(logHr), olderAnswer: () => null };
       const ended = h.ended();
       if (ended) throw new ColdstartError('ENV', `${h.what}: the server ${ended} before it was ready`, { hint: lines(), details: { exit: ended } });
       if (o.url && h.running()) {
         const left = Math.max(1, (until - nowSeconds()) * 1000);
         if (await urlAnswersOk(o.url, Math.min(2000, left), o.signal)) {
           const hr = monotonicNs();
-          const note = olderAnswerNote(o.url, h.root(), h.known());
-          return { by: 'url', hr, seconds: h.since(hr), ...(note ? { note } : {}) };
+          const url = o.url;
+          const root = h.root();
+          const server = root === null ? null : { pid: root, startTicks: procStartTicks(root) };
+          return { by: 'url', hr, seconds: h.since(hr), olderAnswer: () => (server?.startTicks != null ? olderAnswerNote(url, { pid: server.pid, startTicks: server.startTicks }, h.known()) : null) };
         }
       }
       return undefined;
@@ -178,14 +184,13 @@ async function waitUntilReady(
 }
 
 /**
- * After the ready URL answered: what listens there, when every process holding it is older than the server (an
+ * Once the ready URL answered (and the timed part is over): what listens there, when every process holding it is older than the server (an
  * earlier server still starting when the start check ran, which has the port now — or a proxy or port-forward
  * started before, which is fine). Said, not refused: coldstart cannot tell the two apart. Null when the server (or
  * something younger) holds the port, or the holder cannot be seen (another host, another user's process).
  */
-function olderAnswerNote(url: string, root: number | null, known: number[]): string | null {
-  if (root === null) return null;
-  const older = olderListeners(url, root, known);
+function olderAnswerNote(url: string, server: { pid: number; startTicks: number }, known: number[]): string | null {
+  const older = olderListeners(url, server, known);
   if (!older.length) return null;
   const pid = older[0]!.pids[0]!;
   const command = processCommand(pid, 120);

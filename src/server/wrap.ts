@@ -98,6 +98,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
     });
     const { engine, version, stages } = stagesFromLog(lines, readySeconds, opts.stageRules ?? [], opts.reportedScale ?? 1);
     const explained = stages.reduce((a, s) => a + (s.ownSeconds ?? s.end - s.start), 0);
+    const readyNote = ready.olderAnswer(); // the timed part is over; the server still holds its port
     const stop = await server.stop();
     const before = lines.filter((l) => l.t <= readySeconds);
     const timeline = (before.length > 80 ? [...before.slice(0, 40), ...before.slice(-40)] : before).map((l) => ({ t: l.t, text: l.text }));
@@ -107,7 +108,7 @@ export async function runWrapped(opts: WrapOptions): Promise<WrapResult> {
       pid: server.pid() ?? 0,
       readySeconds,
       readyBy: ready.by,
-      ...(ready.note ? { readyNote: ready.note } : {}),
+      ...(readyNote ? { readyNote } : {}),
       firstCompletion: first,
       engine,
       engineVersion: version,

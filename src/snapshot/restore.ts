@@ -474,12 +474,13 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (hooks.seconds !== null) times['after-restore'] = hooks.seconds;
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
+    let olderAnswer: () => string | null = () => null;
     if (readyUrl) {
       o.step?.(`waiting until ${readyUrl} answers…`);
       const rt = stopwatch(clock);
       const ready = await server.waitReady({ url: readyUrl, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
       readySeconds = rt();
-      if (ready.note) notes.push(ready.note);
+      olderAnswer = ready.olderAnswer;
     }
     let first: null | { seconds: number; status: number; sameAsSnapshot: boolean; bodySha256: string } = null;
     let firstAnswer: string | null = null;
@@ -492,6 +493,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       first = { seconds: r.seconds, status: r.status, bodySha256: d.bodySha256, sameAsSnapshot: sameAnswer(m.warmup, d) };
     }
     const restoredTotal = metaSeconds + total(); // the metadata verification came first, before the clock for the rest
+    const older = olderAnswer(); // once the timed part is over
+    if (older) notes.push(older);
     const prefetch = await prefetched();
     const readAhead = await workingSetDone();
     const workingSet = readAhead ? { ...readAhead, source: kept ? ('restored' as const) : ('snapshot' as const) } : null;

@@ -249,7 +249,6 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     o.step?.(`starting the server, waiting until ${o.readyUrl ? `${o.readyUrl} answers` : 'its output matches --ready-log'}…`);
     const ready = await server.waitReady({ url: o.readyUrl, log: o.readyLog, timeoutSeconds: o.timeoutSeconds, signal: o.signal, pollMs: 25 });
     const readySeconds = ready.seconds;
-    if (ready.note) notes.push(ready.note);
     o.progress?.(`snapshot: ready after ${formatDuration(readySeconds)}`);
     let warmup: Manifest['warmup'] = null;
     let firstRequestSeconds: number | null = null;
@@ -261,6 +260,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       warmup = { ...o.warmup, status: r.status, ...answerDigests(r.body) };
     } else notes.push('no --warmup request: the first request was not measured');
     const coldTotal = total();
+    const olderAnswer = ready.olderAnswer(); // once the timed part is over
+    if (olderAnswer) notes.push(olderAnswer);
     const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup, notes) : null;
     if (learned?.seconds != null) phases['working-set-warmup'] = learned.seconds;
     let beforeSnapshot: Manifest['beforeSnapshot'] = null;

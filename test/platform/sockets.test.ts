@@ -23,6 +23,9 @@ const V4_ANY = '00000000';
 const V4_OTHER = '0100000A'; // 10.0.0.1
 const V6_ANY = '0'.repeat(32);
 
+/** The server in every fake /proc: pid 20, started at tick 200. */
+const S20 = { pid: 20, startTicks: 200 };
+
 let n = 0;
 /** A fake /proc: `procs` pid → [start ticks, socket inodes held]; `tcp`/`tcp6` its listeners. */
 function fakeProc(procs: Record<number, [number, number[]]>, tcp: string[], tcp6: string[] = []): string {
@@ -43,38 +46,37 @@ function fakeProc(procs: Record<number, [number, number[]]>, tcp: string[], tcp6
 describe('olderListeners: who holds the port a ready URL was answered on', () => {
   it('names a listener held only by a process started before the server (an earlier server still starting)', () => {
     const proc = fakeProc({ 10: [100, [555]], 20: [200, []], 21: [201, []] }, [tcpLine(0, V4_LOOP, 8000, 555)]);
-    expect(olderListeners('http://127.0.0.1:8000/health', 20, [20, 21], proc)).toEqual([{ address: '127.0.0.1', port: 8000, pids: [10] }]);
+    expect(olderListeners('http://127.0.0.1:8000/health', S20, [20, 21], proc)).toEqual([{ address: '127.0.0.1', port: 8000, pids: [10] }]);
     // localhost reaches a loopback listener; another port is nobody's business
-    expect(olderListeners('http://localhost:8000/', 20, [], proc)).toHaveLength(1);
-    expect(olderListeners('http://127.0.0.1:8001/', 20, [], proc)).toEqual([]);
+    expect(olderListeners('http://localhost:8000/', S20, [], proc)).toHaveLength(1);
+    expect(olderListeners('http://127.0.0.1:8001/', S20, [], proc)).toEqual([]);
   });
 
   it('says nothing when the server or anything younger holds it (a child not yet known, a container port helper)', () => {
     const proc = fakeProc({ 20: [200, []], 21: [201, [555]], 30: [250, [666]] }, [tcpLine(0, V4_ANY, 8000, 555), tcpLine(1, V4_ANY, 9000, 666)]);
-    expect(olderListeners('http://127.0.0.1:8000/', 20, [21], proc)).toEqual([]); // the tree holds it
-    expect(olderListeners('http://127.0.0.1:9000/', 20, [21], proc)).toEqual([]); // pid 30: not in the tree, younger
+    expect(olderListeners('http://127.0.0.1:8000/', S20, [21], proc)).toEqual([]); // the tree holds it
+    expect(olderListeners('http://127.0.0.1:9000/', S20, [21], proc)).toEqual([]); // pid 30: not in the tree, younger
     // the same start tick is not "before"
     const same = fakeProc({ 19: [200, [555]], 20: [200, []] }, [tcpLine(0, V4_LOOP, 8000, 555)]);
-    expect(olderListeners('http://127.0.0.1:8000/', 20, [], same)).toEqual([]);
+    expect(olderListeners('http://127.0.0.1:8000/', S20, [], same)).toEqual([]);
   });
 
   it('counts a shared socket as the server\'s when any holder is younger (a pre-fork master and its new worker)', () => {
     const proc = fakeProc({ 10: [100, [555]], 20: [200, []], 40: [300, [555]] }, [tcpLine(0, V4_LOOP, 8000, 555)]);
-    expect(olderListeners('http://127.0.0.1:8000/', 20, [], proc)).toEqual([]);
+    expect(olderListeners('http://127.0.0.1:8000/', S20, [], proc)).toEqual([]);
   });
 
   it('finds an older listener beside the server\'s on one port (SO_REUSEPORT), and a dual-stack :: one for an IPv4 URL', () => {
     const proc = fakeProc({ 10: [100, [777]], 20: [200, [555]] }, [tcpLine(0, V4_LOOP, 8000, 555)], [tcpLine(0, V6_ANY, 8000, 777)]);
-    expect(olderListeners('http://127.0.0.1:8000/', 20, [20], proc)).toEqual([{ address: '::', port: 8000, pids: [10] }]);
+    expect(olderListeners('http://127.0.0.1:8000/', S20, [20], proc)).toEqual([{ address: '::', port: 8000, pids: [10] }]);
   });
 
-  it('claims nothing it cannot see: another host, a listener on another address, holders not readable, a gone server', () => {
+  it('claims nothing it cannot see: another host, a listener on another address, holders not readable', () => {
     const proc = fakeProc({ 10: [100, [555]], 20: [200, []] }, [tcpLine(0, V4_OTHER, 8000, 555), tcpLine(1, V4_LOOP, 8001, 999)]);
-    expect(olderListeners('http://example.com:8000/', 20, [], proc)).toEqual([]);
-    expect(olderListeners('http://127.0.0.1:8000/', 20, [], proc)).toEqual([]); // bound to 10.0.0.1 only
-    expect(olderListeners('http://127.0.0.1:8001/', 20, [], proc)).toEqual([]); // inode 999: no visible holder
-    expect(olderListeners('http://127.0.0.1:8000/', 77, [], proc)).toEqual([]); // the server's pid is gone
-    expect(olderListeners('not a url', 20, [], proc)).toEqual([]);
+    expect(olderListeners('http://example.com:8000/', S20, [], proc)).toEqual([]);
+    expect(olderListeners('http://127.0.0.1:8000/', S20, [], proc)).toEqual([]); // bound to 10.0.0.1 only
+    expect(olderListeners('http://127.0.0.1:8001/', S20, [], proc)).toEqual([]); // inode 999: no visible holder
+    expect(olderListeners('not a url', S20, [], proc)).toEqual([]);
   });
 
   it('on the real /proc: this process, older than a child, holds what the child\'s URL reaches', async () => {
@@ -87,9 +89,9 @@ describe('olderListeners: who holds the port a ready URL was answered on', () =>
     try {
       const port = (s.address() as { port: number }).port;
       expect(procStartTicks(child.pid!)).toBeGreaterThan(procStartTicks(process.pid)!);
-      expect(olderListeners(`http://127.0.0.1:${port}/`, child.pid!, [child.pid!])).toEqual([{ address: '127.0.0.1', port, pids: [process.pid] }]);
+      expect(olderListeners(`http://127.0.0.1:${port}/`, { pid: child.pid!, startTicks: procStartTicks(child.pid!)! }, [child.pid!])).toEqual([{ address: '127.0.0.1', port, pids: [process.pid] }]);
       // from this process's own point of view nothing is older
-      expect(olderListeners(`http://127.0.0.1:${port}/`, process.pid, [])).toEqual([]);
+      expect(olderListeners(`http://127.0.0.1:${port}/`, { pid: process.pid, startTicks: procStartTicks(process.pid)! }, [])).toEqual([]);
     } finally {
       child.kill('SIGKILL');
       s.close();
