@@ -103,26 +103,27 @@ export function listeningPorts(pids: readonly number[], procRoot = '/proc'): Lis
   return out.sort((a, b) => a.port - b.port);
 }
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
 const ANY = new Set(['0.0.0.0', '::']);
+/** What `localhost` and the unspecified addresses connect to (each as /proc/net/tcp6 writes a v4 address, too). */
+const LOCALHOST = ['127.0.0.1', '::ffff:127.0.0.1', '::1'];
 
 /**
- * The addresses a connection to `hostname` (a URL's) may reach on this host, or null when it is not this host (a
- * name other than localhost, an address no interface has): then who answers cannot be told from here.
+ * The listener addresses a connection to `hostname` (a URL's) may reach on this host, besides the wildcards; null
+ * when it is not this host (a name other than localhost, an address no interface has): then who answers cannot be
+ * told from here.
  */
-function localAddresses(hostname: string): { loopback: boolean; exact: Set<string> } | null {
+function localAddresses(hostname: string): Set<string> | null {
   const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return { loopback: true, exact: new Set() };
-  if (LOOPBACK.test(h)) return { loopback: true, exact: new Set([h]) };
-  if (ANY.has(h)) return { loopback: true, exact: new Set() };
+  if (h === 'localhost' || h.endsWith('.localhost') || ANY.has(h)) return new Set(LOCALHOST);
+  if (/^127\./.test(h) || h === '::1') return new Set([h, `::ffff:${h}`]);
   const mine = Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((a) => a.address.toLowerCase()));
-  return mine.includes(h) ? { loopback: false, exact: new Set([h, `::ffff:${h}`]) } : null;
+  return mine.includes(h) ? new Set([h, `::ffff:${h}`]) : null;
 }
 
-/** Whether a listener bound to `address` takes connections to `to` (a dual-stack `::` takes IPv4 ones too). */
-function takes(address: string, to: { loopback: boolean; exact: Set<string> }): boolean {
+/** Whether a listener bound to `address` takes connections to one of `to` (a dual-stack `::` takes IPv4 ones too). */
+function takes(address: string, to: Set<string>): boolean {
   const a = address.toLowerCase();
-  return ANY.has(a) || to.exact.has(a) || (to.loopback && LOOPBACK.test(a));
+  return ANY.has(a) || to.has(a);
 }
 
 export interface OlderListener {

@@ -21,6 +21,7 @@ const HEAD = '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when
 const V4_LOOP = '0100007F';
 const V4_ANY = '00000000';
 const V4_OTHER = '0100000A'; // 10.0.0.1
+const V4_LOOP2 = '0200007F'; // 127.0.0.2
 const V6_ANY = '0'.repeat(32);
 
 /** The server in every fake /proc: pid 20, started at tick 200. */
@@ -76,6 +77,10 @@ describe('olderListeners: who holds the port a ready URL was answered on', () =>
     expect(olderListeners('http://example.com:8000/', S20, [], proc)).toEqual([]);
     expect(olderListeners('http://127.0.0.1:8000/', S20, [], proc)).toEqual([]); // bound to 10.0.0.1 only
     expect(olderListeners('http://127.0.0.1:8001/', S20, [], proc)).toEqual([]); // inode 999: no visible holder
+    // another loopback address is another listener: 127.0.0.2:8000 does not answer 127.0.0.1:8000
+    const two = fakeProc({ 10: [100, [555]], 20: [200, [556]] }, [tcpLine(0, V4_LOOP2, 8000, 555), tcpLine(1, V4_LOOP, 8000, 556)]);
+    expect(olderListeners('http://127.0.0.1:8000/', S20, [20], two)).toEqual([]);
+    expect(olderListeners('http://127.0.0.2:8000/', S20, [20], two)).toEqual([{ address: '127.0.0.2', port: 8000, pids: [10] }]);
     expect(olderListeners('not a url', S20, [], proc)).toEqual([]);
   });
 
