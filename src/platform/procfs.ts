@@ -1,11 +1,12 @@
 /**
  * /proc, read once: THE `/proc/<pid>/stat` parser (pid, comm, state, parent, start time), the clock its start
  * times are on (/proc/uptime), and process trees (a pid and its descendants). Every reader of another process's
- * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here; the
- * CPU's feature flags (/proc/cpuinfo); and which pages of its files a process has mapped (/proc/<pid>/maps + pagemap).
+ * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here; what its
+ * descriptors point at (/proc/<pid>/fd); the CPU's feature flags (/proc/cpuinfo); and which pages of its files a
+ * process has mapped (/proc/<pid>/maps + pagemap).
  * (The server shim is a standalone script with its own copy: it runs without coldstart's modules.)
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, readlinkSync } from 'node:fs';
 
 /** USER_HZ: the unit of /proc/<pid>/stat start times; 100 on every mainstream Linux architecture. */
 export const CLK_TCK = 100;
@@ -81,6 +82,28 @@ export function processCommand(pid: number, max = 200, procRoot = '/proc'): stri
   } catch {
     return '';
   }
+}
+
+/**
+ * What a process's open descriptors point at (/proc/<pid>/fd links: a path, `socket:[inode]`, `pipe:[…]`, …); empty
+ * when it is gone or not ours to read; a descriptor closed while reading is left out.
+ */
+export function fdTargets(pid: number, procRoot = '/proc'): string[] {
+  let fds: string[];
+  try {
+    fds = readdirSync(`${procRoot}/${pid}/fd`);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const fd of fds) {
+    try {
+      out.push(readlinkSync(`${procRoot}/${pid}/fd/${fd}`));
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
 }
 
 /** Seconds since boot now (/proc/uptime), the clock /proc/<pid>/stat start times are on. */

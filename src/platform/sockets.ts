@@ -3,9 +3,9 @@
  * matched against /proc/<pid>/fd). Two questions use it: the ports a server's tree listens on (snapshot records
  * them), and whether what answered a server's ready URL is that server at all (`olderListeners`).
  */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { procStartTicks } from './procfs.js';
+import { fdTargets, procStartTicks } from './procfs.js';
 
 export interface ListeningPort {
   port: number;
@@ -25,19 +25,9 @@ interface Listener {
 /** The socket inodes `pid` holds open (none when it is gone or not ours to read). */
 function socketInodes(pid: number, procRoot: string): Set<string> {
   const s = new Set<string>();
-  let fds: string[] = [];
-  try {
-    fds = readdirSync(`${procRoot}/${pid}/fd`);
-  } catch {
-    return s;
-  }
-  for (const fd of fds) {
-    try {
-      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`${procRoot}/${pid}/fd/${fd}`));
-      if (m) s.add(m[1]!);
-    } catch {
-      /* closed meanwhile */
-    }
+  for (const target of fdTargets(pid, procRoot)) {
+    const m = /^socket:\[(\d+)\]$/.exec(target);
+    if (m) s.add(m[1]!);
   }
   return s;
 }

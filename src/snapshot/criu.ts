@@ -4,12 +4,12 @@
  * image's file list with sizes, the processes holding GPU device files. No CUDA here: the driver calls live in the native addon.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, renameSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { shippedPath } from '../core/version.js';
-import { processCommand, processTree } from '../platform/procfs.js';
+import { fdTargets, processCommand, processTree } from '../platform/procfs.js';
 import { criuHint, diagnoseCriuLog } from './criu-log.js';
 
 type Env = Record<string, string | undefined>;
@@ -229,21 +229,7 @@ export function listImageFiles(dir: string, exclude: readonly string[] = []): Ar
 export function gpuDeviceHolders(pids: readonly number[]): Array<{ pid: number; devices: string[]; command: string }> {
   const out: Array<{ pid: number; devices: string[]; command: string }> = [];
   for (const pid of pids) {
-    let fds: string[] = [];
-    try {
-      fds = readdirSync(`/proc/${pid}/fd`);
-    } catch {
-      continue;
-    }
-    const devices = new Set<string>();
-    for (const fd of fds) {
-      try {
-        const target = readlinkSync(`/proc/${pid}/fd/${fd}`);
-        if (/^\/dev\/nvidia/.test(target)) devices.add(target);
-      } catch {
-        /* closed meanwhile */
-      }
-    }
+    const devices = new Set(fdTargets(pid).filter((t) => /^\/dev\/nvidia/.test(t)));
     if (!devices.size) continue;
     out.push({ pid, devices: [...devices].sort(), command: processCommand(pid) });
   }

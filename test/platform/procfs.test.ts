@@ -1,9 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CAP_SYS_NICE, childPids, cpuFlags, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
+import { CAP_SYS_NICE, childPids, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
 import { processStart } from '../../src/cache/lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-procfs-'));
@@ -130,3 +130,36 @@ describe("capabilities and the kernel's release: what snapshot's working-set lea
     }
   });
 });
+
+describe("a process's descriptors and command line", () => {
+  it('fdTargets: where each descriptor points (a file this process opened among them); empty for a gone process', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cs-fdtargets-'));
+    const file = join(dir, 'held');
+    writeFileSync(file, 'x');
+    const fd = openSync(file, 'r');
+    try {
+      expect(fdTargets(process.pid)).toContain(file);
+      let gone = 999999;
+      while (readProcStat(gone)) gone++;
+      expect(fdTargets(gone)).toEqual([]);
+      // a fake /proc: links as the kernel shows them, the same reading
+      const fake = join(dir, 'proc');
+      mkdirSync(join(fake, '7', 'fd'), { recursive: true });
+      symlinkSync('socket:[4242]', join(fake, '7', 'fd', '3'));
+      symlinkSync('/dev/nvidiactl', join(fake, '7', 'fd', '4'));
+      expect(fdTargets(7, fake).sort()).toEqual(['/dev/nvidiactl', 'socket:[4242]']);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('processCommand: the arguments joined, cut at the limit; empty for a gone process', () => {
+    expect(processCommand(process.pid)).toContain('node');
+    expect(processCommand(process.pid, 5).length).toBeLessThanOrEqual(5);
+    let gone = 999999;
+    while (readProcStat(gone)) gone++;
+    expect(processCommand(gone)).toBe('');
+  });
+});
+
