@@ -239,7 +239,8 @@ export async function runOptimize(o: OptimizeOptions, deps: OptimizeDeps): Promi
       : null;
     const result = await runWrapped({ ...server, env: runEnv, cwd, signal, onLine });
     await pf;
-    if (result.readyNote && !notes.includes(`${label}: ${result.readyNote}`)) notes.push(`${label}: ${result.readyNote}`);
+    const readyNote = result.readyNote ? `${label}: ${result.readyNote}` : null;
+    if (readyNote && !notes.includes(readyNote)) notes.push(readyNote);
     step(`${label}: ready in ${formatDuration(result.readySeconds)}`);
     return { result, phases: wrapPhases(result, server.completionUrl === false), residentBefore, cacheDrop, ...(prefetch ? { prefetch } : {}) };
   };

@@ -149,17 +149,16 @@ export function olderListeners(url: string, server: { pid: number; startTicks: n
   const look = (pids: Iterable<number>) => {
     for (const p of pids) for (const i of socketInodes(p, procRoot)) holders.get(i)?.push(p);
   };
-  look(new Set([root, ...known]));
+  const tree = new Set([root, ...known]);
+  look(tree);
   if ([...holders.values()].every((h) => h.length > 0)) return [];
-  const rest = new Set(known);
-  rest.add(root);
   let all: string[] = [];
   try {
     all = readdirSync(procRoot);
   } catch {
     return [];
   }
-  look(all.filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => !rest.has(p)));
+  look(all.filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => !tree.has(p)));
   const out: OlderListener[] = [];
   for (const l of candidates) {
     const pids = holders.get(l.inode)!;

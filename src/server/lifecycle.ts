@@ -167,8 +167,8 @@ async function waitUntilReady(
           const hr = monotonicNs();
           const url = o.url;
           const root = h.root();
-          const server = root === null ? null : { pid: root, startTicks: procStartTicks(root) };
-          return { by: 'url', hr, seconds: h.since(hr), olderAnswer: () => (server?.startTicks != null ? olderAnswerNote(url, { pid: server.pid, startTicks: server.startTicks }, h.known()) : null) };
+          const startTicks = root === null ? null : procStartTicks(root);
+          return { by: 'url', hr, seconds: h.since(hr), olderAnswer: () => (root !== null && startTicks !== null ? olderAnswerNote(url, { pid: root, startTicks }, h.known()) : null) };
         }
       }
       return undefined;

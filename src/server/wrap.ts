@@ -42,7 +42,7 @@ export interface WrapResult {
   pid: number;
   readySeconds: number;
   readyBy: 'url' | 'log';
-  /** The ready URL was answered through a process older than the server (Ready.note). */
+  /** The ready URL was answered through a process older than the server (Ready.olderAnswer). */
   readyNote?: string;
   /** `answer`: the body the server sent (optimize compares two starts' answers). */
   firstCompletion: { seconds: number; url: string; status: number; answer: string; request: RecordedRequest } | { skipped: string };
