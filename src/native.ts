@@ -245,6 +245,8 @@ export interface NativePrefetchResult {
   issueSeconds: number;
   /** readahead/fadvise: bytes the kernel left out and that were read with pread afterwards. */
   fallbackBytes: number;
+  /** readahead/fadvise: bytes still missing when nothing arrived for 50 ms, advised again (pages the kernel dropped). */
+  readvisedBytes: number;
   threads: number;
   /** With `ranges`: bytes of them in the page cache before (mincore); null: not measured. */
   residentBeforeBytes?: number | null;

@@ -6,8 +6,9 @@
 //   pread      each worker reads 8 MiB chunks into one reused buffer (the data lands in the page cache on the way)
 //   readahead  readahead(2) per chunk: the kernel reads without copying to user space
 //   fadvise    posix_fadvise(WILLNEED) per chunk: asynchronous; then wait until mincore reports the files resident
-// readahead and fadvise may stop short (memory pressure, readahead limits); completion is checked with mincore and
-// any chunk still missing is read with pread, so every strategy ends with the bytes resident when memory allows.
+// readahead and fadvise are issued in calls no larger than the kernel reads per call (AdviseLimit) and may still stop
+// short (memory pressure); completion is checked with mincore and any chunk still missing is read with pread, so
+// every strategy ends with the bytes resident when memory allows.
 // Files of a memory filesystem (tmpfs, ramfs, hugetlbfs: /dev/shm, a server's memory-backed files) are not waited
 // for: no disk is behind them, and a hole in one reads as zeros without ever becoming resident (the wait sat out its
 // 0.5 s of no progress for such a hole, then "read" it with pread: test/native.test.ts).
@@ -22,11 +23,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/vfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -69,6 +72,32 @@ bool MemoryFilesystem(int fd) {
   if (fstatfs(fd, &fs) != 0) return false;
   const long t = static_cast<long>(fs.f_type);
   return t == kTmpfs || t == kRamfs || t == kHugetlbfs;
+}
+
+// The most one posix_fadvise(WILLNEED) or readahead(2) call reads of a file: the kernel cuts each call to the larger
+// of its device's largest request (queue/max_sectors_kb) and its readahead window (read_ahead_kb) and drops the rest
+// without a word (mm/readahead.c, force_page_cache_ra). On a disk with the common 128 KiB window an 8 MiB call read
+// 1/16 of its bytes and the rest waited for Complete()'s pread. Read from sysfs for st_dev's disk (a partition's
+// queue is its parent's); a file on no block device (overlayfs, a btrfs subvolume, a network filesystem) takes its
+// backing device's window, and when none is found, the kernel's default window, 128 KiB. A multiple of the page size.
+uint64_t AdviseLimit(const struct stat& st) {
+  auto kib = [](const std::string& path) -> uint64_t {
+    std::ifstream in(path);
+    unsigned long long v = 0;
+    return in >> v ? static_cast<uint64_t>(v) : 0;
+  };
+  const std::string dev = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  uint64_t k = 0;
+  for (const char* up : {"", "/.."}) {
+    const std::string q = "/sys/dev/block/" + dev + up + "/queue/";
+    k = std::max(kib(q + "read_ahead_kb"), kib(q + "max_sectors_kb"));
+    if (k) break;
+  }
+  if (!k) k = kib("/sys/class/bdi/" + dev + "/read_ahead_kb");
+  if (!k) k = 128;
+  const uint64_t ps = PageBytes();
+  k = std::min<uint64_t>(k, 1 << 20);  // 1 GiB: far above any device's, and k * 1024 cannot overflow
+  return std::max(ps, k * 1024 / ps * ps);
 }
 
 // Resident bytes of [0, size) of fd (residency.h's mincore page vector); false when it cannot tell.
@@ -180,6 +209,7 @@ struct PrefetchBaton : Baton {
   struct File {
     uint64_t size = 0, want = 0;  // want: the bytes of its spans
     bool memory = false;          // on a memory filesystem: nothing to wait for (MemoryFilesystem)
+    uint64_t adviseLimit = 0;     // the most one readahead/fadvise call of it reads (AdviseLimit)
     std::vector<std::pair<uint64_t, uint64_t>> spans;  // [offset, offset + length) parts read, within the file
     double firstStart = -1, lastEnd = 0;
     std::mutex mu;
@@ -193,7 +223,7 @@ struct PrefetchBaton : Baton {
   std::vector<Piece> pieces;
   double seconds = 0, issueSeconds = 0;
   double residentBefore = -1;  // ranges only: bytes of them resident before (-1: not measured)
-  uint64_t bytes = 0, fallbackBytes = 0;
+  uint64_t bytes = 0, fallbackBytes = 0, readvisedBytes = 0;  // readvised: advised again by Complete()
   std::atomic<bool> failed{false};
   std::mutex mu;
   std::vector<std::string> notes;
@@ -233,6 +263,48 @@ struct PrefetchBaton : Baton {
     return true;
   }
 
+  // readahead/fadvise of [off, off + len) of file fi, in calls of at most the file's advise limit, each starting on a
+  // page (the kernel counts whole pages from the call's first one: an unaligned call of the limit's length would
+  // spill one page past it).
+  bool Advise(uint32_t fi, int fd, uint64_t off, uint64_t len) {
+    const uint64_t ps = PageBytes(), end = off + len;
+    for (uint64_t s = off; s < end;) {
+      const uint64_t e = std::min(end, s / ps * ps + files[fi]->adviseLimit);
+      if (strategy == Strategy::Readahead) {
+        if (readahead(fd, static_cast<off64_t>(s), e - s) != 0) {
+          int err = errno;
+          return FailOnce(ErrFromErrno(err), paths[fi] + ": readahead failed: " + Errno(err)), false;
+        }
+      } else {
+        int err = posix_fadvise(fd, static_cast<off_t>(s), static_cast<off_t>(e - s), POSIX_FADV_WILLNEED);
+        if (err != 0) return FailOnce(ErrFromErrno(err), paths[fi] + ": posix_fadvise(WILLNEED) failed: " + Errno(err)), false;
+      }
+      s = e;
+    }
+    return true;
+  }
+
+  // Each run of file i's spans that the page vector shows missing, at most `most` bytes long: fn(off, len), which
+  // returns false to stop (and this returns false).
+  template <typename Fn>
+  bool MissingRuns(uint32_t i, const std::vector<unsigned char>& vec, uint64_t most, const Fn& fn) const {
+    const uint64_t ps = PageBytes();
+    for (const auto& sp : files[i]->spans) {
+      for (uint64_t pg = sp.first / ps; pg < vec.size() && pg * ps < sp.second;) {
+        if (vec[pg] & 1) {
+          pg++;
+          continue;
+        }
+        uint64_t end = pg;
+        while (end < vec.size() && end * ps < sp.second && !(vec[end] & 1) && (end - pg) * ps < most) end++;
+        const uint64_t off = std::max(sp.first, pg * ps), len = std::min(sp.second, end * ps) - off;
+        if (!fn(off, len)) return false;
+        pg = end;
+      }
+    }
+    return true;
+  }
+
   void Worker(std::atomic<size_t>& next) {
     HostMem buf;
     if (strategy == Strategy::Pread) {
@@ -251,14 +323,8 @@ struct PrefetchBaton : Baton {
       if (!Open(pc.file, lease)) return;
       if (strategy == Strategy::Pread) {
         if (!ReadPiece(pc.file, lease.get(), pc.off, pc.len, buf.get())) return;
-      } else if (strategy == Strategy::Readahead) {
-        if (readahead(lease.get(), static_cast<off64_t>(pc.off), pc.len) != 0) {
-          int e = errno;
-          return FailOnce(ErrFromErrno(e), paths[pc.file] + ": readahead failed: " + Errno(e));
-        }
-      } else {
-        int e = posix_fadvise(lease.get(), static_cast<off_t>(pc.off), static_cast<off_t>(pc.len), POSIX_FADV_WILLNEED);
-        if (e != 0) return FailOnce(ErrFromErrno(e), paths[pc.file] + ": posix_fadvise(WILLNEED) failed: " + Errno(e));
+      } else if (!Advise(pc.file, lease.get(), pc.off, pc.len)) {
+        return;
       }
       double tb = MonotonicSeconds();
       {
@@ -283,23 +349,26 @@ struct PrefetchBaton : Baton {
     return n;
   }
 
-  // readahead/fadvise: wait until mincore says the spans are resident; pieces still missing after the kernel
-  // stops making progress are read with pread (counted in fallbackBytes).
+  // readahead/fadvise: wait until mincore says the spans are resident. When nothing arrives for a moment, the runs
+  // still missing are advised again (the kernel skips pages already under read and queues any it dropped: a
+  // readahead page allocation may fail without a word, and left the whole wait to sit out its 0.5 s for a few
+  // pages); pieces still missing after the kernel stops making progress are read with pread (fallbackBytes).
   void Complete() {
-    const uint64_t ps = PageBytes();
+    constexpr double kReadviseAfter = 0.05, kGiveUpAfter = 0.5;
     uint64_t lastTotal = 0;
     double lastGrowth = MonotonicSeconds();
+    bool readvised = false;  // since the last growth
     std::vector<uint64_t> resident(files.size(), 0);
+    std::vector<std::vector<unsigned char>> vecs(files.size());
     for (;;) {
       if (Cancelled()) return FailOnce(Err::Interrupted, "prefetch was cancelled");
       uint64_t total = 0, want = 0;
       for (size_t i = 0; i < files.size(); i++) {
         if (files[i]->memory) continue;
         uint64_t r = 0;
-        std::vector<unsigned char> vec;
         FdLease lease(*fds, i);
-        if (!lease || !Resident(lease.get(), files[i]->size, &r, &vec)) r = files[i]->want;  // cannot tell: trust the kernel
-        else r = SpanResident(i, vec, r);
+        if (!lease || !Resident(lease.get(), files[i]->size, &r, &vecs[i])) r = files[i]->want, vecs[i].clear();  // cannot tell: trust the kernel
+        else r = SpanResident(i, vecs[i], r);
         total += r;
         want += files[i]->want;
         if (r > resident[i]) Progress(r - resident[i]);
@@ -310,8 +379,21 @@ struct PrefetchBaton : Baton {
       if (total > lastTotal) {
         lastTotal = total;
         lastGrowth = now;
-      } else if (now - lastGrowth > 0.5) {
+        readvised = false;
+      } else if (now - lastGrowth > kGiveUpAfter) {
         break;  // the kernel stopped: read the rest
+      } else if (!readvised && now - lastGrowth > kReadviseAfter) {
+        readvised = true;
+        for (uint32_t i = 0; i < files.size(); i++) {
+          if (files[i]->memory || resident[i] >= files[i]->want || vecs[i].empty()) continue;
+          FdLease lease(*fds, i);
+          if (!Open(i, lease)) return;
+          const bool ok = MissingRuns(i, vecs[i], chunkBytes, [&](uint64_t off, uint64_t len) {
+            readvisedBytes += len;
+            return Advise(i, lease.get(), off, len);
+          });
+          if (!ok) return;
+        }
       }
       usleep(20000);
     }
@@ -326,29 +408,23 @@ struct PrefetchBaton : Baton {
       FdLease lease(*fds, i);
       if (!Open(i, lease)) return;
       if (!Resident(lease.get(), files[i]->size, &r, &vec)) continue;
-      for (const auto& sp : files[i]->spans) {
-        for (uint64_t pg = sp.first / ps; pg < vec.size() && pg * ps < sp.second;) {
-          if (vec[pg] & 1) {
-            pg++;
-            continue;
-          }
-          uint64_t end = pg;
-          while (end < vec.size() && end * ps < sp.second && !(vec[end] & 1) && (end - pg) * ps < chunkBytes) end++;
-          uint64_t off = std::max(sp.first, pg * ps), len = std::min(sp.second, end * ps) - off;
-          if (!ReadPiece(i, lease.get(), off, len, buf.get())) return;
-          fallbackBytes += len;
-          Progress(len);
-          pg = end;
-        }
-      }
+      const bool ok = MissingRuns(i, vec, chunkBytes, [&](uint64_t off, uint64_t len) {
+        if (!ReadPiece(i, lease.get(), off, len, buf.get())) return false;
+        fallbackBytes += len;
+        Progress(len);
+        return true;
+      });
+      if (!ok) return;
     }
   }
+
 
   // One file's check: opened (never waiting on a FIFO) and fstat'ed; err is the errno of what failed.
   struct Checked {
     uint64_t size = 0;
     int err = 0;
     bool opened = false, statted = false, regular = false, memory = false;
+    uint64_t adviseLimit = 0;
   };
   static Checked Check(const std::string& p) {
     Checked c;
@@ -361,6 +437,7 @@ struct PrefetchBaton : Baton {
     c.regular = IsRegularFile(st);
     c.size = static_cast<uint64_t>(st.st_size);
     c.memory = MemoryFilesystem(fd.get());
+    c.adviseLimit = AdviseLimit(st);
     return c;
   }
 
@@ -386,6 +463,7 @@ struct PrefetchBaton : Baton {
       if (!c.regular) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       f->size = c.size;
       f->memory = c.memory;
+      f->adviseLimit = c.adviseLimit;
       if (ranges.empty()) {
         f->spans.push_back({0, f->size});
       } else {
@@ -437,6 +515,7 @@ struct PrefetchBaton : Baton {
     o.Set("seconds", seconds);
     o.Set("issueSeconds", issueSeconds);
     o.Set("fallbackBytes", static_cast<double>(fallbackBytes));
+    o.Set("readvisedBytes", static_cast<double>(readvisedBytes));
     o.Set("threads", threads);
     if (!ranges.empty()) {
       if (residentBefore >= 0) o.Set("residentBeforeBytes", residentBefore);
