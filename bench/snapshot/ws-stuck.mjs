@@ -28,17 +28,22 @@ const signal = new AbortController().signal;
 const fsType = (p) => spawnSync('stat', ['-f', '-c', '%T', p], { encoding: 'utf8' }).stdout.trim() || null;
 const stuck = [];
 let slowest = 0;
+let slowestFile = null; // the first pass that took longest: which file, its filesystem, what the addon did for it
 for (let i = 0; i < plan.paths.length; i++) {
   const path = plan.paths[i];
   const ranges = plan.ranges[i];
   const first = await addonReadRanges([path], [ranges], signal);
   const again = await addonReadRanges([path], [ranges], signal);
-  slowest = Math.max(slowest, first.seconds);
+  if (first.seconds > slowest) {
+    slowest = first.seconds;
+    slowestFile = { path, fs: null, bytes: first.bytes, residentBefore: first.residentBefore, seconds: first.seconds, fallbackBytes: first.fallbackBytes, readvisedBytes: first.readvisedBytes };
+  }
   if (again.residentBefore !== null && again.residentBefore < again.bytes) {
     const size = ws.files.find((f) => f.path === path)?.bytes ?? null;
     const lastEnd = Math.max(...ranges.filter((_, k) => k % 2 === 0).map((off, k) => off + ranges[2 * k + 1]));
     stuck.push({ path, fs: fsType(path), size, bytes: again.bytes, missing: again.bytes - again.residentBefore, rangesToEof: size !== null && lastEnd >= size, seconds: [first.seconds, again.seconds], fallbackBytes: [first.fallbackBytes, again.fallbackBytes] });
   }
 }
+if (slowestFile) slowestFile.fs = fsType(slowestFile.path);
 const all = await addonReadRanges(plan.paths, plan.ranges, signal);
-console.log(JSON.stringify({ source: keptDoc?.workingSet ? kept : 'manifest', files: plan.paths.length, bytes: plan.bytes, skipped: plan.skipped.length, slowestFileSeconds: slowest, wholeSetAgain: all, stuck }, null, 1));
+console.log(JSON.stringify({ source: keptDoc?.workingSet ? kept : 'manifest', files: plan.paths.length, bytes: plan.bytes, skipped: plan.skipped.length, slowestFileSeconds: slowest, slowestFile, wholeSetAgain: all, stuck }, null, 1));

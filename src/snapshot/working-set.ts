@@ -212,9 +212,9 @@ type ReadRanges = (paths: string[], ranges: number[][], signal: AbortSignal) => 
  * The addon's read of these byte ranges of these files into the page cache (posix_fadvise WILLNEED, queued at once,
  * then waited for), by restore (SnapshotNative.readRanges) and `prefetch IMAGE`. `residentBefore`: bytes already there.
  */
-export async function addonReadRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number }> {
+export async function addonReadRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number; readvisedBytes: number }> {
   const r = await withNativeCancel(signal, (cancel) => callNative(() => requireNative('reading the working set').prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set'));
-  return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes };
+  return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes, readvisedBytes: r.readvisedBytes };
 }
 
 /**

@@ -402,7 +402,7 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
   # (bench/snapshot/ws-stuck.mjs: restore's read-ahead waited 0.5 s for some pages on every restore, H100, 2026-12-06)
   if [ "${WS_STUCK:-0}" = 1 ] && ! dry; then
     "$NODE" bench/snapshot/ws-stuck.mjs "$WORK/$MODE-hooks" >"$OUT/ws-stuck-$MODE.json" 2>>"$S" &&
-      say "working-set files never resident: $(jget "$OUT/ws-stuck-$MODE.json" "[(s['path'], s['fs'], s['missing'], s['rangesToEof']) for s in d['stuck']]"); the whole set again: $(jget "$OUT/ws-stuck-$MODE.json" "d['wholeSetAgain']")"
+      say "working-set files never resident: $(jget "$OUT/ws-stuck-$MODE.json" "[(s['path'], s['fs'], s['missing'], s['rangesToEof']) for s in d['stuck']]"); the whole set again: $(jget "$OUT/ws-stuck-$MODE.json" "d['wholeSetAgain']"); slowest first pass: $(jget "$OUT/ws-stuck-$MODE.json" "d['slowestFile']")"
   fi
   # WSGAP=1: a cold restore's first phase in isolation (bench/snapshot/working-set-gap.mjs): this image's stream and
   # its working set (the server's library pages) read together, one after the other and alone, the working set
