@@ -30,6 +30,7 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <system_error>
@@ -80,13 +81,13 @@ bool MemoryFilesystem(int fd) {
 // 1/16 of its bytes and the rest waited for Complete()'s pread. Read from sysfs for st_dev's disk (a partition's
 // queue is its parent's); a file on no block device (overlayfs, a btrfs subvolume, a network filesystem) takes its
 // backing device's window, and when none is found, the kernel's default window, 128 KiB. A multiple of the page size.
-uint64_t AdviseLimit(const struct stat& st) {
+uint64_t AdviseLimit(dev_t device) {
   auto kib = [](const std::string& path) -> uint64_t {
     std::ifstream in(path);
     unsigned long long v = 0;
     return in >> v ? static_cast<uint64_t>(v) : 0;
   };
-  const std::string dev = std::to_string(major(st.st_dev)) + ":" + std::to_string(minor(st.st_dev));
+  const std::string dev = std::to_string(major(device)) + ":" + std::to_string(minor(device));
   uint64_t k = 0;
   for (const char* up : {"", "/.."}) {
     const std::string q = "/sys/dev/block/" + dev + up + "/queue/";
@@ -209,7 +210,7 @@ struct PrefetchBaton : Baton {
   struct File {
     uint64_t size = 0, want = 0;  // want: the bytes of its spans
     bool memory = false;          // on a memory filesystem: nothing to wait for (MemoryFilesystem)
-    uint64_t adviseLimit = 0;     // the most one readahead/fadvise call of it reads (AdviseLimit)
+    uint64_t adviseLimit = 0;     // the most one readahead/fadvise call of it reads (AdviseLimit); 0 for pread
     std::vector<std::pair<uint64_t, uint64_t>> spans;  // [offset, offset + length) parts read, within the file
     double firstStart = -1, lastEnd = 0;
     std::mutex mu;
@@ -426,7 +427,7 @@ struct PrefetchBaton : Baton {
     uint64_t size = 0;
     int err = 0;
     bool opened = false, statted = false, regular = false, memory = false;
-    uint64_t adviseLimit = 0;
+    dev_t device = 0;
   };
   static Checked Check(const std::string& p) {
     Checked c;
@@ -439,7 +440,7 @@ struct PrefetchBaton : Baton {
     c.regular = IsRegularFile(st);
     c.size = static_cast<uint64_t>(st.st_size);
     c.memory = MemoryFilesystem(fd.get());
-    c.adviseLimit = AdviseLimit(st);
+    c.device = st.st_dev;
     return c;
   }
 
@@ -456,6 +457,7 @@ struct PrefetchBaton : Baton {
       };
       OnThreads(std::max(1, std::min<int>(threads, static_cast<int>(std::min<size_t>(paths.size(), 256)))), checkAll);
     }
+    std::map<dev_t, uint64_t> adviseLimits;  // one sysfs look-up per disk, and none when nothing is advised
     for (size_t i = 0; i < paths.size(); i++) {
       const std::string& p = paths[i];
       const Checked& c = checked[i];
@@ -465,7 +467,11 @@ struct PrefetchBaton : Baton {
       if (!c.regular) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
       f->size = c.size;
       f->memory = c.memory;
-      f->adviseLimit = c.adviseLimit;
+      if (strategy != Strategy::Pread) {
+        auto at = adviseLimits.find(c.device);
+        if (at == adviseLimits.end()) at = adviseLimits.emplace(c.device, AdviseLimit(c.device)).first;
+        f->adviseLimit = at->second;
+      }
       if (ranges.empty()) {
         f->spans.push_back({0, f->size});
       } else {
