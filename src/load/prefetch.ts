@@ -50,6 +50,8 @@ export interface PrefetchResult {
   residency: { before: number | null; after: number | null };
   /** readahead/fadvise: bytes the kernel left out and that were read with pread afterwards. */
   fallbackBytes: number;
+  /** readahead/fadvise: bytes still missing 50 ms after the last growth and advised again before the pread fallback. */
+  readvisedBytes: number;
   files: Array<{ path: string; bytes: number; residentBefore: number | null; residentAfter: number | null }>;
   notes: string[];
 }
@@ -105,6 +107,7 @@ export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult
     coldBytesPerSecond: r.seconds > 0 && notResident > 0 ? notResident / r.seconds : null,
     residency: { before: fb, after: fa },
     fallbackBytes: r.fallbackBytes,
+    readvisedBytes: r.readvisedBytes,
     files: paths.map((path, i) => ({ path, bytes: before[i]!.bytes, residentBefore: before[i]!.residentBytes, residentAfter: after[i]!.residentBytes })),
     notes,
   };

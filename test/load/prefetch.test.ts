@@ -48,6 +48,8 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       for (const f of r.files) expect(f.residentAfter! / f.bytes).toBeGreaterThan(0.98);
       expect(r.seconds).toBeGreaterThan(0);
       expect(r.coldBytesPerSecond).toBeGreaterThan(0);
+      // pread reads every byte itself: nothing is advised, so nothing is left over or advised again.
+      if (strategy === 'pread') expect([r.fallbackBytes, r.readvisedBytes]).toEqual([0, 0]);
     });
   }
 
@@ -115,6 +117,11 @@ describe('prefetch inputs (the one weight resolver, src/load/weights.ts)', () =>
     expect(doc).toMatchObject({ schema: 'coldstart/prefetch@1', strategy: 'readahead' });
     expect(doc.residency.before).toBeLessThan(0.05);
     expect(doc.residency.after).toBeGreaterThan(0.98);
+    // What the kernel left out and what was advised again are reported, as byte counts within the set.
+    for (const k of ['fallbackBytes', 'readvisedBytes']) {
+      expect(doc[k]).toBeGreaterThanOrEqual(0);
+      expect(doc[k]).toBeLessThanOrEqual(doc.bytes);
+    }
     expect(ok.stderr).toBe(''); // no progress off a TTY
     for (const args of [['--threads', 'NaN'], ['--threads', '-1'], ['--threads', '1.5'], ['--strategy', 'mmap']]) {
       const r = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), ...args], { encoding: 'utf8' });

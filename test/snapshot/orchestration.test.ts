@@ -79,7 +79,7 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     prefetch: async (p) => {
       const files = p.files.map((path) => ({ path, bytes: statSync(path).size, residentBefore: 0, residentAfter: statSync(path).size }));
       const bytes = files.reduce((a, f) => a + f.bytes, 0);
-      return { schema: 'coldstart/prefetch@1', strategy: p.strategy ?? 'pread', threads: p.threads ?? 1, bytes, seconds: 0.01, bytesPerSecond: bytes / 0.01, coldBytesPerSecond: bytes / 0.01, residency: { before: 0, after: 1 }, fallbackBytes: 0, files, notes: [] };
+      return { schema: 'coldstart/prefetch@1', strategy: p.strategy ?? 'pread', threads: p.threads ?? 1, bytes, seconds: 0.01, bytesPerSecond: bytes / 0.01, coldBytesPerSecond: bytes / 0.01, residency: { before: 0, after: 1 }, fallbackBytes: 0, readvisedBytes: 0, files, notes: [] };
     },
     // An image read by one stream: recorded, finished at once (a test that holds it replaces this).
     readInOrder: (paths) => {
@@ -90,7 +90,7 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
       rangeCalls.push({ paths, ranges });
       const fail = o.ranges?.();
       if (fail) throw fail;
-      return { bytes: ranges.flatMap((r) => r.filter((_, i) => i % 2 === 1)).reduce((a, b) => a + b, 0), residentBefore: 0, seconds: 0.01, fallbackBytes: 0 };
+      return { bytes: ranges.flatMap((r) => r.filter((_, i) => i % 2 === 1)).reduce((a, b) => a + b, 0), residentBefore: 0, seconds: 0.01, fallbackBytes: 0, readvisedBytes: 0 };
     },
     resumeGrantingAmx: async (pid) => {
       amxCalls.push(pid);
