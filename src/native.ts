@@ -234,6 +234,12 @@ export interface NativePrefetchOptions {
   /** Bytes read (or found resident) so far, added to atomically: a BigUint64Array on a SharedArrayBuffer. */
   progress?: BigUint64Array;
   cancel?: Int32Array;
+  /**
+   * Tests only: advice that is not issued, as if the kernel had dropped it — every other piece of the first pass
+   * ('odd-pieces': a failed readahead page allocation) or all of it ('all': a squashfs fragment tail), so that
+   * advising again and the pread fallback are checked on any disk.
+   */
+  testDropAdvice?: 'odd-pieces' | 'all';
 }
 
 export interface NativePrefetchResult {

@@ -194,10 +194,15 @@ Napi::Value PageCache(const Napi::CallbackInfo& info) {
 
 // ------------------------------------------------------------------------------------------- prefetch
 enum class Strategy { Pread, Readahead, Fadvise };
+// Tests only (options.testDropAdvice): advice the kernel "drops", as it does when a readahead page allocation fails
+// (OddPieces: the first pass leaves out every other piece) or on a squashfs file's fragment tail (All: nothing
+// advised is ever read ahead), so that Complete()'s advising again and its pread fallback are checked on any disk.
+enum class DropAdvice { None, OddPieces, All };
 
 struct PrefetchBaton : Baton {
   std::vector<std::string> paths;
   Strategy strategy = Strategy::Pread;
+  DropAdvice dropAdvice = DropAdvice::None;
   int threads = 8;
   uint64_t chunkBytes = 8 << 20;
   int32_t* cancel = nullptr;
@@ -268,6 +273,7 @@ struct PrefetchBaton : Baton {
   // page (the kernel counts whole pages from the call's first one: an unaligned call of the limit's length would
   // spill one page past it).
   bool Advise(uint32_t fi, int fd, uint64_t off, uint64_t len) {
+    if (dropAdvice == DropAdvice::All) return true;
     const uint64_t ps = PageBytes(), end = off + len;
     for (uint64_t s = off; s < end;) {
       const uint64_t e = std::min(end, s / ps * ps + files[fi]->adviseLimit);
@@ -324,7 +330,7 @@ struct PrefetchBaton : Baton {
       if (!Open(pc.file, lease)) return;
       if (strategy == Strategy::Pread) {
         if (!ReadPiece(pc.file, lease.get(), pc.off, pc.len, buf.get())) return;
-      } else if (!Advise(pc.file, lease.get(), pc.off, pc.len)) {
+      } else if (!(dropAdvice == DropAdvice::OddPieces && i % 2 == 1) && !Advise(pc.file, lease.get(), pc.off, pc.len)) {
         return;
       }
       double tb = MonotonicSeconds();
@@ -570,6 +576,12 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   else if (s == "readahead") b->strategy = Strategy::Readahead;
   else if (s == "fadvise") b->strategy = Strategy::Fadvise;
   else throw ArgError(env, fn, "options.strategy", "pread, readahead or fadvise");
+  if (o.Has("testDropAdvice") && !o.Get("testDropAdvice").IsUndefined()) {
+    const std::string d = o.Get("testDropAdvice").IsString() ? o.Get("testDropAdvice").As<Napi::String>().Utf8Value() : "?";
+    if (d == "odd-pieces") b->dropAdvice = DropAdvice::OddPieces;
+    else if (d == "all") b->dropAdvice = DropAdvice::All;
+    else throw ArgError(env, fn, "options.testDropAdvice", "odd-pieces or all");
+  }
   b->threads = static_cast<int>(OptInt(env, fn, o, "threads", 8, 1, 256));
   b->chunkBytes = OptU64(env, fn, o, "chunkBytes", 8 << 20);
   if (b->chunkBytes < 4096 || b->chunkBytes % 4096 != 0 || b->chunkBytes > (1ull << 30))

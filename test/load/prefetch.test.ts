@@ -65,6 +65,34 @@ describe('prefetch on a host: residency before/after by mincore', () => {
     });
   }
 
+  // What the kernel drops is made here on any disk (testDropAdvice): pages it leaves out are advised again once
+  // nothing has arrived for 50 ms, and what it never reads ahead (a squashfs file's fragment tail) is read with pread.
+  const total = () => files.length * (SIZE + 8 + buildHeader([{ name: 'w0', dtype: 'U8', shape: [SIZE] }]).bytes.length - 8);
+  for (const strategy of ['readahead', 'fadvise'] as const) {
+    it(`${strategy}: pieces the kernel dropped are advised again and read by the kernel, not by the fallback`, async () => {
+      expect(await evict(files)).toBeLessThan(0.05);
+      const chunkBytes = 1 << 20;
+      const r = await requireNative('t').prefetch({ paths: files, strategy, threads: 2, chunkBytes, testDropAdvice: 'odd-pieces' });
+      // Every odd piece was missing when advising again; pages of the even ones still in flight may be counted too.
+      const oddPieces = files.length * Math.floor(Math.ceil((total() / files.length) / chunkBytes) / 2) * chunkBytes;
+      expect(r.readvisedBytes).toBeGreaterThanOrEqual(oddPieces - 2 * chunkBytes);
+      expect(r.readvisedBytes).toBeLessThanOrEqual(total());
+      expect(r.fallbackBytes).toBe(0);
+      expect(await resident(files)).toBeGreaterThan(0.98);
+    });
+    it(`${strategy}: what is never read ahead is advised once more, then read with pread`, async () => {
+      expect(await evict(files)).toBeLessThan(0.05);
+      const r = await requireNative('t').prefetch({ paths: files, strategy, threads: 2, testDropAdvice: 'all' });
+      expect(r.readvisedBytes).toBe(total());
+      expect(r.fallbackBytes).toBe(total());
+      expect(r.bytes).toBe(total());
+      expect(await resident(files)).toBeGreaterThan(0.98);
+    });
+  }
+  it('testDropAdvice takes odd-pieces or all, and nothing else', async () => {
+    expect(() => requireNative('t').prefetch({ paths: files, strategy: 'readahead', testDropAdvice: 'some' as 'all' })).toThrow(/options\.testDropAdvice/);
+  });
+
   it('--evict in the engine drops the files first, and progress ends at the total', async () => {
     await runPrefetch({ files, threads: 2 });
     expect(await resident(files)).toBeGreaterThan(0.98);
