@@ -63,6 +63,19 @@ export function pageCacheFraction(entries: readonly PageCacheEntry[]): number | 
   return total === 0 ? 1 : entries.reduce((a, e) => a + (e.residentBytes ?? 0), 0) / total;
 }
 
+/**
+ * What readahead/fadvise left to be done again: pages the kernel dropped and brought in when advised again (memory
+ * pressure: a readahead page allocation fails without a word), and pages it never read, which pread read (a squashfs
+ * file's fragment-packed tail). Empty when the kernel read everything it was advised.
+ */
+export function adviceNotes(strategy: PrefetchStrategy, r: Pick<NativePrefetchResult, 'bytes' | 'fallbackBytes' | 'readvisedBytes'>): string[] {
+  const share = (n: number) => formatPercent(n / Math.max(1, r.bytes));
+  const notes: string[] = [];
+  if (r.readvisedBytes > r.fallbackBytes) notes.push(`${strategy}: ${share(r.readvisedBytes - r.fallbackBytes)} of the bytes had not come when the kernel stopped reading (it drops readahead under memory pressure); advised again, they were read`);
+  if (r.fallbackBytes > 0) notes.push(`${strategy} left ${share(r.fallbackBytes)} of the bytes unread; they were read with pread`);
+  return notes;
+}
+
 /** Reads every file into the page cache and reports residency before/after (mincore). */
 export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult> {
   const strategy = opts.strategy ?? PREFETCH_DEFAULTS.strategy;
@@ -95,7 +108,7 @@ export async function runPrefetch(opts: PrefetchOptions): Promise<PrefetchResult
   const fa = pageCacheFraction(after);
   if (fa === null) notes.push('mincore could not report residency for some files');
   else if (fa < 0.98) notes.push(`only ${formatPercent(fa)} of the weights stayed in the page cache after reading them (not enough free memory, or a cgroup memory limit)`);
-  if (r.fallbackBytes > 0) notes.push(`${strategy} left ${formatPercent(r.fallbackBytes / Math.max(1, r.bytes))} of the bytes unread; they were read with pread`);
+  notes.push(...adviceNotes(strategy, r));
   const notResident = before.reduce((a, e) => a + (e.residentBytes === null ? e.bytes : e.bytes - e.residentBytes), 0);
   return {
     schema: PREFETCH_SCHEMA,

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../../src/load/prefetch.js';
+import { adviceNotes, estimatePrefetchSaving, runPrefetch, PREFETCH_STRATEGIES } from '../../src/load/prefetch.js';
 import { resolveWeights } from '../../src/load/weights.js';
 import { requireNative } from '../../src/native.js';
 import { buildHeader } from '../../src/formats/safetensors.js';
@@ -50,6 +50,7 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       expect(r.coldBytesPerSecond).toBeGreaterThan(0);
       // pread reads every byte itself: nothing is advised, so nothing is left over or advised again.
       if (strategy === 'pread') expect([r.fallbackBytes, r.readvisedBytes]).toEqual([0, 0]);
+      if (strategy === 'pread') expect(adviceNotes(strategy, r)).toEqual([]);
     });
   }
 
@@ -79,6 +80,10 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       expect(r.readvisedBytes).toBeLessThanOrEqual(total());
       expect(r.fallbackBytes).toBe(0);
       expect(await resident(files)).toBeGreaterThan(0.98);
+      // The command says so, with the share advised again, and says nothing of a fallback that did not happen.
+      const notes = adviceNotes(strategy, r);
+      expect(notes).toHaveLength(1);
+      expect(notes[0]).toMatch(new RegExp(`^${strategy}: \\d+(\\.\\d+)?% of the bytes had not come .* advised again, they were read$`));
     });
     it(`${strategy}: what is never read ahead is advised once more, then read with pread`, async () => {
       expect(await evict(files)).toBeLessThan(0.05);
@@ -87,6 +92,8 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       expect(r.fallbackBytes).toBe(total());
       expect(r.bytes).toBe(total());
       expect(await resident(files)).toBeGreaterThan(0.98);
+      // Advised again and still not read: only the fallback is told, for every byte.
+      expect(adviceNotes(strategy, r)).toEqual([`${strategy} left 100% of the bytes unread; they were read with pread`]);
     });
   }
   it('testDropAdvice takes odd-pieces or all, and nothing else', async () => {
