@@ -291,6 +291,9 @@ struct PrefetchBaton : Baton {
     return true;
   }
 
+  // Tests only: whether the first pass leaves piece i unadvised (DropAdvice::OddPieces; All is Advise's own).
+  bool DroppedOnFirstPass(size_t i) const { return dropAdvice == DropAdvice::OddPieces && i % 2 == 1; }
+
   // Each run of file i's spans that the page vector shows missing, at most `most` bytes long: fn(off, len), which
   // returns false to stop (and this returns false).
   template <typename Fn>
@@ -330,7 +333,7 @@ struct PrefetchBaton : Baton {
       if (!Open(pc.file, lease)) return;
       if (strategy == Strategy::Pread) {
         if (!ReadPiece(pc.file, lease.get(), pc.off, pc.len, buf.get())) return;
-      } else if (!(dropAdvice == DropAdvice::OddPieces && i % 2 == 1) && !Advise(pc.file, lease.get(), pc.off, pc.len)) {
+      } else if (!DroppedOnFirstPass(i) && !Advise(pc.file, lease.get(), pc.off, pc.len)) {
         return;
       }
       double tb = MonotonicSeconds();

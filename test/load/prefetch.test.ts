@@ -15,13 +15,16 @@ const bin = fileURLToPath(new URL('../../bin/coldstart.js', import.meta.url));
 let tmp: string;
 let files: string[];
 const SIZE = 24 << 20;
+const FILES = 2;
+/** The bytes of the set: each file is its safetensors header and SIZE bytes. */
+const SET_BYTES = FILES * (SIZE + 8 + buildHeader([{ name: 'w0', dtype: 'U8', shape: [SIZE] }]).bytes.length - 8);
 
 beforeAll(async () => {
   tmp = await evictableDir();
   const dir = join(tmp, 'model');
   mkdirSync(dir);
   files = [];
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < FILES; i++) {
     const { bytes } = buildHeader([{ name: `w${i}`, dtype: 'U8', shape: [SIZE] }]);
     const data = Buffer.alloc(SIZE);
     for (let k = 0; k < SIZE; k += 4096) data.writeUInt32LE((k * 2654435761) >>> 0, k);
@@ -40,7 +43,7 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       expect(before).toBeLessThan(0.05);
       const r = await runPrefetch({ files, strategy, threads: 4 });
       expect(r.strategy).toBe(strategy);
-      expect(r.bytes).toBe(files.length * (SIZE + 8 + buildHeader([{ name: 'w0', dtype: 'U8', shape: [SIZE] }]).bytes.length - 8));
+      expect(r.bytes).toBe(SET_BYTES);
       expect(r.residency.before).toBeLessThan(0.05);
       expect(r.residency.after).toBeGreaterThan(0.98);
       expect(await resident(files)).toBeGreaterThan(0.98); // measured independently of the result
@@ -49,8 +52,10 @@ describe('prefetch on a host: residency before/after by mincore', () => {
       expect(r.seconds).toBeGreaterThan(0);
       expect(r.coldBytesPerSecond).toBeGreaterThan(0);
       // pread reads every byte itself: nothing is advised, so nothing is left over or advised again.
-      if (strategy === 'pread') expect([r.fallbackBytes, r.readvisedBytes]).toEqual([0, 0]);
-      if (strategy === 'pread') expect(adviceNotes(strategy, r)).toEqual([]);
+      if (strategy === 'pread') {
+        expect([r.fallbackBytes, r.readvisedBytes]).toEqual([0, 0]);
+        expect(adviceNotes(strategy, r)).toEqual([]);
+      }
     });
   }
 
@@ -68,16 +73,15 @@ describe('prefetch on a host: residency before/after by mincore', () => {
 
   // What the kernel drops is made here on any disk (testDropAdvice): pages it leaves out are advised again once
   // nothing has arrived for 50 ms, and what it never reads ahead (a squashfs file's fragment tail) is read with pread.
-  const total = () => files.length * (SIZE + 8 + buildHeader([{ name: 'w0', dtype: 'U8', shape: [SIZE] }]).bytes.length - 8);
   for (const strategy of ['readahead', 'fadvise'] as const) {
     it(`${strategy}: pieces the kernel dropped are advised again and read by the kernel, not by the fallback`, async () => {
       expect(await evict(files)).toBeLessThan(0.05);
       const chunkBytes = 1 << 20;
       const r = await requireNative('t').prefetch({ paths: files, strategy, threads: 2, chunkBytes, testDropAdvice: 'odd-pieces' });
       // Every odd piece was missing when advising again; pages of the even ones still in flight may be counted too.
-      const oddPieces = files.length * Math.floor(Math.ceil((total() / files.length) / chunkBytes) / 2) * chunkBytes;
+      const oddPieces = files.length * Math.floor(Math.ceil(SET_BYTES / files.length / chunkBytes) / 2) * chunkBytes;
       expect(r.readvisedBytes).toBeGreaterThanOrEqual(oddPieces - 2 * chunkBytes);
-      expect(r.readvisedBytes).toBeLessThanOrEqual(total());
+      expect(r.readvisedBytes).toBeLessThanOrEqual(SET_BYTES);
       expect(r.fallbackBytes).toBe(0);
       expect(await resident(files)).toBeGreaterThan(0.98);
       // The command says so, with the share advised again, and says nothing of a fallback that did not happen.
@@ -88,9 +92,9 @@ describe('prefetch on a host: residency before/after by mincore', () => {
     it(`${strategy}: what is never read ahead is advised once more, then read with pread`, async () => {
       expect(await evict(files)).toBeLessThan(0.05);
       const r = await requireNative('t').prefetch({ paths: files, strategy, threads: 2, testDropAdvice: 'all' });
-      expect(r.readvisedBytes).toBe(total());
-      expect(r.fallbackBytes).toBe(total());
-      expect(r.bytes).toBe(total());
+      expect(r.readvisedBytes).toBe(SET_BYTES);
+      expect(r.fallbackBytes).toBe(SET_BYTES);
+      expect(r.bytes).toBe(SET_BYTES);
       expect(await resident(files)).toBeGreaterThan(0.98);
       // Advised again and still not read: only the fallback is told, for every byte.
       expect(adviceNotes(strategy, r)).toEqual([`${strategy} left 100% of the bytes unread; they were read with pread`]);
