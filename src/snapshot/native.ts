@@ -8,7 +8,7 @@
 import { ColdstartError } from '../core/errors.js';
 import { callNative, loadNative, nativeCodeOf, readProgress, sharedProgress, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
 import type { Fingerprint } from './manifest.js';
-import { addonReadRanges } from './working-set.js';
+import { addonReadRanges, type RangesRead } from './working-set.js';
 import { runPrefetch, type PrefetchOptions, type PrefetchResult } from '../load/prefetch.js';
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
@@ -38,7 +38,7 @@ export interface SnapshotNative {
    * Reads these byte ranges of these files into the page cache (posix_fadvise WILLNEED, queued at once, then waited
    * for): restore's read of the server's working set (working-set.ts). `residentBefore`: bytes of them already there.
    */
-  readRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number; readvisedBytes: number }>;
+  readRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<RangesRead>;
   /**
    * Reads `paths` whole into the page cache, file after file, by one thread of `chunkBytes` preads (advised
    * sequential): restore's read of an image not in the page cache, which the verification hashes behind. `read()`: the

@@ -208,11 +208,20 @@ export interface WorkingSetDetail {
 /** A read of byte ranges into the page cache (SnapshotNative.readRanges; addonReadRanges is the real one). */
 type ReadRanges = (paths: string[], ranges: number[][], signal: AbortSignal) => Promise<{ residentBefore: number | null }>;
 
+/** What a read of byte ranges did: `residentBefore`, bytes already there; the rest as in NativePrefetchResult. */
+export interface RangesRead {
+  bytes: number;
+  residentBefore: number | null;
+  seconds: number;
+  fallbackBytes: number;
+  readvisedBytes: number;
+}
+
 /**
  * The addon's read of these byte ranges of these files into the page cache (posix_fadvise WILLNEED, queued at once,
- * then waited for), by restore (SnapshotNative.readRanges) and `prefetch IMAGE`. `residentBefore`: bytes already there.
+ * then waited for), by restore (SnapshotNative.readRanges) and `prefetch IMAGE`.
  */
-export async function addonReadRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<{ bytes: number; residentBefore: number | null; seconds: number; fallbackBytes: number; readvisedBytes: number }> {
+export async function addonReadRanges(paths: string[], ranges: number[][], signal: AbortSignal): Promise<RangesRead> {
   const r = await withNativeCancel(signal, (cancel) => callNative(() => requireNative('reading the working set').prefetch({ paths, ranges, strategy: 'fadvise', threads: 1, cancel }), 'working set'));
   return { bytes: r.bytes, residentBefore: r.residentBeforeBytes ?? null, seconds: r.seconds, fallbackBytes: r.fallbackBytes, readvisedBytes: r.readvisedBytes };
 }
