@@ -16,11 +16,10 @@ CS_WEIGHTS, taken beside one restore (diskBytesPerSecond: the fastest).
 """
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+
+from disk_probes import drop_caches, read_all, read_loader, read_parallel, read_pread_seq
 
 image, out = sys.argv[1], sys.argv[2]
 drop = "--drop" in sys.argv[3:]
@@ -29,105 +28,6 @@ files = [os.path.join(image, f) for f in sorted(os.listdir(image)) if f.startswi
 total = sum(os.path.getsize(f) for f in files)
 weights_dir = os.environ.get("CS_WEIGHTS")
 weights = sorted(os.path.join(weights_dir, f) for f in os.listdir(weights_dir) if f.endswith(".safetensors")) if weights_dir else []
-PIECE, THREADS = 8 << 20, 8
-
-
-def read_all(paths=None):
-    """The page files (or PATHS) by one stream, file after file (as CRIU reads them); seconds."""
-    t = time.perf_counter()
-    for f in files if paths is None else paths:
-        with open(f, "rb", buffering=0) as fh:
-            while fh.read(16 << 20):
-                pass
-    return time.perf_counter() - t
-
-
-def read_pread_seq(paths):
-    """PATHS by one thread of 16 MiB preads into one reused buffer, each file advised sequential: the way restore's
-    --prefetch reads (native/src/pagecache.cc), beside the one-stream read() above, to tell its own rate from the
-    disk's drift over the run; seconds."""
-    buf = bytearray(16 << 20)
-    t = time.perf_counter()
-    for f in paths:
-        fd = os.open(f, os.O_RDONLY)
-        try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-            off = 0
-            while (n := os.preadv(fd, [buf], off)) > 0:
-                off += n
-        finally:
-            os.close(fd)
-    return time.perf_counter() - t
-
-
-def read_parallel(paths, threads=THREADS, direct=False):
-    """THREADS threads taking PIECE-sized preads in file order from one shared list (as a loader reads); seconds.
-    direct: around the page cache (O_DIRECT, into page-aligned buffers), as coldstart_load reads what the page cache
-    lacks (its default cold="direct", 4 readers at the disk); None when the filesystem refuses O_DIRECT."""
-    import mmap
-
-    pieces = iter([(f, o) for f in paths for o in range(0, os.path.getsize(f), PIECE)])
-    fds = {}
-    try:
-        for f in paths:
-            fds[f] = os.open(f, os.O_RDONLY | (os.O_DIRECT if direct else 0))
-    except OSError:
-        for fd in fds.values():
-            os.close(fd)
-        if direct:
-            return None
-        raise
-    lock = threading.Lock()
-
-    def worker():
-        # one buffer per thread, reused: no 8 MiB allocation per read (an anonymous mapping is page-aligned)
-        buf = mmap.mmap(-1, PIECE) if direct else bytearray(PIECE)
-        while True:
-            with lock:
-                p = next(pieces, None)
-            if p is None:
-                return
-            os.preadv(fds[p[0]], [buf], p[1])
-
-    t = time.perf_counter()
-    try:
-        with ThreadPoolExecutor(threads) as ex:
-            for f in [ex.submit(worker) for _ in range(threads)]:
-                f.result()
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-    return time.perf_counter() - t
-
-
-def read_loader(paths):
-    """PATHS read by coldstart_load itself with its defaults (what the page cache lacks around it, O_DIRECT, 4 readers
-    at the disk), one range per file as the wake-up reads, every file into the same host buffer (the bytes are not
-    kept: the disk's rate is what is measured), faulted in before the clock starts; seconds, or None when the library
-    does not load (its error in the notes)."""
-    import ctypes
-    import mmap
-
-    import coldstart_py  # noqa: F401  (coldstart_load's folder on sys.path)
-
-    try:
-        import coldstart_load
-
-        coldstart_load.library()
-    except Exception as e:  # noqa: BLE001 (any failure to load is a probe not taken, said why)
-        res["notes"].append(f"coldstart_load did not load, no loader probe: {e}")
-        return None
-    size = max(os.path.getsize(f) for f in paths)
-    buf = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0))
-    dst = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-    t = time.perf_counter()
-    coldstart_load.load([(f, 0, os.path.getsize(f), dst) for f in paths], device=None)
-    return time.perf_counter() - t
-
-
-def drop_caches():
-    subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True, check=False)
-
 
 res = {"pagesBytes": total, "weightsBytes": sum(os.path.getsize(f) for f in weights), "notes": []}
 everything = files + weights
@@ -140,7 +40,7 @@ if probe_only:
     d = read_parallel(everything, 4, direct=True)
     res["diskDirectBytesPerSecond"] = all_bytes / d if d else None
     drop_caches()  # the loader reads what the page cache holds from it: nothing, for a disk rate
-    d = read_loader(everything)
+    d = read_loader(everything, res["notes"])[0]
     res["diskLoaderBytesPerSecond"] = all_bytes / d if d else None
     res["diskBytesPerSecond"] = max(res["diskOneStreamAllBytesPerSecond"], res["diskDirectBytesPerSecond"] or 0, res["diskLoaderBytesPerSecond"] or 0)
     with open(out, "w") as fh:
@@ -149,7 +49,7 @@ if probe_only:
     sys.exit(0)
 if drop:
     drop_caches()
-    res["diskOneStreamBytesPerSecond"] = total / read_all()
+    res["diskOneStreamBytesPerSecond"] = total / read_all(files)
     if weights:
         # one stream over the same bytes as the parallel probe: the image-only reading above can be a burst the disk
         # does not keep up over 18 GB (2.08 vs 1.79 GB/s on one H100 host, 2026-12-05), so the floor compares rates
@@ -165,7 +65,7 @@ if drop:
     res["diskDirectBytesPerSecond"] = all_bytes / d if d else None
     if d is None:
         res["notes"].append("O_DIRECT refused by the filesystem: no direct probe")
-    d = read_loader(everything)
+    d = read_loader(everything, res["notes"])[0]
     res["diskLoaderBytesPerSecond"] = all_bytes / d if d else None
     # last: it leaves the files in the page cache, where the page-cache probes below read them
     drop_caches()
@@ -177,7 +77,7 @@ else:
     res["diskBytesPerSecond"] = res["diskOneStreamBytesPerSecond"] = res["diskParallelBytesPerSecond"] = None
     res["diskPreadSeqBytesPerSecond"] = res["diskDirectBytesPerSecond"] = res["diskLoaderBytesPerSecond"] = None
     res["notes"].append("disk rate not measured: page cache not dropped (no --drop)")
-res["pageCacheBytesPerSecond"] = total / read_all()
+res["pageCacheBytesPerSecond"] = total / read_all(files)
 res["pageCacheParallelBytesPerSecond"] = total / read_parallel(files)
 
 import torch  # noqa: E402 (the disk probes above need none of it; --probe-only never pays for the import)

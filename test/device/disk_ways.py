@@ -1,0 +1,140 @@
+"""The ways of reading a cold disk side by side on one host: which one a wake-up's loader should use there.
+
+  python disk_ways.py DIR OUT.json [--gib N] [--rounds R] [--ways way,way,...]
+
+Writes N GiB (default 8) of incompressible data into DIR as 2 GiB files (kept and reused when they are already
+there, at that size), then, for each round, reads them from the disk (page cache dropped first, as root) once per
+way, in an order that turns round each round (the disk's drift over the run falls on every way alike). Ways:
+
+  one-stream          one thread of 16 MiB read()s (test/device/disk_probes.py read_all; the floors' probe)
+  pread-seq           one thread of 16 MiB preads advised sequential (restore's --prefetch)
+  loader-direct-N     coldstart_load around the page cache (O_DIRECT), at most N readers at the disk (4: its default)
+  loader-direct-N-32m the same with 32 MiB chunks
+  loader-cached-N     coldstart_load through the page cache, at most N readers at the disk (0: no bound)
+
+Writes each reading (way, round, seconds, bytes per second, coldstart_load's cold bytes and readers) and each way's
+median to OUT.json, and a table to stdout. Needs root (the drop); on a machine where the drop fails every reading
+would come from the page cache, so that is refused.
+"""
+
+import json
+import os
+import statistics
+import sys
+
+from disk_probes import drop_caches, read_all, read_loader, read_pread_seq
+
+FILE_BYTES = 2 << 30
+BLOCK = 64 << 20
+WAYS = ["one-stream", "loader-direct-4", "loader-direct-8", "loader-direct-16", "loader-direct-4-32m", "loader-cached-1", "loader-cached-0", "pread-seq"]
+
+
+def arg(name, default):
+    return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
+
+
+def make_files(folder, gib):
+    """gib GiB in 2 GiB files of random blocks (each block's first bytes its own index: no two blocks alike)."""
+    os.makedirs(folder, exist_ok=True)
+    block = bytearray(os.urandom(BLOCK))
+    paths = []
+    for i in range(max(1, gib * (1 << 30) // FILE_BYTES)):
+        p = os.path.join(folder, f"ways-{i}.bin")
+        paths.append(p)
+        if os.path.exists(p) and os.path.getsize(p) == FILE_BYTES:
+            continue
+        with open(p + ".part", "wb") as fh:
+            for k in range(FILE_BYTES // BLOCK):
+                block[:16] = f"{i:07d}-{k:08d}".encode()
+                fh.write(block)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(p + ".part", p)
+    return paths
+
+
+def resident_share(paths):
+    """The share of PATHS' pages in the page cache (mincore over a read-only mapping); None when it cannot be told."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
+    page = os.sysconf("SC_PAGE_SIZE")
+    held = total = 0
+    for p in paths:
+        size = os.path.getsize(p)
+        n = (size + page - 1) // page
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
+            if addr in (None, ctypes.c_void_p(-1).value):
+                return None
+            try:
+                vec = (ctypes.c_ubyte * n)()
+                if libc.mincore(addr, size, vec) != 0:
+                    return None
+                held += sum(b & 1 for b in bytes(vec))
+                total += n
+            finally:
+                libc.munmap(addr, size)
+        finally:
+            os.close(fd)
+    return held / total if total else None
+
+
+def read(way, paths, notes):
+    """(seconds, coldstart_load's result or None) for one reading of PATHS by WAY."""
+    if way == "one-stream":
+        return read_all(paths), None
+    if way == "pread-seq":
+        return read_pread_seq(paths), None
+    parts = way.split("-")  # loader-direct-4, loader-direct-4-32m, loader-cached-0
+    how = {"cold": parts[1], "disk_streams": int(parts[2])}
+    if len(parts) > 3:
+        how["chunk_bytes"] = int(parts[3].rstrip("m")) << 20
+    return read_loader(paths, notes, **how)
+
+
+def main():
+    folder, out = sys.argv[1], sys.argv[2]
+    gib, rounds = int(arg("--gib", "8")), int(arg("--rounds", "2"))
+    ways = arg("--ways", ",".join(WAYS)).split(",")
+    for w in ways:
+        if w not in ("one-stream", "pread-seq") and not (w.startswith("loader-direct-") or w.startswith("loader-cached-")):
+            sys.exit(f"disk_ways.py: unknown way {w!r} (one of {', '.join(WAYS)}, or loader-direct-N / loader-cached-N)")
+    paths = make_files(folder, gib)
+    total = sum(os.path.getsize(p) for p in paths)
+    res = {"bytes": total, "files": len(paths), "readings": [], "notes": []}
+    for r in range(rounds):
+        order = ways if r % 2 == 0 else list(reversed(ways))
+        order = order[r // 2 % len(order) :] + order[: r // 2 % len(order)]
+        for way in order:
+            drop_caches()
+            share = resident_share(paths)
+            if share is None or share > 0.01:
+                sys.exit(f"disk_ways.py: the page cache still holds {share} of the files after the drop (root needed): no disk reading")
+            sec, lr = read(way, paths, res["notes"])
+            if sec is None:
+                continue
+            one = {"way": way, "round": r, "seconds": round(sec, 4), "bytesPerSecond": round(total / sec)}
+            if lr:
+                one.update({"coldBytes": lr["cold_bytes"], "diskReadersMax": lr["disk_readers_max"], "directRefused": lr["direct_refused"]})
+            res["readings"].append(one)
+            print(f"round {r} {way:>22}: {total / sec / 1e9:.3f} GB/s ({sec:.2f} s)", flush=True)
+    res["medianBytesPerSecond"] = {}
+    for w in ways:
+        got = [x["bytesPerSecond"] for x in res["readings"] if x["way"] == w]
+        if got:
+            res["medianBytesPerSecond"][w] = round(statistics.median(got))
+    best = max(res["medianBytesPerSecond"].values()) if res["medianBytesPerSecond"] else None
+    for w, v in sorted(res["medianBytesPerSecond"].items(), key=lambda kv: -kv[1]):
+        print(f"median {w:>22}: {v / 1e9:.3f} GB/s  {v / best:.3f} of the best", flush=True)
+    with open(out, "w") as fh:
+        json.dump(res, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
