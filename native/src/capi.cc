@@ -11,7 +11,8 @@
 // primary context (the one torch and vLLM allocate in) when device >= 0, a host address when device is -1. Reads
 // land in a pinned ring (copied on several streams), chunk_bytes at a time; a chunk the page cache holds whole is read
 // from it; one it does not is read from the disk by at most disk_streams threads at once, lowest offset first (0: no
-// bound), and counted in out->cold_bytes (UINT64_MAX: residency could not be told). cold_reads says how such a chunk
+// bound). out->cold_bytes: the bytes of the ranges the page cache lacked when the call began, counted before the first
+// read (UINT64_MAX: residency could not be told). cold_reads says how such a chunk
 // is read: 1, around the page cache (O_DIRECT, straight into the ring: the disk's full rate, the page cache left as
 // found); 0, through it (buffered: what was read stays cached). A file whose O_DIRECT reads are refused is read through
 // the page cache and counted in out->direct_refused. Returns 0
@@ -34,7 +35,7 @@ struct cs_range {
 struct cs_result {
   uint64_t bytes;
   double seconds, read_seconds, copy_seconds;
-  uint64_t cold_bytes;       // bytes not in the page cache when read (UINT64_MAX: not measured)
+  uint64_t cold_bytes;       // bytes not in the page cache when the call began (UINT64_MAX: not measured)
   uint64_t disk_readers_max; // the most chunks read from the disk at once
   uint64_t direct_refused;   // files whose cold chunks went through the page cache: O_DIRECT was refused for them
   char code[32];

@@ -85,8 +85,8 @@ bool LoadEngine::ReadChunk(const Chunk& c, char* dst, Job& job) {
   const uint64_t need = c.skip + c.copyLen;  // ≤ readLen ≤ chunkBytes (checked at parse)
   bool useDirect = direct && f.directOk.load();
   // A load that watches its cold reads (cs_load's) asks the page cache first: a chunk it does not hold whole comes
-  // from the disk, is counted, and is read through the gate (diskStreams at a time, in file order); with coldDirect
-  // it is read around the page cache (O_DIRECT, straight into the ring). O_DIRECT loads all go to the disk.
+  // from the disk through the gate (diskStreams at a time, in file order); with coldDirect it is read around the
+  // page cache (O_DIRECT, straight into the ring). O_DIRECT loads all go to the disk. (Counted before: CountCold.)
   DiskGate::Pass pass;
   if (watchCold && !useDirect && c.copyLen > 0) {
     FdLease q(*fds, c.file);
@@ -95,7 +95,6 @@ bool LoadEngine::ReadChunk(const Chunk& c, char* dst, Job& job) {
     if (!ResidentPages(q.get(), c.readOff + c.skip, c.copyLen, &res, &pages)) {
       coldUnknown = true;
     } else if (res < pages) {
-      coldBytes += std::min(c.copyLen, (pages - res) * PageBytes());
       // Unbounded (0), the gate only counts the readers at the disk at once (every one enters at once).
       pass = diskGate.Enter(diskStreams > 0 ? diskStreams : kMaxThreads, {c.file, c.readOff});
       if (failed.load()) return false;  // another reader failed while this one waited: read nothing more
@@ -520,6 +519,22 @@ void LoadEngine::Verify(Job& job) {
   }
 }
 
+// What the page cache lacks of each chunk's bytes before the first read (coldBytes; coldUnknown when it cannot be
+// told): the bytes this load gets from the disk. Counted at each chunk's read instead, pages the kernel's readahead
+// had put in flight by then (brought in by the reads before it, through the page cache) would count as cached.
+void LoadEngine::CountCold() {
+  for (const Chunk& c : chunks) {
+    if (c.copyLen == 0) continue;
+    FdLease q(*fds, c.file);
+    uint64_t res = 0, pages = 0;
+    if (!q || !ResidentPages(q.get(), c.readOff + c.skip, c.copyLen, &res, &pages)) {
+      coldUnknown = true;  // the read itself reports a file that cannot be opened
+      continue;
+    }
+    if (res < pages) coldBytes += std::min(c.copyLen, (pages - res) * PageBytes());
+  }
+}
+
 // Checks every file (and, when asked, maps it) before anything is allocated, one descriptor at a time, and opens
 // the pools the reads use (a bounded number of descriptors at once, never one per shard). False: Fail was called.
 bool LoadEngine::CheckFiles() {
@@ -609,6 +624,7 @@ void LoadEngine::Run() {
       }
     }
   }
+  if (watchCold) CountCold();
   double t0 = MonotonicSeconds();
   auto runOne = [this](Job* j) {
     RunJob(*j);

@@ -266,12 +266,14 @@ struct LoadEngine {
   bool direct = false, returnHost = false, testCorrupt = false;
   std::atomic<uint32_t> directRefused{0};  // files read through the page cache after O_DIRECT was refused
   // Reads of chunks the page cache does not hold whole, when watchCold (cs_load's loads; gpuLoad's are left as they
-  // were, unasked): counted, at most diskStreams at once (0: no bound; the gate still counts them), and with
-  // coldDirect read around the page cache (O_DIRECT into the ring; resident chunks are still read from it).
+  // were, unasked): at most diskStreams at once (0: no bound; the gate still counts them), and with coldDirect read
+  // around the page cache (O_DIRECT into the ring; resident chunks are still read from it). What the load had to get
+  // from the disk is counted once, before the first read (CountCold): a chunk's own check, just before it is read,
+  // finds pages the kernel's readahead has put in flight since, and only decides whether it waits at the gate.
   bool watchCold = false, coldDirect = false;
   int diskStreams = 0;
   DiskGate diskGate;
-  std::atomic<uint64_t> coldBytes{0};      // bytes not in the page cache when their chunk was read
+  std::atomic<uint64_t> coldBytes{0};      // bytes of the ranges not in the page cache when the load began
   std::atomic<bool> coldUnknown{false};    // residency could not be told for some chunk (coldBytes is then a lower bound)
   std::atomic<bool> registerRing{false};
   int32_t* cancel = nullptr;     // read atomically (a SharedArrayBuffer for Node), or null
@@ -318,6 +320,7 @@ struct LoadEngine {
 
   void Run();
   bool CheckFiles();
+  void CountCold();
   void RunTp();
   void TpReader(Job& job, std::vector<Buf>& bufs, std::vector<std::vector<Event>>& evs, std::vector<std::vector<char>>& pending, FreeList& ring,
                 std::atomic<size_t>& next, int thread);

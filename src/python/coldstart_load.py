@@ -124,8 +124,9 @@ def library():
 
 def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None, cold=None):
     """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy),
-    cold_bytes (read from the disk, not the page cache; None when residency could not be told), disk_readers_max and
-    direct_refused (files read through the page cache because their filesystem refused O_DIRECT).
+    cold_bytes (what the page cache lacked of the ranges when the call began: read from the disk; None when residency
+    could not be told), disk_readers_max and direct_refused (files read through the page cache because their
+    filesystem refused O_DIRECT).
 
     device: a CUDA ordinal (dst are device addresses in its primary context) or None (dst are host addresses).
     threads, chunk_bytes: reader threads and bytes per read (default THREADS, CHUNK_BYTES).

@@ -39,11 +39,14 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
       expect(o.defaults).toEqual({ chunkBytes: DEFAULTS.chunkBytes, threads: DEFAULTS.threads, diskStreams: { direct: 4, cached: RESTORE_PREFETCH.threads }, cold: 'direct' });
       // What the page cache did not hold came from the disk through the gate: at most the default readers (4 around the
       // page cache, 1 through it), two, or as many as the threads (unbounded: only counted); every byte right; a
-      // resident file never waits there. Cold bytes are at most the evicted part (readahead brings pages in ahead of
-      // buffered readers). Around the page cache (O_DIRECT, refused for no file here) the page cache is left as found;
-      // through it, what was read stays cached (but for one folio at most: a load through the gate has been seen to
-      // leave a 64-256 KiB folio out of the page cache, Linux 6.18).
-      type Case = { coldBytes: number | null; readersMax: number; directRefused: number; equal: boolean; residentFirst: boolean; residentBefore: number; residentAfter: number; pages: number };
+      // resident file never waits there. Cold bytes are what the page cache lacked of the range when the load began
+      // (mincore's count just before it), also through the page cache, where readahead brings the next chunk's pages
+      // in before that chunk is read (counted at each read, they came out as little as 0.01 of 4 GB on this VM): at most
+      // a page more at the range's two ends (a chunk's partial page counts whole). Around the page cache (O_DIRECT,
+      // refused for no file here) the page cache is left as found; through it, what was read stays cached (but for one
+      // folio at most: a load through the gate has been seen to leave a 64-256 KiB folio out of the page cache, Linux
+      // 6.18).
+      type Case = { coldBytes: number | null; readersMax: number; directRefused: number; equal: boolean; residentFirst: boolean; residentBefore: number; lacked: number; residentAfter: number; pages: number };
       const cold = o.cold as Record<string, Case>;
       const MiB = 1 << 20;
       const seen = JSON.stringify(cold); // every case's numbers, in any failure's message
@@ -55,15 +58,17 @@ describe.skipIf(!peerPython())('coldstart_load (Python) → libcoldstart_load.so
         expect(cold[name]!.readersMax, `${name}: ${seen}`).toBeGreaterThanOrEqual(lo);
         expect(cold[name]!.readersMax, `${name}: ${seen}`).toBeLessThanOrEqual(hi);
       };
-      const coldPart = (name: string, most: number) => {
-        expect(cold[name]!.coldBytes, `${name}: ${seen}`).toBeGreaterThan(0);
-        expect(cold[name]!.coldBytes, `${name}: ${seen}`).toBeLessThanOrEqual(most);
+      const coldPart = (name: string, evicted: number) => {
+        const c = cold[name]!;
+        // the eviction took (nearly) all it was asked to: the count below is checked on a real cold part
+        expect(c.lacked, `${name}: ${seen}`).toBeGreaterThan(0.9 * evicted);
+        expect(c.coldBytes, `${name}: ${seen}`).toBeGreaterThanOrEqual(c.lacked);
+        expect(c.coldBytes, `${name}: ${seen}`).toBeLessThanOrEqual(c.lacked + 2 * 4096);
       };
-      for (const name of ['one', 'two', 'unbounded', 'unaligned']) coldPart(name, 48 * MiB);
+      for (const name of ['one', 'two', 'unbounded', 'cachedOne', 'cachedUnbounded']) coldPart(name, 48 * MiB);
+      coldPart('unaligned', 48 * MiB - 12345 - 777);
       coldPart('halfOne', 24 * MiB);
-      coldPart('cachedOne', 48 * MiB);
       coldPart('cachedHalf', 24 * MiB);
-      coldPart('cachedUnbounded', 48 * MiB);
       readers('one', 1, 4);
       readers('two', 1, 2);
       readers('unbounded', 1, 4);

@@ -126,8 +126,9 @@ _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 
 
-def resident_pages():
-    """Pages of the file in the page cache, by mincore (the oracle beside the loader's own count)."""
+def resident_pages(start=None, stop=None):
+    """Pages of the file in the page cache, by mincore (the oracle beside the loader's own count); with START and
+    STOP, the bytes of [start, stop) whose pages are not in it."""
     fd = os.open(cold, os.O_RDONLY)
     try:
         a = _libc.mmap(None, len(blob), mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
@@ -137,7 +138,9 @@ def resident_pages():
             vec = (ctypes.c_ubyte * (len(blob) // 4096))()
             if _libc.mincore(a, len(blob), vec) != 0:
                 raise OSError(ctypes.get_errno(), "mincore failed")
-            return sum(v & 1 for v in vec)
+            if start is None:
+                return sum(v & 1 for v in vec)
+            return sum(min(stop, (i + 1) * 4096) - max(start, i * 4096) for i in range(start // 4096, (stop + 4095) // 4096) if not vec[i] & 1)
         finally:
             _libc.munmap(a, len(blob))
     finally:
@@ -157,10 +160,10 @@ def make_resident():
 
 
 # Each case starts from the whole file resident, then evicts its part: the whole file, or the first half (where the
-# readers start: its first chunk is surely cold when checked; an evicted second half could be brought back by
-# readahead from the first half's reads before its chunks are checked). "resident": nothing evicted. "unaligned": a
-# range that starts and ends inside a 4 KiB page (O_DIRECT reads whole pages: the chunks are planned on page
-# boundaries and only the range's bytes land). residentBefore/After: the file's pages in the page cache around the read.
+# readers start). "resident": nothing evicted. "unaligned": a range that starts and ends inside a 4 KiB page (O_DIRECT
+# reads whole pages: the chunks are planned on page boundaries and only the range's bytes land).
+# residentBefore/After: the file's pages in the page cache around the read; lacked: the range's bytes whose pages the
+# page cache lacked just before it (what the loader's cold_bytes must say, however far readahead runs ahead).
 CASES = (
     ("one", None, 0, None, (0, None)),
     ("two", 2, 0, None, (0, None)),
@@ -177,8 +180,9 @@ for name, streams, length, mode, (start, stop) in CASES:
     if length is not None:
         evict(0, length)
     before = resident_pages()
+    lacked = resident_pages(start, len(blob) if stop is None else stop)
     got = read_back(streams, mode, start, stop)
-    out["cold"][name] = {**got, "residentFirst": ready, "residentBefore": before, "residentAfter": resident_pages(), "pages": len(blob) // 4096}
+    out["cold"][name] = {**got, "residentFirst": ready, "residentBefore": before, "lacked": lacked, "residentAfter": resident_pages(), "pages": len(blob) // 4096}
 
 # Refusals: a one-line error naming the file or argument, the code, and the destination untouched.
 dst = torch.zeros(4096, dtype=torch.uint8)
