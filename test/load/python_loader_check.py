@@ -182,7 +182,8 @@ for name, streams, length, mode, (start, stop) in CASES:
     before = resident_pages()
     lacked = resident_pages(start, len(blob) if stop is None else stop)
     got = read_back(streams, mode, start, stop)
-    out["cold"][name] = {**got, "residentFirst": ready, "residentBefore": before, "lacked": lacked, "residentAfter": resident_pages(), "pages": len(blob) // 4096}
+    after = resident_pages()
+    out["cold"][name] = {**got, "residentFirst": ready, "residentBefore": before, "lacked": lacked, "residentAfter": after, "pages": len(blob) // 4096}
 
 # Refusals: a one-line error naming the file or argument, the code, and the destination untouched.
 dst = torch.zeros(4096, dtype=torch.uint8)
