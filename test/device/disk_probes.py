@@ -2,8 +2,8 @@
 before a disk reading. One place for test/device/snapshot_floors.py (a restore's same-run floors) and
 test/device/disk_ways.py (the ways side by side on one host).
 
-    read_all(paths)                       one stream of 16 MiB read()s, file after file (as CRIU reads its pages)
-    read_pread_seq(paths)                 one thread of 16 MiB preads, each file advised sequential (restore's --prefetch)
+    read_all(paths, advise)               one stream of 16 MiB read()s, file after file (as CRIU reads its pages)
+    read_pread_seq(paths, advise)         one thread of 16 MiB preads, each file advised sequential (restore's --prefetch)
     read_parallel(paths, threads, direct) threads of 8 MiB preads from one shared list, in file order (a loader)
     read_loader(paths, notes, **how)      coldstart_load itself into host memory (the wake-up's reads), None if it
                                           does not load (why, in notes)
@@ -23,26 +23,30 @@ def drop_caches():
     subprocess.run("sync; echo 3 > /proc/sys/vm/drop_caches", shell=True, check=False)
 
 
-def read_all(paths):
-    """PATHS by one stream, file after file (as CRIU reads its page files); seconds."""
+def read_all(paths, advise=False):
+    """PATHS by one stream, file after file (as CRIU reads its page files); seconds. advise: each file advised
+    sequential first (the kernel's readahead window doubled), to tell that advice's share from the pread's."""
     t = time.perf_counter()
     for f in paths:
         with open(f, "rb", buffering=0) as fh:
+            if advise:
+                os.posix_fadvise(fh.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
             while fh.read(16 << 20):
                 pass
     return time.perf_counter() - t
 
 
-def read_pread_seq(paths):
+def read_pread_seq(paths, advise=True):
     """PATHS by one thread of 16 MiB preads into one reused buffer, each file advised sequential: the way restore's
     --prefetch reads (native/src/pagecache.cc), beside the one-stream read() above, to tell its own rate from the
-    disk's drift over the run; seconds."""
+    disk's drift over the run; seconds. advise=False: the same preads, not advised."""
     buf = bytearray(16 << 20)
     t = time.perf_counter()
     for f in paths:
         fd = os.open(f, os.O_RDONLY)
         try:
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+            if advise:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
             off = 0
             while (n := os.preadv(fd, [buf], off)) > 0:
                 off += n

@@ -7,7 +7,9 @@ there, at that size), then, for each round, reads them from the disk (page cache
 way, in an order that turns round each round (the disk's drift over the run falls on every way alike). Ways:
 
   one-stream          one thread of 16 MiB read()s (test/device/disk_probes.py read_all; the floors' probe)
+  one-stream-seq      the same, each file advised sequential first (POSIX_FADV_SEQUENTIAL: twice the readahead window)
   pread-seq           one thread of 16 MiB preads advised sequential (restore's --prefetch)
+  pread               the same preads, not advised
   loader-direct-N     coldstart_load around the page cache (O_DIRECT), at most N readers at the disk (4: its default)
   loader-direct-N-32m the same with 32 MiB chunks
   loader-cached-N     coldstart_load through the page cache, at most N readers at the disk (0: no bound)
@@ -26,7 +28,8 @@ from disk_probes import drop_caches, read_all, read_loader, read_pread_seq
 
 FILE_BYTES = 2 << 30
 BLOCK = 64 << 20
-WAYS = ["one-stream", "loader-direct-4", "loader-direct-8", "loader-direct-16", "loader-direct-4-32m", "loader-cached-1", "loader-cached-0", "pread-seq"]
+WAYS = ["one-stream", "one-stream-seq", "pread", "pread-seq"]
+WAYS += ["loader-direct-4", "loader-direct-8", "loader-direct-16", "loader-direct-4-32m", "loader-cached-1", "loader-cached-0"]
 
 
 def arg(name, default):
@@ -87,10 +90,14 @@ def resident_share(paths):
 
 def read(way, paths, notes):
     """(seconds, coldstart_load's result or None) for one reading of PATHS by WAY."""
-    if way == "one-stream":
-        return read_all(paths), None
-    if way == "pread-seq":
-        return read_pread_seq(paths), None
+    plain = {
+        "one-stream": lambda: read_all(paths),
+        "one-stream-seq": lambda: read_all(paths, advise=True),
+        "pread-seq": lambda: read_pread_seq(paths),
+        "pread": lambda: read_pread_seq(paths, advise=False),
+    }
+    if way in plain:
+        return plain[way](), None
     parts = way.split("-")  # loader-direct-4, loader-direct-4-32m, loader-cached-0
     how = {"cold": parts[1], "disk_streams": int(parts[2])}
     if len(parts) > 3:
@@ -103,7 +110,7 @@ def main():
     gib, rounds = int(arg("--gib", "8")), int(arg("--rounds", "2"))
     ways = arg("--ways", ",".join(WAYS)).split(",")
     for w in ways:
-        if w not in ("one-stream", "pread-seq") and not (w.startswith("loader-direct-") or w.startswith("loader-cached-")):
+        if w not in ("one-stream", "one-stream-seq", "pread-seq", "pread") and not (w.startswith("loader-direct-") or w.startswith("loader-cached-")):
             sys.exit(f"disk_ways.py: unknown way {w!r} (one of {', '.join(WAYS)}, or loader-direct-N / loader-cached-N)")
     paths = make_files(folder, gib)
     total = sum(os.path.getsize(p) for p in paths)
