@@ -519,19 +519,21 @@ void LoadEngine::Verify(Job& job) {
   }
 }
 
-// What the page cache lacks of each chunk's bytes before the first read (coldBytes; coldUnknown when it cannot be
-// told): the bytes this load gets from the disk. Counted at each chunk's read instead, pages the kernel's readahead
-// had put in flight by then (brought in by the reads before it, through the page cache) would count as cached.
+// What the page cache lacks of each range before the first read (coldBytes; coldUnknown when it cannot be told): the
+// bytes this load gets from the disk, one query per range. Counted at each chunk's read instead, pages the kernel's
+// readahead had put in flight by then (brought in by the reads before it, through the page cache) would count as
+// cached.
 void LoadEngine::CountCold() {
-  for (const Chunk& c : chunks) {
-    if (c.copyLen == 0) continue;
-    FdLease q(*fds, c.file);
+  for (uint32_t i = 0; i < files.size(); i++) {
+    const FileSpec& f = *files[i];
+    if (f.size() == 0) continue;
+    FdLease q(*fds, i);
     uint64_t res = 0, pages = 0;
-    if (!q || !ResidentPages(q.get(), c.readOff + c.skip, c.copyLen, &res, &pages)) {
+    if (!q || !ResidentPages(q.get(), f.begin, f.size(), &res, &pages)) {
       coldUnknown = true;  // the read itself reports a file that cannot be opened
       continue;
     }
-    if (res < pages) coldBytes += std::min(c.copyLen, (pages - res) * PageBytes());
+    if (res < pages) coldBytes += std::min(f.size(), (pages - res) * PageBytes());
   }
 }
 
