@@ -31,7 +31,9 @@ THREADS = max(2, min(16, len(os.sched_getaffinity(0)) if hasattr(os, "sched_geta
 #             on three lent GPU hosts the wake-up read its 15.5 GB from the disk 10-16% faster this way than through
 #             the page cache in every adjacent pair (2.02-2.46 vs 1.79-2.24 GB/s; 1 reader was slower, 16 no faster;
 #             BENCHMARKS.md 2026-12-06, hosts D1-D3; again on 2026-12-07 host Q5, 8 readers 2-3% ahead of 4, but not
-#             on host Q4, where one buffered stream read 1.94 GB/s and 4 readers around 1.72). What it reads is not
+#             on host Q4, where one buffered stream read 1.94 GB/s and 4 readers around 1.72; on hosts G1-G2, every
+#             way read side by side with nothing else running, it was the best or within the disk's drift, and through
+#             the page cache the slowest, test/device/disk_ways.py). What it reads is not
 #             kept in the page cache (it is left as found), as gpu-load reads weights the page cache does not hold, by
 #             default (src/load/gpu-load.ts `direct`).
 #   "cached"  through the page cache (buffered preads, readahead), at most 1 chunk at the disk at once, lowest offset
