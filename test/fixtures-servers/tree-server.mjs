@@ -11,9 +11,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
 const [port, pidfile] = process.argv.slice(2);
 const stubborn = process.argv.includes('--stubborn-grandchild');
-// The grandchild reports in (GCFILE) once its SIGTERM handler is installed; the server is ready only then.
+// The grandchild reports in (GCFILE) once its SIGTERM handler is installed; the server is ready only then. Written
+// aside and renamed: GCFILE exists only with the pid in it (seen as soon as it was created, before its write, it read
+// empty, and the server wrote a pid file with no grandchild in it — a failure seen under a loaded CI run).
 const gcfile = `${pidfile}.gc`;
-const code = `${stubborn ? "process.on('SIGTERM', () => {});" : ''} require('fs').writeFileSync(${JSON.stringify(gcfile)}, String(process.pid)); setInterval(() => {}, 1 << 30);`;
+const fs = "require('fs')";
+const code = `${stubborn ? "process.on('SIGTERM', () => {});" : ''} ${fs}.writeFileSync(${JSON.stringify(`${gcfile}.part`)}, String(process.pid)); ${fs}.renameSync(${JSON.stringify(`${gcfile}.part`)}, ${JSON.stringify(gcfile)}); setInterval(() => {}, 1 << 30);`;
 const doubleFork = process.argv.includes('--double-fork');
 const gc = doubleFork
   ? spawn(process.execPath, ['-e', `require('child_process').spawn(process.execPath, ['-e', ${JSON.stringify(code)}], { detached: true, stdio: 'ignore' }).unref(); process.exit(0);`], { stdio: 'ignore' })

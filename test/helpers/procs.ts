@@ -38,12 +38,14 @@ export async function gone(pids: number[], ms = 5000): Promise<number[]> {
 /** The "server grandchild" pids test/fixtures-servers/tree-server.mjs writes once both run. */
 export async function pidsFrom(file: string, ms = 10_000): Promise<[number, number]> {
   const until = Date.now() + ms;
+  let seen: string | null = null;
   while (Date.now() < until) {
     if (existsSync(file)) {
-      const p = readFileSync(file, 'utf8').trim().split(' ').map(Number);
+      seen = readFileSync(file, 'utf8');
+      const p = seen.trim().split(' ').map(Number);
       if (p.length === 2 && p.every((x) => x > 0)) return p as [number, number];
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`no pid file ${file}`);
+  throw new Error(seen === null ? `no pid file ${file}` : `pid file ${file} holds ${JSON.stringify(seen)}, not two pids`);
 }
