@@ -1,10 +1,13 @@
 """The ways of reading a cold disk side by side on one host: which one a wake-up's loader should use there.
 
-  python disk_ways.py DIR OUT.json [--gib N] [--rounds R] [--ways way,way,...]
+  python disk_ways.py DIR OUT.json [--gib N] [--file-mib M] [--rounds R] [--ways way,way,...]
 
-Writes N GiB (default 8) of incompressible data into DIR as 2 GiB files (kept and reused when they are already
-there, at that size), then, for each round, reads them from the disk (page cache dropped first, as root) once per
-way, in an order that turns round each round (the disk's drift over the run falls on every way alike). Ways:
+Writes N GiB (default 8; a fraction for a small check) of incompressible data into DIR as M MiB files (default
+2048; kept and reused when they are already there, at that size), then, for each round, reads them from the disk
+once per way, in an order that turns round each round (the disk's drift over the run falls on every way alike).
+Before each reading the files are evicted from the page cache (POSIX_FADV_DONTNEED: no root needed, nothing else on
+the machine touched; on 2026-12-07's hosts G1-G2 the whole page cache was dropped instead) and their residency is
+counted (mincore): a reading that would come from the page cache is refused. Ways:
 
   one-stream          one thread of 16 MiB read()s (test/device/disk_probes.py read_all; the floors' probe)
   one-stream-seq      the same, each file advised sequential first (POSIX_FADV_SEQUENTIAL: twice the readahead window)
@@ -15,8 +18,7 @@ way, in an order that turns round each round (the disk's drift over the run fall
   loader-cached-N     coldstart_load through the page cache, at most N readers at the disk (0: no bound)
 
 Writes each reading (way, round, seconds, bytes per second, coldstart_load's cold bytes and readers) and each way's
-median to OUT.json, and a table to stdout. Needs root (the drop); on a machine where the drop fails every reading
-would come from the page cache, so that is refused.
+median to OUT.json, and a table to stdout.
 """
 
 import json
@@ -24,9 +26,8 @@ import os
 import statistics
 import sys
 
-from disk_probes import drop_caches, read_all, read_loader, read_pread_seq
+from disk_probes import evict, read_all, read_loader, read_pread_seq
 
-FILE_BYTES = 2 << 30
 BLOCK = 64 << 20
 WAYS = ["one-stream", "one-stream-seq", "pread", "pread-seq"]
 WAYS += ["loader-direct-4", "loader-direct-8", "loader-direct-16", "loader-direct-4-32m", "loader-cached-1", "loader-cached-0"]
@@ -36,18 +37,19 @@ def arg(name, default):
     return sys.argv[sys.argv.index(name) + 1] if name in sys.argv else default
 
 
-def make_files(folder, gib):
-    """gib GiB in 2 GiB files of random blocks (each block's first bytes its own index: no two blocks alike)."""
+def make_files(folder, total, file_bytes):
+    """TOTAL bytes (rounded up to whole files) in files of FILE_BYTES of random blocks (each block's first bytes its
+    own index: no two blocks alike)."""
     os.makedirs(folder, exist_ok=True)
-    block = bytearray(os.urandom(BLOCK))
+    block = bytearray(os.urandom(min(BLOCK, file_bytes)))
     paths = []
-    for i in range(max(1, gib * (1 << 30) // FILE_BYTES)):
+    for i in range(max(1, -(-total // file_bytes))):
         p = os.path.join(folder, f"ways-{i}.bin")
         paths.append(p)
-        if os.path.exists(p) and os.path.getsize(p) == FILE_BYTES:
+        if os.path.exists(p) and os.path.getsize(p) == file_bytes:
             continue
         with open(p + ".part", "wb") as fh:
-            for k in range(FILE_BYTES // BLOCK):
+            for k in range(file_bytes // len(block)):
                 block[:16] = f"{i:07d}-{k:08d}".encode()
                 fh.write(block)
             fh.flush()
@@ -107,22 +109,24 @@ def read(way, paths, notes):
 
 def main():
     folder, out = sys.argv[1], sys.argv[2]
-    gib, rounds = int(arg("--gib", "8")), int(arg("--rounds", "2"))
+    gib, file_mib, rounds = float(arg("--gib", "8")), int(arg("--file-mib", "2048")), int(arg("--rounds", "2"))
+    if not (0 < gib <= 1024 and 1 <= file_mib <= 65536 and 1 <= rounds <= 100):
+        sys.exit("disk_ways.py: --gib must be in (0, 1024], --file-mib in 1..65536 and --rounds in 1..100")
     ways = arg("--ways", ",".join(WAYS)).split(",")
     for w in ways:
         if w not in ("one-stream", "one-stream-seq", "pread-seq", "pread") and not (w.startswith("loader-direct-") or w.startswith("loader-cached-")):
             sys.exit(f"disk_ways.py: unknown way {w!r} (one of {', '.join(WAYS)}, or loader-direct-N / loader-cached-N)")
-    paths = make_files(folder, gib)
+    paths = make_files(folder, int(gib * (1 << 30)), file_mib << 20)
     total = sum(os.path.getsize(p) for p in paths)
     res = {"bytes": total, "files": len(paths), "readings": [], "notes": []}
     for r in range(rounds):
         order = ways if r % 2 == 0 else list(reversed(ways))
         order = order[r // 2 % len(order) :] + order[: r // 2 % len(order)]
         for way in order:
-            drop_caches()
+            evict(paths)
             share = resident_share(paths)
             if share is None or share > 0.01:
-                sys.exit(f"disk_ways.py: the page cache still holds {share} of the files after the drop (root needed): no disk reading")
+                sys.exit(f"disk_ways.py: the page cache still holds {share} of the files after evicting them (mapped by a process?): no disk reading")
             sec, lr = read(way, paths, res["notes"])
             if sec is None:
                 continue
