@@ -27,6 +27,7 @@ import statistics
 import sys
 
 from disk_probes import evict, read_all, read_loader, read_pread_seq
+from pagecache_census import resident
 
 BLOCK = 64 << 20
 WAYS = ["one-stream", "one-stream-seq", "pread", "pread-seq"]
@@ -59,35 +60,12 @@ def make_files(folder, total, file_bytes):
 
 
 def resident_share(paths):
-    """The share of PATHS' pages in the page cache (mincore over a read-only mapping); None when it cannot be told."""
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
-    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
-    page = os.sysconf("SC_PAGE_SIZE")
-    held = total = 0
-    for p in paths:
-        size = os.path.getsize(p)
-        n = (size + page - 1) // page
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            addr = libc.mmap(None, size, 1, 1, fd, 0)  # PROT_READ, MAP_SHARED
-            if addr in (None, ctypes.c_void_p(-1).value):
-                return None
-            try:
-                vec = (ctypes.c_ubyte * n)()
-                if libc.mincore(addr, size, vec) != 0:
-                    return None
-                held += sum(b & 1 for b in bytes(vec))
-                total += n
-            finally:
-                libc.munmap(addr, size)
-        finally:
-            os.close(fd)
-    return held / total if total else None
+    """The share of PATHS' bytes in the page cache (pagecache_census.resident: mincore); None when it cannot be told."""
+    held = [resident(p, os.path.getsize(p)) for p in paths]
+    if any(h is None for h in held):
+        return None
+    total = sum(os.path.getsize(p) for p in paths)
+    return sum(held) / total if total else None
 
 
 def read(way, paths, notes):

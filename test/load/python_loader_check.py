@@ -126,9 +126,8 @@ _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
 
 
-def resident_pages(start=None, stop=None):
-    """Pages of the file in the page cache, by mincore (the oracle beside the loader's own count); with START and
-    STOP, the bytes of [start, stop) whose pages are not in it."""
+def page_vector():
+    """The file's pages, 1 where the page cache holds one, by mincore (the oracle beside the loader's own count)."""
     fd = os.open(cold, os.O_RDONLY)
     try:
         a = _libc.mmap(None, len(blob), mmap.PROT_READ, mmap.MAP_SHARED, fd, 0)
@@ -138,13 +137,21 @@ def resident_pages(start=None, stop=None):
             vec = (ctypes.c_ubyte * (len(blob) // 4096))()
             if _libc.mincore(a, len(blob), vec) != 0:
                 raise OSError(ctypes.get_errno(), "mincore failed")
-            if start is None:
-                return sum(v & 1 for v in vec)
-            return sum(min(stop, (i + 1) * 4096) - max(start, i * 4096) for i in range(start // 4096, (stop + 4095) // 4096) if not vec[i] & 1)
+            return [v & 1 for v in vec]
         finally:
             _libc.munmap(a, len(blob))
     finally:
         os.close(fd)
+
+
+def resident_pages():
+    """Pages of the file in the page cache."""
+    return sum(page_vector())
+
+
+def lacked_bytes(vec, start, stop):
+    """The bytes of [start, stop) whose pages VEC (page_vector) shows not in the page cache."""
+    return sum(min(stop, (i + 1) * 4096) - max(start, i * 4096) for i in range(start // 4096, (stop + 4095) // 4096) if not vec[i])
 
 
 def make_resident():
@@ -179,8 +186,8 @@ for name, streams, length, mode, (start, stop) in CASES:
     ready = make_resident()
     if length is not None:
         evict(0, length)
-    before = resident_pages()
-    lacked = resident_pages(start, len(blob) if stop is None else stop)
+    vec = page_vector()  # one reading for both: the pages before, and the range's bytes they lack
+    before, lacked = sum(vec), lacked_bytes(vec, start, len(blob) if stop is None else stop)
     got = read_back(streams, mode, start, stop)
     after = resident_pages()
     out["cold"][name] = {**got, "residentFirst": ready, "residentBefore": before, "lacked": lacked, "residentAfter": after, "pages": len(blob) // 4096}
