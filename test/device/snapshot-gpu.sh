@@ -42,7 +42,9 @@
 #   COLD_DISK_START=1 ...                            # the hooked snapshot's cold start from a cold disk (page cache
 #                                                    #   dropped first), the start a cold-disk restore replaces
 #   CPU_DRY_RUN=1 CS_SIZE=tiny ... eager             # no GPU: the same CRIU steps on a toy CPU model (park/unpark
-#                                                    #   must then answer "not available", exit 3, which is checked)
+#                                                    #   must then answer "not available", exit 3, which is checked);
+#                                                    #   test/snapshot/device-proof-dry.test.ts runs it so in CI
+#   PORT=N                                           # the first server port (default 18801)
 # Each invocation (one mode; <= 9 minutes) does, timing every step and comparing the greedy answer after each:
 #   1. CRIU from the carried .debs (scripts/ci-criu.sh), `criu check` logged;
 #   2. snapshot with Inductor's defaults (no TORCHINDUCTOR_COMPILE_THREADS): cold start measured on the way; a failure
@@ -253,8 +255,9 @@ restore() {
 ahp() { awk '/^Anonymous:|^AnonHugePages:/ {printf "%s %s kB; ", $1, $2}' "/proc/$1/smaps_rollup" 2>/dev/null; }
 answer_sha() { "$PY" -c "import urllib.request,hashlib,sys,time; t=time.perf_counter(); b=urllib.request.urlopen(sys.argv[1], timeout=120).read(); print(hashlib.sha256(b).hexdigest(), round(time.perf_counter()-t,3))" "$1"; }
 
-P=18801
-[ "$MODE" = compile ] && P=18811
+# PORT=N: the servers' ports start there (N, N+1 for the hooked one, N+5 for the park proof; compile: N+10 on)
+P="${PORT:-18801}"
+[ "$MODE" = compile ] && P=$((P + 10))
 plain_ok=0
 if [ "${HOOKS_ONLY:-0}" = 1 ]; then
   say "HOOKS_ONLY=1: the plain snapshot skipped"
