@@ -26,6 +26,7 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-nokept" ...       # -nokept: the working set an earlier restore kept removed first
 #   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; default: its own)
 #   HOOK_RESTORES="cold-huge-pf-cs-cached" ...       # -cached: its cold reads through the page cache (default: around it, O_DIRECT)
+#   HOOK_RESTORES="warm-huge-cs-dfalways" ...        # -dfMODE: THP defrag MODE (always, defer, defer+madvise…) for that restore
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
@@ -204,13 +205,24 @@ restore() {
   # ahead: restore as it was before it read them), put back after
   case "$tag" in *-nows*) cp "$dir/manifest.json" "$WORK/manifest-with-ws.json"
     "$PY" -c "import json,sys; m=json.load(open(sys.argv[1])); m['workingSet']=None; json.dump(m, open(sys.argv[1], 'w'))" "$dir/manifest.json" ;; esac
+  # -dfMODE: transparent huge pages' defrag mode set to MODE (always, defer, defer+madvise, madvise, never) for the
+  # restore command's whole run, put back after: whether CRIU's faults find more huge pages when the kernel may compact
+  local df df0=""
+  df=$(sed -n 's/.*-df\([a-z+]*\).*/\1/p' <<<"$tag")
+  if [ -n "$df" ] && ! dry; then
+    df0=$(sed -n 's/.*\[\(.*\)\].*/\1/p' /sys/kernel/mm/transparent_hugepage/defrag)
+    echo "$df" >/sys/kernel/mm/transparent_hugepage/defrag || say "note: could not set THP defrag to $df"
+  fi
   local d0
   d0=$(disk_reads)
   timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
+  [ -n "$df0" ] && echo "$df0" >/sys/kernel/mm/transparent_hugepage/defrag
   case "$tag" in *-nows*) mv "$WORK/manifest-with-ws.json" "$dir/manifest.json" ;; esac
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
   [ -n "$rpid" ] && pids+=("$rpid")
+  # how much of the restored server's anonymous memory CRIU filled with huge pages (the GPU restore copies from it too)
+  [ -n "$rpid" ] && say "restored memory: $(ahp "$rpid")${df:+(THP defrag $df during the restore)}"
   # what the disk delivered during the restore (to its first answer) against what the restore itself reads, and the
   # library pages the restored server has mapped by now (read from the disk on a cold node, counted in no floor)
   local d1 fr
