@@ -6,7 +6,7 @@
  * A change that breaks the script, its server or the JSON it reads fails here, not on a lent GPU.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -32,6 +32,9 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
   it('snapshots the hooked toy server, restores it from the page cache and with the learned set removed, and every answer matches', async () => {
     const out = join(tmp, 'out');
     const restores = ['warm-huge-cs', 'cold-huge-pf-cs-nokept'];
+    // The script's hooked server listens on PORT + 1: both taken from this worker's own slice of ports, in order.
+    const port = await freePort();
+    expect(await freePort()).toBe(port + 1);
     const env = {
       ...process.env,
       OUT: out,
@@ -39,7 +42,7 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
       WEIGHTS_DIR: join(tmp, 'weights'),
       NODE: process.execPath,
       COLDSTART_PYTHON: peerPython()!,
-      PORT: String(await freePort()),
+      PORT: String(port),
       CPU_DRY_RUN: '1',
       CS_SIZE: 'tiny',
       HOOKS_ONLY: '1',
@@ -48,7 +51,13 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
       HOOK_RESTORES: restores.join(' '),
     };
     delete env.COLDSTART_LOAD_LIBRARY; // this checkout's build
-    const r = spawnSync('bash', [script, 'eager'], { cwd: root, env, encoding: 'utf8', timeout: 240_000 });
+    // Asynchronously: the run takes 25-60 s, and a worker blocked that long stops answering vitest.
+    const r = await new Promise<{ status: number | null; stderr: string }>((done) => {
+      const child = spawn('bash', [script, 'eager'], { cwd: root, env, stdio: ['ignore', 'ignore', 'pipe'], timeout: 240_000 });
+      let stderr = '';
+      child.stderr.on('data', (b: Buffer) => (stderr = (stderr + b.toString('utf8')).slice(-4000)));
+      child.on('close', (status) => done({ status, stderr }));
+    });
     const summary = existsSync(join(out, 'summary.txt')) ? readFileSync(join(out, 'summary.txt'), 'utf8') : '(no summary)';
     expect(r.status, `${summary}\n${r.stderr.slice(-2000)}`).toBe(0);
 
