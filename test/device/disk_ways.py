@@ -30,8 +30,14 @@ from disk_probes import evict, read_all, read_loader, read_pread_seq
 from pagecache_census import resident
 
 BLOCK = 64 << 20
-WAYS = ["one-stream", "one-stream-seq", "pread", "pread-seq"]
-WAYS += ["loader-direct-4", "loader-direct-8", "loader-direct-16", "loader-direct-4-32m", "loader-cached-1", "loader-cached-0"]
+# The ways that are not the loader, each a reading of the paths; the loader's are named loader-COLD-N[-Mm]
+PLAIN = {
+    "one-stream": read_all,
+    "one-stream-seq": lambda paths: read_all(paths, advise=True),
+    "pread": lambda paths: read_pread_seq(paths, advise=False),
+    "pread-seq": read_pread_seq,
+}
+WAYS = list(PLAIN) + ["loader-direct-4", "loader-direct-8", "loader-direct-16", "loader-direct-4-32m", "loader-cached-1", "loader-cached-0"]
 
 
 def arg(name, default):
@@ -70,14 +76,8 @@ def resident_share(paths):
 
 def read(way, paths, notes):
     """(seconds, coldstart_load's result or None) for one reading of PATHS by WAY."""
-    plain = {
-        "one-stream": lambda: read_all(paths),
-        "one-stream-seq": lambda: read_all(paths, advise=True),
-        "pread-seq": lambda: read_pread_seq(paths),
-        "pread": lambda: read_pread_seq(paths, advise=False),
-    }
-    if way in plain:
-        return plain[way](), None
+    if way in PLAIN:
+        return PLAIN[way](paths), None
     parts = way.split("-")  # loader-direct-4, loader-direct-4-32m, loader-cached-0
     how = {"cold": parts[1], "disk_streams": int(parts[2])}
     if len(parts) > 3:
@@ -92,7 +92,7 @@ def main():
         sys.exit("disk_ways.py: --gib must be in (0, 1024], --file-mib in 1..65536 and --rounds in 1..100")
     ways = arg("--ways", ",".join(WAYS)).split(",")
     for w in ways:
-        if w not in ("one-stream", "one-stream-seq", "pread-seq", "pread") and not (w.startswith("loader-direct-") or w.startswith("loader-cached-")):
+        if w not in PLAIN and not w.startswith(("loader-direct-", "loader-cached-")):
             sys.exit(f"disk_ways.py: unknown way {w!r} (one of {', '.join(WAYS)}, or loader-direct-N / loader-cached-N)")
     paths = make_files(folder, int(gib * (1 << 30)), file_mib << 20)
     total = sum(os.path.getsize(p) for p in paths)
