@@ -86,6 +86,8 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
     expect(json(join(out, `restore-eager-hooks-${restores[1]}.json`)).details.workingSet.source).toBe('snapshot');
     expect(summary.match(/first answer identical to the snapshot's: True/g)).toHaveLength(restores.length);
     expect(summary).toContain('coldstart loader');
+    // each restore says how much of the image and of the server's library pages the page cache held as it began
+    expect(summary.match(/restored \(image \d+% in cache before, the server's library pages \d+%\)/g)).toHaveLength(restores.length);
     // the script cleans up after itself: no image left in its work folder
     expect(existsSync(join(tmp, 'work')) ? readdirSync(join(tmp, 'work')) : []).toEqual([]);
   }, 300_000);
