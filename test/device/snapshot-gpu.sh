@@ -195,9 +195,13 @@ restore() {
   local name="$1" tag="$2" dir="$WORK/$1"
   shift 2
   [ "${tag%%-*}" = cold ] && drop_caches
-  # warm: a node that keeps its images resident — the image and the weights read into the page cache first, so a warm
-  # restore after a cold one (whose disk probe dropped the page cache) is a warm restore still
-  [ "${tag%%-*}" = warm ] && ! dry && cat "$dir"/* "${CS_WEIGHTS:-/dev/null}"/* >/dev/null 2>&1
+  # warm: a node that keeps its images resident — the image and the server's library pages it will touch (`coldstart
+  # prefetch IMAGE`) and the weights read into the page cache first, so a warm restore after a cold one (whose disk
+  # probe dropped the page cache) is a warm restore still (before 2026-12-07 only the image and the weights were)
+  if [ "${tag%%-*}" = warm ] && ! dry; then
+    "${CS[@]}" prefetch "$dir" --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" || say "note: coldstart prefetch $dir exited $?"
+    cat "${CS_WEIGHTS:-/dev/null}"/* >/dev/null 2>&1
+  fi
   # -shm: the image copied to tmpfs (/dev/shm) first and restored from there, beside the page-cache restores
   case "$tag" in *-shm*) dir="/dev/shm/coldstart-img-$name"; [ -d "$dir" ] || cp -a "$WORK/$name" "$dir" ;; esac
   say "== restore $name ($tag) $* from $dir"
