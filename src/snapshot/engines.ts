@@ -6,6 +6,7 @@
  */
 import { adoptServer, startServer } from '../server/lifecycle.js';
 import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
+import { freePageReporting } from '../platform/balloon.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo } from '../platform/system.js';
 import { cpuFlags, filePagesPresent, pidAlive, processEnded, processTree } from '../platform/procfs.js';
@@ -41,6 +42,8 @@ export interface SnapshotHost {
   workingSet(pids: readonly number[]): WorkingSet | null;
   /** The system-wide transparent-huge-pages mode (null: no THP here), and setting it (restore and park --huge-pages). */
   thp: ThpControl;
+  /** Whether this VM's memory balloon hands free pages back to the hypervisor (platform/balloon.ts). */
+  freePageReporting(): boolean;
 }
 
 export interface SnapshotEngines {
@@ -69,6 +72,7 @@ export const realHost: SnapshotHost = {
   filePagesPresent: (pid) => filePagesPresent(pid),
   workingSet: (pids) => recordWorkingSet(pids),
   thp: { read: () => readThp(), write: (mode) => writeThp(mode) },
+  freePageReporting: () => freePageReporting(),
 };
 
 export const defaultSnapshotEngines: SnapshotEngines = {
