@@ -15,8 +15,7 @@
         "native/src/fileio.cc",
         "native/src/checkpoint.cc",
         "native/src/amx.cc",
-        "native/src/pageout.cc",
-        "native/src/memwarm.cc"
+        "native/src/pageout.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

@@ -477,11 +477,4 @@ export interface NativeAddon {
    * (kernel < 5.10), PERMISSION (no CAP_SYS_NICE or ptrace right), NOT_FOUND (no such process).
    */
   pageOut(options: { pid: number; ranges: Float64Array }): Promise<{ pid: number; bytes: number; skipped: number; seconds: number }>;
-  /**
-   * Faults `bytes` (1..2^40, rounded up to 2 MiB) of fresh anonymous memory in on `threads` threads at once (huge pages
-   * advised unless `hugePages` is false), then unmaps it all (native/src/memwarm.cc): restore's warm-up of free memory
-   * in a VM that hands free pages back to its host. `bytes`: what was touched (a share that could not be mapped is
-   * left out); `touchSeconds`: until every thread had touched its share.
-   */
-  warmMemory(options: { bytes: number; threads?: number; hugePages?: boolean }): Promise<{ bytes: number; threads: number; touchSeconds: number; seconds: number }>;
 }

@@ -3,12 +3,11 @@
 # (touch_server.py), dumped once per round with criu, then restored from the page cache (eager, transparent huge pages
 # `always` as restore --huge-pages sets), from a copy on tmpfs (eager, the same), and with CRIU's lazy pages
 # (`criu lazy-pages` daemon + `restore --lazy-pages`: the process resumes at once, its pages come through
-# userfaultfd on first touch and in the background), and (WAYS=… warmed) eager again right after restore's warm-up of
-# free memory faulted in and freed the image's size and a quarter more (the addon's warmMemory, 8 threads; timed apart
-# as warmSeconds). PAUSE=S waits S seconds before each restore, so that memory freed by the round before is free long
-# enough for a VM's free page reporting to hand it back (src/platform/balloon.ts). Each restore is timed until criu
+# userfaultfd on first touch and in the background). PAUSE=S waits S seconds before each restore, so that the memory
+# the dumped process freed has been free long enough for a VM's free page reporting to hand it back to the host
+# (src/platform/balloon.ts); without it the restore takes those pages still backed. Each restore is timed until criu
 # returns and until the process has read one byte of every page. Root and CRIU (eval "$(scripts/ci-criu.sh)"; export
-# COLDSTART_CRIU); the warmed way needs `npm run build` (dist/, the addon).
+# COLDSTART_CRIU).
 #
 #   [WAYS="eager tmpfs lazy"] [PAUSE=0] bench/snapshot/criu-pages.sh [MiB=2048] [rounds=3] > out.jsonl
 set -uo pipefail
@@ -38,10 +37,6 @@ for round in $(seq "$ROUNDS"); do
     cat "$img"/pages-*.img >/dev/null # the image in memory: a warm node
     sleep "${PAUSE:-0}"
     echo always >"$THP"
-    warm=0
-    if [ "$way" = warmed ]; then
-      warm=$(node --input-type=module -e "import { loadNative } from '$HERE/../../dist/native.js'; const n = loadNative(); if (!n.ok) { console.error(n.reason); process.exit(3); } const r = await n.addon.warmMemory({ bytes: Math.ceil($MIB * 1.25) * 2 ** 20, threads: 8 }); console.log(r.seconds);") || exit 3
-    fi
     lp=
     if [ "$way" = lazy ]; then
       "$C" lazy-pages -D "$img" -W "$T/w" --address "$T/w/lazy.sock" -o lazy.log &
@@ -63,7 +58,7 @@ for round in $(seq "$ROUNDS"); do
     ahp=$(awk '/^AnonHugePages:/ {print $2}' "/proc/$pid/smaps_rollup" 2>/dev/null)
     kill -9 "$pid" 2>/dev/null
     [ -n "$lp" ] && wait "$lp" 2>/dev/null
-    "$PY" -c 'import json,sys; r,w,m,rc,t0,t1,t2,touch,ahp,warm=sys.argv[1:]; print(json.dumps({"round":int(r),"way":w,"mib":int(m),"criuExit":int(rc),"restoreSeconds":round(float(t1)-float(t0),4),"allTouchedSeconds":round(float(t2)-float(t0),4),"touchSeconds":float(touch),"anonHugeKiB":int(ahp or 0),"warmSeconds":round(float(warm),4)}))' \
-      "$round" "$way" "$MIB" "$rc" "$t0" "$t1" "$t2" "$(cut -d' ' -f1 "$T/done")" "$ahp" "$warm"
+    "$PY" -c 'import json,sys; r,w,m,rc,t0,t1,t2,touch,ahp,pause=sys.argv[1:]; print(json.dumps({"round":int(r),"way":w,"mib":int(m),"criuExit":int(rc),"restoreSeconds":round(float(t1)-float(t0),4),"allTouchedSeconds":round(float(t2)-float(t0),4),"touchSeconds":float(touch),"anonHugeKiB":int(ahp or 0),"pauseSeconds":float(pause)}))' \
+      "$round" "$way" "$MIB" "$rc" "$t0" "$t1" "$t2" "$(cut -d' ' -f1 "$T/done")" "$ahp" "${PAUSE:-0}"
   done
 done

@@ -8,7 +8,6 @@ void InitFileIO(Napi::Env env, Napi::Object exports);  // fileio.cc  — byte mo
 void InitCheckpoint(Napi::Env env, Napi::Object exports);  // checkpoint.cc — snapshot/restore/park (cuCheckpointProcess*)
 void InitAmx(Napi::Env env, Napi::Object exports);         // amx.cc — restore: AMX permission back (ptrace)
 void InitPageOut(Napi::Env env, Napi::Object exports);     // pageout.cc — snapshot: page out a server's file pages (process_madvise)
-void InitMemWarm(Napi::Env env, Napi::Object exports);     // memwarm.cc — restore: free memory faulted in on many threads first
 }  // namespace coldstart
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -19,7 +18,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   coldstart::InitCheckpoint(env, exports);
   coldstart::InitAmx(env, exports);
   coldstart::InitPageOut(env, exports);
-  coldstart::InitMemWarm(env, exports);
   return exports;
 }
 

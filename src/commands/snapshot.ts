@@ -9,12 +9,11 @@ import { registerPark } from './park.js';
 import { hookFlag, hookFlags, report } from './snapshot-flags.js';
 import { ColdstartError } from '../core/errors.js';
 import { requireServerCommand } from '../server/lifecycle.js';
-import { choiceFlag, durationFlag, httpUrlFlag, intFlag, regexFlag } from '../core/flags.js';
+import { durationFlag, httpUrlFlag, intFlag, regexFlag } from '../core/flags.js';
 import { resolveWeights } from '../load/weights.js';
 import { defaultSnapshotEngines, type SnapshotEngines } from '../snapshot/engines.js';
 import { RESTORE_PREFETCH, restoreImage } from '../snapshot/restore.js';
 import { takeSnapshot } from '../snapshot/snapshot.js';
-import { WARM_MEMORY_MODES } from '../snapshot/warm-memory.js';
 
 interface SnapshotFlags extends ReportFlags {
   output: string;
@@ -44,7 +43,6 @@ interface RestoreFlags extends ReportFlags {
   prefetchThreads?: string;
   verifyThreads?: string;
   gpus?: string;
-  warmMemory: string;
 }
 
 export function registerSnapshot(program: Command, run: Runner, engines: SnapshotEngines = defaultSnapshotEngines): void {
@@ -107,8 +105,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--prefetch-threads <n>', `readers for --prefetch (default ${RESTORE_PREFETCH.threads}; one stream can beat several on a virtual disk, many suit NVMe)`)
       .option('--verify-threads <n>', 'threads hashing the image alongside CRIU (default: one fewer than the cores; fewer leave CRIU\'s one-thread page restore a core of its own)')
       .option('--no-image-stream', 'let the hash threads read an image that is not in the page cache themselves, in parallel (default: one stream reads it in order and they hash behind it, then the --prefetch weights; one stream beat parallel reads on the virtual disks measured, many readers may suit NVMe)')
-      .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model")
-      .option('--warm-memory <when>', `fault in and free, on several threads, the memory CRIU is about to fill: ${WARM_MEMORY_MODES.join(', ')} (auto: in a VM that hands free memory back to its hypervisor, with --huge-pages)`, 'auto'),
+      .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
       const threads = f.prefetchThreads === undefined ? undefined : intFlag('--prefetch-threads', f.prefetchThreads, 1, 64);
@@ -128,7 +125,6 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         hugePages: !!f.hugePages,
         imageStream: f.imageStream,
         gpus: f.gpus === undefined ? null : f.gpus.split(','),
-        warmMemory: choiceFlag('--warm-memory', f.warmMemory, WARM_MEMORY_MODES),
         afterRestore: f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
         env: ctx.env,
         signal: ctx.signal,

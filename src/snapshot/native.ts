@@ -48,11 +48,6 @@ export interface SnapshotNative {
   readInOrder(paths: string[], chunkBytes: number, signal: AbortSignal): { read: () => number; done: Promise<{ bytes: number; seconds: number }> };
   /** Reads files into the page cache (src/load/prefetch.ts runPrefetch): `restore --prefetch`'s weights. */
   prefetch(o: PrefetchOptions): Promise<PrefetchResult>;
-  /**
-   * Faults `bytes` of fresh memory in on `threads` threads and frees it (native/src/memwarm.cc): restore's warm-up of
-   * the free memory CRIU is about to fill, where the machine hands free pages back to its hypervisor.
-   */
-  warmMemory(bytes: number, threads: number): Promise<{ bytes: number; threads: number; touchSeconds: number; seconds: number }>;
 }
 
 function addon(): NativeAddon {
@@ -86,7 +81,6 @@ export const addonNative: SnapshotNative = {
     return { read: () => (stopped ? Infinity : readProgress(progress)), done };
   },
   prefetch: (o) => runPrefetch(o),
-  warmMemory: (bytes, threads) => callNative(() => addon().warmMemory({ bytes, threads, hugePages: true }), 'memory warm-up'),
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
     return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;

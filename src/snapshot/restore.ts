@@ -15,7 +15,6 @@ import { answerDigests, sameAnswer } from '../server/answer.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
-import { planWarmMemory, type WarmMemoryDetail, type WarmMemoryMode, type WarmMemoryPlan } from './warm-memory.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifestAndDigest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
@@ -61,11 +60,6 @@ export interface RestoreOptions {
    * image's order (gpu-map.ts); null/absent: the same GPUs where present, else free ones of the same model.
    */
   gpus?: string[] | null;
-  /**
-   * Fault in and free, on several threads, the memory CRIU is about to fill (warm-memory.ts): `auto` (default) where
-   * the VM hands free memory back to its hypervisor and `hugePages` is on, `on` always, `off` never.
-   */
-  warmMemory?: WarmMemoryMode;
   env: Env;
   signal: AbortSignal;
   /** The step now under way (CRIU restore, GPU restore, ready…), for a redrawn progress line; never printed here. */
@@ -152,6 +146,13 @@ function prefetchLine(p: PrefetchDetail): string {
   const how = p.error ? `failed after ${fmt(p.seconds)}` : p.finished ? `done in ${fmt(p.seconds)}${rate}` : `stopped after ${fmt(p.seconds)}, when the after-restore hook was sent (the server read the rest itself)`;
   return `prefetch of ${p.target} (${p.files} file(s)) alongside the restore: ${how}${p.residentAfter === null ? '' : `; ${formatBytes(p.residentAfter)} in the page cache after`}`;
 }
+
+/**
+ * Said by a --huge-pages restore in a VM that hands free memory back to its hypervisor (platform/balloon.ts): CRIU's
+ * huge-page faults then each take 2 MiB back from the host, and its page restore runs at that rate.
+ */
+export const FREE_PAGE_REPORTING_NOTE =
+  "this VM's memory balloon hands free memory back to the hypervisor (virtio-balloon free page reporting), so CRIU's huge-page faults each take 2 MiB back from the host: on such a VM a 1 GiB process restored in 1.7-1.9 s with its memory free for 5 s before, in 0.5-0.7 s with it just freed (BENCHMARKS.md, 2026-12-07); a node that restores often runs faster with free page reporting off in its VMM";
 
 /** This CPU has Intel AMX (only x86 CPUs list `amx_tile`; the addon's grant is x86-64 only and says so elsewhere). */
 const amxCpu = (host: SnapshotEngines['host']): boolean => host.cpuFlags().has('amx_tile');
@@ -277,12 +278,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (free !== null && free < logSize + 1024 * 1024) throw new ColdstartError('DISK_FULL', `${dirname(log)}: ${formatBytes(free)} free, the server's log needs ${formatBytes(logSize)}`, { hint: 'Free some space there.' });
   }
 
-  // The memory CRIU will fill, faulted in and freed on several threads first where the VM hands free memory back to its
-  // hypervisor (warm-memory.ts): started now, alongside the checks below and CRIU's first steps; never a failure.
-  const warmPlan: WarmMemoryPlan = native.unavailable()
-    ? { skipped: 'the native addon is unavailable' }
-    : planWarmMemory({ mode: o.warmMemory ?? 'auto', hugePages: !!o.hugePages, reporting: host.freePageReporting(), pageBytes: m.files.filter((f) => isPageData(f.name)).reduce((a, f) => a + f.bytes, 0), imageBytes: m.imageBytes, availableBytes: avail, cores: availableParallelism() });
-  const warming: Promise<WarmMemoryDetail> = 'bytes' in warmPlan ? native.warmMemory(warmPlan.bytes, warmPlan.threads).catch((e: unknown) => ({ error: e instanceof Error ? e.message : String(e) })) : Promise.resolve(warmPlan);
   // Everything CRIU parses (every file but the page data: process tree, mappings, descriptors — KiB to MiB) verified
   // whole before CRIU sees it, and every file's size; the page data below, while CRIU restores.
   const metaTime = stopwatch(clock);
@@ -290,10 +285,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   let resumedSeconds: number | null = null;
   let amxGranted: number[] = [];
   const metaBad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal, hash: (n) => !isPageData(n) });
-  if (metaBad.length) {
-    await warming;
-    throw damaged(image, metaBad, 'nothing was restored or started');
-  }
+  if (metaBad.length) throw damaged(image, metaBad, 'nothing was restored or started');
   const metaSeconds = metaTime();
 
   // ---- restore
@@ -448,8 +440,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     }
     times['criu-restore'] = criuTime();
     if (hugePages?.note) notes.push(hugePages.note);
-    const warmed = await warming; // long done: it frees what it touched before CRIU fills most of the memory
-    if ('error' in warmed) notes.push(`the memory was not warmed before CRIU filled it: ${warmed.error}`);
+    if (hugePages && host.freePageReporting()) notes.push(FREE_PAGE_REPORTING_NOTE);
     // From here on the restored tree is ours to stop if anything fails: every recorded pid and what it started since.
     server = engines.server.adopt(pid, { what: 'restore', command: m.command, known: m.pids, stopGraceSeconds: STOP_GRACE_SECONDS });
     o.step?.('finishing the verification of the image (the restored tree stays stopped until every byte matches)…');
@@ -555,8 +546,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       /** Where each GPU of the image came back (the same one unless moved), and whether the driver was given pairs. */
       gpus: gpuPlan.moves.length ? { moves: gpuPlan.moves, paired: gpuPlan.pairs !== null } : null,
       ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
-      /** The memory faulted in and freed before CRIU filled it (bytes, threads, seconds), or why not (warm-memory.ts). */
-      warmMemory: warmed,
       ...(prefetch ? { prefetch } : {}),
       /**
        * The server's library pages read ahead; null: the image records none. `source`: the restored server's own
@@ -602,7 +591,6 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     stopVerify.abort();
     stopPrefetch.abort();
     stopWorkingSet.abort();
-    await warming;
     await flight.prefetching?.catch(() => undefined);
     await flight.reading?.catch(() => undefined);
     await workingSetRead;

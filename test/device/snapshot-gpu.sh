@@ -27,7 +27,6 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; default: its own)
 #   HOOK_RESTORES="cold-huge-pf-cs-cached" ...       # -cached: its cold reads through the page cache (default: around it, O_DIRECT)
 #   HOOK_RESTORES="warm-huge-cs-dfalways" ...        # -dfMODE: THP defrag MODE (always, defer, defer+madvise…) for that restore
-#   HOOK_RESTORES="warm-huge-cs-nowm" ...            # -nowm: --warm-memory off (-wm: on); restore's auto otherwise
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
@@ -245,7 +244,6 @@ restore() {
   say "restored (image $(jget "$OUT/restore-$name-$tag.json" "round(100*(d['details']['imageResidentBytes'] or 0)/d['details']['imageBytes'])")% in cache before, the server's library pages $(jget "$OUT/restore-$name-$tag.json" "(lambda w: str(round(100*w['residentBefore']/max(1,w['bytes'])))+'%' if w and w.get('residentBefore') is not None else 'not read ahead')(d['details'].get('workingSet'))")): $(jget "$OUT/restore-$name-$tag.json" "{p['name']: (round(p['seconds'],2) if p['seconds'] is not None else None) for p in d['phases']}") total $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['totalSeconds'],2)") s, resumed after $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['restored']['resumedSeconds'],2)") s, verify $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['verifyBytesPerSecond']/1e9,2)") GB/s; speedup $(jget "$OUT/restore-$name-$tag.json" "round(d['details']['speedup'],2)")x"
   local same
   same=$(jget "$OUT/restore-$name-$tag.json" "d['details']['restored']['firstRequest']['sameAsSnapshot']")
-  say "memory warmed before CRIU: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('warmMemory')")"
   say "first answer identical to the snapshot's: $same; library pages read ahead: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSet')"); kept for the next: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('workingSetKept')"); files checked: $(jget "$OUT/restore-$name-$tag.json" "d['details'].get('fileCheck')")"
   [ "$same" = True ] || fail=1
   # The restored server's own account of its wake-up (its log: how much of the weights came from the disk, and by
@@ -406,8 +404,6 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
     # -par: a cold image read by the verification's threads themselves, in parallel (restore's way before the stream)
     case "$tag" in *-par*) flags+=(--no-image-stream) ;; esac
-    # -nowm / -wm: the memory CRIU fills not warmed first (--warm-memory off) / warmed wherever (on); restore's auto otherwise
-    case "$tag" in *-nowm*) flags+=(--warm-memory off) ;; *-wm*) flags+=(--warm-memory on) ;; esac
     # -nokept: without the working set an earlier restore kept (IMAGE/working-set.restored.json): the manifest's read
     case "$tag" in *-nokept*) rm -f "$WORK/$MODE-hooks/working-set.restored.json" ;; esac
     restore "$MODE-hooks" "$tag" "${flags[@]}"

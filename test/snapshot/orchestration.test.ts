@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommandWith } from '../helpers/cli.js';
@@ -23,8 +23,8 @@ import { ColdstartError } from '../../src/core/errors.js';
 import { nowSeconds } from '../../src/core/clock.js';
 import { processTree } from '../../src/platform/procfs.js';
 import { withSnapshotEngines, type SnapshotEngines } from '../../src/snapshot/engines.js';
+import { FREE_PAGE_REPORTING_NOTE } from '../../src/snapshot/restore.js';
 import type { CheckpointAction, SnapshotNative } from '../../src/snapshot/native.js';
-import { isPageData } from '../../src/snapshot/manifest.js';
 
 const here = (f: string) => fileURLToPath(new URL(`../fixtures-servers/${f}`, import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'cs-snap-orch-'));
@@ -53,13 +53,12 @@ type Device = { index: number; name: string; uuid: string; freeBytes?: number };
  * The addon's checkpoint calls, recorded: `gpu` pids hold a CUDA context; `failOn` makes one call reject. Its NVML
  * lists `devices` (default: one "Fake GPU", UUID_A) with the processes that hold a context on the first, 9 GB each.
  */
-function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null; pageOut?: (pid: number) => Error | 'refused' | null; warm?: () => Error | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][]; pageOuts: Array<{ pid: number; ranges: number[]; after: number }>; warms: Array<{ bytes: number; threads: number }> } {
+function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => boolean; state?: string; devices?: Device[]; amx?: (pid: number) => number | Error; ranges?: () => Error | null; pageOut?: (pid: number) => Error | 'refused' | null }): SnapshotNative & { calls: Call[]; amxCalls: number[]; rangeCalls: Array<{ paths: string[]; ranges: number[][] }>; streams: string[][]; pageOuts: Array<{ pid: number; ranges: number[]; after: number }> } {
   const calls: Call[] = [];
   const pageOuts: Array<{ pid: number; ranges: number[]; after: number }> = [];
   const amxCalls: number[] = [];
   const rangeCalls: Array<{ paths: string[]; ranges: number[][] }> = [];
   const streams: string[][] = [];
-  const warms: Array<{ bytes: number; threads: number }> = [];
   const holders = new Set<number>();
   return {
     calls,
@@ -67,14 +66,6 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     rangeCalls,
     streams,
     pageOuts,
-    warms,
-    // restore's warm-up of free memory: recorded (the real one is test/snapshot/warm-memory.test.ts's)
-    warmMemory: async (bytes, threads) => {
-      warms.push({ bytes, threads });
-      const fail = o.warm?.();
-      if (fail) throw fail;
-      return { bytes, threads, touchSeconds: 0.001, seconds: 0.002 };
-    },
     // snapshot's narrowing of the working set: recorded with how many checkpoint calls came before it (order).
     pageOut: async (pid, ranges) => {
       pageOuts.push({ pid, ranges, after: calls.length });
@@ -649,51 +640,19 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       for (const p of await pidsFrom(pidfile2)) process.kill(p, 'SIGKILL');
     });
 
-    it('--warm-memory: auto faults in and frees the page data and a quarter more before CRIU, on up to 8 threads, only in a VM that reports free pages and with --huge-pages; on/off override; a failure is a warning', async () => {
-      const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')) as { files: Array<{ name: string; bytes: number }> };
-      const pageBytes = m.files.filter((f) => isPageData(f.name)).reduce((a, f) => a + f.bytes, 0);
-      expect(pageBytes).toBeGreaterThan(0);
-      const restoreOnce = async (native: ReturnType<typeof fakeNative>, reporting: boolean, flags: string[]) => {
+    it('--huge-pages in a VM that hands free memory back to its hypervisor: said (a warning), and only then', async () => {
+      const warningsOf = async (reporting: boolean, flags: string[]) => {
         const port = await freePort();
-        const pidfile = join(tmp, `warm-${port}.pids`);
-        let warmsBeforeCriu = -1;
-        const inner = fakeRestore(port, pidfile);
-        const restore: SnapshotEngines['criu']['restore'] = async (...a) => ((warmsBeforeCriu = native.warms.length), inner(...a));
-        const e = engines({ native, clock: fakeClock(), restore, pidAlive: () => false, reporting });
+        const pidfile = join(tmp, `fpr-${port}.pids`);
+        const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false, reporting, thp: { read: () => 'always', write: () => undefined } });
         const r = await run(e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', ...flags]);
         for (const p of await pidsFrom(pidfile)) process.kill(p, 'SIGKILL');
         expect(r.code, r.stderr).toBe(0);
-        return { doc: json(r), warmsBeforeCriu };
+        return (json(r).warnings as string[]).join('\n');
       };
-      // auto, reporting VM, --huge-pages: warmed, started before CRIU was
-      const on = fakeNative({ gpu: () => false });
-      const a = await restoreOnce(on, true, ['--huge-pages']);
-      const threads = Math.max(1, Math.min(8, availableParallelism() - 1));
-      expect(on.warms).toEqual([{ bytes: pageBytes + Math.ceil(pageBytes / 4), threads }]);
-      expect(a.warmsBeforeCriu).toBe(1);
-      expect(a.doc.details.warmMemory).toEqual({ bytes: pageBytes + Math.ceil(pageBytes / 4), threads, touchSeconds: 0.001, seconds: 0.002 });
-      // auto without reporting, or without --huge-pages: nothing touched, and why
-      const none = fakeNative({ gpu: () => false });
-      expect((await restoreOnce(none, false, ['--huge-pages'])).doc.details.warmMemory.skipped).toMatch(/no virtio-balloon free page reporting/);
-      expect((await restoreOnce(none, true, [])).doc.details.warmMemory.skipped).toMatch(/without --huge-pages/);
-      expect(none.warms).toEqual([]);
-      // on: anywhere; off: never
-      const forced = fakeNative({ gpu: () => false });
-      await restoreOnce(forced, false, ['--warm-memory', 'on']);
-      expect(forced.warms).toHaveLength(1);
-      expect((await restoreOnce(forced, true, ['--huge-pages', '--warm-memory', 'off'])).doc.details.warmMemory).toEqual({ skipped: '--warm-memory off' });
-      expect(forced.warms).toHaveLength(1);
-      // the addon failing: the restore goes on, the reason a warning
-      const failing = fakeNative({ gpu: () => false, warm: () => new ColdstartError('ENV', 'memory warm-up: out of host memory') });
-      const f = await restoreOnce(failing, true, ['--huge-pages']);
-      expect(f.doc.details.warmMemory).toEqual({ error: 'memory warm-up: out of host memory' });
-      expect(f.doc.warnings.join('\n')).toMatch(/the memory was not warmed before CRIU filled it: memory warm-up: out of host memory/);
-      // a bad value: exit 2 before anything is touched
-      const bad = fakeNative({ gpu: () => false });
-      const b = await run(engines({ native: bad, clock: fakeClock(), pidAlive: () => false, reporting: true, restore: async () => Promise.reject(new Error('must not run')) }), 'restore', [image, '--json', '--warm-memory', 'sometimes']);
-      expect(b.code).toBe(2);
-      expect(json(b).error.message).toMatch(/^--warm-memory: /);
-      expect(bad.warms).toEqual([]);
+      expect(await warningsOf(true, ['--huge-pages'])).toContain(FREE_PAGE_REPORTING_NOTE);
+      expect(await warningsOf(false, ['--huge-pages'])).not.toMatch(/free page reporting/);
+      expect(await warningsOf(true, [])).not.toMatch(/free page reporting/);
     });
 
     it('--prefetch reads the weights into the page cache alongside the restore (details.prefetch; two hooks, in order, one with a JSON body); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
