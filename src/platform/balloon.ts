@@ -2,10 +2,10 @@
  * Whether this machine is a virtual machine whose memory balloon reports free pages to the hypervisor (virtio-balloon
  * free page reporting, VIRTIO_BALLOON_F_REPORTING: feature bit 5 of a virtio_balloon device). There memory left free
  * for a couple of seconds, in blocks of 2 MiB and up, is handed back to the host, and the next process to fault it in
- * pays the host's fault too: on the development VM a fresh 2 MiB page took 0.4–1.1 GB/s to fault in, one just freed
- * 7–19 GB/s, and CRIU restored a 1 GiB process in 1.66–1.93 s with its memory free for 5 s before, 0.52–0.70 s with
- * it just freed (2026-12-07, BENCHMARKS.md). restore --huge-pages says so where this is on (restore.ts); the lent
- * GPU hosts have no balloon.
+ * pays the host's fault too: on the development VM fresh huge-page memory faulted in at 0.37 GB/s, memory just freed
+ * at 10.7 GB/s, and CRIU restored a 2 GiB process in 2.24–3.85 s, 1.43–1.66 s right after the same amount had been
+ * faulted in and freed (2026-12-07, BENCHMARKS.md). restore --huge-pages says so where this is on (restore.ts); the
+ * lent GPU hosts have no balloon.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -152,7 +152,7 @@ function prefetchLine(p: PrefetchDetail): string {
  * huge-page faults then each take 2 MiB back from the host, and its page restore runs at that rate.
  */
 export const FREE_PAGE_REPORTING_NOTE =
-  "this VM's memory balloon hands free memory back to the hypervisor (virtio-balloon free page reporting), so CRIU's huge-page faults each take 2 MiB back from the host: on such a VM a 1 GiB process restored in 1.7-1.9 s with its memory free for 5 s before, in 0.5-0.7 s with it just freed (BENCHMARKS.md, 2026-12-07); a node that restores often runs faster with free page reporting off in its VMM";
+  "this VM's memory balloon hands free memory back to the hypervisor (virtio-balloon free page reporting), so CRIU's huge-page faults each take 2 MiB back from the host: on such a VM a 2 GiB process restored in 2.2-3.9 s, and in 1.4-1.7 s right after as much memory had been faulted in and freed (BENCHMARKS.md, 2026-12-07); a node that restores often runs faster with free page reporting off in its VMM";
 
 /** This CPU has Intel AMX (only x86 CPUs list `amx_tile`; the addon's grant is x86-64 only and says so elsewhere). */
 const amxCpu = (host: SnapshotEngines['host']): boolean => host.cpuFlags().has('amx_tile');
