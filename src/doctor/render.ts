@@ -60,7 +60,7 @@ export function doctorText(r: DoctorReport, s: Style): string {
   const sn = r.snapshot;
   rows.push([
     'snapshot',
-    `CRIU ${sn.criu.found ? `${sn.criu.version} (${sn.criu.path}), criu check ${sn.criu.check}` : bad(sn.criu.reason ?? 'not found')}; CUDA checkpoint API ${sn.checkpointApi.available ? 'available' : bad(sn.checkpointApi.reason ?? 'not available')}${sn.workingSetLearning ? `; working-set learning ${sn.workingSetLearning.available ? 'available' : bad('not available')}` : ''}; ${sn.root ? 'root' : bad('not root')}`,
+    `CRIU ${sn.criu.found ? `${sn.criu.version} (${sn.criu.path}), criu check ${sn.criu.check}` : bad(sn.criu.reason ?? 'not found')}; CUDA checkpoint API ${sn.checkpointApi.available ? 'available' : bad(sn.checkpointApi.reason ?? 'not available')}${sn.workingSetLearning ? `; working-set learning ${sn.workingSetLearning.available ? 'available' : bad('not available')}` : ''}; ${sn.root ? 'root' : bad('not root')}${sn.freePageReporting ? "; this VM hands free memory back to its hypervisor (free page reporting): CRIU's page restore with --huge-pages waits on the host's faults (docs/snapshot.md)" : ''}`,
   ]);
   for (const f of sn.fixes) rows.push(['', bad(`to fix: ${f}`)]);
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -1,6 +1,7 @@
 /**
  * What `coldstart doctor` says about snapshots here: CRIU and its version, `criu check`, the driver's checkpoint API,
- * whether snapshot can learn a server's working set (process_madvise), root.
+ * whether snapshot can learn a server's working set (process_madvise), root, and whether the VM hands free memory back
+ * to its hypervisor (free page reporting: CRIU's page restore waits on the host's faults there).
  */
 import { shippedPath, versionAtLeast } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
@@ -13,6 +14,11 @@ export interface SnapshotDoctor {
   /** Whether snapshot can learn a server's working set here (process_madvise: Linux 5.10+, CAP_SYS_NICE). */
   workingSetLearning: { available: boolean; reason?: string };
   root: boolean;
+  /**
+   * This VM's memory balloon hands free memory back to the hypervisor (platform/balloon.ts): restore --huge-pages then
+   * waits on the host's faults (it says so); nothing is missing for that, so it is no fix.
+   */
+  freePageReporting: boolean;
   /** Each missing piece with its fix; empty when snapshot/restore (and park for GPU processes) work here. */
   fixes: string[];
 }
@@ -48,7 +54,7 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
   if (!checkpointApi.available) fixes.push(`GPU servers (snapshot of CUDA processes, park/unpark) need an NVIDIA driver 570 or newer: ${checkpointApi.reason ?? 'not available'}`);
   const workingSetLearning = learningHere(engines.host.kernelRelease(), hasCapability(CAP_SYS_NICE));
   if (!workingSetLearning.available) fixes.push(`snapshot records every page of the server's files, and an image's first cold restore reads them all: ${workingSetLearning.reason}`);
-  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, workingSetLearning, root, fixes };
+  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, workingSetLearning, root, freePageReporting: engines.host.freePageReporting(), fixes };
 }
 
 /** Whether snapshot.ts's learnWorkingSet can page out another process's pages here, and if not, why. */

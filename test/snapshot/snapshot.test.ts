@@ -17,6 +17,7 @@ import { freePort } from '../helpers/fake-servers.js';
 import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
 import { cpuFlags } from '../../src/platform/procfs.js';
+import { freePageReporting } from '../../src/platform/balloon.js';
 import { requireNative } from '../../src/native.js';
 import { peerPython } from '../helpers/python.js';
 import { evict, evictableDir, residentBytes, writeOnDisk } from '../helpers/pagecache.js';
@@ -370,6 +371,11 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(sn.root).toBe(true);
     // Root on Linux 6.x: snapshot can page out the server's pages to learn its working set.
     expect(sn.workingSetLearning).toEqual({ available: true });
+    // free page reporting as the balloon's sysfs says it (test/platform/balloon.test.ts reads real and made-up ones)
+    expect(sn.freePageReporting).toBe(freePageReporting());
+    const text = (await runCli(['doctor'], { env })).stdout;
+    if (sn.freePageReporting) expect(text).toMatch(/free page reporting\): CRIU's page restore with --huge-pages waits on the host's faults/);
+    else expect(text).not.toMatch(/free page reporting/);
     if (!sn.checkpointApi.available) expect(sn.fixes.join('\n')).toMatch(/NVIDIA driver 570 or newer/);
     const missing = await runCli(['doctor', '--json'], { env: { COLDSTART_CRIU: join(tmp, 'no-such-criu') } });
     expect(JSON.parse(missing.stdout).snapshot.fixes.join('\n')).toMatch(/no-such-criu not found; eval "\$\(\/[^)]*\/scripts\/ci-criu\.sh\)"/);
