@@ -26,6 +26,8 @@ export interface SnapshotReadiness {
   /** Whether snapshot can learn a server's working set (process_madvise); absent from a check that does not say. */
   workingSetLearning?: { available: boolean; reason?: string };
   root: boolean;
+  /** The VM hands free memory back to its hypervisor (CRIU's page restore waits on it); absent from a check that does not say. */
+  freePageReporting?: boolean;
   /** Each missing piece with its fix; empty when snapshot/restore work here. */
   fixes: string[];
 }
