@@ -4,6 +4,7 @@
  * from platform/, native.ts, python/, hub/ and cache/; snapshot's part is passed in (it lives with snapshot).
  */
 import { loadNative, type CudaProbeResult, type NativeAddon } from '../native.js';
+import type { SnapshotDoctor } from '../snapshot/doctor.js';
 import { version, versionAtLeast, PACKAGE_ROOT } from '../core/version.js';
 import { loadConfig } from '../core/config.js';
 import { isColdstartError } from '../core/errors.js';
@@ -19,18 +20,8 @@ import { probePython, type PythonInfo } from '../python/runner.js';
 
 type Env = Record<string, string | undefined>;
 
-/** What doctor shows of snapshot/restore's needs (CRIU, `criu check`, the driver's checkpoint API, root). */
-export interface SnapshotReadiness {
-  criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
-  checkpointApi: { available: boolean; reason?: string };
-  /** Whether snapshot can learn a server's working set (process_madvise); absent from a check that does not say. */
-  workingSetLearning?: { available: boolean; reason?: string };
-  root: boolean;
-  /** The VM hands free memory back to its hypervisor (CRIU's page restore waits on it); absent from a check that does not say. */
-  freePageReporting?: boolean;
-  /** Each missing piece with its fix; empty when snapshot/restore work here. */
-  fixes: string[];
-}
+/** What doctor shows of snapshot/restore's needs: snapshot's own answer (src/snapshot/doctor.ts), one type for both. */
+export type SnapshotReadiness = SnapshotDoctor;
 
 /** Snapshot's own check (src/snapshot/doctor.ts snapshotDoctor), given the addon when it loaded. */
 export type SnapshotCheck = (env: Env, native: NativeAddon | null) => Promise<SnapshotReadiness>;
