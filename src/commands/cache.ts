@@ -30,17 +30,17 @@ function parseCache(ctx: Context, arg: string, filenames: string[], f: CacheFlag
   const repoType = (f.repoType ?? 'model') as RepoType;
   if (!['model', 'dataset', 'space'].includes(repoType)) throw invalidArg('--repo-type', 'one of model, dataset, space', f.repoType);
   const [localDir, cacheDir] = [dirFlag('--local-dir', f.localDir), dirFlag('--cache-dir', f.cacheDir)];
+  if (f.token !== undefined && !f.token.trim()) throw invalidArg('--token', 'a Hub access token', f.token);
+  const concurrency = intFlag('--concurrency', f.concurrency, 1, 64);
+  const retries = intFlag('--retries', f.retries, 0, 20);
+  const revision = f.revision === undefined ? undefined : checkRevision(f.revision, '--revision');
   if (cacheDir !== undefined && localDir !== undefined) {
     throw new ColdstartError('BAD_FLAG', '--cache-dir and --local-dir cannot be used together (as in `hf download`)', { hint: 'Use --cache-dir (or HF_HUB_CACHE) for the shared cache, or --local-dir for plain files in one folder.' });
   }
-  if (f.token !== undefined && !f.token.trim()) throw invalidArg('--token', 'a Hub access token', f.token);
   const env = { ...ctx.env, ...(cacheDir !== undefined ? { HF_HUB_CACHE: resolve(ctx.cwd, cacheDir) } : {}), ...(f.token !== undefined ? { HF_TOKEN: f.token } : {}) };
   if (filenames.length && (f.include?.length || f.exclude?.length)) ctx.out.warn('ignoring --include/--exclude: file names were given (as `hf download` does)');
-  const concurrency = intFlag('--concurrency', f.concurrency, 1, 64);
-  const retries = intFlag('--retries', f.retries, 0, 20);
   const local = localDir !== undefined ? guardLocalDir(resolve(ctx.cwd, localDir), hubCacheDir(env)) : undefined;
   const files = { include: f.include, exclude: f.exclude, defaultExcludes: f.allFiles ? false : undefined, ...(filenames.length ? { filenames } : {}) };
-  const revision = f.revision === undefined ? undefined : checkRevision(f.revision, '--revision');
   const download = { repo, repoType, revision, env, concurrency, retries, localDir: local, ...files, forceDownload: !!f.forceDownload, dryRun: !!f.dryRun };
   return { download, alias, toSafetensors: !!f.toSafetensors };
 }

@@ -29,11 +29,6 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
   const wrapping = ctx.proc.argv.includes('--');
   if (wrapping) requireServerCommand('profile', { command, readyUrl: f.readyUrl, readyLog: f.readyLog });
   if (!wrapping && cmd.args.length > 1) throw new ColdstartError('USAGE', `profile takes one model, got ${cmd.args.length}: ${cmd.args.join(' ')}`, { hint: 'To wrap a server, put its command after --.' });
-  if (!wrapping && (f.readyUrl || f.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
-  if (f.direct && f.buffered) throw new ColdstartError('USAGE', '--direct and --buffered exclude each other: pick one');
-  if (f.tp !== undefined && f.devices !== undefined && intListFlag('--devices', f.devices, 0).length !== intFlag('--tp', f.tp, 1)) {
-    throw new ColdstartError('USAGE', `--tp ${f.tp} needs ${f.tp} GPUs, one per rank; --devices ${f.devices} names another number`, { hint: `Give --devices ${f.tp} indexes, or leave it out (0..${Number(f.tp) - 1}).` });
-  }
   const only = f.only ? new Set(f.only.split(',').map((x) => x.trim()).filter(Boolean)) : null;
   for (const p of only ?? []) if (!isPhaseName(p)) throw invalidArg('--only', `phases from ${PHASES.join(', ')}`, p);
   const dtype = f.dtype === undefined ? undefined : (parseDtypeName(f.dtype) ?? undefined);
@@ -64,6 +59,12 @@ export function profileOptions(ctx: Context, cmd: Command): ProfileOptions {
     probeBytes: f.probeBytes ? intFlag('--probe-bytes', f.probeBytes, 1 << 20) : Number(ctx.env.COLDSTART_PROBE_BYTES) || undefined,
     ...(wrapping ? { wrap: wrapServer(f, command) } : {}),
   };
+  // Each flag's value is checked above; how they go together below (the order warmup keeps too).
+  if (!wrapping && (f.readyUrl || f.readyLog)) throw new ColdstartError('USAGE', '--ready-url/--ready-log are for wrap mode: put the server command after --');
+  if (f.direct && f.buffered) throw new ColdstartError('USAGE', '--direct and --buffered exclude each other: pick one');
+  if (options.tp !== undefined && options.devices !== undefined && options.devices.length !== options.tp) {
+    throw new ColdstartError('USAGE', `--tp ${options.tp} needs ${options.tp} GPUs, one per rank; --devices ${f.devices} names another number`, { hint: `Give --devices ${options.tp} indexes, or leave it out (0..${options.tp - 1}).` });
+  }
   // The floor is what floor mode and --estimate measure; skipping it only makes sense beside a stack.
   if (!options.floor && !wrapping && (!options.framework || options.estimate)) {
     throw new ColdstartError('USAGE', '--no-floor needs --framework or a wrapped server (profile -- CMD): without a stack the floor is the profile', { hint: 'Drop --no-floor, or add --framework transformers|torch|safetensors.' });

@@ -68,7 +68,6 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
   ).action(
     run((ctx, command: string[], f: SnapshotFlags) => {
       requireServerCommand('snapshot', { command, readyUrl: f.readyUrl, readyLog: f.readyLog });
-      if (f.workingSetWarmup === false && !f.warmup) throw new ColdstartError('BAD_FLAG', '--no-working-set-warmup: only with --warmup (without one the working set is every page the server has mapped)');
       const o = {
         command,
         output: resolve(ctx.cwd, f.output),
@@ -86,6 +85,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         signal: ctx.signal,
         progress: (line: string) => ctx.out.progressLine(line),
       };
+      if (f.workingSetWarmup === false && !f.warmup) throw new ColdstartError('BAD_FLAG', '--no-working-set-warmup: only with --warmup (without one the working set is every page the server has mapped)');
       return report(ctx, f, (step) => takeSnapshot({ ...o, step }, engines), 'snapshot');
     }),
   );
@@ -109,23 +109,26 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
       const threads = f.prefetchThreads === undefined ? undefined : intFlag('--prefetch-threads', f.prefetchThreads, 1, 64);
+      const verifyThreads = f.verifyThreads === undefined ? undefined : intFlag('--verify-threads', f.verifyThreads, 1, 256);
+      const timeoutSeconds = durationFlag('--timeout', f.timeout, { bareSeconds: true });
+      const readyUrl = f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl);
+      const afterRestore = f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod);
       if (threads !== undefined && f.prefetch === undefined) throw new ColdstartError('BAD_FLAG', '--prefetch-threads: only with --prefetch (the weights read alongside the restore)');
       // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
       const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
         throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
       });
-      const verifyThreads = f.verifyThreads === undefined ? undefined : intFlag('--verify-threads', f.verifyThreads, 1, 256);
       const o = {
         ...(verifyThreads ? { verifyThreads } : {}),
         prefetch: w ? { target: f.prefetch!, files: w.files, ...(threads ? { threads } : {}) } : null,
         image: resolve(ctx.cwd, image),
-        timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
-        readyUrl: f.readyUrl === undefined ? undefined : httpUrlFlag('--ready-url', f.readyUrl),
+        timeoutSeconds,
+        readyUrl,
         firstRequest: f.firstRequest,
         hugePages: !!f.hugePages,
         imageStream: f.imageStream,
         gpus: f.gpus === undefined ? null : f.gpus.split(','),
-        afterRestore: f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod),
+        afterRestore,
         env: ctx.env,
         signal: ctx.signal,
       };

@@ -40,32 +40,46 @@ function parseHeaders(specs: readonly string[] = []): Record<string, string> {
   return out;
 }
 
-/** Every flag of `coldstart warmup`, parsed once into the warmup's typed options (a bad one exits 2 before anything runs). */
+/**
+ * Every flag of `coldstart warmup`, parsed once into the warmup's typed options (a bad one exits 2 before anything runs).
+ * In the order every command keeps: what to work on (as `requireServerCommand` for a server command), then each flag's
+ * own value, then how the flags go together, so `--runs x` is named as such beside a flag that does not fit.
+ */
 function warmupOptions(ctx: Context, model: string | undefined, f: WarmupFlags): WarmupOptions {
-  if (f.wait && !f.url) throw new ColdstartError('USAGE', '--wait is for --url (waiting for a server to come up)');
   if (!model && !f.url) throw new ColdstartError('USAGE', 'nothing to warm up: pass an ONNX model, a model with --framework, or --url http://host:port', { hint: 'Examples: coldstart warmup model.onnx · coldstart warmup --url http://127.0.0.1:8000 --wait' });
-  if (!f.compile && (f.persist !== undefined || f.mode !== 'default')) throw new ColdstartError('USAGE', `${f.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
-  if (f.compile && !f.framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');
-  if (f.url && f.framework) throw new ColdstartError('USAGE', '--url and --framework cannot be combined: warm a server, or load a model in Python');
-  if (f.compile && f.url) throw new ColdstartError('USAGE', '--compile and --url cannot be combined: a server compiles with its own settings (see `coldstart cache artifacts ls`)');
+  const url = f.url === undefined ? undefined : httpUrlFlag('--url', f.url);
+  const framework = f.framework === undefined ? undefined : choiceFlag('--framework', f.framework, ['torch', 'transformers'] as const);
+  const runs = intFlag('--runs', f.runs, 0, 100_000);
+  const shapes = parseShapeFlags(f.shape ?? []);
+  const provider = choiceFlag('--provider', f.provider, ['auto', 'cpu', 'cuda'] as const);
+  const timeoutSeconds = f.timeout === undefined ? undefined : durationFlag('--timeout', f.timeout, { bareSeconds: true });
+  const api = f.api === undefined ? undefined : choiceFlag('--api', f.api, HTTP_APIS);
+  const headers = parseHeaders(f.header);
+  const maxTokens = intFlag('--max-tokens', f.maxTokens ?? '8', 1, 4096);
+  const device = choiceFlag('--device', f.device, ['auto', 'cpu', 'cuda'] as const);
   const mode = choiceFlag('--mode', f.mode, COMPILE_MODES);
+  if (f.wait && !url) throw new ColdstartError('USAGE', '--wait is for --url (waiting for a server to come up)');
+  if (!f.compile && (f.persist !== undefined || f.mode !== 'default')) throw new ColdstartError('USAGE', `${f.persist !== undefined ? '--persist' : '--mode'} is for --compile (torch.compile's caches)`, { hint: 'Add --framework torch --compile.' });
+  if (f.compile && !framework) throw new ColdstartError('USAGE', '--compile needs --framework torch (or transformers): it runs torch.compile in Python');
+  if (url && framework) throw new ColdstartError('USAGE', '--url and --framework cannot be combined: warm a server, or load a model in Python');
+  if (f.compile && url) throw new ColdstartError('USAGE', '--compile and --url cannot be combined: a server compiles with its own settings (see `coldstart cache artifacts ls`)');
   return {
     // Paths are relative to the command's working directory (the server-side model name is not a path).
-    model: model && !f.url ? resolve(ctx.cwd, model) : model,
-    url: f.url === undefined ? undefined : httpUrlFlag('--url', f.url),
-    framework: f.framework === undefined ? undefined : choiceFlag('--framework', f.framework, ['torch', 'transformers'] as const),
-    runs: intFlag('--runs', f.runs, 0, 100_000),
-    shapes: parseShapeFlags(f.shape ?? []),
+    model: model && !url ? resolve(ctx.cwd, model) : model,
+    url,
+    framework,
+    runs,
+    shapes,
     cacheDir: f.cacheDir ? resolve(ctx.cwd, f.cacheDir) : undefined,
     cache: f.cache,
     compare: f.compare,
-    provider: choiceFlag('--provider', f.provider, ['auto', 'cpu', 'cuda'] as const),
+    provider,
     wait: f.wait,
-    timeoutSeconds: f.timeout === undefined ? undefined : durationFlag('--timeout', f.timeout, { bareSeconds: true }),
-    api: f.api === undefined ? undefined : choiceFlag('--api', f.api, HTTP_APIS),
-    headers: parseHeaders(f.header),
-    maxTokens: intFlag('--max-tokens', f.maxTokens ?? '8', 1, 4096),
-    device: choiceFlag('--device', f.device, ['auto', 'cpu', 'cuda'] as const),
+    timeoutSeconds,
+    api,
+    headers,
+    maxTokens,
+    device,
     ...(f.compile ? { compile: { mode, persistDir: f.persist !== undefined ? resolve(ctx.cwd, f.persist) : undefined } } : {}),
     env: ctx.env,
     signal: ctx.signal,

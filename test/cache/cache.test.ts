@@ -772,6 +772,11 @@ describe('`hf download` parity', () => {
     expect(readFileSync(join(j.snapshotDir, 'model-00001-of-00002.safetensors')).equals(shard1)).toBe(true);
     r = await runCli(['cache', 'org/tiny', '--cache-dir', other, '--local-dir', join(tmp, 'l')], { env: env() });
     expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--cache-dir and --local-dir cannot be used together');
+    // a bad value beside them is named first
+    r = await runCli(['cache', 'org/tiny', '--cache-dir', other, '--local-dir', join(tmp, 'l'), '--retries', 'many'], { env: env() });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toMatch(/^coldstart: error: --retries: expected/);
     r = await runCli(['--json', 'cache', 'org/gated'], { env: env() });
     expect(r.code).not.toBe(0);
     r = await runCli(['--json', 'cache', 'org/gated', '--token', hub.token], { env: env() });

@@ -74,5 +74,10 @@ describe('gpu-load read mode and the page cache', () => {
     const r = await runCli(['--json', 'profile', file, '--direct', '--buffered']);
     expect(r.code).toBe(2);
     expect(JSON.parse(r.stdout).error.code).toBe('USAGE');
+    expect(JSON.parse(r.stdout).error.message).toContain('--direct and --buffered exclude each other');
+    // A bad value is named before flags that do not go together (the order warmup keeps too).
+    const bad = await runCli(['--json', 'profile', file, '--direct', '--buffered', '--runs', 'x']);
+    expect(bad.code).toBe(2);
+    expect(JSON.parse(bad.stdout).error.message).toContain('--runs');
   });
 });

@@ -413,6 +413,10 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
     const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'never'), '--ready-url', 'http://127.0.0.1:9/health', '--no-working-set-warmup', '--', 'true']);
     expect(r.code).toBe(2);
     expect(json(r).error.message).toMatch(/--no-working-set-warmup: only with --warmup/);
+    // A bad value beside it is named first.
+    const t = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'never'), '--ready-url', 'http://127.0.0.1:9/health', '--no-working-set-warmup', '--timeout', 'soon', '--', 'true']);
+    expect(t.code).toBe(2);
+    expect(json(t).error.message).toMatch(/^--timeout: /);
     expect(e.starts).toBe(0);
   });
 
@@ -727,6 +731,8 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
           // --verify-threads: a whole number 1..256
           [['--verify-threads', '0'], /^--verify-threads: expected/],
           [['--verify-threads', 'two'], /^--verify-threads: expected/],
+          // a bad value is named before flags that do not go together
+          [['--prefetch-threads', '2', '--verify-threads', 'two'], /^--verify-threads: expected/],
         ] as const) {
           const b = await run(never, 'restore', [image, '--json', ...args]);
           expect(b.code).toBe(2);

@@ -234,4 +234,18 @@ describe('coldstart warmup --url (CLI)', () => {
     expect((await runCli(['warmup', '--url', 'http://127.0.0.1:9', '--timeout', 'soon'])).code).toBe(2);
     expect((await runCli(['warmup'])).code).toBe(2);
   });
+
+  it('what to warm up first, then a bad flag value, then flags that do not go together', async () => {
+    expect((await runCli(['warmup', '--runs', 'x'])).stderr).toContain('nothing to warm up');
+    const bad = await runCli(['warmup', 'x.onnx', '--wait', '--runs', 'x']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.split('\n')[0]).toBe('coldstart: error: --runs: expected a whole number from 0 to 100000, got "x"');
+    const mode = await runCli(['warmup', '--url', 'http://127.0.0.1:9', '--mode', 'fastest']);
+    expect(mode.code).toBe(2);
+    expect(mode.stderr.split('\n')[0]).toMatch(/^coldstart: error: --mode: /);
+    // With every value good, the combination is what is wrong.
+    const combo = await runCli(['warmup', 'x.onnx', '--wait', '--runs', '3']);
+    expect(combo.code).toBe(2);
+    expect(combo.stderr).toContain('--wait is for --url');
+  });
 });
