@@ -22,12 +22,12 @@ export function registerPark(program: Command, run: Runner, engines: SnapshotEng
       .command(which)
       .description(which === 'park' ? "free a running CUDA process's GPU: lock and checkpoint its GPU memory into host memory (the process stays)" : 'bring a parked process back onto the GPU: restore its GPU memory and unlock it')
       .argument('<pid>', 'process id')
-      .option('--lock-timeout <seconds>', which === 'park' ? 'wait this long for in-flight GPU work' : 'unused; accepted for symmetry with park', '30');
+      .option('--lock-timeout <duration>', which === 'park' ? 'wait this long for in-flight GPU work' : 'unused; accepted for symmetry with park', '30');
     if (which === 'park') cmd.option('--huge-pages', 'set transparent huge pages to `always` (system-wide) while the GPU memory moves into host memory, then put back the mode found: park and the later unpark both run faster');
     const hookName = which === 'park' ? '--before-park' : '--after-unpark';
     if (which === 'park') cmd.option(`${hookName} <url>`, 'send this request before the GPU lock (e.g. vLLM /sleep?level=1 or 2: what the server releases itself is not moved by the driver)');
     else cmd.option(`${hookName} <url>`, 'send this request after the unlock (e.g. vLLM /wake_up): the server takes back what it released; repeatable, sent in order; a space and JSON after the URL is its body', collect);
-    cmd.option(`${hookName}-method <method>`, 'GET or POST', 'POST').option('--timeout <seconds>', `give up on each ${hookName} request after this long`, '300');
+    cmd.option(`${hookName}-method <method>`, 'GET or POST', 'POST').option('--timeout <duration>', `give up on each ${hookName} request after this long`, '300');
     cmd.action(
       run((ctx, pid: string, f: ParkFlags) => {
         const hooks = which === 'park' ? [hookFlag(hookName, f.beforePark, f.beforeParkMethod)].filter((h) => h !== null) : hookFlags(hookName, f.afterUnpark, f.afterUnparkMethod);

@@ -26,10 +26,10 @@ export function addWrapOptions(cmd: Command, scope = ''): Command {
   return cmd
     .option('--ready-url <url>', `${scope}the server is ready when this URL answers 2xx`)
     .option('--ready-log <regex>', `${scope}the server is ready when a log line matches`)
-    .option('--ready-timeout <s>', `${scope}seconds to wait for ready (each start)`, '600')
+    .option('--ready-timeout <duration>', `${scope}how long to wait for ready, each start`, '600')
     .option('--completion-url <url>', `${scope}endpoint for the first request (default: /v1/completions, else /generate)`)
     .option('--no-completion', `${scope}send no first request`)
-    .option('--stop-timeout <s>', `${scope}seconds between SIGTERM and SIGKILL when stopping the server`, '10')
+    .option('--stop-timeout <duration>', `${scope}time between SIGTERM and SIGKILL when stopping the server`, '10')
     .option('--stage <name=regex>', `${scope}a log line that ends a stage, 'name[:phase]=REGEX' (a (number) group is its printed duration; repeatable)`, collect);
 }
 

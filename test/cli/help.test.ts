@@ -30,3 +30,18 @@ describe('--help fits the terminal', () => {
     }
   });
 });
+
+describe('one placeholder per kind of value', () => {
+  it('every time limit is a <duration> (each is parsed by durationFlag: 90, 90s, 2m30s)', () => {
+    const proc = { argv: [], env: {}, cwd: () => '/', stdout: { write: () => true }, stderr: { write: () => true } };
+    const program = buildProgram(proc as never, () => undefined, new AbortController().signal);
+    const seen: string[] = [];
+    const walk = (c: Command) => {
+      for (const o of c.options) if (/timeout/.test(o.long ?? '')) seen.push(`${c.name()} ${o.flags}`);
+      for (const sub of c.commands) walk(sub);
+    };
+    walk(program);
+    expect(seen.length).toBeGreaterThan(5);
+    expect(seen.filter((f) => !/<duration>$/.test(f))).toEqual([]);
+  });
+});
