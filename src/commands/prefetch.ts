@@ -51,7 +51,7 @@ export function registerPrefetch(program: Command, run: Runner): void {
     .command('prefetch')
     .description("read a model's weight files into the page cache in parallel, at the disk's rate (start it beside your server: `coldstart prefetch DIR & exec server`)")
     .argument('<model|dir>', 'a weights file, a directory, the built-in demo, a model alias / Hub repo id in the HF cache, or a snapshot image (read ahead of its restore)')
-    .option('--strategy <s>', `how to fill the page cache: ${PREFETCH_STRATEGIES.join(', ')}`, PREFETCH_DEFAULTS.strategy)
+    .option('--strategy <strategy>', `how to fill the page cache: ${PREFETCH_STRATEGIES.join(', ')}`, PREFETCH_DEFAULTS.strategy)
     .option('--threads <n>', 'parallel readers', String(PREFETCH_DEFAULTS.threads))
     .option('--revision <rev>', 'Hub revision (a model id in the HF cache)')
     .option('--stack [python]', "first read the server's Python stack (its standard library, torch, the CUDA libraries, transformers, vLLM…) so a cold node's imports do not queue behind the weights (default interpreter: $COLDSTART_PYTHON, else python3)")

@@ -31,17 +31,31 @@ describe('--help fits the terminal', () => {
   });
 });
 
+/** Every option of every command, as `command flags` (e.g. `profile --runs <n>`). */
+function allOptions(): string[] {
+  const proc = { argv: [], env: {}, cwd: () => '/', stdout: { write: () => true }, stderr: { write: () => true } };
+  const program = buildProgram(proc as never, () => undefined, new AbortController().signal);
+  const out: string[] = [];
+  const walk = (c: Command) => {
+    for (const o of c.options) out.push(`${c.name()} ${o.flags}`);
+    for (const sub of c.commands) walk(sub);
+  };
+  walk(program);
+  return out;
+}
+
 describe('one placeholder per kind of value', () => {
   it('every time limit is a <duration> (each is parsed by durationFlag: 90, 90s, 2m30s)', () => {
-    const proc = { argv: [], env: {}, cwd: () => '/', stdout: { write: () => true }, stderr: { write: () => true } };
-    const program = buildProgram(proc as never, () => undefined, new AbortController().signal);
-    const seen: string[] = [];
-    const walk = (c: Command) => {
-      for (const o of c.options) if (/timeout/.test(o.long ?? '')) seen.push(`${c.name()} ${o.flags}`);
-      for (const sub of c.commands) walk(sub);
-    };
-    walk(program);
-    expect(seen.length).toBeGreaterThan(5);
-    expect(seen.filter((f) => !/<duration>$/.test(f))).toEqual([]);
+    const limits = allOptions().filter((f) => /--[a-z-]*timeout\b/.test(f));
+    expect(limits.length).toBeGreaterThan(5);
+    expect(limits.filter((f) => !/<duration>$/.test(f))).toEqual([]);
+  });
+
+  it('a placeholder says what goes there: a word, or <n> for a count (not <s>, <d>, <rt>)', () => {
+    const cryptic = allOptions().filter((f) => {
+      const ph = /<([^>]+)>/.exec(f)?.[1];
+      return ph !== undefined && ph !== 'n' && !/^[a-z]{3,}(=[a-z]{3,})?(\.\.\.)?$/.test(ph);
+    });
+    expect(cryptic).toEqual([]);
   });
 });
