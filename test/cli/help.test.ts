@@ -3,9 +3,13 @@ import { buildProgram } from '../../src/cli/main.js';
 import type { Command } from 'commander';
 import { runCli } from '../helpers/cli.js';
 
-function commandPaths(): string[][] {
+/** The program bin/coldstart.js runs, with an injected process that writes nowhere. */
+function program(): Command {
   const proc = { argv: [], env: {}, cwd: () => '/', stdout: { write: () => true }, stderr: { write: () => true } };
-  const program = buildProgram(proc as never, () => undefined, new AbortController().signal);
+  return buildProgram(proc as never, () => undefined, new AbortController().signal);
+}
+
+function commandPaths(): string[][] {
   const out: string[][] = [[]];
   const walk = (c: Command, path: string[]) => {
     for (const sub of c.commands) {
@@ -13,7 +17,7 @@ function commandPaths(): string[][] {
       walk(sub, [...path, sub.name()]);
     }
   };
-  walk(program, []);
+  walk(program(), []);
   return out;
 }
 
@@ -33,14 +37,12 @@ describe('--help fits the terminal', () => {
 
 /** Every option of every command, as `command flags` (e.g. `profile --runs <n>`). */
 function allOptions(): string[] {
-  const proc = { argv: [], env: {}, cwd: () => '/', stdout: { write: () => true }, stderr: { write: () => true } };
-  const program = buildProgram(proc as never, () => undefined, new AbortController().signal);
   const out: string[] = [];
   const walk = (c: Command) => {
     for (const o of c.options) out.push(`${c.name()} ${o.flags}`);
     for (const sub of c.commands) walk(sub);
   };
-  walk(program);
+  walk(program());
   return out;
 }
 
