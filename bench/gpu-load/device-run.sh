@@ -9,7 +9,8 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 top="${OUT:?OUT: the output folder the device tool brings back}"
-mkdir -p /tmp/nodebin "$top/run"
+# a fresh folder: files an earlier run left there (seen once: another host's, hours older) must not travel as this one's
+rm -rf "$top/run" && mkdir -p /tmp/nodebin "$top/run"
 xz -dc node.xz >/tmp/nodebin/node && chmod +x /tmp/nodebin/node
 export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
 {
@@ -18,6 +19,8 @@ export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
   nproc
   uname -r
   cat /sys/kernel/mm/transparent_hugepage/enabled
+  # idle page tracking (a working set seen without paging anything out), where the kernel has it
+  ls -d /sys/kernel/mm/page_idle/bitmap 2>&1
   # each disk's I/O scheduler (whether I/O priorities mean anything there) and readahead window
   for q in /sys/block/*/queue; do echo "$q: $(cat "$q/scheduler") ra=$(cat "$q/read_ahead_kb")KiB nr=$(cat "$q/nr_requests")"; done
 } >"$OUT/host.txt" 2>&1
