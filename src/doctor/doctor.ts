@@ -20,11 +20,8 @@ import { probePython, type PythonInfo } from '../python/runner.js';
 
 type Env = Record<string, string | undefined>;
 
-/** What doctor shows of snapshot/restore's needs: snapshot's own answer (src/snapshot/doctor.ts), one type for both. */
-export type SnapshotReadiness = SnapshotDoctor;
-
 /** Snapshot's own check (src/snapshot/doctor.ts snapshotDoctor), given the addon when it loaded. */
-export type SnapshotCheck = (env: Env, native: NativeAddon | null) => Promise<SnapshotReadiness>;
+export type SnapshotCheck = (env: Env, native: NativeAddon | null) => Promise<SnapshotDoctor>;
 
 export interface DoctorReport {
   schema: 'coldstart/doctor@1';
@@ -55,7 +52,8 @@ export interface DoctorReport {
   config: { path: string | null; budgets: Budgets; error?: string };
   container: string | null;
   environment: Record<string, string | null>;
-  snapshot: SnapshotReadiness;
+  /** What snapshot/restore need here: snapshot's own answer (src/snapshot/doctor.ts). */
+  snapshot: SnapshotDoctor;
 }
 
 /** The exact line that puts onnxruntime-node back beside this coldstart (its package folder, its pinned range). */
