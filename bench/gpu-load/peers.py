@@ -1,7 +1,7 @@
 """Times the peers on the bench checkpoint, warm and cold page cache, same files as coldstart's loader:
 safetensors.torch.load_file(path, device="cuda") over the safetensors shards, torch.load(map_location="cuda")
 over the .bin shards, and pinned H2D through torch as a cross-check of the native limit.
-Cold = fdatasync + posix_fadvise(DONTNEED) on every file first (what coldstart's --cache cold does).
+Cold = fsync + posix_fadvise(DONTNEED) on every file first (test/device/disk_probes.py evict, what coldstart's --cache cold does).
 Usage: python3 peers.py DIR WARM_RUNS COLD_RUNS  → one JSON line per measurement."""
 import glob
 import json
@@ -13,6 +13,9 @@ import time
 import torch
 from safetensors.torch import load_file
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "device"))
+from disk_probes import evict  # noqa: E402  (one page-cache eviction for every device script)
+
 d = sys.argv[1]
 warm_runs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
 cold_runs = int(sys.argv[3]) if len(sys.argv) > 3 else 2
@@ -20,14 +23,6 @@ st = sorted(glob.glob(os.path.join(d, "model-*.safetensors")))
 bins = sorted(glob.glob(os.path.join(d, "pytorch_model-*.bin")))
 torch.zeros(1, device="cuda")  # CUDA context outside the timings (it is the cuda-init phase)
 torch.cuda.synchronize()
-
-
-def evict(paths):
-    for p in paths:
-        fd = os.open(p, os.O_RDONLY)
-        os.fdatasync(fd)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        os.close(fd)
 
 
 def warm(paths):
