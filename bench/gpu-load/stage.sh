@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stages what a GPU run of the gpu-load bench needs into a git-ignored folder of the checkout that the device
 # tool sends (DEST, default /work/main/.dev/loader): dist/, the addon, package.json, the runtime node_modules the
-# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests, node, and
+# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests (with the test servers' shared HTTP side), node, and
 # libcoldstart_load.so (dist/python/coldstart_load.py finds it in build/Release/), and device-run.sh at its top
 # (run the command through it there: it unpacks node and packs the outputs into one file).
 set -euo pipefail
@@ -13,7 +13,7 @@ cp "$src/build/Release/coldstart.node" "$src/build/Release/libcoldstart_load.so"
 cp -r "$src/fixtures/gpuload" "$dest/fixtures/"
 cp -r "$src/bench/gpu-load" "$src/bench/lib" "$dest/bench/"
 mkdir -p "$dest/bench/snapshot" && cp "$src"/bench/snapshot/*.mjs "$dest/bench/snapshot/"  # the scripts, not the raw data
-cp -r "$src/test/device" "$dest/test/"
+cp -r "$src/test/device" "$src/test/fixtures-servers" "$dest/test/"
 cp -r "$src/scripts" "$dest/"
 # Runtime dependencies of dist/: the production tree of package.json's dependencies (headers for building the addon
 # left out).

@@ -6,10 +6,12 @@ then answers OpenAI-style completions: greedy tokens (ids as text, no tokenizer)
   python optimize_server.py MODEL_DIR PORT [eager|compile]
 Log lines (the script's --stage rules): "weights loaded in X s", "torch.compile took X s".
 """
-import json
+import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fixtures-servers"))
+from fixture_http import serve_completions  # noqa: E402  (the OpenAI-style side the test servers share)
 
 T0 = time.perf_counter()
 path, port = sys.argv[1], int(sys.argv[2])
@@ -61,32 +63,4 @@ def generate(prompt, n):
     return " ".join("t%d" % x for x in toks), lps
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, body):
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self):
-        if self.path == "/health":
-            return self.reply(200, {"status": "ok"})
-        if self.path == "/v1/models":
-            return self.reply(200, {"data": [{"id": "llama-8b-synthetic"}]})
-        return self.reply(404, {"error": "not found"})
-
-    def do_POST(self):
-        if self.path != "/v1/completions":
-            return self.reply(404, {"error": "not found"})
-        req = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        text, lps = generate(str(req.get("prompt", "")), max(4, int(req.get("max_tokens") or 4)))
-        self.reply(200, {"object": "text_completion", "choices": [{"index": 0, "text": text, "logprobs": {"token_logprobs": lps}}]})
-
-
-log("serving on 127.0.0.1:%d" % port)
-ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+serve_completions(port, "llama-8b-synthetic", generate, lambda: log("serving on 127.0.0.1:%d" % port))

@@ -10,12 +10,12 @@ Log lines (for --stage rules): "model built in X s", "torch.compile took X s".
 """
 
 import argparse
-import json
 import math
 import os
 import sys
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from fixture_http import serve_completions
 
 T0 = time.perf_counter()
 
@@ -101,44 +101,9 @@ def main():
                 ids = ids[1:] + [tok]
         return text, logprobs
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def reply(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            if self.path == "/health":
-                return self.reply(200, {"status": "ok"})
-            if self.path == "/v1/models":
-                return self.reply(200, {"data": [{"id": "tiny-compiled"}]})
-            return self.reply(404, {"error": "not found"})
-
-        def do_POST(self):
-            if self.path != "/v1/completions":
-                return self.reply(404, {"error": "not found"})
-            n = int(self.headers.get("content-length") or 0)
-            try:
-                req = json.loads(self.rfile.read(n) or b"{}")
-            except ValueError:
-                return self.reply(400, {"error": "not JSON"})
-            want = max(4, int(req.get("max_tokens") or 4))
-            text, lps = generate(str(req.get("prompt", "")), want)
-            choice = {"index": 0, "text": text, "logprobs": {"token_logprobs": lps}, "finish_reason": "length"}
-            self.reply(200, {"object": "text_completion", "model": "tiny-compiled", "choices": [choice]})
-
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
-    log("serving on http://127.0.0.1:%d (pid %d, inductor cache %s)" % (a.port, os.getpid(), os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default")))
-    try:
-        srv.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    ready = "serving on http://127.0.0.1:%d (pid %d, inductor cache %s)"
+    cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR", "default")
+    serve_completions(a.port, "tiny-compiled", generate, lambda: log(ready % (a.port, os.getpid(), cache)))
 
 
 if __name__ == "__main__":
