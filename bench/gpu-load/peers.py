@@ -1,7 +1,8 @@
 """Times the peers on the bench checkpoint, warm and cold page cache, same files as coldstart's loader:
 safetensors.torch.load_file(path, device="cuda") over the safetensors shards, torch.load(map_location="cuda")
 over the .bin shards, and pinned H2D through torch as a cross-check of the native limit.
-Cold = fsync + posix_fadvise(DONTNEED) on every file first (test/device/disk_probes.py evict, what coldstart's --cache cold does).
+Cold = fsync + posix_fadvise(DONTNEED) on every file first (test/device/disk_probes.py evict, what coldstart's
+--cache cold does).
 Usage: python3 peers.py DIR WARM_RUNS COLD_RUNS  → one JSON line per measurement."""
 import glob
 import json

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Stages what a GPU run of the gpu-load bench needs into a git-ignored folder of the checkout that the device
 # tool sends (DEST, default /work/main/.dev/loader): dist/, the addon, package.json, the runtime node_modules the
-# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests (with the test servers' shared HTTP side), node, and
-# libcoldstart_load.so (dist/python/coldstart_load.py finds it in build/Release/), and device-run.sh at its top
-# (run the command through it there: it unpacks node and packs the outputs into one file).
+# CLI imports (package.json's dependencies and theirs), fixtures, bench and device tests (with the test servers'
+# shared HTTP side), node, and libcoldstart_load.so (dist/python/coldstart_load.py finds it in build/Release/), and
+# device-run.sh at its top (run the command through it there: it unpacks node and packs the outputs into one file).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 dest=${1:-/work/main/.dev/loader}
