@@ -522,7 +522,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
     ];
     report.total = { seconds: restoredTotal };
-    const coldTotal = m.cold.totalSeconds;
+    // Like with like: a restore that sent no first request (--no-first-request) is compared with the cold start's ready.
+    const toReadyOnly = first === null && m.cold.firstRequestSeconds !== null;
+    const coldTotal = toReadyOnly ? m.cold.readySeconds : m.cold.totalSeconds;
     report.details = {
       image,
       pid,
@@ -539,6 +541,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       afterRestore: hooks.sent,
       kinds: m.kinds ?? 'not measured',
       restored: { resumedSeconds, criuRestoreSeconds: times['criu-restore'], afterRestoreSeconds: times['after-restore'] ?? null, gpuRestoreSeconds: times['gpu-restore'] ?? null, gpuUnlockSeconds: times['gpu-unlock'] ?? null, readySeconds, firstRequest: first, totalSeconds: restoredTotal },
+      /** The cold start recorded in the image (to ready where this restore sent no first request) ÷ this restore's total. */
       speedup: restoredTotal > 0 ? coldTotal / restoredTotal : null,
       imageReadBytesPerSecond: times['criu-restore']! > 0 ? m.imageBytes / times['criu-restore']! : null,
       /** Image bytes in the page cache before the restore (mincore); null: not measured. */
@@ -576,14 +579,14 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
               ...(prefetch ? [[`  prefetch (alongside, until the hook was sent)`, '—', fmt(prefetch.seconds)] as [string, string, string]] : []),
               ['  ready', '—', fmt(readySeconds)],
               ['first request', fmt(m.cold.firstRequestSeconds), fmt(first?.seconds)],
-              ['total', fmt(coldTotal), fmt(restoredTotal)],
+              [toReadyOnly ? 'total (to ready)' : 'total', fmt(coldTotal), fmt(restoredTotal)],
             ],
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
           ...(workingSet ? [workingSetLine(workingSet, kept ? ', those the restored server touched the last time, alongside CRIU' : ', alongside CRIU')] : []),
           ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
-          `${restoredTotal > 0 ? `${(coldTotal / restoredTotal).toFixed(1)}× faster than` : 'compared with'} the cold start recorded in the image${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
+          `${speedText(coldTotal, restoredTotal)} the cold start recorded in the image${toReadyOnly ? ' (to ready: this restore sent no first request)' : ''}${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),
     };
@@ -608,4 +611,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (!namesLogIn(e, work)) rmSync(work, { recursive: true, force: true });
     throw died ?? e;
   }
+}
+
+/** "2.3× faster than", "1.2× slower than" (a ratio under one said the way round a reader expects), or "compared with". */
+export function speedText(coldSeconds: number, restoredSeconds: number): string {
+  if (!(restoredSeconds > 0) || !(coldSeconds > 0)) return 'compared with';
+  return coldSeconds >= restoredSeconds ? `${(coldSeconds / restoredSeconds).toFixed(1)}× faster than` : `${(restoredSeconds / coldSeconds).toFixed(1)}× slower than`;
 }

@@ -105,6 +105,8 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(doc.details.kinds).toEqual(k);
     expect(m.cold.readySeconds).toBeGreaterThan(0);
     expect(m.cold.firstRequestSeconds).toBeGreaterThan(0);
+    // The server's own cold start (as wrap mode counts it), not coldstart's watchdog start-up before the spawn.
+    expect(m.cold.totalSeconds).toBeCloseTo(m.cold.readySeconds + m.cold.firstRequestSeconds, 9);
     expect(m.fingerprint.kernel).toBe(readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim());
     expect(m.fingerprint.criu).toMatch(/^\d+\.\d+/);
     expect(m.files.some((f: { name: string }) => /^pages-\d+\.img$/.test(f.name))).toBe(true);
@@ -205,6 +207,7 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
     expect(doc.details.pid).toBe(m.rootPid);
     expect(doc.details.cold.totalSeconds).toBe(m.cold.totalSeconds);
+    expect(doc.details.speedup).toBeCloseTo(m.cold.totalSeconds / doc.details.restored.totalSeconds, 9);
     const phases = Object.fromEntries(doc.phases.map((p: { name: string }) => [p.name, p]));
     expect(phases['criu-restore'].seconds).toBeGreaterThan(0);
     // Just written and verified: the image sits in the page cache (mincore through the native addon).
@@ -269,6 +272,9 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     const r = await runCli(['restore', moved, '--json', '--no-first-request'], { env });
     expect(r.code, r.stderr).toBe(0);
     const pid = JSON.parse(r.stdout).details.pid;
+    // No first request after this restore: compared with the cold start's ready, like with like.
+    const rd = JSON.parse(r.stdout).details;
+    expect(rd.speedup).toBeCloseTo(m.cold.readySeconds / rd.restored.totalSeconds, 9);
     restored.push(pid);
     expect(readlinkSync(`/proc/${pid}/fd/1`)).toBe(`${moved}.log`);
     expect(readFileSync(`${moved}.log`, 'utf8')).toBe(readFileSync(join(moved, 'server.log'), 'utf8'));
