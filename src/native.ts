@@ -101,6 +101,9 @@ export interface FileJobResult {
   mismatches: number[];
 }
 
+/** The mappings holdResident locked, owned by the addon until releaseResident (or collection). */
+export type NativeHold = { readonly nativeHold: unique symbol };
+
 // ---------------------------------------------------------------------------------------------- the addon's exports
 export interface NativeAddon {
   abiVersion: number;
@@ -113,6 +116,14 @@ export interface NativeAddon {
   pageCache(options: { paths: string[]; action: 'query' | 'evict' }): Promise<PageCacheEntry[]>;
   /** Reads whole files into the page cache in parallel (prefetch, issue 15). */
   prefetch(options: NativePrefetchOptions): Promise<NativePrefetchResult>;
+  /**
+   * prefetch --hold: maps and locks (mlock) whole files, so their page-cache pages stay however much memory is asked
+   * for elsewhere, until releaseResident. Rejects PERMISSION (past RLIMIT_MEMLOCK without CAP_IPC_LOCK), CORRUPT_FILE
+   * (not a regular file), NOT_FOUND; a link is followed, as prefetch reads (which files: the caller's decision).
+   */
+  holdResident(options: { paths: string[] }): Promise<{ files: number; bytes: number; seconds: number; hold: NativeHold }>;
+  /** Unlocks and unmaps a hold at once; the bytes let go (0 the second time). */
+  releaseResident(hold: NativeHold): number;
   transferLimits(options?: { device?: number; bytes?: number; iterations?: number }): Promise<TransferLimitsResult>;
   deviceMemInfo(device: number): Promise<{ free: number; total: number }>;
   /** Pinned H2D on all `devices` at the same moment: each card's rate and the aggregate over the wall time. */

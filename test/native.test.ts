@@ -9,7 +9,7 @@ import { ColdstartError, ERROR_CODES } from '../src/core/errors.js';
 
 const bin = fileURLToPath(new URL('../bin/coldstart.js', import.meta.url));
 // (separate from the imports above so that merges with other branches touching them stay clean)
-import { closeSync, ftruncateSync, openSync, rmSync as removeTree } from 'node:fs';
+import { closeSync, ftruncateSync, openSync, rmSync as removeTree, symlinkSync } from 'node:fs';
 import { planChunks } from '../src/load/gpu-load.js';
 const hasDriver = (() => {
   try {
@@ -276,6 +276,31 @@ describe('one error vocabulary (nativeError)', () => {
       'l',
     ).catch((x) => x);
     expect(c.code).toBe('NOT_FOUND');
+  });
+});
+
+describe('holdResident / releaseResident (prefetch --hold)', () => {
+  it('refuses what is not a list of regular files (a link is followed, as prefetch reads): nothing held; a release frees once', async () => {
+    const addon = requireNative('t');
+    expect(() => addon.holdResident('x' as never)).toThrow('holdResident: options expected {paths}');
+    expect(() => addon.holdResident({ paths: [1 as never] })).toThrow('holdResident: options.paths[] expected a string');
+    expect(() => addon.releaseResident({} as never)).toThrow('releaseResident: hold expected the hold holdResident returned');
+    const d = mkdtempSync(join(tmpdir(), 'cs-hold-'));
+    try {
+      const file = join(d, 'f.bin');
+      writeFileSync(file, Buffer.alloc(3 * 4096 + 5, 7));
+      const link = join(d, 'link');
+      symlinkSync(file, link);
+      const code = (p: string) => callNative(() => addon.holdResident({ paths: [file, p] }), 'h').catch((x) => x.details?.nativeCode);
+      expect(await code('/dev/zero')).toBe('CORRUPT_FILE');
+      expect(await code(join(d, 'missing'))).toBe('NOT_FOUND');
+      const h = await addon.holdResident({ paths: [file, link] });
+      expect([h.files, h.bytes]).toEqual([2, 2 * (3 * 4096 + 5)]);
+      expect(addon.releaseResident(h.hold)).toBe(2 * (3 * 4096 + 5));
+      expect(addon.releaseResident(h.hold)).toBe(0);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
   });
 });
 

@@ -16,12 +16,14 @@
 // options.ranges (one list per path of byte offset, length, offset, length…) reads only those parts of each file:
 // restore's read of the pages a snapshot's server had mapped from its libraries (src/snapshot/working-set.ts).
 //
-// Exports: pageCache({paths, action}), prefetch({paths, ranges, strategy, threads, chunkBytes, progress, cancel}).
+// Exports: pageCache({paths, action}), prefetch({paths, ranges, strategy, threads, chunkBytes, progress, cancel}),
+// holdResident({paths}) / releaseResident(hold) (prefetch --hold: the files locked in memory).
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
@@ -125,6 +127,27 @@ std::vector<std::string> Paths(Napi::Env env, const char* fn, const Napi::Object
   return out;
 }
 
+// Opens `p` to read (O_NONBLOCK: a FIFO never blocks the open) and checks that it is a regular file; false, with
+// the baton failed in the one wording of these refusals, otherwise.
+bool OpenRegularFile(const std::string& p, Fd* fd, struct stat* st, Baton* b) {
+  *fd = Fd(OpenToCheck(p.c_str()));
+  if (!*fd) {
+    int e = errno;
+    b->Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
+    return false;
+  }
+  if (fstat(fd->get(), st) != 0) {
+    int e = errno;
+    b->Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
+    return false;
+  }
+  if (!IsRegularFile(*st)) {
+    b->Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
+    return false;
+  }
+  return true;
+}
+
 // ------------------------------------------------------------------------------------------- query / evict
 struct CacheBaton : Baton {
   std::vector<std::string> paths;
@@ -138,17 +161,9 @@ struct CacheBaton : Baton {
   void Run() override {
     for (const std::string& p : paths) {
       R r;
-      Fd fd(OpenToCheck(p.c_str()));
-      if (!fd) {
-        int e = errno;
-        return Fail(ErrFromErrno(e), p + ": cannot open: " + Errno(e));
-      }
+      Fd fd;
       struct stat st;
-      if (fstat(fd.get(), &st) != 0) {
-        int e = errno;
-        return Fail(ErrFromErrno(e), p + ": cannot stat: " + Errno(e));
-      }
-      if (!IsRegularFile(st)) return Fail(Err::CorruptFile, p + ": not a regular file (a FIFO or device is never read)");
+      if (!OpenRegularFile(p, &fd, &st, this)) return;
       r.bytes = static_cast<double>(st.st_size);
       if (action == "evict") {
         // Dirty pages cannot be dropped: write them back first (this does not change the file's contents).
@@ -593,11 +608,93 @@ Napi::Value Prefetch(const Napi::CallbackInfo& info) {
   return Queue(env, b.release());
 }
 
+// ------------------------------------------------------------------------------------------- hold
+// prefetch --hold: whole files mapped and locked (mlock), so that the kernel keeps their page-cache pages however
+// much memory is asked for elsewhere, until releaseResident (or the process's end) lets them go. A locked page is a
+// page-cache page: whatever reads the file (CRIU restoring an image, a server's loader) reads memory. The files are
+// read into the page cache first (prefetch, in parallel); the lock then maps what is there.
+struct HeldFiles {
+  std::vector<Mapping> maps;
+  uint64_t bytes = 0;
+};
+
+std::string MemlockLimit() {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_MEMLOCK, &rl) != 0) return "unknown";
+  return rl.rlim_cur == RLIM_INFINITY ? "unlimited" : std::to_string(static_cast<unsigned long long>(rl.rlim_cur)) + " bytes";
+}
+
+struct HoldBaton : Baton {
+  std::vector<std::string> paths;
+  std::unique_ptr<HeldFiles> held{new HeldFiles()};
+  double seconds = 0;
+
+  void Run() override {
+    const double t0 = MonotonicSeconds();
+    for (const std::string& p : paths) {
+      // Opened as prefetch opens what it reads (a weight file in the HF cache is a link into blobs/); which files
+      // may be read at all is decided before, in TypeScript (an image's: regular files of its folder, no links).
+      Fd fd;
+      struct stat st;
+      if (!OpenRegularFile(p, &fd, &st, this)) return;
+      const uint64_t size = static_cast<uint64_t>(st.st_size);
+      if (size > static_cast<uint64_t>(SIZE_MAX)) return Fail(Err::Env, p + ": larger than this process can map");
+      Mapping m;
+      if (!m.Map(fd.get(), static_cast<size_t>(size))) {
+        int e = errno;
+        return Fail(ErrFromErrno(e), p + ": mmap: " + Errno(e));
+      }
+      if (size > 0 && mlock(m.data(), m.size()) != 0) {
+        int e = errno;
+        // EPERM: no CAP_IPC_LOCK and a limit of 0; ENOMEM: past RLIMIT_MEMLOCK (or, with CAP_IPC_LOCK, out of memory).
+        const Err c = e == EPERM || e == ENOMEM ? Err::Permission : ErrFromErrno(e);
+        uint64_t total = 0;
+        AddU64(held->bytes, size, &total);
+        return Fail(c, p + ": mlock: " + Errno(e) + " locking " + std::to_string(static_cast<unsigned long long>(total)) + " bytes in all; RLIMIT_MEMLOCK is " + MemlockLimit());
+      }
+      if (!AddU64(held->bytes, size, &held->bytes)) return Fail(Err::Env, "held bytes overflow");
+      held->maps.push_back(std::move(m));
+    }
+    seconds = MonotonicSeconds() - t0;
+  }
+
+  Napi::Value ToJS(Napi::Env env) override {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("files", Napi::Number::New(env, static_cast<double>(held->maps.size())));
+    o.Set("bytes", Napi::Number::New(env, static_cast<double>(held->bytes)));
+    o.Set("seconds", Napi::Number::New(env, seconds));
+    // The mappings now belong to the JS handle: released by releaseResident, else when it is collected.
+    o.Set("hold", Napi::External<HeldFiles>::New(env, held.release(), [](Napi::Env, HeldFiles* h) { delete h; }));
+    return o;
+  }
+};
+
+Napi::Value HoldResident(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw ArgError(env, "holdResident", "options", "{paths}");
+  std::unique_ptr<HoldBaton> b(new HoldBaton());
+  b->paths = Paths(env, "holdResident", info[0].As<Napi::Object>());
+  return Queue(env, b.release());
+}
+
+// Unlocks and unmaps what holdResident held (at once; again is a no-op): the bytes let go.
+Napi::Value ReleaseResident(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsExternal()) throw ArgError(env, "releaseResident", "hold", "the hold holdResident returned");
+  HeldFiles* h = info[0].As<Napi::External<HeldFiles>>().Data();
+  const double bytes = static_cast<double>(h->bytes);
+  h->maps.clear();
+  h->bytes = 0;
+  return Napi::Number::New(env, bytes);
+}
+
 }  // namespace
 
 void InitPageCache(Napi::Env env, Napi::Object exports) {
   exports.Set("pageCache", Napi::Function::New(env, PageCache, "pageCache"));
   exports.Set("prefetch", Napi::Function::New(env, Prefetch, "prefetch"));
+  exports.Set("holdResident", Napi::Function::New(env, HoldResident, "holdResident"));
+  exports.Set("releaseResident", Napi::Function::New(env, ReleaseResident, "releaseResident"));
 }
 
 }  // namespace coldstart

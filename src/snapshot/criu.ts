@@ -196,15 +196,6 @@ export function kernelRelease(): string {
   }
 }
 
-export function memAvailableBytes(): number | null {
-  try {
-    const m = /^MemAvailable:\s+(\d+) kB/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-    return m ? Number(m[1]) * 1024 : null;
-  } catch {
-    return null;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------- image files
 
 /** Files CRIU itself may add to an image directory after the dump (restore statistics); never verified. */

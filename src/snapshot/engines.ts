@@ -8,9 +8,9 @@ import { adoptServer, startServer } from '../server/lifecycle.js';
 import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
 import { freePageReporting } from '../platform/balloon.js';
 import { nowSeconds } from '../core/clock.js';
-import { diskInfo } from '../platform/system.js';
+import { diskInfo, memoryRoom } from '../platform/system.js';
 import { cpuFlags, filePagesPresent, pidAlive, processEnded, processTree } from '../platform/procfs.js';
-import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, memAvailableBytes, portInUse, requireCriu, treeMemoryBytes } from './criu.js';
+import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, portInUse, requireCriu, treeMemoryBytes } from './criu.js';
 import { listeningPorts, type ListeningPort } from '../platform/sockets.js';
 import { addonNative, type SnapshotNative } from './native.js';
 import { recordWorkingSet, type WorkingSet } from './working-set.js';
@@ -64,7 +64,7 @@ export const realHost: SnapshotHost = {
   treeMemoryBytes,
   pidAlive,
   portInUse,
-  memAvailableBytes,
+  memAvailableBytes: () => memoryRoom()?.availableBytes ?? null,
   diskFreeBytes: (path) => diskInfo(path).freeBytes,
   gpuDeviceHolders,
   cpuFlags: () => cpuFlags(),

@@ -12,6 +12,7 @@ import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runCli } from '../helpers/cli.js';
+import { startHold } from '../helpers/hold.js';
 import { criuPath, criuReady } from '../helpers/criu.js';
 import { freePort } from '../helpers/fake-servers.js';
 import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
@@ -749,6 +750,18 @@ describe('restore validates the whole manifest before touching anything (no CRIU
     craft();
     writeFileSync(join(image, 'manifest.json'), '{"schema": "coldstart/snapshot-image@1",');
     await refused('CORRUPT_FILE');
+  });
+
+  it('prefetch IMAGE --hold locks exactly what it read (the manifest and every file it names) until stopped (SIGINT: 130)', async () => {
+    write(craft());
+    const h = await startHold([image]);
+    try {
+      expect(h.doc.source).toBe('snapshot-image');
+      expect(h.doc.hold).toMatchObject({ files: 4, bytes: statSync(join(image, 'manifest.json')).size + 9 + 4096 + 10, pid: h.child.pid });
+      expect(h.lockedBytes()).toBeGreaterThanOrEqual(h.doc.hold.bytes);
+    } finally {
+      expect((await h.stop('SIGINT')).code).toBe(130);
+    }
   });
 
   it('prefetch IMAGE reads every file the manifest names into the page cache (and the manifest), nothing else', async () => {
