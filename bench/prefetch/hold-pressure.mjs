@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 // `coldstart prefetch --hold` under memory pressure: does a warm node stay warm? Two files of the same size, both read
 // into the page cache; one held (`prefetch FILE --hold`), the other not (the control, in the same run). Then a process
-// takes all but --leave GiB of the memory still available (anonymous memory, touched, as a server's heap is), holds
-// it for a moment and ends. After: each file's residency (mincore) and the time to read it whole — the held one at
-// memory speed, the control at the disk's (measured on it right away, which is the disk floor of this run). Rounds
-// interleave which file is held. Usage:
+// takes all but --leave GiB of the memory still available (bench/lib/take-memory.mjs: anonymous memory, touched, as a
+// server's heap is), keeps it a moment and ends. After: each file's residency (mincore) and the time to read it whole
+// (the control first: what it lost comes from the disk). Rounds alternate which file is held. Usage:
 //   node bench/prefetch/hold-pressure.mjs [--gib 2] [--leave 1] [--rounds 3] [--dir /var/tmp] [--out FILE.jsonl]
 import { spawn } from 'node:child_process';
 import { appendFileSync, closeSync, fsyncSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
@@ -18,7 +17,6 @@ const a = { gib: Number(cli.opt('--gib', '2')), leave: Number(cli.opt('--leave',
 const here = (p) => fileURLToPath(new URL(p, import.meta.url));
 const bin = here('../../bin/coldstart.js');
 const { requireNative } = await import(here('../../dist/native.js'));
-const { memoryRoom } = await import(here('../../dist/platform/system.js'));
 const addon = requireNative('bench');
 const GiB = 2 ** 30;
 const now = () => Number(process.hrtime.bigint()) / 1e9;
@@ -44,14 +42,13 @@ const readWhole = (p) => {
   closeSync(fd);
   return n / (now() - t);
 };
-/** A process that takes `bytes` of anonymous memory, touches every page, keeps it 2 s, and ends. */
-const pressure = (bytes) =>
+/** bench/lib/take-memory.mjs: a process takes all but --leave GiB of the memory available, keeps it 2 s, and ends. */
+const pressure = () =>
   new Promise((resolve, reject) => {
-    const code = `const b=[];for(let n=${bytes};n>0;n-=${256 << 20}){const x=Buffer.allocUnsafe(Math.min(n,${256 << 20}));x.fill(1);b.push(x)}setTimeout(()=>process.stdout.write('ok'),2000)`;
-    const c = spawn(process.execPath, ['-e', code], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const c = spawn(process.execPath, [here('../lib/take-memory.mjs'), '--leave', String(a.leave), '--keep-ms', '2000'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     c.stdout.on('data', (d) => (out += d));
-    c.on('exit', (code, sig) => (out === 'ok' ? resolve() : reject(new Error(`pressure process ended ${code ?? sig}`))));
+    c.on('exit', (code, sig) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`take-memory ended ${code ?? sig}`))));
   });
 const holder = (p) =>
   new Promise((resolve, reject) => {
@@ -74,10 +71,8 @@ try {
     for (const f of files) readWhole(f); // both in the page cache
     const h = await holder(held);
     const before = { held: await resident(held), control: await resident(control) };
-    const room = memoryRoom();
-    const take = Math.max(0, room.availableBytes - a.leave * GiB);
     const t = now();
-    await pressure(take);
+    const { took: take, room } = await pressure();
     const pressureSeconds = now() - t;
     const after = { held: await resident(held), control: await resident(control) };
     // The control first: what it lost comes from the disk (the disk floor of this run); then the held file.

@@ -27,6 +27,9 @@
 #   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; default: its own)
 #   HOOK_RESTORES="cold-huge-pf-cs-cached" ...       # -cached: its cold reads through the page cache (default: around it, O_DIRECT)
 #   HOOK_RESTORES="warm-huge-cs-dfalways" ...        # -dfMODE: THP defrag MODE (always, defer, defer+madvise…) for that restore
+#   HOOK_RESTORES="warm-huge-cs-press" ...           # -press: before it, a process takes all but PRESS_LEAVE_GIB (4) GiB of
+#                                                    #   the memory available for 3 s (bench/lib/take-memory.mjs): a busy node
+#   HOOK_RESTORES="warm-huge-cs-hold-press" ...      # -hold: the warm image held by `coldstart prefetch IMAGE --hold` instead
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
@@ -198,10 +201,23 @@ restore() {
   # warm: a node that keeps its images resident — the image and the server's library pages it will touch (`coldstart
   # prefetch IMAGE`) and the weights read into the page cache first, so a warm restore after a cold one (whose disk
   # probe dropped the page cache) is a warm restore still (before 2026-12-07 only the image and the weights were)
+  # -hold: the image held in memory (`prefetch IMAGE --hold`, in the background until the restore has answered)
+  local holder=""
   if [ "${tag%%-*}" = warm ] && ! dry; then
-    "${CS[@]}" prefetch "$dir" --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" || say "note: coldstart prefetch $dir exited $?"
+    case "$tag" in
+      *-hold*)
+        "${CS[@]}" prefetch "$dir" --hold --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" &
+        holder=$!
+        for _ in $(seq 1 600); do "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$OUT/prefetch-$name-$tag.json" 2>/dev/null && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.2; done
+        say "held: $(jget "$OUT/prefetch-$name-$tag.json" "d.get('hold')")" ;;
+      *) "${CS[@]}" prefetch "$dir" --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" || say "note: coldstart prefetch $dir exited $?" ;;
+    esac
     cat "${CS_WEIGHTS:-/dev/null}"/* >/dev/null 2>&1
   fi
+  # -press: a busy node — all but PRESS_LEAVE_GIB of the memory available taken for 3 s, then given back; what the
+  # page cache kept of the image after it is in the restore's imageResidentBytes
+  case "$tag" in *-press*) dry || { "$NODE" bench/lib/take-memory.mjs --leave "${PRESS_LEAVE_GIB:-4}" --keep-ms 3000 >"$OUT/press-$name-$tag.json" 2>>"$S"
+    say "memory taken before the restore: $(jget "$OUT/press-$name-$tag.json" "f\"{d['took']/2**30:.1f} GiB of {d['room']['availableBytes']/2**30:.1f} available ({d['room']['by']}) in {d['seconds']:.1f} s\"")"; } ;; esac
   # -shm: the image copied to tmpfs (/dev/shm) first and restored from there, beside the page-cache restores
   case "$tag" in *-shm*) dir="/dev/shm/coldstart-img-$name"; [ -d "$dir" ] || cp -a "$WORK/$name" "$dir" ;; esac
   say "== restore $name ($tag) $* from $dir"
@@ -221,6 +237,7 @@ restore() {
   d0=$(disk_reads)
   timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
+  [ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
   [ -n "$df0" ] && echo "$df0" >/sys/kernel/mm/transparent_hugepage/defrag
   case "$tag" in *-nows*) mv "$WORK/manifest-with-ws.json" "$dir/manifest.json" ;; esac
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
