@@ -29,7 +29,7 @@
 #   HOOK_RESTORES="warm-huge-cs-dfalways" ...        # -dfMODE: THP defrag MODE (always, defer, defer+madvise…) for that restore
 #   HOOK_RESTORES="warm-huge-cs-press" ...           # -press: before it, a process takes all but PRESS_LEAVE_GIB (4) GiB of
 #                                                    #   the memory available for 3 s (bench/lib/take-memory.mjs): a busy node
-#   HOOK_RESTORES="warm-huge-cs-hold-press" ...      # -hold: the warm image held by `coldstart prefetch IMAGE --hold` instead
+#   HOOK_RESTORES="warm-huge-cs-hold-press" ...      # -hold: the warm image (and CS_WEIGHTS) held by `prefetch … --hold` instead
 #   AFTER_ANSWERS=2                                  # that many more answers after each restore's first, timed
 #   PROBE_AROUND=1 ...                               # after each cold restore, the one-stream disk probe over the same
 #                                                    #   bytes (probe-NAME-TAG.json): the disk's rate beside that restore
@@ -209,7 +209,14 @@ restore() {
         "${CS[@]}" prefetch "$dir" --hold --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" &
         holder=$!
         for _ in $(seq 1 600); do "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$OUT/prefetch-$name-$tag.json" 2>/dev/null && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.2; done
-        say "held: $(jget "$OUT/prefetch-$name-$tag.json" "d.get('hold')")" ;;
+        say "held: $(jget "$OUT/prefetch-$name-$tag.json" "d.get('hold')")"
+        # a level-2 hooked server reads its weights back on wake-up: a warm node holds them too
+        if [ -n "${CS_WEIGHTS:-}" ]; then
+          "${CS[@]}" prefetch "$CS_WEIGHTS" --hold --json >"$OUT/prefetch-weights-$name-$tag.json" 2>>"$S" &
+          holder="$holder $!"
+          for _ in $(seq 1 600); do "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$OUT/prefetch-weights-$name-$tag.json" 2>/dev/null && break; sleep 0.2; done
+          say "weights held: $(jget "$OUT/prefetch-weights-$name-$tag.json" "d.get('hold')")"
+        fi ;;
       *) "${CS[@]}" prefetch "$dir" --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" || say "note: coldstart prefetch $dir exited $?" ;;
     esac
     cat "${CS_WEIGHTS:-/dev/null}"/* >/dev/null 2>&1
@@ -237,7 +244,8 @@ restore() {
   d0=$(disk_reads)
   timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
-  [ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
+  # shellcheck disable=SC2086  # the holders' pids, one word each
+  [ -n "$holder" ] && { kill $holder 2>/dev/null; wait $holder 2>/dev/null; }
   [ -n "$df0" ] && echo "$df0" >/sys/kernel/mm/transparent_hugepage/defrag
   case "$tag" in *-nows*) mv "$WORK/manifest-with-ws.json" "$dir/manifest.json" ;; esac
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")
