@@ -617,6 +617,8 @@ struct HeldFiles {
   std::vector<Mapping> maps;
   uint64_t bytes = 0;
 };
+// The type tag of a hold's external: releaseResident takes no other external for one.
+constexpr napi_type_tag kHoldTag = {0x636f6c6473746172ULL, 0x686f6c6446696c65ULL};
 
 std::string MemlockLimit() {
   struct rlimit rl;
@@ -664,7 +666,9 @@ struct HoldBaton : Baton {
     o.Set("bytes", Napi::Number::New(env, static_cast<double>(held->bytes)));
     o.Set("seconds", Napi::Number::New(env, seconds));
     // The mappings now belong to the JS handle: released by releaseResident, else when it is collected.
-    o.Set("hold", Napi::External<HeldFiles>::New(env, held.release(), [](Napi::Env, HeldFiles* h) { delete h; }));
+    auto hold = Napi::External<HeldFiles>::New(env, held.release(), [](Napi::Env, HeldFiles* h) { delete h; });
+    hold.TypeTag(&kHoldTag);
+    o.Set("hold", hold);
     return o;
   }
 };
@@ -680,7 +684,8 @@ Napi::Value HoldResident(const Napi::CallbackInfo& info) {
 // Unlocks and unmaps what holdResident held (at once; again is a no-op): the bytes let go.
 Napi::Value ReleaseResident(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 1 || !info[0].IsExternal()) throw ArgError(env, "releaseResident", "hold", "the hold holdResident returned");
+  if (info.Length() < 1 || !info[0].IsExternal() || !info[0].As<Napi::External<HeldFiles>>().CheckTypeTag(&kHoldTag))
+    throw ArgError(env, "releaseResident", "hold", "the hold holdResident returned");
   HeldFiles* h = info[0].As<Napi::External<HeldFiles>>().Data();
   const double bytes = static_cast<double>(h->bytes);
   h->maps.clear();
