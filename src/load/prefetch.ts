@@ -15,6 +15,8 @@ import { describeSkipped, resolveWeights, type WeightFiles } from './weights.js'
 import { stackFiles, type StackFiles } from './stack-files.js';
 
 export const PREFETCH_SCHEMA = 'coldstart/prefetch@1';
+/** `coldstart prefetch A B…`: one document of several targets' (`targets`: each one's `coldstart/prefetch@1`). */
+export const PREFETCH_SET_SCHEMA = 'coldstart/prefetch-set@1';
 export type PrefetchStrategy = 'pread' | 'readahead' | 'fadvise';
 export const PREFETCH_STRATEGIES: readonly PrefetchStrategy[] = ['pread', 'readahead', 'fadvise'];
 

@@ -206,17 +206,11 @@ restore() {
   if [ "${tag%%-*}" = warm ] && ! dry; then
     case "$tag" in
       *-hold*)
-        "${CS[@]}" prefetch "$dir" --hold --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" &
+        # the image and, for a level-2 hooked server that reads them back on wake-up, the weights: one holder
+        "${CS[@]}" prefetch "$dir" ${CS_WEIGHTS:+"$CS_WEIGHTS"} --hold --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" &
         holder=$!
         for _ in $(seq 1 600); do "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$OUT/prefetch-$name-$tag.json" 2>/dev/null && break; kill -0 "$holder" 2>/dev/null || break; sleep 0.2; done
-        say "held: $(jget "$OUT/prefetch-$name-$tag.json" "d.get('hold')")"
-        # a level-2 hooked server reads its weights back on wake-up: a warm node holds them too
-        if [ -n "${CS_WEIGHTS:-}" ]; then
-          "${CS[@]}" prefetch "$CS_WEIGHTS" --hold --json >"$OUT/prefetch-weights-$name-$tag.json" 2>>"$S" &
-          holder="$holder $!"
-          for _ in $(seq 1 600); do "$PY" -c "import json,sys; json.load(open(sys.argv[1]))" "$OUT/prefetch-weights-$name-$tag.json" 2>/dev/null && break; sleep 0.2; done
-          say "weights held: $(jget "$OUT/prefetch-weights-$name-$tag.json" "d.get('hold')")"
-        fi ;;
+        say "held: $(jget "$OUT/prefetch-$name-$tag.json" "d.get('hold')")" ;;
       *) "${CS[@]}" prefetch "$dir" --json >"$OUT/prefetch-$name-$tag.json" 2>>"$S" || say "note: coldstart prefetch $dir exited $?" ;;
     esac
     cat "${CS_WEIGHTS:-/dev/null}"/* >/dev/null 2>&1
@@ -244,8 +238,7 @@ restore() {
   d0=$(disk_reads)
   timeout 300 "${CS[@]}" restore "$dir" --timeout 240 --json "$@" >"$OUT/restore-$name-$tag.json" 2>>"$S"
   local rc=$?
-  # shellcheck disable=SC2086  # the holders' pids, one word each
-  [ -n "$holder" ] && { kill $holder 2>/dev/null; wait $holder 2>/dev/null; }
+  [ -n "$holder" ] && { kill "$holder" 2>/dev/null; wait "$holder" 2>/dev/null; }
   [ -n "$df0" ] && echo "$df0" >/sys/kernel/mm/transparent_hugepage/defrag
   case "$tag" in *-nows*) mv "$WORK/manifest-with-ws.json" "$dir/manifest.json" ;; esac
   rpid=$(jget "$OUT/restore-$name-$tag.json" "d['details']['pid']")

@@ -76,6 +76,29 @@ describe('prefetch --hold: the files locked in memory until it is stopped', () =
     expect(await evict(files)).toBeLessThan(0.05);
   }, 60_000);
 
+  it('several targets (an image and the weights its server reads back, say): one prefetch-set document, each held and followed on its own', async () => {
+    const setBytes = bytesOf(files.map((_, i) => weights(i, 1)));
+    const h = await startHold([dir, control]);
+    try {
+      expect(h.doc.schema).toBe('coldstart/prefetch-set@1');
+      const targets = h.doc.targets as Array<{ schema: string; target: string; files: unknown[] }>;
+      expect(targets.map((t) => [t.schema, t.target, t.files.length])).toEqual([
+        ['coldstart/prefetch@1', dir, 2],
+        ['coldstart/prefetch@1', control, 1],
+      ]);
+      expect(h.doc.hold).toMatchObject({ files: 3, bytes: setBytes + weights(9, 1).length, pid: h.child.pid });
+      expect(await evict([...files, control])).toBeGreaterThan(0.99);
+      const next = join(tmp, 'next-control');
+      writeFileSync(next, weights(9, 3));
+      renameSync(next, control);
+      await h.waitFor(new RegExp(`${control.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} changed: read and held again \\(8\\.00 MiB in 1 file\\(s\\)\\)`));
+      expect(h.stderr()).not.toMatch(/model changed/); // the other target's files did not change
+      expect(await evict([...files, control])).toBeGreaterThan(0.99);
+    } finally {
+      expect((await h.stop('SIGTERM')).code).toBe(143);
+    }
+  }, 60_000);
+
   it('without the right to lock that much (no CAP_IPC_LOCK, RLIMIT_MEMLOCK 64 KiB): exit 3 naming mlock, the limit and the fixes, one error document, nothing left running', async () => {
     const root = process.getuid?.() === 0;
     // Root has CAP_IPC_LOCK (no limit): drop it, as a container without IPC_LOCK has it dropped.

@@ -167,6 +167,18 @@ describe('prefetch inputs (the one weight resolver, src/load/weights.ts)', () =>
       expect([args.join(' '), r.status]).toEqual([args.join(' '), 2]);
       expect(r.stderr).toMatch(/--(threads|strategy)/);
     }
+    // Several targets: each read in turn, one coldstart/prefetch-set@1 document of their own; --revision takes one.
+    const two = spawnSync(process.execPath, [bin, 'prefetch', join(tmp, 'model'), files[0]!, '--json'], { encoding: 'utf8' });
+    expect(two.status, two.stderr).toBe(0);
+    const set = JSON.parse(two.stdout);
+    expect(set.schema).toBe('coldstart/prefetch-set@1');
+    expect(set.targets.map((t: { schema: string; target: string; bytes: number }) => [t.schema, t.target, t.bytes])).toEqual([
+      ['coldstart/prefetch@1', join(tmp, 'model'), SET_BYTES],
+      ['coldstart/prefetch@1', files[0], SET_BYTES / FILES],
+    ]);
+    const rev = spawnSync(process.execPath, [bin, 'prefetch', 'a/b', 'c/d', '--revision', 'main'], { encoding: 'utf8' });
+    expect(rev.status).toBe(2);
+    expect(rev.stderr).toMatch(/--revision: names the revision of one Hub repo id, and 2 targets were given/);
     const missing = spawnSync(process.execPath, [bin, 'prefetch', 'no-such-org/no-such-model'], { encoding: 'utf8', env: { ...process.env, HF_HUB_CACHE: join(tmp, 'empty-hub') } });
     expect(missing.status).toBe(2);
     expect(missing.stderr).toMatch(/not in the Hugging Face cache/);
