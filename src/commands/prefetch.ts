@@ -83,12 +83,14 @@ async function prefetchCommand(ctx: Context, targets: string[], flags: PrefetchF
     ctx.out.writeJson(runs.length === 1 ? { ...runs[0]!, ...withHold } : { schema: PREFETCH_SET_SCHEMA, targets: runs, ...withHold });
   } else ctx.out.print(runs.length === 1 ? textOf(runs[0]!) : runs.map((r, i) => `${targets[i]}:\n${textOf(r)}`).join('\n\n'));
   if (!addon || !hold) return 0;
+  // Read again when the files change: neither the stack nor an eviction first (those are for the first read).
+  const again = targets.map((t) => readerFor(ctx, t, { ...noStack, evictFirst: false }));
   ctx.out.info(`holding ${formatBytes(hold.bytes)} of ${hold.files} file(s) in memory (locked in ${formatDuration(hold.seconds)}: the kernel keeps these pages however much memory is asked for); following the files as they change. Stop with Ctrl-C or \`kill ${hold.pid}\`.`);
   return Promise.all(
     holds.map((h, i) =>
       holdUntilStopped(
         { hold: h.hold, paths: pathsOf(runs[i]!) },
-        { read: async () => pathsOf(await readers[i]!()), signal: ctx.signal, say: (line) => ctx.out.progressLine(line), addon, what: targets[i]! },
+        { read: async () => pathsOf(await again[i]!()), signal: ctx.signal, say: (line) => ctx.out.progressLine(line), addon, what: targets[i]! },
       ),
     ),
   ).then(() => 0);
