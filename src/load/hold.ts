@@ -57,6 +57,8 @@ function identity(paths: readonly string[]): string {
     .join('|');
 }
 
+const MLOCK_HINT = 'Holding files in memory locks them (mlock): run as root or with CAP_IPC_LOCK (Kubernetes: securityContext.capabilities.add: ["IPC_LOCK"]), or raise the limit (`ulimit -l`, a container\'s --ulimit memlock=-1).';
+
 /** What stays free however much is held: 5 % of the memory that binds (the host's, or a cgroup's limit), at least 512 MiB. */
 export function holdReserveBytes(totalBytes: number): number {
   return Math.max(512 * 2 ** 20, 0.05 * totalBytes);
@@ -78,8 +80,9 @@ export async function holdFiles(addon: HoldOptions['addon'], paths: string[], ro
       });
     }
   }
-  const h = await callNative(() => addon.holdResident({ paths }), 'prefetch --hold').catch((e) => {
-    if (e?.code === 'PERMISSION') e.hint = 'Holding files in memory locks them (mlock): run as root or with CAP_IPC_LOCK (Kubernetes: securityContext.capabilities.add: ["IPC_LOCK"]), or raise the limit (`ulimit -l`, a container\'s --ulimit memlock=-1).';
+  const h = await callNative(() => addon.holdResident({ paths }), 'prefetch --hold').catch((e: unknown) => {
+    // nativeError's hint for PERMISSION is about file modes; a refused lock wants the lock's own fixes.
+    if (e instanceof ColdstartError && e.code === 'PERMISSION') throw new ColdstartError('PERMISSION', e.message, { cause: e, details: e.details, hint: MLOCK_HINT });
     throw e;
   });
   return { hold: h.hold, now: { files: h.files, bytes: h.bytes, seconds: h.seconds } };
