@@ -36,10 +36,11 @@ function prefetchOptions(ctx: Context, f: PrefetchFlags): PrefetchModelOptions {
 
 type Run = PrefetchRun | ImagePrefetchRun;
 
-/** How one target is read, now and again when a hold sees its files change: an image as its restore reads it, else a model. */
-function readerFor(ctx: Context, target: string, opts: PrefetchModelOptions): (progress?: (done: number, total: number) => void) => Promise<Run> {
-  // A snapshot image (its manifest names its files) is read as its restore will read it; anything else is a model.
-  const image = imageToPrefetch(target, ctx.cwd);
+/**
+ * How one target is read, now and again when a hold sees its files change: `image` (imageToPrefetch's answer, taken
+ * once per target) as its restore reads it, else a model.
+ */
+function readerFor(target: string, image: string | null, opts: PrefetchModelOptions): (progress?: (done: number, total: number) => void) => Promise<Run> {
   const { env: _env, cwd: _cwd, revision: _revision, ...reading } = opts; // what an image is read with
   return (progress) =>
     withFlagNames<Run>({ strategy: '--strategy', threads: '--threads' }, () =>
@@ -62,10 +63,12 @@ async function prefetchCommand(ctx: Context, targets: string[], flags: PrefetchF
     throw new ColdstartError('BAD_FLAG', `--revision: names the revision of one Hub repo id, and ${targets.length} targets were given`, { hint: 'Run one `coldstart prefetch REPO --revision REV` per repo.' });
   }
   const addon = flags.hold ? requireNative('prefetch --hold') : null; // before anything is read
+  // A snapshot image (its manifest names its files) is read as its restore will read it; anything else is a model.
+  const images = targets.map((t) => imageToPrefetch(t, ctx.cwd));
   // The stack before the first model (an image imports nothing; with only images, the first refuses --stack).
   const { stack: _stack, ...noStack } = opts;
-  const withStack = Math.max(0, targets.findIndex((t) => !imageToPrefetch(t, ctx.cwd)));
-  const readers = targets.map((t, i) => readerFor(ctx, t, i === withStack ? opts : noStack));
+  const withStack = Math.max(0, images.indexOf(null));
+  const readers = targets.map((t, i) => readerFor(t, images[i] ?? null, i === withStack ? opts : noStack));
   // A redrawn line on stderr, only on a TTY (never in CI logs or under --json/--quiet).
   const bar = ctx.out.progress('prefetch');
   const runs: Run[] = [];
@@ -84,7 +87,7 @@ async function prefetchCommand(ctx: Context, targets: string[], flags: PrefetchF
   } else ctx.out.print(runs.length === 1 ? textOf(runs[0]!) : runs.map((r, i) => `${targets[i]}:\n${textOf(r)}`).join('\n\n'));
   if (!addon || !hold) return 0;
   // Read again when the files change: neither the stack nor an eviction first (those are for the first read).
-  const again = targets.map((t) => readerFor(ctx, t, { ...noStack, evictFirst: false }));
+  const again = targets.map((t, i) => readerFor(t, images[i] ?? null, { ...noStack, evictFirst: false }));
   ctx.out.info(`holding ${formatBytes(hold.bytes)} of ${hold.files} file(s) in memory (locked in ${formatDuration(hold.seconds)}: the kernel keeps these pages however much memory is asked for); following the files as they change. Stop with Ctrl-C or \`kill ${hold.pid}\`.`);
   return Promise.all(
     holds.map((h, i) =>
