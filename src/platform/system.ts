@@ -110,7 +110,10 @@ export interface MemoryRoom {
   availableBytes: number;
   /** Of how much: the host's MemTotal, or the cgroup's limit where that is what binds. */
   totalBytes: number;
-  /** Which side binds: the host (MemAvailable), or a cgroup v2 memory.max (a container's, a pod's) on the way up. */
+  /**
+   * Which side binds: the host (MemAvailable), or a cgroup limit on the way up (v2 memory.max, v1
+   * memory.limit_in_bytes: a container's, a pod's).
+   */
   by: 'host' | 'cgroup';
 }
 
