@@ -24,6 +24,18 @@ export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
   # each disk's I/O scheduler (whether I/O priorities mean anything there) and readahead window
   for q in /sys/block/*/queue; do echo "$q: $(cat "$q/scheduler") ra=$(cat "$q/read_ahead_kb")KiB nr=$(cat "$q/nr_requests")"; done
 } >"$OUT/host.txt" 2>&1
+# the host's memory limits as coldstart's memoryRoom reads them (src/platform/system.ts): the process's cgroups, the
+# cgroup mounts, and each memory controller file on the way up (a real sample for its tests)
+{
+  cat /proc/self/cgroup; grep cgroup /proc/self/mountinfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
+  v2=$(sed -n 's/^0:://p' /proc/self/cgroup); v1=$(sed -n 's/^[0-9]*:memory://p' /proc/self/cgroup)
+  for d in /sys/fs/cgroup /sys/fs/cgroup/memory "/sys/fs/cgroup${v2%/}" "/sys/fs/cgroup/memory${v1%/}"; do
+    for f in memory.max memory.current memory.limit_in_bytes memory.usage_in_bytes; do
+      [ -r "$d/$f" ] && echo "$d/$f: $(cat "$d/$f")"
+    done
+    [ -r "$d/memory.stat" ] && grep -E '^(file|inactive_file|active_file|total_inactive_file|total_active_file|cache) ' "$d/memory.stat" | sed "s|^|$d/memory.stat: |"
+  done
+} >"$OUT/cgroup.txt" 2>&1
 # under the device tool's 600 s per call: stopped at RUN_LIMIT seconds so that what it wrote is still packed
 timeout --kill-after=10 "${RUN_LIMIT:-570}" "$@" >"$OUT/stdout.txt" 2>"$OUT/stderr.txt"
 rc=$?
