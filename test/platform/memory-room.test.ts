@@ -1,15 +1,19 @@
 /**
  * memoryRoom (src/platform/system.ts): the memory a process can still take, host or cgroup, for `prefetch --hold`'s
  * refusal and restore's check. Fake /proc and /sys/fs/cgroup trees in the layouts the kernel writes (the v1 values
- * are this dev VM's, 2026-12-07: a libpod container's memory cgroup under a hybrid hierarchy).
+ * are this dev VM's, 2026-12-07: a libpod container's memory cgroup under a hybrid hierarchy), and a lent H100 host's
+ * real cgroup v2 files (fixtures/cgroup/h100-host-2026-12-07, .source beside it).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { memoryRoom } from '../../src/platform/system.js';
 
 const GiB = 2 ** 30;
+const H100_HOST = fileURLToPath(new URL('../../fixtures/cgroup/h100-host-2026-12-07', import.meta.url));
+const H100_LEAF = 'sys-fs-cgroup/process_api/47714419fae14c1d913e465133587b23';
 let root: string;
 afterEach(() => rmSync(root, { recursive: true, force: true }));
 
@@ -68,6 +72,16 @@ describe('memoryRoom', () => {
       'cg/memory/memory.stat': `total_cache ${1 * GiB}\ntotal_unevictable 0\n`,
     });
     expect(memoryRoom(t.proc, t.cg)).toEqual({ availableBytes: 6 * GiB, totalBytes: 8 * GiB, by: 'cgroup' });
+  });
+
+  it('a lent GPU host\'s own files (cgroup v2, the per-call cgroup without a limit): the host\'s numbers; a limit written into that leaf binds', () => {
+    root = mkdtempSync(join(tmpdir(), 'cs-memroom-'));
+    cpSync(H100_HOST, root, { recursive: true });
+    const proc = join(root, 'proc'), cg = join(root, 'sys-fs-cgroup');
+    expect(memoryRoom(proc, cg)).toEqual({ availableBytes: 131450680 * 1024, totalBytes: 131961972 * 1024, by: 'host' });
+    writeFileSync(join(root, H100_LEAF, 'memory.max'), `${2 * GiB}\n`);
+    // 2 GiB − 108797952 in use + 99356672 of it page cache (no unevictable line: nothing locked)
+    expect(memoryRoom(proc, cg)).toEqual({ availableBytes: 2 * GiB - 108797952 + 99356672, totalBytes: 2 * GiB, by: 'cgroup' });
   });
 
   it('null without a readable /proc/meminfo; a cgroup file that cannot be read is no limit', () => {
