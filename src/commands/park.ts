@@ -14,6 +14,7 @@ interface ParkFlags {
   beforeParkMethod: string;
   afterUnpark?: string[];
   afterUnparkMethod: string;
+  floor?: boolean;
 }
 
 export function registerPark(program: Command, run: Runner, engines: SnapshotEngines): void {
@@ -27,6 +28,7 @@ export function registerPark(program: Command, run: Runner, engines: SnapshotEng
     const hookName = which === 'park' ? '--before-park' : '--after-unpark';
     if (which === 'park') cmd.option(`${hookName} <url>`, 'send this request before the GPU lock (e.g. vLLM /sleep?level=1 or 2: what the server releases itself is not moved by the driver)');
     else cmd.option(`${hookName} <url>`, 'send this request after the unlock (e.g. vLLM /wake_up): the server takes back what it released; repeatable, sent in order; a space and JSON after the URL is its body', collect);
+    if (which === 'unpark') cmd.option('--floor', "afterwards, measure this machine's floor for it and compare with the driver's restore: the GPU memory it brought back at pinned H2D");
     cmd.option(`${hookName}-method <method>`, 'GET or POST', 'POST').option('--timeout <duration>', `give up on each ${hookName} request after this long`, '300');
     cmd.action(
       run((ctx, pid: string, f: ParkFlags) => {
@@ -37,6 +39,7 @@ export function registerPark(program: Command, run: Runner, engines: SnapshotEng
           lockTimeoutSeconds: durationFlag('--lock-timeout', f.lockTimeout, { bareSeconds: true }),
           hugePages: !!f.hugePages,
           hooks,
+          floor: !!f.floor,
           timeoutSeconds: durationFlag('--timeout', f.timeout, { bareSeconds: true }),
           signal: ctx.signal,
         };

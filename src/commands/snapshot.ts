@@ -43,6 +43,7 @@ interface RestoreFlags extends ReportFlags {
   prefetchThreads?: string;
   verifyThreads?: string;
   gpus?: string;
+  floor?: boolean;
 }
 
 export function registerSnapshot(program: Command, run: Runner, engines: SnapshotEngines = defaultSnapshotEngines): void {
@@ -105,7 +106,8 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--prefetch-threads <n>', `readers for --prefetch (default ${RESTORE_PREFETCH.threads}; one stream can beat several on a virtual disk, many suit NVMe)`)
       .option('--verify-threads <n>', 'threads hashing the image alongside CRIU (default: one fewer than the cores; fewer leave CRIU\'s one-thread page restore a core of its own)')
       .option('--no-image-stream', 'let the hash threads read an image that is not in the page cache themselves, in parallel (default: one stream reads it in order and they hash behind it, then the --prefetch weights; one stream beat parallel reads on the virtual disks measured, many readers may suit NVMe)')
-      .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model"),
+      .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model")
+      .option('--floor', "once the server answers, measure this machine's floor for the restore and compare: the image (and --prefetch weights) read again from where the restore found them — from a cold disk they are dropped from the page cache first — and the GPU state at pinned H2D; the server already serves meanwhile"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
       const threads = f.prefetchThreads === undefined ? undefined : intFlag('--prefetch-threads', f.prefetchThreads, 1, 64);
@@ -129,6 +131,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
         imageStream: f.imageStream,
         gpus: f.gpus === undefined ? null : f.gpus.split(','),
         afterRestore,
+        floor: !!f.floor,
         env: ctx.env,
         signal: ctx.signal,
       };

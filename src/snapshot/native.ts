@@ -46,8 +46,10 @@ export interface SnapshotNative {
    * stopped, finished or not. `done`: what it read; rejects on a failure (a ColdstartError) or when `signal` aborts.
    */
   readInOrder(paths: string[], chunkBytes: number, signal: AbortSignal): { read: () => number; done: Promise<{ bytes: number; seconds: number }> };
-  /** Reads files into the page cache (src/load/prefetch.ts runPrefetch): `restore --prefetch`'s weights. */
+  /** Reads files into the page cache (src/load/prefetch.ts runPrefetch): `restore --prefetch`'s weights, and the read rate of `--floor`. */
   prefetch(o: PrefetchOptions): Promise<PrefetchResult>;
+  /** The pinned host-to-device copy rate of GPU `device`, bytes/s (the addon's transferLimits, in this process's own context): `--floor`'s H2D. */
+  h2dBytesPerSecond(device: number): Promise<number>;
 }
 
 function addon(): NativeAddon {
@@ -81,6 +83,7 @@ export const addonNative: SnapshotNative = {
     return { read: () => (stopped ? Infinity : readProgress(progress)), done };
   },
   prefetch: (o) => runPrefetch(o),
+  h2dBytesPerSecond: async (device) => (await callNative(() => addon().transferLimits({ device }), `pinned H2D of GPU ${device}`)).h2dBytesPerSecond,
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);
     return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;

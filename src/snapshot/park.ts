@@ -12,6 +12,7 @@ import { checkpointFailure, noSuchProcess } from './native.js';
 import type { RecordedRequest } from '../server/api.js';
 import { phase, type Reported } from './report.js';
 import { sendHooks, type SentHook } from './snapshot.js';
+import { h2dFloor, partFloor, unparkFloor, unparkFloorLine, type UnparkFloor } from './floor.js';
 
 export interface ParkOptions {
   which: 'park' | 'unpark';
@@ -30,6 +31,11 @@ export interface ParkOptions {
    * answer fails the command (exit 3).
    */
   hooks?: RecordedRequest[];
+  /**
+   * unpark: measure this machine's floor for it afterwards (floor.ts): the GPU memory the driver brought back (NVML,
+   * read right after the unlock) at pinned H2D on those GPUs.
+   */
+  floor?: boolean;
   /** How long each hook request may take. */
   timeoutSeconds?: number;
   signal?: AbortSignal;
@@ -64,6 +70,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const total = stopwatch(clock);
   let thp: HugePagesWindow | null = null;
   const hooks = o.hooks ?? [];
+  let backOnGpu: GpuMemoryResult | null = null;
   const sent: SentHook[] = [];
   const send = async (name: string) => {
     const r = await sendHooks(hooks, HOOK_FLAG[which], o.timeoutSeconds ?? 300, o.signal ?? new AbortController().signal);
@@ -86,6 +93,8 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     } else {
       times['gpu-restore'] = (await native.checkpoint(pid, 'restore')).seconds;
       times['gpu-unlock'] = (await native.checkpoint(pid, 'unlock')).seconds;
+      // What the driver brought back, before a hook makes the server take more (a few ms of NVML; --floor only).
+      if (o.floor) backOnGpu = await native.gpuMemory();
     }
   } catch (e) {
     const err = fail(e);
@@ -105,9 +114,19 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
   const after = await native.gpuMemory();
   const ub = usedBytes(before);
   const ua = usedBytes(after);
+  const driverSeconds = (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0);
+  let floor: UnparkFloor | null = null;
+  if (which === 'unpark' && o.floor) {
+    // The process's own GPU memory as NVML lists it right after the unlock, on the GPUs that list it.
+    const on = backOnGpu?.available ? backOnGpu.devices.filter((d) => (d.processes ?? []).some((p) => p.pid === pid)) : [];
+    const mine = on.map((d) => d.processes!.find((p) => p.pid === pid)!.usedBytes);
+    const bytes = on.length && mine.every((b) => b !== null) ? mine.reduce((a: number, b) => a + b!, 0) : null;
+    floor = unparkFloor(await h2dFloor(native, bytes, on.length ? on.map((d) => d.index) : null, `GPU memory NVML lists for pid ${pid}`), driverSeconds);
+  }
   const report = newReport(which);
   report.target = { pid };
   report.phases = Object.entries(times).map(([k, v]) => phase(k, v));
+  if (floor) report.phases.find((p) => p.name === 'gpu-restore')!.floor = partFloor(floor.gpu);
   report.total = { seconds };
   report.details = {
     pid,
@@ -118,6 +137,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
     gpuMemory: ub === null ? `not measured: ${before?.reason ?? 'NVML unavailable'}` : { before: before!.devices, after: after?.devices ?? null },
     ...(thp ? { hugePages: hugePagesDetail(thp) } : {}),
     hooks: sent.map((h) => ({ flag: HOOK_FLAG[which], ...h })),
+    ...(which === 'unpark' ? { floor: floor ?? { notMeasured: 'not asked: --floor measures it after the unpark' } } : {}),
   };
   if (thp?.note) report.warnings.push(thp.note);
   return {
@@ -126,6 +146,7 @@ export async function parkOrUnpark(o: ParkOptions, engines: SnapshotEngines): Pr
       [
         `${which === 'park' ? 'parked' : 'unparked'} pid ${pid} in ${formatDuration(seconds)} (${Object.entries(times).map(([k, v]) => `${k} ${formatDuration(v)}`).join(', ')})`,
         ub === null ? `GPU memory: not measured (${before?.reason ?? 'NVML unavailable'})` : `GPU memory in use: ${formatBytes(ub)} → ${ua === null ? 'not measured' : formatBytes(ua)}`,
+        ...(floor ? [unparkFloorLine(floor, driverSeconds)] : []),
       ].join('\n'),
   };
 }

@@ -22,6 +22,7 @@ import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
+import { measureRestoreFloor, partFloor, restoreFloorLines, type RestoreFloor } from './floor.js';
 import { mergeWorkingSets, planWorkingSet, readWorkingSet, statEachOnce, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
@@ -60,6 +61,12 @@ export interface RestoreOptions {
    * image's order (gpu-map.ts); null/absent: the same GPUs where present, else free ones of the same model.
    */
   gpus?: string[] | null;
+  /**
+   * After the restore answered, measure this machine's floor for it (floor.ts): the image and the --prefetch weights
+   * read again from where the restore found them (from a cold disk: dropped from the page cache first), the GPU state
+   * at pinned H2D. Off by default: it reads the bytes again while the restored server already serves.
+   */
+  floor?: boolean;
   env: Env;
   signal: AbortSignal;
   /** The step now under way (CRIU restore, GPU restore, ready…), for a redrawn progress line; never printed here. */
@@ -290,7 +297,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
 
   // ---- restore
   // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
-  const resident = native.unavailable() ? null : await native.residentBytes(m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`)));
+  const imagePaths = m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`));
+  const resident = native.unavailable() ? null : await native.residentBytes(imagePaths);
   const total = stopwatch(clock);
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
@@ -510,6 +518,22 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (keptNow?.error) notes.push(`the restored server's working set was not kept (the next restore reads the manifest's): ${keptNow.error}`);
     rmSync(work, { recursive: true, force: true });
     const gpuSeconds = m.gpuPids.length ? (times['gpu-restore'] ?? 0) + (times['gpu-unlock'] ?? 0) : null;
+    // --floor: this machine's floor for the way just taken, now that the timed part is over (floor.ts).
+    let floor: RestoreFloor | null = null;
+    if (o.floor) {
+      o.step?.('measuring the floor (the image and weights read again, the GPU copy rate)…');
+      const gpuUsedBytes = m.gpuUsed?.every((g) => g.bytes !== null) ? m.gpuUsed.reduce((a, g) => a + g.bytes!, 0) : null;
+      floor = await measureRestoreFloor(native, {
+        files: [...imagePaths, ...(o.prefetch?.files ?? [])],
+        from: resident !== null && resident >= IMAGE_STREAM_BELOW * m.imageBytes ? 'page cache' : 'disk',
+        gpuBytes: m.kinds?.gpuStateBytes ?? gpuUsedBytes,
+        gpuPids: m.gpuPids,
+        restoredSeconds: restoredTotal,
+        signal: o.signal,
+        notes: resident === null ? ["the image's page-cache residency before the restore was not measured: its floor is read from the disk"] : [],
+      });
+    }
+    const readPart = floor?.read ?? null;
 
     const report = newReport('restore');
     report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
@@ -521,6 +545,14 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       phase('ready', readySeconds, 'after the restore, until the ready URL answered', readySeconds === null ? 'not measured: no ready URL' : undefined),
       phase('first-request', first?.seconds ?? null, undefined, first ? undefined : m.warmup ? 'not measured: --no-first-request' : 'not measured: the snapshot had no --warmup request'),
     ];
+    if (floor) {
+      // Each step's share of the floor: the image's bytes for CRIU's, the GPU state for the driver's, the weights for
+      // the hook that reads them back.
+      const at = (name: string) => report.phases.find((p) => p.name === name)!;
+      at('criu-restore').floor = partFloor(readPart, m.imageBytes);
+      if (floor.gpu) at('gpu-restore').floor = partFloor(floor.gpu);
+      if (o.prefetch && afterRestore.length) at('after-restore').floor = partFloor(readPart, o.prefetch.files.reduce((a, f) => a + (lstatOrNull(f)?.size ?? 0), 0));
+    }
     report.total = { seconds: restoredTotal };
     // Like with like: a restore that sent no first request (--no-first-request) is compared with the cold start's ready.
     const toReadyOnly = first === null && m.cold.firstRequestSeconds !== null;
@@ -558,6 +590,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       /** What the restored server touched of its files after its first answer, kept for the next restore (merged). */
       workingSetKept: keptNow,
       fileCheck,
+      /** This machine's floor for this restore (--floor, floor.ts); not asked: why not. */
+      floor: floor ?? { notMeasured: 'not asked: --floor measures it after the restore' },
       /** On a CPU with Intel AMX: the processes resumed with the AMX permission given back, and those it failed for. */
       ...(amx ? { amx } : {}),
     };
@@ -586,6 +620,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           ...(prefetch ? [prefetchLine(prefetch)] : []),
           ...(workingSet ? [workingSetLine(workingSet, kept ? ', those the restored server touched the last time, alongside CRIU' : ', alongside CRIU')] : []),
           ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
+          ...(floor ? restoreFloorLines(floor, `${fmt(restoredTotal)} ${toReadyOnly ? 'to ready' : first ? 'to the first answer' : 'in all'}`) : []),
           `${speedText(coldTotal, restoredTotal)} the cold start recorded in the image${toReadyOnly ? ' (to ready: this restore sent no first request)' : ''}${first ? `; first answer ${first.sameAsSnapshot ? 'identical to' : 'DIFFERENT from'} the snapshot's` : ''}`,
           `the server is left running as pid ${pid}${m.pids.length > 1 ? ` (and ${m.pids.length - 1} more processes of its tree)` : ''}: stop it with \`kill ${pid}\`${m.gpuPids.length ? `, or free its GPU and keep it with \`coldstart park ${m.gpuPids[0]}\`` : ''}${log ? `; its output goes to ${log}` : ''}`,
         ].join('\n'),

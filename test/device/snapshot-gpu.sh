@@ -22,6 +22,7 @@
 #   FLOORS_FIRST=1                                   # the floors' disk probes before the hooked restores too
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
 #   HOOK_RESTORES="cold-huge-pf-cs-par" ...          # -par: a cold image read by the hash threads (--no-image-stream)
+#   HOOK_RESTORES="cold-huge-pf-cs-floor" ...        # -floor: restore --floor (coldstart's own floor, after the answer)
 #   HOOK_RESTORES="cold-huge-pf-cs-r1 cold-…-r2"     # -rN: nothing but a name, so one way restored twice keeps both
 #   HOOK_RESTORES="cold-huge-pf-cs-nokept" ...       # -nokept: the working set an earlier restore kept removed first
 #   HOOK_RESTORES="cold-huge-pf-cs-ds0" ...          # -dsN: the wake-up's loader with N disk readers (0: unbounded; default: its own)
@@ -422,11 +423,15 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     case "$tag" in *-gpus*) dry || flags+=(--gpus "$(nvidia-smi --query-gpu=uuid --format=csv,noheader -i 0)") ;; esac
     # -par: a cold image read by the verification's threads themselves, in parallel (restore's way before the stream)
     case "$tag" in *-par*) flags+=(--no-image-stream) ;; esac
+    # -floor: restore --floor (after the server answered: the image and weights read again from where the restore found
+    # them, the GPU state's pinned H2D), beside PROBE_AROUND's floor of this script's own probes
+    case "$tag" in *-floor*) flags+=(--floor) ;; esac
     # -nokept: without the working set an earlier restore kept (IMAGE/working-set.restored.json): the manifest's read
     case "$tag" in *-nokept*) rm -f "$WORK/$MODE-hooks/working-set.restored.json" ;; esac
     restore "$MODE-hooks" "$tag" "${flags[@]}"
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
+    case "$tag" in *-floor*) say "restore --floor: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "(lambda f: {k: f.get(k) for k in ('from', 'seconds', 'ratio', 'notes')} | {'read': {k: f['read'].get(k) for k in ('bytes', 'bytesPerSecond', 'notMeasured')}, 'gpu': f['gpu'] and {k: f['gpu'].get(k) for k in ('bytes', 'bytesPerSecond', 'notMeasured')}})(d['details']['floor'])")" ;; esac
     kill_tree "$WORK/$MODE-hooks/manifest.json"
     # PROBE_AROUND=1: the disk's one-stream, O_DIRECT and loader rates over the bytes a cold restore reads, right after it
     # (the disk drifts 15-20% within a call: the floor beside the restore, kept apart from the run's best)

@@ -31,7 +31,8 @@ const json = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
 describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
   it('snapshots the hooked toy server, restores it from the page cache and with the learned set removed, and every answer matches', async () => {
     const out = join(tmp, 'out');
-    const restores = ['warm-huge-cs', 'cold-huge-pf-cs-nokept'];
+    // -floor: restore --floor through the real addon (the image and weights read again; no GPU state here)
+    const restores = ['warm-huge-cs-floor', 'cold-huge-pf-cs-nokept-floor'];
     // The script's hooked server listens on PORT + 1: both taken from this worker's own slice of ports, in order.
     const port = await freePort();
     expect(await freePort()).toBe(port + 1);
@@ -78,6 +79,16 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
       expect(phases['after-restore'], tag).toBeGreaterThan(0); // the wake-up read the weights back
       expect(phases['gpu-restore'], tag).toBeNull(); // no GPU here: not measured, never a zero
       expect(rs.details.restored.firstRequest.sameAsSnapshot, tag).toBe(true);
+      // The floor: from where the restore found the image (the dry run drops no page cache: its "cold" restores find
+      // what is there), over the image and (-pf: --prefetch) the weights; no GPU part on a CPU server; the restore
+      // compared with it.
+      const floor = rs.details.floor;
+      expect(floor.from, tag).toBe(rs.details.imageResidentBytes >= 0.9 * rs.details.imageBytes ? 'page cache' : 'disk');
+      expect(floor.read.bytes, tag).toBeGreaterThanOrEqual(rs.details.imageBytes + (tag.includes('-pf') ? w.bytes : 0));
+      expect(floor.read.bytesPerSecond, tag).toBeGreaterThan(0);
+      expect(floor.gpu, tag).toBeNull();
+      expect(floor.seconds, tag).toBeCloseTo(floor.read.seconds, 12);
+      expect(floor.ratio, tag).toBeCloseTo(rs.total.seconds / floor.seconds, 6);
       const more = json(join(out, `answers-eager-hooks-${tag}.json`));
       expect(more.identical, tag).toBe(true);
       expect(more.seconds[0], tag).toBeGreaterThan(0);

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCommandWith } from '../helpers/cli.js';
@@ -124,6 +124,8 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     }),
     cudaDriverVersion: async () => 13000,
     residentBytes: async () => null,
+    // --floor's copy probe: 50 GB/s on every GPU.
+    h2dBytesPerSecond: async () => 50e9,
   };
 }
 
@@ -743,6 +745,76 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       }
     });
 
+    it("--floor: after the server answered, the image read again from where the restore found it (page cache: one reader per core, best of two; cold: dropped first, one stream of 16 MiB) and the GPU state at pinned H2D on the GPU NVML lists the process on; each step's share, the total's ratio; a probe that fails is \"not measured\", never a failed restore; not asked: said so", async () => {
+      const m = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8'));
+      const imageBytes: number = m.imageBytes;
+      const reads: Array<{ threads?: number; chunkBytes?: number; evictFirst?: boolean; files: string[] }> = [];
+      const h2d: number[] = [];
+      const floorNative = (resident: number, o: { h2dFails?: boolean } = {}): SnapshotNative => {
+        const base = fakeNative({ gpu: () => false });
+        return {
+          ...base,
+          residentBytes: async () => resident,
+          // the restored GPU process on GPU 0, 6 GB of its own
+          gpuMemory: async () => ({ available: true, driverVersion: '580.1', devices: [{ index: 0, name: 'Fake GPU', uuid: UUID_A, totalBytes: 80e9, freeBytes: 70e9, usedBytes: 10e9, processes: [{ pid: gpuPid, usedBytes: 6e9 }] }] }),
+          h2dBytesPerSecond: async (d) => {
+            if (o.h2dFails) throw new ColdstartError('GPU_OOM', 'pinned H2D of GPU 0: out of memory');
+            return h2d.push(d), 40e9;
+          },
+          prefetch: async (p) => {
+            reads.push({ files: p.files, threads: p.threads, chunkBytes: p.chunkBytes, evictFirst: p.evictFirst });
+            const bytes = p.files.reduce((a, f) => a + statSync(f).size, 0);
+            // the disk: 2 GB/s over what was dropped; the page cache: 20 GB/s
+            const seconds = p.evictFirst ? bytes / 2e9 : bytes / 20e9;
+            return { schema: 'coldstart/prefetch@1', strategy: 'pread', threads: p.threads ?? 1, bytes, seconds, bytesPerSecond: bytes / seconds, coldBytesPerSecond: p.evictFirst ? bytes / seconds : null, residency: { before: p.evictFirst ? 0 : 1, after: 1 }, fallbackBytes: 0, readvisedBytes: 0, files: [], notes: [] };
+          },
+        };
+      };
+      const restoreWith = async (native: SnapshotNative, args: string[]) => {
+        const port = await freePort();
+        const pidfile = join(tmp, `floor-${reads.length}-${h2d.length}.pids`);
+        const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+        const r = await run(e, 'restore', [image, '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', ...args]);
+        for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+        expect(r.code, r.stderr).toBe(0);
+        return r;
+      };
+      const imageFiles = m.files.map((f: { name: string }) => join(image, f.name));
+
+      // The image in the page cache: read twice by one reader per core (at most 16), nothing dropped.
+      const warm = json(await restoreWith(floorNative(imageBytes), ['--json', '--floor']));
+      const f = warm.details.floor;
+      expect(reads.map((r) => [r.evictFirst, r.chunkBytes])).toEqual([[undefined, 16 << 20], [undefined, 16 << 20]]);
+      expect(reads[0]!.files).toEqual(imageFiles);
+      expect(reads[0]!.threads).toBe(Math.min(16, availableParallelism()));
+      expect(f).toMatchObject({ from: 'page cache', read: { bytes: imageBytes, bytesPerSecond: 20e9 }, gpu: { bytes: expect.any(Number), bytesPerSecond: 40e9, how: 'pinned H2D on GPU 0' } });
+      expect(h2d).toEqual([0]);
+      expect(f.gpu.seconds).toBeCloseTo(f.gpu.bytes / 40e9, 12);
+      expect(f.seconds).toBeCloseTo(imageBytes / 20e9 + f.gpu.seconds, 12);
+      expect(f.ratio).toBeCloseTo(warm.total.seconds / f.seconds, 6);
+      const phases = Object.fromEntries(warm.phases.map((p: { name: string }) => [p.name, p]));
+      expect(phases['criu-restore'].floor.seconds).toBeCloseTo(imageBytes / 20e9, 12);
+      expect(phases['gpu-restore'].floor.seconds).toBeCloseTo(f.gpu.seconds, 12);
+      expect(phases['ready'].floor).toBeUndefined(); // the server's own work: no floor
+
+      // From a cold disk: dropped first, one stream of 16 MiB reads; said in the human report.
+      reads.length = 0;
+      const cold = await restoreWith(floorNative(0), ['--floor']);
+      expect(reads.map((r) => [r.evictFirst, r.threads, r.chunkBytes])).toEqual([[true, 1, 16 << 20]]);
+      expect(cold.stdout).toMatch(/^floor \(this machine, from the disk\): \S+ \S+; this restore took \d+\.\d\d× it \(.* to ready; the server's own ready wait and first answer have no floor\)$/m);
+      expect(cold.stdout).toMatch(/^ {2}read \S+ \S+ at 2\.00 GB\/s \(from the disk, dropped from the page cache first, one stream of 16 MiB reads\) .*; GPU state \S+ \S+ at 40\.00 GB\/s \(pinned H2D on GPU 0\)/m);
+
+      // A copy probe that fails: that part and the total "not measured", the restore itself done (exit 0).
+      const failed = json(await restoreWith(floorNative(imageBytes, { h2dFails: true }), ['--json', '--floor'])).details.floor;
+      expect(failed).toMatchObject({ gpu: { notMeasured: 'pinned H2D probe failed: pinned H2D of GPU 0: out of memory' }, seconds: null, ratio: null });
+
+      // Not asked: nothing read again, and the report says why there is no floor.
+      reads.length = 0;
+      const plain = json(await restoreWith(floorNative(imageBytes), ['--json']));
+      expect(plain.details.floor).toEqual({ notMeasured: 'not asked: --floor measures it after the restore' });
+      expect(reads).toEqual([]);
+    });
+
     it('a prefetch still reading is stopped as the first --after-restore hook is sent, before the server gets it (the server reads the rest itself: one stream at that place on the disk, not two); the report says so', async () => {
       const dir = join(tmp, 'prefetch-stop-weights');
       mkdirSync(dir, { recursive: true });
@@ -1044,6 +1116,27 @@ describe('park / unpark with a stand-in driver', () => {
     const r2 = await run(engines({ native: un, clock: fakeClock() }), 'unpark', [String(process.pid), '--json']);
     expect(r2.code, r2.stderr).toBe(0);
     expect(un.calls.map((c) => c.action)).toEqual(['state', 'restore', 'unlock']);
+  });
+
+  it("unpark --floor: the process's GPU memory NVML lists right after the unlock, at pinned H2D on its GPU, against the driver's restore + unlock; NVML without it: not measured; park has no such flag", async () => {
+    const nvml = (listed: boolean) => async () => ({ available: true, driverVersion: '580.1', devices: [{ index: 0, name: 'Fake GPU', uuid: UUID_A, totalBytes: 80e9, freeBytes: 60e9, usedBytes: 20e9, processes: listed ? [{ pid: process.pid, usedBytes: 16e9 }] : [] }, { index: 1, name: 'Fake GPU', uuid: UUID_B, totalBytes: 80e9, freeBytes: 80e9, usedBytes: 0, processes: [] }] });
+    const probed: number[] = [];
+    const un: SnapshotNative = { ...fakeNative({ gpu: () => true, state: 'checkpointed' }), gpuMemory: nvml(true), h2dBytesPerSecond: async (d) => (probed.push(d), 50e9) };
+    const r = await run(engines({ native: un, clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--floor']);
+    expect(r.code, r.stderr).toBe(0);
+    const doc = json(r);
+    expect(probed).toEqual([0]);
+    expect(doc.details.floor).toMatchObject({ gpu: { bytes: 16e9, bytesPerSecond: 50e9, how: 'pinned H2D on GPU 0' } });
+    expect(doc.details.floor.gpu.seconds).toBeCloseTo(0.32, 12);
+    expect(doc.details.floor.ratio).toBeCloseTo(0.5 / 0.32, 12); // restore 0.25 + unlock 0.25 (the stand-in's)
+    expect(doc.phases.find((p: { name: string }) => p.name === 'gpu-restore').floor.seconds).toBeCloseTo(0.32, 12);
+    const human = await run(engines({ native: { ...un, gpuMemory: nvml(true) }, clock: fakeClock() }), 'unpark', [String(process.pid), '--floor']);
+    expect(human.stdout).toMatch(/^floor: GPU memory 14\.9 GiB at 50\.00 GB\/s \(pinned H2D on GPU 0\) 320 ms; the driver's restore \+ unlock took 500 ms, 1\.56× it$/m);
+    const unlisted = await run(engines({ native: { ...un, gpuMemory: nvml(false) }, clock: fakeClock() }), 'unpark', [String(process.pid), '--json', '--floor']);
+    expect(json(unlisted).details.floor).toEqual({ gpu: { notMeasured: `the GPU memory NVML lists for pid ${process.pid} is not known` }, ratio: null });
+    const plain = await run(engines({ native: un, clock: fakeClock() }), 'unpark', [String(process.pid), '--json']);
+    expect(json(plain).details.floor).toEqual({ notMeasured: 'not asked: --floor measures it after the unpark' });
+    await expect(run(engines({ native: fakeNative({ gpu: () => true }), clock: fakeClock() }), 'park', [String(process.pid), '--json', '--floor'])).rejects.toThrow(/unknown option '--floor'/);
   });
 
   it('a checkpoint that fails unlocks again and says so (exit 3, the native code kept)', async () => {
