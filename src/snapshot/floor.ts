@@ -21,14 +21,20 @@ import type { SnapshotNative } from './native.js';
 /** A part of the floor: bytes at a rate; or why it could not be measured. */
 export type FloorPart = { bytes: number; bytesPerSecond: number; seconds: number; how: string } | { notMeasured: string };
 
+/** Where a restore found a set of files: 'disk' (less than IMAGE_STREAM_BELOW of them in the page cache) or 'page cache'. */
+export type From = 'disk' | 'page cache';
+
+/** A read part of the floor: the files read again from where the restore found them. */
+export type ReadPart = FloorPart & { from: From };
+
 export interface RestoreFloor {
-  /** Where the restore found the image: 'disk' (less than IMAGE_STREAM_BELOW of it in the page cache) or 'page cache'. */
-  from: 'disk' | 'page cache';
-  /** The image's page files and the --prefetch weights, read again at this machine's rate from there. */
-  read: FloorPart;
+  /** The image's files. */
+  image: ReadPart;
+  /** The --prefetch weights the after-restore hook reads back; null: none given. */
+  weights: ReadPart | null;
   /** The GPU state the driver restores, at pinned H2D; null: the image holds none. */
   gpu: FloorPart | null;
-  /** read + gpu; null when a part was not measured. */
+  /** image + weights + gpu; null when a part was not measured. */
   seconds: number | null;
   /** The restore's total ÷ the floor (1.0 = at the floor); null when either is missing. */
   ratio: number | null;
@@ -65,7 +71,7 @@ export async function h2dFloor(native: SnapshotNative, bytes: number | null, dev
  * The read part: `files` read again from where the restore found them (see the module comment). `signal` stops it
  * (the command's Ctrl-C: then "not measured", never an error that would stop the restored server).
  */
-export async function readFloor(native: SnapshotNative, files: string[], from: RestoreFloor['from'], signal: AbortSignal, notes: string[]): Promise<FloorPart> {
+export async function readFloor(native: SnapshotNative, files: string[], from: From, signal: AbortSignal, notes: string[]): Promise<FloorPart> {
   if (!files.length) return { notMeasured: 'no files to read' };
   try {
     if (from === 'disk') {
@@ -92,9 +98,10 @@ export async function readFloor(native: SnapshotNative, files: string[], from: R
   }
 }
 
-export function restoreFloor(from: RestoreFloor['from'], read: FloorPart, gpu: FloorPart | null, restoredSeconds: number, notes: string[]): RestoreFloor {
-  const seconds = measured(read) && (gpu === null || measured(gpu)) ? read.seconds + (gpu?.seconds ?? 0) : null;
-  return { from, read, gpu, seconds, ratio: seconds && seconds > 0 ? restoredSeconds / seconds : null, notes };
+export function restoreFloor(image: ReadPart, weights: ReadPart | null, gpu: FloorPart | null, restoredSeconds: number, notes: string[]): RestoreFloor {
+  const parts = [image, weights, gpu].filter((p) => p !== null);
+  const seconds = parts.every(measured) ? parts.reduce((a, p) => a + (p as { seconds: number }).seconds, 0) : null;
+  return { image, weights, gpu, seconds, ratio: seconds && seconds > 0 ? restoredSeconds / seconds : null, notes };
 }
 
 export function unparkFloor(gpu: FloorPart, driverSeconds: number): UnparkFloor {
@@ -116,19 +123,20 @@ export async function gpusOf(native: SnapshotNative, pids: readonly number[]): P
 }
 
 /**
- * A restore's floor: `files` (the image's, then the --prefetch weights) read again from where the restore found them,
+ * A restore's floor: the image's files and the --prefetch weights each read again from where the restore found them,
  * and `gpuBytes` of GPU state at pinned H2D on the GPUs `gpuPids` are on now (no GPU state: no GPU part).
  */
 export async function measureRestoreFloor(
   native: SnapshotNative,
-  o: { files: string[]; from: RestoreFloor['from']; gpuBytes: number | null; gpuPids: readonly number[]; restoredSeconds: number; signal: AbortSignal; notes?: string[] },
+  o: { image: { files: string[]; from: From }; weights: { files: string[]; from: From } | null; gpuBytes: number | null; gpuPids: readonly number[]; restoredSeconds: number; signal: AbortSignal; notes?: string[] },
 ): Promise<RestoreFloor> {
   const notes = [...(o.notes ?? [])];
   // GPU first: reading the files again from a cold disk drops them from the page cache before it, and the copy probe
   // should not run beside that read.
   const gpu = o.gpuPids.length ? await h2dFloor(native, o.gpuBytes, await gpusOf(native, o.gpuPids), 'GPU state in the image') : null;
-  const read = await readFloor(native, o.files, o.from, o.signal, notes);
-  return restoreFloor(o.from, read, gpu, o.restoredSeconds, notes);
+  const image: ReadPart = { ...(await readFloor(native, o.image.files, o.image.from, o.signal, notes)), from: o.image.from };
+  const weights: ReadPart | null = o.weights ? { ...(await readFloor(native, o.weights.files, o.weights.from, o.signal, notes)), from: o.weights.from } : null;
+  return restoreFloor(image, weights, gpu, o.restoredSeconds, notes);
 }
 
 function partText(name: string, p: FloorPart | null): string {
@@ -140,9 +148,9 @@ function partText(name: string, p: FloorPart | null): string {
 export function restoreFloorLines(f: RestoreFloor, total: string): string[] {
   const head =
     f.seconds === null
-      ? `floor (this machine, from the ${f.from}): not measured`
-      : `floor (this machine, from the ${f.from}): ${formatDuration(f.seconds)}; this restore took ${f.ratio === null ? '—' : `${f.ratio.toFixed(2)}×`} it (${total}; the server's own ready wait and first answer have no floor)`;
-  return [head, `  ${[partText('read', f.read), partText('GPU state', f.gpu)].filter(Boolean).join('; ')}`, ...f.notes.map((n) => `  ${n}`)];
+      ? 'floor (this machine): not measured'
+      : `floor (this machine): ${formatDuration(f.seconds)}; this restore took ${f.ratio === null ? '—' : `${f.ratio.toFixed(2)}×`} it (${total}; the server's own ready wait and first answer have no floor)`;
+  return [head, `  ${[partText('image', f.image), partText('weights', f.weights), partText('GPU state', f.gpu)].filter(Boolean).join('; ')}`, ...f.notes.map((n) => `  ${n}`)];
 }
 
 /** The floor's line under unpark's. */

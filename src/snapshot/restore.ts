@@ -22,7 +22,7 @@ import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus } from './gpu-map.js';
-import { measureRestoreFloor, partFloor, restoreFloorLines, type RestoreFloor } from './floor.js';
+import { measureRestoreFloor, partFloor, restoreFloorLines, type From, type RestoreFloor } from './floor.js';
 import { mergeWorkingSets, planWorkingSet, readWorkingSet, statEachOnce, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
@@ -299,6 +299,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   // How much of the image the page cache already holds (mincore): a restore from cache and one from disk differ.
   const imagePaths = m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`));
   const resident = native.unavailable() ? null : await native.residentBytes(imagePaths);
+  // --floor reads the weights again from where the restore finds them: asked now, before the clock starts.
+  const weightsBytes = o.floor && o.prefetch ? o.prefetch.files.reduce((a, f) => a + (lstatOrNull(f)?.size ?? 0), 0) : 0;
+  const weightsResident = o.floor && o.prefetch && !native.unavailable() ? await native.residentBytes(o.prefetch.files) : null;
   const total = stopwatch(clock);
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
@@ -523,17 +526,20 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (o.floor) {
       o.step?.('measuring the floor (the image and weights read again, the GPU copy rate)…');
       const gpuUsedBytes = m.gpuUsed?.every((g) => g.bytes !== null) ? m.gpuUsed.reduce((a, g) => a + g.bytes!, 0) : null;
+      const where = (residentBytes: number | null, bytes: number): From => (residentBytes !== null && residentBytes >= IMAGE_STREAM_BELOW * bytes ? 'page cache' : 'disk');
       floor = await measureRestoreFloor(native, {
-        files: [...imagePaths, ...(o.prefetch?.files ?? [])],
-        from: resident !== null && resident >= IMAGE_STREAM_BELOW * m.imageBytes ? 'page cache' : 'disk',
+        image: { files: imagePaths, from: where(resident, m.imageBytes) },
+        weights: o.prefetch ? { files: o.prefetch.files, from: where(weightsResident, weightsBytes) } : null,
         gpuBytes: m.kinds?.gpuStateBytes ?? gpuUsedBytes,
         gpuPids: m.gpuPids,
         restoredSeconds: restoredTotal,
         signal: o.signal,
-        notes: resident === null ? ["the image's page-cache residency before the restore was not measured: its floor is read from the disk"] : [],
+        notes: [
+          ...(resident === null ? ["the image's page-cache residency before the restore was not measured: its floor is read from the disk"] : []),
+          ...(o.prefetch && weightsResident === null ? ["the weights' page-cache residency before the restore was not measured: their floor is read from the disk"] : []),
+        ],
       });
     }
-    const readPart = floor?.read ?? null;
 
     const report = newReport('restore');
     report.target = { image, command: m.command, pid, ports: m.ports.map((p) => `${p.address}:${p.port}`), gpuPids: m.gpuPids };
@@ -549,9 +555,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       // Each step's share of the floor: the image's bytes for CRIU's, the GPU state for the driver's, the weights for
       // the hook that reads them back.
       const at = (name: string) => report.phases.find((p) => p.name === name)!;
-      at('criu-restore').floor = partFloor(readPart, m.imageBytes);
+      at('criu-restore').floor = partFloor(floor.image);
       if (floor.gpu) at('gpu-restore').floor = partFloor(floor.gpu);
-      if (o.prefetch && afterRestore.length) at('after-restore').floor = partFloor(readPart, o.prefetch.files.reduce((a, f) => a + (lstatOrNull(f)?.size ?? 0), 0));
+      if (floor.weights && afterRestore.length) at('after-restore').floor = partFloor(floor.weights);
     }
     report.total = { seconds: restoredTotal };
     // Like with like: a restore that sent no first request (--no-first-request) is compared with the cold start's ready.

@@ -431,7 +431,7 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     restore "$MODE-hooks" "$tag" "${flags[@]}"
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
-    case "$tag" in *-floor*) say "restore --floor: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "(lambda f: {k: f.get(k) for k in ('from', 'seconds', 'ratio', 'notes')} | {'read': {k: f['read'].get(k) for k in ('bytes', 'bytesPerSecond', 'notMeasured')}, 'gpu': f['gpu'] and {k: f['gpu'].get(k) for k in ('bytes', 'bytesPerSecond', 'notMeasured')}})(d['details']['floor'])")" ;; esac
+    case "$tag" in *-floor*) say "restore --floor: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "(lambda f: {k: f.get(k) for k in ('seconds', 'ratio', 'notes')} | {p: f[p] and {k: f[p].get(k) for k in ('from', 'bytes', 'bytesPerSecond', 'notMeasured')} for p in ('image', 'weights', 'gpu')})(d['details']['floor'])")" ;; esac
     kill_tree "$WORK/$MODE-hooks/manifest.json"
     # PROBE_AROUND=1: the disk's one-stream, O_DIRECT and loader rates over the bytes a cold restore reads, right after it
     # (the disk drifts 15-20% within a call: the floor beside the restore, kept apart from the run's best)

@@ -787,7 +787,7 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       expect(reads.map((r) => [r.evictFirst, r.chunkBytes])).toEqual([[undefined, 16 << 20], [undefined, 16 << 20]]);
       expect(reads[0]!.files).toEqual(imageFiles);
       expect(reads[0]!.threads).toBe(Math.min(16, availableParallelism()));
-      expect(f).toMatchObject({ from: 'page cache', read: { bytes: imageBytes, bytesPerSecond: 20e9 }, gpu: { bytes: expect.any(Number), bytesPerSecond: 40e9, how: 'pinned H2D on GPU 0' } });
+      expect(f).toMatchObject({ image: { from: 'page cache', bytes: imageBytes, bytesPerSecond: 20e9 }, weights: null, gpu: { bytes: expect.any(Number), bytesPerSecond: 40e9, how: 'pinned H2D on GPU 0' } });
       expect(h2d).toEqual([0]);
       expect(f.gpu.seconds).toBeCloseTo(f.gpu.bytes / 40e9, 12);
       expect(f.seconds).toBeCloseTo(imageBytes / 20e9 + f.gpu.seconds, 12);
@@ -801,8 +801,8 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       reads.length = 0;
       const cold = await restoreWith(floorNative(0), ['--floor']);
       expect(reads.map((r) => [r.evictFirst, r.threads, r.chunkBytes])).toEqual([[true, 1, 16 << 20]]);
-      expect(cold.stdout).toMatch(/^floor \(this machine, from the disk\): \S+ \S+; this restore took \d+\.\d\d× it \(.* to ready; the server's own ready wait and first answer have no floor\)$/m);
-      expect(cold.stdout).toMatch(/^ {2}read \S+ \S+ at 2\.00 GB\/s \(from the disk, dropped from the page cache first, one stream of 16 MiB reads\) .*; GPU state \S+ \S+ at 40\.00 GB\/s \(pinned H2D on GPU 0\)/m);
+      expect(cold.stdout).toMatch(/^floor \(this machine\): \S+ \S+; this restore took \d+\.\d\d× it \(.* to ready; the server's own ready wait and first answer have no floor\)$/m);
+      expect(cold.stdout).toMatch(/^ {2}image \S+ \S+ at 2\.00 GB\/s \(from the disk, dropped from the page cache first, one stream of 16 MiB reads\) .*; GPU state \S+ \S+ at 40\.00 GB\/s \(pinned H2D on GPU 0\)/m);
 
       // A copy probe that fails: that part and the total "not measured", the restore itself done (exit 0).
       const failed = json(await restoreWith(floorNative(imageBytes, { h2dFails: true }), ['--json', '--floor'])).details.floor;
