@@ -537,6 +537,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
         notes: [
           ...(resident === null ? ["the image's page-cache residency before the restore was not measured: its floor is read from the disk"] : []),
           ...(o.prefetch && weightsResident === null ? ["the weights' page-cache residency before the restore was not measured: their floor is read from the disk"] : []),
+          // A wake-up reading its weights back is most of a hooked restore: without --prefetch its files are not known.
+          ...(afterRestore.length && !o.prefetch ? ['what the --after-restore hook had the server read (a wake-up reading its weights back) is not in this floor: give --prefetch WEIGHTS to count it'] : []),
         ],
       });
     }
