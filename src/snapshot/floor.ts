@@ -7,8 +7,8 @@
  *   restore, page cache       (image + weights read back) ÷ the page cache's read rate + GPU state ÷ pinned H2D
  *   restore, cold disk        (image + weights read back) ÷ the disk's read rate + GPU state ÷ pinned H2D
  *
- * The read rate is taken over the very files the restore read (the image's page files and its --prefetch weights) in
- * the state the restore found them: from a cold disk they are dropped from the page cache first and read by one stream
+ * The read rates are taken over the very files the restore read (the image's files, and apart the --prefetch weights),
+ * each set from where the restore found it: from a cold disk they are dropped from the page cache first and read by one stream
  * of 16 MiB preads (RESTORE_PREFETCH: the fastest way on every disk measured), from the page cache by one reader per
  * core, best of two. The pinned H2D rate is the addon's copy probe on each GPU the image came back to (the slowest
  * one counts). The server's own work after the restore — its ready wait and its first answer — has no floor here and
@@ -42,7 +42,7 @@ export interface RestoreFloor {
 }
 
 export interface UnparkFloor {
-  /** The GPU memory the driver brought back (NVML, after the unlock less before the restore), at pinned H2D. */
+  /** The GPU memory the driver brought back (the process's own, as NVML lists it right after the unlock), at pinned H2D. */
   gpu: FloorPart;
   /** The driver's restore + unlock ÷ the floor; null when either is missing. */
   ratio: number | null;
@@ -84,12 +84,14 @@ export async function readFloor(native: SnapshotNative, files: string[], from: F
     const threads = Math.min(16, Math.max(1, availableParallelism()));
     let best = 0;
     let bytes = 0;
+    let partly: number | null = null;
     for (let k = 0; k < 2; k++) {
       const r = await native.prefetch({ files, strategy: 'pread', threads, chunkBytes: 16 << 20, signal });
       best = Math.max(best, r.bytesPerSecond);
       bytes = r.bytes;
-      if (r.residency.before !== null && r.residency.before < 0.98) notes.push(`only ${Math.round(100 * r.residency.before)}% of the files were in the page cache when read again: the page-cache rate is partly the disk's`);
+      if (r.residency.before !== null && r.residency.before < 0.98) partly = Math.min(partly ?? 1, r.residency.before);
     }
+    if (partly !== null) notes.push(`only ${Math.round(100 * partly)}% of the files were in the page cache when read again: the page-cache rate may be partly the disk's`);
     if (!(best > 0)) return { notMeasured: 'the read returned no rate' };
     return { bytes, bytesPerSecond: best, seconds: bytes / best, how: `from the page cache, ${threads} readers, best of two` };
   } catch (e) {
@@ -108,11 +110,9 @@ export function unparkFloor(gpu: FloorPart, driverSeconds: number): UnparkFloor 
   return { gpu, ratio: measured(gpu) && gpu.seconds > 0 ? driverSeconds / gpu.seconds : null };
 }
 
-/** The floor of `bytes` of one part (default: all of them), for a phase's `floor`; null: not measured. */
-export function partFloor(p: FloorPart | null, bytes?: number): { seconds: number; source: string } | null {
-  if (!measured(p)) return null;
-  const b = bytes ?? p.bytes;
-  return { seconds: b / p.bytesPerSecond, source: `${formatBytes(b)} at ${formatRate(p.bytesPerSecond)} (${p.how})` };
+/** One part as a phase's `floor`; null: not measured. */
+export function partFloor(p: FloorPart | null): { seconds: number; source: string } | null {
+  return measured(p) ? { seconds: p.seconds, source: `${formatBytes(p.bytes)} at ${formatRate(p.bytesPerSecond)} (${p.how})` } : null;
 }
 
 /** The GPUs NVML lists `pids` on now (the restored server's); null when NVML could not be asked. */
