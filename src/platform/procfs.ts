@@ -2,8 +2,8 @@
  * /proc, read once: THE `/proc/<pid>/stat` parser (pid, comm, state, parent, start time), the clock its start
  * times are on (/proc/uptime), and process trees (a pid and its descendants). Every reader of another process's
  * identity — the cache lock's owner check, the container phase, CRIU's process tree — goes through here; what its
- * descriptors point at (/proc/<pid>/fd); the CPU's feature flags (/proc/cpuinfo); and which pages of its files a
- * process has mapped (/proc/<pid>/maps + pagemap).
+ * descriptors point at (/proc/<pid>/fd); the CPU's feature flags (/proc/cpuinfo); the character devices' names
+ * (/proc/devices); and which pages of its files a process has mapped (/proc/<pid>/maps + pagemap).
  * (The server shim is a standalone script with its own copy: it runs without coldstart's modules.)
  */
 import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, readlinkSync } from 'node:fs';
@@ -155,6 +155,26 @@ export function cpuFlags(procRoot = '/proc'): ReadonlySet<string> {
   } catch {
     return new Set();
   }
+}
+
+/**
+ * Character-device majors by name from /proc/devices (`195 nvidia`, `506 gdrdrv`: the dynamic ones differ per host);
+ * a major listed twice keeps its first name. Empty where it is unreadable.
+ */
+export function charDevices(procRoot = '/proc'): ReadonlyMap<number, string> {
+  const out = new Map<number, string>();
+  try {
+    let inChar = false;
+    for (const line of readFileSync(`${procRoot}/devices`, 'utf8').split('\n')) {
+      if (/^Character devices:/.test(line)) inChar = true;
+      else if (/^Block devices:/.test(line)) inChar = false;
+      const m = inChar ? /^\s*(\d+)\s+(\S+)\s*$/.exec(line) : null;
+      if (m && !out.has(Number(m[1]))) out.set(Number(m[1]), m[2]!);
+    }
+  } catch {
+    /* no /proc/devices: nothing named */
+  }
+  return out;
 }
 
 /** Whether `pid` exists on this machine (a zombie counts until it is reaped: its /proc entry stays). */

@@ -2,8 +2,11 @@
  * What a failed `criu dump` / `criu restore` says in its own log (IMAGE.dump.log, the restore's restore.log), read
  * instead of guessed: CRIU writes every problem as `Error (criu/FILE.c:LINE): …` (log.h's pr_err/pr_perror), some of
  * them not fatal, and ends with `Dumping FAILED.` / `Restoring FAILED.`. Each known cause is one rule here, its
- * pattern taken from the format string in CRIU's source (named in `source`) and tested against real logs
- * (test/fixtures-criu/). The cause is the first error line that is neither known-harmless nor the closing line.
+ * pattern taken from the format string in CRIU's source (named in `source`) and tested against real logs: our own
+ * (test/fixtures-criu/) and what users posted to CRIU's, cuda-checkpoint's and others' trackers
+ * (test/fixtures-criu/public/). The cause is the first error line that is neither known-harmless nor the closing
+ * line. A line may carry a timestamp (-v4), the pid of the restored task that logged it (`  1374: Error (…)`) and the
+ * restorer's `pie:` tag before `Error`.
  */
 
 export interface CriuRule {
@@ -22,6 +25,9 @@ export interface CriuRule {
 
 const NOFILE_FIX =
   'Give coldstart (and so CRIU) a hard open-files limit of fs.nr_open: `ulimit -Hn $(cat /proc/sys/fs/nr_open)` as root, or in a container `--ulimit nofile=1048576:1048576` (or --cap-add SYS_RESOURCE).';
+
+const GPU_FIX =
+  'A GPU device: make every process that opened the GPU hold a CUDA context coldstart checkpoints, or end such helpers before the snapshot (for torch Inductor: TORCHINDUCTOR_COMPILE_THREADS=1, or shut its compile workers down in a --before-snapshot hook).';
 
 export const CRIU_RULES: readonly CriuRule[] = [
   {
@@ -50,9 +56,16 @@ export const CRIU_RULES: readonly CriuRule[] = [
   {
     id: 'device-file',
     match: /Can't dump file \d+ of that type/,
-    source: 'criu/files-ext.c:dump_unsupp_fd',
-    explain: 'a process of the server holds a device file CRIU cannot save (a GPU device /dev/nvidia* held by a process the CUDA checkpoint did not cover, e.g. a compile worker that initialised CUDA).',
-    fix: 'Make every process that opened the GPU hold a CUDA context coldstart checkpoints, or end such helpers before the snapshot (for torch Inductor: TORCHINDUCTOR_COMPILE_THREADS=1, or shut its compile workers down in a --before-snapshot hook).',
+    source: 'criu/files-ext.c:dump_unsupp_fd (criu/files.c:dump_chrdev names it "chr MAJOR:MINOR")',
+    explain: "a process of the server holds an open device file CRIU cannot save: CRIU saves ttys and a few devices it knows, and a GPU's /dev/nvidia* only once the CUDA checkpoint has released it.",
+    fix: `${GPU_FIX} Another device (gdrcopy's /dev/gdrdrv, a DRM node): close it before the snapshot (a --before-snapshot hook) or run the server without it.`,
+  },
+  {
+    id: 'device-mapping',
+    match: /handle_device_vma plugin failed|Can't handle non-regular mapping on/,
+    source: 'criu/proc_parse.c:handle_vma',
+    explain: "a process of the server maps a device into its memory (a GPU server: /dev/nvidia*, mapped by a CUDA context the CUDA checkpoint did not release) and no CRIU plugin saves that mapping.",
+    fix: `${GPU_FIX} coldstart checkpoints the processes NVML lists with GPU memory: a process that opened the GPU without memory, or whose pid NVML does not see (another PID namespace), is not among them.`,
   },
   {
     id: 'socket-options-kernel',
@@ -90,6 +103,41 @@ export const CRIU_RULES: readonly CriuRule[] = [
     fix: 'Release the lock before the snapshot (a --before-snapshot hook), or keep every holder inside the server tree.',
   },
   {
+    id: 'too-many-open-files',
+    match: /Too many open files/,
+    source: 'criu/page-pipe.c:ppb_alloc (and any pr_perror with EMFILE)',
+    explain: "CRIU ran out of file descriptors: it holds pipes and images open per process and memory area, and its open-files limit is too low for this tree.",
+    fix: NOFILE_FIX,
+  },
+  {
+    id: 'seccomp-suspend',
+    match: /suspending seccomp failed/,
+    source: 'compel/src/lib/ptrace.c:ptrace_suspend_seccomp',
+    explain: "CRIU must suspend the server's seccomp filters (PTRACE_O_SUSPEND_SECCOMP) to save it, and the kernel refused: that needs CAP_SYS_ADMIN in the machine's first user namespace (\"Operation not permitted\": a container or a user namespace) and Linux 4.3+ (\"Invalid argument\").",
+    fix: 'Run coldstart as real root with CAP_SYS_ADMIN, outside a user namespace (a container: --privileged, or --cap-add SYS_ADMIN --security-opt seccomp=unconfined).',
+  },
+  {
+    id: 'criu-in-tree',
+    match: /The criu itself is within dumped tree/,
+    source: 'compel/src/lib/infect.c:compel_wait_task',
+    explain: 'CRIU (and so coldstart) runs inside the process tree it was asked to save, and cannot stop itself.',
+    fix: 'Run coldstart from outside the server: not from a shell or process the server started; snapshot the server by a pid that is not an ancestor of coldstart.',
+  },
+  {
+    id: 'sysvipc-ns',
+    match: /with SysVIPC shmem map @[0-9a-f]+ doesn't live in IPC ns/,
+    source: 'criu/cr-dump.c:check_sysvipc_map_dump',
+    explain: 'a process of the server maps SysV shared memory (shmget), which CRIU saves only with an IPC namespace of the server\'s own.',
+    fix: 'Start the server in its own IPC namespace (prefix its command with `unshare --ipc`), then snapshot it.',
+  },
+  {
+    id: 'kerndat',
+    match: /Could not initialize kernel features detection|failed when initializing kerndat/,
+    source: 'criu/crtools.c:main, criu/kerndat.c:kerndat_init',
+    explain: "CRIU could not probe this kernel's features before it started; the error before this line names the probe (CRIU before 3.19 failed here on a kernel without IPv6, criu#2222).",
+    fix: 'Run `criu check` as root for what this kernel lacks, and use a current CRIU (scripts/ci-criu.sh installs 4.2).',
+  },
+  {
     id: 'unsupported-socket',
     match: /Unsupported (proto|socket family|socket type|type \(\d+\) on socket)|Can't dump \d+ inet socket/,
     source: 'criu/sk-inet.c, criu/sk-unix.c',
@@ -98,7 +146,10 @@ export const CRIU_RULES: readonly CriuRule[] = [
   },
 ];
 
-const ERROR_LINE = /^(?:\(\s*[\d.]+\)\s*)?Error \(([^)]*)\):\s*(.*)$/;
+// [(timestamp)] [pie: ] [pid: ] Error (file:line): text — CRIU's log.c and compel's std log put these before pr_err's.
+const ERROR_LINE = /^(?:\(\s*[\d.]+\)\s*)?(?:pie:\s*)?(?:\d+:\s*)?Error \(([^)]*)\):\s*(.*)$/;
+// The device in dump_unsupp_fd's line: `(chr 195:255)`, CRIU 4.x also the path: `(chr 195:255 /dev/nvidiactl)`.
+const DEVICE = /\(chr (\d+):(\d+)(?: ([^)]*))?\)/;
 const CLOSING = /^(Pre-dumping|Dumping|Restoring) FAILED\.?$/;
 
 export interface CriuDiagnosis {
@@ -112,10 +163,15 @@ export interface CriuDiagnosis {
   harmless: Array<{ rule: CriuRule; line: string }>;
   /** Every error line, in order (at most 20). */
   errors: string[];
+  /** The device file of a `device-file` cause: its numbers, its path where CRIU wrote one, its name in /proc/devices. */
+  device: { major: number; minor: number; path: string | null; name: string | null } | null;
 }
 
-/** Reads CRIU's log text: the failing line, the rule that explains it, the harmless lines beside it. */
-export function diagnoseCriuLog(text: string): CriuDiagnosis {
+/**
+ * Reads CRIU's log text: the failing line, the rule that explains it, the harmless lines beside it. `devices`: this
+ * machine's character-device names (platform/procfs.ts `charDevices`), to name the device of a device-file cause.
+ */
+export function diagnoseCriuLog(text: string, devices: ReadonlyMap<number, string> = new Map()): CriuDiagnosis {
   const errors: Array<{ at: string; msg: string }> = [];
   for (const line of text.split('\n')) {
     const m = ERROR_LINE.exec(line.trim());
@@ -137,7 +193,9 @@ export function diagnoseCriuLog(text: string): CriuDiagnosis {
   const shown = cause ?? errors.filter((e) => !ruleOf(e.msg)?.harmless).at(-1) ?? errors.at(-1) ?? null;
   // A known cause anywhere in the log explains a generic first line (e.g. "Can't dump thread" after a socket error).
   const rule = (cause && ruleOf(cause.msg)) ?? errors.map((e) => ruleOf(e.msg)).find((r) => r && !r.harmless) ?? null;
-  return { cause: shown?.msg ?? null, at: shown?.at ?? null, rule, harmless, errors: errors.slice(0, 20).map((e) => `Error (${e.at}): ${e.msg}`) };
+  const dm = rule?.id === 'device-file' ? errors.map((e) => (rule.match.test(e.msg) ? DEVICE.exec(e.msg) : null)).find(Boolean) : null;
+  const device = dm ? { major: Number(dm[1]), minor: Number(dm[2]), path: dm[3]?.trim() || null, name: devices.get(Number(dm[1])) ?? null } : null;
+  return { cause: shown?.msg ?? null, at: shown?.at ?? null, rule, harmless, errors: errors.slice(0, 20).map((e) => `Error (${e.at}): ${e.msg}`), device };
 }
 
 /** The hint for a diagnosis: the known cause and its fix, or (unknown) where to look; harmless lines said as such. */
@@ -145,6 +203,10 @@ export function criuHint(d: CriuDiagnosis, log: string | null): string {
   const parts: string[] = [];
   if (d.rule) parts.push(`CRIU says ${d.rule.explain} ${d.rule.fix}`);
   else parts.push(`This CRIU error is not one coldstart knows; \`criu check\` (as root) tells what this kernel lacks.`);
+  if (d.device) {
+    const { major, minor, path, name } = d.device;
+    parts.push(`The device: chr ${major}:${minor}${path ? ` (${path})` : ''}, ${name ? `"${name}" in this machine's /proc/devices` : "a major this machine's /proc/devices does not list"}.`);
+  }
   for (const h of d.harmless) parts.push(`(Also logged, not the cause: "${h.line}": ${h.rule.explain})`);
   if (log) parts.push(`Full log: ${log}.`);
   return parts.join(' ');

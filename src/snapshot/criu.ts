@@ -9,7 +9,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { ColdstartError } from '../core/errors.js';
 import { shippedPath } from '../core/version.js';
-import { fdTargets, processCommand, processTree } from '../platform/procfs.js';
+import { charDevices, fdTargets, processCommand, processTree } from '../platform/procfs.js';
 import { criuHint, diagnoseCriuLog } from './criu-log.js';
 
 type Env = Record<string, string | undefined>;
@@ -146,12 +146,12 @@ function criuFailure(what: string, log: string | null, stderr: string): Coldstar
   } catch {
     /* no log: CRIU did not start; stderr it is */
   }
-  const d = diagnoseCriuLog(text);
+  const d = diagnoseCriuLog(text, charDevices());
   const first = d.cause ?? stderr.split('\n').find(Boolean) ?? 'no log';
   const kept = log !== null && existsSync(log) ? log : null;
   return new ColdstartError('ENV', `criu ${what} failed: ${first.trim()}${d.at ? ` (${d.at})` : ''}`, {
     hint: criuHint(d, kept),
-    details: { log: kept, cause: d.rule?.id ?? null, errors: d.errors, harmless: d.harmless.map((h) => h.line) },
+    details: { log: kept, cause: d.rule?.id ?? null, errors: d.errors, harmless: d.harmless.map((h) => h.line), device: d.device },
   });
 }
 

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CAP_SYS_NICE, childPids, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
+import { CAP_SYS_NICE, charDevices, childPids, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
 import { processStart } from '../../src/cache/lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-procfs-'));
@@ -163,3 +163,32 @@ describe("a process's descriptors and command line", () => {
   });
 });
 
+
+describe('charDevices: the character-device majors by name (/proc/devices)', () => {
+  const root = (text: string) => {
+    const dir = mkdtempSync(join(tmp, 'devices-'));
+    writeFileSync(join(dir, 'devices'), text);
+    return dir;
+  };
+
+  it("reads a real kernel's list (the dev VM's): character majors only, the block section left out", () => {
+    const text = readFileSync(new URL('../../fixtures/procfs/devices-firecracker-dev-vm', import.meta.url), 'utf8');
+    const d = charDevices(root(text));
+    expect(d.get(1)).toBe('mem');
+    expect(d.get(10)).toBe('misc');
+    expect(d.get(136)).toBe('pts');
+    expect(d.get(4)).toBe('/dev/vc/0'); // listed twice (4 /dev/vc/0, 4 tty): the first name stays
+    const block = text.slice(text.indexOf('Block devices:'));
+    for (const m of block.matchAll(/^\s*(\d+)\s+(\S+)$/gm)) expect(d.get(Number(m[1])), m[0]).not.toBe(m[2]);
+  });
+
+  it("names a driver's majors by their whole name (nvidia ≥ 550 lists 195 twice; nvidia-caps-imex-channels is not nvidia-caps)", () => {
+    // Lines as NVIDIA's driver writes them (nvidia-container-toolkit#324, dra-driver-nvidia-gpu#304).
+    const d = charDevices(root('Character devices:\n  1 mem\n195 nvidia\n195 nvidiactl\n234 nvidia-caps-imex-channels\n506 gdrdrv\n510 nvidia-uvm\n511 nvidia-caps\n\nBlock devices:\n  8 sd\n'));
+    expect([...d]).toEqual([[1, 'mem'], [195, 'nvidia'], [234, 'nvidia-caps-imex-channels'], [506, 'gdrdrv'], [510, 'nvidia-uvm'], [511, 'nvidia-caps']]);
+  });
+
+  it('is empty, never a throw, where /proc/devices cannot be read', () => {
+    expect(charDevices(join(tmp, 'nowhere')).size).toBe(0);
+  });
+});
