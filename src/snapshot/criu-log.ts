@@ -64,8 +64,8 @@ export const CRIU_RULES: readonly CriuRule[] = [
     id: 'device-mapping',
     match: /handle_device_vma plugin failed|Can't handle non-regular mapping on/,
     source: 'criu/proc_parse.c:handle_vma',
-    explain: "a process of the server maps a device into its memory (a GPU server: /dev/nvidia*, mapped by a CUDA context the CUDA checkpoint did not release) and no CRIU plugin saves that mapping.",
-    fix: `${GPU_FIX} coldstart checkpoints the processes NVML lists with GPU memory: a process that opened the GPU without memory, or whose pid NVML does not see (another PID namespace), is not among them.`,
+    explain: "a process of the server maps a device into its memory (the line gives the pid and the mapping's address; /proc/PID/maps names the file) and no CRIU plugin saves that mapping: a GPU's /dev/nvidia* mappings go only once the CUDA checkpoint has released them.",
+    fix: `${GPU_FIX} Another driver's device (gdrcopy's /dev/gdrdrv, a DRM node): close and unmap it before the snapshot (a --before-snapshot hook) or run the server without it.`,
   },
   {
     id: 'socket-options-kernel',
