@@ -5,7 +5,7 @@
  * NO_CHECKPOINT_API, CUDA_ERROR_…) is what decisions are made on, never message text. `SnapshotNative` is the seam
  * tests replace (src/snapshot/engines.ts).
  */
-import { ColdstartError } from '../core/errors.js';
+import { ColdstartError, isColdstartError } from '../core/errors.js';
 import { callNative, loadNative, nativeCodeOf, readProgress, sharedProgress, withNativeCancel, type CudaCheckpointResult, type GpuMemoryResult, type NativeAddon } from '../native.js';
 import type { Fingerprint } from './manifest.js';
 import { addonReadRanges, type RangesRead } from './working-set.js';
@@ -64,7 +64,10 @@ export const addonNative: SnapshotNative = {
     const n = loadNative();
     return n.ok ? null : { reason: n.reason, fixes: n.fixes };
   },
-  checkpoint: (pid, action, o) => callNative(() => addon().cudaCheckpoint({ pid, action, ...(o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o?.gpuPairs ? { gpuPairs: o.gpuPairs } : {}) }), `pid ${pid}`),
+  checkpoint: (pid, action, o) =>
+    callNative(() => addon().cudaCheckpoint({ pid, action, ...(o?.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}), ...(o?.gpuPairs ? { gpuPairs: o.gpuPairs } : {}) }), `pid ${pid}`).catch((e: unknown) => {
+      throw explainCheckpointFailure(e, action);
+    }),
   gpuMemory: () => callNative(() => addon().gpuMemory(), 'GPU memory').catch(() => null),
   cudaDriverVersion: async () => (await callNative(() => addon().cudaProbe({ context: false }), 'CUDA driver').catch(() => null))?.driverVersion ?? null,
   resumeGrantingAmx: (pid) => callNative(() => addon().resumeGrantingAmx({ pid }), `pid ${pid}: AMX permission`),
@@ -89,6 +92,37 @@ export const addonNative: SnapshotNative = {
     return pc && pc.every((e) => e.residentBytes !== null) ? pc.reduce((a, e) => a + (e.residentBytes ?? 0), 0) : null;
   },
 };
+
+/**
+ * What a failed cuCheckpointProcess* call means, by the driver's error name and the step that failed: from the CUDA
+ * driver API's documentation, NVIDIA's cuda-checkpoint README and what users reported on its tracker (each reason
+ * names its source; test/snapshot/checkpoint-errors.test.ts). null: nothing known beyond the driver's own words.
+ */
+export function checkpointHint(nativeCode: string | undefined, action: CheckpointAction): string | null {
+  switch (nativeCode) {
+    case 'CUDA_ERROR_NOT_SUPPORTED':
+      return action === 'restore'
+        ? "The driver could not restore this process's GPU state here. It restores onto GPUs of the model and layout the checkpoint saw (NVIDIA/cuda-checkpoint#18); users saw this refusal in containers that were given only some of the machine's GPUs (#12) and for a vLLM server on 2 GPUs (#27). Restore where the image's GPUs are (`coldstart restore --gpus` pairs others of the same model), with every GPU visible."
+        : "The driver cannot checkpoint this process. NVIDIA's cuda-checkpoint README lists memory it does not checkpoint (UVM/managed memory, CUDA IPC memory); PyTorch processes failed this way on drivers 570.86 and 570.158 and worked on 575.57.08 (NVIDIA/cuda-checkpoint#34), and aarch64 drivers lacked the checkpoint step (GB10, 580.142: #51). Use an x86-64 driver 575.57.08 or newer and a server without managed or IPC memory.";
+    case 'CUDA_ERROR_OPERATING_SYSTEM':
+      return "An OS call inside the driver's checkpoint failed. Users saw this when the checkpoint was asked from inside a container (runc and gVisor alike) while the same call from the host worked (NVIDIA/cuda-checkpoint#37, google/gvisor#12600): run coldstart on the host, as root.";
+    case 'CUDA_ERROR_NOT_PERMITTED':
+      return "The driver refused this caller: run coldstart as root. A user's checkpoint failed this way until persistence mode was on (NVIDIA/cuda-checkpoint#25: `nvidia-smi -pm 1`).";
+    case 'CUDA_ERROR_ILLEGAL_STATE':
+      return `The process is not in the state this step needs (the CUDA driver API: lock needs RUNNING, checkpoint LOCKED, restore CHECKPOINTED, unlock LOCKED): another tool may be working on it (a second coldstart, cuda-checkpoint, CRIU's cuda_plugin): let it finish or stop it, then try again.`;
+    case 'CUDA_ERROR_TIMEOUT':
+      return action === 'lock' ? 'The GPU work the server had in flight did not finish within --lock-timeout (the driver waits for submitted work before it locks; the process stays RUNNING): snapshot when the server is idle, or give it longer.' : null;
+    default:
+      return null;
+  }
+}
+
+/** `e` (a failed cuCheckpointProcess* call on the real addon) with checkpointHint's hint when it has none of its own. */
+function explainCheckpointFailure(e: unknown, action: CheckpointAction): unknown {
+  if (!isColdstartError(e) || e.hint) return e;
+  const hint = checkpointHint(nativeCodeOf(e), action);
+  return hint ? new ColdstartError(e.code, e.message, { cause: e.cause ?? e, hint, details: e.details }) : e;
+}
 
 /** The driver has no checkpoint API here (no driver at all, or one older than 570): a fact about the machine. */
 export function noCheckpointApi(e: unknown): boolean {
@@ -134,7 +168,8 @@ export function checkpointFailure(e: unknown, pid: number, alive: boolean): Cold
   if (!alive) return noSuchProcess(pid);
   const msg = (e as Error).message;
   if (noCheckpointApi(e)) return new ColdstartError('NO_GPU', msg, { cause: e, hint: 'park/unpark need an NVIDIA driver 570 or newer on this machine.', details: { nativeCode: nativeCodeOf(e) } });
-  return new ColdstartError('ENV', msg, { cause: e, hint: noContext(e) ? `pid ${pid} holds no CUDA context.` : 'Run as root (or as the process owner).', details: { nativeCode: nativeCodeOf(e) } });
+  const hint = noContext(e) ? `pid ${pid} holds no CUDA context.` : ((isColdstartError(e) && e.hint) || 'Run as root (or as the process owner).');
+  return new ColdstartError('ENV', msg, { cause: e, hint, details: { nativeCode: nativeCodeOf(e) } });
 }
 
 export function noSuchProcess(pid: number): ColdstartError {

@@ -475,7 +475,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           throw new ColdstartError(e.code, `${e.message} (restoring onto ${movedText || 'the GPUs --gpus named'})`, {
             cause: e,
             details: e.details,
-            hint: 'The driver restores GPU memory only onto a GPU of the same chip with enough free memory, given a pair for every GPU the process used; the restored tree was stopped.',
+            hint: "The driver restores GPU memory only onto a GPU of the same chip with enough free memory, given a pair for every GPU the process used; a process started with CUDA_VISIBLE_DEVICES hiding some of the machine's GPUs was refused even with unchanged pairs (CUDA_ERROR_INVALID_VALUE, NVIDIA/cuda-python#1983). The restored tree was stopped.",
           });
         });
       }

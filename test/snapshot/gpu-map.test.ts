@@ -5,15 +5,13 @@
  * (test/fixtures/stub-driver/). On a GPU machine test/device/snapshot-gpu.sh restores with `--gpus` through the real
  * driver.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { gpusUsed, movesText, planGpus, uuidHex } from '../../src/snapshot/gpu-map.js';
 import type { Manifest } from '../../src/snapshot/manifest.js';
 import type { GpuMemoryResult } from '../../src/native.js';
+import { stubDriver } from '../helpers/stub-driver.js';
 
 const A = 'GPU-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9';
 const B = 'GPU-f9e8d7c6-b5a4-9382-7160-5f4e3d2c1b0a';
@@ -122,24 +120,8 @@ describe('planGpus', () => {
 });
 
 describe('the bytes the addon exchanges with the driver (stand-in libcuda / libnvidia-ml)', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'coldstart-stub-driver-'));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
-  const src = (f: string) => fileURLToPath(new URL(`../fixtures/stub-driver/${f}`, import.meta.url));
-  const dist = fileURLToPath(new URL('../../dist/native.js', import.meta.url));
-
-  let built = false;
-  /** Runs `body` (an ES module's text, `addon` in scope) in a child whose dlopen finds the stand-ins (built once) first. */
-  function withStubs(body: string, env: Record<string, string>): unknown {
-    if (!built) {
-      execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libcuda.so.1'), src('stub_cuda.c')]);
-      execFileSync('cc', ['-shared', '-fPIC', '-O1', '-o', join(dir, 'libnvidia-ml.so.1'), src('stub_nvml.c')]);
-      built = true;
-    }
-    const script = `import { loadNative } from ${JSON.stringify(dist)}; const n = loadNative(); if (!n.ok) throw new Error(n.reason); const addon = n.addon; const out = await (async () => { ${body} })(); process.stdout.write(JSON.stringify(out));`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, LD_LIBRARY_PATH: dir, ...env } });
-    expect(r.status, r.stderr).toBe(0);
-    return JSON.parse(r.stdout);
-  }
+  const { withStubs, dir, dispose } = stubDriver();
+  afterAll(dispose);
 
   it("restore hands the driver its pairs at CUcheckpointRestoreArgs' offsets (pointer 0, count 8, the rest zero), each pair two 16-byte UUIDs; none: a zeroed struct", () => {
     const log = join(dir, 'restore.log');
