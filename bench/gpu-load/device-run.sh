@@ -36,6 +36,9 @@ export PATH=/tmp/nodebin:$PATH NODE=/tmp/nodebin/node OUT="$top/run"
     [ -r "$d/memory.stat" ] && grep -E '^(file|inactive_file|active_file|total_inactive_file|total_active_file|cache) ' "$d/memory.stat" | sed "s|^|$d/memory.stat: |"
   done
 } >"$OUT/cgroup.txt" 2>&1
+# the character devices by major (platform/procfs.ts charDevices names a CRIU device error's major from this) and the
+# driver's device files (a real sample for its tests)
+{ cat /proc/devices; ls -l /dev/nvidia* 2>&1; } >"$OUT/devices.txt" 2>&1
 # under the device tool's 600 s per call: stopped at RUN_LIMIT seconds so that what it wrote is still packed
 timeout --kill-after=10 "${RUN_LIMIT:-570}" "$@" >"$OUT/stdout.txt" 2>"$OUT/stderr.txt"
 rc=$?
