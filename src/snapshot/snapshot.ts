@@ -146,9 +146,69 @@ function diskFull(dir: string, free: number, need: number, what: string): Coldst
 export async function sendHook(req: RecordedRequest, flag: string, timeoutSeconds: number, signal: AbortSignal): Promise<{ seconds: number; status: number }> {
   const r = await sendRecorded(req, timeoutSeconds, signal);
   if (r.status >= 400) {
-    throw new ColdstartError('BAD_RESPONSE', `${flag}: ${req.method} ${req.url} answered HTTP ${r.status}`, { hint: `${r.body.toString('utf8').slice(0, 200)}`.trim() || 'Check the server log.' });
+    const said = r.body.toString('utf8').slice(0, 200).trim();
+    const known = hookRefusalHint(req.url, r.status);
+    throw new ColdstartError('BAD_RESPONSE', `${flag}: ${req.method} ${req.url} answered HTTP ${r.status}`, { hint: [known, said ? `It answered: ${said}` : known ? null : 'Check the server log.'].filter(Boolean).join(' ') });
   }
   return { seconds: r.seconds, status: r.status };
+}
+
+/** vLLM's routes that exist only in its development mode (vllm/entrypoints/serve: register_vllm_dev_api_routers). */
+const VLLM_DEV_ROUTES = ['/sleep', '/wake_up', '/is_sleeping', '/collective_rpc', '/reset_prefix_cache'];
+
+/** What a hook's refusal means where an engine's docs or source say so; null: nothing known beyond its answer. */
+export function hookRefusalHint(url: string, status: number): string | null {
+  let path: string;
+  try {
+    path = new URL(url).pathname;
+  } catch {
+    return null;
+  }
+  if (status === 404 && VLLM_DEV_ROUTES.includes(path)) {
+    return `A vLLM server has ${path} only when it runs with VLLM_SERVER_DEV_MODE=1 (its development routes)${path === '/sleep' || path === '/wake_up' ? ' and was started with --enable-sleep-mode' : ''}: start it so in the snapshot's command (\`VLLM_SERVER_DEV_MODE=1 vllm serve MODEL --enable-sleep-mode\`).`;
+  }
+  return null;
+}
+
+/** The server's memory right before its --before-snapshot hook: the tree's resident bytes and one NVML reading. */
+interface BeforeHook {
+  hostBytes: number;
+  reading: GpuMemoryResult | null;
+}
+
+/** What the --before-snapshot hook released, host (the tree's resident + swapped bytes) and GPU (NVML, per process). */
+export interface HookRelease {
+  hostBytes: { before: number; after: number };
+  /** null: not measured (no CUDA process, or NVML could not list every one of them before and after). */
+  gpuBytes: { before: number; after: number } | null;
+}
+
+/** The sum of `used`'s bytes; null when NVML could not say for one of them (or for the set). */
+function usedSum(used: ReturnType<typeof gpusUsed>): number | null {
+  return used && used.every((u) => u.bytes !== null) ? used.reduce((a, u) => a + u.bytes!, 0) : null;
+}
+
+/** The hook's release, from the reading before it and the snapshot's own reading after it (the same processes). */
+function hookRelease(before: BeforeHook, hostAfter: number, gpuPids: readonly number[], after: GpuMemoryResult | null | undefined): HookRelease {
+  const gb = usedSum(gpusUsed(before.reading, gpuPids));
+  const ga = usedSum(gpusUsed(after ?? null, gpuPids));
+  return { hostBytes: { before: before.hostBytes, after: hostAfter }, gpuBytes: gb !== null && ga !== null ? { before: gb, after: ga } : null };
+}
+
+/**
+ * The hook's release said in one line, and a warning when the server held a GiB or more and gave back under 1 % of it:
+ * the request was answered, but what it was meant to drop stays in the image.
+ */
+export function hookReleaseText(r: HookRelease): { line: string; warning: string | null } {
+  const part = (what: string, b: { before: number; after: number }) => `${formatBytes(Math.max(0, b.before - b.after))} of ${what} (${formatBytes(b.before)} → ${formatBytes(b.after)})`;
+  const line = `--before-snapshot released ${[r.gpuBytes ? part('GPU memory', r.gpuBytes) : null, part('host memory', r.hostBytes)].filter(Boolean).join(' and ')}${r.gpuBytes ? '' : '; GPU memory not measured (no CUDA process NVML lists)'}`;
+  const held = r.hostBytes.before + (r.gpuBytes?.before ?? 0);
+  const gave = Math.max(0, r.hostBytes.before - r.hostBytes.after) + Math.max(0, r.gpuBytes ? r.gpuBytes.before - r.gpuBytes.after : 0);
+  const warning =
+    held >= 1 << 30 && gave < 0.01 * held
+      ? `--before-snapshot was answered but the server released almost nothing (${formatBytes(gave)} of ${formatBytes(held)}): what it was meant to drop stays in the image. Some servers release only when started for it (SGLang's /release_memory_occupation with --enable-memory-saver).`
+      : null;
+  return { line, warning };
 }
 
 /**
@@ -267,7 +327,9 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const learned = warmup && o.warmup && o.workingSetWarmup !== false ? await learnWorkingSet(o, engines, server.pid()!, warmup, notes) : null;
     if (learned?.seconds != null) phases['working-set-warmup'] = learned.seconds;
     let beforeSnapshot: Manifest['beforeSnapshot'] = null;
+    let beforeHook: BeforeHook | null = null;
     if (o.beforeSnapshot) {
+      beforeHook = { hostBytes: host.treeMemoryBytes(host.processTree(server.pid()!)), reading: await native.gpuMemory() };
       const r = await sendHook(o.beforeSnapshot, '--before-snapshot', o.timeoutSeconds, o.signal);
       phases['before-snapshot'] = r.seconds;
       beforeSnapshot = { ...o.beforeSnapshot, status: r.status, seconds: r.seconds };
@@ -298,6 +360,9 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     // restore pairs each with a GPU of the same model where the same one is absent (gpu-map.ts).
     const gpuReading = gpuPids.length ? await native.gpuMemory() : undefined;
     const gpuUsed = gpuReading === undefined ? null : gpusUsed(gpuReading, gpuPids);
+    const released = beforeHook ? hookRelease(beforeHook, memBefore, gpuPids, gpuReading) : null;
+    const releasedText = released ? hookReleaseText(released) : null;
+    if (releasedText?.warning) notes.push(releasedText.warning);
     if (gpuPids.length && !gpuUsed) notes.push('which GPU each server process used was not measured (NVML listed no compute processes for them): a restore onto other GPUs pairs every GPU of this machine');
     // GPU: lock every CUDA process first (no new work), then move each one's GPU memory to host memory.
     if (gpuPids.length) o.step?.(`locking CUDA in ${gpuPids.length} process(es) (waits for in-flight GPU work)…`);
@@ -400,6 +465,8 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       hashBytesPerSecond: phases['hash']! > 0 ? imageBytes / phases['hash']! : null,
       kinds: kinds ?? 'not measured',
       beforeSnapshot,
+      /** What the --before-snapshot hook released (null: no hook). */
+      beforeSnapshotReleased: released,
       afterRestore: o.afterRestore,
       /** The pages of its files the server had mapped (restore reads them ahead); null: not recorded. */
       workingSet: workingSet ? { files: workingSet.files.length, bytes: workingSet.bytes, seconds: workingSetSeconds, learned } : null,
@@ -418,6 +485,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
             ['', 'cold start', 'snapshot'],
           ),
           ...kindLines(kinds, imageBytes),
+          ...(releasedText ? [releasedText.line] : []),
           ...(workingSet ? [`the server's working set: ${formatBytes(workingSet.bytes)} of the pages of ${workingSet.files.length} file(s) it maps (libraries), which restore reads ahead${learned?.seconds != null ? ` (what it touched answering the warmup again after ${formatBytes(learned.pagedOutBytes)} of them were paged out)` : ''}`] : []),
           `restore with: coldstart restore ${output}  (add --huge-pages: CRIU and the GPU restore fill 2 MiB pages instead of 4 KiB, 1.6-2.1x faster at 8B; it sets THP to always for those seconds)`,
           ...[weightsHint(kinds, imageBytes, beforeSnapshot)].filter((line) => line !== null),

@@ -475,6 +475,11 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
     expect(d1.imageBytes - d2.imageBytes).toBeGreaterThan(64 << 20);
     expect(d1.kinds.anonymousBytes - d2.kinds.anonymousBytes).toBeGreaterThan(64 << 20);
     expect(JSON.parse(r2.stdout).phases.find((p: { name: string }) => p.name === 'before-snapshot').seconds).toBeGreaterThan(0);
+    // What the hook released, measured on the tree (its 96 MiB buffer; no CUDA process: GPU not measured, not zero).
+    const rel = d2.beforeSnapshotReleased;
+    expect(rel.hostBytes.before - rel.hostBytes.after).toBeGreaterThan(64 << 20);
+    expect(rel.gpuBytes).toBeNull();
+    expect(d1.beforeSnapshotReleased).toBeNull();
     const m = JSON.parse(readFileSync(join(slim, 'manifest.json'), 'utf8'));
     expect(m.beforeSnapshot).toMatchObject({ url: `http://127.0.0.1:${p2}/sleep`, method: 'POST', status: 200 });
     expect(m.afterRestore).toEqual([
@@ -496,7 +501,7 @@ describe.skipIf(!ready)('every byte verified, hooks, the image by kind (real CRI
     const bad = join(tmp, 'hooks-bad');
     const r3 = await snap(bad, p3, ['--before-snapshot', `http://127.0.0.1:${p3}/no-such-hook`]);
     expect(r3.code).toBe(3);
-    expect(JSON.parse(r3.stdout).error.code).toBe('BAD_RESPONSE');
+    expect(JSON.parse(r3.stdout).error).toMatchObject({ code: 'BAD_RESPONSE', hint: 'It answered: no such path' });
     expect(existsSync(bad)).toBe(false);
     expect(await listening(p3)).toBe(false);
     rmSync(full, { recursive: true });
