@@ -7,8 +7,13 @@
  */
 import { createHash } from 'node:crypto';
 
-/** Keys whose values differ between any two requests by design. */
-export const VOLATILE = /^(id|created|created_at|system_fingerprint|timestamp|time|request_id|.*_time|.*latency.*|.*_ms)$/i;
+/**
+ * Keys whose values differ between any two requests by design: ids and clocks; the speeds and timings servers report
+ * (llama.cpp's `timings` object — prompt_n/cache_n/…_per_second, its stream's `prompt_progress`); and how much of the
+ * prompt a cache already held (OpenAI's `usage.prompt_tokens_details.cached_tokens`, SGLang's `meta_info.cached_tokens`,
+ * llama.cpp's `tokens_cached`), which differs between a server's first request and any later one.
+ */
+export const VOLATILE = /^(id|created|created_at|system_fingerprint|timestamp|time|request_id|timings|prompt_progress|cached_tokens|tokens_cached|cache_n|.*_time|.*latency.*|.*_ms|.*_per_second)$/i;
 
 /** A body as JSON: one document, or the `data:` events of a stream (an array); null when it is neither. */
 export function parseAnswer(text: string): unknown {

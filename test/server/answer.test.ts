@@ -60,3 +60,57 @@ describe('answerSha256: an answer as compared', () => {
     expect(sameAnswer(before, answerDigests(again))).toBe(false);
   });
 });
+
+/**
+ * A server's first request and a later one differ in what its caches held and how fast it went, not in the answer:
+ * the shapes and values below are the servers' own, as their authors posted them — llama.cpp's `timings` (its OpenAI
+ * chat completion, ggml-org/llama.cpp#15827: cache_n 236, prompt_n 1 once the prompt was cached, and the speeds), its
+ * native /completion (#10853: index, content, tokens, id_slot, tokens_predicted, tokens_evaluated, plus
+ * tokens_cached), llama-server's `usage.prompt_tokens_details.cached_tokens` (37 prompt tokens, 33 cached, as a
+ * client's test of its real traffic quotes it), SGLang's /generate `meta_info` (id, finish_reason, prompt_tokens,
+ * completion_tokens, cached_tokens, e2e_latency). Restore compares its first answer with the snapshot's warmup — the
+ * server's very first — so these must not make the same answer "different".
+ */
+describe('the same answer from a cold and from a warm cache', () => {
+  const chat = (id: string, created: number, content: string, timings: Record<string, number>, cached: number) =>
+    Buffer.from(
+      JSON.stringify({
+        choices: [{ finish_reason: 'stop', index: 0, message: { role: 'assistant', content } }],
+        created,
+        model: 'gpt-3.5-turbo',
+        system_fingerprint: 'b6397-4d5ca7ef',
+        object: 'chat.completion',
+        usage: { completion_tokens: 35, prompt_tokens: 237, total_tokens: 272, prompt_tokens_details: { cached_tokens: cached } },
+        id,
+        timings,
+      }),
+    );
+  const cold = { cache_n: 0, prompt_n: 237, prompt_ms: 214.5, prompt_per_token_ms: 0.905, prompt_per_second: 1104.9, predicted_n: 35, predicted_ms: 672.1, predicted_per_token_ms: 19.2, predicted_per_second: 52.07 };
+  const warm = { cache_n: 236, prompt_n: 1, prompt_ms: 30.958, prompt_per_token_ms: 30.958, prompt_per_second: 32.301828283480845, predicted_n: 35, predicted_ms: 661.064, predicted_per_token_ms: 18.887542857142858, predicted_per_second: 52.94494935437416 };
+
+  it("llama.cpp's chat completion: the timings and cached tokens of a warm cache leave the answer the same; its text does not", () => {
+    const first = chat('chatcmpl-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', 1757141600, 'Paris.', cold, 0);
+    const later = chat('chatcmpl-ecQULm0WqPrftUqjPZO1CFYeDjGZNbDu', 1757141666, 'Paris.', warm, 236);
+    expect(sameAnswer(answerDigests(first), answerDigests(later))).toBe(true);
+    expect(sameAnswer(answerDigests(first), answerDigests(chat('chatcmpl-b', 1757141667, 'Lyon.', warm, 236)))).toBe(false);
+    // Counts that are the answer's own still count: one more completion token is another answer.
+    const longer = JSON.parse(later.toString());
+    longer.usage.completion_tokens = 36;
+    expect(answerSha256(Buffer.from(JSON.stringify(longer)))).not.toBe(answerSha256(later));
+  });
+
+  it("llama.cpp's native /completion: tokens_cached differs, the tokens do not", () => {
+    const body = (tokensCached: number, tokens: number[]) =>
+      Buffer.from(JSON.stringify({ index: 0, content: ' Aki, and I am the owner', tokens, id_slot: 0, stop: true, model: 'gpt-3.5-turbo', tokens_predicted: 8, tokens_evaluated: 5, tokens_cached: tokensCached, timings: tokensCached ? warm : cold }));
+    const t = [362, 6642, 11, 323, 358, 1079, 279, 6372];
+    expect(answerSha256(body(0, t))).toBe(answerSha256(body(12, t)));
+    expect(answerSha256(body(0, t))).not.toBe(answerSha256(body(0, [...t.slice(0, 7), 6373])));
+  });
+
+  it("SGLang's /generate: meta_info's cached_tokens and e2e_latency differ, the text and output ids do not", () => {
+    const body = (id: string, cached: number, latency: number, text: string) =>
+      Buffer.from(JSON.stringify({ text, output_ids: [287, 257], meta_info: { id, finish_reason: { type: 'length', length: 2 }, prompt_tokens: 6, completion_tokens: 2, cached_tokens: cached, e2e_latency: latency } }));
+    expect(answerSha256(body('a1b2', 0, 0.41, ' in a'))).toBe(answerSha256(body('c3d4', 5, 0.06, ' in a')));
+    expect(answerSha256(body('a1b2', 0, 0.41, ' in a'))).not.toBe(answerSha256(body('a1b2', 0, 0.41, ' in the')));
+  });
+});
