@@ -8,7 +8,7 @@
  *     the Hub repo's files verified, prefetch beside the server when the weights were not resident;
  *  4. proof: a second start, same command, remedies applied (and with --snapshot, a snapshot and a restore),
  *     phase by phase beside the baseline, each phase's saving credited to the remedy that acts on it, the first
- *     answers compared (compare.ts), a cache that missed explained from the fingerprint;
+ *     answers compared (server/compare.ts), a cache that missed explained from the fingerprint;
  *  5. the recipe (recipe.ts), written atomically into DIR.
  */
 import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
@@ -29,7 +29,7 @@ import { wrapFloor, wrapPhases, wrapWeights, type WrapWeights } from '../profile
 import type { Engines } from '../profile/engines.js';
 import { runWrapped, type WrapResult } from '../server/wrap.js';
 import { CACHE_SPECS, CACHES_DIR, cacheEnv, cacheUsage, setAsideCaches, type CacheUsage } from './caches.js';
-import { compareAnswers, type AnswerComparison } from './compare.js';
+import { compareAnswers, type AnswerComparison } from '../server/compare.js';
 import type { RecordedRequest } from '../server/api.js';
 import { fingerprintChanges, probeServerFingerprint, readStoredFingerprint, serverPython, writeStoredFingerprint } from './fingerprint.js';
 import { buildRecipe, writeRecipe, type Recipe } from './recipe.js';

@@ -1,7 +1,7 @@
 /**
  * A server's answer as coldstart compares it: what changes between any two requests by design (ids, timestamps,
  * timings: `VOLATILE` keys, at any depth) is left out; a JSON answer — one document, or the `data:` events of a
- * stream — is read as JSON, anything else as bytes. optimize/compare.ts judges two answers field by field with it;
+ * stream — is read as JSON, anything else as bytes. compare.ts judges two answers field by field with it;
  * snapshot and restore record and compare `answerSha256` (an answer is identical when its digest is), so an
  * OpenAI-compatible completion (`id`, `created` new each time) restores as "identical" when its text and numbers are.
  */

@@ -25,6 +25,12 @@ export const MANIFEST_SCHEMA = 'coldstart/snapshot-image@2';
 export const OLD_SCHEMAS = ['coldstart/snapshot-image@1'] as const;
 /** The image's copy of the server's output. */
 export const LOG_COPY = 'server.log';
+/**
+ * The warmup's answer as the server first sent it (at most 16 MiB), verified like every file of the image: restore
+ * says where its own first answer differs from it (server/compare.ts). Absent from images taken before it, or
+ * without a --warmup.
+ */
+export const ANSWER_COPY = 'first-answer';
 
 export interface Fingerprint {
   arch: string;

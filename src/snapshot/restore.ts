@@ -4,7 +4,7 @@
  * (the restored tree adopted by the one server lifecycle), repeat the first request and report restored vs cold.
  * All or nothing: a tree restored but not brought back is stopped whole.
  */
-import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ColdstartError, isColdstartError } from '../core/errors.js';
@@ -12,12 +12,13 @@ import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import type { PrefetchResult } from '../load/prefetch.js';
 import { answerDigests, sameAnswer } from '../server/answer.js';
+import { compareAnswers } from '../server/compare.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
-import { LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifestAndDigest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem } from './manifest.js';
+import { ANSWER_COPY, LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifestAndDigest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem, type Manifest } from './manifest.js';
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
@@ -604,7 +605,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       ...(amx ? { amx } : {}),
     };
     report.warnings.push(...notes);
-    if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)`);
+    if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)${whereAnswerDiffers(image, m, firstAnswer)}`);
     return {
       report,
       firstAnswer,
@@ -660,4 +661,24 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
 export function speedText(coldSeconds: number, restoredSeconds: number): string {
   if (!(restoredSeconds > 0) || !(coldSeconds > 0)) return 'compared with';
   return coldSeconds >= restoredSeconds ? `${(coldSeconds / restoredSeconds).toFixed(1)}× faster than` : `${(restoredSeconds / coldSeconds).toFixed(1)}× slower than`;
+}
+
+/**
+ * Where the restored server's first answer differs from the snapshot's, from the image's verified copy of it
+ * (ANSWER_COPY; server/compare.ts, the reading optimize compares by): ": at .choices[0].text: \"Paris.\" vs \"Lyon.\"".
+ * Empty where the image keeps no copy (taken before it, or the copy is not among its verified files).
+ */
+export function whereAnswerDiffers(image: string, m: Manifest, now: string | null): string {
+  if (now === null || !m.files.some((f) => f.name === ANSWER_COPY)) return '';
+  let then: string;
+  try {
+    then = readFileSync(imageFile(image, ANSWER_COPY, image), 'utf8');
+  } catch {
+    return '';
+  }
+  const c = compareAnswers(then, now, 'F32', 'a restored server answers exactly as it did', { a: "the snapshot's", b: "the restored server's" });
+  if (c.kind === 'text') return c.verdict === 'identical' ? '' : ': text answers, not the same bytes';
+  if (c.detail) return `: at ${c.detail.replace(/^\./, '')}`;
+  const d = c.largestDifference;
+  return d ? `: at ${d.path.replace(/^\./, '')}, ${d.baseline} then, ${d.optimized} now` : '';
 }

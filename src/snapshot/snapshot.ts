@@ -23,7 +23,7 @@ import { hashFiles, CHUNK_HASH } from './hash.js';
 import { imageKinds } from './image-kinds.js';
 import { stopwatch, type SnapshotEngines } from './engines.js';
 import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
-import { LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
+import { ANSWER_COPY, LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
 import { cudaProcesses, gpuFingerprint } from './native.js';
 import { nativeCodeOf, type GpuMemoryResult } from '../native.js';
 import { gpusUsed } from './gpu-map.js';
@@ -311,6 +311,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     const readySeconds = ready.seconds;
     o.progress?.(`snapshot: ready after ${formatDuration(readySeconds)}`);
     let warmup: Manifest['warmup'] = null;
+    let warmupBody: Buffer | null = null;
     let firstRequestSeconds: number | null = null;
     if (o.warmup) {
       o.step?.(`warmup request ${o.warmup.method} ${o.warmup.url}…`);
@@ -318,6 +319,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
       firstRequestSeconds = r.seconds;
       if (r.status >= 400) throw new ColdstartError('BAD_RESPONSE', `snapshot: the warmup request ${o.warmup.method} ${o.warmup.url} answered HTTP ${r.status}`, { hint: r.body.toString('utf8').slice(0, 300) });
       warmup = { ...o.warmup, status: r.status, ...answerDigests(r.body) };
+      warmupBody = r.body;
     } else notes.push('no --warmup request: the first request was not measured');
     // The server's own cold start, as wrap mode and optimize count it (spawn → ready, then the first request): not
     // coldstart's watchdog start-up before the spawn (0.2 s on the H100/H200 hosts), which a user's server never pays.
@@ -399,6 +401,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
     await server.stop();
     await pollUntil(async () => (pids.some((p) => host.pidAlive(p)) ? undefined : true), { deadline: nowSeconds() + 10, delayMs: { first: 10, max: 100 }, onTimeout: () => new Error('pids still taken') }).catch(() => undefined);
     copyFileSync(logPath, join(tmp, LOG_COPY));
+    if (warmupBody) writeFileSync(join(tmp, ANSWER_COPY), warmupBody);
     o.step?.('hashing the image files…');
     // Every byte hashed in 16 MiB chunks on worker threads, just after CRIU wrote it (it is still in the page cache).
     const hashTime = stopwatch(clock);

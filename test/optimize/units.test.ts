@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compareAnswers } from '../../src/optimize/compare.js';
+import { compareAnswers } from '../../src/server/compare.js';
 import { attribute, cacheMisses, type Remedy } from '../../src/optimize/run.js';
 import { fingerprintChanges, serverPython, type ServerFingerprint, type StoredFingerprint } from '../../src/optimize/fingerprint.js';
 import { buildRecipe, shellQuote } from '../../src/optimize/recipe.js';

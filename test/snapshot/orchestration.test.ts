@@ -248,7 +248,7 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     expect(m.fingerprint.gpu).toEqual({ driver: '580.1', cuda: 13000, devices: [{ index: 0, name: 'Fake GPU', uuid: UUID_A }] });
     // Which GPU the CUDA process held memory on, read before the lock: what a restore elsewhere pairs.
     expect(m.gpuUsed).toEqual([{ pid: server, uuid: UUID_A, bytes: 9e9 }]);
-    expect(m.files.map((f: { name: string }) => f.name)).toEqual(['inventory.img', 'pages-1.img', 'server.log']);
+    expect(m.files.map((f: { name: string }) => f.name)).toEqual(['first-answer', 'inventory.img', 'pages-1.img', 'server.log']);
     // The pages of its files the server had mapped, read from /proc before the dump: node's own binary among them,
     // each file's ranges sorted, page-aligned and within the file as it is now.
     const ws = m.workingSet as { files: Array<{ path: string; bytes: number; mtimeMs: number; ranges: number[] }>; bytes: number };

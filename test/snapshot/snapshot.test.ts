@@ -220,6 +220,9 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     // working set), 3 now, the next answer is 4 — the counter held through the dump and the restore.
     expect(doc.details.restored.firstRequest.status).toBe(200);
     expect(doc.details.restored.firstRequest.sameAsSnapshot).toBe(false);
+    // Where it differs, from the image's verified copy of the snapshot's first answer.
+    expect(m.files.map((f: { name: string }) => f.name)).toContain('first-answer');
+    expect(doc.warnings.join('\n')).toMatch(/differs from the one recorded at snapshot time \(sha256 [0-9a-f]{12}…\): at count, 1 then, 3 now/);
     const res = await fetch(`http://127.0.0.1:${port}/count`, { headers: { connection: 'close' } });
     expect(await res.json()).toEqual({ count: 4, pid: m.rootPid });
     // The same pid cannot be restored twice.

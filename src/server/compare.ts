@@ -1,12 +1,13 @@
 /**
- * The first answers of two starts side by side: identical, or — for JSON answers (an OpenAI completion with
- * logprobs, a tensor as numbers) — the largest numeric difference judged against the dtype's tolerance
- * (formats/dtypes.ts: torch.testing's defaults). Text that differs is reported as differing, never "close".
- * Fields that change from request to request (ids, timestamps) are not compared (src/server/answer.ts: the same
- * reading snapshot and restore compare their answers by).
+ * Two answers side by side — optimize's baseline and optimized start, or a snapshot's first answer and the restored
+ * server's: identical, or — for JSON answers (an OpenAI completion with logprobs, a tensor as numbers) — the largest
+ * numeric difference judged against the dtype's tolerance (formats/dtypes.ts: torch.testing's defaults), and the first
+ * other difference by its path. Text that differs is reported as differing, never "close". Fields that change from
+ * request to request (ids, timestamps, timings, cache counts) are not compared (answer.ts: the same reading snapshot
+ * and restore compare their answers' digests by).
  */
 import { dtypeTolerance, type Dtype } from '../formats/dtypes.js';
-import { VOLATILE, parseAnswer } from '../server/answer.js';
+import { VOLATILE, parseAnswer } from './answer.js';
 
 export type AnswerVerdict = 'identical' | 'within-tolerance' | 'differs' | 'not-compared';
 
@@ -25,7 +26,16 @@ interface Walk {
   largest: AnswerComparison['largestDifference'];
   worstRatio: number;
   firstOther: string | null;
+  names: AnswerNames;
 }
+
+/** How the two answers are named in a difference ("only in the baseline's answer"). */
+export interface AnswerNames {
+  a: string;
+  b: string;
+}
+
+const OPTIMIZE_NAMES: AnswerNames = { a: "the baseline's", b: "the optimized start's" };
 
 function walk(a: unknown, b: unknown, path: string, tol: { rtol: number; atol: number }, w: Walk): void {
   if (typeof a === 'number' && typeof b === 'number') {
@@ -47,18 +57,18 @@ function walk(a: unknown, b: unknown, path: string, tol: { rtol: number; atol: n
     const ka = Object.keys(a).filter((k) => !VOLATILE.test(k));
     const kb = new Set(Object.keys(b).filter((k) => !VOLATILE.test(k)));
     for (const k of ka) {
-      if (!kb.has(k)) w.firstOther ??= `${path}.${k}: only in the baseline's answer`;
+      if (!kb.has(k)) w.firstOther ??= `${path}.${k}: only in ${w.names.a} answer`;
       else walk((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`, tol, w);
       kb.delete(k);
     }
-    for (const k of kb) w.firstOther ??= `${path}.${k}: only in the optimized start's answer`;
+    for (const k of kb) w.firstOther ??= `${path}.${k}: only in ${w.names.b} answer`;
     return;
   }
   if (a !== b) w.firstOther ??= `${path || '(root)'}: ${JSON.stringify(a)?.slice(0, 60)} vs ${JSON.stringify(b)?.slice(0, 60)}`;
 }
 
-/** Compares the baseline's first answer with the optimized start's, numbers judged in `dtype`. */
-export function compareAnswers(baseline: string | null, optimized: string | null, dtype: Dtype, dtypeSource: string): AnswerComparison {
+/** Compares answer `baseline` with `optimized` (named by `names` in what it says), numbers judged in `dtype`. */
+export function compareAnswers(baseline: string | null, optimized: string | null, dtype: Dtype, dtypeSource: string, names: AnswerNames = OPTIMIZE_NAMES): AnswerComparison {
   const none = (detail: string): AnswerComparison => ({ verdict: 'not-compared', kind: null, largestDifference: null, tolerance: null, detail });
   if (baseline === null || optimized === null) return none(`not compared: ${baseline === null ? 'the baseline' : 'the optimized start'} sent no first request`);
   const ja = parseAnswer(baseline);
@@ -69,7 +79,7 @@ export function compareAnswers(baseline: string | null, optimized: string | null
   }
   const t = dtypeTolerance(dtype);
   const tolerance = { dtype, ...t, source: `torch.testing.assert_close defaults for ${dtype} (${dtypeSource})` };
-  const w: Walk = { largest: null, worstRatio: 0, firstOther: null };
+  const w: Walk = { largest: null, worstRatio: 0, firstOther: null, names };
   walk(ja, jb, '', t, w);
   if (w.firstOther) return { verdict: 'differs', kind: 'json', largestDifference: w.largest, tolerance, detail: w.firstOther };
   if (w.largest === null) return { verdict: 'identical', kind: 'json', largestDifference: null, tolerance, detail: null };
