@@ -309,7 +309,29 @@ export function filePagesPresent(pid: number, procRoot = '/proc', pageSize = 409
 }
 
 /** Linux capability numbers coldstart asks about (include/uapi/linux/capability.h). */
+export const CAP_SYS_PTRACE = 19;
+export const CAP_SYS_ADMIN = 21;
 export const CAP_SYS_NICE = 23;
+
+/** `pid`'s seccomp mode (`Seccomp:` of /proc/<pid>/status: 0 none, 1 strict, 2 a filter); null when unreadable. */
+export function seccompMode(pid: number | 'self' = 'self', procRoot = '/proc'): number | null {
+  try {
+    const m = /^Seccomp:\s*(\d+)\s*$/m.exec(readFileSync(`${procRoot}/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Yama's ptrace scope (/proc/sys/kernel/yama/ptrace_scope: 0–3, 3 = no attaching at all); null without Yama. */
+export function ptraceScope(procRoot = '/proc'): number | null {
+  try {
+    const v = Number(readFileSync(`${procRoot}/sys/kernel/yama/ptrace_scope`, 'utf8').trim());
+    return Number.isInteger(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
 
 /**
  * Whether `pid` (default: this process) holds capability `cap` in its effective set (`CapEff:` of

@@ -1,12 +1,13 @@
 /**
  * What `coldstart doctor` says about snapshots here: CRIU and its version, `criu check`, the driver's checkpoint API,
- * whether snapshot can learn a server's working set (process_madvise), root, and whether the VM hands free memory back
- * to its hypervisor (free page reporting: CRIU's page restore waits on the host's faults there).
+ * whether snapshot can learn a server's working set (process_madvise), root, what CRIU needs to seize a server (ptrace,
+ * seccomp), and whether the VM hands free memory back to its hypervisor (free page reporting: CRIU's page restore
+ * waits on the host's faults there).
  */
 import { shippedPath, versionAtLeast } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
 import { noCheckpointApi } from './native.js';
-import { CAP_SYS_NICE, hasCapability } from '../platform/procfs.js';
+import { CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_PTRACE, hasCapability, ptraceScope, seccompMode } from '../platform/procfs.js';
 
 export interface SnapshotDoctor {
   criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
@@ -19,8 +20,26 @@ export interface SnapshotDoctor {
    * waits on the host's faults (it says so); nothing is missing for that, so it is no fix.
    */
   freePageReporting: boolean;
+  /**
+   * What CRIU needs of this process to seize and save a server it starts: CAP_SYS_PTRACE (attaching), CAP_SYS_ADMIN
+   * where this process runs under a seccomp filter the server inherits (suspending it), Yama's ptrace scope below 3.
+   * null: not read.
+   */
+  permissions: { sysPtrace: boolean | null; sysAdmin: boolean | null; seccomp: number | null; ptraceScope: number | null };
   /** Each missing piece with its fix; empty when snapshot/restore (and park for GPU processes) work here. */
   fixes: string[];
+}
+
+/**
+ * The fixes for what CRIU will be refused with, read before anything runs — each the cause of a failure users met
+ * (CRIU's log rules in criu-log.ts: `seize`, `seccomp-suspend`).
+ */
+export function permissionFixes(root: boolean, p: SnapshotDoctor['permissions']): string[] {
+  const out: string[] = [];
+  if (root && p.sysPtrace === false) out.push('CRIU attaches to the server with ptrace, which needs CAP_SYS_PTRACE (a default Docker container drops it): --cap-add SYS_PTRACE, or run privileged');
+  if (p.seccomp === 2 && p.sysAdmin === false) out.push("this process runs under a seccomp filter, which the server inherits; CRIU must suspend it to save the server, which needs CAP_SYS_ADMIN (else \"suspending seccomp failed: Operation not permitted\"): --cap-add SYS_ADMIN, or --security-opt seccomp=unconfined");
+  if (p.ptraceScope === 3) out.push('kernel.yama.ptrace_scope is 3: no process may attach to another, root included, until the machine reboots with a lower setting; CRIU cannot seize the server');
+  return out;
 }
 
 export async function snapshotDoctor(env: Record<string, string | undefined>, engines: SnapshotEngines): Promise<SnapshotDoctor> {
@@ -52,9 +71,11 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
     }
   }
   if (!checkpointApi.available) fixes.push(`GPU servers (snapshot of CUDA processes, park/unpark) need an NVIDIA driver 570 or newer: ${checkpointApi.reason ?? 'not available'}`);
+  const permissions = { sysPtrace: hasCapability(CAP_SYS_PTRACE), sysAdmin: hasCapability(CAP_SYS_ADMIN), seccomp: seccompMode(), ptraceScope: ptraceScope() };
+  fixes.push(...permissionFixes(root, permissions));
   const workingSetLearning = learningHere(engines.host.kernelRelease(), hasCapability(CAP_SYS_NICE));
   if (!workingSetLearning.available) fixes.push(`snapshot records every page of the server's files, and an image's first cold restore reads them all: ${workingSetLearning.reason}`);
-  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, workingSetLearning, root, freePageReporting: engines.host.freePageReporting(), fixes };
+  return { criu: f.ok ? { found: true, path: f.criu.path, version: f.criu.version, check } : { found: false, reason: f.reason, check }, checkpointApi, workingSetLearning, permissions, root, freePageReporting: engines.host.freePageReporting(), fixes };
 }
 
 /** Whether snapshot.ts's learnWorkingSet can page out another process's pages here, and if not, why. */

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CAP_SYS_NICE, charDevices, childPids, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
+import { CAP_SYS_NICE, charDevices, childPids, ptraceScope, seccompMode, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
 import { processStart } from '../../src/cache/lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-procfs-'));
@@ -190,5 +190,20 @@ describe('charDevices: the character-device majors by name (/proc/devices)', () 
 
   it('is empty, never a throw, where /proc/devices cannot be read', () => {
     expect(charDevices(join(tmp, 'nowhere')).size).toBe(0);
+  });
+});
+
+describe('seccompMode and ptraceScope', () => {
+  it("read this process's seccomp mode (a number 0-2) and a fake tree's values; null where there is nothing to read", () => {
+    expect([0, 1, 2]).toContain(seccompMode());
+    const root = mkdtempSync(join(tmp, 'sec-'));
+    mkdirSync(join(root, '42'));
+    writeFileSync(join(root, '42', 'status'), 'Name:\tpython3\nSeccomp:\t2\nSeccomp_filters:\t1\n');
+    expect(seccompMode(42, root)).toBe(2);
+    expect(seccompMode(43, root)).toBeNull();
+    mkdirSync(join(root, 'sys', 'kernel', 'yama'), { recursive: true });
+    writeFileSync(join(root, 'sys', 'kernel', 'yama', 'ptrace_scope'), '3\n');
+    expect(ptraceScope(root)).toBe(3);
+    expect(ptraceScope(join(root, 'nowhere'))).toBeNull();
   });
 });

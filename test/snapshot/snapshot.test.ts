@@ -17,6 +17,7 @@ import { criuPath, criuReady } from '../helpers/criu.js';
 import { freePort } from '../helpers/fake-servers.js';
 import { killAndWait as killAndWaitFor } from '../helpers/procs.js';
 import { rootDigest } from '../../src/snapshot/hash.js';
+import { permissionFixes } from '../../src/snapshot/doctor.js';
 import { cpuFlags } from '../../src/platform/procfs.js';
 import { freePageReporting } from '../../src/platform/balloon.js';
 import { requireNative } from '../../src/native.js';
@@ -381,6 +382,9 @@ describe.skipIf(!ready)('snapshot / restore with real CRIU', () => {
     expect(sn.root).toBe(true);
     // Root on Linux 6.x: snapshot can page out the server's pages to learn its working set.
     expect(sn.workingSetLearning).toEqual({ available: true });
+    // What CRIU needs of this process, read from /proc; whatever this machine lacks of it is among the fixes.
+    expect(Object.keys(sn.permissions).sort()).toEqual(['ptraceScope', 'seccomp', 'sysAdmin', 'sysPtrace']);
+    for (const f of permissionFixes(sn.root, sn.permissions)) expect(sn.fixes).toContain(f);
     // free page reporting as the balloon's sysfs says it (test/platform/balloon.test.ts reads real and made-up ones)
     expect(sn.freePageReporting).toBe(freePageReporting());
     const text = (await runCli(['doctor'], { env })).stdout;
