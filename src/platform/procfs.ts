@@ -323,6 +323,21 @@ export function seccompMode(pid: number | 'self' = 'self', procRoot = '/proc'): 
   }
 }
 
+/**
+ * What this process may do as a tracer of a process it starts (CRIU, its child, seizing the server): CAP_SYS_PTRACE,
+ * CAP_SYS_ADMIN, its own seccomp mode (which the server inherits), Yama's ptrace scope. null: not read.
+ */
+export interface TracerPermissions {
+  sysPtrace: boolean | null;
+  sysAdmin: boolean | null;
+  seccomp: number | null;
+  ptraceScope: number | null;
+}
+
+export function tracerPermissions(procRoot = '/proc'): TracerPermissions {
+  return { sysPtrace: hasCapability(CAP_SYS_PTRACE, 'self', procRoot), sysAdmin: hasCapability(CAP_SYS_ADMIN, 'self', procRoot), seccomp: seccompMode('self', procRoot), ptraceScope: ptraceScope(procRoot) };
+}
+
 /** Yama's ptrace scope (/proc/sys/kernel/yama/ptrace_scope: 0–3, 3 = no attaching at all); null without Yama. */
 export function ptraceScope(procRoot = '/proc'): number | null {
   try {

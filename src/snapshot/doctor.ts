@@ -7,7 +7,7 @@
 import { shippedPath, versionAtLeast } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
 import { noCheckpointApi } from './native.js';
-import { CAP_SYS_ADMIN, CAP_SYS_NICE, CAP_SYS_PTRACE, hasCapability, ptraceScope, seccompMode } from '../platform/procfs.js';
+import { CAP_SYS_NICE, hasCapability, type TracerPermissions } from '../platform/procfs.js';
 
 export interface SnapshotDoctor {
   criu: { found: boolean; path?: string; version?: string; reason?: string; check: string };
@@ -20,25 +20,25 @@ export interface SnapshotDoctor {
    * waits on the host's faults (it says so); nothing is missing for that, so it is no fix.
    */
   freePageReporting: boolean;
-  /**
-   * What CRIU needs of this process to seize and save a server it starts: CAP_SYS_PTRACE (attaching), CAP_SYS_ADMIN
-   * where this process runs under a seccomp filter the server inherits (suspending it), Yama's ptrace scope below 3.
-   * null: not read.
-   */
-  permissions: { sysPtrace: boolean | null; sysAdmin: boolean | null; seccomp: number | null; ptraceScope: number | null };
+  /** What CRIU needs of this process to seize and save a server it starts (permissionFixes says what is missing). */
+  permissions: TracerPermissions;
   /** Each missing piece with its fix; empty when snapshot/restore (and park for GPU processes) work here. */
   fixes: string[];
 }
 
 /**
- * The fixes for what CRIU will be refused with, read before anything runs — each the cause of a failure users met
- * (CRIU's log rules in criu-log.ts: `seize`, `seccomp-suspend`).
+ * What CRIU will certainly be refused with when coldstart starts a server and CRIU (coldstart's child, the server's
+ * sibling) seizes it — each the cause of failures users met (criu-log.ts rules `seize`, `seccomp-suspend`) — with its
+ * fix; empty when nothing stands in the way or it could not be read. The kernel's rules (kernel/ptrace.c): Yama's
+ * scope 3 forbids every attach; scopes 1 and 2 let a process attach to a non-descendant only with CAP_SYS_PTRACE; a
+ * tracee's seccomp filter (the server inherits coldstart's) is suspended only by a tracer with CAP_SYS_ADMIN that runs
+ * under no filter itself (check_ptrace_options).
  */
-export function permissionFixes(root: boolean, p: SnapshotDoctor['permissions']): string[] {
+export function permissionFixes(root: boolean, p: TracerPermissions): string[] {
   const out: string[] = [];
-  if (root && p.sysPtrace === false) out.push('CRIU attaches to the server with ptrace, which needs CAP_SYS_PTRACE (a default Docker container drops it): --cap-add SYS_PTRACE, or run privileged');
-  if (p.seccomp === 2 && p.sysAdmin === false) out.push("this process runs under a seccomp filter, which the server inherits; CRIU must suspend it to save the server, which needs CAP_SYS_ADMIN (else \"suspending seccomp failed: Operation not permitted\"): --cap-add SYS_ADMIN, or --security-opt seccomp=unconfined");
   if (p.ptraceScope === 3) out.push('kernel.yama.ptrace_scope is 3: no process may attach to another, root included, until the machine reboots with a lower setting; CRIU cannot seize the server');
+  else if (root && p.sysPtrace === false && (p.ptraceScope === 1 || p.ptraceScope === 2)) out.push(`kernel.yama.ptrace_scope is ${p.ptraceScope} and coldstart lacks CAP_SYS_PTRACE (a default Docker container drops it), so CRIU, which is not the server's ancestor, cannot attach to it: --cap-add SYS_PTRACE, or run privileged`);
+  if (p.seccomp === 2) out.push("coldstart runs under a seccomp filter (a container's default profile), which the server inherits; the kernel lets CRIU suspend it only from outside any filter and with CAP_SYS_ADMIN, so the dump would fail with \"suspending seccomp failed: Operation not permitted\": run coldstart unconfined (--security-opt seccomp=unconfined, or --privileged)");
   return out;
 }
 
@@ -71,7 +71,7 @@ export async function snapshotDoctor(env: Record<string, string | undefined>, en
     }
   }
   if (!checkpointApi.available) fixes.push(`GPU servers (snapshot of CUDA processes, park/unpark) need an NVIDIA driver 570 or newer: ${checkpointApi.reason ?? 'not available'}`);
-  const permissions = { sysPtrace: hasCapability(CAP_SYS_PTRACE), sysAdmin: hasCapability(CAP_SYS_ADMIN), seccomp: seccompMode(), ptraceScope: ptraceScope() };
+  const permissions = engines.host.tracerPermissions();
   fixes.push(...permissionFixes(root, permissions));
   const workingSetLearning = learningHere(engines.host.kernelRelease(), hasCapability(CAP_SYS_NICE));
   if (!workingSetLearning.available) fixes.push(`snapshot records every page of the server's files, and an image's first cold restore reads them all: ${workingSetLearning.reason}`);

@@ -9,7 +9,7 @@ import { readThp, writeThp, type ThpControl } from '../platform/thp.js';
 import { freePageReporting } from '../platform/balloon.js';
 import { nowSeconds } from '../core/clock.js';
 import { diskInfo, memoryRoom } from '../platform/system.js';
-import { cpuFlags, filePagesPresent, pidAlive, processEnded, processTree } from '../platform/procfs.js';
+import { cpuFlags, filePagesPresent, pidAlive, processEnded, processTree, tracerPermissions, type TracerPermissions } from '../platform/procfs.js';
 import { criuCheck, criuDump, criuRestore, findCriu, gpuDeviceHolders, kernelRelease, portInUse, requireCriu, treeMemoryBytes } from './criu.js';
 import { listeningPorts, type ListeningPort } from '../platform/sockets.js';
 import { addonNative, type SnapshotNative } from './native.js';
@@ -44,6 +44,8 @@ export interface SnapshotHost {
   thp: ThpControl;
   /** Whether this VM's memory balloon hands free pages back to the hypervisor (platform/balloon.ts). */
   freePageReporting(): boolean;
+  /** What this process may do as the tracer of a server it starts (procfs.ts tracerPermissions; doctor.ts judges it). */
+  tracerPermissions(): TracerPermissions;
 }
 
 export interface SnapshotEngines {
@@ -73,6 +75,7 @@ export const realHost: SnapshotHost = {
   workingSet: (pids) => recordWorkingSet(pids),
   thp: { read: () => readThp(), write: (mode) => writeThp(mode) },
   freePageReporting: () => freePageReporting(),
+  tracerPermissions: () => tracerPermissions(),
 };
 
 export const defaultSnapshotEngines: SnapshotEngines = {

@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CAP_SYS_NICE, charDevices, childPids, ptraceScope, seccompMode, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
+import { CAP_SYS_NICE, charDevices, childPids, ptraceScope, seccompMode, tracerPermissions, cpuFlags, fdTargets, processCommand, hasCapability, parseProcStat, procStartTicks, processEnded, processTree, readProcStat, uptimeSeconds } from '../../src/platform/procfs.js';
 import { processStart } from '../../src/cache/lock.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'cs-procfs-'));
@@ -205,5 +205,9 @@ describe('seccompMode and ptraceScope', () => {
     writeFileSync(join(root, 'sys', 'kernel', 'yama', 'ptrace_scope'), '3\n');
     expect(ptraceScope(root)).toBe(3);
     expect(ptraceScope(join(root, 'nowhere'))).toBeNull();
+    // A default Docker container's CapEff (CAP_SYS_PTRACE 19 and CAP_SYS_ADMIN 21 dropped) under its seccomp profile.
+    mkdirSync(join(root, 'self'));
+    writeFileSync(join(root, 'self', 'status'), 'Name:\tnode\nCapEff:\t00000000a80425fb\nSeccomp:\t2\n');
+    expect(tracerPermissions(root)).toEqual({ sysPtrace: false, sysAdmin: false, seccomp: 2, ptraceScope: 3 });
   });
 });

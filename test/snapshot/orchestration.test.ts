@@ -146,7 +146,7 @@ function fakeDump(clock: { spend(s: number): void }, fail = false): SnapshotEngi
   };
 }
 
-function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp']; cpuFlags?: string[]; ended?: { ended: boolean; signal: number | null }; workingSet?: SnapshotEngines['host']['workingSet']; reporting?: boolean }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
+function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock>; root?: boolean; dumpFails?: boolean; restore?: SnapshotEngines['criu']['restore']; pidAlive?: (pid: number) => boolean; diskFree?: number | null; deviceHolders?: SnapshotEngines['host']['gpuDeviceHolders']; thp?: SnapshotEngines['host']['thp']; cpuFlags?: string[]; ended?: { ended: boolean; signal: number | null }; workingSet?: SnapshotEngines['host']['workingSet']; reporting?: boolean; permissions?: ReturnType<SnapshotEngines['host']['tracerPermissions']> }): SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> } {
   const e = withSnapshotEngines({
     criu: {
       require: async () => ({ path: '/fake/criu', version: '4.2.1' }),
@@ -154,7 +154,7 @@ function engines(o: { native: SnapshotNative; clock: ReturnType<typeof fakeClock
       ...(o.restore ? { restore: o.restore } : {}),
     },
     native: o.native,
-    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}), ...(o.cpuFlags ? { cpuFlags: () => new Set(o.cpuFlags) } : {}), ...(o.ended ? { processEnded: () => o.ended! } : {}), ...(o.workingSet ? { workingSet: o.workingSet } : {}), freePageReporting: () => o.reporting ?? false },
+    host: { isRoot: () => o.root ?? true, ...(o.pidAlive ? { pidAlive: o.pidAlive } : {}), ...(o.deviceHolders ? { gpuDeviceHolders: o.deviceHolders } : {}), ...(o.diskFree !== undefined ? { diskFreeBytes: () => o.diskFree! } : {}), ...(o.thp ? { thp: o.thp } : {}), ...(o.cpuFlags ? { cpuFlags: () => new Set(o.cpuFlags) } : {}), ...(o.ended ? { processEnded: () => o.ended! } : {}), ...(o.workingSet ? { workingSet: o.workingSet } : {}), freePageReporting: () => o.reporting ?? false, tracerPermissions: () => o.permissions ?? { sysPtrace: true, sysAdmin: true, seccomp: 0, ptraceScope: null } },
     clock: o.clock,
   }) as SnapshotEngines & { starts: number; envs: Array<Record<string, string | undefined>> };
   e.starts = 0;
@@ -174,6 +174,22 @@ describe('snapshot with stand-in CRIU and GPU (no root needed)', () => {
     const r = await run(e, 'snapshot', ['--json', '-o', join(tmp, 'never'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('counter.mjs'), String(port)]);
     expect(r.code).toBe(3);
     expect(json(r).error.code).toBe('PERMISSION');
+    expect(e.starts).toBe(0);
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
+  });
+
+  it('refuses where CRIU certainly would be refused, before starting anything (exit 3, ENV): a seccomp filter coldstart runs under, Yama 1 without CAP_SYS_PTRACE', async () => {
+    const port = await freePort();
+    const args = ['--json', '-o', join(tmp, 'never'), '--ready-url', `http://127.0.0.1:${port}/health`, '--', process.execPath, here('counter.mjs'), String(port)];
+    // A default Docker container: its seccomp profile, CAP_SYS_PTRACE and CAP_SYS_ADMIN dropped, the host's Yama at 1.
+    const e = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), permissions: { sysPtrace: false, sysAdmin: false, seccomp: 2, ptraceScope: 1 } });
+    const r = await run(e, 'snapshot', args);
+    expect(r.code).toBe(3);
+    const err = json(r).error;
+    expect(err.code).toBe('ENV');
+    expect(err.message).toMatch(/^snapshot: CRIU would be refused here: kernel\.yama\.ptrace_scope is 1 /);
+    expect(err.hint).toMatch(/seccomp=unconfined.* Nothing was started\.$/);
+    expect(err.details.permissions).toEqual({ sysPtrace: false, sysAdmin: false, seccomp: 2, ptraceScope: 1 });
     expect(e.starts).toBe(0);
     expect(existsSync(join(tmp, 'never'))).toBe(false);
   });
