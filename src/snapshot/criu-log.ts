@@ -138,6 +138,27 @@ export const CRIU_RULES: readonly CriuRule[] = [
     fix: 'Run `criu check` as root for what this kernel lacks, and use a current CRIU (scripts/ci-criu.sh installs 4.2).',
   },
   {
+    id: 'port-in-use',
+    match: /Can't bind inet socket \(id \d+\): Address already in use/,
+    source: 'criu/sk-inet.c:inet_bind',
+    explain: 'a port the server listened on is taken on this machine now (restore checks the image\'s ports before it starts: something took it since, or a service restarted in the meantime).',
+    fix: "Stop what listens there (`ss -ltnp` names it) and restore again.",
+  },
+  {
+    id: 'address-not-here',
+    match: /Can't bind inet socket \(id \d+\): Cannot assign requested address/,
+    source: 'criu/sk-inet.c:inet_bind',
+    explain: 'the server listened on an IP address this machine does not have (a restore on another host, or in a container with another address).',
+    fix: 'Have the server listen on 0.0.0.0 or :: (or 127.0.0.1) and snapshot it again, or restore where that address exists.',
+  },
+  {
+    id: 'restore-out-of-memory',
+    match: /Can't restore (?:0x)?[0-9a-f]+ mapping with (?:0x)?fffffffffffffff4\b/,
+    source: 'criu/pie/restorer.c:__export_restore_task (-12, ENOMEM)',
+    explain: "the restorer could not map the server's memory back: the kernel answered ENOMEM (-12), the machine or its cgroup short of memory (or of address space: vm.max_map_count, overcommit).",
+    fix: "Free memory to at least the image's size (or raise the cgroup's memory.max) and restore again; `coldstart prefetch IMAGE --hold` keeps an image resident only where it fits.",
+  },
+  {
     id: 'unsupported-socket',
     match: /Unsupported (proto|socket family|socket type|type \(\d+\) on socket)|Can't dump \d+ inet socket/,
     source: 'criu/sk-inet.c, criu/sk-unix.c',

@@ -97,6 +97,9 @@ describe('diagnoseCriuLog on logs from public trackers', () => {
     ['criu-428-sysvipc.log', 'sysvipc-ns', /^Task 8778 with SysVIPC shmem map/, 'criu/cr-dump.c:431'],
     ['criu-2222-kerndat-ipv6.log', 'kerndat', /^Unable to create a ipv6 dgram socket/, 'criu/kerndat.c:1581'],
     ['criu-239-page-pipe-emfile.log', 'too-many-open-files', /Too many open files$/, 'page-pipe.c:49'],
+    ['criu-796-restore-port-in-use.log', 'port-in-use', /^inet: Can't bind inet socket \(id 39\): Address already in use$/, 'criu/sk-inet.c:992'],
+    ['criu-312-address-not-here.log', 'address-not-here', /Cannot assign requested address$/, 'criu/sk-inet.c:764'],
+    ['criu-1784-pie-enomem.log', 'restore-out-of-memory', /^Can't restore 0x7f1164021000 mapping with 0xfffffffffffffff4$/, 'criu/pie/restorer.c:1518'],
   ])('%s → %s', (file, id, cause, at) => {
     const d = diagnoseCriuLog(fixture(`public/${file}`));
     expect(d.rule?.id ?? null).toBe(id);
