@@ -13,6 +13,7 @@ import { newReport } from '../core/report.js';
 import type { PrefetchResult } from '../load/prefetch.js';
 import { answerDigests, sameAnswer } from '../server/answer.js';
 import { compareAnswers } from '../server/compare.js';
+import { MAX_BODY } from '../server/http.js';
 import { sendRecorded, type RecordedRequest } from '../server/api.js';
 import type { ServerHandle } from '../server/lifecycle.js';
 import { hugePagesBack, hugePagesDetail, hugePagesOn, type HugePagesWindow } from '../platform/thp.js';
@@ -669,14 +670,16 @@ export function speedText(coldSeconds: number, restoredSeconds: number): string 
  * Empty where the image keeps no copy (taken before it, or the copy is not among its verified files).
  */
 export function whereAnswerDiffers(image: string, m: Manifest, now: string | null): string {
-  if (now === null || !m.files.some((f) => f.name === ANSWER_COPY)) return '';
-  let then: string;
+  const copy = m.files.find((f) => f.name === ANSWER_COPY);
+  // An answer is at most MAX_BODY (server/http.ts); a copy said to be larger is not one snapshot wrote.
+  if (now === null || !copy || copy.bytes > MAX_BODY) return '';
+  let c: ReturnType<typeof compareAnswers>;
   try {
-    then = readFileSync(imageFile(image, ANSWER_COPY, image), 'utf8');
+    const then = readFileSync(imageFile(image, ANSWER_COPY, image), 'utf8');
+    c = compareAnswers(then, now, 'F32', 'a restored server answers exactly as it did', { a: "the snapshot's", b: "the restored server's" });
   } catch {
-    return '';
+    return ''; // unreadable, or nested past the stack: the warning stands without the place
   }
-  const c = compareAnswers(then, now, 'F32', 'a restored server answers exactly as it did', { a: "the snapshot's", b: "the restored server's" });
   if (c.kind === 'text') return c.verdict === 'identical' ? '' : ': text answers, not the same bytes';
   if (c.detail) return `: at ${c.detail.replace(/^\./, '')}`;
   const d = c.largestDifference;

@@ -26,6 +26,12 @@ describe('whereAnswerDiffers', () => {
     expect(whereAnswerDiffers(image, listed, 'tokens: 1 2 4')).toBe(': text answers, not the same bytes');
   });
 
+  it('a hostile copy costs nothing: one listed larger than an answer can be is not read; one nested past the stack is no place', () => {
+    writeFileSync(join(image, 'first-answer'), '['.repeat(200000) + ']'.repeat(200000));
+    expect(whereAnswerDiffers(image, { files: [{ name: 'first-answer', bytes: 32 << 20 }] } as unknown as Manifest, '[]')).toBe('');
+    expect(whereAnswerDiffers(image, listed, '[1]')).toBe('');
+  });
+
   it('nothing to say: no answer now, no copy listed (an older image), or a copy missing from the folder', () => {
     writeFileSync(join(image, 'first-answer'), completion('Paris.', 2));
     expect(whereAnswerDiffers(image, listed, null)).toBe('');
