@@ -48,5 +48,5 @@ export async function report(ctx: Context, flags: ReportFlags | null, work: (ste
   } finally {
     p?.end();
   }
-  return emitReport(ctx.out, r.report, ctx.cwd, { ...opts, human: r.human });
+  return emitReport(ctx.out, r.report, ctx.cwd, { ...opts, human: r.human, ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}) });
 }

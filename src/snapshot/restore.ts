@@ -7,7 +7,7 @@
 import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ColdstartError, isColdstartError } from '../core/errors.js';
+import { ColdstartError, ExitCode, isColdstartError } from '../core/errors.js';
 import { formatBytes } from '../core/format.js';
 import { newReport } from '../core/report.js';
 import type { PrefetchResult } from '../load/prefetch.js';
@@ -609,6 +609,8 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     if (first && !first.sameAsSnapshot) report.warnings.push(`the first request's answer differs from the one recorded at snapshot time (sha256 ${first.bodySha256.slice(0, 12)}…)${whereAnswerDiffers(image, m, firstAnswer)}`);
     return {
       report,
+      // A first answer unlike the snapshot's is a verification that found a mismatch: exit 1, as optimize's.
+      ...(first && !first.sameAsSnapshot ? { exitCode: ExitCode.BUDGET } : {}),
       firstAnswer,
       human: () =>
         [
