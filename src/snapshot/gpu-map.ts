@@ -58,6 +58,11 @@ export function gpusUsed(mem: GpuMemoryResult | null, gpuPids: readonly number[]
   return gpuPids.every((pid) => out.some((u) => u.pid === pid)) ? out : null;
 }
 
+/** The bytes of `used` together; null when NVML could not say for one of them, or for the set. */
+export function usedBytesSum(used: readonly GpuUsed[] | null | undefined): number | null {
+  return used && used.every((u) => u.bytes !== null) ? used.reduce((a, u) => a + u.bytes!, 0) : null;
+}
+
 const describe = (d: GpuDevice): string => `GPU ${d.index} (${d.name}, ${d.uuid})`;
 
 /** The image's GPUs that its processes used, in first-use order: recorded ones, else every GPU of the snapshot machine. */

@@ -23,7 +23,7 @@ import { ANSWER_COPY, LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
-import { movesText, planGpus } from './gpu-map.js';
+import { movesText, planGpus, usedBytesSum } from './gpu-map.js';
 import { measureRestoreFloor, partFloor, restoreFloorLines, type From, type RestoreFloor } from './floor.js';
 import { mergeWorkingSets, planWorkingSet, readWorkingSet, statEachOnce, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
@@ -527,12 +527,11 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     let floor: RestoreFloor | null = null;
     if (o.floor) {
       o.step?.('measuring the floor (the image and weights read again, the GPU copy rate)…');
-      const gpuUsedBytes = m.gpuUsed?.every((g) => g.bytes !== null) ? m.gpuUsed.reduce((a, g) => a + g.bytes!, 0) : null;
       const where = (residentBytes: number | null, bytes: number): From => (residentBytes !== null && residentBytes >= IMAGE_STREAM_BELOW * bytes ? 'page cache' : 'disk');
       floor = await measureRestoreFloor(native, {
         image: { files: imagePaths, from: where(resident, m.imageBytes) },
         weights: o.prefetch ? { files: o.prefetch.files, from: where(weightsResident, weightsBytes) } : null,
-        gpuBytes: m.kinds?.gpuStateBytes ?? gpuUsedBytes,
+        gpuBytes: m.kinds?.gpuStateBytes ?? usedBytesSum(m.gpuUsed),
         gpuPids: m.gpuPids,
         restoredSeconds: restoredTotal,
         signal: o.signal,

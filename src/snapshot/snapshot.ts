@@ -27,7 +27,7 @@ import { ANSWER_COPY, LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fin
 import { cudaProcesses, gpuFingerprint } from './native.js';
 import { permissionFixes } from './doctor.js';
 import { nativeCodeOf, type GpuMemoryResult } from '../native.js';
-import { gpusUsed } from './gpu-map.js';
+import { gpusUsed, usedBytesSum } from './gpu-map.js';
 import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES } from './working-set.js';
 import { fmt, phase, table, type Reported } from './report.js';
 
@@ -184,15 +184,10 @@ export interface HookRelease {
   gpuBytes: { before: number; after: number } | null;
 }
 
-/** The sum of `used`'s bytes; null when NVML could not say for one of them (or for the set). */
-function usedSum(used: ReturnType<typeof gpusUsed>): number | null {
-  return used && used.every((u) => u.bytes !== null) ? used.reduce((a, u) => a + u.bytes!, 0) : null;
-}
-
 /** The hook's release, from the reading before it and the snapshot's own reading after it (the same processes). */
 function hookRelease(before: BeforeHook, hostAfter: number, gpuPids: readonly number[], after: GpuMemoryResult | null | undefined): HookRelease {
-  const gb = usedSum(gpusUsed(before.reading, gpuPids));
-  const ga = usedSum(gpusUsed(after ?? null, gpuPids));
+  const gb = usedBytesSum(gpusUsed(before.reading, gpuPids));
+  const ga = usedBytesSum(gpusUsed(after ?? null, gpuPids));
   return { hostBytes: { before: before.hostBytes, after: hostAfter }, gpuBytes: gb !== null && ga !== null ? { before: gb, after: ga } : null };
 }
 
