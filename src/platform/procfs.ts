@@ -313,14 +313,21 @@ export const CAP_SYS_PTRACE = 19;
 export const CAP_SYS_ADMIN = 21;
 export const CAP_SYS_NICE = 23;
 
-/** `pid`'s seccomp mode (`Seccomp:` of /proc/<pid>/status: 0 none, 1 strict, 2 a filter); null when unreadable. */
-export function seccompMode(pid: number | 'self' = 'self', procRoot = '/proc'): number | null {
+/** The value of line `key:` of /proc/<pid>/status, when it matches `value` (one capture group); null otherwise or unreadable. */
+function statusValue(pid: number | 'self', key: string, value: RegExp, procRoot: string): string | null {
+  let text: string;
   try {
-    const m = /^Seccomp:\s*(\d+)\s*$/m.exec(readFileSync(`${procRoot}/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : null;
+    text = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
   } catch {
     return null;
   }
+  return new RegExp(`^${key}:\\s*${value.source}\\s*$`, 'm').exec(text)?.[1] ?? null;
+}
+
+/** `pid`'s seccomp mode (`Seccomp:` of /proc/<pid>/status: 0 none, 1 strict, 2 a filter); null when unreadable. */
+export function seccompMode(pid: number | 'self' = 'self', procRoot = '/proc'): number | null {
+  const v = statusValue(pid, 'Seccomp', /(\d+)/, procRoot);
+  return v === null ? null : Number(v);
 }
 
 /**
@@ -353,12 +360,6 @@ export function ptraceScope(procRoot = '/proc'): number | null {
  * /proc/<pid>/status, a hex mask); null when the status cannot be read or has no such line.
  */
 export function hasCapability(cap: number, pid: number | 'self' = 'self', procRoot = '/proc'): boolean | null {
-  let text: string;
-  try {
-    text = readFileSync(`${procRoot}/${pid}/status`, 'utf8');
-  } catch {
-    return null;
-  }
-  const m = /^CapEff:\s*([0-9a-fA-F]+)\s*$/m.exec(text);
-  return m ? ((BigInt(`0x${m[1]}`) >> BigInt(cap)) & 1n) === 1n : null;
+  const mask = statusValue(pid, 'CapEff', /([0-9a-fA-F]+)/, procRoot);
+  return mask === null ? null : ((BigInt(`0x${mask}`) >> BigInt(cap)) & 1n) === 1n;
 }
