@@ -112,6 +112,10 @@ export interface NativeAddon {
   fileioRun(job: FileJob): Promise<FileJobResult>;
   /** gpu-load: pinned-ring loader (types below). */
   gpuLoad(options: NativeLoadOptions): Promise<NativeLoadResult>;
+  /** Frees what a gpuLoad with `keep` left on the card; false when nothing is kept under that id. */
+  gpuRelease(id: number): boolean;
+  /** This process's CUDA ordinals and each GPU's UUID (32 hex digits); [] without a driver. */
+  cudaDeviceUuids(): Promise<Array<{ ordinal: number; uuid: string }>>;
   /** query: resident bytes (mincore); evict: fdatasync + posix_fadvise(DONTNEED), then query. */
   pageCache(options: { paths: string[]; action: 'query' | 'evict' }): Promise<PageCacheEntry[]>;
   /** Reads whole files into the page cache in parallel (prefetch, issue 15). */
@@ -176,6 +180,11 @@ export interface NativeLoadOptions {
    * is read once; `samples` (any) asks for each copy's first row to be compared with the file.
    */
   tp?: { devices: number[]; bytes: number[]; ops: Float64Array };
+  /**
+   * Leave each file's allocation on the card after the load, with a CUDA IPC handle another process opens
+   * (files[i].ipcHandle), until gpuRelease(keptId): restore --stage (gpu mode, sink device, no tp).
+   */
+  keep?: boolean;
 }
 
 export interface NativeLoadResult {
@@ -209,7 +218,10 @@ export interface NativeLoadResult {
     readSeconds: number;
     copySeconds: number;
   }>;
-  files: Array<{ bytes: number; seconds: number; direct: boolean; data?: Buffer }>;
+  files: Array<{ bytes: number; seconds: number; direct: boolean; data?: Buffer; ipcHandle?: string }>;
+  /** options.keep: the id gpuRelease frees, and the bytes left on the card. */
+  keptId?: number;
+  keptBytes?: number;
   verify?: { checked: number; checkedBytes: number; mismatches: number; firstMismatch?: string };
   notes: string[];
   /** Tensor-parallel loads: each rank's device, bytes received and finish (seconds from the first read). */

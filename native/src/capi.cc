@@ -3,7 +3,7 @@
 // tensors at the rate `coldstart profile` measures, instead of its framework's loader. Called from Python through
 // ctypes (src/python/coldstart_load.py); no N-API and no Node here.
 //
-//   int cs_abi_version(void)                   3; bumped when a struct or a signature below changes
+//   int cs_abi_version(void)                   4; bumped when a struct or a signature below changes
 //   int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, int disk_streams,
 //               int cold_reads, cs_result* out)
 //
@@ -19,10 +19,21 @@
 // and fills out->bytes/seconds on success; otherwise a nonzero value with out->code (one of base.h's ErrName) and a
 // one-line out->error naming the file or argument. Every number is checked before anything is opened or allocated;
 // the memory behind dst is the caller's: nothing is allocated there or freed.
+//
+//   int cs_copy_staged(const cs_staged* items, uint64_t n, int device, cs_result* out)
+//
+// Copies GPU to GPU from allocations another process staged (restore --stage: coldstart's own process loaded the
+// weights onto the card while CRIU restored the server): each item opens `handle` (a CUDA IPC handle, 128 hex digits)
+// once, checks that offset + length lies inside the allocation behind it (cuMemGetAddressRange: the handle's owner
+// cannot make it copy past its end), and copies that range to dst in `device`'s primary context. Every handle is
+// closed before it returns, so nothing of the other process stays mapped here (a later checkpoint of this process
+// would refuse IPC memory). Fails whole (code UNSUPPORTED where the driver lacks IPC, ENV where a handle does not
+// open): the caller then reads those ranges from the files.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <exception>
+#include <map>
 #include <string>
 
 #include "load_engine.h"
@@ -30,6 +41,10 @@
 extern "C" {
 struct cs_range {
   const char* path;
+  uint64_t offset, length, dst;
+};
+struct cs_staged {
+  const char* handle;  // 128 hex digits
   uint64_t offset, length, dst;
 };
 struct cs_result {
@@ -140,10 +155,118 @@ int Load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t c
   return 0;
 }
 
+bool ParseHandle(const char* hex, CUipcMemHandle* h) {
+  if (!hex) return false;
+  for (size_t i = 0; i < sizeof(h->reserved); i++) {
+    auto nib = [](char c) -> int { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+    const int hi = nib(hex[2 * i]), lo = hi < 0 ? -1 : nib(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    h->reserved[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return hex[2 * sizeof(h->reserved)] == 0;
+}
+
+// The other process's allocations mapped here, each closed on the way out (in the context they were opened in).
+class OpenedHandles {
+ public:
+  ~OpenedHandles() {
+    for (auto& kv : open_) Cuda().cuIpcCloseMemHandle(kv.second);
+  }
+  CUresult Open(const std::string& hex, const CUipcMemHandle& h, CUdeviceptr* p) {
+    auto it = open_.find(hex);
+    if (it != open_.end()) return *p = it->second, 0;
+    CUresult r = Cuda().cuIpcOpenMemHandle(p, h, CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS);
+    if (r == 0) open_[hex] = *p;
+    return r;
+  }
+
+ private:
+  std::map<std::string, CUdeviceptr> open_;
+};
+
+int CopyStaged(const cs_staged* items, uint64_t n, int device, cs_result* out) {
+  if (n > kMaxRanges) return Refuse(out, Err::BadArg, "cs_copy_staged: at most 1,000,000 items, got " + std::to_string(n));
+  if (n > 0 && !items) return Refuse(out, Err::BadArg, "cs_copy_staged: items is NULL");
+  if (device < 0 || device > 1023) return Refuse(out, Err::BadArg, "cs_copy_staged: device must be a CUDA ordinal, got " + std::to_string(device));
+  std::vector<CUipcMemHandle> handles(n);
+  for (uint64_t i = 0; i < n; i++) {
+    const cs_staged& it = items[i];
+    const std::string at = "cs_copy_staged: items[" + std::to_string(i) + "]";
+    uint64_t end = 0;
+    if (!ParseHandle(it.handle, &handles[i])) return Refuse(out, Err::BadArg, at + ".handle is not 128 lowercase hex digits");
+    if (!AddU64(it.offset, it.length, &end)) return Refuse(out, Err::BadArg, at + ": offset + length overflows");
+    if (it.length > 0 && it.dst == 0) return Refuse(out, Err::BadArg, at + ": dst is NULL");
+    if (!AddU64(it.dst, it.length, &end)) return Refuse(out, Err::BadArg, at + ": dst + length overflows");
+  }
+  const CudaApi& cu = Cuda();
+  if (!cu.loaded) return Refuse(out, Err::NoGpu, "cs_copy_staged: no CUDA driver: " + cu.loadError);
+  if (!cu.cuIpcOpenMemHandle || !cu.cuIpcCloseMemHandle || !cu.cuMemcpyDtoDAsync || !cu.cuMemGetAddressRange)
+    return Refuse(out, Err::Unsupported, "cs_copy_staged: this CUDA driver lacks cuIpcOpenMemHandle, cuMemcpyDtoDAsync or cuMemGetAddressRange");
+  const double t0 = MonotonicSeconds();
+  CUcontext callers = nullptr;
+  cu.cuCtxGetCurrent(&callers);
+  int rc = 0;
+  {
+    // Declaration order is release order reversed: the context outlives the mapped handles and the stream.
+    PrimaryCtx ctx;
+    CUresult r = ctx.Retain(device);
+    if (r == 0) r = ctx.Current();
+    if (r != 0) {
+      rc = Refuse(out, Err::NoGpu, "cs_copy_staged: GPU " + std::to_string(device) + ": no context: " + CuErrorText(r));
+    } else {
+      OpenedHandles opened;
+      Stream stream;
+      r = cu.cuStreamCreate(stream.out(), CU_STREAM_NON_BLOCKING);
+      if (r != 0) stream.release(), rc = Refuse(out, Err::Env, "cs_copy_staged: cuStreamCreate failed: " + CuErrorText(r));
+      for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        const cs_staged& it = items[i];
+        if (it.length == 0) continue;
+        CUdeviceptr base = 0, allocBase = 0;
+        size_t allocBytes = 0;
+        r = opened.Open(it.handle, handles[i], &base);
+        if (r != 0) {
+          rc = Refuse(out, Err::Env, "cs_copy_staged: the staged allocation did not open (cuIpcOpenMemHandle: " + CuErrorText(r) + "): its holder may have ended");
+          break;
+        }
+        uint64_t end = 0;
+        r = cu.cuMemGetAddressRange(&allocBase, &allocBytes, base);
+        if (r != 0 || !AddU64(base - allocBase, it.offset, &end) || !AddU64(end, it.length, &end) || end > allocBytes) {
+          rc = Refuse(out, Err::CorruptFile, "cs_copy_staged: items[" + std::to_string(i) + "]: offset " + std::to_string(it.offset) + " + length " + std::to_string(it.length) +
+                                                  " lies outside the staged allocation (" + std::to_string(allocBytes) + " bytes)");
+          break;
+        }
+        r = cu.cuMemcpyDtoDAsync(static_cast<CUdeviceptr>(it.dst), base + it.offset, it.length, stream.get());
+        if (r != 0) {
+          rc = Refuse(out, Err::Env, "cs_copy_staged: copy failed: " + CuErrorText(r));
+          break;
+        }
+        out->bytes += it.length;
+      }
+      if (stream && (r = cu.cuStreamSynchronize(stream.get())) != 0 && rc == 0) rc = Refuse(out, Err::Env, "cs_copy_staged: copy failed: " + CuErrorText(r));
+    }
+  }
+  cu.cuCtxSetCurrent(callers);
+  out->seconds = MonotonicSeconds() - t0;
+  out->copy_seconds = out->seconds;
+  return rc;
+}
+
 }  // namespace
 }  // namespace coldstart
 
-extern "C" __attribute__((visibility("default"))) int cs_abi_version(void) { return 3; }
+extern "C" __attribute__((visibility("default"))) int cs_abi_version(void) { return 4; }
+
+extern "C" __attribute__((visibility("default"))) int cs_copy_staged(const cs_staged* items, uint64_t n, int device, cs_result* out) {
+  if (!out) return 2;
+  memset(out, 0, sizeof(*out));
+  try {
+    return coldstart::CopyStaged(items, n, device, out);
+  } catch (const std::exception& ex) {
+    return coldstart::Refuse(out, coldstart::Err::Native, std::string("cs_copy_staged: ") + ex.what());
+  } catch (...) {
+    return coldstart::Refuse(out, coldstart::Err::Native, "cs_copy_staged: unexpected exception");
+  }
+}
 
 extern "C" __attribute__((visibility("default"))) int cs_load(const cs_range* ranges, uint64_t n, int device, int threads, uint64_t chunk_bytes, int disk_streams,
                                                               int cold_reads, cs_result* out) {

@@ -66,6 +66,12 @@ CudaApi LoadCuda() {
   ok &= Sym(lib, "cuEventQuery", a.cuEventQuery, err);
   ok &= Sym(lib, "cuEventElapsedTime", a.cuEventElapsedTime, err);
   Sym(lib, "cuMemcpy2DAsync_v2", a.cuMemcpy2DAsync, err, false);  // tensor-parallel loads only: refused without it
+  Sym(lib, "cuIpcGetMemHandle", a.cuIpcGetMemHandle, err, false);
+  if (!Sym(lib, "cuIpcOpenMemHandle_v2", a.cuIpcOpenMemHandle, err, false) || !a.cuIpcOpenMemHandle) Sym(lib, "cuIpcOpenMemHandle", a.cuIpcOpenMemHandle, err, false);
+  Sym(lib, "cuIpcCloseMemHandle", a.cuIpcCloseMemHandle, err, false);
+  Sym(lib, "cuMemcpyDtoDAsync_v2", a.cuMemcpyDtoDAsync, err, false);
+  Sym(lib, "cuMemGetAddressRange_v2", a.cuMemGetAddressRange, err, false);
+  if (!Sym(lib, "cuDeviceGetUuid_v2", a.cuDeviceGetUuid, err, false) || !a.cuDeviceGetUuid) Sym(lib, "cuDeviceGetUuid", a.cuDeviceGetUuid, err, false);
   Sym(lib, "cuCheckpointProcessGetRestoreThreadId", a.cuCheckpointProcessGetRestoreThreadId, err, false);
   Sym(lib, "cuCheckpointProcessGetState", a.cuCheckpointProcessGetState, err, false);
   Sym(lib, "cuCheckpointProcessLock", a.cuCheckpointProcessLock, err, false);

@@ -51,6 +51,16 @@ struct CudaMemcpy2D {
   size_t WidthInBytes, Height;
 };
 
+// CUipcMemHandle (cuda.h): 64 opaque bytes, passed by value to cuIpcOpenMemHandle.
+struct CUipcMemHandle {
+  char reserved[64];
+};
+constexpr unsigned CU_IPC_MEM_LAZY_ENABLE_PEER_ACCESS = 0x1;
+// CUuuid (cuda.h): the GPU's 16-byte UUID, as NVML prints it after "GPU-".
+struct CUuuid {
+  unsigned char bytes[16];
+};
+
 struct CudaApi {
   bool loaded = false;
   std::string loadError;  // why libcuda.so.1 could not be used (dlopen/dlsym message)
@@ -90,6 +100,14 @@ struct CudaApi {
   CUresult (*cuEventSynchronize)(CUevent) = nullptr;
   CUresult (*cuEventQuery)(CUevent) = nullptr;
   CUresult (*cuEventElapsedTime)(float*, CUevent, CUevent) = nullptr;
+  // Staged weights (restore --stage, capi.cc cs_copy_staged): one process's allocation copied by another, GPU to GPU.
+  // Optional: a driver without them stages nothing and the wake-up reads the files as before.
+  CUresult (*cuIpcGetMemHandle)(CUipcMemHandle*, CUdeviceptr) = nullptr;
+  CUresult (*cuIpcOpenMemHandle)(CUdeviceptr*, CUipcMemHandle, unsigned) = nullptr;
+  CUresult (*cuIpcCloseMemHandle)(CUdeviceptr) = nullptr;
+  CUresult (*cuMemcpyDtoDAsync)(CUdeviceptr, CUdeviceptr, size_t, CUstream) = nullptr;
+  CUresult (*cuDeviceGetUuid)(CUuuid*, CUdevice) = nullptr;
+  CUresult (*cuMemGetAddressRange)(CUdeviceptr*, size_t*, CUdeviceptr) = nullptr;
   // Process checkpoint API (driver >= 570 / CUDA 12.8; optional: null on older drivers). checkpoint.cc.
   // The args structs are opaque 64-byte blocks here; the lock args start with `unsigned timeoutMs`.
   CUresult (*cuCheckpointProcessGetRestoreThreadId)(int, int*) = nullptr;

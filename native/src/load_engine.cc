@@ -466,7 +466,44 @@ void LoadEngine::RunJob(Job& job) {
     }
   }
   if (!samples.empty()) Verify(job);
+  if (keep && job.error.empty() && !failed) Keep(job, dest);
   forget();
+}
+
+// keep: each file's allocation gets a CUDA IPC handle and moves, with a reference on the context, into job.kept, so
+// that it outlives this job for the process that opens the handles (restore --stage; capi.cc cs_copy_staged).
+void LoadEngine::Keep(Job& job, std::vector<DeviceMem>& dest) {
+  const CudaApi& cu = Cuda();
+  if (!cu.cuIpcGetMemHandle) {
+    job.Fail(Err::Unsupported, "this CUDA driver has no cuIpcGetMemHandle: the loaded files cannot be handed to another process");
+    return;
+  }
+  for (uint32_t fi : job.files) {
+    FileSpec& f = *files[fi];
+    if (!f.dptr || f.Given()) continue;
+    CUipcMemHandle h;
+    CUresult r = cu.cuIpcGetMemHandle(&h, f.dptr);
+    if (r != 0) {
+      job.Fail(Err::Unsupported, "cuIpcGetMemHandle for " + f.path + " failed: " + CuErrorText(r));
+      return;
+    }
+    static const char* hex = "0123456789abcdef";
+    f.ipcHex.clear();
+    for (unsigned char c : h.reserved) {
+      f.ipcHex.push_back(hex[c >> 4]);
+      f.ipcHex.push_back(hex[c & 15]);
+    }
+  }
+  auto k = std::make_unique<Kept>();
+  CUresult r = k->ctx.Retain(job.device);
+  if (r != 0) {
+    job.Fail(Err::Env, "GPU " + std::to_string(job.device) + ": could not keep its context: " + CuErrorText(r));
+    return;
+  }
+  for (DeviceMem& d : dest) k->mems.push_back(std::move(d));
+  dest.clear();
+  for (uint32_t fi : job.files) k->bytes += files[fi]->Given() ? 0 : files[fi]->size();
+  job.kept = std::move(k);
 }
 
 // Copies each sample back (device → host, or from the host destination) and compares with the file's bytes,

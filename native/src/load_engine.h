@@ -62,6 +62,8 @@ struct FileSpec {
   CUdeviceptr givenDptr = 0;
   char* givenHost = nullptr;
   bool Given() const { return givenDptr != 0 || givenHost != nullptr; }
+  // keep: the allocation's CUDA IPC handle (128 hex digits), for another process to open (restore --stage)
+  std::string ipcHex;
   uint64_t size() const { return end - begin; }
 };
 
@@ -90,6 +92,21 @@ struct Buf {
 };
 
 struct LoadEngine;
+
+// What a load with `keep` leaves on the card after it returns (restore --stage): the files' allocations and a
+// reference on their device's primary context, freed together (in that context) when the holder lets go.
+struct Kept {
+  PrimaryCtx ctx;  // declared first: released last, after the memory
+  std::vector<DeviceMem> mems;
+  uint64_t bytes = 0;
+  Kept() = default;
+  Kept(const Kept&) = delete;
+  Kept& operator=(const Kept&) = delete;
+  ~Kept() {
+    if (ctx.get()) ctx.Current();
+    mems.clear();
+  }
+};
 
 // Reads of what the page cache does not hold go to the disk at most `limit` at a time, admitted lowest (file, offset)
 // first: the streams a disk reads fastest, in the file's order, instead of one per reader thread racing each other
@@ -226,6 +243,7 @@ struct Job {
   uint64_t checked = 0, checkedBytes = 0, mismatches = 0;
   std::string firstMismatch;
   std::string code, error;
+  std::unique_ptr<Kept> kept;  // keep: this job's allocations, handed to the caller
   // A worker's timings, added when it ends.
   void Merge(double ring, double reg, const std::vector<Interval>& r, const std::vector<Interval>& c) {
     std::lock_guard<std::mutex> g(mu);
@@ -264,6 +282,8 @@ struct LoadEngine {
   uint64_t chunkBytes = 16 << 20;
   int threads = 8, buffers = 16, streams = 4;
   bool direct = false, returnHost = false, testCorrupt = false;
+  // Leave the loaded allocations on the card (Job::kept) with an IPC handle each (FileSpec::ipcHex): restore --stage.
+  bool keep = false;
   std::atomic<uint32_t> directRefused{0};  // files read through the page cache after O_DIRECT was refused
   // Reads of chunks the page cache does not hold whole, when watchCold (cs_load's loads; gpuLoad's are left as they
   // were, unasked): at most diskStreams at once (0: no bound; the gate still counts them), and with coldDirect read
@@ -331,6 +351,7 @@ struct LoadEngine {
   bool ReadChunk(const Chunk& c, char* dst, Job& job);
   bool AllocBuf(Job& job, Buf& x);
   void Verify(Job& job);
+  void Keep(Job& job, std::vector<DeviceMem>& dest);
 };
 
 

@@ -20,7 +20,10 @@
 // Everything acquired is owned by a handle from handles.h. progress is a BigUint64Array (on a SharedArrayBuffer)
 // that the workers add to atomically and JS reads with Atomics.load.
 //
-// Exports: gpuLoad(options). pagecache.cc adds pageCache/prefetch, limits.cc transferLimits/deviceMemInfo.
+// With options.keep the allocations stay on the card after the load (restore --stage), each with a CUDA IPC handle
+// (files[i].ipcHandle) another process opens, until gpuRelease(keptId).
+//
+// Exports: gpuLoad(options), gpuRelease(id), cudaDeviceUuids(). pagecache.cc adds pageCache/prefetch, limits.cc transferLimits/deviceMemInfo.
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -49,6 +52,11 @@ void InitPageCache(Napi::Env env, Napi::Object exports);  // pagecache.cc
 void InitLimits(Napi::Env env, Napi::Object exports);     // limits.cc
 
 namespace {
+
+// What loads with `keep` left on the card, by id, until gpuRelease(id) (or the process's end, when the driver frees
+// it). Touched on the JS thread only (ToJS, GpuRelease).
+std::map<uint32_t, std::vector<std::unique_ptr<Kept>>> g_kept;
+uint32_t g_keptNext = 1;
 
 // gpuLoad's baton: the engine, and the JS arrays its cancel flag and progress counter live in.
 struct LoadBaton : Baton {
@@ -134,6 +142,7 @@ Napi::Value LoadBaton::ToJS(Napi::Env env) {
     x.Set("seconds", it == span.end() ? 0.0 : std::max(0.0, it->second.second - it->second.first));
     x.Set("direct", direct && f.directOk.load());
     if (returnHost && f.host) x.Set("data", Napi::Buffer<char>::Copy(env, f.host.get(), f.size()));
+    if (!f.ipcHex.empty()) x.Set("ipcHandle", f.ipcHex);
     fs.Set(i, x);
   }
   o.Set("files", fs);
@@ -179,8 +188,68 @@ Napi::Value LoadBaton::ToJS(Napi::Env env) {
     }
     o.Set("tp", t);
   }
+  if (e.keep) {
+    std::vector<std::unique_ptr<Kept>> kept;
+    uint64_t keptBytes = 0;
+    for (auto& jp : jobs)
+      if (jp->kept) {
+        keptBytes += jp->kept->bytes;
+        kept.push_back(std::move(jp->kept));
+      }
+    const uint32_t id = g_keptNext++;
+    g_kept[id] = std::move(kept);
+    o.Set("keptId", static_cast<double>(id));
+    o.Set("keptBytes", static_cast<double>(keptBytes));
+  }
   return o;
 }
+
+// gpuRelease(id): frees what the load `id` kept (each allocation in its context); true if there was such a load.
+Napi::Value GpuRelease(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsNumber()) throw ArgError(env, "gpuRelease", "id", "a number");
+  const double d = info[0].As<Napi::Number>().DoubleValue();
+  auto it = d >= 1 && d <= 4294967295.0 ? g_kept.find(static_cast<uint32_t>(d)) : g_kept.end();
+  if (it == g_kept.end()) return Napi::Boolean::New(env, false);
+  g_kept.erase(it);  // ~Kept frees each allocation in its context, then releases the context
+  return Napi::Boolean::New(env, true);
+}
+
+// cudaDeviceUuids(): the CUDA ordinals of this process's driver and each GPU's UUID (32 hex digits, NVML's without
+// "GPU-" and dashes), asked on a worker thread (cuInit can take a while): how restore --stage finds the ordinal of the
+// GPU NVML names. Resolves [] without a driver or a device.
+struct UuidBaton : Baton {
+  std::vector<std::pair<int, std::string>> found;
+  void Run() override {
+    const CudaApi& cu = Cuda();
+    int n = 0;
+    if (!cu.loaded || !cu.cuDeviceGetUuid || cu.cuInit(0) != 0 || cu.cuDeviceGetCount(&n) != 0) return;
+    static const char* hex = "0123456789abcdef";
+    for (int i = 0; i < n; i++) {
+      CUdevice dev = 0;
+      CUuuid u;
+      if (cu.cuDeviceGet(&dev, i) != 0 || cu.cuDeviceGetUuid(&u, dev) != 0) continue;
+      std::string h;
+      for (unsigned char c : u.bytes) {
+        h.push_back(hex[c >> 4]);
+        h.push_back(hex[c & 15]);
+      }
+      found.emplace_back(i, h);
+    }
+  }
+  Napi::Value ToJS(Napi::Env env) override {
+    Napi::Array out = Napi::Array::New(env, found.size());
+    for (size_t i = 0; i < found.size(); i++) {
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("ordinal", found[i].first);
+      x.Set("uuid", found[i].second);
+      out.Set(i, x);
+    }
+    return out;
+  }
+};
+
+Napi::Value CudaDeviceUuids(const Napi::CallbackInfo& info) { return Queue(info.Env(), new UuidBaton()); }
 
 std::string OptString(const Napi::Object& o, const char* key, const char* dflt) {
   if (!o.Has(key) || o.Get(key).IsUndefined()) return dflt;
@@ -268,6 +337,8 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
   b->e.registerRing = ringKind == "register";
   b->e.returnHost = OptBool(o, "returnHost", false);
   b->e.testCorrupt = OptBool(o, "testCorrupt", false);
+  b->e.keep = OptBool(o, "keep", false);
+  if (b->e.keep && (!b->e.gpu || b->e.sink != Sink::Device)) throw ArgError(env, fn, "options.keep", "false unless mode is gpu and sink device");
 
   if (!o.Get("files").IsArray()) throw ArgError(env, fn, "options.files", "an array");
   Napi::Array fa = o.Get("files").As<Napi::Array>();
@@ -320,6 +391,7 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
     }
   }
   ParseTp(env, fn, o, b->e);
+  if (b->e.keep && !b->e.tpRanks.empty()) throw ArgError(env, fn, "options.keep", "false for a tensor-parallel load");
   OptSharedFlags(env, fn, o, b.get());
   if (b->e.gpu && !Cuda().loaded) {
     Napi::Error e = Napi::Error::New(env, "gpuLoad: no CUDA driver: " + Cuda().loadError);
@@ -333,6 +405,8 @@ Napi::Value GpuLoad(const Napi::CallbackInfo& info) {
 
 void InitLoader(Napi::Env env, Napi::Object exports) {
   exports.Set("gpuLoad", Napi::Function::New(env, GpuLoad, "gpuLoad"));
+  exports.Set("gpuRelease", Napi::Function::New(env, GpuRelease, "gpuRelease"));
+  exports.Set("cudaDeviceUuids", Napi::Function::New(env, CudaDeviceUuids, "cudaDeviceUuids"));
   InitPageCache(env, exports);
   InitLimits(env, exports);
 }

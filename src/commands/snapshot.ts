@@ -41,6 +41,7 @@ interface RestoreFlags extends ReportFlags {
   afterRestoreMethod: string;
   prefetch?: string;
   prefetchThreads?: string;
+  stage?: string;
   verifyThreads?: string;
   gpus?: string;
   floor?: boolean;
@@ -103,6 +104,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--after-restore <url>', "send this request after the restore, before ready (replaces the image's recorded ones); repeatable, as snapshot's", collect)
       .option('--after-restore-method <method>', 'GET or POST', 'POST')
       .option('--prefetch <model>', 'read these weights (a folder, file or cached repo) into the page cache alongside the restore, for an --after-restore hook that reads them back (vLLM sleep level 2)')
+      .option('--stage <model>', "load these weights (a folder, file or cached repo) onto the server's GPU while CRIU restores it, for an --after-restore hook whose wake-up reads them back through coldstart_load: it copies them GPU to GPU instead of reading the page cache (a warm node; the GPU needs room for the copy beside the server, freed once the hooks answered)")
       .option('--prefetch-threads <n>', `readers for --prefetch (default ${RESTORE_PREFETCH.threads}; one stream can beat several on a virtual disk, many suit NVMe)`)
       .option('--verify-threads <n>', 'threads hashing the image alongside CRIU (default: one fewer than the cores; fewer leave CRIU\'s one-thread page restore a core of its own)')
       .option('--no-image-stream', 'let the hash threads read an image that is not in the page cache themselves, in parallel (default: one stream reads it in order and they hash behind it, then the --prefetch weights; one stream beat parallel reads on the virtual disks measured, many readers may suit NVMe)')
@@ -120,8 +122,14 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
         throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
       });
+      const st = f.stage === undefined ? null : await resolveWeights(f.stage, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
+        throw e instanceof ColdstartError ? new ColdstartError(e.code, `--stage: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
+      });
+      // COLDSTART_STAGE_START=verified: the staging waits for the verification (measured against the default, at CRIU's spawn).
+      const stageStart = ctx.env.COLDSTART_STAGE_START === 'verified' ? ('verified' as const) : ('spawn' as const);
       const o = {
         ...(verifyThreads ? { verifyThreads } : {}),
+        stage: st ? { target: f.stage!, files: st.files, start: stageStart } : null,
         prefetch: w ? { target: f.prefetch!, files: w.files, ...(threads ? { threads } : {}) } : null,
         image: resolve(ctx.cwd, image),
         timeoutSeconds,

@@ -12,16 +12,28 @@ a host address with device=None. The memory behind dst is the caller's and must 
 allocates nothing there. Errors raise LoadError with `.code` (coldstart's native vocabulary: BAD_ARG, NOT_FOUND,
 CORRUPT_FILE, PERMISSION, NO_GPU, ...) and a one-line message naming the file or argument.
 
+Weights staged on the GPU: while CRIU restores a server, `coldstart restore --stage WEIGHTS` loads those files onto
+the same GPU in coldstart's own process and lists them in the stage directory (stage_dir(): COLDSTART_STAGE_DIR, else
+/dev/shm/coldstart-stage-<uid>). load() copies every range a listed file holds GPU to GPU from there (the file
+matched by device, inode, size and modification time; a CUDA IPC handle opened and closed within the call) and reads
+the rest from the files; when a staged copy cannot be used it reads those ranges from the files too and says why in
+`staged_error`. A directory not owned by this user, or writable by others, is never read.
+
 The library is libcoldstart_load.so of the installed coldstart package (a source build's build/Release/, else the
 shipped prebuilds/linux-<arch>/), or the file COLDSTART_LOAD_LIBRARY names. `coldstart doctor` shows which.
 No third-party imports: the standard library only.
 """
 
 import ctypes
+import json
 import os
 import platform
+import stat
+import tempfile
 
-ABI = 3
+ABI = 4
+STAGE_VERSION = 1
+_STAGE_ENTRY_MAX = 1 << 20  # bytes of one stage entry read at most
 # gpu-load's measured defaults (src/load/gpu-load.ts DEFAULTS; test/load/python-loader.test.ts keeps them equal):
 # 8 MiB chunks, one reader thread per available core, 2 to 16.
 CHUNK_BYTES = 8 << 20
@@ -55,6 +67,10 @@ class LoadError(Exception):
 
 class _Range(ctypes.Structure):
     _fields_ = [("path", ctypes.c_char_p), ("offset", ctypes.c_uint64), ("length", ctypes.c_uint64), ("dst", ctypes.c_uint64)]
+
+
+class _Staged(ctypes.Structure):
+    _fields_ = [("handle", ctypes.c_char_p), ("offset", ctypes.c_uint64), ("length", ctypes.c_uint64), ("dst", ctypes.c_uint64)]
 
 
 class _Result(ctypes.Structure):
@@ -113,6 +129,8 @@ def library():
             ctypes.POINTER(_Result),
         ]
         lib.cs_load.restype = ctypes.c_int
+        lib.cs_copy_staged.argtypes = [ctypes.POINTER(_Staged), ctypes.c_uint64, ctypes.c_int, ctypes.POINTER(_Result)]
+        lib.cs_copy_staged.restype = ctypes.c_int
         _lib = lib  # its path: lib._name
         return _lib
     raise LoadError(
@@ -124,34 +142,152 @@ def library():
     )
 
 
-def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None, cold=None):
+def stage_dir():
+    """Where `coldstart restore --stage` lists what it staged (src/snapshot/stage.ts stageDir: the same rule)."""
+    if os.environ.get("COLDSTART_STAGE_DIR"):
+        return os.environ["COLDSTART_STAGE_DIR"]
+    base = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    return os.path.join(base, f"coldstart-stage-{os.geteuid()}")
+
+
+def _own(st, kind):
+    """st is `kind` (stat.S_ISDIR / S_ISREG), this user's, and writable by nobody else."""
+    return kind(st.st_mode) and st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def staged_files():
+    """The staged files of every live holder: {(st_dev, st_ino, st_size, st_mtime_ns): (begin, end, handle)}; entries
+    that are not this user's, malformed or whose holder has ended are skipped."""
+    d = stage_dir()
+    try:
+        if not _own(os.lstat(d), stat.S_ISDIR):
+            return {}
+        names = sorted(os.listdir(d))
+    except OSError:
+        return {}
+    out = {}
+    for name in names:
+        if not name.endswith(".json"):
+            continue
+        p = os.path.join(d, name)
+        try:
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if not _own(st, stat.S_ISREG) or st.st_size > _STAGE_ENTRY_MAX:
+                continue
+            e = json.loads(os.read(fd, _STAGE_ENTRY_MAX).decode())
+            if e.get("version") != STAGE_VERSION or not isinstance(e.get("pid"), int) or not _alive(e["pid"]):
+                continue
+            for f in e["files"]:
+                key = (int(f["dev"]), int(f["ino"]), int(f["size"]), int(f["mtimeNs"]))
+                begin, end, handle = int(f["begin"]), int(f["end"]), str(f["handle"])
+                if 0 <= begin <= end and len(handle) == 128:
+                    out[key] = (begin, end, handle)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        finally:
+            os.close(fd)
+    return out
+
+
+def _split_staged(ranges):
+    """(staged items (handle, offset in the staged copy, length, dst, range index), the ranges left to read)."""
+    files = staged_files()
+    if not files:
+        return [], list(ranges)
+    staged, rest = [], []
+    for i, r in enumerate(ranges):
+        path, offset, length, dst = r
+        try:
+            st = os.stat(path)
+        except OSError:
+            rest.append(r)
+            continue
+        f = files.get((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        if f and f[0] <= offset and offset + length <= f[1]:
+            staged.append((f[2], offset - f[0], length, dst, i))
+        else:
+            rest.append(r)
+    return staged, rest
+
+
+def _copy_staged(items, device):
+    arr = (_Staged * max(1, len(items)))()
+    keep = []
+    for i, (handle, offset, length, dst, _) in enumerate(items):
+        b = handle.encode()
+        keep.append(b)
+        arr[i] = _Staged(b, offset, length, dst)
+    out = _Result()
+    if library().cs_copy_staged(arr, len(items), device, ctypes.byref(out)) != 0:
+        raise LoadError(out.code.decode() or "NATIVE", out.error.decode(errors="replace") or "cs_copy_staged failed")
+    return out.bytes, out.seconds
+
+
+def load(ranges, device=None, threads=None, chunk_bytes=None, disk_streams=None, cold=None, staged=True):
     """Copies each (path, offset, length, dst) range of a file to dst; returns bytes and seconds (read/copy busy),
     cold_bytes (what the page cache lacked of the ranges when the call began: read from the disk; None when residency
     could not be told), disk_readers_max and direct_refused (files read through the page cache because their
-    filesystem refused O_DIRECT).
+    filesystem refused O_DIRECT), staged_bytes (copied GPU to GPU from what `coldstart restore --stage` put on the
+    card) and staged_error (why a staged copy could not be used, and its ranges were read from the files; else None).
 
     device: a CUDA ordinal (dst are device addresses in its primary context) or None (dst are host addresses).
     threads, chunk_bytes: reader threads and bytes per read (default THREADS, CHUNK_BYTES).
     cold: how a chunk the page cache does not hold is read, "direct" (around it) or "cached" (through it); default COLD.
     disk_streams: at most this many threads read what the page cache does not hold at once (default DISK_STREAMS[cold];
     0: no bound).
+    staged: use staged copies where there are some (device loads only); False reads every range from its file.
     The call blocks until every byte is in place (the copies are synchronised) or raises LoadError.
     """
     ranges = list(ranges)
-    arr = (_Range * max(1, len(ranges)))()
-    keep = []  # the encoded paths live as long as the call
     for i, r in enumerate(ranges):
-        if len(r) != 4:
+        if not isinstance(r, (tuple, list)) or len(r) != 4:
             raise LoadError("BAD_ARG", f"coldstart_load.load: range {i} must be (path, offset, length, dst), got {r!r}")
         path, offset, length, dst = r
-        b = os.fsencode(path)
-        keep.append(b)
         for name, v in (("offset", offset), ("length", length), ("dst", dst)):
             if not isinstance(v, int) or v < 0 or v >= 1 << 64:
                 raise LoadError("BAD_ARG", f"coldstart_load.load: range {i} ({path}): {name} must be an integer in 0..2^64-1, got {v!r}")
-        arr[i] = _Range(b, offset, length, dst)
     if device is not None and (not isinstance(device, int) or device < 0):
         raise LoadError("BAD_ARG", f"coldstart_load.load: device must be a CUDA ordinal or None, got {device!r}")
+    if (COLD if cold is None else cold) not in _COLD_READS:
+        raise LoadError("BAD_ARG", f'coldstart_load.load: cold must be "direct" or "cached", got {cold!r}')
+    staged_bytes, staged_seconds, staged_error = 0, 0.0, None
+    rest = ranges
+    if staged and device is not None and ranges:
+        items, rest = _split_staged(ranges)
+        if items:
+            try:
+                staged_bytes, staged_seconds = _copy_staged(items, device)
+            except LoadError as e:
+                staged_bytes, staged_error = 0, f"{e.code}: {e}"
+                rest = rest + [ranges[it[4]] for it in items]
+    r = _load_files(rest, device, threads, chunk_bytes, disk_streams, cold) if rest or not ranges else _NOTHING_READ
+    return {**r, "bytes": r["bytes"] + staged_bytes, "seconds": r["seconds"] + staged_seconds, "staged_bytes": staged_bytes, "staged_error": staged_error}
+
+
+_NOTHING_READ = {"bytes": 0, "seconds": 0.0, "read_seconds": 0.0, "copy_seconds": 0.0, "cold_bytes": 0, "disk_readers_max": 0, "direct_refused": 0}
+
+
+def _load_files(ranges, device, threads, chunk_bytes, disk_streams, cold):
+    arr = (_Range * max(1, len(ranges)))()
+    keep = []  # the encoded paths live as long as the call
+    for i, (path, offset, length, dst) in enumerate(ranges):
+        b = os.fsencode(path)
+        keep.append(b)
+        arr[i] = _Range(b, offset, length, dst)
     out = _Result()
     threads = THREADS if threads is None else int(threads)
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)

@@ -10,6 +10,9 @@ import { callNative, loadNative, nativeCodeOf, readProgress, sharedProgress, wit
 import type { Fingerprint } from './manifest.js';
 import { addonReadRanges, type RangesRead } from './working-set.js';
 import { runPrefetch, type PrefetchOptions, type PrefetchResult } from '../load/prefetch.js';
+import { DEFAULTS, planChunks } from '../load/gpu-load.js';
+import type { StagedLoad } from './stage.js';
+import { statSync } from 'node:fs';
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
 
@@ -48,6 +51,14 @@ export interface SnapshotNative {
   readInOrder(paths: string[], chunkBytes: number, signal: AbortSignal): { read: () => number; done: Promise<{ bytes: number; seconds: number }> };
   /** Reads files into the page cache (src/load/prefetch.ts runPrefetch): `restore --prefetch`'s weights, and the read rate of `--floor`. */
   prefetch(o: PrefetchOptions): Promise<PrefetchResult>;
+  /**
+   * Loads whole files onto the GPU with this NVML UUID (32 hex digits) in this process and leaves them there, each with
+   * a CUDA IPC handle: restore --stage (stage.ts). Rejects with a ColdstartError (ENV: no CUDA ordinal for the GPU;
+   * GPU_OOM; UNSUPPORTED: no IPC in this driver; INTERRUPTED when `signal` aborts, nothing left on the card).
+   */
+  stage(files: string[], gpuUuid: string, signal: AbortSignal): Promise<StagedLoad>;
+  /** Frees what stage() left on the card (a second call does nothing). */
+  unstage(id: number): void;
   /** The pinned host-to-device copy rate of GPU `device`, bytes/s (the addon's transferLimits, in this process's own context): `--floor`'s H2D. */
   h2dBytesPerSecond(device: number): Promise<number>;
 }
@@ -86,6 +97,22 @@ export const addonNative: SnapshotNative = {
     return { read: () => (stopped ? Infinity : readProgress(progress)), done };
   },
   prefetch: (o) => runPrefetch(o),
+  stage: async (files, gpuUuid, signal) => {
+    const a = addon();
+    const ordinal = (await callNative(() => a.cudaDeviceUuids(), 'CUDA devices')).find((d) => d.uuid === gpuUuid)?.ordinal;
+    if (ordinal === undefined) throw new ColdstartError('ENV', `GPU ${gpuUuid}: no CUDA device of this process has that UUID (hidden by CUDA_VISIBLE_DEVICES?)`);
+    const sized = files.map((path) => ({ path, bytes: statSync(path).size })).filter((f) => f.bytes > 0);
+    const { chunkBytes, threads, streams, ring } = DEFAULTS;
+    const plan = planChunks(sized.map((f) => ({ begin: 0, end: f.bytes })), chunkBytes);
+    const r = await withNativeCancel(signal, (cancel) =>
+      callNative(
+        () => a.gpuLoad({ mode: 'gpu', sink: 'device', files: sized.map((f) => ({ path: f.path, begin: 0, end: f.bytes, device: ordinal })), plan, chunkBytes, threads, buffers: threads + 2, streams, ring, keep: true, cancel }),
+        'stage',
+      ),
+    );
+    return { id: r.keptId!, bytes: r.keptBytes ?? r.bytes, seconds: r.seconds, files: sized.map((f, i) => ({ path: f.path, handle: r.files[i]!.ipcHandle! })) };
+  },
+  unstage: (id) => void addon().gpuRelease(id),
   h2dBytesPerSecond: async (device) => (await callNative(() => addon().transferLimits({ device }), `pinned H2D of GPU ${device}`)).h2dBytesPerSecond,
   residentBytes: async (paths) => {
     const pc = await callNative(() => addon().pageCache({ paths, action: 'query' }), 'page cache').catch(() => null);

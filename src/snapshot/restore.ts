@@ -23,8 +23,10 @@ import { ANSWER_COPY, LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
-import { movesText, planGpus, usedBytesSum } from './gpu-map.js';
+import { movesText, planGpus, usedBytesSum, uuidHex, type GpuMove } from './gpu-map.js';
+import type { GpuMemoryResult } from '../native.js';
 import { measureRestoreFloor, partFloor, restoreFloorLines, type From, type RestoreFloor } from './floor.js';
+import { fileIdentity, listStage, stageDir, stageLine, unlistStage, type FileIdentity, type StageDetail, type StagedLoad } from './stage.js';
 import { mergeWorkingSets, planWorkingSet, readWorkingSet, statEachOnce, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
@@ -58,6 +60,12 @@ export interface RestoreOptions {
    * (image + weights) ÷ the disk's rate.
    */
   prefetch?: { target: string; files: string[]; threads?: number } | null;
+  /**
+   * Files (the weights an --after-restore hook reads back) loaded onto the server's GPU in this process while CRIU
+   * restores, for the server's coldstart_load to copy GPU to GPU (stage.ts); freed once the hooks have answered.
+   * `start`: at CRIU's spawn (default) or once the verification has passed.
+   */
+  stage?: { target: string; files: string[]; start?: 'spawn' | 'verified' } | null;
   /**
    * The GPUs to restore onto (indexes or UUIDs of this machine's), one for each GPU the image's server used, in the
    * image's order (gpu-map.ts); null/absent: the same GPUs where present, else free ones of the same model.
@@ -249,6 +257,12 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       hint: 'Give the hook that reloads the weights (--after-restore URL, e.g. vLLM /wake_up after /sleep?level=2), or drop --prefetch.',
     });
   }
+  if (o.stage && afterRestore.length === 0) {
+    throw new ColdstartError('BAD_FLAG', `--stage: ${image} has no --after-restore hook, so nothing reads ${o.stage.target} back after the restore`, {
+      hint: 'Give the hook that reloads the weights through coldstart_load (--after-restore URL, e.g. a /wake_up after /sleep?level=2), or drop --stage.',
+    });
+  }
+  if (o.stage && o.prefetch) throw new ColdstartError('BAD_FLAG', '--stage and --prefetch: one or the other', { hint: '--stage puts weights the page cache holds on the GPU beside CRIU (a warm node); --prefetch reads a cold disk\'s weights into the page cache.' });
   const criu = await engines.criu.require(o.env);
   // One NVML reading for the fingerprint and the GPU plan.
   const gpuReading = native.unavailable() ? null : await native.gpuMemory();
@@ -262,6 +276,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   }
   const gpuPlan = planGpus(m, gpuReading, o.gpus ?? null, image);
   const movedText = movesText(gpuPlan.moves);
+  const stagePlan = o.stage ? planStage(o.stage, m, gpuPlan.moves, gpuReading, native) : null;
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'restore needs root: CRIU restores processes with their original pids (run as root)');
   const busyPids = m.pids.filter((p) => host.pidAlive(p));
   if (busyPids.length) {
@@ -321,10 +336,58 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   let prefetchTime = stopwatch(clock);
   // What runs alongside CRIU once it is spawned (null until then): the verification, the image's stream (a cold image)
   // and the prefetch behind it.
-  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: PrefetchResult; seconds: number }> | null } = {
+  const flight: { verifying: Promise<ImageProblem[]> | null; reading: Promise<unknown> | null; prefetching: Promise<{ r: PrefetchResult; seconds: number }> | null; staging: Promise<StagedLoad | null> | null } = {
     verifying: null,
     reading: null,
     prefetching: null,
+    staging: null,
+  };
+  // --stage: the weights onto the server's GPU in this process, beside CRIU (stage.ts); listed for coldstart_load just
+  // before the hooks are sent, freed once they answered or the restore failed.
+  const stopStage = new AbortController();
+  const stageBefore = new Map<string, FileIdentity>();
+  let stageSeconds: number | null = null;
+  let stageFailed: string | null = null;
+  let staged: StagedLoad | null = null;
+  let stagedBytes = 0;
+  let stageEntry: string | null = null;
+  const startStage = (gpu: string): Promise<StagedLoad | null> => {
+    const t = stopwatch(clock);
+    const go = o.stage!.start === 'verified' ? flight.verifying!.then((bad) => (bad.length ? Promise.reject(new ColdstartError('INTERRUPTED', 'the image is damaged')) : undefined)) : Promise.resolve();
+    const p = go
+      .then(() => {
+        for (const f of o.stage!.files) stageBefore.set(f, fileIdentity(f));
+        return native.stage(o.stage!.files, gpu, AbortSignal.any([o.signal, stopStage.signal]));
+      })
+      .then(
+        (r) => {
+          stageSeconds = t();
+          staged = r;
+          stagedBytes = r.bytes;
+          return r;
+        },
+        (e: unknown) => {
+          stageSeconds = t();
+          if (!(isColdstartError(e) && e.code === 'INTERRUPTED')) stageFailed = e instanceof Error ? e.message : String(e);
+          return null;
+        },
+      );
+    return p;
+  };
+  // Unlisted first (coldstart_load then no longer finds it), then freed; never throws.
+  const letGoOfStage = async (): Promise<void> => {
+    stopStage.abort();
+    await flight.staging;
+    if (stageEntry) unlistStage(stageEntry);
+    const s = staged as StagedLoad | null;
+    staged = null; // let go of once; stageEntry stays for the report
+    if (s) {
+      try {
+        native.unstage(s.id);
+      } catch (e) {
+        notes.push(`--stage: freeing the staged copy failed (it goes when coldstart exits): ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
   };
   // One core left to CRIU, whose page restore is one thread bound by the CPU: the hash only has to keep ahead of it.
   const verifyThreads = o.verifyThreads ?? Math.max(1, availableParallelism() - 1);
@@ -443,6 +506,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     try {
       const restoring = engines.criu.restore(criu, image, work, o.env, o.timeoutSeconds * 1000, logFd === undefined ? undefined : { fd: logFd, path: m.log! }, { leaveStopped: true, filesChecked });
       flight.verifying = startVerify(); // CRIU has been spawned (synchronously, above)
+      if (stagePlan?.gpu) flight.staging = startStage(stagePlan.gpu);
       if (toRead.ws && native.unavailable() === null) {
         workingSetRead = readWorkingSet(toRead.ws, native.readRanges, AbortSignal.any([o.signal, stopWorkingSet.signal]), () => clock.now(), (keptPlan ?? filesPlan) ?? undefined);
       }
@@ -491,7 +555,19 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     // Cold restores, H100 host (2026-12-06): 1.06-1.08x their floor this way, 1.19-1.22x with the prefetch running
     // until the hook answered (BENCHMARKS.md).
     stopPrefetching();
+    let stageReadyAt: number | null = null;
+    if (flight.staging) {
+      o.step?.('waiting for the staged weights…');
+      const s = await flight.staging;
+      if (s) {
+        const listed = listStage(stageDir(o.env), s, stageBefore, stagePlan!.gpu!);
+        if ('entry' in listed) stageEntry = listed.entry;
+        else stageFailed = listed.skipped;
+        stageReadyAt = metaSeconds + total();
+      }
+    }
     const hooks = await sendHooks(afterRestore, '--after-restore', o.timeoutSeconds, o.signal);
+    await letGoOfStage();
     if (hooks.seconds !== null) times['after-restore'] = hooks.seconds;
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
@@ -517,6 +593,17 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const older = olderAnswer(); // once the timed part is over
     if (older) notes.push(older);
     const prefetch = await prefetched();
+    const stage: StageDetail | null = o.stage
+      ? {
+          target: o.stage.target,
+          files: o.stage.files.length,
+          bytes: stageEntry ? stagedBytes : 0,
+          seconds: stageSeconds,
+          readyAt: stageEntry ? stageReadyAt : null,
+          gpu: stagePlan?.gpu ?? null,
+          skipped: stageEntry ? null : stagePlan?.skipped ?? stageFailed ?? 'not staged',
+        }
+      : null;
     const readAhead = await workingSetDone();
     const workingSet = readAhead ? { ...readAhead, source: kept ? ('restored' as const) : ('snapshot' as const) } : null;
     const keptNow = toRead.ws ? keepWorkingSet(image, manifestSha256, kept, host.workingSet(m.pids)) : null;
@@ -591,6 +678,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       gpus: gpuPlan.moves.length ? { moves: gpuPlan.moves, paired: gpuPlan.pairs !== null } : null,
       ...(hugePages ? { hugePages: hugePagesDetail(hugePages) } : {}),
       ...(prefetch ? { prefetch } : {}),
+      ...(stage ? { stage } : {}),
       /**
        * The server's library pages read ahead; null: the image records none. `source`: the restored server's own
        * (kept by an earlier restore) or the manifest's.
@@ -629,6 +717,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
             ['', 'cold', 'restored'],
           ),
           ...(prefetch ? [prefetchLine(prefetch)] : []),
+          ...(stage ? [stageLine(stage)] : []),
           ...(workingSet ? [workingSetLine(workingSet, kept ? ', those the restored server touched the last time, alongside CRIU' : ', alongside CRIU')] : []),
           ...(movedText ? [`GPU state restored onto another GPU: ${movedText}`] : []),
           ...(floor ? restoreFloorLines(floor, `${fmt(restoredTotal)} ${toReadyOnly ? 'to ready' : first ? 'to the first answer' : 'in all'}`) : []),
@@ -639,6 +728,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   } catch (e) {
     stopVerify.abort();
     stopPrefetch.abort();
+    await letGoOfStage();
     stopWorkingSet.abort();
     await flight.prefetching?.catch(() => undefined);
     await flight.reading?.catch(() => undefined);
@@ -685,4 +775,29 @@ export function whereAnswerDiffers(image: string, m: Manifest, now: string | nul
   if (c.detail) return `: at ${c.detail.replace(/^\./, '')}`;
   const d = c.largestDifference;
   return d ? `: at ${d.path.replace(/^\./, '')}, ${d.baseline} then, ${d.optimized} now` : '';
+}
+
+/** What --stage needs beyond the weights: more GPU memory than these left free is not used for a copy. */
+export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
+
+/**
+ * Where --stage puts the weights: the one GPU the image's server comes back on, if it has room for the copy beside the
+ * server's GPU state and the weights the wake-up allocates again (NVML's free memory now + what the server held);
+ * otherwise a reason nothing is staged (the wake-up reads the files).
+ */
+function planStage(stage: { files: string[] }, m: Manifest, moves: GpuMove[], mem: GpuMemoryResult | null, native: SnapshotEngines['native']): { gpu: string | null; skipped: string | null } {
+  const skip = (why: string) => ({ gpu: null, skipped: why });
+  if (native.unavailable()) return skip('the native addon is unavailable');
+  const to = [...new Set(moves.map((mv) => mv.to.uuid))];
+  if (to.length !== 1) return skip(to.length ? `the server comes back on ${to.length} GPUs; --stage puts weights on one` : 'which GPU the server comes back on is not recorded in the image');
+  const gpu = uuidHex(to[0]!);
+  if (!gpu) return skip(`${to[0]} is not a whole-GPU UUID`);
+  let bytes = 0;
+  for (const f of stage.files) bytes += lstatOrNull(f)?.size ?? 0;
+  const free = mem?.devices.find((d) => d.uuid === to[0])?.freeBytes ?? null;
+  const held = usedBytesSum(m.gpuUsed) ?? m.kinds?.gpuStateBytes ?? null;
+  if (free === null || held === null) return skip("the GPU's free memory or what the server held there was not measured");
+  const need = 2 * bytes + held + STAGE_MARGIN_BYTES;
+  if (free < need) return skip(`${formatBytes(free)} free on the GPU; a copy of ${formatBytes(bytes)} beside the server (${formatBytes(held)}) and its weights again needs ${formatBytes(need)}`);
+  return { gpu, skipped: null };
 }

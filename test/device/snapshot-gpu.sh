@@ -18,6 +18,7 @@
 #   HOOK_RESTORES="warm-huge-cs-shm" ...             # -shm: the image copied to /dev/shm (tmpfs) and restored from there
 #   HOOK_RESTORES="warm-huge-cs-gpus" ...            # -gpus: restore --gpus UUID (the driver handed the GPU pair)
 #   HOOK_RESTORES="warm-huge-cs-vt8" ...             # -vtN: N threads verify alongside CRIU (--verify-threads N)
+#   HOOK_RESTORES="warm-huge-cs-stage" ...           # -stage: restore --stage WEIGHTS_DIR (-stagev: started once verified)
 #   CRIU_PROBE=1                                     # CRIU alone restores the hooked image (timed, -v4 log kept)
 #   FLOORS_FIRST=1                                   # the floors' disk probes before the hooked restores too
 #   HOOK_RESTORES="cold-huge-pf-cs-nows" ...         # -nows: without reading the server's library pages ahead
@@ -407,6 +408,10 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     flags=()
     case "$tag" in *-huge*) flags+=(--huge-pages) ;; esac
     case "$tag" in *-pf*) flags+=(--prefetch "$CS_WEIGHTS") ;; esac
+    # -stage: restore --stage WEIGHTS_DIR (the weights onto the GPU beside CRIU, the -cs wake-up copying GPU to GPU);
+    # -stagev: the same, started once the verification has passed (COLDSTART_STAGE_START=verified) instead of at CRIU's spawn
+    case "$tag" in *-stage*) flags+=(--stage "$CS_WEIGHTS") ;; esac
+    case "$tag" in *-stagev*) export COLDSTART_STAGE_START=verified ;; *) unset COLDSTART_STAGE_START ;; esac
     # -pfN: the prefetch with N readers (--prefetch-threads N); -pf: restore's default
     pft=$(sed -n 's/.*-pf\([0-9][0-9]*\).*/\1/p' <<<"$tag")
     [ -n "$pft" ] && flags+=(--prefetch-threads "$pft")
@@ -431,6 +436,7 @@ if snapshot "$MODE-hooks" "$H" --before-snapshot "http://127.0.0.1:$H/sleep?leve
     restore "$MODE-hooks" "$tag" "${flags[@]}"
     case "$tag" in *-gpus*) say "GPU plan: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('gpus')")" ;; esac
     say "image read: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('imageRead')")"
+    case "$tag" in *-stage*) say "stage: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "d['details'].get('stage')")" ;; esac
     case "$tag" in *-floor*) say "restore --floor: $(jget "$OUT/restore-$MODE-hooks-$tag.json" "(lambda f: {k: f.get(k) for k in ('seconds', 'ratio', 'notes')} | {p: f[p] and {k: f[p].get(k) for k in ('from', 'bytes', 'bytesPerSecond', 'notMeasured')} for p in ('image', 'weights', 'gpu')})(d['details']['floor'])")" ;; esac
     kill_tree "$WORK/$MODE-hooks/manifest.json"
     # PROBE_AROUND=1: the disk's one-stream, O_DIRECT and loader rates over the bytes a cold restore reads, right after it

@@ -256,6 +256,10 @@ class H(BaseHTTPRequestHandler):
                 if r and r["cold_bytes"] is not None:
                     cold = (f", {r['cold_bytes'] / 1e9:.2f} GB from the disk ({q.get('cold') or 'default'} reads), at most "
                             f"{r['disk_readers_max']} readers there at once, O_DIRECT refused for {r['direct_refused']} files")
+                if r and r.get("staged_bytes"):
+                    cold += f", {r['staged_bytes'] / 1e9:.2f} GB of it copied GPU to GPU from restore --stage"
+                if r and r.get("staged_error"):
+                    cold += f", the staged copy not used: {r['staged_error']}"
                 print(f"weights read back: {flat.bytes / 1e9:.2f} GB in {time.time() - t:.3f}s ({by} loader{cold})", flush=True)
             allocate_kv()
         else:

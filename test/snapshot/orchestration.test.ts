@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -126,6 +126,9 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
     residentBytes: async () => null,
     // --floor's copy probe: 50 GB/s on every GPU.
     h2dBytesPerSecond: async () => 50e9,
+    // restore --stage: "on the card" at once (a test that holds or fails it replaces this); unstage recorded in calls.
+    stage: async (files, gpuUuid) => ({ id: 7, bytes: files.reduce((a, f) => a + statSync(f).size, 0), seconds: 0.01, files: files.map((path, i) => ({ path, handle: `${gpuUuid.slice(0, 2)}${String(i).padStart(2, '0')}`.repeat(32) })) }),
+    unstage: (id) => void calls.push({ pid: id, action: 'unstage' as CheckpointAction }),
   };
 }
 
@@ -756,6 +759,100 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
           expect(b.code).toBe(2);
           expect(json(b).error.message).toMatch(msg);
         }
+      } finally {
+        hook.close();
+      }
+    });
+
+    it("--stage: the weights put on the server's GPU beside CRIU, listed for coldstart_load while the hooks run (the real coldstart_load reads the entry: the same file identities), unlisted and freed once they answered; not staged, the restore going on, where the GPU has no room, the load fails or the directory is not this user's alone; refused (exit 2) without a hook or beside --prefetch", async () => {
+      const dir = join(tmp, 'stage-weights');
+      mkdirSync(dir, { recursive: true });
+      for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+        const n = 1 << 20;
+        const header = Buffer.from(JSON.stringify({ w: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }));
+        const len = Buffer.alloc(8);
+        len.writeBigUInt64LE(BigInt(header.length));
+        writeFileSync(join(dir, name), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
+      }
+      const stageDir = join(tmp, 'stage-dir');
+      // At each wake-up: what coldstart_load (the module the server imports) finds listed, by its own os.stat of the files.
+      const seen: string[] = [];
+      const hook = createServer((req, res) => {
+        const listed = existsSync(stageDir) ? readdirSync(stageDir).filter((f) => f.endsWith('.json')) : [];
+        const probe = spawn(py ?? 'python3', ['-c', 'import json, os, sys, coldstart_load as c; f = c.staged_files(); print(json.dumps(sorted([[p, list(k) in [list(x) for x in f]] for p in sys.argv[1:] for k in [(lambda s: [s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns])(os.stat(p))]]), separators=(",", ":")))', ...readdirSync(dir).map((f) => join(dir, f))], {
+          env: { ...process.env, COLDSTART_STAGE_DIR: stageDir, PYTHONPATH: fileURLToPath(new URL('../../src/python', import.meta.url)) },
+        });
+        let out = '';
+        probe.stdout.on('data', (c: Buffer) => (out += c.toString()));
+        probe.on('close', () => (seen.push(`${listed.length} listed; coldstart_load finds ${out.trim()}`), res.end('ok')));
+      });
+      await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
+      const wake = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/wake_up`;
+      const restoreWith = async (native: SnapshotNative, extra: string[] = []) => {
+        const port = await freePort();
+        const pidfile = join(tmp, `stage-${seen.length}.pids`);
+        const e = engines({ native, clock: fakeClock(), restore: fakeRestore(port, pidfile), pidAlive: () => false });
+        const r = await runCommandWith(registerSnapshot, e, 'restore', [image, '--json', '--ready-url', `http://127.0.0.1:${port}/health`, '--no-first-request', '--after-restore', wake, '--stage', dir, ...extra], { env: { COLDSTART_STAGE_DIR: stageDir } });
+        for (const q of await pidsFrom(pidfile)) process.kill(q, 'SIGKILL');
+        return r;
+      };
+      try {
+        const native = fakeNative({ gpu: () => false });
+        const asked: Array<{ files: string[]; gpu: string }> = [];
+        const r = await restoreWith({ ...native, stage: (files, gpu, signal) => (asked.push({ files, gpu }), native.stage(files, gpu, signal)) });
+        expect(r.code, r.stderr).toBe(0);
+        // Onto the GPU the server comes back on (the image's, UUID_A), as the driver's 16 bytes in hex.
+        expect(asked).toEqual([{ files: readdirSync(dir).map((f) => join(dir, f)).sort(), gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9' }]);
+        const files = readdirSync(dir).map((f) => join(dir, f));
+        if (py) expect(seen).toEqual([`1 listed; coldstart_load finds ${JSON.stringify(files.sort().map((f) => [f, true]))}`]);
+        else expect(seen).toEqual([expect.stringMatching(/^1 listed/)]);
+        const st = json(r).details.stage;
+        expect(st).toMatchObject({ target: dir, files: 2, gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', skipped: null });
+        expect(st.bytes).toBe(files.reduce((a, f) => a + statSync(f).size, 0));
+        expect(st.readyAt).toBeGreaterThan(0);
+        // Unlisted and freed once the hook answered: nothing left in the directory, the copy let go of once.
+        expect(readdirSync(stageDir)).toEqual([]);
+        expect(native.calls.filter((c) => (c.action as string) === 'unstage')).toEqual([{ pid: 7, action: 'unstage' }]);
+        expect((statSync(stageDir).mode & 0o777).toString(8)).toBe('700');
+
+        // Too little free memory on the GPU for a copy beside the server and its weights again: not staged, said why.
+        const full = fakeNative({ gpu: () => false, devices: [{ index: 0, name: 'Fake GPU', uuid: UUID_A, freeBytes: 10e9 }] });
+        let called = 0;
+        const f = await restoreWith({ ...full, stage: async () => (called++, Promise.reject(new Error('must not run'))) });
+        expect(f.code, f.stderr).toBe(0);
+        expect(called).toBe(0);
+        expect(json(f).details.stage).toMatchObject({ bytes: 0, readyAt: null, skipped: expect.stringMatching(/free on the GPU; a copy of .* needs/) });
+        expect(seen.at(-1)).toMatch(/^0 listed/);
+
+        // The load fails (no room after all): the restore goes on, the wake-up reading the files; nothing to free.
+        const oom = fakeNative({ gpu: () => false });
+        const o = await restoreWith({ ...oom, stage: async () => Promise.reject(new ColdstartError('GPU_OOM', 'GPU 0: cuMemAlloc of 1048576 bytes failed')) });
+        expect(o.code, o.stderr).toBe(0);
+        expect(json(o).details.stage.skipped).toMatch(/cuMemAlloc/);
+        expect(oom.calls.filter((c) => (c.action as string) === 'unstage')).toEqual([]);
+        expect(readdirSync(stageDir)).toEqual([]);
+
+        // A directory others may write to is never used (coldstart_load would not read it): not listed, the copy freed.
+        chmodSync(stageDir, 0o777);
+        const open = fakeNative({ gpu: () => false });
+        const w = await restoreWith(open);
+        expect(w.code, w.stderr).toBe(0);
+        expect(json(w).details.stage.skipped).toMatch(/writable by others/);
+        expect(open.calls.filter((c) => (c.action as string) === 'unstage')).toEqual([{ pid: 7, action: 'unstage' }]);
+        expect(readdirSync(stageDir)).toEqual([]);
+        chmodSync(stageDir, 0o700);
+
+        // Refused before anything is restored: no hook to read the weights back, or --prefetch beside it.
+        const never = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: () => false, restore: async () => Promise.reject(new Error('must not run')) });
+        const n = await run(never, 'restore', [image, '--json', '--stage', dir]);
+        expect(n.code).toBe(2);
+        expect(json(n).error.message).toMatch(/^--stage: .* has no --after-restore hook/);
+        const both = await run(never, 'restore', [image, '--json', '--after-restore', wake, '--stage', dir, '--prefetch', dir]);
+        expect(both.code).toBe(2);
+        expect(json(both).error.message).toBe('--stage and --prefetch: one or the other');
+        const missing = await run(never, 'restore', [image, '--json', '--after-restore', wake, '--stage', join(tmp, 'no-such-weights')]);
+        expect(missing.code).toBe(2);
+        expect(json(missing).error.message).toMatch(/^--stage: /);
       } finally {
         hook.close();
       }
