@@ -119,18 +119,13 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       const afterRestore = f.afterRestore === undefined ? null : hookFlags('--after-restore', f.afterRestore, f.afterRestoreMethod);
       if (threads !== undefined && f.prefetch === undefined) throw new ColdstartError('BAD_FLAG', '--prefetch-threads: only with --prefetch (the weights read alongside the restore)');
       // Resolved (the one weights resolver) before anything is restored: a wrong path is exit 2 with nothing touched.
-      const w = f.prefetch === undefined ? null : await resolveWeights(f.prefetch, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
-        throw e instanceof ColdstartError ? new ColdstartError(e.code, `--prefetch: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
-      });
-      const st = f.stage === undefined ? null : await resolveWeights(f.stage, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).catch((e: unknown) => {
-        throw e instanceof ColdstartError ? new ColdstartError(e.code, `--stage: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e;
-      });
-      // COLDSTART_STAGE_START=verified: the staging waits for the verification (measured against the default, at CRIU's spawn).
-      const stageStart = ctx.env.COLDSTART_STAGE_START === 'verified' ? ('verified' as const) : ('spawn' as const);
+      const weights = (flag: string, v: string | undefined) => (v === undefined ? null : resolveWeights(v, { env: ctx.env, cwd: ctx.cwd, anyFile: true, signal: ctx.signal }).then((r) => ({ target: v, files: r.files }), (e: unknown) => Promise.reject(e instanceof ColdstartError ? new ColdstartError(e.code, `${flag}: ${e.message}`, { hint: e.hint, details: e.details, cause: e }) : e)));
+      const [w, st] = [await weights('--prefetch', f.prefetch), await weights('--stage', f.stage)];
       const o = {
         ...(verifyThreads ? { verifyThreads } : {}),
-        stage: st ? { target: f.stage!, files: st.files, start: stageStart } : null,
-        prefetch: w ? { target: f.prefetch!, files: w.files, ...(threads ? { threads } : {}) } : null,
+        // COLDSTART_STAGE_START=verified: staging waits for the verification (measured against the default, at CRIU's spawn)
+        stage: st ? { ...st, start: ctx.env.COLDSTART_STAGE_START === 'verified' ? ('verified' as const) : ('spawn' as const) } : null,
+        prefetch: w ? { ...w, ...(threads ? { threads } : {}) } : null,
         image: resolve(ctx.cwd, image),
         timeoutSeconds,
         readyUrl,
