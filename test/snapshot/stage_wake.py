@@ -21,4 +21,5 @@ for arg in sys.argv[2:]:
         want.append(f.read(n))
     ranges.append((path, off, n, ctypes.addressof(b)))
 r = coldstart_load.load(ranges, device=0)
-print(json.dumps({"bytes": r["bytes"], "staged_bytes": r["staged_bytes"], "staged_error": r["staged_error"], "equal": [b.raw == w for b, w in zip(bufs, want)]}))
+equal = [b.raw == w for b, w in zip(bufs, want)]
+print(json.dumps({"bytes": r["bytes"], "staged_bytes": r["staged_bytes"], "staged_error": r["staged_error"], "equal": equal}))
