@@ -4,7 +4,7 @@
  * (the restored tree adopted by the one server lifecycle), repeat the first request and report restored vs cold.
  * All or nothing: a tree restored but not brought back is stopped whole.
  */
-import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ColdstartError, ExitCode, isColdstartError } from '../core/errors.js';
@@ -317,8 +317,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const imagePaths = m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`));
   const resident = native.unavailable() ? null : await native.residentBytes(imagePaths);
   // --floor reads the weights again from where the restore finds them: asked now, before the clock starts.
-  const weightsBytes = o.floor && o.prefetch ? o.prefetch.files.reduce((a, f) => a + (lstatOrNull(f)?.size ?? 0), 0) : 0;
+  const weightsBytes = o.floor && o.prefetch ? filesBytes(o.prefetch.files) : 0;
   const weightsResident = o.floor && o.prefetch && !native.unavailable() ? await native.residentBytes(o.prefetch.files) : null;
+  // --stage reads what the page cache lacks of the weights from the disk beside CRIU: asked now, said in the report.
+  const stageResident = stagePlan?.gpu ? await native.residentBytes(o.stage!.files) : null;
   const total = stopwatch(clock);
   const work = mkdtempSync(join(tmpdir(), 'coldstart-restore-'));
   const times: Record<string, number> = {};
@@ -601,9 +603,13 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           seconds: stageSeconds,
           readyAt: stageEntry ? stageReadyAt : null,
           gpu: stagePlan?.gpu ?? null,
+          residentBefore: stageResident,
           skipped: stageEntry ? null : stagePlan?.skipped ?? stageFailed ?? 'not staged',
         }
       : null;
+    if (stage && stageResident !== null && stageResident < IMAGE_STREAM_BELOW * filesBytes(o.stage!.files)) {
+      notes.push(`--stage: ${formatBytes(stageResident)} of ${o.stage!.target} was in the page cache; the rest was read from the disk beside CRIU (for a cold disk, --prefetch reads the weights into the page cache alongside the restore instead)`);
+    }
     const readAhead = await workingSetDone();
     const workingSet = readAhead ? { ...readAhead, source: kept ? ('restored' as const) : ('snapshot' as const) } : null;
     const keptNow = toRead.ws ? keepWorkingSet(image, manifestSha256, kept, host.workingSet(m.pids)) : null;
@@ -777,6 +783,19 @@ export function whereAnswerDiffers(image: string, m: Manifest, now: string | nul
   return d ? `: at ${d.path.replace(/^\./, '')}, ${d.baseline} then, ${d.optimized} now` : '';
 }
 
+/** The bytes of these files, links followed (a cached repo's snapshot files are links to its blobs); one gone counts nothing. */
+function filesBytes(files: readonly string[]): number {
+  let n = 0;
+  for (const f of files) {
+    try {
+      n += statSync(f).size;
+    } catch {
+      /* gone: nothing */
+    }
+  }
+  return n;
+}
+
 /** What --stage needs beyond the weights: more GPU memory than these left free is not used for a copy. */
 export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
 
@@ -787,13 +806,13 @@ export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
  */
 function planStage(stage: { files: string[] }, m: Manifest, moves: GpuMove[], mem: GpuMemoryResult | null, native: SnapshotEngines['native']): { gpu: string | null; skipped: string | null } {
   const skip = (why: string) => ({ gpu: null, skipped: why });
+  if (!m.gpuPids.length) return skip('the image holds no GPU state: its server has no GPU to copy them to');
   if (native.unavailable()) return skip('the native addon is unavailable');
   const to = [...new Set(moves.map((mv) => mv.to.uuid))];
   if (to.length !== 1) return skip(to.length ? `the server comes back on ${to.length} GPUs; --stage puts weights on one` : 'which GPU the server comes back on is not recorded in the image');
   const gpu = uuidHex(to[0]!);
   if (!gpu) return skip(`${to[0]} is not a whole-GPU UUID`);
-  let bytes = 0;
-  for (const f of stage.files) bytes += lstatOrNull(f)?.size ?? 0;
+  const bytes = filesBytes(stage.files);
   const free = mem?.devices.find((d) => d.uuid === to[0])?.freeBytes ?? null;
   const held = usedBytesSum(m.gpuUsed) ?? m.kinds?.gpuStateBytes ?? null;
   if (free === null || held === null) return skip("the GPU's free memory or what the server held there was not measured");

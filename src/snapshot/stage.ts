@@ -69,6 +69,8 @@ export interface StageDetail {
   readyAt: number | null;
   /** The GPU (NVML UUID) it went to; null: none chosen. */
   gpu: string | null;
+  /** The files' bytes in the page cache as the restore began (mincore); null: not measured (or nothing staged). */
+  residentBefore: number | null;
   /** Why nothing was staged, or why it failed (the restore went on without it, the wake-up reading the files); null: staged. */
   skipped: string | null;
 }

@@ -32,7 +32,8 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
   it('snapshots the hooked toy server, restores it from the page cache and with the learned set removed, and every answer matches', async () => {
     const out = join(tmp, 'out');
     // -floor: restore --floor through the real addon (the image and weights read again; no GPU state here)
-    const restores = ['warm-huge-cs-floor', 'cold-huge-pf-cs-nokept-floor'];
+    // -stage: restore --stage WEIGHTS through the command line (a CPU server: nothing to stage, said why)
+    const restores = ['warm-huge-cs-floor-stage', 'cold-huge-pf-cs-nokept-floor'];
     // The script's hooked server listens on PORT + 1: both taken from this worker's own slice of ports, in order.
     const port = await freePort();
     expect(await freePort()).toBe(port + 1);
@@ -92,6 +93,8 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
       expect(floor.notes.some((n: string) => n.startsWith('what the --after-restore hook had the server read')), tag).toBe(!tag.includes('-pf'));
       expect(floor.seconds, tag).toBeCloseTo(floor.image.seconds + (floor.weights?.seconds ?? 0), 12);
       expect(floor.ratio, tag).toBeCloseTo(rs.total.seconds / floor.seconds, 6);
+      if (tag.includes('-stage')) expect(rs.details.stage, tag).toMatchObject({ files: w.files, bytes: 0, readyAt: null, skipped: 'the image holds no GPU state: its server has no GPU to copy them to' });
+      else expect(rs.details.stage, tag).toBeUndefined();
       const more = json(join(out, `answers-eager-hooks-${tag}.json`));
       expect(more.identical, tag).toBe(true);
       expect(more.seconds[0], tag).toBeGreaterThan(0);

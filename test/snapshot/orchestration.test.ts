@@ -799,15 +799,17 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       try {
         const native = fakeNative({ gpu: () => false });
         const asked: Array<{ files: string[]; gpu: string }> = [];
-        const r = await restoreWith({ ...native, stage: (files, gpu, signal) => (asked.push({ files, gpu }), native.stage(files, gpu, signal)) });
+        // Hardly any of the weights in the page cache: staged all the same, the rest read from the disk, said so.
+        const r = await restoreWith({ ...native, residentBytes: async (paths) => (paths.some((p) => p.startsWith(dir)) ? 4096 : null), stage: (files, gpu, signal) => (asked.push({ files, gpu }), native.stage(files, gpu, signal)) });
         expect(r.code, r.stderr).toBe(0);
+        expect(json(r).warnings).toEqual([expect.stringMatching(/^--stage: 4\.00 KiB of .*stage-weights was in the page cache; the rest was read from the disk beside CRIU \(for a cold disk, --prefetch/)]);
         // Onto the GPU the server comes back on (the image's, UUID_A), as the driver's 16 bytes in hex.
         expect(asked).toEqual([{ files: readdirSync(dir).map((f) => join(dir, f)).sort(), gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9' }]);
         const files = readdirSync(dir).map((f) => join(dir, f));
         if (py) expect(seen).toEqual([`1 listed; coldstart_load finds ${JSON.stringify(files.sort().map((f) => [f, true]))}`]);
         else expect(seen).toEqual([expect.stringMatching(/^1 listed/)]);
         const st = json(r).details.stage;
-        expect(st).toMatchObject({ target: dir, files: 2, gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', skipped: null });
+        expect(st).toMatchObject({ target: dir, files: 2, gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', residentBefore: 4096, skipped: null });
         expect(st.bytes).toBe(files.reduce((a, f) => a + statSync(f).size, 0));
         expect(st.readyAt).toBeGreaterThan(0);
         // Unlisted and freed once the hook answered: nothing left in the directory, the copy let go of once.
