@@ -132,6 +132,18 @@ function fakeNative(o: { gpu: (pid: number) => boolean; failOn?: (c: Call) => bo
   };
 }
 
+/** Two 1 MiB safetensors shards of one U8 tensor each in `dir` (made if need be): weights a hook reads back. */
+function writeTwoShards(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
+    const n = 1 << 20;
+    const header = Buffer.from(JSON.stringify({ w: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(header.length));
+    writeFileSync(join(dir, name), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
+  }
+}
+
 /** A clock that runs with the real one, plus what the fake CRIU "spends" (so its step's duration is known). */
 function fakeClock(): SnapshotEngines['clock'] & { spend(s: number): void } {
   let extra = 0;
@@ -682,14 +694,7 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
 
     it('--prefetch reads the weights into the page cache alongside the restore (details.prefetch; two hooks, in order, one with a JSON body); refused (exit 2, nothing restored) without a hook or with a wrong path', async () => {
       const dir = join(tmp, 'prefetch-weights');
-      mkdirSync(dir, { recursive: true });
-      for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
-        const n = 1 << 20;
-        const header = Buffer.from(JSON.stringify({ w: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }));
-        const len = Buffer.alloc(8);
-        len.writeBigUInt64LE(BigInt(header.length));
-        writeFileSync(join(dir, name), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
-      }
+      writeTwoShards(dir);
       const hooks: string[] = [];
       const hook = createServer((req, res) => {
         let body = '';
@@ -766,14 +771,7 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
 
     it("--stage: the weights put on the server's GPU beside CRIU, listed for coldstart_load while the hooks run (the real coldstart_load reads the entry: the same file identities), unlisted and freed once they answered; not staged, the restore going on, where the GPU has no room, the load fails or the directory is not this user's alone; refused (exit 2) without a hook or beside --prefetch", async () => {
       const dir = join(tmp, 'stage-weights');
-      mkdirSync(dir, { recursive: true });
-      for (const name of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
-        const n = 1 << 20;
-        const header = Buffer.from(JSON.stringify({ w: { dtype: 'U8', shape: [n], data_offsets: [0, n] } }));
-        const len = Buffer.alloc(8);
-        len.writeBigUInt64LE(BigInt(header.length));
-        writeFileSync(join(dir, name), Buffer.concat([len, header, Buffer.alloc(n, 7)]));
-      }
+      writeTwoShards(dir);
       const stageDir = join(tmp, 'stage-dir');
       // At each wake-up: what coldstart_load (the module the server imports) finds listed, by its own os.stat of the files.
       const seen: string[] = [];
