@@ -215,3 +215,16 @@ export function listInputDir(dir: string, shown = dir): string[] {
     throw fromSystemError(e, shown, 'list');
   }
 }
+
+/** The bytes of these files, links followed (a cached repo's snapshot files are links to its blobs); one gone counts nothing. */
+export function filesBytes(files: readonly string[]): number {
+  let n = 0;
+  for (const f of files) {
+    try {
+      n += statSync(f).size;
+    } catch {
+      /* gone: nothing */
+    }
+  }
+  return n;
+}

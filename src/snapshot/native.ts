@@ -11,8 +11,15 @@ import type { Fingerprint } from './manifest.js';
 import { addonReadRanges, type RangesRead } from './working-set.js';
 import { runPrefetch, type PrefetchOptions, type PrefetchResult } from '../load/prefetch.js';
 import { DEFAULTS, planChunks } from '../load/gpu-load.js';
-import type { StagedLoad } from './stage.js';
 import { statSync } from 'node:fs';
+
+/** restore --stage: what the addon left on the card (stage.ts): each file's bytes [0, size) behind one CUDA IPC handle. */
+export interface StagedLoad {
+  id: number;
+  bytes: number;
+  seconds: number;
+  files: Array<{ path: string; handle: string }>;
+}
 
 export type CheckpointAction = 'state' | 'lock' | 'checkpoint' | 'restore' | 'unlock';
 

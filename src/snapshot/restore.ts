@@ -4,7 +4,7 @@
  * (the restored tree adopted by the one server lifecycle), repeat the first request and report restored vs cold.
  * All or nothing: a tree restored but not brought back is stopped whole.
  */
-import { closeSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ColdstartError, ExitCode, isColdstartError } from '../core/errors.js';
@@ -23,10 +23,11 @@ import { ANSWER_COPY, LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile
 import { sendHooks } from './snapshot.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
-import { movesText, planGpus, usedBytesSum, uuidHex, type GpuMove } from './gpu-map.js';
-import type { GpuMemoryResult } from '../native.js';
+import { movesText, planGpus, usedBytesSum } from './gpu-map.js';
 import { measureRestoreFloor, partFloor, restoreFloorLines, type From, type RestoreFloor } from './floor.js';
-import { fileIdentity, listStage, stageDir, stageLine, unlistStage, type FileIdentity, type StageDetail, type StagedLoad } from './stage.js';
+import { fileIdentity, listStage, planStage, stageDir, stageLine, unlistStage, type FileIdentity, type StageDetail } from './stage.js';
+import type { StagedLoad } from './native.js';
+import { filesBytes } from '../core/files.js';
 import { mergeWorkingSets, planWorkingSet, readWorkingSet, statEachOnce, workingSetLine, type WorkingSet, type WorkingSetDetail } from './working-set.js';
 
 type Env = Record<string, string | undefined>;
@@ -781,42 +782,4 @@ export function whereAnswerDiffers(image: string, m: Manifest, now: string | nul
   if (c.detail) return `: at ${c.detail.replace(/^\./, '')}`;
   const d = c.largestDifference;
   return d ? `: at ${d.path.replace(/^\./, '')}, ${d.baseline} then, ${d.optimized} now` : '';
-}
-
-/** The bytes of these files, links followed (a cached repo's snapshot files are links to its blobs); one gone counts nothing. */
-function filesBytes(files: readonly string[]): number {
-  let n = 0;
-  for (const f of files) {
-    try {
-      n += statSync(f).size;
-    } catch {
-      /* gone: nothing */
-    }
-  }
-  return n;
-}
-
-/** What --stage needs beyond the weights: more GPU memory than these left free is not used for a copy. */
-export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
-
-/**
- * Where --stage puts the weights: the one GPU the image's server comes back on, if it has room for the copy beside the
- * server's GPU state and the weights the wake-up allocates again (NVML's free memory now + what the server held);
- * otherwise a reason nothing is staged (the wake-up reads the files).
- */
-function planStage(stage: { files: string[] }, m: Manifest, moves: GpuMove[], mem: GpuMemoryResult | null, native: SnapshotEngines['native']): { gpu: string | null; skipped: string | null } {
-  const skip = (why: string) => ({ gpu: null, skipped: why });
-  if (!m.gpuPids.length) return skip('the image holds no GPU state: its server has no GPU to copy them to');
-  if (native.unavailable()) return skip('the native addon is unavailable');
-  const to = [...new Set(moves.map((mv) => mv.to.uuid))];
-  if (to.length !== 1) return skip(to.length ? `the server comes back on ${to.length} GPUs; --stage puts weights on one` : 'which GPU the server comes back on is not recorded in the image');
-  const gpu = uuidHex(to[0]!);
-  if (!gpu) return skip(`${to[0]} is not a whole-GPU UUID`);
-  const bytes = filesBytes(stage.files);
-  const free = mem?.devices.find((d) => d.uuid === to[0])?.freeBytes ?? null;
-  const held = usedBytesSum(m.gpuUsed) ?? m.kinds?.gpuStateBytes ?? null;
-  if (free === null || held === null) return skip("the GPU's free memory or what the server held there was not measured");
-  const need = 2 * bytes + held + STAGE_MARGIN_BYTES;
-  if (free < need) return skip(`${formatBytes(free)} free on the GPU; a copy of ${formatBytes(bytes)} beside the server (${formatBytes(held)}) and its weights again needs ${formatBytes(need)}`);
-  return { gpu, skipped: null };
 }

@@ -16,6 +16,11 @@ import { join } from 'node:path';
 import { formatBytes } from '../core/format.js';
 import { removeTemp, tempPathFor, trackTemp, untrackTemp } from '../core/atomic.js';
 import { fmt } from './report.js';
+import { filesBytes } from '../core/files.js';
+import type { GpuMemoryResult } from '../native.js';
+import { usedBytesSum, uuidHex, type GpuMove } from './gpu-map.js';
+import type { Manifest } from './manifest.js';
+import type { SnapshotNative, StagedLoad } from './native.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -49,13 +54,6 @@ export function fileIdentity(path: string): FileIdentity {
 
 const sameIdentity = (a: FileIdentity, b: FileIdentity): boolean => a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs;
 
-/** What the addon left on the card: each file's bytes [0, size) behind one CUDA IPC handle. */
-export interface StagedLoad {
-  id: number;
-  bytes: number;
-  seconds: number;
-  files: Array<{ path: string; handle: string }>;
-}
 
 /** What `restore --stage` did (details.stage). */
 export interface StageDetail {
@@ -138,4 +136,28 @@ export function listStage(dir: string, loaded: StagedLoad, before: Map<string, F
 /** Removes a stage entry (before its copy is freed, so coldstart_load never opens a freed handle it just listed). */
 export function unlistStage(entry: string): void {
   removeTemp(entry);
+}
+/** What --stage needs beyond the weights: more GPU memory than these left free is not used for a copy. */
+export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
+
+/**
+ * Where --stage puts the weights: the one GPU the image's server comes back on, if it has room for the copy beside the
+ * server's GPU state and the weights the wake-up allocates again (NVML's free memory now + what the server held);
+ * otherwise a reason nothing is staged (the wake-up reads the files).
+ */
+export function planStage(stage: { files: string[] }, m: Manifest, moves: GpuMove[], mem: GpuMemoryResult | null, native: SnapshotNative): { gpu: string | null; skipped: string | null } {
+  const skip = (why: string) => ({ gpu: null, skipped: why });
+  if (!m.gpuPids.length) return skip('the image holds no GPU state: its server has no GPU to copy them to');
+  if (native.unavailable()) return skip('the native addon is unavailable');
+  const to = [...new Set(moves.map((mv) => mv.to.uuid))];
+  if (to.length !== 1) return skip(to.length ? `the server comes back on ${to.length} GPUs; --stage puts weights on one` : 'which GPU the server comes back on is not recorded in the image');
+  const gpu = uuidHex(to[0]!);
+  if (!gpu) return skip(`${to[0]} is not a whole-GPU UUID`);
+  const bytes = filesBytes(stage.files);
+  const free = mem?.devices.find((d) => d.uuid === to[0])?.freeBytes ?? null;
+  const held = usedBytesSum(m.gpuUsed) ?? m.kinds?.gpuStateBytes ?? null;
+  if (free === null || held === null) return skip("the GPU's free memory or what the server held there was not measured");
+  const need = 2 * bytes + held + STAGE_MARGIN_BYTES;
+  if (free < need) return skip(`${formatBytes(free)} free on the GPU; a copy of ${formatBytes(bytes)} beside the server (${formatBytes(held)}) and its weights again needs ${formatBytes(need)}`);
+  return { gpu, skipped: null };
 }
