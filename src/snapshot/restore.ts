@@ -63,7 +63,8 @@ export interface RestoreOptions {
   prefetch?: { target: string; files: string[]; threads?: number } | null;
   /**
    * Files (the weights an --after-restore hook reads back) loaded onto the server's GPU in this process while CRIU
-   * restores, for the server's coldstart_load to copy GPU to GPU (stage.ts); freed once the hooks have answered.
+   * restores, for the server's coldstart_load to copy GPU to GPU (stage.ts); unlisted once the hooks have answered, freed
+   * after the first answer.
    * `start`: at CRIU's spawn (default) or once the verification has passed.
    */
   stage?: { target: string; files: string[]; start?: 'spawn' | 'verified' } | null;
@@ -570,7 +571,9 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       }
     }
     const hooks = await sendHooks(afterRestore, '--after-restore', o.timeoutSeconds, o.signal);
-    await letGoOfStage();
+    // The wake-up has copied what it copies: unlisted now, freed once the timed part is over (cuMemFree of the copy is
+    // no part of the restore's time; the server's next allocations do not wait for it).
+    if (stageEntry) unlistStage(stageEntry);
     if (hooks.seconds !== null) times['after-restore'] = hooks.seconds;
     const readyUrl = o.readyUrl ?? m.readyUrl ?? undefined;
     let readySeconds: number | null = null;
@@ -595,6 +598,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     const restoredTotal = metaSeconds + total(); // the metadata verification came first, before the clock for the rest
     const older = olderAnswer(); // once the timed part is over
     if (older) notes.push(older);
+    await letGoOfStage();
     const prefetch = await prefetched();
     const stage: StageDetail | null = o.stage
       ? {

@@ -75,7 +75,7 @@ export interface StageDetail {
 
 export function stageLine(s: StageDetail): string {
   if (s.skipped) return `--stage ${s.target}: not staged (${s.skipped}); the wake-up read the files`;
-  return `--stage ${s.target}: ${formatBytes(s.bytes)} (${s.files} file(s)) put on ${s.gpu ?? 'the GPU'} beside CRIU in ${fmt(s.seconds ?? 0)}, listed ${fmt(s.readyAt ?? 0)} into the restore, for the wake-up to copy GPU to GPU; freed once the hooks answered`;
+  return `--stage ${s.target}: ${formatBytes(s.bytes)} (${s.files} file(s)) put on ${s.gpu ?? 'the GPU'} beside CRIU in ${fmt(s.seconds ?? 0)}, listed ${fmt(s.readyAt ?? 0)} into the restore, for the wake-up to copy GPU to GPU; unlisted once the hooks answered, freed after the first answer`;
 }
 
 /** The stage directory, made this user's (0700) where it is not there; a reason when it cannot be used. */
