@@ -15,7 +15,8 @@ CORRUPT_FILE, PERMISSION, NO_GPU, ...) and a one-line message naming the file or
 Weights staged on the GPU: while CRIU restores a server, `coldstart restore --stage WEIGHTS` loads those files onto
 the same GPU in coldstart's own process and lists them in the stage directory (stage_dir(): COLDSTART_STAGE_DIR, else
 /dev/shm/coldstart-stage-<uid>). load() copies every range a listed file holds GPU to GPU from there (the file
-matched by device, inode, size and modification time; a CUDA IPC handle opened and closed within the call) and reads
+matched by device, inode, size and modification time, in an entry listing this process among the restored server's;
+a CUDA IPC handle opened and closed within the call) and reads
 the rest from the files; when a staged copy cannot be used it reads those ranges from the files too and says why in
 `staged_error`. A directory not owned by this user, or writable by others, is never read.
 
@@ -191,6 +192,8 @@ def staged_files():
             e = json.loads(os.read(fd, _STAGE_ENTRY_MAX).decode())
             if e.get("version") != STAGE_VERSION or not isinstance(e.get("pid"), int) or not _alive(e["pid"]):
                 continue
+            if not isinstance(e.get("pids"), list) or os.getpid() not in e["pids"]:
+                continue  # staged for another restored server
             for f in e["files"]:
                 key = (int(f["dev"]), int(f["ino"]), int(f["size"]), int(f["mtimeNs"]))
                 begin, end, handle = int(f["begin"]), int(f["end"]), str(f["handle"])

@@ -564,7 +564,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       o.step?.('waiting for the staged weights…');
       const s = await flight.staging;
       if (s) {
-        const listed = listStage(stageDir(o.env), s, stageBefore, stagePlan!.gpu!);
+        const listed = listStage(stageDir(o.env), s, stageBefore, stagePlan!.gpu!, m.pids);
         if ('entry' in listed) stageEntry = listed.entry;
         else stageFailed = listed.skipped;
         stageReadyAt = metaSeconds + total();

@@ -94,11 +94,13 @@ function ownDir(dir: string): string | null {
 }
 
 /**
- * Lists a staged load for coldstart_load: one entry file, mode 0600, written whole and renamed into place, removed on
+ * Lists a staged load for coldstart_load, for the processes `pids` only (the restored server's tree: a second restore
+ * on the node staging the same files never hands its copy to this one's server, whose holder may free it meanwhile):
+ * one entry file, mode 0600, written whole and renamed into place, removed on
  * exit if the restore is interrupted. Files whose identity changed while they were loaded are left out (what is on the
  * card may then be neither version). Returns the entry's path, or a reason nothing was listed.
  */
-export function listStage(dir: string, loaded: StagedLoad, before: Map<string, FileIdentity>, gpu: string): { entry: string } | { skipped: string } {
+export function listStage(dir: string, loaded: StagedLoad, before: Map<string, FileIdentity>, gpu: string, pids: readonly number[]): { entry: string } | { skipped: string } {
   const bad = ownDir(dir);
   if (bad) return { skipped: bad };
   const files: Array<FileIdentity & { path: string; begin: number; end: number; handle: string }> = [];
@@ -119,7 +121,7 @@ export function listStage(dir: string, loaded: StagedLoad, before: Map<string, F
     trackTemp(tmp);
     const fd = openSync(tmp, 'wx', 0o600);
     try {
-      writeSync(fd, JSON.stringify({ version: STAGE_VERSION, pid: process.pid, gpu, files }));
+      writeSync(fd, JSON.stringify({ version: STAGE_VERSION, pid: process.pid, pids, gpu, files }));
     } finally {
       closeSync(fd);
     }

@@ -31,7 +31,7 @@ describe('restore --stage: the stage directory', () => {
       const files = ['a.bin', 'b.bin'].map((f) => join(tmp, 'w', f));
       const before = new Map(files.map((f) => [f, fileIdentity(f)]));
       const dir = join(tmp, 'stage');
-      const listed = listStage(dir, { id: 3, bytes: 0, seconds: 0, files: [{ path: files[0]!, handle: 'ab'.repeat(64) }, { path: files[1]!, handle: 'cd'.repeat(64) }] }, before, '00'.repeat(16));
+      const listed = listStage(dir, { id: 3, bytes: 0, seconds: 0, files: [{ path: files[0]!, handle: 'ab'.repeat(64) }, { path: files[1]!, handle: 'cd'.repeat(64) }] }, before, '00'.repeat(16), [4242]);
       if (!('entry' in listed)) throw new Error(listed.skipped);
       expect(readdirSync(dir)).toEqual([`${process.pid}-3.json`]);
       expect((statSync(listed.entry).mode & 0o777).toString(8)).toBe('600');
@@ -41,6 +41,7 @@ describe('restore --stage: the stage directory', () => {
       expect(r.status, r.stderr).toBe(0);
       const o = JSON.parse(r.stdout);
       expect(o.stageDir).toBe(dir);
+      expect(o.pidsListed).toEqual([4242]);
       const size = statSync(files[0]!).size;
       // Inside a staged file: copied from the handle at the same offset; past its end, another file, a missing one: read.
       expect(o.asWritten).toEqual({
@@ -70,6 +71,8 @@ describe('restore --stage: the stage directory', () => {
         malformed: read,
         otherVersion: read,
         holderGone: read,
+        anotherServer: read,
+        pidsNotAList: read,
         shortHandle: read,
         backwardsRange: read,
         filesNotAList: read,
@@ -93,9 +96,9 @@ describe('restore --stage: the stage directory', () => {
       writeFileSync(f, 'x');
       const before = new Map([[f, fileIdentity(f)]]);
       writeFileSync(f, 'xy');
-      expect(listStage(join(tmp, 'stage'), { id: 1, bytes: 1, seconds: 0, files: [{ path: f, handle: 'ab'.repeat(64) }] }, before, '00'.repeat(16))).toEqual({ skipped: 'every file changed while it was loaded' });
+      expect(listStage(join(tmp, 'stage'), { id: 1, bytes: 1, seconds: 0, files: [{ path: f, handle: 'ab'.repeat(64) }] }, before, '00'.repeat(16), [1])).toEqual({ skipped: 'every file changed while it was loaded' });
       writeFileSync(join(tmp, 'plain'), '');
-      expect(listStage(join(tmp, 'plain'), { id: 1, bytes: 1, seconds: 0, files: [] }, before, '00'.repeat(16))).toMatchObject({ skipped: expect.stringContaining(join(tmp, 'plain')) });
+      expect(listStage(join(tmp, 'plain'), { id: 1, bytes: 1, seconds: 0, files: [] }, before, '00'.repeat(16), [1])).toMatchObject({ skipped: expect.stringContaining(join(tmp, 'plain')) });
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }

@@ -16,8 +16,13 @@ import coldstart_load as c  # noqa: E402
 tmp, entry, holder = sys.argv[2], sys.argv[3], int(sys.argv[4])
 stage = os.path.dirname(entry)
 os.environ["COLDSTART_STAGE_DIR"] = stage
+with open(entry) as f:
+    listed = json.load(f)
+out = {"stageDir": c.stage_dir(), "pidsListed": listed["pids"]}
+# This process stands in for the restored server restore listed: its pid put among the entry's.
+with open(entry, "w") as f:
+    json.dump({**listed, "pids": [*listed["pids"], os.getpid()]}, f)
 a, b = os.path.join(tmp, "w", "a.bin"), os.path.join(tmp, "w", "b.bin")
-out = {"stageDir": c.stage_dir()}
 
 
 def split(ranges):
@@ -94,6 +99,10 @@ rewrite({**good, "version": 2})
 cases["otherVersion"] = split(one)
 rewrite({**good, "pid": 2**22 + 12345})
 cases["holderGone"] = split(one)
+rewrite({**good, "pids": [1]})
+cases["anotherServer"] = split(one)
+rewrite({**good, "pids": str(os.getpid())})
+cases["pidsNotAList"] = split(one)
 rewrite({**good, "files": [{**good["files"][0], "handle": "ab"}]})
 cases["shortHandle"] = split(one)
 rewrite({**good, "files": [{**good["files"][0], "begin": 100, "end": 50}]})

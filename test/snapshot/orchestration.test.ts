@@ -777,12 +777,12 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       const seen: string[] = [];
       const hook = createServer((req, res) => {
         const listed = existsSync(stageDir) ? readdirSync(stageDir).filter((f) => f.endsWith('.json')) : [];
-        const probe = spawn(py ?? 'python3', ['-c', 'import json, os, sys, coldstart_load as c; f = c.staged_files(); print(json.dumps(sorted([[p, list(k) in [list(x) for x in f]] for p in sys.argv[1:] for k in [(lambda s: [s.st_dev, s.st_ino, s.st_size, s.st_mtime_ns])(os.stat(p))]]), separators=(",", ":")))', ...readdirSync(dir).map((f) => join(dir, f))], {
-          env: { ...process.env, COLDSTART_STAGE_DIR: stageDir, PYTHONPATH: fileURLToPath(new URL('../../src/python', import.meta.url)) },
+        const probe = spawn(py ?? 'python3', [fileURLToPath(new URL('./stage_seen.py', import.meta.url)), fileURLToPath(new URL('../../src/python', import.meta.url)), ...readdirSync(dir).map((f) => join(dir, f))], {
+          env: { ...process.env, COLDSTART_STAGE_DIR: stageDir },
         });
         let out = '';
         probe.stdout.on('data', (c: Buffer) => (out += c.toString()));
-        probe.on('close', () => (seen.push(`${listed.length} listed; coldstart_load finds ${out.trim()}`), res.end('ok')));
+        probe.on('close', () => (seen.push(`${listed.length} listed: ${out.trim()}`), res.end('ok')));
       });
       await new Promise<void>((r) => hook.listen(0, '127.0.0.1', () => r()));
       const wake = `http://127.0.0.1:${(hook.address() as AddressInfo).port}/wake_up`;
@@ -804,8 +804,9 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
         // Onto the GPU the server comes back on (the image's, UUID_A), as the driver's 16 bytes in hex.
         expect(asked).toEqual([{ files: readdirSync(dir).map((f) => join(dir, f)).sort(), gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9' }]);
         const files = readdirSync(dir).map((f) => join(dir, f));
-        if (py) expect(seen).toEqual([`1 listed; coldstart_load finds ${JSON.stringify(files.sort().map((f) => [f, true]))}`]);
-        else expect(seen).toEqual([expect.stringMatching(/^1 listed/)]);
+        // Listed for the restored server's processes (the image's pids) only; found by coldstart_load in one of them.
+        const pids = JSON.parse(readFileSync(join(image, 'manifest.json'), 'utf8')).pids as number[];
+        expect(seen).toEqual([`1 listed: ${JSON.stringify({ pids: [pids], found: files.sort().map((f) => [f, true]) })}`]);
         const st = json(r).details.stage;
         expect(st).toMatchObject({ target: dir, files: 2, gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', residentBefore: 4096, skipped: null });
         expect(st.bytes).toBe(files.reduce((a, f) => a + statSync(f).size, 0));
@@ -822,7 +823,7 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
         expect(f.code, f.stderr).toBe(0);
         expect(called).toBe(0);
         expect(json(f).details.stage).toMatchObject({ bytes: 0, readyAt: null, skipped: expect.stringMatching(/free on the GPU; a copy of .* needs/) });
-        expect(seen.at(-1)).toMatch(/^0 listed/);
+        expect(seen.at(-1)).toMatch(/^0 listed: \{"pids":\[\],/);
 
         // The load fails (no room after all): the restore goes on, the wake-up reading the files; nothing to free.
         const oom = fakeNative({ gpu: () => false });

@@ -51,7 +51,7 @@ describe('restore --stage through the addon and libcoldstart_load.so (stand-in d
       const before = new Map(files.map((f) => [f, st.fileIdentity(f)]));
       const s = await addonNative.stage(files, uuids[0].uuid, new AbortController().signal);
       const shmAfterStage = readdirSync(${JSON.stringify(shm)}).length;
-      const listed = st.listStage(${JSON.stringify(stage)}, s, before, uuids[0].uuid);
+      const listed = st.listStage(${JSON.stringify(stage)}, s, before, uuids[0].uuid, [1]);
       const ranges = ['${a}:0:${3 * (1 << 20) + 12345}', '${b}:100:5000', '${c}:7:69000', '${a}:4096:1'];
       const staged = wake(...ranges);
       // An entry that lies: a's ranges pointed at b's (smaller) allocation.
