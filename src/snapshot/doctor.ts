@@ -42,6 +42,21 @@ export function permissionFixes(root: boolean, p: TracerPermissions): string[] {
   return out;
 }
 
+/**
+ * What CRIU's restore will certainly be refused with here, before anything is restored: it seizes the tasks it forks
+ * (its descendants), which Yama's scope 3 forbids to everyone and scope 2 to a process without CAP_SYS_PTRACE; and
+ * where the image's tasks had seccomp filters (`imageSeccomp`: its seccomp.img lists some) it suspends them while it
+ * finishes (cr-restore.c, PTRACE_O_SUSPEND_SECCOMP), which the kernel allows only to a tracer under no filter of its
+ * own (check_ptrace_options) — "suspending seccomp failed: Operation not permitted" (criu-log.ts `seccomp-suspend`).
+ */
+export function restorePermissionFixes(p: TracerPermissions, imageSeccomp: boolean): string[] {
+  const out: string[] = [];
+  if (p.ptraceScope === 3) out.push('kernel.yama.ptrace_scope is 3: no process may attach to another, root included, until the machine reboots with a lower setting; CRIU cannot seize the tasks it restores');
+  else if (p.ptraceScope === 2 && p.sysPtrace === false) out.push('kernel.yama.ptrace_scope is 2 (only CAP_SYS_PTRACE may attach) and coldstart lacks CAP_SYS_PTRACE (a default Docker container drops it), so CRIU cannot seize the tasks it restores: --cap-add SYS_PTRACE, or run privileged');
+  if (imageSeccomp && p.seccomp === 2) out.push("the image's processes had seccomp filters, which CRIU suspends while it finishes the restore, and coldstart runs under a seccomp filter itself (a container's default profile): the kernel refuses that to a filtered tracer (\"suspending seccomp failed: Operation not permitted\"): run coldstart unconfined (--security-opt seccomp=unconfined, or --privileged)");
+  return out;
+}
+
 export async function snapshotDoctor(env: Record<string, string | undefined>, engines: SnapshotEngines): Promise<SnapshotDoctor> {
   const root = engines.host.isRoot();
   const fixes: string[] = [];

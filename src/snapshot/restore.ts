@@ -4,7 +4,7 @@
  * (the restored tree adopted by the one server lifecycle), repeat the first request and report restored vs cold.
  * All or nothing: a tree restored but not brought back is stopped whole.
  */
-import { closeSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ColdstartError, ExitCode, isColdstartError } from '../core/errors.js';
@@ -21,6 +21,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { ANSWER_COPY, LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifestAndDigest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem, type Manifest } from './manifest.js';
 import { sendHooks } from './snapshot.js';
+import { restorePermissionFixes } from './doctor.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus, usedBytesSum } from './gpu-map.js';
@@ -312,6 +313,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   let amxGranted: number[] = [];
   const metaBad = await verifyImage(image, m, { threads: o.verifyThreads, signal: o.signal, hash: (n) => !isPageData(n) });
   if (metaBad.length) throw damaged(image, metaBad, 'nothing was restored or started');
+  // What CRIU would certainly be refused with here (the image's files are verified: its seccomp.img is CRIU's own).
+  const permissions = host.tracerPermissions();
+  const refused = restorePermissionFixes(permissions, imageHasSeccompFilters(image, m));
+  if (refused.length) throw new ColdstartError('ENV', `restore: CRIU would be refused here: ${refused[0]}`, { hint: [...refused.slice(1), 'Nothing was restored.'].join(' '), details: { permissions } });
   const metaSeconds = metaTime();
 
   // ---- restore
@@ -786,4 +791,20 @@ export function whereAnswerDiffers(image: string, m: Manifest, now: string | nul
   if (c.detail) return `: at ${c.detail.replace(/^\./, '')}`;
   const d = c.largestDifference;
   return d ? `: at ${d.path.replace(/^\./, '')}, ${d.baseline} then, ${d.optimized} now` : '';
+}
+
+/**
+ * Whether the image's processes had seccomp filters: CRIU 4.x writes seccomp.img whether or not they had any, its one
+ * entry empty when none (a CRIU image file: two 4-byte magics, then each entry's size as a u32 and its bytes); seen on
+ * CRIU 4.2.1 (2026-12-08): 0 for a plain process, 14 bytes for one filter. Older CRIU writes it only with filters.
+ */
+export function imageHasSeccompFilters(image: string, m: Manifest): boolean {
+  if (!m.files.some((f) => f.name === 'seccomp.img')) return false;
+  const fd = openSync(imageFile(image, 'seccomp.img', image), 'r');
+  try {
+    const head = Buffer.alloc(12);
+    return readSync(fd, head, 0, 12, 0) === 12 && head.readUInt32LE(8) > 0;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -1211,6 +1211,11 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
       const r2 = await run(noRoot, 'restore', [image, '--json']);
       expect(r2.code).toBe(3);
       expect(json(r2).error.code).toBe('PERMISSION');
+      // Where the kernel forbids CRIU to seize the tasks it restores (Yama 3): refused before CRIU runs, said why.
+      const yama3 = engines({ native: fakeNative({ gpu: () => false }), clock: fakeClock(), pidAlive: () => false, permissions: { sysPtrace: true, sysAdmin: true, seccomp: 0, ptraceScope: 3 }, restore: async () => Promise.reject(new Error('must not run')) });
+      const r3 = await run(yama3, 'restore', [image, '--json']);
+      expect(r3.code).toBe(3);
+      expect(json(r3).error).toMatchObject({ code: 'ENV', message: expect.stringMatching(/^restore: CRIU would be refused here: kernel\.yama\.ptrace_scope is 3/), hint: 'Nothing was restored.', details: { permissions: { ptraceScope: 3 } } });
     });
   });
 });
