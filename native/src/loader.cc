@@ -54,8 +54,9 @@ void InitLimits(Napi::Env env, Napi::Object exports);     // limits.cc
 namespace {
 
 // What loads with `keep` left on the card, by id, until gpuRelease(id) (or the process's end, when the driver frees
-// it). Touched on the JS thread only (ToJS, GpuRelease).
-std::map<uint32_t, std::vector<std::unique_ptr<Kept>>> g_kept;
+// it). Touched on the JS thread only (ToJS, GpuRelease). Never destroyed: at exit the driver may already be torn down,
+// and what is still kept goes with the process.
+auto& g_kept = *new std::map<uint32_t, std::vector<std::unique_ptr<Kept>>>();
 uint32_t g_keptNext = 1;
 
 // gpuLoad's baton: the engine, and the JS arrays its cancel flag and progress counter live in.
