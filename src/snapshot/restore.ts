@@ -565,9 +565,12 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
     // until the hook answered (BENCHMARKS.md).
     stopPrefetching();
     let stageReadyAt: number | null = null;
+    let stageWaited: number | null = null;
     if (flight.staging) {
       o.step?.('waiting for the staged weights…');
+      const w = stopwatch(clock);
       const s = await flight.staging;
+      stageWaited = w();
       if (s) {
         const listed = listStage(stageDir(o.env), s, stageBefore, stagePlan!.gpu!, m.pids);
         if ('entry' in listed) stageEntry = listed.entry;
@@ -612,6 +615,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           bytes: stageEntry ? stagedBytes : 0,
           seconds: stageSeconds,
           readyAt: stageEntry ? stageReadyAt : null,
+          waitedSeconds: stageWaited,
           gpu: stagePlan?.gpu ?? null,
           residentBefore: stageResident,
           skipped: stageEntry ? null : stagePlan?.skipped ?? stageFailed ?? 'not staged',

@@ -65,6 +65,8 @@ export interface StageDetail {
   seconds: number | null;
   /** From the restore's start to the staged copy listed; null: never listed. */
   readyAt: number | null;
+  /** How long the restore, its server already unlocked, waited for the load to finish (0: it was done first); null: none started. */
+  waitedSeconds: number | null;
   /** The GPU (NVML UUID) it went to; null: none chosen. */
   gpu: string | null;
   /** The files' bytes in the page cache as the restore began (mincore); null: not measured (or nothing staged). */
@@ -75,7 +77,7 @@ export interface StageDetail {
 
 export function stageLine(s: StageDetail): string {
   if (s.skipped) return `--stage ${s.target}: not staged (${s.skipped}); the wake-up read the files`;
-  return `--stage ${s.target}: ${formatBytes(s.bytes)} (${s.files} file(s)) put on ${s.gpu ?? 'the GPU'} beside CRIU in ${fmt(s.seconds ?? 0)}, listed ${fmt(s.readyAt ?? 0)} into the restore, for the wake-up to copy GPU to GPU; unlisted once the hooks answered, freed after the first answer`;
+  return `--stage ${s.target}: ${formatBytes(s.bytes)} (${s.files} file(s)) put on ${s.gpu ?? 'the GPU'} beside CRIU in ${fmt(s.seconds ?? 0)}, listed ${fmt(s.readyAt ?? 0)} into the restore (${fmt(s.waitedSeconds ?? 0)} of it waiting for the load), for the wake-up to copy GPU to GPU; unlisted once the hooks answered, freed after the first answer`;
 }
 
 /** The stage directory, made this user's (0700) where it is not there; a reason when it cannot be used. */

@@ -811,6 +811,7 @@ http.createServer((req, res) => { res.setHeader('connection', 'close'); if (req.
         expect(st).toMatchObject({ target: dir, files: 2, gpu: '0a1b2c3d4e5f60718293a4b5c6d7e8f9', residentBefore: 4096, skipped: null });
         expect(st.bytes).toBe(files.reduce((a, f) => a + statSync(f).size, 0));
         expect(st.readyAt).toBeGreaterThan(0);
+        expect(st.waitedSeconds).toBeGreaterThanOrEqual(0);
         // Unlisted and freed once the hook answered: nothing left in the directory, the copy let go of once.
         expect(readdirSync(stageDir)).toEqual([]);
         expect(native.calls.filter((c) => (c.action as string) === 'unstage')).toEqual([{ pid: 7, action: 'unstage' }]);
