@@ -109,7 +109,7 @@ export function registerSnapshot(program: Command, run: Runner, engines: Snapsho
       .option('--verify-threads <n>', 'threads hashing the image alongside CRIU (default: one fewer than the cores; fewer leave CRIU\'s one-thread page restore a core of its own)')
       .option('--no-image-stream', 'let the hash threads read an image that is not in the page cache themselves, in parallel (default: one stream reads it in order and they hash behind it, then the --prefetch weights; one stream beat parallel reads on the virtual disks measured, many readers may suit NVMe)')
       .option('--gpus <list>', "restore the GPU state onto these GPUs (indexes or UUIDs, comma-separated), one for each GPU the image's server used, in order; default: the same GPUs, else free ones of the same model")
-      .option('--floor', "once the server answers, measure this machine's floor for the restore and compare: the image (and --prefetch weights) read again from where the restore found them — from a cold disk they are dropped from the page cache first — and the GPU state at pinned H2D; the server already serves meanwhile"),
+      .option('--floor', "once the server answers, measure this machine's floor for the restore and compare: the image (and --prefetch or --stage weights) read again from where the restore found them — from a cold disk they are dropped from the page cache first — and the GPU state at pinned H2D; the server already serves meanwhile"),
   )).action(
     run(async (ctx, image: string, f: RestoreFlags) => {
       const threads = f.prefetchThreads === undefined ? undefined : intFlag('--prefetch-threads', f.prefetchThreads, 1, 64);

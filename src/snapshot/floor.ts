@@ -7,7 +7,7 @@
  *   restore, page cache       (image + weights read back) ÷ the page cache's read rate + GPU state ÷ pinned H2D
  *   restore, cold disk        (image + weights read back) ÷ the disk's read rate + GPU state ÷ pinned H2D
  *
- * The read rates are taken over the very files the restore read (the image's files, and apart the --prefetch weights),
+ * The read rates are taken over the very files the restore read (the image's files, and apart the --prefetch or --stage weights),
  * each set from where the restore found it: from a cold disk they are dropped from the page cache first and read by one stream
  * of 16 MiB preads (RESTORE_PREFETCH: the fastest way on every disk measured), from the page cache by one reader per
  * core, best of two. The pinned H2D rate is the addon's copy probe on each GPU the image came back to (the slowest
@@ -30,7 +30,7 @@ export type ReadPart = FloorPart & { from: From };
 export interface RestoreFloor {
   /** The image's files. */
   image: ReadPart;
-  /** The --prefetch weights the after-restore hook reads back; null: none given. */
+  /** The --prefetch or --stage weights the after-restore hook reads back; null: none given. */
   weights: ReadPart | null;
   /** The GPU state the driver restores, at pinned H2D; null: the image holds none. */
   gpu: FloorPart | null;
@@ -123,7 +123,7 @@ export async function gpusOf(native: SnapshotNative, pids: readonly number[]): P
 }
 
 /**
- * A restore's floor: the image's files and the --prefetch weights each read again from where the restore found them,
+ * A restore's floor: the image's files and the --prefetch or --stage weights each read again from where the restore found them,
  * and `gpuBytes` of GPU state at pinned H2D on the GPUs `gpuPids` are on now (no GPU state: no GPU part).
  */
 export async function measureRestoreFloor(

@@ -324,8 +324,10 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   const imagePaths = m.files.map((f) => imageFile(image, f.name, `${image}: manifest files[].name`));
   const resident = native.unavailable() ? null : await native.residentBytes(imagePaths);
   // --floor reads the weights again from where the restore finds them: asked now, before the clock starts.
-  const weightsBytes = o.floor && o.prefetch ? filesBytes(o.prefetch.files) : 0;
-  const weightsResident = o.floor && o.prefetch && !native.unavailable() ? await native.residentBytes(o.prefetch.files) : null;
+  // The weights the after-restore hook reads back, where the command names them (--prefetch or --stage).
+  const hookWeights = o.prefetch?.files ?? o.stage?.files ?? null;
+  const weightsBytes = o.floor && hookWeights ? filesBytes(hookWeights) : 0;
+  const weightsResident = o.floor && hookWeights && !native.unavailable() ? await native.residentBytes(hookWeights) : null;
   // --stage reads what the page cache lacks of the weights from the disk beside CRIU: asked now, said in the report.
   const stageResident = stagePlan?.gpu ? await native.residentBytes(o.stage!.files) : null;
   const total = stopwatch(clock);
@@ -637,16 +639,16 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
       const where = (residentBytes: number | null, bytes: number): From => (residentBytes !== null && residentBytes >= IMAGE_STREAM_BELOW * bytes ? 'page cache' : 'disk');
       floor = await measureRestoreFloor(native, {
         image: { files: imagePaths, from: where(resident, m.imageBytes) },
-        weights: o.prefetch ? { files: o.prefetch.files, from: where(weightsResident, weightsBytes) } : null,
+        weights: hookWeights ? { files: hookWeights, from: where(weightsResident, weightsBytes) } : null,
         gpuBytes: m.kinds?.gpuStateBytes ?? usedBytesSum(m.gpuUsed),
         gpuPids: m.gpuPids,
         restoredSeconds: restoredTotal,
         signal: o.signal,
         notes: [
           ...(resident === null ? ["the image's page-cache residency before the restore was not measured: its floor is read from the disk"] : []),
-          ...(o.prefetch && weightsResident === null ? ["the weights' page-cache residency before the restore was not measured: their floor is read from the disk"] : []),
+          ...(hookWeights && weightsResident === null ? ["the weights' page-cache residency before the restore was not measured: their floor is read from the disk"] : []),
           // A wake-up reading its weights back is most of a hooked restore: without --prefetch its files are not known.
-          ...(afterRestore.length && !o.prefetch ? ['what the --after-restore hook had the server read (a wake-up reading its weights back) is not in this floor: give --prefetch WEIGHTS to count it'] : []),
+          ...(afterRestore.length && !hookWeights ? ['what the --after-restore hook had the server read (a wake-up reading its weights back) is not in this floor: give --prefetch or --stage WEIGHTS to count it'] : []),
         ],
       });
     }

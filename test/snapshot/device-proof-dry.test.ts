@@ -86,11 +86,13 @@ describe.skipIf(!ready)('device proof: snapshot-gpu.sh CPU dry run', () => {
       const floor = rs.details.floor;
       expect(floor.image.from, tag).toBe(rs.details.imageResidentBytes >= 0.9 * rs.details.imageBytes ? 'page cache' : 'disk');
       expect(floor.image, tag).toMatchObject({ bytes: rs.details.imageBytes, bytesPerSecond: expect.any(Number) });
-      if (tag.includes('-pf')) expect(floor.weights, tag).toMatchObject({ from: expect.stringMatching(/^(disk|page cache)$/), bytes: w.bytes, bytesPerSecond: expect.any(Number) });
+      // the weights the hook reads back, named by --prefetch (-pf) or --stage (-stage)
+      const named = tag.includes('-pf') || tag.includes('-stage');
+      if (named) expect(floor.weights, tag).toMatchObject({ from: expect.stringMatching(/^(disk|page cache)$/), bytes: w.bytes, bytesPerSecond: expect.any(Number) });
       else expect(floor.weights, tag).toBeNull();
       expect(floor.gpu, tag).toBeNull();
       // a hooked restore without --prefetch: the wake-up's reads are not in the floor, and it says so
-      expect(floor.notes.some((n: string) => n.startsWith('what the --after-restore hook had the server read')), tag).toBe(!tag.includes('-pf'));
+      expect(floor.notes.some((n: string) => n.startsWith('what the --after-restore hook had the server read')), tag).toBe(!named);
       expect(floor.seconds, tag).toBeCloseTo(floor.image.seconds + (floor.weights?.seconds ?? 0), 12);
       expect(floor.ratio, tag).toBeCloseTo(rs.total.seconds / floor.seconds, 6);
       if (tag.includes('-stage')) expect(rs.details.stage, tag).toMatchObject({ files: w.files, bytes: 0, readyAt: null, skipped: 'the image holds no GPU state: its server has no GPU to copy them to' });
