@@ -211,15 +211,16 @@ def _split_staged(ranges):
     files = staged_files()
     if not files:
         return [], list(ranges)
-    staged, rest = [], []
+    staged, rest, keys = [], [], {}  # keys: each path stat'ed once (a shard holds many ranges)
     for i, r in enumerate(ranges):
         path, offset, length, dst = r
-        try:
-            st = os.stat(path)
-        except OSError:
-            rest.append(r)
-            continue
-        f = files.get((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        if path not in keys:
+            try:
+                st = os.stat(path)
+                keys[path] = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            except OSError:
+                keys[path] = None
+        f = files.get(keys[path]) if keys[path] else None
         if f and f[0] <= offset and offset + length <= f[1]:
             staged.append((f[2], offset - f[0], length, dst, i))
         else:
