@@ -4,6 +4,7 @@
  * seccomp), and whether the VM hands free memory back to its hypervisor (free page reporting: CRIU's page restore
  * waits on the host's faults there).
  */
+import { ColdstartError } from '../core/errors.js';
 import { shippedPath, versionAtLeast } from '../core/version.js';
 import type { SnapshotEngines } from './engines.js';
 import { noCheckpointApi } from './native.js';
@@ -36,9 +37,9 @@ export interface SnapshotDoctor {
  */
 export function permissionFixes(root: boolean, p: TracerPermissions): string[] {
   const out: string[] = [];
-  if (p.ptraceScope === 3) out.push('kernel.yama.ptrace_scope is 3: no process may attach to another, root included, until the machine reboots with a lower setting; CRIU cannot seize the server');
-  else if (root && p.sysPtrace === false && (p.ptraceScope === 1 || p.ptraceScope === 2)) out.push(`kernel.yama.ptrace_scope is ${p.ptraceScope} and coldstart lacks CAP_SYS_PTRACE (a default Docker container drops it), so CRIU, which is not the server's ancestor, cannot attach to it: --cap-add SYS_PTRACE, or run privileged`);
-  if (p.seccomp === 2) out.push("coldstart runs under a seccomp filter (a container's default profile), which the server inherits; the kernel lets CRIU suspend it only from outside any filter and with CAP_SYS_ADMIN, so the dump would fail with \"suspending seccomp failed: Operation not permitted\": run coldstart unconfined (--security-opt seccomp=unconfined, or --privileged)");
+  if (p.ptraceScope === 3) out.push(yama3('the server'));
+  else if (root && p.sysPtrace === false && (p.ptraceScope === 1 || p.ptraceScope === 2)) out.push(`kernel.yama.ptrace_scope is ${p.ptraceScope} and coldstart lacks CAP_SYS_PTRACE (a default Docker container drops it), so CRIU, which is not the server's ancestor, cannot attach to it: ${ADD_PTRACE}`);
+  if (p.seccomp === 2) out.push(`coldstart runs under a seccomp filter (a container's default profile), which the server inherits; the kernel lets CRIU suspend it only from outside any filter and with CAP_SYS_ADMIN, so the dump would fail with ${SUSPEND_REFUSED}: ${UNCONFINED}`);
   return out;
 }
 
@@ -51,10 +52,24 @@ export function permissionFixes(root: boolean, p: TracerPermissions): string[] {
  */
 export function restorePermissionFixes(p: TracerPermissions, imageSeccomp: boolean): string[] {
   const out: string[] = [];
-  if (p.ptraceScope === 3) out.push('kernel.yama.ptrace_scope is 3: no process may attach to another, root included, until the machine reboots with a lower setting; CRIU cannot seize the tasks it restores');
-  else if (p.ptraceScope === 2 && p.sysPtrace === false) out.push('kernel.yama.ptrace_scope is 2 (only CAP_SYS_PTRACE may attach) and coldstart lacks CAP_SYS_PTRACE (a default Docker container drops it), so CRIU cannot seize the tasks it restores: --cap-add SYS_PTRACE, or run privileged');
-  if (imageSeccomp && p.seccomp === 2) out.push("the image's processes had seccomp filters, which CRIU suspends while it finishes the restore, and coldstart runs under a seccomp filter itself (a container's default profile): the kernel refuses that to a filtered tracer (\"suspending seccomp failed: Operation not permitted\"): run coldstart unconfined (--security-opt seccomp=unconfined, or --privileged)");
+  if (p.ptraceScope === 3) out.push(yama3('the tasks it restores'));
+  else if (p.ptraceScope === 2 && p.sysPtrace === false) out.push(`kernel.yama.ptrace_scope is 2 (only CAP_SYS_PTRACE may attach) and coldstart lacks CAP_SYS_PTRACE (a default Docker container drops it), so CRIU cannot seize the tasks it restores: ${ADD_PTRACE}`);
+  if (imageSeccomp && p.seccomp === 2) out.push(`the image's processes had seccomp filters, which CRIU suspends while it finishes the restore, and coldstart runs under a seccomp filter itself (a container's default profile): the kernel refuses that to a filtered tracer (${SUSPEND_REFUSED}): ${UNCONFINED}`);
   return out;
+}
+
+// The words snapshot's and restore's permission refusals share.
+const yama3 = (whom: string): string => `kernel.yama.ptrace_scope is 3: no process may attach to another, root included, until the machine reboots with a lower setting; CRIU cannot seize ${whom}`;
+const ADD_PTRACE = '--cap-add SYS_PTRACE, or run privileged';
+const SUSPEND_REFUSED = '"suspending seccomp failed: Operation not permitted"';
+const UNCONFINED = 'run coldstart unconfined (--security-opt seccomp=unconfined, or --privileged)';
+
+/**
+ * Refuses `command` before it touches anything (exit 3, ENV, `details.permissions`) where `refused` (permissionFixes or
+ * restorePermissionFixes) names what CRIU would certainly be refused with; `nothing` says what was left untouched.
+ */
+export function refuseWhereCriuWouldBe(command: 'snapshot' | 'restore', permissions: TracerPermissions, refused: string[], nothing: string): void {
+  if (refused.length) throw new ColdstartError('ENV', `${command}: CRIU would be refused here: ${refused[0]}`, { hint: [...refused.slice(1), nothing].join(' '), details: { permissions } });
 }
 
 export async function snapshotDoctor(env: Record<string, string | undefined>, engines: SnapshotEngines): Promise<SnapshotDoctor> {

@@ -21,7 +21,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { putLogBack, serverLogPath } from './image.js';
 import { ANSWER_COPY, LOG_COPY, afterRestoreRequests, fingerprintDiff, imageFile, keepRestoredWorkingSet, lstatOrNull, readManifestAndDigest, restoredWorkingSetPath, verifyImage, isPageData, workingSetToRead, type ImageProblem, type Manifest } from './manifest.js';
 import { sendHooks } from './snapshot.js';
-import { restorePermissionFixes } from './doctor.js';
+import { refuseWhereCriuWouldBe, restorePermissionFixes } from './doctor.js';
 import { fmt, phase, table, type Reported } from './report.js';
 import { machineFingerprint, STOP_GRACE_SECONDS } from './snapshot.js';
 import { movesText, planGpus, usedBytesSum } from './gpu-map.js';
@@ -315,8 +315,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
   if (metaBad.length) throw damaged(image, metaBad, 'nothing was restored or started');
   // What CRIU would certainly be refused with here (the image's files are verified: its seccomp.img is CRIU's own).
   const permissions = host.tracerPermissions();
-  const refused = restorePermissionFixes(permissions, imageHasSeccompFilters(image, m));
-  if (refused.length) throw new ColdstartError('ENV', `restore: CRIU would be refused here: ${refused[0]}`, { hint: [...refused.slice(1), 'Nothing was restored.'].join(' '), details: { permissions } });
+  refuseWhereCriuWouldBe('restore', permissions, restorePermissionFixes(permissions, imageHasSeccompFilters(image, m)), 'Nothing was restored.');
   const metaSeconds = metaTime();
 
   // ---- restore

@@ -25,7 +25,7 @@ import { stopwatch, type SnapshotEngines } from './engines.js';
 import { createServerLog, guardImageOutput, replaceImage, serverLogPath, symlinkedLog } from './image.js';
 import { ANSWER_COPY, LOG_COPY, MANIFEST, MANIFEST_SCHEMA, lstatOrNull, type Fingerprint, type ImageKinds, type Manifest } from './manifest.js';
 import { cudaProcesses, gpuFingerprint } from './native.js';
-import { permissionFixes } from './doctor.js';
+import { permissionFixes, refuseWhereCriuWouldBe } from './doctor.js';
 import { nativeCodeOf, type GpuMemoryResult } from '../native.js';
 import { gpusUsed, usedBytesSum } from './gpu-map.js';
 import { WORKING_SET_MAX_FILES, WORKING_SET_MAX_RANGES } from './working-set.js';
@@ -284,8 +284,7 @@ export async function takeSnapshot(o: SnapshotOptions, engines: SnapshotEngines)
   if (lstatOrNull(logPath)?.isSymbolicLink()) throw symlinkedLog(logPath);
   if (!host.isRoot()) throw new ColdstartError('PERMISSION', 'snapshot needs root: CRIU dumps processes through ptrace and /proc (run as root)');
   const permissions = host.tracerPermissions();
-  const refused = permissionFixes(true, permissions);
-  if (refused.length) throw new ColdstartError('ENV', `snapshot: CRIU would be refused here: ${refused[0]}`, { hint: `${[...refused.slice(1), 'Nothing was started.'].join(' ')}`, details: { permissions } });
+  refuseWhereCriuWouldBe('snapshot', permissions, permissionFixes(true, permissions), 'Nothing was started.');
   const criu = await engines.criu.require(o.env);
   await refuseReadyAlready(o.readyUrl, '--ready-url', o.signal);
   makeDirs(dirname(output));
