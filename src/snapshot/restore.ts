@@ -622,7 +622,7 @@ export async function restoreImage(o: RestoreOptions, engines: SnapshotEngines):
           skipped: stageEntry ? null : stagePlan?.skipped ?? stageFailed ?? 'not staged',
         }
       : null;
-    if (stage && stageResident !== null && stageResident < IMAGE_STREAM_BELOW * filesBytes(o.stage!.files)) {
+    if (stage && stageResident !== null && stagePlan && stageResident < IMAGE_STREAM_BELOW * stagePlan.bytes) {
       notes.push(`--stage: ${formatBytes(stageResident)} of ${o.stage!.target} was in the page cache; the rest was read from the disk beside CRIU (for a cold disk, --prefetch reads the weights into the page cache alongside the restore instead)`);
     }
     const readAhead = await workingSetDone();

@@ -141,6 +141,7 @@ export function listStage(dir: string, loaded: StagedLoad, before: Map<string, F
 export function unlistStage(entry: string): void {
   removeTemp(entry);
 }
+
 /** What --stage needs beyond the weights: more GPU memory than these left free is not used for a copy. */
 export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
 
@@ -149,19 +150,19 @@ export const STAGE_MARGIN_BYTES = 2 * 2 ** 30;
  * server's GPU state and the weights the wake-up allocates again (NVML's free memory now + what the server held);
  * otherwise a reason nothing is staged (the wake-up reads the files).
  */
-export function planStage(stage: { files: string[] }, m: Manifest, moves: GpuMove[], mem: GpuMemoryResult | null, native: SnapshotNative): { gpu: string | null; skipped: string | null } {
-  const skip = (why: string) => ({ gpu: null, skipped: why });
+export function planStage(stage: { files: string[] }, m: Manifest, moves: GpuMove[], mem: GpuMemoryResult | null, native: SnapshotNative): { gpu: string | null; skipped: string | null; bytes: number } {
+  const bytes = filesBytes(stage.files);
+  const skip = (why: string) => ({ gpu: null, skipped: why, bytes });
   if (!m.gpuPids.length) return skip('the image holds no GPU state: its server has no GPU to copy them to');
   if (native.unavailable()) return skip('the native addon is unavailable');
   const to = [...new Set(moves.map((mv) => mv.to.uuid))];
   if (to.length !== 1) return skip(to.length ? `the server comes back on ${to.length} GPUs; --stage puts weights on one` : 'which GPU the server comes back on is not recorded in the image');
   const gpu = uuidHex(to[0]!);
   if (!gpu) return skip(`${to[0]} is not a whole-GPU UUID`);
-  const bytes = filesBytes(stage.files);
   const free = mem?.devices.find((d) => d.uuid === to[0])?.freeBytes ?? null;
   const held = usedBytesSum(m.gpuUsed) ?? m.kinds?.gpuStateBytes ?? null;
   if (free === null || held === null) return skip("the GPU's free memory or what the server held there was not measured");
   const need = 2 * bytes + held + STAGE_MARGIN_BYTES;
   if (free < need) return skip(`${formatBytes(free)} free on the GPU; a copy of ${formatBytes(bytes)} beside the server (${formatBytes(held)}) and its weights again needs ${formatBytes(need)}`);
-  return { gpu, skipped: null };
+  return { gpu, skipped: null, bytes };
 }
