@@ -295,9 +295,7 @@ def _load_files(ranges, device, threads, chunk_bytes, disk_streams, cold):
     out = _Result()
     threads = THREADS if threads is None else int(threads)
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else int(chunk_bytes)
-    cold = COLD if cold is None else cold
-    if cold not in _COLD_READS:
-        raise LoadError("BAD_ARG", f'coldstart_load.load: cold must be "direct" or "cached", got {cold!r}')
+    cold = COLD if cold is None else cold  # load() has checked it
     disk_streams = DISK_STREAMS[cold] if disk_streams is None else int(disk_streams)
     rc = library().cs_load(arr, len(ranges), -1 if device is None else device, threads, chunk_bytes, disk_streams, _COLD_READS[cold], ctypes.byref(out))
     if rc != 0:
